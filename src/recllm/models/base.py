@@ -1,0 +1,44 @@
+"""The contract every retrieval/ranking model follows (after benfred/implicit's RecommenderBase)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from recllm.data.split import Split
+
+
+class Recommender(ABC):
+    """A model that scores every catalogue item for a user given the user's chronological history.
+
+    scikit-learn semantics: ``__init__`` stores keyword arguments only; :meth:`fit` learns from
+    ``split.train`` (``split.valid`` only for early stopping / model selection) and returns ``self``;
+    learned state lives in attributes ending in ``_``.
+    """
+
+    n_items_: int
+
+    @abstractmethod
+    def fit(self, split: "Split") -> "Recommender":
+        """Learn from ``split.train``; may use ``split.valid`` for early stopping only."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+        """Scores of shape (len(users), n_items): higher is better. ``histories`` are item indices, oldest first."""
+
+    def recommend(
+        self, users: np.ndarray, histories: list[np.ndarray], k: int = 10, filter_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores per user, best first; seen items removed when ``filter_seen``."""
+        scores = np.asarray(self.score(users, histories), dtype=np.float32).copy()
+        if filter_seen:
+            for row, hist in enumerate(histories):
+                scores[row, hist] = -np.inf
+        k = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)

@@ -1,0 +1,72 @@
+"""Small shared helpers: seeding, atomic file writes, cache folders, device choice."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when imported) torch, so the same seed gives the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return
+    torch.manual_seed(seed)
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user's recllm cache folder (``$RECLLM_CACHE`` or ``~/.cache/recllm``), created on demand."""
+    root = Path(os.environ.get("RECLLM_CACHE", Path.home() / ".cache" / "recllm"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it over ``target`` (atomic on POSIX).
+
+    A crash or exception leaves ``target`` untouched and removes the temporary file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``target`` atomically (temp file + rename)."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(target: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``target`` atomically."""
+    write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``; pass anything else through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,27 @@
+"""Shared test set-up: deliberate thread counts (2 cores; oversubscription is the worst pitfall)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("RECLLM_TEST_THREADS", "2")))
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path of the real data sets ($RECLLM_DATA); tests that need it skip with a reason otherwise."""
+    from pathlib import Path
+
+    root = os.environ.get("RECLLM_DATA")
+    if not root or not Path(root).is_dir():
+        pytest.skip("RECLLM_DATA is not set to the shared data folder")
+    return Path(root)
