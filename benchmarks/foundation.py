@@ -1,0 +1,61 @@
+"""Foundation figures -> docs/results/foundation.md.
+
+Sections: loader counts against each SOURCE.md; SmolLM2 throughput through recllm (prefill, generation, LoRA
+training) against the machine's measured matmul FLOP/s; shared-prefix candidate scoring; popularity and item-kNN on
+MovieLens-100K. Usage: ``python benchmarks/foundation.py [--only data,llm,sft,baselines]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+SECTIONS = {
+    "data": "foundation_data",
+    "llm": "foundation_llm",
+    "sft": "foundation_sft",
+    "baselines": "foundation_baselines",
+}
+
+
+def data_files() -> list[Path]:
+    """Every file of the real data sets the sections read (for the sha256 header)."""
+    root = Path(os.environ.get("RECLLM_DATA", Path.home() / ".cache" / "recllm" / "data"))
+    files = []
+    for name in ("ml-100k", "ml-latest-small", "advertising", "amazon2018-magazine-subscriptions",
+                 "mind-small-train-sample-unofficial"):
+        folder = root / name
+        if folder.is_dir():
+            files += sorted(p for p in folder.iterdir() if p.is_file() and p.name not in ("SOURCE.md",)
+                            and not p.name.startswith(("u1.", "u2.", "u3.", "u4.", "u5.", "ua.", "ub.")))
+    return files
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
+    parser.add_argument("--out", default=str(HERE.parent / "docs" / "results" / "foundation.md"))
+    args = parser.parse_args()
+    from recllm.eval.report import write_report
+
+    body = []
+    for key in args.only.split(","):
+        module = importlib.import_module(SECTIONS[key])
+        start = time.perf_counter()
+        print(f"[foundation] section {key} ...", flush=True)
+        body.append(module.run().rstrip() + f"\n\n_Section time: {time.perf_counter() - start:.0f} s._\n")
+    command = "python benchmarks/foundation.py" + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
+    write_report(args.out, "Foundation: data, LLM core, evaluation", command, data_files(), "\n".join(body))
+    print(f"[foundation] wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
