@@ -1,0 +1,95 @@
+"""What the machine can do: CPU model, AMX, threads, and the achieved matmul FLOP/s (the physical limit).
+
+Throughput figures are only meaningful next to what the hardware can deliver; ``measure_matmul_flops`` gives the
+FLOP/s a square matmul actually reaches in a given dtype with the current torch thread setting.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def has_amx() -> bool:
+    """True when the CPU has AMX bf16 tiles (bfloat16 matmuls are then several times faster than float32)."""
+    return "amx_bf16" in _cpu_flags()
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_info() -> dict[str, int | str]:
+    """Torch intra/inter-op threads, usable cores and the 1-minute load average (other users of the CPU)."""
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "n/a"
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cores": available_cores(),
+        "load_1min": load,
+    }
+
+
+def measure_matmul_flops(dtype: str = "float32", size: int = 1024, seconds: float = 1.0, device: str = "cpu") -> float:
+    """Achieved FLOP/s of repeated ``size x size`` matmuls in ``dtype`` (2 * size**3 FLOPs each).
+
+    Runs for about ``seconds`` after one warm-up product; uses the current ``torch.get_num_threads()``.
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if size < 1 or seconds <= 0:
+        raise ValueError(f"size must be >= 1 and seconds > 0, got size={size}, seconds={seconds}")
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device=device, dtype=_DTYPES[dtype])
+    b = torch.randn(size, size, generator=gen).to(device=device, dtype=_DTYPES[dtype])
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    with torch.no_grad():
+        torch.matmul(a, b)
+        sync()
+        runs, start = 0, time.perf_counter()
+        while True:
+            torch.matmul(a, b)
+            runs += 1
+            sync()
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+    return 2.0 * size**3 * runs / elapsed
