@@ -1,0 +1,343 @@
+"""SASRec (Kang & McAuley, ICDM 2018): causal self-attention over item-ID embeddings.
+
+Also home of :class:`SequentialRecommender`, the training loop shared by the sequence models (SASRec, HSTU and
+LEARN's towers): sliding windows over each user's chronological training sequence, next-item loss at every
+position, early stopping on validation NDCG@10 computed by the evaluation harness, seeded and batched.
+
+Losses: ``"ce"`` is full-softmax cross-entropy over the whole catalogue (the strong variant, as in RecBole and
+most recent papers); ``"bce"`` is the original paper's binary cross-entropy with one sampled negative per
+position; ``"sampled"`` is a sampled softmax with ``n_negatives`` uniform negatives shared by the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recllm.models.base import Recommender
+from recllm.utils import resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    from recllm.data.split import Split
+
+LOSSES = ("ce", "bce", "sampled")
+
+
+@dataclass
+class SeqConfig:
+    """Hyper-parameters shared by the sequence models; validated on construction."""
+
+    dim: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    max_len: int = 50
+    dropout: float = 0.2
+    loss: str = "ce"
+    n_negatives: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 100
+    patience: int = 5
+    eval_every: int = 1
+    time_budget: float | None = None
+    eval_batch_size: int = 256
+    seed: int = 0
+    device: str = "auto"
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = ("dim", "n_layers", "n_heads", "max_len", "n_negatives", "batch_size", "max_epochs",
+                    "patience", "eval_every", "eval_batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}.{name} must be a positive integer, got {value!r}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget}")
+
+
+# --------------------------------------------------------------------------------------------- building blocks
+def attention_mask(valid: torch.Tensor) -> torch.Tensor:
+    """Boolean (B, 1, L, L) mask, True where query i may attend key j: j <= i and j is a real item.
+
+    A padding query may attend itself only, so no row is empty (no NaN) and no real query ever sees padding.
+    """
+    length = valid.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
+    allowed = causal[None] & valid[:, None, :]
+    allowed = allowed | torch.eye(length, dtype=torch.bool, device=valid.device)[None]
+    return allowed[:, None]
+
+
+class CausalSelfAttentionBlock(nn.Module):
+    """A pre-LayerNorm transformer block (multi-head causal self-attention + GELU feed-forward)."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float, ff_mult: int = 4) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        b, length, dim = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.n_heads, dim // self.n_heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, length, dim)))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class CausalTransformer(nn.Module):
+    """Learned positions + a stack of causal blocks + final LayerNorm over left-padded (B, L, dim) inputs.
+
+    Position ``L - 1`` is always the most recent item (left padding), so positions count back from "now".
+    """
+
+    def __init__(self, dim: int, n_layers: int, n_heads: int, max_len: int, dropout: float) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(max_len, dim) * 0.02)
+        self.blocks = nn.ModuleList(CausalSelfAttentionBlock(dim, n_heads, dropout) for _ in range(n_layers))
+        self.ln = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        x = self.drop(x + self.pos[-x.shape[1]:]) * valid[..., None]
+        allowed = attention_mask(valid)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.ln(x)
+
+
+class SASRecNet(nn.Module):
+    """Item-ID embeddings (index 0 = padding) shared between input and output, a causal transformer in between."""
+
+    def __init__(self, n_items: int, cfg: SeqConfig) -> None:
+        super().__init__()
+        self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+        self.encoder = CausalTransformer(cfg.dim, cfg.n_layers, cfg.n_heads, cfg.max_len, cfg.dropout)
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, L) shifted item ids (0 = padding) -> (B, L, dim) hidden states."""
+        return self.encoder(self.item_emb(seq), seq > 0)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight[1:]
+
+    def similarity(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(M, d) x (K, d) -> (M, K) scores."""
+        return hidden @ items.T
+
+    def pair_similarity(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Row-wise scores of hidden[i] with items[i]: (M,)."""
+        return (hidden * items).sum(-1)
+
+
+# --------------------------------------------------------------------------------------------- data helpers
+def sliding_windows(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
+    """Left-padded windows of ``max_len + 1`` shifted ids (item index + 1) covering every transition once.
+
+    A long sequence is cut from its end into windows that overlap by one item, so each (item -> next item)
+    transition is a training target exactly once per epoch.
+    """
+    rows = []
+    for seq in sequences:
+        seq = np.asarray(seq, dtype=np.int64) + 1
+        end = len(seq)
+        while end >= 2:
+            start = max(0, end - max_len - 1)
+            row = np.zeros(max_len + 1, dtype=np.int64)
+            row[max_len + 1 - (end - start):] = seq[start:end]
+            rows.append(row)
+            end = start + 1
+    if not rows:
+        return np.zeros((0, max_len + 1), dtype=np.int64)
+    return np.stack(rows)
+
+
+def left_pad(histories: list[np.ndarray], max_len: int) -> np.ndarray:
+    """The last ``max_len`` items of each history, shifted by one and left-padded with 0: (n, max_len)."""
+    out = np.zeros((len(histories), max_len), dtype=np.int64)
+    for row, hist in enumerate(histories):
+        tail = np.asarray(hist, dtype=np.int64)[-max_len:] + 1
+        if len(tail):
+            out[row, max_len - len(tail):] = tail
+    return out
+
+
+# --------------------------------------------------------------------------------------------- the trainer
+class SequentialRecommender(Recommender):
+    """Shared fit/score loop for next-item models; subclasses provide ``config_class`` and ``_build``.
+
+    Learned state: ``net_`` (the torch module, best validation epoch), ``n_items_``, ``history_`` (one dict per
+    epoch: loss, seconds, validation NDCG@10), ``best_epoch_``, ``epoch_seconds_`` (mean training time per epoch).
+    """
+
+    config_class: type[SeqConfig] = SeqConfig
+
+    def __init__(self, config: SeqConfig | None = None, **params: Any) -> None:
+        base = config if config is not None else self.config_class()
+        if not isinstance(base, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(base).__name__}")
+        self.config = dataclasses.replace(base, **params)
+
+    def get_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    # -- subclass hooks -------------------------------------------------------------------------------------
+    def _build(self, split: "Split") -> nn.Module:
+        raise NotImplementedError
+
+    def _training_rows(self, split: "Split") -> np.ndarray:
+        seqs = split.sequences("train")
+        return sliding_windows([seqs[u] for u in sorted(seqs)], self.config.max_len)
+
+    def _batch_loss(self, rows: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Next-item loss of a batch of windows (B, max_len + 1)."""
+        cfg, net = self.config, self.net_
+        inp, tgt = rows[:, :-1], rows[:, 1:]
+        mask = inp > 0
+        hidden = net(inp)[mask]
+        target = tgt[mask]
+        items = net.item_vectors()
+        if cfg.loss == "ce":
+            return F.cross_entropy(net.similarity(hidden, items), target - 1)
+        pos = net.pair_similarity(hidden, items[target - 1])
+        if cfg.loss == "bce":
+            neg_ids = torch.randint(0, self.n_items_, target.shape, generator=gen, device="cpu").to(hidden.device)
+            neg = net.pair_similarity(hidden, items[neg_ids])
+            keep = (neg_ids != target - 1).float()
+            return (F.softplus(-pos) + keep * F.softplus(neg)).mean()
+        neg_ids = torch.randint(0, self.n_items_, (cfg.n_negatives,), generator=gen, device="cpu").to(hidden.device)
+        neg = net.similarity(hidden, items[neg_ids])
+        neg = neg.masked_fill(neg_ids[None, :] == (target - 1)[:, None], float("-inf"))
+        logits = torch.cat([pos[:, None], neg], dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=hidden.device))
+
+    # -- public API ------------------------------------------------------------------------------------------
+    def fit(self, split: "Split") -> "SequentialRecommender":
+        from recllm.eval.ranking import evaluate_full_ranking
+
+        cfg = self.config
+        seed_everything(cfg.seed)
+        self.device_ = resolve_device(cfg.device)
+        self.n_items_ = split.dataset.n_items
+        self.net_ = self._build(split).to(self.device_)
+        rows = self._training_rows(split)
+        if len(rows) == 0:
+            raise ValueError(f"split {split.name!r} of {split.dataset.name!r} has no user with 2+ training items")
+        valid_cases = split.eval_cases("valid")
+        optimizer = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.history_: list[dict[str, float]] = []
+        best, best_state, since_best, self.best_epoch_ = -math.inf, None, 0, 0
+        started = time.perf_counter()
+        progress = _progress(range(1, cfg.max_epochs + 1), cfg.show_progress, type(self).__name__)
+        for epoch in progress:
+            tick = time.perf_counter()
+            loss = self._train_epoch(rows, optimizer, rng, gen)
+            record = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - tick}
+            if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
+                if len(valid_cases):
+                    result = evaluate_full_ranking(self, valid_cases, ks=(10,), batch_size=cfg.eval_batch_size, show_progress=False)
+                    record["valid_ndcg@10"] = float(np.mean(result.per_user["ndcg@10"]))
+                else:  # no validation users: keep the last epoch
+                    record["valid_ndcg@10"] = float(epoch)
+                if record["valid_ndcg@10"] > best:
+                    best, since_best, self.best_epoch_ = record["valid_ndcg@10"], 0, epoch
+                    best_state = copy.deepcopy(self.net_.state_dict())
+                else:
+                    since_best += 1
+            self.history_.append(record)
+            if hasattr(progress, "set_postfix"):
+                progress.set_postfix(loss=f"{loss:.4f}", ndcg=f"{record.get('valid_ndcg@10', float('nan')):.4f}")
+            if since_best >= cfg.patience:
+                break
+            if cfg.time_budget is not None and time.perf_counter() - started > cfg.time_budget:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.net_.eval()
+        self.epoch_seconds_ = float(np.mean([r["seconds"] for r in self.history_]))
+        return self
+
+    def _train_epoch(self, rows: np.ndarray, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                     gen: torch.Generator) -> float:
+        self.net_.train()
+        order = rng.permutation(len(rows))
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.config.batch_size):
+            batch = torch.from_numpy(rows[order[start:start + self.config.batch_size]]).to(self.device_)
+            loss = self._batch_loss(batch, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            count += len(batch)
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def user_vectors(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """The hidden state after the last history item for each history: (n, dim)."""
+        self._check_fitted()
+        self.net_.eval()
+        seq = torch.from_numpy(left_pad(histories, self.config.max_len)).to(self.device_)
+        return self.net_(seq)[:, -1]
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+        self._check_fitted()
+        self.net_.eval()
+        items = self.net_.item_vectors()
+        out = np.empty((len(histories), self.n_items_), dtype=np.float32)
+        step = self.config.eval_batch_size
+        for start in range(0, len(histories), step):
+            hidden = self.user_vectors(histories[start:start + step])
+            out[start:start + len(hidden)] = self.net_.similarity(hidden, items).float().cpu().numpy()
+        return out
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(split) first")
+
+
+def _progress(iterable: Any, show: bool, desc: str) -> Any:
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit="epoch")
+
+
+class SASRec(SequentialRecommender):
+    """SASRec over item-ID embeddings; ``SASRec(loss="ce")`` (default, full softmax) or ``loss="bce"``."""
+
+    config_class = SeqConfig
+
+    def _build(self, split: "Split") -> nn.Module:
+        return SASRecNet(split.dataset.n_items, self.config)
