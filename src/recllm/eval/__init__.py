@@ -1,6 +1,10 @@
 """Evaluation harness: full-catalogue ranking, fixed sampled candidates, metrics, intervals and reports."""
 
 from recllm.eval.ranking import RankingResult, evaluate_full_ranking
+from recllm.eval.sampled import SampledCandidates, evaluate_sampled, from_recommender
 from recllm.eval.stats import bootstrap_ci, paired_bootstrap_diff, seed_ci
 
-__all__ = ["RankingResult", "bootstrap_ci", "evaluate_full_ranking", "paired_bootstrap_diff", "seed_ci"]
+__all__ = [
+    "RankingResult", "SampledCandidates", "bootstrap_ci", "evaluate_full_ranking", "evaluate_sampled",
+    "from_recommender", "paired_bootstrap_diff", "seed_ci",
+]
