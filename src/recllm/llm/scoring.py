@@ -1,0 +1,191 @@
+"""Scoring continuations of one prefix: log-likelihoods and next-token log-probs, with a shared-prefix KV cache.
+
+Ranking many candidates for one user repeats the same long prompt; running it once and expanding its KV cache over
+the candidates removes most of the work. Both paths tokenize prefix and continuation separately and concatenate the
+ids, so they see identical tokens and agree to float rounding (``shared_prefix=False`` is the reference).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recllm.llm.backbone import CausalLM
+
+# Cap on logits materialised per forward (elements), so a big batch x long continuation x large vocab fits memory.
+_MAX_LOGIT_ELEMENTS = 32_000_000
+
+
+def _tokenize(lm: CausalLM, text: str) -> list[int]:
+    return list(lm.tokenizer(text, add_special_tokens=False).input_ids)
+
+
+@lru_cache(maxsize=32)
+def _accepts_logits_to_keep(model_type: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_type.forward).parameters
+
+
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _sub_batches(lengths: Sequence[int], batch_size: int, vocab: int) -> list[list[int]]:
+    """Index batches, shortest continuations first (less padding), of at most ``batch_size`` rows and about
+    ``_MAX_LOGIT_ELEMENTS`` materialised logits each."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
+        grown = max(width, lengths[i] + 1)
+        if current and (len(current) >= batch_size or (len(current) + 1) * grown * vocab > _MAX_LOGIT_ELEMENTS):
+            batches.append(current)
+            current, grown = [], lengths[i] + 1
+        current.append(i)
+        width = grown
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _pad_right(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _continuation_logits(
+    lm: CausalLM, prefix_ids: list[int], conts: list[list[int]], shared_prefix: bool, batch_size: int
+) -> list[torch.Tensor]:
+    """For each continuation c (length L), float32 log-softmax rows ``(L + 1, vocab)``: row j predicts token j of c
+    (row 0 is the prediction right after the prefix) and row L predicts the token after the continuation."""
+    model = lm.model
+    pad_id = lm.tokenizer.pad_token_id
+    n_prefix = len(prefix_ids)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    out: list[torch.Tensor] = [torch.empty(0)] * len(conts)
+    prefix = torch.tensor([prefix_ids], dtype=torch.long, device=lm.device)
+    keep_kw = _accepts_logits_to_keep(type(_base(model)))
+    with torch.no_grad():
+        if shared_prefix:
+            first = model(prefix, use_cache=True, **({"logits_to_keep": 1} if keep_kw else {}))
+            cache, prefix_last = first.past_key_values, first.logits[0, -1].float().log_softmax(-1)
+        for rows in _sub_batches([len(c) for c in conts], batch_size, vocab):
+            batch = [conts[i] for i in rows]
+            width = max(len(c) for c in batch)
+            if shared_prefix:
+                ids, mask = _pad_right(batch, pad_id, lm.device)
+                full_mask = torch.cat([torch.ones_like(mask[:, :1]).expand(-1, n_prefix), mask], dim=1)
+                positions = torch.arange(n_prefix, n_prefix + ids.shape[1], device=lm.device).expand(len(batch), -1)
+                batch_cache = copy.deepcopy(cache)  # forward appends to the cache in place
+                batch_cache.batch_repeat_interleave(len(batch))
+                logits = model(
+                    input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=batch_cache,
+                    use_cache=True,
+                ).logits.float().log_softmax(-1)
+                logits = torch.cat([prefix_last.expand(len(batch), 1, -1), logits], dim=1)
+            else:
+                ids, mask = _pad_right([prefix_ids + c for c in batch], pad_id, lm.device)
+                kwargs = {"logits_to_keep": width + 1} if keep_kw else {}
+                logits = model(input_ids=ids, attention_mask=mask, **kwargs).logits[:, -(width + 1) :]
+                logits = logits.float().log_softmax(-1)
+            for row, i in enumerate(rows):
+                out[i] = logits[row, : len(conts[i]) + 1]
+    return out
+
+
+def _prepare(lm: CausalLM, prefix: str, continuations: Sequence[str], batch_size: int):
+    if isinstance(continuations, str):
+        raise TypeError("continuations must be a sequence of strings, not one string")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    prefix_ids = _tokenize(lm, prefix)
+    if not prefix_ids:
+        raise ValueError("prefix is empty: the first continuation token needs a context to be scored against")
+    return prefix_ids, [_tokenize(lm, c) for c in continuations]
+
+
+def score_continuations(
+    lm: CausalLM, prefix: str, continuations: Sequence[str], shared_prefix: bool = True, batch_size: int = 64
+) -> np.ndarray:
+    """Sum of the token log-probs of each continuation after ``prefix`` (float64 array, 0 for an empty one)."""
+    prefix_ids, conts = _prepare(lm, prefix, continuations, batch_size)
+    if not conts:
+        return np.zeros(0)
+    rows = _continuation_logits(lm, prefix_ids, conts, shared_prefix, batch_size)
+    scores = np.zeros(len(conts))
+    for i, (ids, lp) in enumerate(zip(conts, rows)):
+        if ids:
+            target = torch.tensor(ids, device=lp.device)
+            scores[i] = lp[: len(ids)].gather(1, target[:, None]).sum().item()
+    return scores
+
+
+def next_token_logprobs(
+    lm: CausalLM,
+    prefix: str,
+    continuations: Sequence[str],
+    token_ids: Sequence[int],
+    shared_prefix: bool = True,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Log-probs (over the whole vocabulary) of ``token_ids`` as the next token after ``prefix + continuation``.
+
+    Returns ``(len(continuations), len(token_ids))`` float32. P(Yes) against No is the softmax of the two columns.
+    """
+    token_ids = [int(t) for t in token_ids]
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    if not token_ids or any(t < 0 or t >= vocab for t in token_ids):
+        raise ValueError(f"token_ids must be a non-empty list of ids in [0, {vocab}), got {token_ids}")
+    prefix_ids, conts = _prepare(lm, prefix, continuations, batch_size)
+    if not conts:
+        return np.zeros((0, len(token_ids)), dtype=np.float32)
+    rows = _continuation_logits(lm, prefix_ids, conts, shared_prefix, batch_size)
+    index = torch.tensor(token_ids)
+    return np.stack([lp[-1, index.to(lp.device)].cpu().numpy() for lp in rows]).astype(np.float32)
+
+
+def next_token_logprobs_many(
+    lm: CausalLM,
+    groups: Sequence[tuple[str, Sequence[str]]],
+    token_ids: Sequence[int],
+    shared_prefix: bool = True,
+    batch_size: int = 64,
+    show_progress: bool = True,
+) -> list[np.ndarray]:
+    """``next_token_logprobs`` for many ``(prefix, continuations)`` groups (e.g. one per user), with progress."""
+    return [
+        next_token_logprobs(lm, prefix, conts, token_ids, shared_prefix=shared_prefix, batch_size=batch_size)
+        for prefix, conts in tqdm(groups, desc="scoring", unit="prefix", disable=not show_progress)
+    ]
+
+
+def score_continuations_many(
+    lm: CausalLM,
+    groups: Sequence[tuple[str, Sequence[str]]],
+    shared_prefix: bool = True,
+    batch_size: int = 64,
+    show_progress: bool = True,
+) -> list[np.ndarray]:
+    """``score_continuations`` for many ``(prefix, continuations)`` groups, with progress."""
+    return [
+        score_continuations(lm, prefix, conts, shared_prefix=shared_prefix, batch_size=batch_size)
+        for prefix, conts in tqdm(groups, desc="scoring", unit="prefix", disable=not show_progress)
+    ]
+
+
+def yes_probability(logprobs: np.ndarray) -> np.ndarray:
+    """P(first column) from a softmax over the columns of ``next_token_logprobs`` output, e.g. [Yes, No] -> P(Yes)."""
+    logprobs = np.asarray(logprobs, dtype=np.float64)
+    shifted = logprobs - logprobs.max(axis=1, keepdims=True)
+    probs = np.exp(shifted)
+    return (probs[:, 0] / probs.sum(axis=1)).astype(np.float64)
