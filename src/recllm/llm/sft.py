@@ -1,0 +1,523 @@
+"""LoRA supervised fine-tuning of a causal LM on (prompt, answer) pairs, resumable from atomic checkpoints.
+
+The loss is the mean negative log-likelihood of the answer tokens (answer + EOS) given the prompt; prompt and
+answer are tokenized separately and concatenated, as ``recllm.llm.scoring`` does at inference. Sequences are
+left-padded with explicit position ids so every answer ends at the right edge of the batch: the LM head then runs
+only over the last ``max answer length + 1`` positions (the vocabulary projection is ~20% of SmolLM2's compute).
+Checkpoints are peft adapter folders plus optimizer, scheduler, RNG and step state; rerunning with the same
+``output_dir`` continues from the latest one and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recllm.llm.backbone import CausalLM
+from recllm.utils import resolve_device, seed_everything, write_json_atomic
+
+__all__ = ["LoRAConfig", "SFTConfig", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples", "collate", "answer_nll"]
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+_STATE, _OPTIM, _SCHED, _RNG = "trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pt"
+# fields that may change between a run and its resumption (they do not change what is learned)
+_RESUMABLE_FIELDS = ("checkpoint_every", "keep_checkpoints", "log_every", "show_progress")
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA adapter shape: rank ``r``, scaling ``alpha / r``, dropout, and the linear layers it wraps."""
+
+    r: int = 8
+    alpha: float = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, str):
+            self.target_modules = (self.target_modules,)
+        self.target_modules = tuple(self.target_modules)
+        if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r < 1:
+            raise ValueError(f"LoRAConfig.r must be a positive integer, got {self.r!r}")
+        if not self.alpha > 0:
+            raise ValueError(f"LoRAConfig.alpha must be > 0, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LoRAConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+            raise ValueError(f"LoRAConfig.target_modules must be non-empty module names, got {self.target_modules!r}")
+
+    def to_peft(self) -> Any:
+        """The equivalent ``peft.LoraConfig`` for a causal LM."""
+        from peft import LoraConfig, TaskType
+
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), bias="none")
+
+
+@dataclass
+class SFTConfig:
+    """Training schedule. Steps are optimizer steps (``batch_size * grad_accum`` examples each).
+
+    ``bf16``: True, False or "auto" (bfloat16 autocast on CUDA or on a CPU with AMX; master weights stay float32).
+    ``checkpoint_every``: steps between checkpoints (0: only at epoch ends); ``keep_checkpoints`` newest are kept.
+    """
+
+    epochs: int = 1
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 256
+    seed: int = 0
+    bf16: bool | str = "auto"
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    group_by_length: bool = True
+    log_every: int = 10
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "keep_checkpoints", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SFTConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.max_length, int) or self.max_length < 2:
+            raise ValueError(f"SFTConfig.max_length must be an integer >= 2, got {self.max_length!r}")
+        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
+            raise ValueError(f"SFTConfig.checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"SFTConfig.seed must be an integer, got {self.seed!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
+            raise ValueError(f"SFTConfig.learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        if self.bf16 not in (True, False, "auto"):
+            raise ValueError(f"SFTConfig.bf16 must be True, False or 'auto', got {self.bf16!r}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"SFTConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"SFTConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"SFTConfig.max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+
+
+# ------------------------------------------------------------------------------------------------ data
+def tokenize_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_length: int
+                      ) -> tuple[list[tuple[list[int], list[int]]], dict[str, int]]:
+    """Token ids ``(prompt_ids, answer_ids + [EOS])`` per example, cut to ``max_length`` total.
+
+    Over-long examples lose prompt tokens from the left (the answer is what is learned); an answer longer than
+    ``max_length - 1`` keeps its first tokens. The counts of both cuts are returned so callers can report them.
+    """
+    if not isinstance(examples, (list, tuple)) or not examples:
+        raise ValueError("sft examples must be a non-empty list of (prompt, answer) string pairs")
+    for row, example in enumerate(examples):
+        if not (isinstance(example, (tuple, list)) and len(example) == 2
+                and isinstance(example[0], str) and isinstance(example[1], str)):
+            raise ValueError(f"sft example {row} must be a (prompt: str, answer: str) pair, got {example!r:.80}")
+    eos = tokenizer.eos_token_id
+    prompts = tokenizer([p for p, _ in examples], add_special_tokens=False)["input_ids"]
+    answers = tokenizer([a for _, a in examples], add_special_tokens=False)["input_ids"]
+    features, stats = [], {"examples": len(examples), "prompts_truncated": 0, "answers_truncated": 0}
+    for prompt, answer in zip(prompts, answers):
+        answer = list(answer) + ([eos] if eos is not None else [])
+        if len(answer) > max_length - 1:
+            answer = answer[: max_length - 1]
+            stats["answers_truncated"] += 1
+        room = max_length - len(answer)
+        if len(prompt) > room:
+            prompt = prompt[len(prompt) - room:]
+            stats["prompts_truncated"] += 1
+        features.append((list(prompt), answer))
+    return features, stats
+
+
+def collate(features: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded batch: ``input_ids``, ``attention_mask``, ``position_ids`` (0 at each first real token) and
+    ``labels`` (the answer tokens; -100 on prompt and padding, decided by lengths, never by the pad id)."""
+    width = max(len(p) + len(a) for p, a in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
+    for row, (prompt, answer) in enumerate(features):
+        n = len(prompt) + len(answer)
+        ids[row, width - n:] = torch.tensor(prompt + answer, dtype=torch.long)
+        mask[row, width - n:] = 1
+        labels[row, width - len(answer):] = torch.tensor(answer, dtype=torch.long)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+
+
+def _answer_loss_sum(model: Any, batch: dict[str, torch.Tensor], device: str) -> torch.Tensor:
+    """Summed answer-token NLL of a collated batch, running the LM head only where answer tokens are predicted."""
+    labels = batch["labels"].to(device)
+    width = labels.shape[1]
+    has_label = (labels != IGNORE).any(dim=0).nonzero()
+    keep = width - int(has_label.min()) + 1 if len(has_label) else 1  # left padding: answers end the rows
+    keep = min(keep, width)
+    out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                position_ids=batch["position_ids"].to(device), logits_to_keep=keep, use_cache=False)
+    logits = out.logits[:, -keep:, :].float()
+    targets = labels[:, width - keep + 1:]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if value is not None:
+            return int(value)
+    return 0  # pragma: no cover
+
+
+@torch.no_grad()
+def answer_nll(lm: CausalLM, examples: Sequence[tuple[str, str]], max_length: int = 256, batch_size: int = 8) -> float:
+    """Mean negative log-likelihood per answer token (answer + EOS) of ``examples`` under ``lm`` (lower is better)."""
+    features, _ = tokenize_examples(lm.tokenizer, examples, max_length)
+    was_training = lm.model.training
+    lm.model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(features), batch_size):
+        chunk = features[start:start + batch_size]
+        total += float(_answer_loss_sum(lm.model, collate(chunk, _pad_id(lm.tokenizer)), lm.device))
+        count += sum(len(a) for _, a in chunk)
+    lm.model.train(was_training)
+    return total / count
+
+
+def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, by_length: bool) -> list[list[int]]:
+    """The batches of one epoch: a seeded shuffle; with ``by_length``, similar lengths share a batch (less padding)
+    while the batch order stays random."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths)).tolist()
+    if not by_length:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    window = batch_size * 32
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+@dataclass
+class _State:
+    step: int = 0
+    epoch_scores: dict[str, float] = field(default_factory=dict)
+    epoch_losses: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    done: bool = False
+
+
+def _use_bf16(flag: bool | str, device: str) -> bool:
+    if flag != "auto":
+        return bool(flag)
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    try:
+        from recllm.llm.hardware import has_amx
+    except ImportError:  # pragma: no cover - hardware.py ships with recllm
+        return False
+    return has_amx()
+
+
+def _checkpoints(out: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in out.glob("checkpoint-*"):
+        suffix = path.name.split("-", 1)[1]
+        if suffix.isdigit() and (path / _STATE).exists():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Move a finished temp folder onto ``target`` (replacing an older one) with renames only."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_adapter_dir(model: Any, target: Path, extra: Callable[[Path], None] | None = None) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
+        _publish(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every RNG the training loop may draw from, as tensors and plain lists (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, mt, py_gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos,
+                                                      has_gauss, gauss], "python": [version, list(mt), py_gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, mt, py_gauss = state["python"]
+    random.setstate((version, tuple(mt), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, state: _State, keep: int) -> None:
+    def extra(tmp: Path) -> None:
+        torch.save(optimizer.state_dict(), tmp / _OPTIM)
+        torch.save(scheduler.state_dict(), tmp / _SCHED)
+        torch.save(_rng_state(), tmp / _RNG)
+        (tmp / _STATE).write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+
+    _save_adapter_dir(model, out / f"checkpoint-{state.step}", extra)
+    for _, old in _checkpoints(out)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_lora_weights(model: Any, folder: Path) -> None:
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    result = set_peft_model_state_dict(model, load_peft_weights(str(folder), device="cpu"))
+    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    if missing:
+        raise ValueError(f"adapter in {folder} does not fit this model (unexpected keys such as {missing[0]})")
+
+
+def _run_config(lm: CausalLM, examples: Sequence[tuple[str, str]], config: SFTConfig, lora: LoRAConfig) -> dict:
+    import hashlib
+
+    data = hashlib.sha256(json.dumps(list(map(list, examples)), ensure_ascii=False).encode()).hexdigest()
+    return {"base_model": lm.name, "base_fingerprint": lm.fingerprint, "n_examples": len(examples),
+            "examples_sha256": data, "sft": asdict(config), "lora": asdict(lora)}
+
+
+def _check_resumable(saved: dict, current: dict, path: Path) -> None:
+    def strip(cfg: dict) -> dict:
+        cfg = {k: v for k, v in cfg.items() if k != "resolved"}  # the machine may change between runs
+        return {**cfg, "sft": {k: v for k, v in cfg["sft"].items() if k not in _RESUMABLE_FIELDS}}
+
+    a, b = strip(json.loads(json.dumps(saved))), strip(json.loads(json.dumps(current)))
+    if a != b:
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"{path} was written by a different run (differs in {diff}); pass a new output_dir "
+                         "or delete the old one to start afresh")
+
+
+@contextlib.contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """peft calls a transformers API deprecated in v5: nothing a user can act on, so keep it out of their logs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def _append_log(out: Path | None, record: dict) -> None:
+    if out is None:
+        return
+    with open(out / "training_log.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")  # one write per line: concurrent readers never see half a record
+
+
+# ------------------------------------------------------------------------------------------------ training
+def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig | None = None,
+              lora: LoRAConfig | None = None, output_dir: str | os.PathLike[str] | None = None,
+              eval_fn: Callable[[CausalLM, int], float] | None = None, *,
+              stop_after_steps: int | None = None) -> CausalLM:
+    """Fine-tune ``lm`` with a LoRA adapter on ``(prompt, answer)`` pairs; returns a CausalLM wrapping the
+    ``PeftModel`` (the base model of ``lm`` gets the LoRA layers injected in place).
+
+    With ``output_dir`` the run writes ``config.json``, ``training_log.jsonl`` and atomic checkpoints there and
+    resumes from the latest checkpoint when rerun. ``eval_fn(lm, epoch) -> score`` (higher is better) runs after
+    each epoch; the best epoch's adapter is kept (``output_dir/best``) and returned. ``stop_after_steps`` ends the
+    run early after that many optimizer steps in total (checkpointed), e.g. for time-boxed jobs; rerun to continue.
+    """
+    from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    config, lora = config or SFTConfig(), lora or LoRAConfig()
+    if isinstance(lm.model, PeftModel):
+        raise ValueError("lm already carries a peft adapter; load a fresh base model (or merge_and_unload) first")
+    if stop_after_steps is not None and stop_after_steps < 1:
+        raise ValueError(f"stop_after_steps must be >= 1 or None, got {stop_after_steps!r}")
+    features, stats = tokenize_examples(lm.tokenizer, examples, config.max_length)
+    if stats["prompts_truncated"] or stats["answers_truncated"]:
+        log.warning("sft: %d prompts cut from the left and %d answers cut to fit max_length=%d",
+                    stats["prompts_truncated"], stats["answers_truncated"], config.max_length)
+    out = Path(output_dir) if output_dir is not None else None
+    device = resolve_device(lm.device) if lm.device else "cpu"
+    bf16 = _use_bf16(config.bf16, device)
+    run_config = _run_config(lm, examples, config, lora)
+    run_config["resolved"] = {"device": device, "bf16": bf16, "torch_threads": torch.get_num_threads()}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "config.json").exists():
+            _check_resumable(json.loads((out / "config.json").read_text(encoding="utf-8")), run_config, out)
+        write_json_atomic(out / "config.json", run_config)
+
+    seed_everything(config.seed)
+    with _quiet_peft():
+        model = get_peft_model(lm.model, lora.to_peft())
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    lengths = [len(p) + len(a) for p, a in features]
+    steps_per_epoch = math.ceil(math.ceil(len(features) / config.batch_size) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
+
+    state, best_memory = _State(), None
+    checkpoints = _checkpoints(out) if out is not None else []
+    if checkpoints:
+        step, folder = checkpoints[-1]
+        _load_lora_weights(model, folder)
+        optimizer.load_state_dict(torch.load(folder / _OPTIM, map_location=device, weights_only=True))
+        scheduler.load_state_dict(torch.load(folder / _SCHED, weights_only=True))
+        _set_rng_state(torch.load(folder / _RNG, weights_only=True))
+        state = _State(**json.loads((folder / _STATE).read_text(encoding="utf-8")))
+        _append_log(out, {"event": "resume", "step": step, "time": time.time()})
+    else:
+        _append_log(out, {"event": "start", "time": time.time(), "total_steps": total_steps, "bf16": bf16, **stats})
+    state.best_epoch = None if state.best_epoch is None else int(state.best_epoch)
+
+    wrapped = dataclasses.replace(lm, model=model)
+    pad = _pad_id(lm.tokenizer)
+    autocast = torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
+                              dtype=torch.bfloat16, enabled=bf16)
+    bar = tqdm(total=total_steps, initial=state.step, disable=not config.show_progress, desc="sft", unit="step")
+    window = {"loss": 0.0, "answer_tokens": 0, "tokens": 0, "start": time.perf_counter(), "steps": 0}
+    stopped = False
+    model.train()
+    for epoch in range(config.epochs):
+        if stopped or state.step >= (epoch + 1) * steps_per_epoch:
+            continue
+        batches = _epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
+        groups = [batches[i:i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
+        epoch_loss, epoch_tokens = 0.0, 0
+        for index, group in enumerate(groups):
+            step = epoch * steps_per_epoch + index + 1
+            if step <= state.step:
+                continue
+            n_answer = sum(len(features[i][1]) for batch in group for i in batch)
+            step_loss = 0.0
+            for batch in group:
+                inputs = collate([features[i] for i in batch], pad)
+                with autocast:
+                    loss_sum = _answer_loss_sum(model, inputs, device)
+                (loss_sum / n_answer).backward()
+                step_loss += loss_sum.item()
+                window["tokens"] += int(inputs["attention_mask"].sum())
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step = step
+            window["loss"] += step_loss
+            window["answer_tokens"] += n_answer
+            window["steps"] += 1
+            epoch_loss += step_loss
+            epoch_tokens += n_answer
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss / n_answer:.4f}")
+            epoch_end = index == len(groups) - 1
+            if window["steps"] >= config.log_every or epoch_end:
+                seconds = time.perf_counter() - window["start"]
+                _append_log(out, {"step": step, "epoch": epoch, "loss": window["loss"] / window["answer_tokens"],
+                                  "lr": scheduler.get_last_lr()[0], "tokens": window["tokens"],
+                                  "seconds": seconds, "tokens_per_s": window["tokens"] / max(seconds, 1e-9)})
+                window = {"loss": 0.0, "answer_tokens": 0, "tokens": 0, "start": time.perf_counter(), "steps": 0}
+            if epoch_end:
+                state.epoch_losses[str(epoch)] = epoch_loss / max(epoch_tokens, 1)
+                record: dict[str, Any] = {"event": "epoch", "epoch": epoch, "train_loss": state.epoch_losses[str(epoch)]}
+                if eval_fn is not None:
+                    model.eval()
+                    score = float(eval_fn(wrapped, epoch))
+                    model.train()
+                    if not math.isfinite(score):
+                        raise ValueError(f"eval_fn returned {score} after epoch {epoch}; it must return a finite float")
+                    state.epoch_scores[str(epoch)] = score
+                    record["eval"] = score
+                    if state.best_epoch is None or score > state.epoch_scores[str(state.best_epoch)]:
+                        state.best_epoch = epoch
+                        if out is not None:
+                            _save_adapter_dir(model, out / "best")
+                        else:
+                            best_memory = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+                _append_log(out, record)
+            stopped = stop_after_steps is not None and stop_after_steps <= step < total_steps
+            if out is not None and (epoch_end or stopped or (config.checkpoint_every
+                                                             and step % config.checkpoint_every == 0)):
+                state.done = step == total_steps
+                _save_checkpoint(out, model, optimizer, scheduler, state, config.keep_checkpoints)
+            if stopped:
+                break
+    bar.close()
+
+    if state.best_epoch is not None and not stopped:
+        if out is not None:
+            _load_lora_weights(model, out / "best")
+        elif best_memory is not None:
+            set_peft_model_state_dict(model, best_memory)
+    model.eval()
+    return wrapped
+
+
+def load_sft_state(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The trainer state of the latest checkpoint in ``output_dir``: step, per-epoch losses and eval scores,
+    best epoch, and whether the run finished."""
+    checkpoints = _checkpoints(Path(output_dir))
+    if not checkpoints:
+        raise FileNotFoundError(f"{output_dir} holds no sft checkpoint (checkpoint-<step>/{_STATE})")
+    return json.loads((checkpoints[-1][1] / _STATE).read_text(encoding="utf-8"))
+
+
+def load_adapter(lm: CausalLM, folder: str | os.PathLike[str]) -> CausalLM:
+    """``lm`` with the LoRA adapter in ``folder`` loaded (inference mode); ``folder`` may be an adapter folder or
+    an ``sft_train`` output_dir (then its ``best`` adapter, else its latest checkpoint)."""
+    from peft import PeftModel
+
+    path = Path(folder)
+    if not (path / "adapter_config.json").exists():
+        candidates = [path / "best"] if (path / "best" / "adapter_config.json").exists() else []
+        candidates += [p for _, p in reversed(_checkpoints(path))] if path.is_dir() else []
+        if not candidates:
+            raise FileNotFoundError(f"{path} holds no LoRA adapter (adapter_config.json) and no sft checkpoint")
+        path = candidates[0]
+    if isinstance(lm.model, PeftModel):
+        raise ValueError("lm already carries a peft adapter; load a fresh base model first")
+    with _quiet_peft():
+        model = PeftModel.from_pretrained(lm.model, str(path), is_trainable=False).eval()
+    return dataclasses.replace(lm, model=model)
