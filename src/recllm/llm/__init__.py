@@ -9,7 +9,16 @@ from recllm.llm.backbone import (
     load_text_encoder,
     tiny_causal_lm,
 )
+from recllm.llm.embed import embed_texts
+from recllm.llm.generate import generate
 from recllm.llm.hardware import cpu_model, has_amx, measure_matmul_flops, thread_info
+from recllm.llm.scoring import (
+    next_token_logprobs,
+    next_token_logprobs_many,
+    score_continuations,
+    score_continuations_many,
+    yes_probability,
+)
 
 __all__ = [
     "DEFAULT_CAUSAL_LM",
@@ -17,10 +26,17 @@ __all__ = [
     "CausalLM",
     "chat_prompt",
     "cpu_model",
+    "embed_texts",
+    "generate",
     "has_amx",
     "load_causal_lm",
     "load_text_encoder",
     "measure_matmul_flops",
+    "next_token_logprobs",
+    "next_token_logprobs_many",
+    "score_continuations",
+    "score_continuations_many",
     "thread_info",
     "tiny_causal_lm",
+    "yes_probability",
 ]
