@@ -26,6 +26,9 @@ class Schema:
     Interactions always have ``user_id`` and ``item_id`` (strings) and ``timestamp`` (int64 seconds);
     ``rating`` (float) and ``label`` (int) are optional. The tuples name feature columns of the
     ``items`` and ``users`` frames by role.
+
+    Missing values: a text column holds ``""`` when the source has no text for that row (text columns are
+    always strings); categorical and numeric columns hold NaN. Loaders never invent a value.
     """
 
     has_rating: bool = False
@@ -44,7 +47,8 @@ class RecDataset:
 
     Ids are strings. ``items`` lists the whole catalogue (every interacted item plus items never
     interacted with); its row order defines the item index used by models (0..n_items-1).
-    ``users`` likewise defines the user index.
+    ``users`` likewise defines the user index. ``info`` holds what the loader counted on the way (items
+    without metadata, source file hashes, ...); it is JSON-able and saved with the data set.
     """
 
     name: str
@@ -53,6 +57,7 @@ class RecDataset:
     users: pd.DataFrame
     schema: Schema = field(default_factory=Schema)
     source: str = ""
+    info: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -132,11 +137,13 @@ class RecDataset:
         cols = columns if columns is not None else self.schema.item_text
         if not cols:
             raise DataError(f"data set {self.name!r} declares no item text columns")
-        parts = []
-        for _, row in self.items[list(cols)].iterrows():
-            fields = [f"{c}: {row[c]}" for c in cols if isinstance(row[c], str) and row[c].strip()]
-            parts.append(sep.join(fields))
-        return parts
+        parts: list[list[str]] = [[] for _ in range(len(self.items))]
+        for c in cols:
+            values = self.items[c].to_numpy(dtype=object)
+            for i, v in enumerate(values):
+                if isinstance(v, str) and v.strip():
+                    parts[i].append(f"{c}: {v}")
+        return [sep.join(p) for p in parts]
 
     def to_table(self) -> pd.DataFrame:
         """Interactions joined with user and item feature columns: one flat row per interaction."""
@@ -176,7 +183,10 @@ class RecDataset:
         for part in ("interactions", "items", "users"):
             with atomic_path(folder / f"{part}.parquet") as tmp:
                 getattr(self, part).to_parquet(tmp, index=False)
-        write_json_atomic(folder / "dataset.json", {"name": self.name, "source": self.source, "schema": asdict(self.schema)})
+        write_json_atomic(
+            folder / "dataset.json",
+            {"name": self.name, "source": self.source, "schema": asdict(self.schema), "info": self.info},
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> "RecDataset":
@@ -187,4 +197,4 @@ class RecDataset:
         meta = json.loads((folder / "dataset.json").read_text())
         schema = Schema(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["schema"].items()})
         frames = {p: pd.read_parquet(folder / f"{p}.parquet") for p in ("interactions", "items", "users")}
-        return cls(name=meta["name"], schema=schema, source=meta.get("source", ""), **frames)
+        return cls(name=meta["name"], schema=schema, source=meta.get("source", ""), info=meta.get("info", {}), **frames)
