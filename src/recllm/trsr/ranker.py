@@ -1,0 +1,198 @@
+"""The LLM recommender of LLM-TRSR: a Yes/No question per (user, candidate), score = P(Yes).
+
+The prompt is the user's preference summary, the most recent items and the candidate's text; the model answers
+"Yes" or "No". It is fine-tuned with LoRA on 1:1 positive/negative pairs (loss on the answer) and scores a
+candidate by the softmax over the "Yes" and "No" next-token logits. A user's candidates share everything up to
+the candidate's text, so the prompt is split there: the prefix runs once and its KV cache is reused by every
+candidate (``recllm.llm.scoring``), which is what makes ranking 21 or 50 candidates per user affordable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recllm.llm.backbone import CausalLM, chat_prompt
+from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
+from recllm.trsr import prompts
+
+__all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "answer_token_ids", "target_ranks_of"]
+
+_MARK = "\x00CANDIDATE\x00"
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """What the recommender prompt holds and how it is scored.
+
+    ``n_recent`` most recent items are listed after the summary (the paper found 3 best); ``guarded`` quotes item
+    text and tells the model to ignore instructions inside it; ``answers`` are the positive and negative answer
+    strings (each must be one token); ``shared_prefix`` reuses each user's prefix KV cache across candidates.
+    """
+
+    n_recent: int = 3
+    guarded: bool = False
+    answers: tuple[str, str] = ("Yes", "No")
+    shared_prefix: bool = True
+    score_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_recent, int) or isinstance(self.n_recent, bool) or self.n_recent < 0:
+            raise ValueError(f"RankerConfig.n_recent must be an integer >= 0, got {self.n_recent!r}")
+        if (len(self.answers) != 2 or not all(isinstance(a, str) and a for a in self.answers)
+                or self.answers[0] == self.answers[1]):
+            raise ValueError(f"RankerConfig.answers must be two different non-empty strings, got {self.answers!r}")
+        if not isinstance(self.score_batch_size, int) or self.score_batch_size < 1:
+            raise ValueError(f"RankerConfig.score_batch_size must be a positive integer, got {self.score_batch_size!r}")
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """One user's side of the prompt: the summary (``None``: no-summary ablation) and recent item texts."""
+
+    summary: str | None
+    recent: tuple[str, ...] = field(default_factory=tuple)
+
+
+def prompt_parts(lm: CausalLM, query: RankQuery, config: RankerConfig) -> tuple[str, str]:
+    """``(prefix, suffix)`` of the templated prompt: the full prompt for candidate text ``c`` is
+    ``prefix + prompts.format_item(c, guarded) + suffix``, and ``suffix`` ends with the assistant header."""
+    recent = query.recent[-config.n_recent:] if config.n_recent else ()
+    head, tail = prompts.ranker_message_parts(query.summary, recent, config.guarded)
+    system = prompts.SYSTEM_RANKER_GUARDED if config.guarded else prompts.SYSTEM_RANKER
+    text = chat_prompt(lm, head + _MARK + tail, system=system)
+    if text.count(_MARK) != 1:
+        raise ValueError(f"the chat template of {lm.name!r} altered the candidate marker; cannot split the prompt")
+    prefix, suffix = text.split(_MARK)
+    return prefix, suffix
+
+
+def answer_token_ids(lm: CausalLM, config: RankerConfig) -> list[int]:
+    """Token ids of the positive and negative answers; each answer must be a single token after the header."""
+    ids = []
+    for answer in config.answers:
+        toks = lm.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if len(toks) != 1:
+            raise ValueError(f"answer {answer!r} is {len(toks)} tokens for {lm.name!r}; choose single-token answers "
+                             "(RankerConfig.answers)")
+        ids.append(int(toks[0]))
+    return ids
+
+
+def target_ranks_of(scores: Sequence[np.ndarray], target_positions: Sequence[int]) -> np.ndarray:
+    """Pessimistic 1-based rank of each row's target among its candidates (ties rank the target lower)."""
+    ranks = np.empty(len(scores), dtype=np.int64)
+    for row, (s, t) in enumerate(zip(scores, target_positions)):
+        s = np.asarray(s, dtype=np.float64)
+        others = np.delete(s, t)
+        ranks[row] = 1 + int((others >= s[t]).sum())
+    return ranks
+
+
+class LLMRanker:
+    """Yes/No LLM recommender over candidate texts (scikit-learn semantics: ``fit`` returns self).
+
+    ``fine_tune=False`` is the zero-shot ranker: ``fit`` only records the base model. After ``fit``, ``lm_`` is
+    the (adapted) model and ``train_seconds_`` the time spent; ``score`` records ``score_seconds_`` and
+    ``scored_candidates_`` of its last call.
+    """
+
+    def __init__(self, lm: CausalLM, config: RankerConfig = RankerConfig(), sft: SFTConfig | None = None,
+                 lora: LoRAConfig | None = None, fine_tune: bool = True,
+                 output_dir: str | Path | None = None, show_progress: bool = True) -> None:
+        self.lm = lm
+        self.config = config
+        self.sft = sft
+        self.lora = lora
+        self.fine_tune = fine_tune
+        self.output_dir = output_dir
+        self.show_progress = show_progress
+
+    # ------------------------------------------------------------------------------------------ training
+    def examples(self, queries: Sequence[RankQuery], candidates: Sequence[str], labels: Sequence[int]
+                 ) -> list[tuple[str, str]]:
+        """``(prompt, answer)`` SFT pairs: the full prompt for each (query, candidate) and "Yes"/"No"."""
+        if not (len(queries) == len(candidates) == len(labels)):
+            raise ValueError(f"queries, candidates and labels differ in length: {len(queries)}, {len(candidates)}, "
+                             f"{len(labels)}")
+        parts: dict[RankQuery, tuple[str, str]] = {}
+        out = []
+        for query, cand, label in zip(queries, candidates, labels):
+            if query not in parts:
+                parts[query] = prompt_parts(self.lm, query, self.config)
+            prefix, suffix = parts[query]
+            answer = self.config.answers[0] if int(label) == 1 else self.config.answers[1]
+            out.append((prefix + prompts.format_item(cand, self.config.guarded) + suffix, answer))
+        return out
+
+    def fit(self, queries: Sequence[RankQuery], candidates: Sequence[str], labels: Sequence[int],
+            valid: tuple[Sequence[RankQuery], Sequence[Sequence[str]], Sequence[int]] | None = None) -> LLMRanker:
+        """LoRA-fine-tune on labelled (query, candidate text, 0/1) pairs.
+
+        ``valid = (queries, candidate lists, index of the true item in each list)`` selects the epoch with the best
+        validation Recall@3 + Recall@5 + Recall@10 (the paper's criterion).
+        """
+        start = time.perf_counter()
+        self.valid_scores_: dict[int, float] = {}
+        if not self.fine_tune:
+            self.lm_ = self.lm
+            self.train_seconds_ = 0.0
+            return self
+        examples = self.examples(queries, candidates, labels)
+        eval_fn: Callable[[CausalLM, int], float] | None = None
+        if valid is not None:
+            v_queries, v_cands, v_targets = valid
+
+            def eval_fn(lm: CausalLM, epoch: int) -> float:
+                scores = self._score_with(lm, v_queries, v_cands)
+                ranks = target_ranks_of(scores, v_targets)
+                value = float(sum((ranks <= k).mean() for k in (3, 5, 10)))
+                self.valid_scores_[epoch] = value
+                return value
+
+        self.lm_ = sft_train(self.lm, examples, self.sft or SFTConfig(), self.lora or LoRAConfig(),
+                             output_dir=self.output_dir, eval_fn=eval_fn)
+        self.n_train_examples_ = len(examples)
+        self.train_seconds_ = time.perf_counter() - start
+        return self
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def score(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
+              shared_prefix: bool | None = None) -> list[np.ndarray]:
+        """P(Yes) for every candidate text of every query (one array per query, in candidate order)."""
+        if not hasattr(self, "lm_"):
+            raise RuntimeError("LLMRanker is not fitted: call fit(...) first (fine_tune=False for zero-shot)")
+        start = time.perf_counter()
+        out = self._score_with(self.lm_, queries, candidates, shared_prefix)
+        self.score_seconds_ = time.perf_counter() - start
+        self.scored_candidates_ = int(sum(len(c) for c in candidates))
+        return out
+
+    def _score_with(self, lm: CausalLM, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
+                    shared_prefix: bool | None = None) -> list[np.ndarray]:
+        from recllm.llm.scoring import next_token_logprobs, yes_probability
+
+        if len(queries) != len(candidates):
+            raise ValueError(f"{len(queries)} queries but {len(candidates)} candidate lists")
+        shared = self.config.shared_prefix if shared_prefix is None else shared_prefix
+        token_ids = answer_token_ids(lm, self.config)
+        iterator = zip(queries, candidates)
+        if self.show_progress and len(queries) > 1:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, total=len(queries), desc="rank", unit="user")
+        out = []
+        for query, cands in iterator:
+            if len(cands) == 0:
+                out.append(np.empty(0))
+                continue
+            prefix, suffix = prompt_parts(lm, query, self.config)
+            conts = [prompts.format_item(c, self.config.guarded) + suffix for c in cands]
+            logp = next_token_logprobs(lm, prefix, conts, token_ids, shared_prefix=shared,
+                                       batch_size=self.config.score_batch_size)
+            out.append(yes_probability(logp))  # softmax over the (Yes, No) log-probs
+        return out

@@ -1,0 +1,74 @@
+"""The Yes/No LLM ranker on a tiny random llama: prompt split, shared-prefix scoring, LoRA fit, ranks."""
+
+import numpy as np
+import pytest
+
+from recllm.llm.backbone import chat_prompt, tiny_causal_lm
+from recllm.llm.sft import LoRAConfig, SFTConfig
+from recllm.trsr import prompts
+from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery, answer_token_ids, prompt_parts, target_ranks_of
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_causal_lm(seed=0)
+
+
+QUERY = RankQuery("likes space operas and robots", ("Alien (1979)", "Dune (2021)", "Solaris (1972)", "Heat"))
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_prompt_parts_rebuild_the_full_prompt(lm, guarded):
+    cfg = RankerConfig(n_recent=2, guarded=guarded)
+    prefix, suffix = prompt_parts(lm, QUERY, cfg)
+    head, tail = prompts.ranker_message_parts(QUERY.summary, QUERY.recent[-2:], guarded)
+    system = prompts.SYSTEM_RANKER_GUARDED if guarded else prompts.SYSTEM_RANKER
+    cand = "Blade Runner (1982)"
+    full = chat_prompt(lm, head + prompts.format_item(cand, guarded) + tail, system=system)
+    assert prefix + prompts.format_item(cand, guarded) + suffix == full
+    assert "Solaris" in prefix and "Alien" not in prefix  # only the 2 most recent items
+    assert suffix.endswith("<|im_start|>assistant\n")
+
+
+def test_answers_must_be_single_tokens(lm):
+    assert len(answer_token_ids(lm, RankerConfig())) == 2
+    with pytest.raises(ValueError, match="single-token"):
+        answer_token_ids(lm, RankerConfig(answers=("Absolutely yes", "No")))
+    with pytest.raises(ValueError, match="n_recent"):
+        RankerConfig(n_recent=-1)
+
+
+def test_target_ranks_are_pessimistic():
+    ranks = target_ranks_of([np.array([0.1, 0.9, 0.5]), np.array([0.5, 0.5, 0.5]), np.array([0.9, 0.1])], [1, 0, 0])
+    assert ranks.tolist() == [1, 3, 1]
+
+
+def test_zero_shot_scores_are_probabilities_and_prefix_sharing_agrees(lm):
+    ranker = LLMRanker(lm, RankerConfig(), fine_tune=False, show_progress=False).fit([], [], [])
+    cands = [["Blade Runner (1982)", "Notting Hill", "Toy Story (1995) and friends"], ["A"]]
+    shared = ranker.score([QUERY, RankQuery(None, ())], cands)
+    full = ranker.score([QUERY, RankQuery(None, ())], cands, shared_prefix=False)
+    assert [len(s) for s in shared] == [3, 1]
+    for a, b in zip(shared, full):
+        assert np.all((a > 0) & (a < 1))
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        LLMRanker(lm).score([QUERY], [["x"]])
+
+
+def test_lora_fit_learns_a_planted_rule(tmp_path):
+    lm = tiny_causal_lm(seed=1)
+    queries = [RankQuery(f"user {i}", (f"item {i}",)) for i in range(16)]
+    q, c, y = [], [], []
+    for query in queries:
+        q += [query, query]
+        c += ["a shiny red apple", "a grey stone"]
+        y += [1, 0]
+    valid = (queries[:4], [["a grey stone", "a shiny red apple", "a grey stone"]] * 4, [1] * 4)
+    sft = SFTConfig(epochs=3, learning_rate=3e-2, batch_size=8, show_progress=False, bf16=False)
+    ranker = LLMRanker(lm, RankerConfig(n_recent=1), sft=sft, lora=LoRAConfig(r=8, alpha=16, dropout=0.0),
+                       show_progress=False).fit(q, c, y, valid=valid)
+    scores = ranker.score(queries[4:8], [["a grey stone", "a shiny red apple"]] * 4)
+    assert all(s[1] > s[0] for s in scores)
+    assert set(ranker.valid_scores_) == {0, 1, 2}
+    assert ranker.n_train_examples_ == 32 and ranker.scored_candidates_ == 8
