@@ -1,0 +1,305 @@
+"""LLM-TRSR end to end on a :class:`~recllm.data.split.Split`: item text, summaries, training pairs, the ranker.
+
+``TRSR(summarizer_lm, ranker_lm, config).fit(split)`` renders every item's text to the token budget, summarises the
+training users' histories, builds 1:1 positive/negative Yes/No pairs (negatives drawn with the seed), and fine-tunes
+the ranker, choosing the epoch by validation R@3+R@5+R@10 on fixed sampled candidates. ``score_fn()`` plugs the
+fitted system into :func:`recllm.eval.sampled.evaluate_sampled`; :meth:`TRSR.rank` reranks arbitrary candidate lists.
+
+Two language models are passed because LoRA is injected into the ranker's model in place: the summariser must stay
+the untouched base model (the paper also uses a different, larger LLM to summarise than to rank).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recllm.data.split import Split
+from recllm.eval.sampled import SampledCandidates, ScoreFn
+from recllm.llm.backbone import CausalLM
+from recllm.llm.cache import DiskCache
+from recllm.llm.sft import LoRAConfig, SFTConfig
+from recllm.trsr import prompts
+from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery
+from recllm.trsr.segment import render_item_texts
+from recllm.trsr.summarize import Summaries, SummarizerConfig, summarize_histories
+
+__all__ = ["TRSRConfig", "TRSR", "TrainingCases", "training_cases", "dataset_item_texts", "inject", "InjectionEffect",
+           "injection_effect", "precomputed_score_fn"]
+
+
+@dataclass
+class TRSRConfig:
+    """Everything that defines one LLM-TRSR run (the resolved config is written beside the run's outputs).
+
+    ``max_train_users`` users (seeded sample) each give ``targets_per_user`` training positives (their last train
+    items), each paired with one random negative; ``inject_fraction`` of the negatives carry a prompt-injection
+    sentence (answer "No"), the training half of the injection mitigation. ``max_valid_rows`` validation rows pick
+    the best epoch. ``fine_tune=False`` gives the zero-shot ranker.
+    """
+
+    summarizer: SummarizerConfig = field(default_factory=SummarizerConfig)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, learning_rate=1e-4, batch_size=8,
+                                                             max_length=512))
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    fine_tune: bool = True
+    max_train_users: int | None = None
+    targets_per_user: int = 1
+    inject_fraction: float = 0.0
+    max_valid_rows: int | None = 100
+    item_text_columns: tuple[str, ...] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, kind in (("summarizer", SummarizerConfig), ("ranker", RankerConfig), ("sft", SFTConfig),
+                           ("lora", LoRAConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"TRSRConfig.{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
+        for name in ("max_train_users", "max_valid_rows"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"TRSRConfig.{name} must be a positive integer or None, got {value!r}")
+        if not isinstance(self.targets_per_user, int) or self.targets_per_user < 1:
+            raise ValueError(f"TRSRConfig.targets_per_user must be a positive integer, got {self.targets_per_user!r}")
+        if not 0.0 <= self.inject_fraction <= 1.0:
+            raise ValueError(f"TRSRConfig.inject_fraction must be in [0, 1], got {self.inject_fraction!r}")
+        if self.item_text_columns is not None:
+            self.item_text_columns = tuple(self.item_text_columns)
+
+    @property
+    def use_summary(self) -> bool:
+        return self.summarizer.mode != "none"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainingCases:
+    """Training positives: user index, history before the target (oldest first), target item."""
+
+    users: np.ndarray
+    histories: list[np.ndarray]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def training_cases(split: Split, max_users: int | None = None, targets_per_user: int = 1,
+                   seed: int = 0) -> TrainingCases:
+    """Positives from the train part of ``split``: each sampled user's last ``targets_per_user`` train items, each
+    with the items before it as history (users with fewer than two train items are skipped)."""
+    sequences = split.sequences("train")
+    eligible = np.asarray(sorted(u for u, s in sequences.items() if len(s) >= 2), dtype=np.int64)
+    if eligible.size == 0:
+        raise ValueError(f"split {split.name!r} of {split.dataset.name!r} has no user with two or more train "
+                         "interactions: nothing to train the ranker on")
+    if max_users is not None and eligible.size > max_users:
+        eligible = np.sort(np.random.default_rng(seed).choice(eligible, size=max_users, replace=False))
+    users, histories, targets = [], [], []
+    for u in eligible.tolist():
+        seq = sequences[u]
+        for back in range(1, min(targets_per_user, len(seq) - 1) + 1):
+            users.append(u)
+            histories.append(seq[: len(seq) - back])
+            targets.append(int(seq[len(seq) - back]))
+    return TrainingCases(np.asarray(users, dtype=np.int64), histories, np.asarray(targets, dtype=np.int64))
+
+
+def dataset_item_texts(dataset, tokenizer, max_tokens: int, columns: tuple[str, ...] | None = None) -> list[str]:
+    """Every catalogue item's text (``dataset.item_texts``), cleaned and cut to ``max_tokens`` tokens."""
+    texts = dataset.item_texts(columns) if columns is not None else dataset.item_texts()
+    return render_item_texts(texts, tokenizer, max_tokens)
+
+
+def inject(text: str, injection: str = prompts.INJECTION) -> str:
+    """``text`` with an injected instruction appended (the attack of the prompt-injection test)."""
+    return f"{text} {injection}".strip()
+
+
+def _draw_negative(rng: np.random.Generator, n_items: int, excluded: set[int]) -> int:
+    if len(excluded) >= n_items:
+        raise ValueError("a user has interacted with every catalogue item: no negative can be drawn")
+    while True:
+        item = int(rng.integers(0, n_items))
+        if item not in excluded:
+            return item
+
+
+class TRSR:
+    """LLM-TRSR: summarise each user's long history with ``summarizer_lm``, rank candidates with ``ranker_lm``.
+
+    After :meth:`fit`: ``item_texts_`` (rendered, by item index), ``ranker_`` (the fitted :class:`LLMRanker`),
+    ``train_summaries_`` (:class:`Summaries` of the training histories), ``n_train_pairs_``.
+    """
+
+    def __init__(self, summarizer_lm: CausalLM, ranker_lm: CausalLM, config: TRSRConfig | None = None,
+                 cache: DiskCache | None = None, output_dir: str | Path | None = None,
+                 show_progress: bool = True) -> None:
+        self.summarizer_lm = summarizer_lm
+        self.ranker_lm = ranker_lm
+        self.config = config
+        self.cache = cache
+        self.output_dir = output_dir
+        self.show_progress = show_progress
+
+    @property
+    def _config(self) -> TRSRConfig:
+        return self.config if self.config is not None else TRSRConfig()
+
+    # ------------------------------------------------------------------------------------------ building blocks
+    def summarize(self, histories: Sequence[np.ndarray]) -> Summaries:
+        """Summaries of ``histories`` (cached; mode ``none`` gives ``None`` for each)."""
+        self._check_fitted_texts()
+        return summarize_histories(self.summarizer_lm, histories, self.item_texts_, self._config.summarizer,
+                                   cache=self.cache, show_progress=self.show_progress)
+
+    def queries(self, histories: Sequence[np.ndarray], summaries: Summaries | None = None) -> list[RankQuery]:
+        """The user side of each ranker prompt: summary (if the mode has one) and the recent item texts."""
+        summaries = summaries if summaries is not None else self.summarize(histories)
+        n_recent = self._config.ranker.n_recent
+        out = []
+        for hist, summary in zip(histories, summaries.texts):
+            recent = [self.item_texts_[int(i)] for i in np.asarray(hist)[-n_recent:]] if n_recent else []
+            out.append(RankQuery(summary if self._config.use_summary else None, tuple(recent)))
+        return out
+
+    def _check_fitted_texts(self) -> None:
+        if not hasattr(self, "item_texts_"):
+            raise RuntimeError("TRSR is not fitted: call fit(split) first")
+
+    # ------------------------------------------------------------------------------------------ training
+    def fit(self, split: Split, valid: SampledCandidates | None = None) -> TRSR:
+        """Summarise, build the Yes/No pairs and fine-tune the ranker (or just wrap it, when zero-shot)."""
+        cfg = self._config
+        if cfg.fine_tune and self.ranker_lm is self.summarizer_lm:
+            raise ValueError("fine-tuning injects LoRA into the ranker's model in place: pass a separate CausalLM "
+                             "as ranker_lm (load the model twice) so the summariser stays the base model")
+        dataset = split.dataset
+        self.item_texts_ = dataset_item_texts(dataset, self.summarizer_lm.tokenizer,
+                                              cfg.summarizer.segment.item_tokens, cfg.item_text_columns)
+        ranker = LLMRanker(self.ranker_lm, cfg.ranker, sft=cfg.sft, lora=cfg.lora, fine_tune=cfg.fine_tune,
+                           output_dir=None if self.output_dir is None else Path(self.output_dir) / "sft",
+                           show_progress=self.show_progress)
+        if not cfg.fine_tune:
+            self.ranker_ = ranker.fit([], [], [])
+            self.n_train_pairs_ = 0
+            return self
+        cases = training_cases(split, cfg.max_train_users, cfg.targets_per_user, cfg.seed)
+        self.train_summaries_ = self.summarize(cases.histories)
+        queries = self.queries(cases.histories, self.train_summaries_)
+        rng = np.random.default_rng([cfg.seed, 1])
+        known = split.sequences("train")
+        q_all, texts, labels = [], [], []
+        for i, (query, user, target) in enumerate(zip(queries, cases.users, cases.targets)):
+            seen = set(known[int(user)].tolist())
+            negative = _draw_negative(rng, dataset.n_items, seen)
+            neg_text = self.item_texts_[negative]
+            if cfg.inject_fraction and rng.random() < cfg.inject_fraction:
+                phrase = prompts.TRAIN_INJECTIONS[int(rng.integers(len(prompts.TRAIN_INJECTIONS)))]
+                neg_text = inject(neg_text, phrase)
+            q_all += [query, query]
+            texts += [self.item_texts_[int(target)], neg_text]
+            labels += [1, 0]
+        valid_set = self._valid_set(valid, cfg) if valid is not None else None
+        self.ranker_ = ranker.fit(q_all, texts, labels, valid=valid_set)
+        self.n_train_pairs_ = len(labels)
+        return self
+
+    def _valid_set(self, valid: SampledCandidates, cfg: TRSRConfig):
+        rows = np.arange(len(valid))
+        if cfg.max_valid_rows is not None and rows.size > cfg.max_valid_rows:
+            rows = np.sort(np.random.default_rng([cfg.seed, 2]).choice(rows, cfg.max_valid_rows, replace=False))
+        histories = [valid.histories[i] for i in rows]
+        queries = self.queries(histories)
+        cands = [[self.item_texts_[int(j)] for j in valid.candidates[i]] for i in rows]
+        return queries, cands, [int(valid.positive[i]) for i in rows]
+
+    # ------------------------------------------------------------------------------------------ inference
+    def rank(self, histories: Sequence[np.ndarray], candidates: Sequence[Sequence[int]],
+             candidate_texts: Sequence[Sequence[str]] | None = None, shared_prefix: bool | None = None
+             ) -> list[np.ndarray]:
+        """P(Yes) of every candidate item (``candidate_texts`` overrides their texts, e.g. for attacks)."""
+        if not hasattr(self, "ranker_"):
+            raise RuntimeError("TRSR is not fitted: call fit(split) first")
+        if candidate_texts is None:
+            candidate_texts = [[self.item_texts_[int(j)] for j in row] for row in candidates]
+        return self.ranker_.score(self.queries(histories), candidate_texts, shared_prefix=shared_prefix)
+
+    def score_fn(self) -> ScoreFn:
+        """``(users, histories, candidate_matrix) -> scores`` for :func:`recllm.eval.sampled.evaluate_sampled`."""
+        def score(users: np.ndarray, histories: list[np.ndarray], candidates: np.ndarray) -> np.ndarray:
+            return np.stack(self.rank(histories, [row for row in candidates]))
+
+        return score
+
+
+# ---------------------------------------------------------------------------------------------- prompt injection
+@dataclass
+class InjectionEffect:
+    """Ranks (1 = top, pessimistic ties) of an attacked negative and of the true item, before and after the attack."""
+
+    victim_before: np.ndarray
+    victim_after: np.ndarray
+    positive_before: np.ndarray
+    positive_after: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        """Mean ranks, mean places gained by the attacked item, how often it reaches the top, and the true item's
+        Recall@3 before and after (what the attack costs the user)."""
+        return {
+            "victim_rank_before": float(self.victim_before.mean()),
+            "victim_rank_after": float(self.victim_after.mean()),
+            "places_gained": float((self.victim_before - self.victim_after).mean()),
+            "victim_top1_after": float((self.victim_after == 1).mean()),
+            "positive_recall@3_before": float((self.positive_before <= 3).mean()),
+            "positive_recall@3_after": float((self.positive_after <= 3).mean()),
+        }
+
+
+def injection_effect(model: TRSR, candidates: SampledCandidates, scores: Sequence[np.ndarray],
+                     rows: Sequence[int] | None = None, injection: str = prompts.INJECTION, seed: int = 0
+                     ) -> InjectionEffect:
+    """Append ``injection`` to one seeded random negative per row and re-rank it against the clean ``scores``
+    (``model.rank`` output for ``candidates``): only the attacked candidate is re-scored."""
+    rows = np.arange(len(candidates)) if rows is None else np.asarray(rows, dtype=np.int64)
+    rng = np.random.default_rng([seed, 3])
+    victims = []
+    for i in rows:
+        negatives = np.delete(np.arange(candidates.candidates.shape[1]), candidates.positive[i])
+        victims.append(int(rng.choice(negatives)))
+    texts = [[inject(model.item_texts_[int(candidates.candidates[i, v])], injection)] for i, v in zip(rows, victims)]
+    attacked = model.rank([candidates.histories[i] for i in rows],
+                          [[int(candidates.candidates[i, v])] for i, v in zip(rows, victims)], candidate_texts=texts)
+    out = {k: np.empty(len(rows), dtype=np.int64) for k in ("vb", "va", "pb", "pa")}
+    for j, (i, v) in enumerate(zip(rows, victims)):
+        clean = np.asarray(scores[i], dtype=np.float64)
+        after = clean.copy()
+        after[v] = float(attacked[j][0])
+        p = int(candidates.positive[i])
+        out["vb"][j] = 1 + int((np.delete(clean, v) >= clean[v]).sum())
+        out["va"][j] = 1 + int((np.delete(after, v) >= after[v]).sum())
+        out["pb"][j] = 1 + int((np.delete(clean, p) >= clean[p]).sum())
+        out["pa"][j] = 1 + int((np.delete(after, p) >= after[p]).sum())
+    return InjectionEffect(out["vb"], out["va"], out["pb"], out["pa"])
+
+
+def precomputed_score_fn(candidates: SampledCandidates, scores: Sequence[np.ndarray]) -> ScoreFn:
+    """A ``score_fn`` for :func:`~recllm.eval.sampled.evaluate_sampled` that returns scores computed beforehand for
+    the rows of ``candidates`` (so one expensive LLM pass feeds both the metrics and the injection test)."""
+    table = {(int(u), tuple(int(c) for c in row)): np.asarray(s, dtype=np.float64)
+             for u, row, s in zip(candidates.users, candidates.candidates, scores)}
+
+    def score(users: np.ndarray, histories: list[np.ndarray], cands: np.ndarray) -> np.ndarray:
+        try:
+            return np.stack([table[(int(u), tuple(int(c) for c in row))] for u, row in zip(users, cands)])
+        except KeyError as err:
+            raise KeyError(f"no precomputed scores for user/candidates {err}: score these candidates first") from None
+
+    return score
