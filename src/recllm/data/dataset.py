@@ -19,6 +19,14 @@ class DataError(ValueError):
     """Bad input data; the message names the file, column or row and says what to do."""
 
 
+def ids_in(values: pd.Series | np.ndarray, known: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """Boolean array: which ``values`` occur in ``known`` (a hash lookup; ``Series.isin`` on Arrow strings is slow)."""
+    index = pd.Index(known)
+    if not index.is_unique:
+        index = index.unique()
+    return index.get_indexer(pd.Index(values)) >= 0
+
+
 @dataclass(frozen=True)
 class Schema:
     """What each column of a RecDataset means.
@@ -88,9 +96,9 @@ class RecDataset:
             (ITEM, "items", self.items, ITEM),
             (USER, "users", self.users, USER),
         ):
-            unknown = ~self.interactions[col].isin(frame[key])
+            unknown = ~ids_in(self.interactions[col], frame[key])
             if unknown.any():
-                row = int(np.flatnonzero(unknown.to_numpy())[0])
+                row = int(np.flatnonzero(unknown)[0])
                 raise DataError(
                     f"{where}: interaction row {row} has {col}={self.interactions[col].iloc[row]!r} "
                     f"which is not in the {frame_name} frame ({int(unknown.sum())} rows like it)"

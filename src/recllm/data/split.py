@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recllm.data.dataset import ITEM, TIME, USER, DataError, RecDataset
+from recllm.data.dataset import ITEM, TIME, USER, DataError, RecDataset, ids_in
 
 SPLITS = ("loo", "temporal", "cold_start")
 
@@ -130,8 +130,8 @@ def cold_start_split(
     test_items = set(items[perm[:n_test]])
     valid_items = set(items[perm[n_test : n_test + n_valid]])
     frame = _ordered(dataset.interactions.reset_index(drop=True))
-    in_test = frame[ITEM].isin(test_items)
-    in_valid = frame[ITEM].isin(valid_items)
+    in_test = ids_in(frame[ITEM], pd.Index(sorted(test_items)))
+    in_valid = ids_in(frame[ITEM], pd.Index(sorted(valid_items)))
     info = {"seed": seed, "test_items": len(test_items), "valid_items": len(valid_items)}
     return Split("cold_start", dataset, frame[~in_test & ~in_valid], frame[in_valid], frame[in_test], info)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recllm.data.dataset import ITEM, RATING, TIME, USER, DataError, RecDataset, Schema
+from recllm.data.dataset import ITEM, RATING, TIME, USER, DataError, RecDataset, Schema, ids_in
 from recllm.data.loaders.base import DatasetLoader, SourceFile
 from recllm.data.loaders.readers import REDOWNLOAD, iter_json_lines
 
@@ -130,7 +130,7 @@ def parse_files(name: str, reviews_path: Path, meta_path: Path, folder: Path) ->
     """Reviews + metadata -> RecDataset (items without metadata kept with empty text)."""
     reviews = _reviews(reviews_path)
     meta, counts = _meta(meta_path)
-    lacking = pd.unique(reviews.loc[~reviews[ITEM].isin(meta[ITEM]), ITEM])
+    lacking = pd.unique(reviews.loc[~ids_in(reviews[ITEM], meta[ITEM]), ITEM])
     filler = pd.DataFrame({ITEM: lacking, **{c: "" for c in TEXT_COLUMNS}, "brand": np.nan})
     items = pd.concat([meta, filler], ignore_index=True) if len(lacking) else meta
     users = pd.DataFrame({USER: pd.unique(reviews[USER])})

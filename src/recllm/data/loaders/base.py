@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from recllm.data.dataset import DataError, RecDataset
 from recllm.data.loaders.download import DataWarning, download_archive, download_files, sha256_file
 
@@ -88,9 +90,9 @@ class DatasetLoader:
         if not missing:
             return
         urls = {f.name: self.url_of(f, base_url) for f in missing}
+        if None in urls.values():
+            raise self._missing_error(folder, missing, urls, None)
         try:
-            if None in urls.values():
-                raise DataError("this data set has no known download location")
             if self.archive:
                 members = {f.name: (f.remote or f.name, f.sha256) for f in self.files if f in missing}
                 download_archive(folder, next(iter(urls.values())), members, show_progress=show_progress)
@@ -110,7 +112,7 @@ class DatasetLoader:
         why = f" Download failed: {reason}." if reason else ""
         return DataError(
             f"data set {self.name!r}: file(s) {names} not found in {where}.{why} Fix: place {names} in {folder} "
-            f"({get}), or set {DATA_ENV} to the folder that holds a {self.name}/ sub-folder with these files."
+            f"({get}), or set {DATA_ENV} to a folder whose sub-folder {self.name}/ holds these files."
         )
 
     def verify(self, folder: Path, mode: str = "warn") -> dict[str, str]:
@@ -155,6 +157,8 @@ class DatasetLoader:
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
                 pass  # an unreadable cache entry is rebuilt below
         dataset = self.parse(folder)
+        for part in ("interactions", "items", "users"):
+            setattr(dataset, part, string_columns(getattr(dataset, part)))
         dataset.info.update({"loader_version": self.version, "files_sha256": hashes, "cache_key": key})
         if cached is not None:
             try:
@@ -167,6 +171,16 @@ class DatasetLoader:
         """Key of the parsed cache: the loader's name and version plus every source file's sha256."""
         blob = json.dumps({"name": self.name, "version": self.version, "files": hashes}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def string_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give object columns that hold only strings (and NaN) pandas' string dtype, as a parquet round trip does,
+    so a fresh parse and a cached one are identical."""
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype == object and values.dropna().map(type).eq(str).all():
+            frame[col] = values.astype("str")
+    return frame
 
 
 def _cache_folder(name: str, key: str) -> Path | None:

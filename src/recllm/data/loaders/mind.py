@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recllm.data.dataset import ITEM, LABEL, TIME, USER, DataError, RecDataset, Schema
+from recllm.data.dataset import ITEM, LABEL, TIME, USER, DataError, RecDataset, Schema, ids_in
 from recllm.data.loaders.base import DatasetLoader, SourceFile
 from recllm.data.loaders.readers import REDOWNLOAD, check_nonempty, check_unique, parse_times, read_table
 
@@ -42,7 +42,7 @@ def _impressions(behaviors: pd.DataFrame, path: Path, times: np.ndarray) -> pd.D
                         f"one news item as NewsID-label; {REDOWNLOAD}")
     flat = pd.Series(np.concatenate(tokens.to_numpy()), dtype=object)
     parts = flat.str.rsplit("-", n=1, expand=True)
-    ok = (parts.shape[1] == 2) and parts[1].isin(["0", "1"]).all() and (parts[0].str.len() > 0).all()
+    ok = (parts.shape[1] == 2) and ids_in(parts[1], pd.Index(["0", "1"])).all() and (parts[0].str.len() > 0).all()
     if not ok:
         bad = ~flat.str.fullmatch(r".+-[01]")
         row = int(np.repeat(np.arange(len(behaviors)), counts)[np.flatnonzero(bad.to_numpy())[0]])
@@ -109,7 +109,7 @@ def parse_files(name: str, folder: Path) -> RecDataset:
         "abstract": news["abstract"].str.strip(),
     })
     referenced = pd.unique(interactions[ITEM])
-    absent = referenced[~pd.Index(referenced).isin(items[ITEM])]
+    absent = referenced[~ids_in(referenced, items[ITEM])]
     if len(absent):
         filler = pd.DataFrame({ITEM: absent, "category": np.nan, "subcategory": np.nan, "title": "", "abstract": ""})
         items = pd.concat([items, filler], ignore_index=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recllm.data.dataset import ITEM, RATING, TIME, USER, RecDataset, Schema
+from recllm.data.dataset import ITEM, RATING, TIME, USER, RecDataset, Schema, ids_in
 from recllm.data.loaders.base import DatasetLoader, SourceFile
 from recllm.data.loaders.movielens_1m import year_from_title
 from recllm.data.loaders.readers import check_known, check_nonempty, check_unique, read_table, to_numeric
@@ -58,7 +58,7 @@ def parse(folder: Path) -> RecDataset:
     users = pd.DataFrame({USER: pd.unique(interactions[USER])})
     schema = Schema(has_rating=True, item_text=("title", "genres", "tags"), item_numeric=("year",))
     info = {
-        "movies_without_ratings": int((~items[ITEM].isin(interactions[ITEM])).sum()),
+        "movies_without_ratings": int((~ids_in(items[ITEM], interactions[ITEM])).sum()),
         "movies_without_genres": int((items["genres"] == "").sum()),
         "movies_without_year": int(items["year"].isna().sum()),
         "movies_with_tags": int((items["tags"] != "").sum()),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recllm.data.dataset import DataError
+from recllm.data.dataset import DataError, ids_in
 
 REDOWNLOAD = "delete the file and load again to re-download it, or replace it with the publisher's original"
 
@@ -144,7 +144,7 @@ def to_numeric(frame: pd.DataFrame, column: str, path: Path, kind: str = "float"
 
 def check_values(frame: pd.DataFrame, column: str, path: Path, allowed: set[str]) -> None:
     """Every cell of ``column`` must be one of ``allowed`` (e.g. 0/1 flags)."""
-    bad = ~frame[column].isin(allowed)
+    bad = pd.Series(~ids_in(frame[column], pd.Index(sorted(allowed))), index=frame.index)
     if bad.any():
         raise row_error(path, frame, column, bad, f"is not one of {sorted(allowed)}")
 
@@ -172,9 +172,9 @@ def check_unique(frame: pd.DataFrame, column: str, path: Path) -> None:
 
 def check_known(frame: pd.DataFrame, column: str, path: Path, known: pd.Index | set[str], other: Path) -> None:
     """Every id in ``column`` must exist in the catalogue file ``other``."""
-    bad = ~frame[column].isin(known)
+    bad = ~ids_in(frame[column], pd.Index(list(known)) if isinstance(known, set) else known)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path}: column {column!r}, line {_line(frame, row)}: id {frame[column].iloc[row]!r} is not in {other.name} "
             f"({int(bad.sum())} such rows); the two files must come from the same release: {REDOWNLOAD}"

@@ -1,0 +1,115 @@
+"""Splits: chronological leave-one-out, global temporal cut, cold-start items, EvalCases, determinism."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recllm.data import DataError, RecDataset, Schema, cold_start_split, leave_one_out, make_split, temporal_split
+
+
+def toy(n_users: int = 30, n_items: int = 40, per_user: int = 8, seed: int = 0) -> RecDataset:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=per_user, replace=False)
+        times = np.sort(rng.choice(10_000, size=per_user, replace=False)) + 1_000_000
+        rows += [(f"u{u}", f"i{i}", int(t)) for i, t in zip(items, times)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).sample(frac=1.0, random_state=seed)
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)]})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
+    return RecDataset("toy", frame.reset_index(drop=True), items, users, Schema())
+
+
+def test_leave_one_out_last_is_test_previous_is_valid():
+    ds = toy()
+    split = leave_one_out(ds)
+    for user, group in ds.interactions.groupby("user_id"):
+        ordered = group.sort_values("timestamp")
+        assert split.test.loc[split.test["user_id"] == user, "item_id"].tolist() == [ordered["item_id"].iloc[-1]]
+        assert split.valid.loc[split.valid["user_id"] == user, "item_id"].tolist() == [ordered["item_id"].iloc[-2]]
+        train = split.train[split.train["user_id"] == user]
+        assert len(train) == len(group) - 2 and train["timestamp"].max() < ordered["timestamp"].iloc[-2]
+    assert len(split.train) + len(split.valid) + len(split.test) == len(ds.interactions)
+
+
+def test_leave_one_out_short_users_stay_in_train():
+    ds = toy()
+    short = ds.interactions[ds.interactions["user_id"] == "u0"].head(2)
+    ds2 = RecDataset("t", pd.concat([ds.interactions[ds.interactions["user_id"] != "u0"], short]), ds.items, ds.users)
+    split = leave_one_out(ds2)
+    assert "u0" not in set(split.test["user_id"]) and (split.train["user_id"] == "u0").sum() == 2
+    assert split.info["short_users_train_only"] == 1
+    with pytest.raises(ValueError, match="at least 3"):
+        leave_one_out(ds, min_interactions=2)
+
+
+def test_eval_cases_history_is_everything_before_the_stage():
+    ds = toy()
+    split = leave_one_out(ds)
+    cases = split.eval_cases("test")
+    assert len(cases) == ds.n_users
+    u = int(cases.users[0])
+    user_id = ds.users["user_id"].iloc[u]
+    ordered = ds.interactions[ds.interactions["user_id"] == user_id].sort_values("timestamp")
+    assert cases.histories[0].tolist() == ds.item_index(ordered["item_id"].iloc[:-1]).tolist()  # oldest first
+    assert cases.targets[0].tolist() == ds.item_index([ordered["item_id"].iloc[-1]]).tolist()
+    valid = split.eval_cases("valid")
+    assert valid.histories[0].tolist() == ds.item_index(ordered["item_id"].iloc[:-2]).tolist()
+    sub = cases.subset(np.array([2, 0]))
+    assert sub.users.tolist() == [cases.users[2], cases.users[0]] and sub.targets[1] is cases.targets[0]
+    with pytest.raises(ValueError, match="stage"):
+        split.eval_cases("train")
+    with pytest.raises(ValueError, match="stage"):
+        split.sequences("nope")
+
+
+def test_temporal_split_never_trains_after_a_cut():
+    ds = toy()
+    split = temporal_split(ds, valid_fraction=0.1, test_fraction=0.2)
+    t_valid, t_test = split.info["valid_from"], split.info["test_from"]
+    assert split.train["timestamp"].max() < t_valid <= split.valid["timestamp"].min()
+    assert split.valid["timestamp"].max() < t_test <= split.test["timestamp"].min()
+    assert len(split.train) + len(split.valid) + len(split.test) == len(ds.interactions)
+    assert abs(len(split.test) / len(ds.interactions) - 0.2) < 0.02
+    cases = split.eval_cases("test")
+    for hist, u in zip(cases.histories, cases.users):
+        user_id = ds.users["user_id"].iloc[u]
+        before = ds.interactions[(ds.interactions["user_id"] == user_id) & (ds.interactions["timestamp"] < t_test)]
+        assert len(hist) == len(before)
+
+
+def test_temporal_split_rejects_coarse_time_and_bad_fractions():
+    ds = toy()
+    flat = RecDataset("flat", ds.interactions.assign(timestamp=np.int64(5)), ds.items, ds.users)
+    with pytest.raises(DataError, match="too coarse"):
+        temporal_split(flat)
+    with pytest.raises(ValueError, match="sum below 1"):
+        temporal_split(ds, 0.5, 0.5)
+
+
+def test_cold_start_items_never_in_train_and_seeded():
+    ds = toy(n_items=60)
+    split = cold_start_split(ds, seed=3)
+    train_items = set(split.train["item_id"])
+    assert not train_items & set(split.test["item_id"]) and not train_items & set(split.valid["item_id"])
+    assert not set(split.valid["item_id"]) & set(split.test["item_id"])
+    assert split.info["test_items"] == round(0.1 * ds.interactions["item_id"].nunique())
+    same = cold_start_split(ds, seed=3)
+    other = cold_start_split(ds, seed=4)
+    assert same.test.equals(split.test) and not set(other.test["item_id"]) == set(split.test["item_id"])
+
+
+@pytest.mark.parametrize("name", ["loo", "temporal", "cold_start"])
+def test_make_split_is_deterministic(name):
+    a, b = make_split(toy(), name, seed=1), make_split(toy(), name, seed=1)
+    assert a.name == name
+    for part in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(getattr(a, part), getattr(b, part))
+    ca, cb = a.eval_cases("test"), b.eval_cases("test")
+    assert ca.users.tolist() == cb.users.tolist()
+    assert all(np.array_equal(x, y) for x, y in zip(ca.histories, cb.histories))
+
+
+def test_make_split_unknown_name():
+    with pytest.raises(ValueError, match="unknown split"):
+        make_split(toy(), "random")
