@@ -16,7 +16,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -55,6 +55,8 @@ class SeqConfig:
     device: str = "auto"
     show_progress: bool = True
 
+    losses: ClassVar[tuple[str, ...]] = LOSSES
+
     def __post_init__(self) -> None:
         positive = ("dim", "n_layers", "n_heads", "max_len", "n_negatives", "batch_size", "max_epochs",
                     "patience", "eval_every", "eval_batch_size")
@@ -66,8 +68,8 @@ class SeqConfig:
             raise ValueError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.loss not in self.losses:
+            raise ValueError(f"loss must be one of {self.losses}, got {self.loss!r}")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
         if self.time_budget is not None and self.time_budget <= 0:

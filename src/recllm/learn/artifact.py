@@ -1,0 +1,180 @@
+"""LEARN artifacts: a folder written atomically and loaded with one call, ``recllm.learn.load(folder)``.
+
+Layout (no pickles)::
+
+    config.json              format version, LEARNConfig (content encoder included), data set, index kind
+    model.safetensors        the towers' weights (with the frozen, whitened content table)
+    item_embeddings.npy      unit-norm item vectors (n_items, out_dim), catalogue order
+    item_ids.json, user_ids.json   model index -> external id
+    histories.safetensors    every user's chronological item indices (flat ``items`` + ``offsets``)
+    whitener.safetensors     the content whitening (mean, projection), to encode new items the same way
+    index.faiss              only for the faiss index kinds
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from recllm.learn.index import INDEX_KINDS, ExactIndex, FaissIndex, build_index
+from recllm.learn.train import LEARN, LEARNConfig
+from recllm.utils import write_json_atomic
+
+if TYPE_CHECKING:
+    from recllm.data.dataset import RecDataset
+
+FORMAT = "recllm-learn/1"
+
+
+def user_histories(dataset: "RecDataset") -> list[np.ndarray]:
+    """Every user's chronological item indices (all interactions), in user index order."""
+    from recllm.data.dataset import ITEM, TIME, USER
+
+    frame = dataset.interactions.assign(_u=dataset.user_index(dataset.interactions[USER]),
+                                        _i=dataset.item_index(dataset.interactions[ITEM]))
+    frame = frame.sort_values(["_u", TIME], kind="stable")
+    grouped = {int(u): g["_i"].to_numpy(np.int64) for u, g in frame.groupby("_u", sort=True)}
+    return [grouped.get(u, np.zeros(0, np.int64)) for u in range(dataset.n_users)]
+
+
+def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", index: str = "exact") -> Path:
+    """Write a fitted LEARN model, its item embeddings, id maps, histories and index into ``folder``.
+
+    The folder is built beside the target and renamed into place, so readers never see a half-written artifact.
+    """
+    if not hasattr(model, "item_vectors_"):
+        raise RuntimeError("LEARN model is not fitted: call fit(split) before saving it")
+    if index not in INDEX_KINDS:
+        raise ValueError(f"index must be one of {INDEX_KINDS}, got {index!r}")
+    if dataset.n_items != model.n_items_:
+        raise ValueError(f"data set {dataset.name!r} has {dataset.n_items} items, the model {model.n_items_}")
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write_json_atomic(tmp / "config.json", {
+            "format": FORMAT, "config": dataclasses.asdict(model.config), "dataset": dataset.name,
+            "n_items": model.n_items_, "n_users": dataset.n_users, "index": index,
+            "best_epoch": model.best_epoch_,
+        })
+        state = {k: v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        np.save(tmp / "item_embeddings.npy", model.item_vectors_.astype(np.float32))
+        write_json_atomic(tmp / "item_ids.json", [str(i) for i in dataset.items["item_id"]])
+        write_json_atomic(tmp / "user_ids.json", [str(u) for u in dataset.users["user_id"]])
+        hists = user_histories(dataset)
+        offsets = np.r_[0, np.cumsum([len(h) for h in hists])].astype(np.int64)
+        flat = np.concatenate(hists) if hists else np.zeros(0, np.int64)
+        save_file({"items": torch.from_numpy(flat), "offsets": torch.from_numpy(offsets)}, str(tmp / "histories.safetensors"))
+        if model.whitener_ is not None:
+            w = model.whitener_
+            save_file({"mean": torch.from_numpy(np.ascontiguousarray(w.mean)),
+                       "projection": torch.from_numpy(np.ascontiguousarray(w.projection))},
+                      str(tmp / "whitener.safetensors"))
+        if index != "exact":
+            build_index(model.item_vectors_, index).save(tmp / "index.faiss")
+        _replace_folder(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
+def _replace_folder(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` over ``target`` (moving an existing ``target`` aside first, then deleting it)."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, target)
+
+
+class LEARNRetriever:
+    """A loaded LEARN artifact: top-k items for known users or new histories, and similar items."""
+
+    def __init__(self, model: LEARN, item_ids: list[str], user_ids: list[str], histories: list[np.ndarray],
+                 index: ExactIndex | FaissIndex) -> None:
+        self.model, self.item_ids, self.user_ids = model, item_ids, user_ids
+        self.histories, self.index = histories, index
+        self._item_pos = {item: i for i, item in enumerate(item_ids)}
+        self._user_pos = {user: u for u, user in enumerate(user_ids)}
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        return self.model.item_vectors_
+
+    def item_position(self, item: str) -> int:
+        if item not in self._item_pos:
+            raise KeyError(f"item {item!r} is not in this artifact's catalogue ({len(self.item_ids)} items)")
+        return self._item_pos[item]
+
+    def history(self, user: str) -> np.ndarray:
+        if user not in self._user_pos:
+            raise KeyError(f"user {user!r} is not in this artifact ({len(self.user_ids)} users); "
+                           "use recommend_for_history(items) for a new user")
+        return self.histories[self._user_pos[user]]
+
+    def recommend_for_history(self, items: list[str], k: int = 10, filter_seen: bool = True) -> list[tuple[str, float]]:
+        """Top-``k`` (item id, score) for a history given as item ids, oldest first."""
+        hist = np.asarray([self.item_position(i) for i in items], dtype=np.int64)
+        query = self.model.user_embeddings([hist])
+        idx, scores = self.index.search(query, k, [hist] if filter_seen else None)
+        return [(self.item_ids[i], float(s)) for i, s in zip(idx[0], scores[0]) if i >= 0]
+
+    def recommend(self, user: str, k: int = 10, filter_seen: bool = True) -> list[tuple[str, float]]:
+        """Top-``k`` (item id, score) for a known user after the full stored history; seen items removed."""
+        hist = self.history(user)
+        return self.recommend_for_history([self.item_ids[i] for i in hist], k, filter_seen)
+
+    def similar_items(self, item: str, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` nearest items (cosine of item-tower embeddings), the item itself excluded."""
+        pos = self.item_position(item)
+        idx, scores = self.index.search(self.item_vectors[pos:pos + 1], k, [np.array([pos])])
+        return [(self.item_ids[i], float(s)) for i, s in zip(idx[0], scores[0]) if i >= 0]
+
+
+def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
+    """Load an artifact written by :func:`save` (one call; no language model is loaded)."""
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a LEARN artifact: {config_path.name} is missing "
+                                "(create one with `recllm learn train --out DIR`)")
+    meta = json.loads(config_path.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{config_path}: format {meta.get('format')!r} is not {FORMAT!r}; retrain with this recllm")
+    cfg = LEARNConfig(**{**meta["config"], "device": device, "show_progress": False})
+    state = load_file(str(folder / "model.safetensors"))
+    model = LEARN(cfg)
+    model.net_ = LEARN.build_net(state.get("content"), meta["n_items"], cfg)
+    model.net_.load_state_dict(state)
+    model.net_.to(device).eval()
+    model.n_items_, model.device_, model.best_epoch_ = meta["n_items"], device, meta.get("best_epoch", 0)
+    model.item_vectors_ = np.load(folder / "item_embeddings.npy")
+    model.whitener_ = None
+    if (folder / "whitener.safetensors").is_file():
+        from recllm.learn.encoder import Whitener
+
+        w = load_file(str(folder / "whitener.safetensors"))
+        model.whitener_ = Whitener(w["mean"].numpy(), w["projection"].numpy())
+    hist = load_file(str(folder / "histories.safetensors"))
+    flat, offsets = hist["items"].numpy(), hist["offsets"].numpy()
+    histories = [flat[offsets[u]:offsets[u + 1]] for u in range(len(offsets) - 1)]
+    item_ids = json.loads((folder / "item_ids.json").read_text(encoding="utf-8"))
+    user_ids = json.loads((folder / "user_ids.json").read_text(encoding="utf-8"))
+    kind = meta.get("index", "exact")
+    index = FaissIndex.load(folder / "index.faiss", kind) if kind != "exact" else ExactIndex(model.item_vectors_)
+    return LEARNRetriever(model, item_ids, user_ids, histories, index)

@@ -1,0 +1,150 @@
+"""LEARN's content embedding generator (CEG): a frozen language model encodes every item's text.
+
+The text of each catalogue item (``dataset.item_texts()``: title, genres, tags, description, whatever the data set
+declares) is encoded once by a frozen model through :func:`recllm.llm.embed_texts` (mean of the last hidden
+states over non-padding tokens for a causal LM; the model's own pooling for a sentence-transformers encoder),
+cached on disk by ``recllm.llm``'s :class:`DiskCache`, so a second run costs nothing.
+
+Mean-pooled causal-LM states are highly anisotropic (SmolLM2-135M: mean pairwise cosine ~0.99), so the raw
+vectors are centred and PCA-whitened before use (:class:`Whitener`); the statistics come from the catalogue's
+texts only (no interactions), so using them for cold items leaks nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from recllm.data.dataset import RecDataset
+
+# Short names for the two bundled models; anything else is a Hugging Face id or local folder.
+ALIASES = {"smollm2": ("causal", None), "minilm": ("sentence", None), "all-minilm-l6-v2": ("sentence", None)}
+WHITEN_MODES = ("none", "center", "whiten")
+EMPTY_TEXT = "(no description)"
+
+
+@dataclass
+class ContentConfig:
+    """Which frozen model encodes item text, and how the vectors are post-processed."""
+
+    model: str = "smollm2"
+    kind: str = "auto"  # "causal", "sentence" or "auto" (from the alias; HF ids default to causal)
+    max_length: int = 128
+    batch_size: int = 32
+    dtype: str = "auto"  # causal LMs: "float32", "bfloat16" or "auto" (bfloat16 with AMX or CUDA)
+    whiten: str = "whiten"
+    whiten_dim: int | None = 256
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"ContentConfig.model must be a model name, HF id or folder, got {self.model!r}")
+        if self.kind not in ("auto", "causal", "sentence"):
+            raise ValueError(f"ContentConfig.kind must be 'auto', 'causal' or 'sentence', got {self.kind!r}")
+        if self.max_length < 1 or self.batch_size < 1:
+            raise ValueError("ContentConfig.max_length and batch_size must be positive")
+        if self.whiten not in WHITEN_MODES:
+            raise ValueError(f"ContentConfig.whiten must be one of {WHITEN_MODES}, got {self.whiten!r}")
+        if self.whiten_dim is not None and self.whiten_dim < 1:
+            raise ValueError(f"ContentConfig.whiten_dim must be positive or None, got {self.whiten_dim}")
+
+    def resolved_kind(self) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return ALIASES.get(self.model.lower(), ("causal", None))[0]
+
+
+def load_content_model(config: ContentConfig) -> Any:
+    """The frozen encoder named by ``config`` (loaded through ``recllm.llm``, never here directly)."""
+    from recllm.llm import load_causal_lm, load_text_encoder
+
+    name = None if config.model.lower() in ALIASES else config.model
+    if config.resolved_kind() == "sentence":
+        return load_text_encoder(name, device=config.device)
+    return load_causal_lm(name, device=config.device, dtype=config.dtype)
+
+
+_MEMO: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def raw_item_embeddings(texts: list[str], config: ContentConfig, cache: Any = None,
+                        model: Any = None) -> np.ndarray:
+    """(n_items, hidden) float32 embeddings of ``texts`` from the frozen model; cached in memory and on disk.
+
+    ``cache`` is a :class:`recllm.llm.cache.DiskCache` (default: the user's cache file); pass ``False`` to skip it.
+    """
+    from recllm.llm import embed_texts
+    from recllm.llm.cache import DiskCache
+
+    digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()
+    memo_key = (config.model, config.resolved_kind(), config.max_length, config.dtype, digest)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    if cache is None:
+        cache = DiskCache(namespace="learn-content")
+    model = model if model is not None else load_content_model(config)
+    emb = embed_texts(model, texts, pooling="mean", batch_size=config.batch_size, max_length=config.max_length,
+                      cache=None if cache is False else cache)
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.shape[0] != len(texts) or not np.isfinite(emb).all():
+        raise ValueError(f"content model {config.model!r} returned bad embeddings of shape {emb.shape}")
+    _MEMO[memo_key] = emb
+    return emb
+
+
+@dataclass
+class Whitener:
+    """``(x - mean) @ projection``: centring, or centring + PCA whitening to ``dim`` components."""
+
+    mean: np.ndarray
+    projection: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, mode: str = "whiten", dim: int | None = 256, eps: float = 1e-6) -> "Whitener":
+        if mode not in WHITEN_MODES:
+            raise ValueError(f"whiten mode must be one of {WHITEN_MODES}, got {mode!r}")
+        x = np.asarray(x, dtype=np.float64)
+        width = x.shape[1]
+        if mode == "none":
+            return cls(np.zeros(width, np.float32), np.eye(width, dtype=np.float32))
+        mean = x.mean(axis=0)
+        if mode == "center":
+            return cls(mean.astype(np.float32), np.eye(width, dtype=np.float32))
+        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+        var = s**2 / max(len(x) - 1, 1)
+        keep = int((var > eps * max(var.max(), eps)).sum())
+        keep = min(keep, dim) if dim is not None else keep
+        projection = vt[:keep].T / np.sqrt(var[:keep] + eps)
+        return cls(mean.astype(np.float32), projection.astype(np.float32))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float32) - self.mean) @ self.projection).astype(np.float32)
+
+
+def mean_pairwise_cosine(x: np.ndarray, max_rows: int = 2000) -> float:
+    """Average cosine over distinct pairs (of at most ``max_rows`` rows): an anisotropy check."""
+    x = np.asarray(x[:max_rows], dtype=np.float64)
+    x = x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    total = x.sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None = None, cache: Any = None,
+                            model: Any = None) -> tuple[np.ndarray, Whitener]:
+    """Whitened content embeddings of every catalogue item (index order) and the fitted whitener."""
+    config = config or ContentConfig()
+    texts = dataset.item_texts()
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if len(empty) == len(texts):
+        raise ValueError(f"data set {dataset.name!r}: every item text is empty; declare item text columns in its schema")
+    texts = [t if t.strip() else EMPTY_TEXT for t in texts]  # a model cannot encode zero tokens
+    raw = raw_item_embeddings(texts, config, cache=cache, model=model)
+    whitener = Whitener.fit(raw, config.whiten, config.whiten_dim)
+    return whitener.transform(raw), whitener

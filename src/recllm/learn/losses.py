@@ -1,0 +1,90 @@
+"""LEARN's training objectives: in-batch InfoNCE and the dense all-action loss (PinnerFormer).
+
+The dense all-action loss asks the user state at a sampled history position to retrieve items the user engages
+with *later* (not only the next one). Per user, up to ``n_history`` positions are drawn without replacement with
+recency weights ``w_i = log(alpha + i (beta - alpha) / (N - 1))`` (i = 0 oldest .. N - 1 newest; alpha = 10,
+beta = 10000 in the paper), and for each of them up to ``n_future`` later items within ``horizon`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def recency_weights(n: int, alpha: float = 10.0, beta: float = 10000.0) -> torch.Tensor:
+    """``w_i = log(alpha + i (beta - alpha) / (n - 1))`` for i = 0..n-1 (a single position gets ``log(alpha)``)."""
+    if n < 1:
+        raise ValueError(f"recency_weights needs n >= 1, got {n}")
+    if not 1.0 < alpha <= beta:
+        raise ValueError(f"need 1 < alpha <= beta so every weight is positive, got alpha={alpha}, beta={beta}")
+    i = torch.arange(n, dtype=torch.float64)
+    return torch.log(alpha + i * (beta - alpha) / max(n - 1, 1))
+
+
+def info_nce(queries: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor, temperature: float,
+             exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over queries of ``-log softmax(q . c / temperature)[target]``.
+
+    ``candidates`` (C, d) are shared by all queries (M, d); ``targets`` (M,) index into them; ``exclude`` (M, C)
+    marks candidates that must not act as negatives for a query (other positives of the same user); a query's
+    own target is never excluded.
+    """
+    logits = queries @ candidates.T / temperature
+    if exclude is not None:
+        exclude = exclude.clone()
+        exclude[torch.arange(len(targets), device=targets.device), targets] = False
+        logits = logits.masked_fill(exclude, float("-inf"))
+    return F.cross_entropy(logits, targets)
+
+
+def _gumbel_top_k(log_weights: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``k`` indices per row without replacement, proportional to ``exp(log_weights)`` (-inf = never).
+
+    Returns (indices, ok): ``ok`` is False where a row had fewer than ``k`` eligible entries.
+    """
+    k = min(k, log_weights.shape[-1])
+    uniform = torch.rand(log_weights.shape, generator=gen, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
+    keys = log_weights.double().cpu() - torch.log(-torch.log(uniform))
+    top = keys.topk(k, dim=-1)
+    return top.indices.to(log_weights.device), torch.isfinite(top.values).to(log_weights.device)
+
+
+def dense_action_pairs(rows: torch.Tensor, n_history: int = 10, n_future: int = 10, horizon: int | None = None,
+                       alpha: float = 10.0, beta: float = 10000.0,
+                       gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, history position, future position) triples for the dense all-action loss.
+
+    ``rows`` (B, L + 1) are left-padded windows of shifted item ids (0 = padding). History positions are input
+    positions ``0..L-1`` holding an item; the future of position i is ``i+1 .. min(i + horizon, L)``.
+    """
+    if n_history < 1 or n_future < 1:
+        raise ValueError(f"n_history and n_future must be positive, got {n_history}, {n_future}")
+    if horizon is not None and horizon < 1:
+        raise ValueError(f"horizon must be positive or None, got {horizon}")
+    gen = gen if gen is not None else torch.Generator().manual_seed(0)
+    b, width = rows.shape
+    length = width - 1
+    valid = rows[:, :-1] > 0
+    n_valid = valid.sum(dim=1)
+    pos = torch.arange(length, device=rows.device)
+    rank = pos[None, :] - (length - n_valid)[:, None]  # 0 = oldest item of the window
+    denom = (n_valid - 1).clamp(min=1)[:, None].to(torch.float64)
+    weights = torch.log(alpha + rank.clamp(min=0).to(torch.float64) * (beta - alpha) / denom)
+    log_w = torch.where(valid, torch.log(weights), torch.full_like(weights, -math.inf))
+    hist, hist_ok = _gumbel_top_k(log_w, n_history, gen)  # (B, H)
+    j = torch.arange(width, device=rows.device)
+    future = j[None, None, :] > hist[:, :, None]
+    if horizon is not None:
+        future &= j[None, None, :] <= hist[:, :, None] + horizon
+    future &= hist_ok[:, :, None]
+    log_f = torch.where(future, torch.zeros(future.shape, dtype=torch.float64, device=rows.device),
+                        torch.full(future.shape, -math.inf, dtype=torch.float64, device=rows.device))
+    fut, fut_ok = _gumbel_top_k(log_f.view(b * hist.shape[1], width), n_future, gen)
+    fut, fut_ok = fut.view(b, hist.shape[1], -1), fut_ok.view(b, hist.shape[1], -1)
+    ok = fut_ok & hist_ok[:, :, None]
+    row_idx = torch.arange(b, device=rows.device)[:, None, None].expand_as(fut)
+    hist_idx = hist[:, :, None].expand_as(fut)
+    return row_idx[ok], hist_idx[ok], fut[ok]

@@ -1,0 +1,159 @@
+"""The LEARN recommender: frozen content embeddings -> twin towers, trained contrastively.
+
+Training rows are SASRec's sliding windows over each user's chronological training sequence. Each step adds two
+in-batch InfoNCE terms over the same candidate set (the distinct target items of the batch, each embedded once by
+the item tower): next-item prediction at every position, and the dense all-action loss (user state at recency-
+weighted history positions -> items engaged with later). A user's other items are never used as its negatives.
+Early stopping on validation NDCG@10 through the evaluation harness, as for the baselines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from recllm.learn.encoder import ContentConfig, Whitener, item_content_embeddings
+from recllm.learn.losses import dense_action_pairs, info_nce
+from recllm.learn.model import ITEM_INPUTS, ITEM_TOWERS, LEARNNet
+from recllm.models.sasrec import SeqConfig, SequentialRecommender
+
+if TYPE_CHECKING:
+    from recllm.data.split import Split
+
+
+@dataclass
+class LEARNConfig(SeqConfig):
+    """Tower sizes, item-tower variant, loss weights and the content encoder; validated on construction."""
+
+    loss: str = "infonce"
+    item_input: str = "content"
+    item_tower: str = "shared"
+    out_dim: int = 64
+    adaptor_hidden: int = 256
+    temperature: float = 0.05
+    dense_weight: float = 1.0
+    n_history: int = 10
+    n_future: int = 10
+    horizon: int | None = None
+    alpha: float = 10.0
+    beta: float = 10000.0
+    content: ContentConfig = field(default_factory=ContentConfig)
+
+    losses: ClassVar[tuple[str, ...]] = ("infonce",)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.content, dict):
+            self.content = ContentConfig(**self.content)
+        super().__post_init__()
+        if self.item_input not in ITEM_INPUTS:
+            raise ValueError(f"LEARNConfig.item_input must be one of {ITEM_INPUTS}, got {self.item_input!r}")
+        if self.item_tower not in ITEM_TOWERS:
+            raise ValueError(f"LEARNConfig.item_tower must be one of {ITEM_TOWERS}, got {self.item_tower!r}")
+        for name in ("out_dim", "adaptor_hidden", "n_history", "n_future"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"LEARNConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.horizon is not None and self.horizon < 1:
+            raise ValueError(f"LEARNConfig.horizon must be positive or None, got {self.horizon}")
+        if not self.temperature > 0 or self.dense_weight < 0:
+            raise ValueError(f"need temperature > 0 and dense_weight >= 0, got {self.temperature}, {self.dense_weight}")
+        if not 1.0 < self.alpha <= self.beta:
+            raise ValueError(f"need 1 < alpha <= beta for the recency weights, got {self.alpha}, {self.beta}")
+
+
+class LEARN(SequentialRecommender):
+    """LEARN (arXiv 2405.03988): ``LEARN(item_input="content", item_tower="shared").fit(split)``.
+
+    ``content_embeddings`` (n_items, width), optional: raw item-text embeddings in catalogue order, to reuse one
+    encoding across several models; by default they are computed from ``split.dataset.item_texts()`` with
+    ``config.content`` (cached on disk). Learned state adds ``whitener_`` and ``item_vectors_`` (n_items, out_dim).
+    """
+
+    config_class = LEARNConfig
+    config: LEARNConfig
+
+    def __init__(self, config: LEARNConfig | None = None, content_embeddings: np.ndarray | None = None,
+                 **params: Any) -> None:
+        if isinstance(params.get("content"), dict):
+            params["content"] = ContentConfig(**params["content"])
+        super().__init__(config, **params)
+        self.content_embeddings = content_embeddings
+
+    def _content(self, split: "Split") -> torch.Tensor | None:
+        cfg = self.config
+        if cfg.item_input == "id":
+            self.whitener_ = None
+            return None
+        n_items = split.dataset.n_items
+        if self.content_embeddings is not None:
+            raw = np.asarray(self.content_embeddings, dtype=np.float32)
+            if raw.ndim != 2 or raw.shape[0] != n_items:
+                raise ValueError(f"content_embeddings has shape {raw.shape}; expected ({n_items}, width) in catalogue order")
+            self.whitener_ = Whitener.fit(raw, cfg.content.whiten, cfg.content.whiten_dim)
+            return torch.from_numpy(self.whitener_.transform(raw))
+        emb, self.whitener_ = item_content_embeddings(split.dataset, cfg.content)
+        return torch.from_numpy(emb)
+
+    def _build(self, split: "Split") -> nn.Module:
+        cfg = self.config
+        return self.build_net(self._content(split), split.dataset.n_items, cfg)
+
+    @staticmethod
+    def build_net(content: torch.Tensor | None, n_items: int, cfg: LEARNConfig) -> LEARNNet:
+        return LEARNNet(content, n_items, dim=cfg.dim, out_dim=cfg.out_dim, n_layers=cfg.n_layers,
+                        n_heads=cfg.n_heads, max_len=cfg.max_len, dropout=cfg.dropout, item_input=cfg.item_input,
+                        item_tower=cfg.item_tower, adaptor_hidden=cfg.adaptor_hidden)
+
+    def _batch_loss(self, rows: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        cfg, net = self.config, self.net_
+        inp = rows[:, :-1]
+        hidden = net(inp)
+        mask = inp > 0
+        next_rows = torch.nonzero(mask, as_tuple=True)[0]
+        next_queries, next_targets = hidden[mask], rows[:, 1:][mask] - 1
+        if cfg.dense_weight > 0:
+            b, i, j = dense_action_pairs(rows, cfg.n_history, cfg.n_future, cfg.horizon, cfg.alpha, cfg.beta, gen)
+            dense_queries, dense_targets = hidden[b, i], rows[b, j] - 1
+        else:
+            b = dense_targets = torch.empty(0, dtype=torch.long, device=rows.device)
+            dense_queries = hidden.new_zeros((0, hidden.shape[-1]))
+        unique, inverse = torch.unique(torch.cat([next_targets, dense_targets]), return_inverse=True)
+        candidates = net.items(unique)
+        member = _membership(rows, unique)
+        n_next = len(next_targets)
+        loss = info_nce(next_queries, candidates, inverse[:n_next], cfg.temperature, member[next_rows])
+        if n_next and len(dense_targets):
+            dense = info_nce(dense_queries, candidates, inverse[n_next:], cfg.temperature, member[b])
+            loss = loss + cfg.dense_weight * dense
+        return loss
+
+    def fit(self, split: "Split") -> "LEARN":
+        super().fit(split)
+        with torch.no_grad():
+            self.item_vectors_ = self.net_.item_vectors().float().cpu().numpy()
+        return self
+
+    def user_embeddings(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Unit-norm user embeddings (n, out_dim) after each history (item indices, oldest first)."""
+        return self.user_vectors(histories).float().cpu().numpy()
+
+
+def _membership(rows: torch.Tensor, unique: torch.Tensor) -> torch.Tensor:
+    """(B, C) bool: candidate c (an item of ``unique``, sorted) occurs in window b."""
+    items = rows - 1
+    pos = torch.searchsorted(unique, items.clamp(min=0))
+    hit = (rows > 0) & (pos < len(unique))
+    hit &= unique[pos.clamp(max=len(unique) - 1)] == items
+    member = torch.zeros(rows.shape[0], len(unique), dtype=torch.bool, device=rows.device)
+    r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(rows)
+    member[r[hit], pos[hit]] = True
+    return member
+
+
+def learn_config_dict(config: LEARNConfig) -> dict[str, Any]:
+    """JSON-able config (nested content config included)."""
+    return dataclasses.asdict(config)
