@@ -1,0 +1,319 @@
+"""The imputer protocol: a scikit-learn transformer that fills the missing cells of a mixed-type table.
+
+Every imputer here takes a pandas DataFrame (or a 2-D array) whose columns are numeric, categorical or text, learns
+what it needs in ``fit`` and returns a filled copy from ``transform``. Observed cells are never written: subclasses
+only return values for the missing cells of each column (:meth:`BaseImputer._impute`) and the base class writes them.
+A cell is missing when ``pandas.isna`` says so (NaN, None, pd.NA, NaT); an empty string is a value.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted
+
+from recllm.data.dataset import DataError
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+TEXT = "text"
+KINDS = (NUMERIC, CATEGORICAL, TEXT)
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What ``fit`` learned about one column from its observed cells."""
+
+    name: str
+    kind: str
+    n_observed: int
+    mean: float | None = None  # numeric only
+    low: float | None = None
+    high: float | None = None
+    integral: bool = False  # numeric with whole-number values only
+    categories: tuple[Any, ...] = ()  # categorical/text: observed values, most frequent first
+    mode: Any = None
+
+
+@dataclass
+class ImputationReport:
+    """What one ``transform`` call filled and how (``imputer.report_``)."""
+
+    method: str
+    n_rows_in: int = 0
+    n_rows_out: int = 0
+    filled: dict[str, int] = field(default_factory=dict)  # column -> cells filled
+    how: dict[str, int] = field(default_factory=dict)  # fill route (e.g. "mean", "llm-score") -> cells
+    fallbacks: dict[str, int] = field(default_factory=dict)  # column -> cells that fell back to the statistic
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_filled(self) -> int:
+        return int(sum(self.filled.values()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "rows_in": self.n_rows_in, "rows_out": self.n_rows_out,
+            "cells_filled": self.n_filled, "filled": dict(self.filled), "how": dict(self.how),
+            "fallbacks": dict(self.fallbacks), "seconds": round(self.seconds, 3), "notes": list(self.notes),
+        }
+
+
+def as_frame(X: Any) -> tuple[pd.DataFrame, bool]:
+    """``(frame, was_array)``: a DataFrame as is, anything else through ``check_array`` with columns x0, x1, ..."""
+    if isinstance(X, pd.DataFrame):
+        if X.ndim != 2 or X.shape[1] == 0:
+            raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if X.shape[0] == 0:
+            raise DataError("the table is empty (0 rows): there is nothing to learn from or fill")
+        if not X.columns.is_unique:
+            dup = X.columns[X.columns.duplicated()][0]
+            raise DataError(f"column {dup!r} appears more than once; rename the duplicates")
+        return X, False
+    arr = check_array(X, dtype=None, ensure_all_finite="allow-nan", ensure_2d=True, ensure_min_samples=1)
+    frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+    if arr.dtype == object:
+        frame = frame.infer_objects()
+    return frame, True
+
+
+def _looks_numeric(values: pd.Series) -> float:
+    """Share of the observed values of an object column that parse as numbers."""
+    parsed = pd.to_numeric(values, errors="coerce")
+    return float(parsed.notna().mean()) if len(values) else 0.0
+
+
+def infer_kinds(
+    frame: pd.DataFrame,
+    categorical: tuple[str, ...] | None = None,
+    numeric: tuple[str, ...] | None = None,
+    text: tuple[str, ...] | None = None,
+    max_categories: int = 50,
+) -> dict[str, str]:
+    """Kind of every column: the declared ones as given, the rest inferred.
+
+    Inference: a bool column or a numeric column with at most two distinct values (a flag) is categorical; other
+    numeric columns are numeric; an object/string column whose observed values nearly all (>= 90%) parse as numbers
+    is numeric (so junk in it is reported, not silently turned into a category); other columns are categorical
+    when they have at most ``max_categories`` distinct values and text otherwise.
+    """
+    declared: dict[str, str] = {}
+    for kind, cols in ((CATEGORICAL, categorical), (NUMERIC, numeric), (TEXT, text)):
+        for col in cols or ():
+            if col not in frame.columns:
+                raise DataError(f"column {col!r} was declared {kind} but the table has no such column; "
+                                f"it has {list(frame.columns)}")
+            if col in declared and declared[col] != kind:
+                raise DataError(f"column {col!r} was declared both {declared[col]} and {kind}")
+            declared[col] = kind
+    kinds: dict[str, str] = {}
+    for col in frame.columns:
+        if col in declared:
+            kinds[col] = declared[col]
+            continue
+        series = frame[col]
+        observed = series.dropna()
+        if pd.api.types.is_bool_dtype(series.dtype):
+            kinds[col] = CATEGORICAL
+        elif pd.api.types.is_numeric_dtype(series.dtype):
+            kinds[col] = CATEGORICAL if observed.nunique() <= 2 and len(observed) > 2 else NUMERIC
+        elif len(observed) and _looks_numeric(observed) >= 0.9:
+            kinds[col] = NUMERIC
+        else:
+            kinds[col] = CATEGORICAL if observed.astype(str).nunique() <= max_categories else TEXT
+    return kinds
+
+
+def coerce_numeric(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """Numeric columns as float; a value that is not a number raises an error naming the column and row."""
+    out = frame
+    for col, kind in kinds.items():
+        if kind != NUMERIC:
+            continue
+        series = frame[col]
+        if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_complex_dtype(series.dtype):
+            raise DataError(f"column {col!r} is declared numeric but holds {series.dtype} values")
+        if not pd.api.types.is_numeric_dtype(series.dtype):
+            parsed = pd.to_numeric(series, errors="coerce")
+            junk = parsed.isna() & series.notna()
+            if junk.any():
+                row = junk.to_numpy().nonzero()[0][0]
+                raise DataError(
+                    f"column {col!r} is numeric but row {frame.index[row]!r} holds {series.iloc[row]!r} "
+                    f"({int(junk.sum())} such cell(s)); fix those cells, blank them, or declare the column categorical"
+                )
+            if out is frame:
+                out = frame.copy()
+            out[col] = parsed.astype(float)
+            series = out[col]
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(values).any():
+            row = int(np.flatnonzero(np.isinf(values))[0])
+            raise DataError(f"column {col!r} row {frame.index[row]!r} holds an infinite value; use a finite number or blank")
+    return out
+
+
+def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, ColumnInfo]:
+    """Statistics of the observed cells of every column; a column with no observed cell is an error."""
+    infos: dict[str, ColumnInfo] = {}
+    for col in frame.columns:
+        kind = kinds[col]
+        observed = frame[col].dropna()
+        if observed.empty:
+            raise DataError(
+                f"column {col!r} has no observed value, so nothing can be learned to fill it; drop the column "
+                "or supply some values"
+            )
+        if kind == NUMERIC:
+            vals = observed.to_numpy(dtype=float)
+            infos[col] = ColumnInfo(
+                col, kind, len(vals), mean=float(vals.mean()), low=float(vals.min()), high=float(vals.max()),
+                integral=bool(np.all(np.mod(vals, 1) == 0)), mode=float(vals.mean()),
+            )
+        else:
+            counts = observed.value_counts(sort=False)
+            # Most frequent first; ties broken by first appearance so the order is deterministic.
+            first_seen = {v: i for i, v in reversed(list(enumerate(observed)))}
+            order = sorted(counts.index, key=lambda v: (-counts[v], first_seen[v]))
+            infos[col] = ColumnInfo(col, kind, len(observed), categories=tuple(order), mode=order[0])
+    return infos
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (not a bool)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _write(frame: pd.DataFrame, col: str, rows: np.ndarray, values: Any) -> None:
+    """Replace column ``col`` of ``frame`` by a copy whose cells ``rows`` hold ``values`` (dtype kept when it can be)."""
+    series = frame[col]
+    values = list(values)
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        arr = series.astype(object).to_numpy(dtype=object, na_value=None).copy()
+        arr[rows] = values
+        new = [v for v in dict.fromkeys(values) if v not in dtype.categories]
+        categories = list(dtype.categories) + new
+        frame[col] = pd.Series(pd.Categorical(arr, categories=categories, ordered=dtype.ordered), index=series.index)
+    elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) and all(map(_is_number, values)):
+        if pd.api.types.is_integer_dtype(dtype):  # only nullable integer columns have missing cells: round to keep it
+            arr = series.to_numpy(dtype=object, na_value=None).copy()
+            arr[rows] = [int(np.rint(v)) for v in values]
+            frame[col] = pd.Series(pd.array(arr, dtype=dtype), index=series.index)
+        else:
+            arr = series.to_numpy(dtype=float, na_value=np.nan).astype(dtype, copy=True)
+            arr[rows] = values
+            frame[col] = pd.Series(arr, index=series.index, dtype=dtype)
+    else:
+        arr = series.to_numpy(dtype=object, na_value=None).copy()
+        arr[rows] = values
+        keep = pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, np.dtype) and all(
+            isinstance(v, str) for v in values)
+        frame[col] = pd.Series(arr, index=series.index, dtype=dtype if keep else object)
+
+
+class BaseImputer(TransformerMixin, BaseEstimator):
+    """Shared plumbing: input checks, column kinds, statistics, and writing only the missing cells.
+
+    Subclasses implement ``_fit(frame)`` (learned state in ``*_`` attributes) and ``_impute(frame, mask, report)``
+    returning ``{column: values for the rows where mask[column]}``. ``report_`` describes the last ``transform``.
+    """
+
+    method: ClassVar[str] = "base"
+    fills_cells: ClassVar[bool] = True  # False for table transforms that drop rows (case-wise deletion)
+
+    categorical: tuple[str, ...] | None
+    numeric: tuple[str, ...] | None
+    text: tuple[str, ...] | None
+    max_categories: int
+
+    # ------------------------------------------------------------------ sklearn API
+    def fit(self, X: Any, y: Any = None) -> "BaseImputer":
+        """Learn column kinds, statistics and the subclass's model from the observed cells of ``X``."""
+        frame, _ = as_frame(X)
+        if self.max_categories < 1:
+            raise ValueError(f"max_categories must be >= 1, got {self.max_categories}")
+        self.kinds_ = infer_kinds(frame, self.categorical, self.numeric, self.text, self.max_categories)
+        frame = coerce_numeric(frame, self.kinds_)
+        self.columns_ = describe_columns(frame, self.kinds_)
+        self.n_features_in_ = frame.shape[1]
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self._fit(frame)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """A copy of ``X`` with every missing cell filled (observed cells untouched); same type as ``X``."""
+        check_is_fitted(self, "columns_")
+        frame, was_array = self._check_transform_input(X)
+        mask = frame.isna()
+        report = ImputationReport(method=self.method, n_rows_in=len(frame))
+        start = time.perf_counter()
+        out = frame.copy()
+        if mask.to_numpy().any():
+            values = self._impute(frame, mask, report)
+            for col in frame.columns:
+                rows = np.flatnonzero(mask[col].to_numpy())
+                if len(rows) == 0:
+                    continue
+                vals = values[col]
+                if len(vals) != len(rows):
+                    raise RuntimeError(f"{type(self).__name__} returned {len(vals)} values for {len(rows)} cells of {col!r}")
+                _write(out, col, rows, vals)
+                report.filled[col] = len(rows)
+        report.seconds = time.perf_counter() - start
+        report.n_rows_out = len(out)
+        self.report_ = report
+        return out.to_numpy() if was_array else out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "columns_")
+        return np.asarray(list(self.columns_), dtype=object)
+
+    def __sklearn_tags__(self):  # noqa: D105 - scikit-learn hook
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def _check_transform_input(self, X: Any) -> tuple[pd.DataFrame, bool]:
+        if not isinstance(X, pd.DataFrame):
+            arr = np.asarray(X) if not hasattr(X, "shape") else X
+            if getattr(arr, "ndim", 2) == 1:
+                raise ValueError("Expected 2D array, got 1D array instead. Reshape your data with X.reshape(-1, 1).")
+        frame, was_array = as_frame(X)
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input."
+            )
+        expected = list(self.columns_)
+        if not was_array and list(frame.columns) != expected:
+            raise DataError(f"the table's columns {list(frame.columns)} differ from those seen in fit {expected}")
+        if was_array:
+            frame.columns = expected
+        return coerce_numeric(frame, self.kinds_), was_array
+
+    def _columns_of(self, kind: str) -> list[str]:
+        return [c for c, info in self.columns_.items() if info.kind == kind]
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        """Learn the model (default: nothing beyond the column statistics)."""
+
+    def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def statistic_fill(info: ColumnInfo, n: int) -> list[Any]:
+    """The column statistic (numeric mean, otherwise the most frequent value) repeated ``n`` times."""
+    return [info.mean if info.kind == NUMERIC else info.mode] * n

@@ -1,0 +1,25 @@
+"""Explicit registry of imputers by name (no import magic): ``IMPUTERS[name](**kwargs)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recllm.impute.base import BaseImputer
+from recllm.impute.classic import DeletionImputer, KNNTableImputer, MeanModeImputer, MICEImputer, ZeroImputer
+
+IMPUTERS: dict[str, type[BaseImputer]] = {
+    "deletion": DeletionImputer,
+    "zero": ZeroImputer,
+    "mean": MeanModeImputer,
+    "knn": KNNTableImputer,
+    "mice": MICEImputer,
+}
+
+
+def make_imputer(name: str, **kwargs: Any) -> BaseImputer:
+    """An imputer by registry name; an unknown name gets an error listing the known ones."""
+    try:
+        cls = IMPUTERS[name]
+    except KeyError:
+        raise ValueError(f"unknown imputer {name!r}; choose one of {sorted(IMPUTERS)}") from None
+    return cls(**kwargs)
