@@ -96,14 +96,19 @@ def test_many_prefixes_match_one_at_a_time(tiny_lm: CausalLM) -> None:
     np.testing.assert_array_equal(sums[1], score_continuations(tiny_lm, groups[1][0], groups[1][1]))
 
 
-def test_logit_budget_splits_batches_without_changing_results(tiny_lm: CausalLM, monkeypatch) -> None:
+def test_memory_budget_splits_batches_without_changing_results(tiny_lm: CausalLM, monkeypatch) -> None:
     reference = score_continuations(tiny_lm, PREFIX, CONTINUATIONS)
-    vocab = len(tiny_lm.tokenizer)
-    monkeypatch.setattr(scoring, "_MAX_LOGIT_ELEMENTS", 5 * vocab)
-    batches = scoring._sub_batches([1, 1, 2, 9, 0], batch_size=64, vocab=vocab)
+    lengths = [1, 1, 2, 9, 0]
+    monkeypatch.setattr(scoring, "MAX_BATCH_ELEMENTS", 30)
+    batches = scoring._sub_batches(lengths, batch_size=64, row_cost=lambda width: width + 5)
     assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
-    assert all(len(b) * (1 + max([1, 1, 2, 9, 0][i] for i in b)) * vocab <= 5 * vocab or len(b) == 1 for b in batches)
+    assert [lengths[b[0]] for b in batches] == sorted(lengths[b[0]] for b in batches)  # shortest first
+    assert all(len(b) * (5 + max(lengths[i] for i in b)) <= 30 or len(b) == 1 for b in batches)
+    assert len(batches) > 1
+    monkeypatch.setattr(scoring, "MAX_BATCH_ELEMENTS", 1)  # one row per forward
     np.testing.assert_allclose(score_continuations(tiny_lm, PREFIX, CONTINUATIONS), reference, atol=1e-5)
+    full = score_continuations(tiny_lm, PREFIX, CONTINUATIONS, shared_prefix=False)
+    np.testing.assert_allclose(full, reference, atol=1e-4)
 
 
 def test_shared_prefix_works_through_a_lora_adapter() -> None:

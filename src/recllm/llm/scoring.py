@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 
 from recllm.llm.backbone import CausalLM
 
-# Cap on logits materialised per forward (elements), so a big batch x long continuation x large vocab fits memory.
-_MAX_LOGIT_ELEMENTS = 32_000_000
+# Cap on the logits plus KV-cache elements held per forward, so a big batch x long continuation x large vocabulary
+# (or a large model's KV cache expanded over the batch) fits memory; batches are split below it. Raise on big GPUs.
+MAX_BATCH_ELEMENTS = 128_000_000
 
 
 def _tokenize(lm: CausalLM, text: str) -> list[int]:
@@ -35,17 +36,29 @@ def _base(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _sub_batches(lengths: Sequence[int], batch_size: int, vocab: int) -> list[list[int]]:
+def _kv_elements_per_token(model: torch.nn.Module) -> int:
+    """Keys + values stored per token across layers (0 when the config does not say)."""
+    cfg = getattr(model, "config", None)
+    try:
+        heads = cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        return int(2 * cfg.num_hidden_layers * kv_heads * head_dim)
+    except (AttributeError, TypeError, ZeroDivisionError):
+        return 0
+
+
+def _sub_batches(lengths: Sequence[int], batch_size: int, row_cost: Callable[[int], int]) -> list[list[int]]:
     """Index batches, shortest continuations first (less padding), of at most ``batch_size`` rows and about
-    ``_MAX_LOGIT_ELEMENTS`` materialised logits each."""
+    ``MAX_BATCH_ELEMENTS`` elements each (``row_cost(width)``: elements one row of that continuation width holds)."""
     batches: list[list[int]] = []
     current: list[int] = []
     width = 0
     for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
-        grown = max(width, lengths[i] + 1)
-        if current and (len(current) >= batch_size or (len(current) + 1) * grown * vocab > _MAX_LOGIT_ELEMENTS):
+        grown = max(width, lengths[i])
+        if current and (len(current) >= batch_size or (len(current) + 1) * row_cost(grown) > MAX_BATCH_ELEMENTS):
             batches.append(current)
-            current, grown = [], lengths[i] + 1
+            current, grown = [], lengths[i]
         current.append(i)
         width = grown
     if current:
@@ -79,7 +92,12 @@ def _continuation_logits(
         if shared_prefix:
             first = model(prefix, use_cache=True, **({"logits_to_keep": 1} if keep_kw else {}))
             cache, prefix_last = first.past_key_values, first.logits[0, -1].float().log_softmax(-1)
-        for rows in _sub_batches([len(c) for c in conts], batch_size, vocab):
+        kv_per_token = _kv_elements_per_token(_base(model))
+
+        def row_cost(width: int) -> int:  # float32 logits and their log-softmax, plus the KV cache of the row
+            return 2 * (width + 1) * vocab + (n_prefix + width + 1) * kv_per_token
+
+        for rows in _sub_batches([len(c) for c in conts], batch_size, row_cost):
             batch = [conts[i] for i in rows]
             width = max(len(c) for c in batch)
             if shared_prefix:
@@ -96,7 +114,7 @@ def _continuation_logits(
             else:
                 ids, mask = _pad_right([prefix_ids + c for c in batch], pad_id, lm.device)
                 kwargs = {"logits_to_keep": width + 1} if keep_kw else {}
-                logits = model(input_ids=ids, attention_mask=mask, **kwargs).logits[:, -(width + 1) :]
+                logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs).logits[:, -(width + 1) :]
                 logits = logits.float().log_softmax(-1)
             for row, i in enumerate(rows):
                 out[i] = logits[row, : len(conts[i]) + 1]
