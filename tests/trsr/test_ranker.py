@@ -72,3 +72,18 @@ def test_lora_fit_learns_a_planted_rule(tmp_path):
     assert all(s[1] > s[0] for s in scores)
     assert set(ranker.valid_scores_) == {0, 1, 2}
     assert ranker.n_train_examples_ == 32 and ranker.scored_candidates_ == 8
+
+
+def test_scores_are_cached_per_model(lm, tmp_path):
+    from recllm.llm.cache import DiskCache
+
+    cache = DiskCache(tmp_path / "c.sqlite")
+    ranker = LLMRanker(lm, RankerConfig(), fine_tune=False, cache=cache, show_progress=False).fit([], [], [])
+    first = ranker.score([QUERY], [["Blade Runner (1982)", "Heat"]])
+    assert len(cache) == 1 and ranker.score_seconds_ > 0
+    took = ranker.score_seconds_
+    again = ranker.score([QUERY], [["Blade Runner (1982)", "Heat"]])
+    np.testing.assert_array_equal(first[0], again[0])
+    assert ranker.score_seconds_ == pytest.approx(took)  # the stored model time, not the lookup time
+    ranker.score([QUERY], [["Blade Runner (1982)", "Heat"]], use_cache=False)
+    assert len(cache) == 1

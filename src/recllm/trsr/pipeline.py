@@ -186,7 +186,7 @@ class TRSR:
                                               cfg.summarizer.segment.item_tokens, cfg.item_text_columns)
         ranker = LLMRanker(self.ranker_lm, cfg.ranker, sft=cfg.sft, lora=cfg.lora, fine_tune=cfg.fine_tune,
                            output_dir=None if self.output_dir is None else Path(self.output_dir) / "sft",
-                           show_progress=self.show_progress)
+                           cache=self.cache, show_progress=self.show_progress)
         if not cfg.fine_tune:
             self.ranker_ = ranker.fit([], [], [])
             self.n_train_pairs_ = 0
@@ -223,14 +223,15 @@ class TRSR:
 
     # ------------------------------------------------------------------------------------------ inference
     def rank(self, histories: Sequence[np.ndarray], candidates: Sequence[Sequence[int]],
-             candidate_texts: Sequence[Sequence[str]] | None = None, shared_prefix: bool | None = None
-             ) -> list[np.ndarray]:
+             candidate_texts: Sequence[Sequence[str]] | None = None, shared_prefix: bool | None = None,
+             use_cache: bool = True) -> list[np.ndarray]:
         """P(Yes) of every candidate item (``candidate_texts`` overrides their texts, e.g. for attacks)."""
         if not hasattr(self, "ranker_"):
             raise RuntimeError("TRSR is not fitted: call fit(split) first")
         if candidate_texts is None:
             candidate_texts = [[self.item_texts_[int(j)] for j in row] for row in candidates]
-        return self.ranker_.score(self.queries(histories), candidate_texts, shared_prefix=shared_prefix)
+        return self.ranker_.score(self.queries(histories), candidate_texts, shared_prefix=shared_prefix,
+                                  use_cache=use_cache)
 
     def score_fn(self) -> ScoreFn:
         """``(users, histories, candidate_matrix) -> scores`` for :func:`recllm.eval.sampled.evaluate_sampled`."""

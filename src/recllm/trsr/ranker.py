@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from recllm.llm.backbone import CausalLM, chat_prompt
+from recllm.llm.cache import DiskCache
 from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 from recllm.trsr import prompts
 
@@ -97,19 +98,23 @@ class LLMRanker:
     """Yes/No LLM recommender over candidate texts (scikit-learn semantics: ``fit`` returns self).
 
     ``fine_tune=False`` is the zero-shot ranker: ``fit`` only records the base model. After ``fit``, ``lm_`` is
-    the (adapted) model and ``train_seconds_`` the time spent; ``score`` records ``score_seconds_`` and
+    the (adapted) model and ``train_seconds_`` the time spent. With ``cache`` each user's scores are stored under
+    the model fingerprint (adapter weights included), prompt templates, settings and prompt text, together with the
+    model time they took; ``score`` records ``score_seconds_`` (model time of the scored users, cached or not) and
     ``scored_candidates_`` of its last call.
     """
 
     def __init__(self, lm: CausalLM, config: RankerConfig = RankerConfig(), sft: SFTConfig | None = None,
                  lora: LoRAConfig | None = None, fine_tune: bool = True,
-                 output_dir: str | Path | None = None, show_progress: bool = True) -> None:
+                 output_dir: str | Path | None = None, cache: DiskCache | None = None,
+                 show_progress: bool = True) -> None:
         self.lm = lm
         self.config = config
         self.sft = sft
         self.lora = lora
         self.fine_tune = fine_tune
         self.output_dir = output_dir
+        self.cache = cache
         self.show_progress = show_progress
 
     # ------------------------------------------------------------------------------------------ training
@@ -162,24 +167,29 @@ class LLMRanker:
 
     # ------------------------------------------------------------------------------------------ scoring
     def score(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
-              shared_prefix: bool | None = None) -> list[np.ndarray]:
+              shared_prefix: bool | None = None, use_cache: bool = True) -> list[np.ndarray]:
         """P(Yes) for every candidate text of every query (one array per query, in candidate order)."""
         if not hasattr(self, "lm_"):
             raise RuntimeError("LLMRanker is not fitted: call fit(...) first (fine_tune=False for zero-shot)")
-        start = time.perf_counter()
-        out = self._score_with(self.lm_, queries, candidates, shared_prefix)
-        self.score_seconds_ = time.perf_counter() - start
+        seconds: list[float] = []
+        out = self._score_with(self.lm_, queries, candidates, shared_prefix,
+                               cache=self.cache if use_cache else None, seconds=seconds)
+        self.score_seconds_ = float(sum(seconds))
         self.scored_candidates_ = int(sum(len(c) for c in candidates))
         return out
 
     def _score_with(self, lm: CausalLM, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
-                    shared_prefix: bool | None = None) -> list[np.ndarray]:
+                    shared_prefix: bool | None = None, cache: DiskCache | None = None,
+                    seconds: list[float] | None = None) -> list[np.ndarray]:
         from recllm.llm.scoring import next_token_logprobs, yes_probability
 
         if len(queries) != len(candidates):
             raise ValueError(f"{len(queries)} queries but {len(candidates)} candidate lists")
         shared = self.config.shared_prefix if shared_prefix is None else shared_prefix
         token_ids = answer_token_ids(lm, self.config)
+        fingerprint = lm.fingerprint if cache is not None else ""
+        settings = {"answers": list(self.config.answers), "guarded": self.config.guarded,
+                    "shared_prefix": shared, "template": prompts.template_fingerprint()}
         iterator = zip(queries, candidates)
         if self.show_progress and len(queries) > 1:
             from tqdm.auto import tqdm
@@ -192,7 +202,23 @@ class LLMRanker:
                 continue
             prefix, suffix = prompt_parts(lm, query, self.config)
             conts = [prompts.format_item(c, self.config.guarded) + suffix for c in cands]
+            key = None
+            if cache is not None:
+                key = DiskCache.key(task="trsr-rank", model=fingerprint, params=settings, prefix=prefix, input=conts)
+                hit = cache.get(key)
+                if hit is not None:
+                    out.append(np.asarray(hit["p"], dtype=np.float64))
+                    if seconds is not None:
+                        seconds.append(float(hit["seconds"]))
+                    continue
+            began = time.perf_counter()
             logp = next_token_logprobs(lm, prefix, conts, token_ids, shared_prefix=shared,
                                        batch_size=self.config.score_batch_size)
-            out.append(yes_probability(logp))  # softmax over the (Yes, No) log-probs
+            p = yes_probability(logp)  # softmax over the (Yes, No) log-probs
+            took = time.perf_counter() - began
+            if key is not None:
+                cache.put(key, {"p": p.tolist(), "seconds": took})
+            if seconds is not None:
+                seconds.append(took)
+            out.append(p)
         return out
