@@ -21,16 +21,18 @@ if TYPE_CHECKING:
 
 
 def top_k_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the ``k`` largest entries of each row (ties broken by lower column index), vectorised."""
-    matrix = matrix.tocsr()
+    """Keep the ``k`` largest entries of each row (ties broken by lower column index)."""
+    matrix = matrix.tocsr().copy()
     matrix.sort_indices()
-    counts = np.diff(matrix.indptr)
-    if counts.size == 0 or counts.max() <= k:
-        return matrix.copy()
-    rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank_in_row = np.arange(order.size) - matrix.indptr[rows[order]]
-    keep = np.sort(order[rank_in_row < k])
+    keep = np.ones(matrix.nnz, dtype=bool)
+    indptr = matrix.indptr
+    for row in np.flatnonzero(np.diff(indptr) > k):
+        start, stop = indptr[row], indptr[row + 1]
+        order = np.argsort(-matrix.data[start:stop], kind="stable")  # stable: lower column first on ties
+        keep[start + order[k:]] = False
+    if keep.all():
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(indptr))
     return sp.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
 
 
