@@ -80,7 +80,7 @@ def test_unknown_hash_is_reported_and_recorded(server, tmp_path, monkeypatch):
     _zip(src, www / "ml-1m.zip", "ml-1m/")
     monkeypatch.setenv("RECLLM_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("RECLLM_DATA_URL", url)  # the environment override of the publisher's server
-    with pytest.warns(DataWarning, match=f"no published sha256 is known.*observed sha256 {_sha(src / 'ratings.dat')}"):
+    with pytest.warns(DataWarning, match=f"no published sha256 is known.*ratings.dat sha256 {_sha(src / 'ratings.dat')}"):
         ds = load("ml-1m", show_progress=False)
     assert ds.n_items == 4
     manifest = json.loads((tmp_path / "data" / "ml-1m" / "DOWNLOADS.json").read_text())

@@ -21,8 +21,8 @@ import pandas as pd
 from recllm.data.dataset import DataError, RecDataset
 from recllm.data.loaders.download import DataWarning, download_archive, download_files, sha256_file
 
-DATA_ENV = "RECLLM_DATA"
-URL_ENV = "RECLLM_DATA_URL"
+DATA_ENV = "RECLLM_DATA"  # folder holding one sub-folder per data set
+URL_ENV = "RECLLM_DATA_URL"  # a mirror serving the publishers' relative paths, replacing every publisher's server
 VERIFY = ("warn", "strict", "off")
 
 
@@ -107,7 +107,7 @@ class DatasetLoader:
         if self.base_url is None:
             get = self.manual_hint or "this data set has no known download URL"
         else:
-            get = "get it from " + ", ".join(sorted({u for u in urls.values() if u})) + (
+            get = "get them from " + ", ".join(sorted({u for u in urls.values() if u})) + (
                 f" (see {self.homepage})" if self.homepage else "")
         why = f" Download failed: {reason}." if reason else ""
         return DataError(

@@ -73,14 +73,16 @@ def _accept(path: Path, name: str, expected: str | None, url: str) -> str:
             f"returned different bytes (a changed release or a broken transfer). Nothing was written. Retry later, "
             f"or place the publisher's original {name} in the data folder yourself"
         )
-    if expected is None:
-        warnings.warn(
-            f"{name} from {url}: no published sha256 is known for this file; observed sha256 {observed} "
-            f"(recorded in {MANIFEST})",
-            DataWarning,
-            stacklevel=4,
-        )
     return observed
+
+
+def _warn_unpublished(entries: Mapping[str, dict[str, object]]) -> None:
+    """One warning listing every downloaded file that has no published hash, with the hash observed."""
+    unknown = [f"{name} sha256 {e['sha256']} (from {e['url']})" for name, e in entries.items()
+               if not e["sha256_published"]]
+    if unknown:
+        warnings.warn(f"no published sha256 is known for these downloaded files; observed: {'; '.join(unknown)} "
+                      f"(recorded in {MANIFEST} beside them)", DataWarning, stacklevel=4)
 
 
 def _record(folder: Path, entries: Mapping[str, dict[str, object]]) -> None:
@@ -125,7 +127,9 @@ def download_files(
             _place(staging / name, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _record(folder, {name: _entry(url, observed[name], expected) for name, (url, expected) in files.items()})
+    entries = {name: _entry(url, observed[name], expected) for name, (url, expected) in files.items()}
+    _record(folder, entries)
+    _warn_unpublished(entries)
     return observed
 
 
@@ -166,6 +170,7 @@ def download_archive(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _record(folder, entries)
+    _warn_unpublished(entries)
     return observed
 
 
