@@ -96,8 +96,8 @@ def render(res: BaselineResults, sampled: list[dict[str, Any]], split) -> str:
         f"Chronological leave-one-out ({res.n_test_users} test users: each user's last rating is the test item, the "
         "one before it the validation item). Every one of the catalogue's items is ranked; the user's earlier items "
         "are removed from the candidates; ties count against the target. Mean ± the larger half of the 95% "
-        f"percentile-bootstrap interval over users ({res.n_boot} resamples, seed {res.seed}). Both models are deterministic, "
-        "so there is no seed variance to report.",
+        f"percentile-bootstrap interval over users ({res.n_boot} resamples, seed {res.seed}). Both models are "
+        "deterministic, so there is no seed variance to report.",
         "",
         f"Caveat of the data: timestamps are in seconds and users often rated many films at once; for "
         f"{timestamp_ties(split):.0%} of the test users the test item has the same timestamp as the validation "

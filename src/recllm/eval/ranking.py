@@ -149,8 +149,8 @@ def check_scores(scores: np.ndarray, expected_shape: tuple[int, int], who: str, 
 def _check_items(arrays: Sequence[np.ndarray], n_items: int, what: str) -> None:
     for i, arr in enumerate(arrays):
         if arr.size and (arr.min() < 0 or arr.max() >= n_items):
-            raise ValueError(f"case {i}: {what} holds item index {int(arr.max() if arr.max() >= n_items else arr.min())} "
-                             f"outside the catalogue [0, {n_items})")
+            bad = int(arr.max() if arr.max() >= n_items else arr.min())
+            raise ValueError(f"case {i}: {what} holds item index {bad} outside the catalogue [0, {n_items})")
 
 
 def evaluate_full_ranking(

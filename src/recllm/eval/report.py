@@ -69,7 +69,8 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=where, capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -115,7 +116,9 @@ def data_checksums(data_paths: Iterable[str | os.PathLike[str]]) -> list[tuple[s
         elif path.is_file():
             files = [path]
         else:
-            raise FileNotFoundError(f"data file {str(path)!r} for the report does not exist; pass the files the run read")
+            raise FileNotFoundError(
+                f"data file {str(path)!r} for the report does not exist; pass the files the run read"
+            )
         out.extend((_display_path(f), sha256_file(f)) for f in files)
     return out
 
@@ -150,7 +153,8 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits:
         missing = [c for c in columns if c not in row]
         if missing:
             raise KeyError(f"row {i} of the table lacks column(s) {missing}; it has {list(row)}")
-    lines = ["| " + " | ".join(_cell(c, digits) for c in columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines = ["| " + " | ".join(_cell(c, digits) for c in columns) + " |",
+             "| " + " | ".join("---" for _ in columns) + " |"]
     lines += ["| " + " | ".join(_cell(row[c], digits) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 

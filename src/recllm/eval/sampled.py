@@ -68,7 +68,9 @@ class SampledCandidates:
         if not (len(self.users) == len(self.histories) == len(self.candidates) == len(self.positive) == n):
             raise ValueError("case, users, histories, candidates and positive must have one entry per row")
         if self.candidates.ndim != 2 or self.candidates.shape[1] < 2:
-            raise ValueError(f"candidates must be (rows, 1 + n_negatives) with n_negatives >= 1, got {self.candidates.shape}")
+            raise ValueError(
+                f"candidates must be (rows, 1 + n_negatives) with n_negatives >= 1, got {self.candidates.shape}"
+            )
         if n and (self.positive.min() < 0 or self.positive.max() >= self.candidates.shape[1]):
             raise ValueError("positive holds a column outside the candidate matrix")
 
@@ -161,10 +163,14 @@ class SampledCandidates:
         table = pq.read_table(path)
         raw = (table.schema.metadata or {}).get(_META_KEY)
         if raw is None:
-            raise ValueError(f"{str(path)!r} is not a recllm sampled-candidates file (no {_META_KEY.decode()} metadata)")
+            raise ValueError(
+                f"{str(path)!r} is not a recllm sampled-candidates file (no {_META_KEY.decode()} metadata)"
+            )
         meta = json.loads(raw)
         if meta.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"{str(path)!r} has format version {meta.get('version')}; this recllm reads {_FORMAT_VERSION}")
+            raise ValueError(
+                f"{str(path)!r} has format version {meta.get('version')}; this recllm reads {_FORMAT_VERSION}"
+            )
         cols = table.to_pydict()
         width = len(cols["candidates"][0]) if cols["candidates"] else 2
         return cls(

@@ -125,7 +125,9 @@ def paired_bootstrap_diff(
     a_arr = _as_values(a, "a")
     b_arr = _as_values(b, "b")
     if a_arr.shape != b_arr.shape:
-        raise ValueError(f"a and b must hold the same users in the same order; got {a_arr.size} and {b_arr.size} values")
+        raise ValueError(
+            f"a and b must hold the same users in the same order; got {a_arr.size} and {b_arr.size} values"
+        )
     _check_alpha(alpha, n_boot)
     diff = a_arr - b_arr
     mean = float(diff.mean())
