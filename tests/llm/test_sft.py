@@ -147,6 +147,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(fresh, tmp_path)
     assert resumed.keys() == full.keys()
     for key in full:
         assert torch.equal(resumed[key], full[key]), key
+    assert load_sft_state(tmp_path / "cut")["epoch_losses"] == load_sft_state(tmp_path / "full")["epoch_losses"]
+    events = [json.loads(x).get("event") for x in (tmp_path / "cut" / "training_log.jsonl").read_text().splitlines()]
+    assert events.count("start") == 1 and events.count("resume") == 1
     steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "cut").glob("checkpoint-*"))
     assert steps == [5, 6]  # only the newest kept
     assert not list((tmp_path / "cut").glob(".*"))  # no temp folders left behind

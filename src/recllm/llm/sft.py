@@ -221,11 +221,62 @@ def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: in
 # ------------------------------------------------------------------------------------------------ checkpoints
 @dataclass
 class _State:
+    """What a checkpoint records about progress (``trainer_state.json``)."""
+
     step: int = 0
+    epoch_loss_sum: float = 0.0  # summed answer-token NLL of the current epoch so far
+    epoch_answer_tokens: int = 0
     epoch_scores: dict[str, float] = field(default_factory=dict)
     epoch_losses: dict[str, float] = field(default_factory=dict)
     best_epoch: int | None = None
     done: bool = False
+
+
+class _Window:
+    """Loss and throughput since the last log line."""
+
+    def __init__(self) -> None:
+        self.start, self.steps, self.loss, self.answer_tokens, self.tokens = time.perf_counter(), 0, 0.0, 0, 0
+        self.step_loss, self.last_loss = 0.0, float("nan")
+
+    def add(self, loss_sum: float, tokens: int) -> None:
+        self.step_loss += loss_sum
+        self.tokens += tokens
+
+    def step_done(self, answer_tokens: int) -> float:
+        loss, self.step_loss = self.step_loss, 0.0
+        self.steps, self.loss, self.answer_tokens = self.steps + 1, self.loss + loss, self.answer_tokens + answer_tokens
+        self.last_loss = loss / answer_tokens
+        return loss
+
+    def flush(self, step: int, epoch: int, lr: float) -> dict[str, Any]:
+        seconds = time.perf_counter() - self.start
+        record = {"step": step, "epoch": epoch, "loss": self.loss / max(self.answer_tokens, 1), "lr": lr,
+                  "tokens": self.tokens, "seconds": seconds, "tokens_per_s": self.tokens / max(seconds, 1e-9)}
+        self.__init__()  # type: ignore[misc]
+        return record
+
+
+def _end_epoch(state: _State, epoch: int, eval_fn: Callable[[CausalLM, int], float] | None, lm: CausalLM,
+               out: Path | None) -> dict[str, Any]:
+    """Record the epoch's train loss, run ``eval_fn`` and keep the adapter when it is the best so far."""
+    state.epoch_losses[str(epoch)] = state.epoch_loss_sum / max(state.epoch_answer_tokens, 1)
+    state.epoch_loss_sum, state.epoch_answer_tokens = 0.0, 0
+    record: dict[str, Any] = {"event": "epoch", "epoch": epoch, "train_loss": state.epoch_losses[str(epoch)]}
+    if eval_fn is None:
+        return record
+    lm.model.eval()
+    score = float(eval_fn(lm, epoch))
+    lm.model.train()
+    if not math.isfinite(score):
+        raise ValueError(f"eval_fn returned {score} after epoch {epoch}; it must return a finite float")
+    state.epoch_scores[str(epoch)] = record["eval"] = score
+    if state.best_epoch is None or score > state.epoch_scores[str(state.best_epoch)]:
+        state.best_epoch = epoch
+        record["improved"] = True
+        if out is not None:
+            _save_adapter_dir(lm.model, out / "best")
+    return record
 
 
 def _use_bf16(flag: bool | str, device: str) -> bool:
@@ -417,7 +468,7 @@ def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig |
     autocast = torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
                               dtype=torch.bfloat16, enabled=bf16)
     bar = tqdm(total=total_steps, initial=state.step, disable=not config.show_progress, desc="sft", unit="step")
-    window = {"loss": 0.0, "answer_tokens": 0, "tokens": 0, "start": time.perf_counter(), "steps": 0}
+    window = _Window()
     stopped = False
     model.train()
     for epoch in range(config.epochs):
@@ -425,63 +476,42 @@ def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig |
             continue
         batches = _epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
         groups = [batches[i:i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
-        epoch_loss, epoch_tokens = 0.0, 0
         for index, group in enumerate(groups):
             step = epoch * steps_per_epoch + index + 1
             if step <= state.step:
                 continue
             n_answer = sum(len(features[i][1]) for batch in group for i in batch)
-            step_loss = 0.0
-            for batch in group:
+            for batch in group:  # gradient accumulation: the step's loss is the mean over all its answer tokens
                 inputs = collate([features[i] for i in batch], pad)
                 with autocast:
                     loss_sum = _answer_loss_sum(model, inputs, device)
                 (loss_sum / n_answer).backward()
-                step_loss += loss_sum.item()
-                window["tokens"] += int(inputs["attention_mask"].sum())
+                window.add(loss_sum.item(), int(inputs["attention_mask"].sum()))
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.step = step
-            window["loss"] += step_loss
-            window["answer_tokens"] += n_answer
-            window["steps"] += 1
-            epoch_loss += step_loss
-            epoch_tokens += n_answer
+            state.epoch_loss_sum += window.step_done(n_answer)
+            state.epoch_answer_tokens += n_answer
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss / n_answer:.4f}")
+            bar.set_postfix(loss=f"{window.last_loss:.4f}")
             epoch_end = index == len(groups) - 1
-            if window["steps"] >= config.log_every or epoch_end:
-                seconds = time.perf_counter() - window["start"]
-                _append_log(out, {"step": step, "epoch": epoch, "loss": window["loss"] / window["answer_tokens"],
-                                  "lr": scheduler.get_last_lr()[0], "tokens": window["tokens"],
-                                  "seconds": seconds, "tokens_per_s": window["tokens"] / max(seconds, 1e-9)})
-                window = {"loss": 0.0, "answer_tokens": 0, "tokens": 0, "start": time.perf_counter(), "steps": 0}
+            if window.steps >= config.log_every or epoch_end:
+                _append_log(out, window.flush(step, epoch, scheduler.get_last_lr()[0]))
+            paused = time.perf_counter()  # evaluation and checkpoints do not count towards tokens/s
             if epoch_end:
-                state.epoch_losses[str(epoch)] = epoch_loss / max(epoch_tokens, 1)
-                record: dict[str, Any] = {"event": "epoch", "epoch": epoch, "train_loss": state.epoch_losses[str(epoch)]}
-                if eval_fn is not None:
-                    model.eval()
-                    score = float(eval_fn(wrapped, epoch))
-                    model.train()
-                    if not math.isfinite(score):
-                        raise ValueError(f"eval_fn returned {score} after epoch {epoch}; it must return a finite float")
-                    state.epoch_scores[str(epoch)] = score
-                    record["eval"] = score
-                    if state.best_epoch is None or score > state.epoch_scores[str(state.best_epoch)]:
-                        state.best_epoch = epoch
-                        if out is not None:
-                            _save_adapter_dir(model, out / "best")
-                        else:
-                            best_memory = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+                record = _end_epoch(state, epoch, eval_fn, wrapped, out)
+                if record.pop("improved", False) and out is None:
+                    best_memory = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
                 _append_log(out, record)
             stopped = stop_after_steps is not None and stop_after_steps <= step < total_steps
             if out is not None and (epoch_end or stopped or (config.checkpoint_every
                                                              and step % config.checkpoint_every == 0)):
                 state.done = step == total_steps
                 _save_checkpoint(out, model, optimizer, scheduler, state, config.keep_checkpoints)
+            window.start += time.perf_counter() - paused
             if stopped:
                 break
     bar.close()
