@@ -91,8 +91,8 @@ def test_publish_dir_keeps_the_winner_of_a_race(tmp_path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, text in ((first, "first"), (second, "second")):
         folder.mkdir()
-        (folder / "config.json").write_text(text)
+        (folder / "tokenizer.json").write_text(text)
     backbone._publish_dir(first, target)
     backbone._publish_dir(second, target)
-    assert (target / "config.json").read_text() == "first"
+    assert (target / "tokenizer.json").read_text() == "first"
     assert not second.exists() and not first.exists()

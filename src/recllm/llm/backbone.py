@@ -97,7 +97,7 @@ def _publish_dir(tmp: Path, target: Path) -> None:
     try:
         os.replace(tmp, target)
     except OSError:
-        if not (target / "config.json").exists() and not (target / "modules.json").exists():
+        if not target.is_dir() or not any(target.iterdir()):
             raise
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,0 +1,215 @@
+"""SmolLM2-135M through recllm.llm: prefill/generation throughput against the measured matmul FLOP/s, and
+shared-prefix candidate scoring (50 candidates after a 256-token prompt) against 50 full sequences.
+
+``run() -> str`` returns a markdown section for benchmarks/foundation.py. Usage alone:
+``python benchmarks/foundation_llm.py [--threads 2]``. The texts are synthetic film lists built in code (throughput
+and path agreement do not depend on the content); every figure below is measured when the script runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+PREFIX_TOKENS, N_CANDIDATES, GEN_TOKENS, PREFILL_TOKENS, SEED = 256, 50, 32, 256, 0
+FILMS = [
+    "Alien (1979)", "Blade Runner (1982)", "Solaris (1972)", "Toy Story (1995)", "Heat (1995)", "Fargo (1996)",
+    "Casablanca (1942)", "Vertigo (1958)", "Amélie (2001)", "Spirited Away (2001)", "The Matrix (1999)",
+    "Jaws (1975)", "Psycho (1960)", "Rocky (1976)", "Memento (2000)", "Arrival (2016)", "Moon (2009)",
+    "Gattaca (1997)", "Brazil (1985)", "Paris, Texas (1984)", "Stalker (1979)", "Ran (1985)", "Up (2009)",
+    "Seven Samurai (1954)", "The Godfather (1972)", "Goodfellas (1990)", "Titanic (1997)", "Heat (1995)",
+]
+GENRES = ["science fiction", "drama", "comedy", "thriller", "animation", "romance", "crime", "war", "horror"]
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls after one warm-up call, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def _text_tokens(lm, rng: np.random.Generator, n_tokens: int) -> list[int]:
+    words = []
+    while True:
+        words.append(f"{FILMS[rng.integers(len(FILMS))]}: {GENRES[rng.integers(len(GENRES))]}, rated "
+                     f"{rng.integers(1, 6)}/5.")
+        ids = lm.tokenizer(" ".join(words), add_special_tokens=False).input_ids
+        if len(ids) >= n_tokens:
+            return ids[:n_tokens]
+
+
+def scoring_task(lm, seed: int = SEED) -> tuple[str, list[str]]:
+    """A 256-token prefix (system + a user's history, ending at 'Film:') and 50 candidates closing the prompt."""
+    rng = np.random.default_rng(seed)
+    head = ("<|im_start|>system\nYou are a film recommender. Answer Yes or No.<|im_end|>\n<|im_start|>user\n"
+            "The user rated, oldest first:")
+    tail = "\nWill the user like the next film? Film:"
+    fixed = len(lm.tokenizer(head + tail, add_special_tokens=False).input_ids)
+    history = lm.tokenizer.decode(_text_tokens(lm, rng, PREFIX_TOKENS - fixed))
+    prefix = head + " " + history.strip() + tail
+    end = "<|im_end|>\n<|im_start|>assistant\n"
+    candidates = []
+    for _ in range(N_CANDIDATES):
+        genres = ", ".join(rng.choice(GENRES, size=int(rng.integers(1, 4)), replace=False))
+        candidates.append(f" {FILMS[rng.integers(len(FILMS))]} ({genres}){end}")
+    return prefix, candidates
+
+
+def flops_per_token(lm, context: float) -> float:
+    """2 * N (multiply-adds of every weight; tied embeddings count once, as the LM head) + attention
+    4 * n_layers * context * d_model (QK^T and AV over ``context`` earlier tokens)."""
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    cfg = lm.model.config
+    return 2.0 * n_params + 4.0 * cfg.num_hidden_layers * context * cfg.hidden_size
+
+
+def throughput_rows(lm, matmul: float, repeats: int) -> list[dict[str, str]]:
+    rng = np.random.default_rng(SEED)
+    rows = []
+    for batch in (1, 8):
+        ids = torch.tensor([_text_tokens(lm, rng, PREFILL_TOKENS) for _ in range(batch)])
+        with torch.no_grad():
+            seconds, _ = _timed(lambda: lm.model(input_ids=ids), repeats)  # full logits, as scoring needs
+        tps = batch * PREFILL_TOKENS / seconds
+        rows.append(_row(lm, "prefill", batch, PREFILL_TOKENS, seconds, tps, flops_per_token(lm, PREFILL_TOKENS / 2),
+                         matmul))
+    from transformers import GenerationConfig
+
+    prompt_len = 32
+    config = GenerationConfig(max_new_tokens=GEN_TOKENS, min_new_tokens=GEN_TOKENS, do_sample=False,
+                              pad_token_id=lm.tokenizer.pad_token_id, eos_token_id=lm.tokenizer.eos_token_id)
+    for batch in (1, 8):
+        ids = torch.tensor([_text_tokens(lm, rng, prompt_len) for _ in range(batch)])
+        with torch.no_grad():
+            seconds, out = _timed(lambda: lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                                            generation_config=config), repeats)
+        assert out.shape[1] == prompt_len + GEN_TOKENS
+        tps = batch * GEN_TOKENS / seconds  # includes the (short) prefill of the 32-token prompts
+        rows.append(_row(lm, "generation", batch, GEN_TOKENS, seconds, tps,
+                         flops_per_token(lm, prompt_len + GEN_TOKENS / 2), matmul))
+    return rows
+
+
+def _row(lm, kind, batch, tokens, seconds, tps, fpt, matmul) -> dict[str, str]:
+    return {"dtype": lm.dtype, "phase": kind, "batch": str(batch), "tokens/seq": str(tokens),
+            "seconds": f"{seconds:.2f}", "tokens/s": f"{tps:,.0f}", "GFLOP/s": f"{tps * fpt / 1e9:.1f}",
+            "of matmul peak": f"{tps * fpt / matmul:.1%}"}
+
+
+def p_yes(lm, prefix: str, candidates: list[str], shared: bool) -> tuple[float, np.ndarray]:
+    from recllm.llm import next_token_logprobs, yes_probability
+
+    yes_no = lm.tokenizer.convert_tokens_to_ids(["Yes", "No"])
+    start = time.perf_counter()
+    logprobs = next_token_logprobs(lm, prefix, candidates, yes_no, shared_prefix=shared, batch_size=64)
+    return time.perf_counter() - start, yes_probability(logprobs)
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return "\n".join(lines + ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows])
+
+
+def run(threads: int | None = None, repeats: int = 2) -> str:
+    """Measure and return the markdown section. ``threads`` sets torch's intra-op threads (default: unchanged)."""
+    import transformers
+
+    from recllm.llm import cpu_model, has_amx, load_causal_lm, measure_matmul_flops, thread_info
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
+    start_all = time.perf_counter()
+    lms = {"float32": load_causal_lm(device="cpu", dtype="float32")}  # converts the GGUF on first use
+    start = time.perf_counter()
+    load_causal_lm(device="cpu", dtype="float32")
+    load_seconds = time.perf_counter() - start
+    lms["bfloat16"] = load_causal_lm(device="cpu", dtype="bfloat16")
+    matmul = {d: measure_matmul_flops(d, size=1024, seconds=2.0) for d in lms}
+    rows = [row for d, lm in lms.items() for row in throughput_rows(lm, matmul[d], repeats)]
+
+    prefix, candidates = scoring_task(lms["float32"])
+    n_prefix = len(lms["float32"].tokenizer(prefix, add_special_tokens=False).input_ids)
+    cont_lens = [len(lms["float32"].tokenizer(c, add_special_tokens=False).input_ids) for c in candidates]
+    for lm in lms.values():  # warm-up: first calls pay one-off allocation costs
+        p_yes(lm, prefix, candidates[:2], shared=True)
+    results = {(d, s): p_yes(lm, prefix, candidates, s) for d, lm in lms.items() for s in (True, False)}
+    reference = results[("float32", False)][1]
+    score_rows = []
+    for (dtype, shared), (seconds, probs) in results.items():
+        full_seconds = results[(dtype, False)][0]
+        score_rows.append({
+            "dtype": dtype, "path": "shared prefix (KV cache)" if shared else f"{N_CANDIDATES} full sequences",
+            "seconds": f"{seconds:.2f}", "speedup vs full": f"{full_seconds / seconds:.1f}x",
+            "max abs dP(Yes) vs same-dtype full": f"{np.abs(probs - results[(dtype, False)][1]).max():.2e}",
+            "max abs dP(Yes) vs float32 full": f"{np.abs(probs - reference).max():.2e}",
+        })
+    speedup32 = results[("float32", False)][0] / results[("float32", True)][0]
+    delta32 = np.abs(results[("float32", True)][1] - reference).max()
+    info = thread_info()
+    load_after = os.getloadavg()[0]
+    verdict = (f"float32 shared-prefix speedup {speedup32:.1f}x ({'meets' if speedup32 >= 5 else 'MISSES'} the >= 5x "
+               f"target), max |dP(Yes)| {delta32:.1e} ({'within' if delta32 <= 1e-4 else 'OUTSIDE'} 1e-4).")
+    return "\n".join([
+        "## SmolLM2-135M-Instruct through recllm.llm",
+        "",
+        f"Machine: {cpu_model()}, {info['cores']} cores, AMX bf16: {has_amx()}, torch {torch.__version__} "
+        f"({info['torch_threads']} threads), transformers {transformers.__version__}, Python "
+        f"{platform.python_version()}. 1-minute load average {load_before:.2f} before and {load_after:.2f} after "
+        "(the CPU is shared: other processes lower every figure). "
+        f"Reload of the converted folder (imports warm): {load_seconds:.2f} s.",
+        "",
+        f"Measured matmul peak (1024 x 1024 square matmul, 2 s): float32 {matmul['float32'] / 1e9:.1f} GFLOP/s, "
+        f"bfloat16 {matmul['bfloat16'] / 1e9:.1f} GFLOP/s.",
+        "",
+        "### Throughput",
+        "",
+        "FLOPs per token = 2 N + 4 L c d with N = "
+        f"{sum(p.numel() for p in lms['float32'].model.parameters()) / 1e6:.1f}M parameters (tied embeddings count "
+        f"once, as the LM head), L = {lms['float32'].model.config.num_hidden_layers} layers, "
+        f"d = {lms['float32'].model.config.hidden_size}, c = mean attended context "
+        f"({PREFILL_TOKENS // 2} for a {PREFILL_TOKENS}-token prefill; prompt + {GEN_TOKENS // 2} for generation). "
+        f"Prefill = one forward over {PREFILL_TOKENS}-token sequences with logits at every position. Generation = "
+        f"greedy `generate` of exactly {GEN_TOKENS} new tokens after a 32-token prompt (KV cache), timing "
+        f"including that prompt's prefill. Median of {repeats} runs after a warm-up.",
+        "",
+        _table(rows),
+        "",
+        "### Candidate scoring: shared prefix vs full sequences",
+        "",
+        f"{N_CANDIDATES} candidates ({min(cont_lens)}-{max(cont_lens)} tokens each, ending in "
+        f"`<|im_end|>\\n<|im_start|>assistant\\n`) after a {n_prefix}-token prompt; P(Yes) = softmax over the "
+        "'Yes' and 'No' next-token logits. `next_token_logprobs(..., shared_prefix=True|False, batch_size=64)`; "
+        "one timed run each after a warm-up.",
+        "",
+        _table(score_rows),
+        "",
+        verdict,
+        "",
+        f"_Section measured in {time.perf_counter() - start_all:.0f} s._",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    print(run(threads=args.threads, repeats=args.repeats))
+
+
+if __name__ == "__main__":
+    main()
