@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recllm.models.sasrec import CausalTransformer
+from recllm.models.sasrec import CausalTransformer, FastDropout
 
 ITEM_INPUTS = ("content", "id", "content+id")
 ITEM_TOWERS = ("shared", "mlp")
@@ -34,7 +34,7 @@ class ItemInput(nn.Module):
         self.ids: nn.Embedding | None = None
         if kind != "id":
             width = content.shape[1]
-            self.adaptor = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+            self.adaptor = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), FastDropout(dropout),
                                          nn.Linear(hidden, dim), nn.LayerNorm(dim))
         if kind != "content":
             self.ids = nn.Embedding(n_items + 1, dim, padding_idx=0)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recllm.models.sasrec import SeqConfig, SequentialRecommender
+from recllm.models.sasrec import FastDropout, SeqConfig, SequentialRecommender, fast_dropout
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -98,7 +98,7 @@ class HSTUBlock(nn.Module):
         weights = F.silu(scores) / self.max_len * keep
         attn = torch.einsum("bhnm,bmhd->bnhd", weights, v).reshape(b, length, hl)
         gated = u * F.layer_norm(attn, (hl,), eps=self.eps)
-        return x + self.o(F.dropout(gated, p=self.dropout, training=self.training))
+        return x + self.o(fast_dropout(gated, self.dropout, self.training))
 
 
 class HSTUNet(nn.Module):
@@ -113,7 +113,7 @@ class HSTUNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
         self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.dim) * 0.02)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = FastDropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             HSTUBlock(cfg.dim, cfg.n_heads, cfg.attention_dim, cfg.linear_dim, cfg.max_len, cfg.dropout,
                       cfg.n_time_buckets)

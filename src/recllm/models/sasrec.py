@@ -77,6 +77,35 @@ class SeqConfig:
 
 
 # --------------------------------------------------------------------------------------------- building blocks
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout with masks cut from full-range 64-bit random words (8 random bytes each).
+
+    On CPU, ``torch.bernoulli`` draws one number per element and dominated training time (~40 ms per
+    128 x 50 x 256 tensor); this draws one word per 8 elements (~4 ms in all). ``p`` is rounded to a multiple of
+    1/256. Seeded by torch's global generator, like ``nn.Dropout``. On CUDA, ``F.dropout`` is used.
+    """
+    if not training or p <= 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, training=True)
+    n = x.numel()
+    words = torch.empty((n + 7) // 8, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+    threshold = min(255, max(1, round(p * 256)))
+    keep = words.view(torch.uint8)[:n] >= threshold
+    return x * keep.view(x.shape).to(x.dtype).mul_(256.0 / (256 - threshold))
+
+
+class FastDropout(nn.Module):
+    """``nn.Dropout`` with :func:`fast_dropout`'s cheap CPU masks."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training)
+
+
 def attention_mask(valid: torch.Tensor) -> torch.Tensor:
     """Boolean (B, 1, L, L) mask, True where query i may attend key j: j <= i and j is a real item.
 
@@ -90,23 +119,27 @@ def attention_mask(valid: torch.Tensor) -> torch.Tensor:
 
 
 class CausalSelfAttentionBlock(nn.Module):
-    """A pre-LayerNorm transformer block (multi-head causal self-attention + GELU feed-forward)."""
+    """A pre-LayerNorm transformer block (multi-head causal self-attention + GELU feed-forward).
+
+    Dropout acts on the two residual branches (and, in :class:`CausalTransformer`, on the inputs); dropout on
+    attention probabilities and inside the feed-forward layer is left out to keep CPU training fast (with
+    torch's CPU random-number generation those masks cost more than the rest of the block).
+    """
 
     def __init__(self, dim: int, n_heads: int, dropout: float, ff_mult: int = 4) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.dropout = dropout
         self.ln1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.ln2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Linear(ff_mult * dim, dim))
+        self.drop = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         b, length, dim = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, length, 3, self.n_heads, dim // self.n_heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, length, dim)))
         return x + self.drop(self.ff(self.ln2(x)))
 
@@ -122,7 +155,7 @@ class CausalTransformer(nn.Module):
         self.pos = nn.Parameter(torch.randn(max_len, dim) * 0.02)
         self.blocks = nn.ModuleList(CausalSelfAttentionBlock(dim, n_heads, dropout) for _ in range(n_layers))
         self.ln = nn.LayerNorm(dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         x = self.drop(x + self.pos[-x.shape[1]:]) * valid[..., None]
