@@ -9,6 +9,7 @@ from recllm.llm.backbone import (
     load_text_encoder,
     tiny_causal_lm,
 )
+from recllm.llm.cache import DiskCache
 from recllm.llm.embed import embed_texts
 from recllm.llm.generate import generate
 from recllm.llm.hardware import cpu_model, has_amx, measure_matmul_flops, thread_info
@@ -19,16 +20,21 @@ from recllm.llm.scoring import (
     score_continuations_many,
     yes_probability,
 )
+from recllm.llm.sft import LoRAConfig, SFTConfig, load_adapter, sft_train
 
 __all__ = [
     "DEFAULT_CAUSAL_LM",
     "DEFAULT_TEXT_ENCODER",
     "CausalLM",
+    "DiskCache",
+    "LoRAConfig",
+    "SFTConfig",
     "chat_prompt",
     "cpu_model",
     "embed_texts",
     "generate",
     "has_amx",
+    "load_adapter",
     "load_causal_lm",
     "load_text_encoder",
     "measure_matmul_flops",
@@ -36,6 +42,7 @@ __all__ = [
     "next_token_logprobs_many",
     "score_continuations",
     "score_continuations_many",
+    "sft_train",
     "thread_info",
     "tiny_causal_lm",
     "yes_probability",
