@@ -151,14 +151,12 @@ def default_causal_lm_folder(show_progress: bool = True) -> Path:
     return target
 
 
-def _prepare_tokenizer(tokenizer: Any, max_length: int | None = None) -> Any:
+def _prepare_tokenizer(tokenizer: Any) -> Any:
     """Pad with EOS when the tokenizer has no pad token (SmolLM2: ``<|im_end|>`` is both)."""
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError("the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token first")
         tokenizer.pad_token = tokenizer.eos_token
-    if max_length is not None:
-        tokenizer.model_max_length = max_length
     return tokenizer
 
 
