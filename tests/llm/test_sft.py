@@ -106,6 +106,18 @@ def test_padded_batch_loss_equals_per_example_loss(base):
     assert ours == pytest.approx(hf, rel=1e-5)
 
 
+def test_models_without_logits_to_keep_give_the_same_loss(base, monkeypatch):
+    import recllm.llm.sft as sft
+
+    features, _ = tokenize_examples(base.tokenizer, EXAMPLES, max_length=64)
+    batch = collate(features, base.tokenizer.pad_token_id)
+    with torch.no_grad():
+        trimmed = float(_answer_loss_sum(base.model, batch, "cpu"))
+        monkeypatch.setattr(sft, "_accepts_logits_to_keep", lambda model_type: False)
+        full = float(_answer_loss_sum(base.model, batch, "cpu"))
+    assert trimmed == pytest.approx(full, rel=1e-5)
+
+
 def test_learns_a_trivial_mapping(fresh, tmp_path):
     lm = fresh()
     before = answer_nll(lm, EXAMPLES)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import json
 import logging
 import math
@@ -166,6 +168,11 @@ def collate(features: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dic
     return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
 
 
+@functools.lru_cache(maxsize=32)
+def _accepts_logits_to_keep(model_type: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_type.forward).parameters
+
+
 def _answer_loss_sum(model: Any, batch: dict[str, torch.Tensor], device: str) -> torch.Tensor:
     """Summed answer-token NLL of a collated batch, running the LM head only where answer tokens are predicted."""
     labels = batch["labels"].to(device)
@@ -173,8 +180,10 @@ def _answer_loss_sum(model: Any, batch: dict[str, torch.Tensor], device: str) ->
     has_label = (labels != IGNORE).any(dim=0).nonzero()
     keep = width - int(has_label.min()) + 1 if len(has_label) else 1  # left padding: answers end the rows
     keep = min(keep, width)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    extra = {"logits_to_keep": keep} if _accepts_logits_to_keep(type(base)) else {}  # else: full logits, sliced
     out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                position_ids=batch["position_ids"].to(device), logits_to_keep=keep, use_cache=False)
+                position_ids=batch["position_ids"].to(device), use_cache=False, **extra)
     logits = out.logits[:, -keep:, :].float()
     targets = labels[:, width - keep + 1:]
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
