@@ -7,8 +7,8 @@ def test_ranker_parts_surround_the_candidate():
     head, tail = prompts.ranker_message_parts("likes sci-fi", ["Alien (1979)", "Dune (2021)"])
     assert "[Preference summary]\nlikes sci-fi" in head
     assert "1. Alien (1979)\n2. Dune (2021)" in head
-    assert head.endswith("[Candidate item]\n") and tail.startswith("\n\n")
-    assert "Yes or No" in tail
+    assert head.endswith("[Candidate item]\n") and tail == ""
+    assert "Answer Yes or No." in head
 
 
 def test_no_summary_variant_omits_the_section():

@@ -56,7 +56,7 @@ def test_zero_shot_scores_are_probabilities_and_prefix_sharing_agrees(lm):
         LLMRanker(lm).score([QUERY], [["x"]])
 
 
-def test_lora_fit_learns_a_planted_rule(tmp_path):
+def test_lora_fit_learns_a_planted_rule():
     lm = tiny_causal_lm(seed=1)
     queries = [RankQuery(f"user {i}", (f"item {i}",)) for i in range(16)]
     q, c, y = [], [], []
@@ -65,12 +65,16 @@ def test_lora_fit_learns_a_planted_rule(tmp_path):
         c += ["a shiny red apple", "a grey stone"]
         y += [1, 0]
     valid = (queries[:4], [["a grey stone", "a shiny red apple", "a grey stone"]] * 4, [1] * 4)
-    sft = SFTConfig(epochs=3, learning_rate=3e-2, batch_size=8, show_progress=False, bf16=False)
+    sft = SFTConfig(epochs=5, learning_rate=3e-2, batch_size=8, show_progress=False, bf16=False)
     ranker = LLMRanker(lm, RankerConfig(n_recent=1), sft=sft, lora=LoRAConfig(r=8, alpha=16, dropout=0.0),
-                       show_progress=False).fit(q, c, y, valid=valid)
-    scores = ranker.score(queries[4:8], [["a grey stone", "a shiny red apple"]] * 4)
-    assert all(s[1] > s[0] for s in scores)
-    assert set(ranker.valid_scores_) == {0, 1, 2}
+                       show_progress=False)
+    base = LLMRanker(lm, RankerConfig(n_recent=1), fine_tune=False, show_progress=False).fit([], [], [])
+    before = base.score(queries[4:8], [["a grey stone", "a shiny red apple"]] * 4)
+    ranker.fit(q, c, y, valid=valid)
+    after = ranker.score(queries[4:8], [["a grey stone", "a shiny red apple"]] * 4)
+    gain = [(a[1] - a[0]) - (b[1] - b[0]) for a, b in zip(after, before)]
+    assert all(g > 0 for g in gain)  # training moved P(Yes) towards the planted positive
+    assert set(ranker.valid_scores_) == set(range(5))
     assert ranker.n_train_examples_ == 32 and ranker.scored_candidates_ == 8
 
 
@@ -87,3 +91,23 @@ def test_scores_are_cached_per_model(lm, tmp_path):
     assert ranker.score_seconds_ == pytest.approx(took)  # the stored model time, not the lookup time
     ranker.score([QUERY], [["Blade Runner (1982)", "Heat"]], use_cache=False)
     assert len(cache) == 1
+
+
+def test_bfloat16_scoring_keeps_float32_logits_and_leaves_the_model_alone(lm):
+    from recllm.trsr.ranker import scoring_lm
+
+    head = lm.model.get_output_embeddings()
+    fast = scoring_lm(lm, "bfloat16", answer_token_ids(lm, RankerConfig()))
+    assert lm.model.get_output_embeddings() is head and next(lm.model.parameters()).dtype.is_floating_point
+    assert fast.dtype != lm.dtype  # cache keys tell the two apart
+    assert scoring_lm(lm, "float32") is lm
+    cands = [[f"candidate film number {i}" for i in range(12)]]
+    exact = LLMRanker(lm, RankerConfig(), fine_tune=False, show_progress=False).fit([], [], []).score([QUERY], cands)
+    quick = LLMRanker(lm, RankerConfig(score_dtype="bfloat16"), fine_tune=False,
+                      show_progress=False).fit([], [], []).score([QUERY], cands)
+    assert len(np.unique(quick[0])) == 12  # no ties from quantised logits
+    np.testing.assert_allclose(quick[0], exact[0], atol=0.1)
+    with pytest.raises(ValueError, match="score_dtype"):
+        RankerConfig(score_dtype="int8")
+    with pytest.raises(ValueError, match="answer token ids"):
+        scoring_lm(lm, "bfloat16")

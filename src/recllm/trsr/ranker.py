@@ -9,19 +9,25 @@ candidate (``recllm.llm.scoring``), which is what makes ranking 21 or 50 candida
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from recllm.llm.backbone import CausalLM, chat_prompt
 from recllm.llm.cache import DiskCache
 from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 from recllm.trsr import prompts
 
-__all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "answer_token_ids", "target_ranks_of"]
+__all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "answer_token_ids", "target_ranks_of",
+           "scoring_lm", "SCORE_DTYPES"]
+
+SCORE_DTYPES = ("float32", "bfloat16")
 
 _MARK = "\x00CANDIDATE\x00"
 
@@ -33,6 +39,8 @@ class RankerConfig:
     ``n_recent`` most recent items are listed after the summary (the paper found 3 best); ``guarded`` quotes item
     text and tells the model to ignore instructions inside it; ``answers`` are the positive and negative answer
     strings (each must be one token); ``shared_prefix`` reuses each user's prefix KV cache across candidates.
+    ``score_dtype="bfloat16"`` scores with a bfloat16 copy of the model whose answer logits are computed in float32
+    (:func:`scoring_lm`): about 2-3x faster on CPUs with AMX, without the ties that bfloat16 logits cause.
     """
 
     n_recent: int = 3
@@ -40,6 +48,7 @@ class RankerConfig:
     answers: tuple[str, str] = ("Yes", "No")
     shared_prefix: bool = True
     score_batch_size: int = 64
+    score_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_recent, int) or isinstance(self.n_recent, bool) or self.n_recent < 0:
@@ -49,6 +58,8 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.answers must be two different non-empty strings, got {self.answers!r}")
         if not isinstance(self.score_batch_size, int) or self.score_batch_size < 1:
             raise ValueError(f"RankerConfig.score_batch_size must be a positive integer, got {self.score_batch_size!r}")
+        if self.score_dtype not in SCORE_DTYPES:
+            raise ValueError(f"RankerConfig.score_dtype must be one of {SCORE_DTYPES}, got {self.score_dtype!r}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,51 @@ def answer_token_ids(lm: CausalLM, config: RankerConfig) -> list[int]:
                              "(RankerConfig.answers)")
         ids.append(int(toks[0]))
     return ids
+
+
+class _PreciseAnswerHead(torch.nn.Module):
+    """Output layer for bfloat16 scoring: every logit from the fast bfloat16 product (returned as float32), and the
+    answer tokens' logits recomputed in float32.
+
+    The ranker only uses the *difference* of the Yes and No logits (softmax over the two), and the log-softmax
+    normaliser cancels in it, so the result is what a float32 output layer gives, at bfloat16 cost.
+    """
+
+    def __init__(self, head: torch.nn.Module, token_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.head = head
+        self.register_buffer("ids", torch.tensor(list(token_ids), dtype=torch.long), persistent=False)
+        self.register_buffer("rows", head.weight.detach()[self.ids].float().clone(), persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:  # callers read the vocabulary size from it
+        return self.head.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden).float()
+        logits[..., self.ids] = torch.nn.functional.linear(hidden.float(), self.rows)
+        return logits
+
+
+def scoring_lm(lm: CausalLM, dtype: str = "float32", answer_ids: Sequence[int] = ()) -> CausalLM:
+    """The model to score with: ``lm`` itself for float32; for bfloat16 a copy cast to bfloat16 whose
+    ``answer_ids`` logits are computed in float32.
+
+    bfloat16 logits have ~3 significant digits, so P(Yes) of a user's 21 candidates collapses onto a handful of
+    values and ties decide the ranks; float32 answer logits from bfloat16 hidden states keep them distinct.
+    """
+    if dtype not in SCORE_DTYPES:
+        raise ValueError(f"score dtype must be one of {SCORE_DTYPES}, got {dtype!r}")
+    if dtype == "float32" and lm.dtype == "float32":
+        return lm
+    model = copy.deepcopy(lm.model).to(torch.float32 if dtype == "float32" else torch.bfloat16).eval()
+    if dtype == "float32":
+        return dataclasses.replace(lm, model=model, dtype="float32")
+    if not answer_ids:
+        raise ValueError("bfloat16 scoring needs the answer token ids whose logits are kept in float32")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.set_output_embeddings(_PreciseAnswerHead(base.get_output_embeddings(), answer_ids))
+    return dataclasses.replace(lm, model=model, dtype="bfloat16+float32-answers")
 
 
 def target_ranks_of(scores: Sequence[np.ndarray], target_positions: Sequence[int]) -> np.ndarray:
@@ -144,7 +200,7 @@ class LLMRanker:
         start = time.perf_counter()
         self.valid_scores_: dict[int, float] = {}
         if not self.fine_tune:
-            self.lm_ = self.lm
+            self.lm_ = self._for_scoring(self.lm)
             self.train_seconds_ = 0.0
             return self
         examples = self.examples(queries, candidates, labels)
@@ -153,19 +209,23 @@ class LLMRanker:
             v_queries, v_cands, v_targets = valid
 
             def eval_fn(lm: CausalLM, epoch: int) -> float:
-                scores = self._score_with(lm, v_queries, v_cands)
+                scores = self._score_with(self._for_scoring(lm), v_queries, v_cands)
                 ranks = target_ranks_of(scores, v_targets)
                 value = float(sum((ranks <= k).mean() for k in (3, 5, 10)))
                 self.valid_scores_[epoch] = value
                 return value
 
-        self.lm_ = sft_train(self.lm, examples, self.sft or SFTConfig(), self.lora or LoRAConfig(),
-                             output_dir=self.output_dir, eval_fn=eval_fn)
+        trained = sft_train(self.lm, examples, self.sft or SFTConfig(), self.lora or LoRAConfig(),
+                            output_dir=self.output_dir, eval_fn=eval_fn)
+        self.lm_ = self._for_scoring(trained)
         self.n_train_examples_ = len(examples)
         self.train_seconds_ = time.perf_counter() - start
         return self
 
     # ------------------------------------------------------------------------------------------ scoring
+    def _for_scoring(self, lm: CausalLM) -> CausalLM:
+        return scoring_lm(lm, self.config.score_dtype, answer_token_ids(lm, self.config))
+
     def score(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
               shared_prefix: bool | None = None, use_cache: bool = True) -> list[np.ndarray]:
         """P(Yes) for every candidate text of every query (one array per query, in candidate order)."""
