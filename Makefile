@@ -35,3 +35,20 @@ bench-foundation: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# RecBole 1.2.1's SASRec, the reference point of `recllm bench learn`, in its own environment (RecBole imports
+# only with numpy<1.24, pandas<2.1, scipy<1.12, setuptools<70; torch 2.13 needs TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
+# for its checkpoint reload). The target builds .venv-recbole, then runs our SASRec and RecBole's side by side on
+# the identical MovieLens-100K leave-one-out split -> docs/results/learn-recbole.md.
+RECBOLE_VENV := .venv-recbole
+$(RECBOLE_VENV)/.installed:
+	$(PYTHON) -m venv $(RECBOLE_VENV)
+	$(RECBOLE_VENV)/bin/pip install -q "recbole==1.2.1" "numpy<1.24" "pandas<2.1" "scipy<1.12" "torch==2.13.0"
+	# torch 2.13 declares setuptools>=77 but runs with the older one RecBole needs (pip reports the conflict).
+	$(RECBOLE_VENV)/bin/pip install -q "setuptools<70"
+	touch $@
+
+.PHONY: recbole-reference
+recbole-reference: $(STAMP) $(RECBOLE_VENV)/.installed
+	TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 $(BIN)/recllm bench learn --datasets ml-100k --splits loo --models SASRec-CE \
+		--recbole --threads 2 --out docs/results/learn-recbole.md

@@ -1,0 +1,233 @@
+"""``recllm bench learn``: LEARN against popularity, SASRec (CE and BCE) and HSTU -> docs/results/learn.md.
+
+Every model x data set x split x seed is fitted (early stopping on the validation stage only), then ranked on the
+whole catalogue by the shared harness (HR and NDCG at 10, 50, 200, history items masked). A figure is the mean
+over seeds with a 95% t-interval across seeds (with one seed: a bootstrap interval over users). Each fit records
+its training time per epoch, total fit time and peak resident memory added during the fit. Content embeddings
+are computed once per data set by the frozen LLM and cached on disk by recllm.llm.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recllm.models.base import Recommender
+
+FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
+QUICK_DATASETS = ("ml-100k",)
+SPLITS = ("loo", "temporal", "cold_start")
+KS = (10, 50, 200)
+# Architecture and optimiser shared by every sequence model here (and handed to RecBole's SASRec).
+SEQ_SETTINGS = {"dim": 64, "n_layers": 2, "n_heads": 2, "max_len": 50, "dropout": 0.2, "lr": 1e-3}
+RECBOLE_BATCH = 2048  # RecBole's default train_batch_size (its batches are single prefixes, ours windows)
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+class PeakMemory:
+    """Peak resident memory added inside the ``with`` block (MB), sampled every ``interval`` seconds.
+
+    Reads ``/proc/self/statm`` (Linux); elsewhere falls back to ``tracemalloc`` (Python allocations only).
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval, self.peak_mb = interval, math.nan
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._stop = threading.Event()
+        self._proc = Path("/proc/self/statm").is_file()
+
+    def _rss(self) -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * self._page
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._max = max(self._max, self._rss())
+
+    def __enter__(self) -> "PeakMemory":
+        if self._proc:
+            self._base = self._max = self._rss()
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        else:
+            import tracemalloc
+
+            tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc:
+            self._stop.set()
+            self._thread.join()
+            self._max = max(self._max, self._rss())
+            self.peak_mb = (self._max - self._base) / 2**20
+        else:
+            import tracemalloc
+
+            self.peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+
+
+# ---------------------------------------------------------------------------------------------- models
+@dataclass
+class ModelSpec:
+    """A benchmarked model: display name, how to build it, and whether it reads item text."""
+
+    name: str
+    build: Callable[[int, int, Any], Recommender]  # (seed, max_epochs, raw content embeddings) -> model
+    uses_content: bool = False
+    note: str = ""
+
+
+def model_specs(quick: bool) -> list[ModelSpec]:
+    """The compared models with their fixed settings (chosen on validation NDCG@10 of ML-100K, see the report)."""
+    from recllm.learn.train import LEARN
+    from recllm.models import MODELS, HSTU, SASRec
+
+    seq = dict(SEQ_SETTINGS, batch_size=128, patience=3 if quick else 5, show_progress=False)
+    hstu = {**seq, "n_heads": 1}
+
+    def learn(**kw: Any) -> Callable[[int, int, Any], Recommender]:
+        return lambda seed, epochs, content: LEARN(content_embeddings=content if kw.get("item_input") != "id" else None,
+                                                   seed=seed, max_epochs=epochs, **seq, **kw)
+
+    return [
+        ModelSpec("popularity", lambda seed, epochs, content: MODELS["popularity"]()),
+        ModelSpec("SASRec-CE", lambda s, e, c: SASRec(loss="ce", seed=s, max_epochs=e, **seq)),
+        ModelSpec("SASRec-BCE", lambda s, e, c: SASRec(loss="bce", seed=s, max_epochs=e, **seq)),
+        ModelSpec("HSTU", lambda s, e, c: HSTU(loss="sampled", n_negatives=128, seed=s, max_epochs=e, **hstu)),
+        ModelSpec("LEARN (shared tower)", learn(item_input="content", item_tower="shared"), True),
+        ModelSpec("LEARN (MLP item tower)", learn(item_input="content", item_tower="mlp"), True),
+        ModelSpec("LEARN-ID (ablation)", learn(item_input="id", item_tower="mlp"), False,
+                  "ID embeddings instead of content (MLP item tower; see the note on the shared tower)"),
+        ModelSpec("LEARN content+ID", learn(item_input="content+id", item_tower="shared"), True),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- running
+@dataclass
+class RunResult:
+    dataset: str
+    split: str
+    seed: int
+    model: str
+    metrics: dict[str, float]
+    per_user: dict[str, list[float]] = field(repr=False)
+    fit_seconds: float = math.nan
+    epoch_seconds: float = math.nan
+    epochs: int = 0
+    best_epoch: int = 0
+    peak_mb: float = math.nan
+    n_users: int = 0
+
+
+def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any) -> RunResult:
+    """Fit one model on one split (timed, memory-watched) and rank the whole catalogue for the test users."""
+    from recllm.eval.ranking import evaluate_full_ranking
+
+    model = spec.build(seed, epochs, content)
+    start = time.perf_counter()
+    with PeakMemory() as mem:
+        model.fit(split)
+    fit_seconds = time.perf_counter() - start
+    result = evaluate_full_ranking(model, split.eval_cases("test"), ks=KS, show_progress=False)
+    keep = [f"{m}@{k}" for m in ("hr", "ndcg") for k in KS]
+    history = getattr(model, "history_", [])
+    return RunResult(
+        split.dataset.name, split.name, seed, spec.name, {k: float(result.per_user[k].mean()) for k in keep},
+        {k: result.per_user[k].tolist() for k in keep}, fit_seconds,
+        float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
+        mem.peak_mb, len(result),
+    )
+
+
+def load_dataset(name: str) -> Any:
+    """The data set, or None (with the reason printed) when its files are not present."""
+    from recllm.data import load
+
+    try:
+        return load(name)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"[bench learn] skipping {name}: {exc}")
+        return None
+
+
+def content_for(dataset: Any, show_progress: bool) -> tuple[np.ndarray, float]:
+    """Raw SmolLM2 content embeddings of the catalogue (cached on disk) and the seconds it took."""
+    from recllm.learn.encoder import EMPTY_TEXT, ContentConfig, raw_item_embeddings
+
+    start = time.perf_counter()
+    texts = [t if t.strip() else EMPTY_TEXT for t in dataset.item_texts()]
+    emb = raw_item_embeddings(texts, ContentConfig())
+    return emb, time.perf_counter() - start
+
+
+def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,
+                  seeds: list[int] | None = None, models: list[str] | None = None, out: str | None = None,
+                  epochs: int | None = None,
+                  recbole: bool = False, show_progress: bool = True) -> int:
+    """Run the grid and write the report (see the module docstring). Returns a process exit code."""
+    from recllm.data import make_split
+    from recllm.learn.bench_report import write_learn_report
+
+    datasets = list(datasets or (QUICK_DATASETS if quick else FULL_DATASETS))
+    splits = list(splits or SPLITS)
+    seeds = list(seeds if seeds is not None else ([0] if quick else [0, 1, 2]))
+    epochs = epochs or (5 if quick else 60)
+    repo = Path(__file__).resolve().parents[3]
+    out_path = Path(out) if out else repo / "docs" / "results" / ("learn-quick.md" if quick else "learn.md")
+    specs = model_specs(quick)
+    if models:
+        unknown = sorted(set(models) - {s.name for s in specs})
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {[s.name for s in specs]}")
+        specs = [s for s in specs if s.name in models]
+    results: list[RunResult] = []
+    notes: list[str] = []
+    used: list[str] = []
+    started = time.perf_counter()
+    for name in datasets:
+        dataset = load_dataset(name)
+        if dataset is None:
+            notes.append(f"{name}: not present on this machine, skipped")
+            continue
+        used.append(name)
+        content, seconds = content_for(dataset, show_progress)
+        notes.append(f"{name}: content embeddings {content.shape} in {seconds:.1f} s (cached after the first run)")
+        for split_name in splits:
+            for seed in seeds:
+                split = make_split(dataset, split_name, seed=seed)
+                for spec in specs:
+                    res = run_one(spec, split, seed, epochs, content)
+                    results.append(res)
+                    print(f"[bench learn] {name} {split_name} seed {seed} {spec.name}: "
+                          f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
+                          f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
+    reference = None
+    if recbole and "ml-100k" in used:
+        from recllm.learn.recbole_ref import run_recbole_reference
+
+        ours = [r for r in results if r.dataset == "ml-100k" and r.split == "loo" and r.model == "SASRec-CE"]
+        reference = run_recbole_reference(ours, {**SEQ_SETTINGS, "batch_size": RECBOLE_BATCH},
+                                          epochs=min(epochs, 30), show_progress=show_progress)
+    total = time.perf_counter() - started
+    runs_path = out_path.with_suffix(".runs.jsonl")
+    write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path)
+    print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
+    return 0
+
+
+def save_runs(path: Path, results: list[RunResult]) -> None:
+    """Per-run figures (means, timing, memory; no per-user arrays) as JSON lines, written atomically."""
+    from recllm.utils import write_text_atomic
+
+    lines = [json.dumps({k: v for k, v in vars(r).items() if k != "per_user"}, sort_keys=True) for r in results]
+    write_text_atomic(path, "\n".join(lines) + "\n")

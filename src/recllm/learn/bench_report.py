@@ -1,0 +1,166 @@
+"""Tables, plots and text of docs/results/learn.md from the runs of :mod:`recllm.learn.bench`."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
+from recllm.eval.stats import bootstrap_ci, paired_bootstrap_diff, seed_ci
+
+METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
+MAIN_LEARN = "LEARN (shared tower)"
+MAIN_SASREC = "SASRec-CE"
+
+
+def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
+    """Mean over seeds with a t-interval across seeds; with one seed, a bootstrap interval over users."""
+    if len(runs) >= 2:
+        ci = seed_ci([r.metrics[metric] for r in runs])
+        return ci.mean, ci.low, ci.high
+    return bootstrap_ci(runs[0].per_user[metric], seed=runs[0].seed)
+
+
+def _group(results: list[Any]) -> dict[tuple[str, str], dict[str, list[Any]]]:
+    groups: dict[tuple[str, str], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        groups[(r.dataset, r.split)][r.model].append(r)
+    return groups
+
+
+def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
+    rows = []
+    for name in order:
+        runs = by_model.get(name)
+        if not runs:
+            continue
+        row: dict[str, Any] = {"model": name}
+        for metric in METRIC_COLUMNS:
+            row[metric] = fmt_ci(*interval(runs, metric))
+        row["s/epoch"] = _fmt(np.mean([r.epoch_seconds for r in runs]), 2)
+        row["fit s"] = _fmt(np.mean([r.fit_seconds for r in runs]), 1)
+        row["epochs (best)"] = f"{np.mean([r.epochs for r in runs]):.0f} ({np.mean([r.best_epoch for r in runs]):.0f})"
+        row["peak MB"] = _fmt(np.mean([r.peak_mb for r in runs]), 0)
+        rows.append(row)
+    return format_table(rows, ["model", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB"])
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _paired(by_model: dict[str, list[Any]], a: str, b: str, metric: str = "ndcg@10") -> str:
+    """Paired bootstrap of ``a - b`` over the same test users, per seed (splits are seeded identically)."""
+    parts = []
+    for ra in by_model.get(a, []):
+        rb = next((r for r in by_model.get(b, []) if r.seed == ra.seed), None)
+        if rb is None or len(ra.per_user[metric]) != len(rb.per_user[metric]):
+            continue
+        d = paired_bootstrap_diff(ra.per_user[metric], rb.per_user[metric], seed=ra.seed)
+        parts.append(f"seed {ra.seed}: {d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]")
+    return "; ".join(parts) or "n/a"
+
+
+def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, order: list[str], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    splits = [s for (d, s) in groups if d == dataset]
+    if not splits:
+        return None
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        by_model = groups[(dataset, split)]
+        names = [m for m in order if m in by_model]
+        stats = [interval(by_model[m], "ndcg@10") for m in names]
+        means = [s[0] for s in stats]
+        errs = [max(s[0] - s[1], s[2] - s[0], 0) if not math.isnan(s[1]) else 0 for s in stats]
+        colors = ["tab:green" if m.startswith("LEARN") else "tab:blue" for m in names]
+        ax.barh(range(len(names)), means, xerr=errs, color=colors)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{dataset} / {split}", fontsize=9)
+        ax.set_xlabel("NDCG@10 (95% CI)", fontsize=8)
+    fig.tight_layout()
+    return save_plot(fig, path)
+
+
+def write_learn_report(path: Path, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
+                       notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
+                       runs_path: Path) -> Path:
+    """Assemble the markdown body and write it with the shared report header."""
+    from recllm.learn.bench import save_runs
+
+    order = [s.name for s in specs]
+    groups = _group(results)
+    command = "recllm bench learn --quick" if quick else "recllm bench learn"
+    body: list[str] = []
+    body.append(
+        "LEARN (arXiv 2405.03988) on public data: a frozen SmolLM2-135M encodes each item's text (mean-pooled last "
+        "hidden states, PCA-whitened), a causal-transformer user tower (2 layers x 64) is trained with in-batch "
+        "InfoNCE plus the dense all-action loss, and items are retrieved by cosine similarity. Baselines: "
+        "popularity, SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
+        "SiLU attention, sampled softmax with 128 negatives). Full-catalogue ranking, the user's history masked; "
+        "early stopping on validation NDCG@10 only (patience "
+        f"{3 if quick else 5}, at most the epoch cap). Figures: mean over seeds {seeds} with a 95% t-interval "
+        "across seeds (one seed: percentile bootstrap over test users). `s/epoch` is training time per epoch "
+        "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
+        "during the fit.\n")
+    if quick:
+        body.append("**Quick mode**: one data set, one seed, at most 5 epochs: a smoke run, not the reported "
+                    "figures. The full run is `recllm bench learn`.\n")
+    body.append(f"Total benchmark time: {total_seconds / 60:.1f} min.\n")
+    for dataset in datasets:
+        body.append(f"## {dataset}\n")
+        for split in ("loo", "temporal", "cold_start"):
+            by_model = groups.get((dataset, split))
+            if not by_model:
+                continue
+            n_users = by_model[order[0]][0].n_users if by_model.get(order[0]) else ""
+            body.append(f"### {split} ({n_users} test users)\n")
+            body.append(_table(by_model, order) + "\n")
+            body.append(f"Paired NDCG@10 difference {MAIN_LEARN} - {MAIN_SASREC} (bootstrap over users, 95%): "
+                        f"{_paired(by_model, MAIN_LEARN, MAIN_SASREC)}\n")
+        plot = _plot(groups, dataset, order, path.with_name(f"{path.stem}-{dataset}.png"))
+        if plot is not None:
+            body.append(f"![NDCG@10 on {dataset}]({plot.name})\n")
+    if reference is not None:
+        body.append(reference_section(reference))
+    body.append("## Notes\n")
+    body += [f"- {n}" for n in notes]
+    body += [f"- {s.name}: {s.note}" for s in specs if s.note]
+    save_runs(runs_path, results)
+    body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`")
+    data_files = _data_files(datasets)
+    return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command, data_files,
+                        "\n".join(body), seeds=seeds)
+
+
+def reference_section(ref: dict[str, Any]) -> str:
+    """The side-by-side of our SASRec and RecBole's SASRec on the identical ML-100K split."""
+    lines = ["## Reference: RecBole 1.2.1 SASRec on the identical ML-100K leave-one-out split\n"]
+    if ref.get("error"):
+        lines.append(f"Not run: {ref['error']}\n")
+        return "\n".join(lines)
+    lines.append(ref.get("text", ""))
+    return "\n".join(lines) + "\n"
+
+
+def _data_files(datasets: list[str]) -> list[Path]:
+    from recllm.data import data_root
+
+    files: list[Path] = []
+    for name in datasets:
+        root = data_root(name)
+        if root.is_dir():
+            files += sorted(p for p in root.iterdir() if p.is_file() and p.suffix not in (".md", ".parquet")
+                            and not p.name.startswith((".", "u1.", "u2.", "u3.", "u4.", "u5.", "ua.", "ub.")))
+    return files

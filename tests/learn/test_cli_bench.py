@@ -1,0 +1,74 @@
+"""The `recllm learn` commands on a saved artifact, the benchmark's measuring and report pieces."""
+
+import math
+
+import numpy as np
+import pytest
+
+from recllm.cli import build_parser, main
+from recllm.learn import save
+from recllm.learn.bench import PeakMemory, RunResult, model_specs
+from recllm.learn.bench_report import interval, write_learn_report
+
+
+def test_commands_registered():
+    parser = build_parser()
+    args = parser.parse_args(["learn", "train", "--data", "ml-100k", "--out", "x"])
+    assert args.item_tower == "shared" and args.index == "exact" and callable(args.func)
+    assert parser.parse_args(["bench", "learn", "--quick"]).quick
+    with pytest.raises(SystemExit):
+        parser.parse_args(["learn", "train", "--data", "ml-100k", "--out", "x", "--item-tower", "deep"])
+
+
+def test_recommend_and_similar_print_items(fitted, dataset, tmp_path, capsys):
+    folder = save(fitted, tmp_path / "art", dataset)
+    assert main(["learn", "recommend", str(folder), "--user", "u3", "-k", "3"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
+    assert len(lines) == 3 and lines[0].split()[0] == "1"
+    seen = set(dataset.interactions.query("user_id == 'u3'")["item_id"])
+    assert not {l.split()[1] for l in lines} & seen
+    assert main(["learn", "similar", str(folder), "--item", "i4", "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("items most similar to i4") and len(out) == 3
+
+
+def test_peak_memory_sees_an_allocation():
+    with PeakMemory(interval=0.005) as mem:
+        block = np.ones(40 * 2**20 // 8)
+        block.sum()
+        import time
+
+        time.sleep(0.05)
+    del block
+    assert mem.peak_mb > 30
+
+
+def fake_run(model, seed, value, dataset="cyclic", split="loo"):
+    per_user = {f"{m}@{k}": list(np.full(20, value) + np.linspace(-0.05, 0.05, 20))
+                for m in ("hr", "ndcg") for k in (10, 50, 200)}
+    return RunResult(dataset, split, seed, model, {k: float(np.mean(v)) for k, v in per_user.items()}, per_user,
+                     1.0, 0.1, 3, 2, 12.0, 20)
+
+
+def test_interval_across_seeds_and_users():
+    one = interval([fake_run("m", 0, 0.5)], "ndcg@10")
+    assert one[1] < 0.5 < one[2]
+    three = interval([fake_run("m", s, v) for s, v in enumerate((0.4, 0.5, 0.6))], "ndcg@10")
+    assert three[0] == pytest.approx(0.5) and three[1] < 0.4 < 0.6 < three[2]
+
+
+def test_report_writes_tables_and_plot(tmp_path):
+    specs = model_specs(quick=True)
+    names = [s.name for s in specs]
+    results = [fake_run(name, 0, 0.1 + 0.05 * i, split=split)
+               for i, name in enumerate(names) for split in ("loo", "cold_start")]
+    path = write_learn_report(tmp_path / "learn.md", results, specs, ["cyclic"], [0], ["a note"], 60.0, True, None,
+                              tmp_path / "learn.runs.jsonl")
+    text = path.read_text()
+    assert "### loo (20 test users)" in text and "### cold_start" in text
+    assert "LEARN (shared tower)" in text and "SASRec-CE" in text and "a note" in text
+    assert "Paired NDCG@10 difference" in text
+    assert (tmp_path / "learn.runs.jsonl").read_text().count("\n") == len(results)
+    if (tmp_path / "learn-cyclic.png").exists():
+        assert "learn-cyclic.png" in text
+    assert not math.isnan(interval([results[0]], "hr@10")[0])
