@@ -6,6 +6,7 @@ from typing import Any
 
 from recllm.impute.base import BaseImputer
 from recllm.impute.classic import DeletionImputer, KNNTableImputer, MeanModeImputer, MICEImputer, ZeroImputer
+from recllm.impute.llm import LLMImputer
 
 IMPUTERS: dict[str, type[BaseImputer]] = {
     "deletion": DeletionImputer,
@@ -13,6 +14,7 @@ IMPUTERS: dict[str, type[BaseImputer]] = {
     "mean": MeanModeImputer,
     "knn": KNNTableImputer,
     "mice": MICEImputer,
+    "llm": LLMImputer,
 }
 
 

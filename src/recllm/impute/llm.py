@@ -1,0 +1,295 @@
+"""LLMImputer: fill table cells with a LoRA-fine-tuned causal language model (after arXiv 2407.10078).
+
+Each row is written as text ("age is 34, occupation is engineer, ..."). ``fit`` builds one training example per
+observed cell -- prompt = the row's other observed cells + ``"<column> is"``, answer = the value -- and LoRA-tunes
+the model with the loss on the answer tokens (``train_on="complete_rows"`` keeps the paper's variant: examples
+from complete rows only). ``transform`` fills each missing cell from the same prompt:
+
+- categorical: every category seen in ``fit`` is scored as a continuation (value + EOS) with the shared-prefix KV
+  cache (one prefix pass per cell); the most likely one wins, so the answer is always a valid category;
+- numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens, parsed and clipped to the column's
+  observed range;
+- text: free greedy generation (one line).
+
+A numeric or text answer that cannot be used falls back to the column statistic (mean / most frequent value);
+every fallback is counted in ``report_``. With a cache (the default), the trained adapter is kept under the recllm
+cache (keyed by base model, examples and configs) and every answer in a ``DiskCache``, so a rerun costs seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recllm.data.dataset import DataError
+from recllm.impute.base import CATEGORICAL, NUMERIC, BaseImputer, ImputationReport
+from recllm.impute.serialize import TEMPLATE_VERSION, cell_answer, cell_prompt, format_value, parse_number
+from recllm.llm.sft import LoRAConfig, SFTConfig
+
+TRAIN_ON = ("observed", "complete_rows")
+COLUMN_ORDERS = ("table", "reversed", "random")
+_NUMBER_CHARS = set("0123456789.-")
+
+
+@lru_cache(maxsize=8)
+def _numeric_token_ids(tokenizer: Any) -> tuple[int, ...]:
+    """Ids of tokens made only of digits, '.' and '-', optionally after one leading space (and the bare space)."""
+    ids = []
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id])
+        body = text[1:] if text.startswith(" ") else text
+        if text and (body == "" or set(body) <= _NUMBER_CHARS) and " " not in body:
+            ids.append(token_id)
+    return tuple(ids)
+
+
+def _finished(output_dir: Any) -> bool:
+    """Whether an ``sft_train`` output folder already holds the final checkpoint of its run."""
+    import json
+
+    for state in output_dir.glob("checkpoint-*/trainer_state.json"):
+        if json.loads(state.read_text(encoding="utf-8")).get("done"):
+            return True
+    return False
+
+
+class LLMImputer(BaseImputer):
+    """Fill missing cells with a causal LM fine-tuned (LoRA) on the table's own rows serialised as text.
+
+    ``model``: None (the bundled SmolLM2-135M-Instruct), a model id / folder, or a loaded ``CausalLM`` (copied
+    before fine-tuning, so the caller's model stays clean). ``column_order``: "table", "reversed", "random" (each
+    training prompt lists the other cells in a seeded random order; inference uses table order) or an explicit
+    list of all columns. ``max_train_examples`` caps the fine-tuning set (seeded sample). ``target_columns`` limits
+    which columns are learned as answers (default: all; a column not learned can still be filled, less well).
+    ``context`` is an optional first line of every prompt (e.g. what the table describes). ``dtype`` is the
+    inference dtype ("auto": bfloat16 on AMX CPUs / CUDA); training keeps float32 weights with the autocast of
+    ``sft.bf16``. ``cache``: True (default cache), False, or a ``DiskCache``.
+    """
+
+    method = "llm"
+
+    def __init__(self, model: Any = None, train_on: str = "observed", lora: LoRAConfig | None = None,
+                 sft: SFTConfig | None = None, column_order: str | Sequence[str] = "table",
+                 max_train_examples: int | None = None, target_columns: tuple[str, ...] | None = None,
+                 context: str = "", dtype: str = "auto", device: str = "auto", batch_size: int = 16,
+                 numeric_max_new_tokens: int | None = None, text_max_new_tokens: int = 24, cache: Any = True,
+                 seed: int = 0, show_progress: bool = False, categorical: tuple[str, ...] | None = None,
+                 numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
+                 max_categories: int = 50) -> None:
+        self.model = model
+        self.train_on = train_on
+        self.lora = lora
+        self.sft = sft
+        self.column_order = column_order
+        self.max_train_examples = max_train_examples
+        self.target_columns = target_columns
+        self.context = context
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.numeric_max_new_tokens = numeric_max_new_tokens
+        self.text_max_new_tokens = text_max_new_tokens
+        self.cache = cache
+        self.seed = seed
+        self.show_progress = show_progress
+        self.categorical = categorical
+        self.numeric = numeric
+        self.text = text
+        self.max_categories = max_categories
+
+    # ------------------------------------------------------------------ configuration
+    def _check_params(self) -> None:
+        if self.train_on not in TRAIN_ON:
+            raise ValueError(f"train_on must be one of {TRAIN_ON}, got {self.train_on!r}")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ValueError(f"max_train_examples must be >= 1 or None, got {self.max_train_examples!r}")
+        if self.batch_size < 1 or self.text_max_new_tokens < 1:
+            raise ValueError("batch_size and text_max_new_tokens must be >= 1")
+        if self.numeric_max_new_tokens is not None and self.numeric_max_new_tokens < 1:
+            raise ValueError(f"numeric_max_new_tokens must be >= 1 or None, got {self.numeric_max_new_tokens!r}")
+
+    def _order(self, columns: list[str]) -> list[str]:
+        order = self.column_order
+        if isinstance(order, str):
+            if order not in COLUMN_ORDERS:
+                raise ValueError(f"column_order must be one of {COLUMN_ORDERS} or a list of the columns, got {order!r}")
+            return list(reversed(columns)) if order == "reversed" else list(columns)
+        order = list(order)
+        if sorted(order) != sorted(columns):
+            raise ValueError(f"column_order must list every column exactly once; got {order}, the table has {columns}")
+        return order
+
+    def _sft_config(self) -> SFTConfig:
+        if self.sft is not None:
+            return self.sft
+        return SFTConfig(epochs=1, learning_rate=5e-4, batch_size=8, seed=self.seed, max_length=256,
+                         checkpoint_every=0, show_progress=self.show_progress)
+
+    def _disk_cache(self) -> Any:
+        if self.cache is True:
+            from recllm.llm.cache import DiskCache
+
+            return DiskCache()
+        return None if self.cache is None or self.cache is False else self.cache  # (an empty DiskCache is falsy)
+
+    def _load_model(self) -> Any:
+        from recllm.llm.backbone import CausalLM, load_causal_lm
+
+        if self.model is None or isinstance(self.model, str):
+            return load_causal_lm(self.model, device=self.device, dtype="float32")
+        if isinstance(self.model, CausalLM):
+            return dataclasses.replace(self.model, model=copy.deepcopy(self.model.model))
+        raise TypeError(f"model must be None, a model name/folder or a CausalLM, got {type(self.model).__name__}")
+
+    # ------------------------------------------------------------------ training data
+    def training_examples(self, frame: pd.DataFrame) -> list[tuple[str, str]]:
+        """The (prompt, answer) pairs ``fit`` trains on: one per observed cell of the learned columns."""
+        targets = list(self.target_columns) if self.target_columns is not None else list(frame.columns)
+        unknown = [c for c in targets if c not in frame.columns]
+        if unknown:
+            raise DataError(f"target_columns {unknown} are not in the table; it has {list(frame.columns)}")
+        rows = frame
+        if self.train_on == "complete_rows":
+            rows = frame[frame.notna().all(axis=1)]
+            if rows.empty:
+                raise DataError(
+                    "train_on='complete_rows' needs at least one complete row, and no row of the table is complete; "
+                    "use train_on='observed' (learns from every observed cell)"
+                )
+        rng = np.random.default_rng(self.seed)
+        order = self._order(list(frame.columns))
+        records = rows.to_dict(orient="records")
+        cells = [(i, col) for i, record in enumerate(records) for col in targets if not pd.isna(record[col])]
+        if self.max_train_examples is not None and len(cells) > self.max_train_examples:
+            keep = np.sort(rng.choice(len(cells), size=self.max_train_examples, replace=False))
+            cells = [cells[k] for k in keep]
+        examples = []
+        for i, col in cells:
+            columns = order
+            if self.column_order == "random":
+                columns = [order[k] for k in rng.permutation(len(order))]
+            examples.append((cell_prompt(records[i], col, columns, self.context), cell_answer(records[i][col])))
+        if not examples:
+            raise DataError("no observed cell to learn from in the target columns")
+        return examples
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, frame: pd.DataFrame) -> None:
+        from recllm.llm.backbone import resolve_dtype
+        from recllm.llm.sft import sft_train
+        from recllm.utils import cache_dir
+
+        self._check_params()
+        self.order_ = self._order(list(frame.columns))
+        examples = self.training_examples(frame)
+        config, lora = self._sft_config(), self.lora or LoRAConfig()
+        start = time.perf_counter()
+        lm = self._load_model()
+        self.cache_ = self._disk_cache()
+        output_dir = None
+        if self.cache_ is not None:
+            key = self.cache_.key(task="impute-adapter", template=TEMPLATE_VERSION, base=lm.fingerprint,
+                                  examples=examples, sft=config, lora=lora)
+            output_dir = cache_dir("impute", "adapters") / key[:32]
+        reused = output_dir is not None and _finished(output_dir)
+        tuned = sft_train(lm, examples, config, lora, output_dir=output_dir)
+        # Merge the adapter for inference (plain linear layers are faster); the name keeps the adapter's hash so
+        # cache keys still tell fine-tunes apart.
+        adapter = tuned.fingerprint.rsplit("adapter=", 1)[-1]
+        merged = tuned.model.merge_and_unload()
+        dtype = resolve_dtype(self.dtype, tuned.device)
+        if dtype != tuned.dtype:
+            import torch
+
+            merged.to(getattr(torch, dtype))
+        tuned = dataclasses.replace(tuned, model=merged.eval(), name=f"{lm.name}+lora-{adapter}", dtype=dtype)
+        self.lm_ = tuned
+        self.fingerprint_ = tuned.fingerprint
+        self.eos_text_ = tuned.tokenizer.eos_token or ""
+        n_tokens = sum(len(p) + len(a) for p, a in examples)
+        self.fit_report_ = {
+            "examples": len(examples), "train_on": self.train_on, "characters": n_tokens,
+            "seconds": round(time.perf_counter() - start, 3), "adapter_reused": bool(reused),
+            "adapter_dir": str(output_dir) if output_dir is not None else None, "inference_dtype": dtype,
+        }
+
+    # ------------------------------------------------------------------ transform
+    def _prompts(self, frame: pd.DataFrame, col: str, rows: np.ndarray) -> list[str]:
+        records = frame.iloc[rows].to_dict(orient="records")
+        return [cell_prompt(r, col, self.order_, self.context) for r in records]
+
+    def _score_categorical(self, prompts: list[str], categories: tuple[Any, ...], report: ImputationReport) -> list[Any]:
+        from recllm.llm.scoring import score_continuations
+        from tqdm.auto import tqdm
+
+        conts = [cell_answer(c) + self.eos_text_ for c in categories]
+        keys = {}
+        done: dict[str, int] = {}
+        if self.cache_ is not None:
+            keys = {p: self.cache_.key(task="impute-score", template=TEMPLATE_VERSION, model=self.fingerprint_,
+                                       prefix=p, continuations=conts) for p in dict.fromkeys(prompts)}
+            found = self.cache_.get_many(list(keys.values()))
+            done = {p: int(found[k]) for p, k in keys.items() if k in found}
+            report.how["cache_hits"] = report.how.get("cache_hits", 0) + sum(p in done for p in prompts)
+        todo = [p for p in dict.fromkeys(prompts) if p not in done]
+        pending: dict[str, int] = {}
+        for prompt in tqdm(todo, desc="scoring cells", unit="cell", disable=not self.show_progress):
+            done[prompt] = int(np.argmax(score_continuations(self.lm_, prompt, conts, batch_size=64)))
+            if self.cache_ is not None:
+                pending[keys[prompt]] = done[prompt]
+                if len(pending) >= 64:
+                    self.cache_.put_many(pending)
+                    pending = {}
+        if pending:
+            self.cache_.put_many(pending)
+        return [categories[done[p]] for p in prompts]
+
+    def _generate(self, prompts: list[str], max_new_tokens: int, allowed: Sequence[int] | None) -> list[str]:
+        from recllm.llm.generate import generate
+
+        return generate(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
+                        allowed_token_ids=allowed, cache=self.cache_, show_progress=self.show_progress)
+
+    def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for col, info in self.columns_.items():
+            rows = np.flatnonzero(mask[col].to_numpy())
+            if not len(rows):
+                continue
+            prompts = self._prompts(frame, col, rows)
+            if info.kind == CATEGORICAL:
+                out[col] = self._score_categorical(prompts, info.categories, report)
+                report.how["llm-score"] = report.how.get("llm-score", 0) + len(rows)
+                continue
+            if info.kind == NUMERIC:
+                width = max(len(format_value(v)) for v in (info.low, info.high, info.mean))
+                limit = self.numeric_max_new_tokens or width + 3
+                texts = self._generate(prompts, limit, _numeric_token_ids(self.lm_.tokenizer))
+                values = [parse_number(t) for t in texts]
+                filled = [float(np.clip(v, info.low, info.high)) if v is not None else None for v in values]
+            else:
+                texts = self._generate(prompts, self.text_max_new_tokens, None)
+                filled = [" ".join(t.split()) or None for t in texts]
+            fallbacks = sum(v is None for v in filled)
+            stat = info.mean if info.kind == NUMERIC else info.mode
+            out[col] = [stat if v is None else v for v in filled]
+            report.how["llm-generate"] = report.how.get("llm-generate", 0) + len(rows) - fallbacks
+            if fallbacks:
+                report.how["fallback"] = report.how.get("fallback", 0) + fallbacks
+                report.fallbacks[col] = fallbacks
+        return out
+
+    def transform(self, X: Any) -> Any:
+        """Fill every missing cell (see the module docstring); ``report_`` counts routes, fallbacks and cells/s."""
+        out = super().transform(X)
+        report = self.report_
+        if report.n_filled and report.seconds > 0:
+            report.notes.append(f"{report.n_filled / report.seconds:.1f} cells/s")
+        return out
