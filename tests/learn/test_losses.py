@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from recllm.learn.losses import dense_action_pairs, info_nce, recency_weights
+from recllm.learn.losses import dense_action_pairs, info_nce, info_nce_pairs, recency_weights
 
 
 def test_recency_weights_formula():
@@ -54,3 +54,17 @@ def test_dense_pairs_horizon_and_recency():
     assert (i >= 20).sum() > (i < 20).sum()
     with pytest.raises(ValueError):
         dense_action_pairs(rows, n_history=0)
+
+
+def test_info_nce_pairs_equals_info_nce_with_other_positives_excluded():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6)
+    own = torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    rows, targets = torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 4, 5])
+    got = info_nce_pairs(logits, ~own, rows, targets)
+    expected = torch.stack([
+        info_nce(logits[r][None], torch.eye(6), t[None], 1.0, own[r][None]) for r, t in zip(rows, targets)
+    ]).mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    by_hand = -(logits[0, 0] - torch.log(torch.exp(logits[0, 0]) + torch.exp(logits[0, 2:]).sum()))
+    assert info_nce_pairs(logits, ~own, rows[:1], targets[:1]).item() == pytest.approx(by_hand.item(), rel=1e-5)

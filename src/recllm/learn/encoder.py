@@ -114,11 +114,15 @@ class Whitener:
         mean = x.mean(axis=0)
         if mode == "center":
             return cls(mean.astype(np.float32), np.eye(width, dtype=np.float32))
-        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-        var = s**2 / max(len(x) - 1, 1)
+        # eigen-decomposition of the (width x width) covariance, in torch so it honours the caller's thread count
+        import torch
+
+        centred = torch.from_numpy(x - mean)
+        var, vecs = torch.linalg.eigh(centred.T @ centred / max(len(x) - 1, 1))
+        var, vecs = var.flip(0).clamp(min=0).numpy(), vecs.flip(1).numpy()  # descending variance
         keep = int((var > eps * max(var.max(), eps)).sum())
         keep = min(keep, dim) if dim is not None else keep
-        projection = vt[:keep].T / np.sqrt(var[:keep] + eps)
+        projection = vecs[:, :keep] / np.sqrt(var[:keep] + eps)
         return cls(mean.astype(np.float32), projection.astype(np.float32))
 
     def transform(self, x: np.ndarray) -> np.ndarray:

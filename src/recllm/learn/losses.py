@@ -40,6 +40,28 @@ def info_nce(queries: torch.Tensor, candidates: torch.Tensor, targets: torch.Ten
     return F.cross_entropy(logits, targets)
 
 
+def negative_logsumexp(logits: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """Per row, ``log(sum over negatives of exp(logit))`` (-inf for a row without negatives)."""
+    return torch.logsumexp(logits.masked_fill(~negatives, float("-inf")), dim=1)
+
+
+def info_nce_pairs(logits: torch.Tensor, negatives: torch.Tensor, rows: torch.Tensor,
+                   targets: torch.Tensor, neg_lse: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE for many (query row, target column) pairs that share query rows, from one logits matrix.
+
+    ``logits`` (Q, C) are already divided by the temperature; ``negatives`` (Q, C) marks the candidates that act
+    as negatives for a row (a user's own items are not). The loss of a pair is
+    ``-log(exp(s_t) / (exp(s_t) + sum_negatives exp(s_n)))``: the same as :func:`info_nce` with every other
+    positive of the user excluded, but each row's normaliser is computed once for all its targets, so the dense
+    all-action loss (10 targets per history position) costs no more than next-item prediction. Pass ``neg_lse``
+    (:func:`negative_logsumexp`) to share it between several calls on the same logits.
+    """
+    if neg_lse is None:
+        neg_lse = negative_logsumexp(logits, negatives)
+    pos = logits[rows, targets]
+    return (torch.logaddexp(pos, neg_lse[rows]) - pos).mean()
+
+
 def _gumbel_top_k(log_weights: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``k`` indices per row without replacement, proportional to ``exp(log_weights)`` (-inf = never).
 

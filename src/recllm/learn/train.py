@@ -3,7 +3,7 @@
 Training rows are SASRec's sliding windows over each user's chronological training sequence. Each step adds two
 in-batch InfoNCE terms over the same candidate set (the distinct target items of the batch, each embedded once by
 the item tower): next-item prediction at every position, and the dense all-action loss (user state at recency-
-weighted history positions -> items engaged with later). A user's other items are never used as its negatives.
+weighted history positions -> items engaged with later). A user's own items are never used as its negatives.
 Early stopping on validation NDCG@10 through the evaluation harness, as for the baselines.
 """
 
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from recllm.learn.encoder import ContentConfig, Whitener, item_content_embeddings
-from recllm.learn.losses import dense_action_pairs, info_nce
+from recllm.learn.losses import dense_action_pairs, info_nce_pairs, negative_logsumexp
 from recllm.learn.model import ITEM_INPUTS, ITEM_TOWERS, LEARNNet
 from recllm.models.sasrec import SeqConfig, SequentialRecommender
 
@@ -113,21 +113,24 @@ class LEARN(SequentialRecommender):
         inp = rows[:, :-1]
         hidden = net(inp)
         mask = inp > 0
-        next_rows = torch.nonzero(mask, as_tuple=True)[0]
-        next_queries, next_targets = hidden[mask], rows[:, 1:][mask] - 1
+        # one query per real position (its user state); the dense pairs reuse these rows
+        query_of = torch.full(inp.shape, -1, dtype=torch.long, device=rows.device)
+        query_of[mask] = torch.arange(int(mask.sum()), device=rows.device)
+        query_rows = torch.nonzero(mask, as_tuple=True)[0]
+        next_targets = rows[:, 1:][mask] - 1
         if cfg.dense_weight > 0:
             b, i, j = dense_action_pairs(rows, cfg.n_history, cfg.n_future, cfg.horizon, cfg.alpha, cfg.beta, gen)
-            dense_queries, dense_targets = hidden[b, i], rows[b, j] - 1
+            dense_queries, dense_targets = query_of[b, i], rows[b, j] - 1
         else:
-            b = dense_targets = torch.empty(0, dtype=torch.long, device=rows.device)
-            dense_queries = hidden.new_zeros((0, hidden.shape[-1]))
+            dense_queries = dense_targets = torch.empty(0, dtype=torch.long, device=rows.device)
         unique, inverse = torch.unique(torch.cat([next_targets, dense_targets]), return_inverse=True)
-        candidates = net.items(unique)
-        member = _membership(rows, unique)
+        logits = net.similarity(hidden[mask], net.items(unique)) / cfg.temperature
+        negatives = ~_membership(rows, unique)[query_rows]  # a user's own items are never its negatives
+        neg_lse = negative_logsumexp(logits, negatives)
         n_next = len(next_targets)
-        loss = info_nce(next_queries, candidates, inverse[:n_next], cfg.temperature, member[next_rows])
-        if n_next and len(dense_targets):
-            dense = info_nce(dense_queries, candidates, inverse[n_next:], cfg.temperature, member[b])
+        loss = info_nce_pairs(logits, negatives, torch.arange(n_next, device=rows.device), inverse[:n_next], neg_lse)
+        if len(dense_targets):
+            dense = info_nce_pairs(logits, negatives, dense_queries, inverse[n_next:], neg_lse)
             loss = loss + cfg.dense_weight * dense
         return loss
 
