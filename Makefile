@@ -52,3 +52,22 @@ $(RECBOLE_VENV)/.installed:
 recbole-reference: $(STAMP) $(RECBOLE_VENV)/.installed
 	TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 $(BIN)/recllm bench learn --datasets ml-100k --splits loo --models SASRec-CE \
 		--recbole --threads 2 --out docs/results/learn-recbole.md
+
+# recllm's SASRec beside RecBole's on the identical, user-by-user verified split (benchmarks/recbole_reference)
+# -> docs/results/recbole_reference.md. The environment above gets the exact pins of requirements-recbole.txt.
+RECBOLE_RUN ?= runs/recbole_reference
+RECBOLE_EPOCHS ?= 10
+RECBOLE_THREADS ?= 2
+$(RECBOLE_VENV)/.pinned: $(RECBOLE_VENV)/.installed requirements-recbole.txt
+	$(RECBOLE_VENV)/bin/pip install -q -r requirements-recbole.txt
+	# torch 2.13 declares setuptools>=77, but RecBole's imports (ray 2.6: pkg_resources) need setuptools<70.
+	$(RECBOLE_VENV)/bin/pip install -q "setuptools<70"
+	touch $@
+
+.PHONY: recbole-sasrec
+recbole-sasrec: $(STAMP) $(RECBOLE_VENV)/.pinned
+	$(BIN)/python -m benchmarks.recbole_reference.export_split --out $(RECBOLE_RUN) --epochs $(RECBOLE_EPOCHS)
+	$(RECBOLE_VENV)/bin/python benchmarks/recbole_reference/run_recbole.py --dir $(RECBOLE_RUN) \
+		--threads $(RECBOLE_THREADS)
+	$(BIN)/python -m benchmarks.recbole_reference.compare --dir $(RECBOLE_RUN) --threads $(RECBOLE_THREADS) \
+		--command "make recbole-sasrec RECBOLE_EPOCHS=$(RECBOLE_EPOCHS) RECBOLE_THREADS=$(RECBOLE_THREADS)"

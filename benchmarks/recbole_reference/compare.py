@@ -1,0 +1,167 @@
+"""Our SASRec beside RecBole's on the identical split and protocol; writes docs/results/recbole_reference.md.
+
+Needs a run folder where ``export_split`` and ``run_recbole.py`` have finished. It (1) checks RecBole's datasets
+against a freshly made recllm split for every user (:mod:`verify`), (2) ranks RecBole's test scores with
+recllm's harness (full catalogue, history items masked, pessimistic ties) so both implementations get their
+figures and bootstrap CIs from the same numpy code, (3) cross-checks that harness against RecBole's own
+evaluator (its protocol masks nothing for sequential models), (4) trains our SASRec from the registry with
+RecBole's settings (and with its own defaults), timing epochs at the same thread count, and (5) writes the report.
+
+Run: ``python -m benchmarks.recbole_reference.compare --dir runs/recbole_reference`` (or ``make recbole-reference``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.recbole_reference.export_split import DEFAULT_OUT, ReferenceSettings, portable_command
+from benchmarks.recbole_reference.report import write_reference_report
+from benchmarks.recbole_reference.verify import check_view, tie_counts
+from recllm.data import EvalCases, Split
+from recllm.eval import RankingResult, evaluate_full_ranking, paired_bootstrap_diff
+from recllm.models import MODELS, Recommender
+
+KS = (10, 50)
+VARIANTS = ("matched", "defaults")
+REPORT = "docs/results/recbole_reference.md"
+
+
+class PrecomputedScores(Recommender):
+    """Scores made elsewhere (RecBole's model, in its own environment), looked up by user index.
+
+    Lets recllm's harness rank another library's scores with exactly the code it uses for its own models.
+    """
+
+    def __init__(self, scores: np.ndarray, users: np.ndarray) -> None:
+        self.scores = scores
+        self.users = users
+
+    def fit(self, split: Split) -> "PrecomputedScores":
+        if self.scores.shape != (len(self.users), split.dataset.n_items):
+            raise ValueError(f"scores have shape {self.scores.shape}; expected ({len(self.users)}, "
+                             f"{split.dataset.n_items}) = (scored users, catalogue items)")
+        self.n_items_ = split.dataset.n_items
+        self.row_ = {int(u): i for i, u in enumerate(self.users)}
+        return self
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+        missing = [int(u) for u in users if int(u) not in self.row_]
+        if missing:
+            raise KeyError(f"user index {missing[0]} was not scored by RecBole ({len(missing)} such users)")
+        return self.scores[[self.row_[int(u)] for u in users]]
+
+
+@dataclass
+class Outcome:
+    """One implementation's test figures and training record."""
+
+    name: str
+    result: RankingResult
+    epochs_run: int
+    best_epoch: int | None
+    epoch_seconds: float
+    valid_ndcg: list[float]
+    params: dict[str, Any]
+    n_parameters: int = 0
+
+
+def our_params(variant: str, s: ReferenceSettings, show_progress: bool) -> dict[str, Any]:
+    """Constructor arguments of our SASRec: RecBole's settings (``matched``) or our own defaults (``defaults``)."""
+    if variant == "matched":
+        return {"dim": s.dim, "n_layers": s.n_layers, "n_heads": s.n_heads, "max_len": s.max_len,
+                "dropout": s.dropout, "loss": "ce", "lr": s.lr, "weight_decay": 0.0, "batch_size": s.ours_batch_size,
+                "max_epochs": s.epochs, "patience": s.patience, "seed": s.seed, "show_progress": show_progress}
+    if variant == "defaults":
+        return {"seed": s.seed, "show_progress": show_progress}
+    raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+
+
+def run_ours(split: Split, variant: str, s: ReferenceSettings, show_progress: bool) -> Outcome:
+    params = our_params(variant, s, show_progress)
+    model = MODELS["sasrec"](**params).fit(split)
+    result = evaluate_full_ranking(model, split.eval_cases("test"), ks=KS, show_progress=False)
+    return Outcome(f"recllm SASRec ({'RecBole settings' if variant == 'matched' else 'its defaults'})", result,
+                   len(model.history_), model.best_epoch_, model.epoch_seconds_,
+                   [r["valid_ndcg@10"] for r in model.history_ if "valid_ndcg@10" in r], model.get_params(),
+                   sum(p.numel() for p in model.net_.parameters()))
+
+
+def recbole_outcome(split: Split, run_dir: Path, record: dict[str, Any]) -> tuple[Outcome, RankingResult]:
+    """RecBole's test scores ranked by recllm's harness: with history masking (our protocol) and without (its own)."""
+    scores = np.load(run_dir / "recbole_test_scores.npy")
+    users = split.dataset.user_index(record["test_users"])
+    model = PrecomputedScores(scores, users).fit(split)
+    cases = split.eval_cases("test")
+    masked = evaluate_full_ranking(model, cases, ks=KS, show_progress=False)
+    bare = EvalCases(cases.users, [np.empty(0, np.int64) for _ in cases.users], cases.targets)
+    unmasked = evaluate_full_ranking(model, bare, ks=KS, show_progress=False)
+    valid = [r["ndcg@10"] for r in record["valid_per_epoch"]]
+    outcome = Outcome("RecBole 1.2.1 SASRec", masked, len(record["epoch_seconds"]), record["best_epoch"],
+                      float(np.mean(record["epoch_seconds"])), valid, {}, record["n_parameters"])
+    return outcome, unmasked
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Compare recllm's SASRec with RecBole's on the same split.")
+    parser.add_argument("--dir", default=DEFAULT_OUT, help=f"run folder (default {DEFAULT_OUT})")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (use the same as run_recbole.py)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="our SASRec with RecBole's settings (matched) and/or with its own defaults")
+    parser.add_argument("--report", default=REPORT, help=f"markdown file to write (default {REPORT})")
+    parser.add_argument("--command", default=None, help="command line recorded in the report header")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    from recllm.data import data_root, get_loader, leave_one_out, load
+
+    torch.set_num_threads(args.threads)
+    run_dir = Path(args.dir)
+    for needed in ("manifest.json", "recbole_view.npz", "recbole_result.json", "recbole_test_scores.npy"):
+        if not (run_dir / needed).is_file():
+            parser.error(f"{run_dir / needed} not found: run export_split and run_recbole.py (make recbole-reference)")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    record = json.loads((run_dir / "recbole_result.json").read_text())
+    settings = ReferenceSettings(**manifest["settings"])
+    split = leave_one_out(load(manifest["dataset"], show_progress=False))
+
+    checks = check_view(split, dict(np.load(run_dir / "recbole_view.npz")), settings.max_len)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise SystemExit("RecBole did not build recllm's split: " + "; ".join(
+            f"{c.stage}: {len(c.mismatched_users)} users differ ({c.example}), rows {c.rows_recllm} vs "
+            f"{c.rows_recbole}" for c in bad))
+
+    recbole, unmasked = recbole_outcome(split, run_dir, record)
+    ours, load_avg = [], {"before": os.getloadavg()}
+    started = time.perf_counter()
+    for variant in args.variants:
+        ours.append(run_ours(split, variant, settings, not args.no_progress))
+        print(f"{ours[-1].name}: {ours[-1].epochs_run} epochs, {ours[-1].epoch_seconds:.2f} s/epoch, "
+              f"test {ours[-1].result.mean()['ndcg@10']:.4f} NDCG@10", flush=True)
+    load_avg["after"] = os.getloadavg()
+    diffs = {o.name: {m: paired_bootstrap_diff(o.result.per_user[m], recbole.result.per_user[m], seed=settings.seed)
+                      for m in ("hr@10", "ndcg@10", "hr@50", "ndcg@50")} for o in ours}
+    command = args.command or portable_command(["python -m benchmarks.recbole_reference.compare",
+                                                *(sys.argv[1:] if argv is None else argv)])
+    data_files = [data_root(manifest["dataset"]) / f.name for f in get_loader(manifest["dataset"]).files]
+    path = write_reference_report(
+        args.report, command=command, data_paths=data_files, manifest=manifest, record=record, settings=settings,
+        recbole=recbole, recbole_unmasked=unmasked, ours=ours, diffs=diffs, checks=checks,
+        ties=tie_counts(split, settings.max_len), threads=args.threads, load_avg=load_avg,
+        ours_seconds=time.perf_counter() - started, compare_command=command)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
