@@ -123,7 +123,51 @@ def _table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows])
 
 
-def run(threads: int | None = None, repeats: int = 2) -> str:
+def scoring_section(lms: dict, repeats: int) -> str:
+    """Shared prefix vs full sequences per dtype; timings are medians of ``repeats`` alternating runs (so a change
+    in the machine's load hits both paths alike)."""
+    prefix, candidates = scoring_task(lms["float32"])
+    tok = lms["float32"].tokenizer
+    n_prefix = len(tok(prefix, add_special_tokens=False).input_ids)
+    cont_lens = [len(tok(c, add_special_tokens=False).input_ids) for c in candidates]
+    for lm in lms.values():  # warm-up: first calls pay one-off allocation costs
+        p_yes(lm, prefix, candidates[:2], shared=True)
+    times: dict[tuple[str, bool], list[float]] = {}
+    probs: dict[tuple[str, bool], np.ndarray] = {}
+    for d, lm in lms.items():
+        for _ in range(repeats):
+            for shared in (True, False):
+                seconds, probs[(d, shared)] = p_yes(lm, prefix, candidates, shared)
+                times.setdefault((d, shared), []).append(seconds)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    reference = probs[("float32", False)]
+    rows = []
+    for (dtype, shared), p in probs.items():
+        rows.append({
+            "dtype": dtype, "path": "shared prefix (KV cache)" if shared else f"{N_CANDIDATES} full sequences",
+            "seconds": f"{median[(dtype, shared)]:.2f}",
+            "speedup vs full": f"{median[(dtype, False)] / median[(dtype, shared)]:.1f}x",
+            "max abs dP(Yes) vs same-dtype full": f"{np.abs(p - probs[(dtype, False)]).max():.2e}",
+            "max abs dP(Yes) vs float32 full": f"{np.abs(p - reference).max():.2e}",
+        })
+    speedup32 = median[("float32", False)] / median[("float32", True)]
+    delta32 = np.abs(probs[("float32", True)] - reference).max()
+    return "\n".join([
+        "### Candidate scoring: shared prefix vs full sequences",
+        "",
+        f"{N_CANDIDATES} candidates ({min(cont_lens)}-{max(cont_lens)} tokens each, ending in "
+        f"`<|im_end|>\\n<|im_start|>assistant\\n`) after a {n_prefix}-token prompt; P(Yes) = softmax over the "
+        "'Yes' and 'No' next-token logits. `next_token_logprobs(..., shared_prefix=True|False, batch_size=64)`; "
+        f"median of {repeats} alternating runs after a warm-up.",
+        "",
+        _table(rows),
+        "",
+        f"float32 shared-prefix speedup {speedup32:.1f}x ({'meets' if speedup32 >= 5 else 'MISSES'} the >= 5x "
+        f"target), max |dP(Yes)| {delta32:.1e} ({'within' if delta32 <= 1e-4 else 'OUTSIDE'} 1e-4).",
+    ])
+
+
+def run(threads: int | None = None, repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) -> str:
     """Measure and return the markdown section. ``threads`` sets torch's intra-op threads (default: unchanged)."""
     import transformers
 
@@ -139,76 +183,53 @@ def run(threads: int | None = None, repeats: int = 2) -> str:
     load_seconds = time.perf_counter() - start
     lms["bfloat16"] = load_causal_lm(device="cpu", dtype="bfloat16")
     matmul = {d: measure_matmul_flops(d, size=1024, seconds=2.0) for d in lms}
-    rows = [row for d, lm in lms.items() for row in throughput_rows(lm, matmul[d], repeats)]
-
-    prefix, candidates = scoring_task(lms["float32"])
-    n_prefix = len(lms["float32"].tokenizer(prefix, add_special_tokens=False).input_ids)
-    cont_lens = [len(lms["float32"].tokenizer(c, add_special_tokens=False).input_ids) for c in candidates]
-    for lm in lms.values():  # warm-up: first calls pay one-off allocation costs
-        p_yes(lm, prefix, candidates[:2], shared=True)
-    results = {(d, s): p_yes(lm, prefix, candidates, s) for d, lm in lms.items() for s in (True, False)}
-    reference = results[("float32", False)][1]
-    score_rows = []
-    for (dtype, shared), (seconds, probs) in results.items():
-        full_seconds = results[(dtype, False)][0]
-        score_rows.append({
-            "dtype": dtype, "path": "shared prefix (KV cache)" if shared else f"{N_CANDIDATES} full sequences",
-            "seconds": f"{seconds:.2f}", "speedup vs full": f"{full_seconds / seconds:.1f}x",
-            "max abs dP(Yes) vs same-dtype full": f"{np.abs(probs - results[(dtype, False)][1]).max():.2e}",
-            "max abs dP(Yes) vs float32 full": f"{np.abs(probs - reference).max():.2e}",
-        })
-    speedup32 = results[("float32", False)][0] / results[("float32", True)][0]
-    delta32 = np.abs(results[("float32", True)][1] - reference).max()
     info = thread_info()
-    load_after = os.getloadavg()[0]
-    verdict = (f"float32 shared-prefix speedup {speedup32:.1f}x ({'meets' if speedup32 >= 5 else 'MISSES'} the >= 5x "
-               f"target), max |dP(Yes)| {delta32:.1e} ({'within' if delta32 <= 1e-4 else 'OUTSIDE'} 1e-4).")
-    return "\n".join([
+    body = [
         "## SmolLM2-135M-Instruct through recllm.llm",
         "",
         f"Machine: {cpu_model()}, {info['cores']} cores, AMX bf16: {has_amx()}, torch {torch.__version__} "
         f"({info['torch_threads']} threads), transformers {transformers.__version__}, Python "
-        f"{platform.python_version()}. 1-minute load average {load_before:.2f} before and {load_after:.2f} after "
-        "(the CPU is shared: other processes lower every figure). "
-        f"Reload of the converted folder (imports warm): {load_seconds:.2f} s.",
+        f"{platform.python_version()}. Reload of the converted folder (imports warm): {load_seconds:.2f} s.",
         "",
         f"Measured matmul peak (1024 x 1024 square matmul, 2 s): float32 {matmul['float32'] / 1e9:.1f} GFLOP/s, "
         f"bfloat16 {matmul['bfloat16'] / 1e9:.1f} GFLOP/s.",
+    ]
+    if "throughput" in parts:
+        rows = [row for d, lm in lms.items() for row in throughput_rows(lm, matmul[d], repeats)]
+        cfg = lms["float32"].model.config
+        body += [
+            "",
+            "### Throughput",
+            "",
+            "FLOPs per token = 2 N + 4 L c d with N = "
+            f"{sum(p.numel() for p in lms['float32'].model.parameters()) / 1e6:.1f}M parameters (tied embeddings "
+            f"count once, as the LM head), L = {cfg.num_hidden_layers} layers, d = {cfg.hidden_size}, c = mean "
+            f"attended context ({PREFILL_TOKENS // 2} for a {PREFILL_TOKENS}-token prefill; prompt + "
+            f"{GEN_TOKENS // 2} for generation). Prefill = one forward over {PREFILL_TOKENS}-token sequences with "
+            f"logits at every position. Generation = greedy `generate` of exactly {GEN_TOKENS} new tokens after a "
+            f"32-token prompt (KV cache), timing including that prompt's prefill. Median of {repeats} runs after "
+            "a warm-up.",
+            "",
+            _table(rows),
+        ]
+    if "scoring" in parts:
+        body += ["", scoring_section(lms, repeats)]
+    body += [
         "",
-        "### Throughput",
-        "",
-        "FLOPs per token = 2 N + 4 L c d with N = "
-        f"{sum(p.numel() for p in lms['float32'].model.parameters()) / 1e6:.1f}M parameters (tied embeddings count "
-        f"once, as the LM head), L = {lms['float32'].model.config.num_hidden_layers} layers, "
-        f"d = {lms['float32'].model.config.hidden_size}, c = mean attended context "
-        f"({PREFILL_TOKENS // 2} for a {PREFILL_TOKENS}-token prefill; prompt + {GEN_TOKENS // 2} for generation). "
-        f"Prefill = one forward over {PREFILL_TOKENS}-token sequences with logits at every position. Generation = "
-        f"greedy `generate` of exactly {GEN_TOKENS} new tokens after a 32-token prompt (KV cache), timing "
-        f"including that prompt's prefill. Median of {repeats} runs after a warm-up.",
-        "",
-        _table(rows),
-        "",
-        "### Candidate scoring: shared prefix vs full sequences",
-        "",
-        f"{N_CANDIDATES} candidates ({min(cont_lens)}-{max(cont_lens)} tokens each, ending in "
-        f"`<|im_end|>\\n<|im_start|>assistant\\n`) after a {n_prefix}-token prompt; P(Yes) = softmax over the "
-        "'Yes' and 'No' next-token logits. `next_token_logprobs(..., shared_prefix=True|False, batch_size=64)`; "
-        "one timed run each after a warm-up.",
-        "",
-        _table(score_rows),
-        "",
-        verdict,
-        "",
-        f"_Section measured in {time.perf_counter() - start_all:.0f} s._",
-    ])
+        f"1-minute load average {load_before:.2f} before and {os.getloadavg()[0]:.2f} after, on "
+        f"{info['cores']} cores (the CPU is shared: other processes lower every figure, and more so with more "
+        f"threads). _Section measured in {time.perf_counter() - start_all:.0f} s._",
+    ]
+    return "\n".join(body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--parts", default="throughput,scoring", help="comma-separated: throughput, scoring")
     args = parser.parse_args()
-    print(run(threads=args.threads, repeats=args.repeats))
+    print(run(threads=args.threads, repeats=args.repeats, parts=tuple(args.parts.split(","))))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,24 @@ def test_shared_and_full_paths_agree(tiny_lm: CausalLM, batch_size: int) -> None
     np.testing.assert_allclose(shared_next, full_next, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("fallback", ["no_logits_to_keep", "copied_cache"])
+def test_fallback_paths_give_the_same_numbers(tiny_lm: CausalLM, monkeypatch, fallback: str) -> None:
+    ids = [10539, 5230]
+    expected_next = next_token_logprobs(tiny_lm, PREFIX, CONTINUATIONS, ids, batch_size=3)
+    expected_sum = score_continuations(tiny_lm, PREFIX, CONTINUATIONS, batch_size=3)
+    if fallback == "no_logits_to_keep":  # models whose forward cannot project only some positions
+        monkeypatch.setattr(scoring, "_accepts_logits_to_keep", lambda model_type: False)
+    else:  # caches other than plain dynamic layers are deep-copied and repeated instead of viewed
+        import transformers.cache_utils
+
+        monkeypatch.setattr(transformers.cache_utils, "DynamicLayer", type("OtherLayer", (), {}))
+    for shared in (True, False):
+        got = next_token_logprobs(tiny_lm, PREFIX, CONTINUATIONS, ids, shared_prefix=shared, batch_size=3)
+        np.testing.assert_allclose(got, expected_next, atol=1e-4)
+        got_sum = score_continuations(tiny_lm, PREFIX, CONTINUATIONS, shared_prefix=shared, batch_size=3)
+        np.testing.assert_allclose(got_sum, expected_sum, atol=1e-4)
+
+
 def test_scores_match_a_manual_forward(tiny_lm: CausalLM) -> None:
     scores = score_continuations(tiny_lm, PREFIX, CONTINUATIONS, batch_size=4)
     ids = [10539, 5230]

@@ -11,6 +11,7 @@ import copy
 import inspect
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,11 +77,40 @@ def _pad_right(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple
     return ids.to(device), mask.to(device)
 
 
-def _continuation_logits(
-    lm: CausalLM, prefix_ids: list[int], conts: list[list[int]], shared_prefix: bool, batch_size: int
+def _batch_cache(cache: Any, rows: int) -> Any:
+    """A per-batch copy of the prefix KV cache expanded to ``rows``. Plain dynamic layers share the prefix tensors as
+    broadcast views (forward replaces them by concatenation, never writes into them); other caches are copied."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if layers and all(type(layer) is DynamicLayer for layer in layers):
+        batch_cache = copy.copy(cache)
+        batch_cache.layers = []
+        for layer in layers:
+            view = copy.copy(layer)
+            view.keys = layer.keys.expand(rows, -1, -1, -1)
+            view.values = layer.values.expand(rows, -1, -1, -1)
+            batch_cache.layers.append(view)
+        return batch_cache
+    batch_cache = copy.deepcopy(cache)  # forward appends to the cache in place
+    batch_cache.batch_repeat_interleave(rows)
+    return batch_cache
+
+
+def _logits_at(model: torch.nn.Module, keep_kw: bool, index: torch.Tensor, **inputs: Any) -> torch.Tensor:
+    """Logits ``(B, vocab)`` at position ``index[b]`` of each row, projecting only those positions when possible."""
+    if keep_kw:
+        return model(**inputs, logits_to_keep=index[:, None]).logits[:, 0]
+    logits = model(**inputs).logits
+    return logits[torch.arange(len(index), device=logits.device), index]
+
+
+def _continuation_logprobs(
+    lm: CausalLM, prefix_ids: list[int], conts: list[list[int]], shared_prefix: bool, batch_size: int,
+    last_only: bool,
 ) -> list[torch.Tensor]:
-    """For each continuation c (length L), float32 log-softmax rows ``(L + 1, vocab)``: row j predicts token j of c
-    (row 0 is the prediction right after the prefix) and row L predicts the token after the continuation."""
+    """Float32 log-softmax rows per continuation c (length L): ``(L + 1, vocab)`` where row j predicts token j of c
+    (row 0 right after the prefix) and row L the token after c; with ``last_only``, just that last row ``(vocab,)``."""
     model = lm.model
     pad_id = lm.tokenizer.pad_token_id
     n_prefix = len(prefix_ids)
@@ -88,36 +118,45 @@ def _continuation_logits(
     out: list[torch.Tensor] = [torch.empty(0)] * len(conts)
     prefix = torch.tensor([prefix_ids], dtype=torch.long, device=lm.device)
     keep_kw = _accepts_logits_to_keep(type(_base(model)))
+    kv_per_token = _kv_elements_per_token(_base(model))
+
+    def row_cost(width: int) -> int:  # float32 logits and their log-softmax, plus the KV cache of the row
+        return 2 * (1 if last_only else width + 1) * vocab + (n_prefix + width + 1) * kv_per_token
+
     with torch.no_grad():
         if shared_prefix:
             first = model(prefix, use_cache=True, **({"logits_to_keep": 1} if keep_kw else {}))
             cache, prefix_last = first.past_key_values, first.logits[0, -1].float().log_softmax(-1)
-        kv_per_token = _kv_elements_per_token(_base(model))
-
-        def row_cost(width: int) -> int:  # float32 logits and their log-softmax, plus the KV cache of the row
-            return 2 * (width + 1) * vocab + (n_prefix + width + 1) * kv_per_token
-
         for rows in _sub_batches([len(c) for c in conts], batch_size, row_cost):
             batch = [conts[i] for i in rows]
-            width = max(len(c) for c in batch)
+            lengths = torch.tensor([len(c) for c in batch], device=lm.device)
+            width = int(lengths.max())
             if shared_prefix:
                 ids, mask = _pad_right(batch, pad_id, lm.device)
-                full_mask = torch.cat([torch.ones_like(mask[:, :1]).expand(-1, n_prefix), mask], dim=1)
-                positions = torch.arange(n_prefix, n_prefix + ids.shape[1], device=lm.device).expand(len(batch), -1)
-                batch_cache = copy.deepcopy(cache)  # forward appends to the cache in place
-                batch_cache.batch_repeat_interleave(len(batch))
-                logits = model(
-                    input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=batch_cache,
-                    use_cache=True,
-                ).logits.float().log_softmax(-1)
-                logits = torch.cat([prefix_last.expand(len(batch), 1, -1), logits], dim=1)
+                inputs = {
+                    "input_ids": ids,
+                    "attention_mask": torch.cat([torch.ones_like(mask[:, :1]).expand(-1, n_prefix), mask], dim=1),
+                    "position_ids": torch.arange(n_prefix, n_prefix + ids.shape[1], device=lm.device).expand(
+                        len(batch), -1),
+                    "past_key_values": _batch_cache(cache, len(batch)),
+                    "use_cache": True,
+                }
+                if last_only:
+                    last = _logits_at(model, keep_kw, (lengths - 1).clamp(min=0), **inputs).float().log_softmax(-1)
+                    logprobs = torch.where((lengths > 0)[:, None], last, prefix_last)
+                else:
+                    logprobs = model(**inputs).logits.float().log_softmax(-1)
+                    logprobs = torch.cat([prefix_last.expand(len(batch), 1, -1), logprobs], dim=1)
             else:
                 ids, mask = _pad_right([prefix_ids + c for c in batch], pad_id, lm.device)
-                kwargs = {"logits_to_keep": width + 1} if keep_kw else {}
-                logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs).logits[:, -(width + 1) :]
-                logits = logits.float().log_softmax(-1)
+                inputs = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
+                if last_only:
+                    logprobs = _logits_at(model, keep_kw, n_prefix + lengths - 1, **inputs).float().log_softmax(-1)
+                else:
+                    kwargs = {"logits_to_keep": width + 1} if keep_kw else {}
+                    logprobs = model(**inputs, **kwargs).logits[:, -(width + 1) :].float().log_softmax(-1)
             for row, i in enumerate(rows):
-                out[i] = logits[row, : len(conts[i]) + 1]
+                out[i] = logprobs[row] if last_only else logprobs[row, : len(conts[i]) + 1]
     return out
 
 
@@ -139,7 +178,7 @@ def score_continuations(
     prefix_ids, conts = _prepare(lm, prefix, continuations, batch_size)
     if not conts:
         return np.zeros(0)
-    rows = _continuation_logits(lm, prefix_ids, conts, shared_prefix, batch_size)
+    rows = _continuation_logprobs(lm, prefix_ids, conts, shared_prefix, batch_size, last_only=False)
     scores = np.zeros(len(conts))
     for i, (ids, lp) in enumerate(zip(conts, rows)):
         if ids:
@@ -167,9 +206,9 @@ def next_token_logprobs(
     prefix_ids, conts = _prepare(lm, prefix, continuations, batch_size)
     if not conts:
         return np.zeros((0, len(token_ids)), dtype=np.float32)
-    rows = _continuation_logits(lm, prefix_ids, conts, shared_prefix, batch_size)
+    rows = _continuation_logprobs(lm, prefix_ids, conts, shared_prefix, batch_size, last_only=True)
     index = torch.tensor(token_ids)
-    return np.stack([lp[-1, index.to(lp.device)].cpu().numpy() for lp in rows]).astype(np.float32)
+    return np.stack([lp[index.to(lp.device)].cpu().numpy() for lp in rows]).astype(np.float32)
 
 
 def next_token_logprobs_many(
