@@ -62,7 +62,7 @@ def test_unparsable_numbers_fall_back_and_are_counted(tiny, monkeypatch):
     table = make_table(n=20)
     masked, mask = mask_cells(table, ["age", "note"], 0.3)
     imp = imputer(tiny).fit(masked)
-    monkeypatch.setattr(imp, "_generate", lambda prompts, limit, allowed: ["--" if allowed else "  "] * len(prompts))
+    monkeypatch.setattr(imp, "_generate", lambda prompts, limit, allowed: ["\n"] * len(prompts))
     out = imp.transform(masked)
     assert (out.loc[mask["age"], "age"] == imp.columns_["age"].mean).all()
     assert (out.loc[mask["note"], "note"] == imp.columns_["note"].mode).all()

@@ -325,6 +325,7 @@ class MICEImputer(_EncodedImputer):
                 if others.size and (info.kind == NUMERIC or np.unique(target).size > 1):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", ConvergenceWarning)
+                        warnings.filterwarnings("ignore", message="The number of unique classes")
                         model = self._model(info.kind).fit(mat[np.ix_(observed, others)], target)
                 self.sequence_.append((col, model))
                 rows = np.flatnonzero(~observed)

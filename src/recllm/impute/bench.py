@@ -1,0 +1,272 @@
+"""``recllm bench impute``: every imputer x task x missingness setting x seed -> docs/results/imputation.md.
+
+For each data set, seed and setting the feature tables are masked once (``recllm.data.missing.inject_missing``),
+every imputer fills the same masked tables (scored on the masked cells), and a DLRM is trained per task on the
+same seeded split. Results are cached per (data set, seed, setting, imputer, configuration) in a ``DiskCache``,
+and the LLM imputer caches its adapters and answers, so an interrupted run resumes and a rerun only rebuilds the
+report. ``--attempts`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
+size, column order, more context, more epochs), scored on the masked cells at MCAR 20%.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recllm.data.missing import inject_missing
+from recllm.impute.base import BaseImputer
+from recllm.impute.registry import IMPUTERS
+from recllm.impute.tasks import (
+    DLRM_PRESETS, SPLIT_FRACTIONS, TABLES, TASKS, DLRMSettings, TableSpec, feature_table, imputation_scores, run_task, split_rows,
+)
+
+BENCH_VERSION = 2
+SETTINGS: tuple[tuple[str, float], ...] = (("mcar", 0.05), ("mcar", 0.2), ("mcar", 0.4), ("mar", 0.2), ("mnar", 0.2))
+IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "llm")
+ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on top of the benchmark's defaults)
+    "default": {},
+    "complete-rows": {"train_on": "complete_rows"},
+    "examples/4": {"examples_scale": 0.25},
+    "examples x4": {"examples_scale": 4.0},
+    "order reversed": {"column_order": "reversed"},
+    "order random": {"column_order": "random"},
+    "context line": {"context": True},
+    "3 epochs": {"epochs": 3},
+}
+
+
+def setting_name(setting: tuple[str, float]) -> str:
+    return f"{setting[0].upper()} {int(round(setting[1] * 100))}%"
+
+
+@dataclass
+class BenchConfig:
+    """What the benchmark runs. ``quick`` shrinks everything for development."""
+
+    quick: bool = False
+    datasets: tuple[str, ...] = ("advertising", "ml-100k")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    settings: tuple[tuple[str, float], ...] = SETTINGS
+    imputers: tuple[str, ...] = IMPUTER_ORDER
+    llm_examples: int = 256  # fine-tuning examples per table (seeded sample of the observed masked-column cells)
+    llm_epochs: int = 1
+    llm_learning_rate: float = 1e-3
+    llm_model: str | None = None
+    llm_fit: str = "shared"  # "shared": one fine-tune per (table, seed) on the union of all settings' masks
+    attempts: bool = False
+    dlrm: dict[str, DLRMSettings] = field(default_factory=lambda: dict(DLRM_PRESETS))
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.datasets if d not in TABLES]
+        if unknown:
+            raise ValueError(f"unknown benchmark data set(s) {unknown}; choose from {sorted(TABLES)}")
+        bad = [i for i in self.imputers if i not in IMPUTERS]
+        if bad:
+            raise ValueError(f"unknown imputer(s) {bad}; choose from {sorted(IMPUTERS)}")
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+        if self.llm_examples < 1 or self.llm_epochs < 1:
+            raise ValueError("llm_examples and llm_epochs must be >= 1")
+        if self.llm_fit not in ("shared", "per-setting"):
+            raise ValueError(f"llm_fit must be 'shared' or 'per-setting', got {self.llm_fit!r}")
+
+    @classmethod
+    def preset(cls, quick: bool, **overrides: Any) -> "BenchConfig":
+        """The full preset, or the quick one (1 seed, MCAR 5% only, small fine-tuning set, short DLRM training)."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if quick:
+            dlrm = dict(DLRM_PRESETS, **{"ml-100k": dataclasses.replace(DLRM_PRESETS["ml-100k"], max_epochs=3,
+                                                                                   patience=1)})
+            base = dict(quick=True, seeds=(0,), settings=(("mcar", 0.05),), llm_examples=64, dlrm=dlrm)
+            base.update(overrides)
+            return cls(**base)
+        return cls(**overrides)
+
+    def cache_parts(self) -> dict[str, Any]:
+        """The parts of the configuration that change a cell's result (for the results cache key)."""
+        return {"llm_examples": self.llm_examples, "llm_epochs": self.llm_epochs, "llm_lr": self.llm_learning_rate,
+                "llm_model": self.llm_model, "llm_fit": self.llm_fit, "settings": [list(x) for x in self.settings]
+                if self.llm_fit == "shared" else None, "dlrm": {k: dataclasses.asdict(v) for k, v in self.dlrm.items()}}
+
+
+def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, base_lm: Any = None,
+                 **llm_overrides: Any) -> BaseImputer:
+    """The registered imputer ``name`` configured for table ``spec`` (LLM: fine-tuning budget, masked targets)."""
+    kinds = spec.imputer_kinds()
+    if name == "mice":
+        return IMPUTERS[name](seed=seed, **kinds)
+    if name != "llm":
+        return IMPUTERS[name](**kinds)
+    from recllm.llm.sft import SFTConfig
+
+    scale = llm_overrides.pop("examples_scale", 1.0)
+    epochs = llm_overrides.pop("epochs", config.llm_epochs)
+    context = spec.context if llm_overrides.pop("context", False) else ""
+    sft = SFTConfig(epochs=epochs, learning_rate=config.llm_learning_rate, batch_size=8, seed=seed, max_length=256,
+                    checkpoint_every=0, show_progress=False)
+    return IMPUTERS["llm"](model=base_lm if base_lm is not None else config.llm_model, sft=sft,
+                           max_train_examples=max(1, int(round(config.llm_examples * scale))),
+                           target_columns=spec.masked, context=context, seed=seed, **kinds, **llm_overrides)
+
+
+def masked_tables(ds: Any, dataset: str, setting: tuple[str, float], seed: int
+                  ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """table name -> (truth, masked, mask) for one setting and seed."""
+    out = {}
+    for spec in TABLES[dataset]:
+        truth = feature_table(ds, spec)
+        mechanism, rate = setting
+        driver = spec.mar_driver if mechanism == "mar" else None
+        masked, mask = inject_missing(truth, spec.masked, rate, mechanism, seed=seed, driver=driver)
+        out[spec.name] = (truth, masked, mask)
+    return out
+
+
+def union_tables(ds: Any, dataset: str, settings: tuple[tuple[str, float], ...], seed: int) -> dict[str, pd.DataFrame]:
+    """table name -> the table with the cells of *every* setting's mask removed (the shared LLM fine-tuning table)."""
+    union: dict[str, pd.DataFrame] = {}
+    for setting in settings:
+        for name, (truth, _, mask) in masked_tables(ds, dataset, setting, seed).items():
+            union[name] = mask if name not in union else union[name] | mask
+    return {name: feature_table(ds, spec).mask(union[spec.name]) for spec in TABLES[dataset]}
+
+
+def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+                  seed: int, config: BenchConfig, base_lm: Any = None, shared: dict[str, Any] | None = None,
+                  **llm_overrides: Any) -> dict[str, Any]:
+    """Fill every table of ``dataset`` with imputer ``name``: filled frames, scores on masked cells, timings.
+
+    ``shared`` (LLM only): ``{"tables": union tables, "fitted": {table: imputer}}``; the imputer is fitted once on
+    the union table of its (data set, seed) and reused to fill every setting's table.
+    """
+    filled, scores, info = {}, {}, {}
+    for spec in TABLES[dataset]:
+        truth, masked, mask = tables[spec.name]
+        start = time.perf_counter()
+        fitted_here = True
+        if shared is not None and spec.name in shared["fitted"]:
+            imputer, fitted_here = shared["fitted"][spec.name], False
+        else:
+            imputer = make_imputer(name, spec, seed, config, base_lm, **dict(llm_overrides))
+            imputer.fit(shared["tables"][spec.name] if shared is not None else masked)
+            if shared is not None:
+                shared["fitted"][spec.name] = imputer
+        out = imputer.transform(masked)
+        seconds = time.perf_counter() - start
+        filled[spec.name] = out
+        report = imputer.report_.as_dict()
+        cell = {"seconds": seconds, "cells": report["cells_filled"], "rows_out": report["rows_out"],
+                "fallbacks": sum(report["fallbacks"].values()), "how": report["how"]}
+        if name == "llm":
+            cell.update({"fit_seconds": imputer.fit_report_["seconds"] if fitted_here else 0.0,
+                         "fitted_here": fitted_here, "shared_fit": shared is not None,
+                         "examples": imputer.fit_report_["examples"],
+                         "adapter_reused": imputer.fit_report_["adapter_reused"],
+                         "transform_seconds": imputer.report_.seconds})
+        info[spec.name] = cell
+        if imputer.fills_cells:
+            scores[spec.name] = imputation_scores(spec, truth, out, mask)
+    return {"filled": filled, "scores": scores, "info": info}
+
+
+def downstream(dataset: str, ds: Any, name: str, result: dict[str, Any] | None,
+               tables: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None, seed: int,
+               config: BenchConfig) -> dict[str, dict[str, float]]:
+    """DLRM metrics per task for one imputer's filled tables (``result=None``: the complete tables)."""
+    from recllm.data.dataset import ITEM, USER
+
+    split = split_rows(len(ds.interactions), SPLIT_FRACTIONS[dataset], seed)
+    keep = None
+    if result is None:
+        inputs = {spec.name: feature_table(ds, spec) for spec in TABLES[dataset]}
+    elif name == "deletion":
+        inputs = {n: t[1] for n, t in tables.items()}  # masked tables: validation/test rows keep their gaps
+        keep = np.ones(len(ds.interactions), dtype=bool)
+        for spec in TABLES[dataset]:
+            kept = result["filled"][spec.name].index
+            column = USER if spec.key == USER else ITEM
+            keep &= ds.interactions[column].isin(kept).to_numpy()
+    else:
+        inputs = result["filled"]
+    return {task.name: run_task(task, ds, inputs, split, seed, config.dlrm[dataset], keep) for task in TASKS[dataset]}
+
+
+def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bool = True,
+                  command: str = "recllm bench impute") -> int:
+    """Run (or resume) the benchmark and write the report; returns a process exit code."""
+    from recllm.data import load
+    from recllm.impute.bench_report import write_imputation_report
+    from recllm.llm.cache import DiskCache
+
+    cache = DiskCache()
+    rows: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    base_lm = None
+    started = time.perf_counter()
+    if "llm" in config.imputers or config.attempts:
+        from recllm.llm.backbone import load_causal_lm
+
+        base_lm = load_causal_lm(config.llm_model, dtype="float32")
+    plan = [(d, s, st) for d in config.datasets for s in config.seeds for st in (("complete", 0.0), *config.settings)]
+    shared: dict[str, Any] | None = None
+    for index, (dataset, seed, setting) in enumerate(plan):
+        ds = load(dataset)
+        if setting[0] == "complete" and config.llm_fit == "shared":  # a new (data set, seed): new shared fine-tunes
+            shared = {"tables": union_tables(ds, dataset, config.settings, seed), "fitted": {}}
+        names = ("none",) if setting[0] == "complete" else config.imputers
+        tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
+        for name in names:
+            key = cache.key(task="bench-impute", version=BENCH_VERSION, dataset=dataset, seed=seed,
+                            setting=list(setting), imputer=name, config=config.cache_parts())
+            row = cache.get_many([key]).get(key)
+            if row is None:
+                result = None if name == "none" else impute_tables(
+                    name, dataset, tables, seed, config, base_lm, shared if name == "llm" else None)
+                tasks = downstream(dataset, ds, name, result, tables, seed, config)
+                row = {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
+                       "scores": result["scores"] if result else {}, "info": result["info"] if result else {}}
+                cache.put_many({key: row})
+            rows.append(row)
+            if show_progress:
+                print(f"[{index + 1}/{len(plan)}] {dataset} seed {seed} {setting_name(setting) if setting[0] != 'complete' else 'complete'}"
+                      f" {name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+    if config.attempts:
+        attempts = run_attempts(config, cache, base_lm, show_progress)
+    seconds = time.perf_counter() - started
+    path = write_imputation_report(config, rows, attempts, seconds, out, command)
+    if show_progress:
+        print(f"wrote {path} ({seconds:.0f} s)")
+    return 0
+
+
+def run_attempts(config: BenchConfig, cache: Any, base_lm: Any, show_progress: bool) -> list[dict[str, Any]]:
+    """LLM imputer variants at MCAR 20% (seed of the first run), scored on the masked cells only."""
+    from recllm.data import load
+
+    setting, seed = ("mcar", 0.2), config.seeds[0]
+    out = []
+    runs = [(f"[{name}]", name, {}) for name in ("mean", "knn", "mice")]  # the classic imputers, for comparison
+    runs += [(attempt, "llm", overrides) for attempt, overrides in ATTEMPTS.items()]
+    for dataset in config.datasets:
+        ds = load(dataset)
+        tables = masked_tables(ds, dataset, setting, seed)
+        for attempt, name, overrides in runs:
+            key = cache.key(task="bench-impute-attempt", version=BENCH_VERSION, dataset=dataset, seed=seed,
+                            setting=list(setting), attempt=attempt, overrides=overrides, config=config.cache_parts())
+            row = cache.get_many([key]).get(key)
+            if row is None:
+                try:
+                    result = impute_tables(name, dataset, tables, seed, config, base_lm, **overrides)
+                    row = {"dataset": dataset, "attempt": attempt, "scores": result["scores"], "info": result["info"]}
+                except ValueError as err:  # e.g. complete-rows training with no complete row
+                    row = {"dataset": dataset, "attempt": attempt, "error": str(err)}
+                cache.put_many({key: row})
+            out.append(row)
+            if show_progress:
+                print(f"attempt {dataset} {attempt}: done", flush=True)
+    return out

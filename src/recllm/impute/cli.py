@@ -1,0 +1,163 @@
+"""``recllm impute`` (fill the gaps of a CSV / parquet table) and ``recllm bench impute``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recllm.data.dataset import DataError
+
+READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV or parquet file as a DataFrame; a missing, empty or unreadable file gets an error naming it."""
+    path = Path(path)
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; there is no table to fill")
+    try:
+        frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read it as {kind} ({err})") from None
+    if frame.empty:
+        raise DataError(f"{path}: the table has a header but no rows; there is nothing to fill")
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` as CSV or parquet (by suffix) atomically: a crash never leaves a half-written file."""
+    from recllm.utils import atomic_path
+
+    path = Path(path)
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unknown output format {path.suffix!r}; use .csv or .parquet")
+    with atomic_path(path) as tmp:
+        if kind == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
+
+
+def _threads(n: int) -> None:
+    if n > 0:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(n)
+        threadpool_limits(n)
+
+
+def _impute(args: argparse.Namespace) -> int:
+    from recllm.impute.registry import make_imputer
+
+    _threads(args.threads)
+    try:
+        frame = read_table(args.table)
+        kinds: dict[str, Any] = {"categorical": _names(args.categorical), "numeric": _names(args.numeric),
+                                 "text": _names(args.text)}
+        if args.method == "llm":
+            from recllm.llm.sft import SFTConfig
+
+            kinds.update(model=args.model, seed=args.seed, max_train_examples=args.examples,
+                         train_on=args.train_on, show_progress=not args.quiet,
+                         sft=SFTConfig(epochs=args.epochs, learning_rate=args.lr, seed=args.seed, checkpoint_every=0,
+                                       show_progress=not args.quiet))
+        elif args.method == "mice":
+            kinds["seed"] = args.seed
+        imputer = make_imputer(args.method, **kinds)
+        start = time.perf_counter()
+        filled = imputer.fit(frame).transform(frame)
+        write_table(filled, args.out)
+    except (DataError, ValueError) as err:
+        print(f"recllm impute: error: {err}", file=sys.stderr)
+        return 2
+    report = imputer.report_.as_dict()
+    report.update({"input": str(args.table), "output": str(args.out), "seconds_total": round(time.perf_counter() - start, 3),
+                   "column_kinds": imputer.kinds_})
+    if args.method == "llm":
+        report["fine_tuning"] = imputer.fit_report_
+    print(f"{args.table}: {report['rows_in']} rows -> {args.out}: {report['rows_out']} rows; "
+          f"{report['cells_filled']} cells filled by {args.method} in {report['seconds_total']:.1f} s")
+    for col, n in report["filled"].items():
+        fallback = report["fallbacks"].get(col, 0)
+        extra = f" ({fallback} fell back to the column statistic)" if fallback else ""
+        print(f"  {col} ({imputer.kinds_[col]}): {n} filled{extra}")
+    if report["how"]:
+        print("  how: " + ", ".join(f"{k} {v}" for k, v in report["how"].items()))
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    if args.report:
+        from recllm.utils import write_json_atomic
+
+        write_json_atomic(args.report, report)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from recllm.impute.bench import BenchConfig, run_benchmark
+
+    _threads(args.threads)
+    config = BenchConfig.preset(
+        args.quick, datasets=tuple(args.datasets) if args.datasets else None,
+        seeds=tuple(args.seeds) if args.seeds else None, imputers=tuple(args.imputers) if args.imputers else None,
+        llm_examples=args.examples, llm_epochs=args.epochs, llm_model=args.model, attempts=args.attempts,
+        llm_fit=args.llm_fit,
+    )
+    command = "recllm bench impute " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "impute"] else \
+        "recllm bench impute"
+    return run_benchmark(config, out=args.out, show_progress=not args.quiet, command=command.strip())
+
+
+def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm impute`` and ``recllm bench impute``."""
+    from recllm.impute.registry import IMPUTERS
+
+    p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
+    p.add_argument("table", help="input table (.csv or .parquet)")
+    p.add_argument("--method", default="mice", choices=sorted(IMPUTERS))
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet), written atomically")
+    p.add_argument("--categorical", help="comma-separated columns to treat as categorical (default: inferred)")
+    p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
+    p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
+    p.add_argument("--examples", type=int, default=512, help="llm: fine-tuning examples (seeded sample)")
+    p.add_argument("--epochs", type=int, default=1, help="llm: fine-tuning epochs")
+    p.add_argument("--lr", type=float, default=1e-3, help="llm: LoRA learning rate")
+    p.add_argument("--train-on", default="observed", choices=("observed", "complete_rows"))
+    p.add_argument("--report", help="also write the fill report as JSON here")
+    p.add_argument("--threads", type=int, default=0, help="torch / BLAS threads (0: library default)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_impute)
+
+    b = bench.add_parser("impute", help="imputers x tasks x missingness x seeds -> docs/results/imputation.md")
+    b.add_argument("--quick", action="store_true", help="1 seed, MCAR 5%% only, small budgets (development)")
+    b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
+    b.add_argument("--seeds", nargs="*", type=int, default=None)
+    b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTERS)}")
+    b.add_argument("--examples", type=int, default=None, help="LLM fine-tuning examples per table")
+    b.add_argument("--epochs", type=int, default=None, help="LLM fine-tuning epochs")
+    b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
+    b.add_argument("--llm-fit", default=None, choices=("shared", "per-setting"),
+                   help="one LLM fine-tune per (table, seed) on the union of all masks (default), or one per setting")
+    b.add_argument("--attempts", action="store_true", help="also run the LLM variants (open questions)")
+    b.add_argument("--out", default=None, help="report path (default docs/results/imputation[-quick].md)")
+    b.add_argument("--threads", type=int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=_bench)

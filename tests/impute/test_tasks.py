@@ -1,0 +1,95 @@
+"""Benchmark plumbing: feature tables, genre flags, splits, masked-cell scores, verdicts (hand-checked values)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recllm.impute.bench import BenchConfig, setting_name
+from recllm.impute.bench_report import _paired, _verdicts
+from recllm.impute.tasks import TABLES, TableSpec, genre_flags, imputation_scores, split_rows
+
+
+def test_genre_flags():
+    flags = genre_flags(pd.Series(["Action|Comedy", "", None, "Drama|Nonsense"], index=list("abcd")))
+    assert flags.loc["a", "genre_Action"] == 1 and flags.loc["a", "genre_Comedy"] == 1 and flags.loc["a"].sum() == 2
+    assert flags.loc["b"].sum() == 0
+    assert flags.loc["c"].isna().all()
+    assert flags.loc["d"].sum() == 1  # unknown names are ignored
+
+
+def test_split_rows_is_a_seeded_partition():
+    a, b = split_rows(100, (0.8, 0.1), 3), split_rows(100, (0.8, 0.1), 3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert sorted(np.concatenate(list(a.values())).tolist()) == list(range(100))
+    assert (len(a["train"]), len(a["valid"]), len(a["test"])) == (80, 10, 10)
+    assert not np.array_equal(a["train"], split_rows(100, (0.8, 0.1), 4)["train"])
+
+
+def test_imputation_scores_by_hand():
+    spec = TableSpec("t/users", "user_id", categorical=("c",), numeric=("n",), text=("g",), masked=("n", "c", "g"),
+                     mar_driver="g", context="", set_valued=("g",))
+    truth = pd.DataFrame({"n": [1.0, 2.0, 3.0, 4.0], "c": [1, 0, 1, 1], "g": ["A|B", "A", "C", "B"]})
+    filled = pd.DataFrame({"n": [1.0, 4.0, 3.0, 4.0], "c": [1.0, 1.0, 1.0, 0.0], "g": ["A|B", "A|C", "D", "B"]})
+    mask = pd.DataFrame({"n": [False, True, True, False], "c": [True, True, False, False], "g": [False, True, True, True]})
+    scores = imputation_scores(spec, truth, filled, mask)
+    assert scores["n:rmse"] == pytest.approx(np.sqrt((4 + 0) / 2))
+    assert scores["n:nrmse"] == pytest.approx(scores["n:rmse"] / truth["n"].std())
+    assert scores["c:accuracy"] == 0.5  # 1 == 1.0 counts as a match
+    assert scores["g:jaccard"] == pytest.approx((0.5 + 0 + 1) / 3)
+    assert scores["g:accuracy"] == pytest.approx(1 / 3)
+
+
+def test_benchmark_tables_declare_consistent_columns():
+    for dataset, specs in TABLES.items():
+        for spec in specs:
+            assert set(spec.masked) <= set(spec.columns) and spec.mar_driver in spec.columns
+            assert spec.mar_driver not in spec.masked
+
+
+def test_paired_verdicts():
+    values = {("t", "rmse", "s", "llm"): [1.0, 1.1, 0.9], ("t", "rmse", "s", "mice"): [2.0, 2.1, 2.0]}
+    text, verdict = _paired(values, ("t", "rmse", "s", "llm"), ("t", "rmse", "s", "mice"), lower_better=True)
+    assert verdict == "wins" and text.startswith("-1.0333")
+    _, verdict = _paired(values, ("t", "rmse", "s", "llm"), ("t", "rmse", "s", "mice"), lower_better=False)
+    assert verdict == "loses"
+    noisy = {("t", "acc", "s", "llm"): [0.5, 0.7, 0.4], ("t", "acc", "s", "mice"): [0.6, 0.5, 0.5]}
+    assert _paired(noisy, ("t", "acc", "s", "llm"), ("t", "acc", "s", "mice"), False)[1] == "tie"
+    one = {("t", "acc", "s", "llm"): [0.5], ("t", "acc", "s", "knn"): [0.4]}
+    assert _paired(one, ("t", "acc", "s", "llm"), ("t", "acc", "s", "knn"), False)[1] == "ahead (no CI)"
+
+
+def test_verdict_table_from_rows():
+    rows = [{"dataset": "ml-100k", "seed": s, "setting": ["mcar", 0.2], "imputer": imp, "info": {},
+             "tasks": {"rating-reg": {"rmse": base + 0.01 * s}},
+             "scores": {"ml-100k/items": {"year:rmse": yr + s}}}
+            for s in range(3) for imp, base, yr in (("llm", 0.95, 1.0), ("mice", 0.93, 15.0), ("knn", 0.94, 15.0))]
+    text = _verdicts(rows, ["MCAR 20%"])
+    assert "| rating-reg rmse | MCAR 20% |" in text and "| ml-100k/items year:rmse | MCAR 20% |" in text
+    line = next(l for l in text.splitlines() if "year:rmse" in l)
+    assert "wins" in line and "loses" not in line
+    line = next(l for l in text.splitlines() if "rating-reg rmse" in l)
+    assert line.count("loses") == 2
+
+
+def test_config_validation_and_presets():
+    quick = BenchConfig.preset(True)
+    assert quick.seeds == (0,) and quick.settings == (("mcar", 0.05),) and quick.dlrm["ml-100k"].max_epochs == 3
+    full = BenchConfig.preset(False, seeds=None)
+    assert full.seeds == (0, 1, 2) and len(full.settings) == 5
+    with pytest.raises(ValueError, match="unknown imputer"):
+        BenchConfig(imputers=("magic",))
+    with pytest.raises(ValueError, match="unknown benchmark data set"):
+        BenchConfig(datasets=("nope",))
+    assert setting_name(("mnar", 0.2)) == "MNAR 20%"
+
+
+@pytest.mark.integration
+def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
+    from recllm.impute.bench import run_benchmark
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    config = BenchConfig.preset(True, datasets=("advertising",), imputers=("deletion", "mean", "mice"))
+    assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    text = (tmp_path / "imputation.md").read_text()
+    assert "**advertising / click / auc**" in text and "daily_time_spent:rmse" in text
+    assert "advertising/advertising.csv" in text
