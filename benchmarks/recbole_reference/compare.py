@@ -7,7 +7,7 @@ figures and bootstrap CIs from the same numpy code, (3) cross-checks that harnes
 evaluator (its protocol masks nothing for sequential models), (4) trains our SASRec from the registry with
 RecBole's settings (and with its own defaults), timing epochs at the same thread count, and (5) writes the report.
 
-Run: ``python -m benchmarks.recbole_reference.compare --dir runs/recbole_reference`` (or ``make recbole-reference``).
+Run: ``python -m benchmarks.recbole_reference.compare --dir runs/recbole_reference`` (or ``make recbole-sasrec``).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.dir)
     for needed in ("manifest.json", "recbole_view.npz", "recbole_result.json", "recbole_test_scores.npy"):
         if not (run_dir / needed).is_file():
-            parser.error(f"{run_dir / needed} not found: run export_split and run_recbole.py (make recbole-reference)")
+            parser.error(f"{run_dir / needed} not found: run export_split and run_recbole.py (make recbole-sasrec)")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     record = json.loads((run_dir / "recbole_result.json").read_text())
     settings = ReferenceSettings(**manifest["settings"])
@@ -151,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     load_avg["after"] = os.getloadavg()
     diffs = {o.name: {m: paired_bootstrap_diff(o.result.per_user[m], recbole.result.per_user[m], seed=settings.seed)
                       for m in ("hr@10", "ndcg@10", "hr@50", "ndcg@50")} for o in ours}
-    command = args.command or portable_command(["python -m benchmarks.recbole_reference.compare",
-                                                *(sys.argv[1:] if argv is None else argv)])
+    compare_command = portable_command(["python -m benchmarks.recbole_reference.compare",
+                                        *(sys.argv[1:] if argv is None else argv)])
+    command = args.command or compare_command
     data_files = [data_root(manifest["dataset"]) / f.name for f in get_loader(manifest["dataset"]).files]
     path = write_reference_report(
         args.report, command=command, data_paths=data_files, manifest=manifest, record=record, settings=settings,
         recbole=recbole, recbole_unmasked=unmasked, ours=ours, diffs=diffs, checks=checks,
         ties=tie_counts(split, settings.max_len), threads=args.threads, load_avg=load_avg,
-        ours_seconds=time.perf_counter() - started, compare_command=command)
+        ours_seconds=time.perf_counter() - started, compare_command=compare_command)
     print(f"wrote {path}")
     return 0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,15 +174,15 @@ def export_split(split: Split, out: str | Path, settings: ReferenceSettings | No
 def portable_command(argv: list[str]) -> str:
     """The command line with absolute paths under the working folder made relative (reports are committed)."""
     cwd = Path.cwd().resolve()
-    parts = []
-    for arg in argv:
+    parts = argv[:1]  # the program, already written as it should read
+    for arg in argv[1:]:
         path = Path(arg)
         if path.is_absolute():
             try:
                 arg = path.resolve().relative_to(cwd).as_posix()
             except ValueError:
                 arg = path.name
-        parts.append(arg)
+        parts.append(shlex.quote(arg))
     return " ".join(parts)
 
 

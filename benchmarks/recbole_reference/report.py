@@ -197,7 +197,7 @@ def write_reference_report(path: str | Path, *, command: str, data_paths: Sequen
         DIFFERENCES,
         "## How this was made",
         "",
-        "`make recbole-reference` runs these three commands (the `.venv-recbole` environment is made from "
+        "`make recbole-sasrec` runs these three commands (the `.venv-recbole` environment gets the pins of "
         "`requirements-recbole.txt`):",
         "",
         "```",
