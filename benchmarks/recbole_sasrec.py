@@ -46,7 +46,7 @@ def main() -> int:
     config = Config(model="SASRec", dataset=cases["name"], config_dict={
         "data_path": str(folder), "benchmark_filename": ["train", "valid", "test"],
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
-        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "load_col": {"inter": ["user_id", "item_id_list", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": settings["max_len"], "loss_type": "CE", "train_neg_sample_args": None,
         "n_layers": settings["n_layers"], "n_heads": settings["n_heads"], "hidden_size": settings["dim"],
         "inner_size": 4 * settings["dim"], "hidden_dropout_prob": settings["dropout"],

@@ -1,8 +1,7 @@
 """RecBole's SASRec as a reference point, on exactly the split and protocol recllm's SASRec is measured with.
 
-The ML-100K leave-one-out split is exported as RecBole benchmark files (train / valid / test atomic files; the
-timestamp column is each interaction's position in recllm's chronological order, so both libraries order ties
-identically). ``benchmarks/recbole_sasrec.py`` trains RecBole 1.2.1's SASRec in ``.venv-recbole`` (its own
+The ML-100K leave-one-out split is exported as RecBole's pre-augmented benchmark files (train / valid / test;
+histories taken from recllm's split, so both libraries order ties identically). ``benchmarks/recbole_sasrec.py`` trains RecBole 1.2.1's SASRec in ``.venv-recbole`` (its own
 environment: ``make recbole-reference``) and writes its scores for recllm's test cases; recllm's harness ranks
 them, so the two SASRecs are compared on the same users, candidates, masking and metrics.
 """
@@ -44,25 +43,37 @@ class FixedScores(Recommender):
 
 
 def export_split(split: Any, folder: Path, settings: dict[str, Any], name: str = "recllm-ml100k") -> None:
-    """Write RecBole benchmark files for ``split`` plus ``cases.json`` (test histories, catalogue order).
+    """Write RecBole's pre-augmented benchmark files for ``split`` plus ``cases.json`` (test histories).
 
-    The split frames keep the row labels of ``dataset.interactions.reset_index(drop=True)``; each row's time is
-    written as its rank in recllm's stable (user, time) order, so RecBole sorts ties exactly as recllm does.
+    RecBole's sequential benchmark format holds one row per target with its history (``item_id_list``, the last
+    ``max_len`` items): every prefix of each training sequence (as RecBole's own augmentation makes), the
+    validation item after the training sequence, the test item after training + validation. Histories come
+    from recllm's ``split.sequences``, so both libraries see the same order, ties included.
     """
-    from recllm.data.dataset import ITEM, TIME, USER
+    from recllm.data.dataset import ITEM
 
-    ordered = split.dataset.interactions.reset_index(drop=True).sort_values([USER, TIME], kind="stable")
-    rank = np.empty(len(ordered), dtype=np.int64)
-    rank[ordered.index.to_numpy()] = np.arange(len(ordered))
+    max_len = int(settings["max_len"])
+    item_ids = split.dataset.items[ITEM].astype(str).tolist()
+    user_ids = split.dataset.users["user_id"].astype(str).tolist()
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float"
+
+    def row(u: int, hist: np.ndarray, target: int, t: int) -> str:
+        return f"{user_ids[u]}\t{' '.join(item_ids[i] for i in hist[-max_len:])}\t{item_ids[target]}\t{t}"
+
+    train = split.sequences("train")
+    lines = {"train": [header], "valid": [header], "test": [header]}
+    for u in sorted(train):
+        seq = train[u]
+        lines["train"] += [row(u, seq[:i], int(seq[i]), i) for i in range(1, len(seq))]
+    for stage in ("valid", "test"):
+        cases = split.eval_cases(stage)
+        for u, hist, targets in zip(cases.users, cases.histories, cases.targets):
+            lines[stage] += [row(int(u), hist, int(t), len(hist)) for t in targets]
     target = folder / name
     target.mkdir(parents=True, exist_ok=True)
-    for stage in ("train", "valid", "test"):
-        frame = getattr(split, stage)
-        lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-        lines += [f"{u}\t{i}\t{r}" for u, i, r in zip(frame[USER], frame[ITEM], rank[frame.index.to_numpy()])]
-        (target / f"{name}.{stage}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for stage, rows in lines.items():
+        (target / f"{name}.{stage}.inter").write_text("\n".join(rows) + "\n", encoding="utf-8")
     cases = split.eval_cases("test")
-    item_ids = split.dataset.items[ITEM].astype(str).tolist()
     json_cases = {"name": name, "settings": settings, "catalogue": item_ids,
                   "users": [int(u) for u in cases.users],
                   "histories": [[item_ids[i] for i in h] for h in cases.histories]}
