@@ -72,3 +72,19 @@ def test_report_writes_tables_and_plot(tmp_path):
     if (tmp_path / "learn-cyclic.png").exists():
         assert "learn-cyclic.png" in text
     assert not math.isnan(interval([results[0]], "hr@10")[0])
+
+
+def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, content):
+    import recllm.learn.bench as bench
+
+    monkeypatch.setattr(bench, "load_dataset", lambda name: dataset)
+    monkeypatch.setattr(bench, "content_for", lambda ds, show: (content, 0.0))
+    out = tmp_path / "learn.md"
+    assert bench.run_benchmark(quick=True, datasets=["cyclic"], splits=["loo", "cold_start"], epochs=1,
+                               models=["popularity", "SASRec-CE", "LEARN (shared tower)"], out=str(out),
+                               show_progress=False) == 0
+    text = out.read_text()
+    assert "### cold_start" in text and "LEARN (shared tower)" in text
+    assert len((tmp_path / "learn.runs.jsonl").read_text().splitlines()) == 6
+    with pytest.raises(ValueError, match="unknown model"):
+        bench.run_benchmark(quick=True, datasets=["cyclic"], models=["GRU4Rec"], out=str(out))

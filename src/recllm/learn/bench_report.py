@@ -109,9 +109,9 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
         "InfoNCE plus the dense all-action loss, and items are retrieved by cosine similarity. Baselines: "
         "popularity, SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
         "SiLU attention, sampled softmax with 128 negatives). Full-catalogue ranking, the user's history masked; "
-        "early stopping on validation NDCG@10 only (patience "
-        f"{3 if quick else 5}, at most the epoch cap). Figures: mean over seeds {seeds} with a 95% t-interval "
-        "across seeds (one seed: percentile bootstrap over test users). `s/epoch` is training time per epoch "
+        "early stopping on validation NDCG@10 only (patience 3, at most the epoch cap). Figures: mean over the "
+        "seeds run for that data set (see the notes) with a 95% t-interval across seeds; with one seed, a "
+        "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit.\n")
     if quick:
