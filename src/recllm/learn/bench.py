@@ -104,7 +104,10 @@ def model_specs(quick: bool) -> list[ModelSpec]:
         ModelSpec("popularity", lambda seed, epochs, content: MODELS["popularity"]()),
         ModelSpec("SASRec-CE", lambda s, e, c: SASRec(loss="ce", seed=s, max_epochs=e, **seq)),
         ModelSpec("SASRec-BCE", lambda s, e, c: SASRec(loss="bce", seed=s, max_epochs=e, **seq), ablation=True),
-        ModelSpec("HSTU", lambda s, e, c: HSTU(loss="sampled", n_negatives=128, seed=s, max_epochs=e, **hstu)),
+        ModelSpec("HSTU", lambda s, e, c: HSTU(loss="ce", seed=s, max_epochs=e, **hstu), note=(
+            "full-softmax CE over the catalogue (chosen on ML-100K validation NDCG@10 over the paper's 128-negative "
+            "sampled softmax); cosine scores / temperature 0.05; relative position bias (no timestamps in the "
+            "Recommender API)")),
         ModelSpec("LEARN (shared tower)", learn(item_input="content", item_tower="shared"), True),
         ModelSpec("LEARN (MLP item tower)", learn(item_input="content", item_tower="mlp"), True, ablation=True),
         ModelSpec("LEARN-ID (ablation)", learn(item_input="id", item_tower="mlp"), False,

@@ -108,7 +108,7 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
         "hidden states, PCA-whitened), a causal-transformer user tower (2 layers x 64) is trained with in-batch "
         "InfoNCE plus the dense all-action loss, and items are retrieved by cosine similarity. Baselines: "
         "popularity, SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
-        "SiLU attention, sampled softmax with 128 negatives). Full-catalogue ranking, the user's history masked; "
+        "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
         "early stopping on validation NDCG@10 only (patience 3, at most the epoch cap). Figures: mean over the "
         "seeds run for that data set (see the notes) with a 95% t-interval across seeds; with one seed, a "
         "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
