@@ -93,3 +93,19 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
     text = (tmp_path / "imputation.md").read_text()
     assert "**advertising / click / auc**" in text and "daily_time_spent:rmse" in text
     assert "advertising/advertising.csv" in text
+
+
+@pytest.mark.integration
+def test_union_tables_hide_every_settings_cells(shared_data):
+    from recllm.data import load
+    from recllm.impute.bench import SETTINGS, masked_tables, union_tables
+
+    ds = load("ml-100k")
+    union = union_tables(ds, "ml-100k", SETTINGS, seed=1)
+    for setting in SETTINGS:
+        for name, (truth, masked, mask) in masked_tables(ds, "ml-100k", setting, 1).items():
+            assert union[name][mask].isna().to_numpy()[mask.to_numpy()].all()
+    for name, table in union.items():
+        truth = masked_tables(ds, "ml-100k", SETTINGS[0], 1)[name][0]
+        new_gaps = table.isna() & truth.notna()
+        assert 0.5 < new_gaps[list(new_gaps.columns[new_gaps.any()])].to_numpy().mean() < 0.85

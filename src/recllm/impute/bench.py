@@ -133,19 +133,20 @@ def union_tables(ds: Any, dataset: str, settings: tuple[tuple[str, float], ...],
     for setting in settings:
         for name, (truth, _, mask) in masked_tables(ds, dataset, setting, seed).items():
             union[name] = mask if name not in union else union[name] | mask
-    return {name: feature_table(ds, spec).mask(union[spec.name]) for spec in TABLES[dataset]}
+    return {spec.name: feature_table(ds, spec).mask(union[spec.name]) for spec in TABLES[dataset]}
 
 
 def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
                   seed: int, config: BenchConfig, base_lm: Any = None, shared: dict[str, Any] | None = None,
-                  **llm_overrides: Any) -> dict[str, Any]:
+                  specs: list[TableSpec] | None = None, **llm_overrides: Any) -> dict[str, Any]:
     """Fill every table of ``dataset`` with imputer ``name``: filled frames, scores on masked cells, timings.
 
     ``shared`` (LLM only): ``{"tables": union tables, "fitted": {table: imputer}}``; the imputer is fitted once on
-    the union table of its (data set, seed) and reused to fill every setting's table.
+    the union table of its (data set, seed) and reused to fill every setting's table. ``specs``: a subset of the
+    data set's tables (default: all).
     """
     filled, scores, info = {}, {}, {}
-    for spec in TABLES[dataset]:
+    for spec in specs if specs is not None else TABLES[dataset]:
         truth, masked, mask = tables[spec.name]
         start = time.perf_counter()
         fitted_here = True

@@ -43,8 +43,9 @@ _NUMBER_CHARS = set("0123456789.-")
 def _numeric_token_ids(tokenizer: Any) -> tuple[int, ...]:
     """Ids of tokens made only of digits, '.' and '-', optionally after one leading space (and the bare space)."""
     ids = []
-    for token_id in range(len(tokenizer)):
-        text = tokenizer.decode([token_id])
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in tokens]
+    for token_id, text in enumerate(texts):
         body = text[1:] if text.startswith(" ") else text
         if text and (body == "" or set(body) <= _NUMBER_CHARS) and " " not in body:
             ids.append(token_id)
@@ -158,8 +159,8 @@ class LLMImputer(BaseImputer):
 
         if self.model is None or isinstance(self.model, str):
             return load_causal_lm(self.model, device=self.device, dtype="float32")
-        if isinstance(self.model, CausalLM):
-            return dataclasses.replace(self.model, model=copy.deepcopy(self.model.model))
+        if isinstance(self.model, CausalLM):  # a float32 copy: LoRA trains float32 weights under bf16 autocast
+            return dataclasses.replace(self.model, model=copy.deepcopy(self.model.model).float(), dtype="float32")
         raise TypeError(f"model must be None, a model name/folder or a CausalLM, got {type(self.model).__name__}")
 
     def _inference_model(self, merged: Any, dtype: str) -> Any:
