@@ -63,6 +63,12 @@ def test_training_cases_use_train_items_only(split):
         assert t in seq and np.array_equal(h, seq[: len(h)]) and seq[len(h)] == t
 
 
+def test_training_cases_prefer_given_users(split):
+    cases = training_cases(split, max_users=3, seed=0, prefer_users=[1, 6])
+    assert {1, 6} <= set(cases.users.tolist()) and len(cases) == 3
+    assert set(training_cases(split, max_users=2, seed=0, prefer_users=[0, 1, 2]).users.tolist()) <= {0, 1, 2}
+
+
 def test_fit_rank_and_evaluate(split, lm, tmp_path):
     valid = SampledCandidates.draw(split.dataset, split.eval_cases("valid"), n_negatives=5, seed=0)
     test = SampledCandidates.draw(split.dataset, split.eval_cases("test"), n_negatives=5, seed=0)

@@ -92,16 +92,26 @@ class TrainingCases:
 
 
 def training_cases(split: Split, max_users: int | None = None, targets_per_user: int = 1,
-                   seed: int = 0) -> TrainingCases:
+                   seed: int = 0, prefer_users: Sequence[int] | None = None) -> TrainingCases:
     """Positives from the train part of ``split``: each sampled user's last ``targets_per_user`` train items, each
-    with the items before it as history (users with fewer than two train items are skipped)."""
+    with the items before it as history (users with fewer than two train items are skipped).
+
+    ``prefer_users`` (user indices) are taken first, e.g. the evaluation users, whose older summary blocks are then
+    shared between training and evaluation; the rest of ``max_users`` is a seeded sample of the other users.
+    """
     sequences = split.sequences("train")
     eligible = np.asarray(sorted(u for u, s in sequences.items() if len(s) >= 2), dtype=np.int64)
     if eligible.size == 0:
         raise ValueError(f"split {split.name!r} of {split.dataset.name!r} has no user with two or more train "
                          "interactions: nothing to train the ranker on")
     if max_users is not None and eligible.size > max_users:
-        eligible = np.sort(np.random.default_rng(seed).choice(eligible, size=max_users, replace=False))
+        rng = np.random.default_rng(seed)
+        first = np.intersect1d(eligible, np.asarray(prefer_users if prefer_users is not None else [], dtype=np.int64))
+        if first.size >= max_users:
+            eligible = np.sort(rng.choice(first, size=max_users, replace=False))
+        else:
+            rest = np.setdiff1d(eligible, first)
+            eligible = np.sort(np.r_[first, rng.choice(rest, size=max_users - first.size, replace=False)])
     users, histories, targets = [], [], []
     for u in eligible.tolist():
         seq = sequences[u]
@@ -175,8 +185,12 @@ class TRSR:
             raise RuntimeError("TRSR is not fitted: call fit(split) first")
 
     # ------------------------------------------------------------------------------------------ training
-    def fit(self, split: Split, valid: SampledCandidates | None = None) -> TRSR:
-        """Summarise, build the Yes/No pairs and fine-tune the ranker (or just wrap it, when zero-shot)."""
+    def fit(self, split: Split, valid: SampledCandidates | None = None,
+            prefer_users: Sequence[int] | None = None) -> TRSR:
+        """Summarise, build the Yes/No pairs and fine-tune the ranker (or just wrap it, when zero-shot).
+
+        ``prefer_users`` are trained on first when ``max_train_users`` limits the training users (see
+        :func:`training_cases`)."""
         cfg = self._config
         if cfg.fine_tune and self.ranker_lm is self.summarizer_lm:
             raise ValueError("fine-tuning injects LoRA into the ranker's model in place: pass a separate CausalLM "
@@ -191,7 +205,7 @@ class TRSR:
             self.ranker_ = ranker.fit([], [], [])
             self.n_train_pairs_ = 0
             return self
-        cases = training_cases(split, cfg.max_train_users, cfg.targets_per_user, cfg.seed)
+        cases = training_cases(split, cfg.max_train_users, cfg.targets_per_user, cfg.seed, prefer_users)
         self.train_summaries_ = self.summarize(cases.histories)
         queries = self.queries(cases.histories, self.train_summaries_)
         rng = np.random.default_rng([cfg.seed, 1])
@@ -224,14 +238,14 @@ class TRSR:
     # ------------------------------------------------------------------------------------------ inference
     def rank(self, histories: Sequence[np.ndarray], candidates: Sequence[Sequence[int]],
              candidate_texts: Sequence[Sequence[str]] | None = None, shared_prefix: bool | None = None,
-             use_cache: bool = True) -> list[np.ndarray]:
+             use_cache: bool = True, reference: bool = False) -> list[np.ndarray]:
         """P(Yes) of every candidate item (``candidate_texts`` overrides their texts, e.g. for attacks)."""
         if not hasattr(self, "ranker_"):
             raise RuntimeError("TRSR is not fitted: call fit(split) first")
         if candidate_texts is None:
             candidate_texts = [[self.item_texts_[int(j)] for j in row] for row in candidates]
         return self.ranker_.score(self.queries(histories), candidate_texts, shared_prefix=shared_prefix,
-                                  use_cache=use_cache)
+                                  use_cache=use_cache, reference=reference)
 
     def score_fn(self) -> ScoreFn:
         """``(users, histories, candidate_matrix) -> scores`` for :func:`recllm.eval.sampled.evaluate_sampled`."""

@@ -154,7 +154,8 @@ class LLMRanker:
     """Yes/No LLM recommender over candidate texts (scikit-learn semantics: ``fit`` returns self).
 
     ``fine_tune=False`` is the zero-shot ranker: ``fit`` only records the base model. After ``fit``, ``lm_`` is
-    the (adapted) model and ``train_seconds_`` the time spent. With ``cache`` each user's scores are stored under
+    the model used for scoring (see ``RankerConfig.score_dtype``), ``trained_lm_`` the model as trained, and
+    ``train_seconds_`` the time spent. With ``cache`` each user's scores are stored under
     the model fingerprint (adapter weights included), prompt templates, settings and prompt text, together with the
     model time they took; ``score`` records ``score_seconds_`` (model time of the scored users, cached or not) and
     ``scored_candidates_`` of its last call.
@@ -200,6 +201,7 @@ class LLMRanker:
         start = time.perf_counter()
         self.valid_scores_: dict[int, float] = {}
         if not self.fine_tune:
+            self.trained_lm_ = self.lm
             self.lm_ = self._for_scoring(self.lm)
             self.train_seconds_ = 0.0
             return self
@@ -217,6 +219,7 @@ class LLMRanker:
 
         trained = sft_train(self.lm, examples, self.sft or SFTConfig(), self.lora or LoRAConfig(),
                             output_dir=self.output_dir, eval_fn=eval_fn)
+        self.trained_lm_ = trained
         self.lm_ = self._for_scoring(trained)
         self.n_train_examples_ = len(examples)
         self.train_seconds_ = time.perf_counter() - start
@@ -227,12 +230,17 @@ class LLMRanker:
         return scoring_lm(lm, self.config.score_dtype, answer_token_ids(lm, self.config))
 
     def score(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
-              shared_prefix: bool | None = None, use_cache: bool = True) -> list[np.ndarray]:
-        """P(Yes) for every candidate text of every query (one array per query, in candidate order)."""
+              shared_prefix: bool | None = None, use_cache: bool = True, reference: bool = False
+              ) -> list[np.ndarray]:
+        """P(Yes) for every candidate text of every query (one array per query, in candidate order).
+
+        ``reference=True`` scores with the model as trained (``trained_lm_``, float32) instead of the scoring copy,
+        to measure what ``score_dtype="bfloat16"`` changes.
+        """
         if not hasattr(self, "lm_"):
             raise RuntimeError("LLMRanker is not fitted: call fit(...) first (fine_tune=False for zero-shot)")
         seconds: list[float] = []
-        out = self._score_with(self.lm_, queries, candidates, shared_prefix,
+        out = self._score_with(self.trained_lm_ if reference else self.lm_, queries, candidates, shared_prefix,
                                cache=self.cache if use_cache else None, seconds=seconds)
         self.score_seconds_ = float(sum(seconds))
         self.scored_candidates_ = int(sum(len(c) for c in candidates))

@@ -1,0 +1,356 @@
+"""The LLM-TRSR benchmark behind ``recllm bench trsr``: every method on the same fixed candidates, per data set.
+
+Protocols: (a) the paper's, the next item against 20 negatives drawn once from the catalogue with a seed (saved as
+parquet under the recllm cache and reused by every method); (b) two-stage, where the LLM reranks the top 50 of an
+item-kNN retriever and the result is scored by full-catalogue HR@10 / NDCG@10 (items below the 50 keep the
+retriever's order). Methods: popularity, item-kNN and SASRec (``recllm.models``), the TRSR ranker with hierarchical
+and recurrent summaries, the no-summary ranker (TALLRec-style), the same LLM zero-shot, and the injection-hardened
+ranker. Summaries and scores are cached (``DiskCache``), SFT runs checkpoint and resume, so a rerun is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recllm.data import Split, leave_one_out, load
+from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
+from recllm.llm import CausalLM, load_causal_lm
+from recllm.llm.cache import DiskCache
+from recllm.llm.sft import LoRAConfig, SFTConfig
+from recllm.models import MODELS
+from recllm.models.base import Recommender
+from recllm.trsr.pipeline import TRSR, TRSRConfig, injection_effect, precomputed_score_fn
+from recllm.trsr.ranker import RankerConfig
+from recllm.trsr.segment import SegmentConfig
+from recllm.trsr.summarize import SummarizerConfig
+from recllm.utils import cache_dir, seed_everything
+
+__all__ = ["BenchSizes", "DatasetSpec", "QUICK", "FULL", "DATASETS", "run_dataset", "run_benchmark", "Reranked",
+           "subset_rows", "fixed_candidates"]
+
+KS = (3, 5, 10)
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """How big a benchmark run is (users, generation length, epochs, seeds)."""
+
+    n_train_users: int
+    n_valid_rows: int
+    n_test_rows: int
+    n_rerank_rows: int
+    summary_tokens: int
+    epochs: int
+    seeds: tuple[int, ...]
+    sasrec_seconds: float
+    speed_rows: int
+    rerank_k: int = 50
+    gen_batch: int = 16
+    mitigation_seeds: int = 1  # the hardened ranker is trained for the first ``mitigation_seeds`` seeds
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "seeds":
+                if not value or len(set(value)) != len(value):
+                    raise ValueError(f"BenchSizes.seeds must be distinct integers, got {value!r}")
+            elif not value or value < 0:
+                raise ValueError(f"BenchSizes.{f.name} must be positive, got {value!r}")
+
+
+QUICK = BenchSizes(n_train_users=16, n_valid_rows=6, n_test_rows=12, n_rerank_rows=4, summary_tokens=16, epochs=1,
+                   seeds=(0,), sasrec_seconds=10, speed_rows=2)
+FULL = BenchSizes(n_train_users=160, n_valid_rows=40, n_test_rows=150, n_rerank_rows=60, summary_tokens=64,
+                  epochs=2, seeds=(0,), sasrec_seconds=120, speed_rows=8)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A benchmark data set: its loader name, item-text token budget and text columns (None: the schema's)."""
+
+    name: str
+    item_tokens: int
+    columns: tuple[str, ...] | None = None
+
+
+DATASETS = (
+    # Amazon titles are mostly broken HTML (see SOURCE.md): publisher and category come before the description.
+    DatasetSpec("amazon2018-magazine-subscriptions", 48, ("title", "publisher", "category", "description")),
+    DatasetSpec("ml-latest-small", 32, None),
+)
+MIND = DatasetSpec("mind", 48, None)
+
+
+def subset_rows(cands: SampledCandidates, n: int, seed: int = 0) -> SampledCandidates:
+    """A seeded subset of ``n`` rows (kept in order), or all rows when there are fewer."""
+    rows = np.arange(len(cands))
+    if n < rows.size:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=n, replace=False))
+    return SampledCandidates(cands.case[rows], cands.users[rows], [cands.histories[i] for i in rows],
+                             cands.candidates[rows], cands.positive[rows], cands.n_items, cands.seed, cands.dataset)
+
+
+def fixed_candidates(split: Split, stage: str, seed: int = 0, n_negatives: int = 20) -> tuple[SampledCandidates, Path]:
+    """The stage's sampled candidates, drawn once per (data set, stage, seed) and then loaded from the cache."""
+    path = cache_dir("trsr", "candidates") / f"{split.dataset.name}-{split.name}-{stage}-neg{n_negatives}-seed{seed}.parquet"
+    if path.exists():
+        cands = SampledCandidates.load(path)
+        if cands.n_items == split.dataset.n_items:
+            return cands, path
+    cands = SampledCandidates.draw(split.dataset, split.eval_cases(stage), n_negatives=n_negatives, seed=seed)
+    cands.save(path)
+    return cands, path
+
+
+class Reranked(Recommender):
+    """Two-stage ranking: ``retriever``'s top ``k`` unseen items reordered by ``rerank(histories, lists)`` (higher
+    first), placed above every other item, which keeps the retriever's order."""
+
+    def __init__(self, retriever: Recommender, rerank: Any, k: int = 50) -> None:
+        self.retriever = retriever
+        self.rerank = rerank
+        self.k = k
+
+    def fit(self, split: Split) -> Reranked:  # the parts are fitted already
+        self.n_items_ = self.retriever.n_items_
+        return self
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+        base = np.asarray(self.retriever.score(users, histories), dtype=np.float64)
+        top, _ = self.retriever.recommend(users, histories, k=self.k, filter_seen=True)
+        llm = self.rerank(histories, [row for row in top])
+        finite = np.where(np.isfinite(base), base, -np.inf)
+        for row, (items, p) in enumerate(zip(top, llm)):
+            ceiling = float(finite[row].max()) if np.isfinite(finite[row]).any() else 0.0
+            base[row, items] = ceiling + 1.0 + np.asarray(p, dtype=np.float64)  # P(Yes) in [0, 1] keeps the order
+        return base
+
+
+def _method_row(method: str, result, seed: int, extra: dict | None = None) -> dict:
+    return {"method": method, "seed": seed, "per_user": result.per_user, **(extra or {})}
+
+
+def _trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, fine_tune: bool = True,
+                 guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "bfloat16",
+                 show_progress: bool = False) -> TRSRConfig:
+    return TRSRConfig(
+        summarizer=SummarizerConfig(mode=mode, max_new_tokens=sizes.summary_tokens, batch_size=sizes.gen_batch,
+                                    segment=SegmentConfig(block_size=5, max_blocks=5, item_tokens=spec.item_tokens)),
+        ranker=RankerConfig(n_recent=3, guarded=guarded, score_dtype=score_dtype),
+        sft=SFTConfig(epochs=sizes.epochs, learning_rate=1e-4, batch_size=8, max_length=512, seed=seed,
+                      show_progress=show_progress),
+        lora=LoRAConfig(r=8, alpha=16, dropout=0.05),
+        fine_tune=fine_tune, max_train_users=sizes.n_train_users, inject_fraction=inject_fraction,
+        max_valid_rows=sizes.n_valid_rows, item_text_columns=spec.columns, seed=seed)
+
+
+def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray) -> Path:
+    """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes."""
+    key = DiskCache.key(config=config.to_dict(), sizes=dataclasses.asdict(sizes), prefer_users=users)[:12]
+    return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
+
+
+def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
+                score_dtype: str = "bfloat16", show_progress: bool = False, log: Any = print) -> dict:
+    """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples."""
+    dataset = load(spec.name, show_progress=show_progress)
+    split = leave_one_out(dataset)
+    valid_all, valid_path = fixed_candidates(split, "valid")
+    test_all, test_path = fixed_candidates(split, "test")
+    valid, test = subset_rows(valid_all, sizes.n_valid_rows, 0), subset_rows(test_all, sizes.n_test_rows, 0)
+    out: dict[str, Any] = {"dataset": spec.name, "rows": [], "two_stage": [], "injection": [], "throughput": [],
+                           "summary_stats": {}, "examples": [], "candidates": [str(valid_path), str(test_path)],
+                           "n_test": len(test), "n_valid": len(valid), "summary": dataset.summary()}
+    test_cases = split.eval_cases("test")
+    case_rows = test.case[: sizes.n_rerank_rows]
+    rerank_cases = test_cases.subset(case_rows)
+
+    # ---------------------------------------------------------------- ID baselines
+    baselines: dict[str, list[tuple[int, Recommender]]] = {
+        "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))],
+        "itemknn": [(sizes.seeds[0], MODELS["itemknn"]().fit(split))]}
+    if "sasrec" in MODELS:
+        baselines["sasrec"] = []
+        for seed in sizes.seeds:
+            seed_everything(seed)
+            model = MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress)
+            baselines["sasrec"].append((seed, model.fit(split)))
+    for name, fitted in baselines.items():
+        for seed, model in fitted:
+            res = evaluate_sampled(from_recommender(model), test, ks=KS, show_progress=False)
+            out["rows"].append(_method_row(name, res, seed))
+            if name in ("itemknn", "sasrec"):
+                full = evaluate_full_ranking(model, rerank_cases, ks=(10,), show_progress=False)
+                out["two_stage"].append(_method_row(f"{name} (full ranking)", full, seed))
+        log(f"[trsr] {spec.name}: {name} done")
+    retriever = baselines["itemknn"][0][1]
+
+    # ---------------------------------------------------------------- LLM rankers
+    def evaluate_llm(label: str, model: TRSR, seed: int, injection: bool) -> list[np.ndarray]:
+        summaries = model.summarize(test.histories)
+        scores = model.rank(test.histories, list(test.candidates))
+        res = evaluate_sampled(precomputed_score_fn(test, scores), test, ks=KS, show_progress=False)
+        out["rows"].append(_method_row(label, res, seed))
+        out["throughput"].append({
+            "method": label, "seed": seed, "users": len(test),
+            "summary_model_s": summaries.model_seconds, "summary_prompts": summaries.prompts,
+            "summary_users_per_s": summaries.users_per_second,
+            "candidates": model.ranker_.scored_candidates_, "rank_model_s": model.ranker_.score_seconds_,
+            "candidates_per_s": model.ranker_.scored_candidates_ / max(model.ranker_.score_seconds_, 1e-9),
+            "train_s": getattr(model.ranker_, "train_seconds_", 0.0), "train_pairs": model.n_train_pairs_,
+            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {}))})
+        if injection:
+            effect = injection_effect(model, test, scores, seed=seed)
+            out["injection"].append({"method": label, "seed": seed, **effect.summary()})
+        log(f"[trsr] {spec.name}: {label} seed {seed}: R@10 {res.per_user['recall@10'].mean():.3f}")
+        return scores
+
+    def fitted(label: str, config: TRSRConfig) -> TRSR:
+        # LoRA trains float32 master weights (bfloat16 autocast); scoring uses RankerConfig.score_dtype
+        ranker_lm = load_causal_lm(summarizer_lm.name, dtype="float32") if config.fine_tune else summarizer_lm
+        model = TRSR(summarizer_lm, ranker_lm, config, cache=cache,
+                     output_dir=_run_dir(spec, label, config, sizes, test.users), show_progress=show_progress)
+        return model.fit(split, valid=valid, prefer_users=test.users)
+
+    def config(mode: str, seed: int, **kw: Any) -> TRSRConfig:
+        return _trsr_config(mode, sizes, spec, seed, score_dtype=score_dtype, show_progress=show_progress, **kw)
+
+    zero = fitted("zero-shot", config("hierarchical", 0, fine_tune=False))
+    evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
+    for seed_index, seed in enumerate(sizes.seeds):
+        for mode, label in (("hierarchical", "LLM-TRSR hierarchical"), ("recurrent", "LLM-TRSR recurrent"),
+                            ("none", "LLM no summary (TALLRec-style)")):
+            model = fitted(f"{mode}-seed{seed}", config(mode, seed))
+            evaluate_llm(label, model, seed, injection=mode == "hierarchical")
+            if seed_index == 0 and mode in ("hierarchical", "none"):
+                reranked = Reranked(retriever, model.rank, k=sizes.rerank_k).fit(split)
+                full = evaluate_full_ranking(reranked, rerank_cases, ks=(10,), show_progress=False)
+                out["two_stage"].append(_method_row(f"itemknn top-{sizes.rerank_k} -> {label}", full, seed))
+            if seed_index == 0 and mode == "hierarchical":
+                out["speed"] = prefix_speed(model, test, sizes.speed_rows)
+                out["summary_stats"] = summary_stats(model, test)
+                out["examples"] = examples(summarizer_lm, model, spec, sizes, test, cache, show_progress)
+        if seed_index < sizes.mitigation_seeds:
+            hardened = fitted(f"hardened-seed{seed}", config("hierarchical", seed, guarded=True, inject_fraction=0.5))
+            evaluate_llm("LLM-TRSR hierarchical, hardened (quoted + injected negatives)", hardened, seed, True)
+    out["data_files"] = _data_files(spec.name)
+    return out
+
+
+def prefix_speed(model: TRSR, test: SampledCandidates, n_rows: int) -> dict:
+    """Wall time of scoring ``n_rows`` users' candidates with and without the shared-prefix KV cache."""
+    hist, cands = test.histories[:n_rows], list(test.candidates[:n_rows])
+    model.rank(hist[:1], cands[:1], use_cache=False)  # warm-up
+    timings, results = {}, {}
+    for shared in (True, False):
+        start = time.perf_counter()
+        results[shared] = model.rank(hist, cands, shared_prefix=shared, use_cache=False)
+        timings[shared] = time.perf_counter() - start
+    delta = max(float(np.max(np.abs(a - b))) for a, b in zip(results[True], results[False]))
+    n = int(sum(len(c) for c in cands))
+    out = {"users": len(hist), "candidates": n, "shared_s": timings[True], "full_s": timings[False],
+           "speedup": timings[False] / timings[True], "max_abs_p_diff": delta, "dtype": model.ranker_.lm_.dtype}
+    if model.ranker_.lm_ is not model.ranker_.trained_lm_:  # what the fast scoring precision changes
+        from scipy.stats import spearmanr
+
+        start = time.perf_counter()
+        exact = model.rank(hist, cands, use_cache=False, reference=True)
+        out["reference_s"] = time.perf_counter() - start
+        out["reference_dtype"] = model.ranker_.trained_lm_.dtype
+        out["reference_max_abs_p_diff"] = max(float(np.max(np.abs(a - b))) for a, b in zip(results[True], exact))
+        out["reference_spearman"] = float(np.mean([spearmanr(a, b)[0] for a, b in zip(results[True], exact)]))
+        out["reference_same_top1"] = float(np.mean([np.argmax(a) == np.argmax(b) for a, b in zip(results[True], exact)]))
+    return out
+
+
+def summary_stats(model: TRSR, test: SampledCandidates) -> dict:
+    """How many blocks the test users' histories give (hierarchical and recurrent only differ beyond one block)."""
+    from recllm.trsr.segment import segment_history
+
+    blocks = np.array([len(segment_history(h, model.config.summarizer.segment)) for h in test.histories])
+    return {"mean_blocks": float(blocks.mean()), "one_block_share": float((blocks == 1).mean()),
+            "history_len_median": float(np.median([len(h) for h in test.histories]))}
+
+
+def examples(summarizer_lm: CausalLM, model: TRSR, spec: DatasetSpec, sizes: BenchSizes, test: SampledCandidates,
+             cache: DiskCache, show_progress: bool) -> list[dict]:
+    """Two test users (the longest histories among the first rows) with both summaries, as generated."""
+    from recllm.trsr.summarize import summarize_histories
+
+    order = np.argsort([-len(h) for h in test.histories[:20]], kind="stable")[:2]
+    hists = [test.histories[i] for i in order]
+    rows = []
+    for mode in ("hierarchical", "recurrent"):
+        cfg = _trsr_config(mode, sizes, spec, 0).summarizer
+        sums = summarize_histories(summarizer_lm, hists, model.item_texts_, cfg, cache=cache, show_progress=False)
+        for j, i in enumerate(order):
+            rows.append({"user_row": int(i), "mode": mode, "history_len": len(hists[j]),
+                         "recent": [model.item_texts_[int(x)] for x in hists[j][-3:]], "summary": sums.texts[j]})
+    return rows
+
+
+def _data_files(name: str) -> list[Path]:
+    root = Path(os.environ.get("RECLLM_DATA", Path.home() / ".cache" / "recllm" / "data")) / name
+    return sorted(p for p in root.iterdir() if p.is_file() and p.name != "SOURCE.md") if root.is_dir() else []
+
+
+def mind_available() -> bool:
+    """True when a complete MIND copy (news.tsv + behaviors.tsv under ``$RECLLM_DATA/mind``) is present."""
+    root = Path(os.environ.get("RECLLM_DATA", Path.home() / ".cache" / "recllm" / "data")) / "mind"
+    return (root / "news.tsv").is_file() and (root / "behaviors.tsv").is_file()
+
+
+def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[str] | None = None,
+                  seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "bfloat16",
+                  model_name: str | None = None) -> int:
+    """Run every data set, write the report (``docs/results/trsr.md``; quick mode: ``trsr-quick.md``)."""
+    from recllm.eval.report import write_report
+    from recllm.trsr.report import render
+
+    sizes = QUICK if quick else FULL
+    if seeds:
+        sizes = dataclasses.replace(sizes, seeds=tuple(seeds))
+    specs = [s for s in DATASETS if datasets is None or s.name in datasets]
+    notes = []
+    if mind_available():
+        specs.append(MIND)
+    else:
+        notes.append("MIND: no complete copy under $RECLLM_DATA/mind, so it is not reported (the shared "
+                     "mind-small-train-sample-unofficial folder is a partial third-party sample, not MIND).")
+    if datasets:
+        unknown = sorted(set(datasets) - {s.name for s in specs})
+        if unknown:
+            raise ValueError(f"unknown benchmark data set(s) {unknown}; choose from {[s.name for s in DATASETS]}")
+    if "sasrec" not in MODELS:
+        notes.append("SASRec is not registered in recllm.models: item-kNN stands in for it.")
+    started = time.perf_counter()
+    summarizer = load_causal_lm(model_name, dtype="auto")
+    cache = DiskCache()
+    results = []
+    for spec in specs:
+        t0 = time.perf_counter()
+        res = run_dataset(spec, sizes, summarizer, cache, score_dtype=score_dtype, show_progress=show_progress)
+        res["seconds"] = time.perf_counter() - t0
+        results.append(res)
+        print(f"[trsr] {spec.name} finished in {res['seconds']:.0f} s", flush=True)
+    notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
+                 "finished SFT runs are reused, so a rerun is faster than a first run)")
+    notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX); scoring in "
+                 f"{score_dtype}" + (" with the Yes/No logits computed in float32 (bfloat16 logits tie)"
+                                     if score_dtype == "bfloat16" else ""))
+    body = render(results, sizes, summarizer.name, notes, quick)
+    path = out or ("docs/results/trsr-quick.md" if quick else "docs/results/trsr.md")
+    command = "recllm bench trsr" + (" --quick" if quick else "") + (f" --seeds {' '.join(map(str, seeds))}"
+                                                                    if seeds else "")
+    files = [f for r in results for f in r["data_files"]]
+    write_report(path, "LLM-TRSR: summaries + LoRA Yes/No ranker vs baselines", command, files, body,
+                 seeds=list(sizes.seeds))
+    print(f"[trsr] wrote {path}", flush=True)
+    return 0

@@ -1,0 +1,189 @@
+"""``recllm trsr summarize|train|rank`` and ``recllm bench trsr``.
+
+    recllm trsr summarize --data ml-latest-small --mode recurrent --users 20 --out summaries.jsonl
+    recllm trsr train --data amazon2018-magazine-subscriptions --mode hierarchical --out runs/amazon-hier
+    recllm trsr rank --run runs/amazon-hier
+    recllm bench trsr [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register_cli"]
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="data set name (see `recllm data list`)")
+    p.add_argument("--mode", default="hierarchical", choices=("hierarchical", "recurrent", "none"))
+    p.add_argument("--model", default=None, help="HF id or folder (default: bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--item-tokens", type=int, default=32, help="token budget of each item's text")
+    p.add_argument("--summary-tokens", type=int, default=64, help="new tokens per summary")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _config(args: argparse.Namespace, **extra):
+    from recllm.llm.sft import LoRAConfig, SFTConfig
+    from recllm.trsr.pipeline import TRSRConfig
+    from recllm.trsr.ranker import RankerConfig
+    from recllm.trsr.segment import SegmentConfig
+    from recllm.trsr.summarize import SummarizerConfig
+
+    return TRSRConfig(
+        summarizer=SummarizerConfig(mode=args.mode, max_new_tokens=args.summary_tokens,
+                                    segment=SegmentConfig(item_tokens=args.item_tokens)),
+        ranker=RankerConfig(n_recent=getattr(args, "recent", 3), guarded=getattr(args, "guarded", False)),
+        sft=SFTConfig(epochs=getattr(args, "epochs", 1), learning_rate=getattr(args, "lr", 1e-4), batch_size=8,
+                      max_length=512, seed=args.seed, show_progress=not args.quiet),
+        lora=LoRAConfig(), seed=args.seed, **extra)
+
+
+def _split(name: str, quiet: bool):
+    from recllm.data import leave_one_out, load
+
+    return leave_one_out(load(name, show_progress=not quiet))
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    """Summarise the test-time histories of the first ``--users`` test users and write JSON lines."""
+    _threads(args.threads)
+    from recllm.llm import load_causal_lm
+    from recllm.llm.cache import DiskCache
+    from recllm.trsr.pipeline import dataset_item_texts
+    from recllm.trsr.summarize import summarize_histories
+
+    split = _split(args.data, args.quiet)
+    cases = split.eval_cases("test")
+    n = min(args.users, len(cases))
+    lm = load_causal_lm(args.model, dtype="auto")
+    cfg = _config(args)
+    texts = dataset_item_texts(split.dataset, lm.tokenizer, args.item_tokens)
+    result = summarize_histories(lm, cases.histories[:n], texts, cfg.summarizer, cache=DiskCache(),
+                                 show_progress=not args.quiet)
+    users = split.dataset.users["user_id"].to_numpy()
+    lines = [json.dumps({"user_id": str(users[int(u)]), "mode": args.mode, "summary": s})
+             for u, s in zip(cases.users[:n], result.texts)]
+    if args.out:
+        from recllm.utils import write_text_atomic
+
+        write_text_atomic(args.out, "\n".join(lines) + "\n")
+    else:
+        print("\n".join(lines))
+    print(f"{n} users, {result.prompts} prompts ({result.generated} generated now), "
+          f"{result.users_per_second:.2f} users/s of model time", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Fit TRSR on the data set's leave-one-out split; the adapter and the config go to ``--out``."""
+    _threads(args.threads)
+    from recllm.llm import load_causal_lm
+    from recllm.llm.cache import DiskCache
+    from recllm.trsr.bench import fixed_candidates, subset_rows
+    from recllm.trsr.pipeline import TRSR
+    from recllm.utils import write_json_atomic
+
+    out = Path(args.out)
+    split = _split(args.data, args.quiet)
+    cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
+                  inject_fraction=args.inject_fraction)
+    valid = subset_rows(fixed_candidates(split, "valid")[0], args.valid_rows, 0)
+    start = time.perf_counter()
+    summarizer = load_causal_lm(args.model, dtype="auto")
+    model = TRSR(summarizer, load_causal_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
+                 show_progress=not args.quiet).fit(split, valid=valid)
+    write_json_atomic(out / "trsr_config.json", {"data": args.data, "model": args.model, "config": cfg.to_dict()})
+    print(f"trained on {model.n_train_pairs_} pairs in {time.perf_counter() - start:.0f} s; validation "
+          f"R@3+R@5+R@10 by epoch: {model.ranker_.valid_scores_}; adapter in {out / 'sft'}")
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    """Evaluate a trained run on the fixed test candidates (or zero-shot with ``--zero-shot``)."""
+    _threads(args.threads)
+    import dataclasses
+
+    from recllm.eval import evaluate_sampled
+    from recllm.llm import load_causal_lm
+    from recllm.llm.cache import DiskCache
+    from recllm.llm.sft import load_adapter
+    from recllm.trsr.bench import fixed_candidates, subset_rows
+    from recllm.trsr.pipeline import TRSR, TRSRConfig
+    from recllm.trsr.ranker import RankerConfig
+    from recllm.trsr.segment import SegmentConfig
+    from recllm.trsr.summarize import SummarizerConfig
+
+    saved = json.loads((Path(args.run) / "trsr_config.json").read_text(encoding="utf-8"))
+    raw = saved["config"]
+    summ = SummarizerConfig(**{**raw["summarizer"], "segment": SegmentConfig(**raw["summarizer"]["segment"])})
+    ranker_cfg = RankerConfig(**{**raw["ranker"], "answers": tuple(raw["ranker"]["answers"])})
+    cfg = dataclasses.replace(TRSRConfig(summarizer=summ, ranker=ranker_cfg, seed=raw["seed"],
+                                         item_text_columns=raw["item_text_columns"]), fine_tune=False)
+    split = _split(saved["data"], args.quiet)
+    test = subset_rows(fixed_candidates(split, "test")[0], args.rows, 0)
+    summarizer = load_causal_lm(saved["model"], dtype="auto")
+    ranker_lm = load_adapter(load_causal_lm(saved["model"]), Path(args.run) / "sft")
+    model = TRSR(summarizer, ranker_lm, cfg, cache=DiskCache(), show_progress=not args.quiet).fit(split)
+    result = evaluate_sampled(model.score_fn(), test, ks=(3, 5, 10), show_progress=not args.quiet)
+    for metric, (mean, low, high) in result.summary(seed=args.seed).items():
+        print(f"{metric}\t{mean:.4f}\t[{low:.4f}, {high:.4f}]")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    _threads(args.threads)
+    from recllm.trsr.bench import run_benchmark
+
+    return run_benchmark(quick=args.quick, out=args.out, datasets=args.datasets, seeds=args.seeds,
+                         show_progress=not args.quiet, score_dtype=args.score_dtype)
+
+
+def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm trsr ...`` and ``recllm bench trsr``."""
+    trsr = sub.add_parser("trsr", help="LLM-TRSR: summarise long histories, train and run the LLM ranker")
+    cmds = trsr.add_subparsers(dest="trsr", required=True)
+    s = cmds.add_parser("summarize", help="summarise test users' histories (hierarchical / recurrent)")
+    _common(s)
+    s.add_argument("--users", type=int, default=10)
+    s.add_argument("--out", default=None, help="JSON-lines file (default: print)")
+    s.set_defaults(func=_summarize)
+    t = cmds.add_parser("train", help="LoRA-fine-tune the Yes/No ranker on a data set's leave-one-out split")
+    _common(t)
+    t.add_argument("--out", required=True, help="run folder (adapter, checkpoints, config); resumes when rerun")
+    t.add_argument("--users", type=int, default=200, help="training users (1 positive + 1 negative each)")
+    t.add_argument("--valid-rows", type=int, default=40)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--recent", type=int, default=3, help="most recent items in the prompt")
+    t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
+    t.add_argument("--inject-fraction", type=float, default=0.0, help="share of negatives carrying an injection")
+    t.set_defaults(func=_train)
+    r = cmds.add_parser("rank", help="evaluate a trained run on the fixed sampled test candidates")
+    r.add_argument("--run", required=True, help="folder written by `recllm trsr train`")
+    r.add_argument("--rows", type=int, default=100)
+    r.add_argument("--threads", type=int, default=0)
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=_rank)
+
+    b = bench.add_parser("trsr", help="LLM-TRSR benchmark -> docs/results/trsr.md")
+    b.add_argument("--quick", action="store_true", help="tiny sizes for development (a few minutes)")
+    b.add_argument("--out", default=None, help="report path (default docs/results/trsr.md, quick: trsr-quick.md)")
+    b.add_argument("--datasets", nargs="*", default=None, help="subset of the benchmark data sets")
+    b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
+    b.add_argument("--score-dtype", default="bfloat16", choices=("float32", "bfloat16"),
+                   help="ranker scoring precision (bfloat16 keeps a float32 output layer)")
+    b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=_bench)

@@ -1,0 +1,89 @@
+"""Benchmark plumbing without language models: two-stage reranking, row subsets, report rendering."""
+
+import numpy as np
+import pytest
+
+from recllm.eval.sampled import SampledCandidates
+from recllm.models.base import Recommender
+from recllm.trsr.bench import QUICK, BenchSizes, Reranked, subset_rows
+from recllm.trsr.report import aggregate, render
+
+
+class Fixed(Recommender):
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.n_items_ = self.scores.shape[1]
+
+    def fit(self, split):
+        return self
+
+    def score(self, users, histories):
+        return np.repeat(self.scores, len(users), axis=0)
+
+
+def test_reranked_reorders_only_the_retrievers_top_k():
+    retriever = Fixed([[9.0, 8.0, 7.0, 6.0, 5.0, 4.0]])
+    seen = []
+
+    def rerank(histories, lists):
+        seen.append([list(map(int, x)) for x in lists])
+        return [np.linspace(0, 1, len(x)) for x in lists]  # reverses the retriever's order inside the top k
+
+    model = Reranked(retriever, rerank, k=3).fit(None)
+    scores = model.score(np.array([0]), [np.array([0])])  # item 0 is seen: the top 3 unseen are 1, 2, 3
+    assert seen == [[[1, 2, 3]]]
+    order = np.argsort(-scores[0], kind="stable").tolist()
+    assert order[:3] == [3, 2, 1] and order[3:] == [0, 4, 5]
+
+
+def test_subset_rows_is_seeded_and_ordered():
+    cands = SampledCandidates(np.arange(10), np.arange(10), [np.array([i]) for i in range(10)],
+                              np.tile(np.arange(3), (10, 1)), np.zeros(10, dtype=np.int64), 20, 0, "toy")
+    a, b = subset_rows(cands, 4, 0), subset_rows(cands, 4, 0)
+    assert np.array_equal(a.case, b.case) and np.all(np.diff(a.case) > 0) and len(a) == 4
+    assert len(subset_rows(cands, 50, 0)) == 10
+
+
+def test_sizes_are_validated():
+    with pytest.raises(ValueError, match="seeds"):
+        BenchSizes(**{**QUICK.__dict__, "seeds": ()})
+    with pytest.raises(ValueError, match="n_test_rows"):
+        BenchSizes(**{**QUICK.__dict__, "n_test_rows": 0})
+
+
+def _rows(method, values, seed=0):
+    per = {f"{m}@{k}": np.asarray(values, dtype=float) for m in ("recall", "mrr") for k in (3, 5, 10)}
+    return {"method": method, "seed": seed, "per_user": per}
+
+
+def test_aggregate_uses_seeds_when_there_are_several():
+    one = aggregate([_rows("a", [1, 0, 1, 1])], ["recall@10"])[0]
+    assert one["seeds"] == 1 and one["recall@10"][0] == pytest.approx(0.75)
+    many = aggregate([_rows("a", [1, 1], 0), _rows("a", [0, 0], 1)], ["recall@10"])[0]
+    assert many["seeds"] == 2 and many["recall@10"][0] == pytest.approx(0.5) and many["recall@10"][1] < 0.5
+
+
+def test_render_builds_every_section_from_measurements():
+    res = {
+        "dataset": "toy", "n_test": 4, "n_valid": 2,
+        "summary": {"users": 5, "items": 9, "interacted_items": 7, "interactions": 30},
+        "summary_stats": {"mean_blocks": 1.5, "one_block_share": 0.5, "history_len_median": 6},
+        "rows": [_rows("popularity", [1, 0, 1, 0]), _rows("LLM-TRSR hierarchical", [1, 1, 1, 0]),
+                 _rows("LLM no summary (TALLRec-style)", [0, 1, 0, 0])],
+        "two_stage": [{"method": "itemknn (full ranking)", "seed": 0,
+                       "per_user": {"hr@10": np.array([1.0, 0.0]), "ndcg@10": np.array([0.5, 0.0])}}],
+        "injection": [{"method": "LLM-TRSR hierarchical", "seed": 0, "victim_rank_before": 11.0,
+                       "victim_rank_after": 3.0, "places_gained": 8.0, "victim_top1_after": 0.25,
+                       "positive_recall@3_before": 0.5, "positive_recall@3_after": 0.25}],
+        "throughput": [{"method": "LLM-TRSR hierarchical", "seed": 0, "summary_users_per_s": 1.5,
+                        "summary_prompts": 6, "candidates_per_s": 40.0, "train_pairs": 8, "train_s": 12.0,
+                        "valid_scores": {0: 1.2}}],
+        "speed": {"users": 2, "candidates": 42, "shared_s": 1.0, "full_s": 3.0, "speedup": 3.0,
+                  "max_abs_p_diff": 1e-3, "dtype": "bfloat16+float32-answers"},
+        "examples": [{"user_row": 0, "mode": "hierarchical", "history_len": 6, "recent": ["a", "b"],
+                      "summary": "Likes a and b."}],
+    }
+    text = render([res], QUICK, "tiny", ["a note"], quick=True)
+    for needle in ("## toy", "Quick mode", "recall@10", "Two-stage", "Prompt injection", "Throughput", "3.00x",
+                   "Likes a and b.", "a note", "LLM-TRSR hierarchical minus popularity"):
+        assert needle in text
