@@ -41,6 +41,8 @@ def data_files() -> list[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the LLM sections (default: torch's; use 1 on a shared machine)")
     parser.add_argument("--out", default=str(HERE.parent / "docs" / "results" / "foundation.md"))
     args = parser.parse_args()
     from recllm.eval.report import write_report
@@ -50,8 +52,10 @@ def main() -> int:
         module = importlib.import_module(SECTIONS[key])
         start = time.perf_counter()
         print(f"[foundation] section {key} ...", flush=True)
-        body.append(module.run().rstrip() + f"\n\n_Section time: {time.perf_counter() - start:.0f} s._\n")
+        kwargs = {"threads": args.threads} if key in ("llm", "sft") else {}
+        body.append(module.run(**kwargs).rstrip() + f"\n\n_Section time: {time.perf_counter() - start:.0f} s._\n")
     command = "python benchmarks/foundation.py" + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
+    command += f" --threads {args.threads}" if args.threads else ""
     write_report(args.out, "Foundation: data, LLM core, evaluation", command, data_files(), "\n".join(body))
     print(f"[foundation] wrote {args.out}")
     return 0
