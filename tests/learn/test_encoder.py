@@ -37,7 +37,7 @@ def test_item_content_embeddings_with_tiny_lm(tmp_path):
     llm = pytest.importorskip("recllm.llm")
     if not hasattr(llm, "embed_texts"):
         pytest.skip("recllm.llm.embed_texts has not landed yet")
-    from conftest import cyclic_dataset
+    from learn_synthetic import cyclic_dataset
 
     from recllm.llm.cache import DiskCache
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, cyclic_content, cyclic_dataset
+from learn_synthetic import TINY, cyclic_content, cyclic_dataset
 
 from recllm.data.split import cold_start_split
 from recllm.eval.ranking import evaluate_full_ranking

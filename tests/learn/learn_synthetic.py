@@ -1,0 +1,29 @@
+"""Tiny synthetic data for LEARN tests (a module with a unique name: every test folder has a conftest)."""
+
+import numpy as np
+import pandas as pd
+
+from recllm.data.dataset import RecDataset, Schema
+
+
+def cyclic_dataset(n_users: int = 60, n_items: int = 30, length: int = 10, seed: int = 0) -> RecDataset:
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{u}", f"i{(s + t) % n_items}", 100 * u + t)
+            for u, s in enumerate(rng.integers(n_items, size=n_users)) for t in range(length)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).astype({"timestamp": "int64"})
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)],
+                          "title": [f"episode {i} of a {('red', 'green', 'blue')[i % 3]} series" for i in range(n_items)]})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
+    return RecDataset("cyclic", inter, items, users, Schema(item_text=("title",)))
+
+
+def cyclic_content(n_items: int = 30, noise: int = 6, seed: int = 0) -> np.ndarray:
+    """Fourier features of the item's position on the cycle (+ noise columns): the next item is predictable."""
+    angle = 2 * np.pi * np.arange(n_items) / n_items
+    waves = [np.cos(k * angle) for k in range(1, 6)] + [np.sin(k * angle) for k in range(1, 6)]
+    rng = np.random.default_rng(seed)
+    return np.concatenate([np.stack(waves, 1), 0.1 * rng.normal(size=(n_items, noise))], 1).astype(np.float32)
+
+
+TINY = dict(dim=16, out_dim=16, n_heads=2, max_len=8, adaptor_hidden=32, max_epochs=20, patience=20, lr=3e-3,
+            show_progress=False)
