@@ -147,7 +147,7 @@ def _bench(args: argparse.Namespace) -> int:
     from recllm.trsr.bench import run_benchmark
 
     return run_benchmark(quick=args.quick, out=args.out, datasets=args.datasets, seeds=args.seeds,
-                         show_progress=not args.quiet, score_dtype=args.score_dtype)
+                         show_progress=not args.quiet, score_dtype=args.score_dtype, lr=args.lr)
 
 
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
@@ -184,6 +184,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
     b.add_argument("--score-dtype", default="bfloat16", choices=("float32", "bfloat16"),
                    help="ranker scoring precision (bfloat16 keeps a float32 output layer)")
+    b.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate (the paper's is 1e-4, over far more "
+                   "steps than this benchmark affords)")
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_bench)

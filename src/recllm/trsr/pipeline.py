@@ -59,7 +59,8 @@ class TRSRConfig:
         for name, kind in (("summarizer", SummarizerConfig), ("ranker", RankerConfig), ("sft", SFTConfig),
                            ("lora", LoRAConfig)):
             if not isinstance(getattr(self, name), kind):
-                raise ValueError(f"TRSRConfig.{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
+                got = type(getattr(self, name)).__name__
+                raise ValueError(f"TRSRConfig.{name} must be a {kind.__name__}, got {got}")
         for name in ("max_train_users", "max_valid_rows"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -1,9 +1,10 @@
 """The prompt templates of LLM-TRSR, versioned so that cached generations are keyed by the exact wording.
 
 Three summarising prompts (a block, a merge of block summaries, a recurrent update) and the recommender prompt,
-after the official implementation's wording, shortened for small models. Every cache key built from these
-templates includes :func:`template_fingerprint` (``TEMPLATE_VERSION`` plus a hash of the texts), so editing a
-template can never serve a stale cached summary.
+after the official implementation's wording, shortened for small models. "Do not list the items" matters for
+SmolLM2-135M: asked for a "summary of preferences" it copies the item list instead of describing a taste.
+Every cache key built from these templates includes :func:`template_fingerprint` (``TEMPLATE_VERSION`` plus a hash
+of the texts), so editing a template can never serve a stale cached summary.
 
 Item text is untrusted (it comes from sellers, publishers or users). The ``guarded`` style delimits and quotes every
 item text, removes the delimiter characters from inside it and tells the model that quoted text is data, not an
@@ -21,7 +22,7 @@ __all__ = [
     "ranker_message_parts", "template_fingerprint",
 ]
 
-TEMPLATE_VERSION = "trsr-prompts-2"
+TEMPLATE_VERSION = "trsr-prompts-3"
 
 SYSTEM_SUMMARY = "You are a recommender system assistant. You describe users' preferences briefly and factually."
 SYSTEM_RANKER = "You are a recommender system. Answer with Yes or No."
@@ -32,17 +33,17 @@ SYSTEM_RANKER_GUARDED = (
 
 BLOCK_SUMMARY = (
     "Here are items a user interacted with, oldest first:\n{items}\n\n"
-    "Write a concise summary of this user's preferences (topics, genres, styles). Reply with the summary only."
+    "In one or two sentences, describe what this user likes (genres, topics, style). Do not list the items."
 )
 MERGE_SUMMARY = (
     "Here are summaries of one user's preferences over successive periods, oldest first:\n{summaries}\n\n"
-    "Write one concise summary of the user's overall preferences, in the same style. Reply with the summary only."
+    "In one or two sentences, describe the user's overall preferences. Do not list items."
 )
 RECURRENT_SUMMARY = (
     "Summary of a user's preferences so far:\n{summary}\n\n"
     "Items the user interacted with since then, oldest first:\n{items}\n\n"
-    "Update the summary so that it describes the user's preferences as a whole, including any change. "
-    "Reply with the updated summary only."
+    "In one or two sentences, update the summary so that it describes the user's preferences as a whole, including "
+    "any change. Do not list the items."
 )
 RANKER_INSTRUCTION = (
     "Given a summary of a user's preferences and the user's most recent items, predict whether the user will "

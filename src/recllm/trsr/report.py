@@ -128,16 +128,18 @@ def _epochs(scores: dict) -> str:
     return ", ".join(f"{float(v):.3f}" for _, v in sorted(scores.items(), key=lambda kv: int(kv[0]))) or "-"
 
 
-def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], quick: bool) -> str:
+def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], quick: bool, lr: float = 1e-3) -> str:
     """The report body: set-up, then one section per data set."""
     sz = dataclasses.asdict(sizes)
     lines = [
         "LLM-TRSR (arXiv 2403.13325): block-wise LLM summaries of long text-rich histories and a LoRA-fine-tuned "
-        "Yes/No LLM ranker, against ID baselines on the same fixed candidates." + (" **Quick mode** (tiny sizes, "
-                                                                                   "for development only)." if quick else ""),
+        "Yes/No LLM ranker, against ID baselines on the same fixed candidates."
+        + (" **Quick mode** (tiny sizes, for development only)." if quick else ""),
         "",
         f"- model: {model_name} for both summarising (bfloat16) and ranking (LoRA r=8, alpha 16, dropout 0.05 on "
-        f"q/k/v/o, lr 1e-4, {sz['epochs']} epoch(s), batch 8; epoch chosen by validation R@3+R@5+R@10)",
+        f"q/k/v/o, lr {lr:g}, {sz['epochs']} epoch(s), batch 8; epoch chosen by validation R@3+R@5+R@10)"
+        + ("" if lr == 1e-4 else "; the paper's lr is 1e-4 over ~780 optimizer steps, this run has a few dozen, "
+           "where 1e-4 hardly moves the adapter (`--lr 1e-4` runs the paper's value)"),
         f"- blocks of 5 items, at most 5 blocks; summaries up to {sz['summary_tokens']} new tokens (greedy); "
         "3 most recent items in the ranker prompt",
         f"- sizes: {sz['n_train_users']} training users (1 positive : 1 random negative each), {sz['n_valid_rows']} "
