@@ -67,14 +67,25 @@ def parse(folder: Path) -> RecDataset:
     })
     for col in (USER, ITEM):
         check_nonempty(raw, col, data_path)
+    info = {"items_without_release_date": int(items["year"].isna().sum())}
+    return movielens_dataset("ml-100k", raw, items, users, (data_path, item_path, user_path), folder, info)
+
+
+def movielens_dataset(name: str, raw: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame,
+                      paths: tuple[Path, Path, Path], folder: Path, info: dict) -> RecDataset:
+    """The RecDataset shared by the MovieLens 100K and 1M loaders: checked ids, typed ratings, one schema.
+
+    ``paths`` are the ratings, items and users files, named in errors.
+    """
+    ratings_path, item_path, user_path = paths
     raw[USER], raw[ITEM] = raw[USER].str.strip(), raw[ITEM].str.strip()
-    check_known(raw, ITEM, data_path, pd.Index(items[ITEM]), item_path)
-    check_known(raw, USER, data_path, pd.Index(users[USER]), user_path)
+    check_known(raw, ITEM, ratings_path, pd.Index(items[ITEM]), item_path)
+    check_known(raw, USER, ratings_path, pd.Index(users[USER]), user_path)
     interactions = pd.DataFrame({
         USER: raw[USER],
         ITEM: raw[ITEM],
-        TIME: to_numeric(raw, TIME, data_path, "int"),
-        RATING: to_numeric(raw, RATING, data_path, "float"),
+        TIME: to_numeric(raw, TIME, ratings_path, "int"),
+        RATING: to_numeric(raw, RATING, ratings_path, "float"),
     })
     schema = Schema(
         has_rating=True,
@@ -83,8 +94,7 @@ def parse(folder: Path) -> RecDataset:
         user_categorical=("gender", "occupation", "zip_code"),
         user_numeric=("age",),
     )
-    info = {"items_without_release_date": int(items["year"].isna().sum())}
-    return RecDataset("ml-100k", interactions, items, users, schema, source=str(folder), info=info)
+    return RecDataset(name, interactions, items, users, schema, source=str(folder), info=info)
 
 
 LOADER = DatasetLoader(

@@ -13,15 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recllm.data.dataset import ITEM, RATING, TIME, USER, RecDataset, Schema
+from recllm.data.dataset import ITEM, RATING, TIME, USER, RecDataset
 from recllm.data.loaders.base import DatasetLoader, SourceFile
+from recllm.data.loaders.movielens_100k import movielens_dataset
 from recllm.data.loaders.readers import (
-    check_known,
     check_nonempty,
     check_unique,
     check_values,
     read_table,
-    to_numeric,
 )
 
 # Occupation codes 0..20 as listed in the publisher's README of ml-1m.
@@ -67,24 +66,8 @@ def parse(folder: Path) -> RecDataset:
         "occupation": users_raw["occupation"].astype(int).map(dict(enumerate(OCCUPATIONS))).astype(str),
         "zip_code": users_raw["zip_code"].str.strip(),
     })
-    raw[USER], raw[ITEM] = raw[USER].str.strip(), raw[ITEM].str.strip()
-    check_known(raw, ITEM, r_path, pd.Index(items[ITEM]), m_path)
-    check_known(raw, USER, r_path, pd.Index(users[USER]), u_path)
-    interactions = pd.DataFrame({
-        USER: raw[USER],
-        ITEM: raw[ITEM],
-        TIME: to_numeric(raw, TIME, r_path, "int"),
-        RATING: to_numeric(raw, RATING, r_path, "float"),
-    })
-    schema = Schema(
-        has_rating=True,
-        item_text=("title", "genres"),
-        item_numeric=("year",),
-        user_categorical=("gender", "occupation", "zip_code"),
-        user_numeric=("age",),
-    )
     info = {"items_without_year": int(items["year"].isna().sum())}
-    return RecDataset("ml-1m", interactions, items, users, schema, source=str(folder), info=info)
+    return movielens_dataset("ml-1m", raw, items, users, (r_path, m_path, u_path), folder, info)
 
 
 LOADER = DatasetLoader(
