@@ -41,3 +41,11 @@ def mask_cells(frame: pd.DataFrame, columns: list[str], rate: float, seed: int =
 @pytest.fixture
 def table() -> pd.DataFrame:
     return make_table()
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The 2-layer test llama with the real SmolLM2 tokenizer, built once per session."""
+    from recllm.llm import tiny_causal_lm
+
+    return tiny_causal_lm(seed=0)

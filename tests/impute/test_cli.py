@@ -70,11 +70,9 @@ def test_missing_file(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch):
-    from recllm.llm import tiny_causal_lm
-
+def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
-    lm = tiny_causal_lm(seed=0)
+    lm = tiny
     folder = tmp_path / "tiny"
     lm.model.save_pretrained(folder)
     lm.tokenizer.save_pretrained(folder)

@@ -16,13 +16,6 @@ from .test_properties import check_contract, masked_tables
 SFT = SFTConfig(epochs=1, batch_size=8, learning_rate=1e-3, checkpoint_every=0, show_progress=False)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    from recllm.llm import tiny_causal_lm
-
-    return tiny_causal_lm(seed=0)
-
-
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))

@@ -4,7 +4,7 @@ For each data set, seed and setting the feature tables are masked once (``recllm
 every imputer fills the same masked tables (scored on the masked cells), and a DLRM is trained per task on the
 same seeded split. Results are cached per (data set, seed, setting, imputer, configuration) in a ``DiskCache``,
 and the LLM imputer caches its adapters and answers, so an interrupted run resumes and a rerun only rebuilds the
-report. ``--attempts`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
+report. ``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
 size, column order, more context, more epochs), scored on the masked cells at MCAR 20%.
 """
 
@@ -58,7 +58,8 @@ class BenchConfig:
     llm_learning_rate: float = 1e-3
     llm_model: str | None = None
     llm_fit: str = "shared"  # "shared": one fine-tune per (table, seed) on the union of all settings' masks
-    attempts: bool = False
+    attempts: tuple[str, ...] = ()  # names from ATTEMPTS to run (``ATTEMPT_DATASETS`` limits where)
+    attempt_datasets: tuple[str, ...] | None = None  # default: every benchmark data set
     dlrm: dict[str, DLRMSettings] = field(default_factory=lambda: dict(DLRM_PRESETS))
 
     def __post_init__(self) -> None:
@@ -72,6 +73,9 @@ class BenchConfig:
             raise ValueError("at least one seed is needed")
         if self.llm_examples < 1 or self.llm_epochs < 1:
             raise ValueError("llm_examples and llm_epochs must be >= 1")
+        unknown = [a for a in self.attempts if a not in ATTEMPTS]
+        if unknown:
+            raise ValueError(f"unknown attempt(s) {unknown}; choose from {list(ATTEMPTS)}")
         if self.llm_fit not in ("shared", "per-setting"):
             raise ValueError(f"llm_fit must be 'shared' or 'per-setting', got {self.llm_fit!r}")
 
@@ -86,6 +90,11 @@ class BenchConfig:
             base.update(overrides)
             return cls(**base)
         return cls(**overrides)
+
+    def llm_parts(self) -> dict[str, Any]:
+        """The parts of the configuration that change an LLM-only attempt (no DLRM involved)."""
+        return {"llm_examples": self.llm_examples, "llm_epochs": self.llm_epochs, "llm_lr": self.llm_learning_rate,
+                "llm_model": self.llm_model}
 
     def cache_parts(self) -> dict[str, Any]:
         """The parts of the configuration that change a cell's result (for the results cache key)."""
@@ -252,13 +261,13 @@ def run_attempts(config: BenchConfig, cache: Any, base_lm: Any, show_progress: b
     setting, seed = ("mcar", 0.2), config.seeds[0]
     out = []
     runs = [(f"[{name}]", name, {}) for name in ("mean", "knn", "mice")]  # the classic imputers, for comparison
-    runs += [(attempt, "llm", overrides) for attempt, overrides in ATTEMPTS.items()]
-    for dataset in config.datasets:
+    runs += [(attempt, "llm", ATTEMPTS[attempt]) for attempt in config.attempts]
+    for dataset in config.attempt_datasets or config.datasets:
         ds = load(dataset)
         tables = masked_tables(ds, dataset, setting, seed)
         for attempt, name, overrides in runs:
             key = cache.key(task="bench-impute-attempt", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                            setting=list(setting), attempt=attempt, overrides=overrides, config=config.cache_parts())
+                            setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts())
             row = cache.get_many([key]).get(key)
             if row is None:
                 try:

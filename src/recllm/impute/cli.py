@@ -110,13 +110,15 @@ def _impute(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from recllm.impute.bench import BenchConfig, run_benchmark
+    from recllm.impute.bench import ATTEMPTS, BenchConfig, run_benchmark
 
     _threads(args.threads)
     config = BenchConfig.preset(
         args.quick, datasets=tuple(args.datasets) if args.datasets else None,
         seeds=tuple(args.seeds) if args.seeds else None, imputers=tuple(args.imputers) if args.imputers else None,
-        llm_examples=args.examples, llm_epochs=args.epochs, llm_model=args.model, attempts=args.attempts,
+        llm_examples=args.examples, llm_epochs=args.epochs, llm_model=args.model,
+        attempts=tuple(ATTEMPTS) if args.attempts == [] else tuple(args.attempts or ()),
+        attempt_datasets=tuple(args.attempt_datasets) if args.attempt_datasets else None,
         llm_fit=args.llm_fit,
     )
     command = "recllm bench impute " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "impute"] else \
@@ -156,7 +158,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
     b.add_argument("--llm-fit", default=None, choices=("shared", "per-setting"),
                    help="one LLM fine-tune per (table, seed) on the union of all masks (default), or one per setting")
-    b.add_argument("--attempts", action="store_true", help="also run the LLM variants (open questions)")
+    b.add_argument("--attempts", nargs="*", default=None,
+                   help="also run LLM variants at MCAR 20%% (open questions); no names: all of them")
+    b.add_argument("--attempt-datasets", nargs="*", default=None, help="data sets for the attempts (default: all)")
     b.add_argument("--out", default=None, help="report path (default docs/results/imputation[-quick].md)")
     b.add_argument("--threads", type=int, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
