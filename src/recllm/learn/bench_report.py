@@ -38,7 +38,7 @@ def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
         runs = by_model.get(name)
         if not runs:
             continue
-        row: dict[str, Any] = {"model": name}
+        row: dict[str, Any] = {"model": name, "seeds": len(runs)}
         for metric in METRIC_COLUMNS:
             row[metric] = fmt_ci(*interval(runs, metric))
         row["s/epoch"] = _fmt(np.mean([r.epoch_seconds for r in runs]), 2)
@@ -46,7 +46,7 @@ def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
         row["epochs (best)"] = f"{np.mean([r.epochs for r in runs]):.0f} ({np.mean([r.best_epoch for r in runs]):.0f})"
         row["peak MB"] = _fmt(np.mean([r.peak_mb for r in runs]), 0)
         rows.append(row)
-    return format_table(rows, ["model", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB"])
+    return format_table(rows, ["model", "seeds", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB"])
 
 
 def _fmt(value: float, digits: int) -> str:
