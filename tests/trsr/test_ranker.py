@@ -111,3 +111,13 @@ def test_bfloat16_scoring_keeps_float32_logits_and_leaves_the_model_alone(lm):
         RankerConfig(score_dtype="int8")
     with pytest.raises(ValueError, match="answer token ids"):
         scoring_lm(lm, "bfloat16")
+
+
+def test_training_record_survives_a_cut_log(tmp_path):
+    from recllm.trsr.ranker import _training_record
+
+    (tmp_path / "training_log.jsonl").write_text(
+        '{"event": "start"}\n{"step": 10, "seconds": 2.5}\n{"event": "epoch", "epoch": 0, "eval": 1.5}\n'
+        '{"step": 20, "seconds": 1.5}\n{"step": 2', encoding="utf-8")
+    assert _training_record(tmp_path) == (4.0, {0: 1.5})
+    assert _training_record(tmp_path / "missing") == (0.0, {})

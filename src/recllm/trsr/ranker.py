@@ -140,6 +140,26 @@ def scoring_lm(lm: CausalLM, dtype: str = "float32", answer_ids: Sequence[int] =
     return dataclasses.replace(lm, model=model, dtype="bfloat16+float32-answers")
 
 
+def _training_record(folder: Path) -> tuple[float, dict[int, float]]:
+    """Training seconds (all sessions) and validation score per epoch from an ``sft_train`` output folder's log."""
+    import json
+
+    path = folder / "training_log.jsonl"
+    seconds, scores = 0.0, {}
+    if not path.exists():
+        return seconds, scores
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by an interruption
+        if "step" in record and "seconds" in record:
+            seconds += float(record["seconds"])
+        if record.get("event") == "epoch" and "eval" in record:
+            scores[int(record["epoch"])] = float(record["eval"])
+    return seconds, scores
+
+
 def target_ranks_of(scores: Sequence[np.ndarray], target_positions: Sequence[int]) -> np.ndarray:
     """Pessimistic 1-based rank of each row's target among its candidates (ties rank the target lower)."""
     ranks = np.empty(len(scores), dtype=np.int64)
@@ -223,6 +243,10 @@ class LLMRanker:
         self.lm_ = self._for_scoring(trained)
         self.n_train_examples_ = len(examples)
         self.train_seconds_ = time.perf_counter() - start
+        if self.output_dir is not None:  # a resumed or reloaded run: its log has the full record
+            logged_seconds, logged_scores = _training_record(Path(self.output_dir))
+            self.train_seconds_ = max(self.train_seconds_, logged_seconds)
+            self.valid_scores_ = {**logged_scores, **self.valid_scores_}
         return self
 
     # ------------------------------------------------------------------------------------------ scoring

@@ -66,9 +66,12 @@ def _dataset_section(res: dict) -> str:
                  f"{res['n_valid']}.")
     st = res.get("summary_stats") or {}
     if st:
-        lines.append(f"Test histories: median {st['history_len_median']:.0f} items, {st['mean_blocks']:.2f} blocks "
-                     f"on average; {100 * st['one_block_share']:.0f}% of users have a single block, for whom the "
-                     "hierarchical and recurrent summaries are the same prompt (and the same cached text).")
+        text = (f"Test histories: median {st['history_len_median']:.0f} items, {st['mean_blocks']:.2f} blocks of 5 "
+                "on average")
+        if st["one_block_share"] > 0:
+            text += (f"; {100 * st['one_block_share']:.0f}% of users have a single block, for whom the hierarchical "
+                     "and recurrent summaries are the same prompt (and the same cached text)")
+        lines.append(text + ".")
     lines += ["", "### Paper protocol: next item among 20 fixed random negatives (21 candidates)", ""]
     lines.append(_table(aggregate(res["rows"], SAMPLED_COLUMNS), SAMPLED_COLUMNS))
     methods = [r["method"] for r in res["rows"]]
@@ -96,14 +99,16 @@ def _dataset_section(res: dict) -> str:
     if res["throughput"]:
         lines += ["", "### Throughput (model time; cached results keep the time they took)", ""]
         rows = [{"method": t["method"], "seed": t["seed"],
-                 "summaries: users/s": t["summary_users_per_s"], "prompts": t["summary_prompts"],
+                 "summaries: users/s": t["summary_users_per_s"] if t["summary_prompts"] else "-",
+                 "prompts": t["summary_prompts"],
                  "ranking: candidates/s": t["candidates_per_s"], "SFT pairs": t["train_pairs"],
                  "SFT s": t["train_s"], "valid R@3+5+10 by epoch": _epochs(t["valid_scores"])}
                 for t in res["throughput"]]
         lines.append(format_table(rows, list(rows[0]), digits=2))
         lines.append("")
-        lines.append("SFT seconds are 0 when a finished run was loaded from its checkpoint folder; summary users/s "
-                     "counts every distinct prompt the test users need, including prompts shared with training.")
+        lines.append("SFT seconds and validation scores come from each run's training log, so a rerun that reloads a "
+                     "finished run reports its original figures; summary users/s counts every distinct prompt the "
+                     "test users need, including prompts shared with training.")
     sp = res.get("speed")
     if sp:
         lines += ["", f"Prefix sharing ({sp['dtype']}): {sp['users']} users, {sp['candidates']} candidates: "
