@@ -31,7 +31,13 @@ from recllm.eval import RankingResult, evaluate_full_ranking, paired_bootstrap_d
 from recllm.models import MODELS, Recommender
 
 KS = (10, 50)
-VARIANTS = ("matched", "defaults")
+# Our SASRec: with RecBole's settings and RecBole's epoch cap; the same settings without the cap (our default
+# max_epochs and patience), which isolates the cap; and our own defaults (which differ from that only in dropout).
+VARIANTS = {
+    "matched": "recllm SASRec (RecBole settings)",
+    "matched_uncapped": "recllm SASRec (RecBole settings, no epoch cap)",
+    "defaults": "recllm SASRec (its defaults, no epoch cap)",
+}
 REPORT = "docs/results/recbole_reference.md"
 
 
@@ -72,30 +78,43 @@ class Outcome:
     valid_ndcg: list[float]
     params: dict[str, Any]
     n_parameters: int = 0
+    patience: int = 0
+    max_epochs: int = 0
+
+    @property
+    def stopped_by(self) -> str:
+        """Why training ended: early stopping (``patience`` epochs without improvement) or the epoch cap."""
+        if self.best_epoch is not None and self.epochs_run - self.best_epoch >= self.patience:
+            return "early stopping" + (" (at the epoch cap)" if self.epochs_run >= self.max_epochs else "")
+        return "epoch cap" if self.epochs_run >= self.max_epochs else "other (time budget)"
 
 
 def our_params(variant: str, s: ReferenceSettings, show_progress: bool) -> dict[str, Any]:
-    """Constructor arguments of our SASRec: RecBole's settings (``matched``) or our own defaults (``defaults``)."""
+    """Constructor arguments of our SASRec for one of :data:`VARIANTS`."""
+    matched = {"dim": s.dim, "n_layers": s.n_layers, "n_heads": s.n_heads, "max_len": s.max_len,
+               "dropout": s.dropout, "loss": "ce", "lr": s.lr, "weight_decay": 0.0, "batch_size": s.ours_batch_size,
+               "seed": s.seed, "show_progress": show_progress}
     if variant == "matched":
-        return {"dim": s.dim, "n_layers": s.n_layers, "n_heads": s.n_heads, "max_len": s.max_len,
-                "dropout": s.dropout, "loss": "ce", "lr": s.lr, "weight_decay": 0.0, "batch_size": s.ours_batch_size,
-                "max_epochs": s.epochs, "patience": s.patience, "seed": s.seed, "show_progress": show_progress}
+        return {**matched, "max_epochs": s.epochs, "patience": s.patience}
+    if variant == "matched_uncapped":
+        return matched
     if variant == "defaults":
         return {"seed": s.seed, "show_progress": show_progress}
-    raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+    raise ValueError(f"unknown variant {variant!r}; choose from {list(VARIANTS)}")
 
 
 def run_ours(split: Split, variant: str, s: ReferenceSettings, show_progress: bool) -> Outcome:
     params = our_params(variant, s, show_progress)
     model = MODELS["sasrec"](**params).fit(split)
     result = evaluate_full_ranking(model, split.eval_cases("test"), ks=KS, show_progress=False)
-    return Outcome(f"recllm SASRec ({'RecBole settings' if variant == 'matched' else 'its defaults'})", result,
+    return Outcome(VARIANTS[variant], result,
                    len(model.history_), model.best_epoch_, model.epoch_seconds_,
                    [r["valid_ndcg@10"] for r in model.history_ if "valid_ndcg@10" in r], model.get_params(),
-                   sum(p.numel() for p in model.net_.parameters()))
+                   sum(p.numel() for p in model.net_.parameters()), model.config.patience, model.config.max_epochs)
 
 
-def recbole_outcome(split: Split, run_dir: Path, record: dict[str, Any]) -> tuple[Outcome, RankingResult]:
+def recbole_outcome(split: Split, run_dir: Path, record: dict[str, Any],
+                    settings: ReferenceSettings) -> tuple[Outcome, RankingResult]:
     """RecBole's test scores ranked by recllm's harness: with history masking (our protocol) and without (its own)."""
     scores = np.load(run_dir / "recbole_test_scores.npy")
     users = split.dataset.user_index(record["test_users"])
@@ -106,7 +125,8 @@ def recbole_outcome(split: Split, run_dir: Path, record: dict[str, Any]) -> tupl
     unmasked = evaluate_full_ranking(model, bare, ks=KS, show_progress=False)
     valid = [r["ndcg@10"] for r in record["valid_per_epoch"]]
     outcome = Outcome("RecBole 1.2.1 SASRec", masked, len(record["epoch_seconds"]), record["best_epoch"],
-                      float(np.mean(record["epoch_seconds"])), valid, {}, record["n_parameters"])
+                      float(np.mean(record["epoch_seconds"])), valid, {}, record["n_parameters"],
+                      settings.patience, settings.epochs)
     return outcome, unmasked
 
 
@@ -141,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{c.stage}: {len(c.mismatched_users)} users differ ({c.example}), rows {c.rows_recllm} vs "
             f"{c.rows_recbole}" for c in bad))
 
-    recbole, unmasked = recbole_outcome(split, run_dir, record)
+    recbole, unmasked = recbole_outcome(split, run_dir, record, settings)
     ours, load_avg = [], {"before": os.getloadavg()}
     started = time.perf_counter()
     for variant in args.variants:

@@ -41,8 +41,9 @@ Known design differences between the two code bases (same sizes, loss and optimi
 - **Initialisation.** RecBole draws every linear and embedding weight from N(0, 0.02) and zeroes the biases;
   recllm draws the item and position embeddings from N(0, 0.02) and keeps PyTorch's default (Kaiming-uniform)
   initialisation for its linear layers.
-- **Dropout.** Both drop out the input embeddings, the attention probabilities and each sub-layer's output;
-  recllm also drops out inside the feed-forward layer (after the GELU).
+- **Dropout.** RecBole drops out the input embeddings (after its LayerNorm), the attention probabilities and each
+  sub-layer's output (`hidden_dropout_prob`, `attn_dropout_prob`). recllm drops out the inputs and the two residual
+  branches of each block only (no attention-probability or feed-forward-inner dropout, for CPU speed).
 
 (These notes describe both code bases as of the git commit in the header.)
 """
@@ -75,9 +76,10 @@ def _figures_table(outcomes: Sequence["Outcome"], seed: int) -> str:
     rows = []
     for o in outcomes:
         summary = o.result.summary(seed=seed)
-        rows.append({"implementation": o.name, "epochs run": o.epochs_run, "best epoch": o.best_epoch,
-                     "train s/epoch": f"{o.epoch_seconds:.1f}", **{m.upper(): fmt_ci(*summary[m]) for m in METRICS}})
-    return format_table(rows, ["implementation", "epochs run", "best epoch", "train s/epoch",
+        rows.append({"implementation": o.name, "epochs run (best)": f"{o.epochs_run} ({o.best_epoch})",
+                     "stopped by": o.stopped_by, "train s/epoch": f"{o.epoch_seconds:.1f}",
+                     **{m.upper(): fmt_ci(*summary[m]) for m in METRICS}})
+    return format_table(rows, ["implementation", "epochs run (best)", "stopped by", "train s/epoch",
                                *[m.upper() for m in METRICS]])
 
 
@@ -111,24 +113,27 @@ def _curve_table(outcomes: Sequence["Outcome"]) -> str:
 
 
 def _settings_table(s: "ReferenceSettings", record: dict[str, Any], ours: Sequence["Outcome"], threads: int) -> str:
-    matched = next((o for o in ours if "RecBole settings" in o.name), None)
-    p = matched.params if matched else {}
-    rows = [
-        ("layers x hidden, heads", f"{s.n_layers} x {s.dim}, {s.n_heads}",
-         f"{p.get('n_layers')} x {p.get('dim')}, {p.get('n_heads')}"),
-        ("feed-forward size", str(s.inner_size), f"{4 * p['dim']}" if p else ""),
-        ("max history length", str(s.max_len), str(p.get("max_len"))),
-        ("dropout", f"{s.dropout} (hidden and attention)", str(p.get("dropout"))),
-        ("loss", "CE over the catalogue", str(p.get("loss"))),
-        ("optimizer, lr", f"Adam, {s.lr}", f"AdamW (weight decay {p.get('weight_decay')}), {p.get('lr')}"),
-        ("batch", f"{s.recbole_batch_size} examples", f"{p.get('batch_size')} windows"),
-        ("epoch cap, patience", f"{s.epochs}, {s.patience}", f"{p.get('max_epochs')}, {p.get('patience')}"),
-        ("seed", str(s.seed), str(p.get("seed"))),
-        ("parameters", str(record["n_parameters"]), str(matched.n_parameters) if matched else ""),
-        ("torch threads", str(record["threads"]), str(threads)),
-    ]
-    return format_table([{"setting": a, "RecBole": b, "recllm (RecBole settings)": c} for a, b, c in rows],
-                        ["setting", "RecBole", "recllm (RecBole settings)"])
+    """RecBole's settings beside each of our variants' actual constructor arguments."""
+    recbole = {
+        "layers x hidden, heads": f"{s.n_layers} x {s.dim}, {s.n_heads}", "feed-forward size": str(s.inner_size),
+        "max history length": str(s.max_len), "dropout": f"{s.dropout} (hidden and attention)",
+        "loss": "CE over the catalogue", "optimizer, lr": f"Adam, {s.lr}",
+        "batch": f"{s.recbole_batch_size} examples", "epoch cap, patience": f"{s.epochs}, {s.patience}",
+        "seed": str(s.seed), "parameters": str(record["n_parameters"]), "torch threads": str(record["threads"]),
+    }
+    columns = {"RecBole": recbole}
+    for o in ours:
+        p = o.params
+        columns[o.name] = {
+            "layers x hidden, heads": f"{p['n_layers']} x {p['dim']}, {p['n_heads']}",
+            "feed-forward size": str(4 * p["dim"]), "max history length": str(p["max_len"]),
+            "dropout": str(p["dropout"]), "loss": f"{p['loss']} (full softmax)" if p["loss"] == "ce" else p["loss"],
+            "optimizer, lr": f"AdamW (weight decay {p['weight_decay']}), {p['lr']}",
+            "batch": f"{p['batch_size']} windows", "epoch cap, patience": f"{p['max_epochs']}, {p['patience']}",
+            "seed": str(p["seed"]), "parameters": str(o.n_parameters), "torch threads": str(threads),
+        }
+    rows = [{"setting": key, **{name: col[key] for name, col in columns.items()}} for key in recbole]
+    return format_table(rows, ["setting", *columns])
 
 
 def write_reference_report(path: str | Path, *, command: str, data_paths: Sequence[Path], manifest: dict[str, Any],
@@ -153,6 +158,8 @@ def write_reference_report(path: str | Path, *, command: str, data_paths: Sequen
         f"{s.epochs} with patience {s.patience} on validation NDCG@10, {record['threads']} torch thread(s) each.",
         "",
         "## Verdict",
+        "",
+        f"RecBole ran {recbole.epochs_run} epochs (best {recbole.best_epoch}; ended by {recbole.stopped_by}).",
         "",
         *[line for o in ours for line in _verdict(o, recbole, diffs[o.name], s.seed)],
         "",
