@@ -68,6 +68,9 @@ def _verdict(ours: "Outcome", recbole: "Outcome", diffs: dict[str, PairedDiff], 
     status = "MET" if quality_ok and speed_ok else "NOT MET"
     reasons = [] if quality_ok else ["a mean falls below RecBole's 95% CI"]
     reasons += [] if speed_ok else ["not faster per epoch"]
+    worse = [m.upper() for m in ("hr@10", "ndcg@10") if diffs[m].high < 0]
+    if quality_ok and worse:
+        reasons.append(f"means inside RecBole's CI, but the paired test finds {' and '.join(worse)} lower")
     head = f"- **{ours.name}**: bar {status}" + (f" ({'; '.join(reasons)})" if reasons else "")
     return [head, *lines]
 
@@ -215,6 +218,9 @@ def write_reference_report(path: str | Path, *, command: str, data_paths: Sequen
         "",
         f"- RecBole environment: {', '.join(f'{k} {v}' for k, v in record['versions'].items())}; "
         "`TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1` lets RecBole reload its own best checkpoint under torch >= 2.6.",
+        *([f"- RecBole's process CPU seconds per training epoch: "
+           f"{', '.join(f'{x:.0f}' for x in record['epoch_cpu_seconds'])} (less sensitive to other jobs' load)."]
+          if record.get("epoch_cpu_seconds") else []),
         f"- RecBole: {record['fit_seconds']:.0f} s training + validation, {record['test_eval_seconds']:.1f} s test "
         f"evaluation; load average (1/5/15 min) {load(record['loadavg_before'])} before, "
         f"{load(record['loadavg_after'])} after.",

@@ -164,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         def __init__(self, *a, **kw) -> None:
             super().__init__(*a, **kw)
             self.epoch_seconds: list[float] = []
+            self.epoch_cpu_seconds: list[float] = []
             self.valid_log: list[dict[str, float]] = []
 
         def _train_epoch(self, *a, **kw):
-            tick = time.perf_counter()
+            tick, cpu = time.perf_counter(), time.process_time()
             out = super()._train_epoch(*a, **kw)
             self.epoch_seconds.append(time.perf_counter() - tick)
+            self.epoch_cpu_seconds.append(time.process_time() - cpu)
             return out
 
         def _valid_epoch(self, *a, **kw):
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "catalogue_items_unknown_to_recbole": n_unknown,
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "epoch_seconds": trainer.epoch_seconds,
+        "epoch_cpu_seconds": trainer.epoch_cpu_seconds,
         "fit_seconds": fit_seconds,
         "test_eval_seconds": test_seconds,
         "train_loss_per_epoch": [float(trainer.train_loss_dict[e]) for e in sorted(trainer.train_loss_dict)],
