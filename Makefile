@@ -38,8 +38,7 @@ clean:
 
 # RecBole 1.2.1's SASRec, the reference point of `recllm bench learn`, in its own environment (RecBole imports
 # only with numpy<1.24, pandas<2.1, scipy<1.12, setuptools<70; torch 2.13 needs TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
-# for its checkpoint reload). The target builds .venv-recbole, then runs our SASRec and RecBole's side by side on
-# the identical MovieLens-100K leave-one-out split -> docs/results/learn-recbole.md.
+# for its checkpoint reload, set by run_recbole.py).
 RECBOLE_VENV := .venv-recbole
 $(RECBOLE_VENV)/.installed:
 	$(PYTHON) -m venv $(RECBOLE_VENV)
@@ -47,11 +46,6 @@ $(RECBOLE_VENV)/.installed:
 	# torch 2.13 declares setuptools>=77 but runs with the older one RecBole needs (pip reports the conflict).
 	$(RECBOLE_VENV)/bin/pip install -q "setuptools<70"
 	touch $@
-
-.PHONY: recbole-reference
-recbole-reference: $(STAMP) $(RECBOLE_VENV)/.installed
-	TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 $(BIN)/recllm bench learn --datasets ml-100k --splits loo --models SASRec-CE \
-		--recbole --threads 2 --out docs/results/learn-recbole.md
 
 # recllm's SASRec beside RecBole's on the identical, user-by-user verified split (benchmarks/recbole_reference)
 # -> docs/results/recbole_reference.md. The environment above gets the exact pins of requirements-recbole.txt.
@@ -64,10 +58,10 @@ $(RECBOLE_VENV)/.pinned: $(RECBOLE_VENV)/.installed requirements-recbole.txt
 	$(RECBOLE_VENV)/bin/pip install -q "setuptools<70"
 	touch $@
 
-.PHONY: recbole-sasrec
-recbole-sasrec: $(STAMP) $(RECBOLE_VENV)/.pinned
+.PHONY: recbole-reference
+recbole-reference: $(STAMP) $(RECBOLE_VENV)/.pinned
 	$(BIN)/python -m benchmarks.recbole_reference.export_split --out $(RECBOLE_RUN) --epochs $(RECBOLE_EPOCHS)
 	$(RECBOLE_VENV)/bin/python benchmarks/recbole_reference/run_recbole.py --dir $(RECBOLE_RUN) \
 		--threads $(RECBOLE_THREADS)
 	$(BIN)/python -m benchmarks.recbole_reference.compare --dir $(RECBOLE_RUN) --threads $(RECBOLE_THREADS) \
-		--command "make recbole-sasrec RECBOLE_EPOCHS=$(RECBOLE_EPOCHS) RECBOLE_THREADS=$(RECBOLE_THREADS)"
+		--command "make recbole-reference RECBOLE_EPOCHS=$(RECBOLE_EPOCHS) RECBOLE_THREADS=$(RECBOLE_THREADS)"

@@ -7,7 +7,7 @@ figures and bootstrap CIs from the same numpy code, (3) cross-checks that harnes
 evaluator (its protocol masks nothing for sequential models), (4) trains our SASRec from the registry with
 RecBole's settings (and with its own defaults), timing epochs at the same thread count, and (5) writes the report.
 
-Run: ``python -m benchmarks.recbole_reference.compare --dir runs/recbole_reference`` (or ``make recbole-sasrec``).
+Run: ``python -m benchmarks.recbole_reference.compare --dir runs/recbole_reference`` (or ``make recbole-reference``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from benchmarks.recbole_reference.report import write_reference_report
 from benchmarks.recbole_reference.verify import check_view, tie_counts
 from recllm.data import EvalCases, Split
 from recllm.eval import RankingResult, evaluate_full_ranking, paired_bootstrap_diff
-from recllm.models import MODELS, Recommender
+from recllm.models import MODELS, PrecomputedScores
 
 KS = (10, 50)
 # Our SASRec: with RecBole's settings and RecBole's epoch cap; the same settings without the cap (our default
@@ -39,31 +39,6 @@ VARIANTS = {
     "defaults": "recllm SASRec (its defaults, no epoch cap)",
 }
 REPORT = "docs/results/recbole_reference.md"
-
-
-class PrecomputedScores(Recommender):
-    """Scores made elsewhere (RecBole's model, in its own environment), looked up by user index.
-
-    Lets recllm's harness rank another library's scores with exactly the code it uses for its own models.
-    """
-
-    def __init__(self, scores: np.ndarray, users: np.ndarray) -> None:
-        self.scores = scores
-        self.users = users
-
-    def fit(self, split: Split) -> "PrecomputedScores":
-        if self.scores.shape != (len(self.users), split.dataset.n_items):
-            raise ValueError(f"scores have shape {self.scores.shape}; expected ({len(self.users)}, "
-                             f"{split.dataset.n_items}) = (scored users, catalogue items)")
-        self.n_items_ = split.dataset.n_items
-        self.row_ = {int(u): i for i, u in enumerate(self.users)}
-        return self
-
-    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
-        missing = [int(u) for u in users if int(u) not in self.row_]
-        if missing:
-            raise KeyError(f"user index {missing[0]} was not scored by RecBole ({len(missing)} such users)")
-        return self.scores[[self.row_[int(u)] for u in users]]
 
 
 @dataclass
@@ -148,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.dir)
     for needed in ("manifest.json", "recbole_view.npz", "recbole_result.json", "recbole_test_scores.npy"):
         if not (run_dir / needed).is_file():
-            parser.error(f"{run_dir / needed} not found: run export_split and run_recbole.py (make recbole-sasrec)")
+            parser.error(f"{run_dir / needed} not found: run export_split and run_recbole.py (make recbole-reference)")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     record = json.loads((run_dir / "recbole_result.json").read_text())
     settings = ReferenceSettings(**manifest["settings"])

@@ -207,7 +207,7 @@ def write_reference_report(path: str | Path, *, command: str, data_paths: Sequen
         DIFFERENCES,
         "## How this was made",
         "",
-        "`make recbole-sasrec` runs these three commands (the `.venv-recbole` environment gets the pins of "
+        "`make recbole-reference` runs these three commands (the `.venv-recbole` environment gets the pins of "
         "`requirements-recbole.txt`):",
         "",
         "```",

@@ -76,10 +76,11 @@ def _llm_check(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- demo
 def _demo(args: argparse.Namespace) -> int:
-    """A short real pipeline: load MovieLens-100K, split, fit baselines, evaluate, print the table."""
+    """Each system on real data with the bundled models, briefly (``--sections`` picks some)."""
     from recllm.demo import run_demo
 
-    return run_demo(seed=args.seed, show_progress=not args.quiet)
+    sections = [s for part in args.sections for s in part.split(",") if s] if args.sections else None
+    return run_demo(seed=args.seed, show_progress=not args.quiet, sections=sections)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main job on real data with the bundled models")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--sections", nargs="*", default=None,
+                      help="run only these sections: baselines, impute, learn, trsr (default: all)")
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark and write docs/results/*.md").add_subparsers(

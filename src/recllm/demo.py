@@ -1,8 +1,9 @@
-"""`recllm demo`: the main job on real data with the bundled models, short and cached."""
+"""`recllm demo`: the main job on real data with the bundled models, one short section per system, cached."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 def _baselines_section(seed: int, show_progress: bool) -> None:
@@ -21,8 +22,44 @@ def _baselines_section(seed: int, show_progress: bool) -> None:
     print(f"(95% bootstrap CIs over users; {time.perf_counter() - start:.1f} s)")
 
 
-def run_demo(seed: int = 0, show_progress: bool = True) -> int:
-    """Run every demo section in turn and print its table."""
-    print("== Baselines: popularity and item-kNN on MovieLens-100K ==")
-    _baselines_section(seed, show_progress)
+def _imputation_section(seed: int, show_progress: bool) -> None:
+    from recllm.impute.demo import demo_section
+
+    demo_section(seed=seed, show_progress=show_progress)
+
+
+def _learn_section(seed: int, show_progress: bool) -> None:
+    from recllm.learn.demo import demo_section
+
+    demo_section(seed=seed, show_progress=show_progress)
+
+
+def _trsr_section(seed: int, show_progress: bool) -> None:
+    from recllm.trsr.demo import demo_section
+
+    demo_section(seed=seed, show_progress=show_progress)
+
+
+# Explicit registry, in the order the demo runs them: name -> (title, section).
+SECTIONS: dict[str, tuple[str, Callable[[int, bool], None]]] = {
+    "baselines": ("Baselines: popularity and item-kNN on MovieLens-100K", _baselines_section),
+    "impute": ("LLM imputation (arXiv 2407.10078): masked film year and genres on MovieLens-100K",
+               _imputation_section),
+    "learn": ("LEARN (arXiv 2405.03988): cold-start retrieval with frozen-LLM item embeddings", _learn_section),
+    "trsr": ("LLM-TRSR (arXiv 2403.13325): summaries and P(Yes) ranking on Amazon magazines", _trsr_section),
+}
+
+
+def run_demo(seed: int = 0, show_progress: bool = True, sections: list[str] | None = None) -> int:
+    """Run the chosen demo sections (default: all) in turn, printing each one's table and time."""
+    chosen = list(sections or SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown demo section(s) {unknown}; choose from {list(SECTIONS)}")
+    for name in chosen:
+        title, section = SECTIONS[name]
+        start = time.perf_counter()
+        print(f"\n== {title} ==", flush=True)
+        section(seed, show_progress)
+        print(f"[{name}: {time.perf_counter() - start:.0f} s]", flush=True)
     return 0

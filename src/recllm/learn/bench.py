@@ -29,7 +29,6 @@ SPLITS = ("loo", "temporal", "cold_start")
 KS = (10, 50, 200)
 # Architecture and optimiser shared by every sequence model here (and handed to RecBole's SASRec).
 SEQ_SETTINGS = {"dim": 64, "n_layers": 2, "n_heads": 2, "max_len": 50, "dropout": 0.2, "lr": 1e-3}
-RECBOLE_BATCH = 2048  # RecBole's default train_batch_size (its batches are single prefixes, ours windows)
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -193,8 +192,8 @@ def content_for(dataset: Any, show_progress: bool) -> tuple[np.ndarray, float]:
 
 def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,
                   seeds: list[int] | None = None, models: list[str] | None = None, out: str | None = None,
-                  epochs: int | None = None,
-                  recbole: bool = False, show_progress: bool = True) -> int:
+                  epochs: int | None = None, recbole_run: str | None = None,
+                  show_progress: bool = True) -> int:
     """Run the grid and write the report (see the module docstring). Returns a process exit code."""
     explicit_seeds = seeds is not None
     from recllm.data import make_split
@@ -243,12 +242,12 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                           f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
                           f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
     reference = None
-    if recbole and "ml-100k" in used:
-        from recllm.learn.recbole_ref import run_recbole_reference
+    if "ml-100k" in used and "loo" in splits and any(s.name == "SASRec-CE" for s in specs):
+        from recllm.learn.recbole_ref import DEFAULT_RUN, recbole_reference
 
         ours = [r for r in results if r.dataset == "ml-100k" and r.split == "loo" and r.model == "SASRec-CE"]
-        reference = run_recbole_reference(ours, {**SEQ_SETTINGS, "batch_size": RECBOLE_BATCH},
-                                          epochs=min(epochs, 30), show_progress=show_progress)
+        run_dir = Path(recbole_run) if recbole_run else repo / DEFAULT_RUN
+        reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir)
     total = time.perf_counter() - started
     write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path)
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")

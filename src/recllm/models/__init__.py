@@ -4,6 +4,7 @@ from recllm.models.base import Recommender
 from recllm.models.hstu import HSTU
 from recllm.models.itemknn import ItemKNN
 from recllm.models.popularity import Popularity
+from recllm.models.precomputed import PrecomputedScores
 from recllm.models.sasrec import SASRec
 
 # Explicit registry: name -> Recommender class (one line per model).
@@ -14,4 +15,4 @@ MODELS: dict[str, type[Recommender]] = {
     "hstu": HSTU,
 }
 
-__all__ = ["HSTU", "MODELS", "ItemKNN", "Popularity", "Recommender", "SASRec"]
+__all__ = ["HSTU", "MODELS", "ItemKNN", "Popularity", "PrecomputedScores", "Recommender", "SASRec"]

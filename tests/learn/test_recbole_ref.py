@@ -1,0 +1,50 @@
+"""RecBole's saved scores are ranked by recllm's harness and set beside our runs; a missing run says what to do."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from recllm.learn.recbole_ref import recbole_reference
+from recllm.models import PrecomputedScores
+
+
+def _write_run(folder, loo, scores):
+    users = loo.eval_cases("test").users
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps({"dataset": "ml-100k", "settings": {"seed": 0, "dropout": 0.5}}))
+    (folder / "recbole_result.json").write_text(json.dumps({
+        "test_users": loo.dataset.users["user_id"].iloc[users].astype(str).tolist(), "epoch_seconds": [10.0, 12.0],
+        "best_epoch": 1, "threads": 1, "command": "run_recbole.py"}))
+    np.save(folder / "recbole_test_scores.npy", scores)
+
+
+def test_missing_run_names_the_make_target(loo, tmp_path):
+    ref = recbole_reference([], loo, tmp_path / "absent")
+    assert "make recbole-reference" in ref["error"] and "manifest.json" in ref["error"]
+
+
+def test_oracle_scores_rank_every_target_first(loo, tmp_path):
+    cases = loo.eval_cases("test")
+    scores = np.zeros((len(cases.users), loo.dataset.n_items), np.float32)
+    for row, targets in enumerate(cases.targets):
+        scores[row, targets] = 1.0
+    _write_run(tmp_path, loo, scores)
+    ours = SimpleNamespace(seed=0, epoch_seconds=0.5, epochs=3, best_epoch=2,
+                           per_user={m: np.zeros(len(cases.users)) for m in
+                                     ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")})
+    text = recbole_reference([ours], loo, tmp_path)["text"]
+    recbole_row = next(line for line in text.splitlines() if line.startswith("| RecBole"))
+    assert "| 1.0000" in recbole_row  # an oracle's HR@10 is 1 under our harness
+    assert "recllm - RecBole" in text and "-1.0000" in text  # our all-zero run is 1 below it, paired
+
+
+def test_precomputed_scores_refuse_unscored_users_and_wrong_width(loo):
+    users = np.array([0, 1])
+    model = PrecomputedScores(np.ones((2, loo.dataset.n_items)), users).fit(loo)
+    np.testing.assert_array_equal(model.score(np.array([1]), [np.array([0])]), np.ones((1, loo.dataset.n_items)))
+    with pytest.raises(KeyError, match="no precomputed scores"):
+        model.score(np.array([2]), [np.array([0])])
+    with pytest.raises(ValueError, match="catalogue items"):
+        PrecomputedScores(np.ones((2, 3)), users).fit(loo)
