@@ -222,7 +222,9 @@ def tiny_causal_lm(seed: int = 0, hidden_size: int = 64, num_layers: int = 2) ->
         initializer_range=0.2,  # peaked next-token distributions make agreement tests discriminating
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        # no padding_idx: SmolLM2 pads with its end-of-text token, and a padding row (zeros, tied to the head)
+        # would pin that token's logit at 0; attention masks keep padding out of every computation instead
+        pad_token_id=None,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
