@@ -18,13 +18,10 @@ import json
 import logging
 import math
 import os
-import random
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +30,18 @@ import torch
 import torch.nn.functional as F
 
 from recllm.llm.backbone import CausalLM
+from recllm.llm.checkpoints import (OPTIMIZER_FILE as _OPTIM, RNG_FILE as _RNG, SCHEDULER_FILE as _SCHED,
+                                    STATE_FILE as _STATE, append_log as _append_log,
+                                    check_resumable as _check_resumable, checkpoints as _checkpoints,
+                                    load_lora_weights as _load_lora_weights, run_config as _run_config,
+                                    save_adapter_dir as _save_adapter_dir, save_checkpoint as _save_checkpoint,
+                                    set_rng_state as _set_rng_state)
 from recllm.utils import resolve_device, seed_everything, write_json_atomic
 
 __all__ = ["LoRAConfig", "SFTConfig", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples", "collate", "answer_nll"]
 
 log = logging.getLogger(__name__)
 IGNORE = -100
-_STATE, _OPTIM, _SCHED, _RNG = "trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pt"
-# fields that may change between a run and its resumption (they do not change what is learned)
-_RESUMABLE_FIELDS = ("checkpoint_every", "keep_checkpoints", "log_every", "show_progress")
 
 
 @dataclass
@@ -300,114 +300,12 @@ def _use_bf16(flag: bool | str, device: str) -> bool:
     return has_amx()
 
 
-def _checkpoints(out: Path) -> list[tuple[int, Path]]:
-    found = []
-    for path in out.glob("checkpoint-*"):
-        suffix = path.name.split("-", 1)[1]
-        if suffix.isdigit() and (path / _STATE).exists():
-            found.append((int(suffix), path))
-    return sorted(found)
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """Move a finished temp folder onto ``target`` (replacing an older one) with renames only."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _save_adapter_dir(model: Any, target: Path, extra: Callable[[Path], None] | None = None) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        if extra is not None:
-            extra(tmp)
-        _publish(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _rng_state() -> dict[str, Any]:
-    """Every RNG the training loop may draw from, as tensors and plain lists (loadable with weights_only)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, mt, py_gauss = random.getstate()
-    state = {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos,
-                                                      has_gauss, gauss], "python": [version, list(mt), py_gauss]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, mt, py_gauss = state["python"]
-    random.setstate((version, tuple(mt), py_gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, state: _State, keep: int) -> None:
-    def extra(tmp: Path) -> None:
-        torch.save(optimizer.state_dict(), tmp / _OPTIM)
-        torch.save(scheduler.state_dict(), tmp / _SCHED)
-        torch.save(_rng_state(), tmp / _RNG)
-        (tmp / _STATE).write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
-
-    _save_adapter_dir(model, out / f"checkpoint-{state.step}", extra)
-    for _, old in _checkpoints(out)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_lora_weights(model: Any, folder: Path) -> None:
-    from peft import set_peft_model_state_dict
-    from peft.utils import load_peft_weights
-
-    result = set_peft_model_state_dict(model, load_peft_weights(str(folder), device="cpu"))
-    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
-    if missing:
-        raise ValueError(f"adapter in {folder} does not fit this model (unexpected keys such as {missing[0]})")
-
-
-def _run_config(lm: CausalLM, examples: Sequence[tuple[str, str]], config: SFTConfig, lora: LoRAConfig) -> dict:
-    import hashlib
-
-    data = hashlib.sha256(json.dumps(list(map(list, examples)), ensure_ascii=False).encode()).hexdigest()
-    return {"base_model": lm.name, "base_fingerprint": lm.fingerprint, "n_examples": len(examples),
-            "examples_sha256": data, "sft": asdict(config), "lora": asdict(lora)}
-
-
-def _check_resumable(saved: dict, current: dict, path: Path) -> None:
-    def strip(cfg: dict) -> dict:
-        cfg = {k: v for k, v in cfg.items() if k != "resolved"}  # the machine may change between runs
-        return {**cfg, "sft": {k: v for k, v in cfg["sft"].items() if k not in _RESUMABLE_FIELDS}}
-
-    a, b = strip(json.loads(json.dumps(saved))), strip(json.loads(json.dumps(current)))
-    if a != b:
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        raise ValueError(f"{path} was written by a different run (differs in {diff}); pass a new output_dir "
-                         "or delete the old one to start afresh")
-
-
 @contextlib.contextmanager
 def _quiet_peft() -> Iterator[None]:
     """peft calls a transformers API deprecated in v5: nothing a user can act on, so keep it out of their logs."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield
-
-
-def _append_log(out: Path | None, record: dict) -> None:
-    if out is None:
-        return
-    with open(out / "training_log.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")  # one write per line: concurrent readers never see half a record
 
 
 # ------------------------------------------------------------------------------------------------ training
