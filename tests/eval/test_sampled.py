@@ -131,3 +131,17 @@ def test_bad_scores_are_an_error():
         evaluate_sampled(lambda u, h, c: np.full(c.shape, np.nan), cands, show_progress=False)
     with pytest.raises(ValueError, match="shape"):
         evaluate_sampled(lambda u, h, c: np.zeros((len(u), 2)), cands, show_progress=False)
+
+
+def test_pool_restricts_negatives_and_too_small_pool_fails():
+    ds, cases = toy_dataset(100), toy_cases()
+    pool = np.arange(50, 90)
+    cands = SampledCandidates.draw(ds, cases, n_negatives=20, seed=3, pool=pool)
+    for row in range(len(cands)):
+        negs = np.delete(cands.candidates[row], cands.positive[row])
+        assert set(negs.tolist()) <= set(pool.tolist()) and len(set(negs.tolist())) == 20
+    assert cands.positives.tolist() == [10, 7, 8, 45]  # positives come from the cases, pool or not
+    with pytest.raises(ValueError, match="of the pool"):
+        SampledCandidates.draw(ds, cases, n_negatives=20, seed=3, pool=np.arange(50, 60))
+    with pytest.raises(ValueError, match="outside"):
+        SampledCandidates.draw(ds, cases, n_negatives=5, pool=np.array([-1, 3]))

@@ -88,15 +88,22 @@ class SampledCandidates:
 
     @classmethod
     def draw(
-        cls, dataset: "RecDataset", cases: "EvalCases", n_negatives: int = 20, seed: int = 0
+        cls, dataset: "RecDataset", cases: "EvalCases", n_negatives: int = 20, seed: int = 0,
+        pool: np.ndarray | None = None,
     ) -> "SampledCandidates":
         """Draw the negatives once: per case, uniform over the catalogue minus the user's history and targets.
 
-        A case with several targets gives one row per target, each with its own negatives.
+        ``pool`` (item indices) restricts the negatives to part of the catalogue, e.g. the items anyone
+        interacted with, where the catalogue also lists items no one ever chose (Amazon metadata). A case with
+        several targets gives one row per target, each with its own negatives.
         """
         if n_negatives < 1:
             raise ValueError(f"n_negatives must be at least 1, got {n_negatives}")
         n_items = dataset.n_items
+        if pool is not None:
+            pool = np.unique(np.asarray(pool, dtype=np.int64))
+            if pool.size and (pool[0] < 0 or pool[-1] >= n_items):
+                raise ValueError(f"pool holds item indices outside [0, {n_items})")
         rng = np.random.default_rng(seed)
         rows_case, rows_cands, rows_pos = [], [], []
         for i in range(len(cases)):
@@ -107,13 +114,17 @@ class SampledCandidates:
             excluded = np.union1d(hist, targets)
             if excluded.size and (excluded[0] < 0 or excluded[-1] >= n_items):
                 raise ValueError(f"case {i} (user {int(cases.users[i])}) refers to an item outside [0, {n_items})")
-            if n_items - excluded.size < n_negatives:
+            eligible = None if pool is None else np.setdiff1d(pool, excluded, assume_unique=True)
+            available = n_items - excluded.size if eligible is None else eligible.size
+            if available < n_negatives:
                 raise ValueError(
-                    f"case {i} (user {int(cases.users[i])}): only {n_items - excluded.size} items are neither in the "
-                    f"history nor targets, fewer than n_negatives={n_negatives}; lower n_negatives"
+                    f"case {i} (user {int(cases.users[i])}): only {available} items"
+                    f"{'' if pool is None else ' of the pool'} are neither in the history nor targets, fewer than "
+                    f"n_negatives={n_negatives}; lower n_negatives"
                 )
             for target in targets:
-                negatives = _draw_negatives(rng, n_items, excluded, n_negatives)
+                negatives = (_draw_negatives(rng, n_items, excluded, n_negatives) if eligible is None
+                             else rng.choice(eligible, size=n_negatives, replace=False))
                 order = rng.permutation(n_negatives + 1)
                 row = np.r_[target, negatives][order]
                 rows_case.append(i)

@@ -102,14 +102,19 @@ def subset_rows(cands: SampledCandidates, n: int, seed: int = 0) -> SampledCandi
 
 
 def fixed_candidates(split: Split, stage: str, seed: int = 0, n_negatives: int = 20) -> tuple[SampledCandidates, Path]:
-    """The stage's sampled candidates, drawn once per (data set, stage, seed) and then loaded from the cache."""
-    name = f"{split.dataset.name}-{split.name}-{stage}-neg{n_negatives}-seed{seed}.parquet"
+    """The stage's sampled candidates, drawn once per (data set, stage, seed) and then loaded from the cache.
+
+    Negatives are drawn from the items anyone interacted with: Amazon's metadata lists ~15x more items than its
+    reviews touch, and negatives drawn from those would be told apart by popularity alone."""
+    name = f"{split.dataset.name}-{split.name}-{stage}-neg{n_negatives}-interacted-seed{seed}.parquet"
     path = cache_dir("trsr", "candidates") / name
     if path.exists():
         cands = SampledCandidates.load(path)
         if cands.n_items == split.dataset.n_items:
             return cands, path
-    cands = SampledCandidates.draw(split.dataset, split.eval_cases(stage), n_negatives=n_negatives, seed=seed)
+    dataset = split.dataset
+    pool = dataset.item_index(dataset.interactions["item_id"].unique())
+    cands = SampledCandidates.draw(dataset, split.eval_cases(stage), n_negatives=n_negatives, seed=seed, pool=pool)
     cands.save(path)
     return cands, path
 

@@ -134,11 +134,12 @@ def inject(text: str, injection: str = prompts.INJECTION) -> str:
     return f"{text} {injection}".strip()
 
 
-def _draw_negative(rng: np.random.Generator, n_items: int, excluded: set[int]) -> int:
-    if len(excluded) >= n_items:
-        raise ValueError("a user has interacted with every catalogue item: no negative can be drawn")
+def _draw_negative(rng: np.random.Generator, pool: np.ndarray, excluded: set[int]) -> int:
+    """One item of ``pool`` outside ``excluded``, uniformly."""
+    if excluded.issuperset(pool.tolist()):
+        raise ValueError("a user has interacted with every item of the negative pool: no negative can be drawn")
     while True:
-        item = int(rng.integers(0, n_items))
+        item = int(pool[rng.integers(0, pool.size)])
         if item not in excluded:
             return item
 
@@ -211,10 +212,13 @@ class TRSR:
         queries = self.queries(cases.histories, self.train_summaries_)
         rng = np.random.default_rng([cfg.seed, 1])
         known = split.sequences("train")
+        # negatives come from the items seen in training, not from catalogue entries no one ever chose (Amazon's
+        # metadata lists ~15x more items than its reviews touch): those would teach the ranker nothing useful
+        pool = np.unique(np.concatenate([np.asarray(seq, dtype=np.int64) for seq in known.values()]))
         q_all, texts, labels = [], [], []
         for i, (query, user, target) in enumerate(zip(queries, cases.users, cases.targets)):
             seen = set(known[int(user)].tolist())
-            negative = _draw_negative(rng, dataset.n_items, seen)
+            negative = _draw_negative(rng, pool, seen)
             neg_text = self.item_texts_[negative]
             if cfg.inject_fraction and rng.random() < cfg.inject_fraction:
                 phrase = prompts.TRAIN_INJECTIONS[int(rng.integers(len(prompts.TRAIN_INJECTIONS)))]

@@ -147,12 +147,16 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
            "where 1e-4 hardly moves the adapter (`--lr 1e-4` runs the paper's value)"),
         f"- blocks of 5 items, at most 5 blocks; summaries up to {sz['summary_tokens']} new tokens (greedy); "
         "3 most recent items in the ranker prompt",
-        f"- sizes: {sz['n_train_users']} training users (1 positive : 1 random negative each), {sz['n_valid_rows']} "
+        f"- sizes: {sz['n_train_users']} training users (1 positive : 1 negative drawn from the items seen in "
+        f"training), {sz['n_valid_rows']} "
         f"validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage rows; seeds "
         f"{', '.join(map(str, sz['seeds']))}",
         "- intervals: " + ("Student-t over seeds" if len(sz["seeds"]) > 1 else
                            "95% bootstrap over test users (one training seed)"),
-        "- reference (paper, 30B summariser, 10k training samples): see PAPERS.md; random negatives make this "
+        "- candidates: the 20 negatives of each row are drawn once (seeded, saved) from the items anyone interacted "
+        "with, minus the user's history: Amazon's metadata lists ~15x more items than its reviews touch, and "
+        "negatives drawn from those would be separated by popularity alone",
+        "- reference (paper, 30B summariser, 10k training samples): see PAPERS.md; random negatives still make this "
         "protocol easy and popularity-friendly (Krichene & Rendle, KDD'20), which is why the two-stage table exists.",
     ]
     lines += [f"- {n}" for n in notes]
