@@ -163,7 +163,9 @@ def _trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, 
 
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray) -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes."""
-    key = DiskCache.key(config=config.to_dict(), sizes=dataclasses.asdict(sizes), prefer_users=users)[:12]
+    # the seed list and the mitigation count only say which runs exist, not what one run does
+    shape = {k: v for k, v in dataclasses.asdict(sizes).items() if k not in ("seeds", "mitigation_seeds")}
+    key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
 
