@@ -271,3 +271,11 @@ def test_bad_lora_config(kwargs):
 def test_lora_config_to_peft():
     peft_config = LoRAConfig(r=4, alpha=8, dropout=0.0, target_modules=["q_proj"]).to_peft()
     assert peft_config.r == 4 and peft_config.lora_alpha == 8 and set(peft_config.target_modules) == {"q_proj"}
+
+
+def test_append_eos_false_leaves_the_answer_alone(base):
+    tokenizer = base.tokenizer
+    with_eos, _ = tokenize_examples(tokenizer, [("Is it red?", "Yes")], max_length=64)
+    without, _ = tokenize_examples(tokenizer, [("Is it red?", "Yes")], max_length=64, append_eos=False)
+    assert with_eos[0][1][-1] == tokenizer.eos_token_id
+    assert without[0][1] == with_eos[0][1][:-1] and tokenizer.eos_token_id not in without[0][1]

@@ -121,3 +121,9 @@ def test_zero_shot_needs_no_training_and_fine_tuning_needs_two_models(split, lm)
 
 def test_inject_appends_the_attack():
     assert inject("Nice magazine") == "Nice magazine " + prompts.INJECTION
+
+
+def test_ranker_learns_the_answer_token_only():
+    from recllm.trsr import TRSRConfig
+
+    assert TRSRConfig().sft.append_eos is False  # P(Yes) is read at the answer position; an EOS after it is never scored

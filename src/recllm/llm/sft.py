@@ -80,6 +80,8 @@ class SFTConfig:
 
     ``bf16``: True, False or "auto" (bfloat16 autocast on CUDA or on a CPU with AMX; master weights stay float32).
     ``checkpoint_every``: steps between checkpoints (0: only at epoch ends); ``keep_checkpoints`` newest are kept.
+    ``append_eos``: learn an end-of-text token after each answer (generation needs it to stop; a classifier read
+    at the answer position, such as a Yes/No ranker, does not, and then the loss is on the answer alone).
     """
 
     epochs: int = 1
@@ -95,6 +97,7 @@ class SFTConfig:
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
     group_by_length: bool = True
+    append_eos: bool = True
     log_every: int = 10
     show_progress: bool = True
 
@@ -122,9 +125,10 @@ class SFTConfig:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def tokenize_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_length: int
+def tokenize_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_length: int, append_eos: bool = True
                       ) -> tuple[list[tuple[list[int], list[int]]], dict[str, int]]:
-    """Token ids ``(prompt_ids, answer_ids + [EOS])`` per example, cut to ``max_length`` total.
+    """Token ids ``(prompt_ids, answer_ids + [EOS])`` per example (no EOS unless ``append_eos``), cut to
+    ``max_length`` total.
 
     Over-long examples lose prompt tokens from the left (the answer is what is learned); an answer longer than
     ``max_length - 1`` keeps its first tokens. The counts of both cuts are returned so callers can report them.
@@ -140,7 +144,7 @@ def tokenize_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_l
     answers = tokenizer([a for _, a in examples], add_special_tokens=False)["input_ids"]
     features, stats = [], {"examples": len(examples), "prompts_truncated": 0, "answers_truncated": 0}
     for prompt, answer in zip(prompts, answers):
-        answer = list(answer) + ([eos] if eos is not None else [])
+        answer = list(answer) + ([eos] if eos is not None and append_eos else [])
         if len(answer) > max_length - 1:
             answer = answer[: max_length - 1]
             stats["answers_truncated"] += 1
@@ -330,7 +334,7 @@ def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig |
         raise ValueError("lm already carries a peft adapter; load a fresh base model (or merge_and_unload) first")
     if stop_after_steps is not None and stop_after_steps < 1:
         raise ValueError(f"stop_after_steps must be >= 1 or None, got {stop_after_steps!r}")
-    features, stats = tokenize_examples(lm.tokenizer, examples, config.max_length)
+    features, stats = tokenize_examples(lm.tokenizer, examples, config.max_length, config.append_eos)
     if stats["prompts_truncated"] or stats["answers_truncated"]:
         log.warning("sft: %d prompts cut from the left and %d answers cut to fit max_length=%d",
                     stats["prompts_truncated"], stats["answers_truncated"], config.max_length)

@@ -45,8 +45,8 @@ def _config(args: argparse.Namespace, **extra):
         summarizer=SummarizerConfig(mode=args.mode, max_new_tokens=args.summary_tokens,
                                     segment=SegmentConfig(item_tokens=args.item_tokens)),
         ranker=RankerConfig(n_recent=getattr(args, "recent", 3), guarded=getattr(args, "guarded", False)),
-        sft=SFTConfig(epochs=getattr(args, "epochs", 1), learning_rate=getattr(args, "lr", 1e-4), batch_size=8,
-                      max_length=512, seed=args.seed, show_progress=not args.quiet),
+        sft=SFTConfig(append_eos=False, epochs=getattr(args, "epochs", 1), learning_rate=getattr(args, "lr", 1e-4),
+                      batch_size=8, max_length=512, seed=args.seed, show_progress=not args.quiet),
         lora=LoRAConfig(), seed=args.seed, **extra)
 
 

@@ -44,8 +44,8 @@ class TRSRConfig:
 
     summarizer: SummarizerConfig = field(default_factory=SummarizerConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
-    sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, learning_rate=1e-4, batch_size=8,
-                                                             max_length=512))
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(append_eos=False, epochs=1, learning_rate=1e-4,
+                                                             batch_size=8, max_length=512))
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     fine_tune: bool = True
     max_train_users: int | None = None
