@@ -102,12 +102,12 @@ class ModelSpec:
     ablation: bool = False  # full mode: run on the first (ablation) data set only
 
 
-def model_specs(quick: bool) -> list[ModelSpec]:
+def model_specs(quick: bool, patience: int = 3) -> list[ModelSpec]:
     """The compared models with their fixed settings (chosen on validation NDCG@10 of ML-100K, see the report)."""
     from recllm.learn.train import LEARN
     from recllm.models import MODELS, HSTU, SASRec
 
-    seq = dict(SEQ_SETTINGS, batch_size=128, patience=3, show_progress=False)
+    seq = dict(SEQ_SETTINGS, batch_size=128, patience=patience, show_progress=False)
     hstu = {**seq, "n_heads": 1}
 
     def learn(**kw: Any) -> Callable[[int, int, Any], Recommender]:
@@ -192,7 +192,7 @@ def content_for(dataset: Any, show_progress: bool) -> tuple[np.ndarray, float]:
 
 def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,
                   seeds: list[int] | None = None, models: list[str] | None = None, out: str | None = None,
-                  epochs: int | None = None, recbole_run: str | None = None,
+                  epochs: int | None = None, recbole_run: str | None = None, patience: int = 3,
                   show_progress: bool = True) -> int:
     """Run the grid and write the report (see the module docstring). Returns a process exit code."""
     explicit_seeds = seeds is not None
@@ -208,7 +208,16 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     epochs = epochs or (5 if quick else 30)
     repo = Path(__file__).resolve().parents[3]
     out_path = Path(out) if out else repo / "docs" / "results" / ("learn-quick.md" if quick else "learn.md")
-    specs = model_specs(quick)
+    specs = model_specs(quick, patience)
+    default_datasets = list(QUICK_DATASETS if quick else FULL_DATASETS)
+    command = " ".join(["recllm bench learn", *(["--quick"] if quick else []),
+                        *([f"--datasets {' '.join(datasets)}"] if datasets != default_datasets else []),
+                        *([f"--splits {' '.join(splits)}"] if splits != list(SPLITS) else []),
+                        *([f"--seeds {' '.join(map(str, seeds))}"] if explicit_seeds else []),
+                        *([f"--models {' '.join(repr(m) if ' ' in m else m for m in models)}"] if models else []),
+                        *([f"--epochs {epochs}"] if epochs != (5 if quick else 30) else []),
+                        *([f"--patience {patience}"] if patience != 3 else []),
+                        *([f"--out {out}"] if out else [])])
     if models:
         unknown = sorted(set(models) - {s.name for s in specs})
         if unknown:
@@ -249,7 +258,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         run_dir = Path(recbole_run) if recbole_run else repo / DEFAULT_RUN
         reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir)
     total = time.perf_counter() - started
-    write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path)
+    write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path,
+                       command, patience)
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
 

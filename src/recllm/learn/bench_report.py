@@ -95,13 +95,13 @@ def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, ord
 
 def write_learn_report(path: Path, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
                        notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
-                       runs_path: Path) -> Path:
+                       runs_path: Path, command: str | None = None, patience: int = 3) -> Path:
     """Assemble the markdown body and write it with the shared report header."""
     from recllm.learn.bench import save_runs
 
     order = [s.name for s in specs]
     groups = _group(results)
-    command = "recllm bench learn --quick" if quick else "recllm bench learn"
+    command = command or ("recllm bench learn --quick" if quick else "recllm bench learn")
     body: list[str] = []
     body.append(
         "LEARN (arXiv 2405.03988) on public data: a frozen SmolLM2-135M encodes each item's text (mean-pooled last "
@@ -109,7 +109,8 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
         "InfoNCE plus the dense all-action loss, and items are retrieved by cosine similarity. Baselines: "
         "popularity, SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
         "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
-        "early stopping on validation NDCG@10 only (patience 3, at most the epoch cap). Figures: mean over the "
+        f"early stopping on validation NDCG@10 only (patience {patience}, at most the epoch cap). "
+        "Figures: mean over the "
         "seeds run for that data set (see the notes) with a 95% t-interval across seeds; with one seed, a "
         "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
