@@ -147,9 +147,10 @@ def _method_row(method: str, result, seed: int, extra: dict | None = None) -> di
     return {"method": method, "seed": seed, "per_user": result.per_user, **(extra or {})}
 
 
-def _trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, fine_tune: bool = True,
-                 guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "bfloat16",
-                 lr: float = BENCH_LR, show_progress: bool = False) -> TRSRConfig:
+def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, fine_tune: bool = True,
+                      guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "bfloat16",
+                      lr: float = BENCH_LR, show_progress: bool = False) -> TRSRConfig:
+    """The benchmark's TRSR configuration for one summary mode, data set and seed (the demo uses it too)."""
     return TRSRConfig(
         summarizer=SummarizerConfig(mode=mode, max_new_tokens=sizes.summary_tokens, batch_size=sizes.gen_batch,
                                     segment=SegmentConfig(block_size=5, max_blocks=5, item_tokens=spec.item_tokens)),
@@ -233,8 +234,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         return model.fit(split, valid=valid, prefer_users=test.users)
 
     def config(mode: str, seed: int, **kw: Any) -> TRSRConfig:
-        return _trsr_config(mode, sizes, spec, seed, score_dtype=score_dtype, lr=lr, show_progress=show_progress,
-                            **kw)
+        return bench_trsr_config(mode, sizes, spec, seed, score_dtype=score_dtype, lr=lr,
+                                 show_progress=show_progress, **kw)
 
     zero = fitted("zero-shot", config("hierarchical", 0, fine_tune=False))
     evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
@@ -303,7 +304,7 @@ def examples(summarizer_lm: CausalLM, model: TRSR, spec: DatasetSpec, sizes: Ben
     hists = [test.histories[i] for i in order]
     rows = []
     for mode in ("hierarchical", "recurrent"):
-        cfg = _trsr_config(mode, sizes, spec, 0).summarizer
+        cfg = bench_trsr_config(mode, sizes, spec, 0).summarizer
         sums = summarize_histories(summarizer_lm, hists, model.item_texts_, cfg, cache=cache, show_progress=False)
         for j, i in enumerate(order):
             rows.append({"user_row": int(i), "mode": mode, "history_len": len(hists[j]),
