@@ -20,14 +20,17 @@ def test_sections_run_in_declared_order_and_unknown_names_fail():
 
 
 @pytest.mark.integration
-def test_learn_section_on_real_cold_start_split(shared_data, capsys):
+def test_learn_section_on_real_cold_start_split_then_from_cache(shared_data, tmp_path, monkeypatch, capsys):
     from recllm.learn.demo import demo_section
 
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     content = np.random.default_rng(0).normal(size=(1682, 16)).astype(np.float32)
     rows = demo_section(seed=0, show_progress=False, max_epochs=1, content=content)
     assert [r["model"] for r in rows] == ["SASRec (IDs only)", "LEARN (frozen-LLM content)"]
     out = capsys.readouterr().out
-    assert "cold-start split" in out and "LEARN's top 5 for user" in out
+    assert "cold-start split" in out and "LEARN's top 5 for user" in out and "(cached)" not in out
+    assert demo_section(seed=0, show_progress=False, max_epochs=1, content=content) == rows
+    assert "(cached)" in capsys.readouterr().out
 
 
 @pytest.mark.integration
