@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 
@@ -22,31 +23,14 @@ def _baselines_section(seed: int, show_progress: bool) -> None:
     print(f"(95% bootstrap CIs over users; {time.perf_counter() - start:.1f} s)")
 
 
-def _imputation_section(seed: int, show_progress: bool) -> None:
-    from recllm.impute.demo import demo_section
-
-    demo_section(seed=seed, show_progress=show_progress)
-
-
-def _learn_section(seed: int, show_progress: bool) -> None:
-    from recllm.learn.demo import demo_section
-
-    demo_section(seed=seed, show_progress=show_progress)
-
-
-def _trsr_section(seed: int, show_progress: bool) -> None:
-    from recllm.trsr.demo import demo_section
-
-    demo_section(seed=seed, show_progress=show_progress)
-
-
-# Explicit registry, in the order the demo runs them: name -> (title, section).
-SECTIONS: dict[str, tuple[str, Callable[[int, bool], None]]] = {
+# Explicit registry, in the order the demo runs them: name -> (title, section). A system's section is the
+# ``demo_section(seed=..., show_progress=...)`` of its package's ``demo`` module, imported only when it runs.
+SECTIONS: dict[str, tuple[str, Callable[[int, bool], None] | str]] = {
     "baselines": ("Baselines: popularity and item-kNN on MovieLens-100K", _baselines_section),
     "impute": ("LLM imputation (arXiv 2407.10078): masked film year and genres on MovieLens-100K",
-               _imputation_section),
-    "learn": ("LEARN (arXiv 2405.03988): cold-start retrieval with frozen-LLM item embeddings", _learn_section),
-    "trsr": ("LLM-TRSR (arXiv 2403.13325): summaries and P(Yes) ranking on Amazon magazines", _trsr_section),
+               "recllm.impute.demo"),
+    "learn": ("LEARN (arXiv 2405.03988): cold-start retrieval with frozen-LLM item embeddings", "recllm.learn.demo"),
+    "trsr": ("LLM-TRSR (arXiv 2403.13325): summaries and P(Yes) ranking on Amazon magazines", "recllm.trsr.demo"),
 }
 
 
@@ -60,6 +44,9 @@ def run_demo(seed: int = 0, show_progress: bool = True, sections: list[str] | No
         title, section = SECTIONS[name]
         start = time.perf_counter()
         print(f"\n== {title} ==", flush=True)
-        section(seed, show_progress)
+        if isinstance(section, str):
+            importlib.import_module(section).demo_section(seed=seed, show_progress=show_progress)
+        else:
+            section(seed, show_progress)
         print(f"[{name}: {time.perf_counter() - start:.0f} s]", flush=True)
     return 0

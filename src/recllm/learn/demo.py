@@ -31,26 +31,24 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = 10
 
     dataset = load("ml-100k", show_progress=show_progress)
     split = cold_start_split(dataset, seed=seed)
-    start = time.perf_counter()
+    seconds = 0.0
     if content is None:
         content, seconds = content_for(dataset, show_progress)
-    else:
-        seconds = time.perf_counter() - start
     cases = split.eval_cases("test")
     cache = DiskCache()
     key = DiskCache.key(task="demo-learn", version=1, seed=seed, max_epochs=max_epochs, n=len(dataset.interactions),
                         content=hashlib.sha256(np.ascontiguousarray(content, dtype=np.float32).tobytes()).hexdigest())
     print(f"MovieLens-100K cold-start split: {len(cases.users)} test users whose next films never occur in "
           f"training; item text encoded by SmolLM2-135M in {seconds:.1f} s (cached on disk after the first run)")
-    settings = dict(SEQ_SETTINGS, batch_size=128, patience=3, max_epochs=max_epochs, seed=seed, show_progress=False)
-    models = {"SASRec (IDs only)": SASRec(loss="ce", **settings),
-              "LEARN (frozen-LLM content)": LEARN(content_embeddings=content, item_input="content",
-                                                 item_tower="shared", **{**settings, "lr": 3e-3})}
     cached = cache.get(key)
     if cached is not None:
         print(format_table(cached["rows"], ["model", "hr@10", "ndcg@10", "seconds"]))
         print(cached["top5"] + " (cached)")
         return cached["rows"]
+    settings = dict(SEQ_SETTINGS, batch_size=128, patience=3, max_epochs=max_epochs, seed=seed, show_progress=False)
+    models = {"SASRec (IDs only)": SASRec(loss="ce", **settings),
+              "LEARN (frozen-LLM content)": LEARN(content_embeddings=content, item_input="content",
+                                                 item_tower="shared", **{**settings, "lr": 3e-3})}
     rows = []
     for name, model in models.items():
         start = time.perf_counter()
