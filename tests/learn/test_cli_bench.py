@@ -50,6 +50,26 @@ def fake_run(model, seed, value, dataset="cyclic", split="loo"):
                      1.0, 0.1, 3, 2, 12.0, 20)
 
 
+def test_stored_runs_round_trip_and_skip_keyless_lines(tmp_path):
+    from recllm.learn.bench_runs import load_runs, run_key, save_runs
+
+    runs = [fake_run("m", s, 0.3) for s in range(2)]
+    for r in runs:
+        r.key = run_key(model=r.model, seed=r.seed)
+    runs.append(fake_run("old", 0, 0.2))  # no key: written before keys existed, never reused
+    path = tmp_path / "x.runs.jsonl"
+    save_runs(path, runs)
+    loaded = load_runs(path)
+    assert set(loaded) == {runs[0].key, runs[1].key}
+    back = loaded[runs[1].key]
+    assert back.metrics == runs[1].metrics and back.epochs == runs[1].epochs
+    assert np.allclose(back.per_user["ndcg@10"], runs[1].per_user["ndcg@10"], atol=1e-6)
+    assert run_key(model="m", seed=0) != run_key(model="m", seed=1)
+    path.write_text("{not json\n")
+    with pytest.raises(ValueError, match="line 1"):
+        load_runs(path)
+
+
 def test_interval_across_seeds_and_users():
     one = interval([fake_run("m", 0, 0.5)], "ndcg@10")
     assert one[1] < 0.5 < one[2]
@@ -86,5 +106,22 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
     text = out.read_text()
     assert "### cold_start" in text and "LEARN (shared tower)" in text
     assert len((tmp_path / "learn.runs.jsonl").read_text().splitlines()) == 6
+    first = out.read_text().split("## Notes")[0].split("Total benchmark time")[1]
+
+    # a rerun reuses every stored run (nothing is fitted) and reports the same figures
+    monkeypatch.setattr(bench, "run_one", lambda *a, **k: pytest.fail("a stored run was refitted"))
+    assert bench.run_benchmark(quick=True, datasets=["cyclic"], splits=["loo", "cold_start"], epochs=1,
+                               models=["popularity", "SASRec-CE", "LEARN (shared tower)"], out=str(out),
+                               show_progress=False) == 0
+    second = out.read_text()
+    assert second.split("## Notes")[0].split("Total benchmark time")[1].split("\n", 1)[1] == first.split("\n", 1)[1]
+    assert "6 of 6 runs reused" in second
+    # another setting (the epoch cap) is another run: it is fitted, not taken from the store
+    fitted = []
+    monkeypatch.setattr(bench, "run_one", lambda spec, *a, **k: fitted.append(spec.name) or pytest.skip("fitted"))
+    with pytest.raises(pytest.skip.Exception):
+        bench.run_benchmark(quick=True, datasets=["cyclic"], splits=["loo"], epochs=2, models=["SASRec-CE"],
+                            out=str(out), show_progress=False)
+    assert fitted == ["SASRec-CE"]
     with pytest.raises(ValueError, match="unknown model"):
         bench.run_benchmark(quick=True, datasets=["cyclic"], models=["GRU4Rec"], out=str(out))

@@ -48,3 +48,25 @@ def test_precomputed_scores_refuse_unscored_users_and_wrong_width(loo):
         model.score(np.array([2]), [np.array([0])])
     with pytest.raises(ValueError, match="catalogue items"):
         PrecomputedScores(np.ones((2, 3)), users).fit(loo)
+
+
+def test_reference_is_stored_and_read_back_without_the_run_folder(loo, tmp_path):
+    import shutil
+
+    cases = loo.eval_cases("test")
+    scores = np.random.default_rng(0).random((len(cases.users), loo.dataset.n_items)).astype(np.float32)
+    _write_run(tmp_path / "run", loo, scores)
+    ours = SimpleNamespace(seed=0, epoch_seconds=0.5, epochs=3, best_epoch=2,
+                           per_user={m: np.zeros(len(cases.users)) for m in
+                                     ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")})
+    store = tmp_path / "learn.recbole.json"
+    first = recbole_reference([ours], loo, tmp_path / "run", store)["text"]
+    assert store.is_file()
+    shutil.rmtree(tmp_path / "run")
+    assert recbole_reference([ours], loo, tmp_path / "run", store)["text"] == first
+    # a store made on another split is refused, naming the make target
+    saved = json.loads(store.read_text())
+    saved["split"] = "0" * 64
+    store.write_text(json.dumps(saved))
+    ref = recbole_reference([ours], loo, tmp_path / "run", store)
+    assert "another split" in ref["error"] and "make recbole-reference" in ref["error"]

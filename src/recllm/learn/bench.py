@@ -4,7 +4,9 @@ Every model x data set x split x seed is fitted (early stopping on the validatio
 whole catalogue by the shared harness (HR and NDCG at 10, 50, 200, history items masked). A figure is the mean
 over seeds with a 95% t-interval across seeds (with one seed: a bootstrap interval over users). Each fit records
 its training time per epoch, total fit time and peak resident memory added during the fit. Content embeddings
-are computed once per data set by the frozen LLM and cached on disk by recllm.llm.
+are computed once per data set by the frozen LLM and cached on disk by recllm.llm. Finished runs are stored
+beside the report (``learn.runs.jsonl`` + ``learn.runs.npz``, see :mod:`recllm.learn.bench_runs`) and reused
+when data and settings match, so a benchmark longer than one sitting resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from recllm.learn.bench_runs import RunResult, dataset_fingerprint, load_runs, run_key, save_runs
 from recllm.models.base import Recommender
 
 FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
@@ -91,6 +94,10 @@ class PeakMemory:
 
 
 # ---------------------------------------------------------------------------------------------- models
+DEFAULT_PATIENCE = 10  # patience 3 stopped SASRec early on noisy validation NDCG (docs/results/learn-sasrec-patience.md)
+FULL_EPOCHS, QUICK_EPOCHS = 50, 5
+
+
 @dataclass
 class ModelSpec:
     """A benchmarked model: display name, how to build it, and whether it reads item text."""
@@ -100,56 +107,51 @@ class ModelSpec:
     uses_content: bool = False
     note: str = ""
     ablation: bool = False  # full mode: run on the first (ablation) data set only
+    settings: dict[str, Any] = field(default_factory=dict)  # what decides its results (part of each run's key)
 
 
-def model_specs(quick: bool, patience: int = 3) -> list[ModelSpec]:
+def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec]:
     """The compared models with their fixed settings (chosen on validation NDCG@10 of ML-100K, see the report)."""
     from recllm.learn.train import LEARN
     from recllm.models import MODELS, HSTU, SASRec
 
     seq = dict(SEQ_SETTINGS, batch_size=128, patience=patience, show_progress=False)
-    hstu = {**seq, "n_heads": 1}
+    hstu = {**seq, "n_heads": 1, "lr": 3e-3, "loss": "ce"}
+    # lr 3e-3 and temperature 0.2 (LEARNConfig's defaults) were chosen on ML-100K validation NDCG@10
+    learn_base = {**seq, "lr": 3e-3}
 
-    def learn(**kw: Any) -> Callable[[int, int, Any], Recommender]:
-        # lr 3e-3 and temperature 0.2 (LEARNConfig's defaults) were chosen on ML-100K validation NDCG@10
-        return lambda seed, epochs, content: LEARN(content_embeddings=content if kw.get("item_input") != "id" else None,
-                                                   seed=seed, max_epochs=epochs, **{**seq, "lr": 3e-3}, **kw)
+    def sasrec(loss: str) -> tuple[Callable[[int, int, Any], Recommender], dict[str, Any]]:
+        kw = {**seq, "loss": loss}
+        return (lambda s, e, c: SASRec(seed=s, max_epochs=e, **kw)), kw
 
+    def learn(**variant: Any) -> dict[str, Any]:
+        kw = {**learn_base, **variant}
+        build = (lambda seed, epochs, content: LEARN(
+            content_embeddings=content if variant.get("item_input") != "id" else None,
+            seed=seed, max_epochs=epochs, **kw))
+        return {"build": build, "settings": kw, "uses_content": variant.get("item_input") != "id"}
+
+    sasrec_ce, sasrec_ce_kw = sasrec("ce")
+    sasrec_bce, sasrec_bce_kw = sasrec("bce")
     return [
         ModelSpec("popularity", lambda seed, epochs, content: MODELS["popularity"]()),
-        ModelSpec("SASRec-CE", lambda s, e, c: SASRec(loss="ce", seed=s, max_epochs=e, **seq)),
-        ModelSpec("SASRec-BCE", lambda s, e, c: SASRec(loss="bce", seed=s, max_epochs=e, **seq), ablation=True),
-        ModelSpec("HSTU", lambda s, e, c: HSTU(loss="ce", seed=s, max_epochs=e, **{**hstu, "lr": 3e-3}), note=(
+        ModelSpec("SASRec-CE", sasrec_ce, settings=sasrec_ce_kw),
+        ModelSpec("SASRec-BCE", sasrec_bce, ablation=True, settings=sasrec_bce_kw),
+        ModelSpec("HSTU", lambda s, e, c: HSTU(seed=s, max_epochs=e, **hstu), settings=hstu, note=(
             "full-softmax CE over the catalogue and lr 3e-3 (both chosen on ML-100K validation NDCG@10, over the "
             "paper's 128-negative sampled softmax and lr 1e-3); cosine scores / temperature 0.05; relative position "
             "bias only (the Recommender API passes no timestamps)")),
-        ModelSpec("LEARN (shared tower)", learn(item_input="content", item_tower="shared"), True),
-        ModelSpec("LEARN (MLP item tower)", learn(item_input="content", item_tower="mlp"), True, ablation=True),
-        ModelSpec("LEARN-ID (ablation)", learn(item_input="id", item_tower="mlp"), False,
-                  "ID embeddings instead of content, with the MLP item tower (a shared tower over a bare ID "
-                  "embedding must map an item and its successor to nearby vectors)", ablation=True),
-        ModelSpec("LEARN content+ID", learn(item_input="content+id", item_tower="shared"), True, ablation=True),
+        ModelSpec("LEARN (shared tower)", **learn(item_input="content", item_tower="shared")),
+        ModelSpec("LEARN (MLP item tower)", **learn(item_input="content", item_tower="mlp"), ablation=True),
+        ModelSpec("LEARN-ID (ablation)", **learn(item_input="id", item_tower="mlp"),
+                  note="ID embeddings instead of content, with the MLP item tower (a shared tower over a bare ID "
+                       "embedding must map an item and its successor to nearby vectors)", ablation=True),
+        ModelSpec("LEARN content+ID", **learn(item_input="content+id", item_tower="shared"), ablation=True),
     ]
 
 
 # ---------------------------------------------------------------------------------------------- running
-@dataclass
-class RunResult:
-    dataset: str
-    split: str
-    seed: int
-    model: str
-    metrics: dict[str, float]
-    per_user: dict[str, list[float]] = field(repr=False)
-    fit_seconds: float = math.nan
-    epoch_seconds: float = math.nan
-    epochs: int = 0
-    best_epoch: int = 0
-    peak_mb: float = math.nan
-    n_users: int = 0
-
-
-def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any) -> RunResult:
+def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, key: str = "") -> RunResult:
     """Fit one model on one split (timed, memory-watched) and rank the whole catalogue for the test users."""
     from recllm.eval.ranking import evaluate_full_ranking
 
@@ -165,7 +167,7 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any) -
         split.dataset.name, split.name, seed, spec.name, {k: float(result.per_user[k].mean()) for k in keep},
         {k: result.per_user[k].tolist() for k in keep}, fit_seconds,
         float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
-        mem.peak_mb, len(result),
+        mem.peak_mb, len(result), key,
     )
 
 
@@ -192,20 +194,22 @@ def content_for(dataset: Any, show_progress: bool) -> tuple[np.ndarray, float]:
 
 def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,
                   seeds: list[int] | None = None, models: list[str] | None = None, out: str | None = None,
-                  epochs: int | None = None, recbole_run: str | None = None, patience: int = 3,
-                  show_progress: bool = True) -> int:
-    """Run the grid and write the report (see the module docstring). Returns a process exit code."""
-    explicit_seeds = seeds is not None
+                  epochs: int | None = None, recbole_run: str | None = None, patience: int = DEFAULT_PATIENCE,
+                  show_progress: bool = True, fresh: bool = False) -> int:
+    """Run the grid and write the report (see the module docstring). Returns a process exit code.
+
+    Finished runs are stored beside the report (:mod:`recllm.learn.bench_runs`) and reused when their settings
+    match, so an interrupted benchmark resumes; ``fresh`` ignores the stored runs.
+    """
     from recllm.data import make_split
     from recllm.learn.bench_report import write_learn_report
 
+    explicit_seeds = seeds is not None
     datasets = list(datasets or (QUICK_DATASETS if quick else FULL_DATASETS))
     splits = list(splits or SPLITS)
     seeds = list(seeds if seeds is not None else ([0] if quick else [0, 1, 2]))
-    # full mode, to keep the run short on 2 cores: the main models get every seed on the first data set and
-    # seed 0 elsewhere (unless --seeds is given); the ablation models run once (first data set, first seed)
-    other_seeds = seeds if (quick or explicit_seeds) else seeds[:1]
-    epochs = epochs or (5 if quick else 30)
+    default_epochs = QUICK_EPOCHS if quick else FULL_EPOCHS
+    epochs = epochs or default_epochs
     repo = Path(__file__).resolve().parents[3]
     out_path = Path(out) if out else repo / "docs" / "results" / ("learn-quick.md" if quick else "learn.md")
     specs = model_specs(quick, patience)
@@ -215,8 +219,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                         *([f"--splits {' '.join(splits)}"] if splits != list(SPLITS) else []),
                         *([f"--seeds {' '.join(map(str, seeds))}"] if explicit_seeds else []),
                         *([f"--models {' '.join(repr(m) if ' ' in m else m for m in models)}"] if models else []),
-                        *([f"--epochs {epochs}"] if epochs != (5 if quick else 30) else []),
-                        *([f"--patience {patience}"] if patience != 3 else []),
+                        *([f"--epochs {epochs}"] if epochs != default_epochs else []),
+                        *([f"--patience {patience}"] if patience != DEFAULT_PATIENCE else []),
                         *([f"--out {out}"] if out else [])])
     if models:
         unknown = sorted(set(models) - {s.name for s in specs})
@@ -228,45 +232,51 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     used: list[str] = []
     started = time.perf_counter()
     runs_path = out_path.with_suffix(".runs.jsonl")
+    stored = {} if fresh else load_runs(runs_path)
+    reused = 0
     for name in datasets:
         dataset = load_dataset(name)
         if dataset is None:
             notes.append(f"{name}: not present on this machine, skipped")
             continue
         used.append(name)
+        fingerprint = dataset_fingerprint(dataset)
         content, seconds = content_for(dataset, show_progress)
         notes.append(f"{name}: content embeddings {content.shape} in {seconds:.1f} s (cached after the first run); "
-                     f"seeds {seeds if not used[:-1] else other_seeds}")
+                     f"seeds {seeds}")
         first = not used[:-1]
         for split_name in splits:
-            for seed in (seeds if first else other_seeds):
-                split = make_split(dataset, split_name, seed=seed)
+            for seed in seeds:
+                split = None
                 for spec in specs:
                     if spec.ablation and not (quick or models) and not (first and seed == seeds[0]):
                         continue  # full mode: ablations once, on the first data set
-                    res = run_one(spec, split, seed, epochs, content)
+                    key = run_key(data=fingerprint, dataset=name, split=split_name, seed=seed, model=spec.name,
+                                  settings=spec.settings, epochs=epochs, quick=quick)
+                    if key in stored:
+                        res, reused = stored[key], reused + 1
+                        how = "stored"
+                    else:
+                        split = split or make_split(dataset, split_name, seed=seed)
+                        res, how = run_one(spec, split, seed, epochs, content, key), "fitted"
                     results.append(res)
-                    save_runs(runs_path, results)  # keep finished runs if a later fit fails
-                    print(f"[bench learn] {name} {split_name} seed {seed} {spec.name}: "
+                    save_runs(runs_path, results)  # keep finished runs: a rerun resumes from here
+                    print(f"[bench learn] {name} {split_name} seed {seed} {spec.name} ({how}): "
                           f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
                           f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
+    if reused:
+        notes.append(f"{reused} of {len(results)} runs reused from {runs_path.name} (same data and settings); "
+                     "their timings are those of the session that fitted them")
     reference = None
     if "ml-100k" in used and "loo" in splits and any(s.name == "SASRec-CE" for s in specs):
         from recllm.learn.recbole_ref import DEFAULT_RUN, recbole_reference
 
         ours = [r for r in results if r.dataset == "ml-100k" and r.split == "loo" and r.model == "SASRec-CE"]
         run_dir = Path(recbole_run) if recbole_run else repo / DEFAULT_RUN
-        reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir)
+        store = out_path.with_suffix(".recbole.json")
+        reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
     total = time.perf_counter() - started
     write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path,
                        command, patience)
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
-
-
-def save_runs(path: Path, results: list[RunResult]) -> None:
-    """Per-run figures (means, timing, memory; no per-user arrays) as JSON lines, written atomically."""
-    from recllm.utils import write_text_atomic
-
-    lines = [json.dumps({k: v for k, v in vars(r).items() if k != "per_user"}, sort_keys=True) for r in results]
-    write_text_atomic(path, "\n".join(lines) + "\n")

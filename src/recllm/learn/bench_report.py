@@ -95,9 +95,9 @@ def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, ord
 
 def write_learn_report(path: Path, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
                        notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
-                       runs_path: Path, command: str | None = None, patience: int = 3) -> Path:
+                       runs_path: Path, command: str | None = None, patience: int = 10) -> Path:
     """Assemble the markdown body and write it with the shared report header."""
-    from recllm.learn.bench import save_runs
+    from recllm.learn.bench_runs import save_runs
 
     order = [s.name for s in specs]
     groups = _group(results)
@@ -111,7 +111,7 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
         "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
         f"early stopping on validation NDCG@10 only (patience {patience}, at most the epoch cap). "
         "Figures: mean over the "
-        "seeds run for that data set (see the notes) with a 95% t-interval across seeds; with one seed, a "
+        "seeds with a 95% t-interval across seeds; with one seed, a "
         "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit.\n")
@@ -139,7 +139,8 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
     body += [f"- {n}" for n in notes]
     body += [f"- {s.name}: {s.note}" for s in specs if s.note]
     save_runs(runs_path, results)
-    body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`")
+    body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`; per-user metrics: "
+                f"`{runs_path.with_suffix('.npz').name}` (a rerun reuses every run whose data and settings match)")
     data_files = _data_files(datasets)
     return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command, data_files,
                         "\n".join(body), seeds=seeds)

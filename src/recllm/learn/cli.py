@@ -84,7 +84,7 @@ def _bench(args: argparse.Namespace) -> int:
     _threads(args)
     return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
                          models=args.models, out=args.out, epochs=args.epochs, recbole_run=args.recbole_run,
-                         patience=args.patience,
+                         patience=args.patience, fresh=args.fresh,
                          show_progress=not args.quiet)
 
 
@@ -130,10 +130,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--splits", nargs="*", default=None)
     b.add_argument("--seeds", nargs="*", type=int, default=None)
     b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")
-    b.add_argument("--epochs", type=int, default=None, help="cap on epochs per model (default: 5 quick, 30 full)")
+    b.add_argument("--epochs", type=int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
     b.add_argument("--recbole-run", default=None,
                    help="RecBole reference run folder made by `make recbole-reference` (default runs/recbole_reference)")
-    b.add_argument("--patience", type=int, default=3, help="early-stopping patience (epochs) of the sequential models")
+    b.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs) of the sequential models")
+    b.add_argument("--fresh", action="store_true",
+                   help="refit every run (default: reuse the runs stored beside the report whose settings match)")
     b.add_argument("--out", default=None, help="report path (default docs/results/learn.md, quick: learn-quick.md)")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--quiet", action="store_true")

@@ -11,29 +11,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 DEFAULT_RUN = Path("runs/recbole_reference")
+# RecBole's per-user test figures, saved beside the LEARN report the first time they are computed from a run
+# folder, so the 2-hour reference survives a machine without the run folder (it is committed with the report)
+DEFAULT_STORE = Path("docs/results/learn.recbole.json")
 NEEDED = ("manifest.json", "recbole_result.json", "recbole_test_scores.npy")
 METRICS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
 
 
-def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN) -> dict[str, Any]:
-    """RecBole's test figures on ``split`` (ML-100K leave-one-out) beside ``ours`` (recllm SASRec-CE runs).
+def cases_fingerprint(cases: Any) -> str:
+    """sha256 of a split's test cases (users, histories, targets): equal only for the identical split."""
+    import hashlib
 
-    Returns ``{"text": markdown}`` or ``{"error": what is missing and the command that makes it}``.
-    """
+    digest = hashlib.sha256(np.asarray(cases.users, dtype=np.int64).tobytes())
+    for history, targets in zip(cases.histories, cases.targets):
+        digest.update(np.asarray(history, dtype=np.int64).tobytes() + b"|")
+        digest.update(np.asarray(targets, dtype=np.int64).tobytes() + b"#")
+    return digest.hexdigest()
+
+
+def _from_run_dir(split: Any, run_dir: Path, store: Path | None) -> dict[str, Any]:
+    """Rank the run folder's saved scores with recllm's harness; save the per-user figures to ``store``."""
     from recllm.eval.ranking import evaluate_full_ranking
-    from recllm.eval.report import fmt_ci, format_table
-    from recllm.eval.stats import bootstrap_ci, paired_bootstrap_diff
     from recllm.models import PrecomputedScores
+    from recllm.utils import write_json_atomic
 
-    missing = [name for name in NEEDED if not (run_dir / name).is_file()]
-    if missing:
-        return {"error": f"{run_dir / missing[0]} not found: run `make recbole-reference` first (about 2 h on "
-                         "2 CPU cores: RecBole's SASRec trains at minutes per epoch here)"}
     manifest = json.loads((run_dir / "manifest.json").read_text())
     record = json.loads((run_dir / "recbole_result.json").read_text())
     if manifest.get("dataset") != "ml-100k":
@@ -43,6 +50,44 @@ def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN) 
     cases = split.eval_cases("test")
     theirs = evaluate_full_ranking(PrecomputedScores(scores, users).fit(split), cases, ks=(10, 50, 200),
                                    show_progress=False)
+    saved = {"manifest": manifest, "record": {k: v for k, v in record.items() if k != "test_users"},
+             "split": cases_fingerprint(cases), "per_user": {m: theirs.per_user[m].tolist() for m in METRICS}}
+    if store is not None:
+        write_json_atomic(store, saved)
+    return saved
+
+
+def _from_store(split: Any, store: Path) -> dict[str, Any]:
+    saved = json.loads(store.read_text())
+    if saved.get("split") != cases_fingerprint(split.eval_cases("test")):
+        return {"error": f"{store} was computed on another split than this benchmark's ML-100K leave-one-out "
+                         "split: rerun `make recbole-reference` (about 2 h on 2 CPU cores)"}
+    return saved
+
+
+def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN,
+                      store: Path | None = None) -> dict[str, Any]:
+    """RecBole's test figures on ``split`` (ML-100K leave-one-out) beside ``ours`` (recllm SASRec-CE runs).
+
+    Reads the run folder of ``make recbole-reference`` when present (and saves RecBole's per-user figures to
+    ``store``), else ``store`` when it was computed on the identical split.
+    Returns ``{"text": markdown}`` or ``{"error": what is missing and the command that makes it}``.
+    """
+    from recllm.eval.report import fmt_ci, format_table
+    from recllm.eval.stats import bootstrap_ci, paired_bootstrap_diff
+
+    missing = [name for name in NEEDED if not (run_dir / name).is_file()]
+    if not missing:
+        saved = _from_run_dir(split, run_dir, store)
+    elif store is not None and store.is_file():
+        saved = _from_store(split, store)
+    else:
+        return {"error": f"{run_dir / missing[0]} not found: run `make recbole-reference` first (about 2 h on "
+                         "2 CPU cores: RecBole's SASRec trains at minutes per epoch here)"}
+    if "error" in saved:
+        return saved
+    manifest, record = saved["manifest"], saved["record"]
+    theirs = SimpleNamespace(per_user={m: np.asarray(v) for m, v in saved["per_user"].items()})
     seed = int(manifest["settings"].get("seed", 0))
     epochs = record["epoch_seconds"]
     rows = [{"model": f"RecBole 1.2.1 SASRec (seed {seed})",
@@ -60,7 +105,7 @@ def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN) 
     table = format_table(rows, ["model", *METRICS, "s/epoch", "epochs (best)", "threads"])
     settings = {k: v for k, v in manifest["settings"].items() if not k.endswith("batch_size")}
     text = (
-        f"RecBole's run (`{record.get('command', 'make recbole-reference')}`, settings {json.dumps(settings)}, "
+        f"RecBole's run (`{record.get('command', 'make recbole-reference')}`, settings {json.dumps(settings, sort_keys=True)}, "
         "RecBole's defaults) saved its scores for the 943 test users; they are ranked here by recllm's harness on "
         "this benchmark's split (same users, candidates, history masking, ties). Our SASRec-CE rows are this "
         "benchmark's runs with recllm's defaults (dropout 0.2 where RecBole's default is 0.5). The matched-settings "
