@@ -260,13 +260,17 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                         split = split or make_split(dataset, split_name, seed=seed)
                         res, how = run_one(spec, split, seed, epochs, content, key), "fitted"
                     results.append(res)
-                    save_runs(runs_path, results)  # keep finished runs: a rerun resumes from here
+                    save_runs(runs_path, _with_unused(results, stored))  # a rerun resumes from here
                     print(f"[bench learn] {name} {split_name} seed {seed} {spec.name} ({how}): "
                           f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
                           f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
     if reused:
         notes.append(f"{reused} of {len(results)} runs reused from {runs_path.name} (same data and settings); "
                      "their timings are those of the session that fitted them")
+    unused = len(_with_unused(results, stored)) - len(results)
+    if unused:
+        notes.append(f"{unused} stored runs of other data sets, splits, seeds or settings are kept in "
+                     f"{runs_path.name} but are not part of this report")
     reference = None
     if "ml-100k" in used and "loo" in splits and any(s.name == "SASRec-CE" for s in specs):
         from recllm.learn.recbole_ref import DEFAULT_RUN, recbole_reference
@@ -278,5 +282,12 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     total = time.perf_counter() - started
     write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path,
                        command, patience)
+    save_runs(runs_path, _with_unused(results, stored))
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
+
+
+def _with_unused(results: list[RunResult], stored: dict[str, RunResult]) -> list[RunResult]:
+    """``results`` plus the stored runs this benchmark did not use (another subset's runs are kept, not lost)."""
+    done = {r.key for r in results}
+    return results + [r for key, r in stored.items() if key not in done]
