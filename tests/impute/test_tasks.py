@@ -93,6 +93,17 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
     text = (tmp_path / "imputation.md").read_text()
     assert "**advertising / click / auc**" in text and "daily_time_spent:rmse" in text
     assert "advertising/advertising.csv" in text
+    store = tmp_path / "imputation.runs.jsonl"
+    assert len(store.read_text().splitlines()) == 1 + len(config.settings) * 3  # complete table + settings x imputers
+
+    # a rerun (even with the cache gone, as on a fresh machine) reuses every stored run and fits nothing
+    import recllm.impute.bench as bench
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "another-cache"))
+    monkeypatch.setattr(bench, "downstream", lambda *a, **k: pytest.fail("a stored run was recomputed"))
+    assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    after_wall_time = (tmp_path / "imputation.md").read_text().split("cost nothing;", 1)[1]
+    assert after_wall_time == text.split("cost nothing;", 1)[1]
 
 
 @pytest.mark.integration

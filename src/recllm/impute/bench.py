@@ -2,9 +2,10 @@
 
 For each data set, seed and setting the feature tables are masked once (``recllm.data.missing.inject_missing``),
 every imputer fills the same masked tables (scored on the masked cells), and a DLRM is trained per task on the
-same seeded split. Results are cached per (data set, seed, setting, imputer, configuration) in a ``DiskCache``,
-and the LLM imputer caches its adapters and answers, so an interrupted run resumes and a rerun only rebuilds the
-report. ``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
+same seeded split. Results are stored per (data set, seed, setting, imputer, configuration) beside the report
+(``imputation.runs.jsonl``, a :class:`recllm.eval.run_store.RunStore` committed with it), and the LLM imputer
+caches its adapters and answers, so an interrupted run resumes, on this machine or a fresh one, and a rerun only
+rebuilds the report. ``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
 size, column order, more context, more epochs), scored on the masked cells at MCAR 20%.
 """
 
@@ -210,10 +211,13 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
                   command: str = "recllm bench impute") -> int:
     """Run (or resume) the benchmark and write the report; returns a process exit code."""
     from recllm.data import load
-    from recllm.impute.bench_report import write_imputation_report
+    from recllm.eval.run_store import RunStore
+    from recllm.impute.bench_report import report_path, write_imputation_report
     from recllm.llm.cache import DiskCache
 
-    cache = DiskCache()
+    store = RunStore(report_path(config, out).with_suffix(".runs.jsonl"))
+    if show_progress and len(store):
+        print(f"resuming: {len(store)} finished runs stored in {store.path}", flush=True)
     rows: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     base_lm = None
@@ -231,22 +235,22 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
         names = ("none",) if setting[0] == "complete" else config.imputers
         tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
         for name in names:
-            key = cache.key(task="bench-impute", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                            setting=list(setting), imputer=name, config=config.cache_parts())
-            row = cache.get_many([key]).get(key)
+            key = DiskCache.key(task="bench-impute", version=BENCH_VERSION, dataset=dataset, seed=seed,
+                                setting=list(setting), imputer=name, config=config.cache_parts())
+            row = store.get(key)
             if row is None:
                 result = None if name == "none" else impute_tables(
                     name, dataset, tables, seed, config, base_lm, shared if name == "llm" else None)
                 tasks = downstream(dataset, ds, name, result, tables, seed, config)
                 row = {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
                        "scores": result["scores"] if result else {}, "info": result["info"] if result else {}}
-                cache.put_many({key: row})
+                store.put(key, row)
             rows.append(row)
             if show_progress:
                 print(f"[{index + 1}/{len(plan)}] {dataset} seed {seed} {setting_name(setting) if setting[0] != 'complete' else 'complete'}"
                       f" {name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
     if config.attempts:
-        attempts = run_attempts(config, cache, base_lm, show_progress)
+        attempts = run_attempts(config, store, base_lm, show_progress)
     seconds = time.perf_counter() - started
     path = write_imputation_report(config, rows, attempts, seconds, out, command)
     if show_progress:
@@ -254,9 +258,10 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
     return 0
 
 
-def run_attempts(config: BenchConfig, cache: Any, base_lm: Any, show_progress: bool) -> list[dict[str, Any]]:
+def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: bool) -> list[dict[str, Any]]:
     """LLM imputer variants at MCAR 20% (seed of the first run), scored on the masked cells only."""
     from recllm.data import load
+    from recllm.llm.cache import DiskCache
 
     setting, seed = ("mcar", 0.2), config.seeds[0]
     out = []
@@ -266,16 +271,16 @@ def run_attempts(config: BenchConfig, cache: Any, base_lm: Any, show_progress: b
         ds = load(dataset)
         tables = masked_tables(ds, dataset, setting, seed)
         for attempt, name, overrides in runs:
-            key = cache.key(task="bench-impute-attempt", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                            setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts())
-            row = cache.get_many([key]).get(key)
+            key = DiskCache.key(task="bench-impute-attempt", version=BENCH_VERSION, dataset=dataset, seed=seed,
+                                setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts())
+            row = store.get(key)
             if row is None:
                 try:
                     result = impute_tables(name, dataset, tables, seed, config, base_lm, **overrides)
                     row = {"dataset": dataset, "attempt": attempt, "scores": result["scores"], "info": result["info"]}
                 except ValueError as err:  # e.g. complete-rows training with no complete row
                     row = {"dataset": dataset, "attempt": attempt, "error": str(err)}
-                cache.put_many({key: row})
+                store.put(key, row)
             out.append(row)
             if show_progress:
                 print(f"attempt {dataset} {attempt}: done", flush=True)

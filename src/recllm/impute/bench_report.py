@@ -239,12 +239,20 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
     return links
 
 
+def report_path(config: Any, out: str | os.PathLike[str] | None) -> Path:
+    """``out``, or docs/results/imputation.md (imputation-quick.md in quick mode) of this checkout."""
+    if out:
+        return Path(out)
+    return Path(__file__).resolve().parents[3] / "docs" / "results" / (
+        "imputation-quick.md" if config.quick else "imputation.md")
+
+
 def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: list[dict[str, Any]],
                             seconds: float, out: str | os.PathLike[str] | None, command: str) -> Path:
     """Write docs/results/imputation.md (or ``out``) with plots beside it; returns the path."""
     from recllm.data import data_root
 
-    path = Path(out) if out else Path("docs/results") / ("imputation-quick.md" if config.quick else "imputation.md")
+    path = report_path(config, out)
     settings = [_label(s) for s in config.settings]
     imputers = [i for i in config.imputers]
     links = _plots(rows, imputers, path.parent, path.stem)
@@ -253,7 +261,7 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         "## Set-up",
         "",
         f"- Data sets: {', '.join(config.datasets)}; seeds {', '.join(map(str, config.seeds))}; settings "
-        f"{', '.join(settings)}; wall time of this run {seconds / 60:.1f} min (cached cells cost nothing).",
+        f"{', '.join(settings)}; wall time of this run {seconds / 60:.1f} min (stored runs cost nothing; see `{path.with_suffix('.runs.jsonl').name}`).",
         f"- Masked feature-table columns ({masked}); MAR is driven by a fully observed column of the same table "
         "(advertising: country, users: zip code, items: title), MNAR by the cell's own value.",
         "- Every imputer fills the same masked tables; a DLRM (same hyper-parameters and seeded split for every "

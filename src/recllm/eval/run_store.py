@@ -1,0 +1,50 @@
+"""Finished benchmark runs kept beside their report, so a benchmark longer than one sitting resumes.
+
+A :class:`RunStore` is a JSON-lines file of ``{"key": ..., "row": ...}`` records. The key is a hash of
+everything that decides the row (see :meth:`recllm.llm.cache.DiskCache.key`), so a changed setting misses the
+store and is recomputed. The file is rewritten atomically after every :meth:`RunStore.put`, and it is committed
+with the report: a fresh machine reuses the runs a previous one finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class RunStore:
+    """Key -> JSON-able row, persisted as JSON lines at ``path`` (missing file: an empty store)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._rows: dict[str, Any] = {}
+        if self.path.is_file():
+            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    self._rows[record["key"]] = record["row"]
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{self.path}, line {number}: not a stored run ({exc}); delete the file "
+                                     "to recompute every run") from exc
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._rows
+
+    def get(self, key: str) -> Any:
+        """The stored row, or None."""
+        return self._rows.get(key)
+
+    def put(self, key: str, row: Any) -> None:
+        """Store ``row`` under ``key`` and rewrite the file atomically."""
+        from recllm.utils import write_text_atomic
+
+        self._rows[key] = row
+        lines = [json.dumps({"key": k, "row": v}, sort_keys=True) for k, v in self._rows.items()]
+        write_text_atomic(self.path, "\n".join(lines) + "\n")

@@ -1,0 +1,24 @@
+"""RunStore: finished runs persist as JSON lines beside a report, atomically, and bad files are named."""
+
+import pytest
+
+from recllm.eval.run_store import RunStore
+
+
+def test_put_persists_and_reloads(tmp_path):
+    path = tmp_path / "report.runs.jsonl"
+    store = RunStore(path)
+    assert len(store) == 0 and store.get("a") is None and not path.exists()
+    store.put("a", {"x": 1.5, "tasks": {"auc": 0.7}})
+    store.put("b", [1, 2])
+    store.put("a", {"x": 2.0})  # replaced, not duplicated
+    again = RunStore(path)
+    assert len(again) == 2 and "b" in again and again.get("a") == {"x": 2.0} and again.get("b") == [1, 2]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_corrupt_line_is_named(tmp_path):
+    path = tmp_path / "r.runs.jsonl"
+    path.write_text('{"key": "a", "row": 1}\n{"row": 2}\n')
+    with pytest.raises(ValueError, match=r"r\.runs\.jsonl, line 2"):
+        RunStore(path)
