@@ -28,3 +28,40 @@ def test_summarize_command_on_real_data(shared_data, tmp_path, capsys):
                  "--summary-tokens", "8", "--threads", "1", "--quiet", "--out", str(out)])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert code == 0 and len(rows) == 2 and all(r["summary"] for r in rows)
+
+
+def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
+    """A finished data set is stored beside the report; a rerun (even on a fresh machine) does not refit it."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import recllm.trsr.bench as bench
+    import recllm.trsr.report as report
+
+    calls, rendered = [], []
+    data_file = tmp_path / "x.csv"
+    data_file.write_text("a\n1\n")
+
+    def fake_run_dataset(spec, sizes, *a, **k):
+        calls.append(spec.name)
+        row = {"method": "popularity", "seed": 0, "per_user": {"recall@10": np.array([0.0, 1.0])}}
+        return {"dataset": spec.name, "rows": [row], "two_stage": [], "data_files": [data_file],
+                "speed": {"dtype": "torch.bfloat16", "speedup": np.float64(2.5)}}
+
+    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32"))
+    monkeypatch.setattr(bench, "run_dataset", fake_run_dataset)
+    monkeypatch.setattr(report, "render", lambda results, *a: rendered.append(results) or "body")
+    monkeypatch.setattr(bench, "mind_available", lambda: False)
+    out = tmp_path / "trsr.md"
+    for _ in range(2):
+        assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"]) == 0
+    assert calls == ["ml-latest-small"]
+    first, second = rendered[0][0], rendered[1][0]
+    assert np.array_equal(second["rows"][0]["per_user"]["recall@10"], first["rows"][0]["per_user"]["recall@10"])
+    assert second["data_files"] == [data_file] and second["speed"]["speedup"] == 2.5
+    assert (tmp_path / "trsr.runs.jsonl").is_file()
+    # another learning rate is another run
+    assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], lr=1e-4) == 0
+    assert calls == ["ml-latest-small"] * 2

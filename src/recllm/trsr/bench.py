@@ -21,6 +21,7 @@ import numpy as np
 
 from recllm.data import Split, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
+from recllm.eval.run_store import RunStore
 from recllm.llm import CausalLM, load_causal_lm
 from recllm.llm.cache import DiskCache
 from recllm.llm.sft import LoRAConfig, SFTConfig
@@ -323,6 +324,37 @@ def mind_available() -> bool:
     return (root / "news.tsv").is_file() and (root / "behaviors.tsv").is_file()
 
 
+STORE_VERSION = 1  # bump when a change to the methods changes a data set's results
+
+
+def _to_json(value: Any) -> Any:
+    """A data set's results as JSON-able values (arrays to lists, paths to strings, numpy scalars to numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)  # e.g. a torch dtype
+
+
+def _from_json(stored: Any) -> dict | None:
+    """Stored results back in the shape ``run_dataset`` returns (per-user metrics as arrays)."""
+    if stored is None:
+        return None
+    for group in ("rows", "two_stage"):
+        for row in stored.get(group, []):
+            row["per_user"] = {m: np.asarray(v, dtype=float) for m, v in row["per_user"].items()}
+    stored["data_files"] = [Path(p) for p in stored.get("data_files", [])]
+    return stored
+
+
 def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[str] | None = None,
                   seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "bfloat16",
                   lr: float = BENCH_LR, model_name: str | None = None) -> int:
@@ -349,20 +381,31 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
     started = time.perf_counter()
     summarizer = load_causal_lm(model_name, dtype="auto")
     cache = DiskCache()
+    path = out or str(Path(__file__).resolve().parents[3] / "docs" / "results" /
+                      ("trsr-quick.md" if quick else "trsr.md"))
+    store = RunStore(Path(path).with_suffix(".runs.jsonl"))
     results = []
     for spec in specs:
-        t0 = time.perf_counter()
-        res = run_dataset(spec, sizes, summarizer, cache, score_dtype=score_dtype, lr=lr, show_progress=show_progress)
-        res["seconds"] = time.perf_counter() - t0
+        key = DiskCache.key(task="bench-trsr", version=STORE_VERSION, dataset=dataclasses.asdict(spec),
+                            sizes=dataclasses.asdict(sizes), lr=lr, score_dtype=score_dtype, model=summarizer.fingerprint)
+        res = _from_json(store.get(key))
+        if res is None:
+            t0 = time.perf_counter()
+            res = run_dataset(spec, sizes, summarizer, cache, score_dtype=score_dtype, lr=lr,
+                              show_progress=show_progress)
+            res["seconds"] = time.perf_counter() - t0
+            store.put(key, _to_json(res))
+            print(f"[trsr] {spec.name} finished in {res['seconds']:.0f} s", flush=True)
+        else:
+            notes.append(f"{spec.name}: results reused from {store.path.name} (same data, sizes and settings; "
+                         f"measured in {res['seconds']:.0f} s by the run that made them)")
         results.append(res)
-        print(f"[trsr] {spec.name} finished in {res['seconds']:.0f} s", flush=True)
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
     notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX); scoring in "
                  f"{score_dtype}" + (" with the Yes/No logits computed in float32 (bfloat16 logits tie)"
                                      if score_dtype == "bfloat16" else ""))
     body = render(results, sizes, summarizer.name, notes, quick, lr)
-    path = out or ("docs/results/trsr-quick.md" if quick else "docs/results/trsr.md")
     command = ("recllm bench trsr" + (" --quick" if quick else "")
                + (f" --seeds {' '.join(map(str, seeds))}" if seeds else "")
                + (f" --lr {lr:g}" if lr != BENCH_LR else "")
