@@ -15,6 +15,9 @@ def test_put_persists_and_reloads(tmp_path):
     again = RunStore(path)
     assert len(again) == 2 and "b" in again and again.get("a") == {"x": 2.0} and again.get("b") == [1, 2]
     assert not list(tmp_path.glob(".*.tmp"))
+    again.get("a")["x"] = object()  # a caller changing its copy does not change the store
+    again.put("c", 1)
+    assert RunStore(path).get("a") == {"x": 2.0}
 
 
 def test_a_corrupt_line_is_named(tmp_path):

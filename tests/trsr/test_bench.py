@@ -87,3 +87,26 @@ def test_render_builds_every_section_from_measurements():
     for needle in ("## toy", "Quick mode", "recall@10", "Two-stage", "Prompt injection", "Throughput", "3.00x",
                    "Likes a and b.", "a note", "LLM-TRSR hierarchical minus popularity"):
         assert needle in text
+
+
+@pytest.mark.integration
+def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, tmp_path, monkeypatch):
+    """run_dataset(first_position=1): SASRec and the three fine-tuned rankers, nothing seed-independent again."""
+    import dataclasses
+
+    import recllm.trsr.bench as bench
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.llm.cache import DiskCache
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
+    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: tiny_causal_lm(seed=1))
+    sizes = dataclasses.replace(QUICK, n_train_users=4, n_valid_rows=2, n_test_rows=3, summary_tokens=4,
+                                sasrec_seconds=1, seeds=(1,))
+    spec = bench.DATASETS[0]
+    part = bench.run_dataset(spec, sizes, tiny_causal_lm(seed=0), DiskCache(tmp_path / "c.sqlite"),
+                             score_dtype="float32", log=lambda *a: None, first_position=1)
+    methods = [(row["method"], row["seed"]) for row in part["rows"]]
+    assert methods == [("sasrec", 1), ("LLM-TRSR hierarchical", 1), ("LLM-TRSR recurrent", 1),
+                       ("LLM no summary (TALLRec-style)", 1)]
+    assert part["two_stage"] == [row for row in part["two_stage"] if row["method"].startswith("sasrec")]
+    assert "speed" not in part and part["examples"] == []

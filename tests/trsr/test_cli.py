@@ -44,9 +44,9 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
     data_file = tmp_path / "x.csv"
     data_file.write_text("a\n1\n")
 
-    def fake_run_dataset(spec, sizes, *a, **k):
-        calls.append(spec.name)
-        row = {"method": "popularity", "seed": 0, "per_user": {"recall@10": np.array([0.0, 1.0])}}
+    def fake_run_dataset(spec, sizes, *a, first_position=0, **k):
+        calls.append((spec.name, sizes.seeds, first_position))
+        row = {"method": "sasrec", "seed": sizes.seeds[0], "per_user": {"recall@10": np.array([0.0, 1.0])}}
         return {"dataset": spec.name, "rows": [row], "two_stage": [], "data_files": [data_file],
                 "speed": {"dtype": "torch.bfloat16", "speedup": np.float64(2.5)}}
 
@@ -57,11 +57,15 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
     out = tmp_path / "trsr.md"
     for _ in range(2):
         assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"]) == 0
-    assert calls == ["ml-latest-small"]
+    assert calls == [("ml-latest-small", (0,), 0)]
     first, second = rendered[0][0], rendered[1][0]
     assert np.array_equal(second["rows"][0]["per_user"]["recall@10"], first["rows"][0]["per_user"]["recall@10"])
     assert second["data_files"] == [data_file] and second["speed"]["speedup"] == 2.5
     assert (tmp_path / "trsr.runs.jsonl").is_file()
     # another learning rate is another run
     assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], lr=1e-4) == 0
-    assert calls == ["ml-latest-small"] * 2
+    assert calls[1:] == [("ml-latest-small", (0,), 0)]
+    # more seeds: the stored seed is reused, only the new ones run (one at a time), and the parts are merged
+    assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], seeds=[0, 1, 2]) == 0
+    assert calls[2:] == [("ml-latest-small", (1,), 1), ("ml-latest-small", (2,), 2)]
+    assert [row["seed"] for row in rendered[-1][0]["rows"]] == [0, 1, 2]

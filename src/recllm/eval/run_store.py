@@ -38,8 +38,9 @@ class RunStore:
         return key in self._rows
 
     def get(self, key: str) -> Any:
-        """The stored row, or None."""
-        return self._rows.get(key)
+        """A copy of the stored row (the caller may change it), or None."""
+        row = self._rows.get(key)
+        return None if row is None else json.loads(json.dumps(row))
 
     def put(self, key: str, row: Any) -> None:
         """Store ``row`` under ``key`` and rewrite the file atomically."""

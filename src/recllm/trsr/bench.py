@@ -163,18 +163,38 @@ def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int
         max_valid_rows=sizes.n_valid_rows, item_text_columns=spec.columns, seed=seed)
 
 
+def _shape(sizes: BenchSizes) -> dict[str, Any]:
+    """What one run does, without which runs exist (the seed list and the mitigation count)."""
+    return {k: v for k, v in dataclasses.asdict(sizes).items() if k not in ("seeds", "mitigation_seeds")}
+
+
+def merge_parts(parts: list[dict]) -> dict:
+    """One data set's results from its per-seed parts (the first part holds the seed-independent results)."""
+    merged = dict(parts[0])
+    for key in ("rows", "two_stage", "injection", "throughput"):
+        merged[key] = [row for part in parts for row in part.get(key, [])]
+    merged["seconds"] = sum(part.get("seconds", 0.0) for part in parts)
+    return merged
+
+
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray) -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes."""
     # the seed list and the mitigation count only say which runs exist, not what one run does
-    shape = {k: v for k, v in dataclasses.asdict(sizes).items() if k not in ("seeds", "mitigation_seeds")}
+    shape = _shape(sizes)
     key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
 
 def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
                 score_dtype: str = "bfloat16", lr: float = BENCH_LR, show_progress: bool = False,
-                log: Any = print) -> dict:
-    """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples."""
+                log: Any = print, first_position: int = 0) -> dict:
+    """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples.
+
+    ``first_position`` is the position of ``sizes.seeds[0]`` in the whole benchmark's seed list: the
+    seed-independent methods (popularity, item-kNN, zero-shot), the two-stage protocol, the speed measurement
+    and the examples run at position 0 only, the hardened ranker below ``sizes.mitigation_seeds``. So the
+    benchmark can run (and store) one seed at a time and merge the parts (:func:`merge_parts`).
+    """
     dataset = load(spec.name, show_progress=show_progress)
     split = leave_one_out(dataset)
     valid_all, valid_path = fixed_candidates(split, "valid")
@@ -188,9 +208,10 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
     rerank_cases = test_cases.subset(case_rows)
 
     # ---------------------------------------------------------------- ID baselines
+    primary = first_position == 0  # this part holds the benchmark's first seed
     baselines: dict[str, list[tuple[int, Recommender]]] = {
-        "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))],
-        "itemknn": [(sizes.seeds[0], MODELS["itemknn"]().fit(split))]}
+        "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))] if primary else [],
+        "itemknn": [(sizes.seeds[0], MODELS["itemknn"]().fit(split))] if primary else []}
     if "sasrec" in MODELS:
         baselines["sasrec"] = []
         for seed in sizes.seeds:
@@ -205,7 +226,7 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
                 full = evaluate_full_ranking(model, rerank_cases, ks=(10,), show_progress=False)
                 out["two_stage"].append(_method_row(f"{name} (full ranking)", full, seed))
         log(f"[trsr] {spec.name}: {name} done")
-    retriever = baselines["itemknn"][0][1]
+    retriever = baselines["itemknn"][0][1] if primary else None
 
     # ---------------------------------------------------------------- LLM rankers
     def evaluate_llm(label: str, model: TRSR, seed: int, injection: bool) -> list[np.ndarray]:
@@ -238,9 +259,10 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         return bench_trsr_config(mode, sizes, spec, seed, score_dtype=score_dtype, lr=lr,
                                  show_progress=show_progress, **kw)
 
-    zero = fitted("zero-shot", config("hierarchical", 0, fine_tune=False))
-    evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
-    for seed_index, seed in enumerate(sizes.seeds):
+    if primary:
+        zero = fitted("zero-shot", config("hierarchical", 0, fine_tune=False))
+        evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
+    for seed_index, seed in enumerate(sizes.seeds, start=first_position):
         for mode, label in (("hierarchical", "LLM-TRSR hierarchical"), ("recurrent", "LLM-TRSR recurrent"),
                             ("none", "LLM no summary (TALLRec-style)")):
             model = fitted(f"{mode}-seed{seed}", config(mode, seed))
@@ -386,20 +408,27 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
     store = RunStore(Path(path).with_suffix(".runs.jsonl"))
     results = []
     for spec in specs:
-        key = DiskCache.key(task="bench-trsr", version=STORE_VERSION, dataset=dataclasses.asdict(spec),
-                            sizes=dataclasses.asdict(sizes), lr=lr, score_dtype=score_dtype, model=summarizer.fingerprint)
-        res = _from_json(store.get(key))
-        if res is None:
-            t0 = time.perf_counter()
-            res = run_dataset(spec, sizes, summarizer, cache, score_dtype=score_dtype, lr=lr,
-                              show_progress=show_progress)
-            res["seconds"] = time.perf_counter() - t0
-            store.put(key, _to_json(res))
-            print(f"[trsr] {spec.name} finished in {res['seconds']:.0f} s", flush=True)
-        else:
-            notes.append(f"{spec.name}: results reused from {store.path.name} (same data, sizes and settings; "
-                         f"measured in {res['seconds']:.0f} s by the run that made them)")
-        results.append(res)
+        parts = []
+        for position, seed in enumerate(sizes.seeds):
+            # one part per seed, stored as soon as it is done: the key says what the part computes
+            part_sizes = dataclasses.replace(sizes, seeds=(seed,))
+            key = DiskCache.key(task="bench-trsr", version=STORE_VERSION, dataset=dataclasses.asdict(spec),
+                                shape=_shape(sizes), seed=seed, primary=position == 0,
+                                hardened=position < sizes.mitigation_seeds, lr=lr, score_dtype=score_dtype,
+                                model=summarizer.fingerprint)
+            part = _from_json(store.get(key))
+            if part is None:
+                t0 = time.perf_counter()
+                part = run_dataset(spec, part_sizes, summarizer, cache, score_dtype=score_dtype, lr=lr,
+                                   show_progress=show_progress, first_position=position)
+                part["seconds"] = time.perf_counter() - t0
+                store.put(key, _to_json(part))
+                print(f"[trsr] {spec.name} seed {seed} finished in {part['seconds']:.0f} s", flush=True)
+            else:
+                notes.append(f"{spec.name} seed {seed}: results reused from {store.path.name} (same data, sizes "
+                             f"and settings; measured in {part['seconds']:.0f} s by the run that made them)")
+            parts.append(part)
+        results.append(merge_parts(parts))
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
     notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX); scoring in "
