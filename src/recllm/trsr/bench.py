@@ -406,12 +406,10 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
     path = out or str(Path(__file__).resolve().parents[3] / "docs" / "results" /
                       ("trsr-quick.md" if quick else "trsr.md"))
     store = RunStore(Path(path).with_suffix(".runs.jsonl"))
-    results = []
-    for spec in specs:
-        parts = []
-        for position, seed in enumerate(sizes.seeds):
-            # one part per seed, stored as soon as it is done: the key says what the part computes
-            part_sizes = dataclasses.replace(sizes, seeds=(seed,))
+    parts: dict[str, list[dict]] = {spec.name: [] for spec in specs}
+    for position, seed in enumerate(sizes.seeds):  # seed-major: every data set's first seed comes first
+        for spec in specs:
+            # one part per (data set, seed), stored as soon as it is done; the key says what the part computes
             key = DiskCache.key(task="bench-trsr", version=STORE_VERSION, dataset=dataclasses.asdict(spec),
                                 shape=_shape(sizes), seed=seed, primary=position == 0,
                                 hardened=position < sizes.mitigation_seeds, lr=lr, score_dtype=score_dtype,
@@ -419,16 +417,17 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
             part = _from_json(store.get(key))
             if part is None:
                 t0 = time.perf_counter()
-                part = run_dataset(spec, part_sizes, summarizer, cache, score_dtype=score_dtype, lr=lr,
-                                   show_progress=show_progress, first_position=position)
+                part = run_dataset(spec, dataclasses.replace(sizes, seeds=(seed,)), summarizer, cache,
+                                   score_dtype=score_dtype, lr=lr, show_progress=show_progress,
+                                   first_position=position)
                 part["seconds"] = time.perf_counter() - t0
                 store.put(key, _to_json(part))
                 print(f"[trsr] {spec.name} seed {seed} finished in {part['seconds']:.0f} s", flush=True)
             else:
                 notes.append(f"{spec.name} seed {seed}: results reused from {store.path.name} (same data, sizes "
                              f"and settings; measured in {part['seconds']:.0f} s by the run that made them)")
-            parts.append(part)
-        results.append(merge_parts(parts))
+            parts[spec.name].append(part)
+    results = [merge_parts(parts[spec.name]) for spec in specs]
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
     notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX); scoring in "
