@@ -366,14 +366,22 @@ def _to_json(value: Any) -> Any:
     return str(value)  # e.g. a torch dtype
 
 
+def _store_form(part: dict) -> dict:
+    """A part as stored: JSON-able and free of machine paths (data files are found again when it is read)."""
+    kept = {k: v for k, v in part.items() if k != "data_files"}
+    kept["candidates"] = [Path(p).name for p in part.get("candidates", [])]
+    return _to_json(kept)
+
+
 def _from_json(stored: Any) -> dict | None:
-    """Stored results back in the shape ``run_dataset`` returns (per-user metrics as arrays)."""
+    """Stored results back in the shape ``run_dataset`` returns (per-user metrics as arrays, data files
+    located under this machine's data root)."""
     if stored is None:
         return None
     for group in ("rows", "two_stage"):
         for row in stored.get(group, []):
             row["per_user"] = {m: np.asarray(v, dtype=float) for m, v in row["per_user"].items()}
-    stored["data_files"] = [Path(p) for p in stored.get("data_files", [])]
+    stored["data_files"] = _data_files(stored["dataset"])
     return stored
 
 
@@ -421,7 +429,7 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
                                    score_dtype=score_dtype, lr=lr, show_progress=show_progress,
                                    first_position=position)
                 part["seconds"] = time.perf_counter() - t0
-                store.put(key, _to_json(part))
+                store.put(key, _store_form(part))
                 print(f"[trsr] {spec.name} seed {seed} finished in {part['seconds']:.0f} s", flush=True)
             else:
                 notes.append(f"{spec.name} seed {seed}: results reused from {store.path.name} (same data, sizes "
