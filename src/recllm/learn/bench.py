@@ -241,9 +241,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
             continue
         used.append(name)
         fingerprint = dataset_fingerprint(dataset)
-        content, seconds = content_for(dataset, show_progress)
-        notes.append(f"{name}: content embeddings {content.shape} in {seconds:.1f} s (cached after the first run); "
-                     f"seeds {seeds}")
+        content = None  # computed when the first run that is not stored needs it
+        notes.append(f"{name}: seeds {seeds}")
         first = not used[:-1]
         for split_name in splits:
             for seed in seeds:
@@ -257,7 +256,12 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                         res, reused = stored[key], reused + 1
                         how = "stored"
                     else:
-                        split = split or make_split(dataset, split_name, seed=seed)
+                        if split is None:
+                            split = make_split(dataset, split_name, seed=seed)
+                        if content is None:
+                            content, seconds = content_for(dataset, show_progress)
+                            notes.append(f"{name}: content embeddings {content.shape} in {seconds:.1f} s (cached "
+                                         "on disk after the first run)")
                         res, how = run_one(spec, split, seed, epochs, content, key), "fitted"
                     results.append(res)
                     save_runs(runs_path, _with_unused(results, stored))  # a rerun resumes from here
