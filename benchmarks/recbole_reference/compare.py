@@ -28,6 +28,7 @@ from benchmarks.recbole_reference.report import write_reference_report
 from benchmarks.recbole_reference.verify import check_view, tie_counts
 from recllm.data import EvalCases, Split
 from recllm.eval import RankingResult, evaluate_full_ranking, paired_bootstrap_diff
+from recllm.learn.recbole_ref import DEFAULT_STORE, save_reference
 from recllm.models import MODELS, PrecomputedScores
 
 KS = (10, 50)
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="our SASRec with RecBole's settings (matched) and/or with its own defaults")
     parser.add_argument("--report", default=REPORT, help=f"markdown file to write (default {REPORT})")
     parser.add_argument("--command", default=None, help="command line recorded in the report header")
+    parser.add_argument("--store", default=str(DEFAULT_STORE),
+                        help=f"where RecBole's per-user figures are saved for recllm bench learn (default {DEFAULT_STORE})")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     import torch
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{c.rows_recbole}" for c in bad))
 
     recbole, unmasked = recbole_outcome(split, run_dir, record, settings)
+    print(f"saved RecBole's per-user figures for recllm bench learn to {save_reference(run_dir, Path(args.store))}",
+          flush=True)
     ours, load_avg = [], {"before": os.getloadavg()}
     started = time.perf_counter()
     for variant in args.variants:

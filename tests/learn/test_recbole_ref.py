@@ -70,3 +70,25 @@ def test_reference_is_stored_and_read_back_without_the_run_folder(loo, tmp_path)
     store.write_text(json.dumps(saved))
     ref = recbole_reference([ours], loo, tmp_path / "run", store)
     assert "another split" in ref["error"] and "make recbole-reference" in ref["error"]
+
+
+def test_save_reference_stores_figures_on_the_benchmark_split(shared_data, tmp_path):
+    """``make recbole-reference`` saves RecBole's figures at once, on the split ``recllm bench learn`` reads."""
+    from recllm.data import make_split
+    from recllm.learn.bench import load_dataset
+    from recllm.learn.recbole_ref import save_reference
+
+    with pytest.raises(FileNotFoundError, match="make recbole-reference"):
+        save_reference(tmp_path / "absent", tmp_path / "store.json")
+    split = make_split(load_dataset("ml-100k"), "loo", seed=0)
+    cases = split.eval_cases("test")
+    scores = np.zeros((len(cases.users), split.dataset.n_items), np.float32)
+    for row, targets in enumerate(cases.targets):
+        scores[row, targets] = 1.0
+    _write_run(tmp_path / "run", split, scores)
+    store = save_reference(tmp_path / "run", tmp_path / "store.json")
+    ours = SimpleNamespace(seed=0, epoch_seconds=0.5, epochs=3, best_epoch=2,
+                           per_user={m: np.zeros(len(cases.users)) for m in
+                                     ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")})
+    text = recbole_reference([ours], split, tmp_path / "absent", store)["text"]  # read back from the store alone
+    assert "| RecBole 1.2.1 SASRec (seed 0) | 1.0000" in text
