@@ -55,7 +55,7 @@ def test_unparsable_numbers_fall_back_and_are_counted(tiny, monkeypatch):
     table = make_table(n=20)
     masked, mask = mask_cells(table, ["age", "note"], 0.3)
     imp = imputer(tiny).fit(masked)
-    monkeypatch.setattr(imp, "_generate", lambda prompts, limit, allowed: ["\n"] * len(prompts))
+    monkeypatch.setattr(imp, "_generate", lambda prompts, limit, allowed, shape=None: ["\n"] * len(prompts))
     out = imp.transform(masked)
     assert (out.loc[mask["age"], "age"] == imp.columns_["age"].mean).all()
     assert (out.loc[mask["note"], "note"] == imp.columns_["note"].mode).all()
@@ -70,6 +70,25 @@ def test_numeric_generation_is_constrained_to_digits(tiny):
     assert " " in texts and "7" in texts and "." in texts and " -" in texts
     assert all(set(t.strip()) <= set("0123456789.-") for t in texts)
     assert "a" not in texts and " is" not in texts
+
+
+def test_numbers_keep_the_shape_of_the_observed_ones(tiny):
+    """Untrained, the tiny model writes numbers of any length (clipped into range); shaped, it writes them with the
+    observed number of digits and decimals, so fewer need clipping (a 2-digit age can still exceed the range)."""
+    from recllm.impute.serialize import format_value
+    from recllm.llm.number_shape import NumberShape
+
+    table = make_table(n=30)
+    masked, mask = mask_cells(table, ["age", "income"], 0.3)
+    free = imputer(tiny, numeric_shape=False).fit(masked)
+    free.transform(masked)
+    shaped = imputer(tiny).fit(masked)
+    out = shaped.transform(masked)
+    assert free.report_.how.get("clipped", 0) > shaped.report_.how.get("clipped", 0)
+    for col in ("age", "income"):
+        shape = NumberShape.of(format_value(v) for v in masked[col].dropna())
+        assert shaped.number_shapes_[col] == shape
+        assert all(shape.accepts(format_value(v)) for v in out.loc[mask[col], col]), col
 
 
 def test_training_examples(tiny):

@@ -27,6 +27,9 @@ from recllm.impute.tasks import (
 )
 
 BENCH_VERSION = 2
+# Part of the stored-run key of every LLM row and attempt only (classic rows keep theirs): bump when the LLM
+# imputer's decoding changes. 2: numbers keep the shape of the column's observed ones (numeric_shape).
+LLM_DECODING_VERSION = 2
 SETTINGS: tuple[tuple[str, float], ...] = (("mcar", 0.05), ("mcar", 0.2), ("mcar", 0.4), ("mar", 0.2), ("mnar", 0.2))
 IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "llm")
 ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on top of the benchmark's defaults)
@@ -38,6 +41,7 @@ ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on 
     "order random": {"column_order": "random"},
     "context line": {"context": True},
     "3 epochs": {"epochs": 3},
+    "unshaped numbers": {"numeric_shape": False},  # digit tokens only, any length (decoding version 1)
 }
 
 
@@ -236,7 +240,8 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
         tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
         for name in names:
             key = DiskCache.key(task="bench-impute", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                                setting=list(setting), imputer=name, config=config.cache_parts())
+                                setting=list(setting), imputer=name, config=config.cache_parts(),
+                                **({"llm_decoding": LLM_DECODING_VERSION} if name == "llm" else {}))
             row = store.get(key)
             if row is None:
                 result = None if name == "none" else impute_tables(
@@ -272,7 +277,8 @@ def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: b
         tables = masked_tables(ds, dataset, setting, seed)
         for attempt, name, overrides in runs:
             key = DiskCache.key(task="bench-impute-attempt", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                                setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts())
+                                setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts(),
+                                **({"llm_decoding": LLM_DECODING_VERSION} if name == "llm" else {}))
             row = store.get(key)
             if row is None:
                 try:

@@ -191,10 +191,13 @@ def _attempts_table(attempts: list[dict[str, Any]]) -> str:
         infos = a.get("info", {}).values()
         row["fine-tune s"] = f"{sum(i.get('fit_seconds', 0) for i in infos):.1f}" if a["attempt"][0] != "[" else ""
         row["examples"] = str(int(sum(i.get("examples", 0) for i in infos))) if a["attempt"][0] != "[" else ""
+        generated = sum(i.get("how", {}).get("llm-generate", 0) for i in infos)
+        clipped = sum(i.get("how", {}).get("clipped", 0) for i in infos)
+        row["numbers clipped"] = f"{clipped}/{generated}" if a["attempt"][0] != "[" and generated else ""
         row["note"] = a.get("error", "")
         table.append(row)
     cols = ["data set", "imputer / attempt", *[f"{t.split('/')[-1]} {m}" for t, m in metrics], "fine-tune s",
-            "examples", "note"]
+            "examples", "numbers clipped", "note"]
     return format_table(table, cols) + "\n"
 
 

@@ -7,8 +7,9 @@ from complete rows only). ``transform`` fills each missing cell from the same pr
 
 - categorical: every category seen in ``fit`` is scored as a continuation (value + EOS) with the shared-prefix KV
   cache (one prefix pass per cell); the most likely one wins, so the answer is always a valid category;
-- numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens, parsed and clipped to the column's
-  observed range;
+- numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens and (``numeric_shape``, the
+  default) to the shape of the column's observed numbers -- sign, number of integer digits, decimals -- so an
+  under-trained model cannot write an income of 61833.9 as " 618"; parsed and clipped to the observed range;
 - text: greedy generation restricted to the tokens of the column's observed values (one line, at most as long
   as the longest observed value).
 
@@ -32,6 +33,7 @@ import pandas as pd
 from recllm.data.dataset import DataError
 from recllm.impute.base import CATEGORICAL, NUMERIC, BaseImputer, ImputationReport
 from recllm.impute.serialize import TEMPLATE_VERSION, cell_answer, cell_prompt, format_value, parse_number
+from recllm.llm.number_shape import NumberShape
 from recllm.llm.sft import LoRAConfig, SFTConfig
 
 TRAIN_ON = ("observed", "complete_rows")
@@ -83,6 +85,8 @@ class LLMImputer(BaseImputer):
     ``context`` is an optional first line of every prompt (e.g. what the table describes). ``dtype`` is the
     inference dtype ("auto": bfloat16 on AMX CPUs / CUDA); training keeps float32 weights with the autocast of
     ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in the column (default True).
+    ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
+    :mod:`recllm.llm.number_shape`).
     ``cache``: True (default cache), False, or a ``DiskCache``.
     """
 
@@ -93,7 +97,7 @@ class LLMImputer(BaseImputer):
                  max_train_examples: int | None = None, target_columns: tuple[str, ...] | None = None,
                  context: str = "", dtype: str = "auto", device: str = "auto", batch_size: int = 16,
                  numeric_max_new_tokens: int | None = None, text_max_new_tokens: int = 48,
-                 text_vocabulary: bool = True, cache: Any = True,
+                 text_vocabulary: bool = True, numeric_shape: bool = True, cache: Any = True,
                  seed: int = 0, show_progress: bool = False, categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
                  max_categories: int = 50) -> None:
@@ -111,6 +115,7 @@ class LLMImputer(BaseImputer):
         self.numeric_max_new_tokens = numeric_max_new_tokens
         self.text_max_new_tokens = text_max_new_tokens
         self.text_vocabulary = text_vocabulary
+        self.numeric_shape = numeric_shape
         self.cache = cache
         self.seed = seed
         self.show_progress = show_progress
@@ -221,6 +226,8 @@ class LLMImputer(BaseImputer):
 
         self._check_params()
         self.order_ = self._order(list(frame.columns))
+        self.number_shapes_ = {col: NumberShape.of(format_value(v) for v in frame[col].dropna())
+                               for col, info in self.columns_.items() if info.kind == NUMERIC}
         examples = self.training_examples(frame)
         config, lora = self._sft_config(), self.lora or LoRAConfig()
         start = time.perf_counter()
@@ -293,11 +300,13 @@ class LLMImputer(BaseImputer):
             return None, longest
         return sorted({t for row in ids for t in row}), longest
 
-    def _generate(self, prompts: list[str], max_new_tokens: int, allowed: Sequence[int] | None) -> list[str]:
+    def _generate(self, prompts: list[str], max_new_tokens: int, allowed: Sequence[int] | None,
+                  number_shape: NumberShape | None = None) -> list[str]:
         from recllm.llm.generate import generate
 
         return generate(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
-                        allowed_token_ids=allowed, cache=self.cache_, show_progress=self.show_progress)
+                        allowed_token_ids=allowed, cache=self.cache_, show_progress=self.show_progress,
+                        number_shape=number_shape)
 
     def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -313,7 +322,8 @@ class LLMImputer(BaseImputer):
             if info.kind == NUMERIC:
                 width = max(len(format_value(v)) for v in (info.low, info.high, info.mean))
                 limit = self.numeric_max_new_tokens or width + 3
-                texts = self._generate(prompts, limit, _numeric_token_ids(self.lm_.tokenizer))
+                shape = self.number_shapes_.get(col) if self.numeric_shape else None
+                texts = self._generate(prompts, limit, _numeric_token_ids(self.lm_.tokenizer), shape)
                 values = [parse_number(t) for t in texts]
                 clipped = sum(v is not None and not info.low <= v <= info.high for v in values)
                 if clipped:  # a wrong number of digits shows up here: worth seeing in the report

@@ -6,6 +6,7 @@ cache (``recllm.llm.cache.DiskCache``) resume interrupted jobs and skip repeated
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from recllm.llm.backbone import CausalLM
+from recllm.llm.number_shape import NumberShape, NumberShapeProcessor
 
 GENERATE_VERSION = 1  # bump when the decoding procedure changes, so cached outputs are not reused
 
@@ -29,6 +31,12 @@ class AllowedTokensProcessor(LogitsProcessor):
         index = self.allowed.to(scores.device)
         masked[:, index] = scores[:, index]
         return masked
+
+
+def _token_texts(tokenizer: Any, ids: Sequence[int]) -> dict[int, str]:
+    """Each token id's text as it reads inside a decoded string (leading space kept)."""
+    tokens = tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+    return {int(i): tokenizer.convert_tokens_to_string([t]) for i, t in zip(ids, tokens) if t is not None}
 
 
 def eos_token_ids(lm: CausalLM) -> list[int]:
@@ -57,7 +65,8 @@ def _check(lm: CausalLM, prompts: Sequence[str], max_new_tokens: int, batch_size
     return allowed
 
 
-def _generate_batch(lm: CausalLM, prompts: list[str], max_new_tokens: int, allowed: list[int] | None) -> list[str]:
+def _generate_batch(lm: CausalLM, prompts: list[str], max_new_tokens: int, allowed: list[int] | None,
+                    number_shape: NumberShape | None = None) -> list[str]:
     tok = lm.tokenizer
     enc = tok(prompts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt").to(lm.device)
     eos = eos_token_ids(lm)
@@ -66,6 +75,8 @@ def _generate_batch(lm: CausalLM, prompts: list[str], max_new_tokens: int, allow
         eos_token_id=eos, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos[0],
     )
     processors = LogitsProcessorList([AllowedTokensProcessor(allowed + eos)] if allowed is not None else [])
+    if number_shape is not None:
+        processors.append(NumberShapeProcessor(number_shape, _token_texts(tok, allowed), eos, enc.input_ids.shape[1]))
     with torch.no_grad():
         out = lm.model.generate(
             input_ids=enc.input_ids, attention_mask=enc.attention_mask, generation_config=config,
@@ -83,11 +94,13 @@ def generate(
     allowed_token_ids: Sequence[int] | None = None,
     cache: Any = None,
     show_progress: bool = True,
+    number_shape: NumberShape | None = None,
 ) -> list[str]:
     """Greedy completions of ``prompts`` (already chat-templated; see ``chat_prompt``), special tokens removed.
 
     Stops at EOS or after ``max_new_tokens``. ``allowed_token_ids`` restricts every new token to that set plus
-    EOS (e.g. the digit tokens for numeric answers). With ``cache`` (a ``DiskCache``), finished prompts are stored
+    EOS (e.g. the digit tokens for numeric answers); ``number_shape`` (with ``allowed_token_ids``, the number
+    tokens) further keeps every answer a number of that shape (sign, integer digits, decimals). With ``cache`` (a ``DiskCache``), finished prompts are stored
     batch by batch and reused; duplicate prompts are generated once. Prompts are batched by length with left
     padding; float rounding differences between batch layouts can, rarely, flip a near-tied greedy choice.
     """
@@ -96,6 +109,10 @@ def generate(
     unique = list(dict.fromkeys(prompts))
     params = {"task": "generate", "version": GENERATE_VERSION, "model": lm.fingerprint,
               "max_new_tokens": max_new_tokens, "allowed_token_ids": allowed}
+    if number_shape is not None:
+        if allowed is None:
+            raise ValueError("number_shape needs allowed_token_ids (the number tokens it chooses among)")
+        params["number_shape"] = dataclasses.asdict(number_shape)
     keys = {p: cache.key(**params, prompt=p) for p in unique} if cache is not None else {}
     done: dict[str, str] = {}
     if cache is not None:
@@ -107,7 +124,7 @@ def generate(
     with tqdm(total=len(todo), desc="generating", unit="prompt", disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            texts = _generate_batch(lm, batch, max_new_tokens, allowed)
+            texts = _generate_batch(lm, batch, max_new_tokens, allowed, number_shape)
             done.update(zip(batch, texts))
             if cache is not None:
                 cache.put_many({keys[p]: t for p, t in zip(batch, texts)})
