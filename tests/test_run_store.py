@@ -25,3 +25,13 @@ def test_a_corrupt_line_is_named(tmp_path):
     path.write_text('{"key": "a", "row": 1}\n{"row": 2}\n')
     with pytest.raises(ValueError, match=r"r\.runs\.jsonl, line 2"):
         RunStore(path)
+
+
+def test_two_processes_sharing_a_store_keep_each_others_rows(tmp_path):
+    """Benchmark shards side by side: each put merges what the other stored meanwhile."""
+    path = tmp_path / "r.runs.jsonl"
+    first, second = RunStore(path), RunStore(path)
+    first.put("a", 1)
+    second.put("b", 2)  # second was opened before "a" existed
+    first.put("c", 3)
+    assert {k: RunStore(path).get(k) for k in "abc"} == {"a": 1, "b": 2, "c": 3}

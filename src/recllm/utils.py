@@ -55,6 +55,28 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def folder_lock(target: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``target``'s folder (POSIX ``flock``; no lock where that is missing).
+
+    Lets processes that share a store file (e.g. two benchmark shards) read, merge and rewrite it in turn
+    without losing each other's entries, and without leaving lock files behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder = Path(target).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``target`` atomically (temp file + rename)."""
     with atomic_path(target) as tmp:

@@ -70,6 +70,19 @@ def test_stored_runs_round_trip_and_skip_keyless_lines(tmp_path):
         load_runs(path)
 
 
+def test_shards_saving_to_one_store_keep_each_others_runs(tmp_path):
+    """Two benchmark processes over different data sets share a store: neither save drops the other's runs."""
+    from recllm.learn.bench_runs import load_runs, run_key, save_runs
+
+    a, b = fake_run("m", 0, 0.3, dataset="one"), fake_run("m", 0, 0.4, dataset="two")
+    a.key, b.key = run_key(dataset="one"), run_key(dataset="two")
+    path = tmp_path / "x.runs.jsonl"
+    save_runs(path, [a])
+    save_runs(path, [b])  # the second shard never saw ``a``
+    loaded = load_runs(path)
+    assert set(loaded) == {a.key, b.key} and loaded[a.key].metrics == a.metrics
+
+
 def test_interval_across_seeds_and_users():
     one = interval([fake_run("m", 0, 0.5)], "ndcg@10")
     assert one[1] < 0.5 < one[2]

@@ -19,17 +19,22 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._rows: dict[str, Any] = {}
-        if self.path.is_file():
-            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    self._rows[record["key"]] = record["row"]
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{self.path}, line {number}: not a stored run ({exc}); delete the file "
-                                     "to recompute every run") from exc
+        self._rows: dict[str, Any] = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        rows: dict[str, Any] = {}
+        if not self.path.is_file():
+            return rows
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                rows[record["key"]] = record["row"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{self.path}, line {number}: not a stored run ({exc}); delete the file "
+                                 "to recompute every run") from exc
+        return rows
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -43,9 +48,11 @@ class RunStore:
         return None if row is None else json.loads(json.dumps(row))
 
     def put(self, key: str, row: Any) -> None:
-        """Store ``row`` under ``key`` and rewrite the file atomically."""
-        from recllm.utils import write_text_atomic
+        """Store ``row`` under ``key`` and rewrite the file atomically, keeping rows another process stored
+        meanwhile (re-read and merged under a folder lock)."""
+        from recllm.utils import folder_lock, write_text_atomic
 
-        self._rows[key] = row
-        lines = [json.dumps({"key": k, "row": v}, sort_keys=True) for k, v in self._rows.items()]
-        write_text_atomic(self.path, "\n".join(lines) + "\n")
+        with folder_lock(self.path):
+            self._rows = {**self._read(), **self._rows, key: row}
+            lines = [json.dumps({"key": k, "row": v}, sort_keys=True) for k, v in self._rows.items()]
+            write_text_atomic(self.path, "\n".join(lines) + "\n")

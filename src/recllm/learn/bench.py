@@ -28,6 +28,9 @@ from recllm.models.base import Recommender
 
 FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
 QUICK_DATASETS = ("ml-100k",)
+# Full mode runs the ablation models on this data set only (first seed), whatever order or subset of data sets
+# a run is given, so shards over different data sets split the work without repeating ablations.
+ABLATION_DATASET = "ml-100k"
 SPLITS = ("loo", "temporal", "cold_start")
 KS = (10, 50, 200)
 # Architecture and optimiser shared by every sequence model here (and handed to RecBole's SASRec).
@@ -106,7 +109,7 @@ class ModelSpec:
     build: Callable[[int, int, Any], Recommender]  # (seed, max_epochs, raw content embeddings) -> model
     uses_content: bool = False
     note: str = ""
-    ablation: bool = False  # full mode: run on the first (ablation) data set only
+    ablation: bool = False  # full mode: run on ABLATION_DATASET (first seed) only
     settings: dict[str, Any] = field(default_factory=dict)  # what decides its results (part of each run's key)
 
 
@@ -243,13 +246,13 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         fingerprint = dataset_fingerprint(dataset)
         content = None  # computed when the first run that is not stored needs it
         notes.append(f"{name}: seeds {seeds}")
-        first = not used[:-1]
         for split_name in splits:
             for seed in seeds:
                 split = None
                 for spec in specs:
-                    if spec.ablation and not (quick or models) and not (first and seed == seeds[0]):
-                        continue  # full mode: ablations once, on the first data set
+                    if spec.ablation and not (quick or models) and not (name == ABLATION_DATASET
+                                                                         and seed == seeds[0]):
+                        continue  # full mode: ablations once, on the ablation data set
                     key = run_key(data=fingerprint, dataset=name, split=split_name, seed=seed, model=spec.name,
                                   settings=spec.settings, epochs=epochs, quick=quick)
                     if key in stored:

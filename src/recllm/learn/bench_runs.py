@@ -2,7 +2,8 @@
 
 A run is one model fitted on one data set x split x seed. Its figures (means, timing, memory) go to
 ``<report>.runs.jsonl`` and its per-user metrics (needed for bootstrap intervals and paired tests) to
-``<report>.runs.npz``; both are rewritten atomically after every run. Each run carries a key: the sha256 of
+``<report>.runs.npz``; both are rewritten atomically after every run, merged under a lock with what other
+processes stored meanwhile (so shards over different data sets can run side by side). Each run carries a key: the sha256 of
 everything that decides its outcome (data fingerprint, split, seed, model name and settings, epoch cap,
 patience, :data:`RUN_FORMAT`). A later benchmark reuses a stored run only when its key matches, so changing a
 setting or the data reruns exactly the affected runs; ``--fresh`` ignores the store. Bump :data:`RUN_FORMAT`
@@ -63,15 +64,23 @@ def _npz_path(runs_path: Path) -> Path:
 
 
 def save_runs(path: Path, results: list[RunResult]) -> None:
-    """Write the runs' figures (JSON lines) and per-user metrics (compressed npz), each atomically."""
-    from recllm.utils import atomic_path, write_text_atomic
+    """Write the runs' figures (JSON lines) and per-user metrics (compressed npz), each atomically.
 
-    lines = [json.dumps({k: v for k, v in vars(r).items() if k != "per_user"}, sort_keys=True) for r in results]
-    arrays = {f"{r.key}|{m}": np.asarray(v, dtype=np.float32) for r in results if r.key for m, v in r.per_user.items()}
-    with atomic_path(_npz_path(path)) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    Runs another process stored at ``path`` meanwhile (a benchmark shard over other data sets) are kept: the
+    store is re-read and merged under a folder lock, ``results`` winning for equal keys.
+    """
+    from recllm.utils import atomic_path, folder_lock, write_text_atomic
+
+    with folder_lock(path):
+        mine = {r.key for r in results if r.key}
+        merged = list(results) + [r for key, r in load_runs(path).items() if key not in mine]
+        lines = [json.dumps({k: v for k, v in vars(r).items() if k != "per_user"}, sort_keys=True) for r in merged]
+        arrays = {f"{r.key}|{m}": np.asarray(v, dtype=np.float32)
+                  for r in merged if r.key for m, v in r.per_user.items()}
+        with atomic_path(_npz_path(path)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+        write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def load_runs(path: Path) -> dict[str, RunResult]:
