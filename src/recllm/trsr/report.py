@@ -44,16 +44,24 @@ def _table(aggregated: list[dict], metrics: list[str]) -> str:
     return format_table(rows, ["method", "seeds", "users", *metrics])
 
 
+def _seed_mean(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, int] | None:
+    """Each test user's ``metric`` under ``method``, averaged over the seeds it ran (the test rows are the same
+    under every seed), and how many seeds that is; None when the method did not run."""
+    runs = [np.asarray(r["per_user"][metric], dtype=float) for r in rows if r["method"] == method]
+    return (np.mean(runs, axis=0), len(runs)) if runs else None
+
+
 def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
-    """``a`` minus ``b`` on the same users (first seed of each), with a paired bootstrap interval."""
-    ra = next((r for r in rows if r["method"] == a), None)
-    rb = next((r for r in rows if r["method"] == b), None)
+    """``a`` minus ``b`` on the same users (each user's figure averaged over a method's seeds), with a paired
+    bootstrap interval over users."""
+    ra, rb = _seed_mean(rows, a, metric), _seed_mean(rows, b, metric)
     if ra is None or rb is None:
         return ""
-    d = paired_bootstrap_diff(ra["per_user"][metric], rb["per_user"][metric])
+    d = paired_bootstrap_diff(ra[0], rb[0])
     verdict = "better" if d.low > 0 else "worse" if d.high < 0 else "not distinguishable"
-    return (f"{a} minus {b}, {metric}: {d.mean:+.3f} (95% CI {d.low:+.3f} to {d.high:+.3f}, p={d.p_value:.3f}): "
-            f"{verdict}.")
+    seeds = f" (per-user mean over {ra[1]} vs {rb[1]} seed{'s' if rb[1] > 1 else ''})" if max(ra[1], rb[1]) > 1 else ""
+    return (f"{a} minus {b}, {metric}{seeds}: {d.mean:+.3f} (95% CI {d.low:+.3f} to {d.high:+.3f}, "
+            f"p={d.p_value:.3f}): {verdict}.")
 
 
 def _dataset_section(res: dict) -> str:
@@ -76,7 +84,7 @@ def _dataset_section(res: dict) -> str:
     lines.append(_table(aggregate(res["rows"], SAMPLED_COLUMNS), SAMPLED_COLUMNS))
     methods = [r["method"] for r in res["rows"]]
     best_base = max((m for m in ("popularity", "itemknn", "sasrec") if m in methods),
-                    key=lambda m: np.mean(next(r for r in res["rows"] if r["method"] == m)["per_user"]["recall@10"]))
+                    key=lambda m: float(np.mean(_seed_mean(res["rows"], m, "recall@10")[0])))
     notes = [_paired(res["rows"], "LLM-TRSR hierarchical", best_base, "recall@10"),
              _paired(res["rows"], "LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)", "recall@10"),
              _paired(res["rows"], "LLM-TRSR recurrent", "LLM no summary (TALLRec-style)", "recall@10"),
