@@ -21,12 +21,15 @@ _PREFIX = re.compile(r"(-?)(\d*)(?:(\.)(\d*))?")
 
 @dataclass(frozen=True)
 class NumberShape:
-    """What a column's numbers look like as text: sign allowed, integer-digit range, most decimals."""
+    """What a column's numbers look like as text: sign allowed, integer-digit range, most decimals, and
+    optionally the value range [``low``, ``high``] every answer must fall in."""
 
     min_int_digits: int = 1
     max_int_digits: int = 15
     max_decimals: int = 6
     negative: bool = False
+    low: float | None = None
+    high: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_int_digits <= self.max_int_digits:
@@ -34,12 +37,14 @@ class NumberShape:
                              f"{self.max_int_digits}")
         if self.max_decimals < 0:
             raise ValueError(f"max_decimals must be >= 0, got {self.max_decimals}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
 
     @classmethod
     def of(cls, texts: Iterable[str]) -> NumberShape | None:
         """The shape spanning every number in ``texts`` (as the table writes them); None if one is not plain
         decimal notation (e.g. ``1e-07``), since the shape could then not describe it."""
-        ints, decimals, negative = [], [], False
+        ints, decimals, values, negative = [], [], [], False
         for text in texts:
             match = _PREFIX.fullmatch(text.strip())
             if match is None or not match.group(2) or (match.group(3) and not match.group(4)):
@@ -47,9 +52,10 @@ class NumberShape:
             negative = negative or bool(match.group(1))
             ints.append(len(match.group(2)))
             decimals.append(len(match.group(4) or ""))
+            values.append(float(text))
         if not ints:
             return None
-        return cls(min(ints), max(ints), max(decimals), negative)
+        return cls(min(ints), max(ints), max(decimals), negative, min(values), max(values))
 
     def accepts_prefix(self, text: str) -> bool:
         """Whether ``text`` (the generated answer so far, one optional leading space) can still become a number
@@ -67,7 +73,39 @@ class NumberShape:
             return False
         if dot and (self.max_decimals == 0 or len(digits) < self.min_int_digits):
             return False
-        return len(decimals or "") <= self.max_decimals
+        if len(decimals or "") > self.max_decimals:
+            return False
+        return self._reachable(sign, digits, bool(dot), decimals or "")
+
+    def _in_range(self, low: float, high: float) -> bool:
+        """Whether the closed interval [low, high] meets [self.low, self.high] (absent bounds: unbounded)."""
+        tol = 1e-9 * max(1.0, abs(low), abs(high))
+        return ((self.high is None or low <= self.high + tol) and (self.low is None or high >= self.low - tol))
+
+    def _reachable(self, sign: str, digits: str, dot: bool, decimals: str) -> bool:
+        """Whether some completion of this prefix (same shape) lies in [low, high]."""
+        if self.low is None and self.high is None:
+            return True
+        step = 10.0 ** -self.max_decimals  # the finest value a completion can add
+        if dot:
+            start = float(f"{digits}.{decimals}" if decimals else digits)
+            spans = [(start, start + 10.0 ** -len(decimals) - step)]
+        else:
+            spans = []
+            longest = 1 if digits == "0" else self.max_int_digits  # no leading zero: "0" stays one digit
+            for n in range(max(len(digits), self.min_int_digits), longest + 1):
+                if digits:
+                    scale = 10.0 ** (n - len(digits))
+                    spans.append((int(digits) * scale, (int(digits) + 1) * scale - step))
+                else:
+                    spans.append((0.0 if n == 1 else 10.0 ** (n - 1), 10.0 ** n - step))
+        if sign:
+            signs = [True]
+        elif digits or dot:
+            signs = [False]
+        else:
+            signs = [False, True] if self.negative else [False]
+        return any(self._in_range(-hi, -lo) if neg else self._in_range(lo, hi) for neg in signs for lo, hi in spans)
 
     def accepts(self, text: str) -> bool:
         """Whether ``text`` is a complete number of this shape (so generation may stop after it)."""
@@ -77,7 +115,10 @@ class NumberShape:
         match = _PREFIX.fullmatch(body)
         assert match is not None
         _, digits, dot, decimals = match.groups()
-        return len(digits) >= self.min_int_digits and not (dot and not decimals)
+        if len(digits) < self.min_int_digits or (dot and not decimals):
+            return False
+        value = float(body)
+        return self._in_range(value, value)
 
 
 class NumberShapeProcessor(LogitsProcessor):
