@@ -8,8 +8,9 @@ from complete rows only). ``transform`` fills each missing cell from the same pr
 - categorical: every category seen in ``fit`` is scored as a continuation (value + EOS) with the shared-prefix KV
   cache (one prefix pass per cell); the most likely one wins, so the answer is always a valid category;
 - numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens and (``numeric_shape``, the
-  default) to the shape of the column's observed numbers -- sign, number of integer digits, decimals -- so an
-  under-trained model cannot write an income of 61833.9 as " 618"; parsed and clipped to the observed range;
+  default) to the shape and range of the column's observed numbers -- sign, number of integer digits, decimals,
+  [min, max] -- so an under-trained model cannot write an income of 61833.9 as " 618"; parsed (and, without the
+  shape, clipped to the observed range);
 - text: greedy generation restricted to the tokens of the column's observed values (one line, at most as long
   as the longest observed value).
 

@@ -60,7 +60,7 @@ def _from_run_dir(split: Any, run_dir: Path, store: Path | None) -> dict[str, An
 def save_reference(run_dir: Path = DEFAULT_RUN, store: Path = DEFAULT_STORE) -> Path:
     """Rank a finished reference run on ``recllm bench learn``'s own ML-100K split and save it to ``store``.
 
-    Called by ``make recbole-reference`` as soon as RecBole has finished, so its 2 hours are committed with the
+    Called by ``make recbole-reference`` as soon as RecBole has finished, so its hour or more of CPU is committed with the
     LEARN report even when the benchmark itself runs in a later sitting or on another machine.
     """
     from recllm.data import make_split
