@@ -57,14 +57,23 @@ class NumberShape:
             return None
         return cls(min(ints), max(ints), max(decimals), negative, min(values), max(values))
 
+    @staticmethod
+    def _parse(text: str) -> tuple[str, str, str, str] | None:
+        """(sign, integer digits, dot, decimals) of an answer so far (one optional leading space), or None."""
+        body = text[1:] if text.startswith(" ") else text
+        match = _PREFIX.fullmatch(body)
+        if match is None:
+            return None
+        sign, digits, dot, decimals = match.groups()
+        return sign, digits, dot or "", decimals or ""
+
     def accepts_prefix(self, text: str) -> bool:
         """Whether ``text`` (the generated answer so far, one optional leading space) can still become a number
         of this shape."""
-        body = text[1:] if text.startswith(" ") else text
-        match = _PREFIX.fullmatch(body)
-        if match is None or " " in body:
+        parts = self._parse(text)
+        if parts is None:
             return False
-        sign, digits, dot, decimals = match.groups()
+        sign, digits, dot, decimals = parts
         if sign and not self.negative:
             return False
         if len(digits) > self.max_int_digits or (dot and not digits):
@@ -73,9 +82,9 @@ class NumberShape:
             return False
         if dot and (self.max_decimals == 0 or len(digits) < self.min_int_digits):
             return False
-        if len(decimals or "") > self.max_decimals:
+        if len(decimals) > self.max_decimals:
             return False
-        return self._reachable(sign, digits, bool(dot), decimals or "")
+        return self._reachable(sign, digits, bool(dot), decimals)
 
     def _in_range(self, low: float, high: float) -> bool:
         """Whether the closed interval [low, high] meets [self.low, self.high] (absent bounds: unbounded)."""
@@ -109,15 +118,13 @@ class NumberShape:
 
     def accepts(self, text: str) -> bool:
         """Whether ``text`` is a complete number of this shape (so generation may stop after it)."""
-        body = text[1:] if text.startswith(" ") else text
-        if not self.accepts_prefix(text):
+        parts = self._parse(text)
+        if parts is None or not self.accepts_prefix(text):
             return False
-        match = _PREFIX.fullmatch(body)
-        assert match is not None
-        _, digits, dot, decimals = match.groups()
+        sign, digits, dot, decimals = parts
         if len(digits) < self.min_int_digits or (dot and not decimals):
             return False
-        value = float(body)
+        value = float(f"{sign}{digits}.{decimals}" if decimals else f"{sign}{digits}")
         return self._in_range(value, value)
 
 
