@@ -70,7 +70,8 @@ def test_missing_file(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny):
+@pytest.mark.parametrize("numbers", ["generate", "expected"])
+def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny, numbers):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     lm = tiny
     folder = tmp_path / "tiny"
@@ -81,9 +82,10 @@ def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny):
     masked.to_parquet(path)
     out = tmp_path / "o.parquet"
     code = main(["impute", str(path), "--method", "llm", "--model", str(folder), "--examples", "8", "--out", str(out),
-                 "--quiet", "--threads", "1"])
+                 "--quiet", "--threads", "1", "--numbers", numbers])
     assert code == 0
     filled = pd.read_parquet(out)
     assert not filled[["age", "gender"]].isna().any().any()
     assert set(filled.loc[mask["gender"], "gender"]) <= {"M", "F"}
-    assert "llm-score" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "llm-score" in printed and ("llm-expected" in printed) == (numbers == "expected")

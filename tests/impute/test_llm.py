@@ -92,6 +92,42 @@ def test_numbers_keep_the_shape_of_the_observed_ones(tiny):
         assert all(shape.accepts(format_value(v)) for v in out.loc[mask[col], col]), col
 
 
+def test_expected_value_decoding_is_the_probability_weighted_mean_of_the_grid(tiny):
+    from recllm.llm.scoring import score_continuations
+    from recllm.impute.serialize import cell_answer
+
+    table = make_table(n=30)
+    masked, mask = mask_cells(table, ["age", "income"], 0.25)
+    imp = imputer(tiny, numeric_decoding="expected", numeric_candidates=5).fit(masked)
+    out = imp.transform(masked)
+    assert imp.report_.how["llm-expected"] == mask[["age", "income"]].sum().sum()
+    assert "llm-generate" not in imp.report_.how and "fallback" not in imp.report_.how
+    grid = imp.numeric_grid_["income"]
+    assert len(grid) == 5 and set(grid) <= set(masked["income"].dropna())
+    row = int(np.flatnonzero(mask["income"].to_numpy())[0])
+    prompt = imp._prompts(masked, "income", np.array([row]))[0]
+    scores = score_continuations(imp.lm_, prompt, [cell_answer(v) + imp.eos_text_ for v in grid])
+    weights = np.exp(scores - scores.max())
+    assert out["income"].iloc[row] == pytest.approx(float(weights @ grid / weights.sum()), rel=1e-9)
+    filled = out.loc[mask["income"], "income"]
+    assert filled.between(grid.min(), grid.max()).all()
+    pd.testing.assert_frame_equal(out[~mask], masked[~mask])  # observed cells untouched
+
+
+def test_numeric_candidates_are_observed_quantiles():
+    from recllm.impute.llm import numeric_candidates
+
+    values = pd.Series([5.0, 1.0, None, 3.0, 3.0])
+    assert numeric_candidates(values, 8).tolist() == [1.0, 3.0, 5.0]  # few distinct values: all of them
+    many = pd.Series(np.arange(1000, dtype=float))
+    grid = numeric_candidates(many, 4)
+    assert grid.tolist() == [124.0, 374.0, 624.0, 874.0]
+    with pytest.raises(ValueError, match="numeric_decoding"):
+        imputer(None, numeric_decoding="mean")._check_params()
+    with pytest.raises(ValueError, match="numeric_candidates"):
+        imputer(None, numeric_candidates=1)._check_params()
+
+
 def test_training_examples(tiny):
     frame = pd.DataFrame({"age": [30.0, np.nan, 51.0], "job": ["cook", "pilot", None], "city": ["Oslo", "Rome", "Lima"]})
     examples = imputer(tiny, max_train_examples=None).training_examples(frame)

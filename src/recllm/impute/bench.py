@@ -42,6 +42,7 @@ ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on 
     "context line": {"context": True},
     "3 epochs": {"epochs": 3},
     "unshaped numbers": {"numeric_shape": False},  # digit tokens only, any length (decoding version 1)
+    "expected numbers": {"numeric_decoding": "expected"},  # weighted mean over 32 observed quantiles
 }
 
 

@@ -10,7 +10,9 @@ from complete rows only). ``transform`` fills each missing cell from the same pr
 - numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens and (``numeric_shape``, the
   default) to the shape and range of the column's observed numbers -- sign, number of integer digits, decimals,
   [min, max] -- so an under-trained model cannot write an income of 61833.9 as " 618"; parsed (and, without the
-  shape, clipped to the observed range);
+  shape, clipped to the observed range). ``numeric_decoding="expected"`` instead scores ``numeric_candidates``
+  observed values of the column (its quantiles) like categories and fills the probability-weighted mean: greedy
+  decoding picks the likeliest digit at each place (a mode, digit by digit), while RMSE rewards the mean;
 - text: greedy generation restricted to the tokens of the column's observed values (one line, at most as long
   as the longest observed value).
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +40,7 @@ from recllm.llm.number_shape import NumberShape
 from recllm.llm.sft import LoRAConfig, SFTConfig
 
 TRAIN_ON = ("observed", "complete_rows")
+NUMERIC_DECODINGS = ("generate", "expected")
 COLUMN_ORDERS = ("table", "reversed", "random")
 _NUMBER_CHARS = set("0123456789.-")
 
@@ -53,6 +56,17 @@ def _numeric_token_ids(tokenizer: Any) -> tuple[int, ...]:
         if text and (body == "" or set(body) <= _NUMBER_CHARS) and " " not in body:
             ids.append(token_id)
     return tuple(ids)
+
+
+def numeric_candidates(values: pd.Series, n: int) -> np.ndarray:
+    """Up to ``n`` observed values of a numeric column, spread over its distribution (its quantiles, each an
+    actual observed value so its text has the column's shape); every distinct value when there are at most ``n``."""
+    observed = np.asarray(values.dropna(), dtype=np.float64)
+    distinct = np.unique(observed)
+    if len(distinct) <= n:
+        return distinct
+    levels = (np.arange(n) + 0.5) / n
+    return np.unique(np.quantile(observed, levels, method="inverted_cdf"))
 
 
 def _finished(output_dir: Any) -> bool:
@@ -87,7 +101,8 @@ class LLMImputer(BaseImputer):
     inference dtype ("auto": bfloat16 on AMX CPUs / CUDA); training keeps float32 weights with the autocast of
     ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in the column (default True).
     ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
-    :mod:`recllm.llm.number_shape`).
+    :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default) or "expected" (the weighted mean
+    over ``numeric_candidates`` quantiles of the column's observed values, see the module docstring).
     ``cache``: True (default cache), False, or a ``DiskCache``.
     """
 
@@ -98,7 +113,8 @@ class LLMImputer(BaseImputer):
                  max_train_examples: int | None = None, target_columns: tuple[str, ...] | None = None,
                  context: str = "", dtype: str = "auto", device: str = "auto", batch_size: int = 16,
                  numeric_max_new_tokens: int | None = None, text_max_new_tokens: int = 48,
-                 text_vocabulary: bool = True, numeric_shape: bool = True, cache: Any = True,
+                 text_vocabulary: bool = True, numeric_shape: bool = True, numeric_decoding: str = "generate",
+                 numeric_candidates: int = 32, cache: Any = True,
                  seed: int = 0, show_progress: bool = False, categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
                  max_categories: int = 50) -> None:
@@ -117,6 +133,8 @@ class LLMImputer(BaseImputer):
         self.text_max_new_tokens = text_max_new_tokens
         self.text_vocabulary = text_vocabulary
         self.numeric_shape = numeric_shape
+        self.numeric_decoding = numeric_decoding
+        self.numeric_candidates = numeric_candidates
         self.cache = cache
         self.seed = seed
         self.show_progress = show_progress
@@ -135,6 +153,10 @@ class LLMImputer(BaseImputer):
             raise ValueError("batch_size and text_max_new_tokens must be >= 1")
         if self.numeric_max_new_tokens is not None and self.numeric_max_new_tokens < 1:
             raise ValueError(f"numeric_max_new_tokens must be >= 1 or None, got {self.numeric_max_new_tokens!r}")
+        if self.numeric_decoding not in NUMERIC_DECODINGS:
+            raise ValueError(f"numeric_decoding must be one of {NUMERIC_DECODINGS}, got {self.numeric_decoding!r}")
+        if self.numeric_candidates < 2:
+            raise ValueError(f"numeric_candidates must be >= 2, got {self.numeric_candidates!r}")
 
     def _order(self, columns: list[str]) -> list[str]:
         order = self.column_order
@@ -229,6 +251,8 @@ class LLMImputer(BaseImputer):
         self.order_ = self._order(list(frame.columns))
         self.number_shapes_ = {col: NumberShape.of(format_value(v) for v in frame[col].dropna())
                                for col, info in self.columns_.items() if info.kind == NUMERIC}
+        self.numeric_grid_ = {col: numeric_candidates(frame[col], self.numeric_candidates)
+                              for col, info in self.columns_.items() if info.kind == NUMERIC}
         examples = self.training_examples(frame)
         config, lora = self._sft_config(), self.lora or LoRAConfig()
         start = time.perf_counter()
@@ -262,23 +286,26 @@ class LLMImputer(BaseImputer):
         records = frame.iloc[rows].to_dict(orient="records")
         return [cell_prompt(r, col, self.order_, self.context) for r in records]
 
-    def _score_categorical(self, prompts: list[str], categories: tuple[Any, ...], report: ImputationReport) -> list[Any]:
+    def _score_cells(self, prompts: list[str], answers: Sequence[Any], task: str,
+                     reduce: Callable[[np.ndarray], Any], report: ImputationReport) -> list[Any]:
+        """``reduce`` of the log-probs of every answer (as a continuation + EOS) after each prompt; one shared-prefix
+        pass per distinct prompt, results cached under ``task``."""
         from recllm.llm.scoring import score_continuations
         from tqdm.auto import tqdm
 
-        conts = [cell_answer(c) + self.eos_text_ for c in categories]
+        conts = [cell_answer(a) + self.eos_text_ for a in answers]
         keys = {}
-        done: dict[str, int] = {}
+        done: dict[str, Any] = {}
         if self.cache_ is not None:
-            keys = {p: self.cache_.key(task="impute-score", template=TEMPLATE_VERSION, model=self.fingerprint_,
+            keys = {p: self.cache_.key(task=task, template=TEMPLATE_VERSION, model=self.fingerprint_,
                                        prefix=p, continuations=conts) for p in dict.fromkeys(prompts)}
             found = self.cache_.get_many(list(keys.values()))
-            done = {p: int(found[k]) for p, k in keys.items() if k in found}
+            done = {p: found[k] for p, k in keys.items() if k in found}
             report.how["cache_hits"] = report.how.get("cache_hits", 0) + sum(p in done for p in prompts)
         todo = [p for p in dict.fromkeys(prompts) if p not in done]
-        pending: dict[str, int] = {}
+        pending: dict[str, Any] = {}
         for prompt in tqdm(todo, desc="scoring cells", unit="cell", disable=not self.show_progress):
-            done[prompt] = int(np.argmax(score_continuations(self.lm_, prompt, conts, batch_size=64)))
+            done[prompt] = reduce(score_continuations(self.lm_, prompt, conts, batch_size=64))
             if self.cache_ is not None:
                 pending[keys[prompt]] = done[prompt]
                 if len(pending) >= 64:
@@ -286,7 +313,20 @@ class LLMImputer(BaseImputer):
                     pending = {}
         if pending:
             self.cache_.put_many(pending)
-        return [categories[done[p]] for p in prompts]
+        return [done[p] for p in prompts]
+
+    def _score_categorical(self, prompts: list[str], categories: tuple[Any, ...], report: ImputationReport) -> list[Any]:
+        """The likeliest category of each cell."""
+        best = self._score_cells(prompts, categories, "impute-score", lambda s: int(np.argmax(s)), report)
+        return [categories[int(i)] for i in best]
+
+    def _expected_numbers(self, prompts: list[str], grid: np.ndarray, report: ImputationReport) -> list[float]:
+        """Each cell's mean over the candidate ``grid`` weighted by the model's probability of each candidate."""
+        def mean(scores: np.ndarray) -> float:
+            weights = np.exp(scores - scores.max())
+            return float(weights @ grid / weights.sum())
+
+        return [float(v) for v in self._score_cells(prompts, list(grid), "impute-expected", mean, report)]
 
     def _text_vocabulary(self, values: tuple[Any, ...]) -> tuple[list[int] | None, int]:
         """The token ids of the column's observed values (as answers), and the longest answer in tokens.
@@ -319,6 +359,10 @@ class LLMImputer(BaseImputer):
             if info.kind == CATEGORICAL:
                 out[col] = self._score_categorical(prompts, info.categories, report)
                 report.how["llm-score"] = report.how.get("llm-score", 0) + len(rows)
+                continue
+            if info.kind == NUMERIC and self.numeric_decoding == "expected":
+                out[col] = self._expected_numbers(prompts, self.numeric_grid_[col], report)
+                report.how["llm-expected"] = report.how.get("llm-expected", 0) + len(rows)
                 continue
             if info.kind == NUMERIC:
                 width = max(len(format_value(v)) for v in (info.low, info.high, info.mean))
