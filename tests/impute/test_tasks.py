@@ -120,3 +120,22 @@ def test_union_tables_hide_every_settings_cells(shared_data):
         truth = masked_tables(ds, "ml-100k", SETTINGS[0], 1)[name][0]
         new_gaps = table.isna() & truth.notna()
         assert 0.5 < new_gaps[list(new_gaps.columns[new_gaps.any()])].to_numpy().mean() < 0.85
+
+
+def test_attempts_table_counts_clipping_and_names_each_attempt():
+    from recllm.impute.bench_report import _attempts_table
+
+    scores = {"advertising/advertising": {"income:rmse": 2.0}}
+    attempts = [
+        {"dataset": "advertising", "attempt": "[mean]", "scores": scores, "info": {}},
+        {"dataset": "advertising", "attempt": "expected numbers", "scores": scores,
+         "info": {"t": {"fit_seconds": 3.0, "examples": 256, "how": {"llm-expected": 40}}}},
+        {"dataset": "advertising", "attempt": "unshaped numbers", "scores": scores,
+         "info": {"t": {"fit_seconds": 3.0, "examples": 256, "how": {"llm-generate": 40, "clipped": 7}}}},
+        {"dataset": "advertising", "attempt": "complete-rows", "error": "no complete row"},
+    ]
+    text = _attempts_table(attempts)
+    assert "| 7/40 |" in text and "no complete row" in text and "2.0000" in text
+    assert "- `expected numbers`: LLMImputer(numeric_decoding='expected')" in text
+    assert "- `unshaped numbers`: LLMImputer(numeric_shape=False)" in text
+    assert "[mean]`" not in text  # the classic imputers need no legend

@@ -198,7 +198,11 @@ def _attempts_table(attempts: list[dict[str, Any]]) -> str:
         table.append(row)
     cols = ["data set", "imputer / attempt", *[f"{t.split('/')[-1]} {m}" for t, m in metrics], "fine-tune s",
             "examples", "numbers clipped", "note"]
-    return format_table(table, cols) + "\n"
+    from recllm.impute.bench import ATTEMPTS
+
+    legend = [f"- `{name}`: LLMImputer({', '.join(f'{k}={v!r}' for k, v in ATTEMPTS[name].items()) or 'defaults'})"
+              for name in dict.fromkeys(a["attempt"] for a in attempts) if name in ATTEMPTS]
+    return format_table(table, cols) + "\n" + ("\nAttempts:\n\n" + "\n".join(legend) + "\n" if legend else "")
 
 
 def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: str) -> list[str]:
@@ -278,8 +282,9 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         f"- LLM imputer: {config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o, "
         f"{config.llm_examples} fine-tuning examples per table (seeded sample of the observed cells of the masked "
         f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate}, bfloat16 autocast where the CPU has "
-        "AMX; categories by shared-prefix scoring, numbers by digit-constrained greedy generation, text by greedy "
-        "generation; inference in bfloat16 ('auto').",
+        "AMX; categories by shared-prefix scoring, numbers by greedy generation held to the shape (sign, digits, "
+        "decimals) and observed range of the column's numbers, text by greedy generation from the column's tokens; "
+        "inference in bfloat16 ('auto').",
         "",
         "## Where the LLM imputer wins and loses",
         "",
