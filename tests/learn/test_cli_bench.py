@@ -101,6 +101,12 @@ def test_report_writes_tables_and_plot(tmp_path):
     assert "### loo (20 test users)" in text and "### cold_start" in text
     assert "LEARN (shared tower)" in text and "SASRec-CE" in text and "a note" in text
     assert "Paired NDCG@10 difference" in text
+    summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    # one seed: the difference is a paired bootstrap over users (each later model scores 0.05 more here)
+    learn_i, sasrec_i = names.index("LEARN (shared tower)"), names.index("SASRec-CE")
+    gap = 0.05 * (learn_i - sasrec_i)
+    assert f"| cyclic | cold_start | 1 | {0.1 + 0.05 * learn_i:.4f} | {0.1 + 0.05 * sasrec_i:.4f} | {gap:+.4f}" in summary
+    assert "| best model |" in summary and f"| {names[-1]} ({0.1 + 0.05 * (len(names) - 1):.4f}) |" in summary
     assert (tmp_path / "learn.runs.jsonl").read_text().count("\n") == len(results)
     if (tmp_path / "learn-cyclic.png").exists():
         assert "learn-cyclic.png" in text

@@ -65,6 +65,41 @@ def _paired(by_model: dict[str, list[Any]], a: str, b: str, metric: str = "ndcg@
     return "; ".join(parts) or "n/a"
 
 
+def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: list[str], datasets: list[str],
+                  metric: str = "ndcg@10") -> str:
+    """One row per (data set, split): LEARN, SASRec, their difference and the best model, on ``metric``.
+
+    The difference is taken per seed (the same seeded split for both) and summarised across seeds (t-interval);
+    with one seed it is a paired bootstrap over the test users.
+    """
+    rows = []
+    for dataset in datasets:
+        for split in ("loo", "temporal", "cold_start"):
+            by_model = groups.get((dataset, split))
+            if not by_model or MAIN_LEARN not in by_model or MAIN_SASREC not in by_model:
+                continue
+            pairs = [(a, b) for a in by_model[MAIN_LEARN] for b in by_model[MAIN_SASREC] if a.seed == b.seed]
+            diffs = [a.metrics[metric] - b.metrics[metric] for a, b in pairs]
+            if len(pairs) >= 2:
+                ci = seed_ci(diffs)
+                diff = f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
+            elif pairs:
+                d = paired_bootstrap_diff(pairs[0][0].per_user[metric], pairs[0][1].per_user[metric],
+                                          seed=pairs[0][0].seed)
+                diff = f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] (1 seed, over users)"
+            else:
+                diff = "n/a"
+            means = {m: float(np.mean([r.metrics[metric] for r in by_model[m]])) for m in order if by_model.get(m)}
+            best = max(means, key=means.get)
+            rows.append({"data set": dataset, "split": split, "seeds": len(pairs),
+                         f"LEARN {metric}": f"{means[MAIN_LEARN]:.4f}", f"SASRec {metric}": f"{means[MAIN_SASREC]:.4f}",
+                         "LEARN - SASRec (95% CI)": diff, "best model": f"{best} ({means[best]:.4f})"})
+    if not rows:
+        return ""
+    return format_table(rows, ["data set", "split", "seeds", f"LEARN {metric}", f"SASRec {metric}",
+                               "LEARN - SASRec (95% CI)", "best model"]) + "\n"
+
+
 def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, order: list[str], path: Path) -> Path | None:
     try:
         import matplotlib
@@ -119,6 +154,13 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
         body.append("**Quick mode**: one data set, one seed, at most 5 epochs: a smoke run, not the reported "
                     "figures. The full run is `recllm bench learn`.\n")
     body.append(f"Total benchmark time: {total_seconds / 60:.1f} min.\n")
+    summary = summary_table(groups, order, datasets)
+    if summary:
+        body.append(f"## Summary: {MAIN_LEARN} against {MAIN_SASREC} (NDCG@10)\n")
+        body.append("On cold_start the test items never occur in training, so an ID-only model has no trained "
+                    "vector for them; LEARN scores them from their text. Difference per seed, interval across seeds "
+                    "(t); the best model is the highest mean among all models run on that split.\n")
+        body.append(summary)
     for dataset in datasets:
         body.append(f"## {dataset}\n")
         for split in ("loo", "temporal", "cold_start"):
