@@ -92,7 +92,7 @@ def test_numbers_keep_the_shape_of_the_observed_ones(tiny):
         assert all(shape.accepts(format_value(v)) for v in out.loc[mask[col], col]), col
 
 
-def test_expected_value_decoding_is_the_probability_weighted_mean_of_the_grid(tiny):
+def test_expected_value_decoding_is_the_probability_weighted_mean_of_the_grid(tiny, monkeypatch):
     from recllm.llm.scoring import score_continuations
     from recllm.impute.serialize import cell_answer
 
@@ -104,14 +104,20 @@ def test_expected_value_decoding_is_the_probability_weighted_mean_of_the_grid(ti
     assert "llm-generate" not in imp.report_.how and "fallback" not in imp.report_.how
     grid = imp.numeric_grid_["income"]
     assert len(grid) == 5 and set(grid) <= set(masked["income"].dropna())
+    filled = out.loc[mask["income"], "income"]
+    assert filled.between(masked["income"].min(), masked["income"].max()).all()
+    pd.testing.assert_frame_equal(out[~mask], masked[~mask])  # observed cells untouched
+
+    # the candidates are the grid plus the model's own greedy answer (none when it cannot be parsed)
     row = int(np.flatnonzero(mask["income"].to_numpy())[0])
     prompt = imp._prompts(masked, "income", np.array([row]))[0]
-    scores = score_continuations(imp.lm_, prompt, [cell_answer(v) + imp.eos_text_ for v in grid])
-    weights = np.exp(scores - scores.max())
-    assert out["income"].iloc[row] == pytest.approx(float(weights @ grid / weights.sum()), rel=1e-9)
-    filled = out.loc[mask["income"], "income"]
-    assert filled.between(grid.min(), grid.max()).all()
-    pd.testing.assert_frame_equal(out[~mask], masked[~mask])  # observed cells untouched
+    assert 12.3 not in grid and masked["income"].min() < 12.3 < masked["income"].max()
+    for answer, options in ((" 12.3", np.sort(np.append(grid, 12.3))), ("\n", grid)):
+        monkeypatch.setattr(imp, "_generate", lambda prompts, *a, text=answer: [text] * len(prompts))
+        out = imp.transform(masked)
+        scores = score_continuations(imp.lm_, prompt, [cell_answer(v) + imp.eos_text_ for v in options])
+        weights = np.exp(scores - scores.max())
+        assert out["income"].iloc[row] == pytest.approx(float(weights @ options / weights.sum()), rel=1e-9)
 
 
 def test_numeric_candidates_are_observed_quantiles():

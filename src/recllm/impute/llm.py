@@ -10,9 +10,10 @@ from complete rows only). ``transform`` fills each missing cell from the same pr
 - numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens and (``numeric_shape``, the
   default) to the shape and range of the column's observed numbers -- sign, number of integer digits, decimals,
   [min, max] -- so an under-trained model cannot write an income of 61833.9 as " 618"; parsed (and, without the
-  shape, clipped to the observed range). ``numeric_decoding="expected"`` instead scores ``numeric_candidates``
-  observed values of the column (its quantiles) like categories and fills the probability-weighted mean: greedy
-  decoding picks the likeliest digit at each place (a mode, digit by digit), while RMSE rewards the mean;
+  shape, clipped to the observed range). ``numeric_decoding="expected"`` then scores that answer together with
+  ``numeric_candidates`` observed values of the column (its quantiles), like categories, and fills the
+  probability-weighted mean: greedy decoding picks the likeliest digit at each place (a mode, digit by digit),
+  while RMSE rewards the mean; a model sure of its answer (a film's year) keeps it;
 - text: greedy generation restricted to the tokens of the column's observed values (one line, at most as long
   as the longest observed value).
 
@@ -102,7 +103,8 @@ class LLMImputer(BaseImputer):
     ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in the column (default True).
     ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
     :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default) or "expected" (the weighted mean
-    over ``numeric_candidates`` quantiles of the column's observed values, see the module docstring).
+    over the greedy answer and ``numeric_candidates`` quantiles of the column's observed values, see the module
+    docstring).
     ``cache``: True (default cache), False, or a ``DiskCache``.
     """
 
@@ -286,47 +288,53 @@ class LLMImputer(BaseImputer):
         records = frame.iloc[rows].to_dict(orient="records")
         return [cell_prompt(r, col, self.order_, self.context) for r in records]
 
-    def _score_cells(self, prompts: list[str], answers: Sequence[Any], task: str,
-                     reduce: Callable[[np.ndarray], Any], report: ImputationReport) -> list[Any]:
-        """``reduce`` of the log-probs of every answer (as a continuation + EOS) after each prompt; one shared-prefix
-        pass per distinct prompt, results cached under ``task``."""
+    def _score_cells(self, prompts: list[str], answers: Sequence[Sequence[Any]], task: str,
+                     reduce: Callable[[np.ndarray, Sequence[Any]], Any], report: ImputationReport) -> list[Any]:
+        """``reduce(log-probs, answers[i])`` for each prompt, the log-probs being those of each of its answers as a
+        continuation (+ EOS); one shared-prefix pass per distinct (prompt, answers), results cached under ``task``."""
         from recllm.llm.scoring import score_continuations
         from tqdm.auto import tqdm
 
-        conts = [cell_answer(a) + self.eos_text_ for a in answers]
+        conts = [tuple(cell_answer(a) + self.eos_text_ for a in options) for options in answers]
+        cells = list(dict.fromkeys(zip(prompts, conts)))
         keys = {}
-        done: dict[str, Any] = {}
+        done: dict[tuple[str, tuple[str, ...]], Any] = {}
         if self.cache_ is not None:
-            keys = {p: self.cache_.key(task=task, template=TEMPLATE_VERSION, model=self.fingerprint_,
-                                       prefix=p, continuations=conts) for p in dict.fromkeys(prompts)}
+            keys = {cell: self.cache_.key(task=task, template=TEMPLATE_VERSION, model=self.fingerprint_,
+                                          prefix=cell[0], continuations=list(cell[1])) for cell in cells}
             found = self.cache_.get_many(list(keys.values()))
-            done = {p: found[k] for p, k in keys.items() if k in found}
-            report.how["cache_hits"] = report.how.get("cache_hits", 0) + sum(p in done for p in prompts)
-        todo = [p for p in dict.fromkeys(prompts) if p not in done]
+            done = {cell: found[k] for cell, k in keys.items() if k in found}
+            report.how["cache_hits"] = report.how.get("cache_hits", 0) + sum(c in done for c in zip(prompts, conts))
+        options_of = dict(zip(zip(prompts, conts), answers))
+        todo = [cell for cell in cells if cell not in done]
         pending: dict[str, Any] = {}
-        for prompt in tqdm(todo, desc="scoring cells", unit="cell", disable=not self.show_progress):
-            done[prompt] = reduce(score_continuations(self.lm_, prompt, conts, batch_size=64))
+        for cell in tqdm(todo, desc="scoring cells", unit="cell", disable=not self.show_progress):
+            done[cell] = reduce(score_continuations(self.lm_, cell[0], list(cell[1]), batch_size=64), options_of[cell])
             if self.cache_ is not None:
-                pending[keys[prompt]] = done[prompt]
+                pending[keys[cell]] = done[cell]
                 if len(pending) >= 64:
                     self.cache_.put_many(pending)
                     pending = {}
         if pending:
             self.cache_.put_many(pending)
-        return [done[p] for p in prompts]
+        return [done[cell] for cell in zip(prompts, conts)]
 
     def _score_categorical(self, prompts: list[str], categories: tuple[Any, ...], report: ImputationReport) -> list[Any]:
         """The likeliest category of each cell."""
-        best = self._score_cells(prompts, categories, "impute-score", lambda s: int(np.argmax(s)), report)
+        best = self._score_cells(prompts, [categories] * len(prompts), "impute-score",
+                                 lambda scores, _: int(np.argmax(scores)), report)
         return [categories[int(i)] for i in best]
 
-    def _expected_numbers(self, prompts: list[str], grid: np.ndarray, report: ImputationReport) -> list[float]:
-        """Each cell's mean over the candidate ``grid`` weighted by the model's probability of each candidate."""
-        def mean(scores: np.ndarray) -> float:
+    def _expected_numbers(self, prompts: list[str], greedy: list[float | None], grid: np.ndarray,
+                          report: ImputationReport) -> list[float]:
+        """Each cell's mean over the column's quantile ``grid`` plus the model's own greedy answer, weighted by the
+        model's probability of each: a confident model keeps its answer, an unsure one falls back toward the mean."""
+        def mean(scores: np.ndarray, values: Sequence[float]) -> float:
             weights = np.exp(scores - scores.max())
-            return float(weights @ grid / weights.sum())
+            return float(weights @ np.asarray(values, dtype=np.float64) / weights.sum())
 
-        return [float(v) for v in self._score_cells(prompts, list(grid), "impute-expected", mean, report)]
+        options = [tuple(grid) if g is None or g in grid else tuple(np.sort(np.append(grid, g))) for g in greedy]
+        return [float(v) for v in self._score_cells(prompts, options, "impute-expected", mean, report)]
 
     def _text_vocabulary(self, values: tuple[Any, ...]) -> tuple[list[int] | None, int]:
         """The token ids of the column's observed values (as answers), and the longest answer in tokens.
@@ -360,10 +368,6 @@ class LLMImputer(BaseImputer):
                 out[col] = self._score_categorical(prompts, info.categories, report)
                 report.how["llm-score"] = report.how.get("llm-score", 0) + len(rows)
                 continue
-            if info.kind == NUMERIC and self.numeric_decoding == "expected":
-                out[col] = self._expected_numbers(prompts, self.numeric_grid_[col], report)
-                report.how["llm-expected"] = report.how.get("llm-expected", 0) + len(rows)
-                continue
             if info.kind == NUMERIC:
                 width = max(len(format_value(v)) for v in (info.low, info.high, info.mean))
                 limit = self.numeric_max_new_tokens or width + 3
@@ -374,6 +378,10 @@ class LLMImputer(BaseImputer):
                 if clipped:  # a wrong number of digits shows up here: worth seeing in the report
                     report.how["clipped"] = report.how.get("clipped", 0) + clipped
                 filled = [float(np.clip(v, info.low, info.high)) if v is not None else None for v in values]
+                if self.numeric_decoding == "expected":
+                    out[col] = self._expected_numbers(prompts, filled, self.numeric_grid_[col], report)
+                    report.how["llm-expected"] = report.how.get("llm-expected", 0) + len(rows)
+                    continue
             else:
                 allowed, longest = self._text_vocabulary(info.categories)
                 texts = self._generate(prompts, min(self.text_max_new_tokens, longest + 2), allowed)
