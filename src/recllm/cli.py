@@ -55,13 +55,13 @@ def _llm_check(args: argparse.Namespace) -> int:
     import torch
 
     from recllm.llm import chat_prompt, generate, load_causal_lm, load_text_encoder
-    from recllm.llm.hardware import has_amx
+    from recllm.llm.hardware import has_amx, has_bf16_matmul
 
     torch.set_num_threads(args.threads) if args.threads else None
     start = time.perf_counter()
     lm = load_causal_lm(args.model, dtype=args.dtype)
     print(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s; "
-          f"AMX: {has_amx()}; threads: {torch.get_num_threads()}")
+          f"AMX: {has_amx()}; bf16 matmul: {has_bf16_matmul()}; threads: {torch.get_num_threads()}")
     prompts = [chat_prompt(lm, "In one sentence, why do people rewatch their favourite films?")] * args.batch
     start = time.perf_counter()
     texts = generate(lm, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch, show_progress=False)

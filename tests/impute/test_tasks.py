@@ -139,3 +139,12 @@ def test_attempts_table_counts_clipping_and_names_each_attempt():
     assert "- `expected numbers`: LLMImputer(numeric_decoding='expected')" in text
     assert "- `unshaped numbers`: LLMImputer(numeric_shape=False)" in text
     assert "[mean]`" not in text  # the classic imputers need no legend
+
+
+def test_inference_dtypes_are_counted_per_table_fill():
+    from recllm.impute.bench_report import _inference_dtypes
+
+    rows = [{"imputer": "llm", "info": {"a": {"inference_dtype": "float32"}, "b": {"inference_dtype": "bfloat16"}}},
+            {"imputer": "llm", "info": {"a": {}}}, {"imputer": "mean", "info": {"a": {}}}]
+    assert _inference_dtypes(rows) == "bfloat16 x1, float32 x1, not recorded x1"
+    assert _inference_dtypes(rows[3:]) == "no LLM runs"

@@ -7,7 +7,7 @@ import torch
 
 from recllm.llm import backbone
 from recllm.llm.backbone import CausalLM, chat_prompt, load_causal_lm, resolve_dtype, tiny_causal_lm
-from recllm.llm.hardware import has_amx
+from recllm.llm.hardware import has_bf16_matmul
 
 
 def test_tiny_model_is_small_deterministic_and_leaves_global_rng_alone(tiny_lm: CausalLM) -> None:
@@ -60,7 +60,7 @@ def test_resolve_dtype() -> None:
     assert resolve_dtype("float32", "cpu") == "float32"
     assert resolve_dtype("bfloat16", "cpu") == "bfloat16"
     assert resolve_dtype("auto", "cuda") == "bfloat16"
-    assert resolve_dtype("auto", "cpu") == ("bfloat16" if has_amx() else "float32")
+    assert resolve_dtype("auto", "cpu") == ("bfloat16" if has_bf16_matmul() else "float32")
     with pytest.raises(ValueError, match="dtype must be one of"):
         resolve_dtype("fp8", "cpu")
 

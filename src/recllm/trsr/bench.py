@@ -438,7 +438,7 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
     results = [merge_parts(parts[spec.name]) for spec in specs]
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
-    notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX); scoring in "
+    notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX or AVX512-BF16); scoring in "
                  f"{score_dtype}" + (" with the Yes/No logits computed in float32 (bfloat16 logits tie)"
                                      if score_dtype == "bfloat16" else ""))
     body = render(results, sizes, summarizer.name, notes, quick, lr)
