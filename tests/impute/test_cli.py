@@ -70,7 +70,7 @@ def test_missing_file(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("numbers", ["generate", "expected"])
+@pytest.mark.parametrize("numbers", ["generate", "expected", "expected-grid"])
 def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny, numbers):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     lm = tiny
@@ -88,4 +88,4 @@ def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny, num
     assert not filled[["age", "gender"]].isna().any().any()
     assert set(filled.loc[mask["gender"], "gender"]) <= {"M", "F"}
     printed = capsys.readouterr().out
-    assert "llm-score" in printed and ("llm-expected" in printed) == (numbers == "expected")
+    assert "llm-score" in printed and ("llm-expected" in printed) == (numbers != "generate")

@@ -119,6 +119,11 @@ def test_expected_value_decoding_is_the_probability_weighted_mean_of_the_grid(ti
         weights = np.exp(scores - scores.max())
         assert out["income"].iloc[row] == pytest.approx(float(weights @ options / weights.sum()), rel=1e-9)
 
+    # "expected-grid" never generates: the grid alone, whatever the model would write
+    grid_only = imputer(tiny, numeric_decoding="expected-grid", numeric_candidates=5).fit(masked)
+    monkeypatch.setattr(grid_only, "_generate", lambda *a: pytest.fail("expected-grid generated"))
+    assert grid_only.transform(masked)["income"].iloc[row] == pytest.approx(out["income"].iloc[row], rel=1e-9)
+
 
 def test_numeric_candidates_are_observed_quantiles():
     from recllm.impute.llm import numeric_candidates

@@ -42,7 +42,8 @@ ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on 
     "context line": {"context": True},
     "3 epochs": {"epochs": 3},
     "unshaped numbers": {"numeric_shape": False},  # digit tokens only, any length (decoding version 1)
-    "expected numbers": {"numeric_decoding": "expected"},  # weighted mean over 32 observed quantiles
+    "expected numbers": {"numeric_decoding": "expected"},  # weighted mean over the greedy answer + 32 quantiles
+    "expected numbers (grid)": {"numeric_decoding": "expected-grid"},  # ... over the 32 quantiles only
 }
 
 

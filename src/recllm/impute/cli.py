@@ -142,9 +142,10 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--epochs", type=int, default=1, help="llm: fine-tuning epochs")
     p.add_argument("--lr", type=float, default=1e-3, help="llm: LoRA learning rate")
     p.add_argument("--train-on", default="observed", choices=("observed", "complete_rows"))
-    p.add_argument("--numbers", default="generate", choices=("generate", "expected"),
+    p.add_argument("--numbers", default="generate", choices=("generate", "expected", "expected-grid"),
                    help="llm: numeric cells by shape-constrained generation, or as the probability-weighted mean "
-                        "over 32 observed quantiles of the column (lower RMSE when the model is unsure)")
+                        "over the generated answer and 32 observed quantiles of the column (expected), or over the "
+                        "quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here")
     p.add_argument("--threads", type=int, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")

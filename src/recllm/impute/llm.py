@@ -10,10 +10,11 @@ from complete rows only). ``transform`` fills each missing cell from the same pr
 - numeric: greedy generation restricted to digit, ``.``, ``-`` and space tokens and (``numeric_shape``, the
   default) to the shape and range of the column's observed numbers -- sign, number of integer digits, decimals,
   [min, max] -- so an under-trained model cannot write an income of 61833.9 as " 618"; parsed (and, without the
-  shape, clipped to the observed range). ``numeric_decoding="expected"`` then scores that answer together with
-  ``numeric_candidates`` observed values of the column (its quantiles), like categories, and fills the
-  probability-weighted mean: greedy decoding picks the likeliest digit at each place (a mode, digit by digit),
-  while RMSE rewards the mean; a model sure of its answer (a film's year) keeps it;
+  shape, clipped to the observed range). Greedy decoding picks the likeliest digit at each place (a mode, digit
+  by digit), while RMSE rewards the mean, so two alternatives score candidates like categories and fill the
+  probability-weighted mean: ``numeric_decoding="expected-grid"`` over ``numeric_candidates`` observed values of
+  the column (its quantiles; no generation), ``"expected"`` over those plus the greedy answer (a model sure of
+  its answer, such as a film's year, keeps it);
 - text: greedy generation restricted to the tokens of the column's observed values (one line, at most as long
   as the longest observed value).
 
@@ -41,7 +42,7 @@ from recllm.llm.number_shape import NumberShape
 from recllm.llm.sft import LoRAConfig, SFTConfig
 
 TRAIN_ON = ("observed", "complete_rows")
-NUMERIC_DECODINGS = ("generate", "expected")
+NUMERIC_DECODINGS = ("generate", "expected", "expected-grid")
 COLUMN_ORDERS = ("table", "reversed", "random")
 _NUMBER_CHARS = set("0123456789.-")
 
@@ -102,9 +103,9 @@ class LLMImputer(BaseImputer):
     inference dtype ("auto": bfloat16 on CUDA and on CPUs with AMX or AVX512-BF16); training keeps float32 weights with the autocast of
     ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in the column (default True).
     ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
-    :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default) or "expected" (the weighted mean
-    over the greedy answer and ``numeric_candidates`` quantiles of the column's observed values, see the module
-    docstring).
+    :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default), "expected" (the weighted mean
+    over the greedy answer and ``numeric_candidates`` quantiles of the column's observed values) or
+    "expected-grid" (over the quantiles only); see the module docstring.
     ``cache``: True (default cache), False, or a ``DiskCache``.
     """
 
@@ -327,8 +328,8 @@ class LLMImputer(BaseImputer):
 
     def _expected_numbers(self, prompts: list[str], greedy: list[float | None], grid: np.ndarray,
                           report: ImputationReport) -> list[float]:
-        """Each cell's mean over the column's quantile ``grid`` plus the model's own greedy answer, weighted by the
-        model's probability of each: a confident model keeps its answer, an unsure one falls back toward the mean."""
+        """Each cell's mean over the column's quantile ``grid`` plus the model's own greedy answer (if any), weighted
+        by the model's probability of each: a confident model keeps its answer, an unsure one moves to the mean."""
         def mean(scores: np.ndarray, values: Sequence[float]) -> float:
             weights = np.exp(scores - scores.max())
             return float(weights @ np.asarray(values, dtype=np.float64) / weights.sum())
@@ -367,6 +368,10 @@ class LLMImputer(BaseImputer):
             if info.kind == CATEGORICAL:
                 out[col] = self._score_categorical(prompts, info.categories, report)
                 report.how["llm-score"] = report.how.get("llm-score", 0) + len(rows)
+                continue
+            if info.kind == NUMERIC and self.numeric_decoding == "expected-grid":
+                out[col] = self._expected_numbers(prompts, [None] * len(prompts), self.numeric_grid_[col], report)
+                report.how["llm-expected"] = report.how.get("llm-expected", 0) + len(rows)
                 continue
             if info.kind == NUMERIC:
                 width = max(len(format_value(v)) for v in (info.low, info.high, info.mean))
