@@ -1,0 +1,28 @@
+"""benchmarks/impute_numbers.py: the report table marks the best decoding per numeric column."""
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "impute_numbers.py"
+
+
+def load_module():
+    spec = importlib.util.spec_from_file_location("impute_numbers", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_body_rows_and_best():
+    bench = load_module()
+    names = [*bench.REFERENCES, *bench.DECODINGS]
+    users = {"age:nrmse": 1.0, "gender:accuracy": 0.5}
+    items = {"year:nrmse": 0.5}
+    results = {"ml-100k": {n: {"scores": {"ml-100k/users": dict(users, **{"age:nrmse": 1.0 + i / 10}),
+                                          "ml-100k/items": dict(items, **{"year:nrmse": 0.9 - i / 10})},
+                               "seconds": 10.0 * i, "cells": 7} for i, n in enumerate(names)}}
+    text = bench.report_body(results, seed=0)
+    assert "| ml-100k/users: age | **1.000** | 1.100 | 1.200 | 1.300 | 1.400 |" in text  # mean best
+    assert "| ml-100k/items: year | 0.900 | 0.800 | 0.700 | 0.600 | **0.500** |" in text  # expected-grid best
+    assert "gender" not in text.split("## Cost")[0]  # categorical columns are not numbers
+    assert "| ml-100k | expected-grid | 7 | 40 |" in text
