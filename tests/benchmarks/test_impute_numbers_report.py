@@ -1,20 +1,10 @@
 """benchmarks/impute_numbers.py: the report table marks the best decoding per numeric column."""
 
-import importlib.util
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "impute_numbers.py"
-
-
-def load_module():
-    spec = importlib.util.spec_from_file_location("impute_numbers", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def test_report_body_rows_and_best():
-    bench = load_module()
+    bench = load_benchmark("impute_numbers")
     names = [*bench.REFERENCES, *bench.DECODINGS]
     users = {"age:nrmse": 1.0, "gender:accuracy": 0.5}
     items = {"year:nrmse": 0.5}

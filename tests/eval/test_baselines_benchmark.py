@@ -1,21 +1,15 @@
 """The baselines benchmark end to end: on planted synthetic data (fast) and on real MovieLens-100K (integration)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from recllm.eval.baselines import run_baselines
 from tests.models.contract import planted_sequence_split
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "foundation_baselines.py"
+from tests.benchmark_scripts import load_benchmark
 
 
 def bench_module():
-    spec = importlib.util.spec_from_file_location("foundation_baselines", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("foundation_baselines")
 
 
 def test_run_baselines_on_planted_data():
