@@ -3,9 +3,8 @@
 import pytest
 
 from recllm.eval.baselines import run_baselines
-from tests.models.contract import planted_sequence_split
-
 from tests.benchmark_scripts import load_benchmark
+from tests.models.contract import planted_sequence_split
 
 
 def bench_module():
