@@ -105,7 +105,8 @@ def test_report_writes_tables_and_plot(tmp_path):
     # one seed: the difference is a paired bootstrap over users (each later model scores 0.05 more here)
     learn_i, sasrec_i = names.index("LEARN (shared tower)"), names.index("SASRec-CE")
     gap = 0.05 * (learn_i - sasrec_i)
-    assert f"| cyclic | cold_start | 1 | {0.1 + 0.05 * learn_i:.4f} | {0.1 + 0.05 * sasrec_i:.4f} | {gap:+.4f}" in summary
+    learn_v, sasrec_v = 0.1 + 0.05 * learn_i, 0.1 + 0.05 * sasrec_i
+    assert f"| cyclic | cold_start | 1 | {learn_v:.4f} | {sasrec_v:.4f} | {gap:+.4f}" in summary
     assert "| best model |" in summary and f"| {names[-1]} ({0.1 + 0.05 * (len(names) - 1):.4f}) |" in summary
     assert (tmp_path / "learn.runs.jsonl").read_text().count("\n") == len(results)
     if (tmp_path / "learn-cyclic.png").exists():

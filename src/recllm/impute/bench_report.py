@@ -292,8 +292,8 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         f"- LLM imputer: {config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o, "
         f"{config.llm_examples} fine-tuning examples per table (seeded sample of the observed cells of the masked "
         f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate}, bfloat16 autocast where the CPU has "
-        "AMX or AVX512-BF16; categories by shared-prefix scoring, numbers by greedy generation held to the shape (sign, digits, "
-        "decimals) and observed range of the column's numbers, text by greedy generation from the column's tokens; "
+        "AMX or AVX512-BF16; categories by shared-prefix scoring, numbers by greedy generation held to the shape "
+        "(sign, digits, decimals) and observed range of the column's numbers, text by greedy generation from the column's tokens; "
         f"inference dtype 'auto' (bfloat16 on CUDA or where the CPU multiplies bfloat16 natively, else float32): "
         f"{_inference_dtypes(rows)}.",
         "",

@@ -100,8 +100,9 @@ class LLMImputer(BaseImputer):
     list of all columns. ``max_train_examples`` caps the fine-tuning set (seeded sample). ``target_columns`` limits
     which columns are learned as answers (default: all; a column not learned can still be filled, less well).
     ``context`` is an optional first line of every prompt (e.g. what the table describes). ``dtype`` is the
-    inference dtype ("auto": bfloat16 on CUDA and on CPUs with AMX or AVX512-BF16); training keeps float32 weights with the autocast of
-    ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in the column (default True).
+    inference dtype ("auto": bfloat16 on CUDA and on CPUs with AMX or AVX512-BF16); training keeps float32
+    weights with the autocast of ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in
+    the column (default True).
     ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
     :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default), "expected" (the weighted mean
     over the greedy answer and ``numeric_candidates`` quantiles of the column's observed values) or
@@ -320,7 +321,8 @@ class LLMImputer(BaseImputer):
             self.cache_.put_many(pending)
         return [done[cell] for cell in zip(prompts, conts)]
 
-    def _score_categorical(self, prompts: list[str], categories: tuple[Any, ...], report: ImputationReport) -> list[Any]:
+    def _score_categorical(self, prompts: list[str], categories: tuple[Any, ...],
+                           report: ImputationReport) -> list[Any]:
         """The likeliest category of each cell."""
         best = self._score_cells(prompts, [categories] * len(prompts), "impute-score",
                                  lambda scores, _: int(np.argmax(scores)), report)

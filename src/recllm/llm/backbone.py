@@ -165,8 +165,8 @@ def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "
     """Load a causal LM: the bundled SmolLM2-135M-Instruct by default, or any HF model id / local folder.
 
     ``device="auto"`` picks CUDA when present; ``dtype`` is "float32", "bfloat16", "float16" or "auto"
-    (bfloat16 on CUDA or on a CPU with native bfloat16 matmuls: AMX or AVX512-BF16). Pass ``max_length`` explicitly when tokenizing: SmolLM2's
-    ``model_max_length`` is effectively unbounded.
+    (bfloat16 on CUDA or on a CPU with native bfloat16 matmuls: AMX or AVX512-BF16). Pass ``max_length``
+    explicitly when tokenizing: SmolLM2's ``model_max_length`` is effectively unbounded.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

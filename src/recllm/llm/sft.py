@@ -78,7 +78,8 @@ class LoRAConfig:
 class SFTConfig:
     """Training schedule. Steps are optimizer steps (``batch_size * grad_accum`` examples each).
 
-    ``bf16``: True, False or "auto" (bfloat16 autocast on CUDA or on a CPU with AMX or AVX512-BF16; master weights stay float32).
+    ``bf16``: True, False or "auto" (bfloat16 autocast on CUDA or on a CPU with AMX or AVX512-BF16; master weights
+    stay float32).
     ``checkpoint_every``: steps between checkpoints (0: only at epoch ends); ``keep_checkpoints`` newest are kept.
     ``append_eos``: learn an end-of-text token after each answer (generation needs it to stop; a classifier read
     at the answer position, such as a Yes/No ranker, does not, and then the loss is on the answer alone).
