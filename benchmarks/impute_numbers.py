@@ -94,12 +94,11 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from recllm.data import data_root
     from recllm.eval.report import write_report
+    from recllm.impute.bench_report import data_files
 
     results = {dataset: measure(dataset, args.seed) for dataset in args.datasets}
-    files = [p for d in args.datasets for p in sorted(Path(data_root(d)).iterdir())
-             if p.name in ("advertising.csv", "u.data", "u.item", "u.user")]
+    files = data_files(args.datasets)
     command = "python benchmarks/impute_numbers.py" + (
         f" --datasets {' '.join(args.datasets)}" if args.datasets != ["advertising", "ml-100k"] else "") + (
         f" --seed {args.seed}" if args.seed else "") + (f" --threads {args.threads}" if args.threads else "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -267,8 +268,6 @@ def report_path(config: Any, out: str | os.PathLike[str] | None) -> Path:
 def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: list[dict[str, Any]],
                             seconds: float, out: str | os.PathLike[str] | None, command: str) -> Path:
     """Write docs/results/imputation.md (or ``out``) with plots beside it; returns the path."""
-    from recllm.data import data_root
-
     path = report_path(config, out)
     settings = [_label(s) for s in config.settings]
     imputers = [i for i in config.imputers]
@@ -315,11 +314,18 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     ]
     if links:
         body += ["## Plots", "", *[f"![{name}]({name})" for name in links], ""]
-    data_paths = []
-    for dataset in config.datasets:
-        folder = data_root(dataset)
+    return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command,
+                        data_files(config.datasets), "\n".join(body), seeds=list(config.seeds))
+
+
+def data_files(datasets: Sequence[str]) -> list[Path]:
+    """The data files the imputation tables are built from (for the sha256 lines of a report header)."""
+    from recllm.data import data_root
+
+    files: list[Path] = []
+    for dataset in datasets:
+        folder = Path(data_root(dataset))
         if folder.is_dir():
-            data_paths += sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name in (
+            files += sorted(p for p in folder.iterdir() if p.is_file() and p.name in (
                 "advertising.csv", "u.data", "u.item", "u.user"))
-    return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command, data_paths,
-                        "\n".join(body), seeds=list(config.seeds))
+    return files
