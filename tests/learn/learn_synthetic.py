@@ -27,3 +27,15 @@ def cyclic_content(n_items: int = 30, noise: int = 6, seed: int = 0) -> np.ndarr
 
 TINY = dict(dim=16, out_dim=16, n_heads=2, max_len=8, adaptor_hidden=32, max_epochs=20, patience=20, lr=3e-3,
             show_progress=False)
+
+
+def with_unengaged_items(n_items: int = 30) -> tuple[RecDataset, np.ndarray]:
+    """The cyclic data plus ``n_items`` catalogue items nobody engages with; each looks like an engaged item
+    except for one flag column of its content."""
+    base = cyclic_dataset(n_items=n_items)
+    extra = pd.DataFrame({"item_id": [f"x{i}" for i in range(n_items)], "title": [f"unread {i}" for i in range(n_items)]})
+    data = RecDataset("cyclic+unengaged", base.interactions, pd.concat([base.items, extra], ignore_index=True),
+                      base.users, base.schema)
+    content = cyclic_content(n_items)
+    flag = np.repeat([[0.0], [1.0]], n_items, axis=0).astype(np.float32)
+    return data, np.concatenate([np.concatenate([content, content]), flag], axis=1)

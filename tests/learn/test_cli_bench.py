@@ -145,3 +145,19 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
     assert fitted == ["SASRec-CE"]
     with pytest.raises(ValueError, match="unknown model"):
         bench.run_benchmark(quick=True, datasets=["cyclic"], models=["GRU4Rec"], out=str(out))
+
+
+def test_full_mode_plans_ablations_once_and_variants_on_their_data_sets():
+    from recllm.learn.bench import (ABLATION_DATASET, UNENGAGED_ITEM_DATASETS, model_specs,
+                                    planned_in_full_mode)
+
+    specs = {s.name: s for s in model_specs(quick=False)}
+    amazon = UNENGAGED_ITEM_DATASETS[0]
+    assert planned_in_full_mode(specs["SASRec-CE"], "ml-latest-small", first_seed=False)
+    assert planned_in_full_mode(specs["LEARN-ID (ablation)"], ABLATION_DATASET, first_seed=True)
+    assert not planned_in_full_mode(specs["LEARN-ID (ablation)"], ABLATION_DATASET, first_seed=False)
+    assert not planned_in_full_mode(specs["LEARN-ID (ablation)"], amazon, first_seed=True)
+    variant = specs["LEARN + catalogue negatives"]
+    assert variant.settings["catalogue_negatives"] > 0
+    assert planned_in_full_mode(variant, amazon, first_seed=False)
+    assert not planned_in_full_mode(variant, "ml-100k", first_seed=True)

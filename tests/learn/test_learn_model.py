@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from learn_synthetic import TINY, cyclic_content, cyclic_dataset
+from learn_synthetic import TINY, cyclic_content, cyclic_dataset, with_unengaged_items
 
-from recllm.data.split import cold_start_split
+from recllm.data.split import cold_start_split, leave_one_out
 from recllm.eval.ranking import evaluate_full_ranking
 from recllm.learn import LEARN, LEARNConfig
 from recllm.learn.model import LEARNNet
@@ -77,3 +77,25 @@ def test_validation():
 def test_bad_content_shape(loo):
     with pytest.raises(ValueError, match="catalogue order"):
         LEARN(content_embeddings=np.zeros((5, 4)), **TINY).fit(loo)
+
+
+def _unengaged_share(model, split, n_engaged: int, k: int = 5) -> float:
+    cases = split.eval_cases("test")
+    top = np.argsort(-model.score(cases.users, cases.histories), axis=1)[:, :k]
+    return float((top >= n_engaged).mean())
+
+
+def test_catalogue_negatives_push_down_items_nobody_engages_with():
+    data, content = with_unengaged_items()
+    split = leave_one_out(data)
+    settings = {**TINY, "batch_size": 16}
+    in_batch = LEARN(content_embeddings=content, **settings).fit(split)
+    mixed = LEARN(content_embeddings=content, catalogue_negatives=32, **settings).fit(split)
+    assert _unengaged_share(in_batch, split, 30) > 0.2  # in-batch candidates never include them
+    assert _unengaged_share(mixed, split, 30) < 0.05
+    assert hr(mixed, split) >= 0.8
+
+
+def test_catalogue_negatives_validation():
+    with pytest.raises(ValueError, match="catalogue_negatives"):
+        LEARNConfig(catalogue_negatives=-1)

@@ -31,6 +31,10 @@ QUICK_DATASETS = ("ml-100k",)
 # Full mode runs the ablation models on this data set only (first seed), whatever order or subset of data sets
 # a run is given, so shards over different data sets split the work without repeating ablations.
 ABLATION_DATASET = "ml-100k"
+# Data sets whose catalogue is mostly items nobody engaged with (Amazon: metadata of items the 5-core filter
+# removed from the reviews); the catalogue-negatives variant of LEARN runs on these only (all splits and seeds).
+UNENGAGED_ITEM_DATASETS = ("amazon2018-magazine-subscriptions",)
+CATALOGUE_NEGATIVES = 256
 SPLITS = ("loo", "temporal", "cold_start")
 KS = (10, 50, 200)
 # Architecture and optimiser shared by every sequence model here (and handed to RecBole's SASRec).
@@ -111,6 +115,7 @@ class ModelSpec:
     uses_content: bool = False
     note: str = ""
     ablation: bool = False  # full mode: run on ABLATION_DATASET (first seed) only
+    datasets: tuple[str, ...] = ()  # full mode: run on these data sets only (empty: all)
     settings: dict[str, Any] = field(default_factory=dict)  # what decides its results (part of each run's key)
 
 
@@ -151,10 +156,25 @@ def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec
                   note="ID embeddings instead of content, with the MLP item tower (a shared tower over a bare ID "
                        "embedding must map an item and its successor to nearby vectors)", ablation=True),
         ModelSpec("LEARN content+ID", **learn(item_input="content+id", item_tower="shared"), ablation=True),
+        ModelSpec("LEARN + catalogue negatives", **learn(item_input="content", item_tower="shared",
+                                                         catalogue_negatives=CATALOGUE_NEGATIVES),
+                  datasets=UNENGAGED_ITEM_DATASETS, note=(
+                      f"the shared tower plus {CATALOGUE_NEGATIVES} negatives per batch drawn uniformly from the whole "
+                      "catalogue (mixed negative sampling, Yang et al. 2020; the number is not tuned). Run only where "
+                      "most of the catalogue is items no user engaged with: in-batch candidates never contain them, "
+                      "so plain LEARN never learns to rank them down (see learn-catalogue.md)")),
     ]
 
 
 # ---------------------------------------------------------------------------------------------- running
+def planned_in_full_mode(spec: ModelSpec, dataset: str, first_seed: bool) -> bool:
+    """Whether the full benchmark runs ``spec`` on ``dataset`` for a seed: ablations once, on the ablation data
+    set's first seed; a variant with ``datasets`` on those data sets only; every other model everywhere."""
+    if spec.ablation:
+        return dataset == ABLATION_DATASET and first_seed
+    return not spec.datasets or dataset in spec.datasets
+
+
 def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, key: str = "") -> RunResult:
     """Fit one model on one split (timed, memory-watched) and rank the whole catalogue for the test users."""
     from recllm.eval.ranking import evaluate_full_ranking
@@ -255,9 +275,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
             for seed in seeds:
                 split = None
                 for spec in specs:
-                    if spec.ablation and not (quick or models) and not (name == ABLATION_DATASET
-                                                                         and seed == seeds[0]):
-                        continue  # full mode: ablations once, on the ablation data set
+                    if not (quick or models) and not planned_in_full_mode(spec, name, seed == seeds[0]):
+                        continue
                     key = run_key(data=fingerprint, dataset=name, split=split_name, seed=seed, model=spec.name,
                                   settings=spec.settings, epochs=epochs, quick=quick)
                     if key in stored:

@@ -183,8 +183,8 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
     save_runs(runs_path, results)
     body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`; per-user metrics: "
                 f"`{runs_path.with_suffix('.npz').name}` (a rerun reuses every run whose data and settings match)")
-    data_files = _data_files(datasets)
-    return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command, data_files,
+    files = data_files(datasets)
+    return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command, files,
                         "\n".join(body), seeds=seeds)
 
 
@@ -198,7 +198,8 @@ def reference_section(ref: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _data_files(datasets: list[str]) -> list[Path]:
+def data_files(datasets: list[str]) -> list[Path]:
+    """The data files of ``datasets`` whose sha256 the report header lists (ML-100K's ready-made folds left out)."""
     from recllm.data import data_root
 
     files: list[Path] = []

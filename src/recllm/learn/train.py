@@ -4,6 +4,8 @@ Training rows are SASRec's sliding windows over each user's chronological traini
 in-batch InfoNCE terms over the same candidate set (the distinct target items of the batch, each embedded once by
 the item tower): next-item prediction at every position, and the dense all-action loss (user state at recency-
 weighted history positions -> items engaged with later). A user's own items are never used as its negatives.
+With ``catalogue_negatives`` > 0 each step also draws that many items uniformly from the whole catalogue into the
+candidate set (mixed negative sampling), so items that no training user engaged with are pushed down too.
 Early stopping on validation NDCG@10 through the evaluation harness, as for the baselines.
 """
 
@@ -43,6 +45,7 @@ class LEARNConfig(SeqConfig):
     horizon: int | None = None
     alpha: float = 10.0
     beta: float = 10000.0
+    catalogue_negatives: int = 0  # extra negatives per batch drawn uniformly from the whole catalogue (0 = in-batch only)
     content: ContentConfig = field(default_factory=ContentConfig)
 
     losses: ClassVar[tuple[str, ...]] = ("infonce",)
@@ -58,6 +61,9 @@ class LEARNConfig(SeqConfig):
         for name in ("out_dim", "adaptor_hidden", "n_history", "n_future"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"LEARNConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.catalogue_negatives, int) or self.catalogue_negatives < 0:
+            raise ValueError(f"LEARNConfig.catalogue_negatives must be a non-negative integer, "
+                             f"got {self.catalogue_negatives!r}")
         if self.horizon is not None and self.horizon < 1:
             raise ValueError(f"LEARNConfig.horizon must be positive or None, got {self.horizon}")
         if not self.temperature > 0 or self.dense_weight < 0:
@@ -124,14 +130,19 @@ class LEARN(SequentialRecommender):
             dense_queries, dense_targets = query_of[b, i], rows[b, j] - 1
         else:
             dense_queries = dense_targets = torch.empty(0, dtype=torch.long, device=rows.device)
-        unique, inverse = torch.unique(torch.cat([next_targets, dense_targets]), return_inverse=True)
+        # mixed negative sampling (Yang et al., WWW 2020): in-batch candidates only ever contain items that some
+        # user engaged with, so items nobody trains on are never pushed down; uniform catalogue draws reach them
+        sampled = (torch.randint(0, net.n_items, (cfg.catalogue_negatives,), generator=gen).to(rows.device)
+                   if cfg.catalogue_negatives else next_targets[:0])
+        unique, inverse = torch.unique(torch.cat([next_targets, dense_targets, sampled]), return_inverse=True)
         logits = net.similarity(hidden[mask], net.items(unique)) / cfg.temperature
         negatives = ~_membership(rows, unique)[query_rows]  # a user's own items are never its negatives
         neg_lse = negative_logsumexp(logits, negatives)
         n_next = len(next_targets)
         loss = info_nce_pairs(logits, negatives, torch.arange(n_next, device=rows.device), inverse[:n_next], neg_lse)
         if len(dense_targets):
-            dense = info_nce_pairs(logits, negatives, dense_queries, inverse[n_next:], neg_lse)
+            dense = info_nce_pairs(logits, negatives, dense_queries, inverse[n_next:n_next + len(dense_targets)],
+                                   neg_lse)
             loss = loss + cfg.dense_weight * dense
         return loss
 

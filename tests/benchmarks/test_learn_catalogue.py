@@ -1,0 +1,24 @@
+"""benchmarks/learn_catalogue.py: which catalogue items count as engaged, and the report table."""
+
+from tests.benchmark_scripts import load_benchmark
+from tests.learn.learn_synthetic import with_unengaged_items
+
+from recllm.data.split import cold_start_split, leave_one_out
+
+
+def test_engaged_items_are_those_in_any_stage():
+    bench = load_benchmark("learn_catalogue")
+    data, _ = with_unengaged_items(30)
+    for split in (leave_one_out(data), cold_start_split(data, seed=0)):
+        engaged = bench.engaged_items(split)
+        assert engaged.shape == (60,)
+        assert engaged[:30].all() and not engaged[30:].any()  # held-out cold items are engaged (in test)
+
+
+def test_report_body_lists_every_row():
+    bench = load_benchmark("learn_catalogue")
+    rows = [{"data set": "d", "split": "loo", "catalogue": 60, "engaged items": 30, "model": m,
+             "unengaged share of top 10": share, "ndcg@10": 0.1} for m, share in zip(bench.MODELS, (0.0, 0.7, 0.01))]
+    text = bench.report_body(rows, seed=0)
+    assert "| d | loo | 60 | 30 | LEARN (shared tower) | 0.7000 | 0.1000 |" in text
+    assert text.count("| d | loo |") == 3
