@@ -160,4 +160,6 @@ def test_full_mode_plans_ablations_once_and_variants_on_their_data_sets():
     variant = specs["LEARN + catalogue negatives"]
     assert variant.settings["catalogue_negatives"] > 0
     assert planned_in_full_mode(variant, amazon, first_seed=False)
-    assert not planned_in_full_mode(variant, "ml-100k", first_seed=True)
+    assert planned_in_full_mode(variant, ABLATION_DATASET, first_seed=True)  # the control
+    assert not planned_in_full_mode(variant, ABLATION_DATASET, first_seed=False)
+    assert not planned_in_full_mode(variant, "ml-latest-small", first_seed=True)

@@ -11,8 +11,9 @@ from recllm.cli import main
 def test_train_recommend_similar_on_ml100k(shared_data, tmp_path, capsys):
     folder = tmp_path / "art"
     code = main(["learn", "train", "--data", "ml-100k", "--out", str(folder), "--item-input", "id",
-                 "--item-tower", "mlp", "--epochs", "1", "--threads", "1", "--quiet"])
+                 "--item-tower", "mlp", "--catalogue-negatives", "64", "--epochs", "1", "--threads", "1", "--quiet"])
     assert code == 0
+    assert json.loads((folder / "config.json").read_text())["config"]["catalogue_negatives"] == 64
     summary = json.loads(capsys.readouterr().out)
     assert 0.0 <= summary["test (mean, ci_low, ci_high)"]["ndcg@10"][0] <= 1.0
     assert main(["learn", "recommend", str(folder), "--user", "196", "-k", "5"]) == 0

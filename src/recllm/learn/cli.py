@@ -24,7 +24,8 @@ def _train(args: argparse.Namespace) -> int:
     split = make_split(dataset, args.split, seed=args.seed)
     content = ContentConfig(model=args.content_model, whiten=args.whiten)
     model = LEARN(item_input=args.item_input, item_tower=args.item_tower, content=content, dim=args.dim,
-                  out_dim=args.out_dim, max_epochs=args.epochs, patience=args.patience, seed=args.seed,
+                  out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
+                  patience=args.patience, seed=args.seed,
                   show_progress=not args.quiet)
     start = time.perf_counter()
     model.fit(split)
@@ -104,6 +105,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     train.add_argument("--whiten", default="whiten", choices=("none", "center", "whiten"))
     train.add_argument("--dim", type=int, default=64)
     train.add_argument("--out-dim", type=int, default=64)
+    train.add_argument("--catalogue-negatives", type=int, default=0,
+                       help="negatives per batch drawn uniformly from the whole catalogue, besides the in-batch ones; "
+                            "use when many catalogue items have no interactions (default 0: in-batch only, as the paper)")
     train.add_argument("--epochs", type=int, default=100, help="maximum epochs (early stopping on validation)")
     train.add_argument("--patience", type=int, default=5)
     train.add_argument("--index", default="exact", choices=("exact", "flat", "hnsw"))

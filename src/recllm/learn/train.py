@@ -45,7 +45,7 @@ class LEARNConfig(SeqConfig):
     horizon: int | None = None
     alpha: float = 10.0
     beta: float = 10000.0
-    catalogue_negatives: int = 0  # extra negatives per batch drawn uniformly from the whole catalogue (0 = in-batch only)
+    catalogue_negatives: int = 0  # negatives per batch drawn uniformly from the catalogue (0: in-batch only)
     content: ContentConfig = field(default_factory=ContentConfig)
 
     losses: ClassVar[tuple[str, ...]] = ("infonce",)
