@@ -163,3 +163,17 @@ def test_full_mode_plans_ablations_once_and_variants_on_their_data_sets():
     assert planned_in_full_mode(variant, ABLATION_DATASET, first_seed=True)  # the control
     assert not planned_in_full_mode(variant, ABLATION_DATASET, first_seed=False)
     assert not planned_in_full_mode(variant, "ml-latest-small", first_seed=True)
+
+
+def test_report_summarises_a_variant_on_its_data_sets(tmp_path):
+    import dataclasses
+
+    specs = [dataclasses.replace(s, datasets=("cyclic",)) if s.datasets else s for s in model_specs(quick=True)]
+    variant = next(s.name for s in specs if s.datasets)
+    results = [fake_run(name, seed, 0.2 + 0.01 * seed if name == variant else 0.1, split="loo")
+               for name in ("SASRec-CE", "LEARN (shared tower)", variant) for seed in (0, 1)]
+    text = write_learn_report(tmp_path / "learn.md", results, specs, ["cyclic"], [0, 1], [], 1.0, True, None,
+                              tmp_path / "learn.runs.jsonl").read_text()
+    section = text.split(f"### {variant} against SASRec-CE", 1)[1].split("\n## ", 1)[0]
+    assert f"| cyclic | loo | 2 | 0.2050 | 0.1000 | +0.1050" in section
+    assert f"Paired NDCG@10 difference {variant} - SASRec-CE" in text

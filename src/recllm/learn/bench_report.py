@@ -66,19 +66,20 @@ def _paired(by_model: dict[str, list[Any]], a: str, b: str, metric: str = "ndcg@
 
 
 def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: list[str], datasets: list[str],
-                  metric: str = "ndcg@10") -> str:
-    """One row per (data set, split): LEARN, SASRec, their difference and the best model, on ``metric``.
+                  metric: str = "ndcg@10", learn: str = MAIN_LEARN) -> str:
+    """One row per (data set, split): ``learn`` (a LEARN variant), SASRec, their difference and the best model.
 
     The difference is taken per seed (the same seeded split for both) and summarised across seeds (t-interval);
     with one seed it is a paired bootstrap over the test users.
     """
     rows = []
+    label = "LEARN" if learn == MAIN_LEARN else learn
     for dataset in datasets:
         for split in ("loo", "temporal", "cold_start"):
             by_model = groups.get((dataset, split))
-            if not by_model or MAIN_LEARN not in by_model or MAIN_SASREC not in by_model:
+            if not by_model or learn not in by_model or MAIN_SASREC not in by_model:
                 continue
-            pairs = [(a, b) for a in by_model[MAIN_LEARN] for b in by_model[MAIN_SASREC] if a.seed == b.seed]
+            pairs = [(a, b) for a in by_model[learn] for b in by_model[MAIN_SASREC] if a.seed == b.seed]
             diffs = [a.metrics[metric] - b.metrics[metric] for a, b in pairs]
             if len(pairs) >= 2:
                 ci = seed_ci(diffs)
@@ -92,12 +93,12 @@ def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: li
             means = {m: float(np.mean([r.metrics[metric] for r in by_model[m]])) for m in order if by_model.get(m)}
             best = max(means, key=means.get)
             rows.append({"data set": dataset, "split": split, "seeds": len(pairs),
-                         f"LEARN {metric}": f"{means[MAIN_LEARN]:.4f}", f"SASRec {metric}": f"{means[MAIN_SASREC]:.4f}",
-                         "LEARN - SASRec (95% CI)": diff, "best model": f"{best} ({means[best]:.4f})"})
+                         f"{label} {metric}": f"{means[learn]:.4f}", f"SASRec {metric}": f"{means[MAIN_SASREC]:.4f}",
+                         f"{label} - SASRec (95% CI)": diff, "best model": f"{best} ({means[best]:.4f})"})
     if not rows:
         return ""
-    return format_table(rows, ["data set", "split", "seeds", f"LEARN {metric}", f"SASRec {metric}",
-                               "LEARN - SASRec (95% CI)", "best model"]) + "\n"
+    return format_table(rows, ["data set", "split", "seeds", f"{label} {metric}", f"SASRec {metric}",
+                               f"{label} - SASRec (95% CI)", "best model"]) + "\n"
 
 
 def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, order: list[str], path: Path) -> Path | None:
@@ -161,6 +162,12 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
                     "vector for them; LEARN scores them from their text. Difference per seed, interval across seeds "
                     "(t); the best model is the highest mean among all models run on that split.\n")
         body.append(summary)
+    for spec in specs:  # a variant made for some data sets: its own summary there
+        variant = summary_table(groups, order, list(spec.datasets), learn=spec.name) if spec.datasets else ""
+        if variant:
+            body.append(f"### {spec.name} against {MAIN_SASREC} (NDCG@10), on {', '.join(spec.datasets)}\n")
+            body.append(f"{spec.note[:1].upper()}{spec.note[1:]}.\n" if spec.note else "")
+            body.append(variant)
     for dataset in datasets:
         body.append(f"## {dataset}\n")
         for split in ("loo", "temporal", "cold_start"):
@@ -170,8 +177,9 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
             n_users = by_model[order[0]][0].n_users if by_model.get(order[0]) else ""
             body.append(f"### {split} ({n_users} test users)\n")
             body.append(_table(by_model, order) + "\n")
-            body.append(f"Paired NDCG@10 difference {MAIN_LEARN} - {MAIN_SASREC} (bootstrap over users, 95%): "
-                        f"{_paired(by_model, MAIN_LEARN, MAIN_SASREC)}\n")
+            for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
+                body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
+                            f"{_paired(by_model, learn, MAIN_SASREC)}\n")
         plot = _plot(groups, dataset, order, path.with_name(f"{path.stem}-{dataset}.png"))
         if plot is not None:
             body.append(f"![NDCG@10 on {dataset}]({plot.name})\n")
