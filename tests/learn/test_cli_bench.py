@@ -177,3 +177,10 @@ def test_report_summarises_a_variant_on_its_data_sets(tmp_path):
     section = text.split(f"### {variant} against SASRec-CE", 1)[1].split("\n## ", 1)[0]
     assert f"| cyclic | loo | 2 | 0.2050 | 0.1000 | +0.1050" in section
     assert f"Paired NDCG@10 difference {variant} - SASRec-CE" in text
+    # the variant is best on 2 seeds; a model run on fewer seeds than the pair says so
+    assert f"| {variant} (0.2050) |" in section
+    one_seed = [r for r in results if not (r.model == variant and r.seed == 1)]
+    text = write_learn_report(tmp_path / "learn.md", one_seed, specs, ["cyclic"], [0, 1], [], 1.0, True, None,
+                              tmp_path / "learn.runs.jsonl").read_text()
+    assert f"| {variant} (0.2000, 1 seed) |" in text.split("## Summary", 1)[1]
+    assert "runs in this report took" in text

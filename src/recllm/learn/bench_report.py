@@ -92,9 +92,11 @@ def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: li
                 diff = "n/a"
             means = {m: float(np.mean([r.metrics[metric] for r in by_model[m]])) for m in order if by_model.get(m)}
             best = max(means, key=means.get)
+            n_best = len(by_model[best])
+            best_seeds = f", {n_best} seed{'s' if n_best > 1 else ''}" if n_best < len(pairs) else ""
             rows.append({"data set": dataset, "split": split, "seeds": len(pairs),
                          f"{label} {metric}": f"{means[learn]:.4f}", f"SASRec {metric}": f"{means[MAIN_SASREC]:.4f}",
-                         f"{label} - SASRec (95% CI)": diff, "best model": f"{best} ({means[best]:.4f})"})
+                         f"{label} - SASRec (95% CI)": diff, "best model": f"{best} ({means[best]:.4f}{best_seeds})"})
     if not rows:
         return ""
     return format_table(rows, ["data set", "split", "seeds", f"{label} {metric}", f"SASRec {metric}",
@@ -154,13 +156,16 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
     if quick:
         body.append("**Quick mode**: one data set, one seed, at most 5 epochs: a smoke run, not the reported "
                     "figures. The full run is `recllm bench learn`.\n")
-    body.append(f"Total benchmark time: {total_seconds / 60:.1f} min.\n")
+    fitting = sum(r.fit_seconds for r in results)
+    body.append(f"Total benchmark time: {total_seconds / 60:.1f} min (this invocation); fitting the {len(results)} "
+                f"runs in this report took {fitting / 3600:.1f} h in all, whenever they were fitted.\n")
     summary = summary_table(groups, order, datasets)
     if summary:
         body.append(f"## Summary: {MAIN_LEARN} against {MAIN_SASREC} (NDCG@10)\n")
         body.append("On cold_start the test items never occur in training, so an ID-only model has no trained "
                     "vector for them; LEARN scores them from their text. Difference per seed, interval across seeds "
-                    "(t); the best model is the highest mean among all models run on that split.\n")
+                    "(t); the best model is the highest mean among all models run on that split (an ablation run "
+                    "on fewer seeds says so).\n")
         body.append(summary)
     for spec in specs:  # a variant made for some data sets: its own summary there
         variant = summary_table(groups, order, list(spec.datasets), learn=spec.name) if spec.datasets else ""
