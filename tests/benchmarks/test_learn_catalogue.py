@@ -22,3 +22,11 @@ def test_report_body_lists_every_row():
     text = bench.report_body(rows, seed=0)
     assert "| d | loo | 60 | 30 | LEARN (shared tower) | 0.7000 | 0.1000 |" in text
     assert text.count("| d | loo |") == 3
+
+
+def test_report_body_sweep_table():
+    bench = load_benchmark("learn_catalogue")
+    sweep_rows = [{"data set": "d", "split": "loo", **{str(c): 0.1 + i / 100 for i, c in enumerate(bench.SWEEP)}}]
+    text = bench.report_body([], seed=0, sweep_rows=sweep_rows)
+    assert "## How many catalogue negatives" in text
+    assert "| d | loo | " + " | ".join(f"{0.1 + i / 100:.4f}" for i in range(len(bench.SWEEP))) + " |" in text
