@@ -38,23 +38,29 @@ def engaged_items(split: Any) -> np.ndarray:
     return mask
 
 
-def measure(dataset_name: str, seed: int) -> list[dict[str, Any]]:
-    """One row per (split, model): catalogue figures, share of unengaged items in the top K, NDCG@K."""
+def measure(dataset_name: str, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per split: one row per model (catalogue figures, share of unengaged items in the top K, NDCG@K) and one
+    sweep row (best validation NDCG@10 of LEARN per number of catalogue negatives). Each model is fitted once:
+    the sweep reuses the fits of LEARN (0 negatives) and of the benchmark's variant."""
     from recllm.data import load, make_split
     from recllm.data.split import SPLITS
     from recllm.eval.ranking import evaluate_full_ranking
-    from recllm.learn.bench import FULL_EPOCHS, content_for, model_specs
+    from recllm.learn import LEARN
+    from recllm.learn.bench import CATALOGUE_NEGATIVES, FULL_EPOCHS, content_for, model_specs
 
     dataset = load(dataset_name)
     content, _ = content_for(dataset, show_progress=False)
     specs = {s.name: s for s in model_specs(quick=False)}
-    rows = []
+    # sweep counts that a compared model already fits (with the benchmark's settings otherwise the same)
+    by_count = {0: "LEARN (shared tower)", CATALOGUE_NEGATIVES: "LEARN + catalogue negatives"}
+    rows, sweep_rows = [], []
     for split_name in SPLITS:
         split = make_split(dataset, split_name, seed=seed)
         engaged = engaged_items(split)
         cases = split.eval_cases("test")
+        fitted = {}
         for name in MODELS:
-            model = specs[name].build(seed, FULL_EPOCHS, content).fit(split)
+            model = fitted[name] = specs[name].build(seed, FULL_EPOCHS, content).fit(split)
             top = np.argsort(-model.score(cases.users, cases.histories), axis=1, kind="stable")[:, :K]
             ndcg = evaluate_full_ranking(model, cases, ks=(K,), show_progress=False).mean()[f"ndcg@{K}"]
             rows.append({"data set": dataset_name, "split": split_name, "catalogue": dataset.n_items,
@@ -62,31 +68,17 @@ def measure(dataset_name: str, seed: int) -> list[dict[str, Any]]:
                          f"unengaged share of top {K}": float((~engaged[top]).mean()), f"ndcg@{K}": float(ndcg)})
             print(f"[learn-catalogue] {dataset_name} {split_name} {name}: "
                   f"{rows[-1][f'unengaged share of top {K}']:.3f} ndcg@{K} {ndcg:.4f}", flush=True)
-    return rows
-
-
-def sweep(dataset_name: str, seed: int) -> list[dict[str, Any]]:
-    """Best validation NDCG@10 (the early-stopping criterion) of LEARN per number of catalogue negatives."""
-    from recllm.data import load, make_split
-    from recllm.data.split import SPLITS
-    from recllm.learn import LEARN
-    from recllm.learn.bench import FULL_EPOCHS, content_for, model_specs
-
-    dataset = load(dataset_name)
-    content, _ = content_for(dataset, show_progress=False)
-    base = next(s for s in model_specs(quick=False) if s.name == "LEARN (shared tower)")
-    rows = []
-    for split_name in SPLITS:
-        split = make_split(dataset, split_name, seed=seed)
-        row: dict[str, Any] = {"data set": dataset_name, "split": split_name}
+        sweep_row: dict[str, Any] = {"data set": dataset_name, "split": split_name}
         for count in SWEEP:
-            settings = {**base.settings, "catalogue_negatives": count}
-            model = LEARN(content_embeddings=content, seed=seed, max_epochs=FULL_EPOCHS, **settings).fit(split)
-            row[str(count)] = max(r.get("valid_ndcg@10", float("-inf")) for r in model.history_)
-            print(f"[learn-catalogue] sweep {dataset_name} {split_name} {count}: valid ndcg@10 {row[str(count)]:.4f}",
-                  flush=True)
-        rows.append(row)
-    return rows
+            model = fitted.get(by_count.get(count, ""))
+            if model is None:
+                settings = {**specs[by_count[0]].settings, "catalogue_negatives": count}
+                model = LEARN(content_embeddings=content, seed=seed, max_epochs=FULL_EPOCHS, **settings).fit(split)
+            sweep_row[str(count)] = max(r.get("valid_ndcg@10", float("-inf")) for r in model.history_)
+            print(f"[learn-catalogue] sweep {dataset_name} {split_name} {count}: "
+                  f"valid ndcg@10 {sweep_row[str(count)]:.4f}", flush=True)
+        sweep_rows.append(sweep_row)
+    return rows, sweep_rows
 
 
 def report_body(rows: list[dict[str, Any]], seed: int, sweep_rows: list[dict[str, Any]] | None = None) -> str:
@@ -125,8 +117,11 @@ def main() -> int:
     from recllm.eval.report import write_report
     from recllm.learn.bench_report import data_files
 
-    rows = [row for name in args.datasets for row in measure(name, args.seed)]
-    sweep_rows = [row for name in args.datasets for row in sweep(name, args.seed)]
+    rows, sweep_rows = [], []
+    for name in args.datasets:
+        model_rows, dataset_sweep = measure(name, args.seed)
+        rows += model_rows
+        sweep_rows += dataset_sweep
     command = "python benchmarks/learn_catalogue.py" + (
         f" --datasets {' '.join(args.datasets)}" if args.datasets != DEFAULT_DATASETS else "") + (
         f" --seed {args.seed}" if args.seed else "") + (f" --threads {args.threads}" if args.threads else "")
