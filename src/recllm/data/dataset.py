@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recllm.errors import UserInputError
+
 USER = "user_id"
 ITEM = "item_id"
 TIME = "timestamp"
@@ -15,7 +17,7 @@ RATING = "rating"
 LABEL = "label"
 
 
-class DataError(ValueError):
+class DataError(UserInputError):
     """Bad input data; the message names the file, column or row and says what to do."""
 
 
