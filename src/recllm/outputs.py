@@ -1,0 +1,212 @@
+"""The one place that decides where recllm may write: output folders and output files named by the user.
+
+Rules (users' data is sacred):
+
+- An output **folder** (``--out`` of ``recllm learn train``, ``recllm trsr train``) is written only when it is
+  absent, empty, or holds recllm's marker file ``.recllm-output.json`` of the same kind (e.g. ``"learn-artifact"``,
+  ``"trsr-run"``) and a format version this recllm can write (the same or an older one). A folder is replaced only
+  after a complete new one was built beside it, and the old one is deleted only because its marker says recllm made
+  it; any other folder is refused with an error that tells the user to choose a new ``--out`` or remove it.
+- An output **file** (``--out`` of ``recllm impute``, ``recllm trsr summarize``, ``recllm bench *``) must have an
+  allowed suffix and must not be a folder. An existing file is **never replaced unless the user passes
+  ``--overwrite``** (``overwrite=True``); recllm's own generated reports (:func:`check_report_file`) are the one
+  exception, since re-running a benchmark is how a report is updated. Files are written atomically
+  (:func:`recllm.utils.atomic_path`), so a crash leaves the old file (or nothing) in place.
+- Every check runs before any data or model is loaded and creates nothing, so a mistake costs no work and leaves
+  the disk untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from recllm.errors import UserInputError
+
+__all__ = ["MARKER", "check_output_dir", "check_output_file", "check_report_file", "is_generated_report",
+           "mark_output_dir", "publish_output_dir", "read_marker"]
+
+MARKER = ".recllm-output.json"
+_NEW_OUT = "choose a new --out folder or remove it yourself"
+
+
+def read_marker(folder: str | os.PathLike[str]) -> dict | None:
+    """The marker recllm wrote into ``folder`` (``{"kind", "version", ...}``), or None when there is none."""
+    path = Path(folder) / MARKER
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("kind"), str) or \
+            not isinstance(marker.get("version"), int):
+        return None
+    return marker
+
+
+def _is_ours(folder: Path, kind: str, version: int) -> bool:
+    marker = read_marker(folder)
+    return marker is not None and marker["kind"] == kind and marker["version"] <= version
+
+
+def _nearest_existing(path: Path) -> Path:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The folder that will hold ``path`` exists or can be created, and is writable."""
+    ancestor = _nearest_existing(path.parent)
+    if not ancestor.is_dir():
+        raise UserInputError(f"cannot create {what}: {ancestor} is a file, not a folder", str(path),
+                             "choose an --out path inside a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserInputError(f"cannot write {what}: no write permission in {ancestor}", str(path),
+                             "choose an --out path in a folder you can write to")
+
+
+def check_output_dir(path: str | os.PathLike[str], kind: str, version: int) -> Path:
+    """``path`` as a Path when recllm may write a ``kind`` output folder there, else :class:`UserInputError`.
+
+    Allowed: absent, an empty folder, or a folder holding recllm's marker of the same ``kind`` with a version
+    ``<= version`` (our own earlier output: replaced, or resumed). Refused: a file, any other folder, a place
+    that cannot be written. Creates nothing.
+    """
+    target = Path(path).expanduser()
+    where = str(path)
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise UserInputError("the output path is an existing file, not a folder", where, _NEW_OUT)
+        if any(target.iterdir()):
+            marker = read_marker(target)
+            if marker is None:
+                raise UserInputError("the output folder is not empty and was not made by recllm; recllm will not "
+                                     "write into it or replace it", where, _NEW_OUT)
+            if marker["kind"] != kind:
+                raise UserInputError(f"the output folder holds a recllm {marker['kind']!r} output, not a {kind!r} "
+                                     "one", where, _NEW_OUT)
+            if marker["version"] > version:
+                raise UserInputError(f"the output folder was written by a newer recllm (format {marker['version']}, "
+                                     f"this one writes {version})", where, f"upgrade recllm or {_NEW_OUT}")
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise UserInputError("cannot write the output folder: no write permission", where,
+                                 "choose an --out folder you can write to")
+    _check_parent(target, "the output folder")
+    return target
+
+
+def _write_marker(folder: Path, kind: str, version: int) -> None:
+    from recllm.utils import write_json_atomic
+
+    try:
+        from importlib.metadata import version as _version
+
+        recllm_version = _version("recllm")
+    except Exception:  # noqa: BLE001 - a missing distribution only loses an informative field
+        recllm_version = "unknown"
+    write_json_atomic(folder / MARKER, {
+        "kind": kind, "version": version, "recllm": recllm_version,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "note": "written by recllm: recllm may replace or resume this folder; it never touches folders without it",
+    })
+
+
+def mark_output_dir(path: str | os.PathLike[str], kind: str, version: int) -> Path:
+    """Create (or reuse) a ``kind`` output folder that recllm writes in place (e.g. a resumable run) and mark it.
+
+    Checks ``path`` with :func:`check_output_dir` first; returns the folder.
+    """
+    target = check_output_dir(path, kind, version)
+    target.mkdir(parents=True, exist_ok=True)
+    marker = read_marker(target)
+    if marker is None or marker["version"] != version:
+        _write_marker(target, kind, version)
+    return target
+
+
+def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[str], kind: str,
+                       version: int) -> Path:
+    """Mark the finished folder ``tmp`` and rename it onto ``target`` atomically; returns ``target``.
+
+    ``tmp`` must be on the same file system (build it beside ``target``). An existing ``target`` is replaced only
+    when it is empty or recllm's own ``kind`` output (checked again now, after the work): it is renamed aside to a
+    hidden sibling, ``tmp`` is renamed in, and the aside copy is deleted because its marker proves it is ours; if
+    the second rename fails the old folder is put back. Anything else raises :class:`UserInputError` and leaves
+    ``target`` untouched (``tmp`` is left for the caller to remove).
+    """
+    tmp, target = Path(tmp), check_output_dir(target, kind, version)
+    _write_marker(tmp, kind, version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.replace(tmp, target)
+        return target
+    if not any(target.iterdir()):
+        os.replace(tmp, target)  # POSIX rename replaces an empty folder; it fails if the folder filled meanwhile
+        return target
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    try:
+        os.replace(target, aside)  # onto the empty placeholder: atomic, and no existing sibling is ever touched
+    except BaseException:
+        os.rmdir(aside)
+        raise
+    if not _is_ours(aside, kind, version):  # changed between the check and the rename: put it back, refuse
+        os.replace(aside, target)
+        raise UserInputError("the output folder changed while recllm was working and is no longer recllm's own",
+                             str(target), _NEW_OUT)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside)
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], overwrite: bool = False) -> Path:
+    """``path`` as a Path when recllm may write an output file there, else :class:`UserInputError`.
+
+    The suffix (case-insensitive) must be one of ``suffixes``; the path must not be a folder; its folder must
+    exist or be creatable, and be writable. An existing file is refused unless ``overwrite`` (the user's
+    explicit ``--overwrite``). Creates nothing.
+    """
+    target = Path(path).expanduser()
+    where = str(path)
+    allowed = tuple(s.lower() for s in suffixes)
+    if target.suffix.lower() not in allowed:
+        shown = repr(target.suffix) if target.suffix else "no suffix"
+        raise UserInputError(f"unsupported output file type ({shown})", where,
+                             f"use a name ending in {' or '.join(allowed)}")
+    if target.is_dir():
+        raise UserInputError("the output path is a folder, not a file", where, "give a file name for --out")
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise UserInputError("the output file already exists", where,
+                                 "choose a new --out file, or pass --overwrite to replace it")
+        if not os.access(target.parent, os.W_OK | os.X_OK):
+            raise UserInputError("cannot replace the output file: no write permission in its folder", where,
+                                 "choose an --out path in a folder you can write to")
+    _check_parent(target, "the output file")
+    return target
+
+
+def is_generated_report(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a report recllm generated (its first lines carry the "generated" note)."""
+    from recllm.eval.report import GENERATED_NOTE
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(2000)
+    except OSError:
+        return False
+    return GENERATED_NOTE in head
+
+
+def check_report_file(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """A benchmark report path (``.md``): a new file, recllm's own earlier report (rerunning updates it), or any
+    file with ``overwrite``."""
+    return check_output_file(path, (".md",), overwrite=overwrite or is_generated_report(path))

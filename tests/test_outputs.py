@@ -1,0 +1,147 @@
+"""recllm.outputs: where recllm may write; replacing only its own output folders; files need --overwrite."""
+
+import json
+import os
+
+import pytest
+
+from recllm.errors import UserInputError
+from recllm.outputs import (MARKER, check_output_dir, check_output_file, check_report_file, mark_output_dir,
+                            publish_output_dir, read_marker)
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def _built(tmp_path, name="build", payload="new"):
+    tmp = tmp_path / name
+    tmp.mkdir()
+    (tmp / "weights.bin").write_text(payload)
+    return tmp
+
+
+# ------------------------------------------------------------------------------------------- check_output_dir
+def test_absent_empty_and_own_folders_are_accepted(tmp_path):
+    assert check_output_dir(tmp_path / "a" / "b", "learn-artifact", 1) == tmp_path / "a" / "b"
+    (tmp_path / "empty").mkdir()
+    check_output_dir(tmp_path / "empty", "learn-artifact", 1)
+    own = mark_output_dir(tmp_path / "own", "learn-artifact", 1)
+    (own / "x").write_text("1")
+    check_output_dir(own, "learn-artifact", 1)
+    check_output_dir(own, "learn-artifact", 2)  # a newer recllm may replace an older format of its own output
+    assert not (tmp_path / "a").exists()  # checking creates nothing
+
+
+@pytest.mark.parametrize("setup, match", [
+    (lambda p: p.write_text("file"), "existing file"),
+    (lambda p: (p.mkdir(), (p / "mine.txt").write_text("x")), "not made by recllm"),
+    (lambda p: (p.mkdir(), (p / MARKER).write_text(json.dumps({"kind": "trsr-run", "version": 1}))), "'trsr-run'"),
+    (lambda p: (p.mkdir(), (p / MARKER).write_text(json.dumps({"kind": "learn-artifact", "version": 9}))), "newer"),
+    (lambda p: (p.mkdir(), (p / MARKER).write_text("not json")), "not made by recllm"),
+])
+def test_other_paths_are_refused_with_what_to_do(tmp_path, setup, match):
+    target = tmp_path / "out"
+    setup(target)
+    with pytest.raises(UserInputError, match=match) as err:
+        check_output_dir(target, "learn-artifact", 1)
+    assert str(target) in str(err.value) and "choose a new --out folder" in str(err.value)
+
+
+def test_parent_that_is_a_file_or_unwritable_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserInputError, match="is a file"):
+        check_output_dir(tmp_path / "f" / "sub" / "out", "learn-artifact", 1)
+    with pytest.raises(UserInputError, match="is a file"):
+        check_output_file(tmp_path / "f" / "out.csv", (".csv",))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root ignores permission bits: simulate them
+    with pytest.raises(UserInputError, match="no write permission"):
+        check_output_dir(tmp_path / "new" / "out", "learn-artifact", 1)
+    with pytest.raises(UserInputError, match="no write permission"):
+        check_output_file(tmp_path / "out.csv", (".csv",))
+
+
+# ------------------------------------------------------------------------------------------- publish_output_dir
+def test_publish_into_absent_and_empty_folders(tmp_path):
+    out = publish_output_dir(_built(tmp_path), tmp_path / "deep" / "out", "learn-artifact", 1)
+    assert (out / "weights.bin").read_text() == "new" and read_marker(out)["kind"] == "learn-artifact"
+    (tmp_path / "empty").mkdir()
+    publish_output_dir(_built(tmp_path, "b2"), tmp_path / "empty", "learn-artifact", 1)
+    assert (tmp_path / "empty" / "weights.bin").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "empty"]
+
+
+def test_publish_replaces_only_our_own_folder(tmp_path):
+    target = publish_output_dir(_built(tmp_path, payload="old"), tmp_path / "out", "learn-artifact", 1)
+    publish_output_dir(_built(tmp_path, payload="new"), target, "learn-artifact", 1)
+    assert (target / "weights.bin").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no aside copy left behind
+
+
+def test_publish_refuses_a_users_folder_and_leaves_everything(tmp_path):
+    user = tmp_path / "out"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    tmp = _built(tmp_path)
+    before = {k: v for k, v in _snapshot(tmp_path).items() if not k.startswith("build")}
+    with pytest.raises(UserInputError, match="not made by recllm"):
+        publish_output_dir(tmp, user, "learn-artifact", 1)
+    after = {k: v for k, v in _snapshot(tmp_path).items() if not k.startswith("build")}
+    assert after == before
+
+
+def test_publish_restores_the_old_folder_when_the_swap_fails(tmp_path, monkeypatch):
+    target = publish_output_dir(_built(tmp_path, payload="old"), tmp_path / "out", "learn-artifact", 1)
+    real_replace = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the rename of the new folder into place
+            raise OSError("disk trouble")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(OSError, match="disk trouble"):
+        publish_output_dir(_built(tmp_path, payload="new"), target, "learn-artifact", 1)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (target / "weights.bin").read_text() == "old"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_mark_output_dir_is_resumable_and_refuses_foreign_folders(tmp_path):
+    run = mark_output_dir(tmp_path / "run", "trsr-run", 1)
+    (run / "checkpoint").write_text("step 5")
+    assert mark_output_dir(run, "trsr-run", 1) == run and (run / "checkpoint").read_text() == "step 5"
+    with pytest.raises(UserInputError):
+        mark_output_dir(run, "learn-artifact", 1)
+
+
+# ------------------------------------------------------------------------------------------- files
+def test_check_output_file_rules(tmp_path):
+    assert check_output_file(tmp_path / "sub" / "o.CSV", (".csv", ".parquet")) == tmp_path / "sub" / "o.CSV"
+    with pytest.raises(UserInputError, match=r"unsupported output file type \('\.txt'\).*\.csv or \.parquet"):
+        check_output_file(tmp_path / "o.txt", (".csv", ".parquet"))
+    with pytest.raises(UserInputError, match="no suffix"):
+        check_output_file(tmp_path / "o", (".csv",))
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(UserInputError, match="is a folder"):
+        check_output_file(tmp_path / "dir.csv", (".csv",))
+    (tmp_path / "old.csv").write_text("a\n1\n")
+    with pytest.raises(UserInputError, match="--overwrite"):
+        check_output_file(tmp_path / "old.csv", (".csv",))
+    assert check_output_file(tmp_path / "old.csv", (".csv",), overwrite=True).name == "old.csv"
+    assert not (tmp_path / "sub").exists()
+
+
+def test_reports_recllm_generated_may_be_rewritten(tmp_path):
+    from recllm.eval.report import GENERATED_NOTE
+
+    ours = tmp_path / "bench.md"
+    ours.write_text(f"# Title\n\n<!-- {GENERATED_NOTE} -->\n")
+    assert check_report_file(ours) == ours
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    with pytest.raises(UserInputError, match="--overwrite"):
+        check_report_file(notes)
+    assert check_report_file(notes, overwrite=True) == notes
