@@ -25,14 +25,18 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from recllm.errors import UserInputError
 from recllm.learn.index import INDEX_KINDS, ExactIndex, FaissIndex, build_index
 from recllm.learn.train import LEARN, LEARNConfig
+from recllm.models.base import check_k
+from recllm.outputs import check_output_dir, publish_output_dir
 from recllm.utils import write_json_atomic
 
 if TYPE_CHECKING:
     from recllm.data.dataset import RecDataset
 
 FORMAT = "recllm-learn/1"
+OUTPUT_KIND, OUTPUT_VERSION = "learn-artifact", 1  # recllm.outputs marker: which folders ``save`` may replace
 
 
 def user_histories(dataset: "RecDataset") -> list[np.ndarray]:
@@ -50,6 +54,8 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
     """Write a fitted LEARN model, its item embeddings, id maps, histories and index into ``folder``.
 
     The folder is built beside the target and renamed into place, so readers never see a half-written artifact.
+    ``folder`` must be absent, empty or an artifact written by :func:`save` (recllm.outputs rules); anything
+    else is refused with :class:`recllm.errors.UserInputError` and left untouched.
     """
     if not hasattr(model, "item_vectors_"):
         raise RuntimeError("LEARN model is not fitted: call fit(split) before saving it")
@@ -57,7 +63,7 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
         raise ValueError(f"index must be one of {INDEX_KINDS}, got {index!r}")
     if dataset.n_items != model.n_items_:
         raise ValueError(f"data set {dataset.name!r} has {dataset.n_items} items, the model {model.n_items_}")
-    target = Path(folder)
+    target = check_output_dir(folder, OUTPUT_KIND, OUTPUT_VERSION)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -82,24 +88,17 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
                       str(tmp / "whitener.safetensors"))
         if index != "exact":
             build_index(model.item_vectors_, index).save(tmp / "index.faiss")
-        _replace_folder(tmp, target)
+        publish_output_dir(tmp, target, OUTPUT_KIND, OUTPUT_VERSION)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return target
 
 
-def _replace_folder(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` over ``target`` (moving an existing ``target`` aside first, then deleting it)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, target)
+class UnknownIdError(UserInputError, KeyError):
+    """A user or item id that is not in the artifact (a KeyError too, for callers that catch one)."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
 
 
 class LEARNRetriever:
@@ -118,17 +117,22 @@ class LEARNRetriever:
 
     def item_position(self, item: str) -> int:
         if item not in self._item_pos:
-            raise KeyError(f"item {item!r} is not in this artifact's catalogue ({len(self.item_ids)} items)")
+            raise UnknownIdError(f"item {item!r} is not in this artifact's catalogue",
+                                 f"{len(self.item_ids)} items, e.g. {', '.join(map(repr, self.item_ids[:3]))}",
+                                 "give an item id the artifact was trained on (listed in its item_ids.json)")
         return self._item_pos[item]
 
     def history(self, user: str) -> np.ndarray:
         if user not in self._user_pos:
-            raise KeyError(f"user {user!r} is not in this artifact ({len(self.user_ids)} users); "
-                           "use recommend_for_history(items) for a new user")
+            raise UnknownIdError(f"user {user!r} is not in this artifact",
+                                 f"{len(self.user_ids)} users, e.g. {', '.join(map(repr, self.user_ids[:3]))}",
+                                 "give a user id the artifact was trained on (listed in its user_ids.json), or "
+                                 "use recommend_for_history(items) for a new user")
         return self.histories[self._user_pos[user]]
 
     def recommend_for_history(self, items: list[str], k: int = 10, filter_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` (item id, score) for a history given as item ids, oldest first."""
+        k = check_k(k)
         hist = np.asarray([self.item_position(i) for i in items], dtype=np.int64)
         query = self.model.user_embeddings([hist])
         idx, scores = self.index.search(query, k, [hist] if filter_seen else None)
@@ -136,11 +140,13 @@ class LEARNRetriever:
 
     def recommend(self, user: str, k: int = 10, filter_seen: bool = True) -> list[tuple[str, float]]:
         """Top-``k`` (item id, score) for a known user after the full stored history; seen items removed."""
+        k = check_k(k)
         hist = self.history(user)
         return self.recommend_for_history([self.item_ids[i] for i in hist], k, filter_seen)
 
     def similar_items(self, item: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` nearest items (cosine of item-tower embeddings), the item itself excluded."""
+        k = check_k(k)
         pos = self.item_position(item)
         idx, scores = self.index.search(self.item_vectors[pos:pos + 1], k, [np.array([pos])])
         return [(self.item_ids[i], float(s)) for i, s in zip(idx[0], scores[0]) if i >= 0]

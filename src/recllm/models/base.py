@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     from recllm.data.split import Split
 
 
+def check_k(k: int) -> int:
+    """``k`` (how many items to return) as an int; ValueError unless it is a whole number of at least 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a whole number of at least 1, got {k!r}")
+    return int(k)
+
+
 class Recommender(ABC):
     """A model that scores every catalogue item for a user given the user's chronological history.
 
@@ -32,7 +39,11 @@ class Recommender(ABC):
     def recommend(
         self, users: np.ndarray, histories: list[np.ndarray], k: int = 10, filter_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item indices and scores per user, best first; seen items removed when ``filter_seen``."""
+        """Top-``k`` item indices and scores per user, best first; seen items removed when ``filter_seen``.
+
+        ``k`` must be at least 1 (ValueError otherwise); fewer than ``k`` columns come back when the catalogue is
+        smaller."""
+        k = check_k(k)
         scores = np.asarray(self.score(users, histories), dtype=np.float32).copy()
         if filter_seen:
             for row, hist in enumerate(histories):
