@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recllm.data import leave_one_out, load
+from recllm.data import DataWarning, leave_one_out, load
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,7 @@ def test_ml_latest_small(shared_data):
     ds = _load(shared_data, "ml-latest-small")
     assert (len(ds.interactions), ds.n_users, ds.n_items) == (100_836, 610, 9_742)
     assert ds.interactions["item_id"].nunique() == 9_724
+    assert ds.info["exact_duplicate_interactions"] == 0  # SOURCE.md: no duplicate (user, movie) pairs
     assert int((ds.items["tags"] != "").sum()) == 1_572
 
 
@@ -40,8 +41,11 @@ def test_advertising(shared_data):
 
 
 def test_amazon_magazine(shared_data):
-    ds = _load(shared_data, "amazon2018-magazine-subscriptions")
+    with pytest.warns(DataWarning, match=r"Magazine_Subscriptions_5.json.gz: 47 exact duplicate interaction rows"):
+        ds = _load(shared_data, "amazon2018-magazine-subscriptions")
+    # the publisher's 2,375 rows, duplicates kept (47 equal on user, item, time and rating; 42 identical lines)
     assert (len(ds.interactions), ds.n_users, ds.interactions["item_id"].nunique()) == (2_375, 348, 157)
+    assert ds.info["exact_duplicate_interactions"] == 47
     assert ds.info["meta_distinct_asins"] == 2_320 and ds.info["items_without_metadata"] == 6
     assert ds.n_items == 2_320 + 6
     assert not ds.items["title"].str.contains("<span", regex=False).any()

@@ -3,7 +3,8 @@
 Each row becomes one interaction: user ``row-<n>`` (``n`` = 0-based data row) saw ad ``ad-<k>`` (``k`` numbers
 the distinct ``Ad Topic Line`` values in order of first appearance) at ``Timestamp``; ``label`` is
 ``Clicked on Ad``. The row's person features form the users frame, the ad text the items frame. The file
-has no confirmed upstream, so it is never downloaded: the user places it.
+has no confirmed upstream, so it is never downloaded: the user places it. Every row is its own user, so no
+two interactions can be duplicates; times before 1970, empty ids and cut lines are errors naming the line.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import pandas as pd
 
 from recllm.data.dataset import ITEM, LABEL, TIME, USER, RecDataset, Schema
 from recllm.data.loaders.base import DatasetLoader, SourceFile
-from recllm.data.loaders.readers import check_nonempty, check_values, parse_times, read_table, to_numeric
+from recllm.data.loaders.readers import (
+    check_interactions,
+    check_nonempty,
+    check_values,
+    frame_lines,
+    parse_times,
+    read_table,
+    to_numeric,
+)
 
 COLUMNS = {  # publisher column -> snake_case user feature
     "Daily Time Spent on Site": "daily_time_spent",
@@ -55,7 +64,9 @@ def parse(folder: Path) -> RecDataset:
         user_categorical=("male", "city", "country"),
         user_numeric=tuple(COLUMNS.values()),
     )
-    info = {"rows": len(raw), "distinct_ad_topic_lines": len(distinct)}
+    names = {ITEM: "Ad Topic Line", TIME: "Timestamp", LABEL: "Clicked on Ad"}
+    checked = check_interactions(interactions, path, frame_lines(raw), names=names)
+    info = {**checked, "rows": len(raw), "distinct_ad_topic_lines": len(distinct)}
     return RecDataset("advertising", interactions, items, users, schema, source=str(folder), info=info)
 
 
@@ -63,7 +74,7 @@ LOADER = DatasetLoader(
     name="advertising",
     files=(SourceFile("advertising.csv", "00f638aa4103ebf52935d3a62a60328100cc02a8111ca2b4769b4b3596f498f9"),),
     parse=parse,
-    version=1,
+    version=2,
     base_url=None,
     manual_hint=(
         "no confirmed upstream URL exists for this synthetic teaching data set (it circulates in course material "

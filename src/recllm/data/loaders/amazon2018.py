@@ -6,6 +6,11 @@ Interactions are reviews (``rating`` = ``overall``, ``timestamp`` = ``unixReview
 ``review_text``/``review_summary``). Items are the metadata deduplicated on ``asin`` plus every reviewed item
 that has no metadata (empty text; counted in ``info["items_without_metadata"]``). Item text is cleaned of HTML
 tags and entities; a title that is only an HTML fragment (the broken ``<span class=...`` titles) is missing.
+
+Checks: ``overall`` must be a whole star 1-5, ``unixReviewTime`` unix seconds >= 0, ids non-empty (else a
+DataError naming file and line). Exact duplicate reviews (same reviewer, asin, time and rating) are kept, as
+the publisher ships them (its row counts include them) and as RecBole does by default, and reported by one
+warning line naming the file: the shared Magazine_Subscriptions 5-core file has 47 (42 of them identical lines).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 
 from recllm.data.dataset import ITEM, RATING, TIME, USER, DataError, RecDataset, Schema, ids_in
 from recllm.data.loaders.base import DatasetLoader, SourceFile
-from recllm.data.loaders.readers import REDOWNLOAD, iter_json_lines
+from recllm.data.loaders.readers import REDOWNLOAD, Scale, check_interactions, iter_json_lines
 
 PREFIX = "amazon2018-"
 # The 29 categories of the 2018 release, as the publisher spells them in file names.
@@ -37,6 +42,8 @@ KNOWN_SHA256 = {  # from the shared copy's SOURCE.md; other categories have no p
     "meta_Magazine_Subscriptions.json.gz": "147cb78dac0f9ce04849b196e2e13cad6a504bff45d53500b7a1fe8121d91595",
 }
 TEXT_COLUMNS = ("title", "description", "category", "publisher")
+STARS = Scale(1, 5, 1)  # ``overall``: whole stars 1 to 5
+REVIEW_FIELDS = {USER: "reviewerID", ITEM: "asin", TIME: "unixReviewTime", RATING: "overall"}
 
 _TAG = re.compile(r"<[A-Za-z/!][^>]*(?:>|$)")  # a tag, or a dangling tag cut off at the end of the text
 _SPACE = re.compile(r"\s+")
@@ -76,8 +83,8 @@ def _publisher(details: object) -> str:
     return ""
 
 
-def _reviews(path: Path) -> pd.DataFrame:
-    rows = []
+def _reviews(path: Path) -> tuple[pd.DataFrame, dict]:
+    rows, lines = [], []
     for number, obj in iter_json_lines(path):
         missing = [k for k in ("reviewerID", "asin", "overall", "unixReviewTime") if obj.get(k) in (None, "")]
         if missing:
@@ -91,11 +98,12 @@ def _reviews(path: Path) -> pd.DataFrame:
                             f"{REDOWNLOAD}")
         rows.append((str(obj["reviewerID"]), str(obj["asin"]), int(when), float(overall),
                      obj.get("reviewText") or "", obj.get("summary") or ""))
+        lines.append(number)
     if not rows:
         raise DataError(f"{path}: no reviews in the file; {REDOWNLOAD}")
     frame = pd.DataFrame(rows, columns=[USER, ITEM, TIME, RATING, "review_text", "review_summary"])
     frame[TIME] = frame[TIME].astype(np.int64)
-    return frame
+    return frame, check_interactions(frame, path, np.asarray(lines), STARS, REVIEW_FIELDS)
 
 
 def _meta(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -128,13 +136,14 @@ def _meta(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
 
 def parse_files(name: str, reviews_path: Path, meta_path: Path, folder: Path) -> RecDataset:
     """Reviews + metadata -> RecDataset (items without metadata kept with empty text)."""
-    reviews = _reviews(reviews_path)
+    reviews, checked = _reviews(reviews_path)
     meta, counts = _meta(meta_path)
     lacking = pd.unique(reviews.loc[~ids_in(reviews[ITEM], meta[ITEM]), ITEM])
     filler = pd.DataFrame({ITEM: lacking, **{c: "" for c in TEXT_COLUMNS}, "brand": np.nan})
     items = pd.concat([meta, filler], ignore_index=True) if len(lacking) else meta
     users = pd.DataFrame({USER: pd.unique(reviews[USER])})
     info = {
+        **checked,
         **counts,
         "meta_distinct_asins": len(meta),
         "items_without_metadata": int(len(lacking)),
@@ -162,7 +171,7 @@ def make_loader(category_slug: str) -> DatasetLoader:
             SourceFile(meta, KNOWN_SHA256.get(meta), f"metaFiles2/{meta}"),
         ),
         parse=parse,
-        version=1,
+        version=2,
         base_url=BASE_URL,
         homepage="https://nijianmo.github.io/amazon/index.html",
     )

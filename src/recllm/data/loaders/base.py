@@ -4,6 +4,11 @@ A :class:`DatasetLoader` names its source files (with the publisher's sha256 whe
 function from the data folder to a :class:`RecDataset`. Calling the loader finds (or downloads) the files,
 checks their hashes, and returns the parsed data set, from a parquet cache keyed by the files' sha256 and the
 loader's version when it was parsed before.
+
+What every loader checks is in :mod:`recllm.data.loaders.readers` (cut files, empty ids, negative timestamps,
+ratings off the publisher's scale are errors naming file and line). Exact duplicate interactions are kept as
+the publisher ships them (RecBole's default too), counted in ``info["exact_duplicate_interactions"]`` and
+reported by one warning line naming the file on every load.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pandas as pd
 
 from recllm.data.dataset import DataError, RecDataset
 from recllm.data.loaders.download import DataWarning, download_archive, download_files, sha256_file
+from recllm.data.loaders.readers import duplicates_warning
 
 DATA_ENV = "RECLLM_DATA"  # folder holding one sub-folder per data set
 URL_ENV = "RECLLM_DATA_URL"  # a mirror serving the publishers' relative paths, replacing every publisher's server
@@ -153,7 +159,7 @@ class DatasetLoader:
         cached = _cache_folder(self.name, key) if use_cache else None
         if cached is not None and (cached / "dataset.json").is_file():
             try:
-                return RecDataset.load(cached)
+                return _with_notes(RecDataset.load(cached), folder)
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
                 pass  # an unreadable cache entry is rebuilt below
         dataset = self.parse(folder)
@@ -165,7 +171,7 @@ class DatasetLoader:
                 dataset.save(cached)
             except OSError as exc:
                 warnings.warn(f"could not cache {self.name!r} in {cached}: {exc}", DataWarning, stacklevel=2)
-        return dataset
+        return _with_notes(dataset, folder)
 
     def cache_key(self, hashes: dict[str, str]) -> str:
         """Key of the parsed cache: the loader's name and version plus every source file's sha256."""
@@ -181,6 +187,14 @@ def string_columns(frame: pd.DataFrame) -> pd.DataFrame:
         if values.dtype == object and values.dropna().map(type).eq(str).all():
             frame[col] = values.astype("str")
     return frame
+
+
+def _with_notes(dataset: RecDataset, folder: Path) -> RecDataset:
+    """Warn, on every load (parsed or cached), about what the loader kept but a user should know (duplicates)."""
+    note = duplicates_warning(dataset.info, str(folder))
+    if note:
+        warnings.warn(note, DataWarning, stacklevel=4)
+    return dataset
 
 
 def _cache_folder(name: str, key: str) -> Path | None:

@@ -14,6 +14,9 @@ Interactions come from two sources, marked in the ``source`` column:
 News ids referenced in behaviors but absent from ``news.tsv`` (96% of them in the shared unofficial sample)
 are kept in the catalogue with empty text and counted in ``info["referenced_news_missing"]``.
 Times (``M/D/YYYY h:mm:ss AM/PM``) are read as UTC. Filter ``label == 1`` for click sequences.
+A history that lists the same news twice (1,068 of the shared sample's histories do) gives two clicks at
+different synthetic seconds, so they are not duplicates; exact duplicates (same user, news, time and label)
+are kept and reported (see :func:`recllm.data.loaders.readers.check_interactions`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ import pandas as pd
 
 from recllm.data.dataset import ITEM, LABEL, TIME, USER, DataError, RecDataset, Schema, ids_in
 from recllm.data.loaders.base import DatasetLoader, SourceFile
-from recllm.data.loaders.readers import REDOWNLOAD, check_nonempty, check_unique, parse_times, read_table
+from recllm.data.loaders.readers import (
+    REDOWNLOAD,
+    check_interactions,
+    check_nonempty,
+    check_unique,
+    frame_lines,
+    parse_times,
+    read_table,
+)
 
 NEWS_FIELDS = ["news_id", "category", "subcategory", "title", "abstract", "url", "title_entities", "abstract_entities"]
 BEHAVIOR_FIELDS = ["impression_id", USER, "time", "history", "impressions"]
@@ -36,9 +47,10 @@ TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 def _impressions(behaviors: pd.DataFrame, path: Path, times: np.ndarray) -> pd.DataFrame:
     tokens = behaviors["impressions"].str.split()
     counts = tokens.str.len().to_numpy()
+    lines = frame_lines(behaviors)
     if (counts == 0).any():
         row = int(np.flatnonzero(counts == 0)[0])
-        raise DataError(f"{path}: column 'impressions', line {row + 1} is empty; every impression shows at least "
+        raise DataError(f"{path}: column 'impressions', line {lines[row]} is empty; every impression shows at least "
                         f"one news item as NewsID-label; {REDOWNLOAD}")
     flat = pd.Series(np.concatenate(tokens.to_numpy()), dtype=object)
     parts = flat.str.rsplit("-", n=1, expand=True)
@@ -46,7 +58,7 @@ def _impressions(behaviors: pd.DataFrame, path: Path, times: np.ndarray) -> pd.D
     if not ok:
         bad = ~flat.str.fullmatch(r".+-[01]")
         row = int(np.repeat(np.arange(len(behaviors)), counts)[np.flatnonzero(bad.to_numpy())[0]])
-        raise DataError(f"{path}: column 'impressions', line {row + 1}: {flat[bad].iloc[0]!r} is not NewsID-label "
+        raise DataError(f"{path}: column 'impressions', line {lines[row]}: {flat[bad].iloc[0]!r} is not NewsID-label "
                         f"with label 0 or 1; {REDOWNLOAD}")
     rows = np.repeat(np.arange(len(behaviors)), counts)
     return pd.DataFrame({
@@ -56,6 +68,7 @@ def _impressions(behaviors: pd.DataFrame, path: Path, times: np.ndarray) -> pd.D
         LABEL: parts[1].astype(np.int64).to_numpy(),
         "impression_id": behaviors["impression_id"].to_numpy()[rows],
         "source": "impression",
+        "_line": lines[rows],
     })
 
 
@@ -67,7 +80,7 @@ def _histories(behaviors: pd.DataFrame, times: np.ndarray) -> tuple[pd.DataFrame
     tokens = first["history"].str.split()
     counts = tokens.str.len().to_numpy()
     if counts.sum() == 0:
-        return pd.DataFrame(columns=[USER, ITEM, TIME, LABEL, "impression_id", "source"]), differing
+        return pd.DataFrame(columns=[USER, ITEM, TIME, LABEL, "impression_id", "source", "_line"]), differing
     rows = np.repeat(np.arange(len(first)), counts)
     # position from the end within each history: the last click gets start - 1, the one before start - 2, ...
     ends = np.cumsum(counts)
@@ -80,6 +93,7 @@ def _histories(behaviors: pd.DataFrame, times: np.ndarray) -> tuple[pd.DataFrame
         LABEL: np.ones(len(rows), dtype=np.int64),
         "impression_id": np.nan,
         "source": "history",
+        "_line": frame_lines(behaviors)[order][~ordered[USER].duplicated().to_numpy()][rows],
     }), differing
 
 
@@ -100,6 +114,7 @@ def parse_files(name: str, folder: Path) -> RecDataset:
     interactions[TIME] = interactions[TIME].astype(np.int64)
     interactions[LABEL] = interactions[LABEL].astype(np.int64)
     interactions["impression_id"] = interactions["impression_id"].astype("str")  # NaN for history rows stays NaN
+    checked = check_interactions(interactions, beh_path, interactions.pop("_line").to_numpy(), names={TIME: "time"})
 
     items = pd.DataFrame({
         ITEM: news["news_id"].str.strip(),
@@ -115,6 +130,7 @@ def parse_files(name: str, folder: Path) -> RecDataset:
         items = pd.concat([items, filler], ignore_index=True)
     users = pd.DataFrame({USER: pd.unique(behaviors[USER])})
     info = {
+        **checked,
         "news_rows": len(news),
         "impression_rows": len(behaviors),
         "impressions_shown": int((interactions["source"] == "impression").sum()),
@@ -146,7 +162,7 @@ LOADER = DatasetLoader(
     # The official MINDsmall training archive; no sha256 is published, the observed one is recorded on download.
     files=(SourceFile("news.tsv", None, "news.tsv"), SourceFile("behaviors.tsv", None, "behaviors.tsv")),
     parse=_parse_mind,
-    version=2,
+    version=3,
     base_url="https://mind201910small.blob.core.windows.net/release/",
     archive="MINDsmall_train.zip",
     homepage="https://msnews.github.io/",
@@ -159,7 +175,7 @@ SAMPLE_LOADER = DatasetLoader(
         SourceFile("behaviors.tsv", "2a101e15ce197ba488abffb91d337bd069823011838de14dacc46a26c91484a5"),
     ),
     parse=_parse_sample,
-    version=2,
+    version=3,
     base_url=None,
     manual_hint=(
         "this is a third party's random sample of MINDsmall_train, not a Microsoft release, so it cannot be "

@@ -1,4 +1,9 @@
-"""MovieLens 100K (GroupLens): ``u.data`` ratings, ``u.item`` movies (latin-1), ``u.user`` demographics."""
+"""MovieLens 100K (GroupLens): ``u.data`` ratings, ``u.item`` movies (latin-1), ``u.user`` demographics.
+
+Ratings are whole stars 1-5 (the publisher's README); a rating off that scale, a negative timestamp, an empty id
+or a cut line is an error naming the file and line. Exact duplicate rows are kept and reported (see
+:func:`recllm.data.loaders.readers.check_interactions`).
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,19 @@ import pandas as pd
 from recllm.data.dataset import ITEM, RATING, TIME, USER, RecDataset, Schema
 from recllm.data.loaders.base import DatasetLoader, SourceFile
 from recllm.data.loaders.readers import (
+    Scale,
+    check_interactions,
     check_known,
     check_nonempty,
     check_unique,
     check_values,
+    frame_lines,
     row_error,
     read_table,
     to_numeric,
 )
+
+STARS = Scale(1, 5, 1)  # MovieLens 100K and 1M: whole stars, 1 to 5
 
 # The 19 genre flags of u.item in order, as listed by the publisher's u.genre (ids 0..18).
 GENRES = (
@@ -65,8 +75,6 @@ def parse(folder: Path) -> RecDataset:
         "occupation": users_raw["occupation"].str.strip(),
         "zip_code": users_raw["zip_code"].str.strip(),
     })
-    for col in (USER, ITEM):
-        check_nonempty(raw, col, data_path)
     info = {"items_without_release_date": int(items["year"].isna().sum())}
     return movielens_dataset("ml-100k", raw, items, users, (data_path, item_path, user_path), folder, info)
 
@@ -79,14 +87,17 @@ def movielens_dataset(name: str, raw: pd.DataFrame, items: pd.DataFrame, users: 
     """
     ratings_path, item_path, user_path = paths
     raw[USER], raw[ITEM] = raw[USER].str.strip(), raw[ITEM].str.strip()
-    check_known(raw, ITEM, ratings_path, pd.Index(items[ITEM]), item_path)
-    check_known(raw, USER, ratings_path, pd.Index(users[USER]), user_path)
+    for col in (USER, ITEM):
+        check_nonempty(raw, col, ratings_path)
     interactions = pd.DataFrame({
         USER: raw[USER],
         ITEM: raw[ITEM],
         TIME: to_numeric(raw, TIME, ratings_path, "int"),
         RATING: to_numeric(raw, RATING, ratings_path, "float"),
     })
+    info = {**info, **check_interactions(interactions, ratings_path, frame_lines(raw), STARS)}
+    check_known(raw, ITEM, ratings_path, pd.Index(items[ITEM]), item_path)
+    check_known(raw, USER, ratings_path, pd.Index(users[USER]), user_path)
     schema = Schema(
         has_rating=True,
         item_text=("title", "genres"),
@@ -105,7 +116,7 @@ LOADER = DatasetLoader(
         SourceFile("u.user", "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c", "ml-100k/u.user"),
     ),
     parse=parse,
-    version=1,
+    version=2,
     base_url="https://files.grouplens.org/datasets/movielens/",
     archive="ml-100k.zip",
     homepage="https://grouplens.org/datasets/movielens/100k/",

@@ -3,6 +3,7 @@
 Same shape as ml-100k. Age and occupation are codes in ``users.dat``: ``age`` keeps the code, which is the
 lower bound of the publisher's age bracket (1 = "under 18", 18 = "18-24", ..., 56 = "56+"); ``occupation`` is
 mapped to the publisher's names. ``year`` comes from the ``(YYYY)`` at the end of the title (NaN without one).
+Ratings are whole stars 1-5; the shared checks are those of ml-100k (``movielens_dataset``).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ LOADER = DatasetLoader(
         SourceFile("movies.dat", None, "ml-1m/movies.dat"),
     ),
     parse=parse,
-    version=1,
+    version=2,
     base_url="https://files.grouplens.org/datasets/movielens/",
     archive="ml-1m.zip",
     homepage="https://grouplens.org/datasets/movielens/1m/",

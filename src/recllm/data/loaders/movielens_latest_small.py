@@ -3,6 +3,9 @@
 The catalogue is every movie of ``movies.csv`` (9,742, of which 18 have no rating); users are the raters.
 ``tags`` aggregates each movie's user tags into one text (distinct tags, oldest first, joined by ", ").
 ``(no genres listed)`` is the publisher's placeholder for missing genres and becomes ``""``.
+Ratings are 0.5 to 5.0 in half stars (the publisher's README); a rating off that scale, a negative timestamp
+(ratings or tags), an empty id or a cut line is an error naming the file and line. Exact duplicate ratings are
+kept and reported (see :func:`recllm.data.loaders.readers.check_interactions`); this build has none.
 """
 
 from __future__ import annotations
@@ -14,9 +17,20 @@ import pandas as pd
 from recllm.data.dataset import ITEM, RATING, TIME, USER, RecDataset, Schema, ids_in
 from recllm.data.loaders.base import DatasetLoader, SourceFile
 from recllm.data.loaders.movielens_1m import year_from_title
-from recllm.data.loaders.readers import check_known, check_nonempty, check_unique, read_table, to_numeric
+from recllm.data.loaders.readers import (
+    Scale,
+    check_interactions,
+    check_known,
+    check_nonempty,
+    check_times,
+    check_unique,
+    frame_lines,
+    read_table,
+    to_numeric,
+)
 
 NO_GENRES = "(no genres listed)"
+HALF_STARS = Scale(0.5, 5, 0.5)
 
 
 def aggregate_tags(tags: pd.DataFrame) -> pd.Series:
@@ -38,8 +52,11 @@ def parse(folder: Path) -> RecDataset:
     known = pd.Index(movies["movieId"])
     for frame, path in ((ratings, r_path), (tags, t_path)):
         check_nonempty(frame, "userId", path)
+        check_nonempty(frame, "movieId", path)
         check_known(frame, "movieId", path, known, m_path)
-    tag_frame = pd.DataFrame({ITEM: tags["movieId"], "tag": tags["tag"], TIME: to_numeric(tags, "timestamp", t_path, "int")})
+    tag_times = to_numeric(tags, "timestamp", t_path, "int")
+    check_times(t_path, "timestamp", tag_times, frame_lines(tags))
+    tag_frame = pd.DataFrame({ITEM: tags["movieId"], "tag": tags["tag"], TIME: tag_times})
     titles = movies["title"].str.strip()
     genres = movies["genres"].str.strip()
     items = pd.DataFrame({
@@ -55,9 +72,12 @@ def parse(folder: Path) -> RecDataset:
         TIME: to_numeric(ratings, "timestamp", r_path, "int"),
         RATING: to_numeric(ratings, "rating", r_path, "float"),
     })
+    names = {USER: "userId", ITEM: "movieId"}
+    checked = check_interactions(interactions, r_path, frame_lines(ratings), HALF_STARS, names)
     users = pd.DataFrame({USER: pd.unique(interactions[USER])})
     schema = Schema(has_rating=True, item_text=("title", "genres", "tags"), item_numeric=("year",))
     info = {
+        **checked,
         "movies_without_ratings": int((~ids_in(items[ITEM], interactions[ITEM])).sum()),
         "movies_without_genres": int((items["genres"] == "").sum()),
         "movies_without_year": int(items["year"].isna().sum()),
@@ -78,7 +98,7 @@ LOADER = DatasetLoader(
                    "ml-latest-small/tags.csv"),
     ),
     parse=parse,
-    version=1,
+    version=2,
     base_url="https://files.grouplens.org/datasets/movielens/",
     archive="ml-latest-small.zip",
     homepage="https://grouplens.org/datasets/movielens/latest/",
