@@ -145,3 +145,20 @@ def test_reports_recllm_generated_may_be_rewritten(tmp_path):
     with pytest.raises(UserInputError, match="--overwrite"):
         check_report_file(notes)
     assert check_report_file(notes, overwrite=True) == notes
+
+
+def test_legacy_folders_are_written_in_place_but_never_deleted(tmp_path):
+    old = tmp_path / "run"
+    old.mkdir()
+    (old / "trsr_config.json").write_text("{}")
+    recognise = lambda folder: {p.name for p in folder.iterdir()} <= {"trsr_config.json", "sft"}  # noqa: E731
+    with pytest.raises(UserInputError):
+        check_output_dir(old, "trsr-run", 1)
+    assert mark_output_dir(old, "trsr-run", 1, legacy=recognise) == old and read_marker(old)["kind"] == "trsr-run"
+    legacy_art = tmp_path / "art"
+    legacy_art.mkdir()
+    (legacy_art / "config.json").write_text("{}")
+    check_output_dir(legacy_art, "learn-artifact", 1, legacy=lambda f: True)
+    with pytest.raises(UserInputError):
+        publish_output_dir(_built(tmp_path), legacy_art, "learn-artifact", 1)
+    assert (legacy_art / "config.json").is_file()

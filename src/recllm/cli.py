@@ -2,6 +2,10 @@
 
 Foundation commands live here (``data``, ``llm check``, ``demo``); each system package plugs in its own
 subcommands and benchmark through ``register_cli(subparsers, bench)``.
+
+Errors: a user mistake (bad argument, file, data; :class:`recllm.errors.UserInputError`, a missing path) prints one
+line ``recllm <command>: error: <what> (<where>); <what to do>`` and exits 2; an internal failure prints one line
+and exits 1 (``--debug`` shows the traceback); Ctrl-C exits 130; a closed pipe (``| head``) ends quietly (141).
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import NoReturn
+
+from recllm.cli_args import check_dataset, non_negative_int, positive_int
 
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
 # ``subparsers`` and its benchmark to ``bench`` (the ``recllm bench`` group); handlers are set with
@@ -33,6 +41,7 @@ def _data_list(args: argparse.Namespace) -> int:
 def _data_info(args: argparse.Namespace) -> int:
     from recllm.data import load
 
+    check_dataset(args.name, "name")
     dataset = load(args.name)
     print(json.dumps(dataset.summary(), indent=2))
     schema = {k: list(v) for k, v in vars(dataset.schema).items() if isinstance(v, tuple) and v}
@@ -43,6 +52,7 @@ def _data_info(args: argparse.Namespace) -> int:
 def _data_prepare(args: argparse.Namespace) -> int:
     from recllm.data import prepare
 
+    check_dataset(args.name, "name")
     start = time.perf_counter()
     dataset = prepare(args.name)
     print(f"{args.name}: {len(dataset.interactions):,} interactions, {dataset.n_users:,} users, "
@@ -84,9 +94,19 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(seed=args.seed, show_progress=not args.quiet, sections=sections)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``recllm <command>: error: ...``, exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = "" if ";" in message else f"; see `{self.prog} --help`"
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recllm", description="Large language models inside recommender systems.")
+    parser = _Parser(prog="recllm", description="Large language models inside recommender systems.")
     parser.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same numbers)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (accepted anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="list, inspect and prepare data sets").add_subparsers(dest="data", required=True)
@@ -102,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = llm.add_parser("check", help="load the bundled models, print one generation and the throughput")
     check.add_argument("--model", default=None, help="HF id or folder (default: bundled SmolLM2-135M-Instruct)")
     check.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
-    check.add_argument("--batch", type=int, default=8)
-    check.add_argument("--max-new-tokens", type=int, default=32)
-    check.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    check.add_argument("--batch", type=positive_int, default=8)
+    check.add_argument("--max-new-tokens", type=positive_int, default=32)
+    check.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
     check.set_defaults(func=_llm_check)
 
     demo = sub.add_parser("demo", help="run the main job on real data with the bundled models")
@@ -124,7 +144,35 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # that system is not built yet
         module.register_cli(sub, bench)
+    for report in bench.choices.values():  # every benchmark's --out report: checked before any work
+        if "--overwrite" not in report._option_string_actions:
+            report.add_argument("--overwrite", action="store_true",
+                                help="replace an existing --out file that is not a report recllm generated")
+        report.set_defaults(func=_report_checked(report.get_default("func")))
+    _name_commands(parser)
     return parser
+
+
+def _report_checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func`` after checking the benchmark's ``--out`` report path (recllm.outputs.check_report_file)."""
+    def run(args: argparse.Namespace) -> int:
+        if getattr(args, "out", None):
+            from recllm.outputs import check_report_file
+
+            check_report_file(args.out, overwrite=getattr(args, "overwrite", False))
+        return func(args)
+
+    return run
+
+
+def _name_commands(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """Give every leaf subcommand a ``_command`` default ("learn train") for its one-line messages."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                _name_commands(sub, f"{prefix} {name}".strip())
+            return
+    parser.set_defaults(_command=prefix)
 
 
 def _quiet_libraries() -> None:
@@ -138,20 +186,63 @@ def _quiet_libraries() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "quiet", False):
-        _quiet_libraries()
-    try:
-        return int(args.func(args) or 0)
-    except Exception as exc:  # noqa: BLE001 - the command line shows a clean message for expected errors
-        from recllm.data import DataError
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
-        if isinstance(exc, (DataError, FileNotFoundError)):
-            print(f"recllm: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+
+def _error_line(exc: BaseException) -> tuple[str, int]:
+    """The message and exit code for an exception: 2 for a user mistake, 1 for an internal failure."""
+    from recllm.errors import UserInputError
+
+    if isinstance(exc, UserInputError):
+        return str(exc), 2
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
+        if exc.filename is not None and exc.strerror:
+            return f"{exc.strerror.lower()} ({exc.filename}); check the path and its permissions", 2
+        return str(exc), 2
+    return (f"internal error: {type(exc).__name__}: {_one_line(exc) or 'no message'}; rerun with --debug for the "
+            "traceback and report it"), 1
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: send what is left of stdout to devnull, so exit does not complain (Python docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. captured in tests)
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``recllm`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or argparse's one-line error
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+    command = "recllm " + getattr(args, "_command", args.command)
+    try:
+        if getattr(args, "quiet", False):
+            _quiet_libraries()
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, like a command killed by the closed pipe
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line; --debug shows the traceback
+        if debug:
+            raise
+        message, code = _error_line(exc)
+        print(f"{command}: error: {_one_line(message)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

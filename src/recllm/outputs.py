@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from recllm.errors import UserInputError
@@ -70,12 +71,15 @@ def _check_parent(path: Path, what: str) -> None:
                              "choose an --out path in a folder you can write to")
 
 
-def check_output_dir(path: str | os.PathLike[str], kind: str, version: int) -> Path:
+def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
+                     legacy: Callable[[Path], bool] | None = None) -> Path:
     """``path`` as a Path when recllm may write a ``kind`` output folder there, else :class:`UserInputError`.
 
     Allowed: absent, an empty folder, or a folder holding recllm's marker of the same ``kind`` with a version
-    ``<= version`` (our own earlier output: replaced, or resumed). Refused: a file, any other folder, a place
-    that cannot be written. Creates nothing.
+    ``<= version`` (our own earlier output: replaced, or resumed). ``legacy`` may recognise this kind's folders
+    written before markers existed; they are accepted for writing in place (:func:`mark_output_dir`), never
+    deleted (:func:`publish_output_dir` ignores ``legacy``). Refused: a file, any other folder, a place that cannot
+    be written. Creates nothing.
     """
     target = Path(path).expanduser()
     where = str(path)
@@ -84,6 +88,8 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int) -> P
             raise UserInputError("the output path is an existing file, not a folder", where, _NEW_OUT)
         if any(target.iterdir()):
             marker = read_marker(target)
+            if marker is None and legacy is not None and legacy(target):
+                marker = {"kind": kind, "version": version}
             if marker is None:
                 raise UserInputError("the output folder is not empty and was not made by recllm; recllm will not "
                                      "write into it or replace it", where, _NEW_OUT)
@@ -116,12 +122,13 @@ def _write_marker(folder: Path, kind: str, version: int) -> None:
     })
 
 
-def mark_output_dir(path: str | os.PathLike[str], kind: str, version: int) -> Path:
+def mark_output_dir(path: str | os.PathLike[str], kind: str, version: int,
+                    legacy: Callable[[Path], bool] | None = None) -> Path:
     """Create (or reuse) a ``kind`` output folder that recllm writes in place (e.g. a resumable run) and mark it.
 
     Checks ``path`` with :func:`check_output_dir` first; returns the folder.
     """
-    target = check_output_dir(path, kind, version)
+    target = check_output_dir(path, kind, version, legacy)
     target.mkdir(parents=True, exist_ok=True)
     marker = read_marker(target)
     if marker is None or marker["version"] != version:

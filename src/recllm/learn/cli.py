@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
+
+from recllm.cli_args import non_negative_int, positive_int
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -15,23 +18,40 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from recllm.cli_args import check_dataset, check_model, config_errors
+    from recllm.learn import LEARN, ContentConfig
+    from recllm.learn.artifact import OUTPUT_KIND, OUTPUT_VERSION
+    from recllm.learn.encoder import ALIASES
+    from recllm.outputs import check_output_dir
+
+    # every argument is checked before the data set is loaded and the model trained
+    check_dataset(args.data)
+    if args.item_input != "id" and args.content_model.lower() not in ALIASES:
+        check_model(args.content_model, "--content-model")
+    out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION)
+    if args.index != "exact" and importlib.util.find_spec("faiss") is None:
+        from recllm.errors import UserInputError
+
+        raise UserInputError(f"the {args.index!r} index needs faiss, which is not installed", "--index",
+                             "install faiss-cpu, or use --index exact")
+    with config_errors():
+        content = ContentConfig(model=args.content_model, whiten=args.whiten)
+        model = LEARN(item_input=args.item_input, item_tower=args.item_tower, content=content, dim=args.dim,
+                      out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
+                      patience=args.patience, seed=args.seed, show_progress=not args.quiet)  # validates it
+    _threads(args)
+
     from recllm.data import load, make_split
     from recllm.eval.ranking import evaluate_full_ranking
-    from recllm.learn import LEARN, ContentConfig, save
+    from recllm.learn import save
 
-    _threads(args)
     dataset = load(args.data)
     split = make_split(dataset, args.split, seed=args.seed)
-    content = ContentConfig(model=args.content_model, whiten=args.whiten)
-    model = LEARN(item_input=args.item_input, item_tower=args.item_tower, content=content, dim=args.dim,
-                  out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
-                  patience=args.patience, seed=args.seed,
-                  show_progress=not args.quiet)
     start = time.perf_counter()
     model.fit(split)
     seconds = time.perf_counter() - start
     result = evaluate_full_ranking(model, split.eval_cases("test"), ks=(10, 50), show_progress=not args.quiet)
-    folder = save(model, args.out, dataset, index=args.index)
+    folder = save(model, out, dataset, index=args.index)
     summary = {name: [round(v, 4) for v in values] for name, values in result.summary(seed=args.seed).items()
                if name.startswith(("hr@", "ndcg@"))}
     print(json.dumps({"artifact": str(folder), "data": args.data, "split": args.split, "best_epoch": model.best_epoch_,
@@ -49,30 +69,36 @@ def _titles(args: argparse.Namespace, folder: str) -> dict[str, str]:
     """Item titles from the data set named in the artifact, when it can be loaded (for readable output)."""
     from pathlib import Path
 
-    meta = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     try:
+        meta = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
         from recllm.data import load
 
-        items = load(meta["dataset"]).items
+        items = load(meta["dataset"], show_progress=False).items
     except Exception:  # noqa: BLE001 - titles are a convenience; ids are printed regardless
         return {}
     column = "title" if "title" in items.columns else None
     return dict(zip(items["item_id"].astype(str), items[column].astype(str))) if column else {}
 
 
-def _recommend(args: argparse.Namespace) -> int:
+def _artifact(args: argparse.Namespace):
+    from recllm.cli_args import check_input_dir
     from recllm.learn import load
 
-    retriever = load(args.artifact)
+    check_input_dir(args.artifact, "artifact", "LEARN artifact", needs="config.json",
+                    todo="give a folder written by `recllm learn train --out DIR`")
+    return load(args.artifact)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    retriever = _artifact(args)
     rows = retriever.recommend(args.user, k=args.k, filter_seen=not args.keep_seen)
     _print_items(rows, _titles(args, args.artifact))
     return 0
 
 
 def _similar(args: argparse.Namespace) -> int:
-    from recllm.learn import load
-
-    retriever = load(args.artifact)
+    retriever = _artifact(args)
+    retriever.item_position(args.item)  # an unknown item is reported before the titles are loaded
     titles = _titles(args, args.artifact)
     print(f"items most similar to {args.item} {titles.get(args.item, '')}".rstrip())
     _print_items(retriever.similar_items(args.item, k=args.k), titles)
@@ -80,8 +106,22 @@ def _similar(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from recllm.learn.bench import run_benchmark
+    from recllm.cli_args import check_dataset, check_input_dir
+    from recllm.errors import UserInputError
+    from recllm.learn.bench import SPLITS, model_specs, run_benchmark
 
+    for name in args.datasets or ():
+        check_dataset(name, "--datasets")
+    unknown = sorted(set(args.splits or ()) - set(SPLITS))
+    if unknown:
+        raise UserInputError(f"unknown split(s) {unknown}", "--splits", f"choose from {', '.join(SPLITS)}")
+    names = [spec.name for spec in model_specs(args.quick, args.patience)]
+    unknown = sorted(set(args.models or ()) - set(names))
+    if unknown:
+        raise UserInputError(f"unknown model(s) {unknown}", "--models", f"choose from {', '.join(map(repr, names))}")
+    if args.recbole_run:
+        check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
+                        todo="give the folder made by `make recbole-reference`")
     _threads(args)
     return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
                          models=args.models, out=args.out, epochs=args.epochs, recbole_run=args.recbole_run,
@@ -96,36 +136,37 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
 
     train = learn.add_parser("train", help="train LEARN on a data set and write an artifact folder")
     train.add_argument("--data", required=True, help="data set name (see `recllm data list`)")
-    train.add_argument("--out", required=True, help="artifact folder to write (replaced atomically)")
+    train.add_argument("--out", required=True, help="artifact folder to write: new, empty, or an earlier artifact "
+                       "(replaced atomically); recllm never replaces a folder it did not write")
     train.add_argument("--split", default="loo", choices=("loo", "temporal", "cold_start"))
     train.add_argument("--item-input", default="content", choices=("content", "id", "content+id"))
     train.add_argument("--item-tower", default="shared", choices=("shared", "mlp"))
     train.add_argument("--content-model", default="smollm2",
                        help="smollm2 (bundled causal LM), minilm (bundled sentence encoder), or any HF id/folder")
     train.add_argument("--whiten", default="whiten", choices=("none", "center", "whiten"))
-    train.add_argument("--dim", type=int, default=64)
-    train.add_argument("--out-dim", type=int, default=64)
-    train.add_argument("--catalogue-negatives", type=int, default=0,
+    train.add_argument("--dim", type=positive_int, default=64)
+    train.add_argument("--out-dim", type=positive_int, default=64)
+    train.add_argument("--catalogue-negatives", type=non_negative_int, default=0,
                        help="negatives per batch drawn uniformly from the whole catalogue, besides the in-batch ones; "
                             "use when many catalogue items have no interactions (default 0: in-batch only, as the paper)")
-    train.add_argument("--epochs", type=int, default=100, help="maximum epochs (early stopping on validation)")
-    train.add_argument("--patience", type=int, default=5)
+    train.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs (early stopping on validation)")
+    train.add_argument("--patience", type=positive_int, default=5)
     train.add_argument("--index", default="exact", choices=("exact", "flat", "hnsw"))
-    train.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    train.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_train)
 
     rec = learn.add_parser("recommend", help="top-k items for a user of an artifact (seen items removed)")
     rec.add_argument("artifact")
     rec.add_argument("--user", required=True)
-    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("-k", type=positive_int, default=10, help="how many items (1 or more)")
     rec.add_argument("--keep-seen", action="store_true", help="do not remove items the user already interacted with")
     rec.set_defaults(func=_recommend)
 
     sim = learn.add_parser("similar", help="nearest items of an item in an artifact")
     sim.add_argument("artifact")
     sim.add_argument("--item", required=True)
-    sim.add_argument("-k", type=int, default=10)
+    sim.add_argument("-k", type=positive_int, default=10, help="how many items (1 or more)")
     sim.set_defaults(func=_similar)
 
     b = bench.add_parser("learn", help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
@@ -134,13 +175,13 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--splits", nargs="*", default=None)
     b.add_argument("--seeds", nargs="*", type=int, default=None)
     b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")
-    b.add_argument("--epochs", type=int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
+    b.add_argument("--epochs", type=positive_int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
     b.add_argument("--recbole-run", default=None,
                    help="RecBole reference run folder made by `make recbole-reference` (default runs/recbole_reference)")
-    b.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs) of the sequential models")
+    b.add_argument("--patience", type=positive_int, default=10, help="early-stopping patience (epochs) of the sequential models")
     b.add_argument("--fresh", action="store_true",
                    help="refit every run (default: reuse the runs stored beside the report whose settings match)")
     b.add_argument("--out", default=None, help="report path (default docs/results/learn.md, quick: learn-quick.md)")
-    b.add_argument("--threads", type=int, default=0)
+    b.add_argument("--threads", type=non_negative_int, default=0)
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_bench)

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -161,6 +162,38 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
+_HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+
+
+def check_model_reference(name: str, option: str = "model", hub_prefixes: tuple[str, ...] = ("",)) -> str:
+    """``name`` when it can name a model: an existing folder, or a Hugging Face id (``org/name``).
+
+    A name that looks like a path (starts with ``.``, ``~`` or ``/``, or has more separators than an id) but is
+    not a folder is a :class:`~recllm.errors.UserInputError`, not a request to the hub; with ``HF_HUB_OFFLINE``
+    set, an id must already be in the local Hugging Face cache (under one of ``hub_prefixes``). Loads nothing.
+    """
+    from recllm.errors import UserInputError
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return name
+    example = "a Hugging Face model id such as HuggingFaceTB/SmolLM2-135M-Instruct"
+    if path.exists():
+        raise UserInputError(f"{name} is a file; a model is a folder (with config.json) or a model id", option,
+                             f"give the model's folder or {example}")
+    if name.startswith((".", "~", "/", os.sep)) or not _HF_ID.fullmatch(name):
+        raise UserInputError(f"no such model folder: {name}", option,
+                             f"give an existing folder holding the model's config.json, or {example}")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not any(isinstance(try_to_load_from_cache(prefix + name, "config.json"), str) for prefix in hub_prefixes):
+            raise UserInputError(f"model {name!r} is neither a local folder nor in the Hugging Face cache, and "
+                                 "downloads are off (HF_HUB_OFFLINE)", option,
+                                 "give an existing model folder, or unset HF_HUB_OFFLINE to download it")
+    return name
+
+
 def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "float32") -> CausalLM:
     """Load a causal LM: the bundled SmolLM2-135M-Instruct by default, or any HF model id / local folder.
 
@@ -176,7 +209,7 @@ def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "
         path: str | Path = default_causal_lm_folder()
         name = DEFAULT_CAUSAL_LM
     else:
-        path = name
+        path = check_model_reference(name)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES[dtype]).to(device).eval()
     if getattr(model, "hf_quantizer", None) is not None and name == DEFAULT_CAUSAL_LM:
         raise RuntimeError(f"{path} loads as a quantized checkpoint; delete that folder so it is converted again")
@@ -277,6 +310,7 @@ def load_text_encoder(name: str | None = None, device: str = "auto") -> Any:
         encoder = SentenceTransformer(str(default_text_encoder_folder()), device=device, local_files_only=True)
         encoder.recllm_name = DEFAULT_TEXT_ENCODER
     else:
+        check_model_reference(name, hub_prefixes=("", "sentence-transformers/"))
         encoder = SentenceTransformer(name, device=device)
         encoder.recllm_name = str(name)
     return encoder

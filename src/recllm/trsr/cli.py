@@ -14,7 +14,25 @@ import sys
 import time
 from pathlib import Path
 
+from recllm.cli_args import fraction, non_negative_int, positive_float, positive_int
+
 __all__ = ["register_cli"]
+
+RUN_KIND, RUN_VERSION = "trsr-run", 1  # recllm.outputs marker of a `recllm trsr train` run folder
+
+
+def _legacy_run(folder: Path) -> bool:
+    """A run folder written before run folders were marked: only trsr_config.json and the sft/ folder."""
+    names = {p.name for p in folder.iterdir()}
+    return bool(names) and names <= {"trsr_config.json", "sft"}
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """The data set and model options, checked before anything is loaded."""
+    from recllm.cli_args import check_dataset, check_model
+
+    check_dataset(args.data)
+    check_model(args.model)
 
 
 def _threads(n: int) -> None:
@@ -28,9 +46,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="data set name (see `recllm data list`)")
     p.add_argument("--mode", default="hierarchical", choices=("hierarchical", "recurrent", "none"))
     p.add_argument("--model", default=None, help="HF id or folder (default: bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--item-tokens", type=int, default=32, help="token budget of each item's text")
-    p.add_argument("--summary-tokens", type=int, default=64, help="new tokens per summary")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--item-tokens", type=positive_int, default=32, help="token budget of each item's text")
+    p.add_argument("--summary-tokens", type=positive_int, default=64, help="new tokens per summary")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -58,6 +76,14 @@ def _split(name: str, quiet: bool):
 
 def _summarize(args: argparse.Namespace) -> int:
     """Summarise the test-time histories of the first ``--users`` test users and write JSON lines."""
+    from recllm.cli_args import config_errors
+    from recllm.outputs import check_output_file
+
+    _check_common(args)
+    if args.out:
+        check_output_file(args.out, (".jsonl",), overwrite=args.overwrite)
+    with config_errors():
+        cfg = _config(args)
     _threads(args.threads)
     from recllm.llm import load_causal_lm
     from recllm.llm.cache import DiskCache
@@ -68,7 +94,6 @@ def _summarize(args: argparse.Namespace) -> int:
     cases = split.eval_cases("test")
     n = min(args.users, len(cases))
     lm = load_causal_lm(args.model, dtype="auto")
-    cfg = _config(args)
     texts = dataset_item_texts(split.dataset, lm.tokenizer, args.item_tokens)
     result = summarize_histories(lm, cases.histories[:n], texts, cfg.summarizer, cache=DiskCache(),
                                  show_progress=not args.quiet)
@@ -88,6 +113,14 @@ def _summarize(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     """Fit TRSR on the data set's leave-one-out split; the adapter and the config go to ``--out``."""
+    from recllm.cli_args import config_errors
+    from recllm.outputs import check_output_dir, mark_output_dir
+
+    _check_common(args)
+    check_output_dir(args.out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)
+    with config_errors():
+        cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
+                      inject_fraction=args.inject_fraction)
     _threads(args.threads)
     from recllm.llm import load_causal_lm
     from recllm.llm.cache import DiskCache
@@ -95,13 +128,12 @@ def _train(args: argparse.Namespace) -> int:
     from recllm.trsr.pipeline import TRSR
     from recllm.utils import write_json_atomic
 
-    out = Path(args.out)
+    out = Path(args.out).expanduser()
     split = _split(args.data, args.quiet)
-    cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
-                  inject_fraction=args.inject_fraction)
     valid = subset_rows(fixed_candidates(split, "valid")[0], args.valid_rows, 0)
     start = time.perf_counter()
     summarizer = load_causal_lm(args.model, dtype="auto")
+    mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)  # a rerun resumes in this folder
     model = TRSR(summarizer, load_causal_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
                  show_progress=not args.quiet).fit(split, valid=valid)
     write_json_atomic(out / "trsr_config.json", {"data": args.data, "model": args.model, "config": cfg.to_dict()})
@@ -125,16 +157,30 @@ def _rank(args: argparse.Namespace) -> int:
     from recllm.trsr.segment import SegmentConfig
     from recllm.trsr.summarize import SummarizerConfig
 
-    saved = json.loads((Path(args.run) / "trsr_config.json").read_text(encoding="utf-8"))
-    raw = saved["config"]
-    summ = SummarizerConfig(**{**raw["summarizer"], "segment": SegmentConfig(**raw["summarizer"]["segment"])})
-    ranker_cfg = RankerConfig(**{**raw["ranker"], "answers": tuple(raw["ranker"]["answers"])})
-    cfg = dataclasses.replace(TRSRConfig(summarizer=summ, ranker=ranker_cfg, seed=raw["seed"],
-                                         item_text_columns=raw["item_text_columns"]), fine_tune=False)
+    from recllm.cli_args import check_dataset, check_input_dir, check_model
+    from recllm.errors import UserInputError
+
+    todo = "give a folder written by `recllm trsr train --out DIR` (rerun it to finish an interrupted run)"
+    run = check_input_dir(args.run, "--run", "trsr run", needs="trsr_config.json", todo=todo)
+    where = str(run / "trsr_config.json")
+    try:
+        saved = json.loads((run / "trsr_config.json").read_text(encoding="utf-8"))
+        raw = saved["config"]
+        summ = SummarizerConfig(**{**raw["summarizer"], "segment": SegmentConfig(**raw["summarizer"]["segment"])})
+        ranker_cfg = RankerConfig(**{**raw["ranker"], "answers": tuple(raw["ranker"]["answers"])})
+        cfg = dataclasses.replace(TRSRConfig(summarizer=summ, ranker=ranker_cfg, seed=raw["seed"],
+                                             item_text_columns=raw["item_text_columns"]), fine_tune=False)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UserInputError(f"the run's config is truncated or not in this recllm's format ({type(err).__name__}: "
+                             f"{err})", where, todo) from None
+    if not (run / "sft").is_dir():
+        raise UserInputError("the run has no trained adapter (sft/ is missing)", str(run), todo)
+    check_dataset(saved.get("data"), where)
+    check_model(saved.get("model"), where)
     split = _split(saved["data"], args.quiet)
     test = subset_rows(fixed_candidates(split, "test")[0], args.rows, 0)
     summarizer = load_causal_lm(saved["model"], dtype="auto")
-    ranker_lm = load_adapter(load_causal_lm(saved["model"]), Path(args.run) / "sft")
+    ranker_lm = load_adapter(load_causal_lm(saved["model"]), run / "sft")
     model = TRSR(summarizer, ranker_lm, cfg, cache=DiskCache(), show_progress=not args.quiet).fit(split)
     result = evaluate_sampled(model.score_fn(), test, ks=(3, 5, 10), show_progress=not args.quiet)
     for metric, (mean, low, high) in result.summary(seed=args.seed).items():
@@ -143,8 +189,15 @@ def _rank(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from recllm.errors import UserInputError
+    from recllm.trsr.bench import DATASETS, MIND, run_benchmark
+
+    known = [spec.name for spec in (*DATASETS, MIND)]
+    unknown = sorted(set(args.datasets or ()) - set(known))
+    if unknown:
+        raise UserInputError(f"unknown benchmark data set(s) {unknown}", "--datasets",
+                             f"choose from {', '.join(known)}")
     _threads(args.threads)
-    from recllm.trsr.bench import run_benchmark
 
     return run_benchmark(quick=args.quick, out=args.out, datasets=args.datasets, seeds=args.seeds,
                          show_progress=not args.quiet, score_dtype=args.score_dtype, lr=args.lr)
@@ -156,24 +209,27 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     cmds = trsr.add_subparsers(dest="trsr", required=True)
     s = cmds.add_parser("summarize", help="summarise test users' histories (hierarchical / recurrent)")
     _common(s)
-    s.add_argument("--users", type=int, default=10)
-    s.add_argument("--out", default=None, help="JSON-lines file (default: print)")
+    s.add_argument("--users", type=positive_int, default=10, help="how many test users (1 or more)")
+    s.add_argument("--out", default=None, help="JSON-lines file (.jsonl; default: print); an existing file needs "
+                   "--overwrite")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.set_defaults(func=_summarize)
     t = cmds.add_parser("train", help="LoRA-fine-tune the Yes/No ranker on a data set's leave-one-out split")
     _common(t)
-    t.add_argument("--out", required=True, help="run folder (adapter, checkpoints, config); resumes when rerun")
-    t.add_argument("--users", type=int, default=200, help="training users (1 positive + 1 negative each)")
-    t.add_argument("--valid-rows", type=int, default=40)
-    t.add_argument("--epochs", type=int, default=1)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--recent", type=int, default=3, help="most recent items in the prompt")
+    t.add_argument("--out", required=True, help="run folder (adapter, checkpoints, config): new, empty, or an "
+                   "earlier run's (resumes when rerun); recllm never writes into a folder it did not make")
+    t.add_argument("--users", type=positive_int, default=200, help="training users (1 positive + 1 negative each)")
+    t.add_argument("--valid-rows", type=positive_int, default=40)
+    t.add_argument("--epochs", type=positive_int, default=1)
+    t.add_argument("--lr", type=positive_float, default=1e-4)
+    t.add_argument("--recent", type=positive_int, default=3, help="most recent items in the prompt")
     t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
-    t.add_argument("--inject-fraction", type=float, default=0.0, help="share of negatives carrying an injection")
+    t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of negatives carrying an injection")
     t.set_defaults(func=_train)
     r = cmds.add_parser("rank", help="evaluate a trained run on the fixed sampled test candidates")
     r.add_argument("--run", required=True, help="folder written by `recllm trsr train`")
-    r.add_argument("--rows", type=int, default=100)
-    r.add_argument("--threads", type=int, default=0)
+    r.add_argument("--rows", type=positive_int, default=100)
+    r.add_argument("--threads", type=non_negative_int, default=0)
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_rank)
 
@@ -184,8 +240,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
     b.add_argument("--score-dtype", default="bfloat16", choices=("float32", "bfloat16"),
                    help="ranker scoring precision (bfloat16 keeps a float32 output layer)")
-    b.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate (the paper's is 1e-4, over far more "
+    b.add_argument("--lr", type=positive_float, default=1e-3, help="LoRA learning rate (the paper's is 1e-4, over far more "
                    "steps than this benchmark affords)")
-    b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    b.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_bench)

@@ -1,0 +1,123 @@
+"""Argument checks shared by every ``recllm`` subcommand, run before any data or model is loaded.
+
+The ``argparse`` types (``positive_int``, ``non_negative_int``, ``positive_float``, ``fraction``) turn a bad
+value into argparse's own one-line error (exit 2). The ``check_*`` functions raise
+:class:`recllm.errors.UserInputError`; handlers call them first, so a mistake costs no work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from recllm.errors import UserInputError
+
+__all__ = ["check_dataset", "check_input_dir", "check_model", "config_errors", "fraction", "non_negative_int", "positive_float",
+           "positive_int"]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    """A count or ``k``: a whole number of at least 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number; give 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of at least 0 (e.g. ``--threads``, where 0 means the library default)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A rate or a scale: a finite number above 0."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share: a number from 0 to 1."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
+    return value
+
+
+def check_dataset(name: str, option: str = "--data") -> str:
+    """``name`` when the data set registry knows it, else a UserInputError listing close names (loads nothing)."""
+    from recllm.data import DATASETS, get_loader
+
+    if not isinstance(name, str) or not name.strip():
+        raise UserInputError(f"no data set name (got {name!r})", option, "see `recllm data list` for the names")
+    try:
+        get_loader(name)
+    except KeyError:
+        close = difflib.get_close_matches(name, list(DATASETS), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise UserInputError(f"unknown data set {name!r}", option,
+                             f"{hint}see `recllm data list` for the known names") from None
+    return name
+
+
+def check_model(name: str | None, option: str = "--model") -> str | None:
+    """``name`` unless it looks like a local folder that does not exist (see ``recllm.llm.backbone``)."""
+    if name is None:
+        return None
+    from recllm.llm.backbone import check_model_reference
+
+    return check_model_reference(name, option)
+
+
+def check_input_dir(path: str, option: str, what: str, needs: str | None = None, todo: str | None = None) -> Path:
+    """An existing folder given by the user (a run or an artifact); ``needs`` is a file it must hold."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise UserInputError(f"no such {what} folder", f"{option} {path}", todo)
+    if not folder.is_dir():
+        raise UserInputError(f"{path} is a file, not a {what} folder", option, todo)
+    if needs and not (folder / needs).is_file():
+        raise UserInputError(f"{path} is not a {what} folder: {needs} is missing", option, todo)
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UserInputError(f"cannot read the {what} folder: no permission", f"{option} {path}", todo)
+    return folder
+
+
+@contextlib.contextmanager
+def config_errors(where: str = "command-line options") -> Iterator[None]:
+    """Turn a config's validation error (``ValueError`` from ``__post_init__``) into a UserInputError.
+
+    Wrap only the building of configs from the options, so a ValueError from real work is not mistaken for one.
+    """
+    try:
+        yield
+    except UserInputError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise UserInputError(str(err), where, "change that option (see --help)") from err
