@@ -14,7 +14,6 @@ Layout (no pickles)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -23,17 +22,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from recllm.errors import UserInputError
 from recllm.learn.index import INDEX_KINDS, ExactIndex, FaissIndex, build_index
 from recllm.learn.train import LEARN, LEARNConfig
 from recllm.models.base import check_k
 from recllm.outputs import check_output_dir, publish_output_dir
+from recllm.run_folder import RunFolder
 from recllm.utils import write_json_atomic
 
 if TYPE_CHECKING:
     from recllm.data.dataset import RecDataset
+    from recllm.learn.encoder import Whitener
 
 FORMAT = "recllm-learn/1"
 OUTPUT_KIND, OUTPUT_VERSION = "learn-artifact", 1  # recllm.outputs marker: which folders ``save`` may replace
@@ -152,35 +153,100 @@ class LEARNRetriever:
         return [(self.item_ids[i], float(s)) for i, s in zip(idx[0], scores[0]) if i >= 0]
 
 
-def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
-    """Load an artifact written by :func:`save` (one call; no language model is loaded)."""
-    folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a LEARN artifact: {config_path.name} is missing "
-                                "(create one with `recllm learn train --out DIR`)")
-    meta = json.loads(config_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{config_path}: format {meta.get('format')!r} is not {FORMAT!r}; retrain with this recllm")
-    cfg = LEARNConfig(**{**meta["config"], "device": device, "show_progress": False})
-    state = load_file(str(folder / "model.safetensors"))
-    model = LEARN(cfg)
-    model.net_ = LEARN.build_net(state.get("content"), meta["n_items"], cfg)
-    model.net_.load_state_dict(state)
-    model.net_.to(device).eval()
-    model.n_items_, model.device_, model.best_epoch_ = meta["n_items"], device, meta.get("best_epoch", 0)
-    model.item_vectors_ = np.load(folder / "item_embeddings.npy")
-    model.whitener_ = None
-    if (folder / "whitener.safetensors").is_file():
-        from recllm.learn.encoder import Whitener
+REQUIRED = ("config.json", "model.safetensors", "item_embeddings.npy", "item_ids.json", "user_ids.json",
+            "histories.safetensors")
 
-        w = load_file(str(folder / "whitener.safetensors"))
-        model.whitener_ = Whitener(w["mean"].numpy(), w["projection"].numpy())
-    hist = load_file(str(folder / "histories.safetensors"))
-    flat, offsets = hist["items"].numpy(), hist["offsets"].numpy()
-    histories = [flat[offsets[u]:offsets[u + 1]] for u in range(len(offsets) - 1)]
-    item_ids = json.loads((folder / "item_ids.json").read_text(encoding="utf-8"))
-    user_ids = json.loads((folder / "user_ids.json").read_text(encoding="utf-8"))
-    kind = meta.get("index", "exact")
-    index = FaissIndex.load(folder / "index.faiss", kind) if kind != "exact" else ExactIndex(model.item_vectors_)
+
+def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
+    """Load an artifact written by :func:`save` (one call; no language model is loaded).
+
+    Every file is checked first: a missing, unreadable, cut or inconsistent one (e.g. ``item_ids.json`` shorter
+    than the embedding table) raises :class:`recllm.errors.UserInputError` naming the folder and the file.
+    """
+    run = RunFolder(folder, "LEARN artifact", f"retrain it with `recllm learn train --out {folder}`")
+    run.require("config.json")
+    meta = run.json("config.json")
+    run.check(meta.get("format") == FORMAT, "config.json",
+              f"has format {meta.get('format')!r}, not {FORMAT!r} (another program's or another recllm's folder)")
+    n_items, kind = meta.get("n_items"), meta.get("index", "exact")
+    run.check(isinstance(n_items, int) and not isinstance(n_items, bool) and n_items >= 1, "config.json",
+              f"has n_items {n_items!r}, not a positive whole number")
+    run.check(kind in INDEX_KINDS, "config.json", f"has index {kind!r}, not one of {INDEX_KINDS}")
+    run.check(isinstance(meta.get("config"), dict), "config.json", "lacks the LEARN settings ('config')")
+    run.require(*REQUIRED, *(("index.faiss",) if kind != "exact" else ()))
+    try:
+        cfg = LEARNConfig(**{**meta["config"], "device": device, "show_progress": False})
+    except (TypeError, ValueError) as exc:
+        raise run.error("config.json", f"holds LEARN settings this recllm cannot use ({exc})") from None
+    model = LEARN(cfg)
+    state = run.safetensors("model.safetensors")
+    content = state.get("content")
+    run.check(content is None or len(content) == n_items, "model.safetensors",
+              f"does not match config.json (a content table of {0 if content is None else len(content)} items, "
+              f"not {n_items})")
+    try:
+        model.net_ = LEARN.build_net(content, n_items, cfg)
+        model.net_.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise run.error("model.safetensors", f"does not match config.json ({RunFolder.reason(exc)})") from None
+    model.net_.to(device).eval()
+    model.n_items_, model.device_, model.best_epoch_ = n_items, device, meta.get("best_epoch", 0)
+    model.item_vectors_ = _item_vectors(run, n_items)
+    model.whitener_ = _whitener(run)
+    item_ids = _ids(run, "item_ids.json", n_items, f"the {n_items} items of config.json and item_embeddings.npy")
+    histories, n_users = _histories(run, n_items)
+    user_ids = _ids(run, "user_ids.json", n_users, f"the {n_users} users of histories.safetensors")
+    index: ExactIndex | FaissIndex = ExactIndex(model.item_vectors_)
+    if kind != "exact":
+        try:
+            index = FaissIndex.load(run.path("index.faiss"), kind)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise run.error("index.faiss", f"cannot be read as a faiss index, it is cut short or not one "
+                                           f"({RunFolder.reason(exc)})") from None
+        run.check(len(index) == n_items, "index.faiss", f"holds {len(index)} vectors, not the {n_items} items")
     return LEARNRetriever(model, item_ids, user_ids, histories, index)
+
+
+def _item_vectors(run: RunFolder, n_items: int) -> np.ndarray:
+    vectors = run.npy("item_embeddings.npy")
+    run.check(vectors.ndim == 2 and np.issubdtype(vectors.dtype, np.floating), "item_embeddings.npy",
+              f"holds a {vectors.dtype} array of shape {vectors.shape}, not a float table (items x dimensions)")
+    run.check(len(vectors) == n_items, "item_embeddings.npy",
+              f"has {len(vectors)} rows but config.json says {n_items} items")
+    return vectors
+
+
+def _whitener(run: RunFolder) -> "Whitener | None":
+    if not run.path("whitener.safetensors").is_file():
+        return None
+    from recllm.learn.encoder import Whitener
+
+    w = run.safetensors("whitener.safetensors")
+    run.check({"mean", "projection"} <= set(w), "whitener.safetensors",
+              f"lacks 'mean' or 'projection' (has {sorted(w)})")
+    mean, projection = w["mean"].numpy(), w["projection"].numpy()
+    run.check(mean.ndim == 1 and projection.ndim == 2 and projection.shape[0] == len(mean), "whitener.safetensors",
+              f"has mean {mean.shape} and projection {projection.shape}, which do not fit together")
+    return Whitener(mean, projection)
+
+
+def _histories(run: RunFolder, n_items: int) -> tuple[list[np.ndarray], int]:
+    """Every user's item indices, from the flat ``items`` and ``offsets`` (user u: items[offsets[u]:offsets[u+1]])."""
+    name = "histories.safetensors"
+    hist = run.safetensors(name)
+    run.check({"items", "offsets"} <= set(hist), name, f"lacks 'items' or 'offsets' (has {sorted(hist)})")
+    flat, offsets = hist["items"].numpy(), hist["offsets"].numpy()
+    run.check(flat.ndim == 1 and offsets.ndim == 1 and len(offsets) >= 1, name, "is not flat item and offset lists")
+    run.check(offsets[0] == 0 and offsets[-1] == len(flat) and bool(np.all(np.diff(offsets) >= 0)), name,
+              f"has offsets that do not cut its {len(flat)} items into histories")
+    run.check(len(flat) == 0 or (flat.min() >= 0 and flat.max() < n_items), name,
+              f"refers to items outside the catalogue of {n_items}")
+    return [flat[offsets[u]:offsets[u + 1]] for u in range(len(offsets) - 1)], len(offsets) - 1
+
+
+def _ids(run: RunFolder, name: str, expected: int, what: str) -> list[str]:
+    ids = run.json(name, list)
+    run.check(len(ids) == expected, name, f"lists {len(ids)} ids, not {what}")
+    run.check(all(isinstance(i, str) for i in ids), name, "holds ids that are not strings")
+    run.check(len(set(ids)) == len(ids), name, "lists an id twice")
+    return ids
