@@ -1,6 +1,7 @@
 """``recllm impute``: CSV / parquet in, filled table out atomically, a short report, clear errors."""
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,6 @@ def test_declared_kinds(tmp_path):
     ("", ".csv", "the file is empty"),
     ("a,b\n", ".csv", "no rows"),
     ("a,b\n1,2\n", ".txt", "unknown table format"),
-    ("age,name\n1,x\n2,y\nabc,z\n4,w\n5,v\n6,u\n7,t\n8,s\n9,r\n10,q\n", ".csv", "row 2 holds 'abc'"),
     ("a,b\n1,\n2,\n", ".csv", "'b' has no observed value"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, capsys, content, suffix, message):
@@ -63,6 +63,15 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, content, suffix, message):
     assert main(["impute", str(path), "--method", "mean", "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_junk_in_a_declared_numeric_column_names_its_line(tmp_path, capsys):
+    content = "age,name\n1,x\n2,y\nabc,z\n4,w\n5,v\n6,u\n7,t\n8,s\n9,r\n10,\n"
+    code, path, out = _impute_csv(tmp_path, content, "--numeric", "age")
+    err = capsys.readouterr().err
+    assert code == 2 and "'abc'" in err and "line 4" in err and not out.exists()
+    code, path, out = _impute_csv(tmp_path, content)  # undeclared: the column is text, and a note says why
+    assert code == 0 and "column 'age' is read as text: line 4 holds 'abc'" in capsys.readouterr().out
 
 
 def test_missing_file(tmp_path, capsys):
@@ -89,3 +98,179 @@ def test_llm_method_with_a_model_folder(tmp_path, capsys, monkeypatch, tiny, num
     assert set(filled.loc[mask["gender"], "gender"]) <= {"M", "F"}
     printed = capsys.readouterr().out
     assert "llm-score" in printed and ("llm-expected" in printed) == (numbers != "generate")
+
+
+# ------------------------------------------------------------------ the table is read as written (issue 13)
+def _cells(path, sep=",", encoding="utf-8"):
+    """Every cell of a CSV file as text, header included (the csv module: no type guessing)."""
+    import csv
+
+    with open(path, newline="", encoding=encoding) as f:
+        return [row for row in csv.reader(f, delimiter=sep) if row]
+
+
+def _impute_csv(tmp_path, content, *args, method="mean", name="t.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(content.encode(encoding))
+    out = tmp_path / ("o" + path.suffix)
+    code = main(["impute", str(path), "--method", method, "--out", str(out), *args])
+    return code, path, out
+
+
+NA_LIKE = ["NA", "None", "null", "n/a", "NaN", "nan", "-", "NULL"]
+
+
+def test_na_like_strings_are_values_not_gaps(tmp_path, capsys):
+    rows = [f"{v},{i}" for i, v in enumerate(NA_LIKE * 2)] + ["x,", ",3"]  # one real gap in each column
+    code, path, out = _impute_csv(tmp_path, "name,n\n" + "\n".join(rows) + "\n")
+    assert code == 0, capsys.readouterr().err
+    got, sent = _cells(out), _cells(path)
+    assert [r[0] for r in got[1:-1]] == [r[0] for r in sent[1:-1]]  # every NA-like string kept as written
+    assert got[-2][1] != "" and got[-1][0] in NA_LIKE  # only the two empty cells were filled
+    assert "2 cells filled" in capsys.readouterr().out
+
+
+def test_na_values_option_marks_extra_gaps(tmp_path, capsys):
+    code, path, out = _impute_csv(tmp_path, "a,b\n1,x\nNA,y\n3,?\n5,x\n", "--na-values", "NA, ?")
+    assert code == 0, capsys.readouterr().err
+    got = _cells(out)
+    assert [r[0] for r in got] == ["a", "1", "3", "3", "5"]  # NA -> the mean of 1, 3, 5
+    assert [r[1] for r in got] == ["b", "x", "y", "x", "x"]  # ? -> the mode
+    assert "2 cells filled" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("declared", [[], ["--categorical", "zip"]])
+def test_leading_zeros_are_kept(tmp_path, capsys, declared):
+    content = "zip,n\n02582,1\n00501,2\n,3\n02582,4\n10001,5\n"
+    code, path, out = _impute_csv(tmp_path, content, *declared)
+    assert code == 0, capsys.readouterr().err
+    got = [r[0] for r in _cells(out)]
+    assert got[:3] + got[4:] == ["zip", "02582", "00501", "02582", "10001"]
+    assert got[3] == "02582"  # filled with the most frequent code, as text
+
+
+def test_long_integer_ids_are_kept(tmp_path, capsys):
+    content = "id,n\n1234567890123456789,1\n9007199254740993,2\n,3\n"
+    code, path, out = _impute_csv(tmp_path, content)
+    assert code == 0, capsys.readouterr().err
+    assert [r[0] for r in _cells(out)][1:3] == ["1234567890123456789", "9007199254740993"]
+
+
+def test_duplicated_header_is_an_error_naming_line_1(tmp_path, capsys):
+    code, path, out = _impute_csv(tmp_path, "a,b,a\n1,2,3\n,5,6\n")
+    err = capsys.readouterr().err
+    assert code == 2 and "'a'" in err and "line 1" in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_short_line_is_an_error_naming_its_line(tmp_path, capsys):
+    code, path, out = _impute_csv(tmp_path, "a,b,c\n1,2,3\n4,5\n7,,9\n")
+    err = capsys.readouterr().err
+    assert code == 2 and "line 3" in err and "2 field" in err and str(path) in err and not out.exists()
+
+
+def test_long_line_is_an_error_naming_its_line(tmp_path, capsys):
+    code, path, out = _impute_csv(tmp_path, "a,b\n1,2\n3,\n4,5,6\n")
+    err = capsys.readouterr().err
+    assert code == 2 and "line 4" in err and "3 field" in err and not out.exists()
+
+
+@pytest.mark.parametrize("sep, shown", [(";", "--sep ';'"), ("\t", "--sep '\\t'")])
+def test_other_separator_is_an_error_suggesting_sep(tmp_path, capsys, sep, shown):
+    content = sep.join("abc") + "\n" + sep.join(["1", "", "x"]) + "\n" + sep.join(["2", "3", "y"]) + "\n"
+    code, path, out = _impute_csv(tmp_path, content)
+    err = capsys.readouterr().err
+    assert code == 2 and shown in err and "line 1" in err and not out.exists()
+
+
+def test_sep_option_reads_and_writes_that_separator(tmp_path, capsys):
+    code, path, out = _impute_csv(tmp_path, "a;b\n1,5;x\n;y\n2,5;x\n", "--sep", ";")
+    assert code == 0, capsys.readouterr().err
+    assert _cells(out, sep=";") == [["a", "b"], ["1,5", "x"], ["1,5", "y"], ["2,5", "x"]]  # '1,5' is text here
+
+
+def test_latin1_file_needs_its_encoding(tmp_path, capsys):
+    content = "name,n\ncafé,1\nSão Paulo,\nMünchen,3\n"
+    code, path, out = _impute_csv(tmp_path, content, encoding="latin-1")
+    err = capsys.readouterr().err
+    assert code == 2 and "line 2" in err and "--encoding" in err and len(err.strip().splitlines()) == 1
+    code, path, out = _impute_csv(tmp_path, content, "--encoding", "latin-1", encoding="latin-1")
+    assert code == 0, capsys.readouterr().err
+    got = _cells(out, encoding="latin-1")
+    assert [r[0] for r in got] == ["name", "café", "São Paulo", "München"] and got[2][1] == "2"
+
+
+def test_output_keeps_every_observed_cell_as_text(tmp_path, capsys):
+    masked, mask = mask_cells(make_table(n=30), ["age", "occupation", "income"], 0.2)
+    path = tmp_path / "t.csv"
+    masked.to_csv(path, index=False)
+    for method in ("mean", "mice"):
+        out = tmp_path / f"{method}.csv"
+        assert main(["impute", str(path), "--method", method, "--out", str(out)]) == 0, capsys.readouterr().err
+        sent, got = _cells(path), _cells(out)
+        assert len(got) == len(sent) and got[0] == sent[0]
+        for row_in, row_out in zip(sent[1:], got[1:]):
+            assert all(a == b for a, b in zip(row_in, row_out) if a != "")
+            assert all(b != "" for b in row_out)
+
+
+def test_a_table_without_gaps_round_trips_byte_for_byte(tmp_path, capsys):
+    content = ('id,zip,price,name,when\r\n007,02582,1.50,"Smith, J.",2024-01-02\r\n'
+               '8,10001,2.0e3,"say ""hi""",2024-01-03\r\n9,00501,-0.0,"two\nlines","x"\r\n'
+               '10,10001,3,NA,  2024-01-04 \r\n')
+    code, path, out = _impute_csv(tmp_path, content)
+    assert code == 0, capsys.readouterr().err
+    assert out.read_bytes() == path.read_bytes()
+    # with a gap: the other rows are still their original bytes, the gap row is written with its cells as read
+    code, path, out = _impute_csv(tmp_path, content + '11,,4,"x",\r\n', "--overwrite")
+    assert code == 0, capsys.readouterr().err
+    got = out.read_bytes().decode()
+    assert got.startswith(content) and got[len(content):] == "11,10001,4,x,2024-01-02\r\n"  # the modes
+
+
+# ------------------------------------------------------------------ output paths and arguments, checked before any work
+@pytest.mark.parametrize("out, extra, message", [
+    ("o.txt", [], "unsupported output file type"),
+    ("folder.csv", [], "is a folder"),
+    ("exists.csv", [], "already exists"),
+    ("t.csv", ["--overwrite"], "--out is the input table"),
+    ("o.csv", ["--report", "r.txt"], "unsupported output file type"),
+    ("o.csv", ["--report", "exists.csv"], "unsupported output file type"),
+    ("o.csv", ["--sep", ";;"], "--sep"),
+    ("o.csv", ["--encoding", "klingon"], "--encoding"),
+    ("o.csv", ["--examples", "0"], "--examples"),
+    ("o.csv", ["--epochs", "0"], "--epochs"),
+    ("o.csv", ["--lr", "2"], "learning_rate"),
+    ("o.csv", ["--model", "./no/such/folder"], "--model"),
+])
+def test_arguments_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch, out, extra, message):
+    from recllm.impute.llm import LLMImputer
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was reached")
+
+    monkeypatch.setattr(LLMImputer, "fit", never)
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,x\n,y\n")
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "exists.csv").write_text("keep me")
+    start = time.perf_counter()
+    code = main(["impute", str(path), "--method", "llm", "--out", str(tmp_path / out), *extra])
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert seconds < 1.0
+    assert (tmp_path / "exists.csv").read_text() == "keep me" and path.read_text() == "a,b\n1,x\n,y\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.csv", "folder.csv", "t.csv"]  # nothing created
+
+
+def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,x\n,y\n3,x\n")
+    out, report = tmp_path / "o.csv", tmp_path / "r.json"
+    out.write_text("old")
+    report.write_text("old")
+    args = ["impute", str(path), "--method", "mean", "--out", str(out), "--report", str(report)]
+    assert main(args) == 2 and "already exists" in capsys.readouterr().err and out.read_text() == "old"
+    assert main([*args, "--overwrite"]) == 0
+    assert out.read_text() == "a,b\n1,x\n2,y\n3,x\n" and json.loads(report.read_text())["cells_filled"] == 1

@@ -8,45 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from recllm.data.dataset import DataError
-
-READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or parquet file as a DataFrame; a missing, empty or unreadable file gets an error naming it."""
-    path = Path(path)
-    kind = READERS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unknown table format {path.suffix!r}; use .csv or .parquet")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty; there is no table to fill")
-    try:
-        frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
-        raise DataError(f"{path}: cannot read it as {kind} ({err})") from None
-    if frame.empty:
-        raise DataError(f"{path}: the table has a header but no rows; there is nothing to fill")
-    return frame
-
-
-def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write ``frame`` as CSV or parquet (by suffix) atomically: a crash never leaves a half-written file."""
-    from recllm.utils import atomic_path
-
-    path = Path(path)
-    kind = READERS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: unknown output format {path.suffix!r}; use .csv or .parquet")
-    with atomic_path(path) as tmp:
-        if kind == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
+from recllm.errors import UserInputError
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -62,33 +25,60 @@ def _threads(n: int) -> None:
         threadpool_limits(n)
 
 
-def _impute(args: argparse.Namespace) -> int:
+def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]:
+    """Input, output and report paths and the CSV format, checked before any work (nothing is created)."""
+    from recllm.impute.table_io import OUTPUT_SUFFIXES, CsvFormat, table_kind
+    from recllm.outputs import check_output_file
+
+    table = Path(args.table)
+    table_kind(table)
+    if not table.is_file():
+        raise DataError("no such file", str(table), "check the input table's path")
+    out = check_output_file(args.out, OUTPUT_SUFFIXES, overwrite=args.overwrite)
+    report = check_output_file(args.report, (".json",), overwrite=args.overwrite) if args.report else None
+    if out.resolve() == table.resolve():
+        raise UserInputError("--out is the input table", str(out), "write the filled table to a new file")
+    if report is not None and report.resolve() in (out.resolve(), table.resolve()):
+        raise UserInputError("--report is the input or output table", str(report), "give the report its own .json file")
+    fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_names(args.na_values) or ())
+    return table, out, report, fmt
+
+
+def _imputer(args: argparse.Namespace):
+    """The imputer ``--method`` names, configured (not yet told the column kinds)."""
     from recllm.impute.registry import make_imputer
 
-    _threads(args.threads)
-    try:
-        frame = read_table(args.table)
-        kinds: dict[str, Any] = {"categorical": _names(args.categorical), "numeric": _names(args.numeric),
-                                 "text": _names(args.text)}
-        if args.method == "llm":
-            from recllm.llm.sft import SFTConfig
+    from recllm.cli_args import check_model, config_errors
 
-            kinds.update(model=args.model, seed=args.seed, max_train_examples=args.examples,
-                         train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet,
-                         sft=SFTConfig(epochs=args.epochs, learning_rate=args.lr, seed=args.seed, checkpoint_every=0,
-                                       show_progress=not args.quiet))
-        elif args.method == "mice":
-            kinds["seed"] = args.seed
-        imputer = make_imputer(args.method, **kinds)
-        start = time.perf_counter()
-        filled = imputer.fit(frame).transform(frame)
-        write_table(filled, args.out)
-    except (DataError, ValueError) as err:
-        print(f"recllm impute: error: {err}", file=sys.stderr)
-        return 2
+    options: dict[str, Any] = {}
+    if args.method == "llm":
+        from recllm.llm.sft import SFTConfig
+
+        with config_errors():
+            sft = SFTConfig(epochs=args.epochs, learning_rate=args.lr, seed=args.seed, checkpoint_every=0,
+                            show_progress=not args.quiet)
+        options.update(model=check_model(args.model), seed=args.seed, max_train_examples=args.examples,
+                       train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet, sft=sft)
+    elif args.method == "mice":
+        options["seed"] = args.seed
+    return make_imputer(args.method, **options)
+
+
+def _impute(args: argparse.Namespace) -> int:
+    from recllm.impute.table_io import declare_kinds, read_table, write_table
+
+    path, out, report_path, fmt = _check_args(args)  # errors: one line from recllm.cli.main, exit 2
+    imputer = _imputer(args)
+    _threads(args.threads)
+    kinds = {k: _names(getattr(args, k)) or () for k in ("categorical", "numeric", "text")}
+    table = read_table(path, fmt, **kinds)
+    declare_kinds(imputer, table, **kinds)
+    start = time.perf_counter()
+    filled = imputer.fit(table.frame).transform(table.frame)
+    write_table(table, filled, out)
     report = imputer.report_.as_dict()
-    report.update({"input": str(args.table), "output": str(args.out), "seconds_total": round(time.perf_counter() - start, 3),
-                   "column_kinds": imputer.kinds_})
+    report.update({"input": str(args.table), "output": str(args.out),
+                   "seconds_total": round(time.perf_counter() - start, 3), "column_kinds": imputer.kinds_})
     if args.method == "llm":
         report["fine_tuning"] = imputer.fit_report_
     print(f"{args.table}: {report['rows_in']} rows -> {args.out}: {report['rows_out']} rows; "
@@ -99,12 +89,13 @@ def _impute(args: argparse.Namespace) -> int:
         print(f"  {col} ({imputer.kinds_[col]}): {n} filled{extra}")
     if report["how"]:
         print("  how: " + ", ".join(f"{k} {v}" for k, v in report["how"].items()))
+    report["notes"] = list(table.notes) + list(report["notes"])
     for note in report["notes"]:
         print(f"  note: {note}")
     if args.report:
         from recllm.utils import write_json_atomic
 
-        write_json_atomic(args.report, report)
+        write_json_atomic(report_path, report)
     return 0
 
 
@@ -127,27 +118,36 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``recllm impute`` and ``recllm bench impute``."""
+    from recllm.cli_args import non_negative_int, positive_float, positive_int
     from recllm.impute.registry import IMPUTERS
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
     p.add_argument("table", help="input table (.csv or .parquet)")
     p.add_argument("--method", default="mice", choices=sorted(IMPUTERS))
-    p.add_argument("--out", required=True, help="output table (.csv or .parquet), written atomically")
-    p.add_argument("--categorical", help="comma-separated columns to treat as categorical (default: inferred)")
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet), written atomically; observed cells "
+                   "are written as read")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --report file")
+    p.add_argument("--sep", default=",", help="CSV separator, one character ('\\t' for a tab; default ',')")
+    p.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8; e.g. latin-1, cp1252)")
+    p.add_argument("--na-values", default=None,
+                   help="comma-separated strings that mark a gap besides an empty cell (default: none; NA, null, "
+                        "NaN ... are values)")
+    p.add_argument("--categorical", help="comma-separated columns to treat as categorical, read as text "
+                   "(default: inferred)")
     p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
     p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
-    p.add_argument("--examples", type=int, default=512, help="llm: fine-tuning examples (seeded sample)")
-    p.add_argument("--epochs", type=int, default=1, help="llm: fine-tuning epochs")
-    p.add_argument("--lr", type=float, default=1e-3, help="llm: LoRA learning rate")
+    p.add_argument("--examples", type=positive_int, default=512, help="llm: fine-tuning examples (seeded sample)")
+    p.add_argument("--epochs", type=positive_int, default=1, help="llm: fine-tuning epochs")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="llm: LoRA learning rate")
     p.add_argument("--train-on", default="observed", choices=("observed", "complete_rows"))
     p.add_argument("--numbers", default="generate", choices=("generate", "expected", "expected-grid"),
                    help="llm: numeric cells by shape-constrained generation, or as the probability-weighted mean "
                         "over the generated answer and 32 observed quantiles of the column (expected), or over the "
                         "quantiles only (expected-grid: lower RMSE when the model is unsure)")
-    p.add_argument("--report", help="also write the fill report as JSON here")
-    p.add_argument("--threads", type=int, default=0, help="torch / BLAS threads (0: library default)")
+    p.add_argument("--report", help="also write the fill report as JSON here (.json)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_impute)
 

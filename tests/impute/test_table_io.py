@@ -1,0 +1,230 @@
+"""The table reader/writer of ``recllm impute``: cells as written, gaps only where empty, errors naming the line."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from recllm.data.dataset import DataError
+from recllm.impute import DeletionImputer, MeanModeImputer
+from recllm.impute.table_io import CsvFormat, declare_kinds, parse_sep, read_table, write_table
+
+
+def _csv(tmp_path, content: str, name: str = "t.csv", encoding: str = "utf-8"):
+    path = tmp_path / name
+    path.write_bytes(content.encode(encoding))
+    return path
+
+
+def _error(call) -> str:
+    with pytest.raises(DataError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# ---------------------------------------------------------------------------------------------- cells and gaps
+def test_only_an_empty_cell_is_a_gap(tmp_path):
+    values = ["NA", "None", "null", "n/a", "NaN", "-", "", " "]
+    path = _csv(tmp_path, "v,n\n" + "\n".join(f"{v},{i}" for i, v in enumerate(values)) + "\n")
+    table = read_table(path)
+    assert table.frame["v"].isna().tolist() == [False] * 6 + [True, False]
+    assert table.frame["v"].dropna().tolist() == ["NA", "None", "null", "n/a", "NaN", "-", " "]
+    assert table.numeric == ("n",) and table.frame["n"].tolist() == list(range(8))
+
+
+def test_na_values_mark_extra_gaps(tmp_path):
+    path = _csv(tmp_path, "v,n\nNA,1\nnull,NA\nx,3\n")
+    table = read_table(path, CsvFormat(na_values=("NA",)))
+    assert table.frame["v"].isna().tolist() == [True, False, False]
+    assert table.numeric == ("n",) and np.isnan(table.frame["n"].iloc[1])
+
+
+def test_column_types(tmp_path):
+    content = ("int,float,zip,id,mixed,nan,code\n"
+               "1,1.5,02582,1234567890123456789,1,nan,7\n"
+               "2,-2e3,10001,2,x,1,8\n"
+               ",.5,,3,3,2,9\n")
+    table = read_table(_csv(tmp_path, content), categorical=("code",))
+    assert table.numeric == ("int", "float")
+    assert table.frame["float"].tolist() == [1.5, -2000.0, 0.5]
+    assert table.frame["zip"].tolist()[:2] == ["02582", "10001"]
+    assert table.frame["id"].tolist() == ["1234567890123456789", "2", "3"]
+    assert table.frame["code"].tolist() == ["7", "8", "9"]
+    notes = " ".join(table.notes)
+    assert "'zip' is read as text: line 2 holds '02582' (a leading zero" in notes
+    assert "'id' is read as text: line 2 holds '1234567890123456789' (an integer of more than 15 digits" in notes
+
+
+def test_declared_numeric_junk_names_its_line(tmp_path):
+    path = _csv(tmp_path, "a,b\n1,x\n\n2,y\n3 x,z\n")
+    message = _error(lambda: read_table(path, numeric=("a",)))
+    assert "'3 x'" in message and "line 5" in message and str(path) in message
+
+
+def test_declared_column_must_exist(tmp_path):
+    assert "'nope'" in _error(lambda: read_table(_csv(tmp_path, "a\n1\n"), categorical=("nope",)))
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_duplicated_header_names_its_line(tmp_path):
+    assert "line 1" in _error(lambda: read_table(_csv(tmp_path, "a,b,a\n1,2,3\n")))
+    assert "line 3" in _error(lambda: read_table(_csv(tmp_path, "\n\na,b,a\n1,2,3\n")))
+
+
+def test_unnamed_column_is_an_error(tmp_path):
+    message = _error(lambda: read_table(_csv(tmp_path, "a,,c\n1,2,3\n")))
+    assert "column 2" in message and "line 1" in message
+
+
+def test_wrong_field_count_names_the_editor_line(tmp_path):
+    # the quoted cell spans lines 2-3, so the short row is on line 5 of the file
+    path = _csv(tmp_path, 'a,b,c\n1,"two\nlines",3\n4,5,6\n7,8\n9,10,11,12\n')
+    message = _error(lambda: read_table(path))
+    assert "line 5" in message and "2 field(s)" in message and "2 such lines" in message and str(path) in message
+
+
+@pytest.mark.parametrize("sep, shown", [(";", "--sep ';'"), ("\t", "--sep '\\t'"), ("|", "--sep '|'")])
+def test_one_column_header_on_another_separator_suggests_sep(tmp_path, sep, shown):
+    path = _csv(tmp_path, f"a{sep}b{sep}c\n1{sep}2{sep}3\n")
+    message = _error(lambda: read_table(path))
+    assert shown in message and "line 1" in message
+    assert read_table(path, CsvFormat(sep=parse_sep(shown.split("'")[1]))).frame.shape == (1, 3)
+
+
+def test_a_one_column_table_is_fine(tmp_path):
+    table = read_table(_csv(tmp_path, 'name\nx;y\n""\nz\n'))
+    assert table.frame["name"].tolist()[0] == "x;y" and table.frame["name"].isna().tolist() == [False, True, False]
+
+
+def test_broken_quoting_names_its_line(tmp_path):
+    assert "line 3" in _error(lambda: read_table(_csv(tmp_path, 'a,b\n1,2\n3,"x"y\n')))
+    assert "line 3" in _error(lambda: read_table(_csv(tmp_path, 'a,b\n1,2\n3,"never closed\n4,5\n')))
+
+
+def test_undecodable_byte_names_its_line(tmp_path):
+    path = _csv(tmp_path, "a,b\n1,x\n2,café\n", encoding="latin-1")
+    message = _error(lambda: read_table(path))
+    assert "line 3" in message and "--encoding" in message
+    assert read_table(path, CsvFormat(encoding="latin-1")).frame["b"].tolist() == ["x", "café"]
+
+
+@pytest.mark.parametrize("content, message", [("", "empty"), ("\n\n", "empty"), ("a,b\n", "no rows")])
+def test_empty_tables(tmp_path, content, message):
+    assert message in _error(lambda: read_table(_csv(tmp_path, content)))
+
+
+def test_format_options_are_checked():
+    assert parse_sep("\\t") == "\t" == parse_sep("tab")
+    for bad in ("", ";;", '"'):
+        assert "--sep" in _error(lambda: CsvFormat(sep=bad))
+    assert "--encoding" in _error(lambda: CsvFormat(encoding="no-such-codec"))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _fill(table, imputer=None):
+    imputer = declare_kinds(imputer or MeanModeImputer(), table)
+    return imputer.fit(table.frame).transform(table.frame)
+
+
+@pytest.mark.parametrize("content", [
+    'a,b\r\n1,"x"\r\n02,"y, z"\r\n',  # CRLF, needless quotes, a leading zero
+    '\ufeffa;b\n1,5;"say ""hi"""\n2;NA',  # a byte-order mark, ';', no final newline
+])
+def test_a_table_without_gaps_is_written_back_unchanged(tmp_path, content):
+    path = _csv(tmp_path, content)
+    table = read_table(path, CsvFormat(sep=";" if ";" in content else ","))
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    assert out.read_bytes() == path.read_bytes()
+
+
+def test_filled_rows_keep_observed_cells_and_format_numbers(tmp_path):
+    path = _csv(tmp_path, 'n,x,zip,s\n1,0.5,02582,"a,b"\n,,,\n4,1.5,02582,"a,b"\n2,1,00501,c\n')
+    table = read_table(path)
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    lines = out.read_text().splitlines()
+    assert lines[:2] + lines[3:] == ['n,x,zip,s', '1,0.5,02582,"a,b"', '4,1.5,02582,"a,b"', '2,1,00501,c']
+    # n: mean 7/3 (a float: no rounding); x: mean 1.0 of a decimal column written as the float it is
+    assert lines[2] == f'{7 / 3!r},1.0,02582,"a,b"'
+
+
+def test_integral_fill_of_an_integer_column_has_no_decimal_point(tmp_path):
+    table = read_table(_csv(tmp_path, "n,m\n1,1.0\n,\n3,3.0\n"))
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    assert out.read_text().splitlines()[2] == "2,2.0"
+
+
+def test_deletion_writes_the_complete_rows_as_they_were(tmp_path):
+    path = _csv(tmp_path, "a,b\n01,x\n,y\n3,\n04,w\n")
+    table = read_table(path)
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table, DeletionImputer()), out)
+    assert out.read_text() == "a,b\n01,x\n04,w\n"
+
+
+def test_a_fill_the_encoding_cannot_write_is_an_error(tmp_path):
+    table = read_table(_csv(tmp_path, "a,b\n1,x\n2,\n", encoding="latin-1"), CsvFormat(encoding="latin-1"))
+    filled = table.frame.copy()
+    filled.loc[1, "b"] = "→"
+    assert "latin-1" in _error(lambda: write_table(table, filled, tmp_path / "o.csv"))
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_csv_to_parquet_types(tmp_path):
+    table = read_table(_csv(tmp_path, "n,x,zip\n1,0.5,02582\n,,\n3,1.5,00501\n"))
+    out = tmp_path / "o.parquet"
+    write_table(table, _fill(table), out)
+    back = pq.read_table(out)
+    assert back.column("n").type == pa.int64() and back.column("n").to_pylist() == [1, 2, 3]
+    assert back.column("x").type == pa.float64()
+    assert pa.types.is_string(back.column("zip").type) or pa.types.is_large_string(back.column("zip").type)
+    assert back.column("zip").to_pylist() == ["02582", "02582", "00501"]
+
+
+def _parquet(tmp_path):
+    arrow = pa.table({
+        "i": pa.array([1, 2, 3, 4, 5], pa.int64()),
+        "j": pa.array([1, None, 3, 4, 4], pa.int32()),
+        "f": pa.array([1.5, None, 2.5, 3.0, 2.0], pa.float32()),
+        "s": pa.array(["02582", None, "NA", "02582", "x"]),
+        "d": pa.array(["x", "y", None, "x", "x"]).dictionary_encode(),
+    })
+    path = tmp_path / "t.parquet"
+    pq.write_table(arrow, path)
+    return path, arrow
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_parquet_keeps_its_schema(tmp_path, suffix):
+    path, arrow = _parquet(tmp_path)
+    table = read_table(path)
+    assert table.frame["s"].iloc[2] == "NA" and table.numeric == ("i", "j", "f")
+    filled = _fill(table)
+    out = tmp_path / f"o{suffix}"
+    write_table(table, filled, out)
+    if suffix == ".csv":
+        written = pd.read_csv(out, dtype=str, keep_default_na=False)
+        assert written["s"].tolist() == ["02582", "02582", "NA", "02582", "x"]
+        return
+    back = pq.read_table(out)
+    assert back.schema.equals(arrow.schema, check_metadata=False)
+    for col in arrow.column_names:  # observed cells equal
+        assert [b for a, b in zip(arrow.column(col).to_pylist(), back.column(col).to_pylist()) if a is not None] == \
+            [a for a in arrow.column(col).to_pylist() if a is not None]
+    assert back.column("j").to_pylist()[1] == 3  # mean 3.0 of an int32 column, as an integer
+    assert back.column("d").to_pylist()[2] == "x" and back.column("s").to_pylist()[1] == "02582"
+
+
+def test_parquet_na_values_and_deletion(tmp_path):
+    path, arrow = _parquet(tmp_path)
+    table = read_table(path, CsvFormat(na_values=("NA",)))
+    assert table.frame["s"].isna().tolist() == [False, True, True, False, False]
+    out = tmp_path / "o.parquet"
+    write_table(table, _fill(table, DeletionImputer()), out)
+    back = pq.read_table(out)
+    assert back.schema.equals(arrow.schema, check_metadata=False) and back.column("i").to_pylist() == [1, 4, 5]
