@@ -213,17 +213,29 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _warning_formatter(command: str) -> Callable[..., str]:
+    """Warnings as one line, ``recllm <command>: warning: <message>`` (no source line that looks like a traceback)."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+        return f"{command}: warning: {_one_line(message)}\n"
+
+    return format_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``recllm`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    import warnings
+
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    command, previous_format = "recllm", warnings.formatwarning
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as done:  # --help, or argparse's one-line error
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
-    command = "recllm " + getattr(args, "_command", args.command)
-    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, or argparse's one-line error (already printed)
+            return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+        command = " ".join(["recllm", getattr(args, "_command", "")]).strip()
+        warnings.formatwarning = _warning_formatter(command)
         if getattr(args, "quiet", False):
             _quiet_libraries()
         code = int(args.func(args) or 0)
@@ -243,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         message, code = _error_line(exc)
         print(f"{command}: error: {_one_line(message)}", file=sys.stderr)
         return code
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":
