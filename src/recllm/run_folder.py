@@ -80,8 +80,7 @@ class RunFolder:
         except UnicodeDecodeError:
             raise self.error(name, "is not UTF-8 text") from None
         except json.JSONDecodeError as exc:
-            raise self.error(name, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}; "
-                                   "a cut or hand-edited file)") from None
+            raise self.error(name, f"is not valid JSON ({exc}; a cut or hand-edited file)") from None
         except OSError as exc:
             raise self.error(name, f"cannot be read ({exc.strerror or exc})") from None
         if not isinstance(value, kind):
