@@ -21,6 +21,12 @@ from complete rows only). ``transform`` fills each missing cell from the same pr
 A numeric or text answer that cannot be used falls back to the column statistic (mean / most frequent value);
 every fallback is counted in ``report_``. With a cache (the default), the trained adapter is kept under the recllm
 cache (keyed by base model, examples and configs) and every answer in a ``DiskCache``, so a rerun costs seconds.
+
+``training="whole-row"`` learns many cells per pass instead (after GReaT, Borisov et al., ICLR 2023): one sequence
+per row, its observed cells as ``"column: value"`` lines in a fresh seeded random column order every epoch, the loss
+on every value (and the EOS that ends it) but not on the column names, so a row with n observed cells teaches n
+cells at once and the model learns to condition on any subset. A missing cell is then asked for after the row's
+observed lines (in the fixed inference order) as ``"<column>:"``; the fill routes above are unchanged.
 """
 
 from __future__ import annotations
@@ -37,11 +43,13 @@ import pandas as pd
 
 from recllm.data.dataset import DataError
 from recllm.impute.base import CATEGORICAL, NUMERIC, BaseImputer, ImputationReport
-from recllm.impute.serialize import TEMPLATE_VERSION, cell_answer, cell_prompt, format_value, parse_number
+from recllm.impute.serialize import (LINES_TEMPLATE_VERSION, TEMPLATE_VERSION, cell_answer, cell_prompt,
+                                     format_value, is_missing, lines_prompt, parse_number, row_segments)
 from recllm.llm.number_shape import NumberShape
 from recllm.llm.sft import LoRAConfig, SFTConfig
 
 TRAIN_ON = ("observed", "complete_rows")
+TRAININGS = ("per-cell", "whole-row")
 NUMERIC_DECODINGS = ("generate", "expected", "expected-grid")
 COLUMN_ORDERS = ("table", "reversed", "random")
 _NUMBER_CHARS = set("0123456789.-")
@@ -108,11 +116,15 @@ class LLMImputer(BaseImputer):
     over the greedy answer and ``numeric_candidates`` quantiles of the column's observed values) or
     "expected-grid" (over the quantiles only); see the module docstring.
     ``cache``: True (default cache), False, or a ``DiskCache``.
+    ``training``: "per-cell" (default: one example per observed cell) or "whole-row" (one example per row, every
+    value a target, a fresh random column order each epoch; ``max_train_examples`` then caps rows and
+    ``column_order`` sets the inference order only); see the module docstring.
     """
 
     method = "llm"
 
-    def __init__(self, model: Any = None, train_on: str = "observed", lora: LoRAConfig | None = None,
+    def __init__(self, model: Any = None, train_on: str = "observed", training: str = "per-cell",
+                 lora: LoRAConfig | None = None,
                  sft: SFTConfig | None = None, column_order: str | Sequence[str] = "table",
                  max_train_examples: int | None = None, target_columns: tuple[str, ...] | None = None,
                  context: str = "", dtype: str = "auto", device: str = "auto", batch_size: int = 16,
@@ -124,6 +136,7 @@ class LLMImputer(BaseImputer):
                  max_categories: int = 50) -> None:
         self.model = model
         self.train_on = train_on
+        self.training = training
         self.lora = lora
         self.sft = sft
         self.column_order = column_order
@@ -151,6 +164,8 @@ class LLMImputer(BaseImputer):
     def _check_params(self) -> None:
         if self.train_on not in TRAIN_ON:
             raise ValueError(f"train_on must be one of {TRAIN_ON}, got {self.train_on!r}")
+        if self.training not in TRAININGS:
+            raise ValueError(f"training must be one of {TRAININGS}, got {self.training!r}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ValueError(f"max_train_examples must be >= 1 or None, got {self.max_train_examples!r}")
         if self.batch_size < 1 or self.text_max_new_tokens < 1:
@@ -214,8 +229,8 @@ class LLMImputer(BaseImputer):
         return fresh.eval()
 
     # ------------------------------------------------------------------ training data
-    def training_examples(self, frame: pd.DataFrame) -> list[tuple[str, str]]:
-        """The (prompt, answer) pairs ``fit`` trains on: one per observed cell of the learned columns."""
+    def _learnable(self, frame: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+        """The learned (target) columns and the rows training may read (``train_on``)."""
         targets = list(self.target_columns) if self.target_columns is not None else list(frame.columns)
         unknown = [c for c in targets if c not in frame.columns]
         if unknown:
@@ -228,6 +243,11 @@ class LLMImputer(BaseImputer):
                     "train_on='complete_rows' needs at least one complete row, and no row of the table is complete; "
                     "use train_on='observed' (learns from every observed cell)"
                 )
+        return targets, rows
+
+    def training_examples(self, frame: pd.DataFrame) -> list[tuple[str, str]]:
+        """The (prompt, answer) pairs ``fit`` trains on: one per observed cell of the learned columns."""
+        targets, rows = self._learnable(frame)
         rng = np.random.default_rng(self.seed)
         order = self._order(list(frame.columns))
         records = rows.to_dict(orient="records")
@@ -245,6 +265,28 @@ class LLMImputer(BaseImputer):
             raise DataError("no observed cell to learn from in the target columns")
         return examples
 
+    def whole_row_examples(self, frame: pd.DataFrame, end: str = "") -> Callable[[int], list[list[tuple[str, bool]]]]:
+        """``examples_for_epoch(epoch)``: the segment examples of ``training="whole-row"``, one per row with an
+        observed cell in a learned column (a seeded sample of ``max_train_examples`` rows when set), its observed
+        cells as ``"column: value"`` lines in a random order drawn from ``(seed, epoch)``; the learned columns'
+        values (+ ``end``, the EOS text ``fit`` passes) are the targets. Missing cells are never written."""
+        targets, rows = self._learnable(frame)
+        records = [r for r in rows.to_dict(orient="records") if any(not is_missing(r[c]) for c in targets)]
+        if not records:
+            raise DataError("no observed cell to learn from in the target columns")
+        if self.max_train_examples is not None and len(records) > self.max_train_examples:
+            rng = np.random.default_rng(self.seed)
+            keep = np.sort(rng.choice(len(records), size=self.max_train_examples, replace=False))
+            records = [records[k] for k in keep]
+        columns, learned = list(frame.columns), set(targets)
+
+        def examples_for_epoch(epoch: int) -> list[list[tuple[str, bool]]]:
+            rng = np.random.default_rng([self.seed, epoch])
+            return [row_segments(r, [columns[k] for k in rng.permutation(len(columns))], learned, end, self.context)
+                    for r in records]
+
+        return examples_for_epoch
+
     # ------------------------------------------------------------------ fit
     def _fit(self, frame: pd.DataFrame) -> None:
         from recllm.llm.backbone import resolve_dtype
@@ -257,15 +299,22 @@ class LLMImputer(BaseImputer):
                                for col, info in self.columns_.items() if info.kind == NUMERIC}
         self.numeric_grid_ = {col: numeric_candidates(frame[col], self.numeric_candidates)
                               for col, info in self.columns_.items() if info.kind == NUMERIC}
-        examples = self.training_examples(frame)
+        whole_row = self.training == "whole-row"
+        # built once before the model loads, so bad input fails fast
+        examples: Any = self.whole_row_examples(frame) if whole_row else self.training_examples(frame)
         config, lora = self._sft_config(), self.lora or LoRAConfig()
         start = time.perf_counter()
         lm = self._load_model()
+        hashed, template = examples, TEMPLATE_VERSION
+        if whole_row:  # each epoch's rows, written once: hashed for the cache key, then trained on
+            for_epoch = self.whole_row_examples(frame, end=lm.tokenizer.eos_token or "")
+            hashed, template = [for_epoch(epoch) for epoch in range(config.epochs)], LINES_TEMPLATE_VERSION
+            examples = hashed.__getitem__
         self.cache_ = self._disk_cache()
         output_dir = None
         if self.cache_ is not None:
-            key = self.cache_.key(task="impute-adapter", template=TEMPLATE_VERSION, base=lm.fingerprint,
-                                  examples=examples, sft=config, lora=lora)
+            key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint,
+                                  examples=hashed, sft=config, lora=lora)
             output_dir = cache_dir("impute", "adapters") / key[:32]
         reused = output_dir is not None and _finished(output_dir)
         tuned = sft_train(lm, examples, config, lora, output_dir=output_dir)
@@ -278,9 +327,14 @@ class LLMImputer(BaseImputer):
         self.lm_ = tuned
         self.fingerprint_ = tuned.fingerprint
         self.eos_text_ = tuned.tokenizer.eos_token or ""
-        n_tokens = sum(len(p) + len(a) for p, a in examples)
+        if whole_row:
+            n_examples, cells = len(hashed[0]), sum(target for pieces in hashed[0] for _, target in pieces)
+            n_tokens = sum(len(text) for pieces in hashed[0] for text, _ in pieces)
+        else:
+            n_examples, cells, n_tokens = len(examples), len(examples), sum(len(p) + len(a) for p, a in examples)
         self.fit_report_ = {
-            "examples": len(examples), "train_on": self.train_on, "characters": n_tokens,
+            "examples": n_examples, "train_on": self.train_on, "characters": n_tokens, "training": self.training,
+            "cells_per_epoch": cells, "epochs": config.epochs,
             "seconds": round(time.perf_counter() - start, 3), "adapter_reused": bool(reused),
             "adapter_dir": str(output_dir) if output_dir is not None else None, "inference_dtype": dtype,
         }
@@ -288,6 +342,8 @@ class LLMImputer(BaseImputer):
     # ------------------------------------------------------------------ transform
     def _prompts(self, frame: pd.DataFrame, col: str, rows: np.ndarray) -> list[str]:
         records = frame.iloc[rows].to_dict(orient="records")
+        if self.training == "whole-row":  # the layout it was trained on: observed lines, then "<col>:"
+            return [lines_prompt(r, col, self.order_, self.context, self.eos_text_) for r in records]
         return [cell_prompt(r, col, self.order_, self.context) for r in records]
 
     def _score_cells(self, prompts: list[str], answers: Sequence[Sequence[Any]], task: str,
@@ -406,6 +462,7 @@ class LLMImputer(BaseImputer):
         """Fill every missing cell (see the module docstring); ``report_`` counts routes, fallbacks and cells/s."""
         out = super().transform(X)
         report = self.report_
+        report.notes.append(f"training={self.training}")
         if report.n_filled and report.seconds > 0:
             report.notes.append(f"{report.n_filled / report.seconds:.1f} cells/s")
         return out

@@ -2,13 +2,17 @@
 
 A training example for one cell is ``(prompt, answer)``: the prompt lists the row's *other* observed cells and ends
 with ``"<column> is"``; the answer is ``" <value>"``. The same prompt fills a missing cell at inference time.
+
+Whole-row training (``LLMImputer(training="whole-row")``) writes a row as ``"column: value"`` lines instead, as
+``(text, is_target)`` pieces (:func:`row_segments`), so one sequence teaches every value in it; a missing cell is
+then asked for after the row's observed lines (:func:`lines_prompt`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +20,8 @@ import pandas as pd
 
 TEMPLATE_VERSION = "impute-row-v1"  # part of every cache key: change it when the text format changes
 SEPARATOR = ", "
+LINES_TEMPLATE_VERSION = "impute-lines-v1"  # the same for the whole-row "column: value" lines
+LINE_SEPARATOR = "\n"
 
 
 def is_missing(value: Any) -> bool:
@@ -57,6 +63,32 @@ def cell_prompt(row: Mapping[str, Any], target: str, columns: Sequence[str], con
 def cell_answer(value: Any) -> str:
     """The answer text for a cell (leading space, as it follows ``"... is"``)."""
     return " " + format_value(value)
+
+
+def row_segments(row: Mapping[str, Any], columns: Sequence[str], targets: Collection[str] = (), end: str = "",
+                 context: str = "") -> list[tuple[str, bool]]:
+    """The observed cells of ``row`` as ``"column: value"`` lines in ``columns`` order, as ``(text, is_target)``
+    pieces: the optional ``context`` line, each line break and ``"column:"`` are context; each value
+    (:func:`cell_answer` + ``end``, e.g. the EOS text that ends an answer) is a target when its column is in
+    ``targets``. Joined, the pieces read ``"a: 1<end>\\nb: x<end>"``."""
+    pieces = [(f"{context.strip()}{LINE_SEPARATOR}", False)] if context.strip() else []
+    first = True
+    for col in columns:
+        if is_missing(row[col]):
+            continue
+        pieces.append((f"{col}:" if first else f"{LINE_SEPARATOR}{col}:", False))
+        pieces.append((cell_answer(row[col]) + end, col in targets))
+        first = False
+    return pieces
+
+
+def lines_prompt(row: Mapping[str, Any], target: str, columns: Sequence[str], context: str = "",
+                 end: str = "") -> str:
+    """The whole-row prompt that asks for ``row[target]``: the row's other observed cells as lines (exactly the text
+    of :func:`row_segments`), then ``"<target>:"``."""
+    pieces = row_segments(row, [c for c in columns if c != target], end=end, context=context)
+    body = "".join(text for text, _ in pieces)
+    return f"{body}{LINE_SEPARATOR}{target}:" if len(pieces) > bool(context.strip()) else f"{body}{target}:"
 
 
 def text_to_row(text: str, columns: Sequence[str]) -> dict[str, str]:

@@ -160,6 +160,10 @@ def tokenize_examples(tokenizer: Any, examples: Sequence[tuple[str, str]], max_l
 def collate(features: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     """Left-padded batch: ``input_ids``, ``attention_mask``, ``position_ids`` (0 at each first real token) and
     ``labels`` (the answer tokens; -100 on prompt and padding, decided by lengths, never by the pad id)."""
+    from recllm.llm.sft_segments import LabeledIds, collate_labeled
+
+    if features and isinstance(features[0], LabeledIds):  # segment examples: labels given token by token
+        return collate_labeled(features, pad_id)
     width = max(len(p) + len(a) for p, a in features)
     ids = torch.full((len(features), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -312,12 +316,14 @@ def _quiet_peft() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------ training
-def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig | None = None,
+def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[Any]], config: SFTConfig | None = None,
               lora: LoRAConfig | None = None, output_dir: str | os.PathLike[str] | None = None,
               eval_fn: Callable[[CausalLM, int], float] | None = None, *,
               stop_after_steps: int | None = None) -> CausalLM:
     """Fine-tune ``lm`` with a LoRA adapter on ``(prompt, answer)`` pairs; returns a CausalLM wrapping the
-    ``PeftModel`` (the base model of ``lm`` gets the LoRA layers injected in place).
+    ``PeftModel`` (the base model of ``lm`` gets the LoRA layers injected in place). ``examples`` may also be
+    segment examples (lists of ``(text, is_target)`` pieces, loss on the target pieces) or a callable
+    ``examples_for_epoch(epoch) -> list`` giving each epoch its own examples; see :mod:`recllm.llm.sft_segments`.
 
     With ``output_dir`` the run writes ``config.json``, ``training_log.jsonl`` and atomic checkpoints there and
     resumes from the latest checkpoint when rerun. ``eval_fn(lm, epoch) -> score`` (higher is better) runs after
@@ -333,7 +339,11 @@ def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig |
         raise ValueError("lm already carries a peft adapter; load a fresh base model (or merge_and_unload) first")
     if stop_after_steps is not None and stop_after_steps < 1:
         raise ValueError(f"stop_after_steps must be >= 1 or None, got {stop_after_steps!r}")
-    features, stats = tokenize_examples(lm.tokenizer, examples, config.max_length, config.append_eos)
+    from recllm.llm.sft_segments import feature_length, target_count, tokenize_epochs
+
+    features_by_epoch, stats, examples = tokenize_epochs(lm.tokenizer, examples, config.epochs, config.max_length,
+                                                         config.append_eos)
+    features = features_by_epoch[0]
     if stats["prompts_truncated"] or stats["answers_truncated"]:
         log.warning("sft: %d prompts cut from the left and %d answers cut to fit max_length=%d",
                     stats["prompts_truncated"], stats["answers_truncated"], config.max_length)
@@ -354,7 +364,7 @@ def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig |
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    lengths = [len(p) + len(a) for p, a in features]
+    lengths = [feature_length(f) for f in features]
     steps_per_epoch = math.ceil(math.ceil(len(features) / config.batch_size) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
@@ -384,13 +394,15 @@ def sft_train(lm: CausalLM, examples: list[tuple[str, str]], config: SFTConfig |
     for epoch in range(config.epochs):
         if stopped or state.step >= (epoch + 1) * steps_per_epoch:
             continue
+        features = features_by_epoch[epoch]
+        lengths = [feature_length(f) for f in features]
         batches = _epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
         groups = [batches[i:i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
         for index, group in enumerate(groups):
             step = epoch * steps_per_epoch + index + 1
             if step <= state.step:
                 continue
-            n_answer = sum(len(features[i][1]) for batch in group for i in batch)
+            n_answer = sum(target_count(features[i]) for batch in group for i in batch)
             for batch in group:  # gradient accumulation: the step's loss is the mean over all its answer tokens
                 inputs = collate([features[i] for i in batch], pad)
                 with autocast:
