@@ -143,3 +143,18 @@ def test_no_warning_without_exact_duplicates(tmp_path):
         warnings.simplefilter("error", DataWarning)
         ds = _load("mind", write_mind(tmp_path / "mind"))  # a history listing N1 twice: two clicks, no copies
     assert ds.info["exact_duplicate_interactions"] == 0
+
+
+def test_a_refused_file_gets_one_error_and_no_checksum_warning(tmp_path):
+    lines = list(U_DATA)
+    lines[2] = "1\t3\t9\t881250951"
+    root = write_ml100k(tmp_path / "m", data_lines=lines)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match="rating scale"):
+            load("ml-100k", root=root, download=False)  # verify="warn": these tiny files are not the publisher's
+    assert not [w for w in seen if issubclass(w.category, DataWarning)]
+    lines[2] = "1\t3\t4\t881250951"
+    root = write_ml100k(tmp_path / "ok", data_lines=lines)
+    with pytest.warns(DataWarning, match="u.data has sha256"):  # a file that parses still gets the warning
+        load("ml-100k", root=root, download=False)

@@ -154,12 +154,14 @@ class DatasetLoader:
             self.fetch(folder, base_url, show_progress)
         elif missing := self.missing_files(folder):
             raise self._missing_error(folder, missing, {f.name: self.url_of(f, base_url) for f in missing}, None)
-        hashes = self.verify(folder, verify)
+        with warnings.catch_warnings(record=True) as mismatch:  # shown once the files parse: a file that does
+            warnings.simplefilter("always", DataWarning)        # not gets one error line, not a warning too
+            hashes = self.verify(folder, verify)
         key = self.cache_key(hashes)
         cached = _cache_folder(self.name, key) if use_cache else None
         if cached is not None and (cached / "dataset.json").is_file():
             try:
-                return _with_notes(RecDataset.load(cached), folder)
+                return _with_notes(RecDataset.load(cached), folder, mismatch)
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
                 pass  # an unreadable cache entry is rebuilt below
         dataset = self.parse(folder)
@@ -171,7 +173,7 @@ class DatasetLoader:
                 dataset.save(cached)
             except OSError as exc:
                 warnings.warn(f"could not cache {self.name!r} in {cached}: {exc}", DataWarning, stacklevel=2)
-        return _with_notes(dataset, folder)
+        return _with_notes(dataset, folder, mismatch)
 
     def cache_key(self, hashes: dict[str, str]) -> str:
         """Key of the parsed cache: the loader's name and version plus every source file's sha256."""
@@ -189,8 +191,11 @@ def string_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _with_notes(dataset: RecDataset, folder: Path) -> RecDataset:
-    """Warn, on every load (parsed or cached), about what the loader kept but a user should know (duplicates)."""
+def _with_notes(dataset: RecDataset, folder: Path, held: list[warnings.WarningMessage]) -> RecDataset:
+    """Warn, on every load (parsed or cached), about what a user should know: the warnings ``held`` back while
+    the files were parsed (a sha256 mismatch) and what the loader kept (exact duplicates)."""
+    for record in held:
+        warnings.warn(record.message, record.category, stacklevel=4)
     note = duplicates_warning(dataset.info, str(folder))
     if note:
         warnings.warn(note, DataWarning, stacklevel=4)
