@@ -10,11 +10,6 @@ import pandas as pd
 import pytest
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every file (with its bytes) and folder under ``root``, hidden ones included."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
-
-
 @pytest.fixture
 def work(tmp_path, monkeypatch):
     """The folder a case's files live in; the parsed-data cache goes elsewhere."""

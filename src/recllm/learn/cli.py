@@ -81,12 +81,9 @@ def _titles(args: argparse.Namespace, folder: str) -> dict[str, str]:
 
 
 def _artifact(args: argparse.Namespace):
-    from recllm.cli_args import check_input_dir
     from recllm.learn import load
 
-    check_input_dir(args.artifact, "artifact", "LEARN artifact", needs="config.json",
-                    todo="give a folder written by `recllm learn train --out DIR`")
-    return load(args.artifact)
+    return load(args.artifact)  # checks every file of the folder, each problem one UserInputError
 
 
 def _recommend(args: argparse.Namespace) -> int:

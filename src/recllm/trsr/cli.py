@@ -144,43 +144,25 @@ def _train(args: argparse.Namespace) -> int:
 
 def _rank(args: argparse.Namespace) -> int:
     """Evaluate a trained run on the fixed test candidates (or zero-shot with ``--zero-shot``)."""
-    _threads(args.threads)
-    import dataclasses
+    from recllm.cli_args import check_dataset, check_model
+    from recllm.trsr.run import RUN_CONFIG, read_run
 
+    run = read_run(args.run)  # every file of the run checked before anything is loaded
+    check_dataset(run.data, str(run.folder / RUN_CONFIG))
+    check_model(run.model, str(run.folder / RUN_CONFIG))
+    _threads(args.threads)
     from recllm.eval import evaluate_sampled
     from recllm.llm import load_causal_lm
     from recllm.llm.cache import DiskCache
     from recllm.llm.sft import load_adapter
     from recllm.trsr.bench import fixed_candidates, subset_rows
-    from recllm.trsr.pipeline import TRSR, TRSRConfig
-    from recllm.trsr.ranker import RankerConfig
-    from recllm.trsr.segment import SegmentConfig
-    from recllm.trsr.summarize import SummarizerConfig
+    from recllm.trsr.pipeline import TRSR
 
-    from recllm.cli_args import check_dataset, check_input_dir, check_model
-    from recllm.errors import UserInputError
-
-    todo = "give a folder written by `recllm trsr train --out DIR` (rerun it to finish an interrupted run)"
-    run = check_input_dir(args.run, "--run", "trsr run", needs="trsr_config.json", todo=todo)
-    where = str(run / "trsr_config.json")
-    try:
-        saved = json.loads((run / "trsr_config.json").read_text(encoding="utf-8"))
-        raw = saved["config"]
-        summ = SummarizerConfig(**{**raw["summarizer"], "segment": SegmentConfig(**raw["summarizer"]["segment"])})
-        ranker_cfg = RankerConfig(**{**raw["ranker"], "answers": tuple(raw["ranker"]["answers"])})
-        cfg = dataclasses.replace(TRSRConfig(summarizer=summ, ranker=ranker_cfg, seed=raw["seed"],
-                                             item_text_columns=raw["item_text_columns"]), fine_tune=False)
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UserInputError(f"the run's config is truncated or not in this recllm's format ({type(err).__name__}: "
-                             f"{err})", where, todo) from None
-    if not (run / "sft").is_dir():
-        raise UserInputError("the run has no trained adapter (sft/ is missing)", str(run), todo)
-    check_dataset(saved.get("data"), where)
-    check_model(saved.get("model"), where)
-    split = _split(saved["data"], args.quiet)
+    cfg = run.config
+    split = _split(run.data, args.quiet)
     test = subset_rows(fixed_candidates(split, "test")[0], args.rows, 0)
-    summarizer = load_causal_lm(saved["model"], dtype="auto")
-    ranker_lm = load_adapter(load_causal_lm(saved["model"]), run / "sft")
+    summarizer = load_causal_lm(run.model, dtype="auto")
+    ranker_lm = load_adapter(load_causal_lm(run.model), run.adapter)
     model = TRSR(summarizer, ranker_lm, cfg, cache=DiskCache(), show_progress=not args.quiet).fit(split)
     result = evaluate_sampled(model.score_fn(), test, ks=(3, 5, 10), show_progress=not args.quiet)
     for metric, (mean, low, high) in result.summary(seed=args.seed).items():
