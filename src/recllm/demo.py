@@ -40,6 +40,9 @@ def run_demo(seed: int = 0, show_progress: bool = True, sections: list[str] | No
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown demo section(s) {unknown}; choose from {list(SECTIONS)}")
+    from recllm.llm.precision import describe_precision
+
+    print(f"precision: {describe_precision()} (dtype 'auto'; the demo's models run in it)", flush=True)
     for name in chosen:
         title, section = SECTIONS[name]
         start = time.perf_counter()

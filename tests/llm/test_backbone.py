@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from recllm.llm import backbone
-from recllm.llm.backbone import CausalLM, chat_prompt, load_causal_lm, resolve_dtype, tiny_causal_lm
-from recllm.llm.hardware import has_bf16_matmul
+from recllm.llm.backbone import CausalLM, chat_prompt, load_causal_lm, tiny_causal_lm
 
 
 def test_tiny_model_is_small_deterministic_and_leaves_global_rng_alone(tiny_lm: CausalLM) -> None:
@@ -54,15 +53,6 @@ def test_fingerprint_tracks_adapter_weights() -> None:
     with torch.no_grad():
         next(p for n, p in peft_model.named_parameters() if "lora_A" in n).add_(0.5)
     assert with_adapter.fingerprint not in (first, plain)
-
-
-def test_resolve_dtype() -> None:
-    assert resolve_dtype("float32", "cpu") == "float32"
-    assert resolve_dtype("bfloat16", "cpu") == "bfloat16"
-    assert resolve_dtype("auto", "cuda") == "bfloat16"
-    assert resolve_dtype("auto", "cpu") == ("bfloat16" if has_bf16_matmul() else "float32")
-    with pytest.raises(ValueError, match="dtype must be one of"):
-        resolve_dtype("fp8", "cpu")
 
 
 def test_load_causal_lm_from_a_local_folder_round_trips(tiny_lm: CausalLM, tmp_path) -> None:

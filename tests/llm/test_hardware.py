@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recllm.llm.hardware import _cpu_flags, cpu_model, has_amx, has_bf16_matmul, measure_matmul_flops, thread_info
+from recllm.llm.hardware import cpu_flags, cpu_model, has_amx, measure_matmul_flops, thread_info
+from recllm.llm.precision import has_bf16_matmul
 
 
 def test_matmul_flops_is_positive_and_plausible() -> None:
@@ -24,7 +25,7 @@ def test_cpu_facts() -> None:
     assert isinstance(has_amx(), bool)
     assert has_bf16_matmul(frozenset({"avx2", "avx512_bf16"})) and has_bf16_matmul(frozenset({"amx_bf16"}))
     assert not has_bf16_matmul(frozenset({"avx2", "avx512f"})) and not has_bf16_matmul(frozenset())
-    assert has_bf16_matmul() == any(f in _cpu_flags() for f in ("amx_bf16", "avx512_bf16"))
+    assert has_bf16_matmul() == any(f in cpu_flags() for f in ("amx_bf16", "avx512_bf16"))
     assert cpu_model()
     info = thread_info()
     assert info["torch_threads"] == torch.get_num_threads()

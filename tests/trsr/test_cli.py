@@ -16,7 +16,7 @@ def test_trsr_commands_parse():
     args = parser.parse_args(["trsr", "rank", "--run", "run"])
     assert args.rows == 100
     args = parser.parse_args(["bench", "trsr", "--quick", "--seeds", "0", "1", "--lr", "1e-4"])
-    assert args.quick and args.seeds == [0, 1] and args.lr == 1e-4 and args.score_dtype == "bfloat16"
+    assert args.quick and args.seeds == [0, 1] and args.lr == 1e-4 and args.score_dtype == "auto"
 
 
 @pytest.mark.integration
@@ -53,7 +53,8 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
                 "candidates": [str(tmp_path / "cache" / "c.parquet")],
                 "speed": {"dtype": "torch.bfloat16", "speedup": np.float64(2.5)}}
 
-    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32"))
+    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32",
+                                                                                device="cpu"))
     monkeypatch.setattr(bench, "run_dataset", fake_run_dataset)
     monkeypatch.setattr(report, "render", lambda results, *a: rendered.append(results) or "body")
     monkeypatch.setattr(bench, "mind_available", lambda: False)

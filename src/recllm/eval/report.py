@@ -34,13 +34,15 @@ def _version(package: str) -> str:
 def machine_info() -> dict[str, str]:
     """What ran the benchmark: CPU model, cores, AMX and native bfloat16 matmuls, OS and library versions (no host
     names or paths)."""
-    from recllm.llm.hardware import cpu_model, has_amx, has_bf16_matmul
+    from recllm.llm.hardware import cpu_model, has_amx
+    from recllm.llm.precision import describe_precision, has_bf16_matmul
 
     return {
         "cpu": cpu_model(),
         "cores": str(os.cpu_count() or "unknown"),
         "amx": "yes" if has_amx() else "no",
         "bf16": "yes" if has_bf16_matmul() else "no",
+        "precision": describe_precision(),  # what dtype="auto" resolves to here, and why
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "torch": _version("torch"),
@@ -163,6 +165,7 @@ def report_header(
         f"- git commit: {git_commit()}",
         f"- machine: {machine['cpu']}, {machine['cores']} cores, AMX: {machine['amx']}, bf16 matmul: "
         f"{machine['bf16']}, {machine['os']}",
+        f"- precision (dtype 'auto'): {machine['precision']}",
         f"- versions: python {machine['python']}, torch {machine['torch']}, transformers {machine['transformers']}, "
         f"numpy {machine['numpy']}, recllm {machine['recllm']}",
     ]

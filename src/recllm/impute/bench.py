@@ -230,9 +230,9 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
     base_lm = None
     started = time.perf_counter()
     if "llm" in config.imputers or config.attempts:
-        from recllm.llm.backbone import load_causal_lm
+        from recllm.llm.backbone import load_trainable_lm
 
-        base_lm = load_causal_lm(config.llm_model, dtype="float32")
+        base_lm = load_trainable_lm(config.llm_model)  # each LLMImputer fine-tunes a copy of it
     plan = [(d, s, st) for d in config.datasets for s in config.seeds for st in (("complete", 0.0), *config.settings)]
     shared: dict[str, Any] | None = None
     for index, (dataset, seed, setting) in enumerate(plan):

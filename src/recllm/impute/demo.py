@@ -20,7 +20,7 @@ def demo_section(seed: int = 0, show_progress: bool = True, examples: int = 128,
     from recllm.impute.bench import BenchConfig, impute_tables, masked_tables
     from recllm.impute.tasks import TABLES
 
-    dataset = load("ml-100k")
+    dataset = load("ml-100k", show_progress=show_progress)
     config = BenchConfig(datasets=("ml-100k",), seeds=(seed,), llm_examples=examples)
     items = [spec for spec in TABLES["ml-100k"] if spec.name.endswith("/items")]
     tables = {spec.name: masked_tables(dataset, "ml-100k", ("mcar", rate), seed)[spec.name] for spec in items}
@@ -30,7 +30,8 @@ def demo_section(seed: int = 0, show_progress: bool = True, examples: int = 128,
     rows = []
     for name in ("mean", "knn", "mice", "llm"):
         start = time.perf_counter()
-        result = impute_tables(name, "ml-100k", tables, seed, config, base_lm=model, specs=items)
+        progress = {"show_progress": show_progress} if name == "llm" else {}  # the fine-tune's and filling's bars
+        result = impute_tables(name, "ml-100k", tables, seed, config, base_lm=model, specs=items, **progress)
         scores = result["scores"]["ml-100k/items"]
         info = result["info"]["ml-100k/items"]
         rows.append({"imputer": name, "year rmse": scores["year:rmse"], "genres jaccard": scores["genres:jaccard"],

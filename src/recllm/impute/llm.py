@@ -108,8 +108,8 @@ class LLMImputer(BaseImputer):
     list of all columns. ``max_train_examples`` caps the fine-tuning set (seeded sample). ``target_columns`` limits
     which columns are learned as answers (default: all; a column not learned can still be filled, less well).
     ``context`` is an optional first line of every prompt (e.g. what the table describes). ``dtype`` is the
-    inference dtype ("auto": bfloat16 on CUDA and on CPUs with AMX or AVX512-BF16); training keeps float32
-    weights with the autocast of ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in
+    inference precision ("auto": the machine's, :mod:`recllm.llm.precision`); training uses the training precision
+    with the autocast of ``sft.bf16``. ``text_vocabulary``: generate text cells only from tokens seen in
     the column (default True).
     ``numeric_shape``: generate numbers only in the shape of the column's observed ones (default True; see
     :mod:`recllm.llm.number_shape`). ``numeric_decoding``: "generate" (default), "expected" (the weighted mean
@@ -162,6 +162,9 @@ class LLMImputer(BaseImputer):
 
     # ------------------------------------------------------------------ configuration
     def _check_params(self) -> None:
+        from recllm.llm.precision import check_dtype
+
+        check_dtype(self.dtype, "LLMImputer.dtype")
         if self.train_on not in TRAIN_ON:
             raise ValueError(f"train_on must be one of {TRAIN_ON}, got {self.train_on!r}")
         if self.training not in TRAININGS:
@@ -189,8 +192,8 @@ class LLMImputer(BaseImputer):
         return order
 
     def _sft_config(self) -> SFTConfig:
-        if self.sft is not None:
-            return self.sft
+        if self.sft is not None:  # show_progress=True shows the fine-tune's bar too
+            return dataclasses.replace(self.sft, show_progress=self.sft.show_progress or self.show_progress)
         return SFTConfig(epochs=1, learning_rate=5e-4, batch_size=8, seed=self.seed, max_length=256,
                          checkpoint_every=0, show_progress=self.show_progress)
 
@@ -202,12 +205,12 @@ class LLMImputer(BaseImputer):
         return None if self.cache is None or self.cache is False else self.cache  # (an empty DiskCache is falsy)
 
     def _load_model(self) -> Any:
-        from recllm.llm.backbone import CausalLM, load_causal_lm
+        from recllm.llm.backbone import CausalLM, load_trainable_lm, trainable_copy
 
         if self.model is None or isinstance(self.model, str):
-            return load_causal_lm(self.model, device=self.device, dtype="float32")
-        if isinstance(self.model, CausalLM):  # a float32 copy: LoRA trains float32 weights under bf16 autocast
-            return dataclasses.replace(self.model, model=copy.deepcopy(self.model.model).float(), dtype="float32")
+            return load_trainable_lm(self.model, device=self.device)
+        if isinstance(self.model, CausalLM):  # a copy in the training precision: LoRA is injected into it
+            return trainable_copy(self.model)
         raise TypeError(f"model must be None, a model name/folder or a CausalLM, got {type(self.model).__name__}")
 
     def _inference_model(self, merged: Any, dtype: str) -> Any:
@@ -216,14 +219,14 @@ class LLMImputer(BaseImputer):
         Measured on this CPU: the model object that went through training ran inference 1.5-2x slower than a fresh
         one holding the very same weights, so the weights are copied into a new model.
         """
-        import torch
+        from recllm.llm.precision import torch_dtype
 
         if self.model is None or isinstance(self.model, str):
             from recllm.llm.backbone import load_causal_lm
 
             fresh = load_causal_lm(self.model, device=self.device, dtype=dtype).model
         else:
-            fresh = copy.deepcopy(self.model.model).to(getattr(torch, dtype))
+            fresh = copy.deepcopy(self.model.model).to(torch_dtype(dtype))
         fresh.load_state_dict(merged.state_dict())
         del merged
         return fresh.eval()
@@ -289,7 +292,7 @@ class LLMImputer(BaseImputer):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, frame: pd.DataFrame) -> None:
-        from recllm.llm.backbone import resolve_dtype
+        from recllm.llm.precision import resolve_dtype
         from recllm.llm.sft import sft_train
         from recllm.utils import cache_dir
 
@@ -314,7 +317,7 @@ class LLMImputer(BaseImputer):
         output_dir = None
         if self.cache_ is not None:
             key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint,
-                                  examples=hashed, sft=config, lora=lora)
+                                  examples=hashed, sft=dataclasses.replace(config, show_progress=False), lora=lora)
             output_dir = cache_dir("impute", "adapters") / key[:32]
         reused = output_dir is not None and _finished(output_dir)
         tuned = sft_train(lm, examples, config, lora, output_dir=output_dir)

@@ -40,7 +40,6 @@ CATALOGUE_NEGATIVES = 256
 SPLITS = ("loo", "temporal", "cold_start")
 KS = (10, 50, 200)
 # Architecture and optimiser shared by every sequence model here (and handed to RecBole's SASRec).
-CONTENT_DTYPE = "float32"  # the frozen encoder's dtype in the benchmark, whatever the CPU
 SEQ_SETTINGS = {"dim": 64, "n_layers": 2, "n_heads": 2, "max_len": 50, "dropout": 0.2, "lr": 1e-3}
 
 
@@ -214,14 +213,15 @@ def load_dataset(name: str) -> Any:
 def content_for(dataset: Any, show_progress: bool) -> tuple[np.ndarray, float]:
     """Raw SmolLM2 content embeddings of the catalogue (cached on disk) and the seconds it took.
 
-    Computed in float32 on every machine (not "auto"), so stored runs from a CPU with native bfloat16 and one
-    without see the same embeddings.
+    Computed in ``recllm.llm``'s reproducible precision on every machine (not "auto"), so stored runs from a CPU
+    with native bfloat16 and one without see the same embeddings.
     """
     from recllm.learn.encoder import EMPTY_TEXT, ContentConfig, raw_item_embeddings
+    from recllm.llm.precision import REPRODUCIBLE_DTYPE
 
     start = time.perf_counter()
     texts = [t if t.strip() else EMPTY_TEXT for t in dataset.item_texts()]
-    emb = raw_item_embeddings(texts, ContentConfig(dtype=CONTENT_DTYPE))
+    emb = raw_item_embeddings(texts, ContentConfig(dtype=REPRODUCIBLE_DTYPE))
     return emb, time.perf_counter() - start
 
 
@@ -291,8 +291,11 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                         if split is None:
                             split = make_split(dataset, split_name, seed=seed)
                         if content is None:
+                            from recllm.llm.precision import REPRODUCIBLE_DTYPE
+
                             content, seconds = content_for(dataset, show_progress)
-                            notes.append(f"{name}: content embeddings {content.shape} ({CONTENT_DTYPE}) in "
+                            notes.append(f"{name}: content embeddings {content.shape} ({REPRODUCIBLE_DTYPE} on every "
+                                         f"machine) in "
                                          f"{seconds:.1f} s (cached on disk after the first run)")
                         res, how = run_one(spec, split, seed, epochs, content, key), "fitted"
                     results.append(res)

@@ -35,7 +35,7 @@ class ContentConfig:
     kind: str = "auto"  # "causal", "sentence" or "auto" (from the alias; HF ids default to causal)
     max_length: int = 128
     batch_size: int = 32
-    dtype: str = "auto"  # causal LMs: "float32", "bfloat16" or "auto" (bfloat16 with AMX, AVX512-BF16 or CUDA)
+    dtype: str = "auto"  # causal LMs' precision: "auto" is the machine's (recllm.llm.precision) or a named one
     whiten: str = "whiten"
     whiten_dim: int | None = 256
     device: str = "auto"
@@ -47,6 +47,9 @@ class ContentConfig:
             raise ValueError(f"ContentConfig.kind must be 'auto', 'causal' or 'sentence', got {self.kind!r}")
         if self.max_length < 1 or self.batch_size < 1:
             raise ValueError("ContentConfig.max_length and batch_size must be positive")
+        from recllm.llm.precision import check_dtype
+
+        check_dtype(self.dtype, "ContentConfig.dtype")
         if self.whiten not in WHITEN_MODES:
             raise ValueError(f"ContentConfig.whiten must be one of {WHITEN_MODES}, got {self.whiten!r}")
         if self.whiten_dim is not None and self.whiten_dim < 1:
@@ -64,7 +67,7 @@ def load_content_model(config: ContentConfig) -> Any:
 
     name = None if config.model.lower() in ALIASES else config.model
     if config.resolved_kind() == "sentence":
-        return load_text_encoder(name, device=config.device)
+        return load_text_encoder(name, device=config.device, dtype=config.dtype)
     return load_causal_lm(name, device=config.device, dtype=config.dtype)
 
 

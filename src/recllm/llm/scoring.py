@@ -8,6 +8,7 @@ ids, so they see identical tokens and agree to float rounding (``shared_prefix=F
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -18,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recllm.llm.backbone import CausalLM
+from recllm.llm.precision import resolve_dtype, torch_dtype
 
 # Cap on the logits plus KV-cache elements held per forward, so a big batch x long continuation x large vocabulary
 # (or a large model's KV cache expanded over the batch) fits memory; batches are split below it. Raise on big GPUs.
@@ -47,6 +49,51 @@ def _kv_elements_per_token(model: torch.nn.Module) -> int:
         return int(2 * cfg.num_hidden_layers * kv_heads * head_dim)
     except (AttributeError, TypeError, ZeroDivisionError):
         return 0
+
+
+class _PreciseAnswerHead(torch.nn.Module):
+    """Output layer for half-precision scoring: every logit from the fast half-precision product (returned as
+    float32), and the answer tokens' logits recomputed in float32.
+
+    A Yes/No scorer only uses the *difference* of the answer logits (softmax over them), and the log-softmax
+    normaliser cancels in it, so the result is what a float32 output layer gives, at half-precision cost.
+    """
+
+    def __init__(self, head: torch.nn.Module, token_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.head = head
+        self.register_buffer("ids", torch.tensor(list(token_ids), dtype=torch.long), persistent=False)
+        self.register_buffer("rows", head.weight.detach()[self.ids].float().clone(), persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:  # callers read the vocabulary size from it
+        return self.head.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden).float()
+        logits[..., self.ids] = torch.nn.functional.linear(hidden.float(), self.rows)
+        return logits
+
+
+def scoring_lm(lm: CausalLM, dtype: str = "auto", answer_ids: Sequence[int] = ()) -> CausalLM:
+    """The model to score answer tokens with, in precision ``dtype`` ("auto": the machine's policy,
+    :mod:`recllm.llm.precision`): ``lm`` itself when it is float32 already; else a copy in that precision whose
+    ``answer_ids`` logits are computed in float32 (the caller's model is left alone).
+
+    bfloat16 logits have ~3 significant digits, so P(Yes) of a user's 21 candidates collapses onto a handful of
+    values and ties decide the ranks; float32 answer logits from bfloat16 hidden states keep them distinct.
+    """
+    dtype = resolve_dtype(dtype, lm.device or "cpu")
+    if dtype == "float32" and lm.dtype == "float32":
+        return lm
+    if dtype != "float32" and not answer_ids:
+        raise ValueError(f"{dtype} scoring needs the answer token ids whose logits are kept in float32")
+    model = copy.deepcopy(lm.model).to(torch_dtype(dtype)).eval()
+    if dtype == "float32":
+        return dataclasses.replace(lm, model=model, dtype="float32")
+    base = _base(model)
+    base.set_output_embeddings(_PreciseAnswerHead(base.get_output_embeddings(), answer_ids))
+    return dataclasses.replace(lm, model=model, dtype=f"{dtype}+float32-answers")
 
 
 def _sub_batches(lengths: Sequence[int], batch_size: int, row_cost: Callable[[int], int]) -> list[list[int]]:

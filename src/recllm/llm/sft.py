@@ -36,6 +36,7 @@ from recllm.llm.checkpoints import (OPTIMIZER_FILE as _OPTIM, RNG_FILE as _RNG, 
                                     load_lora_weights as _load_lora_weights, run_config as _run_config,
                                     save_adapter_dir as _save_adapter_dir, save_checkpoint as _save_checkpoint,
                                     set_rng_state as _set_rng_state)
+from recllm.llm.precision import use_bf16_autocast
 from recllm.utils import resolve_device, seed_everything, write_json_atomic
 
 __all__ = ["LoRAConfig", "SFTConfig", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples", "collate", "answer_nll"]
@@ -78,8 +79,8 @@ class LoRAConfig:
 class SFTConfig:
     """Training schedule. Steps are optimizer steps (``batch_size * grad_accum`` examples each).
 
-    ``bf16``: True, False or "auto" (bfloat16 autocast on CUDA or on a CPU with AMX or AVX512-BF16; master weights
-    stay float32).
+    ``bf16``: True, False or "auto" (bfloat16 autocast where :mod:`recllm.llm.precision` picks bfloat16 for the
+    device; master weights stay float32).
     ``checkpoint_every``: steps between checkpoints (0: only at epoch ends); ``keep_checkpoints`` newest are kept.
     ``append_eos``: learn an end-of-text token after each answer (generation needs it to stop; a classifier read
     at the answer position, such as a Yes/No ranker, does not, and then the loss is on the answer alone).
@@ -297,16 +298,6 @@ def _end_epoch(state: _State, epoch: int, eval_fn: Callable[[CausalLM, int], flo
     return record
 
 
-def _use_bf16(flag: bool | str, device: str) -> bool:
-    if flag != "auto":
-        return bool(flag)
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    from recllm.llm.hardware import has_bf16_matmul
-
-    return has_bf16_matmul()
-
-
 @contextlib.contextmanager
 def _quiet_peft() -> Iterator[None]:
     """peft calls a transformers API deprecated in v5: nothing a user can act on, so keep it out of their logs."""
@@ -349,7 +340,7 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
                     stats["prompts_truncated"], stats["answers_truncated"], config.max_length)
     out = Path(output_dir) if output_dir is not None else None
     device = resolve_device(lm.device) if lm.device else "cpu"
-    bf16 = _use_bf16(config.bf16, device)
+    bf16 = use_bf16_autocast(config.bf16, device)
     run_config = _run_config(lm, examples, config, lora)
     run_config["resolved"] = {"device": device, "bf16": bf16, "torch_threads": torch.get_num_threads()}
     if out is not None:

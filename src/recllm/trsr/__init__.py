@@ -2,11 +2,11 @@
 LoRA-fine-tuned Yes/No LLM ranker scored by P(Yes).
 
     from recllm.data import load, leave_one_out
-    from recllm.llm import load_causal_lm
+    from recllm.llm import load_causal_lm, load_trainable_lm
     from recllm.trsr import TRSR, TRSRConfig
 
     split = leave_one_out(load("ml-latest-small"))
-    model = TRSR(load_causal_lm(dtype="auto"), load_causal_lm(), TRSRConfig()).fit(split)
+    model = TRSR(load_causal_lm(), load_trainable_lm(), TRSRConfig()).fit(split)  # summarizer, ranker
     p_yes = model.rank(histories, candidate_item_lists)
 """
 

@@ -22,8 +22,10 @@ import numpy as np
 from recllm.data import Split, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
 from recllm.eval.run_store import RunStore
-from recllm.llm import CausalLM, load_causal_lm
+from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, load_trainable_lm,
+                        resolve_dtype)
 from recllm.llm.cache import DiskCache
+from recllm.llm.precision import check_dtype
 from recllm.llm.sft import LoRAConfig, SFTConfig
 from recllm.models import MODELS
 from recllm.models.base import Recommender
@@ -149,7 +151,7 @@ def _method_row(method: str, result, seed: int, extra: dict | None = None) -> di
 
 
 def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, fine_tune: bool = True,
-                      guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "bfloat16",
+                      guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "auto",
                       lr: float = BENCH_LR, show_progress: bool = False) -> TRSRConfig:
     """The benchmark's TRSR configuration for one summary mode, data set and seed (the demo uses it too)."""
     return TRSRConfig(
@@ -186,7 +188,7 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
 
 
 def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
-                score_dtype: str = "bfloat16", lr: float = BENCH_LR, show_progress: bool = False,
+                score_dtype: str = "auto", lr: float = BENCH_LR, show_progress: bool = False,
                 log: Any = print, first_position: int = 0) -> dict:
     """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples.
 
@@ -249,8 +251,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         return scores
 
     def fitted(label: str, config: TRSRConfig) -> TRSR:
-        # LoRA trains float32 master weights (bfloat16 autocast); scoring uses RankerConfig.score_dtype
-        ranker_lm = load_causal_lm(summarizer_lm.name, dtype="float32") if config.fine_tune else summarizer_lm
+        # LoRA trains in the training precision (with autocast where it is fast); scoring uses score_dtype
+        ranker_lm = load_trainable_lm(summarizer_lm.name) if config.fine_tune else summarizer_lm
         model = TRSR(summarizer_lm, ranker_lm, config, cache=cache,
                      output_dir=_run_dir(spec, label, config, sizes, test.users), show_progress=show_progress)
         return model.fit(split, valid=valid, prefer_users=test.users)
@@ -386,12 +388,13 @@ def _from_json(stored: Any) -> dict | None:
 
 
 def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[str] | None = None,
-                  seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "bfloat16",
+                  seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "auto",
                   lr: float = BENCH_LR, model_name: str | None = None) -> int:
     """Run every data set, write the report (``docs/results/trsr.md``; quick mode: ``trsr-quick.md``)."""
     from recllm.eval.report import write_report
     from recllm.trsr.report import render
 
+    check_dtype(score_dtype, "score_dtype")
     sizes = QUICK if quick else FULL
     if seeds:
         sizes = dataclasses.replace(sizes, seeds=tuple(seeds))
@@ -410,6 +413,7 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
         notes.append("SASRec is not registered in recllm.models: item-kNN stands in for it.")
     started = time.perf_counter()
     summarizer = load_causal_lm(model_name, dtype="auto")
+    scoring = describe_precision(score_dtype, summarizer.device)  # what score_dtype means on this machine
     cache = DiskCache()
     path = out or str(Path(__file__).resolve().parents[3] / "docs" / "results" /
                       ("trsr-quick.md" if quick else "trsr.md"))
@@ -420,7 +424,8 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
             # one part per (data set, seed), stored as soon as it is done; the key says what the part computes
             key = DiskCache.key(task="bench-trsr", version=STORE_VERSION, dataset=dataclasses.asdict(spec),
                                 shape=_shape(sizes), seed=seed, primary=position == 0,
-                                hardened=position < sizes.mitigation_seeds, lr=lr, score_dtype=score_dtype,
+                                hardened=position < sizes.mitigation_seeds, lr=lr,
+                                score_dtype=resolve_dtype(score_dtype, summarizer.device),
                                 model=summarizer.fingerprint)
             part = _from_json(store.get(key))
             if part is None:
@@ -438,15 +443,15 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
     results = [merge_parts(parts[spec.name]) for spec in specs]
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
-    notes.append(f"LoRA training on float32 master weights (bfloat16 autocast where the CPU has AMX or AVX512-BF16); scoring in "
-                 f"{score_dtype}" + (" with the Yes/No logits computed in float32 (bfloat16 logits tie)"
-                                     if score_dtype == "bfloat16" else ""))
+    notes.append(f"precision: summaries in {describe_precision('auto', summarizer.device)}; ranker scoring in "
+                 f"{scoring} (a half precision keeps the Yes/No logits in full precision: half-precision logits "
+                 f"tie); LoRA training: {describe_training_precision('auto', summarizer.device)}")
     body = render(results, sizes, summarizer.name, notes, quick, lr)
     command = ("recllm bench trsr" + (" --quick" if quick else "")
                + (f" --seeds {' '.join(map(str, seeds))}" if seeds else "")
                + (f" --lr {lr:g}" if lr != BENCH_LR else "")
                + (f" --datasets {' '.join(datasets)}" if datasets else "")
-               + (f" --score-dtype {score_dtype}" if score_dtype != "bfloat16" else ""))
+               + (f" --score-dtype {score_dtype}" if score_dtype != "auto" else ""))
     files = [f for r in results for f in r["data_files"]]
     write_report(path, "LLM-TRSR: summaries + LoRA Yes/No ranker vs baselines", command, files, body,
                  seeds=list(sizes.seeds))

@@ -122,7 +122,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
                       inject_fraction=args.inject_fraction)
     _threads(args.threads)
-    from recllm.llm import load_causal_lm
+    from recllm.llm import load_causal_lm, load_trainable_lm
     from recllm.llm.cache import DiskCache
     from recllm.trsr.bench import fixed_candidates, subset_rows
     from recllm.trsr.pipeline import TRSR
@@ -134,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     summarizer = load_causal_lm(args.model, dtype="auto")
     mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)  # a rerun resumes in this folder
-    model = TRSR(summarizer, load_causal_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
+    model = TRSR(summarizer, load_trainable_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
                  show_progress=not args.quiet).fit(split, valid=valid)
     write_json_atomic(out / "trsr_config.json", {"data": args.data, "model": args.model, "config": cfg.to_dict()})
     print(f"trained on {model.n_train_pairs_} pairs in {time.perf_counter() - start:.0f} s; validation "
@@ -220,8 +220,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--out", default=None, help="report path (default docs/results/trsr.md, quick: trsr-quick.md)")
     b.add_argument("--datasets", nargs="*", default=None, help="subset of the benchmark data sets")
     b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
-    b.add_argument("--score-dtype", default="bfloat16", choices=("float32", "bfloat16"),
-                   help="ranker scoring precision (bfloat16 keeps a float32 output layer)")
+    b.add_argument("--score-dtype", default="auto",
+                   help="ranker scoring precision: auto (the machine's, as `recllm llm check` prints) or a named one "
+                   "(a wrong name lists the choices); a half precision keeps the answer logits in full precision")
     b.add_argument("--lr", type=positive_float, default=1e-3, help="LoRA learning rate (the paper's is 1e-4, over far more "
                    "steps than this benchmark affords)")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")

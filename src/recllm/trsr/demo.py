@@ -33,7 +33,7 @@ def demo_section(seed: int = 0, show_progress: bool = True, n_users: int = 16, m
     split = leave_one_out(dataset)
     test = subset_rows(fixed_candidates(split, "test", seed=seed)[0], n_users, seed)
     lm = model if model is not None else load_causal_lm(dtype="auto")
-    config = bench_trsr_config("hierarchical", FULL, spec, seed, fine_tune=False, score_dtype="bfloat16")
+    config = bench_trsr_config("hierarchical", FULL, spec, seed, fine_tune=False)
     trsr = TRSR(lm, lm, config, cache=DiskCache(), show_progress=show_progress).fit(split)
     summaries = trsr.summarize(test.histories)
     scores = trsr.rank(test.histories, list(test.candidates))

@@ -9,25 +9,22 @@ candidate (``recllm.llm.scoring``), which is what makes ranking 21 or 50 candida
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from recllm.llm.backbone import CausalLM, chat_prompt
 from recllm.llm.cache import DiskCache
+from recllm.llm.precision import check_dtype
+from recllm.llm.scoring import scoring_lm
 from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 from recllm.trsr import prompts
 
 __all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "answer_token_ids", "target_ranks_of",
-           "scoring_lm", "SCORE_DTYPES"]
-
-SCORE_DTYPES = ("float32", "bfloat16")
+           "scoring_lm"]
 
 _MARK = "\x00CANDIDATE\x00"
 
@@ -39,8 +36,9 @@ class RankerConfig:
     ``n_recent`` most recent items are listed after the summary (the paper found 3 best); ``guarded`` quotes item
     text and tells the model to ignore instructions inside it; ``answers`` are the positive and negative answer
     strings (each must be one token); ``shared_prefix`` reuses each user's prefix KV cache across candidates.
-    ``score_dtype="bfloat16"`` scores with a bfloat16 copy of the model whose answer logits are computed in float32
-    (:func:`scoring_lm`): about 2-3x faster on CPUs with AMX, without the ties that bfloat16 logits cause.
+    ``score_dtype`` is the scoring precision, "auto" by default (:mod:`recllm.llm.precision`); a half precision
+    scores with a copy of the model whose answer logits are computed in full precision (:func:`scoring_lm`): about
+    2-3x faster on CPUs with AMX, without the ties that half-precision logits cause.
     """
 
     n_recent: int = 3
@@ -48,7 +46,7 @@ class RankerConfig:
     answers: tuple[str, str] = ("Yes", "No")
     shared_prefix: bool = True
     score_batch_size: int = 64
-    score_dtype: str = "float32"
+    score_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_recent, int) or isinstance(self.n_recent, bool) or self.n_recent < 0:
@@ -58,8 +56,7 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.answers must be two different non-empty strings, got {self.answers!r}")
         if not isinstance(self.score_batch_size, int) or self.score_batch_size < 1:
             raise ValueError(f"RankerConfig.score_batch_size must be a positive integer, got {self.score_batch_size!r}")
-        if self.score_dtype not in SCORE_DTYPES:
-            raise ValueError(f"RankerConfig.score_dtype must be one of {SCORE_DTYPES}, got {self.score_dtype!r}")
+        check_dtype(self.score_dtype, "RankerConfig.score_dtype")
 
 
 @dataclass(frozen=True)
@@ -93,51 +90,6 @@ def answer_token_ids(lm: CausalLM, config: RankerConfig) -> list[int]:
                              "(RankerConfig.answers)")
         ids.append(int(toks[0]))
     return ids
-
-
-class _PreciseAnswerHead(torch.nn.Module):
-    """Output layer for bfloat16 scoring: every logit from the fast bfloat16 product (returned as float32), and the
-    answer tokens' logits recomputed in float32.
-
-    The ranker only uses the *difference* of the Yes and No logits (softmax over the two), and the log-softmax
-    normaliser cancels in it, so the result is what a float32 output layer gives, at bfloat16 cost.
-    """
-
-    def __init__(self, head: torch.nn.Module, token_ids: Sequence[int]) -> None:
-        super().__init__()
-        self.head = head
-        self.register_buffer("ids", torch.tensor(list(token_ids), dtype=torch.long), persistent=False)
-        self.register_buffer("rows", head.weight.detach()[self.ids].float().clone(), persistent=False)
-
-    @property
-    def weight(self) -> torch.Tensor:  # callers read the vocabulary size from it
-        return self.head.weight
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.head(hidden).float()
-        logits[..., self.ids] = torch.nn.functional.linear(hidden.float(), self.rows)
-        return logits
-
-
-def scoring_lm(lm: CausalLM, dtype: str = "float32", answer_ids: Sequence[int] = ()) -> CausalLM:
-    """The model to score with: ``lm`` itself for float32; for bfloat16 a copy cast to bfloat16 whose
-    ``answer_ids`` logits are computed in float32.
-
-    bfloat16 logits have ~3 significant digits, so P(Yes) of a user's 21 candidates collapses onto a handful of
-    values and ties decide the ranks; float32 answer logits from bfloat16 hidden states keep them distinct.
-    """
-    if dtype not in SCORE_DTYPES:
-        raise ValueError(f"score dtype must be one of {SCORE_DTYPES}, got {dtype!r}")
-    if dtype == "float32" and lm.dtype == "float32":
-        return lm
-    model = copy.deepcopy(lm.model).to(torch.float32 if dtype == "float32" else torch.bfloat16).eval()
-    if dtype == "float32":
-        return dataclasses.replace(lm, model=model, dtype="float32")
-    if not answer_ids:
-        raise ValueError("bfloat16 scoring needs the answer token ids whose logits are kept in float32")
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.set_output_embeddings(_PreciseAnswerHead(base.get_output_embeddings(), answer_ids))
-    return dataclasses.replace(lm, model=model, dtype="bfloat16+float32-answers")
 
 
 def _training_record(folder: Path) -> tuple[float, dict[int, float]]:
@@ -258,8 +210,8 @@ class LLMRanker:
               ) -> list[np.ndarray]:
         """P(Yes) for every candidate text of every query (one array per query, in candidate order).
 
-        ``reference=True`` scores with the model as trained (``trained_lm_``, float32) instead of the scoring copy,
-        to measure what ``score_dtype="bfloat16"`` changes.
+        ``reference=True`` scores with the model as trained (``trained_lm_``) instead of the scoring copy, to measure
+        what a half-precision ``score_dtype`` changes.
         """
         if not hasattr(self, "lm_"):
             raise RuntimeError("LLMRanker is not fitted: call fit(...) first (fine_tune=False for zero-shot)")

@@ -149,7 +149,7 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         "Yes/No LLM ranker, against ID baselines on the same fixed candidates."
         + (" **Quick mode** (tiny sizes, for development only)." if quick else ""),
         "",
-        f"- model: {model_name} for both summarising (bfloat16) and ranking (LoRA r=8, alpha 16, dropout 0.05 on "
+        f"- model: {model_name} for both summarising and ranking (LoRA r=8, alpha 16, dropout 0.05 on "
         f"q/k/v/o, lr {lr:g}, {sz['epochs']} epoch(s), batch 8; epoch chosen by validation R@3+R@5+R@10)"
         + ("" if lr == 1e-4 else "; the paper's lr is 1e-4 over ~780 optimizer steps, this run has a few dozen, "
            "where 1e-4 hardly moves the adapter (`--lr 1e-4` runs the paper's value)"),
