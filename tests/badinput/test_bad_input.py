@@ -179,6 +179,7 @@ CASES = [
     (["llm", "check", "--max-new-tokens", "-1"], None, 2, "argument --max-new-tokens", False, ()),
     (["llm", "check", "--threads", "-2"], None, 2, "argument --threads", False, ()),
     (["llm", "check", "--dtype", "float64"], None, 2, "float64", False, ()),
+    (["demo", "--sections", "learn,magic"], None, 2, "unknown demo section(s) ['magic']", False, ()),
     # ------------------------------------------------------------------------------------------------ bench
     (["bench", "learn", "--out", "notes.md"], _write("notes.md", "# my notes\n"), 2, "--overwrite", False, ()),
     (["bench", "learn", "--out", "report.txt"], None, 2, ".md", False, ()),
@@ -191,9 +192,9 @@ CASES = [
 
 def _command(argv: list[str]) -> str:
     """The command named in the message: the (sub)command whose parser or handler reports the error."""
-    if not argv or argv[0] not in ("data", "impute", "learn", "trsr", "llm", "bench"):
+    if not argv or argv[0] not in ("data", "impute", "learn", "trsr", "llm", "bench", "demo"):
         return "recllm"
-    if argv[0] == "impute" or len(argv) == 1:
+    if argv[0] in ("impute", "demo") or len(argv) == 1:
         return f"recllm {argv[0]}"
     return f"recllm {argv[0]} {argv[1]}"
 
