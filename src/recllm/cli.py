@@ -24,7 +24,7 @@ from recllm.cli_args import check_dataset, non_negative_int, positive_int
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
 # ``subparsers`` and its benchmark to ``bench`` (the ``recllm bench`` group); handlers are set with
 # ``parser.set_defaults(func=callable(args) -> int)``.
-PLUGINS: tuple[str, ...] = ("recllm.impute.cli", "recllm.learn.cli", "recllm.trsr.cli", "recllm.serve.cli")
+PLUGINS: tuple[str, ...] = ("recllm.impute.cli", "recllm.learn.cli", "recllm.trsr.cli")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -64,14 +64,14 @@ def _data_prepare(args: argparse.Namespace) -> int:
 def _llm_check(args: argparse.Namespace) -> int:
     import torch
 
-    from recllm.llm import chat_prompt, generate, load_causal_lm, load_text_encoder
-    from recllm.llm.hardware import has_amx, has_bf16_matmul
+    from recllm.llm import chat_prompt, describe_precision, generate, load_causal_lm, load_text_encoder
 
     torch.set_num_threads(args.threads) if args.threads else None
+    print(f"precision: {describe_precision(args.dtype)}", flush=True)
     start = time.perf_counter()
     lm = load_causal_lm(args.model, dtype=args.dtype)
     print(f"loaded {lm.name} on {lm.device} ({lm.dtype}) in {time.perf_counter() - start:.1f} s; "
-          f"AMX: {has_amx()}; bf16 matmul: {has_bf16_matmul()}; threads: {torch.get_num_threads()}")
+          f"threads: {torch.get_num_threads()}")
     prompts = [chat_prompt(lm, "In one sentence, why do people rewatch their favourite films?")] * args.batch
     start = time.perf_counter()
     texts = generate(lm, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch, show_progress=False)
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     llm = sub.add_parser("llm", help="language-model utilities").add_subparsers(dest="llm", required=True)
     check = llm.add_parser("check", help="load the bundled models, print one generation and the throughput")
     check.add_argument("--model", default=None, help="HF id or folder (default: bundled SmolLM2-135M-Instruct)")
-    check.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    check.add_argument("--dtype", default="auto", help="model precision: auto (default: the machine's policy, printed "
+                       "first) or a named one (a wrong name lists the choices)")
     check.add_argument("--batch", type=positive_int, default=8)
     check.add_argument("--max-new-tokens", type=positive_int, default=32)
     check.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
