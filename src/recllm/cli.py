@@ -24,7 +24,7 @@ from recllm.cli_args import check_dataset, non_negative_int, positive_int
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
 # ``subparsers`` and its benchmark to ``bench`` (the ``recllm bench`` group); handlers are set with
 # ``parser.set_defaults(func=callable(args) -> int)``.
-PLUGINS: tuple[str, ...] = ("recllm.impute.cli", "recllm.learn.cli", "recllm.trsr.cli")
+PLUGINS: tuple[str, ...] = ("recllm.impute.cli", "recllm.learn.cli", "recllm.trsr.cli", "recllm.serve.cli")
 
 
 # ---------------------------------------------------------------------------------------------- data

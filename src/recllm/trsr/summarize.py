@@ -25,7 +25,7 @@ from recllm.llm.cache import DiskCache
 from recllm.trsr import prompts
 from recllm.trsr.segment import SegmentConfig, segment_history
 
-__all__ = ["MODES", "SummarizerConfig", "Summaries", "summarize_histories"]
+__all__ = ["MODES", "SummarizerConfig", "Summaries", "recurrent_update", "summarize_histories"]
 
 MODES = ("hierarchical", "recurrent", "none")
 
@@ -188,3 +188,15 @@ def _recurrent(run: _CachedGenerator, blocks: list[list[list[str]]], guarded: bo
             steps[u].append(text)
     texts: list[str | None] = [s[-1] if s else "" for s in steps]
     return texts, steps
+
+
+def recurrent_update(lm: CausalLM, previous: str, block_texts: Sequence[str],
+                     config: SummarizerConfig = SummarizerConfig(), cache: DiskCache | None = None) -> str:
+    """One step of the recurrent summariser: the summary after ``block_texts`` given the ``previous`` one (the
+    first block's summary when ``previous`` is empty). Same prompts and cache keys as :func:`summarize_histories`,
+    so a service can keep a summary current block by block without summarising the whole history again."""
+    run = _CachedGenerator(lm, config, cache, show_progress=False)
+    texts = list(block_texts)
+    message = (prompts.recurrent_message(previous, texts, config.guarded) if previous.strip()
+               else prompts.block_summary_message(texts, config.guarded))
+    return run([message], "recurrent step")[0]

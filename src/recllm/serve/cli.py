@@ -1,0 +1,174 @@
+"""``recllm serve``: the real-time service over a LEARN run (and optionally a TRSR run and an imputer).
+
+    recllm serve --learn runs/learn-ml100k [--trsr runs/trsr-ml100k] [--imputer mean:users.csv]
+                 [--db sqlite:///serve.db] [--host 127.0.0.1 --port 8000] [--token T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from recllm.cli_args import non_negative_int, positive_int
+from recllm.errors import UserInputError
+
+__all__ = ["register_cli", "load_service"]
+
+DB_NAME = "serve.db"
+
+
+def _need_extra() -> None:
+    missing = []
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise UserInputError(f"recllm serve needs {', '.join(missing)}, which is not installed", "recllm serve",
+                             "pip install 'recllm[serve]'")
+
+
+def _catalogue_texts(name: str, item_ids: list[str], columns: tuple[str, ...] | None = None) -> list[str] | None:
+    """The catalogue's item texts from the data set the artifact was trained on (``None`` when it is not at hand)."""
+    from recllm.data import DATASETS, data_root, load
+
+    known = name in DATASETS or name.startswith("amazon2018-")
+    if not known or not data_root(name).is_dir():
+        return None
+    dataset = load(name, download=False, show_progress=False)
+    if [str(i) for i in dataset.items["item_id"]] != item_ids:
+        warnings.warn(f"data set {name!r} lists other items than the artifact; item texts are not shown")
+        return None
+    return dataset.item_texts(columns) if columns is not None else dataset.item_texts()
+
+
+def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str | None = None,
+                 db: str | None = None, token: str = "", encoder: bool = True, quiet: bool = True) -> Any:
+    """Load the models and the store, restore the state, and build the app (see :func:`recllm.serve.app.
+    create_app`); the times of each load are exported in /metrics."""
+    from recllm.learn import load as load_learn
+    from recllm.serve.app import create_app, restore
+    from recllm.serve.metrics import ServeMetrics
+    from recllm.serve.page import PAGE
+    from recllm.serve.state import ServeState, make_content_encoder
+    from recllm.serve.storage import open_store
+
+    seconds: dict[str, float] = {}
+    began = time.perf_counter()
+    retriever = load_learn(learn)
+    seconds["learn"] = time.perf_counter() - began
+    meta = json.loads((Path(learn) / "config.json").read_text(encoding="utf-8"))
+    content_encoder = None
+    if encoder and retriever.model.config.item_input != "id":
+        began = time.perf_counter()
+        content_encoder, name = make_content_encoder(retriever.model.config.content)
+        seconds[f"content-encoder:{name}"] = time.perf_counter() - began
+    texts = _catalogue_texts(meta.get("dataset", ""), retriever.item_ids)
+    state = ServeState(retriever, content_encoder, texts)
+    store = open_store(db, Path(learn) / DB_NAME)
+    began = time.perf_counter()
+    restore(state, store)
+    seconds["restore"] = time.perf_counter() - began
+    reranker = summaries = None
+    if trsr is not None:
+        reranker, summaries = _load_trsr(trsr, meta.get("dataset", ""), retriever.item_ids, state, store, seconds)
+    served_imputer = None
+    if imputer is not None:
+        from recllm.serve.impute import TableImputer
+
+        began = time.perf_counter()
+        served_imputer = TableImputer.from_spec(imputer)
+        seconds[f"imputer:{served_imputer.method}"] = time.perf_counter() - began
+    return create_app(state, store, token, reranker=reranker, summaries=summaries, imputer=served_imputer,
+                      metrics=ServeMetrics(), load_seconds=seconds, page=PAGE)
+
+
+def _load_trsr(folder: str | Path, dataset: str, item_ids: list[str], state: Any, store: Any,
+               seconds: dict[str, float]) -> tuple[Any, Any]:
+    from recllm.llm import load_causal_lm
+    from recllm.llm.sft import load_adapter
+    from recllm.serve.rerank import LLMReranker, SummaryKeeper
+    from recllm.trsr.run import read_run
+    from recllm.trsr.segment import render_item_texts
+
+    run = read_run(folder)
+    if run.data != dataset:
+        raise UserInputError(f"the TRSR run was trained on {run.data!r}, the LEARN run on {dataset!r}", "--trsr",
+                             "serve two runs of the same data set")
+    texts = _catalogue_texts(dataset, item_ids, run.config.item_text_columns)
+    if texts is None:
+        raise UserInputError(f"reranking needs the item texts of data set {dataset!r}, which is not at hand",
+                             "--trsr", f"run `recllm data prepare {dataset}` (or set RECLLM_DATA)")
+    began = time.perf_counter()
+    summarizer = load_causal_lm(run.model)
+    ranker_lm = load_adapter(load_causal_lm(run.model), run.adapter)
+    seconds["trsr"] = time.perf_counter() - began
+    if not run.config.ranker.guarded:
+        warnings.warn("the TRSR run was trained without --guarded; the service ranks with the guarded prompt, "
+                      "so serve a run trained with --guarded (and --inject-fraction) for the best ranking")
+    budget = run.config.summarizer.segment.item_tokens
+
+    @functools.lru_cache(maxsize=100_000)
+    def text(position: int) -> str:
+        raw = texts[position] if position < len(texts) else state.text(position)
+        return render_item_texts([raw], summarizer.tokenizer, budget)[0]
+
+    summaries = SummaryKeeper(summarizer, run.config.summarizer, store, state.history, text)
+    return LLMReranker(ranker_lm, run.config, summaries, text), summaries
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from recllm.cli_args import check_input_dir
+    from recllm.serve.auth import resolve_token
+
+    _need_extra()
+    token, generated = resolve_token(args.token, args.host)
+    check_input_dir(args.learn, "--learn", "LEARN run", needs="config.json",
+                    todo="give a folder written by `recllm learn train --out DIR`")
+    if args.trsr is not None:
+        check_input_dir(args.trsr, "--trsr", "TRSR run", needs="trsr_config.json",
+                        todo="give a folder written by `recllm trsr train --out DIR`")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    import uvicorn
+
+    app = load_service(args.learn, args.trsr, args.imputer, args.db, token, encoder=not args.no_encoder,
+                       quiet=args.quiet)
+    if generated:
+        print(f"recllm serve: write token (generated for this run): {token}", file=sys.stderr, flush=True)
+    print(f"recllm serve: listening on http://{args.host}:{args.port} (API docs at /docs)", file=sys.stderr,
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
+                limit_concurrency=args.max_connections, timeout_graceful_shutdown=5)
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm serve``."""
+    p = sub.add_parser("serve", help="a real-time recommendation service (HTTP, FastAPI) over trained runs")
+    p.add_argument("--learn", required=True, help="LEARN run folder (`recllm learn train --out DIR`)")
+    p.add_argument("--trsr", default=None, help="TRSR run folder: enables rerank=llm and user summaries")
+    p.add_argument("--imputer", default=None, help="METHOD:TABLE, e.g. mean:users.csv: POST /impute fills rows "
+                   "with METHOD (zero, mean, knn, mice) fitted on TABLE at start-up")
+    p.add_argument("--db", default=None, help=f"database URL (default: sqlite:///<--learn>/{DB_NAME}); "
+                   "sqlite:///relative.db or sqlite:////absolute.db")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (not loopback: needs --token)")
+    p.add_argument("--port", type=positive_int, default=8000)
+    p.add_argument("--token", default=None, help="bearer token of the write endpoints (default: $RECLLM_TOKEN; "
+                   "on loopback without one, a random token is generated and printed)")
+    p.add_argument("--no-encoder", action="store_true",
+                   help="do not load the content encoder (faster start; POST /items is refused)")
+    p.add_argument("--max-connections", type=positive_int, default=256,
+                   help="concurrent connections before the server answers 503")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quiet", action="store_true", help="warnings only in the server log")
+    p.set_defaults(func=_serve)

@@ -1,0 +1,228 @@
+"""Durable storage of the service: events (with idempotency keys), added items and users' summaries.
+
+One small interface, :class:`EventStore`, so that a server database can replace the embedded default by URL:
+``sqlite:///path/to/serve.db`` (the default, a file under the LEARN run folder) is :class:`SQLiteStore`; a
+``postgresql://`` URL names the place for a PostgreSQL implementation (docs/serve.md says what it must do).
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a write returns only after its transaction is on disk, so an
+event the service acknowledged survives a crash or a power cut. Idempotency keys are a ``UNIQUE`` column; a key
+seen before returns the stored event, never a second row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from recllm.errors import UserInputError
+
+__all__ = ["StoredEvent", "StoredItem", "StoredSummary", "EventStore", "SQLiteStore", "IdempotencyConflict",
+           "open_store"]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An acknowledged interaction; ``seq`` is its place in the order of acknowledgement (1, 2, ...)."""
+
+    seq: int
+    key: str
+    user: str
+    item: str
+    timestamp: float
+    received: float
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item added while serving: its text, raw content embedding (before whitening) and when it came."""
+
+    seq: int
+    item: str
+    text: str
+    fields: dict
+    vector: np.ndarray
+    received: float
+
+
+@dataclass(frozen=True)
+class StoredSummary:
+    """A user's LLM summary: ``covered`` history items went into it; ``version`` counts its updates."""
+
+    user: str
+    text: str
+    version: int
+    covered: int
+    updated: float
+
+
+class IdempotencyConflict(UserInputError):
+    """An idempotency key (or item id) reused with a different payload."""
+
+
+class EventStore(Protocol):
+    """What the service needs from a database; every write is durable when the call returns."""
+
+    def add_event(self, key: str, user: str, item: str, timestamp: float) -> tuple[StoredEvent, bool]:
+        """Store an event under ``key`` -> (the stored event, True if new). Same key, same payload: the original
+        event and False; same key, another payload: :class:`IdempotencyConflict`."""
+
+    def events(self) -> list[StoredEvent]:
+        """Every event, in acknowledgement order."""
+
+    def events_for_user(self, user: str) -> list[StoredEvent]:
+        """One user's events, in acknowledgement order."""
+
+    def add_item(self, item: str, text: str, fields: dict, vector: np.ndarray) -> tuple[StoredItem, bool]:
+        """Store an added item -> (stored, True if new); the same id with other text: IdempotencyConflict."""
+
+    def items(self) -> list[StoredItem]:
+        """Every added item, in the order they were added."""
+
+    def get_summary(self, user: str) -> StoredSummary | None: ...
+
+    def put_summary(self, summary: StoredSummary) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    received REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_user ON events (user_id, seq);
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    received REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    user_id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    covered INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+class SQLiteStore:
+    """:class:`EventStore` in one SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.parent.is_dir():
+            raise UserInputError("the database's folder does not exist", str(self.path.parent),
+                                 "create it, or give --db sqlite:///<existing folder>/serve.db")
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UserInputError(f"cannot open the database ({exc})", str(self.path),
+                                 "give --db a SQLite file written by `recllm serve`, or a new path") from None
+        self._lock = threading.Lock()
+
+    def _write(self, sql_select: str, select_args: tuple, sql_insert: str, insert_args: tuple) -> tuple[tuple, bool]:
+        """Look the key up and insert it if absent, in one immediate transaction -> (row, inserted)."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                row = cur.execute(sql_select, select_args).fetchone()
+                if row is None:
+                    cur.execute(sql_insert, insert_args)
+                    row = cur.execute(sql_select, select_args).fetchone()
+                    cur.execute("COMMIT")
+                    return row, True
+                cur.execute("COMMIT")
+                return row, False
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def add_event(self, key: str, user: str, item: str, timestamp: float) -> tuple[StoredEvent, bool]:
+        row, new = self._write("SELECT seq, key, user_id, item_id, ts, received FROM events WHERE key = ?", (key,),
+                               "INSERT INTO events (key, user_id, item_id, ts, received) VALUES (?, ?, ?, ?, ?)",
+                               (key, user, item, float(timestamp), time.time()))
+        event = StoredEvent(*row)
+        if not new and (event.user, event.item, event.timestamp) != (user, item, float(timestamp)):
+            raise IdempotencyConflict(f"idempotency key {key!r} was used for another event (user {event.user!r}, "
+                                      f"item {event.item!r})", "idempotency_key", "use a new key for a new event")
+        return event, new
+
+    def events(self) -> list[StoredEvent]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, key, user_id, item_id, ts, received FROM events ORDER BY seq")
+            return [StoredEvent(*r) for r in rows.fetchall()]
+
+    def events_for_user(self, user: str) -> list[StoredEvent]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, key, user_id, item_id, ts, received FROM events WHERE user_id = ? "
+                                    "ORDER BY seq", (user,))
+            return [StoredEvent(*r) for r in rows.fetchall()]
+
+    def add_item(self, item: str, text: str, fields: dict, vector: np.ndarray) -> tuple[StoredItem, bool]:
+        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        row, new = self._write("SELECT seq, item_id, text, fields, vector, received FROM items WHERE item_id = ?",
+                               (item,), "INSERT INTO items (item_id, text, fields, vector, received) "
+                               "VALUES (?, ?, ?, ?, ?)", (item, text, json.dumps(fields), blob, time.time()))
+        stored = _item(row)
+        if not new and stored.text != text:
+            raise IdempotencyConflict(f"item {item!r} was already added with another text", "id",
+                                      "give the new item its own id")
+        return stored, new
+
+    def items(self) -> list[StoredItem]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, item_id, text, fields, vector, received FROM items ORDER BY seq")
+            return [_item(r) for r in rows.fetchall()]
+
+    def get_summary(self, user: str) -> StoredSummary | None:
+        with self._lock:
+            row = self._db.execute("SELECT user_id, text, version, covered, updated FROM summaries WHERE user_id = ?",
+                                   (user,)).fetchone()
+        return StoredSummary(*row) if row else None
+
+    def put_summary(self, summary: StoredSummary) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO summaries (user_id, text, version, covered, updated) "
+                             "VALUES (?, ?, ?, ?, ?)", (summary.user, summary.text, summary.version, summary.covered,
+                                                        summary.updated))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _item(row: tuple) -> StoredItem:
+    seq, item, text, fields, blob, received = row
+    return StoredItem(seq, item, text, json.loads(fields), np.frombuffer(blob, dtype="<f4").astype(np.float32),
+                      received)
+
+
+def open_store(url: str | None, default: Path) -> EventStore:
+    """The store a ``--db`` URL names (``None``: SQLite at ``default``)."""
+    if url is None:
+        return SQLiteStore(default)
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///"):])  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db
+    if url.startswith(("postgresql://", "postgres://")):
+        raise UserInputError("PostgreSQL is not implemented in this version of recllm serve", "--db",
+                             "use sqlite:///<path> (docs/serve.md says what a PostgreSQL store must implement)")
+    raise UserInputError(f"unknown database URL {url!r}", "--db", "give sqlite:///<path to a .db file>")

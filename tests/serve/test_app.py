@@ -1,0 +1,212 @@
+"""The HTTP API on a tiny LEARN artifact: retrieval, new items, events, idempotency, auth, errors, metrics."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import AUTH, TOKEN
+
+from recllm.learn import load
+
+
+def _items(response):
+    assert response.status_code == 200, response.text
+    return [row["item"] for row in response.json()["items"]]
+
+
+def test_recommend_and_similar_match_the_artifact(client, artifact):
+    retriever = load(artifact)
+    assert _items(client.get("/recommend", params={"user": "u3", "k": 5})) == [i for i, _ in retriever.recommend("u3", 5)]
+    assert _items(client.get("/similar", params={"item": "i4", "k": 3})) == [i for i, _ in retriever.similar_items("i4", 3)]
+    body = client.get("/recommend", params={"user": "u3", "k": 5}).json()
+    assert body["history_length"] == len(retriever.history("u3"))
+    assert all(row["text"].startswith("title: episode") for row in body["items"])
+
+
+def test_new_item_is_retrievable_at_once_through_the_model_pipeline(client):
+    item = {"id": "new-5", "text": {"title": "episode 5 of a blue series, re-release"}}
+    assert client.post("/items", json=item).status_code == 401
+    response = client.post("/items", json=item, headers=AUTH)
+    assert response.status_code == 201, response.text
+    state = client.state
+    new, old = state.item_pos["new-5"], state.item_pos["i5"]
+    # same raw content as i5 -> same whitened content row and the same item-tower vector (no retraining)
+    np.testing.assert_allclose(state.vectors[new], state.vectors[old], atol=1e-5)
+    similar = client.get("/similar", params={"item": "i5", "k": 3}).json()["items"]
+    assert similar[0]["item"] == "new-5" and similar[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    # a user who has not seen i5 gets new-5 exactly where i5 stands
+    ranked = _items(client.get("/recommend", params={"user": "u3", "k": 30}))
+    if "i5" in ranked:
+        assert abs(ranked.index("new-5") - ranked.index("i5")) == 1
+    # posting it again is idempotent; another text under the same id, or a catalogue id, is a conflict
+    again = client.post("/items", json=item, headers=AUTH)
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert client.post("/items", json={"id": "new-5", "text": "episode 9"}, headers=AUTH).status_code == 409
+    assert client.post("/items", json={"id": "i3", "text": "episode 9"}, headers=AUTH).status_code == 409
+    assert state.n_items == 31
+    metrics = client.get("/metrics").text
+    assert "recllm_item_first_appearance_seconds_count 1.0" in metrics
+    assert "recllm_item_indexed_seconds_count 1.0" in metrics
+
+
+def test_events_change_the_next_recommendation_and_are_idempotent(client):
+    before = client.get("/recommend", params={"user": "u3", "k": 5}).json()
+    top = before["items"][0]["item"]
+    event = {"user": "u3", "item": top, "timestamp": 10_000, "idempotency_key": "k-1"}
+    first = client.post("/events", json=event, headers=AUTH)
+    assert first.status_code == 201, first.text
+    replay = client.post("/events", json=event, headers=AUTH)
+    assert replay.status_code == 200 and replay.json() == first.json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    after = client.get("/recommend", params={"user": "u3", "k": 5}).json()
+    assert after["history_length"] == before["history_length"] + 1
+    assert top not in [row["item"] for row in after["items"]]  # seen now, and the history moved on
+    assert len(client.store.events()) == 1
+    other = dict(event, item="i0")
+    conflict = client.post("/events", json=other, headers=AUTH)
+    assert conflict.status_code == 409 and "k-1" in conflict.json()["error"]
+    # a new user exists from their first event on
+    assert client.get("/recommend", params={"user": "newcomer"}).status_code == 404
+    assert client.post("/events", json={"user": "newcomer", "item": "i7", "timestamp": 1.5, "idempotency_key": "k-2"},
+                       headers=AUTH).status_code == 201
+    assert len(_items(client.get("/recommend", params={"user": "newcomer", "k": 4}))) == 4
+
+
+@pytest.mark.parametrize("method, path, kwargs, code", [
+    ("get", "/recommend", {"params": {"user": "u3", "k": "ten"}}, 422),
+    ("get", "/recommend", {"params": {"user": "u3", "k": 0}}, 422),
+    ("get", "/recommend", {"params": {"k": 3}}, 422),
+    ("get", "/recommend", {"params": {"user": "u3", "rerank": "magic"}}, 422),
+    ("get", "/recommend", {"params": {"user": "u3", "rerank": "llm"}}, 400),  # not started with --trsr
+    ("get", "/recommend", {"params": {"user": "nobody"}}, 404),
+    ("get", "/similar", {"params": {"item": "no-such-item"}}, 404),
+    ("get", "/users/u3/summary", {}, 404),
+    ("get", "/no/such/route", {}, 404),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"}}, 401),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"},
+                         "headers": {"Authorization": "Bearer wrong-token-wrong-token"}}, 401),
+    ("post", "/events", {"json": {"user": "u3", "item": "nope", "timestamp": 1, "idempotency_key": "a"},
+                         "headers": AUTH}, 404),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": "noon", "idempotency_key": "a"},
+                         "headers": AUTH}, 422),
+    ("post", "/events", {"json": {"user": 3, "item": "i1", "timestamp": 1, "idempotency_key": "a"},
+                         "headers": AUTH}, 422),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1}, "headers": AUTH}, 422),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a", "x": 1},
+                         "headers": AUTH}, 422),
+    ("post", "/events", {"content": b"{not json", "headers": {**AUTH, "Content-Type": "application/json"}}, 400),
+    ("post", "/items", {"json": {"id": "x", "text": "a" * (2 << 20)}, "headers": AUTH}, 413),
+    ("post", "/items", {"json": {"id": "x", "text": ""}, "headers": AUTH}, 422),
+    ("post", "/impute", {"json": {"rows": [{"a": 1}]}, "headers": AUTH}, 400),  # not started with --imputer
+])
+def test_bad_requests_get_the_documented_code_and_a_one_line_json_error(client, method, path, kwargs, code):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == code, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"] and "\n" not in body["error"]
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    if code == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert not client.store.events()  # nothing stored by a refused write
+
+
+def test_a_streamed_oversized_body_is_refused(client):
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = client.post("/items", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 413 and set(response.json()) == {"error"}
+
+
+def test_an_internal_error_is_a_one_line_500_without_traceback(client, monkeypatch, caplog):
+    def broken(user, k):
+        raise RuntimeError("secret detail\n  File \"/srv/x.py\", line 1")
+
+    monkeypatch.setattr(client.state, "recommend", broken)
+    response = client.get("/recommend", params={"user": "u3"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error; see the server log"}
+    assert "secret" not in response.text
+
+
+def test_metrics_are_prometheus_text(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.get("/recommend", params={"user": "u3"})
+    client.get("/recommend", params={"user": "nobody"})
+    client.post("/events", json={}, headers=AUTH)
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    requests = {(s.labels["route"], s.labels["code"]): s.value for s in families["recllm_requests"].samples
+                if s.name == "recllm_requests_total"}
+    assert requests[("/recommend", "200")] == 1 and requests[("/recommend", "404")] == 1
+    assert requests[("/events", "422")] == 1
+    assert "recllm_request_seconds" in families and "recllm_summary_queue_depth" in families
+    assert families["recllm_catalogue_items"].samples[0].value == 30
+
+
+def test_restart_from_the_same_database_keeps_events_and_items_once(make_app, tmp_path):
+    from fastapi.testclient import TestClient
+
+    db = tmp_path / "restart.db"
+    app, state, store = make_app(db)
+    with TestClient(app) as c:
+        assert c.post("/items", json={"id": "n1", "text": "episode 12 again"}, headers=AUTH).status_code == 201
+        for n, item in enumerate(["i1", "n1", "i2"]):
+            event = {"user": "u5", "item": item, "timestamp": n, "idempotency_key": f"e{n}"}
+            assert c.post("/events", json=event, headers=AUTH).status_code == 201
+        expected = c.get("/recommend", params={"user": "u5", "k": 8}).json()
+    for _ in range(2):  # restart twice: nothing is replayed twice
+        app, state2, store2 = make_app(db)
+        with TestClient(app) as c:
+            assert c.get("/recommend", params={"user": "u5", "k": 8}).json() == expected
+            assert state2.n_items == 31 and state2.events["u5"] == [1, 30, 2]
+            replay = {"user": "u5", "item": "i1", "timestamp": 0, "idempotency_key": "e0"}
+            assert c.post("/events", json=replay, headers=AUTH).status_code == 200
+            assert len(store2.events()) == 3 and len(store2.items()) == 1
+
+
+def test_impute_fills_only_missing_cells(make_app, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from recllm.serve.impute import TableImputer
+
+    table = tmp_path / "users.csv"
+    table.write_text("age,city\n20,paris\n30,paris\n40,rome\n,rome\n", encoding="utf-8")
+    app, _, _ = make_app(imputer=TableImputer.from_spec(f"mean:{table}"))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        rows = [{"age": None, "city": "lyon"}, {"age": 33.25, "city": None}, {"city": "rome"}]
+        response = c.post("/impute", json={"rows": rows}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        out = response.json()["rows"]
+        assert out[0] == {"age": pytest.approx(30.0), "city": "lyon"}
+        assert out[1] == {"age": 33.25, "city": "paris"}
+        assert out[2]["city"] == "rome" and out[2]["age"] == pytest.approx(30.0)
+        assert response.json()["filled"] == 3
+        bad = c.post("/impute", json={"rows": [{"age": "old"}]}, headers=AUTH)
+        assert bad.status_code == 422 and "age" in bad.json()["error"]
+        assert c.post("/impute", json={"rows": [{"zip": 1}]}, headers=AUTH).status_code == 422
+        assert c.post("/impute", json={"rows": rows}).status_code == 401
+
+
+def test_token_rules():
+    from recllm.errors import UserInputError
+    from recllm.serve.auth import check_bearer, resolve_token
+
+    with pytest.raises(UserInputError, match="refusing"):
+        resolve_token(None, "0.0.0.0")
+    token, generated = resolve_token(None, "127.0.0.1")
+    assert generated and len(token) >= 16
+    assert resolve_token(TOKEN, "0.0.0.0") == (TOKEN, False)
+    with pytest.raises(UserInputError, match="shorter"):
+        resolve_token("short", "::1")
+    assert check_bearer(f"Bearer {TOKEN}", TOKEN) and not check_bearer(TOKEN, TOKEN)
+    assert not check_bearer(None, TOKEN)
+
+
+def test_page_is_self_contained(client):
+    from recllm.serve.page import PAGE
+
+    from fastapi.testclient import TestClient  # noqa: F401 - the page is served by the app with page=PAGE
+    assert "http://" not in PAGE and "https://" not in PAGE and "innerHTML" not in PAGE
+    assert json.dumps(PAGE)  # plain text
