@@ -28,13 +28,12 @@ SWEEP = (0, 64, 256, 1024)  # catalogue negatives per batch, compared on validat
 
 
 def engaged_items(split: Any) -> np.ndarray:
-    """Boolean mask over the catalogue: the item occurs in train, valid or test."""
-    import pandas as pd
-
+    """Boolean mask over the catalogue: the item occurs in some interaction of the data set (a cold-start split's
+    train/valid/test frames do not hold every interaction: histories after the valid cut are in no frame)."""
     from recllm.data.dataset import ITEM
 
     mask = np.zeros(split.dataset.n_items, dtype=bool)
-    mask[split.dataset.item_index(pd.concat([split.train, split.valid, split.test])[ITEM])] = True
+    mask[split.dataset.item_index(split.dataset.interactions[ITEM])] = True
     return mask
 
 

@@ -1,10 +1,11 @@
-"""Splits: chronological leave-one-out, global temporal cut, cold-start items, EvalCases, determinism."""
+"""Splits: chronological leave-one-out, global temporal cut, cold-start items in time, EvalCases, determinism."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recllm.data import DataError, RecDataset, Schema, cold_start_split, leave_one_out, make_split, temporal_split
+from recllm.data import (DataError, RecDataset, Schema, cold_start_split, leave_one_out, make_split,
+                         random_item_cold_start_split, temporal_split)
 
 
 def toy(n_users: int = 30, n_items: int = 40, per_user: int = 8, seed: int = 0) -> RecDataset:
@@ -18,6 +19,25 @@ def toy(n_users: int = 30, n_items: int = 40, per_user: int = 8, seed: int = 0) 
     items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)]})
     users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
     return RecDataset("toy", frame.reset_index(drop=True), items, users, Schema())
+
+
+def growing(n_users: int = 60, n_items: int = 60, per_user: int = 6, seed: int = 0) -> RecDataset:
+    """Items are released over time (item i at time 100 i); each user meets items already released."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        times = np.sort(rng.choice(100 * n_items, size=per_user, replace=False))
+        for t in times:
+            rows.append((f"u{u}", f"i{rng.integers(t // 100 + 1)}", int(t)))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)]})
+    return RecDataset("growing", frame, items, pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]}), Schema())
+
+
+def table(rows: list[tuple[str, str, int]]) -> RecDataset:
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    items = pd.DataFrame({"item_id": sorted(frame["item_id"].unique())})
+    return RecDataset("t", frame, items, pd.DataFrame({"user_id": sorted(frame["user_id"].unique())}), Schema())
 
 
 def test_leave_one_out_last_is_test_previous_is_valid():
@@ -87,21 +107,76 @@ def test_temporal_split_rejects_coarse_time_and_bad_fractions():
         temporal_split(ds, 0.5, 0.5)
 
 
-def test_cold_start_items_never_in_train_and_seeded():
+def test_temporal_split_flags_too_few_test_users():
+    split = temporal_split(toy(), valid_fraction=0.1, test_fraction=0.2)
+    cases = split.eval_cases("test")
+    assert split.info["test_users"] == len(cases) < 200 and not split.info["informative"]
+    assert f"only {len(cases)} test users (fewer than 200)" in split.info["note"]
+    enough = temporal_split(toy(), valid_fraction=0.1, test_fraction=0.2, min_test_users=len(cases))
+    assert enough.info["informative"] and "note" not in enough.info
+
+
+# a hand-made table: valid period [5, 7), test period [7, ...); v1 is new at validation, n1, n2 and n3 at test
+COLD_ROWS = [("a", "o1", 1), ("b", "o2", 2), ("a", "o2", 3), ("c", "o1", 4), ("b", "v1", 5), ("a", "v1", 6),
+             ("c", "n1", 7), ("d", "n1", 7), ("a", "n2", 8), ("a", "n3", 8), ("a", "n1", 9), ("b", "n1", 10),
+             ("b", "o1", 10)]
+
+
+def test_cold_start_split_in_time_known_answer():
+    ds = table(COLD_ROWS)
+    split = cold_start_split(ds, valid_fraction=0.25, test_fraction=0.35, min_test_users=3)
+    assert (split.info["valid_from"], split.info["test_from"]) == (5, 7)
+    assert (split.info["valid_items"], split.info["test_items"]) == (1, 3)
+    assert split.train["timestamp"].tolist() == [1, 3, 2, 4]  # before the valid cut, by user then time
+    names = lambda idx: ds.items["item_id"].iloc[idx].tolist()  # noqa: E731
+    users = lambda cases: ds.users["user_id"].iloc[cases.users].tolist()  # noqa: E731
+    test = split.eval_cases("test")
+    # a: first new-item interactions are n2 and n3 in the same second: file order picks n2, and n3 is not history;
+    # b's o1 in the second of its target is not history either; d has nothing before its target and is skipped
+    assert users(test) == ["a", "b", "c"]
+    assert [names(h) for h in test.histories] == [["o1", "o2", "v1"], ["o2", "v1"], ["o1"]]
+    assert [names(t) for t in test.targets] == [["n2"], ["n1"], ["n1"]]
+    assert split.info["test_skipped_users"] == 1 and split.info["informative"]
+    assert split.test[["user_id", "item_id"]].values.tolist() == [["a", "n2"], ["b", "n1"], ["c", "n1"]]
+    valid = split.eval_cases("valid")
+    assert users(valid) == ["a", "b"] and [names(h) for h in valid.histories] == [["o1", "o2"], ["o2"]]
+    assert [names(t) for t in valid.targets] == [["v1"], ["v1"]] and len(split.valid) == 2
+    assert cold_start_split(ds, 0.25, 0.35).info["note"].startswith("only 3 test users")
+
+
+def test_cold_start_split_without_new_items_says_what_to_do():
+    ds = table([("a", "i1", 1), ("a", "i2", 1), ("b", "i1", 2), ("b", "i2", 3), ("a", "i1", 4), ("b", "i2", 5)])
+    with pytest.raises(DataError, match="raise test_fraction"):
+        cold_start_split(ds, 0.2, 0.3)
+    with pytest.raises(ValueError, match="sum below 1"):
+        cold_start_split(ds, 0.5, 0.5)
+
+
+def test_cold_start_split_on_growing_catalogue():
+    ds = growing()
+    split = cold_start_split(ds, min_test_users=1)
+    cases = split.eval_cases("test")
+    assert len(cases) > 10 and all(len(t) == 1 for t in cases.targets)
+    assert not set(split.train["item_id"]) & (set(split.test["item_id"]) | set(split.valid["item_id"]))
+    assert split.train["timestamp"].max() < split.info["valid_from"] <= split.valid["timestamp"].min()
+    assert split.valid["timestamp"].max() < split.info["test_from"] <= split.test["timestamp"].min()
+
+
+def test_random_item_cold_start_split_is_kept_and_seeded():
     ds = toy(n_items=60)
-    split = cold_start_split(ds, seed=3)
+    split = random_item_cold_start_split(ds, seed=3)
     train_items = set(split.train["item_id"])
     assert not train_items & set(split.test["item_id"]) and not train_items & set(split.valid["item_id"])
     assert not set(split.valid["item_id"]) & set(split.test["item_id"])
-    assert split.info["test_items"] == round(0.1 * ds.interactions["item_id"].nunique())
-    same = cold_start_split(ds, seed=3)
-    other = cold_start_split(ds, seed=4)
+    assert split.info["test_items"] == round(0.1 * ds.interactions["item_id"].nunique()) and split.info["leaks_future"]
+    same = random_item_cold_start_split(ds, seed=3)
+    other = random_item_cold_start_split(ds, seed=4)
     assert same.test.equals(split.test) and not set(other.test["item_id"]) == set(split.test["item_id"])
 
 
 @pytest.mark.parametrize("name", ["loo", "temporal", "cold_start"])
 def test_make_split_is_deterministic(name):
-    a, b = make_split(toy(), name, seed=1), make_split(toy(), name, seed=1)
+    a, b = make_split(growing(), name, seed=1), make_split(growing(), name, seed=1)
     assert a.name == name
     for part in ("train", "valid", "test"):
         pd.testing.assert_frame_equal(getattr(a, part), getattr(b, part))

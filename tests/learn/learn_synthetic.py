@@ -8,7 +8,8 @@ from recllm.data.dataset import RecDataset, Schema
 
 def cyclic_dataset(n_users: int = 60, n_items: int = 30, length: int = 10, seed: int = 0) -> RecDataset:
     rng = np.random.default_rng(seed)
-    rows = [(f"u{u}", f"i{(s + t) % n_items}", 100 * u + t)
+    # time 100 (s + t) + u: items come out over time (later items are new in a cold-start split)
+    rows = [(f"u{u}", f"i{(s + t) % n_items}", 100 * (s + t) + u)
             for u, s in enumerate(rng.integers(n_items, size=n_users)) for t in range(length)]
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).astype({"timestamp": "int64"})
     items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)],

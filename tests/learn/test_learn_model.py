@@ -47,7 +47,7 @@ def test_variants_train(loo, content, variant):
 
 
 def test_cold_items_get_content_scores():
-    cold = cold_start_split(cyclic_dataset(n_items=60, length=8), seed=0)
+    cold = cold_start_split(cyclic_dataset(n_items=60, length=8))
     model = LEARN(content_embeddings=cyclic_content(60), **TINY).fit(cold)
     test_items = np.unique(cold.dataset.item_index(cold.test["item_id"]))
     cases = cold.eval_cases("test")

@@ -2,10 +2,11 @@
 
 from recllm.data.dataset import ITEM, LABEL, RATING, TIME, USER, DataError, RecDataset, Schema
 from recllm.data.loaders import DATASETS, DataWarning, data_home, data_root, get_loader, load, prepare
-from recllm.data.split import EvalCases, Split, cold_start_split, leave_one_out, make_split, temporal_split
+from recllm.data.split import (EvalCases, Split, cold_start_split, leave_one_out, make_split,
+                               random_item_cold_start_split, temporal_split)
 
 __all__ = [
     "DATASETS", "ITEM", "LABEL", "RATING", "TIME", "USER", "DataError", "DataWarning", "EvalCases", "RecDataset",
     "Schema", "Split", "cold_start_split", "data_home", "data_root", "get_loader", "leave_one_out", "load",
-    "make_split", "prepare", "temporal_split",
+    "make_split", "prepare", "random_item_cold_start_split", "temporal_split",
 ]

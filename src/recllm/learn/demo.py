@@ -1,6 +1,7 @@
 """The LEARN section of ``recllm demo``: cold-start retrieval on MovieLens-100K with frozen-LLM item embeddings.
 
-A seeded tenth of the films never occurs in training (cold-start split); their ratings are the test targets.
+Cold-start split in time: films first rated after a cut never occur in training; each test user's first such
+film is the target, with only what they rated before it as history.
 SASRec, an ID model, has never seen them; LEARN reads every film's text through SmolLM2 (frozen, embeddings
 cached on disk) and can place them. Both rank the whole catalogue, the user's history masked. The printed results
 are cached too (keyed by the seed, the epoch cap and the content embeddings), so a second run takes seconds.
@@ -30,13 +31,13 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = 10
     from recllm.models import SASRec
 
     dataset = load("ml-100k", show_progress=show_progress)
-    split = cold_start_split(dataset, seed=seed)
+    split = cold_start_split(dataset)
     seconds = 0.0
     if content is None:
         content, seconds = content_for(dataset, show_progress)
     cases = split.eval_cases("test")
     cache = DiskCache()
-    key = DiskCache.key(task="demo-learn", version=1, seed=seed, max_epochs=max_epochs, n=len(dataset.interactions),
+    key = DiskCache.key(task="demo-learn", version=2, seed=seed, max_epochs=max_epochs, n=len(dataset.interactions),
                         content=hashlib.sha256(np.ascontiguousarray(content, dtype=np.float32).tobytes()).hexdigest())
     print(f"MovieLens-100K cold-start split: {len(cases.users)} test users whose next films never occur in "
           f"training; item text encoded by SmolLM2-135M in {seconds:.1f} s (cached on disk after the first run)")
