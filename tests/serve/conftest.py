@@ -43,7 +43,8 @@ def artifact(tmp_path_factory, dataset):
 
 @pytest.fixture
 def make_app(artifact, dataset, tmp_path):
-    """``make_app(db=None, **create_app options) -> (app, state, store)`` over a fresh load of the artifact."""
+    """``make_app(db=None, parts=None, **create_app options) -> (app, state, store)`` over a fresh load of the
+    artifact; ``parts(state, store)`` returns more create_app options built on the restored state."""
     from recllm.learn import load
     from recllm.serve.app import create_app, restore
     from recllm.serve.state import ServeState
@@ -51,11 +52,12 @@ def make_app(artifact, dataset, tmp_path):
 
     stores = []
 
-    def make(db=None, encoder=fake_encoder, **options):
+    def make(db=None, encoder=fake_encoder, parts=None, **options):
         state = ServeState(load(artifact), encoder, dataset.item_texts())
         store = SQLiteStore(db or tmp_path / "serve.db")
         stores.append(store)
         restore(state, store)
+        options.update(parts(state, store) if parts is not None else {})
         return create_app(state, store, TOKEN, **options), state, store
 
     yield make

@@ -1,0 +1,87 @@
+"""LLM reranking (guarded prompt, P(Yes) order) and recurrent summaries kept current block by block (tiny LM)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import AUTH
+
+
+@pytest.fixture
+def llm_client(make_app):
+    from fastapi.testclient import TestClient
+
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.serve.rerank import LLMReranker, SummaryKeeper
+    from recllm.trsr.pipeline import TRSRConfig
+    from recllm.trsr.ranker import RankerConfig
+    from recllm.trsr.segment import SegmentConfig, render_item_texts
+    from recllm.trsr.summarize import SummarizerConfig
+
+    lm = tiny_causal_lm()
+    config = TRSRConfig(summarizer=SummarizerConfig(mode="hierarchical", max_new_tokens=4,
+                                                    segment=SegmentConfig(block_size=3, max_blocks=5, item_tokens=12)),
+                        ranker=RankerConfig(score_dtype="float32"), fine_tune=False)
+    holder = {}
+
+    def text(position):
+        return render_item_texts([holder["state"].text(position)], lm.tokenizer, 12)[0]
+
+    def parts(state, store):
+        holder["state"] = state
+        holder["summaries"] = SummaryKeeper(lm, config.summarizer, store, state.history, text)
+        return {"summaries": holder["summaries"], "reranker": LLMReranker(lm, config, holder["summaries"], text)}
+
+    app, state, store = make_app(parts=parts)
+    summaries = holder["summaries"]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        c.state, c.store, c.lm, c.config, c.text, c.summaries = state, store, lm, config, text, summaries
+        yield c
+    summaries.stop()
+
+
+def test_rerank_orders_the_retrieved_candidates_by_p_yes_with_the_guarded_prompt(llm_client):
+    from recllm.trsr.ranker import LLMRanker, RankQuery
+
+    c = llm_client
+    body = c.get("/recommend", params={"user": "u3", "k": 4, "rerank": "llm", "candidates": 8}).json()
+    plain = [row["item"] for row in c.get("/recommend", params={"user": "u3", "k": 8}).json()["items"]]
+    items = [row["item"] for row in body["items"]]
+    assert len(items) == 4 and set(items) <= set(plain)
+    p = [row["p_yes"] for row in body["items"]]
+    assert p == sorted(p, reverse=True)
+    # the same P(Yes) from the ranker with the guarded prompt, the user's summary and recent items
+    guarded = dataclasses.replace(c.config.ranker, guarded=True)
+    ranker = LLMRanker(c.lm, guarded, fine_tune=False, show_progress=False).fit([], [], [])
+    hist = c.state.history("u3")
+    summary = c.get("/users/u3/summary").json()
+    query = RankQuery(summary["summary"], tuple(c.text(int(i)) for i in hist[-guarded.n_recent:]))
+    expected = ranker.score([query], [[c.text(c.state.item_pos[i]) for i in plain]], use_cache=False)[0]
+    order = np.argsort(-expected, kind="stable")[:4]
+    assert items == [plain[j] for j in order]
+    assert p == pytest.approx([float(expected[j]) for j in order], abs=1e-5)
+    assert body["summary_version"] == summary["version"] == 1
+
+
+def test_summary_is_updated_once_per_completed_block_from_the_old_summary(llm_client):
+    from recllm.trsr.summarize import recurrent_update
+
+    c = llm_client
+    first = c.get("/users/u3/summary").json()
+    assert (first["version"], first["covered"], first["history_length"]) == (1, 9, 10)
+    # two new events: 12 items, blocks [0:3], ..., [9:12] -> complete; one more block covered
+    for n, item in enumerate(["i1", "i2"]):
+        event = {"user": "u3", "item": item, "timestamp": 10_000 + n, "idempotency_key": f"s{n}"}
+        assert c.post("/events", json=event, headers=AUTH).status_code == 201
+    assert c.summaries.wait(60)
+    second = c.get("/users/u3/summary").json()
+    assert (second["version"], second["covered"], second["history_length"]) == (2, 12, 12)
+    hist = c.state.history("u3")
+    block = [c.text(int(i)) for i in hist[9:12]]
+    assert second["summary"] == recurrent_update(c.lm, first["summary"], block, c.summaries.config)
+    # one event more: no complete block, no update
+    event = {"user": "u3", "item": "i4", "timestamp": 20_000, "idempotency_key": "s9"}
+    assert c.post("/events", json=event, headers=AUTH).status_code == 201
+    assert c.summaries.wait(60)
+    assert c.get("/users/u3/summary").json()["version"] == 2
+    assert c.store.get_summary("u3").covered == 12
