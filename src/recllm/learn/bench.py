@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recllm.learn.bench_runs import RunResult, dataset_fingerprint, load_runs, run_key, save_runs
+from recllm.learn.recbole_ref import cases_fingerprint
 from recllm.models.base import Recommender
 
 FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
@@ -278,18 +279,19 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         notes.append(f"{name}: seeds {seeds}")
         for split_name in splits:
             for seed in seeds:
-                split = None
+                # The split's own cases are part of every run's key: a changed split definition (e.g. the
+                # cold-start split in time) never reuses runs scored on the old one.
+                split = make_split(dataset, split_name, seed=seed)
+                cases = {stage: cases_fingerprint(split.eval_cases(stage)) for stage in ("valid", "test")}
                 for spec in specs:
                     if not (quick or models) and not planned_in_full_mode(spec, name, seed == seeds[0]):
                         continue
                     key = run_key(data=fingerprint, dataset=name, split=split_name, seed=seed, model=spec.name,
-                                  settings=spec.settings, epochs=epochs, quick=quick)
+                                  settings=spec.settings, epochs=epochs, quick=quick, cases=cases)
                     if key in stored:
                         res, reused = stored[key], reused + 1
                         how = "stored"
                     else:
-                        if split is None:
-                            split = make_split(dataset, split_name, seed=seed)
                         if content is None:
                             from recllm.llm.precision import REPRODUCIBLE_DTYPE
 
