@@ -72,6 +72,12 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
         seconds[f"content-encoder:{name}"] = time.perf_counter() - began
     texts = _catalogue_texts(meta.get("dataset", ""), retriever.item_ids)
     state = ServeState(retriever, content_encoder, texts)
+    if content_encoder is not None:
+        try:
+            state.encode(["a probe item"])
+        except RuntimeError as exc:
+            raise UserInputError(str(exc), f"--learn {learn}", "retrain the artifact or fix its content model "
+                                 "(config.json: config.content)") from None
     store = open_store(db, Path(learn) / DB_NAME)
     began = time.perf_counter()
     restore(state, store)
@@ -135,6 +141,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.trsr is not None:
         check_input_dir(args.trsr, "--trsr", "TRSR run", needs="trsr_config.json",
                         todo="give a folder written by `recllm trsr train --out DIR`")
+    from recllm.serve.storage import check_url
+
+    check_url(args.db)
+    if args.imputer is not None:
+        from recllm.serve.impute import check_spec
+
+        check_spec(args.imputer)
     if args.threads:
         import torch
 

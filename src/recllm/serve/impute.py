@@ -16,9 +16,24 @@ import pandas as pd
 
 from recllm.errors import UserInputError
 
-__all__ = ["SERVED_METHODS", "TableImputer"]
+__all__ = ["SERVED_METHODS", "TableImputer", "check_spec"]
 
 SERVED_METHODS = ("zero", "mean", "knn", "mice")
+
+
+def check_spec(spec: str) -> tuple[str, Path]:
+    """``METHOD:TABLE`` checked (a served method, an existing .csv/.parquet file) -> (method, path)."""
+    from recllm.data import DataError
+    from recllm.impute.table_io import table_kind
+
+    method, sep, path = spec.partition(":")
+    if not sep or method not in SERVED_METHODS or not path:
+        raise UserInputError(f"--imputer {spec!r} is not METHOD:TABLE", "--imputer",
+                             f"give e.g. mean:users.csv, METHOD one of {', '.join(SERVED_METHODS)}")
+    table_kind(Path(path))
+    if not Path(path).is_file():
+        raise DataError("no such file", path, "check the --imputer table's path")
+    return method, Path(path)
 
 
 class TableImputer:
@@ -33,10 +48,7 @@ class TableImputer:
         from recllm.impute.registry import make_imputer
         from recllm.impute.table_io import declare_kinds, read_table
 
-        method, sep, path = spec.partition(":")
-        if not sep or method not in SERVED_METHODS or not path:
-            raise UserInputError(f"--imputer {spec!r} is not METHOD:TABLE", "--imputer",
-                                 f"give e.g. mean:users.csv, METHOD one of {', '.join(SERVED_METHODS)}")
+        method, path = check_spec(spec)
         table = read_table(path)
         imputer = declare_kinds(make_imputer(method), table).fit(table.frame)
         return cls(imputer, list(table.frame.columns), set(table.numeric), method, Path(path))

@@ -24,7 +24,7 @@ import numpy as np
 from recllm.errors import UserInputError
 
 __all__ = ["StoredEvent", "StoredItem", "StoredSummary", "EventStore", "SQLiteStore", "IdempotencyConflict",
-           "open_store"]
+           "check_url", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -216,13 +216,19 @@ def _item(row: tuple) -> StoredItem:
                       received)
 
 
-def open_store(url: str | None, default: Path) -> EventStore:
-    """The store a ``--db`` URL names (``None``: SQLite at ``default``)."""
-    if url is None:
-        return SQLiteStore(default)
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///"):])  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db
+def check_url(url: str | None) -> None:
+    """A ``--db`` URL this recllm can open (checked before any model is loaded)."""
+    if url is None or url.startswith("sqlite:///"):
+        return
     if url.startswith(("postgresql://", "postgres://")):
         raise UserInputError("PostgreSQL is not implemented in this version of recllm serve", "--db",
                              "use sqlite:///<path> (docs/serve.md says what a PostgreSQL store must implement)")
     raise UserInputError(f"unknown database URL {url!r}", "--db", "give sqlite:///<path to a .db file>")
+
+
+def open_store(url: str | None, default: Path) -> EventStore:
+    """The store a ``--db`` URL names (``None``: SQLite at ``default``)."""
+    check_url(url)
+    if url is None:
+        return SQLiteStore(default)
+    return SQLiteStore(url[len("sqlite:///"):])  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db

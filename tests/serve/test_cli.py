@@ -1,0 +1,53 @@
+"""`recllm serve` wiring: load_service from folders (store under the run, imputer spec, page), start-up checks."""
+
+import pytest
+from conftest import AUTH, TOKEN
+
+
+def test_load_service_builds_the_app_from_folders(artifact, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from recllm.serve.cli import load_service
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n1,x\n3,x\n,y\n", encoding="utf-8")
+    app = load_service(artifact, imputer=f"mean:{table}", db=f"sqlite:///{tmp_path / 'x.db'}", token=TOKEN,
+                       encoder=False)
+    with TestClient(app) as c:
+        health = c.get("/health").json()
+        assert health["impute"] and not health["rerank"] and health["items"] == 30
+        assert c.post("/impute", json={"rows": [{"a": None, "b": "y"}]}, headers=AUTH).json()["rows"] == [
+            {"a": 2.0, "b": "y"}]
+        page = c.get("/")
+        assert page.status_code == 200 and "<script>" in page.text and "recllm serve" in page.text
+        refused = c.post("/items", json={"id": "n", "text": "episode 1"}, headers=AUTH)
+        assert refused.status_code == 400 and "cannot add items" in refused.json()["error"]
+        metrics = c.get("/metrics").text
+        assert 'recllm_model_load_seconds{model="learn"}' in metrics
+    assert (tmp_path / "x.db").is_file() and not (artifact / "serve.db").exists()
+
+
+def test_start_up_errors_are_one_line(artifact, tmp_path, capsys):
+    from recllm.cli import main
+
+    assert main(["serve", "--learn", str(artifact), "--imputer", "median:x.csv"]) == 2
+    assert "METHOD:TABLE" in capsys.readouterr().err
+    assert main(["serve", "--learn", str(artifact), "--imputer", f"mean:{tmp_path / 'none.csv'}"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["serve", "--learn", str(artifact), "--host", "0.0.0.0"]) == 2
+    assert "without a token" in capsys.readouterr().err
+    assert main(["serve", "--learn", str(artifact), "--db", "mysql://x", "--no-encoder"]) == 2
+    assert "unknown database URL" in capsys.readouterr().err
+    assert main(["serve", "--learn", str(tmp_path / "none")]) == 2
+    assert "no such LEARN run folder" in capsys.readouterr().err
+
+
+def test_a_content_encoder_of_the_wrong_width_is_refused_at_start(artifact, monkeypatch):
+    import numpy as np
+
+    from recllm.errors import UserInputError
+    from recllm.serve import cli, state
+
+    monkeypatch.setattr(state, "make_content_encoder", lambda config: (lambda t: np.zeros((len(t), 7)), "x"))
+    with pytest.raises(UserInputError, match="width"):
+        cli.load_service(artifact, db="sqlite:///:memory:", token=TOKEN)
