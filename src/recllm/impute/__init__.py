@@ -5,12 +5,15 @@ is ``fit(frame) -> self`` / ``transform(frame) -> filled copy``; observed cells 
 what the last ``transform`` filled and how.
 """
 
-from recllm.impute.base import CATEGORICAL, NUMERIC, TEXT, BaseImputer, ColumnInfo, ImputationReport, infer_kinds
-from recllm.impute.classic import DeletionImputer, KNNTableImputer, MeanModeImputer, MICEImputer, ZeroImputer
-from recllm.impute.llm import LLMImputer
-from recllm.impute.registry import IMPUTERS, make_imputer
+from recllm.lazy import lazy_exports
 
-__all__ = [
-    "CATEGORICAL", "IMPUTERS", "NUMERIC", "TEXT", "BaseImputer", "ColumnInfo", "DeletionImputer", "ImputationReport",
-    "KNNTableImputer", "LLMImputer", "MICEImputer", "MeanModeImputer", "ZeroImputer", "infer_kinds", "make_imputer",
-]
+_EXPORTS = {
+    **dict.fromkeys(("CATEGORICAL", "NUMERIC", "TEXT", "BaseImputer", "ColumnInfo", "ImputationReport", "infer_kinds"),
+                    "recllm.impute.base"),
+    **dict.fromkeys(("DeletionImputer", "KNNTableImputer", "MeanModeImputer", "MICEImputer", "ZeroImputer"),
+                    "recllm.impute.classic"),
+    "LLMImputer": "recllm.impute.llm",
+    **dict.fromkeys(("IMPUTERS", "make_imputer"), "recllm.impute.registry"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

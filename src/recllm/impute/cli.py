@@ -119,11 +119,11 @@ def _bench(args: argparse.Namespace) -> int:
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``recllm impute`` and ``recllm bench impute``."""
     from recllm.cli_args import non_negative_int, positive_float, positive_int
-    from recllm.impute.registry import IMPUTERS
+    from recllm.impute.names import IMPUTER_NAMES
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
     p.add_argument("table", help="input table (.csv or .parquet)")
-    p.add_argument("--method", default="mice", choices=sorted(IMPUTERS))
+    p.add_argument("--method", default="mice", choices=sorted(IMPUTER_NAMES))
     p.add_argument("--out", required=True, help="output table (.csv or .parquet), written atomically; observed cells "
                    "are written as read")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --report file")
@@ -155,7 +155,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     b.add_argument("--quick", action="store_true", help="1 seed, MCAR 5%% only, small budgets (development)")
     b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
     b.add_argument("--seeds", nargs="*", type=int, default=None)
-    b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTERS)}")
+    b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTER_NAMES)}")
     b.add_argument("--examples", type=int, default=None, help="LLM fine-tuning examples per table")
     b.add_argument("--epochs", type=int, default=None, help="LLM fine-tuning epochs")
     b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")

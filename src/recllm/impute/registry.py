@@ -7,6 +7,9 @@ from typing import Any
 from recllm.impute.base import BaseImputer
 from recllm.impute.classic import DeletionImputer, KNNTableImputer, MeanModeImputer, MICEImputer, ZeroImputer
 from recllm.impute.llm import LLMImputer
+from recllm.impute.names import IMPUTER_NAMES
+
+__all__ = ["IMPUTERS", "IMPUTER_NAMES", "make_imputer"]
 
 IMPUTERS: dict[str, type[BaseImputer]] = {
     "deletion": DeletionImputer,

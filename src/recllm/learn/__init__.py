@@ -8,12 +8,13 @@ trained contrastively, and nearest-neighbour retrieval.
     retriever.recommend("196", k=10); retriever.similar_items("242", k=10)
 """
 
-from recllm.learn.artifact import LEARNRetriever, load, save
-from recllm.learn.encoder import ContentConfig, Whitener, item_content_embeddings
-from recllm.learn.index import ExactIndex, FaissIndex, build_index
-from recllm.learn.train import LEARN, LEARNConfig
+from recllm.lazy import lazy_exports
 
-__all__ = [
-    "LEARN", "LEARNConfig", "ContentConfig", "Whitener", "item_content_embeddings", "ExactIndex", "FaissIndex",
-    "build_index", "LEARNRetriever", "save", "load",
-]
+_EXPORTS = {
+    **dict.fromkeys(("LEARNRetriever", "load", "save"), "recllm.learn.artifact"),
+    **dict.fromkeys(("ContentConfig", "Whitener", "item_content_embeddings"), "recllm.learn.encoder"),
+    **dict.fromkeys(("ExactIndex", "FaissIndex", "build_index"), "recllm.learn.index"),
+    **dict.fromkeys(("LEARN", "LEARNConfig"), "recllm.learn.train"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

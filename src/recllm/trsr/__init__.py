@@ -10,16 +10,16 @@ LoRA-fine-tuned Yes/No LLM ranker scored by P(Yes).
     p_yes = model.rank(histories, candidate_item_lists)
 """
 
-from recllm.trsr.pipeline import (TRSR, InjectionEffect, TRSRConfig, dataset_item_texts, inject, injection_effect,
-                                  precomputed_score_fn, training_cases)
-from recllm.trsr.prompts import INJECTION, TEMPLATE_VERSION, template_fingerprint
-from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery, scoring_lm
-from recllm.trsr.segment import SegmentConfig, render_item_texts, segment_history, segment_histories
-from recllm.trsr.summarize import MODES, Summaries, SummarizerConfig, summarize_histories
+from recllm.lazy import lazy_exports
 
-__all__ = [
-    "INJECTION", "MODES", "TEMPLATE_VERSION", "TRSR", "InjectionEffect", "LLMRanker", "RankQuery", "RankerConfig",
-    "SegmentConfig", "Summaries", "SummarizerConfig", "TRSRConfig", "dataset_item_texts", "inject",
-    "injection_effect", "precomputed_score_fn", "render_item_texts", "scoring_lm", "segment_history",
-    "segment_histories", "summarize_histories", "template_fingerprint", "training_cases",
-]
+_EXPORTS = {
+    **dict.fromkeys(("TRSR", "InjectionEffect", "TRSRConfig", "dataset_item_texts", "inject", "injection_effect",
+                     "precomputed_score_fn", "training_cases"), "recllm.trsr.pipeline"),
+    **dict.fromkeys(("INJECTION", "TEMPLATE_VERSION", "template_fingerprint"), "recllm.trsr.prompts"),
+    **dict.fromkeys(("LLMRanker", "RankerConfig", "RankQuery", "scoring_lm"), "recllm.trsr.ranker"),
+    **dict.fromkeys(("SegmentConfig", "render_item_texts", "segment_history", "segment_histories"),
+                    "recllm.trsr.segment"),
+    **dict.fromkeys(("MODES", "Summaries", "SummarizerConfig", "summarize_histories"), "recllm.trsr.summarize"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
