@@ -8,8 +8,10 @@ key or item id reused with another payload, 413 body over the limit, 422 wrong t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -162,7 +164,15 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         summaries.on_error = on_error
     posted: dict[int, float] = {}  # added item position -> when it was posted, until its first appearance
 
-    app = FastAPI(title="recllm serve", version="1", description="LEARN retrieval, LLM-TRSR reranking and summaries, "
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if summaries is not None:  # pending summary updates finish (bounded), then the store closes
+            summaries.stop()
+            summaries.wait(timeout=10)
+        store.close()
+
+    app = FastAPI(lifespan=lifespan, title="recllm serve", version="1", description="LEARN retrieval, LLM-TRSR reranking and summaries, "
                   "new items and events in real time, imputation.")
     app.state.services = {"state": state, "store": store, "reranker": reranker, "summaries": summaries,
                           "imputer": imputer, "metrics": metrics}
@@ -200,8 +210,9 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         now = time.perf_counter()
         out = []
         for j, (pos, score) in enumerate(pairs):
-            if pos in posted:
-                metrics.first_appearance.observe(now - posted.pop(pos))
+            posted_at = posted.pop(pos, None) if posted else None
+            if posted_at is not None:
+                metrics.first_appearance.observe(now - posted_at)
             row = {"item": state.item_ids[pos], "score": round(score, 6), "text": state.texts[pos]}
             if extra is not None:
                 row["p_yes"] = round(extra[j], 6)
@@ -267,8 +278,9 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
                                       "give the new item its own id")
         raw = state.encode([text])[0]
         fields = body.text if isinstance(body.text, dict) else {"text": body.text}
-        stored, new = store.add_item(body.id, text, fields, raw)
-        pos = state.add_item(stored.item, stored.text, stored.vector)
+        with state.lock:  # the store's order is the state's order (restarts replay the store)
+            stored, new = store.add_item(body.id, text, fields, raw)
+            pos = state.add_item(stored.item, stored.text, stored.vector)
         seconds = time.perf_counter() - start
         if new:
             posted[pos] = start
@@ -280,9 +292,11 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
     @app.post("/events", status_code=201, dependencies=write)
     def add_event(body: EventIn, response: Response) -> dict[str, Any]:
         state.position(body.item)  # 404 before anything is stored
-        event, new = store.add_event(body.idempotency_key, body.user, body.item, float(body.timestamp))
+        with state.lock:  # the store's order is the histories' order (restarts replay the store)
+            event, new = store.add_event(body.idempotency_key, body.user, body.item, float(body.timestamp))
+            if new:
+                state.add_event(event.user, event.item)
         if new:
-            state.add_event(event.user, event.item)
             metrics.events.inc()
             if summaries is not None:
                 summaries.notify(event.user)
