@@ -106,3 +106,19 @@ def test_sigkill_while_streaming_events_loses_no_acknowledged_event(artifact, tm
     assert len(history) in (trained + len(acked), trained + len(acked) + 1)
     assert len(after) == trained + len(acked) + 1
     assert restart_seconds < START_SECONDS
+
+
+def test_load_report_on_the_tiny_artifact(artifact, tmp_path):
+    """The load/fault tool end to end at tiny sizes (its figures on a real run go to docs/results/serve.md)."""
+    from recllm.serve.load import report, run
+
+    result = run(Path(artifact), None, clients=[1, 2], requests=6, encoder=False)  # its encoder is a stand-in
+    assert [r["clients"] for r in result["latency"]] == [1, 2]
+    assert all(r["requests"] == 6 and r["p50_ms"] <= r["p99_ms"] for r in result["latency"])
+    fault = result["fault"]
+    assert fault["acknowledged"] >= 200 and fault["missing"] == 0 and fault["duplicates"] == 0
+    assert fault["acknowledged_present_once"] == fault["acknowledged"] and fault["in_flight_retry_code"] in (200, 201)
+    assert all(expected == got for _, expected, got in result["bad_requests"])
+    assert result["new_item"] is None
+    text = report(result, "python -m recllm.serve.load --learn X")
+    assert "| none | 2 | 6 |" in text and "exactly once" in text and "Not measured" in text
