@@ -2,7 +2,7 @@
 
 One small interface, :class:`EventStore`, so that a server database can replace the embedded default by URL:
 ``sqlite:///path/to/serve.db`` (the default, a file under the LEARN run folder) is :class:`SQLiteStore`; a
-``postgresql://`` URL names the place for a PostgreSQL implementation (docs/serve.md says what it must do).
+``postgresql://`` URL is :class:`recllm.serve.storage_pg.PostgresStore` (psycopg 3).
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a write returns only after its transaction is on disk, so an
 event the service acknowledged survives a crash or a power cut. Idempotency keys are a ``UNIQUE`` column; a key
@@ -221,9 +221,9 @@ def check_url(url: str | None) -> None:
     if url is None or url.startswith("sqlite:///"):
         return
     if url.startswith(("postgresql://", "postgres://")):
-        raise UserInputError("PostgreSQL is not implemented in this version of recllm serve", "--db",
-                             "use sqlite:///<path> (docs/serve.md says what a PostgreSQL store must implement)")
-    raise UserInputError(f"unknown database URL {url!r}", "--db", "give sqlite:///<path to a .db file>")
+        return
+    raise UserInputError(f"unknown database URL {url!r}", "--db",
+                         "give sqlite:///<path to a .db file> or postgresql://user@host/database")
 
 
 def open_store(url: str | None, default: Path) -> EventStore:
@@ -231,4 +231,8 @@ def open_store(url: str | None, default: Path) -> EventStore:
     check_url(url)
     if url is None:
         return SQLiteStore(default)
+    if url.startswith(("postgresql://", "postgres://")):
+        from recllm.serve.storage_pg import PostgresStore
+
+        return PostgresStore(url)
     return SQLiteStore(url[len("sqlite:///"):])  # SQLAlchemy's form: sqlite:///rel.db, sqlite:////abs.db

@@ -1,0 +1,123 @@
+"""The :class:`~recllm.serve.storage.EventStore` in PostgreSQL (``--db postgresql://...``; needs psycopg 3).
+
+The same three tables as the SQLite store. Each write is one transaction committed with ``synchronous_commit = on``
+(the server's default, set explicitly), so an acknowledged event is on the server's disk; idempotency is the
+``UNIQUE`` key with ``INSERT ... ON CONFLICT DO NOTHING``. One connection behind a lock: writes are serialised as
+they are in SQLite (a connection pool is the next step for many concurrent writers).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+
+from recllm.errors import UserInputError
+from recllm.serve.storage import IdempotencyConflict, StoredEvent, StoredItem, StoredSummary
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGSERIAL PRIMARY KEY, key TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS events_user ON events (user_id, seq);
+CREATE TABLE IF NOT EXISTS items (
+    seq BIGSERIAL PRIMARY KEY, item_id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, fields TEXT NOT NULL,
+    vector BYTEA NOT NULL, received DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS summaries (
+    user_id TEXT PRIMARY KEY, text TEXT NOT NULL, version INTEGER NOT NULL, covered INTEGER NOT NULL,
+    updated DOUBLE PRECISION NOT NULL);
+"""
+_EVENT = "seq, key, user_id, item_id, ts, received"
+_ITEM = "seq, item_id, text, fields, vector, received"
+
+
+class PostgresStore:
+    """:class:`~recllm.serve.storage.EventStore` on a PostgreSQL server (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise UserInputError("a postgresql:// database needs psycopg", "--db",
+                                 "pip install 'recllm[serve-postgres]'") from None
+        try:
+            self._db = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise UserInputError(f"cannot connect to the database ({' '.join(str(exc).split())})", "--db",
+                                 "check the URL, the server and the credentials") from None
+        self._db.execute("SET synchronous_commit = on")
+        with self._db.transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+        self._lock = threading.Lock()
+
+    def _insert(self, insert: str, args: tuple, select: str, key: tuple) -> tuple[tuple, bool]:
+        with self._lock, self._db.transaction():
+            row = self._db.execute(insert, args).fetchone()
+            if row is not None:
+                return row, True
+            return self._db.execute(select, key).fetchone(), False
+
+    def add_event(self, key: str, user: str, item: str, timestamp: float) -> tuple[StoredEvent, bool]:
+        row, new = self._insert(
+            f"INSERT INTO events (key, user_id, item_id, ts, received) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (key) DO NOTHING RETURNING {_EVENT}", (key, user, item, float(timestamp), time.time()),
+            f"SELECT {_EVENT} FROM events WHERE key = %s", (key,))
+        event = StoredEvent(*row)
+        if not new and (event.user, event.item, event.timestamp) != (user, item, float(timestamp)):
+            raise IdempotencyConflict(f"idempotency key {key!r} was used for another event (user {event.user!r}, "
+                                      f"item {event.item!r})", "idempotency_key", "use a new key for a new event")
+        return event, new
+
+    def events(self) -> list[StoredEvent]:
+        with self._lock:
+            return [StoredEvent(*r) for r in self._db.execute(f"SELECT {_EVENT} FROM events ORDER BY seq")]
+
+    def events_for_user(self, user: str) -> list[StoredEvent]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_EVENT} FROM events WHERE user_id = %s ORDER BY seq", (user,))
+            return [StoredEvent(*r) for r in rows]
+
+    def add_item(self, item: str, text: str, fields: dict, vector: np.ndarray) -> tuple[StoredItem, bool]:
+        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        row, new = self._insert(
+            f"INSERT INTO items (item_id, text, fields, vector, received) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (item_id) DO NOTHING RETURNING {_ITEM}", (item, text, json.dumps(fields), blob, time.time()),
+            f"SELECT {_ITEM} FROM items WHERE item_id = %s", (item,))
+        stored = _item(row)
+        if not new and stored.text != text:
+            raise IdempotencyConflict(f"item {item!r} was already added with another text", "id",
+                                      "give the new item its own id")
+        return stored, new
+
+    def items(self) -> list[StoredItem]:
+        with self._lock:
+            return [_item(r) for r in self._db.execute(f"SELECT {_ITEM} FROM items ORDER BY seq")]
+
+    def get_summary(self, user: str) -> StoredSummary | None:
+        with self._lock:
+            row = self._db.execute("SELECT user_id, text, version, covered, updated FROM summaries "
+                                   "WHERE user_id = %s", (user,)).fetchone()
+        return StoredSummary(*row) if row else None
+
+    def put_summary(self, summary: StoredSummary) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO summaries (user_id, text, version, covered, updated) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text, version = EXCLUDED.version, "
+                "covered = EXCLUDED.covered, updated = EXCLUDED.updated",
+                (summary.user, summary.text, summary.version, summary.covered, summary.updated))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _item(row: tuple) -> StoredItem:
+    seq, item, text, fields, blob, received = row
+    return StoredItem(seq, item, text, json.loads(fields), np.frombuffer(bytes(blob), dtype="<f4").astype(np.float32),
+                      received)

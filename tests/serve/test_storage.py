@@ -1,0 +1,112 @@
+"""The EventStore contract, for SQLite and (when a local server binary and psycopg are present) PostgreSQL."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recllm.serve.storage import IdempotencyConflict, SQLiteStore, StoredSummary
+
+
+def _postgres_bin() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return os.path.dirname(found[-1]) if found else (os.path.dirname(shutil.which("pg_ctl")) if shutil.which("pg_ctl")
+                                                     else None)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL server on a unix socket (as user postgres when run as root); skipped without one."""
+    pytest.importorskip("psycopg")
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binary (apt-get install postgresql)")
+    # its own folder under the system temp dir: pytest's is private to this user, and the server may run as postgres
+    folder = Path(tempfile.mkdtemp(prefix="recllm-pg-"))
+    data, sock = folder / "data", folder / "sock"
+    sock.mkdir()
+    prefix = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        shutil.chown(sock, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lambda *cmd: subprocess.run(prefix + list(cmd), check=True, capture_output=True, timeout=120)  # noqa: E731
+    run(f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "recllm")
+    run(f"{bindir}/pg_ctl", "-D", str(data), "-w", "-t", "60", "-l", str(folder / "log"), "-o",
+        f"-k {sock} -p {port} -c listen_addresses=''", "start")
+    try:
+        yield f"postgresql://recllm@/postgres?host={sock}&port={port}"
+    finally:
+        run(f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "-w", "-t", "60", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request, tmp_path):
+    if request.param == "sqlite":
+        yield lambda: SQLiteStore(tmp_path / "s.db")
+        return
+    url = request.getfixturevalue("postgres_url")
+    from recllm.serve.storage_pg import PostgresStore
+
+    store = PostgresStore(url)
+    for table in ("events", "items", "summaries"):
+        store._db.execute(f"TRUNCATE {table} RESTART IDENTITY")
+    store.close()
+    yield lambda: PostgresStore(url)
+
+
+def test_store_contract(make_store):
+    store = make_store()
+    first, new = store.add_event("k1", "u1", "i1", 5)
+    assert new and first.seq == 1 and (first.user, first.item, first.timestamp) == ("u1", "i1", 5.0)
+    again, new = store.add_event("k1", "u1", "i1", 5.0)
+    assert not new and again == first
+    with pytest.raises(IdempotencyConflict, match="k1"):
+        store.add_event("k1", "u1", "i2", 5)
+    store.add_event("k2", "u2", "i3", 6)
+    store.add_event("k3", "u1", "i4", 7)
+    assert [e.key for e in store.events()] == ["k1", "k2", "k3"]
+    assert [e.item for e in store.events_for_user("u1")] == ["i1", "i4"]
+    vector = np.linspace(-1, 1, 9).astype(np.float32)
+    item, new = store.add_item("n1", "title: x", {"title": "x"}, vector)
+    assert new and store.add_item("n1", "title: x", {"title": "x"}, vector)[1] is False
+    with pytest.raises(IdempotencyConflict):
+        store.add_item("n1", "title: y", {"title": "y"}, vector)
+    assert store.get_summary("u1") is None
+    store.put_summary(StoredSummary("u1", "likes x", 1, 5, time.time()))
+    store.put_summary(StoredSummary("u1", "likes y", 2, 10, time.time()))
+    store.close()
+    reopened = make_store()  # everything was committed
+    assert len(reopened.events()) == 3
+    (saved,) = reopened.items()
+    np.testing.assert_array_equal(saved.vector, vector)
+    assert saved.fields == {"title": "x"} and saved.text == "title: x"
+    summary = reopened.get_summary("u1")
+    assert (summary.text, summary.version, summary.covered) == ("likes y", 2, 10)
+    reopened.close()
+
+
+def test_open_store_by_url(tmp_path):
+    from recllm.errors import UserInputError
+    from recllm.serve.storage import open_store
+
+    store = open_store(None, tmp_path / "default.db")
+    assert isinstance(store, SQLiteStore) and (tmp_path / "default.db").is_file()
+    store.close()
+    with pytest.raises(UserInputError, match="folder does not exist"):
+        open_store(f"sqlite:///{tmp_path}/missing/x.db", tmp_path)
+    bad = tmp_path / "not.db"
+    bad.write_text("this is not a database" * 100)
+    with pytest.raises(UserInputError, match="cannot open the database"):
+        open_store(f"sqlite:///{bad}", tmp_path)
