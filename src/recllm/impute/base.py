@@ -1,8 +1,11 @@
 """The imputer protocol: a scikit-learn transformer that fills the missing cells of a mixed-type table.
 
 Every imputer here takes a pandas DataFrame (or a 2-D array) whose columns are numeric, categorical or text, learns
-what it needs in ``fit`` and returns a filled copy from ``transform``. Observed cells are never written: subclasses
-only return values for the missing cells of each column (:meth:`BaseImputer._impute`) and the base class writes them.
+what it needs in ``fit`` and returns a filled copy from ``transform``. Observed cells are never written: the models
+work on a copy whose numeric columns are floats, subclasses only return values for the missing cells of each column
+(:meth:`BaseImputer._impute`), and the base class writes them into a copy of the caller's own frame, so every
+observed cell comes back as the same value of the same type (``"02582"`` stays that string) and every column keeps
+its dtype. How a filled value is written into a column is :func:`recllm.impute.cells.represent`'s rule.
 A cell is missing when ``pandas.isna`` says so (NaN, None, pd.NA, NaT); an empty string is a value.
 """
 
@@ -19,6 +22,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from recllm.data.dataset import DataError
+from recllm.impute.cells import CellFormat, write_cells
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -99,10 +103,10 @@ def infer_kinds(
 ) -> dict[str, str]:
     """Kind of every column: the declared ones as given, the rest inferred.
 
-    Inference: a bool column or a numeric column with at most two distinct values (a flag) is categorical; other
-    numeric columns are numeric; an object/string column whose observed values nearly all (>= 90%) parse as numbers
-    is numeric (so junk in it is reported, not silently turned into a category); other columns are categorical
-    when they have at most ``max_categories`` distinct values and text otherwise.
+    Inference: a bool column (or one holding only True/False) or a numeric column with at most two distinct values
+    (a flag) is categorical; other numeric columns are numeric; an object/string column whose observed values nearly
+    all (>= 90%) parse as numbers is numeric (so junk in it is reported, not silently turned into a category); other
+    columns are categorical when they have at most ``max_categories`` distinct values and text otherwise.
     """
     declared: dict[str, str] = {}
     for kind, cols in ((CATEGORICAL, categorical), (NUMERIC, numeric), (TEXT, text)):
@@ -120,8 +124,8 @@ def infer_kinds(
             continue
         series = frame[col]
         observed = series.dropna()
-        if pd.api.types.is_bool_dtype(series.dtype):
-            kinds[col] = CATEGORICAL
+        if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.infer_dtype(observed) == "boolean":
+            kinds[col] = CATEGORICAL  # (an object column of True/False too: to_numeric would read it as 1/0)
         elif pd.api.types.is_numeric_dtype(series.dtype):
             kinds[col] = CATEGORICAL if observed.nunique() <= 2 and len(observed) > 2 else NUMERIC
         elif len(observed) and _looks_numeric(observed) >= 0.9:
@@ -141,7 +145,7 @@ def coerce_numeric(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_complex_dtype(series.dtype):
             raise DataError(f"column {col!r} is declared numeric but holds {series.dtype} values")
         if not pd.api.types.is_numeric_dtype(series.dtype):
-            parsed = pd.to_numeric(series, errors="coerce")
+            parsed = pd.to_numeric(series, errors="coerce").where(series.notna())  # NaT: to_numeric says int64 min
             junk = parsed.isna() & series.notna()
             if junk.any():
                 row = junk.to_numpy().nonzero()[0][0]
@@ -179,44 +183,12 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Co
             )
         else:
             counts = observed.value_counts(sort=False)
+            counts = counts[counts > 0]  # a categorical dtype also counts its unobserved categories
             # Most frequent first; ties broken by first appearance so the order is deterministic.
             first_seen = {v: i for i, v in reversed(list(enumerate(observed)))}
             order = sorted(counts.index, key=lambda v: (-counts[v], first_seen[v]))
             infos[col] = ColumnInfo(col, kind, len(observed), categories=tuple(order), mode=order[0])
     return infos
-
-
-def _is_number(value: Any) -> bool:
-    """A real number (not a bool)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def _write(frame: pd.DataFrame, col: str, rows: np.ndarray, values: Any) -> None:
-    """Replace column ``col`` of ``frame`` by a copy whose cells ``rows`` hold ``values`` (dtype kept when it can be)."""
-    series = frame[col]
-    values = list(values)
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        arr = series.astype(object).to_numpy(dtype=object, na_value=None).copy()
-        arr[rows] = values
-        new = [v for v in dict.fromkeys(values) if v not in dtype.categories]
-        categories = list(dtype.categories) + new
-        frame[col] = pd.Series(pd.Categorical(arr, categories=categories, ordered=dtype.ordered), index=series.index)
-    elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) and all(map(_is_number, values)):
-        if pd.api.types.is_integer_dtype(dtype):  # only nullable integer columns have missing cells: round to keep it
-            arr = series.to_numpy(dtype=object, na_value=None).copy()
-            arr[rows] = [int(np.rint(v)) for v in values]
-            frame[col] = pd.Series(pd.array(arr, dtype=dtype), index=series.index)
-        else:
-            arr = series.to_numpy(dtype=float, na_value=np.nan).astype(dtype, copy=True)
-            arr[rows] = values
-            frame[col] = pd.Series(arr, index=series.index, dtype=dtype)
-    else:
-        arr = series.to_numpy(dtype=object, na_value=None).copy()
-        arr[rows] = values
-        keep = pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, np.dtype) and all(
-            isinstance(v, str) for v in values)
-        frame[col] = pd.Series(arr, index=series.index, dtype=dtype if keep else object)
 
 
 class BaseImputer(TransformerMixin, BaseEstimator):
@@ -237,11 +209,12 @@ class BaseImputer(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X: Any, y: Any = None) -> "BaseImputer":
         """Learn column kinds, statistics and the subclass's model from the observed cells of ``X``."""
-        frame, _ = as_frame(X)
+        given, _ = as_frame(X)
         if self.max_categories < 1:
             raise ValueError(f"max_categories must be >= 1, got {self.max_categories}")
-        self.kinds_ = infer_kinds(frame, self.categorical, self.numeric, self.text, self.max_categories)
-        frame = coerce_numeric(frame, self.kinds_)
+        self.kinds_ = infer_kinds(given, self.categorical, self.numeric, self.text, self.max_categories)
+        self.formats_ = {col: CellFormat.of(given[col], kind == NUMERIC) for col, kind in self.kinds_.items()}
+        frame = coerce_numeric(given, self.kinds_)
         self.columns_ = describe_columns(frame, self.kinds_)
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
@@ -250,13 +223,14 @@ class BaseImputer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> Any:
-        """A copy of ``X`` with every missing cell filled (observed cells untouched); same type as ``X``."""
+        """A copy of ``X`` with every missing cell filled (written as :func:`recllm.impute.cells.represent` says);
+        every observed cell and every column's dtype as given (the models see a numeric copy). Same type as ``X``."""
         check_is_fitted(self, "columns_")
-        frame, was_array = self._check_transform_input(X)
-        mask = frame.isna()
+        given, frame, was_array = self._transform_input(X)
+        mask = given.isna()
         report = ImputationReport(method=self.method, n_rows_in=len(frame))
         start = time.perf_counter()
-        out = frame.copy()
+        out = given.copy()
         if mask.to_numpy().any():
             values = self._impute(frame, mask, report)
             for col in frame.columns:
@@ -266,7 +240,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
                 vals = values[col]
                 if len(vals) != len(rows):
                     raise RuntimeError(f"{type(self).__name__} returned {len(vals)} values for {len(rows)} cells of {col!r}")
-                _write(out, col, rows, vals)
+                write_cells(out, col, rows, vals, self.formats_[col])
                 report.filled[col] = len(rows)
         report.seconds = time.perf_counter() - start
         report.n_rows_out = len(out)
@@ -286,7 +260,10 @@ class BaseImputer(TransformerMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def _check_transform_input(self, X: Any) -> tuple[pd.DataFrame, bool]:
+    def _transform_input(self, X: Any) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+        """``(given, numeric, was_array)``: ``X`` as a frame (checked against ``fit``; the caller's own frame, never
+        to be written), its copy with numeric columns as floats (what the models read), and whether ``X`` was an
+        array."""
         if not isinstance(X, pd.DataFrame):
             arr = np.asarray(X) if not hasattr(X, "shape") else X
             if getattr(arr, "ndim", 2) == 1:
@@ -302,7 +279,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
             raise DataError(f"the table's columns {list(frame.columns)} differ from those seen in fit {expected}")
         if was_array:
             frame.columns = expected
-        return coerce_numeric(frame, self.kinds_), was_array
+        return frame, coerce_numeric(frame, self.kinds_), was_array
 
     def _columns_of(self, kind: str) -> list[str]:
         return [c for c, info in self.columns_.items() if info.kind == kind]

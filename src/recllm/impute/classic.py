@@ -21,8 +21,9 @@ from sklearn.impute import KNNImputer
 
 from recllm.data.dataset import DataError
 from recllm.impute.base import (
-    CATEGORICAL, NUMERIC, TEXT, BaseImputer, ColumnInfo, ImputationReport, _is_number, statistic_fill,
+    CATEGORICAL, NUMERIC, TEXT, BaseImputer, ColumnInfo, ImputationReport, statistic_fill,
 )
+from recllm.impute.cells import is_number
 
 
 class DeletionImputer(BaseImputer):
@@ -53,11 +54,11 @@ class DeletionImputer(BaseImputer):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "columns_")
-        frame, was_array = self._check_transform_input(X)
-        keep = frame.notna().all(axis=1).to_numpy()
+        given, frame, was_array = self._transform_input(X)  # (the numeric copy checks the numeric columns)
+        keep = given.notna().all(axis=1).to_numpy()
         if not keep.any():
             raise DataError("case-wise deletion: no row of the table is complete, so every row would be dropped")
-        out = frame.loc[keep].copy()
+        out = given.loc[keep].copy()  # the caller's cells, untouched
         self.report_ = ImputationReport(
             method=self.method, n_rows_in=len(frame), n_rows_out=len(out), how={"dropped_rows": int((~keep).sum())},
             notes=[f"dropped {int((~keep).sum())} of {len(frame)} rows that had a missing cell"],
@@ -69,7 +70,7 @@ class ZeroImputer(BaseImputer):
     """Zero imputation: numeric cells get ``fill_value`` (0); categorical/text cells get a ``missing_label`` category.
 
     A categorical column coded with numbers (a 0/1 flag) gets ``fill_value`` too, which is literally "fill zeros"
-    and keeps the column numeric.
+    and keeps the column numeric; a column of booleans gets ``bool(fill_value)`` (False), which its dtype can hold.
     """
 
     method = "zero"
@@ -89,8 +90,10 @@ class ZeroImputer(BaseImputer):
         for col, info in self.columns_.items():
             n = int(mask[col].sum())
             if n:
-                numbers = info.kind == NUMERIC or all(_is_number(v) for v in info.categories)
-                out[col] = [float(self.fill_value)] * n if numbers else [self.missing_label] * n
+                numbers = info.kind == NUMERIC or all(is_number(v) for v in info.categories)
+                flags = info.kind != NUMERIC and all(isinstance(v, (bool, np.bool_)) for v in info.categories)
+                value = float(self.fill_value) if numbers else bool(self.fill_value) if flags else self.missing_label
+                out[col] = [value] * n
                 report.how["constant"] = report.how.get("constant", 0) + n
         return out
 
