@@ -1,7 +1,5 @@
 """The HTTP API on a tiny LEARN artifact: retrieval, new items, events, idempotency, auth, errors, metrics."""
 
-import json
-
 import numpy as np
 import pytest
 from conftest import AUTH, TOKEN
@@ -16,7 +14,8 @@ def _items(response):
 
 def test_recommend_and_similar_match_the_artifact(client, artifact):
     retriever = load(artifact)
-    assert _items(client.get("/recommend", params={"user": "u3", "k": 5})) == [i for i, _ in retriever.recommend("u3", 5)]
+    expected = [i for i, _ in retriever.recommend("u3", 5)]
+    assert _items(client.get("/recommend", params={"user": "u3", "k": 5})) == expected
     assert _items(client.get("/similar", params={"item": "i4", "k": 3})) == [i for i, _ in retriever.similar_items("i4", 3)]
     body = client.get("/recommend", params={"user": "u3", "k": 5}).json()
     assert body["history_length"] == len(retriever.history("u3"))
@@ -204,9 +203,9 @@ def test_token_rules():
     assert not check_bearer(None, TOKEN)
 
 
-def test_page_is_self_contained(client):
+def test_page_is_self_contained():
     from recllm.serve.page import PAGE
 
-    from fastapi.testclient import TestClient  # noqa: F401 - the page is served by the app with page=PAGE
-    assert "http://" not in PAGE and "https://" not in PAGE and "innerHTML" not in PAGE
-    assert json.dumps(PAGE)  # plain text
+    # no external resource (CDN, font, script) and no HTML built from item text
+    assert "http://" not in PAGE and "https://" not in PAGE and "innerHTML" not in PAGE and "src=" not in PAGE
+    assert PAGE.count("<script>") == 1 and "textContent" in PAGE

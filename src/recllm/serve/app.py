@@ -172,8 +172,9 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
             summaries.wait(timeout=10)
         store.close()
 
-    app = FastAPI(lifespan=lifespan, title="recllm serve", version="1", description="LEARN retrieval, LLM-TRSR reranking and summaries, "
-                  "new items and events in real time, imputation.")
+    app = FastAPI(lifespan=lifespan, title="recllm serve", version="1",
+                  description="LEARN retrieval, LLM-TRSR reranking and summaries, new items and events in real time, "
+                  "imputation.")
     app.state.services = {"state": state, "store": store, "reranker": reranker, "summaries": summaries,
                           "imputer": imputer, "metrics": metrics}
 
