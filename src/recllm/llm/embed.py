@@ -89,13 +89,24 @@ def embed_texts(
     max_length: int = 128,
     cache: Any = None,
     show_progress: bool = True,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> np.ndarray:
     """Embed ``texts`` into a float32 array ``(len(texts), dim)``, truncating each to ``max_length`` tokens.
 
     ``model`` is a ``CausalLM`` (``pooling="mean"`` over non-padding tokens of the last hidden state, or
     ``"last"``: the last token's state) or a sentence-transformers model (its own pooling via ``encode``). With a
     ``cache`` (``DiskCache``), vectors are stored per text and reused; duplicate texts are embedded once.
+    ``engine="ray"`` runs the batches on a Ray actor pool (``ray_options``: a
+    ``recllm.distributed.ray_jobs.RayOptions``) with identical results and the same cache keys.
     """
+    if engine != "local":
+        from recllm.distributed import check_engine
+
+        check_engine(engine)
+        from recllm.distributed.ray_jobs import embed_texts_ray
+
+        return embed_texts_ray(model, texts, pooling, batch_size, max_length, cache, show_progress, ray_options)
     _check(model, texts, pooling, batch_size, max_length)
     texts = list(texts)
     unique = list(dict.fromkeys(texts))

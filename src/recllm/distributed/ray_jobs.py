@@ -1,0 +1,324 @@
+"""LLM batch jobs as Ray Data pipelines: item embedding and candidate scoring on an actor pool.
+
+Each job turns its work into rows (one row = one model batch of the local path), maps them with
+``map_batches(<actor class>, concurrency=workers)`` where every actor loads the model once, and collects the
+results on the driver. The model batches are formed exactly as the single-process functions form them
+(:func:`recllm.llm.embed_texts`, :func:`recllm.llm.score_continuations_many`), so the outputs are identical, and
+embeddings use the same :class:`~recllm.llm.cache.DiskCache` keys: a text already in the cache is not recomputed,
+and the driver writes every new vector to the cache as results arrive (an interrupted job keeps what it finished).
+
+Ray starts locally by itself when no ``address`` is given; ``address="auto"`` or ``"ray://host:10001"`` joins an
+existing cluster. Actors are restarted and their batches retried when a worker dies (``max_restarts``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recllm.distributed import require_ray
+
+__all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "ensure_ray"]
+
+MODEL_KINDS = ("causal", "sentence")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a worker gets its model, without the driver shipping weights: a name/folder + dtype, or a builder.
+
+    ``name`` is a Hugging Face id or folder (None: the bundled default of ``kind``); ``builder`` is a picklable
+    zero-argument callable returning the model (e.g. ``functools.partial(tiny_causal_lm, 0)``) and wins over name.
+    """
+
+    name: str | None = None
+    kind: str = "causal"
+    dtype: str = "auto"
+    device: str = "auto"
+    builder: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"ModelSpec.kind must be one of {MODEL_KINDS}, got {self.kind!r}")
+        if self.builder is not None and not callable(self.builder):
+            raise ValueError("ModelSpec.builder must be a callable returning the model")
+
+    def load(self) -> Any:
+        """The model (called once per worker)."""
+        if self.builder is not None:
+            return self.builder()
+        from recllm.llm import load_causal_lm, load_text_encoder
+
+        loader = load_causal_lm if self.kind == "causal" else load_text_encoder
+        return loader(self.name, device=self.device, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a job runs: ``address`` of an existing cluster (None: start Ray here), ``workers``
+    actors of ``cpus_per_worker`` CPUs (``gpus_per_worker`` GPUs) each, ``max_restarts`` per actor."""
+
+    address: str | None = None
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    max_restarts: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"RayOptions.workers must be a positive integer, got {self.workers!r}")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0 or self.max_restarts < 0:
+            raise ValueError("RayOptions needs cpus_per_worker > 0, gpus_per_worker >= 0 and max_restarts >= 0")
+
+
+def ensure_ray(options: RayOptions) -> None:
+    """Connect to ``options.address``, or start a local Ray sized for the job; reuse a running session."""
+    require_ray()
+    import ray
+    import ray.data
+
+    if ray.is_initialized():
+        return
+    if options.address:
+        ray.init(address=options.address, log_to_driver=False)
+    else:
+        cpus = max(int(np.ceil(options.workers * options.cpus_per_worker)), 1)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+@dataclass
+class _ShippedCausalLM:
+    """A loaded ``CausalLM`` as plain parts (class, config, weights, tokenizer): transformers installs forward
+    hooks that cannot be pickled once the model has run, so the weights travel instead of the module."""
+
+    cls: type
+    config: Any
+    state: dict[str, Any]
+    tokenizer: Any
+    name: str
+    device: str
+    dtype: str
+
+    @classmethod
+    def of(cls, lm: Any) -> "_ShippedCausalLM":
+        from recllm.llm.backbone import adapter_hash
+
+        if adapter_hash(lm.model) is not None or not hasattr(lm.model, "config"):
+            raise ValueError(f"cannot ship {lm.name!r} (a model with an adapter) to Ray workers; pass a "
+                             "recllm.distributed.ray_jobs.ModelSpec that loads it on each worker instead")
+        state = {k: v.detach().cpu() for k, v in lm.model.state_dict().items()}
+        return cls(type(lm.model), lm.model.config, state, lm.tokenizer, lm.name, lm.device, lm.dtype)
+
+    def build(self) -> Any:
+        import torch
+
+        from recllm.llm.backbone import CausalLM
+
+        dtype = next(iter(self.state.values())).dtype if self.state else torch.float32
+        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten; leave the RNG alone
+            model = self.cls(self.config).to(dtype)
+        model.load_state_dict(self.state)
+        model = model.to(self.device).eval()
+        return CausalLM(model=model, tokenizer=self.tokenizer, name=self.name, device=self.device, dtype=self.dtype)
+
+
+def _shippable(model: Any) -> Any:
+    """What goes into Ray's object store for a loaded model."""
+    from recllm.llm.backbone import CausalLM
+
+    return _ShippedCausalLM.of(model) if isinstance(model, CausalLM) else model
+
+
+class _ModelActor:
+    """Base of the pool's actors: one thread per worker, the model loaded once, optional test-only crash."""
+
+    def __init__(self, model: Any, threads: int, crash_marker: str | None) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        if not isinstance(model, ModelSpec):  # an ObjectRef of the model put by the driver
+            import ray
+
+            model = ray.get(model)
+        self.model = model.load() if isinstance(model, ModelSpec) else (
+            model.build() if isinstance(model, _ShippedCausalLM) else model)
+        self.crash_marker = crash_marker
+
+    def _maybe_crash(self) -> None:
+        """Test hook: the first batch of the job kills its worker process (once, marked by a file)."""
+        if self.crash_marker and not os.path.exists(self.crash_marker):
+            with open(self.crash_marker, "w") as fh:
+                fh.write(str(os.getpid()))
+            os._exit(1)
+
+
+class _EmbedActor(_ModelActor):
+    def __init__(self, model: Any, threads: int, crash_marker: str | None, pooling: str, batch_size: int,
+                 max_length: int) -> None:
+        super().__init__(model, threads, crash_marker)
+        self.pooling, self.batch_size, self.max_length = pooling, batch_size, max_length
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from recllm.llm.backbone import CausalLM
+        from recllm.llm.embed import _embed_causal, _embed_encoder
+
+        self._maybe_crash()
+        index, vectors = [], []
+        for ids, texts in zip(batch["ids"], batch["texts"]):
+            texts = [str(t) for t in texts]
+            if isinstance(self.model, CausalLM):
+                out = _embed_causal(self.model, texts, self.pooling, self.max_length)
+            else:
+                out = _embed_encoder(self.model, texts, self.batch_size, self.max_length)
+            index.extend(int(i) for i in ids)
+            vectors.append(out)
+        return {"index": np.asarray(index, dtype=np.int64), "vector": np.concatenate(vectors).astype(np.float32)}
+
+
+class _ScoreActor(_ModelActor):
+    def __init__(self, model: Any, threads: int, crash_marker: str | None, shared_prefix: bool, batch_size: int,
+                 token_ids: list[int] | None) -> None:
+        super().__init__(model, threads, crash_marker)
+        self.shared_prefix, self.batch_size, self.token_ids = shared_prefix, batch_size, token_ids
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from recllm.llm.scoring import next_token_logprobs, score_continuations
+
+        self._maybe_crash()
+        groups, positions, values = [], [], []
+        for group, prefix, conts in zip(batch["group"], batch["prefix"], batch["continuations"]):
+            conts = [str(c) for c in conts]
+            if self.token_ids is None:
+                out = score_continuations(self.model, str(prefix), conts, self.shared_prefix, self.batch_size)
+                out = out[:, None]
+            else:
+                out = next_token_logprobs(self.model, str(prefix), conts, self.token_ids, self.shared_prefix,
+                                          self.batch_size).astype(np.float64)
+            groups.extend([int(group)] * len(conts))
+            positions.extend(range(len(conts)))
+            values.append(out)
+        width = 1 if self.token_ids is None else len(self.token_ids)
+        value = np.concatenate(values) if values else np.zeros((0, width))
+        return {"group": np.asarray(groups, dtype=np.int64), "pos": np.asarray(positions, dtype=np.int64),
+                "value": value}
+
+
+def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOptions, kwargs: dict[str, Any],
+         crash_marker: str | None) -> Any:
+    """The mapped Ray dataset of ``rows`` (one model batch each) through a pool of ``actor``."""
+    import ray
+
+    shipped = model if isinstance(model, ModelSpec) else ray.put(_shippable(model))
+    threads = max(int(options.cpus_per_worker), 1)
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * options.workers)))
+    return ds.map_batches(
+        actor, batch_size=1, concurrency=options.workers, num_cpus=options.cpus_per_worker,
+        num_gpus=options.gpus_per_worker or None, batch_format="numpy",
+        fn_constructor_kwargs={"model": shipped, "threads": threads, "crash_marker": crash_marker, **kwargs},
+        max_restarts=options.max_restarts, max_task_retries=-1 if options.max_restarts else 0,
+    )
+
+
+def _local_model(model: Any) -> Any:
+    """The model the driver needs for cache keys and checks (a ModelSpec is loaded here only when needed)."""
+    return model.load() if isinstance(model, ModelSpec) else model
+
+
+def embed_texts_ray(
+    model: Any,
+    texts: Sequence[str],
+    pooling: str = "mean",
+    batch_size: int = 32,
+    max_length: int = 128,
+    cache: Any = None,
+    show_progress: bool = True,
+    options: RayOptions | None = None,
+    crash_marker: str | None = None,
+) -> np.ndarray:
+    """:func:`recllm.llm.embed_texts` on a Ray actor pool: same arguments, same cache keys, identical vectors.
+
+    ``model`` is a loaded model (put in Ray's object store once) or a :class:`ModelSpec` each worker loads;
+    ``crash_marker`` is a test hook (a file path: the first batch kills its worker once).
+    """
+    from recllm.llm.embed import EMBED_VERSION, _check, _dimension, encoder_fingerprint
+
+    options = options or RayOptions()
+    local = _local_model(model)
+    _check(local, texts, pooling, batch_size, max_length)
+    texts = list(texts)
+    unique = list(dict.fromkeys(texts))
+    params = {"task": "embed", "version": EMBED_VERSION, "model": encoder_fingerprint(local),
+              "pooling": pooling, "max_length": max_length}
+    keys = {t: cache.key(**params, text=t) for t in unique} if cache is not None else {}
+    done: dict[str, np.ndarray] = {}
+    if cache is not None:
+        found = cache.get_many(list(keys.values()))
+        done = {t: np.asarray(found[k], dtype=np.float32) for t, k in keys.items() if k in found}
+    todo = sorted((t for t in unique if t not in done), key=len, reverse=True)  # the local path's batches
+    if todo:
+        ensure_ray(options)
+        rows = [{"ids": list(range(s, min(s + batch_size, len(todo)))), "texts": todo[s:s + batch_size]}
+                for s in range(0, len(todo), batch_size)]
+        mapped = _run(rows, _EmbedActor, model, options,
+                      {"pooling": pooling, "batch_size": batch_size, "max_length": max_length}, crash_marker)
+        with tqdm(total=len(todo), desc="embedding (ray)", unit="text", disable=not show_progress) as bar:
+            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                new = {todo[int(i)]: np.asarray(v, dtype=np.float32) for i, v in zip(out["index"], out["vector"])}
+                done.update(new)
+                if cache is not None:
+                    cache.put_many({keys[t]: v for t, v in new.items()})
+                bar.update(len(new))
+    missing = [t for t in todo if t not in done]
+    if missing:
+        raise RuntimeError(f"the ray embedding job returned no vector for {len(missing)} of {len(todo)} texts")
+    if not texts:
+        return np.zeros((0, _dimension(local)), dtype=np.float32)
+    return np.stack([done[t] for t in texts]).astype(np.float32, copy=False)
+
+
+def score_continuations_ray(
+    model: Any,
+    groups: Sequence[tuple[str, Sequence[str]]],
+    token_ids: Sequence[int] | None = None,
+    shared_prefix: bool = True,
+    batch_size: int = 64,
+    show_progress: bool = True,
+    options: RayOptions | None = None,
+    crash_marker: str | None = None,
+) -> list[np.ndarray]:
+    """:func:`recllm.llm.score_continuations_many` (``token_ids=None``) or
+    :func:`recllm.llm.next_token_logprobs_many` (``token_ids`` given) on a Ray actor pool, one row per group.
+
+    Returns one array per group, equal to the single-process result (float64 sums, or float32 log-probs
+    ``(len(continuations), len(token_ids))``).
+    """
+    options = options or RayOptions()
+    groups = [(str(p), [str(c) for c in cs]) for p, cs in groups]
+    for i, (_, conts) in enumerate(groups):
+        if isinstance(conts, str):
+            raise TypeError(f"groups[{i}] continuations must be a sequence of strings, not one string")
+    width = 1 if token_ids is None else len(token_ids)
+    results = [np.zeros((len(c), width)) for _, c in groups]
+    work = [{"group": g, "prefix": p, "continuations": c} for g, (p, c) in enumerate(groups) if c]
+    if work:
+        ensure_ray(options)
+        ids = None if token_ids is None else [int(t) for t in token_ids]
+        mapped = _run(work, _ScoreActor, model, options,
+                      {"shared_prefix": shared_prefix, "batch_size": batch_size, "token_ids": ids}, crash_marker)
+        with tqdm(total=len(work), desc="scoring (ray)", unit="prefix", disable=not show_progress) as bar:
+            seen: set[int] = set()
+            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                for g, pos, value in zip(out["group"], out["pos"], out["value"]):
+                    results[int(g)][int(pos)] = value
+                    seen.add(int(g))
+                bar.n = len(seen)
+                bar.refresh()
+    if token_ids is None:
+        return [r[:, 0].astype(np.float64) for r in results]
+    return [r.astype(np.float32) for r in results]

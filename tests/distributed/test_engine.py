@@ -1,0 +1,27 @@
+"""The engine argument: checked, and a missing extra gives one line naming it."""
+
+import importlib.util
+
+import pytest
+
+from recllm.distributed import check_engine
+from recllm.errors import UserInputError
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(UserInputError, match="unknown engine 'spark'.*local, ray"):
+        check_engine("spark")
+
+
+def test_ray_engine_without_the_extra_names_it(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    with pytest.raises(UserInputError, match=r"pip install 'recllm\[distributed\]'"):
+        check_engine("ray", "--engine")
+
+
+def test_embed_texts_checks_the_engine():
+    from recllm.llm import embed_texts
+
+    with pytest.raises(UserInputError, match="unknown engine"):
+        embed_texts(object(), ["a"], engine="dask")

@@ -1,0 +1,109 @@
+"""Ray Data jobs give exactly the single-process results, share its cache keys, and survive a killed worker."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray.data")
+
+from recllm.distributed.ray_jobs import ModelSpec, RayOptions, ensure_ray, score_continuations_ray  # noqa: E402
+from recllm.llm import embed_texts, next_token_logprobs_many, score_continuations_many  # noqa: E402
+from recllm.llm.backbone import tiny_causal_lm  # noqa: E402
+from recllm.llm.cache import DiskCache  # noqa: E402
+
+pytestmark = pytest.mark.distributed
+
+TEXTS = [f"item {i}: " + "a film about space " * (i % 5 + 1) for i in range(14)] + ["item 0: a film about space "]
+GROUPS = [(f"<|im_start|>user\nuser {u} liked film {u}", [f" film {u + c}" * (c % 3 + 1) for c in range(u + 2)])
+          for u in range(5)] + [("prefix without candidates", [])]
+
+
+class CountingCache(DiskCache):
+    """A DiskCache that counts the entries written to it (driver side only)."""
+
+    puts = 0
+
+    def put_many(self, mapping):  # noqa: ANN001
+        self.puts += len(mapping)
+        super().put_many(mapping)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    options = RayOptions(workers=2)
+    ensure_ray(options)
+    yield options
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def lm():
+    """The tiny model, with the driver on one torch thread like each worker (cpus_per_worker=1): reductions
+    split over a different number of threads may differ in the last bit."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tiny_causal_lm(seed=0)
+    torch.set_num_threads(threads)
+
+
+def _planted_cache(path, lm):
+    """A cache holding marker vectors (all 7.0) for the first three texts, under the local path's keys."""
+    cache = CountingCache(path)
+    embed_texts(lm, TEXTS[:3], batch_size=4, cache=cache, show_progress=False)
+    keys = [DiskCache.key(task="embed", version=1, model=lm.fingerprint, pooling="mean", max_length=128, text=t)
+            for t in TEXTS[:3]]
+    found = cache.get_many(keys)
+    assert len(found) == 3
+    cache.put_many({k: np.full_like(v, 7.0) for k, v in found.items()})
+    return cache
+
+
+def test_embedding_equals_local_and_shares_the_cache(ray_session, lm, tmp_path):
+    expected = embed_texts(lm, TEXTS, batch_size=4, cache=_planted_cache(tmp_path / "local.sqlite", lm),
+                           show_progress=False)
+    cache = _planted_cache(tmp_path / "ray.sqlite", lm)
+    got = embed_texts(lm, TEXTS, batch_size=4, cache=cache, show_progress=False, engine="ray",
+                      ray_options=ray_session)
+    assert np.all(got[[0, 1, 2, 14]] == 7.0)  # cached texts are not recomputed (text 14 repeats text 0)
+    assert not np.any(got[3:14] == 7.0)
+    np.testing.assert_array_equal(got, expected)  # exactly, float32
+    # the ray job wrote every new vector under the local path's keys: a local run now computes nothing
+    cache.puts = 0
+    again = embed_texts(lm, TEXTS, batch_size=4, cache=cache, show_progress=False)
+    assert cache.puts == 0
+    np.testing.assert_array_equal(again, got)
+
+
+def test_scoring_survives_a_killed_worker(ray_session, lm, tmp_path):
+    ids = [lm.tokenizer.convert_tokens_to_ids("Yes"), lm.tokenizer.convert_tokens_to_ids("No")]
+    expected = next_token_logprobs_many(lm, GROUPS, ids, batch_size=3, show_progress=False)
+    marker = tmp_path / "crashed"
+    spec = ModelSpec(builder=functools.partial(tiny_causal_lm, 0))  # each worker builds the model itself
+    got = score_continuations_ray(spec, GROUPS, token_ids=ids, batch_size=3, show_progress=False,
+                                  options=ray_session, crash_marker=str(marker))
+    assert marker.exists()  # a worker really died on its first batch
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.dtype == e.dtype and g.shape == e.shape
+        np.testing.assert_array_equal(g, e)
+
+
+def test_sum_scores_of_the_pool_worker_equal_local(lm):
+    """The worker's sum-of-log-probs path, called in process (the pool mechanics are tested above)."""
+    from recllm.distributed.ray_jobs import _ScoreActor
+
+    expected = score_continuations_many(lm, GROUPS, batch_size=3, show_progress=False)
+    worker = _ScoreActor(ModelSpec(builder=functools.partial(tiny_causal_lm, 0)), 1, None, True, 3, None)
+    rows = {"group": np.arange(len(GROUPS)), "prefix": np.array([p for p, _ in GROUPS], dtype=object),
+            "continuations": np.array([np.array(c, dtype=object) for _, c in GROUPS], dtype=object)}
+    out = worker(rows)
+    for g, e in enumerate(expected):
+        np.testing.assert_array_equal(out["value"][out["group"] == g, 0], e)
+        assert list(out["pos"][out["group"] == g]) == list(range(len(e)))
