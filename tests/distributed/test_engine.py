@@ -25,3 +25,14 @@ def test_embed_texts_checks_the_engine():
 
     with pytest.raises(UserInputError, match="unknown engine"):
         embed_texts(object(), ["a"], engine="dask")
+
+
+def test_learn_train_engine_ray_without_the_extra_is_one_line(monkeypatch, capsys, tmp_path):
+    from recllm import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    code = cli.main(["learn", "train", "--data", "ml-100k", "--out", str(tmp_path / "art"), "--engine", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "recllm[distributed]" in err and "--engine" in err

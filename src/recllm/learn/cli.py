@@ -29,6 +29,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.item_input != "id" and args.content_model.lower() not in ALIASES:
         check_model(args.content_model, "--content-model")
     out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION)
+    if args.engine != "local":
+        from recllm.distributed import check_engine
+
+        check_engine(args.engine, "--engine")
     if args.index != "exact" and importlib.util.find_spec("faiss") is None:
         from recllm.errors import UserInputError
 
@@ -48,6 +52,13 @@ def _train(args: argparse.Namespace) -> int:
     dataset = load(args.data)
     split = make_split(dataset, args.split, seed=args.seed)
     start = time.perf_counter()
+    if args.engine == "ray" and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)
+        from recllm.distributed.ray_jobs import RayOptions
+        from recllm.learn.encoder import catalogue_texts, raw_item_embeddings
+
+        options = RayOptions(address=args.ray_address, workers=args.ray_workers)
+        model.content_embeddings = raw_item_embeddings(catalogue_texts(dataset), content, engine="ray",
+                                                       ray_options=options)
     model.fit(split)
     seconds = time.perf_counter() - start
     result = evaluate_full_ranking(model, split.eval_cases("test"), ks=(10, 50), show_progress=not args.quiet)
@@ -150,6 +161,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     train.add_argument("--patience", type=positive_int, default=5)
     train.add_argument("--index", default="exact", choices=("exact", "flat", "hnsw"))
     train.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    train.add_argument("--engine", default="local", choices=("local", "ray"),
+                       help="where the item embeddings are computed: this process, or a Ray actor pool "
+                            "(pip install 'recllm[distributed]'; see docs/distributed.md)")
+    train.add_argument("--ray-address", default=None,
+                       help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
+    train.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_train)
 

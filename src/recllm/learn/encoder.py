@@ -75,10 +75,12 @@ _MEMO: dict[tuple[Any, ...], np.ndarray] = {}
 
 
 def raw_item_embeddings(texts: list[str], config: ContentConfig, cache: Any = None,
-                        model: Any = None) -> np.ndarray:
+                        model: Any = None, engine: str = "local", ray_options: Any = None) -> np.ndarray:
     """(n_items, hidden) float32 embeddings of ``texts`` from the frozen model; cached in memory and on disk.
 
     ``cache`` is a :class:`recllm.llm.cache.DiskCache` (default: the user's cache file); pass ``False`` to skip it.
+    ``engine="ray"`` embeds on a Ray actor pool (``ray_options``: ``recllm.distributed.ray_jobs.RayOptions``),
+    with identical vectors and the same cache entries.
     """
     from recllm.llm import embed_texts
     from recllm.llm.cache import DiskCache
@@ -91,7 +93,7 @@ def raw_item_embeddings(texts: list[str], config: ContentConfig, cache: Any = No
         cache = DiskCache(namespace="learn-content")
     model = model if model is not None else load_content_model(config)
     emb = embed_texts(model, texts, pooling="mean", batch_size=config.batch_size, max_length=config.max_length,
-                      cache=None if cache is False else cache)
+                      cache=None if cache is False else cache, engine=engine, ray_options=ray_options)
     emb = np.asarray(emb, dtype=np.float32)
     if emb.shape[0] != len(texts) or not np.isfinite(emb).all():
         raise ValueError(f"content model {config.model!r} returned bad embeddings of shape {emb.shape}")
@@ -143,15 +145,19 @@ def mean_pairwise_cosine(x: np.ndarray, max_rows: int = 2000) -> float:
     return float((total @ total - n) / (n * (n - 1)))
 
 
-def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None = None, cache: Any = None,
-                            model: Any = None) -> tuple[np.ndarray, Whitener]:
-    """Whitened content embeddings of every catalogue item (index order) and the fitted whitener."""
-    config = config or ContentConfig()
+def catalogue_texts(dataset: "RecDataset") -> list[str]:
+    """Every catalogue item's text (index order), empty ones replaced by a placeholder."""
     texts = dataset.item_texts()
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if len(empty) == len(texts):
         raise ValueError(f"data set {dataset.name!r}: every item text is empty; declare item text columns in its schema")
-    texts = [t if t.strip() else EMPTY_TEXT for t in texts]  # a model cannot encode zero tokens
-    raw = raw_item_embeddings(texts, config, cache=cache, model=model)
+    return [t if t.strip() else EMPTY_TEXT for t in texts]  # a model cannot encode zero tokens
+
+
+def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None = None, cache: Any = None,
+                            model: Any = None) -> tuple[np.ndarray, Whitener]:
+    """Whitened content embeddings of every catalogue item (index order) and the fitted whitener."""
+    config = config or ContentConfig()
+    raw = raw_item_embeddings(catalogue_texts(dataset), config, cache=cache, model=model)
     whitener = Whitener.fit(raw, config.whiten, config.whiten_dim)
     return whitener.transform(raw), whitener
