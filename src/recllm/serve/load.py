@@ -232,12 +232,21 @@ def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threa
     return result
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def report(result: dict[str, Any], command: str) -> str:
     """The markdown of docs/results/serve.md."""
     lines = ["# recllm serve: load and fault test", "",
              f"Command: `{command}`  ", f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  ",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-             f"{platform.python_version()}  ", f"LEARN run: `{result['learn']}`; TRSR run: `{result['trsr']}`  ",
+             f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}  ", f"LEARN run: `{result['learn']}`; TRSR run: `{result['trsr']}`  ",
              f"Server start to first /health: {result['start_s']:.1f} s", "",
              "## /recommend latency", "", "| rerank | clients | requests | p50 ms | p95 ms | p99 ms | requests/s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

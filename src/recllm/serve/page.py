@@ -1,7 +1,7 @@
 """The page at ``/``: self-contained HTML and JavaScript (no CDN, no external request) over the JSON API.
 
 Pick a user: their history, LLM summary (with --trsr), the retrieved list and the reranked one with scores. Add an
-item (with the write token) and see where it lands in the user's list. Every text is inserted with
+item (with the write token) and see where it lands in the user's list. ``/?user=U&k=10&rerank=1`` opens on a user. Every text is inserted with
 ``textContent``, never as HTML, so item text stays data on the page too.
 """
 
@@ -79,6 +79,13 @@ async function add() {
     const place = [...$("retrieved").children].findIndex((li) => li.dataset.item === id);
     $("added").textContent = place >= 0 ? "added; rank " + (place + 1) + " for this user" : "added; not in this top k";
   } catch (error) { $("status").textContent = error.message; }
+}
+const params = new URLSearchParams(location.search);  // /?user=U&k=10&rerank=1 opens on that user
+if (params.get("user")) {
+  $("user").value = params.get("user");
+  if (params.get("k")) $("k").value = params.get("k");
+  $("rerank").checked = params.get("rerank") === "1";
+  show();
 }
 $("show").addEventListener("click", show);
 $("add").addEventListener("click", add);
