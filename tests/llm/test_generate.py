@@ -91,3 +91,29 @@ def test_works_with_the_real_disk_cache(tiny_lm: CausalLM, prompts: list[str], t
     reopened = DiskCache(tmp_path / "c.sqlite")
     assert len(reopened) == len(prompts)
     assert generate(tiny_lm, prompts, max_new_tokens=3, cache=reopened, show_progress=False) == first
+
+
+def test_batches_are_as_wide_as_memory_allows_and_progress_adds_up(tiny_lm: CausalLM, prompts: list[str],
+                                                                     monkeypatch) -> None:
+    import sys
+
+    gen = sys.modules["recllm.llm.generate"]  # (recllm.llm.generate the attribute is the function)
+    widths: list[int] = []
+    real = gen._generate_batch
+    monkeypatch.setattr(gen, "_generate_batch", lambda lm, batch, *a, **k: widths.append(len(batch)) or real(
+        lm, batch, *a, **k))
+    expected = [_manual_greedy(tiny_lm, p, 5) for p in prompts]
+    steps: list[float] = []
+    assert generate(tiny_lm, prompts, max_new_tokens=5, show_progress=False, progress=steps.append) == expected
+    assert widths == [len(prompts)]  # batch_size=None: one batch, memory allows it
+    assert len(steps) > 1 and sum(steps) == pytest.approx(len(prompts))  # moves during decoding, adds up
+    # less memory, narrower batches, same answers
+    monkeypatch.setattr(gen, "MAX_BATCH_ELEMENTS", 1)
+    monkeypatch.setattr(gen, "_free_bytes", lambda: 0)
+    assert gen.batch_rows(tiny_lm, 20, 5) == 1
+    widths.clear()
+    assert generate(tiny_lm, prompts, max_new_tokens=5, show_progress=False) == expected and widths == [1] * 4
+    # wide rows fit fewer per batch; batch_size caps the width
+    monkeypatch.setattr(gen, "MAX_BATCH_ELEMENTS", 10**9)
+    assert gen.batch_rows(tiny_lm, 4000, 64) < gen.batch_rows(tiny_lm, 40, 64) == gen.MAX_GENERATE_ROWS
+    assert gen.batch_rows(tiny_lm, 40, 64, limit=3) == 3

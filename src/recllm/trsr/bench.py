@@ -55,7 +55,7 @@ class BenchSizes:
     sasrec_seconds: float
     speed_rows: int
     rerank_k: int = 50
-    gen_batch: int = 16
+    gen_batch: int = 32  # generation batch cap (memory may allow fewer); one summariser chunk is 32 prompts
     mitigation_seeds: int = 1  # the hardened ranker is trained for the first ``mitigation_seeds`` seeds
 
     def __post_init__(self) -> None:

@@ -74,6 +74,9 @@ class Summaries:
         return len(self.texts) / self.model_seconds if self.model_seconds > 0 else float("nan")
 
 
+_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]"  # n is fractional
+
+
 def _clean(text: str) -> str:
     return " ".join(text.split())
 
@@ -111,13 +114,14 @@ class _CachedGenerator:
         if self.show_progress and todo:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(todo), desc=desc, unit="prompt")
+            bar = tqdm(total=len(todo), desc=desc, unit="prompt", bar_format=_BAR)
         for start in range(0, len(todo), self.config.chunk_size):
             chunk = todo[start:start + self.config.chunk_size]
             texts = [chat_prompt(self.lm, m, system=prompts.SYSTEM_SUMMARY) for m in chunk]
             began = time.perf_counter()
             outputs = generate(self.lm, texts, max_new_tokens=self.config.max_new_tokens,
-                               batch_size=self.config.batch_size, show_progress=False)
+                               batch_size=self.config.batch_size, show_progress=False,
+                               progress=bar.update if bar is not None else None)  # moves as tokens are decoded
             share = (time.perf_counter() - began) / len(chunk)
             made = {m: _clean(o) for m, o in zip(chunk, outputs)}
             if self.cache is not None:
@@ -125,8 +129,6 @@ class _CachedGenerator:
             out.update(made)
             self.seconds.update({m: share for m in chunk})
             self.generated += len(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
         if bar is not None:
             bar.close()
         return [out[m] for m in messages]
