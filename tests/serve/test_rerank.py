@@ -85,3 +85,20 @@ def test_summary_is_updated_once_per_completed_block_from_the_old_summary(llm_cl
     assert c.summaries.wait(60)
     assert c.get("/users/u3/summary").json()["version"] == 2
     assert c.store.get_summary("u3").covered == 12
+
+
+def test_recurrent_updates_equal_the_recurrent_summariser_over_the_whole_history():
+    """What the service does block by block is what summarize_histories(mode="recurrent") does in one go."""
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.trsr.segment import SegmentConfig
+    from recllm.trsr.summarize import SummarizerConfig, recurrent_update, summarize_histories
+
+    lm = tiny_causal_lm()
+    config = SummarizerConfig(mode="recurrent", max_new_tokens=4, segment=SegmentConfig(block_size=2, item_tokens=8))
+    texts = ["a red film", "a blue film", "a green show", "a red show", "a quiet book"]
+    whole = summarize_histories(lm, [np.arange(5)], texts, config, show_progress=False)
+    summary = ""
+    for start in range(0, 5, 2):
+        summary = recurrent_update(lm, summary, texts[start:start + 2], config)
+        assert summary == whole.steps[0][start // 2]
+    assert summary == whole.texts[0]
