@@ -6,6 +6,8 @@ left-padded with explicit position ids so every answer ends at the right edge of
 only over the last ``max answer length + 1`` positions (the vocabulary projection is ~20% of SmolLM2's compute).
 Checkpoints are peft adapter folders plus optimizer, scheduler, RNG and step state; rerunning with the same
 ``output_dir`` continues from the latest one and ends with the same weights as an uninterrupted run.
+Grouped examples (many candidates behind one shared prompt prefix) are packed one group per row with a block
+attention mask: :mod:`recllm.llm.sft_grouped`.
 """
 
 from __future__ import annotations
@@ -165,6 +167,10 @@ def collate(features: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dic
 
     if features and isinstance(features[0], LabeledIds):  # segment examples: labels given token by token
         return collate_labeled(features, pad_id)
+    from recllm.llm.sft_grouped import GroupFeature, collate_groups
+
+    if features and isinstance(features[0], GroupFeature):  # grouped examples: one packed row per group
+        return collate_groups(features, pad_id)
     width = max(len(p) + len(a) for p, a in features)
     ids = torch.full((len(features), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -315,6 +321,8 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
     ``PeftModel`` (the base model of ``lm`` gets the LoRA layers injected in place). ``examples`` may also be
     segment examples (lists of ``(text, is_target)`` pieces, loss on the target pieces) or a callable
     ``examples_for_epoch(epoch) -> list`` giving each epoch its own examples; see :mod:`recllm.llm.sft_segments`.
+    A list of ``GroupedExample`` (one prompt prefix with many ``(continuation, answer)`` pairs) trains every pair
+    while computing each prefix once; ``batch_size`` then counts groups (:mod:`recllm.llm.sft_grouped`).
 
     With ``output_dir`` the run writes ``config.json``, ``training_log.jsonl`` and atomic checkpoints there and
     resumes from the latest checkpoint when rerun. ``eval_fn(lm, epoch) -> score`` (higher is better) runs after
@@ -330,10 +338,15 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
         raise ValueError("lm already carries a peft adapter; load a fresh base model (or merge_and_unload) first")
     if stop_after_steps is not None and stop_after_steps < 1:
         raise ValueError(f"stop_after_steps must be >= 1 or None, got {stop_after_steps!r}")
+    from recllm.llm.sft_grouped import check_attention, is_grouped, tokenize_grouped_epochs
     from recllm.llm.sft_segments import feature_length, target_count, tokenize_epochs
 
-    features_by_epoch, stats, examples = tokenize_epochs(lm.tokenizer, examples, config.epochs, config.max_length,
-                                                         config.append_eos)
+    grouped = is_grouped(examples)
+    if grouped:
+        check_attention(lm.model)
+    tokenize = tokenize_grouped_epochs if grouped else tokenize_epochs
+    features_by_epoch, stats, examples = tokenize(lm.tokenizer, examples, config.epochs, config.max_length,
+                                                  config.append_eos)
     features = features_by_epoch[0]
     if stats["prompts_truncated"] or stats["answers_truncated"]:
         log.warning("sft: %d prompts cut from the left and %d answers cut to fit max_length=%d",
@@ -399,7 +412,7 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
                 with autocast:
                     loss_sum = _answer_loss_sum(model, inputs, device)
                 (loss_sum / n_answer).backward()
-                window.add(loss_sum.item(), int(inputs["attention_mask"].sum()))
+                window.add(loss_sum.item(), int(inputs.get("token_mask", inputs["attention_mask"]).sum()))
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
@@ -464,3 +477,12 @@ def load_adapter(lm: CausalLM, folder: str | os.PathLike[str]) -> CausalLM:
     with _quiet_peft():
         model = PeftModel.from_pretrained(lm.model, str(path), is_trainable=False).eval()
     return dataclasses.replace(lm, model=model)
+
+
+def __getattr__(name: str) -> Any:
+    """``GroupedExample`` lives in :mod:`recllm.llm.sft_grouped` (which imports this module); re-export it lazily."""
+    if name == "GroupedExample":
+        from recllm.llm.sft_grouped import GroupedExample
+
+        return GroupedExample
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
