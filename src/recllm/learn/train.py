@@ -82,6 +82,7 @@ class LEARN(SequentialRecommender):
 
     config_class = LEARNConfig
     config: LEARNConfig
+    loss_is_position_mean = False  # InfoNCE terms over positions and dense pairs: ranks weighted by rows
 
     def __init__(self, config: LEARNConfig | None = None, content_embeddings: np.ndarray | None = None,
                  **params: Any) -> None:

@@ -233,6 +233,8 @@ class SequentialRecommender(Recommender):
     """
 
     config_class: type[SeqConfig] = SeqConfig
+    # the batch loss is a mean over target positions (under torchrun, ranks are weighted by their positions)
+    loss_is_position_mean: ClassVar[bool] = True
 
     def __init__(self, config: SeqConfig | None = None, **params: Any) -> None:
         base = config if config is not None else self.config_class()
@@ -277,11 +279,16 @@ class SequentialRecommender(Recommender):
     def fit(self, split: "Split") -> "SequentialRecommender":
         from recllm.eval.ranking import evaluate_full_ranking
 
+        from recllm.distributed.ddp import context
+
         cfg = self.config
         seed_everything(cfg.seed)
-        self.device_ = resolve_device(cfg.device)
+        dist = context(cfg.device)  # under torchrun: DDP, each rank a 1/N share of every batch
+        self.device_ = dist.device if dist else resolve_device(cfg.device)
         self.n_items_ = split.dataset.n_items
         self.net_ = self._build(split).to(self.device_)
+        self._dist, self._ddp_net = dist, dist.wrap(self.net_) if dist else None
+        self.step_losses_: list[float] = []
         rows = self._training_rows(split)
         if len(rows) == 0:
             raise ValueError(f"split {split.name!r} of {split.dataset.name!r} has no user with 2+ training items")
@@ -319,22 +326,48 @@ class SequentialRecommender(Recommender):
             self.net_.load_state_dict(best_state)
         self.net_.eval()
         self.epoch_seconds_ = float(np.mean([r["seconds"] for r in self.history_]))
+        self._dist = self._ddp_net = None  # the fitted model holds no process-group state
         return self
 
     def _train_epoch(self, rows: np.ndarray, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
                      gen: torch.Generator) -> float:
         self.net_.train()
         order = rng.permutation(len(rows))
+        dist = getattr(self, "_dist", None)
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
-            batch = torch.from_numpy(rows[order[start:start + self.config.batch_size]]).to(self.device_)
-            loss = self._batch_loss(batch, gen)
+            chosen = order[start:start + self.config.batch_size]
+            if dist is None:
+                batch = torch.from_numpy(rows[chosen]).to(self.device_)
+                loss = self._batch_loss(batch, gen)
+                reported = float(loss.detach())
+            else:
+                if len(chosen) < dist.world_size:  # too few rows left to give every rank one
+                    break
+                loss, reported = self._dist_batch_loss(rows[dist.part(chosen)], len(chosen), gen)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
-            count += len(batch)
+            self.step_losses_.append(reported)
+            total += reported * len(chosen)
+            count += len(chosen)
         return total / max(count, 1)
+
+    def _dist_batch_loss(self, part: np.ndarray, global_rows: int, gen: torch.Generator) -> tuple[torch.Tensor, float]:
+        """This rank's loss, weighted so that DDP's average of the ranks' gradients is the gradient of the loss
+        over the whole batch, and that whole-batch loss. The weights are the ranks' shares of the loss's terms:
+        target positions for the position-mean losses of this class, rows otherwise."""
+        dist, plain = self._dist, self.net_
+        batch = torch.from_numpy(part).to(self.device_)
+        own = float((batch[:, :-1] > 0).sum()) if self.loss_is_position_mean else float(len(batch))
+        every = dist.sum(own) if self.loss_is_position_mean else float(global_rows)
+        self.net_ = self._ddp_net  # forward through DDP so its gradient hooks run
+        try:
+            loss = self._batch_loss(batch, gen)
+        finally:
+            self.net_ = plain
+        reported = dist.sum(float(loss.detach()) * own) / every
+        return loss * (own * dist.world_size / every), reported
 
     @torch.no_grad()
     def user_vectors(self, histories: list[np.ndarray]) -> torch.Tensor:

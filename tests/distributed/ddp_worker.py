@@ -1,0 +1,49 @@
+"""Run under torchrun by test_ddp.py (or in one process): fit a tiny SASRec, rank 0 writes its loss curve."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recllm.data.dataset import RecDataset, Schema
+from recllm.data.split import leave_one_out
+from recllm.distributed.ddp import write_atomically
+from recllm.models.sasrec import SASRec
+
+SETTINGS = dict(loss="ce", dim=16, n_heads=2, n_layers=1, max_len=6, dropout=0.0, batch_size=8, max_epochs=3,
+                patience=5, lr=5e-3, device="cpu", show_progress=False, seed=3)
+
+
+def dataset(n_users: int = 24, n_items: int = 15) -> RecDataset:
+    """Users of different history lengths (so windows hold different numbers of targets)."""
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"i{(s + t) % n_items}", 100 * u + t)
+            for u, s in enumerate(rng.integers(n_items, size=n_users)) for t in range(4 + u % 7)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).astype({"timestamp": "int64"})
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"item {i}" for i in range(n_items)]})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
+    return RecDataset("ddp-toy", inter, items, users, Schema(item_text=("title",)))
+
+
+def fit() -> SASRec:
+    torch.set_num_threads(1)
+    return SASRec(**SETTINGS).fit(leave_one_out(dataset()))
+
+
+def main(out: str) -> None:
+    model = fit()
+
+    def write(folder):
+        (folder / "losses.json").write_text(json.dumps({
+            "steps": model.step_losses_, "history": model.history_,
+            "weights": {k: v.tolist() for k, v in model.net_.state_dict().items()}}))
+
+    write_atomically(out, write)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
