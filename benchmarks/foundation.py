@@ -2,7 +2,8 @@
 
 Sections: loader counts against each SOURCE.md; SmolLM2 throughput through recllm (prefill, generation, LoRA
 training) against the machine's measured matmul FLOP/s; shared-prefix candidate scoring; popularity and item-kNN on
-MovieLens-100K. Usage: ``python benchmarks/foundation.py [--only data,llm,sft,baselines]``.
+MovieLens-100K; grouped (shared-prefix) SFT against per-pair SFT; whole-row against per-cell imputer SFT.
+Usage: ``python benchmarks/foundation.py [--only data,llm,sft,grouped_sft,whole_row,baselines]``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ SECTIONS = {
     "data": "foundation_data",
     "llm": "foundation_llm",
     "sft": "foundation_sft",
+    "grouped_sft": "foundation_grouped_sft",
+    "whole_row": "foundation_whole_row",
     "baselines": "foundation_baselines",
 }
+THREADED = ("llm", "sft", "grouped_sft", "whole_row")  # the LLM sections, which take --threads
 
 
 def data_files() -> list[Path]:
@@ -52,7 +56,7 @@ def main() -> int:
         module = importlib.import_module(SECTIONS[key])
         start = time.perf_counter()
         print(f"[foundation] section {key} ...", flush=True)
-        kwargs = {"threads": args.threads} if key in ("llm", "sft") else {}
+        kwargs = {"threads": args.threads} if key in THREADED else {}
         body.append(module.run(**kwargs).rstrip() + f"\n\n_Section time: {time.perf_counter() - start:.0f} s._\n")
     command = "python benchmarks/foundation.py" + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
     command += f" --threads {args.threads}" if args.threads else ""
