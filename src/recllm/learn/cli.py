@@ -61,6 +61,10 @@ def _train(args: argparse.Namespace) -> int:
                                                        ray_options=options)
     model.fit(split)
     seconds = time.perf_counter() - start
+    from recllm.distributed.ddp import is_main_process
+
+    if not is_main_process():  # under torchrun every rank trained the same model; rank 0 evaluates and writes
+        return 0
     result = evaluate_full_ranking(model, split.eval_cases("test"), ks=(10, 50), show_progress=not args.quiet)
     folder = save(model, out, dataset, index=args.index)
     summary = {name: [round(v, 4) for v in values] for name, values in result.summary(seed=args.seed).items()
