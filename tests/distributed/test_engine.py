@@ -15,7 +15,8 @@ def test_unknown_engine_is_refused():
 
 def test_ray_engine_without_the_extra_names_it(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("ray") else real(name, *a))
     with pytest.raises(UserInputError, match=r"pip install 'recllm\[distributed\]'"):
         check_engine("ray", "--engine")
 
@@ -31,7 +32,8 @@ def test_learn_train_engine_ray_without_the_extra_is_one_line(monkeypatch, capsy
     from recllm import cli
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("ray") else real(name, *a))
     code = cli.main(["learn", "train", "--data", "ml-100k", "--out", str(tmp_path / "art"), "--engine", "ray"])
     err = capsys.readouterr().err
     assert code == 2
