@@ -86,8 +86,9 @@ def test_scoring_survives_a_killed_worker(ray_session, lm, tmp_path):
     expected = next_token_logprobs_many(lm, GROUPS, ids, batch_size=3, show_progress=False)
     marker = tmp_path / "crashed"
     spec = ModelSpec(builder=functools.partial(tiny_causal_lm, 0))  # each worker builds the model itself
+    options = RayOptions(workers=ray_session.workers, max_restarts=2)  # bounded restarts, batches retried
     got = score_continuations_ray(spec, GROUPS, token_ids=ids, batch_size=3, show_progress=False,
-                                  options=ray_session, crash_marker=str(marker))
+                                  options=options, crash_marker=str(marker))
     assert marker.exists()  # a worker really died on its first batch
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
@@ -107,3 +108,19 @@ def test_sum_scores_of_the_pool_worker_equal_local(lm):
     for g, e in enumerate(expected):
         np.testing.assert_array_equal(out["value"][out["group"] == g, 0], e)
         assert list(out["pos"][out["group"] == g]) == list(range(len(e)))
+
+
+def test_generation_worker_equals_local(lm):
+    """The pool worker for summaries: one generate call per chunk, as the local summarizer makes them."""
+    from recllm.distributed.ray_jobs import _GenerateActor
+    from recllm.llm import generate
+
+    chunks = [[p for p, _ in GROUPS[:3]], [p for p, _ in GROUPS[3:]]]
+    worker = _GenerateActor(ModelSpec(builder=functools.partial(tiny_causal_lm, 0)), 1, None, 6, 2)
+    rows = {"ids": np.array([np.arange(3), np.arange(3, 6)], dtype=object),
+            "prompts": np.array([np.array(c, dtype=object) for c in chunks], dtype=object)}
+    out = worker(rows)
+    expected = [t for c in chunks for t in generate(lm, c, max_new_tokens=6, batch_size=2, show_progress=False)]
+    assert list(out["index"]) == list(range(6))
+    assert list(out["text"]) == expected
+    assert any(expected) and np.all(out["seconds"] > 0)

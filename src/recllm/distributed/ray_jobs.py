@@ -8,7 +8,7 @@ embeddings use the same :class:`~recllm.llm.cache.DiskCache` keys: a text alread
 and the driver writes every new vector to the cache as results arrive (an interrupted job keeps what it finished).
 
 Ray starts locally by itself when no ``address`` is given; ``address="auto"`` or ``"ray://host:10001"`` joins an
-existing cluster. Actors are restarted and their batches retried when a worker dies (``max_restarts``).
+existing cluster. Actors are restarted and their batches retried when a worker dies (Ray Data's default).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from recllm.distributed import require_ray
 
-__all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "ensure_ray"]
+__all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "generate_chunks_ray",
+           "ensure_ray"]
 
 MODEL_KINDS = ("causal", "sentence")
 
@@ -61,18 +62,19 @@ class ModelSpec:
 @dataclass(frozen=True)
 class RayOptions:
     """Where and how wide a job runs: ``address`` of an existing cluster (None: start Ray here), ``workers``
-    actors of ``cpus_per_worker`` CPUs (``gpus_per_worker`` GPUs) each, ``max_restarts`` per actor."""
+    actors of ``cpus_per_worker`` CPUs (``gpus_per_worker`` GPUs) each; ``max_restarts`` per actor (None: Ray
+    Data's default, a dead actor is always replaced and its batches retried)."""
 
     address: str | None = None
     workers: int = 2
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
-    max_restarts: int = 3
+    max_restarts: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"RayOptions.workers must be a positive integer, got {self.workers!r}")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0 or self.max_restarts < 0:
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0 or (self.max_restarts or 0) < 0:
             raise ValueError("RayOptions needs cpus_per_worker > 0, gpus_per_worker >= 0 and max_restarts >= 0")
 
 
@@ -209,6 +211,70 @@ class _ScoreActor(_ModelActor):
                 "value": value}
 
 
+class _GenerateActor(_ModelActor):
+    def __init__(self, model: Any, threads: int, crash_marker: str | None, max_new_tokens: int,
+                 batch_size: int | None) -> None:
+        super().__init__(model, threads, crash_marker)
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import time
+
+        from recllm.llm.generate import generate
+
+        self._maybe_crash()
+        index, texts, seconds = [], [], []
+        for ids, prompts in zip(batch["ids"], batch["prompts"]):
+            began = time.perf_counter()
+            out = generate(self.model, [str(p) for p in prompts], max_new_tokens=self.max_new_tokens,
+                           batch_size=self.batch_size, show_progress=False)
+            share = (time.perf_counter() - began) / max(len(out), 1)
+            index.extend(int(i) for i in ids)
+            texts.extend(out)
+            seconds.extend([share] * len(out))
+        return {"index": np.asarray(index, dtype=np.int64), "text": np.asarray(texts, dtype=object),
+                "seconds": np.asarray(seconds, dtype=np.float64)}
+
+
+def generate_chunks_ray(
+    model: Any,
+    chunks: Sequence[Sequence[str]],
+    max_new_tokens: int = 64,
+    batch_size: int | None = None,
+    show_progress: bool = True,
+    options: RayOptions | None = None,
+) -> list[tuple[list[str], list[float]]]:
+    """Greedy completions of each chunk of prompts, one :func:`recllm.llm.generate` call per chunk on a Ray
+    actor pool (the chunking of LLM-TRSR's summarizer): per chunk, the texts and the seconds per prompt.
+
+    The building block for the summaries on Ray; the caller keeps its own cache keys, as in the local path.
+    """
+    options = options or RayOptions()
+    chunks = [[str(p) for p in chunk] for chunk in chunks]
+    flat = [p for chunk in chunks for p in chunk]
+    texts: list[str | None] = [None] * len(flat)
+    seconds = [0.0] * len(flat)
+    if flat:
+        ensure_ray(options)
+        rows, start = [], 0
+        for chunk in chunks:
+            if chunk:
+                rows.append({"ids": list(range(start, start + len(chunk))), "prompts": chunk})
+            start += len(chunk)
+        mapped = _run(rows, _GenerateActor, model, options,
+                      {"max_new_tokens": max_new_tokens, "batch_size": batch_size}, None)
+        with tqdm(total=len(flat), desc="generating (ray)", unit="prompt", disable=not show_progress) as bar:
+            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                for i, text, sec in zip(out["index"], out["text"], out["seconds"]):
+                    texts[int(i)], seconds[int(i)] = str(text), float(sec)
+                bar.update(len(out["index"]))
+    result, start = [], 0
+    for chunk in chunks:
+        result.append(([t for t in texts[start:start + len(chunk)]], seconds[start:start + len(chunk)]))
+        start += len(chunk)
+    return result  # type: ignore[return-value]
+
+
 def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOptions, kwargs: dict[str, Any],
          crash_marker: str | None) -> Any:
     """The mapped Ray dataset of ``rows`` (one model batch each) through a pool of ``actor``."""
@@ -217,11 +283,13 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
     shipped = model if isinstance(model, ModelSpec) else ray.put(_shippable(model))
     threads = max(int(options.cpus_per_worker), 1)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * options.workers)))
+    restarts = {} if options.max_restarts is None else {
+        "max_restarts": options.max_restarts, "max_task_retries": -1 if options.max_restarts else 0}
     return ds.map_batches(
         actor, batch_size=1, concurrency=options.workers, num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker or None, batch_format="numpy",
         fn_constructor_kwargs={"model": shipped, "threads": threads, "crash_marker": crash_marker, **kwargs},
-        max_restarts=options.max_restarts, max_task_retries=-1 if options.max_restarts else 0,
+        **restarts,
     )
 
 
