@@ -14,7 +14,7 @@ def tiny():
 
 
 def test_sections_run_in_declared_order_and_unknown_names_fail():
-    assert list(SECTIONS) == ["baselines", "impute", "learn", "trsr"]
+    assert list(SECTIONS) == ["baselines", "impute", "learn", "trsr", "serve"]
     with pytest.raises(ValueError, match="unknown demo section"):
         run_demo(sections=["baselines", "nope"])
 

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on real data with the bundled models")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--sections", nargs="*", default=None,
-                      help="run only these sections: baselines, impute, learn, trsr (default: all)")
+                      help="run only these sections: baselines, impute, learn, trsr, serve (default: all)")
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark and write docs/results/*.md").add_subparsers(

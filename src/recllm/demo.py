@@ -31,6 +31,8 @@ SECTIONS: dict[str, tuple[str, Callable[[int, bool], None] | str]] = {
                "recllm.impute.demo"),
     "learn": ("LEARN (arXiv 2405.03988): cold-start retrieval with frozen-LLM item embeddings", "recllm.learn.demo"),
     "trsr": ("LLM-TRSR (arXiv 2403.13325): summaries and P(Yes) ranking on Amazon magazines", "recllm.trsr.demo"),
+    "serve": ("recllm serve: LEARN behind the HTTP service on a loopback port; a new film recommendable at once",
+              "recllm.serve.demo"),
 }
 
 
