@@ -314,21 +314,13 @@ def embed_texts_ray(
     ``model`` is a loaded model (put in Ray's object store once) or a :class:`ModelSpec` each worker loads;
     ``crash_marker`` is a test hook (a file path: the first batch kills its worker once).
     """
-    from recllm.llm.embed import EMBED_VERSION, _check, _dimension, encoder_fingerprint
+    from recllm.llm.embed import _check, _dimension, cached_embeddings
 
     options = options or RayOptions()
     local = _local_model(model)
     _check(local, texts, pooling, batch_size, max_length)
     texts = list(texts)
-    unique = list(dict.fromkeys(texts))
-    params = {"task": "embed", "version": EMBED_VERSION, "model": encoder_fingerprint(local),
-              "pooling": pooling, "max_length": max_length}
-    keys = {t: cache.key(**params, text=t) for t in unique} if cache is not None else {}
-    done: dict[str, np.ndarray] = {}
-    if cache is not None:
-        found = cache.get_many(list(keys.values()))
-        done = {t: np.asarray(found[k], dtype=np.float32) for t, k in keys.items() if k in found}
-    todo = sorted((t for t in unique if t not in done), key=len, reverse=True)  # the local path's batches
+    keys, done, todo = cached_embeddings(local, texts, pooling, max_length, cache)  # the local path's keys, batches
     if todo:
         ensure_ray(options)
         rows = [{"ids": list(range(s, min(s + batch_size, len(todo)))), "texts": todo[s:s + batch_size]}

@@ -81,6 +81,21 @@ def _embed_encoder(model: Any, texts: list[str], batch_size: int, max_length: in
     return np.asarray(vectors, dtype=np.float32)
 
 
+def cached_embeddings(model: Any, texts: Sequence[str], pooling: str, max_length: int, cache: Any
+                      ) -> tuple[dict[str, str], dict[str, np.ndarray], list[str]]:
+    """``(cache key per distinct text, vectors already cached, texts still to embed)``, the texts to embed longest
+    first so similar lengths share a batch. The one definition of the embedding cache keys (local and Ray)."""
+    unique = list(dict.fromkeys(texts))
+    params = {"task": "embed", "version": EMBED_VERSION, "model": encoder_fingerprint(model),
+              "pooling": pooling, "max_length": max_length}
+    keys = {t: cache.key(**params, text=t) for t in unique} if cache is not None else {}
+    done: dict[str, np.ndarray] = {}
+    if cache is not None:
+        found = cache.get_many(list(keys.values()))
+        done = {t: np.asarray(found[k], dtype=np.float32) for t, k in keys.items() if k in found}
+    return keys, done, sorted((t for t in unique if t not in done), key=len, reverse=True)
+
+
 def embed_texts(
     model: Any,
     texts: Sequence[str],
@@ -109,15 +124,7 @@ def embed_texts(
         return embed_texts_ray(model, texts, pooling, batch_size, max_length, cache, show_progress, ray_options)
     _check(model, texts, pooling, batch_size, max_length)
     texts = list(texts)
-    unique = list(dict.fromkeys(texts))
-    params = {"task": "embed", "version": EMBED_VERSION, "model": encoder_fingerprint(model),
-              "pooling": pooling, "max_length": max_length}
-    keys = {t: cache.key(**params, text=t) for t in unique} if cache is not None else {}
-    done: dict[str, np.ndarray] = {}
-    if cache is not None:
-        found = cache.get_many(list(keys.values()))
-        done = {t: np.asarray(found[k], dtype=np.float32) for t, k in keys.items() if k in found}
-    todo = sorted((t for t in unique if t not in done), key=len, reverse=True)  # similar lengths share a batch
+    keys, done, todo = cached_embeddings(model, texts, pooling, max_length, cache)
     with tqdm(total=len(todo), desc="embedding", unit="text", disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
