@@ -120,6 +120,14 @@ CREATE TABLE IF NOT EXISTS summaries (
 """
 
 
+def same_event(event: StoredEvent, new: bool, key: str, user: str, item: str, timestamp: float
+               ) -> tuple[StoredEvent, bool]:
+    """``(event, new)`` after an idempotent insert; a reused key with another payload is an IdempotencyConflict."""
+    if not new and (event.user, event.item, event.timestamp) != (user, item, float(timestamp)):
+        raise IdempotencyConflict(f"idempotency key {key!r} was used for another event (user {event.user!r}, "
+                                  f"item {event.item!r})", "idempotency_key", "use a new key for a new event")
+    return event, new
+
 class SQLiteStore:
     """:class:`EventStore` in one SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
 
@@ -160,11 +168,7 @@ class SQLiteStore:
         row, new = self._write("SELECT seq, key, user_id, item_id, ts, received FROM events WHERE key = ?", (key,),
                                "INSERT INTO events (key, user_id, item_id, ts, received) VALUES (?, ?, ?, ?, ?)",
                                (key, user, item, float(timestamp), time.time()))
-        event = StoredEvent(*row)
-        if not new and (event.user, event.item, event.timestamp) != (user, item, float(timestamp)):
-            raise IdempotencyConflict(f"idempotency key {key!r} was used for another event (user {event.user!r}, "
-                                      f"item {event.item!r})", "idempotency_key", "use a new key for a new event")
-        return event, new
+        return same_event(StoredEvent(*row), new, key, user, item, timestamp)
 
     def events(self) -> list[StoredEvent]:
         with self._lock:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from recllm.errors import UserInputError
-from recllm.serve.storage import IdempotencyConflict, StoredEvent, StoredItem, StoredSummary
+from recllm.serve.storage import IdempotencyConflict, StoredEvent, StoredItem, StoredSummary, same_event
 
 __all__ = ["PostgresStore"]
 
@@ -67,11 +67,7 @@ class PostgresStore:
             f"INSERT INTO events (key, user_id, item_id, ts, received) VALUES (%s, %s, %s, %s, %s) "
             f"ON CONFLICT (key) DO NOTHING RETURNING {_EVENT}", (key, user, item, float(timestamp), time.time()),
             f"SELECT {_EVENT} FROM events WHERE key = %s", (key,))
-        event = StoredEvent(*row)
-        if not new and (event.user, event.item, event.timestamp) != (user, item, float(timestamp)):
-            raise IdempotencyConflict(f"idempotency key {key!r} was used for another event (user {event.user!r}, "
-                                      f"item {event.item!r})", "idempotency_key", "use a new key for a new event")
-        return event, new
+        return same_event(StoredEvent(*row), new, key, user, item, timestamp)
 
     def events(self) -> list[StoredEvent]:
         with self._lock:
