@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -42,6 +44,11 @@ def run_demo(seed: int = 0, show_progress: bool = True, sections: list[str] | No
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown demo section(s) {unknown}; choose from {list(SECTIONS)}")
+    # Idle OpenMP threads sleep instead of spinning (read when torch loads, so only before its first import): with
+    # another process on a core, a spinning 2-thread matmul stalls on the descheduled thread. Measured on the 2-core
+    # EPYC with other jobs running (load ~4): the LLM-TRSR section took 868 s spinning, 208 s sleeping.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from recllm.llm.precision import describe_precision
 
     print(f"precision: {describe_precision()} (dtype 'auto'; the demo's models run in it)", flush=True)

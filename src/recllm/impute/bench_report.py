@@ -268,6 +268,8 @@ def report_path(config: Any, out: str | os.PathLike[str] | None) -> Path:
 def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: list[dict[str, Any]],
                             seconds: float, out: str | os.PathLike[str] | None, command: str) -> Path:
     """Write docs/results/imputation.md (or ``out``) with plots beside it; returns the path."""
+    from recllm.llm.precision import describe_precision, describe_training_precision
+
     path = report_path(config, out)
     settings = [_label(s) for s in config.settings]
     imputers = [i for i in config.imputers]
@@ -290,10 +292,10 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
          "- LLM fine-tuning: one per (table, seed, setting), on that setting's masked table."),
         f"- LLM imputer: {config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o, "
         f"{config.llm_examples} fine-tuning examples per table (seeded sample of the observed cells of the masked "
-        f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate}, bfloat16 autocast where the CPU has "
-        "AMX or AVX512-BF16; categories by shared-prefix scoring, numbers by greedy generation held to the shape "
-        "(sign, digits, decimals) and observed range of the column's numbers, text by greedy generation from the column's tokens; "
-        f"inference dtype 'auto' (bfloat16 on CUDA or where the CPU multiplies bfloat16 natively, else float32): "
+        f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate}, training with "
+        f"{describe_training_precision()}; categories by shared-prefix scoring, numbers by greedy generation held to "
+        "the shape (sign, digits, decimals) and observed range of the column's numbers, text by greedy generation "
+        f"from the column's tokens; inference precision 'auto' (here {describe_precision()}): "
         f"{_inference_dtypes(rows)}.",
         "",
         "## Where the LLM imputer wins and loses",

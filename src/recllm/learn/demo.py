@@ -46,7 +46,8 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = 10
         print(format_table(cached["rows"], ["model", "hr@10", "ndcg@10", "seconds"]))
         print(cached["top5"] + " (cached)")
         return cached["rows"]
-    settings = dict(SEQ_SETTINGS, batch_size=128, patience=3, max_epochs=max_epochs, seed=seed, show_progress=False)
+    settings = dict(SEQ_SETTINGS, batch_size=128, patience=3, max_epochs=max_epochs, seed=seed,
+                    show_progress=show_progress)  # a bar per fit (epochs)
     models = {"SASRec (IDs only)": SASRec(loss="ce", **settings),
               "LEARN (frozen-LLM content)": LEARN(content_embeddings=content, item_input="content",
                                                  item_tower="shared", **{**settings, "lr": 3e-3})}

@@ -125,8 +125,8 @@ def _generate_batch(lm: CausalLM, prompts: list[str], max_new_tokens: int, allow
             input_ids=enc.input_ids, attention_mask=enc.attention_mask, generation_config=config,
             logits_processor=processors, stopping_criteria=StoppingCriteriaList([steps] if steps else []),
         )
-    if steps is not None:  # every row ended at its EOS before max_new_tokens: report the rest
-        progress(max(0.0, len(prompts) - steps.reported))
+    if steps is not None and steps.reported < len(prompts):  # rows ended at their EOS early: report the rest
+        progress(len(prompts) - steps.reported)
     new_tokens = out[:, enc.input_ids.shape[1] :]
     return tok.batch_decode(new_tokens, skip_special_tokens=True)
 
@@ -190,4 +190,6 @@ def generate(
             if cache is not None:
                 cache.put_many({keys[p]: t for p, t in zip(batch, texts)})
             start += len(batch)
+            bar.n = start  # exact, whatever the float steps summed to
+            bar.refresh()
     return [done[p] for p in prompts]

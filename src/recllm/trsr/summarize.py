@@ -129,6 +129,9 @@ class _CachedGenerator:
             out.update(made)
             self.seconds.update({m: share for m in chunk})
             self.generated += len(chunk)
+            if bar is not None:
+                bar.n = start + len(chunk)  # exact, whatever the fractional steps summed to
+                bar.refresh()
         if bar is not None:
             bar.close()
         return [out[m] for m in messages]
