@@ -35,6 +35,12 @@ def _accepts_logits_to_keep(model_type: type) -> bool:
     return "logits_to_keep" in inspect.signature(model_type.forward).parameters
 
 
+@lru_cache(maxsize=32)
+def _cache_argument(model_type: type) -> str:
+    """The forward argument that takes a KV cache: ``cache`` (transformers 5.x), else ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model_type.forward).parameters else "past_key_values"
+
+
 def _base(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -173,7 +179,8 @@ def _continuation_logprobs(
     with torch.no_grad():
         if shared_prefix:
             first = model(prefix, use_cache=True, **({"logits_to_keep": 1} if keep_kw else {}))
-            cache, prefix_last = first.past_key_values, first.logits[0, -1].float().log_softmax(-1)
+            cache = first["cache"] if "cache" in first else first.past_key_values
+            prefix_last = first.logits[0, -1].float().log_softmax(-1)
         for rows in _sub_batches([len(c) for c in conts], batch_size, row_cost):
             batch = [conts[i] for i in rows]
             lengths = torch.tensor([len(c) for c in batch], device=lm.device)
@@ -185,7 +192,7 @@ def _continuation_logprobs(
                     "attention_mask": torch.cat([torch.ones_like(mask[:, :1]).expand(-1, n_prefix), mask], dim=1),
                     "position_ids": torch.arange(n_prefix, n_prefix + ids.shape[1], device=lm.device).expand(
                         len(batch), -1),
-                    "past_key_values": _batch_cache(cache, len(batch)),
+                    _cache_argument(type(_base(model))): _batch_cache(cache, len(batch)),
                     "use_cache": True,
                 }
                 if last_only:
