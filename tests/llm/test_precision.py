@@ -173,7 +173,8 @@ def _no_bfloat16(run) -> None:
 
 def test_avx2_model_paths_create_no_bfloat16_tensor(avx2_only, tiny_folder, tmp_path):
     from recllm.learn.encoder import ContentConfig, load_content_model, raw_item_embeddings
-    from recllm.llm import embed_texts, generate, load_trainable_lm, next_token_logprobs, score_continuations
+    from recllm.llm import (embed_texts, generate, load_text_encoder, load_trainable_lm, next_token_logprobs,
+                            score_continuations)
     from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 
     loaded = {}
@@ -184,6 +185,7 @@ def test_avx2_model_paths_create_no_bfloat16_tensor(avx2_only, tiny_folder, tmp_
     _no_bfloat16(lambda: score_continuations(lm, "Pick: ", [" one", " two"]))
     _no_bfloat16(lambda: next_token_logprobs(lm, "Answer: ", ["yes", "no"], [10, 11]))
     _no_bfloat16(lambda: embed_texts(lm, ["a film", "a book"], show_progress=False))
+    _no_bfloat16(lambda: embed_texts(load_text_encoder(device="cpu"), ["a film", "a book"], show_progress=False))
     config = ContentConfig(model=tiny_folder, kind="causal")  # the LEARN encoder's default precision
     _no_bfloat16(lambda: raw_item_embeddings(["a film", "a book"], config, cache=False,
                                              model=load_content_model(config)))
