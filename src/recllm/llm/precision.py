@@ -51,8 +51,8 @@ def check_dtype(dtype: object, where: str = "dtype") -> str:
     if not isinstance(dtype, str) or dtype not in CHOICES:
         from recllm.errors import UserInputError
 
-        raise UserInputError(f"{where} must be one of {', '.join(CHOICES)}, got {dtype!r}", where,
-                             "'auto' picks the fastest exact-enough precision for the device")
+        raise UserInputError(f"unknown precision {dtype!r}", where,
+                             f"choose one of {', '.join(CHOICES)} ('auto': the machine's, as `recllm llm check` shows)")
     return dtype
 
 
