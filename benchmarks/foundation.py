@@ -49,9 +49,12 @@ def main() -> int:
                         help="torch threads for the LLM sections (default: torch's; use 1 on a shared machine)")
     parser.add_argument("--out", default=str(HERE.parent / "docs" / "results" / "foundation.md"))
     args = parser.parse_args()
-    from recllm.eval.report import write_report
+    from recllm.eval.report import git_commit, write_report
 
-    body = []
+    import foundation_machine
+
+    facts = foundation_machine.measure(args.threads)
+    body = [foundation_machine.section(facts, args.out)]
     for key in args.only.split(","):
         module = importlib.import_module(SECTIONS[key])
         start = time.perf_counter()
@@ -61,6 +64,7 @@ def main() -> int:
     command = "python benchmarks/foundation.py" + ("" if args.only == ",".join(SECTIONS) else f" --only {args.only}")
     command += f" --threads {args.threads}" if args.threads else ""
     write_report(args.out, "Foundation: data, LLM core, evaluation", command, data_files(), "\n".join(body))
+    foundation_machine.append_history(args.out, facts, git_commit())
     print(f"[foundation] wrote {args.out}")
     return 0
 

@@ -103,7 +103,9 @@ def measure(groups: list, grouped: bool, bf16: bool) -> dict:
 def run(threads: int | None = None, n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES) -> str:
     """The markdown section: answers/s of grouped and per-pair SFT, per dtype, and the speed-up."""
     from recllm.eval.report import format_table
-    from recllm.llm import load_causal_lm, thread_info
+    from foundation_sft import block_linear_weights
+
+    from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
     from recllm.llm.precision import has_bf16_matmul
     from recllm.llm.sft import tokenize_examples
     from recllm.llm.sft_grouped import pair_features, tokenize_groups
@@ -122,17 +124,19 @@ def run(threads: int | None = None, n_groups: int = N_GROUPS, n_candidates: int 
     prefix_tokens = [f.n_prefix for f in features]
     row_tokens = [len(f.context) + len(f.answers) for f in features]
     cont_tokens = [n for f in features for n, _ in f.sizes]
+    train_fpt = 4.0 * block_linear_weights(lm.model)  # forward + activation backward through the frozen weights
     del lm
-    columns = ["dtype", "mode", "labelled answers/s", "tokens/s", "timed", "mean loss", "speed-up"]
+    columns = ["dtype", "mode", "labelled answers/s", "tokens/s", "of matmul peak", "timed", "mean loss", "speed-up"]
     rows = []
     for dtype, bf16 in (("float32", False), ("bfloat16 autocast", True)):
         if bf16 and not has_bf16_matmul():
             rows.append(dict.fromkeys(columns, "-") | {"dtype": dtype, "mode": "skipped: no native bfloat16"})
             continue
+        peak = measure_matmul_flops("bfloat16" if bf16 else "float32", size=1024, seconds=2.0)
         per_pair, grouped = measure(groups, False, bf16), measure(groups, True, bf16)
         for mode, m in (("per pair", per_pair), ("grouped", grouped)):
             rows.append({"dtype": dtype, "mode": mode, "labelled answers/s": f"{m['answers_per_s']:.2f}",
-                         "tokens/s": f"{m['tokens_per_s']:.0f}",
+                         "tokens/s": f"{m['tokens_per_s']:.0f}", "of matmul peak": f"{m['tokens_per_s'] * train_fpt / peak:.1%}",
                          "timed": f"{m['steps']} steps, {m['answers']} answers, {m['tokens']} tokens, "
                                   f"{m['seconds']:.1f} s", "mean loss": f"{m['loss']:.3f}",
                          "speed-up": f"{m['answers_per_s'] / per_pair['answers_per_s']:.2f}x"})
@@ -149,7 +153,10 @@ def run(threads: int | None = None, n_groups: int = N_GROUPS, n_candidates: int 
         f"One epoch each: per pair {PAIR_BATCH} pairs per step, grouped one group ({n_candidates} pairs) per step; "
         "the first step is a warm-up and is not timed. Tokens are the tokens run through the model (a group's "
         "prefix once). The two modes visit the pairs in different batches, so their losses differ a little; the "
-        "grouped loss and gradients equal the per-pair ones for the same pairs (tests/llm/test_sft_grouped.py).",
+        "grouped loss and gradients equal the per-pair ones for the same pairs (tests/llm/test_sft_grouped.py). "
+        "'of matmul peak': tokens/s x 4 x (the decoder blocks' linear weights) FLOPs per token (forward and the "
+        "activation backward; attention not counted, so a lower bound) against a 1024-square matmul in the same "
+        "precision measured just before.",
         "",
         format_table(rows, columns),
         "",

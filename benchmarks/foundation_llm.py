@@ -123,7 +123,7 @@ def _table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows])
 
 
-def scoring_section(lms: dict, repeats: int) -> str:
+def scoring_section(lms: dict, repeats: int, matmul: dict) -> str:
     """Shared prefix vs full sequences per dtype; timings are medians of ``repeats`` alternating runs (so a change
     in the machine's load hits both paths alike)."""
     prefix, candidates = scoring_task(lms["float32"])
@@ -141,12 +141,18 @@ def scoring_section(lms: dict, repeats: int) -> str:
                 times.setdefault((d, shared), []).append(seconds)
     median = {k: statistics.median(v) for k, v in times.items()}
     reference = probs[("float32", False)]
+    lm32 = lms["float32"]
+    flops = {True: n_prefix * flops_per_token(lm32, n_prefix / 2)
+                   + sum(c * flops_per_token(lm32, n_prefix + c / 2) for c in cont_lens),
+             False: sum((n_prefix + c) * flops_per_token(lm32, (n_prefix + c) / 2) for c in cont_lens)}
     rows = []
     for (dtype, shared), p in probs.items():
         rows.append({
             "dtype": dtype, "path": "shared prefix (KV cache)" if shared else f"{N_CANDIDATES} full sequences",
             "seconds": f"{median[(dtype, shared)]:.2f}",
             "speedup vs full": f"{median[(dtype, False)] / median[(dtype, shared)]:.1f}x",
+            "candidates/s": f"{N_CANDIDATES / median[(dtype, shared)]:.1f}",
+            "of matmul peak": f"{flops[shared] / median[(dtype, shared)] / matmul[dtype]:.1%}",
             "max abs dP(Yes) vs same-dtype full": f"{np.abs(p - probs[(dtype, False)]).max():.2e}",
             "max abs dP(Yes) vs float32 full": f"{np.abs(p - reference).max():.2e}",
         })
@@ -158,6 +164,8 @@ def scoring_section(lms: dict, repeats: int) -> str:
         f"{N_CANDIDATES} candidates ({min(cont_lens)}-{max(cont_lens)} tokens each, ending in "
         f"`<|im_end|>\\n<|im_start|>assistant\\n`) after a {n_prefix}-token prompt; P(Yes) = softmax over the "
         "'Yes' and 'No' next-token logits. `next_token_logprobs(..., shared_prefix=True|False, batch_size=64)`; "
+        "'of matmul peak' counts the FLOPs each path executes (the formula above; the shared path runs the prefix "
+        "once), against the peak of its precision; "
         f"median of {repeats} alternating runs after a warm-up.",
         "",
         _table(rows),
@@ -181,7 +189,10 @@ def run(threads: int | None = None, repeats: int = 2, parts: tuple[str, ...] = (
     start = time.perf_counter()
     load_causal_lm(device="cpu", dtype="float32")
     load_seconds = time.perf_counter() - start
-    lms["bfloat16"] = load_causal_lm(device="cpu", dtype="bfloat16")
+    from foundation_machine import native_dtypes
+
+    if "bfloat16" in native_dtypes():  # an emulated precision gets no table (its matmul cost is in "Machine")
+        lms["bfloat16"] = load_causal_lm(device="cpu", dtype="bfloat16")
     matmul = {d: measure_matmul_flops(d, size=1024, seconds=2.0) for d in lms}
     info = thread_info()
     body = [
@@ -191,8 +202,8 @@ def run(threads: int | None = None, repeats: int = 2, parts: tuple[str, ...] = (
         f"({info['torch_threads']} threads), transformers {transformers.__version__}, Python "
         f"{platform.python_version()}. Reload of the converted folder (imports warm): {load_seconds:.2f} s.",
         "",
-        f"Measured matmul peak (1024 x 1024 square matmul, 2 s): float32 {matmul['float32'] / 1e9:.1f} GFLOP/s, "
-        f"bfloat16 {matmul['bfloat16'] / 1e9:.1f} GFLOP/s.",
+        "Measured matmul peak (1024 x 1024 square matmul, 2 s), per native precision: "
+        + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in matmul.items()) + ".",
     ]
     if "throughput" in parts:
         rows = [row for d, lm in lms.items() for row in throughput_rows(lm, matmul[d], repeats)]
@@ -213,7 +224,7 @@ def run(threads: int | None = None, repeats: int = 2, parts: tuple[str, ...] = (
             _table(rows),
         ]
     if "scoring" in parts:
-        body += ["", scoring_section(lms, repeats)]
+        body += ["", scoring_section(lms, repeats, matmul)]
     body += [
         "",
         f"1-minute load average {load_before:.2f} before and {os.getloadavg()[0]:.2f} after, on "

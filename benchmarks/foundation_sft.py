@@ -108,7 +108,8 @@ def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
 def run(threads: int | None = None) -> str:
     """The markdown section: LoRA r=8 training tokens/s and its fraction of the measured matmul FLOP/s."""
     from recllm.eval.report import format_table
-    from recllm.llm import has_amx, load_causal_lm, measure_matmul_flops, thread_info
+    from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
+    from recllm.llm.precision import has_bf16_matmul
     from recllm.llm.sft import answer_nll
 
     if threads is not None:
@@ -125,8 +126,8 @@ def run(threads: int | None = None) -> str:
                "timed", "loss first -> last step", f"float32 answer NLL, {N_EVAL} pairs"]
     rows = []
     for label, bf16, dtype in (("float32", False, "float32"), ("bfloat16 autocast", True, "bfloat16")):
-        if bf16 and not has_amx():
-            rows.append(dict.fromkeys(columns, "-") | {"mode": label, "tokens/s": "skipped: no AMX"})
+        if bf16 and not has_bf16_matmul():
+            rows.append(dict.fromkeys(columns, "-") | {"mode": label, "tokens/s": "skipped: bfloat16 not native"})
             continue
         roof = measure_matmul_flops(dtype, size=1024, seconds=2.0)  # right before, under the same machine load
         m = measure(pairs, bf16)
@@ -174,7 +175,8 @@ def run(threads: int | None = None) -> str:
         "is still small next to the base activations, and bfloat16 rounding can hide part of it in a bfloat16 "
         "forward pass: compare the two columns.",
         "",
-        f"Machine: torch threads {info['torch_threads']}, {info['cores']} cores, AMX {'yes' if has_amx() else 'no'}; "
+        f"Machine: torch threads {info['torch_threads']}, {info['cores']} cores, native bfloat16 "
+        f"{'yes' if has_bf16_matmul() else 'no'}; "
         f"load average (1/5/15 min) {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f} before and "
         f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after (the CPU is shared: other processes "
         "lower these figures).",
