@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from recllm.learn.defaults import SEQ_SETTINGS
+from recllm.learn.encoder import content_for
 from recllm.learn.bench_runs import RunResult, dataset_fingerprint, load_runs, run_key, save_runs
 from recllm.learn.recbole_ref import cases_fingerprint
 from recllm.models.base import Recommender
@@ -40,8 +42,6 @@ UNENGAGED_ITEM_DATASETS = ("amazon2018-magazine-subscriptions",)
 CATALOGUE_NEGATIVES = 256
 SPLITS = ("loo", "temporal", "cold_start")
 KS = (10, 50, 200)
-# Architecture and optimiser shared by every sequence model here (and handed to RecBole's SASRec).
-SEQ_SETTINGS = {"dim": 64, "n_layers": 2, "n_heads": 2, "max_len": 50, "dropout": 0.2, "lr": 1e-3}
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -209,21 +209,6 @@ def load_dataset(name: str) -> Any:
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"[bench learn] skipping {name}: {exc}")
         return None
-
-
-def content_for(dataset: Any, show_progress: bool) -> tuple[np.ndarray, float]:
-    """Raw SmolLM2 content embeddings of the catalogue (cached on disk) and the seconds it took.
-
-    Computed in ``recllm.llm``'s reproducible precision on every machine (not "auto"), so stored runs from a CPU
-    with native bfloat16 and one without see the same embeddings.
-    """
-    from recllm.learn.encoder import EMPTY_TEXT, ContentConfig, raw_item_embeddings
-    from recllm.llm.precision import REPRODUCIBLE_DTYPE
-
-    start = time.perf_counter()
-    texts = [t if t.strip() else EMPTY_TEXT for t in dataset.item_texts()]
-    emb = raw_item_embeddings(texts, ContentConfig(dtype=REPRODUCIBLE_DTYPE))
-    return emb, time.perf_counter() - start
 
 
 def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,

@@ -25,7 +25,8 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = 10
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.eval.report import fmt_ci, format_table
     from recllm.eval.stats import bootstrap_ci
-    from recllm.learn.bench import SEQ_SETTINGS, content_for
+    from recllm.learn.defaults import SEQ_SETTINGS
+    from recllm.learn.encoder import content_for
     from recllm.learn.train import LEARN
     from recllm.llm import DiskCache
     from recllm.models import SASRec

@@ -13,6 +13,7 @@ texts only (no interactions), so using them for cold items leaks nothing.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -161,3 +162,18 @@ def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None 
     raw = raw_item_embeddings(catalogue_texts(dataset), config, cache=cache, model=model)
     whitener = Whitener.fit(raw, config.whiten, config.whiten_dim)
     return whitener.transform(raw), whitener
+
+
+def content_for(dataset: "RecDataset", show_progress: bool = False) -> tuple[np.ndarray, float]:
+    """Raw SmolLM2 content embeddings of the catalogue (cached on disk) and the seconds it took.
+
+    Computed in ``recllm.llm``'s reproducible precision on every machine (not "auto"), so stored runs from a CPU
+    with native bfloat16 and one without see the same embeddings. ``show_progress`` is accepted for callers'
+    symmetry; the encoder's own bar follows recllm.llm's settings.
+    """
+    from recllm.llm.precision import REPRODUCIBLE_DTYPE
+
+    start = time.perf_counter()
+    texts = [t if t.strip() else EMPTY_TEXT for t in dataset.item_texts()]
+    emb = raw_item_embeddings(texts, ContentConfig(dtype=REPRODUCIBLE_DTYPE))
+    return emb, time.perf_counter() - start

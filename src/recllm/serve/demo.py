@@ -25,7 +25,8 @@ def _artifact(seed: int, show_progress: bool) -> tuple[Path, str]:
     """The demo's LEARN artifact in the recllm cache (trained once per seed and content; reused after)."""
     from recllm.data import leave_one_out, load
     from recllm.learn import LEARN, save
-    from recllm.learn.bench import SEQ_SETTINGS, content_for
+    from recllm.learn.defaults import SEQ_SETTINGS
+    from recllm.learn.encoder import content_for
     from recllm.utils import cache_dir
 
     dataset = load("ml-100k", show_progress=show_progress)
