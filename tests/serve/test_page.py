@@ -1,28 +1,31 @@
-"""The page at / in a real headless browser (Debian's chromium; skipped without it): it loads, a user's
-recommendations render, an added item shows up in the list; a screenshot is saved with the test's files."""
+"""The page at / used in a real headless browser (Debian's chromium over the DevTools protocol; skipped without it):
+pick a user, see the history, summary, retrieved and reranked lists render as the API answers, add an item through
+the page's own form and see it land in the user's list; a screenshot is saved by the test run."""
 
-import shutil
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
-from conftest import AUTH
+from cdp import Browser, find_chromium
+from conftest import TOKEN, tiny_llm_parts
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)")
+
+LISTED = "[...document.querySelectorAll('#{0} li')].map((li) => li.dataset.item)"
 
 
 @pytest.fixture
 def served(make_app):
-    """The app (stand-in encoder) on a free loopback port, in a uvicorn thread stopped at the end."""
+    """The app with the page, the tiny TRSR reranker and summaries, on a free loopback port (uvicorn thread)."""
     import httpx
     import uvicorn
 
     from recllm.serve.page import PAGE
 
-    app, state, store = make_app(page=PAGE)
+    parts, holder = tiny_llm_parts()
+    app, state, store = make_app(page=PAGE, parts=parts)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -40,52 +43,77 @@ def served(make_app):
     yield url
     server.should_exit = True
     thread.join(timeout=30)
+    holder["summaries"].stop()
 
 
-def _browse(url: str, *flags: str) -> str:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--virtual-time-budget=20000", "--window-size=1280,900", *flags, url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    return done.stdout
+@pytest.fixture
+def browser():
+    with Browser(CHROMIUM) as b:
+        yield b
 
 
-def _listed(dom: str, list_id: str) -> list[str]:
-    from html.parser import HTMLParser
-
-    class Items(HTMLParser):
-        def __init__(self):
-            super().__init__()
-            self.inside, self.items = False, []
-
-        def handle_starttag(self, tag, attrs):
-            attrs = dict(attrs)
-            if tag == "ol":
-                self.inside = attrs.get("id") == list_id
-            elif tag == "li" and self.inside:
-                self.items.append(attrs.get("data-item"))
-
-    parser = Items()
-    parser.feed(dom)
-    return parser.items
+def _show_user(browser: Browser, url: str, user: str) -> None:
+    """Open the page, type the user, tick "rerank with the LLM", press Show, wait for every list to fill."""
+    browser.navigate(url + "/")
+    browser.wait_for("document.getElementById('health').textContent.includes('LLM rerank on')")
+    browser.type("#user", user)
+    browser.click("#rerank")
+    assert browser.evaluate("document.getElementById('rerank').checked")
+    browser.click("#show")
+    browser.wait_for("document.querySelectorAll('#reranked li').length === 10 && "
+                     "document.getElementById('summary').textContent.includes('version')")
 
 
-def test_page_renders_a_users_recommendations_and_an_added_item(served, tmp_path):
+def test_page_shows_a_user_and_adds_an_item_through_its_form(served, browser, tmp_path):
     import httpx
 
-    expected = [r["item"] for r in httpx.get(served + "/recommend", params={"user": "u3", "k": 10}).json()["items"]]
-    dom = _browse(f"{served}/?user=u3&k=10", "--dump-dom")
-    assert "recllm serve" in dom
-    assert _listed(dom, "retrieved") == expected
-    assert len(_listed(dom, "history")) == 10
-    # add an item whose text encodes like the user's top item ("episode N"): it lands right beside it
-    top = expected[0]
-    response = httpx.post(served + "/items", json={"id": "page-new", "text": f"episode {top[1:]} again"},
-                          headers=AUTH)
-    assert response.status_code == 201
-    dom = _browse(f"{served}/?user=u3&k=10", "--dump-dom")
-    listed = _listed(dom, "retrieved")
-    assert "page-new" in listed[:2]
-    shot = tmp_path / "serve-page.png"
-    _browse(f"{served}/?user=u3&k=10", f"--screenshot={shot}")
-    assert shot.is_file() and shot.stat().st_size > 10_000
+    _show_user(browser, served, "u3")
+    api = httpx.Client(base_url=served, timeout=60)
+    history = [r["item"] for r in api.get("/users/u3/history").json()["items"]]
+    retrieved = [r["item"] for r in api.get("/recommend", params={"user": "u3", "k": 10}).json()["items"]]
+    reranked = api.get("/recommend", params={"user": "u3", "k": 10, "rerank": "llm"}).json()
+    summary = api.get("/users/u3/summary").json()
+    assert browser.evaluate(LISTED.format("history")) == history and len(history) == 10
+    assert browser.evaluate(LISTED.format("retrieved")) == retrieved
+    assert browser.evaluate(LISTED.format("reranked")) == [r["item"] for r in reranked["items"]]
+    assert browser.evaluate("document.getElementById('summary').textContent") == \
+        f"{summary['summary'] or '(none yet)'} (version {summary['version']})"
+    assert "P(Yes)" in browser.evaluate("document.querySelector('#reranked li').textContent")
+
+    # the page's own form: a new item whose text encodes like the user's top item ("episode N") lands beside it
+    top = retrieved[0]
+    browser.type("#new-id", "page-new")
+    browser.type("#new-text", f"episode {top[1:]} again")
+    browser.type("#token", TOKEN)
+    browser.click("#add")
+    added = browser.wait_for("document.getElementById('added').textContent")
+    listed = browser.evaluate(LISTED.format("retrieved"))
+    assert "page-new" in listed[:2] and top in listed[:2]
+    assert added.startswith(f"added; rank {listed.index('page-new') + 1} for this user, ")
+    assert browser.evaluate("document.querySelector('#retrieved li.new').dataset.item") == "page-new"
+    assert browser.evaluate("document.getElementById('status').textContent") == ""
+    # the server has it: the API ranks it where the page shows it, and the browser's POST carried the form's text
+    after = [r["item"] for r in api.get("/recommend", params={"user": "u3", "k": 10}).json()["items"]]
+    assert after == listed
+    assert api.post("/items", json={"id": "page-new", "text": f"episode {top[1:]} again"},
+                    headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200  # same id and text: exists
+
+    shot = browser.screenshot(tmp_path / "serve-page.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_page_form_with_a_wrong_token_shows_the_error_and_adds_nothing(served, browser):
+    import httpx
+
+    _show_user(browser, served, "u3")
+    before = browser.evaluate(LISTED.format("retrieved"))
+    browser.type("#new-id", "page-refused")
+    browser.type("#new-text", "episode 1 again")
+    browser.type("#token", "not-the-token")
+    browser.click("#add")
+    status = browser.wait_for("document.getElementById('status').textContent")
+    assert status.startswith("missing or wrong bearer token")
+    assert browser.evaluate("document.getElementById('added').textContent") == ""
+    assert browser.evaluate(LISTED.format("retrieved")) == before
+    assert httpx.get(served + "/similar", params={"item": "page-refused"}).status_code == 404

@@ -4,38 +4,19 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import AUTH
+from conftest import AUTH, tiny_llm_parts
 
 
 @pytest.fixture
 def llm_client(make_app):
     from fastapi.testclient import TestClient
 
-    from recllm.llm.backbone import tiny_causal_lm
-    from recllm.serve.rerank import LLMReranker, SummaryKeeper
-    from recllm.trsr.pipeline import TRSRConfig
-    from recllm.trsr.ranker import RankerConfig
-    from recllm.trsr.segment import SegmentConfig, render_item_texts
-    from recllm.trsr.summarize import SummarizerConfig
-
-    lm = tiny_causal_lm()
-    config = TRSRConfig(summarizer=SummarizerConfig(mode="hierarchical", max_new_tokens=4,
-                                                    segment=SegmentConfig(block_size=3, max_blocks=5, item_tokens=12)),
-                        ranker=RankerConfig(score_dtype="float32"), fine_tune=False)
-    holder = {}
-
-    def text(position):
-        return render_item_texts([holder["state"].text(position)], lm.tokenizer, 12)[0]
-
-    def parts(state, store):
-        holder["state"] = state
-        holder["summaries"] = SummaryKeeper(lm, config.summarizer, store, state.history, text)
-        return {"summaries": holder["summaries"], "reranker": LLMReranker(lm, config, holder["summaries"], text)}
-
+    parts, holder = tiny_llm_parts()
     app, state, store = make_app(parts=parts)
     summaries = holder["summaries"]
     with TestClient(app, raise_server_exceptions=False) as c:
-        c.state, c.store, c.lm, c.config, c.text, c.summaries = state, store, lm, config, text, summaries
+        c.state, c.store, c.lm, c.config, c.text, c.summaries = (state, store, holder["lm"], holder["config"],
+                                                                 holder["text"], summaries)
         yield c
     summaries.stop()
 

@@ -76,8 +76,12 @@ async function add() {
       "Authorization": "Bearer " + $("token").value}, body: JSON.stringify({id: id, text: $("new-text").value})});
     lastAdded = id;
     await show();
-    const place = [...$("retrieved").children].findIndex((li) => li.dataset.item === id);
-    $("added").textContent = place >= 0 ? "added; rank " + (place + 1) + " for this user" : "added; not in this top k";
+    const where = (list) => {
+      const place = [...$(list).children].findIndex((li) => li.dataset.item === id);
+      return place >= 0 ? "rank " + (place + 1) : "not in the top k";
+    };
+    $("added").textContent = "added; " + where("retrieved") + " for this user" +
+      ($("rerank").checked ? ", " + where("reranked") + " after reranking" : "");
   } catch (error) { $("status").textContent = error.message; }
 }
 const params = new URLSearchParams(location.search);  // /?user=U&k=10&rerank=1 opens on that user
