@@ -10,7 +10,7 @@ from recllm.llm.backbone import tiny_causal_lm
 from recllm.llm.sft import SFTConfig
 from recllm.trsr import prompts
 from recllm.trsr.pipeline import (TRSR, TRSRConfig, inject, injection_effect, precomputed_score_fn,
-                                  training_cases)
+                                  training_cases, training_groups)
 from recllm.trsr.ranker import RankerConfig
 from recllm.trsr.segment import SegmentConfig
 from recllm.trsr.summarize import SummarizerConfig
@@ -51,7 +51,7 @@ def config(mode="hierarchical", **kw):
         summarizer=SummarizerConfig(mode=mode, max_new_tokens=3, segment=SegmentConfig(block_size=3, item_tokens=8)),
         ranker=RankerConfig(n_recent=2),
         sft=SFTConfig(epochs=1, batch_size=4, learning_rate=1e-3, show_progress=False, bf16=False),
-        max_valid_rows=4, **kw)
+        max_valid_rows=4, **{"n_negatives": 5, **kw})
 
 
 def test_training_cases_use_train_items_only(split):
@@ -74,7 +74,9 @@ def test_fit_rank_and_evaluate(split, lm, tmp_path):
     test = SampledCandidates.draw(split.dataset, split.eval_cases("test"), n_negatives=5, seed=0)
     model = TRSR(lm, tiny_causal_lm(seed=1), config(), show_progress=False,
                  output_dir=tmp_path / "run").fit(split, valid=valid)
-    assert model.n_train_pairs_ == 2 * 8 and len(model.item_texts_) == 40
+    assert (model.n_train_users_, model.n_train_groups_, model.n_train_candidates_) == (8, 8, 8 * 6)
+    assert model.n_train_pairs_ == model.n_train_candidates_ == model.ranker_.n_train_candidates_
+    assert len(model.item_texts_) == 40
     assert set(model.ranker_.valid_scores_) == {0}
     scores = model.rank(test.histories, list(test.candidates))
     assert len(scores) == len(test) and all(s.shape == (6,) for s in scores)
@@ -89,28 +91,91 @@ def test_fit_rank_and_evaluate(split, lm, tmp_path):
     assert (tmp_path / "run" / "sft" / "config.json").exists()
 
 
-def test_same_seed_same_pairs(split, lm, other_lm, monkeypatch):
+def test_training_groups_follow_the_protocol(split):
+    cfg = config(n_negatives=6, targets_per_user=3, max_train_users=6, seed=4)
+    groups = training_groups(split, cfg)
+    cases, train = groups.cases, split.sequences("train")
+    assert len(groups) == len(cases) == 6 * 3 and groups.candidates.shape == (18, 7)
+    assert groups.n_candidates == 18 * 7 and groups.labels().sum() == 18 and groups.labels()[:, 0].all()
+    pool = set(np.concatenate(list(train.values())).tolist())
+    for user, history, target, row in zip(cases.users, cases.histories, cases.targets, groups.candidates):
+        seq = train[int(user)]
+        assert row[0] == target and seq[len(history)] == target and np.array_equal(history, seq[: len(history)])
+        negatives = row[1:].tolist()
+        assert len(set(negatives)) == 6 and target not in negatives  # no repeats within a group
+        assert not set(negatives) & set(seq.tolist()) and set(negatives) <= pool  # outside the user's train items
+    again = training_groups(split, cfg)
+    assert np.array_equal(again.candidates, groups.candidates)
+    assert not np.array_equal(training_groups(split, config(n_negatives=6, targets_per_user=3, max_train_users=6,
+                                                            seed=5)).candidates, groups.candidates)
+    with pytest.raises(ValueError, match="lower TRSRConfig.n_negatives"):
+        training_groups(split, config(n_negatives=35))
+
+
+def test_hardened_groups_inject_negatives_only_and_keep_the_same_negatives(split, lm, other_lm, monkeypatch):
     seen = []
 
     def fake_fit(self, queries, candidates, labels, valid=None):
-        seen.append((list(candidates), list(labels)))
+        seen.append((queries, candidates, labels))
         self.lm_ = self.lm
         return self
 
     monkeypatch.setattr("recllm.trsr.ranker.LLMRanker.fit", fake_fit)
-    for _ in range(2):
-        TRSR(lm, other_lm, config(mode="none", inject_fraction=1.0), show_progress=False).fit(split)
-    assert seen[0] == seen[1]
-    cands, labels = seen[0]
-    assert labels == [1, 0] * 8
-    negatives = cands[1::2]
-    assert all(any(p in c for p in prompts.TRAIN_INJECTIONS) for c in negatives)
-    assert not any(prompts.INJECTION in c for c in cands)  # the test attack is held out of training
+    plain = TRSR(lm, other_lm, config(mode="none"), show_progress=False).fit(split)
+    hardened = TRSR(lm, other_lm, config(mode="none", inject_fraction=0.5), show_progress=False).fit(split)
+    assert np.array_equal(plain.train_groups_.candidates, hardened.train_groups_.candidates)
+    assert not plain.train_groups_.injected.any()
+    _, cands, labels = seen[1]
+    injected = [[any(p in text for p in prompts.TRAIN_INJECTIONS) for text in row] for row in cands]
+    flags = np.array(injected)
+    assert np.array_equal(flags, hardened.train_groups_.injected) and 0 < flags.mean() < 1
+    assert not (flags & (np.array(labels) == 1)).any()  # never on a positive
+    assert not any(prompts.INJECTION in text for row in cands for text in row)  # the test attack is held out
+    clean = [[text for text, flag in zip(row, f) if not flag] for row, f in zip(cands, injected)]
+    assert clean == [[t for t, f in zip(row, f2) if not f] for row, f2 in zip(seen[0][1], injected)]
+
+
+def test_hard_negatives_come_from_the_retrievers_top_list(split):
+    class Retriever:
+        def __init__(self, top):
+            self.top, self.calls = top, []
+
+        def recommend(self, users, histories, k=10, filter_seen=True):
+            self.calls.append(k)
+            return np.tile(np.asarray(self.top), (len(users), 1))[:, :k], None
+
+    top = list(range(12))  # a shared top list: some items are in a user's train set and must be skipped
+    retriever = Retriever(top)
+    cfg = config(n_negatives=6, hard_negatives=retriever, hard_fraction=0.5, hard_pool=12)
+    groups = training_groups(split, cfg)
+    train = split.sequences("train")
+    assert retriever.calls == [12]
+    for user, row, n_hard in zip(groups.cases.users, groups.candidates, groups.n_hard):
+        free = [j for j in top if j not in set(train[int(user)].tolist())]
+        assert n_hard == min(3, len(free)) and set(row[1:1 + n_hard].tolist()) <= set(free)
+        assert len(set(row[1:].tolist())) == 6 and not set(row[1:].tolist()) & set(train[int(user)].tolist())
+    short = training_groups(split, config(n_negatives=6, hard_fraction=1.0,
+                                          hard_negatives=lambda users, histories, k: [[0, 1]] * len(users)))
+    assert (short.n_hard <= 2).all() and short.candidates.shape == (8, 7)  # the rest filled at random
+    assert TRSRConfig(hard_negatives=retriever).to_dict()["hard_negatives"] == "Retriever"
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("n_negatives", 0, "n_negatives must be a positive integer"),
+    ("n_negatives", 2.5, "n_negatives must be a positive integer"),
+    ("hard_pool", 0, "hard_pool must be a positive integer"),
+    ("hard_fraction", 1.5, r"hard_fraction must be in \[0, 1\]"),
+    ("hard_negatives", "knn", "hard_negatives must be None, a fitted retriever"),
+    ("targets_per_user", 0, "targets_per_user must be a positive integer"),
+])
+def test_bad_group_settings_are_one_line(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TRSRConfig(**{field: value})
 
 
 def test_zero_shot_needs_no_training_and_fine_tuning_needs_two_models(split, lm):
     model = TRSR(lm, lm, config(mode="none", fine_tune=False), show_progress=False).fit(split)
-    assert model.n_train_pairs_ == 0
+    assert model.n_train_pairs_ == model.n_train_groups_ == 0
     queries = model.queries([np.array([0, 2, 4])])
     assert queries[0].summary is None and len(queries[0].recent) == 2
     with pytest.raises(ValueError, match="separate CausalLM"):

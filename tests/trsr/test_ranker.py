@@ -59,23 +59,136 @@ def test_zero_shot_scores_are_probabilities_and_prefix_sharing_agrees(lm):
 def test_lora_fit_learns_a_planted_rule():
     lm = tiny_causal_lm(seed=1)
     queries = [RankQuery(f"user {i}", (f"item {i}",)) for i in range(16)]
-    q, c, y = [], [], []
-    for query in queries:
-        q += [query, query]
-        c += ["a shiny red apple", "a grey stone"]
-        y += [1, 0]
+    c = [["a shiny red apple", "a grey stone", "a dull grey pebble"]] * 16
+    y = [[1, 0, 0]] * 16
     valid = (queries[:4], [["a grey stone", "a shiny red apple", "a grey stone"]] * 4, [1] * 4)
-    sft = SFTConfig(epochs=5, learning_rate=3e-2, batch_size=8, show_progress=False, bf16=False)
+    sft = SFTConfig(epochs=5, learning_rate=3e-2, batch_size=4, show_progress=False, bf16=False)
     ranker = LLMRanker(lm, RankerConfig(n_recent=1), sft=sft, lora=LoRAConfig(r=8, alpha=16, dropout=0.0),
                        show_progress=False)
     base = LLMRanker(lm, RankerConfig(n_recent=1), fine_tune=False, show_progress=False).fit([], [], [])
     before = base.score(queries[4:8], [["a grey stone", "a shiny red apple"]] * 4)
-    ranker.fit(q, c, y, valid=valid)
+    ranker.fit(queries, c, y, valid=valid)
     after = ranker.score(queries[4:8], [["a grey stone", "a shiny red apple"]] * 4)
     gain = [(a[1] - a[0]) - (b[1] - b[0]) for a, b in zip(after, before)]
     assert all(g > 0 for g in gain)  # training moved P(Yes) towards the planted positive
     assert set(ranker.valid_scores_) == set(range(5))
-    assert ranker.n_train_examples_ == 32 and ranker.scored_candidates_ == 8
+    assert (ranker.n_train_groups_, ranker.n_train_candidates_, ranker.scored_candidates_) == (16, 48, 8)
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_training_reads_the_tokens_scoring_reads(lm, monkeypatch, guarded):
+    """Per candidate, the prompt tokens of a training group equal those the shared-prefix scorer feeds the model,
+    and the answer token is the one scoring reads."""
+    import recllm.llm.scoring as scoring
+    from recllm.llm.sft_grouped import pair_features, tokenize_groups
+
+    config = RankerConfig(n_recent=3, guarded=guarded)
+    ranker = LLMRanker(lm, config, fine_tune=False, show_progress=False).fit([], [], [])
+    queries = [QUERY, RankQuery(None, ("Up (2009)",))]
+    cands = [['Blade Runner (1982) "final cut"', "  Notting\nHill ", "Toy Story (1995)|Animation"], ["1984", "x"]]
+    labels = [[1, 0, 0], [0, 1]]
+    features, _ = tokenize_groups(lm.tokenizer, ranker.groups(queries, cands, labels), max_length=1024,
+                                  append_eos=False)
+    trained = pair_features(features)
+    seen = []
+    real = scoring._continuation_logprobs
+
+    def spy(lm_, prefix_ids, conts, *args, **kwargs):
+        seen.extend((list(prefix_ids) + list(c)) for c in conts)
+        return real(lm_, prefix_ids, conts, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "_continuation_logprobs", spy)
+    ranker.score(queries, cands, use_cache=False)
+    assert [prompt for prompt, _ in trained] == seen
+    yes, no = answer_token_ids(lm, config)
+    assert [answer for _, answer in trained] == [[yes], [no], [no], [no], [yes]]
+
+
+def test_grouped_fit_is_the_per_pair_fit_on_the_same_pairs():
+    """One step over every labelled candidate: the grouped ranker fit and per-pair SFT on the same (prompt, answer)
+    pairs end with the same LoRA weights."""
+    import copy
+    import dataclasses
+
+    import torch
+    from peft import get_peft_model_state_dict
+
+    from recllm.llm.sft import sft_train
+
+    base = tiny_causal_lm(seed=2)
+    fresh = lambda: dataclasses.replace(base, model=copy.deepcopy(base.model))  # noqa: E731
+    queries = [QUERY, RankQuery("likes comedies", ("Heat",)), RankQuery(None, ("Up (2009)", "Cars"))]
+    cands = [["Blade Runner (1982)", "Notting Hill", "Toy Story (1995)"], ["Airplane!", "Alien"], ["Ratatouille"]]
+    labels = [[1, 0, 0], [0, 1], [1]]
+    sft = SFTConfig(epochs=1, learning_rate=1e-2, batch_size=len(queries), grad_accum=1, append_eos=False,
+                    warmup_ratio=0.0, show_progress=False, bf16=False)
+    lora = LoRAConfig(dropout=0.0)
+    ranker = LLMRanker(fresh(), RankerConfig(), sft=sft, lora=lora, show_progress=False).fit(queries, cands, labels)
+    pairs = [pair for group in ranker.groups(queries, cands, labels) for pair in group.pairs()]
+    per_pair = sft_train(fresh(), pairs, dataclasses.replace(sft, batch_size=len(pairs)), lora)
+    grouped_state = get_peft_model_state_dict(ranker.trained_lm_.model)
+    pair_state = get_peft_model_state_dict(per_pair.model)
+    assert any(v.abs().max() > 0 for k, v in grouped_state.items() if "lora_B" in k)  # the step moved the adapter
+    assert grouped_state.keys() == pair_state.keys()
+    for key, value in pair_state.items():
+        torch.testing.assert_close(grouped_state[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    import copy
+    import dataclasses
+    import functools
+
+    import torch
+    from peft import get_peft_model_state_dict
+
+    import recllm.trsr.ranker as ranker_module
+    from recllm.llm.sft import load_sft_state, sft_train
+
+    base = tiny_causal_lm(seed=3)
+    fresh = lambda: dataclasses.replace(base, model=copy.deepcopy(base.model))  # noqa: E731
+    queries = [RankQuery(f"user {i}", (f"item {i}",)) for i in range(4)]
+    cands = [["a shiny red apple", f"grey stone {i}", "a pebble"] for i in range(4)]
+    labels = [[1, 0, 0]] * 4
+    sft = SFTConfig(epochs=2, learning_rate=1e-2, batch_size=1, grad_accum=2, checkpoint_every=1, append_eos=False,
+                    show_progress=False, bf16=False)
+    lora = LoRAConfig(dropout=0.1)  # dropout draws from the RNG: its state must be restored too
+
+    def fit(folder):
+        return LLMRanker(fresh(), RankerConfig(), sft=sft, lora=lora, output_dir=folder,
+                         show_progress=False).fit(queries, cands, labels)
+
+    def weights(ranker):
+        return get_peft_model_state_dict(ranker.trained_lm_.model)
+
+    full = weights(fit(tmp_path / "full"))
+    monkeypatch.setattr(ranker_module, "sft_train", functools.partial(sft_train, stop_after_steps=3))
+    cut = weights(fit(tmp_path / "cut"))
+    assert load_sft_state(tmp_path / "cut")["step"] == 3 and any(not torch.equal(full[k], v) for k, v in cut.items())
+    monkeypatch.setattr(ranker_module, "sft_train", sft_train)
+    resumed = weights(fit(tmp_path / "cut"))
+    assert resumed.keys() == full.keys() and all(torch.equal(resumed[k], full[k]) for k in full)
+
+
+def test_bad_training_groups_are_one_clear_error(lm):
+    from recllm.errors import UserInputError
+
+    ranker = LLMRanker(lm, RankerConfig(), show_progress=False)
+    with pytest.raises(UserInputError, match="differ in length"):
+        ranker.fit([QUERY], [["a"], ["b"]], [[1]])
+    with pytest.raises(UserInputError, match=r"2 candidates and 1 labels \(LLMRanker.fit group 0\)"):
+        ranker.fit([QUERY], [["a", "b"]], [[1]])
+    with pytest.raises(UserInputError, match="labels must be 0 or 1"):
+        ranker.fit([QUERY], [["a", "b"]], [[1, 2]])
+
+
+def test_the_sft_defaults_live_in_one_place():
+    from recllm.trsr import TRSRConfig
+    from recllm.trsr.ranker import ranker_sft_config
+
+    assert TRSRConfig().sft == ranker_sft_config()
+    assert ranker_sft_config().learning_rate == 1e-4  # the paper's
+    assert ranker_sft_config(epochs=3).epochs == 3
 
 
 def test_scores_are_cached_per_model(lm, tmp_path):

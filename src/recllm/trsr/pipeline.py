@@ -1,8 +1,9 @@
 """LLM-TRSR end to end on a :class:`~recllm.data.split.Split`: item text, summaries, training pairs, the ranker.
 
 ``TRSR(summarizer_lm, ranker_lm, config).fit(split)`` renders every item's text to the token budget, summarises the
-training users' histories, builds 1:1 positive/negative Yes/No pairs (negatives drawn with the seed), and fine-tunes
-the ranker, choosing the epoch by validation R@3+R@5+R@10 on fixed sampled candidates. ``score_fn()`` plugs the
+training users' histories, builds one training group per case (the target and ``n_negatives`` seeded negatives
+behind the case's shared prompt, :func:`training_groups`), and fine-tunes the ranker on the groups, choosing the
+epoch by validation R@3+R@5+R@10 on fixed sampled candidates. ``score_fn()`` plugs the
 fitted system into :func:`recllm.eval.sampled.evaluate_sampled`; :meth:`TRSR.rank` reranks arbitrary candidate lists.
 
 Two language models are passed because LoRA is injected into the ranker's model in place: the summariser must stay
@@ -15,41 +16,53 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from recllm.data.split import Split
+from recllm.errors import UserInputError
 from recllm.eval.sampled import SampledCandidates, ScoreFn
 from recllm.llm.backbone import CausalLM
 from recllm.llm.cache import DiskCache
 from recllm.llm.sft import LoRAConfig, SFTConfig
 from recllm.trsr import prompts
-from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery
+from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery, ranker_sft_config
 from recllm.trsr.segment import render_item_texts
 from recllm.trsr.summarize import Summaries, SummarizerConfig, summarize_histories
 
-__all__ = ["TRSRConfig", "TRSR", "TrainingCases", "training_cases", "dataset_item_texts", "inject", "InjectionEffect",
-           "injection_effect", "precomputed_score_fn"]
+__all__ = ["TRSRConfig", "TRSR", "TrainingCases", "training_cases", "TrainingGroups", "training_groups",
+           "dataset_item_texts", "inject", "InjectionEffect", "injection_effect", "precomputed_score_fn"]
 
 
 @dataclass
 class TRSRConfig:
     """Everything that defines one LLM-TRSR run (the resolved config is written beside the run's outputs).
 
-    ``max_train_users`` users (seeded sample) each give ``targets_per_user`` training positives (their last train
-    items), each paired with one random negative; ``inject_fraction`` of the negatives carry a prompt-injection
-    sentence (answer "No"), the training half of the injection mitigation. ``max_valid_rows`` validation rows pick
-    the best epoch. ``fine_tune=False`` gives the zero-shot ranker.
+    ``max_train_users`` users (seeded sample) each give ``targets_per_user`` training cases (their last train items,
+    each with the history before it); each case is one training group: the target and ``n_negatives`` negatives
+    (the protocol's 20) drawn, seeded and without repeats, from the items anyone interacted with in training, outside
+    the user's train items. With ``hard_negatives`` (a fitted retriever with ``recommend(users, histories, k,
+    filter_seen)``, or a callable ``(users, histories, k) -> item index rows``), ``round(hard_fraction *
+    n_negatives)`` of a group's negatives are drawn uniformly from its top ``hard_pool`` for the case's history
+    (outside the user's train items), the rest at random as above (all random when the top list runs short).
+    ``inject_fraction`` of the negatives, each independently, carry a prompt-injection sentence (answer "No"), the
+    training half of the injection mitigation. ``max_valid_rows`` validation rows pick the best epoch.
+    ``fine_tune=False`` gives the zero-shot ranker. ``sft`` defaults to
+    :func:`~recllm.trsr.ranker.ranker_sft_config` (its ``batch_size`` counts groups).
     """
 
     summarizer: SummarizerConfig = field(default_factory=SummarizerConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
-    sft: SFTConfig = field(default_factory=lambda: SFTConfig(append_eos=False, epochs=1, learning_rate=1e-4,
-                                                             batch_size=8, max_length=512))
+    sft: SFTConfig = field(default_factory=ranker_sft_config)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     fine_tune: bool = True
     max_train_users: int | None = None
     targets_per_user: int = 1
+    n_negatives: int = 20
+    hard_negatives: Any = field(default=None, compare=False, repr=False)
+    hard_fraction: float = 0.5
+    hard_pool: int = 50
     inject_fraction: float = 0.0
     max_valid_rows: int | None = 100
     item_text_columns: tuple[str, ...] | None = None
@@ -65,8 +78,17 @@ class TRSRConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"TRSRConfig.{name} must be a positive integer or None, got {value!r}")
-        if not isinstance(self.targets_per_user, int) or self.targets_per_user < 1:
-            raise ValueError(f"TRSRConfig.targets_per_user must be a positive integer, got {self.targets_per_user!r}")
+        for name in ("targets_per_user", "n_negatives", "hard_pool"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TRSRConfig.{name} must be a positive integer, got {value!r}")
+        if not (self.hard_negatives is None or hasattr(self.hard_negatives, "recommend")
+                or callable(self.hard_negatives)):
+            raise ValueError("TRSRConfig.hard_negatives must be None, a fitted retriever (with recommend) or a "
+                             f"callable (users, histories, k) -> item rows, got {type(self.hard_negatives).__name__}")
+        if isinstance(self.hard_fraction, bool) or not (isinstance(self.hard_fraction, (int, float))
+                                                        and 0.0 <= self.hard_fraction <= 1.0):
+            raise ValueError(f"TRSRConfig.hard_fraction must be in [0, 1], got {self.hard_fraction!r}")
         if not 0.0 <= self.inject_fraction <= 1.0:
             raise ValueError(f"TRSRConfig.inject_fraction must be in [0, 1], got {self.inject_fraction!r}")
         if self.item_text_columns is not None:
@@ -77,7 +99,10 @@ class TRSRConfig:
         return self.summarizer.mode != "none"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as plain data (``hard_negatives`` as its type name, or None)."""
+        out = dataclasses.asdict(dataclasses.replace(self, hard_negatives=None))
+        out["hard_negatives"] = None if self.hard_negatives is None else type(self.hard_negatives).__name__
+        return out
 
 
 @dataclass
@@ -134,21 +159,114 @@ def inject(text: str, injection: str = prompts.INJECTION) -> str:
     return f"{text} {injection}".strip()
 
 
-def _draw_negative(rng: np.random.Generator, pool: np.ndarray, excluded: set[int]) -> int:
-    """One item of ``pool`` outside ``excluded``, uniformly."""
-    if excluded.issuperset(pool.tolist()):
-        raise ValueError("a user has interacted with every item of the negative pool: no negative can be drawn")
-    while True:
+def _draw_negatives(rng: np.random.Generator, pool: np.ndarray, pool_set: set[int], excluded: set[int], n: int,
+                    where: str) -> list[int]:
+    """``n`` different items of ``pool`` (whose set is ``pool_set``) outside ``excluded``, uniformly, in draw
+    order."""
+    free = len(pool_set) - len(pool_set & excluded)
+    if free < n:
+        raise UserInputError(f"only {free} items are left to draw {n} negatives from", where,
+                             "lower TRSRConfig.n_negatives")
+    out: list[int] = []
+    taken = set(excluded)
+    while len(out) < n:
         item = int(pool[rng.integers(0, pool.size)])
-        if item not in excluded:
-            return item
+        if item not in taken:
+            taken.add(item)
+            out.append(item)
+    return out
+
+
+def _hard_candidates(source: Any, users: np.ndarray, histories: Sequence[np.ndarray], k: int,
+                     chunk: int = 256) -> list[np.ndarray]:
+    """The top-``k`` items of ``source`` (a retriever with ``recommend`` or a callable) per case, in chunks."""
+    out: list[np.ndarray] = []
+    for start in range(0, len(users), chunk):
+        u, h = users[start:start + chunk], list(histories[start:start + chunk])
+        if hasattr(source, "recommend"):
+            rows = source.recommend(u, h, k=k, filter_seen=True)[0]
+        else:
+            rows = source(u, h, k)
+        if len(rows) != len(u):
+            raise UserInputError(f"hard_negatives returned {len(rows)} rows for {len(u)} cases",
+                                 "TRSRConfig.hard_negatives", "return one row of item indices per case")
+        out += [np.asarray(row, dtype=np.int64).ravel()[:k] for row in rows]
+    return out
+
+
+@dataclass
+class TrainingGroups:
+    """The ranker's training groups, one per training case: ``candidates[i]`` holds case i's target (column 0) and
+    its negatives (item indices); ``injected[i, j]`` whether candidate j's text carries the training injection
+    ``prompts.TRAIN_INJECTIONS[phrase[i, j]]`` (negatives only; -1: none); ``n_hard[i]`` how many of case i's
+    negatives came from ``hard_negatives``."""
+
+    cases: TrainingCases
+    candidates: np.ndarray
+    injected: np.ndarray
+    phrase: np.ndarray
+    n_hard: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    @property
+    def n_candidates(self) -> int:
+        """Labelled candidates over all groups."""
+        return int(self.candidates.size)
+
+    def labels(self) -> np.ndarray:
+        """0/1 label per candidate (1 for the target in column 0)."""
+        out = np.zeros(self.candidates.shape, dtype=np.int64)
+        out[:, 0] = 1
+        return out
+
+
+def training_groups(split: Split, config: TRSRConfig, prefer_users: Sequence[int] | None = None) -> TrainingGroups:
+    """The seeded training groups of ``config`` on ``split`` (cases from :func:`training_cases`; negatives, hard
+    negatives and injections as :class:`TRSRConfig` describes; each drawn from its own seeded stream, so switching
+    injections on changes no negative)."""
+    cases = training_cases(split, config.max_train_users, config.targets_per_user, config.seed, prefer_users)
+    known = split.sequences("train")
+    # negatives come from the items seen in training, not from catalogue entries no one ever chose (Amazon's
+    # metadata lists ~15x more items than its reviews touch): those would teach the ranker nothing useful
+    pool = np.unique(np.concatenate([np.asarray(seq, dtype=np.int64) for seq in known.values()]))
+    pool_set = set(pool.tolist())
+    n_neg = config.n_negatives
+    n_hard = round(config.hard_fraction * n_neg) if config.hard_negatives is not None else 0
+    tops = (_hard_candidates(config.hard_negatives, cases.users, cases.histories, config.hard_pool)
+            if n_hard else None)
+    rng_random, rng_hard = np.random.default_rng([config.seed, 1]), np.random.default_rng([config.seed, 5])
+    candidates = np.empty((len(cases), 1 + n_neg), dtype=np.int64)
+    hard_counts = np.zeros(len(cases), dtype=np.int64)
+    for i, (user, target) in enumerate(zip(cases.users, cases.targets)):
+        seen = set(known[int(user)].tolist()) | {int(target)}  # the target is a train item: already in
+        chosen: list[int] = []
+        if tops is not None:
+            top = [int(j) for j in dict.fromkeys(tops[i].tolist()) if int(j) not in seen]
+            if top:
+                picks = rng_hard.choice(len(top), size=min(n_hard, len(top)), replace=False)
+                chosen = [top[j] for j in sorted(picks.tolist())]
+        hard_counts[i] = len(chosen)
+        chosen += _draw_negatives(rng_random, pool, pool_set, seen | set(chosen), n_neg - len(chosen),
+                                  f"training user {int(user)}")
+        candidates[i] = [int(target)] + chosen
+    injected = np.zeros(candidates.shape, dtype=bool)
+    phrase = np.full(candidates.shape, -1, dtype=np.int64)
+    if config.inject_fraction:
+        rng_inject = np.random.default_rng([config.seed, 4])
+        injected[:, 1:] = rng_inject.random((len(cases), n_neg)) < config.inject_fraction
+        phrase[injected] = rng_inject.integers(len(prompts.TRAIN_INJECTIONS), size=int(injected.sum()))
+    return TrainingGroups(cases, candidates, injected, phrase, hard_counts)
 
 
 class TRSR:
     """LLM-TRSR: summarise each user's long history with ``summarizer_lm``, rank candidates with ``ranker_lm``.
 
     After :meth:`fit`: ``item_texts_`` (rendered, by item index), ``ranker_`` (the fitted :class:`LLMRanker`),
-    ``train_summaries_`` (:class:`Summaries` of the training histories), ``n_train_pairs_``.
+    ``train_groups_`` (:class:`TrainingGroups`), ``train_summaries_`` (:class:`Summaries` of the training
+    histories), ``n_train_users_``, ``n_train_groups_`` and ``n_train_candidates_`` (labelled candidates;
+    ``n_train_pairs_`` is the same count under its former name).
     """
 
     def __init__(self, summarizer_lm: CausalLM, ranker_lm: CausalLM, config: TRSRConfig | None = None,
@@ -189,7 +307,8 @@ class TRSR:
     # ------------------------------------------------------------------------------------------ training
     def fit(self, split: Split, valid: SampledCandidates | None = None,
             prefer_users: Sequence[int] | None = None) -> TRSR:
-        """Summarise, build the Yes/No pairs and fine-tune the ranker (or just wrap it, when zero-shot).
+        """Summarise, build the training groups (:func:`training_groups`) and fine-tune the ranker on them (or just
+        wrap it, when zero-shot).
 
         ``prefer_users`` are trained on first when ``max_train_users`` limits the training users (see
         :func:`training_cases`)."""
@@ -205,31 +324,27 @@ class TRSR:
                            cache=self.cache, show_progress=self.show_progress)
         if not cfg.fine_tune:
             self.ranker_ = ranker.fit([], [], [])
-            self.n_train_pairs_ = 0
+            self.n_train_users_ = self.n_train_groups_ = self.n_train_candidates_ = self.n_train_pairs_ = 0
             return self
-        cases = training_cases(split, cfg.max_train_users, cfg.targets_per_user, cfg.seed, prefer_users)
-        self.train_summaries_ = self.summarize(cases.histories)
-        queries = self.queries(cases.histories, self.train_summaries_)
-        rng = np.random.default_rng([cfg.seed, 1])
-        known = split.sequences("train")
-        # negatives come from the items seen in training, not from catalogue entries no one ever chose (Amazon's
-        # metadata lists ~15x more items than its reviews touch): those would teach the ranker nothing useful
-        pool = np.unique(np.concatenate([np.asarray(seq, dtype=np.int64) for seq in known.values()]))
-        q_all, texts, labels = [], [], []
-        for i, (query, user, target) in enumerate(zip(queries, cases.users, cases.targets)):
-            seen = set(known[int(user)].tolist())
-            negative = _draw_negative(rng, pool, seen)
-            neg_text = self.item_texts_[negative]
-            if cfg.inject_fraction and rng.random() < cfg.inject_fraction:
-                phrase = prompts.TRAIN_INJECTIONS[int(rng.integers(len(prompts.TRAIN_INJECTIONS)))]
-                neg_text = inject(neg_text, phrase)
-            q_all += [query, query]
-            texts += [self.item_texts_[int(target)], neg_text]
-            labels += [1, 0]
+        groups = training_groups(split, cfg, prefer_users)
+        self.train_groups_ = groups
+        self.train_summaries_ = self.summarize(groups.cases.histories)
+        queries = self.queries(groups.cases.histories, self.train_summaries_)
         valid_set = self._valid_set(valid, cfg) if valid is not None else None
-        self.ranker_ = ranker.fit(q_all, texts, labels, valid=valid_set)
-        self.n_train_pairs_ = len(labels)
+        self.ranker_ = ranker.fit(queries, self.group_texts(groups), groups.labels().tolist(), valid=valid_set)
+        self.n_train_users_ = int(np.unique(groups.cases.users).size)
+        self.n_train_groups_ = len(groups)
+        self.n_train_candidates_ = self.n_train_pairs_ = groups.n_candidates
         return self
+
+    def group_texts(self, groups: TrainingGroups) -> list[list[str]]:
+        """Each group's candidate texts, injected candidates with their training injection appended."""
+        self._check_fitted_texts()
+        out = []
+        for row, flags, phrases in zip(groups.candidates, groups.injected, groups.phrase):
+            out.append([inject(self.item_texts_[int(j)], prompts.TRAIN_INJECTIONS[int(p)]) if flag
+                        else self.item_texts_[int(j)] for j, flag, p in zip(row, flags, phrases)])
+        return out
 
     def _valid_set(self, valid: SampledCandidates, cfg: TRSRConfig):
         rows = np.arange(len(valid))

@@ -1,10 +1,13 @@
 """The LLM recommender of LLM-TRSR: a Yes/No question per (user, candidate), score = P(Yes).
 
 The prompt is the user's preference summary, the most recent items and the candidate's text; the model answers
-"Yes" or "No". It is fine-tuned with LoRA on 1:1 positive/negative pairs (loss on the answer) and scores a
-candidate by the softmax over the "Yes" and "No" next-token logits. A user's candidates share everything up to
-the candidate's text, so the prompt is split there: the prefix runs once and its KV cache is reused by every
-candidate (``recllm.llm.scoring``), which is what makes ranking 21 or 50 candidates per user affordable.
+"Yes" or "No". A user's candidates share everything up to the candidate's text, so the prompt is split there
+(:func:`candidate_parts`): the prefix, then per candidate its text and the end of the turn. Scoring runs the prefix
+once and reuses its KV cache for every candidate (``recllm.llm.scoring``), which makes ranking 21 or 50 candidates
+per user affordable; training uses the same split, one group per user (``recllm.llm.sft_grouped``: the prefix runs
+once, every candidate attends to it and to itself), so a user's 21 labelled candidates cost about one pass, and
+training and scoring read the same tokens (prefix and continuation tokenized separately in both). LoRA fine-tuning
+with the loss on the answer token; a candidate's score is the softmax over the "Yes" and "No" next-token logits.
 """
 
 from __future__ import annotations
@@ -16,17 +19,31 @@ from pathlib import Path
 
 import numpy as np
 
+from recllm.errors import UserInputError
 from recllm.llm.backbone import CausalLM, chat_prompt
 from recllm.llm.cache import DiskCache
 from recllm.llm.precision import check_dtype
 from recllm.llm.scoring import scoring_lm
 from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
+from recllm.llm.sft_grouped import GroupedExample
 from recllm.trsr import prompts
 
-__all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "answer_token_ids", "target_ranks_of",
-           "scoring_lm"]
+__all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "candidate_parts", "answer_token_ids",
+           "target_ranks_of", "scoring_lm", "ranker_sft_config"]
 
 _MARK = "\x00CANDIDATE\x00"
+
+
+def ranker_sft_config(**overrides) -> SFTConfig:
+    """The ranker's fine-tuning schedule, the one place its defaults live (``overrides`` replace fields).
+
+    The paper's learning rate 1e-4, one epoch; ``batch_size`` counts groups (one user's prompt and its candidates,
+    :mod:`recllm.llm.sft_grouped`): a step is 2 groups, one in memory at a time (``grad_accum=2``), i.e. 42
+    labelled candidates at 20 negatives per positive. The answer is learned without an end-of-text token (P(Yes) is
+    read at the answer position); ``max_length`` bounds each candidate's prompt + answer.
+    """
+    defaults = dict(append_eos=False, epochs=1, learning_rate=1e-4, batch_size=1, grad_accum=2, max_length=512)
+    return SFTConfig(**{**defaults, **overrides})
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,14 @@ def prompt_parts(lm: CausalLM, query: RankQuery, config: RankerConfig) -> tuple[
         raise ValueError(f"the chat template of {lm.name!r} altered the candidate marker; cannot split the prompt")
     prefix, suffix = text.split(_MARK)
     return prefix, suffix
+
+
+def candidate_parts(lm: CausalLM, query: RankQuery, candidates: Sequence[str], config: RankerConfig
+                    ) -> tuple[str, list[str]]:
+    """``(prefix, continuations)``: the prompt shared by ``query``'s candidates and, per candidate, the rest of its
+    prompt (its formatted text and the end of the turn). Training groups and scoring both split prompts here."""
+    prefix, suffix = prompt_parts(lm, query, config)
+    return prefix, [prompts.format_item(c, config.guarded) + suffix for c in candidates]
 
 
 def answer_token_ids(lm: CausalLM, config: RankerConfig) -> list[int]:
@@ -147,28 +172,35 @@ class LLMRanker:
         self.show_progress = show_progress
 
     # ------------------------------------------------------------------------------------------ training
-    def examples(self, queries: Sequence[RankQuery], candidates: Sequence[str], labels: Sequence[int]
-                 ) -> list[tuple[str, str]]:
-        """``(prompt, answer)`` SFT pairs: the full prompt for each (query, candidate) and "Yes"/"No"."""
+    def groups(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
+               labels: Sequence[Sequence[int]]) -> list[GroupedExample]:
+        """The SFT groups: per query, its prompt prefix shared by its candidates, each continuation the candidate's
+        part of the prompt (:func:`candidate_parts`, as scoring splits it) with answer "Yes" (label 1) or "No"."""
         if not (len(queries) == len(candidates) == len(labels)):
-            raise ValueError(f"queries, candidates and labels differ in length: {len(queries)}, {len(candidates)}, "
-                             f"{len(labels)}")
-        parts: dict[RankQuery, tuple[str, str]] = {}
+            raise UserInputError(f"queries, candidate lists and label lists differ in length: {len(queries)}, "
+                                 f"{len(candidates)}, {len(labels)}", "LLMRanker.fit",
+                                 "give one candidate list and one label list per query")
+        yes, no = self.config.answers
         out = []
-        for query, cand, label in zip(queries, candidates, labels):
-            if query not in parts:
-                parts[query] = prompt_parts(self.lm, query, self.config)
-            prefix, suffix = parts[query]
-            answer = self.config.answers[0] if int(label) == 1 else self.config.answers[1]
-            out.append((prefix + prompts.format_item(cand, self.config.guarded) + suffix, answer))
+        for g, (query, cands, labs) in enumerate(zip(queries, candidates, labels)):
+            if isinstance(cands, str) or len(cands) == 0 or len(cands) != len(labs):
+                raise UserInputError(f"{len(cands)} candidates and {len(labs)} labels", f"LLMRanker.fit group {g}",
+                                     "give each query a non-empty list of candidate texts and one 0/1 label each")
+            if any(int(y) not in (0, 1) for y in labs):
+                raise UserInputError(f"labels must be 0 or 1, got {list(labs)!r:.60}", f"LLMRanker.fit group {g}")
+            prefix, conts = candidate_parts(self.lm, query, cands, self.config)
+            out.append(GroupedExample(prefix, [(c, yes if int(y) == 1 else no) for c, y in zip(conts, labs)]))
         return out
 
-    def fit(self, queries: Sequence[RankQuery], candidates: Sequence[str], labels: Sequence[int],
+    def fit(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
+            labels: Sequence[Sequence[int]],
             valid: tuple[Sequence[RankQuery], Sequence[Sequence[str]], Sequence[int]] | None = None) -> LLMRanker:
-        """LoRA-fine-tune on labelled (query, candidate text, 0/1) pairs.
+        """LoRA-fine-tune on labelled groups: per query, its candidate texts and a 0/1 label per candidate (one
+        training group each, :meth:`groups`). ``sft`` defaults to :func:`ranker_sft_config`.
 
         ``valid = (queries, candidate lists, index of the true item in each list)`` selects the epoch with the best
-        validation Recall@3 + Recall@5 + Recall@10 (the paper's criterion).
+        validation Recall@3 + Recall@5 + Recall@10 (the paper's criterion). After fitting, ``n_train_groups_`` and
+        ``n_train_candidates_`` say how many groups and labelled candidates it trained on.
         """
         start = time.perf_counter()
         self.valid_scores_: dict[int, float] = {}
@@ -176,8 +208,9 @@ class LLMRanker:
             self.trained_lm_ = self.lm
             self.lm_ = self._for_scoring(self.lm)
             self.train_seconds_ = 0.0
+            self.n_train_groups_ = self.n_train_candidates_ = 0
             return self
-        examples = self.examples(queries, candidates, labels)
+        groups = self.groups(queries, candidates, labels)
         eval_fn: Callable[[CausalLM, int], float] | None = None
         if valid is not None:
             v_queries, v_cands, v_targets = valid
@@ -189,11 +222,12 @@ class LLMRanker:
                 self.valid_scores_[epoch] = value
                 return value
 
-        trained = sft_train(self.lm, examples, self.sft or SFTConfig(), self.lora or LoRAConfig(),
+        trained = sft_train(self.lm, groups, self.sft or ranker_sft_config(), self.lora or LoRAConfig(),
                             output_dir=self.output_dir, eval_fn=eval_fn)
         self.trained_lm_ = trained
         self.lm_ = self._for_scoring(trained)
-        self.n_train_examples_ = len(examples)
+        self.n_train_groups_ = len(groups)
+        self.n_train_candidates_ = sum(len(g.continuations) for g in groups)
         self.train_seconds_ = time.perf_counter() - start
         if self.output_dir is not None:  # a resumed or reloaded run: its log has the full record
             logged_seconds, logged_scores = _training_record(Path(self.output_dir))
@@ -244,8 +278,7 @@ class LLMRanker:
             if len(cands) == 0:
                 out.append(np.empty(0))
                 continue
-            prefix, suffix = prompt_parts(lm, query, self.config)
-            conts = [prompts.format_item(c, self.config.guarded) + suffix for c in cands]
+            prefix, conts = candidate_parts(lm, query, cands, self.config)
             key = None
             if cache is not None:
                 key = DiskCache.key(task="trsr-rank", model=fingerprint, params=settings, prefix=prefix, input=conts)
