@@ -110,15 +110,37 @@ def test_sigkill_while_streaming_events_loses_no_acknowledged_event(artifact, tm
 
 def test_load_report_on_the_tiny_artifact(artifact, tmp_path):
     """The load/fault tool end to end at tiny sizes (its figures on a real run go to docs/results/serve.md)."""
-    from recllm.serve.load import report, run
+    from recllm.serve.load import run
+    from recllm.serve.load_report import report
 
-    result = run(Path(artifact), None, clients=[1, 2], requests=6, encoder=False)  # its encoder is a stand-in
+    result = run(Path(artifact), None, clients=[1, 2], requests=6, encoder=False, kill_after=40)  # stand-in encoder
     assert [r["clients"] for r in result["latency"]] == [1, 2]
-    assert all(r["requests"] == 6 and r["p50_ms"] <= r["p99_ms"] for r in result["latency"])
+    assert all(r["requests"] == 6 and r["p50_ms"] <= r["p99_ms"] and r["rps"] > 0 for r in result["latency"])
     fault = result["fault"]
-    assert fault["acknowledged"] >= 200 and fault["missing"] == 0 and fault["duplicates"] == 0
-    assert fault["acknowledged_present_once"] == fault["acknowledged"] and fault["in_flight_retry_code"] in (200, 201)
-    assert all(expected == got for _, expected, got in result["bad_requests"])
-    assert result["new_item"] is None
-    text = report(result, "python -m recllm.serve.load --learn X")
-    assert "| none | 2 | 6 |" in text and "exactly once" in text and "Not measured" in text
+    assert fault["acknowledged"] >= 40 and fault["missing"] == 0 and fault["duplicates"] == 0
+    assert fault["acknowledged_present_once"] == fault["acknowledged"] and fault["never_sent_stored"] == 0
+    assert fault["in_flight_retry_code"] == (200 if fault["in_flight_stored_before_retry"] else 201)
+    assert fault["in_flight_stored_once_after_retry"] and fault["replay_code"] == 200
+    assert fault["history_after_restart"] == fault["stored_after_restart"]
+    assert fault["history_after_retry"] == fault["stored_after_retry"] == fault["acknowledged"] + 1
+    assert len(result["bad_requests"]) >= 10
+    assert all(expected == got and one_line for _, expected, got, one_line in result["bad_requests"])
+    assert result["new_item"] is None and result["load"]["samples"] >= 2 and result["load"]["max"] >= 0
+    text = report(result, "python -m recllm.serve.load --learn X", "commit abc")
+    assert "| none | 2 | 6 |" in text and "Not measured" in text and "MISMATCH" not in text
+    assert "- source: commit abc" in text and "load average (1 min) during the run" in text
+    from recllm.outputs import is_generated_report
+
+    (tmp_path / "serve.md").write_text(text, encoding="utf-8")
+    assert is_generated_report(tmp_path / "serve.md")  # a rerun may replace it
+
+
+def test_load_cli_refuses_a_folder_that_is_not_a_run_in_one_line(tmp_path, capsys):
+    from recllm.serve.load import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--learn", str(tmp_path), "--out", str(tmp_path / "serve.md")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has no user_ids.json" in err and "--learn" in err
+    assert not (tmp_path / "serve.md").exists()

@@ -1,13 +1,16 @@
 """Load and fault test of ``recllm serve`` on a loopback port, as a report: ``python -m recllm.serve.load``.
 
     python -m recllm.serve.load --learn runs/learn-ml100k [--trsr RUN] [--clients 1 4 16] [--requests 200]
-                                [--out docs/results/serve.md]
+                                [--rerank-requests 16] [--out docs/results/serve.md [--allow-dirty]]
 
 Everything is bounded and stops by itself: the server is a child process on a free 127.0.0.1 port with a fresh
-database in a temporary folder (the run's own ``serve.db`` is never touched), every wait has a deadline, and the
-server is killed at the end. Measured: latency percentiles and requests/s of ``/recommend`` (and ``rerank=llm``
-with ``--trsr``) at each client count; POST-to-recommendable latency of a new item; SIGKILL while a client streams
-events, restart time, and whether every acknowledged event is stored exactly once; the code of each bad request.
+database in a temporary folder (the run's own ``serve.db`` is never touched), every phase has a fixed number of
+requests, every wait has a deadline, and the server is killed at the end. Measured: latency percentiles and
+requests/s of ``/recommend`` at each client count, with ``rerank=llm`` too when ``--trsr`` is given (over a few users
+whose first summary is made, and timed, beforehand); POST-to-recommendable latency of new items; SIGKILL while a
+client streams events, the restart time, and whether every acknowledged event is stored exactly once and nothing
+unacknowledged is counted twice; the code of each bad request against the documented one. The machine's load
+average is sampled throughout (the report says how busy the CPU was). The report itself: :mod:`.load_report`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import signal
 import socket
@@ -26,13 +28,12 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Server", "main", "run"]
+__all__ = ["LoadSampler", "Server", "main", "run"]
 
 START_SECONDS = 300
 
@@ -92,7 +93,35 @@ class Server:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _latencies(url: str, users: list[str], clients: int, requests: int, params: dict[str, Any]) -> dict[str, float]:
+class LoadSampler:
+    """The machine's 1-minute load average, sampled every ``every`` seconds on a thread (a context manager)."""
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.every, self.samples = every, [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> "LoadSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        values = np.asarray(self.samples)
+        return {"samples": len(values), "min": float(values.min()), "median": float(np.median(values)),
+                "max": float(values.max())}
+
+
+def _latencies(url: str, users: list[str], clients: int, requests: int, params: dict[str, Any]) -> dict[str, Any]:
+    """``requests`` GET /recommend over ``users`` (drawn with a fixed seed) from ``clients`` concurrent clients."""
     import httpx
 
     rng = np.random.default_rng(0)
@@ -101,7 +130,7 @@ def _latencies(url: str, users: list[str], clients: int, requests: int, params: 
 
     def work(batch: list[str]) -> list[float]:
         out = []
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, timeout=600) as client:
             for user in batch:
                 began = time.perf_counter()
                 response = client.get("/recommend", params={"user": user, **params})
@@ -114,38 +143,60 @@ def _latencies(url: str, users: list[str], clients: int, requests: int, params: 
         seconds = np.concatenate([np.asarray(r) for r in pool.map(work, per_client)])
     wall = time.perf_counter() - began
     p50, p95, p99 = np.percentile(seconds, [50, 95, 99]) * 1000
-    return {"clients": clients, "requests": len(seconds), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-            "rps": len(seconds) / wall}
+    return {"clients": clients, "requests": len(seconds), "users": len(set(picks)), "p50_ms": p50, "p95_ms": p95,
+            "p99_ms": p99, "rps": len(seconds) / wall, "wall_s": wall}
 
 
-def _new_item(server: Server) -> dict[str, float]:
-    """POST a copy of the text of an item the first user has seen, and poll /similar of that item until it lists
-    the new one (without catalogue texts: until /similar of the new item answers)."""
+def _warm_summaries(server: "Server", users: list[str], candidates: int) -> dict[str, Any]:
+    """The first rerank=llm request of each user, which makes the user's summary (recurrent, over the complete
+    blocks of the history), timed apart from the steady state."""
     import httpx
 
-    new = "load-test-new-item"
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        history = client.get(f"/users/{_first_user(server)}/history").json()["items"]
-        source = next((r for r in history if r["text"]), None)
-        text = source["text"] if source else "a new item"
-        began = time.perf_counter()
-        client.post("/items", json={"id": new, "text": text}, headers=server.auth).raise_for_status()
-        posted = time.perf_counter() - began
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if source is not None:
-                listed = client.get("/similar", params={"item": source["item"], "k": 10}).json()["items"]
-                if any(r["item"] == new for r in listed):
+    seconds, versions = [], []
+    with httpx.Client(base_url=server.url, timeout=900) as client:
+        for user in users:
+            began = time.perf_counter()
+            client.get("/recommend", params={"user": user, "k": 10, "rerank": "llm", "candidates": candidates}
+                       ).raise_for_status()
+            seconds.append(time.perf_counter() - began)
+            versions.append(client.get(f"/users/{user}/summary").json()["version"])
+    return {"users": len(users), "median_s": float(np.median(seconds)), "max_s": float(np.max(seconds)),
+            "summarised": sum(v > 0 for v in versions)}
+
+
+def _new_items(server: "Server", users: list[str]) -> dict[str, Any]:
+    """For each user: POST a new item carrying the text of the user's top recommendation (so it belongs in the
+    user's top 10), then poll /recommend until it is listed -> POST time and POST-to-recommendable time."""
+    import httpx
+
+    post_ms, ready_ms, ranks = [], [], []
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        for n, user in enumerate(users):
+            top = client.get("/recommend", params={"user": user, "k": 10}).raise_for_status().json()["items"][0]
+            new = f"load-test-new-item-{n}"
+            began = time.perf_counter()
+            client.post("/items", json={"id": new, "text": top["text"] or top["item"]},
+                        headers=server.auth).raise_for_status()
+            post_ms.append((time.perf_counter() - began) * 1000)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                listed = [r["item"] for r in client.get("/recommend", params={"user": user, "k": 10}).json()["items"]]
+                if new in listed:
+                    ready_ms.append((time.perf_counter() - began) * 1000)
+                    ranks.append(listed.index(new) + 1)
                     break
-            elif client.get("/similar", params={"item": new, "k": 1}).status_code == 200:
-                break
-        else:
-            return {"post_ms": posted * 1000, "recommendable_ms": float("nan")}
-        return {"post_ms": posted * 1000, "recommendable_ms": (time.perf_counter() - began) * 1000}
+            else:
+                ready_ms.append(float("nan"))
+    return {"items": len(users), "post_ms": post_ms, "recommendable_ms": ready_ms, "ranks": ranks}
 
 
 def _first_user(server: Server) -> str:
     return json.loads((server.learn / "user_ids.json").read_text(encoding="utf-8"))[0]
+
+
+def _stored_keys(db: Path) -> list[str]:
+    with sqlite3.connect(db) as con:
+        return [k for (k,) in con.execute("SELECT key FROM events ORDER BY seq")]
 
 
 def _fault(server: Server, user: str, item_ids: list[str], kill_after: int) -> dict[str, Any]:
@@ -160,13 +211,16 @@ def _fault(server: Server, user: str, item_ids: list[str], kill_after: int) -> d
         time.sleep(0.05)
         os.killpg(server.proc.pid, signal.SIGKILL)
 
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    sent = 0
-
     def event(n: int) -> dict[str, Any]:
         return {"user": user, "item": item_ids[n % len(item_ids)], "timestamp": n, "idempotency_key": f"fault-{n}"}
 
+    with httpx.Client(base_url=server.url) as client:
+        before = len(client.get(f"/users/{user}/history").json()["items"])
+    earlier = set(_stored_keys(server.db))  # events of the phases before this one are not counted
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    sent = 0
+    began = time.perf_counter()
     try:
         with httpx.Client(base_url=server.url, headers=server.auth, timeout=30) as client:
             while sent < 1_000_000:
@@ -177,112 +231,148 @@ def _fault(server: Server, user: str, item_ids: list[str], kill_after: int) -> d
                     enough.set()
     except httpx.TransportError:
         pass
+    streamed = time.perf_counter() - began
     thread.join(timeout=60)
     server.kill()
+    in_flight = event(sent)["idempotency_key"]
+    keys = [k for k in _stored_keys(server.db) if k not in earlier]  # what survived the kill, before any retry
     restart = server.start()
     with httpx.Client(base_url=server.url, headers=server.auth, timeout=30) as client:
+        restored = len(client.get(f"/users/{user}/history").json()["items"]) - before
         retried = client.post("/events", json=event(sent)).status_code
-    with sqlite3.connect(server.db) as con:
-        keys = [k for (k,) in con.execute("SELECT key FROM events ORDER BY seq")]
-    stored = set(keys)
-    return {"acknowledged": len(acked), "acknowledged_present_once": sum(keys.count(k) == 1 for k in acked),
-            "missing": len([k for k in acked if k not in stored]), "duplicates": len(keys) - len(stored),
-            "in_flight_retry_code": retried, "restart_s": restart}
+        replayed = client.post("/events", json=event(0)).status_code
+        after = len(client.get(f"/users/{user}/history").json()["items"]) - before
+    final = [k for k in _stored_keys(server.db) if k not in earlier]
+    sent_keys = set(acked) | {in_flight}
+    return {"acknowledged": len(acked), "events_per_s": len(acked) / streamed,
+            "acknowledged_present_once": sum(keys.count(k) == 1 for k in acked),
+            "missing": len(set(acked) - set(keys)), "duplicates": len(keys) - len(set(keys)),
+            "never_sent_stored": len(set(keys) - sent_keys),
+            "in_flight_stored_before_retry": in_flight in keys, "in_flight_retry_code": retried,
+            "replay_code": replayed, "history_after_restart": restored, "stored_after_restart": len(keys),
+            "history_after_retry": after, "stored_after_retry": len(final),
+            "in_flight_stored_once_after_retry": final.count(in_flight) == 1, "restart_s": restart}
 
 
-def _bad_requests(server: Server) -> list[tuple[str, int, int]]:
+def _bad_requests(server: Server, item_ids: list[str]) -> list[tuple[str, int, int, bool]]:
+    """Each bad request of docs/serve.md's error list -> (what, documented code, code received, whether the body
+    is ``{"error": "<one line>"}``)."""
     import httpx
 
-    user = _first_user(server)
+    user, item, auth = _first_user(server), item_ids[0], server.auth
+    event = {"user": user, "item": item, "timestamp": 1, "idempotency_key": "bad-request-key"}
     cases = [
-        ("wrong type (k=ten)", "get", "/recommend", {"params": {"user": user, "k": "ten"}}, 422),
+        ("malformed JSON body", "post", "/events", {"content": b"{", "headers": {**auth,
+                                                   "Content-Type": "application/json"}}, 400),
+        ("missing token", "post", "/events", {"json": event}, 401),
+        ("wrong token", "post", "/events", {"json": event, "headers": {"Authorization": "Bearer wrong"}}, 401),
         ("unknown user", "get", "/recommend", {"params": {"user": "no-such-user-xyz"}}, 404),
-        ("unknown item", "get", "/similar", {"params": {"item": "no-such-item-xyz"}}, 404),
+        ("unknown item (/similar)", "get", "/similar", {"params": {"item": "no-such-item-xyz"}}, 404),
+        ("unknown item in an event", "post", "/events", {"json": {**event, "item": "no-such-item-xyz",
+                                                                  "idempotency_key": "bad-unknown"}, "headers": auth}, 404),
+        ("unknown route", "get", "/no-such-route", {}, 404),
+        ("catalogue id posted as a new item", "post", "/items", {"json": {"id": item, "text": "x"},
+                                                                  "headers": auth}, 409),
+        ("idempotency key reused with another payload", "post", "/events",
+         {"json": {**event, "item": item_ids[1]}, "headers": auth}, 409),
         ("oversized body (2 MiB)", "post", "/items", {"json": {"id": "x", "text": "a" * (2 << 20)},
-                                                      "headers": server.auth}, 413),
-        ("missing token", "post", "/events", {"json": {"user": user, "item": "x", "timestamp": 1,
-                                                       "idempotency_key": "k"}}, 401),
-        ("malformed JSON", "post", "/events", {"content": b"{", "headers": {**server.auth,
-                                                                             "Content-Type": "application/json"}}, 400),
+                                                      "headers": auth}, 413),
+        ("wrong type in the query (k=ten)", "get", "/recommend", {"params": {"user": user, "k": "ten"}}, 422),
+        ("wrong type in the body (timestamp \"yesterday\")", "post", "/events",
+         {"json": {**event, "timestamp": "yesterday", "idempotency_key": "bad-type"}, "headers": auth}, 422),
+        ("unknown field in the body", "post", "/events",
+         {"json": {**event, "idempotency_key": "bad-field", "priority": 1}, "headers": auth}, 422),
     ]
     out = []
     with httpx.Client(base_url=server.url, timeout=30) as client:
+        client.post("/events", json=event, headers=auth).raise_for_status()  # the key the conflict case reuses
         for name, method, path, kwargs, expected in cases:
-            out.append((name, expected, getattr(client, method)(path, **kwargs).status_code))
+            response = getattr(client, method)(path, **kwargs)
+            try:
+                message = response.json().get("error")
+            except ValueError:
+                message = None
+            one_line = isinstance(message, str) and bool(message) and "\n" not in message
+            out.append((name, expected, response.status_code, one_line))
     return out
 
 
 def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threads: int = 1,
-        encoder: bool = True) -> dict[str, Any]:
-    """Every measurement of the module docstring -> a dict (see :func:`report`)."""
+        encoder: bool = True, rerank_requests: int = 16, rerank_users: int = 8, candidates: int = 50,
+        new_items: int = 5, kill_after: int = 200) -> dict[str, Any]:
+    """Every measurement of the module docstring -> a dict (see :func:`recllm.serve.load_report.report`)."""
+    import httpx
+
     users = json.loads((learn / "user_ids.json").read_text(encoding="utf-8"))
     item_ids = json.loads((learn / "item_ids.json").read_text(encoding="utf-8"))
-    result: dict[str, Any] = {"learn": str(learn), "trsr": str(trsr) if trsr else None, "latency": []}
-    with tempfile.TemporaryDirectory(prefix="recllm-serve-load-") as tmp, \
+    result: dict[str, Any] = {"learn": str(learn), "trsr": str(trsr) if trsr else None, "latency": [],
+                              "threads": threads, "candidates": candidates}
+    began = time.perf_counter()
+    with LoadSampler() as load, tempfile.TemporaryDirectory(prefix="recllm-serve-load-") as tmp, \
             Server(learn, Path(tmp) / "load.db", trsr, threads, encoder) as server:
         result["start_s"] = server.start()
-        modes = [("none", {"k": 10})] + ([("llm", {"k": 10, "rerank": "llm", "candidates": 50})] if trsr else [])
-        for mode, params in modes:
+        result["health"] = httpx.get(server.url + "/health", timeout=30).json()
+        for c in clients:
+            result["latency"].append({"rerank": "none", **_latencies(server.url, users, c, requests, {"k": 10})})
+        if trsr is not None:
+            warm = [users[i] for i in np.random.default_rng(1).choice(len(users), rerank_users, replace=False)]
+            result["summaries"] = _warm_summaries(server, warm, candidates)
+            params = {"k": 10, "rerank": "llm", "candidates": candidates}
             for c in clients:
-                n = requests if mode == "none" else max(c, requests // 10)
-                result["latency"].append({"rerank": mode, **_latencies(server.url, users, c, n, params)})
-        result["new_item"] = _new_item(server) if encoder else None
-        result["bad_requests"] = _bad_requests(server)
-        result["fault"] = _fault(server, users[0], item_ids, kill_after=200)
+                result["latency"].append({"rerank": "llm", **_latencies(server.url, warm, c,
+                                                                         max(c, rerank_requests), params)})
+        result["new_item"] = _new_items(server, users[:new_items]) if encoder else None
+        result["bad_requests"] = _bad_requests(server, item_ids)
+        result["fault"] = _fault(server, users[0], item_ids, kill_after=kill_after)
+    result["load"] = load.summary()
+    result["wall_s"] = time.perf_counter() - began
     return result
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def report(result: dict[str, Any], command: str) -> str:
-    """The markdown of docs/results/serve.md."""
-    lines = ["# recllm serve: load and fault test", "",
-             f"Command: `{command}`  ", f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  ",
-             f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}  ", f"LEARN run: `{result['learn']}`; TRSR run: `{result['trsr']}`  ",
-             f"Server start to first /health: {result['start_s']:.1f} s", "",
-             "## /recommend latency", "", "| rerank | clients | requests | p50 ms | p95 ms | p99 ms | requests/s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in result["latency"]:
-        lines.append(f"| {r['rerank']} | {r['clients']} | {r['requests']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['rps']:.1f} |")
-    item, fault = result["new_item"], result["fault"]
-    lines += ["", "## New item", "", (f"POST /items answered in {item['post_ms']:.1f} ms; the item was listed by "
-              f"/similar of its source {item['recommendable_ms']:.1f} ms after the POST began." if item else
-              "Not measured (--no-encoder)."), "",
-              "## SIGKILL while streaming events", "",
-              f"{fault['acknowledged']} events acknowledged before the kill; after the restart "
-              f"({fault['restart_s']:.1f} s to /health) {fault['acknowledged_present_once']} of them are stored "
-              f"exactly once, {fault['missing']} missing, {fault['duplicates']} duplicate rows; the request in flight, "
-              f"retried with its key, got {fault['in_flight_retry_code']}.", "",
-              "## Bad requests", "", "| request | documented | got |", "| --- | ---: | ---: |"]
-    lines += [f"| {name} | {expected} | {got} |" for name, expected, got in result["bad_requests"]]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
+    from recllm.cli_args import positive_int
+
     parser = argparse.ArgumentParser(prog="python -m recllm.serve.load", description=__doc__.splitlines()[0])
-    parser.add_argument("--learn", required=True, type=Path)
-    parser.add_argument("--trsr", default=None, type=Path)
-    parser.add_argument("--clients", nargs="*", type=int, default=[1, 4, 16])
-    parser.add_argument("--requests", type=int, default=200, help="requests per client count (rerank: a tenth)")
-    parser.add_argument("--threads", type=int, default=1, help="the server's torch threads")
+    parser.add_argument("--learn", required=True, type=Path, help="a `recllm learn train --out` folder")
+    parser.add_argument("--trsr", default=None, type=Path, help="a `recllm trsr train --out` folder: rerank=llm too")
+    parser.add_argument("--clients", nargs="+", type=positive_int, default=[1, 4, 16])
+    parser.add_argument("--requests", type=positive_int, default=200, help="/recommend requests per client count")
+    parser.add_argument("--rerank-requests", type=positive_int, default=16,
+                        help="rerank=llm requests per client count (at least one per client)")
+    parser.add_argument("--rerank-users", type=positive_int, default=8, help="users of the rerank=llm requests")
+    parser.add_argument("--candidates", type=positive_int, default=50, help="retrieved candidates the LLM reranks")
+    parser.add_argument("--threads", type=positive_int, default=1, help="the server's torch threads")
     parser.add_argument("--no-encoder", action="store_true", help="serve without the content encoder (no new item)")
-    parser.add_argument("--out", default=None, help="markdown report (default: print)")
+    parser.add_argument("--out", default=None, help="markdown report (default: print); an existing file that recllm "
+                        "did not generate needs --overwrite")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="write the report from a git tree with uncommitted changes (its header says so)")
     args = parser.parse_args(argv)
-    result = run(args.learn, args.trsr, args.clients, args.requests, args.threads, not args.no_encoder)
-    text = report(result, "python -m recllm.serve.load " + " ".join(argv if argv is not None else sys.argv[1:]))
-    if args.out:
+    from recllm.bench.reporting import report_target, source_state
+    from recllm.errors import UserInputError
+    from recllm.serve.load_report import report
+
+    try:
+        for flag, folder, needed, command in (("--learn", args.learn, "user_ids.json", "learn train"),
+                                              ("--trsr", args.trsr, "trsr_config.json", "trsr train")):
+            if folder is not None and not (folder / needed).is_file():
+                raise UserInputError(f"{folder} has no {needed}: not a `recllm {command}` folder", flag,
+                                     f"pass a folder written by `recllm {command} --out`")
+        target = report_target(args.out, "serve.md", overwrite=args.overwrite, allow_dirty=args.allow_dirty) \
+            if args.out else None
+        source = target.commit if target else source_state(allow_dirty=True)
+    except UserInputError as exc:
+        parser.exit(2, f"python -m recllm.serve.load: error: {exc}\n")
+    result = run(args.learn, args.trsr, args.clients, args.requests, args.threads, not args.no_encoder,
+                 args.rerank_requests, args.rerank_users, args.candidates)
+    command = "python -m recllm.serve.load " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = report(result, command, source)
+    if target is not None:
         from recllm.utils import write_text_atomic
 
-        write_text_atomic(args.out, text)
+        write_text_atomic(target.path, text)
+        print(f"wrote {target.path}")
     else:
         print(text)
     return 0
