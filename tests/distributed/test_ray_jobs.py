@@ -124,3 +124,29 @@ def test_generation_worker_equals_local(lm):
     assert list(out["index"]) == list(range(6))
     assert list(out["text"]) == expected
     assert any(expected) and np.all(out["seconds"] > 0)
+
+
+def test_summaries_on_ray_equal_local_and_share_the_cache(ray_session, lm, tmp_path):
+    """LLM-TRSR block and merge summaries on 2 workers: the local path's texts, under the local path's keys (the
+    recurrent mode goes through the same chunk runner; one mode keeps the suite cheap)."""
+    from recllm.trsr.segment import SegmentConfig
+    from recllm.trsr.summarize import SummarizerConfig, summarize_histories
+
+    item_texts = [f"film {i} about " + "space " * (i % 4 + 1) for i in range(12)]
+    histories = [np.arange(u, u + 3 + 2 * u) % 12 for u in range(4)]  # 1 to 3 blocks of 3 items
+    config = SummarizerConfig(mode="hierarchical", max_new_tokens=4, batch_size=2, chunk_size=2,
+                              segment=SegmentConfig(block_size=3, max_blocks=3))
+    local_cache = CountingCache(tmp_path / "local.sqlite")
+    expected = summarize_histories(lm, histories, item_texts, config, cache=local_cache, show_progress=False)
+    cache = CountingCache(tmp_path / "ray.sqlite")
+    got = summarize_histories(lm, histories, item_texts, config, cache=cache, show_progress=False, engine="ray",
+                              ray_options=ray_session)
+    assert got.texts == expected.texts and got.steps == expected.steps
+    assert any(got.texts) and got.generated == expected.generated == got.prompts > len(histories)
+    assert cache.puts == got.generated  # every chunk committed to the cache as it finished
+    # a local run over the Ray run's cache generates nothing, and a Ray run over the local run's cache neither
+    again = summarize_histories(lm, histories, item_texts, config, cache=cache, show_progress=False)
+    back = summarize_histories(lm, histories, item_texts, config, cache=local_cache, show_progress=False,
+                               engine="ray", ray_options=ray_session)
+    assert again.generated == back.generated == 0
+    assert again.texts == back.texts == expected.texts

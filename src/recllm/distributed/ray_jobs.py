@@ -1,4 +1,4 @@
-"""LLM batch jobs as Ray Data pipelines: item embedding and candidate scoring on an actor pool.
+"""LLM batch jobs as Ray Data pipelines: item embedding, candidate scoring and generation on an actor pool.
 
 Each job turns its work into rows (one row = one model batch of the local path), maps them with
 ``map_batches(<actor class>, concurrency=workers)`` where every actor loads the model once, and collects the
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from recllm.distributed import require_ray
 
 __all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "generate_chunks_ray",
-           "ensure_ray"]
+           "ensure_ray", "ship_model"]
 
 MODEL_KINDS = ("causal", "sentence")
 
@@ -243,11 +243,14 @@ def generate_chunks_ray(
     batch_size: int | None = None,
     show_progress: bool = True,
     options: RayOptions | None = None,
+    on_chunk: Callable[[int, list[str], list[float]], None] | None = None,
 ) -> list[tuple[list[str], list[float]]]:
     """Greedy completions of each chunk of prompts, one :func:`recllm.llm.generate` call per chunk on a Ray
     actor pool (the chunking of LLM-TRSR's summarizer): per chunk, the texts and the seconds per prompt.
 
-    The building block for the summaries on Ray; the caller keeps its own cache keys, as in the local path.
+    The building block for the summaries on Ray; the caller keeps its own cache keys, as in the local path, and
+    can commit each chunk as soon as it is done with ``on_chunk(chunk_index, texts, seconds)`` (an interrupted
+    job keeps what it finished). ``model`` is a loaded model, a :class:`ModelSpec` or :func:`ship_model`'s result.
     """
     options = options or RayOptions()
     chunks = [[str(p) for p in chunk] for chunk in chunks]
@@ -256,17 +259,28 @@ def generate_chunks_ray(
     seconds = [0.0] * len(flat)
     if flat:
         ensure_ray(options)
-        rows, start = [], 0
-        for chunk in chunks:
+        rows, start, owner, bounds = [], 0, [], []
+        for c, chunk in enumerate(chunks):
             if chunk:
                 rows.append({"ids": list(range(start, start + len(chunk))), "prompts": chunk})
+            owner.extend([c] * len(chunk))
+            bounds.append((start, start + len(chunk)))
             start += len(chunk)
+        left = [len(chunk) for chunk in chunks]
         mapped = _run(rows, _GenerateActor, model, options,
                       {"max_new_tokens": max_new_tokens, "batch_size": batch_size}, None)
         with tqdm(total=len(flat), desc="generating (ray)", unit="prompt", disable=not show_progress) as bar:
             for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
                 for i, text, sec in zip(out["index"], out["text"], out["seconds"]):
-                    texts[int(i)], seconds[int(i)] = str(text), float(sec)
+                    i = int(i)
+                    if texts[i] is not None:  # a retried row delivered twice
+                        continue
+                    texts[i], seconds[i] = str(text), float(sec)
+                    c = owner[i]
+                    left[c] -= 1
+                    if left[c] == 0 and on_chunk is not None:
+                        lo, hi = bounds[c]
+                        on_chunk(c, list(texts[lo:hi]), seconds[lo:hi])  # type: ignore[arg-type]
                 bar.update(len(out["index"]))
     result, start = [], 0
     for chunk in chunks:
@@ -278,9 +292,9 @@ def generate_chunks_ray(
 def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOptions, kwargs: dict[str, Any],
          crash_marker: str | None) -> Any:
     """The mapped Ray dataset of ``rows`` (one model batch each) through a pool of ``actor``."""
-    import ray
+    import ray.data
 
-    shipped = model if isinstance(model, ModelSpec) else ray.put(_shippable(model))
+    shipped = ship_model(model)
     threads = max(int(options.cpus_per_worker), 1)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * options.workers)))
     restarts = {} if options.max_restarts is None else {
@@ -291,6 +305,16 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
         fn_constructor_kwargs={"model": shipped, "threads": threads, "crash_marker": crash_marker, **kwargs},
         **restarts,
     )
+
+
+def ship_model(model: Any) -> Any:
+    """What the workers receive for ``model``: a :class:`ModelSpec` as is, a loaded model put once in Ray's
+    object store (pass the result to several jobs to ship the weights once; Ray must be running)."""
+    import ray
+
+    if isinstance(model, (ModelSpec, ray.ObjectRef)):
+        return model
+    return ray.put(_shippable(model))
 
 
 def _local_model(model: Any) -> Any:

@@ -1,9 +1,8 @@
-"""``recllm trsr summarize|train|rank`` and ``recllm bench trsr``.
+"""``recllm trsr summarize|train|rank`` (the benchmark is :mod:`recllm.bench.trsr`).
 
     recllm trsr summarize --data ml-latest-small --mode recurrent --users 20 --out summaries.jsonl
     recllm trsr train --data amazon2018-magazine-subscriptions --mode hierarchical --out runs/amazon-hier
     recllm trsr rank --run runs/amazon-hier
-    recllm bench trsr [--quick]
 """
 
 from __future__ import annotations
@@ -36,10 +35,9 @@ def _check_common(args: argparse.Namespace) -> None:
 
 
 def _threads(n: int) -> None:
-    import torch
+    from recllm.utils import set_threads
 
-    if n > 0:
-        torch.set_num_threads(n)
+    set_threads(n)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -80,6 +78,10 @@ def _summarize(args: argparse.Namespace) -> int:
     from recllm.outputs import check_output_file
 
     _check_common(args)
+    if args.engine != "local":
+        from recllm.distributed import check_engine
+
+        check_engine(args.engine, "--engine")
     if args.out:
         check_output_file(args.out, (".jsonl",), overwrite=args.overwrite)
     with config_errors():
@@ -95,8 +97,13 @@ def _summarize(args: argparse.Namespace) -> int:
     n = min(args.users, len(cases))
     lm = load_causal_lm(args.model, dtype="auto")
     texts = dataset_item_texts(split.dataset, lm.tokenizer, args.item_tokens)
+    options = None
+    if args.engine == "ray":  # block and merge summaries on a Ray actor pool, same cache keys
+        from recllm.distributed.ray_jobs import RayOptions
+
+        options = RayOptions(address=args.ray_address, workers=args.ray_workers)
     result = summarize_histories(lm, cases.histories[:n], texts, cfg.summarizer, cache=DiskCache(),
-                                 show_progress=not args.quiet)
+                                 show_progress=not args.quiet, engine=args.engine, ray_options=options)
     users = split.dataset.users["user_id"].to_numpy()
     lines = [json.dumps({"user_id": str(users[int(u)]), "mode": args.mode, "summary": s})
              for u, s in zip(cases.users[:n], result.texts)]
@@ -124,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
     _threads(args.threads)
     from recllm.llm import load_causal_lm, load_trainable_lm
     from recllm.llm.cache import DiskCache
-    from recllm.trsr.bench import fixed_candidates, subset_rows
+    from recllm.trsr.candidates import fixed_candidates, subset_rows
     from recllm.trsr.pipeline import TRSR
     from recllm.utils import write_json_atomic
 
@@ -155,7 +162,7 @@ def _rank(args: argparse.Namespace) -> int:
     from recllm.llm import load_causal_lm
     from recllm.llm.cache import DiskCache
     from recllm.llm.sft import load_adapter
-    from recllm.trsr.bench import fixed_candidates, subset_rows
+    from recllm.trsr.candidates import fixed_candidates, subset_rows
     from recllm.trsr.pipeline import TRSR
 
     cfg = run.config
@@ -170,23 +177,8 @@ def _rank(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from recllm.errors import UserInputError
-    from recllm.trsr.bench import DATASETS, MIND, run_benchmark
-
-    known = [spec.name for spec in (*DATASETS, MIND)]
-    unknown = sorted(set(args.datasets or ()) - set(known))
-    if unknown:
-        raise UserInputError(f"unknown benchmark data set(s) {unknown}", "--datasets",
-                             f"choose from {', '.join(known)}")
-    _threads(args.threads)
-
-    return run_benchmark(quick=args.quick, out=args.out, datasets=args.datasets, seeds=args.seeds,
-                         show_progress=not args.quiet, score_dtype=args.score_dtype, lr=args.lr)
-
-
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add ``recllm trsr ...`` and ``recllm bench trsr``."""
+    """Add ``recllm trsr ...`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
     trsr = sub.add_parser("trsr", help="LLM-TRSR: summarise long histories, train and run the LLM ranker")
     cmds = trsr.add_subparsers(dest="trsr", required=True)
     s = cmds.add_parser("summarize", help="summarise test users' histories (hierarchical / recurrent)")
@@ -195,6 +187,11 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     s.add_argument("--out", default=None, help="JSON-lines file (.jsonl; default: print); an existing file needs "
                    "--overwrite")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="where the summaries are generated: this process, or a Ray actor pool (same cache)")
+    s.add_argument("--ray-address", default=None,
+                   help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
+    s.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each")
     s.set_defaults(func=_summarize)
     t = cmds.add_parser("train", help="LoRA-fine-tune the Yes/No ranker on a data set's leave-one-out split")
     _common(t)
@@ -214,17 +211,3 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     r.add_argument("--threads", type=non_negative_int, default=0)
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_rank)
-
-    b = bench.add_parser("trsr", help="LLM-TRSR benchmark -> docs/results/trsr.md")
-    b.add_argument("--quick", action="store_true", help="tiny sizes for development (a few minutes)")
-    b.add_argument("--out", default=None, help="report path (default docs/results/trsr.md, quick: trsr-quick.md)")
-    b.add_argument("--datasets", nargs="*", default=None, help="subset of the benchmark data sets")
-    b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
-    b.add_argument("--score-dtype", default="auto",
-                   help="ranker scoring precision: auto (the machine's, as `recllm llm check` prints) or a named one "
-                   "(a wrong name lists the choices); a half precision keeps the answer logits in full precision")
-    b.add_argument("--lr", type=positive_float, default=1e-3, help="LoRA learning rate (the paper's is 1e-4, over far more "
-                   "steps than this benchmark affords)")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=_bench)

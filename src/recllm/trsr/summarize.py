@@ -9,7 +9,9 @@ Work is batched across users: every user's block-k prompt goes into one batched 
 Each generation is stored in a :class:`~recllm.llm.cache.DiskCache` under a key made of the model fingerprint, the
 prompt-template fingerprint, the generation parameters and the prompt, and entries are committed chunk by chunk,
 so an interrupted run resumes where it stopped and identical blocks (the same user at train, valid and test time)
-are generated once.
+are generated once. ``engine="ray"`` runs the same chunks on a Ray actor pool
+(:func:`recllm.distributed.ray_jobs.generate_chunks_ray`) under the same cache keys: a summary made on Ray is reused
+by a local run and vice versa.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -85,8 +88,9 @@ class _CachedGenerator:
     """Generates user messages through the chat template, deduplicated and cached, in committed chunks."""
 
     def __init__(self, lm: CausalLM, config: SummarizerConfig, cache: DiskCache | None,
-                 show_progress: bool) -> None:
+                 show_progress: bool, engine: str = "local", ray_options: Any = None) -> None:
         self.lm, self.config, self.cache, self.show_progress = lm, config, cache, show_progress
+        self.engine, self.ray_options, self._shipped = engine, ray_options, None
         self.generated = 0
         self.seconds: dict[str, float] = {}  # model seconds per distinct message
         self._params = {"max_new_tokens": config.max_new_tokens, "system": prompts.SYSTEM_SUMMARY,
@@ -110,6 +114,9 @@ class _CachedGenerator:
         todo = [m for m in unique if m not in out]
         # longest first: similar lengths share a batch (less padding) and the slowest chunk shows up early
         todo.sort(key=len, reverse=True)
+        if self.engine == "ray":
+            self._on_ray(todo, keys, out, desc)
+            return [out[m] for m in messages]
         bar = None
         if self.show_progress and todo:
             from tqdm.auto import tqdm
@@ -136,6 +143,33 @@ class _CachedGenerator:
             bar.close()
         return [out[m] for m in messages]
 
+    def _on_ray(self, todo: list[str], keys: dict[str, str], out: dict[str, str], desc: str) -> None:
+        """The chunks of ``todo`` generated on a Ray actor pool, each committed to the cache as it finishes."""
+        if not todo:
+            return
+        from recllm.distributed.ray_jobs import RayOptions, ensure_ray, generate_chunks_ray, ship_model
+
+        options = self.ray_options or RayOptions()
+        ensure_ray(options)
+        if self._shipped is None:  # the weights go to Ray's object store once per summarisation
+            self._shipped = ship_model(self.lm)
+        size = self.config.chunk_size
+        chunks = [todo[s:s + size] for s in range(0, len(todo), size)]
+
+        def commit(c: int, outputs: list[str], seconds: list[float]) -> None:
+            made = {m: _clean(o) for m, o in zip(chunks[c], outputs)}
+            if self.cache is not None:
+                self.cache.put_many({keys[m]: {"text": made[m], "seconds": sec}
+                                     for m, sec in zip(chunks[c], seconds)})
+            out.update(made)
+            self.seconds.update(dict(zip(chunks[c], seconds)))
+            self.generated += len(made)
+
+        prompts_ = [[chat_prompt(self.lm, m, system=prompts.SYSTEM_SUMMARY) for m in chunk] for chunk in chunks]
+        generate_chunks_ray(self._shipped, prompts_, max_new_tokens=self.config.max_new_tokens,
+                            batch_size=self.config.batch_size, show_progress=self.show_progress, options=options,
+                            on_chunk=commit)
+
 
 def summarize_histories(
     lm: CausalLM,
@@ -144,18 +178,25 @@ def summarize_histories(
     config: SummarizerConfig = SummarizerConfig(),
     cache: DiskCache | None = None,
     show_progress: bool = True,
+    engine: str = "local",
+    ray_options: Any = None,
 ) -> Summaries:
     """Summarise each history (item indices, oldest first) with ``lm``; ``item_texts`` are indexed by item.
 
     ``item_texts`` should already fit the per-item token budget (:func:`recllm.trsr.segment.render_item_texts`).
-    An empty history gets the empty summary.
+    An empty history gets the empty summary. ``engine="ray"`` generates on a Ray actor pool (``ray_options``: a
+    :class:`recllm.distributed.ray_jobs.RayOptions`; the ``distributed`` extra) with the same cache keys and outputs.
     """
+    if engine != "local":
+        from recllm.distributed import check_engine
+
+        check_engine(engine)
     start = time.perf_counter()
     n = len(histories)
     if config.mode == "none":
         return Summaries([None] * n, [[] for _ in range(n)], 0, 0, 0.0, time.perf_counter() - start)
     blocks = [[[item_texts[int(i)] for i in b] for b in segment_history(h, config.segment)] for h in histories]
-    run = _CachedGenerator(lm, config, cache, show_progress)
+    run = _CachedGenerator(lm, config, cache, show_progress, engine, ray_options)
     if config.mode == "hierarchical":
         texts, steps = _hierarchical(run, blocks, config.guarded)
     else:
