@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sqlite3
@@ -190,6 +191,17 @@ def _new_items(server: "Server", users: list[str]) -> dict[str, Any]:
     return {"items": len(users), "post_ms": post_ms, "recommendable_ms": ready_ms, "ranks": ranks}
 
 
+def _load_seconds(url: str) -> dict[str, float]:
+    """The server's start-up times by part (``recllm_model_load_seconds{model=...}`` of /metrics)."""
+    import re
+
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    return {name: float(value) for name, value in
+            re.findall(r'^recllm_model_load_seconds\{model="([^"]+)"\} (\S+)$', text, flags=re.MULTILINE)}
+
+
 def _first_user(server: Server) -> str:
     return json.loads((server.learn / "user_ids.json").read_text(encoding="utf-8"))[0]
 
@@ -237,6 +249,7 @@ def _fault(server: Server, user: str, item_ids: list[str], kill_after: int) -> d
     in_flight = event(sent)["idempotency_key"]
     keys = [k for k in _stored_keys(server.db) if k not in earlier]  # what survived the kill, before any retry
     restart = server.start()
+    restart_parts = _load_seconds(server.url)
     with httpx.Client(base_url=server.url, headers=server.auth, timeout=30) as client:
         restored = len(client.get(f"/users/{user}/history").json()["items"]) - before
         retried = client.post("/events", json=event(sent)).status_code
@@ -251,7 +264,8 @@ def _fault(server: Server, user: str, item_ids: list[str], kill_after: int) -> d
             "in_flight_stored_before_retry": in_flight in keys, "in_flight_retry_code": retried,
             "replay_code": replayed, "history_after_restart": restored, "stored_after_restart": len(keys),
             "history_after_retry": after, "stored_after_retry": len(final),
-            "in_flight_stored_once_after_retry": final.count(in_flight) == 1, "restart_s": restart}
+            "in_flight_stored_once_after_retry": final.count(in_flight) == 1, "restart_s": restart,
+            "restart_parts": restart_parts}
 
 
 def _bad_requests(server: Server, item_ids: list[str]) -> list[tuple[str, int, int, bool]]:
@@ -312,6 +326,7 @@ def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threa
             Server(learn, Path(tmp) / "load.db", trsr, threads, encoder) as server:
         result["start_s"] = server.start()
         result["health"] = httpx.get(server.url + "/health", timeout=30).json()
+        result["start_parts"] = _load_seconds(server.url)
         for c in clients:
             result["latency"].append({"rerank": "none", **_latencies(server.url, users, c, requests, {"k": 10})})
         if trsr is not None:
@@ -346,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="markdown report (default: print); an existing file that recllm "
                         "did not generate needs --overwrite")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--context", default="", help="a sentence for the header about what else ran on the "
+                        "machine (e.g. shared cores)")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="write the report from a git tree with uncommitted changes (its header says so)")
     args = parser.parse_args(argv)
@@ -366,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"python -m recllm.serve.load: error: {exc}\n")
     result = run(args.learn, args.trsr, args.clients, args.requests, args.threads, not args.no_encoder,
                  args.rerank_requests, args.rerank_users, args.candidates)
-    command = "python -m recllm.serve.load " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["context"] = args.context
+    command = "python -m recllm.serve.load " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(result, command, source)
     if target is not None:
         from recllm.utils import write_text_atomic

@@ -19,6 +19,10 @@ def _ms(values: list[float]) -> str:
     return text + (f" ({len(values) - len(finite)} not listed within 60 s)" if len(finite) < len(values) else "")
 
 
+def _parts(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()) or "not reported"
+
+
 def _header(result: dict[str, Any], command: str, source: str) -> list[str]:
     from recllm.eval.report import GENERATED_NOTE, machine_info
 
@@ -31,15 +35,27 @@ def _header(result: dict[str, Any], command: str, source: str) -> list[str]:
         f"- machine: {m['cpu']}, {m['cores']} cores, AMX: {m['amx']}; {m['os']}; python {m['python']}, "
         f"torch {m['torch']}, transformers {m['transformers']}, recllm {m['recllm']}",
         f"- **load average (1 min) during the run: median {load['median']:.1f}, min {load['min']:.1f}, max "
-        f"{load['max']:.1f}** ({load['samples']} samples). The {m['cores']} cores were shared with other engineers' "
-        "jobs (tests, training, benchmarks) running at the same time, so these are the figures of a busy machine, "
-        "not an idle one: latencies are upper bounds and requests/s lower bounds of what the service does alone.",
+        f"{load['max']:.1f}** ({load['samples']} samples) on {m['cores']} cores. " + _busy(load, m["cores"]),
         f"- server: `recllm serve` as a child process on 127.0.0.1, {result['threads']} torch thread(s), one uvicorn "
         "worker, SQLite (WAL, synchronous=FULL) in a fresh temporary folder; clients: httpx threads in this process",
         f"- LEARN run: `{result['learn']}` ({health['catalogue_items']} catalogue items, {health['users']} users); "
-        f"TRSR run: `{result['trsr']}`" + ("" if result["trsr"] else " (no rerank=llm rows)"),
-        f"- server start to the first /health answer: {result['start_s']:.1f} s (models loaded, state restored)",
-    ]
+        + (f"TRSR run: `{result['trsr']}`" if result["trsr"] else "no TRSR run (no rerank=llm rows)"),
+        f"- server start to the first /health answer: {result['start_s']:.1f} s; of it, loading: "
+        f"{_parts(result.get('start_parts', {}))} (the rest: starting Python and importing torch, transformers, "
+        "FastAPI)",
+    ] + ([f"- context: {result['context']}"] if result.get("context") else [])
+
+
+def _busy(load: dict[str, float], cores: str) -> str:
+    try:
+        n = int(cores)
+    except ValueError:
+        return ""
+    if load["median"] <= n:
+        return "The CPU was not oversubscribed during the run."
+    return ("More runnable processes than cores most of the time: other jobs competed with the service and its "
+            "clients for the CPU, so latencies here are upper bounds and requests/s lower bounds of what the service "
+            "does on an otherwise idle machine.")
 
 
 def _latency(result: dict[str, Any]) -> list[str]:
@@ -90,13 +106,28 @@ def _fault(f: dict[str, Any]) -> list[str]:
             f"| acknowledged events missing | {f['missing']} |",
             f"| duplicate rows | {f['duplicates']} |",
             f"| stored events that were never sent | {f['never_sent_stored']} |",
-            f"| the unacknowledged in-flight event was already stored | {'yes' if f['in_flight_stored_before_retry'] else 'no'} |",
-            f"| user's history after the restart, events counted | {f['history_after_restart']} (stored: {f['stored_after_restart']}) |",
+            "| the in-flight event (never acknowledged) was stored: its commit landed before the kill, its answer "
+            f"did not | {'yes' if f['in_flight_stored_before_retry'] else 'no'} |",
+            "| events in the user's history after the restart (stored rows) | "
+            f"{f['history_after_restart']} ({f['stored_after_restart']}) |",
             f"| retry of the in-flight event with its key | {f['in_flight_retry_code']} |",
             f"| in-flight event stored exactly once after the retry | {once} |",
             f"| history after the retry, events counted (stored) | {f['history_after_retry']} ({f['stored_after_retry']}) |",
             f"| an acknowledged event re-sent with its key | {f['replay_code']} (replayed, not stored again) |",
-            f"| restart: process start to /health | {f['restart_s']:.1f} s |"]
+            f"| restart: process start to /health | {f['restart_s']:.1f} s |",
+            f"| of it, loading (and replaying the store: restore) | {_parts(f.get('restart_parts', {}))} |", "",
+            _fault_verdict(f)]
+
+
+def _fault_verdict(f: dict[str, Any]) -> str:
+    held = (f["missing"] == 0 and f["duplicates"] == 0 and f["never_sent_stored"] == 0
+            and f["acknowledged_present_once"] == f["acknowledged"] and f["in_flight_stored_once_after_retry"]
+            and f["history_after_retry"] == f["stored_after_retry"] == f["acknowledged"] + 1)
+    if not held:
+        return "**Result: the durability contract did NOT hold in this run** (see the rows above)."
+    return ("Result: every acknowledged event is stored exactly once and counted once in the history; the only "
+            "unacknowledged event that can be stored is the request in flight, and its retry with the same key is "
+            "answered from the store (200, `Idempotent-Replayed`) or stored then (201), never twice.")
 
 
 def report(result: dict[str, Any], command: str, source: str = "unknown") -> str:

@@ -1,0 +1,47 @@
+"""The load report's markdown from a made-up result (no server): every section, the verdicts, the header."""
+
+import copy
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+RESULT = {
+    "learn": "runs/l", "trsr": "runs/t", "threads": 1, "candidates": 50, "start_s": 12.5, "wall_s": 300.0,
+    "start_parts": {"learn": 0.4, "trsr": 3.2}, "context": "two cores shared with other jobs",
+    "health": {"catalogue_items": 1682, "users": 943},
+    "load": {"samples": 10, "min": 1.5, "median": 1000.0, "max": 1001.0},
+    "latency": [{"rerank": "none", "clients": 4, "requests": 200, "users": 180, "p50_ms": 40.0, "p95_ms": 60.0,
+                 "p99_ms": 70.0, "rps": 90.5},
+                {"rerank": "llm", "clients": 16, "requests": 16, "users": 8, "p50_ms": 9000.0, "p95_ms": 15000.0,
+                 "p99_ms": 16000.0, "rps": 0.9}],
+    "summaries": {"users": 8, "median_s": 20.0, "max_s": 31.0, "summarised": 8},
+    "new_item": {"items": 2, "post_ms": [100.0, 120.0], "recommendable_ms": [110.0, float("nan")], "ranks": [1]},
+    "fault": {"acknowledged": 200, "events_per_s": 25.0, "acknowledged_present_once": 200, "missing": 0,
+              "duplicates": 0, "never_sent_stored": 0, "in_flight_stored_before_retry": False,
+              "in_flight_retry_code": 201, "replay_code": 200, "history_after_restart": 200,
+              "stored_after_restart": 200, "history_after_retry": 201, "stored_after_retry": 201,
+              "in_flight_stored_once_after_retry": True, "restart_s": 11.0, "restart_parts": {"learn": 0.5}},
+    "bad_requests": [("missing token", 401, 401, True), ("oversized body", 413, 500, False)],
+}
+
+
+def test_report_has_every_section_and_flags_what_did_not_hold():
+    from recllm.serve.load_report import report
+
+    text = report(RESULT, "python -m recllm.serve.load --learn runs/l", "commit 0123abcd")
+    assert "- source: commit 0123abcd" in text and "median 1000.0, min 1.5, max 1001.0" in text
+    assert "More runnable processes than cores" in text
+    assert "- context: two cores shared with other jobs" in text and "learn 0.4 s, trsr 3.2 s" in text
+    assert "| llm | 16 | 16 | 8 | 9000.0 | 15000.0 | 16000.0 | 0.90 |" in text
+    assert "took median 20.0 s, max 31.0 s" in text
+    assert "median 110 ms, max 110 ms (1 not listed within 60 s)" in text
+    assert "Result: every acknowledged event is stored exactly once" in text
+    assert "| oversized body | 413 | 500 (MISMATCH) | NO |" in text and "| missing token | 401 | 401 | yes |" in text
+    broken = copy.deepcopy(RESULT)
+    broken["fault"]["missing"] = 1
+    broken["load"] = {"samples": 2, "min": 0.0, "median": 0.0, "max": 0.0}
+    broken["trsr"], broken["summaries"], broken["new_item"] = None, None, None
+    text = report(broken, "x", "commit 0123abcd")
+    assert "did NOT hold" in text and "not oversubscribed" in text
+    assert "no TRSR run" in text and "Not measured" in text and "summaries were made first" not in text
