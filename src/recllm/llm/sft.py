@@ -313,6 +313,25 @@ def _quiet_peft() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------ training
+def _rank_loss_sum(net: Any, features: Sequence[Any], batch: Sequence[int], pad: int, device: str, autocast: Any,
+                   dist: Any) -> tuple[torch.Tensor, float, int]:
+    """This process's summed answer NLL over its rows of ``batch`` (all of them outside torchrun), the weight of
+    its gradient and its token count. Under torchrun each rank takes its contiguous share of the global batch and
+    weighs its sum by the world size, so DDP's average of the ranks' gradients is the gradient of the whole batch's
+    mean; a rank left without rows (a batch smaller than the world) runs one row with weight 0 to join the
+    gradient all-reduce."""
+    rows, weight = list(batch), 1.0
+    if dist is not None:
+        rows, weight = [int(i) for i in dist.part(np.asarray(batch))], float(dist.world_size)
+        if not rows:
+            rows, weight = [int(batch[0])], 0.0
+    inputs = collate([features[i] for i in rows], pad)
+    with autocast:
+        loss_sum = _answer_loss_sum(net, inputs, device)
+    tokens = int(inputs.get("token_mask", inputs["attention_mask"]).sum()) if weight else 0
+    return loss_sum, weight, tokens
+
+
 def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[Any]], config: SFTConfig | None = None,
               lora: LoRAConfig | None = None, output_dir: str | os.PathLike[str] | None = None,
               eval_fn: Callable[[CausalLM, int], float] | None = None, *,
@@ -325,9 +344,12 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
     while computing each prefix once; ``batch_size`` then counts groups (:mod:`recllm.llm.sft_grouped`).
 
     With ``output_dir`` the run writes ``config.json``, ``training_log.jsonl`` and atomic checkpoints there and
-    resumes from the latest checkpoint when rerun. ``eval_fn(lm, epoch) -> score`` (higher is better) runs after
-    each epoch; the best epoch's adapter is kept (``output_dir/best``) and returned. ``stop_after_steps`` ends the
-    run early after that many optimizer steps in total (checkpointed), e.g. for time-boxed jobs; rerun to continue.
+    resumes from the latest checkpoint when rerun. Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the adapter
+    trains with DistributedDataParallel, each rank a share of every batch (``batch_size`` stays the global batch),
+    and only rank 0 writes; every rank resumes from the same checkpoint. ``eval_fn(lm, epoch) -> score`` (higher
+    is better) runs after each epoch (on every rank); the best epoch's adapter is kept (``output_dir/best``) and
+    returned. ``stop_after_steps`` ends the run early after that many optimizer steps in total (checkpointed), e.g.
+    for time-boxed jobs; rerun to continue.
     """
     from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from tqdm.auto import tqdm
@@ -352,20 +374,27 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
         log.warning("sft: %d prompts cut from the left and %d answers cut to fit max_length=%d",
                     stats["prompts_truncated"], stats["answers_truncated"], config.max_length)
     out = Path(output_dir) if output_dir is not None else None
-    device = resolve_device(lm.device) if lm.device else "cpu"
+    from recllm.distributed.ddp import context as _dist_context
+
+    dist = _dist_context(lm.device or "auto")  # under torchrun: DDP, each rank a 1/N share of every batch
+    device = dist.device if dist else resolve_device(lm.device) if lm.device else "cpu"
+    writer = out if dist is None or dist.is_main else None  # only rank 0 writes; every rank reads checkpoints
     bf16 = use_bf16_autocast(config.bf16, device)
     run_config = _run_config(lm, examples, config, lora)
-    run_config["resolved"] = {"device": device, "bf16": bf16, "torch_threads": torch.get_num_threads()}
+    run_config["resolved"] = {"device": device, "bf16": bf16, "torch_threads": torch.get_num_threads(),
+                              "world_size": dist.world_size if dist else 1}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         if (out / "config.json").exists():
             _check_resumable(json.loads((out / "config.json").read_text(encoding="utf-8")), run_config, out)
-        write_json_atomic(out / "config.json", run_config)
+        if writer is not None:
+            write_json_atomic(out / "config.json", run_config)
 
     seed_everything(config.seed)
     with _quiet_peft():
         model = get_peft_model(lm.model, lora.to_peft())
     model.to(device)
+    net = dist.wrap(model) if dist else model  # the training forward goes through DDP's gradient hooks
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     lengths = [feature_length(f) for f in features]
@@ -382,16 +411,17 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
         scheduler.load_state_dict(torch.load(folder / _SCHED, weights_only=True))
         _set_rng_state(torch.load(folder / _RNG, weights_only=True))
         state = _State(**json.loads((folder / _STATE).read_text(encoding="utf-8")))
-        _append_log(out, {"event": "resume", "step": step, "time": time.time()})
+        _append_log(writer, {"event": "resume", "step": step, "time": time.time()})
     else:
-        _append_log(out, {"event": "start", "time": time.time(), "total_steps": total_steps, "bf16": bf16, **stats})
+        _append_log(writer, {"event": "start", "time": time.time(), "total_steps": total_steps, "bf16": bf16, **stats})
     state.best_epoch = None if state.best_epoch is None else int(state.best_epoch)
 
     wrapped = dataclasses.replace(lm, model=model)
     pad = _pad_id(lm.tokenizer)
     autocast = torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
                               dtype=torch.bfloat16, enabled=bf16)
-    bar = tqdm(total=total_steps, initial=state.step, disable=not config.show_progress, desc="sft", unit="step")
+    quiet = not config.show_progress or (dist is not None and not dist.is_main)
+    bar = tqdm(total=total_steps, initial=state.step, disable=quiet, desc="sft", unit="step")
     window = _Window()
     stopped = False
     model.train()
@@ -408,11 +438,12 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
                 continue
             n_answer = sum(target_count(features[i]) for batch in group for i in batch)
             for batch in group:  # gradient accumulation: the step's loss is the mean over all its answer tokens
-                inputs = collate([features[i] for i in batch], pad)
-                with autocast:
-                    loss_sum = _answer_loss_sum(model, inputs, device)
-                (loss_sum / n_answer).backward()
-                window.add(loss_sum.item(), int(inputs.get("token_mask", inputs["attention_mask"]).sum()))
+                loss_sum, weight, tokens = _rank_loss_sum(net, features, batch, pad, device, autocast, dist)
+                (loss_sum * weight / n_answer).backward()
+                loss_value = loss_sum.item() if weight else 0.0
+                if dist is not None:  # the whole batch's figures, for the log
+                    loss_value, tokens = dist.sum(loss_value), int(dist.sum(tokens))
+                window.add(loss_value, tokens)
             if config.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
@@ -425,26 +456,26 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
             bar.set_postfix(loss=f"{window.last_loss:.4f}")
             epoch_end = index == len(groups) - 1
             if window.steps >= config.log_every or epoch_end:
-                _append_log(out, window.flush(step, epoch, scheduler.get_last_lr()[0]))
+                _append_log(writer, window.flush(step, epoch, scheduler.get_last_lr()[0]))
             paused = time.perf_counter()  # evaluation and checkpoints do not count towards tokens/s
             if epoch_end:
-                record = _end_epoch(state, epoch, eval_fn, wrapped, out)
-                if record.pop("improved", False) and out is None:
+                record = _end_epoch(state, epoch, eval_fn, wrapped, writer)
+                if record.pop("improved", False) and writer is None:
                     best_memory = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
-                _append_log(out, record)
+                _append_log(writer, record)
             stopped = stop_after_steps is not None and stop_after_steps <= step < total_steps
-            if out is not None and (epoch_end or stopped or (config.checkpoint_every
-                                                             and step % config.checkpoint_every == 0)):
+            if writer is not None and (epoch_end or stopped or (config.checkpoint_every
+                                                                and step % config.checkpoint_every == 0)):
                 state.done = step == total_steps
-                _save_checkpoint(out, model, optimizer, scheduler, state, config.keep_checkpoints)
+                _save_checkpoint(writer, model, optimizer, scheduler, state, config.keep_checkpoints)
             window.start += time.perf_counter() - paused
             if stopped:
                 break
     bar.close()
 
     if state.best_epoch is not None and not stopped:
-        if out is not None:
-            _load_lora_weights(model, out / "best")
+        if writer is not None:
+            _load_lora_weights(model, writer / "best")
         elif best_memory is not None:
             set_peft_model_state_dict(model, best_memory)
     model.eval()

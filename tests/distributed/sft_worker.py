@@ -1,0 +1,67 @@
+"""Run under torchrun by test_ddp_sft.py (or in one process): LoRA SFT of the tiny model, checkpointed every step.
+
+``python sft_worker.py OUT RESULT [DIE_AT]``: trains into ``OUT``; rank 0 writes the adapter weights to ``RESULT``
+(JSON); with ``DIE_AT`` rank 0 kills its process right after writing that step's checkpoint (a crash mid-run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+
+import recllm.llm.sft as sft
+from recllm.distributed.ddp import is_main_process
+from recllm.llm.backbone import tiny_causal_lm
+from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
+
+TEMPLATE = "<|im_start|>user\nWhat colour is {}?<|im_end|>\n<|im_start|>assistant\n"
+PAIRS = [("the sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "black"), ("blood", "red"),
+         ("the sun", "yellow"), ("the night", "dark"), ("milk", "white"), ("an orange", "orange"),
+         ("a lemon", "yellow"), ("the sea", "blue"), ("a plum", "purple")]
+EXAMPLES = [(TEMPLATE.format(thing), colour) for thing, colour in PAIRS]
+CONFIG = SFTConfig(epochs=2, learning_rate=1e-2, batch_size=4, checkpoint_every=1, keep_checkpoints=2, log_every=1,
+                   warmup_ratio=0.0, bf16=False, show_progress=False, seed=0)
+LORA = LoRAConfig(dropout=0.0)  # dropout draws per rank: no dropout for a numerical comparison
+
+
+def model():
+    torch.set_num_threads(1)
+    lm = tiny_causal_lm(seed=0)
+    emb = lm.model.get_input_embeddings().weight  # a learnable EOS row, as in tests/llm/test_sft.py
+    with torch.no_grad():
+        emb[lm.tokenizer.eos_token_id] = torch.randn(emb.shape[1], generator=torch.Generator().manual_seed(0)) * 0.2
+    return lm
+
+
+def train(out: str, die_at: int | None = None) -> dict[str, list]:
+    """Fine-tune into ``out``; the LoRA weights as lists."""
+    from peft import get_peft_model_state_dict
+
+    if die_at is not None:
+        save = sft._save_checkpoint
+
+        def save_then_die(out, model, optimizer, scheduler, state, keep):  # noqa: ANN001
+            save(out, model, optimizer, scheduler, state, keep)
+            if state.step == die_at:
+                os._exit(3)
+
+        sft._save_checkpoint = save_then_die
+    tuned = sft_train(model(), EXAMPLES, CONFIG, LORA, output_dir=out)
+    return {k: v.tolist() for k, v in get_peft_model_state_dict(tuned.model).items()}
+
+
+def step_losses(out: str) -> list[float]:
+    """The loss of every optimizer step, from the run's training log (log_every=1)."""
+    with open(os.path.join(out, "training_log.jsonl"), encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh]
+    return [r["loss"] for r in records if "step" in r and "loss" in r]
+
+
+if __name__ == "__main__":
+    weights = train(sys.argv[1], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    if is_main_process():
+        with open(sys.argv[2], "w", encoding="utf-8") as fh:
+            json.dump(weights, fh)
