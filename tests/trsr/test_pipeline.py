@@ -158,6 +158,8 @@ def test_hard_negatives_come_from_the_retrievers_top_list(split):
                                           hard_negatives=lambda users, histories, k: [[0, 1]] * len(users)))
     assert (short.n_hard <= 2).all() and short.candidates.shape == (8, 7)  # the rest filled at random
     assert TRSRConfig(hard_negatives=retriever).to_dict()["hard_negatives"] == "Retriever"
+    with pytest.raises(ValueError, match=r"item index outside 0\.\.39 \(TRSRConfig.hard_negatives\)"):
+        training_groups(split, config(hard_negatives=lambda users, histories, k: [[40]] * len(users)))
 
 
 @pytest.mark.parametrize("field, value, match", [

@@ -177,7 +177,7 @@ def _draw_negatives(rng: np.random.Generator, pool: np.ndarray, pool_set: set[in
     return out
 
 
-def _hard_candidates(source: Any, users: np.ndarray, histories: Sequence[np.ndarray], k: int,
+def _hard_candidates(source: Any, users: np.ndarray, histories: Sequence[np.ndarray], k: int, n_items: int,
                      chunk: int = 256) -> list[np.ndarray]:
     """The top-``k`` items of ``source`` (a retriever with ``recommend`` or a callable) per case, in chunks."""
     out: list[np.ndarray] = []
@@ -190,7 +190,11 @@ def _hard_candidates(source: Any, users: np.ndarray, histories: Sequence[np.ndar
         if len(rows) != len(u):
             raise UserInputError(f"hard_negatives returned {len(rows)} rows for {len(u)} cases",
                                  "TRSRConfig.hard_negatives", "return one row of item indices per case")
-        out += [np.asarray(row, dtype=np.int64).ravel()[:k] for row in rows]
+        rows = [np.asarray(row, dtype=np.int64).ravel()[:k] for row in rows]
+        if any(row.size and (row.min() < 0 or row.max() >= n_items) for row in rows):
+            raise UserInputError(f"hard_negatives returned an item index outside 0..{n_items - 1}",
+                                 "TRSRConfig.hard_negatives", "return item indices of the split's data set")
+        out += rows
     return out
 
 
@@ -234,8 +238,9 @@ def training_groups(split: Split, config: TRSRConfig, prefer_users: Sequence[int
     pool_set = set(pool.tolist())
     n_neg = config.n_negatives
     n_hard = round(config.hard_fraction * n_neg) if config.hard_negatives is not None else 0
-    tops = (_hard_candidates(config.hard_negatives, cases.users, cases.histories, config.hard_pool)
-            if n_hard else None)
+    tops = (_hard_candidates(config.hard_negatives, cases.users, cases.histories, config.hard_pool,
+                             split.dataset.n_items) if n_hard else None)
+    user_ids = split.dataset.users["user_id"].to_numpy()
     rng_random, rng_hard = np.random.default_rng([config.seed, 1]), np.random.default_rng([config.seed, 5])
     candidates = np.empty((len(cases), 1 + n_neg), dtype=np.int64)
     hard_counts = np.zeros(len(cases), dtype=np.int64)
@@ -249,7 +254,7 @@ def training_groups(split: Split, config: TRSRConfig, prefer_users: Sequence[int
                 chosen = [top[j] for j in sorted(picks.tolist())]
         hard_counts[i] = len(chosen)
         chosen += _draw_negatives(rng_random, pool, pool_set, seen | set(chosen), n_neg - len(chosen),
-                                  f"training user {int(user)}")
+                                  f"training user {user_ids[int(user)]}")
         candidates[i] = [int(target)] + chosen
     injected = np.zeros(candidates.shape, dtype=bool)
     phrase = np.full(candidates.shape, -1, dtype=np.int64)
