@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TABLES = {"advertising": 0, "ml-100k": 1}  # index of the feature table in recllm.impute.tasks.TABLES[dataset]
+TABLES = {"advertising": 0, "ml-100k": 1}  # index of the feature table in recllm.bench.impute.tasks.TABLES[dataset]
 N_EXAMPLES, BATCH_SIZE, SEED, RATE = 64, 8, 0, 0.2
 
 
@@ -33,7 +33,7 @@ def masked_table(dataset: str):
     """(masked table, its TableSpec): the benchmark's feature table with MCAR ``RATE`` of its masked columns."""
     from recllm.data import load
     from recllm.data.missing import inject_missing
-    from recllm.impute.tasks import TABLES as SPECS, feature_table
+    from recllm.bench.impute.tasks import TABLES as SPECS, feature_table
 
     spec = SPECS[dataset][TABLES[dataset]]
     truth = feature_table(load(dataset), spec)

@@ -25,7 +25,7 @@ SETTING = ("mcar", 0.2)
 def measure(dataset: str, seed: int) -> dict[str, dict[str, Any]]:
     """imputer or decoding -> {"scores": {table: {metric: value}}, "seconds": fill seconds of the LLM}."""
     from recllm.data import load
-    from recllm.impute.bench import BenchConfig, impute_tables, masked_tables
+    from recllm.bench.impute.run import BenchConfig, impute_tables, masked_tables
 
     config = BenchConfig()
     tables = masked_tables(load(dataset), dataset, SETTING, seed)
@@ -45,7 +45,7 @@ def measure(dataset: str, seed: int) -> dict[str, dict[str, Any]]:
 def report_body(results: dict[str, dict[str, dict[str, Any]]], seed: int) -> str:
     """The nRMSE table (one row per numeric column) and the fill-time table."""
     from recllm.eval.report import format_table
-    from recllm.impute.tasks import TABLES
+    from recllm.bench.impute.tasks import TABLES
 
     names = [*REFERENCES, *DECODINGS]
     rows = []
@@ -95,7 +95,7 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
     from recllm.eval.report import write_report
-    from recllm.impute.bench_report import data_files
+    from recllm.data import data_files
 
     results = {dataset: measure(dataset, args.seed) for dataset in args.datasets}
     files = data_files(args.datasets)

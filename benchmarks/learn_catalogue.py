@@ -45,7 +45,7 @@ def measure(dataset_name: str, seed: int) -> tuple[list[dict[str, Any]], list[di
     from recllm.data.split import SPLITS
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.learn import LEARN
-    from recllm.learn.bench import CATALOGUE_NEGATIVES, FULL_EPOCHS, content_for, model_specs
+    from recllm.bench.learn.run import CATALOGUE_NEGATIVES, FULL_EPOCHS, content_for, model_specs
 
     dataset = load(dataset_name)
     content, _ = content_for(dataset, show_progress=False)
@@ -82,7 +82,7 @@ def measure(dataset_name: str, seed: int) -> tuple[list[dict[str, Any]], list[di
 
 def report_body(rows: list[dict[str, Any]], seed: int, sweep_rows: list[dict[str, Any]] | None = None) -> str:
     from recllm.eval.report import format_table
-    from recllm.learn.bench import CATALOGUE_NEGATIVES
+    from recllm.bench.learn.run import CATALOGUE_NEGATIVES
 
     columns = ["data set", "split", "catalogue", "engaged items", "model", f"unengaged share of top {K}", f"ndcg@{K}"]
     return "\n".join([
@@ -114,7 +114,7 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
     from recllm.eval.report import write_report
-    from recllm.learn.bench_report import data_files
+    from recllm.data import data_files
 
     rows, sweep_rows = [], []
     for name in args.datasets:

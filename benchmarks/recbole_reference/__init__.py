@@ -1,7 +1,7 @@
 """RecBole's SASRec as a side-by-side reference for recllm's SASRec, on the identical split and protocol.
 
 Three steps, each a module (``make recbole-reference`` runs all three; ``recllm bench learn`` then sets the
-saved RecBole scores beside its own SASRec runs, see ``recllm.learn.recbole_ref``):
+saved RecBole scores beside its own SASRec runs, see ``recllm.bench.learn.recbole_ref``):
 
 1. ``export_split`` (recllm's environment): the chronological leave-one-out split of MovieLens-100K written as
    RecBole *benchmark* files (``<name>.train/.valid/.test.inter`` rows of user, item history, next item), so

@@ -28,7 +28,7 @@ from benchmarks.recbole_reference.report import write_reference_report
 from benchmarks.recbole_reference.verify import check_view, tie_counts
 from recllm.data import EvalCases, Split
 from recllm.eval import RankingResult, evaluate_full_ranking, paired_bootstrap_diff
-from recllm.learn.recbole_ref import DEFAULT_STORE, save_reference
+from recllm.bench.learn.recbole_ref import DEFAULT_STORE, save_reference
 from recllm.models import MODELS, PrecomputedScores
 
 KS = (10, 50)

@@ -1,7 +1,8 @@
 """The ``recllm`` command.
 
 Foundation commands live here (``data``, ``llm check``, ``demo``); each system package plugs in its own
-subcommands and benchmark through ``register_cli(subparsers, bench)``.
+subcommands through ``register_cli(subparsers, bench)``; every benchmark (``recllm bench <name>``) registers in
+:data:`recllm.bench.BENCHMARKS`.
 
 Errors: a user mistake (bad argument, file, data; :class:`recllm.errors.UserInputError`, a missing path) prints one
 line ``recllm <command>: error: <what> (<where>); <what to do>`` and exits 2; an internal failure prints one line
@@ -22,7 +23,7 @@ from typing import NoReturn
 from recllm.cli_args import check_dataset, non_negative_int, positive_int
 
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
-# ``subparsers`` and its benchmark to ``bench`` (the ``recllm bench`` group); handlers are set with
+# ``subparsers`` (benchmarks live in recllm.bench, not in the systems); handlers are set with
 # ``parser.set_defaults(func=callable(args) -> int)``.
 PLUGINS: tuple[str, ...] = ("recllm.impute.cli", "recllm.learn.cli", "recllm.trsr.cli", "recllm.serve.cli")
 
@@ -95,7 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
     unknown = sorted(set(sections or ()) - set(SECTIONS))
     if unknown:
         raise UserInputError(f"unknown demo section(s) {unknown}", "--sections", f"choose from {', '.join(SECTIONS)}")
-    return run_demo(seed=args.seed, show_progress=not args.quiet, sections=sections)
+    return run_demo(seed=args.seed, show_progress=not args.quiet, sections=sections, full=args.full)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--sections", nargs="*", default=None,
                       help="run only these sections: baselines, impute, learn, trsr, serve (default: all)")
+    demo.add_argument("--full", action="store_true",
+                      help="every section at its full size (default: each LLM step sized to fit its time budget "
+                           "at the speed a short probe measures on this machine)")
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="run a benchmark and write docs/results/*.md").add_subparsers(
@@ -149,25 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # that system is not built yet
         module.register_cli(sub, bench)
-    for report in bench.choices.values():  # every benchmark's --out report: checked before any work
-        if "--overwrite" not in report._option_string_actions:
-            report.add_argument("--overwrite", action="store_true",
-                                help="replace an existing --out file that is not a report recllm generated")
-        report.set_defaults(func=_report_checked(report.get_default("func")))
+    from recllm.bench import register_cli as register_benchmarks
+
+    register_benchmarks(bench)  # each checks its --out report and the git tree before any work
     _name_commands(parser)
     return parser
-
-
-def _report_checked(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``func`` after checking the benchmark's ``--out`` report path (recllm.outputs.check_report_file)."""
-    def run(args: argparse.Namespace) -> int:
-        if getattr(args, "out", None):
-            from recllm.outputs import check_report_file
-
-            check_report_file(args.out, overwrite=getattr(args, "overwrite", False))
-        return func(args)
-
-    return run
 
 
 def _name_commands(parser: argparse.ArgumentParser, prefix: str = "") -> None:

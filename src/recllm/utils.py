@@ -25,6 +25,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_threads(n: int) -> None:
+    """Use ``n`` threads for compute: torch intra-op (and at most ``n`` inter-op) threads and the BLAS/OpenMP pools
+    of NumPy, SciPy and scikit-learn (threadpoolctl when installed; else the environment variables, which reach
+    only libraries loaded later). ``n <= 0`` leaves every library's default."""
+    if n <= 0:
+        return
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(min(n, torch.get_num_interop_threads()))
+    except RuntimeError:  # only settable before torch's first parallel work; the intra-op limit still holds
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(n)
+
+
 def cache_dir(*parts: str) -> Path:
     """The user's recllm cache folder (``$RECLLM_CACHE`` or ``~/.cache/recllm``), created on demand."""
     root = Path(os.environ.get("RECLLM_CACHE", Path.home() / ".cache" / "recllm"))

@@ -197,7 +197,7 @@ def test_avx2_model_paths_create_no_bfloat16_tensor(avx2_only, tiny_folder, tmp_
 
 def test_avx2_trsr_and_imputer_defaults_create_no_bfloat16_tensor(avx2_only):
     from recllm.impute.llm import LLMImputer
-    from recllm.trsr.bench import DATASETS, QUICK, bench_trsr_config
+    from recllm.bench.trsr.run import DATASETS, QUICK, bench_trsr_config
     from recllm.trsr.ranker import LLMRanker, RankQuery
 
     lm = tiny_causal_lm(seed=2)

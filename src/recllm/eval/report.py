@@ -34,15 +34,13 @@ def _version(package: str) -> str:
 def machine_info() -> dict[str, str]:
     """What ran the benchmark: CPU model, cores, AMX and native bfloat16 matmuls, OS and library versions (no host
     names or paths)."""
-    from recllm.llm.hardware import cpu_model, has_amx
-    from recllm.llm.precision import describe_precision, has_bf16_matmul
+    from recllm.hardware import cpu_model, has_amx, has_bf16_matmul
 
     return {
         "cpu": cpu_model(),
         "cores": str(os.cpu_count() or "unknown"),
         "amx": "yes" if has_amx() else "no",
         "bf16": "yes" if has_bf16_matmul() else "no",
-        "precision": describe_precision(),  # what dtype="auto" resolves to here, and why
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "torch": _version("torch"),
@@ -149,9 +147,15 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits:
 
 # ---------------------------------------------------------------------------------------------- writing
 def report_header(
-    title: str, command: str, data_paths: Iterable[str | os.PathLike[str]] = (), seeds: Sequence[int] | None = None
+    title: str, command: str, data_paths: Iterable[str | os.PathLike[str]] = (), seeds: Sequence[int] | None = None,
+    commit: str | None = None, precision: str | None = None,
 ) -> str:
-    """The markdown header every report starts with (see the module docstring)."""
+    """The markdown header every report starts with (see the module docstring).
+
+    ``commit``: the source line (``recllm.bench.reporting.source_state``; default: :func:`git_commit`, marked
+    ``+dirty`` when tracked files changed). ``precision``: what the run's ``dtype="auto"`` meant, from the caller
+    (``recllm.llm.describe_precision()``) when the run used a language model; no line without it.
+    """
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info()
     lines = [
@@ -162,10 +166,10 @@ def report_header(
         "",
         f"- command: `{command}`",
         f"- date: {now}",
-        f"- git commit: {git_commit()}",
+        f"- git commit: {commit if commit is not None else git_commit()}",
         f"- machine: {machine['cpu']}, {machine['cores']} cores, AMX: {machine['amx']}, bf16 matmul: "
         f"{machine['bf16']}, {machine['os']}",
-        f"- precision (dtype 'auto'): {machine['precision']}",
+        *([f"- precision (dtype 'auto'): {precision}"] if precision else []),
         f"- versions: python {machine['python']}, torch {machine['torch']}, transformers {machine['transformers']}, "
         f"numpy {machine['numpy']}, recllm {machine['recllm']}",
     ]
@@ -185,10 +189,12 @@ def write_report(
     data_paths: Iterable[str | os.PathLike[str]],
     body: str,
     seeds: Sequence[int] | None = None,
+    commit: str | None = None,
+    precision: str | None = None,
 ) -> Path:
     """Write a generated markdown report atomically: :func:`report_header` then ``body``. Returns the path."""
     path = Path(path)
-    text = report_header(title, command, data_paths, seeds) + "\n" + body.rstrip() + "\n"
+    text = report_header(title, command, data_paths, seeds, commit, precision) + "\n" + body.rstrip() + "\n"
     write_text_atomic(path, text)
     return path
 

@@ -1,9 +1,8 @@
-"""``recllm impute`` (fill the gaps of a CSV / parquet table) and ``recllm bench impute``."""
+"""``recllm impute``: fill the gaps of a CSV / parquet table (its benchmark is :mod:`recllm.bench.impute`)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,6 @@ from recllm.errors import UserInputError
 
 def _names(text: str | None) -> tuple[str, ...] | None:
     return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
-
-
-def _threads(n: int) -> None:
-    if n > 0:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(n)
-        threadpool_limits(n)
 
 
 def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]:
@@ -69,7 +59,9 @@ def _impute(args: argparse.Namespace) -> int:
 
     path, out, report_path, fmt = _check_args(args)  # errors: one line from recllm.cli.main, exit 2
     imputer = _imputer(args)
-    _threads(args.threads)
+    from recllm.utils import set_threads
+
+    set_threads(args.threads)
     kinds = {k: _names(getattr(args, k)) or () for k in ("categorical", "numeric", "text")}
     table = read_table(path, fmt, **kinds)
     declare_kinds(imputer, table, **kinds)
@@ -99,25 +91,8 @@ def _impute(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from recllm.impute.bench import ATTEMPTS, BenchConfig, run_benchmark
-
-    _threads(args.threads)
-    config = BenchConfig.preset(
-        args.quick, datasets=tuple(args.datasets) if args.datasets else None,
-        seeds=tuple(args.seeds) if args.seeds else None, imputers=tuple(args.imputers) if args.imputers else None,
-        llm_examples=args.examples, llm_epochs=args.epochs, llm_model=args.model,
-        attempts=tuple(ATTEMPTS) if args.attempts == [] else tuple(args.attempts or ()),
-        attempt_datasets=tuple(args.attempt_datasets) if args.attempt_datasets else None,
-        llm_fit=args.llm_fit,
-    )
-    command = "recllm bench impute " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "impute"] else \
-        "recllm bench impute"
-    return run_benchmark(config, out=args.out, show_progress=not args.quiet, command=command.strip())
-
-
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add ``recllm impute`` and ``recllm bench impute``."""
+    """Add ``recllm impute`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
     from recllm.cli_args import non_negative_int, positive_float, positive_int
     from recllm.impute.names import IMPUTER_NAMES
 
@@ -150,21 +125,3 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_impute)
-
-    b = bench.add_parser("impute", help="imputers x tasks x missingness x seeds -> docs/results/imputation.md")
-    b.add_argument("--quick", action="store_true", help="1 seed, MCAR 5%% only, small budgets (development)")
-    b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
-    b.add_argument("--seeds", nargs="*", type=int, default=None)
-    b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTER_NAMES)}")
-    b.add_argument("--examples", type=int, default=None, help="LLM fine-tuning examples per table")
-    b.add_argument("--epochs", type=int, default=None, help="LLM fine-tuning epochs")
-    b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
-    b.add_argument("--llm-fit", default=None, choices=("shared", "per-setting"),
-                   help="one LLM fine-tune per (table, seed) on the union of all masks (default), or one per setting")
-    b.add_argument("--attempts", nargs="*", default=None,
-                   help="also run LLM variants at MCAR 20%% (open questions); no names: all of them")
-    b.add_argument("--attempt-datasets", nargs="*", default=None, help="data sets for the attempts (default: all)")
-    b.add_argument("--out", default=None, help="report path (default docs/results/imputation[-quick].md)")
-    b.add_argument("--threads", type=int, default=0, help="torch / BLAS threads (0: library default)")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=_bench)

@@ -17,8 +17,8 @@ def demo_section(seed: int = 0, show_progress: bool = True, examples: int = 128,
     """Run the section, print its table and return its rows (``model``: a CausalLM instead of the bundled one)."""
     from recllm.data import load
     from recllm.eval.report import format_table
-    from recllm.impute.bench import BenchConfig, impute_tables, masked_tables
-    from recllm.impute.tasks import TABLES
+    from recllm.bench.impute.run import BenchConfig, impute_tables, masked_tables
+    from recllm.bench.impute.tasks import TABLES
 
     dataset = load("ml-100k", show_progress=show_progress)
     config = BenchConfig(datasets=("ml-100k",), seeds=(seed,), llm_examples=examples)

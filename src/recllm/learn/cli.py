@@ -1,4 +1,4 @@
-"""``recllm learn train|recommend|similar`` and ``recllm bench learn``."""
+"""``recllm learn train|recommend|similar`` (the benchmark is :mod:`recllm.bench.learn`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,6 @@ import json
 import time
 
 from recllm.cli_args import non_negative_int, positive_int
-
-
-def _threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", 0):
-        import torch
-
-        torch.set_num_threads(args.threads)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -43,7 +36,9 @@ def _train(args: argparse.Namespace) -> int:
         model = LEARN(item_input=args.item_input, item_tower=args.item_tower, content=content, dim=args.dim,
                       out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
                       patience=args.patience, seed=args.seed, show_progress=not args.quiet)  # validates it
-    _threads(args)
+    from recllm.utils import set_threads
+
+    set_threads(args.threads)
 
     from recllm.data import load, make_split
     from recllm.eval.ranking import evaluate_full_ranking
@@ -117,32 +112,8 @@ def _similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from recllm.cli_args import check_dataset, check_input_dir
-    from recllm.errors import UserInputError
-    from recllm.learn.bench import SPLITS, model_specs, run_benchmark
-
-    for name in args.datasets or ():
-        check_dataset(name, "--datasets")
-    unknown = sorted(set(args.splits or ()) - set(SPLITS))
-    if unknown:
-        raise UserInputError(f"unknown split(s) {unknown}", "--splits", f"choose from {', '.join(SPLITS)}")
-    names = [spec.name for spec in model_specs(args.quick, args.patience)]
-    unknown = sorted(set(args.models or ()) - set(names))
-    if unknown:
-        raise UserInputError(f"unknown model(s) {unknown}", "--models", f"choose from {', '.join(map(repr, names))}")
-    if args.recbole_run:
-        check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
-                        todo="give the folder made by `make recbole-reference`")
-    _threads(args)
-    return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
-                         models=args.models, out=args.out, epochs=args.epochs, recbole_run=args.recbole_run,
-                         patience=args.patience, fresh=args.fresh,
-                         show_progress=not args.quiet)
-
-
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    """Add ``recllm learn ...`` and ``recllm bench learn``."""
+    """Add ``recllm learn ...`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
     learn = sub.add_parser("learn", help="LEARN: LLM content embeddings + twin towers + retrieval").add_subparsers(
         dest="learn", required=True)
 
@@ -186,20 +157,3 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     sim.add_argument("--item", required=True)
     sim.add_argument("-k", type=positive_int, default=10, help="how many items (1 or more)")
     sim.set_defaults(func=_similar)
-
-    b = bench.add_parser("learn", help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
-    b.add_argument("--quick", action="store_true", help="one data set, one seed, few epochs")
-    b.add_argument("--datasets", nargs="*", default=None)
-    b.add_argument("--splits", nargs="*", default=None)
-    b.add_argument("--seeds", nargs="*", type=int, default=None)
-    b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")
-    b.add_argument("--epochs", type=positive_int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
-    b.add_argument("--recbole-run", default=None,
-                   help="RecBole reference run folder made by `make recbole-reference` (default runs/recbole_reference)")
-    b.add_argument("--patience", type=positive_int, default=10, help="early-stopping patience (epochs) of the sequential models")
-    b.add_argument("--fresh", action="store_true",
-                   help="refit every run (default: reuse the runs stored beside the report whose settings match)")
-    b.add_argument("--out", default=None, help="report path (default docs/results/learn.md, quick: learn-quick.md)")
-    b.add_argument("--threads", type=non_negative_int, default=0)
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(func=_bench)

@@ -9,45 +9,13 @@ FLOP/s a square matmul actually reaches in a given dtype with the current torch 
 from __future__ import annotations
 
 import os
-import platform
 import time
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 
+from recllm.hardware import cpu_flags, cpu_model, has_amx  # noqa: F401 - re-exported: the facts live outside llm
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where that is missing)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def has_amx() -> bool:
-    """True when the CPU has AMX bf16 tiles (bfloat16 matmuls are then several times faster than float32)."""
-    return "amx_bf16" in cpu_flags()
-
-
-
-@lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo, else the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def available_cores() -> int:

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from recllm import hardware as cpu_facts
+from recllm.hardware import BF16_MATMUL_FLAGS  # noqa: F401 - re-exported
 from recllm.llm import hardware
 from recllm.utils import cache_dir, resolve_device, write_json_atomic
 
@@ -36,7 +38,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 CHOICES = ("auto", *DTYPES)
 TRAINING_DTYPE = "float32"  # master weights of fine-tuning (LoRA); the speed comes from bfloat16 autocast, if any
 REPRODUCIBLE_DTYPE = "float32"  # the precision whose outputs are the same on every machine (stored benchmark inputs)
-BF16_MATMUL_FLAGS = ("amx_bf16", "avx512_bf16")
 PROBE_SIZE = 256  # square matmul side: ~0.05 s per product where bfloat16 is emulated, far less where it is native
 PROBE_SECONDS = 0.2  # time budget of the timed rounds, after one warm-up product per dtype
 MIN_SPEEDUP = 1.1  # bfloat16 must beat float32 by this factor, so timing noise does not decide
@@ -69,10 +70,8 @@ def cpu_flags() -> frozenset[str]:
 
 
 def has_bf16_matmul(flags: frozenset[str] | None = None) -> bool:
-    """True when the CPU multiplies bfloat16 natively: AMX tiles (Sapphire Rapids and later, ~3x float32) or
-    AVX512-BF16 (e.g. AMD Zen 4: SmolLM2 prefill 274 vs 132 tokens/s on 1 thread)."""
-    flags = cpu_flags() if flags is None else flags
-    return any(flag in flags for flag in BF16_MATMUL_FLAGS)
+    """:func:`recllm.hardware.has_bf16_matmul` of this module's :func:`cpu_flags` (which tests may replace)."""
+    return cpu_facts.has_bf16_matmul(cpu_flags() if flags is None else flags)
 
 
 def _simd(flags: frozenset[str]) -> str:

@@ -24,7 +24,7 @@ def demo_section(seed: int = 0, show_progress: bool = True, n_users: int = 16, m
     from recllm.eval.stats import bootstrap_ci
     from recllm.llm import DiskCache, load_causal_lm
     from recllm.models import MODELS
-    from recllm.trsr.bench import DATASETS, FULL, bench_trsr_config, fixed_candidates, subset_rows
+    from recllm.bench.trsr.run import DATASETS, FULL, bench_trsr_config, fixed_candidates, subset_rows
     from recllm.trsr.pipeline import TRSR, injection_effect, precomputed_score_fn
 
     start = time.perf_counter()

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from recllm.learn.recbole_ref import recbole_reference
+from recllm.bench.learn.recbole_ref import recbole_reference
 from recllm.models import PrecomputedScores
 
 
@@ -75,8 +75,8 @@ def test_reference_is_stored_and_read_back_without_the_run_folder(loo, tmp_path)
 def test_save_reference_stores_figures_on_the_benchmark_split(shared_data, tmp_path):
     """``make recbole-reference`` saves RecBole's figures at once, on the split ``recllm bench learn`` reads."""
     from recllm.data import make_split
-    from recllm.learn.bench import load_dataset
-    from recllm.learn.recbole_ref import save_reference
+    from recllm.bench.learn.run import load_dataset
+    from recllm.bench.learn.recbole_ref import save_reference
 
     with pytest.raises(FileNotFoundError, match="make recbole-reference"):
         save_reference(tmp_path / "absent", tmp_path / "store.json")

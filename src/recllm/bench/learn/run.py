@@ -5,13 +5,13 @@ whole catalogue by the shared harness (HR and NDCG at 10, 50, 200, history items
 over seeds with a 95% t-interval across seeds (with one seed: a bootstrap interval over users). Each fit records
 its training time per epoch, total fit time and peak resident memory added during the fit. Content embeddings
 are computed once per data set by the frozen LLM and cached on disk by recllm.llm. Finished runs are stored
-beside the report (``learn.runs.jsonl`` + ``learn.runs.npz``, see :mod:`recllm.learn.bench_runs`) and reused
-when data and settings match, so a benchmark longer than one sitting resumes where it stopped.
+beside the report (``learn.runs.jsonl`` + ``learn.runs.npz``, see :mod:`recllm.bench.runs`) and reused
+while the code that produced them, the data and the settings match, so a benchmark longer than one sitting resumes
+where it stopped.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from recllm.bench.learn.recbole_ref import cases_fingerprint
+from recllm.bench.runs import RunStore, data_sha256, run_key
 from recllm.learn.defaults import SEQ_SETTINGS
 from recllm.learn.encoder import content_for
-from recllm.learn.bench_runs import RunResult, dataset_fingerprint, load_runs, run_key, save_runs
-from recllm.learn.recbole_ref import cases_fingerprint
 from recllm.models.base import Recommender
 
 FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
@@ -42,6 +42,40 @@ UNENGAGED_ITEM_DATASETS = ("amazon2018-magazine-subscriptions",)
 CATALOGUE_NEGATIVES = 256
 SPLITS = ("loo", "temporal", "cold_start")
 KS = (10, 50, 200)
+
+
+@dataclass
+class RunResult:
+    """One fitted model's test figures on one data set x split x seed."""
+
+    dataset: str
+    split: str
+    seed: int
+    model: str
+    metrics: dict[str, float]
+    per_user: dict[str, list[float]] = field(repr=False)
+    fit_seconds: float = math.nan
+    epoch_seconds: float = math.nan
+    epochs: int = 0
+    best_epoch: int = 0
+    peak_mb: float = math.nan
+    n_users: int = 0
+    key: str = ""
+
+
+def store_run(store: RunStore, result: RunResult) -> None:
+    """Put ``result`` in the run store: its figures as the row, its per-user metrics as arrays."""
+    row = {k: v for k, v in vars(result).items() if k != "per_user"}
+    store.put(result.key, row, {m: np.asarray(v, dtype=np.float32) for m, v in result.per_user.items()})
+
+
+def stored_run(store: RunStore, key: str) -> RunResult | None:
+    """The valid stored run under ``key`` (code, data and settings unchanged), or None."""
+    row, arrays = store.get(key), store.get_arrays(key)
+    if row is None or set(arrays) != set(row.get("metrics", {})):
+        return None
+    fields = {k: v for k, v in row.items() if k in RunResult.__dataclass_fields__}
+    return RunResult(**{**fields, "per_user": {m: a.astype(float).tolist() for m, a in arrays.items()}})
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -212,16 +246,18 @@ def load_dataset(name: str) -> Any:
 
 
 def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,
-                  seeds: list[int] | None = None, models: list[str] | None = None, out: str | None = None,
+                  seeds: list[int] | None = None, models: list[str] | None = None, out: Any = None,
                   epochs: int | None = None, recbole_run: str | None = None, patience: int = DEFAULT_PATIENCE,
                   show_progress: bool = True, fresh: bool = False) -> int:
     """Run the grid and write the report (see the module docstring). Returns a process exit code.
 
-    Finished runs are stored beside the report (:mod:`recllm.learn.bench_runs`) and reused when their settings
-    match, so an interrupted benchmark resumes; ``fresh`` ignores the stored runs.
+    ``out``: a checked :class:`recllm.bench.reporting.ReportTarget` or a path. Finished runs are stored beside
+    the report (:mod:`recllm.bench.runs`) and reused while their code, data and settings match, so an interrupted
+    benchmark resumes; ``fresh`` ignores the stored runs.
     """
-    from recllm.data import make_split
-    from recllm.learn.bench_report import write_learn_report
+    from recllm.bench.learn.report import write_learn_report
+    from recllm.bench.reporting import REPORT_FOLDER, as_target
+    from recllm.data import data_files, make_split
 
     explicit_seeds = seeds is not None
     datasets = list(datasets or (QUICK_DATASETS if quick else FULL_DATASETS))
@@ -229,8 +265,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     seeds = list(seeds if seeds is not None else ([0] if quick else [0, 1, 2]))
     default_epochs = QUICK_EPOCHS if quick else FULL_EPOCHS
     epochs = epochs or default_epochs
-    repo = Path(__file__).resolve().parents[3]
-    out_path = Path(out) if out else repo / "docs" / "results" / ("learn-quick.md" if quick else "learn.md")
+    target = as_target(out, "learn-quick.md" if quick else "learn.md")
+    out_path, default_out = target.path, Path.cwd() / REPORT_FOLDER / ("learn-quick.md" if quick else "learn.md")
     specs = model_specs(quick, patience)
     default_datasets = list(QUICK_DATASETS if quick else FULL_DATASETS)
     command = " ".join(["recllm bench learn", *(["--quick"] if quick else []),
@@ -240,7 +276,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                         *([f"--models {' '.join(repr(m) if ' ' in m else m for m in models)}"] if models else []),
                         *([f"--epochs {epochs}"] if epochs != default_epochs else []),
                         *([f"--patience {patience}"] if patience != DEFAULT_PATIENCE else []),
-                        *([f"--out {out}"] if out else [])])
+                        *([f"--out {out_path}"] if out_path != default_out else [])])
     if models:
         unknown = sorted(set(models) - {s.name for s in specs})
         if unknown:
@@ -251,7 +287,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     used: list[str] = []
     started = time.perf_counter()
     runs_path = out_path.with_suffix(".runs.jsonl")
-    stored = {} if fresh else load_runs(runs_path)
+    store = RunStore(runs_path)
     reused = 0
     for name in datasets:
         dataset = load_dataset(name)
@@ -259,7 +295,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
             notes.append(f"{name}: not present on this machine, skipped")
             continue
         used.append(name)
-        fingerprint = dataset_fingerprint(dataset)
+        fingerprint = data_sha256(data_files([name]))
         content = None  # computed when the first run that is not stored needs it
         notes.append(f"{name}: seeds {seeds}")
         for split_name in splits:
@@ -273,9 +309,9 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                         continue
                     key = run_key(data=fingerprint, dataset=name, split=split_name, seed=seed, model=spec.name,
                                   settings=spec.settings, epochs=epochs, quick=quick, cases=cases)
-                    if key in stored:
-                        res, reused = stored[key], reused + 1
-                        how = "stored"
+                    res = None if fresh else stored_run(store, key)
+                    if res is not None:
+                        reused, how = reused + 1, "stored"
                     else:
                         if content is None:
                             from recllm.llm.precision import REPRODUCIBLE_DTYPE
@@ -285,35 +321,31 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                                          f"machine) in "
                                          f"{seconds:.1f} s (cached on disk after the first run)")
                         res, how = run_one(spec, split, seed, epochs, content, key), "fitted"
+                        store_run(store, res)  # a rerun resumes from here
                     results.append(res)
-                    save_runs(runs_path, _with_unused(results, stored))  # a rerun resumes from here
                     print(f"[bench learn] {name} {split_name} seed {seed} {spec.name} ({how}): "
                           f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
                           f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
     if reused:
-        notes.append(f"{reused} of {len(results)} runs reused from {runs_path.name} (same data and settings); "
-                     "their timings are those of the session that fitted them")
-    unused = len(_with_unused(results, stored)) - len(results)
+        notes.append(f"{reused} of {len(results)} runs reused from {runs_path.name} (same code, data and "
+                     "settings); their timings are those of the session that fitted them")
+    if store.stale:
+        notes.append(f"{store.stale} stored runs were not reused: the code that produced them changed")
+    unused = len(set(store.keys()) - {r.key for r in results})
     if unused:
         notes.append(f"{unused} stored runs of other data sets, splits, seeds or settings are kept in "
                      f"{runs_path.name} but are not part of this report")
     reference = None
     if "ml-100k" in used and "loo" in splits and any(s.name == "SASRec-CE" for s in specs):
-        from recllm.learn.recbole_ref import DEFAULT_RUN, recbole_reference
+        from recllm.bench.learn.recbole_ref import DEFAULT_RUN, recbole_reference
 
         ours = [r for r in results if r.dataset == "ml-100k" and r.split == "loo" and r.model == "SASRec-CE"]
-        run_dir = Path(recbole_run) if recbole_run else repo / DEFAULT_RUN
+        run_dir = Path(recbole_run) if recbole_run else Path.cwd() / DEFAULT_RUN
         store = out_path.with_suffix(".recbole.json")
         reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
     total = time.perf_counter() - started
-    write_learn_report(out_path, results, specs, used, seeds, notes, total, quick, reference, runs_path,
+    write_learn_report(target, results, specs, used, seeds, notes, total, quick, reference, runs_path,
                        command, patience)
-    save_runs(runs_path, _with_unused(results, stored))
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
 
-
-def _with_unused(results: list[RunResult], stored: dict[str, RunResult]) -> list[RunResult]:
-    """``results`` plus the stored runs this benchmark did not use (another subset's runs are kept, not lost)."""
-    done = {r.key for r in results}
-    return results + [r for key, r in stored.items() if key not in done]

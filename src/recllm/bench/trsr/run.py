@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from recllm.data import Split, leave_one_out, load
+from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
-from recllm.eval.run_store import RunStore
+from recllm.bench.runs import RunStore, data_sha256, run_key
 from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, load_trainable_lm,
                         resolve_dtype)
 from recllm.llm.cache import DiskCache
@@ -32,6 +32,7 @@ from recllm.models.base import Recommender
 from recllm.trsr.pipeline import TRSR, TRSRConfig, injection_effect, precomputed_score_fn
 from recllm.trsr.ranker import RankerConfig
 from recllm.trsr.segment import SegmentConfig
+from recllm.trsr.candidates import fixed_candidates, subset_rows
 from recllm.trsr.summarize import SummarizerConfig
 from recllm.utils import cache_dir, seed_everything
 
@@ -93,33 +94,6 @@ DATASETS = (
     DatasetSpec("ml-latest-small", 32, None),
 )
 MIND = DatasetSpec("mind", 32, None)
-
-
-def subset_rows(cands: SampledCandidates, n: int, seed: int = 0) -> SampledCandidates:
-    """A seeded subset of ``n`` rows (kept in order), or all rows when there are fewer."""
-    rows = np.arange(len(cands))
-    if n < rows.size:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, size=n, replace=False))
-    return SampledCandidates(cands.case[rows], cands.users[rows], [cands.histories[i] for i in rows],
-                             cands.candidates[rows], cands.positive[rows], cands.n_items, cands.seed, cands.dataset)
-
-
-def fixed_candidates(split: Split, stage: str, seed: int = 0, n_negatives: int = 20) -> tuple[SampledCandidates, Path]:
-    """The stage's sampled candidates, drawn once per (data set, stage, seed) and then loaded from the cache.
-
-    Negatives are drawn from the items anyone interacted with: Amazon's metadata lists ~15x more items than its
-    reviews touch, and negatives drawn from those would be told apart by popularity alone."""
-    name = f"{split.dataset.name}-{split.name}-{stage}-neg{n_negatives}-interacted-seed{seed}.parquet"
-    path = cache_dir("trsr", "candidates") / name
-    if path.exists():
-        cands = SampledCandidates.load(path)
-        if cands.n_items == split.dataset.n_items:
-            return cands, path
-    dataset = split.dataset
-    pool = dataset.item_index(dataset.interactions["item_id"].unique())
-    cands = SampledCandidates.draw(dataset, split.eval_cases(stage), n_negatives=n_negatives, seed=seed, pool=pool)
-    cands.save(path)
-    return cands, path
 
 
 class Reranked(Recommender):
@@ -280,7 +254,7 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         if seed_index < sizes.mitigation_seeds:
             hardened = fitted(f"hardened-seed{seed}", config("hierarchical", seed, guarded=True, inject_fraction=0.5))
             evaluate_llm("LLM-TRSR hierarchical, hardened (quoted + injected negatives)", hardened, seed, True)
-    out["data_files"] = _data_files(spec.name)
+    out["data_files"] = data_files([spec.name])
     return out
 
 
@@ -337,18 +311,11 @@ def examples(summarizer_lm: CausalLM, model: TRSR, spec: DatasetSpec, sizes: Ben
     return rows
 
 
-def _data_files(name: str) -> list[Path]:
-    root = Path(os.environ.get("RECLLM_DATA", Path.home() / ".cache" / "recllm" / "data")) / name
-    return sorted(p for p in root.iterdir() if p.is_file() and p.name != "SOURCE.md") if root.is_dir() else []
-
-
 def mind_available() -> bool:
     """True when a complete MIND copy (news.tsv + behaviors.tsv under ``$RECLLM_DATA/mind``) is present."""
     root = Path(os.environ.get("RECLLM_DATA", Path.home() / ".cache" / "recllm" / "data")) / "mind"
     return (root / "news.tsv").is_file() and (root / "behaviors.tsv").is_file()
 
-
-STORE_VERSION = 1  # bump when a change to the methods changes a data set's results
 
 
 def _to_json(value: Any) -> Any:
@@ -383,17 +350,20 @@ def _from_json(stored: Any) -> dict | None:
     for group in ("rows", "two_stage"):
         for row in stored.get(group, []):
             row["per_user"] = {m: np.asarray(v, dtype=float) for m, v in row["per_user"].items()}
-    stored["data_files"] = _data_files(stored["dataset"])
+    stored["data_files"] = data_files([stored["dataset"]])
     return stored
 
 
-def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[str] | None = None,
+def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | None = None,
                   seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "auto",
                   lr: float = BENCH_LR, model_name: str | None = None) -> int:
-    """Run every data set, write the report (``docs/results/trsr.md``; quick mode: ``trsr-quick.md``)."""
+    """Run every data set, write the report at ``out`` (a checked :class:`recllm.bench.reporting.ReportTarget` or a
+    path; default ``docs/results/trsr.md``, quick mode ``trsr-quick.md``)."""
+    from recllm.bench.reporting import as_target
+    from recllm.bench.trsr.report import render
     from recllm.eval.report import write_report
-    from recllm.trsr.report import render
 
+    target = as_target(out, "trsr-quick.md" if quick else "trsr.md")
     check_dtype(score_dtype, "score_dtype")
     sizes = QUICK if quick else FULL
     if seeds:
@@ -415,14 +385,13 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
     summarizer = load_causal_lm(model_name, dtype="auto")
     scoring = describe_precision(score_dtype, summarizer.device)  # what score_dtype means on this machine
     cache = DiskCache()
-    path = out or str(Path(__file__).resolve().parents[3] / "docs" / "results" /
-                      ("trsr-quick.md" if quick else "trsr.md"))
-    store = RunStore(Path(path).with_suffix(".runs.jsonl"))
+    path = target.path
+    store = RunStore(path.with_suffix(".runs.jsonl"))
     parts: dict[str, list[dict]] = {spec.name: [] for spec in specs}
     for position, seed in enumerate(sizes.seeds):  # seed-major: every data set's first seed comes first
         for spec in specs:
             # one part per (data set, seed), stored as soon as it is done; the key says what the part computes
-            key = DiskCache.key(task="bench-trsr", version=STORE_VERSION, dataset=dataclasses.asdict(spec),
+            key = run_key(task="bench-trsr", data=data_sha256(data_files([spec.name])), dataset=dataclasses.asdict(spec),
                                 shape=_shape(sizes), seed=seed, primary=position == 0,
                                 hardened=position < sizes.mitigation_seeds, lr=lr,
                                 score_dtype=resolve_dtype(score_dtype, summarizer.device),
@@ -437,8 +406,8 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
                 store.put(key, _store_form(part))
                 print(f"[trsr] {spec.name} seed {seed} finished in {part['seconds']:.0f} s", flush=True)
             else:
-                notes.append(f"{spec.name} seed {seed}: results reused from {store.path.name} (same data, sizes "
-                             f"and settings; measured in {part['seconds']:.0f} s by the run that made them)")
+                notes.append(f"{spec.name} seed {seed}: results reused from {store.path.name} (same code, data, "
+                             f"sizes and settings; measured in {part['seconds']:.0f} s by the run that made them)")
             parts[spec.name].append(part)
     results = [merge_parts(parts[spec.name]) for spec in specs]
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
@@ -454,6 +423,6 @@ def run_benchmark(quick: bool = False, out: str | None = None, datasets: list[st
                + (f" --score-dtype {score_dtype}" if score_dtype != "auto" else ""))
     files = [f for r in results for f in r["data_files"]]
     write_report(path, "LLM-TRSR: summaries + LoRA Yes/No ranker vs baselines", command, files, body,
-                 seeds=list(sizes.seeds))
+                 seeds=list(sizes.seeds), commit=target.commit, precision=describe_precision("auto", summarizer.device))
     print(f"[trsr] wrote {path}", flush=True)
     return 0

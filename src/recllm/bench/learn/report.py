@@ -1,4 +1,4 @@
-"""Tables, plots and text of docs/results/learn.md from the runs of :mod:`recllm.learn.bench`."""
+"""Tables, plots and text of docs/results/learn.md from the runs of :mod:`recllm.bench.learn.run`."""
 
 from __future__ import annotations
 
@@ -131,12 +131,14 @@ def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, ord
     return save_plot(fig, path)
 
 
-def write_learn_report(path: Path, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
+def write_learn_report(target: Any, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
                        notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
                        runs_path: Path, command: str | None = None, patience: int = 10) -> Path:
-    """Assemble the markdown body and write it with the shared report header."""
-    from recllm.learn.bench_runs import save_runs
+    """Assemble the markdown body and write it at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with
+    the shared report header."""
+    from recllm.data import data_files
 
+    path = target.path
     order = [s.name for s in specs]
     groups = _group(results)
     command = command or ("recllm bench learn --quick" if quick else "recllm bench learn")
@@ -193,12 +195,17 @@ def write_learn_report(path: Path, results: list[Any], specs: list[Any], dataset
     body.append("## Notes\n")
     body += [f"- {n}" for n in notes]
     body += [f"- {s.name}: {s.note}" for s in specs if s.note]
-    save_runs(runs_path, results)
     body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`; per-user metrics: "
-                f"`{runs_path.with_suffix('.npz').name}` (a rerun reuses every run whose data and settings match)")
-    files = data_files(datasets)
-    return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command, files,
-                        "\n".join(body), seeds=seeds)
+                f"`{runs_path.with_suffix('.npz').name}` (a rerun reuses every run whose code, data and settings "
+                "match)")
+    precision = None
+    if any(s.uses_content for s in specs):
+        from recllm.llm.precision import describe_precision
+
+        precision = describe_precision()
+    return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command,
+                        data_files(datasets), "\n".join(body), seeds=seeds, commit=target.commit,
+                        precision=precision)
 
 
 def reference_section(ref: dict[str, Any]) -> str:
@@ -210,15 +217,3 @@ def reference_section(ref: dict[str, Any]) -> str:
     lines.append(ref.get("text", ""))
     return "\n".join(lines) + "\n"
 
-
-def data_files(datasets: list[str]) -> list[Path]:
-    """The data files of ``datasets`` whose sha256 the report header lists (ML-100K's ready-made folds left out)."""
-    from recllm.data import data_root
-
-    files: list[Path] = []
-    for name in datasets:
-        root = data_root(name)
-        if root.is_dir():
-            files += sorted(p for p in root.iterdir() if p.is_file() and p.suffix not in (".md", ".parquet")
-                            and not p.name.startswith((".", "u1.", "u2.", "u3.", "u4.", "u5.", "ua.", "ub.")))
-    return files

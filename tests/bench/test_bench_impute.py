@@ -1,12 +1,12 @@
-"""Benchmark plumbing: feature tables, genre flags, splits, masked-cell scores, verdicts (hand-checked values)."""
+"""``recllm bench impute`` plumbing: feature tables, genre flags, splits, masked-cell scores, verdicts (hand-checked values)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recllm.impute.bench import BenchConfig, setting_name
-from recllm.impute.bench_report import _paired, _verdicts
-from recllm.impute.tasks import TABLES, TableSpec, genre_flags, imputation_scores, split_rows
+from recllm.bench.impute.run import BenchConfig, setting_name
+from recllm.bench.impute.report import _paired, _verdicts
+from recllm.bench.impute.tasks import TABLES, TableSpec, genre_flags, imputation_scores, split_rows
 
 
 def test_genre_flags():
@@ -85,8 +85,11 @@ def test_config_validation_and_presets():
 
 @pytest.mark.integration
 def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
-    from recllm.impute.bench import run_benchmark
+    from recllm.bench.impute.run import run_benchmark
 
+    # reuse by key only here (tests/bench/test_bench_runs.py checks the code identity): in a working tree that others
+    # edit meanwhile, a changed recllm module would rightly make these runs stale
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench",))
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     config = BenchConfig.preset(True, datasets=("advertising",), imputers=("deletion", "mean", "mice"))
     assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
@@ -94,10 +97,11 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
     assert "**advertising / click / auc**" in text and "daily_time_spent:rmse" in text
     assert "advertising/advertising.csv" in text
     store = tmp_path / "imputation.runs.jsonl"
-    assert len(store.read_text().splitlines()) == 1 + len(config.settings) * 3  # complete table + settings x imputers
+    stored = [line for line in store.read_text().splitlines() if '"key"' in line]
+    assert len(stored) == 1 + len(config.settings) * 3  # complete table + settings x imputers
 
     # a rerun (even with the cache gone, as on a fresh machine) reuses every stored run and fits nothing
-    import recllm.impute.bench as bench
+    import recllm.bench.impute.run as bench
 
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "another-cache"))
     monkeypatch.setattr(bench, "downstream", lambda *a, **k: pytest.fail("a stored run was recomputed"))
@@ -109,7 +113,7 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
 @pytest.mark.integration
 def test_union_tables_hide_every_settings_cells(shared_data):
     from recllm.data import load
-    from recllm.impute.bench import SETTINGS, masked_tables, union_tables
+    from recllm.bench.impute.run import SETTINGS, masked_tables, union_tables
 
     ds = load("ml-100k")
     union = union_tables(ds, "ml-100k", SETTINGS, seed=1)
@@ -123,7 +127,7 @@ def test_union_tables_hide_every_settings_cells(shared_data):
 
 
 def test_attempts_table_counts_clipping_and_names_each_attempt():
-    from recllm.impute.bench_report import _attempts_table
+    from recllm.bench.impute.report import _attempts_table
 
     scores = {"advertising/advertising": {"income:rmse": 2.0}}
     attempts = [
@@ -142,7 +146,7 @@ def test_attempts_table_counts_clipping_and_names_each_attempt():
 
 
 def test_inference_dtypes_are_counted_per_table_fill():
-    from recllm.impute.bench_report import _inference_dtypes
+    from recllm.bench.impute.report import _inference_dtypes
 
     rows = [{"imputer": "llm", "info": {"a": {"inference_dtype": "float32"}, "b": {"inference_dtype": "bfloat16"}}},
             {"imputer": "llm", "info": {"a": {}}}, {"imputer": "mean", "info": {"a": {}}}]

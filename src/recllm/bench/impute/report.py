@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import numpy as np
 
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
 from recllm.eval.stats import seed_ci
-from recllm.impute.tasks import TABLES, TASKS
+from recllm.bench.impute.tasks import TABLES, TASKS
 
 LOWER_IS_BETTER = ("rmse", "nrmse", "mae", "mse")
 
@@ -209,7 +207,7 @@ def _attempts_table(attempts: list[dict[str, Any]]) -> str:
         table.append(row)
     cols = ["data set", "imputer / attempt", *[f"{t.split('/')[-1]} {m}" for t, m in metrics], "fine-tune s",
             "examples", "numbers clipped", "note"]
-    from recllm.impute.bench import ATTEMPTS
+    from recllm.bench.impute.run import ATTEMPTS
 
     legend = [f"- `{name}`: LLMImputer({', '.join(f'{k}={v!r}' for k, v in ATTEMPTS[name].items()) or 'defaults'})"
               for name in dict.fromkeys(a["attempt"] for a in attempts) if name in ATTEMPTS]
@@ -257,20 +255,14 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
     return links
 
 
-def report_path(config: Any, out: str | os.PathLike[str] | None) -> Path:
-    """``out``, or docs/results/imputation.md (imputation-quick.md in quick mode) of this checkout."""
-    if out:
-        return Path(out)
-    return Path(__file__).resolve().parents[3] / "docs" / "results" / (
-        "imputation-quick.md" if config.quick else "imputation.md")
-
-
 def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: list[dict[str, Any]],
-                            seconds: float, out: str | os.PathLike[str] | None, command: str) -> Path:
-    """Write docs/results/imputation.md (or ``out``) with plots beside it; returns the path."""
+                            seconds: float, target: Any, command: str) -> Path:
+    """Write the report at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with plots beside it;
+    returns the path."""
+    from recllm.data import data_files
     from recllm.llm.precision import describe_precision, describe_training_precision
 
-    path = report_path(config, out)
+    path = target.path
     settings = [_label(s) for s in config.settings]
     imputers = [i for i in config.imputers]
     links = _plots(rows, imputers, path.parent, path.stem)
@@ -317,17 +309,6 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     if links:
         body += ["## Plots", "", *[f"![{name}]({name})" for name in links], ""]
     return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command,
-                        data_files(config.datasets), "\n".join(body), seeds=list(config.seeds))
+                        data_files(config.datasets), "\n".join(body), seeds=list(config.seeds),
+                        commit=target.commit, precision=describe_precision())
 
-
-def data_files(datasets: Sequence[str]) -> list[Path]:
-    """The data files the imputation tables are built from (for the sha256 lines of a report header)."""
-    from recllm.data import data_root
-
-    files: list[Path] = []
-    for dataset in datasets:
-        folder = Path(data_root(dataset))
-        if folder.is_dir():
-            files += sorted(p for p in folder.iterdir() if p.is_file() and p.name in (
-                "advertising.csv", "u.data", "u.item", "u.user"))
-    return files

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from recllm.trsr.report import _paired
+from recllm.bench.trsr.report import _paired
 
 
 def test_paired_difference_averages_each_users_figure_over_seeds():

@@ -1,4 +1,4 @@
-"""Markdown for docs/results/trsr.md from the outputs of :func:`recllm.trsr.bench.run_dataset`.
+"""Markdown for docs/results/trsr.md from the outputs of :func:`recllm.bench.trsr.run.run_dataset`.
 
 Every figure is computed here from the measured per-user metrics; nothing is typed in. Intervals: with several
 training seeds, a Student-t interval over the seed means; with one seed, a 95% bootstrap over test users.

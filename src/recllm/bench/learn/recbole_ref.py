@@ -64,7 +64,7 @@ def save_reference(run_dir: Path = DEFAULT_RUN, store: Path = DEFAULT_STORE) -> 
     LEARN report even when the benchmark itself runs in a later sitting or on another machine.
     """
     from recllm.data import make_split
-    from recllm.learn.bench import load_dataset
+    from recllm.bench.learn.run import load_dataset
 
     missing = [name for name in NEEDED if not (run_dir / name).is_file()]
     if missing:

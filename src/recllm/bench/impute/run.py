@@ -3,7 +3,8 @@
 For each data set, seed and setting the feature tables are masked once (``recllm.data.missing.inject_missing``),
 every imputer fills the same masked tables (scored on the masked cells), and a DLRM is trained per task on the
 same seeded split. Results are stored per (data set, seed, setting, imputer, configuration) beside the report
-(``imputation.runs.jsonl``, a :class:`recllm.eval.run_store.RunStore` committed with it), and the LLM imputer
+(``imputation.runs.jsonl``, a :class:`recllm.bench.runs.RunStore` committed with it; a run is reused only while
+the code that produced it, the data and the settings are unchanged), and the LLM imputer
 caches its adapters and answers, so an interrupted run resumes, on this machine or a fresh one, and a rerun only
 rebuilds the report. ``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
 size, column order, more context, more epochs), scored on the masked cells at MCAR 20%.
@@ -19,17 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recllm.bench.runs import data_sha256, run_key
 from recllm.data.missing import inject_missing
 from recllm.impute.base import BaseImputer
 from recllm.impute.registry import IMPUTERS
-from recllm.impute.tasks import (
+from recllm.bench.impute.tasks import (
     DLRM_PRESETS, SPLIT_FRACTIONS, TABLES, TASKS, DLRMSettings, TableSpec, feature_table, imputation_scores, run_task, split_rows,
 )
 
-BENCH_VERSION = 2
-# Part of the stored-run key of every LLM row and attempt only (classic rows keep theirs): bump when the LLM
-# imputer's decoding changes. 2: numbers keep the shape of the column's observed ones (numeric_shape).
-LLM_DECODING_VERSION = 2
 SETTINGS: tuple[tuple[str, float], ...] = (("mcar", 0.05), ("mcar", 0.2), ("mcar", 0.4), ("mar", 0.2), ("mnar", 0.2))
 IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "llm")
 ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on top of the benchmark's defaults)
@@ -45,6 +43,13 @@ ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on 
     "expected numbers": {"numeric_decoding": "expected"},  # weighted mean over the greedy answer + 32 quantiles
     "expected numbers (grid)": {"numeric_decoding": "expected-grid"},  # ... over the 32 quantiles only
 }
+
+
+def data_key(dataset: str) -> str:
+    """sha256 of the data files behind ``dataset`` (part of every stored run's key)."""
+    from recllm.data import data_files
+
+    return data_sha256(data_files([dataset]))
 
 
 def setting_name(setting: tuple[str, float]) -> str:
@@ -214,17 +219,20 @@ def downstream(dataset: str, ds: Any, name: str, result: dict[str, Any] | None,
     return {task.name: run_task(task, ds, inputs, split, seed, config.dlrm[dataset], keep) for task in TASKS[dataset]}
 
 
-def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bool = True,
+def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = True,
                   command: str = "recllm bench impute") -> int:
-    """Run (or resume) the benchmark and write the report; returns a process exit code."""
+    """Run (or resume) the benchmark and write the report at ``out`` (a checked
+    :class:`recllm.bench.reporting.ReportTarget`, or a path); returns a process exit code."""
+    from recllm.bench.impute.report import write_imputation_report
+    from recllm.bench.reporting import as_target
+    from recllm.bench.runs import RunStore
     from recllm.data import load
-    from recllm.eval.run_store import RunStore
-    from recllm.impute.bench_report import report_path, write_imputation_report
-    from recllm.llm.cache import DiskCache
 
-    store = RunStore(report_path(config, out).with_suffix(".runs.jsonl"))
-    if show_progress and len(store):
-        print(f"resuming: {len(store)} finished runs stored in {store.path}", flush=True)
+    target = as_target(out, "imputation-quick.md" if config.quick else "imputation.md")
+    store = RunStore(target.path.with_suffix(".runs.jsonl"))
+    if show_progress and (len(store) or store.stale):
+        print(f"resuming: {len(store)} finished runs stored in {store.path} ({store.stale} stale: their code "
+              "changed)", flush=True)
     rows: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     base_lm = None
@@ -242,9 +250,8 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
         names = ("none",) if setting[0] == "complete" else config.imputers
         tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
         for name in names:
-            key = DiskCache.key(task="bench-impute", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                                setting=list(setting), imputer=name, config=config.cache_parts(),
-                                **({"llm_decoding": LLM_DECODING_VERSION} if name == "llm" else {}))
+            key = run_key(task="bench-impute", data=data_key(dataset), dataset=dataset, seed=seed,
+                          setting=list(setting), imputer=name, config=config.cache_parts())
             row = store.get(key)
             if row is None:
                 result = None if name == "none" else impute_tables(
@@ -260,7 +267,7 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
     if config.attempts:
         attempts = run_attempts(config, store, base_lm, show_progress)
     seconds = time.perf_counter() - started
-    path = write_imputation_report(config, rows, attempts, seconds, out, command)
+    path = write_imputation_report(config, rows, attempts, seconds, target, command)
     if show_progress:
         print(f"wrote {path} ({seconds:.0f} s)")
     return 0
@@ -269,7 +276,6 @@ def run_benchmark(config: BenchConfig, out: str | None = None, show_progress: bo
 def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: bool) -> list[dict[str, Any]]:
     """LLM imputer variants at MCAR 20% (seed of the first run), scored on the masked cells only."""
     from recllm.data import load
-    from recllm.llm.cache import DiskCache
 
     setting, seed = ("mcar", 0.2), config.seeds[0]
     out = []
@@ -279,9 +285,8 @@ def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: b
         ds = load(dataset)
         tables = masked_tables(ds, dataset, setting, seed)
         for attempt, name, overrides in runs:
-            key = DiskCache.key(task="bench-impute-attempt", version=BENCH_VERSION, dataset=dataset, seed=seed,
-                                setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts(),
-                                **({"llm_decoding": LLM_DECODING_VERSION} if name == "llm" else {}))
+            key = run_key(task="bench-impute-attempt", data=data_key(dataset), dataset=dataset, seed=seed,
+                          setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts())
             row = store.get(key)
             if row is None:
                 try:

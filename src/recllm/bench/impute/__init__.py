@@ -1,0 +1,62 @@
+"""``recllm bench impute``: every imputer x task x missingness setting x seed -> docs/results/imputation.md.
+
+The protocol is in :mod:`recllm.bench.impute.run`, the feature tables and DLRM tasks in
+:mod:`recllm.bench.impute.tasks`, the report in :mod:`recllm.bench.impute.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "impute"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
+    from recllm.bench.reporting import command_line
+    from recllm.cli_args import config_errors
+    from recllm.utils import set_threads
+
+    with config_errors():
+        config = BenchConfig.preset(
+            args.quick, datasets=tuple(args.datasets) if args.datasets else None,
+            seeds=tuple(args.seeds) if args.seeds else None, imputers=tuple(args.imputers) if args.imputers else None,
+            llm_examples=args.examples, llm_epochs=args.epochs, llm_model=args.model,
+            attempts=tuple(ATTEMPTS) if args.attempts == [] else tuple(args.attempts or ()),
+            attempt_datasets=tuple(args.attempt_datasets) if args.attempt_datasets else None,
+            llm_fit=args.llm_fit,
+        )
+    set_threads(args.threads)
+    return run_benchmark(config, out=args.report, show_progress=not args.quiet, command=command_line(NAME))
+
+
+def register_cli(bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm bench impute``."""
+    from recllm.bench.reporting import add_report_args
+    from recllm.cli_args import non_negative_int, positive_int
+    from recllm.impute.names import IMPUTER_NAMES
+
+    b = bench.add_parser(NAME, help="imputers x tasks x missingness x seeds -> docs/results/imputation.md")
+    b.add_argument("--quick", action="store_true", help="1 seed, MCAR 5%% only, small budgets (development)")
+    b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
+    b.add_argument("--seeds", nargs="*", type=int, default=None)
+    b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTER_NAMES)}")
+    b.add_argument("--examples", type=positive_int, default=None, help="LLM fine-tuning examples per table")
+    b.add_argument("--epochs", type=positive_int, default=None, help="LLM fine-tuning epochs")
+    b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
+    b.add_argument("--llm-fit", default=None, choices=("shared", "per-setting"),
+                   help="one LLM fine-tune per (table, seed) on the union of all masks (default), or one per setting")
+    b.add_argument("--attempts", nargs="*", default=None,
+                   help="also run LLM variants at MCAR 20%% (open questions); no names: all of them")
+    b.add_argument("--attempt-datasets", nargs="*", default=None, help="data sets for the attempts (default: all)")
+    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--quiet", action="store_true")
+    add_report_args(b, "imputation.md", _run)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from recllm.bench import main
+
+    sys.exit(main(NAME))

@@ -1,0 +1,67 @@
+"""``recllm bench learn``: LEARN against popularity, SASRec (CE and BCE) and HSTU -> docs/results/learn.md.
+
+The protocol and the compared models are in :mod:`recllm.bench.learn.run`, the report in
+:mod:`recllm.bench.learn.report`, RecBole's SASRec beside ours in :mod:`recllm.bench.learn.recbole_ref`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "learn"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from recllm.bench.learn.run import DEFAULT_PATIENCE, SPLITS, model_specs, run_benchmark
+    from recllm.cli_args import check_dataset, check_input_dir
+    from recllm.errors import UserInputError
+    from recllm.utils import set_threads
+
+    for name in args.datasets or ():
+        check_dataset(name, "--datasets")
+    unknown = sorted(set(args.splits or ()) - set(SPLITS))
+    if unknown:
+        raise UserInputError(f"unknown split(s) {unknown}", "--splits", f"choose from {', '.join(SPLITS)}")
+    patience = args.patience or DEFAULT_PATIENCE
+    names = [spec.name for spec in model_specs(args.quick, patience)]
+    unknown = sorted(set(args.models or ()) - set(names))
+    if unknown:
+        raise UserInputError(f"unknown model(s) {unknown}", "--models", f"choose from {', '.join(map(repr, names))}")
+    if args.recbole_run:
+        check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
+                        todo="give the folder made by `make recbole-reference`")
+    set_threads(args.threads)
+    return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
+                         models=args.models, out=args.report, epochs=args.epochs, recbole_run=args.recbole_run,
+                         patience=patience, fresh=args.fresh, show_progress=not args.quiet)
+
+
+def register_cli(bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm bench learn``."""
+    from recllm.bench.reporting import add_report_args
+    from recllm.cli_args import non_negative_int, positive_int
+
+    b = bench.add_parser(NAME, help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
+    b.add_argument("--quick", action="store_true", help="one data set, one seed, few epochs")
+    b.add_argument("--datasets", nargs="*", default=None)
+    b.add_argument("--splits", nargs="*", default=None)
+    b.add_argument("--seeds", nargs="*", type=int, default=None)
+    b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")
+    b.add_argument("--epochs", type=positive_int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
+    b.add_argument("--recbole-run", default=None,
+                   help="RecBole reference run folder made by `make recbole-reference` (default runs/recbole_reference)")
+    b.add_argument("--patience", type=positive_int, default=None,
+                   help="early-stopping patience (epochs) of the sequential models (default 10)")
+    b.add_argument("--fresh", action="store_true",
+                   help="refit every run (default: reuse the stored runs whose code, data and settings match)")
+    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--quiet", action="store_true")
+    add_report_args(b, "learn.md", _run)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from recllm.bench import main
+
+    sys.exit(main(NAME))

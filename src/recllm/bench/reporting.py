@@ -1,0 +1,125 @@
+"""Where a benchmark's report goes and on what source it may be written; checked before any expensive work.
+
+A report goes to ``--out`` (default ``docs/results/<name>.md`` under the current folder, never inside the installed
+package). It is written only from a clean git tree (``git status --porcelain``, tracked files, of the checkout that
+holds the current folder, else of the one that holds recllm's source): a reader must be able to check out the
+commit its header names. ``--allow-dirty`` writes it anyway, and the header then says
+``commit <sha>+dirty (written with --allow-dirty)``. Outside any git checkout the header says so and names the
+recllm version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPORT_FOLDER = Path("docs") / "results"
+
+
+@dataclass(frozen=True)
+class ReportTarget:
+    """A checked report path and the source line its header shows (see :func:`source_state`)."""
+
+    path: Path
+    commit: str
+
+
+def _git(args: list[str], where: Path) -> str:
+    return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=20,
+                          check=True).stdout.strip()
+
+
+def _checkout(where: Path) -> Path | None:
+    """The top folder of the git checkout holding ``where``, or None."""
+    try:
+        return Path(_git(["rev-parse", "--show-toplevel"], where))
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None = None) -> str:
+    """The header's source line: ``commit <sha>``, ``commit <sha>+dirty (written with --allow-dirty)`` or
+    ``not a git checkout (recllm <version>)``.
+
+    Looks at the checkout holding ``where`` (default: the current folder, else recllm's own source). A tree with
+    changed tracked files raises :class:`recllm.errors.UserInputError` unless ``allow_dirty``.
+    """
+    from recllm.errors import UserInputError
+
+    candidates = [Path(where)] if where is not None else [Path.cwd(), Path(__file__).resolve().parent]
+    top = next((t for t in map(_checkout, candidates) if t is not None), None)
+    if top is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("recllm")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return f"not a git checkout (recllm {version})"
+    sha = _git(["rev-parse", "--short=12", "HEAD"], top)
+    changed = _git(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
+    if not changed:
+        return f"commit {sha}"
+    if not allow_dirty:
+        raise UserInputError(f"the git tree has {len(changed)} uncommitted change(s), e.g. {changed[0].strip()!r}",
+                             str(top), "commit them (a report names the commit it was made from) or pass "
+                             "--allow-dirty (the header then says so)")
+    return f"commit {sha}+dirty (written with --allow-dirty)"
+
+
+def report_target(out: str | os.PathLike[str] | None, default_name: str, *, overwrite: bool = False,
+                  allow_dirty: bool = False) -> ReportTarget:
+    """The checked report path (``out``, default ``docs/results/<default_name>`` under the current folder) and
+    the source line; raises before any work for a path recllm may not write or a dirty tree."""
+    from recllm.outputs import check_report_file
+
+    path = Path(out) if out else Path.cwd() / REPORT_FOLDER / default_name
+    check_report_file(path, overwrite=overwrite)
+    return ReportTarget(path, source_state(allow_dirty))
+
+
+def as_target(out: "ReportTarget | str | os.PathLike[str] | None", default_name: str) -> ReportTarget:
+    """``out`` as a :class:`ReportTarget`; a plain path (library use, tests) is checked with ``--overwrite`` and
+    ``--allow-dirty`` semantics, so its header still tells a dirty tree."""
+    if isinstance(out, ReportTarget):
+        return out
+    return report_target(out, default_name, overwrite=True, allow_dirty=True)
+
+
+def add_report_args(parser: argparse.ArgumentParser, default_name: str,
+                    handler: Callable[[argparse.Namespace], int]) -> None:
+    """``--out``, ``--overwrite`` and ``--allow-dirty``, and ``handler`` run only after they are checked (its
+    ``args.report`` is the :class:`ReportTarget`)."""
+    parser.add_argument("--out", default=None, help=f"report path (default {REPORT_FOLDER / default_name} under "
+                        "the current folder); an existing file that recllm did not generate needs --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file that is not a report recllm generated")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="write the report from a git tree with uncommitted changes (its header says so)")
+
+    def run(args: argparse.Namespace) -> int:
+        name = default_name
+        if getattr(args, "quick", False):
+            name = default_name.replace(".md", "-quick.md")
+        args.report = report_target(args.out, name, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
+        return handler(args)
+
+    parser.set_defaults(func=run)
+
+
+def command_line(name: str, argv: list[str] | None = None) -> str:
+    """``recllm bench <name> <arguments>`` as this process was called (for the report header)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["bench", name]:
+        argv = argv[2:]
+    elif argv[:1] == [name]:
+        argv = argv[1:]
+    else:
+        argv = []
+    return " ".join(["recllm bench", name, *argv])

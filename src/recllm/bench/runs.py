@@ -1,0 +1,208 @@
+"""The one store of finished benchmark runs, kept beside the report so a long benchmark resumes.
+
+A stored run is reused only when all three things that decide it match:
+
+* the settings and the data: the benchmark's key (:func:`run_key`) hashes its settings with the sha256 of the data
+  files it read (:func:`data_sha256`);
+* the code: with each run the store records the sha256 of the source of every recllm module imported in the
+  process when the run is stored (``sys.modules`` entries under ``recllm.`` with a ``__file__``), minus
+  :data:`PRESENTATION_MODULES` (report rendering only). A run is valid only while every recorded module still
+  hashes the same and none of them is gone; a changed line anywhere in the estimator, the data layer or the
+  benchmark's own settings makes its runs stale, and they are dropped the next time the store is written.
+
+The file ``<report>.runs.jsonl`` holds two kinds of JSON lines: ``{"code": id, "modules": {name: sha256}}`` (one
+per distinct code identity) and ``{"key", "code", "row"}`` (one per run). Per-run arrays (e.g. per-user metrics)
+go to ``<report>.runs.npz``. Both are rewritten atomically after every :meth:`RunStore.put`, merged under a
+folder lock with what other processes stored meanwhile, and are committed with the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Modules that only render reports (their changes cannot change a stored run's figures); every other imported
+# recllm module is part of a run's code identity.
+PRESENTATION_MODULES: frozenset[str] = frozenset({
+    "recllm.eval.report", "recllm.bench.reporting", "recllm.bench.impute.report", "recllm.bench.learn.report",
+    "recllm.bench.trsr.report",
+})
+PACKAGES: tuple[str, ...] = ("recllm",)
+_hashes: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256, so checks hash a file once
+
+
+# ---------------------------------------------------------------------------------------------- identity
+def source_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a source file's bytes (memoised on its path, modification time and size)."""
+    stat = os.stat(path)
+    memo = (str(path), stat.st_mtime_ns, stat.st_size)
+    if memo not in _hashes:
+        _hashes[memo] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _hashes[memo]
+
+
+def _module_file(name: str) -> str | None:
+    """The source file of module ``name`` (imported or not), or None when it is gone."""
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__file__", None):
+        return module.__file__
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin and os.path.isfile(spec.origin) else None
+
+
+def code_identity(packages: Iterable[str] | None = None) -> dict[str, str]:
+    """module name -> sha256 of its source, for every module of ``packages`` (default :data:`PACKAGES`) imported in
+    this process (minus :data:`PRESENTATION_MODULES`)."""
+    packages = tuple(PACKAGES if packages is None else packages)
+    out: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (path and name not in PRESENTATION_MODULES and os.path.isfile(path)
+                and any(name == p or name.startswith(p + ".") for p in packages)):
+            out[name] = source_sha256(path)
+    return dict(sorted(out.items()))
+
+
+def code_matches(modules: dict[str, str]) -> bool:
+    """True when every recorded module still exists and its source hashes the same."""
+    for name, digest in modules.items():
+        path = _module_file(name)
+        if path is None or source_sha256(path) != digest:
+            return False
+    return True
+
+
+def data_sha256(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """One sha256 over the (name, sha256) of every data file read (order-independent)."""
+    from recllm.eval.report import sha256_file
+
+    parts = sorted(f"{Path(p).name}:{sha256_file(p)}" for p in paths)
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+
+
+def run_key(**parts: Any) -> str:
+    """sha256 of the canonical JSON of everything that decides a run's result except the code (settings, data
+    sha256, seed, ...)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _code_id(modules: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(modules, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- the store
+class RunStore:
+    """Key -> JSON-able row (and optional arrays) of runs whose code is unchanged; persisted beside a report.
+
+    ``packages``: whose imported modules make a run's code identity (default :data:`PACKAGES`, ``("recllm",)``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], packages: Iterable[str] | None = None) -> None:
+        self.path = Path(path)
+        self.packages = tuple(PACKAGES if packages is None else packages)
+        self._code: dict[str, dict[str, str]] = {}
+        self._runs: dict[str, dict[str, Any]] = {}  # key -> {"code": id, "row": row}
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._valid: dict[str, bool] = {}
+        self._read_into(self._code, self._runs, self._arrays)
+        self.stale = sum(1 for key in self._runs if not self._is_valid(key))  # runs whose code changed
+
+    @property
+    def arrays_path(self) -> Path:
+        return self.path.with_suffix(".npz")
+
+    def _read_into(self, code: dict, runs: dict, arrays: dict) -> None:
+        if not self.path.is_file():
+            return
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if "modules" in record:
+                    code[record["code"]] = dict(record["modules"])
+                else:
+                    runs[record["key"]] = {"code": record["code"], "row": record["row"]}
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                from recllm.errors import UserInputError
+
+                raise UserInputError(f"line {number} is not a stored run ({exc})", str(self.path),
+                                     "delete the file to recompute every run") from exc
+        if self.arrays_path.is_file():
+            with np.load(self.arrays_path) as data:
+                for name in data.files:
+                    key, _, field = name.partition("|")
+                    arrays.setdefault(key, {})[field] = data[name]
+
+    def _is_valid(self, key: str) -> bool:
+        run = self._runs.get(key)
+        if run is None:
+            return False
+        code = run["code"]
+        if code not in self._valid:
+            self._valid[code] = code in self._code and code_matches(self._code[code])
+        return self._valid[code]
+
+    def __len__(self) -> int:
+        return sum(1 for key in self._runs if self._is_valid(key))
+
+    def __contains__(self, key: str) -> bool:
+        return self._is_valid(key)
+
+    def keys(self) -> list[str]:
+        """The keys of the valid stored runs."""
+        return [key for key in self._runs if self._is_valid(key)]
+
+    def get(self, key: str) -> Any:
+        """A copy of the stored row if its code, data and settings match (the key and the code check), else None."""
+        if not self._is_valid(key):
+            return None
+        return json.loads(json.dumps(self._runs[key]["row"]))
+
+    def get_arrays(self, key: str) -> dict[str, np.ndarray]:
+        """The arrays stored with a valid run ({} for none)."""
+        return dict(self._arrays.get(key, {})) if self._is_valid(key) else {}
+
+    def put(self, key: str, row: Any, arrays: dict[str, Any] | None = None) -> None:
+        """Store ``row`` (and ``arrays``) under ``key`` with the code identity of this process, rewrite the files
+        atomically, keep what other processes stored meanwhile and drop runs whose code changed."""
+        from recllm.utils import atomic_path, folder_lock, write_text_atomic
+
+        modules = code_identity(self.packages)
+        code = _code_id(modules)
+        with folder_lock(self.path):
+            disk_code: dict = {}
+            disk_runs: dict = {}
+            disk_arrays: dict = {}
+            self._read_into(disk_code, disk_runs, disk_arrays)
+            self._code = {**disk_code, **self._code, code: modules}
+            self._runs = {**disk_runs, **self._runs, key: {"code": code, "row": json.loads(json.dumps(row))}}
+            self._arrays = {**disk_arrays, **self._arrays}
+            if arrays is not None:
+                self._arrays[key] = {k: np.asarray(v) for k, v in arrays.items()}
+            self._valid[code] = True
+            self._runs = {k: r for k, r in self._runs.items() if self._is_valid(k)}
+            self._arrays = {k: a for k, a in self._arrays.items() if k in self._runs}
+            used = {r["code"] for r in self._runs.values()}
+            self._code = {c: m for c, m in self._code.items() if c in used}
+            lines = [json.dumps({"code": c, "modules": m}, sort_keys=True) for c, m in self._code.items()]
+            lines += [json.dumps({"key": k, "code": r["code"], "row": r["row"]}, sort_keys=True)
+                      for k, r in self._runs.items()]
+            if self._arrays:
+                flat = {f"{k}|{name}": value for k, group in self._arrays.items() for name, value in group.items()}
+                with atomic_path(self.arrays_path) as tmp:
+                    with open(tmp, "wb") as handle:
+                        np.savez_compressed(handle, **flat)
+            write_text_atomic(self.path, "\n".join(lines) + "\n")

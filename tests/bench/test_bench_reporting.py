@@ -1,0 +1,76 @@
+"""Reports: --out under the current folder by default, written only from a clean git tree unless --allow-dirty
+(then the header says so), outside a checkout the header says that; all checked before any work."""
+
+import subprocess
+
+import pytest
+
+from recllm.bench import reporting
+from recllm.bench.reporting import report_target, source_state
+from recllm.errors import UserInputError
+
+
+def _git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A fresh git checkout with one committed file, as the current folder."""
+    _git("init", "-q", cwd=tmp_path)
+    (tmp_path / "a.txt").write_text("one\n")
+    _git("add", "a.txt", cwd=tmp_path)
+    _git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "first", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_clean_tree_default_path_and_commit(checkout):
+    sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=checkout, capture_output=True,
+                         text=True).stdout.strip()
+    target = report_target(None, "learn.md")
+    assert target.path == checkout / "docs" / "results" / "learn.md"
+    assert target.commit == f"commit {sha}"
+
+
+def test_dirty_tree_needs_allow_dirty_and_the_header_says_so(checkout):
+    (checkout / "a.txt").write_text("two\n")
+    with pytest.raises(UserInputError, match="uncommitted change.*--allow-dirty"):
+        report_target(None, "learn.md")
+    assert source_state(allow_dirty=True).endswith("+dirty (written with --allow-dirty)")
+
+
+def test_outside_a_checkout_the_header_names_the_version(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(reporting, "_checkout", lambda where: None)
+    assert source_state().startswith("not a git checkout (recllm ")
+
+
+def test_cli_refuses_a_dirty_tree_and_a_bad_out_before_any_work(checkout, monkeypatch, capsys):
+    import recllm.bench.learn.run as learn_run
+    from recllm.cli import main
+
+    monkeypatch.setattr(learn_run, "run_benchmark", lambda **k: pytest.fail("work started"))
+    assert main(["bench", "learn", "--quick", "--out", str(checkout / "report.txt")]) == 2
+    assert "report.txt" in capsys.readouterr().err
+    (checkout / "a.txt").write_text("two\n")
+    assert main(["bench", "learn", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recllm bench learn: error: the git tree has 1 uncommitted change") and "--allow-dirty" in err
+    assert not (checkout / "docs").exists()
+    called = {}
+    monkeypatch.setattr(learn_run, "run_benchmark", lambda **k: called.update(k) or 0)
+    assert main(["bench", "learn", "--quick", "--allow-dirty"]) == 0
+    target = called["out"]
+    assert target.path == checkout / "docs" / "results" / "learn-quick.md" and "+dirty" in target.commit
+
+
+def test_every_registered_benchmark_has_the_report_options():
+    from recllm.cli import build_parser
+
+    parser = build_parser()
+    bench = next(a for a in parser._subparsers._group_actions[0].choices["bench"]._actions
+                 if a.__class__.__name__ == "_SubParsersAction")
+    assert {"impute", "learn", "trsr"} <= set(bench.choices)
+    for name, sub in bench.choices.items():
+        assert {"--out", "--allow-dirty", "--overwrite"} <= set(sub._option_string_actions), name

@@ -1,0 +1,102 @@
+"""The one run store: rows persist beside a report, and a stored run is reused only while the code that produced
+it, the data and the settings are unchanged."""
+
+import importlib
+import sys
+
+import pytest
+
+from recllm.bench import runs
+from recllm.bench.runs import RunStore, code_identity, data_sha256, run_key
+from recllm.errors import UserInputError
+
+
+def test_put_persists_and_reloads(tmp_path):
+    path = tmp_path / "report.runs.jsonl"
+    store = RunStore(path)
+    assert len(store) == 0 and store.get("a") is None and not path.exists()
+    store.put("a", {"x": 1.5, "tasks": {"auc": 0.7}})
+    store.put("b", [1, 2], arrays={"per_user": [0.0, 1.0]})
+    store.put("a", {"x": 2.0})  # replaced, not duplicated
+    again = RunStore(path)
+    assert len(again) == 2 and "b" in again and again.get("a") == {"x": 2.0} and again.get("b") == [1, 2]
+    assert again.get_arrays("b")["per_user"].tolist() == [0.0, 1.0] and again.get_arrays("a") == {}
+    assert not list(tmp_path.glob(".*.tmp"))
+    again.get("a")["x"] = object()  # a caller changing its copy does not change the store
+    again.put("c", 1)
+    assert RunStore(path).get("a") == {"x": 2.0}
+
+
+def test_a_corrupt_line_is_named(tmp_path):
+    path = tmp_path / "r.runs.jsonl"
+    path.write_text('{"code": "c", "modules": {}}\n{"row": 2}\n')
+    with pytest.raises(UserInputError, match=r"line 2 .*r\.runs\.jsonl.*delete the file"):
+        RunStore(path)
+
+
+def test_two_processes_sharing_a_store_keep_each_others_rows(tmp_path):
+    """Benchmark shards side by side: each put merges what the other stored meanwhile."""
+    path = tmp_path / "r.runs.jsonl"
+    first, second = RunStore(path), RunStore(path)
+    first.put("a", 1)
+    second.put("b", 2)  # second was opened before "a" existed
+    first.put("c", 3)
+    assert {k: RunStore(path).get(k) for k in "abc"} == {"a": 1, "b": 2, "c": 3}
+
+
+@pytest.fixture
+def estimator(tmp_path, monkeypatch):
+    """A tiny importable package ``fake_estimator`` in tmp_path (its source is what a run's code identity hashes)."""
+    root = tmp_path / "src"
+    package = root / "fake_estimator"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text("LEARNING_RATE = 1e-3\n")
+    (package / "report.py").write_text("TITLE = 'x'\n")
+    monkeypatch.syspath_prepend(str(root))
+    for name in ("fake_estimator", "fake_estimator.model", "fake_estimator.report"):
+        sys.modules.pop(name, None)
+        importlib.import_module(name)
+    yield package
+    for name in ("fake_estimator", "fake_estimator.model", "fake_estimator.report"):
+        sys.modules.pop(name, None)
+
+
+def test_a_run_is_reused_only_while_its_code_is_unchanged(estimator, tmp_path):
+    path = tmp_path / "bench.runs.jsonl"
+    data = tmp_path / "ratings.csv"
+    data.write_text("u,i\n1,2\n")
+    key = run_key(data=data_sha256([data]), settings={"lr": 1e-3}, seed=0)
+    RunStore(path, packages=("fake_estimator",)).put(key, {"ndcg@10": 0.25})
+
+    unchanged = RunStore(path, packages=("fake_estimator",))
+    assert unchanged.get(key) == {"ndcg@10": 0.25} and unchanged.stale == 0  # same code, data, settings: reused
+
+    # different settings or different data bytes: another key, never the stored run
+    assert RunStore(path).get(run_key(data=data_sha256([data]), settings={"lr": 3e-3}, seed=0)) is None
+    data.write_text("u,i\n1,3\n")
+    assert RunStore(path).get(run_key(data=data_sha256([data]), settings={"lr": 1e-3}, seed=0)) is None
+
+    # one changed line of the estimator's source: the run is stale, not reused, and dropped at the next write
+    (estimator / "model.py").write_text("LEARNING_RATE = 1e-3\nEPOCHS = 2\n")
+    changed = RunStore(path, packages=("fake_estimator",))
+    assert changed.get(key) is None and key not in changed and changed.stale == 1 and len(changed) == 0
+    changed.put("other", 1)
+    assert key not in RunStore(path)._runs
+
+
+def test_a_run_whose_module_is_gone_is_not_reused(estimator, tmp_path):
+    path = tmp_path / "bench.runs.jsonl"
+    RunStore(path, packages=("fake_estimator",)).put("k", 1)
+    (estimator / "model.py").unlink()
+    sys.modules.pop("fake_estimator.model", None)
+    assert RunStore(path).get("k") is None
+
+
+def test_presentation_modules_are_not_part_of_the_code_identity(estimator, monkeypatch):
+    import recllm.eval.report  # noqa: F401 - report rendering, imported but not recorded
+
+    recorded = code_identity()
+    assert "recllm.bench.runs" in recorded and "recllm.eval.report" not in recorded
+    monkeypatch.setattr(runs, "PRESENTATION_MODULES", frozenset({"fake_estimator.report"}))
+    assert set(code_identity(("fake_estimator",))) == {"fake_estimator", "fake_estimator.model"}
