@@ -2,56 +2,142 @@
 
 Cold-start split in time: films first rated after a cut never occur in training; each test user's first such
 film is the target, with only what they rated before it as history.
-SASRec, an ID model, has never seen them; LEARN reads every film's text through SmolLM2 (frozen, embeddings
+SASRec, an ID model, has never seen them; LEARN reads every film's text through a frozen text encoder (SmolLM2-135M,
+or the bundled all-MiniLM-L6-v2 where the demo's budget says SmolLM2 would take too long on this CPU; embeddings
 cached on disk) and can place them. Both rank the whole catalogue, the user's history masked. The printed results
 are cached too (keyed by the seed, the epoch cap and the content embeddings), so a second run takes seconds.
+
+The LEARN model is also saved as an artifact in the recllm cache: the serving section serves that very model
+(:func:`learn_artifact`) instead of training another one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+MAX_EPOCHS = 10
+ENCODER_NAMES = {"smollm2": "SmolLM2-135M", "minilm": "all-MiniLM-L6-v2"}
 
-def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = 10, content: Any = None
-                 ) -> list[dict[str, Any]]:
+
+def item_content(dataset: Any, encoder: str, show_progress: bool) -> tuple[np.ndarray, Any, float]:
+    """Raw embeddings of the catalogue's film texts by ``encoder`` ("smollm2" or "minilm", precision "auto";
+    cached on disk), the ContentConfig that names the encoder (so the served model encodes new films the same way),
+    and the seconds it took."""
+    from recllm.learn.encoder import ContentConfig, catalogue_texts, raw_item_embeddings
+
+    if encoder not in ENCODER_NAMES:
+        raise ValueError(f"encoder must be one of {list(ENCODER_NAMES)}, got {encoder!r}")
+    from recllm.llm import resolve_dtype
+    from recllm.llm.embed import EMBED_VERSION
+    from recllm.utils import atomic_path, cache_dir
+
+    config = ContentConfig(model=encoder)
+    texts = catalogue_texts(dataset)
+    start = time.perf_counter()
+    # The whole array is kept too, so a later run reads it without loading the encoder (~20 s for MiniLM's imports).
+    key = hashlib.sha256(json.dumps([encoder, resolve_dtype(config.dtype, config.device), config.max_length,
+                                     EMBED_VERSION, texts]).encode()).hexdigest()[:24]
+    path = cache_dir("demo") / f"content-{encoder}-{key}.npy"
+    if path.is_file():
+        return np.load(path), config, time.perf_counter() - start
+    if show_progress:
+        print(f"encoding {len(texts)} film texts with {ENCODER_NAMES[encoder]} (cached on disk after the first run)",
+              flush=True)
+    content = raw_item_embeddings(texts, config)
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        np.save(out, content)
+    return content, config, time.perf_counter() - start
+
+
+def _digest(content: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(content, dtype=np.float32).tobytes()).hexdigest()
+
+
+def _artifact_folder(seed: int, max_epochs: int, content: np.ndarray) -> Path:
+    from recllm.utils import cache_dir
+
+    return cache_dir("demo") / f"learn-coldstart-ml100k-s{seed}-e{max_epochs}-{_digest(content)[:16]}"
+
+
+def _learn(content: np.ndarray, config: Any, seed: int, max_epochs: int, show_progress: bool) -> Any:
+    from recllm.learn.train import LEARN
+
+    return LEARN(content_embeddings=content, content=config, item_input="content", item_tower="shared",
+                 **{**_settings(seed, max_epochs, show_progress), "lr": 3e-3})
+
+
+def _settings(seed: int, max_epochs: int, show_progress: bool) -> dict[str, Any]:
+    from recllm.learn.defaults import SEQ_SETTINGS
+
+    return dict(SEQ_SETTINGS, batch_size=128, patience=3, max_epochs=max_epochs, seed=seed,
+                show_progress=show_progress)  # a bar per fit (epochs)
+
+
+def learn_artifact(seed: int = 0, show_progress: bool = True, encoder: str = "smollm2",
+                   max_epochs: int = MAX_EPOCHS, content: Any = None) -> tuple[Path, str]:
+    """The LEARN section's model as a saved artifact (``recllm.learn.save``) and how it was obtained: reused when
+    the section (or an earlier call) saved it for this seed, epoch cap and content, else trained as the section
+    trains it (cold-start split of MovieLens-100K) and saved. ``content``: as in :func:`demo_section`."""
+    from recllm.data import cold_start_split, load
+    from recllm.learn import save
+    from recllm.learn.encoder import ContentConfig
+
+    dataset = load("ml-100k", show_progress=show_progress)
+    if content is None:
+        content, config, _ = item_content(dataset, encoder, show_progress)
+    else:
+        config = ContentConfig(model=encoder)
+    folder = _artifact_folder(seed, max_epochs, content)
+    if (folder / "config.json").is_file():
+        return folder, "the LEARN section's model, reused"
+    start = time.perf_counter()
+    model = _learn(content, config, seed, max_epochs, show_progress).fit(cold_start_split(dataset))
+    save(model, folder, dataset)
+    return folder, f"trained as the LEARN section trains it, in {time.perf_counter() - start:.0f} s"
+
+
+def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = MAX_EPOCHS, content: Any = None,
+                 encoder: str = "smollm2") -> list[dict[str, Any]]:
     """Train SASRec and LEARN on the cold-start split, print their HR/NDCG@10 and one user's top 5; return rows.
 
-    ``content``: item embeddings to use instead of SmolLM2's (tests pass small random ones)."""
+    ``encoder``: the frozen text encoder of the film texts ("smollm2" or "minilm"); ``content``: item embeddings to
+    use instead of the encoder's (tests pass small random ones)."""
     from recllm.data import cold_start_split, load
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.eval.report import fmt_ci, format_table
     from recllm.eval.stats import bootstrap_ci
-    from recllm.learn.defaults import SEQ_SETTINGS
-    from recllm.learn.encoder import content_for
-    from recllm.learn.train import LEARN
+    from recllm.learn import save
+    from recllm.learn.encoder import ContentConfig
     from recllm.llm import DiskCache
     from recllm.models import SASRec
 
     dataset = load("ml-100k", show_progress=show_progress)
     split = cold_start_split(dataset)
-    seconds = 0.0
     if content is None:
-        content, seconds = content_for(dataset, show_progress)
+        content, config, seconds = item_content(dataset, encoder, show_progress)
+        how = f"item text encoded by {ENCODER_NAMES[encoder]} in {seconds:.1f} s (cached on disk after the first run)"
+    else:
+        config, how = ContentConfig(model=encoder), "item embeddings given by the caller"
+    learn_name = f"LEARN ({ENCODER_NAMES[encoder]} item text)"
     cases = split.eval_cases("test")
     cache = DiskCache()
-    key = DiskCache.key(task="demo-learn", version=2, seed=seed, max_epochs=max_epochs, n=len(dataset.interactions),
-                        content=hashlib.sha256(np.ascontiguousarray(content, dtype=np.float32).tobytes()).hexdigest())
+    key = DiskCache.key(task="demo-learn", version=3, seed=seed, max_epochs=max_epochs, n=len(dataset.interactions),
+                        encoder=encoder, content=_digest(content))
     print(f"MovieLens-100K cold-start split: {len(cases.users)} test users whose next films never occur in "
-          f"training; item text encoded by SmolLM2-135M in {seconds:.1f} s (cached on disk after the first run)")
+          f"training; {how}")
     cached = cache.get(key)
     if cached is not None:
         print(format_table(cached["rows"], ["model", "hr@10", "ndcg@10", "seconds"]))
         print(cached["top5"] + " (cached)")
         return cached["rows"]
-    settings = dict(SEQ_SETTINGS, batch_size=128, patience=3, max_epochs=max_epochs, seed=seed,
-                    show_progress=show_progress)  # a bar per fit (epochs)
-    models = {"SASRec (IDs only)": SASRec(loss="ce", **settings),
-              "LEARN (frozen-LLM content)": LEARN(content_embeddings=content, item_input="content",
-                                                 item_tower="shared", **{**settings, "lr": 3e-3})}
+    models = {"SASRec (IDs only)": SASRec(loss="ce", **_settings(seed, max_epochs, show_progress)),
+              learn_name: _learn(content, config, seed, max_epochs, show_progress)}
     rows = []
     for name, model in models.items():
         start = time.perf_counter()
@@ -61,7 +147,10 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = 10
                                        for m in ("hr@10", "ndcg@10")},
                      "seconds": f"{time.perf_counter() - start:.0f}"})
     print(format_table(rows, ["model", "hr@10", "ndcg@10", "seconds"]))
-    learn = models["LEARN (frozen-LLM content)"]
+    learn = models[learn_name]
+    folder = _artifact_folder(seed, max_epochs, content)
+    if not (folder / "config.json").is_file():
+        save(learn, folder, dataset)  # the serving section serves this model (learn_artifact)
     user, history = int(cases.users[0]), cases.histories[0]
     top, _ = learn.recommend(cases.users[:1], [history], k=5, filter_seen=True)
     titles = dataset.items["title"].tolist() if "title" in dataset.items else dataset.items["item_id"].tolist()

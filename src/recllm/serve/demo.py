@@ -1,61 +1,41 @@
 """The serving section of ``recllm demo``: LEARN behind ``recllm serve`` on a free loopback port, briefly.
 
-A LEARN model of MovieLens-100K (leave-one-out, a few epochs, SmolLM2 content embeddings cached on disk) is saved
-as an artifact in the recllm cache, ``recllm serve`` is started on it as a child process (fresh database in a
-temporary folder, a random token), and a few requests show what the service is for: a user's recommendations, a
-film added by its text alone (no retraining) and where it lands for that user, an event that updates the
-history. The server is stopped at the end, whatever happens.
+The LEARN model is the LEARN section's (:func:`recllm.learn.demo.learn_artifact`: saved in the recllm cache by that
+section, trained the same way only when this section runs alone): no second training. It is trained on the
+cold-start split, not leave-one-out: cold start is what the service shows here (a film added by its text alone is
+recommendable at once), and it is the protocol under which the LEARN section measured that model. The artifact
+holds every user's full history, so the service recommends from all of it. ``recllm serve`` is started on it as a
+child process (fresh database in a temporary folder, a random token), and a few requests show what the service is
+for: a user's recommendations, a film added by its text alone (no retraining) and where it lands for that user, an
+event that updates the history. The server is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 DEMO_USER = "196"
-EPOCHS = 3
-
-
-def _artifact(seed: int, show_progress: bool) -> tuple[Path, str]:
-    """The demo's LEARN artifact in the recllm cache (trained once per seed and content; reused after)."""
-    from recllm.data import leave_one_out, load
-    from recllm.learn import LEARN, save
-    from recllm.learn.defaults import SEQ_SETTINGS
-    from recllm.learn.encoder import content_for
-    from recllm.utils import cache_dir
-
-    dataset = load("ml-100k", show_progress=show_progress)
-    content, _ = content_for(dataset, show_progress)
-    digest = hashlib.sha256(np.ascontiguousarray(content, dtype=np.float32).tobytes()).hexdigest()[:16]
-    folder = cache_dir("demo") / f"serve-learn-ml100k-s{seed}-e{EPOCHS}-{digest}"
-    if (folder / "config.json").is_file():
-        return folder, "reused from the cache"
-    start = time.perf_counter()
-    settings = dict(SEQ_SETTINGS, batch_size=128, patience=EPOCHS, max_epochs=EPOCHS, seed=seed,
-                    show_progress=show_progress)
-    model = LEARN(content_embeddings=content, item_input="content", item_tower="shared", **{**settings, "lr": 3e-3})
-    model.fit(leave_one_out(dataset))
-    save(model, folder, dataset)
-    return folder, f"trained in {time.perf_counter() - start:.0f} s ({EPOCHS} epochs)"
 
 
 def _titles(rows: list[dict[str, Any]], n: int = 5) -> str:
     return "; ".join(f"{r['text'].split(';')[0].removeprefix('title: ')}" for r in rows[:n])
 
 
-def demo_section(seed: int = 0, show_progress: bool = True) -> None:
-    """Start the service, make the requests, print what they return, stop it."""
+def demo_section(seed: int = 0, show_progress: bool = True, encoder: str = "smollm2") -> None:
+    """Start the service on the LEARN section's model (``encoder``: its film-text encoder), make the requests,
+    print what they return, stop it."""
     import httpx
 
+    from recllm.learn.demo import ENCODER_NAMES, learn_artifact
     from recllm.serve.load import Server
 
-    folder, how = _artifact(seed, show_progress)
-    print(f"LEARN artifact (MovieLens-100K, leave-one-out): {how}: {folder}")
+    folder, how = learn_artifact(seed, show_progress, encoder=encoder)
+    print(f"LEARN artifact (MovieLens-100K cold-start split, {ENCODER_NAMES[encoder]} item text): {how}: {folder}")
+    if show_progress:
+        print("starting recllm serve (loads the model and its text encoder) ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="recllm-serve-demo-") as tmp, \
             Server(folder, Path(tmp) / "serve.db", threads=1) as server:
         ready = server.start()
