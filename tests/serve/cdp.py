@@ -36,11 +36,13 @@ def find_chromium() -> str | None:
     return None
 
 
-def _to_fd(fd: int, target: int) -> None:
-    """In the child: put ``fd`` on ``target`` without clobbering the other pipe end first."""
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 64)
-    os.dup2(high, target)
-    os.close(high)
+def _high_pipe() -> tuple[int, int]:
+    """A pipe whose ends are numbered 10 or more (never 3 or 4, which the browser's ends become)."""
+    ends = []
+    for fd in os.pipe():
+        ends.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+        os.close(fd)
+    return ends[0], ends[1]
 
 
 class Browser:
@@ -49,18 +51,16 @@ class Browser:
     def __init__(self, binary: str, width: int = 1280, height: int = 900, timeout: float = 60.0) -> None:
         self.timeout = timeout
         self._profile = tempfile.mkdtemp(prefix="recllm-cdp-")
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-
-        def child_fds() -> None:
-            _to_fd(to_browser_r, 3)
-            _to_fd(from_browser_w, 4)
-
-        command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                   "--remote-debugging-pipe", f"--user-data-dir={self._profile}", "--no-first-run",
+        to_browser_r, self._to_browser = _high_pipe()
+        self._from_browser, from_browser_w = _high_pipe()
+        # bash moves the browser's pipe ends onto 3 and 4 and execs it (no preexec_fn, which is unsafe beside the
+        # server's threads; dash cannot name descriptors above 9)
+        move = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
+        command = [shutil.which("bash") or "/bin/bash", "-c", move, "bash", binary, "--headless", "--no-sandbox",
+                   "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe", f"--user-data-dir={self._profile}", "--no-first-run",
                    "--no-default-browser-check", f"--window-size={width},{height}", "about:blank"]
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, pass_fds=(3, 4), preexec_fn=child_fds,
+                                     stderr=subprocess.DEVNULL, pass_fds=(to_browser_r, from_browser_w),
                                      start_new_session=True)
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -113,7 +113,10 @@ class Browser:
         message = {"id": call, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = self.session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        except OSError as exc:
+            raise CDPError(f"{method}: the browser is gone ({exc})") from None
         deadline = time.monotonic() + self.timeout
         with self._cond:
             while call not in self._replies:
