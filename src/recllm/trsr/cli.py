@@ -51,9 +51,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, **extra):
-    from recllm.llm.sft import LoRAConfig, SFTConfig
+    from recllm.llm.sft import LoRAConfig
     from recllm.trsr.pipeline import TRSRConfig
-    from recllm.trsr.ranker import RankerConfig
+    from recllm.trsr.ranker import RankerConfig, ranker_sft_config
     from recllm.trsr.segment import SegmentConfig
     from recllm.trsr.summarize import SummarizerConfig
 
@@ -61,8 +61,10 @@ def _config(args: argparse.Namespace, **extra):
         summarizer=SummarizerConfig(mode=args.mode, max_new_tokens=args.summary_tokens,
                                     segment=SegmentConfig(item_tokens=args.item_tokens)),
         ranker=RankerConfig(n_recent=getattr(args, "recent", 3), guarded=getattr(args, "guarded", False)),
-        sft=SFTConfig(append_eos=False, epochs=getattr(args, "epochs", 1), learning_rate=getattr(args, "lr", 1e-4),
-                      batch_size=8, max_length=512, seed=args.seed, show_progress=not args.quiet),
+        sft=ranker_sft_config(seed=args.seed, show_progress=not args.quiet,
+                              **{field: value for field, value in (("epochs", getattr(args, "epochs", None)),
+                                                                   ("learning_rate", getattr(args, "lr", None)))
+                                 if value is not None}),
         lora=LoRAConfig(), seed=args.seed, **extra)
 
 
@@ -144,7 +146,8 @@ def _train(args: argparse.Namespace) -> int:
     model = TRSR(summarizer, load_trainable_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
                  show_progress=not args.quiet).fit(split, valid=valid)
     write_json_atomic(out / "trsr_config.json", {"data": args.data, "model": args.model, "config": cfg.to_dict()})
-    print(f"trained on {model.n_train_pairs_} pairs in {time.perf_counter() - start:.0f} s; validation "
+    print(f"trained on {model.n_train_users_} training users, {model.n_train_groups_} groups, "
+          f"{model.n_train_candidates_} labelled candidates in {time.perf_counter() - start:.0f} s; validation "
           f"R@3+R@5+R@10 by epoch: {model.ranker_.valid_scores_}; adapter in {out / 'sft'}")
     return 0
 
@@ -199,8 +202,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    "earlier run's (resumes when rerun); recllm never writes into a folder it did not make")
     t.add_argument("--users", type=positive_int, default=200, help="training users (1 positive + 1 negative each)")
     t.add_argument("--valid-rows", type=positive_int, default=40)
-    t.add_argument("--epochs", type=positive_int, default=1)
-    t.add_argument("--lr", type=positive_float, default=1e-4)
+    t.add_argument("--epochs", type=positive_int, default=None, help="default: the ranker's (ranker_sft_config)")
+    t.add_argument("--lr", type=positive_float, default=None, help="default: the ranker's (ranker_sft_config)")
     t.add_argument("--recent", type=positive_int, default=3, help="most recent items in the prompt")
     t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
     t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of negatives carrying an injection")
