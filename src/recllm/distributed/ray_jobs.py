@@ -300,7 +300,7 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
     restarts = {} if options.max_restarts is None else {
         "max_restarts": options.max_restarts, "max_task_retries": -1 if options.max_restarts else 0}
     return ds.map_batches(
-        actor, batch_size=1, concurrency=options.workers, num_cpus=options.cpus_per_worker,
+        actor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=options.cpus_per_worker,
         num_gpus=options.gpus_per_worker or None, batch_format="numpy",
         fn_constructor_kwargs={"model": shipped, "threads": threads, "crash_marker": crash_marker, **kwargs},
         **restarts,
