@@ -1,14 +1,9 @@
 """Fixtures of the benchmark tests: LEARN's tiny cyclic data (tests/learn/learn_synthetic.py)."""
 
-import sys
-from pathlib import Path
-
 import pytest
+from tests.learn.learn_synthetic import cyclic_content, cyclic_dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))
-from learn_synthetic import cyclic_content, cyclic_dataset  # noqa: E402
-
-from recllm.data.split import leave_one_out  # noqa: E402
+from recllm.data.split import leave_one_out
 
 
 @pytest.fixture(scope="session")

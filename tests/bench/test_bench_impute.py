@@ -89,7 +89,7 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
 
     # reuse by key only here (tests/bench/test_bench_runs.py checks the code identity): in a working tree that others
     # edit meanwhile, a changed recllm module would rightly make these runs stale
-    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench",))
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     config = BenchConfig.preset(True, datasets=("advertising",), imputers=("deletion", "mean", "mice"))
     assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0

@@ -92,7 +92,7 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
 
     # reuse by key only here (tests/bench/test_bench_runs.py checks the code identity): in a working tree that others
     # edit meanwhile, a changed recllm module would rightly make these runs stale
-    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench",))
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.learn",))
     monkeypatch.setattr(bench, "load_dataset", lambda name: dataset)
     monkeypatch.setattr(bench, "content_for", lambda ds, show: (content, 0.0))
     out = tmp_path / "learn.md"
@@ -160,3 +160,14 @@ def test_report_summarises_a_variant_on_its_data_sets(tmp_path):
                               None, tmp_path / "learn.runs.jsonl").read_text()
     assert f"| {variant} (0.2000, 1 seed) |" in text.split("## Summary", 1)[1]
     assert "runs in this report took" in text
+
+
+def test_report_prints_the_note_of_a_split_that_is_not_informative(tmp_path):
+    specs = model_specs(quick=True)
+    results = [fake_run(s.name, 0, 0.2, split="temporal") for s in specs]
+    note = "only 27 test users (fewer than 200): too few for an informative comparison"
+    text = write_learn_report(target(tmp_path / "learn.md"), results, specs, ["cyclic"], [0], [], 1.0, True, None,
+                              tmp_path / "learn.runs.jsonl", split_notes={("cyclic", "temporal"): note}).read_text()
+    section = text.split("### temporal", 1)[1].split("###", 1)[0]
+    assert f"**Not informative**: {note}" in section
+    assert f"- cyclic temporal: not informative: {note}" in text

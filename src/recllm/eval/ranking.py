@@ -87,6 +87,22 @@ def target_ranks(scores: np.ndarray, rows: np.ndarray, target_scores: np.ndarray
     return position + 1 + (n_ge_all - n_ge_targets)
 
 
+def row_target_ranks(scores: Sequence[np.ndarray], target_positions: Sequence[int]) -> np.ndarray:
+    """Pessimistic 1-based rank of each row's one target among that row's candidates (rows may differ in length):
+    :func:`target_ranks` on the rows padded with ``-inf``, so ties rank the target lower everywhere alike."""
+    n = len(scores)
+    if n != len(target_positions):
+        raise ValueError(f"{n} score rows but {len(target_positions)} target positions")
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    width = max(len(row) for row in scores)
+    padded = np.full((n, width), -np.inf)
+    for i, row in enumerate(scores):
+        padded[i, : len(row)] = np.asarray(row, dtype=np.float64)
+    rows = np.arange(n)
+    return target_ranks(padded, rows, padded[rows, np.asarray(target_positions, dtype=np.int64)])
+
+
 def order_targets(rows: np.ndarray, target_scores: np.ndarray) -> np.ndarray:
     """Permutation putting targets in (row ascending, score descending) order, as :func:`target_ranks` needs."""
     return np.lexsort((-target_scores, rows))

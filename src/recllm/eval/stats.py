@@ -138,3 +138,58 @@ def paired_bootstrap_diff(
     below = (np.sum(means <= 0) + 1) / (n_boot + 1)
     above = (np.sum(means >= 0) + 1) / (n_boot + 1)
     return PairedDiff(mean, float(low), float(high), float(min(1.0, 2 * min(below, above))))
+
+
+# ---------------------------------------------------------------------------------------------- over runs
+def interval_over_runs(
+    run_means: np.ndarray | list[float], per_user: np.ndarray | list[float] | None = None, seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
+    """A figure measured by one or more seeded runs: ``(mean, low, high)``.
+
+    With two or more runs, the mean of ``run_means`` and its t-interval across seeds (:func:`seed_ci`); with one,
+    the percentile bootstrap over the users of that run (``per_user``), or no interval (nan) without them.
+    """
+    means = _as_values(run_means, "run_means")
+    if means.size >= 2 or per_user is None:
+        ci = seed_ci(means, alpha)
+        return ci.mean, ci.low, ci.high
+    return bootstrap_ci(per_user, alpha=alpha, seed=seed)
+
+
+class Difference(NamedTuple):
+    """``a - b`` with its interval and how the interval was made (``"seeds"``, ``"users"`` or ``"none"``)."""
+
+    mean: float
+    low: float
+    high: float
+    n_seeds: int
+    over: str
+
+    @property
+    def significant(self) -> bool:
+        """True when the interval excludes zero (never without an interval)."""
+        return self.low > 0 or self.high < 0
+
+
+def paired_difference(
+    a: np.ndarray | list[float], b: np.ndarray | list[float], a_users: np.ndarray | list[float] | None = None,
+    b_users: np.ndarray | list[float] | None = None, seed: int = 0, alpha: float = 0.05,
+) -> Difference:
+    """Method A minus method B, paired by seed: ``a[i]`` and ``b[i]`` come from the same seeded split.
+
+    Two or more seeds: the mean per-seed difference with its t-interval across seeds. One seed: the paired
+    bootstrap over the same users (``a_users``, ``b_users``: that seed's per-user figures), or no interval without
+    them.
+    """
+    a_arr, b_arr = _as_values(a, "a"), _as_values(b, "b")
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"a and b must pair the same seeds; got {a_arr.size} and {b_arr.size} values")
+    diffs = a_arr - b_arr
+    if diffs.size >= 2:
+        ci = seed_ci(diffs, alpha)
+        return Difference(ci.mean, ci.low, ci.high, ci.n_seeds, "seeds")
+    if a_users is not None and b_users is not None:
+        d = paired_bootstrap_diff(a_users, b_users, alpha=alpha, seed=seed)
+        return Difference(d.mean, d.low, d.high, 1, "users")
+    return Difference(float(diffs[0]), math.nan, math.nan, 1, "none")

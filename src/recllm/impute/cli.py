@@ -42,12 +42,15 @@ def _imputer(args: argparse.Namespace):
 
     options: dict[str, Any] = {}
     if args.method == "llm":
-        from recllm.llm.sft import SFTConfig
+        import dataclasses
 
-        with config_errors():
-            sft = SFTConfig(epochs=args.epochs, learning_rate=args.lr, seed=args.seed, checkpoint_every=0,
-                            show_progress=not args.quiet)
+        from recllm.impute.llm import DEFAULT_SFT
+
+        with config_errors():  # LLMImputer's fine-tuning defaults, with what the command line sets explicitly
+            sft = dataclasses.replace(DEFAULT_SFT, seed=args.seed, show_progress=not args.quiet,
+                                      **({"learning_rate": args.lr} if args.lr is not None else {}))
         options.update(model=check_model(args.model), seed=args.seed, max_train_examples=args.examples,
+                       max_epochs=args.epochs,
                        train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet, sft=sft)
     elif args.method == "mice":
         options["seed"] = args.seed
@@ -114,8 +117,10 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
     p.add_argument("--examples", type=positive_int, default=512, help="llm: fine-tuning examples (seeded sample)")
-    p.add_argument("--epochs", type=positive_int, default=1, help="llm: fine-tuning epochs")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="llm: LoRA learning rate")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="llm: most fine-tuning epochs (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="llm: LoRA learning rate (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
     p.add_argument("--train-on", default="observed", choices=("observed", "complete_rows"))
     p.add_argument("--numbers", default="generate", choices=("generate", "expected", "expected-grid"),
                    help="llm: numeric cells by shape-constrained generation, or as the probability-weighted mean "

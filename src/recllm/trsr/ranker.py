@@ -138,13 +138,11 @@ def _training_record(folder: Path) -> tuple[float, dict[int, float]]:
 
 
 def target_ranks_of(scores: Sequence[np.ndarray], target_positions: Sequence[int]) -> np.ndarray:
-    """Pessimistic 1-based rank of each row's target among its candidates (ties rank the target lower)."""
-    ranks = np.empty(len(scores), dtype=np.int64)
-    for row, (s, t) in enumerate(zip(scores, target_positions)):
-        s = np.asarray(s, dtype=np.float64)
-        others = np.delete(s, t)
-        ranks[row] = 1 + int((others >= s[t]).sum())
-    return ranks
+    """Pessimistic 1-based rank of each row's target among its candidates (ties rank the target lower): the one
+    tie-broken rank of :func:`recllm.eval.ranking.row_target_ranks`."""
+    from recllm.eval.ranking import row_target_ranks
+
+    return row_target_ranks(scores, target_positions)
 
 
 class LLMRanker:

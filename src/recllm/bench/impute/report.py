@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
-from recllm.eval.stats import seed_ci
+from recllm.eval.stats import interval_over_runs, paired_difference
 from recllm.bench.impute.tasks import TABLES, TASKS
 
 LOWER_IS_BETTER = ("rmse", "nrmse", "mae", "mse")
@@ -25,8 +25,8 @@ def _label(setting: list[Any] | tuple[Any, ...]) -> str:
 def _ci(values: list[float], digits: int = 4) -> str:
     if not values:
         return ""
-    ci = seed_ci(values)
-    return fmt_ci(ci.mean, ci.low, ci.high, digits) if len(values) > 1 else f"{ci.mean:.{digits}f}"
+    mean, low, high = interval_over_runs(values)
+    return fmt_ci(mean, low, high, digits) if len(values) > 1 else f"{mean:.{digits}f}"
 
 
 def _lower_better(metric: str) -> bool:
@@ -59,8 +59,7 @@ def _paired(values: dict, key_a: tuple, key_b: tuple, lower_better: bool) -> tup
     n = min(len(a), len(b))
     if n == 0:
         return "", ""
-    diffs = [x - y for x, y in zip(a[:n], b[:n])]
-    ci = seed_ci(diffs)
+    ci = paired_difference(a[:n], b[:n])
     text = fmt_ci(ci.mean, ci.low, ci.high, 4) if n > 1 else f"{ci.mean:+.4f} (1 seed)"
     good = -1 if lower_better else 1
     if n > 1 and not (math.isnan(ci.low) or ci.low <= 0 <= ci.high):
@@ -232,9 +231,9 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
             means, errs = [], []
             for rate in rates:
                 values = down.get((task.name, task.primary, _label(["mcar", rate]), imputer), [])
-                ci = seed_ci(values) if values else None
-                means.append(ci.mean if ci else np.nan)
-                errs.append(0 if not ci or math.isnan(ci.high) else ci.high - ci.mean)
+                mean, _, high = interval_over_runs(values) if values else (np.nan, np.nan, np.nan)
+                means.append(mean)
+                errs.append(0 if math.isnan(high) else high - mean)
             ax.errorbar([100 * r for r in rates], means, yerr=errs, marker="o", capsize=3, label=imputer)
         ax.set_title(f"{task.name}: {task.primary}")
         ax.set_xlabel("MCAR missing cells (%)")
@@ -284,7 +283,8 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
          "- LLM fine-tuning: one per (table, seed, setting), on that setting's masked table."),
         f"- LLM imputer: {config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o, "
         f"{config.llm_examples} fine-tuning examples per table (seeded sample of the observed cells of the masked "
-        f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate}, training with "
+        f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate} (the benchmark's overrides; every other "
+        "fine-tuning setting is LLMImputer's `DEFAULT_SFT`), training with "
         f"{describe_training_precision()}; categories by shared-prefix scoring, numbers by greedy generation held to "
         "the shape (sign, digits, decimals) and observed range of the column's numbers, text by greedy generation "
         f"from the column's tokens; inference precision 'auto' (here {describe_precision()}): "

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
-from recllm.eval.stats import bootstrap_ci, paired_bootstrap_diff, seed_ci
+from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff, paired_difference
 
 METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
 MAIN_LEARN = "LEARN (shared tower)"
@@ -19,10 +19,7 @@ MAIN_SASREC = "SASRec-CE"
 
 def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
     """Mean over seeds with a t-interval across seeds; with one seed, a bootstrap interval over users."""
-    if len(runs) >= 2:
-        ci = seed_ci([r.metrics[metric] for r in runs])
-        return ci.mean, ci.low, ci.high
-    return bootstrap_ci(runs[0].per_user[metric], seed=runs[0].seed)
+    return interval_over_runs([r.metrics[metric] for r in runs], runs[0].per_user[metric], seed=runs[0].seed)
 
 
 def _group(results: list[Any]) -> dict[tuple[str, str], dict[str, list[Any]]]:
@@ -80,16 +77,12 @@ def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: li
             if not by_model or learn not in by_model or MAIN_SASREC not in by_model:
                 continue
             pairs = [(a, b) for a in by_model[learn] for b in by_model[MAIN_SASREC] if a.seed == b.seed]
-            diffs = [a.metrics[metric] - b.metrics[metric] for a, b in pairs]
-            if len(pairs) >= 2:
-                ci = seed_ci(diffs)
-                diff = f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
-            elif pairs:
-                d = paired_bootstrap_diff(pairs[0][0].per_user[metric], pairs[0][1].per_user[metric],
-                                          seed=pairs[0][0].seed)
-                diff = f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] (1 seed, over users)"
-            else:
-                diff = "n/a"
+            diff = "n/a"
+            if pairs:
+                d = paired_difference([a.metrics[metric] for a, _ in pairs], [b.metrics[metric] for _, b in pairs],
+                                      pairs[0][0].per_user[metric], pairs[0][1].per_user[metric], seed=pairs[0][0].seed)
+                diff = f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]" + (" (1 seed, over users)" if d.over == "users"
+                                                                         else "")
             means = {m: float(np.mean([r.metrics[metric] for r in by_model[m]])) for m in order if by_model.get(m)}
             best = max(means, key=means.get)
             n_best = len(by_model[best])
@@ -133,9 +126,11 @@ def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, ord
 
 def write_learn_report(target: Any, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
                        notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
-                       runs_path: Path, command: str | None = None, patience: int = 10) -> Path:
+                       runs_path: Path, command: str | None = None, patience: int = 10,
+                       split_notes: dict[tuple[str, str], str] | None = None) -> Path:
     """Assemble the markdown body and write it at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with
-    the shared report header."""
+    the shared report header. ``split_notes``: (data set, split) -> the split's note when it says the split is
+    not informative (printed under that split's heading and in the notes)."""
     from recllm.data import data_files
 
     path = target.path
@@ -183,6 +178,8 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
                 continue
             n_users = by_model[order[0]][0].n_users if by_model.get(order[0]) else ""
             body.append(f"### {split} ({n_users} test users)\n")
+            if (split_notes or {}).get((dataset, split)):
+                body.append(f"**Not informative**: {split_notes[(dataset, split)]}\n")
             body.append(_table(by_model, order) + "\n")
             for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
                 body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
@@ -194,6 +191,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         body.append(reference_section(reference))
     body.append("## Notes\n")
     body += [f"- {n}" for n in notes]
+    body += [f"- {d} {sp}: not informative: {note}" for (d, sp), note in (split_notes or {}).items()]
     body += [f"- {s.name}: {s.note}" for s in specs if s.note]
     body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`; per-user metrics: "
                 f"`{runs_path.with_suffix('.npz').name}` (a rerun reuses every run whose code, data and settings "

@@ -284,6 +284,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         specs = [s for s in specs if s.name in models]
     results: list[RunResult] = []
     notes: list[str] = []
+    split_notes: dict[tuple[str, str], str] = {}  # (data set, split) -> why the split is not informative
     used: list[str] = []
     started = time.perf_counter()
     runs_path = out_path.with_suffix(".runs.jsonl")
@@ -303,6 +304,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                 # The split's own cases are part of every run's key: a changed split definition (e.g. the
                 # cold-start split in time) never reuses runs scored on the old one.
                 split = make_split(dataset, split_name, seed=seed)
+                if split.info.get("note") and not split.info.get("informative", True):
+                    split_notes.setdefault((name, split_name), split.info["note"])
                 cases = {stage: cases_fingerprint(split.eval_cases(stage)) for stage in ("valid", "test")}
                 for spec in specs:
                     if not (quick or models) and not planned_in_full_mode(spec, name, seed == seeds[0]):
@@ -345,7 +348,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
     total = time.perf_counter() - started
     write_learn_report(target, results, specs, used, seeds, notes, total, quick, reference, runs_path,
-                       command, patience)
+                       command, patience, split_notes)
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
 

@@ -1,10 +1,10 @@
-"""benchmarks/impute_numbers.py: the report table marks the best decoding per numeric column."""
+"""recllm.bench.impute_numbers: the report table marks the best decoding per numeric column."""
 
-from tests.benchmark_scripts import load_benchmark
+import recllm.bench.impute_numbers as bench_module
 
 
 def test_report_body_rows_and_best():
-    bench = load_benchmark("impute_numbers")
+    bench = bench_module
     names = [*bench.REFERENCES, *bench.DECODINGS]
     users = {"age:nrmse": 1.0, "gender:accuracy": 0.5}
     items = {"year:nrmse": 0.5}

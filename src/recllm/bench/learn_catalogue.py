@@ -3,24 +3,22 @@
 The Amazon catalogue holds every item with metadata (2,326), but only the ~157 items that survived the 5-core
 filter of the reviews are ever engaged with. LEARN's in-batch InfoNCE draws its candidates from the batch's target
 items, so an item no training user engaged with is never a negative and its content vector is never pushed down.
-This script fits SASRec-CE, LEARN (the benchmark's settings) and LEARN with catalogue negatives on each split and
+This benchmark fits SASRec-CE, LEARN (the benchmark's settings) and LEARN with catalogue negatives on each split and
 measures the share of each model's top 10 that are items nobody engages with in the data set (train, valid or
 test), beside NDCG@10. It uses the learn benchmark's model specs, so the settings are the benchmark's. A second
 table checks the number of catalogue negatives on *validation* NDCG@10 (the test set plays no part in it).
 
-Usage: ``python benchmarks/learn_catalogue.py [--datasets amazon2018-magazine-subscriptions] [--seed 0]
-[--threads 1]``
+Usage: ``recllm bench learn-catalogue [--datasets amazon2018-magazine-subscriptions] [--seed 0] [--threads 1]``
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+NAME = "learn-catalogue"
 MODELS = ("SASRec-CE", "LEARN (shared tower)", "LEARN + catalogue negatives")
 DEFAULT_DATASETS = ["amazon2018-magazine-subscriptions"]
 K = 10
@@ -55,6 +53,7 @@ def measure(dataset_name: str, seed: int) -> tuple[list[dict[str, Any]], list[di
     rows, sweep_rows = [], []
     for split_name in SPLITS:
         split = make_split(dataset, split_name, seed=seed)
+        note = split.info.get("note") if not split.info.get("informative", True) else None
         engaged = engaged_items(split)
         cases = split.eval_cases("test")
         fitted = {}
@@ -62,7 +61,7 @@ def measure(dataset_name: str, seed: int) -> tuple[list[dict[str, Any]], list[di
             model = fitted[name] = specs[name].build(seed, FULL_EPOCHS, content).fit(split)
             top = np.argsort(-model.score(cases.users, cases.histories), axis=1, kind="stable")[:, :K]
             ndcg = evaluate_full_ranking(model, cases, ks=(K,), show_progress=False).mean()[f"ndcg@{K}"]
-            rows.append({"data set": dataset_name, "split": split_name, "catalogue": dataset.n_items,
+            rows.append({"data set": dataset_name, "split": split_name, "note": note, "catalogue": dataset.n_items,
                          "engaged items": int(engaged.sum()), "model": name,
                          f"unengaged share of top {K}": float((~engaged[top]).mean()), f"ndcg@{K}": float(ndcg)})
             print(f"[learn-catalogue] {dataset_name} {split_name} {name}: "
@@ -94,6 +93,8 @@ def report_body(rows: list[dict[str, Any]], seed: int, sweep_rows: list[dict[str
         "like any other item, so it learns nothing about which items are cold.",
         "",
         format_table(rows, columns, digits=4),
+        *[f"\n**Not informative**: {r['data set']} {r['split']}: {r['note']}" for r in rows
+          if r.get("note") and r["model"] == rows[0]["model"]],
         *(["", "## How many catalogue negatives (validation NDCG@10)", "",
             f"Best validation NDCG@10 over the epochs of LEARN (shared tower), seed {seed}, by the number of catalogue "
             "negatives drawn per batch (0 = the paper's in-batch candidates only); the learn benchmark's variant "
@@ -102,33 +103,47 @@ def report_body(rows: list[dict[str, Any]], seed: int, sweep_rows: list[dict[str
     ])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (use 1 on a shared machine)")
-    parser.add_argument("--out", default=str(HERE.parent / "docs" / "results" / "learn-catalogue.md"))
-    args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    from recllm.eval.report import write_report
+def _run(args: argparse.Namespace) -> int:
+    from recllm.cli_args import check_dataset
     from recllm.data import data_files
+    from recllm.eval.report import write_report
+    from recllm.llm.precision import describe_precision
+    from recllm.utils import set_threads
 
+    for name in args.datasets:
+        check_dataset(name, "--datasets")
+    set_threads(args.threads)
     rows, sweep_rows = [], []
     for name in args.datasets:
         model_rows, dataset_sweep = measure(name, args.seed)
         rows += model_rows
         sweep_rows += dataset_sweep
-    command = "python benchmarks/learn_catalogue.py" + (
+    command = f"recllm bench {NAME}" + (
         f" --datasets {' '.join(args.datasets)}" if args.datasets != DEFAULT_DATASETS else "") + (
         f" --seed {args.seed}" if args.seed else "") + (f" --threads {args.threads}" if args.threads else "")
-    write_report(args.out, "LEARN on a catalogue of mostly unengaged items", command, data_files(args.datasets),
-                 report_body(rows, args.seed, sweep_rows), seeds=[args.seed])
-    print(f"[learn-catalogue] wrote {args.out}")
+    target = args.report
+    write_report(target.path, "LEARN on a catalogue of mostly unengaged items", command, data_files(args.datasets),
+                 report_body(rows, args.seed, sweep_rows), seeds=[args.seed], commit=target.commit,
+                 precision=describe_precision())
+    print(f"[learn-catalogue] wrote {target.path}")
     return 0
 
 
+def register_cli(bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm bench learn-catalogue``."""
+    from recllm.bench.reporting import add_report_args
+    from recllm.cli_args import non_negative_int
+
+    b = bench.add_parser(NAME, help="what LEARN's top 10 is made of on Amazon -> docs/results/learn-catalogue.md")
+    b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    add_report_args(b, "learn-catalogue.md", _run)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from recllm.bench import main
+
+    sys.exit(main(NAME))

@@ -6,17 +6,17 @@ quantiles of the column; ``"expected-grid"``: over the quantiles only), on the n
 benchmark's tables at MCAR 20%, with the benchmark's fine-tuning settings (the adapter of its "default" attempt).
 Mean and MICE imputation are the reference. Adapters and answers are cached, so a rerun costs little.
 
-Usage: ``python benchmarks/impute_numbers.py [--datasets advertising ml-100k] [--seed 0] [--threads 1]``
+Usage: ``recllm bench impute-numbers [--datasets advertising ml-100k] [--seed 0] [--threads 1]``
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+NAME = "impute-numbers"
+DEFAULT_DATASETS = ["advertising", "ml-100k"]
 DECODINGS = ("generate", "expected", "expected-grid")
 REFERENCES = ("mean", "mice")
 SETTING = ("mcar", 0.2)
@@ -83,30 +83,45 @@ def report_body(results: dict[str, dict[str, dict[str, Any]]], seed: int) -> str
     ])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", nargs="*", default=["advertising", "ml-100k"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (use 1 on a shared machine)")
-    parser.add_argument("--out", default=str(HERE.parent / "docs" / "results" / "imputation-numbers.md"))
-    args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    from recllm.eval.report import write_report
+def _run(args: argparse.Namespace) -> int:
+    from recllm.bench.impute.tasks import TABLES
     from recllm.data import data_files
+    from recllm.errors import UserInputError
+    from recllm.eval.report import write_report
+    from recllm.llm.precision import describe_precision
+    from recllm.utils import set_threads
 
+    unknown = sorted(set(args.datasets) - set(TABLES))
+    if unknown:
+        raise UserInputError(f"unknown data set(s) {unknown}", "--datasets", f"choose from {', '.join(TABLES)}")
+    set_threads(args.threads)
     results = {dataset: measure(dataset, args.seed) for dataset in args.datasets}
-    files = data_files(args.datasets)
-    command = "python benchmarks/impute_numbers.py" + (
-        f" --datasets {' '.join(args.datasets)}" if args.datasets != ["advertising", "ml-100k"] else "") + (
+    command = f"recllm bench {NAME}" + (
+        f" --datasets {' '.join(args.datasets)}" if args.datasets != DEFAULT_DATASETS else "") + (
         f" --seed {args.seed}" if args.seed else "") + (f" --threads {args.threads}" if args.threads else "")
-    write_report(args.out, "LLM imputer: how to decode numbers", command, files, report_body(results, args.seed),
-                 seeds=[args.seed])
-    print(f"[impute-numbers] wrote {args.out}")
+    target = args.report
+    write_report(target.path, "LLM imputer: how to decode numbers", command, data_files(args.datasets),
+                 report_body(results, args.seed), seeds=[args.seed], commit=target.commit,
+                 precision=describe_precision())
+    print(f"[impute-numbers] wrote {target.path}")
     return 0
 
 
+def register_cli(bench: argparse._SubParsersAction) -> None:
+    """Add ``recllm bench impute-numbers``."""
+    from recllm.bench.reporting import add_report_args
+    from recllm.cli_args import non_negative_int
+
+    b = bench.add_parser(NAME, help="how the LLM imputer should decode numbers -> docs/results/imputation-numbers.md")
+    b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    add_report_args(b, "imputation-numbers.md", _run)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from recllm.bench import main
+
+    sys.exit(main(NAME))
