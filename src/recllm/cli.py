@@ -67,7 +67,9 @@ def _llm_check(args: argparse.Namespace) -> int:
 
     from recllm.llm import chat_prompt, describe_precision, generate, load_causal_lm, load_text_encoder
 
-    torch.set_num_threads(args.threads) if args.threads else None
+    from recllm.utils import set_threads
+
+    set_threads(args.threads)
     print(f"precision: {describe_precision(args.dtype)}", flush=True)
     start = time.perf_counter()
     lm = load_causal_lm(args.model, dtype=args.dtype)
