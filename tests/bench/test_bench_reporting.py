@@ -74,3 +74,15 @@ def test_every_registered_benchmark_has_the_report_options():
     assert {"impute", "learn", "trsr"} <= set(bench.choices)
     for name, sub in bench.choices.items():
         assert {"--out", "--allow-dirty", "--overwrite"} <= set(sub._option_string_actions), name
+
+
+def test_the_header_command_names_only_what_differs_from_the_defaults(checkout, monkeypatch):
+    import recllm.bench.learn.run as learn_run
+    from recllm.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "learn", "--quick", "--seeds", "0", "1", "--models", "LEARN (shared tower)",
+                                      "--allow-dirty"])
+    seen = {}
+    monkeypatch.setattr(learn_run, "run_benchmark", lambda **k: seen.update(k) or 0)
+    assert args.func(args) == 0
+    assert args.command == "recllm bench learn --quick --seeds 0 1 --models 'LEARN (shared tower)' --allow-dirty"

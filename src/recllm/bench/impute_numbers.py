@@ -96,11 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserInputError(f"unknown data set(s) {unknown}", "--datasets", f"choose from {', '.join(TABLES)}")
     set_threads(args.threads)
     results = {dataset: measure(dataset, args.seed) for dataset in args.datasets}
-    command = f"recllm bench {NAME}" + (
-        f" --datasets {' '.join(args.datasets)}" if args.datasets != DEFAULT_DATASETS else "") + (
-        f" --seed {args.seed}" if args.seed else "") + (f" --threads {args.threads}" if args.threads else "")
     target = args.report
-    write_report(target.path, "LLM imputer: how to decode numbers", command, data_files(args.datasets),
+    write_report(target.path, "LLM imputer: how to decode numbers", args.command, data_files(args.datasets),
                  report_body(results, args.seed), seeds=[args.seed], commit=target.commit,
                  precision=describe_precision())
     print(f"[impute-numbers] wrote {target.path}")

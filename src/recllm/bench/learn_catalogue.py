@@ -118,11 +118,9 @@ def _run(args: argparse.Namespace) -> int:
         model_rows, dataset_sweep = measure(name, args.seed)
         rows += model_rows
         sweep_rows += dataset_sweep
-    command = f"recllm bench {NAME}" + (
-        f" --datasets {' '.join(args.datasets)}" if args.datasets != DEFAULT_DATASETS else "") + (
-        f" --seed {args.seed}" if args.seed else "") + (f" --threads {args.threads}" if args.threads else "")
     target = args.report
-    write_report(target.path, "LEARN on a catalogue of mostly unengaged items", command, data_files(args.datasets),
+    write_report(target.path, "LEARN on a catalogue of mostly unengaged items", args.command,
+                 data_files(args.datasets),
                  report_body(rows, args.seed, sweep_rows), seeds=[args.seed], commit=target.commit,
                  precision=describe_precision())
     print(f"[learn-catalogue] wrote {target.path}")

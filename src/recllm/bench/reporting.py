@@ -106,20 +106,27 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
         if getattr(args, "quick", False):
             name = default_name.replace(".md", "-quick.md")
         args.report = report_target(args.out, name, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
+        args.command = command_line(parser, args)
         return handler(args)
 
     parser.set_defaults(func=run)
 
 
-def command_line(name: str, argv: list[str] | None = None) -> str:
-    """``recllm bench <name> <arguments>`` as this process was called (for the report header)."""
-    import sys
-
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:2] == ["bench", name]:
-        argv = argv[2:]
-    elif argv[:1] == [name]:
-        argv = argv[1:]
-    else:
-        argv = []
-    return " ".join(["recllm bench", name, *argv])
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The command as a reader can rerun it: ``parser.prog`` (``recllm bench <name>``) and every option whose value
+    differs from its default (for the report header)."""
+    parts = [parser.prog]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "overwrite"):
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = max(action.option_strings, key=len)
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts += [flag, *(repr(v) if " " in str(v) else str(v) for v in value)]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(parts)

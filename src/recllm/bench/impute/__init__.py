@@ -13,7 +13,6 @@ NAME = "impute"
 
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
-    from recllm.bench.reporting import command_line
     from recllm.cli_args import config_errors
     from recllm.utils import set_threads
 
@@ -27,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
             llm_fit=args.llm_fit,
         )
     set_threads(args.threads)
-    return run_benchmark(config, out=args.report, show_progress=not args.quiet, command=command_line(NAME))
+    return run_benchmark(config, out=args.report, show_progress=not args.quiet, command=args.command)
 
 
 def register_cli(bench: argparse._SubParsersAction) -> None:
