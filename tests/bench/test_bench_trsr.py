@@ -95,6 +95,7 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
     import dataclasses
 
     import recllm.bench.trsr.run as bench
+    from recllm.bench.trsr.run import HARDENED
     from recllm.llm.backbone import tiny_causal_lm
     from recllm.llm.cache import DiskCache
 
@@ -102,14 +103,16 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
     monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: tiny_causal_lm(seed=1))
     monkeypatch.setattr(bench, "load_trainable_lm", lambda *a, **k: tiny_causal_lm(seed=1))
     sizes = dataclasses.replace(QUICK, n_train_users=4, n_valid_rows=2, n_test_rows=3, summary_tokens=4,
-                                sasrec_seconds=1, seeds=(1,))
+                                sasrec_seconds=1, seeds=(1,), min_candidates=4 * 21)
     spec = bench.DATASETS[0]
     part = bench.run_dataset(spec, sizes, tiny_causal_lm(seed=0), DiskCache(tmp_path / "c.sqlite"),
                              score_dtype="float32", log=lambda *a: None, first_position=1)
     methods = [(row["method"], row["seed"]) for row in part["rows"]]
     assert methods == [("sasrec", 1), ("LLM-TRSR hierarchical", 1), ("LLM-TRSR recurrent", 1),
-                       ("LLM no summary (TALLRec-style)", 1)]
-    assert part["two_stage"] == [row for row in part["two_stage"] if row["method"].startswith("sasrec")]
+                       ("LLM no summary (TALLRec-style)", 1), (HARDENED, 1)]  # hardened at every seed
+    assert all(t["train_users"] == 4 and t["train_candidates"] == t["train_groups"] * 21 >= 84
+               for t in part["throughput"])
+    assert part["two_stage"] == []  # the two-stage protocol runs with the first seed only
     assert "speed" not in part and part["examples"] == []
 
 
@@ -133,7 +136,7 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
 
     calls, rendered = [], []
     monkeypatch.setenv("RECLLM_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench",))  # reuse by key (see test_bench_runs.py)
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.trsr",))  # reuse by key (see test_bench_runs.py)
     data_file = tmp_path / "data" / "ml-latest-small" / "x.csv"
     data_file.parent.mkdir(parents=True)
     data_file.write_text("a\n1\n")
@@ -145,8 +148,21 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
                 "candidates": [str(tmp_path / "cache" / "c.parquet")],
                 "speed": {"dtype": "torch.bfloat16", "speedup": np.float64(2.5)}}
 
+    lr_units, curve_units = [], []
+
+    def fake_decide_lr(fitter):
+        lr_units.append(fitter.data.spec.name)
+        return {"lr": 3e-4, "curve": {"0.0001": 1.0, "0.0003": 1.5}, "how": "chosen"}
+
+    def fake_curve(fitter):
+        curve_units.append(fitter.lr)
+        return [{"method": "m", "users": 4, "groups": 4, "candidates": 84, "valid_recall@5": 0.5}]
+
     monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32",
                                                                                 device="cpu"))
+    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec))
+    monkeypatch.setattr(bench, "decide_lr", fake_decide_lr)
+    monkeypatch.setattr(bench, "learning_curve", fake_curve)
     monkeypatch.setattr(bench, "run_dataset", fake_run_dataset)
     monkeypatch.setattr(report, "render", lambda results, *a: rendered.append(results) or "body")
     monkeypatch.setattr(bench, "mind_available", lambda: False)
@@ -154,14 +170,18 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
     for _ in range(2):
         assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"]) == 0
     assert calls == [("ml-latest-small", (0,), 0)]
+    assert lr_units == ["ml-latest-small"] and curve_units == [3e-4]  # every unit stored: the rerun fits nothing
     first, second = rendered[0][0], rendered[1][0]
+    assert second["lr_choice"]["lr"] == 3e-4 and second["curve"][0]["valid_recall@5"] == 0.5
     assert np.array_equal(second["rows"][0]["per_user"]["recall@10"], first["rows"][0]["per_user"]["recall@10"])
     assert second["data_files"] == [data_file] and second["speed"]["speedup"] == 2.5
     assert str(tmp_path) not in (tmp_path / "trsr.runs.jsonl").read_text()  # no machine paths in the store
     # another learning rate is another run
     assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], lr=1e-4) == 0
-    assert calls[1:] == [("ml-latest-small", (0,), 0)]
+    assert calls[1:] == [("ml-latest-small", (0,), 0)] and lr_units == ["ml-latest-small"]  # a given lr: no choice
+    assert curve_units == [3e-4, 1e-4]
     # more seeds: the stored seed is reused, only the new ones run (one at a time), and the parts are merged
     assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], seeds=[0, 1, 2]) == 0
     assert calls[2:] == [("ml-latest-small", (1,), 1), ("ml-latest-small", (2,), 2)]
     assert [row["seed"] for row in rendered[-1][0]["rows"]] == [0, 1, 2]
+    assert lr_units == ["ml-latest-small"] and curve_units == [3e-4, 1e-4]  # seed-independent units reused

@@ -11,19 +11,19 @@ NAME = "trsr"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recllm.bench.trsr.run import BENCH_LR, DATASETS, MIND, run_benchmark
-    from recllm.errors import UserInputError
+    from recllm.bench.trsr.run import run_benchmark
     from recllm.utils import set_threads
 
-    known = [spec.name for spec in (*DATASETS, MIND)]
-    unknown = sorted(set(args.datasets or ()) - set(known))
-    if unknown:
-        raise UserInputError(f"unknown benchmark data set(s) {unknown}", "--datasets",
-                             f"choose from {', '.join(known)}")
     set_threads(args.threads)
-    return run_benchmark(quick=args.quick, out=args.report, datasets=args.datasets, seeds=args.seeds,
-                         show_progress=not args.quiet, score_dtype=args.score_dtype,
-                         lr=args.lr if args.lr is not None else BENCH_LR)
+    datasets = args.only or args.datasets
+    if args.plan:
+        from recllm.bench.trsr.plan import plan_benchmark
+
+        return plan_benchmark(quick=args.quick, out=args.report, datasets=datasets, seeds=args.seeds,
+                              score_dtype=args.score_dtype, lr=args.lr, show_progress=not args.quiet)
+    return run_benchmark(quick=args.quick, out=args.report, datasets=datasets, seeds=args.seeds,
+                         show_progress=not args.quiet, score_dtype=args.score_dtype, lr=args.lr,
+                         command=getattr(args, "command", None))
 
 
 def register_cli(bench: argparse._SubParsersAction) -> None:
@@ -34,12 +34,19 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser(NAME, help="LLM-TRSR benchmark -> docs/results/trsr.md")
     b.add_argument("--quick", action="store_true", help="tiny sizes for development (a few minutes)")
     b.add_argument("--datasets", nargs="*", default=None, help="subset of the benchmark data sets")
+    b.add_argument("--only", nargs=1, default=None, metavar="DATASET",
+                   help="run one data set (its units are stored as they finish, so pieces add up)")
+    b.add_argument("--plan", action="store_true",
+                   help="print every unit (lr choice, SFT runs, per-seed parts, learning curve), whether it is stored "
+                   "and its estimated time from a short probe of this machine; runs nothing else")
     b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
     b.add_argument("--score-dtype", default="auto",
-                   help="ranker scoring precision: auto (the machine's, as `recllm llm check` prints) or a named one "
-                   "(a wrong name lists the choices); a half precision keeps the answer logits in full precision")
+                   help="the faster scoring precision whose rank agreement is printed beside the headline tables "
+                   "(which are scored in the training precision): auto (the machine's, as `recllm llm check` prints) "
+                   "or a named one (a wrong name lists the choices)")
     b.add_argument("--lr", type=positive_float, default=None,
-                   help="LoRA learning rate (default: the benchmark's, printed in its settings)")
+                   help="LoRA learning rate (default: the paper's where the step count allows it, else chosen on "
+                   "validation; printed in the report)")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "trsr.md", _run)

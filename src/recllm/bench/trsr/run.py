@@ -1,11 +1,15 @@
 """The LLM-TRSR benchmark behind ``recllm bench trsr``: every method on the same fixed candidates, per data set.
 
 Protocols: (a) the paper's, the next item against 20 negatives drawn once from the catalogue with a seed (saved as
-parquet under the recllm cache and reused by every method); (b) two-stage, where the LLM reranks the top 50 of an
-item-kNN retriever and the result is scored by full-catalogue HR@10 / NDCG@10 (items below the 50 keep the
-retriever's order). Methods: popularity, item-kNN and SASRec (``recllm.models``), the TRSR ranker with hierarchical
-and recurrent summaries, the no-summary ranker (TALLRec-style), the same LLM zero-shot, and the injection-hardened
-ranker. Summaries and scores are cached (``DiskCache``), SFT runs checkpoint and resume, so a rerun is cheap.
+parquet under the recllm cache and reused by every method); (b) two-stage: the best retriever on validation
+(item-kNN, SASRec or LEARN) ranks the whole catalogue, the LLM reranks its top 50, and a fused score (the
+retriever's z-score + w * logit P(Yes), w chosen on validation users) reorders the same 50; scored by full-catalogue
+HR@10 / NDCG@10. Methods: popularity, item-kNN and SASRec (``recllm.models``), the TRSR ranker with hierarchical and
+recurrent summaries, the no-summary ranker (TALLRec-style), the same LLM zero-shot, and the injection-hardened
+ranker. Each fine-tuned ranker trains on at least ``BenchSizes.min_candidates`` labelled candidates
+(:mod:`recllm.bench.trsr.scale`). Summaries and scores are cached (``DiskCache``), SFT runs checkpoint and resume,
+and every finished unit (the lr choice, each data set's part per seed, the learning curve) is stored in the run
+store, so an interrupted run continues; :mod:`recllm.bench.trsr.plan` lists the units and their estimated time.
 """
 
 from __future__ import annotations
@@ -19,45 +23,64 @@ from typing import Any
 
 import numpy as np
 
+from recllm.bench.runs import RunStore, data_sha256, run_key
+from recllm.bench.trsr.scale import (FUSION_WEIGHTS, MIN_CANDIDATES, TrainingSize, lr_candidates, optimizer_steps,
+                                     pick_lr, pick_weight, training_size_of_split)
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
-from recllm.bench.runs import RunStore, data_sha256, run_key
 from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, load_trainable_lm,
                         resolve_dtype)
 from recllm.llm.cache import DiskCache
-from recllm.llm.precision import check_dtype
-from recllm.llm.sft import LoRAConfig, SFTConfig
+from recllm.llm.precision import TRAINING_DTYPE, check_dtype
+from recllm.llm.sft import LoRAConfig
 from recllm.models import MODELS
 from recllm.models.base import Recommender
-from recllm.trsr.pipeline import TRSR, TRSRConfig, injection_effect, precomputed_score_fn
-from recllm.trsr.ranker import RankerConfig
-from recllm.trsr.segment import SegmentConfig
 from recllm.trsr.candidates import fixed_candidates, subset_rows
+from recllm.trsr.pipeline import TRSR, TRSRConfig, injection_effect, precomputed_score_fn
+from recllm.trsr.ranker import RankerConfig, ranker_sft_config, target_ranks_of
+from recllm.trsr.segment import SegmentConfig
 from recllm.trsr.summarize import SummarizerConfig
 from recllm.utils import cache_dir, seed_everything
 
 __all__ = ["BenchSizes", "DatasetSpec", "QUICK", "FULL", "DATASETS", "run_dataset", "run_benchmark", "Reranked",
-           "subset_rows", "fixed_candidates"]
+           "subset_rows", "fixed_candidates", "bench_trsr_config", "train_size", "choose_lr", "learning_curve"]
 
 KS = (3, 5, 10)
+MODES = (("hierarchical", "LLM-TRSR hierarchical"), ("recurrent", "LLM-TRSR recurrent"),
+         ("none", "LLM no summary (TALLRec-style)"))
+HARDENED = "LLM-TRSR hierarchical, hardened (quoted + injected negatives)"
 
 
 @dataclass(frozen=True)
 class BenchSizes:
-    """How big a benchmark run is (users, generation length, epochs, seeds)."""
+    """How big a benchmark run is.
+
+    ``n_train_users`` training users give at least ``min_candidates`` labelled candidates (more targets per user
+    where the data set has fewer users, :func:`recllm.bench.trsr.scale.training_size`); ``n_valid_rows``
+    validation rows choose the epoch (and give the learning curve's R@5); ``n_test_rows`` test rows score the
+    sampled protocol, ``n_rerank_rows`` of them the two-stage one, whose retriever and fusion weight are chosen on
+    ``n_fusion_rows`` validation users; ``curve_users`` are the learning curve's training-user counts (those above
+    the data set's users are left out); ``retrievers`` the two-stage retriever candidates; ``epochs`` None keeps
+    :func:`recllm.trsr.ranker.ranker_sft_config`'s; the hardened ranker is trained for the first
+    ``mitigation_seeds`` seeds (None: every seed).
+    """
 
     n_train_users: int
     n_valid_rows: int
     n_test_rows: int
     n_rerank_rows: int
     summary_tokens: int
-    epochs: int
     seeds: tuple[int, ...]
     sasrec_seconds: float
     speed_rows: int
+    min_candidates: int = MIN_CANDIDATES
+    n_fusion_rows: int = 100
+    curve_users: tuple[int, ...] = (60, 120, 250, 500, 1000)
+    retrievers: tuple[str, ...] = ("itemknn", "sasrec", "learn")
+    epochs: int | None = None
     rerank_k: int = 50
     gen_batch: int = 32  # generation batch cap (memory may allow fewer); one summariser chunk is 32 prompts
-    mitigation_seeds: int = 1  # the hardened ranker is trained for the first ``mitigation_seeds`` seeds
+    mitigation_seeds: int | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -65,18 +88,41 @@ class BenchSizes:
             if f.name == "seeds":
                 if not value or len(set(value)) != len(value):
                     raise ValueError(f"BenchSizes.seeds must be distinct integers, got {value!r}")
+            elif f.name == "curve_users":
+                if any(not isinstance(v, int) or v < 1 for v in value):
+                    raise ValueError(f"BenchSizes.curve_users must be positive integers, got {value!r}")
+            elif f.name == "retrievers":
+                if not value or any(v not in RETRIEVERS for v in value):
+                    raise ValueError(f"BenchSizes.retrievers must name some of {sorted(RETRIEVERS)}, got {value!r}")
+            elif f.name in ("epochs", "mitigation_seeds") and value is None:
+                continue
             elif not value or value < 0:
                 raise ValueError(f"BenchSizes.{f.name} must be positive, got {value!r}")
 
 
-QUICK = BenchSizes(n_train_users=16, n_valid_rows=6, n_test_rows=12, n_rerank_rows=4, summary_tokens=16, epochs=1,
-                   seeds=(0,), sasrec_seconds=10, speed_rows=2)
-# Sized for ~50 minutes on 2 idle cores: LoRA SFT (~360 tokens/s) of 8 rankers dominates.
-FULL = BenchSizes(n_train_users=120, n_valid_rows=30, n_test_rows=120, n_rerank_rows=40, summary_tokens=48,
-                  epochs=1, seeds=(0,), sasrec_seconds=90, speed_rows=6)
-# The paper's lr is 1e-4 over ~780 optimizer steps (10k pairs, 5 epochs, batch 64); with ~30 steps here 1e-4 barely
-# moves the adapter, so the benchmark uses 1e-3 (``--lr 1e-4`` reproduces the paper's value).
-BENCH_LR = 1e-3
+def _fit_learn(split: Split, seed: int, seconds: float, show_progress: bool) -> Recommender:
+    """LEARN (shared tower) on the raw SmolLM2 content embeddings of the catalogue (cached on disk)."""
+    from recllm.learn.defaults import SEQ_SETTINGS
+    from recllm.learn.encoder import content_for
+    from recllm.learn.train import LEARN
+
+    content, _ = content_for(split.dataset, show_progress)
+    settings = {**SEQ_SETTINGS, "lr": 3e-3, "batch_size": 128, "show_progress": False,  # the learn benchmark's
+                "time_budget": seconds}
+    return LEARN(content_embeddings=content, item_input="content", item_tower="shared", seed=seed,
+                 **settings).fit(split)
+
+
+RETRIEVERS = {"itemknn": "item-kNN", "sasrec": "SASRec", "learn": "LEARN (shared tower)"}
+
+QUICK = BenchSizes(n_train_users=16, n_valid_rows=6, n_test_rows=12, n_rerank_rows=4, summary_tokens=16,
+                   seeds=(0,), sasrec_seconds=10, speed_rows=2, min_candidates=200, n_fusion_rows=4,
+                   curve_users=(4, 8), retrievers=("itemknn", "sasrec"))
+# The paper's scale (about 10k labelled candidates per ranker), 3 seeds; hours on 2 cores: `--plan` estimates them.
+FULL = BenchSizes(n_train_users=500, n_valid_rows=100, n_test_rows=300, n_rerank_rows=300, summary_tokens=48,
+                  seeds=(0, 1, 2), sasrec_seconds=90, speed_rows=6)
+# no fixed lr: the paper's (ranker_sft_config) where a run has enough optimizer steps, else chosen on validation
+BENCH_LR = None
 
 
 @dataclass(frozen=True)
@@ -96,14 +142,24 @@ DATASETS = (
 MIND = DatasetSpec("mind", 32, None)
 
 
-class Reranked(Recommender):
-    """Two-stage ranking: ``retriever``'s top ``k`` unseen items reordered by ``rerank(histories, lists)`` (higher
-    first), placed above every other item, which keeps the retriever's order."""
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
 
-    def __init__(self, retriever: Recommender, rerank: Any, k: int = 50) -> None:
+
+class Reranked(Recommender):
+    """Two-stage ranking: ``retriever``'s top ``k`` unseen items reordered, placed above every other item, which
+    keeps the retriever's order.
+
+    ``weight=None`` orders the top ``k`` by ``rerank(histories, lists)`` (P(Yes), higher first); a number orders
+    them by the fused score ``z + weight * logit(P(Yes))``, ``z`` the retriever's scores standardised within the
+    user's top ``k`` (``weight=0`` is the retriever's own order)."""
+
+    def __init__(self, retriever: Recommender, rerank: Any, k: int = 50, weight: float | None = None) -> None:
         self.retriever = retriever
         self.rerank = rerank
         self.k = k
+        self.weight = weight
 
     def fit(self, split: Split) -> Reranked:  # the parts are fitted already
         self.n_items_ = self.retriever.n_items_
@@ -116,8 +172,34 @@ class Reranked(Recommender):
         finite = np.where(np.isfinite(base), base, -np.inf)
         for row, (items, p) in enumerate(zip(top, llm)):
             ceiling = float(finite[row].max()) if np.isfinite(finite[row]).any() else 0.0
-            base[row, items] = ceiling + 1.0 + np.asarray(p, dtype=np.float64)  # P(Yes) in [0, 1] keeps the order
+            p = np.asarray(p, dtype=np.float64)
+            if self.weight is None:
+                order = p  # P(Yes) in [0, 1] keeps the order
+            else:
+                s = base[row, items]
+                z = (s - s.mean()) / (s.std() if s.std() > 0 else 1.0)
+                fused = z + self.weight * _logit(p)
+                order = fused - fused.min()
+            base[row, items] = ceiling + 1.0 + order
         return base
+
+
+class MemoRerank:
+    """``rank(histories, lists)`` remembered per (history, candidate list), so several fusion weights reuse one
+    LLM pass."""
+
+    def __init__(self, rank: Any) -> None:
+        self.rank = rank
+        self.memo: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, histories: list[np.ndarray], lists: list[np.ndarray]) -> list[np.ndarray]:
+        keys = [(tuple(map(int, h)), tuple(map(int, c))) for h, c in zip(histories, lists)]
+        todo = [i for i, key in enumerate(keys) if key not in self.memo]
+        if todo:
+            scores = self.rank([histories[i] for i in todo], [lists[i] for i in todo])
+            for i, p in zip(todo, scores):
+                self.memo[keys[i]] = np.asarray(p, dtype=np.float64)
+        return [self.memo[key] for key in keys]
 
 
 def _method_row(method: str, result, seed: int, extra: dict | None = None) -> dict:
@@ -126,17 +208,37 @@ def _method_row(method: str, result, seed: int, extra: dict | None = None) -> di
 
 def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, fine_tune: bool = True,
                       guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "auto",
-                      lr: float = BENCH_LR, show_progress: bool = False) -> TRSRConfig:
-    """The benchmark's TRSR configuration for one summary mode, data set and seed (the demo uses it too)."""
+                      lr: float | None = None, show_progress: bool = False, train: TrainingSize | None = None
+                      ) -> TRSRConfig:
+    """The benchmark's TRSR configuration for one summary mode, data set and seed (the demo uses it too).
+
+    The SFT schedule is :func:`~recllm.trsr.ranker.ranker_sft_config`'s, overridden only by :func:`sft_overrides`
+    (seed, lr when given, epochs when the sizes set them); ``train`` (from :func:`train_size`) sets the training
+    users and targets per user (default: ``sizes.n_train_users``, one target each)."""
+    users, targets = (train.users, train.targets_per_user) if train is not None else (sizes.n_train_users, 1)
     return TRSRConfig(
         summarizer=SummarizerConfig(mode=mode, max_new_tokens=sizes.summary_tokens, batch_size=sizes.gen_batch,
                                     segment=SegmentConfig(block_size=5, max_blocks=5, item_tokens=spec.item_tokens)),
         ranker=RankerConfig(n_recent=3, guarded=guarded, score_dtype=score_dtype),
-        sft=SFTConfig(append_eos=False, epochs=sizes.epochs, learning_rate=lr, batch_size=8, max_length=512,
-                      seed=seed, show_progress=show_progress),
+        sft=ranker_sft_config(**sft_overrides(sizes, seed, lr), show_progress=show_progress),
         lora=LoRAConfig(r=8, alpha=16, dropout=0.05),
-        fine_tune=fine_tune, max_train_users=sizes.n_train_users, inject_fraction=inject_fraction,
+        fine_tune=fine_tune, max_train_users=users, targets_per_user=targets, inject_fraction=inject_fraction,
         max_valid_rows=sizes.n_valid_rows, item_text_columns=spec.columns, seed=seed)
+
+
+def sft_overrides(sizes: BenchSizes, seed: int, lr: float | None) -> dict[str, Any]:
+    """What the benchmark changes in :func:`~recllm.trsr.ranker.ranker_sft_config` (printed in the report)."""
+    out: dict[str, Any] = {"seed": seed}
+    if lr is not None:
+        out["learning_rate"] = lr
+    if sizes.epochs is not None:
+        out["epochs"] = sizes.epochs
+    return out
+
+
+def train_size(split: Split, sizes: BenchSizes) -> TrainingSize:
+    """The training users and targets per user of every fine-tuned ranker on ``split`` (>= ``min_candidates``)."""
+    return training_size_of_split(split, sizes.n_train_users, 20, sizes.min_candidates)
 
 
 def _shape(sizes: BenchSizes) -> dict[str, Any]:
@@ -161,27 +263,165 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
 
-def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
-                score_dtype: str = "auto", lr: float = BENCH_LR, show_progress: bool = False,
-                log: Any = print, first_position: int = 0) -> dict:
-    """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples.
+@dataclass
+class Prepared:
+    """A data set as every unit of the benchmark sees it: split, fixed candidates, training size."""
 
-    ``first_position`` is the position of ``sizes.seeds[0]`` in the whole benchmark's seed list: the
-    seed-independent methods (popularity, item-kNN, zero-shot), the two-stage protocol, the speed measurement
-    and the examples run at position 0 only, the hardened ranker below ``sizes.mitigation_seeds``. So the
-    benchmark can run (and store) one seed at a time and merge the parts (:func:`merge_parts`).
-    """
+    spec: DatasetSpec
+    dataset: Any
+    split: Split
+    valid: SampledCandidates
+    test: SampledCandidates
+    paths: tuple[Path, Path]
+    train: TrainingSize
+
+
+def prepare(spec: DatasetSpec, sizes: BenchSizes, show_progress: bool = False) -> Prepared:
+    """Load ``spec``, split it (chronological leave-one-out) and take the fixed validation and test rows."""
     dataset = load(spec.name, show_progress=show_progress)
     split = leave_one_out(dataset)
     valid_all, valid_path = fixed_candidates(split, "valid")
     test_all, test_path = fixed_candidates(split, "test")
     valid, test = subset_rows(valid_all, sizes.n_valid_rows, 0), subset_rows(test_all, sizes.n_test_rows, 0)
+    return Prepared(spec, dataset, split, valid, test, (valid_path, test_path), train_size(split, sizes))
+
+
+class Fitter:
+    """Fits (or reloads: each run has its own folder, :func:`_run_dir`) the benchmark's TRSR models of one data
+    set."""
+
+    def __init__(self, data: Prepared, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
+                 lr: float | None, show_progress: bool = False) -> None:
+        self.data, self.sizes, self.summarizer_lm, self.cache = data, sizes, summarizer_lm, cache
+        self.lr, self.show_progress = lr, show_progress
+
+    def config(self, mode: str, seed: int, train: TrainingSize | None = None, lr: float | None = None,
+               **kw: Any) -> TRSRConfig:
+        # headline scores in the precision the ranker is trained and validated in (recllm.llm.precision's)
+        return bench_trsr_config(mode, self.sizes, self.data.spec, seed, score_dtype=TRAINING_DTYPE,
+                                 lr=self.lr if lr is None else lr, show_progress=self.show_progress,
+                                 train=train or self.data.train, **kw)
+
+    def run_dir(self, label: str, config: TRSRConfig) -> Path:
+        return _run_dir(self.data.spec, label, config, self.sizes, self.data.test.users)
+
+    def fit(self, label: str, config: TRSRConfig) -> TRSR:
+        # LoRA trains in the training precision (with autocast where it is fast)
+        ranker_lm = load_trainable_lm(self.summarizer_lm.name) if config.fine_tune else self.summarizer_lm
+        model = TRSR(self.summarizer_lm, ranker_lm, config, cache=self.cache,
+                     output_dir=self.run_dir(label, config), show_progress=self.show_progress)
+        return model.fit(self.data.split, valid=self.data.valid, prefer_users=self.data.test.users)
+
+
+def valid_recall(model: TRSR, valid: SampledCandidates, k: int = 5) -> float:
+    """Recall@k of ``model`` on the validation rows (scores cached)."""
+    scores = model.rank(valid.histories, list(valid.candidates))
+    return float((target_ranks_of(scores, valid.positive) <= k).mean())
+
+
+def choose_lr(fitter: Fitter, candidates: tuple[float, ...], log: Any = print) -> dict:
+    """The lr for every ranker of a data set: the only candidate, or the best of the grid by seed 0's validation
+    R@3+R@5+R@10 of the hierarchical ranker (its best epoch). Returns ``{"lr", "curve": {lr: score}}``."""
+    if len(candidates) == 1:
+        return {"lr": candidates[0], "curve": {}}
+    curve = {}
+    for lr in candidates:
+        model = fitter.fit("hierarchical-seed0", fitter.config("hierarchical", 0, lr=lr))
+        scores = model.ranker_.valid_scores_
+        curve[lr] = max(scores.values()) if scores else float("nan")
+        log(f"[trsr] {fitter.data.spec.name}: lr {lr:g}: validation R@3+R@5+R@10 {curve[lr]:.3f}")
+    return {"lr": pick_lr({lr: v for lr, v in curve.items() if np.isfinite(v)} or {candidates[0]: 0.0}),
+            "curve": curve}
+
+
+def decide_lr(fitter: Fitter, log: Any = print) -> dict:
+    """The lr unit of a data set: the paper's lr when its runs have enough optimizer steps, else the grid's best on
+    seed 0's validation (:func:`choose_lr`); with the step count and a sentence saying how it was decided."""
+    config = fitter.config("hierarchical", 0)
+    steps = optimizer_steps(fitter.data.train.groups, config.sft)
+    out = {**choose_lr(fitter, lr_candidates(steps), log), "steps": steps}
+    out["curve"] = {f"{k:g}": v for k, v in out["curve"].items()}
+    out["how"] = (f"the paper's, {steps} optimizer steps per run" if not out["curve"] else
+                  f"chosen on seed 0's validation ({steps} optimizer steps per run are too few to take the paper's "
+                  "lr as is)")
+    return out
+
+
+def curve_points(sizes: BenchSizes, data: Prepared) -> list[int]:
+    """The learning curve's training-user counts on a data set: ``curve_users`` up to its eligible users, and the
+    benchmark's own count."""
+    eligible = sum(1 for s in data.split.sequences("train").values() if len(s) >= 2)
+    return sorted({n for n in sizes.curve_users if n <= eligible} | {data.train.users})
+
+
+def learning_curve(fitter: Fitter, log: Any = print) -> list[dict]:
+    """Validation R@5 of the hierarchical and no-summary rankers (seed 0) against the number of training users
+    (each user with the benchmark's targets per user)."""
+    data, rows = fitter.data, []
+    for n in curve_points(fitter.sizes, data):
+        size = dataclasses.replace(data.train, users=n)
+        for mode, label in (MODES[0], MODES[2]):
+            config = fitter.config(mode, 0, train=size)
+            model = fitter.fit(f"{mode}-seed0", config)
+            rows.append({"method": label, "users": n, "groups": model.n_train_groups_,
+                         "candidates": model.n_train_candidates_, "valid_recall@5": valid_recall(model, data.valid)})
+            log(f"[trsr] {data.spec.name}: curve {label} {n} users: valid R@5 {rows[-1]['valid_recall@5']:.3f}")
+    return rows
+
+
+def faster_agreement(model: TRSR, test: SampledCandidates, scores: list[np.ndarray], faster: str
+                     ) -> dict | None:
+    """Rank agreement of a faster scoring precision (``faster``, e.g. "auto") with the headline ``scores`` on the
+    same rows: mean per-user Spearman and the share with the same top candidate; None when ``faster`` resolves to
+    the headline's precision (nothing faster is offered)."""
+    from scipy.stats import spearmanr
+
+    from recllm.trsr.ranker import LLMRanker
+
+    ranker = model.ranker_
+    if resolve_dtype(faster, ranker.trained_lm_.device or "cpu") == resolve_dtype(ranker.config.score_dtype,
+                                                                                    ranker.trained_lm_.device or "cpu"):
+        return None
+    fast = LLMRanker(ranker.trained_lm_, dataclasses.replace(ranker.config, score_dtype=faster), fine_tune=False,
+                     cache=model.cache, show_progress=False).fit([], [], [])
+    texts = [[model.item_texts_[int(j)] for j in row] for row in test.candidates]
+    other = fast.score(model.queries(test.histories), texts)
+    return {"dtype": fast.lm_.dtype,
+            "spearman": float(np.mean([spearmanr(a, b)[0] for a, b in zip(scores, other)])),
+            "same_top1": float(np.mean([np.argmax(a) == np.argmax(b) for a, b in zip(scores, other)]))}
+
+
+def _retriever(name: str, split: Split, seed: int, sizes: BenchSizes, fitted: dict, show_progress: bool
+               ) -> Recommender:
+    if name in fitted:
+        return fitted[name]
+    if name == "learn":
+        return _fit_learn(split, seed, sizes.sasrec_seconds, show_progress)
+    seed_everything(seed)
+    if name == "sasrec":
+        return MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress).fit(split)
+    return MODELS[name]().fit(split)
+
+
+def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
+                score_dtype: str = "auto", lr: float | None = None, show_progress: bool = False,
+                log: Any = print, first_position: int = 0, data: Prepared | None = None) -> dict:
+    """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples.
+
+    ``first_position`` is the position of ``sizes.seeds[0]`` in the whole benchmark's seed list: the
+    seed-independent methods (popularity, item-kNN, zero-shot), the two-stage protocol, the speed measurement
+    and the examples run at position 0 only, the hardened ranker below ``sizes.mitigation_seeds`` (every seed when
+    None). So the benchmark can run (and store) one seed at a time and merge the parts (:func:`merge_parts`).
+    Headline scores are in the training precision; ``score_dtype`` is the faster precision compared with them
+    where the machine offers one (default "auto": the machine's).
+    """
+    data = data or prepare(spec, sizes, show_progress)
+    split, valid, test = data.split, data.valid, data.test
     out: dict[str, Any] = {"dataset": spec.name, "rows": [], "two_stage": [], "injection": [], "throughput": [],
-                           "summary_stats": {}, "examples": [], "candidates": [str(valid_path), str(test_path)],
-                           "n_test": len(test), "n_valid": len(valid), "summary": dataset.summary()}
-    test_cases = split.eval_cases("test")
-    case_rows = test.case[: sizes.n_rerank_rows]
-    rerank_cases = test_cases.subset(case_rows)
+                           "summary_stats": {}, "examples": [], "candidates": [str(p) for p in data.paths],
+                           "n_test": len(test), "n_valid": len(valid), "summary": data.dataset.summary(),
+                           "train": dataclasses.asdict(data.train), "lr": lr}
+    fitter = Fitter(data, sizes, summarizer_lm, cache, lr, show_progress)
 
     # ---------------------------------------------------------------- ID baselines
     primary = first_position == 0  # this part holds the benchmark's first seed
@@ -194,22 +434,22 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             seed_everything(seed)
             model = MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress)
             baselines["sasrec"].append((seed, model.fit(split)))
-    for name, fitted in baselines.items():
-        for seed, model in fitted:
+    for name, fitted_models in baselines.items():
+        for seed, model in fitted_models:
             res = evaluate_sampled(from_recommender(model), test, ks=KS, show_progress=False)
             out["rows"].append(_method_row(name, res, seed))
-            if name in ("itemknn", "sasrec"):
-                full = evaluate_full_ranking(model, rerank_cases, ks=(10,), show_progress=False)
-                out["two_stage"].append(_method_row(f"{name} (full ranking)", full, seed))
         log(f"[trsr] {spec.name}: {name} done")
-    retriever = baselines["itemknn"][0][1] if primary else None
 
     # ---------------------------------------------------------------- LLM rankers
     def evaluate_llm(label: str, model: TRSR, seed: int, injection: bool) -> list[np.ndarray]:
         summaries = model.summarize(test.histories)
         scores = model.rank(test.histories, list(test.candidates))
         res = evaluate_sampled(precomputed_score_fn(test, scores), test, ks=KS, show_progress=False)
-        out["rows"].append(_method_row(label, res, seed))
+        extra = {}
+        agreement = faster_agreement(model, test, scores, score_dtype)
+        if agreement is not None:
+            extra["faster"] = agreement
+        out["rows"].append(_method_row(label, res, seed, extra))
         out["throughput"].append({
             "method": label, "seed": seed, "users": len(test),
             "summary_model_s": summaries.model_seconds, "summary_prompts": summaries.prompts,
@@ -217,6 +457,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             "candidates": model.ranker_.scored_candidates_, "rank_model_s": model.ranker_.score_seconds_,
             "candidates_per_s": model.ranker_.scored_candidates_ / max(model.ranker_.score_seconds_, 1e-9),
             "train_s": getattr(model.ranker_, "train_seconds_", 0.0), "train_pairs": model.n_train_pairs_,
+            "train_users": model.n_train_users_, "train_groups": model.n_train_groups_,
+            "train_candidates": model.n_train_candidates_, "lr": model.config.sft.learning_rate,
             "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {}))})
         if injection:
             effect = injection_effect(model, test, scores, seed=seed)
@@ -224,38 +466,85 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         log(f"[trsr] {spec.name}: {label} seed {seed}: R@10 {res.per_user['recall@10'].mean():.3f}")
         return scores
 
-    def fitted(label: str, config: TRSRConfig) -> TRSR:
-        # LoRA trains in the training precision (with autocast where it is fast); scoring uses score_dtype
-        ranker_lm = load_trainable_lm(summarizer_lm.name) if config.fine_tune else summarizer_lm
-        model = TRSR(summarizer_lm, ranker_lm, config, cache=cache,
-                     output_dir=_run_dir(spec, label, config, sizes, test.users), show_progress=show_progress)
-        return model.fit(split, valid=valid, prefer_users=test.users)
-
-    def config(mode: str, seed: int, **kw: Any) -> TRSRConfig:
-        return bench_trsr_config(mode, sizes, spec, seed, score_dtype=score_dtype, lr=lr,
-                                 show_progress=show_progress, **kw)
-
+    fitted_llm: dict[str, TRSR] = {}
     if primary:
-        zero = fitted("zero-shot", config("hierarchical", 0, fine_tune=False))
+        zero = fitter.fit("zero-shot", fitter.config("hierarchical", 0, fine_tune=False))
         evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
+    hardened_seeds = len(sizes.seeds) + first_position if sizes.mitigation_seeds is None else sizes.mitigation_seeds
     for seed_index, seed in enumerate(sizes.seeds, start=first_position):
-        for mode, label in (("hierarchical", "LLM-TRSR hierarchical"), ("recurrent", "LLM-TRSR recurrent"),
-                            ("none", "LLM no summary (TALLRec-style)")):
-            model = fitted(f"{mode}-seed{seed}", config(mode, seed))
+        for mode, label in MODES:
+            model = fitter.fit(f"{mode}-seed{seed}", fitter.config(mode, seed))
             evaluate_llm(label, model, seed, injection=mode == "hierarchical")
-            if seed_index == 0 and mode in ("hierarchical", "none"):
-                reranked = Reranked(retriever, model.rank, k=sizes.rerank_k).fit(split)
-                full = evaluate_full_ranking(reranked, rerank_cases, ks=(10,), show_progress=False)
-                out["two_stage"].append(_method_row(f"itemknn top-{sizes.rerank_k} -> {label}", full, seed))
+            if seed_index == 0:
+                fitted_llm[mode] = model
             if seed_index == 0 and mode == "hierarchical":
                 out["speed"] = prefix_speed(model, test, sizes.speed_rows)
                 out["summary_stats"] = summary_stats(model, test)
                 out["examples"] = examples(summarizer_lm, model, spec, sizes, test, cache, show_progress)
-        if seed_index < sizes.mitigation_seeds:
-            hardened = fitted(f"hardened-seed{seed}", config("hierarchical", seed, guarded=True, inject_fraction=0.5))
-            evaluate_llm("LLM-TRSR hierarchical, hardened (quoted + injected negatives)", hardened, seed, True)
+        if seed_index < hardened_seeds:
+            hardened = fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
+                                                                        inject_fraction=0.5))
+            evaluate_llm(HARDENED, hardened, seed, True)
+    if primary:
+        fitted = {name: models[0][1] for name, models in baselines.items() if models and name in sizes.retrievers}
+        out["two_stage"], out["two_stage_choice"] = two_stage(data, sizes, fitted_llm, fitted, show_progress, log)
     out["data_files"] = data_files([spec.name])
     return out
+
+
+def choose_weight(retriever: Recommender, rerank: Any, cases: Any, split: Split, k: int,
+                  weights: tuple[float, ...] = FUSION_WEIGHTS) -> tuple[float, dict[float, float]]:
+    """The fusion weight with the best NDCG@10 on ``cases`` (validation cases: the test cases are never passed
+    here) and the validation NDCG@10 of every weight."""
+    curve = {}
+    for w in weights:
+        fused = Reranked(retriever, rerank, k=k, weight=w).fit(split)
+        curve[w] = float(evaluate_full_ranking(fused, cases, ks=(10,), show_progress=False).per_user["ndcg@10"].mean())
+    return pick_weight(curve), curve
+
+
+def two_stage(data: Prepared, sizes: BenchSizes, llm: dict[str, TRSR], fitted: dict[str, Recommender],
+              show_progress: bool = False, log: Any = print) -> tuple[list[dict], dict]:
+    """The two-stage protocol on seed 0's hierarchical and no-summary rankers: the retriever with the best
+    validation NDCG@10 among ``sizes.retrievers``, then per ranker the fusion weight with the best NDCG@10 on
+    ``n_fusion_rows`` validation users (the test users are not looked at), then on ``n_rerank_rows`` test users
+    the retriever alone, the LLM rerank of its top ``rerank_k`` and the fused score. Returns the rows and the
+    choices (validation figures included)."""
+    split, k = data.split, sizes.rerank_k
+    rng = np.random.default_rng(7)
+    valid_cases = split.eval_cases("valid")
+    fusion_rows = np.sort(rng.choice(len(valid_cases), min(sizes.n_fusion_rows, len(valid_cases)), replace=False))
+    fusion_cases = valid_cases.subset(fusion_rows)
+    test_cases = split.eval_cases("test").subset(data.test.case[: sizes.n_rerank_rows])
+    validation = {}
+    models = {}
+    for name in sizes.retrievers:
+        models[name] = _retriever(name, split, 0, sizes, fitted, show_progress)
+        res = evaluate_full_ranking(models[name], valid_cases, ks=(10,), show_progress=False)
+        validation[name] = float(res.per_user["ndcg@10"].mean())
+    best = min(validation, key=lambda n: (-validation[n], sizes.retrievers.index(n)))
+    retriever = models[best]
+    log(f"[trsr] {data.spec.name}: two-stage retriever {best} (validation NDCG@10 {validation[best]:.3f})")
+    choice: dict[str, Any] = {"retriever": RETRIEVERS[best], "retriever_validation_ndcg@10":
+                              {RETRIEVERS[n]: v for n, v in validation.items()}, "weights": {},
+                              "fusion_users": len(fusion_cases), "test_users": len(test_cases), "k": k}
+    base = RETRIEVERS[best]
+    rows = [_method_row(f"{base} alone", evaluate_full_ranking(retriever, test_cases, ks=(10,),
+                                                                show_progress=False), 0)]
+    for mode, label in (MODES[0], MODES[2]):
+        if mode not in llm:
+            continue
+        rerank = MemoRerank(llm[mode].rank)
+        w, curve = choose_weight(retriever, rerank, fusion_cases, split, k)
+        choice["weights"][label] = {"w": w, "validation_ndcg@10": curve}
+        reranked = Reranked(retriever, rerank, k=k).fit(split)
+        rows.append(_method_row(f"{base} top-{k} -> {label} (rerank)",
+                                evaluate_full_ranking(reranked, test_cases, ks=(10,), show_progress=False), 0))
+        fused = Reranked(retriever, rerank, k=k, weight=w).fit(split)
+        rows.append(_method_row(f"{base} + w * logit P(Yes), {label}, w={w:g} (fused)",
+                                evaluate_full_ranking(fused, test_cases, ks=(10,), show_progress=False), 0))
+        log(f"[trsr] {data.spec.name}: two-stage {label}: w={w:g} on validation")
+    return rows, choice
 
 
 def prefix_speed(model: TRSR, test: SampledCandidates, n_rows: int) -> dict:
@@ -354,54 +643,102 @@ def _from_json(stored: Any) -> dict | None:
     return stored
 
 
+def _part_key(spec: DatasetSpec, sizes: BenchSizes, data_sha: str, seed: int, position: int, lr: float,
+              faster: str, model: str) -> str:
+    """What one stored part of a data set computes (its seed, its role in the seed list, every setting)."""
+    hardened = sizes.mitigation_seeds is None or position < sizes.mitigation_seeds
+    return run_key(task="bench-trsr", data=data_sha, dataset=dataclasses.asdict(spec), shape=_shape(sizes),
+                   seed=seed, primary=position == 0, hardened=hardened, lr=lr, faster=faster, model=model)
+
+
+def _unit_key(task: str, spec: DatasetSpec, sizes: BenchSizes, data_sha: str, model: str, **more: Any) -> str:
+    return run_key(task=task, data=data_sha, dataset=dataclasses.asdict(spec), shape=_shape(sizes), model=model,
+                   **more)
+
+
+def resolve_sizes(quick: bool, seeds: list[int] | None = None) -> BenchSizes:
+    """The size preset, with ``seeds`` replacing its seed list."""
+    sizes = QUICK if quick else FULL
+    return dataclasses.replace(sizes, seeds=tuple(seeds)) if seeds else sizes
+
+
+def benchmark_specs(datasets: list[str] | None, notes: list[str] | None = None) -> list[DatasetSpec]:
+    """The benchmark's data sets (MIND only where a complete copy exists), restricted to ``datasets``."""
+    specs = [s for s in DATASETS if datasets is None or s.name in datasets]
+    if mind_available():
+        if datasets is None or MIND.name in datasets:
+            specs.append(MIND)
+    elif notes is not None:
+        notes.append("MIND: no complete copy under $RECLLM_DATA/mind, so it is not reported (the shared "
+                     "mind-small-train-sample-unofficial folder is a partial third-party sample, not MIND).")
+    if datasets:
+        unknown = sorted(set(datasets) - {s.name for s in specs})
+        if unknown:
+            from recllm.errors import UserInputError
+
+            raise UserInputError(f"unknown benchmark data set(s) {unknown}", "--datasets/--only",
+                                 f"choose from {', '.join(s.name for s in DATASETS)}")
+    return specs
+
+
 def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | None = None,
                   seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "auto",
-                  lr: float = BENCH_LR, model_name: str | None = None) -> int:
+                  lr: float | None = BENCH_LR, model_name: str | None = None, command: str | None = None) -> int:
     """Run every data set, write the report at ``out`` (a checked :class:`recllm.bench.reporting.ReportTarget` or a
-    path; default ``docs/results/trsr.md``, quick mode ``trsr-quick.md``)."""
+    path; default ``docs/results/trsr.md``, quick mode ``trsr-quick.md``).
+
+    ``lr`` None: the paper's where the runs have enough optimizer steps, else chosen once on seed 0's validation
+    (:mod:`recllm.bench.trsr.scale`); ``score_dtype``: the faster scoring precision compared with the headline's.
+    Every unit is stored as it finishes, so an interrupted run continues where it stopped."""
     from recllm.bench.reporting import as_target
     from recllm.bench.trsr.report import render
     from recllm.eval.report import write_report
 
     target = as_target(out, "trsr-quick.md" if quick else "trsr.md")
     check_dtype(score_dtype, "score_dtype")
-    sizes = QUICK if quick else FULL
-    if seeds:
-        sizes = dataclasses.replace(sizes, seeds=tuple(seeds))
-    specs = [s for s in DATASETS if datasets is None or s.name in datasets]
-    notes = []
-    if mind_available():
-        specs.append(MIND)
-    else:
-        notes.append("MIND: no complete copy under $RECLLM_DATA/mind, so it is not reported (the shared "
-                     "mind-small-train-sample-unofficial folder is a partial third-party sample, not MIND).")
-    if datasets:
-        unknown = sorted(set(datasets) - {s.name for s in specs})
-        if unknown:
-            raise ValueError(f"unknown benchmark data set(s) {unknown}; choose from {[s.name for s in DATASETS]}")
+    sizes = resolve_sizes(quick, seeds)
+    notes: list[str] = []
+    specs = benchmark_specs(datasets, notes)
     if "sasrec" not in MODELS:
         notes.append("SASRec is not registered in recllm.models: item-kNN stands in for it.")
     started = time.perf_counter()
     summarizer = load_causal_lm(model_name, dtype="auto")
-    scoring = describe_precision(score_dtype, summarizer.device)  # what score_dtype means on this machine
     cache = DiskCache()
     path = target.path
     store = RunStore(path.with_suffix(".runs.jsonl"))
+    faster = resolve_dtype(score_dtype, summarizer.device)
+    prepared: dict[str, Prepared] = {}
+    shas: dict[str, str] = {}
+    lrs: dict[str, dict] = {}
+
+    def data_of(spec: DatasetSpec) -> Prepared:
+        if spec.name not in prepared:
+            prepared[spec.name] = prepare(spec, sizes, show_progress)
+        return prepared[spec.name]
+
+    for spec in specs:  # the lr of each data set's rankers: fixed, the paper's, or chosen once on seed 0
+        shas[spec.name] = data_sha256(data_files([spec.name]))
+        if lr is not None:
+            lrs[spec.name] = {"lr": lr, "curve": {}, "how": "given (--lr)"}
+            continue
+        key = _unit_key("bench-trsr-lr", spec, sizes, shas[spec.name], summarizer.fingerprint)
+        stored = store.get(key)
+        if stored is None:
+            stored = decide_lr(Fitter(data_of(spec), sizes, summarizer, cache, None, show_progress))
+            store.put(key, _to_json(stored))
+        lrs[spec.name] = stored
     parts: dict[str, list[dict]] = {spec.name: [] for spec in specs}
     for position, seed in enumerate(sizes.seeds):  # seed-major: every data set's first seed comes first
         for spec in specs:
             # one part per (data set, seed), stored as soon as it is done; the key says what the part computes
-            key = run_key(task="bench-trsr", data=data_sha256(data_files([spec.name])), dataset=dataclasses.asdict(spec),
-                                shape=_shape(sizes), seed=seed, primary=position == 0,
-                                hardened=position < sizes.mitigation_seeds, lr=lr,
-                                score_dtype=resolve_dtype(score_dtype, summarizer.device),
-                                model=summarizer.fingerprint)
+            chosen = float(lrs[spec.name]["lr"])
+            key = _part_key(spec, sizes, shas[spec.name], seed, position, chosen, faster, summarizer.fingerprint)
             part = _from_json(store.get(key))
             if part is None:
                 t0 = time.perf_counter()
                 part = run_dataset(spec, dataclasses.replace(sizes, seeds=(seed,)), summarizer, cache,
-                                   score_dtype=score_dtype, lr=lr, show_progress=show_progress,
-                                   first_position=position)
+                                   score_dtype=score_dtype, lr=chosen, show_progress=show_progress,
+                                   first_position=position, data=data_of(spec))
                 part["seconds"] = time.perf_counter() - t0
                 store.put(key, _store_form(part))
                 print(f"[trsr] {spec.name} seed {seed} finished in {part['seconds']:.0f} s", flush=True)
@@ -409,16 +746,32 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
                 notes.append(f"{spec.name} seed {seed}: results reused from {store.path.name} (same code, data, "
                              f"sizes and settings; measured in {part['seconds']:.0f} s by the run that made them)")
             parts[spec.name].append(part)
+    curves: dict[str, list[dict]] = {}
+    for spec in specs:  # after every headline part: the learning curve reuses seed 0's full-size runs
+        chosen = float(lrs[spec.name]["lr"])
+        key = _unit_key("bench-trsr-curve", spec, sizes, shas[spec.name], summarizer.fingerprint, lr=chosen)
+        stored = store.get(key)
+        if stored is None:
+            fitter = Fitter(data_of(spec), sizes, summarizer, cache, chosen, show_progress)
+            stored = learning_curve(fitter)
+            store.put(key, _to_json(stored))
+        curves[spec.name] = stored
     results = [merge_parts(parts[spec.name]) for spec in specs]
+    for res in results:
+        res["lr_choice"], res["curve"] = lrs[res["dataset"]], curves[res["dataset"]]
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
-    notes.append(f"precision: summaries in {describe_precision('auto', summarizer.device)}; ranker scoring in "
-                 f"{scoring} (a half precision keeps the Yes/No logits in full precision: half-precision logits "
-                 f"tie); LoRA training: {describe_training_precision('auto', summarizer.device)}")
-    body = render(results, sizes, summarizer.name, notes, quick, lr)
-    command = ("recllm bench trsr" + (" --quick" if quick else "")
+    notes.append(f"precision: summaries in {describe_precision('auto', summarizer.device)}; every headline table "
+                 f"is scored in the precision the ranker is trained and validated in "
+                 f"({describe_precision(TRAINING_DTYPE, summarizer.device)}); "
+                 + ("this machine offers no faster scoring precision" if faster == TRAINING_DTYPE else
+                    f"the faster {describe_precision(score_dtype, summarizer.device)}'s rank agreement with it is "
+                    "printed beside each table")
+                 + f"; LoRA training: {describe_training_precision('auto', summarizer.device)}")
+    body = render(results, sizes, summarizer.name, notes, quick)
+    command = command or ("recllm bench trsr" + (" --quick" if quick else "")
                + (f" --seeds {' '.join(map(str, seeds))}" if seeds else "")
-               + (f" --lr {lr:g}" if lr != BENCH_LR else "")
+               + (f" --lr {lr:g}" if lr is not None else "")
                + (f" --datasets {' '.join(datasets)}" if datasets else "")
                + (f" --score-dtype {score_dtype}" if score_dtype != "auto" else ""))
     files = [f for r in results for f in r["data_files"]]

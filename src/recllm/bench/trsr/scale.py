@@ -1,0 +1,105 @@
+"""How big the LLM-TRSR benchmark's training is, and the choices made from validation (pure functions).
+
+* :func:`training_size`: the training users and ``targets_per_user`` that give at least ``min_candidates``
+  labelled candidates (groups x (1 + negatives)) on a split, whichever users the seeded sample picks;
+* :func:`optimizer_steps`, :func:`lr_candidates`, :func:`pick_lr`: the paper's lr when the run has enough optimizer
+  steps for it, else a small grid decided once on validation;
+* :func:`pick_weight`: the fused two-stage weight, chosen on validation figures only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from recllm.errors import UserInputError
+from recllm.llm.sft import SFTConfig
+from recllm.trsr.ranker import ranker_sft_config
+
+__all__ = ["MIN_CANDIDATES", "MIN_PAPER_STEPS", "LR_GRID", "FUSION_WEIGHTS", "TrainingSize", "training_size",
+           "training_size_of_split", "optimizer_steps", "paper_lr", "lr_candidates", "pick_lr", "pick_weight"]
+
+MIN_CANDIDATES = 10_000  # labelled candidates per fine-tuned ranker (the paper trains on about 10k samples)
+MIN_PAPER_STEPS = 200  # optimizer steps from which the paper's lr (1e-4) moves the adapter enough to use it as is
+LR_GRID = (1e-4, 3e-4, 1e-3)  # chosen from once, on seed 0's validation, when a run has fewer steps
+FUSION_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # w of "retriever z-score + w * logit P(Yes)"; 0 = retriever
+
+
+@dataclass(frozen=True)
+class TrainingSize:
+    """``users`` training users with up to ``targets_per_user`` cases each: at least ``groups`` groups and
+    ``candidates`` labelled candidates (``(1 + n_negatives)`` per group) for any seeded sample of the users."""
+
+    users: int
+    targets_per_user: int
+    groups: int
+    candidates: int
+
+
+def training_size(history_lengths: Sequence[int], n_users: int, n_negatives: int = 20,
+                  min_candidates: int = MIN_CANDIDATES, where: str = "training split") -> TrainingSize:
+    """The smallest ``targets_per_user`` that gives ``min_candidates`` labelled candidates from ``n_users`` users
+    (fewer when the split has fewer eligible users), counted on the users with the shortest train histories, so
+    every seeded sample of that many users reaches the count.
+
+    ``history_lengths``: each user's number of train interactions; a user with ``n`` of them gives up to ``n - 1``
+    cases (each earlier item a target with the history before it). Raises :class:`UserInputError` when even every
+    earlier item of every user is not enough.
+    """
+    if n_users < 1 or n_negatives < 1 or min_candidates < 1:
+        raise ValueError(f"n_users, n_negatives and min_candidates must be positive, got {n_users}, {n_negatives}, "
+                         f"{min_candidates}")
+    cases = sorted(int(n) - 1 for n in history_lengths if int(n) >= 2)
+    if not cases:
+        raise UserInputError("no user has two or more train interactions", where, "use a larger data set")
+    users = min(n_users, len(cases))
+    shortest = cases[:users]
+    need = math.ceil(min_candidates / (1 + n_negatives))
+    most = max(shortest)
+    for t in range(1, most + 1):
+        groups = sum(min(t, c) for c in shortest)
+        if groups >= need:
+            return TrainingSize(users, t, groups, groups * (1 + n_negatives))
+    raise UserInputError(f"{users} training users give at most {sum(shortest)} training groups "
+                         f"({sum(shortest) * (1 + n_negatives)} labelled candidates), fewer than {min_candidates}",
+                         where, "lower the labelled-candidate target or use more users")
+
+
+def training_size_of_split(split, n_users: int, n_negatives: int = 20,
+                           min_candidates: int = MIN_CANDIDATES) -> TrainingSize:
+    """:func:`training_size` on the train part of a :class:`~recllm.data.split.Split`."""
+    lengths = [len(seq) for seq in split.sequences("train").values()]
+    return training_size(lengths, n_users, n_negatives, min_candidates, where=f"train part of {split.dataset.name}")
+
+
+def optimizer_steps(groups: int, sft: SFTConfig) -> int:
+    """Optimizer steps of a run on ``groups`` groups (``batch_size * grad_accum`` groups a step, every epoch)."""
+    return math.ceil(groups / (sft.batch_size * sft.grad_accum)) * sft.epochs
+
+
+def paper_lr() -> float:
+    """The paper's learning rate, as the ranker's SFT defaults hold it (:func:`ranker_sft_config`)."""
+    return float(ranker_sft_config().learning_rate)
+
+
+def lr_candidates(steps: int, min_steps: int = MIN_PAPER_STEPS, grid: Sequence[float] = LR_GRID
+                  ) -> tuple[float, ...]:
+    """``(paper lr,)`` when a run has at least ``min_steps`` optimizer steps, else ``grid`` to choose from on
+    validation."""
+    return (paper_lr(),) if steps >= min_steps else tuple(grid)
+
+
+def pick_lr(validation: Mapping[float, float]) -> float:
+    """The lr with the best validation score (higher is better); ties go to the smaller lr (closer to the
+    paper's)."""
+    if not validation:
+        raise ValueError("pick_lr needs at least one (lr, validation score)")
+    return min(validation, key=lambda lr: (-float(validation[lr]), float(lr)))
+
+
+def pick_weight(validation: Mapping[float, float]) -> float:
+    """The fusion weight with the best validation figure; ties go to the smaller weight (towards the retriever)."""
+    if not validation:
+        raise ValueError("pick_weight needs at least one (weight, validation figure)")
+    return min(validation, key=lambda w: (-float(validation[w]), float(w)))

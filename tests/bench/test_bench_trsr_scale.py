@@ -1,0 +1,179 @@
+"""The LLM-TRSR benchmark at the paper's scale: training sizes, the lr choice, the fused two-stage weight chosen on
+validation only, the report naming what each run trained on, and the plan's arithmetic (no language model)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from recllm.bench.trsr.scale import (LR_GRID, MIN_PAPER_STEPS, lr_candidates, optimizer_steps, paper_lr, pick_lr,
+                                     pick_weight, training_size, training_size_of_split)
+from recllm.errors import UserInputError
+from recllm.trsr.pipeline import training_cases
+from recllm.trsr.ranker import ranker_sft_config
+
+
+def test_a_data_set_with_many_users_needs_one_target_each():
+    size = training_size([20 + i % 50 for i in range(610)], n_users=500, n_negatives=20, min_candidates=10_000)
+    assert (size.users, size.targets_per_user, size.groups, size.candidates) == (500, 1, 500, 10_500)
+
+
+def test_short_histories_get_more_targets_per_user_and_the_smallest_that_reaches_the_count():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 9, size=348)  # Amazon-like: few users, short histories
+    size = training_size(lengths, n_users=500, n_negatives=20, min_candidates=10_000)
+    assert size.users == int((lengths >= 2).sum()) and size.candidates >= 10_000 and size.targets_per_user > 1
+    fewer = sum(min(size.targets_per_user - 1, n - 1) for n in lengths if n >= 2)
+    assert fewer * 21 < 10_000  # one target fewer would not reach it
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_seeded_sample_of_users_reaches_the_count(loo, seed):
+    size = training_size_of_split(loo, n_users=50, n_negatives=20, min_candidates=2_000)
+    cases = training_cases(loo, size.users, size.targets_per_user, seed=seed)
+    assert np.unique(cases.users).size == 50 and len(cases) * 21 >= 2_000
+    assert size.targets_per_user == 2  # 50 users x 1 target give 1,050 candidates
+
+
+def test_too_few_interactions_for_the_count_is_one_line():
+    with pytest.raises(UserInputError, match="fewer than 10000.*lower the labelled-candidate target"):
+        training_size([3, 4, 5], n_users=10, min_candidates=10_000)
+
+
+def test_lr_is_the_papers_with_enough_steps_else_a_grid_chosen_on_validation():
+    sft = ranker_sft_config()
+    assert paper_lr() == sft.learning_rate
+    assert optimizer_steps(500, sft) == 500 // (sft.batch_size * sft.grad_accum) * sft.epochs
+    assert lr_candidates(MIN_PAPER_STEPS) == (paper_lr(),)
+    assert lr_candidates(MIN_PAPER_STEPS - 1) == LR_GRID
+    assert pick_lr({1e-4: 1.0, 3e-4: 1.4, 1e-3: 1.2}) == 3e-4
+    assert pick_lr({1e-4: 1.0, 1e-3: 1.0}) == 1e-4  # a tie goes towards the paper's value
+
+
+def test_decide_lr_fits_the_grid_once_on_seed_0_only_when_the_steps_are_few():
+    from recllm.bench.trsr.run import decide_lr
+
+    scores = {1e-4: 1.0, 3e-4: 1.1, 1e-3: 1.6}
+
+    class FakeFitter:
+        def __init__(self, groups):
+            self.data = SimpleNamespace(train=SimpleNamespace(groups=groups), spec=SimpleNamespace(name="toy"))
+            self.fits = []
+
+        def config(self, mode, seed, lr=None, **kw):
+            return SimpleNamespace(sft=ranker_sft_config(), lr=lr, seed=seed)
+
+        def fit(self, label, config):
+            self.fits.append((label, config.seed, config.lr))
+            return SimpleNamespace(ranker_=SimpleNamespace(valid_scores_={0: scores[config.lr] - 1, 1: scores[config.lr]}))
+
+    few = FakeFitter(groups=20)
+    out = decide_lr(few, log=lambda *a: None)
+    assert out["lr"] == 1e-3 and out["curve"] == {"0.0001": 1.0, "0.0003": 1.1, "0.001": 1.6}
+    assert few.fits == [("hierarchical-seed0", 0, lr) for lr in LR_GRID] and "validation" in out["how"]
+    many = FakeFitter(groups=2 * MIN_PAPER_STEPS * 2)
+    out = decide_lr(many, log=lambda *a: None)
+    assert out["lr"] == paper_lr() and out["curve"] == {} and many.fits == []
+
+
+class Fixed:
+    """A retriever with fixed scores (item i scores n_items - i: item 0 first)."""
+
+    def __init__(self, n_items):
+        self.n_items_ = n_items
+
+    def fit(self, split):
+        return self
+
+    def score(self, users, histories):
+        return np.tile(np.arange(self.n_items_, 0, -1, dtype=np.float64), (len(users), 1))
+
+    def recommend(self, users, histories, k=10, filter_seen=True):
+        from recllm.models.base import Recommender
+
+        return Recommender.recommend(self, users, histories, k, filter_seen)
+
+
+def test_fused_weight_0_keeps_the_retrievers_order_and_a_large_one_follows_the_llm():
+    from recllm.bench.trsr.run import Reranked
+
+    def rerank(histories, lists):
+        return [np.linspace(0.1, 0.9, len(x)) for x in lists]  # prefers the retriever's last items
+
+    retriever = Fixed(8)
+    for weight, expected in ((0.0, [1, 2, 3, 4]), (100.0, [4, 3, 2, 1]), (None, [4, 3, 2, 1])):
+        scores = Reranked(retriever, rerank, k=4, weight=weight).fit(None).score(np.array([0]), [np.array([0])])
+        order = np.argsort(-scores[0], kind="stable").tolist()
+        assert order[:4] == expected and order[4:] == [0, 5, 6, 7]  # the seen item 0 is left to the evaluation
+
+
+def test_the_fusion_weight_is_chosen_on_validation_cases_and_never_sees_a_test_target(loo, monkeypatch):
+    import recllm.bench.trsr.run as bench
+    from recllm.bench.trsr.scale import FUSION_WEIGHTS
+    from recllm.models import MODELS
+
+    seen = []
+    real = bench.choose_weight
+
+    def spy(retriever, rerank, cases, split, k, *a):
+        seen.append(cases)
+        return real(retriever, rerank, cases, split, k, *a)
+
+    monkeypatch.setattr(bench, "choose_weight", spy)
+    test_cases = loo.eval_cases("test")
+    data = SimpleNamespace(split=loo, test=SimpleNamespace(case=np.arange(len(test_cases))),
+                           spec=SimpleNamespace(name="toy"))
+    sizes = bench.dataclasses.replace(bench.QUICK, n_fusion_rows=10, n_rerank_rows=8, rerank_k=5,
+                                      retrievers=("itemknn",))
+    llm = {"hierarchical": SimpleNamespace(rank=lambda hs, ls: [np.linspace(0, 1, len(x)) for x in ls])}
+    rows, choice = bench.two_stage(data, sizes, llm, {"itemknn": MODELS["itemknn"]().fit(loo)}, log=lambda *a: None)
+    assert len(seen) == 1 and len(seen[0]) == 10
+    test_target = {int(u): set(map(int, t)) for u, t in zip(test_cases.users, test_cases.targets)}
+    valid = loo.eval_cases("valid")
+    valid_target = {int(u): set(map(int, t)) for u, t in zip(valid.users, valid.targets)}
+    for u, h, t in zip(seen[0].users, seen[0].histories, seen[0].targets):
+        assert set(map(int, t)) == valid_target[int(u)]  # a validation target
+        assert not test_target[int(u)] & (set(map(int, h)) | set(map(int, t)))  # the test item nowhere
+    w = choice["weights"]["LLM-TRSR hierarchical"]
+    assert w["w"] in FUSION_WEIGHTS and w["w"] == pick_weight(w["validation_ndcg@10"])
+    assert [r["method"].split(" ")[-1] for r in rows] == ["alone", "(rerank)", "(fused)"]
+    assert all(len(r["per_user"]["ndcg@10"]) == 8 for r in rows) and choice["retriever"] == "item-kNN"
+
+
+def test_pick_weight_prefers_the_retriever_on_ties():
+    assert pick_weight({0.0: 0.3, 1.0: 0.3, 2.0: 0.2}) == 0.0 and pick_weight({0.0: 0.3, 0.5: 0.31}) == 0.5
+
+
+def test_report_names_training_users_groups_and_candidates_per_run():
+    from recllm.bench.trsr.report import render
+    from recllm.bench.trsr.run import QUICK
+
+    per = {f"{m}@{k}": np.array([1.0, 0.0]) for m in ("recall", "mrr") for k in (3, 5, 10)}
+    res = {"dataset": "toy", "n_test": 2, "n_valid": 2,
+           "summary": {"users": 5, "items": 9, "interacted_items": 7, "interactions": 30},
+           "train": {"users": 16, "targets_per_user": 1, "groups": 16, "candidates": 336},
+           "lr_choice": {"lr": 3e-4, "curve": {"0.0001": 1.0, "0.0003": 1.5}, "how": "chosen on seed 0's validation"},
+           "curve": [{"method": "LLM-TRSR hierarchical", "users": 8, "groups": 8, "candidates": 168,
+                      "valid_recall@5": 0.25}],
+           "rows": [{"method": "popularity", "seed": 0, "per_user": per},
+                    {"method": "LLM-TRSR hierarchical", "seed": 0, "per_user": per,
+                     "faster": {"dtype": "bfloat16+float32-answers", "spearman": 0.97, "same_top1": 0.9}}],
+           "two_stage": [], "injection": [], "examples": [],
+           "throughput": [{"method": "LLM-TRSR hierarchical", "seed": 0, "summary_users_per_s": 1.0,
+                           "summary_prompts": 2, "candidates_per_s": 9.0, "train_pairs": 336, "train_s": 5.0,
+                           "train_users": 16, "train_groups": 16, "train_candidates": 336, "lr": 3e-4,
+                           "valid_scores": {0: 1.5}}]}
+    text = render([res], QUICK, "tiny", [], quick=True)
+    for needle in ("trained on 16 training users, 16 groups, 336 labelled candidates (lr 0.0003)",
+                   "Learning curve", "LLM-TRSR hierarchical: valid R@5", "Learning rate 0.0003: chosen",
+                   "bfloat16+float32-answers: 0.970 / 90%", "at least 16 groups"):
+        assert needle in text, needle
+
+
+def test_plan_counts_only_what_is_not_stored():
+    from recllm.bench.trsr.plan import Rates, Unit, format_plan
+
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.05, summary_prompt_s=1.0)
+    text = format_plan([Unit("toy", "SFT a", True, 7200.0), Unit("toy", "SFT b", False, 1800.0),
+                        Unit("toy", "part seed 0", False, 1800.0)], rates)
+    assert "estimated time left on this machine: ~1.0 h" in text and "stored" in text and "20.0 candidates/s" in text
