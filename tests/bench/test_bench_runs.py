@@ -100,3 +100,17 @@ def test_presentation_modules_are_not_part_of_the_code_identity(estimator, monke
     assert "recllm.bench.runs" in recorded and "recllm.eval.report" not in recorded
     monkeypatch.setattr(runs, "PRESENTATION_MODULES", frozenset({"fake_estimator.report"}))
     assert set(code_identity(("fake_estimator",))) == {"fake_estimator", "fake_estimator.model"}
+
+
+def test_data_files_are_the_files_each_loader_reads(tmp_path, monkeypatch):
+    from recllm.data import data_files
+
+    monkeypatch.setenv("RECLLM_DATA", str(tmp_path))
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    for name in ("u.data", "u.item", "u1.base", "README"):
+        (folder / name).write_text("x")
+    assert [p.name for p in data_files(["ml-100k", "advertising", "built-in-code"])] == ["u.data", "u.item"]
+    before = data_sha256(data_files(["ml-100k"]))
+    (folder / "u.item").write_text("y")
+    assert data_sha256(data_files(["ml-100k"])) != before
