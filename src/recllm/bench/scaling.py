@@ -1,0 +1,398 @@
+"""``recllm bench scaling`` -> docs/results/scaling.md: one machine's throughput at 1 and 2 workers, and a projection.
+
+Measured here: the LLM batch jobs (item embedding, candidate scoring, generation) in one process and on a Ray actor
+pool of 1 and 2 workers, the trainers (SASRec, LEARN's towers, LoRA SFT) under ``torchrun`` with 1 and 2
+processes, and what starting Ray costs. Every worker and process runs one torch thread (so 2 workers use the 2
+cores a single 2-thread process would) and float32 (identical results on every engine). From the measured
+per-worker throughput and the 2-worker scaling efficiency, a cost model projects the LEARN paper's scale (a
+catalogue of a few million items, tens of millions of interactions) onto N CPU workers: a projection, not a
+measurement, and labelled as one in the report.
+
+The trainers run as ``python -m torch.distributed.run --nproc-per-node N -m recllm.bench.scaling trainer ...``
+(this module's ``__main__``): each rank trains, rank 0 writes its timing as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Sizes", "SIZES", "PaperScale", "project", "run_scaling", "register_cli"]
+
+NAME = "scaling"
+TRAINERS = ("sasrec", "learn", "sft")
+JOBS = ("embedding", "scoring", "generation")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each measurement does (``model``: ``"smollm2"``, the bundled model, or ``"tiny"``)."""
+
+    model: str
+    texts: int  # items embedded
+    groups: int  # users scored
+    candidates: int  # candidates per user (LLM-TRSR: 1 positive + 20 negatives)
+    prompts: int  # prompts generated
+    new_tokens: int
+    chunk: int  # prompts per generate call (one pool row)
+    users: int  # synthetic users of the trainers' data set
+    items: int
+    history: int  # mean training items per user
+    epochs: int
+    sft_examples: int
+    sft_batch: int
+
+    def __post_init__(self) -> None:
+        if self.model not in ("smollm2", "tiny"):
+            raise ValueError(f"Sizes.model must be 'smollm2' or 'tiny', got {self.model!r}")
+        for name, value in asdict(self).items():
+            if name != "model" and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Sizes.{name} must be a positive integer, got {value!r}")
+
+
+SIZES = {
+    "full": Sizes(model="smollm2", texts=48, groups=4, candidates=21, prompts=12, new_tokens=24, chunk=3,
+                  users=3000, items=2000, history=30, epochs=2, sft_examples=32, sft_batch=8),
+    "quick": Sizes(model="tiny", texts=48, groups=6, candidates=8, prompts=8, new_tokens=8, chunk=2,
+                   users=300, items=200, history=12, epochs=1, sft_examples=16, sft_batch=4),
+}
+
+
+@dataclass(frozen=True)
+class PaperScale:
+    """The workload projected: LEARN's scale (a few million items, tens of millions of interactions), plus the
+    LLM-TRSR jobs for a million users."""
+
+    items: int = 3_000_000
+    interactions: int = 30_000_000
+    users: int = 1_000_000
+    candidates: int = 21
+    summaries_per_user: int = 6  # 5 block summaries + 1 merge (LLM-TRSR's hierarchical mode)
+    sft_examples: int = 1_000_000
+
+
+# ------------------------------------------------------------------------------------------------ the model
+def _model(sizes: Sizes) -> Any:
+    """The measured model in float32: the bundled SmolLM2-135M, or the tiny test llama."""
+    if sizes.model == "tiny":
+        from recllm.llm.backbone import tiny_causal_lm
+
+        return tiny_causal_lm(seed=0)
+    from recllm.llm import load_causal_lm
+
+    return load_causal_lm(None, device="cpu", dtype="float32")
+
+
+def _texts(n: int) -> list[str]:
+    topics = ["space", "a detective in Paris", "cooking with friends", "a long war", "jazz", "the ocean"]
+    return [f"Item {i}: a story about " + ", ".join(topics[(i + k) % len(topics)] for k in range(1 + i % 4))
+            for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------ batch jobs
+def _timed(fn: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def measure_batch_jobs(sizes: Sizes, max_workers: int = 2, show_progress: bool = False) -> dict[str, Any]:
+    """Units per second of each LLM batch job in this process (1 thread), and the wall seconds of each job on
+    Ray with 1..max_workers actors; the seconds ``ray.init`` took, and a job's pool start at each width (a
+    one-text embedding job: actors started, model shipped and built). Ray is started here and shut down."""
+    import torch
+
+    from recllm.distributed.ray_jobs import (RayOptions, embed_texts_ray, ensure_ray, generate_chunks_ray,
+                                             score_continuations_ray, ship_model)
+    from recllm.llm import chat_prompt, embed_texts, generate, next_token_logprobs_many
+
+    torch.set_num_threads(1)  # the driver computes like one worker
+    lm = _model(sizes)
+    texts = _texts(sizes.texts)
+    yes_no = [lm.tokenizer.convert_tokens_to_ids("Yes"), lm.tokenizer.convert_tokens_to_ids("No")]
+    groups = [(chat_prompt(lm, f"The user liked: {t}. Will they like the next item? Answer Yes or No."),
+               [f"{c}" for c in _texts(sizes.candidates)]) for t in texts[:sizes.groups]]
+    prompts = [chat_prompt(lm, f"Summarise what this user likes: {t}") for t in texts[:sizes.prompts]]
+    chunks = [prompts[s:s + sizes.chunk] for s in range(0, len(prompts), sizes.chunk)]
+    units = {"embedding": (len(texts), "items"), "scoring": (sizes.groups * sizes.candidates, "candidates"),
+             "generation": (len(prompts), "prompts")}
+
+    def local(job: str) -> Callable[[], Any]:
+        return {"embedding": lambda: embed_texts(lm, texts, batch_size=16, show_progress=False),
+                "scoring": lambda: next_token_logprobs_many(lm, groups, yes_no, show_progress=False),
+                "generation": lambda: [generate(lm, c, max_new_tokens=sizes.new_tokens, show_progress=False)
+                                       for c in chunks]}[job]
+
+    out: dict[str, Any] = {"jobs": {}, "units": units}
+    for job in JOBS:
+        out["jobs"][job] = {"local": units[job][0] / _timed(local(job))}
+    began = time.perf_counter()
+    ensure_ray(RayOptions(workers=max_workers))
+    out["ray_start_seconds"] = time.perf_counter() - began
+    import ray
+
+    try:
+        shipped = ship_model(lm)
+        for workers in range(1, max_workers + 1):
+            options = RayOptions(workers=workers)
+            runs = {
+                "embedding": lambda: embed_texts_ray(lm, texts, batch_size=16, show_progress=show_progress,
+                                                     options=options),
+                "scoring": lambda: score_continuations_ray(shipped, groups, token_ids=yes_no,
+                                                           show_progress=show_progress, options=options),
+                "generation": lambda: generate_chunks_ray(shipped, chunks, max_new_tokens=sizes.new_tokens,
+                                                          show_progress=show_progress, options=options),
+            }
+            out.setdefault("pool_start", {})[workers] = _timed(
+                lambda: embed_texts_ray(lm, texts[:1], show_progress=False, options=options))
+            for job in JOBS:
+                out["jobs"][job][workers] = _timed(runs[job])
+    finally:
+        ray.shutdown()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ trainers
+def _split(sizes: Sizes) -> Any:
+    """A synthetic data set of ``users`` chronological histories (a popularity-skewed walk over the items)."""
+    import pandas as pd
+
+    from recllm.data.dataset import RecDataset, Schema
+    from recllm.data.split import leave_one_out
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(max(3, sizes.history // 2), sizes.history * 3 // 2 + 3, size=sizes.users)
+    users = np.repeat(np.arange(sizes.users), lengths)
+    steps = rng.zipf(1.5, size=len(users)) % sizes.items
+    items = (np.cumsum(steps) + users * 7) % sizes.items
+    times = np.concatenate([np.arange(n) for n in lengths]) + users * 1000
+    inter = pd.DataFrame({"user_id": [f"u{u}" for u in users], "item_id": [f"i{i}" for i in items],
+                          "timestamp": times.astype("int64")}).drop_duplicates(["user_id", "item_id"])
+    catalogue = pd.DataFrame({"item_id": [f"i{i}" for i in range(sizes.items)],
+                              "title": _texts(sizes.items)})
+    people = pd.DataFrame({"user_id": [f"u{u}" for u in range(sizes.users)]})
+    return leave_one_out(RecDataset("scaling-synthetic", inter, catalogue, people, Schema(item_text=("title",))))
+
+
+def _train_towers(name: str, sizes: Sizes) -> dict[str, Any]:
+    """Fit SASRec or LEARN for ``epochs`` epochs; training transitions per second of training time."""
+    split = _split(sizes)
+    settings = dict(dim=32, n_layers=1, n_heads=2, max_len=20, batch_size=128, max_epochs=sizes.epochs,
+                    patience=sizes.epochs + 1, device="cpu", show_progress=False, seed=0)
+    if name == "sasrec":
+        from recllm.models.sasrec import SASRec
+
+        model = SASRec(**settings).fit(split)
+    else:
+        from recllm.learn.train import LEARN, LEARNConfig
+
+        content = np.random.default_rng(1).normal(size=(split.dataset.n_items, 64)).astype(np.float32)
+        model = LEARN(LEARNConfig(**settings), content_embeddings=content).fit(split)
+    seqs = split.sequences("train")
+    transitions = int(sum(max(len(s) - 1, 0) for s in seqs.values()))
+    seconds = float(sum(r["seconds"] for r in model.history_))
+    return {"units": transitions * len(model.history_), "unit": "interactions", "seconds": seconds}
+
+
+def _train_sft(sizes: Sizes) -> dict[str, Any]:
+    """LoRA SFT for one epoch; answer examples per second of training time (checkpoints excluded)."""
+    from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
+
+    lm = _model(sizes)
+    texts = _texts(sizes.sft_examples)
+    examples = [(f"<|im_start|>user\nWould a fan of space like this? {t}<|im_end|>\n<|im_start|>assistant\n",
+                 "Yes" if i % 2 else "No") for i, t in enumerate(texts)]
+    config = SFTConfig(epochs=1, batch_size=sizes.sft_batch, max_length=128, bf16=False, show_progress=False,
+                       checkpoint_every=0, log_every=1, warmup_ratio=0.0, append_eos=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        sft_train(lm, examples, config, LoRAConfig(dropout=0.0), output_dir=os.path.join(tmp, "sft"))
+        path = os.path.join(tmp, "sft", "training_log.jsonl")
+        records = [json.loads(x) for x in open(path, encoding="utf-8")] if os.path.exists(path) else []
+    seconds = float(sum(r.get("seconds", 0.0) for r in records if "step" in r))
+    return {"units": len(examples), "unit": "examples", "seconds": seconds}
+
+
+def trainer_main(name: str, result: str, size: str) -> None:
+    """One process of a trainer measurement (run by torchrun); rank 0 writes ``result``."""
+    import torch
+
+    from recllm.distributed.ddp import is_main_process
+
+    torch.set_num_threads(1)
+    sizes = SIZES[size]
+    out = _train_sft(sizes) if name == "sft" else _train_towers(name, sizes)
+    if is_main_process():
+        Path(result).write_text(json.dumps(out), encoding="utf-8")
+
+
+def measure_trainer(name: str, size: str, processes: int) -> dict[str, Any]:
+    """Run one trainer under torchrun with ``processes`` processes; its units/s and the launch overhead."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                               str(processes), "-m", "recllm.bench.scaling", "trainer", name, str(result), size],
+                              env=env, capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - began
+        if done.returncode != 0 or not result.exists():
+            raise RuntimeError(f"the {name} trainer failed under torchrun with {processes} process(es):\n"
+                               f"{done.stderr[-2000:]}")
+        out = json.loads(result.read_text(encoding="utf-8"))
+    return {**out, "per_second": out["units"] / out["seconds"], "wall": wall}
+
+
+# ------------------------------------------------------------------------------------------------ cost model
+def project(per_worker: float, efficiency: float, work: float, workers: int, overhead: float = 0.0) -> float:
+    """Projected seconds for ``work`` units on ``workers`` workers: a fixed ``overhead`` plus the work at the
+    measured ``per_worker`` rate times the parallel ``efficiency`` (throughput at 2 / twice that at 1), assumed to
+    hold at every width (no network, storage or straggler costs: a lower bound)."""
+    if per_worker <= 0 or efficiency <= 0 or workers < 1:
+        raise ValueError("project needs per_worker > 0, efficiency > 0 and workers >= 1")
+    rate = per_worker * (1.0 if workers == 1 else min(efficiency, 1.0) * workers)
+    return overhead + work / rate
+
+
+def _steady(units: int, wall: float, pool_start: float) -> float:
+    """Units per second of a job's wall time without its pool start (nan when the start took it all)."""
+    busy = wall - pool_start
+    return units / busy if busy > 0.05 * wall else float("nan")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f} h" if seconds >= 360 else f"{seconds / 60:,.1f} min"
+
+
+def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[int, dict[str, Any]]],
+                scale: PaperScale = PaperScale(), widths: tuple[int, ...] = (1, 8, 64, 512)) -> str:
+    """The report's tables from the measurements (see :func:`run_scaling`)."""
+    from recllm.eval.report import format_table
+
+    model = "SmolLM2-135M-Instruct" if sizes.model == "smollm2" else "tiny 2-layer llama (quick mode)"
+    rows, rates, start = [], {}, batch["pool_start"]
+    for job in JOBS:
+        got, (count, unit) = batch["jobs"][job], batch["units"][job]
+        row = {"job": job, "unit": unit, "work": count, "1 process (no Ray)": got["local"]}
+        for w in (1, 2):
+            wall = got.get(w, float("nan"))
+            row[f"{w} worker(s): job"] = count / wall
+            row[f"{w} worker(s): steady"] = _steady(count, wall, start.get(w, float("nan")))
+        ratio = row["2 worker(s): steady"] / row["1 worker(s): steady"]
+        row["steady 2 / 1"] = ratio
+        rows.append(row)
+        rates[job] = (got["local"], ratio / 2, batch["ray_start_seconds"] + start.get(2, start[1]))
+    lines = [f"Model: {model}, float32, one torch thread per worker/process. Throughput in units per second "
+             "(higher is better). On Ray, *job* counts the whole job's wall time, *steady* leaves out the pool "
+             "start (each job starts its actors, ships and builds the model: measured with a one-text job at the "
+             "same width); nan where the pool start took (nearly) the whole job.", "",
+             "## LLM batch jobs on Ray Data", "",
+             format_table(rows, ["job", "unit", "work", "1 process (no Ray)", "1 worker(s): job",
+                                 "1 worker(s): steady", "2 worker(s): job", "2 worker(s): steady", "steady 2 / 1"],
+                          digits=2), "",
+             f"Starting local Ray (`ray.init`, 2 CPUs): {batch['ray_start_seconds']:.1f} s, paid once per session. "
+             "A job's pool start: " + ", ".join(f"{v:.1f} s at {w} worker(s)" for w, v in sorted(start.items()))
+             + ", paid by every job.", ""]
+    trows = []
+    for name in TRAINERS:
+        runs = trainers[name]
+        one, two = runs[1], runs.get(2)
+        ratio = two["per_second"] / one["per_second"] if two else float("nan")
+        trows.append({"trainer": {"sasrec": "SASRec", "learn": "LEARN towers", "sft": "LoRA SFT"}[name],
+                      "unit": one["unit"], "1 process": one["per_second"],
+                      "2 processes": two["per_second"] if two else float("nan"), "2 / 1 processes": ratio,
+                      "launch + setup s (1 / 2)": f"{one['wall'] - one['seconds']:.1f} / "
+                                                  f"{(two['wall'] - two['seconds']) if two else float('nan'):.1f}"})
+        rates[name] = (one["per_second"], ratio / 2, (two or one)["wall"] - (two or one)["seconds"])
+    lines += ["## Trainers under torchrun (DistributedDataParallel, gloo)", "",
+              format_table(trows, ["trainer", "unit", "1 process", "2 processes", "2 / 1 processes",
+                                   "launch + setup s (1 / 2)"], digits=2), "",
+              "Trainer throughput counts training time only (validation and checkpoints excluded); the last "
+              "column is what torchrun, imports, data and model loading add per run.", ""]
+    work = {"embedding": (scale.items, f"embed {scale.items:,} item texts"),
+            "scoring": (scale.users * scale.candidates, f"score {scale.users:,} users x {scale.candidates} "
+                                                         "candidates"),
+            "generation": (scale.users * scale.summaries_per_user,
+                           f"{scale.users * scale.summaries_per_user:,} summaries ({scale.users:,} users)"),
+            "sasrec": (scale.interactions, f"one SASRec epoch over {scale.interactions:,} interactions"),
+            "learn": (scale.interactions, f"one LEARN-towers epoch over {scale.interactions:,} interactions"),
+            "sft": (scale.sft_examples, f"one LoRA SFT epoch over {scale.sft_examples:,} examples")}
+    prow = []
+    for key, (amount, label) in work.items():
+        per_worker, efficiency, overhead = rates[key]
+        if not np.isfinite(efficiency) or efficiency <= 0:
+            efficiency = float("nan")
+        row = {"workload": label, "per-worker rate": per_worker, "2-worker efficiency": efficiency,
+               "start-up s": overhead}
+        for n in widths:
+            row[f"N={n}"] = "" if np.isnan(efficiency) and n > 1 else _hours(
+                project(per_worker, 1.0 if np.isnan(efficiency) else efficiency, amount, n, overhead))
+        prow.append(row)
+    lines += ["## Projection to the LEARN paper's scale (a projection, not a measurement)", "",
+              f"**Projected**, not measured: each workload divided by N workers x the per-worker rate measured "
+              f"above (1 process, 1 CPU thread of this machine, {model}) x the steady 2-worker efficiency measured "
+              "here (capped at 1), assumed constant at every N, plus the start-up measured here (Ray and a pool "
+              "start; torchrun's launch and setup). It ignores data loading, network, stragglers and failures, so "
+              "read it as a lower bound on time; a 7B LLM (the paper's) costs ~50x the 135M model's compute per "
+              "token, and one GPU replaces many CPU workers. Empty: no efficiency could be measured.", "",
+              format_table(prow, ["workload", "per-worker rate", "2-worker efficiency", "start-up s",
+                                  *[f"N={n}" for n in widths]], digits=2)]
+    return "\n".join(lines) + "\n"
+
+
+def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True) -> int:
+    """Measure, project and write the report (``out``: a path or a checked ReportTarget)."""
+    from recllm.bench.reporting import as_target, command_line
+    from recllm.distributed import require_ray
+    from recllm.eval.report import write_report
+
+    require_ray("recllm bench scaling")  # before any work: the batch jobs run on Ray
+    size = "quick" if quick else "full"
+    target = as_target(out, "scaling-quick.md" if quick else "scaling.md")
+    sizes = SIZES[size]
+    say = (lambda m: print(m, file=sys.stderr)) if show_progress else (lambda m: None)
+    say("scaling: LLM batch jobs (local, Ray 1 and 2 workers)")
+    batch = measure_batch_jobs(sizes)
+    trainers: dict[str, dict[int, dict[str, Any]]] = {}
+    for name in TRAINERS:
+        trainers[name] = {}
+        for processes in (1, 2):
+            say(f"scaling: {name} under torchrun, {processes} process(es)")
+            trainers[name][processes] = measure_trainer(name, size, processes)
+    body = report_body(sizes, batch, trainers)
+    write_report(target.path, "Scaling: Ray Data and torchrun on this machine", command_line(NAME), [], body,
+                 commit=target.commit, precision="float32 (set by the benchmark on every worker)")
+    say(f"scaling: wrote {target.path}")
+    return 0
+
+
+def register_cli(bench: argparse._SubParsersAction) -> None:
+    """``recllm bench scaling [--quick]``."""
+    from recllm.bench.reporting import add_report_args
+
+    p = bench.add_parser("scaling", help="throughput at 1 and 2 Ray workers / torchrun processes, and a "
+                         "projection to the LEARN paper's scale -> docs/results/scaling.md (~10 min)")
+    p.add_argument("--quick", action="store_true", help="the tiny model and tiny sizes (a check that it runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_report_args(p, "scaling.md",
+                    lambda args: run_scaling(quick=args.quick, out=args.report, show_progress=not args.quiet))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "trainer" and sys.argv[2] in TRAINERS and sys.argv[4] in SIZES:
+        trainer_main(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit("usage: python -m recllm.bench.scaling trainer {sasrec,learn,sft} RESULT.json {full,quick}; "
+                 "the benchmark itself is `recllm bench scaling`")

@@ -1,0 +1,53 @@
+"""recllm.bench.scaling: the cost model, the report's tables from given measurements, a trainer's measurement."""
+
+from __future__ import annotations
+
+import pytest
+
+from recllm.bench.scaling import JOBS, TRAINERS, PaperScale, Sizes, _train_towers, project, report_body
+
+TINY = Sizes(model="tiny", texts=4, groups=2, candidates=3, prompts=2, new_tokens=2, chunk=1, users=40, items=30,
+             history=6, epochs=1, sft_examples=4, sft_batch=2)
+
+
+def test_projection_divides_the_work_by_the_effective_workers():
+    assert project(10.0, 0.9, 1000.0, 1) == pytest.approx(100.0)  # one worker: no efficiency loss
+    assert project(10.0, 0.9, 1000.0, 4, overhead=5.0) == pytest.approx(5.0 + 1000.0 / (10.0 * 0.9 * 4))
+    assert project(10.0, 1.3, 1000.0, 4) == pytest.approx(25.0)  # a super-linear measurement is capped at 1
+    with pytest.raises(ValueError, match="per_worker > 0"):
+        project(0.0, 0.9, 1000.0, 4)
+
+
+def test_report_tables_come_from_the_measurements():
+    batch = {"jobs": {job: {"local": 12.0, 1: 5.0, 2: 4.0} for job in JOBS}, "pool_start": {1: 2.0, 2: 2.0},
+             "units": {job: (30, "things") for job in JOBS}, "ray_start_seconds": 7.25}
+    batch["jobs"]["generation"][2] = 2.01  # the pool start took the whole 2-worker job: no efficiency
+    trainers = {name: {1: {"unit": "rows", "per_second": 100.0, "seconds": 2.0, "wall": 9.0},
+                       2: {"unit": "rows", "per_second": 180.0, "seconds": 1.0, "wall": 10.0}} for name in TRAINERS}
+    body = report_body(TINY, batch, trainers, PaperScale(items=1200, interactions=3600, users=10), widths=(1, 4))
+    # 30 things in 5 s (2 s of pool start): 6/s for the job, 10/s steady; 2 workers 7.5 and 15; ratio 1.5
+    assert "| embedding | things | 30 | 12.00 | 6.00 | 10.00 | 7.50 | 15.00 | 1.50 |" in body
+    assert "| generation | things | 30 | 12.00 | 6.00 | 10.00 | 14.93 | nan | nan |" in body
+    assert "| SASRec | rows | 100.00 | 180.00 | 1.80 | 7.0 / 9.0 |" in body
+    assert "7.2 s" in body and "a projection, not a measurement" in body
+    # 1,200 items at 12/s per worker, efficiency 0.75, start-up 7.25 + 2 s: 109.25 s on 1, 9.25 + 1200/36 on 4
+    assert "| embed 1,200 item texts | 12.00 | 0.75 | 9.25 | 1.8 min | 0.7 min |" in body
+    assert "| 60 summaries (10 users) | 12.00 | nan | 9.25 | 0.2 min |  |" in body
+    # SASRec: 3,600 interactions at 100/s, efficiency 0.9, launch 9 s: 45 s on 1 worker, 9 + 10 s on 4
+    assert "| one SASRec epoch over 3,600 interactions | 100.00 | 0.90 | 9.00 | 0.8 min | 0.3 min |" in body
+
+
+def test_a_tower_measurement_counts_training_transitions():
+    out = _train_towers("sasrec", TINY)
+    assert out["unit"] == "interactions" and out["seconds"] > 0
+    from recllm.bench.scaling import _split
+
+    seqs = _split(TINY).sequences("train")
+    assert out["units"] == sum(len(s) - 1 for s in seqs.values())  # one epoch: every transition once
+
+
+def test_sizes_are_checked():
+    with pytest.raises(ValueError, match="Sizes.model"):
+        Sizes(**{**TINY.__dict__, "model": "gpt"})
+    with pytest.raises(ValueError, match="Sizes.texts"):
+        Sizes(**{**TINY.__dict__, "texts": 0})
