@@ -38,3 +38,23 @@ def test_learn_train_engine_ray_without_the_extra_is_one_line(monkeypatch, capsy
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "recllm[distributed]" in err and "--engine" in err
+
+
+def test_trsr_summarize_engine_ray_without_the_extra_is_one_line(monkeypatch, capsys):
+    from recllm import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    code = cli.main(["trsr", "summarize", "--data", "ml-100k", "--users", "2", "--engine", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "recllm[distributed]" in err and "--engine" in err
+
+
+def test_summarize_histories_checks_the_engine():
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.trsr.summarize import summarize_histories
+
+    with pytest.raises(UserInputError, match="unknown engine 'spark'"):
+        summarize_histories(tiny_causal_lm(0), [[0]], ["an item"], engine="spark")
