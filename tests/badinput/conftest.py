@@ -18,6 +18,9 @@ def work(tmp_path, monkeypatch):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("RECLLM_DATA_URL", raising=False)
     monkeypatch.chdir(folder)
+    # as outside any git checkout: the cases are about arguments, not about the state of this working tree (the
+    # clean-tree rule of benchmark reports is tested in tests/bench/test_bench_reporting.py)
+    monkeypatch.setattr("recllm.bench.reporting._checkout", lambda where: None)
     return folder
 
 
