@@ -81,7 +81,7 @@ def test_report_writes_tables_and_plot(tmp_path):
     learn_v, sasrec_v = 0.1 + 0.05 * learn_i, 0.1 + 0.05 * sasrec_i
     assert f"| cyclic | cold_start | 1 | {learn_v:.4f} | {sasrec_v:.4f} | {gap:+.4f}" in summary
     assert "| best model |" in summary and f"| {names[-1]} ({0.1 + 0.05 * (len(names) - 1):.4f}) |" in summary
-    assert "- git commit: commit abc (test)" in text
+    assert "- source: commit abc (test)" in text
     if (tmp_path / "learn-cyclic.png").exists():
         assert "learn-cyclic.png" in text
     assert not math.isnan(interval([results[0]], "hr@10")[0])

@@ -166,7 +166,7 @@ def report_header(
         "",
         f"- command: `{command}`",
         f"- date: {now}",
-        f"- git commit: {commit if commit is not None else git_commit()}",
+        f"- source: {commit}" if commit is not None else f"- git commit: {git_commit()}",
         f"- machine: {machine['cpu']}, {machine['cores']} cores, AMX: {machine['amx']}, bf16 matmul: "
         f"{machine['bf16']}, {machine['os']}",
         *([f"- precision (dtype 'auto'): {precision}"] if precision else []),
