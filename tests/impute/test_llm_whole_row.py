@@ -25,7 +25,8 @@ def _private_cache(tmp_path, monkeypatch):
 
 
 def imputer(lm, **kwargs):
-    params = dict(model=lm, training="whole-row", sft=SFT, cache=False, dtype="float32", max_categories=10)
+    params = dict(model=lm, training="whole-row", sft=SFT, cache=False, dtype="float32", max_categories=10,
+                  validation_fraction=0)  # (epochs chosen on held-out cells: tests/impute/test_llm_epochs.py)
     params.update(kwargs)
     return LLMImputer(**params)
 
@@ -49,8 +50,8 @@ def sentinel_table(n: int = 12):
     return truth, masked, mask, sentinels
 
 
-def test_training_param_is_validated_and_per_cell_stays_the_default(tiny):
-    assert LLMImputer().training == "per-cell"
+def test_training_param_is_validated_and_whole_row_is_the_default(tiny):
+    assert LLMImputer().training == "whole-row" and LLMImputer().max_train_examples is None
     with pytest.raises(ValueError, match="training must be one of"):
         LLMImputer(training="rows")._check_params()
 

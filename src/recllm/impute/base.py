@@ -7,11 +7,17 @@ work on a copy whose numeric columns are floats, subclasses only return values f
 observed cell comes back as the same value of the same type (``"02582"`` stays that string) and every column keeps
 its dtype. How a filled value is written into a column is :func:`recllm.impute.cells.represent`'s rule.
 A cell is missing when ``pandas.isna`` says so (NaN, None, pd.NA, NaT); an empty string is a value.
+
+Code columns: a numeric column that holds a few codes (a 1-5 rating, age bands) gets only those codes written into its
+gaps, by every imputer -- a numeric estimate is snapped to the nearest observed code -- so an exact-match accuracy
+means something. ``code_columns="auto"`` (default) detects them (:func:`detect_code_columns`); a list names them;
+``()`` turns it off. ``report_.code_columns`` says which columns were treated so and why.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,6 +34,7 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 TEXT = "text"
 KINDS = (NUMERIC, CATEGORICAL, TEXT)
+MAX_CODES = 20  # a numeric column of whole numbers with at most this many distinct values is a code column (auto)
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class ImputationReport:
     fallbacks: dict[str, int] = field(default_factory=dict)  # column -> cells that fell back to the statistic
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    code_columns: dict[str, str] = field(default_factory=dict)  # column -> why its fills are its observed codes
 
     @property
     def n_filled(self) -> int:
@@ -67,6 +75,7 @@ class ImputationReport:
             "method": self.method, "rows_in": self.n_rows_in, "rows_out": self.n_rows_out,
             "cells_filled": self.n_filled, "filled": dict(self.filled), "how": dict(self.how),
             "fallbacks": dict(self.fallbacks), "seconds": round(self.seconds, 3), "notes": list(self.notes),
+            "code_columns": dict(self.code_columns),
         }
 
 
@@ -191,11 +200,68 @@ def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Co
     return infos
 
 
+@dataclass(frozen=True)
+class CodeColumn:
+    """A numeric column whose fills are its observed codes (``codes``, ascending), and why (``reason``)."""
+
+    codes: tuple[float, ...]
+    reason: str
+
+    def snap(self, values: Sequence[Any]) -> list[float]:
+        """Each value replaced by the nearest code (a tie goes to the smaller code)."""
+        codes = np.asarray(self.codes, dtype=float)
+        x = np.asarray(values, dtype=float)
+        upper = np.clip(np.searchsorted(codes, x), 0, len(codes) - 1)
+        lower = np.clip(upper - 1, 0, len(codes) - 1)
+        nearest = np.where(np.abs(x - codes[lower]) <= np.abs(codes[upper] - x), lower, upper)
+        return [float(v) for v in codes[nearest]]
+
+
+def detect_code_columns(frame: pd.DataFrame, given: pd.DataFrame, kinds: dict[str, str],
+                        code_columns: str | Sequence[str] = "auto") -> dict[str, CodeColumn]:
+    """The code columns of a table (``frame``: its numeric copy; ``given``: as the caller passed it).
+
+    ``"auto"``: every numeric column (not a date or duration) whose observed values are all whole numbers with at
+    most :data:`MAX_CODES` distinct values, each seen twice on average (distinct <= observed / 2: in a 12-row table,
+    12 different ages are measurements, not codes). A list: exactly those columns (numeric ones; their codes are
+    their distinct observed values). ``()``: none.
+    """
+    if isinstance(code_columns, str):
+        if code_columns != "auto":
+            raise ValueError(f"code_columns must be 'auto', a list of column names or () for none, got {code_columns!r}")
+    elif not isinstance(code_columns, Sequence) or not all(isinstance(c, str) for c in code_columns):
+        raise ValueError(f"code_columns must be 'auto', a list of column names or () for none, got {code_columns!r}")
+    out: dict[str, CodeColumn] = {}
+    if code_columns != "auto":
+        for col in code_columns:
+            if col not in frame.columns:
+                raise DataError(f"code_columns names {col!r}, which is not a column of the table; "
+                                f"it has {list(frame.columns)}")
+            if kinds[col] != NUMERIC:
+                raise DataError(f"code_columns names {col!r}, a {kinds[col]} column, whose fills are already observed "
+                                "values; list numeric columns only")
+            codes = tuple(float(v) for v in np.unique(frame[col].dropna().to_numpy(dtype=float)))
+            out[col] = CodeColumn(codes, f"declared in code_columns ({len(codes)} distinct observed values)")
+        return out
+    for col, kind in kinds.items():
+        dtype = given[col].dtype
+        if kind != NUMERIC or pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            continue
+        values = frame[col].dropna().to_numpy(dtype=float)
+        codes = np.unique(values)
+        if len(codes) and len(codes) <= MAX_CODES and 2 * len(codes) <= len(values) and np.all(np.mod(codes, 1) == 0):
+            out[col] = CodeColumn(tuple(float(v) for v in codes),
+                                  f"auto: {len(codes)} distinct whole numbers ({codes[0]:g}..{codes[-1]:g}) in "
+                                  f"{len(values)} observed cells (<= {MAX_CODES} distinct, each seen twice on average)")
+    return out
+
+
 class BaseImputer(TransformerMixin, BaseEstimator):
     """Shared plumbing: input checks, column kinds, statistics, and writing only the missing cells.
 
     Subclasses implement ``_fit(frame)`` (learned state in ``*_`` attributes) and ``_impute(frame, mask, report)``
-    returning ``{column: values for the rows where mask[column]}``. ``report_`` describes the last ``transform``.
+    returning ``{column: values for the rows where mask[column]}``; numbers returned for a code column
+    (``code_columns_``) are snapped to its nearest observed code. ``report_`` describes the last ``transform``.
     """
 
     method: ClassVar[str] = "base"
@@ -205,6 +271,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
     numeric: tuple[str, ...] | None
     text: tuple[str, ...] | None
     max_categories: int
+    code_columns: str | Sequence[str]  # "auto" | column names | () (a subclass without the parameter: "auto")
 
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X: Any, y: Any = None) -> "BaseImputer":
@@ -216,6 +283,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
         self.formats_ = {col: CellFormat.of(given[col], kind == NUMERIC) for col, kind in self.kinds_.items()}
         frame = coerce_numeric(given, self.kinds_)
         self.columns_ = describe_columns(frame, self.kinds_)
+        self.code_columns_ = detect_code_columns(frame, given, self.kinds_, getattr(self, "code_columns", "auto"))
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -228,7 +296,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "columns_")
         given, frame, was_array = self._transform_input(X)
         mask = given.isna()
-        report = ImputationReport(method=self.method, n_rows_in=len(frame))
+        report = ImputationReport(method=self.method, n_rows_in=len(frame), code_columns=self._code_reasons())
         start = time.perf_counter()
         out = given.copy()
         if mask.to_numpy().any():
@@ -240,6 +308,8 @@ class BaseImputer(TransformerMixin, BaseEstimator):
                 vals = values[col]
                 if len(vals) != len(rows):
                     raise RuntimeError(f"{type(self).__name__} returned {len(vals)} values for {len(rows)} cells of {col!r}")
+                if col in self.code_columns_:
+                    vals = self._snap_codes(col, vals, report)
                 write_cells(out, col, rows, vals, self.formats_[col])
                 report.filled[col] = len(rows)
         report.seconds = time.perf_counter() - start
@@ -280,6 +350,18 @@ class BaseImputer(TransformerMixin, BaseEstimator):
         if was_array:
             frame.columns = expected
         return frame, coerce_numeric(frame, self.kinds_), was_array
+
+    def _code_reasons(self) -> dict[str, str]:
+        """``{code column: why}`` for ``report_``."""
+        return {col: code.reason for col, code in getattr(self, "code_columns_", {}).items()}
+
+    def _snap_codes(self, col: str, values: Sequence[Any], report: ImputationReport) -> list[float]:
+        """``values`` of code column ``col`` snapped to its codes; ``report.how["snapped"]`` counts those moved."""
+        snapped = self.code_columns_[col].snap(values)
+        moved = int(sum(float(a) != b for a, b in zip(values, snapped)))
+        if moved:
+            report.how["snapped"] = report.how.get("snapped", 0) + moved
+        return snapped
 
     def _columns_of(self, kind: str) -> list[str]:
         return [c for c, info in self.columns_.items() if info.kind == kind]

@@ -6,12 +6,13 @@ the category with the largest neighbour vote. MICE is a chained-equations loop w
 numeric column and a classifier per categorical column (see :class:`MICEImputer` for why not ``IterativeImputer``).
 Either way a categorical answer is always a category seen in ``fit``; nothing is left as a fractional code. Text
 columns (too many distinct values to one-hot) are not modelled by the classic imputers: they get the most frequent
-value.
+value. Every imputer writes only observed codes into a code column (a 1-5 rating; see :mod:`recllm.impute.base`).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,13 @@ class DeletionImputer(BaseImputer):
     fills_cells = False
 
     def __init__(self, categorical: tuple[str, ...] | None = None, numeric: tuple[str, ...] | None = None,
-                 text: tuple[str, ...] | None = None, max_categories: int = 50) -> None:
+                 text: tuple[str, ...] | None = None, max_categories: int = 50,
+                 code_columns: str | Sequence[str] = "auto") -> None:
         self.categorical = categorical
         self.numeric = numeric
         self.text = text
         self.max_categories = max_categories
+        self.code_columns = code_columns
 
     def _fit(self, frame: pd.DataFrame) -> None:
         if not frame.notna().all(axis=1).any():
@@ -62,6 +65,7 @@ class DeletionImputer(BaseImputer):
         self.report_ = ImputationReport(
             method=self.method, n_rows_in=len(frame), n_rows_out=len(out), how={"dropped_rows": int((~keep).sum())},
             notes=[f"dropped {int((~keep).sum())} of {len(frame)} rows that had a missing cell"],
+            code_columns=self._code_reasons(),
         )
         return out.to_numpy() if was_array else out
 
@@ -71,19 +75,22 @@ class ZeroImputer(BaseImputer):
 
     A categorical column coded with numbers (a 0/1 flag) gets ``fill_value`` too, which is literally "fill zeros"
     and keeps the column numeric; a column of booleans gets ``bool(fill_value)`` (False), which its dtype can hold.
+    A code column (:func:`recllm.impute.base.detect_code_columns`) gets the observed code nearest ``fill_value``.
     """
 
     method = "zero"
 
     def __init__(self, fill_value: float = 0.0, missing_label: str = "missing", categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
-                 max_categories: int = 50) -> None:
+                 max_categories: int = 50,
+                 code_columns: str | Sequence[str] = "auto") -> None:
         self.fill_value = fill_value
         self.missing_label = missing_label
         self.categorical = categorical
         self.numeric = numeric
         self.text = text
         self.max_categories = max_categories
+        self.code_columns = code_columns
 
     def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -105,12 +112,14 @@ class MeanModeImputer(BaseImputer):
 
     def __init__(self, strategy: str = "mean", categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
-                 max_categories: int = 50) -> None:
+                 max_categories: int = 50,
+                 code_columns: str | Sequence[str] = "auto") -> None:
         self.strategy = strategy
         self.categorical = categorical
         self.numeric = numeric
         self.text = text
         self.max_categories = max_categories
+        self.code_columns = code_columns
 
     def _fit(self, frame: pd.DataFrame) -> None:
         if self.strategy not in ("mean", "median"):
@@ -236,13 +245,15 @@ class KNNTableImputer(_EncodedImputer):
 
     def __init__(self, n_neighbors: int = 5, weights: str = "uniform", categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
-                 max_categories: int = 50) -> None:
+                 max_categories: int = 50,
+                 code_columns: str | Sequence[str] = "auto") -> None:
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.categorical = categorical
         self.numeric = numeric
         self.text = text
         self.max_categories = max_categories
+        self.code_columns = code_columns
 
     def _fit_encoded(self, frame: pd.DataFrame) -> None:
         if self.n_neighbors < 1:
@@ -270,7 +281,8 @@ class MICEImputer(_EncodedImputer):
 
     def __init__(self, max_iter: int = 5, estimator: Any = None, classifier: Any = None, seed: int = 0,
                  categorical: tuple[str, ...] | None = None, numeric: tuple[str, ...] | None = None,
-                 text: tuple[str, ...] | None = None, max_categories: int = 50) -> None:
+                 text: tuple[str, ...] | None = None, max_categories: int = 50,
+                 code_columns: str | Sequence[str] = "auto") -> None:
         self.max_iter = max_iter
         self.estimator = estimator
         self.classifier = classifier
@@ -279,6 +291,7 @@ class MICEImputer(_EncodedImputer):
         self.numeric = numeric
         self.text = text
         self.max_categories = max_categories
+        self.code_columns = code_columns
 
     def _model(self, kind: str) -> Any:
         from sklearn.base import clone

@@ -22,11 +22,24 @@ A numeric or text answer that cannot be used falls back to the column statistic 
 every fallback is counted in ``report_``. With a cache (the default), the trained adapter is kept under the recllm
 cache (keyed by base model, examples and configs) and every answer in a ``DiskCache``, so a rerun costs seconds.
 
-``training="whole-row"`` learns many cells per pass instead (after GReaT, Borisov et al., ICLR 2023): one sequence
-per row, its observed cells as ``"column: value"`` lines in a fresh seeded random column order every epoch, the loss
-on every value (and the EOS that ends it) but not on the column names, so a row with n observed cells teaches n
-cells at once and the model learns to condition on any subset. A missing cell is then asked for after the row's
-observed lines (in the fixed inference order) as ``"<column>:"``; the fill routes above are unchanged.
+``training="whole-row"`` (the default) learns many cells per pass (after GReaT, Borisov et al., ICLR 2023): one
+sequence per row, its observed cells as ``"column: value"`` lines in a fresh seeded random column order every epoch,
+the loss on every value (and the EOS that ends it) but not on the column names, so a row with n observed cells
+teaches n cells at once and the model learns to condition on any subset. A missing cell is then asked for after the
+row's observed lines (in the fixed inference order) as ``"<column>:"``; the fill routes above are unchanged.
+``training="per-cell"`` keeps the paper's one example per observed cell.
+
+Every observed cell is learned (``max_train_examples=None``). When more than one epoch is allowed, the number of
+epochs is chosen on held-out observed cells: a seeded ``validation_fraction`` of the observed cells of the columns to
+be filled (those with gaps in the fitted table; all learned columns when none has one), at most
+``max_validation_cells``, is left out of training; after each epoch the model fills them through the fill routes
+above and they are scored (accuracy for categorical, text and code columns; 1 - MAE / the column's mean absolute
+deviation from its median for numeric ones; the mean over columns). Training runs up to ``max_epochs`` and stops
+at the first epoch that scores worse than the best; the best epoch's adapter is kept (``fit_report_["chosen_epoch"]``,
+``validation_``). A code column (a few whole-number codes, :mod:`recllm.impute.base`) is filled by scoring its codes
+like categories.
+
+The fine-tuning defaults live in :data:`DEFAULT_SFT` (read by the imputation benchmark too).
 """
 
 from __future__ import annotations
@@ -48,6 +61,13 @@ from recllm.impute.serialize import (LINES_TEMPLATE_VERSION, TEMPLATE_VERSION, c
 from recllm.llm.number_shape import NumberShape
 from recllm.llm.sft import LoRAConfig, SFTConfig
 
+# The imputer's fine-tuning defaults (the one place; the benchmark reads them): ``epochs`` is the most epochs trained
+# when validation chooses the epoch; ``seed`` and ``show_progress`` are replaced by the imputer's own.
+DEFAULT_SFT = SFTConfig(epochs=3, learning_rate=5e-4, batch_size=8, max_length=256, checkpoint_every=0,
+                        show_progress=False)
+VALIDATION_FRACTION = 0.05  # share of the observed cells held out to choose the epoch
+MAX_VALIDATION_CELLS = 256
+FIT_RECORD = "imputer_fit.json"  # in a cached adapter folder: the finished fit's epoch choice (its presence = done)
 TRAIN_ON = ("observed", "complete_rows")
 TRAININGS = ("per-cell", "whole-row")
 NUMERIC_DECODINGS = ("generate", "expected", "expected-grid")
@@ -79,14 +99,14 @@ def numeric_candidates(values: pd.Series, n: int) -> np.ndarray:
     return np.unique(np.quantile(observed, levels, method="inverted_cdf"))
 
 
-def _finished(output_dir: Any) -> bool:
-    """Whether an ``sft_train`` output folder already holds the final checkpoint of its run."""
-    import json
+class _EarlyStop(Exception):
+    """Raised by the validation hook to end the fine-tune: the epoch scored worse than the best one."""
 
-    for state in output_dir.glob("checkpoint-*/trainer_state.json"):
-        if json.loads(state.read_text(encoding="utf-8")).get("done"):
-            return True
-    return False
+
+def _spread(values: np.ndarray) -> float:
+    """The mean absolute deviation from the median (the MAE of always answering the median); 1 if it is 0."""
+    spread = float(np.mean(np.abs(values - np.median(values)))) if len(values) else 0.0
+    return spread if spread > 0 else 1.0
 
 
 def _first_value(text: str, observed: tuple[Any, ...]) -> str | None:
@@ -116,14 +136,17 @@ class LLMImputer(BaseImputer):
     over the greedy answer and ``numeric_candidates`` quantiles of the column's observed values) or
     "expected-grid" (over the quantiles only); see the module docstring.
     ``cache``: True (default cache), False, or a ``DiskCache``.
-    ``training``: "per-cell" (default: one example per observed cell) or "whole-row" (one example per row, every
-    value a target, a fresh random column order each epoch; ``max_train_examples`` then caps rows and
-    ``column_order`` sets the inference order only); see the module docstring.
+    ``training``: "whole-row" (default: one example per row, every value a target, a fresh random column order
+    each epoch; ``max_train_examples`` then caps rows and ``column_order`` sets the inference order only) or
+    "per-cell" (one example per observed cell); see the module docstring.
+    ``validation_fraction`` (0 disables), ``max_validation_cells``: the held-out observed cells that choose the epoch;
+    ``max_epochs``: the most epochs (None: ``sft.epochs``, 3 by default, :data:`DEFAULT_SFT`).
+    ``code_columns``: "auto", column names or () (see :mod:`recllm.impute.base`).
     """
 
     method = "llm"
 
-    def __init__(self, model: Any = None, train_on: str = "observed", training: str = "per-cell",
+    def __init__(self, model: Any = None, train_on: str = "observed", training: str = "whole-row",
                  lora: LoRAConfig | None = None,
                  sft: SFTConfig | None = None, column_order: str | Sequence[str] = "table",
                  max_train_examples: int | None = None, target_columns: tuple[str, ...] | None = None,
@@ -133,7 +156,9 @@ class LLMImputer(BaseImputer):
                  numeric_candidates: int = 32, cache: Any = True,
                  seed: int = 0, show_progress: bool = False, categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
-                 max_categories: int = 50) -> None:
+                 max_categories: int = 50, validation_fraction: float = VALIDATION_FRACTION,
+                 max_validation_cells: int = MAX_VALIDATION_CELLS, max_epochs: int | None = None,
+                 code_columns: str | Sequence[str] = "auto") -> None:
         self.model = model
         self.train_on = train_on
         self.training = training
@@ -159,6 +184,10 @@ class LLMImputer(BaseImputer):
         self.numeric = numeric
         self.text = text
         self.max_categories = max_categories
+        self.validation_fraction = validation_fraction
+        self.max_validation_cells = max_validation_cells
+        self.max_epochs = max_epochs
+        self.code_columns = code_columns
 
     # ------------------------------------------------------------------ configuration
     def _check_params(self) -> None:
@@ -179,6 +208,12 @@ class LLMImputer(BaseImputer):
             raise ValueError(f"numeric_decoding must be one of {NUMERIC_DECODINGS}, got {self.numeric_decoding!r}")
         if self.numeric_candidates < 2:
             raise ValueError(f"numeric_candidates must be >= 2, got {self.numeric_candidates!r}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1) (0: no validation), got {self.validation_fraction!r}")
+        if self.max_validation_cells < 1:
+            raise ValueError(f"max_validation_cells must be >= 1, got {self.max_validation_cells!r}")
+        if self.max_epochs is not None and (not isinstance(self.max_epochs, int) or self.max_epochs < 1):
+            raise ValueError(f"max_epochs must be a positive integer or None, got {self.max_epochs!r}")
 
     def _order(self, columns: list[str]) -> list[str]:
         order = self.column_order
@@ -192,10 +227,13 @@ class LLMImputer(BaseImputer):
         return order
 
     def _sft_config(self) -> SFTConfig:
-        if self.sft is not None:  # show_progress=True shows the fine-tune's bar too
-            return dataclasses.replace(self.sft, show_progress=self.sft.show_progress or self.show_progress)
-        return SFTConfig(epochs=1, learning_rate=5e-4, batch_size=8, seed=self.seed, max_length=256,
-                         checkpoint_every=0, show_progress=self.show_progress)
+        """``sft`` (or :data:`DEFAULT_SFT` with the imputer's seed) with ``max_epochs`` epochs; show_progress=True
+        shows the fine-tune's bar too."""
+        if self.sft is not None:
+            config = dataclasses.replace(self.sft, show_progress=self.sft.show_progress or self.show_progress)
+        else:
+            config = dataclasses.replace(DEFAULT_SFT, seed=self.seed, show_progress=self.show_progress)
+        return config if self.max_epochs is None else dataclasses.replace(config, epochs=self.max_epochs)
 
     def _disk_cache(self) -> Any:
         if self.cache is True:
@@ -290,11 +328,101 @@ class LLMImputer(BaseImputer):
 
         return examples_for_epoch
 
+    # ------------------------------------------------------------------ validation
+    def holdout_cells(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The observed cells held out of training to choose the epoch (a boolean frame like ``frame``): a seeded
+        ``validation_fraction`` (at most ``max_validation_cells``) of the observed cells of the learned columns that
+        have gaps in ``frame`` (of every learned column when none has); none when that rounds to 0."""
+        targets, _ = self._learnable(frame)
+        gaps = [c for c in targets if frame[c].isna().any()] or targets
+        held = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+        cells = [(i, j) for j, col in enumerate(frame.columns) if col in gaps
+                 for i in np.flatnonzero(frame[col].notna().to_numpy())]
+        n = min(self.max_validation_cells, int(round(self.validation_fraction * len(cells))))
+        if n < 1:
+            return held
+        keep = np.random.default_rng([self.seed, 7]).choice(len(cells), size=n, replace=False)
+        values = np.zeros(held.shape, dtype=bool)
+        for k in keep:
+            values[cells[k]] = True
+        return pd.DataFrame(values, index=frame.index, columns=frame.columns)
+
+    def _validation_score(self, lm: Any, frame: pd.DataFrame, held: pd.DataFrame, truth: pd.DataFrame
+                          ) -> tuple[float, dict[str, dict[str, float]]]:
+        """Fill the held-out cells of ``frame`` (where they are blank) with ``lm`` and score them against ``truth``:
+        per column accuracy (categorical, text, code columns) or 1 - normalised MAE (numeric); the mean over
+        columns."""
+        saved = self.__dict__.get("lm_"), self.__dict__.get("cache_")
+        self.lm_, self.cache_ = lm, None  # the fill routes, with the model being trained and no answer cache
+        try:
+            values = self._impute(frame, held, ImputationReport(method="validation"))
+        finally:
+            self.lm_, self.cache_ = saved
+        columns: dict[str, dict[str, float]] = {}
+        for col, filled in values.items():
+            rows = np.flatnonzero(held[col].to_numpy())
+            true = truth[col].iloc[rows].tolist()
+            if self.columns_[col].kind == NUMERIC and col not in self.code_columns_:
+                error = np.abs(np.asarray(filled, dtype=float) - np.asarray(true, dtype=float)).mean()
+                nmae = float(error / _spread(frame[col].dropna().to_numpy(dtype=float)))
+                columns[col] = {"cells": len(rows), "nmae": nmae, "score": 1.0 - nmae}
+            else:
+                accuracy = float(np.mean([format_value(a) == format_value(b) for a, b in zip(filled, true)]))
+                columns[col] = {"cells": len(rows), "accuracy": accuracy, "score": accuracy}
+        return float(np.mean([c["score"] for c in columns.values()])), columns
+
+    def _fine_tune(self, lm: Any, examples: Any, config: SFTConfig, lora: LoRAConfig, output_dir: Any,
+                   validate: Callable[[Any], tuple[float, dict[str, Any]]] | None) -> tuple[Any, dict[str, Any]]:
+        """``sft_train`` for up to ``config.epochs`` epochs; with ``validate``, stopped at the first epoch scoring
+        worse than the best and returned with the best epoch's adapter. Also returns the record of the choice."""
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        from recllm.llm.checkpoints import checkpoints, load_lora_weights
+        from recllm.llm.sft import load_sft_state, sft_train
+
+        if validate is None:
+            tuned = sft_train(lm, examples, config, lora, output_dir=output_dir)
+            return tuned, {"chosen_epoch": config.epochs, "epochs_trained": config.epochs, "stopped_early": False,
+                           "curve": []}
+        curve: dict[int, dict[str, Any]] = {}
+        if output_dir is not None and checkpoints(output_dir):  # a resumed run: the epochs scored before
+            for epoch, score in load_sft_state(output_dir).get("epoch_scores", {}).items():
+                curve[int(epoch)] = {"epoch": int(epoch) + 1, "score": float(score)}
+        best: dict[str, Any] = {"epoch": None, "score": -np.inf, "weights": None}
+        for epoch in sorted(curve):
+            if curve[epoch]["score"] > best["score"]:
+                best.update(epoch=epoch, score=curve[epoch]["score"])
+        seen: dict[str, Any] = {}
+
+        def eval_fn(tuned: Any, epoch: int) -> float:
+            seen["lm"] = tuned
+            score, columns = validate(tuned)
+            curve[epoch] = {"epoch": epoch + 1, "score": score, "columns": columns}
+            if score > best["score"]:  # (ties keep the earlier epoch, as sft_train does)
+                weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(tuned.model).items()}
+                best.update(epoch=epoch, score=score, weights=weights)
+            elif score < best["score"] and epoch < config.epochs - 1:
+                raise _EarlyStop(epoch)
+            return score
+
+        try:
+            tuned, stopped = sft_train(lm, examples, config, lora, output_dir=output_dir, eval_fn=eval_fn), False
+        except _EarlyStop:
+            tuned, stopped = seen["lm"], True
+            if best["weights"] is not None:
+                set_peft_model_state_dict(tuned.model, best["weights"])
+            else:  # the best epoch was trained before a resume: sft_train kept its adapter
+                load_lora_weights(tuned.model, output_dir / "best")
+            tuned.model.eval()
+        record = {"chosen_epoch": int(best["epoch"]) + 1, "epochs_trained": max(curve) + 1, "stopped_early": stopped,
+                  "curve": [curve[e] for e in sorted(curve)]}
+        return tuned, record
+
     # ------------------------------------------------------------------ fit
     def _fit(self, frame: pd.DataFrame) -> None:
         from recllm.llm.precision import resolve_dtype
-        from recllm.llm.sft import sft_train
-        from recllm.utils import cache_dir
+        from recllm.llm.sft import load_adapter
+        from recllm.utils import cache_dir, write_json_atomic
 
         self._check_params()
         self.order_ = self._order(list(frame.columns))
@@ -302,25 +430,45 @@ class LLMImputer(BaseImputer):
                                for col, info in self.columns_.items() if info.kind == NUMERIC}
         self.numeric_grid_ = {col: numeric_candidates(frame[col], self.numeric_candidates)
                               for col, info in self.columns_.items() if info.kind == NUMERIC}
+        config, lora = self._sft_config(), self.lora or LoRAConfig()
+        held = self.holdout_cells(frame)
+        if config.epochs == 1:  # one epoch: no epoch to choose, so every observed cell is trained on
+            held.loc[:, :] = False
+        train = frame.mask(held) if held.to_numpy().any() else frame  # held-out cells are never trained on
         whole_row = self.training == "whole-row"
         # built once before the model loads, so bad input fails fast
-        examples: Any = self.whole_row_examples(frame) if whole_row else self.training_examples(frame)
-        config, lora = self._sft_config(), self.lora or LoRAConfig()
+        examples: Any = self.whole_row_examples(train) if whole_row else self.training_examples(train)
         start = time.perf_counter()
         lm = self._load_model()
+        self.eos_text_ = lm.tokenizer.eos_token or ""
         hashed, template = examples, TEMPLATE_VERSION
         if whole_row:  # each epoch's rows, written once: hashed for the cache key, then trained on
-            for_epoch = self.whole_row_examples(frame, end=lm.tokenizer.eos_token or "")
+            for_epoch = self.whole_row_examples(train, end=self.eos_text_)
             hashed, template = [for_epoch(epoch) for epoch in range(config.epochs)], LINES_TEMPLATE_VERSION
             examples = hashed.__getitem__
+        validate = None
+        if held.to_numpy().any():
+            def validate(tuned: Any) -> tuple[float, dict[str, Any]]:
+                return self._validation_score(tuned, train, held, frame)
         self.cache_ = self._disk_cache()
         output_dir = None
         if self.cache_ is not None:
-            key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint,
-                                  examples=hashed, sft=dataclasses.replace(config, show_progress=False), lora=lora)
+            selection = {"held_out": np.flatnonzero(held.to_numpy().ravel()).tolist(),
+                         "numeric": [self.numeric_decoding, self.numeric_shape, self.numeric_candidates],
+                         "codes": {c: list(code.codes) for c, code in self.code_columns_.items()}}
+            key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint, examples=hashed,
+                                  sft=dataclasses.replace(config, show_progress=False), lora=lora, selection=selection)
             output_dir = cache_dir("impute", "adapters") / key[:32]
-        reused = output_dir is not None and _finished(output_dir)
-        tuned = sft_train(lm, examples, config, lora, output_dir=output_dir)
+        reused = output_dir is not None and (output_dir / FIT_RECORD).exists()
+        if reused:
+            import json
+
+            tuned = load_adapter(lm, output_dir)
+            record = json.loads((output_dir / FIT_RECORD).read_text(encoding="utf-8"))
+        else:
+            tuned, record = self._fine_tune(lm, examples, config, lora, output_dir, validate)
+            if output_dir is not None:
+                write_json_atomic(output_dir / FIT_RECORD, record)
         # Merge the adapter for inference (plain linear layers are faster); the name keeps the adapter's hash so
         # cache keys still tell fine-tunes apart.
         adapter = tuned.fingerprint.rsplit("adapter=", 1)[-1]
@@ -329,7 +477,7 @@ class LLMImputer(BaseImputer):
         tuned = dataclasses.replace(tuned, model=merged, name=f"{lm.name}+lora-{adapter}", dtype=dtype)
         self.lm_ = tuned
         self.fingerprint_ = tuned.fingerprint
-        self.eos_text_ = tuned.tokenizer.eos_token or ""
+        self.validation_ = {"cells": {c: int(n) for c, n in held.sum().items() if n}, **record}
         if whole_row:
             n_examples, cells = len(hashed[0]), sum(target for pieces in hashed[0] for _, target in pieces)
             n_tokens = sum(len(text) for pieces in hashed[0] for text, _ in pieces)
@@ -337,7 +485,10 @@ class LLMImputer(BaseImputer):
             n_examples, cells, n_tokens = len(examples), len(examples), sum(len(p) + len(a) for p, a in examples)
         self.fit_report_ = {
             "examples": n_examples, "train_on": self.train_on, "characters": n_tokens, "training": self.training,
-            "cells_per_epoch": cells, "epochs": config.epochs,
+            "cells_per_epoch": cells, "epochs": config.epochs, "epochs_trained": record["epochs_trained"],
+            "chosen_epoch": record["chosen_epoch"], "stopped_early": record["stopped_early"],
+            "validation_cells": int(held.to_numpy().sum()),
+            "validation_curve": [round(point["score"], 4) for point in record["curve"]],
             "seconds": round(time.perf_counter() - start, 3), "adapter_reused": bool(reused),
             "adapter_dir": str(output_dir) if output_dir is not None else None, "inference_dtype": dtype,
         }
@@ -426,8 +577,9 @@ class LLMImputer(BaseImputer):
             if not len(rows):
                 continue
             prompts = self._prompts(frame, col, rows)
-            if info.kind == CATEGORICAL:
-                out[col] = self._score_categorical(prompts, info.categories, report)
+            if info.kind == CATEGORICAL or col in self.code_columns_:  # a code column: its codes, as categories
+                options = self.code_columns_[col].codes if col in self.code_columns_ else info.categories
+                out[col] = self._score_categorical(prompts, options, report)
                 report.how["llm-score"] = report.how.get("llm-score", 0) + len(rows)
                 continue
             if info.kind == NUMERIC and self.numeric_decoding == "expected-grid":
@@ -466,6 +618,15 @@ class LLMImputer(BaseImputer):
         out = super().transform(X)
         report = self.report_
         report.notes.append(f"training={self.training}")
+        fit = self.fit_report_
+        if fit["validation_cells"]:
+            curve = ", ".join(f"{v:.3f}" for v in fit["validation_curve"])
+            report.notes.append(f"epoch {fit['chosen_epoch']} of {fit['epochs_trained']} trained (at most "
+                                f"{fit['epochs']}) chosen on {fit['validation_cells']} held-out observed cells; "
+                                f"validation score by epoch: {curve}")
+        else:
+            report.notes.append(f"{fit['epochs']} epoch(s) trained on every observed cell (no held-out cells: one "
+                                "epoch, validation_fraction=0, or too few cells)")
         if report.n_filled and report.seconds > 0:
             report.notes.append(f"{report.n_filled / report.seconds:.1f} cells/s")
         return out
