@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from recllm.bench.learn import content as contents
 from recllm.bench.learn.report import interval, write_learn_report
-from recllm.bench.learn.run import PeakMemory, RunResult, model_specs
+from recllm.bench.learn.run import MINILM_LEARN, PeakMemory, RunResult, model_specs
 from recllm.bench.reporting import ReportTarget
 from recllm.cli import build_parser
 
@@ -29,6 +30,16 @@ def test_peak_memory_sees_an_allocation():
         time.sleep(0.05)
     del block
     assert mem.peak_mb > 30
+
+
+def fake_timing(dataset="cyclic", encoder="smollm2", sample=0, seconds=12.5):
+    return contents.ContentTiming(dataset, encoder, 30, 576 if encoder == "smollm2" else 384, 0.5, seconds, sample,
+                                  "float32: CPU has no native bf16 matmul (AVX2 only)", 2, "Test CPU 9000",
+                                  "2026-12-02 04:00 UTC")
+
+
+def fake_measure(dataset, encoder, sample=0, seed=0, show_progress=False):
+    return None, fake_timing(dataset.name, encoder, sample)
 
 
 def fake_run(model, seed, value, dataset="cyclic", split="loo"):
@@ -79,7 +90,7 @@ def test_report_writes_tables_and_plot(tmp_path):
     learn_i, sasrec_i = names.index("LEARN (shared tower)"), names.index("SASRec-CE")
     gap = 0.05 * (learn_i - sasrec_i)
     learn_v, sasrec_v = 0.1 + 0.05 * learn_i, 0.1 + 0.05 * sasrec_i
-    assert f"| cyclic | cold_start | 1 | {learn_v:.4f} | {sasrec_v:.4f} | {gap:+.4f}" in summary
+    assert f"| cyclic | cold_start | n/a | 1 | {learn_v:.4f} | {sasrec_v:.4f} | {gap:+.4f}" in summary
     assert "| best model |" in summary and f"| {names[-1]} ({0.1 + 0.05 * (len(names) - 1):.4f}) |" in summary
     assert "- source: commit abc (test)" in text
     if (tmp_path / "learn-cyclic.png").exists():
@@ -94,13 +105,19 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
     # edit meanwhile, a changed recllm module would rightly make these runs stale
     monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.learn",))
     monkeypatch.setattr(bench, "load_dataset", lambda name: dataset)
-    monkeypatch.setattr(bench, "content_for", lambda ds, show: (content, 0.0))
+    monkeypatch.setattr(bench, "content_for", lambda ds, show, encoder="smollm2": (content, 0.0))
+    monkeypatch.setattr(contents, "measure_content", fake_measure)
     out = tmp_path / "learn.md"
     assert bench.run_benchmark(quick=True, datasets=["cyclic"], splits=["loo", "cold_start"], epochs=1,
                                models=["popularity", "SASRec-CE", "LEARN (shared tower)"], out=str(out),
                                show_progress=False) == 0
     text = out.read_text()
     assert "### cold_start" in text and "LEARN (shared tower)" in text
+    # the time-based cold-start split, its size and (60 users: fewer than 200) its mark
+    assert "cold_start is a split in time (`recllm.data.cold_start_split`)" in text
+    splits_table = text.split("## Splits", 1)[1].split("\n## ", 1)[0]
+    assert "| cyclic | cold_start |" in splits_table and "| **no** |" in splits_table
+    assert "test users, not informative)" in text.split("### cold_start", 1)[1].split("\n", 1)[0]
     assert sum('"key"' in line for line in (tmp_path / "learn.runs.jsonl").read_text().splitlines()) == 6
     first = out.read_text().split("## Notes")[0].split("Total benchmark time")[1]
 
@@ -151,7 +168,7 @@ def test_report_summarises_a_variant_on_its_data_sets(tmp_path):
     text = write_learn_report(target(tmp_path / "learn.md"), results, specs, ["cyclic"], [0, 1], [], 1.0, True, None,
                               tmp_path / "learn.runs.jsonl").read_text()
     section = text.split(f"### {variant} against SASRec-CE", 1)[1].split("\n## ", 1)[0]
-    assert f"| cyclic | loo | 2 | 0.2050 | 0.1000 | +0.1050" in section
+    assert f"| cyclic | loo | n/a | 2 | 0.2050 | 0.1000 | +0.1050" in section
     assert f"Paired NDCG@10 difference {variant} - SASRec-CE" in text
     # the variant is best on 2 seeds; a model run on fewer seeds than the pair says so
     assert f"| {variant} (0.2050) |" in section
@@ -162,12 +179,42 @@ def test_report_summarises_a_variant_on_its_data_sets(tmp_path):
     assert "runs in this report took" in text
 
 
-def test_report_prints_the_note_of_a_split_that_is_not_informative(tmp_path):
+def test_report_labels_each_split_with_its_size_and_note(tmp_path):
     specs = model_specs(quick=True)
-    results = [fake_run(s.name, 0, 0.2, split="temporal") for s in specs]
+    results = [fake_run(s.name, 0, 0.2, split=split) for s in specs for split in ("temporal", "cold_start")]
     note = "only 27 test users (fewer than 200): too few for an informative comparison"
+    info = {("cyclic", "temporal"): {"test_users": 27, "test_cases": 27, "valid_cases": 30, "informative": False,
+                                     "note": note},
+            ("cyclic", "cold_start"): {"test_users": 230, "test_cases": 230, "valid_cases": 41, "informative": True,
+                                       "note": ""}}
     text = write_learn_report(target(tmp_path / "learn.md"), results, specs, ["cyclic"], [0], [], 1.0, True, None,
-                              tmp_path / "learn.runs.jsonl", split_notes={("cyclic", "temporal"): note}).read_text()
+                              tmp_path / "learn.runs.jsonl", split_info=info).read_text()
     section = text.split("### temporal", 1)[1].split("###", 1)[0]
-    assert f"**Not informative**: {note}" in section
+    assert section.startswith(" (27 test users, not informative)") and f"**Not informative**: {note}" in section
+    assert "### cold_start (230 test users)\n" in text
     assert f"- cyclic temporal: not informative: {note}" in text
+    assert "cold_start is a split in time" in text and "leaked the future" in text
+    splits = text.split("## Splits", 1)[1].split("\n## ", 1)[0]
+    assert f"| cyclic | temporal | 27 | 27 | 30 | **no** | {note} |" in splits
+    assert "| cyclic | cold_start | 230 | 230 | 41 | yes |  |" in splits
+    summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    assert "| cyclic | temporal | 27 test users, not informative | 1 |" in summary
+    assert "| cyclic | cold_start | 230 test users | 1 |" in summary
+
+
+def test_report_compares_the_encoders_and_tables_their_embedding_time(tmp_path):
+    specs = model_specs(quick=True)
+    results = [fake_run(name, seed, value + 0.01 * seed, split="cold_start")
+               for name, value in (("SASRec-CE", 0.0), ("LEARN (shared tower)", 0.1), (MINILM_LEARN, 0.15))
+               for seed in (0, 1, 2)]
+    timings = [fake_timing(encoder="minilm", sample=32, seconds=2.0), fake_timing(seconds=80.0)]
+    text = write_learn_report(target(tmp_path / "learn.md"), results, specs, ["cyclic"], [0, 1, 2], [], 1.0, False,
+                              None, tmp_path / "learn.runs.jsonl", timings=timings).read_text()
+    section = text.split("## Content encoder", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith("| LEARN (shared tower) | cyclic | cold_start"))
+    assert "| 3 | 0.1100 ± " in row and row.endswith("| +0.0500 [+0.0500, +0.0500] |")
+    times = section.split("### What embedding a catalogue costs", 1)[1]
+    lines = [line for line in times.splitlines() if line.startswith("| cyclic")]
+    assert lines[0].startswith("| cyclic | SmolLM2-135M | 30 | 576 | 80.0 | 0.4 | 0.5 | whole catalogue |")
+    assert lines[1].startswith("| cyclic | all-MiniLM-L6-v2 | 30 | 384 | 2.0 | 15.0 | 0.5 | 32 texts, scaled |")
+    assert "| float32: CPU has no native bf16 matmul (AVX2 only) | 2 | Test CPU 9000 |" in lines[0]

@@ -75,23 +75,43 @@ def load_content_model(config: ContentConfig) -> Any:
 _MEMO: dict[tuple[Any, ...], np.ndarray] = {}
 
 
+class _WriteOnly:
+    """A view of a cache that finds nothing but stores what it is given: a fresh computation that fills the cache."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def key(self, **params: Any) -> str:
+        return self.cache.key(**params)
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        return {}
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        self.cache.put_many(items)
+
+
 def raw_item_embeddings(texts: list[str], config: ContentConfig, cache: Any = None,
-                        model: Any = None, engine: str = "local", ray_options: Any = None) -> np.ndarray:
+                        model: Any = None, engine: str = "local", ray_options: Any = None,
+                        fresh: bool = False) -> np.ndarray:
     """(n_items, hidden) float32 embeddings of ``texts`` from the frozen model; cached in memory and on disk.
 
     ``cache`` is a :class:`recllm.llm.cache.DiskCache` (default: the user's cache file); pass ``False`` to skip it.
     ``engine="ray"`` embeds on a Ray actor pool (``ray_options``: ``recllm.distributed.ray_jobs.RayOptions``),
-    with identical vectors and the same cache entries.
+    with identical vectors and the same cache entries. ``fresh``: compute every vector (neither cache is read, both
+    are written), e.g. to time the encoder.
     """
     from recllm.llm import embed_texts
     from recllm.llm.cache import DiskCache
 
     digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()
     memo_key = (config.model, config.resolved_kind(), config.max_length, config.dtype, digest)
-    if memo_key in _MEMO:
+    if memo_key in _MEMO and not fresh:
         return _MEMO[memo_key]
     if cache is None:
         cache = DiskCache(namespace="learn-content")
+    if fresh and cache is not False:
+        cache = _WriteOnly(cache)
     model = model if model is not None else load_content_model(config)
     emb = embed_texts(model, texts, pooling="mean", batch_size=config.batch_size, max_length=config.max_length,
                       cache=None if cache is False else cache, engine=engine, ray_options=ray_options)
@@ -164,16 +184,22 @@ def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None 
     return whitener.transform(raw), whitener
 
 
-def content_for(dataset: "RecDataset", show_progress: bool = False) -> tuple[np.ndarray, float]:
-    """Raw SmolLM2 content embeddings of the catalogue (cached on disk) and the seconds it took.
+def content_for(dataset: "RecDataset", show_progress: bool = False, encoder: str = "smollm2",
+                cache: Any = None) -> tuple[np.ndarray, float]:
+    """Raw content embeddings of the catalogue by ``encoder`` (an alias of :data:`ALIASES`, an HF id or a folder;
+    cached on disk) and the seconds it took.
 
     Computed in ``recllm.llm``'s reproducible precision on every machine (not "auto"), so stored runs from a CPU
-    with native bfloat16 and one without see the same embeddings. ``show_progress`` is accepted for callers'
-    symmetry; the encoder's own bar follows recllm.llm's settings.
+    with native bfloat16 and one without see the same embeddings. ``cache``: as in :func:`raw_item_embeddings`.
+    ``show_progress`` is accepted for callers' symmetry; the encoder's own bar follows recllm.llm's settings.
     """
+    start = time.perf_counter()
+    emb = raw_item_embeddings(catalogue_texts(dataset), content_config(encoder), cache=cache)
+    return emb, time.perf_counter() - start
+
+
+def content_config(encoder: str = "smollm2") -> ContentConfig:
+    """The :class:`ContentConfig` of ``encoder`` in ``recllm.llm``'s reproducible precision (benchmarks' inputs)."""
     from recllm.llm.precision import REPRODUCIBLE_DTYPE
 
-    start = time.perf_counter()
-    texts = [t if t.strip() else EMPTY_TEXT for t in dataset.item_texts()]
-    emb = raw_item_embeddings(texts, ContentConfig(dtype=REPRODUCIBLE_DTYPE))
-    return emb, time.perf_counter() - start
+    return ContentConfig(model=encoder, dtype=REPRODUCIBLE_DTYPE)

@@ -1,7 +1,8 @@
 """``recllm bench learn``: LEARN against popularity, SASRec (CE and BCE) and HSTU -> docs/results/learn.md.
 
-The protocol and the compared models are in :mod:`recllm.bench.learn.run`, the report in
-:mod:`recllm.bench.learn.report`, RecBole's SASRec beside ours in :mod:`recllm.bench.learn.recbole_ref`.
+The protocol and the compared models are in :mod:`recllm.bench.learn.run`, the content encoders and their
+embedding times in :mod:`recllm.bench.learn.content`, the report in :mod:`recllm.bench.learn.report`, ``--plan``
+in :mod:`recllm.bench.learn.plan`, RecBole's SASRec beside ours in :mod:`recllm.bench.learn.recbole_ref`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ def _run(args: argparse.Namespace) -> int:
         check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
                         todo="give the folder made by `make recbole-reference`")
     set_threads(args.threads)
+    if args.plan:
+        from pathlib import Path
+
+        from recllm.bench.learn.plan import plan_benchmark
+        from recllm.bench.reporting import REPORT_FOLDER
+
+        name = "learn-quick.md" if args.quick else "learn.md"
+        out = Path(args.out) if args.out else Path.cwd() / REPORT_FOLDER / name
+        plan_benchmark(out, quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
+                       models=args.models, epochs=args.epochs, patience=patience)
+        return 0
     return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
                          models=args.models, out=args.report, epochs=args.epochs, recbole_run=args.recbole_run,
                          patience=patience, fresh=args.fresh, show_progress=not args.quiet)
@@ -56,7 +68,11 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help="refit every run (default: reuse the stored runs whose code, data and settings match)")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
+    b.add_argument("--plan", action="store_true",
+                   help="list every run (stored or not) with its estimated minutes on this machine, fit nothing")
     add_report_args(b, "learn.md", _run)
+    checked = b.get_default("func")  # --plan writes no report: no clean-tree or --out check for it
+    b.set_defaults(func=lambda args: _run(args) if args.plan else checked(args))
 
 
 if __name__ == "__main__":

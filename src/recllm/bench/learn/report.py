@@ -15,6 +15,14 @@ from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff, paired_
 METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
 MAIN_LEARN = "LEARN (shared tower)"
 MAIN_SASREC = "SASRec-CE"
+SPLIT_ORDER = ("loo", "temporal", "cold_start")
+COLD_START_TEXT = (
+    "cold_start is a split in time (`recllm.data.cold_start_split`): items first seen in the last 40% of the "
+    "interactions are new; each test user's one target is their first interaction with a new item, with only what "
+    "they did before it as history (validation the same before an earlier cut; training is everything before that "
+    "cut). The new items never occur in training, so an ID-only model has no trained vector for them; LEARN scores "
+    "them from their text. (Reports before this one held random items out and gave each user their whole history, "
+    "later interactions included: that split leaked the future and is not used.)")
 
 
 def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
@@ -62,37 +70,48 @@ def _paired(by_model: dict[str, list[Any]], a: str, b: str, metric: str = "ndcg@
     return "; ".join(parts) or "n/a"
 
 
-def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: list[str], datasets: list[str],
-                  metric: str = "ndcg@10", learn: str = MAIN_LEARN) -> str:
-    """One row per (data set, split): ``learn`` (a LEARN variant), SASRec, their difference and the best model.
+def _difference(by_model: dict[str, list[Any]], a: str, b: str, metric: str) -> tuple[list[tuple[Any, Any]], str]:
+    """The seed pairs of ``a`` and ``b`` and their difference ``a - b``: per seed (the same seeded split for both)
+    with a t-interval across seeds; with one seed a paired bootstrap over the test users."""
+    pairs = [(x, y) for x in by_model.get(a, []) for y in by_model.get(b, []) if x.seed == y.seed]
+    if not pairs:
+        return pairs, "n/a"
+    d = paired_difference([x.metrics[metric] for x, _ in pairs], [y.metrics[metric] for _, y in pairs],
+                          pairs[0][0].per_user[metric], pairs[0][1].per_user[metric], seed=pairs[0][0].seed)
+    return pairs, f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]" + (" (1 seed, over users)" if d.over == "users" else "")
 
-    The difference is taken per seed (the same seeded split for both) and summarised across seeds (t-interval);
-    with one seed it is a paired bootstrap over the test users.
-    """
+
+def split_label(info: dict[str, Any] | None) -> str:
+    """``"230 test users"``, ``"27 test users, not informative"``: a split's size as the tables show it."""
+    if not info:
+        return "n/a"
+    return f"{info['test_users']} test users" + ("" if info.get("informative", True) else ", not informative")
+
+
+def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: list[str], datasets: list[str],
+                  metric: str = "ndcg@10", learn: str = MAIN_LEARN,
+                  split_info: dict[tuple[str, str], dict[str, Any]] | None = None) -> str:
+    """One row per (data set, split): its size, ``learn`` (a LEARN variant), SASRec, their difference (see
+    :func:`_difference`) and the best model."""
     rows = []
     label = "LEARN" if learn == MAIN_LEARN else learn
     for dataset in datasets:
-        for split in ("loo", "temporal", "cold_start"):
+        for split in SPLIT_ORDER:
             by_model = groups.get((dataset, split))
             if not by_model or learn not in by_model or MAIN_SASREC not in by_model:
                 continue
-            pairs = [(a, b) for a in by_model[learn] for b in by_model[MAIN_SASREC] if a.seed == b.seed]
-            diff = "n/a"
-            if pairs:
-                d = paired_difference([a.metrics[metric] for a, _ in pairs], [b.metrics[metric] for _, b in pairs],
-                                      pairs[0][0].per_user[metric], pairs[0][1].per_user[metric], seed=pairs[0][0].seed)
-                diff = f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]" + (" (1 seed, over users)" if d.over == "users"
-                                                                         else "")
+            pairs, diff = _difference(by_model, learn, MAIN_SASREC, metric)
             means = {m: float(np.mean([r.metrics[metric] for r in by_model[m]])) for m in order if by_model.get(m)}
             best = max(means, key=means.get)
             n_best = len(by_model[best])
             best_seeds = f", {n_best} seed{'s' if n_best > 1 else ''}" if n_best < len(pairs) else ""
-            rows.append({"data set": dataset, "split": split, "seeds": len(pairs),
+            rows.append({"data set": dataset, "split": split,
+                         "test users": split_label((split_info or {}).get((dataset, split))), "seeds": len(pairs),
                          f"{label} {metric}": f"{means[learn]:.4f}", f"SASRec {metric}": f"{means[MAIN_SASREC]:.4f}",
                          f"{label} - SASRec (95% CI)": diff, "best model": f"{best} ({means[best]:.4f}{best_seeds})"})
     if not rows:
         return ""
-    return format_table(rows, ["data set", "split", "seeds", f"{label} {metric}", f"SASRec {metric}",
+    return format_table(rows, ["data set", "split", "test users", "seeds", f"{label} {metric}", f"SASRec {metric}",
                                f"{label} - SASRec (95% CI)", "best model"]) + "\n"
 
 
@@ -124,23 +143,83 @@ def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, ord
     return save_plot(fig, path)
 
 
+def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: list[Any], datasets: list[str],
+                    timings: list[Any], split_info: dict[tuple[str, str], dict[str, Any]] | None = None) -> str:
+    """The content encoder as a benchmark dimension: the same LEARN model over each encoder's item embeddings
+    (quality), then what embedding each catalogue cost (time), so a user can weigh one against the other."""
+    from recllm.bench.learn.content import ENCODERS
+
+    by_name = {s.name: s for s in specs}
+    # model pairs that differ only in their encoder: the SmolLM2 model and its MiniLM twin
+    twins = [(a, b) for a in by_name.values() for b in by_name.values()
+             if a.encoder and b.encoder and a.encoder != b.encoder and a.encoder == list(ENCODERS)[0]
+             and {k: v for k, v in a.settings.items() if k != "content"}
+             == {k: v for k, v in b.settings.items() if k != "content"}]
+    lines: list[str] = []
+    rows = []
+    for a, b in twins:
+        for dataset in datasets:
+            for split in SPLIT_ORDER:
+                by_model = groups.get((dataset, split), {})
+                if not by_model.get(a.name) or not by_model.get(b.name):
+                    continue
+                pairs, diff = _difference(by_model, b.name, a.name, "ndcg@10")
+                row = {"model": a.name, "data set": dataset, "split": split,
+                       "test users": split_label((split_info or {}).get((dataset, split))), "seeds": len(pairs)}
+                for spec in (a, b):
+                    for metric in ("ndcg@10", "hr@10"):
+                        row[f"{ENCODERS[spec.encoder]} {metric}"] = fmt_ci(*interval(by_model[spec.name], metric))
+                row["MiniLM - SmolLM2 ndcg@10 (95% CI)"] = diff
+                rows.append(row)
+    if not rows and not timings:
+        return ""
+    lines.append("## Content encoder: SmolLM2-135M against all-MiniLM-L6-v2\n")
+    names = list(ENCODERS.values())
+    if rows:
+        lines.append("The same model over each encoder's item-text embeddings (raw vectors whitened the same way); "
+                     "the difference is paired by seed (t-interval across seeds; one seed: bootstrap over users).\n")
+        lines.append(format_table(rows, ["model", "data set", "split", "test users", "seeds",
+                                         *(f"{n} {m}" for n in names for m in ("ndcg@10", "hr@10")),
+                                         "MiniLM - SmolLM2 ndcg@10 (95% CI)"]) + "\n")
+    if timings:
+        lines.append("### What embedding a catalogue costs\n")
+        lines.append("Each catalogue's item texts embedded once by each encoder, fresh (no cache), in the precision "
+                     "shown, on the CPU shown; loading the encoder is timed apart. A sampled row embedded that many "
+                     "texts and scales the time to the catalogue. Other jobs may have shared the CPU; the time is "
+                     "what this machine gave.\n")
+        trows = [{"data set": t.dataset, "encoder": ENCODERS.get(t.encoder, t.encoder), "items": t.items,
+                  "dim": t.dim, "embedding s": f"{t.encode_seconds:.1f}", "items/s": f"{t.items_per_second:.1f}",
+                  "load s": f"{t.load_seconds:.1f}",
+                  "timed": "whole catalogue" if not t.sample else f"{t.sample} texts, scaled",
+                  "precision": t.precision, "threads": t.threads, "CPU": t.cpu, "measured": t.measured}
+                 for t in sorted(timings, key=lambda t: (datasets.index(t.dataset) if t.dataset in datasets else 99,
+                                                         list(ENCODERS).index(t.encoder) if t.encoder in ENCODERS
+                                                         else 99))]
+        lines.append(format_table(trows, list(trows[0])) + "\n")
+    return "\n".join(lines)
+
+
 def write_learn_report(target: Any, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
                        notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
                        runs_path: Path, command: str | None = None, patience: int = 10,
-                       split_notes: dict[tuple[str, str], str] | None = None) -> Path:
+                       split_info: dict[tuple[str, str], dict[str, Any]] | None = None,
+                       timings: list[Any] | None = None) -> Path:
     """Assemble the markdown body and write it at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with
-    the shared report header. ``split_notes``: (data set, split) -> the split's note when it says the split is
-    not informative (printed under that split's heading and in the notes)."""
+    the shared report header. ``split_info``: (data set, split) -> its sizes, whether it is informative and its note
+    (:func:`recllm.bench.learn.run.describe_split`); ``timings``: the content encoders' embedding times
+    (:class:`recllm.bench.learn.content.ContentTiming`)."""
     from recllm.data import data_files
 
     path = target.path
     order = [s.name for s in specs]
     groups = _group(results)
+    split_info = split_info or {}
     command = command or ("recllm bench learn --quick" if quick else "recllm bench learn")
     body: list[str] = []
     body.append(
-        "LEARN (arXiv 2405.03988) on public data: a frozen SmolLM2-135M encodes each item's text (mean-pooled last "
-        "hidden states, PCA-whitened), a causal-transformer user tower (2 layers x 64) is trained with in-batch "
+        "LEARN (arXiv 2405.03988) on public data: a frozen language model encodes each item's text (SmolLM2-135M, "
+        "mean-pooled last hidden states; all-MiniLM-L6-v2 sentence embeddings for the MiniLM row), the vectors are "
+        "PCA-whitened, a causal-transformer user tower (2 layers x 64) is trained with in-batch "
         "InfoNCE plus the dense all-action loss, and items are retrieved by cosine similarity. Baselines: "
         "popularity, SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
         "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
@@ -150,36 +229,51 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit.\n")
+    body.append(f"{COLD_START_TEXT} A split with fewer than 200 test users is marked not informative.\n")
     if quick:
-        body.append("**Quick mode**: one data set, one seed, at most 5 epochs: a smoke run, not the reported "
-                    "figures. The full run is `recllm bench learn`.\n")
+        body.append("**Quick mode**: one data set, one seed, at most 5 epochs, the headline models only; encoder "
+                    "times from a sample of texts: a smoke run, not the reported figures. The full run is "
+                    "`recllm bench learn` (`--plan` lists its runs and their estimated time).\n")
     fitting = sum(r.fit_seconds for r in results)
     body.append(f"Total benchmark time: {total_seconds / 60:.1f} min (this invocation); fitting the {len(results)} "
                 f"runs in this report took {fitting / 3600:.1f} h in all, whenever they were fitted.\n")
-    summary = summary_table(groups, order, datasets)
+    if split_info:
+        body.append("## Splits\n")
+        rows = [{"data set": d, "split": sp, "test users": i["test_users"], "test cases": i["test_cases"],
+                 "validation cases": i["valid_cases"],
+                 "informative": "yes" if i["informative"] else "**no**", "note": i.get("note") or ""}
+                for (d, sp), i in split_info.items()]
+        body.append(format_table(rows, list(rows[0])) + "\n")
+    summary = summary_table(groups, order, datasets, split_info=split_info)
     if summary:
         body.append(f"## Summary: {MAIN_LEARN} against {MAIN_SASREC} (NDCG@10)\n")
-        body.append("On cold_start the test items never occur in training, so an ID-only model has no trained "
-                    "vector for them; LEARN scores them from their text. Difference per seed, interval across seeds "
+        body.append("Difference per seed, interval across seeds "
                     "(t); the best model is the highest mean among all models run on that split (an ablation run "
-                    "on fewer seeds says so).\n")
+                    "on fewer seeds says so). A split marked not informative has too few test users to compare "
+                    "models on.\n")
         body.append(summary)
     for spec in specs:  # a variant made for some data sets: its own summary there
-        variant = summary_table(groups, order, list(spec.datasets), learn=spec.name) if spec.datasets else ""
+        variant = (summary_table(groups, order, list(spec.datasets), learn=spec.name, split_info=split_info)
+                   if spec.datasets else "")
         if variant:
             body.append(f"### {spec.name} against {MAIN_SASREC} (NDCG@10), on {', '.join(spec.datasets)}\n")
             body.append(f"{spec.note[:1].upper()}{spec.note[1:]}.\n" if spec.note else "")
             body.append(variant)
+    encoders = encoder_section(groups, specs, datasets, timings or [], split_info)
+    if encoders:
+        body.append(encoders)
     for dataset in datasets:
         body.append(f"## {dataset}\n")
-        for split in ("loo", "temporal", "cold_start"):
+        for split in SPLIT_ORDER:
             by_model = groups.get((dataset, split))
             if not by_model:
                 continue
-            n_users = by_model[order[0]][0].n_users if by_model.get(order[0]) else ""
-            body.append(f"### {split} ({n_users} test users)\n")
-            if (split_notes or {}).get((dataset, split)):
-                body.append(f"**Not informative**: {split_notes[(dataset, split)]}\n")
+            info = split_info.get((dataset, split))
+            size = split_label(info) if info else (
+                f"{by_model[order[0]][0].n_users} test users" if by_model.get(order[0]) else "")
+            body.append(f"### {split} ({size})\n")
+            if info and not info["informative"]:
+                body.append(f"**Not informative**: {info['note']}\n")
             body.append(_table(by_model, order) + "\n")
             for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
                 body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
@@ -191,11 +285,12 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         body.append(reference_section(reference))
     body.append("## Notes\n")
     body += [f"- {n}" for n in notes]
-    body += [f"- {d} {sp}: not informative: {note}" for (d, sp), note in (split_notes or {}).items()]
+    body += [f"- {d} {sp}: not informative: {i['note']}" for (d, sp), i in split_info.items() if not i["informative"]]
     body += [f"- {s.name}: {s.note}" for s in specs if s.note]
     body.append(f"- per-run figures (timing, memory, epochs): `{runs_path.name}`; per-user metrics: "
                 f"`{runs_path.with_suffix('.npz').name}` (a rerun reuses every run whose code, data and settings "
-                "match)")
+                "match); encoder times: "
+                f"`{runs_path.name.replace('.runs.jsonl', '.content.jsonl')}`")
     precision = None
     if any(s.uses_content for s in specs):
         from recllm.llm.precision import describe_precision

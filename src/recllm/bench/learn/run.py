@@ -4,10 +4,12 @@ Every model x data set x split x seed is fitted (early stopping on the validatio
 whole catalogue by the shared harness (HR and NDCG at 10, 50, 200, history items masked). A figure is the mean
 over seeds with a 95% t-interval across seeds (with one seed: a bootstrap interval over users). Each fit records
 its training time per epoch, total fit time and peak resident memory added during the fit. Content embeddings
-are computed once per data set by the frozen LLM and cached on disk by recllm.llm. Finished runs are stored
-beside the report (``learn.runs.jsonl`` + ``learn.runs.npz``, see :mod:`recllm.bench.runs`) and reused
+are computed once per data set and encoder (SmolLM2-135M, and all-MiniLM-L6-v2 for the shared tower: the
+encoder is a benchmark dimension and part of each run's key) and cached on disk by recllm.llm; what embedding a
+catalogue costs is measured once per data set and encoder (:mod:`recllm.bench.learn.content`). Finished runs are
+stored beside the report (``learn.runs.jsonl`` + ``learn.runs.npz``, see :mod:`recllm.bench.runs`) and reused
 while the code that produced them, the data and the settings match, so a benchmark longer than one sitting resumes
-where it stopped.
+where it stopped; ``--plan`` (:mod:`recllm.bench.learn.plan`) lists what is stored and what is left.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recllm.bench.learn import content as contents
 from recllm.bench.learn.recbole_ref import cases_fingerprint
 from recllm.bench.runs import RunStore, data_sha256, run_key
 from recllm.learn.defaults import SEQ_SETTINGS
-from recllm.learn.encoder import content_for
+from recllm.learn.encoder import content_config, content_for
 from recllm.models.base import Recommender
 
 FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
@@ -40,7 +43,8 @@ ABLATION_DATASET = "ml-100k"
 # (learn-catalogue.md) found no count clearly better (the best of 64/256/1024 differs per split).
 UNENGAGED_ITEM_DATASETS = ("amazon2018-magazine-subscriptions",)
 CATALOGUE_NEGATIVES = 256
-SPLITS = ("loo", "temporal", "cold_start")
+SPLITS = ("loo", "temporal", "cold_start")  # cold_start: recllm.data.cold_start_split (new items in time)
+MINILM_LEARN = "LEARN (shared tower, MiniLM)"
 KS = (10, 50, 200)
 
 
@@ -153,6 +157,7 @@ class ModelSpec:
     ablation: bool = False  # full mode: run on ABLATION_DATASET (first seed)
     datasets: tuple[str, ...] = ()  # full mode: run on every seed of these data sets (and nowhere else unless ablation)
     settings: dict[str, Any] = field(default_factory=dict)  # what decides its results (part of each run's key)
+    encoder: str | None = None  # the content encoder (a key of content.ENCODERS) of a model that reads item text
 
 
 def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec]:
@@ -169,12 +174,15 @@ def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec
         kw = {**seq, "loss": loss}
         return (lambda s, e, c: SASRec(seed=s, max_epochs=e, **kw)), kw
 
-    def learn(**variant: Any) -> dict[str, Any]:
+    def learn(encoder: str = contents.DEFAULT_ENCODER, **variant: Any) -> dict[str, Any]:
+        uses_content = variant.get("item_input") != "id"
         kw = {**learn_base, **variant}
+        if uses_content:  # the encoder named in the model's own config (what it would encode new items with)
+            kw["content"] = asdict(content_config(encoder))
         build = (lambda seed, epochs, content: LEARN(
-            content_embeddings=content if variant.get("item_input") != "id" else None,
-            seed=seed, max_epochs=epochs, **kw))
-        return {"build": build, "settings": kw, "uses_content": variant.get("item_input") != "id"}
+            content_embeddings=content if uses_content else None, seed=seed, max_epochs=epochs, **kw))
+        return {"build": build, "settings": kw, "uses_content": uses_content,
+                "encoder": encoder if uses_content else None}
 
     sasrec_ce, sasrec_ce_kw = sasrec("ce")
     sasrec_bce, sasrec_bce_kw = sasrec("bce")
@@ -187,6 +195,9 @@ def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec
             "paper's 128-negative sampled softmax and lr 1e-3); cosine scores / temperature 0.05; relative position "
             "bias only (the Recommender API passes no timestamps)")),
         ModelSpec("LEARN (shared tower)", **learn(item_input="content", item_tower="shared")),
+        ModelSpec(MINILM_LEARN, **learn("minilm", item_input="content", item_tower="shared"), note=(
+            "the shared tower over all-MiniLM-L6-v2 sentence embeddings of the item texts instead of SmolLM2's "
+            "mean-pooled states (same whitening, same training): the cheap encoder, for CPUs without fast bfloat16")),
         ModelSpec("LEARN (MLP item tower)", **learn(item_input="content", item_tower="mlp"), ablation=True),
         ModelSpec("LEARN-ID (ablation)", **learn(item_input="id", item_tower="mlp"),
                   note="ID embeddings instead of content, with the MLP item tower (a shared tower over a bare ID "
@@ -204,6 +215,14 @@ def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec
 
 
 # ---------------------------------------------------------------------------------------------- running
+def planned(spec: ModelSpec, dataset: str, first_seed: bool, quick: bool = False) -> bool:
+    """Whether a run of ``spec`` on ``dataset`` for a seed belongs to the benchmark: quick mode runs the headline
+    models only (no ablation, no data-set variant); full mode see :func:`planned_in_full_mode`."""
+    if quick:
+        return not (spec.ablation or spec.datasets)
+    return planned_in_full_mode(spec, dataset, first_seed)
+
+
 def planned_in_full_mode(spec: ModelSpec, dataset: str, first_seed: bool) -> bool:
     """Whether the full benchmark runs ``spec`` on ``dataset`` for a seed: every seed of a data set in
     ``spec.datasets``; an ablation also on the ablation data set's first seed; every other model everywhere."""
@@ -232,6 +251,36 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
         float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
         mem.peak_mb, len(result), key,
     )
+
+
+def unit_keys(split: Any, seed: int, seeds: list[int], specs: list[ModelSpec], data: str, epochs: int, quick: bool,
+              explicit_models: bool = False) -> list[tuple[ModelSpec, str]]:
+    """The runs of ``split`` x ``seed`` the benchmark makes, each with its store key: the data sha256, the split's
+    own cases (a changed split definition never reuses runs scored on the old one), the seed, the model, its
+    settings and content encoder, the epoch cap and the mode."""
+    cases = {stage: cases_fingerprint(split.eval_cases(stage)) for stage in ("valid", "test")}
+    name = split.dataset.name
+    return [(spec, run_key(data=data, dataset=name, split=split.name, seed=seed, model=spec.name,
+                           settings=spec.settings, encoder=spec.encoder, epochs=epochs, quick=quick, cases=cases))
+            for spec in specs if explicit_models or planned(spec, name, seed == seeds[0], quick)]
+
+
+def describe_split(split: Any) -> dict[str, Any]:
+    """What the report says about a split: test and validation cases (users), whether it is informative (at least
+    ``recllm.data.split.MIN_TEST_USERS`` test users) and its note."""
+    from recllm.data.split import MIN_TEST_USERS
+
+    test, valid = len(split.eval_cases("test")), len(split.eval_cases("valid"))
+    users = int(split.info.get("test_users", test))
+    info = {"test_cases": test, "test_users": users, "valid_cases": valid,
+            "informative": bool(split.info.get("informative", users >= MIN_TEST_USERS)),
+            "note": str(split.info.get("note", ""))}
+    if not info["informative"] and not info["note"]:
+        info["note"] = f"only {users} test users (fewer than {MIN_TEST_USERS}): too few for an informative comparison"
+    for extra in ("test_items", "valid_items"):
+        if extra in split.info:
+            info[extra] = int(split.info[extra])
+    return info
 
 
 def load_dataset(name: str) -> Any:
@@ -284,11 +333,14 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         specs = [s for s in specs if s.name in models]
     results: list[RunResult] = []
     notes: list[str] = []
-    split_notes: dict[tuple[str, str], str] = {}  # (data set, split) -> why the split is not informative
+    split_info: dict[tuple[str, str], dict[str, Any]] = {}  # (data set, split) -> its sizes and note
+    timings: list[contents.ContentTiming] = []
     used: list[str] = []
     started = time.perf_counter()
     runs_path = out_path.with_suffix(".runs.jsonl")
     store = RunStore(runs_path)
+    timing_store = contents.timing_store(runs_path)
+    encoders = list(dict.fromkeys(s.encoder for s in specs if s.encoder))
     reused = 0
     for name in datasets:
         dataset = load_dataset(name)
@@ -297,38 +349,41 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
             continue
         used.append(name)
         fingerprint = data_sha256(data_files([name]))
-        content = None  # computed when the first run that is not stored needs it
+        content: dict[str, Any] = {}  # encoder -> raw embeddings, computed when a run that is not stored needs them
+
+        def content_of(encoder: str) -> Any:
+            if encoder not in content:
+                content[encoder], timing = contents.catalogue_content(dataset, encoder, timing_store, fingerprint,
+                                                                      quick, show_progress)
+                timings.append(timing)
+            return content[encoder]
+
         notes.append(f"{name}: seeds {seeds}")
         for split_name in splits:
             for seed in seeds:
-                # The split's own cases are part of every run's key: a changed split definition (e.g. the
-                # cold-start split in time) never reuses runs scored on the old one.
                 split = make_split(dataset, split_name, seed=seed)
-                if split.info.get("note") and not split.info.get("informative", True):
-                    split_notes.setdefault((name, split_name), split.info["note"])
-                cases = {stage: cases_fingerprint(split.eval_cases(stage)) for stage in ("valid", "test")}
-                for spec in specs:
-                    if not (quick or models) and not planned_in_full_mode(spec, name, seed == seeds[0]):
-                        continue
-                    key = run_key(data=fingerprint, dataset=name, split=split_name, seed=seed, model=spec.name,
-                                  settings=spec.settings, epochs=epochs, quick=quick, cases=cases)
+                split_info.setdefault((name, split_name), describe_split(split))
+                for spec, key in unit_keys(split, seed, seeds, specs, fingerprint, epochs, quick, bool(models)):
                     res = None if fresh else stored_run(store, key)
                     if res is not None:
                         reused, how = reused + 1, "stored"
                     else:
-                        if content is None:
-                            from recllm.llm.precision import REPRODUCIBLE_DTYPE
-
-                            content, seconds = content_for(dataset, show_progress)
-                            notes.append(f"{name}: content embeddings {content.shape} ({REPRODUCIBLE_DTYPE} on every "
-                                         f"machine) in "
-                                         f"{seconds:.1f} s (cached on disk after the first run)")
-                        res, how = run_one(spec, split, seed, epochs, content, key), "fitted"
+                        res = run_one(spec, split, seed, epochs, content_of(spec.encoder) if spec.encoder else None,
+                                      key)
+                        how = "fitted"
                         store_run(store, res)  # a rerun resumes from here
                     results.append(res)
                     print(f"[bench learn] {name} {split_name} seed {seed} {spec.name} ({how}): "
                           f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
                           f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
+        for encoder in encoders:  # the embedding-time table has every catalogue x encoder, even when all runs were stored
+            if not any(t.dataset == name and t.encoder == encoder for t in timings):
+                timing = contents.stored_timing(timing_store, contents.timing_key(
+                    fingerprint, name, encoder, contents.QUICK_SAMPLE if quick else 0))
+                if timing is None:
+                    content_of(encoder)
+                else:
+                    timings.append(timing)
     if reused:
         notes.append(f"{reused} of {len(results)} runs reused from {runs_path.name} (same code, data and "
                      "settings); their timings are those of the session that fitted them")
@@ -348,7 +403,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
     total = time.perf_counter() - started
     write_learn_report(target, results, specs, used, seeds, notes, total, quick, reference, runs_path,
-                       command, patience, split_notes)
+                       command, patience, split_info, timings)
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
 

@@ -1,0 +1,218 @@
+"""``recllm bench learn --plan``: every run of the benchmark, stored or not, with its estimated minutes here.
+
+The full benchmark takes hours; it stores each run as it finishes and a rerun reuses the stored ones, so it can be
+run in pieces (e.g. ``--datasets ml-100k``, then the next) across sittings. The plan says what is left and what it
+will cost on this machine:
+
+* a run's fitting time = this machine's seconds per epoch x the epochs it is expected to take. Seconds per epoch
+  come from a probe: one epoch of the model on :data:`PROBE_USERS` users of the data set (same catalogue), scaled
+  by the split's training interactions; probes are kept per machine (CPU, threads) in the recllm cache, so a second
+  ``--plan`` is quick. Expected epochs: what earlier runs of the same model, data set and split took (from the runs
+  file, whatever code made them), else its twin with the other content encoder, else the epoch cap (an upper bound);
+* a catalogue's embedding time (one per data set and encoder, when not stored): the encoder timed on
+  :data:`recllm.bench.learn.content.QUICK_SAMPLE` texts and scaled to the catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recllm.bench.learn import content as contents
+from recllm.bench.learn import run as bench
+
+PROBE_USERS = 100
+_PROBE_VERSION = 1
+
+
+@dataclass
+class Unit:
+    """One run of the benchmark and what it will cost."""
+
+    dataset: str
+    split: str
+    seed: int
+    model: str
+    stored: bool
+    minutes: float = 0.0
+    basis: str = ""
+
+
+def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
+    """(data set, split, model) -> epochs that earlier runs took, read from the runs file whatever code made them
+    (an older flat layout included); unreadable lines are skipped."""
+    out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    if not runs_path.is_file():
+        return out
+    for line in runs_path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        row = record.get("row", record) if isinstance(record, dict) else None
+        if isinstance(row, dict) and {"dataset", "split", "model", "epochs"} <= set(row) and row["epochs"]:
+            out[(row["dataset"], row["split"], row["model"])].append(int(row["epochs"]))
+    return out
+
+
+def _speed_cache() -> Path:
+    from recllm.utils import cache_dir
+
+    return cache_dir("bench") / "learn-speed.json"
+
+
+def _load_speeds() -> dict[str, float]:
+    path = _speed_cache()
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _probe_split(split: Any, n_users: int) -> Any:
+    """``split`` restricted to ``n_users`` seeded users (same catalogue): what one probe epoch trains on."""
+    from recllm.data.dataset import USER
+    from recllm.data.split import Split
+
+    users = np.sort(split.train[USER].unique())
+    picked = np.random.default_rng(0).choice(users, min(n_users, len(users)), replace=False)
+
+    def keep(frame: Any) -> Any:
+        return frame[frame[USER].isin(picked)]
+
+    return Split(split.name, split.dataset, keep(split.train), keep(split.valid), keep(split.test), dict(split.info))
+
+
+def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float]) -> float:
+    """Seconds one epoch (with its validation) of ``spec`` takes per training interaction on this machine, from a
+    probe on :data:`PROBE_USERS` users of the leave-one-out split (cached in ``speeds``)."""
+    import torch
+
+    from recllm.bench.runs import run_key
+    from recllm.hardware import cpu_model
+
+    settings = {k: v for k, v in spec.settings.items() if k != "content"}  # the encoder does not change the cost
+    key = run_key(version=_PROBE_VERSION, cpu=cpu_model(), threads=torch.get_num_threads(), data=data,
+                  dataset=loo.dataset.name, settings=settings, model=spec.name if not settings else None,
+                  users=PROBE_USERS)
+    if key not in speeds:
+        probe = _probe_split(loo, PROBE_USERS)
+        width = 256  # whitened content width of either encoder
+        content = np.random.default_rng(0).normal(size=(loo.dataset.n_items, width)).astype(np.float32)
+        model = spec.build(0, 1, content if spec.uses_content else None)
+        start = time.perf_counter()
+        model.fit(probe)
+        speeds[key] = (time.perf_counter() - start) / max(len(probe.train), 1)
+    return speeds[key]
+
+
+def _twin(spec: Any, specs: list[Any]) -> Any:
+    """The model that differs from ``spec`` only in its content encoder, if any."""
+    def bare(s: Any) -> dict[str, Any]:
+        return {k: v for k, v in s.settings.items() if k != "content"}
+
+    return next((s for s in specs if s is not spec and s.encoder and spec.encoder and bare(s) == bare(spec)), None)
+
+
+def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | None = None,
+                   splits: list[str] | None = None, seeds: list[int] | None = None, models: list[str] | None = None,
+                   epochs: int | None = None, patience: int = bench.DEFAULT_PATIENCE) -> list[Unit]:
+    """Print every run the benchmark would make (stored or not, estimated minutes) and the embedding times still
+    to measure; returns the runs. Fits nothing but the short speed probes."""
+    import torch
+
+    from recllm.bench.runs import RunStore, data_sha256
+    from recllm.data import data_files, make_split
+    from recllm.errors import UserInputError
+    from recllm.hardware import cpu_model
+
+    datasets = list(datasets or (bench.QUICK_DATASETS if quick else bench.FULL_DATASETS))
+    splits = list(splits or bench.SPLITS)
+    seeds = list(seeds if seeds is not None else ([0] if quick else [0, 1, 2]))
+    epochs = epochs or (bench.QUICK_EPOCHS if quick else bench.FULL_EPOCHS)
+    specs = bench.model_specs(quick, patience)
+    if models:
+        specs = [s for s in specs if s.name in models]
+    runs_path = out_path.with_suffix(".runs.jsonl")
+    try:
+        store = RunStore(runs_path)
+    except UserInputError as exc:
+        print(f"[bench learn] the stored runs cannot be read ({exc}); planning as if none were stored")
+        store = None
+    timing_store = contents.timing_store(runs_path)
+    earlier = prior_epochs(runs_path)
+    speeds = _load_speeds()
+    units: list[Unit] = []
+    embedding: list[tuple[str, str, float]] = []  # (data set, encoder, minutes) still to measure
+    for name in datasets:
+        dataset = bench.load_dataset(name)
+        if dataset is None:
+            continue
+        data = data_sha256(data_files([name]))
+        loo = make_split(dataset, "loo")
+        for split_name in splits:
+            for seed in seeds:
+                split = make_split(dataset, split_name, seed=seed)
+                for spec, key in bench.unit_keys(split, seed, seeds, specs, data, epochs, quick, bool(models)):
+                    unit = Unit(name, split_name, seed, spec.name, store is not None and key in store)
+                    if not unit.stored:
+                        n_epochs, basis = epochs, "epoch cap"
+                        twin = _twin(spec, specs)
+                        for source in (spec, twin):
+                            found = earlier.get((name, split_name, source.name)) if source is not None else None
+                            if found:
+                                n_epochs = min(epochs, round(float(np.mean(found))))
+                                basis = "earlier runs" + ("" if source is spec else f" of {source.name}")
+                                break
+                        per = epoch_seconds(spec, loo, data, speeds) if spec.settings else 0.0
+                        unit.minutes = per * len(split.train) * max(n_epochs, 1) / 60
+                        unit.basis = f"{n_epochs} epochs ({basis})" if spec.settings else "no training"
+                    units.append(unit)
+        for encoder in dict.fromkeys(s.encoder for s in specs if s.encoder):
+            key = contents.timing_key(data, name, encoder, contents.QUICK_SAMPLE if quick else 0)
+            if contents.stored_timing(timing_store, key) is None:
+                speed_key = f"embed|{_PROBE_VERSION}|{cpu_model()}|{torch.get_num_threads()}|{data}|{encoder}"
+                if speed_key + "|encode" not in speeds:
+                    _, timing = contents.measure_content(dataset, encoder, contents.QUICK_SAMPLE)
+                    speeds[speed_key + "|load"] = timing.load_seconds
+                    speeds[speed_key + "|encode"] = timing.encode_seconds
+                share = contents.QUICK_SAMPLE / dataset.n_items if quick else 1.0
+                seconds = speeds[speed_key + "|load"] + speeds[speed_key + "|encode"] * min(share, 1.0)
+                embedding.append((name, encoder, seconds / 60))
+    from recllm.utils import write_text_atomic
+
+    write_text_atomic(_speed_cache(), json.dumps(speeds, indent=1, sort_keys=True))
+    print(format_plan(units, embedding, cpu_model(), torch.get_num_threads()))
+    return units
+
+
+def format_plan(units: list[Unit], embedding: list[tuple[str, str, float]], cpu: str, threads: int) -> str:
+    """The plan as text: one line per run, then totals per data set and overall."""
+    lines = [f"{'data set':34} {'split':10} {'seed':>4}  {'model':32} {'status':8} {'est. min':>8}  basis"]
+    for u in units:
+        lines.append(f"{u.dataset:34} {u.split:10} {u.seed:>4}  {u.model:32} {'stored' if u.stored else 'to fit':8} "
+                     f"{u.minutes:8.1f}  {u.basis}")
+    for name, encoder, minutes in embedding:
+        lines.append(f"{name:34} {'-':10} {'-':>4}  {'embed with ' + contents.ENCODERS.get(encoder, encoder):32} "
+                     f"{'to time':8} {minutes:8.1f}  catalogue embedded fresh, timed")
+    lines.append("")
+    for name in dict.fromkeys(u.dataset for u in units):
+        mine = [u for u in units if u.dataset == name]
+        left = sum(u.minutes for u in mine) + sum(m for d, _, m in embedding if d == name)
+        lines.append(f"{name}: {sum(u.stored for u in mine)} of {len(mine)} runs stored; {left:.0f} min left "
+                     f"(~{left / 60:.1f} h)")
+    total = sum(u.minutes for u in units) + sum(m for *_, m in embedding)
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    lines.append(f"in all: {sum(u.stored for u in units)} of {len(units)} runs stored; about {total:.0f} min "
+                 f"(~{total / 60:.1f} h) left on this machine ({cpu}, {threads} threads{load}; estimates from "
+                 f"one-epoch probes on {PROBE_USERS} users, cached in {_speed_cache()})")
+    lines.append("Run it in pieces (each run is stored as it finishes; a rerun reuses it), e.g. "
+                 "`recllm bench learn --datasets <one data set>`, then the full command for the report.")
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""``recllm bench learn --plan``: every run, stored or not, with its estimated minutes; no report checks."""
+
+import json
+
+import pytest
+
+from recllm.bench.learn import plan as planning
+from recllm.bench.learn import run as bench
+from recllm.bench.learn.run import MINILM_LEARN
+from recllm.cli import build_parser
+
+from tests.bench.test_bench_learn_content import fake_bench, fake_measure  # noqa: F401 - fixtures and helpers
+
+
+def test_plan_lists_stored_and_missing_runs_with_estimates(fake_bench, tmp_path, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "learn.md"
+    kw = dict(quick=True, datasets=["cyclic"], splits=["loo", "cold_start"], epochs=7)
+    bench.run_benchmark(models=["popularity", "LEARN (shared tower)"], splits=["loo"], datasets=["cyclic"],
+                        quick=True, epochs=7, out=str(out), show_progress=False)  # stored, 2 epochs each (the fake)
+    capsys.readouterr()
+    units = planning.plan_benchmark(out, models=["popularity", "SASRec-CE", "LEARN (shared tower)", MINILM_LEARN],
+                                    **kw)
+    by = {(u.split, u.model): u for u in units}
+    assert len(units) == 8
+    assert by[("loo", "popularity")].stored and by[("loo", "LEARN (shared tower)")].stored
+    assert by[("loo", "popularity")].minutes == 0 and by[("loo", "LEARN (shared tower)")].minutes == 0
+    todo = [u for u in units if not u.stored]
+    assert len(todo) == 6 and all(u.minutes > 0 for u in todo if u.model != "popularity")
+    # expected epochs: earlier runs of the model (or its encoder twin) on that split, else the epoch cap
+    assert by[("loo", MINILM_LEARN)].basis == "2 epochs (earlier runs of LEARN (shared tower))"
+    assert by[("cold_start", "SASRec-CE")].basis == "7 epochs (epoch cap)"
+    text = capsys.readouterr().out
+    assert "cyclic: 2 of 8 runs stored;" in text and "embed with all-MiniLM-L6-v2" in text
+    assert "in all: 2 of 8 runs stored; about" in text
+    # the probes are kept for the next plan: it fits nothing
+    cached = json.loads((tmp_path / "cache" / "bench" / "learn-speed.json").read_text())
+    assert any(k.startswith("embed|") for k in cached) and len(cached) >= 4
+    monkeypatch.setattr(planning, "_probe_split", lambda *a: pytest.fail("probed again"))
+    monkeypatch.setattr(planning.contents, "measure_content", lambda *a, **k: pytest.fail("timed again"))
+    again = planning.plan_benchmark(out, models=["popularity", "SASRec-CE", "LEARN (shared tower)", MINILM_LEARN],
+                                    **kw)
+    assert [u.minutes for u in again] == [u.minutes for u in units]
+
+
+def test_prior_epochs_reads_both_runs_file_layouts(tmp_path):
+    path = tmp_path / "learn.runs.jsonl"
+    rows = [{"code": "c1", "modules": {"recllm.x": "0"}},
+            {"key": "k", "code": "c1", "row": {"dataset": "d", "split": "loo", "model": "m", "epochs": 12}},
+            {"dataset": "d", "split": "loo", "model": "m", "epochs": 20, "key": "old"}]
+    path.write_text("\n".join(map(json.dumps, rows)) + "\nnot json\n")
+    assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [12, 20]}
+
+
+def test_cli_plan_writes_no_report_and_skips_its_checks(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(planning, "plan_benchmark", lambda out, **kw: calls.append((out, kw)))
+    monkeypatch.setattr("recllm.bench.reporting.source_state",
+                        lambda *a, **k: pytest.fail("--plan checked the git tree"))
+    args = build_parser().parse_args(["bench", "learn", "--plan", "--datasets", "ml-100k", "--out",
+                                      str(tmp_path / "x.md")])
+    assert args.func(args) == 0
+    assert calls[0][0] == tmp_path / "x.md" and calls[0][1]["datasets"] == ["ml-100k"]
+    assert not (tmp_path / "x.md").exists()
