@@ -13,8 +13,8 @@ Reranking. The top ``candidates`` items of the LEARN retrieval are scored by the
 *guarded* prompt (item text quoted and declared data, whatever the run was trained with; a run trained with
 ``--guarded --inject-fraction`` is the hardened ranker meant for this), sharing the user's prompt prefix across
 candidates. They are reordered by P(Yes), ties keeping the retrieval order — the fused order of the two-stage
-protocol of ``recllm bench trsr`` (``recllm.bench.trsr.run.Reranked``: the reranked top keeps the retriever's set and is ordered
-by P(Yes)).
+protocol of ``recllm bench trsr`` (``recllm.bench.trsr.run.Reranked``: the reranked top keeps the retriever's set
+and is ordered by P(Yes)).
 """
 
 from __future__ import annotations
