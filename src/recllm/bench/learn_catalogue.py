@@ -138,10 +138,3 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     add_report_args(b, "learn-catalogue.md", _run)
 
-
-if __name__ == "__main__":
-    import sys
-
-    from recllm.bench import main
-
-    sys.exit(main(NAME))

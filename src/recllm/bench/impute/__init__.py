@@ -52,10 +52,3 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "imputation.md", _run)
 
-
-if __name__ == "__main__":
-    import sys
-
-    from recllm.bench import main
-
-    sys.exit(main(NAME))
