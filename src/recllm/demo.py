@@ -180,7 +180,8 @@ def machine_probe(show_progress: bool = True) -> tuple[Probe, str]:
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         probe = Probe(**{f.name: stored[f.name] for f in fields(Probe)})
-        return probe, f"measured {stored['measured']}, load average {stored['load']}; kept in {path}"
+        return probe, (f"measured {stored['measured']}, load average {stored['load']}; kept in {path}: delete it to "
+                       "measure again")
     except (OSError, ValueError, KeyError, TypeError):
         pass
     if show_progress:
