@@ -137,7 +137,7 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
     calls, rendered = [], []
     monkeypatch.setenv("RECLLM_DATA", str(tmp_path / "data"))
     monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.trsr",))  # reuse by key (see test_bench_runs.py)
-    data_file = tmp_path / "data" / "ml-latest-small" / "x.csv"
+    data_file = tmp_path / "data" / "ml-latest-small" / "ratings.csv"  # a file its loader declares
     data_file.parent.mkdir(parents=True)
     data_file.write_text("a\n1\n")
 

@@ -158,7 +158,13 @@ def test_report_names_training_users_groups_and_candidates_per_run():
            "rows": [{"method": "popularity", "seed": 0, "per_user": per},
                     {"method": "LLM-TRSR hierarchical", "seed": 0, "per_user": per,
                      "faster": {"dtype": "bfloat16+float32-answers", "spearman": 0.97, "same_top1": 0.9}}],
-           "two_stage": [], "injection": [], "examples": [],
+           "two_stage": [{"method": m, "seed": 0, "per_user": {"hr@10": np.array(v), "ndcg@10": np.array(v) / 2}}
+                         for m, v in (("SASRec alone", [1.0, 0.0, 0.0]), ("SASRec top-50 -> x (rerank)", [1.0, 1.0, 0.0]),
+                                      ("SASRec + w * logit P(Yes), x, w=0.5 (fused)", [1.0, 1.0, 1.0]))],
+           "two_stage_choice": {"retriever": "SASRec", "retriever_validation_ndcg@10": {"item-kNN": 0.1, "SASRec": 0.2},
+                                "weights": {"x": {"w": 0.5, "validation_ndcg@10": {"0": 0.1, "0.5": 0.2}}},
+                                "fusion_users": 3, "test_users": 3, "k": 50},
+           "injection": [], "examples": [],
            "throughput": [{"method": "LLM-TRSR hierarchical", "seed": 0, "summary_users_per_s": 1.0,
                            "summary_prompts": 2, "candidates_per_s": 9.0, "train_pairs": 336, "train_s": 5.0,
                            "train_users": 16, "train_groups": 16, "train_candidates": 336, "lr": 3e-4,
@@ -166,7 +172,9 @@ def test_report_names_training_users_groups_and_candidates_per_run():
     text = render([res], QUICK, "tiny", [], quick=True)
     for needle in ("trained on 16 training users, 16 groups, 336 labelled candidates (lr 0.0003)",
                    "Learning curve", "LLM-TRSR hierarchical: valid R@5", "Learning rate 0.0003: chosen",
-                   "bfloat16+float32-answers: 0.970 / 90%", "at least 16 groups"):
+                   "bfloat16+float32-answers: 0.970 / 90%", "at least 16 groups", "Retriever: **SASRec**",
+                   "x: w = 0.5 (validation NDCG@10 w=0: 0.100, w=0.5: 0.200)",
+                   "SASRec + w * logit P(Yes), x, w=0.5 (fused) minus SASRec alone, hr@10: +0.667"):
         assert needle in text, needle
 
 

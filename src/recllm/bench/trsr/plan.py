@@ -27,6 +27,7 @@ class Rates:
     sft_group_s: float
     score_candidate_s: float
     summary_prompt_s: float
+    load_average: float = float("nan")  # 1-minute load average when the probe ended
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,9 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     done = summarize_histories(summarizer, hists, texts, dataclasses.replace(config.summarizer, mode="recurrent"),
                                cache=None, show_progress=False)
     summary_s = (time.perf_counter() - start) / max(done.prompts, 1)
-    return Rates(sft_s, score_s, summary_s)
+    import os
+
+    return Rates(sft_s, score_s, summary_s, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
 
 
 def _summary_prompts(histories: list[np.ndarray], segment: Any) -> int:
@@ -183,7 +186,10 @@ def format_plan(units: list[Unit], rates: Rates) -> str:
     def hours(s: float) -> str:
         return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min"
 
-    lines = [f"measured here: {rates.sft_group_s:.2f} s per training group (21 candidates), "
+    import os
+
+    lines = [f"measured here (load average {rates.load_average:.1f} on {os.cpu_count()} CPUs while probing: a busier machine "
+             f"measures slower): {rates.sft_group_s:.2f} s per training group (21 candidates), "
              f"{1 / rates.score_candidate_s:.1f} candidates/s scored, {rates.summary_prompt_s:.2f} s per summary "
              "prompt (batch of 2; the benchmark batches 32, so summaries are overestimated)"]
     left = 0.0
