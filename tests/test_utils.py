@@ -29,3 +29,27 @@ def test_a_failed_write_leaves_the_target_untouched(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "kept" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_set_threads_limits_torch_and_the_blas_pools(monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from recllm.utils import set_threads
+
+    before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    with threadpool_limits(limits=None):  # restores the pools' limits afterwards
+        try:
+            set_threads(1)
+            assert torch.get_num_threads() == 1 and torch.get_num_interop_threads() >= 1
+            pools = threadpool_info()
+            assert pools and all(pool["num_threads"] == 1 for pool in pools)
+            import os
+
+            assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+            set_threads(0)  # 0 leaves the defaults alone
+            assert torch.get_num_threads() == 1
+        finally:
+            torch.set_num_threads(before)
