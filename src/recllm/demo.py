@@ -31,13 +31,14 @@ TRSR_USERS = (16, 12, 8, 6, 4)
 TEXT_ENCODERS = ("smollm2", "minilm")
 IMPUTE_COLUMNS = 2  # masked film columns (year, genres): cells = films x columns x share
 # What one unit of each step costs, in SmolLM2 forward tokens (seconds x the probe's tokens/s), measured on the 2-core
-# AVX2 EPYC in float32 with the probe run before and after the step (load average 13-21, probe 26-37 tokens/s):
-# an imputer fine-tuning example (118: 32 examples in 118 s, model loading included), a masked cell filled (40: year
-# and genres generated, 168 cells in 212 s), an LLM-TRSR test user (1,413: 4 users in 180 s, a hierarchical summary,
-# one shared-prefix pass over 21 candidates and the injection probe), a film-text token embedded by SmolLM2 (the
-# probe's own operation, 1.1 for padding) or by all-MiniLM-L6-v2 (0.06: 30,433 SmolLM2 tokens of text in 85 s at
-# ~22 tokens/s).
-WORK_TOKENS = {"impute_example": 120.0, "impute_cell": 45.0, "trsr_user": 1400.0, "embed_token": 1.1,
+# AVX2 EPYC in float32 with the probe run before and after the step (load average 13-21, probe 22-37 tokens/s):
+# an imputer fine-tuning example (75: 32 whole-row examples in 85 s, model loading included; 118 with the per-cell
+# examples before), a masked cell filled (41: year and genres generated, 168 cells in 243 s), an LLM-TRSR test user
+# (1,413: 4 users in 180 s, a hierarchical summary, one shared-prefix pass over 21 candidates and the injection
+# probe), a film-text token embedded by SmolLM2 (the probe's own operation, 1.1 for padding) or by all-MiniLM-L6-v2
+# (0.06: 30,433 SmolLM2 tokens of text in 85 s at ~22 tokens/s). A fresh demo at probe 23 tokens/s (load ~17) ran
+# imputation in 239 s (estimated ~4 min), MiniLM in 70 s (~79 s), LLM-TRSR in 166 s (~4 min).
+WORK_TOKENS = {"impute_example": 80.0, "impute_cell": 45.0, "trsr_user": 1400.0, "embed_token": 1.1,
                "minilm_token": 0.06}
 PROBE_TEXTS = 8  # catalogue film texts the probe embeds (~150 tokens: ~2 s on the idle 2-core EPYC)
 PROBE_VERSION = 1  # bump when the probe's operation changes, so cached probes are measured again
