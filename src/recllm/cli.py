@@ -98,6 +98,10 @@ def _demo(args: argparse.Namespace) -> int:
     unknown = sorted(set(sections or ()) - set(SECTIONS))
     if unknown:
         raise UserInputError(f"unknown demo section(s) {unknown}", "--sections", f"choose from {', '.join(SECTIONS)}")
+    if args.threads:  # 0 imports nothing here: the demo sets torch's OpenMP wait policy before torch loads
+        from recllm.utils import set_threads
+
+        set_threads(args.threads)
     return run_demo(seed=args.seed, show_progress=not args.quiet, sections=sections, full=args.full)
 
 
@@ -137,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main job on real data with the bundled models")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--threads", type=non_negative_int, default=0,
+                      help="torch / BLAS threads (0: the libraries' defaults)")
     demo.add_argument("--sections", nargs="*", default=None,
                       help="run only these sections: baselines, impute, learn, trsr, serve (default: all)")
     demo.add_argument("--full", action="store_true",
