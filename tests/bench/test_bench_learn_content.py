@@ -99,3 +99,16 @@ def test_measure_content_times_a_real_encoder_fresh_or_on_a_sample(tmp_path, mon
     monkeypatch.setattr("recllm.llm.embed._embed_causal", lambda *a, **k: pytest.fail("the vectors were not cached"))
     again, _ = encoder.content_for(dataset, encoder=str(folder))
     assert np.array_equal(again, emb)
+
+
+def test_padded_tokens_follow_the_encoders_batches():
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(batch_size=2, max_length=3)
+    # longest first, two per batch, each batch padded to its longest: (4, 2) -> 2 x 4, (1) -> 1 x 1
+    assert contents.padded_tokens(None, ["bb", "c", "aaaa"], config) == 9
+
+    def tokenizer(texts, truncation, max_length):
+        return {"input_ids": [list(range(min(len(t), max_length))) for t in texts]}
+
+    assert contents.padded_tokens(tokenizer, ["bb", "c", "aaaa"], config) == 2 * 3 + 1

@@ -91,7 +91,10 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
     model = load_content_model(config)
     loaded = time.perf_counter()
     emb = raw_item_embeddings(timed, config, model=model, fresh=True, cache=None if timed is texts else False)
-    seconds = (time.perf_counter() - loaded) * len(texts) / len(timed)
+    seconds = time.perf_counter() - loaded
+    if timed is not texts:  # scaled by the padded tokens each set fills in the encoder's batches
+        tokenizer = getattr(model, "tokenizer", None)
+        seconds *= padded_tokens(tokenizer, texts, config) / max(padded_tokens(tokenizer, timed, config), 1)
     timing = ContentTiming(
         dataset=dataset.name, encoder=encoder, items=len(texts), dim=int(emb.shape[1]),
         load_seconds=loaded - start, encode_seconds=seconds, sample=0 if timed is texts else len(timed),
@@ -102,6 +105,20 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
               f"{seconds:.1f} s{' (extrapolated from ' + str(len(timed)) + ' texts)' if timing.sample else ''} "
               f"+ {timing.load_seconds:.1f} s loading", flush=True)
     return (emb if timed is texts else None), timing
+
+
+def padded_tokens(tokenizer: Any, texts: list[str], config: Any) -> int:
+    """Tokens (padding included) the encoder processes for ``texts`` as ``recllm.llm.embed_texts`` batches them
+    (longest text first, ``config.batch_size`` per batch, at most ``config.max_length`` each); without a tokenizer,
+    characters stand in for tokens."""
+    ordered = sorted(set(texts), key=len, reverse=True)
+    if tokenizer is not None:
+        ids = tokenizer(ordered, truncation=True, max_length=config.max_length)["input_ids"]
+        lengths = [len(i) for i in ids]
+    else:
+        lengths = [len(t) for t in ordered]
+    return sum(len(lengths[i:i + config.batch_size]) * max(lengths[i:i + config.batch_size])
+               for i in range(0, len(lengths), config.batch_size))
 
 
 def catalogue_content(dataset: Any, encoder: str, store: RunStore, data: str, quick: bool,

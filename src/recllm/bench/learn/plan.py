@@ -5,8 +5,9 @@ run in pieces (e.g. ``--datasets ml-100k``, then the next) across sittings. The 
 will cost on this machine:
 
 * a run's fitting time = this machine's seconds per epoch x the epochs it is expected to take. Seconds per epoch
-  come from a probe: one epoch of the model on :data:`PROBE_USERS` users of the data set (same catalogue), scaled
-  by the split's training interactions; probes are kept per machine (CPU, threads) in the recllm cache, so a second
+  come from probes: a one-epoch fit (validation included) of the model on :data:`PROBE_USERS` seeded users of the
+  data set (same catalogue), twice, giving a fixed cost and a cost per training interaction, extrapolated to the
+  split's training interactions; probes are kept per machine (CPU, threads) in the recllm cache, so a second
   ``--plan`` is quick. Expected epochs: what earlier runs of the same model, data set and split took (from the runs
   file, whatever code made them), else its twin with the other content encoder, else the epoch cap (an upper bound);
 * a catalogue's embedding time (one per data set and encoder, when not stored): the encoder timed on
@@ -28,8 +29,8 @@ import numpy as np
 from recllm.bench.learn import content as contents
 from recllm.bench.learn import run as bench
 
-PROBE_USERS = 100
-_PROBE_VERSION = 1
+PROBE_USERS = (100, 300)
+_PROBE_VERSION = 2
 
 
 @dataclass
@@ -90,9 +91,10 @@ def _probe_split(split: Any, n_users: int) -> Any:
     return Split(split.name, split.dataset, keep(split.train), keep(split.valid), keep(split.test), dict(split.info))
 
 
-def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float]) -> float:
-    """Seconds one epoch (with its validation) of ``spec`` takes per training interaction on this machine, from a
-    probe on :data:`PROBE_USERS` users of the leave-one-out split (cached in ``speeds``)."""
+def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], interactions: int) -> float:
+    """Seconds one epoch (with its validation) of ``spec`` takes on this machine for a split with ``interactions``
+    training interactions: a line through two probes on :data:`PROBE_USERS` users of the leave-one-out split
+    (cached in ``speeds``)."""
     import torch
 
     from recllm.bench.runs import run_key
@@ -102,15 +104,22 @@ def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float]) -> f
     key = run_key(version=_PROBE_VERSION, cpu=cpu_model(), threads=torch.get_num_threads(), data=data,
                   dataset=loo.dataset.name, settings=settings, model=spec.name if not settings else None,
                   users=PROBE_USERS)
-    if key not in speeds:
-        probe = _probe_split(loo, PROBE_USERS)
+    if key + "|per" not in speeds:
         width = 256  # whitened content width of either encoder
         content = np.random.default_rng(0).normal(size=(loo.dataset.n_items, width)).astype(np.float32)
-        model = spec.build(0, 1, content if spec.uses_content else None)
-        start = time.perf_counter()
-        model.fit(probe)
-        speeds[key] = (time.perf_counter() - start) / max(len(probe.train), 1)
-    return speeds[key]
+        points = []
+        for users in PROBE_USERS:
+            probe = _probe_split(loo, users)
+            model = spec.build(0, 1, content if spec.uses_content else None)
+            start = time.perf_counter()
+            model.fit(probe)
+            points.append((len(probe.train), time.perf_counter() - start))
+        (n1, t1), (n2, t2) = points
+        per = (t2 - t1) / (n2 - n1) if n2 > n1 else 0.0
+        if per <= 0:  # timing noise: proportional to the larger probe instead
+            per, t1, n1 = t2 / max(n2, 1), 0.0, 0
+        speeds[key + "|fixed"], speeds[key + "|per"] = max(t1 - per * n1, 0.0), per
+    return speeds[key + "|fixed"] + speeds[key + "|per"] * interactions
 
 
 def _twin(spec: Any, specs: list[Any]) -> Any:
@@ -171,8 +180,8 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
                                 n_epochs = min(epochs, round(float(np.mean(found))))
                                 basis = "earlier runs" + ("" if source is spec else f" of {source.name}")
                                 break
-                        per = epoch_seconds(spec, loo, data, speeds) if spec.settings else 0.0
-                        unit.minutes = per * len(split.train) * max(n_epochs, 1) / 60
+                        per = epoch_seconds(spec, loo, data, speeds, len(split.train)) if spec.settings else 0.0
+                        unit.minutes = per * max(n_epochs, 1) / 60
                         unit.basis = f"{n_epochs} epochs ({basis})" if spec.settings else "no training"
                     units.append(unit)
         for encoder in dict.fromkeys(s.encoder for s in specs if s.encoder):
@@ -212,7 +221,7 @@ def format_plan(units: list[Unit], embedding: list[tuple[str, str, float]], cpu:
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     lines.append(f"in all: {sum(u.stored for u in units)} of {len(units)} runs stored; about {total:.0f} min "
                  f"(~{total / 60:.1f} h) left on this machine ({cpu}, {threads} threads{load}; estimates from "
-                 f"one-epoch probes on {PROBE_USERS} users, cached in {_speed_cache()})")
+                 f"one-epoch probes on {' and '.join(map(str, PROBE_USERS))} users, cached in {_speed_cache()})")
     lines.append("Run it in pieces (each run is stored as it finishes; a rerun reuses it), e.g. "
                  "`recllm bench learn --datasets <one data set>`, then the full command for the report.")
     return "\n".join(lines)
