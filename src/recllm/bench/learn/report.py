@@ -16,8 +16,18 @@ METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
 MAIN_LEARN = "LEARN (shared tower)"
 MAIN_SASREC = "SASRec-CE"
 SPLIT_ORDER = ("loo", "temporal", "cold_start")
+
+
+def _cold_start_share() -> str:
+    import inspect
+
+    from recllm.data.split import cold_start_split
+
+    return f"{inspect.signature(cold_start_split).parameters['test_fraction'].default:.0%}"
+
+
 COLD_START_TEXT = (
-    "cold_start is a split in time (`recllm.data.cold_start_split`): items first seen in the last 40% of the "
+    "cold_start is a split in time (`recllm.data.cold_start_split`): items first seen in the last {share} of the "
     "interactions are new; each test user's one target is their first interaction with a new item, with only what "
     "they did before it as history (validation the same before an earlier cut; training is everything before that "
     "cut). The new items never occur in training, so an ID-only model has no trained vector for them; LEARN scores "
@@ -229,7 +239,10 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit.\n")
-    body.append(f"{COLD_START_TEXT} A split with fewer than 200 test users is marked not informative.\n")
+    from recllm.data.split import MIN_TEST_USERS
+
+    body.append(f"{COLD_START_TEXT.format(share=_cold_start_share())} A split with fewer than {MIN_TEST_USERS} test "
+                "users is marked not informative.\n")
     if quick:
         body.append("**Quick mode**: one data set, one seed, at most 5 epochs, the headline models only; encoder "
                     "times from a sample of texts: a smoke run, not the reported figures. The full run is "
