@@ -149,9 +149,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         check_spec(args.imputer)
     if args.threads:
-        import torch
+        from recllm.utils import set_threads
 
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     import uvicorn
 
     app = load_service(args.learn, args.trsr, args.imputer, args.db, token, encoder=not args.no_encoder,
