@@ -20,12 +20,17 @@ def _run(args: argparse.Namespace) -> int:
         config = BenchConfig.preset(
             args.quick, datasets=tuple(args.datasets) if args.datasets else None,
             seeds=tuple(args.seeds) if args.seeds else None, imputers=tuple(args.imputers) if args.imputers else None,
-            llm_examples=args.examples, llm_epochs=args.epochs, llm_model=args.model,
+            llm_max_rows=args.max_rows, llm_max_epochs=args.epochs, llm_model=args.model,
+            great_epochs=args.great_epochs,
             attempts=tuple(ATTEMPTS) if args.attempts == [] else tuple(args.attempts or ()),
             attempt_datasets=tuple(args.attempt_datasets) if args.attempt_datasets else None,
             llm_fit=args.llm_fit,
         )
     set_threads(args.threads)
+    if args.plan:
+        from recllm.bench.impute.plan import plan_benchmark
+
+        return plan_benchmark(config, out=args.report, show_progress=not args.quiet)
     return run_benchmark(config, out=args.report, show_progress=not args.quiet, command=args.command)
 
 
@@ -40,11 +45,20 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
     b.add_argument("--seeds", nargs="*", type=int, default=None)
     b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTER_NAMES)}")
-    b.add_argument("--examples", type=positive_int, default=None, help="LLM fine-tuning examples per table")
-    b.add_argument("--epochs", type=positive_int, default=None, help="LLM fine-tuning epochs")
+    b.add_argument("--max-rows", type=positive_int, default=None,
+                   help="LLM: train on a seeded sample of this many rows per table (default: every row, every "
+                   "observed cell; the report names the departure)")
+    b.add_argument("--epochs", type=positive_int, default=None,
+                   help="LLM: the most fine-tuning epochs, chosen on held-out cells (default: LLMImputer's own)")
+    b.add_argument("--great-epochs", type=positive_int, default=None,
+                   help="GReaT: epochs over the rows (default: as many as the LLM imputer may train)")
     b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
-    b.add_argument("--llm-fit", default=None, choices=("shared", "per-setting"),
-                   help="one LLM fine-tune per (table, seed) on the union of all masks (default), or one per setting")
+    b.add_argument("--llm-fit", default=None, choices=("per-setting", "shared"),
+                   help="one LLM fine-tune per masked table (default), or one per (table, seed) on the union of "
+                   "all settings' masks (cheaper)")
+    b.add_argument("--plan", action="store_true",
+                   help="print every unit (data set x seed x setting x imputer), whether it is stored and its "
+                   "estimated minutes from a short probe of this machine; runs nothing else")
     b.add_argument("--attempts", nargs="*", default=None,
                    help="also run LLM variants at MCAR 20%% (open questions); no names: all of them")
     b.add_argument("--attempt-datasets", nargs="*", default=None, help="data sets for the attempts (default: all)")

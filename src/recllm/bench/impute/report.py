@@ -71,41 +71,108 @@ def _paired(values: dict, key_a: tuple, key_b: tuple, lower_better: bool) -> tup
     return text, verdict
 
 
+OTHERS = ("mice", "miceforest", "knn", "great")  # what the LLM imputer is compared with, when they ran
+PRIMARY_ORDER = ("jaccard", "accuracy", "nrmse")  # a masked column's headline metric: the first it has
+
+
+def _others(rows: list[dict[str, Any]]) -> list[str]:
+    ran = {row["imputer"] for row in rows}
+    return [o for o in OTHERS if o in ran]
+
+
 def _verdicts(rows: list[dict[str, Any]], settings: list[str]) -> str:
     down, imp = _downstream(rows), _imputation(rows)
+    others = _others(rows)
     lines = []
-    for dataset, tasks in TASKS.items():
-        for task in tasks:
-            for metric in task.metrics:
-                for setting in settings:
-                    row = {"what": f"{task.name} {metric}", "setting": setting}
-                    for other in ("mice", "knn"):
-                        row[f"llm - {other}"], row[f"vs {other}"] = _paired(
-                            down, (task.name, metric, setting, "llm"), (task.name, metric, setting, other),
-                            _lower_better(metric))
-                    if row["llm - mice"]:
-                        lines.append(row)
-    metrics = sorted({(t, m) for (t, m, _, _) in imp})
-    for table, metric in metrics:
+    wanted = [(f"{task.name} {metric}", down, task.name, metric) for tasks in TASKS.values() for task in tasks
+              for metric in task.metrics]
+    wanted += [(f"{table} {metric}", imp, table, metric) for table, metric in sorted({(t, m) for (t, m, _, _) in imp})]
+    for what, values, name, metric in wanted:
         for setting in settings:
-            row = {"what": f"{table} {metric}", "setting": setting}
-            for other in ("mice", "knn"):
+            row = {"what": what, "setting": setting}
+            for other in others:
                 row[f"llm - {other}"], row[f"vs {other}"] = _paired(
-                    imp, (table, metric, setting, "llm"), (table, metric, setting, other), _lower_better(metric))
-            if row["llm - mice"]:
+                    values, (name, metric, setting, "llm"), (name, metric, setting, other), _lower_better(metric))
+            if any(row[f"llm - {o}"] for o in others):
                 lines.append(row)
     if not lines:
         return "_(the LLM imputer was not part of this run)_\n"
-    counts = defaultdict(int)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
     for row in lines:
-        for other in ("mice", "knn"):
+        for other in others:
             counts[(other, row[f"vs {other}"].split(" ")[0])] += 1
     summary = ", ".join(f"vs {o}: {counts[(o, 'wins')] + counts[(o, 'ahead')]} ahead/wins, "
                         f"{counts[(o, 'loses')] + counts[(o, 'behind')]} behind/loses, {counts[(o, 'tie')]} ties"
-                        for o in ("mice", "knn"))
+                        for o in others)
     text = (f"Differences are LLM minus the other imputer, paired by seed (mean ± 95% t-interval over seeds); a "
             f"verdict needs the interval to exclude 0. Count: {summary}.\n\n")
-    return text + format_table(lines, ["what", "setting", "llm - mice", "vs mice", "llm - knn", "vs knn"]) + "\n"
+    cols = ["what", "setting", *[c for o in others for c in (f"llm - {o}", f"vs {o}")]]
+    return text + format_table(lines, cols) + "\n"
+
+
+def _primary_metrics(imp: dict[tuple[str, str, str, str], list[float]]) -> dict[tuple[str, str], str]:
+    """(table, column) -> its headline metric key (``column:metric``), the first of :data:`PRIMARY_ORDER` scored."""
+    have = {(t, m) for (t, m, _, _) in imp}
+    out: dict[tuple[str, str], str] = {}
+    for table, metric in sorted(have):
+        column = metric.split(":")[0]
+        for kind in PRIMARY_ORDER:
+            if (table, f"{column}:{kind}") in have:
+                out[(table, column)] = f"{column}:{kind}"
+                break
+    return out
+
+
+def _compare(values: dict, items: list[tuple[str, str, str]], a: str, b: str) -> dict[str, list[str]]:
+    """Paired verdicts of ``a`` against ``b`` over ``items`` ((name, metric, setting)): labels by outcome."""
+    out: dict[str, list[str]] = {"a": [], "b": [], "tie": [], "one_seed": []}
+    for name, metric, setting in items:
+        _, verdict = _paired(values, (name, metric, setting, a), (name, metric, setting, b), _lower_better(metric))
+        if not verdict:
+            continue
+        label = f"{name} {metric} ({setting})"
+        kind = verdict.split(" ")[0]
+        out["a" if kind in ("wins", "ahead") else "b" if kind in ("loses", "behind") else "tie"].append(label)
+        if "no CI" in verdict:
+            out["one_seed"].append(label)
+    return out
+
+
+def _sentence(title: str, a: str, b: str, found: dict[str, list[str]], unit: str) -> str:
+    n = len(found["a"]) + len(found["b"]) + len(found["tie"])
+    if n == 0:
+        return f"- **{title}**: not measured ({b} or the LLM imputer did not run on these columns)."
+    how = ("one seed: by the means, without an interval" if found["one_seed"] else
+           "paired over seeds; a win needs the 95% interval to exclude 0")
+    text = (f"- **{title}**: {n} comparisons ({unit}; {how}): LLM ahead in {len(found['a'])}, {b} ahead in "
+            f"{len(found['b'])}, {len(found['tie'])} ties.")
+    if found["a"]:
+        text += f" LLM wins on: {'; '.join(found['a'])}."
+    if found["b"]:
+        text += f" {b} wins on: {'; '.join(found['b'])}."
+    met = "met" if not found["b"] else "not met"
+    return text + f" Goal 'the LLM imputer at least as good as {b}' here: {met}."
+
+
+def verdict_paragraph(rows: list[dict[str, Any]], settings: list[str]) -> str:
+    """Where each imputer wins, computed from the stored numbers: the LLM imputer against MICE and miceforest on
+    the columns whose value the row's text carries (:attr:`TableSpec.text_carried`), and against GReaT overall
+    (every masked column's headline metric and every task's primary metric, in every setting)."""
+    down, imp = _downstream(rows), _imputation(rows)
+    primary = _primary_metrics(imp)
+    carried = [(spec.name, col) for specs in TABLES.values() for spec in specs for col in spec.text_carried]
+    carried_items = [(t, primary[(t, c)], s) for t, c in carried if (t, c) in primary for s in settings]
+    names = ", ".join(f"{t}: {c}" for t, c in carried if (t, c) in primary) or "none scored"
+    overall = [(t, m, s) for (t, _), m in sorted(primary.items()) for s in settings]
+    overall += [(task.name, task.primary, s) for tasks in TASKS.values() for task in tasks for s in settings
+                if any(k[0] == task.name for k in down)]
+    both = {**imp, **down}
+    lines = [_sentence(f"LLM vs {label} on the text-carried columns ({names})", "llm", other,
+                       _compare(imp, carried_items, "llm", other), "column x setting")
+             for other, label in (("mice", "MICE"), ("miceforest", "miceforest"))]
+    lines.append(_sentence("LLM vs GReaT overall", "llm", "great", _compare(both, overall, "llm", "great"),
+                           "masked column x setting and downstream task x setting, headline metrics"))
+    return "\n".join(lines) + "\n"
 
 
 def _downstream_tables(rows: list[dict[str, Any]], imputers: list[str], settings: list[str]) -> str:
@@ -138,9 +205,13 @@ def _imputation_tables(rows: list[dict[str, Any]], imputers: list[str], settings
                 row = {"cells": metric, "setting": setting}
                 row.update({i: _ci(imp.get((table_name, metric, setting, i), [])) for i in fillers})
                 table.append(row)
-        parts.append(f"**{table_name}** (accuracy / jaccard: higher is better; rmse / nrmse: lower is better)\n\n"
+        parts.append(f"**{table_name}** (accuracy -- also of code columns -- / jaccard: higher is better; rmse / nrmse: "
+                     "lower is better)\n\n"
                      + format_table(table, ["cells", "setting", *fillers]))
     return "\n\n".join(parts) + "\n"
+
+
+FINE_TUNED = ("llm", "great")  # imputers that fine-tune a language model (their fit time is shown apart)
 
 
 def _cost_table(rows: list[dict[str, Any]]) -> str:
@@ -151,29 +222,74 @@ def _cost_table(rows: list[dict[str, Any]]) -> str:
             entry["seconds"].append(info["seconds"])
             entry["cells"].append(info["cells"])
             entry["fallbacks"].append(info.get("fallbacks", 0))
-            if row["imputer"] == "llm":
+            if row["imputer"] in FINE_TUNED:
                 if info.get("fitted_here", True):
                     entry["fit"].append(info["fit_seconds"])
                 entry["transform"].append(info["transform_seconds"])
-                entry["examples"].append(info["examples"])
+            if row["imputer"] == "llm":
                 entry["reused"].append(float(info["adapter_reused"]))
     table = []
     for (name, imputer), entry in sorted(per.items()):
         cells, seconds = sum(entry["cells"]), sum(entry["seconds"])
         row = {"table": name, "imputer": imputer, "runs": len(entry["seconds"]), "cells filled": int(cells),
-               "seconds / run": f"{np.mean(entry['seconds']):.2f}", "fallbacks": int(sum(entry["fallbacks"]))}
-        if imputer == "llm":
+               "seconds / run": f"{np.mean(entry['seconds']):.2f}", "fallbacks": int(sum(entry["fallbacks"])),
+               "fine-tunes": "", "fine-tune s each": "", "cells/s (fill)": f"{cells / seconds:.0f}" if seconds else "",
+               "adapters reused": ""}
+        if imputer in FINE_TUNED:
             transform = sum(entry["transform"])
-            row.update({"fine-tunes": len(entry["fit"]), "fine-tune s each": f"{np.mean(entry['fit']):.1f}" if entry["fit"] else "",
-                        "examples": int(np.mean(entry["examples"])),
-                        "cells/s (fill)": f"{cells / transform:.1f}" if transform else "",
-                        "adapters reused": int(sum(entry["reused"]))})
-        else:
-            row.update({"fine-tunes": "", "fine-tune s each": "", "examples": "", "cells/s (fill)": f"{cells / seconds:.0f}" if seconds else "",
-                        "adapters reused": ""})
+            row.update({"fine-tunes": len(entry["fit"]),
+                        "fine-tune s each": f"{np.mean(entry['fit']):.1f}" if entry["fit"] else "",
+                        "cells/s (fill)": f"{cells / transform:.1f}" if transform else ""})
+        if imputer == "llm":
+            row["adapters reused"] = int(sum(entry["reused"]))
         table.append(row)
-    return format_table(table, ["table", "imputer", "runs", "cells filled", "seconds / run", "fine-tunes", "fine-tune s each",
-                                "examples", "cells/s (fill)", "fallbacks", "adapters reused"]) + "\n"
+    return format_table(table, ["table", "imputer", "runs", "cells filled", "seconds / run", "fine-tunes",
+                                "fine-tune s each", "cells/s (fill)", "fallbacks", "adapters reused"]) + "\n"
+
+
+def _llm_training_table(rows: list[dict[str, Any]]) -> str:
+    """One line per LLM fine-tune: rows and cells trained on, held-out cells, epochs, the chosen one, its curve."""
+    table = []
+    for row in rows:
+        if row.get("imputer") != "llm":
+            continue
+        for name, info in sorted(row["info"].items()):
+            if not info.get("fitted_here", True):
+                continue
+            curve = info.get("validation_curve")
+            table.append({
+                "data set": row["dataset"], "seed": row["seed"], "setting": _label(row["setting"]), "table": name,
+                "rows": info.get("examples", ""), "cells / epoch": info.get("train_cells", "not recorded"),
+                "held-out cells": info.get("validation_cells", ""),
+                "epochs trained (max)": f"{info.get('epochs_trained', '')} ({info.get('max_epochs', '')})",
+                "chosen epoch": info.get("chosen_epoch", ""),
+                "validation score by epoch": ", ".join(f"{v:.3f}" for v in curve) if curve else "none (no held-out cells)",
+                "fine-tune s": f"{info.get('fit_seconds', 0.0):.0f}"})
+    if not table:
+        return "_(the LLM imputer was not part of this run)_\n"
+    return ("Validation score: the mean over the held-out columns of accuracy (categorical, text, code columns) or "
+            "1 - MAE / mean absolute deviation (numeric); the kept adapter is the chosen epoch's.\n\n"
+            + format_table(table, list(table[0])) + "\n")
+
+
+def _code_columns_table(rows: list[dict[str, Any]]) -> str:
+    """Per table, the code columns each imputer used (from its ``report_``; the same detection for all)."""
+    found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for row in rows:
+        for table, info in row.get("info", {}).items():
+            found[table][row["imputer"]].update(info.get("code_columns", ["not recorded"]))
+    if not found:
+        return "_(no imputer ran)_\n"
+    table = []
+    for name, by_imputer in sorted(found.items()):
+        groups: dict[str, list[str]] = defaultdict(list)
+        for imputer, columns in by_imputer.items():
+            groups[", ".join(sorted(columns)) or "none"].append(imputer)
+        for columns, imputers in sorted(groups.items()):
+            table.append({"table": name, "code columns": columns, "imputers": ", ".join(sorted(imputers))})
+    return ("A code column is a numeric column of <= 20 whole-number codes (each seen twice on average), detected by "
+            "every imputer alike (`code_columns=\"auto\"`); its fills are observed codes and it is scored by exact-match "
+            "accuracy.\n\n" + format_table(table, ["table", "code columns", "imputers"]) + "\n")
 
 
 def _inference_dtypes(rows: list[dict[str, Any]]) -> str:
@@ -198,14 +314,14 @@ def _attempts_table(attempts: list[dict[str, Any]]) -> str:
             row[f"{t.split('/')[-1]} {m}"] = "" if value is None else f"{value:.4f}"
         infos = a.get("info", {}).values()
         row["fine-tune s"] = f"{sum(i.get('fit_seconds', 0) for i in infos):.1f}" if a["attempt"][0] != "[" else ""
-        row["examples"] = str(int(sum(i.get("examples", 0) for i in infos))) if a["attempt"][0] != "[" else ""
+        row["rows trained"] = str(int(sum(i.get("examples", 0) for i in infos))) if a["attempt"][0] != "[" else ""
         generated = sum(i.get("how", {}).get("llm-generate", 0) for i in infos)
         clipped = sum(i.get("how", {}).get("clipped", 0) for i in infos)
         row["numbers clipped"] = f"{clipped}/{generated}" if a["attempt"][0] != "[" and generated else ""
         row["note"] = a.get("error", "")
         table.append(row)
     cols = ["data set", "imputer / attempt", *[f"{t.split('/')[-1]} {m}" for t, m in metrics], "fine-tune s",
-            "examples", "numbers clipped", "note"]
+            "rows trained", "numbers clipped", "note"]
     from recllm.bench.impute.run import ATTEMPTS
 
     legend = [f"- `{name}`: LLMImputer({', '.join(f'{k}={v!r}' for k, v in ATTEMPTS[name].items()) or 'defaults'})"
@@ -254,43 +370,72 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
     return links
 
 
+def llm_setup_line(config: Any) -> str:
+    """The report's description of the LLM imputer's training: its defaults (read from recllm.impute.llm, the one
+    place) and the benchmark's departures from them."""
+    from recllm.impute.llm import DEFAULT_SFT, MAX_VALIDATION_CELLS, VALIDATION_FRACTION
+
+    departures = config.llm_departures()
+    named = ", ".join(f"{k}={v!r}" for k, v in departures.items()) or "none (the full preset)"
+    fit = ("one fine-tune per (table, seed, setting), on that setting's masked table" if config.llm_fit == "per-setting"
+           else "one fine-tune per (table, seed) on the table with the cells of *all* settings' masks removed, reused "
+                "for every setting (fewer training cells than each masked table has)")
+    return (f"- LLM imputer ({config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o): "
+            f"LLMImputer's defaults -- whole-row training on every observed cell of every row (each row one sequence, "
+            f"its observed cells as lines in a fresh random order each epoch, the loss on every value), up to "
+            f"{DEFAULT_SFT.epochs} epochs at lr {DEFAULT_SFT.learning_rate:g}, batch {DEFAULT_SFT.batch_size}, the "
+            f"epoch chosen on {VALIDATION_FRACTION:.0%} of the observed cells of the masked columns held out (at most "
+            f"{MAX_VALIDATION_CELLS}; early stop at the first worse epoch); {fit}. The benchmark's departures from "
+            f"those defaults: {named}.")
+
+
 def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: list[dict[str, Any]],
-                            seconds: float, target: Any, command: str) -> Path:
+                            seconds: float, target: Any, command: str, imputers: tuple[str, ...] | None = None,
+                            skipped: list[str] | None = None) -> Path:
     """Write the report at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with plots beside it;
-    returns the path."""
+    returns the path. ``imputers``: those that ran (default: the configuration's); ``skipped``: a line per peer
+    imputer that could not run."""
     from recllm.data import data_files
+    from recllm.impute.peers import PEERS, peer_versions
     from recllm.llm.precision import describe_precision, describe_training_precision
 
     path = target.path
     settings = [_label(s) for s in config.settings]
-    imputers = [i for i in config.imputers]
+    imputers = list(imputers if imputers is not None else config.imputers)
     links = _plots(rows, imputers, path.parent, path.stem)
     masked = "; ".join(f"{spec.name}: {', '.join(spec.masked)}" for d in config.datasets for spec in TABLES[d])
+    versions = peer_versions()
+    peers = [f"{name} ({versions[name]})" for name in PEERS if name in config.imputers]
+    great = config.great_budget()
     body = [
         "## Set-up",
         "",
         f"- Data sets: {', '.join(config.datasets)}; seeds {', '.join(map(str, config.seeds))}; settings "
-        f"{', '.join(settings)}; wall time of this run {seconds / 60:.1f} min (stored runs cost nothing; see `{path.with_suffix('.runs.jsonl').name}`).",
+        f"{', '.join(settings)}; imputers {', '.join(imputers)}; wall time of this run {seconds / 60:.1f} min (stored "
+        f"runs cost nothing; see `{path.with_suffix('.runs.jsonl').name}`).",
+        f"- Peer imputers: {'; '.join(peers) or 'none requested'}.",
+        *[f"- {line}" for line in skipped or ()],
         f"- Masked feature-table columns ({masked}); MAR is driven by a fully observed column of the same table "
         "(advertising: country, users: zip code, items: title), MNAR by the cell's own value.",
         "- Every imputer fills the same masked tables; a DLRM (same hyper-parameters and seeded split for every "
         "imputer) is trained per task; 'complete data' is the DLRM on the unmasked tables. Case-wise deletion drops "
         "incomplete table rows from training; its test rows keep their gaps (DLRM: OOV row / training mean).",
-        ("- LLM fine-tuning: one per (table, seed), on the table with the cells of *all* settings' masks removed "
-         "(no masked cell of any setting is seen in training), then reused to fill each setting's table -- the LLM "
-         "learns from fewer cells than the classic imputers, which are fitted per setting; this keeps the run "
-         "within its time budget." if config.llm_fit == "shared" else
-         "- LLM fine-tuning: one per (table, seed, setting), on that setting's masked table."),
-        f"- LLM imputer: {config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o, "
-        f"{config.llm_examples} fine-tuning examples per table (seeded sample of the observed cells of the masked "
-        f"columns), {config.llm_epochs} epoch(s), lr {config.llm_learning_rate} (the benchmark's overrides; every other "
-        "fine-tuning setting is LLMImputer's `DEFAULT_SFT`), training with "
-        f"{describe_training_precision()}; categories by shared-prefix scoring, numbers by greedy generation held to "
-        "the shape (sign, digits, decimals) and observed range of the column's numbers, text by greedy generation "
-        f"from the column's tokens; inference precision 'auto' (here {describe_precision()}): "
-        f"{_inference_dtypes(rows)}.",
+        llm_setup_line(config),
+        f"- LLM imputer decoding: categories (and code columns) by shared-prefix scoring, numbers by greedy generation "
+        "held to the shape (sign, digits, decimals) and observed range of the column's numbers, text by greedy "
+        f"generation from the column's tokens; training with {describe_training_precision()}; inference precision "
+        f"'auto' (here {describe_precision()}): {_inference_dtypes(rows)}.",
+        f"- GReaT (be-great's own `impute`, the same SmolLM2 as backbone, full fine-tuning at its lr): "
+        + (f"{great['max_steps']} optimizer steps" if great["max_steps"] else
+           f"{great['epochs']} epoch(s) over every row (its observed cells), as many passes as the LLM imputer may "
+           "train")
+        + "; its fine-tune time is in the cost table beside the LLM imputer's. miceforest: its defaults (5 "
+        "iterations, LightGBM random forests, mean matching), seeded.",
         "",
-        "## Where the LLM imputer wins and loses",
+        "## Where each imputer wins",
+        "",
+        verdict_paragraph(rows, settings),
+        "## The LLM imputer against each other imputer",
         "",
         _verdicts(rows, settings),
         "## Downstream tasks (DLRM on the imputed tables; test split)",
@@ -299,6 +444,12 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         "## Imputation quality on the masked cells",
         "",
         _imputation_tables(rows, imputers, settings),
+        "## What each LLM fine-tune trained on",
+        "",
+        _llm_training_table(rows),
+        "## Code columns",
+        "",
+        _code_columns_table(rows),
         "## Cost",
         "",
         _cost_table(rows),
@@ -311,4 +462,3 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command,
                         data_files(config.datasets), "\n".join(body), seeds=list(config.seeds),
                         commit=target.commit, precision=describe_precision())
-

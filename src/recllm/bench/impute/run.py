@@ -25,29 +25,49 @@ from recllm.data.missing import inject_missing
 from recllm.impute.base import BaseImputer
 from recllm.impute.registry import IMPUTERS
 from recllm.bench.impute.tasks import (
-    DLRM_PRESETS, SPLIT_FRACTIONS, TABLES, TASKS, DLRMSettings, TableSpec, feature_table, imputation_scores, run_task, split_rows,
+    DLRM_PRESETS, SPLIT_FRACTIONS, TABLES, TASKS, DLRMSettings, TableSpec, code_columns, feature_table,
+    imputation_scores, run_task, split_rows,
 )
 
-# The benchmark's only departures from LLMImputer's fine-tuning defaults (recllm.impute.llm.DEFAULT_SFT, the one
-# source; every other SFT field is read from there): one epoch at lr 1e-3 on 256 examples per table keeps the run in
-# its time budget (DEFAULT_SFT trains up to 3 epochs at 5e-4 and picks the epoch on validation). The report prints
-# them; --epochs overrides the epochs.
-LLM_SFT_OVERRIDES: dict[str, Any] = {"epochs": 1, "learning_rate": 1e-3}
+# The full preset runs LLMImputer on its own defaults (recllm.impute.llm: DEFAULT_SFT, whole-row training on every
+# observed cell, epochs chosen on held-out observed cells); the benchmark's only departures are the ones named here and
+# printed in the report. QUICK (development and tests) caps the training rows and epochs so it stays fast.
+LLM_OVERRIDES: dict[str, Any] = {}
+QUICK_LLM = {"llm_max_rows": 48, "llm_max_epochs": 2, "great_max_steps": 4}
 SETTINGS: tuple[tuple[str, float], ...] = (("mcar", 0.05), ("mcar", 0.2), ("mcar", 0.4), ("mar", 0.2), ("mnar", 0.2))
-IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "llm")
+PEER_NAMES = ("miceforest", "great")  # optional extra `peers`: skipped (with a line in the report) when absent
+IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "miceforest", "llm", "great")
+LLM_FITS = ("per-setting", "shared")
 ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on top of the benchmark's defaults)
     "default": {},
     "complete-rows": {"train_on": "complete_rows"},
-    "examples/4": {"examples_scale": 0.25},
-    "examples x4": {"examples_scale": 4.0},
+    "rows/4": {"rows_scale": 0.25},  # a seeded quarter of the table's rows
     "order reversed": {"column_order": "reversed"},
     "order random": {"column_order": "random"},
     "context line": {"context": True},
-    "3 epochs": {"epochs": 3},
+    "1 epoch": {"epochs": 1},  # no epoch to choose: every observed cell trained on, no held-out cells
+    "per-cell": {"training": "per-cell"},  # the paper's one example per observed cell
     "unshaped numbers": {"numeric_shape": False},  # digit tokens only, any length (decoding version 1)
     "expected numbers": {"numeric_decoding": "expected"},  # weighted mean over the greedy answer + 32 quantiles
     "expected numbers (grid)": {"numeric_decoding": "expected-grid"},  # ... over the 32 quantiles only
 }
+
+
+def peers_available() -> dict[str, bool]:
+    """Peer imputer name -> whether its package (the ``peers`` extra) can be imported here (nothing is imported)."""
+    import importlib.util
+
+    from recllm.impute.peers import PEERS
+
+    return {name: importlib.util.find_spec(module) is not None for name, (module, _) in PEERS.items()}
+
+
+def skipped_line(name: str) -> str:
+    """The report's line for a peer imputer whose package is missing."""
+    from recllm.impute.peers import EXTRA, PEERS
+
+    return (f"{name}: skipped -- {' and '.join(PEERS[name][1])} not installed (pip install 'recllm[{EXTRA}]' and "
+            "rerun: stored runs are kept)")
 
 
 def data_key(dataset: str) -> str:
@@ -63,18 +83,26 @@ def setting_name(setting: tuple[str, float]) -> str:
 
 @dataclass
 class BenchConfig:
-    """What the benchmark runs. ``quick`` shrinks everything for development."""
+    """What the benchmark runs. ``quick`` shrinks everything for development.
+
+    LLM: ``llm_max_rows`` (None: every row, so every observed cell) and ``llm_max_epochs`` (None: LLMImputer's own,
+    ``DEFAULT_SFT.epochs``, chosen on held-out observed cells) are the only visible departures from LLMImputer's
+    defaults. ``llm_fit``: "per-setting" (one fine-tune per masked table, the default) or "shared" (one per (table,
+    seed) on the union of every setting's mask, cheaper). GReaT gets ``great_epochs`` passes over the rows (None: as
+    many as the LLM imputer may train) or ``great_max_steps`` optimizer steps when > 0.
+    """
 
     quick: bool = False
     datasets: tuple[str, ...] = ("advertising", "ml-100k")
     seeds: tuple[int, ...] = (0, 1, 2)
     settings: tuple[tuple[str, float], ...] = SETTINGS
     imputers: tuple[str, ...] = IMPUTER_ORDER
-    llm_examples: int = 256  # fine-tuning examples per table (seeded sample of the observed masked-column cells)
-    llm_epochs: int = LLM_SFT_OVERRIDES["epochs"]
-    llm_learning_rate: float = LLM_SFT_OVERRIDES["learning_rate"]
+    llm_max_rows: int | None = None
+    llm_max_epochs: int | None = None
     llm_model: str | None = None
-    llm_fit: str = "shared"  # "shared": one fine-tune per (table, seed) on the union of all settings' masks
+    llm_fit: str = "per-setting"
+    great_epochs: int | None = None
+    great_max_steps: int = 0
     attempts: tuple[str, ...] = ()  # names from ATTEMPTS to run (``ATTEMPT_DATASETS`` limits where)
     attempt_datasets: tuple[str, ...] | None = None  # default: every benchmark data set
     dlrm: dict[str, DLRMSettings] = field(default_factory=lambda: dict(DLRM_PRESETS))
@@ -88,56 +116,95 @@ class BenchConfig:
             raise ValueError(f"unknown imputer(s) {bad}; choose from {sorted(IMPUTERS)}")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
-        if self.llm_examples < 1 or self.llm_epochs < 1:
-            raise ValueError("llm_examples and llm_epochs must be >= 1")
+        for name in ("llm_max_rows", "llm_max_epochs", "great_epochs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.great_max_steps < 0:
+            raise ValueError(f"great_max_steps must be >= 0, got {self.great_max_steps!r}")
         unknown = [a for a in self.attempts if a not in ATTEMPTS]
         if unknown:
             raise ValueError(f"unknown attempt(s) {unknown}; choose from {list(ATTEMPTS)}")
-        if self.llm_fit not in ("shared", "per-setting"):
-            raise ValueError(f"llm_fit must be 'shared' or 'per-setting', got {self.llm_fit!r}")
+        if self.llm_fit not in LLM_FITS:
+            raise ValueError(f"llm_fit must be one of {LLM_FITS}, got {self.llm_fit!r}")
 
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> "BenchConfig":
-        """The full preset, or the quick one (1 seed, MCAR 5% only, small fine-tuning set, short DLRM training)."""
+        """The full preset, or the quick one (1 seed, MCAR 5% only, :data:`QUICK_LLM` budgets, short DLRM)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if quick:
             dlrm = dict(DLRM_PRESETS, **{"ml-100k": dataclasses.replace(DLRM_PRESETS["ml-100k"], max_epochs=3,
                                                                                    patience=1)})
-            base = dict(quick=True, seeds=(0,), settings=(("mcar", 0.05),), llm_examples=64, dlrm=dlrm)
+            base = dict(quick=True, seeds=(0,), settings=(("mcar", 0.05),), dlrm=dlrm, **QUICK_LLM)
             base.update(overrides)
             return cls(**base)
         return cls(**overrides)
 
+    def max_epochs(self) -> int:
+        """The most epochs the LLM imputer trains (its default unless ``llm_max_epochs`` overrides it)."""
+        from recllm.impute.llm import DEFAULT_SFT
+
+        return self.llm_max_epochs or DEFAULT_SFT.epochs
+
+    def llm_departures(self) -> dict[str, Any]:
+        """LLMImputer's parameters the benchmark sets away from their defaults ({} in the full preset)."""
+        out = dict(LLM_OVERRIDES)
+        if self.llm_max_rows is not None:
+            out["max_train_examples"] = self.llm_max_rows
+        if self.llm_max_epochs is not None:
+            out["max_epochs"] = self.llm_max_epochs
+        return out
+
+    def great_budget(self) -> dict[str, int]:
+        """GReaTImputer's training budget: ``epochs`` and ``max_steps``."""
+        return {"epochs": self.great_epochs or self.max_epochs(), "max_steps": self.great_max_steps}
+
     def llm_parts(self) -> dict[str, Any]:
         """The parts of the configuration that change an LLM-only attempt (no DLRM involved)."""
-        return {"llm_examples": self.llm_examples, "llm_epochs": self.llm_epochs, "llm_lr": self.llm_learning_rate,
-                "llm_model": self.llm_model}
+        return {"llm": self.llm_departures(), "llm_model": self.llm_model}
 
-    def cache_parts(self) -> dict[str, Any]:
-        """The parts of the configuration that change a cell's result (for the results cache key)."""
-        return {"llm_examples": self.llm_examples, "llm_epochs": self.llm_epochs, "llm_lr": self.llm_learning_rate,
-                "llm_model": self.llm_model, "llm_fit": self.llm_fit, "settings": [list(x) for x in self.settings]
-                if self.llm_fit == "shared" else None, "dlrm": {k: dataclasses.asdict(v) for k, v in self.dlrm.items()}}
+    def cache_parts(self, imputer: str = "llm") -> dict[str, Any]:
+        """The parts of the configuration that change a stored run of ``imputer`` (for the run key)."""
+        parts: dict[str, Any] = {"dlrm": {k: dataclasses.asdict(v) for k, v in self.dlrm.items()}}
+        if imputer == "llm":
+            parts.update(self.llm_parts(), llm_fit=self.llm_fit,
+                         settings=[list(x) for x in self.settings] if self.llm_fit == "shared" else None)
+        elif imputer == "great":
+            parts.update(great=self.great_budget(), model=self.llm_model)
+        return parts
 
 
 def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, base_lm: Any = None,
                  **llm_overrides: Any) -> BaseImputer:
-    """The registered imputer ``name`` configured for table ``spec`` (LLM: fine-tuning budget, masked targets)."""
+    """The registered imputer ``name`` configured for table ``spec``: its defaults plus the benchmark's named
+    departures (LLM: :meth:`BenchConfig.llm_departures`; GReaT: :meth:`BenchConfig.great_budget`) and the seed."""
     kinds = spec.imputer_kinds()
-    if name == "mice":
+    if name in ("mice", "miceforest"):
         return IMPUTERS[name](seed=seed, **kinds)
+    if name == "great":
+        return IMPUTERS[name](model=base_lm if base_lm is not None else config.llm_model, seed=seed,
+                              **config.great_budget(), **kinds)
     if name != "llm":
         return IMPUTERS[name](**kinds)
-    from recllm.impute.llm import DEFAULT_SFT
+    settings = config.llm_departures()
+    epochs = llm_overrides.pop("epochs", None)
+    if epochs is not None:
+        settings["max_epochs"] = epochs
+    if llm_overrides.pop("context", False):
+        settings["context"] = spec.context
+    settings.update(llm_overrides)
+    return IMPUTERS["llm"](model=base_lm if base_lm is not None else config.llm_model, seed=seed, **kinds, **settings)
 
-    scale = llm_overrides.pop("examples_scale", 1.0)
-    epochs = llm_overrides.pop("epochs", config.llm_epochs)
-    context = spec.context if llm_overrides.pop("context", False) else ""
-    sft = dataclasses.replace(DEFAULT_SFT, epochs=epochs, learning_rate=config.llm_learning_rate, seed=seed,
-                              show_progress=False)
-    return IMPUTERS["llm"](model=base_lm if base_lm is not None else config.llm_model, sft=sft,
-                           max_train_examples=max(1, int(round(config.llm_examples * scale))),
-                           target_columns=spec.masked, context=context, seed=seed, **kinds, **llm_overrides)
+
+def _llm_info(imputer: Any, fitted_here: bool) -> dict[str, Any]:
+    """What a table's LLM fine-tune trained on and chose (from ``fit_report_``), for the report."""
+    fit = imputer.fit_report_
+    return {"fit_seconds": fit["seconds"] if fitted_here else 0.0, "fitted_here": fitted_here,
+            "examples": fit["examples"], "train_cells": fit["cells_per_epoch"], "training": fit["training"],
+            "max_epochs": fit["epochs"], "epochs_trained": fit["epochs_trained"], "chosen_epoch": fit["chosen_epoch"],
+            "validation_cells": fit["validation_cells"], "validation_curve": list(fit["validation_curve"]),
+            "adapter_reused": fit["adapter_reused"], "inference_dtype": fit["inference_dtype"],
+            "transform_seconds": imputer.report_.seconds}
 
 
 def masked_tables(ds: Any, dataset: str, setting: tuple[str, float], seed: int
@@ -176,10 +243,14 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
         truth, masked, mask = tables[spec.name]
         start = time.perf_counter()
         fitted_here = True
+        overrides = dict(llm_overrides)
+        scale = overrides.pop("rows_scale", None)
+        if scale is not None:
+            overrides["max_train_examples"] = max(1, int(round(len(masked) * scale)))
         if shared is not None and spec.name in shared["fitted"]:
             imputer, fitted_here = shared["fitted"][spec.name], False
         else:
-            imputer = make_imputer(name, spec, seed, config, base_lm, **dict(llm_overrides))
+            imputer = make_imputer(name, spec, seed, config, base_lm, **overrides)
             imputer.fit(shared["tables"][spec.name] if shared is not None else masked)
             if shared is not None:
                 shared["fitted"][spec.name] = imputer
@@ -188,17 +259,16 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
         filled[spec.name] = out
         report = imputer.report_.as_dict()
         cell = {"seconds": seconds, "cells": report["cells_filled"], "rows_out": report["rows_out"],
-                "fallbacks": sum(report["fallbacks"].values()), "how": report["how"]}
+                "fallbacks": sum(report["fallbacks"].values()), "how": report["how"],
+                "code_columns": sorted(report["code_columns"]), "rows": len(masked)}
         if name == "llm":
-            cell.update({"fit_seconds": imputer.fit_report_["seconds"] if fitted_here else 0.0,
-                         "fitted_here": fitted_here, "shared_fit": shared is not None,
-                         "examples": imputer.fit_report_["examples"],
-                         "adapter_reused": imputer.fit_report_["adapter_reused"],
-                         "inference_dtype": imputer.fit_report_["inference_dtype"],
-                         "transform_seconds": imputer.report_.seconds})
+            cell.update(_llm_info(imputer, fitted_here), shared_fit=shared is not None)
+        elif name == "great":
+            cell.update(fit_seconds=imputer.fit_seconds_, train_steps=imputer.train_steps_,
+                        transform_seconds=imputer.report_.seconds)
         info[spec.name] = cell
         if imputer.fills_cells:
-            scores[spec.name] = imputation_scores(spec, truth, out, mask)
+            scores[spec.name] = imputation_scores(spec, truth, out, mask, code_columns(spec, masked))
     return {"filled": filled, "scores": scores, "info": info}
 
 
@@ -238,11 +308,16 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
     if show_progress and (len(store) or store.stale):
         print(f"resuming: {len(store)} finished runs stored in {store.path} ({store.stale} stale: their code "
               "changed)", flush=True)
+    available = peers_available()
+    imputers = tuple(i for i in config.imputers if available.get(i, True))
+    skipped = [skipped_line(i) for i in config.imputers if not available.get(i, True)]
+    for line in skipped if show_progress else ():
+        print(line, flush=True)
     rows: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     base_lm = None
     started = time.perf_counter()
-    if "llm" in config.imputers or config.attempts:
+    if "llm" in imputers or config.attempts:
         from recllm.llm.backbone import load_trainable_lm
 
         base_lm = load_trainable_lm(config.llm_model)  # each LLMImputer fine-tunes a copy of it
@@ -252,15 +327,15 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
         ds = load(dataset)
         if setting[0] == "complete" and config.llm_fit == "shared":  # a new (data set, seed): new shared fine-tunes
             shared = {"tables": union_tables(ds, dataset, config.settings, seed), "fitted": {}}
-        names = ("none",) if setting[0] == "complete" else config.imputers
+        names = ("none",) if setting[0] == "complete" else imputers
         tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
         for name in names:
-            key = run_key(task="bench-impute", data=data_key(dataset), dataset=dataset, seed=seed,
-                          setting=list(setting), imputer=name, config=config.cache_parts())
+            key = unit_key(dataset, seed, setting, name, config)
             row = store.get(key)
             if row is None:
                 result = None if name == "none" else impute_tables(
-                    name, dataset, tables, seed, config, base_lm, shared if name == "llm" else None)
+                    name, dataset, tables, seed, config, base_lm if name != "great" else None,
+                    shared if name == "llm" else None)
                 tasks = downstream(dataset, ds, name, result, tables, seed, config)
                 row = {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
                        "scores": result["scores"] if result else {}, "info": result["info"] if result else {}}
@@ -272,10 +347,18 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
     if config.attempts:
         attempts = run_attempts(config, store, base_lm, show_progress)
     seconds = time.perf_counter() - started
-    path = write_imputation_report(config, rows, attempts, seconds, target, command)
+    path = write_imputation_report(config, rows, attempts, seconds, target, command, imputers=imputers,
+                                   skipped=skipped)
     if show_progress:
         print(f"wrote {path} ({seconds:.0f} s)")
     return 0
+
+
+def unit_key(dataset: str, seed: int, setting: tuple[str, float] | list[Any], imputer: str,
+             config: BenchConfig) -> str:
+    """The run-store key of one unit: an imputer's (or "none": the complete tables') run on one masked setting."""
+    return run_key(task="bench-impute", data=data_key(dataset), dataset=dataset, seed=seed, setting=list(setting),
+                   imputer=imputer, config=config.cache_parts(imputer))
 
 
 def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: bool) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ class TableSpec:
     mar_driver: str  # the fully observed column that drives MAR missingness
     context: str  # one line describing a row, for the LLM imputer's "more context" attempt
     set_valued: tuple[str, ...] = ()  # text columns holding "a|b|c" sets (scored by Jaccard)
+    text_carried: tuple[str, ...] = ()  # masked columns whose value the row's text carries (a film's year, genres)
 
     @property
     def columns(self) -> list[str]:
@@ -84,6 +85,7 @@ TABLES: dict[str, list[TableSpec]] = {
                           "code."),
         TableSpec("ml-100k/items", ITEM, categorical=(), numeric=("year",), text=("title", "genres"),
                   masked=("year", "genres"), mar_driver="title", set_valued=("genres",),
+                  text_carried=("year", "genres"),
                   context="A film: its title with the release year in brackets, its genres joined by |, its release "
                           "year."),
     ],
@@ -206,17 +208,28 @@ def run_task(task: TaskSpec, ds: RecDataset, tables: dict[str, pd.DataFrame], sp
     return out
 
 
-def imputation_scores(spec: TableSpec, truth: pd.DataFrame, filled: pd.DataFrame, mask: pd.DataFrame
-                      ) -> dict[str, float]:
-    """Quality on the masked cells: RMSE (and RMSE / std) for numbers, accuracy for categories and text,
-    Jaccard for set-valued text. Cells whose true value is itself missing are skipped."""
+def code_columns(spec: TableSpec, table: pd.DataFrame) -> tuple[str, ...]:
+    """The masked columns of ``table`` every imputer treats as code columns (fills are observed codes), detected
+    as the imputers detect them (:func:`recllm.impute.base.detect_code_columns`, ``"auto"``)."""
+    from recllm.impute.base import coerce_numeric, detect_code_columns, infer_kinds
+
+    kinds = infer_kinds(table, **spec.imputer_kinds())
+    found = detect_code_columns(coerce_numeric(table, kinds), table, kinds, "auto")
+    return tuple(c for c in spec.masked if c in found)
+
+
+def imputation_scores(spec: TableSpec, truth: pd.DataFrame, filled: pd.DataFrame, mask: pd.DataFrame,
+                      codes: tuple[str, ...] = ()) -> dict[str, float]:
+    """Quality on the masked cells: RMSE (and RMSE / std) for numbers, accuracy for categories, text and code
+    columns (``codes``: numeric columns whose fills are observed codes, scored by exact match), Jaccard for
+    set-valued text. Cells whose true value is itself missing are skipped."""
     out: dict[str, float] = {}
     for col in spec.masked:
         rows = mask[col].to_numpy() & truth[col].notna().to_numpy()
         if not rows.any():
             continue
         true, pred = truth.loc[rows, col], filled.loc[truth.index[rows], col]
-        if col in spec.numeric:
+        if col in spec.numeric and col not in codes:
             rmse = metrics.rmse(true.astype(float).to_numpy(), pred.astype(float).to_numpy())
             out[f"{col}:rmse"] = rmse
             out[f"{col}:nrmse"] = rmse / float(truth[col].std())

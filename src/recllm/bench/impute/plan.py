@@ -1,0 +1,234 @@
+"""``recllm bench impute --plan``: every unit of the benchmark, whether it is stored, and its estimated time here.
+
+A unit is one row of the run store: a (data set, seed, setting, imputer) run -- fill the masked tables, score them,
+train the downstream DLRMs -- or the complete tables' DLRMs of a (data set, seed). Times come from short probes on
+this machine (:func:`probe_rates`): two whole-row SFT steps and a few filled cells of the LLM imputer per table, two
+GReaT steps and a few GReaT rows, one fit of each other imputer on the MCAR 20% tables, one DLRM epoch per task. The
+LLM and GReaT estimates assume every allowed epoch is trained (early stopping can only make them shorter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "plan_benchmark"]
+
+PROBE_ROWS = 16  # rows of a table in the SFT probe (two optimizer steps of DEFAULT_SFT's batch of 8)
+PROBE_FILL_ROWS = 24  # rows with gaps whose cells the fill probe fills
+PROBE_GREAT_ROWS = 3  # incomplete rows GReaT's probe fills
+
+
+@dataclass
+class Rates:
+    """Seconds measured here: per trained row and per filled cell (LLM), per trained and per filled row (GReaT),
+    per table fit+fill of each other imputer, and per downstream DLRM run of a data set (all its tasks)."""
+
+    llm_row_s: dict[str, float] = field(default_factory=dict)  # table -> s per row per epoch
+    llm_cell_s: dict[str, float] = field(default_factory=dict)  # table -> s per filled cell
+    great_row_s: dict[str, float] = field(default_factory=dict)
+    great_fill_row_s: dict[str, float] = field(default_factory=dict)
+    imputer_s: dict[tuple[str, str], float] = field(default_factory=dict)  # (table, imputer) -> s per fit+fill
+    dlrm_s: dict[str, float] = field(default_factory=dict)  # data set -> s for every task at its max epochs
+    load_average: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One resumable piece of the benchmark (one run-store row)."""
+
+    dataset: str
+    seed: int
+    setting: str
+    imputer: str
+    stored: bool
+    seconds: float
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log: Any = print) -> Rates:
+    """Measure :class:`Rates` on this machine for ``config``'s data sets and ``imputers``."""
+    from recllm.bench.impute.run import make_imputer, masked_tables
+    from recllm.bench.impute.tasks import TABLES, TASKS, feature_table, run_task, split_rows, SPLIT_FRACTIONS
+    from recllm.data import load
+
+    rates = Rates()
+    probe = dataclasses.replace(config, llm_max_rows=PROBE_ROWS, llm_max_epochs=1, great_max_steps=2)
+    for dataset in config.datasets:
+        ds = load(dataset)
+        tables = masked_tables(ds, dataset, ("mcar", 0.2), 0)
+        for spec in TABLES[dataset]:
+            _, masked, mask = tables[spec.name]
+            gappy = masked[mask.any(axis=1)]
+            for name in imputers:
+                if name in ("llm", "great"):
+                    continue
+                imputer = make_imputer(name, spec, 0, config)
+                rates.imputer_s[(spec.name, name)] = _timed(lambda: imputer.fit(masked).transform(masked))
+            if "llm" in imputers:
+                rates.llm_row_s[spec.name], rates.llm_cell_s[spec.name] = _probe_llm(spec, masked, gappy, probe,
+                                                                                     base_lm)
+                log(f"[plan] {spec.name}: LLM {rates.llm_row_s[spec.name]:.2f} s per trained row, "
+                    f"{1 / rates.llm_cell_s[spec.name]:.1f} cells/s filled")
+            if "great" in imputers:
+                imputer = make_imputer("great", spec, 0, probe)
+                imputer.fit(masked.iloc[:PROBE_ROWS * 4])
+                steps = max(imputer.train_steps_, 1)
+                rates.great_row_s[spec.name] = imputer.fit_seconds_ / (steps * imputer.batch_size)
+                few = gappy.iloc[:PROBE_GREAT_ROWS]
+                rates.great_fill_row_s[spec.name] = _timed(lambda: imputer.transform(few)) / max(len(few), 1)
+                log(f"[plan] {spec.name}: GReaT {rates.great_row_s[spec.name]:.2f} s per trained row, "
+                    f"{rates.great_fill_row_s[spec.name]:.1f} s per filled row")
+        split = split_rows(len(ds.interactions), SPLIT_FRACTIONS[dataset], 0)
+        complete = {spec.name: feature_table(ds, spec) for spec in TABLES[dataset]}
+        one_epoch = dataclasses.replace(config.dlrm[dataset], max_epochs=1)
+        seconds = sum(run_task(task, ds, complete, split, 0, one_epoch)["dlrm_seconds"] for task in TASKS[dataset])
+        rates.dlrm_s[dataset] = seconds * config.dlrm[dataset].max_epochs
+    rates.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return rates
+
+
+def _probe_llm(spec: Any, masked: Any, gappy: Any, probe: Any, base_lm: Any) -> tuple[float, float]:
+    """(seconds per trained row, seconds per filled cell) of the LLM imputer on this table: two SFT steps of the
+    benchmark's whole-row examples, then a fill of the gaps of :data:`PROBE_FILL_ROWS` rows (no answer cache)."""
+    from recllm.bench.impute.run import make_imputer
+    from recllm.llm.backbone import load_trainable_lm, trainable_copy
+    from recllm.llm.sft import LoRAConfig, sft_train
+
+    imputer = make_imputer("llm", spec, 0, probe, base_lm, cache=False)
+    lm = trainable_copy(base_lm) if base_lm is not None else load_trainable_lm(probe.llm_model)
+    imputer.fit(masked)  # PROBE_ROWS rows, one epoch: also gives the model the fill probe uses
+    config = imputer._sft_config()
+    examples = imputer.whole_row_examples(masked, end=lm.tokenizer.eos_token or "")(0)[:PROBE_ROWS]
+    steps = max(1, len(examples) // config.batch_size)
+    with tempfile.TemporaryDirectory() as folder:
+        row_s = _timed(lambda: sft_train(lm, examples, dataclasses.replace(config, show_progress=False),
+                                         LoRAConfig(), output_dir=folder, stop_after_steps=steps))
+    row_s /= steps * config.batch_size
+    few = gappy.iloc[:PROBE_FILL_ROWS]
+    imputer.transform(few)
+    cells = max(imputer.report_.n_filled, 1)
+    return row_s, imputer.report_.seconds / cells
+
+
+def _llm_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, fits: bool) -> float:
+    from recllm.impute.llm import MAX_VALIDATION_CELLS, VALIDATION_FRACTION
+
+    cells = int(mask.to_numpy().sum())
+    seconds = cells * rates.llm_cell_s[spec.name]
+    if fits:
+        epochs = config.max_epochs()
+        rows = int(masked.notna().any(axis=1).sum())
+        rows = min(rows, config.llm_max_rows or rows)
+        gaps = [c for c in masked.columns if masked[c].isna().any()]
+        held = min(MAX_VALIDATION_CELLS, int(round(VALIDATION_FRACTION * int(masked[gaps].notna().to_numpy().sum()))))
+        held = held if epochs > 1 else 0
+        seconds += epochs * (rows * rates.llm_row_s[spec.name] + held * rates.llm_cell_s[spec.name])
+    return seconds
+
+
+def _great_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any) -> float:
+    budget = config.great_budget()
+    rows = len(masked) * budget["epochs"] if not budget["max_steps"] else budget["max_steps"] * 8
+    incomplete = int(mask.any(axis=1).sum())
+    return rows * rates.great_row_s[spec.name] + incomplete * rates.great_fill_row_s[spec.name]
+
+
+def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any) -> list[Unit]:
+    """Every unit in the order the benchmark runs them, stored or not, with its estimated seconds."""
+    from recllm.bench.impute.run import masked_tables, setting_name, unit_key
+    from recllm.bench.impute.tasks import TABLES
+    from recllm.data import load
+
+    units = []
+    for dataset in config.datasets:
+        ds = load(dataset)
+        dlrm = rates.dlrm_s[dataset]
+        for seed in config.seeds:
+            units.append(Unit(dataset, seed, "complete", "none",
+                              unit_key(dataset, seed, ("complete", 0.0), "none", config) in store, dlrm))
+            for position, setting in enumerate(config.settings):
+                tables = masked_tables(ds, dataset, setting, seed)
+                for name in imputers:
+                    seconds = dlrm
+                    for spec in TABLES[dataset]:
+                        _, masked, mask = tables[spec.name]
+                        if name == "llm":
+                            fits = config.llm_fit == "per-setting" or position == 0
+                            seconds += _llm_seconds(config, rates, spec, masked, mask, fits)
+                        elif name == "great":
+                            seconds += _great_seconds(config, rates, spec, masked, mask)
+                        else:
+                            seconds += rates.imputer_s[(spec.name, name)]
+                    units.append(Unit(dataset, seed, setting_name(setting), name,
+                                      unit_key(dataset, seed, setting, name, config) in store, seconds))
+    return units
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def format_plan(units: list[Unit], rates: Rates, skipped: list[str] | None = None) -> str:
+    """The plan as text: the probe's rates, one line per unit, time left per imputer and in total."""
+    lines = [f"measured here (load average {rates.load_average:.1f} on {os.cpu_count()} CPUs while probing; a busier "
+             "machine measures slower):"]
+    for table in rates.llm_row_s:
+        lines.append(f"  {table}: LLM whole-row SFT {rates.llm_row_s[table]:.2f} s per row per epoch, fill "
+                     f"{1 / rates.llm_cell_s[table]:.1f} cells/s")
+    for table in rates.great_row_s:
+        lines.append(f"  {table}: GReaT {rates.great_row_s[table]:.2f} s per row per epoch, "
+                     f"{rates.great_fill_row_s[table]:.1f} s per filled row")
+    for dataset, seconds in rates.dlrm_s.items():
+        lines.append(f"  {dataset}: downstream DLRMs <= {seconds:.0f} s per unit (one epoch per task x max epochs)")
+    lines += list(skipped or ())
+    left: dict[str, float] = {}
+    for u in units:
+        lines.append(f"{u.dataset:12s} seed {u.seed}  {u.setting:9s} {u.imputer:11s} "
+                     f"{'stored' if u.stored else 'to run':6s} ~{_duration(u.seconds)}")
+        if not u.stored:
+            left[u.imputer] = left.get(u.imputer, 0.0) + u.seconds
+    stored = sum(u.stored for u in units)
+    lines.append(f"{stored} of {len(units)} units stored; time left by imputer: "
+                 + (", ".join(f"{k} ~{_duration(v)}" for k, v in left.items()) or "none"))
+    lines.append(f"estimated time left on this machine: ~{_duration(sum(left.values()))} (each unit is stored as it "
+                 "finishes; rerun the same command to resume, or split it with --datasets / --seeds / --imputers)")
+    return "\n".join(lines)
+
+
+def plan_benchmark(config: Any, out: Any = None, show_progress: bool = False, log: Any = print,
+                   rates: Rates | None = None) -> int:
+    """Print every unit of ``recllm bench impute`` with ``config``, whether it is stored and its estimated time on
+    this machine (``rates``: measured by :func:`probe_rates` unless given); runs nothing else."""
+    from pathlib import Path
+
+    from recllm.bench.impute.run import peers_available, skipped_line
+    from recllm.bench.reporting import REPORT_FOLDER
+    from recllm.bench.runs import RunStore
+
+    default = "imputation-quick.md" if config.quick else "imputation.md"
+    path = Path(getattr(out, "path", out) or Path.cwd() / REPORT_FOLDER / default)
+    store = RunStore(path.with_suffix(".runs.jsonl"))
+    available = peers_available()
+    imputers = tuple(i for i in config.imputers if available.get(i, True))
+    skipped = [skipped_line(i) for i in config.imputers if not available.get(i, True)]
+    if rates is None:
+        base_lm = None
+        if "llm" in imputers:
+            from recllm.llm.backbone import load_trainable_lm
+
+            base_lm = load_trainable_lm(config.llm_model)
+        start = time.perf_counter()
+        rates = probe_rates(config, imputers, base_lm, log=log if show_progress else (lambda *_: None))
+        log(f"[plan] probes took {time.perf_counter() - start:.0f} s")
+    log(format_plan(plan_units(config, imputers, rates, store), rates, skipped))
+    return 0

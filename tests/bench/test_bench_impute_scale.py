@@ -1,0 +1,142 @@
+"""``recllm bench impute`` at the paper's scale: the LLM imputer on its own defaults (no cell cap), peers side by
+side (skipped with a line when absent), the --plan, code columns scored by accuracy, the computed verdict."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+import recllm.bench.impute.run as bench
+from recllm.bench.impute.plan import Rates, format_plan, plan_units
+from recllm.bench.impute.report import llm_setup_line, verdict_paragraph
+from recllm.bench.impute.run import BenchConfig, make_imputer
+from recllm.bench.impute.tasks import TABLES, TableSpec, imputation_scores
+from recllm.impute.llm import DEFAULT_SFT, VALIDATION_FRACTION
+
+
+def test_full_llm_run_has_no_cell_cap_and_uses_the_imputers_defaults():
+    config = BenchConfig.preset(False)
+    assert config.llm_departures() == {} and config.llm_fit == "per-setting" and config.seeds == (0, 1, 2)
+    assert {"llm", "miceforest", "great", "mice"} <= set(config.imputers)
+    spec = TABLES["ml-100k"][1]
+    imputer = make_imputer("llm", spec, seed=2, config=config)
+    assert imputer.max_train_examples is None and imputer.max_epochs is None and imputer.sft is None
+    assert imputer.training == "whole-row" and imputer.validation_fraction == VALIDATION_FRACTION
+    assert imputer.target_columns is None and imputer.seed == 2
+    assert imputer._sft_config() == dataclasses.replace(DEFAULT_SFT, seed=2)
+    assert config.max_epochs() == DEFAULT_SFT.epochs and config.great_budget()["epochs"] == DEFAULT_SFT.epochs
+    assert "departures from those defaults: none" in llm_setup_line(config)
+    assert f"up to {DEFAULT_SFT.epochs} epochs at lr {DEFAULT_SFT.learning_rate:g}" in llm_setup_line(config)
+
+
+def test_quick_departures_are_visible():
+    quick = BenchConfig.preset(True)
+    imputer = make_imputer("llm", TABLES["advertising"][0], seed=0, config=quick)
+    assert imputer.max_train_examples == quick.llm_max_rows and imputer.max_epochs == quick.llm_max_epochs
+    line = llm_setup_line(quick)
+    assert f"max_train_examples={quick.llm_max_rows}" in line and f"max_epochs={quick.llm_max_epochs}" in line
+    with pytest.raises(ValueError, match="llm_max_rows"):
+        BenchConfig(llm_max_rows=0)
+    with pytest.raises(ValueError, match="llm_fit"):
+        BenchConfig(llm_fit="sometimes")
+
+
+def test_llm_run_keys_do_not_touch_the_classic_imputers_runs():
+    a, b = BenchConfig(), BenchConfig(llm_max_epochs=1)
+    assert a.cache_parts("mice") == b.cache_parts("mice") and a.cache_parts("llm") != b.cache_parts("llm")
+    assert a.cache_parts("great") != b.cache_parts("great")  # GReaT's epochs follow the LLM's
+
+
+def test_code_columns_are_scored_by_exact_match():
+    spec = TableSpec("t/users", "user_id", categorical=(), numeric=("band", "x"), text=(), masked=("band", "x"),
+                     mar_driver="x", context="")
+    truth = pd.DataFrame({"band": [1.0, 2.0, 3.0, 1.0], "x": [0.5, 1.5, 2.5, 3.5]})
+    filled = pd.DataFrame({"band": [1.0, 3.0, 3.0, 1.0], "x": [0.5, 1.5, 2.5, 3.5]})
+    mask = pd.DataFrame({"band": [True, True, True, False], "x": [True, False, False, False]})
+    scores = imputation_scores(spec, truth, filled, mask, codes=("band",))
+    assert scores["band:accuracy"] == pytest.approx(2 / 3) and "band:rmse" not in scores
+    assert "x:rmse" in scores and "x:accuracy" not in scores
+    assert "band:rmse" in imputation_scores(spec, truth, filled, mask)
+
+
+def _rows(llm_year, mice_year, llm_genres, mice_genres, great_year, seeds=(0, 1, 2)):
+    out = []
+    for seed in seeds:
+        for imputer, year, genres in (("llm", llm_year, llm_genres), ("mice", mice_year, mice_genres),
+                                      ("great", great_year, 0.5)):
+            out.append({"dataset": "ml-100k", "seed": seed, "setting": ["mcar", 0.2], "imputer": imputer, "info": {},
+                        "tasks": {"rating-reg": {"rmse": 1.0 + 0.01 * seed}},
+                        "scores": {"ml-100k/items": {"year:rmse": 10 * year + seed, "year:nrmse": year + 0.01 * seed,
+                                                     "genres:jaccard": genres + 0.01 * seed,
+                                                     "genres:accuracy": genres / 2}}})
+    return out
+
+
+def test_verdict_paragraph_follows_the_numbers():
+    text = verdict_paragraph(_rows(llm_year=0.2, mice_year=0.9, llm_genres=0.3, mice_genres=0.6, great_year=0.9),
+                             ["MCAR 20%"])
+    mice = next(line for line in text.splitlines() if "LLM vs MICE" in line)
+    assert "2 comparisons" in mice and "LLM ahead in 1, mice ahead in 1" in mice
+    assert "LLM wins on: ml-100k/items year:nrmse (MCAR 20%)" in mice
+    assert "mice wins on: ml-100k/items genres:jaccard (MCAR 20%)" in mice and "here: not met" in mice
+    great = next(line for line in text.splitlines() if "LLM vs GReaT" in line)
+    # year won (0.2 vs 0.9), genres lost (0.3 vs GReaT's 0.5), the task tied (the same numbers)
+    assert "3 comparisons" in great and "LLM ahead in 1, great ahead in 1, 1 ties" in great and "here: not met" in great
+    assert "great wins on: ml-100k/items genres:jaccard (MCAR 20%)" in great
+    assert "not measured" in next(line for line in text.splitlines() if "miceforest" in line)
+    flipped = verdict_paragraph(_rows(0.9, 0.2, 0.6, 0.3, 0.1), ["MCAR 20%"])
+    line = next(line for line in flipped.splitlines() if "LLM vs MICE" in line)
+    assert "LLM ahead in 1, mice ahead in 1" in line and "LLM wins on: ml-100k/items genres:jaccard" in line
+    one = verdict_paragraph(_rows(0.2, 0.9, 0.7, 0.6, 0.9, seeds=(0,)), ["MCAR 20%"])
+    line = next(line for line in one.splitlines() if "LLM vs MICE" in line)
+    assert "one seed" in line and "LLM ahead in 2" in line and "here: met" in line
+
+
+def test_peers_run_when_installed_and_are_skipped_with_a_line_when_not(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
+    monkeypatch.setattr(bench, "peers_available", lambda: {"miceforest": False, "great": True})
+    ran = []
+
+    def fake_impute(name, dataset, tables, seed, config, *args, **kwargs):
+        ran.append(name)
+        return {"filled": {}, "scores": {s: {"age:nrmse": 1.0} for s in tables}, "info": {}}
+
+    monkeypatch.setattr(bench, "impute_tables", fake_impute)
+    monkeypatch.setattr(bench, "downstream", lambda *a, **k: {"click": {"f1": 0.5, "auc": 0.5}})
+    config = BenchConfig.preset(True, datasets=("advertising",), imputers=("mean", "miceforest", "great"))
+    assert bench.run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    assert ran == ["mean", "great"]
+    text = (tmp_path / "imputation.md").read_text()
+    assert "miceforest: skipped -- miceforest and lightgbm not installed (pip install 'recllm[peers]'" in text
+    assert "imputers mean, great;" in text and "- Peer imputers: miceforest (" in text and "great (be-great " in text
+
+
+def test_plan_lists_stored_units_and_estimates_from_the_rates(shared_data, tmp_path, monkeypatch):
+    from recllm.bench.runs import RunStore
+
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
+    config = BenchConfig.preset(False, datasets=("advertising",), seeds=(0,), settings=(("mcar", 0.2),),
+                                imputers=("mean", "llm", "great"))
+    table = "advertising/users"
+    rates = Rates(llm_row_s={table: 0.5}, llm_cell_s={table: 0.1}, great_row_s={table: 0.2},
+                  great_fill_row_s={table: 2.0}, imputer_s={(table, "mean"): 1.0}, dlrm_s={"advertising": 10.0})
+    store = RunStore(tmp_path / "imputation.runs.jsonl")
+    store.put(bench.unit_key("advertising", 0, ("mcar", 0.2), "mean", config), {"done": True})
+    units = plan_units(config, ("mean", "llm", "great"), rates, store)
+    assert [(u.setting, u.imputer, u.stored) for u in units] == [
+        ("complete", "none", False), ("MCAR 20%", "mean", True), ("MCAR 20%", "llm", False),
+        ("MCAR 20%", "great", False)]
+    masked, mask = bench.masked_tables(__import__("recllm.data", fromlist=["load"]).load("advertising"), "advertising",
+                                       ("mcar", 0.2), 0)[table][1:]
+    cells, rows = int(mask.to_numpy().sum()), int(masked.notna().any(axis=1).sum())
+    gaps = [c for c in masked.columns if masked[c].isna().any()]
+    held = min(256, round(0.05 * int(masked[gaps].notna().to_numpy().sum())))
+    llm = units[2].seconds
+    assert llm == pytest.approx(10 + cells * 0.1 + config.max_epochs() * (rows * 0.5 + held * 0.1))
+    assert units[1].seconds == pytest.approx(11.0)
+    assert units[3].seconds == pytest.approx(10 + len(masked) * config.max_epochs() * 0.2
+                                             + int(mask.any(axis=1).sum()) * 2.0)
+    text = format_plan(units, rates, ["great: skipped -- x"])
+    assert "1 of 4 units stored" in text and "great: skipped -- x" in text
+    left = (units[0].seconds + llm + units[3].seconds) / 3600
+    assert f"estimated time left on this machine: ~{left:.1f} h" in text
