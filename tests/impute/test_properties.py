@@ -17,8 +17,9 @@ from recllm.data.dataset import DataError
 from recllm.impute.registry import IMPUTERS
 from recllm.llm.sft import SFTConfig
 
-CLASSIC = [name for name in sorted(IMPUTERS) if name != "llm"]
-FAST = {"mice": {"max_iter": 2}}  # the property does not depend on the number of rounds
+CLASSIC = [name for name in sorted(IMPUTERS) if name not in ("llm", "great")]
+# the property does not depend on the number of rounds (or trees)
+FAST = {"mice": {"max_iter": 2}, "miceforest": {"iterations": 1, "lightgbm_params": {"num_iterations": 4}}}
 TINY_SFT = SFTConfig(epochs=1, batch_size=8, learning_rate=1e-3, checkpoint_every=0, show_progress=False)
 
 
@@ -28,10 +29,30 @@ def llm_imputer(lm):
                            max_categories=10, numeric_max_new_tokens=3, text_max_new_tokens=3)
 
 
+def great_imputer(folder):
+    """A GReaTImputer that fits and fills in seconds on the tiny test model's GReaT folder."""
+    return IMPUTERS["great"](model=str(folder), epochs=1, max_steps=1, batch_size=4, learning_rate=1e-3,
+                             max_retries=1)
+
+
+@pytest.fixture(scope="module")
+def great_tiny(tiny):
+    """The tiny test model saved once as GReaT's backbone folder."""
+    import shutil
+
+    from recllm.impute.peers import great_backbone_folder
+
+    folder, _ = great_backbone_folder(tiny)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_imputer(name: str, request: pytest.FixtureRequest):
-    """A fast imputer by registry name; the LLM one on the session's tiny model (built only when needed)."""
+    """A fast imputer by registry name; the LLM ones on the session's tiny model (built only when needed)."""
     if name == "llm":
         return llm_imputer(request.getfixturevalue("tiny"))
+    if name == "great":
+        return great_imputer(request.getfixturevalue("great_tiny"))
     return IMPUTERS[name](**FAST.get(name, {}))
 
 
@@ -175,6 +196,12 @@ def test_awkward_columns_keep_every_observed_cell(name, data):
 @given(data=awkward_tables())
 def test_awkward_columns_keep_every_observed_cell_llm(tiny, data):
     _check_awkward(llm_imputer(tiny), *data)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=awkward_tables())
+def test_awkward_columns_keep_every_observed_cell_great(great_tiny, data):
+    _check_awkward(great_imputer(great_tiny), *data)
 
 
 def zip_and_id_table() -> pd.DataFrame:

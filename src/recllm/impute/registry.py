@@ -8,6 +8,7 @@ from recllm.impute.base import BaseImputer
 from recllm.impute.classic import DeletionImputer, KNNTableImputer, MeanModeImputer, MICEImputer, ZeroImputer
 from recllm.impute.llm import LLMImputer
 from recllm.impute.names import IMPUTER_NAMES
+from recllm.impute.peers import GReaTImputer, MiceForestImputer
 
 __all__ = ["IMPUTERS", "IMPUTER_NAMES", "make_imputer"]
 
@@ -18,6 +19,8 @@ IMPUTERS: dict[str, type[BaseImputer]] = {
     "knn": KNNTableImputer,
     "mice": MICEImputer,
     "llm": LLMImputer,
+    "miceforest": MiceForestImputer,  # peers: the optional `peers` extra (recllm.impute.peers)
+    "great": GReaTImputer,
 }
 
 
