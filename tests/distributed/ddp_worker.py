@@ -1,8 +1,13 @@
-"""Run under torchrun by test_ddp.py (or in one process): fit a tiny SASRec, rank 0 writes its loss curve."""
+"""Run under torchrun by test_ddp.py (or in one process): fit a tiny SASRec, rank 0 writes its loss curve.
+
+``python ddp_worker.py OUT [CHECKPOINT_DIR [DIE_AT]]``: with a checkpoint folder the fit resumes from it; with
+``DIE_AT`` rank 0 kills its process right after writing that epoch's checkpoint (a crash mid-fit).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -29,13 +34,31 @@ def dataset(n_users: int = 24, n_items: int = 15) -> RecDataset:
     return RecDataset("ddp-toy", inter, items, users, Schema(item_text=("title",)))
 
 
-def fit() -> SASRec:
+def fit(checkpoint_dir: str | None = None, **settings) -> SASRec:
     torch.set_num_threads(1)
-    return SASRec(**SETTINGS).fit(leave_one_out(dataset()))
+    return SASRec(**{**SETTINGS, **settings}, checkpoint_dir=checkpoint_dir).fit(leave_one_out(dataset()))
 
 
-def main(out: str) -> None:
-    model = fit()
+def die_after(epoch: int, how=None) -> None:  # noqa: ANN001
+    """Make the process end right after the checkpoint of ``epoch`` is written (``how``: raise instead)."""
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    save = EpochCheckpoint.save
+
+    def save_then_die(self, meta, tensors):  # noqa: ANN001
+        save(self, meta, tensors)
+        if meta["epoch"] == epoch:
+            if how is not None:
+                raise how
+            os._exit(3)
+
+    EpochCheckpoint.save = save_then_die
+
+
+def main(out: str, checkpoint_dir: str | None = None, die_at: int | None = None) -> None:
+    if die_at is not None:
+        die_after(die_at)
+    model = fit(checkpoint_dir)
 
     def write(folder):
         (folder / "losses.json").write_text(json.dumps({
@@ -46,4 +69,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *(sys.argv[2:3]), *(int(a) for a in sys.argv[3:4]))

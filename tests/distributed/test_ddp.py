@@ -1,4 +1,5 @@
-"""torchrun: 2 processes with half of each batch reproduce the loss curve of 1 process with the whole batch."""
+"""torchrun: 2 processes with half of each batch reproduce the loss curve of 1 process with the whole batch, and a
+fit killed mid-way resumes from rank 0's epoch checkpoint to the weights of an uninterrupted fit."""
 
 from __future__ import annotations
 
@@ -10,28 +11,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytestmark = pytest.mark.distributed
 
 HERE = Path(__file__).parent
 
 
-def test_two_ranks_reproduce_one_process(tmp_path):
+def _worker():
     sys.path.insert(0, str(HERE))
     try:
         import ddp_worker
     finally:
         sys.path.remove(str(HERE))
-    single = ddp_worker.fit()
+    return ddp_worker
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(HERE / "ddp_worker.py"), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_two_ranks_reproduce_one_process_and_resume_after_a_crash(tmp_path):
+    ddp_worker = _worker()
+    single = ddp_worker.fit()
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(HERE / "ddp_worker.py"), str(out)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = _torchrun(str(out), str(tmp_path / "ckpt"))  # checkpoints every epoch (they change no number)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # written once, atomically, by rank 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "run"]  # written atomically, by rank 0
     run = json.loads((out / "losses.json").read_text())
     assert len(single.step_losses_) >= 6 and len(run["steps"]) == len(single.step_losses_)
     np.testing.assert_allclose(run["steps"], single.step_losses_, rtol=0, atol=1e-5)
@@ -42,3 +52,50 @@ def test_two_ranks_reproduce_one_process(tmp_path):
         np.testing.assert_allclose(np.asarray(run["weights"][name]), value.numpy(), rtol=0, atol=1e-2)
     assert [r["valid_ndcg@10"] for r in run["history"]] == pytest.approx(
         [r["valid_ndcg@10"] for r in single.history_], abs=0.02)
+
+    crashed = _torchrun(str(tmp_path / "cut"), str(tmp_path / "cut-ckpt"), "2")
+    assert crashed.returncode != 0 and not (tmp_path / "cut").exists()  # rank 0 died after epoch 2's checkpoint
+    before = json.loads((tmp_path / "cut-ckpt" / "trainer_state.json").read_text())["history"]
+    resumed = _torchrun(str(tmp_path / "cut"), str(tmp_path / "cut-ckpt"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads((tmp_path / "cut" / "losses.json").read_text())
+    assert again["history"][:2] == before  # epochs 1-2 (their timings too) come from the checkpoint: resumed
+    assert again["weights"] == run["weights"] and again["steps"] == run["steps"]  # exactly the uninterrupted fit
+    assert [r["loss"] for r in again["history"]] == [r["loss"] for r in run["history"]]
+
+
+def test_one_process_resumes_exactly_with_dropout_and_sampled_negatives(tmp_path, monkeypatch):
+    """Every random generator the fit draws from (dropout, negatives, batch order) is restored from the checkpoint."""
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    ddp_worker = _worker()
+    noisy = dict(dropout=0.3, loss="bce")
+    full = ddp_worker.fit(str(tmp_path / "full"), **noisy)
+    monkeypatch.setattr(EpochCheckpoint, "save", EpochCheckpoint.save)  # restored by undo() below
+    ddp_worker.die_after(2, how=RuntimeError("crash after epoch 2"))
+    with pytest.raises(RuntimeError, match="crash after epoch 2"):
+        ddp_worker.fit(str(tmp_path / "cut"), **noisy)
+    monkeypatch.undo()
+    before = json.loads((tmp_path / "cut" / "trainer_state.json").read_text())["history"]
+    resumed = ddp_worker.fit(str(tmp_path / "cut"), **noisy)
+    assert [r["epoch"] for r in resumed.history_] == [1, 2, 3]
+    assert resumed.history_[:2] == before  # epochs 1-2, timings included, come from the checkpoint: resumed
+    assert [r["loss"] for r in resumed.history_] == [r["loss"] for r in full.history_]
+    assert resumed.step_losses_ == full.step_losses_
+    for name, value in full.net_.state_dict().items():
+        assert torch.equal(resumed.net_.state_dict()[name], value), name
+    finished = ddp_worker.fit(str(tmp_path / "cut"), **noisy)  # a finished fit reruns as a no-op
+    assert finished.history_ == resumed.history_
+    from recllm.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"other settings \(lr: 0.005, now 0.01\)"):
+        ddp_worker.fit(str(tmp_path / "cut"), **noisy, lr=1e-2)
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
+    from recllm.errors import UserInputError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserInputError, match="not a recllm trainer checkpoint"):
+        _worker().fit(str(tmp_path))
+    assert (tmp_path / "notes.txt").read_text() == "mine"

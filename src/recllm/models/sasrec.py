@@ -54,12 +54,14 @@ class SeqConfig:
     seed: int = 0
     device: str = "auto"
     show_progress: bool = True
+    checkpoint_dir: str | None = None  # resume a fit from here (recllm.distributed.checkpoint); None: no checkpoints
+    checkpoint_every: int = 1  # epochs between checkpoints
 
     losses: ClassVar[tuple[str, ...]] = LOSSES
 
     def __post_init__(self) -> None:
         positive = ("dim", "n_layers", "n_heads", "max_len", "n_negatives", "batch_size", "max_epochs",
-                    "patience", "eval_every", "eval_batch_size")
+                    "patience", "eval_every", "eval_batch_size", "checkpoint_every")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -298,8 +300,20 @@ class SequentialRecommender(Recommender):
         gen = torch.Generator().manual_seed(cfg.seed)
         self.history_: list[dict[str, float]] = []
         best, best_state, since_best, self.best_epoch_ = -math.inf, None, 0, 0
+        first, ckpt = 1, None
+        if cfg.checkpoint_dir is not None:  # resume: every rank loads rank 0's last epoch checkpoint
+            from recllm.distributed.checkpoint import EpochCheckpoint, fit_settings, restore_trainer, trainer_state
+
+            ckpt = EpochCheckpoint.at(cfg.checkpoint_dir, cfg.checkpoint_every)
+            saved = ckpt.load()
+            if saved is not None:
+                done = restore_trainer(saved, self.net_, optimizer, rng, gen, fit_settings(cfg), str(ckpt.folder))
+                best, best_state, since_best = done["best"], done["best_state"], done["since_best"]
+                self.best_epoch_, self.history_, self.step_losses_ = done["best_epoch"], done["history"], \
+                    done["step_losses"]
+                first = cfg.max_epochs + 1 if done["finished"] else done["epoch"] + 1
         started = time.perf_counter()
-        progress = _progress(range(1, cfg.max_epochs + 1), cfg.show_progress, type(self).__name__)
+        progress = _progress(range(first, cfg.max_epochs + 1), cfg.show_progress, type(self).__name__)
         for epoch in progress:
             tick = time.perf_counter()
             loss = self._train_epoch(rows, optimizer, rng, gen)
@@ -318,9 +332,13 @@ class SequentialRecommender(Recommender):
             self.history_.append(record)
             if hasattr(progress, "set_postfix"):
                 progress.set_postfix(loss=f"{loss:.4f}", ndcg=f"{record.get('valid_ndcg@10', float('nan')):.4f}")
-            if since_best >= cfg.patience:
-                break
-            if cfg.time_budget is not None and time.perf_counter() - started > cfg.time_budget:
+            stop = since_best >= cfg.patience or (
+                cfg.time_budget is not None and time.perf_counter() - started > cfg.time_budget)
+            if ckpt is not None and ckpt.due(epoch, stop or epoch == cfg.max_epochs):
+                ckpt.save(*trainer_state(epoch, stop or epoch == cfg.max_epochs, best, since_best, self.best_epoch_,
+                                         self.history_, self.step_losses_, best_state, self.net_, optimizer, rng,
+                                         gen, fit_settings(cfg)))
+            if stop:
                 break
         if best_state is not None:
             self.net_.load_state_dict(best_state)

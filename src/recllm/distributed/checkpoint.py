@@ -1,0 +1,117 @@
+"""Epoch checkpoints of the sequence models' trainer (SASRec, HSTU, LEARN's towers): resume after a restart.
+
+Every ``every`` epochs (and at the last one) the trainer's whole state -- weights, optimizer, the best epoch's
+weights, validation history, and every random generator it draws from -- goes into one folder, written by rank 0
+only and published atomically (:func:`recllm.distributed.ddp.write_atomically`). A rerun with the same folder (and,
+under torchrun, the same number of processes) loads it on every rank and continues with the next epoch, ending
+with the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recllm.distributed.ddp import write_atomically
+from recllm.errors import UserInputError
+
+__all__ = ["EpochCheckpoint", "trainer_state", "restore_trainer"]
+
+STATE_FILE, TENSORS_FILE = "trainer_state.json", "trainer_state.pt"
+
+
+@dataclass(frozen=True)
+class EpochCheckpoint:
+    """The checkpoint folder of one fit, refreshed every ``every`` epochs."""
+
+    folder: Path
+    every: int = 1
+
+    @classmethod
+    def at(cls, folder: str | os.PathLike[str], every: int = 1) -> "EpochCheckpoint":
+        """The checkpoint in ``folder``: new, empty, or an earlier fit's (never a folder holding anything else)."""
+        path = Path(folder).expanduser()
+        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / STATE_FILE).exists())):
+            raise UserInputError(f"{path} exists and is not a recllm trainer checkpoint", "checkpoint_dir",
+                                 "pass a new or empty folder (recllm replaces the checkpoint folder as a whole)")
+        return cls(path, every)
+
+    def _found(self) -> Path | None:
+        old = self.folder.with_name(f".{self.folder.name}.old")  # a crash between the publishing renames
+        for path in (self.folder, old):
+            if (path / STATE_FILE).exists() and (path / TENSORS_FILE).exists():
+                return path
+        return None
+
+    def load(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The last checkpoint's plain state and tensors, or None when there is none."""
+        path = self._found()
+        if path is None:
+            return None
+        meta = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        return meta, torch.load(path / TENSORS_FILE, map_location="cpu", weights_only=True)
+
+    def due(self, epoch: int, last: bool) -> bool:
+        return last or epoch % self.every == 0
+
+    def save(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
+        """Publish a checkpoint (rank 0; other ranks return at once)."""
+        meta = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in meta.items()}
+
+        def write(tmp: Path) -> None:
+            torch.save(tensors, tmp / TENSORS_FILE)
+            (tmp / STATE_FILE).write_text(json.dumps(meta), encoding="utf-8")
+
+        write_atomically(self.folder, write)
+
+
+# settings that may change between a fit and its resumption (they do not change what is learned)
+RESUMABLE = ("checkpoint_dir", "checkpoint_every", "show_progress", "time_budget", "eval_batch_size", "device")
+
+
+def fit_settings(config: Any) -> dict[str, Any]:
+    """The config fields a resumed fit must share with the fit that wrote the checkpoint (as JSON values)."""
+    raw = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE}
+    return json.loads(json.dumps(raw, default=str))
+
+
+def trainer_state(epoch: int, finished: bool, best: float, since_best: int, best_epoch: int,
+                  history: list[dict[str, float]], step_losses: list[float], best_state: dict[str, Any] | None,
+                  net: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                  gen: torch.Generator, settings: dict[str, Any] | None = None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an epoch checkpoint holds: plain values (JSON) and tensors."""
+    meta = {"settings": settings, "epoch": epoch, "finished": finished, "best": best, "since_best": since_best,
+            "best_epoch": best_epoch, "history": history, "step_losses": step_losses, "numpy_rng": rng.bit_generator.state}
+    tensors = {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+               "torch_rng": torch.get_rng_state(), "best_state": best_state or {}}
+    return meta, tensors
+
+
+def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator,
+                    settings: dict[str, Any] | None = None, where: str = "checkpoint_dir") -> dict[str, Any]:
+    """Load a checkpoint into the trainer's objects; the plain values (epoch, best, history...) are returned.
+    A checkpoint written with other ``settings`` is refused with one line naming the first difference."""
+    meta, tensors = saved
+    if settings is not None and meta.get("settings") is not None and meta["settings"] != settings:
+        first = next(k for k in sorted(set(settings) | set(meta["settings"]))
+                     if settings.get(k) != meta["settings"].get(k))
+        raise UserInputError(f"the checkpoint was written by a fit with other settings ({first}: "
+                             f"{meta['settings'].get(first)!r}, now {settings.get(first)!r})", where,
+                             "use the same settings to resume, or a new checkpoint folder to start afresh")
+    net.load_state_dict(tensors["net"])
+    optimizer.load_state_dict(tensors["optimizer"])
+    gen.set_state(tensors["generator"])
+    torch.set_rng_state(tensors["torch_rng"])
+    rng.bit_generator.state = meta["numpy_rng"]
+    best = -math.inf if meta["best"] is None else float(meta["best"])
+    return {**meta, "best": best, "best_state": tensors["best_state"] or None}
