@@ -116,7 +116,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
-    p.add_argument("--examples", type=positive_int, default=512, help="llm: fine-tuning examples (seeded sample)")
+    p.add_argument("--examples", type=positive_int, default=None,
+                   help="llm: at most this many training rows (seeded sample; default: every row with an observed "
+                        "cell, as LLMImputer does)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="llm: most fine-tuning epochs (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
     p.add_argument("--lr", type=positive_float, default=None,
