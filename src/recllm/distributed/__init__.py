@@ -1,10 +1,13 @@
 """Running recllm beyond one process on engines users already operate.
 
-- :mod:`recllm.distributed.ray_jobs`: the LLM batch jobs (item embedding, candidate scoring) as Ray Data pipelines,
-  an actor pool where each worker loads the model once; needs the ``distributed`` extra
-  (``pip install recllm[distributed]``). Nothing here imports ray until a job runs with ``engine="ray"``.
+- :mod:`recllm.distributed.ray_jobs`: the LLM batch jobs (item embedding, candidate scoring, generation for the
+  LLM-TRSR summaries) as Ray Data pipelines, an actor pool where each worker loads the model once; needs the
+  ``distributed`` extra (``pip install recllm[distributed]``). Nothing here imports ray until a job runs with
+  ``engine="ray"``.
 - :mod:`recllm.distributed.ddp`: data-parallel training under ``torchrun`` (DistributedDataParallel), detected
-  from the environment; needs only torch.
+  from the environment; needs only torch. Used by the sequence models and LoRA SFT.
+- :mod:`recllm.distributed.checkpoint`: resumable epoch checkpoints of the sequence models' fits (rank 0 writes,
+  every rank resumes).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ existing cluster. Actors are restarted and their batches retried when a worker d
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ def ensure_ray(options: RayOptions) -> None:
         cpus = max(int(np.ceil(options.workers * options.cpus_per_worker)), 1)
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # recllm's own bar reports progress; no per-job INFO
 
 
 @dataclass
