@@ -84,14 +84,35 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     start = time.perf_counter()
     scorer.score(q[1:], c[1:], use_cache=False)
     score_s = (time.perf_counter() - start) / len(c[1])
-    hists = [h for h in data.test.histories if len(h) >= 2][:2]
+    hists = [np.asarray(h)[-5:] for h in data.test.histories[:2]]  # one block each: one prompt per history
     start = time.perf_counter()
-    done = summarize_histories(summarizer, hists, texts, dataclasses.replace(config.summarizer, mode="recurrent"),
-                               cache=None, show_progress=False)
+    done = summarize_histories(summarizer, hists, texts, config.summarizer, cache=None, show_progress=False)
     summary_s = (time.perf_counter() - start) / max(done.prompts, 1)
     import os
 
     return Rates(sft_s, score_s, summary_s, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
+
+
+def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False, log: Any = print) -> Rates:
+    """:func:`probe_rates`, measured once per machine, model and summary length (kept under the recllm cache)."""
+    import json
+    import os
+
+    from recllm.utils import cache_dir, write_json_atomic
+
+    key = f"{summarizer.fingerprint}|{sizes.summary_tokens}|{os.cpu_count()}"
+    import hashlib
+
+    path = cache_dir("trsr", "plan") / f"rates-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        log(f"[trsr] throughput probe reused from {path}")
+        return Rates(**json.loads(path.read_text(encoding="utf-8")))
+    log("[trsr] probing this machine (2 grouped-SFT steps, one user's candidates scored, 2 summaries) ...")
+    start = time.perf_counter()
+    rates = probe_rates(summarizer, data, sizes, show_progress)
+    log(f"[trsr] probe took {time.perf_counter() - start:.0f} s")
+    write_json_atomic(path, dataclasses.asdict(rates))
+    return rates
 
 
 def _summary_prompts(histories: list[np.ndarray], segment: Any) -> int:
@@ -226,12 +247,11 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     rates = None
     units: list[Unit] = []
     for spec in specs:
+        log(f"[trsr] {spec.name}: loading the split and its fixed candidates")
         data = prepare(spec, sizes, show_progress)
         sha = data_sha256(data_files([spec.name]))
         if rates is None:
-            start = time.perf_counter()
-            rates = probe_rates(summarizer, data, sizes, show_progress)
-            log(f"[trsr] probe took {time.perf_counter() - start:.0f} s")
+            rates = cached_rates(summarizer, data, sizes, show_progress, log)
         if lr is not None:
             choice = {"lr": lr}
         else:

@@ -115,10 +115,10 @@ def _fit_learn(split: Split, seed: int, seconds: float, show_progress: bool) -> 
 
 RETRIEVERS = {"itemknn": "item-kNN", "sasrec": "SASRec", "learn": "LEARN (shared tower)"}
 
-# development sizes: every unit runs (the lr grid too: 8 groups are far too few steps for the paper's lr), tiny
-QUICK = BenchSizes(n_train_users=8, n_valid_rows=6, n_test_rows=8, n_rerank_rows=4, summary_tokens=16,
-                   seeds=(0,), sasrec_seconds=10, speed_rows=2, min_candidates=8 * 21, n_fusion_rows=4,
-                   curve_users=(4,), retrievers=("itemknn", "sasrec"))
+# development sizes: every unit runs (the lr grid too: 4 groups are far too few steps for the paper's lr), tiny
+QUICK = BenchSizes(n_train_users=4, n_valid_rows=4, n_test_rows=6, n_rerank_rows=4, summary_tokens=16,
+                   seeds=(0,), sasrec_seconds=10, speed_rows=2, min_candidates=4 * 21, n_fusion_rows=4,
+                   curve_users=(2,), retrievers=("itemknn", "sasrec"))
 # The paper's scale (about 10k labelled candidates per ranker), 3 seeds; hours on 2 cores: `--plan` estimates them.
 FULL = BenchSizes(n_train_users=500, n_valid_rows=100, n_test_rows=300, n_rerank_rows=300, summary_tokens=48,
                   seeds=(0, 1, 2), sasrec_seconds=90, speed_rows=6)
