@@ -35,6 +35,8 @@ def test_quick_departures_are_visible():
     assert imputer.max_train_examples == quick.llm_max_rows and imputer.max_epochs == quick.llm_max_epochs
     line = llm_setup_line(quick)
     assert f"max_train_examples={quick.llm_max_rows}" in line and f"max_epochs={quick.llm_max_epochs}" in line
+    assert imputer.max_validation_cells == quick.llm_max_validation_cells
+    assert f"max_validation_cells={quick.llm_max_validation_cells}" in line
     with pytest.raises(ValueError, match="llm_max_rows"):
         BenchConfig(llm_max_rows=0)
     with pytest.raises(ValueError, match="llm_fit"):

@@ -130,7 +130,8 @@ def _llm_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, f
         rows = int(masked.notna().any(axis=1).sum())
         rows = min(rows, config.llm_max_rows or rows)
         gaps = [c for c in masked.columns if masked[c].isna().any()]
-        held = min(MAX_VALIDATION_CELLS, int(round(VALIDATION_FRACTION * int(masked[gaps].notna().to_numpy().sum()))))
+        observed = int(masked[gaps].notna().to_numpy().sum())
+        held = min(config.llm_max_validation_cells or MAX_VALIDATION_CELLS, int(round(VALIDATION_FRACTION * observed)))
         held = held if epochs > 1 else 0
         seconds += epochs * (rows * rates.llm_row_s[spec.name] + held * rates.llm_cell_s[spec.name])
     return seconds

@@ -33,7 +33,7 @@ from recllm.bench.impute.tasks import (
 # observed cell, epochs chosen on held-out observed cells); the benchmark's only departures are the ones named here and
 # printed in the report. QUICK (development and tests) caps the training rows and epochs so it stays fast.
 LLM_OVERRIDES: dict[str, Any] = {}
-QUICK_LLM = {"llm_max_rows": 48, "llm_max_epochs": 2, "great_max_steps": 4}
+QUICK_LLM = {"llm_max_rows": 48, "llm_max_epochs": 2, "llm_max_validation_cells": 24, "great_max_steps": 4}
 SETTINGS: tuple[tuple[str, float], ...] = (("mcar", 0.05), ("mcar", 0.2), ("mcar", 0.4), ("mar", 0.2), ("mnar", 0.2))
 PEER_NAMES = ("miceforest", "great")  # optional extra `peers`: skipped (with a line in the report) when absent
 IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "miceforest", "llm", "great")
@@ -85,9 +85,9 @@ def setting_name(setting: tuple[str, float]) -> str:
 class BenchConfig:
     """What the benchmark runs. ``quick`` shrinks everything for development.
 
-    LLM: ``llm_max_rows`` (None: every row, so every observed cell) and ``llm_max_epochs`` (None: LLMImputer's own,
-    ``DEFAULT_SFT.epochs``, chosen on held-out observed cells) are the only visible departures from LLMImputer's
-    defaults. ``llm_fit``: "per-setting" (one fine-tune per masked table, the default) or "shared" (one per (table,
+    LLM: ``llm_max_rows`` (None: every row, so every observed cell), ``llm_max_epochs`` (None: LLMImputer's own,
+    ``DEFAULT_SFT.epochs``, chosen on held-out observed cells) and ``llm_max_validation_cells`` (None: its own) are
+    the only departures from LLMImputer's defaults, named in the report. ``llm_fit``: "per-setting" (one fine-tune per masked table, the default) or "shared" (one per (table,
     seed) on the union of every setting's mask, cheaper). GReaT gets ``great_epochs`` passes over the rows (None: as
     many as the LLM imputer may train) or ``great_max_steps`` optimizer steps when > 0.
     """
@@ -99,6 +99,7 @@ class BenchConfig:
     imputers: tuple[str, ...] = IMPUTER_ORDER
     llm_max_rows: int | None = None
     llm_max_epochs: int | None = None
+    llm_max_validation_cells: int | None = None
     llm_model: str | None = None
     llm_fit: str = "per-setting"
     great_epochs: int | None = None
@@ -116,7 +117,7 @@ class BenchConfig:
             raise ValueError(f"unknown imputer(s) {bad}; choose from {sorted(IMPUTERS)}")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
-        for name in ("llm_max_rows", "llm_max_epochs", "great_epochs"):
+        for name in ("llm_max_rows", "llm_max_epochs", "llm_max_validation_cells", "great_epochs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
@@ -153,6 +154,8 @@ class BenchConfig:
             out["max_train_examples"] = self.llm_max_rows
         if self.llm_max_epochs is not None:
             out["max_epochs"] = self.llm_max_epochs
+        if self.llm_max_validation_cells is not None:
+            out["max_validation_cells"] = self.llm_max_validation_cells
         return out
 
     def great_budget(self) -> dict[str, int]:
