@@ -24,7 +24,7 @@ from typing import Any
 # (start-up and probe ~20 s, baselines ~10 s, LEARN's two small trainings, serving ~20 s) a demo on a fresh cache
 # stays within ~7 minutes, so `make demo` after its ~2.5-minute install ends within 10 on an idle 2-core AVX2 CPU.
 BUDGET_SECONDS = {"impute": 120.0, "learn": 60.0, "trsr": 120.0}
-# Each step's sizes, the full one first: (LoRA fine-tuning examples, share of film cells masked) for the imputer;
+# Each step's sizes, the full one first: (LoRA fine-tuning rows, one epoch; share of film cells masked) for the imputer;
 # test users for LLM-TRSR; the text encoder of LEARN's item content (SmolLM2-135M, else the bundled all-MiniLM-L6-v2).
 IMPUTE_SIZES = ((128, 0.2), (64, 0.1), (32, 0.05), (32, 0.03), (16, 0.02))
 TRSR_USERS = (16, 12, 8, 6, 4)
@@ -121,7 +121,7 @@ def plan_demo(probe: Probe | None, full: bool = False) -> DemoPlan:
                 f"{_minutes(cost)}; --full for the full size)")
 
     def impute_size(size: tuple[int, float]) -> str:
-        return f"{size[0]} fine-tuning examples, {size[1]:.0%} of the film cells masked"
+        return f"{size[0]} fine-tuning rows (1 epoch), {size[1]:.0%} of the film cells masked"
 
     return DemoPlan({
         "impute": Choice({"examples": examples, "rate": rate},
