@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from recllm.distributed import require_ray
 
 __all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "generate_chunks_ray",
-           "ensure_ray", "ship_model"]
+           "generate_ray", "ensure_ray", "ship_model"]
 
 MODEL_KINDS = ("causal", "sentence")
 
@@ -215,9 +215,11 @@ class _ScoreActor(_ModelActor):
 
 class _GenerateActor(_ModelActor):
     def __init__(self, model: Any, threads: int, crash_marker: str | None, max_new_tokens: int,
-                 batch_size: int | None) -> None:
+                 batch_size: int | None, allowed_token_ids: list[int] | None = None, number_shape: Any = None
+                 ) -> None:
         super().__init__(model, threads, crash_marker)
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.allowed_token_ids, self.number_shape = allowed_token_ids, number_shape
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import time
@@ -229,7 +231,8 @@ class _GenerateActor(_ModelActor):
         for ids, prompts in zip(batch["ids"], batch["prompts"]):
             began = time.perf_counter()
             out = generate(self.model, [str(p) for p in prompts], max_new_tokens=self.max_new_tokens,
-                           batch_size=self.batch_size, show_progress=False)
+                           batch_size=self.batch_size, allowed_token_ids=self.allowed_token_ids,
+                           number_shape=self.number_shape, show_progress=False)
             share = (time.perf_counter() - began) / max(len(out), 1)
             index.extend(int(i) for i in ids)
             texts.extend(out)
@@ -246,6 +249,8 @@ def generate_chunks_ray(
     show_progress: bool = True,
     options: RayOptions | None = None,
     on_chunk: Callable[[int, list[str], list[float]], None] | None = None,
+    allowed_token_ids: Sequence[int] | None = None,
+    number_shape: Any = None,
 ) -> list[tuple[list[str], list[float]]]:
     """Greedy completions of each chunk of prompts, one :func:`recllm.llm.generate` call per chunk on a Ray
     actor pool (the chunking of LLM-TRSR's summarizer): per chunk, the texts and the seconds per prompt.
@@ -269,8 +274,10 @@ def generate_chunks_ray(
             bounds.append((start, start + len(chunk)))
             start += len(chunk)
         left = [len(chunk) for chunk in chunks]
+        allowed = None if allowed_token_ids is None else [int(t) for t in allowed_token_ids]
         mapped = _run(rows, _GenerateActor, model, options,
-                      {"max_new_tokens": max_new_tokens, "batch_size": batch_size}, None)
+                      {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "allowed_token_ids": allowed,
+                       "number_shape": number_shape}, None)
         with tqdm(total=len(flat), desc="generating (ray)", unit="prompt", disable=not show_progress) as bar:
             for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
                 for i, text, sec in zip(out["index"], out["text"], out["seconds"]):
@@ -289,6 +296,40 @@ def generate_chunks_ray(
         result.append(([t for t in texts[start:start + len(chunk)]], seconds[start:start + len(chunk)]))
         start += len(chunk)
     return result  # type: ignore[return-value]
+
+
+def generate_ray(
+    model: Any,
+    prompts: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int | None = None,
+    allowed_token_ids: Sequence[int] | None = None,
+    number_shape: Any = None,
+    show_progress: bool = True,
+    options: RayOptions | None = None,
+) -> list[str]:
+    """:func:`recllm.llm.generate` (without its cache) on a Ray actor pool, with identical texts: the driver plans
+    the very batches ``generate`` would form (distinct prompts, longest first,
+    :func:`~recllm.llm.generate.batch_rows` wide) and each becomes one pool row, generated as one batch by a
+    worker. ``model``: a loaded ``CausalLM`` (tokenizer and batch plan on the driver)."""
+    from recllm.llm.generate import MAX_GENERATE_ROWS, batch_rows
+
+    prompts = [str(p) for p in prompts]
+    todo = list(dict.fromkeys(prompts))
+    lengths = {p: len(model.tokenizer(p, add_special_tokens=False).input_ids) for p in todo}
+    todo.sort(key=lambda p: -lengths[p])
+    chunks, start = [], 0
+    while start < len(todo):
+        rows = batch_rows(model, lengths[todo[start]], max_new_tokens, batch_size or MAX_GENERATE_ROWS)
+        chunks.append(todo[start:start + rows])
+        start += rows
+    done: dict[str, str] = {}
+    for chunk, (texts, _) in zip(chunks, generate_chunks_ray(
+            model, chunks, max_new_tokens=max_new_tokens, batch_size=batch_size or MAX_GENERATE_ROWS,
+            show_progress=show_progress, options=options, allowed_token_ids=allowed_token_ids,
+            number_shape=number_shape)):
+        done.update(zip(chunk, texts))
+    return [done[p] for p in prompts]
 
 
 def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOptions, kwargs: dict[str, Any],

@@ -142,6 +142,8 @@ class LLMImputer(BaseImputer):
     ``validation_fraction`` (0 disables), ``max_validation_cells``: the held-out observed cells that choose the epoch;
     ``max_epochs``: the most epochs (None: ``sft.epochs``, 3 by default, :data:`DEFAULT_SFT`).
     ``code_columns``: "auto", column names or () (see :mod:`recllm.impute.base`).
+    ``engine``: "local" or "ray": the fills' scoring and generation on a Ray actor pool (``ray_options``: a
+    :class:`recllm.distributed.ray_jobs.RayOptions`), same fills; the Ray generation does not use the cache.
     """
 
     method = "llm"
@@ -158,7 +160,7 @@ class LLMImputer(BaseImputer):
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
                  max_categories: int = 50, validation_fraction: float = VALIDATION_FRACTION,
                  max_validation_cells: int = MAX_VALIDATION_CELLS, max_epochs: int | None = None,
-                 code_columns: str | Sequence[str] = "auto") -> None:
+                 code_columns: str | Sequence[str] = "auto", engine: str = "local", ray_options: Any = None) -> None:
         self.model = model
         self.train_on = train_on
         self.training = training
@@ -188,12 +190,18 @@ class LLMImputer(BaseImputer):
         self.max_validation_cells = max_validation_cells
         self.max_epochs = max_epochs
         self.code_columns = code_columns
+        self.engine = engine
+        self.ray_options = ray_options
 
     # ------------------------------------------------------------------ configuration
     def _check_params(self) -> None:
         from recllm.llm.precision import check_dtype
 
         check_dtype(self.dtype, "LLMImputer.dtype")
+        if self.engine != "local":
+            from recllm.distributed import check_engine
+
+            check_engine(self.engine, "LLMImputer.engine")
         if self.train_on not in TRAIN_ON:
             raise ValueError(f"train_on must be one of {TRAIN_ON}, got {self.train_on!r}")
         if self.training not in TRAININGS:
@@ -520,8 +528,16 @@ class LLMImputer(BaseImputer):
         options_of = dict(zip(zip(prompts, conts), answers))
         todo = [cell for cell in cells if cell not in done]
         pending: dict[str, Any] = {}
-        for cell in tqdm(todo, desc="scoring cells", unit="cell", disable=not self.show_progress):
-            done[cell] = reduce(score_continuations(self.lm_, cell[0], list(cell[1]), batch_size=64), options_of[cell])
+        scored = None
+        if self.engine == "ray" and todo:  # every cell on the actor pool at once, same per-cell calls
+            from recllm.distributed.ray_jobs import score_continuations_ray
+
+            scored = dict(zip(todo, score_continuations_ray(self.lm_, [(c[0], list(c[1])) for c in todo],
+                                                            batch_size=64, show_progress=self.show_progress,
+                                                            options=self.ray_options)))
+        for cell in tqdm(todo, desc="scoring cells", unit="cell", disable=not self.show_progress or bool(scored)):
+            scores = scored[cell] if scored else score_continuations(self.lm_, cell[0], list(cell[1]), batch_size=64)
+            done[cell] = reduce(scores, options_of[cell])
             if self.cache_ is not None:
                 pending[keys[cell]] = done[cell]
                 if len(pending) >= 64:
@@ -566,6 +582,12 @@ class LLMImputer(BaseImputer):
                   number_shape: NumberShape | None = None) -> list[str]:
         from recllm.llm.generate import generate
 
+        if self.engine == "ray":
+            from recllm.distributed.ray_jobs import generate_ray
+
+            return generate_ray(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
+                                allowed_token_ids=allowed, number_shape=number_shape,
+                                show_progress=self.show_progress, options=self.ray_options)
         return generate(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
                         allowed_token_ids=allowed, cache=self.cache_, show_progress=self.show_progress,
                         number_shape=number_shape)
