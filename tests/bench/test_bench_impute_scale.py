@@ -31,6 +31,7 @@ def test_full_llm_run_has_no_cell_cap_and_uses_the_imputers_defaults():
 
 def test_quick_departures_are_visible():
     quick = BenchConfig.preset(True)
+    assert "great" not in quick.imputers and "great" in BenchConfig.preset(True, imputers=("great",)).imputers
     imputer = make_imputer("llm", TABLES["advertising"][0], seed=0, config=quick)
     assert imputer.max_train_examples == quick.llm_max_rows and imputer.max_epochs == quick.llm_max_epochs
     line = llm_setup_line(quick)

@@ -41,7 +41,8 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     from recllm.impute.names import IMPUTER_NAMES
 
     b = bench.add_parser(NAME, help="imputers x tasks x missingness x seeds -> docs/results/imputation.md")
-    b.add_argument("--quick", action="store_true", help="1 seed, MCAR 5%% only, small budgets (development)")
+    b.add_argument("--quick", action="store_true",
+                   help="1 seed, MCAR 5%% only, small budgets, GReaT only if --imputers names it (development)")
     b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
     b.add_argument("--seeds", nargs="*", type=int, default=None)
     b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTER_NAMES)}")
