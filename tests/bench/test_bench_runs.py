@@ -34,6 +34,15 @@ def test_a_corrupt_line_is_named(tmp_path):
         RunStore(path)
 
 
+def test_runs_stored_before_code_identities_are_stale_not_errors(tmp_path):
+    path = tmp_path / "old.runs.jsonl"
+    path.write_text('{"key": "a", "row": 1}\n{"dataset": "x", "key": "b", "metrics": {}}\n')
+    store = RunStore(path)
+    assert store.get("a") is None and "b" not in store and store.stale == 2
+    store.put("c", 3)
+    assert RunStore(path).keys() == ["c"]
+
+
 def test_two_processes_sharing_a_store_keep_each_others_rows(tmp_path):
     """Benchmark shards side by side: each put merges what the other stored meanwhile."""
     path = tmp_path / "r.runs.jsonl"

@@ -133,6 +133,8 @@ class RunStore:
                 record = json.loads(line)
                 if "modules" in record:
                     code[record["code"]] = dict(record["modules"])
+                elif "code" not in record:  # stored before runs recorded their code: stale, never reused
+                    runs[str(record.get("key", f"line {number}"))] = {"code": "", "row": None}
                 else:
                     runs[record["key"]] = {"code": record["code"], "row": record["row"]}
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
