@@ -29,7 +29,7 @@ def test_put_persists_and_reloads(tmp_path):
 
 def test_a_corrupt_line_is_named(tmp_path):
     path = tmp_path / "r.runs.jsonl"
-    path.write_text('{"code": "c", "modules": {}}\n{"row": 2}\n')
+    path.write_text('{"code": "c", "modules": {}}\n{not json\n')
     with pytest.raises(UserInputError, match=r"line 2 .*r\.runs\.jsonl.*delete the file"):
         RunStore(path)
 

@@ -133,7 +133,7 @@ class RunStore:
                 record = json.loads(line)
                 if "modules" in record:
                     code[record["code"]] = dict(record["modules"])
-                elif "code" not in record:  # stored before runs recorded their code: stale, never reused
+                elif isinstance(record, dict) and "code" not in record:  # stored before code identities: stale
                     runs[str(record.get("key", f"line {number}"))] = {"code": "", "row": None}
                 else:
                     runs[record["key"]] = {"code": record["code"], "row": record["row"]}
