@@ -98,7 +98,8 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
     timing = ContentTiming(
         dataset=dataset.name, encoder=encoder, items=len(texts), dim=int(emb.shape[1]),
         load_seconds=loaded - start, encode_seconds=seconds, sample=0 if timed is texts else len(timed),
-        precision=describe_precision(config.dtype, config.device), threads=torch.get_num_threads(), cpu=cpu_model(),
+        precision=f"{config.dtype} (auto here: {describe_precision('auto', config.device)})",
+        threads=torch.get_num_threads(), cpu=cpu_model(),
         measured=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     if show_progress:
         print(f"[bench learn] {dataset.name}: {ENCODERS.get(encoder, encoder)} embeds {len(texts)} item texts in "
