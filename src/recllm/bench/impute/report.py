@@ -429,8 +429,10 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         + (f"{great['max_steps']} optimizer steps" if great["max_steps"] else
            f"{great['epochs']} epoch(s) over every row (its observed cells), as many passes as the LLM imputer may "
            "train")
-        + "; its fine-tune time is in the cost table beside the LLM imputer's. miceforest: its defaults (5 "
-        "iterations, LightGBM random forests, mean matching), seeded.",
+        + "; its fine-tune time is in the cost table beside the LLM imputer's." if "great" in imputers else
+        "- GReaT: not run.",
+        "- miceforest: its defaults (5 iterations, LightGBM random forests, mean matching), seeded."
+        if "miceforest" in imputers else "- miceforest: not run.",
         "",
         "## Where each imputer wins",
         "",
