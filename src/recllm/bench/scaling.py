@@ -352,9 +352,10 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
     return "\n".join(lines) + "\n"
 
 
-def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True) -> int:
-    """Measure, project and write the report (``out``: a path or a checked ReportTarget)."""
-    from recllm.bench.reporting import as_target, command_line
+def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True, command: str | None = None) -> int:
+    """Measure, project and write the report (``out``: a path or a checked ReportTarget; ``command``: the command
+    line for its header, default ``recllm bench scaling``)."""
+    from recllm.bench.reporting import as_target
     from recllm.distributed import require_ray
     from recllm.eval.report import write_report
 
@@ -372,7 +373,7 @@ def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True
             say(f"scaling: {name} under torchrun, {processes} process(es)")
             trainers[name][processes] = measure_trainer(name, size, processes)
     body = report_body(sizes, batch, trainers)
-    write_report(target.path, "Scaling: Ray Data and torchrun on this machine", command_line(NAME), [], body,
+    write_report(target.path, "Scaling: Ray Data and torchrun on this machine", command or f"recllm bench {NAME}" + (" --quick" if quick else ""), [], body,
                  commit=target.commit, precision="float32 (set by the benchmark on every worker)")
     say(f"scaling: wrote {target.path}")
     return 0
@@ -387,7 +388,8 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the tiny model and tiny sizes (a check that it runs)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_report_args(p, "scaling.md",
-                    lambda args: run_scaling(quick=args.quick, out=args.report, show_progress=not args.quiet))
+                    lambda args: run_scaling(quick=args.quick, out=args.report, show_progress=not args.quiet,
+                                             command=args.command))
 
 
 if __name__ == "__main__":
