@@ -43,8 +43,8 @@ def test_debug_shows_the_traceback_anywhere_on_the_line(monkeypatch):
     (UserInputError("bad value", "--x", "fix it"), "recllm data list: error: bad value (--x); fix it"),
     (FileNotFoundError(2, "No such file or directory", "in.csv"),
      "recllm data list: error: no such file or directory (in.csv); check the path and its permissions"),
-    (PermissionError(13, "Permission denied", "/root/x"),
-     "recllm data list: error: permission denied (/root/x); check the path and its permissions"),
+    (PermissionError(13, "Permission denied", "runs/x"),
+     "recllm data list: error: permission denied (runs/x); check the path and its permissions"),
 ])
 def test_user_mistakes_exit_2(monkeypatch, capsys, exc, line):
     _handler(monkeypatch, _raise(exc))
