@@ -40,6 +40,22 @@ def test_dirty_tree_needs_allow_dirty_and_the_header_says_so(checkout):
     assert source_state(allow_dirty=True).endswith("+dirty (written with --allow-dirty)")
 
 
+def test_changed_generated_results_do_not_make_the_tree_dirty(checkout):
+    results = checkout / "docs" / "results"
+    results.mkdir(parents=True)
+    (results / "learn.runs.jsonl").write_text("{}\n")
+    _git("add", "docs", cwd=checkout)
+    _git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "store", cwd=checkout)
+    sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=checkout, capture_output=True,
+                         text=True).stdout.strip()
+    (results / "learn.runs.jsonl").write_text("{}\n{}\n")  # a resumed benchmark stored more runs
+    assert source_state() == f"commit {sha}"
+    (checkout / "docs" / "notes.md").write_text("x\n")  # untracked: ignored as before
+    (checkout / "a.txt").write_text("two\n")  # code outside docs/results still counts
+    with pytest.raises(UserInputError, match="1 uncommitted change"):
+        source_state()
+
+
 def test_outside_a_checkout_the_header_names_the_version(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(reporting, "_checkout", lambda where: None)

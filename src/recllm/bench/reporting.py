@@ -3,7 +3,9 @@
 A report goes to ``--out`` (default ``docs/results/<name>.md`` under the current folder, never inside the installed
 package). It is written only from a clean git tree (``git status --porcelain``, tracked files, of the checkout that
 holds the current folder, else of the one that holds recllm's source): a reader must be able to check out the
-commit its header names. ``--allow-dirty`` writes it anyway, and the header then says
+commit its header names. Changes under ``docs/results/`` (the generated reports, their run stores and plots) do
+not count: they are outputs, not the code a figure came from, and a benchmark resumed across sessions from one
+frozen checkout changes them as it goes. ``--allow-dirty`` writes it anyway, and the header then says
 ``commit <sha>+dirty (written with --allow-dirty)``. Outside any git checkout the header says so and names the
 recllm version.
 """
@@ -41,6 +43,12 @@ def _checkout(where: Path) -> Path | None:
         return None
 
 
+def _is_generated(porcelain_path: str) -> bool:
+    """Whether a changed path (``git status --porcelain`` form, renames as ``old -> new``) is a generated result."""
+    prefix = REPORT_FOLDER.as_posix() + "/"
+    return all(part.strip().strip('"').startswith(prefix) for part in porcelain_path.split(" -> "))
+
+
 def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None = None) -> str:
     """The header's source line: ``commit <sha>``, ``commit <sha>+dirty (written with --allow-dirty)`` or
     ``not a git checkout (recllm <version>)``.
@@ -61,7 +69,8 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
             version = "unknown"
         return f"not a git checkout (recllm {version})"
     sha = _git(["rev-parse", "--short=12", "HEAD"], top)
-    changed = _git(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
+    changed = [line for line in _git(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
+               if not _is_generated(line[2:].lstrip())]
     if not changed:
         return f"commit {sha}"
     if not allow_dirty:
