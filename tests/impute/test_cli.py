@@ -274,3 +274,41 @@ def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
     assert main(args) == 2 and "already exists" in capsys.readouterr().err and out.read_text() == "old"
     assert main([*args, "--overwrite"]) == 0
     assert out.read_text() == "a,b\n1,x\n2,y\n3,x\n" and json.loads(report.read_text())["cells_filled"] == 1
+
+
+def _fills(tmp_path, path, method, seed, name):
+    out = tmp_path / f"{name}.csv"
+    assert main(["impute", str(path), "--method", method, "--seed", str(seed), "--out", str(out), "--quiet"]) == 0
+    return pd.read_csv(out)
+
+
+def test_miceforest_takes_the_seed(tmp_path):
+    pytest.importorskip("miceforest")
+    masked, _ = mask_cells(make_table(n=30), ["age", "occupation", "income"], 0.3)
+    path = tmp_path / "table.csv"
+    masked.to_csv(path, index=False)
+    a, b = _fills(tmp_path, path, "miceforest", 3, "a"), _fills(tmp_path, path, "miceforest", 3, "b")
+    pd.testing.assert_frame_equal(a, b)
+    assert not _fills(tmp_path, path, "miceforest", 0, "c").equals(a)  # the seed reaches miceforest
+
+
+def test_great_takes_the_seed(tmp_path, monkeypatch):
+    from recllm.impute.base import statistic_fill
+    from recllm.impute.peers import GReaTImputer
+
+    seeds = []
+
+    def fit(self, frame):  # GReaT's training and sampling replaced: only the seed it would use is recorded
+        seeds.append(self.seed)
+        self.names_ = self._names()
+        self.great_, self.max_length_ = None, 8
+
+    monkeypatch.setattr(GReaTImputer, "_fit", fit)
+    monkeypatch.setattr(GReaTImputer, "_impute", lambda self, frame, mask, report: {
+        c: statistic_fill(self.columns_[c], int(mask[c].sum())) for c in frame.columns if mask[c].any()})
+    masked, _ = mask_cells(make_table(n=12), ["age"], 0.3)
+    path = tmp_path / "table.csv"
+    masked.to_csv(path, index=False)
+    out = tmp_path / "o.csv"
+    assert main(["impute", str(path), "--method", "great", "--seed", "7", "--out", str(out), "--quiet"]) == 0
+    assert seeds == [7]

@@ -52,8 +52,8 @@ def _imputer(args: argparse.Namespace):
         options.update(model=check_model(args.model), seed=args.seed, max_train_examples=args.examples,
                        max_epochs=args.epochs,
                        train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet, sft=sft)
-    elif args.method == "mice":
-        options["seed"] = args.seed
+    elif args.method in ("mice", "miceforest", "great"):  # seeded: MICE's and miceforest's draws, GReaT's
+        options["seed"] = args.seed  # training (HF Trainer seed / data_seed) and sampling (torch, numpy, random)
     return make_imputer(args.method, **options)
 
 
@@ -114,7 +114,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    "(default: inferred)")
     p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
     p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random methods (mice, miceforest, great, llm): the same seed, the same fills")
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
     p.add_argument("--examples", type=positive_int, default=None,
                    help="llm: at most this many training rows (seeded sample; default: every row with an observed "
