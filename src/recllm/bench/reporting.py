@@ -102,7 +102,8 @@ def as_target(out: "ReportTarget | str | os.PathLike[str] | None", default_name:
 def add_report_args(parser: argparse.ArgumentParser, default_name: str,
                     handler: Callable[[argparse.Namespace], int]) -> None:
     """``--out``, ``--overwrite`` and ``--allow-dirty``, and ``handler`` run only after they are checked (its
-    ``args.report`` is the :class:`ReportTarget`)."""
+    ``args.report`` is the :class:`ReportTarget`). With ``--plan`` (a command that has it: it writes no report)
+    nothing is checked: ``args.report`` is the report's path, beside which the plan reads the run store."""
     parser.add_argument("--out", default=None, help=f"report path (default {REPORT_FOLDER / default_name} under "
                         "the current folder); an existing file that recllm did not generate needs --overwrite")
     parser.add_argument("--overwrite", action="store_true",
@@ -114,7 +115,10 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
         name = default_name
         if getattr(args, "quick", False):
             name = default_name.replace(".md", "-quick.md")
-        args.report = report_target(args.out, name, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
+        if getattr(args, "plan", False):  # a plan writes nothing: no report-path or clean-tree check
+            args.report = Path(args.out) if args.out else Path.cwd() / REPORT_FOLDER / name
+        else:
+            args.report = report_target(args.out, name, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
         args.command = command_line(parser, args)
         return handler(args)
 

@@ -32,15 +32,10 @@ def _run(args: argparse.Namespace) -> int:
         check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
                         todo="give the folder made by `make recbole-reference`")
     set_threads(args.threads)
-    if args.plan:
-        from pathlib import Path
-
+    if args.plan:  # args.report: the report's path, unchecked (recllm.bench.reporting.add_report_args)
         from recllm.bench.learn.plan import plan_benchmark
-        from recllm.bench.reporting import REPORT_FOLDER
 
-        name = "learn-quick.md" if args.quick else "learn.md"
-        out = Path(args.out) if args.out else Path.cwd() / REPORT_FOLDER / name
-        plan_benchmark(out, quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
+        plan_benchmark(args.report, quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
                        models=args.models, epochs=args.epochs, patience=patience)
         return 0
     return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
@@ -71,8 +66,6 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--plan", action="store_true",
                    help="list every run (stored or not) with its estimated minutes on this machine, fit nothing")
     add_report_args(b, "learn.md", _run)
-    checked = b.get_default("func")  # --plan writes no report: no clean-tree or --out check for it
-    b.set_defaults(func=lambda args: _run(args) if args.plan else checked(args))
 
 
 if __name__ == "__main__":
