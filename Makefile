@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench-foundation: $(STAMP)
-	$(BIN)/python benchmarks/foundation.py
+	$(BIN)/recllm bench foundation
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -44,6 +44,18 @@ def test_estimator_packages_import_nothing_from_the_benchmark_layer():
     assert offending(files, "recllm.bench") == {}
 
 
+def test_the_benchmark_layer_imports_no_script():
+    """Every benchmark is a module of recllm.bench (``recllm bench <name>``): none imports a loose script module
+    (the old ``benchmarks/foundation_*.py`` style, found through ``sys.path``)."""
+    files = list((SRC / "bench").rglob("*.py"))
+    assert SRC / "bench" / "foundation" / "llm.py" in files
+    loose = {str(path.relative_to(SRC)): sorted(n for n in imported_modules(path) if n.startswith(("foundation",
+                                                                                                  "benchmarks")))
+             for path in files}
+    assert {k: v for k, v in loose.items() if v} == {}
+    assert not list((SRC.parents[1] / "benchmarks").glob("foundation*.py"))
+
+
 def test_eval_imports_nothing_from_llm():
     files = list((SRC / "eval").rglob("*.py"))
     assert offending(files, "recllm.llm") == {}

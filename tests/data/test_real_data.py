@@ -1,8 +1,5 @@
 """The loaders on the real data sets in $RECLLM_DATA reproduce the counts stated in each SOURCE.md."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -66,8 +63,7 @@ def test_mind_sample(shared_data):
     assert (np.diff(hist["timestamp"].to_numpy())[same_user] == 1).all()  # consecutive seconds, file order kept
 
 def test_benchmark_section_reports_every_figure_matching(shared_data):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import foundation_data
+    from recllm.bench.foundation import data as foundation_data
 
     section = foundation_data.run()
     assert "**NO**" not in section and "phrase not found" not in section

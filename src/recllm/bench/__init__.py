@@ -17,6 +17,8 @@ import importlib
 
 # ``recllm bench <name>`` -> the module that registers it (imported when the parser is built).
 BENCHMARKS: dict[str, str] = {
+    "foundation": "recllm.bench.foundation",
+    "foundation-baselines": "recllm.bench.foundation",
     "impute": "recllm.bench.impute",
     "impute-numbers": "recllm.bench.impute_numbers",
     "learn": "recllm.bench.learn",

@@ -2,7 +2,7 @@
 
 ItemKNN's parameters are chosen on the validation stage only (:func:`recllm.eval.tuning.grid_search`); both models
 are then fitted on ``split.train`` and rank the full catalogue for the test cases (history = train + valid).
-Used by ``benchmarks/foundation_baselines.py`` and ``recllm demo``.
+Used by ``recllm bench foundation`` (:mod:`recllm.bench.foundation.baselines`) and ``recllm demo``.
 """
 
 from __future__ import annotations

@@ -1,16 +1,15 @@
 """LoRA SFT throughput of the bundled SmolLM2-135M, float32 and bfloat16 autocast, against the matmul roofline.
 
-``run() -> str`` returns a markdown section for benchmarks/foundation.py. The training pairs are 64 LLM-TRSR-style
-prompts built from MovieLens-100K (a user's recent ratings, a candidate film, "Yes"/"No": did they rate it >= 4),
-about 100-200 tokens each. Each mode trains one epoch (8 optimizer steps of 8 pairs) through ``recllm.llm.sft_train``;
-the first step is a warm-up and is not timed. Usage alone: ``python benchmarks/foundation_sft.py``.
+``run() -> str`` returns a markdown section for ``recllm bench foundation`` (alone: ``--only sft``). The training pairs
+are 64 LLM-TRSR-style prompts built from MovieLens-100K (a user's recent ratings, a candidate film, "Yes"/"No": did they
+rate it >= 4), about 100-200 tokens each. Each mode trains one epoch (8 optimizer steps of 8 pairs) through
+``recllm.llm.sft_train``; the first step is a warm-up and is not timed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -72,22 +71,31 @@ def flops_per_pair(cfg, n_linear: int, prompt_len: int, answer_len: int) -> floa
     return 2 * (2 * n_linear * n + attention + head)
 
 
+def timed_training(lm, examples: list, config) -> tuple[object, list[dict], float]:
+    """Train ``examples`` into ``lm`` with LoRA r=8 under ``config`` (``SFTConfig``; a temporary output folder) and
+    return the tuned model, the logged optimizer steps (``training_log.jsonl`` lines with ``tokens_per_s``) and the
+    wall seconds. The sections time the steps after the first (a warm-up)."""
+    from recllm.llm.sft import LoRAConfig, sft_train
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        tuned = sft_train(lm, examples, config, LoRAConfig(r=8), output_dir=out)
+        wall = time.perf_counter() - start
+        records = [json.loads(x) for x in (Path(out) / "training_log.jsonl").read_text().splitlines()]
+    return tuned, [r for r in records if "tokens_per_s" in r], wall
+
+
 def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
     """Train one epoch on ``pairs`` with a fresh SmolLM2 and read tokens/s from the training log (step 1 excluded)."""
     from recllm.llm import load_causal_lm
-    from recllm.llm.sft import LoRAConfig, SFTConfig, answer_nll, sft_train, tokenize_examples
+    from recllm.llm.sft import SFTConfig, answer_nll, tokenize_examples
 
     lm = load_causal_lm(dtype="float32")
     cfg, n_linear = lm.model.config, block_linear_weights(lm.model)
     config = SFTConfig(epochs=1, learning_rate=1e-4, batch_size=BATCH_SIZE, max_length=256, seed=SEED, bf16=bf16,
                        checkpoint_every=0, log_every=1, show_progress=False, group_by_length=True)
     features, _ = tokenize_examples(lm.tokenizer, pairs, config.max_length)
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        tuned = sft_train(lm, pairs, config, LoRAConfig(r=8), output_dir=out)
-        wall = time.perf_counter() - start
-        records = [json.loads(x) for x in (Path(out) / "training_log.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "tokens_per_s" in r]
+    tuned, steps, wall = timed_training(lm, pairs, config)
     timed = steps[1:]
     tokens, seconds = sum(r["tokens"] for r in timed), sum(r["seconds"] for r in timed)
     # FLOPs of the timed steps: the same batches in the same order as sft_train (seeded length grouping)
@@ -105,15 +113,13 @@ def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
             "timed_steps": len(timed)}
 
 
-def run(threads: int | None = None) -> str:
+def run() -> str:
     """The markdown section: LoRA r=8 training tokens/s and its fraction of the measured matmul FLOP/s."""
     from recllm.eval.report import format_table
     from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
     from recllm.llm.precision import has_bf16_matmul
     from recllm.llm.sft import answer_nll
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     load_before = os.getloadavg()
     lm = load_causal_lm(dtype="float32")
     pairs = training_pairs(lm)
@@ -181,7 +187,3 @@ def run(threads: int | None = None) -> str:
         f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after (the CPU is shared: other processes "
         "lower these figures).",
     ]) + "\n"
-
-
-if __name__ == "__main__":
-    print(run(int(sys.argv[1]) if len(sys.argv) > 1 else None))

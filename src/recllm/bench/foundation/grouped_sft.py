@@ -1,28 +1,21 @@
 """Grouped SFT against per-pair SFT: labelled answers per second with 21 candidates behind one ~280-token prefix.
 
-``run() -> str`` returns a markdown section for benchmarks/foundation.py. Each group is one MovieLens-100K user as
-the LLM-TRSR ranker sees them: the ranker prompt (``recllm.trsr.ranker.prompt_parts``: instruction, a preference
-summary, the most recent films) up to the candidate, then 21 candidates (the film the user rated next, answer
-"Yes", and 20 films they never rated, "No"), as in the paper's 1 + 20 protocol. The summary is templated from the
-user's ratings (genres and mean rating) instead of written by the LLM summariser, since only training is timed.
-Both modes train the same pairs for one epoch through ``recllm.llm.sft_train`` with a fresh SmolLM2 and LoRA r=8:
-per pair (``(prompt, answer)`` examples, 7 per step) and grouped (``GroupedExample``, one group of 21 per step).
+``run() -> str`` returns a markdown section for ``recllm bench foundation`` (alone: ``--only grouped_sft``). Each group
+is one MovieLens-100K user as the LLM-TRSR ranker sees them: the ranker prompt (``recllm.trsr.ranker.prompt_parts``:
+instruction, a preference summary, the most recent films) up to the candidate, then 21 candidates (the film the user
+rated next, answer "Yes", and 20 films they never rated, "No"), as in the paper's 1 + 20 protocol. The summary is
+templated from the user's ratings (genres and mean rating) instead of written by the LLM summariser, since only training
+is timed. Both modes train the same pairs for one epoch through ``recllm.llm.sft_train`` with a fresh SmolLM2 and LoRA
+r=8: per pair (``(prompt, answer)`` examples, 7 per step) and grouped (``GroupedExample``, one group of 21 per step).
 The first step of each run is a warm-up and is not timed. bfloat16 autocast is measured only on a CPU with native
 bfloat16 matmuls (``recllm.llm.precision.has_bf16_matmul``); elsewhere it is emulated and far slower than float32.
-Usage alone: ``python benchmarks/foundation_grouped_sft.py [--groups 4] [--candidates 21] [--threads N]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
-import torch
 
 SEED, N_GROUPS, N_CANDIDATES, PAIR_BATCH, TARGET_PREFIX_TOKENS = 0, 4, 21, 7, 280
 
@@ -76,7 +69,8 @@ def user_groups(lm, n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES, 
 def measure(groups: list, grouped: bool, bf16: bool) -> dict:
     """Train one epoch on the pairs of ``groups`` with a fresh SmolLM2 and read the timed steps from the log."""
     from recllm.llm import load_causal_lm
-    from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
+    from recllm.bench.foundation.sft import timed_training
+    from recllm.llm.sft import SFTConfig
 
     n_candidates = len(groups[0].continuations)
     examples = groups if grouped else [pair for g in groups for pair in g.pairs()]
@@ -84,12 +78,7 @@ def measure(groups: list, grouped: bool, bf16: bool) -> dict:
                        seed=SEED, bf16=bf16, checkpoint_every=0, log_every=1, show_progress=False,
                        append_eos=False, warmup_ratio=0.0)
     lm = load_causal_lm(dtype="float32")
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        sft_train(lm, examples, config, LoRAConfig(r=8), output_dir=out)
-        wall = time.perf_counter() - start
-        records = [json.loads(x) for x in (Path(out) / "training_log.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "tokens_per_s" in r]
+    _, steps, wall = timed_training(lm, examples, config)
     timed = steps[1:]
     if not timed:
         raise ValueError("one training step only: give more groups (--groups) so that a step remains after warm-up")
@@ -100,18 +89,15 @@ def measure(groups: list, grouped: bool, bf16: bool) -> dict:
             "steps": len(timed), "wall": wall, "loss": float(np.mean([r["loss"] for r in timed]))}
 
 
-def run(threads: int | None = None, n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES) -> str:
+def run(n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES) -> str:
     """The markdown section: answers/s of grouped and per-pair SFT, per dtype, and the speed-up."""
+    from recllm.bench.foundation.sft import block_linear_weights
     from recllm.eval.report import format_table
-    from foundation_sft import block_linear_weights
-
     from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
     from recllm.llm.precision import has_bf16_matmul
     from recllm.llm.sft import tokenize_examples
     from recllm.llm.sft_grouped import pair_features, tokenize_groups
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     if n_candidates % PAIR_BATCH:
         raise ValueError(f"candidates must be a multiple of {PAIR_BATCH} (the per-pair batch), got {n_candidates}")
     load_before = os.getloadavg()
@@ -165,12 +151,3 @@ def run(threads: int | None = None, n_groups: int = N_GROUPS, n_candidates: int 
         f"{load_before[1]:.2f}/{load_before[2]:.2f} before and {load_after[0]:.2f}/{load_after[1]:.2f}/"
         f"{load_after[2]:.2f} after (the CPU is shared: other processes lower these figures).",
     ]) + "\n"
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--groups", type=int, default=N_GROUPS, help="users (groups) to train on")
-    parser.add_argument("--candidates", type=int, default=N_CANDIDATES, help="candidates per user")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    args = parser.parse_args()
-    print(run(args.threads, args.groups, args.candidates))

@@ -1,6 +1,7 @@
 """Whole-row vs per-cell LoRA SFT for the LLM imputer: observed cells learned per second (SmolLM2-135M, float32).
 
-``run() -> str`` returns a markdown section in the style of benchmarks/foundation_sft.py. The table is a real
+``run() -> str`` returns a markdown section for ``recllm bench foundation`` (alone: ``--only whole_row``), in the
+style of :mod:`recllm.bench.foundation.sft`. The table is a real
 feature table of the imputation benchmark (advertising users by default, or MovieLens-100K items) with MCAR 20% of
 its masked columns removed (seed 0), and the learned columns are the masked ones, as ``recllm bench impute`` sets
 them. Each mode trains one epoch through ``recllm.llm.sft_train`` on the examples ``LLMImputer`` builds for it:
@@ -10,20 +11,13 @@ them. Each mode trains one epoch through ``recllm.llm.sft_train`` on the example
 
 Both train the same number of sequences in batches of the same size; the first optimizer step is a warm-up and is
 not timed. A cell is "learned" when its value carries loss; the figure is learned cells per timed second.
-Usage alone: ``python benchmarks/foundation_whole_row.py [--threads N] [--examples N] [--dataset ml-100k]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
-import torch
 
 TABLES = {"advertising": 0, "ml-100k": 1}  # index of the feature table in recllm.bench.impute.tasks.TABLES[dataset]
 N_EXAMPLES, BATCH_SIZE, SEED, RATE = 64, 8, 0, 0.2
@@ -57,7 +51,8 @@ def mode_examples(mode: str, masked, spec, eos: str, n: int) -> tuple[list, list
 def measure(mode: str, masked, spec, n: int, batch_size: int) -> dict:
     """One epoch of ``mode`` with a fresh SmolLM2; learned cells and tokens per timed second (step 1 excluded)."""
     from recllm.llm import load_causal_lm
-    from recllm.llm.sft import LoRAConfig, SFTConfig, _epoch_batches, sft_train
+    from recllm.bench.foundation.sft import timed_training
+    from recllm.llm.sft import SFTConfig, _epoch_batches
     from recllm.llm.sft_segments import feature_length, tokenize_epochs
 
     lm = load_causal_lm(dtype="float32")
@@ -65,12 +60,7 @@ def measure(mode: str, masked, spec, n: int, batch_size: int) -> dict:
     config = SFTConfig(epochs=1, learning_rate=1e-3, batch_size=batch_size, max_length=256, seed=SEED, bf16=False,
                        checkpoint_every=0, log_every=1, show_progress=False, group_by_length=True)
     features = tokenize_epochs(lm.tokenizer, examples, 1, config.max_length)[0][0]
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        sft_train(lm, examples, config, LoRAConfig(r=8), output_dir=out)
-        wall = time.perf_counter() - start
-        records = [json.loads(x) for x in (Path(out) / "training_log.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "tokens_per_s" in r]
+    _, steps, wall = timed_training(lm, examples, config)
     timed = steps[1:]
     seconds, tokens = sum(r["seconds"] for r in timed), sum(r["tokens"] for r in timed)
     lengths = [feature_length(f) for f in features]
@@ -84,18 +74,13 @@ def measure(mode: str, masked, spec, n: int, batch_size: int) -> dict:
             "last_loss": steps[-1]["loss"]}
 
 
-def run(threads: int | None = None, dataset: str = "advertising", examples: int = N_EXAMPLES,
-        batch_size: int = BATCH_SIZE) -> str:
+def run(dataset: str = "advertising", examples: int = N_EXAMPLES, batch_size: int = BATCH_SIZE) -> str:
     """The markdown section: learned cells/s of whole-row and per-cell SFT, and their ratio."""
+    from recllm.bench.foundation.sft import block_linear_weights
     from recllm.eval.report import format_table
-    from foundation_sft import block_linear_weights
-
     from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
 
     train_fpt = 4.0 * block_linear_weights(load_causal_lm(dtype="float32").model)
-
-    if threads is not None:
-        torch.set_num_threads(threads)
     load_before = os.getloadavg()
     masked, spec = masked_table(dataset)
     peak = measure_matmul_flops("float32", size=1024, seconds=2.0)
@@ -134,13 +119,3 @@ def run(threads: int | None = None, dataset: str = "advertising", examples: int 
         f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after (the CPU is shared: other processes "
         "lower these figures).",
     ]) + "\n"
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--dataset", choices=sorted(TABLES), default="advertising")
-    parser.add_argument("--examples", type=int, default=N_EXAMPLES, help="training sequences per mode")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    args = parser.parse_args()
-    print(run(args.threads, args.dataset, args.examples, args.batch_size))

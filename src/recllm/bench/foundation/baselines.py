@@ -1,17 +1,13 @@
 """Popularity and ItemKNN on MovieLens-100K: chronological leave-one-out, full-catalogue ranking, 95% bootstrap CIs.
 
-``run() -> str`` returns the markdown section that ``benchmarks/foundation.py`` stitches into
-docs/results/foundation.md; run this file directly to write docs/results/foundation_baselines.md on its own:
-``python benchmarks/foundation_baselines.py [--seed 0] [--quick]``. ItemKNN's k, shrinkage and recency decay are
-chosen on the validation stage only; the test stage is evaluated once per model.
+``run() -> str`` returns the markdown section that ``recllm bench foundation`` stitches into its report;
+``recllm bench foundation-baselines [--seed 0] [--quick]`` writes docs/results/foundation_baselines.md on its own
+(:mod:`recllm.bench.foundation`). ItemKNN's k, shrinkage and recency decay are chosen on the validation stage
+only; the test stage is evaluated once per model.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 from recllm.eval.baselines import DEMO_GRID, ITEMKNN_GRID, BaselineResults, run_baselines
@@ -27,13 +23,6 @@ def load_split(dataset: str = DATASET):
     from recllm.data import leave_one_out, load
 
     return leave_one_out(load(dataset, show_progress=False))
-
-
-def data_files(dataset: str = DATASET) -> list[Path]:
-    """The publisher files the loader parses (for the report's sha256 header)."""
-    from recllm.data import data_root, get_loader
-
-    return [data_root(dataset) / f.name for f in get_loader(dataset).files]
 
 
 def sampled_rows(split, results: BaselineResults, seed: int) -> list[dict[str, Any]]:
@@ -139,28 +128,3 @@ def run(seed: int = 0, quick: bool = False) -> str:
     split = load_split()
     res, sampled = results(seed=seed, quick=quick, split=split)
     return render(res, sampled, split)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap and negative-sampling seed")
-    parser.add_argument("--quick", action="store_true", help="a 2-point ItemKNN grid instead of the full one")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "results"
-                                              / "foundation_baselines.md"))
-    args = parser.parse_args(argv)
-    from recllm.eval.report import write_report
-
-    start = time.perf_counter()
-    body = run(seed=args.seed, quick=args.quick)
-    body += f"\n_Total time: {time.perf_counter() - start:.0f} s._\n"
-    command = "python benchmarks/foundation_baselines.py" + (f" --seed {args.seed}" if args.seed else "") + (
-        " --quick" if args.quick else "")
-    path = write_report(args.out, "Foundation baselines: Popularity and ItemKNN on MovieLens-100K", command,
-                        data_files(), body, seeds=[args.seed])
-    print(body)
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

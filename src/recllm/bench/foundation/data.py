@@ -1,8 +1,7 @@
 """Loader counts against the counts each data set's SOURCE.md states.
 
-``run() -> str`` returns the markdown section that ``benchmarks/foundation.py`` stitches into
-docs/results/foundation.md; run this file directly to write docs/results/foundation_data.md on its own:
-``python benchmarks/foundation_data.py``. For every real data set present in ``$RECLLM_DATA``, each figure the
+``run() -> str`` returns the markdown section that ``recllm bench foundation`` stitches into its report
+(``--only data`` for this section alone). For every real data set present in ``$RECLLM_DATA``, each figure the
 loader produces sits beside the figure SOURCE.md states. The stated figures are transcribed below together with
 the exact phrase of SOURCE.md they come from; the phrase is looked up in the file at run time, so a transcription
 that no longer matches its source is flagged instead of trusted.
@@ -10,14 +9,12 @@ that no longer matches its source is flagged instead of trusted.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recllm.data import ITEM, LABEL, RecDataset
+from recllm.data import ITEM, LABEL, RecDataset, data_home
 
 
 def _shown_in_news(ds: RecDataset) -> int:
@@ -88,10 +85,6 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def data_home() -> Path:
-    return Path(os.environ.get("RECLLM_DATA") or Path.home() / ".cache" / "recllm" / "data")
-
-
 def _phrase_found(source: str, phrase: str) -> bool:
     squash = " ".join  # SOURCE.md wraps lines; compare with whitespace collapsed
     return squash(phrase.split()) in squash(source.split())
@@ -153,21 +146,3 @@ def run() -> str:
     if absent:
         lines += ["", f"Not present in `$RECLLM_DATA`, so not checked: {', '.join(absent)}."]
     return "\n".join(lines) + "\n"
-
-
-def main() -> int:
-    from recllm.data import get_loader
-    from recllm.eval.report import write_report
-
-    home = data_home()
-    files = [home / name / f.name for name in dict.fromkeys(c.dataset for c in CLAIMS) if (home / name).is_dir()
-             for f in get_loader(name).files]
-    out = Path(__file__).resolve().parent.parent / "docs" / "results" / "foundation_data.md"
-    write_report(out, "Foundation: data loaders against their sources", "python benchmarks/foundation_data.py",
-                 files, run())
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

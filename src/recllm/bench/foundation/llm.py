@@ -1,14 +1,13 @@
 """SmolLM2-135M through recllm.llm: prefill/generation throughput against the measured matmul FLOP/s, and
 shared-prefix candidate scoring (50 candidates after a 256-token prompt) against 50 full sequences.
 
-``run() -> str`` returns a markdown section for benchmarks/foundation.py. Usage alone:
-``python benchmarks/foundation_llm.py [--threads 2]``. The texts are synthetic film lists built in code (throughput
-and path agreement do not depend on the content); every figure below is measured when the script runs.
+``run() -> str`` returns a markdown section for ``recllm bench foundation`` (alone: ``--only llm``). The texts are
+synthetic film lists built in code (throughput and path agreement do not depend on the content); every figure below
+is measured when the section runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -175,22 +174,19 @@ def scoring_section(lms: dict, repeats: int, matmul: dict) -> str:
     ])
 
 
-def run(threads: int | None = None, repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) -> str:
-    """Measure and return the markdown section. ``threads`` sets torch's intra-op threads (default: unchanged)."""
+def run(repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) -> str:
+    """Measure and return the markdown section (in the run's thread setting)."""
     import transformers
 
+    from recllm.bench.foundation.machine import native_dtypes
     from recllm.llm import cpu_model, has_amx, load_causal_lm, measure_matmul_flops, thread_info
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
     start_all = time.perf_counter()
     lms = {"float32": load_causal_lm(device="cpu", dtype="float32")}  # converts the GGUF on first use
     start = time.perf_counter()
     load_causal_lm(device="cpu", dtype="float32")
     load_seconds = time.perf_counter() - start
-    from foundation_machine import native_dtypes
-
     if "bfloat16" in native_dtypes():  # an emulated precision gets no table (its matmul cost is in "Machine")
         lms["bfloat16"] = load_causal_lm(device="cpu", dtype="bfloat16")
     matmul = {d: measure_matmul_flops(d, size=1024, seconds=2.0) for d in lms}
@@ -232,16 +228,3 @@ def run(threads: int | None = None, repeats: int = 2, parts: tuple[str, ...] = (
         f"threads). _Section measured in {time.perf_counter() - start_all:.0f} s._",
     ]
     return "\n".join(body)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--parts", default="throughput,scoring", help="comma-separated: throughput, scoring")
-    args = parser.parse_args()
-    print(run(threads=args.threads, repeats=args.repeats, parts=tuple(args.parts.split(","))))
-
-
-if __name__ == "__main__":
-    main()

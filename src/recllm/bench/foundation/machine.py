@@ -1,7 +1,7 @@
 """The machine the foundation figures come from: CPU, the flags that decide the precision, the precision policy's
 choice, the measured matmul peak of every precision, and the CPU families earlier runs measured.
 
-Every run appends one line to ``docs/results/foundation.machines.jsonl`` (beside the report), so the table of CPU
+Every run appends one line to ``foundation.machines.jsonl`` beside the report (``--out``), so the table of CPU
 families is made from measurements, each with its date and commit; lines are never edited.
 """
 
@@ -26,13 +26,12 @@ def native_dtypes() -> list[str]:
     return ["float32", "bfloat16"] if has_bf16_matmul() else ["float32"]
 
 
-def measure(threads: int | None = None) -> dict:
-    """This machine's facts and matmul peaks (every precision, native or emulated, so the report can show both)."""
+def measure() -> dict:
+    """This machine's facts and matmul peaks (every precision, native or emulated, so the report can show both), in
+    the thread setting of the run (``recllm.utils.set_threads``, done by the caller)."""
     from recllm.llm import cpu_model, measure_matmul_flops, thread_info
     from recllm.llm.precision import bf16_probe, choose_precision, cpu_flags
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     flags = cpu_flags()
     peaks = {d: measure_matmul_flops(d, size=PEAK_SIZE, seconds=PEAK_SECONDS) for d in ("float32", "bfloat16")}
     probe = bf16_probe()
@@ -47,9 +46,18 @@ def history_path(report: str | os.PathLike[str]) -> Path:
     return Path(report).with_name("foundation.machines.jsonl")
 
 
-def append_history(report: str | os.PathLike[str], facts: dict, commit: str) -> None:
-    """Add this run's machine line to the record (one JSON line, appended and flushed)."""
-    line = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), "commit": commit, **facts}
+def commit_id(source: str) -> str:
+    """The record's commit field from a report's source line (``recllm.bench.reporting.source_state``):
+    ``commit abc+dirty (written with --allow-dirty)`` -> ``abc+dirty``; any other line is kept whole."""
+    if not source.startswith("commit "):
+        return source
+    return source.removeprefix("commit ").split(" ", 1)[0]
+
+
+def append_history(report: str | os.PathLike[str], facts: dict, source: str) -> None:
+    """Add this run's machine line to the record (one JSON line, appended and flushed); ``source`` is the report's
+    source line."""
+    line = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), "commit": commit_id(source), **facts}
     with open(history_path(report), "a", encoding="utf-8") as out:
         out.write(json.dumps(line, sort_keys=True) + "\n")
         out.flush()
