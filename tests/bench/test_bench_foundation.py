@@ -15,14 +15,25 @@ FACTS = {"cpu": "Test CPU", "flags": ["avx2"], "cores": 2, "threads": 1, "native
          "policy": "float32: test", "probe_bf16_speedup": 0.01, "peak_gflops": {"float32": 100.0, "bfloat16": 1.0}}
 
 
+@pytest.fixture(scope="module")
+def tiny_base():
+    from recllm.llm import tiny_causal_lm
+
+    return tiny_causal_lm(seed=0)
+
+
 @pytest.fixture
-def tiny_lm(monkeypatch):
-    """The sections' ``load_causal_lm`` gives a fresh tiny model (the real tokenizer, a 2-layer random llama) at each
-    call, as it gives a fresh SmolLM2; returns one of them."""
+def tiny_lm(tiny_base, monkeypatch):
+    """The sections' ``load_causal_lm`` gives a fresh copy of the tiny model (the real tokenizer, a 2-layer random
+    llama) at each call, as it gives a fresh SmolLM2 (training wraps the model it is given)."""
+    import copy
+    import dataclasses
+
     import recllm.llm
 
-    monkeypatch.setattr(recllm.llm, "load_causal_lm", lambda **kwargs: recllm.llm.tiny_causal_lm(seed=0))
-    return recllm.llm.tiny_causal_lm(seed=0)
+    monkeypatch.setattr(recllm.llm, "load_causal_lm",
+                        lambda **kwargs: dataclasses.replace(tiny_base, model=copy.deepcopy(tiny_base.model)))
+    return tiny_base
 
 
 @pytest.fixture
@@ -110,3 +121,14 @@ def test_sft_timing_sections_on_the_tiny_model(shared_data, tiny_lm):
     pairs, grouped = grouped_sft.measure(groups, False, False), grouped_sft.measure(groups, True, False)
     assert pairs["steps"] == grouped["steps"] == 1 and pairs["answers"] == grouped["answers"] == grouped_sft.PAIR_BATCH
     assert grouped["tokens"] < pairs["tokens"]  # the group's prefix runs once
+
+
+def test_training_sections_render_on_the_tiny_model(shared_data, tiny_lm, monkeypatch):
+    import recllm.llm
+    from recllm.bench.foundation import grouped_sft, whole_row
+
+    monkeypatch.setattr(recllm.llm, "measure_matmul_flops", lambda dtype, size, seconds: 1e11)
+    text = whole_row.run(examples=8, batch_size=4) + grouped_sft.run(n_groups=2, n_candidates=grouped_sft.PAIR_BATCH)
+    assert "as many observed cells per second as per-cell.**" in text and "| per pair |" in text
+    assert text.count(f"against a float32 {machine.PEAK_SIZE}-square matmul") == 1
+    assert text.count("load average (1/5/15 min)") == 2 and "{" not in text  # every placeholder filled

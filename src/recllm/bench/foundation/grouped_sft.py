@@ -93,7 +93,8 @@ def run(n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES) -> str:
     """The markdown section: answers/s of grouped and per-pair SFT, per dtype, and the speed-up."""
     from recllm.bench.foundation.sft import block_linear_weights
     from recllm.eval.report import format_table
-    from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
+    from recllm.bench.foundation.machine import PEAK_SIZE, load_note, peak_flops
+    from recllm.llm import load_causal_lm, thread_info
     from recllm.llm.precision import has_bf16_matmul
     from recllm.llm.sft import tokenize_examples
     from recllm.llm.sft_grouped import pair_features, tokenize_groups
@@ -118,7 +119,7 @@ def run(n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES) -> str:
         if bf16 and not has_bf16_matmul():
             rows.append(dict.fromkeys(columns, "-") | {"dtype": dtype, "mode": "skipped: no native bfloat16"})
             continue
-        peak = measure_matmul_flops("bfloat16" if bf16 else "float32", size=1024, seconds=2.0)
+        peak = peak_flops("bfloat16" if bf16 else "float32")
         per_pair, grouped = measure(groups, False, bf16), measure(groups, True, bf16)
         for mode, m in (("per pair", per_pair), ("grouped", grouped)):
             rows.append({"dtype": dtype, "mode": mode, "labelled answers/s": f"{m['answers_per_s']:.2f}",
@@ -141,13 +142,11 @@ def run(n_groups: int = N_GROUPS, n_candidates: int = N_CANDIDATES) -> str:
         "prefix once). The two modes visit the pairs in different batches, so their losses differ a little; the "
         "grouped loss and gradients equal the per-pair ones for the same pairs (tests/llm/test_sft_grouped.py). "
         "'of matmul peak': tokens/s x 4 x (the decoder blocks' linear weights) FLOPs per token (forward and the "
-        "activation backward; attention not counted, so a lower bound) against a 1024-square matmul in the same "
-        "precision measured just before.",
+        "activation backward; attention not counted, so a lower bound) against a "
+        f"{PEAK_SIZE}-square matmul in the same precision measured just before.",
         "",
         format_table(rows, columns),
         "",
         f"Machine: torch threads {info['torch_threads']}, {info['cores']} cores, native bfloat16 "
-        f"{'yes' if has_bf16_matmul() else 'no'}; load average (1/5/15 min) {load_before[0]:.2f}/"
-        f"{load_before[1]:.2f}/{load_before[2]:.2f} before and {load_after[0]:.2f}/{load_after[1]:.2f}/"
-        f"{load_after[2]:.2f} after (the CPU is shared: other processes lower these figures).",
+        f"{'yes' if has_bf16_matmul() else 'no'}; {load_note(load_before, load_after)}.",
     ]) + "\n"

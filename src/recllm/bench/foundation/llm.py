@@ -17,6 +17,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from recllm.eval.report import format_table
+
 PREFIX_TOKENS, N_CANDIDATES, GEN_TOKENS, PREFILL_TOKENS, SEED = 256, 50, 32, 256, 0
 FILMS = [
     "Alien (1979)", "Blade Runner (1982)", "Solaris (1972)", "Toy Story (1995)", "Heat (1995)", "Fargo (1996)",
@@ -116,12 +118,6 @@ def p_yes(lm, prefix: str, candidates: list[str], shared: bool) -> tuple[float, 
     return time.perf_counter() - start, yes_probability(logprobs)
 
 
-def _table(rows: list[dict[str, str]]) -> str:
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    return "\n".join(lines + ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows])
-
-
 def scoring_section(lms: dict, repeats: int, matmul: dict) -> str:
     """Shared prefix vs full sequences per dtype; timings are medians of ``repeats`` alternating runs (so a change
     in the machine's load hits both paths alike)."""
@@ -167,7 +163,7 @@ def scoring_section(lms: dict, repeats: int, matmul: dict) -> str:
         "once), against the peak of its precision; "
         f"median of {repeats} alternating runs after a warm-up.",
         "",
-        _table(rows),
+        format_table(rows, list(rows[0])),
         "",
         f"float32 shared-prefix speedup {speedup32:.1f}x ({'meets' if speedup32 >= 5 else 'MISSES'} the >= 5x "
         f"target), max |dP(Yes)| {delta32:.1e} ({'within' if delta32 <= 1e-4 else 'OUTSIDE'} 1e-4).",
@@ -178,8 +174,8 @@ def run(repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) ->
     """Measure and return the markdown section (in the run's thread setting)."""
     import transformers
 
-    from recllm.bench.foundation.machine import native_dtypes
-    from recllm.llm import cpu_model, has_amx, load_causal_lm, measure_matmul_flops, thread_info
+    from recllm.bench.foundation.machine import PEAK_SECONDS, PEAK_SIZE, native_dtypes, peak_flops
+    from recllm.llm import cpu_model, has_amx, load_causal_lm, thread_info
 
     load_before = os.getloadavg()[0]
     start_all = time.perf_counter()
@@ -189,7 +185,7 @@ def run(repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) ->
     load_seconds = time.perf_counter() - start
     if "bfloat16" in native_dtypes():  # an emulated precision gets no table (its matmul cost is in "Machine")
         lms["bfloat16"] = load_causal_lm(device="cpu", dtype="bfloat16")
-    matmul = {d: measure_matmul_flops(d, size=1024, seconds=2.0) for d in lms}
+    matmul = {d: peak_flops(d) for d in lms}
     info = thread_info()
     body = [
         "## SmolLM2-135M-Instruct through recllm.llm",
@@ -198,7 +194,7 @@ def run(repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) ->
         f"({info['torch_threads']} threads), transformers {transformers.__version__}, Python "
         f"{platform.python_version()}. Reload of the converted folder (imports warm): {load_seconds:.2f} s.",
         "",
-        "Measured matmul peak (1024 x 1024 square matmul, 2 s), per native precision: "
+        f"Measured matmul peak ({PEAK_SIZE} x {PEAK_SIZE} square matmul, {PEAK_SECONDS:.0f} s), per native precision: "
         + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in matmul.items()) + ".",
     ]
     if "throughput" in parts:
@@ -217,7 +213,7 @@ def run(repeats: int = 2, parts: tuple[str, ...] = ("throughput", "scoring")) ->
             f"32-token prompt (KV cache), timing including that prompt's prefill. Median of {repeats} runs after "
             "a warm-up.",
             "",
-            _table(rows),
+            format_table(rows, list(rows[0])),
         ]
     if "scoring" in parts:
         body += ["", scoring_section(lms, repeats, matmul)]

@@ -26,14 +26,31 @@ def native_dtypes() -> list[str]:
     return ["float32", "bfloat16"] if has_bf16_matmul() else ["float32"]
 
 
+def peak_flops(dtype: str) -> float:
+    """The matmul peak of ``dtype`` in FLOP/s (a ``PEAK_SIZE``-square matmul for ``PEAK_SECONDS``, in the run's thread
+    setting): what every LLM figure of the report is a fraction of."""
+    from recllm.llm import measure_matmul_flops
+
+    return measure_matmul_flops(dtype, size=PEAK_SIZE, seconds=PEAK_SECONDS)
+
+
+def load_note(before: tuple[float, ...], after: tuple[float, ...]) -> str:
+    """The 1/5/15-minute load averages (``os.getloadavg()``) before and after a section, for its machine line."""
+    def fmt(load: tuple[float, ...]) -> str:
+        return "/".join(f"{x:.2f}" for x in load)
+
+    return (f"load average (1/5/15 min) {fmt(before)} before and {fmt(after)} after (the CPU is shared: other "
+            "processes lower these figures)")
+
+
 def measure() -> dict:
     """This machine's facts and matmul peaks (every precision, native or emulated, so the report can show both), in
     the thread setting of the run (``recllm.utils.set_threads``, done by the caller)."""
-    from recllm.llm import cpu_model, measure_matmul_flops, thread_info
+    from recllm.llm import cpu_model, thread_info
     from recllm.llm.precision import bf16_probe, choose_precision, cpu_flags
 
     flags = cpu_flags()
-    peaks = {d: measure_matmul_flops(d, size=PEAK_SIZE, seconds=PEAK_SECONDS) for d in ("float32", "bfloat16")}
+    peaks = {d: peak_flops(d) for d in ("float32", "bfloat16")}
     probe = bf16_probe()
     return {"cpu": cpu_model(), "flags": [f for f in RELEVANT_FLAGS if f in flags],
             "cores": thread_info()["cores"], "threads": torch.get_num_threads(), "native": native_dtypes(),

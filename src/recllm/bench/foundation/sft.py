@@ -116,7 +116,8 @@ def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
 def run() -> str:
     """The markdown section: LoRA r=8 training tokens/s and its fraction of the measured matmul FLOP/s."""
     from recllm.eval.report import format_table
-    from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
+    from recllm.bench.foundation.machine import PEAK_SIZE, load_note, peak_flops
+    from recllm.llm import load_causal_lm, thread_info
     from recllm.llm.precision import has_bf16_matmul
     from recllm.llm.sft import answer_nll
 
@@ -135,7 +136,7 @@ def run() -> str:
         if bf16 and not has_bf16_matmul():
             rows.append(dict.fromkeys(columns, "-") | {"mode": label, "tokens/s": "skipped: bfloat16 not native"})
             continue
-        roof = measure_matmul_flops(dtype, size=1024, seconds=2.0)  # right before, under the same machine load
+        roof = peak_flops(dtype)  # right before, under the same machine load
         m = measure(pairs, bf16)
         rows.append({
             "mode": label,
@@ -171,7 +172,7 @@ def run() -> str:
         f"(6 x {n_params / 1e6:.0f}M = {6 * n_params / 1e9:.2f} GFLOP/token) counts weight gradients and a "
         "full-vocabulary head that this run does not compute, so it would overstate the fractions about "
         f"{6 * n_params / (4 * n_linear):.1f}x. "
-        "The roofline is a 1024 x 1024 square matmul in the same dtype and thread setting "
+        f"The roofline is a {PEAK_SIZE} x {PEAK_SIZE} square matmul in the same dtype and thread setting "
         "(`recllm.llm.hardware.measure_matmul_flops`), measured just before each run; SmolLM2's 576-wide matmuls "
         "are skinnier and reach less.",
         "",
@@ -182,8 +183,5 @@ def run() -> str:
         "forward pass: compare the two columns.",
         "",
         f"Machine: torch threads {info['torch_threads']}, {info['cores']} cores, native bfloat16 "
-        f"{'yes' if has_bf16_matmul() else 'no'}; "
-        f"load average (1/5/15 min) {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f} before and "
-        f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after (the CPU is shared: other processes "
-        "lower these figures).",
+        f"{'yes' if has_bf16_matmul() else 'no'}; {load_note(load_before, load_after)}.",
     ]) + "\n"

@@ -78,12 +78,13 @@ def run(dataset: str = "advertising", examples: int = N_EXAMPLES, batch_size: in
     """The markdown section: learned cells/s of whole-row and per-cell SFT, and their ratio."""
     from recllm.bench.foundation.sft import block_linear_weights
     from recllm.eval.report import format_table
-    from recllm.llm import load_causal_lm, measure_matmul_flops, thread_info
+    from recllm.bench.foundation.machine import PEAK_SIZE, load_note, peak_flops
+    from recllm.llm import load_causal_lm, thread_info
 
     train_fpt = 4.0 * block_linear_weights(load_causal_lm(dtype="float32").model)
     load_before = os.getloadavg()
     masked, spec = masked_table(dataset)
-    peak = measure_matmul_flops("float32", size=1024, seconds=2.0)
+    peak = peak_flops("float32")
     results = [measure(mode, masked, spec, examples, batch_size) for mode in ("per-cell", "whole-row")]
     load_after = os.getloadavg()
     columns = ["training", "sequences", "learned cells", "tokens / sequence", "timed", "tokens/s", "of matmul peak",
@@ -92,7 +93,8 @@ def run(dataset: str = "advertising", examples: int = N_EXAMPLES, batch_size: in
         "training": m["mode"], "sequences": m["sequences"], "learned cells": m["cells"],
         "tokens / sequence": f"{m['tokens_per_sequence']:.0f}",
         "timed": f"{m['timed_steps']} steps, {m['timed_cells']} cells, {m['seconds']:.1f} s",
-        "tokens/s": f"{m['tokens_per_s']:.0f}", "of matmul peak": f"{m['tokens_per_s'] * train_fpt / peak:.1%}", "learned cells/s": f"{m['cells_per_s']:.2f}",
+        "tokens/s": f"{m['tokens_per_s']:.0f}", "of matmul peak": f"{m['tokens_per_s'] * train_fpt / peak:.1%}",
+        "learned cells/s": f"{m['cells_per_s']:.2f}",
         "loss first -> last step": f"{m['first_loss']:.3f} -> {m['last_loss']:.3f}",
     } for m in results]
     ratio = results[1]["cells_per_s"] / results[0]["cells_per_s"]
@@ -107,15 +109,12 @@ def run(dataset: str = "advertising", examples: int = N_EXAMPLES, batch_size: in
         "whole-row: one sequence per row, its observed cells as `column: value` lines in a random order, loss on "
         "every learned value + EOS. Losses are per learned token and are not comparable between the modes. "
         "'of matmul peak': tokens/s x 4 x (the decoder blocks' linear weights) FLOPs per token (attention not "
-        "counted: a lower bound) against a float32 1024-square matmul measured just before.",
+        f"counted: a lower bound) against a float32 {PEAK_SIZE}-square matmul measured just before.",
         "",
         format_table(rows, columns),
         "",
         f"**Whole-row learns {ratio:.2f}x as many observed cells per second as per-cell.** (Throughput only: "
         "whether a cell learned in a row teaches as much as a cell learned alone is for the imputation benchmark.)",
         "",
-        f"Machine: torch threads {info['torch_threads']}, {info['cores']} cores; load average (1/5/15 min) "
-        f"{load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f} before and "
-        f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} after (the CPU is shared: other processes "
-        "lower these figures).",
+        f"Machine: torch threads {info['torch_threads']}, {info['cores']} cores; {load_note(load_before, load_after)}.",
     ]) + "\n"
