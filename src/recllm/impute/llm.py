@@ -99,10 +99,6 @@ def numeric_candidates(values: pd.Series, n: int) -> np.ndarray:
     return np.unique(np.quantile(observed, levels, method="inverted_cdf"))
 
 
-class _EarlyStop(Exception):
-    """Raised by the validation hook to end the fine-tune: the epoch scored worse than the best one."""
-
-
 def _spread(values: np.ndarray) -> float:
     """The mean absolute deviation from the median (the MAE of always answering the median); 1 if it is 0."""
     spread = float(np.mean(np.abs(values - np.median(values)))) if len(values) else 0.0
@@ -383,10 +379,8 @@ class LLMImputer(BaseImputer):
                    validate: Callable[[Any], tuple[float, dict[str, Any]]] | None) -> tuple[Any, dict[str, Any]]:
         """``sft_train`` for up to ``config.epochs`` epochs; with ``validate``, stopped at the first epoch scoring
         worse than the best and returned with the best epoch's adapter. Also returns the record of the choice."""
-        from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
-        from recllm.llm.checkpoints import checkpoints, load_lora_weights
-        from recllm.llm.sft import load_sft_state, sft_train
+        from recllm.llm.checkpoints import checkpoints
+        from recllm.llm.sft import SFTProgress, load_sft_state, sft_train
 
         if validate is None:
             tuned = sft_train(lm, examples, config, lora, output_dir=output_dir)
@@ -396,34 +390,27 @@ class LLMImputer(BaseImputer):
         if output_dir is not None and checkpoints(output_dir):  # a resumed run: the epochs scored before
             for epoch, score in load_sft_state(output_dir).get("epoch_scores", {}).items():
                 curve[int(epoch)] = {"epoch": int(epoch) + 1, "score": float(score)}
-        best: dict[str, Any] = {"epoch": None, "score": -np.inf, "weights": None}
+        best: dict[str, Any] = {"epoch": None, "score": -np.inf}
         for epoch in sorted(curve):
             if curve[epoch]["score"] > best["score"]:
                 best.update(epoch=epoch, score=curve[epoch]["score"])
-        seen: dict[str, Any] = {}
 
         def eval_fn(tuned: Any, epoch: int) -> float:
-            seen["lm"] = tuned
             score, columns = validate(tuned)
             curve[epoch] = {"epoch": epoch + 1, "score": score, "columns": columns}
             if score > best["score"]:  # (ties keep the earlier epoch, as sft_train does)
-                weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(tuned.model).items()}
-                best.update(epoch=epoch, score=score, weights=weights)
-            elif score < best["score"] and epoch < config.epochs - 1:
-                raise _EarlyStop(epoch)
+                best.update(epoch=epoch, score=score)
             return score
 
-        try:
-            tuned, stopped = sft_train(lm, examples, config, lora, output_dir=output_dir, eval_fn=eval_fn), False
-        except _EarlyStop:
-            tuned, stopped = seen["lm"], True
-            if best["weights"] is not None:
-                set_peft_model_state_dict(tuned.model, best["weights"])
-            else:  # the best epoch was trained before a resume: sft_train kept its adapter
-                load_lora_weights(tuned.model, output_dir / "best")
-            tuned.model.eval()
-        record = {"chosen_epoch": int(best["epoch"]) + 1, "epochs_trained": max(curve) + 1, "stopped_early": stopped,
-                  "curve": [curve[e] for e in sorted(curve)]}
+        def worse_than_the_best(progress: SFTProgress) -> bool:  # (sft_train asks after every step but the last)
+            return progress.eval_score is not None and progress.eval_score < best["score"]
+
+        # sft_train returns the best epoch's adapter, also when it stops early (and when a rerun finds it stopped)
+        tuned = sft_train(lm, examples, config, lora, output_dir=output_dir, eval_fn=eval_fn,
+                          should_stop=worse_than_the_best)
+        trained = max(curve) + 1
+        record = {"chosen_epoch": int(best["epoch"]) + 1, "epochs_trained": trained,
+                  "stopped_early": trained < config.epochs, "curve": [curve[e] for e in sorted(curve)]}
         return tuned, record
 
     # ------------------------------------------------------------------ fit

@@ -41,7 +41,8 @@ from recllm.llm.checkpoints import (OPTIMIZER_FILE as _OPTIM, RNG_FILE as _RNG, 
 from recllm.llm.precision import use_bf16_autocast
 from recllm.utils import resolve_device, seed_everything, write_json_atomic
 
-__all__ = ["LoRAConfig", "SFTConfig", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples", "collate", "answer_nll"]
+__all__ = ["LoRAConfig", "SFTConfig", "SFTProgress", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples",
+           "collate", "answer_nll"]
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -255,6 +256,21 @@ class _State:
     epoch_losses: dict[str, float] = field(default_factory=dict)
     best_epoch: int | None = None
     done: bool = False
+    stopped_early: bool = False  # ``should_stop`` ended the run before its last step (it is done all the same)
+
+
+@dataclass(frozen=True)
+class SFTProgress:
+    """What ``sft_train``'s ``should_stop`` hook sees after each optimizer step: the step (1-based) of
+    ``total_steps``, its epoch (0-based), whether it ended the epoch, this step's mean answer-token loss, and the
+    epoch's ``eval_fn`` score (at an epoch end with an ``eval_fn``; else None)."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    epoch_end: bool
+    loss: float
+    eval_score: float | None = None
 
 
 class _Window:
@@ -332,10 +348,17 @@ def _rank_loss_sum(net: Any, features: Sequence[Any], batch: Sequence[int], pad:
     return loss_sum, weight, tokens
 
 
+def _asks_to_stop(should_stop: Callable[[SFTProgress], bool], progress: SFTProgress, dist: Any) -> bool:
+    """The hook's answer; under torchrun, whether any rank's hook asked (every rank must stop at the same step)."""
+    asked = bool(should_stop(progress))
+    return dist.sum(float(asked)) > 0 if dist is not None else asked
+
+
 def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[Any]], config: SFTConfig | None = None,
               lora: LoRAConfig | None = None, output_dir: str | os.PathLike[str] | None = None,
               eval_fn: Callable[[CausalLM, int], float] | None = None, *,
-              stop_after_steps: int | None = None) -> CausalLM:
+              stop_after_steps: int | None = None,
+              should_stop: Callable[[SFTProgress], bool] | None = None) -> CausalLM:
     """Fine-tune ``lm`` with a LoRA adapter on ``(prompt, answer)`` pairs; returns a CausalLM wrapping the
     ``PeftModel`` (the base model of ``lm`` gets the LoRA layers injected in place). ``examples`` may also be
     segment examples (lists of ``(text, is_target)`` pieces, loss on the target pieces) or a callable
@@ -350,6 +373,13 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
     is better) runs after each epoch (on every rank); the best epoch's adapter is kept (``output_dir/best``) and
     returned. ``stop_after_steps`` ends the run early after that many optimizer steps in total (checkpointed), e.g.
     for time-boxed jobs; rerun to continue.
+
+    ``should_stop(progress) -> bool`` (an :class:`SFTProgress`) runs after every optimizer step, after the epoch's
+    ``eval_fn`` at an epoch end (e.g. early stopping on validation). True ends the run for good after that step: it
+    is checkpointed as usual, the trainer state records ``stopped_early`` (and ``done``), the log gets a
+    ``stopped_early`` event, and the best epoch's adapter is returned as at a normal finish (else the adapter of
+    that step); rerunning with the same ``output_dir`` finds the run finished. Under torchrun any rank asking stops
+    every rank.
     """
     from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from tqdm.auto import tqdm
@@ -426,7 +456,7 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
     stopped = False
     model.train()
     for epoch in range(config.epochs):
-        if stopped or state.step >= (epoch + 1) * steps_per_epoch:
+        if stopped or state.stopped_early or state.step >= (epoch + 1) * steps_per_epoch:
             continue
         features = features_by_epoch[epoch]
         lengths = [feature_length(f) for f in features]
@@ -463,17 +493,25 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
                 if record.pop("improved", False) and writer is None:
                     best_memory = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
                 _append_log(writer, record)
-            stopped = stop_after_steps is not None and stop_after_steps <= step < total_steps
+            if should_stop is not None and step < total_steps:
+                progress = SFTProgress(step, total_steps, epoch, epoch_end, window.last_loss,
+                                       state.epoch_scores.get(str(epoch)) if epoch_end else None)
+                state.stopped_early = _asks_to_stop(should_stop, progress, dist)
+            stopped = state.stopped_early or stop_after_steps is not None and stop_after_steps <= step < total_steps
+            if state.stopped_early:
+                log.info("sft: stopped early after step %d of %d (epoch %d): should_stop asked", step, total_steps,
+                         epoch)
+                _append_log(writer, {"event": "stopped_early", "step": step, "epoch": epoch})
             if writer is not None and (epoch_end or stopped or (config.checkpoint_every
                                                                 and step % config.checkpoint_every == 0)):
-                state.done = step == total_steps
+                state.done = step == total_steps or state.stopped_early
                 _save_checkpoint(writer, model, optimizer, scheduler, state, config.keep_checkpoints)
             window.start += time.perf_counter() - paused
             if stopped:
                 break
     bar.close()
 
-    if state.best_epoch is not None and not stopped:
+    if state.best_epoch is not None and (not stopped or state.stopped_early):
         if writer is not None:
             _load_lora_weights(model, writer / "best")
         elif best_memory is not None:
