@@ -14,11 +14,12 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["check_dataset", "check_input_dir", "check_model", "config_errors", "fraction", "non_negative_int", "positive_float",
-           "positive_int"]
+__all__ = ["add_engine_args", "check_dataset", "check_input_dir", "check_model", "config_errors", "engine_options",
+           "fraction", "non_negative_int", "positive_float", "positive_int"]
 
 
 def _int(text: str) -> int:
@@ -121,3 +122,26 @@ def config_errors(where: str = "command-line options") -> Iterator[None]:
         raise
     except (ValueError, TypeError) as err:
         raise UserInputError(str(err), where, "change that option (see --help)") from err
+
+
+def add_engine_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--engine local|ray``, ``--ray-address`` and ``--ray-workers`` (``what``: the work that moves to Ray)."""
+    parser.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help=f"where {what} run: this process, or a Ray actor pool with the same cache "
+                             "(pip install 'recllm[distributed]'; see docs/distributed.md)")
+    parser.add_argument("--ray-address", default=None,
+                        help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
+    parser.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each")
+
+
+def engine_options(args: argparse.Namespace) -> Any:
+    """The :class:`~recllm.distributed.ray_jobs.RayOptions` of ``--engine ray`` (None for local), after checking
+    that Ray Data is installed (one-line UserInputError naming ``--engine`` otherwise); loads no data or model."""
+    if args.engine == "local":
+        return None
+    from recllm.distributed import check_engine
+
+    check_engine(args.engine, "--engine")
+    from recllm.distributed.ray_jobs import RayOptions
+
+    return RayOptions(address=args.ray_address, workers=args.ray_workers)

@@ -36,11 +36,12 @@ class EpochCheckpoint:
     every: int = 1
 
     @classmethod
-    def at(cls, folder: str | os.PathLike[str], every: int = 1) -> "EpochCheckpoint":
-        """The checkpoint in ``folder``: new, empty, or an earlier fit's (never a folder holding anything else)."""
+    def at(cls, folder: str | os.PathLike[str], every: int = 1, where: str = "checkpoint_dir") -> "EpochCheckpoint":
+        """The checkpoint in ``folder``: new, empty, or an earlier fit's (never a folder holding anything else);
+        ``where`` names the setting in the error (e.g. a command-line option)."""
         path = Path(folder).expanduser()
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / STATE_FILE).exists())):
-            raise UserInputError(f"{path} exists and is not a recllm trainer checkpoint", "checkpoint_dir",
+            raise UserInputError(f"{path} exists and is not a recllm trainer checkpoint", where,
                                  "pass a new or empty folder (recllm replaces the checkpoint folder as a whole)")
         return cls(path, every)
 

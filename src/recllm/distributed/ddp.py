@@ -4,15 +4,18 @@
 the process group (gloo on CPU, nccl on CUDA, one GPU per local rank) and returns a :class:`DistContext` that
 the sequence models' trainer uses: the model wrapped in ``DistributedDataParallel``, each global batch cut into
 ``N`` equal parts (one per rank), and per-rank losses weighted so that DDP's gradient average equals the gradient
-of the mean over the whole batch. Only rank 0 writes files (:func:`write_atomically`).
+of the mean over the whole batch. Only rank 0 writes files (:func:`write_atomically`); one-off work that every rank
+needs (LLM summaries into a shared cache, say) runs on rank 0 first while the others wait (:func:`main_process_first`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DistContext", "context", "write_atomically", "is_main_process"]
+__all__ = ["DistContext", "context", "write_atomically", "is_main_process", "barrier", "main_process_first"]
+
+# the wait of the other ranks while rank 0 does one-off work (hours of summaries at scale); torchrun ends them at
+# once if rank 0 fails, so a long limit costs nothing
+ONE_OFF_TIMEOUT = datetime.timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -112,3 +119,38 @@ def write_atomically(folder: str | os.PathLike[str], write: Callable[[Path], Non
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+_wait_groups: dict[int, Any] = {}
+
+
+def barrier(dist: DistContext | None = None) -> None:
+    """Wait until every rank gets here (nothing outside torchrun). Rides a gloo group whose timeout is
+    :data:`ONE_OFF_TIMEOUT`, not the training collectives' limit, so ranks may wait out rank 0's one-off work."""
+    dist = dist if dist is not None else context()
+    if dist is None:
+        return
+    world = torch.distributed.group.WORLD
+    group = _wait_groups.get(id(world))
+    if group is None:  # created by every rank at its first barrier (new_group is collective)
+        group = _wait_groups[id(world)] = torch.distributed.new_group(backend="gloo", timeout=ONE_OFF_TIMEOUT)
+    torch.distributed.barrier(group=group)
+
+
+@contextlib.contextmanager
+def main_process_first(dist: DistContext | None = None) -> Iterator[bool]:
+    """Run the body on rank 0 first, then on the other ranks (each yields whether it is rank 0).
+
+    For one-off work whose results every rank needs and rank 0 stores where the others read them (LLM summaries in
+    the shared ``DiskCache``): the other ranks wait at a :func:`barrier` until rank 0 is done, then run the same
+    body and find everything made. Outside torchrun the body just runs.
+    """
+    dist = dist if dist is not None else context()
+    if dist is None:
+        yield True
+        return
+    if not dist.is_main:
+        barrier(dist)
+    yield dist.is_main
+    if dist.is_main:
+        barrier(dist)

@@ -99,7 +99,10 @@ def ensure_ray(options: RayOptions) -> None:
 @dataclass
 class _ShippedCausalLM:
     """A loaded ``CausalLM`` as plain parts (class, config, weights, tokenizer): transformers installs forward
-    hooks that cannot be pickled once the model has run, so the weights travel instead of the module."""
+    hooks that cannot be pickled once the model has run, so the weights travel instead of the module. A peft
+    (LoRA) model travels as its base class and config, its adapter configs and its whole state (base and adapter
+    weights, unmerged: the worker computes exactly what the driver would). ``scoring`` = ``(dtype, answer_ids)``
+    turns the rebuilt model into :func:`recllm.llm.scoring.scoring_lm`'s on the worker."""
 
     cls: type
     config: Any
@@ -108,16 +111,25 @@ class _ShippedCausalLM:
     name: str
     device: str
     dtype: str
+    peft_configs: dict[str, Any] | None = None
+    scoring: tuple[str, tuple[int, ...]] | None = None
 
     @classmethod
-    def of(cls, lm: Any) -> "_ShippedCausalLM":
+    def of(cls, lm: Any, scoring: tuple[str, Sequence[int]] | None = None) -> "_ShippedCausalLM":
         from recllm.llm.backbone import adapter_hash
 
-        if adapter_hash(lm.model) is not None or not hasattr(lm.model, "config"):
-            raise ValueError(f"cannot ship {lm.name!r} (a model with an adapter) to Ray workers; pass a "
+        peft = hasattr(lm.model, "peft_config") and hasattr(lm.model, "get_base_model")
+        base = lm.model.get_base_model() if peft else lm.model
+        if (not peft and adapter_hash(lm.model) is not None) or not hasattr(base, "config"):
+            raise ValueError(f"cannot ship {lm.name!r} (a model with an adapter outside peft) to Ray workers; pass a "
                              "recllm.distributed.ray_jobs.ModelSpec that loads it on each worker instead")
+        if peft and len(lm.model.peft_config) != 1:
+            raise ValueError(f"cannot ship {lm.name!r} with {len(lm.model.peft_config)} peft adapters to Ray "
+                             "workers (one adapter only); pass a ModelSpec that loads it on each worker instead")
         state = {k: v.detach().cpu() for k, v in lm.model.state_dict().items()}
-        return cls(type(lm.model), lm.model.config, state, lm.tokenizer, lm.name, lm.device, lm.dtype)
+        configs = dict(lm.model.peft_config) if peft else None
+        score = None if scoring is None else (str(scoring[0]), tuple(int(t) for t in scoring[1]))
+        return cls(type(base), base.config, state, lm.tokenizer, lm.name, lm.device, lm.dtype, configs, score)
 
     def build(self) -> Any:
         import torch
@@ -127,16 +139,19 @@ class _ShippedCausalLM:
         dtype = next(iter(self.state.values())).dtype if self.state else torch.float32
         with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten; leave the RNG alone
             model = self.cls(self.config).to(dtype)
+            if self.peft_configs:
+                from peft import get_peft_model
+
+                (adapter, config), = self.peft_configs.items()
+                model = get_peft_model(model, config, adapter_name=adapter)
         model.load_state_dict(self.state)
         model = model.to(self.device).eval()
-        return CausalLM(model=model, tokenizer=self.tokenizer, name=self.name, device=self.device, dtype=self.dtype)
+        lm = CausalLM(model=model, tokenizer=self.tokenizer, name=self.name, device=self.device, dtype=self.dtype)
+        if self.scoring is not None:
+            from recllm.llm.scoring import scoring_lm
 
-
-def _shippable(model: Any) -> Any:
-    """What goes into Ray's object store for a loaded model."""
-    from recllm.llm.backbone import CausalLM
-
-    return _ShippedCausalLM.of(model) if isinstance(model, CausalLM) else model
+            lm = scoring_lm(lm, self.scoring[0], self.scoring[1])
+        return lm
 
 
 class _ModelActor:
@@ -350,14 +365,20 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
     )
 
 
-def ship_model(model: Any) -> Any:
+def ship_model(model: Any, scoring: tuple[str, Sequence[int]] | None = None) -> Any:
     """What the workers receive for ``model``: a :class:`ModelSpec` as is, a loaded model put once in Ray's
-    object store (pass the result to several jobs to ship the weights once; Ray must be running)."""
+    object store (pass the result to several jobs to ship the weights once; Ray must be running). A loaded
+    ``CausalLM`` may carry one peft (LoRA) adapter; ``scoring=(dtype, answer_ids)`` makes each worker score with
+    :func:`recllm.llm.scoring.scoring_lm` of it (what the driver would score with)."""
     import ray
 
     if isinstance(model, (ModelSpec, ray.ObjectRef)):
         return model
-    return ray.put(_shippable(model))
+    from recllm.llm.backbone import CausalLM
+
+    if isinstance(model, CausalLM):
+        return ray.put(_ShippedCausalLM.of(model, scoring))
+    return ray.put(model)
 
 
 def _local_model(model: Any) -> Any:

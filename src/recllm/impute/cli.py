@@ -1,4 +1,8 @@
-"""``recllm impute``: fill the gaps of a CSV / parquet table (its benchmark is :mod:`recllm.bench.impute`)."""
+"""``recllm impute``: fill the gaps of a CSV / parquet table (its benchmark is :mod:`recllm.bench.impute`).
+
+``--engine ray`` sends the LLM imputer's fills to a Ray actor pool. Under ``torchrun`` the LLM fine-tune is
+data-parallel on every rank; rank 0 alone then fills the table and writes the outputs.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,9 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):
         raise UserInputError("--report is the input or output table", str(report), "give the report its own .json file")
     fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_names(args.na_values) or ())
+    if args.engine != "local" and args.method != "llm":
+        raise UserInputError(f"--engine {args.engine} runs LLM fills, and --method {args.method} has none",
+                             "--engine", "use --method llm, or drop --engine")
     return table, out, report, fmt
 
 
@@ -38,7 +45,7 @@ def _imputer(args: argparse.Namespace):
     """The imputer ``--method`` names, configured (not yet told the column kinds)."""
     from recllm.impute.registry import make_imputer
 
-    from recllm.cli_args import check_model, config_errors
+    from recllm.cli_args import check_model, config_errors, engine_options
 
     options: dict[str, Any] = {}
     if args.method == "llm":
@@ -52,6 +59,9 @@ def _imputer(args: argparse.Namespace):
         options.update(model=check_model(args.model), seed=args.seed, max_train_examples=args.examples,
                        max_epochs=args.epochs,
                        train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet, sft=sft)
+        ray = engine_options(args)  # --engine ray: Ray Data must be installed
+        if ray is not None:
+            options.update(engine=args.engine, ray_options=ray)
     elif args.method in ("mice", "miceforest", "great"):  # seeded: MICE's and miceforest's draws, GReaT's
         options["seed"] = args.seed  # training (HF Trainer seed / data_seed) and sampling (torch, numpy, random)
     return make_imputer(args.method, **options)
@@ -69,7 +79,12 @@ def _impute(args: argparse.Namespace) -> int:
     table = read_table(path, fmt, **kinds)
     declare_kinds(imputer, table, **kinds)
     start = time.perf_counter()
-    filled = imputer.fit(table.frame).transform(table.frame)
+    imputer.fit(table.frame)  # under torchrun: every rank fine-tunes its share of each batch (DDP)
+    from recllm.distributed.ddp import is_main_process
+
+    if not is_main_process():  # every rank holds the same adapter; rank 0 fills and writes, once
+        return 0
+    filled = imputer.transform(table.frame)
     write_table(table, filled, out)
     report = imputer.report_.as_dict()
     report.update({"input": str(args.table), "output": str(args.out),
@@ -96,7 +111,7 @@ def _impute(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``recllm impute`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
-    from recllm.cli_args import non_negative_int, positive_float, positive_int
+    from recllm.cli_args import add_engine_args, non_negative_int, positive_float, positive_int
     from recllm.impute.names import IMPUTER_NAMES
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
@@ -130,6 +145,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                         "over the generated answer and 32 observed quantiles of the column (expected), or over the "
                         "quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here (.json)")
+    add_engine_args(p, "the LLM imputer's fills (categorical scoring, number and text generation)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_impute)

@@ -7,11 +7,11 @@ import importlib.util
 import json
 import time
 
-from recllm.cli_args import non_negative_int, positive_int
+from recllm.cli_args import add_engine_args, non_negative_int, positive_int
 
 
 def _train(args: argparse.Namespace) -> int:
-    from recllm.cli_args import check_dataset, check_model, config_errors
+    from recllm.cli_args import check_dataset, check_model, config_errors, engine_options
     from recllm.learn import LEARN, ContentConfig
     from recllm.learn.artifact import OUTPUT_KIND, OUTPUT_VERSION
     from recllm.learn.encoder import ALIASES
@@ -22,10 +22,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.item_input != "id" and args.content_model.lower() not in ALIASES:
         check_model(args.content_model, "--content-model")
     out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION)
-    if args.engine != "local":
-        from recllm.distributed import check_engine
+    options = engine_options(args)  # --engine ray: Ray Data must be installed
+    if args.checkpoint_dir is not None:  # new, empty, or an earlier fit's checkpoint: nothing else is written into
+        from recllm.distributed.checkpoint import EpochCheckpoint
 
-        check_engine(args.engine, "--engine")
+        EpochCheckpoint.at(args.checkpoint_dir, where="--checkpoint-dir")
     if args.index != "exact" and importlib.util.find_spec("faiss") is None:
         from recllm.errors import UserInputError
 
@@ -35,7 +36,8 @@ def _train(args: argparse.Namespace) -> int:
         content = ContentConfig(model=args.content_model, whiten=args.whiten)
         model = LEARN(item_input=args.item_input, item_tower=args.item_tower, content=content, dim=args.dim,
                       out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
-                      patience=args.patience, seed=args.seed, show_progress=not args.quiet)  # validates it
+                      patience=args.patience, seed=args.seed, show_progress=not args.quiet,
+                      checkpoint_dir=args.checkpoint_dir)  # validates it
     from recllm.utils import set_threads
 
     set_threads(args.threads)
@@ -47,11 +49,9 @@ def _train(args: argparse.Namespace) -> int:
     dataset = load(args.data)
     split = make_split(dataset, args.split, seed=args.seed)
     start = time.perf_counter()
-    if args.engine == "ray" and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)
-        from recllm.distributed.ray_jobs import RayOptions
+    if options is not None and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)
         from recllm.learn.encoder import catalogue_texts, raw_item_embeddings
 
-        options = RayOptions(address=args.ray_address, workers=args.ray_workers)
         model.content_embeddings = raw_item_embeddings(catalogue_texts(dataset), content, engine="ray",
                                                        ray_options=options)
     model.fit(split)
@@ -136,12 +136,10 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     train.add_argument("--patience", type=positive_int, default=5)
     train.add_argument("--index", default="exact", choices=("exact", "flat", "hnsw"))
     train.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
-    train.add_argument("--engine", default="local", choices=("local", "ray"),
-                       help="where the item embeddings are computed: this process, or a Ray actor pool "
-                            "(pip install 'recllm[distributed]'; see docs/distributed.md)")
-    train.add_argument("--ray-address", default=None,
-                       help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
-    train.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each")
+    train.add_argument("--checkpoint-dir", default=None,
+                       help="the towers' epoch checkpoints (new, empty, or an earlier run's): rerun the same command "
+                            "with the same folder and an interrupted training resumes (also under torchrun)")
+    add_engine_args(train, "the item embeddings are computed")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_train)
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from recllm.cli_args import fraction, non_negative_int, positive_float, positive_int
+from recllm.cli_args import add_engine_args, fraction, non_negative_int, positive_float, positive_int
 
 __all__ = ["register_cli"]
 
@@ -76,14 +76,11 @@ def _split(name: str, quiet: bool):
 
 def _summarize(args: argparse.Namespace) -> int:
     """Summarise the test-time histories of the first ``--users`` test users and write JSON lines."""
-    from recllm.cli_args import config_errors
+    from recllm.cli_args import config_errors, engine_options
     from recllm.outputs import check_output_file
 
     _check_common(args)
-    if args.engine != "local":
-        from recllm.distributed import check_engine
-
-        check_engine(args.engine, "--engine")
+    options = engine_options(args)  # --engine ray: Ray Data must be installed
     if args.out:
         check_output_file(args.out, (".jsonl",), overwrite=args.overwrite)
     with config_errors():
@@ -99,11 +96,6 @@ def _summarize(args: argparse.Namespace) -> int:
     n = min(args.users, len(cases))
     lm = load_causal_lm(args.model, dtype="auto")
     texts = dataset_item_texts(split.dataset, lm.tokenizer, args.item_tokens)
-    options = None
-    if args.engine == "ray":  # block and merge summaries on a Ray actor pool, same cache keys
-        from recllm.distributed.ray_jobs import RayOptions
-
-        options = RayOptions(address=args.ray_address, workers=args.ray_workers)
     result = summarize_histories(lm, cases.histories[:n], texts, cfg.summarizer, cache=DiskCache(),
                                  show_progress=not args.quiet, engine=args.engine, ray_options=options)
     users = split.dataset.users["user_id"].to_numpy()
@@ -121,12 +113,17 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    """Fit TRSR on the data set's leave-one-out split; the adapter and the config go to ``--out``."""
-    from recllm.cli_args import config_errors
+    """Fit TRSR on the data set's leave-one-out split; the adapter and the config go to ``--out``.
+
+    Under ``torchrun`` rank 0 makes the summaries (into the shared cache) and writes the run folder; every rank
+    fine-tunes its share of each batch (DDP) and reads the summaries rank 0 made."""
+    from recllm.cli_args import config_errors, engine_options
+    from recllm.distributed.ddp import is_main_process
     from recllm.outputs import check_output_dir, mark_output_dir
 
     _check_common(args)
     check_output_dir(args.out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)
+    options = engine_options(args)  # --engine ray: Ray Data must be installed
     with config_errors():
         cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
                       inject_fraction=args.inject_fraction)
@@ -142,9 +139,14 @@ def _train(args: argparse.Namespace) -> int:
     valid = subset_rows(fixed_candidates(split, "valid")[0], args.valid_rows, 0)
     start = time.perf_counter()
     summarizer = load_causal_lm(args.model, dtype="auto")
-    mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)  # a rerun resumes in this folder
+    main = is_main_process()
+    if main:
+        mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)  # a rerun resumes in this folder
     model = TRSR(summarizer, load_trainable_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
-                 show_progress=not args.quiet).fit(split, valid=valid)
+                 show_progress=not args.quiet and main, engine=args.engine, ray_options=options
+                 ).fit(split, valid=valid)
+    if not main:  # under torchrun every rank trained the same adapter; rank 0 writes and reports
+        return 0
     write_json_atomic(out / "trsr_config.json", {"data": args.data, "model": args.model, "config": cfg.to_dict()})
     print(f"trained on {model.n_train_users_} training users, {model.n_train_groups_} groups, "
           f"{model.n_train_candidates_} labelled candidates in {time.perf_counter() - start:.0f} s; validation "
@@ -154,12 +156,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def _rank(args: argparse.Namespace) -> int:
     """Evaluate a trained run on the fixed test candidates (or zero-shot with ``--zero-shot``)."""
-    from recllm.cli_args import check_dataset, check_model
+    from recllm.cli_args import check_dataset, check_model, engine_options
     from recllm.trsr.run import RUN_CONFIG, read_run
 
     run = read_run(args.run)  # every file of the run checked before anything is loaded
     check_dataset(run.data, str(run.folder / RUN_CONFIG))
     check_model(run.model, str(run.folder / RUN_CONFIG))
+    options = engine_options(args)  # --engine ray: Ray Data must be installed
     _threads(args.threads)
     from recllm.eval import evaluate_sampled
     from recllm.llm import load_causal_lm
@@ -173,8 +176,10 @@ def _rank(args: argparse.Namespace) -> int:
     test = subset_rows(fixed_candidates(split, "test")[0], args.rows, 0)
     summarizer = load_causal_lm(run.model, dtype="auto")
     ranker_lm = load_adapter(load_causal_lm(run.model), run.adapter)
-    model = TRSR(summarizer, ranker_lm, cfg, cache=DiskCache(), show_progress=not args.quiet).fit(split)
-    result = evaluate_sampled(model.score_fn(), test, ks=(3, 5, 10), show_progress=not args.quiet)
+    model = TRSR(summarizer, ranker_lm, cfg, cache=DiskCache(), show_progress=not args.quiet, engine=args.engine,
+                 ray_options=options).fit(split)
+    batch = {"batch_size": max(len(test), 1)} if options is not None else {}  # one Ray pool job for every row
+    result = evaluate_sampled(model.score_fn(), test, ks=(3, 5, 10), show_progress=not args.quiet, **batch)
     for metric, (mean, low, high) in result.summary(seed=args.seed).items():
         print(f"{metric}\t{mean:.4f}\t[{low:.4f}, {high:.4f}]")
     return 0
@@ -190,11 +195,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     s.add_argument("--out", default=None, help="JSON-lines file (.jsonl; default: print); an existing file needs "
                    "--overwrite")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    s.add_argument("--engine", default="local", choices=("local", "ray"),
-                   help="where the summaries are generated: this process, or a Ray actor pool (same cache)")
-    s.add_argument("--ray-address", default=None,
-                   help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
-    s.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each")
+    add_engine_args(s, "the summaries are generated")
     s.set_defaults(func=_summarize)
     t = cmds.add_parser("train", help="LoRA-fine-tune the Yes/No ranker on a data set's leave-one-out split")
     _common(t)
@@ -207,10 +208,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     t.add_argument("--recent", type=positive_int, default=3, help="most recent items in the prompt")
     t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
     t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of negatives carrying an injection")
+    add_engine_args(t, "the summaries are generated")
     t.set_defaults(func=_train)
     r = cmds.add_parser("rank", help="evaluate a trained run on the fixed sampled test candidates")
     r.add_argument("--run", required=True, help="folder written by `recllm trsr train`")
     r.add_argument("--rows", type=positive_int, default=100)
     r.add_argument("--threads", type=non_negative_int, default=0)
     r.add_argument("--quiet", action="store_true")
+    add_engine_args(r, "the summaries and the candidate scoring (P(Yes))")
     r.set_defaults(func=_rank)

@@ -8,11 +8,16 @@ fitted system into :func:`recllm.eval.sampled.evaluate_sampled`; :meth:`TRSR.ran
 
 Two language models are passed because LoRA is injected into the ranker's model in place: the summariser must stay
 the untouched base model (the paper also uses a different, larger LLM to summarise than to rank).
+
+``engine="ray"`` moves the LLM batch work to a Ray actor pool (the summaries, and the candidate scoring of
+:meth:`TRSR.rank`) with the local path's prompts, batches and cache keys, so the scores are the local ones. Under
+``torchrun`` the summaries are made once, by rank 0, into the shared cache; the other ranks wait and read them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +32,8 @@ from recllm.llm.backbone import CausalLM
 from recllm.llm.cache import DiskCache
 from recllm.llm.sft import LoRAConfig, SFTConfig
 from recllm.trsr import prompts
-from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery, ranker_sft_config
+from recllm.trsr.ranker import (LLMRanker, RankerConfig, RankQuery, answer_token_ids, candidate_parts,
+                                 ranker_sft_config)
 from recllm.trsr.segment import render_item_texts
 from recllm.trsr.summarize import Summaries, SummarizerConfig, summarize_histories
 
@@ -272,17 +278,42 @@ class TRSR:
     ``train_groups_`` (:class:`TrainingGroups`), ``train_summaries_`` (:class:`Summaries` of the training
     histories), ``n_train_users_``, ``n_train_groups_`` and ``n_train_candidates_`` (labelled candidates;
     ``n_train_pairs_`` is the same count under its former name).
+
+    ``engine``: "local" (this process) or "ray": the summaries and :meth:`rank`'s candidate scoring run on a Ray
+    actor pool (``ray_options``: a :class:`recllm.distributed.ray_jobs.RayOptions`; the ``distributed`` extra),
+    with the same cache keys and scores; the fine-tune and its per-epoch validation stay in this process (under
+    ``torchrun`` the fine-tune is data-parallel). ``set_params(engine=...)`` on a fitted model switches where
+    ranking runs.
     """
 
     def __init__(self, summarizer_lm: CausalLM, ranker_lm: CausalLM, config: TRSRConfig | None = None,
                  cache: DiskCache | None = None, output_dir: str | Path | None = None,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, engine: str = "local", ray_options: Any = None) -> None:
         self.summarizer_lm = summarizer_lm
         self.ranker_lm = ranker_lm
         self.config = config
         self.cache = cache
         self.output_dir = output_dir
         self.show_progress = show_progress
+        self.engine = engine
+        self.ray_options = ray_options
+
+    def set_params(self, **params: Any) -> TRSR:
+        """Set constructor parameters (scikit-learn semantics); an unknown name is a ValueError."""
+        for name, value in params.items():
+            if name not in ("summarizer_lm", "ranker_lm", "config", "cache", "output_dir", "show_progress",
+                            "engine", "ray_options"):
+                raise ValueError(f"TRSR has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def _engine(self) -> str:
+        """The checked ``engine`` (a missing Ray extra is one line naming it)."""
+        if self.engine != "local":
+            from recllm.distributed import check_engine
+
+            check_engine(self.engine, "TRSR.engine")
+        return self.engine
 
     @property
     def _config(self) -> TRSRConfig:
@@ -290,10 +321,16 @@ class TRSR:
 
     # ------------------------------------------------------------------------------------------ building blocks
     def summarize(self, histories: Sequence[np.ndarray]) -> Summaries:
-        """Summaries of ``histories`` (cached; mode ``none`` gives ``None`` for each)."""
+        """Summaries of ``histories`` (cached; mode ``none`` gives ``None`` for each). Under ``torchrun`` rank 0
+        makes them into the cache while the other ranks wait, then read them (:func:`main_process_first`)."""
+        from recllm.distributed.ddp import main_process_first
+
         self._check_fitted_texts()
-        return summarize_histories(self.summarizer_lm, histories, self.item_texts_, self._config.summarizer,
-                                   cache=self.cache, show_progress=self.show_progress)
+        engine = self._engine()
+        with main_process_first() as first:
+            return summarize_histories(self.summarizer_lm, histories, self.item_texts_, self._config.summarizer,
+                                       cache=self.cache, show_progress=self.show_progress and first,
+                                       engine=engine, ray_options=self.ray_options)
 
     def queries(self, histories: Sequence[np.ndarray], summaries: Summaries | None = None) -> list[RankQuery]:
         """The user side of each ranker prompt: summary (if the mode has one) and the recent item texts."""
@@ -369,8 +406,67 @@ class TRSR:
             raise RuntimeError("TRSR is not fitted: call fit(split) first")
         if candidate_texts is None:
             candidate_texts = [[self.item_texts_[int(j)] for j in row] for row in candidates]
+        if self._engine() == "ray":
+            return self._rank_on_ray(self.queries(histories), candidate_texts, shared_prefix, use_cache, reference)
         return self.ranker_.score(self.queries(histories), candidate_texts, shared_prefix=shared_prefix,
                                   use_cache=use_cache, reference=reference)
+
+    def _rank_on_ray(self, queries: Sequence[RankQuery], candidate_texts: Sequence[Sequence[str]],
+                     shared_prefix: bool | None, use_cache: bool, reference: bool) -> list[np.ndarray]:
+        """:meth:`LLMRanker.score` with the uncached users scored on a Ray actor pool: the same prompt split, cache
+        keys, batches and P(Yes). The pool's wall time is shared evenly among the users it scored (their cached
+        ``seconds``); the new scores are written to the cache when the job ends."""
+        from recllm.distributed.ray_jobs import RayOptions, ensure_ray, score_continuations_ray, ship_model
+        from recllm.llm.scoring import yes_probability
+
+        ranker, cfg = self.ranker_, self._config.ranker
+        if len(queries) != len(candidate_texts):
+            raise ValueError(f"{len(queries)} queries but {len(candidate_texts)} candidate lists")
+        lm = ranker.trained_lm_ if reference else ranker.lm_
+        cache = self.cache if use_cache else None
+        shared = cfg.shared_prefix if shared_prefix is None else shared_prefix
+        token_ids = answer_token_ids(lm, cfg)
+        settings = {"answers": list(cfg.answers), "guarded": cfg.guarded, "shared_prefix": shared,
+                    "template": prompts.template_fingerprint()}  # LLMRanker's cache key parts
+        fingerprint = lm.fingerprint if cache is not None else ""
+        out: list[np.ndarray] = [np.empty(0)] * len(queries)
+        seconds = [0.0] * len(queries)
+        todo: list[tuple[int, str, list[str], str | None]] = []
+        for i, (query, cands) in enumerate(zip(queries, candidate_texts)):
+            if len(cands) == 0:
+                continue
+            prefix, conts = candidate_parts(lm, query, cands, cfg)
+            key = (DiskCache.key(task="trsr-rank", model=fingerprint, params=settings, prefix=prefix, input=conts)
+                   if cache is not None else None)
+            hit = cache.get(key) if key is not None else None
+            if hit is not None:
+                out[i], seconds[i] = np.asarray(hit["p"], dtype=np.float64), float(hit["seconds"])
+            else:
+                todo.append((i, prefix, conts, key))
+        if todo:
+            began = time.perf_counter()
+            options = self.ray_options or RayOptions()
+            ensure_ray(options)
+            shipped = self.__dict__.get("_shipped_ranker")
+            if shipped is None or shipped[0] is not ranker.trained_lm_ or shipped[1] != reference:
+                # the ranker's weights go to Ray's object store once per fitted model (not per rank call)
+                ref = ship_model(ranker.trained_lm_, scoring=None if reference else (cfg.score_dtype, token_ids))
+                shipped = self._shipped_ranker = (ranker.trained_lm_, reference, ref)
+            logps = score_continuations_ray(shipped[2], [(prefix, conts) for _, prefix, conts, _ in todo],
+                                            token_ids=token_ids, shared_prefix=shared,
+                                            batch_size=cfg.score_batch_size, show_progress=self.show_progress,
+                                            options=options)
+            share = (time.perf_counter() - began) / len(todo)
+            new = {}
+            for (i, _, _, key), logp in zip(todo, logps):
+                out[i], seconds[i] = yes_probability(logp), share
+                if key is not None:
+                    new[key] = {"p": out[i].tolist(), "seconds": share}
+            if cache is not None and new:
+                cache.put_many(new)
+        ranker.score_seconds_ = float(sum(seconds))
+        ranker.scored_candidates_ = int(sum(len(c) for c in candidate_texts))
+        return out
 
     def score_fn(self) -> ScoreFn:
         """``(users, histories, candidate_matrix) -> scores`` for :func:`recllm.eval.sampled.evaluate_sampled`."""
