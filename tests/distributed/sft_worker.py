@@ -2,6 +2,8 @@
 
 ``python sft_worker.py OUT RESULT [DIE_AT]``: trains into ``OUT``; rank 0 writes the adapter weights to ``RESULT``
 (JSON); with ``DIE_AT`` rank 0 kills its process right after writing that step's checkpoint (a crash mid-run).
+With ``SFT_WORKER_GROUPED=1`` it trains on grouped examples (:data:`GROUPS`, LLM-TRSR's ranker format) and every
+rank also writes ``RESULT.rank<R>.json``: how many groups it ran in each forward pass.
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ PAIRS = [("the sky", "blue"), ("grass", "green"), ("snow", "white"), ("coal", "b
          ("the sun", "yellow"), ("the night", "dark"), ("milk", "white"), ("an orange", "orange"),
          ("a lemon", "yellow"), ("the sea", "blue"), ("a plum", "purple")]
 EXAMPLES = [(TEMPLATE.format(thing), colour) for thing, colour in PAIRS]
+# grouped examples: one prompt prefix per group, each candidate answered Yes or No (8 groups of 2 to 4 candidates)
+GROUP_PREFIX = "<|im_start|>user\nDoes someone who liked {} like "
+
+
+def _groups():
+    from recllm.llm.sft_grouped import GroupedExample
+
+    things = [thing for thing, _ in PAIRS]
+    return [GroupedExample(GROUP_PREFIX.format(things[g]),
+                           [(f"{things[(g + k + 1) % len(things)]}?<|im_end|>\n<|im_start|>assistant\n",
+                             "Yes" if (g + k) % 3 == 0 else "No") for k in range(2 + g % 3)])
+            for g in range(8)]
 CONFIG = SFTConfig(epochs=2, learning_rate=1e-2, batch_size=4, checkpoint_every=1, keep_checkpoints=2, log_every=1,
                    warmup_ratio=0.0, bf16=False, show_progress=False, seed=0)
 LORA = LoRAConfig(dropout=0.0)  # dropout draws per rank: no dropout for a numerical comparison
@@ -36,8 +50,8 @@ def model():
     return lm
 
 
-def train(out: str, die_at: int | None = None) -> dict[str, list]:
-    """Fine-tune into ``out``; the LoRA weights as lists."""
+def train(out: str, die_at: int | None = None, grouped: bool = False) -> dict[str, list]:
+    """Fine-tune into ``out`` (on :func:`_groups` when ``grouped``); the LoRA weights as lists."""
     from peft import get_peft_model_state_dict
 
     if die_at is not None:
@@ -49,7 +63,8 @@ def train(out: str, die_at: int | None = None) -> dict[str, list]:
                 os._exit(3)
 
         sft._save_checkpoint = save_then_die
-    tuned = sft_train(model(), EXAMPLES, CONFIG, LORA, output_dir=out)
+    examples = _groups() if grouped else EXAMPLES
+    tuned = sft_train(model(), examples, CONFIG, LORA, output_dir=out)
     return {k: v.tolist() for k, v in get_peft_model_state_dict(tuned.model).items()}
 
 
@@ -60,8 +75,26 @@ def step_losses(out: str) -> list[float]:
     return [r["loss"] for r in records if "step" in r and "loss" in r]
 
 
+def count_rows() -> list[int]:
+    """Record how many examples (groups) each training forward pass of this process runs."""
+    rows: list[int] = []
+    collate = sft.collate
+
+    def counting(features, pad_id):  # noqa: ANN001
+        rows.append(len(features))
+        return collate(features, pad_id)
+
+    sft.collate = counting
+    return rows
+
+
 if __name__ == "__main__":
-    weights = train(sys.argv[1], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    grouped = os.environ.get("SFT_WORKER_GROUPED") == "1"
+    rows = count_rows() if grouped else []
+    weights = train(sys.argv[1], int(sys.argv[3]) if len(sys.argv) > 3 else None, grouped=grouped)
+    if grouped:
+        with open(f"{sys.argv[2]}.rank{os.environ.get('RANK', '0')}.json", "w", encoding="utf-8") as fh:
+            json.dump(rows, fh)
     if is_main_process():
         with open(sys.argv[2], "w", encoding="utf-8") as fh:
             json.dump(weights, fh)
