@@ -1,8 +1,8 @@
 """A tiny LLM-TRSR set-up for the CLI tests: a toy data set behind ``recllm trsr``, the tiny llama as a model folder.
 
 ``python trsr_worker.py RESULT_DIR recllm-args...`` (run under torchrun by test_trsr_cli_ddp.py) serves the toy
-split to ``recllm trsr``, counts the summaries this process generates, runs the command and writes
-``RESULT_DIR/rank<R>.json`` with its exit code and that count.
+split to ``recllm trsr``, counts the summaries this process generates and the run-folder files it writes, runs the
+command and writes ``RESULT_DIR/rank<R>.json`` with its exit code, that count and those files.
 """
 
 from __future__ import annotations
@@ -72,6 +72,26 @@ def count_generated() -> dict[str, int]:
     return counts
 
 
+def record_writes() -> list[str]:
+    """The files ``recllm trsr train`` itself writes in this process (its run marker and trsr_config.json)."""
+    import recllm.outputs as outputs
+    import recllm.utils as utils
+
+    written: list[str] = []
+    mark, write_json = outputs.mark_output_dir, utils.write_json_atomic
+
+    def marking(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        written.append(f"marker of {Path(path).name}")
+        return mark(path, *args, **kwargs)
+
+    def writing(target, obj):  # noqa: ANN001
+        written.append(Path(target).name)
+        return write_json(target, obj)
+
+    outputs.mark_output_dir, utils.write_json_atomic = marking, writing
+    return written
+
+
 def main(result_dir: str, argv: list[str]) -> int:
     import torch
 
@@ -79,10 +99,11 @@ def main(result_dir: str, argv: list[str]) -> int:
 
     torch.set_num_threads(1)
     serve_toy_split()
-    counts = count_generated()
+    counts, written = count_generated(), record_writes()
     code = cli.main(argv)
     rank = int(os.environ.get("RANK", "0"))
-    Path(result_dir, f"rank{rank}.json").write_text(json.dumps({"code": code, "generated": counts["prompts"]}))
+    Path(result_dir, f"rank{rank}.json").write_text(json.dumps({"code": code, "generated": counts["prompts"],
+                                                                 "written": written}))
     return code
 
 
