@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPORT_FOLDER = Path("docs") / "results"
+SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,32 @@ def as_target(out: "ReportTarget | str | os.PathLike[str] | None", default_name:
     return report_target(out, default_name, overwrite=True, allow_dirty=True)
 
 
+def check_seed_args(args: argparse.Namespace) -> None:
+    """A benchmark's ``--seeds`` (at least one, none twice) and ``--seed``: whole numbers from 0 to 2**32 - 1; a
+    :class:`recllm.errors.UserInputError` naming the option otherwise (argparse has already refused a non-number)."""
+    from recllm.errors import UserInputError
+
+    for option, values in (("--seeds", getattr(args, "seeds", None)), ("--seed", getattr(args, "seed", None))):
+        if values is None:
+            continue
+        given = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not given:
+            raise UserInputError("no seed given", option, f"name one or more seeds after {option}, or leave "
+                                 f"{option} out for the benchmark's own")
+        bad = [v for v in given if not 0 <= v < SEED_LIMIT]
+        if bad:
+            raise UserInputError(f"seed {bad[0]} is out of range", option,
+                                 f"give whole numbers from 0 to {SEED_LIMIT - 1}")
+        twice = sorted({v for v in given if given.count(v) > 1})
+        if twice:
+            raise UserInputError(f"seed {twice[0]} is given twice", option, "name each seed once")
+
+
 def add_report_args(parser: argparse.ArgumentParser, default_name: str,
                     handler: Callable[[argparse.Namespace], int]) -> None:
     """``--out``, ``--overwrite`` and ``--allow-dirty``, and ``handler`` run only after they are checked (its
-    ``args.report`` is the :class:`ReportTarget`). With ``--plan`` (a command that has it: it writes no report)
+    ``args.report`` is the :class:`ReportTarget`; ``--seeds`` / ``--seed`` are checked too, see
+    :func:`check_seed_args`). With ``--plan`` (a command that has it: it writes no report)
     nothing is checked: ``args.report`` is the report's path, beside which the plan reads the run store."""
     parser.add_argument("--out", default=None, help=f"report path (default {REPORT_FOLDER / default_name} under "
                         "the current folder); an existing file that recllm did not generate needs --overwrite")
@@ -115,6 +138,7 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
         name = default_name
         if getattr(args, "quick", False):
             name = default_name.replace(".md", "-quick.md")
+        check_seed_args(args)
         if getattr(args, "plan", False):  # a plan writes nothing: no report-path or clean-tree check
             args.report = Path(args.out) if args.out else Path.cwd() / REPORT_FOLDER / name
         else:

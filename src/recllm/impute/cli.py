@@ -24,6 +24,9 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     from recllm.impute.table_io import OUTPUT_SUFFIXES, CsvFormat, table_kind
     from recllm.outputs import check_output_file
 
+    if not 0 <= args.seed < 2**32:  # the seeds NumPy's RandomState and scikit-learn take
+        raise UserInputError(f"seed {args.seed} is out of range", "--seed",
+                             f"give a whole number from 0 to {2**32 - 1}")
     table = Path(args.table)
     table_kind(table)
     if not table.is_file():

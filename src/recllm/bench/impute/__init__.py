@@ -13,9 +13,10 @@ NAME = "impute"
 
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
-    from recllm.cli_args import config_errors
+    from recllm.cli_args import check_model, config_errors
     from recllm.utils import set_threads
 
+    check_model(args.model)  # a --model folder that does not exist: one line, before any work
     with config_errors():
         config = BenchConfig.preset(
             args.quick, datasets=tuple(args.datasets) if args.datasets else None,

@@ -11,11 +11,12 @@ NAME = "trsr"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recllm.bench.trsr.run import run_benchmark
+    from recllm.bench.trsr.run import benchmark_specs, run_benchmark
     from recllm.utils import set_threads
 
-    set_threads(args.threads)
     datasets = args.only or args.datasets
+    benchmark_specs(datasets)  # an unknown --datasets / --only name: one line, before any work
+    set_threads(args.threads)
     if args.plan:
         from recllm.bench.trsr.plan import plan_benchmark
 

@@ -1,0 +1,118 @@
+"""``recllm impute`` and every ``recllm bench`` command: a missing input path, a bad seed and an output path that
+cannot be created each give ONE line naming the argument and what to do (exit 2), before any work or model load.
+
+The work is replaced by :class:`Reached` (raised where each command's work starts: ``set_threads`` after its
+argument checks, the model loader, ``run_scaling``), so a check that is missing shows up as Reached, not as hours.
+"""
+
+import pytest
+
+from recllm.cli import main
+
+
+class Reached(BaseException):  # not an Exception: recllm.cli.main must not turn it into an error line
+    """The command got past its argument checks into its work."""
+
+
+def _reached(*args, **kwargs):
+    raise Reached
+
+
+@pytest.fixture(autouse=True)
+def no_work(monkeypatch):
+    import recllm.bench.scaling
+    import recllm.llm
+    import recllm.llm.backbone
+    import recllm.utils
+
+    monkeypatch.setattr(recllm.utils, "set_threads", _reached)
+    monkeypatch.setattr(recllm.llm.backbone, "load_causal_lm", _reached)
+    monkeypatch.setattr(recllm.llm, "load_causal_lm", _reached)
+    monkeypatch.setattr(recllm.bench.scaling, "run_scaling", _reached)
+
+
+@pytest.fixture
+def table(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n,3\n4,\n5,6\n")
+    return path
+
+
+def command(name, tmp_path, table):
+    """The command line of ``name`` that passes every check (the work then starts)."""
+    if name == "impute":
+        return ["impute", str(table), "--out", str(tmp_path / "filled.csv")]
+    return ["bench", *name.split()[1:], "--allow-dirty", "--out", str(tmp_path / "report.md")]
+
+
+COMMANDS = ["impute", "bench impute", "bench learn", "bench trsr", "bench impute-numbers", "bench learn-catalogue",
+            "bench foundation", "bench foundation-baselines", "bench scaling"]
+SEED_OPTIONS = {"impute": "--seed", "bench impute": "--seeds", "bench learn": "--seeds", "bench trsr": "--seeds",
+                "bench impute-numbers": "--seed", "bench learn-catalogue": "--seed",
+                "bench foundation-baselines": "--seed"}
+BAD_SEEDS = [["-1"], [str(2**32)], ["x"]]
+BAD_SEED_LISTS = [[], ["1", "1"]]
+# command -> (the option naming an input path, the line with a path that does not exist)
+INPUTS = {"impute": ("table", lambda argv, path: [argv[0], path, *argv[2:]]),
+          "bench impute": ("--model", lambda argv, path: argv + ["--model", path]),
+          "bench learn": ("--recbole-run", lambda argv, path: argv + ["--recbole-run", path])}
+
+
+def assert_one_line(capsys, name, option):
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"recllm {name}: error: ") and option in lines[0] and "; " in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_good_arguments_reach_the_work(name, tmp_path, table):
+    """The harness's control: without a mistake the command gets to its work (so the tests below can fail)."""
+    argv = command(name, tmp_path, table)
+    if name in SEED_OPTIONS:
+        argv += [SEED_OPTIONS[name], "3"]
+    with pytest.raises(Reached):
+        main(argv)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_an_out_folder_that_can_be_created_is_accepted(name, tmp_path, table):
+    """recllm.outputs' rule: an --out folder that does not exist yet is created (when it can be) at the write."""
+    argv = [a.replace(str(tmp_path), str(tmp_path / "new" / "folder")) if a.startswith(str(tmp_path / "filled"))
+            or a.startswith(str(tmp_path / "report")) else a for a in command(name, tmp_path, table)]
+    with pytest.raises(Reached):
+        main(argv)
+    assert not (tmp_path / "new").exists()  # the checks create nothing
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_an_out_folder_that_cannot_be_created(name, tmp_path, table, capsys):
+    (tmp_path / "afile").write_text("x")
+    argv = [a.replace(str(tmp_path), str(tmp_path / "afile" / "sub")) if a.startswith(str(tmp_path / "filled"))
+            or a.startswith(str(tmp_path / "report")) else a for a in command(name, tmp_path, table)]
+    assert main(argv) == 2
+    assert_one_line(capsys, name, "--out")
+
+
+@pytest.mark.parametrize("name,values", [(n, v) for n in SEED_OPTIONS for v in BAD_SEEDS]
+                         + [(n, v) for n, o in SEED_OPTIONS.items() if o == "--seeds" for v in BAD_SEED_LISTS])
+def test_a_bad_seed(name, values, tmp_path, table, capsys):
+    option = SEED_OPTIONS[name]
+    assert main(command(name, tmp_path, table) + [option, *values]) == 2
+    assert_one_line(capsys, name, option)
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_an_input_path_that_does_not_exist(name, tmp_path, table, capsys):
+    option, replace = INPUTS[name]
+    missing = str(tmp_path / "missing" / "input.csv")
+    assert main(replace(command(name, tmp_path, table), missing)) == 2
+    assert_one_line(capsys, name, missing if option == "table" else option)
+
+
+@pytest.mark.parametrize("name", ["bench impute", "bench learn", "bench trsr", "bench impute-numbers",
+                                  "bench learn-catalogue"])
+def test_an_unknown_data_set(name, tmp_path, table, capsys):
+    assert main(command(name, tmp_path, table) + ["--datasets", "no-such-data"]) == 2
+    assert_one_line(capsys, name, "no-such-data")
