@@ -1,0 +1,80 @@
+"""``recllm learn train --checkpoint-dir``: a training interrupted after an epoch's checkpoint resumes when the same
+command is run again, and ends where an uninterrupted run ends; a folder that is not a checkpoint is refused."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from recllm import cli
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture()
+def ddp_worker(monkeypatch):
+    """tests/distributed/ddp_worker.py, its toy data set served by ``recllm.data.load``; one torch thread."""
+    import torch
+
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    sys.path.insert(0, str(HERE))
+    try:
+        import ddp_worker
+    finally:
+        sys.path.remove(str(HERE))
+    monkeypatch.setattr("recllm.data.load", lambda name, **kwargs: ddp_worker.dataset())
+    monkeypatch.setattr(EpochCheckpoint, "save", EpochCheckpoint.save)  # die_after's patch is undone afterwards
+    threads = torch.get_num_threads()
+    yield ddp_worker
+    torch.set_num_threads(threads)
+
+
+def _train(tmp_path: Path, out: str, checkpoint: str) -> int:
+    return cli.main(["learn", "train", "--data", "ml-100k", "--item-input", "id", "--dim", "8", "--out-dim", "8",
+                     "--epochs", "3", "--out", str(tmp_path / out), "--checkpoint-dir", str(tmp_path / checkpoint),
+                     "--threads", "1", "--quiet"])
+
+
+def _history(folder: Path) -> list[dict]:
+    return json.loads((folder / "trainer_state.json").read_text())["history"]
+
+
+def test_a_second_invocation_resumes_from_the_checkpoint(ddp_worker, tmp_path, capsys):
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    assert _train(tmp_path, "full", "full-ckpt") == 0
+    full = _history(tmp_path / "full-ckpt")
+    assert [r["epoch"] for r in full] == [1, 2, 3]
+
+    save = EpochCheckpoint.save
+    ddp_worker.die_after(2, how=RuntimeError("crash after epoch 2"))
+    assert _train(tmp_path, "cut", "cut-ckpt") != 0  # the run died right after epoch 2's checkpoint
+    EpochCheckpoint.save = save
+    assert not (tmp_path / "cut").exists()
+    before = _history(tmp_path / "cut-ckpt")
+    assert [r["epoch"] for r in before] == [1, 2]
+    capsys.readouterr()
+
+    assert _train(tmp_path, "cut", "cut-ckpt") == 0  # the same command again
+    resumed = _history(tmp_path / "cut-ckpt")
+    assert resumed[:2] == before  # epochs 1-2, their timings too, come from the checkpoint: resumed, not redone
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in full]  # and it ends where the full run ends
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["artifact"] == str(tmp_path / "cut") and (tmp_path / "cut").is_dir()
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_refused_before_any_work(ddp_worker, tmp_path, capsys, monkeypatch):
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the data set was loaded before the options were checked")
+
+    monkeypatch.setattr("recllm.data.load", never)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("mine")
+    assert _train(tmp_path, "art", "notes") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a recllm trainer checkpoint" in err and "--checkpoint-dir" in err
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "mine" and not (tmp_path / "art").exists()
