@@ -58,3 +58,26 @@ def test_summarize_histories_checks_the_engine():
 
     with pytest.raises(UserInputError, match="unknown engine 'spark'"):
         summarize_histories(tiny_causal_lm(0), [[0]], ["an item"], engine="spark")
+
+
+def test_trsr_train_engine_ray_without_the_extra_is_one_line(monkeypatch, capsys, tmp_path):
+    from recllm import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    code = cli.main(["trsr", "train", "--data", "ml-100k", "--out", str(tmp_path / "run"), "--engine", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "recllm[distributed]" in err and "--engine" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_trsr_engine_must_be_known():
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.trsr.pipeline import TRSR
+
+    model = TRSR(tiny_causal_lm(0), tiny_causal_lm(1), engine="spark")
+    model.item_texts_ = ["an item"]
+    with pytest.raises(UserInputError, match="unknown engine 'spark'.*TRSR.engine"):
+        model.summarize([[0]])
