@@ -3,11 +3,13 @@
 ``python sft_worker.py OUT RESULT [DIE_AT]``: trains into ``OUT``; rank 0 writes the adapter weights to ``RESULT``
 (JSON); with ``DIE_AT`` rank 0 kills its process right after writing that step's checkpoint (a crash mid-run).
 With ``SFT_WORKER_GROUPED=1`` it trains on grouped examples (:data:`GROUPS`, LLM-TRSR's ranker format) and every
-rank also writes ``RESULT.rank<R>.json``: how many groups it ran in each forward pass.
+rank also writes ``RESULT.rank<R>.json``: how many groups it ran in each forward pass (with
+:data:`GROUPED_CONFIG`, the ranker's one group per pass and two per step).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -38,6 +40,8 @@ def _groups():
             for g in range(8)]
 CONFIG = SFTConfig(epochs=2, learning_rate=1e-2, batch_size=4, checkpoint_every=1, keep_checkpoints=2, log_every=1,
                    warmup_ratio=0.0, bf16=False, show_progress=False, seed=0)
+# the LLM-TRSR ranker's schedule: one group per forward pass, two per optimizer step
+GROUPED_CONFIG = dataclasses.replace(CONFIG, batch_size=1, grad_accum=2)
 LORA = LoRAConfig(dropout=0.0)  # dropout draws per rank: no dropout for a numerical comparison
 
 
@@ -63,8 +67,8 @@ def train(out: str, die_at: int | None = None, grouped: bool = False) -> dict[st
                 os._exit(3)
 
         sft._save_checkpoint = save_then_die
-    examples = _groups() if grouped else EXAMPLES
-    tuned = sft_train(model(), examples, CONFIG, LORA, output_dir=out)
+    examples, config = (_groups(), GROUPED_CONFIG) if grouped else (EXAMPLES, CONFIG)
+    tuned = sft_train(model(), examples, config, LORA, output_dir=out)
     return {k: v.tolist() for k, v in get_peft_model_state_dict(tuned.model).items()}
 
 

@@ -82,8 +82,10 @@ def test_two_ranks_one_writer_and_the_one_process_run(tmp_path, monkeypatch):
     assert done.stdout.count("trained on 8 training users") == 1  # one report, from rank 0
     assert read_run(run).adapter == run / "sft" / "best"  # the folder is complete: config and adapter check out
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == ["sft", "trsr_config.json"]
-    # the data-parallel fine-tune follows the one-process one
-    np.testing.assert_allclose(_losses(run), _losses(tmp_path / "run-one"), rtol=0, atol=1e-5)
+    # the data-parallel fine-tune follows the one-process one: each rank ran one of a step's two groups with its
+    # own LoRA dropout draws (the CLI's LoRA dropout is on), so they agree statistically, not to the last digit
+    # (the exact loss-curve comparison, dropout off, is test_ddp_sft_grouped.py's); the log holds the epoch's mean
+    np.testing.assert_allclose(_losses(run), _losses(tmp_path / "run-one"), rtol=1e-4, atol=0)
     one, two = _adapter(tmp_path / "run-one"), _adapter(run)
     assert one.keys() == two.keys()
     for name, value in one.items():

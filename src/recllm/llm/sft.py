@@ -329,23 +329,31 @@ def _quiet_peft() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------ training
-def _rank_loss_sum(net: Any, features: Sequence[Any], batch: Sequence[int], pad: int, device: str, autocast: Any,
-                   dist: Any) -> tuple[torch.Tensor, float, int]:
-    """This process's summed answer NLL over its rows of ``batch`` (all of them outside torchrun), the weight of
-    its gradient and its token count. Under torchrun each rank takes its contiguous share of the global batch and
-    weighs its sum by the world size, so DDP's average of the ranks' gradients is the gradient of the whole batch's
-    mean; a rank left without rows (a batch smaller than the world) runs one row with weight 0 to join the
-    gradient all-reduce."""
-    rows, weight = list(batch), 1.0
-    if dist is not None:
-        rows, weight = [int(i) for i in dist.part(np.asarray(batch))], float(dist.world_size)
-        if not rows:
-            rows, weight = [int(batch[0])], 0.0
+def _rank_micro_batches(group: Sequence[Sequence[int]], dist: Any, batch_size: int) -> list[tuple[list[int], float]]:
+    """The micro-batches this process runs for one optimizer step (``group``: the step's batches) and the weight of
+    each one's gradient. Outside torchrun: the step's batches, weight 1. Under torchrun the step's rows (examples,
+    or whole groups) are split into ``world_size`` contiguous, near-equal shares -- so the ranker's step of two
+    one-group batches gives each of 2 ranks a group -- each run in micro-batches of at most ``batch_size`` rows and
+    weighted by the world size, so DDP's average of the ranks' gradients is the gradient of the whole step's mean.
+    Every rank runs as many micro-batches (one row with weight 0 where its share runs out) to join each all-reduce."""
+    if dist is None:
+        return [(list(batch), 1.0) for batch in group]
+    rows = [int(i) for batch in group for i in batch]
+    mine = [int(i) for i in dist.part(np.asarray(rows))]
+    count = math.ceil(math.ceil(len(rows) / dist.world_size) / batch_size)  # the largest share's micro-batches
+    parts = [mine[k * batch_size:(k + 1) * batch_size] for k in range(count)]
+    return [(part, float(dist.world_size)) if part else ([rows[0]], 0.0) for part in parts]
+
+
+def _rank_loss_sum(net: Any, features: Sequence[Any], rows: Sequence[int], weight: float, pad: int, device: str,
+                   autocast: Any) -> tuple[torch.Tensor, int]:
+    """The summed answer NLL of ``rows`` (one micro-batch of :func:`_rank_micro_batches`) and their token count
+    (0 for a weight-0 row)."""
     inputs = collate([features[i] for i in rows], pad)
     with autocast:
         loss_sum = _answer_loss_sum(net, inputs, device)
     tokens = int(inputs.get("token_mask", inputs["attention_mask"]).sum()) if weight else 0
-    return loss_sum, weight, tokens
+    return loss_sum, tokens
 
 
 def _asks_to_stop(should_stop: Callable[[SFTProgress], bool], progress: SFTProgress, dist: Any) -> bool:
@@ -368,8 +376,9 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
 
     With ``output_dir`` the run writes ``config.json``, ``training_log.jsonl`` and atomic checkpoints there and
     resumes from the latest checkpoint when rerun. Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the adapter
-    trains with DistributedDataParallel, each rank a share of every batch (``batch_size`` stays the global batch),
-    and only rank 0 writes; every rank resumes from the same checkpoint. ``eval_fn(lm, epoch) -> score`` (higher
+    trains with DistributedDataParallel, each rank a share of every optimizer step's examples or groups
+    (``batch_size * grad_accum`` stays the global step; ``batch_size`` bounds each forward pass), and only rank 0
+    writes; every rank resumes from the same checkpoint. ``eval_fn(lm, epoch) -> score`` (higher
     is better) runs after each epoch (on every rank); the best epoch's adapter is kept (``output_dir/best``) and
     returned. ``stop_after_steps`` ends the run early after that many optimizer steps in total (checkpointed), e.g.
     for time-boxed jobs; rerun to continue.
@@ -467,8 +476,9 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
             if step <= state.step:
                 continue
             n_answer = sum(target_count(features[i]) for batch in group for i in batch)
-            for batch in group:  # gradient accumulation: the step's loss is the mean over all its answer tokens
-                loss_sum, weight, tokens = _rank_loss_sum(net, features, batch, pad, device, autocast, dist)
+            # gradient accumulation: the step's loss is the mean over all its answer tokens
+            for rows, weight in _rank_micro_batches(group, dist, config.batch_size):
+                loss_sum, tokens = _rank_loss_sum(net, features, rows, weight, pad, device, autocast)
                 (loss_sum * weight / n_answer).backward()
                 loss_value = loss_sum.item() if weight else 0.0
                 if dist is not None:  # the whole batch's figures, for the log
