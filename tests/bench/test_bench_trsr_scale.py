@@ -122,12 +122,14 @@ def test_the_fusion_weight_is_chosen_on_validation_cases_and_never_sees_a_test_t
     monkeypatch.setattr(bench, "choose_weight", spy)
     test_cases = loo.eval_cases("test")
     data = SimpleNamespace(split=loo, test=SimpleNamespace(case=np.arange(len(test_cases))),
-                           spec=SimpleNamespace(name="toy"))
+                           valid=SimpleNamespace(case=np.arange(4)), spec=SimpleNamespace(name="toy"))
     sizes = bench.dataclasses.replace(bench.QUICK, n_fusion_rows=10, n_rerank_rows=8, rerank_k=5,
                                       retrievers=("itemknn",))
     llm = {"hierarchical": SimpleNamespace(rank=lambda hs, ls: [np.linspace(0, 1, len(x)) for x in ls])}
     rows, choice = bench.two_stage(data, sizes, llm, {"itemknn": MODELS["itemknn"]().fit(loo)}, log=lambda *a: None)
     assert len(seen) == 1 and len(seen[0]) == 10
+    valid_cases = loo.eval_cases("valid")  # the benchmark's validation rows first (their summaries exist)
+    assert set(map(int, valid_cases.users[:4])) <= set(map(int, seen[0].users))
     test_target = {int(u): set(map(int, t)) for u, t in zip(test_cases.users, test_cases.targets)}
     valid = loo.eval_cases("valid")
     valid_target = {int(u): set(map(int, t)) for u, t in zip(valid.users, valid.targets)}

@@ -214,7 +214,8 @@ class LLMRanker:
             v_queries, v_cands, v_targets = valid
 
             def eval_fn(lm: CausalLM, epoch: int) -> float:
-                scores = self._score_with(self._for_scoring(lm), v_queries, v_cands)
+                # cached under the epoch's adapter: scoring the same rows with the trained ranker reads them back
+                scores = self._score_with(self._for_scoring(lm), v_queries, v_cands, cache=self.cache)
                 ranks = target_ranks_of(scores, v_targets)
                 value = float(sum((ranks <= k).mean() for k in (3, 5, 10)))
                 self.valid_scores_[epoch] = value

@@ -3,8 +3,11 @@
 Units: the lr choice (only when the runs have too few optimizer steps for the paper's lr), each SFT run (stored when
 its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes, injection and,
 for the first seed, the two-stage protocol; stored in the run store), and the learning curve. Times come from a
-short probe on this machine (:func:`probe_rates`): two grouped-SFT steps, one user's 21 candidates scored, a few
-summaries generated; summaries already cached are not detected, so their estimate is an upper bound.
+short probe on this machine (:func:`probe_rates`): two grouped-SFT steps, one user's 21 candidates and one
+single-candidate prompt scored, one batch of summaries at the benchmark's batch size. Summaries are counted as the
+distinct prompts every run needs (:func:`summary_prompt_count`: blocks shared between a user's training, validation
+and test histories are generated once); those already in the cache are not detected, so that estimate is an upper
+bound.
 """
 
 from __future__ import annotations
@@ -16,18 +19,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan"]
+__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "summary_prompt_count"]
 
 
 @dataclass(frozen=True)
 class Rates:
     """Measured seconds per training group (one optimizer pass over a user's 21 candidates), per scored candidate
-    and per generated summary prompt."""
+    (21 behind one shared prefix), per single-candidate prompt (the injection test) and per generated summary prompt
+    (in batches of ``summary_batch``)."""
 
     sft_group_s: float
     score_candidate_s: float
     summary_prompt_s: float
     load_average: float = float("nan")  # 1-minute load average when the probe ended
+    score_prompt_s: float = float("nan")
+    summary_batch: int = 2
+
+    @property
+    def single_prompt_s(self) -> float:
+        """Seconds of a one-candidate prompt (21 candidates' worth when it was not probed)."""
+        return self.score_prompt_s if self.score_prompt_s == self.score_prompt_s else 21 * self.score_candidate_s
 
 
 @dataclass(frozen=True)
@@ -41,9 +52,9 @@ class Unit:
 
 
 def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False) -> Rates:
-    """Time 2 grouped-SFT steps, scoring one user's 21 candidates and 2 summaries on this machine, with prompts of
-    the benchmark's shape (real item texts and histories of ``data``, a summary of ``sizes.summary_tokens``
-    tokens)."""
+    """Time 2 grouped-SFT steps, scoring one user's 21 candidates and one single-candidate prompt, and one batch of
+    ``sizes.gen_batch`` summary prompts on this machine, with prompts of the benchmark's shape (real item texts and
+    histories of ``data``, a summary of ``sizes.summary_tokens`` tokens)."""
     import tempfile
 
     from recllm.bench.trsr.run import bench_trsr_config
@@ -84,13 +95,20 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     start = time.perf_counter()
     scorer.score(q[1:], c[1:], use_cache=False)
     score_s = (time.perf_counter() - start) / len(c[1])
-    hists = [np.asarray(h)[-5:] for h in data.test.histories[:2]]  # one block each: one prompt per history
+    start = time.perf_counter()
+    scorer.score(q[:1], [c[0][:1]], use_cache=False)
+    prompt_s = time.perf_counter() - start
+    batch = min(sizes.gen_batch, config.summarizer.chunk_size)  # the prompts one generate call of the run holds
+    # one block each (one prompt per history), from the users with the longest histories (full blocks)
+    order = np.argsort([-len(h) for h in data.test.histories], kind="stable")[:batch]
+    hists = [np.asarray(data.test.histories[i])[-5:] for i in order]
     start = time.perf_counter()
     done = summarize_histories(summarizer, hists, texts, config.summarizer, cache=None, show_progress=False)
     summary_s = (time.perf_counter() - start) / max(done.prompts, 1)
     import os
 
-    return Rates(sft_s, score_s, summary_s, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
+    return Rates(sft_s, score_s, summary_s, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+                 prompt_s, len(hists))
 
 
 def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False, log: Any = print) -> Rates:
@@ -100,14 +118,15 @@ def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = F
 
     from recllm.utils import cache_dir, write_json_atomic
 
-    key = f"{summarizer.fingerprint}|{sizes.summary_tokens}|{os.cpu_count()}"
+    key = f"{summarizer.fingerprint}|{sizes.summary_tokens}|{sizes.gen_batch}|{os.cpu_count()}|v2"
     import hashlib
 
     path = cache_dir("trsr", "plan") / f"rates-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         log(f"[trsr] throughput probe reused from {path}")
         return Rates(**json.loads(path.read_text(encoding="utf-8")))
-    log("[trsr] probing this machine (2 grouped-SFT steps, one user's candidates scored, 2 summaries) ...")
+    log(f"[trsr] probing this machine (2 grouped-SFT steps, one user's candidates scored, a batch of "
+        f"{sizes.gen_batch} summaries) ...")
     start = time.perf_counter()
     rates = probe_rates(summarizer, data, sizes, show_progress)
     log(f"[trsr] probe took {time.perf_counter() - start:.0f} s")
@@ -115,16 +134,28 @@ def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = F
     return rates
 
 
-def _summary_prompts(histories: list[np.ndarray], segment: Any) -> int:
-    """Generation prompts of the hierarchical and recurrent summaries of ``histories`` (upper bound: shared or
-    cached blocks are counted again)."""
+def summary_prompt_count(hierarchical: list[np.ndarray], recurrent: list[np.ndarray], segment: Any) -> int:
+    """Distinct generation prompts of the hierarchical summaries of ``hierarchical`` and the recurrent ones of
+    ``recurrent`` (histories of item indices): a block summary per distinct block (the recurrent first step is the
+    same prompt), a merge per distinct block sequence of two or more blocks, a recurrent step per distinct block
+    prefix of two or more blocks. Identical prompts are generated once (the summary cache), so this is what a run
+    generates when nothing is cached yet."""
     from recllm.trsr.segment import segment_history
 
-    total = 0
-    for h in histories:
-        blocks = len(segment_history(h, segment))
-        total += blocks + (1 if blocks > 1 else 0) + (blocks - 1)  # hierarchical blocks + merge; recurrent steps
-    return total
+    keys: set[tuple] = set()
+    for mode, histories in (("hierarchical", hierarchical), ("recurrent", recurrent)):
+        for h in histories:
+            blocks = tuple(tuple(int(i) for i in b) for b in segment_history(h, segment))
+            if not blocks:
+                continue
+            if mode == "hierarchical":
+                keys.update(("block", b) for b in blocks)
+                if len(blocks) > 1:
+                    keys.add(("merge", blocks))
+            else:
+                keys.add(("block", blocks[0]))
+                keys.update(("recurrent", blocks[:k + 1]) for k in range(1, len(blocks)))
+    return len(keys)
 
 
 def _sft_done(folder: Any) -> bool:
@@ -137,13 +168,16 @@ def _sft_done(folder: Any) -> bool:
 
 
 def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stored_part: dict[int, bool],
-               curve_stored: bool, summarizer: Any, cache: Any = None) -> list[Unit]:
+               curve_stored: bool, summarizer: Any, cache: Any = None, rescore_faster: bool = False) -> list[Unit]:
     """The units of one data set in the order the benchmark runs them.
 
     ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed when the step count asks
-    for them); ``stored_part``: seed -> whether its part is in the run store."""
-    from recllm.bench.trsr.run import MODES, Fitter, curve_points, optimizer_steps
+    for them); ``stored_part``: seed -> whether its part is in the run store; ``rescore_faster``: the faster scoring
+    precision differs from the headline's, so every fine-tuned run's test rows are scored a second time."""
+    from recllm.bench.trsr.run import (Fitter, curve_points, fusion_rows, optimizer_steps, seed_modes,
+                                       validates)
     from recllm.bench.trsr.scale import lr_candidates
+    from recllm.trsr.pipeline import training_cases
 
     name, units = data.spec.name, []
     fitter = Fitter(data, sizes, summarizer, cache, None)
@@ -152,53 +186,69 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     grid = lr_candidates(steps) if lr_choice is None else (float(lr_choice["lr"]),)
     fitter.lr = grid[0] if len(grid) == 1 else None
     cand = 1 + 20
-    valid_s = sizes.n_valid_rows * cand * rates.score_candidate_s
+    valid_s = len(data.valid) * cand * rates.score_candidate_s  # once per epoch, where the run validates
 
-    def sft_seconds(groups: int) -> float:
-        return groups * base.sft.epochs * rates.sft_group_s + base.sft.epochs * valid_s
+    def cases(seed: int, users: int | None = None) -> Any:
+        return training_cases(data.split, users or data.train.users, data.train.targets_per_user, seed,
+                              data.test.users)
 
     def sft_unit(label: str, config: Any, groups: int) -> Unit:
+        seconds = groups * config.sft.epochs * rates.sft_group_s
+        if validates(config):
+            seconds += config.sft.epochs * valid_s
         return Unit(name, f"SFT {label} ({groups} groups, lr {config.sft.learning_rate:g})",
-                    _sft_done(fitter.run_dir(label, config)), sft_seconds(groups))
+                    _sft_done(fitter.run_dir(label, config)), seconds)
 
-    histories = list(data.valid.histories) + list(data.test.histories)
-    segment = base.summarizer.segment
-    from recllm.trsr.pipeline import training_cases
-
-    cases = training_cases(data.split, data.train.users, data.train.targets_per_user, 0, data.test.users)
-    units.append(Unit(name, f"summaries (<= {_summary_prompts(histories + list(cases.histories), segment)} "
-                      "prompts; cached ones are reused)", False,
-                      _summary_prompts(histories + list(cases.histories), segment) * rates.summary_prompt_s))
+    # summaries: every history a run summarises, each distinct prompt once
+    valid_cases = data.split.eval_cases("valid")
+    fusion = valid_cases.subset(fusion_rows(data.valid.case, len(valid_cases), sizes.n_fusion_rows))
+    shared = list(data.valid.histories) + list(data.test.histories)
+    hier, recurrent = shared + list(fusion.histories), list(shared)
+    points = [n for n in curve_points(sizes, data) if n != data.train.users]
+    for n in points:
+        hier += list(cases(0, n).histories)
+    for position, seed in enumerate(sizes.seeds):
+        modes, _ = seed_modes(sizes, position)
+        train = list(cases(seed).histories)
+        hier += train
+        if any(m == "recurrent" for m, _ in modes):
+            recurrent += train
+    prompts = summary_prompt_count(hier, recurrent, base.summarizer.segment)
+    units.append(Unit(name, f"summaries ({prompts} distinct prompts at batch {rates.summary_batch}; cached ones "
+                      "are reused)", False, prompts * rates.summary_prompt_s))
     if len(grid) > 1:
         for lr in grid:
             cfg = fitter.config("hierarchical", 0, lr=lr)
             units.append(sft_unit("hierarchical-seed0", cfg, data.train.groups))
-    test_s = sizes.n_test_rows * (cand + 1) * rates.score_candidate_s  # + the injected negative
-    two_stage_s = 2 * (sizes.n_fusion_rows + sizes.n_rerank_rows) * sizes.rerank_k * rates.score_candidate_s
+    test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
+    injection_s = len(data.test) * rates.single_prompt_s  # one attacked negative per row, behind its own prefix
+    two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k
+                   * rates.score_candidate_s)
+    speed_s = sizes.speed_rows * cand * (rates.score_candidate_s + rates.single_prompt_s)  # with and without sharing
     for position, seed in enumerate(sizes.seeds):
-        part_s = 0.0
-        runs = [(f"{mode}-seed{seed}", fitter.config(mode, seed)) for mode, _ in MODES]
-        if sizes.mitigation_seeds is None or position < sizes.mitigation_seeds:
+        modes, hardened = seed_modes(sizes, position)
+        part_s = sizes.sasrec_seconds
+        runs = [(f"{mode}-seed{seed}", fitter.config(mode, seed)) for mode, _ in modes]
+        if hardened:
             runs.append((f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
                                                                inject_fraction=0.5)))
         for label, cfg in runs:
             units.append(sft_unit(label, cfg, data.train.groups))
-            part_s += test_s
-        if position == 0:
-            part_s += test_s + two_stage_s + 2 * sizes.sasrec_seconds  # zero-shot, two-stage, LEARN
-        units.append(Unit(name, f"part seed {seed} (baselines, scoring, injection"
-                          + (", zero-shot, two-stage)" if position == 0 else ")"),
-                          stored_part.get(seed, False), part_s + sizes.sasrec_seconds))
-    for n in curve_points(sizes, data):
-        if n == data.train.users:
-            continue  # the headline seed-0 runs are the curve's full-size point
+            part_s += test_s + (injection_s if cfg.summarizer.mode == "hierarchical" else 0.0)
+        if position == 0:  # zero-shot (and its injection), prefix-sharing speed, two-stage (+ LEARN's fit)
+            part_s += test_s + injection_s + speed_s + two_stage_s + sizes.sasrec_seconds
+        what = ", ".join(m for m, _ in modes) + (", hardened" if hardened else "")
+        units.append(Unit(name, f"part seed {seed} (baselines; test scoring of {what}; injection"
+                          + ("; zero-shot, two-stage)" if position == 0 else ")"),
+                          stored_part.get(seed, False), part_s))
+    for n in points:
         size = dataclasses.replace(data.train, users=n)
-        groups = len(training_cases(data.split, n, size.targets_per_user, 0, data.test.users))
+        groups = len(cases(0, n))
         for mode in ("hierarchical", "none"):
             unit = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, train=size), groups)
             units.append(dataclasses.replace(unit, name=f"curve: {unit.name}, {n} users"))
-    units.append(Unit(name, "learning curve (validation scoring)", curve_stored,
-                      len(curve_points(sizes, data)) * 2 * valid_s))
+    units.append(Unit(name, "learning curve (validation R@5 read back from the SFT runs' cached validation scores)",
+                      curve_stored, 0.0))
     return units
 
 
@@ -211,8 +261,9 @@ def format_plan(units: list[Unit], rates: Rates) -> str:
 
     lines = [f"measured here (load average {rates.load_average:.1f} on {os.cpu_count()} CPUs while probing: a busier machine "
              f"measures slower): {rates.sft_group_s:.2f} s per training group (21 candidates), "
-             f"{1 / rates.score_candidate_s:.1f} candidates/s scored, {rates.summary_prompt_s:.2f} s per summary "
-             "prompt (batch of 2; the benchmark batches 32, so summaries are overestimated)"]
+             f"{1 / rates.score_candidate_s:.1f} candidates/s scored, {rates.single_prompt_s:.2f} s per "
+             f"single-candidate prompt, {rates.summary_prompt_s:.2f} s per summary prompt (batch of "
+             f"{rates.summary_batch})"]
     left = 0.0
     for u in units:
         if not u.stored:
@@ -235,7 +286,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, prepare, resolve_sizes)
     from recllm.data import data_files
     from recllm.llm import load_causal_lm, resolve_dtype
-    from recllm.llm.precision import check_dtype
+    from recllm.llm.precision import TRAINING_DTYPE, check_dtype
 
     check_dtype(score_dtype, "--score-dtype")
     sizes = resolve_sizes(quick, seeds)
@@ -263,6 +314,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
                                                                  summarizer.fingerprint) in store
         curve = chosen is not None and _unit_key("bench-trsr-curve", spec, sizes, sha, summarizer.fingerprint,
                                                  lr=chosen) in store
-        units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer)
+        units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer,
+                            rescore_faster=faster != TRAINING_DTYPE)
     log(format_plan(units, rates))
     return 0

@@ -62,7 +62,8 @@ class BenchSizes:
     ``n_fusion_rows`` validation users; ``curve_users`` are the learning curve's training-user counts (those above
     the data set's users are left out); ``retrievers`` the two-stage retriever candidates; ``epochs`` None keeps
     :func:`recllm.trsr.ranker.ranker_sft_config`'s; the hardened ranker is trained for the first
-    ``mitigation_seeds`` seeds (None: every seed).
+    ``mitigation_seeds`` seeds, the recurrent-summary ranker (an ablation) for the first ``recurrent_seeds`` (None:
+    every seed); ``two_stage_modes`` are the seed-0 rankers that rerank the retriever's top ``rerank_k``.
     """
 
     n_train_users: int
@@ -81,6 +82,8 @@ class BenchSizes:
     rerank_k: int = 50
     gen_batch: int = 32  # generation batch cap (memory may allow fewer); one summariser chunk is 32 prompts
     mitigation_seeds: int | None = None
+    recurrent_seeds: int | None = None
+    two_stage_modes: tuple[str, ...] = ("hierarchical", "none")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -91,10 +94,13 @@ class BenchSizes:
             elif f.name == "curve_users":
                 if any(not isinstance(v, int) or v < 1 for v in value):
                     raise ValueError(f"BenchSizes.curve_users must be positive integers, got {value!r}")
+            elif f.name == "two_stage_modes":
+                if not value or any(v not in ("hierarchical", "recurrent", "none") for v in value):
+                    raise ValueError(f"BenchSizes.two_stage_modes must name summary modes, got {value!r}")
             elif f.name == "retrievers":
                 if not value or any(v not in RETRIEVERS for v in value):
                     raise ValueError(f"BenchSizes.retrievers must name some of {sorted(RETRIEVERS)}, got {value!r}")
-            elif f.name in ("epochs", "mitigation_seeds") and value is None:
+            elif f.name in ("epochs", "mitigation_seeds", "recurrent_seeds") and value is None:
                 continue
             elif not value or value < 0:
                 raise ValueError(f"BenchSizes.{f.name} must be positive, got {value!r}")
@@ -120,8 +126,12 @@ QUICK = BenchSizes(n_train_users=4, n_valid_rows=4, n_test_rows=6, n_rerank_rows
                    seeds=(0,), sasrec_seconds=10, speed_rows=2, min_candidates=4 * 21, n_fusion_rows=4,
                    curve_users=(2,), retrievers=("itemknn", "sasrec"))
 # The paper's scale (about 10k labelled candidates per ranker), 3 seeds; hours on 2 cores: `--plan` estimates them.
+# The recurrent-summary ranker (an ablation of the summariser) is trained on the first seed only: two SFT runs less
+# per data set; the two-stage protocol reranks with the hierarchical ranker only (each ranker costs 20k scored
+# candidates there). Both are listed as departures in the report; the hardened ranker keeps every seed (issue 18).
 FULL = BenchSizes(n_train_users=500, n_valid_rows=100, n_test_rows=300, n_rerank_rows=300, summary_tokens=48,
-                  seeds=(0, 1, 2), sasrec_seconds=90, speed_rows=6)
+                  seeds=(0, 1, 2), sasrec_seconds=90, speed_rows=6, recurrent_seeds=1,
+                  two_stage_modes=("hierarchical",))
 # no fixed lr: the paper's (ranker_sft_config) where a run has enough optimizer steps, else chosen on validation
 BENCH_LR = None
 
@@ -242,9 +252,23 @@ def train_size(split: Split, sizes: BenchSizes) -> TrainingSize:
     return training_size_of_split(split, sizes.n_train_users, 20, sizes.min_candidates)
 
 
+def seed_modes(sizes: BenchSizes, position: int) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The summary modes ``(mode, label)`` fine-tuned for the seed at ``position`` of the benchmark's seed list,
+    and whether its hardened ranker is trained (``recurrent_seeds`` / ``mitigation_seeds``: the first that many
+    seeds; None: every seed)."""
+    recurrent = sizes.recurrent_seeds is None or position < sizes.recurrent_seeds
+    hardened = sizes.mitigation_seeds is None or position < sizes.mitigation_seeds
+    return tuple(m for m in MODES if recurrent or m[0] != "recurrent"), hardened
+
+
+# which runs exist and which rankers rerank: not what one SFT run does (kept out of its folder's key)
+_WHICH_RUNS = ("seeds", "mitigation_seeds", "recurrent_seeds", "two_stage_modes")
+
+
 def _shape(sizes: BenchSizes) -> dict[str, Any]:
-    """What one run does, without which runs exist (the seed list and the mitigation count)."""
-    return {k: v for k, v in dataclasses.asdict(sizes).items() if k not in ("seeds", "mitigation_seeds")}
+    """What one run does, without which runs exist (the seed list, the mitigation / recurrent counts, the
+    two-stage rankers)."""
+    return {k: v for k, v in dataclasses.asdict(sizes).items() if k not in _WHICH_RUNS}
 
 
 def merge_parts(parts: list[dict]) -> dict:
@@ -258,7 +282,7 @@ def merge_parts(parts: list[dict]) -> dict:
 
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray) -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes."""
-    # the seed list and the mitigation count only say which runs exist, not what one run does
+    # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
     key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
@@ -311,7 +335,17 @@ class Fitter:
         ranker_lm = load_trainable_lm(self.summarizer_lm.name) if config.fine_tune else self.summarizer_lm
         model = TRSR(self.summarizer_lm, ranker_lm, config, cache=self.cache,
                      output_dir=self.run_dir(label, config), show_progress=self.show_progress)
-        return model.fit(self.data.split, valid=self.data.valid, prefer_users=self.data.test.users)
+        valid = self.data.valid if validates(config) else None
+        return model.fit(self.data.split, valid=valid, prefer_users=self.data.test.users)
+
+
+def validates(config: TRSRConfig) -> bool:
+    """Whether a fine-tuned run scores the validation rows: when they choose something (the epoch, with more than
+    one; the lr, on seed 0's hierarchical runs) or feed the learning curve (seed 0, hierarchical and no-summary,
+    unhardened). Its scores are cached, so the curve reads them back instead of scoring the rows again."""
+    curve = (config.seed == 0 and config.summarizer.mode in ("hierarchical", "none") and not config.ranker.guarded
+             and config.inject_fraction == 0.0)
+    return config.fine_tune and (config.sft.epochs > 1 or curve)
 
 
 def valid_recall(model: TRSR, valid: SampledCandidates, k: int = 5) -> float:
@@ -411,8 +445,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
 
     ``first_position`` is the position of ``sizes.seeds[0]`` in the whole benchmark's seed list: the
     seed-independent methods (popularity, item-kNN, zero-shot), the two-stage protocol, the speed measurement
-    and the examples run at position 0 only, the hardened ranker below ``sizes.mitigation_seeds`` (every seed when
-    None). So the benchmark can run (and store) one seed at a time and merge the parts (:func:`merge_parts`).
+    and the examples run at position 0 only, the hardened and recurrent rankers as :func:`seed_modes` says. So the
+    benchmark can run (and store) one seed at a time and merge the parts (:func:`merge_parts`).
     Headline scores are in the training precision; ``score_dtype`` is the faster precision compared with them
     where the machine offers one (default "auto": the machine's).
     """
@@ -471,9 +505,9 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
     if primary:
         zero = fitter.fit("zero-shot", fitter.config("hierarchical", 0, fine_tune=False))
         evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
-    hardened_seeds = len(sizes.seeds) + first_position if sizes.mitigation_seeds is None else sizes.mitigation_seeds
     for seed_index, seed in enumerate(sizes.seeds, start=first_position):
-        for mode, label in MODES:
+        modes, hardened_too = seed_modes(sizes, seed_index)
+        for mode, label in modes:
             model = fitter.fit(f"{mode}-seed{seed}", fitter.config(mode, seed))
             evaluate_llm(label, model, seed, injection=mode == "hierarchical")
             if seed_index == 0:
@@ -482,7 +516,7 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
                 out["speed"] = prefix_speed(model, test, sizes.speed_rows)
                 out["summary_stats"] = summary_stats(model, test)
                 out["examples"] = examples(summarizer_lm, model, spec, sizes, test, cache, show_progress)
-        if seed_index < hardened_seeds:
+        if hardened_too:
             hardened = fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
                                                                         inject_fraction=0.5))
             evaluate_llm(HARDENED, hardened, seed, True)
@@ -504,18 +538,25 @@ def choose_weight(retriever: Recommender, rerank: Any, cases: Any, split: Split,
     return pick_weight(curve), curve
 
 
+def fusion_rows(valid_rows: np.ndarray, n_cases: int, n: int, seed: int = 7) -> np.ndarray:
+    """The validation cases that choose the fusion weight: the benchmark's validation rows first (their summaries
+    are made already), topped up with a seeded sample of the other validation cases; sorted."""
+    first = np.unique(np.asarray(valid_rows, dtype=np.int64))[:n]
+    rest = np.setdiff1d(np.arange(n_cases), first)
+    more = np.random.default_rng(seed).choice(rest, size=min(n - first.size, rest.size), replace=False)
+    return np.sort(np.r_[first, more].astype(np.int64))
+
+
 def two_stage(data: Prepared, sizes: BenchSizes, llm: dict[str, TRSR], fitted: dict[str, Recommender],
               show_progress: bool = False, log: Any = print) -> tuple[list[dict], dict]:
-    """The two-stage protocol on seed 0's hierarchical and no-summary rankers: the retriever with the best
+    """The two-stage protocol on seed 0's rankers of ``sizes.two_stage_modes``: the retriever with the best
     validation NDCG@10 among ``sizes.retrievers``, then per ranker the fusion weight with the best NDCG@10 on
     ``n_fusion_rows`` validation users (the test users are not looked at), then on ``n_rerank_rows`` test users
     the retriever alone, the LLM rerank of its top ``rerank_k`` and the fused score. Returns the rows and the
-    choices (validation figures included)."""
+    choices (validation figures included). The fusion users are the validation rows (:func:`fusion_rows`)."""
     split, k = data.split, sizes.rerank_k
-    rng = np.random.default_rng(7)
     valid_cases = split.eval_cases("valid")
-    fusion_rows = np.sort(rng.choice(len(valid_cases), min(sizes.n_fusion_rows, len(valid_cases)), replace=False))
-    fusion_cases = valid_cases.subset(fusion_rows)
+    fusion_cases = valid_cases.subset(fusion_rows(data.valid.case, len(valid_cases), sizes.n_fusion_rows))
     test_cases = split.eval_cases("test").subset(data.test.case[: sizes.n_rerank_rows])
     validation = {}
     models = {}
@@ -532,8 +573,8 @@ def two_stage(data: Prepared, sizes: BenchSizes, llm: dict[str, TRSR], fitted: d
     base = RETRIEVERS[best]
     rows = [_method_row(f"{base} alone", evaluate_full_ranking(retriever, test_cases, ks=(10,),
                                                                 show_progress=False), 0)]
-    for mode, label in (MODES[0], MODES[2]):
-        if mode not in llm:
+    for mode, label in MODES:
+        if mode not in llm or mode not in sizes.two_stage_modes:
             continue
         rerank = MemoRerank(llm[mode].rank)
         w, curve = choose_weight(retriever, rerank, fusion_cases, split, k)
@@ -647,9 +688,13 @@ def _from_json(stored: Any) -> dict | None:
 def _part_key(spec: DatasetSpec, sizes: BenchSizes, data_sha: str, seed: int, position: int, lr: float,
               faster: str, model: str) -> str:
     """What one stored part of a data set computes (its seed, its role in the seed list, every setting)."""
-    hardened = sizes.mitigation_seeds is None or position < sizes.mitigation_seeds
+    modes, hardened = seed_modes(sizes, position)
+    more: dict[str, Any] = {} if len(modes) == len(MODES) else {"modes": [m for m, _ in modes]}
+    default = next(f.default for f in dataclasses.fields(BenchSizes) if f.name == "two_stage_modes")
+    if position == 0 and tuple(sizes.two_stage_modes) != default:  # keys of parts stored before stay valid
+        more["two_stage"] = list(sizes.two_stage_modes)
     return run_key(task="bench-trsr", data=data_sha, dataset=dataclasses.asdict(spec), shape=_shape(sizes),
-                   seed=seed, primary=position == 0, hardened=hardened, lr=lr, faster=faster, model=model)
+                   seed=seed, primary=position == 0, hardened=hardened, lr=lr, faster=faster, model=model, **more)
 
 
 def _unit_key(task: str, spec: DatasetSpec, sizes: BenchSizes, data_sha: str, model: str, **more: Any) -> str:

@@ -1,0 +1,213 @@
+"""What keeps `recllm bench trsr` finishable: every summary prompt, SFT run and candidate score is made once, and the
+plan counts only the work the benchmark does (no full language model; a tiny one where a ranker is fitted)."""
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import recllm.bench.trsr.run as bench
+from recllm.bench.trsr.plan import Rates, plan_units, summary_prompt_count
+from recllm.trsr.segment import SegmentConfig
+
+
+def test_summary_prompt_count_counts_shared_blocks_once():
+    seg = SegmentConfig(block_size=5, max_blocks=5)
+    h = np.arange(12)  # blocks [0-4] [5-9] [10 11]
+    longer = np.arange(13)  # the same user one interaction later: only the newest block changes
+    assert summary_prompt_count([h], [], seg) == 3 + 1  # three blocks and the merge
+    assert summary_prompt_count([h, longer], [], seg) == 4 + 2  # one new block, one new merge
+    assert summary_prompt_count([h], [h], seg) == 4 + 2  # recurrent: step 1 is block 1's prompt, then 2 steps
+    assert summary_prompt_count([np.arange(3)], [np.arange(3)], seg) == 1  # one block: one prompt for both modes
+    assert summary_prompt_count([h, h], [], seg) == 4
+
+
+def test_summary_prompt_count_is_what_the_summariser_generates(monkeypatch, tmp_path):
+    """Against summarize_histories with a shared cache: each distinct prompt's text is distinct, so the count is
+    exact."""
+    import recllm.trsr.summarize as summarize
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.llm.cache import DiskCache
+
+    made: dict[str, str] = {}
+    monkeypatch.setattr(summarize, "generate",
+                        lambda lm, texts, **k: [made.setdefault(t, f"summary {len(made)}") for t in texts])
+    rng = np.random.default_rng(0)
+    base = [rng.choice(40, size=n, replace=False) for n in (3, 7, 12, 18, 26, 31)]
+    histories = base + [np.r_[b, 40 + i] for i, b in enumerate(base)] + [b[:-1] for b in base]
+    lm, cache = tiny_causal_lm(), DiskCache(tmp_path / "c.sqlite")
+    texts = [f"item {i}" for i in range(50)]
+    seg = SegmentConfig(block_size=5, max_blocks=5)
+    generated = 0
+    for mode, hs in (("hierarchical", histories), ("recurrent", histories[:9])):
+        cfg = summarize.SummarizerConfig(mode=mode, max_new_tokens=4, segment=seg)
+        generated += summarize.summarize_histories(lm, hs, texts, cfg, cache=cache, show_progress=False).generated
+    assert generated == len(made) == summary_prompt_count(histories, histories[:9], seg)
+
+
+def test_seed_modes_drop_recurrent_after_its_seeds_and_keep_hardened():
+    sizes = dataclasses.replace(bench.FULL, recurrent_seeds=1)
+    assert [m for m, _ in bench.seed_modes(sizes, 0)[0]] == ["hierarchical", "recurrent", "none"]
+    for position in (1, 2):
+        modes, hardened = bench.seed_modes(sizes, position)
+        assert [m for m, _ in modes] == ["hierarchical", "none"] and hardened
+    assert len(bench.seed_modes(dataclasses.replace(sizes, recurrent_seeds=None), 2)[0]) == 3
+    with pytest.raises(ValueError, match="recurrent_seeds"):
+        dataclasses.replace(sizes, recurrent_seeds=0)
+    # a part that trains fewer modes is another stored unit; a part that trains all keeps its key
+    key = lambda s, position: bench._part_key(bench.DATASETS[0], s, "sha", position, position, 1e-4, "float32", "m")
+    assert key(sizes, 1) != key(dataclasses.replace(sizes, recurrent_seeds=None), 1)
+    assert key(sizes, 0) == key(dataclasses.replace(sizes, recurrent_seeds=None), 0)
+
+
+def test_only_runs_whose_validation_chooses_or_feeds_the_curve_score_it():
+    sizes, spec = bench.FULL, bench.DATASETS[1]
+    cfg = lambda mode, seed, **kw: bench.bench_trsr_config(mode, sizes, spec, seed, **kw)
+    assert bench.validates(cfg("hierarchical", 0)) and bench.validates(cfg("none", 0))
+    assert not bench.validates(cfg("hierarchical", 1)) and not bench.validates(cfg("recurrent", 0))
+    assert not bench.validates(cfg("hierarchical", 0, guarded=True, inject_fraction=0.5))
+    assert not bench.validates(cfg("hierarchical", 0, fine_tune=False))
+    assert bench.validates(bench.bench_trsr_config("recurrent", dataclasses.replace(sizes, epochs=2), spec, 1))
+
+
+def test_fusion_users_are_the_validation_rows_then_a_seeded_top_up():
+    rows = np.array([9, 2, 5])
+    assert bench.fusion_rows(rows, 20, 2).tolist() == [2, 5]
+    more = bench.fusion_rows(rows, 20, 6)
+    assert set(rows) <= set(more.tolist()) and more.size == 6 == np.unique(more).size
+    assert more.tolist() == sorted(more.tolist()) and more.tolist() == bench.fusion_rows(rows, 20, 6).tolist()
+    assert bench.fusion_rows(np.array([3, 1]), 4, 10).tolist() == [0, 1, 2, 3]  # every case when there are fewer
+
+
+class _Rows:
+    """The first ``n`` cases of a stage as the benchmark's fixed rows (random candidates, the target first)."""
+
+    def __init__(self, cases, n):
+        self.case, self.users, self.histories = np.arange(n), np.asarray(cases.users[:n]), list(cases.histories[:n])
+        self.candidates = np.random.default_rng(n).integers(0, 30, size=(n, 21))
+        self.positive = np.zeros(n, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.case)
+
+
+@pytest.fixture
+def toy_data(loo, monkeypatch, tmp_path):
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
+    sizes = dataclasses.replace(bench.QUICK, n_train_users=40, min_candidates=40 * 21, n_valid_rows=6, n_test_rows=8,
+                                n_fusion_rows=6, curve_users=(10, 20, 40), seeds=(0, 1, 2), recurrent_seeds=1)
+    data = SimpleNamespace(spec=bench.DATASETS[1], split=loo, train=bench.train_size(loo, sizes),
+                           valid=_Rows(loo.eval_cases("valid"), 6), test=_Rows(loo.eval_cases("test"), 8))
+    return data, sizes
+
+
+def test_plan_lists_each_sft_run_once_and_prices_what_the_benchmark_does(toy_data):
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32")
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32)
+    units = plan_units(data, sizes, rates, {"lr": 1e-4}, {}, False, lm)
+    sft = [u.name for u in units if u.name.startswith("SFT")]
+    assert not any("recurrent-seed1" in n or "recurrent-seed2" in n for n in sft)
+    assert sum("recurrent-seed0" in n for n in sft) == 1 and sum("hardened" in n for n in sft) == 3
+    assert len(sft) == len(set(sft)) == 3 * 3 + 1  # hierarchical, none, hardened per seed, recurrent once
+    curve = [u for u in units if u.name.startswith("curve:")]
+    assert sorted({int(u.name.split(", ")[-1].split()[0]) for u in curve}) == [10, 20]  # 40: the main runs
+    groups = data.train.groups
+    by_name = {u.name: u.seconds for u in units}
+    valid_s = len(data.valid) * 21 * 0.5
+    assert by_name[f"SFT hierarchical-seed1 ({groups} groups, lr 0.0001)"] == groups * 2.0  # does not validate
+    assert by_name[f"SFT hierarchical-seed0 ({groups} groups, lr 0.0001)"] == groups * 2.0 + valid_s
+    assert units[-1].name.startswith("learning curve") and units[-1].seconds == 0.0  # read back from the cache
+    summary = units[0]
+    assert summary.name.startswith("summaries (") and "batch 32" in summary.name
+    assert summary.seconds == 3.0 * int(summary.name.split("(")[1].split()[0])
+
+
+def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
+    """The learning curve's full-size point trains nothing: it fits the folders of the headline seed-0 runs."""
+    data, sizes = toy_data
+    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny"), None, 1e-4)
+    fitted = []
+
+    def fake_fit(label, config):
+        fitted.append(fitter.run_dir(label, config))
+        return SimpleNamespace(n_train_groups_=1, n_train_candidates_=21,
+                               rank=lambda hs, cs: [np.linspace(0, 1, len(c)) for c in cs])
+
+    monkeypatch.setattr(fitter, "fit", fake_fit)
+    rows = bench.learning_curve(fitter, log=lambda *a: None)
+    main = {fitter.run_dir(f"{m}-seed0", fitter.config(m, 0)) for m in ("hierarchical", "none")}
+    assert [r["users"] for r in rows] == [10, 10, 20, 20, 40, 40] and len(set(fitted)) == 6
+    assert main <= set(fitted)  # the same folders: a finished headline run is reloaded, not trained again
+    assert all(bench.validates(fitter.config(m, 0, train=dataclasses.replace(data.train, users=n)))
+               for m in ("hierarchical", "none") for n in (10, 20, 40))
+
+
+def test_validation_scores_are_cached_so_no_candidate_is_scored_twice(tmp_path, monkeypatch):
+    import recllm.llm.scoring as scoring
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.llm.cache import DiskCache
+    from recllm.llm.sft import LoRAConfig
+    from recllm.trsr.ranker import LLMRanker, RankerConfig, RankQuery, ranker_sft_config
+
+    calls = []
+    real = scoring.next_token_logprobs
+    monkeypatch.setattr(scoring, "next_token_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    q = [RankQuery(None, ("a film",)), RankQuery(None, ("a book",))]
+    cands = [["x", "y", "z"], ["u", "v", "w"]]
+    ranker = LLMRanker(tiny_causal_lm(), RankerConfig(n_recent=1, score_dtype="float32"),
+                       sft=ranker_sft_config(show_progress=False), lora=LoRAConfig(r=2, alpha=4),
+                       cache=DiskCache(tmp_path / "c.sqlite"), show_progress=False)
+    ranker.fit(q, cands, [[1, 0, 0], [0, 1, 0]], valid=(q, cands, [0, 1]))
+    assert len(calls) == 2 and ranker.valid_scores_  # the validation rows, scored once at the epoch's end
+    again = ranker.score(q, cands)
+    assert len(calls) == 2 and len(again) == 2  # the trained ranker reads them back
+
+
+def test_the_report_lists_the_departures_the_sizes_make():
+    from recllm.bench.trsr.report import departures
+
+    full = " ".join(departures(bench.FULL))
+    assert "recurrent-summary ranker" in full and "first 1 seed(s) only" in full and "up to 48 new tokens" in full
+    assert "validation has no epoch to choose" in full and "reranks with the hierarchical ranker only" in full
+    every = " ".join(departures(dataclasses.replace(bench.FULL, recurrent_seeds=None)))
+    assert "recurrent-summary ranker" not in every and "hardened ranker" not in every
+    assert "hardened ranker is trained for the first 2" in " ".join(
+        departures(dataclasses.replace(bench.FULL, mitigation_seeds=2)))
+
+
+def test_two_stage_reranks_with_the_configured_rankers_only_and_scores_each_list_once(loo):
+    from recllm.models import MODELS
+
+    scored = []
+
+    def ranker(name):
+        def rank(histories, lists):
+            scored.extend((name, tuple(map(int, h)), tuple(map(int, c))) for h, c in zip(histories, lists))
+            return [np.linspace(0, 1, len(x)) for x in lists]
+        return SimpleNamespace(rank=rank)
+
+    test_cases = loo.eval_cases("test")
+    data = SimpleNamespace(split=loo, test=SimpleNamespace(case=np.arange(len(test_cases))),
+                           valid=SimpleNamespace(case=np.arange(4)), spec=SimpleNamespace(name="toy"))
+    sizes = dataclasses.replace(bench.QUICK, n_fusion_rows=6, n_rerank_rows=5, rerank_k=5, retrievers=("itemknn",),
+                                two_stage_modes=("hierarchical",))
+    llm = {"hierarchical": ranker("hierarchical"), "none": ranker("none")}
+    rows, choice = bench.two_stage(data, sizes, llm, {"itemknn": MODELS["itemknn"]().fit(loo)}, log=lambda *a: None)
+    assert list(choice["weights"]) == ["LLM-TRSR hierarchical"] and len(rows) == 3
+    assert {s[0] for s in scored} == {"hierarchical"}
+    assert len(scored) == len(set(scored)) == 6 + 5  # every weight and both test rows reuse one pass per user
+
+
+def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypatch, tmp_path):
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
+    spec, users = bench.DATASETS[1], np.arange(3)
+    config = bench.bench_trsr_config("hierarchical", bench.FULL, spec, 0)
+    folder = lambda sizes: bench._run_dir(spec, "hierarchical-seed0", config, sizes, users)
+    same = dataclasses.replace(bench.FULL, recurrent_seeds=None, two_stage_modes=("hierarchical", "none"),
+                               mitigation_seeds=1, seeds=(0,))
+    assert folder(bench.FULL) == folder(same)
+    assert folder(bench.FULL) != folder(dataclasses.replace(bench.FULL, n_valid_rows=50))
+    key = lambda s: bench._part_key(spec, s, "sha", 0, 0, 1e-4, "float32", "m")
+    assert key(bench.FULL) != key(dataclasses.replace(bench.FULL, two_stage_modes=("hierarchical", "none")))
