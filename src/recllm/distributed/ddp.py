@@ -143,7 +143,8 @@ def main_process_first(dist: DistContext | None = None) -> Iterator[bool]:
 
     For one-off work whose results every rank needs and rank 0 stores where the others read them (LLM summaries in
     the shared ``DiskCache``): the other ranks wait at a :func:`barrier` until rank 0 is done, then run the same
-    body and find everything made. Outside torchrun the body just runs.
+    body and find everything made. Every rank must enter it, in the same order (it is a collective: a rank that
+    skips it leaves the others waiting). Outside torchrun the body just runs.
     """
     dist = dist if dist is not None else context()
     if dist is None:
