@@ -81,3 +81,13 @@ def test_trsr_engine_must_be_known():
     model.item_texts_ = ["an item"]
     with pytest.raises(UserInputError, match="unknown engine 'spark'.*TRSR.engine"):
         model.summarize([[0]])
+
+
+def test_trsr_params_include_the_engine():
+    from recllm.trsr.pipeline import TRSR
+
+    model = TRSR(None, None)
+    assert model.get_params()["engine"] == "local" and model.get_params()["ray_options"] is None
+    assert model.set_params(engine="ray").engine == "ray"
+    with pytest.raises(ValueError, match="no parameter 'engines'"):
+        model.set_params(engines="ray")

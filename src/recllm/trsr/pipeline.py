@@ -298,12 +298,18 @@ class TRSR:
         self.engine = engine
         self.ray_options = ray_options
 
+    _PARAMS = ("summarizer_lm", "ranker_lm", "config", "cache", "output_dir", "show_progress", "engine",
+               "ray_options")
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor parameters (scikit-learn semantics)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
     def set_params(self, **params: Any) -> TRSR:
         """Set constructor parameters (scikit-learn semantics); an unknown name is a ValueError."""
         for name, value in params.items():
-            if name not in ("summarizer_lm", "ranker_lm", "config", "cache", "output_dir", "show_progress",
-                            "engine", "ray_options"):
-                raise ValueError(f"TRSR has no parameter {name!r}")
+            if name not in self._PARAMS:
+                raise ValueError(f"TRSR has no parameter {name!r}; its parameters: {', '.join(self._PARAMS)}")
             setattr(self, name, value)
         return self
 
