@@ -13,26 +13,33 @@ from recllm.trsr.pipeline import training_cases
 from recllm.trsr.ranker import ranker_sft_config
 
 
-def test_a_data_set_with_many_users_needs_one_target_each():
+def test_a_data_set_with_many_users_needs_one_target_each_and_no_more_users_than_the_count():
     size = training_size([20 + i % 50 for i in range(610)], n_users=500, n_negatives=20, min_candidates=10_000)
-    assert (size.users, size.targets_per_user, size.groups, size.candidates) == (500, 1, 500, 10_500)
+    assert (size.users, size.targets_per_user, size.groups, size.candidates) == (477, 1, 477, 10_017)
+    capped = training_size([20] * 610, n_users=300, n_negatives=20, min_candidates=10_000)
+    assert (capped.users, capped.targets_per_user, capped.groups) == (239, 2, 478)  # 2 targets, fewest users
 
 
 def test_short_histories_get_more_targets_per_user_and_the_smallest_that_reaches_the_count():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 9, size=348)  # Amazon-like: few users, short histories
     size = training_size(lengths, n_users=500, n_negatives=20, min_candidates=10_000)
-    assert size.users == int((lengths >= 2).sum()) and size.candidates >= 10_000 and size.targets_per_user > 1
+    assert size.candidates >= 10_000 and size.targets_per_user > 1
     fewer = sum(min(size.targets_per_user - 1, n - 1) for n in lengths if n >= 2)
     assert fewer * 21 < 10_000  # one target fewer would not reach it
+    # the fewest users that reach it, counted on the shortest histories: one user fewer would not
+    cases = sorted(int(n) - 1 for n in lengths if n >= 2)
+    t = size.targets_per_user
+    assert sum(min(t, c) for c in cases[:size.users]) == size.groups >= 477
+    assert sum(min(t, c) for c in cases[:size.users - 1]) < 477 and size.users < len(cases)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_every_seeded_sample_of_users_reaches_the_count(loo, seed):
     size = training_size_of_split(loo, n_users=50, n_negatives=20, min_candidates=2_000)
     cases = training_cases(loo, size.users, size.targets_per_user, seed=seed)
-    assert np.unique(cases.users).size == 50 and len(cases) * 21 >= 2_000
-    assert size.targets_per_user == 2  # 50 users x 1 target give 1,050 candidates
+    assert np.unique(cases.users).size == size.users == 48 and len(cases) * 21 >= 2_000
+    assert size.targets_per_user == 2  # 50 users x 1 target give 1,050 candidates; 48 x 2 reach 2,000
 
 
 def test_too_few_interactions_for_the_count_is_one_line():

@@ -55,8 +55,9 @@ HARDENED = "LLM-TRSR hierarchical, hardened (quoted + injected negatives)"
 class BenchSizes:
     """How big a benchmark run is.
 
-    ``n_train_users`` training users give at least ``min_candidates`` labelled candidates (more targets per user
-    where the data set has fewer users, :func:`recllm.bench.trsr.scale.training_size`); ``n_valid_rows``
+    At most ``n_train_users`` training users give at least ``min_candidates`` labelled candidates (more targets per
+    user where the data set has fewer users, and no more users than the count needs:
+    :func:`recllm.bench.trsr.scale.training_size`); ``n_valid_rows``
     validation rows choose the epoch (and give the learning curve's R@5); ``n_test_rows`` test rows score the
     sampled protocol, ``n_rerank_rows`` of them the two-stage one, whose retriever and fusion weight are chosen on
     ``n_fusion_rows`` validation users; ``curve_users`` are the learning curve's training-user counts (those above
@@ -383,10 +384,9 @@ def decide_lr(fitter: Fitter, log: Any = print) -> dict:
 
 
 def curve_points(sizes: BenchSizes, data: Prepared) -> list[int]:
-    """The learning curve's training-user counts on a data set: ``curve_users`` up to its eligible users, and the
-    benchmark's own count."""
-    eligible = sum(1 for s in data.split.sequences("train").values() if len(s) >= 2)
-    return sorted({n for n in sizes.curve_users if n <= eligible} | {data.train.users})
+    """The learning curve's training-user counts on a data set: ``curve_users`` below the benchmark's own count
+    (each its own pair of SFT runs), and that count (the headline seed-0 runs, reused)."""
+    return sorted({n for n in sizes.curve_users if n < data.train.users} | {data.train.users})
 
 
 def learning_curve(fitter: Fitter, log: Any = print) -> list[dict]:

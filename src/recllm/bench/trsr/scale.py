@@ -1,7 +1,8 @@
 """How big the LLM-TRSR benchmark's training is, and the choices made from validation (pure functions).
 
 * :func:`training_size`: the training users and ``targets_per_user`` that give at least ``min_candidates``
-  labelled candidates (groups x (1 + negatives)) on a split, whichever users the seeded sample picks;
+  labelled candidates (groups x (1 + negatives)) on a split, whichever users the seeded sample picks, with as few
+  groups as that allows (SFT time grows with the groups);
 * :func:`optimizer_steps`, :func:`lr_candidates`, :func:`pick_lr`: the paper's lr when the run has enough optimizer
   steps for it, else a small grid decided once on validation;
 * :func:`pick_weight`: the fused two-stage weight, chosen on validation figures only.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from recllm.errors import UserInputError
 from recllm.llm.sft import SFTConfig
@@ -39,9 +42,11 @@ class TrainingSize:
 
 def training_size(history_lengths: Sequence[int], n_users: int, n_negatives: int = 20,
                   min_candidates: int = MIN_CANDIDATES, where: str = "training split") -> TrainingSize:
-    """The smallest ``targets_per_user`` that gives ``min_candidates`` labelled candidates from ``n_users`` users
-    (fewer when the split has fewer eligible users), counted on the users with the shortest train histories, so
-    every seeded sample of that many users reaches the count.
+    """The smallest ``targets_per_user`` that gives ``min_candidates`` labelled candidates from at most ``n_users``
+    users (fewer when the split has fewer eligible users), then the fewest users that still give them, counted on
+    the users with the shortest train histories, so every seeded sample of that many users reaches the count and no
+    run trains on many more groups than the count needs (e.g. 347 users x 2 targets would be 694 groups where 477
+    reach 10k candidates).
 
     ``history_lengths``: each user's number of train interactions; a user with ``n`` of them gives up to ``n - 1``
     cases (each earlier item a target with the history before it). Raises :class:`UserInputError` when even every
@@ -58,9 +63,11 @@ def training_size(history_lengths: Sequence[int], n_users: int, n_negatives: int
     need = math.ceil(min_candidates / (1 + n_negatives))
     most = max(shortest)
     for t in range(1, most + 1):
-        groups = sum(min(t, c) for c in shortest)
-        if groups >= need:
-            return TrainingSize(users, t, groups, groups * (1 + n_negatives))
+        reached = np.flatnonzero(np.cumsum([min(t, c) for c in shortest]) >= need)
+        if reached.size:
+            fewest = int(reached[0]) + 1
+            groups = sum(min(t, c) for c in shortest[:fewest])
+            return TrainingSize(fewest, t, groups, groups * (1 + n_negatives))
     raise UserInputError(f"{users} training users give at most {sum(shortest)} training groups "
                          f"({sum(shortest) * (1 + n_negatives)} labelled candidates), fewer than {min_candidates}",
                          where, "lower the labelled-candidate target or use more users")
