@@ -148,7 +148,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                         "over the generated answer and 32 observed quantiles of the column (expected), or over the "
                         "quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here (.json)")
-    add_engine_args(p, "the LLM imputer's fills (categorical scoring, number and text generation)")
+    add_engine_args(p, "the LLM imputer's fills (--method llm: cell scoring, number and text generation)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_impute)

@@ -139,7 +139,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     train.add_argument("--checkpoint-dir", default=None,
                        help="the towers' epoch checkpoints (new, empty, or an earlier run's): rerun the same command "
                             "with the same folder and an interrupted training resumes (also under torchrun)")
-    add_engine_args(train, "the item embeddings are computed")
+    add_engine_args(train, "the item embeddings")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_train)
 

@@ -195,7 +195,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     s.add_argument("--out", default=None, help="JSON-lines file (.jsonl; default: print); an existing file needs "
                    "--overwrite")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    add_engine_args(s, "the summaries are generated")
+    add_engine_args(s, "the summaries")
     s.set_defaults(func=_summarize)
     t = cmds.add_parser("train", help="LoRA-fine-tune the Yes/No ranker on a data set's leave-one-out split")
     _common(t)
@@ -208,7 +208,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     t.add_argument("--recent", type=positive_int, default=3, help="most recent items in the prompt")
     t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
     t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of negatives carrying an injection")
-    add_engine_args(t, "the summaries are generated")
+    add_engine_args(t, "the summaries")
     t.set_defaults(func=_train)
     r = cmds.add_parser("rank", help="evaluate a trained run on the fixed sampled test candidates")
     r.add_argument("--run", required=True, help="folder written by `recllm trsr train`")
