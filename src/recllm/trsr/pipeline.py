@@ -453,12 +453,15 @@ class TRSR:
             began = time.perf_counter()
             options = self.ray_options or RayOptions()
             ensure_ray(options)
+            import ray
+
+            # the ranker's weights go to Ray's object store once per fitted model and Ray session (not per call)
+            owner = (ranker.trained_lm_, reference, ray.get_runtime_context().get_job_id())
             shipped = self.__dict__.get("_shipped_ranker")
-            if shipped is None or shipped[0] is not ranker.trained_lm_ or shipped[1] != reference:
-                # the ranker's weights go to Ray's object store once per fitted model (not per rank call)
+            if shipped is None or shipped[0][0] is not owner[0] or shipped[0][1:] != owner[1:]:
                 ref = ship_model(ranker.trained_lm_, scoring=None if reference else (cfg.score_dtype, token_ids))
-                shipped = self._shipped_ranker = (ranker.trained_lm_, reference, ref)
-            logps = score_continuations_ray(shipped[2], [(prefix, conts) for _, prefix, conts, _ in todo],
+                shipped = self._shipped_ranker = (owner, ref)
+            logps = score_continuations_ray(shipped[1], [(prefix, conts) for _, prefix, conts, _ in todo],
                                             token_ids=token_ids, shared_prefix=shared,
                                             batch_size=cfg.score_batch_size, show_progress=self.show_progress,
                                             options=options)
