@@ -165,8 +165,8 @@ def _dataset_section(res: dict) -> str:
     s = res["summary"]
     lines.append(f"{s['users']} users, {s['items']} catalogue items ({s['interacted_items']} ever interacted), "
                  f"{s['interactions']} interactions; chronological leave-one-out. Test rows: {res['n_test']} "
-                 f"(seeded sample, the same rows for every method), validation rows for epoch choice: "
-                 f"{res['n_valid']}.")
+                 f"(seeded sample, the same rows for every method), validation rows (the learning curve; the epoch "
+                 f"or lr where there is a choice): {res['n_valid']}.")
     st = res.get("summary_stats") or {}
     if st:
         text = (f"Test histories: median {st['history_len_median']:.0f} items, {st['mean_blocks']:.2f} blocks of 5 "
