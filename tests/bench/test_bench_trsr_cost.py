@@ -121,7 +121,19 @@ def test_plan_lists_each_sft_run_once_and_prices_what_the_benchmark_does(toy_dat
     assert units[-1].name.startswith("learning curve") and units[-1].seconds == 0.0  # read back from the cache
     summary = units[0]
     assert summary.name.startswith("summaries (") and "batch 32" in summary.name
-    assert summary.seconds == 3.0 * int(summary.name.split("(")[1].split()[0])
+    count = int(summary.name.split("(")[1].split()[0])
+    assert summary.seconds == 3.0 * count
+    # what the runs summarise: hierarchical - test, validation (= fusion) rows, every seed's and curve point's
+    # training cases; recurrent - test rows and seed 0's training cases only (no recurrent run validates)
+    from recllm.trsr.pipeline import training_cases
+
+    cases = lambda seed, n=data.train.users: list(training_cases(data.split, n, data.train.targets_per_user, seed,
+                                                                 data.test.users).histories)
+    test, valid = list(data.test.histories), list(data.valid.histories)
+    seg = bench.bench_trsr_config("hierarchical", sizes, data.spec, 0).summarizer.segment
+    hier = test + valid + cases(0) + cases(1) + cases(2) + cases(0, 10) + cases(0, 20)
+    assert count == summary_prompt_count(hier, test + cases(0), seg) < summary_prompt_count(hier, test + valid
+                                                                                             + cases(0), seg)
 
 
 def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):

@@ -202,8 +202,9 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     # summaries: every history a run summarises, each distinct prompt once
     valid_cases = data.split.eval_cases("valid")
     fusion = valid_cases.subset(fusion_rows(data.valid.case, len(valid_cases), sizes.n_fusion_rows))
-    shared = list(data.valid.histories) + list(data.test.histories)
-    hier, recurrent = shared + list(fusion.histories), list(shared)
+    # test rows: every mode; validation rows: the runs that validate (the seed-0 hierarchical run always does)
+    hier = list(data.test.histories) + list(fusion.histories) + list(data.valid.histories)
+    recurrent = list(data.test.histories)
     points = [n for n in curve_points(sizes, data) if n != data.train.users]
     for n in points:
         hier += list(cases(0, n).histories)
@@ -213,6 +214,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
         hier += train
         if any(m == "recurrent" for m, _ in modes):
             recurrent += train
+            if validates(fitter.config("recurrent", seed)):
+                recurrent += list(data.valid.histories)
     prompts = summary_prompt_count(hier, recurrent, base.summarizer.segment)
     units.append(Unit(name, f"summaries ({prompts} distinct prompts at batch {rates.summary_batch}; cached ones "
                       "are reused)", False, prompts * rates.summary_prompt_s))
