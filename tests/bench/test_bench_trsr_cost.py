@@ -223,3 +223,21 @@ def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypa
     assert folder(bench.FULL) != folder(dataclasses.replace(bench.FULL, n_valid_rows=50))
     key = lambda s: bench._part_key(spec, s, "sha", 0, 0, 1e-4, "float32", "m")
     assert key(bench.FULL) != key(dataclasses.replace(bench.FULL, two_stage_modes=("hierarchical", "none")))
+
+
+def test_a_probe_from_a_saturated_machine_is_taken_again_when_it_calms_down(monkeypatch, tmp_path):
+    import recllm.bench.trsr.plan as plan
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
+    probes, load = [], [12.0]
+    monkeypatch.setattr(plan, "_load_average", lambda: load[0])
+    monkeypatch.setattr(plan, "probe_rates", lambda *a: probes.append(load[0]) or Rates(9.0, 1.0, 5.0, load[0]))
+    args = (SimpleNamespace(fingerprint="tiny"), None, bench.QUICK)
+    assert plan.cached_rates(*args, log=lambda *a: None).load_average == 12.0
+    load[0] = 8.0
+    assert plan.cached_rates(*args, log=lambda *a: None).load_average == 12.0 and probes == [12.0]  # still busy
+    load[0] = 1.5
+    assert plan.cached_rates(*args, log=lambda *a: None).load_average == 1.5 and probes == [12.0, 1.5]
+    load[0] = 0.5
+    assert plan.cached_rates(*args, log=lambda *a: None).load_average == 1.5 and len(probes) == 2  # kept
+    assert not plan.calmer_now(1.9, 0.1, 2) and plan.calmer_now(4.1, 2.0, 2) and not plan.calmer_now(4.1, 2.1, 2)

@@ -105,14 +105,24 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     start = time.perf_counter()
     done = summarize_histories(summarizer, hists, texts, config.summarizer, cache=None, show_progress=False)
     summary_s = (time.perf_counter() - start) / max(done.prompts, 1)
+    return Rates(sft_s, score_s, summary_s, _load_average(), prompt_s, len(hists))
+
+
+def _load_average() -> float:
     import os
 
-    return Rates(sft_s, score_s, summary_s, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
-                 prompt_s, len(hists))
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def calmer_now(probe_load: float, load: float, cpus: int) -> bool:
+    """Whether a probe taken at ``probe_load`` (more than ``cpus``: a saturated machine) should be taken again now
+    that the load is ``load`` (under half of it): a probe from a busy hour would overestimate every later plan."""
+    return probe_load > cpus and load < probe_load / 2
 
 
 def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False, log: Any = print) -> Rates:
-    """:func:`probe_rates`, measured once per machine, model and summary length (kept under the recllm cache)."""
+    """:func:`probe_rates`, measured once per machine, model and summary length (kept under the recllm cache), and
+    again when a probe from a saturated machine meets a calmer one (:func:`calmer_now`)."""
     import json
     import os
 
@@ -123,8 +133,11 @@ def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = F
 
     path = cache_dir("trsr", "plan") / f"rates-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file():
-        log(f"[trsr] throughput probe reused from {path}")
-        return Rates(**json.loads(path.read_text(encoding="utf-8")))
+        stored = Rates(**json.loads(path.read_text(encoding="utf-8")))
+        if not calmer_now(stored.load_average, _load_average(), os.cpu_count() or 1):
+            log(f"[trsr] throughput probe reused from {path} (load average {stored.load_average:.1f} then)")
+            return stored
+        log(f"[trsr] the stored probe ran on a busy machine (load average {stored.load_average:.1f}): probing again")
     log(f"[trsr] probing this machine (2 grouped-SFT steps, one user's candidates scored, a batch of "
         f"{sizes.gen_batch} summaries) ...")
     start = time.perf_counter()
