@@ -6,6 +6,7 @@ here. What recllm does with them (which precision ``dtype="auto"`` means) is dec
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import lru_cache
 from pathlib import Path
@@ -48,3 +49,12 @@ def has_bf16_matmul(flags: frozenset[str] | None = None) -> bool:
     AVX512-BF16 (e.g. AMD Zen 4: SmolLM2 prefill 274 vs 132 tokens/s on 1 thread)."""
     flags = cpu_flags() if flags is None else flags
     return any(flag in flags for flag in BF16_MATMUL_FLAGS)
+
+
+def load_average() -> float:
+    """The 1-minute load average (``os.getloadavg``), or NaN where the platform has none: a timing taken while
+    other jobs share the CPU says so with it."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return float("nan")

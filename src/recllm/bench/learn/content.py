@@ -43,6 +43,7 @@ class ContentTiming:
     threads: int
     cpu: str
     measured: str  # UTC date
+    load_average: str = "not recorded"  # the 1-minute load average before / after the embedding
 
     @property
     def items_per_second(self) -> float:
@@ -77,7 +78,7 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
     time extrapolated linearly)."""
     import torch
 
-    from recllm.hardware import cpu_model
+    from recllm.hardware import cpu_model, load_average
     from recllm.learn.encoder import catalogue_texts, content_config, load_content_model, raw_item_embeddings
     from recllm.llm.precision import describe_precision
 
@@ -87,6 +88,7 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
     if 0 < sample < len(texts):
         pick = np.sort(np.random.default_rng(seed).choice(len(texts), sample, replace=False))
         timed = [texts[i] for i in pick]
+    load_before = load_average()
     start = time.perf_counter()
     model = load_content_model(config)
     loaded = time.perf_counter()
@@ -100,7 +102,8 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
         load_seconds=loaded - start, encode_seconds=seconds, sample=0 if timed is texts else len(timed),
         precision=f"{config.dtype} (auto here: {describe_precision('auto', config.device)})",
         threads=torch.get_num_threads(), cpu=cpu_model(),
-        measured=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        measured=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        load_average=f"{load_before:.1f} / {load_average():.1f}")
     if show_progress:
         print(f"[bench learn] {dataset.name}: {ENCODERS.get(encoder, encoder)} embeds {len(texts)} item texts in "
               f"{seconds:.1f} s{' (extrapolated from ' + str(len(timed)) + ' texts)' if timing.sample else ''} "

@@ -195,13 +195,15 @@ def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: 
         lines.append("### What embedding a catalogue costs\n")
         lines.append("Each catalogue's item texts embedded once by each encoder, fresh (no cache), in the precision "
                      "shown, on the CPU shown; loading the encoder is timed apart. A sampled row embedded that many "
-                     "texts and scales the time to the catalogue. Other jobs may have shared the CPU; the time is "
-                     "what this machine gave.\n")
+                     "texts and scales the time to the catalogue. Other jobs may have shared the CPU: 'load avg' "
+                     "is the 1-minute load average before / after the embedding (on 2 cores, about 2 means the "
+                     "encoder had the CPU to itself; more means others slowed it down).\n")
         trows = [{"data set": t.dataset, "encoder": ENCODERS.get(t.encoder, t.encoder), "items": t.items,
                   "dim": t.dim, "embedding s": f"{t.encode_seconds:.1f}", "items/s": f"{t.items_per_second:.1f}",
                   "load s": f"{t.load_seconds:.1f}",
                   "timed": "whole catalogue" if not t.sample else f"{t.sample} texts, scaled",
-                  "precision": t.precision, "threads": t.threads, "CPU": t.cpu, "measured": t.measured}
+                  "precision": t.precision, "threads": t.threads, "CPU": t.cpu, "load avg": t.load_average,
+                  "measured": t.measured}
                  for t in sorted(timings, key=lambda t: (datasets.index(t.dataset) if t.dataset in datasets else 99,
                                                          list(ENCODERS).index(t.encoder) if t.encoder in ENCODERS
                                                          else 99))]
