@@ -112,3 +112,25 @@ def test_rank_command_on_ray_prints_the_local_metrics(ray_options, tmp_path, mon
         assert cli.main(["trsr", "rank", "--run", run, "--quiet", "--engine", "ray", "--ray-workers", "2"]) == 0
     on_ray = capsys.readouterr().out
     assert on_ray == local and local.count("recall@") == 3
+
+
+def test_train_command_hands_the_engine_to_the_estimator(tmp_path, monkeypatch):
+    """``recllm trsr train --engine ray`` builds TRSR(engine="ray", ray_options=...) (its Ray work is tested above)."""
+    from recllm import cli
+    from recllm.distributed.ray_jobs import RayOptions
+    from recllm.trsr.pipeline import TRSR
+
+    worker = _worker()
+    monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet: worker.toy_split())
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    seen = {}
+
+    def fit(self, split, valid=None):  # noqa: ANN001
+        seen.update(engine=self.engine, ray_options=self.ray_options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(TRSR, "fit", fit)
+    code = cli.main(["trsr", "train", "--data", "ml-100k", "--model", worker.model_folder(tmp_path / "tiny"),
+                     "--out", str(tmp_path / "run"), "--quiet", "--engine", "ray", "--ray-address", "auto",
+                     "--ray-workers", "3"])
+    assert code != 0 and seen == {"engine": "ray", "ray_options": RayOptions(address="auto", workers=3)}
