@@ -16,7 +16,7 @@ from recllm.impute.llm import DEFAULT_SFT, VALIDATION_FRACTION
 
 def test_full_llm_run_has_no_cell_cap_and_uses_the_imputers_defaults():
     config = BenchConfig.preset(False)
-    assert config.llm_departures() == {} and config.llm_fit == "per-setting" and config.seeds == (0, 1, 2)
+    assert config.llm_departures() == {} and config.llm_fit == "shared" and config.seeds == (0, 1, 2)
     assert {"llm", "miceforest", "great", "mice"} <= set(config.imputers)
     spec = TABLES["ml-100k"][1]
     imputer = make_imputer("llm", spec, seed=2, config=config)
@@ -24,7 +24,7 @@ def test_full_llm_run_has_no_cell_cap_and_uses_the_imputers_defaults():
     assert imputer.training == "whole-row" and imputer.validation_fraction == VALIDATION_FRACTION
     assert imputer.target_columns is None and imputer.seed == 2
     assert imputer._sft_config() == dataclasses.replace(DEFAULT_SFT, seed=2)
-    assert config.max_epochs() == DEFAULT_SFT.epochs and config.great_budget()["epochs"] == DEFAULT_SFT.epochs
+    assert config.max_epochs() == DEFAULT_SFT.epochs and config.great_budget().epochs == DEFAULT_SFT.epochs
     assert "departures from those defaults: none" in llm_setup_line(config)
     assert f"up to {DEFAULT_SFT.epochs} epochs at lr {DEFAULT_SFT.learning_rate:g}" in llm_setup_line(config)
 
@@ -121,8 +121,9 @@ def test_plan_lists_stored_units_and_estimates_from_the_rates(shared_data, tmp_p
     config = BenchConfig.preset(False, datasets=("advertising",), seeds=(0,), settings=(("mcar", 0.2),),
                                 imputers=("mean", "llm", "great"))
     table = "advertising/users"
-    rates = Rates(llm_row_s={table: 0.5}, llm_cell_s={table: 0.1}, great_row_s={table: 0.2},
-                  great_fill_row_s={table: 2.0}, imputer_s={(table, "mean"): 1.0}, dlrm_s={"advertising": 10.0})
+    rates = Rates(llm_row_s={table: 0.5}, llm_cell_s={table: 0.1}, great_step_s={table: 0.2},
+                  great_fit_s={table: 5.0}, great_fill_row_s={table: 2.0}, imputer_s={(table, "mean"): 1.0},
+                  dlrm_s={"advertising": 10.0})
     store = RunStore(tmp_path / "imputation.runs.jsonl")
     store.put(bench.unit_key("advertising", 0, ("mcar", 0.2), "mean", config), {"done": True})
     units = plan_units(config, ("mean", "llm", "great"), rates, store)
@@ -137,9 +138,10 @@ def test_plan_lists_stored_units_and_estimates_from_the_rates(shared_data, tmp_p
     llm = units[2].seconds
     assert llm == pytest.approx(10 + cells * 0.1 + config.max_epochs() * (rows * 0.5 + held * 0.1))
     assert units[1].seconds == pytest.approx(11.0)
-    assert units[3].seconds == pytest.approx(10 + len(masked) * config.max_epochs() * 0.2
-                                             + int(mask.any(axis=1).sum()) * 2.0)
+    steps = config.max_epochs() * -(-len(masked) // DEFAULT_SFT.batch_size)  # GReaT: the LLM's batches x epochs
+    assert units[3].seconds == pytest.approx(10 + 5.0 + steps * 0.2 + int(mask.any(axis=1).sum()) * 2.0)
     text = format_plan(units, rates, ["great: skipped -- x"])
     assert "1 of 4 units stored" in text and "great: skipped -- x" in text
-    left = (units[0].seconds + llm + units[3].seconds) / 3600
-    assert f"estimated time left on this machine: ~{left:.1f} h" in text
+    left = units[0].seconds + llm + units[3].seconds
+    assert f"estimated time left on this machine: ~{left / 3600:.1f} h" in text if left >= 3600 else \
+        f"estimated time left on this machine: ~{left / 60:.1f} min" in text

@@ -227,3 +227,21 @@ def test_great_checks_its_parameters():
                 {"train_rows": "all"}, {"temperature": 0}):
         with pytest.raises(ValueError, match=list(bad)[0]):
             GReaTImputer(**bad).fit(frame)  # checked before any model is loaded
+
+
+def test_great_sampling_stops_once_its_parser_has_every_column(tiny):
+    """A sample stops when every column has a finished 'name is value' segment (GReaT's parser keeps a column's
+    first value, so later text changes nothing); a trailing segment may still grow, an empty value is no value."""
+    from recllm.impute.peers import _row_complete, _row_stopper
+
+    columns = ["age", "job title"]
+    assert _row_complete("age is 30, job title is cook,", columns)
+    assert _row_complete("job title is cook, age is 3, age is 4", columns)  # the later 'age' is ignored anyway
+    assert not _row_complete("age is 30, job title is cook", columns)  # 'cook' may still become 'cookie'
+    assert not _row_complete("age is 30, job title is, job", columns)
+    assert not _row_complete("age is 30, title is cook,", columns)
+    great_utils = importlib.import_module("be_great.great_utils")
+    stop = _row_stopper(tiny.tokenizer, columns, great_utils._convert_tokens_to_text)
+    for text, complete in (("age is 30, job title is cook,", True), ("age is 30, job title is cook", False)):
+        ids = tiny.tokenizer([text], return_tensors="pt")["input_ids"]
+        assert stop(ids, None).tolist() == [complete]

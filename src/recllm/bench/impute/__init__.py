@@ -12,6 +12,8 @@ NAME = "impute"
 
 
 def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
     from recllm.cli_args import check_model, config_errors
     from recllm.utils import set_threads
@@ -27,6 +29,8 @@ def _run(args: argparse.Namespace) -> int:
             attempt_datasets=tuple(args.attempt_datasets) if args.attempt_datasets else None,
             llm_fit=args.llm_fit,
         )
+        if args.great_all_settings:
+            config = dataclasses.replace(config, great_settings=config.settings)
     set_threads(args.threads)
     if args.plan:
         from recllm.bench.impute.plan import plan_benchmark
@@ -54,10 +58,14 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help="LLM: the most fine-tuning epochs, chosen on held-out cells (default: LLMImputer's own)")
     b.add_argument("--great-epochs", type=positive_int, default=None,
                    help="GReaT: epochs over the rows (default: as many as the LLM imputer may train)")
+    b.add_argument("--great-all-settings", action="store_true",
+                   help="GReaT at every setting (default: MCAR 20%% only, by the budget rule of "
+                   "recllm.bench.impute.budget; every setting takes several times as long)")
     b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
     b.add_argument("--llm-fit", default=None, choices=("per-setting", "shared"),
-                   help="one LLM fine-tune per masked table (default), or one per (table, seed) on the union of "
-                   "all settings' masks (cheaper)")
+                   help="one LLM (and GReaT) fine-tune per (table, seed) on the table with the cells of all "
+                   "settings' masks removed, reused for every setting (default: 'shared'), or one per masked table "
+                   "('per-setting': about five times the fine-tuning)")
     b.add_argument("--plan", action="store_true",
                    help="print every unit (data set x seed x setting x imputer), whether it is stored and its "
                    "estimated minutes from a short probe of this machine; runs nothing else")

@@ -2,9 +2,12 @@
 
 A unit is one row of the run store: a (data set, seed, setting, imputer) run -- fill the masked tables, score them,
 train the downstream DLRMs -- or the complete tables' DLRMs of a (data set, seed). Times come from short probes on
-this machine (:func:`probe_rates`): two whole-row SFT steps and a few filled cells of the LLM imputer per table, two
-GReaT steps and a few GReaT rows, one fit of each other imputer on the MCAR 20% tables, one DLRM epoch per task. The
-LLM and GReaT estimates assume every allowed epoch is trained (early stopping can only make them shorter).
+this machine (:func:`probe_rates`): two whole-row SFT steps and a few filled cells of the LLM imputer per table,
+GReaT fine-tunes of one and three steps (their difference is a step, the rest the fixed cost of a fine-tune) and a
+few GReaT rows, one fit of each other imputer on the MCAR 20% tables, one DLRM epoch per task. The LLM and GReaT
+estimates assume every allowed epoch is trained (early stopping can only make them shorter); GReaT's follow its
+budget rule (:func:`recllm.bench.impute.budget.great_budget`): its settings only, its steps, one fit per (table,
+seed) with ``llm_fit="shared"``.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ __all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "plan_be
 PROBE_ROWS = 16  # rows of a table in the SFT probe (two optimizer steps of DEFAULT_SFT's batch of 8)
 PROBE_FILL_ROWS = 24  # rows with gaps whose cells the fill probe fills
 PROBE_GREAT_ROWS = 3  # incomplete rows GReaT's probe fills
+PROBE_GREAT_STEPS = (1, 3)  # optimizer steps of GReaT's two probe fine-tunes
 
 
 @dataclass
 class Rates:
-    """Seconds measured here: per trained row and per filled cell (LLM), per trained and per filled row (GReaT),
-    per table fit+fill of each other imputer, and per downstream DLRM run of a data set (all its tasks)."""
+    """Seconds measured here: per trained row and per filled cell (LLM), per optimizer step, per fine-tune (fixed
+    cost) and per filled row (GReaT), per table fit+fill of each other imputer, and per downstream DLRM run of a
+    data set (all its tasks)."""
 
     llm_row_s: dict[str, float] = field(default_factory=dict)  # table -> s per row per epoch
     llm_cell_s: dict[str, float] = field(default_factory=dict)  # table -> s per filled cell
-    great_row_s: dict[str, float] = field(default_factory=dict)
+    great_step_s: dict[str, float] = field(default_factory=dict)  # table -> s per optimizer step
+    great_fit_s: dict[str, float] = field(default_factory=dict)  # table -> s a fine-tune costs besides its steps
     great_fill_row_s: dict[str, float] = field(default_factory=dict)
     imputer_s: dict[tuple[str, str], float] = field(default_factory=dict)  # (table, imputer) -> s per fit+fill
     dlrm_s: dict[str, float] = field(default_factory=dict)  # data set -> s for every task at its max epochs
@@ -62,7 +68,7 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
     from recllm.data import load
 
     rates = Rates()
-    probe = dataclasses.replace(config, llm_max_rows=PROBE_ROWS, llm_max_epochs=1, great_max_steps=2)
+    probe = dataclasses.replace(config, llm_max_rows=PROBE_ROWS, llm_max_epochs=1)
     for dataset in config.datasets:
         ds = load(dataset)
         tables = masked_tables(ds, dataset, ("mcar", 0.2), 0)
@@ -80,14 +86,18 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
                 log(f"[plan] {spec.name}: LLM {rates.llm_row_s[spec.name]:.2f} s per trained row, "
                     f"{1 / rates.llm_cell_s[spec.name]:.1f} cells/s filled")
             if "great" in imputers:
-                imputer = make_imputer("great", spec, 0, probe)
-                imputer.fit(masked.iloc[:PROBE_ROWS * 4])
-                steps = max(imputer.train_steps_, 1)
-                rates.great_row_s[spec.name] = imputer.fit_seconds_ / (steps * imputer.batch_size)
+                fits = []
+                for steps in PROBE_GREAT_STEPS:
+                    imputer = make_imputer("great", spec, 0, dataclasses.replace(probe, great_max_steps=steps))
+                    imputer.fit(masked.iloc[:PROBE_ROWS * 4])
+                    fits.append((imputer.train_steps_, imputer.fit_seconds_))
+                (few_steps, few_s), (more_steps, more_s) = fits
+                step_s = max(more_s - few_s, 0.0) / max(more_steps - few_steps, 1)
+                rates.great_step_s[spec.name], rates.great_fit_s[spec.name] = step_s, max(few_s - few_steps * step_s, 0)
                 few = gappy.iloc[:PROBE_GREAT_ROWS]
                 rates.great_fill_row_s[spec.name] = _timed(lambda: imputer.transform(few)) / max(len(few), 1)
-                log(f"[plan] {spec.name}: GReaT {rates.great_row_s[spec.name]:.2f} s per trained row, "
-                    f"{rates.great_fill_row_s[spec.name]:.1f} s per filled row")
+                log(f"[plan] {spec.name}: GReaT {step_s:.2f} s per step + {rates.great_fit_s[spec.name]:.0f} s per "
+                    f"fine-tune, {rates.great_fill_row_s[spec.name]:.1f} s per filled row")
         split = split_rows(len(ds.interactions), SPLIT_FRACTIONS[dataset], 0)
         complete = {spec.name: feature_table(ds, spec) for spec in TABLES[dataset]}
         one_epoch = dataclasses.replace(config.dlrm[dataset], max_epochs=1)
@@ -137,11 +147,14 @@ def _llm_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, f
     return seconds
 
 
-def _great_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any) -> float:
-    budget = config.great_budget()
-    rows = len(masked) * budget["epochs"] if not budget["max_steps"] else budget["max_steps"] * 8
-    incomplete = int(mask.any(axis=1).sum())
-    return rows * rates.great_row_s[spec.name] + incomplete * rates.great_fill_row_s[spec.name]
+def _great_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, fits: bool) -> float:
+    """GReaT on one table: a sampled row per incomplete row (tries included in the probe's rate), and, when it is
+    fitted here, its budget's optimizer steps plus a fine-tune's fixed cost."""
+    seconds = int(mask.to_numpy().any(axis=1).sum()) * rates.great_fill_row_s[spec.name]
+    if fits:
+        steps = config.great_budget().steps(len(masked))
+        seconds += rates.great_fit_s[spec.name] + steps * rates.great_step_s[spec.name]
+    return seconds
 
 
 def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any) -> list[Unit]:
@@ -157,17 +170,19 @@ def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any)
         for seed in config.seeds:
             units.append(Unit(dataset, seed, "complete", "none",
                               unit_key(dataset, seed, ("complete", 0.0), "none", config) in store, dlrm))
-            for position, setting in enumerate(config.settings):
+            fitted: set[str] = set()  # imputers whose shared fit of this (data set, seed) is counted
+            for setting in config.settings:
                 tables = masked_tables(ds, dataset, setting, seed)
-                for name in imputers:
+                for name in (n for n in imputers if config.runs(n, setting)):
                     seconds = dlrm
+                    fits = not config.shares_fit(name) or name not in fitted
+                    fitted.add(name)
                     for spec in TABLES[dataset]:
                         _, masked, mask = tables[spec.name]
                         if name == "llm":
-                            fits = config.llm_fit == "per-setting" or position == 0
                             seconds += _llm_seconds(config, rates, spec, masked, mask, fits)
                         elif name == "great":
-                            seconds += _great_seconds(config, rates, spec, masked, mask)
+                            seconds += _great_seconds(config, rates, spec, masked, mask, fits)
                         else:
                             seconds += rates.imputer_s[(spec.name, name)]
                     units.append(Unit(dataset, seed, setting_name(setting), name,
@@ -186,9 +201,10 @@ def format_plan(units: list[Unit], rates: Rates, skipped: list[str] | None = Non
     for table in rates.llm_row_s:
         lines.append(f"  {table}: LLM whole-row SFT {rates.llm_row_s[table]:.2f} s per row per epoch, fill "
                      f"{1 / rates.llm_cell_s[table]:.1f} cells/s")
-    for table in rates.great_row_s:
-        lines.append(f"  {table}: GReaT {rates.great_row_s[table]:.2f} s per row per epoch, "
-                     f"{rates.great_fill_row_s[table]:.1f} s per filled row")
+    for table in rates.great_step_s:
+        lines.append(f"  {table}: GReaT {rates.great_step_s[table]:.2f} s per optimizer step + "
+                     f"{rates.great_fit_s[table]:.0f} s per fine-tune, {rates.great_fill_row_s[table]:.1f} s per "
+                     "filled row")
     for dataset, seconds in rates.dlrm_s.items():
         lines.append(f"  {dataset}: downstream DLRMs <= {seconds:.0f} s per unit (one epoch per task x max epochs)")
     lines += list(skipped or ())
@@ -212,7 +228,7 @@ def plan_benchmark(config: Any, out: Any = None, show_progress: bool = False, lo
     this machine (``rates``: measured by :func:`probe_rates` unless given); runs nothing else."""
     from pathlib import Path
 
-    from recllm.bench.impute.run import peers_available, skipped_line
+    from recllm.bench.impute.run import peers_available, setting_name, skipped_line
     from recllm.bench.reporting import REPORT_FOLDER
     from recllm.bench.runs import RunStore
 
@@ -222,6 +238,10 @@ def plan_benchmark(config: Any, out: Any = None, show_progress: bool = False, lo
     available = peers_available()
     imputers = tuple(i for i in config.imputers if available.get(i, True))
     skipped = [skipped_line(i) for i in config.imputers if not available.get(i, True)]
+    if "great" in imputers:
+        budget = config.great_budget()
+        where = ", ".join(setting_name(s) for s in budget.settings) or "no setting of this run"
+        skipped.append(f"GReaT at {where} only (budget rule, recllm.bench.impute.budget): {budget.describe()}")
     if rates is None:
         base_lm = None
         if "llm" in imputers:

@@ -11,6 +11,7 @@ import numpy as np
 
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
 from recllm.eval.stats import interval_over_runs, paired_difference
+from recllm.bench.impute.run import FINE_TUNED
 from recllm.bench.impute.tasks import TABLES, TASKS
 
 LOWER_IS_BETTER = ("rmse", "nrmse", "mae", "mse")
@@ -211,7 +212,53 @@ def _imputation_tables(rows: list[dict[str, Any]], imputers: list[str], settings
     return "\n\n".join(parts) + "\n"
 
 
-FINE_TUNED = ("llm", "great")  # imputers that fine-tune a language model (their fit time is shown apart)
+def _fallbacks(rows: list[dict[str, Any]], imputer: str) -> dict[str, int]:
+    """Cells ``imputer`` filled, and those it left to the column statistic (``"fallbacks"``: unusable answers, and
+    the mean / mode fills of columns it cannot model) over ``rows``; GReaT's sampled rows, samples, rows given up."""
+    out: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.get("imputer") != imputer:
+            continue
+        for info in row["info"].values():
+            how = info.get("how", {})
+            out["fallbacks"] += int(info.get("fallbacks", 0)) + int(how.get("mean", 0)) + int(how.get("mode", 0))
+            for key in ("cells", "sampled_rows", "samples", "rows_given_up"):
+                out[key] += int(info.get(key, 0))
+    return dict(out)
+
+
+def peer_setup_lines(config: Any, rows: list[dict[str, Any]], imputers: list[str]) -> list[str]:
+    """The set-up lines of GReaT and miceforest: GReaT's budget rule and settings (and why), and the cells each
+    peer left to the column statistic."""
+    lines = []
+    if "great" in imputers:
+        budget = config.great_budget()
+        counts = _fallbacks(rows, "great")
+        where = ", ".join(_label(s) for s in budget.settings) or "no setting of this run"
+        others = [_label(s) for s in config.settings if s not in budget.settings]
+        fit = ("one fine-tune per (table, seed) on the same union-masked table as the LLM imputer's, reused at each "
+               "of its settings" if config.shares_fit("great") else "one fine-tune per masked table")
+        lines.append(
+            f"- GReaT (be-great's own `impute`, the same SmolLM2 as backbone): budget rule "
+            f"(`recllm.bench.impute.budget`): {budget.describe()}; {fit}. GReaT runs at {where} only"
+            + (f" (not at {', '.join(others)}): be-great samples one row at a time, so every setting would take "
+               "several times the LLM imputer's whole time budget" if others else "")
+            + f". It left {counts.get('fallbacks', 0)} of {counts.get('cells', 0)} cells to the column statistic "
+            f"({counts.get('rows_given_up', 0)} of {counts.get('sampled_rows', 0)} incomplete rows given up after "
+            f"{budget.max_retries} samples; {counts.get('samples', 0)} samples in all); its fine-tune time is in "
+            "the cost table beside the LLM imputer's.")
+    else:
+        lines.append("- GReaT: not run.")
+    if "miceforest" in imputers:
+        counts = _fallbacks(rows, "miceforest")
+        lines.append(f"- miceforest: its defaults (5 iterations, LightGBM random forests, mean matching), seeded; it "
+                     f"left {counts.get('fallbacks', 0)} of {counts.get('cells', 0)} cells to the column statistic "
+                     "(columns it cannot model).")
+    else:
+        lines.append("- miceforest: not run.")
+    return lines
+
+
 
 
 def _cost_table(rows: list[dict[str, Any]]) -> str:
@@ -406,7 +453,6 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     masked = "; ".join(f"{spec.name}: {', '.join(spec.masked)}" for d in config.datasets for spec in TABLES[d])
     versions = peer_versions()
     peers = [f"{name} ({versions[name]})" for name in PEERS if name in config.imputers]
-    great = config.great_budget()
     body = [
         "## Set-up",
         "",
@@ -425,14 +471,7 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         "held to the shape (sign, digits, decimals) and observed range of the column's numbers, text by greedy "
         f"generation from the column's tokens; training with {describe_training_precision()}; inference precision "
         f"'auto' (here {describe_precision()}): {_inference_dtypes(rows)}.",
-        f"- GReaT (be-great's own `impute`, the same SmolLM2 as backbone, full fine-tuning at its lr): "
-        + (f"{great['max_steps']} optimizer steps" if great["max_steps"] else
-           f"{great['epochs']} epoch(s) over every row (its observed cells), as many passes as the LLM imputer may "
-           "train")
-        + "; its fine-tune time is in the cost table beside the LLM imputer's." if "great" in imputers else
-        "- GReaT: not run.",
-        "- miceforest: its defaults (5 iterations, LightGBM random forests, mean matching), seeded."
-        if "miceforest" in imputers else "- miceforest: not run.",
+        *peer_setup_lines(config, rows, imputers),
         "",
         "## Where each imputer wins",
         "",

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recllm.bench.impute.budget import GReaTBudget, great_budget
 from recllm.bench.runs import data_sha256, run_key
 from recllm.data.missing import inject_missing
 from recllm.impute.base import BaseImputer
@@ -37,7 +38,8 @@ QUICK_LLM = {"llm_max_rows": 48, "llm_max_epochs": 2, "llm_max_validation_cells"
 SETTINGS: tuple[tuple[str, float], ...] = (("mcar", 0.05), ("mcar", 0.2), ("mcar", 0.4), ("mar", 0.2), ("mnar", 0.2))
 PEER_NAMES = ("miceforest", "great")  # optional extra `peers`: skipped (with a line in the report) when absent
 IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "miceforest", "llm", "great")
-LLM_FITS = ("per-setting", "shared")
+LLM_FITS = ("shared", "per-setting")
+FINE_TUNED = ("llm", "great")  # imputers that fine-tune a language model (shared fit with llm_fit="shared")
 # QUICK leaves GReaT out unless asked for (--imputers ... great): its own `impute` samples each incomplete row in turn
 # (measured here: about a minute per row on a busy 2-core CPU), so even MCAR 5% of one table takes hours.
 QUICK_IMPUTERS = tuple(i for i in IMPUTER_ORDER if i != "great")
@@ -90,9 +92,13 @@ class BenchConfig:
 
     LLM: ``llm_max_rows`` (None: every row, so every observed cell), ``llm_max_epochs`` (None: LLMImputer's own,
     ``DEFAULT_SFT.epochs``, chosen on held-out observed cells) and ``llm_max_validation_cells`` (None: its own) are
-    the only departures from LLMImputer's defaults, named in the report. ``llm_fit``: "per-setting" (one fine-tune per masked table, the default) or "shared" (one per (table,
-    seed) on the union of every setting's mask, cheaper). GReaT gets ``great_epochs`` passes over the rows (None: as
-    many as the LLM imputer may train) or ``great_max_steps`` optimizer steps when > 0.
+    the only departures from LLMImputer's defaults, named in the report. ``llm_fit``: "shared" (the default: one
+    fine-tune per (table, seed) on the table with the cells of every setting's mask removed, reused to fill every
+    setting, so no fine-tune sees a cell masked in any setting of its seed) or "per-setting" (one per masked table;
+    about five times the fine-tuning). GReaT follows the same fit and the budget rule of
+    :func:`recllm.bench.impute.budget.great_budget`: ``great_epochs`` passes over the rows (None: as many as the LLM
+    imputer may train) or ``great_max_steps`` optimizer steps when > 0, at ``great_settings`` only (None:
+    :data:`~recllm.bench.impute.budget.GREAT_SETTINGS`).
     """
 
     quick: bool = False
@@ -104,9 +110,10 @@ class BenchConfig:
     llm_max_epochs: int | None = None
     llm_max_validation_cells: int | None = None
     llm_model: str | None = None
-    llm_fit: str = "per-setting"
+    llm_fit: str = "shared"
     great_epochs: int | None = None
     great_max_steps: int = 0
+    great_settings: tuple[tuple[str, float], ...] | None = None
     attempts: tuple[str, ...] = ()  # names from ATTEMPTS to run (``ATTEMPT_DATASETS`` limits where)
     attempt_datasets: tuple[str, ...] | None = None  # default: every benchmark data set
     dlrm: dict[str, DLRMSettings] = field(default_factory=lambda: dict(DLRM_PRESETS))
@@ -131,6 +138,10 @@ class BenchConfig:
             raise ValueError(f"unknown attempt(s) {unknown}; choose from {list(ATTEMPTS)}")
         if self.llm_fit not in LLM_FITS:
             raise ValueError(f"llm_fit must be one of {LLM_FITS}, got {self.llm_fit!r}")
+        known = {tuple(s) for s in self.settings}
+        strays = [s for s in self.great_settings or () if tuple(s) not in known]
+        if strays:
+            raise ValueError(f"great_settings {strays} are not among the benchmark's settings {list(self.settings)}")
 
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> "BenchConfig":
@@ -139,8 +150,8 @@ class BenchConfig:
         if quick:
             dlrm = dict(DLRM_PRESETS, **{"ml-100k": dataclasses.replace(DLRM_PRESETS["ml-100k"], max_epochs=3,
                                                                                    patience=1)})
-            base = dict(quick=True, seeds=(0,), settings=(("mcar", 0.05),), dlrm=dlrm, imputers=QUICK_IMPUTERS,
-                        **QUICK_LLM)
+            base = dict(quick=True, seeds=(0,), settings=(("mcar", 0.05),), great_settings=(("mcar", 0.05),),
+                        dlrm=dlrm, imputers=QUICK_IMPUTERS, **QUICK_LLM)
             base.update(overrides)
             return cls(**base)
         return cls(**overrides)
@@ -162,9 +173,17 @@ class BenchConfig:
             out["max_validation_cells"] = self.llm_max_validation_cells
         return out
 
-    def great_budget(self) -> dict[str, int]:
-        """GReaTImputer's training budget: ``epochs`` and ``max_steps``."""
-        return {"epochs": self.great_epochs or self.max_epochs(), "max_steps": self.great_max_steps}
+    def great_budget(self) -> GReaTBudget:
+        """GReaT's budget under the benchmark's one rule (:func:`recllm.bench.impute.budget.great_budget`)."""
+        return great_budget(self)
+
+    def runs(self, imputer: str, setting: tuple[str, float]) -> bool:
+        """Whether ``imputer`` runs at ``setting`` (every imputer does, except GReaT outside its budget's settings)."""
+        return imputer != "great" or tuple(setting) in {tuple(s) for s in self.great_budget().settings}
+
+    def shares_fit(self, imputer: str) -> bool:
+        """Whether ``imputer`` is fitted once per (table, seed) on the union-masked table (``llm_fit="shared"``)."""
+        return imputer in FINE_TUNED and self.llm_fit == "shared"
 
     def llm_parts(self) -> dict[str, Any]:
         """The parts of the configuration that change an LLM-only attempt (no DLRM involved)."""
@@ -177,7 +196,8 @@ class BenchConfig:
             parts.update(self.llm_parts(), llm_fit=self.llm_fit,
                          settings=[list(x) for x in self.settings] if self.llm_fit == "shared" else None)
         elif imputer == "great":
-            parts.update(great=self.great_budget(), model=self.llm_model)
+            parts.update(great=self.great_budget().as_dict(), model=self.llm_model, fit=self.llm_fit,
+                         settings=[list(x) for x in self.settings] if self.llm_fit == "shared" else None)
         return parts
 
 
@@ -190,7 +210,7 @@ def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, bas
         return IMPUTERS[name](seed=seed, **kinds)
     if name == "great":
         return IMPUTERS[name](model=base_lm if base_lm is not None else config.llm_model, seed=seed,
-                              **config.great_budget(), **kinds)
+                              **config.great_budget().imputer_params(), **kinds)
     if name != "llm":
         return IMPUTERS[name](**kinds)
     settings = config.llm_departures()
@@ -241,7 +261,7 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
                   specs: list[TableSpec] | None = None, **llm_overrides: Any) -> dict[str, Any]:
     """Fill every table of ``dataset`` with imputer ``name``: filled frames, scores on masked cells, timings.
 
-    ``shared`` (LLM only): ``{"tables": union tables, "fitted": {table: imputer}}``; the imputer is fitted once on
+    ``shared`` (LLM, GReaT): ``{"tables": union tables, "fitted": {table: imputer}}``; the imputer is fitted once on
     the union table of its (data set, seed) and reused to fill every setting's table. ``specs``: a subset of the
     data set's tables (default: all).
     """
@@ -271,8 +291,10 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
         if name == "llm":
             cell.update(_llm_info(imputer, fitted_here), shared_fit=shared is not None)
         elif name == "great":
-            cell.update(fit_seconds=imputer.fit_seconds_, train_steps=imputer.train_steps_,
-                        transform_seconds=imputer.report_.seconds)
+            cell.update(fit_seconds=imputer.fit_seconds_ if fitted_here else 0.0, fitted_here=fitted_here,
+                        shared_fit=shared is not None, train_steps=imputer.train_steps_,
+                        transform_seconds=imputer.report_.seconds, sampled_rows=imputer.sampled_rows_,
+                        samples=imputer.samples_, rows_given_up=imputer.rows_given_up_)
         info[spec.name] = cell
         if imputer.fills_cells:
             scores[spec.name] = imputation_scores(spec, truth, out, mask, code_columns(spec, masked))
@@ -329,20 +351,22 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
 
         base_lm = load_trainable_lm(config.llm_model)  # each LLMImputer fine-tunes a copy of it
     plan = [(d, s, st) for d in config.datasets for s in config.seeds for st in (("complete", 0.0), *config.settings)]
-    shared: dict[str, Any] | None = None
+    shared: dict[str, dict[str, Any]] = {}  # fine-tuned imputer -> its shared fits of the current (data set, seed)
     for index, (dataset, seed, setting) in enumerate(plan):
         ds = load(dataset)
-        if setting[0] == "complete" and config.llm_fit == "shared":  # a new (data set, seed): new shared fine-tunes
-            shared = {"tables": union_tables(ds, dataset, config.settings, seed), "fitted": {}}
-        names = ("none",) if setting[0] == "complete" else imputers
+        if setting[0] == "complete":  # a new (data set, seed): new shared fine-tunes (union tables built once)
+            shared = {}
+            if any(config.shares_fit(name) for name in imputers):
+                union = union_tables(ds, dataset, config.settings, seed)
+                shared = {name: {"tables": union, "fitted": {}} for name in imputers if config.shares_fit(name)}
+        names = ("none",) if setting[0] == "complete" else [n for n in imputers if config.runs(n, setting)]
         tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
         for name in names:
             key = unit_key(dataset, seed, setting, name, config)
             row = store.get(key)
             if row is None:
                 result = None if name == "none" else impute_tables(
-                    name, dataset, tables, seed, config, base_lm if name != "great" else None,
-                    shared if name == "llm" else None)
+                    name, dataset, tables, seed, config, base_lm if name != "great" else None, shared.get(name))
                 tasks = downstream(dataset, ds, name, result, tables, seed, config)
                 row = {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
                        "scores": result["scores"] if result else {}, "info": result["info"] if result else {}}

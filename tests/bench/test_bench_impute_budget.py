@@ -1,0 +1,171 @@
+"""``recllm bench impute`` within a time budget: GReaT's one budget rule (steps, samples per row, settings), the
+shared fit of the fine-tuned imputers (never trained on a cell masked in any setting of its seed), the plan."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recllm.bench.impute.run as bench
+from recllm.bench.impute.budget import GREAT_MAX_TRIES, GREAT_SETTINGS, great_budget
+from recllm.bench.impute.plan import Rates, plan_units
+from recllm.bench.impute.report import peer_setup_lines
+from recllm.bench.impute.run import SETTINGS, BenchConfig, make_imputer
+from recllm.bench.impute.tasks import TABLES, TableSpec
+from recllm.impute.llm import DEFAULT_SFT
+from recllm.impute.registry import IMPUTERS
+from tests.impute.test_properties import great_tiny  # noqa: F401 (a fixture)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The 2-layer test llama with the real SmolLM2 tokenizer (GReaT's backbone folder is written from it)."""
+    from recllm.llm import tiny_causal_lm
+
+    return tiny_causal_lm(seed=0)
+
+
+def test_great_budget_is_the_llm_imputers_fine_tune_and_few_samples_per_row():
+    config = BenchConfig.preset(False)
+    budget = config.great_budget()
+    assert budget == great_budget(config) and config.llm_fit == "shared" and config.shares_fit("great")
+    assert (budget.epochs, budget.batch_size, budget.max_steps) == (DEFAULT_SFT.epochs, DEFAULT_SFT.batch_size, 0)
+    assert budget.max_retries == GREAT_MAX_TRIES and budget.settings == GREAT_SETTINGS
+    assert budget.steps(1001) == DEFAULT_SFT.epochs * math.ceil(1001 / DEFAULT_SFT.batch_size)
+    assert BenchConfig(llm_max_epochs=1).great_budget().epochs == 1  # it follows the LLM imputer's epochs
+    assert BenchConfig(great_max_steps=7).great_budget().steps(1001) == 7
+    imputer = make_imputer("great", TABLES["advertising"][0], 2, config)
+    assert (imputer.epochs, imputer.batch_size, imputer.max_steps, imputer.max_retries, imputer.seed) == (
+        budget.epochs, budget.batch_size, 0, budget.max_retries, 2)
+    other = next(s for s in SETTINGS if s not in GREAT_SETTINGS)
+    assert config.runs("great", GREAT_SETTINGS[0]) and not config.runs("great", other) and config.runs("mice", other)
+    assert BenchConfig(great_settings=SETTINGS).runs("great", other)
+    assert config.cache_parts("great") != BenchConfig(great_settings=SETTINGS).cache_parts("great")
+    with pytest.raises(ValueError, match="great_settings"):
+        BenchConfig(settings=(("mcar", 0.2),), great_settings=(("mar", 0.2),))
+
+
+def test_report_states_the_rule_where_great_runs_and_the_peers_fallbacks():
+    config = BenchConfig.preset(False)
+    rows = [{"imputer": "great", "info": {"t": {"cells": 40, "fallbacks": 6, "sampled_rows": 30, "samples": 41,
+                                                "rows_given_up": 2, "how": {"great": 34, "fallback": 6}}}},
+            {"imputer": "miceforest", "info": {"t": {"cells": 40, "fallbacks": 0, "how": {"miceforest": 31,
+                                                                                          "mean": 9}}}}]
+    great, mice = peer_setup_lines(config, rows, ["great", "miceforest"])
+    assert config.great_budget().describe() in great and "GReaT runs at MCAR 20% only (not at MCAR 5%," in great
+    assert "left 6 of 40 cells to the column statistic (2 of 30 incomplete rows given up" in great
+    assert "41 samples" in great and "left 9 of 40 cells to the column statistic" in mice
+    assert peer_setup_lines(config, [], []) == ["- GReaT: not run.", "- miceforest: not run."]
+
+
+def test_great_trains_the_budgets_steps_and_samples_a_row_at_most_its_tries(tiny, great_tiny):
+    """A real GReaT fine-tune (tiny model) takes exactly the budget's steps; its fill samples each incomplete row
+    at least once and at most ``max_retries`` times, and a row it gives up on leaves its cells to the statistic."""
+    spec = TableSpec("t/users", "user_id", categorical=("job",), numeric=("age",), text=(), masked=("age", "job"),
+                     mar_driver="job", context="")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"age": rng.integers(20, 60, 10).astype(float), "job": rng.choice(["cook", "nurse"], 10)})
+    masked = table.mask(pd.DataFrame({"age": rng.random(10) < 0.4, "job": rng.random(10) < 0.4}))
+    config = BenchConfig(llm_max_epochs=2, llm_model=str(great_tiny))
+    budget = config.great_budget()
+    imputer = make_imputer("great", spec, 0, config)
+    imputer.fit(masked)
+    assert imputer.train_steps_ == budget.steps(len(masked)) == 2 * math.ceil(10 / DEFAULT_SFT.batch_size)
+    few = masked.iloc[:5]
+    imputer.transform(few)
+    incomplete = int(few.isna().any(axis=1).sum())
+    assert incomplete >= 2
+    assert imputer.sampled_rows_ == incomplete
+    assert incomplete <= imputer.samples_ <= budget.max_retries * incomplete
+    assert imputer.report_.how.get("fallback", 0) >= imputer.rows_given_up_  # a given-up row: >= 1 cell each
+
+
+class _Recording(IMPUTERS["mean"]):
+    """A mean imputer standing in for a fine-tuned one: records every frame it is fitted on."""
+
+    fits: list = []
+
+    def __init__(self, name: str = "llm", spec_name: str = "", **kinds) -> None:
+        super().__init__(**kinds)
+        self.name, self.spec_name = name, spec_name
+
+    def fit(self, frame, y=None):
+        type(self).fits.append((self.name, self.spec_name, frame.copy()))
+        super().fit(frame)
+        self.fit_report_ = {"seconds": 0.0, "examples": len(frame), "cells_per_epoch": 1, "training": "whole-row",
+                            "epochs": 1, "epochs_trained": 1, "chosen_epoch": 1, "validation_cells": 0,
+                            "validation_curve": [], "adapter_reused": False, "inference_dtype": "float32"}
+        self.fit_seconds_, self.train_steps_ = 0.0, 1
+        return self
+
+    def transform(self, frame):
+        out = super().transform(frame)
+        self.sampled_rows_, self.samples_, self.rows_given_up_ = 0, 0, 0
+        return out
+
+
+@pytest.mark.parametrize("llm_fit", ["shared", "per-setting"])
+def test_fine_tuned_imputers_never_train_on_a_cell_masked_in_any_setting(shared_data, tmp_path, monkeypatch,
+                                                                         llm_fit):
+    """With llm_fit="shared" the LLM imputer and GReaT are fitted once per (table, seed), on a table with no cell
+    of any setting's mask; per-setting fits see their own masked table. GReaT runs at its budget's settings only."""
+    from recllm.data import load
+
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
+    monkeypatch.setattr(bench, "peers_available", lambda: {"miceforest": True, "great": True})
+    monkeypatch.setattr(bench, "downstream", lambda *a, **k: {"click": {"f1": 0.5, "auc": 0.5}})
+    monkeypatch.setattr(_Recording, "fits", [])
+    real = bench.make_imputer
+
+    def make(name, spec, seed, config, *args, **kwargs):
+        if name in ("llm", "great"):
+            return _Recording(name, spec.name, **spec.imputer_kinds())
+        return real(name, spec, seed, config)
+
+    monkeypatch.setattr(bench, "make_imputer", make)
+    monkeypatch.setattr("recllm.llm.backbone.load_trainable_lm", lambda *a, **k: None)  # the fakes need no model
+    config = BenchConfig(datasets=("advertising",), seeds=(3,), imputers=("mean", "llm", "great"), llm_fit=llm_fit)
+    assert bench.run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    ds = load("advertising")
+    masks = {s: bench.masked_tables(ds, "advertising", s, 3) for s in SETTINGS}
+    fits = _Recording.fits
+    assert [n for n, *_ in fits].count("great") == 1  # GReaT: MCAR 20% only, fitted once
+    assert [n for n, *_ in fits].count("llm") == (1 if llm_fit == "shared" else len(SETTINGS))
+    for name, table, frame in fits:
+        trained = frame.notna().to_numpy()
+        if llm_fit == "shared":
+            for setting in SETTINGS:
+                assert not (trained & masks[setting][table][2].to_numpy()).any(), (name, setting)
+        else:
+            assert any(frame.equals(masks[s][table][1]) for s in SETTINGS)
+    text = (tmp_path / "imputation.md").read_text()
+    assert "GReaT runs at MCAR 20% only" in text
+    stored = (tmp_path / "imputation.runs.jsonl").read_text()
+    assert stored.count('"imputer": "great"') == len(GREAT_SETTINGS)
+    assert stored.count('"imputer": "mean"') == len(SETTINGS)
+
+
+def test_plan_counts_a_shared_fit_once_and_great_at_its_settings_only(shared_data, tmp_path, monkeypatch):
+    from recllm.bench.runs import RunStore
+    from recllm.data import load
+
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
+    table = "advertising/users"
+    rates = Rates(llm_row_s={table: 0.5}, llm_cell_s={table: 0.1}, great_step_s={table: 3.0},
+                  great_fit_s={table: 20.0}, great_fill_row_s={table: 2.0}, imputer_s={(table, "mean"): 1.0},
+                  dlrm_s={"advertising": 10.0})
+    store = RunStore(tmp_path / "imputation.runs.jsonl")
+    shared = BenchConfig(datasets=("advertising",), seeds=(0,), imputers=("mean", "great"))
+    units = plan_units(shared, ("mean", "great"), rates, store)
+    assert [(u.setting, u.imputer) for u in units if u.imputer == "great"] == [("MCAR 20%", "great")]
+    masked, mask = bench.masked_tables(load("advertising"), "advertising", ("mcar", 0.2), 0)[table][1:]
+    steps = shared.great_budget().steps(len(masked))
+    great = next(u for u in units if u.imputer == "great")
+    assert great.seconds == pytest.approx(10 + 20 + steps * 3.0 + int(mask.any(axis=1).sum()) * 2.0)
+    both = BenchConfig(datasets=("advertising",), seeds=(0,), imputers=("great",), great_settings=SETTINGS)
+    units = [u for u in plan_units(both, ("great",), rates, store) if u.imputer == "great"]
+    assert len(units) == len(SETTINGS)
+    fills = [int(bench.masked_tables(load("advertising"), "advertising", s, 0)[table][2].any(axis=1).sum()) * 2.0
+             for s in SETTINGS]
+    assert sum(u.seconds for u in units) == pytest.approx(len(SETTINGS) * 10 + 20 + steps * 3.0 + sum(fills))
