@@ -109,9 +109,9 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
 
 
 def _load_average() -> float:
-    import os
+    from recllm.hardware import load_average
 
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return load_average()
 
 
 def calmer_now(probe_load: float, load: float, cpus: int) -> bool:
