@@ -206,6 +206,24 @@ def test_scores_are_cached_per_model(lm, tmp_path):
     assert len(cache) == 1
 
 
+def test_scores_are_stored_under_the_one_key_recipe(lm, tmp_path):
+    """``score_cache_key`` is what ``LLMRanker`` stores under (the Ray path calls it too): a user's scores are found
+    under its key for the scoring model and settings, and a change of prefix sharing is another key."""
+    from recllm.llm.cache import DiskCache
+    from recllm.trsr.ranker import candidate_parts, score_cache_key
+
+    cache = DiskCache(tmp_path / "c.sqlite")
+    config = RankerConfig()
+    ranker = LLMRanker(lm, config, fine_tune=False, cache=cache, show_progress=False).fit([], [], [])
+    cands = ["Blade Runner (1982)", "Heat"]
+    scores = ranker.score([QUERY], [cands])[0]
+    prefix, conts = candidate_parts(ranker.lm_, QUERY, cands, config)
+    hit = cache.get(score_cache_key(ranker.lm_, config, True, prefix, conts))
+    assert hit is not None
+    np.testing.assert_array_equal(np.asarray(hit["p"]), scores)
+    assert cache.get(score_cache_key(ranker.lm_, config, False, prefix, conts)) is None
+
+
 def test_bfloat16_scoring_keeps_float32_logits_and_leaves_the_model_alone(lm):
     from recllm.trsr.ranker import scoring_lm
 

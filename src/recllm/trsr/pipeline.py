@@ -424,6 +424,7 @@ class TRSR:
         ``seconds``); the new scores are written to the cache when the job ends."""
         from recllm.distributed.ray_jobs import RayOptions, ensure_ray, score_continuations_ray, ship_model
         from recllm.llm.scoring import yes_probability
+        from recllm.trsr.ranker import score_cache_key
 
         ranker, cfg = self.ranker_, self._config.ranker
         if len(queries) != len(candidate_texts):
@@ -432,9 +433,6 @@ class TRSR:
         cache = self.cache if use_cache else None
         shared = cfg.shared_prefix if shared_prefix is None else shared_prefix
         token_ids = answer_token_ids(lm, cfg)
-        settings = {"answers": list(cfg.answers), "guarded": cfg.guarded, "shared_prefix": shared,
-                    "template": prompts.template_fingerprint()}  # LLMRanker's cache key parts
-        fingerprint = lm.fingerprint if cache is not None else ""
         out: list[np.ndarray] = [np.empty(0)] * len(queries)
         seconds = [0.0] * len(queries)
         todo: list[tuple[int, str, list[str], str | None]] = []
@@ -442,8 +440,7 @@ class TRSR:
             if len(cands) == 0:
                 continue
             prefix, conts = candidate_parts(lm, query, cands, cfg)
-            key = (DiskCache.key(task="trsr-rank", model=fingerprint, params=settings, prefix=prefix, input=conts)
-                   if cache is not None else None)
+            key = score_cache_key(lm, cfg, shared, prefix, conts) if cache is not None else None
             hit = cache.get(key) if key is not None else None
             if hit is not None:
                 out[i], seconds[i] = np.asarray(hit["p"], dtype=np.float64), float(hit["seconds"])

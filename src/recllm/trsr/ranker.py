@@ -29,7 +29,7 @@ from recllm.llm.sft_grouped import GroupedExample
 from recllm.trsr import prompts
 
 __all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "candidate_parts", "answer_token_ids",
-           "target_ranks_of", "scoring_lm", "ranker_sft_config"]
+           "target_ranks_of", "scoring_lm", "ranker_sft_config", "score_cache_key"]
 
 _MARK = "\x00CANDIDATE\x00"
 
@@ -115,6 +115,18 @@ def answer_token_ids(lm: CausalLM, config: RankerConfig) -> list[int]:
                              "(RankerConfig.answers)")
         ids.append(int(toks[0]))
     return ids
+
+
+def score_cache_key(lm: CausalLM, config: RankerConfig, shared_prefix: bool, prefix: str,
+                    continuations: Sequence[str]) -> str:
+    """The :class:`DiskCache` key of one user's P(Yes) scores: the scoring model's fingerprint (adapter included),
+    the answers, guarding, prefix sharing, the prompt templates and the prompt text (``prefix`` and the candidates'
+    ``continuations``, :func:`candidate_parts`). The one recipe of the local and the Ray scoring, so either reads
+    what the other cached."""
+    settings = {"answers": list(config.answers), "guarded": config.guarded, "shared_prefix": shared_prefix,
+                "template": prompts.template_fingerprint()}
+    return DiskCache.key(task="trsr-rank", model=lm.fingerprint, params=settings, prefix=prefix,
+                         input=list(continuations))
 
 
 def _training_record(folder: Path) -> tuple[float, dict[int, float]]:
@@ -264,9 +276,6 @@ class LLMRanker:
             raise ValueError(f"{len(queries)} queries but {len(candidates)} candidate lists")
         shared = self.config.shared_prefix if shared_prefix is None else shared_prefix
         token_ids = answer_token_ids(lm, self.config)
-        fingerprint = lm.fingerprint if cache is not None else ""
-        settings = {"answers": list(self.config.answers), "guarded": self.config.guarded,
-                    "shared_prefix": shared, "template": prompts.template_fingerprint()}
         iterator = zip(queries, candidates)
         if self.show_progress and len(queries) > 1:
             from tqdm.auto import tqdm
@@ -280,7 +289,7 @@ class LLMRanker:
             prefix, conts = candidate_parts(lm, query, cands, self.config)
             key = None
             if cache is not None:
-                key = DiskCache.key(task="trsr-rank", model=fingerprint, params=settings, prefix=prefix, input=conts)
+                key = score_cache_key(lm, self.config, shared, prefix, conts)
                 hit = cache.get(key)
                 if hit is not None:
                     out.append(np.asarray(hit["p"], dtype=np.float64))
