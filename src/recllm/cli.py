@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from recllm.cli_args import check_dataset, non_negative_int, positive_int
+from recllm.cli_args import check_dataset, non_negative_int, positive_int, seed_arg
 
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
 # ``subparsers`` (benchmarks live in recllm.bench, not in the systems); handlers are set with
@@ -115,7 +115,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recllm", description="Large language models inside recommender systems.")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same numbers)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="random seed (the same seed gives the same numbers)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (accepted anywhere on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)

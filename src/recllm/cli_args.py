@@ -1,7 +1,7 @@
 """Argument checks shared by every ``recllm`` subcommand, run before any data or model is loaded.
 
-The ``argparse`` types (``positive_int``, ``non_negative_int``, ``positive_float``, ``fraction``) turn a bad
-value into argparse's own one-line error (exit 2). The ``check_*`` functions raise
+The ``argparse`` types (``positive_int``, ``non_negative_int``, ``positive_float``, ``fraction``, ``seed_arg``)
+turn a bad value into argparse's own one-line error (exit 2). The ``check_*`` functions raise
 :class:`recllm.errors.UserInputError`; handlers call them first, so a mistake costs no work.
 """
 
@@ -18,8 +18,12 @@ from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["add_engine_args", "check_dataset", "check_input_dir", "check_model", "config_errors", "engine_options",
-           "fraction", "non_negative_int", "positive_float", "positive_int"]
+__all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "check_model", "check_seeds",
+           "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
+           "seed_arg"]
+
+SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
+_SEED_TODO = f"give a whole number from 0 to {SEED_LIMIT - 1}"
 
 
 def _int(text: str) -> int:
@@ -69,6 +73,36 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
     return value
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT
+
+
+def seed_arg(text: str) -> int:
+    """A random seed (``--seed``, each of ``--seeds``): a whole number from 0 to 2**32 - 1."""
+    value = _int(text)
+    if not _is_seed(value):
+        raise argparse.ArgumentTypeError(f"seed {text!r} is out of range; {_SEED_TODO}")
+    return value
+
+
+def check_seeds(seeds: Any, option: str = "--seeds") -> list[int] | None:
+    """A ``--seeds`` list (None: not given, the command's own seeds): at least one seed, none twice, each a
+    :func:`seed_arg`; a UserInputError naming ``option`` otherwise."""
+    if seeds is None:
+        return None
+    given = list(seeds) if isinstance(seeds, (list, tuple)) else [seeds]
+    if not given:
+        raise UserInputError("no seed given", option,
+                             f"name one or more seeds after {option}, or leave {option} out for the command's own")
+    bad = [v for v in given if not _is_seed(v)]
+    if bad:
+        raise UserInputError(f"seed {bad[0]!r} is out of range", option, _SEED_TODO)
+    twice = sorted({v for v in given if given.count(v) > 1})
+    if twice:
+        raise UserInputError(f"seed {twice[0]} is given twice", option, "name each seed once")
+    return given
 
 
 def check_dataset(name: str, option: str = "--data") -> str:

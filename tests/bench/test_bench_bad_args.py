@@ -116,3 +116,36 @@ def test_an_input_path_that_does_not_exist(name, tmp_path, table, capsys):
 def test_an_unknown_data_set(name, tmp_path, table, capsys):
     assert main(command(name, tmp_path, table) + ["--datasets", "no-such-data"]) == 2
     assert_one_line(capsys, name, "no-such-data")
+
+
+def _seed_options(parser, found):
+    """``{command: seed option}`` of every (sub)command of ``parser`` with a --seed or --seeds option."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _seed_options(sub, found)
+        elif {"--seed", "--seeds"} & set(action.option_strings):
+            found[parser.prog] = max(action.option_strings, key=len)
+    return found
+
+
+def test_every_seed_option_is_tested_here():
+    """A new command with a seed option must join SEED_OPTIONS (and so test_a_bad_seed)."""
+    from recllm.cli import build_parser
+
+    found = _seed_options(build_parser(), {})
+    expected = {f"recllm {name}": option for name, option in SEED_OPTIONS.items()}
+    assert found == {"recllm": "--seed", **expected}
+
+
+@pytest.mark.parametrize("value", BAD_SEEDS)
+def test_a_bad_top_level_seed(value, capsys):
+    from recllm.cli_args import SEED_LIMIT
+
+    assert main(["--seed", *value, "data", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("recllm: error: argument --seed: ") and "; " in err, err
+    if value != ["x"]:
+        assert str(SEED_LIMIT - 1) in err  # the range, in the one line

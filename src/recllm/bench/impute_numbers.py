@@ -107,11 +107,11 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench impute-numbers``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int
+    from recllm.cli_args import non_negative_int, seed_arg
 
     b = bench.add_parser(NAME, help="how the LLM imputer should decode numbers -> docs/results/imputation-numbers.md")
     b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=seed_arg, default=0)
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     add_report_args(b, "imputation-numbers.md", _run)
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPORT_FOLDER = Path("docs") / "results"
-SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -101,24 +100,14 @@ def as_target(out: "ReportTarget | str | os.PathLike[str] | None", default_name:
 
 
 def check_seed_args(args: argparse.Namespace) -> None:
-    """A benchmark's ``--seeds`` (at least one, none twice) and ``--seed``: whole numbers from 0 to 2**32 - 1; a
-    :class:`recllm.errors.UserInputError` naming the option otherwise (argparse has already refused a non-number)."""
-    from recllm.errors import UserInputError
+    """A benchmark's ``--seeds`` (at least one, none twice) and ``--seed``, each a whole number from 0 to 2**32 - 1
+    (:func:`recllm.cli_args.check_seeds`, for the options not parsed with ``cli_args.seed_arg``); a
+    :class:`recllm.errors.UserInputError` naming the option otherwise."""
+    from recllm.cli_args import check_seeds
 
-    for option, values in (("--seeds", getattr(args, "seeds", None)), ("--seed", getattr(args, "seed", None))):
-        if values is None:
-            continue
-        given = list(values) if isinstance(values, (list, tuple)) else [values]
-        if not given:
-            raise UserInputError("no seed given", option, f"name one or more seeds after {option}, or leave "
-                                 f"{option} out for the benchmark's own")
-        bad = [v for v in given if not 0 <= v < SEED_LIMIT]
-        if bad:
-            raise UserInputError(f"seed {bad[0]} is out of range", option,
-                                 f"give whole numbers from 0 to {SEED_LIMIT - 1}")
-        twice = sorted({v for v in given if given.count(v) > 1})
-        if twice:
-            raise UserInputError(f"seed {twice[0]} is given twice", option, "name each seed once")
+    check_seeds(getattr(args, "seeds", None), "--seeds")
+    if getattr(args, "seed", None) is not None:
+        check_seeds([args.seed], "--seed")
 
 
 def add_report_args(parser: argparse.ArgumentParser, default_name: str,

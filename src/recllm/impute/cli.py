@@ -24,9 +24,6 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     from recllm.impute.table_io import OUTPUT_SUFFIXES, CsvFormat, table_kind
     from recllm.outputs import check_output_file
 
-    if not 0 <= args.seed < 2**32:  # the seeds NumPy's RandomState and scikit-learn take
-        raise UserInputError(f"seed {args.seed} is out of range", "--seed",
-                             f"give a whole number from 0 to {2**32 - 1}")
     table = Path(args.table)
     table_kind(table)
     if not table.is_file():
@@ -114,7 +111,7 @@ def _impute(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``recllm impute`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
-    from recllm.cli_args import add_engine_args, non_negative_int, positive_float, positive_int
+    from recllm.cli_args import add_engine_args, non_negative_int, positive_float, positive_int, seed_arg
     from recllm.impute.names import IMPUTER_NAMES
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
@@ -132,7 +129,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    "(default: inferred)")
     p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
     p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed_arg, default=0,
                    help="seed of the random methods (mice, miceforest, great, llm): the same seed, the same fills")
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
     p.add_argument("--examples", type=positive_int, default=None,

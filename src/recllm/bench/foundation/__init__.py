@@ -98,6 +98,7 @@ def _threads_arg(parser: argparse.ArgumentParser) -> None:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench foundation`` and ``recllm bench foundation-baselines``."""
     from recllm.bench.reporting import add_report_args
+    from recllm.cli_args import seed_arg
 
     b = bench.add_parser(NAME, help="data loaders, LLM core, evaluation -> docs/results/foundation.md")
     b.add_argument("--only", type=sections_arg, default=",".join(SECTIONS),
@@ -107,7 +108,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
 
     p = bench.add_parser("foundation-baselines",
                          help="popularity and item-kNN on MovieLens-100K -> docs/results/foundation_baselines.md")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap and negative-sampling seed")
+    p.add_argument("--seed", type=seed_arg, default=0, help="bootstrap and negative-sampling seed")
     p.add_argument("--quick", action="store_true", help="a 2-point ItemKNN grid instead of the full one")
     _threads_arg(p)
     add_report_args(p, "foundation_baselines.md", _run_baselines)

@@ -46,13 +46,13 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench learn``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, positive_int
+    from recllm.cli_args import non_negative_int, positive_int, seed_arg
 
     b = bench.add_parser(NAME, help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
     b.add_argument("--quick", action="store_true", help="one data set, one seed, few epochs")
     b.add_argument("--datasets", nargs="*", default=None)
     b.add_argument("--splits", nargs="*", default=None)
-    b.add_argument("--seeds", nargs="*", type=int, default=None)
+    b.add_argument("--seeds", nargs="*", type=seed_arg, default=None)
     b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")
     b.add_argument("--epochs", type=positive_int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
     b.add_argument("--recbole-run", default=None,
