@@ -202,6 +202,24 @@ def test_cache_reuses_adapter_and_answers(tiny, tmp_path):
     pd.testing.assert_frame_equal(out1, out2)
 
 
+def test_only_rank_0_writes_the_fit_record(tiny, tmp_path, monkeypatch):
+    """Under torchrun every rank fine-tunes the same adapter; only rank 0 writes its fit record (the others would
+    write the same file at the same time). RANK without WORLD_SIZE: no process group, just the rank test."""
+    from pathlib import Path
+
+    from recllm.impute.llm import FIT_RECORD
+
+    table = make_table(n=12)
+    masked, _ = mask_cells(table, ["occupation"], 0.3)
+    monkeypatch.setenv("RANK", "1")
+    other = imputer(tiny, cache=DiskCache(tmp_path / "answers.sqlite"), max_train_examples=8).fit(masked)
+    folder = other.fit_report_["adapter_dir"]
+    assert folder is not None and not (Path(folder) / FIT_RECORD).exists()
+    monkeypatch.setenv("RANK", "0")
+    main = imputer(tiny, cache=DiskCache(tmp_path / "answers.sqlite"), max_train_examples=8).fit(masked)
+    assert main.fit_report_["adapter_dir"] == folder and (Path(folder) / FIT_RECORD).exists()
+
+
 def test_fine_tuning_learns_a_skewed_column(tiny):
     rng = np.random.default_rng(0)
     n = 60

@@ -3,9 +3,10 @@
 Each job turns its work into rows (one row = one model batch of the local path), maps them with
 ``map_batches(<actor class>, concurrency=workers)`` where every actor loads the model once, and collects the
 results on the driver. The model batches are formed exactly as the single-process functions form them
-(:func:`recllm.llm.embed_texts`, :func:`recllm.llm.score_continuations_many`), so the outputs are identical, and
-embeddings use the same :class:`~recllm.llm.cache.DiskCache` keys: a text already in the cache is not recomputed,
-and the driver writes every new vector to the cache as results arrive (an interrupted job keeps what it finished).
+(:func:`recllm.llm.embed_texts`, :func:`recllm.llm.score_continuations_many`, :func:`recllm.llm.generate`), so the
+outputs are identical, and embeddings and generations use the same :class:`~recllm.llm.cache.DiskCache` keys: an
+input already in the cache is not recomputed, and the driver writes every new result to the cache as results arrive
+(an interrupted job keeps what it finished).
 
 Ray starts locally by itself when no ``address`` is given; ``address="auto"`` or ``"ray://host:10001"`` joins an
 existing cluster. Actors are restarted and their batches retried when a worker dies (Ray Data's default).
@@ -322,15 +323,19 @@ def generate_ray(
     number_shape: Any = None,
     show_progress: bool = True,
     options: RayOptions | None = None,
+    cache: Any = None,
 ) -> list[str]:
-    """:func:`recllm.llm.generate` (without its cache) on a Ray actor pool, with identical texts: the driver plans
-    the very batches ``generate`` would form (distinct prompts, longest first,
-    :func:`~recllm.llm.generate.batch_rows` wide) and each becomes one pool row, generated as one batch by a
-    worker. ``model``: a loaded ``CausalLM`` (tokenizer and batch plan on the driver)."""
-    from recllm.llm.generate import MAX_GENERATE_ROWS, batch_rows
+    """:func:`recllm.llm.generate` on a Ray actor pool, with identical texts and the same cache keys
+    (:func:`~recllm.llm.generate.cached_generations`): cached prompts are not sent to the pool, and each finished
+    batch's texts are written to ``cache`` as it arrives. The driver plans the very batches ``generate`` would form
+    (distinct uncached prompts, longest first, :func:`~recllm.llm.generate.batch_rows` wide) and each becomes one
+    pool row, generated as one batch by a worker. ``model``: a loaded ``CausalLM`` (tokenizer, cache keys and batch
+    plan on the driver)."""
+    from recllm.llm.generate import MAX_GENERATE_ROWS, _check, batch_rows, cached_generations
 
     prompts = [str(p) for p in prompts]
-    todo = list(dict.fromkeys(prompts))
+    allowed = _check(model, prompts, max_new_tokens, batch_size, allowed_token_ids)
+    keys, done, todo = cached_generations(model, prompts, max_new_tokens, allowed, number_shape, cache)
     lengths = {p: len(model.tokenizer(p, add_special_tokens=False).input_ids) for p in todo}
     todo.sort(key=lambda p: -lengths[p])
     chunks, start = [], 0
@@ -338,12 +343,15 @@ def generate_ray(
         rows = batch_rows(model, lengths[todo[start]], max_new_tokens, batch_size or MAX_GENERATE_ROWS)
         chunks.append(todo[start:start + rows])
         start += rows
-    done: dict[str, str] = {}
-    for chunk, (texts, _) in zip(chunks, generate_chunks_ray(
-            model, chunks, max_new_tokens=max_new_tokens, batch_size=batch_size or MAX_GENERATE_ROWS,
-            show_progress=show_progress, options=options, allowed_token_ids=allowed_token_ids,
-            number_shape=number_shape)):
-        done.update(zip(chunk, texts))
+
+    def commit(c: int, texts: list[str], seconds: list[float]) -> None:
+        done.update(zip(chunks[c], texts))
+        if cache is not None:
+            cache.put_many({keys[p]: t for p, t in zip(chunks[c], texts)})
+
+    generate_chunks_ray(model, chunks, max_new_tokens=max_new_tokens, batch_size=batch_size or MAX_GENERATE_ROWS,
+                        show_progress=show_progress, options=options, on_chunk=commit, allowed_token_ids=allowed,
+                        number_shape=number_shape)
     return [done[p] for p in prompts]
 
 

@@ -139,7 +139,7 @@ class LLMImputer(BaseImputer):
     ``max_epochs``: the most epochs (None: ``sft.epochs``, 3 by default, :data:`DEFAULT_SFT`).
     ``code_columns``: "auto", column names or () (see :mod:`recllm.impute.base`).
     ``engine``: "local" or "ray": the fills' scoring and generation on a Ray actor pool (``ray_options``: a
-    :class:`recllm.distributed.ray_jobs.RayOptions`), same fills; the Ray generation does not use the cache.
+    :class:`recllm.distributed.ray_jobs.RayOptions`), same fills and the same answer cache as the local path.
     """
 
     method = "llm"
@@ -417,6 +417,7 @@ class LLMImputer(BaseImputer):
     def _fit(self, frame: pd.DataFrame) -> None:
         from recllm.llm.precision import resolve_dtype
         from recllm.llm.sft import load_adapter
+        from recllm.distributed.ddp import is_main_process
         from recllm.utils import cache_dir, write_json_atomic
 
         self._check_params()
@@ -462,7 +463,7 @@ class LLMImputer(BaseImputer):
             record = json.loads((output_dir / FIT_RECORD).read_text(encoding="utf-8"))
         else:
             tuned, record = self._fine_tune(lm, examples, config, lora, output_dir, validate)
-            if output_dir is not None:
+            if output_dir is not None and is_main_process():  # under torchrun: rank 0 writes, as sft_train does
                 write_json_atomic(output_dir / FIT_RECORD, record)
         # Merge the adapter for inference (plain linear layers are faster); the name keeps the adapter's hash so
         # cache keys still tell fine-tunes apart.
@@ -573,7 +574,7 @@ class LLMImputer(BaseImputer):
             from recllm.distributed.ray_jobs import generate_ray
 
             return generate_ray(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
-                                allowed_token_ids=allowed, number_shape=number_shape,
+                                allowed_token_ids=allowed, number_shape=number_shape, cache=self.cache_,
                                 show_progress=self.show_progress, options=self.ray_options)
         return generate(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
                         allowed_token_ids=allowed, cache=self.cache_, show_progress=self.show_progress,

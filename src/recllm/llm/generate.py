@@ -131,6 +131,26 @@ def _generate_batch(lm: CausalLM, prompts: list[str], max_new_tokens: int, allow
     return tok.batch_decode(new_tokens, skip_special_tokens=True)
 
 
+def cached_generations(lm: CausalLM, prompts: Sequence[str], max_new_tokens: int, allowed: list[int] | None,
+                       number_shape: NumberShape | None, cache: Any) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """``(keys, done, todo)`` of :func:`generate`'s cache (the one key recipe, also used on Ray): each distinct
+    prompt's key (none without ``cache``), the completions already cached, and the distinct prompts still to
+    generate in first-seen order. ``allowed`` is the checked, sorted token set (or None)."""
+    params = {"task": "generate", "version": GENERATE_VERSION, "model": lm.fingerprint,
+              "max_new_tokens": max_new_tokens, "allowed_token_ids": allowed}
+    if number_shape is not None:
+        if allowed is None:
+            raise ValueError("number_shape needs allowed_token_ids (the number tokens it chooses among)")
+        params["number_shape"] = dataclasses.asdict(number_shape)
+    unique = list(dict.fromkeys(prompts))
+    keys = {p: cache.key(**params, prompt=p) for p in unique} if cache is not None else {}
+    done: dict[str, str] = {}
+    if cache is not None:
+        found = cache.get_many(list(keys.values()))
+        done = {p: found[k] for p, k in keys.items() if k in found}
+    return keys, done, [p for p in unique if p not in done]
+
+
 def generate(
     lm: CausalLM,
     prompts: Sequence[str],
@@ -156,19 +176,7 @@ def generate(
     """
     allowed = _check(lm, prompts, max_new_tokens, batch_size, allowed_token_ids)
     prompts = list(prompts)
-    unique = list(dict.fromkeys(prompts))
-    params = {"task": "generate", "version": GENERATE_VERSION, "model": lm.fingerprint,
-              "max_new_tokens": max_new_tokens, "allowed_token_ids": allowed}
-    if number_shape is not None:
-        if allowed is None:
-            raise ValueError("number_shape needs allowed_token_ids (the number tokens it chooses among)")
-        params["number_shape"] = dataclasses.asdict(number_shape)
-    keys = {p: cache.key(**params, prompt=p) for p in unique} if cache is not None else {}
-    done: dict[str, str] = {}
-    if cache is not None:
-        found = cache.get_many(list(keys.values()))
-        done = {p: found[k] for p, k in keys.items() if k in found}
-    todo = [p for p in unique if p not in done]
+    keys, done, todo = cached_generations(lm, prompts, max_new_tokens, allowed, number_shape, cache)
     lengths = {p: len(lm.tokenizer(p, add_special_tokens=False).input_ids) for p in todo}
     todo.sort(key=lambda p: -lengths[p])  # longest first: similar lengths share a batch, memory peaks early
     bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]"  # n: fractional
