@@ -162,7 +162,7 @@ def add_engine_args(parser: argparse.ArgumentParser, what: str) -> None:
     """``--engine local|ray``, ``--ray-address`` and ``--ray-workers`` (``what``: the work that moves to Ray, a
     plural noun phrase such as "the item embeddings")."""
     parser.add_argument("--engine", default="local", choices=("local", "ray"),
-                        help=f"where {what} run: this process, or a Ray actor pool, with the same results "
+                        help=f"where {what} run: this process, or a Ray actor pool, with the same results and cache "
                              "(pip install 'recllm[distributed]'; see docs/distributed.md)")
     parser.add_argument("--ray-address", default=None,
                         help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
