@@ -426,7 +426,8 @@ def llm_setup_line(config: Any) -> str:
     named = ", ".join(f"{k}={v!r}" for k, v in departures.items()) or "none (the full preset)"
     fit = ("one fine-tune per (table, seed, setting), on that setting's masked table" if config.llm_fit == "per-setting"
            else "one fine-tune per (table, seed) on the table with the cells of *all* settings' masks removed, reused "
-                "for every setting (fewer training cells than each masked table has)")
+                "for every setting: it never sees a cell masked in any setting of its seed, and trains on fewer cells "
+                "than each masked table has (the observed cells of all settings at once)")
     return (f"- LLM imputer ({config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r=8 on q/k/v/o): "
             f"LLMImputer's defaults -- whole-row training on every observed cell of every row (each row one sequence, "
             f"its observed cells as lines in a fresh random order each epoch, the loss on every value), up to "
