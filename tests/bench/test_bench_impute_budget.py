@@ -9,7 +9,7 @@ import pytest
 
 import recllm.bench.impute.run as bench
 from recllm.bench.impute.budget import GREAT_MAX_TRIES, GREAT_SETTINGS, great_budget
-from recllm.bench.impute.plan import Rates, plan_units
+from recllm.bench.impute.plan import Rates, format_plan, plan_units
 from recllm.bench.impute.report import peer_setup_lines
 from recllm.bench.impute.run import SETTINGS, BenchConfig, make_imputer
 from recllm.bench.impute.tasks import TABLES, TableSpec
@@ -169,3 +169,13 @@ def test_plan_counts_a_shared_fit_once_and_great_at_its_settings_only(shared_dat
     fills = [int(bench.masked_tables(load("advertising"), "advertising", s, 0)[table][2].any(axis=1).sum()) * 2.0
              for s in SETTINGS]
     assert sum(u.seconds for u in units) == pytest.approx(len(SETTINGS) * 10 + 20 + steps * 3.0 + sum(fills))
+
+    rates.load_average = 8.0
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    text = format_plan(units, rates)
+    total = sum(u.seconds for u in units)
+    assert f"on an idle machine roughly ~{total / 4 / 3600:.1f} h" in text or \
+        f"on an idle machine roughly ~{total / 4 / 60:.1f} min" in text
+    assert "a probe had about 25% of a core" in text
+    rates.load_average = 1.5
+    assert "idle machine" not in format_plan(units, rates)

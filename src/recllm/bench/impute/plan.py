@@ -190,6 +190,15 @@ def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any)
     return units
 
 
+def idle_share(load_average: float) -> float:
+    """The share of a core one busy thread gets at ``load_average`` on this machine's CPUs (1 when the load is
+    unknown or below the CPU count): the factor from a probed time to an idle machine's."""
+    cpus = os.cpu_count() or 1
+    if not load_average == load_average or load_average <= cpus:  # NaN or idle enough
+        return 1.0
+    return cpus / load_average
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
@@ -219,6 +228,10 @@ def format_plan(units: list[Unit], rates: Rates, skipped: list[str] | None = Non
                  + (", ".join(f"{k} ~{_duration(v)}" for k, v in left.items()) or "none"))
     lines.append(f"estimated time left on this machine: ~{_duration(sum(left.values()))} (each unit is stored as it "
                  "finishes; rerun the same command to resume, or split it with --datasets / --seeds / --imputers)")
+    share = idle_share(rates.load_average)
+    if share < 1:
+        lines.append(f"on an idle machine roughly ~{_duration(sum(left.values()) * share)} (at load "
+                     f"{rates.load_average:.1f} on {os.cpu_count()} CPUs a probe had about {share:.0%} of a core)")
     return "\n".join(lines)
 
 
