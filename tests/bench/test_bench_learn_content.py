@@ -55,7 +55,7 @@ def test_the_encoder_is_part_of_the_run_key(fake_bench, dataset, content, tmp_pa
 def test_quick_mode_runs_the_headline_models_with_both_encoders():
     specs = bench.model_specs(quick=True)
     quick = [s.name for s in specs if bench.planned(s, "ml-100k", True, quick=True)]
-    assert quick == ["popularity", "SASRec-CE", "HSTU", "LEARN (shared tower)", MINILM_LEARN]
+    assert quick == ["popularity", "content-kNN", "SASRec-CE", "HSTU", "LEARN (shared tower)", MINILM_LEARN]
     full = [s.name for s in specs if bench.planned(s, "ml-latest-small", False)]
     assert MINILM_LEARN in full and "LEARN-ID (ablation)" not in full
 

@@ -175,10 +175,13 @@ def evaluate_full_ranking(
     ks: Sequence[int] = (10,),
     batch_size: int = 256,
     show_progress: bool = True,
+    candidates: np.ndarray | None = None,
 ) -> RankingResult:
     """Rank the whole catalogue for every case and return per-user HR/NDCG/Recall/MRR at each K.
 
-    Users are scored ``batch_size`` at a time, so memory stays at a few batch x catalogue arrays.
+    Users are scored ``batch_size`` at a time, so memory stays at a few batch x catalogue arrays. ``candidates``
+    (item indices), when given, ranks among those items only (e.g. the new items of a cold-start split); every
+    target must be one of them.
     """
     ks = check_ks(ks)
     if batch_size < 1:
@@ -195,6 +198,16 @@ def evaluate_full_ranking(
         raise ValueError(f"case {empty[0]} (user {int(cases.users[empty[0]])}) has no target item")
     _check_items(targets, n_items, "targets")
     _check_items(histories, n_items, "history")
+    outside = None
+    if candidates is not None:
+        candidates = np.unique(np.asarray(candidates, dtype=np.int64))
+        _check_items([candidates], n_items, "candidates")
+        outside = np.ones(n_items, dtype=bool)
+        outside[candidates] = False
+        missing = [i for i, t in enumerate(targets) if outside[t].any()]
+        if missing:
+            raise ValueError(f"case {missing[0]} (user {int(cases.users[missing[0]])}) has a target outside the "
+                             f"{candidates.size} candidates")
 
     from tqdm.auto import tqdm
 
@@ -214,6 +227,8 @@ def evaluate_full_ranking(
         h_rows = np.repeat(np.arange(stop - start), [h.size for h in hist])
         scores[h_rows, np.concatenate(hist) if hist else np.empty(0, np.int64)] = -np.inf
         scores[rows, items] = t_scores  # a target is never masked
+        if outside is not None:
+            scores[:, outside] = -np.inf
         order = order_targets(rows, t_scores)
         rows, t_scores = rows[order], t_scores[order]
         ranks = target_ranks(scores, rows, t_scores, chunk_rows=batch_size)
@@ -221,4 +236,5 @@ def evaluate_full_ranking(
         per_batch.append(values)
         best.append(best_rank)
     per_user = {name: np.concatenate([b[name] for b in per_batch]) for name in per_batch[0]}
-    return RankingResult(per_user, np.asarray(cases.users), ks, n_items, np.concatenate(best))
+    n_candidates = n_items if candidates is None else int(candidates.size)
+    return RankingResult(per_user, np.asarray(cases.users), ks, n_candidates, np.concatenate(best))

@@ -64,6 +64,29 @@ def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
     return format_table(rows, ["model", "seeds", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB"])
 
 
+def new_items_table(by_model: dict[str, list[Any]], order: list[str], info: dict[str, Any] | None = None) -> str:
+    """A cold-start split ranked among its new items only (metrics ``new:*`` of
+    :func:`recllm.bench.learn.run.run_one`), with a random ranking's expected figures when the count is known."""
+    from recllm.bench.learn.run import NEW_ITEM_KS, NEW_ITEM_PREFIX
+
+    columns = [f"{m}@{k}" for k in NEW_ITEM_KS for m in ("hr", "ndcg")]
+    rows = []
+    for name in order:
+        runs = [r for r in by_model.get(name, []) if all(NEW_ITEM_PREFIX + c in r.metrics for c in columns)]
+        if runs:
+            rows.append({"model": name, "seeds": len(runs),
+                         **{c: fmt_ci(*interval(runs, NEW_ITEM_PREFIX + c)) for c in columns}})
+    if not rows:
+        return ""
+    n_new = int((info or {}).get("test_items", 0))
+    if n_new:  # one target among n_new candidates, each rank equally likely
+        expected = {f"hr@{k}": min(k, n_new) / n_new for k in NEW_ITEM_KS}
+        expected.update({f"ndcg@{k}": float(np.sum(1 / np.log2(np.arange(2, min(k, n_new) + 2)))) / n_new
+                         for k in NEW_ITEM_KS})
+        rows.append({"model": "random ranking (expected)", "seeds": "-", **{c: f"{expected[c]:.4f}" for c in columns}})
+    return format_table(rows, ["model", "seeds", *columns])
+
+
 def _fmt(value: float, digits: int) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -289,7 +312,16 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
             body.append(f"### {split} ({size})\n")
             if info and not info["informative"]:
                 body.append(f"**Not informative**: {info['note']}\n")
+            among_new = new_items_table(by_model, order, info) if split == "cold_start" else ""
+            if among_new:
+                body.append("Full catalogue (every item a candidate, the history masked):\n")
             body.append(_table(by_model, order) + "\n")
+            if among_new:
+                count = f"{info['test_items']} " if info and info.get("test_items") else ""
+                body.append(f"Among the {count}items new in the test period only (the usual cold-start protocol: "
+                            "the candidates are the items first seen at or after the test cut, so a model is not "
+                            "judged on how it ranks old items against new ones):\n")
+                body.append(among_new + "\n")
             for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
                 body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
                             f"{_paired(by_model, learn, MAIN_SASREC)}\n")

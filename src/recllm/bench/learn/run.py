@@ -45,7 +45,12 @@ UNENGAGED_ITEM_DATASETS = ("amazon2018-magazine-subscriptions",)
 CATALOGUE_NEGATIVES = 256
 SPLITS = ("loo", "temporal", "cold_start")  # cold_start: recllm.data.cold_start_split (new items in time)
 MINILM_LEARN = "LEARN (shared tower, MiniLM)"
+CONTENT_KNN = "content-kNN"
 KS = (10, 50, 200)
+# Cold-start splits are also ranked among the items new in the test period only (the usual cold-start protocol):
+# metric "new:hr@10" is HR@10 with those items as the only candidates.
+NEW_ITEM_KS = (10, 50)
+NEW_ITEM_PREFIX = "new:"
 
 
 @dataclass
@@ -163,7 +168,7 @@ class ModelSpec:
 def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec]:
     """The compared models with their fixed settings (chosen on validation NDCG@10 of ML-100K, see the report)."""
     from recllm.learn.train import LEARN
-    from recllm.models import MODELS, HSTU, SASRec
+    from recllm.models import MODELS, HSTU, ContentKNN, SASRec
 
     seq = dict(SEQ_SETTINGS, batch_size=128, patience=patience, show_progress=False)
     hstu = {**seq, "n_heads": 1, "lr": 3e-3, "loss": "ce"}
@@ -188,6 +193,10 @@ def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec
     sasrec_bce, sasrec_bce_kw = sasrec("bce")
     return [
         ModelSpec("popularity", lambda seed, epochs, content: MODELS["popularity"]()),
+        ModelSpec(CONTENT_KNN, lambda seed, epochs, content: ContentKNN(content_embeddings=content),
+                  uses_content=True, encoder=contents.DEFAULT_ENCODER, note=(
+                      "no training: cosine between an item's content vector (SmolLM2, whitened as LEARN's input) and "
+                      "the mean of the history's; the content-only reference a cold-start model has to beat")),
         ModelSpec("SASRec-CE", sasrec_ce, settings=sasrec_ce_kw),
         ModelSpec("SASRec-BCE", sasrec_bce, ablation=True, settings=sasrec_bce_kw),
         ModelSpec("HSTU", lambda s, e, c: HSTU(seed=s, max_epochs=e, **hstu), settings=hstu, note=(
@@ -242,15 +251,33 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
     with PeakMemory() as mem:
         model.fit(split)
     fit_seconds = time.perf_counter() - start
-    result = evaluate_full_ranking(model, split.eval_cases("test"), ks=KS, show_progress=False)
-    keep = [f"{m}@{k}" for m in ("hr", "ndcg") for k in KS]
+    cases = split.eval_cases("test")
+    result = evaluate_full_ranking(model, cases, ks=KS, show_progress=False)
+    per_user = {f"{m}@{k}": result.per_user[f"{m}@{k}"] for m in ("hr", "ndcg") for k in KS}
+    new = cold_start_new_items(split)
+    if new is not None:
+        among = evaluate_full_ranking(model, cases, ks=NEW_ITEM_KS, show_progress=False, candidates=new)
+        per_user.update({f"{NEW_ITEM_PREFIX}{m}@{k}": among.per_user[f"{m}@{k}"] for m in ("hr", "ndcg")
+                         for k in NEW_ITEM_KS})
     history = getattr(model, "history_", [])
     return RunResult(
-        split.dataset.name, split.name, seed, spec.name, {k: float(result.per_user[k].mean()) for k in keep},
-        {k: result.per_user[k].tolist() for k in keep}, fit_seconds,
+        split.dataset.name, split.name, seed, spec.name, {k: float(v.mean()) for k, v in per_user.items()},
+        {k: v.tolist() for k, v in per_user.items()}, fit_seconds,
         float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
         mem.peak_mb, len(result), key,
     )
+
+
+def cold_start_new_items(split: Any) -> np.ndarray | None:
+    """The items a cold-start split's test period introduces (first interaction at or after its test cut, as in
+    :func:`recllm.data.split.cold_start_split`), sorted: the candidates of its among-new-items metrics. None for
+    other splits."""
+    if split.name != "cold_start":
+        return None
+    from recllm.data.dataset import ITEM, TIME
+
+    first = split.dataset.interactions.groupby(ITEM)[TIME].min()
+    return np.sort(split.dataset.item_index(first.index[first.to_numpy() >= int(split.info["test_from"])]))
 
 
 def unit_keys(split: Any, seed: int, seeds: list[int], specs: list[ModelSpec], data: str, epochs: int, quick: bool,
