@@ -42,14 +42,14 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench impute``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, positive_int
+    from recllm.cli_args import non_negative_int, positive_int, seed_arg
     from recllm.impute.names import IMPUTER_NAMES
 
     b = bench.add_parser(NAME, help="imputers x tasks x missingness x seeds -> docs/results/imputation.md")
     b.add_argument("--quick", action="store_true",
                    help="1 seed, MCAR 5%% only, small budgets, GReaT only if --imputers names it (development)")
     b.add_argument("--datasets", nargs="*", default=None, help="advertising and/or ml-100k")
-    b.add_argument("--seeds", nargs="*", type=int, default=None)
+    b.add_argument("--seeds", nargs="*", type=seed_arg, default=None)
     b.add_argument("--imputers", nargs="*", default=None, help=f"subset of {list(IMPUTER_NAMES)}")
     b.add_argument("--max-rows", type=positive_int, default=None,
                    help="LLM: train on a seeded sample of this many rows per table (default: every row, every "

@@ -66,6 +66,7 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
     from recllm.bench.impute.run import make_imputer, masked_tables
     from recllm.bench.impute.tasks import TABLES, TASKS, feature_table, run_task, split_rows, SPLIT_FRACTIONS
     from recllm.data import load
+    from recllm.hardware import load_average
 
     rates = Rates()
     probe = dataclasses.replace(config, llm_max_rows=PROBE_ROWS, llm_max_epochs=1)
@@ -103,7 +104,7 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
         one_epoch = dataclasses.replace(config.dlrm[dataset], max_epochs=1)
         seconds = sum(run_task(task, ds, complete, split, 0, one_epoch)["dlrm_seconds"] for task in TASKS[dataset])
         rates.dlrm_s[dataset] = seconds * config.dlrm[dataset].max_epochs
-    rates.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rates.load_average = load_average()
     return rates
 
 

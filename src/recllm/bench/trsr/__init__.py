@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench trsr``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, positive_float
+    from recllm.cli_args import non_negative_int, positive_float, seed_arg
 
     b = bench.add_parser(NAME, help="LLM-TRSR benchmark -> docs/results/trsr.md")
     b.add_argument("--quick", action="store_true", help="tiny sizes for development (a few minutes)")
@@ -40,7 +40,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--plan", action="store_true",
                    help="print every unit (lr choice, SFT runs, per-seed parts, learning curve), whether it is stored "
                    "and its estimated time from a short probe of this machine; runs nothing else")
-    b.add_argument("--seeds", nargs="*", type=int, default=None, help="training seeds (default: the size preset's)")
+    b.add_argument("--seeds", nargs="*", type=seed_arg, default=None, help="training seeds (default: the size preset's)")
     b.add_argument("--score-dtype", default="auto",
                    help="the faster scoring precision whose rank agreement is printed beside the headline tables "
                    "(which are scored in the training precision): auto (the machine's, as `recllm llm check` prints) "
