@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from recllm.bench.learn.report import new_items_table, write_learn_report
-from recllm.bench.learn.run import (CONTENT_KNN, NEW_ITEM_PREFIX, RunResult, model_specs, planned, run_one,
-                                    cold_start_new_items)
+from recllm.bench.learn.run import (CONTENT_KNN, NEW_ITEM_PREFIX, RunResult, cold_start_new_items,
+                                    flat_validation, model_specs, planned, run_one)
 from recllm.bench.reporting import ReportTarget
 from recllm.data.dataset import ITEM, TIME
 from recllm.data.split import cold_start_split
@@ -87,3 +87,19 @@ def test_report_tables_cold_start_among_new_items_beside_the_full_catalogue(tmp_
     old = [RunResult(r.dataset, r.split, r.seed, r.model, {k: v for k, v in r.metrics.items() if ":" not in k},
                      {k: v for k, v in r.per_user.items() if ":" not in k}) for r in results]
     assert new_items_table({r.model: [r] for r in old}, names, info[("cyclic", "cold_start")]) == ""
+
+
+def test_a_fit_whose_validation_never_scored_is_flagged(tmp_path):
+    assert flat_validation([{"epoch": 1, "valid_ndcg@10": 0.0}, {"epoch": 2, "valid_ndcg@10": 0.0}])
+    assert not flat_validation([{"epoch": 1, "valid_ndcg@10": 0.0}, {"epoch": 2, "valid_ndcg@10": 0.01}])
+    assert not flat_validation([]) and not flat_validation([{"epoch": 1, "loss": 2.0}])  # no training, no validation
+    specs = model_specs(quick=True)
+    runs = [fake_cold_run(s.name, 0.01) for s in specs]
+    for seed in (0, 1):
+        flat = fake_cold_run("LEARN (shared tower)", 0.01)
+        flat.seed, flat.flat_validation = seed, True
+        runs.append(flat)
+    text = write_learn_report(ReportTarget(tmp_path / "learn.md", "commit abc (test)"), runs, specs, ["cyclic"],
+                              [0, 1], [], 1.0, True, None, tmp_path / "learn.runs.jsonl").read_text()
+    assert "**No validation signal**: LEARN (shared tower) (seeds 0, 1): validation NDCG@10 was 0" in text
+    assert text.count("No validation signal") == 1

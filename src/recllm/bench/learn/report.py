@@ -316,6 +316,13 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
             if among_new:
                 body.append("Full catalogue (every item a candidate, the history masked):\n")
             body.append(_table(by_model, order) + "\n")
+            flat = {m: [r.seed for r in by_model.get(m, []) if getattr(r, "flat_validation", False)] for m in order}
+            flat = {m: seeds for m, seeds in flat.items() if seeds}
+            if flat:
+                which = "; ".join(f"{m} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))})"
+                                  for m, s in flat.items())
+                body.append(f"**No validation signal**: {which}: validation NDCG@10 was 0 at every epoch, so early "
+                            "stopping kept the first epoch's weights: those runs are models trained for one epoch.\n")
             if among_new:
                 count = f"{info['test_items']} " if info and info.get("test_items") else ""
                 body.append(f"Among the {count}items new in the test period only (the usual cold-start protocol: "

@@ -70,6 +70,8 @@ class RunResult:
     peak_mb: float = math.nan
     n_users: int = 0
     key: str = ""
+    # validation NDCG@10 was 0 at every epoch: early stopping had no signal and kept the first epoch's weights
+    flat_validation: bool = False
 
 
 def store_run(store: RunStore, result: RunResult) -> None:
@@ -264,8 +266,15 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
         split.dataset.name, split.name, seed, spec.name, {k: float(v.mean()) for k, v in per_user.items()},
         {k: v.tolist() for k, v in per_user.items()}, fit_seconds,
         float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
-        mem.peak_mb, len(result), key,
+        mem.peak_mb, len(result), key, flat_validation(history),
     )
+
+
+def flat_validation(history: list[dict[str, float]]) -> bool:
+    """Whether a fit's validation NDCG@10 (``model.history_``) was 0 at every epoch it was measured: early
+    stopping then had nothing to go on and kept the first epoch (seen on the cold-start split of ML-100K)."""
+    scores = [r["valid_ndcg@10"] for r in history if "valid_ndcg@10" in r]
+    return bool(scores) and all(v == 0 for v in scores)
 
 
 def cold_start_new_items(split: Any) -> np.ndarray | None:
