@@ -1,7 +1,8 @@
-"""``recllm bench learn``: LEARN against popularity, SASRec (CE and BCE) and HSTU -> docs/results/learn.md.
+"""``recllm bench learn``: LEARN against popularity, content-kNN, SASRec (CE, BCE) and HSTU -> docs/results/learn.md.
 
 Every model x data set x split x seed is fitted (early stopping on the validation stage only), then ranked on the
-whole catalogue by the shared harness (HR and NDCG at 10, 50, 200, history items masked). A figure is the mean
+whole catalogue by the shared harness (HR and NDCG at 10, 50, 200, history items masked); a cold-start split
+also among its test-new items only (``new:`` metrics at 10 and 50). A figure is the mean
 over seeds with a 95% t-interval across seeds (with one seed: a bootstrap interval over users). Each fit records
 its training time per epoch, total fit time and peak resident memory added during the fit. Content embeddings
 are computed once per data set and encoder (SmolLM2-135M, and all-MiniLM-L6-v2 for the shared tower: the
