@@ -162,6 +162,38 @@ def test_cold_start_split_on_growing_catalogue():
     assert split.valid["timestamp"].max() < split.info["test_from"] <= split.test["timestamp"].min()
 
 
+def test_cold_start_split_records_its_candidates_known_answer():
+    ds = table(COLD_ROWS)
+    split = cold_start_split(ds, valid_fraction=0.25, test_fraction=0.35, min_test_users=3)
+    names = lambda idx: ds.items["item_id"].iloc[idx].tolist()  # noqa: E731
+    assert names(split.candidates("valid")) == ["v1"]  # first seen at 5, in [valid cut 5, test cut 7)
+    assert names(split.candidates("test")) == ["n1", "n2", "n3"]  # first seen at or after 7
+    for stage in ("valid", "test"):  # every target is among its stage's candidates
+        assert set(np.concatenate(split.eval_cases(stage).targets)) <= set(split.candidates(stage))
+    with pytest.raises(ValueError, match="stage must be"):
+        split.candidates("train")
+
+
+def test_cold_start_candidates_are_the_items_first_seen_in_each_period():
+    ds = growing()
+    split = cold_start_split(ds, min_test_users=1)
+    first = ds.interactions.groupby("item_id")["timestamp"].min()
+    t_valid, t_test = split.info["valid_from"], split.info["test_from"]
+    valid_new = first.index[(first >= t_valid) & (first < t_test)]
+    test_new = first.index[first >= t_test]
+    assert len(valid_new) and len(test_new)
+    np.testing.assert_array_equal(split.candidates("valid"), np.sort(ds.item_index(valid_new)))
+    np.testing.assert_array_equal(split.candidates("test"), np.sort(ds.item_index(test_new)))
+    assert len(split.candidates("valid")) == split.info["valid_items"]
+    assert len(split.candidates("test")) == split.info["test_items"]
+
+
+@pytest.mark.parametrize("name", ["loo", "temporal"])
+def test_other_splits_rank_among_the_full_catalogue(name):
+    split = make_split(toy(), name)
+    assert split.candidates("valid") is None and split.candidates("test") is None
+
+
 def test_random_item_cold_start_split_is_kept_and_seeded():
     ds = toy(n_items=60)
     split = random_item_cold_start_split(ds, seed=3)

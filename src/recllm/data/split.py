@@ -39,6 +39,9 @@ class Split:
     ``cases``: evaluation cases built with the split (the cold-start split, whose histories are not "everything
     before the stage"); ``eval_cases`` returns them instead of deriving cases from the frames. ``info["note"]``,
     when present, says why the split is not informative (too few test users): reports should print it.
+    ``info["valid_candidates"]``/``info["test_candidates"]``, when present (the cold-start split: its valid- and
+    test-new items), are the sorted item indices that stage's cases are ranked among for model selection; read
+    them with :meth:`candidates`.
     """
 
     name: str
@@ -55,6 +58,14 @@ class Split:
         if stage not in frames:
             raise ValueError(f"stage must be one of {list(frames)}, got {stage!r}")
         return _sequences(self.dataset, pd.concat(frames[stage]))
+
+    def candidates(self, stage: str = "valid") -> np.ndarray | None:
+        """The sorted item indices the ``stage`` ("valid" or "test") cases are ranked among for model selection,
+        or None: the full catalogue."""
+        if stage not in ("valid", "test"):
+            raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
+        items = self.info.get(f"{stage}_candidates")
+        return None if items is None else np.asarray(items, dtype=np.int64)
 
     def eval_cases(self, stage: str = "test") -> EvalCases:
         """Cases for evaluation: history = everything before the stage, targets = the stage's items per user."""
@@ -187,6 +198,8 @@ def cold_start_split(dataset: RecDataset, valid_fraction: float = 0.1, test_frac
       its target and never holds a new item. One target per case, so HR@K is about one item.
     - valid: the same, for valid-new items, with targets before the test cut.
     - train: the interactions before the valid cut; no valid- or test-new item occurs in it.
+    ``info["valid_candidates"]``/``info["test_candidates"]`` hold the valid-new/test-new item indices (sorted): the
+    items :meth:`Split.candidates` says each stage's cases are ranked among for model selection.
     Users with no interaction before their target are skipped (``info["test_skipped_users"]``). The defaults
     (0.1, 0.4) leave ~230 test cases on ML-100K and ML-latest-small (training on the first half of the
     interactions); a split with fewer than ``min_test_users`` cases is flagged in ``info["note"]``.
@@ -203,7 +216,9 @@ def cold_start_split(dataset: RecDataset, valid_fraction: float = 0.1, test_frac
     seen = first[first < np.iinfo(np.int64).max]
     info: dict[str, object] = {"valid_from": t_valid, "test_from": t_test,
                                "valid_items": int(((seen >= t_valid) & (seen < t_test)).sum()),
-                               "test_items": int((seen >= t_test).sum())}
+                               "test_items": int((seen >= t_test).sum()),
+                               "valid_candidates": np.flatnonzero((first >= t_valid) & (first < t_test)),
+                               "test_candidates": np.flatnonzero((first >= t_test) & (first < np.iinfo(np.int64).max))}
     stages: dict[str, pd.DataFrame] = {}
     cases: dict[str, EvalCases] = {}
     for stage, start, stop in (("valid", t_valid, t_test), ("test", t_test, np.inf)):

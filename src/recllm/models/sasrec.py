@@ -2,7 +2,9 @@
 
 Also home of :class:`SequentialRecommender`, the training loop shared by the sequence models (SASRec, HSTU and
 LEARN's towers): sliding windows over each user's chronological training sequence, next-item loss at every
-position, early stopping on validation NDCG@10 computed by the evaluation harness, seeded and batched.
+position, early stopping on validation NDCG@10 computed by the evaluation harness (ranked among the split's
+validation candidates when it names them, e.g. a cold-start split's valid-new items: ``SeqConfig.valid_candidates``),
+seeded and batched.
 
 Losses: ``"ce"`` is full-softmax cross-entropy over the whole catalogue (the strong variant, as in RecBole and
 most recent papers); ``"bce"`` is the original paper's binary cross-entropy with one sampled negative per
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from recllm.data.split import Split
 
 LOSSES = ("ce", "bce", "sampled")
+VALID_CANDIDATES = ("split", "all")  # SeqConfig.valid_candidates
 
 
 @dataclass
@@ -56,6 +59,10 @@ class SeqConfig:
     show_progress: bool = True
     checkpoint_dir: str | None = None  # resume a fit from here (recllm.distributed.checkpoint); None: no checkpoints
     checkpoint_every: int = 1  # epochs between checkpoints
+    # what early stopping ranks each validation case among: "split": the items the split names for its validation
+    # (Split.candidates("valid"): a cold-start split's valid-new items), the full catalogue when it names none;
+    # "all": always the full catalogue
+    valid_candidates: str = "split"
 
     losses: ClassVar[tuple[str, ...]] = LOSSES
 
@@ -76,6 +83,8 @@ class SeqConfig:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget}")
+        if self.valid_candidates not in VALID_CANDIDATES:
+            raise ValueError(f"valid_candidates must be one of {VALID_CANDIDATES}, got {self.valid_candidates!r}")
 
 
 # --------------------------------------------------------------------------------------------- building blocks
@@ -295,6 +304,7 @@ class SequentialRecommender(Recommender):
         if len(rows) == 0:
             raise ValueError(f"split {split.name!r} of {split.dataset.name!r} has no user with 2+ training items")
         valid_cases = split.eval_cases("valid")
+        candidates = split.candidates("valid") if cfg.valid_candidates == "split" else None
         optimizer = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -320,7 +330,8 @@ class SequentialRecommender(Recommender):
             record = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - tick}
             if epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs:
                 if len(valid_cases):
-                    result = evaluate_full_ranking(self, valid_cases, ks=(10,), batch_size=cfg.eval_batch_size, show_progress=False)
+                    result = evaluate_full_ranking(self, valid_cases, ks=(10,), batch_size=cfg.eval_batch_size,
+                                                   show_progress=False, candidates=candidates)
                     record["valid_ndcg@10"] = float(np.mean(result.per_user["ndcg@10"]))
                 else:  # no validation users: keep the last epoch
                     record["valid_ndcg@10"] = float(epoch)

@@ -279,15 +279,10 @@ def flat_validation(history: list[dict[str, float]]) -> bool:
 
 
 def cold_start_new_items(split: Any) -> np.ndarray | None:
-    """The items a cold-start split's test period introduces (first interaction at or after its test cut, as in
-    :func:`recllm.data.split.cold_start_split`), sorted: the candidates of its among-new-items metrics. None for
-    other splits."""
-    if split.name != "cold_start":
-        return None
-    from recllm.data.dataset import ITEM, TIME
-
-    first = split.dataset.interactions.groupby(ITEM)[TIME].min()
-    return np.sort(split.dataset.item_index(first.index[first.to_numpy() >= int(split.info["test_from"])]))
+    """The items a cold-start split's test period introduces (first interaction at or after its test cut), sorted,
+    as the split records them (:meth:`recllm.data.split.Split.candidates`): the candidates of its among-new-items
+    metrics. None for other splits."""
+    return split.candidates("test") if split.name == "cold_start" else None
 
 
 def unit_keys(split: Any, seed: int, seeds: list[int], specs: list[ModelSpec], data: str, epochs: int, quick: bool,
