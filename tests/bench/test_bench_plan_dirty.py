@@ -7,21 +7,14 @@ import pytest
 
 from recllm.cli import build_parser
 
-from tests.bench.test_bench_reporting import _git
-
 
 @pytest.fixture
-def dirty_checkout(tmp_path, monkeypatch):
+def dirty_checkout(checkout):
     """A git checkout with an uncommitted change to a tracked file, as the current folder."""
-    _git("init", "-q", cwd=tmp_path)
-    (tmp_path / "a.txt").write_text("one\n")
-    _git("add", "a.txt", cwd=tmp_path)
-    _git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "first", cwd=tmp_path)
-    (tmp_path / "a.txt").write_text("two\n")
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True,
+    (checkout / "a.txt").write_text("two\n")
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=checkout, capture_output=True,
                           text=True).stdout.strip()
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return checkout
 
 
 # command, the module whose plan_benchmark runs, the report's default name

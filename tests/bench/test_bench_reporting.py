@@ -9,20 +9,7 @@ from recllm.bench import reporting
 from recllm.bench.reporting import report_target, source_state
 from recllm.errors import UserInputError
 
-
-def _git(*args, cwd):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-
-
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    """A fresh git checkout with one committed file, as the current folder."""
-    _git("init", "-q", cwd=tmp_path)
-    (tmp_path / "a.txt").write_text("one\n")
-    _git("add", "a.txt", cwd=tmp_path)
-    _git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "first", cwd=tmp_path)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from tests.bench.conftest import git as _git
 
 
 def test_clean_tree_default_path_and_commit(checkout):
