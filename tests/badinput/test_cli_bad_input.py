@@ -86,7 +86,7 @@ RUN_CONFIG = json.dumps({"data": "ml-100k", "model": None, "config": {}})
 CASES = [
     # ------------------------------------------------------------------------------------------------ global
     ([], None, 2, "required: command", False, ()),
-    (["--seed", "abc", "data", "list"], None, 2, "invalid int value", False, ()),
+    (["--seed", "abc", "data", "list"], None, 2, "--seed: 'abc' is not a whole number", False, ()),
     (["frobnicate"], None, 2, "invalid choice", False, ()),
     # ------------------------------------------------------------------------------------------------ data
     (["data"], None, 2, "required", False, ()),
