@@ -89,3 +89,23 @@ def test_the_header_command_names_only_what_differs_from_the_defaults(checkout, 
     monkeypatch.setattr(learn_run, "run_benchmark", lambda **k: seen.update(k) or 0)
     assert args.func(args) == 0
     assert args.command == "recllm bench learn --quick --seeds 0 1 --models 'LEARN (shared tower)' --allow-dirty"
+
+
+def test_every_benchmark_method_change_names_a_commit_of_this_repository():
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=root, capture_output=True,
+                      text=True).stdout.strip() != "false":
+        pytest.skip("needs the full git history of the checkout")
+    modules = ["recllm.bench.learn.report", "recllm.bench.impute.report", "recllm.bench.trsr.report",
+               "recllm.bench.foundation", "recllm.bench.impute_numbers"]
+    for name in modules:
+        changes = importlib.import_module(name).METHOD_CHANGES
+        assert changes, name
+        for commit, text in changes:
+            found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=root,
+                                   capture_output=True)
+            assert found.returncode == 0, f"{name}: {commit} is not a commit here ({text[:40]}...)"
+            assert text and not text.endswith("."), (name, commit)  # rendered as "- <text> (<commit>)"

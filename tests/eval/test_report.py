@@ -66,3 +66,76 @@ def test_save_plot_atomic(tmp_path):
     path = save_plot(fig, tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
+
+
+def _body(rows: dict[str, float]) -> str:
+    lines = ["## ml-100k", "", f"### cold_start ({len(rows)} test users)", "", "| model | hr@10 | fit s |",
+             "| --- | --- | --- |"]
+    return "\n".join(lines + [f"| {name} | {hr:.4f} | 1.0 |" for name, hr in rows.items()]) + "\n"
+
+
+def test_a_rewritten_report_says_which_figures_changed_and_keeps_that_on_a_re_render(tmp_path):
+    from recllm.eval.report import CHANGES_HEADING
+
+    path = tmp_path / "r.md"
+    write_report(path, "Toy", "bench toy", [], _body({"LEARN": 0.2230, "SASRec": 0.0033}), commit="commit aaa111")
+    assert CHANGES_HEADING not in path.read_text()  # nothing replaced: nothing to compare
+
+    write_report(path, "Toy", "bench toy --splits cold_start", [], _body({"LEARN": 0.0043, "SASRec": 0.0033,
+                                                                          "content-kNN": 0.0260}),
+                 commit="commit bbb222", method_changes=[("abc1234", "The cold-start split is now in time.")])
+    text = path.read_text()
+    changes = text[text.index(CHANGES_HEADING):]
+    assert "from commit aaa111 by `bench toy`" in changes  # the replaced version and its (different) command
+    assert "- The cold-start split is now in time. (abc1234)" in changes  # no git here: every change is listed
+    # the heading's count changed (2 -> 3 test users): the table still matches; one hr@10 of the two kept rows moved
+    assert "- ml-100k / cold_start: table (model, hr@10, fit s): hr@10: 1 of 3 rows (largest: LEARN, 0.2230 -> " \
+           "0.0043); rows added: content-kNN" in changes
+    assert "fit s" not in changes.split("hr@10: 1 of 3")[1]  # an unchanged column is not listed
+
+    write_report(path, "Toy", "bench toy --splits cold_start", [], _body({"LEARN": 0.0043, "SASRec": 0.0033,
+                                                                          "content-kNN": 0.0260}),
+                 commit="commit ccc333")
+    again = path.read_text()
+    assert again[again.index(CHANGES_HEADING):] == changes  # same figures: the last rerun's account stays
+    assert again.count(CHANGES_HEADING) == 1
+
+
+def test_a_report_replacing_a_hand_written_file_or_losing_a_table_says_so(tmp_path):
+    from recllm.eval.report import CHANGES_HEADING, report_changes
+
+    path = tmp_path / "notes.md"
+    path.write_text("| model | hr@10 |\n| --- | --- |\n| a | 0.1 |\n")
+    write_report(path, "Toy", "bench toy", [], _body({"LEARN": 0.1}), commit="commit aaa111")
+    assert CHANGES_HEADING not in path.read_text()  # not a generated report: no previous version to compare
+
+    previous = path.read_text()
+    current = previous.replace("### cold_start", "### temporal")
+    changes = report_changes(previous, current)
+    assert "- new table: ml-100k / temporal: table (model, hr@10, fit s)" in changes
+    assert "- table no longer in the report: ml-100k / cold_start: table (model, hr@10, fit s)" in changes
+    assert "No figure in its tables changed." not in changes
+    assert "No figure in its tables changed." in report_changes(previous, previous)
+
+
+def test_only_the_method_changes_the_previous_version_lacked_are_listed(tmp_path):
+    import subprocess
+
+    from recllm.eval.report import report_changes
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    commits = []
+    for name in ("split", "baseline"):
+        (tmp_path / name).write_text(name)
+        git("add", name)
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", name)
+        commits.append(git("rev-parse", "--short", "HEAD"))
+    previous = write_report(tmp_path / "r.md", "Toy", "bench toy", [], _body({"LEARN": 0.2}),
+                            commit=f"commit {commits[0]}").read_text()
+    changes = report_changes(previous, previous.replace(commits[0], commits[1]),
+                             [(commits[0], "time split"), (commits[1], "content-kNN row")], where=tmp_path)
+    assert "- content-kNN row" in changes and "time split" not in changes
+    assert "No commit changed the library since then." in changes  # nothing under src/recllm changed between them

@@ -19,6 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+# A change in method every benchmark with a run store shares (see recllm.eval.report.report_changes).
+RUN_STORE_CHANGE: tuple[str, str] = (
+    "809e9f4", "a stored run is reused only while the code that made it (sha256 of every recllm module it imported), "
+    "the data sha256 and the settings are unchanged; runs stored under hand-bumped version numbers were refit")
+
 REPORT_FOLDER = Path("docs") / "results"
 
 

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from importlib import metadata
@@ -191,12 +192,181 @@ def write_report(
     seeds: Sequence[int] | None = None,
     commit: str | None = None,
     precision: str | None = None,
+    method_changes: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Write a generated markdown report atomically: :func:`report_header` then ``body``. Returns the path."""
+    """Write a generated markdown report atomically: :func:`report_header`, ``body``, then what changed since the
+    report this one replaces (:func:`report_changes`; ``method_changes``: the benchmark's ``(commit, what changed in
+    its method)`` list). Returns the path."""
     path = Path(path)
     text = report_header(title, command, data_paths, seeds, commit, precision) + "\n" + body.rstrip() + "\n"
+    previous = _previous_report(path)
+    if previous is not None:
+        text += "\n" + report_changes(previous, text, method_changes, where=path.parent)
     write_text_atomic(path, text)
     return path
+
+
+def _previous_report(path: Path) -> str | None:
+    """The text of the generated report at ``path`` that is about to be replaced (None: none, or not generated)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if GENERATED_NOTE in text[:2000] else None
+
+
+# ---------------------------------------------------------------------------------------------- changes
+CHANGES_HEADING = "## Changes from the previous version"
+_HEADER_FIELDS = ("command", "date", "source", "git commit")
+_NUMBER = re.compile(r"^[-+−]?(\d|\.\d|nan\b|inf\b|n/a\b)", re.IGNORECASE)
+
+
+def _header_fields(text: str) -> dict[str, str]:
+    """``command``, ``date`` and ``commit`` from a report header (``- source: commit X`` or ``- git commit: X``)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines()[:40]:
+        for name in _HEADER_FIELDS:
+            prefix = f"- {name}: "
+            if line.startswith(prefix) and name not in fields:
+                fields[name] = line[len(prefix):].strip()
+    source = fields.pop("source", fields.pop("git commit", ""))
+    fields["commit"] = source.removeprefix("commit ").split()[0] if source else "unknown"
+    fields["command"] = fields.get("command", "").strip("`")
+    fields["date"] = fields.get("date", "unknown").split(";")[0]
+    return fields
+
+
+def _cells(line: str) -> list[str]:
+    parts = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+    return [part.strip().replace("**", "") for part in parts]
+
+
+def _tables(text: str) -> dict[tuple[str, tuple[str, ...], int], dict[str, list[str]]]:
+    """Every markdown table of a report (its changes section aside), keyed by (the headings above it without their
+    parenthesised counts, its columns, its number among such tables); each row keyed by its leading non-numeric
+    cells (or its position when it has none)."""
+    if CHANGES_HEADING in text:
+        text = text[:text.index(CHANGES_HEADING)]
+    headings: dict[int, str] = {}
+    tables: dict[tuple[str, tuple[str, ...], int], dict[str, list[str]]] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            headings = {k: v for k, v in headings.items() if k < level}
+            headings[level] = re.sub(r"\s*\([^)]*\)\s*$", "", line.lstrip("#").strip())
+        if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= set("-: "):
+            columns = tuple(_cells(line))
+            i += 2
+            rows: dict[str, list[str]] = {}
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = _cells(lines[i])
+                lead = next((k for k, c in enumerate(cells) if _NUMBER.match(c)), len(cells))
+                key = " / ".join(cells[:lead]) or f"row {len(rows) + 1}"
+                while key in rows:
+                    key += "'"
+                rows[key] = cells
+                i += 1
+            section = " / ".join(headings[k] for k in sorted(headings)[1:])  # the title aside
+            n = sum(1 for (s, c, _) in tables if (s, c) == (section, columns))
+            tables[(section, columns, n)] = rows
+            continue
+        i += 1
+    return tables
+
+
+def _table_name(key: tuple[str, tuple[str, ...], int]) -> str:
+    section, columns, n = key
+    return f"{section or 'top'}: table ({', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''})" + (
+        f" #{n + 1}" if n else "")
+
+
+def _commits_between(old: str, new: str, where: Path | None) -> str:
+    """How many commits changed ``src/recllm`` between two commits of the checkout at ``where`` ('' if unknown)."""
+    old, new = old.removesuffix("+dirty"), new.removesuffix("+dirty")
+    if where is None or "unknown" in (old, new) or old == new:
+        return ""
+    try:
+        out = subprocess.run(["git", "rev-list", "--count", f"{old}..{new}", "--", "src/recllm"], cwd=where,
+                             capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if out == "0":
+        return "No commit changed the library since then."
+    return (f"{out} commit{'s' if out != '1' else ''} changed the library since then "
+            f"(`git log {old}..{new} -- src/recllm`).")
+
+
+def report_changes(previous: str, current: str, method_changes: Sequence[tuple[str, str]] = (),
+                   where: str | os.PathLike[str] | None = None) -> str:
+    """The closing section of a regenerated report: which previous version it replaces (commit, date, command), the
+    ``method_changes`` ``(commit, text)`` that version did not have (all of them when git cannot tell, e.g. outside
+    the checkout at ``where``), and for every table which figures changed, column by column, with the largest
+    change, and which tables and rows appeared or went. When no figure changed, the previous version's own changes
+    section is kept (a re-render does not hide what the last rerun changed)."""
+    before, after = _tables(previous), _tables(current)
+    lines: list[str] = []
+    for key in sorted(after.keys() & before.keys(), key=list(after).index):
+        old_rows, new_rows = before[key], after[key]
+        columns = key[1]
+        notes = []
+        for j, column in enumerate(columns):
+            changed = [(row, old_rows[row][j], cells[j]) for row, cells in new_rows.items()
+                       if row in old_rows and j < len(cells) and j < len(old_rows[row])
+                       and cells[j] != old_rows[row][j] and _NUMBER.match(cells[j] or "x")]
+            if changed:
+                row, was, now = max(changed, key=lambda c: _distance(c[1], c[2]))
+                notes.append(f"{column}: {len(changed)} of {len(new_rows)} rows (largest: {row}, {was} -> {now})")
+        added = [row for row in new_rows if row not in old_rows]
+        gone = [row for row in old_rows if row not in new_rows]
+        if added:
+            notes.append(f"rows added: {', '.join(added)}")
+        if gone:
+            notes.append(f"rows removed: {', '.join(gone)}")
+        if notes:
+            lines.append(f"- {_table_name(key)}: " + "; ".join(notes))
+    lines += [f"- new table: {_table_name(key)}" for key in after if key not in before]
+    lines += [f"- table no longer in the report: {_table_name(key)}" for key in before if key not in after]
+    if not lines and CHANGES_HEADING in previous:
+        return previous[previous.index(CHANGES_HEADING):].rstrip() + "\n"
+    old, new = _header_fields(previous), _header_fields(current)
+    intro = [CHANGES_HEADING, "",
+             f"This version replaces the one made on {old['date']} from commit {old['commit']}"
+             + (f" by `{old['command']}`" if old["command"] and old["command"] != new["command"] else "") + ". "
+             + _commits_between(old["commit"], new["commit"], Path(where) if where is not None else None)]
+    new_in_method = [(commit, text) for commit, text in method_changes
+                     if not _has_commit(old["commit"], commit, Path(where) if where is not None else None)]
+    if new_in_method:
+        intro += ["", "Changes in method since that version:", ""]
+        intro += [f"- {text.strip()} ({commit})" for commit, text in new_in_method]
+    intro += ["", "Figures in its tables, compared row by row (rows matched by their name):" if lines
+              else "No figure in its tables changed.", ""]
+    return "\n".join(intro + lines).rstrip() + "\n"
+
+
+def _has_commit(version: str, change: str, where: Path | None) -> bool:
+    """Whether the commit ``version`` of a report already contained the commit ``change`` (False when git cannot
+    tell: no checkout, unknown commit)."""
+    if where is None:
+        return False
+    try:
+        return subprocess.run(["git", "merge-base", "--is-ancestor", change, version.removesuffix("+dirty")],
+                              cwd=where, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _distance(was: str, now: str) -> float:
+    """How far apart two cells' leading numbers are (relative; inf when one does not parse)."""
+    def lead(text: str) -> float:
+        match = re.match(r"[-+−]?\d*\.?\d+(e[-+]?\d+)?", text.replace("−", "-"), re.IGNORECASE)
+        return float(match.group(0)) if match else math.nan
+    a, b = lead(was), lead(now)
+    if math.isnan(a) or math.isnan(b):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b), 1e-12)
 
 
 def save_plot(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:

@@ -9,12 +9,25 @@ from typing import Any
 
 import numpy as np
 
+from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
 from recllm.eval.stats import interval_over_runs, paired_difference
 from recllm.bench.impute.run import FINE_TUNED
 from recllm.bench.impute.tasks import TABLES, TASKS
 
 LOWER_IS_BETTER = ("rmse", "nrmse", "mae", "mse")
+
+# (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
+METHOD_CHANGES: tuple[tuple[str, str], ...] = (
+    ("61ea82b", "every imputer writes only the missing cells into a copy of the table (observed cells as given)"),
+    RUN_STORE_CHANGE,
+    ("00d4ea3", "the LLM imputer trains whole-row on every observed cell (it was a 256-cell sample), epochs (up to 3) "
+                "chosen on held-out observed cells; numeric columns of at most 20 whole-number codes are filled with "
+                "an observed code by every imputer"),
+    ("d4473c3", "peers side by side: miceforest (LightGBM MICE) and GReaT (be-great on the SmolLM2 folder)"),
+    ("6b20c9e", "the LLM imputer and GReaT fine-tune once per table and seed on the cells observed in every "
+                "missingness setting; GReaT at MCAR 20% only, under the LLM imputer's step budget"),
+)
 
 
 def _label(setting: list[Any] | tuple[Any, ...]) -> str:
@@ -503,4 +516,4 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         body += ["## Plots", "", *[f"![{name}]({name})" for name in links], ""]
     return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command,
                         data_files(config.datasets), "\n".join(body), seeds=list(config.seeds),
-                        commit=target.commit, precision=describe_precision())
+                        commit=target.commit, precision=describe_precision(), method_changes=METHOD_CHANGES)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
 from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff, paired_difference
 
@@ -16,6 +17,23 @@ METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
 MAIN_LEARN = "LEARN (shared tower)"
 MAIN_SASREC = "SASRec-CE"
 SPLIT_ORDER = ("loo", "temporal", "cold_start")
+
+# (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
+METHOD_CHANGES: tuple[tuple[str, str], ...] = (
+    ("27660ac", "the cold-start split is in time: an item is new when its first interaction falls after a cut, each "
+                "test case is one user's first interaction with a new item after the cut, with that user's history "
+                "strictly before it (the random-item split gave each user ~11 targets and a history holding later "
+                "interactions; it is kept as random_item_cold_start_split and no longer reported); a split with "
+                "fewer than 200 test users is marked not informative"),
+    RUN_STORE_CHANGE,
+    ("4ab96ba", "LEARN's shared tower also over all-MiniLM-L6-v2 item embeddings, with each catalogue's embedding "
+                "time on the machine that ran it"),
+    ("ac15dd3", "content-kNN baseline row; cold-start splits also ranked among the test period's new items, with a "
+                "random row"),
+    ("453bb72", "on a cold-start split the sequence models' early stopping ranks validation among that period's new "
+                "items (it ranked the whole catalogue, where LEARN's validation NDCG@10 was 0 at every epoch and the "
+                "first epoch was kept)"),
+)
 
 
 def _cold_start_share() -> str:
@@ -353,7 +371,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         precision = describe_precision()
     return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command,
                         data_files(datasets), "\n".join(body), seeds=seeds, commit=target.commit,
-                        precision=precision)
+                        precision=precision, method_changes=METHOD_CHANGES)
 
 
 def reference_section(ref: dict[str, Any]) -> str:

@@ -12,10 +12,26 @@ from typing import Any
 
 import numpy as np
 
+from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table
 from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff
 
-__all__ = ["aggregate", "render"]
+# (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
+METHOD_CHANGES: tuple[tuple[str, str], ...] = (
+    ("8be7267", "rankers are scored in the precision they were trained and validated in (dtype auto: float32 on a "
+                "CPU without native bfloat16)"),
+    ("3960ead", "the ranker trains with grouped SFT: one group per case (its next item and 20 seeded negatives "
+                "behind one shared prefix)"),
+    RUN_STORE_CHANGE,
+    ("0eddd7c", "the papers' scale: at least 10k labelled candidates per ranker (several targets per user where a "
+                "data set has few users), 3 seeds, the paper's lr where the step count allows it, else a validation "
+                "grid; a learning curve; the fused two-stage on at least 300 test users"),
+    ("99f08e3", "each ranker trains on the fewest users whose cases reach 10k labelled candidates"),
+    ("2f794b4", "validation only where it chooses the lr or feeds the curve; the recurrent ranker on seed 0 only; the "
+                "two-stage rerank with the hierarchical ranker only"),
+)
+
+__all__ = ["METHOD_CHANGES", "aggregate", "render"]
 
 SAMPLED_COLUMNS = [f"recall@{k}" for k in (3, 5, 10)] + [f"mrr@{k}" for k in (3, 5, 10)]
 

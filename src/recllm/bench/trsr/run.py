@@ -737,7 +737,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     (:mod:`recllm.bench.trsr.scale`); ``score_dtype``: the faster scoring precision compared with the headline's.
     Every unit is stored as it finishes, so an interrupted run continues where it stopped."""
     from recllm.bench.reporting import as_target
-    from recllm.bench.trsr.report import render
+    from recllm.bench.trsr.report import METHOD_CHANGES, render
     from recllm.eval.report import write_report
 
     target = as_target(out, "trsr-quick.md" if quick else "trsr.md")
@@ -822,6 +822,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
                + (f" --score-dtype {score_dtype}" if score_dtype != "auto" else ""))
     files = [f for r in results for f in r["data_files"]]
     write_report(path, "LLM-TRSR: summaries + LoRA Yes/No ranker vs baselines", command, files, body,
-                 seeds=list(sizes.seeds), commit=target.commit, precision=describe_precision("auto", summarizer.device))
+                 seeds=list(sizes.seeds), commit=target.commit, precision=describe_precision("auto", summarizer.device),
+                 method_changes=METHOD_CHANGES)
     print(f"[trsr] wrote {path}", flush=True)
     return 0
