@@ -99,8 +99,7 @@ def test_every_benchmark_method_change_names_a_commit_of_this_repository():
     if subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=root, capture_output=True,
                       text=True).stdout.strip() != "false":
         pytest.skip("needs the full git history of the checkout")
-    modules = ["recllm.bench.learn.report", "recllm.bench.impute.report", "recllm.bench.trsr.report",
-               "recllm.bench.foundation", "recllm.bench.impute_numbers"]
+    modules = ["recllm.bench.learn.report", "recllm.bench.impute.report", "recllm.bench.trsr.report"]
     for name in modules:
         changes = importlib.import_module(name).METHOD_CHANGES
         assert changes, name

@@ -21,12 +21,6 @@ DECODINGS = ("generate", "expected", "expected-grid")
 REFERENCES = ("mean", "mice")
 SETTING = ("mcar", 0.2)
 
-# (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
-METHOD_CHANGES: tuple[tuple[str, str], ...] = (
-    ("767e8c8", "the benchmark moved from benchmarks/impute_numbers.py into `recllm bench impute-numbers`; its "
-                "fine-tuning settings are the LLM imputer's defaults with the benchmark's overrides named"),
-)
-
 
 def measure(dataset: str, seed: int) -> dict[str, dict[str, Any]]:
     """imputer or decoding -> {"scores": {table: {metric: value}}, "seconds": fill seconds of the LLM}."""
@@ -105,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     target = args.report
     write_report(target.path, "LLM imputer: how to decode numbers", args.command, data_files(args.datasets),
                  report_body(results, args.seed), seeds=[args.seed], commit=target.commit,
-                 precision=describe_precision(), method_changes=METHOD_CHANGES)
+                 precision=describe_precision())
     print(f"[impute-numbers] wrote {target.path}")
     return 0
 

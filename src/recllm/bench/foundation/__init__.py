@@ -31,14 +31,6 @@ LLM_SECTIONS = ("llm", "sft", "grouped_sft", "whole_row")  # they run SmolLM2 (t
 DATASETS = ("ml-100k", "ml-latest-small", "advertising", "amazon2018-magazine-subscriptions",
             "mind-small-train-sample-unofficial")
 
-# (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
-METHOD_CHANGES: tuple[tuple[str, str], ...] = (
-    ("66f7001", "the benchmark moved from benchmarks/foundation.py into `recllm bench foundation` (one module per "
-                "section, same sections and sizes)"),
-    ("0caeeaa", "every section's throughput as a fraction of one matmul peak measured once per run, with the load "
-                "average each section ran under"),
-)
-
 
 def sections_arg(text: str) -> str:
     """``--only``: comma-separated names of :data:`SECTIONS` (an argparse type: a bad name is a one-line error)."""
@@ -72,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
 
         precision = describe_precision()
     write_report(target.path, "Foundation: data, LLM core, evaluation", args.command, data_files(DATASETS),
-                 "\n".join(body), commit=target.commit, precision=precision, method_changes=METHOD_CHANGES)
+                 "\n".join(body), commit=target.commit, precision=precision)
     machine.append_history(target.path, facts, target.commit)
     print(f"[foundation] wrote {target.path}")
     return 0
