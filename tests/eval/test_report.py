@@ -89,7 +89,7 @@ def test_a_rewritten_report_says_which_figures_changed_and_keeps_that_on_a_re_re
     assert "from commit aaa111 by `bench toy`" in changes  # the replaced version and its (different) command
     assert "- The cold-start split is now in time. (abc1234)" in changes  # no git here: every change is listed
     # the heading's count changed (2 -> 3 test users): the table still matches; one hr@10 of the two kept rows moved
-    assert "- ml-100k / cold_start: table (model, hr@10, fit s): hr@10: 1 of 3 rows (largest: LEARN, 0.2230 -> " \
+    assert "- ml-100k / cold_start: table by model: hr@10: 1 of 3 rows (largest: LEARN, 0.2230 -> " \
            "0.0043); rows added: content-kNN" in changes
     assert "fit s" not in changes.split("hr@10: 1 of 3")[1]  # an unchanged column is not listed
 
@@ -112,8 +112,8 @@ def test_a_report_replacing_a_hand_written_file_or_losing_a_table_says_so(tmp_pa
     previous = path.read_text()
     current = previous.replace("### cold_start", "### temporal")
     changes = report_changes(previous, current)
-    assert "- new table: ml-100k / temporal: table (model, hr@10, fit s)" in changes
-    assert "- table no longer in the report: ml-100k / cold_start: table (model, hr@10, fit s)" in changes
+    assert "- new table: ml-100k / temporal: table by model" in changes
+    assert "- table no longer in the report: ml-100k / cold_start: table by model" in changes
     assert "No figure in its tables changed." not in changes
     assert "No figure in its tables changed." in report_changes(previous, previous)
 
@@ -128,7 +128,9 @@ def test_only_the_method_changes_the_previous_version_lacked_are_listed(tmp_path
 
     git("init", "-q")
     commits = []
-    for name in ("split", "baseline"):
+    (tmp_path / "src" / "recllm").mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    for name in ("split", "src/recllm/baseline.py"):
         (tmp_path / name).write_text(name)
         git("add", name)
         git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", name)
@@ -136,6 +138,15 @@ def test_only_the_method_changes_the_previous_version_lacked_are_listed(tmp_path
     previous = write_report(tmp_path / "r.md", "Toy", "bench toy", [], _body({"LEARN": 0.2}),
                             commit=f"commit {commits[0]}").read_text()
     changes = report_changes(previous, previous.replace(commits[0], commits[1]),
-                             [(commits[0], "time split"), (commits[1], "content-kNN row")], where=tmp_path)
+                             [(commits[0], "time split"), (commits[1], "content-kNN row")], where=tmp_path / "docs")
     assert "- content-kNN row" in changes and "time split" not in changes
-    assert "No commit changed the library since then." in changes  # nothing under src/recllm changed between them
+    assert f"1 commit changed the library since then (`git log {commits[0]}..{commits[1]} -- src/recllm`)" in changes
+
+
+def test_a_table_that_gained_a_column_is_still_compared_and_says_so():
+    from recllm.eval.report import report_changes
+
+    old = "# T\n\n## a\n\n| model | hr@10 |\n| --- | --- |\n| x | 0.1 |\n"
+    new = "# T\n\n## a\n\n| model | seeds | hr@10 |\n| --- | --- | --- |\n| x | 3 | 0.2 |\n"
+    assert "- a: table by model: hr@10: 1 of 1 rows (largest: x, 0.1 -> 0.2); columns added: seeds, removed: none" \
+        in report_changes(old, new)

@@ -241,14 +241,17 @@ def _cells(line: str) -> list[str]:
     return [part.strip().replace("**", "") for part in parts]
 
 
-def _tables(text: str) -> dict[tuple[str, tuple[str, ...], int], dict[str, list[str]]]:
+_TableKey = tuple[str, str, int]  # (headings above it, its first column, its number among such tables)
+
+
+def _tables(text: str) -> dict[_TableKey, dict[str, dict[str, str]]]:
     """Every markdown table of a report (its changes section aside), keyed by (the headings above it without their
-    parenthesised counts, its columns, its number among such tables); each row keyed by its leading non-numeric
-    cells (or its position when it has none)."""
+    parenthesised counts, its first column, its number among such tables); each row (keyed by its leading
+    non-numeric cells, or its position when it has none) maps column name -> cell."""
     if CHANGES_HEADING in text:
         text = text[:text.index(CHANGES_HEADING)]
     headings: dict[int, str] = {}
-    tables: dict[tuple[str, tuple[str, ...], int], dict[str, list[str]]] = {}
+    tables: dict[_TableKey, dict[str, dict[str, str]]] = {}
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -260,27 +263,26 @@ def _tables(text: str) -> dict[tuple[str, tuple[str, ...], int], dict[str, list[
         if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= set("-: "):
             columns = tuple(_cells(line))
             i += 2
-            rows: dict[str, list[str]] = {}
+            rows: dict[str, dict[str, str]] = {}
             while i < len(lines) and lines[i].startswith("|"):
                 cells = _cells(lines[i])
                 lead = next((k for k, c in enumerate(cells) if _NUMBER.match(c)), len(cells))
                 key = " / ".join(cells[:lead]) or f"row {len(rows) + 1}"
                 while key in rows:
                     key += "'"
-                rows[key] = cells
+                rows[key] = dict(zip(columns, cells))
                 i += 1
             section = " / ".join(headings[k] for k in sorted(headings)[1:])  # the title aside
-            n = sum(1 for (s, c, _) in tables if (s, c) == (section, columns))
-            tables[(section, columns, n)] = rows
+            n = sum(1 for (s, c, _) in tables if (s, c) == (section, columns[0]))
+            tables[(section, columns[0], n)] = rows
             continue
         i += 1
     return tables
 
 
-def _table_name(key: tuple[str, tuple[str, ...], int]) -> str:
-    section, columns, n = key
-    return f"{section or 'top'}: table ({', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''})" + (
-        f" #{n + 1}" if n else "")
+def _table_name(key: _TableKey) -> str:
+    section, first, n = key
+    return f"{section or 'top'}: table by {first}" + (f" #{n + 1}" if n else "")
 
 
 def _commits_between(old: str, new: str, where: Path | None) -> str:
@@ -289,7 +291,7 @@ def _commits_between(old: str, new: str, where: Path | None) -> str:
     if where is None or "unknown" in (old, new) or old == new:
         return ""
     try:
-        out = subprocess.run(["git", "rev-list", "--count", f"{old}..{new}", "--", "src/recllm"], cwd=where,
+        out = subprocess.run(["git", "rev-list", "--count", f"{old}..{new}", "--", ":/src/recllm"], cwd=where,
                              capture_output=True, text=True, timeout=20, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -310,15 +312,19 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
     lines: list[str] = []
     for key in sorted(after.keys() & before.keys(), key=list(after).index):
         old_rows, new_rows = before[key], after[key]
-        columns = key[1]
+        old_columns = list(next(iter(old_rows.values()), {}))
+        columns = list(next(iter(new_rows.values()), {}))
         notes = []
-        for j, column in enumerate(columns):
-            changed = [(row, old_rows[row][j], cells[j]) for row, cells in new_rows.items()
-                       if row in old_rows and j < len(cells) and j < len(old_rows[row])
-                       and cells[j] != old_rows[row][j] and _NUMBER.match(cells[j] or "x")]
+        for column in columns:
+            changed = [(row, old_rows[row][column], cells[column]) for row, cells in new_rows.items()
+                       if row in old_rows and column in old_rows[row] and column in cells
+                       and cells[column] != old_rows[row][column] and _NUMBER.match(cells[column] or "x")]
             if changed:
                 row, was, now = max(changed, key=lambda c: _distance(c[1], c[2]))
                 notes.append(f"{column}: {len(changed)} of {len(new_rows)} rows (largest: {row}, {was} -> {now})")
+        if new_rows and old_rows and columns != old_columns:
+            notes += [f"columns added: {', '.join(c for c in columns if c not in old_columns) or 'none'}, removed: "
+                      f"{', '.join(c for c in old_columns if c not in columns) or 'none'}"]
         added = [row for row in new_rows if row not in old_rows]
         gone = [row for row in old_rows if row not in new_rows]
         if added:
