@@ -150,3 +150,10 @@ def test_a_table_that_gained_a_column_is_still_compared_and_says_so():
     new = "# T\n\n## a\n\n| model | seeds | hr@10 |\n| --- | --- | --- |\n| x | 3 | 0.2 |\n"
     assert "- a: table by model: hr@10: 1 of 1 rows (largest: x, 0.1 -> 0.2); columns added: seeds, removed: none" \
         in report_changes(old, new)
+
+
+def test_a_report_names_paths_under_the_working_folder_relatively(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    body = f"Not run: {tmp_path.resolve() / 'runs' / 'manifest.json'} not found\n"
+    text = write_report(tmp_path / "r.md", "Toy", "bench toy", [], body, commit="commit aaa111").read_text()
+    assert "Not run: runs/manifest.json not found" in text and str(tmp_path.resolve()) not in text

@@ -194,11 +194,13 @@ def write_report(
     precision: str | None = None,
     method_changes: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Write a generated markdown report atomically: :func:`report_header`, ``body``, then what changed since the
+    """Write a generated markdown report atomically: :func:`report_header`, ``body`` (paths under the working folder
+    made relative: committed reports name no machine's folders), then what changed since the
     report this one replaces (:func:`report_changes`; ``method_changes``: the benchmark's ``(commit, what changed in
     its method)`` list). Returns the path."""
     path = Path(path)
     text = report_header(title, command, data_paths, seeds, commit, precision) + "\n" + body.rstrip() + "\n"
+    text = text.replace(str(Path.cwd().resolve()) + os.sep, "")  # paths under the working folder, relative
     previous = _previous_report(path)
     if previous is not None:
         text += "\n" + report_changes(previous, text, method_changes, where=path.parent)
