@@ -13,18 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+# the worker scripts beside this file (tests/distributed/conftest.py puts the folder on sys.path)
+import ddp_worker
+
 pytestmark = pytest.mark.distributed
 
 HERE = Path(__file__).parent
-
-
-def _worker():
-    sys.path.insert(0, str(HERE))
-    try:
-        import ddp_worker
-    finally:
-        sys.path.remove(str(HERE))
-    return ddp_worker
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
@@ -36,7 +30,6 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_ranks_reproduce_one_process_and_resume_after_a_crash(tmp_path):
-    ddp_worker = _worker()
     single = ddp_worker.fit()
     out = tmp_path / "run"
     done = _torchrun(str(out), str(tmp_path / "ckpt"))  # checkpoints every epoch (they change no number)
@@ -67,8 +60,6 @@ def test_two_ranks_reproduce_one_process_and_resume_after_a_crash(tmp_path):
 def test_one_process_resumes_exactly_with_dropout_and_sampled_negatives(tmp_path, monkeypatch):
     """Every random generator the fit draws from (dropout, negatives, batch order) is restored from the checkpoint."""
     from recllm.distributed.checkpoint import EpochCheckpoint
-
-    ddp_worker = _worker()
     noisy = dict(dropout=0.3, loss="bce")
     full = ddp_worker.fit(str(tmp_path / "full"), **noisy)
     monkeypatch.setattr(EpochCheckpoint, "save", EpochCheckpoint.save)  # restored by undo() below
@@ -97,5 +88,5 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
 
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(UserInputError, match="not a recllm trainer checkpoint"):
-        _worker().fit(str(tmp_path))
+        ddp_worker.fit(str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -27,11 +27,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_ranks_reproduce_one_process_and_resume_after_a_crash(tmp_path):
-    sys.path.insert(0, str(HERE))
-    try:
-        import sft_worker
-    finally:
-        sys.path.remove(str(HERE))
+    import sft_worker
     single = sft_worker.train(str(tmp_path / "single"))
     one = sft_worker.step_losses(str(tmp_path / "single"))
 

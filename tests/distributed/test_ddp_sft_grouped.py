@@ -21,11 +21,7 @@ HERE = Path(__file__).parent
 def test_two_ranks_share_the_groups_and_reproduce_one_process(tmp_path, monkeypatch):
     import recllm.llm.sft as sft
 
-    sys.path.insert(0, str(HERE))
-    try:
-        import sft_worker
-    finally:
-        sys.path.remove(str(HERE))
+    import sft_worker
     monkeypatch.setattr(sft, "collate", sft.collate)  # undone after the test
     rows = sft_worker.count_rows()
     sft_worker.train(str(tmp_path / "single"), grouped=True)

@@ -14,21 +14,14 @@ import pytest
 
 from recllm import cli
 
+# the worker scripts beside this file (tests/distributed/conftest.py puts the folder on sys.path)
+import impute_worker
+import trsr_worker
+
 HERE = Path(__file__).parent
 
 
-def _workers():
-    sys.path.insert(0, str(HERE))
-    try:
-        import impute_worker
-        import trsr_worker
-    finally:
-        sys.path.remove(str(HERE))
-    return impute_worker, trsr_worker
-
-
 def test_engine_ray_is_refused_for_a_method_without_llm_fills(tmp_path, capsys):
-    impute_worker, _ = _workers()
     path = impute_worker.table(tmp_path / "t.csv")
     code = cli.main(["impute", str(path), "--method", "mice", "--engine", "ray", "--out", str(tmp_path / "o.csv")])
     err = capsys.readouterr().err
@@ -38,7 +31,6 @@ def test_engine_ray_is_refused_for_a_method_without_llm_fills(tmp_path, capsys):
 
 
 def test_engine_ray_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch):
-    impute_worker, _ = _workers()
     path = impute_worker.table(tmp_path / "t.csv")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -65,7 +57,6 @@ def test_engine_ray_options_reach_the_llm_imputer():
 def test_llm_imputation_under_torchrun_fills_and_writes_once(tmp_path):
     import pandas as pd
 
-    impute_worker, trsr_worker = _workers()
     folder = trsr_worker.model_folder(tmp_path / "tiny")
     path = impute_worker.table(tmp_path / "t.csv")
     out = tmp_path / "filled.csv"

@@ -4,14 +4,11 @@ command is run again, and ends where an uninterrupted run ends; a folder that is
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from recllm import cli
-
-HERE = Path(__file__).parent
 
 
 @pytest.fixture()
@@ -21,11 +18,8 @@ def ddp_worker(monkeypatch):
 
     from recllm.distributed.checkpoint import EpochCheckpoint
 
-    sys.path.insert(0, str(HERE))
-    try:
-        import ddp_worker
-    finally:
-        sys.path.remove(str(HERE))
+    import ddp_worker
+
     monkeypatch.setattr("recllm.data.load", lambda name, **kwargs: ddp_worker.dataset())
     monkeypatch.setattr(EpochCheckpoint, "save", EpochCheckpoint.save)  # die_after's patch is undone afterwards
     threads = torch.get_num_threads()

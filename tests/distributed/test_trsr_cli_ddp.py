@@ -37,11 +37,7 @@ def test_two_ranks_one_writer_and_the_one_process_run(tmp_path, monkeypatch):
     import recllm.utils
     from recllm.trsr.run import read_run
 
-    sys.path.insert(0, str(HERE))
-    try:
-        import trsr_worker
-    finally:
-        sys.path.remove(str(HERE))
+    import trsr_worker
     folder = trsr_worker.model_folder(tmp_path / "tiny")
 
     def argv(run: Path) -> list[str]:

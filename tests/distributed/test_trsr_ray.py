@@ -4,26 +4,16 @@ and ranks (float32), under the local path's cache keys; ``recllm trsr rank --eng
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+# the worker scripts beside this file (tests/distributed/conftest.py puts the folder on sys.path)
+import trsr_worker
+
 pytest.importorskip("ray.data")
 
 pytestmark = pytest.mark.distributed
-
-HERE = Path(__file__).parent
-
-
-def _worker():
-    sys.path.insert(0, str(HERE))
-    try:
-        import trsr_worker
-    finally:
-        sys.path.remove(str(HERE))
-    return trsr_worker
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +51,7 @@ def test_ranks_on_ray_equal_local_ranks_and_share_the_cache(ray_options, tmp_pat
     from recllm.trsr.segment import SegmentConfig
     from recllm.trsr.summarize import SummarizerConfig
 
-    split = _worker().toy_split()
+    split = trsr_worker.toy_split()
     config = TRSRConfig(
         summarizer=SummarizerConfig(max_new_tokens=3, segment=SegmentConfig(block_size=8, item_tokens=8)),  # 1 round
         ranker=RankerConfig(n_recent=2),
@@ -95,7 +85,7 @@ def test_ranks_on_ray_equal_local_ranks_and_share_the_cache(ray_options, tmp_pat
 def test_rank_command_on_ray_prints_the_local_metrics(ray_options, tmp_path, monkeypatch, capsys):
     from recllm import cli
 
-    worker = _worker()
+    worker = trsr_worker
     worker.serve_toy_split()
     monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet: worker.toy_split())
     folder = worker.model_folder(tmp_path / "tiny")
@@ -120,7 +110,7 @@ def test_train_command_hands_the_engine_to_the_estimator(tmp_path, monkeypatch):
     from recllm.distributed.ray_jobs import RayOptions
     from recllm.trsr.pipeline import TRSR
 
-    worker = _worker()
+    worker = trsr_worker
     monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet: worker.toy_split())
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     seen = {}
