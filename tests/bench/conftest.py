@@ -4,24 +4,7 @@ checkout as the current folder (the clean-tree checks of the reports)."""
 import subprocess
 
 import pytest
-from tests.learn.learn_synthetic import cyclic_content, cyclic_dataset
-
-from recllm.data.split import leave_one_out
-
-
-@pytest.fixture(scope="session")
-def dataset():
-    return cyclic_dataset()
-
-
-@pytest.fixture(scope="session")
-def content():
-    return cyclic_content()
-
-
-@pytest.fixture(scope="session")
-def loo(dataset):
-    return leave_one_out(dataset)
+from tests.learn.learn_synthetic import content, dataset, loo  # noqa: F401 (session fixtures)
 
 
 def git(*args, cwd):

@@ -2,8 +2,10 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recllm.data.dataset import RecDataset, Schema
+from recllm.data.split import leave_one_out
 
 
 def cyclic_dataset(n_users: int = 60, n_items: int = 30, length: int = 10, seed: int = 0) -> RecDataset:
@@ -40,3 +42,19 @@ def with_unengaged_items(n_items: int = 30) -> tuple[RecDataset, np.ndarray]:
     content = cyclic_content(n_items)
     flag = np.repeat([[0.0], [1.0]], n_items, axis=0).astype(np.float32)
     return data, np.concatenate([np.concatenate([content, content]), flag], axis=1)
+
+
+# Session fixtures over the data above, imported by the conftest of every folder whose tests use them.
+@pytest.fixture(scope="session")
+def dataset():
+    return cyclic_dataset()
+
+
+@pytest.fixture(scope="session")
+def content():
+    return cyclic_content()
+
+
+@pytest.fixture(scope="session")
+def loo(dataset):
+    return leave_one_out(dataset)
