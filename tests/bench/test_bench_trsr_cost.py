@@ -139,7 +139,7 @@ def test_plan_lists_each_sft_run_once_and_prices_what_the_benchmark_does(toy_dat
 def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
     """The learning curve's full-size point trains nothing: it fits the folders of the headline seed-0 runs."""
     data, sizes = toy_data
-    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny"), None, 1e-4)
+    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny", fingerprint="tiny|float32"), None, 1e-4)
     fitted = []
 
     def fake_fit(label, config):
@@ -216,11 +216,14 @@ def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypa
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
     spec, users = bench.DATASETS[1], np.arange(3)
     config = bench.bench_trsr_config("hierarchical", bench.FULL, spec, 0)
-    folder = lambda sizes: bench._run_dir(spec, "hierarchical-seed0", config, sizes, users)
+    folder = lambda sizes, model="SmolLM2|float32": bench._run_dir(spec, "hierarchical-seed0", config, sizes, users,
+                                                                  model)
     same = dataclasses.replace(bench.FULL, recurrent_seeds=None, two_stage_modes=("hierarchical", "none"),
                                mitigation_seeds=1, seeds=(0,))
     assert folder(bench.FULL) == folder(same)
     assert folder(bench.FULL) != folder(dataclasses.replace(bench.FULL, n_valid_rows=50))
+    # a run begun where auto means float32 is not resumed where it means bfloat16 (autocast, bf16 summaries)
+    assert folder(bench.FULL) != folder(bench.FULL, "SmolLM2|bfloat16")
     key = lambda s: bench._part_key(spec, s, "sha", 0, 0, 1e-4, "float32", "m")
     assert key(bench.FULL) != key(dataclasses.replace(bench.FULL, two_stage_modes=("hierarchical", "none")))
 

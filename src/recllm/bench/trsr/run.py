@@ -281,11 +281,14 @@ def merge_parts(parts: list[dict]) -> dict:
     return merged
 
 
-def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray) -> Path:
-    """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes."""
+def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
+             model: str) -> Path:
+    """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
+    base model's fingerprint (name and the precision ``auto`` resolved to), so a run begun on a CPU that trains in
+    float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and summarizes in bfloat16)."""
     # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
-    key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users)[:12]
+    key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users, model=model)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
 
@@ -329,7 +332,8 @@ class Fitter:
                                  train=train or self.data.train, **kw)
 
     def run_dir(self, label: str, config: TRSRConfig) -> Path:
-        return _run_dir(self.data.spec, label, config, self.sizes, self.data.test.users)
+        return _run_dir(self.data.spec, label, config, self.sizes, self.data.test.users,
+                        self.summarizer_lm.fingerprint)
 
     def fit(self, label: str, config: TRSRConfig) -> TRSR:
         # LoRA trains in the training precision (with autocast where it is fast)
