@@ -72,6 +72,9 @@ def test_interval_across_seeds_and_users():
     assert one[1] < 0.5 < one[2]
     three = interval([fake_run("m", s, v) for s, v in enumerate((0.4, 0.5, 0.6))], "ndcg@10")
     assert three[0] == pytest.approx(0.5) and three[1] < 0.4 < 0.6 < three[2]
+    # a model without randomness gives every seed the same figure: the interval is over users, not zero-wide
+    same = interval([fake_run("m", s, 0.5) for s in range(3)], "ndcg@10")
+    assert same == pytest.approx(one)
 
 
 def test_report_writes_tables_and_plot(tmp_path):

@@ -54,8 +54,13 @@ COLD_START_TEXT = (
 
 
 def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
-    """Mean over seeds with a t-interval across seeds; with one seed, a bootstrap interval over users."""
-    return interval_over_runs([r.metrics[metric] for r in runs], runs[0].per_user[metric], seed=runs[0].seed)
+    """Mean over seeds with a t-interval across seeds; with one seed, or seeds that all gave the same figure (a model
+    without randomness: popularity, content-kNN), a bootstrap interval over users (identical seeds would give a
+    zero-width interval that says nothing about the test users)."""
+    means = [r.metrics[metric] for r in runs]
+    if len(set(means)) == 1:
+        means = means[:1]
+    return interval_over_runs(means, runs[0].per_user[metric], seed=runs[0].seed)
 
 
 def _group(results: list[Any]) -> dict[tuple[str, str], dict[str, list[Any]]]:
@@ -279,8 +284,8 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
         f"early stopping on validation NDCG@10 only (patience {patience}, at most the epoch cap). "
         "Figures: mean over the "
-        "seeds with a 95% t-interval across seeds; with one seed, a "
-        "percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
+        "seeds with a 95% t-interval across seeds; with one seed (or seeds that all gave the same figure: a model "
+        "without randomness), a percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit.\n")
     from recllm.data.split import MIN_TEST_USERS
