@@ -79,3 +79,14 @@ def test_valid_candidates_is_validated():
     assert SeqConfig().valid_candidates == "split"
     with pytest.raises(ValueError, match="valid_candidates must be one of"):
         SeqConfig(valid_candidates="new")
+
+
+def test_without_validation_cases_the_history_holds_no_made_up_figure_and_the_last_epoch_is_kept(cold, monkeypatch):
+    """A split with no validation case (e.g. a small cold-start split) trains to the epoch cap; the history then has
+    no 'valid_ndcg@10' (it held the epoch number, which a report read as NDCG)."""
+    real = type(cold).eval_cases
+    monkeypatch.setattr(type(cold), "eval_cases", lambda self, stage: real(self, stage).subset(np.array([], dtype=int))
+                        if stage == "valid" else real(self, stage))
+    model = SASRec(SeqConfig(**{**TINY, "max_epochs": 3})).fit(cold)
+    assert [r["epoch"] for r in model.history_] == [1, 2, 3]
+    assert all("valid_ndcg@10" not in r for r in model.history_) and model.best_epoch_ == 3

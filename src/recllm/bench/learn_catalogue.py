@@ -72,9 +72,10 @@ def measure(dataset_name: str, seed: int) -> tuple[list[dict[str, Any]], list[di
             if model is None:
                 settings = {**specs[by_count[0]].settings, "catalogue_negatives": count}
                 model = LEARN(content_embeddings=content, seed=seed, max_epochs=FULL_EPOCHS, **settings).fit(split)
-            sweep_row[str(count)] = max(r.get("valid_ndcg@10", float("-inf")) for r in model.history_)
-            print(f"[learn-catalogue] sweep {dataset_name} {split_name} {count}: "
-                  f"valid ndcg@10 {sweep_row[str(count)]:.4f}", flush=True)
+            figures = [r["valid_ndcg@10"] for r in model.history_ if "valid_ndcg@10" in r]
+            sweep_row[str(count)] = max(figures) if figures else "no validation cases"
+            print(f"[learn-catalogue] sweep {dataset_name} {split_name} {count}: valid ndcg@10 "
+                  f"{sweep_row[str(count)]}", flush=True)
         sweep_rows.append(sweep_row)
     return rows, sweep_rows
 

@@ -333,10 +333,10 @@ class SequentialRecommender(Recommender):
                     result = evaluate_full_ranking(self, valid_cases, ks=(10,), batch_size=cfg.eval_batch_size,
                                                    show_progress=False, candidates=candidates)
                     record["valid_ndcg@10"] = float(np.mean(result.per_user["ndcg@10"]))
-                else:  # no validation users: keep the last epoch
-                    record["valid_ndcg@10"] = float(epoch)
-                if record["valid_ndcg@10"] > best:
-                    best, since_best, self.best_epoch_ = record["valid_ndcg@10"], 0, epoch
+                # no validation users: no figure in the history, and the last epoch is kept (each is "best")
+                score = record.get("valid_ndcg@10", float(epoch))
+                if score > best:
+                    best, since_best, self.best_epoch_ = score, 0, epoch
                     best_state = copy.deepcopy(self.net_.state_dict())
                 else:
                     since_best += 1
