@@ -157,3 +157,11 @@ def test_a_report_names_paths_under_the_working_folder_relatively(tmp_path, monk
     body = f"Not run: {tmp_path.resolve() / 'runs' / 'manifest.json'} not found\n"
     text = write_report(tmp_path / "r.md", "Toy", "bench toy", [], body, commit="commit aaa111").read_text()
     assert "Not run: runs/manifest.json not found" in text and str(tmp_path.resolve()) not in text
+
+
+def test_a_replaced_version_made_from_a_dirty_tree_is_named_in_words():
+    from recllm.eval.report import report_changes
+
+    old = "# T\n\n- command: `x`\n- git commit: abc123+dirty\n\n| model | hr |\n| --- | --- |\n| a | 0.1 |\n"
+    changes = report_changes(old, old.replace("abc123+dirty", "def456").replace("0.1", "0.2"))
+    assert "from commit abc123 with uncommitted changes" in changes and "+dirty" not in changes

@@ -341,7 +341,8 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
         return previous[previous.index(CHANGES_HEADING):].rstrip() + "\n"
     old, new = _header_fields(previous), _header_fields(current)
     intro = [CHANGES_HEADING, "",
-             f"This version replaces the one made on {old['date']} from commit {old['commit']}"
+             f"This version replaces the one made on {old['date']} from commit {old['commit'].removesuffix('+dirty')}"
+             + (" with uncommitted changes" if old["commit"].endswith("+dirty") else "")
              + (f" by `{old['command']}`" if old["command"] and old["command"] != new["command"] else "") + ". "
              + _commits_between(old["commit"], new["commit"], Path(where) if where is not None else None)]
     new_in_method = [(commit, text) for commit, text in method_changes
