@@ -224,7 +224,8 @@ _NUMBER = re.compile(r"^[-+−]?(\d|\.\d|nan\b|inf\b|n/a\b)", re.IGNORECASE)
 
 
 def _header_fields(text: str) -> dict[str, str]:
-    """``command``, ``date`` and ``commit`` from a report header (``- source: commit X`` or ``- git commit: X``)."""
+    """``command``, ``date``, ``commit`` and ``dirty`` ("yes" when made from a tree with uncommitted changes) from a
+    report header (``- source: commit X`` or ``- git commit: X``, either with ``+dirty``)."""
     fields: dict[str, str] = {}
     for line in text.splitlines()[:40]:
         for name in _HEADER_FIELDS:
@@ -232,7 +233,8 @@ def _header_fields(text: str) -> dict[str, str]:
             if line.startswith(prefix) and name not in fields:
                 fields[name] = line[len(prefix):].strip()
     source = fields.pop("source", fields.pop("git commit", ""))
-    fields["commit"] = source.removeprefix("commit ").split()[0] if source else "unknown"
+    commit = source.removeprefix("commit ").split()[0] if source else "unknown"
+    fields["commit"], fields["dirty"] = commit.removesuffix("+dirty"), "yes" if commit.endswith("+dirty") else ""
     fields["command"] = fields.get("command", "").strip("`")
     fields["date"] = fields.get("date", "unknown").split(";")[0]
     return fields
@@ -289,7 +291,6 @@ def _table_name(key: _TableKey) -> str:
 
 def _commits_between(old: str, new: str, where: Path | None) -> str:
     """How many commits changed ``src/recllm`` between two commits of the checkout at ``where`` ('' if unknown)."""
-    old, new = old.removesuffix("+dirty"), new.removesuffix("+dirty")
     if where is None or "unknown" in (old, new) or old == new:
         return ""
     try:
@@ -340,13 +341,14 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
     if not lines and CHANGES_HEADING in previous:
         return previous[previous.index(CHANGES_HEADING):].rstrip() + "\n"
     old, new = _header_fields(previous), _header_fields(current)
+    checkout = Path(where) if where is not None else None
     intro = [CHANGES_HEADING, "",
-             f"This version replaces the one made on {old['date']} from commit {old['commit'].removesuffix('+dirty')}"
-             + (" with uncommitted changes" if old["commit"].endswith("+dirty") else "")
+             f"This version replaces the one made on {old['date']} from commit {old['commit']}"
+             + (" with uncommitted changes" if old["dirty"] else "")
              + (f" by `{old['command']}`" if old["command"] and old["command"] != new["command"] else "") + ". "
-             + _commits_between(old["commit"], new["commit"], Path(where) if where is not None else None)]
+             + _commits_between(old["commit"], new["commit"], checkout)]
     new_in_method = [(commit, text) for commit, text in method_changes
-                     if not _has_commit(old["commit"], commit, Path(where) if where is not None else None)]
+                     if not _has_commit(old["commit"], commit, checkout)]
     if new_in_method:
         intro += ["", "Changes in method since that version:", ""]
         intro += [f"- {text.strip()} ({commit})" for commit, text in new_in_method]
@@ -361,7 +363,7 @@ def _has_commit(version: str, change: str, where: Path | None) -> bool:
     if where is None:
         return False
     try:
-        return subprocess.run(["git", "merge-base", "--is-ancestor", change, version.removesuffix("+dirty")],
+        return subprocess.run(["git", "merge-base", "--is-ancestor", change, version],
                               cwd=where, capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
