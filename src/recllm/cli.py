@@ -113,7 +113,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``recllm`` parser. Given the command line ``argv`` of a ``recllm bench <name>`` run, only that benchmark's
+    module is imported (no system plugin, no other benchmark), so a stored run's code identity
+    (:mod:`recllm.bench.runs`) holds just the modules the benchmark uses."""
+    only = _benchmark_named(argv)
     parser = _Parser(prog="recllm", description="Large language models inside recommender systems.")
     parser.add_argument("--seed", type=seed_arg, default=0, help="random seed (the same seed gives the same numbers)")
     parser.add_argument("--debug", action="store_true",
@@ -153,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run a benchmark and write docs/results/*.md").add_subparsers(
         dest="bench", required=True
     )
-    for module_name in PLUGINS:
+    for module_name in () if only else PLUGINS:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -163,9 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
         module.register_cli(sub, bench)
     from recllm.bench import register_cli as register_benchmarks
 
-    register_benchmarks(bench)  # each checks its --out report and the git tree before any work
+    register_benchmarks(bench, only=only)  # each checks its --out report and the git tree before any work
     _name_commands(parser)
     return parser
+
+
+def _benchmark_named(argv: list[str] | None) -> str | None:
+    """``<name>`` when ``argv`` runs ``recllm bench <name>`` for a registered benchmark, else None."""
+    from recllm.bench import BENCHMARKS
+
+    words, rest = [], list(argv or ())
+    while rest:
+        word = rest.pop(0)
+        if word == "--seed" and rest:  # the top-level option's value is not a command word
+            rest.pop(0)
+        elif not word.startswith("-"):
+            words.append(word)
+    if len(words) >= 2 and words[0] == "bench" and words[1] in BENCHMARKS:
+        return words[1]
+    return None
 
 
 def _name_commands(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -234,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     command, previous_format = "recllm", warnings.formatwarning
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser(argv).parse_args(argv)
         except SystemExit as done:  # --help, or argparse's one-line error (already printed)
             return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
         command = " ".join(["recllm", getattr(args, "_command", "")]).strip()

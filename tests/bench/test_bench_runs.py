@@ -123,3 +123,23 @@ def test_data_files_are_the_files_each_loader_reads(tmp_path, monkeypatch):
     before = data_sha256(data_files(["ml-100k"]))
     (folder / "u.item").write_text("y")
     assert data_sha256(data_files(["ml-100k"])) != before
+
+
+def test_a_benchmark_command_imports_no_other_benchmark_and_no_system_command():
+    import subprocess
+
+    code = ("import sys, recllm.cli as c; c.build_parser(['--seed', '1', 'bench', 'learn', '--help']); "
+            "from recllm.bench.runs import code_identity; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('recllm.'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "recllm.bench.learn" in loaded
+    others = [m for m in loaded if m.startswith(("recllm.bench.trsr", "recllm.bench.impute", "recllm.bench.foundation"))
+              or m.endswith(".cli") and m != "recllm.cli"]
+    assert others == []
+
+
+def test_command_line_modules_are_not_part_of_the_code_identity():
+    import recllm.cli  # noqa: F401 - reads the command line only
+
+    recorded = code_identity()
+    assert not set(recorded) & {"recllm.cli", "recllm.cli_args", "recllm.bench"}

@@ -28,9 +28,11 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
-def register_cli(bench: argparse._SubParsersAction) -> None:
-    """Add every registered benchmark to the ``recllm bench`` subparsers (a module not present is skipped)."""
-    for module_name in dict.fromkeys(BENCHMARKS.values()):
+def register_cli(bench: argparse._SubParsersAction, only: str | None = None) -> None:
+    """Add every registered benchmark (or only the module of benchmark ``only``) to the ``recllm bench``
+    subparsers (a module not present is skipped)."""
+    names = dict.fromkeys(BENCHMARKS.values()) if only is None else [BENCHMARKS[only]]
+    for module_name in names:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -6,7 +6,9 @@ A stored run is reused only when all three things that decide it match:
   files it read (:func:`data_sha256`);
 * the code: with each run the store records the sha256 of the source of every recllm module imported in the
   process when the run is stored (``sys.modules`` entries under ``recllm.`` with a ``__file__``), minus
-  :data:`PRESENTATION_MODULES` (report rendering only). A run is valid only while every recorded module still
+  :data:`PRESENTATION_MODULES` (report rendering only) and :data:`DISPATCH_MODULES` (the command line). The
+  ``recllm bench <name>`` command imports only that benchmark's module, so other benchmarks' code is not part of
+  its runs' identity. A run is valid only while every recorded module still
   hashes the same and none of them is gone; a changed line anywhere in the estimator, the data layer or the
   benchmark's own settings makes its runs stale, and they are dropped the next time the store is written.
 
@@ -34,6 +36,11 @@ import numpy as np
 PRESENTATION_MODULES: frozenset[str] = frozenset({
     "recllm.eval.report", "recllm.bench.reporting", "recllm.bench.impute.report", "recllm.bench.learn.report",
     "recllm.bench.trsr.report",
+})
+# Modules that only read the command line and dispatch to a benchmark (its settings are in the run key; the
+# ``recllm bench <name>`` command imports no other benchmark and no system's command module).
+DISPATCH_MODULES: frozenset[str] = frozenset({
+    "recllm.__main__", "recllm.cli", "recllm.cli_args", "recllm.bench", "recllm.bench.__main__",
 })
 PACKAGES: tuple[str, ...] = ("recllm",)
 _hashes: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256, so checks hash a file once
@@ -63,12 +70,12 @@ def _module_file(name: str) -> str | None:
 
 def code_identity(packages: Iterable[str] | None = None) -> dict[str, str]:
     """module name -> sha256 of its source, for every module of ``packages`` (default :data:`PACKAGES`) imported in
-    this process (minus :data:`PRESENTATION_MODULES`)."""
+    this process (minus :data:`PRESENTATION_MODULES` and :data:`DISPATCH_MODULES`)."""
     packages = tuple(PACKAGES if packages is None else packages)
     out: dict[str, str] = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if (path and name not in PRESENTATION_MODULES and os.path.isfile(path)
+        if (path and name not in PRESENTATION_MODULES and name not in DISPATCH_MODULES and os.path.isfile(path)
                 and any(name == p or name.startswith(p + ".") for p in packages)):
             out[name] = source_sha256(path)
     return dict(sorted(out.items()))
