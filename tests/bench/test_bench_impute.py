@@ -153,3 +153,20 @@ def test_inference_dtypes_are_counted_per_table_fill():
             {"imputer": "llm", "info": {"a": {}}}, {"imputer": "mean", "info": {"a": {}}}]
     assert _inference_dtypes(rows) == "bfloat16 x1, float32 x1, not recorded x1"
     assert _inference_dtypes(rows[3:]) == "no LLM runs"
+
+
+def test_a_pinned_precision_reaches_the_llm_imputer_and_every_llm_run_key(monkeypatch):
+    import recllm.llm.precision as precision
+    from recllm.bench.impute.run import BenchConfig, make_imputer
+    from recllm.bench.impute.tasks import TABLES
+
+    monkeypatch.setattr(precision, "_cpu_auto", lambda: precision.Precision("bfloat16", "a CPU with fast bf16"))
+    auto, pinned = BenchConfig(), BenchConfig(precision="float32")
+    assert auto.resolved_precision() == {"inference": "bfloat16", "autocast": True}
+    assert pinned.resolved_precision() == {"inference": "float32", "autocast": False}
+    assert auto.cache_parts("llm") != pinned.cache_parts("llm")  # never mixed in one table
+    assert auto.cache_parts("mice") == pinned.cache_parts("mice")  # the classic imputers do not depend on it
+    imputer = make_imputer("llm", TABLES["advertising"][0], 3, pinned)
+    assert imputer.dtype == "float32" and imputer.sft.bf16 is False and imputer.sft.seed == 3
+    with pytest.raises(ValueError, match="precision"):
+        BenchConfig(precision="float8")

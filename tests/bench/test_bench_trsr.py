@@ -105,8 +105,13 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
     sizes = dataclasses.replace(QUICK, n_train_users=4, n_valid_rows=2, n_test_rows=3, summary_tokens=4,
                                 sasrec_seconds=1, seeds=(1,), min_candidates=4 * 21)
     spec = bench.DATASETS[0]
+    from recllm.bench.runs import RunStore
+
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.trsr",))
+    store = RunStore(tmp_path / "trsr.runs.jsonl")
     part = bench.run_dataset(spec, sizes, tiny_causal_lm(seed=0), DiskCache(tmp_path / "c.sqlite"),
-                             score_dtype="float32", log=lambda *a: None, first_position=1)
+                             score_dtype="float32", log=lambda *a: None, first_position=1,
+                             piece=bench.stored_pieces(store, "part-key", log=lambda *a: None))
     methods = [(row["method"], row["seed"]) for row in part["rows"]]
     assert methods == [("sasrec", 1), ("LLM-TRSR hierarchical", 1), ("LLM-TRSR recurrent", 1),
                        ("LLM no summary (TALLRec-style)", 1), (HARDENED, 1)]  # hardened at every seed
@@ -114,6 +119,14 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
                for t in part["throughput"])
     assert part["two_stage"] == []  # the two-stage protocol runs with the first seed only
     assert "speed" not in part and part["examples"] == []
+    # a later session on a fresh machine: every piece is read back from the store, nothing is fitted or scored
+    monkeypatch.setattr(bench.Fitter, "fit", lambda *a, **k: pytest.fail("a stored piece was fitted again"))
+    again = bench.run_dataset(spec, sizes, tiny_causal_lm(seed=0), DiskCache(tmp_path / "fresh.sqlite"),
+                              score_dtype="float32", log=lambda *a: None, first_position=1,
+                              piece=bench.stored_pieces(RunStore(store.path), "part-key", log=lambda *a: None))
+    assert [(r["method"], r["seed"]) for r in again["rows"]] == methods
+    assert all(np.array_equal(a["per_user"]["recall@10"], b["per_user"]["recall@10"])
+               for a, b in zip(part["rows"], again["rows"]))
 
 
 def test_bench_trsr_command_parses():
@@ -154,11 +167,11 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
         lr_units.append(fitter.data.spec.name)
         return {"lr": 3e-4, "curve": {"0.0001": 1.0, "0.0003": 1.5}, "how": "chosen"}
 
-    def fake_curve(fitter):
+    def fake_curve(fitter, **k):
         curve_units.append(fitter.lr)
         return [{"method": "m", "users": 4, "groups": 4, "candidates": 84, "valid_recall@5": 0.5}]
 
-    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32",
+    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32", dtype="float32",
                                                                                 device="cpu"))
     monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec))
     monkeypatch.setattr(bench, "decide_lr", fake_decide_lr)

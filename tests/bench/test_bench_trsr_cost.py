@@ -104,7 +104,7 @@ def toy_data(loo, monkeypatch, tmp_path):
 
 def test_plan_lists_each_sft_run_once_and_prices_what_the_benchmark_does(toy_data):
     data, sizes = toy_data
-    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32")
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
     rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32)
     units = plan_units(data, sizes, rates, {"lr": 1e-4}, {}, False, lm)
     sft = [u.name for u in units if u.name.startswith("SFT")]
@@ -139,7 +139,7 @@ def test_plan_lists_each_sft_run_once_and_prices_what_the_benchmark_does(toy_dat
 def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
     """The learning curve's full-size point trains nothing: it fits the folders of the headline seed-0 runs."""
     data, sizes = toy_data
-    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny", fingerprint="tiny|float32"), None, 1e-4)
+    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu"), None, 1e-4)
     fitted = []
 
     def fake_fit(label, config):
@@ -154,6 +154,44 @@ def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
     assert main <= set(fitted)  # the same folders: a finished headline run is reloaded, not trained again
     assert all(bench.validates(fitter.config(m, 0, train=dataclasses.replace(data.train, users=n)))
                for m in ("hierarchical", "none") for n in (10, 20, 40))
+
+
+def test_the_curve_takes_the_headline_point_from_the_stored_runs_and_stores_each_other_point(toy_data, tmp_path,
+                                                                                             monkeypatch):
+    """On a fresh machine (no SFT folder) the curve fits only its smaller points, each stored as it finishes."""
+    from recllm.bench.runs import RunStore
+
+    data, sizes = toy_data
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.trsr",))
+    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32",
+                                                       device="cpu"), None, 1e-4)
+    fitted = []
+
+    def fake_fit(label, config):
+        fitted.append(config.max_train_users)
+        return SimpleNamespace(n_train_groups_=1, n_train_candidates_=21,
+                               rank=lambda hs, cs: [np.linspace(0, 1, len(c)) for c in cs])
+
+    monkeypatch.setattr(fitter, "fit", fake_fit)
+    headline = {label: {"train_groups": 40, "train_candidates": 840, "valid_recall@5": 0.25}
+                for label in (bench.MODES[0][1], bench.MODES[2][1])}
+    store = RunStore(tmp_path / "trsr.runs.jsonl")
+    rows = bench.learning_curve(fitter, log=lambda *a: None, headline=headline,
+                                piece=bench.stored_pieces(store, "curve-unit", log=lambda *a: None))
+    assert sorted(fitted) == [10, 10, 20, 20]  # the 40-user point is the headline runs': nothing refitted
+    assert [r["valid_recall@5"] for r in rows if r["users"] == 40] == [0.25, 0.25]
+    fitted.clear()
+    again = bench.learning_curve(fitter, log=lambda *a: None, headline=headline,
+                                 piece=bench.stored_pieces(RunStore(store.path), "curve-unit", log=lambda *a: None))
+    assert fitted == [] and again == rows  # every point stored: a later session fits nothing
+
+
+def test_a_pinned_float32_turns_training_autocast_off_where_auto_would_use_bfloat16(monkeypatch):
+    monkeypatch.setattr(bench, "resolve_dtype", lambda dtype, device: "bfloat16")  # a CPU with fast bfloat16
+    assert bench.training_autocast(SimpleNamespace(dtype="float32", device="cpu")) is False
+    assert bench.training_autocast(SimpleNamespace(dtype="bfloat16", device="cpu")) == "auto"
+    monkeypatch.setattr(bench, "resolve_dtype", lambda dtype, device: "float32")  # AVX2 only
+    assert bench.training_autocast(SimpleNamespace(dtype="float32", device="cpu")) == "auto"
 
 
 def test_validation_scores_are_cached_so_no_candidate_is_scored_twice(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
             great_epochs=args.great_epochs,
             attempts=tuple(ATTEMPTS) if args.attempts == [] else tuple(args.attempts or ()),
             attempt_datasets=tuple(args.attempt_datasets) if args.attempt_datasets else None,
-            llm_fit=args.llm_fit,
+            llm_fit=args.llm_fit, precision=args.precision,
         )
         if args.great_all_settings:
             config = dataclasses.replace(config, great_settings=config.settings)
@@ -72,6 +72,10 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--attempts", nargs="*", default=None,
                    help="also run LLM variants at MCAR 20%% (open questions); no names: all of them")
     b.add_argument("--attempt-datasets", nargs="*", default=None, help="data sets for the attempts (default: all)")
+    b.add_argument("--precision", default=None,
+                   help="the LLM imputer's precision and training autocast: auto (default: the machine's, as `recllm "
+                   "llm check` prints) or a named one; float32 makes the runs of CPUs with and without fast "
+                   "bfloat16 the same runs, for a benchmark finished over sessions on different machines")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "imputation.md", _run)

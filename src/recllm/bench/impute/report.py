@@ -516,4 +516,5 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         body += ["## Plots", "", *[f"![{name}]({name})" for name in links], ""]
     return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command,
                         data_files(config.datasets), "\n".join(body), seeds=list(config.seeds),
-                        commit=target.commit, precision=describe_precision(), method_changes=METHOD_CHANGES)
+                        commit=target.commit, precision=describe_precision(config.precision),
+                        method_changes=METHOD_CHANGES)

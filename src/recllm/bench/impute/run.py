@@ -117,6 +117,7 @@ class BenchConfig:
     attempts: tuple[str, ...] = ()  # names from ATTEMPTS to run (``ATTEMPT_DATASETS`` limits where)
     attempt_datasets: tuple[str, ...] | None = None  # default: every benchmark data set
     dlrm: dict[str, DLRMSettings] = field(default_factory=lambda: dict(DLRM_PRESETS))
+    precision: str = "auto"  # the LLM imputer's: "auto" (the machine's) or pinned, e.g. float32 on every CPU
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.datasets if d not in TABLES]
@@ -136,6 +137,9 @@ class BenchConfig:
         unknown = [a for a in self.attempts if a not in ATTEMPTS]
         if unknown:
             raise ValueError(f"unknown attempt(s) {unknown}; choose from {list(ATTEMPTS)}")
+        from recllm.llm.precision import check_dtype
+
+        check_dtype(self.precision, "precision")
         if self.llm_fit not in LLM_FITS:
             raise ValueError(f"llm_fit must be one of {LLM_FITS}, got {self.llm_fit!r}")
         known = {tuple(s) for s in self.settings}
@@ -171,6 +175,8 @@ class BenchConfig:
             out["max_epochs"] = self.llm_max_epochs
         if self.llm_max_validation_cells is not None:
             out["max_validation_cells"] = self.llm_max_validation_cells
+        if self.precision != "auto":  # pinned: inference in it, and training autocast only for bfloat16
+            out["dtype"] = self.precision
         return out
 
     def great_budget(self) -> GReaTBudget:
@@ -187,7 +193,16 @@ class BenchConfig:
 
     def llm_parts(self) -> dict[str, Any]:
         """The parts of the configuration that change an LLM-only attempt (no DLRM involved)."""
-        return {"llm": self.llm_departures(), "llm_model": self.llm_model}
+        return {"llm": self.llm_departures(), "llm_model": self.llm_model, "precision": self.resolved_precision()}
+
+    def resolved_precision(self) -> dict[str, Any]:
+        """What the LLM imputer computes in here: inference precision and training autocast (part of every LLM
+        run's key, so runs made on CPUs with and without fast bfloat16 are never mixed in one table)."""
+        from recllm.llm.precision import resolve_dtype, use_bf16_autocast
+
+        return {"inference": resolve_dtype(self.precision, "cpu"),
+                "autocast": use_bf16_autocast("auto" if self.precision == "auto" else self.precision == "bfloat16",
+                                              "cpu")}
 
     def cache_parts(self, imputer: str = "llm") -> dict[str, Any]:
         """The parts of the configuration that change a stored run of ``imputer`` (for the run key)."""
@@ -220,6 +235,10 @@ def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, bas
     if llm_overrides.pop("context", False):
         settings["context"] = spec.context
     settings.update(llm_overrides)
+    if config.precision != "auto":
+        from recllm.impute.llm import DEFAULT_SFT
+
+        settings["sft"] = dataclasses.replace(DEFAULT_SFT, seed=seed, bf16=config.precision == "bfloat16")
     return IMPUTERS["llm"](model=base_lm if base_lm is not None else config.llm_model, seed=seed, **kinds, **settings)
 
 

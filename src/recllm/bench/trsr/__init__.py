@@ -21,10 +21,11 @@ def _run(args: argparse.Namespace) -> int:
         from recllm.bench.trsr.plan import plan_benchmark
 
         return plan_benchmark(quick=args.quick, out=args.report, datasets=datasets, seeds=args.seeds,
-                              score_dtype=args.score_dtype, lr=args.lr, show_progress=not args.quiet)
+                              score_dtype=args.score_dtype, lr=args.lr, show_progress=not args.quiet,
+                              precision=args.precision)
     return run_benchmark(quick=args.quick, out=args.report, datasets=datasets, seeds=args.seeds,
                          show_progress=not args.quiet, score_dtype=args.score_dtype, lr=args.lr,
-                         command=getattr(args, "command", None))
+                         command=getattr(args, "command", None), precision=args.precision)
 
 
 def register_cli(bench: argparse._SubParsersAction) -> None:
@@ -45,6 +46,10 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help="the faster scoring precision whose rank agreement is printed beside the headline tables "
                    "(which are scored in the training precision): auto (the machine's, as `recllm llm check` prints) "
                    "or a named one (a wrong name lists the choices)")
+    b.add_argument("--precision", default="auto",
+                   help="the summarizer's precision and so LoRA training's autocast: auto (the machine's, as `recllm "
+                   "llm check` prints) or a named one; float32 makes the runs of CPUs with and without fast bfloat16 "
+                   "the same runs, for a benchmark finished over sessions on different machines")
     b.add_argument("--lr", type=positive_float, default=None,
                    help="LoRA learning rate (default: the paper's where the step count allows it, else chosen on "
                    "validation; printed in the report)")

@@ -57,14 +57,14 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     histories of ``data``, a summary of ``sizes.summary_tokens`` tokens)."""
     import tempfile
 
-    from recllm.bench.trsr.run import bench_trsr_config
+    from recllm.bench.trsr.run import bench_trsr_config, training_autocast
     from recllm.llm import load_trainable_lm
     from recllm.llm.sft import sft_train
     from recllm.trsr.pipeline import dataset_item_texts
     from recllm.trsr.ranker import LLMRanker, RankQuery
     from recllm.trsr.summarize import summarize_histories
 
-    config = bench_trsr_config("hierarchical", sizes, data.spec, 0)
+    config = bench_trsr_config("hierarchical", sizes, data.spec, 0, bf16=training_autocast(summarizer))
     texts = dataset_item_texts(data.dataset, summarizer.tokenizer, data.spec.item_tokens, data.spec.columns)
     rng = np.random.default_rng(0)
     summary = " ".join(["likes"] * sizes.summary_tokens)
@@ -181,12 +181,18 @@ def _sft_done(folder: Any) -> bool:
 
 
 def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stored_part: dict[int, bool],
-               curve_stored: bool, summarizer: Any, cache: Any = None, rescore_faster: bool = False) -> list[Unit]:
+               curve_stored: bool, summarizer: Any, cache: Any = None, rescore_faster: bool = False,
+               piece_stored: Any = None) -> list[Unit]:
     """The units of one data set in the order the benchmark runs them.
 
     ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed when the step count asks
-    for them); ``stored_part``: seed -> whether its part is in the run store; ``rescore_faster``: the faster scoring
-    precision differs from the headline's, so every fine-tuned run's test rows are scored a second time."""
+    for them); ``stored_part``: seed -> whether its part is in the run store; ``piece_stored(seed, name)``: whether
+    a piece of a part (seed None: of the learning curve) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
+    ``rescore_faster``: the faster scoring precision differs from the headline's, so every fine-tuned run's test
+    rows are scored a second time."""
+    def done(seed: int | None, piece: str) -> bool:
+        return piece_stored is not None and piece_stored(seed, piece)
+
     from recllm.bench.trsr.run import (Fitter, curve_points, fusion_rows, optimizer_steps, seed_modes,
                                        validates)
     from recllm.bench.trsr.scale import lr_candidates
@@ -205,12 +211,12 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
         return training_cases(data.split, users or data.train.users, data.train.targets_per_user, seed,
                               data.test.users)
 
-    def sft_unit(label: str, config: Any, groups: int) -> Unit:
+    def sft_unit(label: str, config: Any, groups: int, stored: bool = False) -> Unit:
         seconds = groups * config.sft.epochs * rates.sft_group_s
         if validates(config):
             seconds += config.sft.epochs * valid_s
         return Unit(name, f"SFT {label} ({groups} groups, lr {config.sft.learning_rate:g})",
-                    _sft_done(fitter.run_dir(label, config)), seconds)
+                    stored or _sft_done(fitter.run_dir(label, config)), seconds)
 
     # summaries: every history a run summarises, each distinct prompt once
     valid_cases = data.split.eval_cases("valid")
@@ -243,16 +249,21 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     speed_s = sizes.speed_rows * cand * (rates.score_candidate_s + rates.single_prompt_s)  # with and without sharing
     for position, seed in enumerate(sizes.seeds):
         modes, hardened = seed_modes(sizes, position)
-        part_s = sizes.sasrec_seconds
+        part_s = 0.0 if done(seed, "baselines") else sizes.sasrec_seconds
         runs = [(f"{mode}-seed{seed}", fitter.config(mode, seed)) for mode, _ in modes]
         if hardened:
             runs.append((f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
                                                                inject_fraction=0.5)))
+        staged = [m for m, _ in modes if m in sizes.two_stage_modes] if position == 0 else []
         for label, cfg in runs:
-            units.append(sft_unit(label, cfg, data.train.groups))
-            part_s += test_s + (injection_s if cfg.summarizer.mode == "hierarchical" else 0.0)
-        if position == 0:  # zero-shot (and its injection), prefix-sharing speed, two-stage (+ LEARN's fit)
-            part_s += test_s + injection_s + speed_s + two_stage_s + sizes.sasrec_seconds
+            stored = done(seed, label)
+            units.append(sft_unit(label, cfg, data.train.groups, stored))
+            if not stored:
+                part_s += test_s + (injection_s if cfg.summarizer.mode == "hierarchical" else 0.0)
+                if staged and label == f"{staged[-1]}-seed{seed}":  # prefix-sharing speed, two-stage (+ LEARN)
+                    part_s += speed_s + two_stage_s + sizes.sasrec_seconds
+        if position == 0 and not done(seed, "zero-shot"):  # zero-shot and its injection
+            part_s += test_s + injection_s
         what = ", ".join(m for m, _ in modes) + (", hardened" if hardened else "")
         units.append(Unit(name, f"part seed {seed} (baselines; test scoring of {what}; injection"
                           + ("; zero-shot, two-stage)" if position == 0 else ")"),
@@ -261,7 +272,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
         size = dataclasses.replace(data.train, users=n)
         groups = len(cases(0, n))
         for mode in ("hierarchical", "none"):
-            unit = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, train=size), groups)
+            unit = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, train=size), groups,
+                            done(None, f"curve-{mode}-{n}"))
             units.append(dataclasses.replace(unit, name=f"curve: {unit.name}, {n} users"))
     units.append(Unit(name, "learning curve (validation R@5 read back from the SFT runs' cached validation scores)",
                       curve_stored, 0.0))
@@ -292,24 +304,26 @@ def format_plan(units: list[Unit], rates: Rates) -> str:
 
 def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | None = None,
                    seeds: list[int] | None = None, score_dtype: str = "auto", lr: float | None = None,
-                   model_name: str | None = None, show_progress: bool = False, log: Any = print) -> int:
+                   model_name: str | None = None, show_progress: bool = False, log: Any = print,
+                   precision: str = "auto") -> int:
     """Print every unit of ``recllm bench trsr`` with these arguments, whether it is stored and its estimated
     time on this machine (from :func:`probe_rates`); runs nothing else."""
     from pathlib import Path
 
     from recllm.bench.reporting import REPORT_FOLDER
-    from recllm.bench.runs import RunStore, data_sha256
+    from recllm.bench.runs import RunStore, data_sha256, run_key
     from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, prepare, resolve_sizes)
     from recllm.data import data_files
     from recllm.llm import load_causal_lm, resolve_dtype
     from recllm.llm.precision import TRAINING_DTYPE, check_dtype
 
     check_dtype(score_dtype, "--score-dtype")
+    check_dtype(precision, "--precision")
     sizes = resolve_sizes(quick, seeds)
     specs = benchmark_specs(datasets)
     path = Path(getattr(out, "path", out) or Path.cwd() / REPORT_FOLDER / ("trsr-quick.md" if quick else "trsr.md"))
     store = RunStore(path.with_suffix(".runs.jsonl"))
-    summarizer = load_causal_lm(model_name, dtype="auto")
+    summarizer = load_causal_lm(model_name, dtype=precision)
     faster = resolve_dtype(score_dtype, summarizer.device)
     rates = None
     units: list[Unit] = []
@@ -330,7 +344,17 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
                                                                  summarizer.fingerprint) in store
         curve = chosen is not None and _unit_key("bench-trsr-curve", spec, sizes, sha, summarizer.fingerprint,
                                                  lr=chosen) in store
+        part_keys = {seed: _part_key(spec, sizes, sha, seed, position, chosen, faster, summarizer.fingerprint)
+                     for position, seed in enumerate(sizes.seeds)} if chosen is not None else {}
+        curve_key = (_unit_key("bench-trsr-curve", spec, sizes, sha, summarizer.fingerprint, lr=chosen)
+                     if chosen is not None else None)
+
+        def piece_stored(seed: int | None, piece: str, part_keys: dict = part_keys, curve_key: Any = curve_key
+                         ) -> bool:
+            unit = curve_key if seed is None else part_keys.get(seed)
+            return unit is not None and run_key(unit=unit, piece=piece) in store
+
         units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer,
-                            rescore_faster=faster != TRAINING_DTYPE)
+                            rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored)
     log(format_plan(units, rates))
     return 0

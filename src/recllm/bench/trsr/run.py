@@ -49,6 +49,13 @@ KS = (3, 5, 10)
 MODES = (("hierarchical", "LLM-TRSR hierarchical"), ("recurrent", "LLM-TRSR recurrent"),
          ("none", "LLM no summary (TALLRec-style)"))
 HARDENED = "LLM-TRSR hierarchical, hardened (quoted + injected negatives)"
+Piece = Any  # (name, compute: () -> dict fragment) -> the fragment, stored or computed (see run_dataset)
+
+
+def compute_now(name: str, compute: Any) -> dict:
+    """The default piece runner: compute every piece, store nothing."""
+    return compute()
+
 
 
 @dataclass(frozen=True)
@@ -220,8 +227,8 @@ def _method_row(method: str, result, seed: int, extra: dict | None = None) -> di
 
 def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int, *, fine_tune: bool = True,
                       guarded: bool = False, inject_fraction: float = 0.0, score_dtype: str = "auto",
-                      lr: float | None = None, show_progress: bool = False, train: TrainingSize | None = None
-                      ) -> TRSRConfig:
+                      lr: float | None = None, show_progress: bool = False, train: TrainingSize | None = None,
+                      bf16: bool | str = "auto") -> TRSRConfig:
     """The benchmark's TRSR configuration for one summary mode, data set and seed (the demo uses it too).
 
     The SFT schedule is :func:`~recllm.trsr.ranker.ranker_sft_config`'s, overridden only by :func:`sft_overrides`
@@ -232,15 +239,17 @@ def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int
         summarizer=SummarizerConfig(mode=mode, max_new_tokens=sizes.summary_tokens, batch_size=sizes.gen_batch,
                                     segment=SegmentConfig(block_size=5, max_blocks=5, item_tokens=spec.item_tokens)),
         ranker=RankerConfig(n_recent=3, guarded=guarded, score_dtype=score_dtype),
-        sft=ranker_sft_config(**sft_overrides(sizes, seed, lr), show_progress=show_progress),
+        sft=ranker_sft_config(**sft_overrides(sizes, seed, lr, bf16), show_progress=show_progress),
         lora=LoRAConfig(r=8, alpha=16, dropout=0.05),
         fine_tune=fine_tune, max_train_users=users, targets_per_user=targets, inject_fraction=inject_fraction,
         max_valid_rows=sizes.n_valid_rows, item_text_columns=spec.columns, seed=seed)
 
 
-def sft_overrides(sizes: BenchSizes, seed: int, lr: float | None) -> dict[str, Any]:
+def sft_overrides(sizes: BenchSizes, seed: int, lr: float | None, bf16: bool | str = "auto") -> dict[str, Any]:
     """What the benchmark changes in :func:`~recllm.trsr.ranker.ranker_sft_config` (printed in the report)."""
     out: dict[str, Any] = {"seed": seed}
+    if bf16 != "auto":  # a pinned precision (--precision)
+        out["bf16"] = bf16
     if lr is not None:
         out["learning_rate"] = lr
     if sizes.epochs is not None:
@@ -315,6 +324,15 @@ def prepare(spec: DatasetSpec, sizes: BenchSizes, show_progress: bool = False) -
     return Prepared(spec, dataset, split, valid, test, (valid_path, test_path), train_size(split, sizes))
 
 
+def training_autocast(summarizer_lm: CausalLM) -> bool | str:
+    """LoRA training's bfloat16 autocast: "auto" (the machine's policy) when the summarizer runs in the precision
+    ``auto`` gives here, else what the summarizer's pinned precision says (``--precision float32`` on a CPU with
+    fast bfloat16: no autocast), so one benchmark's runs are the same runs on every CPU."""
+    if summarizer_lm.dtype == resolve_dtype("auto", summarizer_lm.device or "cpu"):
+        return "auto"
+    return summarizer_lm.dtype == "bfloat16"
+
+
 class Fitter:
     """Fits (or reloads: each run has its own folder, :func:`_run_dir`) the benchmark's TRSR models of one data
     set."""
@@ -329,7 +347,10 @@ class Fitter:
         # headline scores in the precision the ranker is trained and validated in (recllm.llm.precision's)
         return bench_trsr_config(mode, self.sizes, self.data.spec, seed, score_dtype=TRAINING_DTYPE,
                                  lr=self.lr if lr is None else lr, show_progress=self.show_progress,
-                                 train=train or self.data.train, **kw)
+                                 train=train or self.data.train, bf16=self.autocast(), **kw)
+
+    def autocast(self) -> bool | str:
+        return training_autocast(self.summarizer_lm)
 
     def run_dir(self, label: str, config: TRSRConfig) -> Path:
         return _run_dir(self.data.spec, label, config, self.sizes, self.data.test.users,
@@ -344,13 +365,17 @@ class Fitter:
         return model.fit(self.data.split, valid=valid, prefer_users=self.data.test.users)
 
 
+def curve_run(config: TRSRConfig) -> bool:
+    """Whether a run is a point of the learning curve: seed 0, hierarchical or no-summary, unhardened."""
+    return (config.seed == 0 and config.summarizer.mode in ("hierarchical", "none") and not config.ranker.guarded
+            and config.inject_fraction == 0.0)
+
+
 def validates(config: TRSRConfig) -> bool:
     """Whether a fine-tuned run scores the validation rows: when they choose something (the epoch, with more than
-    one; the lr, on seed 0's hierarchical runs) or feed the learning curve (seed 0, hierarchical and no-summary,
-    unhardened). Its scores are cached, so the curve reads them back instead of scoring the rows again."""
-    curve = (config.seed == 0 and config.summarizer.mode in ("hierarchical", "none") and not config.ranker.guarded
-             and config.inject_fraction == 0.0)
-    return config.fine_tune and (config.sft.epochs > 1 or curve)
+    one; the lr, on seed 0's hierarchical runs) or feed the learning curve (:func:`curve_run`). Its scores are
+    cached, so the curve reads them back instead of scoring the rows again."""
+    return config.fine_tune and (config.sft.epochs > 1 or curve_run(config))
 
 
 def valid_recall(model: TRSR, valid: SampledCandidates, k: int = 5) -> float:
@@ -393,18 +418,31 @@ def curve_points(sizes: BenchSizes, data: Prepared) -> list[int]:
     return sorted({n for n in sizes.curve_users if n < data.train.users} | {data.train.users})
 
 
-def learning_curve(fitter: Fitter, log: Any = print) -> list[dict]:
+def learning_curve(fitter: Fitter, log: Any = print, headline: dict[str, dict] | None = None,
+                   piece: Piece = compute_now) -> list[dict]:
     """Validation R@5 of the hierarchical and no-summary rankers (seed 0) against the number of training users
-    (each user with the benchmark's targets per user)."""
+    (each user with the benchmark's targets per user). ``headline``: label -> the seed-0 headline run's throughput
+    row (with its ``valid_recall@5``), the point at the benchmark's own size, so that run is not fitted again;
+    ``piece(name, compute)`` runs (and the benchmark stores) each other point, one SFT run each."""
     data, rows = fitter.data, []
+    headline = headline or {}
     for n in curve_points(fitter.sizes, data):
         size = dataclasses.replace(data.train, users=n)
         for mode, label in (MODES[0], MODES[2]):
-            config = fitter.config(mode, 0, train=size)
-            model = fitter.fit(f"{mode}-seed0", config)
-            rows.append({"method": label, "users": n, "groups": model.n_train_groups_,
-                         "candidates": model.n_train_candidates_, "valid_recall@5": valid_recall(model, data.valid)})
-            log(f"[trsr] {data.spec.name}: curve {label} {n} users: valid R@5 {rows[-1]['valid_recall@5']:.3f}")
+            done = headline.get(label)
+            if n == data.train.users and done is not None and "valid_recall@5" in done:
+                row = {"method": label, "users": n, "groups": done["train_groups"],
+                       "candidates": done["train_candidates"], "valid_recall@5": done["valid_recall@5"]}
+            else:
+                def point(mode: str = mode, label: str = label, n: int = n, size: TrainingSize = size) -> dict:
+                    model = fitter.fit(f"{mode}-seed0", fitter.config(mode, 0, train=size))
+                    return {"method": label, "users": n, "groups": model.n_train_groups_,
+                            "candidates": model.n_train_candidates_,
+                            "valid_recall@5": valid_recall(model, data.valid)}
+
+                row = piece(f"curve-{mode}-{n}", point)
+            rows.append(row)
+            log(f"[trsr] {data.spec.name}: curve {label} {n} users: valid R@5 {row['valid_recall@5']:.3f}")
     return rows
 
 
@@ -444,7 +482,8 @@ def _retriever(name: str, split: Split, seed: int, sizes: BenchSizes, fitted: di
 
 def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
                 score_dtype: str = "auto", lr: float | None = None, show_progress: bool = False,
-                log: Any = print, first_position: int = 0, data: Prepared | None = None) -> dict:
+                log: Any = print, first_position: int = 0, data: Prepared | None = None,
+                piece: Piece = compute_now) -> dict:
     """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples.
 
     ``first_position`` is the position of ``sizes.seeds[0]`` in the whole benchmark's seed list: the
@@ -453,6 +492,11 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
     benchmark can run (and store) one seed at a time and merge the parts (:func:`merge_parts`).
     Headline scores are in the training precision; ``score_dtype`` is the faster precision compared with them
     where the machine offers one (default "auto": the machine's).
+
+    ``piece(name, compute)`` runs each piece of the part: the baselines, the zero-shot ranker, each fine-tuned
+    ranker (one SFT run with its test scoring; seed 0's last two-stage ranker also holds the two-stage protocol,
+    the speed measurement and the examples). The benchmark's runner stores each piece as it finishes, so a part
+    larger than a session is finished by several (:func:`run_benchmark`).
     """
     data = data or prepare(spec, sizes, show_progress)
     split, valid, test = data.split, data.valid, data.test
@@ -462,25 +506,41 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
                            "train": dataclasses.asdict(data.train), "lr": lr}
     fitter = Fitter(data, sizes, summarizer_lm, cache, lr, show_progress)
 
+    def add(fragment: dict) -> None:
+        for key, value in fragment.items():
+            if isinstance(value, list) and isinstance(out.get(key), list):
+                out[key].extend(value)
+            else:
+                out[key] = value
+
     # ---------------------------------------------------------------- ID baselines
     primary = first_position == 0  # this part holds the benchmark's first seed
-    baselines: dict[str, list[tuple[int, Recommender]]] = {
-        "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))] if primary else [],
-        "itemknn": [(sizes.seeds[0], MODELS["itemknn"]().fit(split))] if primary else []}
-    if "sasrec" in MODELS:
-        baselines["sasrec"] = []
-        for seed in sizes.seeds:
-            seed_everything(seed)
-            model = MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress)
-            baselines["sasrec"].append((seed, model.fit(split)))
-    for name, fitted_models in baselines.items():
-        for seed, model in fitted_models:
-            res = evaluate_sampled(from_recommender(model), test, ks=KS, show_progress=False)
-            out["rows"].append(_method_row(name, res, seed))
-        log(f"[trsr] {spec.name}: {name} done")
+    fitted: dict[str, Recommender] = {}  # baselines fitted in this process (the two-stage retrievers reuse them)
+
+    def baselines() -> dict:
+        models: dict[str, list[tuple[int, Recommender]]] = {
+            "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))] if primary else [],
+            "itemknn": [(sizes.seeds[0], MODELS["itemknn"]().fit(split))] if primary else []}
+        if "sasrec" in MODELS:
+            models["sasrec"] = []
+            for seed in sizes.seeds:
+                seed_everything(seed)
+                model = MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress)
+                models["sasrec"].append((seed, model.fit(split)))
+        rows = []
+        for name, fitted_models in models.items():
+            for seed, model in fitted_models:
+                res = evaluate_sampled(from_recommender(model), test, ks=KS, show_progress=False)
+                rows.append(_method_row(name, res, seed))
+            if fitted_models and name in sizes.retrievers and primary:
+                fitted[name] = fitted_models[0][1]
+            log(f"[trsr] {spec.name}: {name} done")
+        return {"rows": rows}
+
+    add(piece("baselines", baselines))
 
     # ---------------------------------------------------------------- LLM rankers
-    def evaluate_llm(label: str, model: TRSR, seed: int, injection: bool) -> list[np.ndarray]:
+    def evaluate_llm(label: str, model: TRSR, seed: int, injection: bool) -> dict:
         summaries = model.summarize(test.histories)
         scores = model.rank(test.histories, list(test.candidates))
         res = evaluate_sampled(precomputed_score_fn(test, scores), test, ks=KS, show_progress=False)
@@ -488,8 +548,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         agreement = faster_agreement(model, test, scores, score_dtype)
         if agreement is not None:
             extra["faster"] = agreement
-        out["rows"].append(_method_row(label, res, seed, extra))
-        out["throughput"].append({
+        fragment: dict[str, Any] = {"rows": [_method_row(label, res, seed, extra)], "injection": []}
+        throughput = {
             "method": label, "seed": seed, "users": len(test),
             "summary_model_s": summaries.model_seconds, "summary_prompts": summaries.prompts,
             "summary_users_per_s": summaries.users_per_second,
@@ -498,35 +558,48 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             "train_s": getattr(model.ranker_, "train_seconds_", 0.0), "train_pairs": model.n_train_pairs_,
             "train_users": model.n_train_users_, "train_groups": model.n_train_groups_,
             "train_candidates": model.n_train_candidates_, "lr": model.config.sft.learning_rate,
-            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {}))})
+            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {}))}
+        if model.config.fine_tune and curve_run(model.config):  # the learning curve's point at the headline size
+            throughput["valid_recall@5"] = valid_recall(model, valid)
+        fragment["throughput"] = [throughput]
         if injection:
             effect = injection_effect(model, test, scores, seed=seed)
-            out["injection"].append({"method": label, "seed": seed, **effect.summary()})
+            fragment["injection"].append({"method": label, "seed": seed, **effect.summary()})
         log(f"[trsr] {spec.name}: {label} seed {seed}: R@10 {res.per_user['recall@10'].mean():.3f}")
-        return scores
+        return fragment
 
-    fitted_llm: dict[str, TRSR] = {}
     if primary:
-        zero = fitter.fit("zero-shot", fitter.config("hierarchical", 0, fine_tune=False))
-        evaluate_llm("LLM zero-shot (hierarchical prompt)", zero, 0, injection=True)
+        add(piece("zero-shot", lambda: evaluate_llm(
+            "LLM zero-shot (hierarchical prompt)",
+            fitter.fit("zero-shot", fitter.config("hierarchical", 0, fine_tune=False)), 0, injection=True)))
+    fitted_llm: dict[str, TRSR] = {}
     for seed_index, seed in enumerate(sizes.seeds, start=first_position):
         modes, hardened_too = seed_modes(sizes, seed_index)
-        for mode, label in modes:
+        staged = [m for m, _ in modes if m in sizes.two_stage_modes] if seed_index == 0 else []
+
+        def ranker(mode: str, label: str, seed: int = seed, seed_index: int = seed_index,
+                   staged: list = staged) -> dict:
             model = fitter.fit(f"{mode}-seed{seed}", fitter.config(mode, seed))
-            evaluate_llm(label, model, seed, injection=mode == "hierarchical")
-            if seed_index == 0:
-                fitted_llm[mode] = model
+            fragment = evaluate_llm(label, model, seed, injection=mode == "hierarchical")
             if seed_index == 0 and mode == "hierarchical":
-                out["speed"] = prefix_speed(model, test, sizes.speed_rows)
-                out["summary_stats"] = summary_stats(model, test)
-                out["examples"] = examples(summarizer_lm, model, spec, sizes, test, cache, show_progress)
+                fragment["speed"] = prefix_speed(model, test, sizes.speed_rows)
+                fragment["summary_stats"] = summary_stats(model, test)
+                fragment["examples"] = examples(summarizer_lm, model, spec, sizes, test, cache, show_progress)
+            if mode in staged:
+                fitted_llm[mode] = model
+                if mode == staged[-1]:  # the last two-stage ranker: the protocol runs while the rankers are loaded
+                    rankers = {m: fitted_llm.get(m) or fitter.fit(f"{m}-seed{seed}", fitter.config(m, seed))
+                               for m in staged}
+                    fragment["two_stage"], fragment["two_stage_choice"] = two_stage(
+                        data, sizes, rankers, fitted, show_progress, log)
+            return fragment
+
+        for mode, label in modes:
+            add(piece(f"{mode}-seed{seed}", lambda mode=mode, label=label: ranker(mode, label)))
         if hardened_too:
-            hardened = fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
-                                                                        inject_fraction=0.5))
-            evaluate_llm(HARDENED, hardened, seed, True)
-    if primary:
-        fitted = {name: models[0][1] for name, models in baselines.items() if models and name in sizes.retrievers}
-        out["two_stage"], out["two_stage_choice"] = two_stage(data, sizes, fitted_llm, fitted, show_progress, log)
+            add(piece(f"hardened-seed{seed}", lambda seed=seed: evaluate_llm(
+                HARDENED, fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
+                                                                           inject_fraction=0.5)), seed, True)))
     out["data_files"] = data_files([spec.name])
     return out
 
@@ -677,16 +750,42 @@ def _store_form(part: dict) -> dict:
     return _to_json(kept)
 
 
-def _from_json(stored: Any) -> dict | None:
-    """Stored results back in the shape ``run_dataset`` returns (per-user metrics as arrays, data files
-    located under this machine's data root)."""
+def _fragment_from_json(stored: Any) -> dict | None:
+    """A stored part or piece with its per-user metrics as arrays again."""
     if stored is None:
         return None
     for group in ("rows", "two_stage"):
         for row in stored.get(group, []):
             row["per_user"] = {m: np.asarray(v, dtype=float) for m, v in row["per_user"].items()}
-    stored["data_files"] = data_files([stored["dataset"]])
     return stored
+
+
+def _from_json(stored: Any) -> dict | None:
+    """Stored results back in the shape ``run_dataset`` returns (per-user metrics as arrays, data files
+    located under this machine's data root)."""
+    stored = _fragment_from_json(stored)
+    if stored is not None:
+        stored["data_files"] = data_files([stored["dataset"]])
+    return stored
+
+
+def stored_pieces(store: RunStore, unit: str, log: Any = print) -> Piece:
+    """A piece runner (see :func:`run_dataset`) that stores each piece of ``unit`` (a part's or the curve's run
+    key) in ``store`` as it finishes and reuses what is stored: a unit larger than a session is finished by
+    several."""
+    def run(name: str, compute: Any) -> dict:
+        key = run_key(unit=unit, piece=name)
+        fragment = _fragment_from_json(store.get(key))
+        if fragment is None:
+            t0 = time.perf_counter()
+            fragment = compute()
+            store.put(key, _to_json({**fragment, "seconds": time.perf_counter() - t0}))
+            log(f"[trsr] piece {name} stored ({time.perf_counter() - t0:.0f} s)")
+            fragment = _fragment_from_json(store.get(key))
+        fragment.pop("seconds", None)
+        return fragment
+
+    return run
 
 
 def _part_key(spec: DatasetSpec, sizes: BenchSizes, data_sha: str, seed: int, position: int, lr: float,
@@ -733,28 +832,35 @@ def benchmark_specs(datasets: list[str] | None, notes: list[str] | None = None) 
 
 def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | None = None,
                   seeds: list[int] | None = None, show_progress: bool = False, score_dtype: str = "auto",
-                  lr: float | None = BENCH_LR, model_name: str | None = None, command: str | None = None) -> int:
+                  lr: float | None = BENCH_LR, model_name: str | None = None, command: str | None = None,
+                  precision: str = "auto") -> int:
     """Run every data set, write the report at ``out`` (a checked :class:`recllm.bench.reporting.ReportTarget` or a
     path; default ``docs/results/trsr.md``, quick mode ``trsr-quick.md``).
 
     ``lr`` None: the paper's where the runs have enough optimizer steps, else chosen once on seed 0's validation
-    (:mod:`recllm.bench.trsr.scale`); ``score_dtype``: the faster scoring precision compared with the headline's.
-    Every unit is stored as it finishes, so an interrupted run continues where it stopped."""
+    (:mod:`recllm.bench.trsr.scale`); ``score_dtype``: the faster scoring precision compared with the headline's;
+    ``precision``: the summarizer's precision and so LoRA training's autocast ("auto": the machine's; "float32"
+    makes runs made on CPUs with and without fast bfloat16 the same runs, for a benchmark spread over sessions).
+    Every unit, and every piece of a unit (one SFT run and its scoring), is stored as it finishes, and the
+    generated summaries are carried beside the report (:mod:`recllm.bench.carried`), so an interrupted run
+    continues where it stopped, on this machine or a fresh one."""
+    from recllm.bench.carried import CarriedCache
     from recllm.bench.reporting import as_target
     from recllm.bench.trsr.report import METHOD_CHANGES, render
     from recllm.eval.report import write_report
 
     target = as_target(out, "trsr-quick.md" if quick else "trsr.md")
     check_dtype(score_dtype, "score_dtype")
+    check_dtype(precision, "precision")
     sizes = resolve_sizes(quick, seeds)
     notes: list[str] = []
     specs = benchmark_specs(datasets, notes)
     if "sasrec" not in MODELS:
         notes.append("SASRec is not registered in recllm.models: item-kNN stands in for it.")
     started = time.perf_counter()
-    summarizer = load_causal_lm(model_name, dtype="auto")
-    cache = DiskCache()
+    summarizer = load_causal_lm(model_name, dtype=precision)
     path = target.path
+    cache = CarriedCache(path.with_suffix(".texts.jsonl"))
     store = RunStore(path.with_suffix(".runs.jsonl"))
     faster = resolve_dtype(score_dtype, summarizer.device)
     prepared: dict[str, Prepared] = {}
@@ -788,7 +894,8 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
                 t0 = time.perf_counter()
                 part = run_dataset(spec, dataclasses.replace(sizes, seeds=(seed,)), summarizer, cache,
                                    score_dtype=score_dtype, lr=chosen, show_progress=show_progress,
-                                   first_position=position, data=data_of(spec))
+                                   first_position=position, data=data_of(spec),
+                                   piece=stored_pieces(store, key))
                 part["seconds"] = time.perf_counter() - t0
                 store.put(key, _store_form(part))
                 print(f"[trsr] {spec.name} seed {seed} finished in {part['seconds']:.0f} s", flush=True)
@@ -803,7 +910,8 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
         stored = store.get(key)
         if stored is None:
             fitter = Fitter(data_of(spec), sizes, summarizer, cache, chosen, show_progress)
-            stored = learning_curve(fitter)
+            headline = {t["method"]: t for t in parts[spec.name][0].get("throughput", []) if t["seed"] == 0}
+            stored = learning_curve(fitter, headline=headline, piece=stored_pieces(store, key))
             store.put(key, _to_json(stored))
         curves[spec.name] = stored
     results = [merge_parts(parts[spec.name]) for spec in specs]
@@ -811,22 +919,23 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
         res["lr_choice"], res["curve"] = lrs[res["dataset"]], curves[res["dataset"]]
     notes.append(f"wall time of this run: {time.perf_counter() - started:.0f} s (cached summaries, scores and "
                  "finished SFT runs are reused, so a rerun is faster than a first run)")
-    notes.append(f"precision: summaries in {describe_precision('auto', summarizer.device)}; every headline table "
+    notes.append(f"precision: summaries in {describe_precision(precision, summarizer.device)}; every headline table "
                  f"is scored in the precision the ranker is trained and validated in "
                  f"({describe_precision(TRAINING_DTYPE, summarizer.device)}); "
                  + ("this machine offers no faster scoring precision" if faster == TRAINING_DTYPE else
                     f"the faster {describe_precision(score_dtype, summarizer.device)}'s rank agreement with it is "
                     "printed beside each table")
-                 + f"; LoRA training: {describe_training_precision('auto', summarizer.device)}")
+                 + f"; LoRA training: {describe_training_precision(training_autocast(summarizer), summarizer.device)}")
     body = render(results, sizes, summarizer.name, notes, quick)
     command = command or ("recllm bench trsr" + (" --quick" if quick else "")
                + (f" --seeds {' '.join(map(str, seeds))}" if seeds else "")
                + (f" --lr {lr:g}" if lr is not None else "")
                + (f" --datasets {' '.join(datasets)}" if datasets else "")
-               + (f" --score-dtype {score_dtype}" if score_dtype != "auto" else ""))
+               + (f" --score-dtype {score_dtype}" if score_dtype != "auto" else "")
+               + (f" --precision {precision}" if precision != "auto" else ""))
     files = [f for r in results for f in r["data_files"]]
     write_report(path, "LLM-TRSR: summaries + LoRA Yes/No ranker vs baselines", command, files, body,
-                 seeds=list(sizes.seeds), commit=target.commit, precision=describe_precision("auto", summarizer.device),
+                 seeds=list(sizes.seeds), commit=target.commit, precision=describe_precision(precision, summarizer.device),
                  method_changes=METHOD_CHANGES)
     print(f"[trsr] wrote {path}", flush=True)
     return 0
