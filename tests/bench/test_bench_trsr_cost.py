@@ -136,6 +136,22 @@ def test_plan_lists_each_sft_run_once_and_prices_what_the_benchmark_does(toy_dat
                                                                                              + cases(0), seg)
 
 
+def test_plan_counts_a_stored_piece_as_done_and_drops_its_scoring_from_the_part(toy_data):
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32)
+    before = plan_units(data, sizes, rates, {"lr": 1e-4}, {}, False, lm)
+    stored = {(0, "hierarchical-seed0"), (0, "baselines"), (None, "curve-none-10")}
+    after = plan_units(data, sizes, rates, {"lr": 1e-4}, {}, False, lm, piece_stored=lambda s, p: (s, p) in stored)
+    done = {u.name for u in after if u.stored} - {u.name for u in before if u.stored}
+    assert sorted(done) == [f"SFT hierarchical-seed0 ({data.train.groups} groups, lr 0.0001)",
+                            next(u.name for u in after if u.name.startswith("curve: SFT none-seed0")
+                                 and u.name.endswith(", 10 users"))]
+    part = {u.name: u.seconds for u in before if u.name.startswith("part seed 0")}
+    part_after = {u.name: u.seconds for u in after if u.name.startswith("part seed 0")}
+    assert list(part_after.values())[0] < list(part.values())[0]  # its scoring, two-stage and SASRec are done
+
+
 def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
     """The learning curve's full-size point trains nothing: it fits the folders of the headline seed-0 runs."""
     data, sizes = toy_data
