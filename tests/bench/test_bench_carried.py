@@ -33,3 +33,12 @@ def test_it_pickles_as_the_plain_machine_cache(tmp_path):
     cache = CarriedCache(tmp_path / "t.texts.jsonl", path=tmp_path / "m.sqlite")
     copy = pickle.loads(pickle.dumps(cache))
     assert type(copy) is DiskCache and copy.path == cache.path
+
+
+def test_two_appenders_keep_every_line(tmp_path):
+    carried = tmp_path / "t.texts.jsonl"
+    a = CarriedCache(carried, path=tmp_path / "a.sqlite")
+    b = CarriedCache(carried, path=tmp_path / "b.sqlite")
+    for i in range(20):
+        (a if i % 2 else b).put(f"k{i}", {"text": f"t{i}", "seconds": 0.1})
+    assert CarriedCache(carried, path=tmp_path / "c.sqlite").carried_ == 20

@@ -198,3 +198,33 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
     assert calls[2:] == [("ml-latest-small", (1,), 1), ("ml-latest-small", (2,), 2)]
     assert [row["seed"] for row in rendered[-1][0]["rows"]] == [0, 1, 2]
     assert lr_units == ["ml-latest-small"] and curve_units == [3e-4, 1e-4]  # seed-independent units reused
+
+
+def test_a_pinned_precision_scores_once_whatever_the_cpu(tmp_path, monkeypatch):
+    """--precision float32 on a CPU with fast bfloat16: no second, machine-dependent scoring (and so the same part
+    keys as on a CPU without it)."""
+    from types import SimpleNamespace
+
+    import recllm.bench.trsr.run as bench
+    import recllm.bench.trsr.report as report
+
+    monkeypatch.setenv("RECLLM_DATA", str(tmp_path / "data"))
+    (tmp_path / "data" / "ml-latest-small").mkdir(parents=True)
+    (tmp_path / "data" / "ml-latest-small" / "ratings.csv").write_text("a\n1\n")
+    monkeypatch.setattr(bench, "resolve_dtype", lambda dtype, device: "bfloat16" if dtype == "auto" else dtype)
+    monkeypatch.setattr(bench, "load_causal_lm", lambda *a, dtype="auto", **k: SimpleNamespace(
+        name="lm", fingerprint=f"lm|{dtype}", dtype=dtype, device="cpu"))
+    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec))
+    monkeypatch.setattr(bench, "learning_curve", lambda fitter, **k: [])
+    monkeypatch.setattr(report, "render", lambda *a: "body")
+    monkeypatch.setattr(bench, "mind_available", lambda: False)
+    seen = []
+
+    def fake_run_dataset(spec, sizes, summarizer, cache, score_dtype="auto", **k):
+        seen.append((summarizer.dtype, score_dtype))
+        return {"dataset": spec.name, "rows": [], "two_stage": [], "data_files": [], "candidates": []}
+
+    monkeypatch.setattr(bench, "run_dataset", fake_run_dataset)
+    assert bench.run_benchmark(quick=True, out=str(tmp_path / "trsr.md"), datasets=["ml-latest-small"], lr=1e-4,
+                               precision="float32") == 0
+    assert seen == [("float32", "float32")]

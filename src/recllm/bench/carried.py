@@ -41,9 +41,10 @@ class CarriedCache(DiskCache):
         self.carry = carry
         entries = self.read_carried()
         self.carried_ = len(entries)
-        missing = [k for k in entries if k not in self]
+        present = self.get_many(entries)
+        missing = {k: v for k, v in entries.items() if k not in present}
         if missing:
-            super().put_many({k: entries[k] for k in missing})
+            super().put_many(missing)
 
     def read_carried(self) -> dict[str, Any]:
         """key -> value of every whole line of the carried file (none when it does not exist)."""
@@ -60,11 +61,14 @@ class CarriedCache(DiskCache):
         return out
 
     def put_many(self, mapping: Mapping[str, Any]) -> None:
-        """Store in the machine cache, and append the carried entries to the carried file (fsynced)."""
-        super().put_many(mapping)
+        """Append the carried entries to the carried file (fsynced), then store everything in the machine cache
+        (in this order, so a process stopped in between has lost nothing the file should hold)."""
         lines = [json.dumps({"k": k, "v": v}, sort_keys=True) for k, v in mapping.items() if self.carry(v)]
-        if not lines:
-            return
+        if lines:
+            self._append(lines)
+        super().put_many(mapping)
+
+    def _append(self, lines: list[str]) -> None:
         from recllm.utils import folder_lock
 
         self.carried.parent.mkdir(parents=True, exist_ok=True)

@@ -483,8 +483,9 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         llm_setup_line(config),
         f"- LLM imputer decoding: categories (and code columns) by shared-prefix scoring, numbers by greedy generation "
         "held to the shape (sign, digits, decimals) and observed range of the column's numbers, text by greedy "
-        f"generation from the column's tokens; training with {describe_training_precision()}; inference precision "
-        f"'auto' (here {describe_precision()}): {_inference_dtypes(rows)}.",
+        f"generation from the column's tokens; training with {describe_training_precision(config.training_autocast())}; "
+        f"inference precision '{config.precision}' (here {describe_precision(config.precision)}): "
+        f"{_inference_dtypes(rows)}.",
         *peer_setup_lines(config, rows, imputers),
         "",
         "## Where each imputer wins",

@@ -201,8 +201,12 @@ class BenchConfig:
         from recllm.llm.precision import resolve_dtype, use_bf16_autocast
 
         return {"inference": resolve_dtype(self.precision, "cpu"),
-                "autocast": use_bf16_autocast("auto" if self.precision == "auto" else self.precision == "bfloat16",
-                                              "cpu")}
+                "autocast": use_bf16_autocast(self.training_autocast(), "cpu")}
+
+    def training_autocast(self) -> bool | str:
+        """The LLM imputer's ``SFTConfig.bf16``: "auto" (the machine's), else bfloat16 autocast only when pinned to
+        bfloat16."""
+        return "auto" if self.precision == "auto" else self.precision == "bfloat16"
 
     def cache_parts(self, imputer: str = "llm") -> dict[str, Any]:
         """The parts of the configuration that change a stored run of ``imputer`` (for the run key)."""
@@ -238,7 +242,7 @@ def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, bas
     if config.precision != "auto":
         from recllm.impute.llm import DEFAULT_SFT
 
-        settings["sft"] = dataclasses.replace(DEFAULT_SFT, seed=seed, bf16=config.precision == "bfloat16")
+        settings["sft"] = dataclasses.replace(DEFAULT_SFT, seed=seed, bf16=config.training_autocast())
     return IMPUTERS["llm"](model=base_lm if base_lm is not None else config.llm_model, seed=seed, **kinds, **settings)
 
 

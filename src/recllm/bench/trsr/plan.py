@@ -260,8 +260,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
             units.append(sft_unit(label, cfg, data.train.groups, stored))
             if not stored:
                 part_s += test_s + (injection_s if cfg.summarizer.mode == "hierarchical" else 0.0)
-                if staged and label == f"{staged[-1]}-seed{seed}":  # prefix-sharing speed, two-stage (+ LEARN)
-                    part_s += speed_s + two_stage_s + sizes.sasrec_seconds
+                if staged and label == f"{staged[-1]}-seed{seed}":  # speed, two-stage (+ its SASRec and LEARN)
+                    part_s += speed_s + two_stage_s + 2 * sizes.sasrec_seconds
         if position == 0 and not done(seed, "zero-shot"):  # zero-shot and its injection
             part_s += test_s + injection_s
         what = ", ".join(m for m, _ in modes) + (", hardened" if hardened else "")
@@ -319,6 +319,8 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
 
     check_dtype(score_dtype, "--score-dtype")
     check_dtype(precision, "--precision")
+    if precision != "auto" and score_dtype == "auto":  # as run_benchmark: a pinned precision scores once
+        score_dtype = precision
     sizes = resolve_sizes(quick, seeds)
     specs = benchmark_specs(datasets)
     path = Path(getattr(out, "path", out) or Path.cwd() / REPORT_FOLDER / ("trsr-quick.md" if quick else "trsr.md"))

@@ -515,8 +515,6 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
 
     # ---------------------------------------------------------------- ID baselines
     primary = first_position == 0  # this part holds the benchmark's first seed
-    fitted: dict[str, Recommender] = {}  # baselines fitted in this process (the two-stage retrievers reuse them)
-
     def baselines() -> dict:
         models: dict[str, list[tuple[int, Recommender]]] = {
             "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))] if primary else [],
@@ -532,8 +530,6 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             for seed, model in fitted_models:
                 res = evaluate_sampled(from_recommender(model), test, ks=KS, show_progress=False)
                 rows.append(_method_row(name, res, seed))
-            if fitted_models and name in sizes.retrievers and primary:
-                fitted[name] = fitted_models[0][1]
             log(f"[trsr] {spec.name}: {name} done")
         return {"rows": rows}
 
@@ -588,14 +584,17 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             if mode in staged:
                 fitted_llm[mode] = model
                 if mode == staged[-1]:  # the last two-stage ranker: the protocol runs while the rankers are loaded
+                    # (an earlier two-stage ranker whose piece a previous sitting stored is fitted again here; the
+                    # full preset reranks with one ranker only). The retrievers are fitted here too, not taken from
+                    # the baselines piece, so the protocol is the same whether or not that piece was stored.
                     rankers = {m: fitted_llm.get(m) or fitter.fit(f"{m}-seed{seed}", fitter.config(m, seed))
                                for m in staged}
                     fragment["two_stage"], fragment["two_stage_choice"] = two_stage(
-                        data, sizes, rankers, fitted, show_progress, log)
+                        data, sizes, rankers, {}, show_progress, log)
             return fragment
 
         for mode, label in modes:
-            add(piece(f"{mode}-seed{seed}", lambda mode=mode, label=label: ranker(mode, label)))
+            add(piece(f"{mode}-seed{seed}", lambda mode=mode, label=label, ranker=ranker: ranker(mode, label)))
         if hardened_too:
             add(piece(f"hardened-seed{seed}", lambda seed=seed: evaluate_llm(
                 HARDENED, fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
@@ -852,6 +851,8 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     target = as_target(out, "trsr-quick.md" if quick else "trsr.md")
     check_dtype(score_dtype, "score_dtype")
     check_dtype(precision, "precision")
+    if precision != "auto" and score_dtype == "auto":  # pinned: no machine-dependent second scoring either
+        score_dtype = precision
     sizes = resolve_sizes(quick, seeds)
     notes: list[str] = []
     specs = benchmark_specs(datasets, notes)
