@@ -16,3 +16,32 @@ def test_report_body_rows_and_best():
     assert "| ml-100k/items: year | 0.900 | 0.800 | 0.700 | 0.600 | **0.500** |" in text  # expected-grid best
     assert "gender" not in text.split("## Cost")[0]  # categorical columns are not numbers
     assert "| ml-100k | expected-grid | 7 | 40 |" in text
+
+
+def test_each_decoding_is_stored_and_a_later_sitting_computes_nothing(tmp_path, monkeypatch):
+    import numpy as np
+
+    import recllm.bench.impute.run as run
+    import recllm.data as data
+    from recllm.bench import impute_numbers
+    from recllm.bench.runs import RunStore
+
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute_numbers",))
+    monkeypatch.setattr(data, "load", lambda name: None)
+    monkeypatch.setattr(data, "data_files", lambda names: [])
+    monkeypatch.setattr(run, "masked_tables", lambda *a: {})
+    calls = []
+
+    def fake_impute(name, dataset, tables, seed, config, **kw):
+        calls.append((name, kw.get("numeric_decoding")))
+        return {"scores": {"t": {"age:nrmse": np.float32(0.5)}},
+                "info": {"t": {"transform_seconds": 2.0, "cells": 10}}}
+
+    monkeypatch.setattr(run, "impute_tables", fake_impute)
+    store = RunStore(tmp_path / "imputation-numbers.runs.jsonl")
+    first = impute_numbers.measure("advertising", 0, store)
+    assert len(calls) == len(impute_numbers.REFERENCES) + len(impute_numbers.DECODINGS)
+    assert first["expected"] == {"scores": {"t": {"age:nrmse": 0.5}}, "seconds": 2.0, "cells": 10}
+    calls.clear()
+    again = impute_numbers.measure("advertising", 0, RunStore(store.path))
+    assert calls == [] and again == first

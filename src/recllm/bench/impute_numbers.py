@@ -4,7 +4,9 @@ Greedy generation held to the column's number shape (LLMImputer's default) again
 decodings (``numeric_decoding="expected"``: the probability-weighted mean over the greedy answer and 32 observed
 quantiles of the column; ``"expected-grid"``: over the quantiles only), on the numeric columns of the imputation
 benchmark's tables at MCAR 20%, with the benchmark's fine-tuning settings (the adapter of its "default" attempt).
-Mean and MICE imputation are the reference. Adapters and answers are cached, so a rerun costs little.
+Mean and MICE imputation are the reference. Adapters and answers are cached on the machine, and each finished
+decoding is stored beside the report (``imputation-numbers.runs.jsonl``), so a rerun costs little, on this machine or
+a fresh one.
 
 Usage: ``recllm bench impute-numbers [--datasets advertising ml-100k] [--seed 0] [--threads 1]``
 """
@@ -22,23 +24,44 @@ REFERENCES = ("mean", "mice")
 SETTING = ("mcar", 0.2)
 
 
-def measure(dataset: str, seed: int) -> dict[str, dict[str, Any]]:
-    """imputer or decoding -> {"scores": {table: {metric: value}}, "seconds": fill seconds of the LLM}."""
-    from recllm.data import load
+def measure(dataset: str, seed: int, store: Any = None) -> dict[str, dict[str, Any]]:
+    """imputer or decoding -> {"scores": {table: {metric: value}}, "seconds": fill seconds of the LLM}. With a
+    :class:`recllm.bench.runs.RunStore`, each is stored as it finishes and reused while code, data and settings
+    match, so the benchmark finishes over several sittings."""
+    import json
+
     from recllm.bench.impute.run import BenchConfig, impute_tables, masked_tables
+    from recllm.bench.runs import data_sha256, run_key
+    from recllm.data import data_files, load
 
     config = BenchConfig()
     tables = masked_tables(load(dataset), dataset, SETTING, seed)
-    out = {}
-    for name in REFERENCES:
-        out[name] = {"scores": impute_tables(name, dataset, tables, seed, config)["scores"], "seconds": None}
-    for decoding in DECODINGS:
+    data = data_sha256(data_files([dataset]))
+
+    def stored(name: str, compute: Any) -> dict[str, Any]:
+        key = run_key(task="bench-impute-numbers", data=data, dataset=dataset, seed=seed, setting=list(SETTING),
+                      name=name, config=config.cache_parts("llm" if name in DECODINGS else name))
+        row = store.get(key) if store is not None else None
+        if row is None:
+            row = json.loads(json.dumps(compute(), default=float))
+            if store is not None:
+                store.put(key, row)
+        return row
+
+    def decode(decoding: str) -> dict[str, Any]:
         start = time.perf_counter()
         result = impute_tables("llm", dataset, tables, seed, config, numeric_decoding=decoding)
         print(f"[impute-numbers] {dataset} {decoding}: {time.perf_counter() - start:.0f} s", flush=True)
-        out[decoding] = {"scores": result["scores"],
-                         "seconds": sum(i["transform_seconds"] for i in result["info"].values()),
-                         "cells": sum(i["cells"] for i in result["info"].values())}
+        return {"scores": result["scores"],
+                "seconds": sum(i["transform_seconds"] for i in result["info"].values()),
+                "cells": sum(i["cells"] for i in result["info"].values())}
+
+    out = {}
+    for name in REFERENCES:
+        out[name] = stored(name, lambda name=name: {
+            "scores": impute_tables(name, dataset, tables, seed, config)["scores"], "seconds": None})
+    for decoding in DECODINGS:
+        out[decoding] = stored(decoding, lambda decoding=decoding: decode(decoding))
     return out
 
 
@@ -94,9 +117,12 @@ def _run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.datasets) - set(TABLES))
     if unknown:
         raise UserInputError(f"unknown data set(s) {unknown}", "--datasets", f"choose from {', '.join(TABLES)}")
+    from recllm.bench.runs import RunStore
+
     set_threads(args.threads)
-    results = {dataset: measure(dataset, args.seed) for dataset in args.datasets}
     target = args.report
+    store = RunStore(target.path.with_suffix(".runs.jsonl"))
+    results = {dataset: measure(dataset, args.seed, store) for dataset in args.datasets}
     write_report(target.path, "LLM imputer: how to decode numbers", args.command, data_files(args.datasets),
                  report_body(results, args.seed), seeds=[args.seed], commit=target.commit,
                  precision=describe_precision())
