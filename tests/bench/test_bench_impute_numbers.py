@@ -35,13 +35,16 @@ def test_each_decoding_is_stored_and_a_later_sitting_computes_nothing(tmp_path, 
     def fake_impute(name, dataset, tables, seed, config, **kw):
         calls.append((name, kw.get("numeric_decoding")))
         return {"scores": {"t": {"age:nrmse": np.float32(0.5)}},
-                "info": {"t": {"transform_seconds": 2.0, "cells": 10}}}
+                "info": {"t": {"transform_seconds": 2.0, "cells": 10, "training": "whole-row", "train_cells": 90,
+                               "chosen_epoch": 2, "epochs_trained": 3, "validation_cells": 8,
+                               "inference_dtype": "float32"}}}
 
     monkeypatch.setattr(run, "impute_tables", fake_impute)
     store = RunStore(tmp_path / "imputation-numbers.runs.jsonl")
     first = impute_numbers.measure("advertising", 0, store)
     assert len(calls) == len(impute_numbers.REFERENCES) + len(impute_numbers.DECODINGS)
-    assert first["expected"] == {"scores": {"t": {"age:nrmse": 0.5}}, "seconds": 2.0, "cells": 10}
+    assert first["expected"]["scores"] == {"t": {"age:nrmse": 0.5}} and first["expected"]["seconds"] == 2.0
+    assert "whole-row SFT on 90 observed cells per epoch, epoch 2 of 3" in impute_numbers._fits({"advertising": first})
     calls.clear()
     again = impute_numbers.measure("advertising", 0, RunStore(store.path))
     assert calls == [] and again == first
