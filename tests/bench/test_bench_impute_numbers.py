@@ -33,6 +33,7 @@ def test_each_decoding_is_stored_and_a_later_sitting_computes_nothing(tmp_path, 
     calls = []
 
     def fake_impute(name, dataset, tables, seed, config, **kw):
+        assert name != "llm" or kw["cache"] is not None and len(kw["cache"]) == 0  # an empty answer cache
         calls.append((name, kw.get("numeric_decoding")))
         return {"scores": {"t": {"age:nrmse": np.float32(0.5)}},
                 "info": {"t": {"transform_seconds": 2.0, "cells": 10, "training": "whole-row", "train_cells": 90,
