@@ -44,7 +44,7 @@ def test_target_ranks_are_pessimistic():
 
 
 def test_zero_shot_scores_are_probabilities_and_prefix_sharing_agrees(lm):
-    ranker = LLMRanker(lm, RankerConfig(), fine_tune=False, show_progress=False).fit([], [], [])
+    ranker = LLMRanker(lm, RankerConfig(score_dtype="float32"), fine_tune=False, show_progress=False).fit([], [], [])
     cands = [["Blade Runner (1982)", "Notting Hill", "Toy Story (1995) and friends"], ["A"]]
     shared = ranker.score([QUERY, RankQuery(None, ())], cands)
     full = ranker.score([QUERY, RankQuery(None, ())], cands, shared_prefix=False)
