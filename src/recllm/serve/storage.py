@@ -128,6 +128,15 @@ def same_event(event: StoredEvent, new: bool, key: str, user: str, item: str, ti
                                   f"item {event.item!r})", "idempotency_key", "use a new key for a new event")
     return event, new
 
+
+def same_item(stored: StoredItem, new: bool, item: str, text: str) -> tuple[StoredItem, bool]:
+    """``(stored, new)`` after an idempotent item insert; the same id with another text is an IdempotencyConflict."""
+    if not new and stored.text != text:
+        raise IdempotencyConflict(f"item {item!r} was already added with another text", "id",
+                                  "give the new item its own id")
+    return stored, new
+
+
 class SQLiteStore:
     """:class:`EventStore` in one SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
 
@@ -186,11 +195,7 @@ class SQLiteStore:
         row, new = self._write("SELECT seq, item_id, text, fields, vector, received FROM items WHERE item_id = ?",
                                (item,), "INSERT INTO items (item_id, text, fields, vector, received) "
                                "VALUES (?, ?, ?, ?, ?)", (item, text, json.dumps(fields), blob, time.time()))
-        stored = _item(row)
-        if not new and stored.text != text:
-            raise IdempotencyConflict(f"item {item!r} was already added with another text", "id",
-                                      "give the new item its own id")
-        return stored, new
+        return same_item(_item(row), new, item, text)
 
     def items(self) -> list[StoredItem]:
         with self._lock:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from recllm.errors import UserInputError
-from recllm.serve.storage import IdempotencyConflict, StoredEvent, StoredItem, StoredSummary, same_event
+from recllm.serve.storage import StoredEvent, StoredItem, StoredSummary, same_event, same_item
 
 __all__ = ["PostgresStore"]
 
@@ -84,11 +84,7 @@ class PostgresStore:
             f"INSERT INTO items (item_id, text, fields, vector, received) VALUES (%s, %s, %s, %s, %s) "
             f"ON CONFLICT (item_id) DO NOTHING RETURNING {_ITEM}", (item, text, json.dumps(fields), blob, time.time()),
             f"SELECT {_ITEM} FROM items WHERE item_id = %s", (item,))
-        stored = _item(row)
-        if not new and stored.text != text:
-            raise IdempotencyConflict(f"item {item!r} was already added with another text", "id",
-                                      "give the new item its own id")
-        return stored, new
+        return same_item(_item(row), new, item, text)
 
     def items(self) -> list[StoredItem]:
         with self._lock:
