@@ -103,7 +103,7 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
     monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: tiny_causal_lm(seed=1))
     monkeypatch.setattr(bench, "load_trainable_lm", lambda *a, **k: tiny_causal_lm(seed=1))
     sizes = dataclasses.replace(QUICK, n_train_users=4, n_valid_rows=2, n_test_rows=3, summary_tokens=4,
-                                sasrec_seconds=1, seeds=(1,), min_candidates=4 * 21)
+                                retriever_epochs=1, seeds=(1,), min_candidates=4 * 21)
     spec = bench.DATASETS[0]
     from recllm.bench.runs import RunStore
 
@@ -173,7 +173,7 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: SimpleNamespace(name="lm", fingerprint="lm|f32", dtype="float32",
                                                                                 device="cpu"))
-    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec))
+    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec, candidates_sha="c"))
     monkeypatch.setattr(bench, "decide_lr", fake_decide_lr)
     monkeypatch.setattr(bench, "learning_curve", fake_curve)
     monkeypatch.setattr(bench, "run_dataset", fake_run_dataset)
@@ -214,7 +214,7 @@ def test_a_pinned_precision_scores_once_whatever_the_cpu(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "resolve_dtype", lambda dtype, device: "bfloat16" if dtype == "auto" else dtype)
     monkeypatch.setattr(bench, "load_causal_lm", lambda *a, dtype="auto", **k: SimpleNamespace(
         name="lm", fingerprint=f"lm|{dtype}", dtype=dtype, device="cpu"))
-    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec))
+    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec, candidates_sha="c"))
     monkeypatch.setattr(bench, "learning_curve", lambda fitter, **k: [])
     monkeypatch.setattr(report, "render", lambda *a: "body")
     monkeypatch.setattr(bench, "mind_available", lambda: False)

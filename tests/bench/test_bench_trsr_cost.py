@@ -56,7 +56,7 @@ def test_seed_modes_drop_recurrent_after_its_seeds_and_keep_hardened():
     with pytest.raises(ValueError, match="recurrent_seeds"):
         dataclasses.replace(sizes, recurrent_seeds=0)
     # a part that trains fewer modes is another stored unit; a part that trains all keeps its key
-    key = lambda s, position: bench._part_key(bench.DATASETS[0], s, "sha", position, position, 1e-4, "float32", "m")
+    key = lambda s, position: bench._part_key(bench.DATASETS[0], s, {"data": "sha"}, position, position, 1e-4, "float32", "m")
     assert key(sizes, 1) != key(dataclasses.replace(sizes, recurrent_seeds=None), 1)
     assert key(sizes, 0) == key(dataclasses.replace(sizes, recurrent_seeds=None), 0)
 
@@ -278,7 +278,7 @@ def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypa
     assert folder(bench.FULL) != folder(dataclasses.replace(bench.FULL, n_valid_rows=50))
     # a run begun where auto means float32 is not resumed where it means bfloat16 (autocast, bf16 summaries)
     assert folder(bench.FULL) != folder(bench.FULL, "SmolLM2|bfloat16")
-    key = lambda s: bench._part_key(spec, s, "sha", 0, 0, 1e-4, "float32", "m")
+    key = lambda s: bench._part_key(spec, s, {"data": "sha"}, 0, 0, 1e-4, "float32", "m")
     assert key(bench.FULL) != key(dataclasses.replace(bench.FULL, two_stage_modes=("hierarchical", "none")))
 
 

@@ -35,6 +35,20 @@ class ReportTarget:
     commit: str
 
 
+def library_versions(distributions: "tuple[str, ...] | list[str]") -> dict[str, str | None]:
+    """Distribution -> its installed version (``importlib.metadata``; None when absent): part of a benchmark's run
+    keys and rows, so runs of different installs are never mixed."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for dist in distributions:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def _git(args: list[str], where: Path) -> str:
     return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=20,
                           check=True).stdout.strip()

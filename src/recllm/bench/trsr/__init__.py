@@ -11,11 +11,12 @@ NAME = "trsr"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recllm.bench.trsr.run import benchmark_specs, run_benchmark
+    from recllm.bench.trsr.run import benchmark_specs, check_seeds, run_benchmark
     from recllm.utils import set_threads
 
     datasets = args.only or args.datasets
     benchmark_specs(datasets)  # an unknown --datasets / --only name: one line, before any work
+    check_seeds(args.seeds)  # so is a --seeds list whose parts other sessions would not find
     set_threads(args.threads)
     if args.plan:
         from recllm.bench.trsr.plan import plan_benchmark
@@ -41,7 +42,9 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--plan", action="store_true",
                    help="print every unit (lr choice, SFT runs, per-seed parts, learning curve), whether it is stored "
                    "and its estimated time from a short probe of this machine; runs nothing else")
-    b.add_argument("--seeds", nargs="*", type=seed_arg, default=None, help="training seeds (default: the size preset's)")
+    b.add_argument("--seeds", nargs="*", type=seed_arg, default=None,
+                   help="training seeds: 0, 0 1, 0 1 2, ... (default: the size preset's); a long campaign is split "
+                   "across sessions with --only DATASET, not with --seeds")
     b.add_argument("--score-dtype", default="auto",
                    help="the faster scoring precision whose rank agreement is printed beside the headline tables "
                    "(which are scored in the training precision): auto (the machine's, as `recllm llm check` prints) "

@@ -1,8 +1,11 @@
 """``recllm bench trsr --plan``: every unit of the benchmark, whether it is stored, and its estimated time here.
 
 Units: the lr choice (only when the runs have too few optimizer steps for the paper's lr), each SFT run (stored when
-its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes, injection and,
-for the first seed, the two-stage protocol; stored in the run store), and the learning curve. Times come from a
+its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes, injection; stored
+in the run store), the first seed's two-stage protocol (a piece of its own, which trains seed 0's reranking rankers
+again when their pieces are stored but this machine's cache lacks their adapters: the plan says so), and the
+learning curve. SASRec and LEARN fits are priced at their epoch cap times :data:`RETRIEVER_EPOCH_S` (not probed).
+Times come from a
 short probe on this machine (:func:`probe_rates`): two grouped-SFT steps, one user's 21 candidates and one
 single-candidate prompt scored, one batch of summaries at the benchmark's batch size. Summaries are counted as the
 distinct prompts every run needs (:func:`summary_prompt_count`: blocks shared between a user's training, validation
@@ -20,6 +23,10 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "summary_prompt_count"]
+
+# seconds of one SASRec or LEARN epoch assumed by the plan: about SASRec's on ML-latest-small on one thread of a busy
+# 2-core AMD EPYC (Amazon's take under a second), so an upper bound for a retriever fit
+RETRIEVER_EPOCH_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -193,8 +200,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     def done(seed: int | None, piece: str) -> bool:
         return piece_stored is not None and piece_stored(seed, piece)
 
-    from recllm.bench.trsr.run import (Fitter, curve_points, fusion_rows, optimizer_steps, seed_modes,
-                                       validates)
+    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, curve_points, fusion_rows, optimizer_steps, seed_modes,
+                                       two_stage_rankers, validates)
     from recllm.bench.trsr.scale import lr_candidates
     from recllm.trsr.pipeline import training_cases
 
@@ -247,27 +254,41 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k
                    * rates.score_candidate_s)
     speed_s = sizes.speed_rows * cand * (rates.score_candidate_s + rates.single_prompt_s)  # with and without sharing
+    fit_s = sizes.retriever_epochs * RETRIEVER_EPOCH_S  # one SASRec or LEARN fit at its epoch cap
     for position, seed in enumerate(sizes.seeds):
         modes, hardened = seed_modes(sizes, position)
-        part_s = 0.0 if done(seed, "baselines") else sizes.sasrec_seconds
+        part_s = 0.0 if done(seed, "baselines") else fit_s
         runs = [(f"{mode}-seed{seed}", fitter.config(mode, seed)) for mode, _ in modes]
         if hardened:
             runs.append((f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
                                                                inject_fraction=0.5)))
-        staged = [m for m, _ in modes if m in sizes.two_stage_modes] if position == 0 else []
         for label, cfg in runs:
             stored = done(seed, label)
             units.append(sft_unit(label, cfg, data.train.groups, stored))
             if not stored:
                 part_s += test_s + (injection_s if cfg.summarizer.mode == "hierarchical" else 0.0)
-                if staged and label == f"{staged[-1]}-seed{seed}":  # speed, two-stage (+ its SASRec and LEARN)
-                    part_s += speed_s + two_stage_s + 2 * sizes.sasrec_seconds
+                if position == 0 and label == f"hierarchical-seed{seed}":  # the speed measurement
+                    part_s += speed_s
         if position == 0 and not done(seed, "zero-shot"):  # zero-shot and its injection
             part_s += test_s + injection_s
         what = ", ".join(m for m, _ in modes) + (", hardened" if hardened else "")
         units.append(Unit(name, f"part seed {seed} (baselines; test scoring of {what}; injection"
-                          + ("; zero-shot, two-stage)" if position == 0 else ")"),
-                          stored_part.get(seed, False), part_s))
+                          + ("; zero-shot)" if position == 0 else ")"), stored_part.get(seed, False), part_s))
+        if position == 0:  # the two-stage piece, and the SFT of a reranking ranker it has to train again
+            fits = [RETRIEVERS[r] for r in sizes.retrievers if r in ("sasrec", "learn")]
+            refit, stage_s = [], two_stage_s + len(fits) * fit_s
+            for mode in two_stage_rankers(sizes):
+                run = sft_unit(f"{mode}-seed{seed}", fitter.config(mode, seed), data.train.groups)
+                if done(seed, f"{mode}-seed{seed}") and not run.stored:  # its piece trains nothing this session
+                    refit.append(f"{mode}-seed{seed}")
+                    stage_s += run.seconds
+            stored = stored_part.get(seed, False) or done(seed, "two-stage")
+            what = (f"two-stage seed {seed} ({' and '.join(fits) or 'no'} fits of at most {sizes.retriever_epochs} "
+                    f"epochs, ~{RETRIEVER_EPOCH_S:.0f} s an epoch assumed; rerank by "
+                    f"{', '.join(two_stage_rankers(sizes))}"
+                    + (f"; first trains {', '.join(refit)} again: its adapter is not in this machine's cache"
+                       if refit and not stored else "") + ")")
+            units.append(Unit(name, what, stored, stage_s))
     for n in points:
         size = dataclasses.replace(data.train, users=n)
         groups = len(cases(0, n))
@@ -311,9 +332,8 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from pathlib import Path
 
     from recllm.bench.reporting import REPORT_FOLDER
-    from recllm.bench.runs import RunStore, data_sha256, run_key
-    from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, prepare, resolve_sizes)
-    from recllm.data import data_files
+    from recllm.bench.runs import RunStore, run_key
+    from recllm.bench.trsr.run import _part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes
     from recllm.llm import load_causal_lm, resolve_dtype
     from recllm.llm.precision import TRAINING_DTYPE, check_dtype
 
@@ -332,23 +352,23 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     for spec in specs:
         log(f"[trsr] {spec.name}: loading the split and its fixed candidates")
         data = prepare(spec, sizes, show_progress)
-        sha = data_sha256(data_files([spec.name]))
+        inputs = inputs_identity(spec, data)
         if rates is None:
             rates = cached_rates(summarizer, data, sizes, show_progress, log)
         if lr is not None:
             choice = {"lr": lr}
         else:
-            choice = store.get(_unit_key("bench-trsr-lr", spec, sizes, sha, summarizer.fingerprint))
+            choice = store.get(_unit_key("bench-trsr-lr", spec, sizes, inputs, summarizer.fingerprint))
         stored_part = {}
         chosen = float(choice["lr"]) if choice else None
         for position, seed in enumerate(sizes.seeds):
-            stored_part[seed] = chosen is not None and _part_key(spec, sizes, sha, seed, position, chosen, faster,
+            stored_part[seed] = chosen is not None and _part_key(spec, sizes, inputs, seed, position, chosen, faster,
                                                                  summarizer.fingerprint) in store
-        curve = chosen is not None and _unit_key("bench-trsr-curve", spec, sizes, sha, summarizer.fingerprint,
+        curve = chosen is not None and _unit_key("bench-trsr-curve", spec, sizes, inputs, summarizer.fingerprint,
                                                  lr=chosen) in store
-        part_keys = {seed: _part_key(spec, sizes, sha, seed, position, chosen, faster, summarizer.fingerprint)
+        part_keys = {seed: _part_key(spec, sizes, inputs, seed, position, chosen, faster, summarizer.fingerprint)
                      for position, seed in enumerate(sizes.seeds)} if chosen is not None else {}
-        curve_key = (_unit_key("bench-trsr-curve", spec, sizes, sha, summarizer.fingerprint, lr=chosen)
+        curve_key = (_unit_key("bench-trsr-curve", spec, sizes, inputs, summarizer.fingerprint, lr=chosen)
                      if chosen is not None else None)
 
         def piece_stored(seed: int | None, piece: str, part_keys: dict = part_keys, curve_key: Any = curve_key

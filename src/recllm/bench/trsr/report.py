@@ -1,7 +1,9 @@
 """Markdown for docs/results/trsr.md from the outputs of :func:`recllm.bench.trsr.run.run_dataset`.
 
-Every figure is computed here from the measured per-user metrics; nothing is typed in. Intervals: with several
-training seeds, a Student-t interval over the seed means; with one seed, a 95% bootstrap over test users.
+Every figure is computed here from the measured per-user metrics; nothing is typed in. Intervals (each table's
+``interval`` column says which a row has): a method run with several training seeds gets a Student-t interval over
+its seed means, one run with one seed a 95% bootstrap over test users. Times are printed with the CPU model and
+thread count of the piece that measured them (pieces run on different machines).
 """
 
 from __future__ import annotations
@@ -51,10 +53,16 @@ def aggregate(rows: list[dict], metrics: list[str], boot_seed: int = 0) -> list[
     return out
 
 
+def interval_kind(seeds: int, users: int) -> str:
+    """How :func:`aggregate`'s interval of a row was made (:func:`recllm.eval.stats.interval_over_runs`)."""
+    return f"Student-t over {seeds} seeds" if seeds >= 2 else f"bootstrap over {users} users"
+
+
 def _table(aggregated: list[dict], metrics: list[str], faster: dict[str, str] | None = None) -> str:
     rows = [{"method": a["method"], "seeds": a["seeds"], "users": a["users"],
-             **{m: fmt_ci(*a[m], digits=3) for m in metrics}} for a in aggregated]
-    columns = ["method", "seeds", "users", *metrics]
+             **{m: fmt_ci(*a[m], digits=3) for m in metrics}, "interval": interval_kind(a["seeds"], a["users"])}
+            for a in aggregated]
+    columns = ["method", "seeds", "users", *metrics, "interval"]
     if faster:  # the faster precision's rank agreement beside the headline figures
         column = "faster precision: Spearman / same top-1"
         for row in rows:
@@ -82,6 +90,14 @@ def _trained_on(throughput: list[dict]) -> list[str]:
             out.append(f"{t['method']}, seed {t['seed']}: trained on {t['train_users']} training users, "
                        f"{t['train_groups']} groups, {t['train_candidates']} labelled candidates (lr {t['lr']:g})")
     return out
+
+
+def machine_text(machine: dict | None) -> str:
+    """"CPU model, N threads" of a piece's ``machine`` record (:func:`recllm.bench.trsr.run.measured_on`), or
+    "not recorded" for pieces stored before it was."""
+    if not machine:
+        return "not recorded"
+    return f"{machine['cpu']}, {machine['threads']} thread{'s' if machine['threads'] != 1 else ''}"
 
 
 def _lr_section(choice: dict | None) -> list[str]:
@@ -231,16 +247,21 @@ def _dataset_section(res: dict) -> str:
                  "summaries: users/s": t["summary_users_per_s"] if t["summary_prompts"] else "-",
                  "prompts": t["summary_prompts"],
                  "ranking: candidates/s": t["candidates_per_s"], "SFT labelled candidates": t["train_pairs"],
-                 "SFT s": t["train_s"], "valid R@3+5+10 by epoch": _epochs(t["valid_scores"])}
+                 "SFT s": t["train_s"], "SFT threads": t.get("sft_threads") or "-",
+                 "valid R@3+5+10 by epoch": _epochs(t["valid_scores"]), "measured on": machine_text(t.get("machine"))}
                 for t in res["throughput"]]
         lines.append(format_table(rows, list(rows[0]), digits=2))
         lines.append("")
-        lines.append("SFT seconds and validation scores come from each run's training log, so a rerun that reloads a "
-                     "finished run reports its original figures; summary users/s counts every distinct prompt the "
-                     "test users need, including prompts shared with training.")
+        lines.append("Rows may come from pieces run on different machines: \"measured on\" is the CPU and torch "
+                     "threads of the piece that scored the row (its SFT ran on the same machine's cache, with \"SFT "
+                     "threads\"); summaries and scores taken from the carried cache keep the time they took where "
+                     "they were made. SFT seconds and validation scores come from each run's training log, so a rerun "
+                     "that reloads a finished run reports its original figures; summary users/s counts every "
+                     "distinct prompt the test users need, including prompts shared with training.")
     sp = res.get("speed")
     if sp:
-        lines += ["", f"Prefix sharing ({sp['dtype']}): {sp['users']} users, {sp['candidates']} candidates: "
+        lines += ["", f"Prefix sharing ({sp['dtype']}; measured on {machine_text(sp.get('machine'))}): {sp['users']} "
+                      f"users, {sp['candidates']} candidates: "
                       f"{sp['full_s']:.2f} s without, {sp['shared_s']:.2f} s with the shared-prefix KV cache "
                       f"(**{sp['speedup']:.2f}x**); largest |P(Yes) difference| {sp['max_abs_p_diff']:.2g}."]
         if "reference_s" in sp:
@@ -290,6 +311,36 @@ def departures(sizes: Any) -> list[str]:
     return out
 
 
+def _sizes_lines(results: list[dict], sz: dict) -> list[str]:
+    """The sizes line(s): per data set as its runs made them (training users, targets, labelled candidates, rows,
+    two-stage users, seeds), the planned sizes ``sz`` only where no run exists."""
+    planned = (f"- sizes (planned, nothing run yet): up to {sz['n_train_users']} training users per ranker, with "
+               f"enough targets per user for at least {sz['min_candidates']} labelled candidates (each group: 1 target "
+               f"+ 20 negatives drawn from the items seen in training, none of the user's own); {sz['n_valid_rows']} "
+               f"validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage test users "
+               f"({sz['n_fusion_rows']} validation users choose its fusion weight); seeds "
+               f"{', '.join(map(str, sz['seeds']))}")
+    if not results:
+        return [planned]
+    lines = ["- sizes, as run (each group: 1 target + 20 negatives drawn from the items seen in training, none of the "
+             "user's own):"]
+    for res in results:
+        parts = []
+        train = res.get("train")
+        if train:
+            parts.append(f"{train['users']} training users x up to {train['targets_per_user']} target(s) = "
+                         f"{train['candidates']}+ labelled candidates per ranker")
+        parts.append(f"{res.get('n_valid', '?')} validation rows, {res.get('n_test', '?')} test rows")
+        choice = res.get("two_stage_choice") or {}
+        if choice:
+            parts.append(f"{choice['test_users']} two-stage test users ({choice['fusion_users']} validation users "
+                         "choose its fusion weight)")
+        seeds = sorted({int(r["seed"]) for r in res.get("rows", [])})
+        parts.append(f"seeds {', '.join(map(str, seeds)) or 'none'}")
+        lines.append(f"  - {res['dataset']}: " + "; ".join(parts))
+    return lines
+
+
 def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], quick: bool) -> str:
     """The report body: set-up, then one section per data set."""
     from recllm.trsr.ranker import ranker_sft_config
@@ -311,13 +362,12 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         + "; epoch chosen by validation R@3+R@5+R@10 where there are several",
         f"- blocks of 5 items, at most 5 blocks; summaries up to {sz['summary_tokens']} new tokens (greedy); "
         "3 most recent items in the ranker prompt",
-        f"- sizes: up to {sz['n_train_users']} training users per ranker, with enough targets per user for at "
-        f"least {sz['min_candidates']} labelled candidates (each group: 1 target + 20 negatives drawn from the "
-        f"items seen in training); {sz['n_valid_rows']} validation rows, {sz['n_test_rows']} test rows, "
-        f"{sz['n_rerank_rows']} two-stage test users ({sz['n_fusion_rows']} validation users choose its fusion "
-        f"weight); seeds {', '.join(map(str, sz['seeds']))}",
-        "- intervals: " + ("Student-t over seeds" if len(sz["seeds"]) > 1 else
-                           "95% bootstrap over test users (one training seed)"),
+        *_sizes_lines(results, sz),
+        "- intervals (95%; each table's `interval` column says which a row has): a Student-t interval over the seed "
+        "means for a method run with several training seeds, a bootstrap over test users for one run with one seed",
+        f"- SASRec (baseline and retriever) and LEARN (retriever): at most {sz['retriever_epochs']} epochs, early "
+        f"stopping after {sz['retriever_patience']} epochs without a better validation NDCG@10 (`recllm bench "
+        "learn`'s settings; no wall-clock budget, so the fits are the same on every CPU)",
         "- candidates: the 20 negatives of each row are drawn once (seeded, saved) from the items anyone interacted "
         "with, minus the user's history: Amazon's metadata lists ~15x more items than its reviews touch, and "
         "negatives drawn from those would be separated by popularity alone",

@@ -68,7 +68,10 @@ class BenchSizes:
     validation rows choose the epoch (and give the learning curve's R@5); ``n_test_rows`` test rows score the
     sampled protocol, ``n_rerank_rows`` of them the two-stage one, whose retriever and fusion weight are chosen on
     ``n_fusion_rows`` validation users; ``curve_users`` are the learning curve's training-user counts (those above
-    the data set's users are left out); ``retrievers`` the two-stage retriever candidates; ``epochs`` None keeps
+    the data set's users are left out); ``retrievers`` the two-stage retriever candidates; SASRec (a baseline and a
+    retriever) and LEARN (a retriever) train for at most ``retriever_epochs`` epochs and stop after
+    ``retriever_patience`` epochs without a better validation NDCG@10 (no wall-clock budget: a fit is the same on
+    every CPU and under any load); ``epochs`` None keeps
     :func:`recllm.trsr.ranker.ranker_sft_config`'s; the hardened ranker is trained for the first
     ``mitigation_seeds`` seeds, the recurrent-summary ranker (an ablation) for the first ``recurrent_seeds`` (None:
     every seed); ``two_stage_modes`` are the seed-0 rankers that rerank the retriever's top ``rerank_k``.
@@ -80,8 +83,9 @@ class BenchSizes:
     n_rerank_rows: int
     summary_tokens: int
     seeds: tuple[int, ...]
-    sasrec_seconds: float
+    retriever_epochs: int
     speed_rows: int
+    retriever_patience: int = 10  # recllm bench learn's (DEFAULT_PATIENCE): patience 3 stopped SASRec too early
     min_candidates: int = MIN_CANDIDATES
     n_fusion_rows: int = 100
     curve_users: tuple[int, ...] = (60, 120, 250, 500, 1000)
@@ -114,34 +118,57 @@ class BenchSizes:
                 raise ValueError(f"BenchSizes.{f.name} must be positive, got {value!r}")
 
 
-def _fit_learn(split: Split, seed: int, seconds: float, show_progress: bool) -> Recommender:
-    """LEARN (shared tower) on the raw SmolLM2 content embeddings of the catalogue (cached on disk)."""
+def retriever_settings(name: str, sizes: BenchSizes) -> dict[str, Any]:
+    """The estimator settings of SASRec (``name`` "sasrec") or LEARN's shared tower ("learn"): those of ``recllm
+    bench learn`` (:func:`recllm.bench.learn.run.model_specs`: the shared sequence settings, batch 128, full-softmax
+    CE for SASRec, lr 3e-3 for LEARN), with the sizes' epoch cap and early-stopping patience."""
     from recllm.learn.defaults import SEQ_SETTINGS
+
+    settings: dict[str, Any] = {**SEQ_SETTINGS, "batch_size": 128, "patience": sizes.retriever_patience,
+                                "max_epochs": sizes.retriever_epochs, "show_progress": False}
+    if name == "sasrec":
+        return {**settings, "loss": "ce"}
+    if name == "learn":
+        return {**settings, "lr": 3e-3, "item_input": "content", "item_tower": "shared"}
+    raise ValueError(f"no retriever settings for {name!r}: 'sasrec' or 'learn'")
+
+
+def _fit_sasrec(split: Split, seed: int, sizes: BenchSizes) -> Recommender:
+    """SASRec with :func:`retriever_settings` (seeded)."""
+    seed_everything(seed)
+    return MODELS["sasrec"](seed=seed, **retriever_settings("sasrec", sizes)).fit(split)
+
+
+def _fit_learn(split: Split, seed: int, sizes: BenchSizes, show_progress: bool) -> Recommender:
+    """LEARN (shared tower) on the raw SmolLM2 content embeddings of the catalogue (cached on disk), with
+    :func:`retriever_settings`."""
     from recllm.learn.encoder import content_for
     from recllm.learn.train import LEARN
 
     content, _ = content_for(split.dataset, show_progress)
-    settings = {**SEQ_SETTINGS, "lr": 3e-3, "batch_size": 128, "show_progress": False,  # the learn benchmark's
-                "time_budget": seconds}
-    return LEARN(content_embeddings=content, item_input="content", item_tower="shared", seed=seed,
-                 **settings).fit(split)
+    return LEARN(content_embeddings=content, seed=seed, **retriever_settings("learn", sizes)).fit(split)
 
 
 RETRIEVERS = {"itemknn": "item-kNN", "sasrec": "SASRec", "learn": "LEARN (shared tower)"}
 
 # development sizes: every unit runs (the lr grid too: 4 groups are far too few steps for the paper's lr), tiny
 QUICK = BenchSizes(n_train_users=4, n_valid_rows=4, n_test_rows=6, n_rerank_rows=4, summary_tokens=16,
-                   seeds=(0,), sasrec_seconds=10, speed_rows=2, min_candidates=4 * 21, n_fusion_rows=4,
+                   seeds=(0,), retriever_epochs=2, speed_rows=2, min_candidates=4 * 21, n_fusion_rows=4,
                    curve_users=(2,), retrievers=("itemknn", "sasrec"))
 # The paper's scale (about 10k labelled candidates per ranker), 3 seeds; hours on 2 cores: `--plan` estimates them.
 # The recurrent-summary ranker (an ablation of the summariser) is trained on the first seed only: two SFT runs less
 # per data set; the two-stage protocol reranks with the hierarchical ranker only (each ranker costs 20k scored
 # candidates there). Both are listed as departures in the report; the hardened ranker keeps every seed (issue 18).
+# SASRec and LEARN: at most 20 epochs (patience 10) - about 20 s an epoch each on ML-latest-small on one thread of a
+# busy 2-core AMD EPYC, so minutes per fit; Amazon's epochs take under a second.
 FULL = BenchSizes(n_train_users=500, n_valid_rows=100, n_test_rows=300, n_rerank_rows=300, summary_tokens=48,
-                  seeds=(0, 1, 2), sasrec_seconds=90, speed_rows=6, recurrent_seeds=1,
+                  seeds=(0, 1, 2), retriever_epochs=20, speed_rows=6, recurrent_seeds=1,
                   two_stage_modes=("hierarchical",))
 # no fixed lr: the paper's (ranker_sft_config) where a run has enough optimizer steps, else chosen on validation
 BENCH_LR = None
+# optimizer steps between SFT checkpoints (ranker_sft_config's 100 is most of a ~240-step run: a session that ends
+# mid-run would lose up to 100 steps of a multi-hour fit)
+CHECKPOINT_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -246,8 +273,9 @@ def bench_trsr_config(mode: str, sizes: BenchSizes, spec: DatasetSpec, seed: int
 
 
 def sft_overrides(sizes: BenchSizes, seed: int, lr: float | None, bf16: bool | str = "auto") -> dict[str, Any]:
-    """What the benchmark changes in :func:`~recllm.trsr.ranker.ranker_sft_config` (printed in the report)."""
-    out: dict[str, Any] = {"seed": seed}
+    """What the benchmark changes in :func:`~recllm.trsr.ranker.ranker_sft_config` (printed in the report): the
+    seed, a checkpoint every :data:`CHECKPOINT_EVERY` optimizer steps, the lr and epochs where given."""
+    out: dict[str, Any] = {"seed": seed, "checkpoint_every": CHECKPOINT_EVERY}
     if bf16 != "auto":  # a pinned precision (--precision)
         out["bf16"] = bf16
     if lr is not None:
@@ -290,14 +318,39 @@ def merge_parts(parts: list[dict]) -> dict:
     return merged
 
 
+# what an SFT run folder's contents mean beyond its config: 2 = training negatives avoid the user's validation and
+# test items (recllm.trsr.pipeline.training_groups); folders of earlier runs trained on groups that leaked them
+RUN_FORMAT = 2
+LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "numpy")
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of the libraries a run's figures depend on (:data:`LIBRARIES`;
+    :func:`recllm.bench.reporting.library_versions`)."""
+    from recllm.bench.reporting import library_versions as versions_of
+
+    return versions_of(LIBRARIES)
+
+
+def measured_on() -> dict[str, Any]:
+    """The CPU model and torch thread count of this process, stored beside every time a piece measures."""
+    import torch
+
+    from recllm.hardware import cpu_model
+
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads()}
+
+
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
              model: str) -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
     base model's fingerprint (name and the precision ``auto`` resolved to), so a run begun on a CPU that trains in
-    float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and summarizes in bfloat16)."""
+    float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and summarizes in bfloat16);
+    the library versions and :data:`RUN_FORMAT` are part of the key too."""
     # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
-    key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users, model=model)[:12]
+    key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users, model=model,
+                        libraries=library_versions(), format=RUN_FORMAT)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
 
@@ -312,16 +365,27 @@ class Prepared:
     test: SampledCandidates
     paths: tuple[Path, Path]
     train: TrainingSize
+    candidates_sha: str = ""  # of the validation and test rows used (recllm.trsr.candidates.candidates_sha256)
 
 
 def prepare(spec: DatasetSpec, sizes: BenchSizes, show_progress: bool = False) -> Prepared:
     """Load ``spec``, split it (chronological leave-one-out) and take the fixed validation and test rows."""
+    from recllm.trsr.candidates import candidates_sha256
+
     dataset = load(spec.name, show_progress=show_progress)
     split = leave_one_out(dataset)
     valid_all, valid_path = fixed_candidates(split, "valid")
     test_all, test_path = fixed_candidates(split, "test")
     valid, test = subset_rows(valid_all, sizes.n_valid_rows, 0), subset_rows(test_all, sizes.n_test_rows, 0)
-    return Prepared(spec, dataset, split, valid, test, (valid_path, test_path), train_size(split, sizes))
+    return Prepared(spec, dataset, split, valid, test, (valid_path, test_path), train_size(split, sizes),
+                    candidates_sha256(valid, test))
+
+
+def inputs_identity(spec: DatasetSpec, data: Prepared) -> dict[str, Any]:
+    """What a stored unit read besides its settings and code: the data files' sha256, the sha256 of the validation
+    and test rows it scored and the library versions (:func:`library_versions`); part of every stored key."""
+    return {"data": data_sha256(data_files([spec.name])), "candidates": data.candidates_sha,
+            "libraries": library_versions()}
 
 
 def training_autocast(summarizer_lm: CausalLM) -> bool | str:
@@ -473,10 +537,10 @@ def _retriever(name: str, split: Split, seed: int, sizes: BenchSizes, fitted: di
     if name in fitted:
         return fitted[name]
     if name == "learn":
-        return _fit_learn(split, seed, sizes.sasrec_seconds, show_progress)
-    seed_everything(seed)
+        return _fit_learn(split, seed, sizes, show_progress)
     if name == "sasrec":
-        return MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress).fit(split)
+        return _fit_sasrec(split, seed, sizes)
+    seed_everything(seed)
     return MODELS[name]().fit(split)
 
 
@@ -494,9 +558,11 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
     where the machine offers one (default "auto": the machine's).
 
     ``piece(name, compute)`` runs each piece of the part: the baselines, the zero-shot ranker, each fine-tuned
-    ranker (one SFT run with its test scoring; seed 0's last two-stage ranker also holds the two-stage protocol,
-    the speed measurement and the examples). The benchmark's runner stores each piece as it finishes, so a part
-    larger than a session is finished by several (:func:`run_benchmark`).
+    ranker (one SFT run with its test scoring; seed 0's hierarchical ranker also holds the speed measurement and
+    the examples) and, at position 0, the two-stage protocol (``"two-stage"``: the retriever fits and the rerank
+    with seed 0's rankers of ``sizes.two_stage_modes``, reloaded from their SFT folders, or fitted again, the same
+    seeded runs, where this machine's cache lacks them). The benchmark's runner stores each piece as it finishes,
+    so a part larger than a session is finished by several (:func:`run_benchmark`).
     """
     data = data or prepare(spec, sizes, show_progress)
     split, valid, test = data.split, data.valid, data.test
@@ -520,11 +586,7 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             "popularity": [(sizes.seeds[0], MODELS["popularity"]().fit(split))] if primary else [],
             "itemknn": [(sizes.seeds[0], MODELS["itemknn"]().fit(split))] if primary else []}
         if "sasrec" in MODELS:
-            models["sasrec"] = []
-            for seed in sizes.seeds:
-                seed_everything(seed)
-                model = MODELS["sasrec"](seed=seed, time_budget=sizes.sasrec_seconds, show_progress=show_progress)
-                models["sasrec"].append((seed, model.fit(split)))
+            models["sasrec"] = [(seed, _fit_sasrec(split, seed, sizes)) for seed in sizes.seeds]
         rows = []
         for name, fitted_models in models.items():
             for seed, model in fitted_models:
@@ -554,7 +616,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             "train_s": getattr(model.ranker_, "train_seconds_", 0.0), "train_pairs": model.n_train_pairs_,
             "train_users": model.n_train_users_, "train_groups": model.n_train_groups_,
             "train_candidates": model.n_train_candidates_, "lr": model.config.sft.learning_rate,
-            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {}))}
+            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {})), "machine": measured_on(),
+            "sft_threads": sft_threads(model)}
         if model.config.fine_tune and curve_run(model.config):  # the learning curve's point at the headline size
             throughput["valid_recall@5"] = valid_recall(model, valid)
         fragment["throughput"] = [throughput]
@@ -568,29 +631,19 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
         add(piece("zero-shot", lambda: evaluate_llm(
             "LLM zero-shot (hierarchical prompt)",
             fitter.fit("zero-shot", fitter.config("hierarchical", 0, fine_tune=False)), 0, injection=True)))
-    fitted_llm: dict[str, TRSR] = {}
+    fitted_llm: dict[str, TRSR] = {}  # seed 0's two-stage rankers fitted in this session
     for seed_index, seed in enumerate(sizes.seeds, start=first_position):
         modes, hardened_too = seed_modes(sizes, seed_index)
-        staged = [m for m, _ in modes if m in sizes.two_stage_modes] if seed_index == 0 else []
 
-        def ranker(mode: str, label: str, seed: int = seed, seed_index: int = seed_index,
-                   staged: list = staged) -> dict:
+        def ranker(mode: str, label: str, seed: int = seed, seed_index: int = seed_index) -> dict:
             model = fitter.fit(f"{mode}-seed{seed}", fitter.config(mode, seed))
             fragment = evaluate_llm(label, model, seed, injection=mode == "hierarchical")
             if seed_index == 0 and mode == "hierarchical":
                 fragment["speed"] = prefix_speed(model, test, sizes.speed_rows)
                 fragment["summary_stats"] = summary_stats(model, test)
                 fragment["examples"] = examples(summarizer_lm, model, spec, sizes, test, cache, show_progress)
-            if mode in staged:
+            if seed_index == 0 and mode in sizes.two_stage_modes:
                 fitted_llm[mode] = model
-                if mode == staged[-1]:  # the last two-stage ranker: the protocol runs while the rankers are loaded
-                    # (an earlier two-stage ranker whose piece a previous sitting stored is fitted again here; the
-                    # full preset reranks with one ranker only). The retrievers are fitted here too, not taken from
-                    # the baselines piece, so the protocol is the same whether or not that piece was stored.
-                    rankers = {m: fitted_llm.get(m) or fitter.fit(f"{m}-seed{seed}", fitter.config(m, seed))
-                               for m in staged}
-                    fragment["two_stage"], fragment["two_stage_choice"] = two_stage(
-                        data, sizes, rankers, {}, show_progress, log)
             return fragment
 
         for mode, label in modes:
@@ -599,8 +652,42 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             add(piece(f"hardened-seed{seed}", lambda seed=seed: evaluate_llm(
                 HARDENED, fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
                                                                            inject_fraction=0.5)), seed, True)))
+    if primary:
+        add(piece("two-stage", lambda: two_stage_piece(fitter, fitted_llm, log)))
     out["data_files"] = data_files([spec.name])
     return out
+
+
+def two_stage_rankers(sizes: BenchSizes) -> list[str]:
+    """The seed-0 rankers (summary modes) the two-stage protocol reranks with: ``sizes.two_stage_modes`` among the
+    modes seed 0 fine-tunes."""
+    modes, _ = seed_modes(sizes, 0)
+    return [m for m, _ in modes if m in sizes.two_stage_modes]
+
+
+def two_stage_piece(fitter: Fitter, fitted: dict[str, TRSR], log: Any = print) -> dict:
+    """The two-stage protocol as a piece of its own: the retriever fits and the rerank with seed 0's rankers of
+    ``sizes.two_stage_modes``, taken from ``fitted`` (this session's) or loaded from their SFT folders by
+    :meth:`Fitter.fit`, which trains a ranker again (the same seeded run) when this machine's cache lacks it (the
+    plan says so: :func:`recllm.bench.trsr.plan.plan_units`). The retrievers are fitted here, not taken from the
+    baselines piece, so the protocol is the same whether or not that piece was stored."""
+    rankers = {m: fitted.get(m) or fitter.fit(f"{m}-seed0", fitter.config(m, 0))
+               for m in two_stage_rankers(fitter.sizes)}
+    rows, choice = two_stage(fitter.data, fitter.sizes, rankers, {}, fitter.show_progress, log)
+    return {"two_stage": rows, "two_stage_choice": choice}
+
+
+def sft_threads(model: TRSR) -> int | None:
+    """The torch threads an SFT run last trained with (its folder's ``sft/config.json``), None when unknown."""
+    import json
+
+    path = Path(model.output_dir) / "sft" / "config.json" if model.output_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("resolved", {}).get("torch_threads")
+    except (OSError, ValueError):
+        return None
 
 
 def choose_weight(retriever: Recommender, rerank: Any, cases: Any, split: Split, k: int,
@@ -677,7 +764,8 @@ def prefix_speed(model: TRSR, test: SampledCandidates, n_rows: int) -> dict:
     delta = max(float(np.max(np.abs(a - b))) for a, b in zip(results[True], results[False]))
     n = int(sum(len(c) for c in cands))
     out = {"users": len(hist), "candidates": n, "shared_s": timings[True], "full_s": timings[False],
-           "speedup": timings[False] / timings[True], "max_abs_p_diff": delta, "dtype": model.ranker_.lm_.dtype}
+           "speedup": timings[False] / timings[True], "max_abs_p_diff": delta, "dtype": model.ranker_.lm_.dtype,
+           "machine": measured_on()}
     if model.ranker_.lm_ is not model.ranker_.trained_lm_:  # what the fast scoring precision changes
         from scipy.stats import spearmanr
 
@@ -787,25 +875,41 @@ def stored_pieces(store: RunStore, unit: str, log: Any = print) -> Piece:
     return run
 
 
-def _part_key(spec: DatasetSpec, sizes: BenchSizes, data_sha: str, seed: int, position: int, lr: float,
+def _part_key(spec: DatasetSpec, sizes: BenchSizes, inputs: dict[str, Any], seed: int, position: int, lr: float,
               faster: str, model: str) -> str:
-    """What one stored part of a data set computes (its seed, its role in the seed list, every setting)."""
+    """What one stored part of a data set computes (its seed, its role in the seed list, every setting) from which
+    ``inputs`` (:func:`inputs_identity`); its pieces' keys are made from it (:func:`stored_pieces`)."""
     modes, hardened = seed_modes(sizes, position)
     more: dict[str, Any] = {} if len(modes) == len(MODES) else {"modes": [m for m, _ in modes]}
     default = next(f.default for f in dataclasses.fields(BenchSizes) if f.name == "two_stage_modes")
     if position == 0 and tuple(sizes.two_stage_modes) != default:  # keys of parts stored before stay valid
         more["two_stage"] = list(sizes.two_stage_modes)
-    return run_key(task="bench-trsr", data=data_sha, dataset=dataclasses.asdict(spec), shape=_shape(sizes),
+    return run_key(task="bench-trsr", **inputs, dataset=dataclasses.asdict(spec), shape=_shape(sizes),
                    seed=seed, primary=position == 0, hardened=hardened, lr=lr, faster=faster, model=model, **more)
 
 
-def _unit_key(task: str, spec: DatasetSpec, sizes: BenchSizes, data_sha: str, model: str, **more: Any) -> str:
-    return run_key(task=task, data=data_sha, dataset=dataclasses.asdict(spec), shape=_shape(sizes), model=model,
-                   **more)
+def _unit_key(task: str, spec: DatasetSpec, sizes: BenchSizes, inputs: dict[str, Any], model: str,
+              **more: Any) -> str:
+    """The key of a data set's unit that is not a part (the lr choice, the learning curve)."""
+    return run_key(task=task, **inputs, dataset=dataclasses.asdict(spec), shape=_shape(sizes), model=model, **more)
+
+
+def check_seeds(seeds: list[int] | tuple[int, ...] | None) -> None:
+    """``--seeds`` must be 0, 0 1, 0 1 2, ...: a seed's role (which rankers it trains, whether its part holds the
+    seed-independent methods) follows its position in the list, and the lr choice, the learning curve, the zero-shot
+    ranker and the two-stage protocol run on seed 0, so any other list would store parts under keys another
+    session's list would not find. A campaign is split across sessions with ``--only DATASET`` (and stored pieces
+    add up), not with ``--seeds``."""
+    if seeds and list(seeds) != list(range(len(seeds))):
+        from recllm.errors import UserInputError
+
+        raise UserInputError(f"seeds {' '.join(map(str, seeds))} are not a prefix of 0 1 2 ...", "--seeds",
+                             "give 0, 0 1 or 0 1 2; split a campaign across sessions with --only DATASET")
 
 
 def resolve_sizes(quick: bool, seeds: list[int] | None = None) -> BenchSizes:
-    """The size preset, with ``seeds`` replacing its seed list."""
+    """The size preset, with ``seeds`` (checked: :func:`check_seeds`) replacing its seed list."""
+    check_seeds(seeds)
     sizes = QUICK if quick else FULL
     return dataclasses.replace(sizes, seeds=tuple(seeds)) if seeds else sizes
 
@@ -865,7 +969,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     store = RunStore(path.with_suffix(".runs.jsonl"))
     faster = resolve_dtype(score_dtype, summarizer.device)
     prepared: dict[str, Prepared] = {}
-    shas: dict[str, str] = {}
+    inputs: dict[str, dict[str, Any]] = {}
     lrs: dict[str, dict] = {}
 
     def data_of(spec: DatasetSpec) -> Prepared:
@@ -874,11 +978,11 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
         return prepared[spec.name]
 
     for spec in specs:  # the lr of each data set's rankers: fixed, the paper's, or chosen once on seed 0
-        shas[spec.name] = data_sha256(data_files([spec.name]))
+        inputs[spec.name] = inputs_identity(spec, data_of(spec))  # the candidates used are part of every key
         if lr is not None:
             lrs[spec.name] = {"lr": lr, "curve": {}, "how": "given (--lr)"}
             continue
-        key = _unit_key("bench-trsr-lr", spec, sizes, shas[spec.name], summarizer.fingerprint)
+        key = _unit_key("bench-trsr-lr", spec, sizes, inputs[spec.name], summarizer.fingerprint)
         stored = store.get(key)
         if stored is None:
             stored = decide_lr(Fitter(data_of(spec), sizes, summarizer, cache, None, show_progress))
@@ -889,7 +993,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
         for spec in specs:
             # one part per (data set, seed), stored as soon as it is done; the key says what the part computes
             chosen = float(lrs[spec.name]["lr"])
-            key = _part_key(spec, sizes, shas[spec.name], seed, position, chosen, faster, summarizer.fingerprint)
+            key = _part_key(spec, sizes, inputs[spec.name], seed, position, chosen, faster, summarizer.fingerprint)
             part = _from_json(store.get(key))
             if part is None:
                 t0 = time.perf_counter()
@@ -907,7 +1011,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     curves: dict[str, list[dict]] = {}
     for spec in specs:  # after every headline part: the learning curve reuses seed 0's full-size runs
         chosen = float(lrs[spec.name]["lr"])
-        key = _unit_key("bench-trsr-curve", spec, sizes, shas[spec.name], summarizer.fingerprint, lr=chosen)
+        key = _unit_key("bench-trsr-curve", spec, sizes, inputs[spec.name], summarizer.fingerprint, lr=chosen)
         stored = store.get(key)
         if stored is None:
             fitter = Fitter(data_of(spec), sizes, summarizer, cache, chosen, show_progress)
