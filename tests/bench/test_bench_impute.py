@@ -46,16 +46,49 @@ def test_benchmark_tables_declare_consistent_columns():
             assert spec.mar_driver not in spec.masked
 
 
+def _by_seed(values):
+    return dict(enumerate(values))
+
+
 def test_paired_verdicts():
-    values = {("t", "rmse", "s", "llm"): [1.0, 1.1, 0.9], ("t", "rmse", "s", "mice"): [2.0, 2.1, 2.0]}
+    values = {("t", "rmse", "s", "llm"): _by_seed([1.0, 1.1, 0.9]),
+              ("t", "rmse", "s", "mice"): _by_seed([2.0, 2.1, 2.0])}
     text, verdict = _paired(values, ("t", "rmse", "s", "llm"), ("t", "rmse", "s", "mice"), lower_better=True)
     assert verdict == "wins" and text.startswith("-1.0333")
     _, verdict = _paired(values, ("t", "rmse", "s", "llm"), ("t", "rmse", "s", "mice"), lower_better=False)
     assert verdict == "loses"
-    noisy = {("t", "acc", "s", "llm"): [0.5, 0.7, 0.4], ("t", "acc", "s", "mice"): [0.6, 0.5, 0.5]}
+    noisy = {("t", "acc", "s", "llm"): _by_seed([0.5, 0.7, 0.4]), ("t", "acc", "s", "mice"): _by_seed([0.6, 0.5, 0.5])}
     assert _paired(noisy, ("t", "acc", "s", "llm"), ("t", "acc", "s", "mice"), False)[1] == "tie"
-    one = {("t", "acc", "s", "llm"): [0.5], ("t", "acc", "s", "knn"): [0.4]}
+    one = {("t", "acc", "s", "llm"): {0: 0.5}, ("t", "acc", "s", "knn"): {0: 0.4}}
     assert _paired(one, ("t", "acc", "s", "llm"), ("t", "acc", "s", "knn"), False)[1] == "ahead (no CI)"
+    same = {("t", "acc", "s", "llm"): {0: 0.5}, ("t", "acc", "s", "knn"): {0: 0.5}}
+    assert _paired(same, ("t", "acc", "s", "llm"), ("t", "acc", "s", "knn"), False)[1] == "tie (no CI)"
+
+
+def _seeded_rows(imputer, values, seeds):
+    return [{"dataset": "ml-100k", "seed": seed, "setting": ["mcar", 0.2], "imputer": imputer, "info": {}, "tasks": {},
+             "scores": {"ml-100k/items": {"year:nrmse": values[seed]}}} for seed in seeds]
+
+
+def test_verdicts_pair_values_by_seed_not_by_position():
+    """The LLM is exactly 1 better than MICE on every seed; MICE's rows come in another seed order and one of its
+    seeds is missing: paired by seed that is a win over the seeds both ran, paired by position it would be noise."""
+    llm = {0: 1.0, 1: 5.0, 2: 9.0, 3: 4.0}
+    mice = {0: 2.0, 1: 6.0, 2: 10.0}
+    rows = _seeded_rows("llm", llm, [0, 1, 2, 3]) + _seeded_rows("mice", mice, [2, 0, 1])
+    line = next(l for l in _verdicts(rows, ["MCAR 20%"]).splitlines() if "year:nrmse" in l)
+    assert "| -1.0000 ± 0.0000 | wins |" in line
+
+
+def test_counts_take_one_headline_metric_per_column_and_task():
+    """rmse and nrmse of one column, and mae / mse / rmse of one task, are one verdict each in the count."""
+    rows = [{"dataset": "ml-100k", "seed": s, "setting": ["mcar", 0.2], "imputer": imp, "info": {},
+             "tasks": {"rating-reg": {"mae": base + 0.01 * s, "mse": base + 0.02 * s, "rmse": base + 0.03 * s}},
+             "scores": {"ml-100k/items": {"year:rmse": 10 * yr + s, "year:nrmse": yr + 0.01 * s}}}
+            for s in range(3) for imp, base, yr in (("llm", 0.5, 0.1), ("mice", 0.9, 0.9))]
+    text = _verdicts(rows, ["MCAR 20%"])
+    assert "vs mice: 2 ahead/wins, 0 behind/loses, 0 ties" in text  # year:nrmse and rating-reg rmse
+    assert text.count("| yes |") == 2 and "year:rmse" in text and "rating-reg mae" in text  # shown, not counted
 
 
 def test_verdict_table_from_rows():
@@ -69,6 +102,7 @@ def test_verdict_table_from_rows():
     assert "wins" in line and "loses" not in line
     line = next(l for l in text.splitlines() if "rating-reg rmse" in l)
     assert line.count("loses") == 2
+    assert "vs mice: 0 ahead/wins, 1 behind/loses, 0 ties" in text  # year:rmse has no nRMSE: not a headline here
 
 
 def test_config_validation_and_presets():
@@ -98,7 +132,8 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
     assert "advertising/advertising.csv" in text
     store = tmp_path / "imputation.runs.jsonl"
     stored = [line for line in store.read_text().splitlines() if '"key"' in line]
-    assert len(stored) == 1 + len(config.settings) * 3  # complete table + settings x imputers
+    # complete table + settings x (imputers + MICE's shared-fit reference)
+    assert len(stored) == 1 + len(config.settings) * 4 and '"imputer": "mice-shared"' in store.read_text()
 
     # a rerun (even with the cache gone, as on a fresh machine) reuses every stored run and fits nothing
     import recllm.bench.impute.run as bench

@@ -179,3 +179,132 @@ def test_plan_counts_a_shared_fit_once_and_great_at_its_settings_only(shared_dat
     assert "a probe had about 25% of a core" in text
     rates.load_average = 1.5
     assert "idle machine" not in format_plan(units, rates)
+
+
+TWO = (("mcar", 0.05), ("mcar", 0.2))
+
+
+class SessionEnded(Exception):
+    pass
+
+
+def _fake_llm_run(monkeypatch, fail_at=None):
+    """run_benchmark's LLM as the recording mean imputer (no model); ``fail_at``: a masked table size (cells) whose
+    fill raises, as an interrupted session would stop."""
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
+    monkeypatch.setattr(bench, "downstream", lambda *a, **k: {"click": {"f1": 0.5, "auc": 0.5}})
+    monkeypatch.setattr(_Recording, "fits", [])
+    real = bench.make_imputer
+
+    class Failing(_Recording):
+        def transform(self, frame):
+            if fail_at is not None and int(frame.isna().to_numpy().sum()) >= fail_at:
+                raise SessionEnded
+            return super().transform(frame)
+
+    def make(name, spec, seed, config, *args, **kwargs):
+        return Failing(name, spec.name, **spec.imputer_kinds()) if name == "llm" else real(name, spec, seed, config)
+
+    monkeypatch.setattr(bench, "make_imputer", make)
+    monkeypatch.setattr("recllm.llm.backbone.load_trainable_lm", lambda *a, **k: None)
+
+
+def _llm_rows(path):
+    import json
+
+    rows = [json.loads(line)["row"] for line in path.read_text().splitlines() if '"key"' in line]
+    return [r for r in rows if r["imputer"] == "llm"]
+
+
+def test_a_shared_fit_group_is_stored_whole_or_not_at_all(shared_data, tmp_path, monkeypatch):
+    """The LLM's (data set, seed) is one process's fit and fills: an interrupted group stores none of its rows, a
+    group found partly stored (or from two fits) is rerun whole, with one fit, its rows under one fit_group."""
+    from recllm.bench.runs import RunStore
+
+    out, store_path = str(tmp_path / "imputation.md"), tmp_path / "imputation.runs.jsonl"
+    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mean", "llm"))
+    _fake_llm_run(monkeypatch, fail_at=500)  # MCAR 5% masks 250 cells, MCAR 20% 1000: the second setting fails
+    with pytest.raises(SessionEnded):
+        bench.run_benchmark(config, out=out, show_progress=False)
+    assert [n for n, *_ in _Recording.fits] == ["llm"]  # fitted, the first setting filled ...
+    assert _llm_rows(store_path) == []  # ... yet nothing of the group is stored
+    _fake_llm_run(monkeypatch)
+    assert bench.run_benchmark(config, out=out, show_progress=False) == 0
+    rows = _llm_rows(store_path)
+    assert len(rows) == 2 and len({r["fit_group"] for r in rows}) == 1
+    assert [n for n, *_ in _Recording.fits] == ["llm"]
+    # a later session finds one setting stored by another fit (e.g. an older partial run): all rerun, one fit
+    keys = [key for _, key in bench.group_keys("llm", "advertising", 3, config)]
+    store = RunStore(store_path)
+    store.put(keys[0], {**store.get(keys[0]), "fit_group": "another"})
+    _fake_llm_run(monkeypatch)
+    assert bench.run_benchmark(config, out=out, show_progress=False) == 0
+    rows = _llm_rows(store_path)
+    assert [n for n, *_ in _Recording.fits] == ["llm"] and len({r["fit_group"] for r in rows}) == 1
+    assert "another" not in {r["fit_group"] for r in rows}
+    _fake_llm_run(monkeypatch)  # whole now: nothing is fitted again
+    assert bench.run_benchmark(config, out=out, show_progress=False) == 0 and _Recording.fits == []
+
+
+def test_the_plan_counts_the_shared_fit_while_any_setting_is_missing(shared_data, tmp_path, monkeypatch):
+    from recllm.bench.runs import RunStore
+
+    monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
+    table = "advertising/users"
+    rates = Rates(llm_row_s={table: 0.5}, llm_cell_s={table: 0.1}, imputer_s={(table, "mean"): 1.0},
+                  dlrm_s={"advertising": 10.0})
+    config = BenchConfig(datasets=("advertising",), seeds=(0,), settings=TWO, imputers=("llm",))
+    store = RunStore(tmp_path / "imputation.runs.jsonl")
+    keys = [key for _, key in bench.group_keys("llm", "advertising", 0, config)]
+    store.put(keys[0], {"fit_group": "g"})  # the first setting stored, the second not
+    units = [u for u in plan_units(config, ("llm",), rates, store) if u.imputer == "llm"]
+    assert [u.stored for u in units] == [False, False]  # the group reruns whole
+    fresh = [u for u in plan_units(config, ("llm",), rates, RunStore(tmp_path / "empty.runs.jsonl"))
+             if u.imputer == "llm"]
+    assert [u.seconds for u in units] == [u.seconds for u in fresh] and units[0].seconds > units[1].seconds
+    store.put(keys[1], {"fit_group": "g"})
+    assert [u.stored for u in plan_units(config, ("llm",), rates, store) if u.imputer == "llm"] == [True, True]
+    store.put(keys[1], {"fit_group": "h"})  # two fits: not a group
+    assert [u.stored for u in plan_units(config, ("llm",), rates, store) if u.imputer == "llm"] == [False, False]
+
+
+def test_shared_fit_references_fit_the_llms_table_and_fill_each_setting(shared_data, tmp_path, monkeypatch):
+    """MICE (shared-fit cells) is fitted on the union-masked table the LLM trains on and fills each setting's
+    masked table; its rows record the cells its fit saw, scores only (no DLRM); without the shared fit it is absent."""
+    import json
+
+    from recllm.data import load
+
+    _fake_llm_run(monkeypatch)
+    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mice", "llm"))
+    assert config.unit_imputers(("mice", "llm")) == ("mice", "mice-shared", "llm")
+    assert BenchConfig(llm_fit="per-setting").unit_imputers(("mice", "llm")) == ("mice", "llm")
+    assert bench.run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    rows = [json.loads(line)["row"] for line in (tmp_path / "imputation.runs.jsonl").read_text().splitlines()
+            if '"key"' in line]
+    ds = load("advertising")
+    union = bench.union_tables(ds, "advertising", TWO, 3)["advertising/users"]
+    for setting in TWO:
+        masked = bench.masked_tables(ds, "advertising", setting, 3)["advertising/users"][1]
+        by = {r["imputer"]: r for r in rows if r["setting"] == list(setting)}
+        for name, table in (("mice-shared", union), ("llm", union), ("mice", masked)):
+            cells = by[name]["info"]["advertising/users"]["fit_cells"]
+            assert cells == {c: [int(table[c].notna().sum()), len(table)] for c in table.columns if c in cells}
+        assert by["mice-shared"]["tasks"] == {} and by["mice-shared"]["scores"]["advertising/users"]
+        assert by["mice-shared"]["info"]["advertising/users"]["cells"] == int(masked.isna().to_numpy().sum())
+    text = (tmp_path / "imputation.md").read_text()
+    assert "MICE (shared-fit cells)" in text and "## What the shared fits trained on" in text
+
+
+def test_library_versions_are_in_every_key_and_row(monkeypatch):
+    config = BenchConfig()
+    versions = bench.library_versions()
+    assert set(versions) >= {"torch", "transformers", "peft", "numpy", "pandas", "scikit-learn", "miceforest",
+                             "be-great"} and versions["numpy"] == np.__version__
+    monkeypatch.setattr(bench, "VERSIONED", ("numpy", "no-such-distribution"))
+    assert bench.library_versions() == {"numpy": np.__version__, "no-such-distribution": None}
+    before = {name: config.cache_parts(name) for name in ("mice", "llm", "great", "mice-shared")}
+    monkeypatch.setattr(bench, "library_versions", lambda: {**versions, "torch": "0.0-other"})
+    assert all(config.cache_parts(name) != before[name] for name in before)
+    row = bench.unit_row("advertising", 0, ("mcar", 0.2), "mean", None, {})
+    assert row["versions"]["torch"] == "0.0-other"

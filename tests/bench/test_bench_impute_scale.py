@@ -145,3 +145,70 @@ def test_plan_lists_stored_units_and_estimates_from_the_rates(shared_data, tmp_p
     left = units[0].seconds + llm + units[3].seconds
     assert f"estimated time left on this machine: ~{left / 3600:.1f} h" in text if left >= 3600 else \
         f"estimated time left on this machine: ~{left / 60:.1f} min" in text
+
+
+def _with_reference(rows, reference_year):
+    """``rows`` plus a MICE shared-fit reference row per seed whose year score is ``reference_year``."""
+    extra = [{**row, "imputer": "mice-shared", "tasks": {},
+              "scores": {"ml-100k/items": {**row["scores"]["ml-100k/items"],
+                                           "year:nrmse": reference_year + 0.01 * row["seed"]}}}
+             for row in rows if row["imputer"] == "mice"]
+    return rows + extra
+
+
+def test_the_mice_goal_compares_on_equal_data_and_shows_the_other_pair():
+    """With the shared fit the goal line is LLM vs MICE fitted on the same union-masked table; MICE on each setting's
+    own masked table (more cells) is shown beside it without a goal; 'met' says what it means."""
+    rows = _with_reference(_rows(llm_year=0.5, mice_year=0.2, llm_genres=0.6, mice_genres=0.6, great_year=0.9),
+                           reference_year=0.8)
+    text = verdict_paragraph(rows, ["MCAR 20%"])
+    equal = next(line for line in text.splitlines() if "LLM vs MICE on equal data" in line)
+    assert "MICE (shared-fit cells) ahead in 0" in equal and "LLM wins on: ml-100k/items year:nrmse" in equal
+    assert "here: met, where met means no significant loss over 3 seeds" in equal
+    other = next(line for line in text.splitlines() if "each setting's own masked table" in line)
+    assert "mice wins on: ml-100k/items year:nrmse" in other and "Goal" not in other
+    assert "LLM vs miceforest on the text-carried columns" in text  # no miceforest reference ran: the plain pair
+
+
+def test_the_report_names_the_references_and_the_shares_the_shared_fit_trained_on():
+    from recllm.bench.impute.report import _imputation_tables, _training_shares
+
+    rows = []
+    for seed in (0, 1):
+        for imputer, observed, held in (("llm", 40, 4), ("mice-shared", 40, 0), ("mice", 80, 0)):
+            info = {"fit_cells": {"year": [observed, 100]}, "shared_fit": imputer != "mice",
+                    "held_out": {"year": held} if held else {}, "seconds": 1.0, "cells": 20}
+            rows.append({"dataset": "ml-100k", "seed": seed, "setting": ["mcar", 0.2], "imputer": imputer,
+                         "tasks": {}, "info": {"ml-100k/items": info},
+                         "scores": {"ml-100k/items": {"year:nrmse": 0.5}}})
+    shares = _training_shares(rows)
+    assert "| ml-100k | 0 | ml-100k/items | year | 40% | 36% | 80% |" in shares
+    assert "| ml-100k | 1 | ml-100k/items | year | 40% | 36% | 80% |" in shares
+    assert "| cells | setting | llm | MICE (shared-fit cells) | mice |" in _imputation_tables(
+        rows, ["llm", "mice-shared", "mice"], ["MCAR 20%"])
+    assert _training_shares([r for r in rows if r["imputer"] != "llm"]).startswith("_(no shared LLM fit")
+    assert "max_train_examples" not in shares
+    rows[0]["info"]["ml-100k/items"].update(examples=48, rows=1682)  # a capped fit (--max-rows) says so
+    assert "ml-100k ml-100k/items: 48 of 1682 rows" in _training_shares(rows)
+
+
+def test_fine_tune_seconds_are_the_original_fits_with_their_machine():
+    """The cost table averages each fine-tune's own seconds from its fit record (never a reused adapter's load time)
+    and names the CPU and threads that ran it; shared reuses in one process are not fits."""
+    from recllm.bench.impute.report import _cost_table, _llm_training_table
+
+    def info(fit_seconds, load_seconds, fitted_here, reused):
+        return {"seconds": load_seconds + 5, "cells": 10, "fallbacks": 0, "fit_seconds": fit_seconds,
+                "load_seconds": load_seconds, "fitted_here": fitted_here, "adapter_reused": reused,
+                "transform_seconds": 5.0, "fit_cpu": "Some CPU", "fit_threads": 2, "shared_fit": True}
+
+    rows = [{"dataset": "advertising", "seed": 0, "setting": ["mcar", 0.2], "imputer": "llm",
+             "info": {"advertising/users": info(1000.0, 1000.0, True, False)}},
+            {"dataset": "advertising", "seed": 0, "setting": ["mcar", 0.4], "imputer": "llm",
+             "info": {"advertising/users": info(1000.0, 1000.0, False, False)}},
+            {"dataset": "advertising", "seed": 1, "setting": ["mcar", 0.2], "imputer": "llm",
+             "info": {"advertising/users": info(2000.0, 1.0, True, True)}}]  # loaded from the cache in 1 s
+    line = next(l for l in _cost_table(rows).splitlines() if "advertising/users" in l)
+    assert "| 2 | 1500.0 | Some CPU, 2 thread(s) x2 |" in line
+    table = _llm_training_table(rows)
+    assert "| 2000 | Some CPU, 2 thread(s) |" in table and "all (shared fit)" in table

@@ -184,3 +184,47 @@ def test_validation_fills_the_held_out_cells_and_scores_them(tiny):
         assert point["columns"]["occupation"]["cells"] == held["occupation"].sum()
         assert 0 <= point["columns"]["occupation"]["accuracy"] <= 1 and point["columns"]["age"]["nmae"] >= 0
         assert point["score"] == pytest.approx(np.mean([c["score"] for c in point["columns"].values()]))
+
+
+def test_the_epoch_is_chosen_with_one_decoding_whatever_the_numeric_decoding(tiny, monkeypatch):
+    """Validation fills the held-out numbers with VALIDATION_DECODING, so the epoch choice (and the adapter) do not
+    depend on numeric_decoding; transform still fills with the imputer's own decoding."""
+    from recllm.impute.llm import VALIDATION_DECODING
+
+    seen = []
+    real = LLMImputer._impute
+
+    def spy(self, frame, mask, report):
+        seen.append((report.method, self.numeric_decoding))
+        return real(self, frame, mask, report)
+
+    monkeypatch.setattr(LLMImputer, "_impute", spy)
+    masked, _ = mask_cells(make_table(n=16), ["age", "occupation"], 0.2)
+    imp = imputer(tiny, sft=dataclasses.replace(SFT, epochs=2), validation_fraction=0.25,
+                  numeric_decoding="expected-grid", numeric_candidates=4).fit(masked)
+    assert {d for m, d in seen if m == "validation"} == {VALIDATION_DECODING} == {"generate"}
+    assert imp.numeric_decoding == "expected-grid"
+    imp.transform(masked)
+    assert seen[-1][1] == "expected-grid" and imp.report_.how.get("llm-expected", 0) > 0
+
+
+def test_the_numeric_decodings_share_one_cached_adapter_and_its_original_fit_record(tiny, tmp_path):
+    """One fine-tune serves every numeric decoding: a second decoding loads the first one's adapter, and reports the
+    fine-tune's own seconds, CPU and threads from the fit record (not its load time)."""
+    import torch
+
+    from recllm.hardware import cpu_model
+    from recllm.llm.cache import DiskCache
+
+    masked, _ = mask_cells(make_table(n=16), ["age", "occupation"], 0.25)
+    cache = DiskCache(tmp_path / "answers.sqlite")
+    first = imputer(tiny, sft=dataclasses.replace(SFT, epochs=2), validation_fraction=0.25, cache=cache).fit(masked)
+    report = first.fit_report_
+    assert not report["adapter_reused"] and 0 < report["fit_seconds"] <= report["seconds"]
+    assert (report["fit_cpu"], report["fit_threads"]) == (cpu_model(), torch.get_num_threads())
+    for decoding in ("expected", "expected-grid"):
+        other = imputer(tiny, sft=dataclasses.replace(SFT, epochs=2), validation_fraction=0.25, cache=cache,
+                        numeric_decoding=decoding).fit(masked)
+        assert other.fit_report_["adapter_reused"] and other.fingerprint_ == first.fingerprint_
+        assert other.fit_report_["fit_seconds"] == report["fit_seconds"]
+        assert other.fit_report_["chosen_epoch"] == report["chosen_epoch"]

@@ -33,11 +33,14 @@ Every observed cell is learned (``max_train_examples=None``). When more than one
 epochs is chosen on held-out observed cells: a seeded ``validation_fraction`` of the observed cells of the columns to
 be filled (those with gaps in the fitted table; all learned columns when none has one), at most
 ``max_validation_cells``, is left out of training; after each epoch the model fills them through the fill routes
-above and they are scored (accuracy for categorical, text and code columns; 1 - MAE / the column's mean absolute
-deviation from its median for numeric ones; the mean over columns). Training runs up to ``max_epochs`` and stops
-at the first epoch that scores worse than the best; the best epoch's adapter is kept (``fit_report_["chosen_epoch"]``,
-``validation_``). A code column (a few whole-number codes, :mod:`recllm.impute.base`) is filled by scoring its codes
-like categories.
+above (numbers always by :data:`VALIDATION_DECODING`, so the epoch choice and the adapter are the same for every
+``numeric_decoding``, which only changes how ``transform`` fills) and they are scored (accuracy for categorical,
+text and code columns; 1 - MAE / the column's mean absolute deviation from its median for numeric ones; the mean
+over columns). Training runs up to ``max_epochs`` and stops at the first epoch that scores worse than the best; the
+best epoch's adapter is kept (``fit_report_["chosen_epoch"]``, ``validation_``). A code column (a few whole-number
+codes, :mod:`recllm.impute.base`) is filled by scoring its codes like categories. The fit record kept with a
+cached adapter holds the original fine-tune's seconds, CPU and threads (``fit_report_["fit_seconds"]``,
+``"fit_cpu"``, ``"fit_threads"``), also when the adapter is reused.
 
 The fine-tuning defaults live in :data:`DEFAULT_SFT` (read by the imputation benchmark too).
 """
@@ -67,6 +70,7 @@ DEFAULT_SFT = SFTConfig(epochs=3, learning_rate=5e-4, batch_size=8, max_length=2
                         show_progress=False)
 VALIDATION_FRACTION = 0.05  # share of the observed cells held out to choose the epoch
 MAX_VALIDATION_CELLS = 256
+VALIDATION_DECODING = "generate"  # the numeric decoding the held-out cells are filled with, whatever numeric_decoding
 FIT_RECORD = "imputer_fit.json"  # in a cached adapter folder: the finished fit's epoch choice (its presence = done)
 TRAIN_ON = ("observed", "complete_rows")
 TRAININGS = ("per-cell", "whole-row")
@@ -97,6 +101,16 @@ def numeric_candidates(values: pd.Series, n: int) -> np.ndarray:
         return distinct
     levels = (np.arange(n) + 0.5) / n
     return np.unique(np.quantile(observed, levels, method="inverted_cdf"))
+
+
+def fit_machine(seconds: float) -> dict[str, Any]:
+    """What a fit record keeps of the fine-tune that made it: its seconds (model load and training), the CPU model
+    and the torch threads of the machine that ran it (a reused adapter reports these, never its load time)."""
+    import torch
+
+    from recllm.hardware import cpu_model
+
+    return {"fit_seconds": round(float(seconds), 3), "cpu": cpu_model(), "threads": int(torch.get_num_threads())}
 
 
 def _spread(values: np.ndarray) -> float:
@@ -356,12 +370,14 @@ class LLMImputer(BaseImputer):
         """Fill the held-out cells of ``frame`` (where they are blank) with ``lm`` and score them against ``truth``:
         per column accuracy (categorical, text, code columns) or 1 - normalised MAE (numeric); the mean over
         columns."""
-        saved = self.__dict__.get("lm_"), self.__dict__.get("cache_")
-        self.lm_, self.cache_ = lm, None  # the fill routes, with the model being trained and no answer cache
+        saved = self.__dict__.get("lm_"), self.__dict__.get("cache_"), self.numeric_decoding
+        # the fill routes, with the model being trained, no answer cache and the one validation decoding (so the
+        # epoch choice, and the adapter, do not depend on numeric_decoding)
+        self.lm_, self.cache_, self.numeric_decoding = lm, None, VALIDATION_DECODING
         try:
             values = self._impute(frame, held, ImputationReport(method="validation"))
         finally:
-            self.lm_, self.cache_ = saved
+            self.lm_, self.cache_, self.numeric_decoding = saved
         columns: dict[str, dict[str, float]] = {}
         for col, filled in values.items():
             rows = np.flatnonzero(held[col].to_numpy())
@@ -449,8 +465,10 @@ class LLMImputer(BaseImputer):
         self.cache_ = self._disk_cache()
         output_dir = None
         if self.cache_ is not None:
+            # the numeric decoding is not part of the key: validation fills with VALIDATION_DECODING, so the
+            # decodings share one adapter (numeric_shape shapes that decoding, so it is)
             selection = {"held_out": np.flatnonzero(held.to_numpy().ravel()).tolist(),
-                         "numeric": [self.numeric_decoding, self.numeric_shape, self.numeric_candidates],
+                         "numeric": [VALIDATION_DECODING, self.numeric_shape],
                          "codes": {c: list(code.codes) for c, code in self.code_columns_.items()}}
             key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint, examples=hashed,
                                   sft=dataclasses.replace(config, show_progress=False), lora=lora, selection=selection)
@@ -463,6 +481,7 @@ class LLMImputer(BaseImputer):
             record = json.loads((output_dir / FIT_RECORD).read_text(encoding="utf-8"))
         else:
             tuned, record = self._fine_tune(lm, examples, config, lora, output_dir, validate)
+            record = {**record, **fit_machine(time.perf_counter() - start)}
             if output_dir is not None and is_main_process():  # under torchrun: rank 0 writes, as sft_train does
                 write_json_atomic(output_dir / FIT_RECORD, record)
         # Merge the adapter for inference (plain linear layers are faster); the name keeps the adapter's hash so
@@ -486,6 +505,8 @@ class LLMImputer(BaseImputer):
             "validation_cells": int(held.to_numpy().sum()),
             "validation_curve": [round(point["score"], 4) for point in record["curve"]],
             "seconds": round(time.perf_counter() - start, 3), "adapter_reused": bool(reused),
+            "fit_seconds": record.get("fit_seconds"), "fit_cpu": record.get("cpu"),
+            "fit_threads": record.get("threads"),
             "adapter_dir": str(output_dir) if output_dir is not None else None, "inference_dtype": dtype,
         }
 

@@ -7,7 +7,8 @@ GReaT fine-tunes of one and three steps (their difference is a step, the rest th
 few GReaT rows, one fit of each other imputer on the MCAR 20% tables, one DLRM epoch per task. The LLM and GReaT
 estimates assume every allowed epoch is trained (early stopping can only make them shorter); GReaT's follow its
 budget rule (:func:`recllm.bench.impute.budget.great_budget`): its settings only, its steps, one fit per (table,
-seed) with ``llm_fit="shared"``.
+seed) with ``llm_fit="shared"``. A shared fit's (data set, seed) runs all or nothing, so its fit is counted (in its
+first unit) whenever any of its settings is not stored, and then every one of its units is to run.
 """
 
 from __future__ import annotations
@@ -159,35 +160,48 @@ def _great_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any,
 
 
 def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any) -> list[Unit]:
-    """Every unit in the order the benchmark runs them, stored or not, with its estimated seconds."""
-    from recllm.bench.impute.run import masked_tables, setting_name, unit_key
+    """Every unit in the order the benchmark runs them, stored or not, with its estimated seconds. ``imputers``:
+    those that run (the shared-fit references of :meth:`BenchConfig.unit_imputers` are added here). A shared-fit
+    imputer's (data set, seed) is all or nothing (:func:`recllm.bench.impute.run.stored_group`): its units are stored
+    only when the whole group is, else every one of them is to run and its first counts the fit."""
+    from recllm.bench.impute.run import (SHARED_REFERENCES, base_imputer, group_keys, masked_tables, setting_name,
+                                         stored_group, unit_key)
     from recllm.bench.impute.tasks import TABLES
     from recllm.data import load
 
     units = []
+    names = config.unit_imputers(imputers)
+
+    def seconds_of(name: str, dataset: str, tables: dict[str, Any], fits: bool) -> float:
+        seconds = 0.0 if name in SHARED_REFERENCES else rates.dlrm_s[dataset]  # the references train no DLRM
+        for spec in TABLES[dataset]:
+            _, masked, mask = tables[spec.name]
+            if name == "llm":
+                seconds += _llm_seconds(config, rates, spec, masked, mask, fits)
+            elif name == "great":
+                seconds += _great_seconds(config, rates, spec, masked, mask, fits)
+            else:
+                seconds += rates.imputer_s[(spec.name, base_imputer(name))]
+        return seconds
+
     for dataset in config.datasets:
         ds = load(dataset)
-        dlrm = rates.dlrm_s[dataset]
         for seed in config.seeds:
             units.append(Unit(dataset, seed, "complete", "none",
-                              unit_key(dataset, seed, ("complete", 0.0), "none", config) in store, dlrm))
-            fitted: set[str] = set()  # imputers whose shared fit of this (data set, seed) is counted
+                              unit_key(dataset, seed, ("complete", 0.0), "none", config) in store,
+                              rates.dlrm_s[dataset]))
+            tables = {setting: masked_tables(ds, dataset, setting, seed) for setting in config.settings}
             for setting in config.settings:
-                tables = masked_tables(ds, dataset, setting, seed)
-                for name in (n for n in imputers if config.runs(n, setting)):
-                    seconds = dlrm
-                    fits = not config.shares_fit(name) or name not in fitted
-                    fitted.add(name)
-                    for spec in TABLES[dataset]:
-                        _, masked, mask = tables[spec.name]
-                        if name == "llm":
-                            seconds += _llm_seconds(config, rates, spec, masked, mask, fits)
-                        elif name == "great":
-                            seconds += _great_seconds(config, rates, spec, masked, mask, fits)
-                        else:
-                            seconds += rates.imputer_s[(spec.name, name)]
+                for name in (n for n in names if config.runs(n, setting) and not config.shares_fit(n)):
                     units.append(Unit(dataset, seed, setting_name(setting), name,
-                                      unit_key(dataset, seed, setting, name, config) in store, seconds))
+                                      unit_key(dataset, seed, setting, name, config) in store,
+                                      seconds_of(name, dataset, tables[setting], True)))
+            for name in (n for n in names if config.shares_fit(n)):
+                keyed = group_keys(name, dataset, seed, config)
+                stored = stored_group(store, [key for _, key in keyed]) is not None
+                for i, (setting, _) in enumerate(keyed):
+                    units.append(Unit(dataset, seed, setting_name(setting), name, stored,
+                                      seconds_of(name, dataset, tables[setting], fits=i == 0)))
     return units
 
 

@@ -6,7 +6,16 @@ same seeded split. Results are stored per (data set, seed, setting, imputer, con
 (``imputation.runs.jsonl``, a :class:`recllm.bench.runs.RunStore` committed with it; a run is reused only while
 the code that produced it, the data and the settings are unchanged), and the LLM imputer
 caches its adapters and answers, so an interrupted run resumes, on this machine or a fresh one, and a rerun only
-rebuilds the report. ``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
+rebuilds the report. With the shared fit (``llm_fit="shared"``) a fine-tuned imputer's (data set, seed) is one
+all-or-nothing group: its fit and its fills of every setting run in one process and are stored together, each row
+tagged with the group's ``fit_group`` (:func:`stored_group`), so no table mixes two adapters (a fine-tune in float32
+is not bit-identical across CPUs, and its cache does not travel between machines). Beside it, the reference rows
+"MICE (shared-fit cells)" and "miceforest (shared-fit cells)" (:data:`SHARED_REFERENCES`) fit MICE / miceforest on
+the same union-masked table and fill each setting as the LLM imputer does, so the LLM imputer is compared with them
+on equal data. Every row and key carries the versions of the libraries that decide the numbers
+(:func:`library_versions`), so runs of different installs are never mixed.
+
+``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
 size, column order, more context, more epochs), scored on the masked cells at MCAR 20%.
 """
 
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +50,12 @@ PEER_NAMES = ("miceforest", "great")  # optional extra `peers`: skipped (with a 
 IMPUTER_ORDER = ("deletion", "zero", "mean", "knn", "mice", "miceforest", "llm", "great")
 LLM_FITS = ("shared", "per-setting")
 FINE_TUNED = ("llm", "great")  # imputers that fine-tune a language model (shared fit with llm_fit="shared")
+# With llm_fit="shared": reference rows of the classic / peer imputers fitted on the same union-masked table as the
+# shared fine-tunes (the cells they trained on), filling each setting as they do; masked-cell scores only (no DLRM)
+SHARED_REFERENCES = {"mice-shared": "mice", "miceforest-shared": "miceforest"}
+REFERENCE_LABELS = {"mice-shared": "MICE (shared-fit cells)", "miceforest-shared": "miceforest (shared-fit cells)"}
+# The libraries whose versions decide a run's numbers: stored in every row and part of every key
+VERSIONED = ("torch", "transformers", "peft", "numpy", "pandas", "scikit-learn", "miceforest", "lightgbm", "be-great")
 # QUICK leaves GReaT out unless asked for (--imputers ... great): its own `impute` samples each incomplete row in turn
 # (measured here: about a minute per row on a busy 2-core CPU), so even MCAR 5% of one table takes hours.
 QUICK_IMPUTERS = tuple(i for i in IMPUTER_ORDER if i != "great")
@@ -56,6 +72,18 @@ ATTEMPTS: dict[str, dict[str, Any]] = {  # LLMImputer overrides per attempt (on 
     "expected numbers": {"numeric_decoding": "expected"},  # weighted mean over the greedy answer + 32 quantiles
     "expected numbers (grid)": {"numeric_decoding": "expected-grid"},  # ... over the 32 quantiles only
 }
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of :data:`VERSIONED` (:func:`recllm.bench.reporting.library_versions`)."""
+    from recllm.bench.reporting import library_versions as versions_of
+
+    return versions_of(VERSIONED)
+
+
+def base_imputer(name: str) -> str:
+    """The registered imputer behind a unit's imputer name (a shared-fit reference's base, else the name)."""
+    return SHARED_REFERENCES.get(name, name)
 
 
 def peers_available() -> dict[str, bool]:
@@ -188,8 +216,18 @@ class BenchConfig:
         return imputer != "great" or tuple(setting) in {tuple(s) for s in self.great_budget().settings}
 
     def shares_fit(self, imputer: str) -> bool:
-        """Whether ``imputer`` is fitted once per (table, seed) on the union-masked table (``llm_fit="shared"``)."""
-        return imputer in FINE_TUNED and self.llm_fit == "shared"
+        """Whether ``imputer`` is fitted once per (table, seed) on the union-masked table (``llm_fit="shared"``):
+        the fine-tuned imputers and the shared-fit references."""
+        return (imputer in FINE_TUNED or imputer in SHARED_REFERENCES) and self.llm_fit == "shared"
+
+    def unit_imputers(self, imputers: tuple[str, ...]) -> tuple[str, ...]:
+        """The imputers of the units: ``imputers`` plus, with the shared fit, the shared-fit reference of each of
+        them that has one (right after it)."""
+        out: list[str] = []
+        for name in imputers:
+            out.append(name)
+            out += [ref for ref, base in SHARED_REFERENCES.items() if base == name and self.llm_fit == "shared"]
+        return tuple(out)
 
     def llm_parts(self) -> dict[str, Any]:
         """The parts of the configuration that change an LLM-only attempt (no DLRM involved)."""
@@ -210,8 +248,11 @@ class BenchConfig:
 
     def cache_parts(self, imputer: str = "llm") -> dict[str, Any]:
         """The parts of the configuration that change a stored run of ``imputer`` (for the run key)."""
-        parts: dict[str, Any] = {"dlrm": {k: dataclasses.asdict(v) for k, v in self.dlrm.items()}}
-        if imputer == "llm":
+        parts: dict[str, Any] = {"dlrm": {k: dataclasses.asdict(v) for k, v in self.dlrm.items()},
+                                 "versions": library_versions()}
+        if imputer in SHARED_REFERENCES:
+            parts.update(llm_fit=self.llm_fit, settings=[list(x) for x in self.settings])
+        elif imputer == "llm":
             parts.update(self.llm_parts(), llm_fit=self.llm_fit,
                          settings=[list(x) for x in self.settings] if self.llm_fit == "shared" else None)
         elif imputer == "great":
@@ -225,6 +266,7 @@ def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, bas
     """The registered imputer ``name`` configured for table ``spec``: its defaults plus the benchmark's named
     departures (LLM: :meth:`BenchConfig.llm_departures`; GReaT: :meth:`BenchConfig.great_budget`) and the seed."""
     kinds = spec.imputer_kinds()
+    name = base_imputer(name)
     if name in ("mice", "miceforest"):
         return IMPUTERS[name](seed=seed, **kinds)
     if name == "great":
@@ -247,9 +289,14 @@ def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, bas
 
 
 def _llm_info(imputer: Any, fitted_here: bool) -> dict[str, Any]:
-    """What a table's LLM fine-tune trained on and chose (from ``fit_report_``), for the report."""
+    """What a table's LLM fine-tune trained on and chose (from ``fit_report_``), for the report: ``fit_seconds``,
+    ``fit_cpu``, ``fit_threads`` are the original fine-tune's (from its fit record, also for a reused adapter; None
+    when the record predates them), never a reused adapter's load time."""
     fit = imputer.fit_report_
-    return {"fit_seconds": fit["seconds"] if fitted_here else 0.0, "fitted_here": fitted_here,
+    return {"fit_seconds": fit.get("fit_seconds"), "fit_cpu": fit.get("fit_cpu"), "fit_threads": fit.get("fit_threads"),
+            "load_seconds": fit["seconds"], "fitted_here": fitted_here,
+            "adapter": getattr(imputer, "fingerprint_", None),
+            "held_out": dict(getattr(imputer, "validation_", {}).get("cells", {})),
             "examples": fit["examples"], "train_cells": fit["cells_per_epoch"], "training": fit["training"],
             "max_epochs": fit["epochs"], "epochs_trained": fit["epochs_trained"], "chosen_epoch": fit["chosen_epoch"],
             "validation_cells": fit["validation_cells"], "validation_curve": list(fit["validation_curve"]),
@@ -284,9 +331,10 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
                   specs: list[TableSpec] | None = None, **llm_overrides: Any) -> dict[str, Any]:
     """Fill every table of ``dataset`` with imputer ``name``: filled frames, scores on masked cells, timings.
 
-    ``shared`` (LLM, GReaT): ``{"tables": union tables, "fitted": {table: imputer}}``; the imputer is fitted once on
-    the union table of its (data set, seed) and reused to fill every setting's table. ``specs``: a subset of the
-    data set's tables (default: all).
+    ``shared`` (LLM, GReaT, the shared-fit references): ``{"tables": union tables, "fitted": {table: imputer}}``;
+    the imputer is fitted once on the union table of its (data set, seed) and reused to fill every setting's table.
+    ``specs``: a subset of the data set's tables (default: all). Each table's info holds ``fit_cells``: per masked
+    column, [cells observed in the table the imputer was fitted on, cells with a true value].
     """
     filled, scores, info = {}, {}, {}
     for spec in specs if specs is not None else TABLES[dataset]:
@@ -304,18 +352,24 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
             imputer.fit(shared["tables"][spec.name] if shared is not None else masked)
             if shared is not None:
                 shared["fitted"][spec.name] = imputer
+        fitted_on = shared["tables"][spec.name] if shared is not None else masked
         out = imputer.transform(masked)
         seconds = time.perf_counter() - start
         filled[spec.name] = out
         report = imputer.report_.as_dict()
         cell = {"seconds": seconds, "cells": report["cells_filled"], "rows_out": report["rows_out"],
                 "fallbacks": sum(report["fallbacks"].values()), "how": report["how"],
-                "code_columns": sorted(report["code_columns"]), "rows": len(masked)}
+                "code_columns": sorted(report["code_columns"]), "rows": len(masked),
+                "fit_cells": {col: [int(fitted_on[col].notna().sum()), int(truth[col].notna().sum())]
+                              for col in spec.masked}}
         if name == "llm":
             cell.update(_llm_info(imputer, fitted_here), shared_fit=shared is not None)
         elif name == "great":
-            cell.update(fit_seconds=imputer.fit_seconds_ if fitted_here else 0.0, fitted_here=fitted_here,
-                        shared_fit=shared is not None, train_steps=imputer.train_steps_,
+            from recllm.impute.llm import fit_machine
+
+            machine = fit_machine(imputer.fit_seconds_)
+            cell.update(fit_seconds=machine["fit_seconds"], fit_cpu=machine["cpu"], fit_threads=machine["threads"],
+                        fitted_here=fitted_here, shared_fit=shared is not None, train_steps=imputer.train_steps_,
                         transform_seconds=imputer.report_.seconds, sampled_rows=imputer.sampled_rows_,
                         samples=imputer.samples_, rows_given_up=imputer.rows_given_up_)
         info[spec.name] = cell
@@ -365,6 +419,7 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
     skipped = [skipped_line(i) for i in config.imputers if not available.get(i, True)]
     for line in skipped if show_progress else ():
         print(line, flush=True)
+    units = config.unit_imputers(imputers)
     rows: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     base_lm = None
@@ -373,31 +428,36 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
         from recllm.llm.backbone import load_trainable_lm
 
         base_lm = load_trainable_lm(config.llm_model)  # each LLMImputer fine-tunes a copy of it
-    plan = [(d, s, st) for d in config.datasets for s in config.seeds for st in (("complete", 0.0), *config.settings)]
-    shared: dict[str, dict[str, Any]] = {}  # fine-tuned imputer -> its shared fits of the current (data set, seed)
-    for index, (dataset, seed, setting) in enumerate(plan):
+
+    def done(dataset: str, seed: int, what: str) -> None:
+        if show_progress:
+            print(f"{dataset} seed {seed} {what}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    for dataset in config.datasets:
         ds = load(dataset)
-        if setting[0] == "complete":  # a new (data set, seed): new shared fine-tunes (union tables built once)
-            shared = {}
-            if any(config.shares_fit(name) for name in imputers):
-                union = union_tables(ds, dataset, config.settings, seed)
-                shared = {name: {"tables": union, "fitted": {}} for name in imputers if config.shares_fit(name)}
-        names = ("none",) if setting[0] == "complete" else [n for n in imputers if config.runs(n, setting)]
-        tables = None if setting[0] == "complete" else masked_tables(ds, dataset, setting, seed)
-        for name in names:
-            key = unit_key(dataset, seed, setting, name, config)
-            row = store.get(key)
-            if row is None:
-                result = None if name == "none" else impute_tables(
-                    name, dataset, tables, seed, config, base_lm if name != "great" else None, shared.get(name))
-                tasks = downstream(dataset, ds, name, result, tables, seed, config)
-                row = {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
-                       "scores": result["scores"] if result else {}, "info": result["info"] if result else {}}
-                store.put(key, row)
-            rows.append(row)
-            if show_progress:
-                print(f"[{index + 1}/{len(plan)}] {dataset} seed {seed} {setting_name(setting) if setting[0] != 'complete' else 'complete'}"
-                      f" {name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+        for seed in config.seeds:
+            tables = {setting: masked_tables(ds, dataset, setting, seed) for setting in config.settings}
+            union = (union_tables(ds, dataset, config.settings, seed)
+                     if any(config.shares_fit(n) for n in units) else {})
+            for setting in (("complete", 0.0), *config.settings):
+                names = ("none",) if setting[0] == "complete" else [
+                    n for n in units if config.runs(n, setting) and not config.shares_fit(n)]
+                for name in names:
+                    key = unit_key(dataset, seed, setting, name, config)
+                    row = store.get(key)
+                    if row is None:
+                        masked = tables.get(setting)
+                        result = None if name == "none" else impute_tables(
+                            name, dataset, masked, seed, config, base_lm if name != "great" else None)
+                        row = unit_row(dataset, seed, setting, name, result,
+                                       downstream(dataset, ds, name, result, masked, seed, config))
+                        store.put(key, row)
+                    rows.append(row)
+                    done(dataset, seed, f"{setting_name(setting) if setting[0] != 'complete' else 'complete'} {name}")
+            for name in (n for n in units if config.shares_fit(n)):
+                rows += run_shared_group(name, dataset, ds, seed, config, tables, union, store,
+                                         base_lm if name == "llm" else None)
+                done(dataset, seed, f"{name} (shared fit, every setting)")
     if config.attempts:
         attempts = run_attempts(config, store, base_lm, show_progress)
     seconds = time.perf_counter() - started
@@ -406,6 +466,52 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
     if show_progress:
         print(f"wrote {path} ({seconds:.0f} s)")
     return 0
+
+
+def unit_row(dataset: str, seed: int, setting: tuple[str, float], name: str, result: dict[str, Any] | None,
+             tasks: dict[str, dict[str, float]], **extra: Any) -> dict[str, Any]:
+    """The stored row of one unit (with the library versions it ran with)."""
+    return {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
+            "scores": result["scores"] if result else {}, "info": result["info"] if result else {},
+            "versions": library_versions(), **extra}
+
+
+def group_keys(name: str, dataset: str, seed: int, config: BenchConfig) -> list[tuple[tuple[str, float], str]]:
+    """(setting, unit key) of every setting a shared-fit imputer runs at for one (data set, seed)."""
+    return [(s, unit_key(dataset, seed, s, name, config)) for s in config.settings if config.runs(name, s)]
+
+
+def stored_group(store: Any, keys: list[str]) -> list[dict[str, Any]] | None:
+    """The stored rows of a shared-fit group (one imputer's settings of a (data set, seed)) when every one of them
+    is stored and all carry the same ``fit_group`` (one process's fit), else None: the group then reruns whole."""
+    rows = [store.get(key) for key in keys]
+    if not rows or any(row is None for row in rows):
+        return None
+    groups = {row.get("fit_group") for row in rows}
+    return rows if len(groups) == 1 and None not in groups else None
+
+
+def run_shared_group(name: str, dataset: str, ds: Any, seed: int, config: BenchConfig,
+                     tables: dict[tuple[str, float], dict[str, Any]], union: dict[str, pd.DataFrame], store: Any,
+                     base_lm: Any = None) -> list[dict[str, Any]]:
+    """One shared-fit imputer's (data set, seed), all or nothing: reused whole when :func:`stored_group` finds it,
+    else fitted once on the union tables, every setting filled (and its DLRMs trained, except for the shared-fit
+    references) in this process, and the rows stored together at the end under one ``fit_group``."""
+    keyed = group_keys(name, dataset, seed, config)
+    rows = stored_group(store, [key for _, key in keyed])
+    if rows is not None:
+        return rows
+    shared: dict[str, Any] = {"tables": union, "fitted": {}}
+    group = uuid.uuid4().hex
+    rows = []
+    for setting, _ in keyed:
+        result = impute_tables(name, dataset, tables[setting], seed, config, base_lm, shared)
+        tasks = {} if name in SHARED_REFERENCES else downstream(dataset, ds, name, result, tables[setting], seed,
+                                                                 config)
+        rows.append(unit_row(dataset, seed, setting, name, result, tasks, fit_group=group))
+    for (_, key), row in zip(keyed, rows):
+        store.put(key, row)
+    return rows
 
 
 def unit_key(dataset: str, seed: int, setting: tuple[str, float] | list[Any], imputer: str,
@@ -428,14 +534,16 @@ def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: b
         tables = masked_tables(ds, dataset, setting, seed)
         for attempt, name, overrides in runs:
             key = run_key(task="bench-impute-attempt", data=data_key(dataset), dataset=dataset, seed=seed,
-                          setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts())
+                          setting=list(setting), attempt=attempt, overrides=overrides, config=config.llm_parts(),
+                          versions=library_versions())
             row = store.get(key)
             if row is None:
                 try:
                     result = impute_tables(name, dataset, tables, seed, config, base_lm, **overrides)
-                    row = {"dataset": dataset, "attempt": attempt, "scores": result["scores"], "info": result["info"]}
+                    row = {"dataset": dataset, "attempt": attempt, "scores": result["scores"], "info": result["info"],
+                           "versions": library_versions()}
                 except ValueError as err:  # e.g. complete-rows training with no complete row
-                    row = {"dataset": dataset, "attempt": attempt, "error": str(err)}
+                    row = {"dataset": dataset, "attempt": attempt, "error": str(err), "versions": library_versions()}
                 store.put(key, row)
             out.append(row)
             if show_progress:
