@@ -121,7 +121,8 @@ def _prepared(loo):
                           ("v", "t"), bench.train_size(loo, sizes), "sha")
 
 
-def test_the_two_stage_protocol_is_its_own_piece_at_the_first_position_only(loo, monkeypatch):
+def test_the_two_stage_protocol_is_its_own_piece_at_the_first_position_only_right_after_its_rankers(
+        loo, monkeypatch):
     names = []
 
     def record(name, compute):  # a piece runner that computes nothing: which pieces a part has
@@ -135,9 +136,15 @@ def test_the_two_stage_protocol_is_its_own_piece_at_the_first_position_only(loo,
         bench.run_dataset(data.spec, dataclasses.replace(bench.QUICK, seeds=(position,)), lm, None,
                           data=data, piece=record, first_position=position, log=lambda *a: None)
         seed = f"seed{position}"
-        expected = ["hierarchical", "recurrent", "none", "hardened"]
-        assert names == (["baselines", "zero-shot"] if position == 0 else ["baselines"]) + [
-            f"{m}-{seed}" for m in expected] + (["two-stage"] if position == 0 else [])
+        rankers = [f"{m}-{seed}" for m in ("hierarchical", "recurrent", "none")]
+        if position == 0:  # QUICK reranks with hierarchical and none: the piece follows none's, before hardened's
+            assert names == ["baselines", "zero-shot", *rankers, "two-stage", f"hardened-{seed}"]
+        else:
+            assert names == ["baselines", *rankers, f"hardened-{seed}"]
+    names.clear()  # the full preset reranks with hierarchical only: right after it, not hours of SFT later
+    bench.run_dataset(data.spec, dataclasses.replace(bench.QUICK, seeds=(0,), two_stage_modes=("hierarchical",)),
+                      lm, None, data=data, piece=record, first_position=0, log=lambda *a: None)
+    assert names.index("two-stage") == names.index("hierarchical-seed0") + 1
 
 
 def test_the_two_stage_piece_reuses_this_sessions_ranker_else_fits_it_again(loo, monkeypatch):

@@ -285,7 +285,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
             stored = stored_part.get(seed, False) or done(seed, "two-stage")
             what = (f"two-stage seed {seed} ({' and '.join(fits) or 'no'} fits of at most {sizes.retriever_epochs} "
                     f"epochs, ~{RETRIEVER_EPOCH_S:.0f} s an epoch assumed; rerank by "
-                    f"{', '.join(two_stage_rankers(sizes))}"
+                    f"{', '.join(two_stage_rankers(sizes))}, right after its piece"
                     + (f"; first trains {', '.join(refit)} again: its adapter is not in this machine's cache"
                        if refit and not stored else "") + ")")
             units.append(Unit(name, what, stored, stage_s))

@@ -646,14 +646,17 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
                 fitted_llm[mode] = model
             return fragment
 
+        staged = two_stage_rankers(sizes) if primary and seed_index == 0 else []
         for mode, label in modes:
             add(piece(f"{mode}-seed{seed}", lambda mode=mode, label=label, ranker=ranker: ranker(mode, label)))
+            if staged and mode == staged[-1]:  # right after its rankers, while their adapters are on this machine
+                add(piece("two-stage", lambda: two_stage_piece(fitter, fitted_llm, log)))
+        if primary and seed_index == 0 and not staged:  # no ranker reranks: the retrievers alone
+            add(piece("two-stage", lambda: two_stage_piece(fitter, fitted_llm, log)))
         if hardened_too:
             add(piece(f"hardened-seed{seed}", lambda seed=seed: evaluate_llm(
                 HARDENED, fitter.fit(f"hardened-seed{seed}", fitter.config("hierarchical", seed, guarded=True,
                                                                            inject_fraction=0.5)), seed, True)))
-    if primary:
-        add(piece("two-stage", lambda: two_stage_piece(fitter, fitted_llm, log)))
     out["data_files"] = data_files([spec.name])
     return out
 
