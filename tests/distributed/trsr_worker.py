@@ -84,8 +84,11 @@ def record_writes() -> list[str]:
         written.append(f"marker of {Path(path).name}")
         return mark(path, *args, **kwargs)
 
+    cache = os.environ.get("RECLLM_CACHE")
+
     def writing(target, obj):  # noqa: ANN001
-        written.append(Path(target).name)
+        if not (cache and Path(target).resolve().is_relative_to(Path(cache).resolve())):  # cache files are not outputs
+            written.append(Path(target).name)
         return write_json(target, obj)
 
     outputs.mark_output_dir, utils.write_json_atomic = marking, writing
