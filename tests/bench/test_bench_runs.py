@@ -88,10 +88,28 @@ def test_a_run_is_reused_only_while_its_code_is_unchanged(estimator, tmp_path):
 
     # one changed line of the estimator's source: the run is stale, not reused, and dropped at the next write
     (estimator / "model.py").write_text("LEARNING_RATE = 1e-3\nEPOCHS = 2\n")
-    changed = RunStore(path, packages=("fake_estimator",))
+    with pytest.warns(RuntimeWarning, match="changed on disk after this process loaded it"):
+        changed = RunStore(path, packages=("fake_estimator",))  # this process still runs the code it loaded
     assert changed.get(key) is None and key not in changed and changed.stale == 1 and len(changed) == 0
     changed.put("other", 1)
     assert key not in RunStore(path)._runs
+
+
+def test_a_module_edited_while_a_benchmark_runs_does_not_vouch_for_its_runs(estimator, tmp_path):
+    """The process keeps running the code it loaded: a run stored after the file changed must not carry the new
+    file's hash (it would be reused by the changed code), so it is not kept, with a warning naming the module."""
+    path = tmp_path / "bench.runs.jsonl"
+    store = RunStore(path, packages=("fake_estimator",))  # opening the store records the loaded modules
+    store.put("before", 1)
+    (estimator / "model.py").write_text("LEARNING_RATE = 3e-3\n")  # edited mid-run; the module is not re-imported
+    with pytest.warns(RuntimeWarning, match=r"model\.py: fake_estimator\.model changed on disk"):
+        store.put("after", 2)
+    reopened = RunStore(path, packages=("fake_estimator",))
+    assert "after" not in reopened and "before" not in reopened  # both came from code that is gone
+    sys.modules.pop("fake_estimator.model")  # a process that loads the new code stores valid runs
+    importlib.import_module("fake_estimator.model")
+    reopened.put("new", 3)
+    assert RunStore(path).get("new") == 3
 
 
 def test_a_run_whose_module_is_gone_is_not_reused(estimator, tmp_path):

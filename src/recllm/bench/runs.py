@@ -5,7 +5,10 @@ A stored run is reused only when all three things that decide it match:
 * the settings and the data: the benchmark's key (:func:`run_key`) hashes its settings with the sha256 of the data
   files it read (:func:`data_sha256`);
 * the code: with each run the store records the sha256 of the source of every recllm module imported in the
-  process when the run is stored (``sys.modules`` entries under ``recllm.`` with a ``__file__``), minus
+  process (``sys.modules`` entries under ``recllm.`` with a ``__file__``), as the process first saw it -- a module
+  is hashed when a store is opened or, if imported later, at the first :meth:`RunStore.put` after its import, and
+  that hash is kept, so a file edited while a benchmark runs does not lend its new hash to runs made by the code
+  loaded before the edit (they are not kept, and a warning names the module) -- minus
   :data:`PRESENTATION_MODULES` (report rendering only) and :data:`DISPATCH_MODULES` (the command line). The
   ``recllm bench <name>`` command imports only that benchmark's module, so other benchmarks' code is not part of
   its runs' identity. A run is valid only while every recorded module still
@@ -25,6 +28,8 @@ import importlib.util
 import json
 import os
 import sys
+import warnings
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,9 @@ DISPATCH_MODULES: frozenset[str] = frozenset({
 })
 PACKAGES: tuple[str, ...] = ("recllm",)
 _hashes: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256, so checks hash a file once
+# module object -> sha256 of its source when this process first recorded it (a re-imported module is a new object)
+_loaded: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_warned_changed: set[tuple[str, str]] = set()  # (module, new sha256) whose edit warning was given
 
 
 # ---------------------------------------------------------------------------------------------- identity
@@ -77,8 +85,24 @@ def code_identity(packages: Iterable[str] | None = None) -> dict[str, str]:
         path = getattr(module, "__file__", None)
         if (path and name not in PRESENTATION_MODULES and name not in DISPATCH_MODULES and os.path.isfile(path)
                 and any(name == p or name.startswith(p + ".") for p in packages)):
-            out[name] = source_sha256(path)
+            out[name] = _loaded_sha256(name, module, path)
     return dict(sorted(out.items()))
+
+
+def _loaded_sha256(name: str, module: Any, path: str) -> str:
+    """The sha256 of ``module``'s source as this process first recorded it; warns once if the file has changed
+    since (the process still runs the code it loaded, so its runs must not carry the new file's hash)."""
+    now = source_sha256(path)
+    try:
+        first = _loaded.setdefault(module, now)
+    except TypeError:  # an object in sys.modules that takes no weak reference: hash it as it is now
+        return now
+    if first != now and (name, now) not in _warned_changed:
+        _warned_changed.add((name, now))
+        warnings.warn(f"{path}: {name} changed on disk after this process loaded it; runs this process stores are "
+                      f"not kept (they come from the code it loaded); restart the benchmark to run the changed code",
+                      RuntimeWarning, stacklevel=3)
+    return first
 
 
 def code_matches(modules: dict[str, str]) -> bool:
@@ -125,6 +149,7 @@ class RunStore:
         self._valid: dict[str, bool] = {}
         self._read_into(self._code, self._runs, self._arrays)
         self.stale = sum(1 for key in self._runs if not self._is_valid(key))  # runs whose code changed
+        code_identity(self.packages)  # record the modules loaded so far as they are now, before any run starts
 
     @property
     def arrays_path(self) -> Path:
@@ -201,7 +226,7 @@ class RunStore:
             self._arrays = {**disk_arrays, **self._arrays}
             if arrays is not None:
                 self._arrays[key] = {k: np.asarray(v) for k, v in arrays.items()}
-            self._valid[code] = True
+            self._valid[code] = code_matches(modules)  # False only if a module was edited after it was loaded
             self._runs = {k: r for k, r in self._runs.items() if self._is_valid(k)}
             self._arrays = {k: a for k, a in self._arrays.items() if k in self._runs}
             used = {r["code"] for r in self._runs.values()}
