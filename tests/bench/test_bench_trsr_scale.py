@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from recllm.bench.trsr.scale import (LR_GRID, MIN_PAPER_STEPS, lr_candidates, optimizer_steps, paper_lr, pick_lr,
+from recllm.bench.trsr.scale import (LR_GRID, lr_candidates, optimizer_steps, paper_lr, pick_lr,
                                      pick_weight, training_size, training_size_of_split)
 from recllm.errors import UserInputError
 from recllm.trsr.pipeline import training_cases
@@ -47,17 +47,18 @@ def test_too_few_interactions_for_the_count_is_one_line():
         training_size([3, 4, 5], n_users=10, min_candidates=10_000)
 
 
-def test_lr_is_the_papers_with_enough_steps_else_a_grid_chosen_on_validation():
+def test_lr_is_chosen_from_a_grid_that_holds_the_papers():
     sft = ranker_sft_config()
     assert paper_lr() == sft.learning_rate
     assert optimizer_steps(500, sft) == 500 // (sft.batch_size * sft.grad_accum) * sft.epochs
-    assert lr_candidates(MIN_PAPER_STEPS) == (paper_lr(),)
-    assert lr_candidates(MIN_PAPER_STEPS - 1) == LR_GRID
+    assert lr_candidates() == LR_GRID and paper_lr() in LR_GRID
+    assert lr_candidates((3e-4, 1e-3)) == (paper_lr(), 3e-4, 1e-3)  # the paper's is always a candidate
     assert pick_lr({1e-4: 1.0, 3e-4: 1.4, 1e-3: 1.2}) == 3e-4
     assert pick_lr({1e-4: 1.0, 1e-3: 1.0}) == 1e-4  # a tie goes towards the paper's value
 
 
-def test_decide_lr_fits_the_grid_once_on_seed_0_only_when_the_steps_are_few():
+@pytest.mark.parametrize("groups", [20, 2_000])
+def test_decide_lr_fits_the_grid_once_on_seed_0_whatever_the_step_count(groups):
     from recllm.bench.trsr.run import decide_lr
 
     scores = {1e-4: 1.0, 3e-4: 1.1, 1e-3: 1.6}
@@ -74,13 +75,11 @@ def test_decide_lr_fits_the_grid_once_on_seed_0_only_when_the_steps_are_few():
             self.fits.append((label, config.seed, config.lr))
             return SimpleNamespace(ranker_=SimpleNamespace(valid_scores_={0: scores[config.lr] - 1, 1: scores[config.lr]}))
 
-    few = FakeFitter(groups=20)
-    out = decide_lr(few, log=lambda *a: None)
+    fitter = FakeFitter(groups=groups)
+    out = decide_lr(fitter, log=lambda *a: None)
     assert out["lr"] == 1e-3 and out["curve"] == {"0.0001": 1.0, "0.0003": 1.1, "0.001": 1.6}
-    assert few.fits == [("hierarchical-seed0", 0, lr) for lr in LR_GRID] and "validation" in out["how"]
-    many = FakeFitter(groups=2 * MIN_PAPER_STEPS * 2)
-    out = decide_lr(many, log=lambda *a: None)
-    assert out["lr"] == paper_lr() and out["curve"] == {} and many.fits == []
+    assert fitter.fits == [("hierarchical-seed0", 0, lr) for lr in LR_GRID] and "validation" in out["how"]
+    assert out["steps"] == optimizer_steps(groups, ranker_sft_config())
 
 
 class Fixed:

@@ -54,7 +54,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    "llm check` prints) or a named one; float32 makes the runs of CPUs with and without fast bfloat16 "
                    "the same runs, for a benchmark finished over sessions on different machines")
     b.add_argument("--lr", type=positive_float, default=None,
-                   help="LoRA learning rate (default: the paper's where the step count allows it, else chosen on "
+                   help="LoRA learning rate (default: chosen on "
                    "validation; printed in the report)")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")

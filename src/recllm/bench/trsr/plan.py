@@ -1,16 +1,15 @@
 """``recllm bench trsr --plan``: every unit of the benchmark, whether it is stored, and its estimated time here.
 
-Units: the lr choice (only when the runs have too few optimizer steps for the paper's lr), each SFT run (stored when
-its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes, injection; stored
-in the run store), the first seed's two-stage protocol (a piece of its own, which trains seed 0's reranking rankers
-again when their pieces are stored but this machine's cache lacks their adapters: the plan says so), and the
-learning curve. SASRec and LEARN fits are priced at their epoch cap times :data:`RETRIEVER_EPOCH_S` (not probed).
-Times come from a
-short probe on this machine (:func:`probe_rates`): two grouped-SFT steps, one user's 21 candidates and one
-single-candidate prompt scored, one batch of summaries at the benchmark's batch size. Summaries are counted as the
-distinct prompts every run needs (:func:`summary_prompt_count`: blocks shared between a user's training, validation
-and test histories are generated once); those already in the cache are not detected, so that estimate is an upper
-bound.
+Units: the lr choice (the grid's seed-0 hierarchical runs; the chosen one is the headline run), each SFT run
+(stored when its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes,
+injection; stored in the run store), the first seed's two-stage protocol (a piece of its own, which trains seed 0's
+reranking rankers again when their pieces are stored but this machine's cache lacks their adapters: the plan says
+so), and the learning curve. SASRec and LEARN fits are priced at their epoch cap times :data:`RETRIEVER_EPOCH_S`
+(not probed). Times come from a short probe on this machine (:func:`probe_rates`): two grouped-SFT steps, one user's
+21 candidates and one single-candidate prompt scored, one batch of summaries at the benchmark's batch size.
+Summaries are counted as the distinct prompts every run needs (:func:`summary_prompt_count`: blocks shared between a
+user's training, validation and test histories are generated once); those already in the cache are not detected, so
+that estimate is an upper bound.
 """
 
 from __future__ import annotations
@@ -192,8 +191,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                piece_stored: Any = None) -> list[Unit]:
     """The units of one data set in the order the benchmark runs them.
 
-    ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed when the step count asks
-    for them); ``stored_part``: seed -> whether its part is in the run store; ``piece_stored(seed, name)``: whether
+    ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed); ``stored_part``: seed -> whether its part is in the run store; ``piece_stored(seed, name)``: whether
     a piece of a part (seed None: of the learning curve) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
     ``rescore_faster``: the faster scoring precision differs from the headline's, so every fine-tuned run's test
     rows are scored a second time."""
@@ -209,7 +207,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     fitter = Fitter(data, sizes, summarizer, cache, None)
     base = fitter.config("hierarchical", 0)
     steps = optimizer_steps(data.train.groups, base.sft)
-    grid = lr_candidates(steps) if lr_choice is None else (float(lr_choice["lr"]),)
+    grid = lr_candidates() if lr_choice is None else (float(lr_choice["lr"]),)
     fitter.lr = grid[0] if len(grid) == 1 else None
     cand = 1 + 20
     valid_s = len(data.valid) * cand * rates.score_candidate_s  # once per epoch, where the run validates

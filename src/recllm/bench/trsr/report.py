@@ -357,7 +357,8 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         f"- model: {model_name} for both summarising and ranking (LoRA r=8, alpha 16, dropout 0.05 on "
         f"q/k/v/o); SFT schedule from the ranker's defaults (`ranker_sft_config`: lr {sft.learning_rate:g}, "
         f"{sft.epochs} epoch(s), {sft.batch_size * sft.grad_accum} groups per optimizer step); the benchmark "
-        f"overrides the seed, lr {lr_text} (the paper's wherever the step count allows it, see each data set)"
+        f"overrides the seed, lr {lr_text} (chosen on validation from a grid that holds the paper's, see each "
+        "data set)"
         + (f" and epochs {sz['epochs']}" if sz.get("epochs") else "")
         + "; epoch chosen by validation R@3+R@5+R@10 where there are several",
         f"- blocks of 5 items, at most 5 blocks; summaries up to {sz['summary_tokens']} new tokens (greedy); "
