@@ -166,6 +166,8 @@ CASES = [
      False, ()),
     (["trsr", "train", "--data", "ml-100k", "--out", "r", "--mode", "bogus"], None, 2, "invalid choice", False, ()),
     (["trsr", "train", "--data", "ml-100k", "--out", "r", "--recent", "0"], None, 2, "argument --recent", False, ()),
+    (["trsr", "train", "--data", "ml-100k", "--out", "r", "--class-weight", "equal"], None, 2,
+     "argument --class-weight", False, ()),
     (["trsr", "rank", "--run", "nowhere"], None, 2, "does not exist", False, ()),
     (["trsr", "rank", "--run", "run"], _folder("run", {"trsr_config.json": RUN_CONFIG[:20]}), 2, "not valid JSON", False,
      ()),

@@ -166,7 +166,42 @@ def test_grouped_resume_after_interruption_matches_an_uninterrupted_run(fresh, t
         sft_train(fresh(), groups[:3], config, lora, output_dir=tmp_path / "cut")
 
 
+def test_weighted_groups_weigh_each_pair_loss_and_gradient(base):
+    """A group's weights scale each pair's answer NLL: the weighted grouped loss (and every LoRA gradient) is the
+    weighted sum of the per-pair losses, the weights scaled to mean 1 within each group."""
+    raw = [(3.0, 1.0, 1.0, 0.5, 0.5), (1.0, 4.0), (2.0,)]
+    groups = [dataclasses.replace(g, weights=w) for g, w in zip(GROUPS, raw)]
+    for group, w in zip(groups, raw):
+        assert group.weights == pytest.approx([x * len(w) / sum(w) for x in w])
+    features, _ = tokenize_groups(base.tokenizer, groups, 256)
+    pad = base.tokenizer.pad_token_id or 0
+    batch = collate_groups(features, pad)
+    answer = batch["labels"] != -100
+    assert set(batch["label_weights"][~answer].tolist()) == {0.0} and bool((batch["label_weights"][answer] > 0).all())
+    model = lora_model(base)
+    grouped_loss, grouped_grads = loss_and_grads(model, batch)
+    pairs = pair_features(features)
+    weights = [w for g in groups for w in g.weights]
+    tokens = int(answer.sum())
+    total, grads = 0.0, {}
+    for (prompt, ans), w in zip(pairs, weights):
+        loss, g = loss_and_grads(model, collate([(prompt, ans)], pad))  # mean over the pair's answer tokens
+        total += w * loss * len(ans) / tokens
+        for name, value in g.items():
+            grads[name] = grads.get(name, 0) + value * w * len(ans) / tokens
+    assert grouped_loss == pytest.approx(total, rel=1e-4)
+    for name, value in grads.items():
+        torch.testing.assert_close(grouped_grads[name], value, rtol=1e-3, atol=1e-5, msg=name)
+    unweighted = collate_groups(tokenize_groups(base.tokenizer, GROUPS, 256)[0], pad)
+    assert "label_weights" not in unweighted  # the unweighted path is the plain sum, as before
+    assert loss_and_grads(model, unweighted)[0] != pytest.approx(grouped_loss, rel=1e-3)
+
+
 @pytest.mark.parametrize("make, match", [
+    (lambda: GroupedExample(PREFIX, [("a", "b"), ("c", "d")], weights=[1.0]), r"expected 2 positive finite weights"),
+    (lambda: GroupedExample(PREFIX, [("a", "b")], weights=[0.0]), r"GroupedExample.weights"),
+    (lambda: GroupedExample(PREFIX, [("a", "b")], weights=[float("nan")]), r"GroupedExample.weights"),
+    (lambda: GroupedExample(PREFIX, [("a", "b")], weights="1"), r"GroupedExample.weights"),
     (lambda: GroupedExample(PREFIX, []), r"continuations must be a non-empty list.*GroupedExample.continuations"),
     (lambda: GroupedExample("", [("a", "b")]), r"prefix must be a non-empty string"),
     (lambda: GroupedExample(PREFIX, [("a", "b", "c")]), r"GroupedExample.continuations\[0\]"),

@@ -10,7 +10,7 @@ from recllm.cli import build_parser
 def test_trsr_commands_parse():
     parser = build_parser()
     args = parser.parse_args(["trsr", "train", "--data", "ml-latest-small", "--out", "run", "--mode", "recurrent"])
-    assert args.mode == "recurrent" and args.users == 200 and callable(args.func)
+    assert args.mode == "recurrent" and args.users == 200 and callable(args.func) and args.class_weight == "balanced"
     args = parser.parse_args(["trsr", "summarize", "--data", "x", "--users", "3"])
     assert args.users == 3 and args.mode == "hierarchical"
     args = parser.parse_args(["trsr", "rank", "--run", "run"])

@@ -182,6 +182,7 @@ def test_no_training_negative_is_the_users_own_validation_or_test_item(split):
     ("hard_fraction", 1.5, r"hard_fraction must be in \[0, 1\]"),
     ("hard_negatives", "knn", "hard_negatives must be None, a fitted retriever"),
     ("targets_per_user", 0, "targets_per_user must be a positive integer"),
+    ("class_weight", "auto", r"TRSRConfig.class_weight must be 'balanced' or None, got 'auto'"),
 ])
 def test_bad_group_settings_are_one_line(field, value, match):
     with pytest.raises(ValueError, match=match):

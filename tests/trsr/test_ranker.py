@@ -123,7 +123,8 @@ def test_grouped_fit_is_the_per_pair_fit_on_the_same_pairs():
     sft = SFTConfig(epochs=1, learning_rate=1e-2, batch_size=len(queries), grad_accum=1, append_eos=False,
                     warmup_ratio=0.0, show_progress=False, bf16=False)
     lora = LoRAConfig(dropout=0.0)
-    ranker = LLMRanker(fresh(), RankerConfig(), sft=sft, lora=lora, show_progress=False).fit(queries, cands, labels)
+    ranker = LLMRanker(fresh(), RankerConfig(), sft=sft, lora=lora, show_progress=False,
+                       class_weight=None).fit(queries, cands, labels)
     pairs = [pair for group in ranker.groups(queries, cands, labels) for pair in group.pairs()]
     per_pair = sft_train(fresh(), pairs, dataclasses.replace(sft, batch_size=len(pairs)), lora)
     grouped_state = get_peft_model_state_dict(ranker.trained_lm_.model)
@@ -180,6 +181,25 @@ def test_bad_training_groups_are_one_clear_error(lm):
         ranker.fit([QUERY], [["a", "b"]], [[1]])
     with pytest.raises(UserInputError, match="labels must be 0 or 1"):
         ranker.fit([QUERY], [["a", "b"]], [[1, 2]])
+
+
+def test_balanced_class_weight_gives_yes_and_no_equal_total_weight(lm):
+    """The default weighs a group's lone positive as much as all its negatives (the paper's 1:1 pairs), scikit-learn's
+    n / (2 n_class); None, or a group of one class, weighs every label alike."""
+    from recllm.trsr.ranker import label_weights
+
+    labels = [0] * 7 + [1] + [0] * 13  # 1 positive, 20 negatives
+    weights = label_weights(labels, "balanced")
+    assert weights[7] == pytest.approx(10.5) and weights[0] == pytest.approx(0.525)
+    assert sum(w for w, y in zip(weights, labels) if y) == pytest.approx(sum(w for w, y in zip(weights, labels) if not y))
+    assert label_weights(labels, None) is None and label_weights([0, 0], "balanced") is None
+    queries, cands = [QUERY, QUERY], [["a", "b", "c", "d"], ["e", "f"]]
+    groups = LLMRanker(lm, show_progress=False).groups(queries, cands, [[0, 1, 0, 0], [1, 0]])
+    assert groups[0].weights == pytest.approx([2 / 3, 2.0, 2 / 3, 2 / 3]) and groups[1].weights == (1.0, 1.0)
+    assert LLMRanker(lm, show_progress=False, class_weight=None).groups(queries, cands, [[0, 1, 0, 0], [1, 0]])[
+        0].weights is None
+    with pytest.raises(ValueError, match="LLMRanker.class_weight must be 'balanced' or None, got 'equal'"):
+        LLMRanker(lm, class_weight="equal")
 
 
 def test_the_sft_defaults_live_in_one_place():

@@ -191,7 +191,8 @@ def _accepts_logits_to_keep(model_type: type) -> bool:
 
 
 def _answer_loss_sum(model: Any, batch: dict[str, torch.Tensor], device: str) -> torch.Tensor:
-    """Summed answer-token NLL of a collated batch, running the LM head only where answer tokens are predicted."""
+    """Summed answer-token NLL of a collated batch, running the LM head only where answer tokens are predicted;
+    each token's NLL times its ``label_weights`` entry where the batch has them (weighted grouped examples)."""
     labels = batch["labels"].to(device)
     width = labels.shape[1]
     has_label = (labels != IGNORE).any(dim=0).nonzero()
@@ -203,8 +204,12 @@ def _answer_loss_sum(model: Any, batch: dict[str, torch.Tensor], device: str) ->
                 position_ids=batch["position_ids"].to(device), use_cache=False, **extra)
     logits = out.logits[:, -keep:, :].float()
     targets = labels[:, width - keep + 1:]
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
+    if "label_weights" not in batch:
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               ignore_index=IGNORE, reduction="sum")
+    nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
+                          reduction="none")
+    return (nll * batch["label_weights"][:, width - keep + 1:].to(device).reshape(-1)).sum()
 
 
 def _pad_id(tokenizer: Any) -> int:

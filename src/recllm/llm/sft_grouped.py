@@ -31,6 +31,8 @@ answer tokens of its pairs, so a grouped step and a per-pair step over the same 
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -51,11 +53,14 @@ class GroupedExample:
     """One prompt ``prefix`` shared by many ``(continuation, answer)`` pairs, e.g. one user's prompt and candidates.
 
     Pair k is the SFT example ``(prefix + continuations[k][0], continuations[k][1])``, tokenized as the module
-    docstring says.
+    docstring says. ``weights`` (optional, one positive number per pair) weigh the pairs' answer losses against
+    each other; they are scaled to mean 1 within the group, so a group counts as many pairs as it holds whatever its
+    weights (e.g. class-balanced Yes/No labels: the lone positive weighs as much as all the negatives together).
     """
 
     prefix: str
     continuations: Sequence[tuple[str, str]]
+    weights: Sequence[float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not self.prefix:
@@ -71,6 +76,16 @@ class GroupedExample:
                 raise UserInputError(f"expected a (continuation: str, answer: str) pair, got {pair!r:.60}",
                                      f"GroupedExample.continuations[{k}]")
         object.__setattr__(self, "continuations", tuple((c, a) for c, a in self.continuations))
+        if self.weights is not None:
+            numeric = (isinstance(self.weights, Sequence) and not isinstance(self.weights, str)
+                       and all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in self.weights))
+            weights = tuple(float(w) for w in self.weights) if numeric else ()
+            if len(weights) != len(self.continuations) or not all(math.isfinite(w) and w > 0 for w in weights):
+                raise UserInputError(f"expected {len(self.continuations)} positive finite weights (one per pair), "
+                                     f"got {self.weights!r:.60}", "GroupedExample.weights",
+                                     "give one weight > 0 per continuation, or None for equal weights")
+            mean = sum(weights) / len(weights)
+            object.__setattr__(self, "weights", tuple(w / mean for w in weights))
 
     def pairs(self) -> list[tuple[str, str]]:
         """The group as per-pair ``(prompt, answer)`` SFT examples."""
@@ -80,12 +95,14 @@ class GroupedExample:
 class GroupFeature(NamedTuple):
     """A tokenized group, shaped like a tokenized pair: ``context`` (the prefix then every continuation) and
     ``answers`` (every answer, EOS included), so token and target counts read it as they read a pair; ``n_prefix``
-    and ``sizes`` (continuation and answer length per pair) say where each piece lies."""
+    and ``sizes`` (continuation and answer length per pair) say where each piece lies; ``weights`` (None: equal) the
+    loss weight of each pair's answer tokens (mean 1 within the group)."""
 
     context: list[int]
     answers: list[int]
     n_prefix: int
     sizes: tuple[tuple[int, int], ...]
+    weights: tuple[float, ...] | None = None
 
     def blocks(self) -> list[tuple[list[int], list[int]]]:
         """``(continuation_ids, answer_ids)`` per pair."""
@@ -143,7 +160,8 @@ def tokenize_groups(tokenizer: Any, groups: Sequence[GroupedExample], max_length
         stats["examples"] += len(blocks)
         context = list(prefix) + [t for c, _ in blocks for t in c]
         features.append(GroupFeature(context, [t for _, a in blocks for t in a], len(prefix),
-                                     tuple((len(c), len(a)) for c, a in blocks)))
+                                     tuple((len(c), len(a)) for c, a in blocks),
+                                     None if group.weights is None else tuple(group.weights)))
     return features, stats
 
 
@@ -158,13 +176,14 @@ def collate_groups(features: Sequence[GroupFeature], pad_id: int) -> dict[str, t
     (its continuation's last token, its answer)``: ``input_ids``, ``position_ids`` (each pair continuing from the
     prefix), a boolean 4-D ``attention_mask`` ``(B, 1, W, W)`` (True: may attend), ``labels`` (the answer tokens
     where they stand, -100 elsewhere, as ``recllm.llm.sft.collate`` labels them) and ``token_mask`` (1 on real
-    tokens)."""
-    rows = []
+    tokens); when any group has weights, also ``label_weights`` (each answer token's pair weight, 0 elsewhere)."""
+    rows, weighted = [], any(f.weights is not None for f in features)
     for feature in features:
         n_prefix = feature.n_prefix
         ids, pos, seg = feature.context[:n_prefix], list(range(n_prefix)), [0] * n_prefix
-        tail_ids, tail_pos, tail_seg, tail_labels = [], [], [], []
-        for k, (cont, answer) in enumerate(feature.blocks(), start=1):
+        tail_ids, tail_pos, tail_seg, tail_labels, tail_weights = [], [], [], [], []
+        pair_weights = feature.weights or (1.0,) * len(feature.sizes)
+        for k, ((cont, answer), w) in enumerate(zip(feature.blocks(), pair_weights), start=1):
             ids += cont[:-1]
             pos += range(n_prefix, n_prefix + len(cont) - 1)
             seg += [k] * (len(cont) - 1)
@@ -172,24 +191,30 @@ def collate_groups(features: Sequence[GroupFeature], pad_id: int) -> dict[str, t
             tail_pos += range(n_prefix + len(cont) - 1, n_prefix + len(cont) + len(answer))
             tail_seg += [k] * (len(answer) + 1)
             tail_labels += [IGNORE] + answer
-        rows.append((ids + tail_ids, pos + tail_pos, seg + tail_seg, tail_labels))
+            tail_weights += [0.0] + [w] * len(answer)
+        rows.append((ids + tail_ids, pos + tail_pos, seg + tail_seg, tail_labels, tail_weights))
     width = max(len(r[0]) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
     seg = torch.full((len(rows), width), -1, dtype=torch.long)  # padding: a segment of its own
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    for b, (row_ids, row_pos, row_seg, row_labels) in enumerate(rows):
+    label_weights = torch.zeros((len(rows), width), dtype=torch.float32)
+    for b, (row_ids, row_pos, row_seg, row_labels, row_weights) in enumerate(rows):
         n = len(row_ids)
         ids[b, width - n:] = torch.tensor(row_ids)
         pos[b, width - n:] = torch.tensor(row_pos)
         seg[b, width - n:] = torch.tensor(row_seg)
         labels[b, width - len(row_labels):] = torch.tensor(row_labels)
+        label_weights[b, width - len(row_weights):] = torch.tensor(row_weights, dtype=torch.float32)
     # query i sees key j when j is in the prefix or in i's own pair, and not later in that sequence; padding sees
     # padding only, so every query keeps at least one key and no softmax runs over nothing
     key_seg, query_seg = seg[:, None, :], seg[:, :, None]
     allowed = ((key_seg == 0) | (key_seg == query_seg)) & (pos[:, None, :] <= pos[:, :, None])
-    return {"input_ids": ids, "attention_mask": allowed[:, None], "position_ids": pos, "labels": labels,
-            "token_mask": (seg >= 0).long()}
+    out = {"input_ids": ids, "attention_mask": allowed[:, None], "position_ids": pos, "labels": labels,
+           "token_mask": (seg >= 0).long()}
+    if weighted:
+        out["label_weights"] = label_weights
+    return out
 
 
 def check_attention(model: Any) -> None:
@@ -207,5 +232,6 @@ def tokenize_grouped_epochs(tokenizer: Any, groups: Sequence[GroupedExample], ep
     """``(features of each epoch, truncation counts, examples to hash)`` for ``sft_train``, as
     ``recllm.llm.sft_segments.tokenize_epochs`` gives them for pairs: the groups are tokenized once."""
     features, stats = tokenize_groups(tokenizer, groups, max_length, append_eos)
-    hashed = [[g.prefix, [list(pair) for pair in g.continuations]] for g in groups]
+    hashed = [[g.prefix, [list(pair) for pair in g.continuations]]
+              + ([[round(w, 12) for w in g.weights]] if g.weights is not None else []) for g in groups]
     return [features] * epochs, stats, hashed

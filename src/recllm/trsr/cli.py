@@ -126,7 +126,8 @@ def _train(args: argparse.Namespace) -> int:
     options = engine_options(args)  # --engine ray: Ray Data must be installed
     with config_errors():
         cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
-                      inject_fraction=args.inject_fraction)
+                      inject_fraction=args.inject_fraction,
+                      class_weight=None if args.class_weight == "none" else args.class_weight)
     _threads(args.threads)
     from recllm.llm import load_causal_lm, load_trainable_lm
     from recllm.llm.cache import DiskCache
@@ -201,10 +202,14 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     _common(t)
     t.add_argument("--out", required=True, help="run folder (adapter, checkpoints, config): new, empty, or an "
                    "earlier run's (resumes when rerun); recllm never writes into a folder it did not make")
-    t.add_argument("--users", type=positive_int, default=200, help="training users (1 positive + 1 negative each)")
+    t.add_argument("--users", type=positive_int, default=200, help="training users (one group each: the next item "
+                   "and 20 negatives)")
     t.add_argument("--valid-rows", type=positive_int, default=40)
     t.add_argument("--epochs", type=positive_int, default=None, help="default: the ranker's (ranker_sft_config)")
     t.add_argument("--lr", type=positive_float, default=None, help="default: the ranker's (ranker_sft_config)")
+    t.add_argument("--class-weight", choices=("balanced", "none"), default="balanced",
+                   help="balanced: a group's positive weighs as much as its negatives together (the paper's 1:1 "
+                   "pairs); none: every label alike")
     t.add_argument("--recent", type=positive_int, default=3, help="most recent items in the prompt")
     t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
     t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of negatives carrying an injection")

@@ -33,7 +33,7 @@ from recllm.llm.cache import DiskCache
 from recllm.llm.sft import LoRAConfig, SFTConfig
 from recllm.trsr import prompts
 from recllm.trsr.ranker import (LLMRanker, RankerConfig, RankQuery, answer_token_ids, candidate_parts,
-                                 ranker_sft_config)
+                                 check_class_weight, ranker_sft_config)
 from recllm.trsr.segment import render_item_texts
 from recllm.trsr.summarize import Summaries, SummarizerConfig, summarize_histories
 
@@ -55,6 +55,8 @@ class TRSRConfig:
     (outside the user's sequence), the rest at random as above (all random when the top list runs short).
     ``inject_fraction`` of the negatives, each independently, carry a prompt-injection sentence (answer "No"), the
     training half of the injection mitigation. ``max_valid_rows`` validation rows pick the best epoch.
+    ``class_weight`` weighs the training labels (:class:`~recllm.trsr.ranker.LLMRanker`: "balanced" gives a
+    group's positive as much weight as its negatives together; None weighs every label alike).
     ``fine_tune=False`` gives the zero-shot ranker. ``sft`` defaults to
     :func:`~recllm.trsr.ranker.ranker_sft_config` (its ``batch_size`` counts groups).
     """
@@ -67,6 +69,7 @@ class TRSRConfig:
     max_train_users: int | None = None
     targets_per_user: int = 1
     n_negatives: int = 20
+    class_weight: str | None = "balanced"
     hard_negatives: Any = field(default=None, compare=False, repr=False)
     hard_fraction: float = 0.5
     hard_pool: int = 50
@@ -81,6 +84,7 @@ class TRSRConfig:
             if not isinstance(getattr(self, name), kind):
                 got = type(getattr(self, name)).__name__
                 raise ValueError(f"TRSRConfig.{name} must be a {kind.__name__}, got {got}")
+        check_class_weight(self.class_weight, "TRSRConfig.class_weight")
         for name in ("max_train_users", "max_valid_rows"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -373,7 +377,7 @@ class TRSR:
                                               cfg.summarizer.segment.item_tokens, cfg.item_text_columns)
         ranker = LLMRanker(self.ranker_lm, cfg.ranker, sft=cfg.sft, lora=cfg.lora, fine_tune=cfg.fine_tune,
                            output_dir=None if self.output_dir is None else Path(self.output_dir) / "sft",
-                           cache=self.cache, show_progress=self.show_progress)
+                           cache=self.cache, show_progress=self.show_progress, class_weight=cfg.class_weight)
         if not cfg.fine_tune:
             self.ranker_ = ranker.fit([], [], [])
             self.n_train_users_ = self.n_train_groups_ = self.n_train_candidates_ = self.n_train_pairs_ = 0

@@ -7,7 +7,8 @@ once and reuses its KV cache for every candidate (``recllm.llm.scoring``), which
 per user affordable; training uses the same split, one group per user (``recllm.llm.sft_grouped``: the prefix runs
 once, every candidate attends to it and to itself), so a user's 21 labelled candidates cost about one pass, and
 training and scoring read the same tokens (prefix and continuation tokenized separately in both). LoRA fine-tuning
-with the loss on the answer token; a candidate's score is the softmax over the "Yes" and "No" next-token logits.
+with the loss on the answer token, class-balanced by default (the lone positive of a group weighs as much as its
+negatives together, the paper's 1:1 pairs); a candidate's score is the softmax over the "Yes" and "No" next-token logits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from recllm.llm.sft_grouped import GroupedExample
 from recllm.trsr import prompts
 
 __all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "candidate_parts", "answer_token_ids",
-           "target_ranks_of", "scoring_lm", "ranker_sft_config", "score_cache_key"]
+           "target_ranks_of", "scoring_lm", "ranker_sft_config", "score_cache_key", "label_weights", "CLASS_WEIGHTS"]
 
 _MARK = "\x00CANDIDATE\x00"
 
@@ -74,6 +76,27 @@ class RankerConfig:
         if not isinstance(self.score_batch_size, int) or self.score_batch_size < 1:
             raise ValueError(f"RankerConfig.score_batch_size must be a positive integer, got {self.score_batch_size!r}")
         check_dtype(self.score_dtype, "RankerConfig.score_dtype")
+
+
+CLASS_WEIGHTS: tuple[str | None, ...] = ("balanced", None)
+
+
+def check_class_weight(value: Any, where: str) -> None:
+    """Raise unless ``value`` is one of :data:`CLASS_WEIGHTS`."""
+    if value not in CLASS_WEIGHTS:
+        raise ValueError(f"{where} must be 'balanced' or None, got {value!r}")
+
+
+def label_weights(labels: Sequence[int], class_weight: str | None) -> list[float] | None:
+    """Per-label loss weights of one group: "balanced" gives each class ``n / (2 * n_class)`` (scikit-learn's
+    formula), so Yes and No weigh the same in total; None (or a group of one class) weighs all alike."""
+    if class_weight is None:
+        return None
+    n_yes = sum(int(y) == 1 for y in labels)
+    n_no = len(labels) - n_yes
+    if n_yes == 0 or n_no == 0:
+        return None
+    return [len(labels) / (2 * (n_yes if int(y) == 1 else n_no)) for y in labels]
 
 
 @dataclass(frozen=True)
@@ -166,16 +189,23 @@ class LLMRanker:
     the model fingerprint (adapter weights included), prompt templates, settings and prompt text, together with the
     model time they took; ``score`` records ``score_seconds_`` (model time of the scored users, cached or not) and
     ``scored_candidates_`` of its last call.
+
+    ``class_weight`` weighs each training answer's loss as scikit-learn's ``class_weight`` does: "balanced" (the
+    default) gives a group's Yes and No labels equal total weight (with 1 positive and 20 negatives, the positive
+    weighs 10.5 and each negative 0.525), the paper's 1:1 ratio of positive to negative pairs while every negative
+    is still learned from; None weighs every label alike (then a group's loss is dominated by its negatives).
     """
 
     def __init__(self, lm: CausalLM, config: RankerConfig = RankerConfig(), sft: SFTConfig | None = None,
                  lora: LoRAConfig | None = None, fine_tune: bool = True,
                  output_dir: str | Path | None = None, cache: DiskCache | None = None,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True, class_weight: str | None = "balanced") -> None:
+        check_class_weight(class_weight, "LLMRanker.class_weight")
         self.lm = lm
         self.config = config
         self.sft = sft
         self.lora = lora
+        self.class_weight = class_weight
         self.fine_tune = fine_tune
         self.output_dir = output_dir
         self.cache = cache
@@ -185,7 +215,8 @@ class LLMRanker:
     def groups(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],
                labels: Sequence[Sequence[int]]) -> list[GroupedExample]:
         """The SFT groups: per query, its prompt prefix shared by its candidates, each continuation the candidate's
-        part of the prompt (:func:`candidate_parts`, as scoring splits it) with answer "Yes" (label 1) or "No"."""
+        part of the prompt (:func:`candidate_parts`, as scoring splits it) with answer "Yes" (label 1) or "No",
+        weighted as ``class_weight`` says."""
         if not (len(queries) == len(candidates) == len(labels)):
             raise UserInputError(f"queries, candidate lists and label lists differ in length: {len(queries)}, "
                                  f"{len(candidates)}, {len(labels)}", "LLMRanker.fit",
@@ -199,7 +230,8 @@ class LLMRanker:
             if any(int(y) not in (0, 1) for y in labs):
                 raise UserInputError(f"labels must be 0 or 1, got {list(labs)!r:.60}", f"LLMRanker.fit group {g}")
             prefix, conts = candidate_parts(self.lm, query, cands, self.config)
-            out.append(GroupedExample(prefix, [(c, yes if int(y) == 1 else no) for c, y in zip(conts, labs)]))
+            out.append(GroupedExample(prefix, [(c, yes if int(y) == 1 else no) for c, y in zip(conts, labs)],
+                                      weights=label_weights(labs, self.class_weight)))
         return out
 
     def fit(self, queries: Sequence[RankQuery], candidates: Sequence[Sequence[str]],

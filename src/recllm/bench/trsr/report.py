@@ -214,7 +214,8 @@ def _dataset_section(res: dict) -> str:
         lines.append(f"Each fine-tuned ranker: {train['users']} training users x up to {train['targets_per_user']} "
                      f"target(s) each (each earlier item a target with the history before it) = at least "
                      f"{train['groups']} groups of 1 target + 20 negatives ({train['candidates']} labelled "
-                     "candidates).")
+                     "candidates), the loss class-balanced (the target weighs as much as its 20 negatives together, "
+                     "as in the paper's 1:1 pairs).")
     lines += [""] + _lr_section(res.get("lr_choice"))
     lines += ["", "### Paper protocol: next item among 20 fixed random negatives (21 candidates)", ""]
     lines.append(_table(aggregate(res["rows"], SAMPLED_COLUMNS), SAMPLED_COLUMNS, _faster(res["rows"])))
