@@ -33,6 +33,9 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
                 "two-stage rerank with the hierarchical ranker only"),
     ("919d062", "the lr is always chosen on seed 0's validation from 1e-4 (the paper's), 3e-4 and 1e-3: one epoch at "
                 "the paper's lr left the Amazon ranker at the label prior (validation R@5 0.18, random order 0.24)"),
+    ("db87fbd", "the ranker's loss is class-balanced: a group's target weighs as much as its 20 negatives together "
+                "(the paper trains 1:1 pairs); on 60 Amazon users it lifted validation R@5 from 0.33 to 0.38 at lr "
+                "1e-3 and from 0.19 to 0.21 at 1e-4 (100 rows)"),
 )
 
 __all__ = ["METHOD_CHANGES", "aggregate", "render"]
