@@ -173,6 +173,7 @@ def test_weighted_groups_weigh_each_pair_loss_and_gradient(base):
     groups = [dataclasses.replace(g, weights=w) for g, w in zip(GROUPS, raw)]
     for group, w in zip(groups, raw):
         assert group.weights == pytest.approx([x * len(w) / sum(w) for x in w])
+    assert GroupedExample(PREFIX, [("a", "b"), ("c", "d")], weights=[1e308, 1e308]).weights == (1.0, 1.0)
     features, _ = tokenize_groups(base.tokenizer, groups, 256)
     pad = base.tokenizer.pad_token_id or 0
     batch = collate_groups(features, pad)

@@ -26,7 +26,9 @@ token boundary (a line break does, and the TRSR prompts end their shared part wi
 gives the per-pair token ids it equals in every case. ``SFTConfig.max_length`` bounds every pair (prefix +
 continuation + answer) as in the per-pair path: answers are cut as there, and the prefix is cut from the left by the
 most any of its candidates needs. ``SFTConfig.batch_size`` counts groups, and a step's loss is the mean over all the
-answer tokens of its pairs, so a grouped step and a per-pair step over the same pairs are the same update.
+answer tokens of its pairs, so a grouped step and a per-pair step over the same pairs are the same update. Weighted
+groups (``GroupedExample.weights``) multiply each answer token's NLL by its pair's weight before that mean (the log's
+loss is then a weighted NLL); with one-token answers, as the TRSR ranker's, a group's weights sum to its token count.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class GroupedExample:
 
     Pair k is the SFT example ``(prefix + continuations[k][0], continuations[k][1])``, tokenized as the module
     docstring says. ``weights`` (optional, one positive number per pair) weigh the pairs' answer losses against
-    each other; they are scaled to mean 1 within the group, so a group counts as many pairs as it holds whatever its
-    weights (e.g. class-balanced Yes/No labels: the lone positive weighs as much as all the negatives together).
+    each other; they are scaled to mean 1 within the group, so a group's weights sum to its number of pairs (e.g.
+    class-balanced Yes/No labels: the lone positive weighs as much as all the negatives together). Every answer
+    token of a pair carries the pair's weight.
     """
 
     prefix: str
@@ -84,11 +87,13 @@ class GroupedExample:
                 raise UserInputError(f"expected {len(self.continuations)} positive finite weights (one per pair), "
                                      f"got {self.weights!r:.60}", "GroupedExample.weights",
                                      "give one weight > 0 per continuation, or None for equal weights")
-            mean = sum(weights) / len(weights)
-            object.__setattr__(self, "weights", tuple(w / mean for w in weights))
+            top = max(weights)  # scaled by the largest first, so a sum of huge weights cannot overflow
+            mean = sum(w / top for w in weights) / len(weights)
+            object.__setattr__(self, "weights", tuple(w / top / mean for w in weights))
 
     def pairs(self) -> list[tuple[str, str]]:
-        """The group as per-pair ``(prompt, answer)`` SFT examples."""
+        """The group as per-pair ``(prompt, answer)`` SFT examples (without its ``weights``: a pair has none, so
+        train a weighted group as a group)."""
         return [(self.prefix + c, a) for c, a in self.continuations]
 
 
