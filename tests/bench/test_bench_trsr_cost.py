@@ -172,6 +172,19 @@ def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
                for m in ("hierarchical", "none") for n in (10, 20, 40))
 
 
+def test_every_benchmark_ranker_trains_with_the_class_balanced_loss(toy_data):
+    """The benchmark's rankers (every mode, hardened too) take the library's class-balanced default, and it is part
+    of each SFT folder's identity, so a run with labels weighed alike never lends its adapter."""
+    data, sizes = toy_data
+    fitter = bench.Fitter(data, sizes, SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32",
+                                                       device="cpu"), None, 1e-4)
+    configs = [fitter.config(m, 0) for m in ("hierarchical", "recurrent", "none")]
+    configs.append(fitter.config("hierarchical", 0, guarded=True, inject_fraction=0.5))
+    assert all(c.class_weight == "balanced" for c in configs)
+    alike = dataclasses.replace(configs[0], class_weight=None)
+    assert fitter.run_dir("hierarchical-seed0", alike) != fitter.run_dir("hierarchical-seed0", configs[0])
+
+
 def test_the_curve_takes_the_headline_point_from_the_stored_runs_and_stores_each_other_point(toy_data, tmp_path,
                                                                                              monkeypatch):
     """On a fresh machine (no SFT folder) the curve fits only its smaller points, each stored as it finishes."""
