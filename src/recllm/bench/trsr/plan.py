@@ -191,14 +191,14 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                piece_stored: Any = None) -> list[Unit]:
     """The units of one data set in the order the benchmark runs them.
 
-    ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed); ``stored_part``: seed -> whether its part is in the run store; ``piece_stored(seed, name)``: whether
-    a piece of a part (seed None: of the learning curve) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
+    ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed); ``stored_part``: seed ->
+    whether its part is in the run store; ``piece_stored(seed, name)``: whether a piece of a part (seed None: of the learning curve) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
     ``rescore_faster``: the faster scoring precision differs from the headline's, so every fine-tuned run's test
     rows are scored a second time."""
     def done(seed: int | None, piece: str) -> bool:
         return piece_stored is not None and piece_stored(seed, piece)
 
-    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, curve_points, fusion_rows, optimizer_steps, seed_modes,
+    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, curve_points, fusion_rows, seed_modes,
                                        two_stage_rankers, validates)
     from recllm.bench.trsr.scale import lr_candidates
     from recllm.trsr.pipeline import training_cases
@@ -206,7 +206,6 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     name, units = data.spec.name, []
     fitter = Fitter(data, sizes, summarizer, cache, None)
     base = fitter.config("hierarchical", 0)
-    steps = optimizer_steps(data.train.groups, base.sft)
     grid = lr_candidates() if lr_choice is None else (float(lr_choice["lr"]),)
     fitter.lr = grid[0] if len(grid) == 1 else None
     cand = 1 + 20
