@@ -1,4 +1,5 @@
-"""Atomic writes: all or nothing, and the written file gets the permissions a plain open() would give."""
+"""Atomic writes: all or nothing, and the written file gets the permissions a plain open() would give; the source
+hash of a package."""
 
 import os
 import stat
@@ -53,3 +54,32 @@ def test_set_threads_limits_torch_and_the_blas_pools(monkeypatch):
             assert torch.get_num_threads() == 1
         finally:
             torch.set_num_threads(before)
+
+
+def test_package_source_sha256_changes_with_any_module_of_the_package(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from recllm.utils import package_source_sha256
+
+    package = tmp_path / "srchash_pkg"
+    (package / "inner").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "inner" / "__init__.py").write_text("")
+    (package / "inner" / "loss.py").write_text("WEIGHT = 1\n")
+    (package / "notes.txt").write_text("not source")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = package_source_sha256("srchash_pkg")
+    assert first == package_source_sha256("srchash_pkg") and len(first) == 64
+    (package / "notes.txt").write_text("other text")  # not a module: no effect
+    package_source_sha256.cache_clear()
+    assert package_source_sha256("srchash_pkg") == first
+    (package / "inner" / "loss.py").write_text("WEIGHT = 2\n")  # a nested module edited
+    package_source_sha256.cache_clear()
+    assert package_source_sha256("srchash_pkg") != first
+    (package / "inner" / "loss.py").write_text("WEIGHT = 1\n")
+    (package / "inner" / "loss.py").rename(package / "inner" / "loss2.py")  # same bytes, another module
+    package_source_sha256.cache_clear()
+    assert package_source_sha256("srchash_pkg") != first
+    sys.modules.pop("srchash_pkg", None)
+    with pytest.raises(ValueError, match="not an installed package"):
+        package_source_sha256("json.decoder")

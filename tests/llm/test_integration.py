@@ -15,7 +15,7 @@ from recllm.llm import (
     load_text_encoder,
     next_token_logprobs,
 )
-from recllm.llm.backbone import _GGUF_FILE, _GGUF_PACKAGE, _GGUF_WHEEL, _package_dir
+from recllm.llm.backbone import _GGUF_FILE, _GGUF_PACKAGE, _GGUF_WHEEL, _package_dir, llm_code_version
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def smollm() -> CausalLM:
 
 
 def test_default_model_loads_with_its_conventions(smollm: CausalLM) -> None:
-    assert smollm.name == "SmolLM2-135M-Instruct" and smollm.fingerprint == "SmolLM2-135M-Instruct|float32"
+    assert smollm.name == "SmolLM2-135M-Instruct" and smollm.fingerprint == f"SmolLM2-135M-Instruct|float32|code={llm_code_version()}"
     n_params = sum(p.numel() for p in smollm.model.parameters())
     assert 130e6 < n_params < 140e6
     assert smollm.model.config.tie_word_embeddings

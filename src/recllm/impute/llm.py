@@ -434,7 +434,7 @@ class LLMImputer(BaseImputer):
         from recllm.llm.precision import resolve_dtype
         from recllm.llm.sft import load_adapter
         from recllm.distributed.ddp import is_main_process
-        from recllm.utils import cache_dir, write_json_atomic
+        from recllm.utils import cache_dir, package_source_sha256, write_json_atomic
 
         self._check_params()
         self.order_ = self._order(list(frame.columns))
@@ -470,8 +470,10 @@ class LLMImputer(BaseImputer):
             selection = {"held_out": np.flatnonzero(held.to_numpy().ravel()).tolist(),
                          "numeric": [VALIDATION_DECODING, self.numeric_shape],
                          "codes": {c: list(code.codes) for c, code in self.code_columns_.items()}}
+            # the base fingerprint carries recllm.llm's code; recllm.impute's decides the examples and the epoch
             key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint, examples=hashed,
-                                  sft=dataclasses.replace(config, show_progress=False), lora=lora, selection=selection)
+                                  sft=dataclasses.replace(config, show_progress=False), lora=lora, selection=selection,
+                                  code=package_source_sha256("recllm.impute"))
             output_dir = cache_dir("impute", "adapters") / key[:32]
         reused = output_dir is not None and (output_dir / FIT_RECORD).exists()
         if reused:

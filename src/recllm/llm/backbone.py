@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from recllm.llm.precision import TRAINING_DTYPE, resolve_dtype, torch_dtype
-from recllm.utils import cache_dir, resolve_device
+from recllm.utils import cache_dir, package_source_sha256, resolve_device
 
 DEFAULT_CAUSAL_LM = "SmolLM2-135M-Instruct"
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
@@ -48,10 +48,18 @@ class CausalLM:
 
     @property
     def fingerprint(self) -> str:
-        """``name|dtype`` plus a hash of the adapter weights when a (LoRA) adapter is loaded: a cache key part."""
+        """``name|dtype|code=...`` (:func:`llm_code_version`: the code that runs the model) plus a hash of the adapter
+        weights when a (LoRA) adapter is loaded: a cache key part."""
         adapter = adapter_hash(self.model)
-        base = f"{self.name}|{self.dtype}"
+        base = f"{self.name}|{self.dtype}|code={llm_code_version()}"
         return f"{base}|adapter={adapter}" if adapter else base
+
+
+def llm_code_version() -> str:
+    """A short hash of ``recllm.llm``'s source (the code that tokenizes, runs, trains and scores a model): part of
+    every model fingerprint, so cached generations, scores, embeddings and adapters made by other code are not
+    reused."""
+    return package_source_sha256("recllm.llm")[:12]
 
 
 def adapter_hash(model: Any) -> str | None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recllm.llm.backbone import CausalLM
+from recllm.llm.backbone import CausalLM, llm_code_version
 from recllm.llm.scoring import _accepts_logits_to_keep, _base
 
 EMBED_VERSION = 1  # bump when pooling or tokenization changes, so cached vectors are not reused
@@ -21,7 +21,8 @@ POOLINGS = ("mean", "last")
 
 
 def encoder_fingerprint(model: Any) -> str:
-    """Cache-key identity of a model: ``CausalLM.fingerprint``, or name + dtype of a sentence-transformers model."""
+    """Cache-key identity of a model: ``CausalLM.fingerprint``, or name + dtype + :func:`llm_code_version` of a
+    sentence-transformers model."""
     if isinstance(model, CausalLM):
         return model.fingerprint
     name = getattr(model, "recllm_name", None)
@@ -30,7 +31,7 @@ def encoder_fingerprint(model: Any) -> str:
         config = getattr(getattr(first, "auto_model", None), "config", None)
         name = getattr(config, "_name_or_path", None) or type(model).__name__
     dtype = next(model.parameters()).dtype
-    return f"{name}|{str(dtype).removeprefix('torch.')}"
+    return f"{name}|{str(dtype).removeprefix('torch.')}|code={llm_code_version()}"
 
 
 def _check(model: Any, texts: Sequence[str], pooling: str, batch_size: int, max_length: int) -> None:

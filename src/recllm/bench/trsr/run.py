@@ -40,7 +40,7 @@ from recllm.trsr.pipeline import TRSR, TRSRConfig, injection_effect, precomputed
 from recllm.trsr.ranker import RankerConfig, ranker_sft_config, target_ranks_of
 from recllm.trsr.segment import SegmentConfig
 from recllm.trsr.summarize import SummarizerConfig
-from recllm.utils import cache_dir, seed_everything
+from recllm.utils import cache_dir, package_source_sha256, seed_everything
 
 __all__ = ["BenchSizes", "DatasetSpec", "QUICK", "FULL", "DATASETS", "run_dataset", "run_benchmark", "Reranked",
            "subset_rows", "fixed_candidates", "bench_trsr_config", "train_size", "choose_lr", "learning_curve"]
@@ -344,13 +344,15 @@ def measured_on() -> dict[str, Any]:
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
              model: str) -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
-    base model's fingerprint (name and the precision ``auto`` resolved to), so a run begun on a CPU that trains in
-    float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and summarizes in bfloat16);
-    the library versions and :data:`RUN_FORMAT` are part of the key too."""
+    base model's fingerprint (name, the precision ``auto`` resolved to and recllm.llm's code), so a run begun on a
+    CPU that trains in float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and
+    summarizes in bfloat16); the source of recllm.trsr (prompts, examples, the ranker's loss and epoch choice), the
+    library versions and :data:`RUN_FORMAT` are part of the key too, so no adapter trained by other code is reused."""
     # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
     key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users, model=model,
-                        libraries=library_versions(), format=RUN_FORMAT)[:12]
+                        code=package_source_sha256("recllm.trsr"), libraries=library_versions(),
+                        format=RUN_FORMAT)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
 
