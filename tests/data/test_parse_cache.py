@@ -1,4 +1,5 @@
-"""The parse is cached as parquet under cache_dir("parsed", ...), keyed by the files' sha256 + loader version."""
+"""The parse is cached as parquet under cache_dir("parsed", ...), keyed by the files' sha256, the loader version and
+the source of recllm.data."""
 
 import dataclasses
 import os
@@ -41,6 +42,19 @@ def test_changed_file_or_version_misses_the_cache(tmp_path):
     assert second.info["cache_key"] != first.info["cache_key"]
     bumped = dataclasses.replace(DATASETS["ml-latest-small"], version=DATASETS["ml-latest-small"].version + 1)
     assert bumped.cache_key(second.info["files_sha256"]) != second.info["cache_key"]
+
+
+def test_a_parse_made_by_other_reader_code_is_not_reused(tmp_path, monkeypatch):
+    import recllm.data.loaders.base as base
+
+    root = write_ml_latest(tmp_path / "mls")
+    first = load("ml-latest-small", root=root, download=False, verify="off")
+    monkeypatch.setattr(base, "package_source_sha256", lambda package: "0" * 64)  # an edited reader
+    calls = []
+    loader = dataclasses.replace(DATASETS["ml-latest-small"],
+                                 parse=lambda folder: calls.append(folder) or DATASETS["ml-latest-small"].parse(folder))
+    second = loader(root, download=False, verify="off")
+    assert calls and second.info["cache_key"] != first.info["cache_key"]
 
 
 def test_read_only_data_folder_is_never_written(tmp_path):

@@ -64,9 +64,11 @@ def _digest(content: np.ndarray) -> str:
 
 
 def _artifact_folder(seed: int, max_epochs: int, content: np.ndarray) -> Path:
-    from recllm.utils import cache_dir
+    """Where the demo keeps the LEARN model it serves: one folder per seed, epochs, content and recllm source."""
+    from recllm.utils import cache_dir, package_source_sha256
 
-    return cache_dir("demo") / f"learn-coldstart-ml100k-s{seed}-e{max_epochs}-{_digest(content)[:16]}"
+    code = package_source_sha256("recllm")[:12]
+    return cache_dir("demo") / f"learn-coldstart-ml100k-s{seed}-e{max_epochs}-{_digest(content)[:16]}-{code}"
 
 
 def _learn(content: np.ndarray, config: Any, seed: int, max_epochs: int, show_progress: bool) -> Any:
@@ -120,6 +122,7 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = MA
     from recllm.learn.encoder import ContentConfig
     from recllm.llm import DiskCache
     from recllm.models import SASRec
+    from recllm.utils import package_source_sha256
 
     dataset = load("ml-100k", show_progress=show_progress)
     split = cold_start_split(dataset)
@@ -131,8 +134,9 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = MA
     learn_name = f"LEARN ({ENCODER_NAMES[encoder]} item text)"
     cases = split.eval_cases("test")
     cache = DiskCache()
-    key = DiskCache.key(task="demo-learn", version=3, seed=seed, max_epochs=max_epochs, n=len(dataset.interactions),
-                        encoder=encoder, content=_digest(content))
+    # the whole package's source: the table comes from the loaders, the split, both models and the evaluation
+    key = DiskCache.key(task="demo-learn", code=package_source_sha256("recllm"), seed=seed, max_epochs=max_epochs,
+                        n=len(dataset.interactions), encoder=encoder, content=_digest(content))
     print(f"MovieLens-100K cold-start split: {len(cases.users)} test users whose next films never occur in "
           f"training; {how}")
     cached = cache.get(key)

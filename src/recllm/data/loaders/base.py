@@ -2,8 +2,9 @@
 
 A :class:`DatasetLoader` names its source files (with the publisher's sha256 where known) and a ``parse``
 function from the data folder to a :class:`RecDataset`. Calling the loader finds (or downloads) the files,
-checks their hashes, and returns the parsed data set, from a parquet cache keyed by the files' sha256 and the
-loader's version when it was parsed before.
+checks their hashes, and returns the parsed data set, from a parquet cache keyed by the files' sha256, the
+loader's version and the source of ``recllm.data`` when it was parsed before (so a changed reader never gets a parse
+made by the old one).
 
 What every loader checks is in :mod:`recllm.data.loaders.readers` (cut files, empty ids, negative timestamps,
 ratings off the publisher's scale are errors naming file and line). Exact duplicate interactions are kept as
@@ -26,6 +27,7 @@ import pandas as pd
 from recllm.data.dataset import DataError, RecDataset
 from recllm.data.loaders.download import DataWarning, download_archive, download_files, sha256_file
 from recllm.data.loaders.readers import duplicates_warning
+from recllm.utils import package_source_sha256
 
 DATA_ENV = "RECLLM_DATA"  # folder holding one sub-folder per data set
 URL_ENV = "RECLLM_DATA_URL"  # a mirror serving the publishers' relative paths, replacing every publisher's server
@@ -176,8 +178,10 @@ class DatasetLoader:
         return _with_notes(dataset, folder, mismatch)
 
     def cache_key(self, hashes: dict[str, str]) -> str:
-        """Key of the parsed cache: the loader's name and version plus every source file's sha256."""
-        blob = json.dumps({"name": self.name, "version": self.version, "files": hashes}, sort_keys=True)
+        """Key of the parsed cache: the loader's name and version, every source file's sha256 and the source hash
+        of ``recllm.data`` (the readers, the checks and the data set type)."""
+        blob = json.dumps({"name": self.name, "version": self.version, "files": hashes,
+                           "code": package_source_sha256("recllm.data")}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
