@@ -170,13 +170,19 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(fresh, tmp_path)
     assert all(torch.equal(again[k], full[k]) for k in full)
 
 
-def test_resume_refuses_a_different_run(fresh, tmp_path):
+def test_resume_refuses_a_different_run_and_says_what_differs(fresh, tmp_path, monkeypatch):
     config = SFTConfig(epochs=1, batch_size=4, **FAST)
     sft_train(fresh(), EXAMPLES, config, output_dir=tmp_path)
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match=r"different run \(other training examples\)"):
         sft_train(fresh(), EXAMPLES[:3], config, output_dir=tmp_path)
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match=r"different run \(other SFT settings: learning_rate\)"):
         sft_train(fresh(), EXAMPLES, dataclasses.replace(config, learning_rate=0.5), output_dir=tmp_path)
+    import recllm.llm.backbone as backbone
+
+    with monkeypatch.context() as patch:  # an upgraded recllm.llm: its fingerprint says so
+        patch.setattr(backbone, "package_source_sha256", lambda package: "0" * 64)
+        with pytest.raises(ValueError, match=r"version of recllm's model code \(recllm.llm\)"):
+            sft_train(fresh(), EXAMPLES, config, output_dir=tmp_path)
     # display-only settings may change
     sft_train(fresh(), EXAMPLES, dataclasses.replace(config, show_progress=True), output_dir=tmp_path)
 

@@ -110,16 +110,33 @@ def run_config(lm: CausalLM, examples: Sequence[tuple[str, str]], config: Any, l
             "examples_sha256": data, "sft": asdict(config), "lora": asdict(lora)}
 
 
+# what a differing field of run_config means, for the error of check_resumable
+_WHY_DIFFERENT = {
+    "base_model": "another base model",
+    "base_fingerprint": "another base model, precision or version of recllm's model code (recllm.llm)",
+    "examples_sha256": "other training examples", "n_examples": "other training examples",
+    "lora": "other LoRA settings",
+}
+
+
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
+    """Raise ValueError naming what differs when ``path`` holds a run other than ``current`` (the machine and the
+    fields a resumed run may change aside)."""
     def strip(cfg: dict) -> dict:
         cfg = {k: v for k, v in cfg.items() if k != "resolved"}  # the machine may change between runs
         return {**cfg, "sft": {k: v for k, v in cfg["sft"].items() if k not in RESUMABLE_FIELDS}}
 
     a, b = strip(json.loads(json.dumps(saved))), strip(json.loads(json.dumps(current)))
     if a != b:
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        raise ValueError(f"{path} was written by a different run (differs in {diff}); pass a new output_dir "
-                         "or delete the old one to start afresh")
+        reasons = []
+        for key in sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)):
+            if key == "sft":
+                fields = sorted(f for f in set(a["sft"]) | set(b["sft"]) if a["sft"].get(f) != b["sft"].get(f))
+                reasons.append(f"other SFT settings: {', '.join(fields)}")
+            else:
+                reasons.append(_WHY_DIFFERENT.get(key, f"other {key}"))
+        raise ValueError(f"{path} was written by a different run ({'; '.join(dict.fromkeys(reasons))}); pass a new "
+                         "output_dir or delete the old one to start afresh")
 
 
 def append_log(out: Path | None, record: dict) -> None:

@@ -132,7 +132,8 @@ def _generate_batch(lm: CausalLM, prompts: list[str], max_new_tokens: int, allow
 
 
 def cached_generations(lm: CausalLM, prompts: Sequence[str], max_new_tokens: int, allowed: list[int] | None,
-                       number_shape: NumberShape | None, cache: Any) -> tuple[dict[str, str], dict[str, str], list[str]]:
+                       number_shape: NumberShape | None, cache: Any
+                       ) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """``(keys, done, todo)`` of :func:`generate`'s cache (the one key recipe, also used on Ray): each distinct
     prompt's key (none without ``cache``), the completions already cached, and the distinct prompts still to
     generate in first-seen order. ``allowed`` is the checked, sorted token set (or None)."""

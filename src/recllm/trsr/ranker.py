@@ -8,7 +8,8 @@ per user affordable; training uses the same split, one group per user (``recllm.
 once, every candidate attends to it and to itself), so a user's 21 labelled candidates cost about one pass, and
 training and scoring read the same tokens (prefix and continuation tokenized separately in both). LoRA fine-tuning
 with the loss on the answer token, class-balanced by default (the lone positive of a group weighs as much as its
-negatives together, the paper's 1:1 pairs); a candidate's score is the softmax over the "Yes" and "No" next-token logits.
+negatives together, the paper's 1:1 pairs); a candidate's score is the softmax over the "Yes" and "No" next-token
+logits.
 """
 
 from __future__ import annotations
