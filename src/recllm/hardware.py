@@ -58,3 +58,10 @@ def load_average() -> float:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return float("nan")
+
+
+def this_process_machine() -> dict[str, object]:
+    """``{"cpu": CPU model, "threads": torch threads}`` of this process: what a stored time is measured on."""
+    import torch
+
+    return {"cpu": cpu_model(), "threads": int(torch.get_num_threads())}

@@ -106,11 +106,9 @@ def numeric_candidates(values: pd.Series, n: int) -> np.ndarray:
 def fit_machine(seconds: float) -> dict[str, Any]:
     """What a fit record keeps of the fine-tune that made it: its seconds (model load and training), the CPU model
     and the torch threads of the machine that ran it (a reused adapter reports these, never its load time)."""
-    import torch
+    from recllm.hardware import this_process_machine
 
-    from recllm.hardware import cpu_model
-
-    return {"fit_seconds": round(float(seconds), 3), "cpu": cpu_model(), "threads": int(torch.get_num_threads())}
+    return {"fit_seconds": round(float(seconds), 3), **this_process_machine()}
 
 
 def _spread(values: np.ndarray) -> float:

@@ -98,7 +98,7 @@ def _trained_on(throughput: list[dict]) -> list[str]:
 
 
 def machine_text(machine: dict | None) -> str:
-    """"CPU model, N threads" of a piece's ``machine`` record (:func:`recllm.bench.trsr.run.measured_on`), or
+    """"CPU model, N threads" of a piece's ``machine`` record (:func:`recllm.hardware.this_process_machine`), or
     "not recorded" for pieces stored before it was."""
     if not machine:
         return "not recorded"

@@ -28,6 +28,7 @@ from recllm.bench.trsr.scale import (FUSION_WEIGHTS, MIN_CANDIDATES, TrainingSiz
                                      pick_lr, pick_weight, training_size_of_split)
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
+from recllm.hardware import this_process_machine
 from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, load_trainable_lm,
                         resolve_dtype)
 from recllm.llm.cache import DiskCache
@@ -332,15 +333,6 @@ def library_versions() -> dict[str, str | None]:
     return versions_of(LIBRARIES)
 
 
-def measured_on() -> dict[str, Any]:
-    """The CPU model and torch thread count of this process, stored beside every time a piece measures."""
-    import torch
-
-    from recllm.hardware import cpu_model
-
-    return {"cpu": cpu_model(), "threads": torch.get_num_threads()}
-
-
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
              model: str) -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
@@ -618,7 +610,7 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             "train_s": getattr(model.ranker_, "train_seconds_", 0.0), "train_pairs": model.n_train_pairs_,
             "train_users": model.n_train_users_, "train_groups": model.n_train_groups_,
             "train_candidates": model.n_train_candidates_, "lr": model.config.sft.learning_rate,
-            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {})), "machine": measured_on(),
+            "valid_scores": dict(getattr(model.ranker_, "valid_scores_", {})), "machine": this_process_machine(),
             "sft_threads": sft_threads(model)}
         if model.config.fine_tune and curve_run(model.config):  # the learning curve's point at the headline size
             throughput["valid_recall@5"] = valid_recall(model, valid)
@@ -770,7 +762,7 @@ def prefix_speed(model: TRSR, test: SampledCandidates, n_rows: int) -> dict:
     n = int(sum(len(c) for c in cands))
     out = {"users": len(hist), "candidates": n, "shared_s": timings[True], "full_s": timings[False],
            "speedup": timings[False] / timings[True], "max_abs_p_diff": delta, "dtype": model.ranker_.lm_.dtype,
-           "machine": measured_on()}
+           "machine": this_process_machine()}
     if model.ranker_.lm_ is not model.ranker_.trained_lm_:  # what the fast scoring precision changes
         from scipy.stats import spearmanr
 
