@@ -79,7 +79,27 @@ def test_package_source_sha256_changes_with_any_module_of_the_package(tmp_path, 
     (package / "inner" / "loss.py").write_text("WEIGHT = 1\n")
     (package / "inner" / "loss.py").rename(package / "inner" / "loss2.py")  # same bytes, another module
     package_source_sha256.cache_clear()
-    assert package_source_sha256("srchash_pkg") != first
+    second = package_source_sha256("srchash_pkg")
+    assert second != first
+    (package / "inner" / ".#loss2.py").symlink_to(tmp_path / "gone")  # an editor's dangling lock link
+    package_source_sha256.cache_clear()
+    assert package_source_sha256("srchash_pkg") == second
     sys.modules.pop("srchash_pkg", None)
     with pytest.raises(ValueError, match="not an installed package"):
         package_source_sha256("json.decoder")
+
+
+def test_package_source_sha256_is_the_same_wherever_the_package_lives(tmp_path, monkeypatch) -> None:
+    from recllm.utils import package_source_sha256
+
+    for place, name in ((tmp_path / "a", "srchash_one"), (tmp_path / "b", "srchash_two")):
+        (place / name / "sub").mkdir(parents=True)
+        (place / name / "__init__.py").write_text("X = 1\n")
+        (place / name / "sub" / "m.py").write_text("Y = 2\n")
+        monkeypatch.syspath_prepend(str(place))
+    assert package_source_sha256("srchash_one") == package_source_sha256("srchash_two")
+    empty = tmp_path / "c" / "srchash_empty"
+    empty.mkdir(parents=True)  # a namespace package without source: nothing to tell versions apart
+    monkeypatch.syspath_prepend(str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="no .py source files"):
+        package_source_sha256("srchash_empty")

@@ -66,11 +66,18 @@ def package_source_sha256(package: str) -> str:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ValueError(f"{package!r} is not an installed package (a folder of Python modules)")
-    root = Path(next(iter(spec.submodule_search_locations)))
+    files = {}  # relative path -> file; every folder of a namespace package, the first one winning a name
+    for root in map(Path, spec.submodule_search_locations):
+        for path in root.rglob("*.py"):
+            if path.is_file():  # not an editor's dangling lock link (.#name.py)
+                files.setdefault(path.relative_to(root).as_posix(), path)
+    if not files:  # e.g. a zipped or sourceless install: no source to tell its versions apart
+        raise ValueError(f"{package!r} has no .py source files to hash ({list(spec.submodule_search_locations)}); "
+                         "install recllm from a wheel or a source folder")
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in sorted(files):
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(files[name].read_bytes()).digest())
     return digest.hexdigest()
 
 

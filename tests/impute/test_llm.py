@@ -203,22 +203,27 @@ def test_cache_reuses_adapter_and_answers(tiny, tmp_path):
 
 
 def test_an_adapter_trained_by_other_imputer_code_is_not_reused(tiny, tmp_path, monkeypatch):
-    """The adapter cache key holds recllm.impute's source hash (and, through the base fingerprint, recllm.llm's)."""
+    """The adapter and answer cache keys hold recllm.impute's source hash (through the fingerprint, recllm.llm's)."""
     import recllm.utils
 
     table = make_table(n=20)
     masked, _ = mask_cells(table, ["occupation"], 0.3)
     cache = DiskCache(tmp_path / "answers.sqlite")
     first = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
+    first.transform(masked)  # its answers cached
     real = recllm.utils.package_source_sha256
     monkeypatch.setattr(recllm.utils, "package_source_sha256",
                         lambda package: "0" * 64 if package == "recllm.impute" else real(package))
     edited = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
     assert edited.fit_report_["adapter_reused"] is False
     assert edited.fit_report_["adapter_dir"] != first.fit_report_["adapter_dir"]
+    first.transform(masked)  # the same adapter, other imputer code: its cached answers are not reused either
+    assert first.report_.how.get("cache_hits", 0) == 0
     monkeypatch.setattr(recllm.utils, "package_source_sha256", real)
     again = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
     assert again.fit_report_["adapter_reused"] is True
+    first.transform(masked)
+    assert first.report_.how["cache_hits"] == first.report_.how["llm-score"] > 0
     assert again.fit_report_["adapter_dir"] == first.fit_report_["adapter_dir"]
 
 

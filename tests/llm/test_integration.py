@@ -26,7 +26,8 @@ def smollm() -> CausalLM:
 
 
 def test_default_model_loads_with_its_conventions(smollm: CausalLM) -> None:
-    assert smollm.name == "SmolLM2-135M-Instruct" and smollm.fingerprint == f"SmolLM2-135M-Instruct|float32|code={llm_code_version()}"
+    assert smollm.name == "SmolLM2-135M-Instruct"
+    assert smollm.fingerprint == f"SmolLM2-135M-Instruct|float32|code={llm_code_version()}"
     n_params = sum(p.numel() for p in smollm.model.parameters())
     assert 130e6 < n_params < 140e6
     assert smollm.model.config.tie_word_embeddings

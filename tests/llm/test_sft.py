@@ -181,7 +181,7 @@ def test_resume_refuses_a_different_run_and_says_what_differs(fresh, tmp_path, m
 
     with monkeypatch.context() as patch:  # an upgraded recllm.llm: its fingerprint says so
         patch.setattr(backbone, "package_source_sha256", lambda package: "0" * 64)
-        with pytest.raises(ValueError, match=r"version of recllm's model code \(recllm.llm\)"):
+        with pytest.raises(ValueError, match=r"run \(another source of recllm.llm \(an upgrade or an edit\)\)"):
             sft_train(fresh(), EXAMPLES, config, output_dir=tmp_path)
     # display-only settings may change
     sft_train(fresh(), EXAMPLES, dataclasses.replace(config, show_progress=True), output_dir=tmp_path)
@@ -285,3 +285,18 @@ def test_append_eos_false_leaves_the_answer_alone(base):
     without, _ = tokenize_examples(tokenizer, [("Is it red?", "Yes")], max_length=64, append_eos=False)
     assert with_eos[0][1][-1] == tokenizer.eos_token_id
     assert without[0][1] == with_eos[0][1][:-1] and tokenizer.eos_token_id not in without[0][1]
+
+
+def test_a_refused_folder_names_what_differs_in_the_base_model():
+    from pathlib import Path
+
+    from recllm.llm.checkpoints import check_resumable
+
+    saved = {"base_model": "m", "base_fingerprint": "m|float32|code=aaa", "sft": {}, "lora": {}}
+    cases = (({**saved, "base_fingerprint": "m|bfloat16|code=aaa"}, r"another precision float32 -> bfloat16\)"),
+             ({**saved, "base_fingerprint": "m|float32|code=aaa|adapter=f0"}, r"another adapter the model carries\)"),
+             ({**saved, "base_model": "n", "base_fingerprint": "n|float32|code=aaa"}, r"run \(another base model\)"))
+    for current, says in cases:
+        with pytest.raises(ValueError, match=says):
+            check_resumable(saved, current, Path("run"))
+    check_resumable(saved, dict(saved), Path("run"))  # the same run resumes

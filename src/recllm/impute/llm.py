@@ -529,7 +529,10 @@ class LLMImputer(BaseImputer):
         keys = {}
         done: dict[tuple[str, tuple[str, ...]], Any] = {}
         if self.cache_ is not None:
-            keys = {cell: self.cache_.key(task=task, template=TEMPLATE_VERSION, model=self.fingerprint_,
+            from recllm.utils import package_source_sha256
+
+            code = package_source_sha256("recllm.impute")  # the answers cached are recllm.impute's reductions
+            keys = {cell: self.cache_.key(task=task, template=TEMPLATE_VERSION, model=self.fingerprint_, code=code,
                                           prefix=cell[0], continuations=list(cell[1])) for cell in cells}
             found = self.cache_.get_many(list(keys.values()))
             done = {cell: found[k] for cell, k in keys.items() if k in found}

@@ -38,6 +38,7 @@ def item_content(dataset: Any, encoder: str, show_progress: bool) -> tuple[np.nd
     if encoder not in ENCODER_NAMES:
         raise ValueError(f"encoder must be one of {list(ENCODER_NAMES)}, got {encoder!r}")
     from recllm.llm import resolve_dtype
+    from recllm.llm.backbone import llm_code_version
     from recllm.llm.embed import EMBED_VERSION
     from recllm.utils import atomic_path, cache_dir
 
@@ -46,7 +47,7 @@ def item_content(dataset: Any, encoder: str, show_progress: bool) -> tuple[np.nd
     start = time.perf_counter()
     # The whole array is kept too, so a later run reads it without loading the encoder (~20 s for MiniLM's imports).
     key = hashlib.sha256(json.dumps([encoder, resolve_dtype(config.dtype, config.device), config.max_length,
-                                     EMBED_VERSION, texts]).encode()).hexdigest()[:24]
+                                     EMBED_VERSION, llm_code_version(), texts]).encode()).hexdigest()[:24]
     path = cache_dir("demo") / f"content-{encoder}-{key}.npy"
     if path.is_file():
         return np.load(path), config, time.perf_counter() - start

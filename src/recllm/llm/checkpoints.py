@@ -112,11 +112,23 @@ def run_config(lm: CausalLM, examples: Sequence[tuple[str, str]], config: Any, l
 
 # what a differing field of run_config means, for the error of check_resumable
 _WHY_DIFFERENT = {
-    "base_model": "another base model",
-    "base_fingerprint": "another base model, precision or version of recllm's model code (recllm.llm)",
-    "examples_sha256": "other training examples", "n_examples": "other training examples",
-    "lora": "other LoRA settings",
+    "base_model": "another base model", "examples_sha256": "other training examples",
+    "n_examples": "other training examples", "lora": "other LoRA settings",
 }
+
+
+def _fingerprint_change(saved: str, current: str) -> str:
+    """What differs between two model fingerprints (``name|dtype|code=...[|adapter=...]``), in words."""
+    def parts(fingerprint: str) -> dict[str, str]:
+        name, dtype, *rest = str(fingerprint).split("|") + ["", ""]
+        named = dict(p.split("=", 1) for p in rest if "=" in p)
+        return {"precision": dtype, "source of recllm.llm (an upgrade or an edit)": named.get("code", ""),
+                "adapter the model carries": named.get("adapter", "")}
+
+    a, b = parts(saved), parts(current)
+    changed = [f"{what} {a[what] or 'none'} -> {b[what] or 'none'}" if what == "precision" else what
+               for what in a if a[what] != b[what]]
+    return "another " + ", ".join(changed) if changed else "another base model fingerprint"
 
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
@@ -133,6 +145,9 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
             if key == "sft":
                 fields = sorted(f for f in set(a["sft"]) | set(b["sft"]) if a["sft"].get(f) != b["sft"].get(f))
                 reasons.append(f"other SFT settings: {', '.join(fields)}")
+            elif key == "base_fingerprint":
+                if a.get("base_model") == b.get("base_model"):  # else "another base model" says it
+                    reasons.append(_fingerprint_change(a.get(key, ""), b.get(key, "")))
             else:
                 reasons.append(_WHY_DIFFERENT.get(key, f"other {key}"))
         raise ValueError(f"{path} was written by a different run ({'; '.join(dict.fromkeys(reasons))}); pass a new "

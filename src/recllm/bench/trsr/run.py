@@ -338,12 +338,14 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
     base model's fingerprint (name, the precision ``auto`` resolved to and recllm.llm's code), so a run begun on a
     CPU that trains in float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and
-    summarizes in bfloat16); the source of recllm.trsr (prompts, examples, the ranker's loss and epoch choice), the
-    library versions and :data:`RUN_FORMAT` are part of the key too, so no adapter trained by other code is reused."""
+    summarizes in bfloat16); the source of recllm.trsr (prompts, examples, the ranker's loss and epoch choice) and
+    of recllm.data (the split), the data files' sha256, the library versions and :data:`RUN_FORMAT` are part of the
+    key too, so no adapter trained by other code or on other data is reused (and none is refused as another run)."""
     # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
     key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users, model=model,
-                        code=package_source_sha256("recllm.trsr"), libraries=library_versions(),
+                        code=[package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")],
+                        data=data_sha256(data_files([spec.name])), libraries=library_versions(),
                         format=RUN_FORMAT)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
 
