@@ -150,3 +150,31 @@ def test_summaries_on_ray_equal_local_and_share_the_cache(ray_session, lm, tmp_p
                                engine="ray", ray_options=ray_session)
     assert again.generated == back.generated == 0
     assert again.texts == back.texts == expected.texts
+
+
+def test_a_worker_running_other_recllm_code_is_refused(ray_session):
+    """A node with another recllm.llm (another release or an edit) would put its outputs under the driver's
+    fingerprint: the driver refuses its batches, naming both code hashes and what to do."""
+    from recllm.llm.backbone import llm_code_version
+
+    def other_code_model():  # runs on the worker only: that process reports another recllm.llm source
+        import recllm.llm.backbone as backbone
+
+        backbone.llm_code_version = lambda: "0" * 12
+        return backbone.tiny_causal_lm(0)
+
+    with pytest.raises(RuntimeError, match=f"other recllm.llm code \\(source 000000000000\\) than this driver "
+                                           f"\\({llm_code_version()}\\).*install the same recllm on every node"):
+        score_continuations_ray(ModelSpec(builder=other_code_model), GROUPS, batch_size=3, show_progress=False,
+                                options=ray_session)
+    assert llm_code_version() != "0" * 12  # the driver's own code identity is untouched
+
+
+def test_the_driver_checks_every_result_batch_for_its_code():
+    from recllm.distributed.ray_jobs import _check_worker_code
+    from recllm.llm.backbone import llm_code_version
+
+    _check_worker_code({"code": np.asarray([llm_code_version()] * 3, dtype=object)})
+    _check_worker_code({"code": np.asarray([], dtype=object)})
+    with pytest.raises(RuntimeError, match="source abc"):
+        _check_worker_code({"code": np.asarray([llm_code_version(), "abc"], dtype=object)})

@@ -6,7 +6,8 @@ results on the driver. The model batches are formed exactly as the single-proces
 (:func:`recllm.llm.embed_texts`, :func:`recllm.llm.score_continuations_many`, :func:`recllm.llm.generate`), so the
 outputs are identical, and embeddings and generations use the same :class:`~recllm.llm.cache.DiskCache` keys: an
 input already in the cache is not recomputed, and the driver writes every new result to the cache as results arrive
-(an interrupted job keeps what it finished).
+(an interrupted job keeps what it finished). Each result batch carries its worker's ``recllm.llm`` source hash,
+and the driver refuses a batch made by other code than its own (a node with another recllm installed).
 
 Ray starts locally by itself when no ``address`` is given; ``address="auto"`` or ``"ray://host:10001"`` joins an
 existing cluster. Actors are restarted and their batches retried when a worker dies (Ray Data's default).
@@ -156,7 +157,8 @@ class _ShippedCausalLM:
 
 
 class _ModelActor:
-    """Base of the pool's actors: one thread per worker, the model loaded once, optional test-only crash."""
+    """Base of the pool's actors: one thread per worker, the model loaded once, optional test-only crash. Every
+    result batch carries the worker's ``recllm.llm`` source hash (column ``code``), which the driver checks."""
 
     def __init__(self, model: Any, threads: int, crash_marker: str | None) -> None:
         import torch
@@ -169,6 +171,14 @@ class _ModelActor:
         self.model = model.load() if isinstance(model, ModelSpec) else (
             model.build() if isinstance(model, _ShippedCausalLM) else model)
         self.crash_marker = crash_marker
+        from recllm.llm.backbone import llm_code_version
+
+        self.code = llm_code_version()
+
+    def _stamped(self, out: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """``out`` with the worker's code identity on each of its ``rows`` result rows."""
+        out["code"] = np.asarray([self.code] * rows, dtype=object)
+        return out
 
     def _maybe_crash(self) -> None:
         """Test hook: the first batch of the job kills its worker process (once, marked by a file)."""
@@ -198,7 +208,8 @@ class _EmbedActor(_ModelActor):
                 out = _embed_encoder(self.model, texts, self.batch_size, self.max_length)
             index.extend(int(i) for i in ids)
             vectors.append(out)
-        return {"index": np.asarray(index, dtype=np.int64), "vector": np.concatenate(vectors).astype(np.float32)}
+        return self._stamped({"index": np.asarray(index, dtype=np.int64),
+                              "vector": np.concatenate(vectors).astype(np.float32)}, len(index))
 
 
 class _ScoreActor(_ModelActor):
@@ -225,8 +236,8 @@ class _ScoreActor(_ModelActor):
             values.append(out)
         width = 1 if self.token_ids is None else len(self.token_ids)
         value = np.concatenate(values) if values else np.zeros((0, width))
-        return {"group": np.asarray(groups, dtype=np.int64), "pos": np.asarray(positions, dtype=np.int64),
-                "value": value}
+        return self._stamped({"group": np.asarray(groups, dtype=np.int64),
+                              "pos": np.asarray(positions, dtype=np.int64), "value": value}, len(groups))
 
 
 class _GenerateActor(_ModelActor):
@@ -253,8 +264,8 @@ class _GenerateActor(_ModelActor):
             index.extend(int(i) for i in ids)
             texts.extend(out)
             seconds.extend([share] * len(out))
-        return {"index": np.asarray(index, dtype=np.int64), "text": np.asarray(texts, dtype=object),
-                "seconds": np.asarray(seconds, dtype=np.float64)}
+        return self._stamped({"index": np.asarray(index, dtype=np.int64), "text": np.asarray(texts, dtype=object),
+                              "seconds": np.asarray(seconds, dtype=np.float64)}, len(index))
 
 
 def generate_chunks_ray(
@@ -296,6 +307,7 @@ def generate_chunks_ray(
                        "number_shape": number_shape}, None)
         with tqdm(total=len(flat), desc="generating (ray)", unit="prompt", disable=not show_progress) as bar:
             for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                _check_worker_code(out)
                 for i, text, sec in zip(out["index"], out["text"], out["seconds"]):
                     i = int(i)
                     if texts[i] is not None:  # a retried row delivered twice
@@ -353,6 +365,21 @@ def generate_ray(
                         show_progress=show_progress, options=options, on_chunk=commit, allowed_token_ids=allowed,
                         number_shape=number_shape)
     return [done[p] for p in prompts]
+
+
+def _check_worker_code(batch: dict[str, np.ndarray]) -> None:
+    """Refuse a result batch made by other ``recllm.llm`` code than the driver's: its results would be cached and
+    returned under the driver's model fingerprint (which names the driver's code), so a cluster whose nodes run
+    another recllm would silently mix two versions' outputs."""
+    from recllm.llm.backbone import llm_code_version
+
+    here = llm_code_version()
+    other = sorted({str(c) for c in batch["code"]} - {here})
+    if other:
+        raise RuntimeError(
+            f"a Ray worker runs other recllm.llm code (source {', '.join(other)}) than this driver ({here}); its "
+            "results were not used: install the same recllm on every node of the cluster (the same wheel or "
+            "commit, or ship it with ray.init(runtime_env={'py_modules': [recllm]})) and run the job again")
 
 
 def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOptions, kwargs: dict[str, Any],
@@ -425,6 +452,7 @@ def embed_texts_ray(
                       {"pooling": pooling, "batch_size": batch_size, "max_length": max_length}, crash_marker)
         with tqdm(total=len(todo), desc="embedding (ray)", unit="text", disable=not show_progress) as bar:
             for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                _check_worker_code(out)
                 new = {todo[int(i)]: np.asarray(v, dtype=np.float32) for i, v in zip(out["index"], out["vector"])}
                 done.update(new)
                 if cache is not None:
@@ -470,6 +498,7 @@ def score_continuations_ray(
         with tqdm(total=len(work), desc="scoring (ray)", unit="prefix", disable=not show_progress) as bar:
             seen: set[int] = set()
             for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                _check_worker_code(out)
                 for g, pos, value in zip(out["group"], out["pos"], out["value"]):
                     results[int(g)][int(pos)] = value
                     seen.add(int(g))
