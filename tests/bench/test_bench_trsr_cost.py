@@ -291,6 +291,9 @@ def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypa
     assert folder(bench.FULL) != folder(dataclasses.replace(bench.FULL, n_valid_rows=50))
     # a run begun where auto means float32 is not resumed where it means bfloat16 (autocast, bf16 summaries)
     assert folder(bench.FULL) != folder(bench.FULL, "SmolLM2|bfloat16")
+    # --quiet (progress bars off) resumes and reuses the same SFT runs
+    quiet = bench.bench_trsr_config("hierarchical", bench.FULL, spec, 0, show_progress=True)
+    assert bench._run_dir(spec, "hierarchical-seed0", quiet, bench.FULL, users, "SmolLM2|float32") == folder(bench.FULL)
     key = lambda s: bench._part_key(spec, s, {"data": "sha"}, 0, 0, 1e-4, "float32", "m")
     assert key(bench.FULL) != key(dataclasses.replace(bench.FULL, two_stage_modes=("hierarchical", "none")))
 

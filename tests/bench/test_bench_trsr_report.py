@@ -16,3 +16,22 @@ def test_paired_difference_averages_each_users_figure_over_seeds():
     assert "per-user mean over 2 vs 1 seed" in text and "+0.250" in text and "better" in text
     assert "seed" not in _paired(rows[1:], "a", "b", "recall@10")  # one seed each: nothing to say about seeds
     assert _paired(rows, "a", "missing", "recall@10") == ""
+
+
+def test_better_needs_both_the_users_and_the_seeds_interval_to_exclude_0():
+    """Three seeds that disagree (one large gain, two small losses) give a user interval above 0 on the averaged
+    figures, but not across seeds: the verdict is not "better"; seeds that agree give "better"."""
+    users, rng = 300, np.random.default_rng(0)
+    base = rng.random(users) < 0.3
+    b = [{"method": "b", "seed": s, "per_user": {"recall@10": base.astype(float).tolist()}} for s in range(3)]
+
+    def a_rows(gains):
+        return [{"method": "a", "seed": s, "per_user": {"recall@10": np.clip(base + (rng.random(users) < g), 0, 1)
+                                                        .astype(float).tolist()}} for s, g in enumerate(gains)]
+    agree = _paired(a_rows([0.2, 0.2, 0.2]) + b, "a", "b", "recall@10")
+    assert "per seed" in agree and "t-interval over 3 seeds" in agree and agree.endswith("better.")
+    mixed = a_rows([0.6, 0.0, 0.0])
+    for row in mixed[1:]:  # two seeds lose a few hits
+        row["per_user"]["recall@10"] = np.where(base & (rng.random(users) < 0.1), 0.0, base).tolist()
+    text = _paired(mixed + b, "a", "b", "recall@10")
+    assert "95% CI over users +" in text and text.endswith("not distinguishable.")

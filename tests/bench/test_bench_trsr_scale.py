@@ -58,10 +58,12 @@ def test_lr_is_chosen_from_a_grid_that_holds_the_papers():
 
 
 @pytest.mark.parametrize("groups", [20, 2_000])
-def test_decide_lr_fits_the_grid_once_on_seed_0_whatever_the_step_count(groups):
+def test_decide_lr_fits_the_grid_once_on_seed_0_for_each_compared_ranker_whatever_the_step_count(groups):
+    """The hierarchical and the no-summary ranker each get the lr of their own best validation run: the headline
+    compares them, so neither may run at an lr chosen for the other."""
     from recllm.bench.trsr.run import decide_lr
 
-    scores = {1e-4: 1.0, 3e-4: 1.1, 1e-3: 1.6}
+    scores = {"hierarchical": {1e-4: 1.0, 3e-4: 1.1, 1e-3: 1.6}, "none": {1e-4: 1.3, 3e-4: 1.2, 1e-3: 0.9}}
 
     class FakeFitter:
         def __init__(self, groups):
@@ -69,16 +71,20 @@ def test_decide_lr_fits_the_grid_once_on_seed_0_whatever_the_step_count(groups):
             self.fits = []
 
         def config(self, mode, seed, lr=None, **kw):
-            return SimpleNamespace(sft=ranker_sft_config(), lr=lr, seed=seed)
+            return SimpleNamespace(sft=ranker_sft_config(), lr=lr, seed=seed, mode=mode)
 
         def fit(self, label, config):
             self.fits.append((label, config.seed, config.lr))
-            return SimpleNamespace(ranker_=SimpleNamespace(valid_scores_={0: scores[config.lr] - 1, 1: scores[config.lr]}))
+            best = scores[config.mode][config.lr]
+            return SimpleNamespace(ranker_=SimpleNamespace(valid_scores_={0: best - 1, 1: best}))
 
     fitter = FakeFitter(groups=groups)
     out = decide_lr(fitter, log=lambda *a: None)
-    assert out["lr"] == 1e-3 and out["curve"] == {"0.0001": 1.0, "0.0003": 1.1, "0.001": 1.6}
-    assert fitter.fits == [("hierarchical-seed0", 0, lr) for lr in LR_GRID] and "validation" in out["how"]
+    assert out["lr"] == {"hierarchical": 1e-3, "none": 1e-4}
+    assert out["curve"] == {"hierarchical": {"0.0001": 1.0, "0.0003": 1.1, "0.001": 1.6},
+                            "none": {"0.0001": 1.3, "0.0003": 1.2, "0.001": 0.9}}
+    assert fitter.fits == [(f"{mode}-seed0", 0, lr) for mode in ("hierarchical", "none") for lr in LR_GRID]
+    assert "validation" in out["how"]
     assert out["steps"] == optimizer_steps(groups, ranker_sft_config())
 
 
@@ -111,6 +117,25 @@ def test_fused_weight_0_keeps_the_retrievers_order_and_a_large_one_follows_the_l
         scores = Reranked(retriever, rerank, k=4, weight=weight).fit(None).score(np.array([0]), [np.array([0])])
         order = np.argsort(-scores[0], kind="stable").tolist()
         assert order[:4] == expected and order[4:] == [0, 5, 6, 7]  # the seen item 0 is left to the evaluation
+
+
+def test_fused_weight_0_scores_exactly_as_the_retriever_alone_even_for_a_re_consumed_target():
+    """The two-stage rows are compared with the retriever alone: at weight 0 they must be the same ranking, also for
+    a target the user had already consumed (masked by the evaluator for both, never rankable in the top k only)."""
+    from recllm.bench.trsr.run import Reranked
+    from recllm.data.split import EvalCases
+    from recllm.eval import evaluate_full_ranking
+
+    retriever = Fixed(12)
+    cases = EvalCases(np.arange(3), [np.array([0, 1]), np.array([2]), np.array([0, 5])],
+                      [np.array([3]), np.array([9]), np.array([5])])
+    rerank = lambda histories, lists: [np.linspace(0.9, 0.1, len(x)) for x in lists]
+    alone = evaluate_full_ranking(retriever, cases, ks=(1, 5), show_progress=False)
+    fused = evaluate_full_ranking(Reranked(retriever, rerank, k=4, weight=0.0).fit(None), cases, ks=(1, 5),
+                                  show_progress=False)
+    for name, values in alone.per_user.items():
+        np.testing.assert_array_equal(fused.per_user[name], values, err_msg=name)
+    assert alone.per_user["hr@5"].tolist() == [1.0, 0.0, 0.0]  # the re-consumed item 5 is a miss for both
 
 
 def test_the_fusion_weight_is_chosen_on_validation_cases_and_never_sees_a_test_target(loo, monkeypatch):
@@ -160,7 +185,9 @@ def test_report_names_training_users_groups_and_candidates_per_run():
     res = {"dataset": "toy", "n_test": 2, "n_valid": 2,
            "summary": {"users": 5, "items": 9, "interacted_items": 7, "interactions": 30},
            "train": {"users": 16, "targets_per_user": 1, "groups": 16, "candidates": 336},
-           "lr_choice": {"lr": 3e-4, "curve": {"0.0001": 1.0, "0.0003": 1.5}, "how": "chosen on seed 0's validation"},
+           "lr_choice": {"lr": {"hierarchical": 3e-4, "none": 1e-4},
+                         "curve": {"hierarchical": {"0.0001": 1.0, "0.0003": 1.5},
+                                   "none": {"0.0001": 1.2, "0.0003": 0.7}}, "how": "chosen on seed 0's validation"},
            "curve": [{"method": "LLM-TRSR hierarchical", "users": 8, "groups": 8, "candidates": 168,
                       "valid_recall@5": 0.25}],
            "rows": [{"method": "popularity", "seed": 0, "per_user": per},
@@ -179,7 +206,8 @@ def test_report_names_training_users_groups_and_candidates_per_run():
                            "valid_scores": {0: 1.5}}]}
     text = render([res], QUICK, "tiny", [], quick=True)
     for needle in ("trained on 16 training users, 16 groups, 336 labelled candidates (lr 0.0003)",
-                   "Learning curve", "LLM-TRSR hierarchical: valid R@5", "Learning rate 0.0003: chosen",
+                   "Learning curve", "LLM-TRSR hierarchical: valid R@5", "Learning rates hierarchical 0.0003, no summary 0.0001: chosen",
+                       "| 0.0003 | 1.500 | 0.700 |",
                    "bfloat16+float32-answers: 0.970 / 90%", "at least 16 groups", "Retriever: **SASRec**",
                    "x: w = 0.5 (validation NDCG@10 w=0: 0.100, w=0.5: 0.200)",
                    "SASRec + w * logit P(Yes), x, w=0.5 (fused) minus SASRec alone, hr@10: +0.667"):

@@ -52,7 +52,7 @@ def test_constant_scorer_ranks_targets_last(fixed_scores):
     n_items = 100
     model = fixed_scores(np.zeros((3, n_items)))
     res = evaluate_full_ranking(model, cases([[0, 1, 2], [], [5]], [[7], [8], [5]]), ks=(10, 50), show_progress=False)
-    # pessimistic ties: 97, 100 and 100 candidates left, each target behind all of them
+    # pessimistic ties: each target behind all 97, 100 unseen candidates; user 2's target is in the history
     assert res.first_rank.tolist() == [97, 100, 100]
     assert all(v.sum() == 0 for v in res.per_user.values())
 
@@ -69,10 +69,14 @@ def test_ties_among_targets_do_not_hurt(fixed_scores):
     assert res.per_user["ndcg@2"][0] == pytest.approx(1.0)
 
 
-def test_target_in_history_is_not_masked(fixed_scores):
-    model = fixed_scores([[0.1, 0.9, 0.5]])
-    res = evaluate_full_ranking(model, cases([[1, 2]], [[1]]), ks=(1,), show_progress=False)
-    assert res.first_rank.tolist() == [1]
+def test_a_target_in_the_history_is_masked_like_every_history_item(fixed_scores):
+    """Unmasking it alone would point at it: here the model scores it highest, yet no model can hit it, and the
+    user's other target ranks as if it were gone."""
+    model = fixed_scores([[0.1, 0.9, 0.5, 0.3], [0.1, 0.9, 0.5, 0.3]])
+    res = evaluate_full_ranking(model, cases([[1, 2], [1, 2]], [[1], [1, 3]]), ks=(1, 2), show_progress=False)
+    assert res.per_user["hr@2"].tolist() == [0.0, 1.0]
+    assert res.per_user["recall@2"].tolist() == [0.0, 0.5]
+    assert res.first_rank.tolist()[1] == 1  # item 3 first among the unseen items 0 and 3
 
 
 def _brute_force(table, histories, targets, k):
@@ -80,10 +84,10 @@ def _brute_force(table, histories, targets, k):
     out = {"hr": [], "ndcg": [], "recall": [], "mrr": []}
     for row, (hist, tgt) in enumerate(zip(histories, targets)):
         tgt = set(int(t) for t in tgt)
-        cands = [i for i in range(table.shape[1]) if i not in set(hist) or i in tgt]
+        cands = [i for i in range(table.shape[1]) if i not in set(hist)]  # a target in the history: no hit
         # descending score; on ties non-targets first (pessimistic)
         cands.sort(key=lambda i: (-table[row, i], i in tgt))
-        ranks = [pos + 1 for pos, i in enumerate(cands) if i in tgt]
+        ranks = [pos + 1 for pos, i in enumerate(cands) if i in tgt] or [table.shape[1] + 1]
         hits = [r for r in ranks if r <= k]
         idcg = sum(1 / L2(j + 2) for j in range(min(len(tgt), k)))
         out["hr"].append(float(bool(hits)))

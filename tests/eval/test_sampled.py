@@ -43,6 +43,17 @@ def test_draw_excludes_history_and_targets_and_is_deterministic():
     assert not np.array_equal(other.candidates, cands.candidates)
 
 
+def test_a_target_already_in_the_history_gets_no_row():
+    """It would be the one candidate the user had consumed among negatives drawn outside the history."""
+    ds = toy_dataset()
+    cases = EvalCases(np.array([0, 1, 2]), [np.array([1, 2, 3]), np.array([4, 5]), np.array([6])],
+                      [np.array([2, 9]), np.array([5]), np.array([7])])
+    cands = SampledCandidates.draw(ds, cases, n_negatives=5, seed=0)
+    assert cands.case.tolist() == [0, 2] and cands.positives.tolist() == [9, 7]
+    for row in range(len(cands)):
+        assert not set(cands.candidates[row].tolist()) & set(cases.histories[cands.case[row]].tolist())
+
+
 def test_positive_column_is_shuffled():
     cases = EvalCases(np.zeros(200, dtype=np.int64), [np.array([0])] * 200, [np.array([1])] * 200)
     cands = SampledCandidates.draw(toy_dataset(), cases, n_negatives=5, seed=0)

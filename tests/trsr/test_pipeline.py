@@ -148,12 +148,12 @@ def test_hard_negatives_come_from_the_retrievers_top_list(split):
     retriever = Retriever(top)
     cfg = config(n_negatives=6, hard_negatives=retriever, hard_fraction=0.5, hard_pool=12)
     groups = training_groups(split, cfg)
-    whole = split.sequences("test")
+    known = split.sequences("train")
     assert retriever.calls == [12]
     for user, row, n_hard in zip(groups.cases.users, groups.candidates, groups.n_hard):
-        free = [j for j in top if j not in set(whole[int(user)].tolist())]
+        free = [j for j in top if j not in set(known[int(user)].tolist())]
         assert n_hard == min(3, len(free)) and set(row[1:1 + n_hard].tolist()) <= set(free)
-        assert len(set(row[1:].tolist())) == 6 and not set(row[1:].tolist()) & set(whole[int(user)].tolist())
+        assert len(set(row[1:].tolist())) == 6 and not set(row[1:].tolist()) & set(known[int(user)].tolist())
     short = training_groups(split, config(n_negatives=6, hard_fraction=1.0,
                                           hard_negatives=lambda users, histories, k: [[0, 1]] * len(users)))
     assert (short.n_hard <= 2).all() and short.candidates.shape == (8, 7)  # the rest filled at random
@@ -162,17 +162,21 @@ def test_hard_negatives_come_from_the_retrievers_top_list(split):
         training_groups(split, config(hard_negatives=lambda users, histories, k: [[40]] * len(users)))
 
 
-def test_no_training_negative_is_the_users_own_validation_or_test_item(split):
-    """A user's validation or test item labelled "No" in their own training groups would teach the ranker to reject
-    the item it is evaluated on: every item of the user's whole sequence is kept out of their negatives."""
-    whole, train = split.sequences("test"), split.sequences("train")
+def test_training_negatives_know_nothing_of_validation_or_test(split):
+    """Negatives come from what is known when training: the same groups whatever the validation and test parts hold
+    (keeping a user's held-out items out of their negatives would mark every other evaluation candidate as a
+    possible "No" while the target never is one), and never one of the user's own training items."""
+    from dataclasses import replace
+
+    train = split.sequences("train")
+    without_future = replace(split, valid=split.valid.iloc[:0], test=split.test.iloc[:0], cases={})
     for seed in range(4):
         for hard in (None, lambda users, histories, k: [list(range(40))] * len(users)):
-            groups = training_groups(split, config(n_negatives=20, targets_per_user=2, seed=seed,
-                                                   hard_negatives=hard, hard_pool=40))
+            settings = config(n_negatives=20, targets_per_user=2, seed=seed, hard_negatives=hard, hard_pool=40)
+            groups, blind = training_groups(split, settings), training_groups(without_future, settings)
+            np.testing.assert_array_equal(groups.candidates, blind.candidates)
             for user, row in zip(groups.cases.users, groups.candidates):
-                held_out = set(whole[int(user)].tolist()) - set(train[int(user)].tolist())
-                assert held_out and not held_out & set(row[1:].tolist())
+                assert not set(train[int(user)].tolist()) & set(row[1:].tolist())
 
 
 @pytest.mark.parametrize("field, value, match", [

@@ -1,9 +1,12 @@
 """Full-catalogue ranking evaluation: HR@K, NDCG@K, Recall@K and MRR@K per user, in memory-bounded batches.
 
-Protocol. Every catalogue item is a candidate. The user's history items are removed from the candidates, except
-items that are also targets (re-consumption stays rankable). A user may have several targets: HR@K is 1 when any
-target is in the top K, Recall@K is the fraction of targets in the top K, NDCG@K divides the DCG of the hits by
-the ideal DCG of ``min(|targets|, K)`` hits, MRR@K is 1 / rank of the best-ranked target (0 beyond K).
+Protocol. Every catalogue item is a candidate. The user's history items are removed from the candidates, whatever
+the targets are (as RecBole's full sort does): a target the user had already consumed cannot be hit by any model.
+Keeping such targets rankable while removing the other history items would tell a model which history item is the
+target (a model that scores history items high would find it among a handful). A user may have several targets:
+HR@K is 1 when any target is in the top K, Recall@K is the fraction of targets in the top K, NDCG@K divides the
+DCG of the hits by the ideal DCG of ``min(|targets|, K)`` hits, MRR@K is 1 / rank of the best-ranked target (0
+beyond K).
 
 Ties are pessimistic: a target ranks behind every non-target candidate whose score is greater than *or equal
 to* its own. A constant scorer therefore puts each target last, never first; models must earn their ranks.
@@ -223,12 +226,11 @@ def evaluate_full_ranking(
         scores = check_scores(model.score(users, hist), (stop - start, n_items), type(model).__name__, users)
         rows = np.repeat(np.arange(stop - start), [t.size for t in tgt])
         items = np.concatenate(tgt)
-        t_scores = scores[rows, items]
         h_rows = np.repeat(np.arange(stop - start), [h.size for h in hist])
-        scores[h_rows, np.concatenate(hist) if hist else np.empty(0, np.int64)] = -np.inf
-        scores[rows, items] = t_scores  # a target is never masked
+        scores[h_rows, np.concatenate(hist) if hist else np.empty(0, np.int64)] = -np.inf  # targets too: no leak
         if outside is not None:
             scores[:, outside] = -np.inf
+        t_scores = scores[rows, items]
         order = order_targets(rows, t_scores)
         rows, t_scores = rows[order], t_scores[order]
         ranks = target_ranks(scores, rows, t_scores, chunk_rows=batch_size)

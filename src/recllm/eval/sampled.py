@@ -1,7 +1,8 @@
 """Sampled-candidate evaluation (LLM-TRSR's protocol): each positive is ranked against fixed random negatives.
 
 The negatives are drawn once, with a seed, uniformly from the catalogue excluding the user's history and
-targets, then saved as parquet so that every method (ID models, LLM rankers) ranks exactly the same candidates.
+targets (a target the user had already consumed gets no row: it would be the one familiar candidate), then saved
+as parquet so that every method (ID models, LLM rankers) ranks exactly the same candidates.
 Candidates are shuffled within each row (the positive's column is stored), so a scorer that looks at candidate
 order, such as an LLM reading a list, cannot find the positive by position. Ties are pessimistic, as in
 :mod:`recllm.eval.ranking`. This mode is secondary: full-catalogue ranking is the default protocol.
@@ -95,7 +96,11 @@ class SampledCandidates:
 
         ``pool`` (item indices) restricts the negatives to part of the catalogue, e.g. the items anyone
         interacted with, where the catalogue also lists items no one ever chose (Amazon metadata). A case with
-        several targets gives one row per target, each with its own negatives.
+        several targets gives one row per target, each with its own negatives. A target already in the user's
+        history (a re-consumption) gets no row: among negatives drawn outside the history it would be the one
+        candidate the user had consumed, which points at it (:func:`recllm.eval.ranking.evaluate_full_ranking`
+        cannot hit such a target either); ``len(cases)`` minus the distinct ``case`` values counts the cases left
+        without a row.
         """
         if n_negatives < 1:
             raise ValueError(f"n_negatives must be at least 1, got {n_negatives}")
@@ -122,7 +127,7 @@ class SampledCandidates:
                     f"{'' if pool is None else ' of the pool'} are neither in the history nor targets, fewer than "
                     f"n_negatives={n_negatives}; lower n_negatives"
                 )
-            for target in targets:
+            for target in np.setdiff1d(targets, hist, assume_unique=False):
                 negatives = (_draw_negatives(rng, n_items, excluded, n_negatives) if eligible is None
                              else rng.choice(eligible, size=n_negatives, replace=False))
                 order = rng.permutation(n_negatives + 1)

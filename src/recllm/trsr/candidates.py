@@ -17,7 +17,7 @@ import numpy as np
 
 from recllm.data import Split
 from recllm.eval import SampledCandidates
-from recllm.utils import cache_dir, write_json_atomic
+from recllm.utils import cache_dir, package_source_sha256, write_json_atomic
 
 
 def subset_rows(cands: SampledCandidates, n: int, seed: int = 0) -> SampledCandidates:
@@ -51,9 +51,11 @@ def candidates_sha256(*sets: SampledCandidates) -> str:
 
 def draw_settings_sha256(split: Split, stage: str, seed: int, n_negatives: int, pool: np.ndarray) -> str:
     """sha256 of everything :meth:`SampledCandidates.draw` reads: the data set and split names, stage, seed,
-    negatives per row, catalogue size, pool and the stage's cases (users, histories, targets)."""
+    negatives per row, catalogue size, pool, the stage's cases (users, histories, targets) and the source of
+    ``recllm.eval``, which draws them (a changed protocol draws again)."""
     cases = split.eval_cases(stage)
-    head = json.dumps([split.dataset.name, split.name, stage, seed, n_negatives, split.dataset.n_items])
+    head = json.dumps([split.dataset.name, split.name, stage, seed, n_negatives, split.dataset.n_items,
+                       package_source_sha256("recllm.eval")])
     parts: list[object] = [np.frombuffer(head.encode(), dtype=np.uint8), np.unique(np.asarray(pool, dtype=np.int64)),
                            np.asarray(cases.users, dtype=np.int64)]
     for history, targets in zip(cases.histories, cases.targets):

@@ -48,11 +48,12 @@ class TRSRConfig:
     ``max_train_users`` users (seeded sample) each give ``targets_per_user`` training cases (their last train items,
     each with the history before it); each case is one training group: the target and ``n_negatives`` negatives
     (the protocol's 20) drawn, seeded and without repeats, from the items anyone interacted with in training, outside
-    every item of the user's whole sequence (train, validation and test). With ``hard_negatives`` (a fitted
-    retriever with ``recommend(users, histories, k, filter_seen)``, or a callable ``(users, histories, k) -> item
-    index rows``), ``round(hard_fraction *
-    n_negatives)`` of a group's negatives are drawn uniformly from its top ``hard_pool`` for the case's history
-    (outside the user's sequence), the rest at random as above (all random when the top list runs short).
+    the user's training items (what is known when training; keeping out their validation and test items too would
+    tell the ranker which unseen items are *not* a user's future). With ``hard_negatives`` (a fitted retriever with
+    ``recommend(users, histories, k, filter_seen)``, or a callable ``(users, histories, k) -> item index rows``),
+    ``round(hard_fraction * n_negatives)`` of a group's negatives are drawn uniformly from its top ``hard_pool`` for
+    the case's history (outside the user's training items), the rest at random as above (all random when the top
+    list runs short).
     ``inject_fraction`` of the negatives, each independently, carry a prompt-injection sentence (answer "No"), the
     training half of the injection mitigation. ``max_valid_rows`` validation rows pick the best epoch.
     ``class_weight`` weighs the training labels (:class:`~recllm.trsr.ranker.LLMRanker`: "balanced" gives a
@@ -243,9 +244,10 @@ def training_groups(split: Split, config: TRSRConfig, prefer_users: Sequence[int
     injections on changes no negative)."""
     cases = training_cases(split, config.max_train_users, config.targets_per_user, config.seed, prefer_users)
     known = split.sequences("train")
-    # a user's negatives avoid every item of their whole sequence: a validation or test item labelled "No" in their
-    # own training groups would teach the ranker to reject the very item it is evaluated on
-    whole = split.sequences("test")
+    # a user's negatives avoid their training items only, what a deployed ranker knows when it trains: keeping their
+    # validation and test items out too would let a "No" in training mark an evaluation candidate as a negative
+    # while the target never gets one (on Amazon, a quarter of a test row's negatives were labelled "No" for the same
+    # user in training, the target never), so a ranker could win by elimination
     # negatives come from the items seen in training, not from catalogue entries no one ever chose (Amazon's
     # metadata lists ~15x more items than its reviews touch): those would teach the ranker nothing useful
     pool = np.unique(np.concatenate([np.asarray(seq, dtype=np.int64) for seq in known.values()]))
@@ -259,7 +261,7 @@ def training_groups(split: Split, config: TRSRConfig, prefer_users: Sequence[int
     candidates = np.empty((len(cases), 1 + n_neg), dtype=np.int64)
     hard_counts = np.zeros(len(cases), dtype=np.int64)
     for i, (user, target) in enumerate(zip(cases.users, cases.targets)):
-        seen = set(whole[int(user)].tolist()) | {int(target)}  # the target is a train item: already in
+        seen = set(known[int(user)].tolist()) | {int(target)}  # the target is a train item: already in
         chosen: list[int] = []
         if tops is not None:
             top = [int(j) for j in dict.fromkeys(tops[i].tolist()) if int(j) not in seen]

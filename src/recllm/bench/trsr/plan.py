@@ -1,7 +1,7 @@
 """``recllm bench trsr --plan``: every unit of the benchmark, whether it is stored, and its estimated time here.
 
-Units: the lr choice (the grid's seed-0 hierarchical runs; the chosen one is the headline run), each SFT run
-(stored when its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes,
+Units: the lr choice (the grid's seed-0 hierarchical and no-summary runs; each mode's chosen one is its headline
+run), each SFT run (stored when its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes,
 injection; stored in the run store), the first seed's two-stage protocol (a piece of its own, which trains seed 0's
 reranking rankers again when their pieces are stored but this machine's cache lacks their adapters: the plan says
 so), and the learning curve. SASRec and LEARN fits are priced at their epoch cap times :data:`RETRIEVER_EPOCH_S`
@@ -198,16 +198,17 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     def done(seed: int | None, piece: str) -> bool:
         return piece_stored is not None and piece_stored(seed, piece)
 
-    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, curve_points, fusion_rows, seed_modes,
+    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, chosen_lr, curve_points, fusion_rows, seed_modes,
                                        two_stage_rankers, validates)
-    from recllm.bench.trsr.scale import lr_candidates
+    from recllm.bench.trsr.scale import LR_MODES, lr_candidates
     from recllm.trsr.pipeline import training_cases
 
     name, units = data.spec.name, []
     fitter = Fitter(data, sizes, summarizer, cache, None)
     base = fitter.config("hierarchical", 0)
-    grid = lr_candidates() if lr_choice is None else (float(lr_choice["lr"]),)
-    fitter.lr = grid[0] if len(grid) == 1 else None
+    grid = lr_candidates() if lr_choice is None else ()
+    fitter.lr = chosen_lr(lr_choice) if lr_choice is not None else (grid[0] if len(grid) == 1 else None)
+    from_grid = {f"{m}-seed0" for m in LR_MODES} if len(grid) > 1 else set()  # the grid's best run, reused
     cand = 1 + 20
     valid_s = len(data.valid) * cand * rates.score_candidate_s  # once per epoch, where the run validates
 
@@ -216,6 +217,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                               data.test.users)
 
     def sft_unit(label: str, config: Any, groups: int, stored: bool = False) -> Unit:
+        if label in from_grid and groups == data.train.groups:
+            return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused)", stored, 0.0)
         seconds = groups * config.sft.epochs * rates.sft_group_s
         if validates(config):
             seconds += config.sft.epochs * valid_s
@@ -243,9 +246,12 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     units.append(Unit(name, f"summaries ({prompts} distinct prompts at batch {rates.summary_batch}; cached ones "
                       "are reused)", False, prompts * rates.summary_prompt_s))
     if len(grid) > 1:
-        for lr in grid:
-            cfg = fitter.config("hierarchical", 0, lr=lr)
-            units.append(sft_unit("hierarchical-seed0", cfg, data.train.groups))
+        for mode in LR_MODES:
+            for lr in grid:
+                cfg = fitter.config(mode, 0, lr=lr)
+                seconds = data.train.groups * cfg.sft.epochs * rates.sft_group_s + cfg.sft.epochs * valid_s
+                units.append(Unit(name, f"SFT {mode}-seed0 ({data.train.groups} groups, lr {lr:g}; the lr grid)",
+                                  _sft_done(fitter.run_dir(f"{mode}-seed0", cfg)), seconds))
     test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
     injection_s = len(data.test) * rates.single_prompt_s  # one attacked negative per row, behind its own prefix
     two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k
@@ -357,7 +363,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
         else:
             choice = store.get(_unit_key("bench-trsr-lr", spec, sizes, inputs, summarizer.fingerprint))
         stored_part = {}
-        chosen = float(choice["lr"]) if choice else None
+        chosen = chosen_lr(choice) if choice else None
         for position, seed in enumerate(sizes.seeds):
             stored_part[seed] = chosen is not None and _part_key(spec, sizes, inputs, seed, position, chosen, faster,
                                                                  summarizer.fingerprint) in store

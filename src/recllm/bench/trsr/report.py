@@ -16,7 +16,7 @@ import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table
-from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff
+from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff, paired_difference
 
 # (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
 METHOD_CHANGES: tuple[tuple[str, str], ...] = (
@@ -106,15 +106,26 @@ def machine_text(machine: dict | None) -> str:
 
 
 def _lr_section(choice: dict | None) -> list[str]:
+    """The lr(s) of a data set's rankers and the validation curve(s) that chose them: one lr for all (``--lr``),
+    or one per ranker of ``LR_MODES`` (``{"lr": {mode: lr}, "curve": {mode: {lr: score}}}``)."""
     if not choice:
         return []
-    lines = [f"Learning rate {float(choice['lr']):g}: {choice.get('how', '')}."]
-    curve = choice.get("curve") or {}
-    if curve:
-        lines += ["", "Validation curve that chose it (hierarchical ranker, seed 0, best epoch's R@3+R@5+R@10):", "",
-                  format_table([{"lr": k, "validation R@3+R@5+R@10": v} for k, v in curve.items()],
-                               ["lr", "validation R@3+R@5+R@10"], digits=3)]
+    lrs, curves = choice["lr"], choice.get("curve") or {}
+    if isinstance(lrs, dict):
+        said = "Learning rates " + ", ".join(f"{_MODE_NAMES.get(m, m)} {float(v):g}" for m, v in lrs.items())
+    else:  # one lr for every ranker (--lr, or a hierarchical-only choice)
+        said, curves = f"Learning rate {float(lrs):g}", {"hierarchical": curves} if curves else {}
+    lines = [f"{said}: {choice.get('how', '')}."]
+    rows = [{"lr": lr, **{_MODE_NAMES.get(m, m): curves[m].get(lr, "-") for m in curves}}
+            for lr in dict.fromkeys(lr for c in curves.values() for lr in c)]
+    if rows:
+        columns = ["lr"] + [_MODE_NAMES.get(m, m) for m in curves]
+        lines += ["", "Validation curves that chose them (seed 0, each run's best epoch, R@3+R@5+R@10):", "",
+                  format_table(rows, columns, digits=3)]
     return lines
+
+
+_MODE_NAMES = {"hierarchical": "hierarchical", "none": "no summary"}
 
 
 def _curve_section(curve: list[dict] | None) -> list[str]:
@@ -183,17 +194,34 @@ def _seed_mean(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, 
     return (np.mean(runs, axis=0), len(runs)) if runs else None
 
 
+def _per_seed_means(rows: list[dict], method: str, metric: str) -> dict[int, float]:
+    return {int(r["seed"]): float(np.mean(r["per_user"][metric])) for r in rows
+            if r["method"] == method and "seed" in r}
+
+
 def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
     """``a`` minus ``b`` on the same users (each user's figure averaged over a method's seeds), with a paired
-    bootstrap interval over users."""
+    bootstrap interval over users (test-sampling noise); where both ran two or more of the same seeds, also the
+    per-seed differences with their t-interval across seeds (training noise). "better" / "worse" only when every
+    interval given excludes 0 on the same side."""
     ra, rb = _seed_mean(rows, a, metric), _seed_mean(rows, b, metric)
     if ra is None or rb is None:
         return ""
     d = paired_bootstrap_diff(ra[0], rb[0])
-    verdict = "better" if d.low > 0 else "worse" if d.high < 0 else "not distinguishable"
+    sides = [d.low > 0 if d.low > 0 or d.high < 0 else None]
     seeds = f" (per-user mean over {ra[1]} vs {rb[1]} seed{'s' if rb[1] > 1 else ''})" if max(ra[1], rb[1]) > 1 else ""
-    return (f"{a} minus {b}, {metric}{seeds}: {d.mean:+.3f} (95% CI {d.low:+.3f} to {d.high:+.3f}, "
-            f"p={d.p_value:.3f}): {verdict}.")
+    text = f"{a} minus {b}, {metric}{seeds}: {d.mean:+.3f} (95% CI over users {d.low:+.3f} to {d.high:+.3f}, " \
+           f"p={d.p_value:.3f})"
+    sa, sb = _per_seed_means(rows, a, metric), _per_seed_means(rows, b, metric)
+    common = sorted(set(sa) & set(sb))
+    if len(common) >= 2:
+        ds = paired_difference([sa[k] for k in common], [sb[k] for k in common])
+        sides.append(ds.low > 0 if ds.low > 0 or ds.high < 0 else None)
+        text += (f"; per seed {', '.join(f'{sa[k] - sb[k]:+.3f}' for k in common)}, mean {ds.mean:+.3f} "
+                 f"(95% t-interval over {len(common)} seeds {ds.low:+.3f} to {ds.high:+.3f})")
+    verdict = ("better" if all(side is True for side in sides) else "worse" if all(side is False for side in sides)
+               else "not distinguishable")
+    return f"{text}: {verdict}."
 
 
 def _dataset_section(res: dict) -> str:
@@ -297,7 +325,19 @@ def departures(sizes: Any) -> list[str]:
     out = [f"summaries up to {sz['summary_tokens']} new tokens (the paper: up to 150) and a 135M-parameter model "
            "for summarising and ranking (the paper: a 30B summariser): CPU time",
            f"about {sz['min_candidates']} labelled candidates per fine-tuned ranker from at most "
-           f"{sz['n_train_users']} training users (the paper's ~10k samples), {len(sz['seeds'])} seed(s)"]
+           f"{sz['n_train_users']} training users (the paper's ~10k samples), {len(sz['seeds'])} seed(s)",
+           f"{sz.get('epochs') or ranker_sft_config().epochs} epoch(s) of SFT (the paper: 5), so the paper's lr 1e-4 "
+           "is one candidate of a grid chosen from on seed 0's validation, for the hierarchical and the no-summary "
+           "ranker each (the recurrent-summary and injection-hardened variants take the hierarchical one's)",
+           "each training group is one target and its 20 negatives behind one prompt (1:20, the evaluation's ratio), "
+           "with a class-balanced loss (the target weighs as much as its negatives together); the paper trains on "
+           "1:1 Yes/No pairs",
+           "leave-one-out in time per user, as the paper: a user's history holds only their earlier items, but the "
+           "training data (other users' interactions, the ID baselines' fits) may hold interactions later than a "
+           "test target",
+           "the sampled protocol gives no row to a target the user had already consumed (it would be the one "
+           "familiar candidate among negatives drawn outside the history); the full-catalogue two-stage masks the "
+           "history, so such a target is a miss for every model"]
     if ranker_sft_config().epochs == 1 and not sz.get("epochs"):
         out.append("one epoch, so validation has no epoch to choose: the validation rows are scored only by the "
                    "seed-0 hierarchical and no-summary rankers (and the lr grid's runs, where one is needed), whose "
@@ -322,7 +362,7 @@ def _sizes_lines(results: list[dict], sz: dict) -> list[str]:
     two-stage users, seeds), the planned sizes ``sz`` only where no run exists."""
     planned = (f"- sizes (planned, nothing run yet): up to {sz['n_train_users']} training users per ranker, with "
                f"enough targets per user for at least {sz['min_candidates']} labelled candidates (each group: 1 target "
-               f"+ 20 negatives drawn from the items seen in training, none of the user's own); {sz['n_valid_rows']} "
+               f"+ 20 negatives drawn from the items seen in training, none of the user's training items); {sz['n_valid_rows']} "
                f"validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage test users "
                f"({sz['n_fusion_rows']} validation users choose its fusion weight); seeds "
                f"{', '.join(map(str, sz['seeds']))}")
@@ -353,7 +393,9 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
 
     sz = dataclasses.asdict(sizes)
     sft = ranker_sft_config()
-    lrs = sorted({float(r["lr_choice"]["lr"]) for r in results if r.get("lr_choice")})
+    lrs = sorted({float(v) for r in results if r.get("lr_choice")
+                  for v in (r["lr_choice"]["lr"].values() if isinstance(r["lr_choice"]["lr"], dict)
+                            else [r["lr_choice"]["lr"]])})
     lr_text = "/".join(f"{x:g}" for x in lrs) or "see each data set"
     lines = [
         "LLM-TRSR (arXiv 2403.13325): block-wise LLM summaries of long text-rich histories and a LoRA-fine-tuned "

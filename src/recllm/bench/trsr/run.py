@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,15 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.runs import RunStore, data_sha256, run_key
-from recllm.bench.trsr.scale import (FUSION_WEIGHTS, MIN_CANDIDATES, TrainingSize, lr_candidates, optimizer_steps,
-                                     pick_lr, pick_weight, training_size_of_split)
+from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, TrainingSize, lr_candidates, lr_for,
+                                     optimizer_steps, pick_lr, pick_weight, training_size_of_split)
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
 from recllm.hardware import this_process_machine
 from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, load_trainable_lm,
                         resolve_dtype)
 from recllm.llm.cache import DiskCache
+from recllm.llm.checkpoints import RESUMABLE_FIELDS
 from recllm.llm.precision import TRAINING_DTYPE, check_dtype
 from recllm.llm.sft import LoRAConfig
 from recllm.models import MODELS
@@ -343,7 +345,9 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
     key too, so no adapter trained by other code or on other data is reused (and none is refused as another run)."""
     # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
-    key = DiskCache.key(config=config.to_dict(), sizes=shape, prefer_users=users, model=model,
+    settings = config.to_dict()
+    settings["sft"] = {k: v for k, v in settings["sft"].items() if k not in RESUMABLE_FIELDS}  # e.g. --quiet
+    key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model,
                         code=[package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")],
                         data=data_sha256(data_files([spec.name])), libraries=library_versions(),
                         format=RUN_FORMAT)[:12]
@@ -398,15 +402,15 @@ class Fitter:
     set."""
 
     def __init__(self, data: Prepared, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
-                 lr: float | None, show_progress: bool = False) -> None:
+                 lr: float | Mapping[str, float] | None, show_progress: bool = False) -> None:
         self.data, self.sizes, self.summarizer_lm, self.cache = data, sizes, summarizer_lm, cache
-        self.lr, self.show_progress = lr, show_progress
+        self.lr, self.show_progress = lr, show_progress  # one lr, or one per summary mode (scale.lr_for)
 
     def config(self, mode: str, seed: int, train: TrainingSize | None = None, lr: float | None = None,
                **kw: Any) -> TRSRConfig:
         # headline scores in the precision the ranker is trained and validated in (recllm.llm.precision's)
         return bench_trsr_config(mode, self.sizes, self.data.spec, seed, score_dtype=TRAINING_DTYPE,
-                                 lr=self.lr if lr is None else lr, show_progress=self.show_progress,
+                                 lr=lr_for(self.lr, mode) if lr is None else lr, show_progress=self.show_progress,
                                  train=train or self.data.train, bf16=self.autocast(), **kw)
 
     def autocast(self) -> bool | str:
@@ -444,32 +448,35 @@ def valid_recall(model: TRSR, valid: SampledCandidates, k: int = 5) -> float:
     return float((target_ranks_of(scores, valid.positive) <= k).mean())
 
 
-def choose_lr(fitter: Fitter, candidates: tuple[float, ...], log: Any = print) -> dict:
-    """The lr for every ranker of a data set: the only candidate, or the best of the grid by seed 0's validation
-    R@3+R@5+R@10 of the hierarchical ranker (its best epoch). Returns ``{"lr", "curve": {lr: score}}``."""
+def choose_lr(fitter: Fitter, candidates: tuple[float, ...], mode: str = "hierarchical", log: Any = print) -> dict:
+    """The lr of the ``mode`` ranker of a data set: the only candidate, or the best of the grid by its seed-0
+    validation R@3+R@5+R@10 (its best epoch). Returns ``{"lr", "curve": {lr: score}}``."""
     if len(candidates) == 1:
         return {"lr": candidates[0], "curve": {}}
     curve = {}
     for lr in candidates:
-        model = fitter.fit("hierarchical-seed0", fitter.config("hierarchical", 0, lr=lr))
+        model = fitter.fit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr))
         scores = model.ranker_.valid_scores_
         curve[lr] = max(scores.values()) if scores else float("nan")
-        log(f"[trsr] {fitter.data.spec.name}: lr {lr:g}: validation R@3+R@5+R@10 {curve[lr]:.3f}")
+        log(f"[trsr] {fitter.data.spec.name}: {mode} lr {lr:g}: validation R@3+R@5+R@10 {curve[lr]:.3f}")
     return {"lr": pick_lr({lr: v for lr, v in curve.items() if np.isfinite(v)} or {candidates[0]: 0.0}),
             "curve": curve}
 
 
 def decide_lr(fitter: Fitter, log: Any = print) -> dict:
-    """The lr unit of a data set: the grid's best (the paper's lr among them) on seed 0's validation
-    (:func:`choose_lr`); with the step count and a sentence saying how it was decided."""
-    config = fitter.config("hierarchical", 0)
-    steps = optimizer_steps(fitter.data.train.groups, config.sft)
-    out = {**choose_lr(fitter, lr_candidates(), log), "steps": steps}
-    out["curve"] = {f"{k:g}": v for k, v in out["curve"].items()}
-    out["how"] = (f"the only candidate, {steps} optimizer steps per run" if not out["curve"] else
-                  f"chosen on seed 0's validation from the grid that holds the paper's lr ({steps} optimizer steps "
-                  "per run, one epoch; the paper trains 5)")
-    return out
+    """The lr unit of a data set: per ranker of :data:`LR_MODES`, the grid's best (the paper's lr among them) on
+    seed 0's validation (:func:`choose_lr`). ``{"lr": {mode: lr}, "curve": {mode: {lr: score}}, "steps", "how"}``:
+    the recurrent and hardened rankers take the hierarchical one's lr."""
+    steps = optimizer_steps(fitter.data.train.groups, fitter.config(LR_MODES[0], 0).sft)
+    lrs, curves = {}, {}
+    for mode in LR_MODES:
+        choice = choose_lr(fitter, lr_candidates(), mode, log)
+        lrs[mode], curves[mode] = choice["lr"], {f"{k:g}": v for k, v in choice["curve"].items()}
+    how = (f"the only candidate, {steps} optimizer steps per run" if not any(curves.values()) else
+           f"chosen for the hierarchical and the no-summary ranker each on its seed-0 validation, from the grid that "
+           f"holds the paper's lr ({steps} optimizer steps per run, one epoch; the paper trains 5); the recurrent "
+           "and hardened rankers take the hierarchical one's")
+    return {"lr": lrs, "curve": curves, "steps": steps, "how": how}
 
 
 def curve_points(sizes: BenchSizes, data: Prepared) -> list[int]:
@@ -541,8 +548,8 @@ def _retriever(name: str, split: Split, seed: int, sizes: BenchSizes, fitted: di
 
 
 def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, cache: DiskCache,
-                score_dtype: str = "auto", lr: float | None = None, show_progress: bool = False,
-                log: Any = print, first_position: int = 0, data: Prepared | None = None,
+                score_dtype: str = "auto", lr: float | Mapping[str, float] | None = None,
+                show_progress: bool = False, log: Any = print, first_position: int = 0, data: Prepared | None = None,
                 piece: Piece = compute_now) -> dict:
     """Every method on one data set; returns rows of per-user metrics plus throughput, injection and examples.
 
@@ -874,8 +881,14 @@ def stored_pieces(store: RunStore, unit: str, log: Any = print) -> Piece:
     return run
 
 
-def _part_key(spec: DatasetSpec, sizes: BenchSizes, inputs: dict[str, Any], seed: int, position: int, lr: float,
-              faster: str, model: str) -> str:
+def chosen_lr(choice: Mapping[str, Any]) -> float | dict[str, float]:
+    """The lr(s) of an lr unit (:func:`decide_lr`) or of ``--lr``: one for every ranker, or one per summary mode."""
+    lr = choice["lr"]
+    return {str(m): float(v) for m, v in lr.items()} if isinstance(lr, Mapping) else float(lr)
+
+
+def _part_key(spec: DatasetSpec, sizes: BenchSizes, inputs: dict[str, Any], seed: int, position: int,
+              lr: float | Mapping[str, float], faster: str, model: str) -> str:
     """What one stored part of a data set computes (its seed, its role in the seed list, every setting) from which
     ``inputs`` (:func:`inputs_identity`); its pieces' keys are made from it (:func:`stored_pieces`)."""
     modes, hardened = seed_modes(sizes, position)
@@ -991,7 +1004,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     for position, seed in enumerate(sizes.seeds):  # seed-major: every data set's first seed comes first
         for spec in specs:
             # one part per (data set, seed), stored as soon as it is done; the key says what the part computes
-            chosen = float(lrs[spec.name]["lr"])
+            chosen = chosen_lr(lrs[spec.name])
             key = _part_key(spec, sizes, inputs[spec.name], seed, position, chosen, faster, summarizer.fingerprint)
             part = _from_json(store.get(key))
             if part is None:
@@ -1009,7 +1022,7 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
             parts[spec.name].append(part)
     curves: dict[str, list[dict]] = {}
     for spec in specs:  # after every headline part: the learning curve reuses seed 0's full-size runs
-        chosen = float(lrs[spec.name]["lr"])
+        chosen = chosen_lr(lrs[spec.name])
         key = _unit_key("bench-trsr-curve", spec, sizes, inputs[spec.name], summarizer.fingerprint, lr=chosen)
         stored = store.get(key)
         if stored is None:
@@ -1026,7 +1039,10 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     notes.append(f"precision: summaries in {describe_precision(precision, summarizer.device)}; every headline table "
                  f"is scored in the precision the ranker is trained and validated in "
                  f"({describe_precision(TRAINING_DTYPE, summarizer.device)}); "
-                 + ("this machine offers no faster scoring precision" if faster == TRAINING_DTYPE else
+                 + ((f"no faster scoring precision is compared: --precision pinned {precision} (a campaign spread "
+                     "over CPUs with and without native bfloat16 keeps one); --score-dtype bfloat16 adds the "
+                     "comparison on a CPU where it is native" if precision != "auto" else
+                     "this machine offers no faster scoring precision") if faster == TRAINING_DTYPE else
                     f"the faster {describe_precision(score_dtype, summarizer.device)}'s rank agreement with it is "
                     "printed beside each table")
                  + f"; LoRA training: {describe_training_precision(training_autocast(summarizer), summarizer.device)}")
