@@ -206,7 +206,8 @@ def test_report_names_training_users_groups_and_candidates_per_run():
                            "valid_scores": {0: 1.5}}]}
     text = render([res], QUICK, "tiny", [], quick=True)
     for needle in ("trained on 16 training users, 16 groups, 336 labelled candidates (lr 0.0003)",
-                   "Learning curve", "LLM-TRSR hierarchical: valid R@5", "Learning rates hierarchical 0.0003, no summary 0.0001: chosen",
+                   "Learning curve", "LLM-TRSR hierarchical: valid R@5",
+                       "Learning rates hierarchical 0.0003, no summary 0.0001: chosen",
                        "| 0.0003 | 1.500 | 0.700 |",
                    "bfloat16+float32-answers: 0.970 / 90%", "at least 16 groups", "Retriever: **SASRec**",
                    "x: w = 0.5 (validation NDCG@10 w=0: 0.100, w=0.5: 0.200)",

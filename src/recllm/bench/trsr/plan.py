@@ -1,15 +1,15 @@
 """``recllm bench trsr --plan``: every unit of the benchmark, whether it is stored, and its estimated time here.
 
 Units: the lr choice (the grid's seed-0 hierarchical and no-summary runs; each mode's chosen one is its headline
-run), each SFT run (stored when its folder holds a finished run), each data set's part per seed (ID baselines, the scoring passes,
-injection; stored in the run store), the first seed's two-stage protocol (a piece of its own, which trains seed 0's
-reranking rankers again when their pieces are stored but this machine's cache lacks their adapters: the plan says
-so), and the learning curve. SASRec and LEARN fits are priced at their epoch cap times :data:`RETRIEVER_EPOCH_S`
-(not probed). Times come from a short probe on this machine (:func:`probe_rates`): two grouped-SFT steps, one user's
-21 candidates and one single-candidate prompt scored, one batch of summaries at the benchmark's batch size.
-Summaries are counted as the distinct prompts every run needs (:func:`summary_prompt_count`: blocks shared between a
-user's training, validation and test histories are generated once); those already in the cache are not detected, so
-that estimate is an upper bound.
+run), each SFT run (stored when its folder holds a finished run), each data set's part per seed (ID baselines, the
+scoring passes, injection; stored in the run store), the first seed's two-stage protocol (a piece of its own, which
+trains seed 0's reranking rankers again when their pieces are stored but this machine's cache lacks their adapters:
+the plan says so), and the learning curve. SASRec and LEARN fits are priced at their epoch cap times
+:data:`RETRIEVER_EPOCH_S` (not probed). Times come from a short probe on this machine (:func:`probe_rates`): two
+grouped-SFT steps, one user's 21 candidates and one single-candidate prompt scored, one batch of summaries at the
+benchmark's batch size. Summaries are counted as the distinct prompts every run needs (:func:`summary_prompt_count`:
+blocks shared between a user's training, validation and test histories are generated once); those already in the
+cache are not detected, so that estimate is an upper bound.
 """
 
 from __future__ import annotations

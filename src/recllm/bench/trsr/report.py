@@ -36,6 +36,11 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
     ("db87fbd", "the ranker's loss is class-balanced: a group's target weighs as much as its 20 negatives together "
                 "(the paper trains 1:1 pairs); on 60 Amazon users it lifted validation R@5 from 0.33 to 0.38 at lr "
                 "1e-3 and from 0.19 to 0.21 at 1e-4 (100 rows)"),
+    ("2eec310", "no target-dependent leak: training negatives avoid only the user's training items (they avoided the "
+                "validation and test items too, so a quarter of an Amazon test row's negatives had been labelled No "
+                "for the same user in training and the target never); a target already in the history gets no "
+                "sampled row and is a miss in full ranking (it was the one history item left rankable); the "
+                "hierarchical and no-summary rankers each choose their lr; paired lines add per-seed differences"),
 )
 
 __all__ = ["METHOD_CHANGES", "aggregate", "render"]
@@ -362,8 +367,8 @@ def _sizes_lines(results: list[dict], sz: dict) -> list[str]:
     two-stage users, seeds), the planned sizes ``sz`` only where no run exists."""
     planned = (f"- sizes (planned, nothing run yet): up to {sz['n_train_users']} training users per ranker, with "
                f"enough targets per user for at least {sz['min_candidates']} labelled candidates (each group: 1 target "
-               f"+ 20 negatives drawn from the items seen in training, none of the user's training items); {sz['n_valid_rows']} "
-               f"validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage test users "
+               f"+ 20 negatives drawn from the items seen in training, none of the user's training items); "
+               f"{sz['n_valid_rows']} validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage test users "
                f"({sz['n_fusion_rows']} validation users choose its fusion weight); seeds "
                f"{', '.join(map(str, sz['seeds']))}")
     if not results:
