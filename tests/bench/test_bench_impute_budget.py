@@ -308,3 +308,20 @@ def test_library_versions_are_in_every_key_and_row(monkeypatch):
     assert all(config.cache_parts(name) != before[name] for name in before)
     row = bench.unit_row("advertising", 0, ("mcar", 0.2), "mean", None, {})
     assert row["versions"]["torch"] == "0.0-other"
+
+
+def test_miceforest_fills_with_its_prediction_and_the_header_names_the_peers_versions(tmp_path):
+    """Scored against point estimators, miceforest gives a point fill too (not a draw among matched values); the
+    report header's versions line names the peer packages that ran."""
+    from recllm.bench.impute.run import make_imputer, peer_versions
+    from recllm.bench.impute.tasks import TABLES
+    from recllm.eval.report import report_header
+
+    pytest.importorskip("miceforest")
+    imputer = make_imputer("miceforest-shared", TABLES["advertising"][0], 3, BenchConfig.preset(True))
+    assert imputer.mean_match_candidates == 0 and imputer.seed == 3
+    versions = peer_versions(["mean", "miceforest", "great", "miceforest-shared"])
+    assert list(versions) == ["miceforest", "lightgbm", "be-great"] and versions["miceforest"]
+    assert peer_versions(["mean", "llm"]) == {}
+    header = report_header("t", "cmd", more_versions={"miceforest": "6.0.3", "be-great": None})
+    assert ", miceforest 6.0.3, be-great not installed" in header.splitlines()[-1]

@@ -14,7 +14,7 @@ import os
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -149,9 +149,12 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits:
 # ---------------------------------------------------------------------------------------------- writing
 def report_header(
     title: str, command: str, data_paths: Iterable[str | os.PathLike[str]] = (), seeds: Sequence[int] | None = None,
-    commit: str | None = None, precision: str | None = None,
+    commit: str | None = None, precision: str | None = None, more_versions: Mapping[str, str | None] | None = None,
 ) -> str:
     """The markdown header every report starts with (see the module docstring).
+
+    ``more_versions``: further libraries the run used (name -> version, None: not installed), appended to the
+    versions line.
 
     ``commit``: the source line (``recllm.bench.reporting.source_state``; default: :func:`git_commit`, marked
     ``+dirty`` when tracked files changed). ``precision``: what the run's ``dtype="auto"`` meant, from the caller
@@ -172,7 +175,8 @@ def report_header(
         f"{machine['bf16']}, {machine['os']}",
         *([f"- precision (dtype 'auto'): {precision}"] if precision else []),
         f"- versions: python {machine['python']}, torch {machine['torch']}, transformers {machine['transformers']}, "
-        f"numpy {machine['numpy']}, recllm {machine['recllm']}",
+        f"numpy {machine['numpy']}, recllm {machine['recllm']}"
+        + "".join(f", {name} {version or 'not installed'}" for name, version in (more_versions or {}).items()),
     ]
     if seeds is not None:
         lines.append(f"- seeds: {', '.join(str(s) for s in seeds)}")
@@ -193,13 +197,15 @@ def write_report(
     commit: str | None = None,
     precision: str | None = None,
     method_changes: Sequence[tuple[str, str]] = (),
+    more_versions: Mapping[str, str | None] | None = None,
 ) -> Path:
     """Write a generated markdown report atomically: :func:`report_header`, ``body`` (paths under the working folder
     made relative: committed reports name no machine's folders), then what changed since the
     report this one replaces (:func:`report_changes`; ``method_changes``: the benchmark's ``(commit, what changed in
     its method)`` list). Returns the path."""
     path = Path(path)
-    text = report_header(title, command, data_paths, seeds, commit, precision) + "\n" + body.rstrip() + "\n"
+    text = report_header(title, command, data_paths, seeds, commit, precision, more_versions) + "\n" \
+        + body.rstrip() + "\n"
     text = text.replace(str(Path.cwd().resolve()) + os.sep, "")  # paths under the working folder, relative
     previous = _previous_report(path)
     if previous is not None:
