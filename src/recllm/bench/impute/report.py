@@ -27,6 +27,8 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
     ("d4473c3", "peers side by side: miceforest (LightGBM MICE) and GReaT (be-great on the SmolLM2 folder)"),
     ("6b20c9e", "the LLM imputer and GReaT fine-tune once per table and seed on the cells observed in every "
                 "missingness setting; GReaT at MCAR 20% only, under the LLM imputer's step budget"),
+    ("261e00e", "miceforest fills with its forest's prediction (a point fill, like the other imputers) instead of one "
+                "draw among the 5 nearest observed values"),
 )
 
 
