@@ -279,6 +279,26 @@ def test_two_stage_reranks_with_the_configured_rankers_only_and_scores_each_list
     assert len(scored) == len(set(scored)) == 6 + 5  # every weight and both test rows reuse one pass per user
 
 
+def test_two_stage_fits_sasrec_and_learn_itself_and_picks_one_on_validation(loo, monkeypatch):
+    """The path the full benchmark first reaches hours in: SASRec and LEARN (shared tower over content embeddings)
+    fitted by the two-stage piece, each scored on validation, the best one reranked (tiny epochs and embeddings)."""
+    import recllm.learn.encoder as encoder
+
+    n_items = loo.dataset.n_items
+    content = np.random.default_rng(0).normal(size=(n_items, 16)).astype(np.float32)
+    monkeypatch.setattr(encoder, "content_for", lambda dataset, show_progress=False, **kw: (content, 0.0))
+    test_cases = loo.eval_cases("test")
+    data = SimpleNamespace(split=loo, test=SimpleNamespace(case=np.arange(len(test_cases))),
+                           valid=SimpleNamespace(case=np.arange(4)), spec=SimpleNamespace(name="toy"))
+    sizes = dataclasses.replace(bench.QUICK, n_fusion_rows=4, n_rerank_rows=4, rerank_k=5, retriever_epochs=1,
+                                retrievers=("itemknn", "sasrec", "learn"), two_stage_modes=("hierarchical",))
+    llm = {"hierarchical": SimpleNamespace(rank=lambda histories, lists: [np.linspace(0, 1, len(x)) for x in lists])}
+    rows, choice = bench.two_stage(data, sizes, llm, {}, log=lambda *a: None)
+    assert set(choice["retriever_validation_ndcg@10"]) == {"item-kNN", "SASRec", "LEARN (shared tower)"}
+    assert all(np.isfinite(v) for v in choice["retriever_validation_ndcg@10"].values())
+    assert len(rows) == 3 and rows[0]["method"] == f"{choice['retriever']} alone"
+
+
 def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypatch, tmp_path):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
     spec, users = bench.DATASETS[1], np.arange(3)
