@@ -1,7 +1,9 @@
 """``recllm bench impute`` within a time budget: GReaT's one budget rule (steps, samples per row, settings), the
 shared fit of the fine-tuned imputers (never trained on a cell masked in any setting of its seed), the plan."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -184,8 +186,8 @@ def test_plan_counts_a_shared_fit_once_and_great_at_its_settings_only(shared_dat
 TWO = (("mcar", 0.05), ("mcar", 0.2))
 
 
-class SessionEnded(Exception):
-    pass
+class SessionEnded(BaseException):
+    """The session's end (a kill or Ctrl-C, not an error of the unit): it stops the whole run."""
 
 
 def _fake_llm_run(monkeypatch, fail_at=None):
@@ -244,6 +246,32 @@ def test_a_shared_fit_group_is_stored_whole_or_not_at_all(shared_data, tmp_path,
     assert "another" not in {r["fit_group"] for r in rows}
     _fake_llm_run(monkeypatch)  # whole now: nothing is fitted again
     assert bench.run_benchmark(config, out=out, show_progress=False) == 0 and _Recording.fits == []
+
+
+def test_a_failing_unit_is_reported_not_stored_and_the_units_after_it_still_run(shared_data, tmp_path, monkeypatch):
+    """One unit's error (a peer library's, memory) must not stop a campaign of hours: it is named on one line and in
+    the report, nothing of it is stored, the other units run and are stored, the exit status says it failed."""
+    out, store_path = str(tmp_path / "imputation.md"), tmp_path / "imputation.runs.jsonl"
+    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mean", "llm", "zero"))
+    _fake_llm_run(monkeypatch)
+    real = bench.impute_tables
+
+    def failing(name, *args, **kwargs):
+        if name == "mean":
+            raise ValueError("lightgbm said no\nsecond line")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "impute_tables", failing)
+    assert bench.run_benchmark(config, out=out, show_progress=False) == 1
+    stored = [json.loads(line)["row"] for line in store_path.read_text().splitlines() if '"key"' in line]
+    assert {r["imputer"] for r in stored} == {"none", "zero", "llm"}  # everything but the failing unit
+    text = Path(out).read_text()
+    assert "FAILED (not stored; a rerun tries it again): advertising seed 3 MCAR 5% mean: ValueError: lightgbm " \
+           "said no" in text and "second line" not in text
+    monkeypatch.setattr(bench, "impute_tables", real)  # fixed: the rerun computes only what is missing
+    _fake_llm_run(monkeypatch)
+    assert bench.run_benchmark(config, out=out, show_progress=False) == 0 and _Recording.fits == []
+    assert "FAILED" not in Path(out).read_text()
 
 
 def test_the_plan_counts_the_shared_fit_while_any_setting_is_missing(shared_data, tmp_path, monkeypatch):
@@ -313,15 +341,18 @@ def test_library_versions_are_in_every_key_and_row(monkeypatch):
 def test_miceforest_fills_with_its_prediction_and_the_header_names_the_peers_versions(tmp_path):
     """Scored against point estimators, miceforest gives a point fill too (not a draw among matched values); the
     report header's versions line names the peer packages that ran."""
-    from recllm.bench.impute.run import make_imputer, peer_versions
+    from recllm.bench.impute.report import write_imputation_report
+    from recllm.bench.impute.run import make_imputer
     from recllm.bench.impute.tasks import TABLES
+    from recllm.bench.reporting import ReportTarget
     from recllm.eval.report import report_header
 
     pytest.importorskip("miceforest")
     imputer = make_imputer("miceforest-shared", TABLES["advertising"][0], 3, BenchConfig.preset(True))
     assert imputer.mean_match_candidates == 0 and imputer.seed == 3
-    versions = peer_versions(["mean", "miceforest", "great", "miceforest-shared"])
-    assert list(versions) == ["miceforest", "lightgbm", "be-great"] and versions["miceforest"]
-    assert peer_versions(["mean", "llm"]) == {}
     header = report_header("t", "cmd", more_versions={"miceforest": "6.0.3", "be-great": None})
     assert ", miceforest 6.0.3, be-great not installed" in header.splitlines()[-1]
+    config = BenchConfig.preset(True, datasets=("advertising",), imputers=("mean", "miceforest"))
+    path = write_imputation_report(config, [], [], 1.0, ReportTarget(tmp_path / "imputation.md", "abc"), "cmd")
+    versions = next(line for line in path.read_text().splitlines() if line.startswith("- versions:"))
+    assert ", miceforest " in versions and ", lightgbm " in versions and "be-great" not in versions

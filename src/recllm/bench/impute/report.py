@@ -12,7 +12,7 @@ import numpy as np
 from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
 from recllm.eval.stats import interval_over_runs, paired_difference
-from recllm.bench.impute.run import FINE_TUNED, REFERENCE_LABELS, SHARED_REFERENCES, peer_versions
+from recllm.bench.impute.run import FINE_TUNED, REFERENCE_LABELS, SHARED_REFERENCES
 from recllm.bench.impute.tasks import TABLES, TASKS
 
 LOWER_IS_BETTER = ("rmse", "nrmse", "mae", "mse")
@@ -595,6 +595,7 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     """Write the report at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with plots beside it;
     returns the path. ``imputers``: those that ran (default: the configuration's); ``skipped``: a line per peer
     imputer that could not run."""
+    from recllm.bench.reporting import library_versions
     from recllm.data import data_files
     from recllm.impute.peers import PEERS, peer_versions
     from recllm.llm.precision import describe_precision, describe_training_precision
@@ -663,4 +664,5 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     return write_report(path, "LLM imputation for recommendation data (arXiv 2407.10078)", command,
                         data_files(config.datasets), "\n".join(body), seeds=list(config.seeds),
                         commit=target.commit, precision=describe_precision(config.precision),
-                        method_changes=METHOD_CHANGES, more_versions=peer_versions(config.imputers))
+                        method_changes=METHOD_CHANGES, more_versions=library_versions(
+                            [dist for name, (_, dists) in PEERS.items() if name in config.imputers for dist in dists]))

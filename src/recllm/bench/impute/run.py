@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,17 +79,6 @@ def library_versions() -> dict[str, str | None]:
     from recllm.bench.reporting import library_versions as versions_of
 
     return versions_of(VERSIONED)
-
-
-PEER_PACKAGES = {"miceforest": ("miceforest", "lightgbm"), "great": ("be-great",)}
-
-
-def peer_versions(imputers: Sequence[str]) -> dict[str, str | None]:
-    """The versions of the peer packages behind ``imputers`` (for the report header; None: not installed)."""
-    from recllm.bench.reporting import library_versions as versions_of
-
-    names = [p for imputer in dict.fromkeys(map(base_imputer, imputers)) for p in PEER_PACKAGES.get(imputer, ())]
-    return versions_of(tuple(names)) if names else {}
 
 
 def base_imputer(name: str) -> str:
@@ -450,9 +438,21 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
 
         base_lm = load_trainable_lm(config.llm_model)  # each LLMImputer fine-tunes a copy of it
 
+    failed: list[str] = []
+
     def done(dataset: str, seed: int, what: str) -> None:
         if show_progress:
             print(f"{dataset} seed {seed} {what}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    def attempt(what: str, compute: Any) -> Any:
+        """``compute()``, or None with a line in ``failed``: one unit's error (a peer library's, memory) does not
+        stop the units after it; nothing of it is stored, so the next run tries it again."""
+        try:
+            return compute()
+        except Exception as exc:  # noqa: BLE001 -- any unit's error is reported and the campaign goes on
+            failed.append(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip())
+            print(f"recllm bench impute: {failed[-1]} (not stored; the next run tries it again)", flush=True)
+            return None
 
     for dataset in config.datasets:
         ds = load(dataset)
@@ -465,27 +465,39 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
                     n for n in units if config.runs(n, setting) and not config.shares_fit(n)]
                 for name in names:
                     key = unit_key(dataset, seed, setting, name, config)
+                    what = f"{setting_name(setting) if setting[0] != 'complete' else 'complete'} {name}"
                     row = store.get(key)
                     if row is None:
-                        masked = tables.get(setting)
-                        result = None if name == "none" else impute_tables(
-                            name, dataset, masked, seed, config, base_lm if name != "great" else None)
-                        row = unit_row(dataset, seed, setting, name, result,
-                                       downstream(dataset, ds, name, result, masked, seed, config))
+                        def compute(setting: tuple[str, float] = setting, name: str = name) -> dict[str, Any]:
+                            masked = tables.get(setting)
+                            result = None if name == "none" else impute_tables(
+                                name, dataset, masked, seed, config, base_lm if name != "great" else None)
+                            return unit_row(dataset, seed, setting, name, result,
+                                            downstream(dataset, ds, name, result, masked, seed, config))
+                        row = attempt(f"{dataset} seed {seed} {what}", compute)
+                        if row is None:
+                            continue
                         store.put(key, row)
                     rows.append(row)
-                    done(dataset, seed, f"{setting_name(setting) if setting[0] != 'complete' else 'complete'} {name}")
+                    done(dataset, seed, what)
             for name in (n for n in units if config.shares_fit(n)):
-                rows += run_shared_group(name, dataset, ds, seed, config, tables, union, store,
-                                         base_lm if name == "llm" else None)
-                done(dataset, seed, f"{name} (shared fit, every setting)")
+                group = attempt(f"{dataset} seed {seed} {name} (shared fit)", lambda name=name: run_shared_group(
+                    name, dataset, ds, seed, config, tables, union, store, base_lm if name == "llm" else None))
+                if group is not None:
+                    rows += group
+                    done(dataset, seed, f"{name} (shared fit, every setting)")
     if config.attempts:
         attempts = run_attempts(config, store, base_lm, show_progress)
     seconds = time.perf_counter() - started
     path = write_imputation_report(config, rows, attempts, seconds, target, command, imputers=imputers,
-                                   skipped=skipped)
+                                   skipped=skipped + [f"FAILED (not stored; a rerun tries it again): {line}"
+                                                      for line in failed])
     if show_progress:
         print(f"wrote {path} ({seconds:.0f} s)")
+    if failed:
+        print(f"recllm bench impute: {len(failed)} unit(s) failed and are missing from {path.name}: "
+              + "; ".join(failed), flush=True)
+        return 1
     return 0
 
 
