@@ -125,7 +125,8 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
     # edit meanwhile, a changed recllm module would rightly make these runs stale
     monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.impute",))
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
-    config = BenchConfig.preset(True, datasets=("advertising",), imputers=("deletion", "mean", "mice"))
+    config = BenchConfig.preset(True, datasets=("advertising",), imputers=("deletion", "mean", "mice"),
+                                llm_fit="shared")  # the shared fit's reference rows are run too
     assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
     text = (tmp_path / "imputation.md").read_text()
     assert "**advertising / click / auc**" in text and "daily_time_spent:rmse" in text

@@ -31,7 +31,8 @@ def tiny():
 def test_great_budget_is_the_llm_imputers_fine_tune_and_few_samples_per_row():
     config = BenchConfig.preset(False)
     budget = config.great_budget()
-    assert budget == great_budget(config) and config.llm_fit == "shared" and config.shares_fit("great")
+    assert budget == great_budget(config) and config.llm_fit == "per-setting" and not config.shares_fit("great")
+    assert BenchConfig(llm_fit="shared").shares_fit("great")
     assert (budget.epochs, budget.batch_size, budget.max_steps) == (DEFAULT_SFT.epochs, DEFAULT_SFT.batch_size, 0)
     assert budget.max_retries == GREAT_MAX_TRIES and budget.settings == GREAT_SETTINGS
     assert budget.steps(1001) == DEFAULT_SFT.epochs * math.ceil(1001 / DEFAULT_SFT.batch_size)
@@ -158,14 +159,15 @@ def test_plan_counts_a_shared_fit_once_and_great_at_its_settings_only(shared_dat
                   great_fit_s={table: 20.0}, great_fill_row_s={table: 2.0}, imputer_s={(table, "mean"): 1.0},
                   dlrm_s={"advertising": 10.0})
     store = RunStore(tmp_path / "imputation.runs.jsonl")
-    shared = BenchConfig(datasets=("advertising",), seeds=(0,), imputers=("mean", "great"))
+    shared = BenchConfig(datasets=("advertising",), seeds=(0,), imputers=("mean", "great"), llm_fit="shared")
     units = plan_units(shared, ("mean", "great"), rates, store)
     assert [(u.setting, u.imputer) for u in units if u.imputer == "great"] == [("MCAR 20%", "great")]
     masked, mask = bench.masked_tables(load("advertising"), "advertising", ("mcar", 0.2), 0)[table][1:]
     steps = shared.great_budget().steps(len(masked))
     great = next(u for u in units if u.imputer == "great")
     assert great.seconds == pytest.approx(10 + 20 + steps * 3.0 + int(mask.any(axis=1).sum()) * 2.0)
-    both = BenchConfig(datasets=("advertising",), seeds=(0,), imputers=("great",), great_settings=SETTINGS)
+    both = BenchConfig(datasets=("advertising",), seeds=(0,), imputers=("great",), great_settings=SETTINGS,
+                       llm_fit="shared")
     units = [u for u in plan_units(both, ("great",), rates, store) if u.imputer == "great"]
     assert len(units) == len(SETTINGS)
     fills = [int(bench.masked_tables(load("advertising"), "advertising", s, 0)[table][2].any(axis=1).sum()) * 2.0
@@ -224,7 +226,8 @@ def test_a_shared_fit_group_is_stored_whole_or_not_at_all(shared_data, tmp_path,
     from recllm.bench.runs import RunStore
 
     out, store_path = str(tmp_path / "imputation.md"), tmp_path / "imputation.runs.jsonl"
-    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mean", "llm"))
+    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mean", "llm"),
+                         llm_fit="shared")
     _fake_llm_run(monkeypatch, fail_at=500)  # MCAR 5% masks 250 cells, MCAR 20% 1000: the second setting fails
     with pytest.raises(SessionEnded):
         bench.run_benchmark(config, out=out, show_progress=False)
@@ -281,7 +284,7 @@ def test_the_plan_counts_the_shared_fit_while_any_setting_is_missing(shared_data
     table = "advertising/users"
     rates = Rates(llm_row_s={table: 0.5}, llm_cell_s={table: 0.1}, imputer_s={(table, "mean"): 1.0},
                   dlrm_s={"advertising": 10.0})
-    config = BenchConfig(datasets=("advertising",), seeds=(0,), settings=TWO, imputers=("llm",))
+    config = BenchConfig(datasets=("advertising",), seeds=(0,), settings=TWO, imputers=("llm",), llm_fit="shared")
     store = RunStore(tmp_path / "imputation.runs.jsonl")
     keys = [key for _, key in bench.group_keys("llm", "advertising", 0, config)]
     store.put(keys[0], {"fit_group": "g"})  # the first setting stored, the second not
@@ -304,7 +307,8 @@ def test_shared_fit_references_fit_the_llms_table_and_fill_each_setting(shared_d
     from recllm.data import load
 
     _fake_llm_run(monkeypatch)
-    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mice", "llm"))
+    config = BenchConfig(datasets=("advertising",), seeds=(3,), settings=TWO, imputers=("mice", "llm"),
+                         llm_fit="shared")
     assert config.unit_imputers(("mice", "llm")) == ("mice", "mice-shared", "llm")
     assert BenchConfig(llm_fit="per-setting").unit_imputers(("mice", "llm")) == ("mice", "llm")
     assert bench.run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0

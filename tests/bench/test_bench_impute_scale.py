@@ -16,7 +16,7 @@ from recllm.impute.llm import DEFAULT_SFT, VALIDATION_FRACTION
 
 def test_full_llm_run_has_no_cell_cap_and_uses_the_imputers_defaults():
     config = BenchConfig.preset(False)
-    assert config.llm_departures() == {} and config.llm_fit == "shared" and config.seeds == (0, 1, 2)
+    assert config.llm_departures() == {} and config.llm_fit == "per-setting" and config.seeds == (0, 1, 2)
     assert {"llm", "miceforest", "great", "mice"} <= set(config.imputers)
     spec = TABLES["ml-100k"][1]
     imputer = make_imputer("llm", spec, seed=2, config=config)

@@ -6,7 +6,7 @@ same seeded split. Results are stored per (data set, seed, setting, imputer, con
 (``imputation.runs.jsonl``, a :class:`recllm.bench.runs.RunStore` committed with it; a run is reused only while
 the code that produced it, the data and the settings are unchanged), and the LLM imputer
 caches its adapters and answers, so an interrupted run resumes, on this machine or a fresh one, and a rerun only
-rebuilds the report. With the shared fit (``llm_fit="shared"``) a fine-tuned imputer's (data set, seed) is one
+rebuilds the report. With the shared fit (``llm_fit="shared"``, not the default) a fine-tuned imputer's (data set, seed) is one
 all-or-nothing group: its fit and its fills of every setting run in one process and are stored together, each row
 tagged with the group's ``fit_group`` (:func:`stored_group`), so no table mixes two adapters (a fine-tune in float32
 is not bit-identical across CPUs, and its cache does not travel between machines). Beside it, the reference rows
@@ -120,12 +120,13 @@ class BenchConfig:
 
     LLM: ``llm_max_rows`` (None: every row, so every observed cell), ``llm_max_epochs`` (None: LLMImputer's own,
     ``DEFAULT_SFT.epochs``, chosen on held-out observed cells) and ``llm_max_validation_cells`` (None: its own) are
-    the only departures from LLMImputer's defaults, named in the report. ``llm_fit``: "shared" (the default: one
-    fine-tune per (table, seed) on the table with the cells of every setting's mask removed, reused to fill every
-    setting, so no fine-tune sees a cell masked in any setting of its seed) or "per-setting" (one per masked table;
-    about five times the fine-tuning). GReaT follows the same fit and the budget rule of
-    :func:`recllm.bench.impute.budget.great_budget`: ``great_epochs`` passes over the rows (None: as many as the LLM
-    imputer may train) or ``great_max_steps`` optimizer steps when > 0, at ``great_settings`` only (None:
+    the only departures from LLMImputer's defaults, named in the report. ``llm_fit``: "per-setting" (the default: one
+    fine-tune per masked table, on every observed cell of it, as the other imputers are fitted) or "shared" (one per
+    (table, seed) on the table with the cells of every setting's mask removed, reused to fill every setting: about
+    a fifth of the fine-tuning, but it trains on the ~40% of cells no setting masks, and the MNAR mask among them
+    leaves high values under-represented in every setting's training data). GReaT follows the same fit and the
+    budget rule of :func:`recllm.bench.impute.budget.great_budget`: ``great_epochs`` passes over the rows (None: as
+    many as the LLM imputer may train) or ``great_max_steps`` optimizer steps when > 0, at ``great_settings`` only (None:
     :data:`~recllm.bench.impute.budget.GREAT_SETTINGS`).
     """
 
@@ -138,7 +139,7 @@ class BenchConfig:
     llm_max_epochs: int | None = None
     llm_max_validation_cells: int | None = None
     llm_model: str | None = None
-    llm_fit: str = "shared"
+    llm_fit: str = "per-setting"
     great_epochs: int | None = None
     great_max_steps: int = 0
     great_settings: tuple[tuple[str, float], ...] | None = None
