@@ -1,18 +1,18 @@
 """``recllm bench impute``: every imputer x task x missingness setting x seed -> docs/results/imputation.md.
 
 For each data set, seed and setting the feature tables are masked once (``recllm.data.missing.inject_missing``),
-every imputer fills the same masked tables (scored on the masked cells), and a DLRM is trained per task on the
-same seeded split. Results are stored per (data set, seed, setting, imputer, configuration) beside the report
-(``imputation.runs.jsonl``, a :class:`recllm.bench.runs.RunStore` committed with it; a run is reused only while
-the code that produced it, the data and the settings are unchanged), and the LLM imputer
-caches its adapters and answers, so an interrupted run resumes, on this machine or a fresh one, and a rerun only
-rebuilds the report. With the shared fit (``llm_fit="shared"``, not the default) a fine-tuned imputer's (data set, seed) is one
-all-or-nothing group: its fit and its fills of every setting run in one process and are stored together, each row
-tagged with the group's ``fit_group`` (:func:`stored_group`), so no table mixes two adapters (a fine-tune in float32
-is not bit-identical across CPUs, and its cache does not travel between machines). Beside it, the reference rows
-"MICE (shared-fit cells)" and "miceforest (shared-fit cells)" (:data:`SHARED_REFERENCES`) fit MICE / miceforest on
-the same union-masked table and fill each setting as the LLM imputer does, so the LLM imputer is compared with them
-on equal data. Every row and key carries the versions of the libraries that decide the numbers
+every imputer fills the same masked tables (scored on the masked cells), and a DLRM is trained per task on the same
+seeded split. Results are stored per (data set, seed, setting, imputer, configuration) beside the report
+(``imputation.runs.jsonl``, a :class:`recllm.bench.runs.RunStore` committed with it; a run is reused only while the
+code that produced it, the data and the settings are unchanged), and the LLM imputer caches its adapters and
+answers, so an interrupted run resumes, on this machine or a fresh one, and a rerun only rebuilds the report. With
+the shared fit (``llm_fit="shared"``, not the default) a fine-tuned imputer's (data set, seed) is one all-or-nothing
+group: its fit and its fills of every setting run in one process and are stored together, each row tagged with the
+group's ``fit_group`` (:func:`stored_group`), so no table mixes two adapters (a fine-tune in float32 is not
+bit-identical across CPUs, and its cache does not travel between machines). Beside it, the reference rows "MICE
+(shared-fit cells)" and "miceforest (shared-fit cells)" (:data:`SHARED_REFERENCES`) fit MICE / miceforest on the
+same union-masked table and fill each setting as the LLM imputer does, so the LLM imputer is compared with them on
+equal data. Every row and key carries the versions of the libraries that decide the numbers
 (:func:`library_versions`), so runs of different installs are never mixed.
 
 ``--attempts [NAMES]`` adds the LLM variants the paper's open questions point at (training rows, fine-tuning set
@@ -126,8 +126,8 @@ class BenchConfig:
     a fifth of the fine-tuning, but it trains on the ~40% of cells no setting masks, and the MNAR mask among them
     leaves high values under-represented in every setting's training data). GReaT follows the same fit and the
     budget rule of :func:`recllm.bench.impute.budget.great_budget`: ``great_epochs`` passes over the rows (None: as
-    many as the LLM imputer may train) or ``great_max_steps`` optimizer steps when > 0, at ``great_settings`` only (None:
-    :data:`~recllm.bench.impute.budget.GREAT_SETTINGS`).
+    many as the LLM imputer may train) or ``great_max_steps`` optimizer steps when > 0, at ``great_settings`` only
+    (None: :data:`~recllm.bench.impute.budget.GREAT_SETTINGS`).
     """
 
     quick: bool = False

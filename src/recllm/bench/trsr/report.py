@@ -368,13 +368,13 @@ def _sizes_lines(results: list[dict], sz: dict) -> list[str]:
     planned = (f"- sizes (planned, nothing run yet): up to {sz['n_train_users']} training users per ranker, with "
                f"enough targets per user for at least {sz['min_candidates']} labelled candidates (each group: 1 target "
                f"+ 20 negatives drawn from the items seen in training, none of the user's training items); "
-               f"{sz['n_valid_rows']} validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage test users "
-               f"({sz['n_fusion_rows']} validation users choose its fusion weight); seeds "
+               f"{sz['n_valid_rows']} validation rows, {sz['n_test_rows']} test rows, {sz['n_rerank_rows']} two-stage "
+               f"test users ({sz['n_fusion_rows']} validation users choose its fusion weight); seeds "
                f"{', '.join(map(str, sz['seeds']))}")
     if not results:
         return [planned]
     lines = ["- sizes, as run (each group: 1 target + 20 negatives drawn from the items seen in training, none of the "
-             "user's own):"]
+             "user's training items):"]
     for res in results:
         parts = []
         train = res.get("train")
