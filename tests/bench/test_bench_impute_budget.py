@@ -1,6 +1,7 @@
 """``recllm bench impute`` within a time budget: GReaT's one budget rule (steps, samples per row, settings), the
 shared fit of the fine-tuned imputers (never trained on a cell masked in any setting of its seed), the plan."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -134,7 +135,12 @@ def test_fine_tuned_imputers_never_train_on_a_cell_masked_in_any_setting(shared_
     masks = {s: bench.masked_tables(ds, "advertising", s, 3) for s in SETTINGS}
     fits = _Recording.fits
     assert [n for n, *_ in fits].count("great") == 1  # GReaT: MCAR 20% only, fitted once
-    assert [n for n, *_ in fits].count("llm") == (1 if llm_fit == "shared" else len(SETTINGS))
+    # per-setting: the LLM imputer runs where GReaT does (MCAR 20%), one fine-tune there; shared: one for all
+    assert [n for n, *_ in fits].count("llm") == 1
+    assert config.llm_run_settings() == (SETTINGS if llm_fit == "shared" else (("mcar", 0.2),))
+    every = dataclasses.replace(config, llm_settings=SETTINGS)
+    assert all(every.runs("llm", s) for s in SETTINGS)
+    assert config.runs("llm", ("mnar", 0.2)) == (llm_fit == "shared")
     for name, table, frame in fits:
         trained = frame.notna().to_numpy()
         if llm_fit == "shared":
@@ -360,3 +366,16 @@ def test_miceforest_fills_with_its_prediction_and_the_header_names_the_peers_ver
     path = write_imputation_report(config, [], [], 1.0, ReportTarget(tmp_path / "imputation.md", "abc"), "cmd")
     versions = next(line for line in path.read_text().splitlines() if line.startswith("- versions:"))
     assert ", miceforest " in versions and ", lightgbm " in versions and "be-great" not in versions
+
+
+def test_the_cli_runs_the_llm_imputer_at_every_setting_only_when_asked(monkeypatch, tmp_path):
+    import recllm.bench.impute.run as run
+    from recllm.bench import main
+
+    seen = []
+    monkeypatch.setattr(run, "run_benchmark", lambda config, **kw: seen.append(config) or 0)
+    args = ["--quiet", "--allow-dirty", "--out", str(tmp_path / "imputation.md")]
+    assert main("impute", args) == 0 and main("impute", args + ["--llm-all-settings"]) == 0
+    default, every = seen
+    assert default.llm_fit == "per-setting" and default.llm_run_settings() == (("mcar", 0.2),)
+    assert every.llm_run_settings() == tuple(default.settings)

@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         if args.great_all_settings:
             config = dataclasses.replace(config, great_settings=config.settings)
+        if args.llm_all_settings:
+            config = dataclasses.replace(config, llm_settings=config.settings)
     set_threads(args.threads)
     if args.plan:
         from recllm.bench.impute.plan import plan_benchmark
@@ -61,6 +63,9 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--great-all-settings", action="store_true",
                    help="GReaT at every setting (default: MCAR 20%% only, by the budget rule of "
                    "recllm.bench.impute.budget; every setting takes several times as long)")
+    b.add_argument("--llm-all-settings", action="store_true",
+                   help="the LLM imputer at every setting (default: where GReaT runs, MCAR 20%%, with a fine-tune per "
+                   "masked table; every setting with --llm-fit shared); about five times the fine-tuning")
     b.add_argument("--model", default=None, help="LLM: HF model id or folder (default: the bundled SmolLM2-135M)")
     b.add_argument("--llm-fit", default=None, choices=("per-setting", "shared"),
                    help="'per-setting' (default): one LLM (and GReaT) fine-tune per masked table, on every observed "

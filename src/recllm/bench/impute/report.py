@@ -564,7 +564,10 @@ def llm_setup_line(config: Any) -> str:
 
     departures = config.llm_departures()
     named = ", ".join(f"{k}={v!r}" for k, v in departures.items()) or "none (the full preset)"
-    fit = ("one fine-tune per (table, seed, setting), on that setting's masked table" if config.llm_fit == "per-setting"
+    where = ", ".join(_label(s) for s in config.llm_run_settings())
+    fit = (f"one fine-tune per (table, seed, setting), on that setting's masked table, at {where} only (as GReaT; a "
+           "fine-tune on every observed cell takes hours per table on a CPU: --llm-all-settings runs every setting)"
+           if config.llm_fit == "per-setting"
            else "one fine-tune per (table, seed) on the table with the cells of *all* settings' masks removed, reused "
                 "for every setting: it never sees a cell masked in any setting of its seed, and trains on fewer cells "
                 "than each masked table has (the observed cells of all settings at once; the shares are in 'What the "

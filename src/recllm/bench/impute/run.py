@@ -143,6 +143,7 @@ class BenchConfig:
     great_epochs: int | None = None
     great_max_steps: int = 0
     great_settings: tuple[tuple[str, float], ...] | None = None
+    llm_settings: tuple[tuple[str, float], ...] | None = None
     attempts: tuple[str, ...] = ()  # names from ATTEMPTS to run (``ATTEMPT_DATASETS`` limits where)
     attempt_datasets: tuple[str, ...] | None = None  # default: every benchmark data set
     dlrm: dict[str, DLRMSettings] = field(default_factory=lambda: dict(DLRM_PRESETS))
@@ -172,9 +173,10 @@ class BenchConfig:
         if self.llm_fit not in LLM_FITS:
             raise ValueError(f"llm_fit must be one of {LLM_FITS}, got {self.llm_fit!r}")
         known = {tuple(s) for s in self.settings}
-        strays = [s for s in self.great_settings or () if tuple(s) not in known]
-        if strays:
-            raise ValueError(f"great_settings {strays} are not among the benchmark's settings {list(self.settings)}")
+        for name in ("great_settings", "llm_settings"):
+            strays = [s for s in getattr(self, name) or () if tuple(s) not in known]
+            if strays:
+                raise ValueError(f"{name} {strays} are not among the benchmark's settings {list(self.settings)}")
 
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> "BenchConfig":
@@ -184,6 +186,7 @@ class BenchConfig:
             dlrm = dict(DLRM_PRESETS, **{"ml-100k": dataclasses.replace(DLRM_PRESETS["ml-100k"], max_epochs=3,
                                                                                    patience=1)})
             base = dict(quick=True, seeds=(0,), settings=(("mcar", 0.05),), great_settings=(("mcar", 0.05),),
+                        llm_settings=(("mcar", 0.05),),
                         dlrm=dlrm, imputers=QUICK_IMPUTERS, **QUICK_LLM)
             base.update(overrides)
             return cls(**base)
@@ -212,9 +215,24 @@ class BenchConfig:
         """GReaT's budget under the benchmark's one rule (:func:`recllm.bench.impute.budget.great_budget`)."""
         return great_budget(self)
 
+    def llm_run_settings(self) -> tuple[tuple[str, float], ...]:
+        """Where the LLM imputer runs: ``llm_settings``; by default, with a fine-tune per masked table, GReaT's
+        settings (:data:`~recllm.bench.impute.budget.GREAT_SETTINGS`: a fine-tune on every observed cell costs hours
+        per table on a CPU), with the shared fit every setting (one fine-tune serves them all)."""
+        if self.llm_settings is not None:
+            return tuple(tuple(s) for s in self.llm_settings)  # type: ignore[misc]
+        if self.llm_fit == "shared":
+            return tuple(tuple(s) for s in self.settings)  # type: ignore[misc]
+        return tuple(tuple(s) for s in self.great_budget().settings)  # type: ignore[misc]
+
     def runs(self, imputer: str, setting: tuple[str, float]) -> bool:
-        """Whether ``imputer`` runs at ``setting`` (every imputer does, except GReaT outside its budget's settings)."""
-        return imputer != "great" or tuple(setting) in {tuple(s) for s in self.great_budget().settings}
+        """Whether ``imputer`` runs at ``setting``: every imputer does, except GReaT outside its budget's settings
+        and the LLM imputer outside :meth:`llm_run_settings`."""
+        if imputer == "great":
+            return tuple(setting) in {tuple(s) for s in self.great_budget().settings}
+        if imputer == "llm":
+            return tuple(setting) in set(self.llm_run_settings())
+        return True
 
     def shares_fit(self, imputer: str) -> bool:
         """Whether ``imputer`` is fitted once per (table, seed) on the union-masked table (``llm_fit="shared"``):
