@@ -30,7 +30,8 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
     ("261e00e", "miceforest fills with its forest's prediction (a point fill, like the other imputers) instead of one "
                 "draw among the 5 nearest observed values"),
     ("af9a1ee", "the LLM imputer and GReaT fine-tune per masked table, on every observed cell of it (the shared fit "
-                "trained on the ~40% of cells no setting masks, with high values under-represented by the MNAR mask)"),
+                "trained on the ~40% of cells no setting masks, with high values under-represented by the MNAR mask), "
+                "at MCAR 20% only, as GReaT (6ba3058; --llm-all-settings for every setting)"),
 )
 
 
