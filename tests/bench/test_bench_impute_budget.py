@@ -13,7 +13,7 @@ import pytest
 import recllm.bench.impute.run as bench
 from recllm.bench.impute.budget import GREAT_MAX_TRIES, GREAT_SETTINGS, great_budget
 from recllm.bench.impute.plan import Rates, format_plan, plan_units
-from recllm.bench.impute.report import peer_setup_lines
+from recllm.bench.impute.report import llm_setup_line, peer_setup_lines
 from recllm.bench.impute.run import SETTINGS, BenchConfig, make_imputer
 from recllm.bench.impute.tasks import TABLES, TableSpec
 from recllm.impute.llm import DEFAULT_SFT
@@ -379,3 +379,8 @@ def test_the_cli_runs_the_llm_imputer_at_every_setting_only_when_asked(monkeypat
     default, every = seen
     assert default.llm_fit == "per-setting" and default.llm_run_settings() == (("mcar", 0.2),)
     assert every.llm_run_settings() == tuple(default.settings)
+    assert main("impute", args + ["--great-all-settings"]) == 0  # GReaT everywhere leaves the LLM where it was
+    assert seen[-1].llm_run_settings() == (("mcar", 0.2),) and len(seen[-1].great_budget().settings) == 5
+    assert "MCAR 20% only" in llm_setup_line(default) and "at every setting" in llm_setup_line(every)
+    with pytest.raises(ValueError, match="llm_settings narrows the settings only with llm_fit='per-setting'"):
+        BenchConfig(llm_fit="shared", llm_settings=(("mcar", 0.2),))

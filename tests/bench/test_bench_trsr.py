@@ -165,7 +165,8 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
 
     def fake_decide_lr(fitter):
         lr_units.append(fitter.data.spec.name)
-        return {"lr": 3e-4, "curve": {"0.0001": 1.0, "0.0003": 1.5}, "how": "chosen"}
+        return {"lr": {"hierarchical": 3e-4, "none": 1e-4},
+                "curve": {"hierarchical": {"0.0001": 1.0, "0.0003": 1.5}, "none": {"0.0001": 1.2}}, "how": "chosen"}
 
     def fake_curve(fitter, **k):
         curve_units.append(fitter.lr)
@@ -183,21 +184,22 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
     for _ in range(2):
         assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"]) == 0
     assert calls == [("ml-latest-small", (0,), 0)]
-    assert lr_units == ["ml-latest-small"] and curve_units == [3e-4]  # every unit stored: the rerun fits nothing
+    chosen = {"hierarchical": 3e-4, "none": 1e-4}  # one lr per compared ranker, through the store's JSON
+    assert lr_units == ["ml-latest-small"] and curve_units == [chosen]  # every unit stored: the rerun fits nothing
     first, second = rendered[0][0], rendered[1][0]
-    assert second["lr_choice"]["lr"] == 3e-4 and second["curve"][0]["valid_recall@5"] == 0.5
+    assert second["lr_choice"]["lr"] == chosen and second["curve"][0]["valid_recall@5"] == 0.5
     assert np.array_equal(second["rows"][0]["per_user"]["recall@10"], first["rows"][0]["per_user"]["recall@10"])
     assert second["data_files"] == [data_file] and second["speed"]["speedup"] == 2.5
     assert str(tmp_path) not in (tmp_path / "trsr.runs.jsonl").read_text()  # no machine paths in the store
     # another learning rate is another run
     assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], lr=1e-4) == 0
     assert calls[1:] == [("ml-latest-small", (0,), 0)] and lr_units == ["ml-latest-small"]  # a given lr: no choice
-    assert curve_units == [3e-4, 1e-4]
+    assert curve_units == [chosen, 1e-4]
     # more seeds: the stored seed is reused, only the new ones run (one at a time), and the parts are merged
     assert bench.run_benchmark(quick=True, out=str(out), datasets=["ml-latest-small"], seeds=[0, 1, 2]) == 0
     assert calls[2:] == [("ml-latest-small", (1,), 1), ("ml-latest-small", (2,), 2)]
     assert [row["seed"] for row in rendered[-1][0]["rows"]] == [0, 1, 2]
-    assert lr_units == ["ml-latest-small"] and curve_units == [3e-4, 1e-4]  # seed-independent units reused
+    assert lr_units == ["ml-latest-small"] and curve_units == [chosen, 1e-4]  # seed-independent units reused
 
 
 def test_a_pinned_precision_scores_once_whatever_the_cpu(tmp_path, monkeypatch):

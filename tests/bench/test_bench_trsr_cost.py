@@ -98,7 +98,8 @@ def toy_data(loo, monkeypatch, tmp_path):
     sizes = dataclasses.replace(bench.QUICK, n_train_users=40, min_candidates=40 * 21, n_valid_rows=6, n_test_rows=8,
                                 n_fusion_rows=6, curve_users=(10, 20, 40), seeds=(0, 1, 2), recurrent_seeds=1)
     data = SimpleNamespace(spec=bench.DATASETS[1], split=loo, train=bench.train_size(loo, sizes),
-                           valid=_Rows(loo.eval_cases("valid"), 6), test=_Rows(loo.eval_cases("test"), 8))
+                           valid=_Rows(loo.eval_cases("valid"), 6), test=_Rows(loo.eval_cases("test"), 8),
+                           candidates_sha="rows")
     return data, sizes
 
 
@@ -311,6 +312,9 @@ def test_which_runs_exist_does_not_move_a_finished_sft_runs_folder(loo, monkeypa
     assert folder(bench.FULL) != folder(dataclasses.replace(bench.FULL, n_valid_rows=50))
     # a run begun where auto means float32 is not resumed where it means bfloat16 (autocast, bf16 summaries)
     assert folder(bench.FULL) != folder(bench.FULL, "SmolLM2|bfloat16")
+    # validation scores belong to the rows they were made on: other rows, another folder
+    assert bench._run_dir(spec, "hierarchical-seed0", config, bench.FULL, users, "SmolLM2|float32", "rows-a") != \
+        bench._run_dir(spec, "hierarchical-seed0", config, bench.FULL, users, "SmolLM2|float32", "rows-b")
     # --quiet (progress bars off) resumes and reuses the same SFT runs
     quiet = bench.bench_trsr_config("hierarchical", bench.FULL, spec, 0, show_progress=True)
     assert bench._run_dir(spec, "hierarchical-seed0", quiet, bench.FULL, users, "SmolLM2|float32") == folder(bench.FULL)

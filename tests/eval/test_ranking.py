@@ -52,8 +52,9 @@ def test_constant_scorer_ranks_targets_last(fixed_scores):
     n_items = 100
     model = fixed_scores(np.zeros((3, n_items)))
     res = evaluate_full_ranking(model, cases([[0, 1, 2], [], [5]], [[7], [8], [5]]), ks=(10, 50), show_progress=False)
-    # pessimistic ties: each target behind all 97, 100 unseen candidates; user 2's target is in the history
-    assert res.first_rank.tolist() == [97, 100, 100]
+    # pessimistic ties: each target behind all 97, 100 unseen candidates; user 2's target is in the history: masked,
+    # ranked past the catalogue
+    assert res.first_rank.tolist() == [97, 100, 101]
     assert all(v.sum() == 0 for v in res.per_user.values())
 
 
@@ -77,6 +78,8 @@ def test_a_target_in_the_history_is_masked_like_every_history_item(fixed_scores)
     assert res.per_user["hr@2"].tolist() == [0.0, 1.0]
     assert res.per_user["recall@2"].tolist() == [0.0, 0.5]
     assert res.first_rank.tolist()[1] == 1  # item 3 first among the unseen items 0 and 3
+    whole = evaluate_full_ranking(model, cases([[1, 2]], [[1]]), ks=(4, 10), show_progress=False)
+    assert whole.per_user["hr@4"].tolist() == [0.0] and whole.per_user["hr@10"].tolist() == [0.0]  # K >= n_items
 
 
 def _brute_force(table, histories, targets, k):

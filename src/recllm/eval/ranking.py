@@ -234,6 +234,7 @@ def evaluate_full_ranking(
         order = order_targets(rows, t_scores)
         rows, t_scores = rows[order], t_scores[order]
         ranks = target_ranks(scores, rows, t_scores, chunk_rows=batch_size)
+        ranks[np.isneginf(t_scores)] = max(n_items, max(ks)) + 1  # a masked target: beyond every cut-off
         values, best_rank = metrics_from_ranks(rows, ranks, stop - start, ks)
         per_batch.append(values)
         best.append(best_rank)

@@ -565,9 +565,11 @@ def llm_setup_line(config: Any) -> str:
 
     departures = config.llm_departures()
     named = ", ".join(f"{k}={v!r}" for k, v in departures.items()) or "none (the full preset)"
-    where = ", ".join(_label(s) for s in config.llm_run_settings())
-    fit = (f"one fine-tune per (table, seed, setting), on that setting's masked table, at {where} only (as GReaT; a "
-           "fine-tune on every observed cell takes hours per table on a CPU: --llm-all-settings runs every setting)"
+    runs = config.llm_run_settings()
+    where = ("at every setting" if set(runs) == {tuple(s) for s in config.settings} else
+             f"at {', '.join(_label(s) for s in runs)} only (a fine-tune on every observed cell takes hours per table "
+             "on a CPU; --llm-all-settings runs every setting)")
+    fit = (f"one fine-tune per (table, seed, setting), on that setting's masked table, {where}"
            if config.llm_fit == "per-setting"
            else "one fine-tune per (table, seed) on the table with the cells of *all* settings' masks removed, reused "
                 "for every setting: it never sees a cell masked in any setting of its seed, and trains on fewer cells "
@@ -600,7 +602,7 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
                             skipped: list[str] | None = None) -> Path:
     """Write the report at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with plots beside it;
     returns the path. ``imputers``: those that ran (default: the configuration's); ``skipped``: a line per peer
-    imputer that could not run."""
+    imputer that could not run and per unit that failed (set-up lines)."""
     from recllm.bench.reporting import library_versions
     from recllm.data import data_files
     from recllm.impute.peers import PEERS, peer_versions

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recllm.bench.impute.budget import GReaTBudget, great_budget
+from recllm.bench.impute.budget import GREAT_SETTINGS, GReaTBudget, great_budget
 from recllm.bench.runs import data_sha256, run_key
 from recllm.data.missing import inject_missing
 from recllm.impute.base import BaseImputer
@@ -177,6 +177,10 @@ class BenchConfig:
             strays = [s for s in getattr(self, name) or () if tuple(s) not in known]
             if strays:
                 raise ValueError(f"{name} {strays} are not among the benchmark's settings {list(self.settings)}")
+        narrowed = self.llm_settings is not None and {tuple(s) for s in self.llm_settings} != known
+        if self.llm_fit == "shared" and narrowed:
+            raise ValueError("llm_settings narrows the settings only with llm_fit='per-setting': the shared fit "
+                             "trains once for every setting (its table has every setting's cells removed)")
 
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> "BenchConfig":
@@ -223,7 +227,10 @@ class BenchConfig:
             return tuple(tuple(s) for s in self.llm_settings)  # type: ignore[misc]
         if self.llm_fit == "shared":
             return tuple(tuple(s) for s in self.settings)  # type: ignore[misc]
-        return tuple(tuple(s) for s in self.great_budget().settings)  # type: ignore[misc]
+        # GReaT's default settings, not its resolved ones: --great-all-settings must not widen the LLM's (and a
+        # benchmark without them runs the LLM everywhere rather than nowhere)
+        default = tuple(tuple(s) for s in self.settings if tuple(s) in set(GREAT_SETTINGS))
+        return default or tuple(tuple(s) for s in self.settings)  # type: ignore[return-value]
 
     def runs(self, imputer: str, setting: tuple[str, float]) -> bool:
         """Whether ``imputer`` runs at ``setting``: every imputer does, except GReaT outside its budget's settings

@@ -33,6 +33,8 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
     ("453bb72", "on a cold-start split the sequence models' early stopping ranks validation among that period's new "
                 "items (it ranked the whole catalogue, where LEARN's validation NDCG@10 was 0 at every epoch and the "
                 "first epoch was kept)"),
+    ("2eec310", "full ranking masks every history item, a target the user had already consumed too (it was the one "
+                "history item left rankable, which pointed at it; Amazon has re-consumed targets, MovieLens none)"),
 )
 
 

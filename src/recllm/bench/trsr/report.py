@@ -341,8 +341,9 @@ def departures(sizes: Any) -> list[str]:
            "training data (other users' interactions, the ID baselines' fits) may hold interactions later than a "
            "test target",
            "the sampled protocol gives no row to a target the user had already consumed (it would be the one "
-           "familiar candidate among negatives drawn outside the history); the full-catalogue two-stage masks the "
-           "history, so such a target is a miss for every model"]
+           "familiar candidate among negatives drawn outside the history), and the two-stage test users come from "
+           "those rows; full-catalogue ranking masks the whole history, so a re-consumed validation target (which "
+           "chooses the retriever) is a miss for every retriever"]
     if ranker_sft_config().epochs == 1 and not sz.get("epochs"):
         out.append("one epoch, so validation has no epoch to choose: the validation rows are scored only by the "
                    "seed-0 hierarchical and no-summary rankers (and the lr grid's runs, where one is needed), whose "

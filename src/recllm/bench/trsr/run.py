@@ -336,18 +336,21 @@ def library_versions() -> dict[str, str | None]:
 
 
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
-             model: str) -> Path:
+             model: str, rows: str = "") -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
     base model's fingerprint (name, the precision ``auto`` resolved to and recllm.llm's code), so a run begun on a
     CPU that trains in float32 is neither resumed nor reused on one that trains with bfloat16 autocast (and
     summarizes in bfloat16); the source of recllm.trsr (prompts, examples, the ranker's loss and epoch choice) and
     of recllm.data (the split), the data files' sha256, the library versions and :data:`RUN_FORMAT` are part of the
-    key too, so no adapter trained by other code or on other data is reused (and none is refused as another run)."""
+    key too, so no adapter trained by other code or on other data is reused (and none is refused as another run);
+    so is ``rows``, the sha256 of the validation and test rows (:attr:`Prepared.candidates_sha`): a run's
+    per-epoch validation scores, which choose the lr and give the learning curve, belong to the rows it scored."""
     # the seed list and the mitigation / recurrent counts only say which runs exist, not what one run does
     shape = _shape(sizes)
     settings = config.to_dict()
     settings["sft"] = {k: v for k, v in settings["sft"].items() if k not in RESUMABLE_FIELDS}  # e.g. --quiet
-    key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model,
+    more = {"rows": rows} if rows else {}
+    key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model, **more,
                         code=[package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")],
                         data=data_sha256(data_files([spec.name])), libraries=library_versions(),
                         format=RUN_FORMAT)[:12]
@@ -418,7 +421,7 @@ class Fitter:
 
     def run_dir(self, label: str, config: TRSRConfig) -> Path:
         return _run_dir(self.data.spec, label, config, self.sizes, self.data.test.users,
-                        self.summarizer_lm.fingerprint)
+                        self.summarizer_lm.fingerprint, self.data.candidates_sha)
 
     def fit(self, label: str, config: TRSRConfig) -> TRSR:
         # LoRA trains in the training precision (with autocast where it is fast)
@@ -436,9 +439,9 @@ def curve_run(config: TRSRConfig) -> bool:
 
 
 def validates(config: TRSRConfig) -> bool:
-    """Whether a fine-tuned run scores the validation rows: when they choose something (the epoch, with more than
-    one; the lr, on seed 0's hierarchical runs) or feed the learning curve (:func:`curve_run`). Its scores are
-    cached, so the curve reads them back instead of scoring the rows again."""
+    """Whether a fine-tuned run scores the validation rows: when they choose something (the epoch, with more than one;
+    the lr, on seed 0's hierarchical and no-summary runs) or feed the learning curve (:func:`curve_run`). Its
+    scores are cached, so the curve reads them back instead of scoring the rows again."""
     return config.fine_tune and (config.sft.epochs > 1 or curve_run(config))
 
 
