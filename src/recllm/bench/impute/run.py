@@ -223,14 +223,14 @@ class BenchConfig:
         """Where the LLM imputer runs: ``llm_settings``; by default, with a fine-tune per masked table, GReaT's
         settings (:data:`~recllm.bench.impute.budget.GREAT_SETTINGS`: a fine-tune on every observed cell costs hours
         per table on a CPU), with the shared fit every setting (one fine-tune serves them all)."""
+        every = tuple((str(m), float(r)) for m, r in self.settings)
         if self.llm_settings is not None:
-            return tuple(tuple(s) for s in self.llm_settings)  # type: ignore[misc]
+            return tuple((str(m), float(r)) for m, r in self.llm_settings)
         if self.llm_fit == "shared":
-            return tuple(tuple(s) for s in self.settings)  # type: ignore[misc]
+            return every
         # GReaT's default settings, not its resolved ones: --great-all-settings must not widen the LLM's (and a
         # benchmark without them runs the LLM everywhere rather than nowhere)
-        default = tuple(tuple(s) for s in self.settings if tuple(s) in set(GREAT_SETTINGS))
-        return default or tuple(tuple(s) for s in self.settings)  # type: ignore[return-value]
+        return tuple(s for s in every if s in set(GREAT_SETTINGS)) or every
 
     def runs(self, imputer: str, setting: tuple[str, float]) -> bool:
         """Whether ``imputer`` runs at ``setting``: every imputer does, except GReaT outside its budget's settings

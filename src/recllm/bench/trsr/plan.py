@@ -216,14 +216,14 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
         return training_cases(data.split, users or data.train.users, data.train.targets_per_user, seed,
                               data.test.users)
 
-    def sft_unit(label: str, config: Any, groups: int, stored: bool = False) -> Unit:
-        if label in from_grid and groups == data.train.groups:
+    def sft_unit(label: str, config: Any, groups: int, stored: bool = False, grid: bool = False) -> Unit:
+        if not grid and label in from_grid and groups == data.train.groups:
             return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused)", stored, 0.0)
         seconds = groups * config.sft.epochs * rates.sft_group_s
         if validates(config):
             seconds += config.sft.epochs * valid_s
-        return Unit(name, f"SFT {label} ({groups} groups, lr {config.sft.learning_rate:g})",
-                    stored or _sft_done(fitter.run_dir(label, config)), seconds)
+        return Unit(name, f"SFT {label} ({groups} groups, lr {config.sft.learning_rate:g}"
+                    + ("; the lr grid)" if grid else ")"), stored or _sft_done(fitter.run_dir(label, config)), seconds)
 
     # summaries: every history a run summarises, each distinct prompt once
     valid_cases = data.split.eval_cases("valid")
@@ -248,10 +248,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     if len(grid) > 1:
         for mode in LR_MODES:
             for lr in grid:
-                cfg = fitter.config(mode, 0, lr=lr)
-                seconds = data.train.groups * cfg.sft.epochs * rates.sft_group_s + cfg.sft.epochs * valid_s
-                units.append(Unit(name, f"SFT {mode}-seed0 ({data.train.groups} groups, lr {lr:g}; the lr grid)",
-                                  _sft_done(fitter.run_dir(f"{mode}-seed0", cfg)), seconds))
+                units.append(sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr), data.train.groups, grid=True))
     test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
     injection_s = len(data.test) * rates.single_prompt_s  # one attacked negative per row, behind its own prefix
     two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k

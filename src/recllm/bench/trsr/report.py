@@ -115,11 +115,11 @@ def _lr_section(choice: dict | None) -> list[str]:
     or one per ranker of ``LR_MODES`` (``{"lr": {mode: lr}, "curve": {mode: {lr: score}}}``)."""
     if not choice:
         return []
-    lrs, curves = choice["lr"], choice.get("curve") or {}
-    if isinstance(lrs, dict):
-        said = "Learning rates " + ", ".join(f"{_MODE_NAMES.get(m, m)} {float(v):g}" for m, v in lrs.items())
+    lrs, curves = _lrs(choice), choice.get("curve") or {}
+    if isinstance(choice["lr"], dict):
+        said = "Learning rates " + ", ".join(f"{_MODE_NAMES.get(m, m)} {v:g}" for m, v in lrs.items())
     else:  # one lr for every ranker (--lr, or a hierarchical-only choice)
-        said, curves = f"Learning rate {float(lrs):g}", {"hierarchical": curves} if curves else {}
+        said, curves = f"Learning rate {lrs['hierarchical']:g}", {"hierarchical": curves} if curves else {}
     lines = [f"{said}: {choice.get('how', '')}."]
     rows = [{"lr": lr, **{_MODE_NAMES.get(m, m): curves[m].get(lr, "-") for m in curves}}
             for lr in dict.fromkeys(lr for c in curves.values() for lr in c)]
@@ -131,6 +131,12 @@ def _lr_section(choice: dict | None) -> list[str]:
 
 
 _MODE_NAMES = {"hierarchical": "hierarchical", "none": "no summary"}
+
+
+def _lrs(choice: dict) -> dict[str, float]:
+    """Mode -> lr of an lr choice (one lr for all is the hierarchical ranker's, which the others take)."""
+    lr = choice["lr"]
+    return {str(m): float(v) for m, v in lr.items()} if isinstance(lr, dict) else {"hierarchical": float(lr)}
 
 
 def _curve_section(curve: list[dict] | None) -> list[str]:
@@ -399,9 +405,7 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
 
     sz = dataclasses.asdict(sizes)
     sft = ranker_sft_config()
-    lrs = sorted({float(v) for r in results if r.get("lr_choice")
-                  for v in (r["lr_choice"]["lr"].values() if isinstance(r["lr_choice"]["lr"], dict)
-                            else [r["lr_choice"]["lr"]])})
+    lrs = sorted({v for r in results if r.get("lr_choice") for v in _lrs(r["lr_choice"]).values()})
     lr_text = "/".join(f"{x:g}" for x in lrs) or "see each data set"
     lines = [
         "LLM-TRSR (arXiv 2403.13325): block-wise LLM summaries of long text-rich histories and a LoRA-fine-tuned "

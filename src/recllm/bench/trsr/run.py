@@ -349,8 +349,7 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
     shape = _shape(sizes)
     settings = config.to_dict()
     settings["sft"] = {k: v for k, v in settings["sft"].items() if k not in RESUMABLE_FIELDS}  # e.g. --quiet
-    more = {"rows": rows} if rows else {}
-    key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model, **more,
+    key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model, rows=rows,
                         code=[package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")],
                         data=data_sha256(data_files([spec.name])), libraries=library_versions(),
                         format=RUN_FORMAT)[:12]
