@@ -163,7 +163,7 @@ def test_bench_reuses_a_data_sets_stored_results(tmp_path, monkeypatch):
 
     lr_units, curve_units = [], []
 
-    def fake_decide_lr(fitter):
+    def fake_decide_lr(fitter, **k):
         lr_units.append(fitter.data.spec.name)
         return {"lr": {"hierarchical": 3e-4, "none": 1e-4},
                 "curve": {"hierarchical": {"0.0001": 1.0, "0.0003": 1.5}, "none": {"0.0001": 1.2}}, "how": "chosen"}

@@ -88,7 +88,7 @@ def test_part_and_unit_keys_name_the_candidates_and_library_versions_used(tmp_pa
         name="lm", fingerprint="lm|float32", dtype="float32", device="cpu"))
     monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: SimpleNamespace(spec=spec,
                                                                                           candidates_sha=sha[0]))
-    monkeypatch.setattr(bench, "decide_lr", lambda fitter: units.append("lr") or {"lr": 1e-4, "curve": {}})
+    monkeypatch.setattr(bench, "decide_lr", lambda fitter, **k: units.append("lr") or {"lr": 1e-4, "curve": {}})
     monkeypatch.setattr(bench, "learning_curve", lambda fitter, **k: units.append("curve") or [])
     monkeypatch.setattr(bench, "run_dataset", lambda spec, sizes, *a, **k: calls.append(1) or {
         "dataset": spec.name, "rows": [], "two_stage": [], "data_files": [], "candidates": []})

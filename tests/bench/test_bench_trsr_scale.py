@@ -88,6 +88,39 @@ def test_decide_lr_fits_the_grid_once_on_seed_0_for_each_compared_ranker_whateve
     assert out["steps"] == optimizer_steps(groups, ranker_sft_config())
 
 
+def test_each_lr_grid_run_is_a_stored_piece_so_a_grid_longer_than_a_session_resumes(tmp_path):
+    """The grid's runs are stored one by one: a session that stopped after two of them (on a machine whose cache
+    is gone) trains only the others."""
+    from recllm.bench.runs import RunStore
+    from recllm.bench.trsr.run import decide_lr, lr_piece, stored_pieces
+
+    class FakeFitter:
+        def __init__(self, fail_after=None):
+            self.data = SimpleNamespace(train=SimpleNamespace(groups=20), spec=SimpleNamespace(name="toy"))
+            self.fits, self.fail_after = [], fail_after
+
+        def config(self, mode, seed, lr=None, **kw):
+            return SimpleNamespace(sft=ranker_sft_config(), lr=lr, seed=seed, mode=mode)
+
+        def fit(self, label, config):
+            if self.fail_after is not None and len(self.fits) == self.fail_after:
+                raise KeyboardInterrupt  # the session ends
+            self.fits.append((config.mode, config.lr))
+            return SimpleNamespace(ranker_=SimpleNamespace(valid_scores_={1: config.lr * 1000}))
+
+    store = RunStore(tmp_path / "runs.jsonl")
+    first = FakeFitter(fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        decide_lr(first, log=lambda *a: None, piece=stored_pieces(store, "lr-unit", log=lambda *a: None))
+    second = FakeFitter()
+    out = decide_lr(second, log=lambda *a: None, piece=stored_pieces(RunStore(tmp_path / "runs.jsonl"), "lr-unit",
+                                                                      log=lambda *a: None))
+    grid = [(mode, lr) for mode in ("hierarchical", "none") for lr in LR_GRID]
+    assert first.fits == grid[:2] and second.fits == grid[2:]
+    assert out["lr"] == {"hierarchical": max(LR_GRID), "none": max(LR_GRID)}
+    assert lr_piece("none", 3e-4) == "lr-none-0.0003"
+
+
 class Fixed:
     """A retriever with fixed scores (item i scores n_items - i: item 0 first)."""
 

@@ -192,14 +192,15 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     """The units of one data set in the order the benchmark runs them.
 
     ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed); ``stored_part``: seed ->
-    whether its part is in the run store; ``piece_stored(seed, name)``: whether a piece of a part (seed None: of the learning curve) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
+    whether its part is in the run store; ``piece_stored(seed, name)``: whether a piece of a part (seed None: of the
+    learning curve or the lr grid) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
     ``rescore_faster``: the faster scoring precision differs from the headline's, so every fine-tuned run's test
     rows are scored a second time."""
     def done(seed: int | None, piece: str) -> bool:
         return piece_stored is not None and piece_stored(seed, piece)
 
-    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, chosen_lr, curve_points, fusion_rows, seed_modes,
-                                       two_stage_rankers, validates)
+    from recllm.bench.trsr.run import (RETRIEVERS, Fitter, chosen_lr, curve_points, fusion_rows, lr_piece,
+                                       seed_modes, two_stage_rankers, validates)
     from recllm.bench.trsr.scale import LR_MODES, lr_candidates
     from recllm.trsr.pipeline import training_cases
 
@@ -218,7 +219,9 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
 
     def sft_unit(label: str, config: Any, groups: int, stored: bool = False, grid: bool = False) -> Unit:
         if not grid and label in from_grid and groups == data.train.groups:
-            return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused)", stored, 0.0)
+            return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused while its adapter "
+                        "is in this machine's cache; trained again, the same seeded run, on a machine without it)",
+                        stored, 0.0)
         seconds = groups * config.sft.epochs * rates.sft_group_s
         if validates(config):
             seconds += config.sft.epochs * valid_s
@@ -248,7 +251,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     if len(grid) > 1:
         for mode in LR_MODES:
             for lr in grid:
-                units.append(sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr), data.train.groups, grid=True))
+                units.append(sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr), data.train.groups,
+                                      done(None, lr_piece(mode, lr)), grid=True))
     test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
     injection_s = len(data.test) * rates.single_prompt_s  # one attacked negative per row, behind its own prefix
     two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k
@@ -355,10 +359,11 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
         inputs = inputs_identity(spec, data)
         if rates is None:
             rates = cached_rates(summarizer, data, sizes, show_progress, log)
+        lr_key = _unit_key("bench-trsr-lr", spec, sizes, inputs, summarizer.fingerprint)
         if lr is not None:
             choice = {"lr": lr}
         else:
-            choice = store.get(_unit_key("bench-trsr-lr", spec, sizes, inputs, summarizer.fingerprint))
+            choice = store.get(lr_key)
         stored_part = {}
         chosen = chosen_lr(choice) if choice else None
         for position, seed in enumerate(sizes.seeds):
@@ -371,10 +376,11 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
         curve_key = (_unit_key("bench-trsr-curve", spec, sizes, inputs, summarizer.fingerprint, lr=chosen)
                      if chosen is not None else None)
 
-        def piece_stored(seed: int | None, piece: str, part_keys: dict = part_keys, curve_key: Any = curve_key
-                         ) -> bool:
-            unit = curve_key if seed is None else part_keys.get(seed)
-            return unit is not None and run_key(unit=unit, piece=piece) in store
+        def piece_stored(seed: int | None, piece: str, part_keys: dict = part_keys, curve_key: Any = curve_key,
+                         lr_key: str = lr_key) -> bool:
+            # seed None: a piece of the learning curve ("curve-...") or of the lr grid ("lr-...")
+            units = [curve_key, lr_key] if seed is None else [part_keys.get(seed)]
+            return any(unit is not None and run_key(unit=unit, piece=piece) in store for unit in units)
 
         units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer,
                             rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored)

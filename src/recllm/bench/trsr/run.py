@@ -450,29 +450,41 @@ def valid_recall(model: TRSR, valid: SampledCandidates, k: int = 5) -> float:
     return float((target_ranks_of(scores, valid.positive) <= k).mean())
 
 
-def choose_lr(fitter: Fitter, candidates: tuple[float, ...], mode: str = "hierarchical", log: Any = print) -> dict:
+def lr_piece(mode: str, lr: float) -> str:
+    """The name of the lr grid's piece that trains and validates the ``mode`` ranker at ``lr`` (seed 0)."""
+    return f"lr-{mode}-{lr:g}"
+
+
+def choose_lr(fitter: Fitter, candidates: tuple[float, ...], mode: str = "hierarchical", log: Any = print,
+              piece: Piece = compute_now) -> dict:
     """The lr of the ``mode`` ranker of a data set: the only candidate, or the best of the grid by its seed-0
-    validation R@3+R@5+R@10 (its best epoch). Returns ``{"lr", "curve": {lr: score}}``."""
+    validation R@3+R@5+R@10 (its best epoch). Each grid run is a piece of its own (:func:`lr_piece`; the benchmark
+    stores it as it finishes, so a grid longer than a session is finished by several, on any machine). Returns
+    ``{"lr", "curve": {lr: score}}``."""
     if len(candidates) == 1:
         return {"lr": candidates[0], "curve": {}}
     curve = {}
     for lr in candidates:
-        model = fitter.fit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr))
-        scores = model.ranker_.valid_scores_
-        curve[lr] = max(scores.values()) if scores else float("nan")
+        def grid_run(lr: float = lr) -> dict:
+            model = fitter.fit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr))
+            scores = model.ranker_.valid_scores_
+            return {"lr": lr, "valid_scores": {str(k): v for k, v in scores.items()},
+                    "score": max(scores.values()) if scores else float("nan")}
+
+        curve[lr] = float(piece(lr_piece(mode, lr), grid_run)["score"])
         log(f"[trsr] {fitter.data.spec.name}: {mode} lr {lr:g}: validation R@3+R@5+R@10 {curve[lr]:.3f}")
     return {"lr": pick_lr({lr: v for lr, v in curve.items() if np.isfinite(v)} or {candidates[0]: 0.0}),
             "curve": curve}
 
 
-def decide_lr(fitter: Fitter, log: Any = print) -> dict:
+def decide_lr(fitter: Fitter, log: Any = print, piece: Piece = compute_now) -> dict:
     """The lr unit of a data set: per ranker of :data:`LR_MODES`, the grid's best (the paper's lr among them) on
-    seed 0's validation (:func:`choose_lr`). ``{"lr": {mode: lr}, "curve": {mode: {lr: score}}, "steps", "how"}``:
-    the recurrent and hardened rankers take the hierarchical one's lr."""
+    seed 0's validation (:func:`choose_lr`, one ``piece`` per grid run). ``{"lr": {mode: lr}, "curve": {mode:
+    {lr: score}}, "steps", "how"}``: the recurrent and hardened rankers take the hierarchical one's lr."""
     steps = optimizer_steps(fitter.data.train.groups, fitter.config(LR_MODES[0], 0).sft)
     lrs, curves = {}, {}
     for mode in LR_MODES:
-        choice = choose_lr(fitter, lr_candidates(), mode, log)
+        choice = choose_lr(fitter, lr_candidates(), mode, log, piece)
         lrs[mode], curves[mode] = choice["lr"], {f"{k:g}": v for k, v in choice["curve"].items()}
     how = (f"the only candidate, {steps} optimizer steps per run" if not any(curves.values()) else
            f"chosen for the hierarchical and the no-summary ranker each on its seed-0 validation, from the grid that "
@@ -999,7 +1011,8 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
         key = _unit_key("bench-trsr-lr", spec, sizes, inputs[spec.name], summarizer.fingerprint)
         stored = store.get(key)
         if stored is None:
-            stored = decide_lr(Fitter(data_of(spec), sizes, summarizer, cache, None, show_progress))
+            stored = decide_lr(Fitter(data_of(spec), sizes, summarizer, cache, None, show_progress),
+                               piece=stored_pieces(store, key))
             store.put(key, _to_json(stored))
         lrs[spec.name] = stored
     parts: dict[str, list[dict]] = {spec.name: [] for spec in specs}
