@@ -245,3 +245,22 @@ def test_great_sampling_stops_once_its_parser_has_every_column(tiny):
     for text, complete in (("age is 30, job title is cook,", True), ("age is 30, job title is cook", False)):
         ids = tiny.tokenizer([text], return_tensors="pt")["input_ids"]
         assert stop(ids, None).tolist() == [complete]
+
+
+def test_great_with_a_checkpoint_root_resumes_the_same_fine_tune_and_fills_the_same(great_tiny, tmp_path):
+    """A fine-tune stopped by the end of a session resumes from its newest checkpoint: the second fit of the same
+    table and settings starts from the saved one, and the fills equal an uninterrupted run's; another seed gets a
+    folder of its own."""
+    masked, _ = mask_cells(make_table(6), ["age", "occupation", "income"], 0.3, seed=4)
+    plain = great_imputer(great_tiny, seed=1).fit(masked).transform(masked)
+    first = great_imputer(great_tiny, seed=1, checkpoint_root=tmp_path, checkpoint_steps=1)
+    first.fit(masked)
+    assert not first.resumed_ and sorted(p.name for p in first.checkpoint_dir_.iterdir()) == ["checkpoint-2"]
+    second = great_imputer(great_tiny, seed=1, checkpoint_root=tmp_path, checkpoint_steps=1)
+    out = second.fit(masked).transform(masked)
+    assert second.resumed_ and second.checkpoint_dir_ == first.checkpoint_dir_ and second.train_steps_ == 2
+    pd.testing.assert_frame_equal(out, plain)
+    other = great_imputer(great_tiny, seed=2, checkpoint_root=tmp_path, checkpoint_steps=1).fit(masked)
+    assert not other.resumed_ and other.checkpoint_dir_ != first.checkpoint_dir_
+    with pytest.raises(ValueError, match="checkpoint_steps"):
+        great_imputer(great_tiny, checkpoint_steps=0).fit(masked)

@@ -401,6 +401,13 @@ class GReaTImputer(BaseImputer):
     column statistic, counted in ``report_.fallbacks``; numbers outside the observed range are clipped to it
     (``report_.how["clipped"]``).
     Seeded: the same seed and table give the same fills.
+
+    Resumable: with ``checkpoint_root`` (a folder, or ``"cache"`` for the recllm cache's ``impute/great-runs``) the
+    fine-tune saves a checkpoint every ``checkpoint_steps`` optimizer steps (model, optimizer, scheduler, random
+    states and data position, by transformers' Trainer; the newest one is kept, about 1.6 GB for SmolLM2-135M) in
+    a folder of its own, named by a hash of the table, the backbone and every parameter that shapes the fine-tune,
+    and a fit of the same table and settings resumes from it; the folder stays (its last checkpoint is the fitted
+    model) until the caller removes it. Without it (default) the fine-tune runs in a temporary folder.
     """
 
     method = "great"
@@ -410,7 +417,8 @@ class GReaTImputer(BaseImputer):
                  temperature: float = 0.7, max_retries: int = 15, device: str = "cpu", seed: int = 0,
                  show_progress: bool = False, categorical: tuple[str, ...] | None = None,
                  numeric: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
-                 max_categories: int = 50, code_columns: str | Sequence[str] = "auto") -> None:
+                 max_categories: int = 50, code_columns: str | Sequence[str] = "auto",
+                 checkpoint_root: str | os.PathLike[str] | None = None, checkpoint_steps: int = 20) -> None:
         self.model = model
         self.epochs = epochs
         self.max_steps = max_steps
@@ -428,9 +436,15 @@ class GReaTImputer(BaseImputer):
         self.text = text
         self.max_categories = max_categories
         self.code_columns = code_columns
+        self.checkpoint_root = checkpoint_root
+        self.checkpoint_steps = checkpoint_steps
 
     def _check_params(self) -> None:
         _check_int("GReaTImputer", "epochs", self.epochs, 1)
+        _check_int("GReaTImputer", "checkpoint_steps", self.checkpoint_steps, 1)
+        if self.checkpoint_root is not None and not isinstance(self.checkpoint_root, (str, os.PathLike)):
+            raise ValueError(f"GReaTImputer.checkpoint_root must be None, 'cache' or a folder, got "
+                             f"{self.checkpoint_root!r}")
         _check_int("GReaTImputer", "max_steps", self.max_steps, 0)
         _check_int("GReaTImputer", "batch_size", self.batch_size, 1)
         _check_int("GReaTImputer", "max_retries", self.max_retries, 1)
@@ -482,12 +496,16 @@ class GReaTImputer(BaseImputer):
                                 "use train_rows='observed'")
         with _quiet(not self.show_progress):
             folder, temporary = great_backbone_folder(self.model)
-        workdir = tempfile.mkdtemp(prefix="recllm-great-run-")
+        run_dir = self._run_dir(table, folder) if self.checkpoint_root is not None else None
+        workdir = str(run_dir) if run_dir is not None else tempfile.mkdtemp(prefix="recllm-great-run-")
+        resume = run_dir is not None and any(run_dir.glob("checkpoint-*"))
+        saving = (dict(save_strategy="steps", save_steps=int(self.checkpoint_steps), save_total_limit=1)
+                  if run_dir is not None else dict(save_strategy="no"))
         start = time.perf_counter()
         try:
             seed_everything(int(self.seed))
             train_args = dict(learning_rate=float(self.learning_rate), max_steps=int(self.max_steps) or -1,
-                              seed=int(self.seed), data_seed=int(self.seed), save_strategy="no",
+                              seed=int(self.seed), data_seed=int(self.seed), **saving,
                               logging_strategy="no", use_cpu=self.device == "cpu", dataloader_num_workers=0)
             with _quiet(not self.show_progress):
                 great = great_module.GReaT(str(folder), experiment_dir=workdir, epochs=int(self.epochs),
@@ -495,16 +513,39 @@ class GReaTImputer(BaseImputer):
                                            efficient_finetuning="lora" if self.finetuning == "lora" else "",
                                            **train_args)
                 with _great_training_data(great_impl, self.train_rows == "observed"):
-                    trainer = great.fit(table)
+                    # the Trainer also saves at the last step, so a finished fit resumes to its end at once
+                    trainer = great.fit(table, resume_from_checkpoint=resume)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if run_dir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
             if temporary:
                 shutil.rmtree(folder, ignore_errors=True)
+        self.resumed_ = resume
+        self.checkpoint_dir_ = run_dir
         great.great_sample = MethodType(_sized_great_sample, great)
         self.great_ = great
         self.train_steps_ = int(trainer.state.global_step)
         self.fit_seconds_ = time.perf_counter() - start
         self.max_length_ = self._generation_length(table)
+
+    def _run_dir(self, table: pd.DataFrame, folder: Path) -> Path:
+        """This fine-tune's checkpoint folder under ``checkpoint_root``: named by a hash of the table as GReaT
+        reads it, the backbone, the parameters that shape the fine-tune, be-great's version and this module."""
+        from recllm.utils import cache_dir, package_source_sha256
+
+        model = self.model
+        backbone = (model.fingerprint if hasattr(model, "fingerprint") else
+                    hashlib.sha256((folder / "config.json").read_bytes()).hexdigest() + str(folder.resolve()))
+        params = {k: v for k, v in self.get_params().items()
+                  if k not in ("model", "show_progress", "checkpoint_root", "checkpoint_steps", "temperature",
+                               "max_retries")}
+        digest = hashlib.sha256(json.dumps({
+            "table": pd.util.hash_pandas_object(table, index=True).to_numpy().tolist(),
+            "columns": list(map(str, table.columns)), "dtypes": list(map(str, table.dtypes)),
+            "backbone": backbone, "params": params, "be_great": peer_versions().get("great"),
+            "code": package_source_sha256("recllm.impute")}, sort_keys=True, default=str).encode()).hexdigest()
+        root = cache_dir("impute", "great-runs") if self.checkpoint_root == "cache" else Path(self.checkpoint_root)
+        return root / digest[:24]
 
     def _generation_length(self, table: pd.DataFrame) -> int:
         """Tokens for a whole row (prompt + answers): the longest row GReaT was trained on, plus a margin.

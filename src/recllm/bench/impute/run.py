@@ -305,8 +305,9 @@ def make_imputer(name: str, spec: TableSpec, seed: int, config: BenchConfig, bas
     if name == "miceforest":  # point fills, as every other imputer here gives (its default draws a matched value)
         return IMPUTERS[name](seed=seed, mean_match_candidates=MICEFOREST_CANDIDATES, **kinds)
     if name == "great":
+        # checkpoints in the recllm cache: a fine-tune of hours resumes where a session stopped it
         return IMPUTERS[name](model=base_lm if base_lm is not None else config.llm_model, seed=seed,
-                              **config.great_budget().imputer_params(), **kinds)
+                              checkpoint_root="cache", **config.great_budget().imputer_params(), **kinds)
     if name != "llm":
         return IMPUTERS[name](**kinds)
     settings = config.llm_departures()
