@@ -186,8 +186,12 @@ def test_plan_counts_a_shared_fit_once_and_great_at_its_settings_only(shared_dat
     total = sum(u.seconds for u in units)
     assert f"on an idle machine roughly ~{total / 4 / 3600:.1f} h" in text or \
         f"on an idle machine roughly ~{total / 4 / 60:.1f} min" in text
-    assert "a probe had about 25% of a core" in text
+    assert "the probe had about 25% of its cores" in text  # no measured share: the load average's
     rates.load_average = 1.5
+    assert "idle machine" not in format_plan(units, rates)
+    rates.cpu_share = 0.1  # measured: a niced probe beside busy jobs gets less than the load average says
+    assert f"on an idle machine roughly ~{total / 10 / 60:.1f} min" in format_plan(units, rates)
+    rates.cpu_share = 0.99
     assert "idle machine" not in format_plan(units, rates)
 
 

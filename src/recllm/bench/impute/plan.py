@@ -44,6 +44,7 @@ class Rates:
     imputer_s: dict[tuple[str, str], float] = field(default_factory=dict)  # (table, imputer) -> s per fit+fill
     dlrm_s: dict[str, float] = field(default_factory=dict)  # data set -> s for every task at its max epochs
     load_average: float = float("nan")
+    cpu_share: float = float("nan")  # the share of its threads' cores the probing process got (CPU / wall time)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,10 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
     from recllm.data import load
     from recllm.hardware import load_average
 
+    import torch
+
     rates = Rates()
+    wall, cpu = time.perf_counter(), time.process_time()
     probe = dataclasses.replace(config, llm_max_rows=PROBE_ROWS, llm_max_epochs=1)
     for dataset in config.datasets:
         ds = load(dataset)
@@ -108,6 +112,7 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
         seconds = sum(run_task(task, ds, complete, split, 0, one_epoch)["dlrm_seconds"] for task in TASKS[dataset])
         rates.dlrm_s[dataset] = seconds * config.dlrm[dataset].max_epochs
     rates.load_average = load_average()
+    rates.cpu_share = (time.process_time() - cpu) / max((time.perf_counter() - wall) * torch.get_num_threads(), 1e-9)
     return rates
 
 
@@ -213,13 +218,16 @@ def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any)
     return units
 
 
-def idle_share(load_average: float) -> float:
-    """The share of a core one busy thread gets at ``load_average`` on this machine's CPUs (1 when the load is
-    unknown or below the CPU count): the factor from a probed time to an idle machine's."""
+def idle_share(rates: Rates) -> float:
+    """The factor from a probed time to an idle machine's: the share of a core the probe measured it had (CPU time
+    over wall time: a probe run under ``nice`` beside busy jobs gets far less than the load average suggests), else
+    the share ``rates.load_average`` suggests; 1 when the probe had its cores."""
+    if rates.cpu_share == rates.cpu_share:  # measured
+        return min(max(rates.cpu_share, 0.01), 1.0)
     cpus = os.cpu_count() or 1
-    if not load_average == load_average or load_average <= cpus:  # NaN or idle enough
+    if not rates.load_average == rates.load_average or rates.load_average <= cpus:  # NaN or idle enough
         return 1.0
-    return cpus / load_average
+    return cpus / rates.load_average
 
 
 def _duration(seconds: float) -> str:
@@ -251,10 +259,11 @@ def format_plan(units: list[Unit], rates: Rates, skipped: list[str] | None = Non
                  + (", ".join(f"{k} ~{_duration(v)}" for k, v in left.items()) or "none"))
     lines.append(f"estimated time left on this machine: ~{_duration(sum(left.values()))} (each unit is stored as it "
                  "finishes; rerun the same command to resume, or split it with --datasets / --seeds / --imputers)")
-    share = idle_share(rates.load_average)
-    if share < 1:
-        lines.append(f"on an idle machine roughly ~{_duration(sum(left.values()) * share)} (at load "
-                     f"{rates.load_average:.1f} on {os.cpu_count()} CPUs a probe had about {share:.0%} of a core)")
+    share = idle_share(rates)
+    if share < 0.95:
+        lines.append(f"on an idle machine roughly ~{_duration(sum(left.values()) * share)} (the probe had about "
+                     f"{share:.0%} of its cores, by its CPU time over its wall time, at load "
+                     f"{rates.load_average:.1f} on {os.cpu_count()} CPUs)")
     return "\n".join(lines)
 
 
