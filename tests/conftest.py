@@ -25,3 +25,22 @@ def shared_data():
     if not root or not Path(root).is_dir():
         pytest.skip("RECLLM_DATA is not set to the shared data folder")
     return Path(root)
+
+
+@pytest.fixture(autouse=True)
+def _great_checkpoints_in_tmp(tmp_path_factory, monkeypatch):
+    """GReaT's resumable fine-tunes (``checkpoint_root="cache"``, as the imputation benchmark passes) write their
+    checkpoints under a temporary folder in tests, not into the user's recllm cache; every other cache is the
+    user's as before (the converted SmolLM2 folder is reused)."""
+    import recllm.utils
+
+    real = recllm.utils.cache_dir
+    root = tmp_path_factory.getbasetemp() / "great-runs"
+
+    def cache_dir(*parts: str):
+        if tuple(parts) == ("impute", "great-runs"):
+            root.mkdir(parents=True, exist_ok=True)
+            return root
+        return real(*parts)
+
+    monkeypatch.setattr(recllm.utils, "cache_dir", cache_dir)

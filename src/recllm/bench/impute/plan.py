@@ -97,6 +97,7 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
                 fits = []
                 for steps in PROBE_GREAT_STEPS:
                     imputer = make_imputer("great", spec, 0, dataclasses.replace(probe, great_max_steps=steps))
+                    imputer.set_params(checkpoint_root=None)  # a probe resumed from a checkpoint would time nothing
                     imputer.fit(masked.iloc[:PROBE_ROWS * 4])
                     fits.append((imputer.train_steps_, imputer.fit_seconds_))
                 (few_steps, few_s), (more_steps, more_s) = fits
