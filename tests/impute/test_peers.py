@@ -264,3 +264,35 @@ def test_great_with_a_checkpoint_root_resumes_the_same_fine_tune_and_fills_the_s
     assert not other.resumed_ and other.checkpoint_dir_ != first.checkpoint_dir_
     with pytest.raises(ValueError, match="checkpoint_steps"):
         great_imputer(great_tiny, checkpoint_steps=0).fit(masked)
+
+
+@pytest.mark.parametrize("steps, stop", [(4, 2), (9, 7)])  # 6 steps an epoch: stopped in the first, the second
+def test_great_fine_tune_stopped_midway_resumes_to_the_uninterrupted_weights(great_tiny, tmp_path, monkeypatch,
+                                                                             steps, stop):
+    """The end of a session stops a fine-tune: the next fit resumes from the newest checkpoint and ends with exactly
+    the weights of a fine-tune that was never stopped (optimizer, scheduler, random states, row order and each row's
+    column order restored or drawn from the seed and epoch)."""
+    import torch
+    import transformers
+
+    masked, _ = mask_cells(make_table(12), ["age", "occupation", "income"], 0.3, seed=4)
+    options = dict(seed=1, max_steps=steps, batch_size=2, checkpoint_steps=1)
+    plain = great_imputer(great_tiny, **{k: v for k, v in options.items() if k != "checkpoint_steps"}).fit(masked)
+    original = transformers.Trainer.training_step
+
+    def stop_midway(self, *args, **kwargs):
+        if self.state.global_step == stop:
+            raise KeyboardInterrupt  # the session ends
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", stop_midway)
+    with pytest.raises(KeyboardInterrupt):
+        great_imputer(great_tiny, checkpoint_root=tmp_path, **options).fit(masked)
+    monkeypatch.setattr(transformers.Trainer, "training_step", original)
+    (folder,) = tmp_path.iterdir()
+    assert [p.name for p in folder.iterdir()] == [f"checkpoint-{stop}"]
+    resumed = great_imputer(great_tiny, checkpoint_root=tmp_path, **options).fit(masked)
+    assert resumed.resumed_ and resumed.train_steps_ == steps
+    want, got = plain.great_.model.state_dict(), resumed.great_.model.state_dict()
+    differ = [k for k in want if not torch.equal(want[k], got[k])]
+    assert want.keys() == got.keys() and not differ, differ

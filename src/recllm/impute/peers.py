@@ -293,16 +293,20 @@ def great_backbone_folder(model: Any = None) -> tuple[Path, bool]:
 
 def _observed_cells_dataset(great_module: Any) -> type:
     """GReaT's training dataset writing only a row's observed cells (a missing one is left out of the text, as
-    GReaT's own ``impute`` writes its prompts), so every observed cell is trained on."""
+    GReaT's own ``impute`` writes its prompts), so every observed cell is trained on. Each row's column order is
+    drawn from (seed, epoch, row), not from the process's random stream, so a fine-tune resumed from a checkpoint
+    sees the rows an uninterrupted one sees (:func:`_resumable_trainer` sets the epoch)."""
     base = great_module.GReaTDataset
 
     class ObservedCellsDataset(base):  # type: ignore[misc, valid-type]
+        order_seed, epoch = 0, 0
+
         def _getitem(self, key: Any, decoded: bool = True, **kwargs: Any) -> Any:
             import random
 
             row = self._data.fast_slice(key, 1)
             order = list(range(row.num_columns))
-            random.shuffle(order)
+            random.Random(f"{self.order_seed}|{self.epoch}|{key}").shuffle(order)
             cells = [(row.column_names[i], row.columns[i].to_pylist()[0]) for i in order]
             text = ", ".join(f"{name} is {self._format_value(v)}" for name, v in cells if v is not None)
             return self.tokenizer(text, padding=True)
@@ -310,18 +314,65 @@ def _observed_cells_dataset(great_module: Any) -> type:
     return ObservedCellsDataset
 
 
+def _resumable_trainer(trainer_class: type) -> type:
+    """GReaT's trainer with each epoch's row order drawn from (data seed, epoch), and the epoch handed to the
+    dataset's column orders (:func:`_observed_cells_dataset`) at each epoch's start: GReaT's own plain DataLoader
+    draws its order from the global random state, which a resumed fine-tune does not have where the interrupted one
+    did, so its resumed steps trained on other batches."""
+    import torch
+    from transformers import TrainerCallback
+
+    class EpochSeededSampler(torch.utils.data.Sampler):
+        def __init__(self, n: int, seed: int) -> None:
+            self.n, self.seed, self.epoch = n, seed, 0
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __iter__(self) -> Iterator[int]:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    class EpochToData(TrainerCallback):
+        def __init__(self, trainer: Any) -> None:
+            self.trainer = trainer
+
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            epoch = int(state.epoch + 1e-6) if state.epoch else 0  # a resumed epoch starts at its fraction
+            sampler = getattr(self.trainer, "epoch_sampler_", None)
+            if sampler is not None:
+                sampler.epoch = epoch
+            dataset = self.trainer.train_dataset
+            if hasattr(dataset, "order_seed"):
+                dataset.order_seed, dataset.epoch = sampler.seed if sampler is not None else args.seed, epoch
+            return control
+
+    class ResumableTrainer(trainer_class):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.add_callback(EpochToData(self))
+
+        def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            self.epoch_sampler_ = EpochSeededSampler(len(self.train_dataset), int(seed))
+            return self.epoch_sampler_
+
+    return ResumableTrainer
+
+
 @contextlib.contextmanager
-def _great_training_data(great_module: Any, observed_only: bool) -> Iterator[None]:
-    """Make ``GReaT.fit`` build :func:`_observed_cells_dataset` (it names its dataset class at module level)."""
-    if not observed_only:
-        yield
-        return
-    original = great_module.GReaTDataset
+def _great_training_data(great_module: Any) -> Iterator[None]:
+    """Make ``GReaT.fit`` (which names its dataset and trainer classes at module level) build
+    :func:`_observed_cells_dataset` (on complete rows it writes GReaT's own text) and train with
+    :func:`_resumable_trainer`."""
+    originals = {"GReaTTrainer": great_module.GReaTTrainer, "GReaTDataset": great_module.GReaTDataset}
+    great_module.GReaTTrainer = _resumable_trainer(great_module.GReaTTrainer)
     great_module.GReaTDataset = _observed_cells_dataset(great_module)
     try:
         yield
     finally:
-        great_module.GReaTDataset = original
+        for name, value in originals.items():
+            setattr(great_module, name, value)
 
 
 _MIN_NEW_TOKENS = 16  # tokens a retry prompt may still add (it re-writes a whole generated row: it can be long)
@@ -406,7 +457,8 @@ class GReaTImputer(BaseImputer):
     fine-tune saves a checkpoint every ``checkpoint_steps`` optimizer steps (model, optimizer, scheduler, random
     states and data position, by transformers' Trainer; the newest one is kept, about 1.6 GB for SmolLM2-135M) in
     a folder of its own, named by a hash of the table, the backbone and every parameter that shapes the fine-tune,
-    and a fit of the same table and settings resumes from it; the folder stays (its last checkpoint is the fitted
+    and a fit of the same table and settings resumes from it to exactly the weights of an uninterrupted fine-tune
+    (each epoch's row order and each row's column order are drawn from the seed and the epoch); the folder stays (its last checkpoint is the fitted
     model) until the caller removes it. Without it (default) the fine-tune runs in a temporary folder.
     """
 
@@ -512,7 +564,7 @@ class GReaTImputer(BaseImputer):
                                            batch_size=int(self.batch_size),
                                            efficient_finetuning="lora" if self.finetuning == "lora" else "",
                                            **train_args)
-                with _great_training_data(great_impl, self.train_rows == "observed"):
+                with _great_training_data(great_impl):
                     # the Trainer also saves at the last step, so a finished fit resumes to its end at once
                     trainer = great.fit(table, resume_from_checkpoint=resume)
         finally:
