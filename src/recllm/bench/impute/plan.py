@@ -2,7 +2,7 @@
 
 A unit is one row of the run store: a (data set, seed, setting, imputer) run -- fill the masked tables, score them,
 train the downstream DLRMs -- or the complete tables' DLRMs of a (data set, seed). Times come from short probes on
-this machine (:func:`probe_rates`): whole-row SFT runs of one and four steps (their difference prices a row) and a
+this machine (:func:`probe_rates`): whole-row SFT runs of two and six steps (their difference prices a row) and a
 few filled cells of the LLM imputer per table, GReaT fine-tunes of one and three steps (their difference is a step,
 the rest the fixed cost of a fine-tune) and a few GReaT rows, one fit of each other imputer on the MCAR 20% tables,
 one DLRM epoch per task. The LLM and GReaT estimates assume every allowed epoch is trained (early stopping can only
@@ -23,8 +23,10 @@ from typing import Any
 
 __all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "plan_benchmark"]
 
-PROBE_ROWS = 16  # rows of a table the probe's LLM imputer is fitted on (it gives the fill probe its model)
-PROBE_SFT_STEPS = (1, 4)  # optimizer steps of the two SFT probes (their difference is three steps' time)
+PROBE_SFT_STEPS = (2, 6)  # optimizer steps of the two SFT probes (their difference is four steps' time)
+# rows of a table the probe's LLM imputer is fitted on (it gives the fill probe its model, and the SFT probes their
+# examples: enough for the longer one's steps at DEFAULT_SFT's batch of 8)
+PROBE_ROWS = PROBE_SFT_STEPS[1] * 8
 PROBE_FILL_ROWS = 24  # rows with gaps whose cells the fill probe fills
 PROBE_GREAT_ROWS = 3  # incomplete rows GReaT's probe fills
 PROBE_GREAT_STEPS = (1, 3)  # optimizer steps of GReaT's two probe fine-tunes
@@ -120,9 +122,8 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
 def _probe_llm(spec: Any, masked: Any, gappy: Any, probe: Any, base_lm: Any) -> tuple[float, float]:
     """(seconds per trained row, seconds per filled cell) of the LLM imputer on this table: SFT runs of
     :data:`PROBE_SFT_STEPS` steps of the benchmark's whole-row examples, whose difference is the steps' time (the
-    rest -- wrapping the model, the optimizer, the first step's warm-up, the checkpoint -- is paid once per fine-tune
-    and was most of a two-step probe: it priced advertising's rows at 5.1 s where its fine-tune took 0.44 s a row),
-    then a fill of the gaps of :data:`PROBE_FILL_ROWS` rows (no answer cache)."""
+    rest -- wrapping the model, the optimizer, the first step's warm-up, the checkpoint -- is paid once per
+    fine-tune), then a fill of the gaps of :data:`PROBE_FILL_ROWS` rows (no answer cache)."""
     from recllm.bench.impute.run import make_imputer
     from recllm.llm.backbone import load_trainable_lm, trainable_copy
     from recllm.llm.sft import LoRAConfig, sft_train
@@ -131,10 +132,13 @@ def _probe_llm(spec: Any, masked: Any, gappy: Any, probe: Any, base_lm: Any) -> 
     lm = trainable_copy(base_lm) if base_lm is not None else load_trainable_lm(probe.llm_model)
     imputer.fit(masked)  # PROBE_ROWS rows, one epoch: also gives the model the fill probe uses
     config = dataclasses.replace(imputer._sft_config(), show_progress=False)
-    few_steps, more_steps = PROBE_SFT_STEPS
-    examples = imputer.whole_row_examples(masked, end=lm.tokenizer.eos_token or "")(0)[:more_steps * config.batch_size]
-    timed = []
-    for steps in PROBE_SFT_STEPS:
+    examples = imputer.whole_row_examples(masked, end=lm.tokenizer.eos_token or "")(0)
+    few_steps = min(PROBE_SFT_STEPS[0], max(len(examples) // config.batch_size - 1, 1))
+    more_steps = min(PROBE_SFT_STEPS[1], len(examples) // config.batch_size)
+    if more_steps <= few_steps:  # a table too small for two probes: the one step's time, fixed costs included
+        few_steps, more_steps = 0, max(more_steps, 1)
+    timed = [0.0] if few_steps == 0 else []
+    for steps in (few_steps, more_steps)[len(timed):]:
         fresh = trainable_copy(lm)
         with tempfile.TemporaryDirectory() as folder:
             timed.append(_timed(lambda: sft_train(fresh, examples, config, LoRAConfig(), output_dir=folder,
