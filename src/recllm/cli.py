@@ -105,6 +105,54 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(seed=args.seed, show_progress=not args.quiet, sections=sections, full=args.full)
 
 
+# ---------------------------------------------------------------------------------------------- cache
+def _cache_root():
+    from recllm.utils import cache_dir
+
+    return cache_dir()
+
+
+def _cache_list(args: argparse.Namespace) -> int:
+    """The cache's areas with their sizes, or one area's entries."""
+    from recllm.cache_areas import AREAS, area_entries, check_area, format_size, measure, usage
+
+    root = _cache_root()
+    when = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"  # noqa: E731
+    if args.area:
+        area = AREAS.get(args.area) or check_area(args.area)  # an unknown name: one line naming the areas
+        print(f"{args.area}: {area.holds}\nremoving it: {area.cost}")
+        for entry in area_entries(root, area):
+            print(f"  {format_size(entry.size):>9s}  {when(entry.newest)}  {entry.path}")
+        return 0
+    print(f"cache folder: {root} (set RECLLM_CACHE to move it)")
+    print(f"{'area':16s} {'size':>9s} {'entries':>7s}  {'last written':16s}  holds")
+    areas = usage(root)
+    for part in areas:
+        print(f"{part.name:16s} {format_size(part.size):>9s} {len(part.entries):7d}  {when(part.newest):16s}  "
+              f"{part.area.holds}" + ("" if part.area.cleanable else " (never cleaned)"))
+    total = measure(root).size
+    print(f"{'total':16s} {format_size(total):>9s}          (other files: "
+          f"{format_size(max(0, total - sum(p.size for p in areas)))})")
+    print("`recllm cache list AREA` lists an area's entries; `recllm cache clean AREA` removes them")
+    return 0
+
+
+def _cache_clean(args: argparse.Namespace) -> int:
+    """Remove the entries of some areas (see :func:`recllm.cache_areas.clean`)."""
+    from recllm.cache_areas import clean, format_size
+
+    removed, kept = clean(_cache_root(), args.areas, older_than_days=args.older_than, force=args.force,
+                          dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for entry in removed:
+        print(f"{verb} {format_size(entry.size):>9s}  {entry.path}")
+    for entry, why in kept:
+        print(f"kept  {format_size(entry.size):>9s}  {entry.path} ({why})")
+    count = lambda n: f"{n} entr{'y' if n == 1 else 'ies'}"  # noqa: E731
+    print(f"{verb} {count(len(removed))}, {format_size(sum(e.size for e in removed))}; kept {count(len(kept))}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (``recllm <command>: error: ...``, exit 2) instead of usage + error."""
 
@@ -153,6 +201,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                       help="every section at its full size (default: each LLM step sized to fit its time budget "
                            "at the speed a short probe measures on this machine)")
     demo.set_defaults(func=_demo)
+
+    cache = sub.add_parser("cache", help="what recllm keeps in its cache folder, and removing parts of it")
+    cache_cmds = cache.add_subparsers(dest="cache", required=True)
+    listing = cache_cmds.add_parser("list", help="each area's size, or one area's entries")
+    listing.add_argument("area", nargs="?", default=None, help="list this area's entries (default: every area)")
+    listing.set_defaults(func=_cache_list)
+    cleaning = cache_cmds.add_parser("clean", help="remove the entries of one or more areas (never the data sets)")
+    cleaning.add_argument("areas", nargs="+", help="the areas to clean (`recllm cache list` names them)")
+    cleaning.add_argument("--older-than", type=float, default=0.0, metavar="DAYS",
+                          help="only entries last written more than DAYS days ago (default: 0, every entry)")
+    cleaning.add_argument("--force", action="store_true",
+                          help="also remove entries written in the last 15 minutes (a running job may be using them)")
+    cleaning.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    cleaning.set_defaults(func=_cache_clean)
 
     bench = sub.add_parser("bench", help="run a benchmark and write docs/results/*.md").add_subparsers(
         dest="bench", required=True

@@ -1,0 +1,131 @@
+"""``recllm cache``: the cache's areas are listed with their sizes, and cleaning removes only what recllm made."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from recllm.cache_areas import AREAS, IN_USE_MINUTES, area_entries, clean, format_size, usage
+from recllm.cli import main
+from recllm.errors import UserInputError
+
+DAY = 86400.0
+
+
+def _put(root: Path, rel: str, size: int = 10, age_days: float = 30.0, folder: bool = False) -> Path:
+    """A file (or a folder holding one) of ``size`` bytes, last written ``age_days`` ago."""
+    path = root / rel
+    target = path / "weights.bin" if folder else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"x" * size)
+    when = time.time() - age_days * DAY
+    for p in (target, path):
+        os.utime(p, (when, when))
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A cache folder with one old entry of every area, a recent GReaT run, and files recllm does not name."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("RECLLM_CACHE", str(root))
+    _put(root, "models/SmolLM2-135M-Instruct-019822eb0b", 1000, folder=True)
+    _put(root, "cache.sqlite", 200)
+    _put(root, "parsed/ml-100k/3a12731a4d23dfcafec6", 50, folder=True)
+    _put(root, "trsr/runs/ml-100k/hierarchical-seed0-4e1b58bb1bb7", 70, folder=True)
+    _put(root, "trsr/candidates/ml-100k-loo-test-neg20-interacted-seed0.parquet", 5)
+    _put(root, "impute/adapters/156042731b58603bfa577a5030ce8564", 60, folder=True)
+    _put(root, "impute/great-runs/4128624a6124a9457e331137", 3000, folder=True)
+    _put(root, "impute/great-runs/1c01cfd84d327569f8f4e7bb", 3000, age_days=0.001, folder=True)  # 1.4 min ago
+    _put(root, "hardware/bf16-probe-0539ae6c8b465a85.json", 3)
+    _put(root, "data/ml-100k/u.data", 400)
+    # what a user put in these folders: names recllm never gives
+    _put(root, "models/my-notes.txt", 7)
+    _put(root, "impute/great-runs/keep-me", 7, folder=True)
+    return root
+
+
+def test_usage_counts_each_area_once(cache: Path) -> None:
+    parts = {p.name: p for p in usage(cache)}
+    assert set(parts) == set(AREAS)
+    assert len(parts["great-runs"].entries) == 2 and parts["great-runs"].size >= 6000
+    assert [e.path.name for e in parts["models"].entries] == ["SmolLM2-135M-Instruct-019822eb0b"]
+    assert len(parts["llm-outputs"].entries) == 1 and len(parts["probes"].entries) == 1
+    assert parts["demo"].entries == () and parts["data"].size >= 400
+
+
+def test_clean_removes_only_old_entries_recllm_names(cache: Path) -> None:
+    removed, kept = clean(cache, ["great-runs", "models"])
+    assert sorted(e.path.name for e in removed) == ["4128624a6124a9457e331137", "SmolLM2-135M-Instruct-019822eb0b"]
+    assert not (cache / "impute/great-runs/4128624a6124a9457e331137").exists()
+    # a job may be writing the recent run; a user's files are not entries at all
+    assert [e.path.name for e, why in kept] == ["1c01cfd84d327569f8f4e7bb"] and "--force" in kept[0][1]
+    assert (cache / "impute/great-runs/1c01cfd84d327569f8f4e7bb/weights.bin").is_file()
+    assert (cache / "impute/great-runs/keep-me/weights.bin").is_file()
+    assert (cache / "models/my-notes.txt").is_file()
+    assert (cache / "data/ml-100k/u.data").is_file() and (cache / "cache.sqlite").is_file()
+
+
+def test_force_older_than_and_dry_run(cache: Path) -> None:
+    before = sorted(p for p in cache.rglob("*"))
+    removed, kept = clean(cache, ["great-runs"], dry_run=True, force=True)
+    assert len(removed) == 2 and kept == [] and sorted(cache.rglob("*")) == before
+    removed, kept = clean(cache, ["great-runs", "parsed"], older_than_days=40)
+    assert removed == [] and len(kept) == 3 and sorted(cache.rglob("*")) == before
+    removed, _ = clean(cache, ["great-runs"], force=True)
+    assert len(removed) == 2 and [p.name for p in (cache / "impute/great-runs").iterdir()] == ["keep-me"]
+
+
+def test_a_link_out_of_the_cache_is_not_followed(cache: Path, tmp_path: Path) -> None:
+    outside = _put(tmp_path / "elsewhere", "precious", 9, folder=True)
+    link = cache / "impute/adapters" / ("a" * 32)
+    link.symlink_to(outside, target_is_directory=True)
+    inner = cache / "trsr/runs/ml-100k/none-seed0-0123456789ab"
+    inner.mkdir(parents=True)
+    (inner / "link").symlink_to(outside, target_is_directory=True)
+    old = time.time() - DAY
+    for p in (inner / "link", inner):
+        os.utime(p, (old, old), follow_symlinks=False)
+    os.utime(link, (old, old), follow_symlinks=False)
+    removed, _ = clean(cache, ["impute-adapters", "trsr-runs"])
+    assert {e.path.name for e in removed} >= {"a" * 32, "none-seed0-0123456789ab"}
+    assert (outside / "weights.bin").read_bytes() == b"x" * 9  # neither link's target was touched
+
+
+def test_bad_areas_and_days_are_refused_before_anything_is_removed(cache: Path) -> None:
+    before = sorted(cache.rglob("*"))
+    for names, days, words in ((["great-runs", "data"], 0.0, "never cleans"),
+                               (["great-runs", "nope"], 0.0, "no cache area"),
+                               (["great-runs"], -1.0, "--older-than")):
+        with pytest.raises(UserInputError, match=words):
+            clean(cache, names, older_than_days=days)
+    assert sorted(cache.rglob("*")) == before
+
+
+def test_entries_are_never_outside_the_area_globs(cache: Path) -> None:
+    for area in AREAS.values():
+        for entry in area_entries(cache, area):
+            assert cache.resolve() in entry.path.resolve().parents or entry.path.is_symlink()
+
+
+def test_format_size() -> None:
+    assert [format_size(n) for n in (0, 1023, 1024, 5 * 1024**2, 3 * 1024**3, 5000 * 1024**3)] == [
+        "0 B", "1023 B", "1.0 KB", "5.0 MB", "3.0 GB", "5000.0 GB"]
+    assert IN_USE_MINUTES > 0
+
+
+def test_cli_list_and_clean(cache: Path, capsys) -> None:
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache) in out and "great-runs" in out and "(never cleaned)" in out
+    assert main(["cache", "list", "great-runs"]) == 0
+    assert "4128624a6124a9457e331137" in capsys.readouterr().out
+    assert main(["cache", "clean", "great-runs", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would remove 1 entry" in out and (cache / "impute/great-runs/4128624a6124a9457e331137").exists()
+    assert main(["cache", "clean", "data"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("recllm cache clean: error: recllm never cleans the 'data' area")
