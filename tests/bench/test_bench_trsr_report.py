@@ -35,3 +35,16 @@ def test_better_needs_both_the_users_and_the_seeds_interval_to_exclude_0():
         row["per_user"]["recall@10"] = np.where(base & (rng.random(users) < 0.1), 0.0, base).tolist()
     text = _paired(mixed + b, "a", "b", "recall@10")
     assert "95% CI over users +" in text and text.endswith("not distinguishable.")
+
+
+def test_lr_section_warns_when_the_choice_is_at_the_grid_edge():
+    from recllm.bench.trsr.report import RANDOM_ORDER_SCORE, _lr_section
+
+    curve = {"0.0001": 1.12, "0.0003": 1.55, "0.001": 1.70}
+    text = "\n".join(_lr_section({"lr": {"hierarchical": 0.001, "none": 0.0003}, "how": "chosen",
+                                  "curve": {"hierarchical": curve, "none": {**curve, "0.001": 1.2}}}))
+    assert f"random order scores {RANDOM_ORDER_SCORE:.3f}" in text and abs(RANDOM_ORDER_SCORE - 18 / 21) < 1e-12
+    assert "hierarchical ranker's lr 0.001 is the largest the grid tried" in text
+    assert "no summary ranker's lr" not in text  # an inner choice needs no warning
+    inner = "\n".join(_lr_section({"lr": 0.0003, "how": "chosen", "curve": curve}))
+    assert "the grid tried" not in inner and "| 0.0003 |" in inner

@@ -125,9 +125,25 @@ def _lr_section(choice: dict | None) -> list[str]:
             for lr in dict.fromkeys(lr for c in curves.values() for lr in c)]
     if rows:
         columns = ["lr"] + [_MODE_NAMES.get(m, m) for m in curves]
-        lines += ["", "Validation curves that chose them (seed 0, each run's best epoch, R@3+R@5+R@10):", "",
-                  format_table(rows, columns, digits=3)]
+        lines += ["", "Validation curves that chose them (seed 0, each run's best epoch, R@3+R@5+R@10; random order "
+                  f"scores {RANDOM_ORDER_SCORE:.3f} on 21 candidates):", "", format_table(rows, columns, digits=3)]
+        notes = [note for note in (_edge_note(m, lrs.get(m), curves[m]) for m in curves) if note]
+        lines += [""] + notes if notes else []
     return lines
+
+
+RANDOM_ORDER_SCORE = (3 + 5 + 10) / 21  # expected R@3+R@5+R@10 of a random order of 1 positive + 20 negatives
+
+
+def _edge_note(mode: str, chosen: float | None, curve: dict) -> str:
+    """A warning when ``chosen`` is the largest or smallest lr its grid tried: a better one may lie beyond it."""
+    tried = sorted(float(lr) for lr in curve)
+    if chosen is None or len(tried) < 2 or chosen not in (tried[0], tried[-1]):
+        return ""
+    side = "largest" if chosen == tried[-1] else "smallest"
+    return (f"The {_MODE_NAMES.get(mode, mode)} ranker's lr {chosen:g} is the {side} the grid tried: a "
+            f"{'larger' if side == 'largest' else 'smaller'} one was not tried and might validate better (the grid "
+            "is fixed before any run, `recllm.bench.trsr.scale.LR_GRID`).")
 
 
 _MODE_NAMES = {"hierarchical": "hierarchical", "none": "no summary"}
