@@ -112,3 +112,35 @@ def test_the_checker_sees_the_leak_of_the_random_item_split():
     with pytest.raises(AssertionError):  # a target in training is caught
         check_cold_start(Split("cold_start", growing, growing.interactions, split.valid, split.test, split.info,
                                split.cases))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(), st.randoms(use_true_random=False))
+def test_ties_do_not_follow_the_files_row_order(ds: RecDataset, rnd) -> None:
+    """Interactions of the same time are ordered by a fixed hash of (user, item), not by their place in the file:
+    shuffling the file's rows changes no split (a file sorted by item id would otherwise decide "the next item")."""
+    rows = list(range(len(ds.interactions)))
+    rnd.shuffle(rows)
+    shuffled = RecDataset(ds.name, ds.interactions.iloc[rows].reset_index(drop=True), ds.items, ds.users, ds.schema)
+    for make in (leave_one_out, lambda d: temporal_split(d, min_test_users=1),
+                 lambda d: cold_start_split(d, min_test_users=1)):
+        try:
+            a, b = make(ds), make(shuffled)
+        except DataError:
+            continue
+        for stage in ("valid", "test"):
+            ca, cb = a.eval_cases(stage), b.eval_cases(stage)
+            assert ca.users.tolist() == cb.users.tolist()
+            assert [h.tolist() for h in ca.histories] == [h.tolist() for h in cb.histories]
+            assert [t.tolist() for t in ca.targets] == [t.tolist() for t in cb.targets]
+
+
+def test_tie_order_is_a_fixed_hash_not_the_item_id() -> None:
+    """Ten films rated in the same second, listed by id: the test item is not simply the largest id."""
+    frame = pd.DataFrame({"user_id": ["u"] * 10, "item_id": [f"m{i:02d}" for i in range(10)],
+                          "timestamp": np.zeros(10, np.int64)})
+    ds = RecDataset("ties", frame, pd.DataFrame({"item_id": frame["item_id"]}), pd.DataFrame({"user_id": ["u"]}),
+                    Schema())
+    split = leave_one_out(ds)
+    assert split.test["item_id"].tolist() != ["m09"] and split.valid["item_id"].tolist() != ["m08"]
+    assert leave_one_out(ds).test["item_id"].tolist() == split.test["item_id"].tolist()  # the same every time

@@ -88,16 +88,31 @@ class Split:
         return EvalCases(np.asarray(users, dtype=np.int64), hists, tgts)
 
 
+def tie_order(frame: pd.DataFrame) -> np.ndarray:
+    """The order of a user's interactions that share a timestamp: a fixed hash of (user id, item id), the same on
+    every run, machine and subset of the rows. Not the file's order: MovieLens-latest's ratings.csv lists a user's
+    ratings by movie id and Amazon's reviews come grouped by item, so among interactions of the same second (bulk
+    ratings) or day (Amazon's review dates) file order would make "the next item" the one with the larger id, i.e.
+    the newer film or product, which a model reading item text can learn."""
+    keys = frame[USER].astype(str) + "\x1f" + frame[ITEM].astype(str)
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
+
+
+def chronological_order(users: np.ndarray, times: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Row order by user, then time, then :func:`tie_order` (exact duplicates in file order)."""
+    return np.lexsort((ties, times, users))
+
+
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sort by user then time, ties kept in file order (stable), so results never depend on hash order."""
-    return frame.sort_values([USER, TIME], kind="stable")
+    """Rows by user, then time, then :func:`tie_order`."""
+    return frame.iloc[chronological_order(frame[USER].to_numpy(), frame[TIME].to_numpy(), tie_order(frame))]
 
 
 def _sequences(dataset: RecDataset, frame: pd.DataFrame) -> dict[int, np.ndarray]:
     if frame.empty:
         return {}
     users, items = dataset.user_index(frame[USER]), dataset.item_index(frame[ITEM])
-    order = np.lexsort((frame[TIME].to_numpy(), users))  # by user, then time; lexsort is stable (file order)
+    order = chronological_order(users, frame[TIME].to_numpy(), tie_order(frame))
     users, items = users[order], items[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     return {int(users[a]): items[a:b] for a, b in zip(starts, np.r_[starts[1:], len(users)])}
@@ -167,7 +182,7 @@ def temporal_split(dataset: RecDataset, valid_fraction: float = 0.1, test_fracti
 
 def _first_new(users: np.ndarray, times: np.ndarray, first_seen: np.ndarray, start: int, stop: float) -> np.ndarray:
     """Positions of each user's first interaction with an item first seen in [start, stop), among interactions
-    before ``stop``; the arrays are sorted by user, then time (ties in file order), ``first_seen`` per row."""
+    before ``stop``; the arrays are sorted by user, then time, then :func:`tie_order`, ``first_seen`` per row."""
     rows = np.flatnonzero((first_seen >= start) & (first_seen < stop) & (times < stop))
     return rows[np.r_[True, users[rows][1:] != users[rows][:-1]]] if len(rows) else rows
 
@@ -192,7 +207,7 @@ def cold_start_split(dataset: RecDataset, valid_fraction: float = 0.1, test_frac
     ``test_fraction`` of interactions, the valid period the ``valid_fraction`` before it. An item first seen in the
     test period is new at test; one first seen in the valid period is new at validation.
 
-    - test: one case per user, their FIRST interaction with a test-new item (earliest time, ties in file order);
+    - test: one case per user, their FIRST interaction with a test-new item (earliest time, ties by :func:`tie_order`);
       its history is the user's interactions strictly before that moment, oldest first. Interactions in the same
       second as the target are left out of the history (their order is unknown), so a history is never later than
       its target and never holds a new item. One target per case, so HR@K is about one item.
@@ -207,7 +222,7 @@ def cold_start_split(dataset: RecDataset, valid_fraction: float = 0.1, test_frac
     """
     t_valid, t_test = _cuts(dataset, valid_fraction, test_fraction)
     raw = dataset.interactions.reset_index(drop=True)
-    order = np.lexsort((raw[TIME].to_numpy(), dataset.user_index(raw[USER])))  # stable: ties in file order
+    order = chronological_order(dataset.user_index(raw[USER]), raw[TIME].to_numpy(), tie_order(raw))
     users = dataset.user_index(raw[USER])[order]
     items = dataset.item_index(raw[ITEM])[order]
     times = raw[TIME].to_numpy()[order]
