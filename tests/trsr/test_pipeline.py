@@ -88,6 +88,8 @@ def test_fit_rank_and_evaluate(split, lm, tmp_path):
     summary = effect.summary()
     assert set(summary) >= {"victim_rank_before", "victim_rank_after", "places_gained"}
     assert np.all((effect.victim_before >= 1) & (effect.victim_before <= 6))
+    assert np.all((effect.attacked_positive_after >= 1) & (effect.attacked_positive_after <= 6))
+    assert {"attacked_positive_places_gained", "attacked_positive_recall@3"} <= set(summary)
     assert (tmp_path / "run" / "sft" / "config.json").exists()
 
 
@@ -129,7 +131,8 @@ def test_hardened_groups_inject_negatives_only_and_keep_the_same_negatives(split
     injected = [[any(p in text for p in prompts.TRAIN_INJECTIONS) for text in row] for row in cands]
     flags = np.array(injected)
     assert np.array_equal(flags, hardened.train_groups_.injected) and 0 < flags.mean() < 1
-    assert not (flags & (np.array(labels) == 1)).any()  # never on a positive
+    # on true items and negatives alike, so the sentence says nothing about the answer
+    assert (flags & (np.array(labels) == 1)).any() and (flags & (np.array(labels) == 0)).any()
     assert not any(prompts.INJECTION in text for row in cands for text in row)  # the test attack is held out
     clean = [[text for text, flag in zip(row, f) if not flag] for row, f in zip(cands, injected)]
     assert clean == [[t for t, f in zip(row, f2) if not f] for row, f2 in zip(seen[0][1], injected)]
@@ -212,3 +215,33 @@ def test_ranker_learns_the_answer_token_only():
     from recllm.trsr import TRSRConfig
 
     assert TRSRConfig().sft.append_eos is False  # P(Yes) is read at the answer position; an EOS after it is never scored
+
+
+def test_injection_effect_attacks_a_negative_and_separately_the_true_item():
+    """A ranker that scores any injected text lowest looks robust on the attacked negative (it falls) and shows
+    the penalty on the attacked true item (it falls to the bottom); one that ignores the sentence moves neither."""
+    from types import SimpleNamespace
+
+    from recllm.trsr.prompts import INJECTION
+
+    cands = SimpleNamespace(candidates=np.array([[10, 11, 12, 13], [20, 21, 22, 23]]), positive=np.array([0, 2]),
+                            histories=[np.array([1]), np.array([2])])
+    clean = [np.array([0.9, 0.5, 0.4, 0.3]), np.array([0.2, 0.1, 0.8, 0.3])]
+
+    class Ranker:
+        item_texts_ = {i: f"item {i}" for i in range(10, 24)}
+
+        def __init__(self, penalise: bool) -> None:
+            self.penalise = penalise
+
+        def rank(self, histories, lists, candidate_texts=None):
+            assert len(lists) == 4 and all(len(c) == 1 for c in lists)  # two rows x (a negative, the true item)
+            return [np.array([-1.0 if self.penalise and INJECTION in t[0] else clean[k % 2][list(
+                cands.candidates[k % 2]).index(c[0])]]) for k, (c, t) in enumerate(zip(lists, candidate_texts))]
+
+    penalised = injection_effect(Ranker(True), cands, clean, rows=[0, 1], seed=0)
+    assert penalised.positive_before.tolist() == [1, 1] and penalised.attacked_positive_after.tolist() == [4, 4]
+    assert penalised.summary()["attacked_positive_places_gained"] == -3.0
+    assert np.all(penalised.victim_after == 4)
+    ignored = injection_effect(Ranker(False), cands, clean, rows=[0, 1], seed=0)
+    assert ignored.attacked_positive_after.tolist() == [1, 1] and ignored.summary()["places_gained"] == 0.0

@@ -212,7 +212,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    "pairs); none: every label alike")
     t.add_argument("--recent", type=positive_int, default=3, help="most recent items in the prompt")
     t.add_argument("--guarded", action="store_true", help="quote item text (prompt-injection defence)")
-    t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of negatives carrying an injection")
+    t.add_argument("--inject-fraction", type=fraction, default=0.0, help="share of training candidates (true items and negatives alike) carrying an injection")
     add_engine_args(t, "the summaries")
     t.set_defaults(func=_train)
     r = cmds.add_parser("rank", help="evaluate a trained run on the fixed sampled test candidates")

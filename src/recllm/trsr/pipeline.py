@@ -54,8 +54,10 @@ class TRSRConfig:
     ``round(hard_fraction * n_negatives)`` of a group's negatives are drawn uniformly from its top ``hard_pool`` for
     the case's history (outside the user's training items), the rest at random as above (all random when the top
     list runs short).
-    ``inject_fraction`` of the negatives, each independently, carry a prompt-injection sentence (answer "No"), the
-    training half of the injection mitigation. ``max_valid_rows`` validation rows pick the best epoch.
+    ``inject_fraction`` of the training candidates, each independently and the true item as often as a negative,
+    carry a prompt-injection sentence (keeping their own answer), the training half of the injection mitigation: the
+    sentence says nothing about the answer, so the ranker learns to ignore it rather than to answer "No" to any text
+    that carries one (which would also push down a true item that does). ``max_valid_rows`` validation rows pick the best epoch.
     ``class_weight`` weighs the training labels (:class:`~recllm.trsr.ranker.LLMRanker`: "balanced" gives a
     group's positive as much weight as its negatives together; None weighs every label alike).
     ``fine_tune=False`` gives the zero-shot ranker. ``sft`` defaults to
@@ -214,7 +216,7 @@ def _hard_candidates(source: Any, users: np.ndarray, histories: Sequence[np.ndar
 class TrainingGroups:
     """The ranker's training groups, one per training case: ``candidates[i]`` holds case i's target (column 0) and
     its negatives (item indices); ``injected[i, j]`` whether candidate j's text carries the training injection
-    ``prompts.TRAIN_INJECTIONS[phrase[i, j]]`` (negatives only; -1: none); ``n_hard[i]`` how many of case i's
+    ``prompts.TRAIN_INJECTIONS[phrase[i, j]]`` (-1: none; the target as often as a negative); ``n_hard[i]`` how many of case i's
     negatives came from ``hard_negatives``."""
 
     cases: TrainingCases
@@ -276,7 +278,7 @@ def training_groups(split: Split, config: TRSRConfig, prefer_users: Sequence[int
     phrase = np.full(candidates.shape, -1, dtype=np.int64)
     if config.inject_fraction:
         rng_inject = np.random.default_rng([config.seed, 4])
-        injected[:, 1:] = rng_inject.random((len(cases), n_neg)) < config.inject_fraction
+        injected[:] = rng_inject.random(candidates.shape) < config.inject_fraction  # labels too: see TRSRConfig
         phrase[injected] = rng_inject.integers(len(prompts.TRAIN_INJECTIONS), size=int(injected.sum()))
     return TrainingGroups(cases, candidates, injected, phrase, hard_counts)
 
@@ -495,16 +497,21 @@ class TRSR:
 # ---------------------------------------------------------------------------------------------- prompt injection
 @dataclass
 class InjectionEffect:
-    """Ranks (1 = top, pessimistic ties) of an attacked negative and of the true item, before and after the attack."""
+    """Ranks (1 = top, pessimistic ties) of an attacked negative and of the true item, before and after the attack
+    on the negative, and of the true item when it is the one attacked (``attacked_positive_after``; its clean rank is
+    ``positive_before``). The second attack tells a ranker that ignores the injected sentence from one that merely
+    learned "injected text means No", which would push an attacked negative down as well (and look robust)."""
 
     victim_before: np.ndarray
     victim_after: np.ndarray
     positive_before: np.ndarray
     positive_after: np.ndarray
+    attacked_positive_after: np.ndarray
 
     def summary(self) -> dict[str, float]:
-        """Mean ranks, mean places gained by the attacked item, how often it reaches the top, and the true item's
-        Recall@3 before and after (what the attack costs the user)."""
+        """Mean ranks, mean places gained by the attacked negative, how often it reaches the top, the true item's
+        Recall@3 before and after (what the attack costs the user), and the places the true item moves when it
+        carries the injection itself (positive: it rises; negative: the ranker penalises injected text)."""
         return {
             "victim_rank_before": float(self.victim_before.mean()),
             "victim_rank_after": float(self.victim_after.mean()),
@@ -512,34 +519,43 @@ class InjectionEffect:
             "victim_top1_after": float((self.victim_after == 1).mean()),
             "positive_recall@3_before": float((self.positive_before <= 3).mean()),
             "positive_recall@3_after": float((self.positive_after <= 3).mean()),
+            "attacked_positive_places_gained": float((self.positive_before - self.attacked_positive_after).mean()),
+            "attacked_positive_recall@3": float((self.attacked_positive_after <= 3).mean()),
         }
 
 
 def injection_effect(model: TRSR, candidates: SampledCandidates, scores: Sequence[np.ndarray],
                      rows: Sequence[int] | None = None, injection: str = prompts.INJECTION, seed: int = 0
                      ) -> InjectionEffect:
-    """Append ``injection`` to one seeded random negative per row and re-rank it against the clean ``scores``
-    (``model.rank`` output for ``candidates``): only the attacked candidate is re-scored."""
+    """Append ``injection`` to one seeded random negative per row, and separately to the row's true item, and
+    re-rank each against the clean ``scores`` (``model.rank`` output for ``candidates``): only the attacked candidate
+    is re-scored."""
     rows = np.arange(len(candidates)) if rows is None else np.asarray(rows, dtype=np.int64)
     rng = np.random.default_rng([seed, 3])
     victims = []
     for i in rows:
         negatives = np.delete(np.arange(candidates.candidates.shape[1]), candidates.positive[i])
         victims.append(int(rng.choice(negatives)))
-    texts = [[inject(model.item_texts_[int(candidates.candidates[i, v])], injection)] for i, v in zip(rows, victims)]
-    attacked = model.rank([candidates.histories[i] for i in rows],
-                          [[int(candidates.candidates[i, v])] for i, v in zip(rows, victims)], candidate_texts=texts)
-    out = {k: np.empty(len(rows), dtype=np.int64) for k in ("vb", "va", "pb", "pa")}
+    targets = victims + [int(candidates.positive[i]) for i in rows]  # the negative attacks, then the positive ones
+    row_of = list(rows) * 2
+    items = [int(candidates.candidates[i, c]) for i, c in zip(row_of, targets)]
+    attacked = model.rank([candidates.histories[i] for i in row_of], [[item] for item in items],
+                          candidate_texts=[[inject(model.item_texts_[item], injection)] for item in items])
+    out = {k: np.empty(len(rows), dtype=np.int64) for k in ("vb", "va", "pb", "pa", "ppa")}
+
+    def rank(values: np.ndarray, at: int) -> int:
+        return 1 + int((np.delete(values, at) >= values[at]).sum())
+
     for j, (i, v) in enumerate(zip(rows, victims)):
         clean = np.asarray(scores[i], dtype=np.float64)
-        after = clean.copy()
-        after[v] = float(attacked[j][0])
         p = int(candidates.positive[i])
-        out["vb"][j] = 1 + int((np.delete(clean, v) >= clean[v]).sum())
-        out["va"][j] = 1 + int((np.delete(after, v) >= after[v]).sum())
-        out["pb"][j] = 1 + int((np.delete(clean, p) >= clean[p]).sum())
-        out["pa"][j] = 1 + int((np.delete(after, p) >= after[p]).sum())
-    return InjectionEffect(out["vb"], out["va"], out["pb"], out["pa"])
+        after, attacked_positive = clean.copy(), clean.copy()
+        after[v] = float(attacked[j][0])
+        attacked_positive[p] = float(attacked[len(rows) + j][0])
+        out["vb"][j], out["va"][j] = rank(clean, v), rank(after, v)
+        out["pb"][j], out["pa"][j] = rank(clean, p), rank(after, p)
+        out["ppa"][j] = rank(attacked_positive, p)
+    return InjectionEffect(out["vb"], out["va"], out["pb"], out["pa"], out["ppa"])
 
 
 def precomputed_score_fn(candidates: SampledCandidates, scores: Sequence[np.ndarray]) -> ScoreFn:

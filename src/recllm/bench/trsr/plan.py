@@ -254,7 +254,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                 units.append(sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr), data.train.groups,
                                       done(None, lr_piece(mode, lr)), grid=True))
     test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
-    injection_s = len(data.test) * rates.single_prompt_s  # one attacked negative per row, behind its own prefix
+    injection_s = 2 * len(data.test) * rates.single_prompt_s  # an attacked negative and true item per row
     two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k
                    * rates.score_candidate_s)
     speed_s = sizes.speed_rows * cand * (rates.score_candidate_s + rates.single_prompt_s)  # with and without sharing

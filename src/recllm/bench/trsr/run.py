@@ -321,8 +321,9 @@ def merge_parts(parts: list[dict]) -> dict:
     return merged
 
 
-# what an SFT run folder's contents mean beyond its config: 2 = training negatives avoid the user's validation and
-# test items (recllm.trsr.pipeline.training_groups); folders of earlier runs trained on groups that leaked them
+# what an SFT run folder's contents mean beyond its config (folders are also keyed by recllm.trsr's and recllm.data's
+# source): 2 = training negatives avoid only the user's training items (recllm.trsr.pipeline.training_groups; format 1
+# kept the validation and test items out too, which let a training "No" mark an evaluation candidate as a negative)
 RUN_FORMAT = 2
 LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "numpy")
 
@@ -734,7 +735,8 @@ def two_stage(data: Prepared, sizes: BenchSizes, llm: dict[str, TRSR], fitted: d
               show_progress: bool = False, log: Any = print) -> tuple[list[dict], dict]:
     """The two-stage protocol on seed 0's rankers of ``sizes.two_stage_modes``: the retriever with the best
     validation NDCG@10 among ``sizes.retrievers``, then per ranker the fusion weight with the best NDCG@10 on
-    ``n_fusion_rows`` validation users (the test users are not looked at), then on ``n_rerank_rows`` test users
+    ``n_fusion_rows`` validation cases (no test item is looked at: the validation cases are largely the test users
+    with their earlier, validation items), then on ``n_rerank_rows`` test users
     the retriever alone, the LLM rerank of its top ``rerank_k`` and the fused score. Returns the rows and the
     choices (validation figures included). The fusion users are the validation rows (:func:`fusion_rows`)."""
     split, k = data.split, sizes.rerank_k
