@@ -153,6 +153,27 @@ def test_plan_counts_a_stored_piece_as_done_and_drops_its_scoring_from_the_part(
     assert list(part_after.values())[0] < list(part.values())[0]  # its scoring, two-stage and SASRec are done
 
 
+def test_plan_lists_the_lr_grids_extension_once_the_grid_is_known(toy_data):
+    """Before the grid is stored, one conditional run per ranker is priced; once it is stored, the extension its
+    scores call for (the best is an edge) is listed by its lr, or nothing when the best lies inside."""
+    from recllm.bench.trsr.run import lr_piece
+
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32)
+    grid_run = lambda name: name.endswith("; the lr grid)") or "lr grid: one more run" in name  # noqa: E731
+    unknown = [u.name for u in plan_units(data, sizes, rates, None, {}, False, lm) if grid_run(u.name)]
+    assert len(unknown) == 2 * 4 and sum("only if an edge validates best" in n for n in unknown) == 2
+    scores = {lr_piece("hierarchical", lr): v for lr, v in ((1e-4, 1.0), (3e-4, 1.2), (1e-3, 1.5))}
+    scores.update({lr_piece("none", lr): v for lr, v in ((1e-4, 1.0), (3e-4, 1.6), (1e-3, 1.5))})
+    known = plan_units(data, sizes, rates, None, {}, False, lm, piece_stored=lambda s, p: p in scores,
+                       piece_score=scores.get)
+    grid = [u for u in known if grid_run(u.name)]
+    assert [u.name for u in grid if not u.stored] == [
+        f"SFT hierarchical-seed0 ({data.train.groups} groups, lr 0.003; the lr grid)"]
+    assert not any("only if" in u.name for u in grid) and len(grid) == 7
+
+
 def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
     """The learning curve's full-size point trains nothing: it fits the folders of the headline seed-0 runs."""
     data, sizes = toy_data

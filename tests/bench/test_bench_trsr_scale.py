@@ -63,7 +63,9 @@ def test_decide_lr_fits_the_grid_once_on_seed_0_for_each_compared_ranker_whateve
     compares them, so neither may run at an lr chosen for the other."""
     from recllm.bench.trsr.run import decide_lr
 
-    scores = {"hierarchical": {1e-4: 1.0, 3e-4: 1.1, 1e-3: 1.6}, "none": {1e-4: 1.3, 3e-4: 1.2, 1e-3: 0.9}}
+    # the hierarchical grid's best is its largest lr, the no-summary one's its smallest: each is extended one lr
+    scores = {"hierarchical": {1e-4: 1.0, 3e-4: 1.1, 1e-3: 1.6, 3e-3: 1.2},
+              "none": {3e-5: 0.8, 1e-4: 1.3, 3e-4: 1.2, 1e-3: 0.9}}
 
     class FakeFitter:
         def __init__(self, groups):
@@ -81,9 +83,10 @@ def test_decide_lr_fits_the_grid_once_on_seed_0_for_each_compared_ranker_whateve
     fitter = FakeFitter(groups=groups)
     out = decide_lr(fitter, log=lambda *a: None)
     assert out["lr"] == {"hierarchical": 1e-3, "none": 1e-4}
-    assert out["curve"] == {"hierarchical": {"0.0001": 1.0, "0.0003": 1.1, "0.001": 1.6},
-                            "none": {"0.0001": 1.3, "0.0003": 1.2, "0.001": 0.9}}
-    assert fitter.fits == [(f"{mode}-seed0", 0, lr) for mode in ("hierarchical", "none") for lr in LR_GRID]
+    assert out["curve"] == {"hierarchical": {"0.0001": 1.0, "0.0003": 1.1, "0.001": 1.6, "0.003": 1.2},
+                            "none": {"0.0001": 1.3, "0.0003": 1.2, "0.001": 0.9, "3e-05": 0.8}}
+    assert fitter.fits == ([("hierarchical-seed0", 0, lr) for lr in (*LR_GRID, 3e-3)]
+                           + [("none-seed0", 0, lr) for lr in (*LR_GRID, 3e-5)])
     assert "validation" in out["how"]
     assert out["steps"] == optimizer_steps(groups, ranker_sft_config())
 
@@ -115,9 +118,10 @@ def test_each_lr_grid_run_is_a_stored_piece_so_a_grid_longer_than_a_session_resu
     second = FakeFitter()
     out = decide_lr(second, log=lambda *a: None, piece=stored_pieces(RunStore(tmp_path / "runs.jsonl"), "lr-unit",
                                                                       log=lambda *a: None))
-    grid = [(mode, lr) for mode in ("hierarchical", "none") for lr in LR_GRID]
+    # the score grows with the lr: each grid is extended to the ladder's end (3e-3)
+    grid = [(mode, lr) for mode in ("hierarchical", "none") for lr in (*LR_GRID, 3e-3)]
     assert first.fits == grid[:2] and second.fits == grid[2:]
-    assert out["lr"] == {"hierarchical": max(LR_GRID), "none": max(LR_GRID)}
+    assert out["lr"] == {"hierarchical": 3e-3, "none": 3e-3}
     assert lr_piece("none", 3e-4) == "lr-none-0.0003"
 
 
@@ -255,3 +259,14 @@ def test_plan_counts_only_what_is_not_stored():
     text = format_plan([Unit("toy", "SFT a", True, 7200.0), Unit("toy", "SFT b", False, 1800.0),
                         Unit("toy", "part seed 0", False, 1800.0)], rates)
     assert "estimated time left on this machine: ~1.0 h" in text and "stored" in text and "20.0 candidates/s" in text
+
+
+def test_extend_lr_steps_beyond_an_edge_that_validates_best_and_stops_inside_or_at_the_ladders_end():
+    from recllm.bench.trsr.scale import LR_LADDER, extend_lr
+
+    assert extend_lr({1e-4: 1.0, 3e-4: 1.5, 1e-3: 1.7}) == 3e-3
+    assert extend_lr({1e-4: 1.0, 3e-4: 1.5, 1e-3: 1.7, 3e-3: 1.9}) is None  # the ladder ends
+    assert extend_lr({1e-4: 1.8, 3e-4: 1.5, 1e-3: 1.1}) == 3e-5
+    assert extend_lr({1e-4: 1.0, 3e-4: 1.9, 1e-3: 1.1}) is None  # the best is inside
+    assert extend_lr({1e-4: 1.0, 3e-4: float("nan"), 1e-3: 0.5}) == 3e-5  # nan runs are ignored
+    assert extend_lr({1e-4: 1.0}) is None and min(LR_LADDER) < 1e-4 < 1e-3 < max(LR_LADDER)

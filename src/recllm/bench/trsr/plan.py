@@ -188,12 +188,13 @@ def _sft_done(folder: Any) -> bool:
 
 def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stored_part: dict[int, bool],
                curve_stored: bool, summarizer: Any, cache: Any = None, rescore_faster: bool = False,
-               piece_stored: Any = None) -> list[Unit]:
+               piece_stored: Any = None, piece_score: Any = None) -> list[Unit]:
     """The units of one data set in the order the benchmark runs them.
 
     ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed); ``stored_part``: seed ->
     whether its part is in the run store; ``piece_stored(seed, name)``: whether a piece of a part (seed None: of the
-    learning curve or the lr grid) is stored (:func:`recllm.bench.trsr.run.stored_pieces`);
+    learning curve or the lr grid) is stored (:func:`recllm.bench.trsr.run.stored_pieces`); ``piece_score(name)``:
+    a stored lr-grid piece's validation score, or None (it says which further lr the grid needs);
     ``rescore_faster``: the faster scoring precision differs from the headline's, so every fine-tuned run's test
     rows are scored a second time."""
     def done(seed: int | None, piece: str) -> bool:
@@ -201,7 +202,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
 
     from recllm.bench.trsr.run import (RETRIEVERS, Fitter, chosen_lr, curve_points, fusion_rows, lr_piece,
                                        seed_modes, two_stage_rankers, validates)
-    from recllm.bench.trsr.scale import LR_MODES, lr_candidates
+    from recllm.bench.trsr.scale import LR_MODES, extend_lr, lr_candidates
     from recllm.trsr.pipeline import training_cases
 
     name, units = data.spec.name, []
@@ -250,9 +251,27 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                       "are reused)", False, prompts * rates.summary_prompt_s))
     if len(grid) > 1:
         for mode in LR_MODES:
+            scores: dict[float, float] = {}
             for lr in grid:
                 units.append(sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr), data.train.groups,
                                       done(None, lr_piece(mode, lr)), grid=True))
+                score = piece_score(lr_piece(mode, lr)) if piece_score is not None else None
+                if score is not None:
+                    scores[lr] = score
+            while len(scores) >= len(grid):  # every run so far is stored: the extension is known
+                further = extend_lr(scores)
+                if further is None:
+                    break
+                units.append(sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=further), data.train.groups,
+                                      done(None, lr_piece(mode, further)), grid=True))
+                score = piece_score(lr_piece(mode, further)) if piece_score is not None else None
+                if score is None:
+                    break
+                scores[further] = score
+            if len(scores) < len(grid):  # not known yet: one more run where the best is an edge of the grid
+                run = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=grid[-1]), data.train.groups, grid=True)
+                units.append(dataclasses.replace(run, name=f"SFT {mode}-seed0 (lr grid: one more run, beyond the "
+                                                 "grid's edge, only if an edge validates best; counted in the total)"))
     test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
     injection_s = 2 * len(data.test) * rates.single_prompt_s  # an attacked negative and true item per row
     two_stage_s = (len(sizes.two_stage_modes) * (len(fusion) + sizes.n_rerank_rows) * sizes.rerank_k
@@ -382,7 +401,12 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
             units = [curve_key, lr_key] if seed is None else [part_keys.get(seed)]
             return any(unit is not None and run_key(unit=unit, piece=piece) in store for unit in units)
 
+        def piece_score(piece: str, lr_key: str = lr_key) -> float | None:
+            row = store.get(run_key(unit=lr_key, piece=piece)) if run_key(unit=lr_key, piece=piece) in store else None
+            return float(row["score"]) if isinstance(row, dict) and "score" in row else None
+
         units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer,
-                            rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored)
+                            rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored,
+                            piece_score=piece_score)
     log(format_plan(units, rates))
     return 0

@@ -143,7 +143,7 @@ def _edge_note(mode: str, chosen: float | None, curve: dict) -> str:
     side = "largest" if chosen == tried[-1] else "smallest"
     return (f"The {_MODE_NAMES.get(mode, mode)} ranker's lr {chosen:g} is the {side} the grid tried: a "
             f"{'larger' if side == 'largest' else 'smaller'} one was not tried and might validate better (the grid "
-            "is fixed before any run, `recllm.bench.trsr.scale.LR_GRID`).")
+            "is extended only as far as `recllm.bench.trsr.scale.LR_LADDER` goes).")
 
 
 _MODE_NAMES = {"hierarchical": "hierarchical", "none": "no summary"}

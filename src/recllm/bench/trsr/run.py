@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.runs import RunStore, data_sha256, run_key
-from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, TrainingSize, lr_candidates, lr_for,
-                                     optimizer_steps, pick_lr, pick_weight, training_size_of_split)
+from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, TrainingSize, extend_lr,
+                                     lr_candidates, lr_for, optimizer_steps, pick_lr, pick_weight,
+                                     training_size_of_split)
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
 from recllm.hardware import this_process_machine
@@ -459,13 +460,17 @@ def lr_piece(mode: str, lr: float) -> str:
 def choose_lr(fitter: Fitter, candidates: tuple[float, ...], mode: str = "hierarchical", log: Any = print,
               piece: Piece = compute_now) -> dict:
     """The lr of the ``mode`` ranker of a data set: the only candidate, or the best of the grid by its seed-0
-    validation R@3+R@5+R@10 (its best epoch). Each grid run is a piece of its own (:func:`lr_piece`; the benchmark
-    stores it as it finishes, so a grid longer than a session is finished by several, on any machine). Returns
-    ``{"lr", "curve": {lr: score}}``."""
+    validation R@3+R@5+R@10 (its best epoch), the grid extended one lr at a time beyond an edge that validates
+    best (:func:`~recllm.bench.trsr.scale.extend_lr`). Each grid run is a piece of its own (:func:`lr_piece`; the
+    benchmark stores it as it finishes, so a grid longer than a session is finished by several, on any machine).
+    Returns ``{"lr", "curve": {lr: score}}``."""
     if len(candidates) == 1:
         return {"lr": candidates[0], "curve": {}}
-    curve = {}
-    for lr in candidates:
+    curve: dict[float, float] = {}
+    todo = list(candidates)
+    while todo:
+        lr = todo.pop(0)
+
         def grid_run(lr: float = lr) -> dict:
             model = fitter.fit(f"{mode}-seed0", fitter.config(mode, 0, lr=lr))
             scores = model.ranker_.valid_scores_
@@ -474,6 +479,10 @@ def choose_lr(fitter: Fitter, candidates: tuple[float, ...], mode: str = "hierar
 
         curve[lr] = float(piece(lr_piece(mode, lr), grid_run)["score"])
         log(f"[trsr] {fitter.data.spec.name}: {mode} lr {lr:g}: validation R@3+R@5+R@10 {curve[lr]:.3f}")
+        further = extend_lr(curve) if not todo else None
+        if further is not None:
+            log(f"[trsr] {fitter.data.spec.name}: {mode}: the best lr is the edge of those tried; trying {further:g}")
+            todo.append(further)
     return {"lr": pick_lr({lr: v for lr, v in curve.items() if np.isfinite(v)} or {candidates[0]: 0.0}),
             "curve": curve}
 
@@ -489,8 +498,9 @@ def decide_lr(fitter: Fitter, log: Any = print, piece: Piece = compute_now) -> d
         lrs[mode], curves[mode] = choice["lr"], {f"{k:g}": v for k, v in choice["curve"].items()}
     how = (f"the only candidate, {steps} optimizer steps per run" if not any(curves.values()) else
            f"chosen for the hierarchical and the no-summary ranker each on its seed-0 validation, from the grid that "
-           f"holds the paper's lr ({steps} optimizer steps per run, one epoch; the paper trains 5); the recurrent "
-           "and hardened rankers take the hierarchical one's")
+           f"holds the paper's lr, extended one lr at a time beyond an edge that validated best ({steps} optimizer "
+           "steps per run, one epoch; the paper trains 5); the recurrent and hardened rankers take the hierarchical "
+           "one's")
     return {"lr": lrs, "curve": curves, "steps": steps, "how": how}
 
 

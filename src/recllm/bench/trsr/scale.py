@@ -23,12 +23,15 @@ from recllm.errors import UserInputError
 from recllm.llm.sft import SFTConfig
 from recllm.trsr.ranker import ranker_sft_config
 
-__all__ = ["MIN_CANDIDATES", "LR_GRID", "LR_MODES", "FUSION_WEIGHTS", "TrainingSize", "training_size",
-           "training_size_of_split", "optimizer_steps", "paper_lr", "lr_candidates", "pick_lr", "lr_for",
+__all__ = ["MIN_CANDIDATES", "LR_GRID", "LR_LADDER", "LR_MODES", "FUSION_WEIGHTS", "TrainingSize", "training_size",
+           "training_size_of_split", "optimizer_steps", "paper_lr", "lr_candidates", "pick_lr", "extend_lr", "lr_for",
            "pick_weight"]
 
 MIN_CANDIDATES = 10_000  # labelled candidates per fine-tuned ranker (the paper trains on about 10k samples)
 LR_GRID = (1e-4, 3e-4, 1e-3)  # chosen from once, on seed 0's validation; the paper's 1e-4 is one of them
+# where the grid's best is its largest (or smallest) lr, one more run at the ladder's next value beyond it, and so on
+# while the best stays at the edge: a grid whose best is its edge has not found the best lr
+LR_LADDER = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 LR_MODES = ("hierarchical", "none")  # each chooses its own lr; the recurrent and hardened rankers use the first's
 FUSION_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # w of "retriever z-score + w * logit P(Yes)"; 0 = retriever
 
@@ -108,6 +111,23 @@ def pick_lr(validation: Mapping[float, float]) -> float:
     if not validation:
         raise ValueError("pick_lr needs at least one (lr, validation score)")
     return min(validation, key=lambda lr: (-float(validation[lr]), float(lr)))
+
+
+def extend_lr(validation: Mapping[float, float], ladder: Sequence[float] = LR_LADDER) -> float | None:
+    """The next lr to try after the runs of ``validation`` (lr -> score; non-finite scores ignored): when the best
+    (:func:`pick_lr`) is the largest lr tried, the ladder's next larger value; when it is the smallest, the next
+    smaller one; None when the best lies inside the tried range or the ladder ends there."""
+    finite = {float(lr): float(v) for lr, v in validation.items() if np.isfinite(v)}
+    if len(finite) < 2:
+        return None
+    best, tried = pick_lr(finite), sorted(finite)
+    if best == tried[-1]:
+        beyond = [float(lr) for lr in sorted(ladder) if lr > best * (1 + 1e-9)]
+        return beyond[0] if beyond else None
+    if best == tried[0]:
+        below = [float(lr) for lr in sorted(ladder) if lr < best * (1 - 1e-9)]
+        return below[-1] if below else None
+    return None
 
 
 def lr_for(lrs: float | Mapping[str, float] | None, mode: str) -> float | None:
