@@ -10,9 +10,10 @@ RecBole's ``benchmark_filename`` mechanism reads ``<name>.train.inter``, ``<name
 - test: one row per test case, history = training + validation sequence, target = the test item.
 
 Sequences come from ``Split.sequences`` / ``Split.eval_cases``, so items with equal timestamps keep recllm's
-order (file order) and RecBole cannot reorder them. ``manifest.json`` beside the files holds the catalogue in
-recllm's item order (so RecBole's scores can be put back into it), the row counts and sha256 of the files, and the
-:class:`ReferenceSettings` that both ``run_recbole.py`` and ``compare.py`` read.
+order (a fixed hash of user and item, ``recllm.data.split.tie_order``) and RecBole cannot reorder them.
+``manifest.json`` beside the files holds the catalogue in recllm's item order (so RecBole's scores can be put back
+into it), the row counts and sha256 of the files, the test cases' fingerprint and the :class:`ReferenceSettings`
+that both ``run_recbole.py`` and ``compare.py`` read.
 
 Run: ``python -m benchmarks.recbole_reference.export_split --out runs/recbole_reference [--epochs 10]``.
 """
@@ -31,6 +32,7 @@ import numpy as np
 
 from recllm.data import ITEM, USER, Split
 from recllm.eval.report import sha256_file
+from recllm.bench.learn.recbole_ref import cases_fingerprint
 from recllm.utils import atomic_path, write_json_atomic
 
 STAGES = ("train", "valid", "test")
@@ -165,6 +167,7 @@ def export_split(split: Split, out: str | Path, settings: ReferenceSettings | No
         "catalogue": _tokens(split.dataset.items[ITEM].to_numpy(), "item").tolist(),
         "rows": {stage: len(rows[stage]) for stage in STAGES},
         "sha256": {stage: sha256_file(paths[stage]) for stage in STAGES},
+        "test_cases": cases_fingerprint(split.eval_cases("test")),  # checked before its scores are ranked
         "settings": dataclasses.asdict(settings),
         "command": command,
     })

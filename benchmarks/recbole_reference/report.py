@@ -185,7 +185,8 @@ def write_reference_report(path: str | Path, *, command: str, data_paths: Sequen
         "",
         f"Ties matter here: {ties['test_time_equals_valid_time']} of {ties['test_users']} test users have the same "
         f"timestamp on their validation and test interaction, and {ties['users_with_tied_times_in_window']} have "
-        "equal timestamps inside their last items; recllm orders ties by file order and RecBole sees that order.",
+        "equal timestamps inside their last items; recllm orders ties by a fixed hash of (user, item) and RecBole "
+        "sees that order.",
         "",
         "## Cross-check of the two evaluators on RecBole's scores",
         "",

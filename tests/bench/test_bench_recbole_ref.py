@@ -6,14 +6,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from recllm.bench.learn.recbole_ref import recbole_reference
+from recllm.bench.learn.recbole_ref import cases_fingerprint, recbole_reference
 from recllm.models import PrecomputedScores
 
 
 def _write_run(folder, loo, scores):
     users = loo.eval_cases("test").users
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(json.dumps({"dataset": "ml-100k", "settings": {"seed": 0, "dropout": 0.5}}))
+    (folder / "manifest.json").write_text(json.dumps({"dataset": "ml-100k", "settings": {"seed": 0, "dropout": 0.5},
+                                                      "test_cases": cases_fingerprint(loo.eval_cases("test"))}))
     (folder / "recbole_result.json").write_text(json.dumps({
         "test_users": loo.dataset.users["user_id"].iloc[users].astype(str).tolist(), "epoch_seconds": [10.0, 12.0],
         "best_epoch": 1, "threads": 1, "command": "run_recbole.py"}))
@@ -92,3 +93,17 @@ def test_save_reference_stores_figures_on_the_benchmark_split(shared_data, tmp_p
                                      ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")})
     text = recbole_reference([ours], split, tmp_path / "absent", store)["text"]  # read back from the store alone
     assert "| RecBole 1.2.1 SASRec (seed 0) | 1.0000" in text
+
+
+def test_a_run_exported_from_another_split_is_refused_not_ranked(loo, tmp_path):
+    """Saved scores belong to the split they were exported from: a run folder whose manifest names other test
+    cases (or none, from a recllm that did not record them) says to rerun instead of scoring the new targets."""
+    cases = loo.eval_cases("test")
+    _write_run(tmp_path, loo, np.zeros((len(cases.users), loo.dataset.n_items), np.float32))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for fingerprint in ("0" * 64, None):
+        manifest["test_cases"] = fingerprint
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        ref = recbole_reference([], loo, tmp_path, store=tmp_path / "store.json")
+        assert "another split" in ref["error"] and "make recbole-reference" in ref["error"]
+        assert not (tmp_path / "store.json").exists()

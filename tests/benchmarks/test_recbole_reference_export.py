@@ -26,8 +26,8 @@ from benchmarks.recbole_reference.verify import check_view, tie_counts  # noqa: 
 from recllm.data import RecDataset, leave_one_out  # noqa: E402
 from recllm.eval.report import sha256_file  # noqa: E402
 
-# user, item, timestamp in file order. User "b" rates x, y, z at one instant: file order decides (train x, valid y,
-# test z). User "a" has a long history (max_len 2 cuts it). User "c" has two interactions: train only.
+# user, item, timestamp in file order. User "b" rates x, y, z at one instant: the split's fixed tie order
+# (recllm.data.split.tie_order) decides which is train, valid and test, and the files must follow it. User "a" has a long history (max_len 2 cuts it). User "c" has two interactions: train only.
 ROWS = [
     ("a", "i1", 10), ("b", "x", 50), ("a", "i2", 11), ("b", "w", 40), ("a", "i3", 12), ("b", "y", 50),
     ("a", "i4", 13), ("c", "i1", 5), ("b", "z", 50), ("a", "i5", 14), ("c", "i2", 6),
@@ -75,22 +75,29 @@ def recbole_like_view(folder: Path, name: str) -> dict[str, np.ndarray]:
     return view
 
 
-def test_files_hold_the_split_with_truncated_histories_and_file_order_ties(tmp_path):
-    paths = export_split(tiny_split(), tmp_path, ReferenceSettings(max_len=2), command="export")
+def test_files_hold_the_split_with_truncated_histories_and_its_tie_order(tmp_path):
+    split = tiny_split()
+    paths = export_split(split, tmp_path, ReferenceSettings(max_len=2), command="export")
     name = "tiny-loo"
     assert paths["train"] == tmp_path / name / f"{name}.train.inter"
+    b = split.dataset.user_index(["b"])[0]
+    w, t1, t2, t3 = split.dataset.items["item_id"].iloc[split.sequences("test")[b]].tolist()
+    assert w == "w" and sorted([t1, t2, t3]) == ["x", "y", "z"]  # the tied three in the split's order
     train = read_stage(paths["train"])
     assert train == [  # users in user-index order (c, b, a), every transition once, histories cut to 2
         ("c", ["i1"], "i2"),
-        ("b", ["w"], "x"),
+        ("b", ["w"], t1),
         ("a", ["i1"], "i2"), ("a", ["i1", "i2"], "i3"),
     ]
-    assert read_stage(paths["valid"]) == [("b", ["w", "x"], "y"), ("a", ["i2", "i3"], "i4")]
-    assert read_stage(paths["test"]) == [("b", ["x", "y"], "z"), ("a", ["i3", "i4"], "i5")]
+    assert read_stage(paths["valid"]) == [("b", ["w", t1], t2), ("a", ["i2", "i3"], "i4")]
+    assert read_stage(paths["test"]) == [("b", [t1, t2], t3), ("a", ["i3", "i4"], "i5")]
     manifest = json.loads(paths["manifest"].read_text())
     assert manifest["catalogue"] == CATALOGUE and manifest["name"] == name and manifest["command"] == "export"
     assert manifest["rows"] == {"train": 4, "valid": 2, "test": 2}
     assert manifest["sha256"]["test"] == sha256_file(paths["test"])
+    from recllm.bench.learn.recbole_ref import cases_fingerprint
+
+    assert manifest["test_cases"] == cases_fingerprint(split.eval_cases("test"))
     assert ReferenceSettings(**manifest["settings"]).max_len == 2
 
 
@@ -100,12 +107,11 @@ def test_verifier_accepts_recbole_layout_and_catches_a_swapped_tie(tmp_path):
     view = recbole_like_view(tmp_path, "tiny-loo")
     checks = check_view(split, view, max_len=2)
     assert [c.stage for c in checks] == ["train", "valid", "test"] and all(c.ok for c in checks)
-    # RecBole seeing user b's tied items in another order (y before x) must be caught, and named
+    # RecBole seeing user b's tied items in another order (the two of its test history swapped) must be caught
     bad = dict(view)
-    tokens = list(view["item_tokens"])
     hist = view["test_history"].copy()
     row = int(np.flatnonzero(view["user_tokens"][view["test_user"]] == "b")[0])
-    hist[row, :2] = [tokens.index("y"), tokens.index("x")]
+    hist[row, :2] = hist[row, :2][::-1].copy()
     bad["test_history"] = hist
     test_check = check_view(split, bad, max_len=2)[2]
     assert not test_check.ok and test_check.mismatched_users == ["b"] and "user b" in test_check.example

@@ -172,6 +172,8 @@ def test_cold_start_split_records_its_candidates_known_answer():
         assert set(np.concatenate(split.eval_cases(stage).targets)) <= set(split.candidates(stage))
     with pytest.raises(ValueError, match="stage must be"):
         split.candidates("train")
+    assert sorted(names(split.known_items())) == sorted(set(ds.items["item_id"]) - {"v1", "n1", "n2", "n3"})
+    assert len(leave_one_out(ds).known_items()) == ds.n_items  # no split but cold-start holds items out
 
 
 def test_cold_start_candidates_are_the_items_first_seen_in_each_period():

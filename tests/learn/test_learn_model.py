@@ -99,3 +99,23 @@ def test_catalogue_negatives_push_down_items_nobody_engages_with():
 def test_catalogue_negatives_validation():
     with pytest.raises(ValueError, match="catalogue_negatives"):
         LEARNConfig(catalogue_negatives=-1)
+
+
+def test_the_new_items_of_a_cold_start_split_take_no_part_in_the_whitening():
+    """LEARN's and content-kNN's whitening statistics come from the items the split lets a model know: changing
+    the held-out new items' vectors changes no other item's whitened vector."""
+    from recllm.models import ContentKNN
+
+    cold = cold_start_split(cyclic_dataset(n_items=60, length=8))
+    new = np.setdiff1d(np.arange(cold.dataset.n_items), cold.known_items())
+    assert len(new) and len(cold.known_items())
+    content = cyclic_content(60)
+    other = content.copy()
+    other[new] = np.random.default_rng(0).normal(size=(len(new), content.shape[1])) * 50
+    known = cold.known_items()
+    a = LEARN(content_embeddings=content, **TINY)._content(cold).numpy()
+    b = LEARN(content_embeddings=other, **TINY)._content(cold).numpy()
+    np.testing.assert_allclose(a[known], b[known], rtol=1e-5, atol=1e-5)
+    ka = ContentKNN(content_embeddings=content).fit(cold).item_vectors_
+    kb = ContentKNN(content_embeddings=other).fit(cold).item_vectors_
+    np.testing.assert_allclose(ka[known], kb[known], rtol=1e-5, atol=1e-5)

@@ -59,6 +59,14 @@ class Split:
             raise ValueError(f"stage must be one of {list(frames)}, got {stage!r}")
         return _sequences(self.dataset, pd.concat(frames[stage]))
 
+    def known_items(self) -> np.ndarray:
+        """The sorted indices of the catalogue items a model may learn anything from, text statistics included (a
+        whitening of item vectors, a vocabulary): every item but those the split holds out as new (the validation
+        and test candidates of a cold-start split); every item for the other splits."""
+        new = [c for c in (self.candidates("valid"), self.candidates("test")) if c is not None]
+        everything = np.arange(self.dataset.n_items, dtype=np.int64)
+        return np.setdiff1d(everything, np.concatenate(new)) if new else everything
+
     def candidates(self, stage: str = "valid") -> np.ndarray | None:
         """The sorted item indices the ``stage`` ("valid" or "test") cases are ranked among for model selection,
         or None: the full catalogue."""

@@ -176,11 +176,13 @@ def catalogue_texts(dataset: "RecDataset") -> list[str]:
 
 
 def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None = None, cache: Any = None,
-                            model: Any = None) -> tuple[np.ndarray, Whitener]:
-    """Whitened content embeddings of every catalogue item (index order) and the fitted whitener."""
+                            model: Any = None, fit_rows: np.ndarray | None = None) -> tuple[np.ndarray, Whitener]:
+    """Whitened content embeddings of every catalogue item (index order) and the whitener, fitted on the items of
+    ``fit_rows`` (default every item; a split's :meth:`~recllm.data.split.Split.known_items` keeps the items it
+    holds out as new out of the whitening statistics)."""
     config = config or ContentConfig()
     raw = raw_item_embeddings(catalogue_texts(dataset), config, cache=cache, model=model)
-    whitener = Whitener.fit(raw, config.whiten, config.whiten_dim)
+    whitener = Whitener.fit(raw if fit_rows is None else raw[fit_rows], config.whiten, config.whiten_dim)
     return whitener.transform(raw), whitener
 
 

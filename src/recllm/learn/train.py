@@ -101,9 +101,10 @@ class LEARN(SequentialRecommender):
             raw = np.asarray(self.content_embeddings, dtype=np.float32)
             if raw.ndim != 2 or raw.shape[0] != n_items:
                 raise ValueError(f"content_embeddings has shape {raw.shape}; expected ({n_items}, width) in catalogue order")
-            self.whitener_ = Whitener.fit(raw, cfg.content.whiten, cfg.content.whiten_dim)
+            # whitening statistics from the items the split lets a model know (not its held-out new items)
+            self.whitener_ = Whitener.fit(raw[split.known_items()], cfg.content.whiten, cfg.content.whiten_dim)
             return torch.from_numpy(self.whitener_.transform(raw))
-        emb, self.whitener_ = item_content_embeddings(split.dataset, cfg.content)
+        emb, self.whitener_ = item_content_embeddings(split.dataset, cfg.content, fit_rows=split.known_items())
         return torch.from_numpy(emb)
 
     def _build(self, split: "Split") -> nn.Module:

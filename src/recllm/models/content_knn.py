@@ -51,7 +51,9 @@ class ContentKNN(Recommender):
                                      "ContentKNN(content_embeddings=...)",
                                      f"pass finite ({n_items}, width) embeddings in catalogue order")
         config = content_config(self.encoder)
-        x = Whitener.fit(raw, config.whiten, config.whiten_dim).transform(raw).astype(np.float64)
+        # whitening statistics from the items the split lets a model know (not its held-out new items)
+        whitener = Whitener.fit(raw[split.known_items()], config.whiten, config.whiten_dim)
+        x = whitener.transform(raw).astype(np.float64)
         x /= np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
         self.item_vectors_ = x.astype(np.float32)
         self.n_items_ = n_items

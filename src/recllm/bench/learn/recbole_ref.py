@@ -45,9 +45,12 @@ def _from_run_dir(split: Any, run_dir: Path, store: Path | None) -> dict[str, An
     record = json.loads((run_dir / "recbole_result.json").read_text())
     if manifest.get("dataset") != "ml-100k":
         return {"error": f"{run_dir} holds a {manifest.get('dataset')} run; the reference is ML-100K"}
+    cases = split.eval_cases("test")
+    if manifest.get("test_cases") != cases_fingerprint(cases):  # its scores belong to the split it was exported from
+        return {"error": f"{run_dir} was exported from another split than this benchmark's ML-100K leave-one-out "
+                         "split (or by a recllm that did not record it): rerun `make recbole-reference`"}
     scores = np.load(run_dir / "recbole_test_scores.npy")
     users = split.dataset.user_index(record["test_users"])
-    cases = split.eval_cases("test")
     theirs = evaluate_full_ranking(PrecomputedScores(scores, users).fit(split), cases, ks=(10, 50, 200),
                                    show_progress=False)
     saved = {"manifest": manifest, "record": {k: v for k, v in record.items() if k != "test_users"},
