@@ -175,3 +175,57 @@ def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> s
         else:
             parts += [flag, str(value)]
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class SeededComparison:
+    """``a - b`` on the same test users over seeded runs: ``users`` the paired bootstrap over users of each user's
+    difference averaged over the seeds each method ran (test-sampling noise; a :class:`~recllm.eval.stats.PairedDiff`),
+    ``seeds`` the t-interval across the seeds both ran (training noise; a :class:`~recllm.eval.stats.Difference`,
+    None with fewer than two), ``per_seed`` the per-seed differences of the means, ``n_seeds`` each side's seed
+    count. ``verdict``: "better" / "worse" only when every interval given excludes 0 on the same side."""
+
+    users: object
+    seeds: object | None
+    per_seed: dict
+    n_seeds: tuple[int, int]
+
+    @property
+    def mean(self) -> float:
+        return float(self.users.mean)
+
+    @property
+    def verdict(self) -> str:
+        sides = [i.low > 0 if i.low > 0 or i.high < 0 else None for i in (self.users, self.seeds) if i is not None]
+        return ("better" if all(s is True for s in sides) else "worse" if all(s is False for s in sides)
+                else "not distinguishable")
+
+
+def compare_seeded(a: dict, b: dict, seed: int = 0) -> SeededComparison:
+    """:class:`SeededComparison` of two methods given as ``{seed: per-user values}`` over the same users (in the
+    same order under every seed)."""
+    import numpy as np
+
+    from recllm.eval.stats import paired_bootstrap_diff, paired_difference
+
+    if not a or not b:
+        raise ValueError("compare_seeded needs at least one seed of each method")
+    ua = np.mean([np.asarray(v, dtype=float) for v in a.values()], axis=0)
+    ub = np.mean([np.asarray(v, dtype=float) for v in b.values()], axis=0)
+    users = paired_bootstrap_diff(ua, ub, seed=seed)
+    common = sorted(set(a) & set(b))
+    means = {k: (float(np.mean(a[k])), float(np.mean(b[k]))) for k in common}
+    seeds = (paired_difference([means[k][0] for k in common], [means[k][1] for k in common])
+             if len(common) >= 2 else None)
+    return SeededComparison(users, seeds, {k: means[k][0] - means[k][1] for k in common}, (len(a), len(b)))
+
+
+def users_interval(by_seed: dict, seed: int = 0) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of a method over the same users under several seeds: the percentile bootstrap over
+    users of each user's figure averaged over the seeds (the same kind of interval for a deterministic model and a
+    seeded one, so one table's ± can be compared)."""
+    import numpy as np
+
+    from recllm.eval.stats import bootstrap_ci
+
+    return bootstrap_ci(np.mean([np.asarray(v, dtype=float) for v in by_seed.values()], axis=0), seed=seed)

@@ -11,7 +11,7 @@ import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
-from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff, paired_difference
+from recllm.eval.stats import paired_bootstrap_diff
 
 METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
 MAIN_LEARN = "LEARN (shared tower)"
@@ -50,19 +50,20 @@ COLD_START_TEXT = (
     "cold_start is a split in time (`recllm.data.cold_start_split`): items first seen in the last {share} of the "
     "interactions are new; each test user's one target is their first interaction with a new item, with only what "
     "they did before it as history (validation the same before an earlier cut; training is everything before that "
-    "cut). The new items never occur in training, so an ID-only model has no trained vector for them; LEARN scores "
-    "them from their text. (Reports before this one held random items out and gave each user their whole history, "
+    "cut). No interaction with a new item is in training and their text takes no part in the whitening of item "
+    "vectors, so an ID-only model has no trained vector for them and LEARN scores them from their text alone (their "
+    "ids can still be drawn as uniform negatives by SASRec-BCE and LEARN with catalogue negatives, which can only "
+    "push them down). (Reports before this one held random items out and gave each user their whole history, "
     "later interactions included: that split leaked the future and is not used.)")
 
 
 def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
-    """Mean over seeds with a t-interval across seeds; with one seed, or seeds that all gave the same figure (a model
-    without randomness: popularity, content-kNN), a bootstrap interval over users (identical seeds would give a
-    zero-width interval that says nothing about the test users)."""
-    means = [r.metrics[metric] for r in runs]
-    if len(set(means)) == 1:
-        means = means[:1]
-    return interval_over_runs(means, runs[0].per_user[metric], seed=runs[0].seed)
+    """Mean and 95% percentile bootstrap interval over the test users of each user's figure averaged over the seeds
+    (:func:`recllm.bench.reporting.users_interval`): the same kind of interval for a seeded model and one without
+    randomness, so the ± of one table compare. The seeds' spread (training noise) is in the paired differences."""
+    from recllm.bench.reporting import users_interval
+
+    return users_interval({r.seed: r.per_user[metric] for r in runs}, seed=min(r.seed for r in runs))
 
 
 def _group(results: list[Any]) -> dict[tuple[str, str], dict[str, list[Any]]]:
@@ -129,14 +130,20 @@ def _paired(by_model: dict[str, list[Any]], a: str, b: str, metric: str = "ndcg@
 
 
 def _difference(by_model: dict[str, list[Any]], a: str, b: str, metric: str) -> tuple[list[tuple[Any, Any]], str]:
-    """The seed pairs of ``a`` and ``b`` and their difference ``a - b``: per seed (the same seeded split for both)
-    with a t-interval across seeds; with one seed a paired bootstrap over the test users."""
+    """The seed pairs of ``a`` and ``b`` and their difference ``a - b`` (:func:`recllm.bench.reporting.compare_seeded`):
+    the paired bootstrap over users of each user's seed-averaged difference, and with two or more common seeds the
+    t-interval across seeds; the verdict needs both to exclude 0."""
+    from recllm.bench.reporting import compare_seeded
+
     pairs = [(x, y) for x in by_model.get(a, []) for y in by_model.get(b, []) if x.seed == y.seed]
     if not pairs:
         return pairs, "n/a"
-    d = paired_difference([x.metrics[metric] for x, _ in pairs], [y.metrics[metric] for _, y in pairs],
-                          pairs[0][0].per_user[metric], pairs[0][1].per_user[metric], seed=pairs[0][0].seed)
-    return pairs, f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]" + (" (1 seed, over users)" if d.over == "users" else "")
+    c = compare_seeded({x.seed: x.per_user[metric] for x, _ in pairs}, {y.seed: y.per_user[metric] for _, y in pairs},
+                       seed=pairs[0][0].seed)
+    text = f"{c.mean:+.4f} [users {c.users.low:+.4f}, {c.users.high:+.4f}]"
+    if c.seeds is not None:
+        text += f" [seeds {c.seeds.low:+.4f}, {c.seeds.high:+.4f}]"
+    return pairs, f"{text} {c.verdict}"
 
 
 def split_label(info: dict[str, Any] | None) -> str:
@@ -235,7 +242,7 @@ def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: 
     names = list(ENCODERS.values())
     if rows:
         lines.append("The same model over each encoder's item-text embeddings (raw vectors whitened the same way); "
-                     "the difference is paired by seed (t-interval across seeds; one seed: bootstrap over users).\n")
+                     "the difference as in the summary (bootstrap over users and t-interval across seeds).\n")
         lines.append(format_table(rows, ["model", "data set", "split", "test users", "seeds",
                                          *(f"{n} {m}" for n in names for m in ("ndcg@10", "hr@10")),
                                          "MiniLM - SmolLM2 ndcg@10 (95% CI)"]) + "\n")
@@ -284,10 +291,14 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "popularity, content-kNN (no training: cosine between an item's whitened SmolLM2 vector and the mean of the "
         "history's), SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
         "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
-        f"early stopping on validation NDCG@10 only (patience {patience}, at most the epoch cap). "
-        "Figures: mean over the "
-        "seeds with a 95% t-interval across seeds; with one seed (or seeds that all gave the same figure: a model "
-        "without randomness), a percentile bootstrap interval over test users. `s/epoch` is training time per epoch "
+        f"early stopping on validation NDCG@10 only (patience {patience}, at most the epoch cap; the patience itself "
+        "was set from learn-sasrec-patience.md, whose figures are test figures: a choice made on test data, the same "
+        "for every sequence model). Leave-one-out trains on every other interaction, other users' later ones "
+        "included, as the usual protocol does; the temporal and cold-start splits train on the past only. "
+        "Figures: mean over the seeds with a 95% percentile bootstrap interval over the test users of each user's "
+        "figure averaged over the seeds (the same kind of interval for every model; the seeds share one split, so "
+        "they differ only in training randomness, whose spread the paired differences show). `s/epoch` is "
+        "training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit.\n")
     from recllm.data.split import MIN_TEST_USERS
@@ -305,14 +316,18 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         body.append("## Splits\n")
         rows = [{"data set": d, "split": sp, "test users": i["test_users"], "test cases": i["test_cases"],
                  "validation cases": i["valid_cases"],
-                 "informative": "yes" if i["informative"] else "**no**", "note": i.get("note") or ""}
+                 "informative": "yes" if i["informative"] else "**no**",
+                 "note": "; ".join(n for n in (i.get("note"), "no validation case: no early stopping, every model "
+                                               "trains to its epoch cap" if not i["valid_cases"] else "") if n)}
                 for (d, sp), i in split_info.items()]
         body.append(format_table(rows, list(rows[0])) + "\n")
     summary = summary_table(groups, order, datasets, split_info=split_info)
     if summary:
         body.append(f"## Summary: {MAIN_LEARN} against {MAIN_SASREC} (NDCG@10)\n")
-        body.append("Difference per seed, interval across seeds "
-                    "(t); the best model is the highest mean among all models run on that split (an ablation run "
+        body.append("Difference: the mean over users of each user's seed-averaged difference, with its 95% paired "
+                    "bootstrap interval over users (test-user sampling) and its t-interval across the seeds "
+                    "(training randomness); \"better\"/\"worse\" only when both exclude 0 on one side. The best "
+                    "model is the highest mean among all models run on that split (an ablation run "
                     "on fewer seeds says so). A split marked not informative has too few test users to compare "
                     "models on.\n")
         body.append(summary)

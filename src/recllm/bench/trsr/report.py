@@ -16,7 +16,7 @@ import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.eval.report import fmt_ci, format_table
-from recllm.eval.stats import interval_over_runs, paired_bootstrap_diff, paired_difference
+from recllm.eval.stats import interval_over_runs
 
 # (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
 METHOD_CHANGES: tuple[tuple[str, str], ...] = (
@@ -233,34 +233,25 @@ def _seed_mean(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, 
     return (np.mean(runs, axis=0), len(runs)) if runs else None
 
 
-def _per_seed_means(rows: list[dict], method: str, metric: str) -> dict[int, float]:
-    return {int(r["seed"]): float(np.mean(r["per_user"][metric])) for r in rows
-            if r["method"] == method and "seed" in r}
-
-
 def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
     """``a`` minus ``b`` on the same users (each user's figure averaged over a method's seeds), with a paired
     bootstrap interval over users (test-sampling noise); where both ran two or more of the same seeds, also the
     per-seed differences with their t-interval across seeds (training noise). "better" / "worse" only when every
-    interval given excludes 0 on the same side."""
-    ra, rb = _seed_mean(rows, a, metric), _seed_mean(rows, b, metric)
-    if ra is None or rb is None:
+    interval given excludes 0 on the same side (:func:`recllm.bench.reporting.compare_seeded`)."""
+    from recllm.bench.reporting import compare_seeded
+
+    by_seed = {m: {int(r.get("seed", 0)): r["per_user"][metric] for r in rows if r["method"] == m} for m in (a, b)}
+    if not by_seed[a] or not by_seed[b]:
         return ""
-    d = paired_bootstrap_diff(ra[0], rb[0])
-    sides = [d.low > 0 if d.low > 0 or d.high < 0 else None]
-    seeds = f" (per-user mean over {ra[1]} vs {rb[1]} seed{'s' if rb[1] > 1 else ''})" if max(ra[1], rb[1]) > 1 else ""
-    text = f"{a} minus {b}, {metric}{seeds}: {d.mean:+.3f} (95% CI over users {d.low:+.3f} to {d.high:+.3f}, " \
-           f"p={d.p_value:.3f})"
-    sa, sb = _per_seed_means(rows, a, metric), _per_seed_means(rows, b, metric)
-    common = sorted(set(sa) & set(sb))
-    if len(common) >= 2:
-        ds = paired_difference([sa[k] for k in common], [sb[k] for k in common])
-        sides.append(ds.low > 0 if ds.low > 0 or ds.high < 0 else None)
-        text += (f"; per seed {', '.join(f'{sa[k] - sb[k]:+.3f}' for k in common)}, mean {ds.mean:+.3f} "
-                 f"(95% t-interval over {len(common)} seeds {ds.low:+.3f} to {ds.high:+.3f})")
-    verdict = ("better" if all(side is True for side in sides) else "worse" if all(side is False for side in sides)
-               else "not distinguishable")
-    return f"{text}: {verdict}."
+    c = compare_seeded(by_seed[a], by_seed[b])
+    na, nb = c.n_seeds
+    seeds = f" (per-user mean over {na} vs {nb} seed{'s' if nb > 1 else ''})" if max(na, nb) > 1 else ""
+    text = f"{a} minus {b}, {metric}{seeds}: {c.mean:+.3f} (95% CI over users {c.users.low:+.3f} to " \
+           f"{c.users.high:+.3f}, p={c.users.p_value:.3f})"
+    if c.seeds is not None:
+        text += (f"; per seed {', '.join(f'{d:+.3f}' for d in c.per_seed.values())}, mean {c.seeds.mean:+.3f} "
+                 f"(95% t-interval over {len(c.per_seed)} seeds {c.seeds.low:+.3f} to {c.seeds.high:+.3f})")
+    return f"{text}: {c.verdict}."
 
 
 def _dataset_section(res: dict) -> str:
