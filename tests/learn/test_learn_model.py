@@ -119,3 +119,22 @@ def test_the_new_items_of_a_cold_start_split_take_no_part_in_the_whitening():
     ka = ContentKNN(content_embeddings=content).fit(cold).item_vectors_
     kb = ContentKNN(content_embeddings=other).fit(cold).item_vectors_
     np.testing.assert_allclose(ka[known], kb[known], rtol=1e-5, atol=1e-5)
+
+
+def test_held_out_new_items_are_never_negatives_nor_softmax_classes():
+    """On a cold-start split the ID models and LEARN draw negatives from the known items only and SASRec-CE's softmax
+    has no class for a held-out new item; where every item is known the draws are torch.randint's."""
+    from recllm.models import SASRec
+
+    cold = cold_start_split(cyclic_dataset(n_items=60, length=8))
+    future = set(np.setdiff1d(np.arange(cold.dataset.n_items), cold.known_items()).tolist())
+    model = SASRec(max_epochs=1, dim=8, n_layers=1, n_heads=1, max_len=8, loss="bce", seed=0,
+                   show_progress=False).fit(cold)
+    drawn = model.draw_items((5000,), torch.Generator().manual_seed(0))
+    assert future and not future & set(drawn.tolist())
+    assert model.future_items_ is not None and set(torch.nonzero(model.future_items_)[:, 0].tolist()) == future
+    loo = leave_one_out(cyclic_dataset(n_items=60, length=8))
+    full = SASRec(max_epochs=1, dim=8, n_layers=1, n_heads=1, max_len=8, seed=0, show_progress=False).fit(loo)
+    assert full.future_items_ is None
+    assert torch.equal(full.draw_items((50,), torch.Generator().manual_seed(3)),
+                       torch.randint(0, loo.dataset.n_items, (50,), generator=torch.Generator().manual_seed(3)))

@@ -134,7 +134,7 @@ class LEARN(SequentialRecommender):
             dense_queries = dense_targets = torch.empty(0, dtype=torch.long, device=rows.device)
         # mixed negative sampling (Yang et al., WWW 2020): in-batch candidates only ever contain items that some
         # user engaged with, so items nobody trains on are never pushed down; uniform catalogue draws reach them
-        sampled = (torch.randint(0, net.n_items, (cfg.catalogue_negatives,), generator=gen).to(rows.device)
+        sampled = (self.draw_items((cfg.catalogue_negatives,), gen).to(rows.device)  # never a held-out new item
                    if cfg.catalogue_negatives else next_targets[:0])
         unique, inverse = torch.unique(torch.cat([next_targets, dense_targets, sampled]), return_inverse=True)
         logits = net.similarity(hidden[mask], net.items(unique)) / cfg.temperature

@@ -273,18 +273,28 @@ class SequentialRecommender(Recommender):
         target = tgt[mask]
         items = net.item_vectors()
         if cfg.loss == "ce":
-            return F.cross_entropy(net.similarity(hidden, items), target - 1)
+            logits = net.similarity(hidden, items)
+            if self.future_items_ is not None:  # items the split holds out as new are no class to train against
+                logits = logits.masked_fill(self.future_items_.to(logits.device), float("-inf"))
+            return F.cross_entropy(logits, target - 1)
         pos = net.pair_similarity(hidden, items[target - 1])
         if cfg.loss == "bce":
-            neg_ids = torch.randint(0, self.n_items_, target.shape, generator=gen, device="cpu").to(hidden.device)
+            neg_ids = self.draw_items(target.shape, gen).to(hidden.device)
             neg = net.pair_similarity(hidden, items[neg_ids])
             keep = (neg_ids != target - 1).float()
             return (F.softplus(-pos) + keep * F.softplus(neg)).mean()
-        neg_ids = torch.randint(0, self.n_items_, (cfg.n_negatives,), generator=gen, device="cpu").to(hidden.device)
+        neg_ids = self.draw_items((cfg.n_negatives,), gen).to(hidden.device)
         neg = net.similarity(hidden, items[neg_ids])
         neg = neg.masked_fill(neg_ids[None, :] == (target - 1)[:, None], float("-inf"))
         logits = torch.cat([pos[:, None], neg], dim=1)
         return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=hidden.device))
+
+    def draw_items(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        """Uniform negatives (item indices, on the CPU) among the items the split lets a model know
+        (:meth:`~recllm.data.split.Split.known_items`): never a cold-start split's held-out new items. Where every
+        item is known the draws are those of ``torch.randint(0, n_items)``."""
+        picks = torch.randint(0, len(self.known_items_), shape, generator=gen, device="cpu")
+        return self.known_items_[picks]
 
     # -- public API ------------------------------------------------------------------------------------------
     def fit(self, split: "Split") -> "SequentialRecommender":
@@ -297,6 +307,13 @@ class SequentialRecommender(Recommender):
         dist = context(cfg.device)  # under torchrun: DDP, each rank a 1/N share of every batch
         self.device_ = dist.device if dist else resolve_device(cfg.device)
         self.n_items_ = split.dataset.n_items
+        # a cold-start split's new items take no part in training, not even as negatives or softmax classes (that
+        # would train an ID model to rank them below every known item before they exist)
+        self.known_items_ = torch.as_tensor(split.known_items(), dtype=torch.long)
+        self.future_items_ = None
+        if len(self.known_items_) < self.n_items_:
+            self.future_items_ = torch.ones(self.n_items_, dtype=torch.bool)
+            self.future_items_[self.known_items_] = False
         self.net_ = self._build(split).to(self.device_)
         self._dist, self._ddp_net = dist, dist.wrap(self.net_) if dist else None
         self.step_losses_: list[float] = []
