@@ -369,3 +369,16 @@ def test_a_probe_from_a_saturated_machine_is_taken_again_when_it_calms_down(monk
     load[0] = 0.5
     assert plan.cached_rates(*args, log=lambda *a: None).load_average == 1.5 and len(probes) == 2  # kept
     assert not plan.calmer_now(1.9, 0.1, 2) and plan.calmer_now(4.1, 2.0, 2) and not plan.calmer_now(4.1, 2.1, 2)
+
+
+def test_the_plan_gives_an_idle_estimate_from_the_probes_share_of_its_cores():
+    """A probe that had a third of its cores (CPU time over wall time) prices every unit three times too long: the
+    plan says so and gives the idle machine's estimate beside this machine's."""
+    from recllm.bench.trsr.plan import Unit, format_plan
+
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, load_average=3.0, cpu_share=1 / 3)
+    text = format_plan([Unit("toy", "SFT x", False, 3 * 3600.0), Unit("toy", "SFT y", True, 3600.0)], rates)
+    assert "estimated time left on this machine: ~3.0 h" in text
+    assert "on an idle machine roughly ~1.0 h (the probe had about 33% of its cores" in text
+    assert "idle machine" not in format_plan([Unit("toy", "SFT x", False, 60.0)], dataclasses.replace(rates,
+                                                                                                      cpu_share=1.0))

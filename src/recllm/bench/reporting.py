@@ -229,3 +229,15 @@ def users_interval(by_seed: dict, seed: int = 0) -> tuple[float, float, float]:
     from recllm.eval.stats import bootstrap_ci
 
     return bootstrap_ci(np.mean([np.asarray(v, dtype=float) for v in by_seed.values()], axis=0), seed=seed)
+
+
+def idle_share(cpu_share: float, load_average: float) -> float:
+    """The factor from a probe's time to an idle machine's: the share of its cores the probing process measured it
+    had (``cpu_share``: CPU time over wall time x threads; a probe run under ``nice`` beside busy jobs gets far less
+    than the load average suggests), else the share ``load_average`` suggests; 1 when the probe had its cores."""
+    if cpu_share == cpu_share:  # measured
+        return min(max(cpu_share, 0.01), 1.0)
+    cpus = os.cpu_count() or 1
+    if not load_average == load_average or load_average <= cpus:  # NaN or idle enough
+        return 1.0
+    return cpus / load_average

@@ -224,15 +224,10 @@ def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any)
 
 
 def idle_share(rates: Rates) -> float:
-    """The factor from a probed time to an idle machine's: the share of a core the probe measured it had (CPU time
-    over wall time: a probe run under ``nice`` beside busy jobs gets far less than the load average suggests), else
-    the share ``rates.load_average`` suggests; 1 when the probe had its cores."""
-    if rates.cpu_share == rates.cpu_share:  # measured
-        return min(max(rates.cpu_share, 0.01), 1.0)
-    cpus = os.cpu_count() or 1
-    if not rates.load_average == rates.load_average or rates.load_average <= cpus:  # NaN or idle enough
-        return 1.0
-    return cpus / rates.load_average
+    """:func:`recllm.bench.reporting.idle_share` of a probe's rates."""
+    from recllm.bench.reporting import idle_share as share_of
+
+    return share_of(rates.cpu_share, rates.load_average)
 
 
 def _duration(seconds: float) -> str:

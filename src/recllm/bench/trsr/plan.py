@@ -40,6 +40,7 @@ class Rates:
     load_average: float = float("nan")  # 1-minute load average when the probe ended
     score_prompt_s: float = float("nan")
     summary_batch: int = 2
+    cpu_share: float = float("nan")  # the share of its threads' cores the SFT probes got (CPU / wall time)
 
     @property
     def single_prompt_s(self) -> float:
@@ -57,10 +58,14 @@ class Unit:
     seconds: float
 
 
+PROBE_SFT_STEPS = (1, 3)  # optimizer steps of the two SFT probes (their difference is two steps' time)
+
+
 def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False) -> Rates:
-    """Time 2 grouped-SFT steps, scoring one user's 21 candidates and one single-candidate prompt, and one batch of
-    ``sizes.gen_batch`` summary prompts on this machine, with prompts of the benchmark's shape (real item texts and
-    histories of ``data``, a summary of ``sizes.summary_tokens`` tokens)."""
+    """Time grouped-SFT runs of :data:`PROBE_SFT_STEPS` steps (their difference: the per-group time without model
+    loading and the first step's warm-up), scoring one user's 21 candidates and one single-candidate prompt, and one
+    batch of ``sizes.gen_batch`` summary prompts on this machine, with prompts of the benchmark's shape (real item
+    texts and histories of ``data``, a summary of ``sizes.summary_tokens`` tokens)."""
     import tempfile
 
     from recllm.bench.trsr.run import bench_trsr_config, training_autocast
@@ -84,17 +89,26 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
             y.append([1] + [0] * 20)
         return q, c, y
 
-    trainable = load_trainable_lm(summarizer.name)
-    steps = 2
     per_step = config.sft.batch_size * config.sft.grad_accum
-    ranker = LLMRanker(trainable, config.ranker, sft=dataclasses.replace(config.sft, show_progress=False),
-                       lora=config.lora, show_progress=False)
-    q, c, y = groups(steps * per_step)
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        sft_train(trainable, ranker.groups(q, c, y), dataclasses.replace(config.sft, show_progress=False),
-                  config.lora, output_dir=folder, stop_after_steps=steps)
-        sft_s = (time.perf_counter() - start) / (steps * per_step)
+    q, c, y = groups(PROBE_SFT_STEPS[1] * per_step)
+    seconds = []
+    wall, cpu = time.perf_counter(), time.process_time()
+    for steps in PROBE_SFT_STEPS:  # the difference of the two is the steps' time, without the fixed costs
+        trainable = load_trainable_lm(summarizer.name)
+        ranker = LLMRanker(trainable, config.ranker, sft=dataclasses.replace(config.sft, show_progress=False),
+                           lora=config.lora, show_progress=False)
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            sft_train(trainable, ranker.groups(q[:steps * per_step], c[:steps * per_step], y[:steps * per_step]),
+                      dataclasses.replace(config.sft, show_progress=False), config.lora, output_dir=folder,
+                      stop_after_steps=steps)
+            seconds.append(time.perf_counter() - start)
+    import torch
+
+    cpu_share = (time.process_time() - cpu) / max((time.perf_counter() - wall) * torch.get_num_threads(), 1e-9)
+    extra = PROBE_SFT_STEPS[1] - PROBE_SFT_STEPS[0]
+    sft_s = ((seconds[1] - seconds[0]) / (extra * per_step) if seconds[1] > seconds[0]
+             else seconds[1] / (PROBE_SFT_STEPS[1] * per_step))
     scorer = LLMRanker(summarizer, config.ranker, fine_tune=False, show_progress=False).fit([], [], [])
     q, c, _ = groups(2)
     scorer.score(q[:1], c[:1], use_cache=False)  # warm-up
@@ -111,7 +125,7 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     start = time.perf_counter()
     done = summarize_histories(summarizer, hists, texts, config.summarizer, cache=None, show_progress=False)
     summary_s = (time.perf_counter() - start) / max(done.prompts, 1)
-    return Rates(sft_s, score_s, summary_s, _load_average(), prompt_s, len(hists))
+    return Rates(sft_s, score_s, summary_s, _load_average(), prompt_s, len(hists), cpu_share)
 
 
 def _load_average() -> float:
@@ -134,7 +148,7 @@ def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = F
 
     from recllm.utils import cache_dir, write_json_atomic
 
-    key = f"{summarizer.fingerprint}|{sizes.summary_tokens}|{sizes.gen_batch}|{os.cpu_count()}|v2"
+    key = f"{summarizer.fingerprint}|{sizes.summary_tokens}|{sizes.gen_batch}|{os.cpu_count()}|v3"
     import hashlib
 
     path = cache_dir("trsr", "plan") / f"rates-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
@@ -144,7 +158,8 @@ def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = F
             log(f"[trsr] throughput probe reused from {path} (load average {stored.load_average:.1f} then)")
             return stored
         log(f"[trsr] the stored probe ran on a busy machine (load average {stored.load_average:.1f}): probing again")
-    log(f"[trsr] probing this machine (2 grouped-SFT steps, one user's candidates scored, a batch of "
+    log(f"[trsr] probing this machine ({' and '.join(map(str, PROBE_SFT_STEPS))} grouped-SFT steps, one user's "
+        f"candidates scored, a batch of "
         f"{sizes.gen_batch} summaries) ...")
     start = time.perf_counter()
     rates = probe_rates(summarizer, data, sizes, show_progress)
@@ -343,6 +358,13 @@ def format_plan(units: list[Unit], rates: Rates) -> str:
         lines.append(f"{u.dataset:34s} {u.name:80s} {'stored' if u.stored else 'to run':6s} ~{hours(u.seconds)}")
     lines.append(f"estimated time left on this machine: ~{hours(left)} (SFT runs resume from checkpoints, scores and "
                  "summaries are cached, each part is stored as it finishes)")
+    from recllm.bench.reporting import idle_share
+
+    share = idle_share(rates.cpu_share, rates.load_average)
+    if share < 0.95:
+        lines.append(f"on an idle machine roughly ~{hours(left * share)} (the probe had about {share:.0%} of its "
+                     f"cores, by its CPU time over its wall time, at load {rates.load_average:.1f} on "
+                     f"{os.cpu_count()} CPUs)")
     return "\n".join(lines)
 
 
