@@ -90,7 +90,9 @@ def render(res: BaselineResults, sampled: list[dict[str, Any]], split) -> str:
         "",
         f"Caveat of the data: timestamps are in seconds and users often rated many films at once; for "
         f"{timestamp_ties(split):.0%} of the test users the test item has the same timestamp as the validation "
-        "item, so which of the two counts as last follows the order of u.data (the split sorts stably).",
+        "item, so which of the two counts as last is decided by the split's fixed tie order (a hash of user and "
+        "item, `recllm.data.split.tie_order`), not by the order of u.data. Reports before 2026-12-04 used the file's "
+        "order and differ from this one by that choice alone.",
         "",
         format_table(res.table_rows(metrics), ["model", "params", *metrics]),
         "",
