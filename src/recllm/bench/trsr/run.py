@@ -52,7 +52,7 @@ __all__ = ["BenchSizes", "DatasetSpec", "QUICK", "FULL", "DATASETS", "run_datase
 KS = (3, 5, 10)
 MODES = (("hierarchical", "LLM-TRSR hierarchical"), ("recurrent", "LLM-TRSR recurrent"),
          ("none", "LLM no summary (TALLRec-style)"))
-HARDENED = "LLM-TRSR hierarchical, hardened (quoted + injected negatives)"
+HARDENED = "LLM-TRSR hierarchical, hardened (quoted + injection-trained)"
 Piece = Any  # (name, compute: () -> dict fragment) -> the fragment, stored or computed (see run_dataset)
 
 
