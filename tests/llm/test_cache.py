@@ -221,3 +221,45 @@ def test_two_processes_write_concurrently(path):
     assert len(seen) > 1  # the reader really ran while the writers wrote
     got = reader.get_many([f"b-39-{j}" for j in range(5)])
     assert all(np.array_equal(v, np.full(4, 39)) for v in got.values()) and len(got) == 5
+
+
+def _open_after(barrier, path, results) -> None:
+    barrier.wait()
+    try:
+        DiskCache(path, namespace="race").put("k", 1)
+        results.put("ok")
+    except Exception as err:  # noqa: BLE001 - the parent reports what went wrong
+        results.put(repr(err))
+
+
+def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
+    # the ranks of a distributed job open one fresh cache together: switching it to WAL answered
+    # "database is locked" at once (sqlite calls no busy handler there) in about a third of such starts
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(12):
+        path = tmp_path / f"cache-{trial}.sqlite"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_after, args=(barrier, path, results)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        assert outcomes == ["ok"] * 6, f"start {trial}: {outcomes}"
+
+
+def test_a_cache_locked_longer_than_the_timeout_says_so(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "held.sqlite"
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(OSError, match=r"another process held it locked for over 0\.3 s; wait"):
+            DiskCache(path, timeout=0.3)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from recllm.sqlite_files import connect_wal, is_busy
 from recllm.utils import cache_dir
 
 __all__ = ["DiskCache", "canonical_json"]
@@ -89,6 +90,12 @@ def _decode(kind: str, blob: bytes) -> Any:
     raise ValueError(f"unknown cache entry kind {kind!r}: the cache file was written by a newer recllm")
 
 
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (namespace TEXT NOT NULL, key TEXT NOT NULL, "
+    "kind TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)) WITHOUT ROWID;"
+)
+
+
 class DiskCache:
     """Sqlite-backed key -> value cache; values are numpy arrays or JSON-able objects.
 
@@ -126,21 +133,18 @@ class DiskCache:
             return self._conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS entries (namespace TEXT NOT NULL, key TEXT NOT NULL, "
-                "kind TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)) WITHOUT ROWID"
-            )
+            conn = connect_wal(self.path, timeout=self.timeout, schema=_SCHEMA)
         except sqlite3.DatabaseError as err:
-            raise OSError(
-                f"cannot open the recllm cache {self.path}: {err}. Delete the file or pass another path."
-            ) from err
+            raise OSError(self._open_failure(err)) from err
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    def _open_failure(self, err: sqlite3.DatabaseError) -> str:
+        """The one-line reason the cache file cannot be opened, with what to do."""
+        if is_busy(err):
+            return (f"cannot open the recllm cache {self.path}: another process held it locked for over "
+                    f"{self.timeout:g} s; wait for it to finish or pass another path")
+        return f"cannot open the recllm cache {self.path}: {err}. Delete the file or pass another path."
 
     def close(self) -> None:
         """Close the connection (it is reopened on the next use)."""

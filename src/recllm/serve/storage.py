@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from recllm.errors import UserInputError
+from recllm.sqlite_files import connect_wal
 
 __all__ = ["StoredEvent", "StoredItem", "StoredSummary", "EventStore", "SQLiteStore", "IdempotencyConflict",
            "check_url", "open_store"]
@@ -146,10 +147,7 @@ class SQLiteStore:
             raise UserInputError("the database's folder does not exist", str(self.path.parent),
                                  "create it, or give --db sqlite:///<existing folder>/serve.db")
         try:
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = connect_wal(self.path, timeout=30, schema=_SCHEMA, synchronous="FULL")
         except sqlite3.DatabaseError as exc:
             raise UserInputError(f"cannot open the database ({exc})", str(self.path),
                                  "give --db a SQLite file written by `recllm serve`, or a new path") from None
