@@ -59,18 +59,21 @@ def cache_dir(*parts: str) -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def package_source_sha256(package: str) -> str:
+def package_source_sha256(package: str, exclude: tuple[str, ...] = ()) -> str:
     """sha256 over the relative path and bytes of every ``.py`` file of an installed package (e.g. ``"recllm.llm"``),
     read once per process: part of the key of every cached model output and fine-tuned adapter, so nothing computed
-    by other code (an older recllm, or an edited checkout) is reused as if this code had computed it."""
+    by other code (an older recllm, or an edited checkout) is reused as if this code had computed it.
+
+    ``exclude``: relative paths (e.g. ``"cache.py"``) of files that store results but do not compute them."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ValueError(f"{package!r} is not an installed package (a folder of Python modules)")
     files = {}  # relative path -> file; every folder of a namespace package, the first one winning a name
     for root in map(Path, spec.submodule_search_locations):
         for path in root.rglob("*.py"):
-            if path.is_file():  # not an editor's dangling lock link (.#name.py)
-                files.setdefault(path.relative_to(root).as_posix(), path)
+            name = path.relative_to(root).as_posix()
+            if path.is_file() and name not in exclude:  # not an editor's dangling lock link (.#name.py)
+                files.setdefault(name, path)
     if not files:  # e.g. a zipped or sourceless install: no source to tell its versions apart
         raise ValueError(f"{package!r} has no .py source files to hash ({list(spec.submodule_search_locations)}); "
                          "install recllm from a wheel or a source folder")

@@ -93,6 +93,27 @@ def test_fingerprint_carries_the_llm_code(monkeypatch) -> None:
     """Outputs cached under a fingerprint are not reused once recllm.llm's code changes."""
     lm = tiny_causal_lm(seed=3)
     before = lm.fingerprint
-    assert llm_code_version() == package_source_sha256("recllm.llm")[:12]
-    monkeypatch.setattr(backbone, "package_source_sha256", lambda package: "f" * 64)
+    assert llm_code_version() == package_source_sha256("recllm.llm", exclude=("cache.py",))[:12]
+    monkeypatch.setattr(backbone, "package_source_sha256", lambda package, exclude=(): "f" * 64)
     assert lm.fingerprint == "tiny-llama-seed3|float32|code=ffffffffffff" != before
+
+
+def test_package_hash_leaves_out_only_the_excluded_files(tmp_path, monkeypatch) -> None:
+    """The disk cache's storage code is not model code: editing it keeps every cached output; any other file counts."""
+    package = tmp_path / "hashpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cache.py").write_text("STORE = 1\n")
+    (package / "generate.py").write_text("STEP = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fresh(exclude: tuple[str, ...] = ()) -> str:
+        package_source_sha256.cache_clear()
+        return package_source_sha256("hashpkg", exclude=exclude)
+
+    before, before_all = fresh(("cache.py",)), fresh()
+    (package / "cache.py").write_text("STORE = 2\n")
+    assert fresh(("cache.py",)) == before and fresh() != before_all
+    (package / "generate.py").write_text("STEP = 2\n")
+    assert fresh(("cache.py",)) != before
+    package_source_sha256.cache_clear()

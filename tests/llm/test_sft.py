@@ -180,7 +180,7 @@ def test_resume_refuses_a_different_run_and_says_what_differs(fresh, tmp_path, m
     import recllm.llm.backbone as backbone
 
     with monkeypatch.context() as patch:  # an upgraded recllm.llm: its fingerprint says so
-        patch.setattr(backbone, "package_source_sha256", lambda package: "0" * 64)
+        patch.setattr(backbone, "package_source_sha256", lambda package, exclude=(): "0" * 64)
         with pytest.raises(ValueError, match=r"run \(another source of recllm.llm \(an upgrade or an edit\)\)"):
             sft_train(fresh(), EXAMPLES, config, output_dir=tmp_path)
     # display-only settings may change

@@ -58,8 +58,8 @@ class CausalLM:
 def llm_code_version() -> str:
     """A short hash of ``recllm.llm``'s source (the code that tokenizes, runs, trains and scores a model): part of
     every model fingerprint, so cached generations, scores, embeddings and adapters made by other code are not
-    reused."""
-    return package_source_sha256("recllm.llm")[:12]
+    reused. The disk cache's own module is left out: it decides where results are kept, not what they are."""
+    return package_source_sha256("recllm.llm", exclude=("cache.py",))[:12]
 
 
 def adapter_hash(model: Any) -> str | None:
