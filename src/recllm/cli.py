@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from recllm.cli_args import check_dataset, non_negative_int, positive_int, seed_arg
+from recllm.cli_args import check_dataset, non_negative_float, non_negative_int, positive_int, seed_arg
 
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
 # ``subparsers`` (benchmarks live in recllm.bench, not in the systems); handlers are set with
@@ -67,8 +67,13 @@ def _llm_check(args: argparse.Namespace) -> int:
 
     from recllm.llm import chat_prompt, describe_precision, generate, load_causal_lm, load_text_encoder
 
+    from recllm.cli_args import check_model, config_errors
+    from recllm.llm.precision import check_dtype
     from recllm.utils import set_threads
 
+    check_model(args.model, "--model")  # both checked before the precision probe and the model load
+    with config_errors("--dtype"):
+        check_dtype(args.dtype, "--dtype")
     set_threads(args.threads)
     print(f"precision: {describe_precision(args.dtype)}", flush=True)
     start = time.perf_counter()
@@ -94,7 +99,10 @@ def _demo(args: argparse.Namespace) -> int:
     from recllm.demo import SECTIONS, run_demo
     from recllm.errors import UserInputError
 
-    sections = [s for part in args.sections for s in part.split(",") if s] if args.sections else None
+    sections = None if args.sections is None else [s for part in args.sections for s in part.split(",") if s]
+    if sections == []:
+        raise UserInputError("--sections names no section", "--sections",
+                             "name one or more of baselines, impute, learn, trsr, serve, or leave --sections out")
     unknown = sorted(set(sections or ()) - set(SECTIONS))
     if unknown:
         raise UserInputError(f"unknown demo section(s) {unknown}", "--sections", f"choose from {', '.join(SECTIONS)}")
@@ -209,7 +217,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     listing.set_defaults(func=_cache_list)
     cleaning = cache_cmds.add_parser("clean", help="remove the entries of one or more areas (never the data sets)")
     cleaning.add_argument("areas", nargs="+", help="the areas to clean (`recllm cache list` names them)")
-    cleaning.add_argument("--older-than", type=float, default=0.0, metavar="DAYS",
+    cleaning.add_argument("--older-than", type=non_negative_float, default=0.0, metavar="DAYS",
                           help="only entries last written more than DAYS days ago (default: 0, every entry)")
     cleaning.add_argument("--force", action="store_true",
                           help="also remove entries written in the last 15 minutes (a running job may be using them)")
@@ -323,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = _warning_formatter(command)
         if getattr(args, "quiet", False):
             _quiet_libraries()
+        from recllm.cli_args import check_cache_setting
+
+        check_cache_setting()
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
         return code

@@ -67,6 +67,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An age or a margin: a finite number of at least 0."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
+    return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port: a whole number from 1 to 65535."""
+    value = _int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; give a whole number from 1 to 65535")
+    return value
+
+
 def fraction(text: str) -> float:
     """A share: a number from 0 to 1."""
     value = _float(text)
@@ -127,7 +143,20 @@ def check_model(name: str | None, option: str = "--model") -> str | None:
         return None
     from recllm.llm.backbone import check_model_reference
 
-    return check_model_reference(name, option)
+    checked = check_model_reference(name, option)
+    folder = Path(name).expanduser()
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise UserInputError(f"{name} is a folder without config.json, not a model folder", option,
+                             "give the folder that holds the model's config.json, or a Hugging Face model id")
+    return checked
+
+
+def check_cache_setting() -> None:
+    """A one-line error when ``$RECLLM_CACHE`` names something other than a folder (checked before any command)."""
+    value = os.environ.get("RECLLM_CACHE")
+    if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+        raise UserInputError(f"RECLLM_CACHE={value} is a file; recllm keeps its cache in a folder", "RECLLM_CACHE",
+                             "set it to a folder (it is created if missing), or unset it for ~/.cache/recllm")
 
 
 def check_input_dir(path: str, option: str, what: str, needs: str | None = None, todo: str | None = None) -> Path:
@@ -179,4 +208,25 @@ def engine_options(args: argparse.Namespace) -> Any:
     check_engine(args.engine, "--engine")
     from recllm.distributed.ray_jobs import RayOptions
 
+    check_ray_address(args.ray_address)
     return RayOptions(address=args.ray_address, workers=args.ray_workers)
+
+
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """A one-line error when ``--ray-address`` names a host and port that do not answer (Ray itself retries such an
+    address for minutes); ``auto``, none and ``ray://`` are checked the same way only when they name a port."""
+    if address in (None, "", "auto", "local"):
+        return
+    import socket
+
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UserInputError(f"{address!r} is not a Ray address", "--ray-address",
+                             "give host:port of the cluster's head (e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001), "
+                             "or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserInputError(f"nothing answers at {where} ({exc.strerror or exc})", "--ray-address",
+                             "start the cluster (`ray start --head`) or give its head's address") from None

@@ -77,6 +77,20 @@ def _wrong_format(art: Path) -> None:
     (art / "config.json").write_text(json.dumps({**meta, "format": "recllm-learn/99"}))
 
 
+def _parquet(name: str, columns: dict) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def setup(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table(columns), work / name)
+    return setup
+
+
+def _cache_is_a_file(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (work / "cache.csv").write_text("a,b\n1,2\n")
+    monkeypatch.setenv("RECLLM_CACHE", str(work / "cache.csv"))
+
+
 table = _write("t.csv", TABLE)
 user_folder = _folder("mine", {"thesis.tex": "years of work", "figs/plot.png": "png bytes"})
 GOOD_LINES = ["1\t1\t5\t881250949", "1\t2\t3\t881250950", "2\t1\t4\t891717742", "2\t3\t2\t891717743"]
@@ -121,8 +135,27 @@ CASES = [
     (["impute", "t.csv", "--out", "o.csv"], _write("t.csv", "a;b;c\n1;2;3\n4;;6\n"), 2, "--sep", False, ()),
     (["impute", "t.csv", "--out", "o.csv"], _write("t.csv", "name,score\ncaf\xe9,1\n,2\n".encode("latin-1")), 2,
      "--encoding", False, ()),
+    (["impute", "one.csv", "--out", "o.csv"], _write("one.csv", "a\n1\n\n3\n"), 2,
+     "a blank line between the rows of a one-column table", False, ()),
+    (["impute", "d.csv", "--out", "o.csv"], _folder("d.csv", {}), 2, "is a folder, not a table file", False, ()),
+    (["impute", "adir", "--out", "o.csv"], _folder("adir", {}), 2, "is a folder, not a table file", False, ()),
+    (["impute", "l.parquet", "--out", "o.parquet"], _parquet("l.parquet", {"a": [1.0, None], "b": [[1], [2, 3]]}),
+     2, "column 'b' holds list", False, ()),
+    (["impute", "s.parquet", "--out", "o.parquet"], _parquet("s.parquet", {"a": [1.0, None], "b": [{"x": 1}, None]}),
+     2, "column 'b' holds struct", False, ()),
+    (["impute", "b.parquet", "--out", "o.csv", "--method", "mean"],
+     _parquet("b.parquet", {"a": [1.0, None, 3.0], "b": [b"ab", b"\xff\x00", b"c"]}), 2, "column 'b' holds bytes",
+     False, ()),
+    (["impute", "t.csv", "--out", "o.csv", "--method", "llm", "--engine", "ray", "--ray-address", "bogus"], table, 2,
+     "'bogus' is not a Ray address", False, ()),
+    (["impute", "t.csv", "--out", "o.csv", "--method", "llm", "--engine", "ray", "--ray-address", "127.0.0.1:1"],
+     table, 2, "nothing answers at 127.0.0.1:1", False, ()),
     # ------------------------------------------------------------------------------------------------ learn
     (["learn", "train", "--data", "nope", "--out", "art"], None, 2, "unknown data set 'nope'", False, ()),
+    (["learn", "train", "--data", "ml-100k", "--out", "a2", "--checkpoint-dir", "a2"], None, 2,
+     "inside the artifact folder", False, ()),
+    (["learn", "train", "--data", "ml-100k", "--out", "a2", "--checkpoint-dir", "a2/ck"], None, 2,
+     "inside the artifact folder", False, ()),
     (["learn", "train", "--data", "ml-100k", "--out", "mine"], user_folder, 2, "not made by recllm", False, ()),
     (["learn", "train", "--data", "ml-100k", "--out", "model"], _write("model", "a file"), 2, "existing file", False,
      ()),
@@ -143,6 +176,11 @@ CASES = [
     (["learn", "recommend", "art", "--user", "nobody"], None, 2, "user 'nobody' is not in this artifact", True, ()),
     (["learn", "recommend", "art", "--user", "u1", "-k", "0"], None, 2, "argument -k", True, ()),
     (["learn", "recommend", "art", "--user", "u1", "-k", "-3"], None, 2, "argument -k", True, ()),
+    (["learn", "recommend", "art", "--user", "nobody"], None, 2, "or a new user's items with --history", True, ()),
+    (["learn", "recommend", "art", "--history", "i1", "nope"], None, 2, "item 'nope' is not in this artifact", True,
+     ()),
+    (["learn", "recommend", "art", "--user", "u1", "--history", "i1"], None, 2, "not allowed with argument", True,
+     ()),
     (["learn", "similar", "art", "--item", "nope"], None, 2, "item 'nope' is not in this artifact", True, ()),
     (["learn", "similar", "art", "--item", "i1", "-k", "-5"], None, 2, "argument -k", True, ()),
     (["learn", "recommend", "art", "--user", "u1"], _artifact_edit(_truncate_config), 2, "config.json", True, ()),
@@ -181,7 +219,15 @@ CASES = [
     (["llm", "check", "--max-new-tokens", "-1"], None, 2, "argument --max-new-tokens", False, ()),
     (["llm", "check", "--threads", "-2"], None, 2, "argument --threads", False, ()),
     (["llm", "check", "--dtype", "float64"], None, 2, "float64", False, ()),
+    (["llm", "check", "--model", "adir"], _folder("adir", {}), 2, "adir is a folder without config.json", False, ()),
     (["demo", "--sections", "learn,magic"], None, 2, "unknown demo section(s) ['magic']", False, ()),
+    (["demo", "--sections"], None, 2, "--sections names no section", False, ()),
+    (["demo", "--sections", ","], None, 2, "--sections names no section", False, ()),
+    # ------------------------------------------------------------------------------------------------ cache, serve
+    (["cache", "clean", "parsed", "--older-than", "nan", "--force"], None, 2, "not a finite number", False, ()),
+    (["cache", "clean", "parsed", "--older-than", "-1"], None, 2, "is negative", False, ()),
+    (["cache", "list"], _cache_is_a_file, 2, "cache.csv is a file", False, ()),
+    (["serve", "--learn", "art", "--port", "70000"], None, 2, "not a port", False, ()),
     # ------------------------------------------------------------------------------------------------ bench
     (["bench", "learn", "--out", "notes.md"], _write("notes.md", "# my notes\n"), 2, "--overwrite", False, ()),
     (["bench", "learn", "--out", "report.txt"], None, 2, ".md", False, ()),
@@ -194,9 +240,9 @@ CASES = [
 
 def _command(argv: list[str]) -> str:
     """The command named in the message: the (sub)command whose parser or handler reports the error."""
-    if not argv or argv[0] not in ("data", "impute", "learn", "trsr", "llm", "bench", "demo"):
+    if not argv or argv[0] not in ("data", "impute", "learn", "trsr", "llm", "bench", "demo", "cache", "serve"):
         return "recllm"
-    if argv[0] in ("impute", "demo") or len(argv) == 1:
+    if argv[0] in ("impute", "demo", "serve") or len(argv) == 1:
         return f"recllm {argv[0]}"
     return f"recllm {argv[0]} {argv[1]}"
 

@@ -228,3 +228,25 @@ def test_parquet_na_values_and_deletion(tmp_path):
     write_table(table, _fill(table, DeletionImputer()), out)
     back = pq.read_table(out)
     assert back.schema.equals(arrow.schema, check_metadata=False) and back.column("i").to_pylist() == [1, 4, 5]
+
+
+def test_a_blank_line_inside_a_one_column_table_is_an_error_but_not_at_the_end(tmp_path):
+    message = _error(lambda: read_table(_csv(tmp_path, "a\n1\n\n3\n\n4\n")))
+    assert "line 3; 2 such lines" in message and '""' in message
+    table = read_table(_csv(tmp_path, "a\n1\n\"\"\n3\n\n\n"))  # a gap written as "", blank lines after the rows
+    assert table.frame["a"].isna().tolist() == [False, True, False]
+    assert read_table(_csv(tmp_path, "a,b\n1,2\n\n3,\n")).frame.shape == (2, 2)  # two columns: a blank is no row
+
+
+def test_a_bytes_column_fits_a_parquet_output_but_not_a_csv(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recllm.impute.table_io import check_output_fits
+
+    path = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"a": [1.0, None], "b": [b"\xff", b"x"]}), path)
+    table = read_table(path)
+    check_output_fits(table, tmp_path / "o.parquet")
+    message = _error(lambda: check_output_fits(table, tmp_path / "o.csv"))
+    assert "column 'b' holds bytes" in message and ".parquet" in message

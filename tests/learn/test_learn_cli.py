@@ -21,6 +21,10 @@ def test_recommend_and_similar_print_items(fitted, dataset, tmp_path, capsys):
     assert len(lines) == 3 and lines[0].split()[0] == "1"
     seen = set(dataset.interactions.query("user_id == 'u3'")["item_id"])
     assert not {l.split()[1] for l in lines} & seen
+    # a new user given by their items: the same ranking as the stored user with that history
+    history = [str(i) for i in dataset.interactions.query("user_id == 'u3'").sort_values("timestamp")["item_id"]]
+    assert main(["learn", "recommend", str(folder), "--history", *history, "-k", "3"]) == 0
+    assert [l for l in capsys.readouterr().out.splitlines() if l.strip()] == lines
     assert main(["learn", "similar", str(folder), "--item", "i4", "-k", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("items most similar to i4") and len(out) == 3

@@ -51,3 +51,31 @@ def test_a_content_encoder_of_the_wrong_width_is_refused_at_start(artifact, monk
     monkeypatch.setattr(state, "make_content_encoder", lambda config: (lambda t: np.zeros((len(t), 7)), "x"))
     with pytest.raises(UserInputError, match="width"):
         cli.load_service(artifact, db="sqlite:///:memory:", token=TOKEN)
+
+
+def test_a_taken_port_or_an_unknown_host_is_one_line_before_any_load(artifact, monkeypatch, capsys):
+    import socket
+
+    import recllm.serve.cli as serve_cli
+    from recllm.cli import main
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the service was loaded before the address was checked")
+
+    monkeypatch.setattr(serve_cli, "load_service", no_load)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--learn", str(artifact), "--port", str(port), "--no-encoder"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0] and "--port" in err[0]
+
+    def unknown(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    assert main(["serve", "--learn", str(artifact), "--host", "nosuch.invalid", "--token", "t" * 32,
+                 "--no-encoder"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resolve the host 'nosuch.invalid'" in err[0]

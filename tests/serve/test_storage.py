@@ -110,3 +110,39 @@ def test_open_store_by_url(tmp_path):
     bad.write_text("this is not a database" * 100)
     with pytest.raises(UserInputError, match="cannot open the database"):
         open_store(f"sqlite:///{bad}", tmp_path)
+
+
+def test_a_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
+    import hashlib
+    import sqlite3
+
+    from recllm.errors import UserInputError
+
+    def made(name: str, sql: str) -> Path:
+        path = tmp_path / name
+        db = sqlite3.connect(str(path))
+        db.executescript(sql)
+        db.commit()
+        db.close()
+        return path
+
+    other = made("other.db", "CREATE TABLE mine (x INTEGER); INSERT INTO mine VALUES (1);")
+    clash = made("clash.db", "CREATE TABLE events (id INTEGER, what TEXT); CREATE TABLE items (id INTEGER);")
+    for path, named in ((other, "mine"), (clash, "events, items")):
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        with pytest.raises(UserInputError, match=rf"tables `recllm serve` did not make \({named}\)"):
+            SQLiteStore(path)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
+    # recllm's own file, reopened after a clean close and while another connection holds it, and an empty file
+    own = tmp_path / "own.db"
+    first = SQLiteStore(own)
+    first.add_event("k1", "u", "i", 1.0)
+    first.close()
+    again, beside = SQLiteStore(own), SQLiteStore(own)
+    assert [e.key for e in beside.events()] == ["k1"]
+    again.close()
+    beside.close()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    SQLiteStore(empty).close()

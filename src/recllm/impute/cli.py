@@ -25,6 +25,8 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     from recllm.outputs import check_output_file
 
     table = Path(args.table)
+    if table.is_dir():
+        raise DataError("this is a folder, not a table file", str(table), "give a .csv or .parquet file")
     table_kind(table)
     if not table.is_file():
         raise DataError("no such file", str(table), "check the input table's path")
@@ -68,7 +70,7 @@ def _imputer(args: argparse.Namespace):
 
 
 def _impute(args: argparse.Namespace) -> int:
-    from recllm.impute.table_io import declare_kinds, read_table, write_table
+    from recllm.impute.table_io import check_output_fits, declare_kinds, read_table, write_table
 
     path, out, report_path, fmt = _check_args(args)  # errors: one line from recllm.cli.main, exit 2
     imputer = _imputer(args)
@@ -77,6 +79,7 @@ def _impute(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     kinds = {k: _names(getattr(args, k)) or () for k in ("categorical", "numeric", "text")}
     table = read_table(path, fmt, **kinds)
+    check_output_fits(table, out)
     declare_kinds(imputer, table, **kinds)
     start = time.perf_counter()
     imputer.fit(table.frame)  # under torchrun: every rank fine-tunes its share of each batch (DDP)

@@ -4,7 +4,8 @@ Reading a CSV file
     * The bytes are decoded strictly with ``encoding`` (default utf-8); an undecodable byte is an error naming its
       line. A UTF-8 byte-order mark is set aside and written back.
     * Every cell is read as text (the csv module: ``"`` quotes, ``""`` inside quotes is a quote). The first non-blank
-      line is the header; blank lines are skipped (in a one-column table write an empty cell as ``""``).
+      line is the header; blank lines are skipped, except between the rows of a one-column table, where a blank
+      line could be a missing cell: that is an error naming the line (write an empty cell as ``""``).
     * Only an empty cell is a gap. ``NA``, ``None``, ``null``, ``n/a``, ``NaN``, ``-`` are values and are kept;
       ``na_values`` lists further strings (compared exactly) that mark a gap.
     * Errors name the file and the line (1-based, as an editor shows it) and what to do: an empty or duplicated
@@ -187,8 +188,9 @@ def _no_gc():
             gc.enable()
 
 
-def _records(path: Path, text: str, sep: str) -> list[tuple[int, list[str], str, str]]:
-    """(first line, fields, raw text without its line ending, that ending) of every non-blank record."""
+def _records(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str], str, str]], list[int]]:
+    """(first line, fields, raw text without its line ending, that ending) of every non-blank record, and the
+    line numbers of the blank lines."""
     lines = io.StringIO(text, newline="").readlines()  # split on \n, \r\n or \r only, endings kept
     reader = csv.reader(lines, delimiter=sep, quotechar='"', doublequote=True, strict=True)
     if '"' not in text:  # no quoting: one record per line (the common case, read at C speed)
@@ -210,14 +212,16 @@ def _records(path: Path, text: str, sep: str) -> list[tuple[int, list[str], str,
                 raise DataError(f"malformed CSV: {what}", f"{path}, line {line}", hint) from None
             spans.append((done, reader.line_num, fields))
             done = reader.line_num
-    records = []
+    records, blanks = [], []
     for start, stop, fields in spans:
         if fields:
             last = lines[stop - 1]
             body = last.rstrip("\r\n")  # a physical line ends with at most one line ending
             raw = body if stop == start + 1 else "".join(lines[start:stop - 1]) + body
             records.append((start + 1, fields, raw, last[len(body):]))
-    return records
+        else:
+            blanks.append(start + 1)
+    return records, blanks
 
 
 def _check_header(path: Path, names: list[str], line: int, sep: str, first_row: list[str] | None) -> None:
@@ -244,8 +248,14 @@ def _check_header(path: Path, names: list[str], line: int, sep: str, first_row: 
 
 def _read_csv(path: Path, fmt: CsvFormat) -> Table:
     text, bom = _decode(path, fmt)
-    records = _records(path, text, fmt.sep)
+    records, blanks = _records(path, text, fmt.sep)
     header_line, names, header_raw, newline = records[0]
+    inside = [b for b in blanks if header_line < b < records[-1][0]]
+    if len(names) == 1 and inside:  # in one column a blank line may be a gap: never drop it silently
+        more = f"; {len(inside)} such lines" if len(inside) > 1 else ""
+        raise DataError("a blank line between the rows of a one-column table: a missing cell or a stray line?",
+                        f"{path}, line {inside[0]}{more}",
+                        'write a missing cell as "" (an empty quoted cell), or delete the blank line')
     rows, raws, lines = [], [], []
     bad: list[tuple[int, int]] = []
     for line, fields, raw, _ in records[1:]:
@@ -326,12 +336,19 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
 
 # ---------------------------------------------------------------------------------------------- parquet reading
 def _read_parquet(path: Path, fmt: CsvFormat) -> Table:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         arrow = pq.read_table(path)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read it as parquet ({exc})", str(path), "check that it is a parquet file") from None
+    for column in arrow.schema:
+        if pa.types.is_nested(column.type) or pa.types.is_dictionary(column.type) and \
+                pa.types.is_nested(column.type.value_type):
+            raise DataError(f"column {column.name!r} holds {column.type} values (lists, structs or maps), which "
+                            "recllm impute cannot fill", str(path),
+                            "drop the column or flatten it into plain columns first")
     frame = arrow.to_pandas()
     if fmt.na_values:
         for col in frame.columns:
@@ -408,6 +425,20 @@ def _arrow(table: Table, filled: pd.DataFrame):
             if np.isfinite(values).all() and np.all(values == np.round(values)):
                 frame[col] = values.astype("int64")
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def check_output_fits(table: Table, path: str | Path) -> None:
+    """A DataError, before any filling, when the output format cannot hold a column of ``table`` as read: a
+    parquet binary column in a CSV would be written as Python's ``b'...'`` text."""
+    if table.schema is None or table_kind(Path(path), role="output") != "csv":
+        return
+    import pyarrow as pa
+
+    for column in table.schema:
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type) \
+                or pa.types.is_fixed_size_binary(column.type):
+            raise DataError(f"column {column.name!r} holds bytes, which a CSV cannot hold as they are", str(path),
+                            "write a .parquet output, or decode the column to text first")
 
 
 def write_table(table: Table, filled: pd.DataFrame, path: str | Path) -> None:

@@ -24,7 +24,16 @@ def _train(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION)
     options = engine_options(args)  # --engine ray: Ray Data must be installed
     if args.checkpoint_dir is not None:  # new, empty, or an earlier fit's checkpoint: nothing else is written into
+        from pathlib import Path
+
         from recllm.distributed.checkpoint import EpochCheckpoint
+        from recllm.errors import UserInputError
+
+        checkpoints = Path(args.checkpoint_dir).expanduser().resolve()
+        if checkpoints == out.resolve() or out.resolve() in checkpoints.parents or checkpoints in out.resolve().parents:
+            raise UserInputError("the checkpoints would be written inside the artifact folder (or it inside them), "
+                                 "which then holds files the artifact does not", "--checkpoint-dir",
+                                 "give --checkpoint-dir a folder outside --out, e.g. beside it")
 
         EpochCheckpoint.at(args.checkpoint_dir, where="--checkpoint-dir")
     if args.index != "exact" and importlib.util.find_spec("faiss") is None:
@@ -98,7 +107,17 @@ def _artifact(args: argparse.Namespace):
 
 def _recommend(args: argparse.Namespace) -> int:
     retriever = _artifact(args)
-    rows = retriever.recommend(args.user, k=args.k, filter_seen=not args.keep_seen)
+    if args.history is not None:
+        rows = retriever.recommend_for_history(args.history, k=args.k, filter_seen=not args.keep_seen)
+    elif args.user not in set(retriever.user_ids):
+        from recllm.errors import UserInputError
+
+        raise UserInputError(f"user {args.user!r} is not in this artifact ({len(retriever.user_ids)} users, e.g. "
+                             f"{', '.join(map(repr, retriever.user_ids[:3]))})", "--user",
+                             "give a user id the artifact was trained on (its user_ids.json), or a new user's "
+                             "items with --history ITEM [ITEM ...]")
+    else:
+        rows = retriever.recommend(args.user, k=args.k, filter_seen=not args.keep_seen)
     _print_items(rows, _titles(args, args.artifact))
     return 0
 
@@ -145,7 +164,10 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
 
     rec = learn.add_parser("recommend", help="top-k items for a user of an artifact (seen items removed)")
     rec.add_argument("artifact")
-    rec.add_argument("--user", required=True)
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user the artifact was trained on (its user_ids.json)")
+    who.add_argument("--history", nargs="+", metavar="ITEM",
+                     help="a new user's items, oldest first (item ids of the artifact's catalogue)")
     rec.add_argument("-k", type=positive_int, default=10, help="how many items (1 or more)")
     rec.add_argument("--keep-seen", action="store_true", help="do not remove items the user already interacted with")
     rec.set_defaults(func=_recommend)

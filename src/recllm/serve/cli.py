@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from recllm.cli_args import non_negative_int, positive_int
+from recllm.cli_args import non_negative_int, port_number, positive_int
 from recllm.errors import UserInputError
 
 __all__ = ["register_cli", "load_service"]
@@ -130,6 +130,24 @@ def _load_trsr(folder: str | Path, dataset: str, item_ids: list[str], state: Any
     return LLMReranker(ranker_lm, run.config, summaries, text), summaries
 
 
+def check_listen(host: str, port: int) -> None:
+    """A one-line error, before any model is loaded, when ``host`` does not resolve or ``port`` is taken there."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UserInputError(f"cannot resolve the host {host!r} ({exc.strerror})", "--host",
+                             "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserInputError(f"cannot listen on {host}:{port} ({exc.strerror})", "--port",
+                                 "choose a free port, or stop the program listening there") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from recllm.cli_args import check_input_dir
     from recllm.serve.auth import resolve_token
@@ -144,6 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
     from recllm.serve.storage import check_url
 
     check_url(args.db)
+    check_listen(args.host, args.port)
     if args.imputer is not None:
         from recllm.serve.impute import check_spec
 
@@ -175,7 +194,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--db", default=None, help=f"database URL (default: sqlite:///<--learn>/{DB_NAME}); "
                    "sqlite:///relative.db or sqlite:////absolute.db")
     p.add_argument("--host", default="127.0.0.1", help="bind address (not loopback: needs --token)")
-    p.add_argument("--port", type=positive_int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument("--token", default=None, help="bearer token of the write endpoints (default: $RECLLM_TOKEN; "
                    "on loopback without one, a random token is generated and printed)")
     p.add_argument("--no-encoder", action="store_true",

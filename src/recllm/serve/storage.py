@@ -11,6 +11,7 @@ seen before returns the stored event, never a second row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -138,6 +139,39 @@ def same_item(stored: StoredItem, new: bool, item: str, text: str) -> tuple[Stor
     return stored, new
 
 
+def _table_columns(db: sqlite3.Connection) -> dict[str, list[str]]:
+    """Table name -> column names of a SQLite database (sqlite's own tables left out)."""
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {n: [c[1] for c in db.execute(f'PRAGMA table_info("{n}")')] for n in names if not n.startswith("sqlite_")}
+
+
+def _own_tables() -> dict[str, list[str]]:
+    """The tables :data:`_SCHEMA` makes, with their columns."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(_SCHEMA)
+        return _table_columns(db)
+
+
+def refuse_foreign_database(path: Path) -> None:
+    """A UserInputError when ``path`` is an existing SQLite file holding tables ``recllm serve`` did not make (or
+    its tables with other columns). Read only: the file is never written, so another program's database is left
+    exactly as it was; a new or empty file passes."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            found = _table_columns(db)
+    except sqlite3.DatabaseError as exc:
+        raise UserInputError(f"cannot open the database ({exc})", str(path),
+                             "give --db a SQLite file written by `recllm serve`, or a new path") from None
+    own = _own_tables()
+    foreign = sorted(n for n, cols in found.items() if own.get(n) != cols)
+    if foreign:
+        raise UserInputError(f"the database holds tables `recllm serve` did not make ({', '.join(foreign)}); "
+                             "it was left unchanged", str(path),
+                             "give --db a new path or a file written by `recllm serve`")
+
+
 class SQLiteStore:
     """:class:`EventStore` in one SQLite file (WAL, ``synchronous=FULL``); safe to share between threads."""
 
@@ -146,6 +180,7 @@ class SQLiteStore:
         if not self.path.parent.is_dir():
             raise UserInputError("the database's folder does not exist", str(self.path.parent),
                                  "create it, or give --db sqlite:///<existing folder>/serve.db")
+        refuse_foreign_database(self.path)
         try:
             self._db = connect_wal(self.path, timeout=30, schema=_SCHEMA, synchronous="FULL")
         except sqlite3.DatabaseError as exc:
