@@ -163,8 +163,11 @@ def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
     Every file is checked first: a missing, unreadable, cut or inconsistent one (e.g. ``item_ids.json`` shorter
     than the embedding table) raises :class:`recllm.errors.UserInputError` naming the folder and the file.
     """
-    run = RunFolder(folder, "LEARN artifact", "give a folder written by `recllm learn train --out DIR`, or train "
-                    "one into a new folder")
+    from recllm.outputs import read_marker
+
+    ours = (read_marker(folder) or {}).get("kind") == OUTPUT_KIND  # a damaged artifact is retrained in place
+    run = RunFolder(folder, "LEARN artifact", f"retrain it with `recllm learn train --out {folder}`" if ours else
+                    "give a folder written by `recllm learn train --out DIR`, or train one into a new folder")
     run.require("config.json")
     meta = run.json("config.json")
     run.check(meta.get("format") == FORMAT, "config.json",
