@@ -145,16 +145,17 @@ def check_model(name: str | None, option: str = "--model") -> str | None:
 
     checked = check_model_reference(name, option)
     folder = Path(name).expanduser()
-    if folder.is_dir() and not (folder / "config.json").is_file():
+    if folder.is_dir() and not any((folder / f).is_file() for f in ("config.json", "adapter_config.json")):
         raise UserInputError(f"{name} is a folder without config.json, not a model folder", option,
-                             "give the folder that holds the model's config.json, or a Hugging Face model id")
+                             "give the folder that holds the model's config.json (or a LoRA adapter's "
+                             "adapter_config.json), or a Hugging Face model id")
     return checked
 
 
 def check_cache_setting() -> None:
     """A one-line error when ``$RECLLM_CACHE`` names something other than a folder (checked before any command)."""
     value = os.environ.get("RECLLM_CACHE")
-    if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+    if value and Path(value).exists() and not Path(value).is_dir():  # taken as written, as cache_dir takes it
         raise UserInputError(f"RECLLM_CACHE={value} is a file; recllm keeps its cache in a folder", "RECLLM_CACHE",
                              "set it to a folder (it is created if missing), or unset it for ~/.cache/recllm")
 
@@ -214,14 +215,15 @@ def engine_options(args: argparse.Namespace) -> Any:
 
 def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
     """A one-line error when ``--ray-address`` names a host and port that do not answer (Ray itself retries such an
-    address for minutes); ``auto``, none and ``ray://`` are checked the same way only when they name a port."""
+    address for minutes). Accepted: none, ``auto``, ``local``, ``host:port`` and ``ray://host:port`` (IPv6 hosts in
+    brackets); other schemes are refused."""
     if address in (None, "", "auto", "local"):
         return
     import socket
 
     where = address.removeprefix("ray://")
     host, sep, port = where.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not (port.isascii() and port.isdecimal()) or not host:
         raise UserInputError(f"{address!r} is not a Ray address", "--ray-address",
                              "give host:port of the cluster's head (e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001), "
                              "or auto")

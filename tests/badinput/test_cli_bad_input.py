@@ -148,6 +148,8 @@ CASES = [
      False, ()),
     (["impute", "t.csv", "--out", "o.csv", "--method", "llm", "--engine", "ray", "--ray-address", "bogus"], table, 2,
      "'bogus' is not a Ray address", False, ()),
+    (["impute", "t.csv", "--out", "o.csv", "--method", "llm", "--engine", "ray", "--ray-address", "127.0.0.1:\u00b2"],
+     table, 2, "is not a Ray address", False, ()),
     (["impute", "t.csv", "--out", "o.csv", "--method", "llm", "--engine", "ray", "--ray-address", "127.0.0.1:1"],
      table, 2, "nothing answers at 127.0.0.1:1", False, ()),
     # ------------------------------------------------------------------------------------------------ learn

@@ -245,8 +245,11 @@ def test_a_bytes_column_fits_a_parquet_output_but_not_a_csv(tmp_path):
     from recllm.impute.table_io import check_output_fits
 
     path = tmp_path / "b.parquet"
-    pq.write_table(pa.table({"a": [1.0, None], "b": [b"\xff", b"x"]}), path)
+    pq.write_table(pa.table({"a": [1.0, None], "b": [b"\xff", b"x"],
+                             "c": pa.array([b"ab", b"\xff"]).dictionary_encode()}), path)
     table = read_table(path)
     check_output_fits(table, tmp_path / "o.parquet")
     message = _error(lambda: check_output_fits(table, tmp_path / "o.csv"))
     assert "column 'b' holds bytes" in message and ".parquet" in message
+    pq.write_table(pa.table({"a": [1.0, None], "c": pa.array([b"ab", b"\xff"]).dictionary_encode()}), path)
+    assert "column 'c' holds bytes" in _error(lambda: check_output_fits(read_table(path), tmp_path / "o.csv"))

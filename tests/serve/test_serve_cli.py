@@ -79,3 +79,13 @@ def test_a_taken_port_or_an_unknown_host_is_one_line_before_any_load(artifact, m
                  "--no-encoder"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot resolve the host 'nosuch.invalid'" in err[0]
+
+
+def test_check_listen_takes_every_interface_and_names_a_foreign_address():
+    from recllm.errors import UserInputError
+    from recllm.serve.cli import check_listen
+
+    check_listen("", 0)  # all interfaces, as uvicorn reads an empty host
+    check_listen("127.0.0.1", 0)
+    with pytest.raises(UserInputError, match=r"192\.0\.2\.1 is not an address of this machine.*--host"):
+        check_listen("192.0.2.1", 8000)  # TEST-NET-1: never a local address

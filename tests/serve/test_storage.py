@@ -128,7 +128,8 @@ def test_a_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
 
     other = made("other.db", "CREATE TABLE mine (x INTEGER); INSERT INTO mine VALUES (1);")
     clash = made("clash.db", "CREATE TABLE events (id INTEGER, what TEXT); CREATE TABLE items (id INTEGER);")
-    for path, named in ((other, "mine"), (clash, "events, items")):
+    wal = made("wal.db", 'PRAGMA journal_mode = WAL; CREATE TABLE "odd ""name" (x); INSERT INTO "odd ""name" VALUES (1);')
+    for path, named in ((other, "mine"), (clash, "events, items"), (wal, 'odd "name')):
         before = hashlib.sha256(path.read_bytes()).hexdigest()
         with pytest.raises(UserInputError, match=rf"tables `recllm serve` did not make \({named}\)"):
             SQLiteStore(path)

@@ -435,8 +435,8 @@ def check_output_fits(table: Table, path: str | Path) -> None:
     import pyarrow as pa
 
     for column in table.schema:
-        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type) \
-                or pa.types.is_fixed_size_binary(column.type):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
             raise DataError(f"column {column.name!r} holds bytes, which a CSV cannot hold as they are", str(path),
                             "write a .parquet output, or decode the column to text first")
 

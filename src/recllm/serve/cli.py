@@ -131,19 +131,28 @@ def _load_trsr(folder: str | Path, dataset: str, item_ids: list[str], state: Any
 
 
 def check_listen(host: str, port: int) -> None:
-    """A one-line error, before any model is loaded, when ``host`` does not resolve or ``port`` is taken there."""
+    """A one-line error, before any model is loaded, when ``host`` does not resolve, is not an address of this
+    machine, or ``port`` is taken on one of its addresses (uvicorn binds every address the host resolves to)."""
+    import errno
     import socket
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise UserInputError(f"cannot resolve the host {host!r} ({exc.strerror})", "--host",
                              "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+    for family, kind, proto, _, address in dict.fromkeys((f, k, p, "", a) for f, k, p, _, a in found):
         try:
-            probe.bind(address)
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is free
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds it
+                probe.bind(address)
         except OSError as exc:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise UserInputError(f"cannot listen on {host}: {address[0]} is not an address of this machine "
+                                     f"({exc.strerror})", "--host",
+                                     "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
             raise UserInputError(f"cannot listen on {host}:{port} ({exc.strerror})", "--port",
                                  "choose a free port, or stop the program listening there") from None
 

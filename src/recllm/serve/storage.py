@@ -139,13 +139,22 @@ def same_item(stored: StoredItem, new: bool, item: str, text: str) -> tuple[Stor
     return stored, new
 
 
-def _table_columns(db: sqlite3.Connection) -> dict[str, list[str]]:
-    """Table name -> column names of a SQLite database (sqlite's own tables left out)."""
+def _table_columns(db: sqlite3.Connection) -> dict[str, list[str] | None]:
+    """Table name -> column names of a SQLite database (sqlite's own tables left out; None: a table whose columns
+    cannot be read, e.g. a virtual table of a module this sqlite lacks)."""
     names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    return {n: [c[1] for c in db.execute(f'PRAGMA table_info("{n}")')] for n in names if not n.startswith("sqlite_")}
+    out: dict[str, list[str] | None] = {}
+    for name in names:
+        if name.startswith("sqlite_"):
+            continue
+        try:
+            out[name] = [r[0] for r in db.execute("SELECT name FROM pragma_table_info(?)", (name,))]
+        except sqlite3.DatabaseError:
+            out[name] = None
+    return out
 
 
-def _own_tables() -> dict[str, list[str]]:
+def _own_tables() -> dict[str, list[str] | None]:
     """The tables :data:`_SCHEMA` makes, with their columns."""
     with contextlib.closing(sqlite3.connect(":memory:")) as db:
         db.executescript(_SCHEMA)
@@ -154,10 +163,13 @@ def _own_tables() -> dict[str, list[str]]:
 
 def refuse_foreign_database(path: Path) -> None:
     """A UserInputError when ``path`` is an existing SQLite file holding tables ``recllm serve`` did not make (or
-    its tables with other columns). Read only: the file is never written, so another program's database is left
-    exactly as it was; a new or empty file passes."""
+    its tables with other columns). Read only: the file's bytes are never written, and the empty ``-wal``/``-shm``
+    files sqlite makes to read a WAL database are removed again, so another program's database is left as it was;
+    a new or empty file passes."""
     if not path.is_file() or path.stat().st_size == 0:
         return
+    beside = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    existed = [p.exists() for p in beside]
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
             found = _table_columns(db)
@@ -165,8 +177,12 @@ def refuse_foreign_database(path: Path) -> None:
         raise UserInputError(f"cannot open the database ({exc})", str(path),
                              "give --db a SQLite file written by `recllm serve`, or a new path") from None
     own = _own_tables()
-    foreign = sorted(n for n, cols in found.items() if own.get(n) != cols)
+    foreign = sorted(n for n, cols in found.items() if cols is None or own.get(n) != cols)
     if foreign:
+        wal, shm = beside
+        if not any(existed) and wal.exists() and wal.stat().st_size == 0:  # made by the read above, and empty
+            wal.unlink()
+            shm.unlink(missing_ok=True)
         raise UserInputError(f"the database holds tables `recllm serve` did not make ({', '.join(foreign)}); "
                              "it was left unchanged", str(path),
                              "give --db a new path or a file written by `recllm serve`")

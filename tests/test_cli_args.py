@@ -1,0 +1,47 @@
+"""Shared command-line checks (recllm.cli_args): what they accept as well as what they refuse."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from recllm.cli_args import check_model, check_ray_address, non_negative_float, port_number
+from recllm.errors import UserInputError
+
+
+def test_a_model_folder_needs_a_config_or_an_adapter_config(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="without config.json"):
+        check_model(str(tmp_path / "empty"))
+    for name in ("config.json", "adapter_config.json"):  # a model, or a LoRA adapter folder (transformers loads both)
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        (folder / name).write_text("{}")
+        assert check_model(str(folder)) == str(folder)
+    assert check_model(None) is None
+
+
+def test_ray_addresses_ray_accepts_pass_and_others_are_named(monkeypatch):
+    for address in (None, "", "auto", "local"):
+        check_ray_address(address)  # nothing to reach: Ray finds or starts the cluster
+    for address in ("bogus", "ray://host", "anyscale://cluster", "host:port", "127.0.0.1:\u00b2"):
+        with pytest.raises(UserInputError, match="not a Ray address"):
+            check_ray_address(address)
+    import socket
+
+    reached = []
+    monkeypatch.setattr(socket, "create_connection", lambda where, timeout: reached.append(where) or socket.socket())
+    for address in ("10.0.0.5:6379", "ray://head:10001", "[::1]:6379"):
+        check_ray_address(address)
+    assert reached == [("10.0.0.5", 6379), ("head", 10001), ("::1", 6379)]
+
+
+def test_numbers():
+    assert port_number("8000") == 8000 and non_negative_float("0") == 0.0
+    for bad in ("0", "65536", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            port_number(bad)
+    for bad in ("nan", "-1", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            non_negative_float(bad)
