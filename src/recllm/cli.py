@@ -293,6 +293,10 @@ def _error_line(exc: BaseException) -> tuple[str, int]:
         if exc.filename is not None and exc.strerror:
             return f"{exc.strerror.lower()} ({exc.filename}); check the path and its permissions", 2
         return str(exc), 2
+    import sqlite3
+
+    if type(exc) is OSError and isinstance(exc.__cause__, sqlite3.DatabaseError):
+        return str(exc), 2  # the recllm cache file is locked or damaged: its message says what to do
     return (f"internal error: {type(exc).__name__}: {_one_line(exc) or 'no message'}; rerun with --debug for the "
             "traceback and report it"), 1
 

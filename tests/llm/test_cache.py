@@ -263,3 +263,27 @@ def test_a_cache_locked_longer_than_the_timeout_says_so(tmp_path):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_the_command_line_reports_a_locked_cache_as_one_line_to_act_on(tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    import recllm.cli as cli
+
+    path = tmp_path / "held.sqlite"
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+
+    def open_cache(args) -> int:
+        DiskCache(path, timeout=0.2)
+        return 0
+
+    monkeypatch.setattr(cli, "_cache_list", open_cache)
+    try:
+        assert cli.main(["cache", "list"]) == 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another process held it locked" in err[0] and "internal error" not in err[0]
