@@ -89,3 +89,24 @@ def test_check_listen_takes_every_interface_and_names_a_foreign_address():
     check_listen("127.0.0.1", 0)
     with pytest.raises(UserInputError, match=r"192\.0\.2\.1 is not an address of this machine.*--host"):
         check_listen("192.0.2.1", 8000)  # TEST-NET-1: never a local address
+
+
+def test_check_listen_skips_an_address_family_this_machine_lacks(monkeypatch):
+    import socket
+
+    from recllm.serve.cli import check_listen
+
+    real_socket, real_getaddrinfo = socket.socket, socket.getaddrinfo
+
+    def no_ipv6(family=socket.AF_INET, *args, **kwargs):
+        if family == socket.AF_INET6:
+            raise OSError(97, "Address family not supported by protocol")
+        return real_socket(family, *args, **kwargs)
+
+    def both(host, port, *args, **kwargs):
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::", port, 0, 0)),
+                *real_getaddrinfo("127.0.0.1", port, *args, **kwargs)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    monkeypatch.setattr(socket, "socket", no_ipv6)
+    check_listen("", 0)  # as asyncio: the IPv6 wildcard is skipped, the IPv4 one is free

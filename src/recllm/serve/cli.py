@@ -143,13 +143,17 @@ def check_listen(host: str, port: int) -> None:
                              "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
     for family, kind, proto, _, address in dict.fromkeys((f, k, p, "", a) for f, k, p, _, a in found):
         try:
-            with socket.socket(family, kind, proto) as probe:
+            probe = socket.socket(family, kind, proto)
+        except OSError:  # a family this machine lacks (e.g. no IPv6): asyncio skips it too
+            continue
+        try:
+            with probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is free
                 if family == socket.AF_INET6:
                     probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds it
                 probe.bind(address)
         except OSError as exc:
-            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            if exc.errno == errno.EADDRNOTAVAIL:
                 raise UserInputError(f"cannot listen on {host}: {address[0]} is not an address of this machine "
                                      f"({exc.strerror})", "--host",
                                      "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
