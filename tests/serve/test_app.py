@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import AUTH, TOKEN
+from serve_helpers import AUTH, TOKEN
 
 from recllm.learn import load
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from cdp import Browser, find_chromium
-from conftest import TOKEN, tiny_llm_parts
+from serve_helpers import TOKEN, tiny_llm_parts
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)")

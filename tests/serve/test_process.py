@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUTH, TOKEN
+from serve_helpers import AUTH, TOKEN
 
 httpx = pytest.importorskip("httpx")
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import AUTH, tiny_llm_parts
+from serve_helpers import AUTH, tiny_llm_parts
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """`recllm serve` wiring: load_service from folders (store under the run, imputer spec, page), start-up checks."""
 
 import pytest
-from conftest import AUTH, TOKEN
+from serve_helpers import AUTH, TOKEN
 
 
 def test_load_service_builds_the_app_from_folders(artifact, tmp_path):
