@@ -29,6 +29,17 @@ PLUGINS: tuple[str, ...] = ("recllm.impute.cli", "recllm.learn.cli", "recllm.trs
 
 
 # ---------------------------------------------------------------------------------------------- data
+_DATA_FOLDER_HELP = """Counts and schema of a data set. Given a folder (any path), it reads and checks your own files
+as `--data FOLDER` of `recllm learn train` and `recllm trsr` would:
+
+  interactions.csv  user_id,item_id,timestamp[,rating|label]  (required; timestamp: integer unix
+                    seconds, or ISO 8601 date-times read as UTC)
+  items.csv         item_id,<text columns, e.g. title,description>  (optional: the item text; items
+                    nobody interacted with stay in the catalogue)
+  users.csv         user_id,<text columns>  (optional)
+
+Each may be .parquet instead; CSV is UTF-8 with ',' between the cells. Ids are text as written. A mistake
+is one line naming the file, column and line."""
 def _data_list(args: argparse.Namespace) -> int:
     from recllm.data import DATASETS, data_root
 
@@ -40,10 +51,11 @@ def _data_list(args: argparse.Namespace) -> int:
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    from recllm.data import load
+    from recllm.cli_args import check_data_source
+    from recllm.data.folder import load_named_or_folder
 
-    check_dataset(args.name, "name")
-    dataset = load(args.name)
+    check_data_source(args.name, "name")
+    dataset = load_named_or_folder(args.name)
     print(json.dumps(dataset.summary(), indent=2))
     schema = {k: list(v) for k, v in vars(dataset.schema).items() if isinstance(v, tuple) and v}
     print("schema:", json.dumps(schema))
@@ -182,8 +194,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="list, inspect and prepare data sets").add_subparsers(dest="data", required=True)
     data.add_parser("list", help="known data sets and where they are looked for").set_defaults(func=_data_list)
-    info = data.add_parser("info", help="counts and schema of a data set")
-    info.add_argument("name")
+    info = data.add_parser("info", help="counts and schema of a data set, or check a folder of your own files",
+                           description=_DATA_FOLDER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    info.add_argument("name", help="a data set of `recllm data list`, or a data folder (a path)")
     info.set_defaults(func=_data_info)
     prep = data.add_parser("prepare", help="download if missing, verify, parse and cache as parquet")
     prep.add_argument("name")

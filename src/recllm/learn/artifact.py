@@ -70,7 +70,7 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
     try:
         write_json_atomic(tmp / "config.json", {
             "format": FORMAT, "config": dataclasses.asdict(model.config), "dataset": dataset.name,
-            "n_items": model.n_items_, "n_users": dataset.n_users, "index": index,
+            "data_folder": dataset.info.get("data_folder"), "n_items": model.n_items_, "n_users": dataset.n_users, "index": index,
             "best_epoch": model.best_epoch_,
         })
         state = {k: v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()}

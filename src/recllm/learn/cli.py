@@ -11,14 +11,14 @@ from recllm.cli_args import add_engine_args, non_negative_int, positive_int
 
 
 def _train(args: argparse.Namespace) -> int:
-    from recllm.cli_args import check_dataset, check_model, config_errors, engine_options
+    from recllm.cli_args import check_data_source, check_model, config_errors, engine_options
     from recllm.learn import LEARN, ContentConfig
     from recllm.learn.artifact import OUTPUT_KIND, OUTPUT_VERSION
     from recllm.learn.encoder import ALIASES
     from recllm.outputs import check_output_dir
 
     # every argument is checked before the data set is loaded and the model trained
-    check_dataset(args.data)
+    check_data_source(args.data)
     if args.item_input != "id" and args.content_model.lower() not in ALIASES:
         check_model(args.content_model, "--content-model")
     out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION)
@@ -51,12 +51,21 @@ def _train(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
 
-    from recllm.data import load, make_split
+    from recllm.data import make_split
+    from recllm.data.folder import load_named_or_folder
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.learn import save
 
-    dataset = load(args.data)
-    split = make_split(dataset, args.split, seed=args.seed)
+    dataset = load_named_or_folder(args.data)
+    if args.item_input != "id" and not dataset.schema.item_text:
+        from recllm.errors import UserInputError
+
+        raise UserInputError(f"data set {dataset.name!r} has no item text to embed", args.data,
+                             "add items.csv (item_id and text columns such as title) to the folder, or pass "
+                             "--item-input id")
+    from recllm.cli_args import check_split_cases
+
+    split = check_split_cases(make_split(dataset, args.split, seed=args.seed), args.data)
     start = time.perf_counter()
     if options is not None and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)
         from recllm.learn.encoder import catalogue_texts, raw_item_embeddings
@@ -90,9 +99,9 @@ def _titles(args: argparse.Namespace, folder: str) -> dict[str, str]:
 
     try:
         meta = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-        from recllm.data import load
+        from recllm.data.folder import load_named_or_folder
 
-        items = load(meta["dataset"], show_progress=False).items
+        items = load_named_or_folder(meta.get("data_folder") or meta["dataset"], show_progress=False).items
     except Exception:  # noqa: BLE001 - titles are a convenience; ids are printed regardless
         return {}
     column = "title" if "title" in items.columns else None
@@ -137,7 +146,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
         dest="learn", required=True)
 
     train = learn.add_parser("train", help="train LEARN on a data set and write an artifact folder")
-    train.add_argument("--data", required=True, help="data set name (see `recllm data list`)")
+    train.add_argument("--data", required=True, help="data set name (see `recllm data list`) or a folder of your "
+                       "own files (interactions.csv, optionally items.csv with the item text; see `recllm data info "
+                       "--help`)")
     train.add_argument("--out", required=True, help="artifact folder to write: new, empty, or an earlier artifact "
                        "(replaced atomically); recllm never replaces a folder it did not write")
     train.add_argument("--split", default="loo", choices=("loo", "temporal", "cold_start"))

@@ -28,10 +28,18 @@ def _legacy_run(folder: Path) -> bool:
 
 def _check_common(args: argparse.Namespace) -> None:
     """The data set and model options, checked before anything is loaded."""
-    from recllm.cli_args import check_dataset, check_model
+    from recllm.cli_args import check_data_source, check_model
 
-    check_dataset(args.data)
+    check_data_source(args.data)
     check_model(args.model)
+
+
+def _data_reference(value: str) -> str:
+    """What a run records of ``--data``: a data set name as given, a data folder as its absolute path (so that
+    ``trsr rank --run`` finds it from any folder)."""
+    from recllm.data.folder import is_data_folder
+
+    return str(Path(value).expanduser().resolve()) if is_data_folder(value) else value
 
 
 def _threads(n: int) -> None:
@@ -41,7 +49,8 @@ def _threads(n: int) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="data set name (see `recllm data list`)")
+    p.add_argument("--data", required=True, help="data set name (see `recllm data list`) or a folder of your own "
+                   "files (interactions.csv, items.csv with the item text; see `recllm data info --help`)")
     p.add_argument("--mode", default="hierarchical", choices=("hierarchical", "recurrent", "none"))
     p.add_argument("--model", default=None, help="HF id or folder (default: bundled SmolLM2-135M-Instruct)")
     p.add_argument("--item-tokens", type=positive_int, default=32, help="token budget of each item's text")
@@ -69,9 +78,18 @@ def _config(args: argparse.Namespace, **extra):
 
 
 def _split(name: str, quiet: bool):
-    from recllm.data import leave_one_out, load
+    from recllm.data import leave_one_out
+    from recllm.data.folder import load_named_or_folder
 
-    return leave_one_out(load(name, show_progress=not quiet))
+    dataset = load_named_or_folder(name, show_progress=not quiet)
+    if not dataset.schema.item_text:
+        from recllm.errors import UserInputError
+
+        raise UserInputError(f"data set {dataset.name!r} has no item text, which LLM-TRSR prompts with", name,
+                             "add items.csv (item_id and text columns such as title) to the folder")
+    from recllm.cli_args import check_split_cases
+
+    return check_split_cases(leave_one_out(dataset), name)
 
 
 def _summarize(args: argparse.Namespace) -> int:
@@ -148,7 +166,8 @@ def _train(args: argparse.Namespace) -> int:
                  ).fit(split, valid=valid)
     if not main:  # under torchrun every rank trained the same adapter; rank 0 writes and reports
         return 0
-    write_json_atomic(out / "trsr_config.json", {"data": args.data, "model": args.model, "config": cfg.to_dict()})
+    write_json_atomic(out / "trsr_config.json", {"data": _data_reference(args.data), "model": args.model,
+                                                 "config": cfg.to_dict()})
     print(f"trained on {model.n_train_users_} training users, {model.n_train_groups_} groups, "
           f"{model.n_train_candidates_} labelled candidates in {time.perf_counter() - start:.0f} s; validation "
           f"R@3+R@5+R@10 by epoch: {model.ranker_.valid_scores_}; adapter in {out / 'sft'}")
@@ -157,11 +176,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _rank(args: argparse.Namespace) -> int:
     """Evaluate a trained run on the fixed test candidates (or zero-shot with ``--zero-shot``)."""
-    from recllm.cli_args import check_dataset, check_model, engine_options
+    from recllm.cli_args import check_data_source, check_model, engine_options
     from recllm.trsr.run import RUN_CONFIG, read_run
 
     run = read_run(args.run)  # every file of the run checked before anything is loaded
-    check_dataset(run.data, str(run.folder / RUN_CONFIG))
+    check_data_source(run.data, str(run.folder / RUN_CONFIG))
     check_model(run.model, str(run.folder / RUN_CONFIG))
     options = engine_options(args)  # --engine ray: Ray Data must be installed
     _threads(args.threads)
