@@ -94,6 +94,10 @@ def _cache_is_a_file(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 table = _write("t.csv", TABLE)
 user_folder = _folder("mine", {"thesis.tex": "years of work", "figs/plot.png": "png bytes"})
 GOOD_LINES = ["1\t1\t5\t881250949", "1\t2\t3\t881250950", "2\t1\t4\t891717742", "2\t3\t2\t891717743"]
+EVENTS = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + t) % 5},{100 * t + u}\n" for u in range(6) for t in range(4))
+shop_without_items = _folder("shop", {"interactions.csv": EVENTS})
+shop_too_small = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2\nv,a,3\n"})
+shop_bad_time = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2024-01-01\n"})
 RUN_CONFIG = json.dumps({"data": "ml-100k", "model": None, "config": {}})
 
 # (argv, setup, exit code, words the message must hold, needs the tiny artifact, marks)
@@ -112,6 +116,15 @@ CASES = [
     (["data", "info", "ml-100k"], _ml100k([*GOOD_LINES, "2\t3"], last_newline=False), 2, "cut off", False, ()),
     (["data", "info", "ml-100k"], _ml100k([*GOOD_LINES[:3], "2\t3\t7\t891717743"]), 2, "rating scale", False, ()),
     (["data", "info", "ml-100k"], _ml100k(["1\t1\t5\t881250949", "1\t2\tfive\t881250950"]), 2, "u.data", False, ()),
+    # ------------------------------------------------------------------------------------------------ data folders
+    (["data", "info", "./nowhere"], None, 2, "no such folder", False, ()),
+    (["data", "info", "./shop"], shop_bad_time, 2, "column 'timestamp', line 3", False, ()),
+    (["data", "info", "mine"], user_folder, 2, "no interactions.csv or interactions.parquet", False, ()),
+    (["learn", "train", "--data", "./nowhere", "--out", "art"], None, 2, "no such folder", False, ()),
+    (["learn", "train", "--data", "./shop", "--out", "art"], shop_without_items, 2, "no item text", False, ()),
+    (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id"], shop_too_small, 2,
+     "leaves no valid case", False, ()),
+    (["trsr", "train", "--data", "./shop", "--out", "run"], shop_without_items, 2, "no item text", False, ()),
     # ------------------------------------------------------------------------------------------------ impute
     (["impute", "missing.csv", "--out", "o.csv"], None, 2, "missing.csv", False, ()),
     (["impute", "t.txt", "--out", "o.csv"], _write("t.txt", TABLE), 2, ".txt", False, ()),
@@ -209,6 +222,9 @@ CASES = [
     (["trsr", "train", "--data", "ml-100k", "--out", "r", "--class-weight", "equal"], None, 2,
      "argument --class-weight", False, ()),
     (["trsr", "rank", "--run", "nowhere"], None, 2, "does not exist", False, ()),
+    (["trsr", "rank", "--run", "notes.txt"], _write("notes.txt", "x"), 2, "or train one into a new folder", False, ()),
+    (["trsr", "rank", "--run", "run"], _folder("run", {"trsr_config.json": RUN_CONFIG[:20], "sft/x": ""}), 2,
+     "--out run` (a rerun resumes)", False, ()),
     (["trsr", "rank", "--run", "run"], _folder("run", {"trsr_config.json": RUN_CONFIG[:20]}), 2, "not valid JSON", False,
      ()),
     (["trsr", "rank", "--run", "run"], _folder("run", {"trsr_config.json": RUN_CONFIG}), 2, "cannot use", False, ()),

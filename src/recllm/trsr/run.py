@@ -65,8 +65,14 @@ def _adapter(run: RunFolder) -> Path:
 
 def read_run(folder: str | os.PathLike[str]) -> TRSRRun:
     """The run in ``folder`` after checking its config and adapter files (see the module docstring)."""
+    from recllm.outputs import read_marker
+    from recllm.trsr.cli import RUN_KIND, _legacy_run
+
+    where = Path(folder).expanduser()  # a damaged run (marked, or from before the marker) is trained again in place
+    ours = (read_marker(where) or {}).get("kind") == RUN_KIND or where.is_dir() and _legacy_run(where)
     run = RunFolder(folder, "TRSR run",
-                    f"train it again with `recllm trsr train --data <name> --out {folder}` (a rerun resumes)")
+                    f"train it again with `recllm trsr train --data <name> --out {folder}` (a rerun resumes)" if ours
+                    else "give a folder written by `recllm trsr train --out DIR`, or train one into a new folder")
     run.require(RUN_CONFIG)
     saved = run.json(RUN_CONFIG)
     data, model = saved.get("data"), saved.get("model")
