@@ -110,3 +110,41 @@ def test_check_listen_skips_an_address_family_this_machine_lacks(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", both)
     monkeypatch.setattr(socket, "socket", no_ipv6)
     check_listen("", 0)  # as asyncio: the IPv6 wildcard is skipped, the IPv4 one is free
+
+
+def test_an_artifact_of_a_data_folder_is_served_with_its_item_texts(tmp_path, monkeypatch):
+    """`learn train --data FOLDER`: the service reads the folder's items.csv again for the item texts."""
+    from fastapi.testclient import TestClient
+
+    from recllm.cli import main
+    from recllm.serve.cli import load_service
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n" + "".join(
+        f"c{u},sku{(3 * u + t) % 10},{1_700_000_000 + 100 * t + u}\n" for u in range(16) for t in range(6)))
+    (folder / "items.csv").write_text("item_id,title\n" + "".join(f"sku{i},Mug model {i}\n" for i in range(10)))
+    art = tmp_path / "art"
+    assert main(["learn", "train", "--data", str(folder), "--item-input", "id", "--out", str(art), "--epochs", "1",
+                 "--dim", "8", "--quiet"]) == 0
+    app = load_service(art, db=f"sqlite:///{tmp_path / 'x.db'}", token=TOKEN, encoder=False)
+    with TestClient(app) as c:
+        rows = c.get("/recommend", params={"user": "c3", "k": 3}, headers=AUTH).json()["items"]
+    assert len(rows) == 3 and all(row["text"].startswith("title: Mug model") for row in rows)
+
+
+def test_a_trsr_run_and_a_learn_artifact_of_one_data_folder_name_the_same_data(tmp_path, monkeypatch):
+    """`serve --learn A --trsr R` requires both trained on the same data: a folder is named by its absolute path
+    in both, however `--data` spelled it."""
+    from recllm.data.folder import read_folder
+    from recllm.serve.cli import _data_of
+    from recllm.trsr.cli import _data_reference
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "interactions.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    dataset = read_folder("./shop")
+    learned = _data_of({"dataset": dataset.name, "data_folder": dataset.info["data_folder"]})
+    assert learned == _data_reference("./shop") == _data_reference(str(tmp_path / "shop")) == _data_reference("shop")
+    assert _data_of({"dataset": "ml-100k", "data_folder": None}) == _data_reference("ml-100k") == "ml-100k"

@@ -35,18 +35,29 @@ def _need_extra() -> None:
                              "pip install 'recllm[serve]'")
 
 
-def _catalogue_texts(name: str, item_ids: list[str], columns: tuple[str, ...] | None = None) -> list[str] | None:
-    """The catalogue's item texts from the data set the artifact was trained on (``None`` when it is not at hand)."""
+def _catalogue_texts(data: str, item_ids: list[str], columns: tuple[str, ...] | None = None) -> list[str] | None:
+    """The catalogue's item texts from the data the artifact was trained on: a data set name or a data folder
+    (``None`` when it is not at hand)."""
     from recllm.data import DATASETS, data_root, load
+    from recllm.data.folder import is_data_folder, read_folder
 
-    known = name in DATASETS or name.startswith("amazon2018-")
-    if not known or not data_root(name).is_dir():
-        return None
-    dataset = load(name, download=False, show_progress=False)
+    if data and is_data_folder(data):
+        if not Path(data).expanduser().is_dir():
+            return None
+        dataset = read_folder(data)
+    else:
+        if not (data in DATASETS or data.startswith("amazon2018-")) or not data_root(data).is_dir():
+            return None
+        dataset = load(data, download=False, show_progress=False)
     if [str(i) for i in dataset.items["item_id"]] != item_ids:
-        warnings.warn(f"data set {name!r} lists other items than the artifact; item texts are not shown")
+        warnings.warn(f"data set {data!r} lists other items than the artifact; item texts are not shown")
         return None
     return dataset.item_texts(columns) if columns is not None else dataset.item_texts()
+
+
+def _data_of(meta: dict[str, Any]) -> str:
+    """What a LEARN artifact was trained on: its data folder (``recllm learn train --data FOLDER``) or data set."""
+    return meta.get("data_folder") or meta.get("dataset", "")
 
 
 def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str | None = None,
@@ -70,7 +81,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
         began = time.perf_counter()
         content_encoder, name = make_content_encoder(retriever.model.config.content)
         seconds[f"content-encoder:{name}"] = time.perf_counter() - began
-    texts = _catalogue_texts(meta.get("dataset", ""), retriever.item_ids)
+    texts = _catalogue_texts(_data_of(meta), retriever.item_ids)
     state = ServeState(retriever, content_encoder, texts)
     if content_encoder is not None:
         try:
@@ -84,7 +95,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     seconds["restore"] = time.perf_counter() - began
     reranker = summaries = None
     if trsr is not None:
-        reranker, summaries = _load_trsr(trsr, meta.get("dataset", ""), retriever.item_ids, state, store, seconds)
+        reranker, summaries = _load_trsr(trsr, _data_of(meta), retriever.item_ids, state, store, seconds)
     served_imputer = None
     if imputer is not None:
         from recllm.serve.impute import TableImputer
@@ -110,8 +121,11 @@ def _load_trsr(folder: str | Path, dataset: str, item_ids: list[str], state: Any
                              "serve two runs of the same data set")
     texts = _catalogue_texts(dataset, item_ids, run.config.item_text_columns)
     if texts is None:
-        raise UserInputError(f"reranking needs the item texts of data set {dataset!r}, which is not at hand",
-                             "--trsr", f"run `recllm data prepare {dataset}` (or set RECLLM_DATA)")
+        from recllm.data.folder import is_data_folder
+
+        raise UserInputError(f"reranking needs the item texts of {dataset!r}, which are not at hand", "--trsr",
+                             "put the data folder back where it was trained from" if is_data_folder(dataset) else
+                             f"run `recllm data prepare {dataset}` (or set RECLLM_DATA)")
     began = time.perf_counter()
     summarizer = load_causal_lm(run.model)
     ranker_lm = load_adapter(load_causal_lm(run.model), run.adapter)
