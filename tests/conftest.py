@@ -44,3 +44,16 @@ def _great_checkpoints_in_tmp(tmp_path_factory, monkeypatch):
         return real(*parts)
 
     monkeypatch.setattr(recllm.utils, "cache_dir", cache_dir)
+
+
+@pytest.fixture
+def shop_folder(tmp_path, monkeypatch):
+    """A data folder of a user's own files (``--data FOLDER``): 16 shoppers x 6 events over 10 items, whose
+    items.csv titles them "Mug model <i>"; the recllm cache goes under ``tmp_path``."""
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n" + "".join(
+        f"c{u},sku{(3 * u + t) % 10},2024-03-{1 + t:02d}T10:{u:02d}:00\n" for u in range(16) for t in range(6)))
+    (folder / "items.csv").write_text("item_id,title\n" + "".join(f"sku{i},Mug model {i}\n" for i in range(10)))
+    return folder

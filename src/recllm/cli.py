@@ -38,8 +38,10 @@ as `--data FOLDER` of `recllm learn train` and `recllm trsr` would:
                     nobody interacted with stay in the catalogue)
   users.csv         user_id,<text columns>  (optional)
 
-Each may be .parquet instead; CSV is UTF-8 with ',' between the cells. Ids are text as written. A mistake
-is one line naming the file, column and line."""
+Each may be .parquet (or .pq) instead, with a parquet timestamp column allowed; CSV is UTF-8 with ','
+between the cells. Ids are text as written. A mistake is one line naming the file, column and line.
+A bare name is a data set of `recllm data list`; write ./NAME for a folder of that name."""
+
 def _data_list(args: argparse.Namespace) -> int:
     from recllm.data import DATASETS, data_root
 
@@ -59,6 +61,9 @@ def _data_info(args: argparse.Namespace) -> int:
     print(json.dumps(dataset.summary(), indent=2))
     schema = {k: list(v) for k, v in vars(dataset.schema).items() if isinstance(v, tuple) and v}
     print("schema:", json.dumps(schema))
+    read = {k: dataset.info[k] for k in ("timestamps", "exact_duplicate_interactions") if k in dataset.info}
+    if "data_folder" in dataset.info and read:  # how a data folder's files were read
+        print("read:", json.dumps(read))
     return 0
 
 

@@ -139,29 +139,32 @@ def check_dataset(name: str, option: str = "--data") -> str:
 
 def check_data_source(value: str, option: str = "--data") -> str:
     """``value`` when it is a data set of the registry (:func:`check_dataset`) or a data folder holding an
-    interactions table (:mod:`recllm.data.folder`; its files are read later, by the command); loads nothing."""
-    from recllm.data.folder import SAVED, find_table, is_data_folder
+    interactions table (:func:`recllm.data.folder.check_folder`; its files are read later, by the command)."""
+    from recllm.data.folder import check_folder, is_data_folder
 
     if not isinstance(value, str) or not is_data_folder(value):
         return check_dataset(value, option)
-    folder = Path(value).expanduser()
-    if not folder.is_dir():
-        raise UserInputError("no such folder" if not folder.exists() else "is a file, not a data folder",
-                             f"{option} {value}", "give a folder holding interactions.csv (or .parquet), or a data "
-                             "set name of `recllm data list`")
-    if not (folder / SAVED).is_file():
-        find_table(folder, "interactions", required=True)
+    check_folder(Path(value).expanduser(), value)
     return value
 
 
-def check_split_cases(split: Any, where: str, stages: tuple[str, ...] = ("valid", "test")) -> Any:
+def check_item_text(dataset: Any, where: str, use: str, todo: str = "") -> Any:
+    """``dataset`` when it declares item text columns; else a UserInputError saying how to add them (``use``: what
+    needs the text, ``todo``: another way out)."""
+    if not dataset.schema.item_text:
+        raise UserInputError(f"data set {dataset.name!r} has no item text, which {use}", where,
+                             "add items.csv (item_id and text columns such as title) to the data folder" + todo)
+    return dataset
+
+
+def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)",
+                      stages: tuple[str, ...] = ("valid", "test")) -> Any:
     """``split`` when each of ``stages`` has an evaluation case (a user with a history and a later target); else a
     UserInputError (a small data set of your own, e.g. users with fewer than 3 interactions under leave-one-out)."""
     for stage in stages:
         if len(split.eval_cases(stage)) == 0:
             raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no {stage} case (a user "
-                                 "with a history and a later target)", where,
-                                 "add interactions (leave-one-out needs users with 3 or more), or try another --split")
+                                 "with a history and a later target)", where, todo)
     return split
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from recllm.data import RecDataset, Schema
 from recllm.data.dataset import DataError
-from recllm.data.folder import is_data_folder, load_named_or_folder, read_folder
+from recllm.data.folder import data_reference, is_data_folder, load_if_present, load_named_or_folder, read_folder
 
 EVENTS = "user_id,item_id,timestamp,rating\n007,a,1700000000,5\n007,b,1700000100,4\nx,a,1700000200,3\n"
 ITEMS = 'item_id,title,description\na,Red mug,"A mug, red"\nb,Blue mug,\nc,Kettle,Never bought\n'
@@ -20,14 +20,6 @@ def _folder(tmp_path, **files: str):
     for name, text in files.items():
         (folder / name.replace("_", ".")).write_text(text)
     return folder
-
-
-def _error(call) -> str:
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def test_a_folder_reads_as_written(tmp_path):
@@ -100,8 +92,10 @@ def test_a_saved_data_set_is_read_back(tmp_path):
 ])
 def test_a_mistake_is_one_line_naming_its_place(tmp_path, files, words):
     folder = _folder(tmp_path, **files)
-    message = _error(lambda: read_folder(folder))
-    assert words in message and "shop" in message, message
+    with pytest.raises(DataError) as info:
+        read_folder(folder)
+    message = str(info.value)
+    assert words in message and "shop" in message and "\n" not in message, message
 
 
 def test_exact_duplicate_interactions_are_kept_and_counted(tmp_path):
@@ -111,13 +105,78 @@ def test_exact_duplicate_interactions_are_kept_and_counted(tmp_path):
 
 def test_a_folder_or_a_registry_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "ml-100k").mkdir()  # a folder named like a registry data set: the name wins unless written as a path
+    (tmp_path / "ml-100k").mkdir()  # a registry name: the data set, unless written as a path
     (tmp_path / "shop").mkdir()
+    (tmp_path / "notes.csv").write_text("x\n")
     assert not is_data_folder("ml-100k") and is_data_folder("./ml-100k")
-    assert is_data_folder("shop") and is_data_folder("~/x") and is_data_folder("data/x")
+    assert is_data_folder("shop") and is_data_folder("notes.csv") and is_data_folder("~/x") and is_data_folder("d/x")
     assert not is_data_folder("nope") and not is_data_folder("")
+    (tmp_path / "ml-100k" / "interactions.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
+    with pytest.raises(DataError, match="write ./ml-100k"):  # both a data set and a data folder here: ambiguous
+        is_data_folder("ml-100k")
     _folder(tmp_path, interactions_csv=EVENTS)
     assert len(load_named_or_folder("shop").interactions) == 3
+    assert data_reference("shop") == data_reference("./shop") == str(tmp_path / "shop")
+    assert load_if_present(str(tmp_path / "gone")) is None and load_if_present("nope") is None
+
+
+def test_parquet_ids_keep_their_digits_and_gaps_are_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _folder(tmp_path)
+    big = 2**63 + 5
+    pq.write_table(pa.table({"user_id": pa.array([big, 7], pa.uint64()), "item_id": ["a", "b"],
+                             "timestamp": pa.array([1, 2], pa.uint64())}), folder / "interactions.parquet")
+    assert read_folder(folder).interactions["user_id"].tolist() == [str(big), "7"]
+    pq.write_table(pa.table({"user_id": pa.array([7, None], pa.int64()), "item_id": ["a", "b"],
+                             "timestamp": [1, 2]}), folder / "interactions.parquet")
+    with pytest.raises(DataError, match=r"an empty cell is not an id.*row 2"):
+        read_folder(folder)
+    pq.write_table(pa.table({"user_id": [1.5, 2.0], "item_id": ["a", "b"], "timestamp": [1, 2]}),
+                   folder / "interactions.parquet")
+    with pytest.raises(DataError, match="holds float64 values, not ids"):
+        read_folder(folder)
+    pq.write_table(pa.table({"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": pa.array([1, None])}),
+                   folder / "interactions.parquet")
+    with pytest.raises(DataError, match=r"an empty cell is not a time.*row 2"):
+        read_folder(folder)
+    pq.write_table(pa.table({"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": [1.0, 2.5]}),
+                   folder / "interactions.parquet")
+    with pytest.raises(DataError, match=r"2.5 is not a whole number of seconds"):
+        read_folder(folder)
+    pq.write_table(pa.table({"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": [1, 2],
+                             "label": [True, False]}), folder / "interactions.parquet")
+    assert read_folder(folder).interactions["label"].tolist() == [1, 0]
+    pq.write_table(pa.table([pa.array(["u"]), pa.array(["a"]), pa.array([1]), pa.array(["b"])],
+                            names=["user_id", "item_id", "timestamp", "item_id"]), folder / "interactions.parquet")
+    with pytest.raises(DataError, match="column 'item_id' appears more than once"):
+        read_folder(folder)
+
+
+@pytest.mark.parametrize("stamps, words", [
+    (["20240301", "20240302"], "reads as a YYYYMMDD date"),
+    (["1960-01-01", "2024-01-01"], "'1960-01-01' is before 1970"),
+    (["2024-01-01", "6000-01-01"], "after the year 5000"),
+])
+def test_ambiguous_or_impossible_times_are_refused(tmp_path, stamps, words):
+    folder = _folder(tmp_path, interactions_csv="user_id,item_id,timestamp\n" + "".join(
+        f"u,i{k},{t}\n" for k, t in enumerate(stamps)))
+    with pytest.raises(DataError, match=words):
+        read_folder(folder)
+
+
+def test_saved_folders_and_the_users_own_dataset_json(tmp_path):
+    original = read_folder(_folder(tmp_path, interactions_csv=EVENTS, dataset_json='{"mine": 1}'))  # not recllm's
+    assert len(original.interactions) == 3
+    original.save(tmp_path / "saved")
+    assert read_folder(tmp_path / "saved").info["data_folder"] == str(tmp_path / "saved")
+
+
+def test_a_misnamed_file_is_pointed_at(tmp_path):
+    folder = _folder(tmp_path, Interactions_CSV="user_id,item_id,timestamp\nu,a,1\n")
+    with pytest.raises(DataError, match="rename Interactions.CSV to interactions.csv"):
+        read_folder(folder)
 
 
 def test_the_files_are_never_changed(tmp_path):

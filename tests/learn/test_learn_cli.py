@@ -30,20 +30,14 @@ def test_recommend_and_similar_print_items(fitted, dataset, tmp_path, capsys):
     assert out[0].startswith("items most similar to i4") and len(out) == 3
 
 
-def test_train_on_a_data_folder_and_recommend_with_its_titles(tmp_path, monkeypatch, capsys):
+def test_train_on_a_data_folder_and_recommend_with_its_titles(shop_folder, tmp_path, capsys):
     """`--data FOLDER`: the user's own interactions.csv and items.csv; the artifact finds the titles again."""
-    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "shop"
-    folder.mkdir()
-    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n" + "".join(
-        f"c{u},sku{(3 * u + t) % 10},2024-03-{1 + t:02d}T10:{u:02d}:00\n" for u in range(16) for t in range(6)))
-    (folder / "items.csv").write_text("item_id,title\n" + "".join(f"sku{i},Mug model {i}\n" for i in range(11)))
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    before = {p.name: p.read_bytes() for p in shop_folder.iterdir()}
     art = tmp_path / "art"
-    assert main(["learn", "train", "--data", str(folder), "--item-input", "id", "--out", str(art), "--epochs", "1",
-                 "--dim", "8", "--quiet"]) == 0
-    assert '"data": "' + str(folder) in capsys.readouterr().out
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the user's files are only read
+    assert main(["learn", "train", "--data", str(shop_folder), "--item-input", "id", "--out", str(art), "--epochs",
+                 "1", "--dim", "8", "--quiet"]) == 0
+    assert '"data": "' + str(shop_folder) in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in shop_folder.iterdir()} == before  # the user's files are only read
     assert main(["learn", "recommend", str(art), "--history", "sku1", "sku2", "-k", "3"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 3 and all("Mug model" in line for line in lines)

@@ -112,22 +112,16 @@ def test_check_listen_skips_an_address_family_this_machine_lacks(monkeypatch):
     check_listen("", 0)  # as asyncio: the IPv6 wildcard is skipped, the IPv4 one is free
 
 
-def test_an_artifact_of_a_data_folder_is_served_with_its_item_texts(tmp_path, monkeypatch):
+def test_an_artifact_of_a_data_folder_is_served_with_its_item_texts(shop_folder, tmp_path):
     """`learn train --data FOLDER`: the service reads the folder's items.csv again for the item texts."""
     from fastapi.testclient import TestClient
 
     from recllm.cli import main
     from recllm.serve.cli import load_service
 
-    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "shop"
-    folder.mkdir()
-    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\n" + "".join(
-        f"c{u},sku{(3 * u + t) % 10},{1_700_000_000 + 100 * t + u}\n" for u in range(16) for t in range(6)))
-    (folder / "items.csv").write_text("item_id,title\n" + "".join(f"sku{i},Mug model {i}\n" for i in range(10)))
     art = tmp_path / "art"
-    assert main(["learn", "train", "--data", str(folder), "--item-input", "id", "--out", str(art), "--epochs", "1",
-                 "--dim", "8", "--quiet"]) == 0
+    assert main(["learn", "train", "--data", str(shop_folder), "--item-input", "id", "--out", str(art), "--epochs",
+                 "1", "--dim", "8", "--quiet"]) == 0
     app = load_service(art, db=f"sqlite:///{tmp_path / 'x.db'}", token=TOKEN, encoder=False)
     with TestClient(app) as c:
         rows = c.get("/recommend", params={"user": "c3", "k": 3}, headers=AUTH).json()["items"]
@@ -137,14 +131,13 @@ def test_an_artifact_of_a_data_folder_is_served_with_its_item_texts(tmp_path, mo
 def test_a_trsr_run_and_a_learn_artifact_of_one_data_folder_name_the_same_data(tmp_path, monkeypatch):
     """`serve --learn A --trsr R` requires both trained on the same data: a folder is named by its absolute path
     in both, however `--data` spelled it."""
-    from recllm.data.folder import read_folder
-    from recllm.serve.cli import _data_of
-    from recllm.trsr.cli import _data_reference
+    from recllm.data.folder import data_reference, read_folder
+    from recllm.learn.artifact import trained_on
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "shop").mkdir()
     (tmp_path / "shop" / "interactions.csv").write_text("user_id,item_id,timestamp\nu,a,1\n")
     dataset = read_folder("./shop")
-    learned = _data_of({"dataset": dataset.name, "data_folder": dataset.info["data_folder"]})
-    assert learned == _data_reference("./shop") == _data_reference(str(tmp_path / "shop")) == _data_reference("shop")
-    assert _data_of({"dataset": "ml-100k", "data_folder": None}) == _data_reference("ml-100k") == "ml-100k"
+    learned = trained_on({"dataset": dataset.name, "data_folder": dataset.info["data_folder"]})
+    assert learned == data_reference("./shop") == data_reference(str(tmp_path / "shop")) == data_reference("shop")
+    assert trained_on({"dataset": "ml-100k", "data_folder": None}) == data_reference("ml-100k") == "ml-100k"

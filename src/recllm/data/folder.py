@@ -3,26 +3,32 @@
 The folder holds (each as ``.csv``, UTF-8 with ``,`` between the cells, or ``.parquet``):
 
 * ``interactions`` (required): ``user_id``, ``item_id``, ``timestamp``, and optionally ``rating`` (a number) or
-  ``label`` (0/1); other columns are kept as they are. ``timestamp`` is either integer unix seconds in every row,
-  or an ISO 8601 date or date-time in every row (``2024-03-01``, ``2024-03-01T12:30:00+01:00``), read as UTC
-  (a time without a zone is taken as UTC) and cut to the second; ``info["timestamps"]`` says which.
+  ``label`` (0/1, or true/false in parquet); other columns are kept as they are. ``timestamp`` is either integer
+  unix seconds in every row, or an ISO 8601 date or date-time in every row (``2024-03-01``,
+  ``2024-03-01T12:30:00+01:00``), read as UTC (a time without a zone is taken as UTC) and cut to the second, or a
+  parquet timestamp column; ``info["timestamps"]`` says which. Times before 1970 or after the year 5138 are errors
+  (a unix time that large is in milliseconds), and so are 8-digit integers that all read as ``YYYYMMDD`` dates.
 * ``items`` (optional): ``item_id`` and any text columns (title, description, ...): the item text LEARN embeds and
   LLM-TRSR prompts with, ``"column: value"`` joined over them (an empty cell adds nothing). Items that nobody
   interacted with stay in the catalogue (new items, for cold start). Without it, the catalogue is the interacted
   items (sorted), without text.
 * ``users`` (optional): ``user_id`` and any text columns; without it, the interacting users (sorted).
 
-Ids are text exactly as written (a parquet integer id as its decimal digits). Nothing is changed silently: an
-empty id, a duplicate catalogue id, an interaction whose item (or user) the catalogue lacks, a timestamp that is
-neither form (or a unix time in milliseconds), a rating that is not a number or a label other than 0/1 is an
-error naming the file, column and line. Exact duplicate interactions are kept and counted in
-``info["exact_duplicate_interactions"]``. A folder written by :meth:`RecDataset.save` (it has ``dataset.json``)
-is read by :meth:`RecDataset.load`.
+Ids are text exactly as written (a parquet integer id as its decimal digits; a float id is refused). Nothing is
+changed silently: an empty id, a duplicate catalogue id, an interaction whose item (or user) the catalogue lacks,
+a timestamp of neither form, a rating that is not a number or a label other than 0/1 is an error naming the file,
+column and line (a parquet file's row). Exact duplicate interactions are kept and counted in
+``info["exact_duplicate_interactions"]``. A folder written by :meth:`RecDataset.save` (``dataset.json`` with the
+three parquet frames) is read by :meth:`RecDataset.load`.
+
+On the command line a ``--data`` value written as a path (``./shop``, ``~/shop``, ``data/shop``) is a data folder;
+a bare name is a data set of the registry, unless no data set has that name and it exists here; a bare name that
+is both (a folder ``ml-100k`` with an interactions file in the current folder) is an error asking for ``./``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -30,32 +36,72 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.dataset import ITEM, LABEL, RATING, TIME, USER, DataError, RecDataset, Schema, ids_in
-from recllm.data.user_tables import TABLE_SUFFIXES, Table, read_cells
+from recllm.data.user_tables import INTEGER, TABLE_SUFFIXES, Table, read_cells
 
-__all__ = ["FILES", "find_table", "is_data_folder", "load_named_or_folder", "read_folder"]
+__all__ = ["FILES", "check_folder", "data_reference", "find_table", "is_data_folder", "load_if_present",
+           "load_named_or_folder", "read_folder"]
 
 FILES = ("interactions", "items", "users")
-SAVED = "dataset.json"  # the marker of a folder written by RecDataset.save
+SAVED = "dataset.json"  # with interactions/items/users.parquet: a folder written by RecDataset.save
 MAX_UNIX_SECONDS = 10**11  # the year 5138: a larger unix time is in milliseconds (or smaller units)
-_INTEGER = re.compile(r"[+-]?\d+")
+FOLDER_TODO = "give the folder that holds interactions.csv (or .parquet), or a data set name of `recllm data list`"
 
 
-def is_data_folder(value: str) -> bool:
-    """Whether a ``--data`` value names a data folder rather than a data set of the registry: it is written as a
-    path (``./shop``, ``~/shop``, ``data/shop``), or it is a folder that is not a registry name."""
-    if not value.strip():
-        return False
-    if "/" in value or "\\" in value or value.startswith(("~", ".")):
-        return True
-    if not Path(value).is_dir():
-        return False
+# ---------------------------------------------------------------------------------------------- --data values
+def _registry_name(value: str) -> bool:
     from recllm.data.loaders.registry import get_loader
 
     try:
         get_loader(value)
     except KeyError:
+        return False
+    return True
+
+
+def is_data_folder(value: str) -> bool:
+    """Whether a ``--data`` value names a data folder rather than a data set of the registry (see the module
+    docstring); a bare name that is both is a DataError."""
+    if not value.strip():
+        return False
+    if "/" in value or "\\" in value or value.startswith(("~", ".")):
         return True
+    here = Path(value)
+    if not here.exists():
+        return False
+    if not _registry_name(value):
+        return True
+    if here.is_dir() and (_is_saved(here) or any((here / f"interactions{s}").is_file() for s in TABLE_SUFFIXES)):
+        raise DataError(f"{value!r} is both a data set of `recllm data list` and a data folder here", value,
+                        f"write ./{value} for the folder (or run from another folder for the data set)")
     return False
+
+
+def data_reference(value: str) -> str:
+    """How a run records ``--data``: a data set's name as given, a data folder's absolute path (the same whatever
+    folder the command ran from, as ``info["data_folder"]`` of :func:`read_folder`)."""
+    return str(Path(value).expanduser().resolve()) if is_data_folder(value) else value
+
+
+def check_folder(folder: Path, where: str | None = None) -> bool:
+    """A one-line DataError unless ``folder`` is a data folder (cheap: reads no table); True when it is one written
+    by :meth:`RecDataset.save`."""
+    where = where or str(folder)
+    if not folder.is_dir():
+        raise DataError("is a file, not a data folder" if folder.exists() else "no such folder", where, FOLDER_TODO)
+    if _is_saved(folder):
+        return True
+    find_table(folder, "interactions", required=True)
+    return False
+
+
+def _is_saved(folder: Path) -> bool:
+    if not all((folder / f"{part}.parquet").is_file() for part in FILES):
+        return False
+    try:
+        meta = json.loads((folder / SAVED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("schema"), dict) and "name" in meta
 
 
 def find_table(folder: Path, stem: str, required: bool = False) -> Path | None:
@@ -64,30 +110,32 @@ def find_table(folder: Path, stem: str, required: bool = False) -> Path | None:
     if len(found) > 1:
         raise DataError(f"both {found[0].name} and {found[1].name}", str(folder), "keep one of them")
     if not found and required:
+        near = sorted(p.name for p in folder.iterdir() if p.stem.lower() == stem and p.suffix.lower() in TABLE_SUFFIXES)
         raise DataError(f"no {stem}.csv or {stem}.parquet", str(folder),
-                        f"put the interactions there ({USER}, {ITEM}, {TIME}; see `recllm data info --help`) or "
-                        "name a data set of `recllm data list`")
+                        f"rename {near[0]} to {stem}{Path(near[0]).suffix.lower()} (names are case-sensitive)" if near
+                        else f"put the interactions there ({USER}, {ITEM}, {TIME}; see `recllm data info --help`)")
     return found[0] if found else None
 
 
+# ---------------------------------------------------------------------------------------------- reading
 def read_folder(folder: str | Path, name: str | None = None) -> RecDataset:
     """The :class:`RecDataset` of a data folder (see this module's docstring); ``name`` defaults to the folder's."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise DataError("no such folder" if not folder.exists() else "is a file, not a folder", str(folder),
-                        "give the folder that holds interactions.csv (or .parquet)")
-    if (folder / SAVED).is_file():
-        return RecDataset.load(folder)
+    if check_folder(folder):
+        dataset = RecDataset.load(folder)
+        dataset.info["data_folder"] = str(folder.resolve())
+        return dataset
     paths = {stem: find_table(folder, stem, required=stem == "interactions") for stem in FILES}
     events = read_cells(paths["interactions"], options=False)
     interactions, timestamps = _interactions(events)
-    items, item_text = _catalogue(paths["items"], ITEM, interactions, events)
-    users, user_text = _catalogue(paths["users"], USER, interactions, events)
+    items, item_text, items_sha = _catalogue(paths["items"], ITEM, interactions, events)
+    users, user_text, users_sha = _catalogue(paths["users"], USER, interactions, events)
     from recllm.data.loaders.readers import DUPLICATES, duplicate_key
 
     info: dict[str, object] = {
         "data_folder": str(folder.resolve()),  # where a saved model finds the data again (item titles)
-        "files": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in paths.values() if path},
+        "files": {path.name: sha for path, sha in ((paths["interactions"], events.sha256), (paths["items"], items_sha),
+                                                   (paths["users"], users_sha)) if path is not None},
         "timestamps": timestamps,
         DUPLICATES: int(interactions.duplicated(duplicate_key(interactions)).sum()),
     }
@@ -105,6 +153,18 @@ def load_named_or_folder(value: str, show_progress: bool = True) -> RecDataset:
     return load(value, show_progress=show_progress)
 
 
+def load_if_present(value: str) -> RecDataset | None:
+    """The data a model was trained on, when it is at hand: a data folder that still exists, or a registry data set
+    already on this machine (never downloaded); None otherwise."""
+    if is_data_folder(value):
+        return read_folder(value) if Path(value).expanduser().is_dir() else None
+    from recllm.data import data_root, load
+
+    if not _registry_name(value) or not data_root(value).is_dir():
+        return None
+    return load(value, download=False, show_progress=False)
+
+
 # ---------------------------------------------------------------------------------------------- the files
 def _lines(table: Table) -> np.ndarray:
     """Each row's file line (CSV), or its 1-based row number (parquet, named as a row)."""
@@ -116,18 +176,22 @@ def _place(table: Table, row: int) -> str:
     return f"{'line' if table.lines is not None else 'row'} {int(_lines(table)[row])}"
 
 
-def _where(table: Table, column: str, row: int) -> str:
-    return f"{table.path}, column {column!r}, {_place(table, row)}"
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: text quoted, a number or other value as plain Python prints it."""
+    if value is None or value is pd.NA or isinstance(value, float) and np.isnan(value):
+        return "an empty cell"
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()  # numpy scalars: 5, not np.int64(5)
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _fail(table: Table, column: str, bad: np.ndarray, problem: str, todo: str) -> DataError:
     """The error for the first flagged row of ``column``: its place, value and how many rows are like it."""
     bad = np.asarray(bad, dtype=bool)
     row = int(np.flatnonzero(bad)[0])
-    value = table.frame[column].iloc[row]
-    shown = "an empty cell" if value is None or (isinstance(value, float) and np.isnan(value)) else repr(value)
     more = f" ({int(bad.sum())} rows like it)" if bad.sum() > 1 else ""
-    return DataError(f"{shown} {problem}{more}", _where(table, column, row), todo)
+    return DataError(f"{_shown(table.frame[column].iloc[row])} {problem}{more}",
+                     f"{table.path}, column {column!r}, {_place(table, row)}", todo)
 
 
 def _require(table: Table, columns: tuple[str, ...], todo: str) -> None:
@@ -136,22 +200,29 @@ def _require(table: Table, columns: tuple[str, ...], todo: str) -> None:
         raise DataError(f"no column {missing[0]!r} (the header has {list(table.frame.columns)})", str(table.path), todo)
 
 
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(values.dtype) or values.dtype == object
+
+
 def _ids(table: Table, column: str) -> pd.Series:
-    """An id column as text exactly as written; an empty id, or a parquet id that is neither text nor integer, is
-    an error."""
+    """An id column as text exactly as written (a parquet integer as its decimal digits); an empty id, or a float,
+    boolean or other non-text id, is an error."""
     values = table.frame[column]
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise _fail(table, column, missing, "is not an id; every row needs one", "fill in the id or remove the row")
     if pd.api.types.is_integer_dtype(values.dtype):
-        return values.astype("int64").astype(str).astype(object)
-    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
-        raise DataError(f"column {column!r} holds {values.dtype} values", str(table.path),
+        return pd.Series([str(int(v)) for v in values], dtype=object)
+    if not _is_text(values):
+        raise DataError(f"column {column!r} holds {values.dtype} values, not ids", str(table.path),
                         "write ids as text or integers")
-    bad = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
-    if bad.any():
-        raise _fail(table, column, bad, "is not an id; every row needs one", "fill in the id or remove the row")
     strange = ~values.map(lambda v: isinstance(v, str)).to_numpy()
     if strange.any():
         raise _fail(table, column, strange, "is not text", "write ids as text or integers")
-    return values.astype(object)
+    blank = (values.str.strip() == "").to_numpy()
+    if blank.any():
+        raise _fail(table, column, blank, "is not an id; every row needs one", "fill in the id or remove the row")
+    return values.astype(object).reset_index(drop=True)
 
 
 def _texts(table: Table, columns: list[str]) -> dict[str, pd.Series]:
@@ -159,56 +230,86 @@ def _texts(table: Table, columns: list[str]) -> dict[str, pd.Series]:
     out = {}
     for column in columns:
         values = table.frame[column]
-        if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        if not _is_text(values):
             raise DataError(f"column {column!r} holds {values.dtype} values, not text", str(table.path),
                             "write it as text, or drop it")
-        out[column] = values.where(values.notna(), "").astype(object)
+        out[column] = values.where(values.notna(), "").astype(object).reset_index(drop=True)
     return out
+
+
+BOTH_FORMS = "write every timestamp as integer unix seconds, or every one as an ISO 8601 date-time (2024-03-01T12:30:00)"
 
 
 def _timestamps(table: Table) -> tuple[np.ndarray, str]:
     """``timestamp`` as int64 unix seconds, and which form the file used."""
     values = table.frame[TIME]
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise _fail(table, TIME, missing, "is not a time; every interaction needs one", "fill it in")
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         stamps = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
-        missing = stamps.isna().to_numpy()
-        if missing.any():
-            raise _fail(table, TIME, missing, "is not a time; every interaction needs one", "fill it in")
-        return stamps.astype("datetime64[s, UTC]").astype("int64").to_numpy(), "parquet timestamps, as UTC seconds"
-    if pd.api.types.is_integer_dtype(values.dtype):
-        seconds, form = values.to_numpy(dtype=np.int64), "unix seconds"
+        seconds = stamps.astype("datetime64[s, UTC]").astype("int64").to_numpy()
+        return _in_range(table, seconds, "a date"), "parquet date-times, as UTC seconds"
+    if pd.api.types.is_bool_dtype(values.dtype) or not (_is_text(values) or
+                                                        pd.api.types.is_numeric_dtype(values.dtype)):
+        raise DataError(f"column {TIME!r} holds {values.dtype} values, not times", str(table.path), BOTH_FORMS)
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = (np.floor(values.to_numpy()) == values.to_numpy()) & np.isfinite(values.to_numpy())
+        if not whole.all():
+            raise _fail(table, TIME, ~whole, "is not a whole number of seconds", BOTH_FORMS)
+        numbers = [int(v) for v in values]
+    elif pd.api.types.is_integer_dtype(values.dtype):
+        numbers = [int(v) for v in values]
     else:
-        text = values.astype(object).where(values.notna(), "").map(lambda v: str(v).strip())
-        integer = text.map(lambda v: bool(_INTEGER.fullmatch(v))).to_numpy()
-        both = "write every timestamp as integer unix seconds, or every one as an ISO 8601 date-time " \
-               "(2024-03-01T12:30:00)"
-        if integer[0]:
-            if not integer.all():
-                raise _fail(table, TIME, ~integer, "is not integer unix seconds, as the first row's is", both)
-            seconds, form = text.astype(np.int64).to_numpy(), "unix seconds"
-        else:
+        text = values.map(lambda v: str(v).strip())
+        integer = text.map(lambda v: bool(re.fullmatch(INTEGER, v))).to_numpy()
+        if not integer[0]:
             parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
             bad = parsed.isna().to_numpy()
             if bad.any():
                 problem = ("is neither integer unix seconds nor an ISO 8601 date-time" if bad[0] else
                            "is not an ISO 8601 date-time, as the first row's is")
-                raise _fail(table, TIME, bad, problem, both)
-            return parsed.astype("datetime64[s, UTC]").astype("int64").to_numpy(), "ISO 8601, as UTC seconds"
-    if (seconds < 0).any():
-        raise _fail(table, TIME, seconds < 0, "is before 1970; timestamps are unix seconds >= 0", "fix the time")
-    if (seconds >= MAX_UNIX_SECONDS).any():
-        raise _fail(table, TIME, seconds >= MAX_UNIX_SECONDS, "is after the year 5000 as unix seconds: milliseconds?",
-                    "write unix seconds (divide milliseconds by 1000)")
-    return seconds, form
+                raise _fail(table, TIME, bad, problem, BOTH_FORMS)
+            seconds = parsed.astype("datetime64[s, UTC]").astype("int64").to_numpy()
+            return _in_range(table, seconds, "a date"), "ISO 8601, as UTC seconds"
+        if not integer.all():
+            raise _fail(table, TIME, ~integer, "is not integer unix seconds, as the first row's is", BOTH_FORMS)
+        numbers = [int(v) for v in text]
+    _refuse_compact_dates(table, numbers)
+    return _in_range(table, np.array(numbers, dtype=object), "unix seconds"), "unix seconds"
+
+
+def _in_range(table: Table, seconds: np.ndarray, form: str) -> np.ndarray:
+    early, late = seconds < 0, seconds >= MAX_UNIX_SECONDS
+    if early.any():
+        raise _fail(table, TIME, early, "is before 1970, which recllm's times (unix seconds >= 0) cannot hold",
+                    "fix the time, or drop the row")
+    if late.any():
+        raise _fail(table, TIME, late, "is after the year 5000" + (": milliseconds?" if form == "unix seconds" else ""),
+                    "write unix seconds (divide milliseconds by 1000)" if form == "unix seconds" else "fix the time")
+    return np.asarray(seconds, dtype=np.int64)
+
+
+def _refuse_compact_dates(table: Table, numbers: list[int]) -> None:
+    """8-digit integers that all read as YYYYMMDD dates are ambiguous (unix seconds of 1970-1973, or dates)."""
+    if not numbers or not all(10_000_000 <= n <= 99_999_999 for n in numbers):
+        return
+    dates = pd.to_datetime(pd.Series([str(n) for n in numbers]), format="%Y%m%d", errors="coerce")
+    if dates.notna().all() and dates.dt.year.between(1900, 2100).all():
+        raise _fail(table, TIME, np.ones(len(numbers), dtype=bool), "reads as a YYYYMMDD date, not unix seconds "
+                    "(every timestamp does)", "write the dates as ISO 8601 (2024-03-01), or the times as unix seconds")
 
 
 def _numbers(table: Table, column: str) -> np.ndarray:
     values = table.frame[column]
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        numbers = pd.to_numeric(values.astype(object).where(values.notna(), "").map(lambda v: str(v).strip()),
+    elif _is_text(values):
+        numbers = pd.to_numeric(values.map(lambda v: str(v).strip() if isinstance(v, str) else ""),
                                 errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        raise DataError(f"column {column!r} holds {values.dtype} values, not numbers", str(table.path),
+                        f"write {column} as numbers")
     bad = ~np.isfinite(numbers)
     if bad.any():
         raise _fail(table, column, bad, "is not a number", f"give every row a {column}, or drop the column")
@@ -223,7 +324,9 @@ def _interactions(table: Table) -> tuple[pd.DataFrame, str]:
     if RATING in table.frame.columns:
         frame[RATING] = _numbers(table, RATING)
     if LABEL in table.frame.columns:
-        labels = _numbers(table, LABEL)
+        raw = table.frame[LABEL]
+        labels = (raw.astype(np.float64).to_numpy() if pd.api.types.is_bool_dtype(raw.dtype) and not raw.isna().any()
+                  else _numbers(table, LABEL))
         bad = ~np.isin(labels, (0.0, 1.0))
         if bad.any():
             raise _fail(table, LABEL, bad, "is not a 0/1 label", "write 1 for a positive, 0 for a negative")
@@ -235,10 +338,11 @@ def _interactions(table: Table) -> tuple[pd.DataFrame, str]:
 
 
 def _catalogue(path: Path | None, key: str, interactions: pd.DataFrame,
-               events: Table) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """The items (or users) frame and its text columns: from ``path``, or the interacting ids when absent."""
+               events: Table) -> tuple[pd.DataFrame, tuple[str, ...], str]:
+    """The items (or users) frame, its text columns and the file's sha256: from ``path``, or the interacting ids
+    (sorted, no text) when there is no such file."""
     if path is None:
-        return pd.DataFrame({key: np.array(sorted(interactions[key].unique()), dtype=object)}), ()
+        return pd.DataFrame({key: np.array(sorted(interactions[key].unique()), dtype=object)}), (), ""
     table = read_cells(path, options=False)
     _require(table, (key,), f"name the id column {key}")
     ids = _ids(table, key)
@@ -253,8 +357,7 @@ def _catalogue(path: Path | None, key: str, interactions: pd.DataFrame,
         row = int(np.flatnonzero(unknown)[0])
         more = f" ({int(unknown.sum())} rows like it)" if unknown.sum() > 1 else ""
         raise DataError(f"{key} {interactions[key].iloc[row]!r} is not in {path.name}{more}",
-                        f"{events.path}, {_place(events, row)}",
-                        f"add it to {path.name}, or remove those interactions")
+                        f"{events.path}, {_place(events, row)}", f"add it to {path.name}, or remove those interactions")
     text_columns = [c for c in table.frame.columns if c != key]
     frame = pd.DataFrame({key: ids.to_numpy(dtype=object), **_texts(table, text_columns)})
-    return frame, tuple(text_columns)
+    return frame, tuple(text_columns), table.sha256

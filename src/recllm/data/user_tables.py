@@ -25,6 +25,7 @@ import codecs
 import contextlib
 import csv
 import gc
+import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ import pandas as pd
 from recllm.data.dataset import DataError
 
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+INTEGER = r"\s*[+-]?\d+\s*"  # a cell that is an integer (spaces around it allowed)
 SEPARATORS = (",", ";", "\t", "|")  # tried on a one-field header to suggest the right separator
 
 
@@ -92,6 +94,7 @@ class Table:
     final_newline: bool = True
     bom: bool = False
     schema: Any = None  # parquet only: the input's pyarrow schema
+    sha256: str = ""  # of the bytes that were parsed
 
     @property
     def text_columns(self) -> tuple[str, ...]:
@@ -116,19 +119,20 @@ def read_cells(path: str | Path, fmt: CsvFormat | None = None, options: bool = T
         raise DataError("is a folder, not a table", str(path), "give a .csv or .parquet file")
     if not path.is_file():
         raise DataError("no such file", str(path), "check the path")
+    data = path.read_bytes()
     if kind == "parquet":
-        table = _read_parquet(path, fmt)
+        table = _read_parquet(path, data, fmt)
     else:
         with _no_gc():
-            table = _read_csv(path, fmt, options)
+            table = _read_csv(path, data, fmt, options)
+    table.sha256 = hashlib.sha256(data).hexdigest()
     if table.frame.empty:
         raise DataError("the table has a header but no rows", str(path), "add its rows")
     return table
 
 
 # ---------------------------------------------------------------------------------------------- CSV reading
-def _decode(path: Path, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
-    data = path.read_bytes()
+def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
@@ -215,8 +219,8 @@ def _check_header(path: Path, names: list[str], line: int, sep: str, first_row: 
                                 _sep_advice(other, options))
 
 
-def _read_csv(path: Path, fmt: CsvFormat, options: bool) -> Table:
-    text, bom = _decode(path, fmt, options)
+def _read_csv(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> Table:
+    text, bom = _decode(path, data, fmt, options)
     records, blanks = _records(path, text, fmt.sep)
     header_line, names, header_raw, newline = records[0]
     inside = [b for b in blanks if header_line < b < records[-1][0]]
@@ -253,14 +257,25 @@ def _read_csv(path: Path, fmt: CsvFormat, options: bool) -> Table:
 
 
 # ---------------------------------------------------------------------------------------------- parquet reading
-def _read_parquet(path: Path, fmt: CsvFormat) -> Table:
+def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def unreadable(exc: BaseException) -> DataError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return DataError(f"cannot read it as parquet ({first})", str(path), "check that it is a parquet file")
+
     try:
-        arrow = pq.read_table(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read it as parquet ({exc})", str(path), "check that it is a parquet file") from None
+        names = pq.read_schema(pa.BufferReader(data)).names
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise unreadable(exc) from None
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"column {twice[0]!r} appears more than once", str(path), "rename the duplicates")
+    try:
+        arrow = pq.read_table(pa.BufferReader(data))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise unreadable(exc) from None
     for column in arrow.schema:
         if pa.types.is_nested(column.type) or pa.types.is_dictionary(column.type) and \
                 pa.types.is_nested(column.type.value_type):

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.dataset import DataError
-from recllm.data.user_tables import (SEPARATORS, TABLE_SUFFIXES, CsvFormat, Table, parse_sep, read_cells,
-                                       table_kind)
+from recllm.data.user_tables import (INTEGER, SEPARATORS, TABLE_SUFFIXES, CsvFormat, Table, parse_sep,
+                                       read_cells, table_kind)
 
 __all__ = ["OUTPUT_SUFFIXES", "SEPARATORS", "TABLE_SUFFIXES", "CsvFormat", "Table", "check_output_fits", "declare_kinds",
            "parse_sep", "read_table", "table_kind", "write_table"]
@@ -47,7 +47,6 @@ MAX_EXACT_DIGITS = 15
 _NUMBER = r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*"
 _LEADING_ZERO = r"\s*[+-]?0\d.*"
 _LONG_INTEGER = r"\s*[+-]?\d{%d,}\s*" % (MAX_EXACT_DIGITS + 1)
-_INTEGER = r"\s*[+-]?\d+\s*"
 
 
 def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tuple[str, ...] = (),
@@ -134,7 +133,7 @@ def _integer_columns(table: Table) -> set[str]:
     """Numeric columns of a CSV whose observed cells are all written as integers."""
     present = {c: table.frame[c].notna().to_numpy() for c in table.numeric}
     return {c for c in table.numeric if present[c].any()
-            and _matches(table.cells[c].to_numpy(dtype=object)[present[c]], _INTEGER).all()}
+            and _matches(table.cells[c].to_numpy(dtype=object)[present[c]], INTEGER).all()}
 
 
 def _format(value: Any, integer: bool) -> str:

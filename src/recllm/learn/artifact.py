@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,6 +51,12 @@ def user_histories(dataset: "RecDataset") -> list[np.ndarray]:
     return [grouped.get(u, np.zeros(0, np.int64)) for u in range(dataset.n_users)]
 
 
+def trained_on(meta: dict[str, Any]) -> str:
+    """What the artifact with config ``meta`` was trained on, as ``--data`` names it: its data folder's absolute
+    path (``recllm learn train --data FOLDER``), else its data set's name."""
+    return meta.get("data_folder") or meta.get("dataset", "")
+
+
 def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", index: str = "exact") -> Path:
     """Write a fitted LEARN model, its item embeddings, id maps, histories and index into ``folder``.
 
@@ -70,7 +76,8 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
     try:
         write_json_atomic(tmp / "config.json", {
             "format": FORMAT, "config": dataclasses.asdict(model.config), "dataset": dataset.name,
-            "data_folder": dataset.info.get("data_folder"), "n_items": model.n_items_, "n_users": dataset.n_users, "index": index,
+            "data_folder": dataset.info.get("data_folder"),  # read_folder's: where item texts are found again
+            "n_items": model.n_items_, "n_users": dataset.n_users, "index": index,
             "best_epoch": model.best_epoch_,
         })
         state = {k: v.detach().cpu().contiguous() for k, v in model.net_.state_dict().items()}

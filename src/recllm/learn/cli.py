@@ -56,16 +56,13 @@ def _train(args: argparse.Namespace) -> int:
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.learn import save
 
+    from recllm.cli_args import check_item_text, check_split_cases
+
     dataset = load_named_or_folder(args.data)
-    if args.item_input != "id" and not dataset.schema.item_text:
-        from recllm.errors import UserInputError
-
-        raise UserInputError(f"data set {dataset.name!r} has no item text to embed", args.data,
-                             "add items.csv (item_id and text columns such as title) to the folder, or pass "
-                             "--item-input id")
-    from recllm.cli_args import check_split_cases
-
-    split = check_split_cases(make_split(dataset, args.split, seed=args.seed), args.data)
+    if args.item_input != "id":
+        check_item_text(dataset, args.data, "LEARN embeds", ", or pass --item-input id")
+    split = check_split_cases(make_split(dataset, args.split, seed=args.seed), args.data,
+                              "add interactions (leave-one-out needs users with 3 or more), or try another --split")
     start = time.perf_counter()
     if options is not None and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)
         from recllm.learn.encoder import catalogue_texts, raw_item_embeddings
@@ -98,10 +95,13 @@ def _titles(args: argparse.Namespace, folder: str) -> dict[str, str]:
     from pathlib import Path
 
     try:
-        meta = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-        from recllm.data.folder import load_named_or_folder
+        from recllm.data.folder import load_if_present
+        from recllm.learn.artifact import trained_on
 
-        items = load_named_or_folder(meta.get("data_folder") or meta["dataset"], show_progress=False).items
+        dataset = load_if_present(trained_on(json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))))
+        if dataset is None:
+            return {}
+        items = dataset.items
     except Exception:  # noqa: BLE001 - titles are a convenience; ids are printed regardless
         return {}
     column = "title" if "title" in items.columns else None

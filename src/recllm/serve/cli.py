@@ -38,26 +38,15 @@ def _need_extra() -> None:
 def _catalogue_texts(data: str, item_ids: list[str], columns: tuple[str, ...] | None = None) -> list[str] | None:
     """The catalogue's item texts from the data the artifact was trained on: a data set name or a data folder
     (``None`` when it is not at hand)."""
-    from recllm.data import DATASETS, data_root, load
-    from recllm.data.folder import is_data_folder, read_folder
+    from recllm.data.folder import load_if_present
 
-    if data and is_data_folder(data):
-        if not Path(data).expanduser().is_dir():
-            return None
-        dataset = read_folder(data)
-    else:
-        if not (data in DATASETS or data.startswith("amazon2018-")) or not data_root(data).is_dir():
-            return None
-        dataset = load(data, download=False, show_progress=False)
+    dataset = load_if_present(data) if data else None
+    if dataset is None:
+        return None
     if [str(i) for i in dataset.items["item_id"]] != item_ids:
         warnings.warn(f"data set {data!r} lists other items than the artifact; item texts are not shown")
         return None
     return dataset.item_texts(columns) if columns is not None else dataset.item_texts()
-
-
-def _data_of(meta: dict[str, Any]) -> str:
-    """What a LEARN artifact was trained on: its data folder (``recllm learn train --data FOLDER``) or data set."""
-    return meta.get("data_folder") or meta.get("dataset", "")
 
 
 def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str | None = None,
@@ -65,6 +54,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     """Load the models and the store, restore the state, and build the app (see :func:`recllm.serve.app.
     create_app`); the times of each load are exported in /metrics."""
     from recllm.learn import load as load_learn
+    from recllm.learn.artifact import trained_on
     from recllm.serve.app import create_app, restore
     from recllm.serve.metrics import ServeMetrics
     from recllm.serve.page import PAGE
@@ -81,7 +71,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
         began = time.perf_counter()
         content_encoder, name = make_content_encoder(retriever.model.config.content)
         seconds[f"content-encoder:{name}"] = time.perf_counter() - began
-    texts = _catalogue_texts(_data_of(meta), retriever.item_ids)
+    texts = _catalogue_texts(trained_on(meta), retriever.item_ids)
     state = ServeState(retriever, content_encoder, texts)
     if content_encoder is not None:
         try:
@@ -95,7 +85,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     seconds["restore"] = time.perf_counter() - began
     reranker = summaries = None
     if trsr is not None:
-        reranker, summaries = _load_trsr(trsr, _data_of(meta), retriever.item_ids, state, store, seconds)
+        reranker, summaries = _load_trsr(trsr, trained_on(meta), retriever.item_ids, state, store, seconds)
     served_imputer = None
     if imputer is not None:
         from recllm.serve.impute import TableImputer

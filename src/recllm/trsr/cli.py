@@ -14,16 +14,10 @@ import time
 from pathlib import Path
 
 from recllm.cli_args import add_engine_args, fraction, non_negative_int, positive_float, positive_int
+from recllm.trsr.run import RUN_KIND, RUN_VERSION, legacy_run
 
 __all__ = ["register_cli"]
 
-RUN_KIND, RUN_VERSION = "trsr-run", 1  # recllm.outputs marker of a `recllm trsr train` run folder
-
-
-def _legacy_run(folder: Path) -> bool:
-    """A run folder written before run folders were marked: only trsr_config.json and the sft/ folder."""
-    names = {p.name for p in folder.iterdir()}
-    return bool(names) and names <= {"trsr_config.json", "sft"}
 
 
 def _check_common(args: argparse.Namespace) -> None:
@@ -32,14 +26,6 @@ def _check_common(args: argparse.Namespace) -> None:
 
     check_data_source(args.data)
     check_model(args.model)
-
-
-def _data_reference(value: str) -> str:
-    """What a run records of ``--data``: a data set name as given, a data folder as its absolute path (so that
-    ``trsr rank --run`` finds it from any folder)."""
-    from recllm.data.folder import is_data_folder
-
-    return str(Path(value).expanduser().resolve()) if is_data_folder(value) else value
 
 
 def _threads(n: int) -> None:
@@ -78,17 +64,11 @@ def _config(args: argparse.Namespace, **extra):
 
 
 def _split(name: str, quiet: bool):
+    from recllm.cli_args import check_item_text, check_split_cases
     from recllm.data import leave_one_out
     from recllm.data.folder import load_named_or_folder
 
-    dataset = load_named_or_folder(name, show_progress=not quiet)
-    if not dataset.schema.item_text:
-        from recllm.errors import UserInputError
-
-        raise UserInputError(f"data set {dataset.name!r} has no item text, which LLM-TRSR prompts with", name,
-                             "add items.csv (item_id and text columns such as title) to the folder")
-    from recllm.cli_args import check_split_cases
-
+    dataset = check_item_text(load_named_or_folder(name, show_progress=not quiet), name, "LLM-TRSR prompts with")
     return check_split_cases(leave_one_out(dataset), name)
 
 
@@ -140,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
     from recllm.outputs import check_output_dir, mark_output_dir
 
     _check_common(args)
-    check_output_dir(args.out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)
+    check_output_dir(args.out, RUN_KIND, RUN_VERSION, legacy=legacy_run)
     options = engine_options(args)  # --engine ray: Ray Data must be installed
     with config_errors():
         cfg = _config(args, max_train_users=args.users, max_valid_rows=args.valid_rows,
@@ -160,13 +140,15 @@ def _train(args: argparse.Namespace) -> int:
     summarizer = load_causal_lm(args.model, dtype="auto")
     main = is_main_process()
     if main:
-        mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=_legacy_run)  # a rerun resumes in this folder
+        mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=legacy_run)  # a rerun resumes in this folder
     model = TRSR(summarizer, load_trainable_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
                  show_progress=not args.quiet and main, engine=args.engine, ray_options=options
                  ).fit(split, valid=valid)
     if not main:  # under torchrun every rank trained the same adapter; rank 0 writes and reports
         return 0
-    write_json_atomic(out / "trsr_config.json", {"data": _data_reference(args.data), "model": args.model,
+    from recllm.data.folder import data_reference
+
+    write_json_atomic(out / "trsr_config.json", {"data": data_reference(args.data), "model": args.model,
                                                  "config": cfg.to_dict()})
     print(f"trained on {model.n_train_users_} training users, {model.n_train_groups_} groups, "
           f"{model.n_train_candidates_} labelled candidates in {time.perf_counter() - start:.0f} s; validation "

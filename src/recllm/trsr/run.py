@@ -17,10 +17,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from recllm.run_folder import RunFolder
-from recllm.trsr.pipeline import TRSRConfig
+from typing import TYPE_CHECKING
 
-__all__ = ["ADAPTER_FILES", "RUN_CONFIG", "TRSRRun", "config_from_dict", "read_run"]
+from recllm.run_folder import RunFolder
+
+if TYPE_CHECKING:  # the pipeline imports torch: the command line reads this module without it
+    from recllm.trsr.pipeline import TRSRConfig
+
+RUN_KIND, RUN_VERSION = "trsr-run", 1  # recllm.outputs marker of a `recllm trsr train` run folder
+
+__all__ = ["ADAPTER_FILES", "RUN_CONFIG", "RUN_KIND", "RUN_VERSION", "TRSRRun", "config_from_dict", "legacy_run",
+           "read_run"]
 
 RUN_CONFIG = "trsr_config.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -40,6 +47,7 @@ class TRSRRun:
 
 def config_from_dict(raw: dict) -> TRSRConfig:
     """The TRSRConfig saved by ``TRSRConfig.to_dict()`` (summariser, ranker, seed, item text columns)."""
+    from recllm.trsr.pipeline import TRSRConfig
     from recllm.trsr.ranker import RankerConfig
     from recllm.trsr.segment import SegmentConfig
     from recllm.trsr.summarize import SummarizerConfig
@@ -63,13 +71,18 @@ def _adapter(run: RunFolder) -> Path:
     return Path("sft") / found[-1][1].name
 
 
+def legacy_run(folder: Path) -> bool:
+    """A run folder written before run folders were marked: only trsr_config.json and the sft/ folder."""
+    names = {p.name for p in folder.iterdir()}
+    return bool(names) and names <= {RUN_CONFIG, "sft"}
+
+
 def read_run(folder: str | os.PathLike[str]) -> TRSRRun:
     """The run in ``folder`` after checking its config and adapter files (see the module docstring)."""
     from recllm.outputs import read_marker
-    from recllm.trsr.cli import RUN_KIND, _legacy_run
 
     where = Path(folder).expanduser()  # a damaged run (marked, or from before the marker) is trained again in place
-    ours = (read_marker(where) or {}).get("kind") == RUN_KIND or where.is_dir() and _legacy_run(where)
+    ours = (read_marker(where) or {}).get("kind") == RUN_KIND or where.is_dir() and legacy_run(where)
     run = RunFolder(folder, "TRSR run",
                     f"train it again with `recllm trsr train --data <name> --out {folder}` (a rerun resumes)" if ours
                     else "give a folder written by `recllm trsr train --out DIR`, or train one into a new folder")
