@@ -223,3 +223,16 @@ def test_report_compares_the_encoders_and_tables_their_embedding_time(tmp_path):
     assert lines[0].startswith("| cyclic | SmolLM2-135M | 30 | 576 | 80.0 | 0.4 | 0.5 | whole catalogue |")
     assert lines[1].startswith("| cyclic | all-MiniLM-L6-v2 | 30 | 384 | 2.0 | 15.0 | 0.5 | 32 texts, scaled |")
     assert "| float32: CPU has no native bf16 matmul (AVX2 only) | 2 | Test CPU 9000 |" in lines[0]
+
+
+def test_a_data_folder_is_benchmarked_like_a_data_set(shop_folder, tmp_path, capsys):
+    """`recllm bench learn --datasets ./FOLDER`: the user's own files, named by their sha256 in the header."""
+    from recllm.cli import main
+
+    out = tmp_path / "report" / "learn.md"
+    assert main(["bench", "learn", "--quick", "--datasets", str(shop_folder), "--splits", "loo", "--models",
+                 "popularity", "SASRec-CE", "--out", str(out), "--allow-dirty", "--quiet"]) == 0
+    text = out.read_text()
+    assert "shop/interactions.csv" in text and "shop/items.csv" in text and (out.parent / "learn-shop.png").is_file()
+    section = text.split(f"## {shop_folder}\n", 1)[1].split("\n## ", 1)[0]
+    assert "| SASRec-CE | 1 |" in section and "| popularity | 1 |" in section

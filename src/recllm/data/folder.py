@@ -39,7 +39,7 @@ from recllm.data.dataset import ITEM, LABEL, RATING, TIME, USER, DataError, RecD
 from recllm.data.user_tables import INTEGER, TABLE_SUFFIXES, Table, read_cells
 
 __all__ = ["FILES", "check_folder", "data_reference", "find_table", "is_data_folder", "load_if_present",
-           "load_named_or_folder", "read_folder"]
+           "load_named_or_folder", "read_folder", "source_files"]
 
 FILES = ("interactions", "items", "users")
 SAVED = "dataset.json"  # with interactions/items/users.parquet: a folder written by RecDataset.save
@@ -151,6 +151,24 @@ def load_named_or_folder(value: str, show_progress: bool = True) -> RecDataset:
     from recllm.data import load
 
     return load(value, show_progress=show_progress)
+
+
+def source_files(values: list[str]) -> list[Path]:
+    """The files the ``--data`` values read (their sha256 identifies a benchmark's data): a data folder's tables
+    (or a saved data set's files), a registry data set's declared files (:func:`recllm.data.data_files`)."""
+    from recllm.data import data_files
+
+    files: list[Path] = []
+    for value in values:
+        if not is_data_folder(value):
+            files += data_files([value])
+            continue
+        folder = Path(value).expanduser()
+        if _is_saved(folder):
+            files += [folder / SAVED, *(folder / f"{part}.parquet" for part in FILES)]
+        elif folder.is_dir():
+            files += [path for stem in FILES if (path := find_table(folder, stem)) is not None]
+    return files
 
 
 def load_if_present(value: str) -> RecDataset | None:

@@ -14,12 +14,12 @@ NAME = "learn"
 
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.learn.run import DEFAULT_PATIENCE, SPLITS, model_specs, run_benchmark
-    from recllm.cli_args import check_dataset, check_input_dir
+    from recllm.cli_args import check_data_source, check_input_dir
     from recllm.errors import UserInputError
     from recllm.utils import set_threads
 
     for name in args.datasets or ():
-        check_dataset(name, "--datasets")
+        check_data_source(name, "--datasets")
     unknown = sorted(set(args.splits or ()) - set(SPLITS))
     if unknown:
         raise UserInputError(f"unknown split(s) {unknown}", "--splits", f"choose from {', '.join(SPLITS)}")
@@ -50,7 +50,9 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
 
     b = bench.add_parser(NAME, help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
     b.add_argument("--quick", action="store_true", help="one data set, one seed, few epochs")
-    b.add_argument("--datasets", nargs="*", default=None)
+    b.add_argument("--datasets", nargs="*", default=None,
+                   help="data sets of `recllm data list`, or data folders of your own files (see `recllm data info "
+                        "--help`)")
     b.add_argument("--splits", nargs="*", default=None)
     b.add_argument("--seeds", nargs="*", type=seed_arg, default=None)
     b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")

@@ -138,7 +138,8 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
     import torch
 
     from recllm.bench.runs import RunStore, data_sha256
-    from recllm.data import data_files, make_split
+    from recllm.data import make_split
+    from recllm.data.folder import source_files
     from recllm.errors import UserInputError
     from recllm.hardware import cpu_model
 
@@ -164,7 +165,7 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
         dataset = bench.load_dataset(name)
         if dataset is None:
             continue
-        data = data_sha256(data_files([name]))
+        data = data_sha256(source_files([name]))
         loo = make_split(dataset, "loo")
         for split_name in splits:
             for seed in seeds:

@@ -275,7 +275,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
     the shared report header. ``split_info``: (data set, split) -> its sizes, whether it is informative and its note
     (:func:`recllm.bench.learn.run.describe_split`); ``timings``: the content encoders' embedding times
     (:class:`recllm.bench.learn.content.ContentTiming`)."""
-    from recllm.data import data_files
+    from recllm.data.folder import source_files
 
     path = target.path
     order = [s.name for s in specs]
@@ -373,7 +373,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
             for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
                 body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
                             f"{_paired(by_model, learn, MAIN_SASREC)}\n")
-        plot = _plot(groups, dataset, order, path.with_name(f"{path.stem}-{dataset}.png"))
+        plot = _plot(groups, dataset, order, path.with_name(f"{path.stem}-{_file_part(dataset)}.png"))
         if plot is not None:
             body.append(f"![NDCG@10 on {dataset}]({plot.name})\n")
     if reference is not None:
@@ -392,8 +392,14 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
 
         precision = describe_precision()
     return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command,
-                        data_files(datasets), "\n".join(body), seeds=seeds, commit=target.commit,
+                        source_files(datasets), "\n".join(body), seeds=seeds, commit=target.commit,
                         precision=precision, method_changes=METHOD_CHANGES)
+
+
+def _file_part(dataset: str) -> str:
+    """A data set's name as part of a file name: a data folder's path (``./shop``, ``~/data/shop``) by its last
+    folder's name."""
+    return Path(dataset.rstrip("/\\")).name if "/" in dataset or "\\" in dataset else dataset
 
 
 def reference_section(ref: dict[str, Any]) -> str:

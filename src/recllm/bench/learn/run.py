@@ -316,11 +316,12 @@ def describe_split(split: Any) -> dict[str, Any]:
 
 
 def load_dataset(name: str) -> Any:
-    """The data set, or None (with the reason printed) when its files are not present."""
-    from recllm.data import load
+    """The data set (a registry name or a data folder of your own files), or None (with the reason printed) when
+    its files are not present."""
+    from recllm.data.folder import is_data_folder, load_named_or_folder, read_folder
 
-    try:
-        return load(name)
+    try:  # a data folder is named as --datasets gave it, in the report's sections as in its runs
+        return read_folder(name, name=name) if is_data_folder(name) else load_named_or_folder(name)
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"[bench learn] skipping {name}: {exc}")
         return None
@@ -338,7 +339,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     """
     from recllm.bench.learn.report import write_learn_report
     from recllm.bench.reporting import REPORT_FOLDER, as_target
-    from recllm.data import data_files, make_split
+    from recllm.data import make_split
+    from recllm.data.folder import source_files
 
     explicit_seeds = seeds is not None
     datasets = list(datasets or (QUICK_DATASETS if quick else FULL_DATASETS))
@@ -379,8 +381,14 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         if dataset is None:
             notes.append(f"{name}: not present on this machine, skipped")
             continue
+        if not dataset.schema.item_text and any(s.uses_content for s in specs):
+            from recllm.errors import UserInputError
+
+            raise UserInputError(f"data set {name!r} has no item text, which LEARN's content models embed", name,
+                                 "add items.csv (item_id and text columns such as title) to the data folder, or "
+                                 "pass --models naming ID-only models")
         used.append(name)
-        fingerprint = data_sha256(data_files([name]))
+        fingerprint = data_sha256(source_files([name]))
         content: dict[str, Any] = {}  # encoder -> raw embeddings, computed when a run that is not stored needs them
 
         def content_of(encoder: str) -> Any:
