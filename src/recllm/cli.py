@@ -42,6 +42,7 @@ Each may be .parquet (or .pq) instead, with a parquet timestamp column allowed; 
 between the cells. Ids are text as written. A mistake is one line naming the file, column and line.
 A bare name is a data set of `recllm data list`; write ./NAME for a folder of that name."""
 
+
 def _data_list(args: argparse.Namespace) -> int:
     from recllm.data import DATASETS, data_root
 

@@ -157,11 +157,12 @@ def check_item_text(dataset: Any, where: str, use: str, todo: str = "") -> Any:
     return dataset
 
 
-def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)",
-                      stages: tuple[str, ...] = ("valid", "test")) -> Any:
-    """``split`` when each of ``stages`` has an evaluation case (a user with a history and a later target); else a
-    UserInputError (a small data set of your own, e.g. users with fewer than 3 interactions under leave-one-out)."""
-    for stage in stages:
+def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)"
+                      ) -> Any:
+    """``split`` when its validation and test stages each have an evaluation case (a user with a history and a later
+    target); else a UserInputError (a small data set of your own, e.g. users with fewer than 3 interactions under
+    leave-one-out)."""
+    for stage in ("valid", "test"):
         if len(split.eval_cases(stage)) == 0:
             raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no {stage} case (a user "
                                  "with a history and a later target)", where, todo)

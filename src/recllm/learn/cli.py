@@ -51,12 +51,11 @@ def _train(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
 
+    from recllm.cli_args import check_item_text, check_split_cases
     from recllm.data import make_split
     from recllm.data.folder import load_named_or_folder
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.learn import save
-
-    from recllm.cli_args import check_item_text, check_split_cases
 
     dataset = load_named_or_folder(args.data)
     if args.item_input != "id":

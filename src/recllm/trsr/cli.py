@@ -19,7 +19,6 @@ from recllm.trsr.run import RUN_KIND, RUN_VERSION, legacy_run
 __all__ = ["register_cli"]
 
 
-
 def _check_common(args: argparse.Namespace) -> None:
     """The data set and model options, checked before anything is loaded."""
     from recllm.cli_args import check_data_source, check_model

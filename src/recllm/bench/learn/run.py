@@ -318,10 +318,11 @@ def describe_split(split: Any) -> dict[str, Any]:
 def load_dataset(name: str) -> Any:
     """The data set (a registry name or a data folder of your own files), or None (with the reason printed) when
     its files are not present."""
-    from recllm.data.folder import is_data_folder, load_named_or_folder, read_folder
+    from recllm.data import load
+    from recllm.data.folder import is_data_folder, read_folder
 
     try:  # a data folder is named as --datasets gave it, in the report's sections as in its runs
-        return read_folder(name, name=name) if is_data_folder(name) else load_named_or_folder(name)
+        return read_folder(name, name=name) if is_data_folder(name) else load(name)
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"[bench learn] skipping {name}: {exc}")
         return None
@@ -381,12 +382,10 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         if dataset is None:
             notes.append(f"{name}: not present on this machine, skipped")
             continue
-        if not dataset.schema.item_text and any(s.uses_content for s in specs):
-            from recllm.errors import UserInputError
+        if any(s.uses_content for s in specs):
+            from recllm.cli_args import check_item_text
 
-            raise UserInputError(f"data set {name!r} has no item text, which LEARN's content models embed", name,
-                                 "add items.csv (item_id and text columns such as title) to the data folder, or "
-                                 "pass --models naming ID-only models")
+            check_item_text(dataset, name, "LEARN's content models embed", ", or pass --models naming ID-only models")
         used.append(name)
         fingerprint = data_sha256(source_files([name]))
         content: dict[str, Any] = {}  # encoder -> raw embeddings, computed when a run that is not stored needs them
