@@ -108,3 +108,13 @@ def test_every_benchmark_method_change_names_a_commit_of_this_repository():
                                    capture_output=True)
             assert found.returncode == 0, f"{name}: {commit} is not a commit here ({text[:40]}...)"
             assert text and not text.endswith("."), (name, commit)  # rendered as "- <text> (<commit>)"
+
+
+def test_out_may_name_a_folder_for_the_default_report_name(checkout, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    assert report_target(str(results), "learn.md").path == results / "learn.md"
+    assert report_target(f"{results}/", "trsr.md").path == results / "trsr.md"
+    assert report_target(str(results / "mine.md"), "learn.md").path == results / "mine.md"
+    new = tmp_path / "new"  # a trailing separator names a folder, made when the report is written
+    assert report_target(f"{new}/", "learn.md").path == new / "learn.md" and not new.exists()

@@ -99,13 +99,25 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
     return f"commit {sha}+dirty (written with --allow-dirty)"
 
 
+def report_path(out: str | os.PathLike[str] | None, default_name: str) -> Path:
+    """Where ``--out`` puts a report: the path as given; ``default_name`` inside it when it is an existing folder
+    or ends with a path separator (``--out results/``, like ``cp``); ``docs/results/<default_name>`` under the
+    current folder without one."""
+    if not out:
+        return Path.cwd() / REPORT_FOLDER / default_name
+    text = os.fspath(out)
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        return Path(text) / default_name
+    return Path(text)
+
+
 def report_target(out: str | os.PathLike[str] | None, default_name: str, *, overwrite: bool = False,
                   allow_dirty: bool = False) -> ReportTarget:
     """The checked report path (``out``, default ``docs/results/<default_name>`` under the current folder) and
     the source line; raises before any work for a path recllm may not write or a dirty tree."""
     from recllm.outputs import check_report_file
 
-    path = Path(out) if out else Path.cwd() / REPORT_FOLDER / default_name
+    path = report_path(out, default_name)
     check_report_file(path, overwrite=overwrite)
     return ReportTarget(path, source_state(allow_dirty))
 
@@ -135,8 +147,9 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
     ``args.report`` is the :class:`ReportTarget`; ``--seeds`` / ``--seed`` are checked too, see
     :func:`check_seed_args`). With ``--plan`` (a command that has it: it writes no report)
     nothing is checked: ``args.report`` is the report's path, beside which the plan reads the run store."""
-    parser.add_argument("--out", default=None, help=f"report path (default {REPORT_FOLDER / default_name} under "
-                        "the current folder); an existing file that recllm did not generate needs --overwrite")
+    parser.add_argument("--out", default=None, help=f"report path, or a folder to write {default_name} into "
+                        f"(default {REPORT_FOLDER / default_name} under the current folder); an existing file that "
+                        "recllm did not generate needs --overwrite")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file that is not a report recllm generated")
     parser.add_argument("--allow-dirty", action="store_true",
@@ -148,7 +161,7 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
             name = default_name.replace(".md", "-quick.md")
         check_seed_args(args)
         if getattr(args, "plan", False):  # a plan writes nothing: no report-path or clean-tree check
-            args.report = Path(args.out) if args.out else Path.cwd() / REPORT_FOLDER / name
+            args.report = report_path(args.out, name)
         else:
             args.report = report_target(args.out, name, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
         args.command = command_line(parser, args)
