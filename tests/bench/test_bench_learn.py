@@ -236,3 +236,19 @@ def test_a_data_folder_is_benchmarked_like_a_data_set(shop_folder, tmp_path, cap
     assert "shop/interactions.csv" in text and "shop/items.csv" in text and (out.parent / "learn-shop.png").is_file()
     section = text.split(f"## {shop_folder}\n", 1)[1].split("\n## ", 1)[0]
     assert "| SASRec-CE | 1 |" in section and "| popularity | 1 |" in section
+
+
+def test_a_data_folder_with_a_bad_file_stops_before_any_fit(shop_folder, tmp_path, monkeypatch, capsys):
+    """A named data folder is read before the first fit: its mistake is one line, not a skipped section."""
+    import recllm.bench.learn.run as bench
+    from recllm.cli import main
+
+    with open(shop_folder / "interactions.csv", "a") as handle:
+        handle.write("c99,sku1,yesterday\n")
+    monkeypatch.setattr(bench, "run_one", lambda *a, **k: pytest.fail("a model was fitted"))
+    out = tmp_path / "report" / "learn.md"
+    assert main(["bench", "learn", "--quick", "--datasets", "ml-100k", str(shop_folder), "--splits", "loo",
+                 "--models", "popularity", "--out", str(out), "--allow-dirty", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interactions.csv" in err and "line 98" in err and "timestamp" in err
+    assert not out.exists()

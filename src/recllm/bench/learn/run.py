@@ -317,12 +317,15 @@ def describe_split(split: Any) -> dict[str, Any]:
 
 def load_dataset(name: str) -> Any:
     """The data set (a registry name or a data folder of your own files), or None (with the reason printed) when
-    its files are not present."""
+    a registry data set's files are not present here. A data folder the user named is read or refused: its
+    mistake is a one-line :class:`recllm.data.dataset.DataError`, never a skipped section."""
     from recllm.data import load
     from recllm.data.folder import is_data_folder, read_folder
 
-    try:  # a data folder is named as --datasets gave it, in the report's sections as in its runs
-        return read_folder(name, name=name) if is_data_folder(name) else load(name)
+    if is_data_folder(name):  # named as --datasets gave it, in the report's sections as in its runs
+        return read_folder(name, name=name)
+    try:
+        return load(name)
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"[bench learn] skipping {name}: {exc}")
         return None
@@ -377,8 +380,9 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     timing_store = contents.timing_store(runs_path)
     encoders = list(dict.fromkeys(s.encoder for s in specs if s.encoder))
     reused = 0
+    loaded = {name: load_dataset(name) for name in datasets}  # every folder is read (or refused) before any fit
     for name in datasets:
-        dataset = load_dataset(name)
+        dataset = loaded[name]
         if dataset is None:
             notes.append(f"{name}: not present on this machine, skipped")
             continue
