@@ -46,6 +46,37 @@ def test_summary_prompt_count_is_what_the_summariser_generates(monkeypatch, tmp_
     assert generated == len(made) == summary_prompt_count(histories, histories[:9], seg)
 
 
+def test_prompts_to_generate_are_what_the_summariser_still_generates(monkeypatch, tmp_path):
+    """With part of the summaries cached, the plan's count of prompts still to generate is exactly what
+    summarize_histories then generates (merges and recurrent steps on cached summaries are found too)."""
+    import recllm.trsr.summarize as summarize
+    from recllm.bench.trsr.plan import summary_prompts_to_generate
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.llm.cache import DiskCache
+
+    made: dict[str, str] = {}
+    monkeypatch.setattr(summarize, "generate",
+                        lambda lm, texts, **k: [made.setdefault(t, f"summary {len(made)}") for t in texts])
+    rng = np.random.default_rng(1)
+    histories = [rng.choice(40, size=n, replace=False) for n in (3, 7, 12, 18, 26, 31, 9, 14)]
+    lm, cache = tiny_causal_lm(), DiskCache(tmp_path / "c.sqlite")
+    texts = [f"item {i}" for i in range(50)]
+    seg = SegmentConfig(block_size=5, max_blocks=5)
+    configs = {mode: summarize.SummarizerConfig(mode=mode, max_new_tokens=4, segment=seg)
+               for mode in ("hierarchical", "recurrent")}
+    count = lambda: summary_prompts_to_generate(lm, configs["hierarchical"], texts, histories, histories[:5], cache)
+    total = summary_prompt_count(histories, histories[:5], seg)
+    assert count() == (total, total)  # nothing cached yet
+    for mode, hs in (("hierarchical", histories[:3]), ("recurrent", histories[:2])):  # an earlier session's part
+        summarize.summarize_histories(lm, hs, texts, configs[mode], cache=cache, show_progress=False)
+    distinct, todo = count()
+    generated = sum(summarize.summarize_histories(lm, hs, texts, configs[mode], cache=cache,
+                                                  show_progress=False).generated
+                    for mode, hs in (("hierarchical", histories), ("recurrent", histories[:5])))
+    assert distinct == total and 0 < todo == generated < total
+    assert count() == (total, 0)  # everything cached: the plan calls the summaries stored
+
+
 def test_seed_modes_drop_recurrent_after_its_seeds_and_keep_hardened():
     sizes = dataclasses.replace(bench.FULL, recurrent_seeds=1)
     assert [m for m, _ in bench.seed_modes(sizes, 0)[0]] == ["hierarchical", "recurrent", "none"]
@@ -369,6 +400,9 @@ def test_a_probe_from_a_saturated_machine_is_taken_again_when_it_calms_down(monk
     load[0] = 0.5
     assert plan.cached_rates(*args, log=lambda *a: None).load_average == 1.5 and len(probes) == 2  # kept
     assert not plan.calmer_now(1.9, 0.1, 2) and plan.calmer_now(4.1, 2.0, 2) and not plan.calmer_now(4.1, 2.1, 2)
+    # a probe that got 9% of its core (niced beside two busy processes) is taken again once a core is free
+    assert plan.calmer_now(2.0, 1.2, 2, probe_share=0.09) and not plan.calmer_now(2.0, 1.6, 2, probe_share=0.09)
+    assert not plan.calmer_now(2.0, 0.1, 2, probe_share=0.9)
 
 
 def test_the_plan_gives_an_idle_estimate_from_the_probes_share_of_its_cores():

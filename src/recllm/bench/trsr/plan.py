@@ -7,9 +7,9 @@ trains seed 0's reranking rankers again when their pieces are stored but this ma
 the plan says so), and the learning curve. SASRec and LEARN fits are priced at their epoch cap times
 :data:`RETRIEVER_EPOCH_S` (not probed). Times come from a short probe on this machine (:func:`probe_rates`): two
 grouped-SFT steps, one user's 21 candidates and one single-candidate prompt scored, one batch of summaries at the
-benchmark's batch size. Summaries are counted as the distinct prompts every run needs (:func:`summary_prompt_count`:
-blocks shared between a user's training, validation and test histories are generated once); those already in the
-cache are not detected, so that estimate is an upper bound.
+benchmark's batch size. Summaries are counted as the distinct prompts every run needs (blocks shared between a
+user's training, validation and test histories are generated once), less those the benchmark's summary cache (the
+machine's and the carried ``<report>.texts.jsonl``) already holds (:func:`summary_prompts_to_generate`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "summary_prompt_count"]
+__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "summary_prompt_count",
+           "summary_prompts_to_generate"]
 
 # seconds of one SASRec or LEARN epoch assumed by the plan: about SASRec's on ML-latest-small on one thread of a busy
 # 2-core AMD EPYC (Amazon's take under a second), so an upper bound for a retriever fit
@@ -134,15 +135,21 @@ def _load_average() -> float:
     return load_average()
 
 
-def calmer_now(probe_load: float, load: float, cpus: int) -> bool:
-    """Whether a probe taken at ``probe_load`` (more than ``cpus``: a saturated machine) should be taken again now
-    that the load is ``load`` (under half of it): a probe from a busy hour would overestimate every later plan."""
-    return probe_load > cpus and load < probe_load / 2
+STARVED_SHARE = 0.5  # a probe that got less than this share of its threads' cores measured its wait, not the work
+
+
+def calmer_now(probe_load: float, load: float, cpus: int, probe_share: float = float("nan")) -> bool:
+    """Whether a probe should be taken again: it ran on a saturated machine (``probe_load`` above ``cpus``) and the
+    load is now under half of that, or it got less than :data:`STARVED_SHARE` of its cores (``probe_share``, e.g.
+    under ``nice`` beside busy processes) and a core is free now (``load`` below ``cpus - 0.5``). A probe from a busy
+    hour would overestimate every later plan."""
+    starved = probe_share == probe_share and probe_share < STARVED_SHARE
+    return (probe_load > cpus and load < probe_load / 2) or (starved and load < cpus - 0.5)
 
 
 def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False, log: Any = print) -> Rates:
     """:func:`probe_rates`, measured once per machine, model and summary length (kept under the recllm cache), and
-    again when a probe from a saturated machine meets a calmer one (:func:`calmer_now`)."""
+    again when a probe from a saturated machine, or one starved of its cores, meets a calmer one (:func:`calmer_now`)."""
     import json
     import os
 
@@ -154,10 +161,11 @@ def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = F
     path = cache_dir("trsr", "plan") / f"rates-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.is_file():
         stored = Rates(**json.loads(path.read_text(encoding="utf-8")))
-        if not calmer_now(stored.load_average, _load_average(), os.cpu_count() or 1):
+        if not calmer_now(stored.load_average, _load_average(), os.cpu_count() or 1, stored.cpu_share):
             log(f"[trsr] throughput probe reused from {path} (load average {stored.load_average:.1f} then)")
             return stored
-        log(f"[trsr] the stored probe ran on a busy machine (load average {stored.load_average:.1f}): probing again")
+        log(f"[trsr] the stored probe ran on a busy machine (load average {stored.load_average:.1f}, "
+            f"{stored.cpu_share:.0%} of its cores): probing again")
     log(f"[trsr] probing this machine ({' and '.join(map(str, PROBE_SFT_STEPS))} grouped-SFT steps, one user's "
         f"candidates scored, a batch of "
         f"{sizes.gen_batch} summaries) ...")
@@ -190,6 +198,50 @@ def summary_prompt_count(hierarchical: list[np.ndarray], recurrent: list[np.ndar
                 keys.add(("block", blocks[0]))
                 keys.update(("recurrent", blocks[:k + 1]) for k in range(1, len(blocks)))
     return len(keys)
+
+
+PENDING = "\x00pending:"  # stands for a summary not generated yet, inside the prompts that depend on it
+
+
+def summary_prompts_to_generate(summarizer: Any, config: Any, item_texts: list[str], hierarchical: list[np.ndarray],
+                                recurrent: list[np.ndarray], cache: Any) -> tuple[int, int]:
+    """``(distinct prompts, of which not in cache)`` of the summaries :func:`summary_prompt_count` counts, with the
+    run's own prompts and cache keys (:mod:`recllm.trsr.summarize`): a block summary found in ``cache`` (anything
+    with ``get_many``, e.g. the benchmark's :class:`recllm.bench.carried.CarriedCache`) lets the merge or recurrent
+    prompt built on it be looked up too; a prompt built on a summary still to generate is itself to generate."""
+    import hashlib
+
+    from recllm.trsr import prompts
+    from recllm.trsr.segment import segment_history
+    from recllm.trsr.summarize import _CachedGenerator
+
+    keyer = _CachedGenerator(summarizer, config, None, show_progress=False)  # its cache key, nothing generated
+    known: dict[str, str] = {}  # prompt -> its summary, or a PENDING stand-in unique to the prompt
+
+    def answers(messages: list[str]) -> list[str]:
+        new = [m for m in dict.fromkeys(messages) if m not in known]
+        keys = {m: keyer._key(m) for m in new if PENDING not in m}
+        found = cache.get_many(list(keys.values())) if keys else {}
+        for m in new:
+            key = keys.get(m)
+            known[m] = (found[key]["text"] if key in found
+                        else PENDING + hashlib.sha256(m.encode("utf-8")).hexdigest())
+        return [known[m] for m in messages]
+
+    def blocks_of(h: np.ndarray) -> list[list[str]]:
+        return [[item_texts[int(i)] for i in b] for b in segment_history(h, config.segment)]
+
+    for h in hierarchical:
+        steps = answers([prompts.block_summary_message(b, config.guarded) for b in blocks_of(h)])
+        if len(steps) > 1:
+            answers([prompts.merge_summary_message(steps)])
+    for h in recurrent:
+        summary = None
+        for k, block in enumerate(blocks_of(h)):
+            message = (prompts.block_summary_message(block, config.guarded) if k == 0
+                       else prompts.recurrent_message(summary, block, config.guarded))
+            summary = answers([message])[0]
+    return len(known), sum(v.startswith(PENDING) for v in known.values())
 
 
 def _sft_done(folder: Any) -> bool:
@@ -261,9 +313,16 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
             recurrent += train
             if validates(fitter.config("recurrent", seed)):
                 recurrent += list(data.valid.histories)
-    prompts = summary_prompt_count(hier, recurrent, base.summarizer.segment)
-    units.append(Unit(name, f"summaries ({prompts} distinct prompts at batch {rates.summary_batch}; cached ones "
-                      "are reused)", False, prompts * rates.summary_prompt_s))
+    if cache is None:
+        prompts = todo = summary_prompt_count(hier, recurrent, base.summarizer.segment)
+        what = f"{prompts} distinct prompts at batch {rates.summary_batch}; cached ones are reused, not counted here"
+    else:
+        from recllm.trsr.pipeline import dataset_item_texts
+
+        texts = dataset_item_texts(data.dataset, summarizer.tokenizer, data.spec.item_tokens, data.spec.columns)
+        prompts, todo = summary_prompts_to_generate(summarizer, base.summarizer, texts, hier, recurrent, cache)
+        what = f"{prompts} distinct prompts, {prompts - todo} cached, {todo} to generate at batch {rates.summary_batch}"
+    units.append(Unit(name, f"summaries ({what})", todo == 0, todo * rates.summary_prompt_s))
     if len(grid) > 1:
         for mode in LR_MODES:
             scores: dict[float, float] = {}
@@ -377,6 +436,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from pathlib import Path
 
     from recllm.bench.reporting import REPORT_FOLDER
+    from recllm.bench.carried import CarriedCache
     from recllm.bench.runs import RunStore, run_key
     from recllm.bench.trsr.run import _part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes
     from recllm.llm import load_causal_lm, resolve_dtype
@@ -392,6 +452,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     store = RunStore(path.with_suffix(".runs.jsonl"))
     summarizer = load_causal_lm(model_name, dtype=precision)
     faster = resolve_dtype(score_dtype, summarizer.device)
+    cache = CarriedCache(path.with_suffix(".texts.jsonl"))  # the summaries the run would find (read, as it does)
     rates = None
     units: list[Unit] = []
     for spec in specs:
@@ -427,7 +488,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
             row = store.get(run_key(unit=lr_key, piece=piece)) if run_key(unit=lr_key, piece=piece) in store else None
             return float(row["score"]) if isinstance(row, dict) and "score" in row else None
 
-        units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer,
+        units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer, cache=cache,
                             rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored,
                             piece_score=piece_score)
     log(format_plan(units, rates))
