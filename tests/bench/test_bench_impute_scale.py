@@ -212,3 +212,15 @@ def test_fine_tune_seconds_are_the_original_fits_with_their_machine():
     assert "| 2 | 1500.0 | Some CPU, 2 thread(s) x2 |" in line
     table = _llm_training_table(rows)
     assert "| 2000 | Some CPU, 2 thread(s) |" in table and "all (shared fit)" in table
+
+
+def test_the_training_table_names_the_fine_tunes_that_validated_below_the_column_mean():
+    """A chosen epoch scoring under 0 (worse than the numeric columns' means on held-out observed cells) is named."""
+    from recllm.bench.impute.report import _llm_training_table
+
+    def row(seed, curve, chosen):
+        return {"dataset": "advertising", "seed": seed, "setting": ["mcar", 0.2], "imputer": "llm",
+                "info": {"advertising/users": {"validation_curve": curve, "chosen_epoch": chosen}}}
+
+    text = _llm_training_table([row(0, [-0.06, -0.15], 1), row(1, [0.03, -0.12], 1), row(2, [-0.2, 0.01], 2)])
+    assert "1 of 3 fine-tunes here (advertising seed 0 advertising/users)" in text

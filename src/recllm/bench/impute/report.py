@@ -436,7 +436,7 @@ def _counts(values: list[str]) -> dict[str, int]:
 def _llm_training_table(rows: list[dict[str, Any]]) -> str:
     """One line per LLM fine-tune: rows and cells trained on, held-out cells, epochs, the chosen one, its curve, its
     original seconds and machine."""
-    table = []
+    table, below = [], []  # below: the fine-tunes whose chosen epoch scored under 0
     for row in rows:
         if row.get("imputer") != "llm":
             continue
@@ -445,6 +445,9 @@ def _llm_training_table(rows: list[dict[str, Any]]) -> str:
                 continue
             curve = info.get("validation_curve")
             fit = info.get("fit_seconds")
+            chosen = info.get("chosen_epoch")
+            if curve and isinstance(chosen, int) and 0 < chosen <= len(curve) and curve[chosen - 1] < 0:
+                below.append(f"{row['dataset']} seed {row['seed']} {name}")
             table.append({
                 "data set": row["dataset"], "seed": row["seed"],
                 "setting": "all (shared fit)" if info.get("shared_fit") else _label(row["setting"]), "table": name,
@@ -457,7 +460,13 @@ def _llm_training_table(rows: list[dict[str, Any]]) -> str:
     if not table:
         return "_(the LLM imputer was not part of this run)_\n"
     return ("Validation score: the mean over the held-out columns of accuracy (categorical, text, code columns) or "
-            "1 - MAE / mean absolute deviation (numeric); the kept adapter is the chosen epoch's.\n\n"
+            "1 - MAE / mean absolute deviation (numeric); the kept adapter is the chosen epoch's. On a numeric column "
+            "the column mean scores about 0 (its MAE is the mean absolute deviation) and an accuracy is never "
+            "negative, so a chosen score below 0 says the fine-tune filled the held-out cells of its numeric columns "
+            "worse, on average, than their means would -- known before any masked cell was scored: "
+            f"{len(below)} of {len(table)} fine-tunes here"
+            + (f" ({'; '.join(below)})" if below else "")
+            + ". How the numbers are decoded matters as much: see imputation-numbers.md.\n\n"
             + format_table(table, list(table[0])) + "\n")
 
 
