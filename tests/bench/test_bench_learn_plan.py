@@ -33,9 +33,12 @@ def test_plan_lists_stored_and_missing_runs_with_estimates(fake_bench, tmp_path,
     text = capsys.readouterr().out
     assert "cyclic: 2 of 8 runs stored;" in text and "embed with all-MiniLM-L6-v2" in text
     assert "in all: 2 of 8 runs stored; about" in text
-    # the probes are kept for the next plan: it fits nothing
+    # the probes are kept for the next plan, with the share of their cores they had: it fits nothing
     cached = json.loads((tmp_path / "cache" / "bench" / "learn-speed.json").read_text())
     assert any(k.startswith("embed|") for k in cached) and len(cached) >= 4
+    shares = [v for k, v in cached.items() if k.endswith("|share")]
+    assert shares and all(0 < v <= 1 for v in shares)
+    monkeypatch.setattr("recllm.hardware.load_average", lambda: 99.0)  # busy: even a starved probe is kept
     monkeypatch.setattr(planning, "_probe_split", lambda *a: pytest.fail("probed again"))
     monkeypatch.setattr(planning.contents, "measure_content", lambda *a, **k: pytest.fail("timed again"))
     again = planning.plan_benchmark(out, models=["popularity", "SASRec-CE", "LEARN (shared tower)", MINILM_LEARN],
@@ -62,3 +65,29 @@ def test_cli_plan_writes_no_report_and_skips_its_checks(monkeypatch, tmp_path):
     assert args.func(args) == 0
     assert calls[0][0] == tmp_path / "x.md" and calls[0][1]["datasets"] == ["ml-100k"]
     assert not (tmp_path / "x.md").exists()
+
+
+def test_a_starved_probe_is_taken_again_once_when_a_core_is_free(fake_bench, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """A probe that had a tenth of its cores (niced beside busy jobs) overprices every run: the next plan on a calmer
+    machine probes again, once per plan, and the plan gives an idle machine's estimate beside this machine's."""
+    import recllm.bench.reporting as reporting
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "learn.md"
+    kw = dict(quick=True, datasets=["cyclic"], splits=["loo", "cold_start"], epochs=7, models=["SASRec-CE", "HSTU"])
+    monkeypatch.setattr(reporting.ShareClock, "share", lambda self: 0.1)
+    monkeypatch.setattr("recllm.hardware.load_average", lambda: 0.2)
+    calls = []
+    real = planning._probe_split
+    monkeypatch.setattr(planning, "_probe_split", lambda *a: calls.append(1) or real(*a))
+    planning.plan_benchmark(out, **kw)
+    first = len(calls)
+    assert first == 2 * 2  # two models x two probe sizes, each once though every unit of a model asks for it
+    assert "on an idle machine roughly" in capsys.readouterr().out
+    planning.plan_benchmark(out, **kw)  # starved and a core is free: probed again, once
+    assert len(calls) == 2 * first
+    monkeypatch.setattr(reporting.ShareClock, "share", lambda self: 1.0)
+    planning.plan_benchmark(out, **kw)  # retaken (the share stored was 0.1) ...
+    planning.plan_benchmark(out, **kw)  # ... and now kept
+    assert len(calls) == 3 * first
+    assert "idle machine" not in capsys.readouterr().out.split("in all:")[-1]

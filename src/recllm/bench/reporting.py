@@ -254,3 +254,33 @@ def idle_share(cpu_share: float, load_average: float) -> float:
     if not load_average == load_average or load_average <= cpus:  # NaN or idle enough
         return 1.0
     return cpus / load_average
+
+
+STARVED_SHARE = 0.5  # a probe that got less than this share of its threads' cores measured its wait, not the work
+
+
+class ShareClock:
+    """Started at creation; :meth:`share` is the share of its threads' cores this process got since: CPU time over
+    wall time x torch's threads (1.0: it had them all; ~0.1: under ``nice`` beside busy jobs)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def share(self) -> float:
+        import time
+
+        import torch
+
+        seconds = max((time.perf_counter() - self._wall) * torch.get_num_threads(), 1e-9)
+        return min((time.process_time() - self._cpu) / seconds, 1.0)
+
+
+def calmer_now(probe_load: float, load: float, cpus: int, probe_share: float = float("nan")) -> bool:
+    """Whether a cached speed probe should be taken again: it ran on a saturated machine (``probe_load`` above
+    ``cpus``) and the load is now under half of that, or it got less than :data:`STARVED_SHARE` of its cores
+    (``probe_share``, e.g. under ``nice`` beside busy processes) and a core is free now (``load`` below
+    ``cpus - 0.5``). A probe from a busy hour would overestimate every later plan."""
+    starved = probe_share == probe_share and probe_share < STARVED_SHARE
+    return (probe_load > cpus and load < probe_load / 2) or (starved and load < cpus - 0.5)

@@ -72,12 +72,11 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
     from recllm.bench.impute.run import make_imputer, masked_tables
     from recllm.bench.impute.tasks import TABLES, TASKS, feature_table, run_task, split_rows, SPLIT_FRACTIONS
     from recllm.data import load
+    from recllm.bench.reporting import ShareClock
     from recllm.hardware import load_average
 
-    import torch
-
     rates = Rates()
-    wall, cpu = time.perf_counter(), time.process_time()
+    clock = ShareClock()
     probe = dataclasses.replace(config, llm_max_rows=PROBE_ROWS, llm_max_epochs=1)
     for dataset in config.datasets:
         ds = load(dataset)
@@ -115,7 +114,7 @@ def probe_rates(config: Any, imputers: tuple[str, ...], base_lm: Any = None, log
         seconds = sum(run_task(task, ds, complete, split, 0, one_epoch)["dlrm_seconds"] for task in TASKS[dataset])
         rates.dlrm_s[dataset] = seconds * config.dlrm[dataset].max_epochs
     rates.load_average = load_average()
-    rates.cpu_share = (time.process_time() - cpu) / max((time.perf_counter() - wall) * torch.get_num_threads(), 1e-9)
+    rates.cpu_share = clock.share()
     return rates
 
 

@@ -44,6 +44,7 @@ class Unit:
     stored: bool
     minutes: float = 0.0
     basis: str = ""
+    share: float = 1.0  # the share of its cores the speed probe behind ``minutes`` had (CPU over wall time)
 
 
 def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
@@ -91,12 +92,26 @@ def _probe_split(split: Any, n_users: int) -> Any:
     return Split(split.name, split.dataset, keep(split.train), keep(split.valid), keep(split.test), dict(split.info))
 
 
-def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], interactions: int) -> float:
+def _probe_again(speeds: dict[str, float], key: str, probed: set[str]) -> bool:
+    """Whether the cached probe ``key`` (not taken in this plan: ``probed``) was starved of its cores (e.g. run under
+    ``nice`` beside busy jobs) and a core is free now (:func:`recllm.bench.reporting.calmer_now`): it would
+    overprice every run."""
+    from recllm.bench.reporting import calmer_now
+    from recllm.hardware import load_average
+
+    return key not in probed and calmer_now(float("nan"), load_average(), os.cpu_count() or 1,
+                                            speeds.get(key + "|share", float("nan")))
+
+
+def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], interactions: int,
+                  probed: set[str] | None = None) -> tuple[float, float]:
     """Seconds one epoch (with its validation) of ``spec`` takes on this machine for a split with ``interactions``
     training interactions: a line through two probes on :data:`PROBE_USERS` users of the leave-one-out split
-    (cached in ``speeds``)."""
+    (cached in ``speeds``; ``probed``: the keys probed in this plan, added to); and the share of its cores the probe
+    had."""
     import torch
 
+    from recllm.bench.reporting import ShareClock
     from recllm.bench.runs import run_key
     from recllm.hardware import cpu_model
 
@@ -104,10 +119,12 @@ def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], inte
     key = run_key(version=_PROBE_VERSION, cpu=cpu_model(), threads=torch.get_num_threads(), data=data,
                   dataset=loo.dataset.name, settings=settings, model=spec.name if not settings else None,
                   users=PROBE_USERS)
-    if key + "|per" not in speeds:
+    probed = set() if probed is None else probed
+    if key + "|per" not in speeds or _probe_again(speeds, key, probed):
+        probed.add(key)
         width = 256  # whitened content width of either encoder
         content = np.random.default_rng(0).normal(size=(loo.dataset.n_items, width)).astype(np.float32)
-        points = []
+        points, clock = [], ShareClock()
         for users in PROBE_USERS:
             probe = _probe_split(loo, users)
             model = spec.build(0, 1, content if spec.uses_content else None)
@@ -119,7 +136,9 @@ def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], inte
         if per <= 0:  # timing noise: proportional to the larger probe instead
             per, t1, n1 = t2 / max(n2, 1), 0.0, 0
         speeds[key + "|fixed"], speeds[key + "|per"] = max(t1 - per * n1, 0.0), per
-    return speeds[key + "|fixed"] + speeds[key + "|per"] * interactions
+        speeds[key + "|share"] = clock.share()
+    return (speeds[key + "|fixed"] + speeds[key + "|per"] * interactions,
+            speeds.get(key + "|share", float("nan")))
 
 
 def _twin(spec: Any, specs: list[Any]) -> Any:
@@ -137,6 +156,7 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
     to measure; returns the runs. Fits nothing but the short speed probes."""
     import torch
 
+    from recllm.bench.reporting import ShareClock
     from recllm.bench.runs import RunStore, data_sha256
     from recllm.data import make_split
     from recllm.data.folder import source_files
@@ -159,8 +179,9 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
     timing_store = contents.timing_store(runs_path)
     earlier = prior_epochs(runs_path)
     speeds = _load_speeds()
+    probed: set[str] = set()  # the probes taken again in this plan (a starved one is retaken once)
     units: list[Unit] = []
-    embedding: list[tuple[str, str, float]] = []  # (data set, encoder, minutes) still to measure
+    embedding: list[Unit] = []  # a catalogue embedding still to measure (model: the encoder)
     for name in datasets:
         dataset = bench.load_dataset(name)
         if dataset is None:
@@ -181,7 +202,8 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
                                 n_epochs = min(epochs, round(float(np.mean(found))))
                                 basis = "earlier runs" + ("" if source is spec else f" of {source.name}")
                                 break
-                        per = epoch_seconds(spec, loo, data, speeds, len(split.train)) if spec.settings else 0.0
+                        per, unit.share = (epoch_seconds(spec, loo, data, speeds, len(split.train), probed)
+                                           if spec.settings else (0.0, 1.0))
                         unit.minutes = per * max(n_epochs, 1) / 60
                         unit.basis = f"{n_epochs} epochs ({basis})" if spec.settings else "no training"
                     units.append(unit)
@@ -189,13 +211,17 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
             key = contents.timing_key(data, name, encoder, contents.QUICK_SAMPLE if quick else 0)
             if contents.stored_timing(timing_store, key) is None:
                 speed_key = f"embed|{_PROBE_VERSION}|{cpu_model()}|{torch.get_num_threads()}|{data}|{encoder}"
-                if speed_key + "|encode" not in speeds:
+                if speed_key + "|encode" not in speeds or _probe_again(speeds, speed_key, probed):
+                    probed.add(speed_key)
+                    clock = ShareClock()
                     _, timing = contents.measure_content(dataset, encoder, contents.QUICK_SAMPLE)
                     speeds[speed_key + "|load"] = timing.load_seconds
                     speeds[speed_key + "|encode"] = timing.encode_seconds
-                share = contents.QUICK_SAMPLE / dataset.n_items if quick else 1.0
-                seconds = speeds[speed_key + "|load"] + speeds[speed_key + "|encode"] * min(share, 1.0)
-                embedding.append((name, encoder, seconds / 60))
+                    speeds[speed_key + "|share"] = clock.share()
+                part = contents.QUICK_SAMPLE / dataset.n_items if quick else 1.0
+                seconds = speeds[speed_key + "|load"] + speeds[speed_key + "|encode"] * min(part, 1.0)
+                embedding.append(Unit(name, "-", -1, encoder, False, seconds / 60, "catalogue embedded fresh, timed",
+                                      speeds.get(speed_key + "|share", float("nan"))))
     from recllm.utils import write_text_atomic
 
     write_text_atomic(_speed_cache(), json.dumps(speeds, indent=1, sort_keys=True))
@@ -203,26 +229,35 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
     return units
 
 
-def format_plan(units: list[Unit], embedding: list[tuple[str, str, float]], cpu: str, threads: int) -> str:
-    """The plan as text: one line per run, then totals per data set and overall."""
+def format_plan(units: list[Unit], embedding: list[Unit], cpu: str, threads: int) -> str:
+    """The plan as text: one line per run, then totals per data set and overall, and an idle machine's estimate
+    when the probes did not have their cores (:func:`recllm.bench.reporting.idle_share`)."""
+    from recllm.bench.reporting import idle_share
+
     lines = [f"{'data set':34} {'split':10} {'seed':>4}  {'model':32} {'status':8} {'est. min':>8}  basis"]
     for u in units:
         lines.append(f"{u.dataset:34} {u.split:10} {u.seed:>4}  {u.model:32} {'stored' if u.stored else 'to fit':8} "
                      f"{u.minutes:8.1f}  {u.basis}")
-    for name, encoder, minutes in embedding:
-        lines.append(f"{name:34} {'-':10} {'-':>4}  {'embed with ' + contents.ENCODERS.get(encoder, encoder):32} "
-                     f"{'to time':8} {minutes:8.1f}  catalogue embedded fresh, timed")
+    for e in embedding:
+        lines.append(f"{e.dataset:34} {'-':10} {'-':>4}  {'embed with ' + contents.ENCODERS.get(e.model, e.model):32} "
+                     f"{'to time':8} {e.minutes:8.1f}  {e.basis}")
     lines.append("")
     for name in dict.fromkeys(u.dataset for u in units):
         mine = [u for u in units if u.dataset == name]
-        left = sum(u.minutes for u in mine) + sum(m for d, _, m in embedding if d == name)
+        left = sum(u.minutes for u in mine) + sum(e.minutes for e in embedding if e.dataset == name)
         lines.append(f"{name}: {sum(u.stored for u in mine)} of {len(mine)} runs stored; {left:.0f} min left "
                      f"(~{left / 60:.1f} h)")
-    total = sum(u.minutes for u in units) + sum(m for *_, m in embedding)
+    todo = [u for u in units if not u.stored] + embedding
+    total = sum(u.minutes for u in todo)
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     lines.append(f"in all: {sum(u.stored for u in units)} of {len(units)} runs stored; about {total:.0f} min "
                  f"(~{total / 60:.1f} h) left on this machine ({cpu}, {threads} threads{load}; estimates from "
                  f"one-epoch probes on {' and '.join(map(str, PROBE_USERS))} users, cached in {_speed_cache()})")
+    idle = sum(u.minutes * idle_share(u.share, float("nan")) for u in todo)
+    if idle < 0.95 * total:
+        lines.append(f"on an idle machine roughly ~{idle / 60:.1f} h: the probes had about {idle / total:.0%} of their "
+                     "cores (CPU time over wall time, time-weighted); a probe short of its cores is taken again "
+                     "when a core is free")
     lines.append("Run it in pieces (each run is stored as it finishes; a rerun reuses it), e.g. "
                  "`recllm bench learn --datasets <one data set>`, then the full command for the report.")
     return "\n".join(lines)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from recllm.bench.reporting import ShareClock, calmer_now
+
 __all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "summary_prompt_count",
            "summary_prompts_to_generate"]
 
@@ -93,7 +95,7 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
     per_step = config.sft.batch_size * config.sft.grad_accum
     q, c, y = groups(PROBE_SFT_STEPS[1] * per_step)
     seconds = []
-    wall, cpu = time.perf_counter(), time.process_time()
+    clock = ShareClock()
     for steps in PROBE_SFT_STEPS:  # the difference of the two is the steps' time, without the fixed costs
         trainable = load_trainable_lm(summarizer.name)
         ranker = LLMRanker(trainable, config.ranker, sft=dataclasses.replace(config.sft, show_progress=False),
@@ -104,9 +106,7 @@ def probe_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = Fa
                       dataclasses.replace(config.sft, show_progress=False), config.lora, output_dir=folder,
                       stop_after_steps=steps)
             seconds.append(time.perf_counter() - start)
-    import torch
-
-    cpu_share = (time.process_time() - cpu) / max((time.perf_counter() - wall) * torch.get_num_threads(), 1e-9)
+    cpu_share = clock.share()
     extra = PROBE_SFT_STEPS[1] - PROBE_SFT_STEPS[0]
     sft_s = ((seconds[1] - seconds[0]) / (extra * per_step) if seconds[1] > seconds[0]
              else seconds[1] / (PROBE_SFT_STEPS[1] * per_step))
@@ -133,18 +133,6 @@ def _load_average() -> float:
     from recllm.hardware import load_average
 
     return load_average()
-
-
-STARVED_SHARE = 0.5  # a probe that got less than this share of its threads' cores measured its wait, not the work
-
-
-def calmer_now(probe_load: float, load: float, cpus: int, probe_share: float = float("nan")) -> bool:
-    """Whether a probe should be taken again: it ran on a saturated machine (``probe_load`` above ``cpus``) and the
-    load is now under half of that, or it got less than :data:`STARVED_SHARE` of its cores (``probe_share``, e.g.
-    under ``nice`` beside busy processes) and a core is free now (``load`` below ``cpus - 0.5``). A probe from a busy
-    hour would overestimate every later plan."""
-    starved = probe_share == probe_share and probe_share < STARVED_SHARE
-    return (probe_load > cpus and load < probe_load / 2) or (starved and load < cpus - 0.5)
 
 
 def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False, log: Any = print) -> Rates:
