@@ -252,7 +252,7 @@ CASES = [
     (["bench", "learn", "--datasets", "nope"], None, 2, "unknown data set 'nope'", False, ()),
     (["bench", "learn", "--models", "Magic"], None, 2, "unknown model", False, ()),
     (["bench", "trsr", "--datasets", "nope"], None, 2, "unknown benchmark data set", False, ()),
-    (["bench", "impute", "--out", "mine"], user_folder, 2, ".md", False, ()),
+    (["bench", "impute", "--out", "mine/notes.txt"], user_folder, 2, ".md", False, ()),
 ]
 
 
