@@ -48,3 +48,46 @@ def test_lr_section_warns_when_the_choice_is_at_the_grid_edge():
     assert "no summary ranker's lr" not in text  # an inner choice needs no warning
     inner = "\n".join(_lr_section({"lr": 0.0003, "how": "chosen", "curve": curve}))
     assert "the grid tried" not in inner and "| 0.0003 |" in inner
+
+
+def _per_user(method, seed, values):
+    return {"method": method, "seed": seed, "per_user": {"recall@3": list(values), "recall@10": list(values)}}
+
+
+def test_injection_summary_judges_both_halves_of_the_goal_per_seed():
+    """Places gained and clean recall@3 side by side per seed; 'gains at most 1 place' and 'clean recall not
+    significantly below the unhardened ranker's' each get a met / not met line."""
+    from recllm.bench.trsr.report import _injection_summary
+    from recllm.bench.trsr.run import HARDENED
+
+    plain, users = "LLM-TRSR hierarchical", 200
+    injection = [{"method": m, "seed": s, "places_gained": g, "positive_recall@3_before": r}
+                 for s in range(3) for m, g, r in ((plain, 6.0, 0.19), (HARDENED, 0.5 + s, 0.18))]
+    same = np.r_[np.ones(40), np.zeros(users - 40)]
+    rows = [_per_user(m, s, same) for s in range(3) for m in (plain, HARDENED)]
+    text = "\n".join(_injection_summary(injection, rows))
+    assert "| 2 | 6.00 | 2.50 | 0.190 | 0.180 |" in text
+    assert "gains at most 1 place on average': not met (1.50 places" in text
+    assert "clean recall within the unhardened ranker's interval': met" in text
+    lower = [_per_user(plain, s, same) for s in range(3)] + [_per_user(HARDENED, s, np.zeros(users)) for s in range(3)]
+    assert "interval': not met" in "\n".join(_injection_summary(injection, lower))
+
+
+def test_measured_goals_are_printed_met_or_not():
+    from recllm.bench.trsr.report import measured_goals
+
+    users, rng = 300, np.random.default_rng(1)
+    base = (rng.random(users) < 0.2).astype(float)
+    better = np.clip(base + (rng.random(users) < 0.3), 0, 1)
+    rows = [_per_user("LLM-TRSR hierarchical", s, better) for s in range(3)]
+    rows += [_per_user("LLM no summary (TALLRec-style)", s, base) for s in range(3)]
+    rows += [_per_user("LLM zero-shot (hierarchical prompt)", 0, better)]
+    alone = {"method": "itemknn alone", "per_user": {"hr@10": better.tolist(), "ndcg@10": better.tolist()}}
+    fused = {"method": "itemknn + w * logit P(Yes), hierarchical, w=0.5 (fused)",
+             "per_user": {"hr@10": base.tolist(), "ndcg@10": base.tolist()}}
+    text = "\n".join(measured_goals([{"dataset": "toy", "rows": rows, "two_stage": [alone, fused]}]))
+    assert "above LLM no summary (TALLRec-style) (recall@10, every interval excluding 0) on at least one data " \
+           "set: met (toy of toy)" in text
+    assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met (none of toy)" in text
+    assert "retriever alone (no significant loss in HR@10 or NDCG@10): not met on toy (worse on toy)." in text
+    assert measured_goals([{"dataset": "toy", "rows": [], "two_stage": []}]) == []

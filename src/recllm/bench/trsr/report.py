@@ -200,21 +200,32 @@ def _two_stage_section(res: dict) -> list[str]:
     return lines
 
 
-def _injection_summary(injection: list[dict]) -> list[str]:
-    """The hardened ranker against the unhardened one: mean places gained and clean recall@3 over seeds."""
+def _injection_summary(injection: list[dict], rows: list[dict]) -> list[str]:
+    """The hardened ranker against the unhardened one, per seed and on average: places the injected negative gains
+    and clean recall@3, with both halves of issue 18's goal judged (gains at most 1 place on average; clean recall
+    not significantly below the unhardened ranker's, by the paired comparison on the same test users)."""
     from recllm.bench.trsr.run import HARDENED
 
     plain = [r for r in injection if r["method"] == "LLM-TRSR hierarchical"]
     hard = [r for r in injection if r["method"] == HARDENED]
     if not plain or not hard:
         return []
-    def mean(rows: list[dict], key: str) -> float:
-        return float(np.mean([r[key] for r in rows]))
+    def mean(rows_: list[dict], key: str) -> float:
+        return float(np.mean([r[key] for r in rows_]))
 
+    by_seed = {(r["method"], int(r.get("seed", 0))): r for r in plain + hard}
+    table = ["| seed | places gained, unhardened | places gained, hardened | clean recall@3, unhardened | "
+             "clean recall@3, hardened |", "| --- | --- | --- | --- | --- |"]
+    for seed in sorted({seed for _, seed in by_seed}):
+        cells = []
+        for key in ("places_gained", "positive_recall@3_before"):
+            for method in ("LLM-TRSR hierarchical", HARDENED):
+                row = by_seed.get((method, seed))
+                cells.append("" if row is None else f"{row[key]:.3f}" if "recall" in key else f"{row[key]:.2f}")
+        table.append(f"| {seed} | " + " | ".join(cells) + " |")
     gained = mean(hard, "places_gained")
     text = (f"Hardened vs unhardened ({len(hard)} vs {len(plain)} seed(s)): the injected negative gains "
-            f"{gained:.2f} vs {mean(plain, 'places_gained'):.2f} places on average "
-            f"({'within' if gained <= 1 else 'above'} the goal of at most 1); clean recall@3 "
+            f"{gained:.2f} vs {mean(plain, 'places_gained'):.2f} places on average; clean recall@3 "
             f"{mean(hard, 'positive_recall@3_before'):.3f} vs {mean(plain, 'positive_recall@3_before'):.3f}.")
     key = "attacked_positive_places_gained"
     if all(key in r for r in hard + plain):
@@ -223,7 +234,45 @@ def _injection_summary(injection: list[dict]) -> list[str]:
                  + ("(the hardened ranker pushes injected text down whatever the item: part of its robustness is "
                     "that penalty, not ignoring the sentence)." if moved < -1 else
                     "(the hardened ranker mostly ignores the sentence rather than penalising it)."))
-    return ["", text]
+    clean = _paired(rows, HARDENED, "LLM-TRSR hierarchical", "recall@3")
+    goals = [f"- Goal 'the injected item gains at most 1 place on average': {'met' if gained <= 1 else 'not met'} "
+             f"({gained:.2f} places, mean over {len(hard)} seed(s))."]
+    if clean:
+        goals.append(f"- Goal 'clean recall within the unhardened ranker's interval': "
+                     f"{'not met' if clean.endswith('worse.') else 'met'}, where met means the hardened ranker's clean "
+                     f"recall@3 is not significantly below the unhardened one's on the same test users: {clean}")
+    return ["", text, "", *table, "", *goals]
+
+
+def measured_goals(results: list[dict]) -> list[str]:
+    """Issue 18's measured goals of this report, each met or not with what "met" means, whatever the figures: the
+    fine-tuned hierarchical ranker above the no-summary and the zero-shot ranker with an interval excluding 0 on at
+    least one data set (recall@10 on the fixed candidates), and the fused two-stage at least as good as the
+    retriever alone (no significant loss in HR@10 or NDCG@10) on every data set that ran it."""
+    hier = "LLM-TRSR hierarchical"
+    lines = ["", "## Measured goals", ""]
+    for other in ("LLM no summary (TALLRec-style)", "LLM zero-shot (hierarchical prompt)"):
+        found = {res["dataset"]: _paired(res["rows"], hier, other, "recall@10") for res in results}
+        found = {k: v for k, v in found.items() if v}
+        if not found:
+            continue
+        above = [k for k, v in found.items() if v.endswith("better.")]
+        lines.append(f"- The fine-tuned hierarchical ranker above {other} (recall@10, every interval excluding 0) on at "
+                     f"least one data set: {'met' if above else 'not met'} ({', '.join(above) or 'none'} of "
+                     f"{', '.join(found)}).")
+    fused = {}
+    for res in results:
+        two = res.get("two_stage") or []
+        rows = [r for r in two if str(r["method"]).endswith("(fused)")]
+        if rows:
+            alone = two[0]["method"]
+            fused[res["dataset"]] = [_paired(two, r["method"], alone, m) for r in rows for m in ("hr@10", "ndcg@10")]
+    if fused:
+        worse = [k for k, v in fused.items() if any(x.endswith("worse.") for x in v)]
+        lines.append(f"- The fused two-stage at least as good as the retriever alone (no significant loss in HR@10 "
+                     f"or NDCG@10): {'not met' if worse else 'met'} on {', '.join(fused)}"
+                     + (f" (worse on {', '.join(worse)})." if worse else "."))
+    return lines if len(lines) > 3 else []
 
 
 def _seed_mean(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, int] | None:
@@ -264,8 +313,8 @@ def _dataset_section(res: dict) -> str:
                  f"or lr where there is a choice): {res['n_valid']}.")
     st = res.get("summary_stats") or {}
     if st:
-        text = (f"Test histories: median {st['history_len_median']:.0f} items, {st['mean_blocks']:.2f} blocks of 5 "
-                "on average")
+        text = (f"Test histories: median {st['history_len_median']:.0f} items, {st['mean_blocks']:.2f} blocks on "
+                "average")
         if st["one_block_share"] > 0:
             text += (f"; {100 * st['one_block_share']:.0f}% of users have a single block, for whom the hierarchical "
                      "and recurrent summaries are the same prompt (and the same cached text)")
@@ -309,7 +358,7 @@ def _dataset_section(res: dict) -> str:
                 "attacked_positive_recall@3"]
         lines.append(format_table([{"method": r["method"], "seed": r["seed"], **{c: r.get(c, "-") for c in cols}}
                                    for r in res["injection"]], ["method", "seed", *cols], digits=3))
-        lines += _injection_summary(res["injection"])
+        lines += _injection_summary(res["injection"], res["rows"])
     if res["throughput"]:
         lines += ["", "### Throughput (model time; cached results keep the time they took)", ""]
         rows = [{"method": t["method"], "seed": t["seed"],
@@ -352,13 +401,13 @@ def _epochs(scores: dict) -> str:
     return ", ".join(f"{float(v):.3f}" for _, v in sorted(scores.items(), key=lambda kv: int(kv[0]))) or "-"
 
 
-def departures(sizes: Any) -> list[str]:
+def departures(sizes: Any, model_name: str = "SmolLM2-135M-Instruct") -> list[str]:
     """Where this benchmark's protocol differs from the paper's (LLM-TRSR, PAPERS.md), each with its reason."""
     from recllm.trsr.ranker import ranker_sft_config
 
     sz = dataclasses.asdict(sizes)
-    out = [f"summaries up to {sz['summary_tokens']} new tokens (the paper: up to 150) and a 135M-parameter model "
-           "for summarising and ranking (the paper: a 30B summariser): CPU time",
+    out = [f"summaries up to {sz['summary_tokens']} new tokens (the paper: up to 150) and {model_name} for "
+           "summarising and ranking (the paper: a 30B summariser): CPU time",
            f"about {sz['min_candidates']} labelled candidates per fine-tuned ranker from at most "
            f"{sz['n_train_users']} training users (the paper's ~10k samples), {len(sz['seeds'])} seed(s)",
            f"{sz.get('epochs') or ranker_sft_config().epochs} epoch(s) of SFT (the paper: 5), so the paper's lr 1e-4 "
@@ -427,8 +476,15 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     """The report body: set-up, then one section per data set."""
     from recllm.trsr.ranker import ranker_sft_config
 
+    from recllm.bench.trsr.run import DATASETS, bench_trsr_config
+
     sz = dataclasses.asdict(sizes)
     sft = ranker_sft_config()
+    cfg = bench_trsr_config("hierarchical", sizes, DATASETS[0], 0)  # what every data set's rankers share
+    lora, seg = cfg.lora, cfg.summarizer.segment
+    sparse = [f"{r['dataset']}: {r['summary']['items']} catalogue items, {r['summary']['interacted_items']} ever "
+              "interacted with" for r in results
+              if r.get("summary") and r["summary"]["items"] > 2 * r["summary"]["interacted_items"]]
     lrs = sorted({v for r in results if r.get("lr_choice") for v in _lrs(r["lr_choice"]).values()})
     lr_text = "/".join(f"{x:g}" for x in lrs) or "see each data set"
     lines = [
@@ -436,15 +492,15 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         "Yes/No LLM ranker, against ID baselines on the same fixed candidates."
         + (" **Quick mode** (tiny sizes, for development only)." if quick else ""),
         "",
-        f"- model: {model_name} for both summarising and ranking (LoRA r=8, alpha 16, dropout 0.05 on "
-        f"q/k/v/o); SFT schedule from the ranker's defaults (`ranker_sft_config`: lr {sft.learning_rate:g}, "
+        f"- model: {model_name} for both summarising and ranking (LoRA r={lora.r}, alpha {lora.alpha:g}, dropout "
+        f"{lora.dropout:g} on {'/'.join(m.removesuffix('_proj') for m in lora.target_modules)}); SFT schedule from the ranker's defaults (`ranker_sft_config`: lr {sft.learning_rate:g}, "
         f"{sft.epochs} epoch(s), {sft.batch_size * sft.grad_accum} groups per optimizer step); the benchmark "
         f"overrides the seed, lr {lr_text} (chosen on validation from a grid that holds the paper's, see each "
         "data set)"
         + (f" and epochs {sz['epochs']}" if sz.get("epochs") else "")
         + "; epoch chosen by validation R@3+R@5+R@10 where there are several",
-        f"- blocks of 5 items, at most 5 blocks; summaries up to {sz['summary_tokens']} new tokens (greedy); "
-        "3 most recent items in the ranker prompt",
+        f"- blocks of {seg.block_size} items, at most {seg.max_blocks} blocks; summaries up to "
+        f"{sz['summary_tokens']} new tokens (greedy); {cfg.ranker.n_recent} most recent items in the ranker prompt",
         *_sizes_lines(results, sz),
         "- intervals (95%; each table's `interval` column says which a row has): a Student-t interval over the seed "
         "means for a method run with several training seeds, a bootstrap over test users for one run with one seed",
@@ -452,13 +508,15 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         f"stopping after {sz['retriever_patience']} epochs without a better validation NDCG@10 (`recllm bench "
         "learn`'s settings; no wall-clock budget, so the fits are the same on every CPU)",
         "- candidates: the 20 negatives of each row are drawn once (seeded, saved) from the items anyone interacted "
-        "with, minus the user's history: Amazon's metadata lists ~15x more items than its reviews touch, and "
-        "negatives drawn from those would be separated by popularity alone",
+        "with, minus the user's history: a catalogue can list far more items than anyone interacts with"
+        + (f" ({'; '.join(sparse)})" if sparse else "") + ", and negatives drawn from those would be separated by "
+        "popularity alone",
         "- reference (paper, 30B summariser, 10k training samples): see PAPERS.md; random negatives still make this "
         "protocol easy and popularity-friendly (Krichene & Rendle, KDD'20), which is why the two-stage table exists.",
     ]
-    lines += ["- departures from the paper (and why):"] + [f"  - {d}" for d in departures(sizes)]
+    lines += ["- departures from the paper (and why):"] + [f"  - {d}" for d in departures(sizes, model_name)]
     lines += [f"- {n}" for n in notes]
     for res in results:
         lines += ["", _dataset_section(res)]
+    lines += measured_goals(results)
     return "\n".join(lines) + "\n"
