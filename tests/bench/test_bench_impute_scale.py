@@ -87,6 +87,10 @@ def test_verdict_paragraph_follows_the_numbers():
     assert "3 comparisons" in great and "LLM ahead in 1, great ahead in 1, 1 ties" in great and "here: not met" in great
     assert "great wins on: ml-100k/items genres:jaccard (MCAR 20%)" in great
     assert "not measured" in next(line for line in text.splitlines() if "miceforest" in line)
+    forest = [{**row, "imputer": "miceforest"} for row in _rows(0.2, 0.9, 0.3, 0.6, 0.9) if row["imputer"] == "mice"]
+    line = next(line for line in verdict_paragraph(_rows(0.2, 0.9, 0.3, 0.6, 0.9) + forest, ["MCAR 20%"]).splitlines()
+                if "LLM vs miceforest" in line)
+    assert "LLM ahead in 1, miceforest ahead in 1" in line and "Goal" not in line  # shown; the goal is MICE
     flipped = verdict_paragraph(_rows(0.9, 0.2, 0.6, 0.3, 0.1), ["MCAR 20%"])
     line = next(line for line in flipped.splitlines() if "LLM vs MICE" in line)
     assert "LLM ahead in 1, mice ahead in 1" in line and "LLM wins on: ml-100k/items genres:jaccard" in line
@@ -224,3 +228,12 @@ def test_the_training_table_names_the_fine_tunes_that_validated_below_the_column
 
     text = _llm_training_table([row(0, [-0.06, -0.15], 1), row(1, [0.03, -0.12], 1), row(2, [-0.2, 0.01], 2)])
     assert "1 of 3 fine-tunes here (advertising seed 0 advertising/users)" in text
+
+
+def test_the_report_lists_its_departures_from_the_paper():
+    from recllm.bench.impute.report import departures
+
+    lines = departures(BenchConfig.preset(False))
+    assert any("instead of a distilled GPT-2" in d for d in lines)
+    assert any("MCAR 20% only" in d for d in lines) and any("miceforest and GReaT added" in d for d in lines)
+    assert "the LLM imputer at every setting" in " ".join(departures(BenchConfig.preset(False, llm_fit="shared")))
