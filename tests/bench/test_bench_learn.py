@@ -234,6 +234,7 @@ def test_a_data_folder_is_benchmarked_like_a_data_set(shop_folder, tmp_path, cap
                  "popularity", "SASRec-CE", "--out", str(out), "--allow-dirty", "--quiet"]) == 0
     text = out.read_text()
     assert "shop/interactions.csv" in text and "shop/items.csv" in text and (out.parent / "learn-shop.png").is_file()
+    assert "Departures from the paper" in text and "instead of Baichuan2-7B" in text and "2-layer" in text
     section = text.split(f"## {shop_folder}\n", 1)[1].split("\n## ", 1)[0]
     assert "| SASRec-CE | 1 |" in section and "| popularity | 1 |" in section
 
