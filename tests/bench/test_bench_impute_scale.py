@@ -237,3 +237,15 @@ def test_the_report_lists_its_departures_from_the_paper():
     assert any("instead of a distilled GPT-2" in d for d in lines)
     assert any("MCAR 20% only" in d for d in lines) and any("miceforest and GReaT added" in d for d in lines)
     assert "the LLM imputer at every setting" in " ".join(departures(BenchConfig.preset(False, llm_fit="shared")))
+
+
+def test_each_peer_is_compared_with_mice_too():
+    """'Say plainly where each wins': miceforest and GReaT against MICE, shown without a goal."""
+    rows = _rows(llm_year=0.5, mice_year=0.9, llm_genres=0.6, mice_genres=0.6, great_year=0.2)
+    text = verdict_paragraph(rows, ["MCAR 20%"])
+    great = next(line for line in text.splitlines() if "GReaT vs MICE overall" in line)
+    assert "great wins on: ml-100k/items year:nrmse (MCAR 20%)" in great and "Goal" not in great
+    assert "miceforest vs MICE" not in text  # miceforest did not run
+    advertising = [{**row, "dataset": "advertising", "scores": {"advertising/users": {"age:nrmse": 1.0}}}
+                   for row in rows]
+    assert "ml-100k/items: year" not in verdict_paragraph(advertising, ["MCAR 20%"])  # no note on unscored columns

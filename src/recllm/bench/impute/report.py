@@ -199,15 +199,16 @@ def _goal(b: str, found: dict[str, list[Any]]) -> str:
 
 def _sentence(title: str, a: str, b: str, found: dict[str, list[Any]], unit: str, goal: bool = True) -> str:
     n = len(found["a"]) + len(found["b"]) + len(found["tie"])
-    b = _name(b)
+    a_name, b = ("LLM" if a == "llm" else _name(a)), _name(b)
     if n == 0:
-        return f"- **{title}**: not measured ({b} or the LLM imputer did not run on these columns)."
+        return f"- **{title}**: not measured ({b} or {'the LLM imputer' if a == 'llm' else a_name} did not run on " \
+               "these columns)."
     how = ("one seed: by the means, without an interval" if found["one_seed"] else
            "paired by seed; a win needs the 95% interval to exclude 0")
-    text = (f"- **{title}**: {n} comparisons ({unit}; {how}): LLM ahead in {len(found['a'])}, {b} ahead in "
+    text = (f"- **{title}**: {n} comparisons ({unit}; {how}): {a_name} ahead in {len(found['a'])}, {b} ahead in "
             f"{len(found['b'])}, {len(found['tie'])} ties.")
     if found["a"]:
-        text += f" LLM wins on: {'; '.join(found['a'])}."
+        text += f" {a_name} wins on: {'; '.join(found['a'])}."
     if found["b"]:
         text += f" {b} wins on: {'; '.join(found['b'])}."
     return text + (_goal(b, found) if goal else "")
@@ -216,7 +217,8 @@ def _sentence(title: str, a: str, b: str, found: dict[str, list[Any]], unit: str
 def verdict_paragraph(rows: list[dict[str, Any]], settings: list[str]) -> str:
     """Where each imputer wins, computed from the stored numbers: the LLM imputer against MICE and miceforest on
     the columns whose value the row's text carries (:attr:`TableSpec.text_carried`), and against GReaT overall
-    (every masked column's headline metric and every task's primary metric, in every setting). With the shared fit
+    (every masked column's headline metric and every task's primary metric, in every setting); each peer
+    (miceforest, GReaT) against MICE overall. With the shared fit
     the MICE / miceforest goal lines compare on equal data (their shared-fit references, fitted on the cells the LLM
     imputer's shared fit trained on); the same imputers on each setting's own masked table are shown beside them."""
     down, imp = _downstream(rows), _imputation(rows)
@@ -245,14 +247,18 @@ def verdict_paragraph(rows: list[dict[str, Any]], settings: list[str]) -> str:
             f"LLM vs {label} fitted on each setting's own masked table (more observed cells than the LLM imputer's "
             "shared fit trained on; shown, not the goal)", "llm", other, _compare(imp, carried_items, "llm", other),
             "column x setting", goal=False))
-    blind = _blind_text_carried(carried)
+    blind = _blind_text_carried([(t, c) for t, c in carried if (t, c) in primary])
     if blind:
         lines.append(f"- On {blind}, MICE, KNN and miceforest fill the column's mean or most frequent value: they "
                      "read no text (the title that carries a film's year) and the table holds no other number or "
-                     "category to condition on, so the two goal lines above compare the LLM imputer with that "
-                     "column statistic there, not with a fitted model.")
-    lines.append(_sentence("LLM vs GReaT overall", "llm", "great", _compare(both, overall, "llm", "great"),
-                           "masked column x setting and downstream task x setting, headline metrics"))
+                     "category to condition on, so the lines above compare the LLM imputer with that column "
+                     "statistic there, not with a fitted model.")
+    unit = "masked column x setting and downstream task x setting, headline metrics"
+    lines.append(_sentence("LLM vs GReaT overall", "llm", "great", _compare(both, overall, "llm", "great"), unit))
+    for peer, label in (("miceforest", "miceforest"), ("great", "GReaT")):  # where each peer wins, not only vs LLM
+        if peer in ran and "mice" in ran:
+            lines.append(_sentence(f"{label} vs MICE overall (shown, no goal)", peer, "mice",
+                                   _compare(both, overall, peer, "mice"), unit, goal=False))
     return "\n".join(lines) + "\n"
 
 
