@@ -204,6 +204,10 @@ def test_report_labels_each_split_with_its_size_and_note(tmp_path):
     summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
     assert "| cyclic | temporal | 27 test users, not informative | 1 |" in summary
     assert "| cyclic | cold_start | 230 test users | 1 |" in summary
+    temporal = next(line for line in summary.splitlines() if "| temporal |" in line)
+    assert "no verdict (too few test users)" in temporal and "; not informative)" in temporal  # figures, no verdict
+    cold = next(line for line in summary.splitlines() if "| cold_start |" in line)
+    assert "no verdict" not in cold and "not informative" not in cold
 
 
 def test_report_compares_the_encoders_and_tables_their_embedding_time(tmp_path):

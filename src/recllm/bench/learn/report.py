@@ -171,6 +171,11 @@ def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: li
             best = max(means, key=means.get)
             n_best = len(by_model[best])
             best_seeds = f", {n_best} seed{'s' if n_best > 1 else ''}" if n_best < len(pairs) else ""
+            if not (split_info or {}).get((dataset, split), {}).get("informative", True):  # figures, no verdict
+                for verdict in ("better", "worse", "not distinguishable"):
+                    if diff.endswith(" " + verdict):
+                        diff = diff[: -len(verdict)] + "no verdict (too few test users)"
+                best_seeds += "; not informative"
             rows.append({"data set": dataset, "split": split,
                          "test users": split_label((split_info or {}).get((dataset, split))), "seeds": len(pairs),
                          f"{label} {metric}": f"{means[learn]:.4f}", f"SASRec {metric}": f"{means[MAIN_SASREC]:.4f}",
