@@ -284,3 +284,9 @@ def calmer_now(probe_load: float, load: float, cpus: int, probe_share: float = f
     ``cpus - 0.5``). A probe from a busy hour would overestimate every later plan."""
     starved = probe_share == probe_share and probe_share < STARVED_SHARE
     return (probe_load > cpus and load < probe_load / 2) or (starved and load < cpus - 0.5)
+
+
+def lora_text(lora: object) -> str:
+    """A LoRA adapter's shape as the reports print it: ``r=8, alpha 16, dropout 0.05 on q/k/v/o``."""
+    modules = "/".join(m.removesuffix("_proj") for m in lora.target_modules)
+    return f"r={lora.r}, alpha {lora.alpha:g}, dropout {lora.dropout:g} on {modules}"

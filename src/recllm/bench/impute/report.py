@@ -650,11 +650,11 @@ def llm_setup_line(config: Any) -> str:
                 "and are stored together, so no table mixes two adapters. For an equal-data comparison, MICE and "
                 "miceforest are also fitted on that same table and fill each setting as the LLM imputer does (the "
                 "'(shared-fit cells)' rows; masked-cell scores only)")
+    from recllm.bench.reporting import lora_text
     from recllm.llm.sft import LoRAConfig
 
-    lora = LoRAConfig()  # LLMImputer's adapter when none is given (recllm.impute.llm)
-    return (f"- LLM imputer ({config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA r={lora.r} on "
-            f"{'/'.join(m.removesuffix('_proj') for m in lora.target_modules)}): "
+    # LLMImputer's adapter when none is given (recllm.impute.llm)
+    return (f"- LLM imputer ({config.llm_model or 'SmolLM2-135M-Instruct (bundled)'}, LoRA {lora_text(LoRAConfig())}): "
             f"LLMImputer's defaults -- whole-row training on every observed cell of every row (each row one sequence, "
             f"its observed cells as lines in a fresh random order each epoch, the loss on every value), up to "
             f"{DEFAULT_SFT.epochs} epochs at lr {DEFAULT_SFT.learning_rate:g}, batch {DEFAULT_SFT.batch_size}, the "
@@ -668,7 +668,7 @@ def departures(config: Any) -> list[str]:
     from recllm.impute.llm import DEFAULT_SFT
 
     runs = config.llm_run_settings()
-    out = [f"{config.llm_model} instead of a distilled GPT-2, as given by --model" if config.llm_model else
+    return [f"{config.llm_model} instead of a distilled GPT-2, as given by --model" if config.llm_model else
            "SmolLM2-135M-Instruct instead of a distilled GPT-2: the model the package bundles (an instruct model "
            "about GPT-2-small's size), so no model is downloaded",
            "whole-row SFT on every observed cell of every row, not only on the complete rows: the masked tables "
@@ -683,7 +683,6 @@ def departures(config: Any) -> list[str]:
            "the paper's tasks on its data (AdClick: advertising; MovieLens: ml-100k) with our own seeded splits and "
            "DLRM hyper-parameters, the same for every imputer (the paper's splits and settings are not public), and "
            "miceforest and GReaT added beside its baselines, the stronger imputers the paper leaves open"]
-    return out
 
 
 def _versions(rows: list[dict[str, Any]]) -> str:

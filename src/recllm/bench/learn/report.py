@@ -316,8 +316,8 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
     if quick:
         from recllm.bench.learn.run import QUICK_EPOCHS
 
-        body.append(f"**Quick mode**: one data set, one seed, at most {QUICK_EPOCHS} epochs, the headline models only; encoder "
-                    "times from a sample of texts: a smoke run, not the reported figures. The full run is "
+        body.append(f"**Quick mode**: one data set, one seed, at most {QUICK_EPOCHS} epochs, the headline models only; "
+                    "encoder times from a sample of texts: a smoke run, not the reported figures. The full run is "
                     "`recllm bench learn` (`--plan` lists its runs and their estimated time).\n")
     fitting = sum(r.fit_seconds for r in results)
     body.append(f"Total benchmark time: {total_seconds / 60:.1f} min (this invocation); fitting the {len(results)} "

@@ -137,7 +137,8 @@ def _load_average() -> float:
 
 def cached_rates(summarizer: Any, data: Any, sizes: Any, show_progress: bool = False, log: Any = print) -> Rates:
     """:func:`probe_rates`, measured once per machine, model and summary length (kept under the recllm cache), and
-    again when a probe from a saturated machine, or one starved of its cores, meets a calmer one (:func:`calmer_now`)."""
+    again when a probe from a saturated machine, or one starved of its cores, meets a calmer one
+    (:func:`recllm.bench.reporting.calmer_now`)."""
     import json
     import os
 

@@ -257,8 +257,8 @@ def measured_goals(results: list[dict]) -> list[str]:
         if not found:
             continue
         above = [k for k, v in found.items() if v.endswith("better.")]
-        lines.append(f"- The fine-tuned hierarchical ranker above {other} (recall@10, every interval excluding 0) on at "
-                     f"least one data set: {'met' if above else 'not met'} ({', '.join(above) or 'none'} of "
+        lines.append(f"- The fine-tuned hierarchical ranker above {other} (recall@10, every interval excluding 0) "
+                     f"on at least one data set: {'met' if above else 'not met'} ({', '.join(above) or 'none'} of "
                      f"{', '.join(found)}).")
     fused = {}
     for res in results:
@@ -476,12 +476,13 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     """The report body: set-up, then one section per data set."""
     from recllm.trsr.ranker import ranker_sft_config
 
+    from recllm.bench.reporting import lora_text
     from recllm.bench.trsr.run import DATASETS, bench_trsr_config
 
     sz = dataclasses.asdict(sizes)
     sft = ranker_sft_config()
     cfg = bench_trsr_config("hierarchical", sizes, DATASETS[0], 0)  # what every data set's rankers share
-    lora, seg = cfg.lora, cfg.summarizer.segment
+    seg = cfg.summarizer.segment
     sparse = [f"{r['dataset']}: {r['summary']['items']} catalogue items, {r['summary']['interacted_items']} ever "
               "interacted with" for r in results
               if r.get("summary") and r["summary"]["items"] > 2 * r["summary"]["interacted_items"]]
@@ -492,8 +493,8 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         "Yes/No LLM ranker, against ID baselines on the same fixed candidates."
         + (" **Quick mode** (tiny sizes, for development only)." if quick else ""),
         "",
-        f"- model: {model_name} for both summarising and ranking (LoRA r={lora.r}, alpha {lora.alpha:g}, dropout "
-        f"{lora.dropout:g} on {'/'.join(m.removesuffix('_proj') for m in lora.target_modules)}); SFT schedule from the ranker's defaults (`ranker_sft_config`: lr {sft.learning_rate:g}, "
+        f"- model: {model_name} for both summarising and ranking (LoRA {lora_text(cfg.lora)}); SFT schedule from "
+        f"the ranker's defaults (`ranker_sft_config`: lr {sft.learning_rate:g}, "
         f"{sft.epochs} epoch(s), {sft.batch_size * sft.grad_accum} groups per optimizer step); the benchmark "
         f"overrides the seed, lr {lr_text} (chosen on validation from a grid that holds the paper's, see each "
         "data set)"
