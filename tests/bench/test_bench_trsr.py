@@ -85,8 +85,12 @@ def test_render_builds_every_section_from_measurements():
     }
     text = render([res], QUICK, "tiny", ["a note"], quick=True)
     for needle in ("## toy", "Quick mode", "recall@10", "Two-stage", "Prompt injection", "Throughput", "3.00x",
-                   "Likes a and b.", "a note", "LLM-TRSR hierarchical minus popularity"):
+                   "Likes a and b.", "a note", "LLM-TRSR hierarchical minus popularity", "trsr-agreement.md"):
         assert needle in text
+    # a table that compares a faster precision itself needs no pointer to the separate measurement
+    res["rows"][1]["faster"] = {"dtype": "bfloat16", "spearman": 0.9, "same_top1": 0.8}
+    text = render([res], QUICK, "tiny", ["a note"], quick=True)
+    assert "trsr-agreement.md" not in text and "bfloat16: 0.900 / 80%" in text
 
 
 @pytest.mark.integration

@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "learn-catalogue": "recllm.bench.learn_catalogue",
     "scaling": "recllm.bench.scaling",
     "trsr": "recllm.bench.trsr",
+    "trsr-agreement": "recllm.bench.trsr_agreement",
 }
 
 

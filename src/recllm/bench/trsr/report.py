@@ -472,6 +472,12 @@ def _sizes_lines(results: list[dict], sz: dict) -> list[str]:
     return lines
 
 
+AGREEMENT_NOTE = ("rank agreement of a faster scoring precision with these tables: no table here compares one, so "
+                  "it is measured on this campaign's seed-0 rankers in trsr-agreement.md (`recllm bench "
+                  "trsr-agreement`, on a CPU with native bfloat16: mean per-user Spearman and same top-1 beside each "
+                  "ranker's recall)")
+
+
 def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], quick: bool) -> str:
     """The report body: set-up, then one section per data set."""
     from recllm.trsr.ranker import ranker_sft_config
@@ -517,6 +523,8 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     ]
     lines += ["- departures from the paper (and why):"] + [f"  - {d}" for d in departures(sizes, model_name)]
     lines += [f"- {n}" for n in notes]
+    if not any(row.get("faster") for res in results for row in res["rows"]):
+        lines.append(f"- {AGREEMENT_NOTE}")
     for res in results:
         lines += ["", _dataset_section(res)]
     lines += measured_goals(results)
