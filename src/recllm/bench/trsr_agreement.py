@@ -123,6 +123,7 @@ def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store
 def report_body(rows: list[dict[str, Any]], precision: str, faster: str) -> str:
     """The report: the measured rows' table, then each skipped ranker with its reason."""
     from recllm.eval.report import format_table
+    from recllm.llm.precision import TRAINING_DTYPE
 
     measured = [r for r in rows if "skipped" not in r]
     skipped = [r for r in rows if "skipped" in r]
@@ -130,7 +131,7 @@ def report_body(rows: list[dict[str, Any]], precision: str, faster: str) -> str:
         "Seed-0 rankers of the trsr campaign (`recllm bench trsr`), reloaded from their finished SFT runs on this "
         "machine at the lr the campaign chose; nothing is trained here. *recall@k*: on the campaign's test rows "
         "(the next item among 20 fixed random negatives), scored in the precision the rankers were trained and "
-        f"validated in (float32), as in trsr.md's headline tables. The summaries are generated in {precision}, as "
+        f"validated in ({TRAINING_DTYPE}), as in trsr.md's headline tables. The summaries are generated in {precision}, as "
         f"the campaign's. *Faster precision* ({faster} asked): the precision the same adapter is scored in to save "
         "time; *Spearman*: the mean over test users of the Spearman correlation between the two precisions' scores "
         "of the user's 21 candidates; *same top-1*: the share of users whose top candidate is the same in both. "
