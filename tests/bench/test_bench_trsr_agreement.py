@@ -58,14 +58,27 @@ def test_rankers_are_reloaded_never_trained_scored_in_both_precisions_and_stored
     rows = agreement.measure_dataset(spec, summarizer, cache, campaign, store, "bfloat16", log=_silent)
     assert [r["lr"] for r in rows[1:]] == [1e-3, 3e-4] and all("not trained" in r["skipped"] for r in rows[1:])
 
-    # the campaign trains the hierarchical ranker: it is reloaded, its test scores are the campaign's
+    # a finished run with the same SFT settings but other training examples (a learning-curve point: fewer users)
+    # is not taken for the headline ranker: sft_train's own check refuses it, and nothing is trained
     monkeypatch.setattr(bench.Fitter, "fit", real_fit)
     fitter = bench.Fitter(data, sizes, summarizer, cache, None)
-    trained = fitter.fit("hierarchical-seed0", fitter.config("hierarchical", 0, lr=1e-3))
+    config = fitter.config("hierarchical", 0, lr=1e-3)
+    fewer = fitter.config("hierarchical", 0, lr=1e-3, train=dataclasses.replace(data.train, users=2))
+    fitter.fit("hierarchical-seed0", fewer)
+    assert agreement.finished_runs(fitter, "hierarchical-seed0", config) == [fitter.run_dir("hierarchical-seed0",
+                                                                                             fewer)]
+    rows = agreement.measure_dataset(spec, summarizer, cache, campaign, store, "bfloat16", log=_silent)
+    assert "not trained" in rows[1]["skipped"]
+
+    # the campaign trains the hierarchical ranker, from an older commit whose source hash named its folder
+    # otherwise: it is found, reloaded, and its test scores are the campaign's
+    trained = fitter.fit("hierarchical-seed0", config)
     scores = trained.rank(data.test.histories, list(data.test.candidates))
     expected = bench.evaluate_sampled(bench.precomputed_score_fn(data.test, scores), data.test, ks=bench.KS,
                                       show_progress=False)
-    folder = fitter.run_dir("hierarchical-seed0", fitter.config("hierarchical", 0, lr=1e-3))
+    named = fitter.run_dir("hierarchical-seed0", config)
+    folder = named.with_name("hierarchical-seed0-0ldercommit")
+    named.rename(folder)
     log_file = folder / "sft" / "training_log.jsonl"
 
     def files():

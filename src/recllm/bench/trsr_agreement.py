@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,55 @@ COLUMNS = ["data set", "ranker", "lr", "test users", "recall@3", "recall@5", "re
 
 class _NotStored(Exception):
     """A grid run the campaign has not stored yet."""
+
+
+def finished_runs(fitter: Any, label: str, config: Any) -> list[Path]:
+    """This machine's finished SFT folders that may hold the run ``label``/``config``: the folder the campaign's
+    code at this commit names first, then any other finished ``<label>-*`` folder trained with the same SFT settings
+    (lr, seed, schedule). The campaign's folder names hash the whole source of recllm.trsr and recllm.data, so a
+    campaign running from an older commit whose estimator code is the same names its folders otherwise; whether a
+    folder holds this very run (same base model, LoRA and SFT settings and training examples) is checked by
+    ``sft_train`` when it is loaded (:func:`reload_ranker`)."""
+    from dataclasses import asdict
+
+    from recllm.bench.trsr.plan import _sft_done
+    from recllm.llm.checkpoints import RESUMABLE_FIELDS
+
+    def settings(sft: dict) -> dict:
+        return {k: v for k, v in sft.items() if k not in RESUMABLE_FIELDS}
+
+    named = fitter.run_dir(label, config)
+    wanted = settings(json.loads(json.dumps(asdict(config.sft))))
+    others = []
+    for folder in sorted(named.parent.glob(f"{label}-*")):
+        if folder == named or not _sft_done(folder):
+            continue
+        try:
+            saved = json.loads((folder / "sft" / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if settings(saved.get("sft", {})) == wanted:
+            others.append(folder)
+    return ([named] if _sft_done(named) else []) + others
+
+
+def reload_ranker(fitter: Any, label: str, config: Any) -> Any:
+    """The campaign's fine-tuned ranker ``label``/``config`` loaded from the first of :func:`finished_runs` that
+    holds it, or None when none does. Only finished folders are opened, so nothing is trained."""
+    from recllm.bench.trsr.run import Fitter
+
+    class InFolder(Fitter):
+        def run_dir(self, label: str, config: Any) -> Path:
+            return folder
+
+    for folder in finished_runs(fitter, label, config):
+        try:
+            return InFolder(fitter.data, fitter.sizes, fitter.summarizer_lm, fitter.cache, fitter.lr,
+                            fitter.show_progress).fit(label, config)
+        except ValueError as exc:  # sft_train: the folder was written by a different run
+            if "different run" not in str(exc):
+                raise
+    return None
 
 
 def campaign_lr(store: Any, unit: str, fitter: Any, mode: str) -> float | None:
@@ -67,7 +117,6 @@ def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store
     the ``faster`` precision's agreement with it, or the reason it is not measured (``"skipped"``). Rows are
     stored in ``store`` per CPU model; ``campaign`` is the trsr benchmark's run store (read only)."""
     from recllm.bench.runs import run_key
-    from recllm.bench.trsr.plan import _sft_done
     from recllm.bench.trsr.run import (FULL, KS, Fitter, _shape, _unit_key, faster_agreement, inputs_identity,
                                        prepare)
     from recllm.eval import evaluate_sampled
@@ -92,11 +141,6 @@ def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store
                 log(f"[{NAME}] {spec.name} {label}: {rows[-1]['skipped']}")
                 continue
             run_label, config = f"{mode}-seed0", fitter.config(mode, 0, lr=lr)
-            if not _sft_done(fitter.run_dir(run_label, config)):
-                rows.append({**row, "lr": lr, "skipped": "not trained on this machine yet (its seed-0 SFT run is "
-                             "not finished in this machine's cache; this benchmark never trains)"})
-                log(f"[{NAME}] {spec.name} {label}: {rows[-1]['skipped']}")
-                continue
             row["lr"] = lr
         else:
             run_label, config = "zero-shot", fitter.config(mode, 0, fine_tune=False)
@@ -105,7 +149,12 @@ def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store
         stored = store.get(key)
         if stored is None:
             t0 = time.perf_counter()
-            model = fitter.fit(run_label, config)
+            model = reload_ranker(fitter, run_label, config) if fine_tune else fitter.fit(run_label, config)
+            if model is None:
+                rows.append({**row, "skipped": "not trained on this machine yet (no finished seed-0 SFT run of it in "
+                             "this machine's cache; this benchmark never trains)"})
+                log(f"[{NAME}] {spec.name} {label}: {rows[-1]['skipped']}")
+                continue
             scores = model.rank(data.test.histories, list(data.test.candidates))
             result = evaluate_sampled(precomputed_score_fn(data.test, scores), data.test, ks=KS, show_progress=False)
             agreement = faster_agreement(model, data.test, scores, faster)
