@@ -102,6 +102,14 @@ def test_rankers_are_reloaded_never_trained_scored_in_both_precisions_and_stored
     body = agreement.report_body(again, "float32", "bfloat16")
     assert "LLM-TRSR hierarchical" in body and "Not measured" in body and "not trained on this machine" in body
 
+    # a later session on another CPU with no faster precision measures nothing and keeps this CPU's rows
+    monkeypatch.setattr("recllm.hardware.cpu_model", lambda: "Another CPU")
+    monkeypatch.setattr(agreement, "reload_ranker", lambda *a: pytest.fail("a ranker was loaded"))
+    other = agreement.measure_dataset(spec, summarizer, cache, campaign, RunStore(store.path), "bfloat16",
+                                      log=_silent, measure=False)
+    assert [r for r in other if "skipped" not in r] == rows[:2]
+    assert all("Another CPU" in r["skipped"] for r in other[:2] if "skipped" in r)
+
 
 def test_the_lr_is_read_from_a_complete_grid_and_none_while_it_is_incomplete(tmp_path, monkeypatch):
     """Before the campaign stores its lr unit, the choice is the one its stored grid runs make."""
@@ -136,9 +144,6 @@ def test_bad_arguments_are_one_line_before_any_model_is_loaded(tmp_path, monkeyp
     with pytest.raises(UserInputError, match=r"no trsr run store at .*\(--trsr-runs\)"):
         run("--faster", "bfloat16")
     (tmp_path / "trsr.runs.jsonl").write_text("")
-    monkeypatch.setattr("recllm.llm.resolve_dtype", lambda dtype="auto", device="auto": "float32")
-    with pytest.raises(UserInputError, match=r"no scoring precision faster than float32.*\(--faster\)"):
-        run()
     with pytest.raises(UserInputError, match="--only"):
         run("--only", "no-such-data")
     assert not (tmp_path / "a.md").exists()

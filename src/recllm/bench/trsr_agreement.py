@@ -112,10 +112,12 @@ def campaign_lr(store: Any, unit: str, fitter: Any, mode: str) -> float | None:
 
 
 def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store: Any, faster: str,
-                    show_progress: bool = False, log: Any = print) -> list[dict[str, Any]]:
-    """One row per ranker of :data:`RANKERS` on data set ``spec``: its seed-0 recall@k in the training precision and
-    the ``faster`` precision's agreement with it, or the reason it is not measured (``"skipped"``). Rows are
-    stored in ``store`` per CPU model; ``campaign`` is the trsr benchmark's run store (read only)."""
+                    show_progress: bool = False, log: Any = print, measure: bool = True) -> list[dict[str, Any]]:
+    """Per ranker of :data:`RANKERS` on data set ``spec``: its seed-0 recall@k in the training precision and the
+    ``faster`` precision's agreement with it on this CPU, or the reason it is not measured here (``"skipped"``),
+    then the rows other CPUs stored for the same ranker and settings. Rows are stored in ``store`` per CPU model;
+    ``campaign`` is the trsr benchmark's run store (read only). ``measure=False``: nothing is computed (a machine
+    with no faster precision), only stored rows are read."""
     from recllm.bench.runs import run_key
     from recllm.bench.trsr.run import (FULL, KS, Fitter, _shape, _unit_key, faster_agreement, inputs_identity,
                                        prepare)
@@ -144,16 +146,25 @@ def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store
             row["lr"] = lr
         else:
             run_label, config = "zero-shot", fitter.config(mode, 0, fine_tune=False)
-        key = run_key(task="bench-trsr-agreement", **inputs, dataset=dataclasses.asdict(spec), shape=_shape(FULL),
-                      model=summarizer.fingerprint, ranker=label, lr=row["lr"], faster=faster_dtype, cpu=cpu_model())
+        settings = dict(task="bench-trsr-agreement", **inputs, dataset=dataclasses.asdict(spec), shape=_shape(FULL),
+                        model=summarizer.fingerprint, ranker=label, lr=row["lr"], faster=faster_dtype)
+        identity, key = run_key(**settings), run_key(**settings, cpu=cpu_model())  # the same row on any CPU; here
+        elsewhere = [other for k in store.keys() if k != key
+                     for other in [store.get(k)] if other is not None and other.get("identity") == identity]
         stored = store.get(key)
+        if stored is None and not measure:
+            rows.append({**row, "skipped": f"not measured on this CPU ({cpu_model()}: no scoring precision faster "
+                         f"than the headline's; --faster names one to measure anyway)"})
+            rows += [{**row, **other} for other in elsewhere]
+            continue
         if stored is None:
             t0 = time.perf_counter()
             model = reload_ranker(fitter, run_label, config) if fine_tune else fitter.fit(run_label, config)
             if model is None:
-                rows.append({**row, "skipped": "not trained on this machine yet (no finished seed-0 SFT run of it in "
-                             "this machine's cache; this benchmark never trains)"})
-                log(f"[{NAME}] {spec.name} {label}: {rows[-1]['skipped']}")
+                reason = ("not trained on this machine yet (no finished seed-0 SFT run of it in this machine's "
+                          "cache; this benchmark never trains)")
+                rows += [{**row, "skipped": reason}] + [{**row, **other} for other in elsewhere]
+                log(f"[{NAME}] {spec.name} {label}: {reason}")
                 continue
             scores = model.rank(data.test.histories, list(data.test.candidates))
             result = evaluate_sampled(precomputed_score_fn(data.test, scores), data.test, ks=KS, show_progress=False)
@@ -162,9 +173,9 @@ def measure_dataset(spec: Any, summarizer: Any, cache: Any, campaign: Any, store
                       "faster precision": agreement["dtype"] if agreement else None,
                       "Spearman": agreement["spearman"] if agreement else None,
                       "same top-1": agreement["same_top1"] if agreement else None,
-                      "CPU": cpu_model(), "seconds": time.perf_counter() - t0}
+                      "CPU": cpu_model(), "seconds": time.perf_counter() - t0, "identity": identity}
             store.put(key, stored)
-        rows.append({**row, **stored})
+        rows += [{**row, **stored}] + [{**row, **other} for other in elsewhere]
         log(f"[{NAME}] {spec.name} {label}: Spearman {stored['Spearman']}, same top-1 {stored['same top-1']}")
     return rows
 
@@ -177,8 +188,9 @@ def report_body(rows: list[dict[str, Any]], precision: str, faster: str) -> str:
     measured = [r for r in rows if "skipped" not in r]
     skipped = [r for r in rows if "skipped" in r]
     lines = [
-        "Seed-0 rankers of the trsr campaign (`recllm bench trsr`), reloaded from their finished SFT runs on this "
-        "machine at the lr the campaign chose; nothing is trained here. *recall@k*: on the campaign's test rows "
+        "Seed-0 rankers of the trsr campaign (`recllm bench trsr`), reloaded from their finished SFT runs on the "
+        "machine of each row's CPU, at the lr the campaign chose; nothing is trained here (a row per CPU that "
+        "measured it: rows of other CPUs are kept). *recall@k*: on the campaign's test rows "
         "(the next item among 20 fixed random negatives), scored in the precision the rankers were trained and "
         f"validated in ({TRAINING_DTYPE}), as in trsr.md's headline tables. The summaries are generated in {precision}, as "
         f"the campaign's. *Faster precision* ({faster} asked): the precision the same adapter is scored in to save "
@@ -214,11 +226,11 @@ def _run(args: argparse.Namespace) -> int:
     if not runs.is_file():
         raise UserInputError(f"no trsr run store at {runs}", "--trsr-runs",
                              "give the trsr campaign's trsr.runs.jsonl (its lr choices are read from it)")
-    if resolve_dtype(args.faster) == resolve_dtype(TRAINING_DTYPE):  # before any model is loaded
-        raise UserInputError(f"this machine offers no scoring precision faster than {TRAINING_DTYPE} (--faster "
-                             f"{args.faster} resolves to it here)", "--faster",
-                             "name one to measure anyway, e.g. --faster bfloat16 (emulated, slow, on a CPU without "
-                             "native bfloat16)")
+    measure = resolve_dtype(args.faster) != resolve_dtype(TRAINING_DTYPE)
+    if not measure:
+        print(f"[{NAME}] this machine offers no scoring precision faster than {TRAINING_DTYPE} (--faster "
+              f"{args.faster} resolves to it here): the report shows the rows other CPUs stored, and --faster "
+              "bfloat16 measures the emulated one (slow)", flush=True)
     set_threads(args.threads)
     summarizer = load_causal_lm(None, dtype=args.precision)
     campaign = RunStore(runs)
@@ -227,7 +239,8 @@ def _run(args: argparse.Namespace) -> int:
     store = RunStore(target.path.with_suffix(".runs.jsonl"))
     rows = []
     for spec in specs:
-        rows += measure_dataset(spec, summarizer, cache, campaign, store, args.faster, show_progress=not args.quiet)
+        rows += measure_dataset(spec, summarizer, cache, campaign, store, args.faster, show_progress=not args.quiet,
+                                measure=measure)
     write_report(target.path, "LLM-TRSR: a faster scoring precision's rank agreement with the headline scores",
                  args.command, data_files([s.name for s in specs]), report_body(rows, args.precision, args.faster),
                  seeds=[0], commit=target.commit, precision=describe_precision(args.precision, summarizer.device))
