@@ -36,6 +36,19 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
                 "first epoch was kept)"),
     ("2eec310", "full ranking masks every history item, a target the user had already consumed too (it was the one "
                 "history item left rankable, which pointed at it; Amazon has re-consumed targets, MovieLens none)"),
+    ("2f17161", "simultaneous interactions are ordered by a fixed hash of (user, item), not by file position "
+                "(ML-latest and Amazon list their rows by item, so the 'next item' leaned to newer ids); "
+                "ML-latest-small's item text no longer holds its tags (most were written after the held-out "
+                "interactions)"),
+    ("ae0a0d9", "the item vectors are whitened with the statistics of the items the split lets a model know (a "
+                "cold-start split's new items took part before)"),
+    ("e27abaf", "every model's ± is a bootstrap over the test users; LEARN against SASRec is compared by the "
+                "bootstrap over users of seed-averaged figures and the t-interval across seeds, better or worse "
+                "only when both agree"),
+    ("a49995c", "SASRec, HSTU and LEARN never train against a cold-start split's new items: negatives come from "
+                "the items the split lets a model know and a new item is no softmax class (full-softmax CE had "
+                "pushed them below random order before they existed)"),
+    ("35e38f6", "a split marked not informative keeps its figures but gets no better/worse verdict"),
 )
 
 

@@ -41,6 +41,13 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
                 "for the same user in training and the target never); a target already in the history gets no "
                 "sampled row and is a miss in full ranking (it was the one history item left rankable); the "
                 "hierarchical and no-summary rankers each choose their lr; paired lines add per-seed differences"),
+    ("d42ab6f", "the injection test also injects into the true item (a ranker that learned 'injected text means No' "
+                "looked robust); the hardened ranker trains with injections on true items and negatives alike"),
+    ("2f17161", "simultaneous interactions are ordered by a fixed hash of (user, item), not by file position (Amazon "
+                "lists its rows by item, so the 'next item' leaned to newer ids)"),
+    ("26947b6", "the lr grid runs one more lr beyond an edge that validates best"),
+    ("e27abaf", "rankers are compared by the bootstrap over users of seed-averaged figures and the t-interval across "
+                "seeds, better or worse only when both agree"),
 )
 
 __all__ = ["METHOD_CHANGES", "aggregate", "render"]
