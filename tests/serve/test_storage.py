@@ -147,3 +147,46 @@ def test_a_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
     empty = tmp_path / "empty.db"
     empty.touch()
     SQLiteStore(empty).close()
+
+
+def test_a_postgres_schema_with_tables_of_another_program_is_refused_and_left_unchanged(postgres_url):
+    """Tables named like ours but made by another program (or a view) are never written to, indexed or extended."""
+    import psycopg
+
+    from recllm.errors import UserInputError
+    from recllm.serve.storage_pg import PostgresStore
+
+    def database(name: str, sql: str) -> str:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute(f"CREATE DATABASE {name}")
+        url = postgres_url.replace("@/postgres?", f"@/{name}?")
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(sql)
+        return url
+
+    def catalogue(url: str) -> list[tuple]:
+        with psycopg.connect(url) as db:
+            relations = db.execute("SELECT relname, relkind::text FROM pg_class c JOIN pg_namespace n "
+                                   "ON n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY relname").fetchall()
+            return relations + db.execute("SELECT * FROM events").fetchall()
+
+    cases = {
+        "clash": ("CREATE TABLE events (id INTEGER, what TEXT); INSERT INTO events VALUES (1, 'mine')", "events"),
+        "view": ("CREATE TABLE t (seq INT); INSERT INTO t VALUES (7); "
+                 "CREATE VIEW events AS SELECT seq FROM t", "events"),
+    }
+    for name, (sql, named) in cases.items():
+        url = database(f"other_{name}", sql)
+        before = catalogue(url)
+        with pytest.raises(UserInputError, match=rf"did not make \({named}\); the database was left unchanged"):
+            PostgresStore(url)
+        assert catalogue(url) == before
+    # a database with other tables beside ours is served, and recllm's own tables are recognised when reopened
+    url = database("beside", "CREATE TABLE mine (x INTEGER)")
+    first = PostgresStore(url)
+    first.add_event("k1", "u", "i", 1.0)
+    first.close()
+    again = PostgresStore(url)
+    assert [e.key for e in again.events()] == ["k1"]
+    again.close()

@@ -1,9 +1,12 @@
 """The :class:`~recllm.serve.storage.EventStore` in PostgreSQL (``--db postgresql://...``; needs psycopg 3).
 
-The same three tables as the SQLite store. Each write is one transaction committed with ``synchronous_commit = on``
-(the server's default, set explicitly), so an acknowledged event is on the server's disk; idempotency is the
-``UNIQUE`` key with ``INSERT ... ON CONFLICT DO NOTHING``. One connection behind a lock: writes are serialised as
-they are in SQLite (a connection pool is the next step for many concurrent writers).
+The same three tables as the SQLite store, in the connection's current schema. A schema that already holds a
+relation of one of those names that ``recllm serve`` did not make (another column list, or a view) is refused before
+anything is written, so another program's ``events`` table never receives our rows or our index. Each write is one
+transaction committed with ``synchronous_commit = on`` (the server's default, set explicitly), so an acknowledged
+event is on the server's disk; idempotency is the ``UNIQUE`` key with ``INSERT ... ON CONFLICT DO NOTHING``. One
+connection behind a lock: writes are serialised as they are in SQLite (a connection pool is the next step for many
+concurrent writers).
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ CREATE TABLE IF NOT EXISTS summaries (
     user_id TEXT PRIMARY KEY, text TEXT NOT NULL, version INTEGER NOT NULL, covered INTEGER NOT NULL,
     updated DOUBLE PRECISION NOT NULL);
 """
+# The columns of each table _SCHEMA makes, in order: an existing relation of that name must have exactly these.
+_OWN_COLUMNS: dict[str, list[str]] = {
+    "events": ["seq", "key", "user_id", "item_id", "ts", "received"],
+    "items": ["seq", "item_id", "text", "fields", "vector", "received"],
+    "summaries": ["user_id", "text", "version", "covered", "updated"],
+}
 _EVENT = "seq, key, user_id, item_id, ts, received"
 _ITEM = "seq, item_id, text, fields, vector, received"
 
@@ -49,10 +58,20 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise UserInputError(f"cannot connect to the database ({' '.join(str(exc).split())})", "--db",
                                  "check the URL, the server and the credentials") from None
-        self._db.execute("SET synchronous_commit = on")
-        with self._db.transaction():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                self._db.execute(statement)
+        try:
+            self._db.execute("SET synchronous_commit = on")
+            _refuse_foreign_tables(self._db)
+            with self._db.transaction():
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+        except psycopg.Error as exc:
+            self._db.close()
+            raise UserInputError(f"cannot create recllm serve's tables ({' '.join(str(exc).split())}); nothing was "
+                                 "written", "--db", "give a database of its own, or one written by `recllm serve`, "
+                                 "where this user may create tables") from None
+        except UserInputError:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
 
     def _insert(self, insert: str, args: tuple, select: str, key: tuple) -> tuple[tuple, bool]:
@@ -107,6 +126,35 @@ class PostgresStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _refuse_foreign_tables(db: object) -> None:
+    """A UserInputError when the current schema holds a relation named like one of ours that ``recllm serve`` did not
+    make (other columns, or not a table); reads the catalogue only."""
+    schema = db.execute("SELECT current_schema()").fetchone()[0]
+    if schema is None:
+        raise UserInputError("the database connection has no schema to create tables in (its search_path names "
+                             "none that exists)", "--db",
+                             "set the user's search_path, e.g. add ?options=-csearch_path%3Dpublic to the URL")
+    rows = db.execute(
+        "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) ORDER BY c.relname, a.attnum",
+        (schema, list(_OWN_COLUMNS))).fetchall()
+    found: dict[str, tuple[set[str], list[str]]] = {}
+    for name, kind, column in rows:
+        kinds, columns = found.setdefault(name, (set(), []))
+        kinds.add(kind if isinstance(kind, str) else bytes(kind).decode())
+        if column is not None:
+            columns.append(column)
+    foreign = sorted(name for name, (kinds, columns) in found.items()
+                     if not kinds <= {"r", "p"} or columns != _OWN_COLUMNS[name])
+    if foreign:
+        raise UserInputError(f"schema {schema!r} holds relations named like `recllm serve`'s tables that it did not "
+                             f"make ({', '.join(foreign)}); the database was left unchanged", "--db",
+                             "give a database of its own (e.g. CREATE DATABASE recllm_serve) or one written by "
+                             "`recllm serve`")
 
 
 def _item(row: tuple) -> StoredItem:
