@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.runs import RunStore, data_sha256, run_key
-from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, TrainingSize, extend_lr,
-                                     lr_candidates, lr_for, optimizer_steps, pick_lr, pick_weight,
+from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, PAPER_EPOCHS, TrainingSize,
+                                     extend_lr, lr_candidates, lr_for, optimizer_steps, pick_lr, pick_weight,
                                      training_size_of_split)
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
@@ -491,7 +491,8 @@ def decide_lr(fitter: Fitter, log: Any = print, piece: Piece = compute_now) -> d
     """The lr unit of a data set: per ranker of :data:`LR_MODES`, the grid's best (the paper's lr among them) on
     seed 0's validation (:func:`choose_lr`, one ``piece`` per grid run). ``{"lr": {mode: lr}, "curve": {mode:
     {lr: score}}, "steps", "how"}``: the recurrent and hardened rankers take the hierarchical one's lr."""
-    steps = optimizer_steps(fitter.data.train.groups, fitter.config(LR_MODES[0], 0).sft)
+    sft = fitter.config(LR_MODES[0], 0).sft
+    steps = optimizer_steps(fitter.data.train.groups, sft)
     lrs, curves = {}, {}
     for mode in LR_MODES:
         choice = choose_lr(fitter, lr_candidates(), mode, log, piece)
@@ -499,8 +500,8 @@ def decide_lr(fitter: Fitter, log: Any = print, piece: Piece = compute_now) -> d
     how = (f"the only candidate, {steps} optimizer steps per run" if not any(curves.values()) else
            f"chosen for the hierarchical and the no-summary ranker each on its seed-0 validation, from the grid that "
            f"holds the paper's lr, extended one lr at a time beyond an edge that validated best ({steps} optimizer "
-           "steps per run, one epoch; the paper trains 5); the recurrent and hardened rankers take the hierarchical "
-           "one's")
+           f"steps per run, {sft.epochs} epoch(s); the paper trains {PAPER_EPOCHS}); the recurrent and hardened "
+           "rankers take the hierarchical one's")
     return {"lr": lrs, "curve": curves, "steps": steps, "how": how}
 
 
