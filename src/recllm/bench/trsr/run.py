@@ -337,6 +337,19 @@ def library_versions() -> dict[str, str | None]:
     return versions_of(LIBRARIES)
 
 
+# Files of the packages keying an SFT folder (:func:`run_code_version`) that decide nothing a run of this benchmark
+# does: the command lines, the reader of `recllm trsr train` folders, and the readers of users' own data folders
+# (the benchmark reads registry data sets, whose files' sha256 is part of the key). Editing them orphans no folder.
+NOT_RUN_CODE: dict[str, tuple[str, ...]] = {"recllm.trsr": ("cli.py", "run.py"),
+                                            "recllm.data": ("folder.py", "user_tables.py")}
+
+
+def run_code_version() -> list[str]:
+    """The source hashes in an SFT folder's key: recllm.trsr (prompts, examples, the ranker's loss and epoch choice)
+    and recllm.data (the split), each without its :data:`NOT_RUN_CODE` files."""
+    return [package_source_sha256(p, exclude=NOT_RUN_CODE[p]) for p in ("recllm.trsr", "recllm.data")]
+
+
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
              model: str, rows: str = "") -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
@@ -352,7 +365,7 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
     settings = config.to_dict()
     settings["sft"] = {k: v for k, v in settings["sft"].items() if k not in RESUMABLE_FIELDS}  # e.g. --quiet
     key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model, rows=rows,
-                        code=[package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")],
+                        code=run_code_version(),
                         data=data_sha256(data_files([spec.name])), libraries=library_versions(),
                         format=RUN_FORMAT)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
