@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_parent_that_is_a_file_or_unwritable_is_refused(tmp_path, monkeypatch):
         check_output_dir(tmp_path / "f" / "sub" / "out", "learn-artifact", 1)
     with pytest.raises(UserInputError, match="is a file"):
         check_output_file(tmp_path / "f" / "out.csv", (".csv",))
-    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root ignores permission bits: simulate them
+    monkeypatch.setattr("recllm.outputs.can_write_in", lambda folder: False)  # root passes permission bits
     with pytest.raises(UserInputError, match="no write permission"):
         check_output_dir(tmp_path / "new" / "out", "learn-artifact", 1)
     with pytest.raises(UserInputError, match="no write permission"):
@@ -162,3 +163,21 @@ def test_legacy_folders_are_written_in_place_but_never_deleted(tmp_path):
     with pytest.raises(UserInputError):
         publish_output_dir(_built(tmp_path), legacy_art, "learn-artifact", 1)
     assert (legacy_art / "config.json").is_file()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_folder_that_cannot_take_a_file_is_refused_even_for_root():
+    """os.access says yes to root for /proc; the write probe finds out before any work is done."""
+    from recllm.outputs import can_write_in, check_output_dir, check_output_file
+
+    assert not can_write_in(Path("/proc"))
+    with pytest.raises(UserInputError, match="no write permission"):
+        check_output_file("/proc/recllm-x.csv", (".csv",))
+    with pytest.raises(UserInputError, match="no write permission"):
+        check_output_dir("/proc/recllm-run", "learn", 1)
+
+
+def test_the_write_probe_leaves_nothing(tmp_path):
+    from recllm.outputs import can_write_in
+
+    assert can_write_in(tmp_path) and list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ Rules (users' data is sacred):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -60,13 +61,26 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
+def can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``: a real probe (a temporary file made and removed at once), since
+    ``os.access`` says yes to root for any folder, read-only mounts and ``/proc`` included."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".recllm-write-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
+
+
 def _check_parent(path: Path, what: str) -> None:
     """The folder that will hold ``path`` exists or can be created, and is writable."""
     ancestor = _nearest_existing(path.parent)
     if not ancestor.is_dir():
         raise UserInputError(f"cannot create {what}: {ancestor} is a file, not a folder", str(path),
                              "choose an --out path inside a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    if not can_write_in(ancestor):
         raise UserInputError(f"cannot write {what}: no write permission in {ancestor}", str(path),
                              "choose an --out path in a folder you can write to")
 
@@ -99,7 +113,7 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
             if marker["version"] > version:
                 raise UserInputError(f"the output folder was written by a newer recllm (format {marker['version']}, "
                                      f"this one writes {version})", where, f"upgrade recllm or {_NEW_OUT}")
-        if not os.access(target, os.W_OK | os.X_OK):
+        if not can_write_in(target):
             raise UserInputError("cannot write the output folder: no write permission", where,
                                  "choose an --out folder you can write to")
     _check_parent(target, "the output folder")
@@ -194,7 +208,7 @@ def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], o
         if not overwrite:
             raise UserInputError("the output file already exists", where,
                                  "choose a new --out file, or pass --overwrite to replace it")
-        if not os.access(target.parent, os.W_OK | os.X_OK):
+        if not can_write_in(target.parent):
             raise UserInputError("cannot replace the output file: no write permission in its folder", where,
                                  "choose an --out path in a folder you can write to")
     _check_parent(target, "the output file")

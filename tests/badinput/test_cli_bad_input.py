@@ -51,6 +51,13 @@ def _ml100k(data_lines: list[str], last_newline: bool = True) -> Callable[[Path,
     return setup
 
 
+def _ml100k_file_is_a_folder(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _ml100k(GOOD_LINES)(work, monkeypatch)
+    data = work / "data" / "ml-100k" / "u.data"
+    data.unlink()
+    data.mkdir()
+
+
 def _folder(name: str, files: dict[str, str]) -> Callable[[Path, pytest.MonkeyPatch], None]:
     def setup(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         for rel, text in files.items():
@@ -115,6 +122,7 @@ CASES = [
     (["data", "info", ""], None, 2, "no data set name", False, ()),
     (["data", "info", "ml-100k"], _ml100k([*GOOD_LINES, "2\t3"], last_newline=False), 2, "cut off", False, ()),
     (["data", "info", "ml-100k"], _ml100k([*GOOD_LINES[:3], "2\t3\t7\t891717743"]), 2, "rating scale", False, ()),
+    (["data", "info", "ml-100k"], _ml100k_file_is_a_folder, 2, "u.data is a folder", False, ()),
     (["data", "info", "ml-100k"], _ml100k(["1\t1\t5\t881250949", "1\t2\tfive\t881250950"]), 2, "u.data", False, ()),
     # ------------------------------------------------------------------------------------------------ data folders
     (["data", "info", "./nowhere"], None, 2, "no such folder", False, ()),

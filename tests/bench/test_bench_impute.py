@@ -118,7 +118,7 @@ def test_config_validation_and_presets():
 
 
 @pytest.mark.integration
-def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
+def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch, capsys):
     from recllm.bench.impute.run import run_benchmark
 
     # reuse by key only here (tests/bench/test_bench_runs.py checks the code identity): in a working tree that others
@@ -127,7 +127,10 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     config = BenchConfig.preset(True, datasets=("advertising",), imputers=("deletion", "mean", "mice"),
                                 llm_fit="shared")  # the shared fit's reference rows are run too
-    assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=True) == 0
+    progress = capsys.readouterr().out
+    assert "advertising seed 0 complete none: started\n" in progress  # each computed unit says so before it runs
+    assert "advertising seed 0 complete none: done" in progress
     text = (tmp_path / "imputation.md").read_text()
     assert "**advertising / click / auc**" in text and "daily_time_spent:rmse" in text
     assert "advertising/advertising.csv" in text
@@ -141,7 +144,8 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, monkeypatch):
 
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "another-cache"))
     monkeypatch.setattr(bench, "downstream", lambda *a, **k: pytest.fail("a stored run was recomputed"))
-    assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=False) == 0
+    assert run_benchmark(config, out=str(tmp_path / "imputation.md"), show_progress=True) == 0
+    assert ": started" not in capsys.readouterr().out  # a stored unit is not started again
     rerun, changes = (tmp_path / "imputation.md").read_text().split("## Changes from the previous version", 1)
     assert rerun.split("cost nothing;", 1)[1].rstrip() == text.split("cost nothing;", 1)[1].rstrip()
     assert "No figure in its tables changed." in changes

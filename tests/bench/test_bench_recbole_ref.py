@@ -17,7 +17,7 @@ def _write_run(folder, loo, scores):
                                                       "test_cases": cases_fingerprint(loo.eval_cases("test"))}))
     (folder / "recbole_result.json").write_text(json.dumps({
         "test_users": loo.dataset.users["user_id"].iloc[users].astype(str).tolist(), "epoch_seconds": [10.0, 12.0],
-        "best_epoch": 1, "threads": 1, "command": "run_recbole.py"}))
+        "best_epoch": 1, "threads": 1, "command": "run_recbole.py", "versions": {"recbole": "1.2.1"}}))
     np.save(folder / "recbole_test_scores.npy", scores)
 
 
@@ -93,6 +93,7 @@ def test_save_reference_stores_figures_on_the_benchmark_split(shared_data, tmp_p
                                      ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")})
     text = recbole_reference([ours], split, tmp_path / "absent", store)["text"]  # read back from the store alone
     assert "| RecBole 1.2.1 SASRec (seed 0) | 1.0000" in text
+    assert f"scores for the {len(cases.users)} test users" in text  # counted, not typed
 
 
 def test_a_run_exported_from_another_split_is_refused_not_ranked(loo, tmp_path):

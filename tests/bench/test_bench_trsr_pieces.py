@@ -234,3 +234,19 @@ def test_the_report_says_which_interval_each_row_has_where_times_were_measured_a
     assert "toy: 7 training users x up to 2 target(s)" in text and "3 validation rows, 4 test rows" in text
     assert "seeds 0, 1" in text and "300 test rows" not in text  # the runs' sizes, not the preset's
     assert "300 test rows" in render([], bench.FULL, "tiny", [], quick=False)  # nothing run yet: the plan's
+
+
+def test_the_sft_folder_key_leaves_out_the_command_lines_and_the_users_folder_readers():
+    """Fixing `recllm trsr`'s command line or a reader of users' own data folders orphans no SFT folder of the
+    benchmark (a lane running from an older commit, or a resumed run, finds its folders again)."""
+    from pathlib import Path
+
+    import recllm.data
+    import recllm.trsr
+    from recllm.utils import package_source_sha256
+
+    for package, module in (("recllm.trsr", recllm.trsr), ("recllm.data", recllm.data)):
+        assert set(bench.NOT_RUN_CODE[package]) <= {p.name for p in Path(module.__file__).parent.iterdir()}
+    ours = bench.run_code_version()
+    assert ours == [package_source_sha256(p, exclude=bench.NOT_RUN_CODE[p]) for p in ("recllm.trsr", "recllm.data")]
+    assert ours != [package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")]

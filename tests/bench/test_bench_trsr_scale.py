@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from recllm.bench.trsr.scale import (LR_GRID, lr_candidates, optimizer_steps, paper_lr, pick_lr,
+from recllm.bench.trsr.scale import (LR_GRID, PAPER_EPOCHS, lr_candidates, optimizer_steps, paper_lr, pick_lr,
                                      pick_weight, training_size, training_size_of_split)
 from recllm.errors import UserInputError
 from recllm.trsr.pipeline import training_cases
@@ -88,6 +88,7 @@ def test_decide_lr_fits_the_grid_once_on_seed_0_for_each_compared_ranker_whateve
     assert fitter.fits == ([("hierarchical-seed0", 0, lr) for lr in (*LR_GRID, 3e-3)]
                            + [("none-seed0", 0, lr) for lr in (*LR_GRID, 3e-5)])
     assert "validation" in out["how"]
+    assert f"{ranker_sft_config().epochs} epoch(s); the paper trains {PAPER_EPOCHS})" in out["how"]
     assert out["steps"] == optimizer_steps(groups, ranker_sft_config())
 
 

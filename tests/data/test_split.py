@@ -101,8 +101,11 @@ def test_temporal_split_never_trains_after_a_cut():
 def test_temporal_split_rejects_coarse_time_and_bad_fractions():
     ds = toy()
     flat = RecDataset("flat", ds.interactions.assign(timestamp=np.int64(5)), ds.items, ds.users)
-    with pytest.raises(DataError, match="too coarse"):
+    with pytest.raises(DataError, match=r"too few distinct values \(1\) for a temporal split") as err:
         temporal_split(flat)
+    assert "'timestamp'" in str(err.value) and "loo" in str(err.value) and len(str(err.value).splitlines()) == 1
+    with pytest.raises(DataError, match="for a cold-start split"):
+        cold_start_split(flat)
     with pytest.raises(ValueError, match="sum below 1"):
         temporal_split(ds, 0.5, 0.5)
 

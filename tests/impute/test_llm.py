@@ -213,7 +213,7 @@ def test_an_adapter_trained_by_other_imputer_code_is_not_reused(tiny, tmp_path, 
     first.transform(masked)  # its answers cached
     real = recllm.utils.package_source_sha256
     monkeypatch.setattr(recllm.utils, "package_source_sha256",
-                        lambda package: "0" * 64 if package == "recllm.impute" else real(package))
+                        lambda package, **kw: "0" * 64 if package == "recllm.impute" else real(package, **kw))
     edited = imputer(tiny, cache=cache, max_train_examples=8).fit(masked)
     assert edited.fit_report_["adapter_reused"] is False
     assert edited.fit_report_["adapter_dir"] != first.fit_report_["adapter_dir"]

@@ -54,3 +54,17 @@ def test_parse_number():
     assert parse_number(" .5") == 0.5
     assert parse_number("") is None
     assert not math.isnan(parse_number("12.") or 0)
+
+
+def test_the_fit_code_hash_leaves_out_the_command_line_tables():
+    """Fixing impute's table reader or command line discards no cached adapter, answer or GReaT fine-tune (the
+    exclusion itself is tested with package_source_sha256 in tests/test_utils.py)."""
+    from pathlib import Path
+
+    import recllm.impute
+    from recllm.impute.base import NOT_FIT_CODE, fit_code_version
+    from recllm.utils import package_source_sha256
+
+    assert set(NOT_FIT_CODE) <= {p.name for p in Path(recllm.impute.__file__).parent.iterdir()}
+    assert fit_code_version() == package_source_sha256("recllm.impute", exclude=NOT_FIT_CODE)
+    assert fit_code_version() != package_source_sha256("recllm.impute")

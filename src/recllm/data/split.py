@@ -149,14 +149,19 @@ def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
         raise ValueError("valid_fraction and test_fraction must be in (0, 1) and sum below 1")
 
 
-def _cuts(dataset: RecDataset, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """Timestamps at which the valid and the test periods begin: quantiles of all interaction times."""
+def _cuts(dataset: RecDataset, valid_fraction: float, test_fraction: float, split: str = "temporal"
+          ) -> tuple[int, int]:
+    """Timestamps at which the valid and the test periods begin: quantiles of all interaction times; a one-line
+    DataError naming the data set's source and the ``split`` when both cuts fall on the same time."""
     _check_fractions(valid_fraction, test_fraction)
     ts = dataset.interactions[TIME].to_numpy()
     t_valid = np.quantile(ts, 1 - valid_fraction - test_fraction, method="lower")
     t_test = np.quantile(ts, 1 - test_fraction, method="lower")
     if t_valid >= t_test:
-        raise DataError(f"data set {dataset.name!r}: timestamps too coarse for a temporal split ({t_valid} >= {t_test})")
+        where = f"{dataset.source or dataset.name}, column {TIME!r}"
+        raise DataError(f"the interaction times take too few distinct values ({len(np.unique(ts))}) for a {split} "
+                        f"split: its validation and test periods would both begin at {t_valid}", where,
+                        "give finer timestamps, or use the leave-one-out split (loo)")
     return int(t_valid), int(t_test)
 
 
@@ -228,7 +233,7 @@ def cold_start_split(dataset: RecDataset, valid_fraction: float = 0.1, test_frac
     interactions); a split with fewer than ``min_test_users`` cases is flagged in ``info["note"]``.
     ``split.test``/``split.valid`` hold the target rows; histories live in ``split.eval_cases(stage)``.
     """
-    t_valid, t_test = _cuts(dataset, valid_fraction, test_fraction)
+    t_valid, t_test = _cuts(dataset, valid_fraction, test_fraction, "cold-start")
     raw = dataset.interactions.reset_index(drop=True)
     order = chronological_order(dataset.user_index(raw[USER]), raw[TIME].to_numpy(), tie_order(raw))
     users = dataset.user_index(raw[USER])[order]

@@ -376,3 +376,15 @@ class BaseImputer(TransformerMixin, BaseEstimator):
 def statistic_fill(info: ColumnInfo, n: int) -> list[Any]:
     """The column statistic (numeric mean, otherwise the most frequent value) repeated ``n`` times."""
     return [info.mean if info.kind == NUMERIC else info.mode] * n
+
+
+# The modules of recllm.impute that decide no fit (reading and writing the command line's tables): left out of the
+# code hash that keys the cached LLM adapters, answers and GReaT fine-tunes, so fixing them discards none of those.
+NOT_FIT_CODE: tuple[str, ...] = ("cli.py", "table_io.py", "demo.py")
+
+
+def fit_code_version() -> str:
+    """sha256 of recllm.impute's source that decides fits and fills (every module but :data:`NOT_FIT_CODE`)."""
+    from recllm.utils import package_source_sha256
+
+    return package_source_sha256("recllm.impute", exclude=NOT_FIT_CODE)

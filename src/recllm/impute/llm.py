@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.dataset import DataError
-from recllm.impute.base import CATEGORICAL, NUMERIC, BaseImputer, ImputationReport
+from recllm.impute.base import CATEGORICAL, NUMERIC, BaseImputer, ImputationReport, fit_code_version
 from recllm.impute.serialize import (LINES_TEMPLATE_VERSION, TEMPLATE_VERSION, cell_answer, cell_prompt,
                                      format_value, is_missing, lines_prompt, parse_number, row_segments)
 from recllm.llm.number_shape import NumberShape
@@ -433,7 +433,7 @@ class LLMImputer(BaseImputer):
         from recllm.llm.precision import resolve_dtype
         from recllm.llm.sft import load_adapter
         from recllm.distributed.ddp import is_main_process
-        from recllm.utils import cache_dir, package_source_sha256, write_json_atomic
+        from recllm.utils import cache_dir, write_json_atomic
 
         self._check_params()
         self.order_ = self._order(list(frame.columns))
@@ -472,7 +472,7 @@ class LLMImputer(BaseImputer):
             # the base fingerprint carries recllm.llm's code; recllm.impute's decides the examples and the epoch
             key = self.cache_.key(task="impute-adapter", template=template, base=lm.fingerprint, examples=hashed,
                                   sft=dataclasses.replace(config, show_progress=False), lora=lora, selection=selection,
-                                  code=package_source_sha256("recllm.impute"))
+                                  code=fit_code_version())
             output_dir = cache_dir("impute", "adapters") / key[:32]
         reused = output_dir is not None and (output_dir / FIT_RECORD).exists()
         if reused:
@@ -530,9 +530,7 @@ class LLMImputer(BaseImputer):
         keys = {}
         done: dict[tuple[str, tuple[str, ...]], Any] = {}
         if self.cache_ is not None:
-            from recllm.utils import package_source_sha256
-
-            code = package_source_sha256("recllm.impute")  # the answers cached are recllm.impute's reductions
+            code = fit_code_version()  # the answers cached are recllm.impute's reductions
             keys = {cell: self.cache_.key(task=task, template=TEMPLATE_VERSION, model=self.fingerprint_, code=code,
                                           prefix=cell[0], continuations=list(cell[1])) for cell in cells}
             found = self.cache_.get_many(list(keys.values()))

@@ -583,7 +583,8 @@ class GReaTImputer(BaseImputer):
     def _run_dir(self, table: pd.DataFrame, folder: Path) -> Path:
         """This fine-tune's checkpoint folder under ``checkpoint_root``: named by a hash of the table as GReaT
         reads it, the backbone, the parameters that shape the fine-tune, be-great's version and this module."""
-        from recllm.utils import cache_dir, package_source_sha256
+        from recllm.impute.base import fit_code_version
+        from recllm.utils import cache_dir
 
         model = self.model
         backbone = (model.fingerprint if hasattr(model, "fingerprint") else
@@ -595,7 +596,7 @@ class GReaTImputer(BaseImputer):
             "table": pd.util.hash_pandas_object(table, index=True).to_numpy().tolist(),
             "columns": list(map(str, table.columns)), "dtypes": list(map(str, table.dtypes)),
             "backbone": backbone, "params": params, "be_great": peer_versions().get("great"),
-            "code": package_source_sha256("recllm.impute")}, sort_keys=True, default=str).encode()).hexdigest()
+            "code": fit_code_version()}, sort_keys=True, default=str).encode()).hexdigest()
         root = cache_dir("impute", "great-runs") if self.checkpoint_root == "cache" else Path(self.checkpoint_root)
         return root / digest[:24]
 

@@ -471,6 +471,13 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
         if show_progress:
             print(f"{dataset} seed {seed} {what}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    def starting(dataset: str, seed: int, what: str, name: str) -> None:
+        """A line before a unit that computes, so a long language-model fit is not silence."""
+        if show_progress:
+            slow = (" (fine-tunes a language model: tens of minutes on a CPU; resumes from its checkpoints in the "
+                    "recllm cache if stopped)") if name in FINE_TUNED else ""
+            print(f"{dataset} seed {seed} {what}: started{slow}", flush=True)
+
     def attempt(what: str, compute: Any) -> Any:
         """``compute()``, or None with a line in ``failed``: one unit's error (a peer library's, memory) does not
         stop the units after it; nothing of it is stored, so the next run tries it again."""
@@ -495,6 +502,8 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
                     what = f"{setting_name(setting) if setting[0] != 'complete' else 'complete'} {name}"
                     row = store.get(key)
                     if row is None:
+                        starting(dataset, seed, what, name)
+
                         def compute(setting: tuple[str, float] = setting, name: str = name) -> dict[str, Any]:
                             masked = tables.get(setting)
                             result = None if name == "none" else impute_tables(
@@ -508,6 +517,8 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
                     rows.append(row)
                     done(dataset, seed, what)
             for name in (n for n in units if config.shares_fit(n)):
+                if stored_group(store, [key for _, key in group_keys(name, dataset, seed, config)]) is None:
+                    starting(dataset, seed, f"{name} (shared fit, every setting)", name)
                 group = attempt(f"{dataset} seed {seed} {name} (shared fit)", lambda name=name: run_shared_group(
                     name, dataset, ds, seed, config, tables, union, store, base_lm if name == "llm" else None))
                 if group is not None:

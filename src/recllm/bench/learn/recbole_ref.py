@@ -111,7 +111,8 @@ def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN,
     theirs = SimpleNamespace(per_user={m: np.asarray(v) for m, v in saved["per_user"].items()})
     seed = int(manifest["settings"].get("seed", 0))
     epochs = record["epoch_seconds"]
-    rows = [{"model": f"RecBole 1.2.1 SASRec (seed {seed})",
+    recbole = f"RecBole {record.get('versions', {}).get('recbole', '(version not recorded)')}"
+    rows = [{"model": f"{recbole} SASRec (seed {seed})",
              **{m: fmt_ci(*bootstrap_ci(theirs.per_user[m], seed=seed)) for m in METRICS},
              "s/epoch": f"{np.mean(epochs):.1f}", "epochs (best)": f"{len(epochs)} ({record['best_epoch']})",
              "threads": record.get("threads", "")}]
@@ -127,7 +128,8 @@ def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN,
     settings = {k: v for k, v in manifest["settings"].items() if not k.endswith("batch_size")}
     text = (
         f"RecBole's run (`{record.get('command', 'make recbole-reference')}`, settings {json.dumps(settings, sort_keys=True)}, "
-        "RecBole's defaults) saved its scores for the 943 test users; they are ranked here by recllm's harness on "
+        f"RecBole's defaults) saved its scores for the {len(theirs.per_user['ndcg@10'])} test users; they are ranked "
+        "here by recllm's harness on "
         "this benchmark's split (same users, candidates, history masking, ties). Our SASRec-CE rows are this "
         "benchmark's runs with recllm's defaults (dropout 0.2 where RecBole's default is 0.5). The matched-settings "
         "comparison, the per-user check that RecBole built the identical split, and the cross-check against "

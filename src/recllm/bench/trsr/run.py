@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.runs import RunStore, data_sha256, run_key
-from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, TrainingSize, extend_lr,
-                                     lr_candidates, lr_for, optimizer_steps, pick_lr, pick_weight,
+from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, PAPER_EPOCHS, TrainingSize,
+                                     extend_lr, lr_candidates, lr_for, optimizer_steps, pick_lr, pick_weight,
                                      training_size_of_split)
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
@@ -337,6 +337,19 @@ def library_versions() -> dict[str, str | None]:
     return versions_of(LIBRARIES)
 
 
+# Files of the packages keying an SFT folder (:func:`run_code_version`) that decide nothing a run of this benchmark
+# does: the command lines, the reader of `recllm trsr train` folders, and the readers of users' own data folders
+# (the benchmark reads registry data sets, whose files' sha256 is part of the key). Editing them orphans no folder.
+NOT_RUN_CODE: dict[str, tuple[str, ...]] = {"recllm.trsr": ("cli.py", "run.py"),
+                                            "recllm.data": ("folder.py", "user_tables.py")}
+
+
+def run_code_version() -> list[str]:
+    """The source hashes in an SFT folder's key: recllm.trsr (prompts, examples, the ranker's loss and epoch choice)
+    and recllm.data (the split), each without its :data:`NOT_RUN_CODE` files."""
+    return [package_source_sha256(p, exclude=NOT_RUN_CODE[p]) for p in ("recllm.trsr", "recllm.data")]
+
+
 def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSizes, users: np.ndarray,
              model: str, rows: str = "") -> Path:
     """A folder per distinct run, so a finished SFT run is reused and an interrupted one resumes. ``model``: the
@@ -352,7 +365,7 @@ def _run_dir(spec: DatasetSpec, label: str, config: TRSRConfig, sizes: BenchSize
     settings = config.to_dict()
     settings["sft"] = {k: v for k, v in settings["sft"].items() if k not in RESUMABLE_FIELDS}  # e.g. --quiet
     key = DiskCache.key(config=settings, sizes=shape, prefer_users=users, model=model, rows=rows,
-                        code=[package_source_sha256(p) for p in ("recllm.trsr", "recllm.data")],
+                        code=run_code_version(),
                         data=data_sha256(data_files([spec.name])), libraries=library_versions(),
                         format=RUN_FORMAT)[:12]
     return cache_dir("trsr", "runs", spec.name) / f"{label}-{key}"
@@ -491,7 +504,8 @@ def decide_lr(fitter: Fitter, log: Any = print, piece: Piece = compute_now) -> d
     """The lr unit of a data set: per ranker of :data:`LR_MODES`, the grid's best (the paper's lr among them) on
     seed 0's validation (:func:`choose_lr`, one ``piece`` per grid run). ``{"lr": {mode: lr}, "curve": {mode:
     {lr: score}}, "steps", "how"}``: the recurrent and hardened rankers take the hierarchical one's lr."""
-    steps = optimizer_steps(fitter.data.train.groups, fitter.config(LR_MODES[0], 0).sft)
+    sft = fitter.config(LR_MODES[0], 0).sft
+    steps = optimizer_steps(fitter.data.train.groups, sft)
     lrs, curves = {}, {}
     for mode in LR_MODES:
         choice = choose_lr(fitter, lr_candidates(), mode, log, piece)
@@ -499,8 +513,8 @@ def decide_lr(fitter: Fitter, log: Any = print, piece: Piece = compute_now) -> d
     how = (f"the only candidate, {steps} optimizer steps per run" if not any(curves.values()) else
            f"chosen for the hierarchical and the no-summary ranker each on its seed-0 validation, from the grid that "
            f"holds the paper's lr, extended one lr at a time beyond an edge that validated best ({steps} optimizer "
-           "steps per run, one epoch; the paper trains 5); the recurrent and hardened rankers take the hierarchical "
-           "one's")
+           f"steps per run, {sft.epochs} epoch(s); the paper trains {PAPER_EPOCHS}); the recurrent and hardened "
+           "rankers take the hierarchical one's")
     return {"lr": lrs, "curve": curves, "steps": steps, "how": how}
 
 

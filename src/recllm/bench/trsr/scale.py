@@ -24,8 +24,8 @@ from recllm.llm.sft import SFTConfig
 from recllm.trsr.ranker import ranker_sft_config
 
 __all__ = ["MIN_CANDIDATES", "LR_GRID", "LR_LADDER", "LR_MODES", "FUSION_WEIGHTS", "TrainingSize", "training_size",
-           "training_size_of_split", "optimizer_steps", "paper_lr", "lr_candidates", "pick_lr", "extend_lr", "lr_for",
-           "pick_weight"]
+           "training_size_of_split", "optimizer_steps", "PAPER_EPOCHS", "paper_lr", "lr_candidates", "pick_lr",
+           "extend_lr", "lr_for", "pick_weight"]
 
 MIN_CANDIDATES = 10_000  # labelled candidates per fine-tuned ranker (the paper trains on about 10k samples)
 LR_GRID = (1e-4, 3e-4, 1e-3)  # chosen from once, on seed 0's validation; the paper's 1e-4 is one of them
@@ -90,6 +90,9 @@ def training_size_of_split(split, n_users: int, n_negatives: int = 20,
 def optimizer_steps(groups: int, sft: SFTConfig) -> int:
     """Optimizer steps of a run on ``groups`` groups (``batch_size * grad_accum`` groups a step, every epoch)."""
     return math.ceil(groups / (sft.batch_size * sft.grad_accum)) * sft.epochs
+
+
+PAPER_EPOCHS = 5  # LLM-TRSR's SFT epochs (PAPERS.md: lr 1e-4, 5 epochs)
 
 
 def paper_lr() -> float:

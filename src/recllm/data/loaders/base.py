@@ -90,6 +90,13 @@ class DatasetLoader:
         return base + (self.archive if self.archive else (file.remote or file.name))
 
     def missing_files(self, folder: Path) -> list[SourceFile]:
+        """The source files absent from ``folder``; a DataError when one is there but is no file (e.g. a folder of
+        that name): recllm neither downloads over it nor reports it as missing."""
+        blocked = [folder / f.name for f in self.files if (folder / f.name).exists() and not (folder / f.name).is_file()]
+        if blocked:
+            raise DataError(f"data set {self.name!r}: {blocked[0]} is a folder (or other non-file), not the data file "
+                            f"{blocked[0].name}. Fix: move it away and place the publisher's {blocked[0].name} there, "
+                            f"or set {DATA_ENV} to another folder.")
         return [f for f in self.files if not (folder / f.name).is_file()]
 
     def fetch(self, folder: Path, base_url: str | None = None, show_progress: bool = True) -> None:
