@@ -79,6 +79,40 @@ def test_publish_replaces_only_our_own_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no aside copy left behind
 
 
+def test_publish_records_its_files_and_never_replaces_a_folder_holding_others(tmp_path):
+    """A file added to our output after it was published (a service's database, notes) is the user's: a rerun
+    into the folder is refused before any work, and at publish time too, and every file is kept."""
+    target = publish_output_dir(_built(tmp_path, payload="old"), tmp_path / "out", "learn-artifact", 1)
+    assert read_marker(target)["files"] == ["weights.bin"]
+    (target / "serve.db").write_bytes(b"SQLite events")
+    (target / "sub").mkdir()
+    (target / "sub" / "notes.md").write_text("mine")
+    before = _snapshot(tmp_path)
+    with pytest.raises(UserInputError, match=r"files recllm did not write there \(serve.db, sub/notes.md\); "
+                                             "recllm will not replace it"):
+        check_output_dir(target, "learn-artifact", 1)
+    with pytest.raises(UserInputError, match=r"did not write there \(serve.db, sub/notes.md\)"):
+        publish_output_dir(_built(tmp_path, payload="new"), target, "learn-artifact", 1)
+    after = {k: v for k, v in _snapshot(tmp_path).items() if not k.startswith("build")}
+    assert after == before
+
+
+def test_publish_over_a_marker_without_file_list_keeps_names_the_new_output_lacks(tmp_path):
+    """A folder published before markers listed files may be replaced only when the new output has every name."""
+    old = tmp_path / "out"
+    old.mkdir()
+    (old / "weights.bin").write_text("old")
+    (old / MARKER).write_text(json.dumps({"kind": "learn-artifact", "version": 1}))
+    publish_output_dir(_built(tmp_path, payload="new"), old, "learn-artifact", 1)
+    assert (old / "weights.bin").read_text() == "new"
+    (old / MARKER).write_text(json.dumps({"kind": "learn-artifact", "version": 1}))
+    (old / "serve.db").write_bytes(b"events")
+    with pytest.raises(UserInputError, match=r"did not write there \(serve.db\)"):
+        publish_output_dir(_built(tmp_path, "b2", payload="newer"), old, "learn-artifact", 1)
+    assert (old / "serve.db").read_bytes() == b"events" and (old / "weights.bin").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b2", "out"]  # no aside copy left behind
+
+
 def test_publish_refuses_a_users_folder_and_leaves_everything(tmp_path):
     user = tmp_path / "out"
     user.mkdir()

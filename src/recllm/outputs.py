@@ -6,7 +6,10 @@ Rules (users' data is sacred):
   absent, empty, or holds recllm's marker file ``.recllm-output.json`` of the same kind (e.g. ``"learn-artifact"``,
   ``"trsr-run"``) and a format version this recllm can write (the same or an older one). A folder is replaced only
   after a complete new one was built beside it, and the old one is deleted only because its marker says recllm made
-  it; any other folder is refused with an error that tells the user to choose a new ``--out`` or remove it.
+  it and lists every file in it (a published folder's marker records the files recllm wrote); a folder that also
+  holds files recllm did not write (a service's database, the user's notes) is refused, before any work when its
+  marker lists its files; any other folder is refused with an error that tells the user to choose a new ``--out``
+  or remove it.
 - An output **file** (``--out`` of ``recllm impute``, ``recllm trsr summarize``, ``recllm bench *``) must have an
   allowed suffix and must not be a folder. An existing file is **never replaced unless the user passes
   ``--overwrite``** (``overwrite=True``); recllm's own generated reports (:func:`check_report_file`) are the one
@@ -52,6 +55,31 @@ def read_marker(folder: str | os.PathLike[str]) -> dict | None:
 def _is_ours(folder: Path, kind: str, version: int) -> bool:
     marker = read_marker(folder)
     return marker is not None and marker["kind"] == kind and marker["version"] <= version
+
+
+def _files(folder: Path) -> set[str]:
+    """Every file (and link) under ``folder`` as a relative POSIX path, recllm's marker aside."""
+    found = set()
+    for root, dirs, files in os.walk(folder):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            relative = Path(os.path.relpath(os.path.join(root, name), folder)).as_posix()
+            if relative != MARKER:
+                found.add(relative)
+    return found
+
+
+def _not_written_by_us(folder: Path, recorded: object, also: set[str] = frozenset()) -> list[str]:
+    """The files in ``folder`` that neither its marker's file list (``recorded``) nor ``also`` names."""
+    listed = set(recorded) if isinstance(recorded, list) else set()
+    return sorted(_files(folder) - listed - set(also))
+
+
+def _foreign_files_error(folder: Path, foreign: list[str], where: str, after_work: bool) -> UserInputError:
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    outcome = "it was left as it was and the new output was not saved" if after_work else \
+        "recllm will not replace it"
+    return UserInputError(f"the output folder holds files recllm did not write there ({shown}); {outcome}", where,
+                          "move those files out of the folder, or choose a new --out folder")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -113,6 +141,10 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
             if marker["version"] > version:
                 raise UserInputError(f"the output folder was written by a newer recllm (format {marker['version']}, "
                                      f"this one writes {version})", where, f"upgrade recllm or {_NEW_OUT}")
+            if "files" in marker:  # a published folder: everything in it must be what recllm wrote there
+                foreign = _not_written_by_us(target, marker["files"])
+                if foreign:
+                    raise _foreign_files_error(target, foreign, where, after_work=False)
         if not can_write_in(target):
             raise UserInputError("cannot write the output folder: no write permission", where,
                                  "choose an --out folder you can write to")
@@ -120,7 +152,8 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
     return target
 
 
-def _write_marker(folder: Path, kind: str, version: int) -> None:
+def _write_marker(folder: Path, kind: str, version: int, files: list[str] | None = None) -> None:
+    """Write recllm's marker into ``folder``; ``files``: the files recllm wrote there (a published folder's)."""
     from recllm.utils import write_json_atomic
 
     try:
@@ -133,6 +166,7 @@ def _write_marker(folder: Path, kind: str, version: int) -> None:
         "kind": kind, "version": version, "recllm": recllm_version,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "note": "written by recllm: recllm may replace or resume this folder; it never touches folders without it",
+        **({"files": files} if files is not None else {}),
     })
 
 
@@ -155,13 +189,15 @@ def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[st
     """Mark the finished folder ``tmp`` and rename it onto ``target`` atomically; returns ``target``.
 
     ``tmp`` must be on the same file system (build it beside ``target``). An existing ``target`` is replaced only
-    when it is empty or recllm's own ``kind`` output (checked again now, after the work): it is renamed aside to a
-    hidden sibling, ``tmp`` is renamed in, and the aside copy is deleted because its marker proves it is ours; if
-    the second rename fails the old folder is put back. Anything else raises :class:`UserInputError` and leaves
-    ``target`` untouched (``tmp`` is left for the caller to remove).
+    when it is empty or recllm's own ``kind`` output holding only files recllm wrote there (checked again now, after
+    the work): it is renamed aside to a hidden sibling, ``tmp`` is renamed in, and the aside copy is deleted because
+    its marker proves it is ours; if the second rename fails the old folder is put back. The new marker lists the
+    files of ``tmp``. A folder whose marker predates file lists may hold only names the new output also has. Anything
+    else raises :class:`UserInputError` and leaves ``target`` untouched (``tmp`` is left for the caller to remove).
     """
     tmp, target = Path(tmp), check_output_dir(target, kind, version)
-    _write_marker(tmp, kind, version)
+    written = _files(tmp)
+    _write_marker(tmp, kind, version, sorted(written))
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         os.replace(tmp, target)
@@ -179,6 +215,11 @@ def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[st
         os.replace(aside, target)
         raise UserInputError("the output folder changed while recllm was working and is no longer recllm's own",
                              str(target), _NEW_OUT)
+    recorded = (read_marker(aside) or {}).get("files")
+    foreign = _not_written_by_us(aside, recorded, also=set() if isinstance(recorded, list) else written)
+    if foreign:  # files recllm did not write there (added after it, or beside an old marker): keep them all
+        os.replace(aside, target)
+        raise _foreign_files_error(target, foreign, str(target), after_work=True)
     try:
         os.replace(tmp, target)
     except BaseException:

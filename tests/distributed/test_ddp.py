@@ -90,3 +90,36 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(UserInputError, match="not a recllm trainer checkpoint"):
         ddp_worker.fit(str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_publishing_a_checkpoint_never_touches_a_users_sibling_and_recovers_from_a_crash(tmp_path):
+    """A user's `.ckpt.old` beside --checkpoint-dir ckpt survives every save (it was the scratch name, deleted);
+    a checkpoint left aside by a crash between the two renames is still found."""
+    import torch
+
+    from recllm.distributed.checkpoint import EpochCheckpoint
+    from recllm.distributed.ddp import write_atomically
+    from recllm.llm.checkpoints import publish
+
+    mine = tmp_path / ".ckpt.old"
+    mine.mkdir()
+    (mine / "backup.txt").write_text("my backup")
+    checkpoint = EpochCheckpoint.at(tmp_path / "ckpt")
+    for epoch in (1, 2):
+        checkpoint.save({"epoch": epoch}, {"w": torch.ones(2) * epoch})
+    assert checkpoint.load()[0]["epoch"] == 2 and (mine / "backup.txt").read_text() == "my backup"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.old", "ckpt"]
+    # the crash: the last checkpoint renamed aside, the new one never renamed in
+    (tmp_path / "ckpt").rename(tmp_path / ".ckpt.old-x1y2")
+    assert checkpoint.load()[0]["epoch"] == 2
+    write_atomically(tmp_path / "ckpt", lambda tmp: (tmp / "f").write_text("x"))
+    # the adapter checkpoints' publish: the same rule
+    target, theirs = tmp_path / "adapter", tmp_path / f".adapter.old-{__import__('os').getpid()}"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("theirs")
+    for payload in ("a", "b"):
+        built = tmp_path / f"built-{payload}"
+        built.mkdir()
+        (built / "w").write_text(payload)
+        publish(built, target)
+    assert (target / "w").read_text() == "b" and (theirs / "keep.txt").read_text() == "theirs"

@@ -10,6 +10,7 @@ with the weights of an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -46,8 +47,10 @@ class EpochCheckpoint:
         return cls(path, every)
 
     def _found(self) -> Path | None:
-        old = self.folder.with_name(f".{self.folder.name}.old")  # a crash between the publishing renames
-        for path in (self.folder, old):
+        # a crash between write_atomically's two renames leaves the last checkpoint aside as .<name>.old-<random>
+        aside = sorted(self.folder.parent.glob(f".{glob.escape(self.folder.name)}.old*"),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in (self.folder, *aside):
             if (path / STATE_FILE).exists() and (path / TENSORS_FILE).exists():
                 return path
         return None

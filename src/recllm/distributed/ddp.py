@@ -100,7 +100,9 @@ def is_main_process() -> bool:
 
 def write_atomically(folder: str | os.PathLike[str], write: Callable[[Path], None]) -> Path | None:
     """On the main process only: ``write(tmp)`` fills a fresh folder beside ``folder``, which then replaces
-    ``folder`` in one rename (a reader never sees half an artifact). Other ranks return None at once."""
+    ``folder`` in one rename (a reader never sees half an artifact). The old ``folder`` is renamed aside to a hidden
+    sibling ``.<name>.old-<random>`` made for it (a crash between the two renames leaves it there) and deleted after;
+    no other sibling is touched. Other ranks return None at once."""
     if not is_main_process():
         return None
     target = Path(folder)
@@ -109,10 +111,14 @@ def write_atomically(folder: str | os.PathLike[str], write: Callable[[Path], Non
     try:
         write(tmp)
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
+            # aside onto a fresh empty placeholder of our own: no existing sibling is ever replaced or deleted
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(target)

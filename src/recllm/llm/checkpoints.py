@@ -39,11 +39,15 @@ def checkpoints(out: Path) -> list[tuple[int, Path]]:
 def publish(tmp: Path, target: Path) -> None:
     """Move a finished temp folder onto ``target`` (replacing an older one) with renames only."""
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
+    if target.exists():  # aside onto a fresh empty placeholder of our own: no existing sibling is ever touched
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
