@@ -74,6 +74,20 @@ def test_junk_in_a_declared_numeric_column_names_its_line(tmp_path, capsys):
     assert code == 0 and "column 'age' is read as text: line 4 holds 'abc'" in capsys.readouterr().out
 
 
+def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
+    """' NA' declares the text with its space: the bare NA nobody declared stays (it was filled: the marker was
+    stripped); spaces around a marker are named on stderr."""
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,NA\n2, NA\n3,x\n4,x\n")
+    out = tmp_path / "o.csv"
+    assert main(["impute", str(path), "--method", "mean", "--na-values", " NA", "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == ["a,b", "1,NA", "2,x", "3,x", "4,x"]
+    assert "' NA' taken as written" in capsys.readouterr().err
+    out.unlink()
+    assert main(["impute", str(path), "--method", "mean", "--na-values", "NA,?", "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == ["a,b", "1,x", "2, NA", "3,x", "4,x"]
+
+
 def test_missing_file(tmp_path, capsys):
     assert main(["impute", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     assert "no such file" in capsys.readouterr().err

@@ -282,10 +282,28 @@ def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
             raise DataError(f"column {column.name!r} holds {column.type} values (lists, structs or maps), which are "
                             "not table cells", str(path), "drop the column or flatten it into plain columns first")
     frame = arrow.to_pandas()
+    notes = []
+    for column in arrow.schema:  # integers float64 cannot hold exactly (pandas makes a column with gaps float64)
+        if pa.types.is_integer(column.type) and _beyond_float(arrow.column(column.name)):
+            frame[column.name] = pd.Series(arrow.column(column.name).cast(pa.string()).to_pylist(), dtype=object,
+                                           index=frame.index)
+            notes.append(f"column {column.name!r} is read as text: it holds integers beyond 2^53, which a number "
+                         "column (float64) would change; they are kept as written")
     if fmt.na_values:
         for col in frame.columns:
-            if pd.api.types.is_string_dtype(frame[col].dtype) or frame[col].dtype == object:
+            if pd.api.types.is_string_dtype(frame[col].dtype) or frame[col].dtype == object or \
+                    isinstance(frame[col].dtype, pd.CategoricalDtype):
                 frame[col] = frame[col].mask(frame[col].isin(list(fmt.na_values)))
     numeric = tuple(c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)
                     and not pd.api.types.is_bool_dtype(frame[c].dtype))
-    return Table(path, frame, numeric, schema=arrow.schema)
+    return Table(path, frame, numeric, notes=notes, schema=arrow.schema)
+
+
+def _beyond_float(values: Any) -> bool:
+    """Whether an arrow integer column holds a value float64 cannot represent exactly (|v| > 2^53)."""
+    import pyarrow.compute as pc
+
+    if values.null_count == len(values):
+        return False
+    low, high = pc.min_max(values).values()
+    return high.as_py() > 2 ** 53 or low.as_py() < -(2 ** 53)

@@ -7,6 +7,7 @@ data-parallel on every rank; rank 0 alone then fills the table and writes the ou
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,22 @@ from recllm.errors import UserInputError
 
 def _names(text: str | None) -> tuple[str, ...] | None:
     return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
+
+
+def _markers(text: str | None) -> tuple[str, ...]:
+    """The --na-values strings (a cell must equal one to be a gap): split at commas, the spaces just after a comma
+    dropped (``NA, ?`` is NA and ?), every other space part of a marker, so ``' NA'`` never makes a bare NA a gap; a
+    marker with spaces around it is named on stderr."""
+    import re
+
+    if not text:
+        return ()
+    markers = tuple(dict.fromkeys(m for m in re.split(r",[ \t]*", text) if m != ""))
+    spaced = [m for m in markers if m != m.strip()]
+    if spaced:
+        print(f"recllm impute: note: --na-values {', '.join(repr(m) for m in spaced)} taken as written, spaces "
+              "included (a cell must equal it)", file=sys.stderr)
+    return markers
 
 
 def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]:
@@ -36,7 +53,7 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
         raise UserInputError("--out is the input table", str(out), "write the filled table to a new file")
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):
         raise UserInputError("--report is the input or output table", str(report), "give the report its own .json file")
-    fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_names(args.na_values) or ())
+    fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_markers(args.na_values))
     if args.engine != "local" and args.method != "llm":
         raise UserInputError(f"--engine {args.engine} runs LLM fills, and --method {args.method} has none",
                              "--engine", "use --method llm, or drop --engine")
@@ -126,8 +143,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--sep", default=",", help="CSV separator, one character ('\\t' for a tab; default ',')")
     p.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8; e.g. latin-1, cp1252)")
     p.add_argument("--na-values", default=None,
-                   help="comma-separated strings that mark a gap besides an empty cell (default: none; NA, null, "
-                        "NaN ... are values)")
+                   help="comma-separated strings that mark a gap besides an empty cell (spaces after a comma are "
+                        "ignored, any other space is part of a marker; default: none; NA, null, NaN ... are values)")
     p.add_argument("--categorical", help="comma-separated columns to treat as categorical, read as text "
                    "(default: inferred)")
     p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")

@@ -22,7 +22,8 @@ Writing
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
       the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
       number and every observed cell was written as an integer), text columns as strings.
-    * ``na_values`` also applies to the string columns of a parquet file.
+    * ``na_values`` also applies to the string and dictionary columns of a parquet file. A parquet integer column
+      holding a value beyond 2^53 is read as text (float64 would change it) and written back as integers.
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ def _arrow(table: Table, filled: pd.DataFrame):
         for col in frame.columns:
             if pa.types.is_integer(table.schema.field(col).type) and pd.api.types.is_float_dtype(frame[col].dtype):
                 frame[col] = frame[col].round()
+            elif pa.types.is_integer(table.schema.field(col).type) and frame[col].dtype == object:
+                frame[col] = _exact_integers(frame[col], col, table.path)  # read as text: beyond float64
         index = (table.schema.pandas_metadata or {}).get("index_columns", [])
         keep_index = any(isinstance(i, str) for i in index)  # an index stored as columns, not a range
         if not keep_index:
@@ -194,6 +197,21 @@ def _arrow(table: Table, filled: pd.DataFrame):
             if np.isfinite(values).all() and np.all(values == np.round(values)):
                 frame[col] = values.astype("int64")
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
+    """A text column read from a parquet integer column (its values beyond float64) as Python ints again."""
+    out = []
+    for value in values.to_numpy(dtype=object):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            out.append(None)
+            continue
+        try:
+            out.append(int(str(value).strip()))
+        except ValueError:
+            raise DataError(f"column {column!r} is an integer column, but a filled cell is {value!r}", str(path),
+                            f"write a .csv instead, or fill {column!r} with another method") from None
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def check_output_fits(table: Table, path: str | Path) -> None:
