@@ -45,6 +45,8 @@ def cache(tmp_path, monkeypatch) -> Path:
     # what a user put in these folders: names recllm never gives
     _put(root, "models/my-notes.txt", 7)
     _put(root, "impute/great-runs/keep-me", 7, folder=True)
+    _put(root, "downloads/download.k3x_9q2a", 9, folder=True)  # tempfile.mkdtemp(prefix="download.")
+    _put(root, "downloads/download.pdf", 11)  # a user's file with a name close to ours
     return root
 
 
@@ -67,6 +69,8 @@ def test_clean_removes_only_old_entries_recllm_names(cache: Path) -> None:
     assert (cache / "impute/great-runs/keep-me/weights.bin").is_file()
     assert (cache / "models/my-notes.txt").is_file()
     assert (cache / "data/ml-100k/u.data").is_file() and (cache / "cache.sqlite").is_file()
+    removed, _ = clean(cache, ["downloads"])
+    assert [e.path.name for e in removed] == ["download.k3x_9q2a"] and (cache / "downloads/download.pdf").is_file()
 
 
 def test_force_older_than_and_dry_run(cache: Path) -> None:

@@ -71,7 +71,8 @@ AREAS: dict[str, CacheArea] = {
                         "measured again (seconds)"),
     "demo": CacheArea(("demo/*",), r"(content|learn-coldstart)-.+", "`recllm demo`'s embeddings and LEARN runs",
                       "the next `make demo` computes them again (minutes)"),
-    "downloads": CacheArea(("downloads/*",), r"download\..+", "folders of unfinished downloads",
+    # tempfile.mkdtemp(prefix="download.") names: 8 characters of [a-z0-9_] after the prefix, nothing else
+    "downloads": CacheArea(("downloads/*",), r"download\.[a-z0-9_]{8}", "folders of unfinished downloads",
                            "nothing: an unfinished download starts again"),
     "data": CacheArea(("data/*",), r".+", "data sets downloaded or placed here (the default $RECLLM_DATA)",
                       "remove a data set's folder yourself if you no longer need it", cleanable=False),

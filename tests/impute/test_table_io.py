@@ -265,6 +265,18 @@ def test_parquet_na_values_apply_to_a_dictionary_column(tmp_path):
     assert table.frame["s"].isna().tolist() == [True, False, False, False]
 
 
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_a_cell_longer_than_the_csv_modules_default_limit_is_a_cell(tmp_path, quote):
+    """Python's csv stops at 131,072 characters: an internal error (unquoted) or a false 'never closed' (quoted)."""
+    long = "word, " * 40_000 if quote else "w" * 200_000
+    path = _csv(tmp_path, f"a,b\n1,{quote}{long}{quote}\n,x\n3,x\n")
+    table = read_table(path)
+    assert table.frame["b"].iloc[0] == long and table.frame["a"].isna().tolist() == [False, True, False]
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    assert out.read_text().splitlines()[1] == f"1,{quote}{long}{quote}"
+
+
 def test_a_blank_line_inside_a_one_column_table_is_an_error_but_not_at_the_end(tmp_path):
     message = _error(lambda: read_table(_csv(tmp_path, "a\n1\n\n3\n\n4\n")))
     assert "line 3; 2 such lines" in message and '""' in message

@@ -27,6 +27,7 @@ import csv
 import gc
 import hashlib
 import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,23 @@ def _no_gc():
 def _records(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str], str, str]], list[int]]:
     """(first line, fields, raw text without its line ending, that ending) of every non-blank record, and the
     line numbers of the blank lines."""
+    with _any_field_size():
+        return _records_of(path, text, sep)
+
+
+@contextlib.contextmanager
+def _any_field_size():
+    """The csv module's field-size limit (131,072 characters by default) lifted while a table is read: a long
+    description is a cell like any other."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _records_of(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str], str, str]], list[int]]:
     lines = io.StringIO(text, newline="").readlines()  # split on \n, \r\n or \r only, endings kept
     reader = csv.reader(lines, delimiter=sep, quotechar='"', doublequote=True, strict=True)
     if '"' not in text:  # no quoting: one record per line (the common case, read at C speed)
@@ -178,7 +196,7 @@ def _records(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str]
                 if "expected after" in str(exc):
                     what, line = "text after a closing quote", reader.line_num
                     hint = 'quote the whole field and double the quotes inside it ("")'
-                else:  # the end of the file or the field-size limit reached inside a quoted field
+                else:  # the end of the file reached inside a quoted field
                     what, line = f"a quoted field that starts here is never closed ({exc})", done + 1
                     hint = 'close the quote (a quote inside a quoted field is doubled: "")'
                 raise DataError(f"malformed CSV: {what}", f"{path}, line {line}", hint) from None
