@@ -113,6 +113,18 @@ def test_publish_over_a_marker_without_file_list_keeps_names_the_new_output_lack
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b2", "out"]  # no aside copy left behind
 
 
+def test_a_symbolic_link_as_output_folder_is_refused_before_any_work(tmp_path):
+    """It was accepted, then failed after the work (the rename replaced the link) naming a temporary path."""
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("to-empty", "dangling"):
+        link = tmp_path / name
+        link.symlink_to(real if name == "to-empty" else tmp_path / "nowhere")
+        with pytest.raises(UserInputError, match=r"symbolic link.*give the folder it points to"):
+            check_output_dir(link, "learn-artifact", 1)
+        assert link.is_symlink()
+
+
 def test_publish_refuses_a_users_folder_and_leaves_everything(tmp_path):
     user = tmp_path / "out"
     user.mkdir()

@@ -125,7 +125,12 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
     """
     target = Path(path).expanduser()
     where = str(path)
-    if target.exists() or target.is_symlink():
+    if target.is_symlink():  # a folder is published by renames, which would replace the link, not its folder
+        pointed = Path(os.path.realpath(target))
+        raise UserInputError("the output path is a symbolic link; recllm writes an output folder by renaming it "
+                             "into place, which would replace the link", where,
+                             f"give the folder it points to ({pointed}) or a new --out folder")
+    if target.exists():
         if not target.is_dir():
             raise UserInputError("the output path is an existing file, not a folder", where, _NEW_OUT)
         if any(target.iterdir()):

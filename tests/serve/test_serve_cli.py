@@ -42,6 +42,32 @@ def test_start_up_errors_are_one_line(artifact, tmp_path, capsys):
     assert "no such LEARN run folder" in capsys.readouterr().err
 
 
+def test_a_bad_database_is_one_line_before_any_load_and_a_bad_table_leaves_no_database(artifact, tmp_path,
+                                                                                         monkeypatch, capsys):
+    import recllm.serve.cli as serve_cli
+    from recllm.cli import main
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the service was loaded before --db was checked")
+
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes, not a database" * 50)
+    cases = {f"sqlite:///{notes}": "cannot open the database", f"sqlite:///{tmp_path}/none/x.db": "does not exist",
+             f"sqlite:///{tmp_path}": "is a folder"}
+    with monkeypatch.context() as patch:
+        patch.setattr(serve_cli, "load_service", no_load)
+        for url, message in cases.items():
+            assert main(["serve", "--learn", str(artifact), "--db", url, "--no-encoder"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and message in err[0], err
+    assert notes.read_text() == "my notes, not a database" * 50
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2,3\n")
+    with pytest.raises(Exception, match="line 2"):
+        serve_cli.load_service(artifact, imputer=f"mean:{bad}", db=f"sqlite:///{tmp_path}/s.db", token=TOKEN)
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_a_content_encoder_of_the_wrong_width_is_refused_at_start(artifact, monkeypatch):
     import numpy as np
 

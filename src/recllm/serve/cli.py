@@ -62,6 +62,13 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     from recllm.serve.storage import open_store
 
     seconds: dict[str, float] = {}
+    served_imputer = None
+    if imputer is not None:  # first: a table that cannot be read stops the start before anything is loaded or made
+        from recllm.serve.impute import TableImputer
+
+        began = time.perf_counter()
+        served_imputer = TableImputer.from_spec(imputer)
+        seconds[f"imputer:{served_imputer.method}"] = time.perf_counter() - began
     began = time.perf_counter()
     retriever = load_learn(learn)
     seconds["learn"] = time.perf_counter() - began
@@ -86,13 +93,6 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     reranker = summaries = None
     if trsr is not None:
         reranker, summaries = _load_trsr(trsr, trained_on(meta), retriever.item_ids, state, store, seconds)
-    served_imputer = None
-    if imputer is not None:
-        from recllm.serve.impute import TableImputer
-
-        began = time.perf_counter()
-        served_imputer = TableImputer.from_spec(imputer)
-        seconds[f"imputer:{served_imputer.method}"] = time.perf_counter() - began
     return create_app(state, store, token, reranker=reranker, summaries=summaries, imputer=served_imputer,
                       metrics=ServeMetrics(), load_seconds=seconds, page=PAGE)
 
@@ -176,9 +176,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.trsr is not None:
         check_input_dir(args.trsr, "--trsr", "TRSR run", needs="trsr_config.json",
                         todo="give a folder written by `recllm trsr train --out DIR`")
-    from recllm.serve.storage import check_url
+    from recllm.serve.storage import check_store
 
-    check_url(args.db)
+    check_store(args.db, Path(args.learn) / DB_NAME)
     check_listen(args.host, args.port)
     if args.imputer is not None:
         from recllm.serve.impute import check_spec

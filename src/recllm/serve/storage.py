@@ -284,6 +284,25 @@ def check_url(url: str | None) -> None:
                          "give sqlite:///<path to a .db file> or postgresql://user@host/database")
 
 
+def check_store(url: str | None, default: Path) -> None:
+    """What :func:`open_store` would refuse, found without writing anything (so before any model is loaded): an
+    unknown URL, a SQLite file's missing folder, a file that is not a database or holds another program's tables;
+    for PostgreSQL, a server that does not answer or a schema holding relations named like ours."""
+    check_url(url)
+    if url is not None and url.startswith(("postgresql://", "postgres://")):
+        from recllm.serve.storage_pg import check_database
+
+        check_database(url)
+        return
+    path = Path(default if url is None else url[len("sqlite:///"):]).expanduser()
+    if not path.parent.is_dir():
+        raise UserInputError("the database's folder does not exist", str(path.parent),
+                             "create it, or give --db sqlite:///<existing folder>/serve.db")
+    if path.is_dir():
+        raise UserInputError("the database path is a folder", str(path), "give --db a file path, e.g. .../serve.db")
+    refuse_foreign_database(path)
+
+
 def open_store(url: str | None, default: Path) -> EventStore:
     """The store a ``--db`` URL names (``None``: SQLite at ``default``)."""
     check_url(url)

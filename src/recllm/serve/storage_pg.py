@@ -44,20 +44,36 @@ _EVENT = "seq, key, user_id, item_id, ts, received"
 _ITEM = "seq, item_id, text, fields, vector, received"
 
 
+def check_database(url: str) -> None:
+    """What :class:`PostgresStore` would refuse (no psycopg, no server, another program's tables), found by reading
+    the catalogue only; the connection is closed again."""
+    db = _connect(url)
+    try:
+        _refuse_foreign_tables(db)
+    finally:
+        db.close()
+
+
+def _connect(url: str):
+    try:
+        import psycopg
+    except ImportError:
+        raise UserInputError("a postgresql:// database needs psycopg", "--db",
+                             "pip install 'recllm[serve-postgres]'") from None
+    try:
+        return psycopg.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        raise UserInputError(f"cannot connect to the database ({' '.join(str(exc).split())})", "--db",
+                             "check the URL, the server and the credentials") from None
+
+
 class PostgresStore:
     """:class:`~recllm.serve.storage.EventStore` on a PostgreSQL server (see the module docstring)."""
 
     def __init__(self, url: str) -> None:
-        try:
-            import psycopg
-        except ImportError:
-            raise UserInputError("a postgresql:// database needs psycopg", "--db",
-                                 "pip install 'recllm[serve-postgres]'") from None
-        try:
-            self._db = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
-            raise UserInputError(f"cannot connect to the database ({' '.join(str(exc).split())})", "--db",
-                                 "check the URL, the server and the credentials") from None
+        import psycopg
+
+        self._db = _connect(url)
         try:
             self._db.execute("SET synchronous_commit = on")
             _refuse_foreign_tables(self._db)
