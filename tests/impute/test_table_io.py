@@ -277,6 +277,16 @@ def test_a_cell_longer_than_the_csv_modules_default_limit_is_a_cell(tmp_path, qu
     assert out.read_text().splitlines()[1] == f"1,{quote}{long}{quote}"
 
 
+def test_each_row_keeps_its_own_line_ending(tmp_path):
+    """A file mixing CRLF and LF (a CRLF header, rows appended by a tool writing LF) came back all CRLF."""
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"a,b\r\n1,x\n2,\r\n3,x\n4,y")
+    table = read_table(path)
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    assert out.read_bytes() == b"a,b\r\n1,x\n2,x\r\n3,x\n4,y"
+
+
 def test_a_blank_line_inside_a_one_column_table_is_an_error_but_not_at_the_end(tmp_path):
     message = _error(lambda: read_table(_csv(tmp_path, "a\n1\n\n3\n\n4\n")))
     assert "line 3; 2 such lines" in message and '""' in message

@@ -89,6 +89,7 @@ class Table:
     fmt: CsvFormat | None = None  # this field and the next ones: CSV input only
     cells: pd.DataFrame | None = None  # every cell's text as in the file
     records: list[str] | None = None  # each data row's original text, without its line ending
+    endings: list[str] | None = None  # each data row's own line ending ("" for a last line without one)
     lines: np.ndarray | None = None  # each data row's 1-based line in the file
     header: str = ""
     newline: str = "\n"
@@ -247,9 +248,9 @@ def _read_csv(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> Table:
         raise DataError("a blank line between the rows of a one-column table: a missing cell or a stray line?",
                         f"{path}, line {inside[0]}{more}",
                         'write a missing cell as "" (an empty quoted cell), or delete the blank line')
-    rows, raws, lines = [], [], []
+    rows, raws, lines, endings = [], [], [], []
     bad: list[tuple[int, int]] = []
-    for line, fields, raw, _ in records[1:]:
+    for line, fields, raw, ending in records[1:]:
         if not rows and not bad:
             _check_header(path, names, header_line, fmt.sep, fields, options)
         if len(fields) != len(names):
@@ -258,6 +259,7 @@ def _read_csv(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> Table:
         rows.append(fields)
         raws.append(raw)
         lines.append(line)
+        endings.append(ending)
     if not rows and not bad:
         _check_header(path, names, header_line, fmt.sep, None, options)
     if bad:
@@ -270,7 +272,8 @@ def _read_csv(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> Table:
     cells = pd.DataFrame(rows, columns=names, dtype=object) if rows else pd.DataFrame(columns=names, dtype=object)
     gap = cells.eq("") | cells.isin(list(fmt.na_values)) if rows else cells.astype(bool)
     frame = pd.DataFrame({c: pd.Series(cells[c].where(~gap[c]), dtype="str") for c in names})
-    return Table(path, frame, (), fmt=fmt, cells=cells, records=raws, lines=np.asarray(lines, dtype=int),
+    return Table(path, frame, (), fmt=fmt, cells=cells, records=raws, endings=endings,
+                 lines=np.asarray(lines, dtype=int),
                  header=header_raw, newline=newline or "\n", final_newline=text.endswith(("\n", "\r")), bom=bom)
 
 

@@ -18,7 +18,8 @@ Writing
     * CSV from a CSV: a row without a gap is written as its original line(s), byte for byte; a row with a gap is
       written with its observed cells as read and the filled cells formatted (a number in a column of integers
       without ``.0``, other numbers as the shortest exact decimal). Same separator, encoding, byte-order mark and
-      line ending (that of the header line). Skipped blank lines are not written.
+      line endings (each row its own; the header line's for a last row that had none). Skipped blank lines are not
+      written.
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
       the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
       number and every observed cell was written as an integer), text columns as strings.
@@ -157,8 +158,10 @@ def _csv_text(table: Table, filled: pd.DataFrame) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=table.fmt.sep, quotechar='"', lineterminator="\r\n",
                         quoting=csv.QUOTE_MINIMAL)  # "\r\n": a cell holding either character is quoted
-    out = [table.header]
+    own = table.endings or [table.newline] * len(table.records)
+    out, ends = [table.header], [table.newline]
     for k, i in enumerate(table.frame.index.get_indexer(filled.index)):
+        ends.append(own[i] or table.newline)  # each row keeps its own line ending
         if not has_gap[i]:
             out.append(table.records[i])
             continue
@@ -167,7 +170,8 @@ def _csv_text(table: Table, filled: pd.DataFrame) -> str:
         writer.writerow([_format(values[j][k], c in integers) if gaps[i, j] else cells[i, j]
                          for j, c in enumerate(columns)])
         out.append(buffer.getvalue()[:-2])
-    return ("\ufeff" if table.bom else "") + table.newline.join(out) + (table.newline if table.final_newline else "")
+    body = "".join(text + end for text, end in zip(out[:-1], ends[:-1])) + out[-1]
+    return ("\ufeff" if table.bom else "") + body + (ends[-1] if table.final_newline else "")
 
 
 def _arrow(table: Table, filled: pd.DataFrame):
