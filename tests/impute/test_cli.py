@@ -61,8 +61,18 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, content, suffix, message):
     path.write_text(content)
     out = tmp_path / "out.csv"
     assert main(["impute", str(path), "--method", "mean", "--out", str(out)]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err  # the file is named, also where the estimator found the fault
     assert not out.exists()
+
+
+def test_a_column_declared_two_kinds_names_the_file_and_what_to_do(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,\n2,x\n")
+    assert main(["impute", str(path), "--method", "mean", "--categorical", "a", "--numeric", "a",
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "declared both categorical and numeric" in err and str(path) in err and "one kind only" in err
 
 
 def test_junk_in_a_declared_numeric_column_names_its_line(tmp_path, capsys):

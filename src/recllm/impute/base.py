@@ -124,7 +124,8 @@ def infer_kinds(
                 raise DataError(f"column {col!r} was declared {kind} but the table has no such column; "
                                 f"it has {list(frame.columns)}")
             if col in declared and declared[col] != kind:
-                raise DataError(f"column {col!r} was declared both {declared[col]} and {kind}")
+                raise DataError(f"column {col!r} was declared both {declared[col]} and {kind}", None,
+                                "declare each column as one kind only")
             declared[col] = kind
     kinds: dict[str, str] = {}
     for col in frame.columns:

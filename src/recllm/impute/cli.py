@@ -97,9 +97,14 @@ def _impute(args: argparse.Namespace) -> int:
     kinds = {k: _names(getattr(args, k)) or () for k in ("categorical", "numeric", "text")}
     table = read_table(path, fmt, **kinds)
     check_output_fits(table, out)
-    declare_kinds(imputer, table, **kinds)
     start = time.perf_counter()
-    imputer.fit(table.frame)  # under torchrun: every rank fine-tunes its share of each batch (DDP)
+    try:
+        declare_kinds(imputer, table, **kinds)
+        imputer.fit(table.frame)  # under torchrun: every rank fine-tunes its share of each batch (DDP)
+    except DataError as exc:  # the estimator does not know the file: name it
+        if exc.where is not None:
+            raise
+        raise DataError(exc.what, str(path), exc.todo) from None
     from recllm.distributed.ddp import is_main_process
 
     if not is_main_process():  # every rank holds the same adapter; rank 0 fills and writes, once
