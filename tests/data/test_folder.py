@@ -81,6 +81,8 @@ def test_a_saved_data_set_is_read_back(tmp_path):
     ({"interactions_csv": "user_id,item_id,timestamp\nu,a,-5\n"}, "before 1970"),
     ({"interactions_csv": "user_id,item_id,timestamp,rating\nu,a,1,five\n"}, "'five' is not a number"),
     ({"interactions_csv": "user_id,item_id,timestamp,label\nu,a,1,2\n"}, "not a 0/1 label"),
+    ({"interactions_csv": "user_id,item_id,timestamp,rating\nu,a,1,\"3,5\"\n"}, "with a decimal point, not a comma"),
+    ({"interactions_csv": "user_id,item_id,timestamp,rating\nu,a,1,4\nu,b,2,\n"}, "an empty cell where a number is needed"),
     ({"interactions_csv": "user_id,item_id,timestamp\nu,a,1\nu,q,2\nu,q,3\n", "items_csv": "item_id,title\na,A\n"},
      "item_id 'q' is not in items.csv (2 rows like it)"),
     ({"interactions_csv": "user_id,item_id,timestamp\nu,a,1\n", "items_csv": "item_id,title\na,A\nb,B\na,C\n"},

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -323,15 +324,30 @@ def _numbers(table: Table, column: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
     elif _is_text(values):
-        numbers = pd.to_numeric(values.map(lambda v: str(v).strip() if isinstance(v, str) else ""),
-                                errors="coerce").to_numpy(dtype=np.float64)
+        numbers = pd.to_numeric(values.map(_number_text), errors="coerce").to_numpy(dtype=np.float64)
     else:
         raise DataError(f"column {column!r} holds {values.dtype} values, not numbers", str(table.path),
                         f"write {column} as numbers")
+    empty = values.map(lambda v: v is None or v is pd.NA or (isinstance(v, (str, float)) and
+                                                             (v != v or not str(v).strip()))).to_numpy(dtype=bool)
+    if empty.any():
+        raise _fail(table, column, empty, "where a number is needed", f"give every row a {column}, or drop the column")
     bad = ~np.isfinite(numbers)
     if bad.any():
-        raise _fail(table, column, bad, "is not a number", f"give every row a {column}, or drop the column")
+        comma = isinstance(values.iloc[int(np.flatnonzero(bad)[0])], str) and \
+            "," in values.iloc[int(np.flatnonzero(bad)[0])]
+        raise _fail(table, column, bad, "is not a number",
+                    f"write {column} as plain numbers" + (" with a decimal point, not a comma" if comma else ""))
     return numbers
+
+
+def _number_text(value: Any) -> Any:
+    """A cell of a text or object column as pd.to_numeric reads it: text stripped, a parquet bool as 1/0."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return value if isinstance(value, (int, float, np.integer, np.floating)) else ""
 
 
 def _interactions(table: Table) -> tuple[pd.DataFrame, str]:
