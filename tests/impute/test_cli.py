@@ -245,11 +245,11 @@ def test_a_table_without_gaps_round_trips_byte_for_byte(tmp_path, capsys):
     code, path, out = _impute_csv(tmp_path, content)
     assert code == 0, capsys.readouterr().err
     assert out.read_bytes() == path.read_bytes()
-    # with a gap: the other rows are still their original bytes, the gap row is written with its cells as read
+    # with a gap: the other rows are still their original bytes, the gap row keeps its observed cells' text
     code, path, out = _impute_csv(tmp_path, content + '11,,4,"x",\r\n', "--overwrite")
     assert code == 0, capsys.readouterr().err
     got = out.read_bytes().decode()
-    assert got.startswith(content) and got[len(content):] == "11,10001,4,x,2024-01-02\r\n"  # the modes
+    assert got.startswith(content) and got[len(content):] == '11,10001,4,"x",2024-01-02\r\n'  # the modes
 
 
 # ------------------------------------------------------------------ output paths and arguments, checked before any work

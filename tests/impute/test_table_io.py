@@ -277,6 +277,16 @@ def test_a_cell_longer_than_the_csv_modules_default_limit_is_a_cell(tmp_path, qu
     assert out.read_text().splitlines()[1] == f"1,{quote}{long}{quote}"
 
 
+def test_a_row_with_a_gap_keeps_its_observed_cells_text_quotes_and_all(tmp_path):
+    """The observed cells of a gap row were rewritten in csv's quoting: ab"c became "ab""c", "x" became x."""
+    path = _csv(tmp_path, 'a,b,c,d,e\n1,ab"c,"x",,"multi\nline"\n2,y,"z",4.5,w\n3,y,"q, r",,w\n')
+    table = read_table(path)
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    assert out.read_text().split("\n") == ["a,b,c,d,e", '1,ab"c,"x",4.5,"multi', 'line"', '2,y,"z",4.5,w',
+                                           '3,y,"q, r",4.5,w', ""]
+
+
 def test_each_row_keeps_its_own_line_ending(tmp_path):
     """A file mixing CRLF and LF (a CRLF header, rows appended by a tool writing LF) came back all CRLF."""
     path = tmp_path / "mixed.csv"

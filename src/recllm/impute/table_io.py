@@ -16,9 +16,10 @@ Column types, decided after reading
 
 Writing
     * CSV from a CSV: a row without a gap is written as its original line(s), byte for byte; a row with a gap is
-      written with its observed cells as read and the filled cells formatted (a number in a column of integers
-      without ``.0``, other numbers as the shortest exact decimal). Same separator, encoding, byte-order mark and
-      line endings (each row its own; the header line's for a last row that had none). Skipped blank lines are not
+      written with its observed cells as their text in the file (quotes as written) and the filled cells formatted
+      (a number in a column of integers without ``.0``, other numbers as the shortest exact decimal; quoted only
+      when it holds the separator, a quote or a line break). Same separator, encoding, byte-order mark and line
+      endings (each row its own; the header line's for a last row that had none). Skipped blank lines are not
       written.
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
       the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
@@ -165,6 +166,12 @@ def _csv_text(table: Table, filled: pd.DataFrame) -> str:
         if not has_gap[i]:
             out.append(table.records[i])
             continue
+        raw = _raw_fields(table.records[i], table.fmt.sep)
+        if len(raw) == len(columns):  # observed cells as their text in the file, quotes and all
+            filled_text = [_format(values[j][k], c in integers) if gaps[i, j] else "" for j, c in enumerate(columns)]
+            out.append(table.fmt.sep.join(_quoted(filled_text[j], table.fmt.sep) if filled_text[j] else raw[j]
+                                          for j in range(len(columns))))
+            continue
         buffer.seek(0)
         buffer.truncate()
         writer.writerow([_format(values[j][k], c in integers) if gaps[i, j] else cells[i, j]
@@ -172,6 +179,36 @@ def _csv_text(table: Table, filled: pd.DataFrame) -> str:
         out.append(buffer.getvalue()[:-2])
     body = "".join(text + end for text, end in zip(out[:-1], ends[:-1])) + out[-1]
     return ("\ufeff" if table.bom else "") + body + (ends[-1] if table.final_newline else "")
+
+
+def _raw_fields(record: str, sep: str) -> list[str]:
+    """A record's fields as their text in the file (quotes kept), split where the csv module splits them: at ``sep``
+    outside a quoted field, a field being quoted only when it starts with a quote."""
+    fields, start, quoted, i = [], 0, False, 0
+    while i < len(record):
+        char = record[i]
+        if quoted:
+            if char == '"':
+                if record[i + 1:i + 2] == '"':
+                    i += 2
+                    continue
+                quoted = False
+        elif char == '"' and i == start:
+            quoted = True
+        elif char == sep:
+            fields.append(record[start:i])
+            start = i + 1
+        i += 1
+    fields.append(record[start:])
+    return fields
+
+
+def _quoted(text: str, sep: str) -> str:
+    """A filled cell as CSV text: quoted (inner quotes doubled) only when it holds the separator, a quote or a line
+    break."""
+    if any(ch in text for ch in (sep, '"', "\r", "\n")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _arrow(table: Table, filled: pd.DataFrame):
