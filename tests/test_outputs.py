@@ -97,6 +97,36 @@ def test_publish_records_its_files_and_never_replaces_a_folder_holding_others(tm
     assert after == before
 
 
+def test_a_users_folder_or_unreadable_folder_inside_our_output_is_theirs(tmp_path, monkeypatch):
+    """Folders count too: an empty one (it was deleted silently) and one that cannot be read (os.walk skipped it,
+    and the rerun failed with a traceback, leaving the user's file in a hidden folder)."""
+    import recllm.outputs as outputs
+
+    target = publish_output_dir(_built(tmp_path, payload="old"), tmp_path / "out", "learn-artifact", 1)
+    (target / "empty").mkdir()
+    with pytest.raises(UserInputError, match=r"did not write there \(empty/\)"):
+        check_output_dir(target, "learn-artifact", 1)
+    (target / "empty").rmdir()
+    (target / "locked").mkdir()
+    (target / "locked" / "secret.txt").write_text("mine")
+    real_walk = os.walk
+    monkeypatch.setattr(outputs.os, "walk", lambda top, onerror=None, **kw: _walk_denying(real_walk, top, onerror,
+                                                                                          "locked", **kw))
+    with pytest.raises(UserInputError, match=r"locked/ \(unreadable\)"):
+        publish_output_dir(_built(tmp_path, payload="new"), target, "learn-artifact", 1)
+    assert (target / "locked" / "secret.txt").read_text() == "mine"
+
+
+def _walk_denying(walk, top, onerror, name, **kw):
+    """os.walk as it behaves for a folder ``name`` it may not read (as a non-root user would see it)."""
+    for root, dirs, files in walk(top, onerror=onerror, **kw):
+        if os.path.basename(root) == name:
+            onerror(PermissionError(13, "Permission denied", root))
+            dirs[:] = []
+            continue
+        yield root, dirs, files
+
+
 def test_publish_over_a_marker_without_file_list_keeps_names_the_new_output_lacks(tmp_path):
     """A folder published before markers listed files may be replaced only when the new output has every name."""
     old = tmp_path / "out"
@@ -111,6 +141,14 @@ def test_publish_over_a_marker_without_file_list_keeps_names_the_new_output_lack
         publish_output_dir(_built(tmp_path, "b2", payload="newer"), old, "learn-artifact", 1)
     assert (old / "serve.db").read_bytes() == b"events" and (old / "weights.bin").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b2", "out"]  # no aside copy left behind
+    # with the kind's known names: refused before any work, and a name the new output lacks is still ours
+    with pytest.raises(UserInputError, match=r"\(serve.db\); recllm will not replace it"):
+        check_output_dir(old, "learn-artifact", 1, known=("weights.bin", "index.faiss"))
+    (old / "serve.db").unlink()
+    (old / "index.faiss").write_bytes(b"ours, from an earlier --index run")
+    publish_output_dir(_built(tmp_path, "b3", payload="newest"), old, "learn-artifact", 1,
+                       known=("weights.bin", "index.faiss"))
+    assert sorted(p.name for p in old.iterdir()) == [MARKER, "weights.bin"]
 
 
 def test_a_symbolic_link_as_output_folder_is_refused_before_any_work(tmp_path):

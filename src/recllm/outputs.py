@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from recllm.errors import UserInputError
@@ -57,21 +57,38 @@ def _is_ours(folder: Path, kind: str, version: int) -> bool:
     return marker is not None and marker["kind"] == kind and marker["version"] <= version
 
 
+def _entries(folder: Path) -> tuple[set[str], set[str], set[str]]:
+    """(files and links, folders, folders that cannot be read) under ``folder``, as relative POSIX paths, recllm's
+    marker aside; links to folders are not followed."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    unreadable: set[str] = set()
+
+    def relative(path: str) -> str:
+        return Path(os.path.relpath(path, folder)).as_posix()
+
+    for root, dirs, names in os.walk(folder, onerror=lambda err: unreadable.add(relative(err.filename))):
+        for name in dirs:
+            (files if os.path.islink(os.path.join(root, name)) else folders).add(relative(os.path.join(root, name)))
+        files.update(relative(os.path.join(root, name)) for name in names)
+    files.discard(MARKER)
+    return files, folders, unreadable
+
+
 def _files(folder: Path) -> set[str]:
     """Every file (and link) under ``folder`` as a relative POSIX path, recllm's marker aside."""
-    found = set()
-    for root, dirs, files in os.walk(folder):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            relative = Path(os.path.relpath(os.path.join(root, name), folder)).as_posix()
-            if relative != MARKER:
-                found.add(relative)
-    return found
+    return _entries(folder)[0]
 
 
-def _not_written_by_us(folder: Path, recorded: object, also: set[str] = frozenset()) -> list[str]:
-    """The files in ``folder`` that neither its marker's file list (``recorded``) nor ``also`` names."""
-    listed = set(recorded) if isinstance(recorded, list) else set()
-    return sorted(_files(folder) - listed - set(also))
+def _not_written_by_us(folder: Path, recorded: object, also: Iterable[str] = ()) -> list[str]:
+    """What ``folder`` holds that neither its marker's file list (``recorded``) nor ``also`` names: files, folders
+    holding no file at all (shown with a trailing /), folders that cannot be read."""
+    listed = (set(recorded) if isinstance(recorded, list) else set()) | set(also)
+    files, folders, unreadable = _entries(folder)
+    holding = {str(parent) for name in listed | files for parent in Path(name).parents if str(parent) != "."}
+    foreign = (files - listed) | {f"{d}/" for d in folders - holding}
+    foreign |= {f"{d}/ (unreadable)" if d != "." else "(the folder cannot be read)" for d in unreadable}
+    return sorted(foreign)
 
 
 def _foreign_files_error(folder: Path, foreign: list[str], where: str, after_work: bool) -> UserInputError:
@@ -114,14 +131,16 @@ def _check_parent(path: Path, what: str) -> None:
 
 
 def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
-                     legacy: Callable[[Path], bool] | None = None) -> Path:
+                     legacy: Callable[[Path], bool] | None = None, known: Iterable[str] | None = None) -> Path:
     """``path`` as a Path when recllm may write a ``kind`` output folder there, else :class:`UserInputError`.
 
     Allowed: absent, an empty folder, or a folder holding recllm's marker of the same ``kind`` with a version
     ``<= version`` (our own earlier output: replaced, or resumed). ``legacy`` may recognise this kind's folders
     written before markers existed; they are accepted for writing in place (:func:`mark_output_dir`), never
-    deleted (:func:`publish_output_dir` ignores ``legacy``). Refused: a file, any other folder, a place that cannot
-    be written. Creates nothing.
+    deleted (:func:`publish_output_dir` ignores ``legacy``). A folder of ours must hold only what recllm wrote
+    there: the files its marker lists, or, under a marker from before markers listed files, names in ``known`` (the
+    files this kind's output may hold; not checked when None). Refused: a file, any other folder, a place that
+    cannot be written. Creates nothing.
     """
     target = Path(path).expanduser()
     where = str(path)
@@ -146,8 +165,10 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
             if marker["version"] > version:
                 raise UserInputError(f"the output folder was written by a newer recllm (format {marker['version']}, "
                                      f"this one writes {version})", where, f"upgrade recllm or {_NEW_OUT}")
-            if "files" in marker:  # a published folder: everything in it must be what recllm wrote there
-                foreign = _not_written_by_us(target, marker["files"])
+            written = read_marker(target)  # None for a legacy folder (written in place, never deleted)
+            if written is not None and ("files" in written or known is not None):
+                # a folder of ours must hold only what recllm wrote there
+                foreign = _not_written_by_us(target, written.get("files"), () if "files" in written else known)
                 if foreign:
                     raise _foreign_files_error(target, foreign, where, after_work=False)
         if not can_write_in(target):
@@ -190,17 +211,18 @@ def mark_output_dir(path: str | os.PathLike[str], kind: str, version: int,
 
 
 def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[str], kind: str,
-                       version: int) -> Path:
+                       version: int, known: Iterable[str] | None = None) -> Path:
     """Mark the finished folder ``tmp`` and rename it onto ``target`` atomically; returns ``target``.
 
     ``tmp`` must be on the same file system (build it beside ``target``). An existing ``target`` is replaced only
     when it is empty or recllm's own ``kind`` output holding only files recllm wrote there (checked again now, after
     the work): it is renamed aside to a hidden sibling, ``tmp`` is renamed in, and the aside copy is deleted because
     its marker proves it is ours; if the second rename fails the old folder is put back. The new marker lists the
-    files of ``tmp``. A folder whose marker predates file lists may hold only names the new output also has. Anything
-    else raises :class:`UserInputError` and leaves ``target`` untouched (``tmp`` is left for the caller to remove).
+    files of ``tmp``. A folder whose marker predates file lists may hold only names in ``known`` (this kind's
+    possible files) or that the new output also has. Anything else raises :class:`UserInputError` and leaves
+    ``target`` untouched (``tmp`` is left for the caller to remove).
     """
-    tmp, target = Path(tmp), check_output_dir(target, kind, version)
+    tmp, target = Path(tmp), check_output_dir(target, kind, version, known=known)
     written = _files(tmp)
     _write_marker(tmp, kind, version, sorted(written))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +243,7 @@ def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[st
         raise UserInputError("the output folder changed while recllm was working and is no longer recllm's own",
                              str(target), _NEW_OUT)
     recorded = (read_marker(aside) or {}).get("files")
-    foreign = _not_written_by_us(aside, recorded, also=set() if isinstance(recorded, list) else written)
+    foreign = _not_written_by_us(aside, recorded, () if isinstance(recorded, list) else written | set(known or ()))
     if foreign:  # files recllm did not write there (added after it, or beside an old marker): keep them all
         os.replace(aside, target)
         raise _foreign_files_error(target, foreign, str(target), after_work=True)

@@ -109,9 +109,16 @@ def test_publishing_a_checkpoint_never_touches_a_users_sibling_and_recovers_from
         checkpoint.save({"epoch": epoch}, {"w": torch.ones(2) * epoch})
     assert checkpoint.load()[0]["epoch"] == 2 and (mine / "backup.txt").read_text() == "my backup"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.old", "ckpt"]
-    # the crash: the last checkpoint renamed aside, the new one never renamed in
-    (tmp_path / "ckpt").rename(tmp_path / ".ckpt.old-x1y2")
+    # the crash: the last checkpoint renamed aside, the new one never renamed in; the resumed fit's next save
+    # publishes and removes it, so deleting the folder later starts afresh
+    (tmp_path / "ckpt").rename(tmp_path / ".ckpt.old-x1y2_3z4")
     assert checkpoint.load()[0]["epoch"] == 2
+    checkpoint.save({"epoch": 3}, {"w": torch.ones(2) * 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.old", "ckpt"]
+    __import__("shutil").rmtree(tmp_path / "ckpt")
+    assert checkpoint.load() is None
+    (tmp_path / ".ckpt.old-dangling").symlink_to(tmp_path / "nowhere")  # not a traceback, not a checkpoint
+    assert checkpoint.load() is None
     write_atomically(tmp_path / "ckpt", lambda tmp: (tmp / "f").write_text("x"))
     # the adapter checkpoints' publish: the same rule
     target, theirs = tmp_path / "adapter", tmp_path / f".adapter.old-{__import__('os').getpid()}"

@@ -96,6 +96,8 @@ def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     out.unlink()
     assert main(["impute", str(path), "--method", "mean", "--na-values", "NA,?", "--out", str(out)]) == 0
     assert out.read_text().splitlines() == ["a,b", "1,x", "2, NA", "3,x", "4,x"]
+    assert main(["impute", str(path), "--method", "mean", "--na-values", ",", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "names no marker" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()
 
 
 def test_missing_file(tmp_path, capsys):

@@ -256,6 +256,27 @@ def test_parquet_integers_beyond_float64_keep_their_digits(tmp_path, suffix):
     assert back.column("u").to_pylist()[0] == 2 ** 64 - 1
 
 
+def test_na_values_never_touch_a_parquet_number_column_read_as_text_nor_its_index(tmp_path):
+    path = tmp_path / "b.parquet"
+    frame = pd.DataFrame({"id": pd.array([2 ** 60, 0, -1, 5, None], dtype="Int64"), "x": [1.0, None, 3.0, 4.0, 5.0]},
+                         index=pd.Index([2 ** 60, 1, 2, 3, 4], name="key"))
+    pq.write_table(pa.Table.from_pandas(frame), path)
+    table = read_table(path, CsvFormat(na_values=("0", "-1")))
+    assert list(table.frame.columns) == ["id", "x"] and table.frame.index.name == "key"
+    assert table.frame["id"].isna().tolist() == [False, False, False, False, True]
+    out = tmp_path / "o.parquet"
+    write_table(table, _fill(table), out)
+    back = pq.read_table(out)
+    assert back.schema.pandas_metadata["index_columns"] == ["key"]
+    assert back.column("id").to_pylist()[:4] == [2 ** 60, 0, -1, 5]
+
+
+def test_a_long_cell_in_a_one_column_table_is_a_cell(tmp_path):
+    long = "w" * 200_000
+    table = read_table(_csv(tmp_path, f"description\n{long}\nshort\n"))
+    assert table.frame["description"].tolist() == [long, "short"]
+
+
 def test_parquet_na_values_apply_to_a_dictionary_column(tmp_path):
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"c": pa.array(["a", "?", "b", "a"]).dictionary_encode(), "s": ["?", "x", "y", "x"]}),

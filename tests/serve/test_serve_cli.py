@@ -63,7 +63,9 @@ def test_a_bad_database_is_one_line_before_any_load_and_a_bad_table_leaves_no_da
     assert notes.read_text() == "my notes, not a database" * 50
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2,3\n")
-    with pytest.raises(Exception, match="line 2"):
+    from recllm.data import DataError
+
+    with pytest.raises(DataError, match="line 2"):
         serve_cli.load_service(artifact, imputer=f"mean:{bad}", db=f"sqlite:///{tmp_path}/s.db", token=TOKEN)
     assert not (tmp_path / "s.db").exists()
 

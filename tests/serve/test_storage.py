@@ -169,12 +169,17 @@ def test_a_postgres_schema_with_tables_of_another_program_is_refused_and_left_un
         with psycopg.connect(url) as db:
             relations = db.execute("SELECT relname, relkind::text FROM pg_class c JOIN pg_namespace n "
                                    "ON n.oid = c.relnamespace WHERE nspname = 'public' ORDER BY relname").fetchall()
-            return relations + db.execute("SELECT * FROM events").fetchall()
+            return relations + db.execute("SELECT * FROM events").fetchall() + db.execute(
+                "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1").fetchall()
 
     cases = {
         "clash": ("CREATE TABLE events (id INTEGER, what TEXT); INSERT INTO events VALUES (1, 'mine')", "events"),
         "view": ("CREATE TABLE t (seq INT); INSERT INTO t VALUES (7); "
                  "CREATE VIEW events AS SELECT seq FROM t", "events"),
+        "types": ("CREATE TABLE events (seq INT, key INT, user_id INT, item_id INT, ts INT, received INT); "
+                  "INSERT INTO events VALUES (1, 2, 3, 4, 5, 6)", "events"),
+        "index": ("CREATE TABLE events (x INT); CREATE TABLE t (user_id TEXT); CREATE INDEX events_user ON t "
+                  "(user_id)", "events, events_user"),
     }
     for name, (sql, named) in cases.items():
         url = database(f"other_{name}", sql)
@@ -190,3 +195,15 @@ def test_a_postgres_schema_with_tables_of_another_program_is_refused_and_left_un
     again = PostgresStore(url)
     assert [e.key for e in again.events()] == ["k1"]
     again.close()
+
+
+def test_without_psycopg_a_postgresql_url_is_one_line(monkeypatch):
+    import sys
+
+    from recllm.errors import UserInputError
+    from recllm.serve.storage import check_store, open_store
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    for call in (lambda: open_store("postgresql://u@h/db", Path(".")), lambda: check_store("postgres://u@h/db", None)):
+        with pytest.raises(UserInputError, match=r"needs psycopg.*recllm\[serve-postgres\]"):
+            call()

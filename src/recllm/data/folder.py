@@ -328,8 +328,9 @@ def _numbers(table: Table, column: str) -> np.ndarray:
     else:
         raise DataError(f"column {column!r} holds {values.dtype} values, not numbers", str(table.path),
                         f"write {column} as numbers")
-    empty = values.map(lambda v: v is None or v is pd.NA or (isinstance(v, (str, float)) and
-                                                             (v != v or not str(v).strip()))).to_numpy(dtype=bool)
+    empty = values.isna().to_numpy(dtype=bool).copy()
+    if _is_text(values):  # a blank text cell is empty too
+        empty |= values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
     if empty.any():
         raise _fail(table, column, empty, "where a number is needed", f"give every row a {column}, or drop the column")
     bad = ~np.isfinite(numbers)

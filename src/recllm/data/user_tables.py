@@ -162,13 +162,6 @@ def _no_gc():
             gc.enable()
 
 
-def _records(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str], str, str]], list[int]]:
-    """(first line, fields, raw text without its line ending, that ending) of every non-blank record, and the
-    line numbers of the blank lines."""
-    with _any_field_size():
-        return _records_of(path, text, sep)
-
-
 @contextlib.contextmanager
 def _any_field_size():
     """The csv module's field-size limit (131,072 characters by default) lifted while a table is read: a long
@@ -181,7 +174,9 @@ def _any_field_size():
         csv.field_size_limit(before)
 
 
-def _records_of(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str], str, str]], list[int]]:
+def _records(path: Path, text: str, sep: str) -> tuple[list[tuple[int, list[str], str, str]], list[int]]:
+    """(first line, fields, raw text without its line ending, that ending) of every non-blank record, and the
+    line numbers of the blank lines."""
     lines = io.StringIO(text, newline="").readlines()  # split on \n, \r\n or \r only, endings kept
     reader = csv.reader(lines, delimiter=sep, quotechar='"', doublequote=True, strict=True)
     if '"' not in text:  # no quoting: one record per line (the common case, read at C speed)
@@ -239,6 +234,11 @@ def _check_header(path: Path, names: list[str], line: int, sep: str, first_row: 
 
 
 def _read_csv(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> Table:
+    with _any_field_size():
+        return _read_csv_text(path, data, fmt, options)
+
+
+def _read_csv_text(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> Table:
     text, bom = _decode(path, data, fmt, options)
     records, blanks = _records(path, text, fmt.sep)
     header_line, names, header_raw, newline = records[0]
@@ -304,17 +304,20 @@ def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
                             "not table cells", str(path), "drop the column or flatten it into plain columns first")
     frame = arrow.to_pandas()
     notes = []
+    # na_values mark gaps in the file's text columns only (string or dictionary in the file's own schema)
+    texts = [c.name for c in arrow.schema if c.name in frame.columns and
+             (pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_dictionary(c.type))]
     for column in arrow.schema:  # integers float64 cannot hold exactly (pandas makes a column with gaps float64)
+        if column.name not in frame.columns:  # a pandas index stored as a column: the frame's index, not a cell
+            continue
         if pa.types.is_integer(column.type) and _beyond_float(arrow.column(column.name)):
             frame[column.name] = pd.Series(arrow.column(column.name).cast(pa.string()).to_pylist(), dtype=object,
                                            index=frame.index)
             notes.append(f"column {column.name!r} is read as text: it holds integers beyond 2^53, which a number "
                          "column (float64) would change; they are kept as written")
     if fmt.na_values:
-        for col in frame.columns:
-            if pd.api.types.is_string_dtype(frame[col].dtype) or frame[col].dtype == object or \
-                    isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].mask(frame[col].isin(list(fmt.na_values)))
+        for col in texts:
+            frame[col] = frame[col].mask(frame[col].isin(list(fmt.na_values)))
     numeric = tuple(c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)
                     and not pd.api.types.is_bool_dtype(frame[c].dtype))
     return Table(path, frame, numeric, notes=notes, schema=arrow.schema)

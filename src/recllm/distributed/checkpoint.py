@@ -14,6 +14,9 @@ import glob
 import json
 import math
 import os
+import re
+import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +49,26 @@ class EpochCheckpoint:
                                  "pass a new or empty folder (recllm replaces the checkpoint folder as a whole)")
         return cls(path, every)
 
+    def _asides(self) -> list[Path]:
+        """Checkpoints a crash between write_atomically's two renames left aside (``.<name>.old-<8 mkdtemp
+        characters>``, folders holding a checkpoint's two files), newest first."""
+        pattern = re.compile(rf"\.{re.escape(self.folder.name)}\.old-[a-z0-9_]{{8}}")
+        found = []
+        for path in self.folder.parent.glob(f".{glob.escape(self.folder.name)}.old-*"):
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if pattern.fullmatch(path.name) and stat.S_ISDIR(info.st_mode) and (path / STATE_FILE).is_file() and \
+                    (path / TENSORS_FILE).is_file():
+                found.append((info.st_mtime, path))
+        return [path for _, path in sorted(found, reverse=True)]
+
     def _found(self) -> Path | None:
-        # a crash between write_atomically's two renames leaves the last checkpoint aside as .<name>.old-<random>
-        aside = sorted(self.folder.parent.glob(f".{glob.escape(self.folder.name)}.old*"),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
-        for path in (self.folder, *aside):
-            if (path / STATE_FILE).exists() and (path / TENSORS_FILE).exists():
-                return path
-        return None
+        if (self.folder / STATE_FILE).exists() and (self.folder / TENSORS_FILE).exists():
+            return self.folder
+        asides = self._asides()
+        return asides[0] if asides else None
 
     def load(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The last checkpoint's plain state and tensors, or None when there is none."""
@@ -74,7 +89,9 @@ class EpochCheckpoint:
             torch.save(tensors, tmp / TENSORS_FILE)
             (tmp / STATE_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
-        write_atomically(self.folder, write)
+        if write_atomically(self.folder, write) is not None:  # published: what a crash left aside is older
+            for aside in self._asides():
+                shutil.rmtree(aside, ignore_errors=True)
 
 
 # settings that may change between a fit and its resumption (they do not change what is learned)

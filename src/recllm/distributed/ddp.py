@@ -113,7 +113,11 @@ def write_atomically(folder: str | os.PathLike[str], write: Callable[[Path], Non
         if target.exists():
             # aside onto a fresh empty placeholder of our own: no existing sibling is ever replaced or deleted
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old)
+            try:
+                os.replace(target, old)
+            except BaseException:
+                os.rmdir(old)
+                raise
             try:
                 os.replace(tmp, target)
             except BaseException:

@@ -29,6 +29,9 @@ def _markers(text: str | None) -> tuple[str, ...]:
     if not text:
         return ()
     markers = tuple(dict.fromkeys(m for m in re.split(r",[ \t]*", text) if m != ""))
+    if not markers:
+        raise UserInputError(f"--na-values {text!r} names no marker", "--na-values",
+                             "give the strings that mark a gap, separated by commas (e.g. 'NA,?')")
     spaced = [m for m in markers if m != m.strip()]
     if spaced:
         print(f"recllm impute: note: --na-values {', '.join(repr(m) for m in spaced)} taken as written, spaces "

@@ -57,6 +57,11 @@ def trained_on(meta: dict[str, Any]) -> str:
     return meta.get("data_folder") or meta.get("dataset", "")
 
 
+# every file save() may write (an artifact whose marker predates file lists may hold only these)
+ARTIFACT_FILES = ("config.json", "model.safetensors", "item_embeddings.npy", "item_ids.json", "user_ids.json",
+                  "histories.safetensors", "whitener.safetensors", "index.faiss")
+
+
 def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", index: str = "exact") -> Path:
     """Write a fitted LEARN model, its item embeddings, id maps, histories and index into ``folder``.
 
@@ -70,7 +75,7 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
         raise ValueError(f"index must be one of {INDEX_KINDS}, got {index!r}")
     if dataset.n_items != model.n_items_:
         raise ValueError(f"data set {dataset.name!r} has {dataset.n_items} items, the model {model.n_items_}")
-    target = check_output_dir(folder, OUTPUT_KIND, OUTPUT_VERSION)
+    target = check_output_dir(folder, OUTPUT_KIND, OUTPUT_VERSION, known=ARTIFACT_FILES)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -96,7 +101,7 @@ def save(model: LEARN, folder: str | os.PathLike[str], dataset: "RecDataset", in
                       str(tmp / "whitener.safetensors"))
         if index != "exact":
             build_index(model.item_vectors_, index).save(tmp / "index.faiss")
-        publish_output_dir(tmp, target, OUTPUT_KIND, OUTPUT_VERSION)
+        publish_output_dir(tmp, target, OUTPUT_KIND, OUTPUT_VERSION, known=ARTIFACT_FILES)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -13,7 +13,7 @@ from recllm.cli_args import add_engine_args, non_negative_int, positive_int
 def _train(args: argparse.Namespace) -> int:
     from recllm.cli_args import check_data_source, check_model, config_errors, engine_options
     from recllm.learn import LEARN, ContentConfig
-    from recllm.learn.artifact import OUTPUT_KIND, OUTPUT_VERSION
+    from recllm.learn.artifact import ARTIFACT_FILES, OUTPUT_KIND, OUTPUT_VERSION
     from recllm.learn.encoder import ALIASES
     from recllm.outputs import check_output_dir
 
@@ -21,7 +21,7 @@ def _train(args: argparse.Namespace) -> int:
     check_data_source(args.data)
     if args.item_input != "id" and args.content_model.lower() not in ALIASES:
         check_model(args.content_model, "--content-model")
-    out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION)
+    out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION, known=ARTIFACT_FILES)
     options = engine_options(args)  # --engine ray: Ray Data must be installed
     if args.checkpoint_dir is not None:  # new, empty, or an earlier fit's checkpoint: nothing else is written into
         from pathlib import Path

@@ -41,7 +41,11 @@ def publish(tmp: Path, target: Path) -> None:
     old = None
     if target.exists():  # aside onto a fresh empty placeholder of our own: no existing sibling is ever touched
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old)
+        try:
+            os.replace(target, old)
+        except BaseException:
+            os.rmdir(old)
+            raise
     try:
         os.replace(tmp, target)
     except BaseException:

@@ -34,12 +34,17 @@ CREATE TABLE IF NOT EXISTS summaries (
     user_id TEXT PRIMARY KEY, text TEXT NOT NULL, version INTEGER NOT NULL, covered INTEGER NOT NULL,
     updated DOUBLE PRECISION NOT NULL);
 """
-# The columns of each table _SCHEMA makes, in order: an existing relation of that name must have exactly these.
-_OWN_COLUMNS: dict[str, list[str]] = {
-    "events": ["seq", "key", "user_id", "item_id", "ts", "received"],
-    "items": ["seq", "item_id", "text", "fields", "vector", "received"],
-    "summaries": ["user_id", "text", "version", "covered", "updated"],
+# The columns of each table _SCHEMA makes, in order, with their types as format_type prints them: an existing
+# relation of that name must have exactly these.
+_OWN_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "events": [("seq", "bigint"), ("key", "text"), ("user_id", "text"), ("item_id", "text"),
+               ("ts", "double precision"), ("received", "double precision")],
+    "items": [("seq", "bigint"), ("item_id", "text"), ("text", "text"), ("fields", "text"), ("vector", "bytea"),
+              ("received", "double precision")],
+    "summaries": [("user_id", "text"), ("text", "text"), ("version", "integer"), ("covered", "integer"),
+                  ("updated", "double precision")],
 }
+_OWN_INDEX = ("events_user", "events")  # the index _SCHEMA makes, and its table
 _EVENT = "seq, key, user_id, item_id, ts, received"
 _ITEM = "seq, item_id, text, fields, vector, received"
 
@@ -71,9 +76,9 @@ class PostgresStore:
     """:class:`~recllm.serve.storage.EventStore` on a PostgreSQL server (see the module docstring)."""
 
     def __init__(self, url: str) -> None:
+        self._db = _connect(url)  # first: without psycopg it says what to install
         import psycopg
 
-        self._db = _connect(url)
         try:
             self._db.execute("SET synchronous_commit = on")
             _refuse_foreign_tables(self._db)
@@ -153,19 +158,26 @@ def _refuse_foreign_tables(db: object) -> None:
                              "none that exists)", "--db",
                              "set the user's search_path, e.g. add ?options=-csearch_path%3Dpublic to the URL")
     rows = db.execute(
-        "SELECT c.relname, c.relkind, a.attname FROM pg_class c "
+        "SELECT c.relname, c.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
         "WHERE n.nspname = %s AND c.relname = ANY(%s) ORDER BY c.relname, a.attnum",
-        (schema, list(_OWN_COLUMNS))).fetchall()
-    found: dict[str, tuple[set[str], list[str]]] = {}
-    for name, kind, column in rows:
+        (schema, [*_OWN_COLUMNS, _OWN_INDEX[0]])).fetchall()
+    found: dict[str, tuple[set[str], list[tuple[str, str]]]] = {}
+    for name, kind, column, kind_of_column in rows:
         kinds, columns = found.setdefault(name, (set(), []))
-        kinds.add(kind if isinstance(kind, str) else bytes(kind).decode())
+        kinds.add(kind)
         if column is not None:
-            columns.append(column)
+            columns.append((column, kind_of_column))
+    index, on = _OWN_INDEX
     foreign = sorted(name for name, (kinds, columns) in found.items()
-                     if not kinds <= {"r", "p"} or columns != _OWN_COLUMNS[name])
+                     if name != index and (not kinds <= {"r", "p"} or columns != _OWN_COLUMNS[name]))
+    if index in found:  # ours only as an index on our events table
+        table = db.execute("SELECT t.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                           "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                           "WHERE n.nspname = %s AND c.relname = %s", (schema, index)).fetchone()
+        if table is None or table[0] != on or on in foreign:
+            foreign.append(index)
     if foreign:
         raise UserInputError(f"schema {schema!r} holds relations named like `recllm serve`'s tables that it did not "
                              f"make ({', '.join(foreign)}); the database was left unchanged", "--db",
