@@ -100,6 +100,13 @@ def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     assert "names no marker" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()
 
 
+def test_a_device_as_the_table_is_named_as_such(tmp_path, capsys):
+    link = tmp_path / "x.csv"
+    link.symlink_to("/dev/null")
+    assert main(["impute", str(link), "--method", "mean", "--out", str(tmp_path / "o.csv")]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
 def test_missing_file(tmp_path, capsys):
     assert main(["impute", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     assert "no such file" in capsys.readouterr().err

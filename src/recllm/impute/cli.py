@@ -48,6 +48,9 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     if table.is_dir():
         raise DataError("this is a folder, not a table file", str(table), "give a .csv or .parquet file")
     table_kind(table)
+    if table.exists() and not table.is_file():
+        raise DataError("not a regular file (a device, a pipe or a socket)", str(table),
+                        "give a .csv or .parquet file saved on disk")
     if not table.is_file():
         raise DataError("no such file", str(table), "check the input table's path")
     out = check_output_file(args.out, OUTPUT_SUFFIXES, overwrite=args.overwrite)
