@@ -165,3 +165,26 @@ def test_a_replaced_version_made_from_a_dirty_tree_is_named_in_words():
     old = "# T\n\n- command: `x`\n- git commit: abc123+dirty\n\n| model | hr |\n| --- | --- |\n| a | 0.1 |\n"
     changes = report_changes(old, old.replace("abc123+dirty", "def456").replace("0.1", "0.2"))
     assert "from commit abc123 with uncommitted changes" in changes and "+dirty" not in changes
+
+
+def test_git_commit_is_dirty_for_source_changes_not_for_generated_results(tmp_path):
+    """One rule with `recllm bench`'s source line: a report rewritten under docs/results leaves the tree clean (the
+    RecBole reference named its clean commit +dirty because the benchmarks before it had written their reports)."""
+    import subprocess
+
+    from recllm.eval.report import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "r.md").write_text("old")
+    (tmp_path / "a.py").write_text("x = 1")
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "0")
+    git("add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "1")
+    (tmp_path / "docs" / "results" / "r.md").write_text("new")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "a.py").write_text("x = 2")
+    assert git_commit(tmp_path).endswith("+dirty")

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from recllm.eval.report import REPORT_FOLDER, is_generated_result  # where reports go; what leaves a tree clean
+
 # A change in method every benchmark with a run store shares (see recllm.eval.report.report_changes).
 RUN_STORE_CHANGE: tuple[str, str] = (
     "809e9f4", "a stored run is reused only while the code that made it (sha256 of every recllm module it imported), "
     "the data sha256 and the settings are unchanged; runs stored under hand-bumped version numbers were refit")
-
-REPORT_FOLDER = Path("docs") / "results"
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,6 @@ def _checkout(where: Path) -> Path | None:
         return None
 
 
-def _is_generated(porcelain_path: str) -> bool:
-    """Whether a changed path (``git status --porcelain`` form, renames as ``old -> new``) is a generated result."""
-    prefix = REPORT_FOLDER.as_posix() + "/"
-    return all(part.strip().strip('"').startswith(prefix) for part in porcelain_path.split(" -> "))
-
-
 def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None = None) -> str:
     """The header's source line: ``commit <sha>``, ``commit <sha>+dirty (written with --allow-dirty)`` or
     ``not a git checkout (recllm <version>)``.
@@ -89,7 +83,7 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
         return f"not a git checkout (recllm {version})"
     sha = _git(["rev-parse", "--short=12", "HEAD"], top)
     changed = [line for line in _git(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
-               if not _is_generated(line[2:].lstrip())]
+               if not is_generated_result(line[2:].lstrip())]
     if not changed:
         return f"commit {sha}"
     if not allow_dirty:

@@ -51,20 +51,32 @@ def machine_info() -> dict[str, str]:
     }
 
 
+REPORT_FOLDER = Path("docs") / "results"  # where generated reports and their stores live in a checkout
+
+
+def is_generated_result(porcelain_path: str) -> bool:
+    """Whether a changed path (``git status --porcelain`` form, renames as ``old -> new``) is a generated result
+    under :data:`REPORT_FOLDER` (which does not make a tree dirty: a report is written there)."""
+    prefix = REPORT_FOLDER.as_posix() + "/"
+    return all(part.strip().strip('"').startswith(prefix) for part in porcelain_path.split(" -> "))
+
+
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
-    """The current git commit (with ``+dirty`` when tracked files changed), or ``unknown`` outside a checkout."""
+    """The current git commit (with ``+dirty`` when tracked files other than generated results changed), or
+    ``unknown`` outside a checkout."""
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
             cwd=where, capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
+        changed = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=where, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    dirty = [line for line in changed if line.strip() and not is_generated_result(line[2:].lstrip())]
     return sha + ("+dirty" if dirty else "")
 
 
