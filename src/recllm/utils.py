@@ -128,6 +128,30 @@ def folder_lock(target: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def publish_folder(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename the finished folder ``tmp`` onto ``target`` (same file system), replacing an older ``target``: that one
+    is renamed aside onto a fresh empty placeholder made for it (``.<name>.old-<random>``, so no existing sibling is
+    ever replaced or deleted), put back if the second rename fails, and deleted after."""
+    import shutil
+
+    tmp, target = Path(tmp), Path(target)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        try:
+            os.replace(target, old)
+        except BaseException:
+            os.rmdir(old)
+            raise
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``target`` atomically (temp file + rename)."""
     with atomic_path(target) as tmp:

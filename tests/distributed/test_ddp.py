@@ -99,7 +99,7 @@ def test_publishing_a_checkpoint_never_touches_a_users_sibling_and_recovers_from
 
     from recllm.distributed.checkpoint import EpochCheckpoint
     from recllm.distributed.ddp import write_atomically
-    from recllm.llm.checkpoints import publish
+    from recllm.utils import publish_folder as publish
 
     mine = tmp_path / ".ckpt.old"
     mine.mkdir()

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recllm.utils import publish_folder
+
 __all__ = ["DistContext", "context", "write_atomically", "is_main_process", "barrier", "main_process_first"]
 
 # the wait of the other ranks while rank 0 does one-off work (hours of summaries at scale); torchrun ends them at
@@ -110,22 +112,7 @@ def write_atomically(folder: str | os.PathLike[str], write: Callable[[Path], Non
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(tmp)
-        if target.exists():
-            # aside onto a fresh empty placeholder of our own: no existing sibling is ever replaced or deleted
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            try:
-                os.replace(target, old)
-            except BaseException:
-                os.rmdir(old)
-                raise
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        publish_folder(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from recllm.llm.backbone import CausalLM
+from recllm.utils import publish_folder
 
 STATE_FILE, OPTIMIZER_FILE, SCHEDULER_FILE, RNG_FILE = ("trainer_state.json", "optimizer.pt", "scheduler.pt",
                                                         "rng_state.pt")
@@ -36,33 +37,13 @@ def checkpoints(out: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def publish(tmp: Path, target: Path) -> None:
-    """Move a finished temp folder onto ``target`` (replacing an older one) with renames only."""
-    old = None
-    if target.exists():  # aside onto a fresh empty placeholder of our own: no existing sibling is ever touched
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        try:
-            os.replace(target, old)
-        except BaseException:
-            os.rmdir(old)
-            raise
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def save_adapter_dir(model: Any, target: Path, extra: Callable[[Path], None] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         model.save_pretrained(tmp)
         if extra is not None:
             extra(tmp)
-        publish(tmp, target)
+        publish_folder(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
