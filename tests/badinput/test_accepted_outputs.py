@@ -15,7 +15,7 @@ from recllm.trsr.cli import RUN_KIND
 def _marked(folder, kind):
     folder.mkdir()
     (folder / MARKER).write_text(json.dumps({"kind": kind, "version": 1}))
-    (folder / "weights.bin").write_text("earlier output")
+    (folder / "config.json").write_text("{}")  # a name this kind writes (an old marker lists no files)
 
 
 @pytest.mark.parametrize("argv, setup", [
