@@ -153,7 +153,8 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
         if not target.is_dir():
             raise UserInputError("the output path is an existing file, not a folder", where, _NEW_OUT)
         if any(target.iterdir()):
-            marker = read_marker(target)
+            written = read_marker(target)  # None for a legacy folder (written in place, never deleted)
+            marker = written
             if marker is None and legacy is not None and legacy(target):
                 marker = {"kind": kind, "version": version}
             if marker is None:
@@ -165,7 +166,6 @@ def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
             if marker["version"] > version:
                 raise UserInputError(f"the output folder was written by a newer recllm (format {marker['version']}, "
                                      f"this one writes {version})", where, f"upgrade recllm or {_NEW_OUT}")
-            written = read_marker(target)  # None for a legacy folder (written in place, never deleted)
             if written is not None and ("files" in written or known is not None):
                 # a folder of ours must hold only what recllm wrote there
                 foreign = _not_written_by_us(target, written.get("files"), () if "files" in written else known)

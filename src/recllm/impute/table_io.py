@@ -30,8 +30,6 @@ Writing
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -153,12 +151,8 @@ def _csv_text(table: Table, filled: pd.DataFrame) -> str:
     gaps = table.frame.isna().to_numpy()
     has_gap = gaps.any(axis=1)
     integers = _integer_columns(table)
-    cells = table.cells.to_numpy(dtype=object)
     columns = list(table.frame.columns)
     values = [filled[c].to_numpy(dtype=object) for c in columns]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=table.fmt.sep, quotechar='"', lineterminator="\r\n",
-                        quoting=csv.QUOTE_MINIMAL)  # "\r\n": a cell holding either character is quoted
     own = table.endings or [table.newline] * len(table.records)
     out, ends = [table.header], [table.newline]
     for k, i in enumerate(table.frame.index.get_indexer(filled.index)):
@@ -166,17 +160,12 @@ def _csv_text(table: Table, filled: pd.DataFrame) -> str:
         if not has_gap[i]:
             out.append(table.records[i])
             continue
+        # observed cells as their text in the file, quotes and all (the reader kept only rows of len(columns)
+        # fields, and _raw_fields splits a record where the csv module does)
         raw = _raw_fields(table.records[i], table.fmt.sep)
-        if len(raw) == len(columns):  # observed cells as their text in the file, quotes and all
-            filled_text = [_format(values[j][k], c in integers) if gaps[i, j] else "" for j, c in enumerate(columns)]
-            out.append(table.fmt.sep.join(_quoted(filled_text[j], table.fmt.sep) if filled_text[j] else raw[j]
-                                          for j in range(len(columns))))
-            continue
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([_format(values[j][k], c in integers) if gaps[i, j] else cells[i, j]
-                         for j, c in enumerate(columns)])
-        out.append(buffer.getvalue()[:-2])
+        filled_text = [_format(values[j][k], c in integers) if gaps[i, j] else "" for j, c in enumerate(columns)]
+        out.append(table.fmt.sep.join(_quoted(filled_text[j], table.fmt.sep) if filled_text[j] else raw[j]
+                                      for j in range(len(columns))))
     body = "".join(text + end for text, end in zip(out[:-1], ends[:-1])) + out[-1]
     return ("\ufeff" if table.bom else "") + body + (ends[-1] if table.final_newline else "")
 
