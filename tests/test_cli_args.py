@@ -45,3 +45,17 @@ def test_numbers():
     for bad in ("nan", "-1", "inf"):
         with pytest.raises(argparse.ArgumentTypeError):
             non_negative_float(bad)
+
+
+def test_a_file_whose_name_starts_with_a_dash_is_named_when_argparse_takes_it_for_an_option(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from recllm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-dash.csv").write_text("a,b\n1,\n2,x\n")
+    assert main(["impute", "-dash.csv", "--out", "o.csv"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'-dash.csv' was read as an option" in err and "./-dash.csv" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["-dash.csv"]
+    assert main(["impute", "-nothing.csv", "--out", "o.csv"]) == 2  # no such file: argparse's own message
+    assert "read as an option" not in capsys.readouterr().err

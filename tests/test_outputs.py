@@ -194,6 +194,40 @@ def test_publish_restores_the_old_folder_when_the_swap_fails(tmp_path, monkeypat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_service_that_opens_its_database_in_the_folder_during_a_retrain_keeps_it(tmp_path, monkeypatch):
+    """The race of a running `serve` and a retrain into the same folder: the service creates serve.db after the
+    retrain's checks passed, just before the swap. The check after the rename aside finds it, the folder is put
+    back with the open database in it, and the service's connection writes on into the same file."""
+    import sqlite3
+
+    import recllm.outputs as outputs
+
+    target = publish_output_dir(_built(tmp_path, payload="old"), tmp_path / "out", "learn-artifact", 1)
+    real_check = outputs.check_output_dir
+    service = []
+
+    def check_then_service_starts(*args, **kwargs):
+        checked = real_check(*args, **kwargs)
+        db = sqlite3.connect(target / "serve.db")
+        db.execute("create table events (user text, item text)")
+        db.execute("insert into events values ('u1', 'i1')")
+        db.commit()
+        service.append(db)
+        return checked
+
+    monkeypatch.setattr(outputs, "check_output_dir", check_then_service_starts)
+    with pytest.raises(UserInputError, match=r"did not write there \(serve.db\)"):
+        publish_output_dir(_built(tmp_path, payload="new"), target, "learn-artifact", 1)
+    db = service[0]
+    db.execute("insert into events values ('u2', 'i2')")
+    db.commit()
+    db.close()
+    assert (target / "weights.bin").read_text() == "old"
+    rows = sqlite3.connect(target / "serve.db").execute("select * from events").fetchall()
+    assert rows == [("u1", "i1"), ("u2", "i2")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_mark_output_dir_is_resumable_and_refuses_foreign_folders(tmp_path):
     run = mark_output_dir(tmp_path / "run", "trsr-run", 1)
     (run / "checkpoint").write_text("step 5")

@@ -182,7 +182,18 @@ def _cache_clean(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (``recllm <command>: error: ...``, exit 2) instead of usage + error."""
 
+    _line: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        self._line = list(sys.argv[1:] if args is None else args)  # for error(): the words this parser was given
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
+        dashed = next((word for word in self._line if word.startswith("-") and word != "--" and len(word) > 1 and
+                       os.path.lexists(word)), None)
+        if dashed is not None:  # a file whose name starts with '-' was read as an option
+            message = (f"{message}; {dashed!r} was read as an option, and it is a file: write it ./{dashed} "
+                       "(or put it after --)")
         hint = "" if ";" in message else f"; see `{self.prog} --help`"
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 

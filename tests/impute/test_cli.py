@@ -100,6 +100,21 @@ def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     assert "names no marker" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()
 
 
+def test_na_value_takes_one_marker_whole_commas_included(tmp_path, capsys):
+    """--na-value gives a marker --na-values cannot (one holding a comma), and adds to --na-values."""
+    path = tmp_path / "t.csv"
+    path.write_text('a,b\n1,"n,a"\n2,?\n3,x\n4,x\n5,NA\n')
+    out = tmp_path / "o.csv"
+    assert main(["impute", str(path), "--method", "mean", "--na-value", "n,a", "--na-values", "?",
+                 "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == ["a,b", "1,x", "2,x", "3,x", "4,x", "5,NA"]
+    assert main(["impute", str(path), "--method", "mean", "--na-value", "", "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--na-value '' is the empty cell" in err and not (tmp_path / "p.csv").exists()
+    assert main(["impute", str(path), "--method", "mean", "--na-values", ",", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "--na-value ','" in capsys.readouterr().err
+
+
 def test_a_device_as_the_table_is_named_as_such(tmp_path, capsys):
     link = tmp_path / "x.csv"
     link.symlink_to("/dev/null")

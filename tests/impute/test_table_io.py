@@ -341,3 +341,26 @@ def test_a_bytes_column_fits_a_parquet_output_but_not_a_csv(tmp_path):
     assert "column 'b' holds bytes" in message and ".parquet" in message
     pq.write_table(pa.table({"a": [1.0, None], "c": pa.array([b"ab", b"\xff"]).dictionary_encode()}), path)
     assert "column 'c' holds bytes" in _error(lambda: check_output_fits(read_table(path), tmp_path / "o.csv"))
+
+
+@pytest.mark.parametrize("start, what", [(b"PAR1", "a Parquet file"), (b"PK\x03\x04", "a zip archive"),
+                                         (b"\x1f\x8b\x08", "gzip-compressed"), (b"SQLite format 3\x00", "SQLite")])
+def test_a_binary_file_named_csv_is_named_for_what_it_is(tmp_path, start, what):
+    """Not 'byte ... is not valid utf-8, pass --encoding': the advice that fits the file."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(start + bytes(range(256)) * 4)
+    message = _error(lambda: read_table(path))
+    assert what in message and "not a CSV file" in message and "--encoding" not in message
+
+
+def test_a_parquet_renamed_csv_and_a_csv_renamed_parquet(tmp_path):
+    import pandas as pd
+
+    parquet = tmp_path / "t.parquet"
+    pd.DataFrame({"a": [1, None, 3]}).to_parquet(parquet)
+    renamed = parquet.rename(tmp_path / "t.csv")
+    assert "rename it to .parquet" in _error(lambda: read_table(renamed))
+    text = tmp_path / "u.parquet"
+    text.write_text("a,b\n1,x\n2,é\n")
+    message = _error(lambda: read_table(text))
+    assert "a text file (a CSV?), not a Parquet file" in message and "rename it to .csv" in message

@@ -134,7 +134,25 @@ def read_cells(path: str | Path, fmt: CsvFormat | None = None, options: bool = T
 
 
 # ---------------------------------------------------------------------------------------------- CSV reading
+# the first bytes of files that are not text tables, and what to do with each
+_BINARY_SIGNATURES = (
+    (b"PAR1", "a Parquet file", "rename it to .parquet"),
+    (b"PK\x03\x04", "a zip archive (an .xlsx or .ods workbook is one)", "export the sheet as CSV, or unzip it"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook", "export the sheet as CSV"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
+)
+
+
+def _not_text(path: Path, data: bytes) -> None:
+    """A DataError when ``data`` starts like a known binary format: a CSV read would otherwise blame the encoding."""
+    for signature, what, advice in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise DataError(f"this is {what}, not a CSV file", str(path), advice)
+
+
 def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
+    _not_text(path, data)
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
@@ -283,6 +301,14 @@ def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
     import pyarrow.parquet as pq
 
     def unreadable(exc: BaseException) -> DataError:
+        if not data.startswith(b"PAR1"):
+            try:  # a text start (a character cut at 64 KiB is not an error)
+                codecs.getincrementaldecoder("utf-8")().decode(data[:65536], final=False)
+            except UnicodeDecodeError:
+                pass
+            else:
+                return DataError("this is a text file (a CSV?), not a Parquet file", str(path),
+                                 "rename it to .csv if it is one")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return DataError(f"cannot read it as parquet ({first})", str(path), "check that it is a parquet file")
 

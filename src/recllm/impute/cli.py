@@ -20,18 +20,27 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
 
 
-def _markers(text: str | None) -> tuple[str, ...]:
-    """The --na-values strings (a cell must equal one to be a gap): split at commas, the spaces just after a comma
-    dropped (``NA, ?`` is NA and ?), every other space part of a marker, so ``' NA'`` never makes a bare NA a gap; a
-    marker with spaces around it is named on stderr."""
+def _markers(text: str | None, whole: list[str] | None = None) -> tuple[str, ...]:
+    """The gap markers (a cell must equal one to be a gap). ``text``, from --na-values: split at commas, the spaces
+    just after a comma dropped (``NA, ?`` is NA and ?), every other space part of a marker, so ``' NA'`` never makes a
+    bare NA a gap. ``whole``, from each --na-value: one marker as given, commas included. A marker with spaces
+    around it is named on stderr."""
     import re
 
-    if not text:
-        return ()
-    markers = tuple(dict.fromkeys(m for m in re.split(r",[ \t]*", text) if m != ""))
+    markers: tuple[str, ...] = ()
+    if text:
+        markers = tuple(m for m in re.split(r",[ \t]*", text) if m != "")
+        if not markers:
+            raise UserInputError(f"--na-values {text!r} names no marker", "--na-values",
+                                 "give the strings that mark a gap, separated by commas (e.g. 'NA,?'); a marker "
+                                 "holding a comma goes to --na-value (e.g. --na-value ',')")
+    for marker in whole or ():
+        if marker == "":
+            raise UserInputError("--na-value '' is the empty cell, which is always a gap", "--na-value",
+                                 "drop it, or give the string that marks a gap")
+    markers = tuple(dict.fromkeys(markers + tuple(whole or ())))
     if not markers:
-        raise UserInputError(f"--na-values {text!r} names no marker", "--na-values",
-                             "give the strings that mark a gap, separated by commas (e.g. 'NA,?')")
+        return ()
     spaced = [m for m in markers if m != m.strip()]
     if spaced:
         print(f"recllm impute: note: --na-values {', '.join(repr(m) for m in spaced)} taken as written, spaces "
@@ -59,7 +68,7 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
         raise UserInputError("--out is the input table", str(out), "write the filled table to a new file")
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):
         raise UserInputError("--report is the input or output table", str(report), "give the report its own .json file")
-    fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_markers(args.na_values))
+    fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_markers(args.na_values, args.na_value))
     if args.engine != "local" and args.method != "llm":
         raise UserInputError(f"--engine {args.engine} runs LLM fills, and --method {args.method} has none",
                              "--engine", "use --method llm, or drop --engine")
@@ -156,6 +165,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--na-values", default=None,
                    help="comma-separated strings that mark a gap besides an empty cell (spaces after a comma are "
                         "ignored, any other space is part of a marker; default: none; NA, null, NaN ... are values)")
+    p.add_argument("--na-value", action="append", default=None, metavar="MARKER",
+                   help="one string that marks a gap, taken whole (a comma or spaces included); repeatable; adds to "
+                        "--na-values")
     p.add_argument("--categorical", help="comma-separated columns to treat as categorical, read as text "
                    "(default: inferred)")
     p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
