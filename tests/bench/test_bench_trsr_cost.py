@@ -416,3 +416,65 @@ def test_the_plan_gives_an_idle_estimate_from_the_probes_share_of_its_cores():
     assert "on an idle machine roughly ~1.0 h (the probe had about 33% of its cores" in text
     assert "idle machine" not in format_plan([Unit("toy", "SFT x", False, 60.0)], dataclasses.replace(rates,
                                                                                                       cpu_share=1.0))
+
+
+def _sft_folder(root, name, windows, bf16=False, threads=1, per_step=(1, 2), total=None, step=None):
+    """A run folder as sft_train leaves it: config.json, a log with a start line and a step line every 10 steps
+    of ``windows`` seconds each, and, with ``step``, the latest checkpoint's state."""
+    import json
+
+    sft = root / name / "sft"
+    sft.mkdir(parents=True)
+    (sft / "config.json").write_text(json.dumps({
+        "resolved": {"bf16": bf16, "torch_threads": threads, "device": "cpu", "world_size": 1},
+        "sft": {"batch_size": per_step[0], "grad_accum": per_step[1]}}))
+    lines = [{"event": "start", "total_steps": total or 10 * len(windows), "bf16": bf16}]
+    lines += [{"step": 10 * (i + 1), "epoch": 0, "seconds": s} for i, s in enumerate(windows)]
+    (sft / "training_log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    if step is not None:
+        (sft / f"checkpoint-{step}").mkdir()
+        (sft / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"step": step, "done": False}))
+    return sft.parent
+
+
+def test_logged_sft_seconds_is_the_median_window_of_runs_trained_like_the_plan(tmp_path):
+    """Per training group (a step takes batch_size * grad_accum groups), the first window after a start (model
+    loading) skipped, runs in another autocast or thread count left out, too few windows: no figure."""
+    from recllm.bench.trsr.plan import logged_sft_seconds
+
+    _sft_folder(tmp_path, "hierarchical-seed0-aaa", [500.0, 200.0, 220.0, 180.0])  # 500: start-up, skipped
+    _sft_folder(tmp_path, "hierarchical-seed1-bbb", [900.0, 240.0, 160.0])
+    _sft_folder(tmp_path, "none-seed0-ccc", [100.0, 100.0])  # one window after the first: too few
+    _sft_folder(tmp_path, "none-seed0-ddd", [10.0] * 9, bf16=True)  # another autocast
+    _sft_folder(tmp_path, "none-seed0-eee", [10.0] * 9, threads=2)  # another thread count
+    (tmp_path / "recurrent-seed0-fff" / "sft").mkdir(parents=True)  # a run just begun: no config yet
+    logged = logged_sft_seconds(tmp_path, bf16=False, threads=1, min_windows=5)
+    assert logged == {"hierarchical": (200.0 / 20, 5)}  # median of 200 220 180 240 160, over 10 steps x 2 groups
+    assert logged_sft_seconds(tmp_path, bf16=False, threads=1, min_windows=1)["none"] == (100.0 / 20, 1)
+    assert logged_sft_seconds(tmp_path / "absent", bf16=False, threads=1) == {}
+
+
+def test_the_plan_prices_sft_at_the_logged_pace_and_an_interrupted_run_at_what_is_left(toy_data):
+    from recllm.bench.trsr.plan import format_plan
+
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32,
+                  load_average=3.0, cpu_share=0.5)
+    groups = data.train.groups
+    fitter = bench.Fitter(data, sizes, lm, None, 1e-4)
+    run = fitter.run_dir("hierarchical-seed1", fitter.config("hierarchical", 1))
+    _sft_folder(run.parent, run.name, [1.0, 1.0], total=40, step=10)  # a quarter done
+    units = plan_units(data, sizes, rates, {"lr": 1e-4}, {}, False, lm, logged={"hierarchical": (0.5, 40)})
+    by_name = {u.name: u for u in units}
+    resumed = by_name[f"SFT hierarchical-seed1 ({groups} groups, lr 0.0001; resumes at 25%)"]
+    assert resumed.seconds == groups * 0.5 * 0.75 and not resumed.probed and not resumed.stored
+    assert by_name[f"SFT hierarchical-seed2 ({groups} groups, lr 0.0001)"].seconds == groups * 0.5
+    none = by_name[f"SFT none-seed2 ({groups} groups, lr 0.0001)"]
+    assert none.seconds == groups * 2.0 and none.probed  # no logged pace for this kind: the probe's
+    text = format_plan(units, rates, {"toy": {"hierarchical": (0.5, 40)}})
+    assert "SFT of toy timed from this machine's logged runs" in text and "hierarchical 0.50 s (40 windows)" in text
+    left = sum(u.seconds for u in units if not u.stored)
+    probed = sum(u.seconds for u in units if not u.stored and u.probed)
+    hours = lambda s: f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min"  # noqa: E731
+    assert f"on an idle machine roughly ~{hours(left - probed / 2)}" in text

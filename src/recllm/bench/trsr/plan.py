@@ -7,9 +7,12 @@ trains seed 0's reranking rankers again when their pieces are stored but this ma
 the plan says so), and the learning curve. SASRec and LEARN fits are priced at their epoch cap times
 :data:`RETRIEVER_EPOCH_S` (not probed). Times come from a short probe on this machine (:func:`probe_rates`): two
 grouped-SFT steps, one user's 21 candidates and one single-candidate prompt scored, one batch of summaries at the
-benchmark's batch size. Summaries are counted as the distinct prompts every run needs (blocks shared between a
-user's training, validation and test histories are generated once), less those the benchmark's summary cache (the
-machine's and the carried ``<report>.texts.jsonl``) already holds (:func:`summary_prompts_to_generate`).
+benchmark's batch size; an SFT run of a kind this machine has trained before (same autocast and threads) is timed by
+those runs' logged steps instead (:func:`logged_sft_seconds`; a probe taken beside a busy process once priced a step
+10x slower than the campaign's runs logged it), and an interrupted one by the steps it has left. Summaries are
+counted as the distinct prompts every run needs (blocks shared between a user's training, validation and test
+histories are generated once), less those the benchmark's summary cache (the machine's and the carried
+``<report>.texts.jsonl``) already holds (:func:`summary_prompts_to_generate`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import numpy as np
 
 from recllm.bench.reporting import ShareClock, calmer_now
 
-__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "summary_prompt_count",
-           "summary_prompts_to_generate"]
+__all__ = ["Rates", "Unit", "probe_rates", "plan_units", "format_plan", "logged_sft_seconds",
+           "summary_prompt_count", "summary_prompts_to_generate"]
 
 # seconds of one SASRec or LEARN epoch assumed by the plan: about SASRec's on ML-latest-small on one thread of a busy
 # 2-core AMD EPYC (Amazon's take under a second), so an upper bound for a retriever fit
@@ -59,6 +62,7 @@ class Unit:
     name: str
     stored: bool
     seconds: float
+    probed: bool = True  # timed by the probe's rates (False: by this machine's logged runs)
 
 
 PROBE_SFT_STEPS = (1, 3)  # optimizer steps of the two SFT probes (their difference is two steps' time)
@@ -233,18 +237,65 @@ def summary_prompts_to_generate(summarizer: Any, config: Any, item_texts: list[s
     return len(known), sum(v.startswith(PENDING) for v in known.values())
 
 
-def _sft_done(folder: Any) -> bool:
+def logged_sft_seconds(root: Any, bf16: bool, threads: int, min_windows: int = 5) -> dict[str, tuple[float, int]]:
+    """Seconds per training group this machine logged, by run kind (``hierarchical``, ``none``, ``recurrent``,
+    ``hardened``: a run folder's name before ``-seed``): the median over the step windows of the
+    ``training_log.jsonl`` of every SFT run under ``root`` (one data set's run folders) trained with the same autocast
+    (``bf16``) and torch thread count, with the number of windows. A window is the time between two step lines over
+    the groups its steps took (``batch_size * grad_accum`` each, from the run's ``config.json``); the first one after
+    a start or a resume (model loading, warm-up) is skipped. Kinds with fewer than ``min_windows`` are left out. This
+    is a long campaign's real pace on the machine as it is loaded, where the probe takes a few seconds' sample."""
+    import json
+    from pathlib import Path
+
+    windows: dict[str, list[float]] = {}
+    for log in sorted(Path(root).glob("*/sft/training_log.jsonl")):
+        try:
+            config = json.loads((log.parent / "config.json").read_text(encoding="utf-8"))
+            resolved, sft = config["resolved"], config["sft"]
+            if bool(resolved["bf16"]) != bf16 or int(resolved["torch_threads"]) != threads:
+                continue
+            per_step = int(sft["batch_size"]) * int(sft["grad_accum"])
+            records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, ValueError, KeyError, TypeError):  # a run being written, or from another format
+            continue
+        kind = log.parent.parent.name.rsplit("-seed", 1)[0]
+        previous = None
+        for record in records:
+            if "step" in record and "seconds" in record and previous is not None and "seconds" in previous:
+                steps = int(record["step"]) - int(previous["step"])
+                if steps > 0:
+                    windows.setdefault(kind, []).append(float(record["seconds"]) / (steps * per_step))
+            previous = record
+    return {kind: (float(np.median(times)), len(times)) for kind, times in windows.items()
+            if len(times) >= min_windows}
+
+
+def _sft_progress(folder: Any) -> tuple[bool, float]:
+    """Whether the SFT run in ``folder`` finished, and the share of its steps its latest checkpoint holds (where an
+    interrupted run resumes; the step count from its log's newest start line)."""
+    import json
+
     from recllm.llm.sft import load_sft_state
 
     try:
-        return bool(load_sft_state(folder / "sft").get("done"))
+        state = load_sft_state(folder / "sft")
     except (FileNotFoundError, ValueError, OSError):
-        return False
+        return False, 0.0
+    if state.get("done"):
+        return True, 1.0
+    try:
+        lines = (folder / "sft" / "training_log.jsonl").read_text(encoding="utf-8").splitlines()
+        total = [json.loads(line)["total_steps"] for line in lines if '"total_steps"' in line][-1]
+        return False, min(max(int(state["step"]) / int(total), 0.0), 1.0)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False, 0.0
 
 
 def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stored_part: dict[int, bool],
                curve_stored: bool, summarizer: Any, cache: Any = None, rescore_faster: bool = False,
-               piece_stored: Any = None, piece_score: Any = None) -> list[Unit]:
+               piece_stored: Any = None, piece_score: Any = None,
+               logged: dict[str, tuple[float, int]] | None = None) -> list[Unit]:
     """The units of one data set in the order the benchmark runs them.
 
     ``lr_choice``: the stored choice (None: not made yet, so the grid's runs are listed); ``stored_part``: seed ->
@@ -252,7 +303,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     learning curve or the lr grid) is stored (:func:`recllm.bench.trsr.run.stored_pieces`); ``piece_score(name)``:
     a stored lr-grid piece's validation score, or None (it says which further lr the grid needs);
     ``rescore_faster``: the faster scoring precision differs from the headline's, so every fine-tuned run's test
-    rows are scored a second time."""
+    rows are scored a second time; ``logged``: seconds per training group by run kind as this machine's earlier runs
+    logged them (:func:`logged_sft_seconds`), used for SFT in place of the probe's rate where a kind has them."""
     def done(seed: int | None, piece: str) -> bool:
         return piece_stored is not None and piece_stored(seed, piece)
 
@@ -279,11 +331,15 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
             return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused while its adapter "
                         "is in this machine's cache; trained again, the same seeded run, on a machine without it)",
                         stored, 0.0)
-        seconds = groups * config.sft.epochs * rates.sft_group_s
+        kind = label.rsplit("-seed", 1)[0]
+        seconds = groups * config.sft.epochs * (logged or {}).get(kind, (rates.sft_group_s, 0))[0]
         if validates(config):
             seconds += config.sft.epochs * valid_s
+        finished, share = _sft_progress(fitter.run_dir(label, config))
+        resumes = f"; resumes at {share:.0%}" if 0 < share < 1 and not stored else ""
         return Unit(name, f"SFT {label} ({groups} groups, lr {config.sft.learning_rate:g}"
-                    + ("; the lr grid)" if grid else ")"), stored or _sft_done(fitter.run_dir(label, config)), seconds)
+                    + ("; the lr grid" if grid else "") + resumes + ")", stored or finished, seconds * (1 - share),
+                    probed=kind not in (logged or {}))
 
     # summaries: every history a run summarises, each distinct prompt once
     valid_cases = data.split.eval_cases("valid")
@@ -387,8 +443,10 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     return units
 
 
-def format_plan(units: list[Unit], rates: Rates) -> str:
-    """The plan as text: one line per unit, then the remaining time."""
+def format_plan(units: list[Unit], rates: Rates,
+                logged: dict[str, dict[str, tuple[float, int]]] | None = None) -> str:
+    """The plan as text: one line per unit, then the remaining time. ``logged``: data set -> the SFT rates its
+    units took from this machine's logged runs (:func:`logged_sft_seconds`), named in the header."""
     def hours(s: float) -> str:
         return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min"
 
@@ -399,20 +457,26 @@ def format_plan(units: list[Unit], rates: Rates) -> str:
              f"{1 / rates.score_candidate_s:.1f} candidates/s scored, {rates.single_prompt_s:.2f} s per "
              f"single-candidate prompt, {rates.summary_prompt_s:.2f} s per summary prompt (batch of "
              f"{rates.summary_batch})"]
-    left = 0.0
+    for dataset, kinds in (logged or {}).items():
+        if kinds:
+            lines.append(f"SFT of {dataset} timed from this machine's logged runs (median seconds per training group "
+                         "over their logged steps, at the load they ran under): " + ", ".join(
+                             f"{kind} {s:.2f} s ({n} windows)" for kind, (s, n) in sorted(kinds.items())))
+    left = probed = 0.0
     for u in units:
         if not u.stored:
             left += u.seconds
+            probed += u.seconds if u.probed else 0.0
         lines.append(f"{u.dataset:34s} {u.name:80s} {'stored' if u.stored else 'to run':6s} ~{hours(u.seconds)}")
     lines.append(f"estimated time left on this machine: ~{hours(left)} (SFT runs resume from checkpoints, scores and "
                  "summaries are cached, each part is stored as it finishes)")
     from recllm.bench.reporting import idle_share
 
     share = idle_share(rates.cpu_share, rates.load_average)
-    if share < 0.95:
-        lines.append(f"on an idle machine roughly ~{hours(left * share)} (the probe had about {share:.0%} of its "
-                     f"cores, by its CPU time over its wall time, at load {rates.load_average:.1f} on "
-                     f"{os.cpu_count()} CPUs)")
+    if share < 0.95 and probed > 0:
+        lines.append(f"on an idle machine roughly ~{hours(left - probed + probed * share)} (the probe had about "
+                     f"{share:.0%} of its cores, by its CPU time over its wall time, at load {rates.load_average:.1f} "
+                     f"on {os.cpu_count()} CPUs; the times from logged runs are kept as they were measured)")
     return "\n".join(lines)
 
 
@@ -427,9 +491,13 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from recllm.bench.reporting import REPORT_FOLDER
     from recllm.bench.carried import CarriedCache
     from recllm.bench.runs import RunStore, run_key
-    from recllm.bench.trsr.run import _part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes
+    import torch
+
+    from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes,
+                                       training_autocast)
+    from recllm.utils import cache_dir, resolve_device
     from recllm.llm import load_causal_lm, resolve_dtype
-    from recllm.llm.precision import TRAINING_DTYPE, check_dtype
+    from recllm.llm.precision import TRAINING_DTYPE, check_dtype, use_bf16_autocast
 
     check_dtype(score_dtype, "--score-dtype")
     check_dtype(precision, "--precision")
@@ -444,6 +512,7 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     cache = CarriedCache(path.with_suffix(".texts.jsonl"))  # the summaries the run would find (read, as it does)
     rates = None
     units: list[Unit] = []
+    logged: dict[str, dict[str, tuple[float, int]]] = {}
     for spec in specs:
         log(f"[trsr] {spec.name}: loading the split and its fixed candidates")
         data = prepare(spec, sizes, show_progress)
@@ -477,8 +546,11 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
             row = store.get(run_key(unit=lr_key, piece=piece)) if run_key(unit=lr_key, piece=piece) in store else None
             return float(row["score"]) if isinstance(row, dict) and "score" in row else None
 
+        device = resolve_device(summarizer.device) if summarizer.device else "cpu"  # as sft_train resolves it
+        autocast = use_bf16_autocast(training_autocast(summarizer), device)
+        logged[spec.name] = logged_sft_seconds(cache_dir("trsr", "runs", spec.name), autocast, torch.get_num_threads())
         units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer, cache=cache,
                             rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored,
-                            piece_score=piece_score)
-    log(format_plan(units, rates))
+                            piece_score=piece_score, logged=logged[spec.name])
+    log(format_plan(units, rates, logged))
     return 0
