@@ -97,8 +97,17 @@ def test_a_rewritten_report_says_which_figures_changed_and_keeps_that_on_a_re_re
                                                                           "content-kNN": 0.0260}),
                  commit="commit ccc333")
     again = path.read_text()
-    assert again[again.index(CHANGES_HEADING):] == changes  # same figures: the last rerun's account stays
-    assert again.count(CHANGES_HEADING) == 1
+    kept = again[again.index(CHANGES_HEADING):]  # same figures: the last rerun's account stays, said to be its
+    assert kept.startswith(CHANGES_HEADING + "\n\nNo figure changed from the version made on ")
+    assert "from commit bbb222. The account of the last rerun whose figures changed follows" in kept
+    assert kept.endswith(changes[len(CHANGES_HEADING):].lstrip("\n")) and again.count(CHANGES_HEADING) == 1
+    write_report(path, "Toy", "bench toy --splits cold_start", [], _body({"LEARN": 0.0043, "SASRec": 0.0033,
+                                                                          "content-kNN": 0.0260}),
+                 commit="commit ddd444")
+    third = path.read_text()
+    third = third[third.index(CHANGES_HEADING):]  # one preamble, naming the version just replaced
+    assert third.count("No figure changed") == 1 and "from commit ccc333." in third and "bbb222." not in third
+    assert third.endswith(changes[len(CHANGES_HEADING):].lstrip("\n"))
 
 
 def test_a_report_replacing_a_hand_written_file_or_losing_a_table_says_so(tmp_path):

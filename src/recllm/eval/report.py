@@ -307,6 +307,9 @@ def _table_name(key: _TableKey) -> str:
     return f"{section or 'top'}: table by {first}" + (f" #{n + 1}" if n else "")
 
 
+_KEPT_PREFIX = "No figure changed from the version"
+
+
 def _commits_between(old: str, new: str, where: Path | None) -> str:
     """How many commits changed ``src/recllm`` between two commits of the checkout at ``where`` ('' if unknown)."""
     if where is None or "unknown" in (old, new) or old == new:
@@ -356,9 +359,14 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
             lines.append(f"- {_table_name(key)}: " + "; ".join(notes))
     lines += [f"- new table: {_table_name(key)}" for key in after if key not in before]
     lines += [f"- table no longer in the report: {_table_name(key)}" for key in before if key not in after]
-    if not lines and CHANGES_HEADING in previous:
-        return previous[previous.index(CHANGES_HEADING):].rstrip() + "\n"
     old, new = _header_fields(previous), _header_fields(current)
+    if not lines and CHANGES_HEADING in previous:  # keep the last account of changed figures, saying whose it is
+        kept = previous[previous.index(CHANGES_HEADING) + len(CHANGES_HEADING):].strip()
+        if kept.startswith(_KEPT_PREFIX):  # a re-render of a re-render: one preamble, naming the newest version
+            kept = kept.split("\n\n", 1)[1] if "\n\n" in kept else ""
+        return (f"{CHANGES_HEADING}\n\n{_KEPT_PREFIX} made on {old['date']} from commit {old['commit']}"
+                + (" with uncommitted changes" if old["dirty"] else "") + ". The account of the last rerun whose "
+                "figures changed follows; its commits are that rerun's.\n\n" + kept).rstrip() + "\n"
     checkout = Path(where) if where is not None else None
     intro = [CHANGES_HEADING, "",
              f"This version replaces the one made on {old['date']} from commit {old['commit']}"
