@@ -348,9 +348,14 @@ def test_a_bytes_column_fits_a_parquet_output_but_not_a_csv(tmp_path):
 def test_a_binary_file_named_csv_is_named_for_what_it_is(tmp_path, start, what):
     """Not 'byte ... is not valid utf-8, pass --encoding': the advice that fits the file."""
     path = tmp_path / "t.csv"
-    path.write_bytes(start + bytes(range(256)) * 4)
+    path.write_bytes(start + bytes(range(256)) * 4 + (b"PAR1" if start == b"PAR1" else b""))
     message = _error(lambda: read_table(path))
     assert what in message and "not a CSV file" in message and "--encoding" not in message
+
+
+def test_a_csv_whose_header_begins_with_par1_is_a_csv(tmp_path):
+    table = read_table(_csv(tmp_path, "PAR1,b\n1,x\n2,\n"))
+    assert list(table.frame.columns) == ["PAR1", "b"]
 
 
 def test_a_parquet_renamed_csv_and_a_csv_renamed_parquet(tmp_path):

@@ -147,7 +147,7 @@ _BINARY_SIGNATURES = (
 def _not_text(path: Path, data: bytes) -> None:
     """A DataError when ``data`` starts like a known binary format: a CSV read would otherwise blame the encoding."""
     for signature, what, advice in _BINARY_SIGNATURES:
-        if data.startswith(signature):
+        if data.startswith(signature) and (signature != b"PAR1" or data.endswith(b"PAR1")):  # a text may begin PAR1
             raise DataError(f"this is {what}, not a CSV file", str(path), advice)
 
 
