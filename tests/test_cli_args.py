@@ -59,3 +59,9 @@ def test_a_file_whose_name_starts_with_a_dash_is_named_when_argparse_takes_it_fo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["-dash.csv"]
     assert main(["impute", "-nothing.csv", "--out", "o.csv"]) == 2  # no such file: argparse's own message
     assert "read as an option" not in capsys.readouterr().err
+    # after --, it was read as the table: another error gets no hint about it
+    assert main(["impute", "--method", "bogus", "--out", "o.csv", "--", "-dash.csv"]) == 2
+    assert "read as an option" not in capsys.readouterr().err
+    (tmp_path / "-data").mkdir()
+    assert main(["data", "info", "-data"]) == 2
+    assert "'-data' was read as an option, and it is a folder" in capsys.readouterr().err

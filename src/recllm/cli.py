@@ -189,10 +189,12 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        dashed = next((word for word in self._line if word.startswith("-") and word != "--" and len(word) > 1 and
-                       os.path.lexists(word)), None)
-        if dashed is not None:  # a file whose name starts with '-' was read as an option
-            message = (f"{message}; {dashed!r} was read as an option, and it is a file: write it ./{dashed} "
+        options = self._line[:self._line.index("--")] if "--" in self._line else self._line  # after --: no option
+        dashed = next((word for word in options if word.startswith("-") and len(word) > 1 and os.path.lexists(word)),
+                      None)
+        if dashed is not None and ("required" in message or "unrecognized" in message or dashed in message):
+            what = "a folder" if os.path.isdir(dashed) else "a file"  # read as an option, it went missing
+            message = (f"{message}; {dashed!r} was read as an option, and it is {what}: write it ./{dashed} "
                        "(or put it after --)")
         hint = "" if ";" in message else f"; see `{self.prog} --help`"
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")

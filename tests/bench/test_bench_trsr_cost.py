@@ -418,7 +418,8 @@ def test_the_plan_gives_an_idle_estimate_from_the_probes_share_of_its_cores():
                                                                                                       cpu_share=1.0))
 
 
-def _sft_folder(root, name, windows, bf16=False, threads=1, per_step=(1, 2), total=None, step=None):
+def _sft_folder(root, name, windows, bf16=False, threads=1, per_step=(1, 2), total=None, step=None, model="tiny",
+                world_size=1):
     """A run folder as sft_train leaves it: config.json, a log with a start line and a step line every 10 steps
     of ``windows`` seconds each, and, with ``step``, the latest checkpoint's state."""
     import json
@@ -426,7 +427,8 @@ def _sft_folder(root, name, windows, bf16=False, threads=1, per_step=(1, 2), tot
     sft = root / name / "sft"
     sft.mkdir(parents=True)
     (sft / "config.json").write_text(json.dumps({
-        "resolved": {"bf16": bf16, "torch_threads": threads, "device": "cpu", "world_size": 1},
+        "base_model": model, "base_fingerprint": f"{model}|float32|code=x",
+        "resolved": {"bf16": bf16, "torch_threads": threads, "device": "cpu", "world_size": world_size},
         "sft": {"batch_size": per_step[0], "grad_accum": per_step[1]}}))
     lines = [{"event": "start", "total_steps": total or 10 * len(windows), "bf16": bf16}]
     lines += [{"step": 10 * (i + 1), "epoch": 0, "seconds": s} for i, s in enumerate(windows)]
@@ -439,7 +441,8 @@ def _sft_folder(root, name, windows, bf16=False, threads=1, per_step=(1, 2), tot
 
 def test_logged_sft_seconds_is_the_median_window_of_runs_trained_like_the_plan(tmp_path):
     """Per training group (a step takes batch_size * grad_accum groups), the first window after a start (model
-    loading) skipped, runs in another autocast or thread count left out, too few windows: no figure."""
+    loading) skipped, runs of another model, autocast, thread count or world size left out, too few windows: no
+    figure; a damaged log is skipped, never an error."""
     from recllm.bench.trsr.plan import logged_sft_seconds
 
     _sft_folder(tmp_path, "hierarchical-seed0-aaa", [500.0, 200.0, 220.0, 180.0])  # 500: start-up, skipped
@@ -447,11 +450,15 @@ def test_logged_sft_seconds_is_the_median_window_of_runs_trained_like_the_plan(t
     _sft_folder(tmp_path, "none-seed0-ccc", [100.0, 100.0])  # one window after the first: too few
     _sft_folder(tmp_path, "none-seed0-ddd", [10.0] * 9, bf16=True)  # another autocast
     _sft_folder(tmp_path, "none-seed0-eee", [10.0] * 9, threads=2)  # another thread count
+    _sft_folder(tmp_path, "none-seed0-ggg", [10.0] * 9, model="bigger")  # another base model
+    _sft_folder(tmp_path, "none-seed0-hhh", [10.0] * 9, world_size=2)  # a torchrun rank's pace
     (tmp_path / "recurrent-seed0-fff" / "sft").mkdir(parents=True)  # a run just begun: no config yet
-    logged = logged_sft_seconds(tmp_path, bf16=False, threads=1, min_windows=5)
+    damaged = _sft_folder(tmp_path, "recurrent-seed0-iii", [10.0] * 9) / "sft" / "training_log.jsonl"
+    damaged.write_text(damaged.read_text() + '7\n{"seconds": 3}\n{"step": null, "seconds": 1}\n{"step": 9')
+    logged = logged_sft_seconds(tmp_path, "tiny", bf16=False, threads=1, min_windows=5)
     assert logged == {"hierarchical": (200.0 / 20, 5)}  # median of 200 220 180 240 160, over 10 steps x 2 groups
-    assert logged_sft_seconds(tmp_path, bf16=False, threads=1, min_windows=1)["none"] == (100.0 / 20, 1)
-    assert logged_sft_seconds(tmp_path / "absent", bf16=False, threads=1) == {}
+    assert logged_sft_seconds(tmp_path, "tiny", bf16=False, threads=1, min_windows=1)["none"] == (100.0 / 20, 1)
+    assert logged_sft_seconds(tmp_path / "absent", "tiny", bf16=False, threads=1) == {}
 
 
 def test_the_plan_prices_sft_at_the_logged_pace_and_an_interrupted_run_at_what_is_left(toy_data):
@@ -468,13 +475,30 @@ def test_the_plan_prices_sft_at_the_logged_pace_and_an_interrupted_run_at_what_i
     units = plan_units(data, sizes, rates, {"lr": 1e-4}, {}, False, lm, logged={"hierarchical": (0.5, 40)})
     by_name = {u.name: u for u in units}
     resumed = by_name[f"SFT hierarchical-seed1 ({groups} groups, lr 0.0001; resumes at 25%)"]
-    assert resumed.seconds == groups * 0.5 * 0.75 and not resumed.probed and not resumed.stored
+    assert resumed.seconds == resumed.logged_s == groups * 0.5 * 0.75 and not resumed.stored
     assert by_name[f"SFT hierarchical-seed2 ({groups} groups, lr 0.0001)"].seconds == groups * 0.5
     none = by_name[f"SFT none-seed2 ({groups} groups, lr 0.0001)"]
-    assert none.seconds == groups * 2.0 and none.probed  # no logged pace for this kind: the probe's
+    assert none.seconds == groups * 2.0 and none.logged_s == 0  # no logged pace for this kind: the probe's
     text = format_plan(units, rates, {"toy": {"hierarchical": (0.5, 40)}})
     assert "SFT of toy timed from this machine's logged runs" in text and "hierarchical 0.50 s (40 windows)" in text
     left = sum(u.seconds for u in units if not u.stored)
-    probed = sum(u.seconds for u in units if not u.stored and u.probed)
+    probed = sum(u.seconds - u.logged_s for u in units if not u.stored)
     hours = lambda s: f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min"  # noqa: E731
     assert f"on an idle machine roughly ~{hours(left - probed / 2)}" in text
+
+
+def test_the_plan_prices_the_lr_grids_extra_run_from_zero_whatever_the_edge_run_has_done(toy_data):
+    """The 'one more lr' placeholder is a run at an lr not known yet: the grid's edge run being 75% done says
+    nothing about it."""
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32)
+    from recllm.bench.trsr.scale import lr_candidates
+
+    fitter = bench.Fitter(data, sizes, lm, None, None)
+    edge = fitter.run_dir("hierarchical-seed0", fitter.config("hierarchical", 0, lr=lr_candidates()[-1]))
+    _sft_folder(edge.parent, edge.name, [1.0, 1.0], total=40, step=30)
+    units = plan_units(data, sizes, rates, None, {}, False, lm)
+    extra = [u for u in units if u.name.startswith("SFT hierarchical-seed0 (lr grid: one more run")]
+    edge_unit = [u for u in units if "resumes at 75%" in u.name]
+    assert len(extra) == 1 and len(edge_unit) == 1 and extra[0].seconds == 4 * edge_unit[0].seconds

@@ -110,6 +110,22 @@ def test_a_rewritten_report_says_which_figures_changed_and_keeps_that_on_a_re_re
     assert third.endswith(changes[len(CHANGES_HEADING):].lstrip("\n"))
 
 
+def test_re_renders_of_a_report_whose_figures_never_changed_say_so_and_promise_nothing(tmp_path):
+    from recllm.eval.report import CHANGES_HEADING
+
+    path = tmp_path / "r.md"
+    for commit in ("aaa111", "bbb222", "ccc333"):
+        write_report(path, "Toy", "bench toy", [], _body({"LEARN": 0.2230}), commit=f"commit {commit}")
+    changes = path.read_text().split(CHANGES_HEADING)[1]
+    assert "from commit bbb222." in changes and "No figure in its tables changed." in changes
+    assert "No figure changed from the version" not in changes and "last rerun" not in changes
+    text = path.read_text()  # a hand-trimmed changes section: nothing to keep, a fresh account
+    path.write_text(text[:text.index(CHANGES_HEADING) + len(CHANGES_HEADING)] + "\n")
+    write_report(path, "Toy", "bench toy", [], _body({"LEARN": 0.2230}), commit="commit ddd444")
+    changes = path.read_text().split(CHANGES_HEADING)[1]
+    assert "from commit ccc333." in changes and "No figure in its tables changed." in changes
+
+
 def test_a_report_replacing_a_hand_written_file_or_losing_a_table_says_so(tmp_path):
     from recllm.eval.report import CHANGES_HEADING, report_changes
 

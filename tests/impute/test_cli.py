@@ -92,7 +92,7 @@ def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     out = tmp_path / "o.csv"
     assert main(["impute", str(path), "--method", "mean", "--na-values", " NA", "--out", str(out)]) == 0
     assert out.read_text().splitlines() == ["a,b", "1,NA", "2,x", "3,x", "4,x"]
-    assert "' NA' taken as written" in capsys.readouterr().err
+    assert "gap marker ' NA' taken as written" in capsys.readouterr().err
     out.unlink()
     assert main(["impute", str(path), "--method", "mean", "--na-values", "NA,?", "--out", str(out)]) == 0
     assert out.read_text().splitlines() == ["a,b", "1,x", "2, NA", "3,x", "4,x"]
@@ -113,6 +113,10 @@ def test_na_value_takes_one_marker_whole_commas_included(tmp_path, capsys):
     assert "--na-value '' is the empty cell" in err and not (tmp_path / "p.csv").exists()
     assert main(["impute", str(path), "--method", "mean", "--na-values", ",", "--out", str(tmp_path / "p.csv")]) == 2
     assert "--na-value ','" in capsys.readouterr().err
+    for option in ("--na-value=--", "--na-values=--"):  # argparse hands a lone '--' over as an empty list
+        assert main(["impute", str(path), "--method", "mean", option, "--out", str(tmp_path / "p.csv")]) == 2
+        err = capsys.readouterr().err
+        assert "reached recllm empty" in err and "--na-values=--," in err and not (tmp_path / "p.csv").exists()
 
 
 def test_a_device_as_the_table_is_named_as_such(tmp_path, capsys):

@@ -353,9 +353,25 @@ def test_a_binary_file_named_csv_is_named_for_what_it_is(tmp_path, start, what):
     assert what in message and "not a CSV file" in message and "--encoding" not in message
 
 
-def test_a_csv_whose_header_begins_with_par1_is_a_csv(tmp_path):
-    table = read_table(_csv(tmp_path, "PAR1,b\n1,x\n2,\n"))
-    assert list(table.frame.columns) == ["PAR1", "b"]
+def test_text_that_begins_like_a_binary_format_is_read_as_the_table_it_is(tmp_path):
+    """Signatures are asked about only for bytes that are not text: a header beginning PAR1 (and a last cell ending
+    it), a UTF-16 table whose first character is encoded 1F 8B (gzip's first bytes)."""
+    table = read_table(_csv(tmp_path, "PAR1,code\n1,x\n2,PAR1"))
+    assert list(table.frame.columns) == ["PAR1", "code"] and table.frame["code"].tolist() == ["x", "PAR1"]
+    path = _csv(tmp_path, "\u1f8b\u03bb,b\n1,x\n2,\n", name="greek.csv", encoding="utf-16-be")
+    assert path.read_bytes().startswith(b"\x1f\x8b")
+    table = read_table(path, CsvFormat(encoding="utf-16-be"))
+    assert list(table.frame.columns) == ["\u1f8b\u03bb", "b"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"), (b"a,b\n1,x\n", "a text file (a CSV?), not a Parquet file"),
+    (b"PK\x03\x04" + bytes(64), "a zip archive"), (b"SQLite format 3\x00" + bytes(64), "an SQLite database"),
+    (bytes(64), "cannot read it as parquet")])
+def test_a_file_named_parquet_that_is_not_one_is_named_for_what_it_is(tmp_path, content, message):
+    path = tmp_path / "t.parquet"
+    path.write_bytes(content)
+    assert message in _error(lambda: read_table(path))
 
 
 def test_a_parquet_renamed_csv_and_a_csv_renamed_parquet(tmp_path):

@@ -207,6 +207,7 @@ def _train_towers(name: str, sizes: Sizes) -> dict[str, Any]:
 
 def _train_sft(sizes: Sizes) -> dict[str, Any]:
     """LoRA SFT for one epoch; answer examples per second of training time (checkpoints excluded)."""
+    from recllm.llm.checkpoints import read_log
     from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 
     lm = _model(sizes)
@@ -217,8 +218,7 @@ def _train_sft(sizes: Sizes) -> dict[str, Any]:
                        checkpoint_every=0, log_every=1, warmup_ratio=0.0, append_eos=False)
     with tempfile.TemporaryDirectory() as tmp:
         sft_train(lm, examples, config, LoRAConfig(dropout=0.0), output_dir=os.path.join(tmp, "sft"))
-        path = os.path.join(tmp, "sft", "training_log.jsonl")
-        records = [json.loads(x) for x in open(path, encoding="utf-8")] if os.path.exists(path) else []
+        records = read_log(os.path.join(tmp, "sft"))
     seconds = float(sum(r.get("seconds", 0.0) for r in records if "step" in r))
     return {"units": len(examples), "unit": "examples", "seconds": seconds}
 

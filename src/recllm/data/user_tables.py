@@ -139,27 +139,45 @@ _BINARY_SIGNATURES = (
     (b"PAR1", "a Parquet file", "rename it to .parquet"),
     (b"PK\x03\x04", "a zip archive (an .xlsx or .ods workbook is one)", "export the sheet as CSV, or unzip it"),
     (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook", "export the sheet as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an Office file (.xls or .doc) or an encrypted workbook",
+     "export the sheet as CSV, unencrypted"),
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
 )
 
 
-def _not_text(path: Path, data: bytes) -> None:
-    """A DataError when ``data`` starts like a known binary format: a CSV read would otherwise blame the encoding."""
+def _sniff_binary(data: bytes) -> tuple[str, str] | None:
+    """``(what it is, what to do)`` when ``data`` begins like a known binary format, else None. Ask only about bytes
+    that are not text (they do not decode, or hold a NUL): a UTF-16 table's first character may be 1F 8B."""
     for signature, what, advice in _BINARY_SIGNATURES:
-        if data.startswith(signature) and (signature != b"PAR1" or data.endswith(b"PAR1")):  # a text may begin PAR1
-            raise DataError(f"this is {what}, not a CSV file", str(path), advice)
+        if data.startswith(signature):
+            return what, advice
+    return None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """Whether ``data`` is non-empty UTF-8 without NUL bytes (its first 64 KiB; a character cut there counts)."""
+    sample = data[:65536]
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return bool(sample) and b"\x00" not in sample
 
 
 def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
-    _not_text(path, data)
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
+        binary = _sniff_binary(data)
+        if binary is not None:
+            raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1]) from None
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(f"byte {data[exc.start:exc.start + 1]!r} is not valid {fmt.encoding}", f"{path}, line {line}",
                         "pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252" if options else
                         f"save the file as {fmt.encoding}") from None
+    binary = _sniff_binary(data) if "\x00" in text else None  # latin-1 decodes any byte: a NUL says binary
+    if binary is not None:
+        raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1])
     bom = text.startswith("\ufeff")
     text = text[1:] if bom else text
     if not text.strip():
@@ -301,14 +319,14 @@ def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
     import pyarrow.parquet as pq
 
     def unreadable(exc: BaseException) -> DataError:
-        if not data.startswith(b"PAR1"):
-            try:  # a text start (a character cut at 64 KiB is not an error)
-                codecs.getincrementaldecoder("utf-8")().decode(data[:65536], final=False)
-            except UnicodeDecodeError:
-                pass
-            else:
-                return DataError("this is a text file (a CSV?), not a Parquet file", str(path),
-                                 "rename it to .csv if it is one")
+        if not data:
+            return DataError("the file is empty", str(path), "give a parquet file with rows")
+        binary = _sniff_binary(data)
+        if binary is not None and binary[0] != "a Parquet file":
+            return DataError(f"this is {binary[0]}, not a Parquet file", str(path), binary[1])
+        if binary is None and _looks_like_text(data):
+            return DataError("this is a text file (a CSV?), not a Parquet file", str(path),
+                             "rename it to .csv if it is one")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return DataError(f"cannot read it as parquet ({first})", str(path), "check that it is a parquet file")
 

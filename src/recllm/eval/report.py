@@ -308,6 +308,7 @@ def _table_name(key: _TableKey) -> str:
 
 
 _KEPT_PREFIX = "No figure changed from the version"
+_NO_FIGURE_CHANGED = "No figure in its tables changed."
 
 
 def _commits_between(old: str, new: str, where: Path | None) -> str:
@@ -330,8 +331,9 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
     """The closing section of a regenerated report: which previous version it replaces (commit, date, command), the
     ``method_changes`` ``(commit, text)`` that version did not have (all of them when git cannot tell, e.g. outside
     the checkout at ``where``), and for every table which figures changed, column by column, with the largest
-    change, and which tables and rows appeared or went. When no figure changed, the previous version's own changes
-    section is kept (a re-render does not hide what the last rerun changed)."""
+    change, and which tables and rows appeared or went. When no figure changed, the previous version's account of
+    changed figures is kept under a line naming the version it replaces (a re-render does not hide what the last
+    rerun changed); with no such account, the section says that nothing changed."""
     before, after = _tables(previous), _tables(current)
     lines: list[str] = []
     for key in sorted(after.keys() & before.keys(), key=list(after).index):
@@ -360,10 +362,11 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
     lines += [f"- new table: {_table_name(key)}" for key in after if key not in before]
     lines += [f"- table no longer in the report: {_table_name(key)}" for key in before if key not in after]
     old, new = _header_fields(previous), _header_fields(current)
-    if not lines and CHANGES_HEADING in previous:  # keep the last account of changed figures, saying whose it is
-        kept = previous[previous.index(CHANGES_HEADING) + len(CHANGES_HEADING):].strip()
-        if kept.startswith(_KEPT_PREFIX):  # a re-render of a re-render: one preamble, naming the newest version
-            kept = kept.split("\n\n", 1)[1] if "\n\n" in kept else ""
+    kept = previous[previous.index(CHANGES_HEADING) + len(CHANGES_HEADING):].strip() \
+        if CHANGES_HEADING in previous else ""
+    if kept.startswith(_KEPT_PREFIX):  # a re-render of a re-render: one preamble, naming the newest version
+        kept = kept.split("\n\n", 1)[1] if "\n\n" in kept else ""
+    if not lines and kept and _NO_FIGURE_CHANGED not in kept:  # keep the last account of changed figures
         return (f"{CHANGES_HEADING}\n\n{_KEPT_PREFIX} made on {old['date']} from commit {old['commit']}"
                 + (" with uncommitted changes" if old["dirty"] else "") + ". The account of the last rerun whose "
                 "figures changed follows; its commits are that rerun's.\n\n" + kept).rstrip() + "\n"
@@ -379,7 +382,7 @@ def report_changes(previous: str, current: str, method_changes: Sequence[tuple[s
         intro += ["", "Changes in method since that version:", ""]
         intro += [f"- {text.strip()} ({commit})" for commit, text in new_in_method]
     intro += ["", "Figures in its tables, compared row by row (rows matched by their name):" if lines
-              else "No figure in its tables changed.", ""]
+              else _NO_FIGURE_CHANGED, ""]
     return "\n".join(intro + lines).rstrip() + "\n"
 
 

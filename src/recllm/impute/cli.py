@@ -27,6 +27,10 @@ def _markers(text: str | None, whole: list[str] | None = None) -> tuple[str, ...
     around it is named on stderr."""
     import re
 
+    for option, value in (("--na-values", text), *(("--na-value", m) for m in whole or ())):
+        if value is not None and not isinstance(value, str):  # argparse drops a lone '--' value: [] arrives
+            raise UserInputError(f"{option}=-- reached recllm empty (argparse drops a '--' value)", option,
+                                 "write it --na-values=--, (the trailing comma keeps it)")
     markers: tuple[str, ...] = ()
     if text:
         markers = tuple(m for m in re.split(r",[ \t]*", text) if m != "")
@@ -43,8 +47,9 @@ def _markers(text: str | None, whole: list[str] | None = None) -> tuple[str, ...
         return ()
     spaced = [m for m in markers if m != m.strip()]
     if spaced:
-        print(f"recllm impute: note: --na-values {', '.join(repr(m) for m in spaced)} taken as written, spaces "
-              "included (a cell must equal it)", file=sys.stderr)
+        print(f"recllm impute: note: gap marker{'s' if len(spaced) > 1 else ''} "
+              f"{', '.join(repr(m) for m in spaced)} taken as written, spaces included (a cell must equal it)",
+              file=sys.stderr)
     return markers
 
 

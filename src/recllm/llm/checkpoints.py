@@ -143,6 +143,25 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
                          "output_dir or delete the old one to start afresh")
 
 
+def read_log(out: str | os.PathLike[str]) -> list[dict]:
+    """The records of ``out``'s ``training_log.jsonl`` (none when it is absent); a line an interruption cut, or one
+    that is not a JSON object, is skipped."""
+    path = Path(out) / "training_log.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 def append_log(out: Path | None, record: dict) -> None:
     if out is None:
         return

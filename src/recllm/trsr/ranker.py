@@ -155,17 +155,10 @@ def score_cache_key(lm: CausalLM, config: RankerConfig, shared_prefix: bool, pre
 
 def _training_record(folder: Path) -> tuple[float, dict[int, float]]:
     """Training seconds (all sessions) and validation score per epoch from an ``sft_train`` output folder's log."""
-    import json
+    from recllm.llm.checkpoints import read_log
 
-    path = folder / "training_log.jsonl"
     seconds, scores = 0.0, {}
-    if not path.exists():
-        return seconds, scores
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by an interruption
+    for record in read_log(folder):
         if "step" in record and "seconds" in record:
             seconds += float(record["seconds"])
         if record.get("event") == "epoch" and "eval" in record:

@@ -8,11 +8,9 @@ rate it >= 4), about 100-200 tokens each. Each mode trains one epoch (8 optimize
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,13 +73,14 @@ def timed_training(lm, examples: list, config) -> tuple[object, list[dict], floa
     """Train ``examples`` into ``lm`` with LoRA r=8 under ``config`` (``SFTConfig``; a temporary output folder) and
     return the tuned model, the logged optimizer steps (``training_log.jsonl`` lines with ``tokens_per_s``) and the
     wall seconds. The sections time the steps after the first (a warm-up)."""
+    from recllm.llm.checkpoints import read_log
     from recllm.llm.sft import LoRAConfig, sft_train
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         tuned = sft_train(lm, examples, config, LoRAConfig(r=8), output_dir=out)
         wall = time.perf_counter() - start
-        records = [json.loads(x) for x in (Path(out) / "training_log.jsonl").read_text().splitlines()]
+        records = read_log(out)
     return tuned, [r for r in records if "tokens_per_s" in r], wall
 
 

@@ -62,7 +62,7 @@ class Unit:
     name: str
     stored: bool
     seconds: float
-    probed: bool = True  # timed by the probe's rates (False: by this machine's logged runs)
+    logged_s: float = 0.0  # the part of ``seconds`` timed by this machine's logged runs (the rest: by the probe)
 
 
 PROBE_SFT_STEPS = (1, 3)  # optimizer steps of the two SFT probes (their difference is two steps' time)
@@ -237,59 +237,62 @@ def summary_prompts_to_generate(summarizer: Any, config: Any, item_texts: list[s
     return len(known), sum(v.startswith(PENDING) for v in known.values())
 
 
-def logged_sft_seconds(root: Any, bf16: bool, threads: int, min_windows: int = 5) -> dict[str, tuple[float, int]]:
+def logged_sft_seconds(root: Any, model: str, bf16: bool, threads: int,
+                       min_windows: int = 5) -> dict[str, tuple[float, int]]:
     """Seconds per training group this machine logged, by run kind (``hierarchical``, ``none``, ``recurrent``,
     ``hardened``: a run folder's name before ``-seed``): the median over the step windows of the
-    ``training_log.jsonl`` of every SFT run under ``root`` (one data set's run folders) trained with the same autocast
-    (``bf16``) and torch thread count, with the number of windows. A window is the time between two step lines over
-    the groups its steps took (``batch_size * grad_accum`` each, from the run's ``config.json``); the first one after
-    a start or a resume (model loading, warm-up) is skipped. Kinds with fewer than ``min_windows`` are left out. This
-    is a long campaign's real pace on the machine as it is loaded, where the probe takes a few seconds' sample."""
+    ``training_log.jsonl`` of every SFT run under ``root`` (one data set's run folders) of the same base model
+    (``model``: its name), autocast (``bf16``) and torch thread count in one process, with the number of windows. A window is the time between two step lines over the groups its steps
+    took (``batch_size * grad_accum`` each, from the run's ``config.json``); the first one after a start or a resume
+    (model loading, warm-up) is skipped. A run whose files cannot be read as ``sft_train`` writes them is skipped,
+    and kinds with fewer than ``min_windows`` are left out. This is a long campaign's real pace on the machine as it
+    is loaded, where the probe takes a few seconds' sample."""
     import json
+    import math
     from pathlib import Path
+
+    from recllm.llm.checkpoints import read_log
 
     windows: dict[str, list[float]] = {}
     for log in sorted(Path(root).glob("*/sft/training_log.jsonl")):
         try:
             config = json.loads((log.parent / "config.json").read_text(encoding="utf-8"))
             resolved, sft = config["resolved"], config["sft"]
-            if bool(resolved["bf16"]) != bf16 or int(resolved["torch_threads"]) != threads:
+            if (config["base_model"] != model or bool(resolved["bf16"]) != bf16
+                    or int(resolved["torch_threads"]) != threads or int(resolved.get("world_size", 1)) != 1):
                 continue
             per_step = int(sft["batch_size"]) * int(sft["grad_accum"])
-            records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, ValueError, KeyError, TypeError):  # a run being written, or from another format
+            found, previous = [], None
+            for record in read_log(log.parent):
+                if "step" in record and "seconds" in record and previous is not None and "seconds" in previous:
+                    steps, seconds = int(record["step"]) - int(previous["step"]), float(record["seconds"])
+                    if steps > 0 and per_step > 0 and math.isfinite(seconds):
+                        found.append(seconds / (steps * per_step))
+                previous = record
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not as sft_train writes them
             continue
-        kind = log.parent.parent.name.rsplit("-seed", 1)[0]
-        previous = None
-        for record in records:
-            if "step" in record and "seconds" in record and previous is not None and "seconds" in previous:
-                steps = int(record["step"]) - int(previous["step"])
-                if steps > 0:
-                    windows.setdefault(kind, []).append(float(record["seconds"]) / (steps * per_step))
-            previous = record
+        windows.setdefault(log.parent.parent.name.rsplit("-seed", 1)[0], []).extend(found)
     return {kind: (float(np.median(times)), len(times)) for kind, times in windows.items()
             if len(times) >= min_windows}
 
 
 def _sft_progress(folder: Any) -> tuple[bool, float]:
     """Whether the SFT run in ``folder`` finished, and the share of its steps its latest checkpoint holds (where an
-    interrupted run resumes; the step count from its log's newest start line)."""
-    import json
-
+    interrupted run resumes; the step count from its log's newest start line). Unreadable files: not begun."""
+    from recllm.llm.checkpoints import read_log
     from recllm.llm.sft import load_sft_state
 
     try:
         state = load_sft_state(folder / "sft")
-    except (FileNotFoundError, ValueError, OSError):
+        if not isinstance(state, dict):
+            return False, 0.0
+        if state.get("done"):
+            return True, 1.0
+        total = [r["total_steps"] for r in read_log(folder / "sft") if "total_steps" in r][-1]
+        share = int(state["step"]) / int(total)
+    except (FileNotFoundError, OSError, ValueError, KeyError, IndexError, TypeError, ZeroDivisionError):
         return False, 0.0
-    if state.get("done"):
-        return True, 1.0
-    try:
-        lines = (folder / "sft" / "training_log.jsonl").read_text(encoding="utf-8").splitlines()
-        total = [json.loads(line)["total_steps"] for line in lines if '"total_steps"' in line][-1]
-        return False, min(max(int(state["step"]) / int(total), 0.0), 1.0)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return False, 0.0
+    return False, min(max(share, 0.0), 1.0)
 
 
 def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stored_part: dict[int, bool],
@@ -326,20 +329,23 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
         return training_cases(data.split, users or data.train.users, data.train.targets_per_user, seed,
                               data.test.users)
 
-    def sft_unit(label: str, config: Any, groups: int, stored: bool = False, grid: bool = False) -> Unit:
+    def sft_unit(label: str, config: Any, groups: int, stored: bool = False, grid: bool = False,
+                 fresh: bool = False) -> Unit:
         if not grid and label in from_grid and groups == data.train.groups:
             return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused while its adapter "
                         "is in this machine's cache; trained again, the same seeded run, on a machine without it)",
                         stored, 0.0)
         kind = label.rsplit("-seed", 1)[0]
-        seconds = groups * config.sft.epochs * (logged or {}).get(kind, (rates.sft_group_s, 0))[0]
-        if validates(config):
-            seconds += config.sft.epochs * valid_s
-        finished, share = _sft_progress(fitter.run_dir(label, config))
+        pace = (logged or {}).get(kind)
+        train_s = groups * config.sft.epochs * (pace[0] if pace else rates.sft_group_s)
+        valid_part = config.sft.epochs * valid_s if validates(config) else 0.0
+        # fresh: a run at an lr not known yet, which no folder holds
+        finished, share = (False, 0.0) if fresh else _sft_progress(fitter.run_dir(label, config))
         resumes = f"; resumes at {share:.0%}" if 0 < share < 1 and not stored else ""
+        left = 1 - share
         return Unit(name, f"SFT {label} ({groups} groups, lr {config.sft.learning_rate:g}"
-                    + ("; the lr grid" if grid else "") + resumes + ")", stored or finished, seconds * (1 - share),
-                    probed=kind not in (logged or {}))
+                    + ("; the lr grid" if grid else "") + resumes + ")", stored or finished,
+                    (train_s + valid_part) * left, logged_s=train_s * left if pace else 0.0)
 
     # summaries: every history a run summarises, each distinct prompt once
     valid_cases = data.split.eval_cases("valid")
@@ -388,7 +394,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                     break
                 scores[further] = score
             if len(scores) < len(grid):  # not known yet: one more run where the best is an edge of the grid
-                run = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=grid[-1]), data.train.groups, grid=True)
+                run = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=grid[-1]), data.train.groups, grid=True,
+                               fresh=True)
                 units.append(dataclasses.replace(run, name=f"SFT {mode}-seed0 (lr grid: one more run, beyond the "
                                                  "grid's edge, only if an edge validates best; counted in the total)"))
     test_s = len(data.test) * cand * rates.score_candidate_s * (2 if rescore_faster else 1)
@@ -418,19 +425,19 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                           + ("; zero-shot)" if position == 0 else ")"), stored_part.get(seed, False), part_s))
         if position == 0:  # the two-stage piece, and the SFT of a reranking ranker it has to train again
             fits = [RETRIEVERS[r] for r in sizes.retrievers if r in ("sasrec", "learn")]
-            refit, stage_s = [], two_stage_s + len(fits) * fit_s
+            refit, stage_s, stage_logged = [], two_stage_s + len(fits) * fit_s, 0.0
             for mode in two_stage_rankers(sizes):
                 run = sft_unit(f"{mode}-seed{seed}", fitter.config(mode, seed), data.train.groups)
                 if done(seed, f"{mode}-seed{seed}") and not run.stored:  # its piece trains nothing this session
                     refit.append(f"{mode}-seed{seed}")
-                    stage_s += run.seconds
+                    stage_s, stage_logged = stage_s + run.seconds, stage_logged + run.logged_s
             stored = stored_part.get(seed, False) or done(seed, "two-stage")
             what = (f"two-stage seed {seed} ({' and '.join(fits) or 'no'} fits of at most {sizes.retriever_epochs} "
                     f"epochs, ~{RETRIEVER_EPOCH_S:.0f} s an epoch assumed; rerank by "
                     f"{', '.join(two_stage_rankers(sizes))}, right after its piece"
                     + (f"; first trains {', '.join(refit)} again: its adapter is not in this machine's cache"
                        if refit and not stored else "") + ")")
-            units.append(Unit(name, what, stored, stage_s))
+            units.append(Unit(name, what, stored, stage_s, logged_s=stage_logged))
     for n in points:
         size = dataclasses.replace(data.train, users=n)
         groups = len(cases(0, n))
@@ -466,7 +473,7 @@ def format_plan(units: list[Unit], rates: Rates,
     for u in units:
         if not u.stored:
             left += u.seconds
-            probed += u.seconds if u.probed else 0.0
+            probed += u.seconds - u.logged_s
         lines.append(f"{u.dataset:34s} {u.name:80s} {'stored' if u.stored else 'to run':6s} ~{hours(u.seconds)}")
     lines.append(f"estimated time left on this machine: ~{hours(left)} (SFT runs resume from checkpoints, scores and "
                  "summaries are cached, each part is stored as it finishes)")
@@ -548,7 +555,8 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
 
         device = resolve_device(summarizer.device) if summarizer.device else "cpu"  # as sft_train resolves it
         autocast = use_bf16_autocast(training_autocast(summarizer), device)
-        logged[spec.name] = logged_sft_seconds(cache_dir("trsr", "runs", spec.name), autocast, torch.get_num_threads())
+        logged[spec.name] = logged_sft_seconds(cache_dir("trsr", "runs", spec.name), summarizer.name, autocast,
+                                               torch.get_num_threads())
         units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer, cache=cache,
                             rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored,
                             piece_score=piece_score, logged=logged[spec.name])
