@@ -47,7 +47,7 @@ def finished_runs(fitter: Any, label: str, config: Any) -> list[Path]:
     ``sft_train`` when it is loaded (:func:`reload_ranker`)."""
     from dataclasses import asdict
 
-    from recllm.bench.trsr.plan import _sft_done
+    from recllm.bench.trsr.plan import _sft_progress
     from recllm.llm.checkpoints import RESUMABLE_FIELDS
 
     def settings(sft: dict) -> dict:
@@ -57,7 +57,7 @@ def finished_runs(fitter: Any, label: str, config: Any) -> list[Path]:
     wanted = settings(json.loads(json.dumps(asdict(config.sft))))
     others = []
     for folder in sorted(named.parent.glob(f"{label}-*")):
-        if folder == named or not _sft_done(folder):
+        if folder == named or not _sft_progress(folder)[0]:
             continue
         try:
             saved = json.loads((folder / "sft" / "config.json").read_text(encoding="utf-8"))
@@ -65,7 +65,7 @@ def finished_runs(fitter: Any, label: str, config: Any) -> list[Path]:
             continue
         if settings(saved.get("sft", {})) == wanted:
             others.append(folder)
-    return ([named] if _sft_done(named) else []) + others
+    return ([named] if _sft_progress(named)[0] else []) + others
 
 
 def reload_ranker(fitter: Any, label: str, config: Any) -> Any:
