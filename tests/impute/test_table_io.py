@@ -385,3 +385,18 @@ def test_a_parquet_renamed_csv_and_a_csv_renamed_parquet(tmp_path):
     text.write_text("a,b\n1,x\n2,é\n")
     message = _error(lambda: read_table(text))
     assert "a text file (a CSV?), not a Parquet file" in message and "rename it to .csv" in message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_read_as_utf8_is_named_with_the_encoding_to_pass(tmp_path, encoding):
+    path = _csv(tmp_path, "a,b\n1,x\n2,\n", encoding=encoding)
+    message = _error(lambda: read_table(path))
+    assert "this is UTF-16 text, not utf-8" in message and "--encoding utf-16" in message
+    assert read_table(path, CsvFormat(encoding=encoding)).frame["b"].tolist()[0] == "x"
+
+
+def test_utf16_with_a_byte_order_mark_read_as_utf8_is_named(tmp_path):
+    path = _csv(tmp_path, "a,b\n1,x\n2,\n", encoding="utf-16")
+    message = _error(lambda: read_table(path))
+    assert "this is UTF-16 text, not utf-8" in message and "--encoding utf-16" in message
+    assert read_table(path, CsvFormat(encoding="utf-16")).frame["b"].tolist()[0] == "x"

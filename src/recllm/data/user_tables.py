@@ -154,6 +154,14 @@ def _sniff_binary(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def _looks_like_utf16(data: bytes) -> bool:
+    """Whether ``data`` (its first 4 KiB) has a NUL in at least 90% of its even or of its odd bytes: ASCII-range text
+    in UTF-16, read as a one-byte encoding."""
+    sample = data[:4096]
+    halves = (sample[0::2], sample[1::2])
+    return len(sample) >= 4 and any(half.count(0) >= 0.9 * len(half) for half in halves)
+
+
 def _looks_like_text(data: bytes) -> bool:
     """Whether ``data`` is non-empty UTF-8 without NUL bytes (its first 64 KiB; a character cut there counts)."""
     sample = data[:65536]
@@ -171,6 +179,9 @@ def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str
         binary = _sniff_binary(data)
         if binary is not None:
             raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1]) from None
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_like_utf16(data):
+            raise DataError(f"this is UTF-16 text, not {fmt.encoding}", str(path),
+                            "pass --encoding utf-16" if options else "save the file as UTF-8") from None
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(f"byte {data[exc.start:exc.start + 1]!r} is not valid {fmt.encoding}", f"{path}, line {line}",
                         "pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252" if options else
@@ -178,6 +189,10 @@ def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str
     binary = _sniff_binary(data) if "\x00" in text else None  # latin-1 decodes any byte: a NUL says binary
     if binary is not None:
         raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1])
+    if "\x00" in text and _looks_like_utf16(data):
+        raise DataError(f"every other byte is NUL: this is UTF-16 text, not {fmt.encoding}", str(path),
+                        "pass --encoding utf-16 (utf-16-le or utf-16-be without a byte-order mark)" if options else
+                        "save the file as UTF-8")
     bom = text.startswith("\ufeff")
     text = text[1:] if bom else text
     if not text.strip():
