@@ -498,6 +498,8 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from recllm.bench.reporting import REPORT_FOLDER
     from recllm.bench.carried import CarriedCache
     from recllm.bench.runs import RunStore, run_key
+    import os
+
     import torch
 
     from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes,
@@ -555,8 +557,15 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
 
         device = resolve_device(summarizer.device) if summarizer.device else "cpu"  # as sft_train resolves it
         autocast = use_bf16_autocast(training_autocast(summarizer), device)
-        logged[spec.name] = logged_sft_seconds(cache_dir("trsr", "runs", spec.name), summarizer.name, autocast,
-                                               torch.get_num_threads())
+        runs, threads = cache_dir("trsr", "runs", spec.name), torch.get_num_threads()
+        logged[spec.name] = logged_sft_seconds(runs, summarizer.name, autocast, threads)
+        if not logged[spec.name]:
+            other = [n for n in range(1, 2 * (os.cpu_count() or 1) + 1)
+                     if n != threads and logged_sft_seconds(runs, summarizer.name, autocast, n)]
+            if other:
+                log(f"[trsr] {spec.name}: this machine logged SFT runs at {', '.join(map(str, other))} torch "
+                    f"thread(s), not at this plan's {threads}: timed by the probe (pass --threads "
+                    f"{other[0]} to time by them)")
         units += plan_units(data, sizes, rates, choice, stored_part, curve, summarizer, cache=cache,
                             rescore_faster=faster != TRAINING_DTYPE, piece_stored=piece_stored,
                             piece_score=piece_score, logged=logged[spec.name])
