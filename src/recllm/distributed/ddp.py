@@ -10,6 +10,7 @@ needs (LLM summaries into a shared cache, say) runs on rank 0 first while the ot
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -92,7 +93,15 @@ def context(device: str = "auto") -> DistContext | None:
         if cuda:
             torch.cuda.set_device(local_rank)
         torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+        atexit.register(_leave_process_group)
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group this module joined, at interpreter exit: left to the C++ destructors, a gloo group
+    may end a finished rank with "terminate called without an active exception" (SIGABRT) while others still work."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def is_main_process() -> bool:
