@@ -344,7 +344,9 @@ def test_a_bytes_column_fits_a_parquet_output_but_not_a_csv(tmp_path):
 
 
 @pytest.mark.parametrize("start, what", [(b"PAR1", "a Parquet file"), (b"PK\x03\x04", "a zip archive"),
-                                         (b"\x1f\x8b\x08", "gzip-compressed"), (b"SQLite format 3\x00", "SQLite")])
+                                         (b"\x1f\x8b\x08", "gzip-compressed"), (b"SQLite format 3\x00", "SQLite"),
+                                         (b"\xd0\xcf\x11\xe0", "an Office file"),
+                                         (b"\x28\xb5\x2f\xfd", "zstd-compressed")])
 def test_a_binary_file_named_csv_is_named_for_what_it_is(tmp_path, start, what):
     """Not 'byte ... is not valid utf-8, pass --encoding': the advice that fits the file."""
     path = tmp_path / "t.csv"
@@ -400,3 +402,14 @@ def test_utf16_with_a_byte_order_mark_read_as_utf8_is_named(tmp_path):
     message = _error(lambda: read_table(path))
     assert "this is UTF-16 text, not utf-8" in message and "--encoding utf-16" in message
     assert read_table(path, CsvFormat(encoding="utf-16")).frame["b"].tolist()[0] == "x"
+
+
+@pytest.mark.parametrize("compress, what", [("bz2", "bzip2-compressed"), ("lzma", "xz-compressed"),
+                                            ("gzip", "gzip-compressed")])
+def test_a_compressed_csv_is_named_with_the_command_that_decompresses_it(tmp_path, compress, what):
+    import importlib
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(importlib.import_module(compress).compress(b"a,b\n1,x\n2,\n" * 50))
+    message = _error(lambda: read_table(path))
+    assert what in message and "decompress it first" in message
