@@ -175,27 +175,29 @@ def _looks_like_text(data: bytes) -> bool:
     return bool(sample) and b"\x00" not in sample
 
 
+def _refuse_non_text(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> None:
+    """A DataError for bytes that did not read as text in ``fmt.encoding`` (they failed to decode, or decoded with a
+    NUL) when they are a known binary format or UTF-16 text; otherwise nothing."""
+    binary = _sniff_binary(data)
+    if binary is not None:
+        raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1])
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_like_utf16(data):
+        raise DataError(f"this is UTF-16 text, not {fmt.encoding}", str(path),
+                        "pass --encoding utf-16 (utf-16-le or utf-16-be without a byte-order mark)" if options else
+                        "save the file as UTF-8")
+
+
 def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
-        binary = _sniff_binary(data)
-        if binary is not None:
-            raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1]) from None
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_like_utf16(data):
-            raise DataError(f"this is UTF-16 text, not {fmt.encoding}", str(path),
-                            "pass --encoding utf-16" if options else "save the file as UTF-8") from None
+        _refuse_non_text(path, data, fmt, options)
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(f"byte {data[exc.start:exc.start + 1]!r} is not valid {fmt.encoding}", f"{path}, line {line}",
                         "pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252" if options else
                         f"save the file as {fmt.encoding}") from None
-    binary = _sniff_binary(data) if "\x00" in text else None  # latin-1 decodes any byte: a NUL says binary
-    if binary is not None:
-        raise DataError(f"this is {binary[0]}, not a CSV file", str(path), binary[1])
-    if "\x00" in text and _looks_like_utf16(data):
-        raise DataError(f"every other byte is NUL: this is UTF-16 text, not {fmt.encoding}", str(path),
-                        "pass --encoding utf-16 (utf-16-le or utf-16-be without a byte-order mark)" if options else
-                        "save the file as UTF-8")
+    if "\x00" in text:  # latin-1 decodes any byte: a NUL says binary, or UTF-16
+        _refuse_non_text(path, data, fmt, options)
     bom = text.startswith("\ufeff")
     text = text[1:] if bom else text
     if not text.strip():

@@ -242,26 +242,39 @@ def logged_sft_seconds(root: Any, model: str, bf16: bool, threads: int,
     """Seconds per training group this machine logged, by run kind (``hierarchical``, ``none``, ``recurrent``,
     ``hardened``: a run folder's name before ``-seed``): the median over the step windows of the
     ``training_log.jsonl`` of every SFT run under ``root`` (one data set's run folders) of the same base model
-    (``model``: its name), autocast (``bf16``) and torch thread count in one process, with the number of windows. A window is the time between two step lines over the groups its steps
-    took (``batch_size * grad_accum`` each, from the run's ``config.json``); the first one after a start or a resume
-    (model loading, warm-up) is skipped. A run whose files cannot be read as ``sft_train`` writes them is skipped,
-    and kinds with fewer than ``min_windows`` are left out. This is a long campaign's real pace on the machine as it
-    is loaded, where the probe takes a few seconds' sample."""
+    (``model``: its name), autocast (``bf16``) and torch thread count in one process, with the number of windows
+    (:func:`_logged_windows`). Kinds with fewer than ``min_windows`` are left out. This is a long campaign's real
+    pace on the machine as it is loaded, where the probe takes a few seconds' sample."""
+    return _paces(_logged_windows(root, model, bf16).get(threads, {}), min_windows)
+
+
+def _paces(windows: dict[str, list[float]], min_windows: int = 5) -> dict[str, tuple[float, int]]:
+    """Each kind's median window and window count, for kinds with at least ``min_windows``."""
+    return {kind: (float(np.median(times)), len(times)) for kind, times in windows.items()
+            if len(times) >= min_windows}
+
+
+def _logged_windows(root: Any, model: str, bf16: bool) -> dict[int, dict[str, list[float]]]:
+    """Torch thread count -> run kind -> seconds per training group of every logged step window of the one-process
+    SFT runs under ``root`` of base model ``model`` and autocast ``bf16``. A window is the time between two step
+    lines over the groups its steps took (``batch_size * grad_accum`` each, from the run's ``config.json``); the
+    first one after a start or a resume (model loading, warm-up) is skipped, and so is a run whose files cannot be
+    read as ``sft_train`` writes them."""
     import json
     import math
     from pathlib import Path
 
     from recllm.llm.checkpoints import read_log
 
-    windows: dict[str, list[float]] = {}
+    windows: dict[int, dict[str, list[float]]] = {}
     for log in sorted(Path(root).glob("*/sft/training_log.jsonl")):
         try:
             config = json.loads((log.parent / "config.json").read_text(encoding="utf-8"))
             resolved, sft = config["resolved"], config["sft"]
-            if (config["base_model"] != model or bool(resolved["bf16"]) != bf16
-                    or int(resolved["torch_threads"]) != threads or int(resolved.get("world_size", 1)) != 1):
+            if config["base_model"] != model or bool(resolved["bf16"]) != bf16 or \
+                    int(resolved.get("world_size", 1)) != 1:
                 continue
-            per_step = int(sft["batch_size"]) * int(sft["grad_accum"])
+            threads, per_step = int(resolved["torch_threads"]), int(sft["batch_size"]) * int(sft["grad_accum"])
             found, previous = [], None
             for record in read_log(log.parent):
                 if "step" in record and "seconds" in record and previous is not None and "seconds" in previous:
@@ -271,9 +284,9 @@ def logged_sft_seconds(root: Any, model: str, bf16: bool, threads: int,
                 previous = record
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not as sft_train writes them
             continue
-        windows.setdefault(log.parent.parent.name.rsplit("-seed", 1)[0], []).extend(found)
-    return {kind: (float(np.median(times)), len(times)) for kind, times in windows.items()
-            if len(times) >= min_windows}
+        kind = log.parent.parent.name.rsplit("-seed", 1)[0]
+        windows.setdefault(threads, {}).setdefault(kind, []).extend(found)
+    return windows
 
 
 def _sft_progress(folder: Any) -> tuple[bool, float]:
@@ -498,8 +511,6 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from recllm.bench.reporting import REPORT_FOLDER
     from recllm.bench.carried import CarriedCache
     from recllm.bench.runs import RunStore, run_key
-    import os
-
     import torch
 
     from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes,
@@ -557,11 +568,11 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
 
         device = resolve_device(summarizer.device) if summarizer.device else "cpu"  # as sft_train resolves it
         autocast = use_bf16_autocast(training_autocast(summarizer), device)
-        runs, threads = cache_dir("trsr", "runs", spec.name), torch.get_num_threads()
-        logged[spec.name] = logged_sft_seconds(runs, summarizer.name, autocast, threads)
+        threads = torch.get_num_threads()
+        windows = _logged_windows(cache_dir("trsr", "runs", spec.name), summarizer.name, autocast)
+        logged[spec.name] = _paces(windows.get(threads, {}))
         if not logged[spec.name]:
-            other = [n for n in range(1, 2 * (os.cpu_count() or 1) + 1)
-                     if n != threads and logged_sft_seconds(runs, summarizer.name, autocast, n)]
+            other = sorted(n for n, kinds in windows.items() if n != threads and _paces(kinds))
             if other:
                 log(f"[trsr] {spec.name}: this machine logged SFT runs at {', '.join(map(str, other))} torch "
                     f"thread(s), not at this plan's {threads}: timed by the probe (pass --threads "
