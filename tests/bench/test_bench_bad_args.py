@@ -46,9 +46,10 @@ def command(name, tmp_path, table):
 
 
 COMMANDS = ["impute", "bench impute", "bench learn", "bench trsr", "bench impute-numbers", "bench learn-catalogue",
-            "bench foundation", "bench foundation-baselines", "bench scaling"]
+            "bench learn-patience", "bench foundation", "bench foundation-baselines", "bench scaling"]
 SEED_OPTIONS = {"impute": "--seed", "bench impute": "--seeds", "bench learn": "--seeds", "bench trsr": "--seeds",
                 "bench impute-numbers": "--seeds", "bench learn-catalogue": "--seed",
+                "bench learn-patience": "--seeds",
                 "bench foundation-baselines": "--seed"}
 BAD_SEEDS = [["-1"], [str(2**32)], ["x"]]
 BAD_SEED_LISTS = [[], ["1", "1"]]
@@ -112,7 +113,7 @@ def test_an_input_path_that_does_not_exist(name, tmp_path, table, capsys):
 
 
 @pytest.mark.parametrize("name", ["bench impute", "bench learn", "bench trsr", "bench impute-numbers",
-                                  "bench learn-catalogue"])
+                                  "bench learn-catalogue", "bench learn-patience"])
 def test_an_unknown_data_set(name, tmp_path, table, capsys):
     assert main(command(name, tmp_path, table) + ["--datasets", "no-such-data"]) == 2
     assert_one_line(capsys, name, "no-such-data")

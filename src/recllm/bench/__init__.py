@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "impute-numbers": "recllm.bench.impute_numbers",
     "learn": "recllm.bench.learn",
     "learn-catalogue": "recllm.bench.learn_catalogue",
+    "learn-patience": "recllm.bench.learn_patience",
     "scaling": "recllm.bench.scaling",
     "trsr": "recllm.bench.trsr",
     "trsr-agreement": "recllm.bench.trsr_agreement",
