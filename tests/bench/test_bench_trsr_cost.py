@@ -502,3 +502,41 @@ def test_the_plan_prices_the_lr_grids_extra_run_from_zero_whatever_the_edge_run_
     extra = [u for u in units if u.name.startswith("SFT hierarchical-seed0 (lr grid: one more run")]
     edge_unit = [u for u in units if "resumes at 75%" in u.name]
     assert len(extra) == 1 and len(edge_unit) == 1 and extra[0].seconds == 4 * edge_unit[0].seconds
+
+
+@pytest.mark.parametrize("logged_threads,timed_by_log", [(None, True), (7, False)])
+def test_plan_benchmark_finds_this_machines_logged_runs(toy_data, monkeypatch, logged_threads, timed_by_log):
+    """`recllm bench trsr --plan` end to end, the model work replaced: it looks for logged SFT runs in the cache
+    folder the benchmark trains in, for its base model, autocast and torch thread count; runs logged at another
+    thread count are named with the --threads that would use them."""
+    import torch
+
+    import recllm.bench.carried
+    import recllm.bench.trsr.plan as plan
+    import recllm.llm
+    from recllm.utils import cache_dir
+
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
+    monkeypatch.setattr(recllm.llm, "load_causal_lm", lambda *a, **k: lm)
+    monkeypatch.setattr(bench, "prepare", lambda spec, sizes, show=False: data)
+    monkeypatch.setattr(bench, "resolve_sizes", lambda quick, seeds: sizes)
+    monkeypatch.setattr(bench, "inputs_identity", lambda spec, data: {"data": "toy"})
+    monkeypatch.setattr(bench, "mind_available", lambda: False)
+    monkeypatch.setattr(recllm.bench.carried, "CarriedCache", lambda path: None)  # summaries counted, not read
+    monkeypatch.setattr(plan, "cached_rates", lambda *a, **k: Rates(
+        sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32))
+    threads = logged_threads or torch.get_num_threads()
+    _sft_folder(cache_dir("trsr", "runs", data.spec.name), "hierarchical-seed0-aaa", [500.0] + [200.0] * 6,
+                threads=threads)
+    lines = []
+    out = cache_dir("reports") / "trsr.md"
+    assert plan.plan_benchmark(quick=True, out=out, datasets=[data.spec.name], precision="float32",
+                               log=lines.append) == 0
+    text = "\n".join(lines)
+    assert (f"SFT of {data.spec.name} timed from this machine's logged runs" in text) == timed_by_log, text
+    if timed_by_log:
+        assert "hierarchical 10.00 s (6 windows)" in text  # 200 s per 10 steps x 2 groups
+    else:
+        assert f"logged SFT runs at 7 torch thread(s), not at this plan's {torch.get_num_threads()}" in text
+        assert "pass --threads 7" in text
