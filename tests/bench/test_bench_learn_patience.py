@@ -2,7 +2,7 @@
 
 import pytest
 
-import recllm.bench.learn_patience as bench
+import recllm.bench.learn.patience_report as bench
 
 
 def test_stop_under_replays_early_stopping():
@@ -50,7 +50,7 @@ def test_choose_patience_is_the_smallest_within_tolerance():
 def test_report_section_names_the_choice_and_the_cap():
     runs = {"SASRec-CE": [{"curve": [0.1, 0.2, 0.3] + [0.25] * 57, "epoch_seconds": 1.0}] * 2}
     text = bench.report_section("d", runs, [0, 1], epochs=60, bench_cap=50, bench_patience=10)
-    assert "**Chosen: patience 3**" in text and "not the choice" in text
+    assert "**Chosen: patience 3**" in text and "not the choice" in text and "cap does not bind" in text
     assert "| SASRec-CE | 50 (never early) | 0.3000 | 1.0000 | 3.0 | 50.0 |" in text
     assert "| SASRec-CE | 0.3000 | 0.3000 | 3 3 | 1.0000 |" in text
 
@@ -79,3 +79,18 @@ def test_bad_arguments_get_one_line(extra, option, tmp_path, capsys):
     assert main(["bench", "learn-patience", "--out", str(tmp_path / "r.md"), "--allow-dirty", *extra]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and option in err, err
+
+
+def test_cap_verdict_names_the_models_a_longer_fit_helps():
+    late = [0.1] * 50 + [0.2] * 10
+    flat = [0.2] * 60
+    assert bench.cap_verdict({"a": [late], "b": [flat]}, 50).startswith("**The benchmark's 50-epoch cap binds** "
+                                                                         "for a (+100.0%)")
+    assert "does not bind" in bench.cap_verdict({"b": [flat]}, 50)
+    assert "not measured" in bench.cap_verdict({"b": [flat[:50]]}, 50)
+
+
+def test_the_report_module_is_presentation_only():
+    from recllm.bench.runs import PRESENTATION_MODULES
+
+    assert bench.__name__ in PRESENTATION_MODULES

@@ -40,7 +40,7 @@ import numpy as np
 # recllm module is part of a run's code identity.
 PRESENTATION_MODULES: frozenset[str] = frozenset({
     "recllm.eval.report", "recllm.bench.reporting", "recllm.bench.impute.report", "recllm.bench.learn.report",
-    "recllm.bench.trsr.report",
+    "recllm.bench.learn.patience_report", "recllm.bench.trsr.report",
 })
 # Modules that only read the command line and dispatch to a benchmark (its settings are in the run key; the
 # ``recllm bench <name>`` command imports no other benchmark and no system's command module).
