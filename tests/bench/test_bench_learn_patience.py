@@ -47,12 +47,36 @@ def test_choose_patience_is_the_smallest_within_tolerance():
     assert bench.choose_patience({"a": [rising_late]}, cap=10, patiences=(2, 3)) is None
 
 
-def test_report_section_names_the_choice_and_the_cap():
-    runs = {"SASRec-CE": [{"curve": [0.1, 0.2, 0.3] + [0.25] * 57, "epoch_seconds": 1.0}] * 2}
-    text = bench.report_section("d", runs, [0, 1], epochs=60, bench_cap=50, bench_patience=10)
-    assert "**Chosen: patience 3**" in text and "not the choice" in text and "cap does not bind" in text
-    assert "| SASRec-CE | 50 (never early) | 0.3000 | 1.0000 | 3.0 | 50.0 |" in text
-    assert "| SASRec-CE | 0.3000 | 0.3000 | 3 3 | 1.0000 |" in text
+def test_report_section_names_the_choice_and_the_benchmarks_settings():
+    runs = {"SASRec-CE": [{"curve": [0.1, 0.2, 0.3] + [0.25] * 97, "epoch_seconds": 1.0}] * 2}
+    text = bench.report_section("d", runs, [0], epochs=100, bench_cap=50, bench_patience=10)
+    assert "**Chosen: an epoch cap of 50 and patience 3.**" in text and "not measured" not in text
+    assert "uses a cap of 50 and patience 10; what they keep, as a share of the best within the curve: " \
+           "SASRec-CE 100.0%." in text
+    assert "| SASRec-CE | 50 | 50 (never early) | 0.3000 | 1.0000 | 3.0 | 50.0 |" in text
+    assert "| SASRec-CE | 3 3 | 0.3000 | 1.0000 |" in text
+    assert bench.report_section("d", runs, [0], epochs=100, bench_cap=50, bench_patience=3).count(", the choice.") == 1
+
+
+def test_report_section_when_the_cap_binds():
+    rising = [0.1 + 0.001 * i for i in range(70)] + [0.169] * 30  # still improving after the 50-epoch cap
+    text = bench.report_section("d", {"LEARN": [{"curve": rising, "epoch_seconds": 2.0}]}, [0], epochs=100, bench_cap=50,
+                                bench_patience=10)
+    assert "**Chosen: an epoch cap of 100 and patience 3.** The curves end at 100 epochs" in text
+    assert "`--epochs 200`" in text and "LEARN 88.2%" in text
+    assert "| LEARN | 100 | 3 | 0.1690 | 1.0000 | 70.0 | 73.0 |" in text  # rows for the chosen cap too
+    assert "| LEARN | 50 | 3 | 0.1490 | 0.8817 | 50.0 | 50.0 |" in text
+    flat = [0.1] * 60 + [0.2] * 40
+    assert "**Chosen: an epoch cap of 100 and no early stop.**" in bench.report_section(
+        "d", {"LEARN": [{"curve": flat, "epoch_seconds": 2.0}]}, [0], epochs=100, bench_cap=50, bench_patience=10)
+
+
+def test_choose_cap_is_the_smallest_within_tolerance_of_the_whole_curve():
+    late = [0.1] * 60 + [0.2] * 140
+    flat = [0.2] * 200
+    assert bench.choose_cap({"a": [flat]}, (50, 100, 200)) == 50
+    assert bench.choose_cap({"a": [flat], "b": [late]}, (50, 100, 200)) == 100
+    assert bench.choose_cap({"b": [late[:100]]}, (50, 100, 200)) == 100  # the curves' length: nothing longer seen
 
 
 def test_a_run_writes_the_report_and_resumes(shop_folder, tmp_path, capsys):
@@ -65,7 +89,7 @@ def test_a_run_writes_the_report_and_resumes(shop_folder, tmp_path, capsys):
     assert main(argv) == 0
     text = out.read_text()
     assert "shop/interactions.csv" in text and "no test case is scored" in text
-    assert "| SASRec-CE | 50 (never early) |" in text and "| HSTU | 3 |" in text
+    assert "| SASRec-CE | 50 | 50 (never early) |" in text and "| HSTU | 50 | 3 |" in text
     assert capsys.readouterr().out.count("(fitted)") == 2
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -79,15 +103,6 @@ def test_bad_arguments_get_one_line(extra, option, tmp_path, capsys):
     assert main(["bench", "learn-patience", "--out", str(tmp_path / "r.md"), "--allow-dirty", *extra]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and option in err, err
-
-
-def test_cap_verdict_names_the_models_a_longer_fit_helps():
-    late = [0.1] * 50 + [0.2] * 10
-    flat = [0.2] * 60
-    assert bench.cap_verdict({"a": [late], "b": [flat]}, 50).startswith("**The benchmark's 50-epoch cap binds** "
-                                                                         "for a (+100.0%)")
-    assert "does not bind" in bench.cap_verdict({"b": [flat]}, 50)
-    assert "not measured" in bench.cap_verdict({"b": [flat[:50]]}, 50)
 
 
 def test_the_report_module_is_presentation_only():
