@@ -60,8 +60,8 @@ def test_report_section_names_the_choice_and_the_benchmarks_settings():
 
 def test_report_section_when_the_cap_binds():
     rising = [0.1 + 0.001 * i for i in range(70)] + [0.169] * 30  # still improving after the 50-epoch cap
-    text = bench.report_section("d", {"LEARN": [{"curve": rising, "epoch_seconds": 2.0}]}, [0], epochs=100, bench_cap=50,
-                                bench_patience=10)
+    text = bench.report_section("d", {"LEARN": [{"curve": rising, "epoch_seconds": 2.0}]}, [0], epochs=100,
+                                bench_cap=50, bench_patience=10)
     assert "**Chosen: an epoch cap of 100 and patience 3.** The curves end at 100 epochs" in text
     assert "`--epochs 200`" in text and "LEARN 88.2%" in text
     assert "| LEARN | 100 | 3 | 0.1690 | 1.0000 | 70.0 | 73.0 |" in text  # rows for the chosen cap too

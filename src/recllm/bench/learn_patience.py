@@ -53,7 +53,7 @@ def measure(dataset_name: str, seeds: list[int], epochs: int, models: tuple[str,
     if dataset is None:
         from recllm.errors import UserInputError
 
-        raise UserInputError(f"data set {dataset_name!r} is not present here", "--dataset",
+        raise UserInputError(f"data set {dataset_name!r} is not present here", "--datasets",
                              "see `recllm data list`")
     specs = {s.name: s for s in model_specs(quick=False, patience=epochs)}
     store = RunStore(runs_path)
