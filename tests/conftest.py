@@ -57,3 +57,18 @@ def shop_folder(tmp_path, monkeypatch):
         f"c{u},sku{(3 * u + t) % 10},2024-03-{1 + t:02d}T10:{u:02d}:00\n" for u in range(16) for t in range(6)))
     (folder / "items.csv").write_text("item_id,title\n" + "".join(f"sku{i},Mug model {i}\n" for i in range(10)))
     return folder
+
+
+@pytest.fixture
+def placeholder_data(tmp_path_factory, monkeypatch):
+    """$RECLLM_DATA set to a folder holding every registry data set's files, empty: a command's check that its
+    data is here passes (nothing is parsed), so a test that replaces the work needs no real data."""
+    from recllm.data.loaders import DATASETS
+
+    root = tmp_path_factory.mktemp("data")
+    for name, loader in DATASETS.items():
+        (root / name).mkdir()
+        for file in loader.files:
+            (root / name / file.name).touch()
+    monkeypatch.setenv("RECLLM_DATA", str(root))
+    return root

@@ -12,13 +12,13 @@ import contextlib
 import difflib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "check_model", "check_seeds",
+__all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data", "check_model", "check_seeds",
            "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
            "seed_arg"]
 
@@ -146,6 +146,29 @@ def check_data_source(value: str, option: str = "--data") -> str:
         return check_dataset(value, option)
     check_folder(Path(value).expanduser(), value)
     return value
+
+
+def fetch_data(names: Iterable[str], skip_missing: bool = False) -> list[str]:
+    """Each registry data set of ``names`` on this machine before a command's expensive work (models, probes, fits):
+    its missing files are downloaded as a load would, or a one-line :class:`recllm.data.dataset.DataError` names
+    the files, the folder and what to do (``skip_missing``: leaves that data set out of the returned names
+    instead). Data folders of the user's own files are kept as they are (``check_data_source`` checks them);
+    nothing is parsed."""
+    from recllm.data.dataset import DataError
+    from recllm.data.folder import is_data_folder
+    from recllm.data.loaders import data_root, get_loader
+
+    here = []
+    for name in dict.fromkeys(names):
+        if not is_data_folder(name):
+            try:
+                get_loader(name).fetch(data_root(name), show_progress=False)
+            except DataError:
+                if not skip_missing:
+                    raise
+                continue
+        here.append(name)
+    return here
 
 
 def check_item_text(dataset: Any, where: str, use: str, todo: str = "") -> Any:

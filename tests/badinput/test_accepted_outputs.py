@@ -28,7 +28,7 @@ def _marked(folder, kind):
      lambda w: (w / "s.jsonl").write_text("{}\n")),
     (["bench", "learn", "--out", "report.md"], lambda w: (w / "report.md").write_text(f"# R\n<!-- {GENERATED_NOTE} -->\n")),
 ])
-def test_own_outputs_pass_the_checks(argv, setup, work, no_heavy_loads, capsys):
+def test_own_outputs_pass_the_checks(placeholder_data, argv, setup, work, no_heavy_loads, capsys):
     setup(work)
     assert main(argv) == 1
     assert "was loaded before the arguments were checked" in capsys.readouterr().err

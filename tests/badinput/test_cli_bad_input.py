@@ -275,7 +275,7 @@ def _command(argv: list[str]) -> str:
 
 @pytest.mark.parametrize("argv, setup, code, words, artifact, marks", [
     pytest.param(*case, id=" ".join(case[0])[:70] or "no-arguments", marks=case[5]) for case in CASES])
-def test_bad_input(argv, setup, code, words, artifact, marks, work, no_heavy_loads, monkeypatch, capsys, request):
+def test_bad_input(placeholder_data, argv, setup, code, words, artifact, marks, work, no_heavy_loads, monkeypatch, capsys, request):
     if artifact:
         request.getfixturevalue("artifact_copy")
     if setup is not None:

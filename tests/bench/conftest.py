@@ -20,3 +20,4 @@ def checkout(tmp_path, monkeypatch):
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "first", cwd=tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+

@@ -18,13 +18,22 @@ def _reached(*args, **kwargs):
     raise Reached
 
 
+def _no_download(*args, **kwargs):
+    from recllm.data.dataset import DataError
+
+    raise DataError("no downloads in the tests")
+
+
 @pytest.fixture(autouse=True)
-def no_work(monkeypatch):
+def no_work(monkeypatch, placeholder_data):
     import recllm.bench.scaling
+    import recllm.data.loaders.base
     import recllm.llm
     import recllm.llm.backbone
     import recllm.utils
 
+    monkeypatch.setattr(recllm.data.loaders.base, "download_files", _no_download)
+    monkeypatch.setattr(recllm.data.loaders.base, "download_archive", _no_download)
     monkeypatch.setattr(recllm.utils, "set_threads", _reached)
     monkeypatch.setattr(recllm.llm.backbone, "load_causal_lm", _reached)
     monkeypatch.setattr(recllm.llm, "load_causal_lm", _reached)
@@ -117,6 +126,42 @@ def test_an_input_path_that_does_not_exist(name, tmp_path, table, capsys):
 def test_an_unknown_data_set(name, tmp_path, table, capsys):
     assert main(command(name, tmp_path, table) + ["--datasets", "no-such-data"]) == 2
     assert_one_line(capsys, name, "no-such-data")
+
+
+# command -> the data set it needs first (bench learn only when named: by default it skips absent ones)
+NEEDS_DATA = {"bench impute": "advertising", "bench trsr": "amazon2018-magazine-subscriptions",
+              "bench impute-numbers": "advertising", "bench learn-catalogue": "amazon2018-magazine-subscriptions",
+              "bench learn-patience": "ml-100k", "bench foundation": "ml-100k", "bench foundation-baselines": "ml-100k"}
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_DATA))
+def test_data_that_is_not_here_is_one_line_before_any_work(name, tmp_path, table, capsys, monkeypatch):
+    """Its files missing (and no download): one line naming the data set, its folder and the fix -- not a model
+    load, a probe or a fit first (each would raise Reached), and not a report of nothing."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("RECLLM_DATA", str(empty))
+    assert main(command(name, tmp_path, table)) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"recllm {name}: error: data set {NEEDS_DATA[name]!r}") and str(empty) in err, err
+    assert "Fix: " in err and not (tmp_path / "report.md").exists()
+
+
+def test_bench_learn_refuses_a_named_data_set_that_is_not_here_and_a_report_of_none(tmp_path, table, capsys,
+                                                                                    monkeypatch):
+    """By default bench learn skips the data sets that are absent (with a note in the report); one named with
+    --datasets is run or refused, and with none present at all there is no report to write."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("RECLLM_DATA", str(empty))
+    assert main(command("bench learn", tmp_path, table) + ["--datasets", "ml-100k"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("recllm bench learn: error: data set 'ml-100k'"), err
+    assert main(command("bench learn", tmp_path, table)) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "none of the benchmark's data sets" in err and str(empty) in err, err
+    assert not (tmp_path / "report.md").exists()
 
 
 def _seed_options(parser, found):

@@ -71,7 +71,7 @@ def test_a_bad_only_is_one_line_naming_the_sections_before_any_work(tmp_path, mo
     assert not out.exists()
 
 
-def test_foundation_baselines_writes_its_report_with_the_cli_command(tmp_path, monkeypatch):
+def test_foundation_baselines_writes_its_report_with_the_cli_command(tmp_path, monkeypatch, placeholder_data):
     from recllm.bench.foundation import baselines as bench
 
     calls = []

@@ -352,7 +352,7 @@ def test_library_versions_are_in_every_key_and_row(monkeypatch):
     assert row["versions"]["torch"] == "0.0-other"
 
 
-def test_miceforest_fills_with_its_prediction_and_the_header_names_the_peers_versions(tmp_path):
+def test_miceforest_fills_with_its_prediction_and_the_header_names_the_peers_versions(shared_data, tmp_path):
     """Scored against point estimators, miceforest gives a point fill too (not a draw among matched values); the
     report header's versions line names the peer packages that ran."""
     from recllm.bench.impute.report import write_imputation_report
@@ -372,7 +372,7 @@ def test_miceforest_fills_with_its_prediction_and_the_header_names_the_peers_ver
     assert ", miceforest " in versions and ", lightgbm " in versions and "be-great" not in versions
 
 
-def test_the_cli_runs_the_llm_imputer_at_every_setting_only_when_asked(monkeypatch, tmp_path):
+def test_the_cli_runs_the_llm_imputer_at_every_setting_only_when_asked(placeholder_data, monkeypatch, tmp_path):
     import recllm.bench.impute.run as run
     from recllm.bench import main
 

@@ -243,7 +243,7 @@ def test_a_data_folder_is_benchmarked_like_a_data_set(shop_folder, tmp_path, cap
     assert "| SASRec-CE | 1 |" in section and "| popularity | 1 |" in section
 
 
-def test_a_data_folder_with_a_bad_file_stops_before_any_fit(shop_folder, tmp_path, monkeypatch, capsys):
+def test_a_data_folder_with_a_bad_file_stops_before_any_fit(placeholder_data, shop_folder, tmp_path, monkeypatch, capsys):
     """A named data folder is read before the first fit: its mistake is one line, not a skipped section."""
     import recllm.bench.learn.run as bench
     from recllm.cli import main

@@ -55,7 +55,7 @@ def test_prior_epochs_reads_both_runs_file_layouts(tmp_path):
     assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [12, 20]}
 
 
-def test_cli_plan_writes_no_report_and_skips_its_checks(monkeypatch, tmp_path):
+def test_cli_plan_writes_no_report_and_skips_its_checks(placeholder_data, monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(planning, "plan_benchmark", lambda out, **kw: calls.append((out, kw)))
     monkeypatch.setattr("recllm.bench.reporting.source_state",

@@ -41,7 +41,7 @@ def _planned(monkeypatch, module):
 
 
 @pytest.mark.parametrize("name,module,report", PLANS)
-def test_plan_runs_in_a_dirty_tree(dirty_checkout, monkeypatch, capsys, name, module, report):
+def test_plan_runs_in_a_dirty_tree(placeholder_data, dirty_checkout, monkeypatch, capsys, name, module, report):
     calls = _planned(monkeypatch, module)
     args = build_parser().parse_args(["bench", name, "--plan", "--quick"])
     assert args.func(args) == 0, capsys.readouterr().err
@@ -50,7 +50,7 @@ def test_plan_runs_in_a_dirty_tree(dirty_checkout, monkeypatch, capsys, name, mo
 
 
 @pytest.mark.parametrize("name,module,report", PLANS)
-def test_plan_takes_out_as_the_run_store_place(dirty_checkout, monkeypatch, name, module, report):
+def test_plan_takes_out_as_the_run_store_place(placeholder_data, dirty_checkout, monkeypatch, name, module, report):
     calls = _planned(monkeypatch, module)
     existing = dirty_checkout / "a.txt.md"
     existing.write_text("not a report\n")  # a report run would need --overwrite for it

@@ -49,7 +49,7 @@ def test_outside_a_checkout_the_header_names_the_version(tmp_path, monkeypatch):
     assert source_state().startswith("not a git checkout (recllm ")
 
 
-def test_cli_refuses_a_dirty_tree_and_a_bad_out_before_any_work(checkout, monkeypatch, capsys):
+def test_cli_refuses_a_dirty_tree_and_a_bad_out_before_any_work(placeholder_data, checkout, monkeypatch, capsys):
     import recllm.bench.learn.run as learn_run
     from recllm.cli import main
 
@@ -79,7 +79,7 @@ def test_every_registered_benchmark_has_the_report_options():
         assert {"--out", "--allow-dirty", "--overwrite"} <= set(sub._option_string_actions), name
 
 
-def test_the_header_command_names_only_what_differs_from_the_defaults(checkout, monkeypatch):
+def test_the_header_command_names_only_what_differs_from_the_defaults(placeholder_data, checkout, monkeypatch):
     import recllm.bench.learn.run as learn_run
     from recllm.cli import build_parser
 

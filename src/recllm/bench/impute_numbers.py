@@ -200,7 +200,9 @@ def _run(args: argparse.Namespace) -> int:
 
     check_dtype(args.precision, "--precision")
     from recllm.bench.runs import RunStore
+    from recllm.cli_args import fetch_data
 
+    fetch_data(args.datasets)
     set_threads(args.threads)
     target = args.report
     store = RunStore(target.path.with_suffix(".runs.jsonl"))

@@ -105,7 +105,7 @@ def report_body(rows: list[dict[str, Any]], seed: int, sweep_rows: list[dict[str
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recllm.cli_args import check_dataset
+    from recllm.cli_args import check_dataset, fetch_data
     from recllm.data import data_files
     from recllm.eval.report import write_report
     from recllm.llm.precision import describe_precision
@@ -113,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 
     for name in args.datasets:
         check_dataset(name, "--datasets")
+    fetch_data(args.datasets)
     set_threads(args.threads)
     rows, sweep_rows = [], []
     for name in args.datasets:

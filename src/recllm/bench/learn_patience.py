@@ -83,7 +83,7 @@ def measure(dataset_name: str, seeds: list[int], epochs: int, models: tuple[str,
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.learn.patience_report import intro, report_section
     from recllm.bench.learn.run import DEFAULT_PATIENCE, FULL_EPOCHS
-    from recllm.cli_args import check_data_source
+    from recllm.cli_args import check_data_source, fetch_data
     from recllm.data.folder import source_files
     from recllm.errors import UserInputError
     from recllm.eval.report import write_report
@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.epochs < FULL_EPOCHS:
         raise UserInputError(f"{args.epochs} epochs is below the benchmark's cap of {FULL_EPOCHS}", "--epochs",
                              f"give at least {FULL_EPOCHS}")
+    fetch_data(args.datasets)
     set_threads(args.threads)
     target = args.report
     sections = []

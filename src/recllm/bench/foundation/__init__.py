@@ -30,6 +30,10 @@ LLM_SECTIONS = ("llm", "sft", "grouped_sft", "whole_row")  # they run SmolLM2 (t
 # The real data sets the sections read (their files' sha256 go in the header).
 DATASETS = ("ml-100k", "ml-latest-small", "advertising", "amazon2018-magazine-subscriptions",
             "mind-small-train-sample-unofficial")
+# The data sets a section cannot run without (checked before any section runs; the data section reports on
+# whichever of DATASETS are present).
+SECTION_DATA = {"sft": ("ml-100k",), "grouped_sft": ("ml-100k",), "whole_row": ("advertising",),
+                "baselines": ("ml-100k",)}
 
 
 def sections_arg(text: str) -> str:
@@ -44,12 +48,14 @@ def sections_arg(text: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.foundation import machine
+    from recllm.cli_args import fetch_data
     from recllm.data import data_files
     from recllm.eval.report import write_report
     from recllm.utils import set_threads
 
-    set_threads(args.threads)
     sections = args.only.split(",")
+    fetch_data(d for key in sections for d in SECTION_DATA.get(key, ()))
+    set_threads(args.threads)
     target = args.report
     facts = machine.measure()
     body = [machine.section(facts, target.path)]
@@ -72,10 +78,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_baselines(args: argparse.Namespace) -> int:
     from recllm.bench.foundation import baselines
+    from recllm.cli_args import fetch_data
     from recllm.data import data_files
     from recllm.eval.report import write_report
     from recllm.utils import set_threads
 
+    fetch_data([baselines.DATASET])
     set_threads(args.threads)
     target = args.report
     start = time.perf_counter()

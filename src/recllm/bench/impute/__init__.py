@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
-    from recllm.cli_args import check_model, config_errors
+    from recllm.cli_args import check_model, config_errors, fetch_data
     from recllm.utils import set_threads
 
     check_model(args.model)  # a --model folder that does not exist: one line, before any work
@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, great_settings=config.settings)
         if args.llm_all_settings:
             config = dataclasses.replace(config, llm_settings=config.settings)
+    fetch_data([*config.datasets, *(config.attempt_datasets or ())])  # before the language model loads
     set_threads(args.threads)
     if args.plan:
         from recllm.bench.impute.plan import plan_benchmark

@@ -13,13 +13,18 @@ NAME = "learn"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recllm.bench.learn.run import DEFAULT_PATIENCE, SPLITS, model_specs, run_benchmark
-    from recllm.cli_args import check_data_source, check_input_dir
+    from recllm.bench.learn.run import (DEFAULT_PATIENCE, FULL_DATASETS, QUICK_DATASETS, SPLITS, model_specs,
+                                        no_data_error, run_benchmark)
+    from recllm.cli_args import check_data_source, check_input_dir, fetch_data
     from recllm.errors import UserInputError
     from recllm.utils import set_threads
 
     for name in args.datasets or ():
         check_data_source(name, "--datasets")
+    if args.datasets:  # a data set named on the command line is run or refused, never skipped
+        fetch_data(args.datasets)
+    elif not fetch_data(defaults := list(QUICK_DATASETS if args.quick else FULL_DATASETS), skip_missing=True):
+        raise no_data_error(defaults)  # the defaults that are absent are skipped, with a note; all absent: no report
     unknown = sorted(set(args.splits or ()) - set(SPLITS))
     if unknown:
         raise UserInputError(f"unknown split(s) {unknown}", "--splits", f"choose from {', '.join(SPLITS)}")

@@ -331,6 +331,16 @@ def load_dataset(name: str) -> Any:
         return None
 
 
+def no_data_error(datasets: list[str]) -> Exception:
+    """The one-line error for a benchmark none of whose ``datasets`` is on this machine."""
+    from recllm.data.loaders import data_home
+    from recllm.errors import UserInputError
+
+    return UserInputError(f"none of the benchmark's data sets ({', '.join(datasets)}) is on this machine",
+                          "--datasets", f"place their files under {data_home()} (see `recllm data list`), set "
+                          "RECLLM_DATA to the folder holding them, or name data folders of your own")
+
+
 def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits: list[str] | None = None,
                   seeds: list[int] | None = None, models: list[str] | None = None, out: Any = None,
                   epochs: int | None = None, recbole_run: str | None = None, patience: int = DEFAULT_PATIENCE,
@@ -381,6 +391,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
     encoders = list(dict.fromkeys(s.encoder for s in specs if s.encoder))
     reused = 0
     loaded = {name: load_dataset(name) for name in datasets}  # every folder is read (or refused) before any fit
+    if not any(d is not None for d in loaded.values()):  # no report of nothing
+        raise no_data_error(datasets)
     for name in datasets:
         dataset = loaded[name]
         if dataset is None:

@@ -12,11 +12,13 @@ NAME = "trsr"
 
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.trsr.run import benchmark_specs, check_seeds, run_benchmark
+    from recllm.cli_args import fetch_data
     from recllm.utils import set_threads
 
     datasets = args.only or args.datasets
-    benchmark_specs(datasets)  # an unknown --datasets / --only name: one line, before any work
+    specs = benchmark_specs(datasets)  # an unknown --datasets / --only name: one line, before any work
     check_seeds(args.seeds)  # so is a --seeds list whose parts other sessions would not find
+    fetch_data(s.name for s in specs)  # and so are data files that are not here
     set_threads(args.threads)
     if args.plan:
         from recllm.bench.trsr.plan import plan_benchmark
