@@ -54,6 +54,7 @@ def test_report_section_names_the_choice_and_the_benchmarks_settings():
     assert "uses a cap of 50 and patience 10; what they keep, as a share of the best within the curve: " \
            "SASRec-CE 100.0%." in text
     assert "| SASRec-CE | 50 | 50 (never early) | 0.3000 | 1.0000 | 3.0 | 50.0 |" in text
+    assert text.count("| SASRec-CE | 50 | 50 (never early) |") == 1  # patience 50 at a cap of 50: the same row
     assert "| SASRec-CE | 3 3 | 0.3000 | 1.0000 |" in text
     assert bench.report_section("d", runs, [0], epochs=100, bench_cap=50, bench_patience=3).count(", the choice.") == 1
 
