@@ -257,3 +257,16 @@ def test_a_data_folder_with_a_bad_file_stops_before_any_fit(placeholder_data, sh
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "interactions.csv" in err and "line 98" in err and "timestamp" in err
     assert not out.exists()
+
+
+def test_the_report_says_where_its_stopping_settings_come_from():
+    """The defaults were chosen on validation curves (learn-patience.md); anything else is the command line's."""
+    from recllm.bench.learn.report import stopping_text
+    from recllm.bench.learn.stopping import DEFAULT_PATIENCE, FULL_EPOCHS, QUICK_EPOCHS
+
+    chosen = stopping_text(DEFAULT_PATIENCE, None, quick=False)
+    assert f"patience {DEFAULT_PATIENCE}, at most {FULL_EPOCHS} epochs" in chosen and "learn-patience.md" in chosen
+    assert stopping_text(DEFAULT_PATIENCE, FULL_EPOCHS, quick=False) == chosen
+    assert stopping_text(DEFAULT_PATIENCE + 1, None, quick=False).endswith("as given on the command line")
+    assert stopping_text(DEFAULT_PATIENCE, 7, quick=False).endswith("as given on the command line")
+    assert stopping_text(DEFAULT_PATIENCE, None, quick=True).endswith(f"at most {QUICK_EPOCHS} epochs, a quick run's cap")

@@ -80,9 +80,12 @@ def test_choose_cap_is_the_smallest_within_tolerance_of_the_whole_curve():
     assert bench.choose_cap({"b": [late[:100]]}, (50, 100, 200)) == 100  # the curves' length: nothing longer seen
 
 
-def test_a_run_writes_the_report_and_resumes(shop_folder, tmp_path, capsys):
+def test_a_run_writes_the_report_and_resumes(shop_folder, tmp_path, capsys, monkeypatch):
     """`recllm bench learn-patience` end to end on a data folder; a rerun fits nothing (every curve is stored)."""
+    import recllm.bench.learn.run as learn_bench
     from recllm.cli import main
+
+    monkeypatch.setattr(learn_bench, "FULL_EPOCHS", 50)  # the benchmark's cap as the rows below were written for
 
     out = tmp_path / "report" / "learn-patience.md"
     argv = ["bench", "learn-patience", "--datasets", str(shop_folder), "--seeds", "0", "--models", "SASRec-CE",

@@ -16,13 +16,13 @@ from recllm.eval.sampled import SampledCandidates
 
 # ---------------------------------------------------------------------------------------------- 1: epoch caps
 def test_retrievers_train_to_an_epoch_cap_with_the_learn_benchmarks_settings(loo):
-    from recllm.bench.learn.run import DEFAULT_PATIENCE, model_specs
+    from recllm.bench.learn.run import model_specs
 
     assert not [f.name for f in dataclasses.fields(bench.BenchSizes) if "second" in f.name or "budget" in f.name]
     for sizes in (bench.QUICK, bench.FULL):
         assert sizes.retriever_epochs >= 1 and bench._shape(sizes)["retriever_epochs"] == sizes.retriever_epochs
-    assert bench.FULL.retriever_patience == DEFAULT_PATIENCE
-    learn = {s.name: s.settings for s in model_specs(False)}
+    assert bench.FULL.retriever_patience == 10  # its campaign's (learn's earlier patience; see BenchSizes)
+    learn = {s.name: s.settings for s in model_specs(False, bench.FULL.retriever_patience)}
     for name, label in (("sasrec", "SASRec-CE"), ("learn", "LEARN (shared tower)")):
         ours = bench.retriever_settings(name, bench.FULL)
         assert ours["max_epochs"] == bench.FULL.retriever_epochs and "time_budget" not in ours

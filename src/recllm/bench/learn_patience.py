@@ -24,7 +24,6 @@ NAME = "learn-patience"
 MODELS = ("SASRec-CE", "HSTU", "LEARN (shared tower)")
 DEFAULT_DATASET = "ml-100k"  # the learn benchmark's tuning data set (ABLATION_DATASET)
 SPLIT = "loo"
-CAP = 100  # epochs of each curve: twice the benchmark's cap, to show whether that cap binds
 
 
 def fit_curve(spec: Any, split: Any, seed: int, epochs: int, content: Any) -> dict[str, Any]:
@@ -114,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench learn-patience``."""
+    from recllm.bench.learn.stopping import FULL_EPOCHS
     from recllm.bench.reporting import add_report_args
     from recllm.cli_args import non_negative_int, positive_int, seed_arg
 
@@ -123,7 +123,8 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help=f"data sets of `recllm data list` or data folders (default {DEFAULT_DATASET})")
     b.add_argument("--seeds", nargs="*", type=seed_arg, default=[0, 1, 2])
     b.add_argument("--models", nargs="+", default=list(MODELS))
-    b.add_argument("--epochs", type=positive_int, default=CAP, help=f"epochs of each validation curve (default {CAP})")
+    cap = 2 * FULL_EPOCHS  # twice the benchmark's cap, to show whether that cap binds
+    b.add_argument("--epochs", type=positive_int, default=cap, help=f"epochs of each validation curve (default {cap})")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "learn-patience.md", _run)

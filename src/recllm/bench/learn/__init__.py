@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench learn``."""
     from recllm.bench.reporting import add_report_args
+    from recllm.bench.learn.stopping import DEFAULT_PATIENCE, FULL_EPOCHS, QUICK_EPOCHS
     from recllm.cli_args import non_negative_int, positive_int, seed_arg
 
     b = bench.add_parser(NAME, help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
@@ -61,11 +62,11 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--splits", nargs="*", default=None)
     b.add_argument("--seeds", nargs="*", type=seed_arg, default=None)
     b.add_argument("--models", nargs="*", default=None, help="model names as in the report (default: all)")
-    b.add_argument("--epochs", type=positive_int, default=None, help="cap on epochs per model (default: 5 quick, 50 full)")
+    b.add_argument("--epochs", type=positive_int, default=None, help=f"cap on epochs per model (default: {QUICK_EPOCHS} quick, {FULL_EPOCHS} full)")
     b.add_argument("--recbole-run", default=None,
                    help="RecBole reference run folder made by `make recbole-reference` (default runs/recbole_reference)")
     b.add_argument("--patience", type=positive_int, default=None,
-                   help="early-stopping patience (epochs) of the sequential models (default 10)")
+                   help=f"early-stopping patience (epochs) of the sequential models (default {DEFAULT_PATIENCE})")
     b.add_argument("--fresh", action="store_true",
                    help="refit every run (default: reuse the stored runs whose code, data and settings match)")
     b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")

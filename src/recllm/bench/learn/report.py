@@ -285,11 +285,23 @@ def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: 
     return "\n".join(lines)
 
 
+def stopping_text(patience: int, epochs: int | None, quick: bool) -> str:
+    """Where the report's early-stopping patience and epoch cap come from."""
+    from recllm.bench.learn.stopping import DEFAULT_PATIENCE, FULL_EPOCHS, QUICK_EPOCHS
+
+    cap = epochs or (QUICK_EPOCHS if quick else FULL_EPOCHS)
+    if (patience, cap) == (DEFAULT_PATIENCE, FULL_EPOCHS):
+        return (f"patience {patience}, at most {cap} epochs, both chosen on ML-100K validation curves only in "
+                "learn-patience.md")
+    return f"patience {patience}, at most {cap} epochs" + (", a quick run's cap" if quick and cap == QUICK_EPOCHS
+                                                           else ", as given on the command line")
+
+
 def write_learn_report(target: Any, results: list[Any], specs: list[Any], datasets: list[str], seeds: list[int],
                        notes: list[str], total_seconds: float, quick: bool, reference: dict[str, Any] | None,
                        runs_path: Path, command: str | None = None, patience: int = 10,
                        split_info: dict[tuple[str, str], dict[str, Any]] | None = None,
-                       timings: list[Any] | None = None) -> Path:
+                       timings: list[Any] | None = None, epochs: int | None = None) -> Path:
     """Assemble the markdown body and write it at ``target`` (a :class:`recllm.bench.reporting.ReportTarget`) with
     the shared report header. ``split_info``: (data set, split) -> its sizes, whether it is informative and its note
     (:func:`recllm.bench.learn.run.describe_split`); ``timings``: the content encoders' embedding times
@@ -311,9 +323,8 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "popularity, content-kNN (no training: cosine between an item's whitened SmolLM2 vector and the mean of the "
         "history's), SASRec (full-softmax CE; BCE with one negative as in the original paper) and HSTU (pointwise "
         "SiLU attention, full-softmax CE). Full-catalogue ranking, the user's history masked; "
-        f"early stopping on validation NDCG@10 only (patience {patience}, at most the epoch cap; the patience itself "
-        "was set from learn-sasrec-patience.md, whose figures are test figures: a choice made on test data, the same "
-        "for every sequence model). Leave-one-out trains on every other interaction, other users' later ones "
+        f"early stopping on validation NDCG@10 only ({stopping_text(patience, epochs, quick)}, the same for every "
+        "sequence model). Leave-one-out trains on every other interaction, other users' later ones "
         "included, as the usual protocol does; the temporal and cold-start splits train on the past only. "
         "Figures: mean over the seeds with a 95% percentile bootstrap interval over the test users of each user's "
         "figure averaged over the seeds (the same kind of interval for every model; the seeds share one split, so "

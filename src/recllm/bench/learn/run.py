@@ -150,8 +150,7 @@ class PeakMemory:
 
 
 # ---------------------------------------------------------------------------------------------- models
-DEFAULT_PATIENCE = 10  # patience 3 stopped SASRec early on noisy validation NDCG (docs/results/learn-sasrec-patience.md)
-FULL_EPOCHS, QUICK_EPOCHS = 50, 5
+from recllm.bench.learn.stopping import DEFAULT_PATIENCE, FULL_EPOCHS, QUICK_EPOCHS  # noqa: E402 (re-exported)
 
 
 @dataclass
@@ -458,7 +457,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
     total = time.perf_counter() - started
     write_learn_report(target, results, specs, used, seeds, notes, total, quick, reference, runs_path,
-                       command, patience, split_info, timings)
+                       command, patience, split_info, timings, epochs)
     print(f"[bench learn] wrote {out_path} in {total / 60:.1f} min")
     return 0
 

@@ -89,7 +89,9 @@ class BenchSizes:
     seeds: tuple[int, ...]
     retriever_epochs: int
     speed_rows: int
-    retriever_patience: int = 10  # recllm bench learn's (DEFAULT_PATIENCE): patience 3 stopped SASRec too early
+    # learn's patience when the trsr campaign started; learn now stops later (learn-patience.md), and the
+    # retrievers keep these until the campaign (pinned to its code) is done
+    retriever_patience: int = 10
     min_candidates: int = MIN_CANDIDATES
     n_fusion_rows: int = 100
     curve_users: tuple[int, ...] = (60, 120, 250, 500, 1000)
