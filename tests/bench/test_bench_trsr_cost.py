@@ -205,6 +205,35 @@ def test_plan_lists_the_lr_grids_extension_once_the_grid_is_known(toy_data):
     assert not any("only if" in u.name for u in grid) and len(grid) == 7
 
 
+def test_the_plan_prices_the_grids_best_run_again_where_its_adapter_is_not_in_this_machines_cache(toy_data):
+    """A grid run stored on another machine left its adapter there: the headline seed-0 run at the grid's best lr
+    is trained again here, so it is priced as a full run; with its finished folder here it costs nothing."""
+    import json
+
+    from recllm.bench.trsr.run import lr_piece
+
+    data, sizes = toy_data
+    lm = SimpleNamespace(name="tiny", fingerprint="tiny|float32", dtype="float32", device="cpu")
+    rates = Rates(sft_group_s=2.0, score_candidate_s=0.5, summary_prompt_s=3.0, score_prompt_s=1.0, summary_batch=32)
+    scores = {lr_piece("hierarchical", lr): v for lr, v in ((1e-4, 1.0), (3e-4, 1.6), (1e-3, 1.5))}
+    plan = lambda: {u.name: u for u in plan_units(data, sizes, rates, None, {}, False, lm,  # noqa: E731
+                                                  piece_stored=lambda s, p: p in scores, piece_score=scores.get)}
+    groups = data.train.groups
+    again = plan()[f"SFT hierarchical-seed0 ({groups} groups, lr 0.0003; the lr grid's best so far, trained again "
+                   "as its adapter is not in this machine's cache)"]
+    valid_s = len(data.valid) * 21 * 0.5
+    assert again.seconds == groups * 2.0 + valid_s and not again.stored
+    fitter = bench.Fitter(data, sizes, lm, None, None)
+    best = fitter.run_dir("hierarchical-seed0", fitter.config("hierarchical", 0, lr=3e-4))
+    _sft_folder(best.parent, best.name, [1.0], total=10, step=10)
+    (best / "sft" / "checkpoint-10" / "trainer_state.json").write_text(json.dumps({"step": 10, "done": True}))
+    reused = [u for u in plan().values() if u.name.startswith(f"SFT hierarchical-seed0 ({groups} groups, the lr "
+                                                                "grid's best run above, reused")]
+    assert len(reused) == 1 and reused[0].seconds == 0.0
+    # the no-summary grid has no stored run: its best is not known, so its headline is the grid's run, reused
+    assert any(n.startswith(f"SFT none-seed0 ({groups} groups, the lr grid's best run above") for n in plan())
+
+
 def test_the_curve_reuses_the_main_seed0_runs(toy_data, monkeypatch):
     """The learning curve's full-size point trains nothing: it fits the folders of the headline seed-0 runs."""
     data, sizes = toy_data

@@ -326,7 +326,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
 
     from recllm.bench.trsr.run import (RETRIEVERS, Fitter, chosen_lr, curve_points, fusion_rows, lr_piece,
                                        seed_modes, two_stage_rankers, validates)
-    from recllm.bench.trsr.scale import LR_MODES, extend_lr, lr_candidates
+    from recllm.bench.trsr.scale import LR_MODES, extend_lr, lr_candidates, pick_lr
     from recllm.trsr.pipeline import training_cases
 
     name, units = data.spec.name, []
@@ -335,6 +335,7 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
     grid = lr_candidates() if lr_choice is None else ()
     fitter.lr = chosen_lr(lr_choice) if lr_choice is not None else (grid[0] if len(grid) == 1 else None)
     from_grid = {f"{m}-seed0" for m in LR_MODES} if len(grid) > 1 else set()  # the grid's best run, reused
+    grid_best: dict[str, float] = {}  # label -> the best lr of the grid's stored runs (its adapter may be gone)
     cand = 1 + 20
     valid_s = len(data.valid) * cand * rates.score_candidate_s  # once per epoch, where the run validates
 
@@ -344,11 +345,18 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
 
     def sft_unit(label: str, config: Any, groups: int, stored: bool = False, grid: bool = False,
                  fresh: bool = False) -> Unit:
-        if not grid and label in from_grid and groups == data.train.groups:
-            return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused while its adapter "
-                        "is in this machine's cache; trained again, the same seeded run, on a machine without it)",
-                        stored, 0.0)
         kind = label.rsplit("-seed", 1)[0]
+        if not grid and label in from_grid and groups == data.train.groups:
+            best = grid_best.get(label)
+            best_config = None if best is None else fitter.config(kind, 0, lr=best)
+            if best_config is None or stored or _sft_progress(fitter.run_dir(label, best_config))[0]:
+                return Unit(name, f"SFT {label} ({groups} groups, the lr grid's best run above, reused while its "
+                            "adapter is in this machine's cache; trained again, the same seeded run, on a machine "
+                            "without it)", stored, 0.0)
+            again = sft_unit(label, best_config, groups, grid=True)  # its folder is gone (another machine's run)
+            return dataclasses.replace(again, name=again.name.replace(
+                "; the lr grid", "; the lr grid's best so far, trained again as its adapter is not in this "
+                "machine's cache"))
         pace = (logged or {}).get(kind)
         train_s = groups * config.sft.epochs * (pace[0] if pace else rates.sft_group_s)
         valid_part = config.sft.epochs * valid_s if validates(config) else 0.0
@@ -406,6 +414,8 @@ def plan_units(data: Any, sizes: Any, rates: Rates, lr_choice: dict | None, stor
                 if score is None:
                     break
                 scores[further] = score
+            if scores:
+                grid_best[f"{mode}-seed0"] = pick_lr(scores)
             if len(scores) < len(grid):  # not known yet: one more run where the best is an edge of the grid
                 run = sft_unit(f"{mode}-seed0", fitter.config(mode, 0, lr=grid[-1]), data.train.groups, grid=True,
                                fresh=True)
