@@ -17,9 +17,32 @@ def test_a_model_folder_needs_a_config_or_an_adapter_config(tmp_path):
     for name in ("config.json", "adapter_config.json"):  # a model, or a LoRA adapter folder (transformers loads both)
         folder = tmp_path / name.split(".")[0]
         folder.mkdir()
-        (folder / name).write_text("{}")
+        (folder / name).write_text('{"model_type": "llama"}' if name == "config.json" else "{}")
+        (folder / "model.safetensors").write_bytes(b"")
         assert check_model(str(folder)) == str(folder)
     assert check_model(None) is None
+
+
+@pytest.mark.parametrize("config, weights, words", [
+    ('{"best_epoch": 2, "config": {}}', True, "names no model_type"),  # a LEARN artifact's config.json
+    ('["llama"]', True, "names no model_type"),
+    ('{"model_type": "llama"', True, "cannot be read as JSON"),  # cut short
+    ('{"model_type": "llama"}', False, "holds no model weights"),  # a download cut before the weights
+])
+def test_a_model_folder_transformers_cannot_load_is_one_line_before_any_load(tmp_path, config, weights, words):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(config)
+    if weights:
+        (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserInputError, match=words) as raised:
+        check_model(str(folder), "--model")
+    assert raised.value.where == "--model"
+    shards = tmp_path / "sharded"  # sharded weights count as weights
+    shards.mkdir()
+    (shards / "config.json").write_text('{"model_type": "llama"}')
+    (shards / "model-00001-of-00002.safetensors").write_bytes(b"")
+    assert check_model(str(shards)) == str(shards)
 
 
 def test_ray_addresses_ray_accepts_pass_and_others_are_named(monkeypatch):

@@ -200,11 +200,36 @@ def check_model(name: str | None, option: str = "--model") -> str | None:
 
     checked = check_model_reference(name, option)
     folder = Path(name).expanduser()
+    todo = ("give the folder that holds the model's config.json (or a LoRA adapter's adapter_config.json), or a "
+            "Hugging Face model id")
     if folder.is_dir() and not any((folder / f).is_file() for f in ("config.json", "adapter_config.json")):
-        raise UserInputError(f"{name} is a folder without config.json, not a model folder", option,
-                             "give the folder that holds the model's config.json (or a LoRA adapter's "
-                             "adapter_config.json), or a Hugging Face model id")
+        raise UserInputError(f"{name} is a folder without config.json, not a model folder", option, todo)
+    if folder.is_dir() and not (folder / "adapter_config.json").is_file():  # a model folder: what transformers reads
+        _check_model_folder(folder, name, option, todo)
     return checked
+
+
+_WEIGHTS = ("*.safetensors", "*.bin", "*.h5", "*.msgpack")  # transformers' weight files, sharded or not
+
+
+def _check_model_folder(folder: Path, name: str, option: str, todo: str) -> None:
+    """A model folder's config.json is a JSON object naming its ``model_type`` and the folder holds weights, so a
+    folder of another kind (a LEARN artifact, a cut download) is one line here, not a library error after the
+    data and the precision probe; reads only config.json."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserInputError(f"{name}/config.json cannot be read as JSON ({exc}), so {name} is not a model folder",
+                             option, todo) from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise UserInputError(f"{name}/config.json names no model_type: {name} is not a Hugging Face model folder "
+                             "(a recllm artifact or run folder is not a model)", option, todo)
+    if not any(next(folder.glob(pattern), None) for pattern in _WEIGHTS):
+        raise UserInputError(f"{name} holds no model weights (*.safetensors or *.bin)", option,
+                             "give a complete model folder (a download may have been cut short), or a Hugging Face "
+                             "model id")
 
 
 def check_cache_setting() -> None:
