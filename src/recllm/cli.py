@@ -133,9 +133,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- cache
 def _cache_root():
-    from recllm.utils import cache_dir
+    """The cache folder as configured; listing or cleaning it never creates it (a mistyped $RECLLM_CACHE)."""
+    from recllm.utils import cache_root
 
-    return cache_dir()
+    return cache_root()
 
 
 def _cache_list(args: argparse.Namespace) -> int:
@@ -151,6 +152,9 @@ def _cache_list(args: argparse.Namespace) -> int:
             print(f"  {format_size(entry.size):>9s}  {when(entry.newest)}  {entry.path}")
         return 0
     print(f"cache folder: {root} (set RECLLM_CACHE to move it)")
+    if not root.is_dir():
+        print("it does not exist: recllm has cached nothing there yet")
+        return 0
     print(f"{'area':16s} {'size':>9s} {'entries':>7s}  {'last written':16s}  holds")
     areas = usage(root)
     for part in areas:
