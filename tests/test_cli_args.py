@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from recllm.cli_args import check_model, check_ray_address, non_negative_float, port_number
+from recllm.cli_args import (check_model, check_ray_address, max_threads, non_negative_float, port_number,
+                              thread_count)
 from recllm.errors import UserInputError
 
 
@@ -58,6 +59,14 @@ def test_ray_addresses_ray_accepts_pass_and_others_are_named(monkeypatch):
     for address in ("10.0.0.5:6379", "ray://head:10001", "[::1]:6379"):
         check_ray_address(address)
     assert reached == [("10.0.0.5", 6379), ("head", 10001), ("::1", 6379)]
+
+
+def test_thread_counts_stop_short_of_what_no_machine_can_start():
+    """--threads 99999 used to load the model and end on 'internal error: MemoryError' when OpenMP started them."""
+    assert thread_count("0") == 0 and thread_count(str(max_threads())) == max_threads() and max_threads() >= 64
+    for bad, words in (("99999", "far more threads"), ("-1", "negative"), ("x", "not a whole number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=words):
+            thread_count(bad)
 
 
 def test_numbers():

@@ -20,7 +20,7 @@ from recllm.errors import UserInputError
 
 __all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data", "check_model", "check_seeds",
            "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
-           "seed_arg"]
+           "seed_arg", "thread_count"]
 
 SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 _SEED_TODO = f"give a whole number from 0 to {SEED_LIMIT - 1}"
@@ -46,6 +46,21 @@ def non_negative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
+    return value
+
+
+def max_threads() -> int:
+    """The most threads a ``--threads`` option accepts: 4 per CPU, and at least 64."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: 0 (the libraries' default) up to :func:`max_threads` (thousands of OpenMP threads end in a
+    MemoryError at the first model call, after the model has loaded)."""
+    value = non_negative_int(text)
+    if value > max_threads():
+        raise argparse.ArgumentTypeError(f"{text!r} is far more threads than this machine's {os.cpu_count() or 1} "
+                                         f"CPUs can use; give at most {max_threads()}, or 0 for the libraries' default")
     return value
 
 

@@ -156,7 +156,7 @@ def _impute(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``recllm impute`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
-    from recllm.cli_args import add_engine_args, non_negative_int, positive_float, positive_int, seed_arg
+    from recllm.cli_args import add_engine_args, positive_float, positive_int, seed_arg, thread_count
     from recllm.impute.names import IMPUTER_NAMES
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
@@ -194,6 +194,6 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                         "quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here (.json)")
     add_engine_args(p, "the LLM imputer's fills (--method llm: cell scoring, number and text generation)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    p.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_impute)
