@@ -80,7 +80,8 @@ def test_a_table_written_as_a_folder_is_named_not_skipped(tmp_path, name):
     with pytest.raises(DataError) as info:
         read_folder(folder)
     message = str(info.value)
-    assert f"{name} is a folder, not a file" in message and "rename" not in message and "\n" not in message, message
+    assert f"{name} is a folder, not a file" in message and "rename" not in message, message
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("files, words", [
