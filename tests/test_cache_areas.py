@@ -133,3 +133,15 @@ def test_cli_list_and_clean(cache: Path, capsys) -> None:
     assert main(["cache", "clean", "data"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("recllm cache clean: error: recllm never cleans the 'data' area")
+
+
+def test_cli_list_and_clean_never_create_a_missing_cache_folder(tmp_path, monkeypatch, capsys) -> None:
+    """A mistyped $RECLLM_CACHE is reported as empty; listing or cleaning it creates no folder."""
+    root = tmp_path / "typo" / "cache"
+    monkeypatch.setenv("RECLLM_CACHE", str(root))
+    assert main(["cache", "list"]) == 0
+    assert "does not exist" in capsys.readouterr().out
+    assert main(["cache", "list", "parsed"]) == 0
+    assert main(["cache", "clean", "parsed", "models", "--force"]) == 0
+    assert "removed 0 entries" in capsys.readouterr().out
+    assert not (tmp_path / "typo").exists()

@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from recllm.cli_args import check_model, check_ray_address, non_negative_float, port_number
+from recllm.cli_args import (check_model, check_ray_address, max_threads, non_negative_float, port_number,
+                              thread_count)
 from recllm.errors import UserInputError
 
 
@@ -17,9 +18,32 @@ def test_a_model_folder_needs_a_config_or_an_adapter_config(tmp_path):
     for name in ("config.json", "adapter_config.json"):  # a model, or a LoRA adapter folder (transformers loads both)
         folder = tmp_path / name.split(".")[0]
         folder.mkdir()
-        (folder / name).write_text("{}")
+        (folder / name).write_text('{"model_type": "llama"}' if name == "config.json" else "{}")
+        (folder / "model.safetensors").write_bytes(b"")
         assert check_model(str(folder)) == str(folder)
     assert check_model(None) is None
+
+
+@pytest.mark.parametrize("config, weights, words", [
+    ('{"best_epoch": 2, "config": {}}', True, "names no model_type"),  # a LEARN artifact's config.json
+    ('["llama"]', True, "names no model_type"),
+    ('{"model_type": "llama"', True, "cannot be read as JSON"),  # cut short
+    ('{"model_type": "llama"}', False, "holds no model weights"),  # a download cut before the weights
+])
+def test_a_model_folder_transformers_cannot_load_is_one_line_before_any_load(tmp_path, config, weights, words):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(config)
+    if weights:
+        (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserInputError, match=words) as raised:
+        check_model(str(folder), "--model")
+    assert raised.value.where == "--model"
+    shards = tmp_path / "sharded"  # sharded weights count as weights
+    shards.mkdir()
+    (shards / "config.json").write_text('{"model_type": "llama"}')
+    (shards / "model-00001-of-00002.safetensors").write_bytes(b"")
+    assert check_model(str(shards)) == str(shards)
 
 
 def test_ray_addresses_ray_accepts_pass_and_others_are_named(monkeypatch):
@@ -35,6 +59,14 @@ def test_ray_addresses_ray_accepts_pass_and_others_are_named(monkeypatch):
     for address in ("10.0.0.5:6379", "ray://head:10001", "[::1]:6379"):
         check_ray_address(address)
     assert reached == [("10.0.0.5", 6379), ("head", 10001), ("::1", 6379)]
+
+
+def test_thread_counts_stop_short_of_what_no_machine_can_start():
+    """--threads 99999 used to load the model and end on 'internal error: MemoryError' when OpenMP started them."""
+    assert thread_count("0") == 0 and thread_count(str(max_threads())) == max_threads() and max_threads() >= 64
+    for bad, words in (("99999", "far more threads"), ("-1", "negative"), ("x", "not a whole number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=words):
+            thread_count(bad)
 
 
 def test_numbers():

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from recllm.cli_args import check_dataset, non_negative_float, non_negative_int, positive_int, seed_arg
+from recllm.cli_args import check_dataset, non_negative_float, positive_int, seed_arg, thread_count
 
 # System packages that add subcommands. Each ``register_cli(subparsers, bench)`` adds its top-level command(s) to
 # ``subparsers`` (benchmarks live in recllm.bench, not in the systems); handlers are set with
@@ -133,9 +133,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- cache
 def _cache_root():
-    from recllm.utils import cache_dir
+    """The cache folder as configured; listing or cleaning it never creates it (a mistyped $RECLLM_CACHE)."""
+    from recllm.utils import cache_root
 
-    return cache_dir()
+    return cache_root()
 
 
 def _cache_list(args: argparse.Namespace) -> int:
@@ -151,6 +152,9 @@ def _cache_list(args: argparse.Namespace) -> int:
             print(f"  {format_size(entry.size):>9s}  {when(entry.newest)}  {entry.path}")
         return 0
     print(f"cache folder: {root} (set RECLLM_CACHE to move it)")
+    if not root.is_dir():
+        print("it does not exist: recllm has cached nothing there yet")
+        return 0
     print(f"{'area':16s} {'size':>9s} {'entries':>7s}  {'last written':16s}  holds")
     areas = usage(root)
     for part in areas:
@@ -228,12 +232,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        "first) or a named one (a wrong name lists the choices)")
     check.add_argument("--batch", type=positive_int, default=8)
     check.add_argument("--max-new-tokens", type=positive_int, default=32)
-    check.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    check.add_argument("--threads", type=thread_count, default=0, help="torch threads (0: torch's default)")
     check.set_defaults(func=_llm_check)
 
     demo = sub.add_parser("demo", help="run the main job on real data with the bundled models")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo.add_argument("--threads", type=non_negative_int, default=0,
+    demo.add_argument("--threads", type=thread_count, default=0,
                       help="torch / BLAS threads (0: the libraries' defaults)")
     demo.add_argument("--sections", nargs="*", default=None,
                       help="run only these sections: baselines, impute, learn, trsr, serve (default: all)")

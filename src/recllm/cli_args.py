@@ -20,7 +20,7 @@ from recllm.errors import UserInputError
 
 __all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data", "check_model", "check_seeds",
            "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
-           "seed_arg"]
+           "seed_arg", "thread_count"]
 
 SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 _SEED_TODO = f"give a whole number from 0 to {SEED_LIMIT - 1}"
@@ -46,6 +46,21 @@ def non_negative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
+    return value
+
+
+def max_threads() -> int:
+    """The most threads a ``--threads`` option accepts: 4 per CPU, and at least 64."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: 0 (the libraries' default) up to :func:`max_threads` (thousands of OpenMP threads end in a
+    MemoryError at the first model call, after the model has loaded)."""
+    value = non_negative_int(text)
+    if value > max_threads():
+        raise argparse.ArgumentTypeError(f"{text!r} is far more threads than this machine's {os.cpu_count() or 1} "
+                                         f"CPUs can use; give at most {max_threads()}, or 0 for the libraries' default")
     return value
 
 
@@ -200,11 +215,36 @@ def check_model(name: str | None, option: str = "--model") -> str | None:
 
     checked = check_model_reference(name, option)
     folder = Path(name).expanduser()
+    todo = ("give the folder that holds the model's config.json (or a LoRA adapter's adapter_config.json), or a "
+            "Hugging Face model id")
     if folder.is_dir() and not any((folder / f).is_file() for f in ("config.json", "adapter_config.json")):
-        raise UserInputError(f"{name} is a folder without config.json, not a model folder", option,
-                             "give the folder that holds the model's config.json (or a LoRA adapter's "
-                             "adapter_config.json), or a Hugging Face model id")
+        raise UserInputError(f"{name} is a folder without config.json, not a model folder", option, todo)
+    if folder.is_dir() and not (folder / "adapter_config.json").is_file():  # a model folder: what transformers reads
+        _check_model_folder(folder, name, option, todo)
     return checked
+
+
+_WEIGHTS = ("*.safetensors", "*.bin", "*.h5", "*.msgpack")  # transformers' weight files, sharded or not
+
+
+def _check_model_folder(folder: Path, name: str, option: str, todo: str) -> None:
+    """A model folder's config.json is a JSON object naming its ``model_type`` and the folder holds weights, so a
+    folder of another kind (a LEARN artifact, a cut download) is one line here, not a library error after the
+    data and the precision probe; reads only config.json."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserInputError(f"{name}/config.json cannot be read as JSON ({exc}), so {name} is not a model folder",
+                             option, todo) from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise UserInputError(f"{name}/config.json names no model_type: {name} is not a Hugging Face model folder "
+                             "(a recllm artifact or run folder is not a model)", option, todo)
+    if not any(next(folder.glob(pattern), None) for pattern in _WEIGHTS):
+        raise UserInputError(f"{name} holds no model weights (*.safetensors or *.bin)", option,
+                             "give a complete model folder (a download may have been cut short), or a Hugging Face "
+                             "model id")
 
 
 def check_cache_setting() -> None:

@@ -119,15 +119,15 @@ def can_write_in(folder: Path) -> bool:
     return True
 
 
-def _check_parent(path: Path, what: str) -> None:
-    """The folder that will hold ``path`` exists or can be created, and is writable."""
+def _check_parent(path: Path, what: str, option: str = "--out") -> None:
+    """The folder that will hold ``path`` exists or can be created, and is writable (``option``: the one naming it)."""
     ancestor = _nearest_existing(path.parent)
     if not ancestor.is_dir():
         raise UserInputError(f"cannot create {what}: {ancestor} is a file, not a folder", str(path),
-                             "choose an --out path inside a folder")
+                             f"give {option} a path inside a folder")
     if not can_write_in(ancestor):
         raise UserInputError(f"cannot write {what}: no write permission in {ancestor}", str(path),
-                             "choose an --out path in a folder you can write to")
+                             f"give {option} a path in a folder you can write to")
 
 
 def check_output_dir(path: str | os.PathLike[str], kind: str, version: int,
@@ -256,12 +256,14 @@ def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[st
     return target
 
 
-def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], overwrite: bool = False) -> Path:
+def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], overwrite: bool = False,
+                      option: str = "--out") -> Path:
     """``path`` as a Path when recllm may write an output file there, else :class:`UserInputError`.
 
     The suffix (case-insensitive) must be one of ``suffixes``; the path must not be a folder; its folder must
     exist or be creatable, and be writable. An existing file is refused unless ``overwrite`` (the user's
-    explicit ``--overwrite``). Creates nothing.
+    explicit ``--overwrite``). ``option`` is the option that names the file (``--out``, ``--report``), for the
+    messages. Creates nothing.
     """
     target = Path(path).expanduser()
     where = str(path)
@@ -271,15 +273,15 @@ def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], o
         raise UserInputError(f"unsupported output file type ({shown})", where,
                              f"use a name ending in {' or '.join(allowed)}")
     if target.is_dir():
-        raise UserInputError("the output path is a folder, not a file", where, "give a file name for --out")
+        raise UserInputError("the output path is a folder, not a file", where, f"give a file name for {option}")
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise UserInputError("the output file already exists", where,
-                                 "choose a new --out file, or pass --overwrite to replace it")
+                                 f"choose a new {option} file, or pass --overwrite to replace it")
         if not can_write_in(target.parent):
             raise UserInputError("cannot replace the output file: no write permission in its folder", where,
-                                 "choose an --out path in a folder you can write to")
-    _check_parent(target, "the output file")
+                                 f"give {option} a path in a folder you can write to")
+    _check_parent(target, "the output file", option)
     return target
 
 

@@ -50,10 +50,14 @@ def set_threads(n: int) -> None:
     threadpool_limits(n)
 
 
+def cache_root() -> Path:
+    """Where the user's recllm cache folder is (``$RECLLM_CACHE`` or ``~/.cache/recllm``), without creating it."""
+    return Path(os.environ.get("RECLLM_CACHE", Path.home() / ".cache" / "recllm"))
+
+
 def cache_dir(*parts: str) -> Path:
-    """The user's recllm cache folder (``$RECLLM_CACHE`` or ``~/.cache/recllm``), created on demand."""
-    root = Path(os.environ.get("RECLLM_CACHE", Path.home() / ".cache" / "recllm"))
-    path = root.joinpath(*parts)
+    """The user's recllm cache folder (:func:`cache_root`) or a folder in it, created on demand."""
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

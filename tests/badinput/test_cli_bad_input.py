@@ -103,6 +103,8 @@ user_folder = _folder("mine", {"thesis.tex": "years of work", "figs/plot.png": "
 GOOD_LINES = ["1\t1\t5\t881250949", "1\t2\t3\t881250950", "2\t1\t4\t891717742", "2\t3\t2\t891717743"]
 EVENTS = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + t) % 5},{100 * t + u}\n" for u in range(6) for t in range(4))
 shop_without_items = _folder("shop", {"interactions.csv": EVENTS})
+ITEMS = "item_id,title\n" + "".join(f"i{i},film {i}\n" for i in range(5))
+shop_few_items = _folder("shop", {"interactions.csv": EVENTS, "items.csv": ITEMS})  # 5 items: < 20 negatives
 shop_too_small = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2\nv,a,3\n"})
 shop_bad_time = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2024-01-01\n"})
 RUN_CONFIG = json.dumps({"data": "ml-100k", "model": None, "config": {}})
@@ -133,6 +135,8 @@ CASES = [
     (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id"], shop_too_small, 2,
      "leaves no valid case", False, ()),
     (["trsr", "train", "--data", "./shop", "--out", "run"], shop_without_items, 2, "no item text", False, ()),
+    (["trsr", "train", "--data", "./shop", "--out", "run"], shop_few_items, 2, "fewer than the 20 negatives", False,
+     ()),
     # ------------------------------------------------------------------------------------------------ impute
     (["impute", "missing.csv", "--out", "o.csv"], None, 2, "missing.csv", False, ()),
     (["impute", "t.txt", "--out", "o.csv"], _write("t.txt", TABLE), 2, ".txt", False, ()),
@@ -244,8 +248,14 @@ CASES = [
     (["llm", "check", "--batch", "0"], None, 2, "argument --batch", False, ()),
     (["llm", "check", "--max-new-tokens", "-1"], None, 2, "argument --max-new-tokens", False, ()),
     (["llm", "check", "--threads", "-2"], None, 2, "argument --threads", False, ()),
+    (["llm", "check", "--threads", "99999"], None, 2, "argument --threads: '99999' is far more threads", False, ()),
+    (["impute", "t.csv", "--out", "o.csv", "--threads", "99999"], table, 2, "argument --threads", False, ()),
+    (["serve", "--learn", "art", "--threads", "99999"], None, 2, "argument --threads", False, ()),
     (["llm", "check", "--dtype", "float64"], None, 2, "float64", False, ()),
     (["llm", "check", "--model", "adir"], _folder("adir", {}), 2, "adir is a folder without config.json", False, ()),
+    (["llm", "check", "--model", "art"], None, 2, "art/config.json names no model_type", True, ()),
+    (["trsr", "summarize", "--data", "ml-100k", "--model", "art"], None, 2, "art/config.json names no model_type",
+     True, ()),
     (["demo", "--sections", "learn,magic"], None, 2, "unknown demo section(s) ['magic']", False, ()),
     (["demo", "--sections"], None, 2, "--sections names no section", False, ()),
     (["demo", "--sections", ","], None, 2, "--sections names no section", False, ()),

@@ -70,6 +70,20 @@ def test_a_saved_data_set_is_read_back(tmp_path):
     pd.testing.assert_frame_equal(again.interactions, original.interactions, check_dtype=False)
 
 
+@pytest.mark.parametrize("name", ["interactions.csv", "items.parquet", "users.csv"])
+def test_a_table_written_as_a_folder_is_named_not_skipped(tmp_path, name):
+    """A table saved as a folder of parts (e.g. a partitioned parquet data set) is an error naming it: an optional
+    items/users table is not silently left out, and the interactions get no 'rename X to X' advice."""
+    folder = _folder(tmp_path, **({} if name.startswith("interactions") else {"interactions_csv": EVENTS}))
+    (folder / name).mkdir()
+    (folder / name / "part-0.parquet").write_bytes(b"")
+    with pytest.raises(DataError) as info:
+        read_folder(folder)
+    message = str(info.value)
+    assert f"{name} is a folder, not a file" in message and "rename" not in message, message
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize("files, words", [
     ({}, "no interactions.csv or interactions.parquet"),
     ({"interactions_csv": "user,item,timestamp\nu,a,1\n"}, "no column 'user_id'"),

@@ -72,3 +72,32 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused_before_any_work(ddp_worker
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a recllm trainer checkpoint" in err and "--checkpoint-dir" in err
     assert (tmp_path / "notes" / "mine.txt").read_text() == "mine" and not (tmp_path / "art").exists()
+
+
+def test_a_damaged_checkpoint_is_one_line_before_any_work(ddp_worker, tmp_path, capsys, monkeypatch):
+    """A cut trainer_state.json is refused when the options are checked (not 'internal error' after the data and
+    the models load); a cut trainer_state.pt, found when the fit resumes, is one line too. Neither is touched."""
+    import torch
+
+    from recllm.distributed.checkpoint import EpochCheckpoint
+    from recllm.errors import UserInputError
+
+    checkpoint = EpochCheckpoint.at(tmp_path / "ck")
+    checkpoint.save({"epoch": 1}, {"w": torch.ones(2)})
+    state = tmp_path / "ck" / "trainer_state.json"
+    state.write_text(state.read_text()[:5])
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the data set was loaded before the options were checked")
+
+    monkeypatch.setattr("recllm.data.load", never)
+    assert _train(tmp_path, "art", "ck") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trainer_state.json cannot be read" in err and "--checkpoint-dir" in err, err
+    assert state.read_text() == '{"epo' and not (tmp_path / "art").exists()
+    state.write_text('{"epoch": 1}')
+    tensors = tmp_path / "ck" / "trainer_state.pt"
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    with pytest.raises(UserInputError, match="trainer_state.pt cannot be read"):
+        EpochCheckpoint.at(tmp_path / "ck").load()
+    assert len(tensors.read_bytes()) == 100

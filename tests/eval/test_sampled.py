@@ -98,6 +98,17 @@ def test_too_few_items_is_an_error():
         SampledCandidates.draw(toy_dataset(60), cases, n_negatives=20)
 
 
+def test_too_few_items_is_the_users_mistake_naming_the_user_and_the_data_set():
+    """A data set too small for the protocol is a UserInputError (one line, exit 2 on the command line), not an
+    internal error."""
+    from recllm.errors import UserInputError
+
+    cases = EvalCases(np.array([3]), [np.arange(50)], [np.array([50])])
+    with pytest.raises(UserInputError, match="user 'u3' has only 9 items") as raised:
+        SampledCandidates.draw(toy_dataset(60), cases, n_negatives=20)
+    assert "data set 'toy'" in str(raised.value) and "\n" not in str(raised.value)
+
+
 def test_metrics_hand_computed():
     # 2 rows, 4 candidates each; scores given per column; positive in column 1 then column 3
     cands = SampledCandidates(

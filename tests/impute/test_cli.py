@@ -328,6 +328,21 @@ def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
     assert out.read_text() == "a,b\n1,x\n2,y\n3,x\n" and json.loads(report.read_text())["cells_filled"] == 1
 
 
+@pytest.mark.parametrize("report, words", [
+    ("r.json", "choose a new --report file, or pass --overwrite"),  # exists
+    ("t.csv/r.json", "give --report a path inside a folder"),
+])
+def test_a_report_path_mistake_names_report_not_out(tmp_path, capsys, report, words):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,x\n,y\n")
+    (tmp_path / "r.json").write_text("keep me")
+    assert main(["impute", str(path), "--out", str(tmp_path / "o.csv"), "--report", str(tmp_path / report)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "--out" not in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "t.csv"]
+    assert (tmp_path / "r.json").read_text() == "keep me"
+
+
 def _fills(tmp_path, path, method, seed, name):
     out = tmp_path / f"{name}.csv"
     assert main(["impute", str(path), "--method", method, "--seed", str(seed), "--out", str(out), "--quiet"]) == 0

@@ -70,6 +70,22 @@ def test_a_bad_database_is_one_line_before_any_load_and_a_bad_table_leaves_no_da
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.parametrize("content, advice", [
+    ("name,score\ncaf\xe9,1\n,2\n".encode("latin-1"), "save the file as utf-8"),
+    (b"a;b\n1;2\n;3\n", "save the file with ','"),
+])
+def test_an_imputer_table_mistake_gives_advice_serve_can_follow(artifact, tmp_path, content, advice):
+    """recllm serve has no --encoding or --sep: the advice is how to save the --imputer table, not an option."""
+    import recllm.serve.cli as serve_cli
+    from recllm.data import DataError
+
+    table = tmp_path / "t.csv"
+    table.write_bytes(content)
+    with pytest.raises(DataError) as raised:
+        serve_cli.load_service(artifact, imputer=f"mean:{table}", db=f"sqlite:///{tmp_path}/s.db", token=TOKEN)
+    assert advice in str(raised.value) and "--encoding" not in str(raised.value) and "--sep" not in str(raised.value)
+
+
 def test_a_content_encoder_of_the_wrong_width_is_refused_at_start(artifact, monkeypatch):
     import numpy as np
 

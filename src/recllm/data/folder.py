@@ -110,8 +110,13 @@ def find_table(folder: Path, stem: str, required: bool = False) -> Path | None:
     found = [folder / f"{stem}{suffix}" for suffix in TABLE_SUFFIXES if (folder / f"{stem}{suffix}").is_file()]
     if len(found) > 1:
         raise DataError(f"both {found[0].name} and {found[1].name}", str(folder), "keep one of them")
+    folders = [folder / f"{stem}{suffix}" for suffix in TABLE_SUFFIXES if (folder / f"{stem}{suffix}").is_dir()]
+    if not found and folders:  # e.g. a parquet data set written as a folder of parts
+        raise DataError(f"{folders[0].name} is a folder, not a file", str(folders[0]),
+                        f"give {stem} as one .csv or .parquet file")
     if not found and required:
-        near = sorted(p.name for p in folder.iterdir() if p.stem.lower() == stem and p.suffix.lower() in TABLE_SUFFIXES)
+        near = sorted(p.name for p in folder.iterdir() if p.stem.lower() == stem and p.suffix.lower() in TABLE_SUFFIXES
+                      and p.is_file())
         raise DataError(f"no {stem}.csv or {stem}.parquet", str(folder),
                         f"rename {near[0]} to {stem}{Path(near[0]).suffix.lower()} (names are case-sensitive)" if near
                         else f"put the interactions there ({USER}, {ITEM}, {TIME}; see `recllm data info --help`)")

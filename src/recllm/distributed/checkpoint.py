@@ -14,6 +14,7 @@ import glob
 import json
 import math
 import os
+import pickle
 import re
 import shutil
 import stat
@@ -47,6 +48,8 @@ class EpochCheckpoint:
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / STATE_FILE).exists())):
             raise UserInputError(f"{path} exists and is not a recllm trainer checkpoint", where,
                                  "pass a new or empty folder (recllm replaces the checkpoint folder as a whole)")
+        if (path / STATE_FILE).is_file():
+            _read_state(path, where)  # a damaged checkpoint: one line now, before the data and the models load
         return cls(path, every)
 
     def _asides(self) -> list[Path]:
@@ -75,8 +78,12 @@ class EpochCheckpoint:
         path = self._found()
         if path is None:
             return None
-        meta = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        return meta, torch.load(path / TENSORS_FILE, map_location="cpu", weights_only=True)
+        meta = _read_state(path, str(path))
+        try:
+            tensors = torch.load(path / TENSORS_FILE, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            raise _damaged(path / TENSORS_FILE, exc, str(path)) from None
+        return meta, tensors
 
     def due(self, epoch: int, last: bool) -> bool:
         return last or epoch % self.every == 0
@@ -92,6 +99,23 @@ class EpochCheckpoint:
         if write_atomically(self.folder, write) is not None:  # published: what a crash left aside is older
             for aside in self._asides():
                 shutil.rmtree(aside, ignore_errors=True)
+
+
+def _damaged(file: Path, exc: BaseException, where: str) -> UserInputError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return UserInputError(f"the checkpoint file {file} cannot be read ({reason}); it is cut short or not recllm's",
+                          where, "remove the checkpoint folder to train from the start, or pass a new folder")
+
+
+def _read_state(path: Path, where: str) -> dict[str, Any]:
+    """A checkpoint's plain state (``trainer_state.json``), or a UserInputError naming the file."""
+    try:
+        meta = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise _damaged(path / STATE_FILE, exc, where) from None
+    if not isinstance(meta, dict):
+        raise _damaged(path / STATE_FILE, ValueError(f"a JSON {type(meta).__name__}, not an object"), where)
+    return meta
 
 
 # settings that may change between a fit and its resumption (they do not change what is learned)

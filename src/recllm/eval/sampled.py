@@ -121,12 +121,17 @@ class SampledCandidates:
                 raise ValueError(f"case {i} (user {int(cases.users[i])}) refers to an item outside [0, {n_items})")
             eligible = None if pool is None else np.setdiff1d(pool, excluded, assume_unique=True)
             available = n_items - excluded.size if eligible is None else eligible.size
-            if available < n_negatives:
-                raise ValueError(
-                    f"case {i} (user {int(cases.users[i])}): only {available} items"
-                    f"{'' if pool is None else ' of the pool'} are neither in the history nor targets, fewer than "
-                    f"n_negatives={n_negatives}; lower n_negatives"
-                )
+            if available < n_negatives:  # the data set is too small for the protocol: the user's to fix
+                from recllm.errors import UserInputError
+
+                user = int(cases.users[i])
+                shown = dataset.users["user_id"].iloc[user] if 0 <= user < len(dataset.users) else user
+                raise UserInputError(
+                    f"user {shown!r} has only {available} items{'' if pool is None else ' of the pool'} that are "
+                    f"neither in their history nor targets, fewer than the {n_negatives} negatives each candidate "
+                    "list needs", f"data set {dataset.name!r}, case {i}",
+                    f"use a data set with more items (each user needs {n_negatives} interacted items outside "
+                    "their own history)")
             for target in np.setdiff1d(targets, hist, assume_unique=False):
                 negatives = (_draw_negatives(rng, n_items, excluded, n_negatives) if eligible is None
                              else rng.choice(eligible, size=n_negatives, replace=False))

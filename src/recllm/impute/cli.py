@@ -68,7 +68,8 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     if not table.is_file():
         raise DataError("no such file", str(table), "check the input table's path")
     out = check_output_file(args.out, OUTPUT_SUFFIXES, overwrite=args.overwrite)
-    report = check_output_file(args.report, (".json",), overwrite=args.overwrite) if args.report else None
+    report = check_output_file(args.report, (".json",), overwrite=args.overwrite, option="--report") \
+        if args.report else None
     if out.resolve() == table.resolve():
         raise UserInputError("--out is the input table", str(out), "write the filled table to a new file")
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):
@@ -156,7 +157,7 @@ def _impute(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
     """Add ``recllm impute`` (``bench`` is unused: benchmarks register in :mod:`recllm.bench`)."""
-    from recllm.cli_args import add_engine_args, non_negative_int, positive_float, positive_int, seed_arg
+    from recllm.cli_args import add_engine_args, positive_float, positive_int, seed_arg, thread_count
     from recllm.impute.names import IMPUTER_NAMES
 
     p = sub.add_parser("impute", help="fill the missing cells of a CSV / parquet table")
@@ -194,6 +195,6 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                         "quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here (.json)")
     add_engine_args(p, "the LLM imputer's fills (--method llm: cell scoring, number and text generation)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    p.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_impute)

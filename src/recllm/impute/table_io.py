@@ -51,9 +51,10 @@ _LONG_INTEGER = r"\s*[+-]?\d{%d,}\s*" % (MAX_EXACT_DIGITS + 1)
 
 
 def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tuple[str, ...] = (),
-               numeric: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> Table:
-    """Read a CSV or parquet table by the rules of this module's docstring."""
-    table = read_cells(path, fmt)
+               numeric: tuple[str, ...] = (), text: tuple[str, ...] = (), options: bool = True) -> Table:
+    """Read a CSV or parquet table by the rules of this module's docstring; ``options=False`` for a command without
+    ``--sep`` and ``--encoding`` (a mistake's advice then says how to save the file)."""
+    table = read_cells(path, fmt, options)
     path = table.path
     for col in (*categorical, *numeric, *text):
         if col not in table.frame.columns:

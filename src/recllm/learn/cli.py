@@ -7,7 +7,7 @@ import importlib.util
 import json
 import time
 
-from recllm.cli_args import add_engine_args, non_negative_int, positive_int
+from recllm.cli_args import add_engine_args, non_negative_int, positive_int, thread_count
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -164,7 +164,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     train.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs (early stopping on validation)")
     train.add_argument("--patience", type=positive_int, default=5)
     train.add_argument("--index", default="exact", choices=("exact", "flat", "hnsw"))
-    train.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    train.add_argument("--threads", type=thread_count, default=0, help="torch threads (0: torch's default)")
     train.add_argument("--checkpoint-dir", default=None,
                        help="the towers' epoch checkpoints (new, empty, or an earlier run's): rerun the same command "
                             "with the same folder and an interrupted training resumes (also under torchrun)")

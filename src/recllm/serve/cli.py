@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from recllm.cli_args import non_negative_int, port_number, positive_int
+from recllm.cli_args import port_number, positive_int, thread_count
 from recllm.errors import UserInputError
 
 __all__ = ["register_cli", "load_service"]
@@ -218,6 +218,6 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    help="do not load the content encoder (faster start; POST /items is refused)")
     p.add_argument("--max-connections", type=positive_int, default=256,
                    help="concurrent connections before the server answers 503")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=thread_count, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="warnings only in the server log")
     p.set_defaults(func=_serve)

@@ -49,7 +49,7 @@ class TableImputer:
         from recllm.impute.table_io import declare_kinds, read_table
 
         method, path = check_spec(spec)
-        table = read_table(path)
+        table = read_table(path, options=False)  # recllm serve has no --sep or --encoding to suggest
         imputer = declare_kinds(make_imputer(method), table).fit(table.frame)
         return cls(imputer, list(table.frame.columns), set(table.numeric), method, Path(path))
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from recllm.cli_args import add_engine_args, fraction, non_negative_int, positive_float, positive_int
+from recllm.cli_args import add_engine_args, fraction, positive_float, positive_int, thread_count
 from recllm.trsr.run import RUN_KIND, RUN_VERSION, legacy_run
 
 __all__ = ["register_cli"]
@@ -40,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="HF id or folder (default: bundled SmolLM2-135M-Instruct)")
     p.add_argument("--item-tokens", type=positive_int, default=32, help="token budget of each item's text")
     p.add_argument("--summary-tokens", type=positive_int, default=64, help="new tokens per summary")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=thread_count, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -218,7 +218,7 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     r = cmds.add_parser("rank", help="evaluate a trained run on the fixed sampled test candidates")
     r.add_argument("--run", required=True, help="folder written by `recllm trsr train`")
     r.add_argument("--rows", type=positive_int, default=100)
-    r.add_argument("--threads", type=non_negative_int, default=0)
+    r.add_argument("--threads", type=thread_count, default=0)
     r.add_argument("--quiet", action="store_true")
     add_engine_args(r, "the summaries and the candidate scoring (P(Yes))")
     r.set_defaults(func=_rank)
