@@ -32,6 +32,24 @@ def test_a_failed_write_leaves_the_target_untouched(tmp_path):
     assert target.read_text() == "kept" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_without_replace_a_file_that_appeared_meanwhile_is_kept_and_the_result_set_beside_it(tmp_path):
+    from recllm.errors import UserInputError
+
+    target = tmp_path / "out.txt"
+    with atomic_path(target, replace=False) as tmp:  # free: written as usual
+        tmp.write_text("one")
+    assert target.read_text() == "one" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    target.unlink()
+    for n, kept in enumerate(("out.txt.new", "out.txt.new-2")):
+        with pytest.raises(UserInputError, match=f"the result is in {kept}"):
+            with atomic_path(target, replace=False) as tmp:
+                tmp.write_text(f"result {n}")
+                if n == 0:
+                    target.write_text("the user's")  # appears while the work runs
+        assert target.read_text() == "the user's" and (tmp_path / kept).read_text() == f"result {n}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "out.txt.new", "out.txt.new-2"]
+
+
 def test_set_threads_limits_torch_and_the_blas_pools(monkeypatch):
     import torch
     from threadpoolctl import threadpool_info, threadpool_limits

@@ -89,10 +89,12 @@ def package_source_sha256(package: str, exclude: tuple[str, ...] = ()) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it over ``target`` (atomic on POSIX).
 
-    A crash or exception leaves ``target`` untouched and removes the temporary file.
+    A crash or exception leaves ``target`` untouched and removes the temporary file. ``replace=False``: a file that
+    appeared at ``target`` while the work ran (the command checked it was free when it started) is not replaced:
+    the result is kept beside it (:func:`publish_new`) and a :class:`~recllm.errors.UserInputError` says where.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +106,42 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; the result gets the permissions open() would give
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        if replace:
+            os.replace(tmp_path, target)
+        else:
+            publish_new(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def publish_new(tmp: Path, target: Path) -> None:
+    """Move the finished file ``tmp`` to ``target`` only if nothing is there (a hard link creates it or fails, so
+    no file that appears meanwhile is replaced); if something is, keep ``tmp`` as ``<target>.new`` (or
+    ``<target>.new-2``, ...) and raise a :class:`~recllm.errors.UserInputError` that names both."""
+    from recllm.errors import UserInputError
+
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        for n in range(1, 1000):
+            kept = target.with_name(f"{target.name}.new" + (f"-{n}" if n > 1 else ""))
+            try:
+                os.link(tmp, kept)
+            except FileExistsError:
+                continue
+            tmp.unlink()
+            raise UserInputError(f"a file appeared at {target.name} while recllm was working; it is left as it is "
+                                 f"and the result is in {kept.name}", str(target),
+                                 "compare the two and rename the one to keep (or pass --overwrite next time)") from None
+        raise
+    except OSError:  # a file system without hard links: check, then rename (a short window, not none)
+        if target.exists() or target.is_symlink():
+            raise UserInputError(f"a file appeared at {target.name} while recllm was working; it is left as it is",
+                                 str(target), "remove or rename it and run again, or pass --overwrite") from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -156,15 +190,15 @@ def publish_folder(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) 
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
-def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``target`` atomically (temp file + rename)."""
-    with atomic_path(target) as tmp:
+def write_text_atomic(target: str | os.PathLike[str], text: str, replace: bool = True) -> None:
+    """Write ``text`` to ``target`` atomically (temp file + rename; ``replace``: as :func:`atomic_path`)."""
+    with atomic_path(target, replace) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json_atomic(target: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``target`` atomically."""
-    write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def write_json_atomic(target: str | os.PathLike[str], obj: Any, replace: bool = True) -> None:
+    """Write ``obj`` as indented JSON to ``target`` atomically (``replace``: as :func:`atomic_path`)."""
+    write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", replace)
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -328,6 +328,26 @@ def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
     assert out.read_text() == "a,b\n1,x\n2,y\n3,x\n" and json.loads(report.read_text())["cells_filled"] == 1
 
 
+def test_an_output_file_that_appears_while_imputing_is_not_replaced(tmp_path, capsys, monkeypatch):
+    """--out was free when the command started; a file written there meanwhile (another job, the user) is kept
+    and the result is set beside it, not over it."""
+    from recllm.impute.classic import MeanModeImputer
+
+    path, out = tmp_path / "t.csv", tmp_path / "o.csv"
+    path.write_text("a,b\n1,x\n,y\n3,x\n")
+    transform = MeanModeImputer.transform
+
+    def transform_then_appear(self, frame):
+        out.write_text("someone else's")
+        return transform(self, frame)
+
+    monkeypatch.setattr(MeanModeImputer, "transform", transform_then_appear)
+    assert main(["impute", str(path), "--method", "mean", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a file appeared at o.csv" in err and "o.csv.new" in err and len(err.strip().splitlines()) == 1
+    assert out.read_text() == "someone else's" and (tmp_path / "o.csv.new").read_text() == "a,b\n1,x\n2,y\n3,x\n"
+
+
 @pytest.mark.parametrize("report, words", [
     ("r.json", "choose a new --report file, or pass --overwrite"),  # exists
     ("t.csv/r.json", "give --report a path inside a folder"),

@@ -131,7 +131,7 @@ def _impute(args: argparse.Namespace) -> int:
     if not is_main_process():  # every rank holds the same adapter; rank 0 fills and writes, once
         return 0
     filled = imputer.transform(table.frame)
-    write_table(table, filled, out)
+    write_table(table, filled, out, replace=args.overwrite)  # not over a file that appeared meanwhile
     report = imputer.report_.as_dict()
     report.update({"input": str(args.table), "output": str(args.out),
                    "seconds_total": round(time.perf_counter() - start, 3), "column_kinds": imputer.kinds_})
@@ -151,7 +151,7 @@ def _impute(args: argparse.Namespace) -> int:
     if args.report:
         from recllm.utils import write_json_atomic
 
-        write_json_atomic(report_path, report)
+        write_json_atomic(report_path, report, replace=args.overwrite)
     return 0
 
 

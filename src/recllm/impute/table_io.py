@@ -259,8 +259,9 @@ def check_output_fits(table: Table, path: str | Path) -> None:
                             "write a .parquet output, or decode the column to text first")
 
 
-def write_table(table: Table, filled: pd.DataFrame, path: str | Path) -> None:
-    """Write ``filled`` (the imputer's output for ``table.frame``) to ``path`` (.csv or .parquet), atomically."""
+def write_table(table: Table, filled: pd.DataFrame, path: str | Path, replace: bool = True) -> None:
+    """Write ``filled`` (the imputer's output for ``table.frame``) to ``path`` (.csv or .parquet), atomically
+    (``replace=False``: never over a file that appeared there meanwhile, :func:`recllm.utils.atomic_path`)."""
     import pyarrow.parquet as pq
 
     from recllm.utils import atomic_path
@@ -274,11 +275,11 @@ def write_table(table: Table, filled: pd.DataFrame, path: str | Path) -> None:
         except UnicodeEncodeError as exc:
             raise DataError(f"a filled cell holds {text[exc.start:exc.end]!r}, which {table.fmt.encoding} cannot "
                             "write", str(path), "write a .parquet file instead") from None
-        with atomic_path(path) as tmp:
+        with atomic_path(path, replace) as tmp:
             tmp.write_bytes(data)
         return
     arrow = _arrow(table, filled)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace) as tmp:
         if kind == "csv":
             arrow.to_pandas().to_csv(tmp, index=False)
         else:

@@ -101,7 +101,7 @@ def _summarize(args: argparse.Namespace) -> int:
     if args.out:
         from recllm.utils import write_text_atomic
 
-        write_text_atomic(args.out, "\n".join(lines) + "\n")
+        write_text_atomic(args.out, "\n".join(lines) + "\n", replace=args.overwrite)
     else:
         print("\n".join(lines))
     print(f"{n} users, {result.prompts} prompts ({result.generated} generated now), "
