@@ -90,3 +90,16 @@ def test_warnings_are_one_line_while_a_command_runs(monkeypatch):
 def test_help_exits_0(capsys):
     assert cli.main(["learn", "train", "--help"]) == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_python_dash_m_recllm_is_the_recllm_command():
+    """`python -m recllm` (where the environment's scripts folder is not on PATH) runs the same command line,
+    with its exit codes."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    ok = subprocess.run([sys.executable, "-m", "recllm", "--help"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and ok.stdout.startswith("usage: recllm ")
+    bad = subprocess.run([sys.executable, "-m", "recllm", "cache", "list", "--bogus"], capture_output=True, text=True,
+                         env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("recllm: error: unrecognized arguments: --bogus")
