@@ -195,3 +195,11 @@ def test_a_bad_top_level_seed(value, capsys):
     assert err.count("\n") == 1 and err.startswith("recllm: error: argument --seed: ") and "; " in err, err
     if value != ["x"]:
         assert str(SEED_LIMIT - 1) in err  # the range, in the one line
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n != "bench scaling"])
+def test_far_more_threads_than_the_machine_has(name, tmp_path, table, capsys):
+    """Thousands of OpenMP threads end in a MemoryError at the first model call: refused when the options are
+    parsed."""
+    assert main(command(name, tmp_path, table) + ["--threads", "99999"]) == 2
+    assert_one_line(capsys, name, "--threads")

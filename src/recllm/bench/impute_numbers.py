@@ -219,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench impute-numbers``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, seed_arg
+    from recllm.cli_args import seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="how the LLM imputer should decode numbers -> docs/results/imputation-numbers.md")
     b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
@@ -228,6 +228,6 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--precision", default="auto",
                    help="the LLM imputer's precision: auto (the machine's) or a named one; float32 makes the runs of "
                    "CPUs with and without fast bfloat16 the same runs, for a report finished over sittings")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     add_report_args(b, "imputation-numbers.md", _run)
 

@@ -132,11 +132,11 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench learn-catalogue``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, seed_arg
+    from recllm.cli_args import seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="what LEARN's top 10 is made of on Amazon -> docs/results/learn-catalogue.md")
     b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
     b.add_argument("--seed", type=seed_arg, default=0)
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     add_report_args(b, "learn-catalogue.md", _run)
 

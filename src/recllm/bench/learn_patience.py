@@ -115,7 +115,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench learn-patience``."""
     from recllm.bench.learn.stopping import FULL_EPOCHS
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, positive_int, seed_arg
+    from recllm.cli_args import positive_int, seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="early-stopping patience of the learn benchmark chosen on validation -> "
                                     "docs/results/learn-patience.md")
@@ -125,6 +125,6 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--models", nargs="+", default=list(MODELS))
     cap = 2 * FULL_EPOCHS  # twice the benchmark's cap, to show whether that cap binds
     b.add_argument("--epochs", type=positive_int, default=cap, help=f"epochs of each validation curve (default {cap})")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "learn-patience.md", _run)

@@ -46,6 +46,8 @@ PRESENTATION_MODULES: frozenset[str] = frozenset({
 # ``recllm bench <name>`` command imports no other benchmark and no system's command module).
 DISPATCH_MODULES: frozenset[str] = frozenset({
     "recllm.__main__", "recllm.cli", "recllm.cli_args", "recllm.bench", "recllm.bench.__main__",
+    # the benchmarks' packages: each only parses its options and calls its run module (whose settings are keyed)
+    "recllm.bench.impute", "recllm.bench.learn", "recllm.bench.trsr",
 })
 PACKAGES: tuple[str, ...] = ("recllm",)
 _hashes: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256, so checks hash a file once

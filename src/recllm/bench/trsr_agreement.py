@@ -251,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench trsr-agreement``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int
+    from recllm.cli_args import thread_count
 
     b = bench.add_parser(NAME, help="a faster scoring precision's rank agreement with trsr.md's headline scores, on "
                          "the campaign's seed-0 rankers -> docs/results/trsr-agreement.md")
@@ -265,6 +265,6 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    "or a named one")
     b.add_argument("--trsr-runs", default=None, metavar="PATH",
                    help="the trsr campaign's run store (default: trsr.runs.jsonl beside the report)")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "trsr-agreement.md", _run)

@@ -97,9 +97,9 @@ def _run_baselines(args: argparse.Namespace) -> int:
 
 
 def _threads_arg(parser: argparse.ArgumentParser) -> None:
-    from recllm.cli_args import non_negative_int
+    from recllm.cli_args import thread_count
 
-    parser.add_argument("--threads", type=non_negative_int, default=0,
+    parser.add_argument("--threads", type=thread_count, default=0,
                         help="torch / BLAS threads (0: library default; use 1 on a shared machine)")
 
 

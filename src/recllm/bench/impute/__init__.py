@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench impute``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, positive_int, seed_arg
+    from recllm.cli_args import positive_int, seed_arg, thread_count
     from recllm.impute.names import IMPUTER_NAMES
 
     b = bench.add_parser(NAME, help="imputers x tasks x missingness x seeds -> docs/results/imputation.md")
@@ -83,7 +83,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help="the LLM imputer's precision and training autocast: auto (default: the machine's, as `recllm "
                    "llm check` prints) or a named one; float32 makes the runs of CPUs with and without fast "
                    "bfloat16 the same runs, for a benchmark finished over sessions on different machines")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "imputation.md", _run)
 

@@ -52,7 +52,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench learn``."""
     from recllm.bench.reporting import add_report_args
     from recllm.bench.learn.stopping import DEFAULT_PATIENCE, FULL_EPOCHS, QUICK_EPOCHS
-    from recllm.cli_args import non_negative_int, positive_int, seed_arg
+    from recllm.cli_args import positive_int, seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="LEARN vs popularity, SASRec, HSTU -> docs/results/learn.md")
     b.add_argument("--quick", action="store_true", help="one data set, one seed, few epochs")
@@ -69,7 +69,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help=f"early-stopping patience (epochs) of the sequential models (default {DEFAULT_PATIENCE})")
     b.add_argument("--fresh", action="store_true",
                    help="refit every run (default: reuse the stored runs whose code, data and settings match)")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     b.add_argument("--plan", action="store_true",
                    help="list every run (stored or not) with its estimated minutes on this machine, fit nothing")

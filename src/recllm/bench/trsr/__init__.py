@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
 def register_cli(bench: argparse._SubParsersAction) -> None:
     """Add ``recllm bench trsr``."""
     from recllm.bench.reporting import add_report_args
-    from recllm.cli_args import non_negative_int, positive_float, seed_arg
+    from recllm.cli_args import positive_float, seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="LLM-TRSR benchmark -> docs/results/trsr.md")
     b.add_argument("--quick", action="store_true", help="tiny sizes for development (a few minutes)")
@@ -58,7 +58,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--lr", type=positive_float, default=None,
                    help="LoRA learning rate (default: chosen on "
                    "validation; printed in the report)")
-    b.add_argument("--threads", type=non_negative_int, default=0, help="torch / BLAS threads (0: library default)")
+    b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
     add_report_args(b, "trsr.md", _run)
 
