@@ -101,3 +101,24 @@ def test_a_damaged_checkpoint_is_one_line_before_any_work(ddp_worker, tmp_path, 
     with pytest.raises(UserInputError, match="trainer_state.pt cannot be read"):
         EpochCheckpoint.at(tmp_path / "ck").load()
     assert len(tensors.read_bytes()) == 100
+
+
+def test_a_checkpoint_of_other_settings_is_refused_before_any_work(ddp_worker, tmp_path, capsys, monkeypatch):
+    """A finished fit's checkpoint and a command with another --dim: one line naming the difference, before the
+    data set loads; the same settings resume (the early check agrees with the fit's own)."""
+    assert _train(tmp_path, "first", "ck") == 0
+    capsys.readouterr()
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the data set was loaded before the options were checked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("recllm.data.load", never)
+        argv = ["learn", "train", "--data", "ml-100k", "--item-input", "id", "--dim", "16", "--out-dim", "8",
+                "--epochs", "3", "--out", str(tmp_path / "other"), "--checkpoint-dir", str(tmp_path / "ck"),
+                "--threads", "1", "--quiet"]
+        assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other settings (dim: 8, now 16)" in err and "--checkpoint-dir" in err, err
+    assert not (tmp_path / "other").exists()
+    assert _train(tmp_path, "again", "ck") == 0  # the same settings pass the early check and resume

@@ -52,6 +52,13 @@ class EpochCheckpoint:
             _read_state(path, where)  # a damaged checkpoint: one line now, before the data and the models load
         return cls(path, every)
 
+    def check_settings(self, settings: dict[str, Any], where: str = "checkpoint_dir") -> None:
+        """Refuse, with the line :func:`restore_trainer` would give after the data and models load, a checkpoint
+        here that a fit with other ``settings`` (:func:`fit_settings`) wrote; nothing here: nothing to check."""
+        path = self._found()
+        if path is not None:
+            _check_same_settings(_read_state(path, where), settings, where)
+
     def _asides(self) -> list[Path]:
         """Checkpoints a crash between write_atomically's two renames left aside (``.<name>.old-<8 mkdtemp
         characters>``, folders holding a checkpoint's two files), newest first."""
@@ -141,18 +148,24 @@ def trainer_state(epoch: int, finished: bool, best: float, since_best: int, best
     return meta, tensors
 
 
-def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator,
-                    settings: dict[str, Any] | None = None, where: str = "checkpoint_dir") -> dict[str, Any]:
-    """Load a checkpoint into the trainer's objects; the plain values (epoch, best, history...) are returned.
-    A checkpoint written with other ``settings`` is refused with one line naming the first difference."""
-    meta, tensors = saved
+def _check_same_settings(meta: dict[str, Any], settings: dict[str, Any] | None, where: str) -> None:
+    """A checkpoint's plain state ``meta`` was written by a fit with ``settings`` (None: not checked), or one line
+    naming the first difference."""
     if settings is not None and meta.get("settings") is not None and meta["settings"] != settings:
         first = next(k for k in sorted(set(settings) | set(meta["settings"]))
                      if settings.get(k) != meta["settings"].get(k))
         raise UserInputError(f"the checkpoint was written by a fit with other settings ({first}: "
                              f"{meta['settings'].get(first)!r}, now {settings.get(first)!r})", where,
                              "use the same settings to resume, or a new checkpoint folder to start afresh")
+
+
+def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator,
+                    settings: dict[str, Any] | None = None, where: str = "checkpoint_dir") -> dict[str, Any]:
+    """Load a checkpoint into the trainer's objects; the plain values (epoch, best, history...) are returned.
+    A checkpoint written with other ``settings`` is refused with one line naming the first difference."""
+    meta, tensors = saved
+    _check_same_settings(meta, settings, where)
     net.load_state_dict(tensors["net"])
     optimizer.load_state_dict(tensors["optimizer"])
     gen.set_state(tensors["generator"])

@@ -47,6 +47,11 @@ def _train(args: argparse.Namespace) -> int:
                       out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
                       patience=args.patience, seed=args.seed, show_progress=not args.quiet,
                       checkpoint_dir=args.checkpoint_dir)  # validates it
+    if args.checkpoint_dir is not None:  # an earlier fit's checkpoint with other settings: refused before any work
+        from recllm.distributed.checkpoint import EpochCheckpoint, fit_settings
+
+        EpochCheckpoint.at(args.checkpoint_dir, where="--checkpoint-dir").check_settings(
+            fit_settings(model.config), "--checkpoint-dir")
     from recllm.utils import set_threads
 
     set_threads(args.threads)
