@@ -270,3 +270,38 @@ def test_the_report_says_where_its_stopping_settings_come_from():
     assert stopping_text(DEFAULT_PATIENCE + 1, None, quick=False).endswith("as given on the command line")
     assert stopping_text(DEFAULT_PATIENCE, 7, quick=False).endswith("as given on the command line")
     assert stopping_text(DEFAULT_PATIENCE, None, quick=True).endswith(f"at most {QUICK_EPOCHS} epochs, a quick run's cap")
+
+
+@pytest.mark.parametrize("model", ["LEARN (shared tower)"])  # SASRec and HSTU share its fit loop
+def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_ends(monkeypatch, tmp_path, loo,
+                                                                                      content, model):
+    """A run's fit keeps epoch checkpoints in the cache (a session may end mid-fit); the same run started again
+    resumes after the last checkpointed epoch, says so, and gives the figures of a fit in one go. Storing the run
+    removes its checkpoints."""
+    import recllm.bench.learn.run as bench
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    spec = next(s for s in model_specs(quick=True) if s.name == model)
+    whole = bench.run_one(spec, loo, 0, 3, content, key="a" * 64)
+    assert whole.resumed_after == 0 and whole.epochs == 3
+    save = EpochCheckpoint.save
+
+    def cut_after_two(self, meta, tensors):
+        save(self, meta, tensors)
+        if meta["epoch"] == 2:
+            raise RuntimeError("the session ended")
+
+    monkeypatch.setattr(EpochCheckpoint, "save", cut_after_two)
+    with pytest.raises(RuntimeError, match="the session ended"):
+        bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
+    monkeypatch.setattr(EpochCheckpoint, "save", save)
+    resumed = bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
+    assert resumed.resumed_after == 2 and resumed.epochs == 3
+    assert resumed.metrics == whole.metrics and resumed.per_user == whole.per_user
+    assert bench.fit_checkpoints("b" * 64).is_dir()
+    bench.forget_fit("b" * 64)
+    assert not bench.fit_checkpoints("b" * 64).exists() and bench.fit_checkpoints("a" * 64).is_dir()
+    popularity = next(s for s in model_specs(quick=True) if s.name == "popularity")
+    assert bench.run_one(popularity, loo, 0, 3, None, key="c" * 64).resumed_after == 0  # no epochs: no checkpoints
+    assert not bench.fit_checkpoints("c" * 64).exists()

@@ -52,6 +52,11 @@ class EpochCheckpoint:
             _read_state(path, where)  # a damaged checkpoint: one line now, before the data and the models load
         return cls(path, every)
 
+    def saved_epoch(self) -> int:
+        """The epoch of the last checkpoint here (0: none), from its plain state only."""
+        path = self._found()
+        return 0 if path is None else int(_read_state(path, str(path)).get("epoch", 0))
+
     def check_settings(self, settings: dict[str, Any], where: str = "checkpoint_dir") -> None:
         """Refuse, with the line :func:`restore_trainer` would give after the data and models load, a checkpoint
         here that a fit with other ``settings`` (:func:`fit_settings`) wrote; nothing here: nothing to check."""

@@ -97,7 +97,8 @@ def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
         for metric in METRIC_COLUMNS:
             row[metric] = fmt_ci(*interval(runs, metric))
         row["s/epoch"] = _fmt(np.mean([r.epoch_seconds for r in runs]), 2)
-        row["fit s"] = _fmt(np.mean([r.fit_seconds for r in runs]), 1)
+        row["fit s"] = _fmt(np.mean([r.fit_seconds for r in runs]), 1) + (
+            " *" if any(getattr(r, "resumed_after", 0) for r in runs) else "")
         row["epochs (best)"] = f"{np.mean([r.epochs for r in runs]):.0f} ({np.mean([r.best_epoch for r in runs]):.0f})"
         row["peak MB"] = _fmt(np.mean([r.peak_mb for r in runs]), 0)
         rows.append(row)
@@ -331,7 +332,9 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "they differ only in training randomness, whose spread the paired differences show). `s/epoch` is "
         "training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
-        "during the fit.\n")
+        "during the fit; a fit cut off (e.g. by the end of a session) resumes from its last epoch checkpoint and ends "
+        "where a fit in one go ends, and `*` marks a row with such a run, whose `fit s` and `peak MB` count only "
+        "the epochs after the resume.\n")
     from recllm.data.split import MIN_TEST_USERS
 
     body.append(f"{COLD_START_TEXT.format(share=_cold_start_share())} A split with fewer than {MIN_TEST_USERS} test "

@@ -73,6 +73,9 @@ class RunResult:
     key: str = ""
     # validation NDCG@10 was 0 at every epoch: early stopping had no signal and kept the first epoch's weights
     flat_validation: bool = False
+    # epochs an interrupted fit of this run had checkpointed (0: fitted in one go); fit_seconds and peak_mb then
+    # count only the epochs after them (s/epoch counts every epoch)
+    resumed_after: int = 0
 
 
 def store_run(store: RunStore, result: RunResult) -> None:
@@ -244,11 +247,49 @@ def planned_in_full_mode(spec: ModelSpec, dataset: str, first_seed: bool) -> boo
     return not spec.datasets
 
 
+FITS_AREA = ("bench", "learn-fits")  # in the cache: epoch checkpoints of fits whose runs are not stored yet
+
+
+def fit_checkpoints(key: str) -> Path:
+    """The folder where the fit of the run stored under ``key`` keeps its epoch checkpoints until the run is
+    stored (:func:`forget_fit`), so a fit cut off by the end of a session resumes at its last epoch."""
+    from recllm.utils import cache_root
+
+    return cache_root().joinpath(*FITS_AREA, key[:24])
+
+
+def _checkpointed(model: Any, key: str) -> int:
+    """Give ``model`` (a model trained epoch by epoch: its config has ``checkpoint_dir``) the epoch checkpoints of
+    run ``key``; the epochs an interrupted fit of the same run left there (0: none, or a model without epochs).
+    A resumed fit ends where a fit in one go ends (the checkpoint holds the weights, optimizer and random states)."""
+    config = getattr(model, "config", None)
+    if not key or config is None or not hasattr(config, "checkpoint_dir"):
+        return 0
+    from dataclasses import replace
+
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    folder = fit_checkpoints(key)
+    model.config = replace(config, checkpoint_dir=str(folder))
+    return EpochCheckpoint.at(folder).saved_epoch()
+
+
+def forget_fit(key: str) -> None:
+    """Remove the epoch checkpoints of run ``key`` (the benchmark made them; the run is stored now)."""
+    import shutil
+
+    folder = fit_checkpoints(key)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+
+
 def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, key: str = "") -> RunResult:
-    """Fit one model on one split (timed, memory-watched) and rank the whole catalogue for the test users."""
+    """Fit one model on one split (timed, memory-watched; epoch checkpoints under :func:`fit_checkpoints` when
+    ``key`` is given) and rank the whole catalogue for the test users."""
     from recllm.eval.ranking import evaluate_full_ranking
 
     model = spec.build(seed, epochs, content)
+    resumed = _checkpointed(model, key)
     start = time.perf_counter()
     with PeakMemory() as mem:
         model.fit(split)
@@ -266,7 +307,7 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
         split.dataset.name, split.name, seed, spec.name, {k: float(v.mean()) for k, v in per_user.items()},
         {k: v.tolist() for k, v in per_user.items()}, fit_seconds,
         float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
-        mem.peak_mb, len(result), key, flat_validation(history),
+        mem.peak_mb, len(result), key, flat_validation(history), resumed,
     )
 
 
@@ -426,10 +467,13 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                                       key)
                         how = "fitted"
                         store_run(store, res)  # a rerun resumes from here
+                        forget_fit(key)
                     results.append(res)
                     print(f"[bench learn] {name} {split_name} seed {seed} {spec.name} ({how}): "
                           f"ndcg@10 {res.metrics['ndcg@10']:.4f} hr@10 {res.metrics['hr@10']:.4f} "
-                          f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs)", flush=True)
+                          f"fit {res.fit_seconds:.1f} s ({res.epochs} epochs"
+                          + (f", resumed after epoch {res.resumed_after}" if res.resumed_after else "") + ")",
+                          flush=True)
         for encoder in encoders:  # the embedding-time table has every catalogue x encoder, even when all runs were stored
             if not any(t.dataset == name and t.encoder == encoder for t in timings):
                 timing = contents.stored_timing(timing_store, contents.timing_key(
