@@ -33,9 +33,9 @@ def record_writes() -> list[str]:
     written: list[str] = []
     write = table_io.write_table
 
-    def writing(table, filled, path):  # noqa: ANN001
+    def writing(table, filled, path, **options):  # noqa: ANN001, ANN003
         written.append(Path(path).name)
-        return write(table, filled, path)
+        return write(table, filled, path, **options)
 
     table_io.write_table = writing
     return written
