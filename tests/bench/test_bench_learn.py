@@ -108,6 +108,7 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
     # reuse by key only here (tests/bench/test_bench_runs.py checks the code identity): in a working tree that others
     # edit meanwhile, a changed recllm module would rightly make these runs stale
     monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.learn",))
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))  # the fits' epoch checkpoints go there
     monkeypatch.setattr(bench, "load_dataset", lambda name: dataset)
     monkeypatch.setattr(bench, "content_for", lambda ds, show, encoder="smollm2": (content, 0.0))
     monkeypatch.setattr(contents, "measure_content", fake_measure)
@@ -123,6 +124,7 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
     assert "| cyclic | cold_start |" in splits_table and "| **no** |" in splits_table
     assert "test users, not informative)" in text.split("### cold_start", 1)[1].split("\n", 1)[0]
     assert sum('"key"' in line for line in (tmp_path / "learn.runs.jsonl").read_text().splitlines()) == 6
+    assert list((tmp_path / "cache" / "bench" / "learn-fits").iterdir()) == []  # stored runs keep no checkpoints
     first = out.read_text().split("## Notes")[0].split("Total benchmark time")[1]
 
     # a rerun reuses every stored run (nothing is fitted) and reports the same figures
