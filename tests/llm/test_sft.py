@@ -300,3 +300,8 @@ def test_a_refused_folder_names_what_differs_in_the_base_model():
         with pytest.raises(ValueError, match=says):
             check_resumable(saved, current, Path("run"))
     check_resumable(saved, dict(saved), Path("run"))  # the same run resumes
+    from recllm.errors import UserInputError
+
+    with pytest.raises(UserInputError) as refused:  # the user's to fix: `recllm trsr train` gives it in one line
+        check_resumable(saved, cases[0][0], Path("runs/t/sft"))
+    assert refused.value.where == "runs/t" and "give a new output folder" in refused.value.todo

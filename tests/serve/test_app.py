@@ -79,7 +79,7 @@ def test_events_change_the_next_recommendation_and_are_idempotent(client):
     ("get", "/recommend", {"params": {"user": "u3", "rerank": "llm"}}, 400),  # not started with --trsr
     ("get", "/recommend", {"params": {"user": "nobody"}}, 404),
     ("get", "/similar", {"params": {"item": "no-such-item"}}, 404),
-    ("get", "/users/u3/summary", {}, 404),
+    ("get", "/users/u3/summary", {}, 400),  # not started with --trsr
     ("get", "/no/such/route", {}, 404),
     ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"}}, 401),
     ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"},

@@ -22,6 +22,7 @@ def test_load_service_builds_the_app_from_folders(artifact, tmp_path):
         assert page.status_code == 200 and "<script>" in page.text and "recllm serve" in page.text
         refused = c.post("/items", json={"id": "n", "text": "episode 1"}, headers=AUTH)
         assert refused.status_code == 400 and "cannot add items" in refused.json()["error"]
+        assert "started without its content encoder" in refused.json()["error"]  # the model has content inputs
         metrics = c.get("/metrics").text
         assert 'recllm_model_load_seconds{model="learn"}' in metrics
     assert (tmp_path / "x.db").is_file() and not (artifact / "serve.db").exists()

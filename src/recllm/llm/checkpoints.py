@@ -121,8 +121,9 @@ def _fingerprint_change(saved: str, current: str) -> str:
 
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
-    """Raise ValueError naming what differs when ``path`` holds a run other than ``current`` (the machine and the
-    fields a resumed run may change aside)."""
+    """Raise :class:`~recllm.errors.UserInputError` (a ValueError) naming what differs when ``path`` holds a run
+    other than ``current`` (the machine and the fields a resumed run may change aside): a command that reruns into
+    its own folder with other settings ends in one line."""
     def strip(cfg: dict) -> dict:
         cfg = {k: v for k, v in cfg.items() if k != "resolved"}  # the machine may change between runs
         return {**cfg, "sft": {k: v for k, v in cfg["sft"].items() if k not in RESUMABLE_FIELDS}}
@@ -139,8 +140,11 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
                     reasons.append(_fingerprint_change(a.get(key, ""), b.get(key, "")))
             else:
                 reasons.append(_WHY_DIFFERENT.get(key, f"other {key}"))
-        raise ValueError(f"{path} was written by a different run ({'; '.join(dict.fromkeys(reasons))}); pass a new "
-                         "output_dir or delete the old one to start afresh")
+        from recllm.errors import UserInputError  # the user's to fix: a command names it in one line
+
+        raise UserInputError(f"{path} was written by a different run ({'; '.join(dict.fromkeys(reasons))})",
+                             str(path.parent if path.name == "sft" else path),
+                             "give a new output folder, or delete the old one to start afresh")
 
 
 def read_log(out: str | os.PathLike[str]) -> list[dict]:

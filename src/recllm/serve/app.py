@@ -262,7 +262,7 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
     @app.get("/users/{user}/summary")
     def summary(user: str) -> dict[str, Any]:
         if summaries is None:
-            raise HTTPException(404, "no summaries: start the service with --trsr RUN")
+            raise HTTPException(400, "no summaries: start the service with --trsr RUN")
         hist = state.history(user)
         found = summaries.current(user)
         return {"user": user, "summary": found.text, "version": found.version, "covered": found.covered,

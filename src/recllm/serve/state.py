@@ -135,9 +135,13 @@ class ServeState:
     # ------------------------------------------------------------------------------------------ growth
     def encode(self, texts: list[str]) -> np.ndarray:
         """Raw content embeddings of new items' texts (the frozen encoder), checked against the whitener."""
-        if self.encoder is None or self.net.content is None:
-            raise UserInputError("this service cannot add items", "POST /items",
-                                 "serve a LEARN model with content item inputs (item_input content or content+id)")
+        if self.net.content is None:
+            raise UserInputError("this service cannot add items: its LEARN model has no content item inputs",
+                                 "POST /items", "serve a LEARN model with content item inputs (item_input content or "
+                                 "content+id)")
+        if self.encoder is None:
+            raise UserInputError("this service cannot add items: it was started without its content encoder",
+                                 "POST /items", "start it again without --no-encoder")
         raw = np.asarray(self.encoder(texts), dtype=np.float32)
         whitener = self.model.whitener_
         width = len(whitener.mean) if whitener is not None else self.net.content.shape[1]
