@@ -91,3 +91,36 @@ def test_measured_goals_are_printed_met_or_not():
     assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met (none of toy)" in text
     assert "retriever alone (no significant loss in HR@10 or NDCG@10): not met on toy (worse on toy)." in text
     assert measured_goals([{"dataset": "toy", "rows": [], "two_stage": []}]) == []
+
+
+def test_blocks_section_splits_the_users_by_history_blocks_and_compares_where_the_prompts_are_the_same():
+    from recllm.bench.trsr.report import MIN_BUCKET_USERS, _blocks_section
+
+    users = 2 * MIN_BUCKET_USERS
+    blocks = np.array([1] * MIN_BUCKET_USERS + [3] * MIN_BUCKET_USERS)
+    several = (blocks > 1).astype(float)
+    metrics = lambda v: {m: np.asarray(v, dtype=float).tolist() for m in ("recall@10", "mrr@10")}  # noqa: E731
+    rows = [{"method": "LLM no summary (TALLRec-style)", "seed": 0, "per_user": metrics(np.full(users, 0.5))},
+            {"method": "LLM-TRSR hierarchical", "seed": 0, "per_user": metrics(several)},  # wins only beyond 1 block
+            {"method": "LLM-TRSR recurrent", "seed": 0, "per_user": metrics(np.full(users, 0.5))}]
+    text = "\n".join(_blocks_section({"rows": rows}, blocks, 3, 5))
+    assert f"{MIN_BUCKET_USERS} test users have a history of one block (at most 5 items)" in text
+    assert "| LLM-TRSR hierarchical | 0.000 | 0.000 | 1.000 | 1.000 |" in text
+    one, several_h, several_r, same = [line for line in text.splitlines() if line.startswith("- ")]
+    assert one.startswith("- one-block users: LLM-TRSR hierarchical minus LLM no summary") and "-0.500" in one
+    assert one.endswith("worse.") and several_h.endswith("better.") and "+0.500" in several_h
+    assert several_r.startswith("- users of two or more blocks: LLM-TRSR recurrent minus LLM no summary")
+    assert same.startswith("- one-block users (the same prompts): LLM-TRSR hierarchical minus LLM-TRSR recurrent")
+    # a group of fewer users than the minimum: no comparison, and a line that says why
+    few = _blocks_section({"rows": rows}, np.array([3] * (users - 1) + [1]), 3, 5)
+    assert "no comparison by history length" in few[-1] and "span two or more blocks" in few[-1]
+    assert _blocks_section({"rows": rows}, None, 3, 5) == []  # blocks not known (another machine's candidates)
+    assert _blocks_section({"rows": rows}, blocks[:-1], 3, 5) == []  # not the rows the figures are of
+
+
+def test_history_blocks_are_read_only_for_the_benchmarks_data_sets_with_their_fixed_candidates():
+    from recllm.bench.trsr import run as bench
+    from recllm.bench.trsr.report import history_blocks_of_rows
+
+    assert history_blocks_of_rows({"dataset": "toy", "candidates": ["x.parquet"]}, bench.QUICK) is None
+    assert history_blocks_of_rows({"dataset": bench.DATASETS[0].name, "candidates": []}, bench.QUICK) is None

@@ -303,7 +303,75 @@ def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
     return f"{text}: {c.verdict}."
 
 
-def _dataset_section(res: dict) -> str:
+MIN_BUCKET_USERS = 20  # fewer test users than this in a history bucket: too few to compare on
+
+
+def history_blocks_of_rows(res: dict, sizes: Any) -> np.ndarray | None:
+    """How many summary blocks each test row's history makes, in the order of the stored per-user figures: read
+    from the data set and the fixed candidates the runs scored (``res["candidates"]``, whose files are part of
+    every stored key). None where ``res`` names no such files, or they are not the ones on this machine."""
+    from pathlib import Path
+
+    from recllm.bench.trsr.run import DATASETS, MIND, bench_trsr_config, prepare
+    from recllm.trsr.segment import segment_history
+
+    spec = next((s for s in (*DATASETS, MIND) if s.name == res.get("dataset")), None)
+    if spec is None or not res.get("candidates"):
+        return None
+    data = prepare(spec, sizes)
+    if sorted(Path(p).name for p in data.paths) != sorted(Path(p).name for p in res["candidates"]):
+        return None
+    segment = bench_trsr_config("hierarchical", sizes, spec, 0).summarizer.segment
+    return np.array([len(segment_history(h, segment)) for h in data.test.histories])
+
+
+def _masked(rows: list[dict], mask: np.ndarray) -> list[dict]:
+    return [{**r, "per_user": {m: np.asarray(v, dtype=float)[mask] for m, v in r["per_user"].items()}}
+            for r in rows]
+
+
+def _blocks_section(res: dict, blocks: np.ndarray | None, n_recent: int, block_size: int) -> list[str]:
+    """The methods on the test users whose history is one block against those with several: where the summary
+    can carry items the ranker's recent ones do not, and where the hierarchical and recurrent prompts are the
+    same (one block), so their difference there is the fine-tuning runs' own."""
+    rows = res["rows"]
+    if blocks is None or not rows or len(blocks) != len(rows[0]["per_user"]["recall@10"]):
+        return []
+    one, several = blocks <= 1, blocks > 1
+    head = ["", "### Where the summary can matter: test users by the blocks of their history", ""]
+    if one.sum() < MIN_BUCKET_USERS or several.sum() < MIN_BUCKET_USERS:
+        kind = "one block" if one.sum() >= several.sum() else "two or more blocks"
+        return head + [f"{max(one.sum(), several.sum())} of the {len(blocks)} test histories span {kind} (the "
+                       f"other group has fewer than {MIN_BUCKET_USERS} users), so no comparison by history length "
+                       "is made."]
+    table = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        row = {"method": method}
+        for label, mask in (("1 block", one), ("2+ blocks", several)):
+            for metric in ("recall@10", "mrr@10"):
+                mean = _seed_mean(_masked(rows, mask), method, metric)
+                row[f"{label}: {metric}"] = float(np.mean(mean[0])) if mean else "-"
+        table.append(row)
+    text = head + [
+        f"{int(one.sum())} test users have a history of one block (at most {block_size} items), "
+        f"{int(several.sum())} have two or more. The no-summary ranker sees the {n_recent} most recent items "
+        "alone; the others add a summary, which for a one-block history is the same text for the hierarchical and "
+        "the recurrent summariser, so on those users the two rankers see the same prompts and differ only by their "
+        "fine-tuning runs (the same seeds and lr; their training prompts differ where a training history has "
+        "several blocks). Each figure is the mean over the method's seeds of the per-user values.", "",
+        format_table(table, list(table[0]), digits=3), ""]
+    pairs = [(one, "one-block users", "LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)"),
+             (several, "users of two or more blocks", "LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)"),
+             (several, "users of two or more blocks", "LLM-TRSR recurrent", "LLM no summary (TALLRec-style)"),
+             (one, "one-block users (the same prompts)", "LLM-TRSR hierarchical", "LLM-TRSR recurrent")]
+    for mask, who, a, b in pairs:
+        said = _paired(_masked(rows, mask), a, b, "mrr@10")
+        if said:
+            text.append(f"- {who}: {said}")
+    return text
+
+
+def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5) -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
@@ -337,6 +405,7 @@ def _dataset_section(res: dict) -> str:
              _paired(res["rows"], "LLM-TRSR recurrent", "LLM no summary (TALLRec-style)", "recall@10"),
              _paired(res["rows"], "LLM-TRSR hierarchical", "LLM zero-shot (hierarchical prompt)", "recall@10")]
     lines += [""] + [f"- {n}" for n in notes if n]
+    lines += _blocks_section(res, blocks, n_recent, block_size)
     trained = _trained_on(res["throughput"])
     if trained:
         lines += ["", "Training sizes, per run:", ""] + [f"- {t}" for t in trained]
@@ -526,6 +595,6 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     if not any(row.get("faster") for res in results for row in res["rows"]):
         lines.append(f"- {AGREEMENT_NOTE}")
     for res in results:
-        lines += ["", _dataset_section(res)]
+        lines += ["", _dataset_section(res, history_blocks_of_rows(res, sizes), cfg.ranker.n_recent, seg.block_size)]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
