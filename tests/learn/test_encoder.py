@@ -48,3 +48,22 @@ def test_item_content_embeddings_with_tiny_lm(tmp_path):
     assert emb.shape == (30, 16) and np.isfinite(emb).all()
     assert whitener.projection.shape[1] == 16
     assert len(cache) > 0  # encoded through recllm.llm's disk cache
+
+
+def test_the_embedding_bar_follows_show_progress(monkeypatch):
+    """`recllm learn train --quiet` (LEARN's show_progress=False) asks recllm.llm for no embedding progress bar."""
+    import recllm.llm
+    from learn_synthetic import cyclic_dataset
+
+    asked = []
+
+    def embed_texts(model, texts, **options):
+        asked.append(options["show_progress"])
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    monkeypatch.setattr(recllm.llm, "embed_texts", embed_texts)
+    config = ContentConfig(model="tiny", whiten="none", max_length=32)
+    for show in (False, True):
+        monkeypatch.setattr("recllm.learn.encoder._MEMO", {})  # each call embeds: no in-memory reuse
+        item_content_embeddings(cyclic_dataset(), config, cache=False, model=object(), show_progress=show)
+    assert asked == [False, True]

@@ -72,7 +72,7 @@ def _train(args: argparse.Namespace) -> int:
         from recllm.learn.encoder import catalogue_texts, raw_item_embeddings
 
         model.content_embeddings = raw_item_embeddings(catalogue_texts(dataset), content, engine="ray",
-                                                       ray_options=options)
+                                                       ray_options=options, show_progress=not args.quiet)
     model.fit(split)
     seconds = time.perf_counter() - start
     from recllm.distributed.ddp import is_main_process

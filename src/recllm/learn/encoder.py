@@ -93,13 +93,13 @@ class _WriteOnly:
 
 def raw_item_embeddings(texts: list[str], config: ContentConfig, cache: Any = None,
                         model: Any = None, engine: str = "local", ray_options: Any = None,
-                        fresh: bool = False) -> np.ndarray:
+                        fresh: bool = False, show_progress: bool = True) -> np.ndarray:
     """(n_items, hidden) float32 embeddings of ``texts`` from the frozen model; cached in memory and on disk.
 
     ``cache`` is a :class:`recllm.llm.cache.DiskCache` (default: the user's cache file); pass ``False`` to skip it.
     ``engine="ray"`` embeds on a Ray actor pool (``ray_options``: ``recllm.distributed.ray_jobs.RayOptions``),
     with identical vectors and the same cache entries. ``fresh``: compute every vector (neither cache is read, both
-    are written), e.g. to time the encoder.
+    are written), e.g. to time the encoder. ``show_progress``: the embedding progress bar.
     """
     from recllm.llm import embed_texts
     from recllm.llm.cache import DiskCache
@@ -114,7 +114,8 @@ def raw_item_embeddings(texts: list[str], config: ContentConfig, cache: Any = No
         cache = _WriteOnly(cache)
     model = model if model is not None else load_content_model(config)
     emb = embed_texts(model, texts, pooling="mean", batch_size=config.batch_size, max_length=config.max_length,
-                      cache=None if cache is False else cache, engine=engine, ray_options=ray_options)
+                      cache=None if cache is False else cache, engine=engine, ray_options=ray_options,
+                      show_progress=show_progress)
     emb = np.asarray(emb, dtype=np.float32)
     if emb.shape[0] != len(texts) or not np.isfinite(emb).all():
         raise ValueError(f"content model {config.model!r} returned bad embeddings of shape {emb.shape}")
@@ -176,12 +177,14 @@ def catalogue_texts(dataset: "RecDataset") -> list[str]:
 
 
 def item_content_embeddings(dataset: "RecDataset", config: ContentConfig | None = None, cache: Any = None,
-                            model: Any = None, fit_rows: np.ndarray | None = None) -> tuple[np.ndarray, Whitener]:
+                            model: Any = None, fit_rows: np.ndarray | None = None,
+                            show_progress: bool = True) -> tuple[np.ndarray, Whitener]:
     """Whitened content embeddings of every catalogue item (index order) and the whitener, fitted on the items of
     ``fit_rows`` (default every item; a split's :meth:`~recllm.data.split.Split.known_items` keeps the items it
     holds out as new out of the whitening statistics)."""
     config = config or ContentConfig()
-    raw = raw_item_embeddings(catalogue_texts(dataset), config, cache=cache, model=model)
+    raw = raw_item_embeddings(catalogue_texts(dataset), config, cache=cache, model=model,
+                              show_progress=show_progress)
     whitener = Whitener.fit(raw if fit_rows is None else raw[fit_rows], config.whiten, config.whiten_dim)
     return whitener.transform(raw), whitener
 

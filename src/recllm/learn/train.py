@@ -104,7 +104,8 @@ class LEARN(SequentialRecommender):
             # whitening statistics from the items the split lets a model know (not its held-out new items)
             self.whitener_ = Whitener.fit(raw[split.known_items()], cfg.content.whiten, cfg.content.whiten_dim)
             return torch.from_numpy(self.whitener_.transform(raw))
-        emb, self.whitener_ = item_content_embeddings(split.dataset, cfg.content, fit_rows=split.known_items())
+        emb, self.whitener_ = item_content_embeddings(split.dataset, cfg.content, fit_rows=split.known_items(),
+                                                      show_progress=cfg.show_progress)
         return torch.from_numpy(emb)
 
     def _build(self, split: "Split") -> nn.Module:
