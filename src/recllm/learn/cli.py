@@ -23,6 +23,7 @@ def _train(args: argparse.Namespace) -> int:
         check_model(args.content_model, "--content-model")
     out = check_output_dir(args.out, OUTPUT_KIND, OUTPUT_VERSION, known=ARTIFACT_FILES)
     options = engine_options(args)  # --engine ray: Ray Data must be installed
+    checkpoint = None
     if args.checkpoint_dir is not None:  # new, empty, or an earlier fit's checkpoint: nothing else is written into
         from pathlib import Path
 
@@ -35,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
                                  "which then holds files the artifact does not", "--checkpoint-dir",
                                  "give --checkpoint-dir a folder outside --out, e.g. beside it")
 
-        EpochCheckpoint.at(args.checkpoint_dir, where="--checkpoint-dir")
+        checkpoint = EpochCheckpoint.at(args.checkpoint_dir, where="--checkpoint-dir")
     if args.index != "exact" and importlib.util.find_spec("faiss") is None:
         from recllm.errors import UserInputError
 
@@ -47,11 +48,10 @@ def _train(args: argparse.Namespace) -> int:
                       out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
                       patience=args.patience, seed=args.seed, show_progress=not args.quiet,
                       checkpoint_dir=args.checkpoint_dir)  # validates it
-    if args.checkpoint_dir is not None:  # an earlier fit's checkpoint with other settings: refused before any work
-        from recllm.distributed.checkpoint import EpochCheckpoint, fit_settings
+    if checkpoint is not None:  # an earlier fit's checkpoint with other settings: refused before any work
+        from recllm.distributed.checkpoint import fit_settings
 
-        EpochCheckpoint.at(args.checkpoint_dir, where="--checkpoint-dir").check_settings(
-            fit_settings(model.config), "--checkpoint-dir")
+        checkpoint.check_settings(fit_settings(model.config), "--checkpoint-dir")
     from recllm.utils import set_threads
 
     set_threads(args.threads)
