@@ -301,9 +301,45 @@ def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_e
     resumed = bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
     assert resumed.resumed_after == 2 and resumed.epochs == 3
     assert resumed.metrics == whole.metrics and resumed.per_user == whole.per_user
+    # its times are this process's: s/epoch over the one epoch fitted after the resume, on the machine recorded
+    assert resumed.machine == whole.machine and resumed.machine["cpu"] and resumed.machine["threads"] >= 1
     assert bench.fit_checkpoints("b" * 64).is_dir()
     bench.forget_fit("b" * 64)
     assert not bench.fit_checkpoints("b" * 64).exists() and bench.fit_checkpoints("a" * 64).is_dir()
     popularity = next(s for s in model_specs(quick=True) if s.name == "popularity")
     assert bench.run_one(popularity, loo, 0, 3, None, key="c" * 64).resumed_after == 0  # no epochs: no checkpoints
     assert not bench.fit_checkpoints("c" * 64).exists()
+
+
+def test_seconds_per_epoch_counts_only_the_epochs_fitted_after_a_resume():
+    from types import SimpleNamespace
+
+    from recllm.bench.learn.run import seconds_per_epoch
+
+    model = SimpleNamespace(history_=[{"seconds": 100.0}, {"seconds": 100.0}, {"seconds": 2.0}, {"seconds": 4.0}],
+                            epoch_seconds_=51.5)
+    assert seconds_per_epoch(model) == 51.5
+    assert seconds_per_epoch(model, resumed_after=2) == 3.0
+    assert seconds_per_epoch(model, resumed_after=4) == 51.5  # nothing fitted after it: the model's own figure
+    assert math.isnan(seconds_per_epoch(SimpleNamespace()))
+
+
+def test_report_names_the_machine_its_times_were_measured_on(tmp_path):
+    """One machine: named once in the text. Runs fitted in sessions on different CPUs: each row says which."""
+    specs = model_specs(quick=True)
+    names = [s.name for s in specs]
+    xeon, epyc = {"cpu": "Xeon X", "threads": 1}, {"cpu": "EPYC Y", "threads": 2}
+    one = [fake_run(name, 0, 0.2) for name in names]
+    for r in one:
+        r.machine = xeon
+    text = write_learn_report(target(tmp_path / "one.md"), one, specs, ["cyclic"], [0], [], 1.0, True, None,
+                              tmp_path / "one.runs.jsonl").read_text()
+    assert "Times were measured on Xeon X, 1 thread." in text and "| measured on |" not in text
+    several = [fake_run(name, s, 0.2) for name in names for s in (0, 1)]
+    for r in several:
+        r.machine = xeon if r.seed == 0 else (epyc if r.model == names[0] else None)
+    text = write_learn_report(target(tmp_path / "several.md"), several, specs, ["cyclic"], [0, 1], [], 1.0, True,
+                              None, tmp_path / "several.runs.jsonl").read_text()
+    assert "fitted on several machines" in text and "| measured on |" in text
+    assert f"| {names[0]} | 2 |" in text and "| Xeon X, 1 thread; EPYC Y, 2 threads |" in text
+    assert "| Xeon X, 1 thread; not recorded |" in text

@@ -280,6 +280,14 @@ def calmer_now(probe_load: float, load: float, cpus: int, probe_share: float = f
     return (probe_load > cpus and load < probe_load / 2) or (starved and load < cpus - 0.5)
 
 
+def machine_text(machine: dict | None) -> str:
+    """"CPU model, N threads" of a stored run's ``machine`` record (:func:`recllm.hardware.this_process_machine`),
+    or "not recorded" for runs stored before it was."""
+    if not machine:
+        return "not recorded"
+    return f"{machine['cpu']}, {machine['threads']} thread{'s' if machine['threads'] != 1 else ''}"
+
+
 def lora_text(lora: object) -> str:
     """A LoRA adapter's shape as the reports print it: ``r=8, alpha 16, dropout 0.05 on q/k/v/o``."""
     modules = "/".join(m.removesuffix("_proj") for m in lora.target_modules)

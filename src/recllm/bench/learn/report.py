@@ -80,6 +80,16 @@ def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
     return users_interval({r.seed: r.per_user[metric] for r in runs}, seed=min(r.seed for r in runs))
 
 
+def times_text(results: list[Any]) -> str:
+    """Where the report's times were measured: one machine named, or where each row's are (runs of one report may
+    be fitted in several sessions, on different CPUs)."""
+    machines = run_machines(results)
+    if len(machines) == 1:
+        return f"Times were measured on {machines[0]}."
+    return ("The runs were fitted on several machines, whose speeds differ: `measured on` names the CPU and torch "
+            "threads of each row's runs.")
+
+
 def _group(results: list[Any]) -> dict[tuple[str, str], dict[str, list[Any]]]:
     groups: dict[tuple[str, str], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
@@ -87,7 +97,15 @@ def _group(results: list[Any]) -> dict[tuple[str, str], dict[str, list[Any]]]:
     return groups
 
 
-def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
+def run_machines(runs: list[Any]) -> list[str]:
+    """The machines (CPU model, threads) the ``runs``' times were measured on, in order of first appearance."""
+    from recllm.bench.reporting import machine_text
+
+    return list(dict.fromkeys(machine_text(getattr(r, "machine", None)) for r in runs))
+
+
+def _table(by_model: dict[str, list[Any]], order: list[str], machine_column: bool = False) -> str:
+    """One split's table; ``machine_column``: a "measured on" column (the report's runs span several machines)."""
     rows = []
     for name in order:
         runs = by_model.get(name)
@@ -101,8 +119,10 @@ def _table(by_model: dict[str, list[Any]], order: list[str]) -> str:
             " *" if any(getattr(r, "resumed_after", 0) for r in runs) else "")
         row["epochs (best)"] = f"{np.mean([r.epochs for r in runs]):.0f} ({np.mean([r.best_epoch for r in runs]):.0f})"
         row["peak MB"] = _fmt(np.mean([r.peak_mb for r in runs]), 0)
+        row["measured on"] = "; ".join(run_machines(runs))
         rows.append(row)
-    return format_table(rows, ["model", "seeds", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB"])
+    return format_table(rows, ["model", "seeds", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB",
+                               *(["measured on"] if machine_column else [])])
 
 
 def new_items_table(by_model: dict[str, list[Any]], order: list[str], info: dict[str, Any] | None = None) -> str:
@@ -333,8 +353,8 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
         "during the fit; a fit cut off (e.g. by the end of a session) resumes from its last epoch checkpoint and ends "
-        "where a fit in one go ends, and `*` marks a row with such a run, whose `fit s` and `peak MB` count only "
-        "the epochs after the resume.\n")
+        "where a fit in one go ends, and `*` marks a row with such a run, whose `s/epoch`, `fit s` and `peak MB` "
+        "count only the epochs after the resume. " + times_text(results) + "\n")
     from recllm.data.split import MIN_TEST_USERS
 
     body.append(f"{COLD_START_TEXT.format(share=_cold_start_share())} A split with fewer than {MIN_TEST_USERS} test "
@@ -393,7 +413,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
             among_new = new_items_table(by_model, order, info) if split == "cold_start" else ""
             if among_new:
                 body.append("Full catalogue (every item a candidate, the history masked):\n")
-            body.append(_table(by_model, order) + "\n")
+            body.append(_table(by_model, order, machine_column=len(run_machines(results)) > 1) + "\n")
             flat = {m: [r.seed for r in by_model.get(m, []) if getattr(r, "flat_validation", False)] for m in order}
             flat = {m: seeds for m, seeds in flat.items() if seeds}
             if flat:

@@ -73,9 +73,12 @@ class RunResult:
     key: str = ""
     # validation NDCG@10 was 0 at every epoch: early stopping had no signal and kept the first epoch's weights
     flat_validation: bool = False
-    # epochs an interrupted fit of this run had checkpointed (0: fitted in one go); fit_seconds and peak_mb then
-    # count only the epochs after them (s/epoch counts every epoch)
+    # epochs an interrupted fit of this run had checkpointed (0: fitted in one go); fit_seconds, epoch_seconds and
+    # peak_mb then count only the epochs after them, the ones fitted on ``machine``
     resumed_after: int = 0
+    # CPU model and torch threads of the process that fitted the run (:func:`recllm.hardware.this_process_machine`;
+    # None: stored before it was recorded): the machine its times were measured on
+    machine: dict[str, Any] | None = None
 
 
 def store_run(store: RunStore, result: RunResult) -> None:
@@ -302,13 +305,24 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
         among = evaluate_full_ranking(model, cases, ks=NEW_ITEM_KS, show_progress=False, candidates=new)
         per_user.update({f"{NEW_ITEM_PREFIX}{m}@{k}": among.per_user[f"{m}@{k}"] for m in ("hr", "ndcg")
                          for k in NEW_ITEM_KS})
+    from recllm.hardware import this_process_machine
+
     history = getattr(model, "history_", [])
     return RunResult(
         split.dataset.name, split.name, seed, spec.name, {k: float(v.mean()) for k, v in per_user.items()},
-        {k: v.tolist() for k, v in per_user.items()}, fit_seconds,
-        float(getattr(model, "epoch_seconds_", math.nan)), len(history), int(getattr(model, "best_epoch_", 0)),
-        mem.peak_mb, len(result), key, flat_validation(history), resumed,
+        {k: v.tolist() for k, v in per_user.items()}, fit_seconds, seconds_per_epoch(model, resumed),
+        len(history), int(getattr(model, "best_epoch_", 0)), mem.peak_mb, len(result), key,
+        flat_validation(history), resumed, this_process_machine(),
     )
+
+
+def seconds_per_epoch(model: Any, resumed_after: int = 0) -> float:
+    """A fitted model's mean training seconds per epoch, over the epochs after ``resumed_after`` (those this process
+    fitted, on one machine; the earlier ones' times, restored from the checkpoint, may be another machine's)."""
+    fitted = [r["seconds"] for r in getattr(model, "history_", [])[resumed_after:] if "seconds" in r]
+    if resumed_after and fitted:
+        return float(np.mean(fitted))
+    return float(getattr(model, "epoch_seconds_", math.nan))
 
 
 def flat_validation(history: list[dict[str, float]]) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from recllm.bench.reporting import RUN_STORE_CHANGE
+from recllm.bench.reporting import RUN_STORE_CHANGE, machine_text
 from recllm.eval.report import fmt_ci, format_table
 from recllm.eval.stats import interval_over_runs
 
@@ -107,14 +107,6 @@ def _trained_on(throughput: list[dict]) -> list[str]:
             out.append(f"{t['method']}, seed {t['seed']}: trained on {t['train_users']} training users, "
                        f"{t['train_groups']} groups, {t['train_candidates']} labelled candidates (lr {t['lr']:g})")
     return out
-
-
-def machine_text(machine: dict | None) -> str:
-    """"CPU model, N threads" of a piece's ``machine`` record (:func:`recllm.hardware.this_process_machine`), or
-    "not recorded" for pieces stored before it was."""
-    if not machine:
-        return "not recorded"
-    return f"{machine['cpu']}, {machine['threads']} thread{'s' if machine['threads'] != 1 else ''}"
 
 
 def _lr_section(choice: dict | None) -> list[str]:
