@@ -90,6 +90,12 @@ def test_measured_goals_are_printed_met_or_not():
            "set: met (toy of toy)" in text
     assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met (none of toy)" in text
     assert "retriever alone (no significant loss in HR@10 or NDCG@10): not met on toy (worse on toy)." in text
+    # above each on some data set is not above both on one: said on its own line
+    assert "Above both on the same data set: not met (none of toy)." in text
+    rows = [r for r in rows if r["method"] != "LLM zero-shot (hierarchical prompt)"]
+    rows.append(_per_user("LLM zero-shot (hierarchical prompt)", 0, base))
+    text = "\n".join(measured_goals([{"dataset": "toy", "rows": rows, "two_stage": []}]))
+    assert "Above both on the same data set: met (toy of toy)." in text
     assert measured_goals([{"dataset": "toy", "rows": [], "two_stage": []}]) == []
 
 
@@ -124,3 +130,15 @@ def test_history_blocks_are_read_only_for_the_benchmarks_data_sets_with_their_fi
 
     assert history_blocks_of_rows({"dataset": "toy", "candidates": ["x.parquet"]}, bench.QUICK) is None
     assert history_blocks_of_rows({"dataset": bench.DATASETS[0].name, "candidates": []}, bench.QUICK) is None
+
+
+def test_curve_section_names_the_lr_of_each_curve_and_why_it_stops_at_the_headline_size():
+    from recllm.bench.trsr.report import _curve_section
+
+    curve = [{"method": m, "users": n, "groups": 2 * n, "candidates": 42 * n, "valid_recall@5": 0.3}
+             for n in (60, 239) for m in ("LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)")]
+    text = "\n".join(_curve_section(curve, {"lr": {"hierarchical": 3e-3, "none": 1e-3}}))
+    assert "Each curve trained at its ranker's chosen lr (hierarchical 0.003, no summary 0.001)" in text
+    assert "stops at the headline runs' 239 training users" in text
+    assert "chosen lr" not in "\n".join(_curve_section(curve, None)).split("picked by nothing")[1].split("The curve")[0]
+    assert _curve_section(None, None) == []

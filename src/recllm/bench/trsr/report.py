@@ -155,7 +155,9 @@ def _lrs(choice: dict) -> dict[str, float]:
     return {str(m): float(v) for m, v in lr.items()} if isinstance(lr, dict) else {"hierarchical": float(lr)}
 
 
-def _curve_section(curve: list[dict] | None) -> list[str]:
+def _curve_section(curve: list[dict] | None, choice: dict | None = None) -> list[str]:
+    """The learning-curve table with what each point trained on, the lr the curves trained at (``choice``: the
+    data set's lr choice) and why the points stop at the headline runs' size."""
     if not curve:
         return []
     users = sorted({r["users"] for r in curve})
@@ -173,7 +175,20 @@ def _curve_section(curve: list[dict] | None) -> list[str]:
             format_table(table, columns, digits=3), "",
             f"The point at {users[-1]} training users is the lr grid's chosen run, picked on these same validation "
             "rows; the smaller points were trained at the chosen lr and picked by nothing, so the last point leans "
-            "optimistic against them (by at most the spread of the grid's runs above)."]
+            "optimistic against them (by at most the spread of the grid's runs above)." + _curve_lr_text(choice)
+            + f" The curve stops at the headline runs' {users[-1]} training users, the fewest whose cases reach the "
+            "labelled-candidate target: larger counts (the issue's 500 and 1000) were not run, as each would be a "
+            "fine-tune larger than a headline one, trained at an lr chosen for the headline size."]
+
+
+def _curve_lr_text(choice: dict | None) -> str:
+    """" Each curve trained at its ranker's chosen lr (...)" for the curve section, or "" without a choice."""
+    if not choice:
+        return ""
+    lrs = _lrs(choice)
+    named = ", ".join(f"{_MODE_NAMES.get(m, m)} {lr:g}" for m, lr in lrs.items() if m in _MODE_NAMES)
+    return (f" Each curve trained at its ranker's chosen lr ({named}), not the paper's 1e-4, which validated lower "
+            "at the headline size (the grid above)." if named else "")
 
 
 def _two_stage_section(res: dict) -> list[str]:
@@ -260,6 +275,14 @@ def measured_goals(results: list[dict]) -> list[str]:
         lines.append(f"- The fine-tuned hierarchical ranker above {other} (recall@10, every interval excluding 0) "
                      f"on at least one data set: {'met' if above else 'not met'} ({', '.join(above) or 'none'} of "
                      f"{', '.join(found)}).")
+    both = {res["dataset"]: [_paired(res["rows"], hier, other, "recall@10") for other in
+                             ("LLM no summary (TALLRec-style)", "LLM zero-shot (hierarchical prompt)")]
+            for res in results}
+    both = {k: v for k, v in both.items() if all(v)}
+    if both:
+        above = [k for k, v in both.items() if all(x.endswith("better.") for x in v)]
+        lines.append(f"- Above both on the same data set: {'met' if above else 'not met'} "
+                     f"({', '.join(above) or 'none'} of {', '.join(both)}).")
     fused = {}
     for res in results:
         two = res.get("two_stage") or []
@@ -395,8 +418,15 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
                      "candidates), the loss class-balanced (the target weighs as much as its 20 negatives together, "
                      "as in the paper's 1:1 pairs).")
     lines += [""] + _lr_section(res.get("lr_choice"))
-    lines += ["", "### Paper protocol: next item among 20 fixed random negatives (21 candidates)", ""]
+    from recllm.llm.precision import TRAINING_DTYPE
+
+    lines += ["", "### Paper protocol: next item among 20 fixed random negatives (21 candidates); the LLM rankers "
+              f"scored in {TRAINING_DTYPE}, the precision they were trained and validated in", ""]
     lines.append(_table(aggregate(res["rows"], SAMPLED_COLUMNS), SAMPLED_COLUMNS, _faster(res["rows"])))
+    if not any(row.get("faster") for row in res["rows"]):
+        lines += ["", "Scored in bfloat16 instead, on a CPU that multiplies it natively: the seed-0 rankers' mean "
+                  "per-user Spearman and same top-1 against these scores are in trsr-agreement.md (`recllm bench "
+                  "trsr-agreement`)."]
     methods = [r["method"] for r in res["rows"]]
     best_base = max((m for m in ("popularity", "itemknn", "sasrec") if m in methods),
                     key=lambda m: float(np.mean(_seed_mean(res["rows"], m, "recall@10")[0])))
@@ -409,7 +439,7 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
     trained = _trained_on(res["throughput"])
     if trained:
         lines += ["", "Training sizes, per run:", ""] + [f"- {t}" for t in trained]
-    lines += _curve_section(res.get("curve"))
+    lines += _curve_section(res.get("curve"), res.get("lr_choice"))
     if res["two_stage"]:
         lines += _two_stage_section(res)
     if res["injection"]:
