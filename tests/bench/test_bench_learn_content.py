@@ -79,7 +79,7 @@ def test_embedding_time_is_measured_once_per_data_set_and_encoder(fake_bench, tm
     assert calls == [] and "| cyclic | all-MiniLM-L6-v2 | 30 |" in out.read_text()
 
 
-def test_measure_content_times_a_real_encoder_fresh_or_on_a_sample(tmp_path, monkeypatch, dataset):
+def test_measure_content_times_a_real_encoder_fresh_or_on_a_sample(tmp_path, monkeypatch, dataset, capsys):
     from recllm.llm.backbone import tiny_causal_lm
 
     folder = tmp_path / "tiny"
@@ -88,6 +88,7 @@ def test_measure_content_times_a_real_encoder_fresh_or_on_a_sample(tmp_path, mon
     lm.tokenizer.save_pretrained(folder)
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))  # the embeddings go to an empty disk cache
     emb, timing = contents.measure_content(dataset, str(folder))
+    assert "embedding" not in capsys.readouterr().err  # quiet unless asked (`recllm bench learn --quiet`)
     assert emb.shape == (dataset.n_items, 64) and timing.items == dataset.n_items and timing.sample == 0
     assert timing.encode_seconds > 0 and timing.precision.startswith("float32") and timing.threads >= 1
     before, after = (float(x) for x in timing.load_average.split(" / "))  # the CPU's load around the timing

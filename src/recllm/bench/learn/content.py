@@ -92,7 +92,8 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
     start = time.perf_counter()
     model = load_content_model(config)
     loaded = time.perf_counter()
-    emb = raw_item_embeddings(timed, config, model=model, fresh=True, cache=None if timed is texts else False)
+    emb = raw_item_embeddings(timed, config, model=model, fresh=True, cache=None if timed is texts else False,
+                              show_progress=show_progress)
     seconds = time.perf_counter() - loaded
     if timed is not texts:  # scaled by the padded tokens each set fills in the encoder's batches
         tokenizer = getattr(model, "tokenizer", None)
