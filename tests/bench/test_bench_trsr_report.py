@@ -124,12 +124,33 @@ def test_blocks_section_splits_the_users_by_history_blocks_and_compares_where_th
     assert _blocks_section({"rows": rows}, blocks[:-1], 3, 5) == []  # not the rows the figures are of
 
 
-def test_history_blocks_are_read_only_for_the_benchmarks_data_sets_with_their_fixed_candidates():
+def test_test_row_facts_are_read_only_for_the_benchmarks_data_sets_with_their_fixed_candidates():
     from recllm.bench.trsr import run as bench
-    from recllm.bench.trsr.report import history_blocks_of_rows
+    from recllm.bench.trsr.report import test_row_facts
 
-    assert history_blocks_of_rows({"dataset": "toy", "candidates": ["x.parquet"]}, bench.QUICK) is None
-    assert history_blocks_of_rows({"dataset": bench.DATASETS[0].name, "candidates": []}, bench.QUICK) is None
+    assert test_row_facts({"dataset": "toy", "candidates": ["x.parquet"]}, bench.QUICK) is None
+    assert test_row_facts({"dataset": bench.DATASETS[0].name, "candidates": []}, bench.QUICK) is None
+
+
+def test_popularity_section_splits_the_users_by_their_targets_train_interactions():
+    from recllm.bench.trsr.report import MIN_BUCKET_USERS, POPULARITY_BANDS, _popularity_section
+
+    users = POPULARITY_BANDS * MIN_BUCKET_USERS
+    counts = np.arange(users)[::-1].copy()  # row order is not popularity order
+    popular = (counts >= 2 * MIN_BUCKET_USERS).astype(float)
+    metrics = lambda v: {"recall@10": np.asarray(v, dtype=float).tolist()}  # noqa: E731
+    rows = [{"method": "itemknn", "seed": 0, "per_user": metrics(popular)},  # hits only the most popular third
+            {"method": "LLM-TRSR hierarchical", "seed": 0, "per_user": metrics(np.full(users, 0.5))}]
+    text = "\n".join(_popularity_section({"rows": rows}, counts))
+    top = f"target in {2 * MIN_BUCKET_USERS}-{users - 1} train interactions"
+    assert f"| method | target in 0-{MIN_BUCKET_USERS - 1} train interactions |" in text and top in text
+    assert "| itemknn | 0.000 | 0.000 | 1.000 |" in text
+    assert "| LLM-TRSR hierarchical | 0.500 | 0.500 | 0.500 |" in text
+    assert f"- targets with 0-{MIN_BUCKET_USERS - 1} train interactions: LLM-TRSR hierarchical minus itemknn" in text
+    assert _popularity_section({"rows": rows}, None) == []  # not known (another machine's candidates)
+    assert _popularity_section({"rows": rows}, counts[:-1]) == []  # not the rows the figures are of
+    assert _popularity_section({"rows": [{**r, "per_user": {"recall@10": r["per_user"]["recall@10"][:5]}}
+                                         for r in rows]}, counts[:5]) == []  # too few users per band
 
 
 def test_curve_section_names_the_lr_of_each_curve_and_why_it_stops_at_the_headline_size():

@@ -329,10 +329,12 @@ def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
 MIN_BUCKET_USERS = 20  # fewer test users than this in a history bucket: too few to compare on
 
 
-def history_blocks_of_rows(res: dict, sizes: Any) -> np.ndarray | None:
-    """How many summary blocks each test row's history makes, in the order of the stored per-user figures: read
-    from the data set and the fixed candidates the runs scored (``res["candidates"]``, whose files are part of
-    every stored key). None where ``res`` names no such files, or they are not the ones on this machine."""
+def test_row_facts(res: dict, sizes: Any) -> dict[str, np.ndarray] | None:
+    """Facts of each test row, in the order of the stored per-user figures, read from the data set and the fixed
+    candidates the runs scored (``res["candidates"]``, whose files are part of every stored key): ``blocks``, how
+    many summary blocks its history makes; ``target_count``, how many train interactions its target item has (its
+    popularity as the popularity baseline sees it). None where ``res`` names no such files, or they are not the
+    ones on this machine."""
     from pathlib import Path
 
     from recllm.bench.trsr.run import DATASETS, MIND, bench_trsr_config, prepare
@@ -345,7 +347,11 @@ def history_blocks_of_rows(res: dict, sizes: Any) -> np.ndarray | None:
     if sorted(Path(p).name for p in data.paths) != sorted(Path(p).name for p in res["candidates"]):
         return None
     segment = bench_trsr_config("hierarchical", sizes, spec, 0).summarizer.segment
-    return np.array([len(segment_history(h, segment)) for h in data.test.histories])
+    counts = np.zeros(data.test.n_items, dtype=np.int64)
+    for seq in data.split.sequences("train").values():
+        np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
+    return {"blocks": np.array([len(segment_history(h, segment)) for h in data.test.histories]),
+            "target_count": counts[data.test.positives]}
 
 
 def _masked(rows: list[dict], mask: np.ndarray) -> list[dict]:
@@ -394,7 +400,47 @@ def _blocks_section(res: dict, blocks: np.ndarray | None, n_recent: int, block_s
     return text
 
 
-def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5) -> str:
+POPULARITY_BANDS = 3  # test users split by their target's train popularity into this many equal-count bands
+
+
+def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]:
+    """The methods on the test users split by their target's popularity (its train interactions): where a ranker
+    that reads text and one that counts co-occurrences part ways. Random negatives make the protocol
+    popularity-friendly (Krichene & Rendle, KDD'20); this shows how much of each method's recall is that."""
+    rows = res["rows"]
+    if target_count is None or not rows or len(target_count) != len(rows[0]["per_user"]["recall@10"]):
+        return []
+    order = np.argsort(target_count, kind="stable")
+    band = np.empty(len(order), dtype=int)
+    band[order] = np.arange(len(order)) * POPULARITY_BANDS // len(order)
+    if np.bincount(band).min() < MIN_BUCKET_USERS:
+        return []
+    labels = [f"{int(target_count[band == b].min())}-{int(target_count[band == b].max())}"
+              for b in range(POPULARITY_BANDS)]
+    table = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        row: dict[str, Any] = {"method": method}
+        for b, label in enumerate(labels):
+            mean = _seed_mean(_masked(rows, band == b), method, "recall@10")
+            row[f"target in {label} train interactions"] = float(np.mean(mean[0])) if mean else "-"
+        table.append(row)
+    users = ", ".join(str(int((band == b).sum())) for b in range(POPULARITY_BANDS))
+    text = ["", "### Where popularity decides: test users by their target's popularity", "",
+            f"The test users in {POPULARITY_BANDS} bands of equal size ({users} users) by how many train "
+            "interactions their target item has; recall@10 on the fixed candidates, each figure the mean over the "
+            "method's seeds of the per-user values. A method that leans on popularity is strong on the right and "
+            "weak on the left; the LLM rankers see item text, not counts.", "",
+            format_table(table, list(table[0]), digits=3), ""]
+    llm, rival = "LLM-TRSR hierarchical", "itemknn"
+    for b, label in enumerate(labels):
+        said = _paired(_masked(rows, band == b), llm, rival, "recall@10")
+        if said:
+            text.append(f"- targets with {label} train interactions: {said}")
+    return text
+
+
+def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5,
+                     target_count: np.ndarray | None = None) -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
@@ -436,6 +482,7 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
              _paired(res["rows"], "LLM-TRSR hierarchical", "LLM zero-shot (hierarchical prompt)", "recall@10")]
     lines += [""] + [f"- {n}" for n in notes if n]
     lines += _blocks_section(res, blocks, n_recent, block_size)
+    lines += _popularity_section(res, target_count)
     trained = _trained_on(res["throughput"])
     if trained:
         lines += ["", "Training sizes, per run:", ""] + [f"- {t}" for t in trained]
@@ -625,6 +672,8 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     if not any(row.get("faster") for res in results for row in res["rows"]):
         lines.append(f"- {AGREEMENT_NOTE}")
     for res in results:
-        lines += ["", _dataset_section(res, history_blocks_of_rows(res, sizes), cfg.ranker.n_recent, seg.block_size)]
+        facts = test_row_facts(res, sizes) or {}
+        lines += ["", _dataset_section(res, facts.get("blocks"), cfg.ranker.n_recent, seg.block_size,
+                                       facts.get("target_count"))]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
