@@ -83,7 +83,13 @@ def interval(runs: list[Any], metric: str) -> tuple[float, float, float]:
 def times_text(results: list[Any]) -> str:
     """Where the report's times were measured: one machine named, or where each row's are (runs of one report may
     be fitted in several sessions, on different CPUs)."""
+    from recllm.bench.reporting import machine_text
+
     machines = run_machines(results)
+    if not machines:
+        return ""
+    if machines == [machine_text(None)]:
+        return "The machine the times were measured on was not recorded (runs stored before it was)."
     if len(machines) == 1:
         return f"Times were measured on {machines[0]}."
     return ("The runs were fitted on several machines, whose speeds differ: `measured on` names the CPU and torch "

@@ -319,9 +319,9 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
 def seconds_per_epoch(model: Any, resumed_after: int = 0) -> float:
     """A fitted model's mean training seconds per epoch, over the epochs after ``resumed_after`` (those this process
     fitted, on one machine; the earlier ones' times, restored from the checkpoint, may be another machine's)."""
-    fitted = [r["seconds"] for r in getattr(model, "history_", [])[resumed_after:] if "seconds" in r]
-    if resumed_after and fitted:
-        return float(np.mean(fitted))
+    if resumed_after:  # NaN when no epoch was left to fit (e.g. cut off while scoring the test users)
+        fitted = [r["seconds"] for r in getattr(model, "history_", [])[resumed_after:] if "seconds" in r]
+        return float(np.mean(fitted)) if fitted else math.nan
     return float(getattr(model, "epoch_seconds_", math.nan))
 
 
