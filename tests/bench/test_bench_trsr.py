@@ -88,7 +88,11 @@ def test_render_builds_every_section_from_measurements():
                    "Likes a and b.", "a note", "LLM-TRSR hierarchical minus popularity", "trsr-agreement.md"):
         assert needle in text
     assert "the LLM rankers scored in float32, the precision they were trained and validated in" in text
-    assert "Scored in bfloat16 instead, on a CPU that multiplies it natively" in text
+    # the pointer to the full campaign's bfloat16 agreement: not in a quick report, whose rankers it is not about
+    assert "Scored in bfloat16 instead" not in text
+    from recllm.bench.trsr.report import _dataset_section
+
+    assert "Scored in bfloat16 instead, on a CPU that multiplies it natively" in _dataset_section(res)
     # a table that compares a faster precision itself needs no pointer to the separate measurement
     res["rows"][1]["faster"] = {"dtype": "bfloat16", "spearman": 0.9, "same_top1": 0.8}
     text = render([res], QUICK, "tiny", ["a note"], quick=True)

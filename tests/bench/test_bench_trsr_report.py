@@ -144,6 +144,7 @@ def test_popularity_section_splits_the_users_by_their_targets_train_interactions
     text = "\n".join(_popularity_section({"rows": rows}, counts))
     top = f"target in {2 * MIN_BUCKET_USERS}-{users - 1} train interactions"
     assert f"| method | target in 0-{MIN_BUCKET_USERS - 1} train interactions |" in text and top in text
+    assert f"3 bands ({MIN_BUCKET_USERS}, {MIN_BUCKET_USERS}, {MIN_BUCKET_USERS} users)" in text
     assert "| itemknn | 0.000 | 0.000 | 1.000 |" in text
     assert "| LLM-TRSR hierarchical | 0.500 | 0.500 | 0.500 |" in text
     assert f"- targets with 0-{MIN_BUCKET_USERS - 1} train interactions: LLM-TRSR hierarchical minus itemknn" in text
@@ -158,8 +159,29 @@ def test_curve_section_names_the_lr_of_each_curve_and_why_it_stops_at_the_headli
 
     curve = [{"method": m, "users": n, "groups": 2 * n, "candidates": 42 * n, "valid_recall@5": 0.3}
              for n in (60, 239) for m in ("LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)")]
-    text = "\n".join(_curve_section(curve, {"lr": {"hierarchical": 3e-3, "none": 1e-3}}))
-    assert "Each curve trained at its ranker's chosen lr (hierarchical 0.003, no summary 0.001)" in text
+    grid = {"lr": {"hierarchical": 3e-3, "none": 1e-3}, "curve": {"hierarchical": {"0.001": 1.0}}}
+    text = "\n".join(_curve_section(curve, grid))
+    assert "Each curve trained at its ranker's lr (hierarchical 0.003, no summary 0.001); where it is not the " \
+           "paper's 0.0001, that lr validated lower at the headline size (above)." in text
     assert "stops at the headline runs' 239 training users" in text
-    assert "chosen lr" not in "\n".join(_curve_section(curve, None)).split("picked by nothing")[1].split("The curve")[0]
+    # the paper's lr chosen by the grid: nothing to explain; given with --lr: no grid to point at
+    paper = "\n".join(_curve_section(curve, {**grid, "lr": 1e-4}))
+    assert "(hierarchical 0.0001)." in paper and "validated lower" not in paper
+    given = "\n".join(_curve_section(curve, {"lr": 3e-3, "curve": {}, "how": "given (--lr)"}))
+    assert "(hierarchical 0.003, given with --lr)." in given and "validated lower" not in given
+    assert "Each curve" not in "\n".join(_curve_section(curve, None))
     assert _curve_section(None, None) == []
+
+
+def test_popularity_bands_keep_users_with_the_same_count_together():
+    from recllm.bench.trsr.report import MIN_BUCKET_USERS, popularity_bands
+
+    n = 3 * MIN_BUCKET_USERS
+    counts = np.array([0] * (n // 2) + list(range(1, n - n // 2 + 1)))  # half the targets never seen in training
+    band = popularity_bands(counts)
+    assert band is not None and len(set(band[counts == 0])) == 1  # the tied zeros in one band, not split by order
+    for b in set(band.tolist()):  # bands are disjoint ranges of counts
+        inside, outside = counts[band == b], counts[band != b]
+        assert not np.isin(inside, outside).any()
+    assert popularity_bands(np.zeros(n, dtype=int)) is None  # one count: no bands to compare
+    assert popularity_bands(np.arange(2 * MIN_BUCKET_USERS)) is None  # a band would hold too few users

@@ -185,10 +185,16 @@ def _curve_lr_text(choice: dict | None) -> str:
     """" Each curve trained at its ranker's chosen lr (...)" for the curve section, or "" without a choice."""
     if not choice:
         return ""
-    lrs = _lrs(choice)
-    named = ", ".join(f"{_MODE_NAMES.get(m, m)} {lr:g}" for m, lr in lrs.items() if m in _MODE_NAMES)
-    return (f" Each curve trained at its ranker's chosen lr ({named}), not the paper's 1e-4, which validated lower "
-            "at the headline size (the grid above)." if named else "")
+    from recllm.bench.trsr.scale import paper_lr
+
+    lrs = {m: lr for m, lr in _lrs(choice).items() if m in _MODE_NAMES}
+    if not lrs:
+        return ""
+    text = (f" Each curve trained at its ranker's lr ({', '.join(f'{_MODE_NAMES[m]} {lr:g}' for m, lr in lrs.items())}"
+            f"{'' if choice.get('curve') else ', given with --lr'})")
+    if choice.get("curve") and any(lr != paper_lr() for lr in lrs.values()):
+        text += f"; where it is not the paper's {paper_lr():g}, that lr validated lower at the headline size (above)"
+    return text + "."
 
 
 def _two_stage_section(res: dict) -> list[str]:
@@ -403,6 +409,19 @@ def _blocks_section(res: dict, blocks: np.ndarray | None, n_recent: int, block_s
 POPULARITY_BANDS = 3  # test users split by their target's train popularity into this many equal-count bands
 
 
+def popularity_bands(target_count: np.ndarray) -> np.ndarray | None:
+    """Each test user's band (0 = least popular targets) when the users are cut at the
+    :data:`POPULARITY_BANDS`-quantiles of their targets' train interactions, users with the same count in one band
+    (empty bands dropped, the rest renumbered); None when a band would hold fewer than :data:`MIN_BUCKET_USERS`
+    users or there is only one."""
+    edges = np.quantile(target_count, np.arange(1, POPULARITY_BANDS) / POPULARITY_BANDS)
+    raw = np.searchsorted(np.unique(edges), target_count, side="right")  # count >= an edge: the band above it
+    used, band = np.unique(raw, return_inverse=True)
+    if len(used) < 2 or np.bincount(band).min() < MIN_BUCKET_USERS:
+        return None
+    return band.reshape(-1)
+
+
 def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]:
     """The methods on the test users split by their target's popularity (its train interactions): where a ranker
     that reads text and one that counts co-occurrences part ways. Random negatives make the protocol
@@ -410,13 +429,11 @@ def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]
     rows = res["rows"]
     if target_count is None or not rows or len(target_count) != len(rows[0]["per_user"]["recall@10"]):
         return []
-    order = np.argsort(target_count, kind="stable")
-    band = np.empty(len(order), dtype=int)
-    band[order] = np.arange(len(order)) * POPULARITY_BANDS // len(order)
-    if np.bincount(band).min() < MIN_BUCKET_USERS:
+    band = popularity_bands(np.asarray(target_count))
+    if band is None:
         return []
     labels = [f"{int(target_count[band == b].min())}-{int(target_count[band == b].max())}"
-              for b in range(POPULARITY_BANDS)]
+              for b in range(int(band.max()) + 1)]
     table = []
     for method in dict.fromkeys(r["method"] for r in rows):
         row: dict[str, Any] = {"method": method}
@@ -424,10 +441,12 @@ def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]
             mean = _seed_mean(_masked(rows, band == b), method, "recall@10")
             row[f"target in {label} train interactions"] = float(np.mean(mean[0])) if mean else "-"
         table.append(row)
-    users = ", ".join(str(int((band == b).sum())) for b in range(POPULARITY_BANDS))
+    users = ", ".join(str(int((band == b).sum())) for b in range(len(labels)))
     text = ["", "### Where popularity decides: test users by their target's popularity", "",
-            f"The test users in {POPULARITY_BANDS} bands of equal size ({users} users) by how many train "
-            "interactions their target item has; recall@10 on the fixed candidates, each figure the mean over the "
+            f"The test users in {len(labels)} bands ({users} users) by how many train interactions their target "
+            f"item has, cut at its {' and '.join(f'{i}/{POPULARITY_BANDS}' for i in range(1, POPULARITY_BANDS))} "
+            "quantiles (users whose targets have the same count stay in one band); recall@10 on the fixed "
+            "candidates, each figure the mean over the "
             "method's seeds of the per-user values. A method that leans on popularity is strong on the right and "
             "weak on the left; the LLM rankers see item text, not counts.", "",
             format_table(table, list(table[0]), digits=3), ""]
@@ -440,7 +459,7 @@ def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]
 
 
 def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5,
-                     target_count: np.ndarray | None = None) -> str:
+                     target_count: np.ndarray | None = None, quick: bool = False) -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
@@ -469,7 +488,7 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
     lines += ["", "### Paper protocol: next item among 20 fixed random negatives (21 candidates); the LLM rankers "
               f"scored in {TRAINING_DTYPE}, the precision they were trained and validated in", ""]
     lines.append(_table(aggregate(res["rows"], SAMPLED_COLUMNS), SAMPLED_COLUMNS, _faster(res["rows"])))
-    if not any(row.get("faster") for row in res["rows"]):
+    if not quick and not any(row.get("faster") for row in res["rows"]):
         lines += ["", "Scored in bfloat16 instead, on a CPU that multiplies it natively: the seed-0 rankers' mean "
                   "per-user Spearman and same top-1 against these scores are in trsr-agreement.md (`recllm bench "
                   "trsr-agreement`)."]
@@ -674,6 +693,6 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     for res in results:
         facts = test_row_facts(res, sizes) or {}
         lines += ["", _dataset_section(res, facts.get("blocks"), cfg.ranker.n_recent, seg.block_size,
-                                       facts.get("target_count"))]
+                                       facts.get("target_count"), quick)]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
