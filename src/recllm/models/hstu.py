@@ -131,6 +131,11 @@ class HSTUNet(nn.Module):
     def item_vectors(self) -> torch.Tensor:
         return F.normalize(self.item_emb.weight[1:], dim=-1)
 
+    @property
+    def score_scale(self) -> float:
+        """similarity(h, items) == score_scale * h @ items.T (the full-softmax loss relies on it)."""
+        return 1.0 / self.temperature
+
     def similarity(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(M, d) x (K, d) -> (M, K) cosine similarities divided by the temperature."""
         return hidden @ items.T / self.temperature

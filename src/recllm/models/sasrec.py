@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recllm.models.base import Recommender
+from recllm.models.softmax import full_softmax_cross_entropy
 from recllm.utils import resolve_device, seed_everything
 
 if TYPE_CHECKING:
@@ -179,6 +180,8 @@ class CausalTransformer(nn.Module):
 class SASRecNet(nn.Module):
     """Item-ID embeddings (index 0 = padding) shared between input and output, a causal transformer in between."""
 
+    score_scale = 1.0  # similarity(h, items) == score_scale * h @ items.T (the full-softmax loss relies on it)
+
     def __init__(self, n_items: int, cfg: SeqConfig) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
@@ -272,11 +275,9 @@ class SequentialRecommender(Recommender):
         hidden = net(inp)[mask]
         target = tgt[mask]
         items = net.item_vectors()
-        if cfg.loss == "ce":
-            logits = net.similarity(hidden, items)
-            if self.future_items_ is not None:  # items the split holds out as new are no class to train against
-                logits = logits.masked_fill(self.future_items_.to(logits.device), float("-inf"))
-            return F.cross_entropy(logits, target - 1)
+        if cfg.loss == "ce":  # items the split holds out as new are no class to train against
+            exclude = None if self.future_items_ is None else self.future_items_.to(hidden.device)
+            return full_softmax_cross_entropy(hidden, items, target - 1, net.score_scale, exclude)
         pos = net.pair_similarity(hidden, items[target - 1])
         if cfg.loss == "bce":
             neg_ids = self.draw_items(target.shape, gen).to(hidden.device)
