@@ -138,3 +138,34 @@ def test_held_out_new_items_are_never_negatives_nor_softmax_classes():
     assert full.future_items_ is None
     assert torch.equal(full.draw_items((50,), torch.Generator().manual_seed(3)),
                        torch.randint(0, loo.dataset.n_items, (50,), generator=torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("negatives", [0, 5])
+def test_the_training_loss_is_next_item_plus_dense_info_nce_over_the_batch(loo, content, negatives):
+    """LEARN trains on the blocked loss; on a batch it must equal the reference form: info_nce_pairs over the
+    similarity / temperature of every query row against the batch's candidates (next-item pairs' mean plus
+    dense_weight x the dense pairs' mean), a window's own items never its negatives."""
+    from recllm.learn.losses import dense_action_pairs, info_nce_pairs, negative_logsumexp
+    from recllm.learn.train import _membership
+
+    model = LEARN(content_embeddings=content, **{**TINY, "max_epochs": 1, "dropout": 0.0},
+                  catalogue_negatives=negatives, seed=0).fit(loo)
+    rows = torch.from_numpy(model._training_rows(loo)[:6])
+    got = model._batch_loss(rows, torch.Generator().manual_seed(1))
+    cfg, net, gen = model.config, model.net_, torch.Generator().manual_seed(1)
+    inp = rows[:, :-1]
+    hidden, mask = net(inp), inp > 0
+    query_of = torch.full(inp.shape, -1, dtype=torch.long)
+    query_of[mask] = torch.arange(int(mask.sum()))
+    next_targets = rows[:, 1:][mask] - 1
+    b, i, j = dense_action_pairs(rows, cfg.n_history, cfg.n_future, cfg.horizon, cfg.alpha, cfg.beta, gen)
+    dense_queries, dense_targets = query_of[b, i], rows[b, j] - 1
+    sampled = model.draw_items((negatives,), gen) if negatives else next_targets[:0]
+    unique, inverse = torch.unique(torch.cat([next_targets, dense_targets, sampled]), return_inverse=True)
+    logits = net.similarity(hidden[mask], net.items(unique)) / cfg.temperature
+    own = ~_membership(rows, unique)[torch.nonzero(mask, as_tuple=True)[0]]
+    lse = negative_logsumexp(logits, own)
+    n = len(next_targets)
+    want = info_nce_pairs(logits, own, torch.arange(n), inverse[:n], lse) + cfg.dense_weight * info_nce_pairs(
+        logits, own, dense_queries, inverse[n:n + len(dense_targets)], lse)
+    assert len(dense_targets) and float(got) == pytest.approx(float(want), rel=1e-5)

@@ -68,3 +68,66 @@ def test_info_nce_pairs_equals_info_nce_with_other_positives_excluded():
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     by_hand = -(logits[0, 0] - torch.log(torch.exp(logits[0, 0]) + torch.exp(logits[0, 2:]).sum()))
     assert info_nce_pairs(logits, ~own, rows[:1], targets[:1]).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def _pair_inputs(seed=0, windows=4, per_window=5, candidates=9, dim=6, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    rows = windows * per_window
+    hidden = torch.randn(rows, dim, generator=gen, dtype=dtype, requires_grad=True)
+    items = torch.randn(candidates, dim, generator=gen, dtype=dtype, requires_grad=True)
+    member = torch.rand(windows, candidates, generator=gen) < 0.3
+    member[-1] = True  # the last window holds every candidate: its rows have no negative
+    window = torch.arange(windows).repeat_interleave(per_window)
+    pair_rows = torch.randint(0, rows, (2 * rows,), generator=gen)
+    pair_targets = torch.randint(0, candidates, (2 * rows,), generator=gen)
+    weights = torch.rand(2 * rows, generator=gen, dtype=dtype)
+    return hidden, items, member, window, pair_rows, pair_targets, weights
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 30, 10_000])
+@pytest.mark.parametrize("scale", [1.0, 5.0])
+def test_blocked_pairs_info_nce_is_the_reference_form_in_value_and_gradients(chunk_elements, scale):
+    """The training loss (blocked logits) against info_nce_pairs on the full logits: weighted pairs, rows sharing
+    queries, a window whose rows have no negative at all."""
+    from recllm.learn.losses import blocked_pairs_info_nce, negative_logsumexp
+
+    hidden, items, member, window, pair_rows, pair_targets, weights = _pair_inputs()
+    logits = hidden @ items.T * scale
+    negatives = ~member[window]
+    neg_lse = negative_logsumexp(logits, negatives)
+    pos = logits[pair_rows, pair_targets]
+    want = (weights * (torch.logaddexp(pos, neg_lse[pair_rows]) - pos)).sum()
+    got = blocked_pairs_info_nce(hidden, items, scale, member, window, pair_rows, pair_targets, weights,
+                                 chunk_elements=chunk_elements)
+    assert torch.allclose(got, want, rtol=1e-5)
+    for g, w in zip(torch.autograd.grad(got, (hidden, items)), torch.autograd.grad(want, (hidden, items))):
+        assert torch.isfinite(g).all() and torch.allclose(g, w, rtol=1e-4, atol=1e-5 * float(w.abs().max()))
+    # one pair alone is info_nce_pairs' mean over one pair
+    one = blocked_pairs_info_nce(hidden, items, scale, member, window, pair_rows[:1], pair_targets[:1],
+                                 torch.ones(1))
+    assert one.item() == pytest.approx(info_nce_pairs(logits, negatives, pair_rows[:1], pair_targets[:1]).item(),
+                                       rel=1e-5)
+
+
+def test_blocked_pairs_info_nce_gradcheck_in_float64():
+    from recllm.learn.losses import blocked_pairs_info_nce
+
+    hidden, items, member, window, pair_rows, pair_targets, weights = _pair_inputs(
+        windows=2, per_window=2, candidates=4, dim=3, dtype=torch.float64)
+    member[-1] = False
+    member[-1, 0] = True
+    assert torch.autograd.gradcheck(
+        lambda h, i: blocked_pairs_info_nce(h, i, 2.0, member, window, pair_rows, pair_targets, weights,
+                                            chunk_elements=5), (hidden, items))
+
+
+def test_blocked_pairs_info_nce_names_wrong_shapes():
+    from recllm.learn.losses import blocked_pairs_info_nce
+
+    hidden, items, member, window, pair_rows, pair_targets, weights = _pair_inputs()
+    with pytest.raises(ValueError, match="share d"):
+        blocked_pairs_info_nce(hidden[:, :2], items, 1.0, member, window, pair_rows, pair_targets, weights)
+    with pytest.raises(ValueError, match="member must be"):
+        blocked_pairs_info_nce(hidden, items, 1.0, member[:, :-1], window, pair_rows, pair_targets, weights)
+    with pytest.raises(ValueError, match="must be \\(P,\\)"):
+        blocked_pairs_info_nce(hidden, items, 1.0, member, window, pair_rows, pair_targets, weights[:-1])

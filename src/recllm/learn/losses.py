@@ -110,3 +110,77 @@ def dense_action_pairs(rows: torch.Tensor, n_history: int = 10, n_future: int = 
     row_idx = torch.arange(b, device=rows.device)[:, None, None].expand_as(fut)
     hist_idx = hist[:, :, None].expand_as(fut)
     return row_idx[ok], hist_idx[ok], fut[ok]
+
+
+# ---------------------------------------------------------------------------------------------- blocked form
+CHUNK_ELEMENTS = 1 << 19  # logits per block (2 MB in float32): about a core's L2 cache
+
+
+class _BlockedPairsInfoNCE(torch.autograd.Function):
+    """:func:`blocked_pairs_info_nce`: logits made a block of rows at a time, and again in the backward pass."""
+
+    @staticmethod
+    def _negative_logits(hidden, items, scale, member, window, block):  # (rows of block, C), non-negatives -inf
+        logits = (hidden[block] @ items.T).mul_(scale)
+        return logits.masked_fill_(member[window[block]], float("-inf"))
+
+    @staticmethod
+    def forward(ctx, hidden, items, scale, member, window, pair_rows, pair_targets, weights, step):  # type: ignore[override]
+        neg_lse = torch.empty(hidden.shape[0], dtype=hidden.dtype, device=hidden.device)
+        for start in range(0, hidden.shape[0], step):
+            block = slice(start, start + step)
+            neg_lse[block] = torch.logsumexp(
+                _BlockedPairsInfoNCE._negative_logits(hidden, items, scale, member, window, block), dim=1)
+        pos = (hidden[pair_rows] * items[pair_targets]).sum(-1) * scale
+        ctx.save_for_backward(hidden, items, member, window, pair_rows, pair_targets, weights, neg_lse, pos)
+        ctx.scale, ctx.step = scale, step
+        return (weights * (torch.logaddexp(pos, neg_lse[pair_rows]) - pos)).sum()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        hidden, items, member, window, pair_rows, pair_targets, weights, neg_lse, pos = ctx.saved_tensors
+        scale, step = ctx.scale, ctx.step
+        # d loss_p / d neg_lse = sigmoid(neg_lse - pos) = - d loss_p / d pos (0 for a row without negatives)
+        pull = grad * weights * torch.sigmoid(neg_lse[pair_rows] - pos)
+        per_row = torch.zeros_like(neg_lse).index_add_(0, pair_rows, pull)
+        finite = torch.isfinite(neg_lse)
+        lse = torch.where(finite, neg_lse, torch.zeros_like(neg_lse))
+        per_row = torch.where(finite, per_row, torch.zeros_like(per_row))
+        grad_hidden = torch.empty_like(hidden)
+        grad_items = torch.zeros_like(items)
+        for start in range(0, hidden.shape[0], step):
+            block = slice(start, start + step)
+            # d neg_lse / d logit = softmax over the row's negatives
+            g = _BlockedPairsInfoNCE._negative_logits(hidden, items, scale, member, window, block)
+            g.sub_(lse[block, None]).exp_().mul_(per_row[block, None] * scale)
+            grad_hidden[block] = g @ items
+            grad_items.addmm_(g.T, hidden[block])
+        push = (-pull * scale)[:, None]  # the target logit of each pair
+        grad_hidden.index_add_(0, pair_rows, push * items[pair_targets])
+        grad_items.index_add_(0, pair_targets, push * hidden[pair_rows])
+        return grad_hidden, grad_items, None, None, None, None, None, None, None
+
+
+def blocked_pairs_info_nce(hidden: torch.Tensor, items: torch.Tensor, scale: float, member: torch.Tensor,
+                           window: torch.Tensor, pair_rows: torch.Tensor, pair_targets: torch.Tensor,
+                           weights: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """``sum_p weights[p] * InfoNCE(pair p)`` of :func:`info_nce_pairs` without its (rows x candidates) logits:
+    the logits ``scale * hidden @ items.T`` are made a block of rows at a time (and again in the backward pass),
+    so memory traffic stays in the CPU's cache.
+
+    ``hidden`` (Q, d) query rows; ``items`` (C, d) candidates; ``member`` (B, C) bool, candidate c occurs in window
+    b (never a negative for that window's rows); ``window`` (Q,) each row's window; ``pair_rows`` / ``pair_targets``
+    / ``weights`` (P,): each pair's query row, target candidate and weight. Equal to the reference form
+    (:func:`negative_logsumexp` and :func:`info_nce_pairs` on the full logits) up to float rounding."""
+    if hidden.ndim != 2 or items.ndim != 2 or hidden.shape[1] != items.shape[1]:
+        raise ValueError(f"hidden (Q, d) and items (C, d) must share d, got {tuple(hidden.shape)} and "
+                         f"{tuple(items.shape)}")
+    if member.shape[1:] != items.shape[:1] or window.shape != hidden.shape[:1]:
+        raise ValueError(f"member must be (windows, {items.shape[0]}) and window ({hidden.shape[0]},), got "
+                         f"{tuple(member.shape)} and {tuple(window.shape)}")
+    if not pair_rows.shape == pair_targets.shape == weights.shape or pair_rows.ndim != 1:
+        raise ValueError(f"pair_rows, pair_targets and weights must be (P,), got {tuple(pair_rows.shape)}, "
+                         f"{tuple(pair_targets.shape)} and {tuple(weights.shape)}")
+    step = max(1, chunk_elements // max(items.shape[0], 1))
+    return _BlockedPairsInfoNCE.apply(hidden, items, float(scale), member, window, pair_rows, pair_targets,
+                                      weights.to(hidden.dtype), step)

@@ -98,6 +98,7 @@ class LEARNNet(nn.Module):
         return torch.cat([self.items(ids[s:s + batch_size]) for s in range(0, self.n_items, batch_size)])
 
     def similarity(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """A dot product (training's blocked loss, :func:`recllm.learn.losses.blocked_pairs_info_nce`, relies on it)."""
         return hidden @ items.T
 
     def pair_similarity(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from recllm.learn.encoder import ContentConfig, Whitener, item_content_embeddings
-from recllm.learn.losses import dense_action_pairs, info_nce_pairs, negative_logsumexp
+from recllm.learn.losses import blocked_pairs_info_nce, dense_action_pairs
 from recllm.learn.model import ITEM_INPUTS, ITEM_TOWERS, LEARNNet
 from recllm.models.sasrec import SeqConfig, SequentialRecommender
 
@@ -138,16 +138,15 @@ class LEARN(SequentialRecommender):
         sampled = (self.draw_items((cfg.catalogue_negatives,), gen).to(rows.device)  # never a held-out new item
                    if cfg.catalogue_negatives else next_targets[:0])
         unique, inverse = torch.unique(torch.cat([next_targets, dense_targets, sampled]), return_inverse=True)
-        logits = net.similarity(hidden[mask], net.items(unique)) / cfg.temperature
-        negatives = ~_membership(rows, unique)[query_rows]  # a user's own items are never its negatives
-        neg_lse = negative_logsumexp(logits, negatives)
-        n_next = len(next_targets)
-        loss = info_nce_pairs(logits, negatives, torch.arange(n_next, device=rows.device), inverse[:n_next], neg_lse)
-        if len(dense_targets):
-            dense = info_nce_pairs(logits, negatives, dense_queries, inverse[n_next:n_next + len(dense_targets)],
-                                   neg_lse)
-            loss = loss + cfg.dense_weight * dense
-        return loss
+        n_next, n_dense = len(next_targets), len(dense_targets)
+        # next-item pairs (mean) + dense_weight x dense pairs (mean), each query's negatives the candidates not in
+        # its own window (a user's own items are never its negatives); scores are net.similarity / temperature
+        weights = torch.cat([torch.full((n_next,), 1.0 / n_next),
+                             torch.full((n_dense,), cfg.dense_weight / max(n_dense, 1))]).to(rows.device)
+        return blocked_pairs_info_nce(
+            hidden[mask], net.items(unique), 1.0 / cfg.temperature, _membership(rows, unique), query_rows,
+            torch.cat([torch.arange(n_next, device=rows.device), dense_queries]), inverse[:n_next + n_dense],
+            weights)
 
     def fit(self, split: "Split") -> "LEARN":
         super().fit(split)
