@@ -44,6 +44,10 @@ def test_plan_lists_stored_and_missing_runs_with_estimates(fake_bench, tmp_path,
     again = planning.plan_benchmark(out, models=["popularity", "SASRec-CE", "LEARN (shared tower)", MINILM_LEARN],
                                     **kw)
     assert [u.minutes for u in again] == [u.minutes for u in units]
+    # a changed training module (a faster loss, say) makes the model probes stale: they are taken again
+    monkeypatch.setattr(planning, "training_code", lambda: {"recllm.models.softmax": "changed"})
+    with pytest.raises(pytest.fail.Exception, match="probed again"):
+        planning.plan_benchmark(out, models=["SASRec-CE"], **kw)
 
 
 def test_prior_epochs_reads_both_runs_file_layouts(tmp_path):

@@ -103,6 +103,20 @@ def _probe_again(speeds: dict[str, float], key: str, probed: set[str]) -> bool:
                                             speeds.get(key + "|share", float("nan")))
 
 
+# the modules whose code sets a fit's speed: a change to any of them makes the speed probes stale
+TRAINING_MODULES = ("recllm.models.sasrec", "recllm.models.hstu", "recllm.models.softmax", "recllm.learn.train",
+                    "recllm.learn.model", "recllm.learn.losses")
+
+
+def training_code() -> dict[str, str]:
+    """sha256 of the source of each of :data:`TRAINING_MODULES` (a speed probe's key holds it)."""
+    import importlib.util
+
+    from recllm.bench.runs import source_sha256
+
+    return {name: source_sha256(importlib.util.find_spec(name).origin) for name in TRAINING_MODULES}
+
+
 def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], interactions: int,
                   probed: set[str] | None = None) -> tuple[float, float]:
     """Seconds one epoch (with its validation) of ``spec`` takes on this machine for a split with ``interactions``
@@ -118,7 +132,7 @@ def epoch_seconds(spec: Any, loo: Any, data: str, speeds: dict[str, float], inte
     settings = {k: v for k, v in spec.settings.items() if k != "content"}  # the encoder does not change the cost
     key = run_key(version=_PROBE_VERSION, cpu=cpu_model(), threads=torch.get_num_threads(), data=data,
                   dataset=loo.dataset.name, settings=settings, model=spec.name if not settings else None,
-                  users=PROBE_USERS)
+                  users=PROBE_USERS, code=training_code())
     probed = set() if probed is None else probed
     if key + "|per" not in speeds or _probe_again(speeds, key, probed):
         probed.add(key)
