@@ -121,7 +121,7 @@ class _BlockedPairsInfoNCE(torch.autograd.Function):
 
     @staticmethod
     def _negative_logits(hidden, items, scale, member, window, block):  # (rows of block, C), non-negatives -inf
-        logits = (hidden[block] @ items.T).mul_(scale)
+        logits = (hidden[block] * scale) @ items.T  # the scale on the small side
         return logits.masked_fill_(member[window[block]], float("-inf"))
 
     @staticmethod
@@ -151,10 +151,11 @@ class _BlockedPairsInfoNCE(torch.autograd.Function):
         for start in range(0, hidden.shape[0], step):
             block = slice(start, start + step)
             # d neg_lse / d logit = softmax over the row's negatives
-            g = _BlockedPairsInfoNCE._negative_logits(hidden, items, scale, member, window, block)
-            g.sub_(lse[block, None]).exp_().mul_(per_row[block, None] * scale)
-            grad_hidden[block] = g @ items
-            grad_items.addmm_(g.T, hidden[block])
+            probs = _BlockedPairsInfoNCE._negative_logits(hidden, items, scale, member, window, block)
+            probs.sub_(lse[block, None]).exp_()
+            row_factor = (per_row[block] * scale)[:, None]  # on the small sides of the products, not the block
+            grad_hidden[block] = (probs @ items).mul_(row_factor)
+            grad_items.addmm_(probs.T, hidden[block] * row_factor)
         push = (-pull * scale)[:, None]  # the target logit of each pair
         grad_hidden.index_add_(0, pair_rows, push * items[pair_targets])
         grad_items.index_add_(0, pair_targets, push * hidden[pair_rows])

@@ -19,7 +19,7 @@ CHUNK_ELEMENTS = 1 << 19  # logits per block (2 MB in float32): about a core's L
 
 def _block_logits(hidden: torch.Tensor, items: torch.Tensor, scale: float,
                   exclude: torch.Tensor | None) -> torch.Tensor:
-    logits = (hidden @ items.T).mul_(scale)
+    logits = (hidden if scale == 1.0 else hidden * scale) @ items.T  # the scale on the small side
     if exclude is not None:
         logits.masked_fill_(exclude, float("-inf"))
     return logits
@@ -52,9 +52,8 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
             # d loss / d logits of a block: softmax minus the one-hot target, over the rows' count
             probs = _block_logits(h, items, scale, exclude).sub_(lse[block, None]).exp_()
             probs[torch.arange(len(h), device=h.device), target[block]] -= 1
-            probs.mul_(factor)
-            grad_hidden[block] = probs @ items
-            grad_items.addmm_(probs.T, h)
+            grad_hidden[block] = (probs @ items).mul_(factor)  # the constant factor on the small results
+            grad_items.addmm_(probs.T, h, alpha=float(factor))
         return grad_hidden, grad_items, None, None, None, None
 
 
