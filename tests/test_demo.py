@@ -109,6 +109,9 @@ def test_learn_section_on_real_cold_start_split_then_from_cache(shared_data, tmp
     assert [r["model"] for r in rows] == ["SASRec (IDs only)", "LEARN (SmolLM2-135M item text)"]
     out = capsys.readouterr().out
     assert "cold-start split" in out and "LEARN's top 5 for user" in out and "(cached)" not in out
+    # the full catalogue and the test period's new films only: where an ID model cannot rank and LEARN can
+    assert "| new films: hr@10 | new films: ndcg@10 |" in out and "films the test period introduces" in out
+    assert all(r["new films: hr@10"] for r in rows)
     assert demo_section(seed=0, show_progress=False, max_epochs=1, content=content) == rows
     assert "(cached)" in capsys.readouterr().out
     import recllm.utils
