@@ -163,7 +163,7 @@ def demo_section(seed: int = 0, show_progress: bool = True, max_epochs: int = MA
             row.update({label + m: fmt_ci(*bootstrap_ci(result.per_user[m], seed=seed)) for m in ("hr@10", "ndcg@10")})
         rows.append({**row, "seconds": f"{seconds:.0f}"})
     print(f"Every film ranked (hr@10, ndcg@10), then only the {len(new_items)} films the test period introduces "
-          f"({NEW_ITEMS_LABEL.strip()}): an ID model has no trained vector for them, LEARN scores them from text.")
+          f"(the \"{NEW_ITEMS_LABEL.rstrip(': ')}\" columns): an ID model has no trained vector for them, LEARN scores them from text.")
     print(format_table(rows, TABLE_COLUMNS))
     learn = models[learn_name]
     folder = _artifact_folder(seed, max_epochs, content)
