@@ -113,7 +113,7 @@ def dense_action_pairs(rows: torch.Tensor, n_history: int = 10, n_future: int = 
 
 
 # ---------------------------------------------------------------------------------------------- blocked form
-CHUNK_ELEMENTS = 1 << 19  # logits per block (2 MB in float32): about a core's L2 cache
+from recllm.models.softmax import CHUNK_ELEMENTS, rows_per_block  # noqa: E402 (the blocking of every blocked loss)
 
 
 class _BlockedPairsInfoNCE(torch.autograd.Function):
@@ -182,6 +182,5 @@ def blocked_pairs_info_nce(hidden: torch.Tensor, items: torch.Tensor, scale: flo
     if not pair_rows.shape == pair_targets.shape == weights.shape or pair_rows.ndim != 1:
         raise ValueError(f"pair_rows, pair_targets and weights must be (P,), got {tuple(pair_rows.shape)}, "
                          f"{tuple(pair_targets.shape)} and {tuple(weights.shape)}")
-    step = max(1, chunk_elements // max(items.shape[0], 1))
     return _BlockedPairsInfoNCE.apply(hidden, items, float(scale), member, window, pair_rows, pair_targets,
-                                      weights.to(hidden.dtype), step)
+                                      weights.to(hidden.dtype), rows_per_block(items.shape[0], chunk_elements))

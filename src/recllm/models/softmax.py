@@ -17,6 +17,13 @@ import torch
 CHUNK_ELEMENTS = 1 << 19  # logits per block (2 MB in float32): about a core's L2 cache
 
 
+def rows_per_block(n_candidates: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
+    """How many rows of a (rows x ``n_candidates``) logits matrix make a block of about ``chunk_elements``."""
+    if chunk_elements < 1:
+        raise ValueError(f"chunk_elements must be positive, got {chunk_elements}")
+    return max(1, chunk_elements // max(n_candidates, 1))
+
+
 def _block_logits(hidden: torch.Tensor, items: torch.Tensor, scale: float,
                   exclude: torch.Tensor | None) -> torch.Tensor:
     logits = (hidden if scale == 1.0 else hidden * scale) @ items.T  # the scale on the small side
@@ -70,7 +77,5 @@ def full_softmax_cross_entropy(hidden: torch.Tensor, items: torch.Tensor, target
         raise ValueError(f"target must hold one item per row of hidden ({hidden.shape[0]}), got {tuple(target.shape)}")
     if exclude is not None and exclude.shape != items.shape[:1]:
         raise ValueError(f"exclude must hold one flag per item ({items.shape[0]}), got {tuple(exclude.shape)}")
-    if chunk_elements < 1:
-        raise ValueError(f"chunk_elements must be positive, got {chunk_elements}")
-    rows_per_block = max(1, chunk_elements // max(items.shape[0], 1))
-    return _FullSoftmaxCrossEntropy.apply(hidden, items, target, float(scale), exclude, rows_per_block)
+    return _FullSoftmaxCrossEntropy.apply(hidden, items, target, float(scale), exclude,
+                                          rows_per_block(items.shape[0], chunk_elements))
