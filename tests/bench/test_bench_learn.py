@@ -142,6 +142,15 @@ def test_run_benchmark_end_to_end_on_tiny_data(monkeypatch, tmp_path, dataset, c
         bench.run_benchmark(quick=True, datasets=["cyclic"], splits=["loo"], epochs=2, models=["SASRec-CE"],
                             out=str(out), show_progress=False)
     assert fitted == ["SASRec-CE"]
+    # --fresh refits a stored run from its first epoch: an interrupted fit's checkpoints are removed, not resumed
+    calls = []
+    monkeypatch.setattr(bench, "forget_fit", lambda key: calls.append(("forget", key)))
+    monkeypatch.setattr(bench, "run_one", lambda spec, split, seed, epochs, content, key: calls.append(("fit", key))
+                        or pytest.skip("fitted"))
+    with pytest.raises(pytest.skip.Exception):
+        bench.run_benchmark(quick=True, datasets=["cyclic"], splits=["loo"], epochs=1, models=["SASRec-CE"],
+                            out=str(out), show_progress=False, fresh=True)
+    assert [c[0] for c in calls] == ["forget", "fit"] and calls[0][1] == calls[1][1]
     with pytest.raises(ValueError, match="unknown model"):
         bench.run_benchmark(quick=True, datasets=["cyclic"], models=["GRU4Rec"], out=str(out))
 
@@ -311,6 +320,36 @@ def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_e
     popularity = next(s for s in model_specs(quick=True) if s.name == "popularity")
     assert bench.run_one(popularity, loo, 0, 3, None, key="c" * 64).resumed_after == 0  # no epochs: no checkpoints
     assert not bench.fit_checkpoints("c" * 64).exists()
+
+
+def test_a_fit_cut_off_is_not_resumed_by_other_code(monkeypatch, tmp_path, loo, content, capsys):
+    """A run's key holds its settings, data and seed but not its code: epoch checkpoints written by other code (the
+    recllm source changed while a fit was cut off) are removed and the fit starts afresh, so no stored run is
+    a mix of two codes' epochs."""
+    import recllm.bench.learn.run as bench
+    from recllm.distributed.checkpoint import EpochCheckpoint
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    spec = next(s for s in model_specs(quick=True) if s.name == "SASRec-CE")
+    whole = bench.run_one(spec, loo, 0, 3, content, key="a" * 64)
+    save = EpochCheckpoint.save
+
+    def cut_after_two(self, meta, tensors):
+        save(self, meta, tensors)
+        if meta["epoch"] == 2:
+            raise RuntimeError("the session ended")
+
+    monkeypatch.setattr(EpochCheckpoint, "save", cut_after_two)
+    with pytest.raises(RuntimeError, match="the session ended"):
+        bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
+    monkeypatch.setattr(EpochCheckpoint, "save", save)
+    assert (bench.fit_checkpoints("b" * 64) / bench.FIT_CODE_FILE).read_text().strip() == bench.fit_code()
+    monkeypatch.setattr(bench, "fit_code", lambda: "0" * 64)  # the source changed
+    capsys.readouterr()
+    again = bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
+    assert "written by other code" in capsys.readouterr().out
+    assert again.resumed_after == 0 and again.epochs == 3
+    assert again.metrics == whole.metrics and again.per_user == whole.per_user
 
 
 def test_seconds_per_epoch_counts_only_the_epochs_fitted_after_a_resume():

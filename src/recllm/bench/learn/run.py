@@ -254,31 +254,56 @@ FITS_AREA = ("bench", "learn-fits")  # in the cache: epoch checkpoints of fits w
 
 
 def fit_checkpoints(key: str) -> Path:
-    """The folder where the fit of the run stored under ``key`` keeps its epoch checkpoints until the run is
-    stored (:func:`forget_fit`), so a fit cut off by the end of a session resumes at its last epoch."""
+    """The folder where the fit of the run stored under ``key`` keeps its epoch checkpoints (and the hash of the
+    code writing them) until the run is stored (:func:`forget_fit`), so a fit cut off by the end of a session
+    resumes at its last epoch."""
     from recllm.utils import cache_root
 
     return cache_root().joinpath(*FITS_AREA, key[:24])
 
 
+# in a fit's folder: the source hash of the code that fitted it, and the trainer's epoch checkpoints
+FIT_CODE_FILE, FIT_EPOCHS_FOLDER = "code.sha256", "epochs"
+
+
+def fit_code() -> str:
+    """The code a fit runs: the source hash of the whole recllm package, read once per process. A run's key holds
+    its settings, data and seed but not its code, so a checkpoint carries this hash and is resumed only by the
+    same code (a fit finished by other code would be stored as that code's run)."""
+    from recllm.utils import package_source_sha256
+
+    return package_source_sha256("recllm")
+
+
 def _checkpointed(model: Any, key: str) -> int:
     """Give ``model`` (a model trained epoch by epoch: its config has ``checkpoint_dir``) the epoch checkpoints of
-    run ``key``; the epochs an interrupted fit of the same run left there (0: none, or a model without epochs).
-    A resumed fit ends where a fit in one go ends (the checkpoint holds the weights, optimizer and random states)."""
+    run ``key``; the epochs an interrupted fit of the same run, by the same code, left there (0: none, or a model
+    without epochs). A resumed fit ends where a fit in one go ends (the checkpoint holds the weights, optimizer and
+    random states). Checkpoints written by other code (:func:`fit_code`) are removed and the fit starts afresh."""
     config = getattr(model, "config", None)
     if not key or config is None or not hasattr(config, "checkpoint_dir"):
         return 0
     from dataclasses import replace
 
     from recllm.distributed.checkpoint import EpochCheckpoint
+    from recllm.utils import write_text_atomic
 
     folder = fit_checkpoints(key)
-    model.config = replace(config, checkpoint_dir=str(folder))
-    return EpochCheckpoint.at(folder).saved_epoch()
+    marker, epochs_folder = folder / FIT_CODE_FILE, folder / FIT_EPOCHS_FOLDER
+    code = fit_code()
+    if folder.is_dir() and not (marker.is_file() and marker.read_text(encoding="utf-8").strip() == code):
+        print(f"[bench learn] {folder}: its epoch checkpoints were written by other code (the recllm source "
+              "changed since); this fit starts afresh", flush=True)
+        forget_fit(key)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(marker, code + "\n")
+    model.config = replace(config, checkpoint_dir=str(epochs_folder))
+    return EpochCheckpoint.at(epochs_folder).saved_epoch()
 
 
 def forget_fit(key: str) -> None:
-    """Remove the epoch checkpoints of run ``key`` (the benchmark made them; the run is stored now)."""
+    """Remove the epoch checkpoints of run ``key`` (the benchmark made them; the run is stored now, or they came
+    from other code, or the run is fitted afresh)."""
     import shutil
 
     folder = fit_checkpoints(key)
@@ -477,6 +502,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
                     if res is not None:
                         reused, how = reused + 1, "stored"
                     else:
+                        if fresh:  # afresh: no epoch checkpoints of an earlier, interrupted fit either
+                            forget_fit(key)
                         res = run_one(spec, split, seed, epochs, content_of(spec.encoder) if spec.encoder else None,
                                       key)
                         how = "fitted"
