@@ -121,6 +121,25 @@ def test_blocked_pairs_info_nce_gradcheck_in_float64():
                                             chunk_elements=5), (hidden, items))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_blocked_pairs_info_nce_takes_half_precision_log_sum_exps_in_float32(dtype):
+    """Half-precision inputs: the logits are made in their dtype, the log-sum-exps and the loss in float32 (as the
+    reference form on the half-precision logits cast to float32); gradients come back in the inputs' dtype."""
+    from recllm.learn.losses import blocked_pairs_info_nce, negative_logsumexp
+
+    hidden, items, member, window, pair_rows, pair_targets, weights = _pair_inputs()
+    hidden, items = hidden.detach().to(dtype).requires_grad_(), items.detach().to(dtype).requires_grad_()
+    logits = ((hidden * 5.0) @ items.T).float()
+    pos = (hidden[pair_rows].float() * items[pair_targets].float()).sum(-1) * 5.0
+    neg_lse = negative_logsumexp(logits, ~member[window])
+    want = (weights * (torch.logaddexp(pos, neg_lse[pair_rows]) - pos)).sum()
+    got = blocked_pairs_info_nce(hidden, items, 5.0, member, window, pair_rows, pair_targets, weights,
+                                 chunk_elements=30)
+    assert got.dtype == torch.float32 and got.item() == pytest.approx(want.item(), rel=1e-4)
+    for g, w in zip(torch.autograd.grad(got, (hidden, items)), torch.autograd.grad(want, (hidden, items))):
+        assert g.dtype == dtype and torch.allclose(g.float(), w.float(), rtol=2e-2, atol=2e-2 * float(w.abs().max()))
+
+
 def test_blocked_pairs_info_nce_names_wrong_shapes():
     from recllm.learn.losses import blocked_pairs_info_nce
 

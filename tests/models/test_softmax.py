@@ -91,3 +91,16 @@ def test_the_sequence_models_full_softmax_loss_is_cross_entropy_over_their_simil
     logits = net.similarity(hidden, net.item_vectors()).masked_fill(est.future_items_, float("-inf"))
     want = F.cross_entropy(logits, tgt[inp > 0] - 1)
     assert np.isclose(float(got), float(want), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_take_the_softmax_in_float32(dtype):
+    """As F.cross_entropy of the half-precision logits taken in float32 (autocast's way): the log-sum-exps are not
+    rounded to the inputs' 8 or 11 bits, which would shift the loss by ~0.1 at log-sum-exps near 16."""
+    hidden, items, target, exclude = _inputs(rows=256, items=2000, dim=16)
+    hidden, items = hidden.detach().to(dtype).requires_grad_(), items.detach().to(dtype).requires_grad_()
+    want = F.cross_entropy(((hidden * 4.0) @ items.T).float().masked_fill(exclude, float("-inf")), target)
+    got = full_softmax_cross_entropy(hidden, items, target, 4.0, exclude, chunk_elements=10_000)
+    assert got.dtype == torch.float32 and abs(got.item() - want.item()) < 1e-4 * max(1.0, want.item())
+    for g, w in zip(torch.autograd.grad(got, (hidden, items)), torch.autograd.grad(want, (hidden, items))):
+        assert g.dtype == dtype and torch.allclose(g.float(), w.float(), rtol=2e-2, atol=2e-2 * float(w.abs().max()))

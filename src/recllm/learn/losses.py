@@ -113,7 +113,7 @@ def dense_action_pairs(rows: torch.Tensor, n_history: int = 10, n_future: int = 
 
 
 # ---------------------------------------------------------------------------------------------- blocked form
-from recllm.models.softmax import CHUNK_ELEMENTS, rows_per_block  # noqa: E402 (the blocking of every blocked loss)
+from recllm.models.softmax import CHUNK_ELEMENTS, accumulation_dtype, rows_per_block  # noqa: E402 (one blocking)
 
 
 class _BlockedPairsInfoNCE(torch.autograd.Function):
@@ -121,17 +121,17 @@ class _BlockedPairsInfoNCE(torch.autograd.Function):
 
     @staticmethod
     def _negative_logits(hidden, items, scale, member, window, block):  # (rows of block, C), non-negatives -inf
-        logits = (hidden[block] * scale) @ items.T  # the scale on the small side
+        logits = ((hidden[block] * scale) @ items.T).to(accumulation_dtype(hidden.dtype))  # scale on the small side
         return logits.masked_fill_(member[window[block]], float("-inf"))
 
     @staticmethod
     def forward(ctx, hidden, items, scale, member, window, pair_rows, pair_targets, weights, step):  # type: ignore[override]
-        neg_lse = torch.empty(hidden.shape[0], dtype=hidden.dtype, device=hidden.device)
+        neg_lse = torch.empty(hidden.shape[0], dtype=accumulation_dtype(hidden.dtype), device=hidden.device)
         for start in range(0, hidden.shape[0], step):
             block = slice(start, start + step)
             neg_lse[block] = torch.logsumexp(
                 _BlockedPairsInfoNCE._negative_logits(hidden, items, scale, member, window, block), dim=1)
-        pos = (hidden[pair_rows] * items[pair_targets]).sum(-1) * scale
+        pos = (hidden[pair_rows].to(neg_lse.dtype) * items[pair_targets].to(neg_lse.dtype)).sum(-1) * scale
         ctx.save_for_backward(hidden, items, member, window, pair_rows, pair_targets, weights, neg_lse, pos)
         ctx.scale, ctx.step = scale, step
         return (weights * (torch.logaddexp(pos, neg_lse[pair_rows]) - pos)).sum()
@@ -152,11 +152,11 @@ class _BlockedPairsInfoNCE(torch.autograd.Function):
             block = slice(start, start + step)
             # d neg_lse / d logit = softmax over the row's negatives
             probs = _BlockedPairsInfoNCE._negative_logits(hidden, items, scale, member, window, block)
-            probs.sub_(lse[block, None]).exp_()
-            row_factor = (per_row[block] * scale)[:, None]  # on the small sides of the products, not the block
+            probs = probs.sub_(lse[block, None]).exp_().to(hidden.dtype)
+            row_factor = (per_row[block] * scale)[:, None].to(hidden.dtype)  # on the small sides of the products
             grad_hidden[block] = (probs @ items).mul_(row_factor)
             grad_items.addmm_(probs.T, hidden[block] * row_factor)
-        push = (-pull * scale)[:, None]  # the target logit of each pair
+        push = (-pull * scale)[:, None].to(hidden.dtype)  # the target logit of each pair
         grad_hidden.index_add_(0, pair_rows, push * items[pair_targets])
         grad_items.index_add_(0, pair_targets, push * hidden[pair_rows])
         return grad_hidden, grad_items, None, None, None, None, None, None, None
@@ -172,7 +172,8 @@ def blocked_pairs_info_nce(hidden: torch.Tensor, items: torch.Tensor, scale: flo
     ``hidden`` (Q, d) query rows; ``items`` (C, d) candidates; ``member`` (B, C) bool, candidate c occurs in window
     b (never a negative for that window's rows); ``window`` (Q,) each row's window; ``pair_rows`` / ``pair_targets``
     / ``weights`` (P,): each pair's query row, target candidate and weight. Equal to the reference form
-    (:func:`negative_logsumexp` and :func:`info_nce_pairs` on the full logits) up to float rounding."""
+    (:func:`negative_logsumexp` and :func:`info_nce_pairs` on the full logits) up to float rounding; with
+    half-precision inputs the log-sum-exps are taken in float32 and the loss is float32."""
     if hidden.ndim != 2 or items.ndim != 2 or hidden.shape[1] != items.shape[1]:
         raise ValueError(f"hidden (Q, d) and items (C, d) must share d, got {tuple(hidden.shape)} and "
                          f"{tuple(items.shape)}")
@@ -183,4 +184,5 @@ def blocked_pairs_info_nce(hidden: torch.Tensor, items: torch.Tensor, scale: flo
         raise ValueError(f"pair_rows, pair_targets and weights must be (P,), got {tuple(pair_rows.shape)}, "
                          f"{tuple(pair_targets.shape)} and {tuple(weights.shape)}")
     return _BlockedPairsInfoNCE.apply(hidden, items, float(scale), member, window, pair_rows, pair_targets,
-                                      weights.to(hidden.dtype), rows_per_block(items.shape[0], chunk_elements))
+                                      weights.to(accumulation_dtype(hidden.dtype)),
+                                      rows_per_block(items.shape[0], chunk_elements))

@@ -17,6 +17,12 @@ import torch
 CHUNK_ELEMENTS = 1 << 19  # logits per block (2 MB in float32): about a core's L2 cache
 
 
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a blocked loss takes its log-sum-exps and softmax in: float32 for half-precision inputs (as
+    ``F.cross_entropy`` under autocast), else the inputs' own."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def rows_per_block(n_candidates: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
     """How many rows of a (rows x ``n_candidates``) logits matrix make a block of about ``chunk_elements``."""
     if chunk_elements < 1:
@@ -35,11 +41,11 @@ def _block_logits(hidden: torch.Tensor, items: torch.Tensor, scale: float,
 class _FullSoftmaxCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, items, target, scale, exclude, rows_per_block):  # type: ignore[override]
-        lse = torch.empty(hidden.shape[0], dtype=hidden.dtype, device=hidden.device)
+        lse = torch.empty(hidden.shape[0], dtype=accumulation_dtype(hidden.dtype), device=hidden.device)
         picked = torch.empty_like(lse)
         for start in range(0, hidden.shape[0], rows_per_block):
             block = slice(start, start + rows_per_block)
-            logits = _block_logits(hidden[block], items, scale, exclude)
+            logits = _block_logits(hidden[block], items, scale, exclude).to(lse.dtype)
             lse[block] = torch.logsumexp(logits, dim=1)
             picked[block] = logits.gather(1, target[block, None])[:, 0]
         ctx.save_for_backward(hidden, items, target, lse)
@@ -57,8 +63,9 @@ class _FullSoftmaxCrossEntropy(torch.autograd.Function):
             block = slice(start, start + step)
             h = hidden[block]
             # d loss / d logits of a block: softmax minus the one-hot target, over the rows' count
-            probs = _block_logits(h, items, scale, exclude).sub_(lse[block, None]).exp_()
+            probs = _block_logits(h, items, scale, exclude).to(lse.dtype).sub_(lse[block, None]).exp_()
             probs[torch.arange(len(h), device=h.device), target[block]] -= 1
+            probs = probs.to(h.dtype)
             grad_hidden[block] = (probs @ items).mul_(factor)  # the constant factor on the small results
             grad_items.addmm_(probs.T, h, alpha=float(factor))
         return grad_hidden, grad_items, None, None, None, None
@@ -69,7 +76,8 @@ def full_softmax_cross_entropy(hidden: torch.Tensor, items: torch.Tensor, target
                                chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Mean over the rows of ``-log softmax(scale * hidden @ items.T)[target]``: hidden (M, d), items (K, d),
     target (M,) item indices; ``exclude`` (K,) bool marks items that are no class (their logit is -inf for every
-    row). Equal to ``F.cross_entropy`` of the masked logits, in blocks of about ``chunk_elements`` logits."""
+    row). Equal to ``F.cross_entropy`` of the masked logits, in blocks of about ``chunk_elements`` logits; with
+    half-precision inputs the softmax is taken in float32 and the loss is float32."""
     if hidden.ndim != 2 or items.ndim != 2 or hidden.shape[1] != items.shape[1]:
         raise ValueError(f"hidden (M, d) and items (K, d) must share d, got {tuple(hidden.shape)} and "
                          f"{tuple(items.shape)}")
