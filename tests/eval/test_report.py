@@ -118,6 +118,18 @@ def test_a_report_replacing_a_hand_written_file_or_losing_a_table_says_so(tmp_pa
     assert "No figure in its tables changed." in report_changes(previous, previous)
 
 
+def test_a_row_per_cpu_is_matched_by_its_cpu_not_by_its_order():
+    """trsr-agreement.md keeps a row per CPU that measured a ranker: a new CPU's row is a row added, and the other
+    CPU's unchanged row is not reported as changed (its figures after the numbers would otherwise not name it)."""
+    from recllm.eval.report import report_changes
+
+    head = "# T\n\n| data set | ranker | Spearman | CPU |\n| --- | --- | --- | --- |\n"
+    previous = head + "| books | zero-shot | 0.913 | AMD EPYC |\n"
+    current = head + "| books | zero-shot | 0.912 | Intel Xeon |\n| books | zero-shot | 0.913 | AMD EPYC |\n"
+    changes = report_changes(previous, current)
+    assert "rows added: books / zero-shot / Intel Xeon" in changes and "Spearman" not in changes
+
+
 def test_only_the_method_changes_the_previous_version_lacked_are_listed(tmp_path):
     import subprocess
 

@@ -251,13 +251,16 @@ def _cells(line: str) -> list[str]:
     return [part.strip().replace("**", "") for part in parts]
 
 
+# columns that name what a row is even after its figures (e.g. trsr-agreement.md's row per CPU)
+IDENTITY_COLUMNS = frozenset({"CPU"})
 _TableKey = tuple[str, str, int]  # (headings above it, its first column, its number among such tables)
 
 
 def _tables(text: str) -> dict[_TableKey, dict[str, dict[str, str]]]:
     """Every markdown table of a report (its changes section aside), keyed by (the headings above it without their
     parenthesised counts, its first column, its number among such tables); each row (keyed by its leading
-    non-numeric cells, or its position when it has none) maps column name -> cell."""
+    non-numeric cells and its :data:`IDENTITY_COLUMNS` cells, or its position when it has none) maps column name
+    -> cell."""
     if CHANGES_HEADING in text:
         text = text[:text.index(CHANGES_HEADING)]
     headings: dict[int, str] = {}
@@ -277,7 +280,10 @@ def _tables(text: str) -> dict[_TableKey, dict[str, dict[str, str]]]:
             while i < len(lines) and lines[i].startswith("|"):
                 cells = _cells(lines[i])
                 lead = next((k for k, c in enumerate(cells) if _NUMBER.match(c)), len(cells))
-                key = " / ".join(cells[:lead]) or f"row {len(rows) + 1}"
+                # a row measured on another machine is another row, not a change of this one's figures
+                named = cells[:lead] + [c for k, c in enumerate(cells) if k >= lead and k < len(columns)
+                                        and columns[k] in IDENTITY_COLUMNS and c]
+                key = " / ".join(named) or f"row {len(rows) + 1}"
                 while key in rows:
                     key += "'"
                 rows[key] = dict(zip(columns, cells))
