@@ -283,19 +283,11 @@ def test_the_report_says_where_its_stopping_settings_come_from():
     assert stopping_text(DEFAULT_PATIENCE, None, quick=True).endswith(f"at most {QUICK_EPOCHS} epochs, a quick run's cap")
 
 
-@pytest.mark.parametrize("model", ["LEARN (shared tower)"])  # SASRec and HSTU share its fit loop
-def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_ends(monkeypatch, tmp_path, loo,
-                                                                                      content, model):
-    """A run's fit keeps epoch checkpoints in the cache (a session may end mid-fit); the same run started again
-    resumes after the last checkpointed epoch, says so, and gives the figures of a fit in one go. Storing the run
-    removes its checkpoints."""
+def _fit_cut_off_after_two_epochs(monkeypatch, spec, loo, content, key):
+    """Fit run ``key`` of ``spec`` for 3 epochs, the session ending right after epoch 2's checkpoint."""
     import recllm.bench.learn.run as bench
     from recllm.distributed.checkpoint import EpochCheckpoint
 
-    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
-    spec = next(s for s in model_specs(quick=True) if s.name == model)
-    whole = bench.run_one(spec, loo, 0, 3, content, key="a" * 64)
-    assert whole.resumed_after == 0 and whole.epochs == 3
     save = EpochCheckpoint.save
 
     def cut_after_two(self, meta, tensors):
@@ -305,8 +297,23 @@ def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_e
 
     monkeypatch.setattr(EpochCheckpoint, "save", cut_after_two)
     with pytest.raises(RuntimeError, match="the session ended"):
-        bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
+        bench.run_one(spec, loo, 0, 3, content, key=key)
     monkeypatch.setattr(EpochCheckpoint, "save", save)
+
+
+@pytest.mark.parametrize("model", ["LEARN (shared tower)"])  # SASRec and HSTU share its fit loop
+def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_ends(monkeypatch, tmp_path, loo,
+                                                                                      content, model):
+    """A run's fit keeps epoch checkpoints in the cache (a session may end mid-fit); the same run started again
+    resumes after the last checkpointed epoch, says so, and gives the figures of a fit in one go. Storing the run
+    removes its checkpoints."""
+    import recllm.bench.learn.run as bench
+
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    spec = next(s for s in model_specs(quick=True) if s.name == model)
+    whole = bench.run_one(spec, loo, 0, 3, content, key="a" * 64)
+    assert whole.resumed_after == 0 and whole.epochs == 3
+    _fit_cut_off_after_two_epochs(monkeypatch, spec, loo, content, key="b" * 64)
     resumed = bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
     assert resumed.resumed_after == 2 and resumed.epochs == 3
     assert resumed.metrics == whole.metrics and resumed.per_user == whole.per_user
@@ -327,22 +334,11 @@ def test_a_fit_cut_off_is_not_resumed_by_other_code(monkeypatch, tmp_path, loo, 
     recllm source changed while a fit was cut off) are removed and the fit starts afresh, so no stored run is
     a mix of two codes' epochs."""
     import recllm.bench.learn.run as bench
-    from recllm.distributed.checkpoint import EpochCheckpoint
 
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     spec = next(s for s in model_specs(quick=True) if s.name == "SASRec-CE")
     whole = bench.run_one(spec, loo, 0, 3, content, key="a" * 64)
-    save = EpochCheckpoint.save
-
-    def cut_after_two(self, meta, tensors):
-        save(self, meta, tensors)
-        if meta["epoch"] == 2:
-            raise RuntimeError("the session ended")
-
-    monkeypatch.setattr(EpochCheckpoint, "save", cut_after_two)
-    with pytest.raises(RuntimeError, match="the session ended"):
-        bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
-    monkeypatch.setattr(EpochCheckpoint, "save", save)
+    _fit_cut_off_after_two_epochs(monkeypatch, spec, loo, content, key="b" * 64)
     assert (bench.fit_checkpoints("b" * 64) / bench.FIT_CODE_FILE).read_text().strip() == bench.fit_code()
     monkeypatch.setattr(bench, "fit_code", lambda: "0" * 64)  # the source changed
     capsys.readouterr()
