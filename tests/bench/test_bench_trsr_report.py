@@ -13,7 +13,8 @@ def test_paired_difference_averages_each_users_figure_over_seeds():
             {"method": "a", "seed": 1, "per_user": {"recall@10": a1.tolist()}},
             {"method": "b", "seed": 0, "per_user": {"recall@10": b.tolist()}}]
     text = _paired(rows, "a", "b", "recall@10")
-    assert "per-user mean over 2 vs 1 seed" in text and "+0.250" in text and "better" in text
+    assert "per-user mean over 2 seeds vs 1 seed; b's training noise is not measured)" in text
+    assert "+0.250" in text and "better" in text
     assert "seed" not in _paired(rows[1:], "a", "b", "recall@10")  # one seed each: nothing to say about seeds
     assert _paired(rows, "a", "missing", "recall@10") == ""
 
@@ -185,3 +186,72 @@ def test_popularity_bands_keep_users_with_the_same_count_together():
         assert not np.isin(inside, outside).any()
     assert popularity_bands(np.zeros(n, dtype=int)) is None  # one count: no bands to compare
     assert popularity_bands(np.arange(2 * MIN_BUCKET_USERS)) is None  # a band would hold too few users
+
+
+def test_a_seedless_baseline_is_paired_with_each_seed_and_a_one_seed_ranker_is_flagged():
+    """A method no seed changes (zero-shot, popularity, item-kNN: run once) is the partner of every seed of a
+    seeded ranker, so the comparison gets the seeds' t-interval like any other; a seeded ranker that ran one seed
+    against one that ran several is compared on the users alone, and the text says its training noise is
+    unmeasured."""
+    from recllm.bench.trsr.report import SEEDLESS_METHODS
+
+    users, rng = 300, np.random.default_rng(1)
+    base = (rng.random(users) < 0.3).astype(float)
+    zero_shot = sorted(SEEDLESS_METHODS)[0]
+    seeded = [{"method": "a", "seed": s, "per_user": {"recall@10": np.clip(base + (rng.random(users) < 0.2), 0, 1)
+                                                      .tolist()}} for s in range(3)]
+    once = {"seed": 0, "per_user": {"recall@10": base.tolist()}}
+    text = _paired(seeded + [{**once, "method": zero_shot}], "a", zero_shot, "recall@10")
+    assert "over 3 seeds vs its one run (no seed changes it))" in text
+    assert "t-interval over 3 seeds" in text and text.endswith("better.")
+    flagged = _paired(seeded + [{**once, "method": "b"}], "a", "b", "recall@10")
+    assert "over 3 seeds vs 1 seed; b's training noise is not measured)" in flagged and "t-interval" not in flagged
+
+
+def _tiny_prepared():
+    """A stand-in for a prepared data set: 3 users; user 0's last two interactions share a timestamp."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from recllm.eval.sampled import SampledCandidates
+
+    frame = pd.DataFrame({"user_id": ["u0"] * 4 + ["u1"] * 3 + ["u2"] * 3,
+                          "item_id": ["a", "b", "c", "d", "a", "b", "e", "c", "d", "e"],
+                          "timestamp": [1, 2, 3, 3, 1, 2, 3, 5, 5, 5]})
+    users = {"u0": 0, "u1": 1, "u2": 2}
+    items = {k: i for i, k in enumerate("abcde")}
+    dataset = SimpleNamespace(interactions=frame, user_index=lambda s: np.array([users[u] for u in s]),
+                              item_index=lambda s: np.array([items[i] for i in s]))
+    # validation rows: each user's second-to-last item as target; user 0's negative "d" is their later item
+    valid = SampledCandidates(case=np.arange(3), users=np.array([0, 1, 2]),
+                              histories=[np.array([0, 1]), np.array([0]), np.array([2])],
+                              candidates=np.array([[2, 3], [1, 2], [3, 0]]), positive=np.array([0, 0, 0]),
+                              n_items=5, seed=0)
+    test = SampledCandidates(case=np.arange(3), users=np.array([2, 0, 1]),
+                             histories=[np.array([2, 3]), np.array([0, 1, 2]), np.array([0, 1])],
+                             candidates=np.array([[4, 0], [3, 4], [4, 2]]), positive=np.array([0, 0, 0]),
+                             n_items=5, seed=0)
+    return SimpleNamespace(dataset=dataset, valid=valid, test=test)
+
+
+def test_row_facts_count_same_time_history_items_and_later_items_drawn_as_validation_negatives():
+    from recllm.bench.trsr.report import _later_item_negatives, _same_time_counts
+
+    data = _tiny_prepared()
+    assert _same_time_counts(data).tolist() == [2, 1, 0]  # in test-row order: users 2, 0, 1
+    assert _later_item_negatives(data).tolist() == [True, False, False]
+
+
+def test_same_time_section_reports_the_share_and_each_methods_recall_on_both_groups():
+    from recllm.bench.trsr.report import MIN_BUCKET_USERS, _same_time_section
+
+    users = 2 * MIN_BUCKET_USERS
+    same = np.r_[np.ones(MIN_BUCKET_USERS, dtype=int), np.zeros(MIN_BUCKET_USERS, dtype=int)]
+    rows = [{"method": "itemknn", "seed": 0, "per_user": {"recall@10": (same > 0).astype(float).tolist()}}]
+    text = "\n".join(_same_time_section({"rows": rows}, same))
+    assert f"{MIN_BUCKET_USERS} of the {users} test rows (50%)" in text and "(1.0 such items" in text
+    assert "| itemknn | 1.000 | 0.000 |" in text and "nothing later than the target is in any history" in text
+    short = "\n".join(_same_time_section({"rows": rows}, np.zeros(users, dtype=int)))
+    assert f"0 of the {users} test rows (0%)" in short and "| itemknn" not in short
+    assert _same_time_section({"rows": rows}, None) == [] and _same_time_section({"rows": rows}, same[:-1]) == []

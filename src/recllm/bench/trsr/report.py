@@ -310,19 +310,34 @@ def _seed_mean(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, 
     return (np.mean(runs, axis=0), len(runs)) if runs else None
 
 
+# methods the benchmark runs once, as no seed changes them (no training, or a deterministic fit): compared with a
+# seeded method, their one run is that method's partner under each of its seeds
+SEEDLESS_METHODS = frozenset({"popularity", "itemknn", "LLM zero-shot (hierarchical prompt)"})
+
+
 def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
     """``a`` minus ``b`` on the same users (each user's figure averaged over a method's seeds), with a paired
     bootstrap interval over users (test-sampling noise); where both ran two or more of the same seeds, also the
-    per-seed differences with their t-interval across seeds (training noise). "better" / "worse" only when every
-    interval given excludes 0 on the same side (:func:`recllm.bench.reporting.compare_seeded`)."""
+    per-seed differences with their t-interval across seeds (training noise). A :data:`SEEDLESS_METHODS` run is
+    paired with each seed of the other method (the seeds then give the t-interval); a seeded method that ran one
+    seed against one that ran several has its training noise unmeasured, and the text says so. "better" / "worse"
+    only when every interval given excludes 0 on the same side (:func:`recllm.bench.reporting.compare_seeded`)."""
     from recllm.bench.reporting import compare_seeded
 
     by_seed = {m: {int(r.get("seed", 0)): r["per_user"][metric] for r in rows if r["method"] == m} for m in (a, b)}
     if not by_seed[a] or not by_seed[b]:
         return ""
+    runs = {m: f"{len(v)} seed{'s' if len(v) > 1 else ''}" for m, v in by_seed.items()}
+    for m, other in ((a, b), (b, a)):
+        if m in SEEDLESS_METHODS and len(by_seed[m]) == 1 and len(by_seed[other]) > 1:
+            runs[m] = "its one run (no seed changes it)"
+            only = next(iter(by_seed[m].values()))
+            by_seed[m] = {k: only for k in by_seed[other]}
     c = compare_seeded(by_seed[a], by_seed[b])
-    na, nb = c.n_seeds
-    seeds = f" (per-user mean over {na} vs {nb} seed{'s' if nb > 1 else ''})" if max(na, nb) > 1 else ""
+    one_seed = [m for m in (a, b) if len(by_seed[m]) == 1]
+    seeds = f" (per-user mean over {runs[a]} vs {runs[b]}" if max(c.n_seeds) > 1 else ""
+    if seeds:
+        seeds += (f"; {one_seed[0]}'s training noise is not measured)" if one_seed else ")")
     text = f"{a} minus {b}, {metric}{seeds}: {c.mean:+.3f} (95% CI over users {c.users.low:+.3f} to " \
            f"{c.users.high:+.3f}, p={c.users.p_value:.3f})"
     if c.seeds is not None:
@@ -356,7 +371,39 @@ def test_row_facts(res: dict, sizes: Any) -> dict[str, np.ndarray] | None:
     for seq in data.split.sequences("train").values():
         np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
     return {"blocks": np.array([len(segment_history(h, segment)) for h in data.test.histories]),
-            "target_count": counts[data.test.positives]}
+            "target_count": counts[data.test.positives], "same_time": _same_time_counts(data),
+            "valid_later_negative": _later_item_negatives(data)}
+
+
+def _later_item_negatives(data: Any) -> np.ndarray:
+    """Per validation row, whether one of its negatives is an item the user interacts with after the validation
+    target (e.g. their test item): negatives are drawn from outside the history and the target only."""
+    import pandas as pd
+
+    frame = data.dataset.interactions
+    users = data.dataset.user_index(frame["user_id"])
+    items = pd.Series(data.dataset.item_index(frame["item_id"])).groupby(users).agg(set)
+    valid = data.valid
+    out = []
+    for user, history, candidates, positive in zip(valid.users, valid.histories, valid.candidates, valid.positive):
+        later = items.get(int(user), set()) - set(np.asarray(history).tolist()) - {int(candidates[positive])}
+        out.append(bool(later & set(np.asarray(candidates).tolist())))
+    return np.asarray(out, dtype=bool)
+
+
+def _same_time_counts(data: Any) -> np.ndarray | None:
+    """Per test row, how many of the user's other interactions share the timestamp of the test target (the user's
+    last interaction, so the latest timestamp): the split orders them before it by a hash, so they are history.
+    None for a data set without timestamps."""
+    import pandas as pd
+
+    frame = data.dataset.interactions
+    if "timestamp" not in frame.columns:
+        return None
+    users = data.dataset.user_index(frame["user_id"])
+    times = pd.Series(frame["timestamp"].to_numpy())
+    at_last = (times == times.groupby(users).transform("max")).groupby(users).sum()
+    return at_last.reindex(np.asarray(data.test.users)).to_numpy(dtype=np.int64) - 1
 
 
 def _masked(rows: list[dict], mask: np.ndarray) -> list[dict]:
@@ -391,8 +438,9 @@ def _blocks_section(res: dict, blocks: np.ndarray | None, n_recent: int, block_s
         f"{int(several.sum())} have two or more. The no-summary ranker sees the {n_recent} most recent items "
         "alone; the others add a summary, which for a one-block history is the same text for the hierarchical and "
         "the recurrent summariser, so on those users the two rankers see the same prompts and differ only by their "
-        "fine-tuning runs (the same seeds and lr; their training prompts differ where a training history has "
-        "several blocks). Each figure is the mean over the method's seeds of the per-user values.", "",
+        "fine-tuning runs (the same lr, the recurrent ranker's seeds among the hierarchical ranker's; their "
+        "training prompts differ where a training history has several blocks). Each figure is the mean over the "
+        "method's seeds of the per-user values.", "",
         format_table(table, list(table[0]), digits=3), ""]
     pairs = [(one, "one-block users", "LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)"),
              (several, "users of two or more blocks", "LLM-TRSR hierarchical", "LLM no summary (TALLRec-style)"),
@@ -457,15 +505,50 @@ def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]
     return text
 
 
+def _same_time_section(res: dict, same_time: np.ndarray | None) -> list[str]:
+    """How many test rows hold, in their history, items with the target's own timestamp (ordered before it by the
+    split's hash of user and item, the same for every method), and each method's recall@10 on those rows and the
+    others: same-time items are often bought or rated together, which co-occurrence methods pick up."""
+    rows = res["rows"]
+    if same_time is None or not rows or len(same_time) != len(rows[0]["per_user"]["recall@10"]):
+        return []
+    tied = np.asarray(same_time) > 0
+    n = int(tied.sum())
+    text = ["", "### Items from the target's own time in the history", "",
+            f"{n} of the {len(tied)} test rows ({100 * n / len(tied):.0f}%) have in their history at least one item "
+            "with the same timestamp as the target" + (f" ({float(np.mean(same_time[tied])):.1f} such items on average among them)" if n
+                                                        else "")
+            + ". The split orders interactions of the same timestamp by a hash of user and item (the same order "
+            "for every method), so the target is the last of them and the others are history, whatever their "
+            "real order; nothing later than the target is in any history. Where the data's timestamps are days, "
+            "such items were often chosen together."]
+    if n < MIN_BUCKET_USERS or len(tied) - n < MIN_BUCKET_USERS:
+        return text
+    table = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        row: dict[str, Any] = {"method": method}
+        for label, mask in (("with same-time items", tied), ("without", ~tied)):
+            mean = _seed_mean(_masked(rows, mask), method, "recall@10")
+            row[f"recall@10 {label}"] = float(np.mean(mean[0])) if mean else "-"
+        table.append(row)
+    return text + ["", "Recall@10 on the two groups, each figure the mean over the method's seeds of the per-user "
+                   "values:", "", format_table(table, list(table[0]), digits=3), ""]
+
+
 def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5,
-                     target_count: np.ndarray | None = None, quick: bool = False) -> str:
+                     target_count: np.ndarray | None = None, quick: bool = False,
+                     same_time: np.ndarray | None = None, valid_later: np.ndarray | None = None) -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
     lines.append(f"{s['users']} users, {s['items']} catalogue items ({s['interacted_items']} ever interacted), "
                  f"{s['interactions']} interactions; chronological leave-one-out. Test rows: {res['n_test']} "
                  f"(seeded sample, the same rows for every method), validation rows (the learning curve; the epoch "
-                 f"or lr where there is a choice): {res['n_valid']}.")
+                 f"or lr where there is a choice): {res['n_valid']}."
+                 + (f" In {int(valid_later.sum())} of the validation rows a negative is an item the user chose later "
+                    "(e.g. their test item; negatives are drawn from outside the history and the target only): "
+                    "noise in the choices validation makes, no test figure uses these rows."
+                    if valid_later is not None and valid_later.any() else ""))
     st = res.get("summary_stats") or {}
     if st:
         text = (f"Test histories: median {st['history_len_median']:.0f} items, {st['mean_blocks']:.2f} blocks on "
@@ -501,6 +584,7 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
     lines += [""] + [f"- {n}" for n in notes if n]
     lines += _blocks_section(res, blocks, n_recent, block_size)
     lines += _popularity_section(res, target_count)
+    lines += _same_time_section(res, same_time)
     trained = _trained_on(res["throughput"])
     if trained:
         lines += ["", "Training sizes, per run:", ""] + [f"- {t}" for t in trained]
@@ -692,6 +776,7 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     for res in results:
         facts = test_row_facts(res, sizes) or {}
         lines += ["", _dataset_section(res, facts.get("blocks"), cfg.ranker.n_recent, seg.block_size,
-                                       facts.get("target_count"), quick)]
+                                       facts.get("target_count"), quick, facts.get("same_time"),
+                                       facts.get("valid_later_negative"))]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
