@@ -313,6 +313,7 @@ def test_a_fit_cut_off_resumes_from_its_epoch_checkpoint_and_ends_where_one_go_e
     spec = next(s for s in model_specs(quick=True) if s.name == model)
     whole = bench.run_one(spec, loo, 0, 3, content, key="a" * 64)
     assert whole.resumed_after == 0 and whole.epochs == 3
+    assert 0 < whole.core_share <= 1  # the share of its thread's core the fit had
     _fit_cut_off_after_two_epochs(monkeypatch, spec, loo, content, key="b" * 64)
     resumed = bench.run_one(spec, loo, 0, 3, content, key="b" * 64)
     assert resumed.resumed_after == 2 and resumed.epochs == 3
@@ -373,6 +374,9 @@ def test_report_names_the_machine_its_times_were_measured_on(tmp_path):
     text = write_learn_report(target(tmp_path / "one.md"), one, specs, ["cyclic"], [0], [], 1.0, True, None,
                               tmp_path / "one.runs.jsonl").read_text()
     assert "Times were measured on Xeon X, 1 thread." in text and "| measured on |" not in text
+    # the share of its cores each fit had: n/a for runs stored before it was recorded
+    assert "| core share |" in text and "`core share` the share of its torch threads' cores" in text
+    assert "| n/a |" in text
     several = [fake_run(name, s, 0.2) for name in names for s in (0, 1)]
     for r in several:
         r.machine = xeon if r.seed == 0 else (epyc if r.model == names[0] else None)

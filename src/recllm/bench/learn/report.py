@@ -125,10 +125,11 @@ def _table(by_model: dict[str, list[Any]], order: list[str], machine_column: boo
             " *" if any(getattr(r, "resumed_after", 0) for r in runs) else "")
         row["epochs (best)"] = f"{np.mean([r.epochs for r in runs]):.0f} ({np.mean([r.best_epoch for r in runs]):.0f})"
         row["peak MB"] = _fmt(np.mean([r.peak_mb for r in runs]), 0)
+        row["core share"] = _fmt(np.mean([getattr(r, "core_share", math.nan) for r in runs]), 2)
         row["measured on"] = "; ".join(run_machines(runs))
         rows.append(row)
     return format_table(rows, ["model", "seeds", *METRIC_COLUMNS, "s/epoch", "fit s", "epochs (best)", "peak MB",
-                               *(["measured on"] if machine_column else [])])
+                               "core share", *(["measured on"] if machine_column else [])])
 
 
 def new_items_table(by_model: dict[str, list[Any]], order: list[str], info: dict[str, Any] | None = None) -> str:
@@ -358,7 +359,9 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         "they differ only in training randomness, whose spread the paired differences show). `s/epoch` is "
         "training time per epoch "
         "(validation excluded), `fit s` the whole fit including validation, `peak MB` the resident memory added "
-        "during the fit; a fit cut off (e.g. by the end of a session) resumes from its last epoch checkpoint and ends "
+        "during the fit, `core share` the share of its torch threads' cores the fit had (CPU time over wall time x "
+        "threads, n/a where not recorded): below 1 it shared them with other work, and its times are about "
+        "1/share those of an idle machine; a fit cut off (e.g. by the end of a session) resumes from its last epoch checkpoint and ends "
         "where a fit in one go ends, and `*` marks a row with such a run, whose `s/epoch`, `fit s` and `peak MB` "
         "count only the epochs after the resume. " + times_text(results) + "\n")
     from recllm.data.split import MIN_TEST_USERS

@@ -79,6 +79,9 @@ class RunResult:
     # CPU model and torch threads of the process that fitted the run (:func:`recllm.hardware.this_process_machine`;
     # None: stored before it was recorded): the machine its times were measured on
     machine: dict[str, Any] | None = None
+    # the share of its torch threads' cores the fitting process had (CPU time over wall time x threads; NaN: not
+    # recorded): below 1 the fit shared its cores with other work, and its times are about 1/share an idle one's
+    core_share: float = math.nan
 
 
 def store_run(store: RunStore, result: RunResult) -> None:
@@ -318,10 +321,12 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
 
     model = spec.build(seed, epochs, content)
     resumed = _checkpointed(model, key)
-    start = time.perf_counter()
+    from recllm.bench.reporting import ShareClock
+
+    clock, start = ShareClock(), time.perf_counter()
     with PeakMemory() as mem:
         model.fit(split)
-    fit_seconds = time.perf_counter() - start
+    fit_seconds, core_share = time.perf_counter() - start, clock.share()
     cases = split.eval_cases("test")
     result = evaluate_full_ranking(model, cases, ks=KS, show_progress=False)
     per_user = {f"{m}@{k}": result.per_user[f"{m}@{k}"] for m in ("hr", "ndcg") for k in KS}
@@ -337,7 +342,7 @@ def run_one(spec: ModelSpec, split: Any, seed: int, epochs: int, content: Any, k
         split.dataset.name, split.name, seed, spec.name, {k: float(v.mean()) for k, v in per_user.items()},
         {k: v.tolist() for k, v in per_user.items()}, fit_seconds, seconds_per_epoch(model, resumed),
         len(history), int(getattr(model, "best_epoch_", 0)), mem.peak_mb, len(result), key,
-        flat_validation(history), resumed, this_process_machine(),
+        flat_validation(history), resumed, this_process_machine(), core_share,
     )
 
 
