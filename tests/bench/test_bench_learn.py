@@ -388,3 +388,21 @@ def test_report_names_the_machine_its_times_were_measured_on(tmp_path):
     from recllm.bench.learn.report import times_text
 
     assert times_text([]) == "" and "was not recorded" in times_text([fake_run(names[0], 0, 0.2)])
+
+
+def test_split_note_counts_test_targets_already_in_their_history():
+    """A target that is already in the user's history (a re-consumption, or a duplicate row) is masked with the
+    history, so every model misses it: the split table says how many there are."""
+    from types import SimpleNamespace
+
+    from recllm.bench.learn.run import describe_split, targets_in_history
+    from recllm.data.split import EvalCases
+
+    cases = EvalCases(np.arange(3), [np.array([1, 2]), np.array([3]), np.array([4, 5])],
+                      [np.array([2]), np.array([6]), np.array([5, 7])])
+    assert targets_in_history(cases) == (2, 4)
+    split = SimpleNamespace(info={"test_users": 500}, eval_cases=lambda stage: cases)
+    note = describe_split(split)["note"]
+    assert note.startswith("2 of the 4 test targets are already in their user's history")
+    clean = EvalCases(np.arange(1), [np.array([1])], [np.array([2])])
+    assert describe_split(SimpleNamespace(info={"test_users": 500}, eval_cases=lambda stage: clean))["note"] == ""

@@ -381,6 +381,12 @@ def unit_keys(split: Any, seed: int, seeds: list[int], specs: list[ModelSpec], d
             for spec in specs if explicit_models or planned(spec, name, seed == seeds[0], quick)]
 
 
+def targets_in_history(cases: Any) -> tuple[int, int]:
+    """How many of the ``cases``' targets are items of their own history, and how many targets there are."""
+    repeated = sum(int(np.isin(t, h).sum()) for h, t in zip(cases.histories, cases.targets))
+    return repeated, sum(len(t) for t in cases.targets)
+
+
 def describe_split(split: Any) -> dict[str, Any]:
     """What the report says about a split: test and validation cases (users), whether it is informative (at least
     ``recllm.data.split.MIN_TEST_USERS`` test users) and its note."""
@@ -393,6 +399,11 @@ def describe_split(split: Any) -> dict[str, Any]:
             "note": str(split.info.get("note", ""))}
     if not info["informative"] and not info["note"]:
         info["note"] = f"only {users} test users (fewer than {MIN_TEST_USERS}): too few for an informative comparison"
+    repeated, targets = targets_in_history(split.eval_cases("test"))
+    if repeated:
+        info["note"] = "; ".join(n for n in (info["note"], (
+            f"{repeated} of the {targets} test targets are already in their user's history (a re-consumption, or a "
+            "duplicate row of the data file): the history is masked, so every model misses them")) if n)
     for extra in ("test_items", "valid_items"):
         if extra in split.info:
             info[extra] = int(split.info[extra])
