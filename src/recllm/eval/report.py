@@ -293,8 +293,8 @@ def _tables(text: str) -> dict[_TableKey, dict[str, dict[str, str]]]:
                 cells = _cells(lines[i])
                 lead = next((k for k, c in enumerate(cells) if _NUMBER.match(c)), len(cells))
                 # a row measured on another machine is another row, not a change of this one's figures
-                named = cells[:lead] + [c for k, c in enumerate(cells) if k >= lead and k < len(columns)
-                                        and columns[k] in IDENTITY_COLUMNS and c]
+                named = [c for c in cells[:lead] if c] + [c for k, c in enumerate(cells) if lead <= k < len(columns)
+                                                          and columns[k] in IDENTITY_COLUMNS and c]
                 key = " / ".join(named) or f"row {len(rows) + 1}"
                 while key in rows:
                     key += "'"
