@@ -515,12 +515,11 @@ def _same_time_section(res: dict, same_time: np.ndarray | None) -> list[str]:
         return []
     tied = np.asarray(same_time) > 0
     n = int(tied.sum())
+    among = f" ({float(np.mean(same_time[tied])):.1f} such items on average among them)" if n else ""
     text = ["", "### Items from the target's own time in the history", "",
             f"{n} of the {len(tied)} test rows ({100 * n / len(tied):.0f}%) have in their history at least one item "
-            "with the same timestamp as the target" + (f" ({float(np.mean(same_time[tied])):.1f} such items on average among them)" if n
-                                                        else "")
-            + ". The split orders interactions of the same timestamp by a hash of user and item (the same order "
-            "for every method), so the target is the last of them and the others are history, whatever their "
+            f"with the same timestamp as the target{among}. The split orders interactions of the same timestamp by "
+            "a hash of user and item (the same order for every method), so the target is the last of them and the others are history, whatever their "
             "real order; nothing later than the target is in any history. Where the data's timestamps are days, "
             "such items were often chosen together."]
     if n < MIN_BUCKET_USERS or len(tied) - n < MIN_BUCKET_USERS:
