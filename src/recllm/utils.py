@@ -10,7 +10,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,17 @@ def cache_dir(*parts: str) -> Path:
     path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sha256_arrays(parts: Iterable[object]) -> str:
+    """One sha256 over arrays and plain values, each with its dtype and shape (so [1, 2] + [3] differs from
+    [1] + [2, 3])."""
+    digest = hashlib.sha256()
+    for part in parts:
+        array = np.ascontiguousarray(np.asarray(part))
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=None)

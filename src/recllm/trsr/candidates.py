@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from recllm.data import Split
 from recllm.eval import SampledCandidates
-from recllm.utils import cache_dir, package_source_sha256, write_json_atomic
+from recllm.utils import cache_dir, package_source_sha256, sha256_arrays, write_json_atomic
 
 
 def subset_rows(cands: SampledCandidates, n: int, seed: int = 0) -> SampledCandidates:
@@ -29,24 +28,13 @@ def subset_rows(cands: SampledCandidates, n: int, seed: int = 0) -> SampledCandi
                              cands.candidates[rows], cands.positive[rows], cands.n_items, cands.seed, cands.dataset)
 
 
-def _sha256_arrays(parts: Iterable[object]) -> str:
-    """One sha256 over arrays and plain values, each with its dtype and shape (so [1, 2] + [3] differs from
-    [1] + [2, 3])."""
-    digest = hashlib.sha256()
-    for part in parts:
-        array = np.ascontiguousarray(np.asarray(part))
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
 def candidates_sha256(*sets: SampledCandidates) -> str:
     """sha256 of the rows of ``sets`` as they are scored: cases, users, histories, candidate items, positives."""
     parts: list[object] = []
     for cands in sets:
         parts += [cands.case, cands.users, cands.candidates, cands.positive, cands.n_items]
         parts += [np.asarray(h, dtype=np.int64) for h in cands.histories]
-    return _sha256_arrays(parts)
+    return sha256_arrays(parts)
 
 
 def draw_settings_sha256(split: Split, stage: str, seed: int, n_negatives: int, pool: np.ndarray) -> str:
@@ -60,7 +48,7 @@ def draw_settings_sha256(split: Split, stage: str, seed: int, n_negatives: int, 
                            np.asarray(cases.users, dtype=np.int64)]
     for history, targets in zip(cases.histories, cases.targets):
         parts += [np.asarray(history, dtype=np.int64), np.asarray(targets, dtype=np.int64)]
-    return _sha256_arrays(parts)
+    return sha256_arrays(parts)
 
 
 def _file_sha256(path: Path) -> str:
