@@ -27,7 +27,8 @@ from torch import nn
 
 from recllm.utils import publish_folder
 
-__all__ = ["DistContext", "context", "write_atomically", "is_main_process", "barrier", "main_process_first"]
+__all__ = ["DistContext", "context", "world_size", "write_atomically", "is_main_process", "barrier",
+           "main_process_first"]
 
 # the wait of the other ranks while rank 0 does one-off work (hours of summaries at scale); torchrun ends them at
 # once if rank 0 fails, so a long limit costs nothing
@@ -78,14 +79,22 @@ def _env_int(name: str) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+def world_size() -> int:
+    """The number of processes of this torchrun job, read from the environment without joining it (1 outside
+    torchrun, and for a job of one process)."""
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
+    return 1 if rank is None or world is None or world < 2 else world
+
+
 def context(device: str = "auto") -> DistContext | None:
     """The torchrun context of this process (joining the process group once), or None outside torchrun.
 
     A job of one process (``WORLD_SIZE=1``) is treated as no job: training runs exactly as in one process.
     """
-    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
-    if rank is None or world is None or world < 2:
+    world = world_size()
+    if world < 2:
         return None
+    rank = _env_int("RANK") or 0
     local_rank = _env_int("LOCAL_RANK") or 0
     cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
     dev = f"cuda:{local_rank}" if cuda else "cpu"
