@@ -34,9 +34,11 @@ def dataset(n_users: int = 24, n_items: int = 15) -> RecDataset:
     return RecDataset("ddp-toy", inter, items, users, Schema(item_text=("title",)))
 
 
-def fit(checkpoint_dir: str | None = None, **settings) -> SASRec:
+def fit(checkpoint_dir: str | None = None, data: RecDataset | None = None, **settings) -> SASRec:
+    """SASRec with ``SETTINGS`` (updated by ``settings``) fitted on ``data`` (default: :func:`dataset`)."""
     torch.set_num_threads(1)
-    return SASRec(**{**SETTINGS, **settings}, checkpoint_dir=checkpoint_dir).fit(leave_one_out(dataset()))
+    split = leave_one_out(dataset() if data is None else data)
+    return SASRec(**{**SETTINGS, **settings}, checkpoint_dir=checkpoint_dir).fit(split)
 
 
 def die_after(epoch: int, how=None) -> None:  # noqa: ANN001

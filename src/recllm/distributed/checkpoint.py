@@ -4,7 +4,9 @@ Every ``every`` epochs (and at the last one) the trainer's whole state -- weight
 weights, validation history, and every random generator it draws from -- goes into one folder, written by rank 0
 only and published atomically (:func:`recllm.distributed.ddp.write_atomically`). A rerun with the same folder (and,
 under torchrun, the same number of processes) loads it on every rank and continues with the next epoch, ending
-with the weights of an uninterrupted run.
+with the weights of an uninterrupted run. A checkpoint records what its fit trained on -- the settings
+(:func:`fit_settings`), the data (:func:`data_fingerprint`) and the number of processes -- and a fit that differs in
+any of them is refused in one line (the folder is left as it is).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import torch
 
 from recllm.distributed.ddp import write_atomically
 from recllm.errors import UserInputError
+from recllm.utils import sha256_arrays
 
-__all__ = ["EpochCheckpoint", "trainer_state", "restore_trainer"]
+__all__ = ["EpochCheckpoint", "data_fingerprint", "fit_settings", "trainer_state", "restore_trainer"]
 
 STATE_FILE, TENSORS_FILE = "trainer_state.json", "trainer_state.pt"
 
@@ -57,12 +60,14 @@ class EpochCheckpoint:
         path = self._found()
         return 0 if path is None else int(_read_state(path, str(path)).get("epoch", 0))
 
-    def check_settings(self, settings: dict[str, Any], where: str = "checkpoint_dir") -> None:
-        """Refuse, with the line :func:`restore_trainer` would give after the data and models load, a checkpoint
-        here that a fit with other ``settings`` (:func:`fit_settings`) wrote; nothing here: nothing to check."""
+    def check_settings(self, settings: dict[str, Any], where: str = "checkpoint_dir",
+                       data: dict[str, Any] | None = None, world_size: int | None = None) -> None:
+        """Refuse, in one line, a checkpoint here that a fit with other ``settings`` (:func:`fit_settings`), other
+        ``data`` (:func:`data_fingerprint`) or another ``world_size`` (number of processes) wrote; None: that part
+        is not checked (e.g. before the data loads); nothing here: nothing to check. Nothing is deleted."""
         path = self._found()
         if path is not None:
-            _check_same_settings(_read_state(path, where), settings, where)
+            _check_same_fit(_read_state(path, where), path, where, settings, data, world_size)
 
     def _asides(self) -> list[Path]:
         """Checkpoints a crash between write_atomically's two renames left aside (``.<name>.old-<8 mkdtemp
@@ -140,14 +145,24 @@ def fit_settings(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(raw, default=str))
 
 
+def data_fingerprint(n_users: int, n_items: int, rows: np.ndarray, *arrays: np.ndarray) -> dict[str, Any]:
+    """What a fit trains on, as its checkpoint records it: the data set's users and items, the number of training
+    ``rows`` and a sha256 of them and of the other ``arrays`` the fit draws from (one pass over arrays the fit reads
+    every epoch, so cheap beside an epoch)."""
+    return {"n_users": int(n_users), "n_items": int(n_items), "n_rows": int(len(rows)),
+            "sha256": sha256_arrays([rows, *arrays])[:16]}
+
+
 def trainer_state(epoch: int, finished: bool, best: float, since_best: int, best_epoch: int,
                   history: list[dict[str, float]], step_losses: list[float], best_state: dict[str, Any] | None,
                   net: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
-                  gen: torch.Generator, settings: dict[str, Any] | None = None
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What an epoch checkpoint holds: plain values (JSON) and tensors."""
-    meta = {"settings": settings, "epoch": epoch, "finished": finished, "best": best, "since_best": since_best,
-            "best_epoch": best_epoch, "history": history, "step_losses": step_losses, "numpy_rng": rng.bit_generator.state}
+                  gen: torch.Generator, settings: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                  world_size: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an epoch checkpoint holds: plain values (JSON) and tensors; ``settings``, ``data`` and ``world_size``
+    are what a resumed fit must share (:meth:`EpochCheckpoint.check_settings`)."""
+    meta = {"settings": settings, "data": data, "world_size": world_size, "epoch": epoch, "finished": finished,
+            "best": best, "since_best": since_best, "best_epoch": best_epoch, "history": history,
+            "step_losses": step_losses, "numpy_rng": rng.bit_generator.state}
     tensors = {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
                "torch_rng": torch.get_rng_state(), "best_state": best_state or {}}
     return meta, tensors
@@ -164,14 +179,41 @@ def _check_same_settings(meta: dict[str, Any], settings: dict[str, Any] | None, 
                              "use the same settings to resume, or a new checkpoint folder to start afresh")
 
 
+def _check_same_fit(meta: dict[str, Any], path: Path, where: str, settings: dict[str, Any] | None,
+                    data: dict[str, Any] | None, world_size: int | None) -> None:
+    """The checkpoint in ``path`` (plain state ``meta``) was written by a fit with these ``settings``, ``data`` and
+    ``world_size`` (None: not checked), or one line naming the first difference; the folder is never touched."""
+    _check_same_settings(meta, settings, where)
+    todo = f"use another checkpoint folder, or delete {path} to train from the start"
+    if (data is not None and meta.get("data") is None) or (world_size is not None and meta.get("world_size") is None):
+        raise UserInputError(f"the checkpoint in {path} was written by an older recllm, which recorded neither its "
+                             "data nor its number of processes, so resuming it cannot be checked", where, todo)
+    if world_size is not None and meta["world_size"] != world_size:
+        raise UserInputError(f"the checkpoint in {path} was written by {meta['world_size']} process(es) and this fit "
+                             f"runs {world_size} (resume with torchrun --nproc-per-node {meta['world_size']})", where,
+                             todo)
+    if data is not None and meta["data"] != data:
+        saved = meta["data"] if isinstance(meta["data"], dict) else {}
+        first = next((k for k in data if saved.get(k) != data[k]), "sha256")
+        differs = "same counts, other training rows" if first == "sha256" else \
+            f"{first} {data[first]} here, {saved.get(first)} there"
+        raise UserInputError(f"the checkpoint in {path} was written for other data ({differs})", where, todo)
+
+
 def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator,
                     settings: dict[str, Any] | None = None, where: str = "checkpoint_dir") -> dict[str, Any]:
     """Load a checkpoint into the trainer's objects; the plain values (epoch, best, history...) are returned.
-    A checkpoint written with other ``settings`` is refused with one line naming the first difference."""
+    A checkpoint written with other ``settings`` is refused with one line naming the first difference, and so are
+    weights that do not fit ``net`` (e.g. another item count)."""
     meta, tensors = saved
     _check_same_settings(meta, settings, where)
-    net.load_state_dict(tensors["net"])
+    try:
+        net.load_state_dict(tensors["net"])
+    except RuntimeError as exc:  # "Error(s) in loading state_dict for X:\n\tsize mismatch for ...: ..."
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise UserInputError(f"the checkpoint's weights do not fit this model ({(lines[1:] or lines)[0]})", where,
+                             "use another checkpoint folder, or delete it to train from the start") from None
     optimizer.load_state_dict(tensors["optimizer"])
     gen.set_state(tensors["generator"])
     torch.set_rng_state(tensors["torch_rng"])

@@ -31,6 +31,7 @@ from recllm.utils import resolve_device, seed_everything
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
+    from recllm.distributed.checkpoint import EpochCheckpoint
 
 LOSSES = ("ce", "bce", "sampled")
 VALID_CANDIDATES = ("split", "all")  # SeqConfig.valid_candidates
@@ -315,12 +316,14 @@ class SequentialRecommender(Recommender):
         if len(self.known_items_) < self.n_items_:
             self.future_items_ = torch.ones(self.n_items_, dtype=torch.bool)
             self.future_items_[self.known_items_] = False
-        self.net_ = self._build(split).to(self.device_)
-        self._dist, self._ddp_net = dist, dist.wrap(self.net_) if dist else None
-        self.step_losses_: list[float] = []
         rows = self._training_rows(split)
         if len(rows) == 0:
             raise ValueError(f"split {split.name!r} of {split.dataset.name!r} has no user with 2+ training items")
+        # another fit's checkpoint is refused before the net is built (LEARN encodes the catalogue there)
+        ckpt, fitted_on = self._checked_checkpoint(split, rows)
+        self.net_ = self._build(split).to(self.device_)
+        self._dist, self._ddp_net = dist, dist.wrap(self.net_) if dist else None
+        self.step_losses_: list[float] = []
         valid_cases = split.eval_cases("valid")
         candidates = split.candidates("valid") if cfg.valid_candidates == "split" else None
         optimizer = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -328,14 +331,13 @@ class SequentialRecommender(Recommender):
         gen = torch.Generator().manual_seed(cfg.seed)
         self.history_: list[dict[str, float]] = []
         best, best_state, since_best, self.best_epoch_ = -math.inf, None, 0, 0
-        first, ckpt = 1, None
-        if cfg.checkpoint_dir is not None:  # resume: every rank loads rank 0's last epoch checkpoint
-            from recllm.distributed.checkpoint import EpochCheckpoint, fit_settings, restore_trainer, trainer_state
+        first = 1
+        if ckpt is not None:  # resume: every rank loads rank 0's last epoch checkpoint
+            from recllm.distributed.checkpoint import restore_trainer, trainer_state
 
-            ckpt = EpochCheckpoint.at(cfg.checkpoint_dir, cfg.checkpoint_every)
             saved = ckpt.load()
             if saved is not None:
-                done = restore_trainer(saved, self.net_, optimizer, rng, gen, fit_settings(cfg), str(ckpt.folder))
+                done = restore_trainer(saved, self.net_, optimizer, rng, gen, fitted_on["settings"], str(ckpt.folder))
                 best, best_state, since_best = done["best"], done["best_state"], done["since_best"]
                 self.best_epoch_, self.history_, self.step_losses_ = done["best_epoch"], done["history"], \
                     done["step_losses"]
@@ -366,7 +368,7 @@ class SequentialRecommender(Recommender):
             if ckpt is not None and ckpt.due(epoch, stop or epoch == cfg.max_epochs):
                 ckpt.save(*trainer_state(epoch, stop or epoch == cfg.max_epochs, best, since_best, self.best_epoch_,
                                          self.history_, self.step_losses_, best_state, self.net_, optimizer, rng,
-                                         gen, fit_settings(cfg)))
+                                         gen, **fitted_on))
             if stop:
                 break
         if best_state is not None:
@@ -375,6 +377,29 @@ class SequentialRecommender(Recommender):
         self.epoch_seconds_ = float(np.mean([r["seconds"] for r in self.history_]))
         self._dist = self._ddp_net = None  # the fitted model holds no process-group state
         return self
+
+    def check_checkpoint(self, split: "Split", where: str = "checkpoint_dir") -> None:
+        """Refuse, in one line and before any training work, a checkpoint in ``config.checkpoint_dir`` written by a
+        fit with other settings, other data than ``split``'s training rows, or another number of processes (as
+        :meth:`fit` does before it builds the net); no checkpoint folder: nothing to check."""
+        self._checked_checkpoint(split, self._training_rows(split), where)
+
+    def _checked_checkpoint(self, split: "Split", rows: np.ndarray, where: str = "checkpoint_dir"
+                            ) -> tuple["EpochCheckpoint | None", dict[str, Any]]:
+        """The fit's checkpoint folder (None without ``checkpoint_dir``) and what a checkpoint there must record:
+        settings, data (``rows`` and the split's known items) and number of processes; another fit's is refused."""
+        cfg = self.config
+        if cfg.checkpoint_dir is None:
+            return None, {}
+        from recllm.distributed.checkpoint import EpochCheckpoint, data_fingerprint, fit_settings
+        from recllm.distributed.ddp import world_size
+
+        known = np.asarray(split.known_items(), dtype=np.int64)
+        fitted_on = {"settings": fit_settings(cfg), "world_size": world_size(),
+                     "data": data_fingerprint(split.dataset.n_users, split.dataset.n_items, rows, known)}
+        ckpt = EpochCheckpoint.at(cfg.checkpoint_dir, cfg.checkpoint_every, where)
+        ckpt.check_settings(where=where, **fitted_on)
+        return ckpt, fitted_on
 
     def _train_epoch(self, rows: np.ndarray, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
                      gen: torch.Generator) -> float:
