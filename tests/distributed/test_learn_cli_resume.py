@@ -122,3 +122,38 @@ def test_a_checkpoint_of_other_settings_is_refused_before_any_work(ddp_worker, t
     assert err.count("\n") == 1 and "other settings (dim: 8, now 16)" in err and "--checkpoint-dir" in err, err
     assert not (tmp_path / "other").exists()
     assert _train(tmp_path, "again", "ck") == 0  # the same settings pass the early check and resume
+
+
+def test_a_checkpoint_of_other_data_or_processes_is_one_line_and_left_alone(ddp_worker, tmp_path, capsys,
+                                                                              monkeypatch):
+    """The report's case: a checkpoint of 15 items and a command on 20 items (exit 1, "internal error: ... size
+    mismatch" after the data and the models loaded, before): one line, exit 2, before the fit starts; another
+    number of processes before the data set loads. The checkpoint is never deleted or rewritten."""
+    from recllm.learn import LEARN
+
+    assert _train(tmp_path, "first", "ck") == 0
+    capsys.readouterr()
+    state = tmp_path / "ck" / "trainer_state.json"
+    files = {p.name: p.read_bytes() for p in (tmp_path / "ck").iterdir()}
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the fit started before the checkpoint was checked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("recllm.data.load", lambda name, **kwargs: ddp_worker.dataset(24, 20))
+        patch.setattr(LEARN, "fit", never)
+        assert _train(tmp_path, "other", "ck") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "written for other data (n_items 20 here, 15 there)" in err, err
+    assert "--checkpoint-dir" in err and f"delete {tmp_path / 'ck'}" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ck").iterdir()} == files and not (tmp_path / "other").exists()
+
+    saved = json.loads(state.read_text())
+    state.write_text(json.dumps({**saved, "world_size": 2}))  # as rank 0 of a 2-process torchrun writes it
+    with monkeypatch.context() as patch:
+        patch.setattr("recllm.data.load", never)
+        assert _train(tmp_path, "other", "ck") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "written by 2 process(es) and this fit runs 1" in err and "--checkpoint-dir" in err
+    state.write_text(json.dumps(saved))
+    assert _train(tmp_path, "again", "ck") == 0  # the same data and processes: the finished fit, resumed

@@ -48,10 +48,11 @@ def _train(args: argparse.Namespace) -> int:
                       out_dim=args.out_dim, catalogue_negatives=args.catalogue_negatives, max_epochs=args.epochs,
                       patience=args.patience, seed=args.seed, show_progress=not args.quiet,
                       checkpoint_dir=args.checkpoint_dir)  # validates it
-    if checkpoint is not None:  # an earlier fit's checkpoint with other settings: refused before any work
+    if checkpoint is not None:  # an earlier fit's checkpoint with other settings or processes: refused before any work
         from recllm.distributed.checkpoint import fit_settings
+        from recllm.distributed.ddp import world_size
 
-        checkpoint.check_settings(fit_settings(model.config), "--checkpoint-dir")
+        checkpoint.check_settings(fit_settings(model.config), "--checkpoint-dir", world_size=world_size())
     from recllm.utils import set_threads
 
     set_threads(args.threads)
@@ -67,6 +68,7 @@ def _train(args: argparse.Namespace) -> int:
         check_item_text(dataset, args.data, "LEARN embeds", ", or pass --item-input id")
     split = check_split_cases(make_split(dataset, args.split, seed=args.seed), args.data,
                               "add interactions (leave-one-out needs users with 3 or more), or try another --split")
+    model.check_checkpoint(split, "--checkpoint-dir")  # one written for other data: refused before the encoder runs
     start = time.perf_counter()
     if options is not None and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)
         from recllm.learn.encoder import catalogue_texts, raw_item_embeddings
