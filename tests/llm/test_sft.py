@@ -305,3 +305,25 @@ def test_a_refused_folder_names_what_differs_in_the_base_model():
     with pytest.raises(UserInputError) as refused:  # the user's to fix: `recllm trsr train` gives it in one line
         check_resumable(saved, cases[0][0], Path("runs/t/sft"))
     assert refused.value.where == "runs/t" and "give a new output folder" in refused.value.todo
+
+
+def test_a_run_of_another_number_of_processes_is_refused():
+    """``resolved.world_size`` is checked (the rest of ``resolved``, the machine, is not); a config written before
+    torchrun support has none and counts as one process."""
+    from pathlib import Path
+
+    from recllm.errors import UserInputError
+    from recllm.llm.checkpoints import check_resumable
+
+    saved = {"base_model": "m", "base_fingerprint": "m|float32|code=aaa", "sft": {}, "lora": {},
+             "resolved": {"device": "cpu", "torch_threads": 2, "world_size": 2}}
+    one = {**saved, "resolved": {"device": "cuda:0", "torch_threads": 8, "world_size": 1}}
+    with pytest.raises(UserInputError, match=r"\(2 process\(es\) there, 1 here: resume with torchrun "
+                                             r"--nproc-per-node 2\) \(runs/t\); give a new output folder") as refused:
+        check_resumable(saved, one, Path("runs/t/sft"))
+    assert "\n" not in str(refused.value)
+    check_resumable(saved, {**one, "resolved": {"device": "cuda:0", "world_size": 2}}, Path("runs/t/sft"))
+    older = {**saved, "resolved": {"device": "cpu", "torch_threads": 2}}
+    check_resumable(older, one, Path("run"))
+    with pytest.raises(UserInputError, match=r"1 process\(es\) there, 2 here"):
+        check_resumable(older, saved, Path("run"))

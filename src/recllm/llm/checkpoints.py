@@ -122,11 +122,14 @@ def _fingerprint_change(saved: str, current: str) -> str:
 
 def check_resumable(saved: dict, current: dict, path: Path) -> None:
     """Raise :class:`~recllm.errors.UserInputError` (a ValueError) naming what differs when ``path`` holds a run
-    other than ``current`` (the machine and the fields a resumed run may change aside): a command that reruns into
-    its own folder with other settings ends in one line."""
+    other than ``current`` (the machine and the fields a resumed run may change aside, but not its number of
+    processes, ``resolved.world_size``: 1 when a run before torchrun support left it out): a command that reruns
+    into its own folder with other settings ends in one line."""
     def strip(cfg: dict) -> dict:
+        processes = int((cfg.get("resolved") or {}).get("world_size", 1))
         cfg = {k: v for k, v in cfg.items() if k != "resolved"}  # the machine may change between runs
-        return {**cfg, "sft": {k: v for k, v in cfg["sft"].items() if k not in RESUMABLE_FIELDS}}
+        return {**cfg, "world_size": processes,
+                "sft": {k: v for k, v in cfg["sft"].items() if k not in RESUMABLE_FIELDS}}
 
     a, b = strip(json.loads(json.dumps(saved))), strip(json.loads(json.dumps(current)))
     if a != b:
@@ -138,6 +141,9 @@ def check_resumable(saved: dict, current: dict, path: Path) -> None:
             elif key == "base_fingerprint":
                 if a.get("base_model") == b.get("base_model"):  # else "another base model" says it
                     reasons.append(_fingerprint_change(a.get(key, ""), b.get(key, "")))
+            elif key == "world_size":
+                reasons.append(f"{a[key]} process(es) there, {b[key]} here: resume with torchrun --nproc-per-node "
+                               f"{a[key]}")
             else:
                 reasons.append(_WHY_DIFFERENT.get(key, f"other {key}"))
         from recllm.errors import UserInputError  # the user's to fix: a command names it in one line
