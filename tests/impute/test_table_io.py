@@ -271,6 +271,37 @@ def test_na_values_never_touch_a_parquet_number_column_read_as_text_nor_its_inde
     assert back.column("id").to_pylist()[:4] == [2 ** 60, 0, -1, 5]
 
 
+@pytest.mark.parametrize("name", ["user", None])
+def test_a_parquet_index_is_kept_in_a_csv_output(tmp_path, name):
+    """Parquet to CSV dropped a stored index (the row ids): it is written as the first column(s)."""
+    path = tmp_path / "idx.parquet"
+    ids = pd.Index(["u1", "u2", "u3", "u4"], name=name)
+    pd.DataFrame({"x": [1.0, None, 3.0, 4.0], "index": ["a", "b", None, "a"]}, index=ids).to_parquet(path)
+    table = read_table(path)
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(written.columns) == [name or "index_", "x", "index"]
+    assert written.iloc[:, 0].tolist() == ["u1", "u2", "u3", "u4"] and written["index"].tolist() == list("abaa")
+    pd.DataFrame({"x": [1.0, None, 3.0]}).to_parquet(path)  # a range index is no data: not written
+    table = read_table(path)
+    write_table(table, _fill(table), out)
+    assert out.read_text().splitlines()[0] == "x"
+
+
+def test_an_empty_string_in_a_parquet_refuses_a_csv_output(tmp_path):
+    """An observed "" was written as an empty cell, which reads back as a gap."""
+    from recllm.impute.table_io import check_output_fits
+
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"s": ["NA", "null", "", None, "x", ""], "n": [1.0, 2.0, 3.0, None, 5.0, 6.0]}), path)
+    table = read_table(path)
+    check_output_fits(table, tmp_path / "o.parquet")
+    message = _error(lambda: check_output_fits(table, tmp_path / "o.csv"))
+    assert "column 's' holds an empty string" in message and "row 3; 2 such cells" in message
+    assert ".parquet" in message and str(path) in message
+
+
 def test_a_long_cell_in_a_one_column_table_is_a_cell(tmp_path):
     long = "w" * 200_000
     table = read_table(_csv(tmp_path, f"description\n{long}\nshort\n"))

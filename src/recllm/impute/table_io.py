@@ -24,6 +24,8 @@ Writing
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
       the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
       number and every observed cell was written as an integer), text columns as strings.
+    * CSV from a parquet file: the filled table as pandas writes it, its stored index (not a range) as the first
+      column(s). A text column holding an empty string is refused before any work (an empty cell is a gap).
     * ``na_values`` also applies to the string and dictionary columns of a parquet file. A parquet integer column
       holding a value beyond 2^53 is read as text (float64 would change it) and written back as integers.
 """
@@ -246,8 +248,8 @@ def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
 
 
 def check_output_fits(table: Table, path: str | Path) -> None:
-    """A DataError, before any filling, when the output format cannot hold a column of ``table`` as read: a
-    parquet binary column in a CSV would be written as Python's ``b'...'`` text."""
+    """A DataError, before any filling, when a CSV output cannot hold a column of a parquet ``table`` as read: a
+    binary column would be written as Python's ``b'...'`` text, an empty string as an empty cell (a gap)."""
     if table.schema is None or table_kind(Path(path), role="output") != "csv":
         return
     import pyarrow as pa
@@ -257,6 +259,13 @@ def check_output_fits(table: Table, path: str | Path) -> None:
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
             raise DataError(f"column {column.name!r} holds bytes, which a CSV cannot hold as they are", str(path),
                             "write a .parquet output, or decode the column to text first")
+    for col in table.text_columns:  # an empty string: a CSV cell that every reader (recllm's too) takes for a gap
+        empty = np.flatnonzero(table.frame[col].astype(object).eq("").to_numpy())
+        if len(empty):
+            more = f"; {len(empty)} such cells" if len(empty) > 1 else ""
+            raise DataError(f"column {col!r} holds an empty string, which a CSV output cannot tell from a gap",
+                            f"{table.path}, row {empty[0] + 1}{more}",
+                            f"write a .parquet output instead of {path}, or replace the empty strings first")
 
 
 def write_table(table: Table, filled: pd.DataFrame, path: str | Path, replace: bool = True) -> None:
@@ -280,7 +289,23 @@ def write_table(table: Table, filled: pd.DataFrame, path: str | Path, replace: b
         return
     arrow = _arrow(table, filled)
     with atomic_path(path, replace) as tmp:
-        if kind == "csv":
-            arrow.to_pandas().to_csv(tmp, index=False)
+        if kind == "csv":  # a parquet input: its stored index (e.g. the row ids) as the first columns
+            frame = arrow.to_pandas()
+            stored = bool((arrow.schema.pandas_metadata or {}).get("index_columns")) and \
+                not isinstance(frame.index, pd.RangeIndex)
+            frame.to_csv(tmp, index=stored, index_label=_index_labels(frame) if stored else None)
         else:
             pq.write_table(arrow, tmp)
+
+
+def _index_labels(frame: pd.DataFrame) -> list[str]:
+    """The CSV header names of ``frame``'s index levels: their names, ``index`` (``index_1`` ...) for an unnamed
+    one, never the name of a column."""
+    taken, labels = set(map(str, frame.columns)), []
+    for k, name in enumerate(frame.index.names):
+        label = str(name) if name is not None else "index" if k == 0 else f"index_{k}"
+        while label in taken:
+            label = f"{label}_"
+        taken.add(label)
+        labels.append(label)
+    return labels
