@@ -176,7 +176,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                         "--na-values")
     p.add_argument("--categorical", help="comma-separated columns to treat as categorical, read as text "
                    "(default: inferred)")
-    p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
+    p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred); in a parquet output a "
+                   "column of integers is int64 (exact), any other float64 (15 significant digits)")
     p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
     p.add_argument("--seed", type=seed_arg, default=0,
                    help="seed of the random methods (mice, miceforest, great, llm): the same seed, the same fills")

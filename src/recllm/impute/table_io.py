@@ -10,8 +10,9 @@ Column types, decided after reading
     * Any other column is numeric only if every non-empty cell is a decimal number (``12``, ``-3.5``, ``1e6``,
       spaces around it allowed; not ``inf``, ``nan`` or ``1,000``) AND no cell has a leading zero (``02582``,
       ``-007``, ``00.5``) AND no cell is an integer of more than 15 digits (beyond float64's exact range, e.g. an
-      id). Everything else stays text and is imputed as categories (or free text); a column that is text only
-      because of a few such cells gets a note saying so and how to change it.
+      id) or a number of more than 15 significant digits (``0.12345678901234567``). Everything else stays text and
+      is imputed as categories (or free text); a column that is text only because of a few such cells gets a note
+      saying so and how to change it.
     * The imputer sees numeric columns as float64 and text columns as the strings of the file (NaN for a gap).
 
 Writing
@@ -23,7 +24,8 @@ Writing
       written.
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
       the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
-      number and every observed cell was written as an integer), text columns as strings.
+      number and every observed cell was written as an integer; then made from each observed cell's text, exact
+      beyond 2^53), text columns as strings.
     * CSV from a parquet file: the filled table as pandas writes it, its stored index (not a range) as the first
       column(s). A text column holding an empty string is refused before any work (an empty cell is a gap).
     * ``na_values`` also applies to the string and dictionary columns of a parquet file. A parquet integer column
@@ -50,6 +52,9 @@ MAX_EXACT_DIGITS = 15
 _NUMBER = r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*"
 _LEADING_ZERO = r"\s*[+-]?0\d.*"
 _LONG_INTEGER = r"\s*[+-]?\d{%d,}\s*" % (MAX_EXACT_DIGITS + 1)
+# a number (as _NUMBER matched it) with more significant digits than float64 keeps: from its first non-zero digit to
+# its last, at least MAX_EXACT_DIGITS + 1 of them
+_LONG_NUMBER = r"\s*[+-]?[0.]*[1-9](?:\.?\d){%d}[\d.]*[1-9][\d.]*(?:[eE][+-]?\d+)?\s*" % (MAX_EXACT_DIGITS - 1)
 
 
 def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tuple[str, ...] = (),
@@ -117,11 +122,12 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
                                    "each such cell)")
             continue
         else:
-            odd = np.flatnonzero(_matches(observed, _LEADING_ZERO) | _matches(observed, _LONG_INTEGER))
+            zero, long = _matches(observed, _LEADING_ZERO), _matches(observed, _LONG_INTEGER)
+            odd = np.flatnonzero(zero | long | _matches(observed, _LONG_NUMBER))
             if len(odd):
                 i = odd[0]
-                why = "a leading zero" if observed[i].strip().lstrip("+-").startswith("0") else \
-                    f"an integer of more than {MAX_EXACT_DIGITS} digits"
+                why = "a leading zero" if zero[i] else f"an integer of more than {MAX_EXACT_DIGITS} digits" \
+                    if long[i] else f"a number of more than {MAX_EXACT_DIGITS} significant digits"
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r} "
                                    f"({why}, which a number would lose); pass --numeric {col} to read numbers")
                 continue
@@ -223,13 +229,32 @@ def _arrow(table: Table, filled: pd.DataFrame):
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"the filled table does not fit the input's schema ({exc})", str(table.path),
                             "write a .csv instead, or declare the column's kind") from None
-    frame = frame.reset_index(drop=True)
     if table.cells is not None:
+        rows = table.frame.index.get_indexer(frame.index)
         for col in _integer_columns(table):
-            values = frame[col].to_numpy(dtype=float, na_value=np.nan)
-            if np.isfinite(values).all() and np.all(values == np.round(values)):
-                frame[col] = values.astype("int64")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+            frame[col] = _integer_column(table, col, rows, frame[col])
+    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+
+
+def _integer_column(table: Table, col: str, rows: np.ndarray, filled: pd.Series) -> np.ndarray:
+    """Column ``col`` of a CSV whose observed cells are all integers, for a parquet output: int64 made from each
+    observed cell's text (float64 would round one beyond 2^53) and from the filled whole numbers; float64 when a fill
+    is not a whole number. A DataError when neither holds every observed integer exactly."""
+    observed = table.frame[col].notna().to_numpy()[rows]
+    texts = table.cells[col].to_numpy(dtype=object)[rows]
+    values = filled.to_numpy(dtype=float, na_value=np.nan)
+    numbers = [int(text) if seen else None for text, seen in zip(texts, observed)]
+    if np.isfinite(values).all() and np.all(values == np.round(values)):
+        whole = [n if n is not None else int(v) for n, v in zip(numbers, values)]
+        if all(-2 ** 63 <= n < 2 ** 63 for n in whole):
+            return np.array(whole, dtype=np.int64)
+    beyond = [i for i, n in enumerate(numbers) if n is not None and abs(n) > 2 ** 53]
+    if beyond:
+        i = beyond[0]
+        raise DataError(f"column {col!r} holds {texts[i]!r}, which neither a parquet int64 column (with this "
+                        "column's fills) nor a float64 one holds exactly", f"{table.path}, line {table.lines[rows[i]]}",
+                        f"write a .csv output, or drop {col} from --numeric (it is then kept as text)")
+    return values
 
 
 def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
