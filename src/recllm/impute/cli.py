@@ -16,10 +16,6 @@ from recllm.data.dataset import DataError
 from recllm.errors import UserInputError
 
 
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
-
-
 def _markers(text: str | None, whole: list[str] | None = None) -> tuple[str, ...]:
     """The gap markers (a cell must equal one to be a gap). ``text``, from --na-values: split at commas, the spaces
     just after a comma dropped (``NA, ?`` is NA and ?), every other space part of a marker, so ``' NA'`` never makes a
@@ -108,15 +104,17 @@ def _imputer(args: argparse.Namespace):
 
 
 def _impute(args: argparse.Namespace) -> int:
-    from recllm.impute.table_io import check_output_fits, declare_kinds, read_table, write_table
+    from recllm.impute.table_io import (check_output_fits, declare_kinds, option_columns, read_cells, type_table,
+                                        write_table)
 
     path, out, report_path, fmt = _check_args(args)  # errors: one line from recllm.cli.main, exit 2
     imputer = _imputer(args)
     from recllm.utils import set_threads
 
     set_threads(args.threads)
-    kinds = {k: _names(getattr(args, k)) or () for k in ("categorical", "numeric", "text")}
-    table = read_table(path, fmt, **kinds)
+    table = read_cells(path, fmt)
+    kinds = {k: option_columns(getattr(args, k), table.frame.columns) for k in ("categorical", "numeric", "text")}
+    type_table(table, **kinds)
     check_output_fits(table, out)
     start = time.perf_counter()
     try:
@@ -175,10 +173,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    help="one string that marks a gap, taken whole (a comma or spaces included); repeatable; adds to "
                         "--na-values")
     p.add_argument("--categorical", help="comma-separated columns to treat as categorical, read as text "
-                   "(default: inferred)")
-    p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred); in a parquet output a "
-                   "column of integers is int64 (exact), any other float64 (15 significant digits)")
-    p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
+                   "(default: inferred); a column's whole name, spaces and commas included, is taken as it is")
+    p.add_argument("--numeric", help="comma-separated numeric columns, named as for --categorical (default: "
+                   "inferred); in a parquet output a column of integers is int64 (exact), any other float64 (15 "
+                   "significant digits)")
+    p.add_argument("--text", help="comma-separated free-text columns, named as for --categorical (default: "
+                   "inferred)")
     p.add_argument("--seed", type=seed_arg, default=0,
                    help="seed of the random methods (mice, miceforest, great, llm): the same seed, the same fills")
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")

@@ -34,6 +34,7 @@ Writing
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from recllm.data.user_tables import (INTEGER, SEPARATORS, TABLE_SUFFIXES, CsvFor
                                        read_cells, table_kind)
 
 __all__ = ["OUTPUT_SUFFIXES", "SEPARATORS", "TABLE_SUFFIXES", "CsvFormat", "Table", "check_output_fits", "declare_kinds",
-           "parse_sep", "read_table", "table_kind", "write_table"]
+           "option_columns", "parse_sep", "read_cells", "read_table", "table_kind", "type_table", "write_table"]
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 MAX_EXACT_DIGITS = 15
@@ -61,15 +62,31 @@ def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tupl
                numeric: tuple[str, ...] = (), text: tuple[str, ...] = (), options: bool = True) -> Table:
     """Read a CSV or parquet table by the rules of this module's docstring; ``options=False`` for a command without
     ``--sep`` and ``--encoding`` (a mistake's advice then says how to save the file)."""
-    table = read_cells(path, fmt, options)
-    path = table.path
+    return type_table(read_cells(path, fmt, options), categorical, numeric, text)
+
+
+def type_table(table: Table, categorical: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
+               text: tuple[str, ...] = ()) -> Table:
+    """Type the columns of ``table`` (as :func:`read_cells` read it) by this module's rules; returns ``table``."""
     for col in (*categorical, *numeric, *text):
         if col not in table.frame.columns:
             raise DataError(f"column {col!r} was named in --categorical/--numeric/--text but the table has no such "
-                            f"column", str(path), f"use one of {list(table.frame.columns)}")
+                            f"column", str(table.path), f"use one of {list(table.frame.columns)}")
     if table.cells is not None:
         _type_columns(table, set(categorical) | set(text), set(numeric))
     return table
+
+
+def option_columns(text: str | None, columns: Any) -> tuple[str, ...]:
+    """The columns a comma-separated option (``--numeric a,b``) names among ``columns``: the whole text when it is
+    a column's name, else each comma-separated name, taken exactly when it is a column's name (spaces included) and
+    without the spaces around it otherwise."""
+    if not text:
+        return ()
+    names = set(map(str, columns))
+    if text in names:
+        return (text,)
+    return tuple(name if name in names else name.strip() for name in text.split(",") if name.strip())
 
 
 def declare_kinds(imputer: Any, table: Table, categorical: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
@@ -118,8 +135,8 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
             if len(observed) and len(bad) <= 0.1 * len(observed):
                 i = bad[0]
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r}, not a "
-                                   f"number (pass --na-values if it marks a gap, or --numeric {col} to be told of "
-                                   "each such cell)")
+                                   f"number (pass --na-values if it marks a gap, or --numeric {shlex.quote(col)} to be "
+                                   "told of each such cell)")
             continue
         else:
             zero, long = _matches(observed, _LEADING_ZERO), _matches(observed, _LONG_INTEGER)
@@ -129,7 +146,8 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
                 why = "a leading zero" if zero[i] else f"an integer of more than {MAX_EXACT_DIGITS} digits" \
                     if long[i] else f"a number of more than {MAX_EXACT_DIGITS} significant digits"
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r} "
-                                   f"({why}, which a number would lose); pass --numeric {col} to read numbers")
+                                   f"({why}, which a number would lose); pass --numeric {shlex.quote(col)} to read "
+                                   "numbers")
                 continue
         column = np.full(len(present), np.nan)
         column[present] = values
