@@ -16,6 +16,9 @@ from recllm.data.dataset import DataError
 from recllm.errors import UserInputError
 
 
+LLM_OPTIONS = ("--model", "--examples", "--epochs", "--lr", "--train-on", "--numbers")  # None unless given
+
+
 def _markers(text: str | None, whole: list[str] | None = None) -> tuple[str, ...]:
     """The gap markers (a cell must equal one to be a gap). ``text``, from --na-values: split at commas, the spaces
     just after a comma dropped (``NA, ?`` is NA and ?), every other space part of a marker, so ``' NA'`` never makes a
@@ -57,6 +60,9 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     table = Path(args.table)
     if table.is_dir():
         raise DataError("this is a folder, not a table file", str(table), "give a .csv or .parquet file")
+    if table.suffix.lower() == ".tsv":
+        raise DataError("unknown table format '.tsv'", str(table),
+                        "rename it to .csv and pass --sep '\\t' (a tab-separated file is read as a CSV)")
     table_kind(table)
     if table.exists() and not table.is_file():
         raise DataError("not a regular file (a device, a pipe or a socket)", str(table),
@@ -71,9 +77,13 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):
         raise UserInputError("--report is the input or output table", str(report), "give the report its own .json file")
     fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_markers(args.na_values, args.na_value))
-    if args.engine != "local" and args.method != "llm":
-        raise UserInputError(f"--engine {args.engine} runs LLM fills, and --method {args.method} has none",
-                             "--engine", "use --method llm, or drop --engine")
+    given = [option for option in LLM_OPTIONS if getattr(args, option[2:].replace("-", "_")) is not None]
+    given += [f"--engine {args.engine}"] if args.engine != "local" else []
+    if given and args.method != "llm":
+        names = [option.split()[0] for option in given]
+        raise UserInputError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to LLM fills, and "
+                             f"--method {args.method} has none", names[0],
+                             f"use --method llm, or drop {' '.join(names)}")
     return table, out, report, fmt
 
 
@@ -93,8 +103,9 @@ def _imputer(args: argparse.Namespace):
             sft = dataclasses.replace(DEFAULT_SFT, seed=args.seed, show_progress=not args.quiet,
                                       **({"learning_rate": args.lr} if args.lr is not None else {}))
         options.update(model=check_model(args.model), seed=args.seed, max_train_examples=args.examples,
-                       max_epochs=args.epochs,
-                       train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet, sft=sft)
+                       max_epochs=args.epochs, show_progress=not args.quiet, sft=sft,
+                       **{k: v for k, v in (("train_on", args.train_on), ("numeric_decoding", args.numbers))
+                          if v is not None})  # LLMImputer's defaults otherwise
         ray = engine_options(args)  # --engine ray: Ray Data must be installed
         if ray is not None:
             options.update(engine=args.engine, ray_options=ray)
@@ -189,11 +200,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    help="llm: most fine-tuning epochs (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="llm: LoRA learning rate (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
-    p.add_argument("--train-on", default="observed", choices=("observed", "complete_rows"))
-    p.add_argument("--numbers", default="generate", choices=("generate", "expected", "expected-grid"),
-                   help="llm: numeric cells by shape-constrained generation, or as the probability-weighted mean "
-                        "over the generated answer and 32 observed quantiles of the column (expected), or over the "
-                        "quantiles only (expected-grid: lower RMSE when the model is unsure)")
+    p.add_argument("--train-on", default=None, choices=("observed", "complete_rows"),
+                   help="llm: learn every observed cell (default), or only the cells of complete rows")
+    p.add_argument("--numbers", default=None, choices=("generate", "expected", "expected-grid"),
+                   help="llm: numeric cells by shape-constrained generation (default), or as the probability-weighted "
+                        "mean over the generated answer and 32 observed quantiles of the column (expected), or over "
+                        "the quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here (.json)")
     add_engine_args(p, "the LLM imputer's fills (--method llm: cell scoring, number and text generation)")
     p.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
