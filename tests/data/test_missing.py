@@ -73,6 +73,18 @@ def test_mar_depends_on_the_driver_not_the_value(frame):
     assert frame.loc[default["income"], "age"].mean() > frame.loc[~default["income"], "age"].mean()
 
 
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "Int64"])
+def test_integers_beyond_float64_keep_every_digit(dtype):
+    """Masking made every integer column float64, which rounds 2^53 + 1 (an id) to 2^53."""
+    ids = [2 ** 53 + 1, 2 ** 53 + 3, 12345678901234567, 4, 5, 6]
+    frame = pd.DataFrame({"id": pd.array(ids, dtype=dtype), "x": [1.0, 2, 3, 4, 5, 6]})
+    masked, mask = inject_missing(frame, ["id", "x"], 0.34, seed=0)
+    assert masked["id"].dtype == {"int64": "Int64", "uint64": "UInt64"}.get(dtype, dtype)
+    assert masked["id"].isna().tolist() == mask["id"].tolist() and mask["id"].sum() == 2
+    kept = ~mask["id"].to_numpy()
+    assert list(masked["id"][kept]) == [v for v, keep in zip(ids, kept) if keep]
+
+
 def test_already_missing_cells_are_never_chosen(frame):
     holed = frame.copy()
     holed["income"] = holed["income"].mask(np.arange(len(holed)) % 2 == 0)

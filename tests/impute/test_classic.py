@@ -155,3 +155,50 @@ def test_numeric_strings_are_numbers():
 def test_unknown_registry_name():
     with pytest.raises(ValueError, match="unknown imputer 'nope'"):
         make_imputer("nope")
+
+
+@pytest.mark.parametrize("name", ["mean", "knn", "mice"])
+def test_a_nan_value_in_a_pyarrow_float_column_is_refused(name):
+    """In a pyarrow float column NaN is a value, not a gap: it made the mean NaN, a 'filled' cell stayed <NA> and
+    MICE failed in scikit-learn."""
+    import pyarrow as pa
+
+    nan = pd.arrays.ArrowExtensionArray(pa.array([1.0, float("nan"), None, 3.0, 4.0, 5.0], from_pandas=False))
+    frame = pd.DataFrame({"f": nan, "g": [1.0, 2, 3, 4, np.nan, 6]})
+    with pytest.raises(DataError, match=r"column 'f' row 1 holds NaN .*astype\('float64'\)"):
+        make_imputer(name).fit(frame)
+
+
+def test_a_nan_fill_is_never_counted_as_filled():
+    class NaNImputer(MeanModeImputer):
+        def _impute(self, frame, mask, report):
+            return {col: [np.nan] * int(mask[col].sum()) for col in frame.columns}
+
+    frame = pd.DataFrame({"x": [1.0, np.nan, 3.0], "y": [1.0, 2.0, 3.0]})
+    imputer = NaNImputer().fit(frame)
+    with pytest.raises(DataError, match="no value for 1 missing cell"):
+        imputer.transform(frame)
+
+
+@pytest.mark.parametrize("name", ["mean", "knn", "mice"])
+def test_pyarrow_dates_and_periods_are_filled_with_an_observed_value(name):
+    """pandas.to_numeric gives a pyarrow date NaN (a value) and a period its ordinal: the columns were taken for
+    numbers, then called empty or unable to hold the fill."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    days = [dt.date(2020, 1, 1), dt.date(2020, 1, 2), None] + [dt.date(2020, 1, 2)] * 5
+    frame = pd.DataFrame({
+        "d": pd.array(days, dtype=pd.ArrowDtype(pa.date32())),
+        "t": pd.array([None if d is None else dt.datetime(d.year, d.month, d.day) for d in days],
+                      dtype=pd.ArrowDtype(pa.timestamp("us"))),
+        "p": pd.array([pd.Period("2020-01", "M"), None] + [pd.Period("2020-02", "M")] * 6, dtype="period[M]"),
+        "x": [1.0, 2.0, 3.0, np.nan, 5.0, 6.0, 7.0, 8.0],
+    })
+    imputer = make_imputer(name)
+    out = imputer.fit(frame).transform(frame)
+    assert {c: imputer.kinds_[c] for c in "dtp"} == {"d": "categorical", "t": "categorical", "p": "categorical"}
+    assert out["d"].iloc[2] == dt.date(2020, 1, 2) and out["t"].iloc[2] == pd.Timestamp("2020-01-02")
+    assert out["p"].iloc[1] == pd.Period("2020-02", "M")
+    assert (out.dtypes == frame.dtypes).all() and out.drop(index=[1, 2, 3]).equals(frame.drop(index=[1, 2, 3]))

@@ -208,6 +208,22 @@ def test_long_integer_ids_are_kept(tmp_path, capsys):
     assert [r[0] for r in _cells(out)][1:3] == ["1234567890123456789", "9007199254740993"]
 
 
+def test_a_column_name_with_spaces_or_a_comma_can_be_named_as_the_note_says(tmp_path, capsys):
+    """A header 'x, y' gives a column ' y', which --numeric ' y' could not name (the name was stripped), and the
+    note's advice '--numeric  y' did not work in a shell."""
+    content = 'x, y,"a,b"\n1,02,5\n2,3,6\n,4,\n4,5,8\n'
+    code, path, out = _impute_csv(tmp_path, content)
+    assert code == 0, capsys.readouterr().err
+    assert "pass --numeric ' y' to read numbers" in capsys.readouterr().out
+    code, path, out = _impute_csv(tmp_path, content, "--numeric", " y", "--categorical", "a,b", "--overwrite")
+    assert code == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "' y' is read as text" not in text and "a,b (categorical)" in text
+    code, path, out = _impute_csv(tmp_path, content, "--numeric", "x, y", "--overwrite")  # a list: exact names first
+    assert code == 0, capsys.readouterr().err
+    assert "x (numeric)" in capsys.readouterr().out
+
+
 def test_duplicated_header_is_an_error_naming_line_1(tmp_path, capsys):
     code, path, out = _impute_csv(tmp_path, "a,b,a\n1,2,3\n,5,6\n")
     err = capsys.readouterr().err

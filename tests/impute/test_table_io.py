@@ -186,6 +186,33 @@ def test_csv_to_parquet_types(tmp_path):
     assert back.column("zip").to_pylist() == ["02582", "02582", "00501"]
 
 
+def test_a_number_with_more_significant_digits_than_float64_keeps_its_column_as_text(tmp_path):
+    """12345678901234567.0 and 0.12345678901234567890 were read as float64 (rounded) without a word."""
+    content = ("x,y,z\n12345678901234567.0,0.12345678901234567890,123456789012345\n1,1.000000000000000000,0.5\n"
+               ",,\n")
+    table = read_table(_csv(tmp_path, content))
+    assert table.numeric == ("z",) and table.frame["x"].tolist()[:2] == ["12345678901234567.0", "1"]
+    notes = " ".join(table.notes)
+    assert "'x' is read as text: line 2 holds '12345678901234567.0' (a number of more than 15 significant" in notes
+    assert "'y' is read as text: line 2 holds '0.12345678901234567890'" in notes
+    assert read_table(_csv(tmp_path, "y\n1.000000000000000000\n2.5\n")).numeric == ("y",)  # zeros: no digits lost
+
+
+def test_csv_to_parquet_integers_are_made_from_their_text(tmp_path):
+    """With --numeric, 12345678901234567 was written to int64 through float64 as 12345678901234568."""
+    table = read_table(_csv(tmp_path, "x,y\n12345678901234567,a\n5,b\n-0,\n1,a\n,b\n"), numeric=("x",))
+    out = tmp_path / "o.parquet"
+    filled = table.frame.fillna({"x": 3.0, "y": "a"})
+    write_table(table, filled, out)
+    back = pq.read_table(out)
+    assert back.column("x").type == pa.int64()
+    assert back.column("x").to_pylist() == [12345678901234567, 5, 0, 1, 3]
+    filled["x"] = filled["x"].where(filled["x"] != 3.0, 2.5)  # a fill that is not whole: float64 would round it
+    message = _error(lambda: write_table(table, filled, tmp_path / "p.parquet"))
+    assert "'12345678901234567'" in message and "line 2" in message and ".csv" in message
+    assert not (tmp_path / "p.parquet").exists()
+
+
 def _parquet(tmp_path):
     arrow = pa.table({
         "i": pa.array([1, 2, 3, 4, 5], pa.int64()),
@@ -269,6 +296,37 @@ def test_na_values_never_touch_a_parquet_number_column_read_as_text_nor_its_inde
     back = pq.read_table(out)
     assert back.schema.pandas_metadata["index_columns"] == ["key"]
     assert back.column("id").to_pylist()[:4] == [2 ** 60, 0, -1, 5]
+
+
+@pytest.mark.parametrize("name", ["user", None])
+def test_a_parquet_index_is_kept_in_a_csv_output(tmp_path, name):
+    """Parquet to CSV dropped a stored index (the row ids): it is written as the first column(s)."""
+    path = tmp_path / "idx.parquet"
+    ids = pd.Index(["u1", "u2", "u3", "u4"], name=name)
+    pd.DataFrame({"x": [1.0, None, 3.0, 4.0], "index": ["a", "b", None, "a"]}, index=ids).to_parquet(path)
+    table = read_table(path)
+    out = tmp_path / "o.csv"
+    write_table(table, _fill(table), out)
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(written.columns) == [name or "index_", "x", "index"]
+    assert written.iloc[:, 0].tolist() == ["u1", "u2", "u3", "u4"] and written["index"].tolist() == list("abaa")
+    pd.DataFrame({"x": [1.0, None, 3.0]}).to_parquet(path)  # a range index is no data: not written
+    table = read_table(path)
+    write_table(table, _fill(table), out)
+    assert out.read_text().splitlines()[0] == "x"
+
+
+def test_an_empty_string_in_a_parquet_refuses_a_csv_output(tmp_path):
+    """An observed "" was written as an empty cell, which reads back as a gap."""
+    from recllm.impute.table_io import check_output_fits
+
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"s": ["NA", "null", "", None, "x", ""], "n": [1.0, 2.0, 3.0, None, 5.0, 6.0]}), path)
+    table = read_table(path)
+    check_output_fits(table, tmp_path / "o.parquet")
+    message = _error(lambda: check_output_fits(table, tmp_path / "o.csv"))
+    assert "column 's' holds an empty string" in message and "row 3; 2 such cells" in message
+    assert ".parquet" in message and str(path) in message
 
 
 def test_a_long_cell_in_a_one_column_table_is_a_cell(tmp_path):

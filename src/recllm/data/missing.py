@@ -58,7 +58,8 @@ def inject_missing(
     """Remove ``round(rate * len(frame))`` observed cells from each of ``columns``.
 
     Returns ``(masked, mask)``: ``masked`` is a copy of ``frame`` with the chosen cells set to missing (integer
-    columns become float so they can hold NaN), ``mask`` a boolean DataFrame shaped like ``frame``, True
+    columns become float so they can hold NaN, or nullable integers when a value is beyond 2^53, which a float would
+    change), ``mask`` a boolean DataFrame shaped like ``frame``, True
     exactly where a value was removed. Cells that were already missing are never chosen; every other cell is
     left unchanged. The same ``seed`` gives the same mask.
     """
@@ -100,11 +101,21 @@ def inject_missing(
         hit = np.zeros(len(frame), dtype=bool)
         hit[chosen] = True
         mask[column] = hit
-        values = frame[column]
-        if pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
-            values = values.astype(np.float64 if pd.api.types.is_integer_dtype(values) else object)
-        masked[column] = values.mask(hit)
+        masked[column] = _holding_gaps(frame[column]).mask(hit)
     return masked, mask
+
+
+def _holding_gaps(values: pd.Series) -> pd.Series:
+    """``values`` in a dtype that holds a gap and every value as it is: integers as float64 (exact up to 2^53), or
+    beyond that in a nullable integer dtype (pd.NA); bools as objects; any other column as it is."""
+    if pd.api.types.is_integer_dtype(values):
+        observed = values.dropna()
+        if observed.empty or (observed.max() <= 2 ** 53 and observed.min() >= -(2 ** 53)):
+            return values.astype(np.float64)
+        if isinstance(values.dtype, np.dtype):
+            return values.astype(("UInt" if values.dtype.kind == "u" else "Int") + str(8 * values.dtype.itemsize))
+        return values
+    return values.astype(object) if pd.api.types.is_bool_dtype(values) else values
 
 
 def _choose_driver(frame: pd.DataFrame, columns: list[str], driver: str | None) -> str:

@@ -6,7 +6,8 @@ work on a copy whose numeric columns are floats, subclasses only return values f
 (:meth:`BaseImputer._impute`), and the base class writes them into a copy of the caller's own frame, so every
 observed cell comes back as the same value of the same type (``"02582"`` stays that string) and every column keeps
 its dtype. How a filled value is written into a column is :func:`recllm.impute.cells.represent`'s rule.
-A cell is missing when ``pandas.isna`` says so (NaN, None, pd.NA, NaT); an empty string is a value.
+A cell is missing when ``pandas.isna`` says so (NaN, None, pd.NA, NaT); an empty string is a value, and a NaN that a
+pyarrow float column keeps as a value (not a null) is an error naming the column. A fill is never NaN.
 
 Code columns: a numeric column that holds a few codes (a 1-5 rating, age bands) gets only those codes written into its
 gaps, by every imputer -- a numeric estimate is snapped to the nearest observed code -- so an exact-match accuracy
@@ -89,6 +90,7 @@ def as_frame(X: Any) -> tuple[pd.DataFrame, bool]:
         if not X.columns.is_unique:
             dup = X.columns[X.columns.duplicated()][0]
             raise DataError(f"column {dup!r} appears more than once; rename the duplicates")
+        _refuse_nan_values(X)
         return X, False
     arr = check_array(X, dtype=None, ensure_all_finite="allow-nan", ensure_2d=True, ensure_min_samples=1)
     frame = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
@@ -97,10 +99,32 @@ def as_frame(X: Any) -> tuple[pd.DataFrame, bool]:
     return frame, True
 
 
+def _refuse_nan_values(frame: pd.DataFrame) -> None:
+    """A DataError for a NaN that is a value, not a gap: a pyarrow float column keeps NaN apart from null, so
+    ``pandas.isna`` would not fill it and it would poison the column's statistics."""
+    for col in frame.columns:
+        series = frame[col]
+        if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_float_dtype(series.dtype):
+            nan = np.flatnonzero(np.isnan(series.to_numpy(dtype=float, na_value=np.nan)) & series.notna().to_numpy())
+            if len(nan):
+                raise DataError(f"column {col!r} row {frame.index[nan[0]]!r} holds NaN ({len(nan)} such cell(s)), "
+                                f"which its {series.dtype} dtype keeps as a value, not a gap", None,
+                                f"make NaN a gap first, e.g. X[{col!r}] = X[{col!r}].astype('float64')")
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """The values of a column that is not of a numeric dtype as float64, NaN for a gap or a value that is not a
+    number. A date or a period is not one, though ``pandas.to_numeric`` gives a pyarrow date NaN (a value, not a
+    gap) and a period its ordinal."""
+    if isinstance(values.dtype, pd.PeriodDtype):
+        return np.full(len(values), np.nan)
+    parsed = pd.to_numeric(values, errors="coerce").where(values.notna())  # NaT: to_numeric says int64 min
+    return parsed.to_numpy(dtype=float, na_value=np.nan)
+
+
 def _looks_numeric(values: pd.Series) -> float:
     """Share of the observed values of an object column that parse as numbers."""
-    parsed = pd.to_numeric(values, errors="coerce")
-    return float(parsed.notna().mean()) if len(values) else 0.0
+    return float((~np.isnan(_numbers(values))).mean()) if len(values) else 0.0
 
 
 def infer_kinds(
@@ -114,8 +138,9 @@ def infer_kinds(
 
     Inference: a bool column (or one holding only True/False) or a numeric column with at most two distinct values
     (a flag) is categorical; other numeric columns are numeric; an object/string column whose observed values nearly
-    all (>= 90%) parse as numbers is numeric (so junk in it is reported, not silently turned into a category); other
-    columns are categorical when they have at most ``max_categories`` distinct values and text otherwise.
+    all (>= 90%) parse as numbers is numeric (so junk in it is reported, not silently turned into a category; a
+    pyarrow date or timestamp and a period are not numbers, a numpy datetime64 is); other columns are categorical
+    when they have at most ``max_categories`` distinct values and text otherwise.
     """
     declared: dict[str, str] = {}
     for kind, cols in ((CATEGORICAL, categorical), (NUMERIC, numeric), (TEXT, text)):
@@ -155,17 +180,17 @@ def coerce_numeric(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_complex_dtype(series.dtype):
             raise DataError(f"column {col!r} is declared numeric but holds {series.dtype} values")
         if not pd.api.types.is_numeric_dtype(series.dtype):
-            parsed = pd.to_numeric(series, errors="coerce").where(series.notna())  # NaT: to_numeric says int64 min
-            junk = parsed.isna() & series.notna()
+            parsed = _numbers(series)
+            junk = np.isnan(parsed) & series.notna().to_numpy()
             if junk.any():
-                row = junk.to_numpy().nonzero()[0][0]
+                row = junk.nonzero()[0][0]
                 raise DataError(
                     f"column {col!r} is numeric but row {frame.index[row]!r} holds {series.iloc[row]!r} "
                     f"({int(junk.sum())} such cell(s)); fix those cells, blank them, or declare the column categorical"
                 )
             if out is frame:
                 out = frame.copy()
-            out[col] = parsed.astype(float)
+            out[col] = pd.Series(parsed, index=frame.index)
             series = out[col]
         values = series.to_numpy(dtype=float, na_value=np.nan)
         if np.isinf(values).any():
@@ -312,6 +337,11 @@ class BaseImputer(TransformerMixin, BaseEstimator):
                 if col in self.code_columns_:
                     vals = self._snap_codes(col, vals, report)
                 write_cells(out, col, rows, vals, self.formats_[col])
+                empty = int(out[col].iloc[rows].isna().sum())
+                if empty:  # a NaN fill (a NaN statistic, say) is no fill: never report it as one
+                    raise DataError(f"{type(self).__name__} found no value for {empty} missing cell(s) of column "
+                                    f"{col!r} (its fill was NaN)", None,
+                                    "check the column's observed values, declare its kind, or use another method")
                 report.filled[col] = len(rows)
         report.seconds = time.perf_counter() - start
         report.n_rows_out = len(out)

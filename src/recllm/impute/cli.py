@@ -16,8 +16,7 @@ from recllm.data.dataset import DataError
 from recllm.errors import UserInputError
 
 
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
+LLM_OPTIONS = ("--model", "--examples", "--epochs", "--lr", "--train-on", "--numbers")  # None unless given
 
 
 def _markers(text: str | None, whole: list[str] | None = None) -> tuple[str, ...]:
@@ -61,6 +60,9 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     table = Path(args.table)
     if table.is_dir():
         raise DataError("this is a folder, not a table file", str(table), "give a .csv or .parquet file")
+    if table.suffix.lower() == ".tsv":
+        raise DataError("unknown table format '.tsv'", str(table),
+                        "rename it to .csv and pass --sep '\\t' (a tab-separated file is read as a CSV)")
     table_kind(table)
     if table.exists() and not table.is_file():
         raise DataError("not a regular file (a device, a pipe or a socket)", str(table),
@@ -75,9 +77,13 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):
         raise UserInputError("--report is the input or output table", str(report), "give the report its own .json file")
     fmt = CsvFormat(sep=args.sep, encoding=args.encoding, na_values=_markers(args.na_values, args.na_value))
-    if args.engine != "local" and args.method != "llm":
-        raise UserInputError(f"--engine {args.engine} runs LLM fills, and --method {args.method} has none",
-                             "--engine", "use --method llm, or drop --engine")
+    given = [option for option in LLM_OPTIONS if getattr(args, option[2:].replace("-", "_")) is not None]
+    given += [f"--engine {args.engine}"] if args.engine != "local" else []
+    if given and args.method != "llm":
+        names = [option.split()[0] for option in given]
+        raise UserInputError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to LLM fills, and "
+                             f"--method {args.method} has none", names[0],
+                             f"use --method llm, or drop {' '.join(names)}")
     return table, out, report, fmt
 
 
@@ -97,8 +103,9 @@ def _imputer(args: argparse.Namespace):
             sft = dataclasses.replace(DEFAULT_SFT, seed=args.seed, show_progress=not args.quiet,
                                       **({"learning_rate": args.lr} if args.lr is not None else {}))
         options.update(model=check_model(args.model), seed=args.seed, max_train_examples=args.examples,
-                       max_epochs=args.epochs,
-                       train_on=args.train_on, numeric_decoding=args.numbers, show_progress=not args.quiet, sft=sft)
+                       max_epochs=args.epochs, show_progress=not args.quiet, sft=sft,
+                       **{k: v for k, v in (("train_on", args.train_on), ("numeric_decoding", args.numbers))
+                          if v is not None})  # LLMImputer's defaults otherwise
         ray = engine_options(args)  # --engine ray: Ray Data must be installed
         if ray is not None:
             options.update(engine=args.engine, ray_options=ray)
@@ -108,15 +115,17 @@ def _imputer(args: argparse.Namespace):
 
 
 def _impute(args: argparse.Namespace) -> int:
-    from recllm.impute.table_io import check_output_fits, declare_kinds, read_table, write_table
+    from recllm.impute.table_io import (check_output_fits, declare_kinds, option_columns, read_cells, type_table,
+                                        write_table)
 
     path, out, report_path, fmt = _check_args(args)  # errors: one line from recllm.cli.main, exit 2
     imputer = _imputer(args)
     from recllm.utils import set_threads
 
     set_threads(args.threads)
-    kinds = {k: _names(getattr(args, k)) or () for k in ("categorical", "numeric", "text")}
-    table = read_table(path, fmt, **kinds)
+    table = read_cells(path, fmt)
+    kinds = {k: option_columns(getattr(args, k), table.frame.columns) for k in ("categorical", "numeric", "text")}
+    type_table(table, **kinds)
     check_output_fits(table, out)
     start = time.perf_counter()
     try:
@@ -175,9 +184,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    help="one string that marks a gap, taken whole (a comma or spaces included); repeatable; adds to "
                         "--na-values")
     p.add_argument("--categorical", help="comma-separated columns to treat as categorical, read as text "
-                   "(default: inferred)")
-    p.add_argument("--numeric", help="comma-separated numeric columns (default: inferred)")
-    p.add_argument("--text", help="comma-separated free-text columns (default: inferred)")
+                   "(default: inferred); a column's whole name, spaces and commas included, is taken as it is")
+    p.add_argument("--numeric", help="comma-separated numeric columns, named as for --categorical (default: "
+                   "inferred); in a parquet output a column of integers is int64 (exact), any other float64 (15 "
+                   "significant digits)")
+    p.add_argument("--text", help="comma-separated free-text columns, named as for --categorical (default: "
+                   "inferred)")
     p.add_argument("--seed", type=seed_arg, default=0,
                    help="seed of the random methods (mice, miceforest, great, llm): the same seed, the same fills")
     p.add_argument("--model", default=None, help="llm: HF model id or folder (default: the bundled SmolLM2-135M)")
@@ -188,11 +200,12 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    help="llm: most fine-tuning epochs (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="llm: LoRA learning rate (default: LLMImputer's, recllm.impute.llm.DEFAULT_SFT)")
-    p.add_argument("--train-on", default="observed", choices=("observed", "complete_rows"))
-    p.add_argument("--numbers", default="generate", choices=("generate", "expected", "expected-grid"),
-                   help="llm: numeric cells by shape-constrained generation, or as the probability-weighted mean "
-                        "over the generated answer and 32 observed quantiles of the column (expected), or over the "
-                        "quantiles only (expected-grid: lower RMSE when the model is unsure)")
+    p.add_argument("--train-on", default=None, choices=("observed", "complete_rows"),
+                   help="llm: learn every observed cell (default), or only the cells of complete rows")
+    p.add_argument("--numbers", default=None, choices=("generate", "expected", "expected-grid"),
+                   help="llm: numeric cells by shape-constrained generation (default), or as the probability-weighted "
+                        "mean over the generated answer and 32 observed quantiles of the column (expected), or over "
+                        "the quantiles only (expected-grid: lower RMSE when the model is unsure)")
     p.add_argument("--report", help="also write the fill report as JSON here (.json)")
     add_engine_args(p, "the LLM imputer's fills (--method llm: cell scoring, number and text generation)")
     p.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")

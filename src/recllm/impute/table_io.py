@@ -10,8 +10,9 @@ Column types, decided after reading
     * Any other column is numeric only if every non-empty cell is a decimal number (``12``, ``-3.5``, ``1e6``,
       spaces around it allowed; not ``inf``, ``nan`` or ``1,000``) AND no cell has a leading zero (``02582``,
       ``-007``, ``00.5``) AND no cell is an integer of more than 15 digits (beyond float64's exact range, e.g. an
-      id). Everything else stays text and is imputed as categories (or free text); a column that is text only
-      because of a few such cells gets a note saying so and how to change it.
+      id) or a number of more than 15 significant digits (``0.12345678901234567``). Everything else stays text and
+      is imputed as categories (or free text); a column that is text only because of a few such cells gets a note
+      saying so and how to change it.
     * The imputer sees numeric columns as float64 and text columns as the strings of the file (NaN for a gap).
 
 Writing
@@ -23,13 +24,17 @@ Writing
       written.
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
       the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
-      number and every observed cell was written as an integer), text columns as strings.
+      number and every observed cell was written as an integer; then made from each observed cell's text, exact
+      beyond 2^53), text columns as strings.
+    * CSV from a parquet file: the filled table as pandas writes it, its stored index (not a range) as the first
+      column(s). A text column holding an empty string is refused before any work (an empty cell is a gap).
     * ``na_values`` also applies to the string and dictionary columns of a parquet file. A parquet integer column
       holding a value beyond 2^53 is read as text (float64 would change it) and written back as integers.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +46,47 @@ from recllm.data.user_tables import (INTEGER, SEPARATORS, TABLE_SUFFIXES, CsvFor
                                        read_cells, table_kind)
 
 __all__ = ["OUTPUT_SUFFIXES", "SEPARATORS", "TABLE_SUFFIXES", "CsvFormat", "Table", "check_output_fits", "declare_kinds",
-           "parse_sep", "read_table", "table_kind", "write_table"]
+           "option_columns", "parse_sep", "read_cells", "read_table", "table_kind", "type_table", "write_table"]
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 MAX_EXACT_DIGITS = 15
 _NUMBER = r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*"
 _LEADING_ZERO = r"\s*[+-]?0\d.*"
 _LONG_INTEGER = r"\s*[+-]?\d{%d,}\s*" % (MAX_EXACT_DIGITS + 1)
+# a number (as _NUMBER matched it) with more significant digits than float64 keeps: from its first non-zero digit to
+# its last, at least MAX_EXACT_DIGITS + 1 of them
+_LONG_NUMBER = r"\s*[+-]?[0.]*[1-9](?:\.?\d){%d}[\d.]*[1-9][\d.]*(?:[eE][+-]?\d+)?\s*" % (MAX_EXACT_DIGITS - 1)
 
 
 def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tuple[str, ...] = (),
                numeric: tuple[str, ...] = (), text: tuple[str, ...] = (), options: bool = True) -> Table:
     """Read a CSV or parquet table by the rules of this module's docstring; ``options=False`` for a command without
     ``--sep`` and ``--encoding`` (a mistake's advice then says how to save the file)."""
-    table = read_cells(path, fmt, options)
-    path = table.path
+    return type_table(read_cells(path, fmt, options), categorical, numeric, text)
+
+
+def type_table(table: Table, categorical: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
+               text: tuple[str, ...] = ()) -> Table:
+    """Type the columns of ``table`` (as :func:`read_cells` read it) by this module's rules; returns ``table``."""
     for col in (*categorical, *numeric, *text):
         if col not in table.frame.columns:
             raise DataError(f"column {col!r} was named in --categorical/--numeric/--text but the table has no such "
-                            f"column", str(path), f"use one of {list(table.frame.columns)}")
+                            f"column", str(table.path), f"use one of {list(table.frame.columns)}")
     if table.cells is not None:
         _type_columns(table, set(categorical) | set(text), set(numeric))
     return table
+
+
+def option_columns(text: str | None, columns: Any) -> tuple[str, ...]:
+    """The columns a comma-separated option (``--numeric a,b``) names among ``columns``: the whole text when it is
+    a column's name, else each comma-separated name, taken exactly when it is a column's name (spaces included) and
+    without the spaces around it otherwise."""
+    if not text:
+        return ()
+    names = set(map(str, columns))
+    if text in names:
+        return (text,)
+    return tuple(name if name in names else name.strip() for name in text.split(",") if name.strip())
 
 
 def declare_kinds(imputer: Any, table: Table, categorical: tuple[str, ...] = (), numeric: tuple[str, ...] = (),
@@ -111,17 +135,19 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
             if len(observed) and len(bad) <= 0.1 * len(observed):
                 i = bad[0]
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r}, not a "
-                                   f"number (pass --na-values if it marks a gap, or --numeric {col} to be told of "
-                                   "each such cell)")
+                                   f"number (pass --na-values if it marks a gap, or --numeric {shlex.quote(col)} to be "
+                                   "told of each such cell)")
             continue
         else:
-            odd = np.flatnonzero(_matches(observed, _LEADING_ZERO) | _matches(observed, _LONG_INTEGER))
+            zero, long = _matches(observed, _LEADING_ZERO), _matches(observed, _LONG_INTEGER)
+            odd = np.flatnonzero(zero | long | _matches(observed, _LONG_NUMBER))
             if len(odd):
                 i = odd[0]
-                why = "a leading zero" if observed[i].strip().lstrip("+-").startswith("0") else \
-                    f"an integer of more than {MAX_EXACT_DIGITS} digits"
+                why = "a leading zero" if zero[i] else f"an integer of more than {MAX_EXACT_DIGITS} digits" \
+                    if long[i] else f"a number of more than {MAX_EXACT_DIGITS} significant digits"
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r} "
-                                   f"({why}, which a number would lose); pass --numeric {col} to read numbers")
+                                   f"({why}, which a number would lose); pass --numeric {shlex.quote(col)} to read "
+                                   "numbers")
                 continue
         column = np.full(len(present), np.nan)
         column[present] = values
@@ -221,13 +247,32 @@ def _arrow(table: Table, filled: pd.DataFrame):
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"the filled table does not fit the input's schema ({exc})", str(table.path),
                             "write a .csv instead, or declare the column's kind") from None
-    frame = frame.reset_index(drop=True)
     if table.cells is not None:
+        rows = table.frame.index.get_indexer(frame.index)
         for col in _integer_columns(table):
-            values = frame[col].to_numpy(dtype=float, na_value=np.nan)
-            if np.isfinite(values).all() and np.all(values == np.round(values)):
-                frame[col] = values.astype("int64")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+            frame[col] = _integer_column(table, col, rows, frame[col])
+    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+
+
+def _integer_column(table: Table, col: str, rows: np.ndarray, filled: pd.Series) -> np.ndarray:
+    """Column ``col`` of a CSV whose observed cells are all integers, for a parquet output: int64 made from each
+    observed cell's text (float64 would round one beyond 2^53) and from the filled whole numbers; float64 when a fill
+    is not a whole number. A DataError when neither holds every observed integer exactly."""
+    observed = table.frame[col].notna().to_numpy()[rows]
+    texts = table.cells[col].to_numpy(dtype=object)[rows]
+    values = filled.to_numpy(dtype=float, na_value=np.nan)
+    numbers = [int(text) if seen else None for text, seen in zip(texts, observed)]
+    if np.isfinite(values).all() and np.all(values == np.round(values)):
+        whole = [n if n is not None else int(v) for n, v in zip(numbers, values)]
+        if all(-2 ** 63 <= n < 2 ** 63 for n in whole):
+            return np.array(whole, dtype=np.int64)
+    beyond = [i for i, n in enumerate(numbers) if n is not None and abs(n) > 2 ** 53]
+    if beyond:
+        i = beyond[0]
+        raise DataError(f"column {col!r} holds {texts[i]!r}, which neither a parquet int64 column (with this "
+                        "column's fills) nor a float64 one holds exactly", f"{table.path}, line {table.lines[rows[i]]}",
+                        f"write a .csv output, or drop {col} from --numeric (it is then kept as text)")
+    return values
 
 
 def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
@@ -246,8 +291,8 @@ def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
 
 
 def check_output_fits(table: Table, path: str | Path) -> None:
-    """A DataError, before any filling, when the output format cannot hold a column of ``table`` as read: a
-    parquet binary column in a CSV would be written as Python's ``b'...'`` text."""
+    """A DataError, before any filling, when a CSV output cannot hold a column of a parquet ``table`` as read: a
+    binary column would be written as Python's ``b'...'`` text, an empty string as an empty cell (a gap)."""
     if table.schema is None or table_kind(Path(path), role="output") != "csv":
         return
     import pyarrow as pa
@@ -257,6 +302,13 @@ def check_output_fits(table: Table, path: str | Path) -> None:
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
             raise DataError(f"column {column.name!r} holds bytes, which a CSV cannot hold as they are", str(path),
                             "write a .parquet output, or decode the column to text first")
+    for col in table.text_columns:  # an empty string: a CSV cell that every reader (recllm's too) takes for a gap
+        empty = np.flatnonzero(table.frame[col].astype(object).eq("").to_numpy())
+        if len(empty):
+            more = f"; {len(empty)} such cells" if len(empty) > 1 else ""
+            raise DataError(f"column {col!r} holds an empty string, which a CSV output cannot tell from a gap",
+                            f"{table.path}, row {empty[0] + 1}{more}",
+                            f"write a .parquet output instead of {path}, or replace the empty strings first")
 
 
 def write_table(table: Table, filled: pd.DataFrame, path: str | Path, replace: bool = True) -> None:
@@ -280,7 +332,23 @@ def write_table(table: Table, filled: pd.DataFrame, path: str | Path, replace: b
         return
     arrow = _arrow(table, filled)
     with atomic_path(path, replace) as tmp:
-        if kind == "csv":
-            arrow.to_pandas().to_csv(tmp, index=False)
+        if kind == "csv":  # a parquet input: its stored index (e.g. the row ids) as the first columns
+            frame = arrow.to_pandas()
+            stored = bool((arrow.schema.pandas_metadata or {}).get("index_columns")) and \
+                not isinstance(frame.index, pd.RangeIndex)
+            frame.to_csv(tmp, index=stored, index_label=_index_labels(frame) if stored else None)
         else:
             pq.write_table(arrow, tmp)
+
+
+def _index_labels(frame: pd.DataFrame) -> list[str]:
+    """The CSV header names of ``frame``'s index levels: their names, ``index`` (``index_1`` ...) for an unnamed
+    one, never the name of a column."""
+    taken, labels = set(map(str, frame.columns)), []
+    for k, name in enumerate(frame.index.names):
+        label = str(name) if name is not None else "index" if k == 0 else f"index_{k}"
+        while label in taken:
+            label = f"{label}_"
+        taken.add(label)
+        labels.append(label)
+    return labels
