@@ -180,3 +180,16 @@ def test_the_driver_checks_every_result_batch_for_its_code():
     _check_worker_code({"code": np.asarray([], dtype=object)})
     with pytest.raises(RuntimeError, match="source abc"):
         _check_worker_code({"code": np.asarray([llm_code_version(), "abc"], dtype=object)})
+
+
+def test_one_string_of_continuations_is_refused_before_ray_starts(monkeypatch):
+    """As the local ``score_continuations``: "Yes" is one string, not the continuations "Y", "e", "s"."""
+    import recllm.distributed.ray_jobs as ray_jobs
+
+    def no_ray(options):  # noqa: ANN001 - the check must come before Ray is needed
+        raise AssertionError("Ray was started for a wrong argument")
+
+    monkeypatch.setattr(ray_jobs, "ensure_ray", no_ray)
+    with pytest.raises(TypeError, match=r"groups\[1\] continuations must be a sequence of strings, not one string"):
+        score_continuations_ray(object(), [("a prefix", ["Yes", "No"]), ("another prefix", "Yes")],
+                                show_progress=False)

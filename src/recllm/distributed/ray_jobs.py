@@ -483,10 +483,12 @@ def score_continuations_ray(
     ``(len(continuations), len(token_ids))``).
     """
     options = options or RayOptions()
-    groups = [(str(p), [str(c) for c in cs]) for p, cs in groups]
-    for i, (_, conts) in enumerate(groups):
-        if isinstance(conts, str):
+    listed = []
+    for i, (prefix, conts) in enumerate(groups):
+        if isinstance(conts, str):  # checked before listing: list("Yes") would be three continuations
             raise TypeError(f"groups[{i}] continuations must be a sequence of strings, not one string")
+        listed.append((str(prefix), [str(c) for c in conts]))
+    groups = listed
     width = 1 if token_ids is None else len(token_ids)
     results = [np.zeros((len(c), width)) for _, c in groups]
     work = [{"group": g, "prefix": p, "continuations": c} for g, (p, c) in enumerate(groups) if c]
