@@ -97,6 +97,10 @@ def test_events_change_the_next_recommendation_and_are_idempotent(client):
     ("post", "/items", {"json": {"id": "x", "text": "a" * (2 << 20)}, "headers": AUTH}, 413),
     ("post", "/items", {"json": {"id": "x", "text": ""}, "headers": AUTH}, 422),
     ("post", "/impute", {"json": {"rows": [{"a": 1}]}, "headers": AUTH}, 400),  # not started with --imputer
+    ("post", "/events", {"content": b'{"user": "u3", "item": "i1", "timestamp": Infinity, "idempotency_key": "a"}',
+                         "headers": {**AUTH, "Content-Type": "application/json"}}, 422),
+    ("post", "/events", {"content": b'{"user": "u3", "item": "i1", "timestamp": NaN, "idempotency_key": "a"}',
+                         "headers": {**AUTH, "Content-Type": "application/json"}}, 422),
 ])
 def test_bad_requests_get_the_documented_code_and_a_one_line_json_error(client, method, path, kwargs, code):
     response = getattr(client, method)(path, **kwargs)
@@ -107,6 +111,26 @@ def test_bad_requests_get_the_documented_code_and_a_one_line_json_error(client, 
     if code == 401:
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert not client.store.events()  # nothing stored by a refused write
+
+
+@pytest.mark.parametrize("body, error", [
+    (b'{"user": "u3", "item": "i1", "timestamp": Infinity, "idempotency_key": "a"}',
+     "timestamp: non-finite number (NaN or Infinity); send a finite number"),
+    (b'{"user": "u3", "item": "i1", "timestamp": 1e400, "idempotency_key": "a"}',  # parsed as Infinity
+     "timestamp: non-finite number (NaN or Infinity); send a finite number"),
+    (b'{"user": "u3", "item": "i1", "timestamp": -1, "idempotency_key": "a"}',
+     "timestamp: Input should be greater than or equal to 0"),
+    (b'{"id": "x", "text": "' + b"a" * 20_001 + b'"}',
+     "text: should be a text of 1 to 20000 characters, or an object of such texts by field name"),
+    (b'{"id": "x", "text": {"title": 5}}',
+     "text: should be a text of 1 to 20000 characters, or an object of such texts by field name"),
+])
+def test_a_refused_body_names_the_field_in_plain_words(client, body, error):
+    """One error per field in words, never pydantic's internal union tags (``text.constrained-str``)."""
+    path = "/events" if b"timestamp" in body else "/items"
+    response = client.post(path, content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json() == {"error": error}
+    assert not client.store.events() and not client.store.items()
 
 
 def test_a_streamed_oversized_body_is_refused(client):
@@ -168,11 +192,15 @@ def test_restart_from_the_same_database_keeps_events_and_items_once(make_app, tm
 def test_impute_fills_only_missing_cells(make_app, tmp_path):
     from fastapi.testclient import TestClient
 
+    from recllm.errors import UserInputError
     from recllm.serve.impute import TableImputer
 
     table = tmp_path / "users.csv"
     table.write_text("age,city\n20,paris\n30,paris\n40,rome\n,rome\n", encoding="utf-8")
-    app, _, _ = make_app(imputer=TableImputer.from_spec(f"mean:{table}"))
+    imputer = TableImputer.from_spec(f"mean:{table}")
+    with pytest.raises(UserInputError, match=r"row 0, column 'age' holds the non-finite number nan"):
+        imputer.fill([{"age": float("nan"), "city": "rome"}])  # a library caller, past the API's validation
+    app, _, _ = make_app(imputer=imputer)
     with TestClient(app, raise_server_exceptions=False) as c:
         rows = [{"age": None, "city": "lyon"}, {"age": 33.25, "city": None}, {"city": "rome"}]
         response = c.post("/impute", json={"rows": rows}, headers=AUTH)
@@ -182,6 +210,13 @@ def test_impute_fills_only_missing_cells(make_app, tmp_path):
         assert out[1] == {"age": 33.25, "city": "paris"}
         assert out[2]["city"] == "rome" and out[2]["age"] == pytest.approx(30.0)
         assert response.json()["filled"] == 3
+        for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):  # never a null left "observed", uncounted
+            body = b'{"rows": [{"age": %s, "city": "rome"}]}' % number
+            response = c.post("/impute", content=body, headers={**AUTH, "Content-Type": "application/json"})
+            assert response.status_code == 422, response.text
+            assert response.json() == {"error": "rows.0.age: non-finite number (NaN or Infinity); send a finite number"}
+        response = c.post("/impute", json={"rows": [{"age": [1], "city": "rome"}]}, headers=AUTH)
+        assert response.json() == {"error": "rows.0.age: should be a string, a number, true, false or null"}
         bad = c.post("/impute", json={"rows": [{"age": "old"}]}, headers=AUTH)
         assert bad.status_code == 422 and "age" in bad.json()["error"]
         assert c.post("/impute", json={"rows": [{"zip": 1}]}, headers=AUTH).status_code == 422

@@ -2,8 +2,8 @@
 
 Errors are JSON ``{"error": "<one line>"}``: 400 bad request (malformed JSON, an option the service was not
 started with), 401 missing or wrong bearer token on a write, 404 unknown user / item / route, 409 an idempotency
-key or item id reused with another payload, 413 body over the limit, 422 wrong types or values; anything else is a
-500 with a one-line message (the traceback goes to the server log, never to the client).
+key or item id reused with another payload, 413 body over the limit, 422 wrong types or values (non-finite numbers
+too); anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 
 from recllm.errors import UserInputError
@@ -35,24 +36,46 @@ Id = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 # ---------------------------------------------------------------------------------------------- request bodies
+NON_FINITE = "non-finite number (NaN or Infinity); send a finite number"
+
+
+def _one_of(expected: str) -> WrapValidator:
+    """A union's errors as ONE error at the field, "should be <expected>" (pydantic names each member by an internal
+    tag, e.g. ``text.constrained-str``); a non-finite number among them is named as such."""
+    def check(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["type"] == "finite_number" for e in exc.errors()):
+                raise PydanticCustomError("finite_number", NON_FINITE) from None
+            raise PydanticCustomError("union_type", f"should be {expected}") from None
+
+    return WrapValidator(check)
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ItemIn(_Body):
     id: Id
-    text: Annotated[str, Field(min_length=1, max_length=20_000)] | dict[Id, Annotated[str, Field(max_length=20_000)]]
+    text: Annotated[Annotated[str, Field(min_length=1, max_length=20_000)]
+                    | dict[Id, Annotated[str, Field(max_length=20_000)]],
+                    _one_of("a text of 1 to 20000 characters, or an object of such texts by field name")]
 
 
 class EventIn(_Body):
     user: Id
     item: Id
-    timestamp: Annotated[float, Field(ge=0)] | Annotated[int, Field(ge=0)]
+    timestamp: Annotated[float, Field(ge=0)]  # a JSON integer is a float here too (strict mode allows it)
     idempotency_key: Id
 
 
+Cell = Annotated[str | int | float | bool | None, _one_of("a string, a number, true, false or null")]
+
+
 class ImputeIn(_Body):
-    rows: Annotated[list[dict[str, str | int | float | bool | None]], Field(min_length=1, max_length=10_000)]
+    rows: Annotated[list[dict[str, Cell]], Field(min_length=1, max_length=10_000)]
 
 
 # ---------------------------------------------------------------------------------------------- middleware
@@ -124,7 +147,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return 422, f"{where}: {first.get('msg', 'invalid value')}{more}"
+    message = NON_FINITE if first.get("type") == "finite_number" else first.get("msg", "invalid value")
+    return 422, f"{where}: {message}{more}"
 
 
 # ---------------------------------------------------------------------------------------------- state on restart
