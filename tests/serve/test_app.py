@@ -101,6 +101,8 @@ def test_events_change_the_next_recommendation_and_are_idempotent(client):
                          "headers": {**AUTH, "Content-Type": "application/json"}}, 422),
     ("post", "/events", {"content": b'{"user": "u3", "item": "i1", "timestamp": NaN, "idempotency_key": "a"}',
                          "headers": {**AUTH, "Content-Type": "application/json"}}, 422),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"},
+                         "headers": {**AUTH, "Content-Length": "abc"}}, 400),
 ])
 def test_bad_requests_get_the_documented_code_and_a_one_line_json_error(client, method, path, kwargs, code):
     response = getattr(client, method)(path, **kwargs)
@@ -131,6 +133,12 @@ def test_a_refused_body_names_the_field_in_plain_words(client, body, error):
     response = client.post(path, content=body, headers={**AUTH, "Content-Type": "application/json"})
     assert response.status_code == 422 and response.json() == {"error": error}
     assert not client.store.events() and not client.store.items()
+
+
+def test_an_invalid_content_length_is_a_bad_request_not_a_large_body(client):
+    event = {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"}
+    response = client.post("/events", json=event, headers={**AUTH, "Content-Length": "abc"})
+    assert response.status_code == 400 and "invalid Content-Length" in response.json()["error"]
 
 
 def test_a_streamed_oversized_body_is_refused(client):

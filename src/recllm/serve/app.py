@@ -1,9 +1,10 @@
 """The FastAPI application of ``recllm serve`` (OpenAPI at /docs): routes, validation, errors, auth, metrics.
 
 Errors are JSON ``{"error": "<one line>"}``: 400 bad request (malformed JSON, an option the service was not
-started with), 401 missing or wrong bearer token on a write, 404 unknown user / item / route, 409 an idempotency
-key or item id reused with another payload, 413 body over the limit, 422 wrong types or values (non-finite numbers
-too); anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
+started with, an invalid Content-Length), 401 missing or wrong bearer token on a write, 404 unknown user / item /
+route, 409 an idempotency key or item id reused with another payload, 413 body over the limit, 422 wrong types or
+values (non-finite numbers too); anything else is a 500 with a one-line message (the traceback goes to the server
+log, never to the client).
 """
 
 from __future__ import annotations
@@ -120,11 +121,14 @@ class GuardMiddleware:
             too_large[0] = False
             await _json(code, text)(scope, receive, sending)
 
+        length = headers.get(b"content-length")
         try:
-            length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            if length is not None and not length.isdigit():
+                await refuse(400, "invalid Content-Length header: send the body's size in bytes, or leave it out")
+            elif length is not None and int(length) > self.max_body:
                 raise _TooLarge
-            await self.app(scope, limited, sending)
+            else:
+                await self.app(scope, limited, sending)
             if too_large[0] and not status[0]:
                 await refuse(413, f"request body over {self.max_body} bytes")
         except _TooLarge:
