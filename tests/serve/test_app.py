@@ -1,5 +1,8 @@
 """The HTTP API on a tiny LEARN artifact: retrieval, new items, events, idempotency, auth, errors, metrics."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from serve_helpers import AUTH, TOKEN
@@ -139,6 +142,46 @@ def test_an_invalid_content_length_is_a_bad_request_not_a_large_body(client):
     event = {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"}
     response = client.post("/events", json=event, headers={**AUTH, "Content-Length": "abc"})
     assert response.status_code == 400 and "invalid Content-Length" in response.json()["error"]
+
+
+def test_health_answers_while_reranks_hold_every_thread_and_extra_reranks_get_503(make_app):
+    """Slow rerank=llm requests must not starve /health (a liveness probe) nor every other route: at most
+    ``max_reranks`` are in flight, the next ones are refused at once with 503 and Retry-After."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    release, entered = threading.Event(), []
+
+    class StuckReranker:  # stands in for the LLM ranker (seconds per request), held until the test releases it
+        def rerank(self, user, history, candidates):  # noqa: ANN001, ANN201
+            entered.append(user)
+            release.wait(60)
+            return [(p, s, 0.5) for p, s in candidates], None
+
+    requests = 45  # more than the 40 threads Starlette runs sync routes on
+    app, _, _ = make_app(reranker=StuckReranker(), max_reranks=2)
+    with TestClient(app, raise_server_exceptions=False) as c, ThreadPoolExecutor(requests + 1) as pool:
+        try:
+            pending = [pool.submit(c.get, "/recommend", params={"user": "u3", "rerank": "llm", "k": 3})
+                       for _ in range(requests)]
+            deadline = time.monotonic() + 30  # until each request is refused or reranking, or all 40 threads are
+            while len(entered) + sum(f.done() for f in pending) < requests and len(entered) < 40:
+                assert time.monotonic() < deadline, f"{len(entered)} reranks entered"
+                time.sleep(0.02)
+            began = time.perf_counter()
+            health = pool.submit(c.get, "/health")
+            assert health.result(timeout=10).status_code == 200 and time.perf_counter() - began < 5
+            refused = [f.result() for f in pending if f.done()]
+            assert len(entered) == 2 and len(refused) == requests - 2
+            for response in refused:
+                assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+                error = response.json()["error"]
+                assert "2 rerank=llm requests are already in flight" in error and "\n" not in error
+        finally:
+            release.set()
+        assert [f.result(timeout=30).status_code for f in pending].count(200) == 2
+        assert c.get("/recommend", params={"user": "u3", "rerank": "llm", "k": 3}).status_code == 200  # slot freed
 
 
 def test_a_streamed_oversized_body_is_refused(client):

@@ -3,14 +3,18 @@
 Errors are JSON ``{"error": "<one line>"}``: 400 bad request (malformed JSON, an option the service was not
 started with, an invalid Content-Length), 401 missing or wrong bearer token on a write, 404 unknown user / item /
 route, 409 an idempotency key or item id reused with another payload, 413 body over the limit, 422 wrong types or
-values (non-finite numbers too); anything else is a 500 with a one-line message (the traceback goes to the server
-log, never to the client).
+values (non-finite numbers too), 503 with ``Retry-After`` when ``max_reranks`` ``rerank=llm`` requests are already in
+flight; anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
+
+/health and /metrics run on the event loop: they answer while every worker thread is busy (e.g. with reranks).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -26,6 +30,7 @@ from recllm.errors import UserInputError
 from recllm.learn.artifact import UnknownIdError
 from recllm.serve.auth import check_bearer
 from recllm.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
+from recllm.serve.rerank import MAX_RERANKS
 from recllm.serve.state import ServeState, item_text
 from recllm.serve.storage import EventStore, IdempotencyConflict
 
@@ -173,8 +178,10 @@ def restore(state: ServeState, store: EventStore) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(state: ServeState, store: EventStore, token: str, *, reranker: Any = None, summaries: Any = None,
                imputer: Any = None, metrics: ServeMetrics | None = None, max_body: int = MAX_BODY_BYTES,
-               load_seconds: dict[str, float] | None = None, page: str | None = None) -> FastAPI:
-    """The service over ``state`` (already restored from ``store``) with writes guarded by ``token``."""
+               load_seconds: dict[str, float] | None = None, page: str | None = None,
+               max_reranks: int = MAX_RERANKS) -> FastAPI:
+    """The service over ``state`` (already restored from ``store``) with writes guarded by ``token``; at most
+    ``max_reranks`` ``rerank=llm`` requests in flight (running or waiting for the ranker), the next ones get 503."""
     metrics = metrics or ServeMetrics()
     for model, seconds in (load_seconds or {}).items():
         metrics.model_load.labels(model).set(seconds)
@@ -191,6 +198,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
 
         summaries.on_error = on_error
     posted: dict[int, float] = {}  # added item position -> when it was posted, until its first appearance
+    rerank_slots = threading.BoundedSemaphore(max_reranks)
+    rerank_seconds = [1.0]  # how long the last rerank=llm request took: the Retry-After of a refused one
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -209,8 +218,7 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         response = _json(exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
-        if exc.status_code == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
+        response.headers.update(exc.headers or {})
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -231,7 +239,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
 
     def authorized(request: Request) -> None:
         if not check_bearer(request.headers.get("authorization"), token):
-            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>`")
+            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>`",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     write = [Depends(authorized)]
 
@@ -249,13 +258,13 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         return out
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # async: no worker thread needed, so it answers while reranks hold them
         return {"status": "ok", "items": state.n_items, "catalogue_items": state.n_catalogue,
                 "users": state.n_users, "rerank": reranker is not None, "summaries": summaries is not None,
                 "impute": imputer is not None}
 
     @app.get("/metrics")
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/recommend")
@@ -271,7 +280,17 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
             body["items"] = listed(state.recommend(user, k))
             return body
         retrieved = state.recommend(user, max(k, candidates))
-        ranked, summary = reranker.rerank(user, hist, retrieved)
+        if not rerank_slots.acquire(blocking=False):  # refuse at once rather than hold a worker thread in a queue
+            retry = max(1, math.ceil(rerank_seconds[0]))
+            raise HTTPException(503, f"{max_reranks} rerank=llm requests are already in flight (the server's "
+                                f"--max-reranks); retry in {retry} s, or ask without rerank",
+                                headers={"Retry-After": str(retry)})
+        try:
+            began = time.perf_counter()
+            ranked, summary = reranker.rerank(user, hist, retrieved)
+            rerank_seconds[0] = time.perf_counter() - began
+        finally:
+            rerank_slots.release()
         body["items"] = listed([(p, s) for p, s, _ in ranked[:k]], [y for _, _, y in ranked[:k]])
         body["retrieved"] = [state.item_ids[p] for p, _ in retrieved[:k]]
         body["summary_version"] = summary.version if summary is not None else None
