@@ -182,6 +182,8 @@ def test_health_answers_while_reranks_hold_every_thread_and_extra_reranks_get_50
             release.set()
         assert [f.result(timeout=30).status_code for f in pending].count(200) == 2
         assert c.get("/recommend", params={"user": "u3", "rerank": "llm", "k": 3}).status_code == 200  # slot freed
+    with pytest.raises(ValueError, match="max_reranks must be a whole number of at least 1, got 0"):
+        make_app(reranker=StuckReranker(), max_reranks=0)
 
 
 def test_a_streamed_oversized_body_is_refused(client):

@@ -182,6 +182,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
                max_reranks: int = MAX_RERANKS) -> FastAPI:
     """The service over ``state`` (already restored from ``store``) with writes guarded by ``token``; at most
     ``max_reranks`` ``rerank=llm`` requests in flight (running or waiting for the ranker), the next ones get 503."""
+    if isinstance(max_reranks, bool) or not isinstance(max_reranks, int) or max_reranks < 1:
+        raise ValueError(f"create_app: max_reranks must be a whole number of at least 1, got {max_reranks!r}")
     metrics = metrics or ServeMetrics()
     for model, seconds in (load_seconds or {}).items():
         metrics.model_load.labels(model).set(seconds)
