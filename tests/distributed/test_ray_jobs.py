@@ -180,3 +180,88 @@ def test_the_driver_checks_every_result_batch_for_its_code():
     _check_worker_code({"code": np.asarray([], dtype=object)})
     with pytest.raises(RuntimeError, match="source abc"):
         _check_worker_code({"code": np.asarray([llm_code_version(), "abc"], dtype=object)})
+
+
+def test_one_string_of_continuations_is_refused_before_ray_starts(monkeypatch):
+    """As the local ``score_continuations``: "Yes" is one string, not the continuations "Y", "e", "s"."""
+    import recllm.distributed.ray_jobs as ray_jobs
+
+    def no_ray(options):  # noqa: ANN001 - the check must come before Ray is needed
+        raise AssertionError("Ray was started for a wrong argument")
+
+    monkeypatch.setattr(ray_jobs, "ensure_ray", no_ray)
+    with pytest.raises(TypeError, match=r"groups\[1\] continuations must be a sequence of strings, not one string"):
+        score_continuations_ray(object(), [("a prefix", ["Yes", "No"]), ("another prefix", "Yes")],
+                                show_progress=False)
+
+
+def _assert_one_line_naming(exc: BaseException, cause: str) -> None:
+    message = str(exc)
+    assert message == f"a Ray worker failed: {cause}", message
+    assert "\n" not in message and "\x1b" not in message
+
+
+def test_a_worker_exception_is_one_line_naming_its_cause_not_rays_traceback():
+    """Ray Data wraps the model's exception in a generic UserCodeException: the driver names the original in one
+    line, without Ray's traceback or its terminal colours (a stand-in dataset raises what a failed job raises)."""
+    from ray.exceptions import RayTaskError, UserCodeException
+
+    from recllm.distributed.ray_jobs import _results
+
+    title = "\x1b[36mray::MapWorker(MapBatches(_EmbedActor)).submit()\x1b[39m"
+    worker_trace = ('  File "recllm/llm/embed.py", line 64, in _embed_causal\n'
+                    '    out = lm.model(**enc, output_hidden_states=True, **keep)\n'
+                    '          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n'
+                    'ValueError: weights are NaN on this node\n\n'
+                    'The above exception was the direct cause of the following exception:\n\n'
+                    f'{title} (pid=1, ip=127.0.0.1)\n'
+                    'ray.exceptions.UserCodeException: UDF failed to process a data block.\n')
+    failed = RayTaskError("submit", worker_trace, UserCodeException("UDF failed to process a data block."),
+                          proctitle=title, pid=1, ip="127.0.0.1").make_dual_exception_instance()
+
+    class FailedJob:
+        def iter_batches(self, **kwargs):  # noqa: ANN003
+            raise failed
+
+    with pytest.raises(RuntimeError) as caught:
+        list(_results(FailedJob()))
+    _assert_one_line_naming(caught.value, "ValueError: weights are NaN on this node")
+    assert caught.value.__cause__ is failed  # Ray's traceback stays reachable (the CLI shows it with --debug)
+    # a task error whose cause is the original exception itself (not Ray Data's wrapper)
+    plain = RayTaskError("f", "Traceback ...", KeyError("no column 'x'"), proctitle="ray::f", pid=1, ip="127.0.0.1")
+    with pytest.raises(RuntimeError) as caught:
+        list(_results(type("Job", (), {"iter_batches": lambda self, **kw: (_ for _ in ()).throw(plain)})()))
+    _assert_one_line_naming(caught.value, "KeyError: \"no column 'x'\"")
+
+
+def test_a_failing_model_on_a_real_worker_is_one_line(ray_session):
+    """A model whose forward fails on the worker (as a corrupt weight or an out-of-memory would), and one that
+    cannot be loaded there: the original error in one line, on a real pool."""
+    from recllm.distributed.ray_jobs import embed_texts_ray
+
+    def broken_model():  # defined here: a worker unpickles it by value (it cannot import this test module)
+        from recllm.llm.backbone import tiny_causal_lm
+
+        lm = tiny_causal_lm(0)
+
+        def fail(*args, **kwargs):  # noqa: ANN002, ANN003
+            raise ValueError("weights are NaN on this node")
+
+        lm.model.forward = fail
+        return lm
+
+    def missing_model():  # the driver loads it too (for the cache keys): only the workers lack it
+        import ray
+
+        from recllm.llm.backbone import tiny_causal_lm
+
+        if ray.get_runtime_context().get_actor_id() is not None:
+            raise OSError("no model folder /models/x on this node")
+        return tiny_causal_lm(0)
+
+    for builder, cause in ((broken_model, "ValueError: weights are NaN on this node"),
+                           (missing_model, "OSError: no model folder /models/x on this node")):
+        with pytest.raises(RuntimeError) as caught:
+            embed_texts_ray(ModelSpec(builder=builder), TEXTS[:4], batch_size=4, show_progress=False,
+                            options=ray_session)
+        _assert_one_line_naming(caught.value, cause)

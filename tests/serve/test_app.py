@@ -1,5 +1,8 @@
 """The HTTP API on a tiny LEARN artifact: retrieval, new items, events, idempotency, auth, errors, metrics."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from serve_helpers import AUTH, TOKEN
@@ -97,6 +100,12 @@ def test_events_change_the_next_recommendation_and_are_idempotent(client):
     ("post", "/items", {"json": {"id": "x", "text": "a" * (2 << 20)}, "headers": AUTH}, 413),
     ("post", "/items", {"json": {"id": "x", "text": ""}, "headers": AUTH}, 422),
     ("post", "/impute", {"json": {"rows": [{"a": 1}]}, "headers": AUTH}, 400),  # not started with --imputer
+    ("post", "/events", {"content": b'{"user": "u3", "item": "i1", "timestamp": Infinity, "idempotency_key": "a"}',
+                         "headers": {**AUTH, "Content-Type": "application/json"}}, 422),
+    ("post", "/events", {"content": b'{"user": "u3", "item": "i1", "timestamp": NaN, "idempotency_key": "a"}',
+                         "headers": {**AUTH, "Content-Type": "application/json"}}, 422),
+    ("post", "/events", {"json": {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"},
+                         "headers": {**AUTH, "Content-Length": "abc"}}, 400),
 ])
 def test_bad_requests_get_the_documented_code_and_a_one_line_json_error(client, method, path, kwargs, code):
     response = getattr(client, method)(path, **kwargs)
@@ -107,6 +116,74 @@ def test_bad_requests_get_the_documented_code_and_a_one_line_json_error(client, 
     if code == 401:
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert not client.store.events()  # nothing stored by a refused write
+
+
+@pytest.mark.parametrize("body, error", [
+    (b'{"user": "u3", "item": "i1", "timestamp": Infinity, "idempotency_key": "a"}',
+     "timestamp: non-finite number (NaN or Infinity); send a finite number"),
+    (b'{"user": "u3", "item": "i1", "timestamp": 1e400, "idempotency_key": "a"}',  # parsed as Infinity
+     "timestamp: non-finite number (NaN or Infinity); send a finite number"),
+    (b'{"user": "u3", "item": "i1", "timestamp": -1, "idempotency_key": "a"}',
+     "timestamp: Input should be greater than or equal to 0"),
+    (b'{"id": "x", "text": "' + b"a" * 20_001 + b'"}',
+     "text: should be a text of 1 to 20000 characters, or an object of such texts by field name"),
+    (b'{"id": "x", "text": {"title": 5}}',
+     "text: should be a text of 1 to 20000 characters, or an object of such texts by field name"),
+])
+def test_a_refused_body_names_the_field_in_plain_words(client, body, error):
+    """One error per field in words, never pydantic's internal union tags (``text.constrained-str``)."""
+    path = "/events" if b"timestamp" in body else "/items"
+    response = client.post(path, content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json() == {"error": error}
+    assert not client.store.events() and not client.store.items()
+
+
+def test_an_invalid_content_length_is_a_bad_request_not_a_large_body(client):
+    event = {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "a"}
+    response = client.post("/events", json=event, headers={**AUTH, "Content-Length": "abc"})
+    assert response.status_code == 400 and "invalid Content-Length" in response.json()["error"]
+
+
+def test_health_answers_while_reranks_hold_every_thread_and_extra_reranks_get_503(make_app):
+    """Slow rerank=llm requests must not starve /health (a liveness probe) nor every other route: at most
+    ``max_reranks`` are in flight, the next ones are refused at once with 503 and Retry-After."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    release, entered = threading.Event(), []
+
+    class StuckReranker:  # stands in for the LLM ranker (seconds per request), held until the test releases it
+        def rerank(self, user, history, candidates):  # noqa: ANN001, ANN201
+            entered.append(user)
+            release.wait(60)
+            return [(p, s, 0.5) for p, s in candidates], None
+
+    requests = 45  # more than the 40 threads Starlette runs sync routes on
+    app, _, _ = make_app(reranker=StuckReranker(), max_reranks=2)
+    with TestClient(app, raise_server_exceptions=False) as c, ThreadPoolExecutor(requests + 1) as pool:
+        try:
+            pending = [pool.submit(c.get, "/recommend", params={"user": "u3", "rerank": "llm", "k": 3})
+                       for _ in range(requests)]
+            deadline = time.monotonic() + 30  # until each request is refused or reranking, or all 40 threads are
+            while len(entered) + sum(f.done() for f in pending) < requests and len(entered) < 40:
+                assert time.monotonic() < deadline, f"{len(entered)} reranks entered"
+                time.sleep(0.02)
+            began = time.perf_counter()
+            health = pool.submit(c.get, "/health")
+            assert health.result(timeout=10).status_code == 200 and time.perf_counter() - began < 5
+            refused = [f.result() for f in pending if f.done()]
+            assert len(entered) == 2 and len(refused) == requests - 2
+            for response in refused:
+                assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+                error = response.json()["error"]
+                assert "2 rerank=llm requests are already in flight" in error and "\n" not in error
+        finally:
+            release.set()
+        assert [f.result(timeout=30).status_code for f in pending].count(200) == 2
+        assert c.get("/recommend", params={"user": "u3", "rerank": "llm", "k": 3}).status_code == 200  # slot freed
+    with pytest.raises(ValueError, match="max_reranks must be a whole number of at least 1, got 0"):
+        make_app(reranker=StuckReranker(), max_reranks=0)
 
 
 def test_a_streamed_oversized_body_is_refused(client):
@@ -168,11 +245,15 @@ def test_restart_from_the_same_database_keeps_events_and_items_once(make_app, tm
 def test_impute_fills_only_missing_cells(make_app, tmp_path):
     from fastapi.testclient import TestClient
 
+    from recllm.errors import UserInputError
     from recllm.serve.impute import TableImputer
 
     table = tmp_path / "users.csv"
     table.write_text("age,city\n20,paris\n30,paris\n40,rome\n,rome\n", encoding="utf-8")
-    app, _, _ = make_app(imputer=TableImputer.from_spec(f"mean:{table}"))
+    imputer = TableImputer.from_spec(f"mean:{table}")
+    with pytest.raises(UserInputError, match=r"row 0, column 'age' holds the non-finite number nan"):
+        imputer.fill([{"age": float("nan"), "city": "rome"}])  # a library caller, past the API's validation
+    app, _, _ = make_app(imputer=imputer)
     with TestClient(app, raise_server_exceptions=False) as c:
         rows = [{"age": None, "city": "lyon"}, {"age": 33.25, "city": None}, {"city": "rome"}]
         response = c.post("/impute", json={"rows": rows}, headers=AUTH)
@@ -182,6 +263,13 @@ def test_impute_fills_only_missing_cells(make_app, tmp_path):
         assert out[1] == {"age": 33.25, "city": "paris"}
         assert out[2]["city"] == "rome" and out[2]["age"] == pytest.approx(30.0)
         assert response.json()["filled"] == 3
+        for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):  # never a null left "observed", uncounted
+            body = b'{"rows": [{"age": %s, "city": "rome"}]}' % number
+            response = c.post("/impute", content=body, headers={**AUTH, "Content-Type": "application/json"})
+            assert response.status_code == 422, response.text
+            assert response.json() == {"error": "rows.0.age: non-finite number (NaN or Infinity); send a finite number"}
+        response = c.post("/impute", json={"rows": [{"age": [1], "city": "rome"}]}, headers=AUTH)
+        assert response.json() == {"error": "rows.0.age: should be a string, a number, true, false or null"}
         bad = c.post("/impute", json={"rows": [{"age": "old"}]}, headers=AUTH)
         assert bad.status_code == 422 and "age" in bad.json()["error"]
         assert c.post("/impute", json={"rows": [{"zip": 1}]}, headers=AUTH).status_code == 422

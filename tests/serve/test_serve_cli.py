@@ -126,6 +126,29 @@ def test_a_taken_port_or_an_unknown_host_is_one_line_before_any_load(artifact, m
     assert len(err) == 1 and "cannot resolve the host 'nosuch.invalid'" in err[0]
 
 
+def test_max_reranks_is_a_server_option_with_one_default(artifact, tmp_path, monkeypatch, capsys):
+    import socket
+
+    import uvicorn
+
+    import recllm.serve.cli as serve_cli
+    from recllm.cli import main
+    from recllm.serve.rerank import MAX_RERANKS
+
+    given = []
+    monkeypatch.setattr(serve_cli, "load_service", lambda *args, **kwargs: given.append(kwargs["max_reranks"]))
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["serve", "--learn", str(artifact), "--db", f"sqlite:///{tmp_path / 's.db'}", "--port", str(port),
+               "--no-encoder", "--token", "t" * 32]
+    assert main(command) == 0 and main(command + ["--max-reranks", "1"]) == 0
+    assert given == [MAX_RERANKS, 1]
+    assert main(command + ["--max-reranks", "0"]) == 2
+    assert "--max-reranks" in capsys.readouterr().err
+
+
 def test_check_listen_takes_every_interface_and_names_a_foreign_address():
     from recllm.errors import UserInputError
     from recllm.serve.cli import check_listen

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,8 +307,7 @@ def generate_chunks_ray(
                       {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "allowed_token_ids": allowed,
                        "number_shape": number_shape}, None)
         with tqdm(total=len(flat), desc="generating (ray)", unit="prompt", disable=not show_progress) as bar:
-            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-                _check_worker_code(out)
+            for out in _results(mapped):
                 for i, text, sec in zip(out["index"], out["text"], out["seconds"]):
                     i = int(i)
                     if texts[i] is not None:  # a retried row delivered twice
@@ -382,6 +382,44 @@ def _check_worker_code(batch: dict[str, np.ndarray]) -> None:
             "commit, or ship it with ray.init(runtime_env={'py_modules': [recllm]})) and run the job again")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _worker_error(exc: BaseException) -> RuntimeError:
+    """A Ray worker's exception as one line naming the original error (type and message), not Ray's flattened
+    traceback with its terminal colours. Ray Data wraps the model's exception in a ``UserCodeException`` whose
+    message is generic, and an actor that failed to start carries only text: the original is then the last line(s)
+    of the worker's traceback (before "direct cause", when there is one)."""
+    from ray.exceptions import UserCodeException
+
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and not isinstance(cause, UserCodeException):
+        found = f"{type(cause).__name__}: {cause}"
+    else:
+        text = _ANSI.sub("", str(exc)).split("\nThe above exception was the direct cause", 1)[0]
+        last: list[str] = []  # the exception line(s) after the innermost traceback frame
+        for line in reversed(text.strip().splitlines()):
+            if not line.strip() or line[0].isspace():
+                break
+            last.insert(0, line.strip())
+        found = " ".join(last) or f"{type(cause or exc).__name__}: {cause or exc}"
+    found = " ".join(found.split())
+    return RuntimeError(f"a Ray worker failed: {found}")
+
+
+def _results(mapped: Any) -> Iterator[dict[str, np.ndarray]]:
+    """The result batches of a :func:`_run` dataset as they arrive, each checked by :func:`_check_worker_code`;
+    a worker's exception is raised as one line naming its cause (:func:`_worker_error`)."""
+    from ray.exceptions import RayActorError, RayTaskError
+
+    try:
+        for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+            _check_worker_code(out)
+            yield out
+    except (RayTaskError, RayActorError) as exc:  # a batch failed, or a worker could not load the model
+        raise _worker_error(exc) from exc
+
+
 def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOptions, kwargs: dict[str, Any],
          crash_marker: str | None) -> Any:
     """The mapped Ray dataset of ``rows`` (one model batch each) through a pool of ``actor``."""
@@ -451,8 +489,7 @@ def embed_texts_ray(
         mapped = _run(rows, _EmbedActor, model, options,
                       {"pooling": pooling, "batch_size": batch_size, "max_length": max_length}, crash_marker)
         with tqdm(total=len(todo), desc="embedding (ray)", unit="text", disable=not show_progress) as bar:
-            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-                _check_worker_code(out)
+            for out in _results(mapped):
                 new = {todo[int(i)]: np.asarray(v, dtype=np.float32) for i, v in zip(out["index"], out["vector"])}
                 done.update(new)
                 if cache is not None:
@@ -483,10 +520,12 @@ def score_continuations_ray(
     ``(len(continuations), len(token_ids))``).
     """
     options = options or RayOptions()
-    groups = [(str(p), [str(c) for c in cs]) for p, cs in groups]
-    for i, (_, conts) in enumerate(groups):
-        if isinstance(conts, str):
+    listed = []
+    for i, (prefix, conts) in enumerate(groups):
+        if isinstance(conts, str):  # checked before listing: list("Yes") would be three continuations
             raise TypeError(f"groups[{i}] continuations must be a sequence of strings, not one string")
+        listed.append((str(prefix), [str(c) for c in conts]))
+    groups = listed
     width = 1 if token_ids is None else len(token_ids)
     results = [np.zeros((len(c), width)) for _, c in groups]
     work = [{"group": g, "prefix": p, "continuations": c} for g, (p, c) in enumerate(groups) if c]
@@ -497,8 +536,7 @@ def score_continuations_ray(
                       {"shared_prefix": shared_prefix, "batch_size": batch_size, "token_ids": ids}, crash_marker)
         with tqdm(total=len(work), desc="scoring (ray)", unit="prefix", disable=not show_progress) as bar:
             seen: set[int] = set()
-            for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
-                _check_worker_code(out)
+            for out in _results(mapped):
                 for g, pos, value in zip(out["group"], out["pos"], out["value"]):
                     results[int(g)][int(pos)] = value
                     seen.add(int(g))

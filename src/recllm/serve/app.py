@@ -1,15 +1,20 @@
 """The FastAPI application of ``recllm serve`` (OpenAPI at /docs): routes, validation, errors, auth, metrics.
 
 Errors are JSON ``{"error": "<one line>"}``: 400 bad request (malformed JSON, an option the service was not
-started with), 401 missing or wrong bearer token on a write, 404 unknown user / item / route, 409 an idempotency
-key or item id reused with another payload, 413 body over the limit, 422 wrong types or values; anything else is a
-500 with a one-line message (the traceback goes to the server log, never to the client).
+started with, an invalid Content-Length), 401 missing or wrong bearer token on a write, 404 unknown user / item /
+route, 409 an idempotency key or item id reused with another payload, 413 body over the limit, 422 wrong types or
+values (non-finite numbers too), 503 with ``Retry-After`` when ``max_reranks`` ``rerank=llm`` requests are already in
+flight; anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
+
+/health and /metrics run on the event loop: they answer while every worker thread is busy (e.g. with reranks).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -17,13 +22,15 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 
 from recllm.errors import UserInputError
 from recllm.learn.artifact import UnknownIdError
 from recllm.serve.auth import check_bearer
 from recllm.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
+from recllm.serve.rerank import MAX_RERANKS
 from recllm.serve.state import ServeState, item_text
 from recllm.serve.storage import EventStore, IdempotencyConflict
 
@@ -35,24 +42,46 @@ Id = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 # ---------------------------------------------------------------------------------------------- request bodies
+NON_FINITE = "non-finite number (NaN or Infinity); send a finite number"
+
+
+def _one_of(expected: str) -> WrapValidator:
+    """A union's errors as ONE error at the field, "should be <expected>" (pydantic names each member by an internal
+    tag, e.g. ``text.constrained-str``); a non-finite number among them is named as such."""
+    def check(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["type"] == "finite_number" for e in exc.errors()):
+                raise PydanticCustomError("finite_number", NON_FINITE) from None
+            raise PydanticCustomError("union_type", f"should be {expected}") from None
+
+    return WrapValidator(check)
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ItemIn(_Body):
     id: Id
-    text: Annotated[str, Field(min_length=1, max_length=20_000)] | dict[Id, Annotated[str, Field(max_length=20_000)]]
+    text: Annotated[Annotated[str, Field(min_length=1, max_length=20_000)]
+                    | dict[Id, Annotated[str, Field(max_length=20_000)]],
+                    _one_of("a text of 1 to 20000 characters, or an object of such texts by field name")]
 
 
 class EventIn(_Body):
     user: Id
     item: Id
-    timestamp: Annotated[float, Field(ge=0)] | Annotated[int, Field(ge=0)]
+    timestamp: Annotated[float, Field(ge=0)]  # a JSON integer is a float here too (strict mode allows it)
     idempotency_key: Id
 
 
+Cell = Annotated[str | int | float | bool | None, _one_of("a string, a number, true, false or null")]
+
+
 class ImputeIn(_Body):
-    rows: Annotated[list[dict[str, str | int | float | bool | None]], Field(min_length=1, max_length=10_000)]
+    rows: Annotated[list[dict[str, Cell]], Field(min_length=1, max_length=10_000)]
 
 
 # ---------------------------------------------------------------------------------------------- middleware
@@ -97,11 +126,14 @@ class GuardMiddleware:
             too_large[0] = False
             await _json(code, text)(scope, receive, sending)
 
+        length = headers.get(b"content-length")
         try:
-            length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            if length is not None and not length.isdigit():
+                await refuse(400, "invalid Content-Length header: send the body's size in bytes, or leave it out")
+            elif length is not None and int(length) > self.max_body:
                 raise _TooLarge
-            await self.app(scope, limited, sending)
+            else:
+                await self.app(scope, limited, sending)
             if too_large[0] and not status[0]:
                 await refuse(413, f"request body over {self.max_body} bytes")
         except _TooLarge:
@@ -124,7 +156,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return 422, f"{where}: {first.get('msg', 'invalid value')}{more}"
+    message = NON_FINITE if first.get("type") == "finite_number" else first.get("msg", "invalid value")
+    return 422, f"{where}: {message}{more}"
 
 
 # ---------------------------------------------------------------------------------------------- state on restart
@@ -145,8 +178,12 @@ def restore(state: ServeState, store: EventStore) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(state: ServeState, store: EventStore, token: str, *, reranker: Any = None, summaries: Any = None,
                imputer: Any = None, metrics: ServeMetrics | None = None, max_body: int = MAX_BODY_BYTES,
-               load_seconds: dict[str, float] | None = None, page: str | None = None) -> FastAPI:
-    """The service over ``state`` (already restored from ``store``) with writes guarded by ``token``."""
+               load_seconds: dict[str, float] | None = None, page: str | None = None,
+               max_reranks: int = MAX_RERANKS) -> FastAPI:
+    """The service over ``state`` (already restored from ``store``) with writes guarded by ``token``; at most
+    ``max_reranks`` ``rerank=llm`` requests in flight (running or waiting for the ranker), the next ones get 503."""
+    if isinstance(max_reranks, bool) or not isinstance(max_reranks, int) or max_reranks < 1:
+        raise ValueError(f"create_app: max_reranks must be a whole number of at least 1, got {max_reranks!r}")
     metrics = metrics or ServeMetrics()
     for model, seconds in (load_seconds or {}).items():
         metrics.model_load.labels(model).set(seconds)
@@ -163,6 +200,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
 
         summaries.on_error = on_error
     posted: dict[int, float] = {}  # added item position -> when it was posted, until its first appearance
+    rerank_slots = threading.BoundedSemaphore(max_reranks)
+    rerank_seconds = [1.0]  # how long the last rerank=llm request took: the Retry-After of a refused one
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -181,8 +220,7 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         response = _json(exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
-        if exc.status_code == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
+        response.headers.update(exc.headers or {})
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -203,7 +241,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
 
     def authorized(request: Request) -> None:
         if not check_bearer(request.headers.get("authorization"), token):
-            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>`")
+            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>`",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     write = [Depends(authorized)]
 
@@ -221,13 +260,13 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         return out
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # async: no worker thread needed, so it answers while reranks hold them
         return {"status": "ok", "items": state.n_items, "catalogue_items": state.n_catalogue,
                 "users": state.n_users, "rerank": reranker is not None, "summaries": summaries is not None,
                 "impute": imputer is not None}
 
     @app.get("/metrics")
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/recommend")
@@ -243,7 +282,17 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
             body["items"] = listed(state.recommend(user, k))
             return body
         retrieved = state.recommend(user, max(k, candidates))
-        ranked, summary = reranker.rerank(user, hist, retrieved)
+        if not rerank_slots.acquire(blocking=False):  # refuse at once rather than hold a worker thread in a queue
+            retry = max(1, math.ceil(rerank_seconds[0]))
+            raise HTTPException(503, f"{max_reranks} rerank=llm requests are already in flight (the server's "
+                                f"--max-reranks); retry in {retry} s, or ask without rerank",
+                                headers={"Retry-After": str(retry)})
+        try:
+            began = time.perf_counter()
+            ranked, summary = reranker.rerank(user, hist, retrieved)
+            rerank_seconds[0] = time.perf_counter() - began
+        finally:
+            rerank_slots.release()
         body["items"] = listed([(p, s) for p, s, _ in ranked[:k]], [y for _, _, y in ranked[:k]])
         body["retrieved"] = [state.item_ids[p] for p, _ in retrieved[:k]]
         body["summary_version"] = summary.version if summary is not None else None

@@ -1,6 +1,6 @@
 """``recllm serve``: the real-time service over a LEARN run (and optionally a TRSR run and an imputer).
 
-    recllm serve --learn runs/learn-ml100k [--trsr runs/trsr-ml100k] [--imputer mean:users.csv]
+    recllm serve --learn runs/learn-ml100k [--trsr runs/trsr-ml100k [--max-reranks 4]] [--imputer mean:users.csv]
                  [--db sqlite:///serve.db] [--host 127.0.0.1 --port 8000] [--token T]
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from recllm.cli_args import port_number, positive_int, thread_count
 from recllm.errors import UserInputError
+from recllm.serve.rerank import MAX_RERANKS
 
 __all__ = ["register_cli", "load_service"]
 
@@ -50,7 +51,8 @@ def _catalogue_texts(data: str, item_ids: list[str], columns: tuple[str, ...] | 
 
 
 def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str | None = None,
-                 db: str | None = None, token: str = "", encoder: bool = True, quiet: bool = True) -> Any:
+                 db: str | None = None, token: str = "", encoder: bool = True, quiet: bool = True,
+                 max_reranks: int = MAX_RERANKS) -> Any:
     """Load the models and the store, restore the state, and build the app (see :func:`recllm.serve.app.
     create_app`); the times of each load are exported in /metrics."""
     from recllm.learn import load as load_learn
@@ -94,7 +96,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     if trsr is not None:
         reranker, summaries = _load_trsr(trsr, trained_on(meta), retriever.item_ids, state, store, seconds)
     return create_app(state, store, token, reranker=reranker, summaries=summaries, imputer=served_imputer,
-                      metrics=ServeMetrics(), load_seconds=seconds, page=PAGE)
+                      metrics=ServeMetrics(), load_seconds=seconds, page=PAGE, max_reranks=max_reranks)
 
 
 def _load_trsr(folder: str | Path, dataset: str, item_ids: list[str], state: Any, store: Any,
@@ -191,7 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     app = load_service(args.learn, args.trsr, args.imputer, args.db, token, encoder=not args.no_encoder,
-                       quiet=args.quiet)
+                       quiet=args.quiet, max_reranks=args.max_reranks)
     if generated:
         print(f"recllm serve: write token (generated for this run): {token}", file=sys.stderr, flush=True)
     print(f"recllm serve: listening on http://{args.host}:{args.port} (API docs at /docs)", file=sys.stderr,
@@ -218,6 +220,9 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
                    help="do not load the content encoder (faster start; POST /items is refused)")
     p.add_argument("--max-connections", type=positive_int, default=256,
                    help="concurrent connections before the server answers 503")
+    p.add_argument("--max-reranks", type=positive_int, default=MAX_RERANKS,
+                   help="rerank=llm requests in flight (one ranks, the others wait) before the next one gets 503 "
+                   f"with Retry-After (default {MAX_RERANKS})")
     p.add_argument("--threads", type=thread_count, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="warnings only in the server log")
     p.set_defaults(func=_serve)

@@ -67,6 +67,9 @@ class TableImputer:
                 value = row.get(col)
                 if value is None:
                     cells[col] = math.nan
+                elif isinstance(value, float) and not math.isfinite(value):  # would be taken as a gap, left unfilled
+                    raise UserInputError(f"row {r}, column {col!r} holds the non-finite number {value!r}",
+                                         f"rows[{r}].{col}", "send a finite number, or null for a gap")
                 elif col in self.numeric:
                     if isinstance(value, bool) or not isinstance(value, (int, float)):
                         raise UserInputError(f"row {r}, column {col!r} holds {value!r}, not a number",

@@ -43,8 +43,9 @@ class Server:
     """``recllm serve`` as a child process on a free loopback port (``start``/``kill``; a context manager)."""
 
     def __init__(self, learn: Path, db: Path, trsr: Path | None = None, threads: int = 1,
-                 encoder: bool = True) -> None:
+                 encoder: bool = True, max_reranks: int | None = None) -> None:
         self.learn, self.db, self.trsr, self.threads, self.encoder = learn, db, trsr, threads, encoder
+        self.max_reranks = max_reranks  # None: the server's default
         self.token = secrets.token_urlsafe(24)
         self.proc: subprocess.Popen | None = None
         with socket.socket() as s:
@@ -59,6 +60,7 @@ class Server:
         command = [sys.executable, "-m", "recllm.cli", "serve", "--learn", str(self.learn), "--db",
                    f"sqlite:///{self.db}", "--port", str(self.port), "--quiet", "--threads", str(self.threads)]
         command += ["--trsr", str(self.trsr)] if self.trsr else []
+        command += ["--max-reranks", str(self.max_reranks)] if self.max_reranks else []
         command += [] if self.encoder else ["--no-encoder"]
         env = {**os.environ, "RECLLM_TOKEN": self.token}
         began = time.perf_counter()
@@ -321,9 +323,10 @@ def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threa
     item_ids = json.loads((learn / "item_ids.json").read_text(encoding="utf-8"))
     result: dict[str, Any] = {"learn": str(learn), "trsr": str(trsr) if trsr else None, "latency": [],
                               "threads": threads, "candidates": candidates}
+    in_flight = max(clients)  # --max-reranks: every rerank=llm client waits its turn (latency), none gets a 503
     began = time.perf_counter()
     with LoadSampler() as load, tempfile.TemporaryDirectory(prefix="recllm-serve-load-") as tmp, \
-            Server(learn, Path(tmp) / "load.db", trsr, threads, encoder) as server:
+            Server(learn, Path(tmp) / "load.db", trsr, threads, encoder, in_flight) as server:
         result["start_s"] = server.start()
         result["health"] = httpx.get(server.url + "/health", timeout=30).json()
         result["start_parts"] = _load_seconds(server.url)

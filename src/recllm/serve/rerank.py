@@ -30,7 +30,9 @@ import numpy as np
 
 from recllm.serve.storage import EventStore, StoredSummary
 
-__all__ = ["SummaryKeeper", "LLMReranker"]
+__all__ = ["SummaryKeeper", "LLMReranker", "MAX_RERANKS"]
+
+MAX_RERANKS = 4  # rerank=llm requests in flight (one ranks, the rest wait) before the service answers 503
 
 
 class SummaryKeeper:
