@@ -186,6 +186,64 @@ def test_health_answers_while_reranks_hold_every_thread_and_extra_reranks_get_50
         make_app(reranker=StuckReranker(), max_reranks=0)
 
 
+def test_a_first_summary_takes_an_llm_slot_and_a_stored_one_none(make_app):
+    """Making a user's first summary runs the LLM: it shares the ``max_reranks`` slots with rerank=llm (503 when
+    they are full, nothing generated) -- a stored summary is read without one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from recllm.serve.storage import StoredSummary
+
+    release, entered, made = threading.Event(), [], []
+
+    class StuckReranker:
+        def rerank(self, user, history, candidates):  # noqa: ANN001, ANN201
+            entered.append(user)
+            release.wait(60)
+            return [(p, s, 0.5) for p, s in candidates], None
+
+    class Summaries:  # stands in for SummaryKeeper: u1's summary is stored, the others are made on first use
+        queue_depth, on_error = 0, None
+
+        def __init__(self) -> None:
+            self.store = self
+            self.stored = {"u1": StoredSummary("u1", "u1 likes films", 1, 4, 0.0)}
+
+        def get_summary(self, user):  # noqa: ANN001, ANN201
+            return self.stored.get(user)
+
+        def current(self, user):  # noqa: ANN001, ANN201
+            made.append(user)
+            return self.stored.setdefault(user, StoredSummary(user, f"{user} summary", 1, 4, 0.0))
+
+        def stop(self) -> None:
+            pass
+
+        def wait(self, timeout: float) -> bool:
+            return True
+
+    app, _, _ = make_app(reranker=StuckReranker(), summaries=Summaries(), max_reranks=1)
+    with TestClient(app, raise_server_exceptions=False) as c, ThreadPoolExecutor(2) as pool:
+        try:
+            busy = pool.submit(c.get, "/recommend", params={"user": "u3", "rerank": "llm", "k": 3})
+            deadline = time.monotonic() + 30
+            while not entered:
+                assert time.monotonic() < deadline and not busy.done()
+                time.sleep(0.02)
+            refused = c.get("/users/u3/summary")
+            assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+            assert "1 LLM requests (rerank=llm, first summaries) are already in flight" in refused.json()["error"]
+            assert made == []
+            stored = c.get("/users/u1/summary")
+            assert stored.status_code == 200 and stored.json()["summary"] == "u1 likes films"
+        finally:
+            release.set()
+        assert busy.result(timeout=30).status_code == 200
+        made_now = c.get("/users/u3/summary")
+        assert made_now.status_code == 200 and made_now.json()["summary"] == "u3 summary" and made == ["u3"]
+
+
 def test_a_streamed_oversized_body_is_refused(client):
     def chunks():
         for _ in range(40):

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -181,7 +181,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
                load_seconds: dict[str, float] | None = None, page: str | None = None,
                max_reranks: int = MAX_RERANKS) -> FastAPI:
     """The service over ``state`` (already restored from ``store``) with writes guarded by ``token``; at most
-    ``max_reranks`` ``rerank=llm`` requests in flight (running or waiting for the ranker), the next ones get 503."""
+    ``max_reranks`` LLM requests in flight (``rerank=llm`` and first summaries, running or waiting for the LLM), the
+    next ones get 503."""
     if isinstance(max_reranks, bool) or not isinstance(max_reranks, int) or max_reranks < 1:
         raise ValueError(f"create_app: max_reranks must be a whole number of at least 1, got {max_reranks!r}")
     metrics = metrics or ServeMetrics()
@@ -201,7 +202,22 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         summaries.on_error = on_error
     posted: dict[int, float] = {}  # added item position -> when it was posted, until its first appearance
     rerank_slots = threading.BoundedSemaphore(max_reranks)
-    rerank_seconds = [1.0]  # how long the last rerank=llm request took: the Retry-After of a refused one
+    rerank_seconds = [1.0]  # how long the last LLM request took: the Retry-After of a refused one
+
+    @contextlib.contextmanager
+    def llm_slot(what: str, otherwise: str) -> Iterator[None]:
+        """Hold one of the ``max_reranks`` LLM slots while the body runs (and time it), or 503 at once: a request
+        refused rather than queued holds no worker thread."""
+        if not rerank_slots.acquire(blocking=False):
+            retry = max(1, math.ceil(rerank_seconds[0]))
+            raise HTTPException(503, f"{max_reranks} {what} are already in flight (the server's --max-reranks); "
+                                f"retry in {retry} s, {otherwise}", headers={"Retry-After": str(retry)})
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            rerank_seconds[0] = time.perf_counter() - began
+            rerank_slots.release()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -282,17 +298,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
             body["items"] = listed(state.recommend(user, k))
             return body
         retrieved = state.recommend(user, max(k, candidates))
-        if not rerank_slots.acquire(blocking=False):  # refuse at once rather than hold a worker thread in a queue
-            retry = max(1, math.ceil(rerank_seconds[0]))
-            raise HTTPException(503, f"{max_reranks} rerank=llm requests are already in flight (the server's "
-                                f"--max-reranks); retry in {retry} s, or ask without rerank",
-                                headers={"Retry-After": str(retry)})
-        try:
-            began = time.perf_counter()
+        with llm_slot("rerank=llm requests", "or ask without rerank"):
             ranked, summary = reranker.rerank(user, hist, retrieved)
-            rerank_seconds[0] = time.perf_counter() - began
-        finally:
-            rerank_slots.release()
         body["items"] = listed([(p, s) for p, s, _ in ranked[:k]], [y for _, _, y in ranked[:k]])
         body["retrieved"] = [state.item_ids[p] for p, _ in retrieved[:k]]
         body["summary_version"] = summary.version if summary is not None else None
@@ -313,7 +320,10 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         if summaries is None:
             raise HTTPException(400, "no summaries: start the service with --trsr RUN")
         hist = state.history(user)
-        found = summaries.current(user)
+        found = summaries.store.get_summary(user)
+        if found is None:  # the LLM makes it now, in one of the LLM slots
+            with llm_slot("LLM requests (rerank=llm, first summaries)", "or read it later"):
+                found = summaries.current(user)
         return {"user": user, "summary": found.text, "version": found.version, "covered": found.covered,
                 "history_length": int(len(hist)), "updated": found.updated}
 
