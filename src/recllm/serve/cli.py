@@ -221,8 +221,8 @@ def register_cli(sub: argparse._SubParsersAction, bench: argparse._SubParsersAct
     p.add_argument("--max-connections", type=positive_int, default=256,
                    help="concurrent connections before the server answers 503")
     p.add_argument("--max-reranks", type=positive_int, default=MAX_RERANKS,
-                   help="LLM requests (rerank=llm, first summaries) in flight (one runs, the others wait) before the next gets 503 "
-                   f"with Retry-After (default {MAX_RERANKS})")
+                   help="LLM requests (rerank=llm, first summaries) in flight (one runs, the others wait) before "
+                   f"the next gets 503 with Retry-After (default {MAX_RERANKS})")
     p.add_argument("--threads", type=thread_count, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="warnings only in the server log")
     p.set_defaults(func=_serve)
