@@ -172,6 +172,7 @@ def test_parquet_ids_keep_their_digits_and_gaps_are_named(tmp_path):
 
 @pytest.mark.parametrize("stamps, words", [
     (["20240301", "20240302"], "reads as a YYYYMMDD date"),
+    (["2019", "2020", "2021"], "'2019' reads as a year, not unix seconds"),
     (["1960-01-01", "2024-01-01"], "'1960-01-01' is before 1970"),
     (["2024-01-01", "6000-01-01"], "after the year 5000"),
 ])

@@ -7,7 +7,8 @@ The folder holds (each as ``.csv``, UTF-8 with ``,`` between the cells, or ``.pa
   unix seconds in every row, or an ISO 8601 date or date-time in every row (``2024-03-01``,
   ``2024-03-01T12:30:00+01:00``), read as UTC (a time without a zone is taken as UTC) and cut to the second, or a
   parquet timestamp column; ``info["timestamps"]`` says which. Times before 1970 or after the year 5138 are errors
-  (a unix time that large is in milliseconds), and so are 8-digit integers that all read as ``YYYYMMDD`` dates.
+  (a unix time that large is in milliseconds), and so are integers that all read as years (1900-2100) or as
+  ``YYYYMMDD`` dates.
 * ``items`` (optional): ``item_id`` and any text columns (title, description, ...): the item text LEARN embeds and
   LLM-TRSR prompts with, ``"column: value"`` joined over them (an empty cell adds nothing). Items that nobody
   interacted with stay in the catalogue (new items, for cold start). Without it, the catalogue is the interacted
@@ -315,7 +316,12 @@ def _in_range(table: Table, seconds: np.ndarray, form: str) -> np.ndarray:
 
 
 def _refuse_compact_dates(table: Table, numbers: list[int]) -> None:
-    """8-digit integers that all read as YYYYMMDD dates are ambiguous (unix seconds of 1970-1973, or dates)."""
+    """Integers that all read as years (1900-2100) or YYYYMMDD dates are ambiguous: unix seconds of 1970's first
+    hour or first four years, or dates."""
+    if numbers and all(1900 <= n <= 2100 for n in numbers):
+        raise _fail(table, TIME, np.ones(len(numbers), dtype=bool), "reads as a year, not unix seconds (every "
+                    "timestamp does, so as seconds they would all fall in 1970's first hour)",
+                    "write the dates as ISO 8601 (2019-01-01), or the times as unix seconds")
     if not numbers or not all(10_000_000 <= n <= 99_999_999 for n in numbers):
         return
     dates = pd.to_datetime(pd.Series([str(n) for n in numbers]), format="%Y%m%d", errors="coerce")
