@@ -111,6 +111,12 @@ def test_miceforest_uses_the_statistic_where_it_cannot_model():
     assert imputer.targets_ == ("x",)  # "c" has one category, "t" is text
     assert out.loc[2, "c"] == "a" and out.loc[3, "t"] == "p"
     assert imputer.report_.how == {"miceforest": 2, "mode": 2}
+    assert imputer.report_.notes == ["miceforest filled column 'c' with its mode: a single observed category",
+                                     "miceforest filled column 't' with its mode: a text column"]
+    few = MiceForestImputer(iterations=1, max_categories=3, min_observed=5).fit(frame)
+    few.transform(frame)
+    assert "miceforest filled column 'x' with its mean: 4 observed cell(s), fewer than min_observed=5" in \
+        few.report_.notes
 
 
 def test_miceforest_checks_its_parameters():

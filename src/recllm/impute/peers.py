@@ -112,7 +112,8 @@ class MiceForestImputer(BaseImputer):
     LightGBM model (miceforest's defaults: random forests of 48 trees). A column it cannot model -- a text column,
     one with fewer than ``min_observed`` observed cells (LightGBM's bagged forests on a handful of rows predicted
     NaN, on which miceforest's mean matching fails), a single observed value or category, or the only modelled
-    column -- gets its statistic (mean / most frequent value), counted in ``report_.how``.
+    column -- gets its statistic (mean / most frequent value), counted in ``report_.how``, with a
+    note saying why.
     """
 
     method = "miceforest"
@@ -149,10 +150,20 @@ class MiceForestImputer(BaseImputer):
         return pd.DataFrame(data, index=pd.RangeIndex(len(frame)))
 
     def _learnable(self, col: str) -> bool:
+        return self._unlearnable_because(col) is None
+
+    def _unlearnable_because(self, col: str) -> str | None:
+        """Why miceforest cannot model column ``col`` (None: it can)."""
         info = self.columns_[col]
-        if info.kind == TEXT or info.n_observed < self.min_observed:
-            return False
-        return len(info.categories) > 1 if info.kind == CATEGORICAL else info.low < info.high
+        if info.kind == TEXT:
+            return "a text column"
+        if info.n_observed < self.min_observed:
+            return f"{info.n_observed} observed cell(s), fewer than min_observed={self.min_observed}"
+        if info.kind == CATEGORICAL and len(info.categories) <= 1:
+            return "a single observed category"
+        if info.kind != CATEGORICAL and not info.low < info.high:
+            return "a single observed value"
+        return None
 
     def _fit(self, frame: pd.DataFrame) -> None:
         mf = require_peer("miceforest")
@@ -202,6 +213,8 @@ class MiceForestImputer(BaseImputer):
             if completed is None or col not in self.targets_:
                 out[col] = statistic_fill(info, len(rows))
                 route = "mean" if info.kind == NUMERIC else "mode"
+                why = self._unlearnable_because(col) or "the only column miceforest could model (nothing to learn from)"
+                report.notes.append(f"miceforest filled column {col!r} with its {route}: {why}")
             elif info.kind == NUMERIC:
                 out[col] = completed[self.aliases_[col]].to_numpy(dtype=float)[rows].tolist()
                 route = "miceforest"
