@@ -34,6 +34,41 @@ def test_a_corrupt_line_is_named(tmp_path):
         RunStore(path)
 
 
+@pytest.mark.parametrize("content,words", [
+    (b"\xff\xfe\x00 binary", "not UTF-8"),
+    (b'{"code": "c", "modules": "ab"}\n', "line 1"),  # dict("ab") is a ValueError, not a JSON error
+    (b"[1, 2]\n", "line 1"),
+    (b'{"a": 1}\n', "line 1"),  # a JSON object of someone else's: named, not dropped as a stale run
+])
+def test_a_file_that_is_not_a_run_store_is_one_error_naming_it(tmp_path, content, words):
+    path = tmp_path / "notes.runs.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(UserInputError, match=rf"{words}.*notes\.runs\.jsonl.*delete the file"):
+        RunStore(path)
+    assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize("arrays", [b"PK not a zip archive", None])
+def test_arrays_that_are_not_a_run_stores_are_one_error_naming_them(tmp_path, arrays):
+    import numpy as np
+
+    path = tmp_path / "r.runs.jsonl"
+    if arrays is None:  # a NumPy archive of someone else's: its arrays are not named key|field
+        np.savez(tmp_path / "r.runs.npz", weights=np.ones(3))
+    else:
+        (tmp_path / "r.runs.npz").write_bytes(arrays)
+    before = (tmp_path / "r.runs.npz").read_bytes()
+    with pytest.raises(UserInputError, match=r"r\.runs\.npz"):
+        RunStore(path)
+    assert (tmp_path / "r.runs.npz").read_bytes() == before
+
+
+def test_a_run_store_path_that_is_a_folder_is_refused_before_any_run(tmp_path):
+    (tmp_path / "r.runs.jsonl").mkdir()
+    with pytest.raises(UserInputError, match=r"folder.*r\.runs\.jsonl"):
+        RunStore(tmp_path / "r.runs.jsonl")
+
+
 def test_runs_stored_before_code_identities_are_stale_not_errors(tmp_path):
     path = tmp_path / "old.runs.jsonl"
     path.write_text('{"key": "a", "row": 1}\n{"dataset": "x", "key": "b", "metrics": {}}\n')

@@ -30,6 +30,7 @@ import os
 import sys
 import warnings
 import weakref
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,14 @@ def _code_id(modules: dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the store
+def _not_a_store(path: Path, what: str) -> Exception:
+    """The one-line error for a run store file (``path``) that cannot be read as one: what is wrong and what to do."""
+    from recllm.errors import UserInputError
+
+    return UserInputError(what, str(path), "if recllm wrote it, delete the file to recompute every run (and its "
+                          ".runs.npz); if not, move it away or choose another --out")
+
+
 class RunStore:
     """Key -> JSON-able row (and optional arrays) of runs whose code is unchanged; persisted beside a report.
 
@@ -158,29 +167,40 @@ class RunStore:
         return self.path.with_suffix(".npz")
 
     def _read_into(self, code: dict, runs: dict, arrays: dict) -> None:
-        if not self.path.is_file():
-            return
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        for path in (self.path, self.arrays_path):
+            if path.exists() and not path.is_file():
+                raise _not_a_store(path, "it is a folder, not a run store")
+        try:
+            text = self.path.read_text(encoding="utf-8") if self.path.is_file() else ""
+        except UnicodeDecodeError:
+            raise _not_a_store(self.path, "it is not UTF-8 text, so not a run store") from None
+        except OSError as exc:
+            raise _not_a_store(self.path, f"it cannot be read ({exc.strerror or exc})") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("key", record.get("code")), str):
+                    raise TypeError("not a JSON object with a key or a code")
                 if "modules" in record:
-                    code[record["code"]] = dict(record["modules"])
-                elif isinstance(record, dict) and "code" not in record:  # stored before code identities: stale
-                    runs[str(record.get("key", f"line {number}"))] = {"code": "", "row": None}
+                    code[record["code"]] = dict(record["modules"].items())
+                elif "code" not in record:  # stored before code identities: stale
+                    runs[record["key"]] = {"code": "", "row": None}
                 else:
                     runs[record["key"]] = {"code": record["code"], "row": record["row"]}
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                from recllm.errors import UserInputError
-
-                raise UserInputError(f"line {number} is not a stored run ({exc})", str(self.path),
-                                     "delete the file to recompute every run") from exc
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise _not_a_store(self.path, f"line {number} is not a stored run ({exc})") from None
         if self.arrays_path.is_file():
-            with np.load(self.arrays_path) as data:
-                for name in data.files:
-                    key, _, field = name.partition("|")
-                    arrays.setdefault(key, {})[field] = data[name]
+            try:
+                with np.load(self.arrays_path) as data:
+                    for name in data.files:
+                        key, bar, field = name.partition("|")
+                        if not bar:
+                            raise ValueError(f"array {name!r} is not named key|field")
+                        arrays.setdefault(key, {})[field] = data[name]
+            except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, AttributeError) as exc:
+                raise _not_a_store(self.arrays_path, f"it is not the arrays of a run store ({exc})") from None
 
     def _is_valid(self, key: str) -> bool:
         run = self._runs.get(key)
