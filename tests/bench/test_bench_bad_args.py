@@ -7,6 +7,8 @@ argument checks, the model loader, ``run_scaling``), so a check that is missing 
 
 import pytest
 
+import recllm.utils
+
 from recllm.cli import main
 
 
@@ -203,3 +205,51 @@ def test_far_more_threads_than_the_machine_has(name, tmp_path, table, capsys):
     parsed."""
     assert main(command(name, tmp_path, table) + ["--threads", "99999"]) == 2
     assert_one_line(capsys, name, "--threads")
+
+
+# command -> the run stores it keeps beside its report (read, or refused, before any download, data load or model)
+STORES = {"bench impute": [".runs.jsonl"], "bench learn": [".runs.jsonl", ".content.jsonl"],
+          "bench trsr": [".runs.jsonl"], "bench impute-numbers": [".runs.jsonl"],
+          "bench learn-patience": [".runs.jsonl"]}
+
+
+@pytest.mark.parametrize("name,suffix", [(n, s) for n, suffixes in STORES.items() for s in suffixes])
+@pytest.mark.parametrize("content", [b"not json\n", b"\xff\xfe binary"])
+def test_a_damaged_run_store_is_one_line_before_any_work(name, suffix, content, tmp_path, table, capsys):
+    """A store beside the report that is not one: one line naming it (not a traceback after the model loaded or
+    the data was read, and not silently replaced by the next stored run)."""
+    store = tmp_path / f"report{suffix}"
+    store.write_bytes(content)
+    assert main(command(name, tmp_path, table)) == 2
+    assert_one_line(capsys, name, str(store))
+    assert store.read_bytes() == content
+
+
+@pytest.fixture
+def campaign(tmp_path):
+    """A trsr campaign's stores beside the report, as trsr-agreement reads them."""
+    (tmp_path / "trsr.runs.jsonl").write_text("")
+    return tmp_path / "trsr.runs.jsonl"
+
+
+def test_trsr_agreement_reaches_its_work(campaign, tmp_path, table):
+    with pytest.raises(Reached):
+        main(command("bench trsr-agreement", tmp_path, table))
+
+
+@pytest.mark.parametrize("damaged", ["trsr.runs.jsonl", "trsr.texts.jsonl", "report.runs.jsonl"])
+def test_trsr_agreement_reads_its_stores_before_the_model(damaged, campaign, tmp_path, table, capsys):
+    (tmp_path / damaged).write_bytes(b"\xff\xfe binary")
+    assert main(command("bench trsr-agreement", tmp_path, table)) == 2
+    assert_one_line(capsys, "bench trsr-agreement", damaged)
+
+
+def test_trsr_reads_its_carried_summaries_before_the_model(tmp_path, table, capsys, monkeypatch):
+    import recllm.bench.trsr.run
+
+    monkeypatch.setattr(recllm.utils, "set_threads", lambda *a, **k: None)  # on to run_benchmark
+    monkeypatch.setattr(recllm.bench.trsr.run, "load_causal_lm", _reached)
+    (tmp_path / "report.texts.jsonl").mkdir()
+    assert main(command("bench trsr", tmp_path, table)) == 2
+    assert_one_line(capsys, "bench trsr", "report.texts.jsonl")
+

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from recllm.errors import UserInputError
 from recllm.llm.cache import DiskCache
 
 __all__ = ["CarriedCache", "is_generated_text"]
@@ -49,15 +50,24 @@ class CarriedCache(DiskCache):
     def read_carried(self) -> dict[str, Any]:
         """key -> value of every whole line of the carried file (none when it does not exist)."""
         out: dict[str, Any] = {}
+        if self.carried.exists() and not self.carried.is_file():
+            raise UserInputError("it is a folder, not the file of carried summaries", str(self.carried),
+                                 "move it away or choose another --out")
         if not self.carried.is_file():
             return out
-        with open(self.carried, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line)
-                    out[entry["k"]] = entry["v"]
-                except (ValueError, KeyError, TypeError):  # a line cut short by a stopped session
-                    continue
+        try:
+            with open(self.carried, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except UnicodeDecodeError:
+            raise UserInputError("it is not UTF-8 text, so not a file of carried summaries", str(self.carried),
+                                 "if recllm wrote it, delete it (the summaries are then generated again); if not, "
+                                 "move it away or choose another --out") from None
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                out[entry["k"]] = entry["v"]
+            except (ValueError, KeyError, TypeError):  # a line cut short by a stopped session
+                continue
         return out
 
     def put_many(self, mapping: Mapping[str, Any]) -> None:

@@ -229,5 +229,5 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help="the LLM imputer's precision: auto (the machine's) or a named one; float32 makes the runs of "
                    "CPUs with and without fast bfloat16 the same runs, for a report finished over sittings")
     b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
-    add_report_args(b, "imputation-numbers.md", _run)
+    add_report_args(b, "imputation-numbers.md", _run, stores=(".runs.jsonl",))
 

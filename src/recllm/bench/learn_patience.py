@@ -127,4 +127,4 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--epochs", type=positive_int, default=cap, help=f"epochs of each validation curve (default {cap})")
     b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
-    add_report_args(b, "learn-patience.md", _run)
+    add_report_args(b, "learn-patience.md", _run, stores=(".runs.jsonl",))

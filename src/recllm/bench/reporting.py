@@ -135,11 +135,21 @@ def check_seed_args(args: argparse.Namespace) -> None:
         check_seeds([args.seed], "--seed")
 
 
+def check_run_stores(report: Path, stores: "tuple[str, ...]") -> None:
+    """Read every run store beside ``report`` (``report`` with each suffix of ``stores``, e.g. ``.runs.jsonl``) that
+    is there, so one that is damaged or not a run store is a one-line error before any data or model is loaded."""
+    from recllm.bench.runs import RunStore
+
+    for suffix in stores:
+        RunStore(report.with_suffix(suffix))
+
+
 def add_report_args(parser: argparse.ArgumentParser, default_name: str,
-                    handler: Callable[[argparse.Namespace], int]) -> None:
+                    handler: Callable[[argparse.Namespace], int], stores: "tuple[str, ...]" = ()) -> None:
     """``--out``, ``--overwrite`` and ``--allow-dirty``, and ``handler`` run only after they are checked (its
     ``args.report`` is the :class:`ReportTarget`; ``--seeds`` / ``--seed`` are checked too, see
-    :func:`check_seed_args`). With ``--plan`` (a command that has it: it writes no report)
+    :func:`check_seed_args`, and so are the run stores the benchmark keeps beside its report, ``stores``: their
+    suffixes, see :func:`check_run_stores`). With ``--plan`` (a command that has it: it writes no report)
     nothing is checked: ``args.report`` is the report's path, beside which the plan reads the run store."""
     parser.add_argument("--out", default=None, help=f"report path, or a folder to write {default_name} into "
                         f"(default {REPORT_FOLDER / default_name} under the current folder); an existing file that "
@@ -158,6 +168,7 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
             args.report = report_path(args.out, name)
         else:
             args.report = report_target(args.out, name, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
+            check_run_stores(args.report.path, stores)
         args.command = command_line(parser, args)
         return handler(args)
 

@@ -231,12 +231,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[{NAME}] this machine offers no scoring precision faster than {TRAINING_DTYPE} (--faster "
               f"{args.faster} resolves to it here): the report shows the rows other CPUs stored, and --faster "
               "bfloat16 measures the emulated one (slow)", flush=True)
-    set_threads(args.threads)
-    summarizer = load_causal_lm(None, dtype=args.precision)
-    campaign = RunStore(runs)
+    campaign = RunStore(runs)  # the stores are read (or refused) before the model loads
     # summaries generated here are carried beside the campaign's store, as the campaign's own are
     cache = CarriedCache(runs.with_name(runs.name.replace(".runs.jsonl", ".texts.jsonl")))
     store = RunStore(target.path.with_suffix(".runs.jsonl"))
+    set_threads(args.threads)
+    summarizer = load_causal_lm(None, dtype=args.precision)
     rows = []
     for spec in specs:
         rows += measure_dataset(spec, summarizer, cache, campaign, store, args.faster, show_progress=not args.quiet,
@@ -267,4 +267,4 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    help="the trsr campaign's run store (default: trsr.runs.jsonl beside the report)")
     b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
-    add_report_args(b, "trsr-agreement.md", _run)
+    add_report_args(b, "trsr-agreement.md", _run, stores=(".runs.jsonl",))

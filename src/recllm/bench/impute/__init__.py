@@ -85,5 +85,5 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    "bfloat16 the same runs, for a benchmark finished over sessions on different machines")
     b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
-    add_report_args(b, "imputation.md", _run)
+    add_report_args(b, "imputation.md", _run, stores=(".runs.jsonl",))
 

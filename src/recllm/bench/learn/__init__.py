@@ -73,7 +73,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     b.add_argument("--quiet", action="store_true")
     b.add_argument("--plan", action="store_true",
                    help="list every run (stored or not) with its estimated minutes on this machine, fit nothing")
-    add_report_args(b, "learn.md", _run)
+    add_report_args(b, "learn.md", _run, stores=(".runs.jsonl", ".content.jsonl"))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
                    "validation; printed in the report)")
     b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     b.add_argument("--quiet", action="store_true")
-    add_report_args(b, "trsr.md", _run)
+    add_report_args(b, "trsr.md", _run, stores=(".runs.jsonl",))
 
 
 if __name__ == "__main__":

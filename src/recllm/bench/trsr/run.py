@@ -1017,10 +1017,10 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     if "sasrec" not in MODELS:
         notes.append("SASRec is not registered in recllm.models: item-kNN stands in for it.")
     started = time.perf_counter()
-    summarizer = load_causal_lm(model_name, dtype=precision)
     path = target.path
-    cache = CarriedCache(path.with_suffix(".texts.jsonl"))
+    cache = CarriedCache(path.with_suffix(".texts.jsonl"))  # the stores are read (or refused) before the model loads
     store = RunStore(path.with_suffix(".runs.jsonl"))
+    summarizer = load_causal_lm(model_name, dtype=precision)
     faster = resolve_dtype(score_dtype, summarizer.device)
     prepared: dict[str, Prepared] = {}
     inputs: dict[str, dict[str, Any]] = {}
