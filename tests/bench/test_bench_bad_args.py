@@ -253,3 +253,9 @@ def test_trsr_reads_its_carried_summaries_before_the_model(tmp_path, table, caps
     assert main(command("bench trsr", tmp_path, table)) == 2
     assert_one_line(capsys, "bench trsr", "report.texts.jsonl")
 
+
+@pytest.mark.parametrize("name,option", [("bench trsr", "--precision"), ("bench trsr", "--score-dtype"),
+                                         ("bench impute", "--precision")])
+def test_a_wrong_precision_names_its_option_before_any_work(name, option, tmp_path, table, capsys):
+    assert main(command(name, tmp_path, table) + [option, "bogus"]) == 2
+    assert_one_line(capsys, name, f"({option})")

@@ -16,8 +16,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
     from recllm.cli_args import check_model, config_errors, fetch_data
+    from recllm.llm.precision import check_dtype
     from recllm.utils import set_threads
 
+    if args.precision is not None:  # a wrong name: one line naming the option
+        check_dtype(args.precision, "--precision")
     check_model(args.model)  # a --model folder that does not exist: one line, before any work
     with config_errors():
         config = BenchConfig.preset(

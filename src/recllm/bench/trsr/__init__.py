@@ -13,8 +13,11 @@ NAME = "trsr"
 def _run(args: argparse.Namespace) -> int:
     from recllm.bench.trsr.run import benchmark_specs, check_seeds, run_benchmark
     from recllm.cli_args import fetch_data
+    from recllm.llm.precision import check_dtype
     from recllm.utils import set_threads
 
+    check_dtype(args.precision, "--precision")  # a wrong name: one line naming the option, before any download
+    check_dtype(args.score_dtype, "--score-dtype")
     datasets = args.only or args.datasets
     specs = benchmark_specs(datasets)  # an unknown --datasets / --only name: one line, before any work
     check_seeds(args.seeds)  # so is a --seeds list whose parts other sessions would not find
