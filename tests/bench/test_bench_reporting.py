@@ -118,3 +118,12 @@ def test_out_may_name_a_folder_for_the_default_report_name(checkout, tmp_path):
     assert report_target(str(results / "mine.md"), "learn.md").path == results / "mine.md"
     new = tmp_path / "new"  # a trailing separator names a folder, made when the report is written
     assert report_target(f"{new}/", "learn.md").path == new / "learn.md" and not new.exists()
+
+
+def test_a_checkout_without_a_commit_is_one_line_or_said_in_the_header(tmp_path, monkeypatch):
+    """`git init` and nothing committed: no commit to name, so refused like a dirty tree (not a git traceback)."""
+    _git("init", "-q", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserInputError, match="no commit yet.*--allow-dirty"):
+        source_state()
+    assert source_state(allow_dirty=True) == "no commit yet (written with --allow-dirty)"

@@ -63,8 +63,8 @@ def _checkout(where: Path) -> Path | None:
 
 
 def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None = None) -> str:
-    """The header's source line: ``commit <sha>``, ``commit <sha>+dirty (written with --allow-dirty)`` or
-    ``not a git checkout (recllm <version>)``.
+    """The header's source line: ``commit <sha>``, ``commit <sha>+dirty (written with --allow-dirty)``,
+    ``no commit yet (written with --allow-dirty)`` or ``not a git checkout (recllm <version>)``.
 
     Looks at the checkout holding ``where`` (default: the current folder, else recllm's own source). A tree with
     changed tracked files raises :class:`recllm.errors.UserInputError` unless ``allow_dirty``.
@@ -81,7 +81,13 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
         except metadata.PackageNotFoundError:
             version = "unknown"
         return f"not a git checkout (recllm {version})"
-    sha = _git(["rev-parse", "--short=12", "HEAD"], top)
+    try:
+        sha = _git(["rev-parse", "--short=12", "HEAD"], top)
+    except (OSError, subprocess.SubprocessError):  # a checkout without a commit yet (`git init` only)
+        if not allow_dirty:
+            raise UserInputError("the git checkout has no commit yet, so a report cannot name its source", str(top),
+                                 "commit the code, or pass --allow-dirty (the header then says so)") from None
+        return "no commit yet (written with --allow-dirty)"
     changed = [line for line in _git(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
                if not is_generated_result(line[2:].lstrip())]
     if not changed:
