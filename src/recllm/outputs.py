@@ -32,8 +32,8 @@ from pathlib import Path
 
 from recllm.errors import UserInputError
 
-__all__ = ["MARKER", "check_output_dir", "check_output_file", "check_report_file", "is_generated_report",
-           "mark_output_dir", "publish_output_dir", "read_marker"]
+__all__ = ["MARKER", "check_output_dir", "check_output_file", "check_plot_files", "check_report_file",
+           "is_generated_plot", "is_generated_report", "mark_output_dir", "publish_output_dir", "read_marker"]
 
 MARKER = ".recllm-output.json"
 _NEW_OUT = "choose a new --out folder or remove it yourself"
@@ -295,6 +295,33 @@ def is_generated_report(path: str | os.PathLike[str]) -> bool:
     except OSError:
         return False
     return GENERATED_NOTE in head
+
+
+PLOT_SOFTWARE = "recllm (generated)"  # the PNG "Software" text of recllm's plots (recllm.eval.report.save_plot)
+
+
+def is_generated_plot(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a PNG plot recllm saved (its "Software" text says so, see :data:`PLOT_SOFTWARE`)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"Software\x00" + PLOT_SOFTWARE.encode() in head
+
+
+def check_plot_files(paths: Iterable[str | os.PathLike[str]], overwrite: bool = False) -> None:
+    """Each of ``paths`` (the plots a report links, written beside it) is absent, recllm's own earlier plot, or
+    ``overwrite`` (the user's ``--overwrite``); else a :class:`UserInputError` naming it. Creates nothing."""
+    for path in paths:
+        target = Path(path)
+        if target.is_dir():
+            raise UserInputError("a folder has the name of a plot the report writes beside it", str(target),
+                                 "move it away or choose another --out")
+        if (target.exists() or target.is_symlink()) and not overwrite and not is_generated_plot(target):
+            raise UserInputError("a file that recllm did not generate has the name of a plot the report writes "
+                                 "beside it", str(target),
+                                 "move it away, choose another --out, or pass --overwrite to replace it")
 
 
 def check_report_file(path: str | os.PathLike[str], overwrite: bool = False) -> Path:

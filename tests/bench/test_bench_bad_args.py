@@ -259,3 +259,36 @@ def test_trsr_reads_its_carried_summaries_before_the_model(tmp_path, table, caps
 def test_a_wrong_precision_names_its_option_before_any_work(name, option, tmp_path, table, capsys):
     assert main(command(name, tmp_path, table) + [option, "bogus"]) == 2
     assert_one_line(capsys, name, f"({option})")
+
+
+# command -> (extra options, a plot its report links beside report.md)
+PLOTS = {"bench impute": ([], "report-downstream.png"),
+         "bench learn": (["--datasets", "ml-100k"], "report-ml-100k.png")}
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_a_file_recllm_did_not_make_where_a_plot_goes_is_refused_before_any_work(name, tmp_path, table, capsys):
+    """The plots are written when the report is, after hours of runs: a user's file of that name is named now (and
+    left as it is), not replaced at the end."""
+    extra, plot = PLOTS[name]
+    (tmp_path / plot).write_bytes(b"\x89PNG\r\n\x1a\n someone's picture")
+    assert main(command(name, tmp_path, table) + extra) == 2
+    assert_one_line(capsys, name, plot)
+    assert (tmp_path / plot).read_bytes() == b"\x89PNG\r\n\x1a\n someone's picture"
+    with pytest.raises(Reached):  # the user's word
+        main(command(name, tmp_path, table) + extra + ["--overwrite"])
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_recllms_own_plot_is_replaced_by_a_rerun(name, tmp_path, table):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recllm.eval.report import save_plot
+
+    extra, plot = PLOTS[name]
+    save_plot(plt.subplots()[0], tmp_path / plot)
+    with pytest.raises(Reached):
+        main(command(name, tmp_path, table) + extra)

@@ -161,7 +161,8 @@ def add_report_args(parser: argparse.ArgumentParser, default_name: str,
                         f"(default {REPORT_FOLDER / default_name} under the current folder); an existing file that "
                         "recllm did not generate needs --overwrite")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out file that is not a report recllm generated")
+                        help="replace an existing --out file (or a plot the report links beside it) that "
+                        "recllm did not generate")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="write the report from a git tree with uncommitted changes (its header says so)")
 

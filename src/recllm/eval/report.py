@@ -422,8 +422,10 @@ def save_plot(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from recllm.outputs import PLOT_SOFTWARE
+
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": "recllm (generated)"})
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": PLOT_SOFTWARE})
     plt.close(fig)
     return path

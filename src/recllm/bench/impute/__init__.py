@@ -36,6 +36,11 @@ def _run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, great_settings=config.settings)
         if args.llm_all_settings:
             config = dataclasses.replace(config, llm_settings=config.settings)
+    if not args.plan:  # a plot of the same name that recllm did not make: refused now, not after the runs
+        from recllm.bench.impute.report import plot_paths
+        from recllm.outputs import check_plot_files
+
+        check_plot_files(plot_paths(args.report.path), args.overwrite)
     fetch_data([*config.datasets, *(config.attempt_datasets or ())])  # before the language model loads
     set_threads(args.threads)
     if args.plan:

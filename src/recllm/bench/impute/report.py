@@ -588,7 +588,12 @@ def _attempts_table(attempts: list[dict[str, Any]]) -> str:
     return format_table(table, cols) + "\n" + ("\nAttempts:\n\n" + "\n".join(legend) + "\n" if legend else "")
 
 
-def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: str) -> list[str]:
+def plot_paths(path: Path) -> tuple[Path, Path]:
+    """The plots the report at ``path`` links, written beside it: ``<stem>-downstream.png``, ``<stem>-cells.png``."""
+    return path.with_name(f"{path.stem}-downstream.png"), path.with_name(f"{path.stem}-cells.png")
+
+
+def _plots(rows: list[dict[str, Any]], imputers: list[str], path: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -599,6 +604,7 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
     if len(rates) < 2:
         return []
     links = []
+    downstream, cells = plot_paths(path)
     tasks = [t for ts in TASKS.values() for t in ts if any(k[0] == t.name for k in down)]
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -613,7 +619,7 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
         ax.set_title(f"{task.name}: {task.primary}")
         ax.set_xlabel("MCAR missing cells (%)")
     axes[0][0].legend(fontsize=8)
-    links.append(save_plot(fig, folder / f"{stem}-downstream.png").name)
+    links.append(save_plot(fig, downstream).name)
     imp = _imputation(rows)
     metrics = sorted({(t, m) for (t, m, _, _) in imp if m.endswith((":nrmse", ":accuracy", ":jaccard"))})
     if metrics:
@@ -626,7 +632,7 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], folder: Path, stem: 
             ax.set_title(f"{table.split('/')[-1]} {metric}", fontsize=9)
             ax.set_xlabel("MCAR %")
         axes[0][0].legend(fontsize=7)
-        links.append(save_plot(fig, folder / f"{stem}-cells.png").name)
+        links.append(save_plot(fig, cells).name)
     return links
 
 
@@ -711,7 +717,7 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     imputers = list(imputers if imputers is not None else config.imputers)
     ran = {row["imputer"] for row in rows}
     shown = [i for i in config.unit_imputers(tuple(imputers)) if i in imputers or i in ran]  # + shared-fit references
-    links = _plots(rows, shown, path.parent, path.stem)
+    links = _plots(rows, shown, path)
     masked = "; ".join(f"{spec.name}: {', '.join(spec.masked)}" for d in config.datasets for spec in TABLES[d])
     versions = peer_versions()
     peers = [f"{name} ({versions[name]})" for name in PEERS if name in config.imputers]

@@ -21,6 +21,13 @@ def _run(args: argparse.Namespace) -> int:
 
     for name in args.datasets or ():
         check_data_source(name, "--datasets")
+    if not args.plan:  # a plot of the same name that recllm did not make: refused now, not after the runs
+        from recllm.bench.learn.report import plot_path
+        from recllm.outputs import check_plot_files
+
+        check_plot_files((plot_path(args.report.path, name)
+                          for name in args.datasets or (QUICK_DATASETS if args.quick else FULL_DATASETS)),
+                         args.overwrite)
     if args.datasets:  # a data set named on the command line is run or refused, never skipped
         fetch_data(args.datasets)
     elif not fetch_data(defaults := list(QUICK_DATASETS if args.quick else FULL_DATASETS), skip_missing=True):

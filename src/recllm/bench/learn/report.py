@@ -439,7 +439,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
             for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
                 body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
                             f"{_paired(by_model, learn, MAIN_SASREC)}\n")
-        plot = _plot(groups, dataset, order, path.with_name(f"{path.stem}-{_file_part(dataset)}.png"))
+        plot = _plot(groups, dataset, order, plot_path(path, dataset))
         if plot is not None:
             body.append(f"![NDCG@10 on {dataset}]({plot.name})\n")
     if reference is not None:
@@ -476,6 +476,11 @@ def departures() -> list[str]:
             "and full-catalogue ranking, instead of the paper's industrial logs and RecFormer's Amazon categories",
             "its losses (in-batch InfoNCE plus the dense all-action loss with the paper's recency weights) kept; "
             "the epochs chosen by early stopping on validation NDCG@10, which the paper does not state"]
+
+
+def plot_path(path: Path, dataset: str) -> Path:
+    """The NDCG@10 plot of ``dataset`` that the report at ``path`` links, written beside it."""
+    return path.with_name(f"{path.stem}-{_file_part(dataset)}.png")
 
 
 def _file_part(dataset: str) -> str:
