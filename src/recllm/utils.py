@@ -207,6 +207,14 @@ def write_text_atomic(target: str | os.PathLike[str], text: str, replace: bool =
         tmp.write_text(text, encoding="utf-8")
 
 
+def ends_with_newline(path: str | os.PathLike[str]) -> bool:
+    """Whether the (non-empty) file ``path`` ends with a newline: an append-only JSON-lines file whose writer was
+    stopped mid-line does not, and the next line must start on a line of its own."""
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 def write_json_atomic(target: str | os.PathLike[str], obj: Any, replace: bool = True) -> None:
     """Write ``obj`` as indented JSON to ``target`` atomically (``replace``: as :func:`atomic_path`)."""
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", replace)

@@ -132,3 +132,26 @@ def test_training_sections_render_on_the_tiny_model(shared_data, tiny_lm, monkey
     assert "as many observed cells per second as per-cell.**" in text and "| per pair |" in text
     assert text.count(f"against a float32 {machine.PEAK_SIZE}-square matmul") == 1
     assert text.count("load average (1/5/15 min)") == 2 and "{" not in text  # every placeholder filled
+
+
+def test_a_machine_line_cut_short_by_a_stopped_run_does_not_break_the_next(tmp_path, no_data):
+    """The record is appended to: a run stopped mid-line leaves an unfinished line without its newline, which the
+    next runs skip (the next starts its own line after it)."""
+    out = tmp_path / "f.md"
+    record = tmp_path / "foundation.machines.jsonl"
+    record.write_text(json.dumps({"date": "2026-01-01", "commit": "abc", **FACTS}) + "\n" + '{"date": "2026-')
+    assert main(["bench", "foundation", "--only", "data", "--out", str(out), "--allow-dirty"]) == 0
+    lines = record.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == '{"date": "2026-' and json.loads(lines[2])["cpu"] == "Test CPU"
+    assert main(["bench", "foundation", "--only", "data", "--out", str(out), "--allow-dirty"]) == 0  # now inside
+    assert "| Test CPU |" in out.read_text().split("### CPU families measured by this report")[1]
+
+
+@pytest.mark.parametrize("content", [b"not json\n", b'{"date": "x"}\n', b"\xff\xfe binary\n"])
+def test_a_damaged_machine_record_is_one_line_before_anything_is_measured(tmp_path, monkeypatch, capsys, content):
+    monkeypatch.setattr(machine, "measure", lambda: pytest.fail("measured before the record was read"))
+    (tmp_path / "foundation.machines.jsonl").write_bytes(content)
+    assert main(["bench", "foundation", "--only", "data", "--out", str(tmp_path / "f.md"), "--allow-dirty"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "foundation.machines.jsonl" in err and "Traceback" not in err, err
+    assert (tmp_path / "foundation.machines.jsonl").read_bytes() == content

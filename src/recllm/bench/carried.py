@@ -79,12 +79,12 @@ class CarriedCache(DiskCache):
         super().put_many(mapping)
 
     def _append(self, lines: list[str]) -> None:
-        from recllm.utils import folder_lock
+        from recllm.utils import ends_with_newline, folder_lock
 
         self.carried.parent.mkdir(parents=True, exist_ok=True)
         with folder_lock(self.carried):
             with open(self.carried, "a", encoding="utf-8") as handle:
-                if handle.tell() > 0 and not _ends_with_newline(self.carried):
+                if handle.tell() > 0 and not ends_with_newline(self.carried):
                     handle.write("\n")  # after a line cut short: start a whole new line
                 handle.write("\n".join(lines) + "\n")
                 handle.flush()
@@ -95,8 +95,3 @@ class CarriedCache(DiskCache):
         process carries what they made when it stores their outputs."""
         return DiskCache, (self.path, self.namespace, self.timeout)
 
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"

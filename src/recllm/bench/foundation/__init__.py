@@ -54,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     from recllm.utils import set_threads
 
     sections = args.only.split(",")
+    machine.read_history(args.report.path)  # a damaged record: one line now, not after the measurements
     fetch_data(d for key in sections for d in SECTION_DATA.get(key, ()))
     set_threads(args.threads)
     target = args.report

@@ -72,20 +72,59 @@ def commit_id(source: str) -> str:
 
 
 def append_history(report: str | os.PathLike[str], facts: dict, source: str) -> None:
-    """Add this run's machine line to the record (one JSON line, appended and flushed); ``source`` is the report's
-    source line."""
+    """Add this run's machine line to the record (one JSON line, appended and flushed; after a line cut short by a
+    stopped run, on a line of its own); ``source`` is the report's source line."""
+    from recllm.utils import ends_with_newline
+
     line = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), "commit": commit_id(source), **facts}
-    with open(history_path(report), "a", encoding="utf-8") as out:
-        out.write(json.dumps(line, sort_keys=True) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _history(report: str | os.PathLike[str]) -> list[dict]:
     path = history_path(report)
+    with open(path, "a", encoding="utf-8") as out:
+        cut = out.tell() > 0 and not ends_with_newline(path)
+        out.write(("\n" if cut else "") + json.dumps(line, sort_keys=True) + "\n")
+        out.flush()
+
+
+def _check_record(record: object) -> None:
+    """A TypeError / KeyError / ValueError unless ``record`` is a machine line :func:`section` can show."""
+    peaks = record["peak_gflops"]  # type: ignore[index]
+    if not all(isinstance(record[k], str) for k in ("date", "commit", "cpu", "policy")):  # type: ignore[index]
+        raise TypeError("date, commit, cpu and policy must be text")
+    if not isinstance(record["flags"], list) or not all(isinstance(f, str) for f in record["flags"]):  # type: ignore[index]
+        raise TypeError("flags must be a list of text")
+    if not all(isinstance(peaks[d], (int, float)) and peaks[d] > 0 for d in ("float32", "bfloat16")):
+        raise ValueError("peak_gflops must give float32 and bfloat16 as numbers above 0")
+
+
+def read_history(report: str | os.PathLike[str]) -> list[dict]:
+    """The machines recorded beside ``report`` (none when there is no record). A line cut short by a stopped run (an
+    unfinished JSON object) is skipped; any other line that is not a machine record, or a file that is not text, is
+    a :class:`recllm.errors.UserInputError` naming the file (and line): read before the benchmark measures anything."""
+    from recllm.errors import UserInputError
+
+    path = history_path(report)
+    todo = "fix or delete that line, or move the file away (it is recllm's record of the machines this ran on)"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"the record of measured machines cannot be read ({exc})", str(path), todo) from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if line.lstrip().startswith("{"):  # an unfinished record: a run stopped while appending it
+                continue
+            raise UserInputError(f"line {number} is not a machine record ({exc})", str(path), todo) from None
+        try:
+            _check_record(record)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserInputError(f"line {number} is not a machine record ({exc})", str(path), todo) from None
+        out.append(record)
+    return out
 
 
 def section(facts: dict, report: str | os.PathLike[str]) -> str:
@@ -100,7 +139,7 @@ def section(facts: dict, report: str | os.PathLike[str]) -> str:
              "float32 GFLOP/s": f"{h['peak_gflops']['float32']:.1f}",
              "bfloat16 GFLOP/s": f"{h['peak_gflops']['bfloat16']:.1f}",
              "bf16 / fp32": f"{h['peak_gflops']['bfloat16'] / h['peak_gflops']['float32']:.2f}x",
-             "auto picks": h["policy"].split(":")[0].split(" ")[0]} for h in _history(report) + [dict(facts, date="this run",
+             "auto picks": h["policy"].split(":")[0].split(" ")[0]} for h in read_history(report) + [dict(facts, date="this run",
                                                                                       commit="this run")]]
     return "\n".join([
         "## Machine and precision",
