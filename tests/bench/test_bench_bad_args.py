@@ -292,3 +292,14 @@ def test_recllms_own_plot_is_replaced_by_a_rerun(name, tmp_path, table):
     save_plot(plt.subplots()[0], tmp_path / plot)
     with pytest.raises(Reached):
         main(command(name, tmp_path, table) + extra)
+
+
+@pytest.mark.parametrize("name", ["bench impute-numbers", "bench learn-catalogue", "bench trsr",
+                                  "bench trsr-agreement"])
+def test_datasets_naming_none_is_one_line_not_a_report_of_nothing(name, tmp_path, table, capsys):
+    """`--datasets` with no name ran nothing and replaced the report with an empty one (trsr after loading the
+    model)."""
+    (tmp_path / "trsr.runs.jsonl").write_text("")  # trsr-agreement's campaign store
+    assert main(command(name, tmp_path, table) + ["--datasets"]) == 2
+    assert_one_line(capsys, name, "--datasets")
+    assert not (tmp_path / "report.md").exists()

@@ -222,7 +222,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     from recllm.cli_args import seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="how the LLM imputer should decode numbers -> docs/results/imputation-numbers.md")
-    b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
+    b.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS)
     b.add_argument("--seeds", nargs="*", type=seed_arg, default=None,
                    help=f"seeds, each stored on its own (default: {' '.join(map(str, SEEDS))})")
     b.add_argument("--precision", default="auto",

@@ -135,7 +135,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
     from recllm.cli_args import seed_arg, thread_count
 
     b = bench.add_parser(NAME, help="what LEARN's top 10 is made of on Amazon -> docs/results/learn-catalogue.md")
-    b.add_argument("--datasets", nargs="*", default=DEFAULT_DATASETS)
+    b.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS)
     b.add_argument("--seed", type=seed_arg, default=0)
     b.add_argument("--threads", type=thread_count, default=0, help="torch / BLAS threads (0: library default)")
     add_report_args(b, "learn-catalogue.md", _run)

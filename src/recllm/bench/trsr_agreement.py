@@ -255,7 +255,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
 
     b = bench.add_parser(NAME, help="a faster scoring precision's rank agreement with trsr.md's headline scores, on "
                          "the campaign's seed-0 rankers -> docs/results/trsr-agreement.md")
-    b.add_argument("--datasets", nargs="*", default=None, help="subset of the trsr benchmark's data sets")
+    b.add_argument("--datasets", nargs="+", default=None, help="subset of the trsr benchmark's data sets")
     b.add_argument("--only", nargs=1, default=None, metavar="DATASET", help="one data set")
     b.add_argument("--precision", default="auto",
                    help="the summarizer's precision: the campaign's (its --precision; float32 for a campaign spread "

@@ -41,7 +41,7 @@ def register_cli(bench: argparse._SubParsersAction) -> None:
 
     b = bench.add_parser(NAME, help="LLM-TRSR benchmark -> docs/results/trsr.md")
     b.add_argument("--quick", action="store_true", help="tiny sizes for development (a few minutes)")
-    b.add_argument("--datasets", nargs="*", default=None, help="subset of the benchmark data sets")
+    b.add_argument("--datasets", nargs="+", default=None, help="subset of the benchmark data sets")
     b.add_argument("--only", nargs=1, default=None, metavar="DATASET",
                    help="run one data set (its units are stored as they finish, so pieces add up)")
     b.add_argument("--plan", action="store_true",
