@@ -208,7 +208,7 @@ def test_far_more_threads_than_the_machine_has(name, tmp_path, table, capsys):
 
 
 # command -> the run stores it keeps beside its report (read, or refused, before any download, data load or model)
-STORES = {"bench impute": [".runs.jsonl"], "bench learn": [".runs.jsonl", ".content.jsonl"],
+STORES = {"bench impute": [".runs.jsonl"], "bench learn": [".runs.jsonl", ".content.jsonl", ".recbole.json"],
           "bench trsr": [".runs.jsonl"], "bench impute-numbers": [".runs.jsonl"],
           "bench learn-patience": [".runs.jsonl"]}
 

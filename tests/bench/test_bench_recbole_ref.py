@@ -71,6 +71,23 @@ def test_reference_is_stored_and_read_back_without_the_run_folder(loo, tmp_path)
     store.write_text(json.dumps(saved))
     ref = recbole_reference([ours], loo, tmp_path / "run", store)
     assert "another split" in ref["error"] and "make recbole-reference" in ref["error"]
+    store.write_text("{}")  # a store that is not a saved reference: said, not a KeyError
+    ref = recbole_reference([ours], loo, tmp_path / "run", store)
+    assert "is not a RecBole reference recllm saved" in ref["error"]
+
+
+def test_a_file_recllm_did_not_save_is_never_replaced_by_the_reference(tmp_path):
+    from recllm.bench.learn.recbole_ref import check_reference_store
+    from recllm.errors import UserInputError
+
+    store = tmp_path / "learn.recbole.json"
+    check_reference_store(store)  # absent: fine
+    store.write_text('{"mine": 1}')
+    with pytest.raises(UserInputError, match="not a RecBole reference recllm saved"):
+        check_reference_store(store)
+    check_reference_store(store, overwrite=True)
+    store.write_text(json.dumps({"manifest": {}, "record": {}, "split": "x", "per_user": {}}))
+    check_reference_store(store)  # recllm's own: rerunning updates it
 
 
 def test_save_reference_stores_figures_on_the_benchmark_split(shared_data, tmp_path):

@@ -8,6 +8,7 @@ in :mod:`recllm.bench.learn.plan`, RecBole's SASRec beside ours in :mod:`recllm.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 NAME = "learn"
 
@@ -28,6 +29,9 @@ def _run(args: argparse.Namespace) -> int:
         check_plot_files((plot_path(args.report.path, name)
                           for name in args.datasets or (QUICK_DATASETS if args.quick else FULL_DATASETS)),
                          args.overwrite)
+        from recllm.bench.learn.recbole_ref import check_reference_store
+
+        check_reference_store(Path(args.report.path).with_suffix(".recbole.json"), args.overwrite)
     if args.datasets:  # a data set named on the command line is run or refused, never skipped
         fetch_data(args.datasets)
     elif not fetch_data(defaults := list(QUICK_DATASETS if args.quick else FULL_DATASETS), skip_missing=True):

@@ -72,14 +72,41 @@ def save_reference(run_dir: Path = DEFAULT_RUN, store: Path = DEFAULT_STORE) -> 
     missing = [name for name in NEEDED if not (run_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{run_dir / missing[0]} not found: run `make recbole-reference` first")
+    check_reference_store(store)
     saved = _from_run_dir(make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
     if "error" in saved:
         raise ValueError(saved["error"])
     return store
 
 
+STORE_KEYS = frozenset({"manifest", "record", "split", "per_user"})  # what _from_run_dir saves
+
+
+def _read_store(store: Path) -> dict[str, Any] | None:
+    """The saved reference in ``store``, or None when the file is not one (damaged, or not recllm's)."""
+    try:
+        saved = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and STORE_KEYS <= set(saved) else None
+
+
+def check_reference_store(store: Path, overwrite: bool = False) -> None:
+    """``store`` (the RecBole reference beside a learn report) is absent, a saved reference (rerunning updates it),
+    or ``overwrite``; else a one-line :class:`~recllm.errors.UserInputError` naming it. Reads nothing else."""
+    from recllm.errors import UserInputError
+
+    if store.is_dir() or (store.exists() and not overwrite and _read_store(store) is None):
+        raise UserInputError("a file or folder that is not a RecBole reference recllm saved has the name of the one "
+                             "the learn report keeps beside it", str(store),
+                             "move it away, choose another --out, or pass --overwrite to replace it")
+
+
 def _from_store(split: Any, store: Path) -> dict[str, Any]:
-    saved = json.loads(store.read_text())
+    saved = _read_store(store)
+    if saved is None:
+        return {"error": f"{store} is not a RecBole reference recllm saved (damaged, or another file): move it away "
+                         "and rerun `make recbole-reference`"}
     if saved.get("split") != cases_fingerprint(split.eval_cases("test")):
         return {"error": f"{store} was computed on another split than this benchmark's ML-100K leave-one-out "
                          "split: rerun `make recbole-reference` (about 2 h on 2 CPU cores)"}
