@@ -51,3 +51,25 @@ def test_sizes_are_checked():
         Sizes(**{**TINY.__dict__, "model": "gpt"})
     with pytest.raises(ValueError, match="Sizes.texts"):
         Sizes(**{**TINY.__dict__, "texts": 0})
+    with pytest.raises(ValueError, match="Sizes.min_job_seconds"):
+        Sizes(**{**TINY.__dict__, "min_job_seconds": -1.0})
+
+
+def test_a_batch_job_faster_than_its_minimum_is_grown(monkeypatch):
+    """On a fast CPU the preset's work ends within a Ray pool's start: each job is grown (at most 20x) until it
+    takes ``min_job_seconds`` in one process, and the rates and units reported are the grown job's."""
+    import recllm.bench.scaling as scaling
+    import recllm.distributed.ray_jobs as ray_jobs
+
+    monkeypatch.setattr(scaling, "_timed", lambda fn: 0.1)  # every job takes 0.1 s, whatever its size (not run)
+    for name in ("ensure_ray", "ship_model", "embed_texts_ray", "score_continuations_ray", "generate_chunks_ray"):
+        monkeypatch.setattr(ray_jobs, name, lambda *a, **k: None)
+    monkeypatch.setattr("ray.shutdown", lambda: None)
+    grown = scaling.measure_batch_jobs(Sizes(**{**TINY.__dict__, "min_job_seconds": 0.5}))
+    # 0.5 s / 0.1 s: 5x the texts (4 -> 20), the groups (2 -> 10: 30 candidates), the prompts (2 -> 10)
+    assert grown["units"] == {"embedding": (20, "items"), "scoring": (30, "candidates"), "generation": (10, "prompts")}
+    assert grown["jobs"]["embedding"]["local"] == pytest.approx(200.0) and grown["min_job_seconds"] == 0.5
+    capped = scaling.measure_batch_jobs(Sizes(**{**TINY.__dict__, "min_job_seconds": 60.0}))
+    assert capped["units"]["embedding"] == (80, "items")  # at most 20x the preset
+    as_given = scaling.measure_batch_jobs(TINY)
+    assert as_given["units"]["embedding"] == (4, "items") and as_given["min_job_seconds"] == 0.0

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,24 @@ class Sizes:
     epochs: int
     sft_examples: int
     sft_batch: int
+    # each LLM batch job's texts, groups or prompts grown until it takes at least this long in one process here
+    # (a fast CPU would otherwise finish it within a Ray pool's start, leaving no steady rate to measure); 0: as given
+    min_job_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.model not in ("smollm2", "tiny"):
             raise ValueError(f"Sizes.model must be 'smollm2' or 'tiny', got {self.model!r}")
         for name, value in asdict(self).items():
-            if name != "model" and (not isinstance(value, int) or value < 1):
+            if name not in ("model", "min_job_seconds") and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Sizes.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.min_job_seconds, (int, float)) or not 0 <= self.min_job_seconds < 3600:
+            raise ValueError(f"Sizes.min_job_seconds must be a number of seconds in [0, 3600), got "
+                             f"{self.min_job_seconds!r}")
 
 
 SIZES = {
     "full": Sizes(model="smollm2", texts=48, groups=4, candidates=21, prompts=12, new_tokens=24, chunk=3,
-                  users=3000, items=2000, history=30, epochs=2, sft_examples=32, sft_batch=8),
+                  users=3000, items=2000, history=30, epochs=2, sft_examples=32, sft_batch=8, min_job_seconds=20.0),
     "quick": Sizes(model="tiny", texts=48, groups=6, candidates=8, prompts=8, new_tokens=8, chunk=2,
                    users=300, items=200, history=12, epochs=1, sft_examples=16, sft_batch=4),
 }
@@ -119,14 +125,15 @@ def measure_batch_jobs(sizes: Sizes, max_workers: int = 2, show_progress: bool =
 
     torch.set_num_threads(1)  # the driver computes like one worker
     lm = _model(sizes)
-    texts = _texts(sizes.texts)
     yes_no = [lm.tokenizer.convert_tokens_to_ids("Yes"), lm.tokenizer.convert_tokens_to_ids("No")]
-    groups = [(chat_prompt(lm, f"The user liked: {t}. Will they like the next item? Answer Yes or No."),
-               [f"{c}" for c in _texts(sizes.candidates)]) for t in texts[:sizes.groups]]
-    prompts = [chat_prompt(lm, f"Summarise what this user likes: {t}") for t in texts[:sizes.prompts]]
-    chunks = [prompts[s:s + sizes.chunk] for s in range(0, len(prompts), sizes.chunk)]
-    units = {"embedding": (len(texts), "items"), "scoring": (sizes.groups * sizes.candidates, "candidates"),
-             "generation": (len(prompts), "prompts")}
+
+    def inputs(sizes: Sizes) -> tuple[list[str], list[tuple[str, list[str]]], list[list[str]]]:
+        """The texts embedded, the (prompt, candidates) groups scored and the prompt chunks generated."""
+        texts = _texts(max(sizes.texts, sizes.groups, sizes.prompts))
+        groups = [(chat_prompt(lm, f"The user liked: {t}. Will they like the next item? Answer Yes or No."),
+                   [f"{c}" for c in _texts(sizes.candidates)]) for t in texts[:sizes.groups]]
+        prompts = [chat_prompt(lm, f"Summarise what this user likes: {t}") for t in texts[:sizes.prompts]]
+        return texts[:sizes.texts], groups, [prompts[s:s + sizes.chunk] for s in range(0, len(prompts), sizes.chunk)]
 
     def local(job: str) -> Callable[[], Any]:
         return {"embedding": lambda: embed_texts(lm, texts, batch_size=16, show_progress=False),
@@ -134,9 +141,19 @@ def measure_batch_jobs(sizes: Sizes, max_workers: int = 2, show_progress: bool =
                 "generation": lambda: [generate(lm, c, max_new_tokens=sizes.new_tokens, show_progress=False)
                                        for c in chunks]}[job]
 
-    out: dict[str, Any] = {"jobs": {}, "units": units}
-    for job in JOBS:
-        out["jobs"][job] = {"local": units[job][0] / _timed(local(job))}
+    texts, groups, chunks = inputs(sizes)
+    seconds = {job: _timed(local(job)) for job in JOBS}
+    if sizes.min_job_seconds > 0:  # grow each job to its minimum time here (the timing above was the probe)
+        grow = {job: min(20.0, sizes.min_job_seconds / seconds[job]) for job in JOBS}
+        sizes = replace(sizes, **{field: max(getattr(sizes, field), int(np.ceil(getattr(sizes, field) * grow[job])))
+                                  for field, job in (("texts", "embedding"), ("groups", "scoring"),
+                                                     ("prompts", "generation"))})
+        texts, groups, chunks = inputs(sizes)
+        seconds = {job: _timed(local(job)) for job in JOBS}
+    units = {"embedding": (len(texts), "items"), "scoring": (sizes.groups * sizes.candidates, "candidates"),
+             "generation": (sizes.prompts, "prompts")}
+    out: dict[str, Any] = {"jobs": {job: {"local": units[job][0] / seconds[job]} for job in JOBS}, "units": units,
+                           "min_job_seconds": sizes.min_job_seconds}
     began = time.perf_counter()
     ensure_ray(RayOptions(workers=max_workers))
     out["ray_start_seconds"] = time.perf_counter() - began
@@ -297,7 +314,10 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
     lines = [f"Model: {model}, float32, one torch thread per worker/process. Throughput in units per second "
              "(higher is better). On Ray, *job* counts the whole job's wall time, *steady* leaves out the pool "
              "start (each job starts its actors, ships and builds the model: measured with a one-text job at the "
-             "same width); nan where the pool start took (nearly) the whole job.", "",
+             "same width); nan where the pool start took (nearly) the whole job."
+             + (f" Each job's work was grown until it took at least {batch['min_job_seconds']:g} s in one process on "
+                "this machine (at most 20x the preset), so its steady rate is more than the pool start's noise."
+                if batch.get("min_job_seconds") else ""), "",
              "## LLM batch jobs on Ray Data", "",
              format_table(rows, ["job", "unit", "work", "1 process (no Ray)", "1 worker(s): job",
                                  "1 worker(s): steady", "2 worker(s): job", "2 worker(s): steady", "steady 2 / 1"],
