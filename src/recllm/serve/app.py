@@ -3,8 +3,8 @@
 Errors are JSON ``{"error": "<one line>"}``: 400 bad request (malformed JSON, an option the service was not
 started with, an invalid Content-Length), 401 missing or wrong bearer token on a write, 404 unknown user / item /
 route, 409 an idempotency key or item id reused with another payload, 413 body over the limit, 422 wrong types or
-values (non-finite numbers too), 503 with ``Retry-After`` when ``max_reranks`` ``rerank=llm`` requests are already in
-flight; anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
+values (non-finite numbers too), 503 with ``Retry-After`` when ``max_reranks`` LLM requests (``rerank=llm``, first
+summaries) are already in flight; anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
 
 /health and /metrics run on the event loop: they answer while every worker thread is busy (e.g. with reranks).
 """
