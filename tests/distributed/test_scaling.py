@@ -20,15 +20,23 @@ def test_projection_divides_the_work_by_the_effective_workers():
 
 def test_report_tables_come_from_the_measurements():
     batch = {"jobs": {job: {"local": 12.0, 1: 5.0, 2: 4.0} for job in JOBS}, "pool_start": {1: 2.0, 2: 2.0},
-             "units": {job: (30, "things") for job in JOBS}, "ray_start_seconds": 7.25}
+             "units": {job: (30, "things") for job in JOBS}, "ray_start_seconds": 7.25,
+             "flops_per_unit": {job: 1e9 for job in JOBS}}
     batch["jobs"]["generation"][2] = 2.01  # the pool start took the whole 2-worker job: no efficiency
     trainers = {name: {1: {"unit": "rows", "per_second": 100.0, "seconds": 2.0, "wall": 9.0},
                        2: {"unit": "rows", "per_second": 180.0, "seconds": 1.0, "wall": 10.0}} for name in TRAINERS}
-    body = report_body(TINY, batch, trainers, PaperScale(items=1200, interactions=3600, users=10), widths=(1, 4))
-    # 30 things in 5 s (2 s of pool start): 6/s for the job, 10/s steady; 2 workers 7.5 and 15; ratio 1.5
-    assert "| embedding | things | 30 | 12.00 | 6.00 | 10.00 | 7.50 | 15.00 | 1.50 |" in body
-    assert "| generation | things | 30 | 12.00 | 6.00 | 10.00 | 14.93 | nan | nan |" in body
-    assert "| SASRec | rows | 100.00 | 180.00 | 1.80 | 7.0 / 9.0 |" in body
+    trainers["sasrec"][1]["flops_per_unit"] = 2e7
+    peaks = {1: 48e9, 2: 100e9}
+    body = report_body(TINY, batch, trainers, peaks, PaperScale(items=1200, interactions=3600, users=10),
+                       widths=(1, 4))
+    # 30 things in 5 s (2 s of pool start): 6/s for the job, 10/s steady; 2 workers 7.5 and 15; ratio 1.5;
+    # 1 GFLOP a thing: 12 GFLOP/s of a 48 GFLOP/s 1-thread peak, 15 of a 100 GFLOP/s 2-thread peak
+    assert "| embedding | things | 30 | 12.00 | 6.00 | 10.00 | 7.50 | 15.00 | 1.50 | 1 | 25.0% | 15.0% |" in body
+    assert "| generation | things | 30 | 12.00 | 6.00 | 10.00 | 14.93 | nan | nan | 1 | 25.0% |  |" in body
+    # 100 rows/s x 0.02 GFLOP = 2 GFLOP/s of 48: 4.2%; 180 x 0.02 = 3.6 of 100: 3.6%; no count: no fraction
+    assert "| SASRec | rows | 100.00 | 180.00 | 1.80 | 0.02 | 4.2% | 3.6% | 7.0 / 9.0 |" in body
+    assert "| LoRA SFT | rows | 100.00 | 180.00 | 1.80 |  |  |  | 7.0 / 9.0 |" in body
+    assert "48.0 GFLOP/s with 1 thread(s), 100.0 GFLOP/s with 2 thread(s)" in body
     assert "7.2 s" in body and "a projection, not a measurement" in body
     # 1,200 items at 12/s per worker, efficiency 0.75, start-up 7.25 + 2 s: 109.25 s on 1, 9.25 + 1200/36 on 4
     assert "| embed 1,200 item texts | 12.00 | 0.75 | 9.25 | 1.8 min | 0.7 min |" in body
@@ -39,7 +47,9 @@ def test_report_tables_come_from_the_measurements():
 
 def test_a_tower_measurement_counts_training_transitions():
     out = _train_towers("sasrec", TINY)
-    assert out["unit"] == "interactions" and out["seconds"] > 0
+    assert out["unit"] == "interactions" and out["seconds"] > 0 and "flops_per_unit" not in out
+    counted = _train_towers("sasrec", TINY, count=True)
+    assert counted["units"] == out["units"] and counted["flops_per_unit"] > 0
     from recllm.bench.scaling import _split
 
     seqs = _split(TINY).sequences("train")

@@ -30,3 +30,19 @@ def test_cpu_facts() -> None:
     info = thread_info()
     assert info["torch_threads"] == torch.get_num_threads()
     assert int(info["cores"]) >= 1
+
+
+def test_count_flops_counts_matrix_products_and_the_cpu_attention_kernel():
+    """A (64 x 32) @ (32 x 16) product is 2 x 64 x 32 x 16 FLOPs; scaled-dot-product attention on the CPU (whose
+    fused kernel torch's counter does not know) counts QK^T and AV, as the counter does for the other kernels."""
+    import torch
+
+    from recllm.llm.hardware import count_flops
+
+    a, b = torch.randn(64, 32), torch.randn(32, 16)
+    product, flops = count_flops(lambda: a @ b)
+    assert flops == 2 * 64 * 32 * 16 and product.shape == (64, 16)
+    q = torch.randn(2, 4, 10, 8)  # batch 2, 4 heads, 10 positions, head dim 8
+    _, flops = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))
+    assert flops == 2 * (2 * 2 * 4 * 10 * 10 * 8)
+    assert count_flops(lambda: (a + 1.0).sum())[1] == 0  # element-wise work is not counted

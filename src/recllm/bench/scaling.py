@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Sizes", "SIZES", "PaperScale", "project", "run_scaling", "register_cli"]
+__all__ = ["Sizes", "SIZES", "PaperScale", "matmul_peaks", "project", "run_scaling", "register_cli"]
 
 NAME = "scaling"
 TRAINERS = ("sasrec", "learn", "sft")
@@ -122,6 +122,7 @@ def measure_batch_jobs(sizes: Sizes, max_workers: int = 2, show_progress: bool =
     from recllm.distributed.ray_jobs import (RayOptions, embed_texts_ray, ensure_ray, generate_chunks_ray,
                                              score_continuations_ray, ship_model)
     from recllm.llm import chat_prompt, embed_texts, generate, next_token_logprobs_many
+    from recllm.llm.hardware import count_flops
 
     torch.set_num_threads(1)  # the driver computes like one worker
     lm = _model(sizes)
@@ -152,7 +153,10 @@ def measure_batch_jobs(sizes: Sizes, max_workers: int = 2, show_progress: bool =
         seconds = {job: _timed(local(job)) for job in JOBS}
     units = {"embedding": (len(texts), "items"), "scoring": (sizes.groups * sizes.candidates, "candidates"),
              "generation": (sizes.prompts, "prompts")}
+    # the FLOPs of the same work, counted in a run of its own (the counter slows what it counts)
+    flops = {job: count_flops(local(job))[1] for job in JOBS}
     out: dict[str, Any] = {"jobs": {job: {"local": units[job][0] / seconds[job]} for job in JOBS}, "units": units,
+                           "flops_per_unit": {job: flops[job] / units[job][0] for job in JOBS},
                            "min_job_seconds": sizes.min_job_seconds}
     began = time.perf_counter()
     ensure_ray(RayOptions(workers=max_workers))
@@ -202,8 +206,9 @@ def _split(sizes: Sizes) -> Any:
     return leave_one_out(RecDataset("scaling-synthetic", inter, catalogue, people, Schema(item_text=("title",))))
 
 
-def _train_towers(name: str, sizes: Sizes) -> dict[str, Any]:
-    """Fit SASRec or LEARN for ``epochs`` epochs; training transitions per second of training time."""
+def _train_towers(name: str, sizes: Sizes, count: bool = False) -> dict[str, Any]:
+    """Fit SASRec or LEARN for ``epochs`` epochs; training transitions per second of training time (``count``: and
+    the FLOPs of a training epoch per transition, counted after the timed fit)."""
     split = _split(sizes)
     settings = dict(dim=32, n_layers=1, n_heads=2, max_len=20, batch_size=128, max_epochs=sizes.epochs,
                     patience=sizes.epochs + 1, device="cpu", show_progress=False, seed=0)
@@ -219,11 +224,32 @@ def _train_towers(name: str, sizes: Sizes) -> dict[str, Any]:
     seqs = split.sequences("train")
     transitions = int(sum(max(len(s) - 1, 0) for s in seqs.values()))
     seconds = float(sum(r["seconds"] for r in model.history_))
-    return {"units": transitions * len(model.history_), "unit": "interactions", "seconds": seconds}
+    out = {"units": transitions * len(model.history_), "unit": "interactions", "seconds": seconds}
+    if count:
+        out["flops_per_unit"] = _epoch_flops(model, split, settings["batch_size"]) / transitions
+    return out
 
 
-def _train_sft(sizes: Sizes) -> dict[str, Any]:
-    """LoRA SFT for one epoch; answer examples per second of training time (checkpoints excluded)."""
+def _epoch_flops(model: Any, split: Any, batch_size: int) -> float:
+    """The FLOPs of one training epoch of a fitted SASRec or LEARN (forward and backward of every batch, as its fit
+    runs them; the optimizer's element-wise step is not counted)."""
+    import torch
+
+    from recllm.llm.hardware import count_flops
+
+    rows, gen = model._training_rows(split), torch.Generator().manual_seed(0)
+    model.net_.train()
+
+    def epoch() -> None:
+        for start in range(0, len(rows), batch_size):
+            model._batch_loss(torch.from_numpy(rows[start:start + batch_size]), gen).backward()
+
+    return count_flops(epoch)[1]
+
+
+def _train_sft(sizes: Sizes, count: bool = False) -> dict[str, Any]:
+    """LoRA SFT for one epoch; answer examples per second of training time (checkpoints excluded; ``count``: and the
+    FLOPs per example, counted in a second epoch on a fresh model after the timed one)."""
     from recllm.llm.checkpoints import read_log
     from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 
@@ -236,19 +262,29 @@ def _train_sft(sizes: Sizes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         sft_train(lm, examples, config, LoRAConfig(dropout=0.0), output_dir=os.path.join(tmp, "sft"))
         records = read_log(os.path.join(tmp, "sft"))
+        if count:
+            from recllm.llm.hardware import count_flops
+
+            fresh = _model(sizes)
+            flops = count_flops(lambda: sft_train(fresh, examples, config, LoRAConfig(dropout=0.0),
+                                                  output_dir=os.path.join(tmp, "counted")))[1]
     seconds = float(sum(r.get("seconds", 0.0) for r in records if "step" in r))
-    return {"units": len(examples), "unit": "examples", "seconds": seconds}
+    out = {"units": len(examples), "unit": "examples", "seconds": seconds}
+    if count:
+        out["flops_per_unit"] = flops / len(examples)
+    return out
 
 
 def trainer_main(name: str, result: str, size: str) -> None:
     """One process of a trainer measurement (run by torchrun); rank 0 writes ``result``."""
     import torch
 
-    from recllm.distributed.ddp import is_main_process
+    from recllm.distributed.ddp import is_main_process, world_size
 
     torch.set_num_threads(1)
     sizes = SIZES[size]
-    out = _train_sft(sizes) if name == "sft" else _train_towers(name, sizes)
+    count = world_size() == 1  # the work is the same at every width: its FLOPs are counted in the 1-process run
+    out = _train_sft(sizes, count) if name == "sft" else _train_towers(name, sizes, count)
     if is_main_process():
         Path(result).write_text(json.dumps(out), encoding="utf-8")
 
@@ -270,6 +306,32 @@ def measure_trainer(name: str, size: str, processes: int) -> dict[str, Any]:
                                f"{done.stderr[-2000:]}")
         out = json.loads(result.read_text(encoding="utf-8"))
     return {**out, "per_second": out["units"] / out["seconds"], "wall": wall}
+
+
+# ------------------------------------------------------------------------------------------------ the peak
+def matmul_peaks(threads: tuple[int, ...] = (1, 2)) -> dict[int, float]:
+    """This machine's float32 matmul peak (FLOP/s) at each number of torch threads: what each throughput of the
+    report is a fraction of (1 process: the 1-thread peak; 2 workers or processes: the 2-thread peak)."""
+    import torch
+
+    from recllm.bench.foundation.machine import peak_flops
+
+    before = torch.get_num_threads()
+    try:
+        peaks = {}
+        for n in threads:
+            torch.set_num_threads(n)
+            peaks[n] = peak_flops("float32")
+        return peaks
+    finally:
+        torch.set_num_threads(before)
+
+
+def _of_peak(per_second: float, flops_per_unit: float | None, peak: float | None) -> str:
+    """``per_second`` units x their FLOPs as a percentage of ``peak`` ('' when a figure is missing or not finite)."""
+    if flops_per_unit is None or peak is None or not np.isfinite(per_second) or peak <= 0:
+        return ""
+    return f"{per_second * flops_per_unit / peak:.1%}"
 
 
 # ------------------------------------------------------------------------------------------------ cost model
@@ -294,8 +356,11 @@ def _hours(seconds: float) -> str:
 
 
 def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[int, dict[str, Any]]],
-                scale: PaperScale = PaperScale(), widths: tuple[int, ...] = (1, 8, 64, 512)) -> str:
-    """The report's tables from the measurements (see :func:`run_scaling`)."""
+                peaks: dict[int, float], scale: PaperScale = PaperScale(),
+                widths: tuple[int, ...] = (1, 8, 64, 512)) -> str:
+    """The report's tables from the measurements and the matmul ``peaks`` by thread count (see
+    :func:`run_scaling`)."""
+    from recllm.bench.foundation.machine import PEAK_SECONDS, PEAK_SIZE
     from recllm.eval.report import format_table
 
     model = "SmolLM2-135M-Instruct" if sizes.model == "smollm2" else "tiny 2-layer llama (quick mode)"
@@ -309,10 +374,19 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
             row[f"{w} worker(s): steady"] = _steady(count, wall, start.get(w, float("nan")))
         ratio = row["2 worker(s): steady"] / row["1 worker(s): steady"]
         row["steady 2 / 1"] = ratio
+        flops = batch.get("flops_per_unit", {}).get(job)
+        row["GFLOP / unit"] = "" if flops is None else f"{flops / 1e9:.3g}"
+        row["1 process: of peak"] = _of_peak(got["local"], flops, peaks.get(1))
+        row["2 worker(s) steady: of peak"] = _of_peak(row["2 worker(s): steady"], flops, peaks.get(2))
         rows.append(row)
         rates[job] = (got["local"], ratio / 2, batch["ray_start_seconds"] + start.get(2, start[1]))
     lines = [f"Model: {model}, float32, one torch thread per worker/process. Throughput in units per second "
-             "(higher is better). On Ray, *job* counts the whole job's wall time, *steady* leaves out the pool "
+             "(higher is better), and as a fraction of this machine's measured float32 matmul peak ("
+             + ", ".join(f"{peaks[n] / 1e9:.1f} GFLOP/s with {n} thread(s)" for n in sorted(peaks))
+             + f"; a {PEAK_SIZE} x {PEAK_SIZE} matmul for {PEAK_SECONDS:.0f} s): *of peak* is units/s x the FLOPs of a "
+             "unit (*GFLOP / unit*: the work's matrix products and attention, forward and, for trainers, backward, "
+             "counted by torch's FlopCounterMode in a run of its own; element-wise work is not counted) over the "
+             "peak at as many threads as the run used (1 process: 1; 2 workers or processes: 2). On Ray, *job* counts the whole job's wall time, *steady* leaves out the pool "
              "start (each job starts its actors, ships and builds the model: measured with a one-text job at the "
              "same width); nan where the pool start took (nearly) the whole job."
              + (f" Each job's work was grown until it took at least {batch['min_job_seconds']:g} s in one process on "
@@ -320,7 +394,8 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
                 if batch.get("min_job_seconds") else ""), "",
              "## LLM batch jobs on Ray Data", "",
              format_table(rows, ["job", "unit", "work", "1 process (no Ray)", "1 worker(s): job",
-                                 "1 worker(s): steady", "2 worker(s): job", "2 worker(s): steady", "steady 2 / 1"],
+                                 "1 worker(s): steady", "2 worker(s): job", "2 worker(s): steady", "steady 2 / 1",
+                                 "GFLOP / unit", "1 process: of peak", "2 worker(s) steady: of peak"],
                           digits=2), "",
              f"Starting local Ray (`ray.init`, 2 CPUs): {batch['ray_start_seconds']:.1f} s, paid once per session. "
              "A job's pool start: " + ", ".join(f"{v:.1f} s at {w} worker(s)" for w, v in sorted(start.items()))
@@ -330,14 +405,20 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
         runs = trainers[name]
         one, two = runs[1], runs.get(2)
         ratio = two["per_second"] / one["per_second"] if two else float("nan")
+        flops = one.get("flops_per_unit")
         trows.append({"trainer": {"sasrec": "SASRec", "learn": "LEARN towers", "sft": "LoRA SFT"}[name],
                       "unit": one["unit"], "1 process": one["per_second"],
                       "2 processes": two["per_second"] if two else float("nan"), "2 / 1 processes": ratio,
+                      "GFLOP / unit": "" if flops is None else f"{flops / 1e9:.3g}",
+                      "1 process: of peak": _of_peak(one["per_second"], flops, peaks.get(1)),
+                      "2 processes: of peak": _of_peak(two["per_second"] if two else float("nan"), flops,
+                                                       peaks.get(2)),
                       "launch + setup s (1 / 2)": f"{one['wall'] - one['seconds']:.1f} / "
                                                   f"{(two['wall'] - two['seconds']) if two else float('nan'):.1f}"})
         rates[name] = (one["per_second"], ratio / 2, (two or one)["wall"] - (two or one)["seconds"])
     lines += ["## Trainers under torchrun (DistributedDataParallel, gloo)", "",
               format_table(trows, ["trainer", "unit", "1 process", "2 processes", "2 / 1 processes",
+                                   "GFLOP / unit", "1 process: of peak", "2 processes: of peak",
                                    "launch + setup s (1 / 2)"], digits=2), "",
               "Trainer throughput counts training time only (validation and checkpoints excluded); the last "
               "column is what torchrun, imports, data and model loading add per run.", ""]
@@ -384,6 +465,8 @@ def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True
     target = as_target(out, "scaling-quick.md" if quick else "scaling.md")
     sizes = SIZES[size]
     say = (lambda m: print(m, file=sys.stderr)) if show_progress else (lambda m: None)
+    say("scaling: this machine's float32 matmul peak at 1 and 2 threads")
+    peaks = matmul_peaks()
     say("scaling: LLM batch jobs (local, Ray 1 and 2 workers)")
     batch = measure_batch_jobs(sizes)
     trainers: dict[str, dict[int, dict[str, Any]]] = {}
@@ -392,7 +475,7 @@ def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True
         for processes in (1, 2):
             say(f"scaling: {name} under torchrun, {processes} process(es)")
             trainers[name][processes] = measure_trainer(name, size, processes)
-    body = report_body(sizes, batch, trainers)
+    body = report_body(sizes, batch, trainers, peaks)
     write_report(target.path, "Scaling: Ray Data and torchrun on this machine", command or f"recllm bench {NAME}" + (" --quick" if quick else ""), [], body,
                  commit=target.commit, precision="float32 (set by the benchmark on every worker)")
     say(f"scaling: wrote {target.path}")

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 from recllm.hardware import cpu_flags, cpu_model, has_amx  # noqa: F401 - re-exported: the facts live outside llm
+
+T = TypeVar("T")
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -65,3 +69,32 @@ def measure_matmul_flops(dtype: str = "float32", size: int = 1024, seconds: floa
             if elapsed >= seconds:
                 break
     return 2.0 * size**3 * runs / elapsed
+
+
+def _as_raw(formula: Callable[..., int]) -> Callable[..., int]:
+    """A formula from torch's FLOP registry (already taking tensors), marked so FlopCounterMode uses it as it is."""
+    def counted(*args: object, **kwargs: object) -> int:
+        return formula(*args, **kwargs)
+
+    counted._get_raw = True  # type: ignore[attr-defined]
+    return counted
+
+
+def count_flops(fn: Callable[[], T]) -> tuple[T, float]:
+    """Run ``fn`` once and count the FLOPs it executes (``torch.utils.flop_counter.FlopCounterMode``: matrix
+    products, convolutions and attention, forward and backward; element-wise work is not counted), so a throughput
+    can be given as a fraction of :func:`measure_matmul_flops`. The CPU's fused attention kernel, which torch's
+    counter does not know, is counted like the other attention kernels (QK^T and AV)."""
+    from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+    aten = torch.ops.aten
+    mapping = {}
+    for cpu_op, counted_op in (("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention"),
+                               ("_scaled_dot_product_flash_attention_for_cpu_backward",
+                                "_scaled_dot_product_flash_attention_backward")):
+        op, formula = getattr(aten, cpu_op, None), flop_registry.get(getattr(aten, counted_op, None))
+        if op is not None and formula is not None and op not in flop_registry:
+            mapping[op] = _as_raw(formula)
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        result = fn()
+    return result, float(counter.get_total_flops())
