@@ -20,7 +20,7 @@ def work(tmp_path, monkeypatch):
     monkeypatch.chdir(folder)
     # as outside any git checkout: the cases are about arguments, not about the state of this working tree (the
     # clean-tree rule of benchmark reports is tested in tests/bench/test_bench_reporting.py)
-    monkeypatch.setattr("recllm.bench.reporting._checkout", lambda where: None)
+    monkeypatch.setattr("recllm.bench.reporting.code_checkout", lambda package=None: None)
     return folder
 
 

@@ -13,11 +13,13 @@ def git(*args, cwd):
 
 @pytest.fixture
 def checkout(tmp_path, monkeypatch):
-    """A fresh git checkout with one committed file (a.txt), as the current folder."""
+    """A fresh git checkout with one committed file (a.txt), as the current folder and as the checkout of the recllm
+    code running (what a report's header names)."""
     git("init", "-q", cwd=tmp_path)
     (tmp_path / "a.txt").write_text("one\n")
     git("add", "a.txt", cwd=tmp_path)
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "first", cwd=tmp_path)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("recllm.bench.reporting.code_checkout", lambda package=None: tmp_path)
     return tmp_path
 

@@ -43,9 +43,45 @@ def test_changed_generated_results_do_not_make_the_tree_dirty(checkout):
         source_state()
 
 
+def test_the_code_checkout_is_the_one_tracking_the_package(tmp_path):
+    """A package tracked by a checkout names it; one lying untracked inside a repository (a virtual environment in a
+    user's project, git-ignored) names none, so the project's commit is never taken for recllm's."""
+    from recllm.bench.reporting import code_checkout
+
+    _git("init", "-q", cwd=tmp_path)
+    tracked = tmp_path / "src" / "recllm"
+    tracked.mkdir(parents=True)
+    (tracked / "__init__.py").write_text("")
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    _git("add", "src", ".gitignore", cwd=tmp_path)
+    installed = tmp_path / ".venv" / "site-packages" / "recllm"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    assert code_checkout(tracked) == tmp_path.resolve()
+    assert code_checkout(installed) is None
+    assert code_checkout(tmp_path.parent / "nowhere") is None
+
+
+def test_the_current_folders_repository_is_not_the_source(tmp_path, monkeypatch):
+    """A user runs a benchmark inside their own project's repository, with changes: the header still names the
+    recllm code that ran (here this test's checkout), and the project's changes do not stop the report."""
+    from recllm.bench.reporting import code_checkout
+
+    if code_checkout() is None:
+        pytest.skip("recllm is not imported from a git checkout here")
+    expected = source_state(allow_dirty=True)
+    _git("init", "-q", cwd=tmp_path)
+    (tmp_path / "mine.txt").write_text("one\n")
+    _git("add", "mine.txt", cwd=tmp_path)
+    _git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "first", cwd=tmp_path)
+    (tmp_path / "mine.txt").write_text("two\n")
+    monkeypatch.chdir(tmp_path)
+    assert source_state(allow_dirty=True) == expected
+
+
 def test_outside_a_checkout_the_header_names_the_version(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(reporting, "_checkout", lambda where: None)
+    monkeypatch.setattr(reporting, "code_checkout", lambda package=None: None)
     assert source_state().startswith("not a git checkout (recllm ")
 
 
@@ -124,6 +160,7 @@ def test_a_checkout_without_a_commit_is_one_line_or_said_in_the_header(tmp_path,
     """`git init` and nothing committed: no commit to name, so refused like a dirty tree (not a git traceback)."""
     _git("init", "-q", cwd=tmp_path)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(reporting, "code_checkout", lambda package=None: tmp_path)
     with pytest.raises(UserInputError, match="no commit yet.*--allow-dirty"):
         source_state()
     assert source_state(allow_dirty=True) == "no commit yet (written with --allow-dirty)"

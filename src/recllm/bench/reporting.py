@@ -1,12 +1,12 @@
 """Where a benchmark's report goes and on what source it may be written; checked before any expensive work.
 
 A report goes to ``--out`` (default ``docs/results/<name>.md`` under the current folder, never inside the installed
-package). It is written only from a clean git tree (``git status --porcelain``, tracked files, of the checkout that
-holds the current folder, else of the one that holds recllm's source): a reader must be able to check out the
-commit its header names. Changes under ``docs/results/`` (the generated reports, their run stores and plots) do
+package). It is written only from a clean git tree (``git status --porcelain``, tracked files, of the checkout whose
+tracked files are the recllm package this process imported): a reader must be able to check out the commit its
+header names. The current folder's own repository plays no part: a user's project does not make the figures. Changes under ``docs/results/`` (the generated reports, their run stores and plots) do
 not count: they are outputs, not the code a figure came from, and a benchmark resumed across sessions from one
 frozen checkout changes them as it goes. ``--allow-dirty`` writes it anyway, and the header then says
-``commit <sha>+dirty (written with --allow-dirty)``. Outside any git checkout the header says so and names the
+``commit <sha>+dirty (written with --allow-dirty)``. A recllm installed from a wheel (its files tracked by no checkout) gives a header that says so and names the
 recllm version.
 """
 
@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recllm.eval.report import REPORT_FOLDER, is_generated_result  # where reports go; what leaves a tree clean
+# where reports go, the checkout of the code running, git, and what leaves a tree clean
+from recllm.eval.report import REPORT_FOLDER, code_checkout, git_output, is_generated_result
 
 # A change in method every benchmark with a run store shares (see recllm.eval.report.report_changes).
 RUN_STORE_CHANGE: tuple[str, str] = (
@@ -49,15 +50,10 @@ def library_versions(distributions: "tuple[str, ...] | list[str]") -> dict[str, 
     return out
 
 
-def _git(args: list[str], where: Path) -> str:
-    return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=20,
-                          check=True).stdout.strip()
-
-
 def _checkout(where: Path) -> Path | None:
     """The top folder of the git checkout holding ``where``, or None."""
     try:
-        return Path(_git(["rev-parse", "--show-toplevel"], where))
+        return Path(git_output(["rev-parse", "--show-toplevel"], where))
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -66,13 +62,13 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
     """The header's source line: ``commit <sha>``, ``commit <sha>+dirty (written with --allow-dirty)``,
     ``no commit yet (written with --allow-dirty)`` or ``not a git checkout (recllm <version>)``.
 
-    Looks at the checkout holding ``where`` (default: the current folder, else recllm's own source). A tree with
-    changed tracked files raises :class:`recllm.errors.UserInputError` unless ``allow_dirty``.
+    Looks at the checkout holding ``where`` (default: :func:`code_checkout`, the one whose files are the recllm
+    code running). A tree with changed tracked files raises :class:`recllm.errors.UserInputError` unless
+    ``allow_dirty``.
     """
     from recllm.errors import UserInputError
 
-    candidates = [Path(where)] if where is not None else [Path.cwd(), Path(__file__).resolve().parent]
-    top = next((t for t in map(_checkout, candidates) if t is not None), None)
+    top = _checkout(Path(where)) if where is not None else code_checkout()
     if top is None:
         from importlib import metadata
 
@@ -82,13 +78,13 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
             version = "unknown"
         return f"not a git checkout (recllm {version})"
     try:
-        sha = _git(["rev-parse", "--short=12", "HEAD"], top)
+        sha = git_output(["rev-parse", "--short=12", "HEAD"], top)
     except (OSError, subprocess.SubprocessError):  # a checkout without a commit yet (`git init` only)
         if not allow_dirty:
             raise UserInputError("the git checkout has no commit yet, so a report cannot name its source", str(top),
                                  "commit the code, or pass --allow-dirty (the header then says so)") from None
         return "no commit yet (written with --allow-dirty)"
-    changed = [line for line in _git(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
+    changed = [line for line in git_output(["status", "--porcelain", "--untracked-files=no"], top).splitlines()
                if not is_generated_result(line[2:].lstrip())]
     if not changed:
         return f"commit {sha}"

@@ -61,6 +61,25 @@ def is_generated_result(porcelain_path: str) -> bool:
     return all(part.strip().strip('"').startswith(prefix) for part in porcelain_path.split(" -> "))
 
 
+def code_checkout(package: str | os.PathLike[str] | None = None) -> Path | None:
+    """The top folder of the git checkout that tracks ``package`` (default: the recllm package imported here), or
+    None: installed from a wheel, or lying untracked inside some other repository (a virtual environment in a
+    user's project)."""
+    folder = Path(package) if package is not None else Path(__file__).resolve().parents[1]
+    try:
+        top = Path(git_output(["rev-parse", "--show-toplevel"], folder))
+        git_output(["ls-files", "--error-unmatch", "--", str(folder / "__init__.py")], top)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return top
+
+
+def git_output(args: list[str], where: Path) -> str:
+    """The stripped standard output of ``git ARGS`` run in ``where`` (raises OSError or a SubprocessError)."""
+    return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=20,
+                          check=True).stdout.strip()
+
+
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     """The current git commit (with ``+dirty`` when tracked files other than generated results changed), or
     ``unknown`` outside a checkout."""
@@ -221,7 +240,7 @@ def write_report(
     text = text.replace(str(Path.cwd().resolve()) + os.sep, "")  # paths under the working folder, relative
     previous = _previous_report(path)
     if previous is not None:
-        text += "\n" + report_changes(previous, text, method_changes, where=path.parent)
+        text += "\n" + report_changes(previous, text, method_changes, where=code_checkout())
     write_text_atomic(path, text)
     return path
 
