@@ -66,13 +66,16 @@ def test_run_demo_hands_each_section_its_size_from_the_probe(monkeypatch, capsys
         module = types.ModuleType(f"fake_{name}")
         module.demo_section = lambda name=name, **kwargs: calls.__setitem__(name, kwargs)
         monkeypatch.setitem(sys.modules, SECTIONS[name][1], module)
-    monkeypatch.setattr(demo, "measure_probe", lambda show_progress=True: _probe(1.0))
+    measured = Probe(tokens_per_s=1.0, dtype="float32", films=1682, catalogue_tokens=30_000,
+                     compute="0.1 GFLOP/s, 5.0% of the measured float32 matmul peak (2.0 GFLOP/s on a CPU)")
+    monkeypatch.setattr(demo, "measure_probe", lambda show_progress=True: measured)
     assert run_demo(sections=["impute", "learn", "trsr", "serve"], show_progress=False) == 0
     sizes = ((calls["impute"]["examples"], calls["impute"]["rate"]), calls["learn"]["encoder"],
              calls["trsr"]["n_users"], calls["serve"]["encoder"])
     assert sizes == SMALL_SIZES
     out = capsys.readouterr().out
     assert "probe: SmolLM2-135M reads 1 tokens/s" in out and "measured now" in out and out.count("size: ") == 4
+    assert "(0.1 GFLOP/s, 5.0% of the measured float32 matmul peak (2.0 GFLOP/s on a CPU))" in out
 
     def no_probe(show_progress=True):
         raise AssertionError("the probe was measured again")
@@ -81,7 +84,8 @@ def test_run_demo_hands_each_section_its_size_from_the_probe(monkeypatch, capsys
     calls.clear()
     run_demo(sections=["trsr"], show_progress=False)
     assert list(calls) == ["trsr"] and calls["trsr"]["n_users"] == TRSR_USERS[-1]
-    assert "kept in" in capsys.readouterr().out
+    kept = capsys.readouterr().out
+    assert "kept in" in kept and "5.0% of the measured float32 matmul peak" in kept  # the kept probe says it too
     run_demo(sections=["learn", "trsr"], show_progress=False, full=True)
     assert calls["learn"]["encoder"] == TEXT_ENCODERS[0] and calls["trsr"]["n_users"] == TRSR_USERS[0]
 

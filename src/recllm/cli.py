@@ -105,6 +105,12 @@ def _llm_check(args: argparse.Namespace) -> int:
     new_tokens = sum(len(lm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     print(f"generation: {texts[0]!r}")
     print(f"generated {new_tokens} tokens in {seconds:.1f} s = {new_tokens / seconds:.1f} tokens/s (batch {args.batch})")
+    from recllm.llm.hardware import count_flops, peak_note
+
+    # the same greedy generation again, its FLOPs counted (the counter slows what it counts, so not the timed run)
+    _, flops = count_flops(lambda: generate(lm, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch,
+                                            show_progress=False))
+    print(f"compute: {peak_note(flops / seconds, lm.dtype)}")
     encoder = load_text_encoder()
     vec = encoder.encode(["a quiet science-fiction film about memory"])
     print(f"text encoder: {type(encoder).__name__}, embedding dimension {vec.shape[1]}")

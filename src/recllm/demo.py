@@ -41,7 +41,7 @@ IMPUTE_COLUMNS = 2  # masked film columns (year, genres): cells = films x column
 WORK_TOKENS = {"impute_example": 80.0, "impute_cell": 45.0, "trsr_user": 1400.0, "embed_token": 1.1,
                "minilm_token": 0.06}
 PROBE_TEXTS = 8  # catalogue film texts the probe embeds (~150 tokens: ~2 s on the idle 2-core EPYC)
-PROBE_VERSION = 1  # bump when the probe's operation changes, so cached probes are measured again
+PROBE_VERSION = 2  # bump when the probe's operation changes, so cached probes are measured again
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Probe:
     films: int  # MovieLens-100K films (the imputation and LEARN catalogue)
     catalogue_tokens: int  # SmolLM2 tokens of their texts (what LEARN's SmolLM2 encoder reads)
     seconds: float = 0.0  # how long the timed pass took
+    compute: str = ""  # the timed pass's FLOP/s against the CPU's measured matmul peak (llm.hardware.peak_note)
 
     def estimate(self, work_tokens: float) -> float:
         """Seconds ``work_tokens`` SmolLM2-token equivalents take at the measured speed."""
@@ -139,10 +140,12 @@ def plan_demo(probe: Probe | None, full: bool = False) -> DemoPlan:
 
 def measure_probe(show_progress: bool = True) -> Probe:
     """Time one SmolLM2 forward pass over a few MovieLens-100K film texts (after a warm-up pass), in the precision
-    "auto" picks, and count the tokens of the whole film catalogue (~5 s in all on the 2-core EPYC)."""
+    "auto" picks, count its FLOPs in a second pass against the CPU's measured matmul peak, and count the tokens of
+    the whole film catalogue (~5 s in all on the 2-core EPYC)."""
     from recllm.data import load
     from recllm.learn.encoder import catalogue_texts
     from recllm.llm import embed_texts, load_causal_lm
+    from recllm.llm.hardware import count_flops, peak_note
 
     texts = catalogue_texts(load("ml-100k", show_progress=show_progress))
     lm = load_causal_lm(dtype="auto")
@@ -150,12 +153,17 @@ def measure_probe(show_progress: bool = True) -> Probe:
     step = max(1, len(texts) // PROBE_TEXTS)
     sample = list(dict.fromkeys(texts[::step]))[:PROBE_TEXTS]
     embed_texts(lm, sample[:1], cache=None, show_progress=False)  # warm-up: kernels, allocations, thread pool
+
+    def timed_pass() -> None:
+        embed_texts(lm, sample, batch_size=len(sample), cache=None, show_progress=False)
+
     start = time.perf_counter()
-    embed_texts(lm, sample, batch_size=len(sample), cache=None, show_progress=False)
+    timed_pass()
     seconds = time.perf_counter() - start
+    flops = count_flops(timed_pass)[1]  # the same pass again, counted (the counter slows what it counts)
     timed = sum(len(ids) for ids in lm.tokenizer(sample, add_special_tokens=False).input_ids)
     return Probe(tokens_per_s=timed / seconds, dtype=lm.dtype, films=len(texts), catalogue_tokens=int(sum(tokens)),
-                 seconds=seconds)
+                 seconds=seconds, compute=peak_note(flops / seconds, lm.dtype))
 
 
 def _probe_path() -> Path:
@@ -242,7 +250,8 @@ def run_demo(seed: int = 0, show_progress: bool = True, sections: list[str] | No
     probe = None
     if not full and any(name in SIZED for name in chosen):
         probe, origin = machine_probe(show_progress)
-        print(f"probe: SmolLM2-135M reads {probe.tokens_per_s:.0f} tokens/s in {probe.dtype} on this CPU ({origin}); "
+        print(f"probe: SmolLM2-135M reads {probe.tokens_per_s:.0f} tokens/s in {probe.dtype} on this CPU"
+              + (f" ({probe.compute})" if probe.compute else "") + f" ({origin}); "
               "each LLM step is sized to its time budget (--full: full sizes)", flush=True)
     plan = plan_demo(probe, full=full)
     for name in chosen:

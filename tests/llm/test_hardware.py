@@ -46,3 +46,12 @@ def test_count_flops_counts_matrix_products_and_the_cpu_attention_kernel():
     _, flops = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))
     assert flops == 2 * (2 * 2 * 4 * 10 * 10 * 8)
     assert count_flops(lambda: (a + 1.0).sum())[1] == 0  # element-wise work is not counted
+
+
+def test_peak_note_reads_a_throughput_against_the_measured_peak(monkeypatch):
+    import recllm.llm.hardware as hardware
+
+    monkeypatch.setattr(hardware, "measure_matmul_flops", lambda dtype, seconds=1.0, device="cpu": 4e10)
+    note = hardware.peak_note(1e10, "float32")
+    assert note.startswith("10.0 GFLOP/s, 25.0% of the measured float32 matmul peak (40.0 GFLOP/s on ")
+    assert "thread(s)" in note or "cuda" in note.lower()

@@ -98,3 +98,14 @@ def count_flops(fn: Callable[[], T]) -> tuple[T, float]:
     with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         result = fn()
     return result, float(counter.get_total_flops())
+
+
+def peak_note(flops_per_second: float, dtype: str, seconds: float = 1.0) -> str:
+    """``flops_per_second`` as a fraction of this CPU's (or GPU's) measured ``dtype`` matmul peak, in words, with the
+    peak, the threads and the processor: what a throughput printed to a user is read against."""
+    peak = measure_matmul_flops(dtype, seconds=seconds,
+                                device="cuda" if torch.cuda.is_available() else "cpu")
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else \
+        f"{cpu_model()}, {torch.get_num_threads()} thread(s)"
+    return (f"{flops_per_second / 1e9:.1f} GFLOP/s, {flops_per_second / peak:.1%} of the measured {dtype} matmul "
+            f"peak ({peak / 1e9:.1f} GFLOP/s on {where})")
