@@ -32,10 +32,10 @@ def test_peak_memory_sees_an_allocation():
     assert mem.peak_mb > 30
 
 
-def fake_timing(dataset="cyclic", encoder="smollm2", sample=0, seconds=12.5):
+def fake_timing(dataset="cyclic", encoder="smollm2", sample=0, seconds=12.5, **measured):
     return contents.ContentTiming(dataset, encoder, 30, 576 if encoder == "smollm2" else 384, 0.5, seconds, sample,
                                   "float32: CPU has no native bf16 matmul (AVX2 only)", 2, "Test CPU 9000",
-                                  "2026-12-02 04:00 UTC")
+                                  "2026-12-02 04:00 UTC", **measured)
 
 
 def fake_measure(dataset, encoder, sample=0, seed=0, show_progress=False):
@@ -226,7 +226,8 @@ def test_report_compares_the_encoders_and_tables_their_embedding_time(tmp_path):
     results = [fake_run(name, seed, value + 0.01 * seed, split="cold_start")
                for name, value in (("SASRec-CE", 0.0), ("LEARN (shared tower)", 0.1), (MINILM_LEARN, 0.15))
                for seed in (0, 1, 2)]
-    timings = [fake_timing(encoder="minilm", sample=32, seconds=2.0), fake_timing(seconds=80.0)]
+    timings = [fake_timing(encoder="minilm", sample=32, seconds=2.0),
+               fake_timing(seconds=80.0, gflops=5.0, peak_gflops=50.0)]
     text = write_learn_report(target(tmp_path / "learn.md"), results, specs, ["cyclic"], [0, 1, 2], [], 1.0, False,
                               None, tmp_path / "learn.runs.jsonl", timings=timings).read_text()
     section = text.split("## Content encoder", 1)[1].split("\n## ", 1)[0]
@@ -235,8 +236,9 @@ def test_report_compares_the_encoders_and_tables_their_embedding_time(tmp_path):
     assert row.endswith("| +0.0500 [users +0.0500, +0.0500] [seeds +0.0500, +0.0500] better |")
     times = section.split("### What embedding a catalogue costs", 1)[1]
     lines = [line for line in times.splitlines() if line.startswith("| cyclic")]
-    assert lines[0].startswith("| cyclic | SmolLM2-135M | 30 | 576 | 80.0 | 0.4 | 0.5 | whole catalogue |")
-    assert lines[1].startswith("| cyclic | all-MiniLM-L6-v2 | 30 | 384 | 2.0 | 15.0 | 0.5 | 32 texts, scaled |")
+    # 5 GFLOP/s of a 50 GFLOP/s peak; a record made before FLOPs were counted leaves both empty
+    assert lines[0].startswith("| cyclic | SmolLM2-135M | 30 | 576 | 80.0 | 0.4 | 5.0 | 10.0% | 0.5 | whole catalogue |")
+    assert lines[1].startswith("| cyclic | all-MiniLM-L6-v2 | 30 | 384 | 2.0 | 15.0 |  |  | 0.5 | 32 texts, scaled |")
     assert "| float32: CPU has no native bf16 matmul (AVX2 only) | 2 | Test CPU 9000 |" in lines[0]
 
 

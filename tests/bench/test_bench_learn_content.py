@@ -70,7 +70,7 @@ def test_embedding_time_is_measured_once_per_data_set_and_encoder(fake_bench, tm
     assert {row["encoder"]: row["sample"] for row in map(store.get, store.keys())} == {"smollm2": 0, "minilm": 0}
     text = out.read_text()
     times = text.split("### What embedding a catalogue costs", 1)[1]
-    assert "| cyclic | SmolLM2-135M | 30 | 8 | 1.0 | 30.0 | 0.1 | whole catalogue | float32: test | 1 | Test CPU | " \
+    assert "| cyclic | SmolLM2-135M | 30 | 8 | 1.0 | 30.0 |  |  | 0.1 | whole catalogue | float32: test | 1 | Test CPU | " \
            "not recorded |" in times  # a record made before timings kept the load average and "| cyclic | all-MiniLM-L6-v2 | 30 |" in times
     # a rerun (all runs stored) measures nothing and still shows the table
     calls = []
@@ -93,6 +93,8 @@ def test_measure_content_times_a_real_encoder_fresh_or_on_a_sample(tmp_path, mon
     assert timing.encode_seconds > 0 and timing.precision.startswith("float32") and timing.threads >= 1
     before, after = (float(x) for x in timing.load_average.split(" / "))  # the CPU's load around the timing
     assert before >= 0 and after >= 0
+    # its FLOP/s (counted on a sample in a pass of its own) against the matmul peak measured in the same run
+    assert timing.gflops > 0 and timing.peak_gflops > 0 and 0 < timing.of_peak == timing.gflops / timing.peak_gflops
     none, sampled = contents.measure_content(dataset, str(folder), sample=8)
     assert none is None and sampled.sample == 8 and sampled.items == dataset.n_items
     # the fresh pass filled the disk cache: the benchmark's content_for reads the same vectors from it

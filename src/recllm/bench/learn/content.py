@@ -25,6 +25,7 @@ from recllm.bench.runs import RunStore, run_key
 ENCODERS = {"smollm2": "SmolLM2-135M", "minilm": "all-MiniLM-L6-v2"}
 DEFAULT_ENCODER = "smollm2"
 QUICK_SAMPLE = 32  # texts timed in quick mode and by --plan (one batch), extrapolated to the catalogue
+COMPUTE_SAMPLE = 32  # texts whose FLOPs are counted (an untimed pass), scaled to the catalogue by padded tokens
 TIMING_PACKAGES = ("recllm.llm", "recllm.learn.encoder")  # the code that decides an embedding's cost
 
 
@@ -44,10 +45,19 @@ class ContentTiming:
     cpu: str
     measured: str  # UTC date
     load_average: str = "not recorded"  # the 1-minute load average before / after the embedding
+    # the embedding's FLOP/s (FLOPs counted on COMPUTE_SAMPLE texts, scaled like the time) and the matmul peak of its
+    # precision at its threads, measured in the same run; nan in records made before they were measured
+    gflops: float = float("nan")
+    peak_gflops: float = float("nan")
 
     @property
     def items_per_second(self) -> float:
         return self.items / self.encode_seconds if self.encode_seconds > 0 else float("nan")
+
+    @property
+    def of_peak(self) -> float:
+        """The embedding's FLOP/s as a fraction of the measured matmul peak (nan when not measured)."""
+        return self.gflops / self.peak_gflops if self.peak_gflops > 0 else float("nan")
 
 
 def timing_store(runs_path: Path) -> RunStore:
@@ -95,21 +105,42 @@ def measure_content(dataset: Any, encoder: str, sample: int = 0, seed: int = 0,
     emb = raw_item_embeddings(timed, config, model=model, fresh=True, cache=None if timed is texts else False,
                               show_progress=show_progress)
     seconds = time.perf_counter() - loaded
+    tokenizer = getattr(model, "tokenizer", None)
     if timed is not texts:  # scaled by the padded tokens each set fills in the encoder's batches
-        tokenizer = getattr(model, "tokenizer", None)
         seconds *= padded_tokens(tokenizer, texts, config) / max(padded_tokens(tokenizer, timed, config), 1)
+    flops = catalogue_flops(texts, config, model, tokenizer, seed)
+    from recllm.llm.hardware import measure_matmul_flops
+    from recllm.utils import resolve_device
+
+    peak = measure_matmul_flops(config.dtype, seconds=1.0, device=resolve_device(config.device))
     timing = ContentTiming(
         dataset=dataset.name, encoder=encoder, items=len(texts), dim=int(emb.shape[1]),
         load_seconds=loaded - start, encode_seconds=seconds, sample=0 if timed is texts else len(timed),
         precision=f"{config.dtype} (auto here: {describe_precision('auto', config.device)})",
         threads=torch.get_num_threads(), cpu=cpu_model(),
         measured=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        load_average=f"{load_before:.1f} / {load_average():.1f}")
+        load_average=f"{load_before:.1f} / {load_average():.1f}",
+        gflops=flops / seconds / 1e9 if seconds > 0 else float("nan"), peak_gflops=peak / 1e9)
     if show_progress:
         print(f"[bench learn] {dataset.name}: {ENCODERS.get(encoder, encoder)} embeds {len(texts)} item texts in "
               f"{seconds:.1f} s{' (extrapolated from ' + str(len(timed)) + ' texts)' if timing.sample else ''} "
               f"+ {timing.load_seconds:.1f} s loading", flush=True)
     return (emb if timed is texts else None), timing
+
+
+def catalogue_flops(texts: list[str], config: Any, model: Any, tokenizer: Any, seed: int = 0) -> float:
+    """The FLOPs of embedding ``texts``: counted (``recllm.llm.hardware.count_flops``) on :data:`COMPUTE_SAMPLE`
+    seeded texts, in a pass of their own, and scaled by the padded tokens of the whole set over the sample's."""
+    from recllm.learn.encoder import raw_item_embeddings
+    from recllm.llm.hardware import count_flops
+
+    sample = texts
+    if COMPUTE_SAMPLE < len(texts):
+        pick = np.sort(np.random.default_rng(seed + 1).choice(len(texts), COMPUTE_SAMPLE, replace=False))
+        sample = [texts[i] for i in pick]
+    counted = count_flops(lambda: raw_item_embeddings(sample, config, model=model, fresh=True, cache=False,
+                                                      show_progress=False))[1]
+    return counted * padded_tokens(tokenizer, texts, config) / max(padded_tokens(tokenizer, sample, config), 1)
 
 
 def padded_tokens(tokenizer: Any, texts: list[str], config: Any) -> int:

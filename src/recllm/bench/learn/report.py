@@ -259,7 +259,7 @@ def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: 
                     timings: list[Any], split_info: dict[tuple[str, str], dict[str, Any]] | None = None) -> str:
     """The content encoder as a benchmark dimension: the same LEARN model over each encoder's item embeddings
     (quality), then what embedding each catalogue cost (time), so a user can weigh one against the other."""
-    from recllm.bench.learn.content import ENCODERS
+    from recllm.bench.learn.content import COMPUTE_SAMPLE, ENCODERS
 
     by_name = {s.name: s for s in specs}
     # model pairs that differ only in their encoder: the SmolLM2 model and its MiniLM twin
@@ -299,9 +299,15 @@ def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: 
                      "shown, on the CPU shown; loading the encoder is timed apart. A sampled row embedded that many "
                      "texts and scales the time to the catalogue. Other jobs may have shared the CPU: 'load avg' "
                      "is the 1-minute load average before / after the embedding (up to about the machine's core count "
-                     "means the encoder had its threads' cores; more means others slowed it down).\n")
+                     "means the encoder had its threads' cores; more means others slowed it down). 'of peak' is the "
+                     "embedding's FLOP/s (matrix products and attention counted by torch's FlopCounterMode on "
+                     f"{COMPUTE_SAMPLE} of the texts in a pass of their own, scaled to the catalogue by padded tokens) "
+                     "over the matmul peak of its precision at its threads, measured in the same run on the same "
+                     "CPU; empty for a row measured before it was.\n")
         trows = [{"data set": t.dataset, "encoder": ENCODERS.get(t.encoder, t.encoder), "items": t.items,
                   "dim": t.dim, "embedding s": f"{t.encode_seconds:.1f}", "items/s": f"{t.items_per_second:.1f}",
+                  "GFLOP/s": "" if np.isnan(t.gflops) else f"{t.gflops:.1f}",
+                  "of peak": "" if np.isnan(t.of_peak) else f"{t.of_peak:.1%}",
                   "load s": f"{t.load_seconds:.1f}",
                   "timed": "whole catalogue" if not t.sample else f"{t.sample} texts, scaled",
                   "precision": t.precision, "threads": t.threads, "CPU": t.cpu, "load avg": t.load_average,
