@@ -110,7 +110,7 @@ def _llm_check(args: argparse.Namespace) -> int:
     # the same greedy generation again, its FLOPs counted (the counter slows what it counts, so not the timed run)
     _, flops = count_flops(lambda: generate(lm, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch,
                                             show_progress=False))
-    print(f"compute: {peak_note(flops / seconds, lm.dtype)}")
+    print(f"compute: {peak_note(flops / seconds, lm.dtype, lm.device)}")
     encoder = load_text_encoder()
     vec = encoder.encode(["a quiet science-fiction film about memory"])
     print(f"text encoder: {type(encoder).__name__}, embedding dimension {vec.shape[1]}")

@@ -163,7 +163,7 @@ def measure_probe(show_progress: bool = True) -> Probe:
     flops = count_flops(timed_pass)[1]  # the same pass again, counted (the counter slows what it counts)
     timed = sum(len(ids) for ids in lm.tokenizer(sample, add_special_tokens=False).input_ids)
     return Probe(tokens_per_s=timed / seconds, dtype=lm.dtype, films=len(texts), catalogue_tokens=int(sum(tokens)),
-                 seconds=seconds, compute=peak_note(flops / seconds, lm.dtype))
+                 seconds=seconds, compute=peak_note(flops / seconds, lm.dtype, lm.device))
 
 
 def _probe_path() -> Path:

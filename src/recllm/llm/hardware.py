@@ -100,12 +100,13 @@ def count_flops(fn: Callable[[], T]) -> tuple[T, float]:
     return result, float(counter.get_total_flops())
 
 
-def peak_note(flops_per_second: float, dtype: str, seconds: float = 1.0) -> str:
-    """``flops_per_second`` as a fraction of this CPU's (or GPU's) measured ``dtype`` matmul peak, in words, with the
-    peak, the threads and the processor: what a throughput printed to a user is read against."""
-    peak = measure_matmul_flops(dtype, seconds=seconds,
-                                device="cuda" if torch.cuda.is_available() else "cpu")
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else \
+def peak_note(flops_per_second: float, dtype: str, device: str = "cpu", seconds: float = 1.0) -> str:
+    """``flops_per_second`` as a fraction of the measured ``dtype`` matmul peak of ``device`` (the CPU at the current
+    torch threads, or a GPU), in words, with the peak and the processor: what a throughput printed to a user is read
+    against."""
+    device = str(device)
+    peak = measure_matmul_flops(dtype, seconds=seconds, device=device)
+    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
         f"{cpu_model()}, {torch.get_num_threads()} thread(s)"
     return (f"{flops_per_second / 1e9:.1f} GFLOP/s, {flops_per_second / peak:.1%} of the measured {dtype} matmul "
             f"peak ({peak / 1e9:.1f} GFLOP/s on {where})")
