@@ -3,11 +3,12 @@
 A report goes to ``--out`` (default ``docs/results/<name>.md`` under the current folder, never inside the installed
 package). It is written only from a clean git tree (``git status --porcelain``, tracked files, of the checkout whose
 tracked files are the recllm package this process imported): a reader must be able to check out the commit its
-header names. The current folder's own repository plays no part: a user's project does not make the figures. Changes under ``docs/results/`` (the generated reports, their run stores and plots) do
-not count: they are outputs, not the code a figure came from, and a benchmark resumed across sessions from one
-frozen checkout changes them as it goes. ``--allow-dirty`` writes it anyway, and the header then says
-``commit <sha>+dirty (written with --allow-dirty)``. A recllm installed from a wheel (its files tracked by no checkout) gives a header that says so and names the
-recllm version.
+header names. The current folder's own repository plays no part: a user's project does not make the figures.
+Changes under ``docs/results/`` (the generated reports, their run stores and plots) do not count: they are outputs,
+not the code a figure came from, and a benchmark resumed across sessions from one frozen checkout changes them as it
+goes. ``--allow-dirty`` writes it anyway, and the header then says ``commit <sha>+dirty (written with
+--allow-dirty)``. A recllm installed from a wheel (its files tracked by no checkout) gives a header that says so and
+names the recllm version.
 """
 
 from __future__ import annotations

@@ -81,18 +81,14 @@ def git_output(args: list[str], where: Path) -> str:
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
-    """The current git commit (with ``+dirty`` when tracked files other than generated results changed), or
-    ``unknown`` outside a checkout."""
-    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    """The commit of the checkout at ``cwd`` (default: :func:`code_checkout`) with ``+dirty`` when tracked files other
+    than generated results changed, or ``unknown`` outside a checkout."""
+    where = Path(cwd) if cwd is not None else code_checkout()
+    if where is None:
+        return "unknown"
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=where, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.splitlines()
+        sha = git_output(["rev-parse", "--short=12", "HEAD"], where)
+        changed = git_output(["status", "--porcelain", "--untracked-files=no"], where).splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     dirty = [line for line in changed if line.strip() and not is_generated_result(line[2:].lstrip())]
