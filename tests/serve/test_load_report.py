@@ -45,3 +45,18 @@ def test_report_has_every_section_and_flags_what_did_not_hold():
     text = report(broken, "x", "commit 0123abcd")
     assert "did NOT hold" in text and "not oversubscribed" in text
     assert "no TRSR run" in text and "Not measured" in text and "summaries were made first" not in text
+
+
+def test_the_header_says_what_other_processes_took_of_the_cpu():
+    """Measured from /proc (the test's own clients and server left out), not read from the lagging load average."""
+    from recllm.serve.load_report import report
+
+    quiet = copy.deepcopy(RESULT)
+    quiet["load"] = {"samples": 10, "min": 3.0, "median": 3.5, "max": 4.0, "others_median": 0.02,
+                     "others_max": 0.1, "others_mean": 0.03}
+    text = report(quiet, "x", "commit 0123abcd")
+    assert "CPU used by other processes during the run: median 0.02, max 0.10 of" in text
+    assert "had the CPU to themselves" in text and "competed" not in text  # a load of 3.5 was the test itself
+    busy = copy.deepcopy(quiet)
+    busy["load"].update(others_median=1.5, others_max=2.0)
+    assert "Other jobs competed with the service" in report(busy, "x", "commit 0123abcd")

@@ -128,7 +128,7 @@ def test_load_report_on_the_tiny_artifact(artifact, tmp_path):
     assert result["new_item"] is None and result["load"]["samples"] >= 2 and result["load"]["max"] >= 0
     text = report(result, "python -m recllm.serve.load --learn X", "commit abc")
     assert "| none | 2 | 6 |" in text and "Not measured" in text and "MISMATCH" not in text
-    assert "- source: commit abc" in text and "load average (1 min) during the run" in text
+    assert "- source: commit abc" in text and ("CPU used by other processes during the run" in text or not os.path.isfile("/proc/stat"))
     from recllm.outputs import is_generated_report
 
     (tmp_path / "serve.md").write_text(text, encoding="utf-8")

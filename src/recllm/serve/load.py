@@ -96,17 +96,66 @@ class Server:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+def _cpu_ticks() -> dict[int, tuple[int, int]] | None:
+    """pid -> (parent pid, user + system clock ticks so far) of every process in /proc; None without /proc."""
+    proc = Path("/proc")
+    if not (proc / "stat").is_file():
+        return None
+    out = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid ... utime stime (11, 12)
+        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def _ours(ticks: dict[int, tuple[int, int]], root: int) -> set[int]:
+    """``root`` and every process descending from it (the load test, its server and anything they started)."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in ticks.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += children.get(pid, [])
+    return found
+
+
 class LoadSampler:
-    """The machine's 1-minute load average, sampled every ``every`` seconds on a thread (a context manager)."""
+    """What else used the CPU while the test ran, sampled every ``every`` seconds on a thread (a context manager):
+    the cores' worth of CPU time that processes outside this test (the load test, its clients and its server) took
+    between two samples (from /proc; not measured without it), and the 1-minute load average, which lags by about
+    a minute and counts the test itself."""
 
     def __init__(self, every: float = 2.0) -> None:
         self.every, self.samples = every, [os.getloadavg()[0]]
+        self.others: list[float] = []  # cores' worth of CPU used by other processes, per interval
+        self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = _cpu_ticks(), time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        self.samples.append(os.getloadavg()[0])
+        ticks, now = _cpu_ticks(), time.monotonic()
+        before, then = self._last
+        if ticks is not None and before is not None and now > then:
+            ours = _ours(ticks, os.getpid())
+            used = sum(t - before[pid][1] for pid, (_, t) in ticks.items()
+                       if pid not in ours and pid in before and t >= before[pid][1])
+            self.others.append(used / self._hz / (now - then))
+        self._last = ticks, now
+
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self.samples.append(os.getloadavg()[0])
+            self._sample()
 
     def __enter__(self) -> "LoadSampler":
         self._thread.start()
@@ -115,12 +164,17 @@ class LoadSampler:
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        self.samples.append(os.getloadavg()[0])
+        self._sample()
 
     def summary(self) -> dict[str, float]:
         values = np.asarray(self.samples)
-        return {"samples": len(values), "min": float(values.min()), "median": float(np.median(values)),
-                "max": float(values.max())}
+        out = {"samples": len(values), "min": float(values.min()), "median": float(np.median(values)),
+               "max": float(values.max())}
+        if self.others:
+            others = np.asarray(self.others)
+            out.update(others_median=float(np.median(others)), others_max=float(others.max()),
+                       others_mean=float(others.mean()))
+        return out
 
 
 def _latencies(url: str, users: list[str], clients: int, requests: int, params: dict[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,7 @@ def _header(result: dict[str, Any], command: str, source: str) -> list[str]:
         f"- source: {source}",
         f"- machine: {m['cpu']}, {m['cores']} cores, AMX: {m['amx']}; {m['os']}; python {m['python']}, "
         f"torch {m['torch']}, transformers {m['transformers']}, recllm {m['recllm']}",
-        f"- **load average (1 min) during the run: median {load['median']:.1f}, min {load['min']:.1f}, max "
-        f"{load['max']:.1f}** ({load['samples']} samples) on {m['cores']} cores. " + _busy(load, m["cores"]),
+        _load_line(load, m["cores"]),
         f"- server: `recllm serve` as a child process on 127.0.0.1, {result['threads']} torch thread(s), one uvicorn "
         "worker, SQLite (WAL, synchronous=FULL) in a fresh temporary folder; clients: httpx threads in this process",
         f"- LEARN run: `{result['learn']}` ({health['catalogue_items']} catalogue items, {health['users']} users); "
@@ -46,7 +45,27 @@ def _header(result: dict[str, Any], command: str, source: str) -> list[str]:
     ] + ([f"- context: {result['context']}"] if result.get("context") else [])
 
 
+OTHERS_BUSY = 0.25  # cores' worth of CPU that other processes may take before the report says they competed
+
+
+def _load_line(load: dict[str, float], cores: str) -> str:
+    """The header's line on what else used the CPU: other processes' CPU use where it was measured (a test from
+    before that, or without /proc: the load average alone), and the verdict."""
+    if "others_median" not in load:
+        return (f"- **load average (1 min) during the run: median {load['median']:.1f}, min {load['min']:.1f}, max "
+                f"{load['max']:.1f}** ({load['samples']} samples) on {cores} cores. " + _busy(load, cores))
+    average = (f"1-minute load average median {load['median']:.1f}, min {load['min']:.1f}, max {load['max']:.1f} "
+               f"({load['samples']} samples)")
+    verdict = ("Other jobs competed with the service and its clients for the CPU, so latencies here are upper "
+               "bounds and requests/s lower bounds of what the service does on an otherwise idle machine."
+               if load["others_median"] > OTHERS_BUSY else "The service and its clients had the CPU to themselves.")
+    return (f"- **CPU used by other processes during the run: median {load['others_median']:.2f}, max "
+            f"{load['others_max']:.2f} of {cores} cores** (every 2 s from /proc, this test's clients and server "
+            f"excluded); {average}, which lags by about a minute and counts the test itself. {verdict}")
+
+
 def _busy(load: dict[str, float], cores: str) -> str:
+    """The verdict from the load average alone (no measure of other processes' CPU)."""
     try:
         n = int(cores)
     except ValueError:

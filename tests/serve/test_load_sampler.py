@@ -1,0 +1,42 @@
+"""recllm.serve.load's sampler of what else uses the CPU: other processes' CPU time from /proc, ours left out."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from recllm.serve.load import LoadSampler, _cpu_ticks, _ours
+
+
+def test_ours_is_the_process_and_its_descendants():
+    ticks = {1: (0, 5), 10: (1, 7), 11: (10, 3), 12: (11, 0), 20: (1, 9)}
+    assert _ours(ticks, 10) == {10, 11, 12}
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/stat"), reason="needs /proc")
+def test_a_busy_process_outside_the_test_is_counted_and_a_child_is_not():
+    """A busy loop detached from this process (its parent exits, so it is nobody's descendant here) is another
+    process; a busy child of this process is part of the test."""
+    import subprocess
+
+    busy = [sys.executable, "-c", "import time\nend = time.time() + 4\nwhile time.time() < end: pass"]
+    child = subprocess.Popen(busy)
+    launcher = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; "
+                                 f"print(subprocess.Popen({busy!r}, start_new_session=True).pid)"],
+                                stdout=subprocess.PIPE, text=True)
+    detached = int(launcher.communicate()[0])
+    try:
+        assert os.getpid() in _cpu_ticks() and child.pid in _ours(_cpu_ticks(), os.getpid())
+        assert detached not in _ours(_cpu_ticks(), os.getpid())
+        with LoadSampler(every=0.5) as sampler:
+            time.sleep(2.0)
+        summary = sampler.summary()
+        assert summary["others_mean"] > 0.2  # the detached loop (and whatever else runs here), never below it
+    finally:
+        child.kill()
+        child.wait()
+        try:
+            os.kill(detached, 9)
+        except ProcessLookupError:  # it ended by itself
+            pass
