@@ -77,13 +77,16 @@ def test_render_builds_every_section_from_measurements():
                        "positive_recall@3_before": 0.5, "positive_recall@3_after": 0.25}],
         "throughput": [{"method": "LLM-TRSR hierarchical", "seed": 0, "summary_users_per_s": 1.5,
                         "summary_prompts": 6, "candidates_per_s": 40.0, "train_pairs": 8, "train_s": 12.0,
-                        "valid_scores": {0: 1.2}}],
+                        "valid_scores": {0: 1.2}, "summary_gflop_per_user": 2.0, "summary_peak_gflops": 30.0,
+                        "rank_gflop_per_candidate": 0.5, "rank_peak_gflops": 100.0}],
         "speed": {"users": 2, "candidates": 42, "shared_s": 1.0, "full_s": 3.0, "speedup": 3.0,
                   "max_abs_p_diff": 1e-3, "dtype": "bfloat16+float32-answers"},
         "examples": [{"user_row": 0, "mode": "hierarchical", "history_len": 6, "recent": ["a", "b"],
                       "summary": "Likes a and b."}],
     }
     text = render([res], QUICK, "tiny", ["a note"], quick=True)
+    # 1.5 users/s x 2 GFLOP of a 30 GFLOP/s peak; 40 candidates/s x 0.5 GFLOP of 100
+    assert "| LLM-TRSR hierarchical | 0 | 1.50 | 10.0% | 6 | 40.00 | 20.0% | 8 |" in text
     for needle in ("## toy", "Quick mode", "recall@10", "Two-stage", "Prompt injection", "Throughput", "3.00x",
                    "Likes a and b.", "a note", "LLM-TRSR hierarchical minus popularity", "trsr-agreement.md"):
         assert needle in text
@@ -127,6 +130,9 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
                        ("LLM no summary (TALLRec-style)", 1), (HARDENED, 1)]  # hardened at every seed
     assert all(t["train_users"] == 4 and t["train_candidates"] == t["train_groups"] * 21 >= 84
                for t in part["throughput"])
+    # FLOPs counted for every ranker, and for the summaries of those that read one
+    assert all(t["rank_gflop_per_candidate"] > 0 and t["rank_peak_gflops"] > 0 for t in part["throughput"])
+    assert all(("summary_gflop_per_user" in t) == ("summary" not in t["method"]) for t in part["throughput"])
     assert part["two_stage"] == []  # the two-stage protocol runs with the first seed only
     assert "speed" not in part and part["examples"] == []
     # a later session on a fresh machine: every piece is read back from the store, nothing is fitted or scored

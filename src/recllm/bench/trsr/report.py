@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE, machine_text
+from recllm.bench.trsr.compute import COMPUTE_USERS, of_peak
 from recllm.eval.report import fmt_ci, format_table
 from recllm.eval.stats import interval_over_runs
 
@@ -610,8 +611,13 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
         lines += ["", "### Throughput (model time; cached results keep the time they took)", ""]
         rows = [{"method": t["method"], "seed": t["seed"],
                  "summaries: users/s": t["summary_users_per_s"] if t["summary_prompts"] else "-",
+                 "summaries: of peak": of_peak(t["summary_users_per_s"], t.get("summary_gflop_per_user"),
+                                               t.get("summary_peak_gflops")) if t["summary_prompts"] else "-",
                  "prompts": t["summary_prompts"],
-                 "ranking: candidates/s": t["candidates_per_s"], "SFT labelled candidates": t["train_pairs"],
+                 "ranking: candidates/s": t["candidates_per_s"],
+                 "ranking: of peak": of_peak(t["candidates_per_s"], t.get("rank_gflop_per_candidate"),
+                                             t.get("rank_peak_gflops")),
+                 "SFT labelled candidates": t["train_pairs"],
                  "SFT s": t["train_s"], "SFT threads": t.get("sft_threads") or "-",
                  "valid R@3+5+10 by epoch": _epochs(t["valid_scores"]), "measured on": machine_text(t.get("machine"))}
                 for t in res["throughput"]]
@@ -622,7 +628,11 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
                      "threads\"); summaries and scores taken from the carried cache keep the time they took where "
                      "they were made. SFT seconds and validation scores come from each run's training log, so a rerun "
                      "that reloads a finished run reports its original figures; summary users/s counts every "
-                     "distinct prompt the test users need, including prompts shared with training.")
+                     "distinct prompt the test users need, including prompts shared with training. 'of peak': the "
+                     "rate x the FLOPs of a unit (matrix products and attention counted by torch's FlopCounterMode on "
+                     f"{COMPUTE_USERS} test users' ranking and summaries, uncached, in passes of their own) over the "
+                     "matmul peak of the model's precision at the run's threads, measured in the same run; empty for "
+                     "a row stored before it was measured.")
     sp = res.get("speed")
     if sp:
         lines += ["", f"Prefix sharing ({sp['dtype']}; measured on {machine_text(sp.get('machine'))}): {sp['users']} "

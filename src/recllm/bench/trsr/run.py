@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.runs import RunStore, data_sha256, run_key
+from recllm.bench.trsr.compute import counted_compute
 from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, PAPER_EPOCHS, TrainingSize,
                                      extend_lr, lr_candidates, lr_for, optimizer_steps, pick_lr, pick_weight,
                                      training_size_of_split)
@@ -664,6 +665,8 @@ def run_dataset(spec: DatasetSpec, sizes: BenchSizes, summarizer_lm: CausalLM, c
             "sft_threads": sft_threads(model)}
         if model.config.fine_tune and curve_run(model.config):  # the learning curve's point at the headline size
             throughput["valid_recall@5"] = valid_recall(model, valid)
+        # FLOPs counted on a few test users after the timed work (counting ranks again, so the rates are read first)
+        throughput.update(counted_compute(model, test.histories, list(test.candidates)))
         fragment["throughput"] = [throughput]
         if injection:
             effect = injection_effect(model, test, scores, seed=seed)
