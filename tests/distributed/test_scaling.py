@@ -49,7 +49,7 @@ def test_a_tower_measurement_counts_training_transitions():
     out = _train_towers("sasrec", TINY)
     assert out["unit"] == "interactions" and out["seconds"] > 0 and "flops_per_unit" not in out
     counted = _train_towers("sasrec", TINY, count=True)
-    assert counted["units"] == out["units"] and counted["flops_per_unit"] > 0
+    assert counted["units"] == out["units"] and counted["flops_per_unit"] > 0 and counted["count_seconds"] > 0
     from recllm.bench.scaling import _split
 
     seqs = _split(TINY).sequences("train")
@@ -83,3 +83,24 @@ def test_a_batch_job_faster_than_its_minimum_is_grown(monkeypatch):
     assert capped["units"]["embedding"] == (80, "items")  # at most 20x the preset
     as_given = scaling.measure_batch_jobs(TINY)
     assert as_given["units"]["embedding"] == (4, "items") and as_given["min_job_seconds"] == 0.0
+
+
+def test_the_flop_count_is_left_out_of_a_trainers_launch_time(monkeypatch, tmp_path):
+    """The 1-process run also counts FLOPs after training: those seconds are no part of torchrun's launch and set-up."""
+    import json
+    import subprocess
+
+    import recllm.bench.scaling as scaling
+
+    def fake_run(command, **kwargs):  # a run of 0.6 s, 0.5 of them counting FLOPs
+        import time
+
+        time.sleep(0.6)
+        result = command[command.index("trainer") + 2]
+        with open(result, "w", encoding="utf-8") as handle:
+            json.dump({"units": 100, "unit": "rows", "seconds": 0.05, "count_seconds": 0.5}, handle)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(scaling.subprocess, "run", fake_run)
+    out = scaling.measure_trainer("sasrec", "quick", 1)
+    assert out["per_second"] == 2000.0 and 0.05 < out["wall"] < 0.4  # 0.6 s less the count's 0.5

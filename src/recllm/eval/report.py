@@ -65,7 +65,7 @@ def code_checkout(package: str | os.PathLike[str] | None = None) -> Path | None:
     """The top folder of the git checkout that tracks ``package`` (default: the recllm package imported here), or
     None: installed from a wheel, or lying untracked inside some other repository (a virtual environment in a
     user's project)."""
-    folder = Path(package) if package is not None else Path(__file__).resolve().parents[1]
+    folder = Path(package).resolve() if package is not None else Path(__file__).resolve().parents[1]
     try:
         top = Path(git_output(["rev-parse", "--show-toplevel"], folder))
         git_output(["ls-files", "--error-unmatch", "--", str(folder / "__init__.py")], top)

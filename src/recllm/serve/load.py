@@ -96,21 +96,32 @@ class Server:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _cpu_ticks() -> dict[int, tuple[int, int]] | None:
-    """pid -> (parent pid, user + system clock ticks so far) of every process in /proc; None without /proc."""
-    proc = Path("/proc")
-    if not (proc / "stat").is_file():
+def _busy_ticks() -> int | None:
+    """Clock ticks every CPU of the machine has spent busy (``/proc/stat``: user, nice, system, irq, softirq,
+    steal), or None without /proc. In a container this is still the machine's: other containers count too."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
         return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return user + nice + system + irq + softirq + steal
+
+
+def _cpu_ticks() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, its CPU ticks so far: user + system, and those of its reaped children) of every process
+    this /proc shows."""
     out = {}
-    for entry in proc.iterdir():
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             text = (entry / "stat").read_text()
         except OSError:  # it ended meanwhile
             continue
-        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid ... utime stime (11, 12)
-        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid ... utime stime cutime cstime
+        out[int(entry.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
     return out
 
 
@@ -128,30 +139,40 @@ def _ours(ticks: dict[int, tuple[int, int]], root: int) -> set[int]:
     return found
 
 
+def _own_ticks(hz: float) -> float:
+    """CPU ticks of this test so far: this process and the children it reaped (``os.times``), and its living
+    descendants (the server, with what it reaped) from /proc."""
+    times = os.times()
+    own = (times.user + times.system + times.children_user + times.children_system) * hz
+    ticks = _cpu_ticks()
+    return own + sum(ticks[pid][1] for pid in _ours(ticks, os.getpid()) - {os.getpid()})
+
+
 class LoadSampler:
     """What else used the CPU while the test ran, sampled every ``every`` seconds on a thread (a context manager):
-    the cores' worth of CPU time that processes outside this test (the load test, its clients and its server) took
-    between two samples (from /proc; not measured without it), and the 1-minute load average, which lags by about
-    a minute and counts the test itself."""
+    the cores' worth of CPU time the machine spent busy (``/proc/stat``) beyond what this test (the load test, its
+    clients and its server) used, per interval (not measured without /proc), and the 1-minute load average, which
+    lags by about a minute and counts the test itself."""
 
     def __init__(self, every: float = 2.0) -> None:
         self.every, self.samples = every, [os.getloadavg()[0]]
         self.others: list[float] = []  # cores' worth of CPU used by other processes, per interval
-        self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self._last = _cpu_ticks(), time.monotonic()
+        self._hz = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+        self._last = self._read()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _read(self) -> tuple[int | None, float, float]:
+        busy = _busy_ticks()
+        return busy, (_own_ticks(self._hz) if busy is not None else 0.0), time.monotonic()
+
     def _sample(self) -> None:
         self.samples.append(os.getloadavg()[0])
-        ticks, now = _cpu_ticks(), time.monotonic()
-        before, then = self._last
-        if ticks is not None and before is not None and now > then:
-            ours = _ours(ticks, os.getpid())
-            used = sum(t - before[pid][1] for pid, (_, t) in ticks.items()
-                       if pid not in ours and pid in before and t >= before[pid][1])
-            self.others.append(used / self._hz / (now - then))
-        self._last = ticks, now
+        now = self._read()
+        (busy0, own0, t0), (busy1, own1, t1) = self._last, now
+        if busy0 is not None and busy1 is not None and t1 > t0:
+            self.others.append(max(0.0, (busy1 - busy0) - (own1 - own0)) / self._hz / (t1 - t0))
+        self._last = now
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):

@@ -60,8 +60,8 @@ def _load_line(load: dict[str, float], cores: str) -> str:
                "bounds and requests/s lower bounds of what the service does on an otherwise idle machine."
                if load["others_median"] > OTHERS_BUSY else "The service and its clients had the CPU to themselves.")
     return (f"- **CPU used by other processes during the run: median {load['others_median']:.2f}, max "
-            f"{load['others_max']:.2f} of {cores} cores** (every 2 s from /proc, this test's clients and server "
-            f"excluded); {average}, which lags by about a minute and counts the test itself. {verdict}")
+            f"{load['others_max']:.2f} of {cores} cores** (the machine's busy CPU time in /proc/stat every 2 s, less "
+            f"this test's own: its clients and server); {average}, which lags by about a minute and counts the test itself. {verdict}")
 
 
 def _busy(load: dict[str, float], cores: str) -> str:
