@@ -94,7 +94,8 @@ def test_measure_content_times_a_real_encoder_fresh_or_on_a_sample(tmp_path, mon
     before, after = (float(x) for x in timing.load_average.split(" / "))  # the CPU's load around the timing
     assert before >= 0 and after >= 0
     # its FLOP/s (counted on a sample in a pass of its own) against the matmul peak measured in the same run
-    assert timing.gflops > 0 and timing.peak_gflops > 0 and 0 < timing.of_peak == timing.gflops / timing.peak_gflops
+    assert timing.gflops > 0 and timing.peak_gflops > 0
+    assert timing.gflops < 1.5 * timing.peak_gflops  # a count or a time off by an order of magnitude would show
     none, sampled = contents.measure_content(dataset, str(folder), sample=8)
     assert none is None and sampled.sample == 8 and sampled.items == dataset.n_items
     # the fresh pass filled the disk cache: the benchmark's content_for reads the same vectors from it

@@ -226,3 +226,11 @@ def test_git_commit_is_dirty_for_source_changes_not_for_generated_results(tmp_pa
     assert not git_commit(tmp_path).endswith("+dirty")
     (tmp_path / "a.py").write_text("x = 2")
     assert git_commit(tmp_path).endswith("+dirty")
+
+
+def test_fmt_of_peak_is_a_percentage_or_empty():
+    from recllm.eval.report import fmt_of_peak
+
+    assert fmt_of_peak(40.0, 0.5, 100.0) == "20.0%" and fmt_of_peak(2.0, 3e9, 48e9) == "12.5%"
+    assert fmt_of_peak(1.0, None, 100.0) == "" and fmt_of_peak(float("nan"), 1.0, 1.0) == ""
+    assert fmt_of_peak(1.0, 1.0, 0.0) == ""

@@ -331,13 +331,6 @@ def matmul_peaks(threads: tuple[int, ...] = (1, 2)) -> dict[int, float]:
         torch.set_num_threads(before)
 
 
-def _of_peak(per_second: float, flops_per_unit: float | None, peak: float | None) -> str:
-    """``per_second`` units x their FLOPs as a percentage of ``peak`` ('' when a figure is missing or not finite)."""
-    if flops_per_unit is None or peak is None or not np.isfinite(per_second) or peak <= 0:
-        return ""
-    return f"{per_second * flops_per_unit / peak:.1%}"
-
-
 # ------------------------------------------------------------------------------------------------ cost model
 def project(per_worker: float, efficiency: float, work: float, workers: int, overhead: float = 0.0) -> float:
     """Projected seconds for ``work`` units on ``workers`` workers: a fixed ``overhead`` plus the work at the
@@ -365,7 +358,7 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
     """The report's tables from the measurements and the matmul ``peaks`` by thread count (see
     :func:`run_scaling`)."""
     from recllm.bench.foundation.machine import PEAK_SECONDS, PEAK_SIZE
-    from recllm.eval.report import format_table
+    from recllm.eval.report import fmt_of_peak, format_table
 
     model = "SmolLM2-135M-Instruct" if sizes.model == "smollm2" else "tiny 2-layer llama (quick mode)"
     rows, rates, start = [], {}, batch["pool_start"]
@@ -380,8 +373,8 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
         row["steady 2 / 1"] = ratio
         flops = batch.get("flops_per_unit", {}).get(job)
         row["GFLOP / unit"] = "" if flops is None else f"{flops / 1e9:.3g}"
-        row["1 process: of peak"] = _of_peak(got["local"], flops, peaks.get(1))
-        row["2 worker(s) steady: of peak"] = _of_peak(row["2 worker(s): steady"], flops, peaks.get(2))
+        row["1 process: of peak"] = fmt_of_peak(got["local"], flops, peaks.get(1))
+        row["2 worker(s) steady: of peak"] = fmt_of_peak(row["2 worker(s): steady"], flops, peaks.get(2))
         rows.append(row)
         rates[job] = (got["local"], ratio / 2, batch["ray_start_seconds"] + start.get(2, start[1]))
     lines = [f"Model: {model}, float32, one torch thread per worker/process. Throughput in units per second "
@@ -414,8 +407,8 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
                       "unit": one["unit"], "1 process": one["per_second"],
                       "2 processes": two["per_second"] if two else float("nan"), "2 / 1 processes": ratio,
                       "GFLOP / unit": "" if flops is None else f"{flops / 1e9:.3g}",
-                      "1 process: of peak": _of_peak(one["per_second"], flops, peaks.get(1)),
-                      "2 processes: of peak": _of_peak(two["per_second"] if two else float("nan"), flops,
+                      "1 process: of peak": fmt_of_peak(one["per_second"], flops, peaks.get(1)),
+                      "2 processes: of peak": fmt_of_peak(two["per_second"] if two else float("nan"), flops,
                                                        peaks.get(2)),
                       "launch + setup s (1 / 2)": f"{one['wall'] - one['seconds']:.1f} / "
                                                   f"{(two['wall'] - two['seconds']) if two else float('nan'):.1f}"})

@@ -138,6 +138,16 @@ def data_checksums(data_paths: Iterable[str | os.PathLike[str]]) -> list[tuple[s
 
 
 # ---------------------------------------------------------------------------------------------- formatting
+def fmt_of_peak(rate: Any, work_per_unit: Any, peak: Any) -> str:
+    """``rate`` units/s x the work of a unit (FLOPs, or GFLOPs) as a percentage of ``peak`` (FLOP/s, or GFLOP/s: the
+    same scale), e.g. ``"12.5%"``; '' when a figure is missing, not a number or not finite."""
+    try:
+        value = float(rate) * float(work_per_unit) / float(peak)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return ""
+    return f"{value:.1%}" if math.isfinite(value) else ""
+
+
 def fmt_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
     """``"0.1234 ± 0.0056"``: the mean and the larger distance to an interval end (conservative for skewed
     bootstrap intervals). A nan interval (e.g. one seed) prints as ``"0.1234 (no CI)"``."""

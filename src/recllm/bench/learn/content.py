@@ -54,11 +54,6 @@ class ContentTiming:
     def items_per_second(self) -> float:
         return self.items / self.encode_seconds if self.encode_seconds > 0 else float("nan")
 
-    @property
-    def of_peak(self) -> float:
-        """The embedding's FLOP/s as a fraction of the measured matmul peak (nan when not measured)."""
-        return self.gflops / self.peak_gflops if self.peak_gflops > 0 else float("nan")
-
 
 def timing_store(runs_path: Path) -> RunStore:
     """The store of timing records beside ``<report>.runs.jsonl``: ``<report>.content.jsonl``."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE
 from recllm.learn.defaults import SEQ_SETTINGS
-from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
+from recllm.eval.report import fmt_ci, fmt_of_peak, format_table, save_plot, write_report
 from recllm.eval.stats import paired_bootstrap_diff
 
 METRIC_COLUMNS = ("hr@10", "ndcg@10", "hr@50", "ndcg@50", "hr@200", "ndcg@200")
@@ -307,7 +307,7 @@ def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: 
         trows = [{"data set": t.dataset, "encoder": ENCODERS.get(t.encoder, t.encoder), "items": t.items,
                   "dim": t.dim, "embedding s": f"{t.encode_seconds:.1f}", "items/s": f"{t.items_per_second:.1f}",
                   "GFLOP/s": "" if np.isnan(t.gflops) else f"{t.gflops:.1f}",
-                  "of peak": "" if np.isnan(t.of_peak) else f"{t.of_peak:.1%}",
+                  "of peak": fmt_of_peak(1.0, t.gflops, t.peak_gflops),
                   "load s": f"{t.load_seconds:.1f}",
                   "timed": "whole catalogue" if not t.sample else f"{t.sample} texts, scaled",
                   "precision": t.precision, "threads": t.threads, "CPU": t.cpu, "load avg": t.load_average,

@@ -40,12 +40,3 @@ def counted_compute(model: "TRSR", histories: list[Any], candidates: list[Any], 
             out["summary_gflop_per_user"] = flops / 1e9 / len(hist)
             out["summary_peak_gflops"] = measure_matmul_flops(lm.dtype, seconds=1.0, device=lm.device) / 1e9
     return out
-
-
-def of_peak(rate: Any, gflop_per_unit: Any, peak_gflops: Any) -> str:
-    """``rate`` units/s x GFLOPs per unit as a percentage of the peak ('' when a figure is missing)."""
-    try:
-        value = float(rate) * float(gflop_per_unit) / float(peak_gflops)
-    except (TypeError, ValueError, ZeroDivisionError):
-        return ""
-    return f"{value:.1%}" if value == value else ""

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE, machine_text
-from recllm.bench.trsr.compute import COMPUTE_USERS, of_peak
-from recllm.eval.report import fmt_ci, format_table
+from recllm.bench.trsr.compute import COMPUTE_USERS
+from recllm.eval.report import fmt_ci, fmt_of_peak, format_table
 from recllm.eval.stats import interval_over_runs
 
 # (commit, what changed in the benchmark's method): the report lists those its previous version did not have.
@@ -611,11 +611,11 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
         lines += ["", "### Throughput (model time; cached results keep the time they took)", ""]
         rows = [{"method": t["method"], "seed": t["seed"],
                  "summaries: users/s": t["summary_users_per_s"] if t["summary_prompts"] else "-",
-                 "summaries: of peak": of_peak(t["summary_users_per_s"], t.get("summary_gflop_per_user"),
+                 "summaries: of peak": fmt_of_peak(t["summary_users_per_s"], t.get("summary_gflop_per_user"),
                                                t.get("summary_peak_gflops")) if t["summary_prompts"] else "-",
                  "prompts": t["summary_prompts"],
                  "ranking: candidates/s": t["candidates_per_s"],
-                 "ranking: of peak": of_peak(t["candidates_per_s"], t.get("rank_gflop_per_candidate"),
+                 "ranking: of peak": fmt_of_peak(t["candidates_per_s"], t.get("rank_gflop_per_candidate"),
                                              t.get("rank_peak_gflops")),
                  "SFT labelled candidates": t["train_pairs"],
                  "SFT s": t["train_s"], "SFT threads": t.get("sft_threads") or "-",
