@@ -23,6 +23,8 @@ RESULT = {
               "stored_after_restart": 200, "history_after_retry": 201, "stored_after_retry": 201,
               "in_flight_stored_once_after_retry": True, "restart_s": 11.0, "restart_parts": {"learn": 0.5}},
     "bad_requests": [("missing token", 401, 401, True), ("oversized body", 413, 500, False)],
+    "flops": {"none": {"flops": 2e6, "dtype": "float32", "search_counted": True, "threads": 1, "peak": 100e9},
+              "llm": {"flops": 40e9, "dtype": "bfloat16", "threads": 1, "peak": 400e9}},
 }
 
 
@@ -33,7 +35,10 @@ def test_report_has_every_section_and_flags_what_did_not_hold():
     assert "- source: commit 0123abcd" in text and "median 1000.0, min 1.5, max 1001.0" in text
     assert "More runnable processes than cores" in text
     assert "- context: two cores shared with other jobs" in text and "learn 0.4 s, trsr 3.2 s" in text
-    assert "| llm | 16 | 16 | 8 | 9000.0 | 15000.0 | 16000.0 | 0.90 |" in text
+    # of peak: 0.9 requests/s x 40 GFLOP over the bfloat16 peak of 400 GFLOP/s; 90.5 x 2 MFLOP over 100 GFLOP/s
+    assert "| llm | 16 | 16 | 8 | 9000.0 | 15000.0 | 16000.0 | 0.90 | 40 | 9.0% |" in text
+    assert "| none | 4 | 200 | 180 | 40.0 | 60.0 | 70.0 | 90.50 | 0.002 | 0.2% |" in text
+    assert "rerank=none: float32, 100.0 GFLOP/s; rerank=llm: bfloat16, 400.0 GFLOP/s" in text
     assert "took median 20.0 s, max 31.0 s" in text
     assert "median 110 ms, max 110 ms (1 not listed within 60 s)" in text
     assert "Result: every acknowledged event is stored exactly once" in text
@@ -45,6 +50,8 @@ def test_report_has_every_section_and_flags_what_did_not_hold():
     text = report(broken, "x", "commit 0123abcd")
     assert "did NOT hold" in text and "not oversubscribed" in text
     assert "no TRSR run" in text and "Not measured" in text and "summaries were made first" not in text
+    del broken["flops"]  # a result from before FLOPs were counted: the columns say n/a
+    assert "| 90.50 | n/a | n/a |" in report(broken, "x", "commit 0123abcd")
 
 
 def test_the_header_says_what_other_processes_took_of_the_cpu():
@@ -60,3 +67,20 @@ def test_the_header_says_what_other_processes_took_of_the_cpu():
     busy = copy.deepcopy(quiet)
     busy["load"].update(others_median=1.5, others_max=2.0)
     assert "Other jobs competed with the service" in report(busy, "x", "commit 0123abcd")
+
+
+def test_a_rerun_says_what_changed_from_the_serve_report_it_replaces(tmp_path):
+    """serve.md gets the closing section every generated report has: here the FLOP columns, n/a before."""
+    from recllm.eval.report import CHANGES_HEADING, with_changes
+    from recllm.serve.load_report import report
+
+    old = copy.deepcopy(RESULT)
+    del old["flops"]
+    path = tmp_path / "serve.md"
+    path.write_text(report(old, "x", "commit 0123abcd"))
+    text = with_changes(path, report(RESULT, "x", "commit 4567ef01"))
+    changes = text[text.index(CHANGES_HEADING):]
+    assert "from commit 0123abcd" in changes
+    assert "of peak: 2 of 2 rows (largest: none, n/a -> 0.2%)" in changes
+    path.write_text("my own notes\n")  # not a generated report: nothing to compare with
+    assert CHANGES_HEADING not in with_changes(path, report(RESULT, "x", "commit 4567ef01"))

@@ -244,11 +244,17 @@ def write_report(
     text = report_header(title, command, data_paths, seeds, commit, precision, more_versions) + "\n" \
         + body.rstrip() + "\n"
     text = text.replace(str(Path.cwd().resolve()) + os.sep, "")  # paths under the working folder, relative
-    previous = _previous_report(path)
-    if previous is not None:
-        text += "\n" + report_changes(previous, text, method_changes, where=code_checkout())
-    write_text_atomic(path, text)
+    write_text_atomic(path, with_changes(path, text, method_changes))
     return path
+
+
+def with_changes(path: str | os.PathLike[str], text: str, method_changes: Sequence[tuple[str, str]] = ()) -> str:
+    """``text``, a report about to be written to ``path``, followed by what changed since the generated report it
+    replaces there (:func:`report_changes`); ``text`` alone when there is none."""
+    previous = _previous_report(Path(path))
+    if previous is None:
+        return text
+    return text + "\n" + report_changes(previous, text, method_changes, where=code_checkout())
 
 
 def _previous_report(path: Path) -> str | None:

@@ -10,7 +10,10 @@ requests/s of ``/recommend`` at each client count, with ``rerank=llm`` too when 
 whose first summary is made, and timed, beforehand); POST-to-recommendable latency of new items; SIGKILL while a
 client streams events, the restart time, and whether every acknowledged event is stored exactly once and nothing
 unacknowledged is counted twice; the code of each bad request against the documented one. The machine's load
-average is sampled throughout (the report says how busy the CPU was). The report itself: :mod:`.load_report`.
+average is sampled throughout (the report says how busy the CPU was). After the server stops, the same models are
+loaded in this process to count the FLOPs of one request of each kind (:func:`request_flops`) and to measure the
+machine's matmul peak at the server's threads and precision, so each requests/s is also given as a share of that
+peak. The report itself: :mod:`.load_report`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LoadSampler", "Server", "main", "run"]
+__all__ = ["LoadSampler", "Server", "main", "request_flops", "run"]
 
 START_SECONDS = 300
 
@@ -388,6 +391,61 @@ def _bad_requests(server: Server, item_ids: list[str]) -> list[tuple[str, int, i
     return out
 
 
+def _search_flops(index: Any, n_items: int) -> float:
+    """Multiply-adds of one exhaustive inner-product search (exact or faiss flat), counted as 2 FLOPs each; 0 for an
+    approximate index, whose work depends on the graph."""
+    kind = getattr(index, "kind", "")
+    dim = index.vectors.shape[1] if kind == "exact" else index.index.d if kind == "flat" else 0
+    return 2.0 * n_items * dim
+
+
+def request_flops(services: dict[str, Any], users: list[str], candidates: int) -> dict[str, dict[str, Any]]:
+    """FLOPs of one ``/recommend`` of each kind, counted on the service's own objects (``app.state.services``) the
+    way the route calls them, mean over ``users``: ``"none"``, retrieval (the user tower, counted by torch, plus an
+    exhaustive index search), and with a reranker ``"llm"``, retrieval of ``candidates`` then the ranker's scoring
+    (each user's summary is made first, outside the count, as in the steady-state rows). Each kind also names the
+    precision its arithmetic runs in (the retrieval towers' and the ranker's)."""
+    from recllm.llm.hardware import count_flops
+
+    state, reranker = services["state"], services.get("reranker")
+    search = _search_flops(state.index, state.n_items)
+    retrieval = [count_flops(lambda: state.recommend(user, 10))[1] + search for user in users]
+    towers = str(next(state.net.parameters()).dtype).removeprefix("torch.")
+    out = {"none": {"flops": float(np.mean(retrieval)), "dtype": towers, "search_counted": search > 0}}
+    if reranker is not None:
+        counts = []
+        for user in users:
+            if reranker.config.use_summary:
+                reranker.summaries.current(user)
+            retrieved, flops = count_flops(lambda: state.recommend(user, candidates))
+            scored = count_flops(lambda: reranker.rerank(user, state.history(user), retrieved))[1]
+            counts.append(flops + search + scored)
+        out["llm"] = {"flops": float(np.mean(counts)), "dtype": reranker.ranker.lm.dtype}
+    return out
+
+
+def _flops_and_peak(learn: Path, trsr: Path | None, users: list[str], candidates: int, threads: int,
+                    encoder: bool) -> dict[str, dict[str, Any]]:
+    """:func:`request_flops` on the run folders loaded in this process (a fresh database), each kind with the
+    machine's matmul peak in its precision at the server's threads."""
+    from recllm.llm.hardware import measure_matmul_flops
+    from recllm.serve.cli import load_service
+    from recllm.utils import set_threads
+
+    set_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="recllm-serve-flops-") as tmp:
+        app = load_service(learn, trsr, db=str(Path(tmp) / "flops.db"), encoder=encoder)
+        services = app.state.services
+        try:
+            kinds = request_flops(services, users, candidates)
+        finally:
+            if services.get("summaries") is not None:
+                services["summaries"].stop()
+            services["store"].close()
+    peaks = {dtype: measure_matmul_flops(dtype, device="cpu") for dtype in {k["dtype"] for k in kinds.values()}}
+    return {name: {**kind, "threads": threads, "peak": peaks[kind["dtype"]]} for name, kind in kinds.items()}
+
+
 def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threads: int = 1,
         encoder: bool = True, rerank_requests: int = 16, rerank_users: int = 8, candidates: int = 50,
         new_items: int = 5, kill_after: int = 200) -> dict[str, Any]:
@@ -418,6 +476,8 @@ def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threa
         result["bad_requests"] = _bad_requests(server, item_ids)
         result["fault"] = _fault(server, users[0], item_ids, kill_after=kill_after)
     result["load"] = load.summary()
+    flops_users = warm if trsr is not None else users[:2]
+    result["flops"] = _flops_and_peak(learn, trsr, flops_users, candidates, threads, encoder)
     result["wall_s"] = time.perf_counter() - began
     return result
 
@@ -465,9 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m recllm.serve.load " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(result, command, source)
     if target is not None:
+        from recllm.eval.report import with_changes
         from recllm.utils import write_text_atomic
 
-        write_text_atomic(target.path, text)
+        write_text_atomic(target.path, with_changes(target.path, text))
         print(f"wrote {target.path}")
     else:
         print(text)

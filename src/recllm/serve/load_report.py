@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from recllm.eval.report import fmt_of_peak
+
 __all__ = ["report"]
 
 
@@ -90,12 +92,38 @@ def _latency(result: dict[str, Any]) -> list[str]:
                   f"request, which runs the recurrent summariser over the complete blocks of the history "
                   f"({s['summarised']} of {s['users']} had at least one), took median {s['median_s']:.1f} s, max "
                   f"{s['max_s']:.1f} s; the rows below are the steady state, with the summary stored.", ""]
-    lines += ["| rerank | clients | requests | users | p50 ms | p95 ms | p99 ms | requests/s |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    flops = result.get("flops") or {}
+    if flops:
+        lines += [_flops_note(flops), ""]
+    lines += ["| rerank | clients | requests | users | p50 ms | p95 ms | p99 ms | requests/s | GFLOP / request | "
+              "of peak |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["latency"]:
+        kind = flops.get(r["rerank"], {})
+        work = kind.get("flops", float("nan"))
         lines.append(f"| {r['rerank']} | {r['clients']} | {r['requests']} | {r['users']} | {r['p50_ms']:.1f} | "
-                     f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.2f} |")
+                     f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.2f} | {_gflop(work)} | "
+                     f"{fmt_of_peak(r['rps'], work, kind.get('peak')) or 'n/a'} |")
     return lines
+
+
+def _gflop(flops: float) -> str:
+    return "n/a" if math.isnan(flops) else f"{flops / 1e9:.3g}"
+
+
+def _flops_note(flops: dict[str, dict[str, Any]]) -> str:
+    """How the FLOPs per request and the peaks of the last two columns were found."""
+    none = flops["none"]
+    search = ("plus an exhaustive search of the item vectors (2 FLOPs per item and dimension)"
+              if none.get("search_counted") else "(the approximate index search not counted)")
+    peaks = "; ".join(f"rerank={name}: {kind['dtype']}, {kind['peak'] / 1e9:.1f} GFLOP/s" for name, kind in
+                      flops.items())
+    return ("FLOPs per request were counted after the run, in this process, on the same run folders loaded the "
+            "way the server loads them (torch's FLOP counter: matrix products and attention; element-wise work not "
+            f"counted): retrieval is the user tower {search}; a rerank=llm request adds the ranker's scoring of the "
+            "candidates, the user's summary made beforehand. \"of peak\" is requests/s x FLOPs per request over "
+            f"this machine's measured matmul peak in the precision of the request's arithmetic, at the server's "
+            f"{none['threads']} thread(s) ({peaks}): the share of the CPU's arithmetic the service turns into "
+            "answers; the rest goes to HTTP, JSON, SQLite, Python and waiting.")
 
 
 def _new_item(item: dict[str, Any] | None) -> list[str]:
