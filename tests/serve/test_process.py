@@ -128,6 +128,10 @@ def test_load_report_on_the_tiny_artifact(artifact, tmp_path):
     assert result["new_item"] is None and result["load"]["samples"] >= 2 and result["load"]["max"] >= 0
     text = report(result, "python -m recllm.serve.load --learn X", "commit abc")
     assert "| none | 2 | 6 |" in text and "Not measured" in text and "MISMATCH" not in text
+    flops = result["flops"]  # counted in this process on the artifact loaded as the server loads it
+    assert list(flops) == ["none"] and flops["none"]["flops"] > 0 and flops["none"]["peak"] > 0
+    assert flops["none"]["dtype"] == "float32" and flops["none"]["threads"] == 1
+    assert "| n/a | n/a |" not in text and "float32," in text
     assert "- source: commit abc" in text and ("CPU used by other processes during the run" in text or not os.path.isfile("/proc/stat"))
     from recllm.outputs import is_generated_report
 

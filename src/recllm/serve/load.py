@@ -427,14 +427,14 @@ def request_flops(services: dict[str, Any], users: list[str], candidates: int) -
 def _flops_and_peak(learn: Path, trsr: Path | None, users: list[str], candidates: int, threads: int,
                     encoder: bool) -> dict[str, dict[str, Any]]:
     """:func:`request_flops` on the run folders loaded in this process (a fresh database), each kind with the
-    machine's matmul peak in its precision at the server's threads."""
+    machine's matmul peak in its precision at the server's ``threads`` (torch's threads are restored after)."""
+    import torch
+
     from recllm.llm.hardware import measure_matmul_flops
     from recllm.serve.cli import load_service
-    from recllm.utils import set_threads
 
-    set_threads(threads)
     with tempfile.TemporaryDirectory(prefix="recllm-serve-flops-") as tmp:
-        app = load_service(learn, trsr, db=str(Path(tmp) / "flops.db"), encoder=encoder)
+        app = load_service(learn, trsr, db=f"sqlite:///{Path(tmp) / 'flops.db'}", encoder=encoder)
         services = app.state.services
         try:
             kinds = request_flops(services, users, candidates)
@@ -442,7 +442,12 @@ def _flops_and_peak(learn: Path, trsr: Path | None, users: list[str], candidates
             if services.get("summaries") is not None:
                 services["summaries"].stop()
             services["store"].close()
-    peaks = {dtype: measure_matmul_flops(dtype, device="cpu") for dtype in {k["dtype"] for k in kinds.values()}}
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        peaks = {dtype: measure_matmul_flops(dtype, device="cpu") for dtype in {k["dtype"] for k in kinds.values()}}
+    finally:
+        torch.set_num_threads(before)
     return {name: {**kind, "threads": threads, "peak": peaks[kind["dtype"]]} for name, kind in kinds.items()}
 
 
