@@ -131,7 +131,7 @@ def test_a_report_replacing_a_hand_written_file_or_losing_a_table_says_so(tmp_pa
 
     path = tmp_path / "notes.md"
     path.write_text("| model | hr@10 |\n| --- | --- |\n| a | 0.1 |\n")
-    write_report(path, "Toy", "bench toy", [], _body({"LEARN": 0.1}), commit="commit aaa111")
+    write_report(path, "Toy", "bench toy", [], _body({"LEARN": 0.1}), commit="commit aaa111", overwrite=True)
     assert CHANGES_HEADING not in path.read_text()  # not a generated report: no previous version to compare
 
     previous = path.read_text()
@@ -234,3 +234,38 @@ def test_fmt_of_peak_is_a_percentage_or_empty():
     assert fmt_of_peak(40.0, 0.5, 100.0) == "20.0%" and fmt_of_peak(2.0, 3e9, 48e9) == "12.5%"
     assert fmt_of_peak(1.0, None, 100.0) == "" and fmt_of_peak(float("nan"), 1.0, 1.0) == ""
     assert fmt_of_peak(1.0, 1.0, 0.0) == ""
+
+
+def test_a_file_recllm_did_not_make_is_not_replaced_at_write_time_without_overwrite(tmp_path):
+    """The checks before a benchmark's work are repeated when its report and plots are written: a user's file that
+    appeared at the report's or a plot's path meanwhile stays as it was, unless --overwrite was given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recllm.errors import UserInputError
+
+    report, plot = tmp_path / "r.md", tmp_path / "p.png"
+    report.write_text("my notes\n")
+    plot.write_bytes(b"my picture")
+    with pytest.raises(UserInputError, match="already exists"):
+        write_report(report, "Toy", "bench toy", [], "| a |\n")
+    fig = plt.figure()
+    with pytest.raises(UserInputError, match="did not generate"):
+        save_plot(fig, plot)
+    assert not plt.fignum_exists(fig.number)  # closed all the same
+    assert report.read_text() == "my notes\n" and plot.read_bytes() == b"my picture"
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["p.png", "r.md"]  # no temporary file left
+    write_report(report, "Toy", "bench toy", [], "| a |\n", overwrite=True)  # --overwrite: replaced
+    save_plot(plt.figure(), plot, overwrite=True)
+    write_report(report, "Toy", "bench toy", [], "| b |\n")  # now recllm's own: a rerun replaces them
+    save_plot(plt.figure(), plot)
+    assert "| b |" in report.read_text() and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_report_target_carries_the_users_overwrite_to_write_time(tmp_path):
+    from recllm.bench.reporting import report_target
+
+    assert report_target(tmp_path / "r.md", "r.md", allow_dirty=True).overwrite is False
+    assert report_target(tmp_path / "r.md", "r.md", overwrite=True, allow_dirty=True).overwrite is True

@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
                for dataset in args.datasets}
     write_report(target.path, "LLM imputer: how to decode numbers", args.command, data_files(args.datasets),
                  report_body(results), seeds=seeds, commit=target.commit,
-                 precision=describe_precision(args.precision))
+                 precision=describe_precision(args.precision), overwrite=target.overwrite)
     print(f"[impute-numbers] wrote {target.path}")
     return 0
 

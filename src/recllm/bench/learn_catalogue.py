@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     write_report(target.path, "LEARN on a catalogue of mostly unengaged items", args.command,
                  data_files(args.datasets),
                  report_body(rows, args.seed, sweep_rows), seeds=[args.seed], commit=target.commit,
-                 precision=describe_precision())
+                 precision=describe_precision(), overwrite=target.overwrite)
     print(f"[learn-catalogue] wrote {target.path}")
     return 0
 

@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         sections.append(report_section(name, runs, args.seeds, args.epochs, FULL_EPOCHS, DEFAULT_PATIENCE))
     write_report(target.path, "Early-stopping patience on validation", args.command, source_files(args.datasets),
                  "\n\n".join([intro(SPLIT, args.seeds, args.epochs, FULL_EPOCHS), *sections]), seeds=args.seeds,
-                 commit=target.commit)
+                 commit=target.commit, overwrite=target.overwrite)
     print(f"[learn-patience] wrote {target.path}")
     return 0
 

@@ -31,10 +31,12 @@ RUN_STORE_CHANGE: tuple[str, str] = (
 
 @dataclass(frozen=True)
 class ReportTarget:
-    """A checked report path and the source line its header shows (see :func:`source_state`)."""
+    """A checked report path, the source line its header shows (see :func:`source_state`), and whether the user
+    allowed replacing a file recllm did not make there (``--overwrite``; checked again when the report is written)."""
 
     path: Path
     commit: str
+    overwrite: bool = False
 
 
 def library_versions(distributions: "tuple[str, ...] | list[str]") -> dict[str, str | None]:
@@ -116,7 +118,7 @@ def report_target(out: str | os.PathLike[str] | None, default_name: str, *, over
 
     path = report_path(out, default_name)
     check_report_file(path, overwrite=overwrite)
-    return ReportTarget(path, source_state(allow_dirty))
+    return ReportTarget(path, source_state(allow_dirty), overwrite)
 
 
 def as_target(out: "ReportTarget | str | os.PathLike[str] | None", default_name: str) -> ReportTarget:

@@ -474,7 +474,8 @@ def run_scaling(quick: bool = False, out: Any = None, show_progress: bool = True
             trainers[name][processes] = measure_trainer(name, size, processes)
     body = report_body(sizes, batch, trainers, peaks)
     write_report(target.path, "Scaling: Ray Data and torchrun on this machine", command or f"recllm bench {NAME}" + (" --quick" if quick else ""), [], body,
-                 commit=target.commit, precision="float32 (set by the benchmark on every worker)")
+                 commit=target.commit, precision="float32 (set by the benchmark on every worker)",
+                 overwrite=target.overwrite)
     say(f"scaling: wrote {target.path}")
     return 0
 

@@ -243,7 +243,8 @@ def _run(args: argparse.Namespace) -> int:
                                 measure=measure)
     write_report(target.path, "LLM-TRSR: a faster scoring precision's rank agreement with the headline scores",
                  args.command, data_files([s.name for s in specs]), report_body(rows, args.precision, args.faster),
-                 seeds=[0], commit=target.commit, precision=describe_precision(args.precision, summarizer.device))
+                 seeds=[0], commit=target.commit, precision=describe_precision(args.precision, summarizer.device),
+                 overwrite=target.overwrite)
     print(f"[{NAME}] wrote {target.path}", flush=True)
     return 0
 

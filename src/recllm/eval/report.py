@@ -235,12 +235,16 @@ def write_report(
     precision: str | None = None,
     method_changes: Sequence[tuple[str, str]] = (),
     more_versions: Mapping[str, str | None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write a generated markdown report atomically: :func:`report_header`, ``body`` (paths under the working folder
     made relative: committed reports name no machine's folders), then what changed since the
     report this one replaces (:func:`report_changes`; ``method_changes``: the benchmark's ``(commit, what changed in
-    its method)`` list). Returns the path."""
-    path = Path(path)
+    its method)`` list). A file recllm did not generate at ``path`` is replaced only with ``overwrite`` (checked
+    again now, not only before the benchmark's work: one may have appeared meanwhile). Returns the path."""
+    from recllm.outputs import check_report_file
+
+    path = check_report_file(path, overwrite=overwrite)
     text = report_header(title, command, data_paths, seeds, commit, precision, more_versions) + "\n" \
         + body.rstrip() + "\n"
     text = text.replace(str(Path.cwd().resolve()) + os.sep, "")  # paths under the working folder, relative
@@ -446,16 +450,23 @@ def _distance(was: str, now: str) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-12)
 
 
-def save_plot(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Save a matplotlib figure as PNG atomically (Agg backend, no display needed) and close it."""
+def save_plot(fig: Any, path: str | os.PathLike[str], dpi: int = 120, overwrite: bool = False) -> Path:
+    """Save a matplotlib figure as PNG atomically (Agg backend, no display needed) and close it; a file at ``path``
+    that is not a plot recllm saved is replaced only with ``overwrite`` (else a one-line error, the figure closed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from recllm.outputs import PLOT_SOFTWARE
+    from recllm.errors import UserInputError
+    from recllm.outputs import PLOT_SOFTWARE, check_plot_files
 
     path = Path(path)
+    try:
+        check_plot_files([path], overwrite)
+    except UserInputError:
+        plt.close(fig)
+        raise
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": PLOT_SOFTWARE})
     plt.close(fig)

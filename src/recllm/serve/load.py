@@ -531,8 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     text = report(result, command, source)
     if target is not None:
         from recllm.eval.report import with_changes
+        from recllm.outputs import check_report_file
         from recllm.utils import write_text_atomic
 
+        try:  # again now: a file recllm did not make may have appeared during the run
+            check_report_file(target.path, target.overwrite)
+        except UserInputError as exc:
+            parser.exit(2, f"python -m recllm.serve.load: error: {exc}\n")
         write_text_atomic(target.path, with_changes(target.path, text))
         print(f"wrote {target.path}")
     else:

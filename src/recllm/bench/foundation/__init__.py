@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
         precision = describe_precision()
     write_report(target.path, "Foundation: data, LLM core, evaluation", args.command, data_files(DATASETS),
-                 "\n".join(body), commit=target.commit, precision=precision)
+                 "\n".join(body), commit=target.commit, precision=precision, overwrite=target.overwrite)
     machine.append_history(target.path, facts, target.commit)
     print(f"[foundation] wrote {target.path}")
     return 0
@@ -91,7 +91,8 @@ def _run_baselines(args: argparse.Namespace) -> int:
     body = baselines.run(seed=args.seed, quick=args.quick)
     body += f"\n_Total time: {time.perf_counter() - start:.0f} s._\n"
     write_report(target.path, "Foundation baselines: Popularity and ItemKNN on MovieLens-100K", args.command,
-                 data_files([baselines.DATASET]), body, seeds=[args.seed], commit=target.commit)
+                 data_files([baselines.DATASET]), body, seeds=[args.seed], commit=target.commit,
+                 overwrite=target.overwrite)
     print(body)
     print(f"[foundation-baselines] wrote {target.path}")
     return 0

@@ -593,7 +593,7 @@ def plot_paths(path: Path) -> tuple[Path, Path]:
     return path.with_name(f"{path.stem}-downstream.png"), path.with_name(f"{path.stem}-cells.png")
 
 
-def _plots(rows: list[dict[str, Any]], imputers: list[str], path: Path) -> list[str]:
+def _plots(rows: list[dict[str, Any]], imputers: list[str], path: Path, overwrite: bool = False) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -619,7 +619,7 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], path: Path) -> list[
         ax.set_title(f"{task.name}: {task.primary}")
         ax.set_xlabel("MCAR missing cells (%)")
     axes[0][0].legend(fontsize=8)
-    links.append(save_plot(fig, downstream).name)
+    links.append(save_plot(fig, downstream, overwrite=overwrite).name)
     imp = _imputation(rows)
     metrics = sorted({(t, m) for (t, m, _, _) in imp if m.endswith((":nrmse", ":accuracy", ":jaccard"))})
     if metrics:
@@ -632,7 +632,7 @@ def _plots(rows: list[dict[str, Any]], imputers: list[str], path: Path) -> list[
             ax.set_title(f"{table.split('/')[-1]} {metric}", fontsize=9)
             ax.set_xlabel("MCAR %")
         axes[0][0].legend(fontsize=7)
-        links.append(save_plot(fig, cells).name)
+        links.append(save_plot(fig, cells, overwrite=overwrite).name)
     return links
 
 
@@ -717,7 +717,7 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
     imputers = list(imputers if imputers is not None else config.imputers)
     ran = {row["imputer"] for row in rows}
     shown = [i for i in config.unit_imputers(tuple(imputers)) if i in imputers or i in ran]  # + shared-fit references
-    links = _plots(rows, shown, path)
+    links = _plots(rows, shown, path, target.overwrite)
     masked = "; ".join(f"{spec.name}: {', '.join(spec.masked)}" for d in config.datasets for spec in TABLES[d])
     versions = peer_versions()
     peers = [f"{name} ({versions[name]})" for name in PEERS if name in config.imputers]
@@ -782,4 +782,5 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
                         data_files(config.datasets), "\n".join(body), seeds=list(config.seeds),
                         commit=target.commit, precision=describe_precision(config.precision),
                         method_changes=METHOD_CHANGES, more_versions=library_versions(
-                            [dist for name, (_, dists) in PEERS.items() if name in config.imputers for dist in dists]))
+                            [dist for name, (_, dists) in PEERS.items() if name in config.imputers for dist in dists]),
+                            overwrite=target.overwrite)

@@ -227,7 +227,8 @@ def summary_table(groups: dict[tuple[str, str], dict[str, list[Any]]], order: li
                                f"{label} - SASRec (95% CI)", "best model"]) + "\n"
 
 
-def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, order: list[str], path: Path) -> Path | None:
+def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, order: list[str], path: Path,
+          overwrite: bool = False) -> Path | None:
     try:
         import matplotlib
 
@@ -252,7 +253,7 @@ def _plot(groups: dict[tuple[str, str], dict[str, list[Any]]], dataset: str, ord
         ax.set_title(f"{dataset} / {split}", fontsize=9)
         ax.set_xlabel("NDCG@10 (95% CI)", fontsize=8)
     fig.tight_layout()
-    return save_plot(fig, path)
+    return save_plot(fig, path, overwrite=overwrite)
 
 
 def encoder_section(groups: dict[tuple[str, str], dict[str, list[Any]]], specs: list[Any], datasets: list[str],
@@ -445,7 +446,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
             for learn in [MAIN_LEARN, *(s.name for s in specs if s.datasets and dataset in s.datasets)]:
                 body.append(f"Paired NDCG@10 difference {learn} - {MAIN_SASREC} (bootstrap over users, 95%): "
                             f"{_paired(by_model, learn, MAIN_SASREC)}\n")
-        plot = _plot(groups, dataset, order, plot_path(path, dataset))
+        plot = _plot(groups, dataset, order, plot_path(path, dataset), target.overwrite)
         if plot is not None:
             body.append(f"![NDCG@10 on {dataset}]({plot.name})\n")
     if reference is not None:
@@ -465,7 +466,7 @@ def write_learn_report(target: Any, results: list[Any], specs: list[Any], datase
         precision = describe_precision()
     return write_report(path, "LEARN vs SASRec, HSTU and popularity (full-catalogue ranking)", command,
                         source_files(datasets), "\n".join(body), seeds=seeds, commit=target.commit,
-                        precision=precision, method_changes=METHOD_CHANGES)
+                        precision=precision, method_changes=METHOD_CHANGES, overwrite=target.overwrite)
 
 
 def departures() -> list[str]:

@@ -1102,6 +1102,6 @@ def run_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | No
     files = [f for r in results for f in r["data_files"]]
     write_report(path, "LLM-TRSR: summaries + LoRA Yes/No ranker vs baselines", command, files, body,
                  seeds=list(sizes.seeds), commit=target.commit, precision=describe_precision(precision, summarizer.device),
-                 method_changes=METHOD_CHANGES)
+                 method_changes=METHOD_CHANGES, overwrite=target.overwrite)
     print(f"[trsr] wrote {path}", flush=True)
     return 0
