@@ -202,3 +202,27 @@ def test_command_line_modules_are_not_part_of_the_code_identity():
     assert not set(recorded) & {"recllm.cli", "recllm.cli_args", "recllm.bench", "recllm.bench.impute",
                                 "recllm.bench.learn", "recllm.bench.trsr"}
     assert "recllm.bench.learn.run" in recorded
+
+
+def test_a_valid_row_without_a_field_its_reader_needs_is_refused_in_one_line(tmp_path):
+    """A store edited by hand can hold valid JSON without a field the benchmark reads: refused where it is read,
+    naming the store, the key and the field, not a KeyError or TypeError later in a report."""
+    import json
+
+    from recllm.bench.learn.run import RunResult, stored_run
+    from recllm.bench.runs import required_fields
+
+    assert required_fields(RunResult) == ("dataset", "split", "seed", "model", "metrics", "per_user")
+    path = tmp_path / "learn.runs.jsonl"
+    RunStore(path).put("k1", {"dataset": "d", "split": "loo", "seed": 0, "model": "m", "metrics": {}})
+    assert stored_run(RunStore(path), "k1") == RunResult("d", "loo", 0, "m", {}, {})
+    lines = path.read_text().splitlines()
+    edited = [json.loads(line) for line in lines]
+    del edited[-1]["row"]["model"]
+    path.write_text("\n".join(json.dumps(record) for record in edited) + "\n")
+    store = RunStore(path)
+    assert store.get("k1")["dataset"] == "d"  # a reader that needs no field still gets it
+    with pytest.raises(UserInputError, match=r"key k1\.\.\. has no model.*learn\.runs\.jsonl.*delete the file"):
+        stored_run(store, "k1")
+    with pytest.raises(UserInputError, match="has no a, b"):
+        store.get("k1", ["a", "split", "b"])

@@ -137,6 +137,14 @@ def _code_id(modules: dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the store
+def required_fields(cls: type) -> tuple[str, ...]:
+    """The fields of dataclass ``cls`` that have no default: what a stored row must hold to be read back as one."""
+    import dataclasses
+
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
 def _not_a_store(path: Path, what: str) -> Exception:
     """The one-line error for a run store file (``path``) that cannot be read as one: what is wrong and what to do."""
     from recllm.errors import UserInputError
@@ -221,11 +229,18 @@ class RunStore:
         """The keys of the valid stored runs."""
         return [key for key in self._runs if self._is_valid(key)]
 
-    def get(self, key: str) -> Any:
-        """A copy of the stored row if its code, data and settings match (the key and the code check), else None."""
+    def get(self, key: str, required: Iterable[str] = ()) -> Any:
+        """A copy of the stored row if its code, data and settings match (the key and the code check), else None.
+        ``required``: the fields the caller reads; a row without one of them (a store edited by hand) is refused in
+        one line naming the store and the fields, not left to fail later in a report."""
         if not self._is_valid(key):
             return None
-        return json.loads(json.dumps(self._runs[key]["row"]))
+        row = json.loads(json.dumps(self._runs[key]["row"]))
+        missing = [name for name in required if not isinstance(row, dict) or name not in row]
+        if missing:
+            raise _not_a_store(self.path, f"the run stored under key {key[:16]}... has no {', '.join(missing)}, "
+                               "which this code writes and reads")
+        return row
 
     def get_arrays(self, key: str) -> dict[str, np.ndarray]:
         """The arrays stored with a valid run ({} for none)."""

@@ -181,8 +181,8 @@ def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any)
     those that run (the shared-fit references of :meth:`BenchConfig.unit_imputers` are added here). A shared-fit
     imputer's (data set, seed) is all or nothing (:func:`recllm.bench.impute.run.stored_group`): its units are stored
     only when the whole group is, else every one of them is to run and its first counts the fit."""
-    from recllm.bench.impute.run import (SHARED_REFERENCES, base_imputer, group_keys, masked_tables, setting_name,
-                                         stored_group, unit_key)
+    from recllm.bench.impute.run import (SHARED_REFERENCES, UNIT_FIELDS, base_imputer, group_keys, masked_tables,
+                                         setting_name, stored_group, unit_key)
     from recllm.bench.impute.tasks import TABLES
     from recllm.data import load
 
@@ -215,7 +215,7 @@ def plan_units(config: Any, imputers: tuple[str, ...], rates: Rates, store: Any)
                                       seconds_of(name, dataset, tables[setting], True)))
             for name in (n for n in names if config.shares_fit(n)):
                 keyed = group_keys(name, dataset, seed, config)
-                stored = stored_group(store, [key for _, key in keyed]) is not None
+                stored = stored_group(store, [key for _, key in keyed], UNIT_FIELDS) is not None
                 for i, (setting, _) in enumerate(keyed):
                     units.append(Unit(dataset, seed, setting_name(setting), name, stored,
                                       seconds_of(name, dataset, tables[setting], fits=i == 0)))

@@ -500,7 +500,7 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
                 for name in names:
                     key = unit_key(dataset, seed, setting, name, config)
                     what = f"{setting_name(setting) if setting[0] != 'complete' else 'complete'} {name}"
-                    row = store.get(key)
+                    row = store.get(key, UNIT_FIELDS)
                     if row is None:
                         starting(dataset, seed, what, name)
 
@@ -517,7 +517,8 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
                     rows.append(row)
                     done(dataset, seed, what)
             for name in (n for n in units if config.shares_fit(n)):
-                if stored_group(store, [key for _, key in group_keys(name, dataset, seed, config)]) is None:
+                if stored_group(store, [key for _, key in group_keys(name, dataset, seed, config)],
+                                UNIT_FIELDS) is None:
                     starting(dataset, seed, f"{name} (shared fit, every setting)", name)
                 group = attempt(f"{dataset} seed {seed} {name} (shared fit)", lambda name=name: run_shared_group(
                     name, dataset, ds, seed, config, tables, union, store, base_lm if name == "llm" else None))
@@ -539,9 +540,12 @@ def run_benchmark(config: BenchConfig, out: Any = None, show_progress: bool = Tr
     return 0
 
 
+UNIT_FIELDS = ("dataset", "seed", "setting", "imputer", "tasks", "scores", "info", "versions")  # of every unit row
+
+
 def unit_row(dataset: str, seed: int, setting: tuple[str, float], name: str, result: dict[str, Any] | None,
              tasks: dict[str, dict[str, float]], **extra: Any) -> dict[str, Any]:
-    """The stored row of one unit (with the library versions it ran with)."""
+    """The stored row of one unit (with the library versions it ran with): :data:`UNIT_FIELDS` and ``extra``."""
     return {"dataset": dataset, "seed": seed, "setting": list(setting), "imputer": name, "tasks": tasks,
             "scores": result["scores"] if result else {}, "info": result["info"] if result else {},
             "versions": library_versions(), **extra}
@@ -552,10 +556,11 @@ def group_keys(name: str, dataset: str, seed: int, config: BenchConfig) -> list[
     return [(s, unit_key(dataset, seed, s, name, config)) for s in config.settings if config.runs(name, s)]
 
 
-def stored_group(store: Any, keys: list[str]) -> list[dict[str, Any]] | None:
+def stored_group(store: Any, keys: list[str], required: tuple[str, ...] = ()) -> list[dict[str, Any]] | None:
     """The stored rows of a shared-fit group (one imputer's settings of a (data set, seed)) when every one of them
-    is stored and all carry the same ``fit_group`` (one process's fit), else None: the group then reruns whole."""
-    rows = [store.get(key) for key in keys]
+    is stored and all carry the same ``fit_group`` (one process's fit), else None: the group then reruns whole.
+    ``required``: the fields each row must hold (see :meth:`recllm.bench.runs.RunStore.get`)."""
+    rows = [store.get(key, required) for key in keys]
     if not rows or any(row is None for row in rows):
         return None
     groups = {row.get("fit_group") for row in rows}
@@ -569,7 +574,7 @@ def run_shared_group(name: str, dataset: str, ds: Any, seed: int, config: BenchC
     else fitted once on the union tables, every setting filled (and its DLRMs trained, except for the shared-fit
     references) in this process, and the rows stored together at the end under one ``fit_group``."""
     keyed = group_keys(name, dataset, seed, config)
-    rows = stored_group(store, [key for _, key in keyed])
+    rows = stored_group(store, [key for _, key in keyed], UNIT_FIELDS)
     if rows is not None:
         return rows
     shared: dict[str, Any] = {"tables": union, "fitted": {}}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recllm.bench.runs import RunStore, run_key
+from recllm.bench.runs import RunStore, required_fields, run_key
 
 # The encoders the benchmark compares (recllm.learn.encoder aliases -> display names); the first is LEARN's default.
 ENCODERS = {"smollm2": "SmolLM2-135M", "minilm": "all-MiniLM-L6-v2"}
@@ -70,7 +70,7 @@ def timing_key(data: str, dataset: str, encoder: str, sample: int) -> str:
 
 
 def stored_timing(store: RunStore, key: str) -> ContentTiming | None:
-    row = store.get(key)
+    row = store.get(key, required_fields(ContentTiming))
     if row is None:
         return None
     return ContentTiming(**{k: v for k, v in row.items() if k in ContentTiming.__dataclass_fields__})

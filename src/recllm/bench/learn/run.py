@@ -28,7 +28,7 @@ import numpy as np
 
 from recllm.bench.learn import content as contents
 from recllm.bench.learn.recbole_ref import cases_fingerprint
-from recllm.bench.runs import RunStore, data_sha256, run_key
+from recllm.bench.runs import RunStore, data_sha256, required_fields, run_key
 from recllm.learn.defaults import SEQ_SETTINGS
 from recllm.learn.encoder import content_config, content_for
 from recllm.models.base import Recommender
@@ -92,7 +92,8 @@ def store_run(store: RunStore, result: RunResult) -> None:
 
 def stored_run(store: RunStore, key: str) -> RunResult | None:
     """The valid stored run under ``key`` (code, data and settings unchanged), or None."""
-    row, arrays = store.get(key), store.get_arrays(key)
+    row = store.get(key, [name for name in required_fields(RunResult) if name != "per_user"])  # per_user: arrays
+    arrays = store.get_arrays(key)
     if row is None or set(arrays) != set(row.get("metrics", {})):
         return None
     fields = {k: v for k, v in row.items() if k in RunResult.__dataclass_fields__}
