@@ -8,6 +8,7 @@ import pytest
 
 from recllm.bench.learn.recbole_ref import cases_fingerprint, recbole_reference
 from recllm.models import PrecomputedScores
+from recllm.errors import UserInputError
 
 
 def _write_run(folder, loo, scores):
@@ -74,6 +75,12 @@ def test_reference_is_stored_and_read_back_without_the_run_folder(loo, tmp_path)
     store.write_text("{}")  # a store that is not a saved reference: said, not a KeyError
     ref = recbole_reference([ours], loo, tmp_path / "run", store)
     assert "is not a RecBole reference recllm saved" in ref["error"]
+    _write_run(tmp_path / "run", loo, scores)  # with the run folder, the reference would be saved there again:
+    store.write_text("my notes")  # a file recllm did not save, made after the up-front check, stays as it is
+    with pytest.raises(UserInputError, match="not a RecBole reference recllm saved"):
+        recbole_reference([ours], loo, tmp_path / "run", store)
+    assert store.read_text() == "my notes"
+    assert "text" in recbole_reference([ours], loo, tmp_path / "run", store, overwrite=True)  # --overwrite
 
 
 def test_a_file_recllm_did_not_save_is_never_replaced_by_the_reference(tmp_path):

@@ -52,6 +52,9 @@ def test_report_has_every_section_and_flags_what_did_not_hold():
     assert "no TRSR run" in text and "Not measured" in text and "summaries were made first" not in text
     del broken["flops"]  # a result from before FLOPs were counted: the columns say n/a
     assert "| 90.50 | n/a | n/a |" in report(broken, "x", "commit 0123abcd")
+    broken["flops_error"] = "MemoryError: out of memory"
+    assert "not counted (loading the runs in the test's process failed: MemoryError: out of memory)" in \
+        report(broken, "x", "commit 0123abcd")
 
 
 def test_the_header_says_what_other_processes_took_of_the_cpu():
@@ -81,6 +84,47 @@ def test_a_rerun_says_what_changed_from_the_serve_report_it_replaces(tmp_path):
     text = with_changes(path, report(RESULT, "x", "commit 4567ef01"))
     changes = text[text.index(CHANGES_HEADING):]
     assert "from commit 0123abcd" in changes
-    assert "of peak: 2 of 2 rows (largest: none, n/a -> 0.2%)" in changes
+    assert "of peak: 2 of 2 rows (largest: none / 4, n/a -> 0.2%)" in changes
     path.write_text("my own notes\n")  # not a generated report: nothing to compare with
     assert CHANGES_HEADING not in with_changes(path, report(RESULT, "x", "commit 4567ef01"))
+
+
+def test_rows_are_matched_by_rerank_and_clients_and_timings_are_not_in_row_names(tmp_path):
+    """A rerun's changes name the row per client count, and the restart's loading time is a figure, not a name."""
+    from recllm.eval.report import with_changes
+    from recllm.serve.load_report import report
+
+    path = tmp_path / "serve.md"
+    path.write_text(report(RESULT, "x", "commit 0123abcd"))
+    again = copy.deepcopy(RESULT)
+    again["latency"][1]["p50_ms"] = 8000.0
+    again["fault"]["restart_parts"] = {"learn": 0.7}
+    text = report(again, "x", "commit 4567ef01")
+    assert "| of it, loading (and replaying the store: restore) | 0.7 s (learn 0.7 s) |" in text
+    changes = with_changes(path, text)
+    assert "p50 ms: 1 of 2 rows (largest: llm / 16, 9000.0 -> 8000.0)" in changes
+    assert "result: 1 of 13 rows (largest: of it, loading (and replaying the store: restore), 0.5 s (learn 0.5 s) " \
+        "-> 0.7 s (learn 0.7 s))" in changes and "rows added" not in changes
+
+
+def test_a_report_file_that_appeared_during_the_run_is_kept_and_the_report_printed(tmp_path, monkeypatch, capsys):
+    from recllm.serve import load
+
+    for name, needed in (("l", "user_ids.json"), ("t", "trsr_config.json")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / needed).write_text("[]")
+    out = tmp_path / "serve.md"
+
+    def run(*args, **kwargs):
+        out.write_text("my notes\n")  # a user's file, made while the test ran
+        return copy.deepcopy(RESULT)
+
+    monkeypatch.setattr(load, "run", run)
+    with pytest.raises(SystemExit) as exit_:
+        load.main(["--learn", str(tmp_path / "l"), "--trsr", str(tmp_path / "t"), "--out", str(out),
+                   "--allow-dirty"])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and out.read_text() == "my notes\n"
+    assert "# recllm serve: load and fault test" in captured.out and "| llm | 16 | 16 | 8 |" in captured.out
+    assert "already exists" in captured.err and "the report is printed above" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1

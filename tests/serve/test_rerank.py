@@ -86,23 +86,29 @@ def test_recurrent_updates_equal_the_recurrent_summariser_over_the_whole_history
 
 
 def test_request_flops_counts_the_ranker_on_the_service_objects(llm_client):
-    """The load test's FLOPs per request: a rerank=llm request does the retrieval's work and the ranker's scoring,
-    counted the way the route calls them; the same count twice (the summary is made before, outside the count)."""
+    """The load test's FLOPs per request: a rerank=llm request does the retrieval's work and the ranker's scoring of
+    max(k, candidates) retrieved items, counted the way the route calls them, in the ranker's scoring precision; the
+    same count twice (the summary is made before, outside the count)."""
     from recllm.llm.hardware import count_flops
-    from recllm.serve.load import request_flops
+    from recllm.serve.load import K, request_flops
     from recllm.trsr.ranker import RankQuery
 
     c = llm_client
-    services = {"state": c.state, "store": c.store, "reranker": c.app.state.services["reranker"]}
-    first = request_flops(services, ["u3"], 8)
-    assert request_flops(services, ["u3"], 8) == first
-    none, llm = first["none"], first["llm"]
-    assert none["dtype"] == "float32" and llm["dtype"] == c.lm.dtype and none["search_counted"]
-    reranker = services["reranker"]
+    reranker = c.app.state.services["reranker"]
+    services = {"state": c.state, "store": c.store, "reranker": reranker}
     summary = c.summaries.current("u3").text
     hist = c.state.history("u3")
     query = RankQuery(summary, tuple(c.text(int(i)) for i in hist[-reranker.ranker.config.n_recent:]))
-    texts = [[c.text(p) for p, _ in c.state.recommend("u3", 8)]]
-    scoring = count_flops(lambda: reranker.ranker.score([query], texts, use_cache=False))[1]
-    assert scoring > 0 and none["flops"] > 0
-    assert llm["flops"] == pytest.approx(scoring + none["flops"])  # the same tower and search for 8 or 10 items
+
+    def scoring(n: int) -> float:
+        texts = [[c.text(p) for p, _ in c.state.recommend("u3", n)]]
+        return count_flops(lambda: reranker.ranker.score([query], texts, use_cache=False))[1]
+
+    for candidates, scored in ((K + 2, K + 2), (K - 2, K)):  # the route retrieves max(k, candidates) to rerank
+        first = request_flops(services, ["u3"], candidates)
+        assert request_flops(services, ["u3"], candidates) == first
+        none, llm = first["none"], first["llm"]
+        assert none["dtype"] == "float32" and none["search_counted"] and none["flops"] > 0
+        assert llm["dtype"] == reranker.ranker.lm_.dtype.split("+")[0]  # the scoring copy's precision
+        assert llm["flops"] == pytest.approx(scoring(scored) + none["flops"])  # the same tower and search
+    assert scoring(K + 2) > scoring(K)

@@ -240,8 +240,9 @@ def write_report(
     """Write a generated markdown report atomically: :func:`report_header`, ``body`` (paths under the working folder
     made relative: committed reports name no machine's folders), then what changed since the
     report this one replaces (:func:`report_changes`; ``method_changes``: the benchmark's ``(commit, what changed in
-    its method)`` list). A file recllm did not generate at ``path`` is replaced only with ``overwrite`` (checked
-    again now, not only before the benchmark's work: one may have appeared meanwhile). Returns the path."""
+    its method)`` list). ``path`` ends in ``.md``; a file recllm did not generate there is replaced only with
+    ``overwrite`` (a benchmark's ``--overwrite``; checked again now, not only before the benchmark's work: one may
+    have appeared meanwhile). Returns the path."""
     from recllm.outputs import check_report_file
 
     path = check_report_file(path, overwrite=overwrite)
@@ -298,8 +299,9 @@ def _cells(line: str) -> list[str]:
     return [part.strip().replace("**", "") for part in parts]
 
 
-# columns that name what a row is even after its figures (e.g. trsr-agreement.md's row per CPU)
-IDENTITY_COLUMNS = frozenset({"CPU"})
+# columns that name what a row is even after its figures (e.g. trsr-agreement.md's row per CPU, serve.md's row
+# per client count)
+IDENTITY_COLUMNS = frozenset({"CPU", "clients"})
 _TableKey = tuple[str, str, int]  # (headings above it, its first column, its number among such tables)
 
 

@@ -40,6 +40,7 @@ import numpy as np
 __all__ = ["LoadSampler", "Server", "main", "request_flops", "run"]
 
 START_SECONDS = 300
+K = 10  # items per /recommend answer in every phase
 
 
 class Server:
@@ -237,7 +238,7 @@ def _warm_summaries(server: "Server", users: list[str], candidates: int) -> dict
     with httpx.Client(base_url=server.url, timeout=900) as client:
         for user in users:
             began = time.perf_counter()
-            client.get("/recommend", params={"user": user, "k": 10, "rerank": "llm", "candidates": candidates}
+            client.get("/recommend", params={"user": user, "k": K, "rerank": "llm", "candidates": candidates}
                        ).raise_for_status()
             seconds.append(time.perf_counter() - began)
             versions.append(client.get(f"/users/{user}/summary").json()["version"])
@@ -253,7 +254,7 @@ def _new_items(server: "Server", users: list[str]) -> dict[str, Any]:
     post_ms, ready_ms, ranks = [], [], []
     with httpx.Client(base_url=server.url, timeout=120) as client:
         for n, user in enumerate(users):
-            top = client.get("/recommend", params={"user": user, "k": 10}).raise_for_status().json()["items"][0]
+            top = client.get("/recommend", params={"user": user, "k": K}).raise_for_status().json()["items"][0]
             new = f"load-test-new-item-{n}"
             began = time.perf_counter()
             client.post("/items", json={"id": new, "text": top["text"] or top["item"]},
@@ -261,7 +262,7 @@ def _new_items(server: "Server", users: list[str]) -> dict[str, Any]:
             post_ms.append((time.perf_counter() - began) * 1000)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                listed = [r["item"] for r in client.get("/recommend", params={"user": user, "k": 10}).json()["items"]]
+                listed = [r["item"] for r in client.get("/recommend", params={"user": user, "k": K}).json()["items"]]
                 if new in listed:
                     ready_ms.append((time.perf_counter() - began) * 1000)
                     ranks.append(listed.index(new) + 1)
@@ -400,16 +401,17 @@ def _search_flops(index: Any, n_items: int) -> float:
 
 
 def request_flops(services: dict[str, Any], users: list[str], candidates: int) -> dict[str, dict[str, Any]]:
-    """FLOPs of one ``/recommend`` of each kind, counted on the service's own objects (``app.state.services``) the
-    way the route calls them, mean over ``users``: ``"none"``, retrieval (the user tower, counted by torch, plus an
-    exhaustive index search), and with a reranker ``"llm"``, retrieval of ``candidates`` then the ranker's scoring
-    (each user's summary is made first, outside the count, as in the steady-state rows). Each kind also names the
-    precision its arithmetic runs in (the retrieval towers' and the ranker's)."""
+    """FLOPs of one ``/recommend?k=K`` of each kind, counted on the service's own objects (``app.state.services``)
+    the way the route calls them, mean over ``users``: ``"none"``, retrieval (the user tower, counted by torch, plus
+    an exhaustive index search), and with a reranker ``"llm"``, retrieval of ``max(K, candidates)`` items then the
+    ranker's scoring of them (each user's summary is made first, outside the count, as in the steady-state rows).
+    Each kind also names the precision its arithmetic runs in (the retrieval towers' and the ranker's scoring
+    copy's)."""
     from recllm.llm.hardware import count_flops
 
     state, reranker = services["state"], services.get("reranker")
     search = _search_flops(state.index, state.n_items)
-    retrieval = [count_flops(lambda: state.recommend(user, 10))[1] + search for user in users]
+    retrieval = [count_flops(lambda: state.recommend(user, K))[1] + search for user in users]
     towers = str(next(state.net.parameters()).dtype).removeprefix("torch.")
     out = {"none": {"flops": float(np.mean(retrieval)), "dtype": towers, "search_counted": search > 0}}
     if reranker is not None:
@@ -417,24 +419,26 @@ def request_flops(services: dict[str, Any], users: list[str], candidates: int) -
         for user in users:
             if reranker.config.use_summary:
                 reranker.summaries.current(user)
-            retrieved, flops = count_flops(lambda: state.recommend(user, candidates))
+            retrieved, flops = count_flops(lambda: state.recommend(user, max(K, candidates)))
             scored = count_flops(lambda: reranker.rerank(user, state.history(user), retrieved))[1]
             counts.append(flops + search + scored)
-        out["llm"] = {"flops": float(np.mean(counts)), "dtype": reranker.ranker.lm.dtype}
+        scoring_dtype = reranker.ranker.lm_.dtype.split("+")[0]  # e.g. "bfloat16+float32-answers"
+        out["llm"] = {"flops": float(np.mean(counts)), "dtype": scoring_dtype}
     return out
 
 
-def _flops_and_peak(learn: Path, trsr: Path | None, users: list[str], candidates: int, threads: int,
-                    encoder: bool) -> dict[str, dict[str, Any]]:
-    """:func:`request_flops` on the run folders loaded in this process (a fresh database), each kind with the
-    machine's matmul peak in its precision at the server's ``threads`` (torch's threads are restored after)."""
+def _flops_and_peak(learn: Path, trsr: Path | None, users: list[str], candidates: int,
+                    threads: int) -> dict[str, dict[str, Any]]:
+    """:func:`request_flops` on the run folders loaded in this process (a fresh database, no content encoder: no
+    item is added), each kind with the machine's matmul peak in its precision at the server's ``threads`` (torch's
+    threads are restored after)."""
     import torch
 
     from recllm.llm.hardware import measure_matmul_flops
     from recllm.serve.cli import load_service
 
     with tempfile.TemporaryDirectory(prefix="recllm-serve-flops-") as tmp:
-        app = load_service(learn, trsr, db=f"sqlite:///{Path(tmp) / 'flops.db'}", encoder=encoder)
+        app = load_service(learn, trsr, db=f"sqlite:///{Path(tmp) / 'flops.db'}", encoder=False)
         services = app.state.services
         try:
             kinds = request_flops(services, users, candidates)
@@ -463,26 +467,31 @@ def run(learn: Path, trsr: Path | None, clients: list[int], requests: int, threa
                               "threads": threads, "candidates": candidates}
     in_flight = max(clients)  # --max-reranks: every rerank=llm client waits its turn (latency), none gets a 503
     began = time.perf_counter()
-    with LoadSampler() as load, tempfile.TemporaryDirectory(prefix="recllm-serve-load-") as tmp, \
-            Server(learn, Path(tmp) / "load.db", trsr, threads, encoder, in_flight) as server:
-        result["start_s"] = server.start()
-        result["health"] = httpx.get(server.url + "/health", timeout=30).json()
-        result["start_parts"] = _load_seconds(server.url)
-        for c in clients:
-            result["latency"].append({"rerank": "none", **_latencies(server.url, users, c, requests, {"k": 10})})
-        if trsr is not None:
-            warm = [users[i] for i in np.random.default_rng(1).choice(len(users), rerank_users, replace=False)]
-            result["summaries"] = _warm_summaries(server, warm, candidates)
-            params = {"k": 10, "rerank": "llm", "candidates": candidates}
+    warm = users[:2]  # whose FLOPs per request are counted (the rerank users when there is a ranker)
+    with LoadSampler() as load:
+        with tempfile.TemporaryDirectory(prefix="recllm-serve-load-") as tmp, \
+                Server(learn, Path(tmp) / "load.db", trsr, threads, encoder, in_flight) as server:
+            result["start_s"] = server.start()
+            result["health"] = httpx.get(server.url + "/health", timeout=30).json()
+            result["start_parts"] = _load_seconds(server.url)
             for c in clients:
-                result["latency"].append({"rerank": "llm", **_latencies(server.url, warm, c,
-                                                                         max(c, rerank_requests), params)})
-        result["new_item"] = _new_items(server, users[:new_items]) if encoder else None
-        result["bad_requests"] = _bad_requests(server, item_ids)
-        result["fault"] = _fault(server, users[0], item_ids, kill_after=kill_after)
+                result["latency"].append({"rerank": "none",
+                                          **_latencies(server.url, users, c, requests, {"k": K})})
+            if trsr is not None:
+                warm = [users[i] for i in np.random.default_rng(1).choice(len(users), rerank_users, replace=False)]
+                result["summaries"] = _warm_summaries(server, warm, candidates)
+                params = {"k": K, "rerank": "llm", "candidates": candidates}
+                for c in clients:
+                    result["latency"].append({"rerank": "llm", **_latencies(server.url, warm, c,
+                                                                             max(c, rerank_requests), params)})
+            result["new_item"] = _new_items(server, users[:new_items]) if encoder else None
+            result["bad_requests"] = _bad_requests(server, item_ids)
+            result["fault"] = _fault(server, users[0], item_ids, kill_after=kill_after)
+        try:  # after the server stopped, still sampled: the peak is measured on the CPU the header describes
+            result["flops"] = _flops_and_peak(learn, trsr, warm, candidates, threads)
+        except Exception as exc:  # noqa: BLE001 - the measured run is kept; the report says what was not counted
+            result["flops_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     result["load"] = load.summary()
-    flops_users = warm if trsr is not None else users[:2]
-    result["flops"] = _flops_and_peak(learn, trsr, flops_users, candidates, threads, encoder)
     result["wall_s"] = time.perf_counter() - began
     return result
 
@@ -536,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:  # again now: a file recllm did not make may have appeared during the run
             check_report_file(target.path, target.overwrite)
-        except UserInputError as exc:
-            parser.exit(2, f"python -m recllm.serve.load: error: {exc}\n")
+        except UserInputError as exc:  # the run's report on stdout, so the minutes it took are not lost
+            print(text)
+            parser.exit(2, f"python -m recllm.serve.load: error: {exc} (the report is printed above)\n")
         write_text_atomic(target.path, with_changes(target.path, text))
         print(f"wrote {target.path}")
     else:

@@ -25,6 +25,11 @@ def _parts(seconds: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()) or "not reported"
 
 
+def _total_and_parts(seconds: dict[str, float]) -> str:
+    """A table cell: the total first (so a rerun's report compares it as a figure), then the parts."""
+    return f"{sum(seconds.values()):.1f} s ({_parts(seconds)})" if seconds else "not reported"
+
+
 def _header(result: dict[str, Any], command: str, source: str) -> list[str]:
     from recllm.eval.report import GENERATED_NOTE, machine_info
 
@@ -95,6 +100,9 @@ def _latency(result: dict[str, Any]) -> list[str]:
     flops = result.get("flops") or {}
     if flops:
         lines += [_flops_note(flops), ""]
+    elif result.get("flops_error"):
+        lines += [f"FLOPs per request were not counted (loading the runs in the test's process failed: "
+                  f"{result['flops_error']}), so the last two columns are n/a.", ""]
     lines += ["| rerank | clients | requests | users | p50 ms | p95 ms | p99 ms | requests/s | GFLOP / request | "
               "of peak |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["latency"]:
@@ -162,7 +170,8 @@ def _fault(f: dict[str, Any]) -> list[str]:
             f"| history after the retry, events counted (stored) | {f['history_after_retry']} ({f['stored_after_retry']}) |",
             f"| an acknowledged event re-sent with its key | {f['replay_code']} (replayed, not stored again) |",
             f"| restart: process start to /health | {f['restart_s']:.1f} s |",
-            f"| of it, loading (and replaying the store: restore) | {_parts(f.get('restart_parts', {}))} |", "",
+            f"| of it, loading (and replaying the store: restore) | {_total_and_parts(f.get('restart_parts', {}))} |",
+            "",
             _fault_verdict(f)]
 
 

@@ -35,8 +35,9 @@ def cases_fingerprint(cases: Any) -> str:
     return digest.hexdigest()
 
 
-def _from_run_dir(split: Any, run_dir: Path, store: Path | None) -> dict[str, Any]:
-    """Rank the run folder's saved scores with recllm's harness; save the per-user figures to ``store``."""
+def _from_run_dir(split: Any, run_dir: Path, store: Path | None, overwrite: bool = False) -> dict[str, Any]:
+    """Rank the run folder's saved scores with recllm's harness; save the per-user figures to ``store`` (checked
+    again first: a file recllm did not save there is replaced only with ``overwrite``)."""
     from recllm.eval.ranking import evaluate_full_ranking
     from recllm.models import PrecomputedScores
     from recllm.utils import write_json_atomic
@@ -56,6 +57,7 @@ def _from_run_dir(split: Any, run_dir: Path, store: Path | None) -> dict[str, An
     saved = {"manifest": manifest, "record": {k: v for k, v in record.items() if k != "test_users"},
              "split": cases_fingerprint(cases), "per_user": {m: theirs.per_user[m].tolist() for m in METRICS}}
     if store is not None:
+        check_reference_store(store, overwrite)
         write_json_atomic(store, saved)
     return saved
 
@@ -114,7 +116,7 @@ def _from_store(split: Any, store: Path) -> dict[str, Any]:
 
 
 def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN,
-                      store: Path | None = None) -> dict[str, Any]:
+                      store: Path | None = None, overwrite: bool = False) -> dict[str, Any]:
     """RecBole's test figures on ``split`` (ML-100K leave-one-out) beside ``ours`` (recllm SASRec-CE runs).
 
     Reads the run folder of ``make recbole-reference`` when present (and saves RecBole's per-user figures to
@@ -126,7 +128,7 @@ def recbole_reference(ours: list[Any], split: Any, run_dir: Path = DEFAULT_RUN,
 
     missing = [name for name in NEEDED if not (run_dir / name).is_file()]
     if not missing:
-        saved = _from_run_dir(split, run_dir, store)
+        saved = _from_run_dir(split, run_dir, store, overwrite)
     elif store is not None and store.is_file():
         saved = _from_store(split, store)
     else:

@@ -556,7 +556,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
         ours = [r for r in results if r.dataset == "ml-100k" and r.split == "loo" and r.model == "SASRec-CE"]
         run_dir = Path(recbole_run) if recbole_run else Path.cwd() / DEFAULT_RUN
         store = out_path.with_suffix(".recbole.json")
-        reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store)
+        reference = recbole_reference(ours, make_split(load_dataset("ml-100k"), "loo", seed=0), run_dir, store,
+                                      target.overwrite)
     total = time.perf_counter() - started
     write_learn_report(target, results, specs, used, seeds, notes, total, quick, reference, runs_path,
                        command, patience, split_info, timings, epochs)
