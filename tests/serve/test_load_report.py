@@ -42,6 +42,7 @@ def test_report_has_every_section_and_flags_what_did_not_hold():
     assert "took median 20.0 s, max 31.0 s" in text
     assert "median 110 ms, max 110 ms (1 not listed within 60 s)" in text
     assert "Result: every acknowledged event is stored exactly once" in text
+    assert "25 acknowledged events/s, each a full synchronous commit: a rate of durable writes" in text
     assert "| oversized body | 413 | 500 (MISMATCH) | NO |" in text and "| missing token | 401 | 401 | yes |" in text
     broken = copy.deepcopy(RESULT)
     broken["fault"]["missing"] = 1

@@ -153,7 +153,8 @@ def _fault(f: dict[str, Any]) -> list[str]:
     return ["", "## SIGKILL while a client streams events", "",
             "One client POSTs events (idempotency keys `fault-0`, `fault-1`, ...) back to back; after "
             f"{f['acknowledged']} acknowledgements ({f['events_per_s']:.0f} acknowledged events/s, each a full "
-            "synchronous commit) the server's process group gets SIGKILL mid-stream; the server is restarted on the "
+            "synchronous commit: a rate of durable writes, bound by the disk's flushes, not by arithmetic, so no share "
+            "of the matmul peak applies) the server's process group gets SIGKILL mid-stream; the server is restarted on the "
             "same database and the client retries the request that was in flight with its key.", "",
             "| check | result |", "| --- | ---: |",
             f"| events acknowledged before the kill | {f['acknowledged']} |",
