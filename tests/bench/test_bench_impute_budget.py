@@ -297,15 +297,16 @@ def test_the_plan_counts_the_shared_fit_while_any_setting_is_missing(shared_data
     config = BenchConfig(datasets=("advertising",), seeds=(0,), settings=TWO, imputers=("llm",), llm_fit="shared")
     store = RunStore(tmp_path / "imputation.runs.jsonl")
     keys = [key for _, key in bench.group_keys("llm", "advertising", 0, config)]
-    store.put(keys[0], {"fit_group": "g"})  # the first setting stored, the second not
+    unit = dict.fromkeys(bench.UNIT_FIELDS)  # the fields every stored unit row holds (the plan reads only fit_group)
+    store.put(keys[0], {**unit, "fit_group": "g"})  # the first setting stored, the second not
     units = [u for u in plan_units(config, ("llm",), rates, store) if u.imputer == "llm"]
     assert [u.stored for u in units] == [False, False]  # the group reruns whole
     fresh = [u for u in plan_units(config, ("llm",), rates, RunStore(tmp_path / "empty.runs.jsonl"))
              if u.imputer == "llm"]
     assert [u.seconds for u in units] == [u.seconds for u in fresh] and units[0].seconds > units[1].seconds
-    store.put(keys[1], {"fit_group": "g"})
+    store.put(keys[1], {**unit, "fit_group": "g"})
     assert [u.stored for u in plan_units(config, ("llm",), rates, store) if u.imputer == "llm"] == [True, True]
-    store.put(keys[1], {"fit_group": "h"})  # two fits: not a group
+    store.put(keys[1], {**unit, "fit_group": "h"})  # two fits: not a group
     assert [u.stored for u in plan_units(config, ("llm",), rates, store) if u.imputer == "llm"] == [False, False]
 
 
