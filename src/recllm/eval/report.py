@@ -243,12 +243,19 @@ def write_report(
     its method)`` list). ``path`` ends in ``.md``; a file recllm did not generate there is replaced only with
     ``overwrite`` (a benchmark's ``--overwrite``; checked again now, not only before the benchmark's work: one may
     have appeared meanwhile). Returns the path."""
-    from recllm.outputs import check_report_file
-
-    path = check_report_file(path, overwrite=overwrite)
     text = report_header(title, command, data_paths, seeds, commit, precision, more_versions) + "\n" \
         + body.rstrip() + "\n"
     text = text.replace(str(Path.cwd().resolve()) + os.sep, "")  # paths under the working folder, relative
+    return write_generated(path, text, method_changes, overwrite)
+
+
+def write_generated(path: str | os.PathLike[str], text: str, method_changes: Sequence[tuple[str, str]] = (),
+                    overwrite: bool = False) -> Path:
+    """Write the generated report ``text`` atomically at ``path`` with :func:`with_changes`; a file recllm did not
+    generate there is replaced only with ``overwrite`` (else a one-line :class:`UserInputError`, nothing written)."""
+    from recllm.outputs import check_report_file
+
+    path = check_report_file(path, overwrite=overwrite)
     write_text_atomic(path, with_changes(path, text, method_changes))
     return path
 

@@ -539,16 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m recllm.serve.load " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(result, command, source)
     if target is not None:
-        from recllm.eval.report import with_changes
-        from recllm.outputs import check_report_file
-        from recllm.utils import write_text_atomic
+        from recllm.eval.report import write_generated
 
-        try:  # again now: a file recllm did not make may have appeared during the run
-            check_report_file(target.path, target.overwrite)
+        try:  # checked again now: a file recllm did not make may have appeared during the run
+            write_generated(target.path, text, overwrite=target.overwrite)
         except UserInputError as exc:  # the run's report on stdout, so the minutes it took are not lost
             print(text)
             parser.exit(2, f"python -m recllm.serve.load: error: {exc} (the report is printed above)\n")
-        write_text_atomic(target.path, with_changes(target.path, text))
         print(f"wrote {target.path}")
     else:
         print(text)
