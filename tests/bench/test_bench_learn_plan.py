@@ -50,13 +50,31 @@ def test_plan_lists_stored_and_missing_runs_with_estimates(fake_bench, tmp_path,
         planning.plan_benchmark(out, models=["SASRec-CE"], **kw)
 
 
-def test_prior_epochs_reads_both_runs_file_layouts(tmp_path):
+def test_prior_epochs_reads_both_runs_file_layouts(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "learn.runs.jsonl"
     rows = [{"code": "c1", "modules": {"recllm.x": "0"}},
             {"key": "k", "code": "c1", "row": {"dataset": "d", "split": "loo", "model": "m", "epochs": 12}},
             {"dataset": "d", "split": "loo", "model": "m", "epochs": 20, "key": "old"}]
     path.write_text("\n".join(map(json.dumps, rows)) + "\nnot json\n")
     assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [12, 20]}
+
+
+def test_prior_epochs_outlive_the_runs_the_store_drops(tmp_path, monkeypatch):
+    """The store drops the runs of other code when it is next written: the epochs a plan read are remembered, so
+    the next plan does not fall back to the epoch cap; a newer run of the same (data set, split, model, seed)
+    replaces its count."""
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "learn.runs.jsonl"
+    old = [{"key": f"k{seed}", "code": "old", "row": {"dataset": "d", "split": "loo", "model": "m", "seed": seed,
+                                                      "epochs": 30 + seed}} for seed in (0, 1)]
+    path.write_text("\n".join(map(json.dumps, old)) + "\n")
+    assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [30, 31]}
+    new = {"key": "n0", "code": "new", "row": {"dataset": "d", "split": "loo", "model": "m", "seed": 0, "epochs": 8}}
+    path.write_text(json.dumps(new) + "\n")  # the old code's runs dropped, seed 0 refitted
+    assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [8, 31]}
+    (tmp_path / "cache" / "bench" / "learn-epochs.json").write_text("not json")
+    assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [8]}  # an unreadable memo is started afresh
 
 
 def test_cli_plan_writes_no_report_and_skips_its_checks(placeholder_data, monkeypatch, tmp_path):

@@ -9,7 +9,8 @@ will cost on this machine:
   data set (same catalogue), twice, giving a fixed cost and a cost per training interaction, extrapolated to the
   split's training interactions; probes are kept per machine (CPU, threads) in the recllm cache, so a second
   ``--plan`` is quick. Expected epochs: what earlier runs of the same model, data set and split took (from the runs
-  file, whatever code made them), else its twin with the other content encoder, else the epoch cap (an upper bound);
+  file, whatever code made them, and remembered in the cache after the store dropped them), else its twin with the
+  other content encoder, else the epoch cap (an upper bound);
 * a catalogue's embedding time (one per data set and encoder, when not stored): the encoder timed on
   :data:`recllm.bench.learn.content.QUICK_SAMPLE` texts and scaled to the catalogue.
 """
@@ -48,20 +49,44 @@ class Unit:
 
 
 def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
-    """(data set, split, model) -> epochs that earlier runs took, read from the runs file whatever code made them
-    (an older flat layout included); unreadable lines are skipped."""
-    out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    if not runs_path.is_file():
-        return out
-    for line in runs_path.read_text(encoding="utf-8").splitlines():
+    """(data set, split, model) -> epochs that earlier runs took: read from the runs file whatever code made them
+    (an older flat layout included; unreadable lines are skipped), and from what an earlier plan read there. The
+    store drops the runs of other code when it is next written, so each plan keeps the epochs it reads in the
+    recllm cache (:func:`_epochs_memo`, per data set, split, model and seed; the newest run wins)."""
+    from recllm.utils import write_text_atomic
+
+    memo_path = _epochs_memo()
+    try:
+        memo = {k: int(v) for k, v in json.loads(memo_path.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        memo = {}
+    known = dict(memo)
+    lines = runs_path.read_text(encoding="utf-8").splitlines() if runs_path.is_file() else []
+    for line in lines:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
         row = record.get("row", record) if isinstance(record, dict) else None
         if isinstance(row, dict) and {"dataset", "split", "model", "epochs"} <= set(row) and row["epochs"]:
-            out[(row["dataset"], row["split"], row["model"])].append(int(row["epochs"]))
+            known[json.dumps([row["dataset"], row["split"], row["model"], row.get("seed", row.get("key"))])] = \
+                int(row["epochs"])
+    if known != memo:
+        try:
+            write_text_atomic(memo_path, json.dumps(known, indent=1, sort_keys=True))
+        except OSError:
+            pass  # a read-only cache: this plan still uses what it read
+    out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for key, n_epochs in known.items():
+        dataset, split, model, _ = json.loads(key)
+        out[(dataset, split, model)].append(n_epochs)
     return out
+
+
+def _epochs_memo() -> Path:
+    from recllm.utils import cache_dir
+
+    return cache_dir("bench") / "learn-epochs.json"
 
 
 def _speed_cache() -> Path:
