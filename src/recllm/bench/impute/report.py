@@ -400,6 +400,7 @@ def _cost_table(rows: list[dict[str, Any]]) -> str:
             entry["seconds"].append(info["seconds"])
             entry["cells"].append(info["cells"])
             entry["fallbacks"].append(info.get("fallbacks", 0))
+            entry["cached"].append(info.get("how", {}).get("cache_hits", 0))
             if row["imputer"] in FINE_TUNED:
                 if info.get("fitted_here", True):
                     entry["fit"].append(info.get("fit_seconds"))
@@ -422,15 +423,67 @@ def _cost_table(rows: list[dict[str, Any]]) -> str:
                         "fine-tune s each": (f"{np.mean(fits):.1f}" if fits else "")
                         + (f" ({missing} not recorded)" if missing else ""),
                         "fitted on": "; ".join(f"{m} x{n}" for m, n in sorted(_counts(entry["machine"]).items())),
-                        "cells/s (fill)": f"{cells / transform:.1f}" if transform else ""})
+                        "cells/s (fill)": (f"{cells / transform:.1f}" if transform else "")
+                        + _cached_share(sum(entry["cached"]), cells)})
         if imputer == "llm":
             row["adapters reused"] = int(sum(entry["reused"]))
         table.append(row)
     return ("Fine-tune seconds are each fine-tune's own, from its fit record (an adapter reused from the cache reports "
             "the seconds of the fine-tune that made it, not its load time), with the CPU and torch threads that ran "
-            "it.\n\n" + format_table(table, ["table", "imputer", "runs", "cells filled", "seconds / run", "fine-tunes",
+            "it. A fill's cells/s is marked when some of its answers came from the LLM imputer's answer cache (then "
+            "it times lookups, not arithmetic; the next table times a sample computed afresh). The rates of the "
+            "imputers that fine-tune no LLM carry no share of the peak: their work (numpy, scikit-learn, LightGBM) is "
+            "not made of the matrix products torch's FLOP counter sees.\n\n" + format_table(table, ["table", "imputer", "runs", "cells filled", "seconds / run", "fine-tunes",
                                               "fine-tune s each", "fitted on", "cells/s (fill)", "fallbacks",
                                               "adapters reused"]) + "\n")
+
+
+def _cached_share(cached: int, cells: int) -> str:
+    """`` (N% cached)`` when some of ``cells`` fills were answered from the answer cache."""
+    return f" ({cached / cells:.0%} cached)" if cached and cells else ""
+
+
+def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
+    """Per table and fine-tuned imputer: the sampled fills (computed afresh, timed), GFLOP per cell (counted), the
+    rate in GFLOP/s and its share of the matmul peak of the fill's precision, measured where it ran."""
+    from recllm.bench.impute.compute import fill_share
+
+    per: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["imputer"] in FINE_TUNED:
+            for table, info in row["info"].items():
+                per[(table, row["imputer"])].append(info)
+    table = []
+    for (name, imputer), infos in sorted(per.items()):
+        measured = [i for i in infos if fill_share(i) is not None]
+        if not measured:
+            table.append({"table": name, "imputer": _name(imputer), "runs": f"0 of {len(infos)}",
+                          **dict.fromkeys(("sampled cells", "cells/s", "GFLOP / cell", "GFLOP/s", "of peak"), ""),
+                          "peak (precision, where)": "not measured (runs stored before it was)"})
+            continue
+        cells = sum(i["fill_sample_cells"] for i in measured)
+        seconds = sum(i["fill_sample_seconds"] for i in measured)
+        gflop = float(np.mean([i["fill_gflop_per_cell"] for i in measured]))
+        shares = [fill_share(i) for i in measured]
+        table.append({
+            "table": name, "imputer": _name(imputer), "runs": f"{len(measured)} of {len(infos)}",
+            "sampled cells": cells, "cells/s": f"{cells / seconds:.1f}", "GFLOP / cell": f"{gflop:.2f}",
+            "GFLOP/s": f"{cells / seconds * gflop:.1f}",
+            "of peak": f"{np.mean(shares):.1%}" + (f" ({min(shares):.1%}-{max(shares):.1%})" if len(shares) > 1 else ""),
+            "peak (precision, where)": "; ".join(sorted({
+                f"{i['fill_peak_gflops']:.0f} GFLOP/s ({i['fill_dtype']}, {i['fill_cpu']}, {i['fill_threads']} "
+                f"thread(s))" for i in measured}))})
+    if not table:
+        return "No fine-tuned imputer ran.\n"
+    from recllm.bench.impute.compute import FILL_SAMPLE_ROWS
+
+    return (f"Each run's fitted imputer fills {FILL_SAMPLE_ROWS} seeded incomplete rows of its masked table again, "
+            "never from the answer cache: once timed, once with torch's FLOP counter (matrix products and attention; "
+            "element-wise work is not counted). *of peak* is each run's cells/s x GFLOP per cell over the matmul peak "
+            "of the fill's precision measured in the same process (the mean over runs, and the range). Generation "
+            "makes one token per forward pass, so these shares are far below a batched forward's.\n\n"
+            + format_table(table, ["table", "imputer", "runs", "sampled cells", "cells/s", "GFLOP / cell",
+                                   "GFLOP/s", "of peak", "peak (precision, where)"]) + "\n")
 
 
 def _counts(values: list[str]) -> dict[str, int]:
@@ -772,6 +825,9 @@ def write_imputation_report(config: Any, rows: list[dict[str, Any]], attempts: l
         "## Cost",
         "",
         _cost_table(rows),
+        "## Fill throughput against the peak (fine-tuned imputers)",
+        "",
+        _fill_compute_table(rows),
         "## LLM imputer attempts (MCAR 20%, first seed; masked-cell quality)",
         "",
         _attempts_table(attempts),

@@ -1,0 +1,84 @@
+"""What a fine-tuned imputer's fill is as a fraction of the machine's peak: a sample of a masked table's incomplete
+rows filled again in passes of their own -- timed, then counted (``recllm.llm.hardware.count_flops``; the counter
+slows what it counts) -- and the matmul peak of the fill's precision at this process's threads, measured here.
+
+The passes never read or write the LLM imputer's answer cache: the unit's own fill may be answered from it (a rerun
+costs seconds), so its seconds can time lookups, not arithmetic; the sample's cannot. GReaT seeds every fill, so a
+sample pass does not change the fills that follow it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FILL_SAMPLE_ROWS = 16  # incomplete rows of a table filled (timed, then counted) per unit
+
+
+@contextmanager
+def _answers_computed(imputer: Any) -> Iterator[None]:
+    """Within it, an LLM imputer's ``transform`` computes every answer (its fitted answer cache, ``cache_``, set
+    aside); other imputers are left as they are."""
+    if not hasattr(imputer, "cache_"):
+        yield
+        return
+    saved = imputer.cache_
+    imputer.cache_ = None
+    try:
+        yield
+    finally:
+        imputer.cache_ = saved
+
+
+def model_precision(imputer: Any) -> tuple[str, str]:
+    """(dtype name, device) the fitted imputer's fill runs its model in: the LLM imputer's tuned model, GReaT's."""
+    lm = getattr(imputer, "lm_", None)
+    parameter = next((lm.model if lm is not None else imputer.great_.model).parameters())
+    return str(parameter.dtype).removeprefix("torch."), str(parameter.device)
+
+
+def fill_compute(imputer: Any, masked: pd.DataFrame, seed: int = 0, rows: int = FILL_SAMPLE_ROWS
+                 ) -> dict[str, Any]:
+    """Fill ``rows`` seeded incomplete rows of ``masked`` with the fitted ``imputer`` twice, uncached: timed
+    (``fill_sample_seconds``, ``fill_sample_cells``), then counted (``fill_gflop_per_cell``); with the GFLOP/s
+    matmul peak of its precision here (``fill_peak_gflops``, ``fill_dtype``) and the CPU and threads that ran it.
+    Empty when the table has no gap or nothing was counted (the work ran elsewhere)."""
+    import torch
+
+    from recllm.hardware import cpu_model
+    from recllm.llm.hardware import count_flops, measure_matmul_flops
+
+    incomplete = np.flatnonzero(masked.isna().to_numpy().any(axis=1))
+    if not len(incomplete):
+        return {}
+    picked = np.sort(np.random.default_rng([seed, 11]).choice(incomplete, min(rows, len(incomplete)),
+                                                              replace=False))
+    sample = masked.iloc[picked]
+    cells = int(sample.isna().to_numpy().sum())
+    with _answers_computed(imputer):
+        start = time.perf_counter()
+        imputer.transform(sample)
+        seconds = time.perf_counter() - start
+        flops = count_flops(lambda: imputer.transform(sample))[1]
+    if flops <= 0:
+        return {}
+    dtype, device = model_precision(imputer)
+    return {"fill_sample_rows": len(picked), "fill_sample_cells": cells, "fill_sample_seconds": seconds,
+            "fill_gflop_per_cell": flops / 1e9 / cells, "fill_dtype": dtype,
+            "fill_peak_gflops": measure_matmul_flops(dtype, seconds=1.0, device=device) / 1e9,
+            "fill_cpu": cpu_model(), "fill_threads": torch.get_num_threads()}
+
+
+def fill_share(info: dict[str, Any]) -> float | None:
+    """The sampled fill's share of the peak (cells/s x GFLOP per cell / peak GFLOP/s) from a unit's table info;
+    None when it was not measured."""
+    needed = ("fill_sample_cells", "fill_sample_seconds", "fill_gflop_per_cell", "fill_peak_gflops")
+    if any(not info.get(k) for k in needed):
+        return None
+    rate = info["fill_sample_cells"] / info["fill_sample_seconds"]
+    return rate * info["fill_gflop_per_cell"] / info["fill_peak_gflops"]

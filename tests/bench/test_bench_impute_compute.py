@@ -1,0 +1,85 @@
+"""The impute benchmark's fill throughput against the peak: a sample filled afresh (never from the answer cache),
+timed and counted, and the report's table of it (hand-checked shares)."""
+
+import numpy as np
+import pytest
+
+from recllm.bench.impute.compute import fill_compute, fill_share
+from recllm.bench.impute.report import _cost_table, _fill_compute_table
+from recllm.llm.cache import DiskCache
+from tests.impute.conftest import make_table, mask_cells
+from tests.impute.test_llm import imputer as llm_imputer
+from tests.impute.test_peers import great_imputer
+from tests.impute.test_properties import great_tiny  # noqa: F401 (a fixture)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("recllm.llm.hardware.measure_matmul_flops", lambda *a, **k: 5e10)  # 50 GFLOP/s, no wait
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from recllm.llm import tiny_causal_lm
+
+    return tiny_causal_lm(seed=0)
+
+
+def test_an_llm_fill_is_sampled_afresh_even_when_its_answers_are_cached(tiny, tmp_path):
+    masked, _ = mask_cells(make_table(n=24), ["age", "occupation"], 0.3)
+    cache = DiskCache(tmp_path / "answers.sqlite")
+    imputer = llm_imputer(tiny, cache=cache).fit(masked)
+    first = imputer.transform(masked)
+    imputer.transform(masked)
+    assert imputer.report_.how["cache_hits"] > 0  # the unit's own fill can be lookups
+    facts = fill_compute(imputer, masked, seed=0, rows=4)
+    assert imputer.report_.how.get("cache_hits", 0) == 0  # the sample's passes computed every answer
+    assert imputer.cache_ is cache  # and the cache is back for what follows
+    assert facts["fill_sample_rows"] == 4 and facts["fill_sample_cells"] == imputer.report_.n_filled
+    assert facts["fill_gflop_per_cell"] > 0 and facts["fill_sample_seconds"] > 0
+    assert facts["fill_peak_gflops"] == 50 and facts["fill_dtype"] == "float32" and facts["fill_threads"] >= 1
+    assert fill_share(facts) == pytest.approx(facts["fill_sample_cells"] / facts["fill_sample_seconds"]
+                                              * facts["fill_gflop_per_cell"] / 50)
+    assert imputer.transform(masked).equals(first)  # the sample passes change no later fill
+    assert fill_compute(imputer, masked.dropna(), seed=0) == {}  # no gap: nothing to sample
+
+
+def test_a_great_fill_is_sampled_and_counted_without_changing_its_seeded_fills(great_tiny):  # noqa: F811
+    masked, _ = mask_cells(make_table(n=12), ["age", "occupation"], 0.3)
+    imputer = great_imputer(great_tiny).fit(masked)
+    before = imputer.transform(masked)
+    facts = fill_compute(imputer, masked, seed=1, rows=2)
+    assert facts["fill_sample_rows"] == 2 and facts["fill_gflop_per_cell"] > 0 and facts["fill_dtype"] == "float32"
+    assert imputer.transform(masked).equals(before)
+
+
+def _info(cells: int, seconds: float, gflop: float, peak: float, **more) -> dict:
+    return {"seconds": 10.0, "cells": 100, "fallbacks": 0, "transform_seconds": 5.0, "fit_seconds": 60.0,
+            "fill_sample_cells": cells, "fill_sample_seconds": seconds, "fill_gflop_per_cell": gflop,
+            "fill_peak_gflops": peak, "fill_dtype": "float32", "fill_cpu": "Test CPU", "fill_threads": 1,
+            "adapter_reused": False, **more}
+
+
+def test_the_fill_table_gives_each_runs_share_of_its_own_peak():
+    rows = [{"imputer": "llm", "info": {"t": _info(20, 4.0, 3.0, 100.0)}},  # 5 cells/s x 3 GFLOP / 100 = 15%
+            {"imputer": "llm", "info": {"t": _info(10, 1.0, 3.0, 200.0)}},  # 10 cells/s x 3 / 200 = 15% too
+            {"imputer": "great", "info": {"t": {"seconds": 1.0, "cells": 5, "transform_seconds": 1.0}}},
+            {"imputer": "mean", "info": {"t": {"seconds": 1.0, "cells": 5}}}]
+    text = _fill_compute_table(rows)
+    llm = next(line for line in text.splitlines() if "| LLM" in line or "| llm" in line)
+    cells = [c.strip() for c in llm.strip("|").split("|")]
+    assert cells[2:8] == ["2 of 2", "30", "6.0", "3.00", "18.0", "15.0% (15.0%-15.0%)"]
+    assert "100 GFLOP/s (float32, Test CPU, 1 thread(s)); 200 GFLOP/s" in llm
+    great = next(line for line in text.splitlines() if "0 of 1" in line)
+    assert "not measured" in great
+    assert "mean" not in text.split("\n\n", 1)[1]  # imputers that fine-tune nothing have no row
+    assert np.isclose(fill_share(_info(20, 4.0, 3.0, 100.0)), 0.15)
+    assert fill_share({"fill_sample_cells": 3}) is None
+
+
+def test_the_cost_table_marks_fills_answered_from_the_cache():
+    rows = [{"imputer": "llm", "info": {"t": _info(1, 1.0, 1.0, 1.0, how={"cache_hits": 25})}},
+            {"imputer": "llm", "info": {"t": _info(1, 1.0, 1.0, 1.0, how={})}}]
+    line = next(line for line in _cost_table(rows).splitlines() if line.startswith("| t |"))
+    assert "20.0 (12% cached)" in line  # 200 cells in 10 s of fill; 25 of 200 answers were lookups
