@@ -374,7 +374,10 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
         flops = batch.get("flops_per_unit", {}).get(job)
         row["GFLOP / unit"] = "" if flops is None else f"{flops / 1e9:.3g}"
         row["1 process: of peak"] = fmt_of_peak(got["local"], flops, peaks.get(1))
-        row["2 worker(s) steady: of peak"] = fmt_of_peak(row["2 worker(s): steady"], flops, peaks.get(2))
+        for w in (1, 2):  # each rate against the peak at the threads it had (one per worker)
+            for kind in ("job", "steady"):
+                row[f"{w} worker(s) {kind}: of peak"] = fmt_of_peak(row[f"{w} worker(s): {kind}"], flops,
+                                                                   peaks.get(w))
         rows.append(row)
         rates[job] = (got["local"], ratio / 2, batch["ray_start_seconds"] + start.get(2, start[1]))
     lines = [f"Model: {model}, float32, one torch thread per worker/process. Throughput in units per second "
@@ -385,14 +388,16 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
              "counted by torch's FlopCounterMode in a run of its own; element-wise work is not counted) over the "
              "peak at as many threads as the run used (1 process: 1; 2 workers or processes: 2). On Ray, *job* counts the whole job's wall time, *steady* leaves out the pool "
              "start (each job starts its actors, ships and builds the model: measured with a one-text job at the "
-             "same width); nan where the pool start took (nearly) the whole job."
+             "same width), so a job's share of the peak is below its steady share; nan where the pool start took "
+             "(nearly) the whole job."
              + (f" Each job's work was grown until it took at least {batch['min_job_seconds']:g} s in one process on "
                 "this machine (at most 20x the preset), so its steady rate is more than the pool start's noise."
                 if batch.get("min_job_seconds") else ""), "",
              "## LLM batch jobs on Ray Data", "",
              format_table(rows, ["job", "unit", "work", "1 process (no Ray)", "1 worker(s): job",
                                  "1 worker(s): steady", "2 worker(s): job", "2 worker(s): steady", "steady 2 / 1",
-                                 "GFLOP / unit", "1 process: of peak", "2 worker(s) steady: of peak"],
+                                 "GFLOP / unit", "1 process: of peak", *(f"{w} worker(s) {kind}: of peak"
+                                                                         for w in (1, 2) for kind in ("job", "steady"))],
                           digits=2), "",
              f"Starting local Ray (`ray.init`, 2 CPUs): {batch['ray_start_seconds']:.1f} s, paid once per session. "
              "A job's pool start: " + ", ".join(f"{v:.1f} s at {w} worker(s)" for w, v in sorted(start.items()))
