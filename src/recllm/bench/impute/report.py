@@ -433,9 +433,10 @@ def _cost_table(rows: list[dict[str, Any]]) -> str:
             "it. A fill's cells/s is marked when some of its answers came from the LLM imputer's answer cache (then "
             "it times lookups, not arithmetic; the next table times a sample computed afresh). The rates of the "
             "imputers that fine-tune no LLM carry no share of the peak: their work (numpy, scikit-learn, LightGBM) is "
-            "not made of the matrix products torch's FLOP counter sees.\n\n" + format_table(table, ["table", "imputer", "runs", "cells filled", "seconds / run", "fine-tunes",
-                                              "fine-tune s each", "fitted on", "cells/s (fill)", "fallbacks",
-                                              "adapters reused"]) + "\n")
+            "not made of the matrix products torch's FLOP counter sees.\n\n"
+            + format_table(table, ["table", "imputer", "runs", "cells filled", "seconds / run", "fine-tunes",
+                                   "fine-tune s each", "fitted on", "cells/s (fill)", "fallbacks",
+                                   "adapters reused"]) + "\n")
 
 
 def _cached_share(cached: int, cells: int) -> str:
@@ -480,8 +481,7 @@ def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
     return (f"Each run's fitted imputer fills {FILL_SAMPLE_ROWS} seeded incomplete rows of its masked table again, "
             "never from the answer cache: once timed, once with torch's FLOP counter (matrix products and attention; "
             "element-wise work is not counted). *of peak* is each run's cells/s x GFLOP per cell over the matmul peak "
-            "of the fill's precision measured in the same process (the mean over runs, and the range). Generation "
-            "makes one token per forward pass, so these shares are far below a batched forward's.\n\n"
+            "of the fill's precision measured in the same process (the mean over runs, and the range).\n\n"
             + format_table(table, ["table", "imputer", "runs", "sampled cells", "cells/s", "GFLOP / cell",
                                    "GFLOP/s", "of peak", "peak (precision, where)"]) + "\n")
 
