@@ -4,7 +4,7 @@ timed and counted, and the report's table of it (hand-checked shares)."""
 import numpy as np
 import pytest
 
-from recllm.bench.impute.compute import fill_compute, fill_share
+from recllm.bench.impute.compute import fill_compute, fill_share, guarded_fill_compute
 from recllm.bench.impute.report import _cost_table, _fill_compute_table
 from recllm.llm.cache import DiskCache
 from tests.impute.conftest import make_table, mask_cells
@@ -83,3 +83,19 @@ def test_the_cost_table_marks_fills_answered_from_the_cache():
             {"imputer": "llm", "info": {"t": _info(1, 1.0, 1.0, 1.0, how={})}}]
     line = next(line for line in _cost_table(rows).splitlines() if line.startswith("| t |"))
     assert "20.0 (12% cached)" in line  # 200 cells in 10 s of fill; 25 of 200 answers were lookups
+
+
+def test_a_failed_measurement_keeps_the_run_and_is_named_in_the_report(monkeypatch, capsys):
+    monkeypatch.setattr("recllm.llm.hardware.count_flops", lambda fn: (_ for _ in ()).throw(RuntimeError("no op")))
+    masked, _ = mask_cells(make_table(n=12), ["age"], 0.3)
+    facts = guarded_fill_compute(_Echo(), masked)
+    assert facts == {"fill_compute_error": "RuntimeError: no op"} and "the run is kept" in capsys.readouterr().out
+    text = _fill_compute_table([{"imputer": "llm", "info": {"t": {**facts, "seconds": 1.0, "cells": 3}}}])
+    assert "not measured (RuntimeError: no op)" in text
+
+
+class _Echo:
+    """A fitted imputer stand-in whose fill returns its input."""
+
+    def transform(self, frame):
+        return frame

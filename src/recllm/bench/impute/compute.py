@@ -74,6 +74,17 @@ def fill_compute(imputer: Any, masked: pd.DataFrame, seed: int = 0, rows: int = 
             "fill_cpu": cpu_model(), "fill_threads": torch.get_num_threads()}
 
 
+def guarded_fill_compute(imputer: Any, masked: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+    """:func:`fill_compute`, but a failure to measure never costs the unit it follows (hours of fine-tuning): it is
+    printed and recorded as ``fill_compute_error``, and the report says the fill was not measured."""
+    try:
+        return fill_compute(imputer, masked, seed)
+    except Exception as exc:  # noqa: BLE001 - a measurement beside the run, never a reason to lose it
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        print(f"[bench impute] the fill's share of the peak was not measured ({message}); the run is kept", flush=True)
+        return {"fill_compute_error": message}
+
+
 def fill_share(info: dict[str, Any]) -> float | None:
     """The sampled fill's share of the peak (cells/s x GFLOP per cell / peak GFLOP/s) from a unit's table info;
     None when it was not measured."""

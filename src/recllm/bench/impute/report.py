@@ -458,9 +458,11 @@ def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
     for (name, imputer), infos in sorted(per.items()):
         measured = [i for i in infos if fill_share(i) is not None]
         if not measured:
+            errors = sorted({i["fill_compute_error"] for i in infos if i.get("fill_compute_error")})
             table.append({"table": name, "imputer": _name(imputer), "runs": f"0 of {len(infos)}",
                           **dict.fromkeys(("sampled cells", "cells/s", "GFLOP / cell", "GFLOP/s", "of peak"), ""),
-                          "peak (precision, where)": "not measured (runs stored before it was)"})
+                          "peak (precision, where)": f"not measured ({'; '.join(errors)})" if errors
+                          else "not measured (runs stored before it was)"})
             continue
         cells = sum(i["fill_sample_cells"] for i in measured)
         seconds = sum(i["fill_sample_seconds"] for i in measured)

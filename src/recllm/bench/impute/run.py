@@ -409,9 +409,9 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
                         transform_seconds=imputer.report_.seconds, sampled_rows=imputer.sampled_rows_,
                         samples=imputer.samples_, rows_given_up=imputer.rows_given_up_)
         if name in ("llm", "great") and report["cells_filled"]:
-            from recllm.bench.impute.compute import fill_compute
+            from recllm.bench.impute.compute import guarded_fill_compute
 
-            cell.update(fill_compute(imputer, masked, seed))  # after the record above: it fills again
+            cell.update(guarded_fill_compute(imputer, masked, seed))  # after the record above: it fills again
         info[spec.name] = cell
         if imputer.fills_cells:
             scores[spec.name] = imputation_scores(spec, truth, out, mask, code_columns(spec, masked))
