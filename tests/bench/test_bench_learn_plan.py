@@ -61,20 +61,38 @@ def test_prior_epochs_reads_both_runs_file_layouts(tmp_path, monkeypatch):
 
 
 def test_prior_epochs_outlive_the_runs_the_store_drops(tmp_path, monkeypatch):
-    """The store drops the runs of other code when it is next written: the epochs a plan read are remembered, so
-    the next plan does not fall back to the epoch cap; a newer run of the same (data set, split, model, seed)
-    replaces its count."""
+    """The store drops the runs of other code when it is next written: the epochs a plan read are remembered (per
+    runs file, by run key), so the next plan does not fall back to the epoch cap; a refit of the same run key
+    replaces its count; another runs file (e.g. the quick report's) has its own."""
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "learn.runs.jsonl"
     old = [{"key": f"k{seed}", "code": "old", "row": {"dataset": "d", "split": "loo", "model": "m", "seed": seed,
                                                       "epochs": 30 + seed}} for seed in (0, 1)]
     path.write_text("\n".join(map(json.dumps, old)) + "\n")
     assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [30, 31]}
-    new = {"key": "n0", "code": "new", "row": {"dataset": "d", "split": "loo", "model": "m", "seed": 0, "epochs": 8}}
+    new = {"key": "k0", "code": "new", "row": {"dataset": "d", "split": "loo", "model": "m", "seed": 0, "epochs": 8}}
     path.write_text(json.dumps(new) + "\n")  # the old code's runs dropped, seed 0 refitted
     assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [8, 31]}
-    (tmp_path / "cache" / "bench" / "learn-epochs.json").write_text("not json")
-    assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [8]}  # an unreadable memo is started afresh
+    assert planning.earlier_runs(path)["k1"] == ("d", "loo", "m", 31)
+    quick = tmp_path / "learn-quick.runs.jsonl"
+    quick.write_text(json.dumps({**new, "key": "q0", "row": {**new["row"], "epochs": 5}}) + "\n")
+    assert dict(planning.prior_epochs(quick)) == {("d", "loo", "m"): [5]}  # not mixed with the full report's
+    assert dict(planning.prior_epochs(path)) == {("d", "loo", "m"): [8, 31]}
+
+
+@pytest.mark.parametrize("memo", ["not json", "[1, 2]", '{"x": 3}', '{"%s": {"abc": 3, "k": [1, "s", "m", 2], '
+                                  '"j": ["d", "s", "m", true], "i": ["d", "s", "m", 1e400], "ok": ["d", "s", "m", 4]}}'])
+def test_an_odd_memo_or_runs_row_is_skipped_not_fatal(tmp_path, monkeypatch, memo):
+    monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "learn.runs.jsonl"
+    rows = [{"key": k, "row": {"dataset": "d", "split": "s", "model": "m", "epochs": e}}
+            for k, e in (("a", "x"), ("b", float("nan")), ("c", [3]), ("e", 2.7), ("f", True), ("g", 0), ("h", 6))]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n[1]\n")
+    memo_path = tmp_path / "cache" / "bench" / "learn-epochs.json"
+    memo_path.parent.mkdir(parents=True)
+    memo_path.write_text(memo.replace("%s", str(path.resolve())))
+    expected = [4, 6] if '"ok"' in memo else [6]
+    assert dict(planning.prior_epochs(path)) == {("d", "s", "m"): expected}
 
 
 def test_cli_plan_writes_no_report_and_skips_its_checks(placeholder_data, monkeypatch, tmp_path):

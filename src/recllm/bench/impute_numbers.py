@@ -65,7 +65,7 @@ def measure(dataset: str, seed: int, store: Any = None, precision: str = "auto")
 
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:  # an empty answer cache: the seconds are this decoding's own
-            result = impute_tables("llm", dataset, tables, seed, config, numeric_decoding=decoding,
+            result = impute_tables("llm", dataset, tables, seed, config, numeric_decoding=decoding, measure_fill=False,
                                    cache=DiskCache(Path(tmp) / "answers.sqlite"))
         print(f"[impute-numbers] {dataset} seed {seed} {decoding}: {time.perf_counter() - start:.0f} s", flush=True)
         return {"scores": result["scores"],

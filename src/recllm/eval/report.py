@@ -138,14 +138,20 @@ def data_checksums(data_paths: Iterable[str | os.PathLike[str]]) -> list[tuple[s
 
 
 # ---------------------------------------------------------------------------------------------- formatting
-def fmt_of_peak(rate: Any, work_per_unit: Any, peak: Any) -> str:
-    """``rate`` units/s x the work of a unit (FLOPs, or GFLOPs) as a percentage of ``peak`` (FLOP/s, or GFLOP/s: the
-    same scale), e.g. ``"12.5%"``; '' when a figure is missing, not a number or not finite."""
+def of_peak(rate: Any, work_per_unit: Any, peak: Any) -> float | None:
+    """``rate`` units/s x the work of a unit (FLOPs, or GFLOPs) over ``peak`` (FLOP/s, or GFLOP/s: the same scale);
+    None when a figure is missing, not a number or not finite."""
     try:
         value = float(rate) * float(work_per_unit) / float(peak)
     except (TypeError, ValueError, ZeroDivisionError):
-        return ""
-    return f"{value:.1%}" if math.isfinite(value) else ""
+        return None
+    return value if math.isfinite(value) else None
+
+
+def fmt_of_peak(rate: Any, work_per_unit: Any, peak: Any) -> str:
+    """:func:`of_peak` as a percentage, e.g. ``"12.5%"``; '' when it is None."""
+    value = of_peak(rate, work_per_unit, peak)
+    return "" if value is None else f"{value:.1%}"
 
 
 def fmt_ci(mean: float, low: float, high: float, digits: int = 4) -> str:

@@ -590,8 +590,14 @@ class LLMImputer(BaseImputer):
         return sorted({t for row in ids for t in row}), longest
 
     def _generate(self, prompts: list[str], max_new_tokens: int, allowed: Sequence[int] | None,
-                  number_shape: NumberShape | None = None) -> list[str]:
-        from recllm.llm.generate import generate
+                  report: ImputationReport, number_shape: NumberShape | None = None) -> list[str]:
+        from recllm.llm.generate import cached_generations, generate
+
+        if self.cache_ is not None:  # answers found in the cache are counted, as the scoring routes count theirs
+            checked = None if allowed is None else sorted({int(t) for t in allowed})
+            found = cached_generations(self.lm_, prompts, max_new_tokens, checked, number_shape, self.cache_)[1]
+            if found:
+                report.how["cache_hits"] = report.how.get("cache_hits", 0) + sum(p in found for p in prompts)
 
         if self.engine == "ray":
             from recllm.distributed.ray_jobs import generate_ray
@@ -623,7 +629,7 @@ class LLMImputer(BaseImputer):
                 width = max(len(format_value(v)) for v in (info.low, info.high, info.mean))
                 limit = self.numeric_max_new_tokens or width + 3
                 shape = self.number_shapes_.get(col) if self.numeric_shape else None
-                texts = self._generate(prompts, limit, _numeric_token_ids(self.lm_.tokenizer), shape)
+                texts = self._generate(prompts, limit, _numeric_token_ids(self.lm_.tokenizer), report, shape)
                 values = [parse_number(t) for t in texts]
                 clipped = sum(v is not None and not info.low <= v <= info.high for v in values)
                 if clipped:  # a wrong number of digits shows up here: worth seeing in the report
@@ -635,7 +641,7 @@ class LLMImputer(BaseImputer):
                     continue
             else:
                 allowed, longest = self._text_vocabulary(info.categories)
-                texts = self._generate(prompts, min(self.text_max_new_tokens, longest + 2), allowed)
+                texts = self._generate(prompts, min(self.text_max_new_tokens, longest + 2), allowed, report)
                 filled = [_first_value(t, info.categories) for t in texts]
             fallbacks = sum(v is None for v in filled)
             stat = info.mean if info.kind == NUMERIC else info.mode

@@ -392,7 +392,7 @@ def _machine(info: dict[str, Any]) -> str:
 def _cost_table(rows: list[dict[str, Any]]) -> str:
     """Per table and imputer: runs, cells, seconds; for the fine-tuned imputers the fine-tunes (one per fit, counted
     where it was fitted), each one's original seconds from its fit record (a reused adapter's load time never
-    counts) and the machines that ran them."""
+    counts), the machines that ran them, and the share of fills answered from the LLM imputer's answer cache."""
     per: dict[tuple[str, str], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         for table, info in row["info"].items():
@@ -447,7 +447,7 @@ def _cached_share(cached: int, cells: int) -> str:
 def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
     """Per table and fine-tuned imputer: the sampled fills (computed afresh, timed), GFLOP per cell (counted), the
     rate in GFLOP/s and its share of the matmul peak of the fill's precision, measured where it ran."""
-    from recllm.bench.impute.compute import fill_share
+    from recllm.bench.impute.compute import FILL_SAMPLE_ROWS, NOT_MEASURED, fill_share
 
     per: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -458,7 +458,7 @@ def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
     for (name, imputer), infos in sorted(per.items()):
         measured = [i for i in infos if fill_share(i) is not None]
         if not measured:
-            errors = sorted({i["fill_compute_error"] for i in infos if i.get("fill_compute_error")})
+            errors = sorted({i[NOT_MEASURED] for i in infos if i.get(NOT_MEASURED)})
             table.append({"table": name, "imputer": _name(imputer), "runs": f"0 of {len(infos)}",
                           **dict.fromkeys(("sampled cells", "cells/s", "GFLOP / cell", "GFLOP/s", "of peak"), ""),
                           "peak (precision, where)": f"not measured ({'; '.join(errors)})" if errors
@@ -466,24 +466,25 @@ def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
             continue
         cells = sum(i["fill_sample_cells"] for i in measured)
         seconds = sum(i["fill_sample_seconds"] for i in measured)
-        gflop = float(np.mean([i["fill_gflop_per_cell"] for i in measured]))
+        gflop = sum(i["fill_sample_cells"] * i["fill_gflop_per_cell"] for i in measured)  # over every sampled cell
         shares = [fill_share(i) for i in measured]
         table.append({
             "table": name, "imputer": _name(imputer), "runs": f"{len(measured)} of {len(infos)}",
-            "sampled cells": cells, "cells/s": f"{cells / seconds:.1f}", "GFLOP / cell": f"{gflop:.2f}",
-            "GFLOP/s": f"{cells / seconds * gflop:.1f}",
+            "sampled cells": cells, "cells/s": f"{cells / seconds:.1f}", "GFLOP / cell": f"{gflop / cells:.3g}",
+            "GFLOP/s": f"{gflop / seconds:.1f}",
             "of peak": f"{np.mean(shares):.1%}" + (f" ({min(shares):.1%}-{max(shares):.1%})" if len(shares) > 1 else ""),
             "peak (precision, where)": "; ".join(sorted({
                 f"{i['fill_peak_gflops']:.0f} GFLOP/s ({i['fill_dtype']}, {i['fill_cpu']}, {i['fill_threads']} "
                 f"thread(s))" for i in measured}))})
     if not table:
         return "No fine-tuned imputer ran.\n"
-    from recllm.bench.impute.compute import FILL_SAMPLE_ROWS
-
-    return (f"Each run's fitted imputer fills {FILL_SAMPLE_ROWS} seeded incomplete rows of its masked table again, "
-            "never from the answer cache: once timed, once with torch's FLOP counter (matrix products and attention; "
-            "element-wise work is not counted). *of peak* is each run's cells/s x GFLOP per cell over the matmul peak "
-            "of the fill's precision measured in the same process (the mean over runs, and the range).\n\n"
+    return (f"Each run's fitted imputer fills {FILL_SAMPLE_ROWS} seeded incomplete rows of its masked table (or all, "
+            "if fewer) again, never from the answer cache: once with torch's FLOP counter (matrix products and "
+            "attention; element-wise work is not counted), then timed. *of peak* is each run's cells/s x GFLOP per "
+            "cell over the matmul peak of the fill's precision measured in the same process (the mean over runs, "
+            "and the range). A sample has fewer repeated prompts to share and batches of other widths than the "
+            "whole table's fill, so its cells/s and GFLOP per cell are the sample's, not the whole fill's; its share "
+            "of the peak is what the imputer's fill arithmetic achieves on such rows.\n\n"
             + format_table(table, ["table", "imputer", "runs", "sampled cells", "cells/s", "GFLOP / cell",
                                    "GFLOP/s", "of peak", "peak (precision, where)"]) + "\n")
 

@@ -364,8 +364,10 @@ def union_tables(ds: Any, dataset: str, settings: tuple[tuple[str, float], ...],
 
 def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
                   seed: int, config: BenchConfig, base_lm: Any = None, shared: dict[str, Any] | None = None,
-                  specs: list[TableSpec] | None = None, **llm_overrides: Any) -> dict[str, Any]:
-    """Fill every table of ``dataset`` with imputer ``name``: filled frames, scores on masked cells, timings.
+                  specs: list[TableSpec] | None = None, measure_fill: bool = True, **llm_overrides: Any
+                  ) -> dict[str, Any]:
+    """Fill every table of ``dataset`` with imputer ``name``: filled frames, scores on masked cells, timings; with
+    ``measure_fill``, a fine-tuned imputer's fill is also measured against the peak (:mod:`.compute`).
 
     ``shared`` (LLM, GReaT, the shared-fit references): ``{"tables": union tables, "fitted": {table: imputer}}``;
     the imputer is fitted once on the union table of its (data set, seed) and reused to fill every setting's table.
@@ -408,7 +410,7 @@ def impute_tables(name: str, dataset: str, tables: dict[str, tuple[pd.DataFrame,
                         fitted_here=fitted_here, shared_fit=shared is not None, train_steps=imputer.train_steps_,
                         transform_seconds=imputer.report_.seconds, sampled_rows=imputer.sampled_rows_,
                         samples=imputer.samples_, rows_given_up=imputer.rows_given_up_)
-        if name in ("llm", "great") and report["cells_filled"]:
+        if measure_fill and name in FINE_TUNED and report["cells_filled"]:
             from recllm.bench.impute.compute import guarded_fill_compute
 
             cell.update(guarded_fill_compute(imputer, masked, seed))  # after the record above: it fills again
@@ -619,7 +621,8 @@ def run_attempts(config: BenchConfig, store: Any, base_lm: Any, show_progress: b
             row = store.get(key)
             if row is None:
                 try:
-                    result = impute_tables(name, dataset, tables, seed, config, base_lm, **overrides)
+                    result = impute_tables(name, dataset, tables, seed, config, base_lm, measure_fill=False,
+                                           **overrides)
                     row = {"dataset": dataset, "attempt": attempt, "scores": result["scores"], "info": result["info"],
                            "versions": library_versions()}
                 except ValueError as err:  # e.g. complete-rows training with no complete row

@@ -8,9 +8,10 @@ will cost on this machine:
   come from probes: a one-epoch fit (validation included) of the model on :data:`PROBE_USERS` seeded users of the
   data set (same catalogue), twice, giving a fixed cost and a cost per training interaction, extrapolated to the
   split's training interactions; probes are kept per machine (CPU, threads) in the recllm cache, so a second
-  ``--plan`` is quick. Expected epochs: what earlier runs of the same model, data set and split took (from the runs
-  file, whatever code made them, and remembered in the cache after the store dropped them), else its twin with the
-  other content encoder, else the epoch cap (an upper bound);
+  ``--plan`` is quick. Expected epochs: what this very run took when earlier code fitted it, else what earlier runs
+  of the same model, data set and split took, else its twin with the other content encoder (from the runs file,
+  whatever code made them, and remembered in the cache after the store dropped them), else the epoch cap (an upper
+  bound);
 * a catalogue's embedding time (one per data set and encoder, when not stored): the encoder timed on
   :data:`recllm.bench.learn.content.QUICK_SAMPLE` texts and scaled to the catalogue.
 """
@@ -48,38 +49,61 @@ class Unit:
     share: float = 1.0  # the share of its cores the speed probe behind ``minutes`` had (CPU over wall time)
 
 
-def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
-    """(data set, split, model) -> epochs that earlier runs took: read from the runs file whatever code made them
-    (an older flat layout included; unreadable lines are skipped), and from what an earlier plan read there. The
-    store drops the runs of other code when it is next written, so each plan keeps the epochs it reads in the
-    recllm cache (:func:`_epochs_memo`, per data set, split, model and seed; the newest run wins)."""
+def _earlier_run(key: Any, facts: Any) -> tuple[str, tuple[str, str, str, int]] | None:
+    """(run key, (data set, split, model, epochs)) when ``facts`` (a stored row, or a memo entry as a list) holds
+    them, well typed (epochs a whole number >= 1); else None."""
+    if isinstance(facts, dict):
+        facts = [facts.get(k) for k in ("dataset", "split", "model", "epochs")]
+    if not (isinstance(key, str) and isinstance(facts, list) and len(facts) == 4):
+        return None
+    *names, epochs = facts
+    if not all(isinstance(n, str) for n in names) or isinstance(epochs, bool) or not isinstance(epochs, int) \
+            or epochs < 1:
+        return None
+    return key, (names[0], names[1], names[2], epochs)
+
+
+def earlier_runs(runs_path: Path) -> dict[str, tuple[str, str, str, int]]:
+    """run key -> (data set, split, model, epochs) of the runs in the runs file, whatever code made them (an older
+    flat layout included; unreadable lines and ill-typed rows are skipped), and of those an earlier plan read there.
+    The store drops the runs of other code when it is next written, so each plan keeps what it reads in the recllm
+    cache (:func:`_epochs_memo`, per runs file; a run key holds the settings, seed, data and epoch cap, not the
+    code, so a refit under new code finds its own earlier fit)."""
     from recllm.utils import write_text_atomic
 
-    memo_path = _epochs_memo()
+    memo_path, where = _epochs_memo(), str(runs_path.resolve())
     try:
-        memo = {k: int(v) for k, v in json.loads(memo_path.read_text(encoding="utf-8")).items()}
-    except (OSError, ValueError, TypeError, AttributeError):
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         memo = {}
-    known = dict(memo)
+    memo = memo if isinstance(memo, dict) else {}
+    mine = memo.get(where) if isinstance(memo.get(where), dict) else {}
+    known = dict(filter(None, (_earlier_run(k, v) for k, v in mine.items())))
     lines = runs_path.read_text(encoding="utf-8").splitlines() if runs_path.is_file() else []
     for line in lines:
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
             continue
-        row = record.get("row", record) if isinstance(record, dict) else None
-        if isinstance(row, dict) and {"dataset", "split", "model", "epochs"} <= set(row) and row["epochs"]:
-            known[json.dumps([row["dataset"], row["split"], row["model"], row.get("seed", row.get("key"))])] = \
-                int(row["epochs"])
-    if known != memo:
+        if isinstance(record, dict):
+            row = record.get("row", record)
+            found = _earlier_run(record.get("key", row.get("key") if isinstance(row, dict) else None), row)
+            if found:
+                known[found[0]] = found[1]
+    if known != mine:
+        memo[where] = {k: list(v) for k, v in known.items()}
         try:
-            write_text_atomic(memo_path, json.dumps(known, indent=1, sort_keys=True))
+            write_text_atomic(memo_path, json.dumps(memo, indent=1, sort_keys=True))
         except OSError:
             pass  # a read-only cache: this plan still uses what it read
+    return known
+
+
+def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
+    """(data set, split, model) -> epochs that earlier runs took (:func:`earlier_runs`)."""
     out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for key, n_epochs in known.items():
-        dataset, split, model, _ = json.loads(key)
-        out[(dataset, split, model)].append(n_epochs)
+    for dataset, split, model, epochs in earlier_runs(runs_path).values():
+        out[(dataset, split, model)].append(epochs)
     return out
 
 
@@ -216,7 +240,10 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
         print(f"[bench learn] the stored runs cannot be read ({exc}); planning as if none were stored")
         store = None
     timing_store = contents.timing_store(runs_path)
-    earlier = prior_epochs(runs_path)
+    runs = earlier_runs(runs_path)
+    earlier: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for dataset, split_name, model, n_epochs in runs.values():
+        earlier[(dataset, split_name, model)].append(n_epochs)
     speeds = _load_speeds()
     probed: set[str] = set()  # the probes taken again in this plan (a starved one is retaken once)
     units: list[Unit] = []
@@ -235,7 +262,9 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
                     if not unit.stored:
                         n_epochs, basis = epochs, "epoch cap"
                         twin = _twin(spec, specs)
-                        for source in (spec, twin):
+                        if key in runs:  # this very run, fitted by earlier code
+                            n_epochs, basis = min(epochs, runs[key][3]), "its earlier fit"
+                        for source in (spec, twin) if key not in runs else ():
                             found = earlier.get((name, split_name, source.name)) if source is not None else None
                             if found:
                                 n_epochs = min(epochs, round(float(np.mean(found))))
