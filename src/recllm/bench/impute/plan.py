@@ -149,11 +149,27 @@ def _probe_llm(spec: Any, masked: Any, gappy: Any, probe: Any, base_lm: Any) -> 
     return row_s, imputer.report_.seconds / cells
 
 
+# the fill measured against the peak after each unit (recllm.bench.impute.compute): a sample filled twice, the
+# counted pass taken as twice the timed one's seconds (torch's FLOP counter slows what it counts), plus the peak
+FILL_MEASURE_FILLS = 3.0
+FILL_MEASURE_PEAK_SECONDS = 1.5
+
+
+def _fill_measure_seconds(incomplete_rows: int, seconds_per_row: float) -> float:
+    """What measuring a unit's fill against the peak adds (:mod:`recllm.bench.impute.compute`)."""
+    from recllm.bench.impute.compute import FILL_SAMPLE_ROWS
+
+    rows = min(FILL_SAMPLE_ROWS, incomplete_rows)
+    return FILL_MEASURE_FILLS * rows * seconds_per_row + FILL_MEASURE_PEAK_SECONDS if rows else 0.0
+
+
 def _llm_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, fits: bool) -> float:
     from recllm.impute.llm import MAX_VALIDATION_CELLS, VALIDATION_FRACTION
 
     cells = int(mask.to_numpy().sum())
+    incomplete = int(mask.to_numpy().any(axis=1).sum())
     seconds = cells * rates.llm_cell_s[spec.name]
+    seconds += _fill_measure_seconds(incomplete, cells / max(incomplete, 1) * rates.llm_cell_s[spec.name])
     if fits:
         epochs = config.max_epochs()
         rows = int(masked.notna().any(axis=1).sum())
@@ -167,9 +183,12 @@ def _llm_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, f
 
 
 def _great_seconds(config: Any, rates: Rates, spec: Any, masked: Any, mask: Any, fits: bool) -> float:
-    """GReaT on one table: a sampled row per incomplete row (tries included in the probe's rate), and, when it is
-    fitted here, its budget's optimizer steps plus a fine-tune's fixed cost."""
-    seconds = int(mask.to_numpy().any(axis=1).sum()) * rates.great_fill_row_s[spec.name]
+    """GReaT on one table: a sampled row per incomplete row (tries included in the probe's rate) and the fill's
+    measurement against the peak, and, when it is fitted here, its budget's optimizer steps plus a fine-tune's fixed
+    cost."""
+    incomplete = int(mask.to_numpy().any(axis=1).sum())
+    seconds = incomplete * rates.great_fill_row_s[spec.name]
+    seconds += _fill_measure_seconds(incomplete, rates.great_fill_row_s[spec.name])
     if fits:
         steps = config.great_budget().steps(len(masked))
         seconds += rates.great_fit_s[spec.name] + steps * rates.great_step_s[spec.name]
