@@ -98,3 +98,44 @@ class _Echo:
 
     def transform(self, frame):
         return frame
+
+
+class _PerfectGReaT:
+    """A fitted 'great' stand-in that fills every gap with the true value and keeps GReaT's per-fill counts."""
+
+    fills_cells = True
+
+    def __init__(self, truth):
+        self.truth, self.fit_seconds_, self.train_steps_ = truth, 1.0, 1
+
+    def fit(self, frame):
+        return self
+
+    def transform(self, frame):
+        from recllm.impute.base import ImputationReport
+
+        self.report_ = ImputationReport(method="great", n_rows_in=len(frame), n_rows_out=len(frame), seconds=0.5,
+                                        filled={c: int(n) for c, n in frame.isna().sum().items() if n})
+        self.sampled_rows_ = int(frame.isna().to_numpy().any(axis=1).sum())
+        self.samples_, self.rows_given_up_ = self.sampled_rows_, 0
+        return self.truth.loc[frame.index].copy()
+
+
+@pytest.mark.integration
+def test_a_unit_records_its_own_fill_before_the_sample_passes(shared_data, monkeypatch):
+    import recllm.bench.impute.run as bench
+    from recllm.bench.impute.tasks import TABLES
+    from recllm.data import load
+
+    spec = TABLES["advertising"][0]
+    tables = bench.masked_tables(load("advertising"), "advertising", ("mcar", 0.2), 0)
+    truth, masked, _ = tables[spec.name]
+    monkeypatch.setattr(bench, "make_imputer", lambda *a, **k: _PerfectGReaT(truth))
+    config = bench.BenchConfig.preset(True, datasets=("advertising",))
+    info = bench.impute_tables("great", "advertising", tables, 0, config, specs=[spec])["info"][spec.name]
+    incomplete = int(masked.isna().to_numpy().any(axis=1).sum())
+    assert incomplete > 16 and info["sampled_rows"] == incomplete  # the unit's fill, not the 16-row sample's
+    assert info["cells"] == int(masked.isna().to_numpy().sum())
+    assert info[NOT_MEASURED] == "no FLOP counted in this process (the fill ran elsewhere)"  # no torch model ran
+    skipped = bench.impute_tables("great", "advertising", tables, 0, config, specs=[spec], measure_fill=False)
+    assert NOT_MEASURED not in skipped["info"][spec.name]
