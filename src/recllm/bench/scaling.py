@@ -396,8 +396,8 @@ def report_body(sizes: Sizes, batch: dict[str, Any], trainers: dict[str, dict[in
              "## LLM batch jobs on Ray Data", "",
              format_table(rows, ["job", "unit", "work", "1 process (no Ray)", "1 worker(s): job",
                                  "1 worker(s): steady", "2 worker(s): job", "2 worker(s): steady", "steady 2 / 1",
-                                 "GFLOP / unit", "1 process: of peak", *(f"{w} worker(s) {kind}: of peak"
-                                                                         for w in (1, 2) for kind in ("job", "steady"))],
+                                 "GFLOP / unit", "1 process: of peak",
+                                 *(f"{w} worker(s) {kind}: of peak" for w in (1, 2) for kind in ("job", "steady"))],
                           digits=2), "",
              f"Starting local Ray (`ray.init`, 2 CPUs): {batch['ray_start_seconds']:.1f} s, paid once per session. "
              "A job's pool start: " + ", ".join(f"{v:.1f} s at {w} worker(s)" for w, v in sorted(start.items()))

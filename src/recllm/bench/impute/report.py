@@ -472,7 +472,8 @@ def _fill_compute_table(rows: list[dict[str, Any]]) -> str:
             "table": name, "imputer": _name(imputer), "runs": f"{len(measured)} of {len(infos)}",
             "sampled cells": cells, "cells/s": f"{cells / seconds:.1f}", "GFLOP / cell": f"{gflop / cells:.3g}",
             "GFLOP/s": f"{gflop / seconds:.1f}",
-            "of peak": f"{np.mean(shares):.1%}" + (f" ({min(shares):.1%}-{max(shares):.1%})" if len(shares) > 1 else ""),
+            "of peak": f"{np.mean(shares):.1%}"
+                       + (f" ({min(shares):.1%}-{max(shares):.1%})" if len(shares) > 1 else ""),
             "peak (precision, where)": "; ".join(sorted({
                 f"{i['fill_peak_gflops']:.0f} GFLOP/s ({i['fill_dtype']}, {i['fill_cpu']}, {i['fill_threads']} "
                 f"thread(s))" for i in measured}))})

@@ -99,12 +99,17 @@ def earlier_runs(runs_path: Path) -> dict[str, tuple[str, str, str, int]]:
     return known
 
 
-def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
-    """(data set, split, model) -> epochs that earlier runs took (:func:`earlier_runs`)."""
+def by_model(runs: dict[str, tuple[str, str, str, int]]) -> dict[tuple[str, str, str], list[int]]:
+    """(data set, split, model) -> the epochs of those of ``runs`` (:func:`earlier_runs`)."""
     out: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for dataset, split, model, epochs in earlier_runs(runs_path).values():
+    for dataset, split, model, epochs in runs.values():
         out[(dataset, split, model)].append(epochs)
     return out
+
+
+def prior_epochs(runs_path: Path) -> dict[tuple[str, str, str], list[int]]:
+    """(data set, split, model) -> epochs that earlier runs took (:func:`earlier_runs`)."""
+    return by_model(earlier_runs(runs_path))
 
 
 def _epochs_memo() -> Path:
@@ -241,9 +246,7 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
         store = None
     timing_store = contents.timing_store(runs_path)
     runs = earlier_runs(runs_path)
-    earlier: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for dataset, split_name, model, n_epochs in runs.values():
-        earlier[(dataset, split_name, model)].append(n_epochs)
+    earlier = by_model(runs)
     speeds = _load_speeds()
     probed: set[str] = set()  # the probes taken again in this plan (a starved one is retaken once)
     units: list[Unit] = []
@@ -264,12 +267,13 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
                         twin = _twin(spec, specs)
                         if key in runs:  # this very run, fitted by earlier code
                             n_epochs, basis = min(epochs, runs[key][3]), "its earlier fit"
-                        for source in (spec, twin) if key not in runs else ():
-                            found = earlier.get((name, split_name, source.name)) if source is not None else None
-                            if found:
-                                n_epochs = min(epochs, round(float(np.mean(found))))
-                                basis = "earlier runs" + ("" if source is spec else f" of {source.name}")
-                                break
+                        else:
+                            for source in (spec, twin):
+                                found = earlier.get((name, split_name, source.name)) if source is not None else None
+                                if found:
+                                    n_epochs = min(epochs, round(float(np.mean(found))))
+                                    basis = "earlier runs" + ("" if source is spec else f" of {source.name}")
+                                    break
                         per, unit.share = (epoch_seconds(spec, loo, data, speeds, len(split.train), probed)
                                            if spec.settings else (0.0, 1.0))
                         unit.minutes = per * max(n_epochs, 1) / 60
