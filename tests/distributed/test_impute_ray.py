@@ -55,6 +55,7 @@ def test_ray_fills_equal_local_fills_and_share_the_cache(tmp_path, monkeypatch):
             imp.report_.how.get("fallback", 0) == 4
         imp.set_params(engine="local")
         local_after_ray = imp.transform(masked)  # every score and generation found in the cache: no model call
+        assert imp.report_.how["cache_hits"] == 8
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(on_ray, local)
@@ -69,3 +70,4 @@ def test_ray_fills_equal_local_fills_and_share_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.import_module("recllm.llm.generate"), "_generate_batch", not_here)
     imp.set_params(engine="ray")
     pd.testing.assert_frame_equal(imp.transform(masked), local)  # nothing left for Ray: the local answers are read
+    assert imp.report_.how["cache_hits"] == 8  # the Ray route counts the answers it found as the local one does

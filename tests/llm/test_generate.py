@@ -60,8 +60,11 @@ def test_eos_stops_generation(tiny_lm: CausalLM, prompts: list[str]) -> None:
 
 def test_cache_is_used_and_keyed_on_settings(tiny_lm: CausalLM, prompts: list[str], dict_cache, monkeypatch) -> None:
     twice = prompts + prompts[:2]
-    first = generate(tiny_lm, twice, max_new_tokens=4, batch_size=2, cache=dict_cache, show_progress=False)
+    hits: list[int] = []
+    first = generate(tiny_lm, twice, max_new_tokens=4, batch_size=2, cache=dict_cache, show_progress=False,
+                     on_cache_hits=hits.append)
     assert dict_cache.puts == len(prompts)  # duplicates generated once
+    assert hits == [0]  # a duplicate generated in the same call is not a cache hit
     assert first[-2:] == first[:2]
 
     def no_forward(*args, **kwargs):
@@ -69,8 +72,11 @@ def test_cache_is_used_and_keyed_on_settings(tiny_lm: CausalLM, prompts: list[st
 
     with monkeypatch.context() as patch:
         patch.setattr(tiny_lm.model, "generate", no_forward)
-        assert generate(tiny_lm, twice, max_new_tokens=4, cache=dict_cache, show_progress=False) == first
-    generate(tiny_lm, prompts[:1], max_new_tokens=3, cache=dict_cache, show_progress=False)
+        assert generate(tiny_lm, twice, max_new_tokens=4, cache=dict_cache, show_progress=False,
+                        on_cache_hits=hits.append) == first
+    assert hits == [0, len(twice)]  # every prompt, duplicates counted
+    generate(tiny_lm, prompts[:1], max_new_tokens=3, cache=dict_cache, show_progress=False, on_cache_hits=hits.append)
+    assert hits[-1] == 0
     assert dict_cache.puts == len(prompts) + 1  # a different max_new_tokens is a different entry
 
 

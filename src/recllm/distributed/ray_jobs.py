@@ -336,18 +336,21 @@ def generate_ray(
     show_progress: bool = True,
     options: RayOptions | None = None,
     cache: Any = None,
+    on_cache_hits: Callable[[int], None] | None = None,
 ) -> list[str]:
     """:func:`recllm.llm.generate` on a Ray actor pool, with identical texts and the same cache keys
     (:func:`~recllm.llm.generate.cached_generations`): cached prompts are not sent to the pool, and each finished
     batch's texts are written to ``cache`` as it arrives. The driver plans the very batches ``generate`` would form
     (distinct uncached prompts, longest first, :func:`~recllm.llm.generate.batch_rows` wide) and each becomes one
     pool row, generated as one batch by a worker. ``model``: a loaded ``CausalLM`` (tokenizer, cache keys and batch
-    plan on the driver)."""
+    plan on the driver). ``on_cache_hits(n)``: as in ``generate``."""
     from recllm.llm.generate import MAX_GENERATE_ROWS, _check, batch_rows, cached_generations
 
     prompts = [str(p) for p in prompts]
     allowed = _check(model, prompts, max_new_tokens, batch_size, allowed_token_ids)
     keys, done, todo = cached_generations(model, prompts, max_new_tokens, allowed, number_shape, cache)
+    if on_cache_hits is not None:
+        on_cache_hits(sum(p in done for p in prompts))
     lengths = {p: len(model.tokenizer(p, add_special_tokens=False).input_ids) for p in todo}
     todo.sort(key=lambda p: -lengths[p])
     chunks, start = [], 0

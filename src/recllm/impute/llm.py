@@ -591,23 +591,21 @@ class LLMImputer(BaseImputer):
 
     def _generate(self, prompts: list[str], max_new_tokens: int, allowed: Sequence[int] | None,
                   report: ImputationReport, number_shape: NumberShape | None = None) -> list[str]:
-        from recllm.llm.generate import cached_generations, generate
+        from recllm.llm.generate import generate
 
-        if self.cache_ is not None:  # answers found in the cache are counted, as the scoring routes count theirs
-            checked = None if allowed is None else sorted({int(t) for t in allowed})
-            found = cached_generations(self.lm_, prompts, max_new_tokens, checked, number_shape, self.cache_)[1]
-            if found:
-                report.how["cache_hits"] = report.how.get("cache_hits", 0) + sum(p in found for p in prompts)
+        def count_hits(n: int) -> None:  # answers found in the cache are counted, as the scoring routes count theirs
+            if n:
+                report.how["cache_hits"] = report.how.get("cache_hits", 0) + n
 
         if self.engine == "ray":
             from recllm.distributed.ray_jobs import generate_ray
 
             return generate_ray(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
                                 allowed_token_ids=allowed, number_shape=number_shape, cache=self.cache_,
-                                show_progress=self.show_progress, options=self.ray_options)
+                                show_progress=self.show_progress, options=self.ray_options, on_cache_hits=count_hits)
         return generate(self.lm_, prompts, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
                         allowed_token_ids=allowed, cache=self.cache_, show_progress=self.show_progress,
-                        number_shape=number_shape)
+                        number_shape=number_shape, on_cache_hits=count_hits)
 
     def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
         out: dict[str, Any] = {}

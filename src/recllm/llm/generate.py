@@ -162,6 +162,7 @@ def generate(
     show_progress: bool = True,
     number_shape: NumberShape | None = None,
     progress: Callable[[float], None] | None = None,
+    on_cache_hits: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Greedy completions of ``prompts`` (already chat-templated; see ``chat_prompt``), special tokens removed.
 
@@ -172,12 +173,15 @@ def generate(
     Prompts are batched longest first with left padding, each batch as wide as memory allows (:func:`batch_rows`;
     ``batch_size`` caps it); every sequence ends at its own EOS. ``progress(n)`` is called as decoding advances with
     the (fractional) number of prompts done since the last call, e.g. an outer progress bar's ``update``; it adds
-    up to the number of prompts generated. Float rounding differences between batch layouts can, rarely, flip a
+    up to the number of prompts generated. ``on_cache_hits(n)`` is called once with the number of ``prompts``
+    (duplicates counted) whose answer came from ``cache``. Float rounding differences between batch layouts can, rarely, flip a
     near-tied greedy choice.
     """
     allowed = _check(lm, prompts, max_new_tokens, batch_size, allowed_token_ids)
     prompts = list(prompts)
     keys, done, todo = cached_generations(lm, prompts, max_new_tokens, allowed, number_shape, cache)
+    if on_cache_hits is not None:
+        on_cache_hits(sum(p in done for p in prompts))
     lengths = {p: len(lm.tokenizer(p, add_special_tokens=False).input_ids) for p in todo}
     todo.sort(key=lambda p: -lengths[p])  # longest first: similar lengths share a batch, memory peaks early
     bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]"  # n: fractional
