@@ -623,7 +623,10 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
                      "threads\"); summaries and scores taken from the carried cache keep the time they took where "
                      "they were made. SFT seconds and validation scores come from each run's training log, so a rerun "
                      "that reloads a finished run reports its original figures; summary users/s counts every "
-                     "distinct prompt the test users need, including prompts shared with training.")
+                     "distinct prompt the test users need, including prompts shared with training. These rates are "
+                     "not given as a fraction of the machine's peak: the campaign's runs did not count their FLOPs. "
+                     "[scaling.md](scaling.md) gives the same scoring and generation code (one torch thread, "
+                     "float32) as a fraction of the measured matmul peak of the CPU it ran on.")
     sp = res.get("speed")
     if sp:
         lines += ["", f"Prefix sharing ({sp['dtype']}; measured on {machine_text(sp.get('machine'))}): {sp['users']} "
