@@ -255,3 +255,18 @@ def test_same_time_section_reports_the_share_and_each_methods_recall_on_both_gro
     short = "\n".join(_same_time_section({"rows": rows}, np.zeros(users, dtype=int)))
     assert f"0 of the {users} test rows (0%)" in short and "| itemknn" not in short
     assert _same_time_section({"rows": rows}, None) == [] and _same_time_section({"rows": rows}, same[:-1]) == []
+
+
+def test_seeds_with_the_same_total_are_named_with_how_many_users_differ():
+    from recllm.bench.trsr.report import coinciding_seed_means
+
+    def run(seed, hits):
+        return {"method": "m", "seed": seed, "per_user": {"recall@10": hits, "mrr@10": [h / (seed + 1) for h in hits]}}
+
+    rows = [run(0, [1, 1, 0, 0]), run(1, [0, 1, 1, 0]), run(2, [1, 0, 0, 1]),
+            {"method": "one seed", "seed": 0, "per_user": {"recall@10": [1, 0, 0, 0], "mrr@10": [1, 0, 0, 0]}}]
+    lines = coinciding_seed_means(rows, ["recall@10", "mrr@10"])
+    assert len(lines) == 1  # mrr@10 differs between the seeds; a one-seed method has no interval to explain
+    assert "m: recall@10 is the same under its 3 seeds (2 of 4 users each)" in lines[0]
+    assert "differ for 2 to 4 users" in lines[0]
+    assert coinciding_seed_means([run(0, [1, 0]), run(1, [0, 0])], ["recall@10"]) == []

@@ -63,6 +63,31 @@ def aggregate(rows: list[dict], metrics: list[str], boot_seed: int = 0) -> list[
     return out
 
 
+def coinciding_seed_means(rows: list[dict], metrics: list[str]) -> list[str]:
+    """A sentence per method and metric whose seeds' means are all equal (its t-interval then has width 0): how many
+    users each seed hit and how many users' values differ between seeds, so a reader can tell a coincidence of the
+    totals from one run counted several times."""
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_method[row["method"]].append(row)
+    lines = []
+    for method, runs in by_method.items():
+        if len(runs) < 2:
+            continue
+        for m in metrics:
+            values = [np.asarray(r["per_user"][m], dtype=float) for r in runs]
+            if len({float(v.sum()) for v in values}) > 1:
+                continue
+            differ = [int((a != b).sum()) for i, a in enumerate(values) for b in values[i + 1:]]
+            total = f"{values[0].sum():.0f} of {len(values[0])} users" if m.startswith("recall@") else \
+                f"a sum of {values[0].sum():.3f} over {len(values[0])} users"
+            lines.append(f"- {method}: {m} is the same under its {len(runs)} seeds ({total} each), so its interval "
+                         f"has width 0; the seeds' per-user values differ for "
+                         f"{min(differ)}{'' if min(differ) == max(differ) else f' to {max(differ)}'} users between "
+                         "any two: runs whose totals coincide, not one run counted again.")
+    return lines
+
+
 def interval_kind(seeds: int, users: int) -> str:
     """How :func:`aggregate`'s interval of a row was made (:func:`recllm.eval.stats.interval_over_runs`)."""
     return f"Student-t over {seeds} seeds" if seeds >= 2 else f"bootstrap over {users} users"
@@ -570,6 +595,9 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
     lines += ["", "### Paper protocol: next item among 20 fixed random negatives (21 candidates); the LLM rankers "
               f"scored in {TRAINING_DTYPE}, the precision they were trained and validated in", ""]
     lines.append(_table(aggregate(res["rows"], SAMPLED_COLUMNS), SAMPLED_COLUMNS, _faster(res["rows"])))
+    coinciding = coinciding_seed_means(res["rows"], SAMPLED_COLUMNS)
+    if coinciding:
+        lines += [""] + coinciding
     if not quick and not any(row.get("faster") for row in res["rows"]):
         lines += ["", "Scored in bfloat16 instead, on a CPU that multiplies it natively: the seed-0 rankers' mean "
                   "per-user Spearman and same top-1 against these scores are in trsr-agreement.md (`recllm bench "
