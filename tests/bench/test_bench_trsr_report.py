@@ -270,3 +270,31 @@ def test_seeds_with_the_same_total_are_named_with_how_many_users_differ():
     assert "m: recall@10 is the same under its 3 seeds (2 of 4 users each)" in lines[0]
     assert "differ for 2 to 4 users" in lines[0]
     assert coinciding_seed_means([run(0, [1, 0]), run(1, [0, 0])], ["recall@10"]) == []
+
+
+def test_tie_metrics_give_the_pessimistic_rank_and_the_expectation_over_random_tie_breaks():
+    from recllm.bench.trsr.report import tie_metrics
+
+    scores = np.array([[1.0, 1.0, 0.0], [2.0, 1.0, 1.0], [0.0, 3.0, 1.0]])
+    pessimistic, expected, tied = tie_metrics(scores, np.array([0, 1, 1]), ks=(1, 2))
+    assert tied.tolist() == [True, True, False]
+    assert pessimistic["recall@1"].tolist() == [0.0, 0.0, 1.0] and pessimistic["recall@2"].tolist() == [1.0, 0.0, 1.0]
+    assert expected["recall@1"].tolist() == [0.5, 0.0, 1.0] and expected["recall@2"].tolist() == [1.0, 0.5, 1.0]
+    assert np.allclose(expected["mrr@2"], [0.75, 0.25, 1.0])
+    assert np.allclose(pessimistic["mrr@2"], [0.5, 0.0, 1.0])
+
+
+def test_ties_section_sets_the_baselines_scored_with_random_ties_beside_the_tables_figures():
+    from recllm.bench.trsr.report import _ties_section
+
+    def row(method, hits, seed=0):
+        return {"method": method, "seed": seed, "per_user": {"recall@10": hits, "mrr@10": [h / 2 for h in hits]}}
+
+    users = 30
+    res = {"rows": [row("itemknn", [0.0] * users), row("LLM-TRSR hierarchical", [1.0] * users),
+                    row("LLM-TRSR hierarchical", [1.0] * users, seed=1)]}
+    ties = {"itemknn": {"row": row("itemknn (ties at random)", [0.5] * users), "tied": users}}
+    text = "\n".join(_ties_section(res, ties))
+    assert "| itemknn | 30 of 30 | 0.000 | 0.500 | 0.000 | 0.250 |" in text
+    assert "LLM-TRSR hierarchical minus itemknn (ties at random), recall@10" in text and "better" in text
+    assert _ties_section(res, {}) == [] and _ties_section(res, None) == []

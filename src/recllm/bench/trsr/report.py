@@ -338,7 +338,8 @@ def _seed_mean(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, 
 
 # methods the benchmark runs once, as no seed changes them (no training, or a deterministic fit): compared with a
 # seeded method, their one run is that method's partner under each of its seeds
-SEEDLESS_METHODS = frozenset({"popularity", "itemknn", "LLM zero-shot (hierarchical prompt)"})
+SEEDLESS_METHODS = frozenset({"popularity", "itemknn", "LLM zero-shot (hierarchical prompt)",
+                              "popularity (ties at random)", "itemknn (ties at random)"})
 
 
 def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
@@ -375,12 +376,62 @@ def _paired(rows: list[dict], a: str, b: str, metric: str) -> str:
 MIN_BUCKET_USERS = 20  # fewer test users than this in a history bucket: too few to compare on
 
 
+TIED_BASELINES = ("popularity", "itemknn")  # seedless baselines whose scores are counts or often exactly 0
+TIES_AT_RANDOM = " (ties at random)"
+
+
+def tie_metrics(scores: np.ndarray, positive: np.ndarray, ks: tuple[int, ...] = (3, 5, 10)
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Per row of ``scores`` (rows x candidates, the target at column ``positive[i]``): the sampled metrics with
+    the target ranked below every negative of equal score (the pessimistic rank every table uses,
+    :func:`recllm.eval.ranking.row_target_ranks`), the same metrics in expectation when ties are broken at random
+    (the rank uniform over the tied places), and whether the target ties with a negative."""
+    from recllm.eval.ranking import metrics_from_ranks
+
+    scores = np.asarray(scores, dtype=np.float64)
+    target = scores[np.arange(len(scores)), positive][:, None]
+    above = (scores > target).sum(axis=1)
+    equal = (scores == target).sum(axis=1) - 1  # the negatives tied with the target
+    names = ("recall", "mrr", "ndcg")
+    rows = np.arange(len(scores))
+    pessimistic = metrics_from_ranks(rows, above + equal + 1, len(scores), ks, names)[0]
+    expected = {m: np.zeros(len(scores)) for m in pessimistic}
+    for offset in range(int(equal.max(initial=0)) + 1):  # each tied place, weighted 1 / (ties + 1) where it exists
+        weight = np.where(offset <= equal, 1.0 / (equal + 1), 0.0)
+        at = metrics_from_ranks(rows, above + np.minimum(offset, equal) + 1, len(scores), ks, names)[0]
+        for m in expected:
+            expected[m] += weight * at[m]
+    return pessimistic, expected, equal > 0
+
+
+def _random_tie_rows(res: dict, data: Any) -> dict[str, dict]:
+    """The seedless baselines of :data:`TIED_BASELINES` fitted and scored again on the test rows (deterministic
+    fits: the same scores as the stored runs), as rows with ties broken at random in expectation, plus how many
+    targets tie. A baseline whose pessimistic figures do not match its stored ones is left out (it is not the run
+    the tables show)."""
+    from recllm.eval.sampled import from_recommender
+    from recllm.models import MODELS
+
+    stored = {r["method"]: r for r in res["rows"] if r["method"] in TIED_BASELINES}
+    out = {}
+    for method, row in stored.items():
+        model = MODELS[method]().fit(data.split)
+        scores = from_recommender(model)(data.test.users, data.test.histories, np.asarray(data.test.candidates))
+        pessimistic, expected, tied = tie_metrics(scores, np.asarray(data.test.positive))
+        if not all(np.allclose(pessimistic[m], row["per_user"][m]) for m in pessimistic if m in row["per_user"]):
+            continue
+        out[method] = {"row": {"method": method + TIES_AT_RANDOM, "seed": row.get("seed", 0),
+                               "per_user": {m: v.tolist() for m, v in expected.items()}},
+                       "tied": int(tied.sum())}
+    return out
+
+
 def test_row_facts(res: dict, sizes: Any) -> dict[str, np.ndarray] | None:
     """Facts of each test row, in the order of the stored per-user figures, read from the data set and the fixed
     candidates the runs scored (``res["candidates"]``, whose files are part of every stored key): ``blocks``, how
     many summary blocks its history makes; ``target_count``, how many train interactions its target item has (its
-    popularity as the popularity baseline sees it). None where ``res`` names no such files, or they are not the
-    ones on this machine."""
+    popularity as the popularity baseline sees it); ``random_ties``, :func:`_random_tie_rows`. None where ``res``
+    names no such files, or they are not the ones on this machine."""
     from pathlib import Path
 
     from recllm.bench.trsr.run import DATASETS, MIND, bench_trsr_config, prepare
@@ -398,7 +449,7 @@ def test_row_facts(res: dict, sizes: Any) -> dict[str, np.ndarray] | None:
         np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
     return {"blocks": np.array([len(segment_history(h, segment)) for h in data.test.histories]),
             "target_count": counts[data.test.positives], "same_time": _same_time_counts(data),
-            "valid_later_negative": _later_item_negatives(data)}
+            "valid_later_negative": _later_item_negatives(data), "random_ties": _random_tie_rows(res, data)}
 
 
 def _later_item_negatives(data: Any) -> np.ndarray:
@@ -495,11 +546,42 @@ def popularity_bands(target_count: np.ndarray) -> np.ndarray | None:
     return band.reshape(-1)
 
 
-def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]:
+def _ties_section(res: dict, random_ties: dict | None) -> list[str]:
+    """The seedless baselines' figures with ties broken at random beside the pessimistic ones the tables use, and
+    the hierarchical ranker against the stronger of them so scored (:func:`_random_tie_rows`)."""
+    if not random_ties:
+        return []
+    rows = res["rows"]
+    n = len(rows[0]["per_user"]["recall@10"])
+    table = []
+    for method, tie in random_ties.items():
+        stored = next(r for r in rows if r["method"] == method)["per_user"]
+        fair = tie["row"]["per_user"]
+        table.append({"method": method, "targets tied with a negative": f"{tie['tied']} of {n}",
+                      "recall@10, ties below (the tables)": float(np.mean(stored["recall@10"])),
+                      "recall@10, ties at random": float(np.mean(fair["recall@10"])),
+                      "mrr@10, ties below": float(np.mean(stored["mrr@10"])),
+                      "mrr@10, ties at random": float(np.mean(fair["mrr@10"]))})
+    text = ["", "### Ties in the baselines' scores", "",
+            "Every table ranks a target below each negative of the same score (pessimistic ranks, one rule for "
+            "every method). Popularity scores are train counts and item-kNN gives 0 to a candidate that is no "
+            "neighbour of any history item, so their targets often tie with negatives. Both are scored again "
+            "here (the same deterministic fits; their pessimistic figures are checked equal to the tables') with "
+            "ties broken at random, in expectation (the target's rank uniform over its tied places). The LLM "
+            "rankers and SASRec give real-valued scores; they are not re-scored here.", "",
+            format_table(table, list(table[0]), digits=3), ""]
+    fair_rows = rows + [tie["row"] for tie in random_ties.values()]
+    best = max(random_ties, key=lambda m: float(np.mean(random_ties[m]["row"]["per_user"]["recall@10"])))
+    said = _paired(fair_rows, "LLM-TRSR hierarchical", best + TIES_AT_RANDOM, "recall@10")
+    return text + ([f"- {said}"] if said else [])
+
+
+def _popularity_section(res: dict, target_count: np.ndarray | None, random_ties: dict | None = None) -> list[str]:
     """The methods on the test users split by their target's popularity (its train interactions): where a ranker
     that reads text and one that counts co-occurrences part ways. Random negatives make the protocol
-    popularity-friendly (Krichene & Rendle, KDD'20); this shows how much of each method's recall is that."""
-    rows = res["rows"]
+    popularity-friendly (Krichene & Rendle, KDD'20); this shows how much of each method's recall is that. The
+    baselines' rows with ties broken at random (``random_ties``) are added where they were scored."""
+    rows = res["rows"] + [tie["row"] for tie in (random_ties or {}).values()]
     if target_count is None or not rows or len(target_count) != len(rows[0]["per_user"]["recall@10"]):
         return []
     band = popularity_bands(np.asarray(target_count))
@@ -523,11 +605,13 @@ def _popularity_section(res: dict, target_count: np.ndarray | None) -> list[str]
             "method's seeds of the per-user values. A method that leans on popularity is strong on the right and "
             "weak on the left; the LLM rankers see item text, not counts.", "",
             format_table(table, list(table[0]), digits=3), ""]
-    llm, rival = "LLM-TRSR hierarchical", "itemknn"
+    llm = "LLM-TRSR hierarchical"
+    rivals = ["itemknn"] + (["itemknn" + TIES_AT_RANDOM] if "itemknn" in (random_ties or {}) else [])
     for b, label in enumerate(labels):
-        said = _paired(_masked(rows, band == b), llm, rival, "recall@10")
-        if said:
-            text.append(f"- targets with {label} train interactions: {said}")
+        for rival in rivals:
+            said = _paired(_masked(rows, band == b), llm, rival, "recall@10")
+            if said:
+                text.append(f"- targets with {label} train interactions: {said}")
     return text
 
 
@@ -562,7 +646,8 @@ def _same_time_section(res: dict, same_time: np.ndarray | None) -> list[str]:
 
 def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5,
                      target_count: np.ndarray | None = None, quick: bool = False,
-                     same_time: np.ndarray | None = None, valid_later: np.ndarray | None = None) -> str:
+                     same_time: np.ndarray | None = None, valid_later: np.ndarray | None = None,
+                     random_ties: dict | None = None) -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
@@ -610,8 +695,9 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
              _paired(res["rows"], "LLM-TRSR recurrent", "LLM no summary (TALLRec-style)", "recall@10"),
              _paired(res["rows"], "LLM-TRSR hierarchical", "LLM zero-shot (hierarchical prompt)", "recall@10")]
     lines += [""] + [f"- {n}" for n in notes if n]
+    lines += _ties_section(res, random_ties)
     lines += _blocks_section(res, blocks, n_recent, block_size)
-    lines += _popularity_section(res, target_count)
+    lines += _popularity_section(res, target_count, random_ties)
     lines += _same_time_section(res, same_time)
     trained = _trained_on(res["throughput"])
     if trained:
@@ -808,6 +894,6 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         facts = test_row_facts(res, sizes) or {}
         lines += ["", _dataset_section(res, facts.get("blocks"), cfg.ranker.n_recent, seg.block_size,
                                        facts.get("target_count"), quick, facts.get("same_time"),
-                                       facts.get("valid_later_negative"))]
+                                       facts.get("valid_later_negative"), facts.get("random_ties"))]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
