@@ -298,3 +298,48 @@ def test_ties_section_sets_the_baselines_scored_with_random_ties_beside_the_tabl
     assert "| itemknn | 30 of 30 | 0.000 | 0.500 | 0.000 | 0.250 |" in text
     assert "LLM-TRSR hierarchical minus itemknn (ties at random), recall@10" in text and "better" in text
     assert _ties_section(res, {}) == [] and _ties_section(res, None) == []
+
+
+def test_named_genres_match_whole_words_ignoring_case_hyphens_and_a_plural():
+    from recllm.bench.trsr.report import named_genres
+
+    vocabulary = ["Action", "Sci-Fi", "Drama", "Musical", "War"]
+    assert named_genres("Loves sci-fi and ACTION films, musicals too", vocabulary) == {"Sci-Fi", "Action", "Musical"}
+    assert named_genres("a dramatic, award-winning story", vocabulary) == set()  # no word 'drama' or 'war'
+
+
+def test_summary_genre_facts_compare_the_own_summary_with_the_others_and_the_recent_items():
+    from recllm.bench.trsr.report import _summary_content_section, summary_genre_facts
+
+    genres = [{"Action"}, {"Drama"}, {"Comedy"}, set()]
+    histories = [np.array([1, 0]), np.array([0, 1])]  # recent item (n_recent=1): Action, then Drama
+    targets = np.array([2, 2])  # both targets are comedies
+    negatives = [np.array([0, 3]), np.array([1])]
+    facts = summary_genre_facts(["likes comedy", "likes drama"], histories, targets, negatives, genres, 1)
+    assert facts["own"].tolist() == [1.0, 0.0] and facts["other"].tolist() == [0.0, 1.0]
+    assert facts["recent"].tolist() == [0.0, 0.0] and facts["beyond"].tolist() == [1.0, 0.0]
+    assert facts["negatives"].tolist() == [0.0, 1.0]  # user 0's one labelled negative is Action; user 1's is Drama
+    assert _summary_content_section(facts, 1, 2) == []  # too few users to say anything
+
+    many = {k: np.tile(v, 15) for k, v in facts.items()}
+    text = "\n".join(_summary_content_section(many, 1, 2))
+    assert "own summary minus another user's: +0.000" in text and "add no measurable information" in text
+    many["beyond"] = many["beyond"] + 0.5
+    assert "tell the ranker something" in "\n".join(_summary_content_section(many, 1, 2))
+
+
+def test_the_summariser_the_report_reads_with_cannot_generate():
+    import pytest
+
+    from recllm.bench.trsr.report import _ReadOnlyModel, _SummaryMissing
+
+    class Model:
+        config = "the model's config"
+
+        def generate(self, *args, **kwargs):
+            return "generated"
+
+    reader = _ReadOnlyModel(Model())
+    assert reader.config == "the model's config"
+    with pytest.raises(_SummaryMissing):
+        reader.generate([1, 2])

@@ -426,7 +426,145 @@ def _random_tie_rows(res: dict, data: Any) -> dict[str, dict]:
     return out
 
 
-def test_row_facts(res: dict, sizes: Any) -> dict[str, np.ndarray] | None:
+NO_GENRE = "(no genres listed)"
+
+
+class _SummaryMissing(RuntimeError):
+    """A test row's summary is not in this machine's cache: the report reads summaries, it never generates."""
+
+
+class _ReadOnlyModel:
+    """The summariser's model for cache reads only: everything but ``generate`` is the real model's (so the cache
+    keys, which hold its fingerprint, are the campaign's)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "generate":
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                raise _SummaryMissing("a summary is not in the cache")
+            return refuse
+        return getattr(self._model, name)
+
+
+def cached_test_summaries(data: Any, spec: Any, sizes: Any, model_name: str | None) -> list[str] | None:
+    """The hierarchical summaries of the test rows, read from this machine's cache (where the benchmark, or the
+    carried ``trsr.texts.jsonl``, put them) with the summariser in the training precision; None when one is missing
+    (nothing is generated) or the model cannot be loaded."""
+    from recllm.bench.trsr.run import bench_trsr_config
+    from recllm.llm.backbone import load_causal_lm
+    from recllm.llm.cache import DiskCache
+    from recllm.llm.precision import TRAINING_DTYPE
+    from recllm.trsr.pipeline import dataset_item_texts
+    from recllm.trsr.summarize import summarize_histories
+
+    try:
+        lm = load_causal_lm(model_name, dtype=TRAINING_DTYPE)
+    except Exception:  # noqa: BLE001 -- an optional section: no model, no section
+        return None
+    reader = dataclasses.replace(lm, model=_ReadOnlyModel(lm.model))
+    texts = dataset_item_texts(data.dataset, lm.tokenizer, spec.item_tokens, spec.columns)
+    config = bench_trsr_config("hierarchical", sizes, spec, 0).summarizer
+    try:
+        summaries = summarize_histories(reader, data.test.histories, texts, config, DiskCache(), show_progress=False)
+    except _SummaryMissing:
+        return None
+    return [text or "" for text in summaries.texts]
+
+
+def item_genres(items: Any) -> list[set[str]] | None:
+    """Each item's genres from a ``genres`` column of ``|``-separated names (MovieLens), or None without one."""
+    if items is None or "genres" not in getattr(items, "columns", ()):
+        return None
+    return [{g for g in str(v).split("|") if g and g != NO_GENRE and str(v) != "nan"} for v in items["genres"]]
+
+
+def named_genres(text: str, vocabulary: list[str]) -> set[str]:
+    """The genres of ``vocabulary`` a text names as words (case and hyphens ignored, a plural s allowed)."""
+    import re
+
+    flat = text.lower().replace("-", "")
+    return {g for g in vocabulary if re.search(rf"\b{re.escape(g.lower().replace('-', ''))}s?\b", flat)}
+
+
+def summary_genre_facts(summaries: list[str], histories: list[np.ndarray], targets: np.ndarray,
+                        negatives: list[np.ndarray], genres: list[set[str]], n_recent: int) -> dict[str, np.ndarray]:
+    """Per test user, shares of their target's genres: named by their own summary (``own``), by the other users'
+    summaries on average (``other``), among their ``n_recent`` latest items' genres (``recent``, what the
+    no-summary ranker sees; ``other_recent``), named by the summary but absent from those items (``beyond``, what a
+    summary adds; ``beyond_other`` for the other users' summaries); and the share of the negatives' genres their
+    summary names (``negatives``). Users whose target has no genre are left out."""
+    vocabulary = sorted(set().union(*genres))
+    named = [named_genres(text, vocabulary) for text in summaries]
+    recent = [set().union(set(), *(genres[int(i)] for i in h[-n_recent:])) for h in histories]
+    keep = [u for u, t in enumerate(targets) if genres[int(t)]]
+
+    def share(target: set[str], found: set[str]) -> float:
+        return len(target & found) / len(target)
+
+    out: dict[str, list[float]] = defaultdict(list)
+    for u in keep:
+        target = genres[int(targets[u])]
+        others = [v for v in keep if v != u]
+        out["own"].append(share(target, named[u]))
+        out["other"].append(float(np.mean([share(target, named[v]) for v in others])) if others else 0.0)
+        out["recent"].append(share(target, recent[u]))
+        out["other_recent"].append(float(np.mean([share(target, recent[v]) for v in others])) if others else 0.0)
+        out["beyond"].append(share(target, named[u] - recent[u]))
+        out["beyond_other"].append(float(np.mean([share(target, named[v] - recent[u]) for v in others]))
+                                   if others else 0.0)
+        labelled = [genres[int(i)] for i in negatives[u] if genres[int(i)]]
+        out["negatives"].append(float(np.mean([share(n, named[u]) for n in labelled])) if labelled else 0.0)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _summary_content_section(facts: dict[str, np.ndarray] | None, n_recent: int, distinct: int | None) -> list[str]:
+    """What the hierarchical summaries say about the target, against another user's summary and the recent items
+    the no-summary ranker sees: whether there is anything in them for a ranker to use."""
+    from recllm.eval.stats import paired_bootstrap_diff
+
+    if not facts or len(facts["own"]) < MIN_BUCKET_USERS:
+        return []
+
+    def diff(a: str, b: str) -> str:
+        d = paired_bootstrap_diff(facts[a], facts[b])
+        return f"{d.mean:+.3f} (95% CI over users {d.low:+.3f} to {d.high:+.3f})"
+
+    beyond = paired_bootstrap_diff(facts["beyond"], facts["beyond_other"])
+    verdict = ("so, on genres, the summaries tell the ranker something about the target that the recent items do "
+               "not" if beyond.low > 0 else
+               "so, on genres, the summaries add no measurable information about the target beyond the recent "
+               "items: the genres they name beyond those items fit the target no better than another user's "
+               "summary's do")
+
+    n = len(facts["own"])
+    table = [{"share of the target's genres": "named by the user's own summary", "mean": facts["own"].mean()},
+             {"share of the target's genres": "named by another user's summary (mean over the others)",
+              "mean": facts["other"].mean()},
+             {"share of the target's genres": f"among the genres of the user's {n_recent} most recent items",
+              "mean": facts["recent"].mean()},
+             {"share of the target's genres": f"among another user's {n_recent} most recent items' genres",
+              "mean": facts["other_recent"].mean()},
+             {"share of the target's genres": f"named by the own summary, not among the {n_recent} recent items' "
+              "genres", "mean": facts["beyond"].mean()},
+             {"share of the target's genres": f"named by another user's summary, not among the own {n_recent} "
+              "recent items' genres", "mean": facts["beyond_other"].mean()},
+             {"share of the target's genres": "(a negative's genres named by the own summary)",
+              "mean": facts["negatives"].mean()}]
+    return ["", "### What the summaries say about the target", "",
+            f"The hierarchical summaries of the {n} test users whose target has genres ({distinct} distinct texts), "
+            "read from the cache (nothing generated for this report), matched against the item genres as words "
+            "(case and hyphens ignored). A summary can help the ranker only where it names the target's genres "
+            "more often than another user's summary does, and beyond what the recent items in the prompt show.",
+            "", format_table(table, list(table[0]), digits=3), "",
+            f"- own summary minus another user's: {diff('own', 'other')}",
+            f"- own {n_recent} recent items minus another user's: {diff('recent', 'other_recent')}",
+            f"- beyond the recent items, own summary minus another user's: {diff('beyond', 'beyond_other')}; "
+            f"{verdict}."]
+
+
+def test_row_facts(res: dict, sizes: Any, model_name: str | None = None) -> dict[str, Any] | None:
     """Facts of each test row, in the order of the stored per-user figures, read from the data set and the fixed
     candidates the runs scored (``res["candidates"]``, whose files are part of every stored key): ``blocks``, how
     many summary blocks its history makes; ``target_count``, how many train interactions its target item has (its
@@ -449,7 +587,27 @@ def test_row_facts(res: dict, sizes: Any) -> dict[str, np.ndarray] | None:
         np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
     return {"blocks": np.array([len(segment_history(h, segment)) for h in data.test.histories]),
             "target_count": counts[data.test.positives], "same_time": _same_time_counts(data),
-            "valid_later_negative": _later_item_negatives(data), "random_ties": _random_tie_rows(res, data)}
+            "valid_later_negative": _later_item_negatives(data), "random_ties": _random_tie_rows(res, data),
+            **_summary_facts(data, spec, sizes, model_name)}
+
+
+def _summary_facts(data: Any, spec: Any, sizes: Any, model_name: str | None) -> dict[str, Any]:
+    """``summary_genres`` (:func:`summary_genre_facts`) and ``distinct_summaries`` for a data set whose items have
+    genres and whose test summaries are all in the cache; empty otherwise."""
+    from recllm.bench.trsr.run import bench_trsr_config
+
+    genres = item_genres(getattr(data.dataset, "items", None))
+    if genres is None:
+        return {}
+    summaries = cached_test_summaries(data, spec, sizes, model_name)
+    if summaries is None:
+        return {}
+    test = data.test
+    negatives = [np.delete(np.asarray(c), p) for c, p in zip(test.candidates, test.positive)]
+    n_recent = bench_trsr_config("hierarchical", sizes, spec, 0).ranker.n_recent
+    return {"summary_genres": summary_genre_facts(summaries, list(test.histories), test.positives, negatives,
+                                                  genres, n_recent),
+            "distinct_summaries": len(set(summaries))}
 
 
 def _later_item_negatives(data: Any) -> np.ndarray:
@@ -647,7 +805,8 @@ def _same_time_section(res: dict, same_time: np.ndarray | None) -> list[str]:
 def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5,
                      target_count: np.ndarray | None = None, quick: bool = False,
                      same_time: np.ndarray | None = None, valid_later: np.ndarray | None = None,
-                     random_ties: dict | None = None) -> str:
+                     random_ties: dict | None = None, summary_genres: dict | None = None,
+                     distinct_summaries: int | None = None) -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
@@ -697,6 +856,7 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
     lines += [""] + [f"- {n}" for n in notes if n]
     lines += _ties_section(res, random_ties)
     lines += _blocks_section(res, blocks, n_recent, block_size)
+    lines += _summary_content_section(summary_genres, n_recent, distinct_summaries)
     lines += _popularity_section(res, target_count, random_ties)
     lines += _same_time_section(res, same_time)
     trained = _trained_on(res["throughput"])
@@ -891,9 +1051,10 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
     if not any(row.get("faster") for res in results for row in res["rows"]):
         lines.append(f"- {AGREEMENT_NOTE}")
     for res in results:
-        facts = test_row_facts(res, sizes) or {}
+        facts = test_row_facts(res, sizes, model_name) or {}
         lines += ["", _dataset_section(res, facts.get("blocks"), cfg.ranker.n_recent, seg.block_size,
                                        facts.get("target_count"), quick, facts.get("same_time"),
-                                       facts.get("valid_later_negative"), facts.get("random_ties"))]
+                                       facts.get("valid_later_negative"), facts.get("random_ties"),
+                                       facts.get("summary_genres"), facts.get("distinct_summaries"))]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
