@@ -88,15 +88,15 @@ def test_measured_goals_are_printed_met_or_not():
              "per_user": {"hr@10": base.tolist(), "ndcg@10": base.tolist()}}
     text = "\n".join(measured_goals([{"dataset": "toy", "rows": rows, "two_stage": [alone, fused]}]))
     assert "above LLM no summary (TALLRec-style) (recall@10, every interval excluding 0) on at least one data " \
-           "set: met (toy of toy)" in text
-    assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met (none of toy)" in text
+           "set: met, on 1 of 1 data set: toy." in text
+    assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met, on none of the 1 data set (toy)." in text
     assert "retriever alone (no significant loss in HR@10 or NDCG@10): not met on toy (worse on toy)." in text
     # above each on some data set is not above both on one: said on its own line
-    assert "Above both on the same data set: not met (none of toy)." in text
+    assert "Above both on the same data set: not met, on none of the 1 data set (toy)." in text
     rows = [r for r in rows if r["method"] != "LLM zero-shot (hierarchical prompt)"]
     rows.append(_per_user("LLM zero-shot (hierarchical prompt)", 0, base))
     text = "\n".join(measured_goals([{"dataset": "toy", "rows": rows, "two_stage": []}]))
-    assert "Above both on the same data set: met (toy of toy)." in text
+    assert "Above both on the same data set: met, on 1 of 1 data set: toy." in text
     assert measured_goals([{"dataset": "toy", "rows": [], "two_stage": []}]) == []
 
 

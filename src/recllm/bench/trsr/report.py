@@ -290,6 +290,13 @@ def _injection_summary(injection: list[dict], rows: list[dict]) -> list[str]:
     return ["", text, "", *table, "", *goals]
 
 
+def _which(hit: list[str], of: list[str]) -> str:
+    """"on 1 of 2 data sets: a" / "on none of 2 data sets (a, b)"."""
+    if not hit:
+        return f"on none of the {len(of)} data set{'s' if len(of) != 1 else ''} ({', '.join(of)})"
+    return f"on {len(hit)} of {len(of)} data set{'s' if len(of) != 1 else ''}: {', '.join(hit)}"
+
+
 def measured_goals(results: list[dict]) -> list[str]:
     """Issue 18's measured goals of this report, each met or not with what "met" means, whatever the figures: the
     fine-tuned hierarchical ranker above the no-summary and the zero-shot ranker with an interval excluding 0 on at
@@ -304,16 +311,15 @@ def measured_goals(results: list[dict]) -> list[str]:
             continue
         above = [k for k, v in found.items() if v.endswith("better.")]
         lines.append(f"- The fine-tuned hierarchical ranker above {other} (recall@10, every interval excluding 0) "
-                     f"on at least one data set: {'met' if above else 'not met'} ({', '.join(above) or 'none'} of "
-                     f"{', '.join(found)}).")
+                     f"on at least one data set: {'met' if above else 'not met'}, {_which(above, list(found))}.")
     both = {res["dataset"]: [_paired(res["rows"], hier, other, "recall@10") for other in
                              ("LLM no summary (TALLRec-style)", "LLM zero-shot (hierarchical prompt)")]
             for res in results}
     both = {k: v for k, v in both.items() if all(v)}
     if both:
         above = [k for k, v in both.items() if all(x.endswith("better.") for x in v)]
-        lines.append(f"- Above both on the same data set: {'met' if above else 'not met'} "
-                     f"({', '.join(above) or 'none'} of {', '.join(both)}).")
+        lines.append(f"- Above both on the same data set: {'met' if above else 'not met'}, "
+                     f"{_which(above, list(both))}.")
     fused = {}
     for res in results:
         two = res.get("two_stage") or []
