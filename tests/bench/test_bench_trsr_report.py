@@ -300,32 +300,40 @@ def test_ties_section_sets_the_baselines_scored_with_random_ties_beside_the_tabl
     assert _ties_section(res, {}) == [] and _ties_section(res, None) == []
 
 
-def test_named_genres_match_whole_words_ignoring_case_hyphens_and_a_plural():
-    from recllm.bench.trsr.report import named_genres
+def test_named_labels_match_whole_words_ignoring_case_hyphens_and_a_plural():
+    import pandas as pd
 
-    vocabulary = ["Action", "Sci-Fi", "Drama", "Musical", "War"]
-    assert named_genres("Loves sci-fi and ACTION films, musicals too", vocabulary) == {"Sci-Fi", "Action", "Musical"}
-    assert named_genres("a dramatic, award-winning story", vocabulary) == set()  # no word 'drama' or 'war'
+    from recllm.bench.trsr.report import item_labels, named_labels
+
+    vocabulary = ["Action", "Sci-Fi", "Drama", "Musical", "War", "Cooking, Food & Wine", "Arts & Photography"]
+    assert named_labels("Loves sci-fi and ACTION films, musicals too", vocabulary) == {"Sci-Fi", "Action", "Musical"}
+    assert named_labels("a dramatic, award-winning story", vocabulary) == set()  # no word 'drama' or 'war'
+    assert named_labels("enjoys wine and art", vocabulary) == {"Cooking, Food & Wine"}  # 'art' is under 4 letters
+    genres = pd.DataFrame({"genres": ["Action|Sci-Fi", "(no genres listed)"], "category": ["x > y", "x > z"]})
+    assert item_labels(genres) == ([{"Action", "Sci-Fi"}, set()], "genres")
+    paths = pd.DataFrame({"category": ["Magazines > Cooking, Food & Wine > Recipes", "Magazines", None]})
+    assert item_labels(paths) == ([{"Cooking, Food & Wine"}, set(), set()], "categories")
+    assert item_labels(pd.DataFrame({"title": ["a"]})) is None
 
 
-def test_summary_genre_facts_compare_the_own_summary_with_the_others_and_the_recent_items():
-    from recllm.bench.trsr.report import _summary_content_section, summary_genre_facts
+def test_summary_label_facts_compare_the_own_summary_with_the_others_and_the_recent_items():
+    from recllm.bench.trsr.report import _summary_content_section, summary_label_facts
 
     genres = [{"Action"}, {"Drama"}, {"Comedy"}, set()]
     histories = [np.array([1, 0]), np.array([0, 1])]  # recent item (n_recent=1): Action, then Drama
     targets = np.array([2, 2])  # both targets are comedies
     negatives = [np.array([0, 3]), np.array([1])]
-    facts = summary_genre_facts(["likes comedy", "likes drama"], histories, targets, negatives, genres, 1)
+    facts = summary_label_facts(["likes comedy", "likes drama"], histories, targets, negatives, genres, 1)
     assert facts["own"].tolist() == [1.0, 0.0] and facts["other"].tolist() == [0.0, 1.0]
     assert facts["recent"].tolist() == [0.0, 0.0] and facts["beyond"].tolist() == [1.0, 0.0]
     assert facts["negatives"].tolist() == [0.0, 1.0]  # user 0's one labelled negative is Action; user 1's is Drama
-    assert _summary_content_section(facts, 1, 2) == []  # too few users to say anything
+    assert _summary_content_section(facts, 1, "2 distinct") == []  # too few users to say anything
 
     many = {k: np.tile(v, 15) for k, v in facts.items()}
-    text = "\n".join(_summary_content_section(many, 1, 2))
+    text = "\n".join(_summary_content_section(many, 1, "2 distinct"))
     assert "own summary minus another user's: +0.000" in text and "add no measurable information" in text
     many["beyond"] = many["beyond"] + 0.5
-    assert "tell the ranker something" in "\n".join(_summary_content_section(many, 1, 2))
+    assert "tell the ranker something" in "\n".join(_summary_content_section(many, 1, "2 distinct"))
 
 
 def test_the_summariser_the_report_reads_with_cannot_generate():

@@ -479,30 +479,53 @@ def cached_test_summaries(data: Any, spec: Any, sizes: Any, model_name: str | No
     return [text or "" for text in summaries.texts]
 
 
-def item_genres(items: Any) -> list[set[str]] | None:
-    """Each item's genres from a ``genres`` column of ``|``-separated names (MovieLens), or None without one."""
-    if items is None or "genres" not in getattr(items, "columns", ()):
-        return None
-    return [{g for g in str(v).split("|") if g and g != NO_GENRE and str(v) != "nan"} for v in items["genres"]]
+LABEL_STOPWORDS = frozenset({"general", "magazine", "magazines", "subscriptions", "other", "more"})
 
 
-def named_genres(text: str, vocabulary: list[str]) -> set[str]:
-    """The genres of ``vocabulary`` a text names as words (case and hyphens ignored, a plural s allowed)."""
+def item_labels(items: Any) -> tuple[list[set[str]], str] | None:
+    """Each item's labels and what they are: ``genres`` from a column of ``|``-separated names (MovieLens), else
+    ``categories``, the first level below the root of a ``category`` path ("Magazine Subscriptions > Cooking, Food
+    & Wine > ..."; Amazon); None without either."""
+    columns = getattr(items, "columns", ())
+    if items is not None and "genres" in columns:
+        return [{g for g in str(v).split("|") if g and g != NO_GENRE and str(v) != "nan"}
+                for v in items["genres"]], "genres"
+    if items is not None and "category" in columns:
+        paths = [str(v).split(" > ") if isinstance(v, str) else [] for v in items["category"]]
+        return [{p[1].strip()} if len(p) > 1 and p[1].strip() else set() for p in paths], "categories"
+    return None
+
+
+def label_words(label: str) -> set[str]:
+    """The words that name ``label`` in a text: a one-word label itself, hyphens dropped ("Sci-Fi": scifi); a
+    label of several words, its words of 4 letters or more ("Cooking, Food & Wine": cooking, food, wine)."""
     import re
 
-    flat = text.lower().replace("-", "")
-    return {g for g in vocabulary if re.search(rf"\b{re.escape(g.lower().replace('-', ''))}s?\b", flat)}
+    words = re.findall(r"[a-z]+", label.lower().replace("-", ""))
+    if len(words) == 1:
+        return set(words)
+    return {w for w in words if len(w) >= 4 and w not in LABEL_STOPWORDS}
 
 
-def summary_genre_facts(summaries: list[str], histories: list[np.ndarray], targets: np.ndarray,
+def named_labels(text: str, vocabulary: list[str]) -> set[str]:
+    """The labels of ``vocabulary`` a text names by a word of theirs (:func:`label_words`; case and hyphens
+    ignored, a plural s allowed)."""
+    import re
+
+    words = set(re.findall(r"[a-z]+", text.lower().replace("-", "")))
+    words |= {w[:-1] for w in words if w.endswith("s")}
+    return {label for label in vocabulary if label_words(label) & words}
+
+
+def summary_label_facts(summaries: list[str], histories: list[np.ndarray], targets: np.ndarray,
                         negatives: list[np.ndarray], genres: list[set[str]], n_recent: int) -> dict[str, np.ndarray]:
-    """Per test user, shares of their target's genres: named by their own summary (``own``), by the other users'
-    summaries on average (``other``), among their ``n_recent`` latest items' genres (``recent``, what the
-    no-summary ranker sees; ``other_recent``), named by the summary but absent from those items (``beyond``, what a
-    summary adds; ``beyond_other`` for the other users' summaries); and the share of the negatives' genres their
-    summary names (``negatives``). Users whose target has no genre are left out."""
+    """Per test user, shares of their target's labels (``genres``: :func:`item_labels`): named by their own summary
+    (``own``), by the other users' summaries on average (``other``), among their ``n_recent`` latest items' labels
+    (``recent``, what the no-summary ranker sees; ``other_recent``), named by the summary but absent from those
+    items (``beyond``, what a summary adds; ``beyond_other`` for the other users' summaries); and the share of the
+    negatives' labels their summary names (``negatives``). Users whose target has no label are left out."""
     vocabulary = sorted(set().union(*genres))
-    named = [named_genres(text, vocabulary) for text in summaries]
+    named = [named_labels(text, vocabulary) for text in summaries]
     recent = [set().union(set(), *(genres[int(i)] for i in h[-n_recent:])) for h in histories]
     keep = [u for u, t in enumerate(targets) if genres[int(t)]]
 
@@ -525,9 +548,10 @@ def summary_genre_facts(summaries: list[str], histories: list[np.ndarray], targe
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _summary_content_section(facts: dict[str, np.ndarray] | None, n_recent: int, distinct: int | None) -> list[str]:
-    """What the hierarchical summaries say about the target, against another user's summary and the recent items
-    the no-summary ranker sees: whether there is anything in them for a ranker to use."""
+def _summary_content_section(facts: dict[str, np.ndarray] | None, n_recent: int, distinct: str | None,
+                             kind: str = "genres") -> list[str]:
+    """What the hierarchical summaries say about the target's ``kind`` (genres, categories), against another user's
+    summary and the recent items the no-summary ranker sees: whether there is anything in them for a ranker to use."""
     from recllm.eval.stats import paired_bootstrap_diff
 
     if not facts or len(facts["own"]) < MIN_BUCKET_USERS:
@@ -538,31 +562,28 @@ def _summary_content_section(facts: dict[str, np.ndarray] | None, n_recent: int,
         return f"{d.mean:+.3f} (95% CI over users {d.low:+.3f} to {d.high:+.3f})"
 
     beyond = paired_bootstrap_diff(facts["beyond"], facts["beyond_other"])
-    verdict = ("so, on genres, the summaries tell the ranker something about the target that the recent items do "
+    verdict = (f"so, on {kind}, the summaries tell the ranker something about the target that the recent items do "
                "not" if beyond.low > 0 else
-               "so, on genres, the summaries add no measurable information about the target beyond the recent "
-               "items: the genres they name beyond those items fit the target no better than another user's "
+               f"so, on {kind}, the summaries add no measurable information about the target beyond the recent "
+               f"items: the {kind} they name beyond those items fit the target no better than another user's "
                "summary's do")
-
+    what = f"share of the target's {kind}"
+    rows = [("named by the user's own summary", "own"),
+            ("named by another user's summary (mean over the others)", "other"),
+            (f"among the {kind} of the user's {n_recent} most recent items", "recent"),
+            (f"among the {kind} of another user's {n_recent} most recent items", "other_recent"),
+            (f"named by the own summary, not among the {n_recent} recent items' {kind}", "beyond"),
+            (f"named by another user's summary, not among the own {n_recent} recent items' {kind}", "beyond_other"),
+            (f"(a negative's {kind} named by the own summary)", "negatives")]
+    table = [{what: label, "mean": float(facts[key].mean())} for label, key in rows]
     n = len(facts["own"])
-    table = [{"share of the target's genres": "named by the user's own summary", "mean": facts["own"].mean()},
-             {"share of the target's genres": "named by another user's summary (mean over the others)",
-              "mean": facts["other"].mean()},
-             {"share of the target's genres": f"among the genres of the user's {n_recent} most recent items",
-              "mean": facts["recent"].mean()},
-             {"share of the target's genres": f"among another user's {n_recent} most recent items' genres",
-              "mean": facts["other_recent"].mean()},
-             {"share of the target's genres": f"named by the own summary, not among the {n_recent} recent items' "
-              "genres", "mean": facts["beyond"].mean()},
-             {"share of the target's genres": f"named by another user's summary, not among the own {n_recent} "
-              "recent items' genres", "mean": facts["beyond_other"].mean()},
-             {"share of the target's genres": "(a negative's genres named by the own summary)",
-              "mean": facts["negatives"].mean()}]
+    how = ("the item genres as words (case and hyphens ignored)" if kind == "genres" else
+           f"the items' {kind}, each named by any of its words of 4 letters or more (case ignored)")
     return ["", "### What the summaries say about the target", "",
-            f"The hierarchical summaries of the {n} test users whose target has genres ({distinct} distinct texts), "
-            "read from the cache (nothing generated for this report), matched against the item genres as words "
-            "(case and hyphens ignored). A summary can help the ranker only where it names the target's genres "
-            "more often than another user's summary does, and beyond what the recent items in the prompt show.",
+            f"The hierarchical summaries of the {n} test users whose target has {kind} ({distinct}), "
+            f"read from the cache (nothing generated for this report), matched against {how}. A summary can help "
+            f"the ranker only where it names the target's {kind} more often than another user's summary does, and "
+            "beyond what the recent items in the prompt show.",
             "", format_table(table, list(table[0]), digits=3), "",
             f"- own summary minus another user's: {diff('own', 'other')}",
             f"- own {n_recent} recent items minus another user's: {diff('recent', 'other_recent')}",
@@ -598,12 +619,12 @@ def test_row_facts(res: dict, sizes: Any, model_name: str | None = None) -> dict
 
 
 def _summary_facts(data: Any, spec: Any, sizes: Any, model_name: str | None) -> dict[str, Any]:
-    """``summary_genres`` (:func:`summary_genre_facts`) and ``distinct_summaries`` for a data set whose items have
-    genres and whose test summaries are all in the cache; empty otherwise."""
+    """``summary_labels`` (:func:`summary_label_facts`), ``summary_label_kind`` and ``distinct_summaries`` for a
+    data set whose items have genres or categories and whose test summaries are all in the cache; else empty."""
     from recllm.bench.trsr.run import bench_trsr_config
 
-    genres = item_genres(getattr(data.dataset, "items", None))
-    if genres is None:
+    labelled = item_labels(getattr(data.dataset, "items", None))
+    if labelled is None:
         return {}
     summaries = cached_test_summaries(data, spec, sizes, model_name)
     if summaries is None:
@@ -611,9 +632,10 @@ def _summary_facts(data: Any, spec: Any, sizes: Any, model_name: str | None) -> 
     test = data.test
     negatives = [np.delete(np.asarray(c), p) for c, p in zip(test.candidates, test.positive)]
     n_recent = bench_trsr_config("hierarchical", sizes, spec, 0).ranker.n_recent
-    return {"summary_genres": summary_genre_facts(summaries, list(test.histories), test.positives, negatives,
-                                                  genres, n_recent),
-            "distinct_summaries": len(set(summaries))}
+    return {"summary_labels": summary_label_facts(summaries, list(test.histories), test.positives, negatives,
+                                                  labelled[0], n_recent),
+            "summary_label_kind": labelled[1],
+            "distinct_summaries": f"{len(set(summaries))} distinct texts among the {len(summaries)} test rows"}
 
 
 def _later_item_negatives(data: Any) -> np.ndarray:
@@ -811,8 +833,8 @@ def _same_time_section(res: dict, same_time: np.ndarray | None) -> list[str]:
 def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int = 3, block_size: int = 5,
                      target_count: np.ndarray | None = None, quick: bool = False,
                      same_time: np.ndarray | None = None, valid_later: np.ndarray | None = None,
-                     random_ties: dict | None = None, summary_genres: dict | None = None,
-                     distinct_summaries: int | None = None) -> str:
+                     random_ties: dict | None = None, summary_labels: dict | None = None,
+                     distinct_summaries: str | None = None, label_kind: str = "genres") -> str:
     name = res["dataset"]
     lines = [f"## {name}", ""]
     s = res["summary"]
@@ -862,7 +884,7 @@ def _dataset_section(res: dict, blocks: np.ndarray | None = None, n_recent: int 
     lines += [""] + [f"- {n}" for n in notes if n]
     lines += _ties_section(res, random_ties)
     lines += _blocks_section(res, blocks, n_recent, block_size)
-    lines += _summary_content_section(summary_genres, n_recent, distinct_summaries)
+    lines += _summary_content_section(summary_labels, n_recent, distinct_summaries, label_kind)
     lines += _popularity_section(res, target_count, random_ties)
     lines += _same_time_section(res, same_time)
     trained = _trained_on(res["throughput"])
@@ -1061,6 +1083,7 @@ def render(results: list[dict], sizes: Any, model_name: str, notes: list[str], q
         lines += ["", _dataset_section(res, facts.get("blocks"), cfg.ranker.n_recent, seg.block_size,
                                        facts.get("target_count"), quick, facts.get("same_time"),
                                        facts.get("valid_later_negative"), facts.get("random_ties"),
-                                       facts.get("summary_genres"), facts.get("distinct_summaries"))]
+                                       facts.get("summary_labels"), facts.get("distinct_summaries"),
+                                       facts.get("summary_label_kind", "genres"))]
     lines += measured_goals(results)
     return "\n".join(lines) + "\n"
