@@ -88,15 +88,15 @@ def test_measured_goals_are_printed_met_or_not():
              "per_user": {"hr@10": base.tolist(), "ndcg@10": base.tolist()}}
     text = "\n".join(measured_goals([{"dataset": "toy", "rows": rows, "two_stage": [alone, fused]}]))
     assert "above LLM no summary (TALLRec-style) (recall@10, every interval excluding 0) on at least one data " \
-           "set: met, on 1 of 1 data set: toy." in text
-    assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met, on none of the 1 data set (toy)." in text
+           "set: met, on toy." in text
+    assert "above LLM zero-shot (hierarchical prompt)" in text and "set: not met, not on toy." in text
     assert "retriever alone (no significant loss in HR@10 or NDCG@10): not met on toy (worse on toy)." in text
     # above each on some data set is not above both on one: said on its own line
-    assert "Above both on the same data set: not met, on none of the 1 data set (toy)." in text
+    assert "Above both on the same data set: not met, not on toy." in text
     rows = [r for r in rows if r["method"] != "LLM zero-shot (hierarchical prompt)"]
     rows.append(_per_user("LLM zero-shot (hierarchical prompt)", 0, base))
     text = "\n".join(measured_goals([{"dataset": "toy", "rows": rows, "two_stage": []}]))
-    assert "Above both on the same data set: met, on 1 of 1 data set: toy." in text
+    assert "Above both on the same data set: met, on toy." in text
     assert measured_goals([{"dataset": "toy", "rows": [], "two_stage": []}]) == []
 
 
@@ -268,7 +268,9 @@ def test_seeds_with_the_same_total_are_named_with_how_many_users_differ():
     lines = coinciding_seed_means(rows, ["recall@10", "mrr@10"])
     assert len(lines) == 1  # mrr@10 differs between the seeds; a one-seed method has no interval to explain
     assert "m: recall@10 is the same under its 3 seeds (2 of 4 users each)" in lines[0]
-    assert "differ for 2 to 4 users" in lines[0]
+    assert "differ for 2 to 4 users" in lines[0] and "not one run counted again" in lines[0]
+    twice = coinciding_seed_means([run(0, [1, 0, 1, 0]), run(1, [1, 0, 1, 0])], ["recall@10"])
+    assert "seeds 0 and 1 give identical per-user values: check that they are separate runs" in twice[0]
     assert coinciding_seed_means([run(0, [1, 0]), run(1, [0, 0])], ["recall@10"]) == []
 
 
@@ -309,10 +311,13 @@ def test_named_labels_match_whole_words_ignoring_case_hyphens_and_a_plural():
     assert named_labels("Loves sci-fi and ACTION films, musicals too", vocabulary) == {"Sci-Fi", "Action", "Musical"}
     assert named_labels("a dramatic, award-winning story", vocabulary) == set()  # no word 'drama' or 'war'
     assert named_labels("enjoys wine and art", vocabulary) == {"Cooking, Food & Wine"}  # 'art' is under 4 letters
+    assert named_labels("science fiction and comedies", ["Sci-Fi", "Comedy", "Parenting & Families"]) == \
+        {"Sci-Fi", "Comedy"}
+    assert named_labels("a family reader", ["Parenting & Families"]) == {"Parenting & Families"}
     genres = pd.DataFrame({"genres": ["Action|Sci-Fi", "(no genres listed)"], "category": ["x > y", "x > z"]})
     assert item_labels(genres) == ([{"Action", "Sci-Fi"}, set()], "genres")
-    paths = pd.DataFrame({"category": ["Magazines > Cooking, Food & Wine > Recipes", "Magazines", None]})
-    assert item_labels(paths) == ([{"Cooking, Food & Wine"}, set(), set()], "categories")
+    paths = pd.DataFrame({"category": ["Magazines > Cooking, Food & Wine > Recipes", "news", None]})
+    assert item_labels(paths) == ([{"Cooking, Food & Wine"}, {"news"}, set()], "categories")  # flat: as it is
     assert item_labels(pd.DataFrame({"title": ["a"]})) is None
 
 
@@ -351,3 +356,49 @@ def test_the_summariser_the_report_reads_with_cannot_generate():
     assert reader.config == "the model's config"
     with pytest.raises(_SummaryMissing):
         reader.generate([1, 2])
+
+
+def test_the_read_only_summariser_keys_the_cache_as_the_real_one_and_never_generates():
+    import dataclasses
+
+    import pytest
+
+    from recllm.bench.trsr.report import _ReadOnlyModel, _SummaryMissing
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.llm.generate import generate
+
+    lm = tiny_causal_lm(0)
+    reader = dataclasses.replace(lm, model=_ReadOnlyModel(lm.model))
+    assert reader.fingerprint == lm.fingerprint
+    cache = {}
+
+    class Cache:
+        def key(self, **parts):
+            return repr(sorted(parts.items()))
+
+        def get_many(self, keys):
+            return {k: cache[k] for k in keys if k in cache}
+
+        def put_many(self, entries):
+            cache.update(entries)
+
+    made = generate(lm, ["hello"], max_new_tokens=2, cache=Cache(), show_progress=False)
+    assert generate(reader, ["hello"], max_new_tokens=2, cache=Cache(), show_progress=False) == made
+    with pytest.raises(_SummaryMissing):
+        generate(reader, ["not cached"], max_new_tokens=2, cache=Cache(), show_progress=False)
+
+
+def test_ties_section_names_a_baseline_that_did_not_reproduce_the_tables():
+    from recllm.bench.trsr.report import _ties_section
+
+    def row(method, hits, seed=0):
+        return {"method": method, "seed": seed, "per_user": {"recall@10": hits, "mrr@10": hits}}
+
+    res = {"rows": [row("itemknn", [0.0] * 30), row("popularity", [1.0] * 30),
+                    row("LLM-TRSR hierarchical", [1.0] * 30)]}
+    ties = {"itemknn": {"row": row("itemknn (ties at random)", [0.5] * 30), "tied": 30},
+            "popularity": {"mismatch": True}}
+    text = "\n".join(_ties_section(res, ties))
+    assert "Here itemknn is scored again" in text and "popularity scored again did not reproduce" in text
+    assert "| popularity |" not in text
+    assert _ties_section(res, {"popularity": {"mismatch": True}}) == []

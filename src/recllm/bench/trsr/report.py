@@ -9,6 +9,7 @@ thread count of the piece that measured them (pieces run on different machines).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -76,15 +77,21 @@ def coinciding_seed_means(rows: list[dict], metrics: list[str]) -> list[str]:
             continue
         for m in metrics:
             values = [np.asarray(r["per_user"][m], dtype=float) for r in runs]
-            if len({float(v.sum()) for v in values}) > 1:
+            means = [float(v.mean()) for v in values]
+            if not np.allclose(means, means[0], rtol=0.0, atol=1e-12):
                 continue
-            differ = [int((a != b).sum()) for i, a in enumerate(values) for b in values[i + 1:]]
+            pairs = [(int(runs[i].get("seed", i)), int(runs[j].get("seed", j)), int((values[i] != values[j]).sum()))
+                     for i in range(len(values)) for j in range(i + 1, len(values))]
+            differ = [d for _, _, d in pairs]
             total = f"{values[0].sum():.0f} of {len(values[0])} users" if m.startswith("recall@") else \
-                f"a sum of {values[0].sum():.3f} over {len(values[0])} users"
+                f"a mean of {means[0]:.3f} over {len(values[0])} users"
+            same = [f"{a} and {b}" for a, b, d in pairs if d == 0]
+            why = (f"seeds {', '.join(same)} give identical per-user values: check that they are separate runs" if same
+                   else "runs whose totals coincide, not one run counted again")
             lines.append(f"- {method}: {m} is the same under its {len(runs)} seeds ({total} each), so its interval "
-                         f"has width 0; the seeds' per-user values differ for "
-                         f"{min(differ)}{'' if min(differ) == max(differ) else f' to {max(differ)}'} users between "
-                         "any two: runs whose totals coincide, not one run counted again.")
+                         "(and that of its per-seed differences from a method run once) has width 0; the seeds' "
+                         f"per-user values differ for {min(differ)}"
+                         f"{'' if min(differ) == max(differ) else f' to {max(differ)}'} users between any two: {why}.")
     return lines
 
 
@@ -291,7 +298,9 @@ def _injection_summary(injection: list[dict], rows: list[dict]) -> list[str]:
 
 
 def _which(hit: list[str], of: list[str]) -> str:
-    """"on 1 of 2 data sets: a" / "on none of 2 data sets (a, b)"."""
+    """"on 1 of 2 data sets: a" / "on none of the 2 data sets (a, b)" / "on a" / "not on a" (one data set)."""
+    if len(of) == 1:
+        return f"on {of[0]}" if hit else f"not on {of[0]}"
     if not hit:
         return f"on none of the {len(of)} data set{'s' if len(of) != 1 else ''} ({', '.join(of)})"
     return f"on {len(hit)} of {len(of)} data set{'s' if len(of) != 1 else ''}: {', '.join(hit)}"
@@ -387,7 +396,7 @@ TIES_AT_RANDOM = " (ties at random)"
 
 
 def tie_metrics(scores: np.ndarray, positive: np.ndarray, ks: tuple[int, ...] = (3, 5, 10)
-                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:  # the benchmark's KS
     """Per row of ``scores`` (rows x candidates, the target at column ``positive[i]``): the sampled metrics with
     the target ranked below every negative of equal score (the pessimistic rank every table uses,
     :func:`recllm.eval.ranking.row_target_ranks`), the same metrics in expectation when ties are broken at random
@@ -395,6 +404,8 @@ def tie_metrics(scores: np.ndarray, positive: np.ndarray, ks: tuple[int, ...] = 
     from recllm.eval.ranking import metrics_from_ranks
 
     scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        raise ValueError("tie_metrics needs at least one row of scores")
     target = scores[np.arange(len(scores)), positive][:, None]
     above = (scores > target).sum(axis=1)
     equal = (scores == target).sum(axis=1) - 1  # the negatives tied with the target
@@ -425,6 +436,7 @@ def _random_tie_rows(res: dict, data: Any) -> dict[str, dict]:
         scores = from_recommender(model)(data.test.users, data.test.histories, np.asarray(data.test.candidates))
         pessimistic, expected, tied = tie_metrics(scores, np.asarray(data.test.positive))
         if not all(np.allclose(pessimistic[m], row["per_user"][m]) for m in pessimistic if m in row["per_user"]):
+            out[method] = {"mismatch": True}  # not the run the tables show: named, not used
             continue
         out[method] = {"row": {"method": method + TIES_AT_RANDOM, "seed": row.get("seed", 0),
                                "per_user": {m: v.tolist() for m, v in expected.items()}},
@@ -446,6 +458,9 @@ class _ReadOnlyModel:
     def __init__(self, model: Any) -> None:
         self._model = model
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _SummaryMissing("a summary is not in the cache")
+
     def __getattr__(self, name: str) -> Any:
         if name == "generate":
             def refuse(*args: Any, **kwargs: Any) -> Any:
@@ -456,30 +471,44 @@ class _ReadOnlyModel:
 
 def cached_test_summaries(data: Any, spec: Any, sizes: Any, model_name: str | None) -> list[str] | None:
     """The hierarchical summaries of the test rows, read from this machine's cache (where the benchmark, or the
-    carried ``trsr.texts.jsonl``, put them) with the summariser in the training precision; None when one is missing
-    (nothing is generated) or the model cannot be loaded."""
+    carried ``trsr.texts.jsonl``, put them) with the summariser in the training precision, else in the machine's
+    (the two a campaign can run in; the cache keys hold it); None when one is missing in both (nothing is
+    generated) or the model cannot be loaded."""
     from recllm.bench.trsr.run import bench_trsr_config
-    from recllm.llm.backbone import load_causal_lm
     from recllm.llm.cache import DiskCache
-    from recllm.llm.precision import TRAINING_DTYPE
+    from recllm.llm.precision import TRAINING_DTYPE, resolve_dtype
     from recllm.trsr.pipeline import dataset_item_texts
     from recllm.trsr.summarize import summarize_histories
 
+    config = bench_trsr_config("hierarchical", sizes, spec, 0).summarizer
+    for dtype in dict.fromkeys((TRAINING_DTYPE, resolve_dtype("auto", "cpu"))):
+        lm = _reading_summariser(model_name, dtype)
+        if lm is None:
+            return None
+        texts = dataset_item_texts(data.dataset, lm.tokenizer, spec.item_tokens, spec.columns)
+        try:
+            summaries = summarize_histories(lm, data.test.histories, texts, config, DiskCache(), show_progress=False)
+        except _SummaryMissing:
+            continue
+        return [text or "" for text in summaries.texts]
+    return None
+
+
+@functools.lru_cache(maxsize=2)
+def _reading_summariser(model_name: str | None, dtype: str) -> Any:
+    """The summariser (loaded once per precision) wrapped so that it can only read the cache; None when it cannot be
+    loaded."""
+    from recllm.llm.backbone import load_causal_lm
+
     try:
-        lm = load_causal_lm(model_name, dtype=TRAINING_DTYPE)
+        lm = load_causal_lm(model_name, dtype=dtype)
     except Exception:  # noqa: BLE001 -- an optional section: no model, no section
         return None
-    reader = dataclasses.replace(lm, model=_ReadOnlyModel(lm.model))
-    texts = dataset_item_texts(data.dataset, lm.tokenizer, spec.item_tokens, spec.columns)
-    config = bench_trsr_config("hierarchical", sizes, spec, 0).summarizer
-    try:
-        summaries = summarize_histories(reader, data.test.histories, texts, config, DiskCache(), show_progress=False)
-    except _SummaryMissing:
-        return None
-    return [text or "" for text in summaries.texts]
+    return dataclasses.replace(lm, model=_ReadOnlyModel(lm.model))
 
 
-LABEL_STOPWORDS = frozenset({"general", "magazine", "magazines", "subscriptions", "other", "more"})
+LABEL_STOPWORDS = frozenset({"general", "magazine", "subscription", "other", "more", "interest", "language"})
+LABEL_SYNONYMS = {"scifi": ("science fiction",)}  # a genre's other common name in free text
 
 
 def item_labels(items: Any) -> tuple[list[set[str]], str] | None:
@@ -490,30 +519,43 @@ def item_labels(items: Any) -> tuple[list[set[str]], str] | None:
     if items is not None and "genres" in columns:
         return [{g for g in str(v).split("|") if g and g != NO_GENRE and str(v) != "nan"}
                 for v in items["genres"]], "genres"
-    if items is not None and "category" in columns:
-        paths = [str(v).split(" > ") if isinstance(v, str) else [] for v in items["category"]]
-        return [{p[1].strip()} if len(p) > 1 and p[1].strip() else set() for p in paths], "categories"
+    if items is not None and "category" in columns:  # a path's first level below its root; a flat one as it is (MIND)
+        paths = [[x.strip() for x in v.split(" > ")] if isinstance(v, str) else [] for v in items["category"]]
+        return [{p[1] if len(p) > 1 else p[0]} - {""} if p else set() for p in paths], "categories"
     return None
 
 
+def _singular(word: str) -> str:
+    """A plural's singular by the common English endings (comedies: comedy, musicals: musical), else the word."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 def label_words(label: str) -> set[str]:
-    """The words that name ``label`` in a text: a one-word label itself, hyphens dropped ("Sci-Fi": scifi); a
-    label of several words, its words of 4 letters or more ("Cooking, Food & Wine": cooking, food, wine)."""
+    """The words that name ``label`` in a text, singular: a one-word label itself, hyphens dropped ("Sci-Fi":
+    scifi); a label of several words, its words of 4 letters or more but a few generic ones ("Parenting &
+    Families": parenting, family)."""
     import re
 
-    words = re.findall(r"[a-z]+", label.lower().replace("-", ""))
+    words = [_singular(w) for w in re.findall(r"[a-z]+", label.lower().replace("-", ""))]
     if len(words) == 1:
         return set(words)
     return {w for w in words if len(w) >= 4 and w not in LABEL_STOPWORDS}
 
 
 def named_labels(text: str, vocabulary: list[str]) -> set[str]:
-    """The labels of ``vocabulary`` a text names by a word of theirs (:func:`label_words`; case and hyphens
-    ignored, a plural s allowed)."""
+    """The labels of ``vocabulary`` a text names by a word of theirs (:func:`label_words`; case, hyphens and plurals
+    ignored; "science fiction" names Sci-Fi). Approximate: a word names a label whatever it says of it."""
     import re
 
-    words = set(re.findall(r"[a-z]+", text.lower().replace("-", "")))
-    words |= {w[:-1] for w in words if w.endswith("s")}
+    flat = text.lower().replace("-", "")
+    for name, others in LABEL_SYNONYMS.items():
+        for other in others:
+            flat = flat.replace(other, name)
+    words = {_singular(w) for w in re.findall(r"[a-z]+", flat)}
     return {label for label in vocabulary if label_words(label) & words}
 
 
@@ -526,7 +568,7 @@ def summary_label_facts(summaries: list[str], histories: list[np.ndarray], targe
     negatives' labels their summary names (``negatives``). Users whose target has no label are left out."""
     vocabulary = sorted(set().union(*genres))
     named = [named_labels(text, vocabulary) for text in summaries]
-    recent = [set().union(set(), *(genres[int(i)] for i in h[-n_recent:])) for h in histories]
+    recent = [set().union(set(), *(genres[int(i)] for i in (h[-n_recent:] if n_recent else []))) for h in histories]
     keep = [u for u, t in enumerate(targets) if genres[int(t)]]
 
     def share(target: set[str], found: set[str]) -> float:
@@ -544,7 +586,7 @@ def summary_label_facts(summaries: list[str], histories: list[np.ndarray], targe
         out["beyond_other"].append(float(np.mean([share(target, named[v] - recent[u]) for v in others]))
                                    if others else 0.0)
         labelled = [genres[int(i)] for i in negatives[u] if genres[int(i)]]
-        out["negatives"].append(float(np.mean([share(n, named[u]) for n in labelled])) if labelled else 0.0)
+        out["negatives"].append(float(np.mean([share(n, named[u]) for n in labelled])) if labelled else np.nan)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -575,15 +617,17 @@ def _summary_content_section(facts: dict[str, np.ndarray] | None, n_recent: int,
             (f"named by the own summary, not among the {n_recent} recent items' {kind}", "beyond"),
             (f"named by another user's summary, not among the own {n_recent} recent items' {kind}", "beyond_other"),
             (f"(a negative's {kind} named by the own summary)", "negatives")]
-    table = [{what: label, "mean": float(facts[key].mean())} for label, key in rows]
+    table = [{what: label, "mean": float(np.nanmean(facts[key]))} for label, key in rows]
     n = len(facts["own"])
-    how = ("the item genres as words (case and hyphens ignored)" if kind == "genres" else
-           f"the items' {kind}, each named by any of its words of 4 letters or more (case ignored)")
+    how = ("the item genres as words (case, hyphens and plurals ignored; \"science fiction\" names Sci-Fi)"
+           if kind == "genres" else
+           f"the items' {kind}, each named by any of its words of 4 letters or more (case and plurals ignored)")
     return ["", "### What the summaries say about the target", "",
             f"The hierarchical summaries of the {n} test users whose target has {kind} ({distinct}), "
-            f"read from the cache (nothing generated for this report), matched against {how}. A summary can help "
-            f"the ranker only where it names the target's {kind} more often than another user's summary does, and "
-            "beyond what the recent items in the prompt show.",
+            f"read from the cache (nothing generated for this report), matched against {how}; the matching is by "
+            "words, so approximate, and its misses and false hits fall on a user's own summary and another's alike. "
+            f"On {kind}, a summary can help the ranker only where it names the target's {kind} more often than "
+            "another user's summary does, and beyond what the recent items in the prompt show.",
             "", format_table(table, list(table[0]), digits=3), "",
             f"- own summary minus another user's: {diff('own', 'other')}",
             f"- own {n_recent} recent items minus another user's: {diff('recent', 'other_recent')}",
@@ -732,9 +776,16 @@ def popularity_bands(target_count: np.ndarray) -> np.ndarray | None:
     return band.reshape(-1)
 
 
+def _scored_ties(random_ties: dict | None) -> dict:
+    """The baselines :func:`_random_tie_rows` could score again (those that reproduced the tables' figures)."""
+    return {m: tie for m, tie in (random_ties or {}).items() if not tie.get("mismatch")}
+
+
 def _ties_section(res: dict, random_ties: dict | None) -> list[str]:
     """The seedless baselines' figures with ties broken at random beside the pessimistic ones the tables use, and
     the hierarchical ranker against the stronger of them so scored (:func:`_random_tie_rows`)."""
+    mismatch = [m for m, tie in (random_ties or {}).items() if tie.get("mismatch")]
+    random_ties = _scored_ties(random_ties)
     if not random_ties:
         return []
     rows = res["rows"]
@@ -751,10 +802,13 @@ def _ties_section(res: dict, random_ties: dict | None) -> list[str]:
     text = ["", "### Ties in the baselines' scores", "",
             "Every table ranks a target below each negative of the same score (pessimistic ranks, one rule for "
             "every method). Popularity scores are train counts and item-kNN gives 0 to a candidate that is no "
-            "neighbour of any history item, so their targets often tie with negatives. Both are scored again "
-            "here (the same deterministic fits; their pessimistic figures are checked equal to the tables') with "
-            "ties broken at random, in expectation (the target's rank uniform over its tied places). The LLM "
-            "rankers and SASRec give real-valued scores; they are not re-scored here.", "",
+            "neighbour of any history item, so their targets often tie with negatives. Here "
+            f"{' and '.join(random_ties)} {'is' if len(random_ties) == 1 else 'are'} scored again (the same deterministic "
+            "fit; the pessimistic figures are checked equal to the tables') with ties broken at random, in "
+            "expectation (the target's rank uniform over its tied places)"
+            + (f"; {' and '.join(mismatch)} scored again did not reproduce the tables' figures, so "
+               f"{'it is' if len(mismatch) == 1 else 'they are'} left out" if mismatch else "")
+            + ". The LLM rankers and SASRec give real-valued scores; they are not re-scored here.", "",
             format_table(table, list(table[0]), digits=3), ""]
     fair_rows = rows + [tie["row"] for tie in random_ties.values()]
     best = max(random_ties, key=lambda m: float(np.mean(random_ties[m]["row"]["per_user"]["recall@10"])))
@@ -767,7 +821,8 @@ def _popularity_section(res: dict, target_count: np.ndarray | None, random_ties:
     that reads text and one that counts co-occurrences part ways. Random negatives make the protocol
     popularity-friendly (Krichene & Rendle, KDD'20); this shows how much of each method's recall is that. The
     baselines' rows with ties broken at random (``random_ties``) are added where they were scored."""
-    rows = res["rows"] + [tie["row"] for tie in (random_ties or {}).values()]
+    random_ties = _scored_ties(random_ties)
+    rows = res["rows"] + [tie["row"] for tie in random_ties.values()]
     if target_count is None or not rows or len(target_count) != len(rows[0]["per_user"]["recall@10"]):
         return []
     band = popularity_bands(np.asarray(target_count))
@@ -792,7 +847,7 @@ def _popularity_section(res: dict, target_count: np.ndarray | None, random_ties:
             "weak on the left; the LLM rankers see item text, not counts.", "",
             format_table(table, list(table[0]), digits=3), ""]
     llm = "LLM-TRSR hierarchical"
-    rivals = ["itemknn"] + (["itemknn" + TIES_AT_RANDOM] if "itemknn" in (random_ties or {}) else [])
+    rivals = ["itemknn"] + (["itemknn" + TIES_AT_RANDOM] if "itemknn" in random_ties else [])
     for b, label in enumerate(labels):
         for rival in rivals:
             said = _paired(_masked(rows, band == b), llm, rival, "recall@10")
