@@ -164,7 +164,9 @@ def test_curve_section_names_the_lr_of_each_curve_and_why_it_stops_at_the_headli
     text = "\n".join(_curve_section(curve, grid))
     assert "Each curve trained at its ranker's lr (hierarchical 0.003, no summary 0.001); where it is not the " \
            "paper's 0.0001, that lr validated lower at the headline size (above)." in text
-    assert "stops at the headline runs' 239 training users" in text
+    assert "stops at the headline runs' 239 training users" in text and "binomial" not in text
+    assert "scored on 100 validation rows: a R@5 near 0.5 has a 95% binomial interval of about +-0.10" in \
+        "\n".join(_curve_section(curve, grid, 100))
     # the paper's lr chosen by the grid: nothing to explain; given with --lr: no grid to point at
     paper = "\n".join(_curve_section(curve, {**grid, "lr": 1e-4}))
     assert "(hierarchical 0.0001)." in paper and "validated lower" not in paper
