@@ -404,3 +404,35 @@ def test_ties_section_names_a_baseline_that_did_not_reproduce_the_tables():
     assert "Here itemknn is scored again" in text and "popularity scored again did not reproduce" in text
     assert "| popularity |" not in text
     assert _ties_section(res, {"popularity": {"mismatch": True}}) == []
+
+
+def test_random_tie_rows_rescore_the_baselines_and_set_aside_one_that_does_not_reproduce_its_run(monkeypatch):
+    from types import SimpleNamespace
+
+    import recllm.models
+    from recllm.bench.trsr.report import _random_tie_rows, tie_metrics
+    from recllm.eval.sampled import SampledCandidates
+
+    class Flat:  # every item the same score: every target ties with every negative
+        n_items_ = 5
+
+        def fit(self, split):
+            return self
+
+        def score(self, users, histories):
+            return np.zeros((len(users), self.n_items_))
+
+    monkeypatch.setitem(recllm.models.MODELS, "popularity", Flat)
+    monkeypatch.setitem(recllm.models.MODELS, "itemknn", Flat)
+    test = SampledCandidates(case=np.arange(2), users=np.array([0, 1]), histories=[np.array([0]), np.array([1])],
+                             candidates=np.array([[2, 3, 4], [3, 4, 0]]), positive=np.array([0, 1]), n_items=5, seed=0)
+    pessimistic, _, _ = tie_metrics(np.zeros((2, 3)), test.positive)
+    as_run = {m: v.tolist() for m, v in pessimistic.items()}
+    res = {"rows": [{"method": "popularity", "per_user": as_run},
+                    {"method": "itemknn", "per_user": {**as_run, "recall@3": [0.0, 1.0]}}]}
+    out = _random_tie_rows(res, SimpleNamespace(split=None, test=test))
+    assert out["itemknn"] == {"mismatch": True}  # its stored figures are not these scores'
+    assert out["popularity"]["tied"] == 2
+    assert out["popularity"]["row"]["method"] == "popularity (ties at random)"
+    assert out["popularity"]["row"]["per_user"]["recall@3"] == [1.0, 1.0]  # 3 candidates: always in the top 3
+    assert np.allclose(out["popularity"]["row"]["per_user"]["mrr@3"], [(1 + 1 / 2 + 1 / 3) / 3] * 2)
