@@ -174,8 +174,8 @@ def generate(
     ``batch_size`` caps it); every sequence ends at its own EOS. ``progress(n)`` is called as decoding advances with
     the (fractional) number of prompts done since the last call, e.g. an outer progress bar's ``update``; it adds
     up to the number of prompts generated. ``on_cache_hits(n)`` is called once with the number of ``prompts``
-    (duplicates counted) whose answer came from ``cache``. Float rounding differences between batch layouts can, rarely, flip a
-    near-tied greedy choice.
+    (duplicates counted) whose answer came from ``cache``. Float rounding differences between batch layouts can,
+    rarely, flip a near-tied greedy choice.
     """
     allowed = _check(lm, prompts, max_new_tokens, batch_size, allowed_token_ids)
     prompts = list(prompts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -306,8 +307,8 @@ def _which(hit: list[str], of: list[str]) -> str:
     if len(of) == 1:
         return f"on {of[0]}" if hit else f"not on {of[0]}"
     if not hit:
-        return f"on none of the {len(of)} data set{'s' if len(of) != 1 else ''} ({', '.join(of)})"
-    return f"on {len(hit)} of {len(of)} data set{'s' if len(of) != 1 else ''}: {', '.join(hit)}"
+        return f"on none of the {len(of)} data sets ({', '.join(of)})"
+    return f"on {len(hit)} of {len(of)} data sets: {', '.join(hit)}"
 
 
 def measured_goals(results: list[dict]) -> list[str]:
@@ -542,8 +543,6 @@ def label_words(label: str) -> set[str]:
     """The words that name ``label`` in a text, singular: a one-word label itself, hyphens dropped ("Sci-Fi":
     scifi); a label of several words, its words of 4 letters or more but a few generic ones ("Parenting &
     Families": parenting, family)."""
-    import re
-
     words = [_singular(w) for w in re.findall(r"[a-z]+", label.lower().replace("-", ""))]
     if len(words) == 1:
         return set(words)
@@ -553,8 +552,6 @@ def label_words(label: str) -> set[str]:
 def named_labels(text: str, vocabulary: list[str]) -> set[str]:
     """The labels of ``vocabulary`` a text names by a word of theirs (:func:`label_words`; case, hyphens and plurals
     ignored; "science fiction" names Sci-Fi). Approximate: a word names a label whatever it says of it."""
-    import re
-
     flat = text.lower().replace("-", "")
     for name, others in LABEL_SYNONYMS.items():
         for other in others:
@@ -807,8 +804,8 @@ def _ties_section(res: dict, random_ties: dict | None) -> list[str]:
             "Every table ranks a target below each negative of the same score (pessimistic ranks, one rule for "
             "every method). Popularity scores are train counts and item-kNN gives 0 to a candidate that is no "
             "neighbour of any history item, so their targets often tie with negatives. Here "
-            f"{' and '.join(random_ties)} {'is' if len(random_ties) == 1 else 'are'} scored again (the same deterministic "
-            "fit; the pessimistic figures are checked equal to the tables') with ties broken at random, in "
+            f"{' and '.join(random_ties)} {'is' if len(random_ties) == 1 else 'are'} scored again (the same "
+            "deterministic fit; the pessimistic figures are checked equal to the tables') with ties broken at random, in "
             "expectation (the target's rank uniform over its tied places)"
             + (f"; {' and '.join(mismatch)} scored again did not reproduce the tables' figures, so "
                f"{'it is' if len(mismatch) == 1 else 'they are'} left out" if mismatch else "")
