@@ -141,3 +141,38 @@ def test_mind_malformed_impression_token_and_time(tmp_path):
     root = write_mind(tmp_path / "mind3", news=["N1\tnews\tx\tT\tA\tu\t[]\t[]", "N1\tnews\tx\tT\tA\tu\t[]\t[]"])
     with pytest.raises(DataError, match=r"news.tsv: column 'news_id' has duplicate id 'N1' on lines 1 and 2"):
         _load("mind", root)
+
+
+def _frames(**items_columns):
+    import pandas as pd
+
+    interactions = pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["a", "b"], "timestamp": [1, 2]})
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], **items_columns})
+    return interactions, items, pd.DataFrame({"user_id": ["u1"]})
+
+
+@pytest.mark.parametrize("title, row", [([None, 3, "c"], 1), (["a", b"b", "c"], 1), ([1.5, "", "c"], 0)])
+def test_an_item_text_that_is_not_a_string_is_named_not_dropped(title, row):
+    from recllm.data import RecDataset, Schema
+
+    interactions, items, users = _frames(title=title)
+    with pytest.raises(DataError, match=rf"items\.title holds .* at row {row}: its text must be strings"):
+        RecDataset("x", interactions, items, users, Schema(item_text=("title",)))
+
+
+def test_a_missing_item_text_means_no_text():
+    from recllm.data import RecDataset, Schema
+
+    interactions, items, users = _frames(title=[None, float("nan"), "c"])
+    data = RecDataset("x", interactions, items, users, Schema(item_text=("title",)))
+    assert data.item_texts() == ["", "", "title: c"]
+
+
+def test_ids_that_are_not_strings_are_refused_with_the_frame_and_column():
+    from recllm.data import RecDataset
+
+    interactions, items, users = _frames()
+    with pytest.raises(DataError, match=r"interactions\.item_id holds 10 at row 0 \(2 such rows\): its ids must be"):
+        RecDataset("x", interactions.assign(item_id=[10, 11]), items.assign(item_id=[10, 11, 12]), users)
+    with pytest.raises(DataError, match=r"users\.user_id holds nan at row 0: its ids must be strings"):
+        RecDataset("x", interactions, items, users.assign(user_id=[float("nan")]))

@@ -29,6 +29,21 @@ def ids_in(values: pd.Series | np.ndarray, known: pd.Series | pd.Index | np.ndar
     return index.get_indexer(pd.Index(values)) >= 0
 
 
+def _refuse_non_strings(values: pd.Series, where: str, what: str, todo: str, gaps: bool = False) -> None:
+    """A DataError naming the first row of ``values`` that is not a string (a number, bytes; None or NaN too unless
+    ``gaps``): ids and text are strings, and a value of another type would be dropped or changed without a word
+    further on (``gaps``: a text column's missing value means no text, as ``""`` does)."""
+    if isinstance(values.dtype, pd.StringDtype) and (gaps or not values.isna().any()):
+        return  # a string column (its gaps allowed, or none): every value is a str
+    cells = values.to_numpy(dtype=object)
+    missing = pd.isna(cells) if gaps else np.zeros(len(cells), dtype=bool)
+    bad = np.flatnonzero([not isinstance(v, str) and not m for v, m in zip(cells, missing)])
+    if len(bad):
+        row = int(bad[0])
+        more = f" ({len(bad)} such rows)" if len(bad) > 1 else ""
+        raise DataError(f"{where} holds {cells[row]!r} at row {row}{more}: its {what} must be strings; {todo}")
+
+
 @dataclass(frozen=True)
 class Schema:
     """What each column of a RecDataset means.
@@ -92,6 +107,9 @@ class RecDataset:
             dup = frame[col][frame[col].duplicated()]
             if len(dup):
                 raise DataError(f"{where}: {frame_name} has duplicate {col} values, e.g. {dup.iloc[0]!r}; deduplicate them")
+        for frame_name, col in (("interactions", USER), ("interactions", ITEM), ("items", ITEM), ("users", USER)):
+            _refuse_non_strings(getattr(self, frame_name)[col], f"{where}: {frame_name}.{col}", "ids",
+                                "convert them with .astype(str)")
         if not pd.api.types.is_integer_dtype(self.interactions[TIME]):
             raise DataError(f"{where}: interactions.{TIME} must be integer unix seconds, got {self.interactions[TIME].dtype}")
         for col, frame_name, frame, key in (
@@ -112,6 +130,11 @@ class RecDataset:
         for frame_name, col in declared:
             if col not in getattr(self, frame_name).columns:
                 raise DataError(f"{where}: schema declares {frame_name}.{col} but the frame has no such column")
+        text_todo = 'write numbers as text (e.g. .astype(str)) and "" where a row has no text'
+        for frame_name, col in [("items", c) for c in self.schema.item_text] + \
+                [("users", c) for c in self.schema.user_text]:
+            _refuse_non_strings(getattr(self, frame_name)[col], f"{where}: {frame_name}.{col}", "text", text_todo,
+                                gaps=True)
         if self.schema.has_rating and RATING not in self.interactions.columns:
             raise DataError(f"{where}: schema says ratings exist but interactions has no {RATING!r} column")
         if self.schema.has_label and LABEL not in self.interactions.columns:
