@@ -273,3 +273,13 @@ def test_training_record_survives_a_cut_log(tmp_path):
         '{"step": 20, "seconds": 1.5}\n{"step": 2', encoding="utf-8")
     assert _training_record(tmp_path) == (4.0, {0: 1.5})
     assert _training_record(tmp_path / "missing") == (0.0, {})
+
+
+@pytest.mark.parametrize("show_progress", [False, True])
+def test_the_rankers_progress_switch_covers_its_fine_tunes_bar(show_progress, capsys):
+    from recllm.trsr.ranker import RankQuery as Query
+
+    sft = SFTConfig(epochs=1, learning_rate=1e-2, batch_size=1, warmup_ratio=0.0, show_progress=True, bf16=False)
+    LLMRanker(tiny_causal_lm(seed=3), RankerConfig(), sft=sft, lora=LoRAConfig(dropout=0.0),
+              show_progress=show_progress, class_weight=None).fit([Query(None, ("Heat",))], [["Alien", "Up"]], [[1, 0]])
+    assert ("sft" in capsys.readouterr().err) is show_progress

@@ -72,6 +72,8 @@ class ImputationReport:
         return int(sum(self.filled.values()))
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able values: method, rows in and out, cells filled (in all and per column),
+        how each column was filled, fallbacks, seconds, notes and code columns."""
         return {
             "method": self.method, "rows_in": self.n_rows_in, "rows_out": self.n_rows_out,
             "cells_filled": self.n_filled, "filled": dict(self.filled), "how": dict(self.how),

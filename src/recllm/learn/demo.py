@@ -54,7 +54,7 @@ def item_content(dataset: Any, encoder: str, show_progress: bool) -> tuple[np.nd
     if show_progress:
         print(f"encoding {len(texts)} film texts with {ENCODER_NAMES[encoder]} (cached on disk after the first run)",
               flush=True)
-    content = raw_item_embeddings(texts, config)
+    content = raw_item_embeddings(texts, config, show_progress=show_progress)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         np.save(out, content)
     return content, config, time.perf_counter() - start

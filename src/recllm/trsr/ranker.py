@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -259,8 +259,11 @@ class LLMRanker:
                 self.valid_scores_[epoch] = value
                 return value
 
-        trained = sft_train(self.lm, groups, self.sft or ranker_sft_config(), self.lora or LoRAConfig(),
-                            output_dir=self.output_dir, eval_fn=eval_fn)
+        sft = self.sft or ranker_sft_config()
+        if not self.show_progress:  # the ranker's switch covers its fine-tune's bar (not part of the run's identity)
+            sft = replace(sft, show_progress=False)
+        trained = sft_train(self.lm, groups, sft, self.lora or LoRAConfig(), output_dir=self.output_dir,
+                            eval_fn=eval_fn)
         self.trained_lm_ = trained
         self.lm_ = self._for_scoring(trained)
         self.n_train_groups_ = len(groups)
