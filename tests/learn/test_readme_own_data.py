@@ -1,4 +1,5 @@
-"""The README's "Your own data" example runs as printed, and its artifact answers the printed commands."""
+"""The README's "Your own data" example runs as printed, and its artifact answers the printed commands (the
+Python example saves to a folder of its own: the command-line one, which ``recllm serve`` writes into, is not reused)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_the_own_data_example_trains_saves_and_recommends(tmp_path, monkeypatch,
     exec(compile(_example(), str(README), "exec"), {})
     from recllm.cli import main
 
-    assert main(["learn", "recommend", "runs/learn-my-shop", "--user", "c3", "-k", "3"]) == 0
-    assert main(["learn", "recommend", "runs/learn-my-shop", "--history", "sku1", "sku2", "-k", "3"]) == 0
+    assert main(["learn", "recommend", "runs/learn-my-shop-py", "--user", "c3", "-k", "3"]) == 0
+    assert main(["learn", "recommend", "runs/learn-my-shop-py", "--history", "sku1", "sku2", "-k", "3"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines() if re.match(r"\s+\d+\s+sku", line)]
     assert len(lines) == 6 and not {"sku1", "sku2"} & {line[1] for line in lines[3:]}
