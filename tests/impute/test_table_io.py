@@ -329,6 +329,20 @@ def test_an_empty_string_in_a_parquet_refuses_a_csv_output(tmp_path):
     assert ".parquet" in message and str(path) in message
 
 
+def test_a_nan_value_in_a_parquet_float_column_is_refused_with_its_row(tmp_path):
+    """pandas read a parquet NaN (a value, apart from a null) as a gap, and the imputer overwrote it."""
+    path = tmp_path / "nan.parquet"
+    pq.write_table(pa.table({"s": ["a", None, "b", "c", "d"],
+                             "f": pa.array([1.5, None, 2.0, float("nan"), float("nan")], pa.float32())}), path,
+                   row_group_size=2)
+    message = _error(lambda: read_table(path))
+    assert message.startswith("column 'f' holds NaN") and f"({path}, row 4; 2 such cells)" in message
+    assert "store the gaps as nulls" in message
+    pd.DataFrame({"f": [1.5, np.nan, 2.0], "s": ["a", None, "b"]}).to_parquet(path)  # pandas writes NaN as null
+    table = read_table(path)
+    assert table.frame["f"].isna().tolist() == [False, True, False] and table.numeric == ("f",)
+
+
 def test_a_long_cell_in_a_one_column_table_is_a_cell(tmp_path):
     long = "w" * 200_000
     table = read_table(_csv(tmp_path, f"description\n{long}\nshort\n"))
