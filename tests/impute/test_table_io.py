@@ -198,6 +198,19 @@ def test_a_number_with_more_significant_digits_than_float64_keeps_its_column_as_
     assert read_table(_csv(tmp_path, "y\n1.000000000000000000\n2.5\n")).numeric == ("y",)  # zeros: no digits lost
 
 
+def test_a_number_nearer_to_zero_than_float64_holds_keeps_its_column_as_text(tmp_path):
+    """1e-400 was read as 0.0 (and written so to a parquet output) without a word."""
+    content = "a,b,c,d\n1e-400,1.234567e-320,1e-310,0e-400\n2,3,4,-0.0\n,,,\n"
+    table = read_table(_csv(tmp_path, content))
+    assert table.numeric == ("c", "d") and table.frame["a"].tolist()[:2] == ["1e-400", "2"]
+    notes = " ".join(table.notes)
+    assert "'a' is read as text: line 2 holds '1e-400', nearer to 0 than float64 holds (a number would be 0.0)" in notes
+    assert "'b' is read as text: line 2 holds '1.234567e-320'" in notes and "1.2347e-320" in notes
+    for col, cell in (("a", "'1e-400'"), ("b", "'1.234567e-320'")):
+        message = _error(lambda: read_table(_csv(tmp_path, content), numeric=(col,)))
+        assert f"column {col!r} is declared numeric but holds {cell}, nearer to 0" in message and "line 2" in message
+
+
 def test_csv_to_parquet_integers_are_made_from_their_text(tmp_path):
     """With --numeric, 12345678901234567 was written to int64 through float64 as 12345678901234568."""
     table = read_table(_csv(tmp_path, "x,y\n12345678901234567,a\n5,b\n-0,\n1,a\n,b\n"), numeric=("x",))

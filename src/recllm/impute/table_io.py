@@ -6,11 +6,13 @@ Reading
 
 Column types, decided after reading
     * A column named in ``categorical`` or ``text`` stays text.
-    * A column named in ``numeric`` is numeric; a non-empty cell that is not a number is an error naming its line.
+    * A column named in ``numeric`` is numeric; a non-empty cell that is not a number, or is a number nearer to 0
+      than float64 holds (``1e-400`` would be 0.0), is an error naming its line.
     * Any other column is numeric only if every non-empty cell is a decimal number (``12``, ``-3.5``, ``1e6``,
       spaces around it allowed; not ``inf``, ``nan`` or ``1,000``) AND no cell has a leading zero (``02582``,
       ``-007``, ``00.5``) AND no cell is an integer of more than 15 digits (beyond float64's exact range, e.g. an
-      id) or a number of more than 15 significant digits (``0.12345678901234567``). Everything else stays text and
+      id) or a number of more than 15 significant digits (``0.12345678901234567``) AND no cell is a number nearer to
+      0 than float64 holds (``1e-400``, or a subnormal that loses digits). Everything else stays text and
       is imputed as categories (or free text); a column that is text only because of a few such cells gets a note
       saying so and how to change it.
     * The imputer sees numeric columns as float64 and text columns as the strings of the file (NaN for a gap).
@@ -56,6 +58,7 @@ _LONG_INTEGER = r"\s*[+-]?\d{%d,}\s*" % (MAX_EXACT_DIGITS + 1)
 # a number (as _NUMBER matched it) with more significant digits than float64 keeps: from its first non-zero digit to
 # its last, at least MAX_EXACT_DIGITS + 1 of them
 _LONG_NUMBER = r"\s*[+-]?[0.]*[1-9](?:\.?\d){%d}[\d.]*[1-9][\d.]*(?:[eE][+-]?\d+)?\s*" % (MAX_EXACT_DIGITS - 1)
+_NONZERO = r"\s*[+-]?[0.]*[1-9].*"  # a number (as _NUMBER matched it) whose digits before any exponent are not all 0
 
 
 def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tuple[str, ...] = (),
@@ -112,6 +115,20 @@ def _matches(values: np.ndarray, pattern: str) -> np.ndarray:
     return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _too_small(observed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which number cells of ``observed`` (read as ``values``) are nearer to 0 than float64 holds: a non-zero number
+    read as 0, or a subnormal whose shortest float64 text is another number (``1.234567e-320`` is ``1.23457e-320``)."""
+    from decimal import Decimal
+
+    small = np.flatnonzero(np.abs(values) < np.finfo(float).tiny)  # NaN (not a number) is not
+    out = np.zeros(len(values), dtype=bool)
+    zero = small[values[small] == 0]
+    out[zero] = _matches(observed[zero], _NONZERO)
+    for i in small[values[small] != 0]:
+        out[i] = Decimal(observed[i].strip()) != Decimal(repr(float(values[i])))
+    return out
+
+
 def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None:
     """Turn the columns that are numbers into float64, by the module docstring's rules; note near misses."""
     numeric = []
@@ -124,6 +141,7 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
         parses = _matches(observed, _NUMBER)
         values[parses] = observed[parses].astype(float)
         bad = np.flatnonzero(~(parses & np.isfinite(values)))
+        small = _too_small(observed, values)
         if col in as_numeric:
             if len(bad):
                 i = bad[0]
@@ -131,6 +149,12 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
                                 f"{table.path}, line {where[i]}",
                                 f"fix or blank the cell, pass --na-values if it marks a gap, or drop {col} from "
                                 "--numeric")
+            if small.any():
+                i = np.flatnonzero(small)[0]
+                raise DataError(f"column {col!r} is declared numeric but holds {observed[i]!r}, nearer to 0 than "
+                                f"float64 holds (it would be {float(values[i])!r})", f"{table.path}, line {where[i]}",
+                                f"write a number float64 holds (e.g. 0), or drop {col} from --numeric (it is then "
+                                "kept as text)")
         elif len(observed) == 0 or len(bad):
             if len(observed) and len(bad) <= 0.1 * len(observed):
                 i = bad[0]
@@ -140,9 +164,14 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
             continue
         else:
             zero, long = _matches(observed, _LEADING_ZERO), _matches(observed, _LONG_INTEGER)
-            odd = np.flatnonzero(zero | long | _matches(observed, _LONG_NUMBER))
+            odd = np.flatnonzero(zero | long | _matches(observed, _LONG_NUMBER) | small)
             if len(odd):
                 i = odd[0]
+                if small[i]:  # --numeric refuses it: say how to make it a number
+                    table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r}, nearer "
+                                       f"to 0 than float64 holds (a number would be {float(values[i])!r}); write it "
+                                       "as a number float64 holds (e.g. 0) to read the column as numbers")
+                    continue
                 why = "a leading zero" if zero[i] else f"an integer of more than {MAX_EXACT_DIGITS} digits" \
                     if long[i] else f"a number of more than {MAX_EXACT_DIGITS} significant digits"
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r} "
