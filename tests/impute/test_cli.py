@@ -306,6 +306,8 @@ def test_a_table_without_gaps_round_trips_byte_for_byte(tmp_path, capsys):
     ("o.csv", ["--report", "exists.csv"], "unsupported output file type"),
     ("o.csv", ["--sep", ";;"], "--sep"),
     ("o.csv", ["--encoding", "klingon"], "--encoding"),
+    ("o.csv", ["--encoding", "rot13"], "unknown encoding 'rot13' (--encoding)"),  # a codec, but not of text
+    ("o.csv", ["--encoding", "hex"], "unknown encoding 'hex' (--encoding)"),
     ("o.csv", ["--examples", "0"], "--examples"),
     ("o.csv", ["--epochs", "0"], "--epochs"),
     ("o.csv", ["--lr", "2"], "learning_rate"),

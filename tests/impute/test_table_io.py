@@ -121,6 +121,8 @@ def test_format_options_are_checked():
     for bad in ("", ";;", '"'):
         assert "--sep" in _error(lambda: CsvFormat(sep=bad))
     assert "--encoding" in _error(lambda: CsvFormat(encoding="no-such-codec"))
+    for codec in ("rot13", "hex", "zlib"):  # codecs, but not of text: LookupError at decode time
+        assert _error(lambda: CsvFormat(encoding=codec)).startswith(f"unknown encoding {codec!r} (--encoding)")
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -72,10 +72,12 @@ class CsvFormat:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sep", parse_sep(self.sep))
         try:
-            codecs.lookup(self.encoding)
+            text = codecs.lookup(self.encoding)._is_text_encoding  # rot13, hex, zlib ... are not
         except LookupError:
+            text = False
+        if not text:
             raise DataError(f"unknown encoding {self.encoding!r}", "--encoding",
-                            "pass a Python codec name such as utf-8, latin-1 or cp1252") from None
+                            "pass a Python codec name such as utf-8, latin-1 or cp1252")
         object.__setattr__(self, "na_values", tuple(self.na_values))
 
 
