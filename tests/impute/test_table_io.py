@@ -484,6 +484,19 @@ def test_utf16_without_a_byte_order_mark_read_as_utf8_is_named_with_the_encoding
     assert read_table(path, CsvFormat(encoding=encoding)).frame["b"].tolist()[0] == "x"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "UTF-16BE", "utf-32", "utf_32_le"])
+def test_a_utf8_file_read_as_utf16_or_utf32_is_named_with_the_encoding_to_pass(tmp_path, encoding):
+    """--encoding utf-16 on a UTF-8 file said 'byte b'\\n' is not valid utf-16', or read it as a header of CJK
+    characters and said the table had no rows."""
+    for content in ("id,name\n1,x\n2,\n3,y\n", "ab,cd\n1,\n3,45\n", "name,n\ncafé,1\nx,\n"):
+        message = _error(lambda: read_table(_csv(tmp_path, content), CsvFormat(encoding=encoding)))
+        assert message.startswith(f"this does not look like {encoding} text") and "pass --encoding utf-8" in message
+    latin = _csv(tmp_path, "name,n\ncafé,1\nx,\n", encoding="latin-1")
+    assert "--encoding latin-1" in _error(lambda: read_table(latin, CsvFormat(encoding=encoding)))
+    wide = _csv(tmp_path, "a,b\n1,x\n2,\n", encoding=encoding)  # the encoding itself still reads
+    assert read_table(wide, CsvFormat(encoding=encoding)).frame["b"].tolist()[0] == "x"
+
+
 def test_utf16_with_a_byte_order_mark_read_as_utf8_is_named(tmp_path):
     path = _csv(tmp_path, "a,b\n1,x\n2,\n", encoding="utf-16")
     message = _error(lambda: read_table(path))

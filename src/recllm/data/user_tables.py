@@ -190,7 +190,21 @@ def _refuse_non_text(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> 
                         "save the file as UTF-8")
 
 
+def _refuse_not_wide(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> None:
+    """A DataError when ``fmt.encoding`` is UTF-16 or UTF-32 but ``data`` cannot be a table in it: no byte-order
+    mark, and no NUL byte in its first 64 KiB (each line break and ASCII character holds one in those encodings)."""
+    name = codecs.lookup(fmt.encoding).name
+    if not name.startswith(("utf-16", "utf-32")) or not data or data.startswith((b"\xff\xfe", b"\xfe\xff")) \
+            or b"\x00" in data[:65536]:
+        return
+    right = "--encoding utf-8 (it reads as UTF-8)" if _looks_like_text(data) else \
+        "the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
+    raise DataError(f"this does not look like {fmt.encoding} text: no byte-order mark, and no NUL byte, which its "
+                    "line breaks would hold", str(path), f"pass {right}" if options else f"save the file as {name}")
+
+
 def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
+    _refuse_not_wide(path, data, fmt, options)
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
