@@ -84,6 +84,23 @@ def test_junk_in_a_declared_numeric_column_names_its_line(tmp_path, capsys):
     assert code == 0 and "column 'age' is read as text: line 4 holds 'abc'" in capsys.readouterr().out
 
 
+def test_an_infinite_value_is_named_by_its_row_or_line_in_the_file(tmp_path, capsys):
+    """A parquet inf was named by its pandas index label (row 4 for the 5th row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"f": [1.5, None, 2.0, 3.0, float("inf"), -float("inf")]}), path)
+    out = tmp_path / "o.parquet"
+    assert main(["impute", str(path), "--method", "mean", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"column 'f' holds an infinite value ({path}, row 5; 2 such cells)" in err and not out.exists()
+    for cell in ("inf", "-1e400"):
+        code, path, out = _impute_csv(tmp_path, f"a,b\n1,x\n2,\n{cell},y\n", "--numeric", "a")
+        err = capsys.readouterr().err
+        assert code == 2 and f"holds {cell!r} ({path}, line 4)" in err and not out.exists()
+
+
 def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     """' NA' declares the text with its space: the bare NA nobody declared stays (it was filled: the marker was
     stripped); spaces around a marker are named on stderr."""

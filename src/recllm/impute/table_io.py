@@ -77,7 +77,20 @@ def type_table(table: Table, categorical: tuple[str, ...] = (), numeric: tuple[s
                             f"column", str(table.path), f"use one of {list(table.frame.columns)}")
     if table.cells is not None:
         _type_columns(table, set(categorical) | set(text), set(numeric))
+    else:
+        _refuse_infinite(table)
     return table
+
+
+def _refuse_infinite(table: Table) -> None:
+    """A DataError naming the file's 1-based row of the first infinite value in a number column of a parquet
+    ``table`` (an imputer would name its pandas index label); a CSV's ``inf`` is text, refused under --numeric."""
+    for col in table.numeric:
+        infinite = np.flatnonzero(np.isinf(table.frame[col].to_numpy(dtype=float, na_value=np.nan)))
+        if len(infinite):
+            more = f"; {len(infinite)} such cells" if len(infinite) > 1 else ""
+            raise DataError(f"column {col!r} holds an infinite value", f"{table.path}, row {infinite[0] + 1}{more}",
+                            "use a finite number, or a null for a gap")
 
 
 def option_columns(text: str | None, columns: Any) -> tuple[str, ...]:
