@@ -101,6 +101,35 @@ def test_an_infinite_value_is_named_by_its_row_or_line_in_the_file(tmp_path, cap
         assert code == 2 and f"holds {cell!r} ({path}, line 4)" in err and not out.exists()
 
 
+def test_an_output_that_cannot_hold_a_declared_numeric_column_is_refused_before_the_fit(tmp_path, capsys,
+                                                                                         monkeypatch):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recllm.impute import MeanModeImputer
+
+    def never(*args, **kwargs):
+        raise AssertionError("the imputer was fitted")
+
+    monkeypatch.setattr(MeanModeImputer, "fit", never)
+    path = tmp_path / "t.csv"
+    path.write_text("id,big\n1,12345678901234567890\n2,\n3,4\n")
+    code = main(["impute", str(path), "--method", "mean", "--numeric", "big", "--out", str(tmp_path / "o.parquet")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds '12345678901234567890', which neither a parquet int64" in err, err
+    assert f"({path}, line 2)" in err and not (tmp_path / "o.parquet").exists()
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"dec": pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("3.00")],
+                                             pa.decimal128(5, 2)), "x": [1.0, 2.0, None]}), path)
+    for out in ("o.parquet", "o.csv"):
+        assert main(["impute", str(path), "--method", "mean", "--numeric", "dec", "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert "column 'dec' is declared numeric, but as a parquet decimal128(5, 2) column" in err and str(path) in err
+        assert not (tmp_path / out).exists()
+
+
 def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     """' NA' declares the text with its space: the bare NA nobody declared stays (it was filled: the marker was
     stripped); spaces around a marker are named on stderr."""

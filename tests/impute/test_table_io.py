@@ -358,6 +358,41 @@ def test_a_nan_value_in_a_parquet_float_column_is_refused_with_its_row(tmp_path)
     assert table.frame["f"].isna().tolist() == [False, True, False] and table.numeric == ("f",)
 
 
+def test_outputs_that_cannot_hold_a_numeric_column_are_refused_before_any_filling(tmp_path):
+    """An integer beyond int64 (CSV to parquet) and a parquet decimal or bool column declared numeric failed only
+    when the filled table was written."""
+    import decimal
+
+    from recllm.impute.table_io import check_output_fits
+
+    table = read_table(_csv(tmp_path, "big,x\n12,1\n,2\n-9223372036854775809,3\n9223372036854775807,\n"),
+                       numeric=("big",))
+    message = _error(lambda: check_output_fits(table, tmp_path / "o.parquet", ("big",)))
+    assert message.startswith("column 'big' holds '-9223372036854775809', which neither a parquet int64 column")
+    assert f"({tmp_path / 't.csv'}, line 4)" in message and "write a .csv output" in message
+    check_output_fits(table, tmp_path / "o.csv", ("big",))
+    fits = read_table(_csv(tmp_path, "big,x\n12,1\n,2\n9223372036854775807,\n", "u.csv"), numeric=("big",))
+    check_output_fits(fits, tmp_path / "o.parquet", ("big",))
+    write_table(fits, _fill(fits), tmp_path / "o.parquet")
+    assert pq.read_table(tmp_path / "o.parquet").column("big").to_pylist()[2] == 2 ** 63 - 1
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"dec": pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("3.00")],
+                                             pa.decimal128(5, 2)),
+                             "flag": [True, None, False], "x": [1.0, 2.0, None]}), path)
+    table = read_table(path)
+    for out in ("o.parquet", "o.csv"):
+        check_output_fits(table, tmp_path / out)  # undeclared: filled with one of their own values
+        message = _error(lambda: check_output_fits(table, tmp_path / out, ("dec",)))
+        assert message.startswith("column 'dec' is declared numeric, but as a parquet decimal128(5, 2) column it holds "
+                                  "exact decimals of 2 places") and f"({path})" in message
+        assert "leave dec out of --numeric" in message
+        assert "parquet bool column" in _error(lambda: check_output_fits(table, tmp_path / out, ("flag",)))
+    write_table(table, _fill(table), tmp_path / "o.parquet")
+    assert pq.read_table(tmp_path / "o.parquet").column("dec").to_pylist()[1] in (decimal.Decimal("1.50"),
+                                                                                  decimal.Decimal("3.00"))
+
+
 def test_a_long_cell_in_a_one_column_table_is_a_cell(tmp_path):
     long = "w" * 200_000
     table = read_table(_csv(tmp_path, f"description\n{long}\nshort\n"))

@@ -25,9 +25,10 @@ Writing
       endings (each row its own; the header line's for a last row that had none). Skipped blank lines are not
       written.
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
-      the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
+      the nearest integer); a decimal or bool column declared numeric is refused before any work (its fills are
+      floats). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
       number and every observed cell was written as an integer; then made from each observed cell's text, exact
-      beyond 2^53), text columns as strings.
+      beyond 2^53; an integer beyond int64 is refused before any work), text columns as strings.
     * CSV from a parquet file: the filled table as pandas writes it, its stored index (not a range) as the first
       column(s). A text column holding an empty string is refused before any work (an empty cell is a gap).
     * ``na_values`` also applies to the string and dictionary columns of a parquet file. A parquet integer column
@@ -310,11 +311,15 @@ def _integer_column(table: Table, col: str, rows: np.ndarray, filled: pd.Series)
             return np.array(whole, dtype=np.int64)
     beyond = [i for i, n in enumerate(numbers) if n is not None and abs(n) > 2 ** 53]
     if beyond:
-        i = beyond[0]
-        raise DataError(f"column {col!r} holds {texts[i]!r}, which neither a parquet int64 column (with this "
-                        "column's fills) nor a float64 one holds exactly", f"{table.path}, line {table.lines[rows[i]]}",
-                        f"write a .csv output, or drop {col} from --numeric (it is then kept as text)")
+        raise _inexact_integer(table, col, rows[beyond[0]], "(with this column's fills) ")
     return values
+
+
+def _inexact_integer(table: Table, col: str, row: int, fills: str = "") -> DataError:
+    """The error for row ``row`` (0-based) of CSV column ``col``: an integer a parquet output cannot hold exactly."""
+    return DataError(f"column {col!r} holds {table.cells[col].iloc[row]!r}, which neither a parquet int64 column "
+                     f"{fills}nor a float64 one holds exactly", f"{table.path}, line {table.lines[row]}",
+                     f"write a .csv output, or drop {col} from --numeric (it is then kept as text)")
 
 
 def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
@@ -332,13 +337,33 @@ def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
-def check_output_fits(table: Table, path: str | Path) -> None:
-    """A DataError, before any filling, when a CSV output cannot hold a column of a parquet ``table`` as read: a
-    binary column would be written as Python's ``b'...'`` text, an empty string as an empty cell (a gap)."""
-    if table.schema is None or table_kind(Path(path), role="output") != "csv":
+def check_output_fits(table: Table, path: str | Path, numeric: tuple[str, ...] = ()) -> None:
+    """A DataError, before any filling, when the output ``path`` cannot hold a column of ``table`` as typed
+    (``numeric``: the columns declared numeric). A parquet output of a CSV: an integer beyond int64 (a float64 would
+    change it). Either output of a parquet file: a decimal or bool column declared numeric (its fills are floats). A
+    CSV output of a parquet file: a binary column would be written as Python's ``b'...'`` text, an empty string as an
+    empty cell (a gap)."""
+    output = table_kind(Path(path), role="output")
+    if table.cells is not None and output == "parquet":
+        for col in sorted(_integer_columns(table), key=list(table.frame.columns).index):
+            values = table.frame[col].to_numpy()
+            for row in np.flatnonzero(np.abs(values) >= 2.0 ** 63):  # only these can be beyond int64
+                if not -2 ** 63 <= int(table.cells[col].iloc[row]) < 2 ** 63:
+                    raise _inexact_integer(table, col, row)
+    if table.schema is None:
         return
     import pyarrow as pa
 
+    for col in numeric:
+        kind_of = table.schema.field(col).type
+        if pa.types.is_decimal(kind_of) or pa.types.is_boolean(kind_of):
+            holds = f"exact decimals of {kind_of.scale} places" if pa.types.is_decimal(kind_of) else "True or False"
+            raise DataError(f"column {col!r} is declared numeric, but as a parquet {kind_of} column it holds {holds}, "
+                            "not the float a numeric fill is", str(table.path),
+                            f"leave {col} out of --numeric (it is then filled with one of its own values), or store it "
+                            "as float64 first (e.g. with pyarrow.compute.cast)")
+    if output != "csv":
+        return
     for column in table.schema:
         kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
