@@ -84,6 +84,52 @@ def test_junk_in_a_declared_numeric_column_names_its_line(tmp_path, capsys):
     assert code == 0 and "column 'age' is read as text: line 4 holds 'abc'" in capsys.readouterr().out
 
 
+def test_an_infinite_value_is_named_by_its_row_or_line_in_the_file(tmp_path, capsys):
+    """A parquet inf was named by its pandas index label (row 4 for the 5th row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"f": [1.5, None, 2.0, 3.0, float("inf"), -float("inf")]}), path)
+    out = tmp_path / "o.parquet"
+    assert main(["impute", str(path), "--method", "mean", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"column 'f' holds an infinite value ({path}, row 5; 2 such cells)" in err and not out.exists()
+    for cell in ("inf", "-1e400"):
+        code, path, out = _impute_csv(tmp_path, f"a,b\n1,x\n2,\n{cell},y\n", "--numeric", "a")
+        err = capsys.readouterr().err
+        assert code == 2 and f"holds {cell!r} ({path}, line 4)" in err and not out.exists()
+
+
+def test_an_output_that_cannot_hold_a_declared_numeric_column_is_refused_before_the_fit(tmp_path, capsys,
+                                                                                         monkeypatch):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recllm.impute import MeanModeImputer
+
+    def never(*args, **kwargs):
+        raise AssertionError("the imputer was fitted")
+
+    monkeypatch.setattr(MeanModeImputer, "fit", never)
+    path = tmp_path / "t.csv"
+    path.write_text("id,big\n1,12345678901234567890\n2,\n3,4\n")
+    code = main(["impute", str(path), "--method", "mean", "--numeric", "big", "--out", str(tmp_path / "o.parquet")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds '12345678901234567890', which neither a parquet int64" in err, err
+    assert f"({path}, line 2)" in err and not (tmp_path / "o.parquet").exists()
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"dec": pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("3.00")],
+                                             pa.decimal128(5, 2)), "x": [1.0, 2.0, None]}), path)
+    for out in ("o.parquet", "o.csv"):
+        assert main(["impute", str(path), "--method", "mean", "--numeric", "dec", "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert "column 'dec' is declared numeric, but as a parquet decimal128(5, 2) column" in err and str(path) in err
+        assert not (tmp_path / out).exists()
+
+
 def test_na_values_are_taken_exactly_as_written(tmp_path, capsys):
     """' NA' declares the text with its space: the bare NA nobody declared stays (it was filled: the marker was
     stripped); spaces around a marker are named on stderr."""
@@ -306,6 +352,8 @@ def test_a_table_without_gaps_round_trips_byte_for_byte(tmp_path, capsys):
     ("o.csv", ["--report", "exists.csv"], "unsupported output file type"),
     ("o.csv", ["--sep", ";;"], "--sep"),
     ("o.csv", ["--encoding", "klingon"], "--encoding"),
+    ("o.csv", ["--encoding", "rot13"], "unknown encoding 'rot13' (--encoding)"),  # a codec, but not of text
+    ("o.csv", ["--encoding", "hex"], "unknown encoding 'hex' (--encoding)"),
     ("o.csv", ["--examples", "0"], "--examples"),
     ("o.csv", ["--epochs", "0"], "--epochs"),
     ("o.csv", ["--lr", "2"], "learning_rate"),

@@ -121,6 +121,8 @@ def test_format_options_are_checked():
     for bad in ("", ";;", '"'):
         assert "--sep" in _error(lambda: CsvFormat(sep=bad))
     assert "--encoding" in _error(lambda: CsvFormat(encoding="no-such-codec"))
+    for codec in ("rot13", "hex", "zlib"):  # codecs, but not of text: LookupError at decode time
+        assert _error(lambda: CsvFormat(encoding=codec)).startswith(f"unknown encoding {codec!r} (--encoding)")
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -196,6 +198,19 @@ def test_a_number_with_more_significant_digits_than_float64_keeps_its_column_as_
     assert "'x' is read as text: line 2 holds '12345678901234567.0' (a number of more than 15 significant" in notes
     assert "'y' is read as text: line 2 holds '0.12345678901234567890'" in notes
     assert read_table(_csv(tmp_path, "y\n1.000000000000000000\n2.5\n")).numeric == ("y",)  # zeros: no digits lost
+
+
+def test_a_number_nearer_to_zero_than_float64_holds_keeps_its_column_as_text(tmp_path):
+    """1e-400 was read as 0.0 (and written so to a parquet output) without a word."""
+    content = "a,b,c,d\n1e-400,1.234567e-320,1e-310,0e-400\n2,3,4,-0.0\n,,,\n"
+    table = read_table(_csv(tmp_path, content))
+    assert table.numeric == ("c", "d") and table.frame["a"].tolist()[:2] == ["1e-400", "2"]
+    notes = " ".join(table.notes)
+    assert "'a' is read as text: line 2 holds '1e-400', nearer to 0 than float64 holds (a number would be 0.0)" in notes
+    assert "'b' is read as text: line 2 holds '1.234567e-320'" in notes and "1.2347e-320" in notes
+    for col, cell in (("a", "'1e-400'"), ("b", "'1.234567e-320'")):
+        message = _error(lambda: read_table(_csv(tmp_path, content), numeric=(col,)))
+        assert f"column {col!r} is declared numeric but holds {cell}, nearer to 0" in message and "line 2" in message
 
 
 def test_csv_to_parquet_integers_are_made_from_their_text(tmp_path):
@@ -329,6 +344,55 @@ def test_an_empty_string_in_a_parquet_refuses_a_csv_output(tmp_path):
     assert ".parquet" in message and str(path) in message
 
 
+def test_a_nan_value_in_a_parquet_float_column_is_refused_with_its_row(tmp_path):
+    """pandas read a parquet NaN (a value, apart from a null) as a gap, and the imputer overwrote it."""
+    path = tmp_path / "nan.parquet"
+    pq.write_table(pa.table({"s": ["a", None, "b", "c", "d"],
+                             "f": pa.array([1.5, None, 2.0, float("nan"), float("nan")], pa.float32())}), path,
+                   row_group_size=2)
+    message = _error(lambda: read_table(path))
+    assert message.startswith("column 'f' holds NaN") and f"({path}, row 4; 2 such cells)" in message
+    assert "store the gaps as nulls" in message
+    pd.DataFrame({"f": [1.5, np.nan, 2.0], "s": ["a", None, "b"]}).to_parquet(path)  # pandas writes NaN as null
+    table = read_table(path)
+    assert table.frame["f"].isna().tolist() == [False, True, False] and table.numeric == ("f",)
+
+
+def test_outputs_that_cannot_hold_a_numeric_column_are_refused_before_any_filling(tmp_path):
+    """An integer beyond int64 (CSV to parquet) and a parquet decimal or bool column declared numeric failed only
+    when the filled table was written."""
+    import decimal
+
+    from recllm.impute.table_io import check_output_fits
+
+    table = read_table(_csv(tmp_path, "big,x\n12,1\n,2\n-9223372036854775809,3\n9223372036854775807,\n"),
+                       numeric=("big",))
+    message = _error(lambda: check_output_fits(table, tmp_path / "o.parquet", ("big",)))
+    assert message.startswith("column 'big' holds '-9223372036854775809', which neither a parquet int64 column")
+    assert f"({tmp_path / 't.csv'}, line 4)" in message and "write a .csv output" in message
+    check_output_fits(table, tmp_path / "o.csv", ("big",))
+    fits = read_table(_csv(tmp_path, "big,x\n12,1\n,2\n9223372036854775807,\n", "u.csv"), numeric=("big",))
+    check_output_fits(fits, tmp_path / "o.parquet", ("big",))
+    write_table(fits, _fill(fits), tmp_path / "o.parquet")
+    assert pq.read_table(tmp_path / "o.parquet").column("big").to_pylist()[2] == 2 ** 63 - 1
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"dec": pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("3.00")],
+                                             pa.decimal128(5, 2)),
+                             "flag": [True, None, False], "x": [1.0, 2.0, None]}), path)
+    table = read_table(path)
+    for out in ("o.parquet", "o.csv"):
+        check_output_fits(table, tmp_path / out)  # undeclared: filled with one of their own values
+        message = _error(lambda: check_output_fits(table, tmp_path / out, ("dec",)))
+        assert message.startswith("column 'dec' is declared numeric, but as a parquet decimal128(5, 2) column it holds "
+                                  "exact decimals of 2 places") and f"({path})" in message
+        assert "leave dec out of --numeric" in message
+        assert "parquet bool column" in _error(lambda: check_output_fits(table, tmp_path / out, ("flag",)))
+    write_table(table, _fill(table), tmp_path / "o.parquet")
+    assert pq.read_table(tmp_path / "o.parquet").column("dec").to_pylist()[1] in (decimal.Decimal("1.50"),
+                                                                                  decimal.Decimal("3.00"))
+
+
 def test_a_long_cell_in_a_one_column_table_is_a_cell(tmp_path):
     long = "w" * 200_000
     table = read_table(_csv(tmp_path, f"description\n{long}\nshort\n"))
@@ -453,6 +517,19 @@ def test_utf16_without_a_byte_order_mark_read_as_utf8_is_named_with_the_encoding
     message = _error(lambda: read_table(path))
     assert "this is UTF-16 text, not utf-8" in message and "--encoding utf-16" in message
     assert read_table(path, CsvFormat(encoding=encoding)).frame["b"].tolist()[0] == "x"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "UTF-16BE", "utf-32", "utf_32_le"])
+def test_a_utf8_file_read_as_utf16_or_utf32_is_named_with_the_encoding_to_pass(tmp_path, encoding):
+    """--encoding utf-16 on a UTF-8 file said 'byte b'\\n' is not valid utf-16', or read it as a header of CJK
+    characters and said the table had no rows."""
+    for content in ("id,name\n1,x\n2,\n3,y\n", "ab,cd\n1,\n3,45\n", "name,n\ncafé,1\nx,\n"):
+        message = _error(lambda: read_table(_csv(tmp_path, content), CsvFormat(encoding=encoding)))
+        assert message.startswith(f"this does not look like {encoding} text") and "pass --encoding utf-8" in message
+    latin = _csv(tmp_path, "name,n\ncafé,1\nx,\n", encoding="latin-1")
+    assert "--encoding latin-1" in _error(lambda: read_table(latin, CsvFormat(encoding=encoding)))
+    wide = _csv(tmp_path, "a,b\n1,x\n2,\n", encoding=encoding)  # the encoding itself still reads
+    assert read_table(wide, CsvFormat(encoding=encoding)).frame["b"].tolist()[0] == "x"
 
 
 def test_utf16_with_a_byte_order_mark_read_as_utf8_is_named(tmp_path):

@@ -13,7 +13,8 @@ data-folder reader (:mod:`recllm.data.folder`). The rules:
 * Errors name the file and the line (1-based, as an editor shows it) and what to do: an empty or duplicated
   column name, a line with more or fewer fields than the header, a one-field header that splits into several
   columns on another separator (``a;b;c`` read with ``,``), broken quoting.
-* A parquet file is read with pyarrow as typed; list, struct and map columns are refused, naming the column.
+* A parquet file is read with pyarrow as typed; list, struct and map columns are refused, naming the column, and so
+  is a NaN in a float column (a value in parquet, apart from a gap, which is a null), naming its row.
 
 ``options=True`` (the default) words the advice for a command that takes ``--sep`` and ``--encoding``; with
 ``options=False`` it says how to save the file instead.
@@ -71,10 +72,12 @@ class CsvFormat:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sep", parse_sep(self.sep))
         try:
-            codecs.lookup(self.encoding)
+            text = codecs.lookup(self.encoding)._is_text_encoding  # rot13, hex, zlib ... are not
         except LookupError:
+            text = False
+        if not text:
             raise DataError(f"unknown encoding {self.encoding!r}", "--encoding",
-                            "pass a Python codec name such as utf-8, latin-1 or cp1252") from None
+                            "pass a Python codec name such as utf-8, latin-1 or cp1252")
         object.__setattr__(self, "na_values", tuple(self.na_values))
 
 
@@ -187,7 +190,21 @@ def _refuse_non_text(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> 
                         "save the file as UTF-8")
 
 
+def _refuse_not_wide(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> None:
+    """A DataError when ``fmt.encoding`` is UTF-16 or UTF-32 but ``data`` cannot be a table in it: no byte-order
+    mark, and no NUL byte in its first 64 KiB (each line break and ASCII character holds one in those encodings)."""
+    name = codecs.lookup(fmt.encoding).name
+    if not name.startswith(("utf-16", "utf-32")) or not data or data.startswith((b"\xff\xfe", b"\xfe\xff")) \
+            or b"\x00" in data[:65536]:
+        return
+    right = "--encoding utf-8 (it reads as UTF-8)" if _looks_like_text(data) else \
+        "the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
+    raise DataError(f"this does not look like {fmt.encoding} text: no byte-order mark, and no NUL byte, which its "
+                    "line breaks would hold", str(path), f"pass {right}" if options else f"save the file as {name}")
+
+
 def _decode(path: Path, data: bytes, fmt: CsvFormat, options: bool) -> tuple[str, bool]:
+    _refuse_not_wide(path, data, fmt, options)
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
@@ -366,6 +383,7 @@ def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
                 pa.types.is_nested(column.type.value_type):
             raise DataError(f"column {column.name!r} holds {column.type} values (lists, structs or maps), which are "
                             "not table cells", str(path), "drop the column or flatten it into plain columns first")
+    _refuse_nan_values(path, arrow)
     frame = arrow.to_pandas()
     notes = []
     # na_values mark gaps in the file's text columns only (string or dictionary in the file's own schema)
@@ -385,6 +403,28 @@ def _read_parquet(path: Path, data: bytes, fmt: CsvFormat) -> Table:
     numeric = tuple(c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)
                     and not pd.api.types.is_bool_dtype(frame[c].dtype))
     return Table(path, frame, numeric, notes=notes, schema=arrow.schema)
+
+
+def _refuse_nan_values(path: Path, arrow: Any) -> None:
+    """A DataError for a NaN in a float column of the arrow table ``arrow``: parquet keeps a NaN value apart from a
+    gap (null), and pandas would make it a gap that an imputer fills. pandas writes its NaN gaps as nulls."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in arrow.column_names:
+        values = arrow.column(name)
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        if not pa.types.is_floating(values.type):
+            continue
+        nan = pc.is_nan(values)  # null where the cell is a gap
+        count = pc.sum(nan).as_py() or 0
+        if count:
+            more = f"; {count} such cells" if count > 1 else ""
+            raise DataError(f"column {name!r} holds NaN, a value in parquet (a gap is a null), which would be read as "
+                            "a gap and filled", f"{path}, row {pc.index(nan, True).as_py() + 1}{more}",
+                            f"store the gaps as nulls (e.g. pyarrow.compute.if_else(pyarrow.compute.is_nan(col), None, "
+                            "col)), or replace the NaN by a number")
 
 
 def _beyond_float(values: Any) -> bool:

@@ -126,7 +126,7 @@ def _impute(args: argparse.Namespace) -> int:
     table = read_cells(path, fmt)
     kinds = {k: option_columns(getattr(args, k), table.frame.columns) for k in ("categorical", "numeric", "text")}
     type_table(table, **kinds)
-    check_output_fits(table, out)
+    check_output_fits(table, out, kinds["numeric"])
     start = time.perf_counter()
     try:
         declare_kinds(imputer, table, **kinds)

@@ -6,11 +6,13 @@ Reading
 
 Column types, decided after reading
     * A column named in ``categorical`` or ``text`` stays text.
-    * A column named in ``numeric`` is numeric; a non-empty cell that is not a number is an error naming its line.
+    * A column named in ``numeric`` is numeric; a non-empty cell that is not a number, or is a number nearer to 0
+      than float64 holds (``1e-400`` would be 0.0), is an error naming its line.
     * Any other column is numeric only if every non-empty cell is a decimal number (``12``, ``-3.5``, ``1e6``,
       spaces around it allowed; not ``inf``, ``nan`` or ``1,000``) AND no cell has a leading zero (``02582``,
       ``-007``, ``00.5``) AND no cell is an integer of more than 15 digits (beyond float64's exact range, e.g. an
-      id) or a number of more than 15 significant digits (``0.12345678901234567``). Everything else stays text and
+      id) or a number of more than 15 significant digits (``0.12345678901234567``) AND no cell is a number nearer to
+      0 than float64 holds (``1e-400``, or a subnormal that loses digits). Everything else stays text and
       is imputed as categories (or free text); a column that is text only because of a few such cells gets a note
       saying so and how to change it.
     * The imputer sees numeric columns as float64 and text columns as the strings of the file (NaN for a gap).
@@ -23,9 +25,10 @@ Writing
       endings (each row its own; the header line's for a last row that had none). Skipped blank lines are not
       written.
     * Parquet from a parquet file keeps the input's arrow schema (a filled cell of an integer column is rounded to
-      the nearest integer). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
+      the nearest integer); a decimal or bool column declared numeric is refused before any work (its fills are
+      floats). Parquet from a CSV: numeric columns as float64 (int64 when every value is a whole
       number and every observed cell was written as an integer; then made from each observed cell's text, exact
-      beyond 2^53), text columns as strings.
+      beyond 2^53; an integer beyond int64 is refused before any work), text columns as strings.
     * CSV from a parquet file: the filled table as pandas writes it, its stored index (not a range) as the first
       column(s). A text column holding an empty string is refused before any work (an empty cell is a gap).
     * ``na_values`` also applies to the string and dictionary columns of a parquet file. A parquet integer column
@@ -56,6 +59,7 @@ _LONG_INTEGER = r"\s*[+-]?\d{%d,}\s*" % (MAX_EXACT_DIGITS + 1)
 # a number (as _NUMBER matched it) with more significant digits than float64 keeps: from its first non-zero digit to
 # its last, at least MAX_EXACT_DIGITS + 1 of them
 _LONG_NUMBER = r"\s*[+-]?[0.]*[1-9](?:\.?\d){%d}[\d.]*[1-9][\d.]*(?:[eE][+-]?\d+)?\s*" % (MAX_EXACT_DIGITS - 1)
+_NONZERO = r"\s*[+-]?[0.]*[1-9].*"  # a number (as _NUMBER matched it) whose digits before any exponent are not all 0
 
 
 def read_table(path: str | Path, fmt: CsvFormat | None = None, categorical: tuple[str, ...] = (),
@@ -74,7 +78,20 @@ def type_table(table: Table, categorical: tuple[str, ...] = (), numeric: tuple[s
                             f"column", str(table.path), f"use one of {list(table.frame.columns)}")
     if table.cells is not None:
         _type_columns(table, set(categorical) | set(text), set(numeric))
+    else:
+        _refuse_infinite(table)
     return table
+
+
+def _refuse_infinite(table: Table) -> None:
+    """A DataError naming the file's 1-based row of the first infinite value in a number column of a parquet
+    ``table`` (an imputer would name its pandas index label); a CSV's ``inf`` is text, refused under --numeric."""
+    for col in table.numeric:
+        infinite = np.flatnonzero(np.isinf(table.frame[col].to_numpy(dtype=float, na_value=np.nan)))
+        if len(infinite):
+            more = f"; {len(infinite)} such cells" if len(infinite) > 1 else ""
+            raise DataError(f"column {col!r} holds an infinite value", f"{table.path}, row {infinite[0] + 1}{more}",
+                            "use a finite number, or a null for a gap")
 
 
 def option_columns(text: str | None, columns: Any) -> tuple[str, ...]:
@@ -112,6 +129,20 @@ def _matches(values: np.ndarray, pattern: str) -> np.ndarray:
     return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _too_small(observed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which number cells of ``observed`` (read as ``values``) are nearer to 0 than float64 holds: a non-zero number
+    read as 0, or a subnormal whose shortest float64 text is another number (``1.234567e-320`` is ``1.23457e-320``)."""
+    from decimal import Decimal
+
+    small = np.flatnonzero(np.abs(values) < np.finfo(float).tiny)  # NaN (not a number) is not
+    out = np.zeros(len(values), dtype=bool)
+    zero = small[values[small] == 0]
+    out[zero] = _matches(observed[zero], _NONZERO)
+    for i in small[values[small] != 0]:
+        out[i] = Decimal(observed[i].strip()) != Decimal(repr(float(values[i])))
+    return out
+
+
 def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None:
     """Turn the columns that are numbers into float64, by the module docstring's rules; note near misses."""
     numeric = []
@@ -124,6 +155,7 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
         parses = _matches(observed, _NUMBER)
         values[parses] = observed[parses].astype(float)
         bad = np.flatnonzero(~(parses & np.isfinite(values)))
+        small = _too_small(observed, values)
         if col in as_numeric:
             if len(bad):
                 i = bad[0]
@@ -131,6 +163,12 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
                                 f"{table.path}, line {where[i]}",
                                 f"fix or blank the cell, pass --na-values if it marks a gap, or drop {col} from "
                                 "--numeric")
+            if small.any():
+                i = np.flatnonzero(small)[0]
+                raise DataError(f"column {col!r} is declared numeric but holds {observed[i]!r}, nearer to 0 than "
+                                f"float64 holds (it would be {float(values[i])!r})", f"{table.path}, line {where[i]}",
+                                f"write a number float64 holds (e.g. 0), or drop {col} from --numeric (it is then "
+                                "kept as text)")
         elif len(observed) == 0 or len(bad):
             if len(observed) and len(bad) <= 0.1 * len(observed):
                 i = bad[0]
@@ -140,9 +178,14 @@ def _type_columns(table: Table, as_text: set[str], as_numeric: set[str]) -> None
             continue
         else:
             zero, long = _matches(observed, _LEADING_ZERO), _matches(observed, _LONG_INTEGER)
-            odd = np.flatnonzero(zero | long | _matches(observed, _LONG_NUMBER))
+            odd = np.flatnonzero(zero | long | _matches(observed, _LONG_NUMBER) | small)
             if len(odd):
                 i = odd[0]
+                if small[i]:  # --numeric refuses it: say how to make it a number
+                    table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r}, nearer "
+                                       f"to 0 than float64 holds (a number would be {float(values[i])!r}); write it "
+                                       "as a number float64 holds (e.g. 0) to read the column as numbers")
+                    continue
                 why = "a leading zero" if zero[i] else f"an integer of more than {MAX_EXACT_DIGITS} digits" \
                     if long[i] else f"a number of more than {MAX_EXACT_DIGITS} significant digits"
                 table.notes.append(f"column {col!r} is read as text: line {where[i]} holds {observed[i]!r} "
@@ -268,11 +311,15 @@ def _integer_column(table: Table, col: str, rows: np.ndarray, filled: pd.Series)
             return np.array(whole, dtype=np.int64)
     beyond = [i for i, n in enumerate(numbers) if n is not None and abs(n) > 2 ** 53]
     if beyond:
-        i = beyond[0]
-        raise DataError(f"column {col!r} holds {texts[i]!r}, which neither a parquet int64 column (with this "
-                        "column's fills) nor a float64 one holds exactly", f"{table.path}, line {table.lines[rows[i]]}",
-                        f"write a .csv output, or drop {col} from --numeric (it is then kept as text)")
+        raise _inexact_integer(table, col, rows[beyond[0]], "(with this column's fills) ")
     return values
+
+
+def _inexact_integer(table: Table, col: str, row: int, fills: str = "") -> DataError:
+    """The error for row ``row`` (0-based) of CSV column ``col``: an integer a parquet output cannot hold exactly."""
+    return DataError(f"column {col!r} holds {table.cells[col].iloc[row]!r}, which neither a parquet int64 column "
+                     f"{fills}nor a float64 one holds exactly", f"{table.path}, line {table.lines[row]}",
+                     f"write a .csv output, or drop {col} from --numeric (it is then kept as text)")
 
 
 def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
@@ -290,13 +337,33 @@ def _exact_integers(values: pd.Series, column: str, path: Path) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
-def check_output_fits(table: Table, path: str | Path) -> None:
-    """A DataError, before any filling, when a CSV output cannot hold a column of a parquet ``table`` as read: a
-    binary column would be written as Python's ``b'...'`` text, an empty string as an empty cell (a gap)."""
-    if table.schema is None or table_kind(Path(path), role="output") != "csv":
+def check_output_fits(table: Table, path: str | Path, numeric: tuple[str, ...] = ()) -> None:
+    """A DataError, before any filling, when the output ``path`` cannot hold a column of ``table`` as typed
+    (``numeric``: the columns declared numeric). A parquet output of a CSV: an integer beyond int64 (a float64 would
+    change it). Either output of a parquet file: a decimal or bool column declared numeric (its fills are floats). A
+    CSV output of a parquet file: a binary column would be written as Python's ``b'...'`` text, an empty string as an
+    empty cell (a gap)."""
+    output = table_kind(Path(path), role="output")
+    if table.cells is not None and output == "parquet":
+        for col in sorted(_integer_columns(table), key=list(table.frame.columns).index):
+            values = table.frame[col].to_numpy()
+            for row in np.flatnonzero(np.abs(values) >= 2.0 ** 63):  # only these can be beyond int64
+                if not -2 ** 63 <= int(table.cells[col].iloc[row]) < 2 ** 63:
+                    raise _inexact_integer(table, col, row)
+    if table.schema is None:
         return
     import pyarrow as pa
 
+    for col in numeric:
+        kind_of = table.schema.field(col).type
+        if pa.types.is_decimal(kind_of) or pa.types.is_boolean(kind_of):
+            holds = f"exact decimals of {kind_of.scale} places" if pa.types.is_decimal(kind_of) else "True or False"
+            raise DataError(f"column {col!r} is declared numeric, but as a parquet {kind_of} column it holds {holds}, "
+                            "not the float a numeric fill is", str(table.path),
+                            f"leave {col} out of --numeric (it is then filled with one of its own values), or store it "
+                            "as float64 first (e.g. with pyarrow.compute.cast)")
+    if output != "csv":
+        return
     for column in table.schema:
         kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
