@@ -18,12 +18,15 @@ from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data", "check_model", "check_seeds",
-           "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
+__all__ = ["SEED_LIMIT", "TRAIN_TODO", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data",
+           "check_model", "check_seeds", "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
            "seed_arg", "thread_count"]
 
 SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 _SEED_TODO = f"give a whole number from 0 to {SEED_LIMIT - 1}"
+# what to add when a split leaves nothing to train on (check_split_cases' train_todo)
+TRAIN_TODO = ("add interactions to --data (training needs a user with 2 or more before the validation and test ones: "
+              "4 or more under leave-one-out)")
 
 
 def _int(text: str) -> int:
@@ -195,15 +198,20 @@ def check_item_text(dataset: Any, where: str, use: str, todo: str = "") -> Any:
     return dataset
 
 
-def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)"
-                      ) -> Any:
+def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)",
+                      train_todo: str | None = None) -> Any:
     """``split`` when its validation and test stages each have an evaluation case (a user with a history and a later
-    target); else a UserInputError (a small data set of your own, e.g. users with fewer than 3 interactions under
-    leave-one-out)."""
+    target) and, when ``train_todo`` is given (a command that trains on the split), its training part has a user
+    with 2 or more items (the item-to-next-item step SASRec, LEARN and the LLM-TRSR ranker train on: their ``fit``
+    raises ValueError without one); else a UserInputError with ``todo`` or ``train_todo`` (a small data set of your
+    own, e.g. users with fewer than 3 interactions under leave-one-out, or fewer than 4 for training)."""
     for stage in ("valid", "test"):
         if len(split.eval_cases(stage)) == 0:
             raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no {stage} case (a user "
                                  "with a history and a later target)", where, todo)
+    if train_todo is not None and not any(len(items) >= 2 for items in split.sequences("train").values()):
+        raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no user with 2 or more "
+                             "training interactions, which training learns from", where, train_todo)
     return split
 
 

@@ -106,6 +106,14 @@ shop_without_items = _folder("shop", {"interactions.csv": EVENTS})
 ITEMS = "item_id,title\n" + "".join(f"i{i},film {i}\n" for i in range(5))
 shop_few_items = _folder("shop", {"interactions.csv": EVENTS, "items.csv": ITEMS})  # 5 items: < 20 negatives
 shop_too_small = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2\nv,a,3\n"})
+# 3 interactions per user: leave-one-out has valid and test cases but no user with 2 training items to learn from
+SHORT_USERS = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + k) % 25},{1700000000 + 100 * k}\n"
+                                                       for u in range(8) for k in range(3))
+shop_short_users = _folder("shop", {"interactions.csv": SHORT_USERS, "items.csv": "item_id,title\n" + "".join(
+    f"i{i},film {i}\n" for i in range(25))})
+shop_two_users = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu1,007,1700000000\n"
+                                  "u1,i2,1700000100\nu1,i3,1700000200\nu2,007,1700000000\nu2,i2,1700000300\n"
+                                  "u2,i3,1700000400\n"})
 shop_bad_time = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2024-01-01\n"})
 RUN_CONFIG = json.dumps({"data": "ml-100k", "model": None, "config": {}})
 
@@ -134,6 +142,12 @@ CASES = [
     (["learn", "train", "--data", "./shop", "--out", "art"], shop_without_items, 2, "no item text", False, ()),
     (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id"], shop_too_small, 2,
      "leaves no valid case", False, ()),
+    (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id"], shop_short_users, 2,
+     "the loo split of 'shop' leaves no user with 2 or more training interactions", False, ()),
+    (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id", "--split", "cold_start"],
+     shop_two_users, 2, "add interactions to --data", False, ()),
+    (["trsr", "train", "--data", "./shop", "--out", "run"], shop_short_users, 2,
+     "leaves no user with 2 or more training interactions", False, ()),
     (["trsr", "train", "--data", "./shop", "--out", "run"], shop_without_items, 2, "no item text", False, ()),
     (["trsr", "train", "--data", "./shop", "--out", "run"], shop_few_items, 2, "fewer than the 20 negatives", False,
      ()),
