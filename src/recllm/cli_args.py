@@ -18,7 +18,7 @@ from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["SEED_LIMIT", "TRAIN_TODO", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data",
+__all__ = ["SEED_LIMIT", "TRAIN_TODO", "add_engine_args", "check_choices", "check_dataset", "check_input_dir", "fetch_data",
            "check_model", "check_seeds", "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
            "seed_arg", "thread_count"]
 
@@ -213,6 +213,16 @@ def check_split_cases(split: Any, where: str, todo: str = "add interactions (lea
         raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no user with 2 or more "
                              "training interactions, which training learns from", where, train_todo)
     return split
+
+
+def check_choices(given: Iterable[str] | None, known: Iterable[str], what: str, option: str) -> None:
+    """A UserInputError naming ``option`` when ``given`` (an option's values; None: not given) holds a name not in
+    ``known`` (``what``: the kind of name, plural, e.g. "imputer(s)"); checked before a config is built, so the
+    message names the option where the config's own ValueError could not."""
+    known = list(known)
+    unknown = sorted(set(given or ()) - set(known))
+    if unknown:
+        raise UserInputError(f"unknown {what} {unknown}", option, f"choose from {', '.join(map(repr, known))}")
 
 
 def check_model(name: str | None, option: str = "--model") -> str | None:

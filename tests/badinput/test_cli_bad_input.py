@@ -291,6 +291,13 @@ CASES = [
     (["bench", "learn", "--models", "Magic"], None, 2, "unknown model", False, ()),
     (["bench", "trsr", "--datasets", "nope"], None, 2, "unknown benchmark data set", False, ()),
     (["bench", "impute", "--out", "mine/notes.txt"], user_folder, 2, ".md", False, ()),
+    (["bench", "impute", "--plan", "--datasets", "nope"], None, 2, "unknown benchmark data set(s) ['nope'] (--datasets)",
+     False, ()),
+    (["bench", "impute", "--plan", "--imputers", "nope"], None, 2, "unknown imputer(s) ['nope'] (--imputers)", False,
+     ()),
+    (["bench", "impute", "--plan", "--attempts", "-3"], None, 2, "unknown attempt(s) ['-3'] (--attempts)", False, ()),
+    (["bench", "impute", "--plan", "--attempt-datasets", "nope"], None, 2, "(--attempt-datasets); choose from",
+     False, ()),
 ]
 
 
