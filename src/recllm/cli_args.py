@@ -265,12 +265,19 @@ def _check_model_folder(folder: Path, name: str, option: str, todo: str) -> None
                              "model id")
 
 
-def check_cache_setting() -> None:
-    """A one-line error when ``$RECLLM_CACHE`` names something other than a folder (checked before any command)."""
-    value = os.environ.get("RECLLM_CACHE")
-    if value and Path(value).exists() and not Path(value).is_dir():  # taken as written, as cache_dir takes it
-        raise UserInputError(f"RECLLM_CACHE={value} is a file; recllm keeps its cache in a folder", "RECLLM_CACHE",
-                             "set it to a folder (it is created if missing), or unset it for ~/.cache/recllm")
+def check_folder_settings() -> None:
+    """A one-line error when ``$RECLLM_CACHE`` or ``$RECLLM_DATA`` names something other than a folder (checked
+    before any command, so no download or cache write goes to ``<a file>/...``)."""
+    # each taken as its reader takes it: recllm.utils.cache_root as written, recllm.data.loaders.data_home with ~
+    for name, expand, keeps, todo in (
+            ("RECLLM_CACHE", False, "its cache", "set it to a folder (it is created if missing), or unset it for "
+             "~/.cache/recllm"),
+            ("RECLLM_DATA", True, "the data sets (one sub-folder each)", "set it to the folder holding the data sets' "
+             "folders (it is created if missing), or unset it for ~/.cache/recllm/data")):
+        value = os.environ.get(name)
+        path = Path(value).expanduser() if value and expand else Path(value or "")
+        if value and path.exists() and not path.is_dir():
+            raise UserInputError(f"{name}={value} is a file; recllm keeps {keeps} in a folder", name, todo)
 
 
 def check_input_dir(path: str, option: str, what: str, needs: str | None = None, todo: str | None = None) -> Path:

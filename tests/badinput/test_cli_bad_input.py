@@ -98,6 +98,11 @@ def _cache_is_a_file(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECLLM_CACHE", str(work / "cache.csv"))
 
 
+def _data_is_a_file(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (work / "somefile.csv").write_text("a,b\n1,2\n")
+    monkeypatch.setenv("RECLLM_DATA", str(work / "somefile.csv"))
+
+
 table = _write("t.csv", TABLE)
 user_folder = _folder("mine", {"thesis.tex": "years of work", "figs/plot.png": "png bytes"})
 GOOD_LINES = ["1\t1\t5\t881250949", "1\t2\t3\t881250950", "2\t1\t4\t891717742", "2\t3\t2\t891717743"]
@@ -283,6 +288,8 @@ CASES = [
     (["cache", "clean", "parsed", "--older-than", "nan", "--force"], None, 2, "not a finite number", False, ()),
     (["cache", "clean", "parsed", "--older-than", "-1"], None, 2, "is negative", False, ()),
     (["cache", "list"], _cache_is_a_file, 2, "cache.csv is a file", False, ()),
+    (["data", "list"], _data_is_a_file, 2, "somefile.csv is a file; recllm keeps the data sets", False, ()),
+    (["data", "info", "ml-100k"], _data_is_a_file, 2, "(RECLLM_DATA); set it to the folder", False, ()),
     (["serve", "--learn", "art", "--port", "70000"], None, 2, "not a port", False, ()),
     # ------------------------------------------------------------------------------------------------ bench
     (["bench", "learn", "--out", "notes.md"], _write("notes.md", "# my notes\n"), 2, "--overwrite", False, ()),
