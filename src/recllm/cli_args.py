@@ -18,9 +18,9 @@ from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["SEED_LIMIT", "TRAIN_TODO", "add_engine_args", "check_choices", "check_dataset", "check_input_dir", "fetch_data",
-           "check_model", "check_seeds", "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
-           "seed_arg", "thread_count"]
+__all__ = ["SEED_LIMIT", "TRAIN_TODO", "add_engine_args", "check_choices", "check_dataset", "check_input_dir",
+           "fetch_data", "check_model", "check_seeds", "config_errors", "engine_options", "fraction",
+           "non_negative_int", "positive_float", "positive_int", "seed_arg", "thread_count"]
 
 SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 _SEED_TODO = f"give a whole number from 0 to {SEED_LIMIT - 1}"
