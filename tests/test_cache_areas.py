@@ -32,6 +32,7 @@ def cache(tmp_path, monkeypatch) -> Path:
     """A cache folder with one old entry of every area, a recent GReaT run, and files recllm does not name."""
     root = tmp_path / "cache"
     monkeypatch.setenv("RECLLM_CACHE", str(root))
+    _put(root, "models/SmolLM2-135M-Instruct-019822eb0b/recllm_source.json", 2)  # the conversion's own record
     _put(root, "models/SmolLM2-135M-Instruct-019822eb0b", 1000, folder=True)
     _put(root, "cache.sqlite", 200)
     _put(root, "parsed/ml-100k/3a12731a4d23dfcafec6", 50, folder=True)
@@ -71,6 +72,37 @@ def test_clean_removes_only_old_entries_recllm_names(cache: Path) -> None:
     assert (cache / "data/ml-100k/u.data").is_file() and (cache / "cache.sqlite").is_file()
     removed, _ = clean(cache, ["downloads"])
     assert [e.path.name for e in removed] == ["download.k3x_9q2a"] and (cache / "downloads/download.pdf").is_file()
+
+
+def test_a_user_file_shaped_like_recllm_names_is_not_an_entry(cache: Path) -> None:
+    """Each area matches what recllm writes exactly: the writers' own paths (and, for a model folder, the file its
+    writer puts inside) are entries; names that only look like them are a user's and stay."""
+    from recllm.bench.learn.plan import _speed_cache
+    from recllm.demo import _probe_path
+    from recllm.llm.precision import _probe_key
+    from recllm.utils import write_json_atomic
+
+    ours = [_speed_cache(), _probe_path(), cache / "hardware" / f"bf16-probe-{_probe_key()[0]}.json",
+            cache / "trsr/plan/rates-0123456789abcdef.json"]  # bench.trsr.plan: rates-{sha256[:16]}.json
+    for path in ours:
+        write_json_atomic(path, {"seconds": 1.0})
+    for name, marker in (("tokenizer-5f4ca4864d", "tokenizer_config.json"),
+                         ("all-MiniLM-L6-v2-5f4ca4864d", "modules.json"),
+                         ("great-SmolLM2-135M-Instruct-ba837f5bbc", "config.json")):
+        _put(cache, f"models/{name}/{marker}", 3)
+    mine = ["bench/probe-mine.json", "bench/learn-speed.json.bak", "hardware/bf16-probe-mine.json",
+            "demo/probe-0123456789abcdef0.json", "demo/content-notes.txt", "trsr/plan/rates-mine.json",
+            "models/mything-0123456789", "models/tokenizer-0123456789/vocab.txt",
+            "models/SmolLM2-135M-Instruct-0123456789/config.json",  # a copy without the conversion's record
+            "trsr/candidates/my-list-seed1.json", "trsr/runs/ml-100k/backup-0123456789ab/a.txt"]
+    for rel in mine:
+        _put(cache, rel, 4)
+    removed, _ = clean(cache, ["models", "probes", "demo", "trsr-candidates", "trsr-runs"], force=True)
+    assert {e.path for e in removed} >= set(ours)
+    assert {e.path.name for e in removed if e.path.parent.name == "models"} == {
+        "SmolLM2-135M-Instruct-019822eb0b", "tokenizer-5f4ca4864d", "all-MiniLM-L6-v2-5f4ca4864d",
+        "great-SmolLM2-135M-Instruct-ba837f5bbc"}
+    assert [rel for rel in mine if not (cache / rel).is_file()] == []
 
 
 def test_force_older_than_and_dry_run(cache: Path) -> None:

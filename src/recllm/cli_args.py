@@ -18,12 +18,15 @@ from typing import Any
 
 from recllm.errors import UserInputError
 
-__all__ = ["SEED_LIMIT", "add_engine_args", "check_dataset", "check_input_dir", "fetch_data", "check_model", "check_seeds",
-           "config_errors", "engine_options", "fraction", "non_negative_int", "positive_float", "positive_int",
-           "seed_arg", "thread_count"]
+__all__ = ["SEED_LIMIT", "TRAIN_TODO", "add_engine_args", "check_choices", "check_dataset", "check_input_dir",
+           "fetch_data", "check_model", "check_seeds", "config_errors", "engine_options", "fraction",
+           "non_negative_int", "positive_float", "positive_int", "seed_arg", "thread_count"]
 
 SEED_LIMIT = 2**32  # seeds go to NumPy's RandomState / default_rng and scikit-learn: 0 .. 2**32 - 1
 _SEED_TODO = f"give a whole number from 0 to {SEED_LIMIT - 1}"
+# what to add when a split leaves nothing to train on (check_split_cases' train_todo)
+TRAIN_TODO = ("add interactions to --data (training needs a user with 2 or more before the validation and test ones: "
+              "4 or more under leave-one-out)")
 
 
 def _int(text: str) -> int:
@@ -195,16 +198,31 @@ def check_item_text(dataset: Any, where: str, use: str, todo: str = "") -> Any:
     return dataset
 
 
-def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)"
-                      ) -> Any:
+def check_split_cases(split: Any, where: str, todo: str = "add interactions (leave-one-out needs users with 3 or more)",
+                      train_todo: str | None = None) -> Any:
     """``split`` when its validation and test stages each have an evaluation case (a user with a history and a later
-    target); else a UserInputError (a small data set of your own, e.g. users with fewer than 3 interactions under
-    leave-one-out)."""
+    target) and, when ``train_todo`` is given (a command that trains on the split), its training part has a user
+    with 2 or more items (the item-to-next-item step SASRec, LEARN and the LLM-TRSR ranker train on: their ``fit``
+    raises ValueError without one); else a UserInputError with ``todo`` or ``train_todo`` (a small data set of your
+    own, e.g. users with fewer than 3 interactions under leave-one-out, or fewer than 4 for training)."""
     for stage in ("valid", "test"):
         if len(split.eval_cases(stage)) == 0:
             raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no {stage} case (a user "
                                  "with a history and a later target)", where, todo)
+    if train_todo is not None and not any(len(items) >= 2 for items in split.sequences("train").values()):
+        raise UserInputError(f"the {split.name} split of {split.dataset.name!r} leaves no user with 2 or more "
+                             "training interactions, which training learns from", where, train_todo)
     return split
+
+
+def check_choices(given: Iterable[str] | None, known: Iterable[str], what: str, option: str) -> None:
+    """A UserInputError naming ``option`` when ``given`` (an option's values; None: not given) holds a name not in
+    ``known`` (``what``: the kind of name, plural, e.g. "imputer(s)"); checked before a config is built, so the
+    message names the option where the config's own ValueError could not."""
+    known = list(known)
+    unknown = sorted(set(given or ()) - set(known))
+    if unknown:
+        raise UserInputError(f"unknown {what} {unknown}", option, f"choose from {', '.join(map(repr, known))}")
 
 
 def check_model(name: str | None, option: str = "--model") -> str | None:
@@ -247,12 +265,19 @@ def _check_model_folder(folder: Path, name: str, option: str, todo: str) -> None
                              "model id")
 
 
-def check_cache_setting() -> None:
-    """A one-line error when ``$RECLLM_CACHE`` names something other than a folder (checked before any command)."""
-    value = os.environ.get("RECLLM_CACHE")
-    if value and Path(value).exists() and not Path(value).is_dir():  # taken as written, as cache_dir takes it
-        raise UserInputError(f"RECLLM_CACHE={value} is a file; recllm keeps its cache in a folder", "RECLLM_CACHE",
-                             "set it to a folder (it is created if missing), or unset it for ~/.cache/recllm")
+def check_folder_settings() -> None:
+    """A one-line error when ``$RECLLM_CACHE`` or ``$RECLLM_DATA`` names something other than a folder (checked
+    before any command, so no download or cache write goes to ``<a file>/...``)."""
+    # each taken as its reader takes it: recllm.utils.cache_root as written, recllm.data.loaders.data_home with ~
+    for name, expand, keeps, todo in (
+            ("RECLLM_CACHE", False, "its cache", "set it to a folder (it is created if missing), or unset it for "
+             "~/.cache/recllm"),
+            ("RECLLM_DATA", True, "the data sets (one sub-folder each)", "set it to the folder holding the data sets' "
+             "folders (it is created if missing), or unset it for ~/.cache/recllm/data")):
+        value = os.environ.get(name)
+        path = Path(value).expanduser() if value and expand else Path(value or "")
+        if value and path.exists() and not path.is_dir():
+            raise UserInputError(f"{name}={value} is a file; recllm keeps {keeps} in a folder", name, todo)
 
 
 def check_input_dir(path: str, option: str, what: str, needs: str | None = None, todo: str | None = None) -> Path:

@@ -265,9 +265,11 @@ def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], o
     explicit ``--overwrite``). ``option`` is the option that names the file (``--out``, ``--report``), for the
     messages. Creates nothing.
     """
+    allowed = tuple(s.lower() for s in suffixes)
+    if not str(path).strip():  # '' would be the working folder, not a file
+        raise UserInputError("no file name given", option, f"give a file name ending in {' or '.join(allowed)}")
     target = Path(path).expanduser()
     where = str(path)
-    allowed = tuple(s.lower() for s in suffixes)
     if target.suffix.lower() not in allowed:
         shown = repr(target.suffix) if target.suffix else "no suffix"
         raise UserInputError(f"unsupported output file type ({shown})", where,

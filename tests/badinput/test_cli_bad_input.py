@@ -98,6 +98,11 @@ def _cache_is_a_file(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECLLM_CACHE", str(work / "cache.csv"))
 
 
+def _data_is_a_file(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (work / "somefile.csv").write_text("a,b\n1,2\n")
+    monkeypatch.setenv("RECLLM_DATA", str(work / "somefile.csv"))
+
+
 table = _write("t.csv", TABLE)
 user_folder = _folder("mine", {"thesis.tex": "years of work", "figs/plot.png": "png bytes"})
 GOOD_LINES = ["1\t1\t5\t881250949", "1\t2\t3\t881250950", "2\t1\t4\t891717742", "2\t3\t2\t891717743"]
@@ -106,6 +111,14 @@ shop_without_items = _folder("shop", {"interactions.csv": EVENTS})
 ITEMS = "item_id,title\n" + "".join(f"i{i},film {i}\n" for i in range(5))
 shop_few_items = _folder("shop", {"interactions.csv": EVENTS, "items.csv": ITEMS})  # 5 items: < 20 negatives
 shop_too_small = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2\nv,a,3\n"})
+# 3 interactions per user: leave-one-out has valid and test cases but no user with 2 training items to learn from
+SHORT_USERS = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + k) % 25},{1700000000 + 100 * k}\n"
+                                                       for u in range(8) for k in range(3))
+shop_short_users = _folder("shop", {"interactions.csv": SHORT_USERS, "items.csv": "item_id,title\n" + "".join(
+    f"i{i},film {i}\n" for i in range(25))})
+shop_two_users = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu1,007,1700000000\n"
+                                  "u1,i2,1700000100\nu1,i3,1700000200\nu2,007,1700000000\nu2,i2,1700000300\n"
+                                  "u2,i3,1700000400\n"})
 shop_bad_time = _folder("shop", {"interactions.csv": "user_id,item_id,timestamp\nu,a,1\nu,b,2024-01-01\n"})
 RUN_CONFIG = json.dumps({"data": "ml-100k", "model": None, "config": {}})
 
@@ -134,6 +147,12 @@ CASES = [
     (["learn", "train", "--data", "./shop", "--out", "art"], shop_without_items, 2, "no item text", False, ()),
     (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id"], shop_too_small, 2,
      "leaves no valid case", False, ()),
+    (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id"], shop_short_users, 2,
+     "the loo split of 'shop' leaves no user with 2 or more training interactions", False, ()),
+    (["learn", "train", "--data", "./shop", "--out", "art", "--item-input", "id", "--split", "cold_start"],
+     shop_two_users, 2, "add interactions to --data", False, ()),
+    (["trsr", "train", "--data", "./shop", "--out", "run"], shop_short_users, 2,
+     "leaves no user with 2 or more training interactions", False, ()),
     (["trsr", "train", "--data", "./shop", "--out", "run"], shop_without_items, 2, "no item text", False, ()),
     (["trsr", "train", "--data", "./shop", "--out", "run"], shop_few_items, 2, "fewer than the 20 negatives", False,
      ()),
@@ -149,6 +168,10 @@ CASES = [
     (["impute", "t.csv", "--out", "dir.csv"], _all(table, _folder("dir.csv", {})), 2, "is a folder", False, ()),
     (["impute", "t.csv", "--out", "t.csv/o.csv"], table, 2, "is a file", False, ()),
     (["impute", "t.csv", "--out", "o.csv", "--report", "r.txt"], table, 2, ".json", False, ()),
+    (["impute", "t.csv", "--out", "o.csv", "--report", ""], table, 2, "no file name given (--report)", False, ()),
+    (["impute", "t.csv", "--out", ""], table, 2, "no file name given (--out)", False, ()),
+    (["impute", "e.csv", "--out", "o.csv", "--method", "deletion"], _write("e.csv", "a,b\n1,\n,\n4,\n"), 2,
+     "column 'b' has no observed value, so case-wise deletion would drop every row", False, ()),
     (["impute", "t.csv", "--out", "o.csv", "--method", "magic"], table, 2, "invalid choice", False, ()),
     (["impute", "t.csv", "--out", "o.csv", "--examples", "0"], table, 2, "examples", False, ()),
     (["impute", "t.csv", "--out", "o.csv", "--threads", "-2"], table, 2, "threads", False, ()),
@@ -269,6 +292,8 @@ CASES = [
     (["cache", "clean", "parsed", "--older-than", "nan", "--force"], None, 2, "not a finite number", False, ()),
     (["cache", "clean", "parsed", "--older-than", "-1"], None, 2, "is negative", False, ()),
     (["cache", "list"], _cache_is_a_file, 2, "cache.csv is a file", False, ()),
+    (["data", "list"], _data_is_a_file, 2, "somefile.csv is a file; recllm keeps the data sets", False, ()),
+    (["data", "info", "ml-100k"], _data_is_a_file, 2, "(RECLLM_DATA); set it to the folder", False, ()),
     (["serve", "--learn", "art", "--port", "70000"], None, 2, "not a port", False, ()),
     # ------------------------------------------------------------------------------------------------ bench
     (["bench", "learn", "--out", "notes.md"], _write("notes.md", "# my notes\n"), 2, "--overwrite", False, ()),
@@ -277,6 +302,13 @@ CASES = [
     (["bench", "learn", "--models", "Magic"], None, 2, "unknown model", False, ()),
     (["bench", "trsr", "--datasets", "nope"], None, 2, "unknown benchmark data set", False, ()),
     (["bench", "impute", "--out", "mine/notes.txt"], user_folder, 2, ".md", False, ()),
+    (["bench", "impute", "--plan", "--datasets", "nope"], None, 2,
+     "unknown benchmark data set(s) ['nope'] (--datasets)", False, ()),
+    (["bench", "impute", "--plan", "--imputers", "nope"], None, 2, "unknown imputer(s) ['nope'] (--imputers)", False,
+     ()),
+    (["bench", "impute", "--plan", "--attempts", "-3"], None, 2, "unknown attempt(s) ['-3'] (--attempts)", False, ()),
+    (["bench", "impute", "--plan", "--attempt-datasets", "nope"], None, 2, "(--attempt-datasets); choose from",
+     False, ()),
 ]
 
 

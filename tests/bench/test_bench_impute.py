@@ -114,6 +114,8 @@ def test_config_validation_and_presets():
         BenchConfig(imputers=("magic",))
     with pytest.raises(ValueError, match="unknown benchmark data set"):
         BenchConfig(datasets=("nope",))
+    with pytest.raises(ValueError, match="unknown benchmark data set"):
+        BenchConfig(attempts=("default",), attempt_datasets=("nope",))
     assert setting_name(("mnar", 0.2)) == "MNAR 20%"
 
 

@@ -201,17 +201,17 @@ def coerce_numeric(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     return out
 
 
-def describe_columns(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, ColumnInfo]:
-    """Statistics of the observed cells of every column; a column with no observed cell is an error."""
+def describe_columns(frame: pd.DataFrame, kinds: dict[str, str],
+                     fills_cells: bool = True) -> dict[str, ColumnInfo]:
+    """Statistics of the observed cells of every column; a column with no observed cell is an error (worded for an
+    imputer that fills cells, or, with ``fills_cells`` False, for case-wise deletion, which drops rows)."""
     infos: dict[str, ColumnInfo] = {}
     for col in frame.columns:
         kind = kinds[col]
         observed = frame[col].dropna()
         if observed.empty:
-            raise DataError(
-                f"column {col!r} has no observed value, so nothing can be learned to fill it; drop the column "
-                "or supply some values"
-            )
+            why = "nothing can be learned to fill it" if fills_cells else "case-wise deletion would drop every row"
+            raise DataError(f"column {col!r} has no observed value, so {why}; drop the column or supply some values")
         if kind == NUMERIC:
             vals = observed.to_numpy(dtype=float)
             infos[col] = ColumnInfo(
@@ -310,7 +310,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
         self.kinds_ = infer_kinds(given, self.categorical, self.numeric, self.text, self.max_categories)
         self.formats_ = {col: CellFormat.of(given[col], kind == NUMERIC) for col, kind in self.kinds_.items()}
         frame = coerce_numeric(given, self.kinds_)
-        self.columns_ = describe_columns(frame, self.kinds_)
+        self.columns_ = describe_columns(frame, self.kinds_, self.fills_cells)
         self.code_columns_ = detect_code_columns(frame, given, self.kinds_, getattr(self, "code_columns", "auto"))
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):

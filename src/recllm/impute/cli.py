@@ -71,7 +71,7 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path, Path | None, Any]
         raise DataError("no such file", str(table), "check the input table's path")
     out = check_output_file(args.out, OUTPUT_SUFFIXES, overwrite=args.overwrite)
     report = check_output_file(args.report, (".json",), overwrite=args.overwrite, option="--report") \
-        if args.report else None
+        if args.report is not None else None  # --report '' is refused there, not taken as "no report"
     if out.resolve() == table.resolve():
         raise UserInputError("--out is the input table", str(out), "write the filled table to a new file")
     if report is not None and report.resolve() in (out.resolve(), table.resolve()):

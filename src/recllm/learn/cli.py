@@ -57,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
 
-    from recllm.cli_args import check_item_text, check_split_cases
+    from recllm.cli_args import TRAIN_TODO, check_item_text, check_split_cases
     from recllm.data import make_split
     from recllm.data.folder import load_named_or_folder
     from recllm.eval.ranking import evaluate_full_ranking
@@ -67,7 +67,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.item_input != "id":
         check_item_text(dataset, args.data, "LEARN embeds", ", or pass --item-input id")
     split = check_split_cases(make_split(dataset, args.split, seed=args.seed), args.data,
-                              "add interactions (leave-one-out needs users with 3 or more), or try another --split")
+                              "add interactions (leave-one-out needs users with 3 or more), or try another --split",
+                              TRAIN_TODO + ", or try another --split")
     model.check_checkpoint(split, "--checkpoint-dir")  # one written for other data: refused before the encoder runs
     start = time.perf_counter()
     if options is not None and args.item_input != "id":  # item embeddings on a Ray actor pool (same cache)

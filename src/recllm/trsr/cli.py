@@ -62,13 +62,15 @@ def _config(args: argparse.Namespace, **extra):
         lora=LoRAConfig(), seed=args.seed, **extra)
 
 
-def _split(name: str, quiet: bool):
-    from recllm.cli_args import check_item_text, check_split_cases
+def _split(name: str, quiet: bool, train: bool = False):
+    """The leave-one-out split of ``name``, checked for its evaluation cases (and, with ``train``, for a user to
+    train the ranker on)."""
+    from recllm.cli_args import TRAIN_TODO, check_item_text, check_split_cases
     from recllm.data import leave_one_out
     from recllm.data.folder import load_named_or_folder
 
     dataset = check_item_text(load_named_or_folder(name, show_progress=not quiet), name, "LLM-TRSR prompts with")
-    return check_split_cases(leave_one_out(dataset), name)
+    return check_split_cases(leave_one_out(dataset), name, train_todo=TRAIN_TODO if train else None)
 
 
 def _summarize(args: argparse.Namespace) -> int:
@@ -133,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
     from recllm.utils import write_json_atomic
 
     out = Path(args.out).expanduser()
-    split = _split(args.data, args.quiet)
+    split = _split(args.data, args.quiet, train=True)
     valid = subset_rows(fixed_candidates(split, "valid")[0], args.valid_rows, 0)
     start = time.perf_counter()
     summarizer = load_causal_lm(args.model, dtype="auto")

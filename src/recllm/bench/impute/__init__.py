@@ -14,11 +14,17 @@ NAME = "impute"
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from recllm.bench.impute.run import ATTEMPTS, BenchConfig, run_benchmark
-    from recllm.cli_args import check_model, config_errors, fetch_data
+    from recllm.bench.impute.run import ATTEMPTS, IMPUTERS, TABLES, BenchConfig, run_benchmark
+    from recllm.cli_args import check_choices, check_model, config_errors, fetch_data
     from recllm.llm.precision import check_dtype
     from recllm.utils import set_threads
 
+    # names checked here, each naming its option (BenchConfig's own ValueError cannot say which option it came from)
+    for given, known, what, option in ((args.datasets, TABLES, "benchmark data set(s)", "--datasets"),
+                                       (args.attempt_datasets, TABLES, "benchmark data set(s)", "--attempt-datasets"),
+                                       (args.imputers, IMPUTERS, "imputer(s)", "--imputers"),
+                                       (args.attempts, ATTEMPTS, "attempt(s)", "--attempts")):
+        check_choices(given, known, what, option)
     if args.precision is not None:  # a wrong name: one line naming the option
         check_dtype(args.precision, "--precision")
     check_model(args.model)  # a --model folder that does not exist: one line, before any work

@@ -150,7 +150,7 @@ class BenchConfig:
     precision: str = "auto"  # the LLM imputer's: "auto" (the machine's) or pinned, e.g. float32 on every CPU
 
     def __post_init__(self) -> None:
-        unknown = [d for d in self.datasets if d not in TABLES]
+        unknown = [d for d in (*self.datasets, *(self.attempt_datasets or ())) if d not in TABLES]
         if unknown:
             raise ValueError(f"unknown benchmark data set(s) {unknown}; choose from {sorted(TABLES)}")
         bad = [i for i in self.imputers if i not in IMPUTERS]
