@@ -385,4 +385,4 @@ def check_plot_files(paths: Iterable[str | os.PathLike[str]], overwrite: bool = 
 def check_report_file(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """A benchmark report path (``.md``): a new file, recllm's own earlier report (rerunning updates it), or any
     file with ``overwrite``."""
-    return check_output_file(path, (".md",), overwrite=overwrite or is_generated_report(path))
+    return check_output_file(path, (".md",), overwrite=overwrite or is_generated_report(Path(path).expanduser()))
