@@ -1,9 +1,12 @@
 """recllm.outputs: where recllm may write; replacing only its own output folders; files need --overwrite."""
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recllm.errors import UserInputError
@@ -70,6 +73,85 @@ def test_publish_into_absent_and_empty_folders(tmp_path):
     publish_output_dir(_built(tmp_path, "b2"), tmp_path / "empty", "learn-artifact", 1)
     assert (tmp_path / "empty" / "weights.bin").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "empty"]
+
+
+@pytest.mark.parametrize("umask, file_mode, folder_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_a_published_output_folder_gets_the_modes_a_plain_write_gives(tmp_path, umask, file_mode, folder_mode):
+    """The build folder is mkdtemp's (0700) and safetensors writes 0600 files: the published folder and its files
+    follow the umask instead, and a replaced folder of ours keeps its permission bits."""
+    import tempfile
+
+    from safetensors.numpy import save_file
+
+    old = os.umask(umask)
+    try:
+        build = Path(tempfile.mkdtemp(dir=tmp_path))
+        save_file({"a": np.zeros(2, np.float32)}, str(build / "model.safetensors"))
+        out = publish_output_dir(build, tmp_path / "out", "learn-artifact", 1)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [out, *out.iterdir()]}
+        os.chmod(out, 0o750)
+        publish_output_dir(_built(tmp_path), out, "learn-artifact", 1)
+    finally:
+        os.umask(old)
+    assert modes == {"out": folder_mode, "model.safetensors": file_mode, MARKER: file_mode}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750 and (out / "weights.bin").is_file()
+
+
+def test_an_empty_folder_the_user_made_is_kept_with_its_modes_group_and_inode(tmp_path):
+    """`mkdir -m 2775 out; recllm learn train --out out` used to swap in a new private folder (setgid and group
+    access lost); now the output's files are linked into the user's folder, which stays as it was."""
+    import tempfile
+
+    from safetensors.numpy import save_file
+
+    target = tmp_path / "shared"
+    target.mkdir()
+    os.chmod(target, 0o2775)
+    before = target.stat()
+    old = os.umask(0o022)
+    try:
+        build = Path(tempfile.mkdtemp(dir=tmp_path))
+        save_file({"a": np.zeros(2, np.float32)}, str(build / "model.safetensors"))
+        (build / "sub").mkdir()
+        (build / "sub" / "ids.json").write_text("[]")
+        assert publish_output_dir(build, target, "learn-artifact", 1) == target
+    finally:
+        os.umask(old)
+    after = target.stat()
+    assert (after.st_ino, stat.S_IMODE(after.st_mode), after.st_gid) == (before.st_ino, 0o2775, before.st_gid)
+    assert stat.S_IMODE((target / "model.safetensors").stat().st_mode) == 0o644
+    assert read_marker(target)["files"] == ["model.safetensors", "sub/ids.json"]
+    assert (target / "sub" / "ids.json").read_text() == "[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]  # the build folder is gone
+
+
+def test_an_empty_folder_that_fills_meanwhile_is_left_as_it_is(tmp_path, monkeypatch):
+    """A file that appears in the empty folder during the work is never replaced; whatever recllm linked in is
+    taken out again. Without hard links the folder is replaced by a rename, which fails if it filled."""
+    import recllm.outputs as outputs
+
+    target = tmp_path / "out"
+    target.mkdir()
+    real_link = os.link
+
+    def link_then_user_writes(src, dst, **kwargs):
+        real_link(src, dst, **kwargs)
+        if not (target / "weights.bin").exists():  # right after recllm's marker went in
+            (target / "weights.bin").write_text("the user's")
+
+    monkeypatch.setattr(outputs.os, "link", link_then_user_writes)
+    with pytest.raises(UserInputError, match="filled while recllm was working"):
+        publish_output_dir(_built(tmp_path), target, "learn-artifact", 1)
+    assert sorted(p.name for p in target.iterdir()) == ["weights.bin"]
+    assert (target / "weights.bin").read_text() == "the user's"
+    (target / "weights.bin").unlink()
+
+    def no_links(src, dst, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(outputs.os, "link", no_links)
+    publish_output_dir(_built(tmp_path, "b2"), target, "learn-artifact", 1)
+    assert (target / "weights.bin").read_text() == "new"
 
 
 def test_publish_replaces_only_our_own_folder(tmp_path):

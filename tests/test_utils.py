@@ -3,7 +3,10 @@ hash of a package."""
 
 import os
 import stat
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recllm.utils import atomic_path, write_text_atomic
@@ -20,6 +23,53 @@ def test_atomic_write_replaces_and_follows_the_umask(tmp_path):
     assert target.read_text() == "two"
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+@pytest.mark.parametrize("umask, file_mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_published_files_and_folders_get_the_modes_a_plain_write_gives(tmp_path, umask, file_mode):
+    """mkstemp, mkdtemp and safetensors make private files and folders; published ones follow the umask, and one
+    that replaces an existing file or folder keeps that one's permission bits."""
+    from safetensors.numpy import save_file
+
+    from recllm.utils import publish_folder
+
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "new.txt", "x")
+        (tmp_path / "theirs.txt").write_text("old")
+        os.chmod(tmp_path / "theirs.txt", 0o640)
+        write_text_atomic(tmp_path / "theirs.txt", "new")
+        build = Path(tempfile.mkdtemp(dir=tmp_path))
+        save_file({"a": np.zeros(2, np.float32)}, str(build / "w.safetensors"))  # 0600 whatever the umask
+        publish_folder(build, tmp_path / "ckpt")
+        replaced = Path(tempfile.mkdtemp(dir=tmp_path))
+        os.chmod(tmp_path / "ckpt", 0o2750)
+        publish_folder(replaced, tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "theirs.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(tmp_path / "ckpt").st_mode) == 0o2750  # the replaced folder's bits
+
+
+def test_a_published_folders_files_follow_the_umask(tmp_path):
+    from safetensors.numpy import save_file
+
+    from recllm.utils import publish_folder
+
+    for umask, file_mode, folder_mode in [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]:
+        target = tmp_path / f"out{umask:o}"
+        old = os.umask(umask)
+        try:
+            build = Path(tempfile.mkdtemp(dir=tmp_path))
+            (build / "sub").mkdir(mode=0o700)
+            save_file({"a": np.zeros(2, np.float32)}, str(build / "sub" / "w.safetensors"))
+            publish_folder(build, target)
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(target.stat().st_mode) == folder_mode
+        assert stat.S_IMODE((target / "sub").stat().st_mode) == folder_mode
+        assert stat.S_IMODE((target / "sub" / "w.safetensors").stat().st_mode) == file_mode
 
 
 def test_a_failed_write_leaves_the_target_untouched(tmp_path):

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -221,16 +223,30 @@ def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[st
     files of ``tmp``. A folder whose marker predates file lists may hold only names in ``known`` (this kind's
     possible files) or that the new output also has. Anything else raises :class:`UserInputError` and leaves
     ``target`` untouched (``tmp`` is left for the caller to remove).
+
+    Files and folders get the permissions a plain write would give them (:func:`recllm.utils.give_normal_modes`);
+    a replaced folder's permission bits are kept. An empty folder the user made is kept, not replaced
+    (:func:`_fill_empty_dir`): its permissions, group and inode stay the user's.
     """
+    from recllm.utils import give_normal_modes
+
     tmp, target = Path(tmp), check_output_dir(target, kind, version, known=known)
     written = _files(tmp)
     _write_marker(tmp, kind, version, sorted(written))
     target.parent.mkdir(parents=True, exist_ok=True)
+    give_normal_modes(tmp, target if target.is_dir() else None)
     if not target.exists():
         os.replace(tmp, target)
         return target
     if not any(target.iterdir()):
-        os.replace(tmp, target)  # POSIX rename replaces an empty folder; it fails if the folder filled meanwhile
+        try:
+            if not _fill_empty_dir(tmp, target):  # no hard links here: rename over it (fails if it filled meanwhile)
+                os.replace(tmp, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            raise UserInputError("the output folder filled while recllm was working; it was left as it was and "
+                                 "the new output was not saved", str(target), _NEW_OUT) from None
         return target
     aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     try:
@@ -254,6 +270,48 @@ def publish_output_dir(tmp: str | os.PathLike[str], target: str | os.PathLike[st
         raise
     shutil.rmtree(aside)
     return target
+
+
+def _fill_empty_dir(tmp: Path, target: Path) -> bool:
+    """Move the finished folder ``tmp``'s content into the empty folder ``target`` and remove ``tmp``; False (nothing
+    done) where the file system has no hard links.
+
+    Each file is hard-linked into place, which never replaces a file that appeared there meanwhile (that raises
+    FileExistsError after undoing every link made); recllm's marker comes first, so a crash halfway leaves a folder
+    of recllm's own that lists its files (a reader finds it incomplete, a rerun replaces it), never a half-written
+    file. Files take ``target``'s group when it is a setgid (shared) folder, as files written into it would."""
+    share = target.stat()
+    gid = share.st_gid if share.st_mode & stat.S_ISGID else None
+    names = [MARKER, *sorted(_entries(tmp)[1]), *sorted(_files(tmp))]  # marker, folders (parents first), files
+    made: list[Path] = []
+    try:
+        for name in names:
+            src, dst = tmp / name, target / name
+            if src.is_dir() and not src.is_symlink():
+                dst.mkdir()
+            else:
+                try:
+                    os.link(src, dst, follow_symlinks=False)
+                except FileExistsError:
+                    raise
+                except OSError:
+                    if made:
+                        raise
+                    return False  # no hard links on this file system (checked on the first, the marker)
+                if gid is not None:
+                    with contextlib.suppress(OSError):  # only to a group the user is in; else the folder's default
+                        os.chown(dst, -1, gid, follow_symlinks=False)
+            made.append(dst)
+    except BaseException:
+        for dst in reversed(made):
+            with contextlib.suppress(OSError):
+                if dst.is_dir() and not dst.is_symlink():
+                    dst.rmdir()
+                else:
+                    dst.unlink()
+        raise
+    shutil.rmtree(tmp)
+    return True
 
 
 def check_output_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], overwrite: bool = False,
@@ -329,4 +387,4 @@ def check_plot_files(paths: Iterable[str | os.PathLike[str]], overwrite: bool = 
 def check_report_file(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """A benchmark report path (``.md``): a new file, recllm's own earlier report (rerunning updates it), or any
     file with ``overwrite``."""
-    return check_output_file(path, (".md",), overwrite=overwrite or is_generated_report(path))
+    return check_output_file(path, (".md",), overwrite=overwrite or is_generated_report(Path(path).expanduser()))

@@ -1,7 +1,7 @@
 """Reading recllm's own output folders back (LEARN artifacts, TRSR runs), the read side of :mod:`recllm.outputs`.
 
 Every problem with a file of such a folder, whether missing, not valid JSON, the wrong format, cut short
-(a truncated safetensors or ``.npy``), or inconsistent with another file, raises one
+(a truncated safetensors or ``.npy``), holding NaN or infinite numbers, or inconsistent with another file, raises one
 :class:`~recllm.errors.UserInputError` naming the folder and the file and saying what to do (usually: write the
 folder again with the command that made it). No library traceback reaches the user.
 """
@@ -122,22 +122,38 @@ class RunFolder:
         return header
 
     def safetensors(self, name: str | os.PathLike[str]) -> dict[str, Any]:
-        """The tensors (torch) of safetensors file ``name``, after :meth:`check_safetensors`."""
+        """The tensors (torch) of safetensors file ``name``, after :meth:`check_safetensors`; a float tensor holding
+        NaN or infinity is an error (:meth:`check_finite`)."""
+        import torch
         from safetensors.torch import load_file
 
         self.check_safetensors(name)
         try:
-            return load_file(str(self.path(name)))
+            tensors = load_file(str(self.path(name)))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types; all mean a bad file
             raise self.error(name, f"cannot be read as safetensors ({self.reason(exc)})") from None
+        for key, tensor in tensors.items():
+            if tensor.is_floating_point():
+                self.check_finite(name, int((~torch.isfinite(tensor)).sum()), tensor.numel(), key)
+        return tensors
 
     def npy(self, name: str | os.PathLike[str]) -> np.ndarray:
-        """The array in ``.npy`` file ``name`` (no pickles); a cut or foreign file is an error."""
+        """The array in ``.npy`` file ``name`` (no pickles); a cut or foreign file, or a float array holding NaN or
+        infinity (:meth:`check_finite`), is an error."""
         try:
-            return np.load(self.path(name), allow_pickle=False)
+            array = np.load(self.path(name), allow_pickle=False)
         except FileNotFoundError:
             self.require(name)
             raise
         except (ValueError, EOFError, OSError) as exc:
             raise self.error(name, f"cannot be read as a .npy array, it is cut short or not one "
                                    f"({self.reason(exc)})") from None
+        if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
+            self.check_finite(name, int(array.size - np.count_nonzero(np.isfinite(array))), array.size)
+        return array
+
+    def check_finite(self, name: str | os.PathLike[str], bad: int, total: int, key: str | None = None) -> None:
+        """:meth:`error` when ``bad`` of the ``total`` numbers of file ``name`` (its tensor ``key``) are NaN or
+        infinite: recllm never writes those, and they would score every item NaN (no results, no error)."""
+        inside = f" (tensor {key!r})" if key is not None else ""
+        self.check(bad == 0, name, f"holds {bad} NaN or infinite numbers of {total}{inside}: a damaged file")

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import random
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -99,6 +100,56 @@ def package_source_sha256(package: str, exclude: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``/proc/self/status``), else by setting
+    and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _mode_of(path: Path) -> int | None:
+    """The permission bits of the existing file or folder ``path`` (None when there is none)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+
+
+def give_normal_modes(tmp: str | os.PathLike[str], like: str | os.PathLike[str] | None = None) -> None:
+    """Give the file or folder ``tmp`` (and everything under a folder) the permissions a plain ``open()`` or
+    ``mkdir()`` would have: 0o666 (files; their execute bits kept) and 0o777 (folders) minus the umask, since
+    ``mkstemp``, ``mkdtemp`` and some writers (safetensors) make them private. ``like``: the existing file or
+    folder ``tmp`` will replace; ``tmp`` itself then gets its permission bits (setgid and group access kept).
+    Links are left alone."""
+    tmp = Path(tmp)
+    umask = current_umask()
+
+    def normal(path: str, is_dir: bool) -> None:
+        if os.path.islink(path):
+            return
+        mode = 0o777 if is_dir else 0o666 | (os.stat(path).st_mode & 0o111)
+        os.chmod(path, mode & ~umask)
+
+    if tmp.is_dir() and not tmp.is_symlink():
+        for root, dirs, files in os.walk(tmp):
+            for name in dirs:
+                normal(os.path.join(root, name), True)
+            for name in files:
+                normal(os.path.join(root, name), False)
+    normal(str(tmp), tmp.is_dir())
+    kept = _mode_of(Path(like)) if like is not None else None
+    if kept is not None:
+        os.chmod(tmp, kept)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it over ``target`` (atomic on POSIX).
@@ -106,15 +157,15 @@ def atomic_path(target: str | os.PathLike[str], replace: bool = True) -> Iterato
     A crash or exception leaves ``target`` untouched and removes the temporary file. ``replace=False``: a file that
     appeared at ``target`` while the work ran (the command checked it was free when it started) is not replaced:
     the result is kept beside it (:func:`publish_new`) and a :class:`~recllm.errors.UserInputError` says where.
+    The file gets the permissions ``open()`` would give it, or those of the file it replaces
+    (:func:`give_normal_modes`).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; the result gets the permissions open() would give
+    give_normal_modes(tmp_path, target if replace and target.is_file() else None)
     try:
         yield tmp_path
         if replace:
@@ -180,10 +231,12 @@ def folder_lock(target: str | os.PathLike[str]) -> Iterator[None]:
 def publish_folder(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Rename the finished folder ``tmp`` onto ``target`` (same file system), replacing an older ``target``: that one
     is renamed aside onto a fresh empty placeholder made for it (``.<name>.old-<random>``, so no existing sibling is
-    ever replaced or deleted), put back if the second rename fails, and deleted after."""
+    ever replaced or deleted), put back if the second rename fails, and deleted after. The folder gets the
+    permissions ``mkdir()`` would give it, or those of the folder it replaces (:func:`give_normal_modes`)."""
     import shutil
 
     tmp, target = Path(tmp), Path(target)
+    give_normal_modes(tmp, target if target.is_dir() else None)
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))

@@ -156,6 +156,21 @@ def test_out_may_name_a_folder_for_the_default_report_name(checkout, tmp_path):
     assert report_target(f"{new}/", "learn.md").path == new / "learn.md" and not new.exists()
 
 
+def test_out_under_the_home_folder_is_the_checked_path(checkout, tmp_path, monkeypatch):
+    """--out '~/...' was checked with ~ expanded but written to a folder literally named ~ under the current one;
+    an existing generated report under ~ was refused as the user's."""
+    from recllm.eval.report import GENERATED_NOTE
+
+    home = tmp_path / "home"
+    (home / "results").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    assert report_target("~/r.md", "learn.md").path == home / "r.md"
+    assert report_target("~/results", "learn.md").path == home / "results" / "learn.md"
+    (home / "old.md").write_text(f"# old\n\n{GENERATED_NOTE}\n")
+    assert report_target("~/old.md", "learn.md").path == home / "old.md"  # rerunning updates recllm's own report
+    assert not (checkout / "~").exists()
+
+
 def test_a_checkout_without_a_commit_is_one_line_or_said_in_the_header(tmp_path, monkeypatch):
     """`git init` and nothing committed: no commit to name, so refused like a dirty tree (not a git traceback)."""
     _git("init", "-q", cwd=tmp_path)

@@ -65,7 +65,24 @@ DAMAGE = {  # what is done to the folder -> (the file named, a phrase of the mes
                             "is cut short"),
     "history offsets past the end": (lambda a: _offsets(a / "histories.safetensors", lambda o: o + 1),
                                      "histories.safetensors", "offsets that do not cut"),
+    # non-finite numbers scored every item NaN: `learn recommend` printed nothing and exited 0
+    "embeddings all NaN": (lambda a: np.save(a / "item_embeddings.npy", np.full_like(np.load(a / "item_embeddings.npy"),
+                                                                                     np.nan)),
+                           "item_embeddings.npy", "holds 480 NaN or infinite numbers of 480"),
+    "a weight infinite": (lambda a: _tensor(a / "model.safetensors", lambda t: t.view(-1)[:1].fill_(float("inf"))),
+                          "model.safetensors", "holds 1 NaN or infinite numbers of"),
+    "a whitening mean NaN": (lambda a: _tensor(a / "whitener.safetensors", lambda t: t.view(-1)[:1].fill_(np.nan)),
+                             "whitener.safetensors", "holds 1 NaN or infinite numbers of"),
 }
+
+
+def _tensor(path, edit):
+    """Edit the first float tensor of safetensors file ``path`` in place."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    edit(next(t for t in tensors.values() if t.is_floating_point()))
+    save_file(tensors, str(path))
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))

@@ -334,6 +334,35 @@ def test_impute_fills_only_missing_cells(make_app, tmp_path):
         assert c.post("/impute", json={"rows": rows}).status_code == 401
 
 
+def test_a_lone_surrogate_is_refused_the_same_way_by_every_body(make_app, tmp_path):
+    """JSON's "\\ud800" decodes to a lone surrogate: /impute answered 500 (pyarrow could not encode the cell) while
+    /events and /items answered 422; now one check names the field for all three, and the store gets nothing."""
+    from fastapi.testclient import TestClient
+
+    from recllm.serve.impute import TableImputer
+
+    table = tmp_path / "t1.csv"
+    table.write_text("id,zip,price\n1,007,1.50\n2,,2.25\n3,010,\n", encoding="utf-8")
+    app, _, store = make_app(imputer=TableImputer.from_spec(f"mean:{table}"))
+    headers = {**AUTH, "Content-Type": "application/json"}
+    cases = {
+        "/impute": (rb'{"rows": [{"zip": "\ud800"}]}', "rows.0.zip"),
+        "/events": (rb'{"user": "\ud800", "item": "i1", "timestamp": 1, "idempotency_key": "k"}', "user"),
+        "/items": (rb'{"id": "new", "text": "\ud800"}', "text"),
+    }
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for path, (body, where) in cases.items():
+            response = c.post(path, content=body, headers=headers)
+            assert response.status_code == 422, (path, response.text)
+            assert response.json() == {"error": f"{where}: not Unicode text (a lone surrogate such as \\ud800); "
+                                                "send valid UTF-8 text"}
+        response = c.post("/impute", content=rb'{"rows": [{"\ud800": "1"}]}', headers=headers)
+        assert response.status_code == 422 and "not Unicode text" in response.json()["error"]
+        response = c.post("/impute", json={"rows": [{"zip": "\u00e9t\U0001f600"}]}, headers=AUTH)  # real text
+        assert response.status_code == 200 and response.json()["rows"][0]["zip"] == "\u00e9t\U0001f600"
+        assert store.events() == [] and store.items() == []
+
+
 def test_token_rules():
     from recllm.errors import UserInputError
     from recllm.serve.auth import check_bearer, resolve_token

@@ -126,6 +126,35 @@ def test_a_taken_port_or_an_unknown_host_is_one_line_before_any_load(artifact, m
     assert len(err) == 1 and "cannot resolve the host 'nosuch.invalid'" in err[0]
 
 
+def test_paths_under_the_home_folder_are_served_where_they_were_checked(artifact, tmp_path, monkeypatch):
+    """`serve --learn '~/art'` passed check_input_dir (which expands ~) and then failed in load_service with "no such
+    file (~/art/config.json)"; `--imputer mean:~/t.csv` (the shell leaves ~ after a colon) was "no such file"."""
+    import shutil
+    import socket
+
+    import uvicorn
+
+    import recllm.serve.cli as serve_cli
+    from recllm.cli import main
+
+    home = tmp_path / "home"
+    shutil.copytree(artifact, home / "art")
+    (home / "t.csv").write_text("a,b\n1,x\n3,x\n,y\n", encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    real_load, apps = serve_cli.load_service, []
+    monkeypatch.setattr(serve_cli, "load_service", lambda *a, **k: apps.append(real_load(*a, **k)))
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", "--learn", "~/art", "--imputer", "mean:~/t.csv", "--port", str(port), "--no-encoder",
+                 "--token", "t" * 32, "--quiet"]) == 0
+    assert len(apps) == 1 and (home / "art" / "serve.db").is_file() and not (tmp_path / "~").exists()
+    app = real_load("~/art", db="sqlite:///~/x.db", token=TOKEN, encoder=False)  # library use too
+    assert app is not None and (home / "x.db").is_file()
+
+
 def test_max_reranks_is_a_server_option_with_one_default(artifact, tmp_path, monkeypatch, capsys):
     import socket
 

@@ -135,7 +135,7 @@ def test_a_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
             SQLiteStore(path)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
-    # recllm's own file, reopened after a clean close and while another connection holds it, and an empty file
+    # recllm's own file, reopened after a clean close and while another connection holds it
     own = tmp_path / "own.db"
     first = SQLiteStore(own)
     first.add_event("k1", "u", "i", 1.0)
@@ -144,9 +144,30 @@ def test_a_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
     assert [e.key for e in beside.events()] == ["k1"]
     again.close()
     beside.close()
-    empty = tmp_path / "empty.db"
+
+
+def test_an_empty_file_is_the_users_and_never_becomes_a_database(tmp_path):
+    """`: > notes.txt; recllm serve --db sqlite:///notes.txt` turned the user's file into a database. recllm creates
+    its database whole (built beside, linked into place), so an empty file at the path is never one it made."""
+    from recllm.errors import UserInputError
+    from recllm.serve.storage import check_store
+
+    empty = tmp_path / "notes.txt"
     empty.touch()
-    SQLiteStore(empty).close()
+    for attempt in (lambda: check_store(f"sqlite:///{empty}", tmp_path), lambda: SQLiteStore(empty)):
+        with pytest.raises(UserInputError, match=r"database file is empty.*delete the empty file, or give --db a new"):
+            attempt()
+    assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    old = os.umask(0o022)
+    try:
+        store = SQLiteStore(tmp_path / "new.db")
+    finally:
+        os.umask(old)
+    store.add_event("k1", "u", "i", 1.0)
+    store.close()
+    assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db", "notes.txt"]  # no temporary file left
+    assert [e.key for e in SQLiteStore(tmp_path / "new.db").events()] == ["k1"]
 
 
 def test_a_postgres_schema_with_tables_of_another_program_is_refused_and_left_unchanged(postgres_url):

@@ -101,10 +101,10 @@ def source_state(allow_dirty: bool = False, where: str | os.PathLike[str] | None
 def report_path(out: str | os.PathLike[str] | None, default_name: str) -> Path:
     """Where ``--out`` puts a report: the path as given; ``default_name`` inside it when it is an existing folder
     or ends with a path separator (``--out results/``, like ``cp``); ``docs/results/<default_name>`` under the
-    current folder without one."""
+    current folder without one. A leading ``~`` is the home folder, as the checks take it."""
     if not out:
         return Path.cwd() / REPORT_FOLDER / default_name
-    text = os.fspath(out)
+    text = os.path.expanduser(os.fspath(out))
     if text.endswith(("/", os.sep)) or Path(text).is_dir():
         return Path(text) / default_name
     return Path(text)
@@ -116,8 +116,7 @@ def report_target(out: str | os.PathLike[str] | None, default_name: str, *, over
     the source line; raises before any work for a path recllm may not write or a dirty tree."""
     from recllm.outputs import check_report_file
 
-    path = report_path(out, default_name)
-    check_report_file(path, overwrite=overwrite)
+    path = check_report_file(report_path(out, default_name), overwrite=overwrite)
     return ReportTarget(path, source_state(allow_dirty), overwrite)
 
 

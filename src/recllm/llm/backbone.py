@@ -92,7 +92,11 @@ def _package_dir(module: str, wheel: str) -> Path:
 
 
 def _publish_dir(tmp: Path, target: Path) -> None:
-    """Rename a finished temp folder onto ``target``; if another process won the race, keep theirs."""
+    """Rename a finished temp folder onto ``target``; if another process won the race, keep theirs. The folder gets
+    the permissions ``mkdir()`` would give it (:func:`recllm.utils.give_normal_modes`), not mkdtemp's 0700."""
+    from recllm.utils import give_normal_modes
+
+    give_normal_modes(tmp)
     try:
         os.replace(tmp, target)
     except OSError:

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 
@@ -38,22 +38,40 @@ __all__ = ["create_app", "restore", "MAX_BODY_BYTES"]
 
 log = logging.getLogger("recllm.serve")
 MAX_BODY_BYTES = 1 << 20
-Id = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 # ---------------------------------------------------------------------------------------------- request bodies
 NON_FINITE = "non-finite number (NaN or Infinity); send a finite number"
+NOT_TEXT = "not Unicode text (a lone surrogate such as \\ud800); send valid UTF-8 text"
+
+
+def _unicode(value: str) -> str:
+    """``value`` when it is text UTF-8 can encode: a JSON escape like ``\\ud800`` decodes to a lone surrogate, which
+    no table, file or database can store (pydantic refuses it only in strings with a length limit)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("string_unicode", NOT_TEXT) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode)]  # every string of a request body is one (error type string_unicode)
+Id = Annotated[Text, Field(min_length=1, max_length=256)]
 
 
 def _one_of(expected: str) -> WrapValidator:
     """A union's errors as ONE error at the field, "should be <expected>" (pydantic names each member by an internal
-    tag, e.g. ``text.constrained-str``); a non-finite number among them is named as such."""
+    tag, e.g. ``text.constrained-str``); a non-finite number or a string that is not text among them is named as
+    such."""
     def check(value: Any, handler: Any) -> Any:
         try:
             return handler(value)
         except ValidationError as exc:
-            if any(e["type"] == "finite_number" for e in exc.errors()):
+            types = {e["type"] for e in exc.errors()}
+            if "finite_number" in types:
                 raise PydanticCustomError("finite_number", NON_FINITE) from None
+            if "string_unicode" in types:
+                raise PydanticCustomError("string_unicode", NOT_TEXT) from None
             raise PydanticCustomError("union_type", f"should be {expected}") from None
 
     return WrapValidator(check)
@@ -65,8 +83,8 @@ class _Body(BaseModel):
 
 class ItemIn(_Body):
     id: Id
-    text: Annotated[Annotated[str, Field(min_length=1, max_length=20_000)]
-                    | dict[Id, Annotated[str, Field(max_length=20_000)]],
+    text: Annotated[Annotated[Text, Field(min_length=1, max_length=20_000)]
+                    | dict[Id, Annotated[Text, Field(max_length=20_000)]],
                     _one_of("a text of 1 to 20000 characters, or an object of such texts by field name")]
 
 
@@ -77,11 +95,11 @@ class EventIn(_Body):
     idempotency_key: Id
 
 
-Cell = Annotated[str | int | float | bool | None, _one_of("a string, a number, true, false or null")]
+Cell = Annotated[Text | int | float | bool | None, _one_of("a string, a number, true, false or null")]
 
 
 class ImputeIn(_Body):
-    rows: Annotated[list[dict[str, Cell]], Field(min_length=1, max_length=10_000)]
+    rows: Annotated[list[dict[Text, Cell]], Field(min_length=1, max_length=10_000)]
 
 
 # ---------------------------------------------------------------------------------------------- middleware
@@ -154,9 +172,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "the request body is not valid JSON"
     first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+    where = ".".join(str(p).encode("utf-8", "backslashreplace").decode("utf-8")  # a key that is not text
+                     for p in first.get("loc", ()) if p != "body") or "request"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    message = NON_FINITE if first.get("type") == "finite_number" else first.get("msg", "invalid value")
+    message = {"finite_number": NON_FINITE, "string_unicode": NOT_TEXT}.get(first.get("type"),
+                                                                          first.get("msg", "invalid value"))
     return 422, f"{where}: {message}{more}"
 
 

@@ -54,7 +54,8 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
                  db: str | None = None, token: str = "", encoder: bool = True, quiet: bool = True,
                  max_reranks: int = MAX_RERANKS) -> Any:
     """Load the models and the store, restore the state, and build the app (see :func:`recllm.serve.app.
-    create_app`); the times of each load are exported in /metrics."""
+    create_app`); the times of each load are exported in /metrics. A leading ``~`` in ``learn``, ``trsr`` or the
+    ``imputer`` table is the home folder, as the command's checks take it."""
     from recllm.learn import load as load_learn
     from recllm.learn.artifact import trained_on
     from recllm.serve.app import create_app, restore
@@ -63,6 +64,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     from recllm.serve.state import ServeState, make_content_encoder
     from recllm.serve.storage import open_store
 
+    learn = Path(learn).expanduser()  # the folder the checks saw (check_input_dir expands ~)
     seconds: dict[str, float] = {}
     served_imputer = None
     if imputer is not None:  # first: a table that cannot be read stops the start before anything is loaded or made
@@ -74,7 +76,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     began = time.perf_counter()
     retriever = load_learn(learn)
     seconds["learn"] = time.perf_counter() - began
-    meta = json.loads((Path(learn) / "config.json").read_text(encoding="utf-8"))
+    meta = json.loads((learn / "config.json").read_text(encoding="utf-8"))
     content_encoder = None
     if encoder and retriever.model.config.item_input != "id":
         began = time.perf_counter()
@@ -88,7 +90,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
         except RuntimeError as exc:
             raise UserInputError(str(exc), f"--learn {learn}", "retrain the artifact or fix its content model "
                                  "(config.json: config.content)") from None
-    store = open_store(db, Path(learn) / DB_NAME)
+    store = open_store(db, learn / DB_NAME)
     began = time.perf_counter()
     restore(state, store)
     seconds["restore"] = time.perf_counter() - began
@@ -173,14 +175,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     _need_extra()
     token, generated = resolve_token(args.token, args.host)
-    check_input_dir(args.learn, "--learn", "LEARN run", needs="config.json",
-                    todo="give a folder written by `recllm learn train --out DIR`")
+    learn = check_input_dir(args.learn, "--learn", "LEARN run", needs="config.json",  # ~ expanded: used below
+                            todo="give a folder written by `recllm learn train --out DIR`")
+    trsr = None
     if args.trsr is not None:
-        check_input_dir(args.trsr, "--trsr", "TRSR run", needs="trsr_config.json",
-                        todo="give a folder written by `recllm trsr train --out DIR`")
+        trsr = check_input_dir(args.trsr, "--trsr", "TRSR run", needs="trsr_config.json",
+                               todo="give a folder written by `recllm trsr train --out DIR`")
     from recllm.serve.storage import check_store
 
-    check_store(args.db, Path(args.learn) / DB_NAME)
+    check_store(args.db, learn / DB_NAME)
     check_listen(args.host, args.port)
     if args.imputer is not None:
         from recllm.serve.impute import check_spec
@@ -192,7 +195,7 @@ def _serve(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     import uvicorn
 
-    app = load_service(args.learn, args.trsr, args.imputer, args.db, token, encoder=not args.no_encoder,
+    app = load_service(learn, trsr, args.imputer, args.db, token, encoder=not args.no_encoder,
                        quiet=args.quiet, max_reranks=args.max_reranks)
     if generated:
         print(f"recllm serve: write token (generated for this run): {token}", file=sys.stderr, flush=True)

@@ -22,7 +22,8 @@ SERVED_METHODS = ("zero", "mean", "knn", "mice")
 
 
 def check_spec(spec: str) -> tuple[str, Path]:
-    """``METHOD:TABLE`` checked (a served method, an existing .csv/.parquet file) -> (method, path)."""
+    """``METHOD:TABLE`` checked (a served method, an existing .csv/.parquet file) -> (method, path); a leading ``~``
+    of TABLE is the home folder (the shell leaves ``mean:~/t.csv`` as it is)."""
     from recllm.data import DataError
     from recllm.impute.table_io import table_kind
 
@@ -30,10 +31,11 @@ def check_spec(spec: str) -> tuple[str, Path]:
     if not sep or method not in SERVED_METHODS or not path:
         raise UserInputError(f"--imputer {spec!r} is not METHOD:TABLE", "--imputer",
                              f"give e.g. mean:users.csv, METHOD one of {', '.join(SERVED_METHODS)}")
-    table_kind(Path(path))
-    if not Path(path).is_file():
+    table = Path(path).expanduser()
+    table_kind(table)
+    if not table.is_file():
         raise DataError("no such file", path, "check the --imputer table's path")
-    return method, Path(path)
+    return method, table
 
 
 class TableImputer:
@@ -51,7 +53,7 @@ class TableImputer:
         method, path = check_spec(spec)
         table = read_table(path, options=False)  # recllm serve has no --sep or --encoding to suggest
         imputer = declare_kinds(make_imputer(method), table).fit(table.frame)
-        return cls(imputer, list(table.frame.columns), set(table.numeric), method, Path(path))
+        return cls(imputer, list(table.frame.columns), set(table.numeric), method, path)
 
     def fill(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """The rows with every missing cell (``null`` or absent) filled -> (rows, number of cells filled)."""

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from recllm.errors import UserInputError
-from recllm.sqlite_files import connect_wal
+from recllm.sqlite_files import connect_wal, create_database
 
 __all__ = ["StoredEvent", "StoredItem", "StoredSummary", "EventStore", "SQLiteStore", "IdempotencyConflict",
            "check_url", "open_store"]
@@ -163,11 +163,17 @@ def _own_tables() -> dict[str, list[str] | None]:
 
 def refuse_foreign_database(path: Path) -> None:
     """A UserInputError when ``path`` is an existing SQLite file holding tables ``recllm serve`` did not make (or
-    its tables with other columns). Read only: the file's bytes are never written, and the empty ``-wal``/``-shm``
-    files sqlite makes to read a WAL database are removed again, so another program's database is left as it was;
-    a new or empty file passes."""
-    if not path.is_file() or path.stat().st_size == 0:
+    its tables with other columns), or an empty file: recllm creates its database whole where none exists
+    (:func:`recllm.sqlite_files.create_database`), so an empty file is the user's (e.g. ``: > notes.txt``) and
+    would become a database. Read only: the file's bytes are never written, and the empty ``-wal``/``-shm`` files
+    sqlite makes to read a WAL database are removed again, so another program's database is left as it was; a new
+    path passes."""
+    if not path.is_file():
         return
+    if path.stat().st_size == 0:
+        raise UserInputError("the database file is empty, so `recllm serve` did not make it (it creates its "
+                             "database itself, whole, where none exists); it was left unchanged", str(path),
+                             "delete the empty file, or give --db a new path")
     beside = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
     existed = [p.exists() for p in beside]
     try:
@@ -196,8 +202,10 @@ class SQLiteStore:
         if not self.path.parent.is_dir():
             raise UserInputError("the database's folder does not exist", str(self.path.parent),
                                  "create it, or give --db sqlite:///<existing folder>/serve.db")
-        refuse_foreign_database(self.path)
         try:
+            if not self.path.exists():
+                create_database(self.path, schema=_SCHEMA)
+            refuse_foreign_database(self.path)  # also what appeared there meanwhile, if another process was first
             self._db = connect_wal(self.path, timeout=30, schema=_SCHEMA, synchronous="FULL")
         except sqlite3.DatabaseError as exc:
             raise UserInputError(f"cannot open the database ({exc})", str(self.path),

@@ -80,8 +80,7 @@ def _summarize(args: argparse.Namespace) -> int:
 
     _check_common(args)
     options = engine_options(args)  # --engine ray: Ray Data must be installed
-    if args.out:
-        check_output_file(args.out, (".jsonl",), overwrite=args.overwrite)
+    out = check_output_file(args.out, (".jsonl",), overwrite=args.overwrite) if args.out else None  # ~ expanded
     with config_errors():
         cfg = _config(args)
     _threads(args.threads)
@@ -100,10 +99,10 @@ def _summarize(args: argparse.Namespace) -> int:
     users = split.dataset.users["user_id"].to_numpy()
     lines = [json.dumps({"user_id": str(users[int(u)]), "mode": args.mode, "summary": s})
              for u, s in zip(cases.users[:n], result.texts)]
-    if args.out:
+    if out is not None:
         from recllm.utils import write_text_atomic
 
-        write_text_atomic(args.out, "\n".join(lines) + "\n", replace=args.overwrite)
+        write_text_atomic(out, "\n".join(lines) + "\n", replace=args.overwrite)
     else:
         print("\n".join(lines))
     print(f"{n} users, {result.prompts} prompts ({result.generated} generated now), "

@@ -44,9 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.models or ()) - set(names))
     if unknown:
         raise UserInputError(f"unknown model(s) {unknown}", "--models", f"choose from {', '.join(map(repr, names))}")
-    if args.recbole_run:
-        check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
-                        todo="give the folder made by `make recbole-reference`")
+    recbole_run = None
+    if args.recbole_run:  # the checked folder (~ expanded) is the one read
+        recbole_run = str(check_input_dir(args.recbole_run, "--recbole-run", "RecBole run",
+                                          todo="give the folder made by `make recbole-reference`"))
     set_threads(args.threads)
     if args.plan:  # args.report: the report's path, unchecked (recllm.bench.reporting.add_report_args)
         from recllm.bench.learn.plan import plan_benchmark
@@ -55,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
                        models=args.models, epochs=args.epochs, patience=patience)
         return 0
     return run_benchmark(quick=args.quick, datasets=args.datasets, splits=args.splits, seeds=args.seeds,
-                         models=args.models, out=args.report, epochs=args.epochs, recbole_run=args.recbole_run,
+                         models=args.models, out=args.report, epochs=args.epochs, recbole_run=recbole_run,
                          patience=patience, fresh=args.fresh, show_progress=not args.quiet)
 
 
