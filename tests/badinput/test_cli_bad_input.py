@@ -247,6 +247,7 @@ CASES = [
     (["trsr", "summarize", "--data", "nope"], None, 2, "unknown data set", False, ()),
     (["trsr", "summarize", "--data", "ml-100k", "--users", "0"], None, 2, "argument --users", False, ()),
     (["trsr", "summarize", "--data", "ml-100k", "--users", "-1"], None, 2, "argument --users", False, ()),
+    (["trsr", "summarize", "--data", "ml-100k", "--out", ""], None, 2, "no file name given (--out)", False, ()),
     (["trsr", "summarize", "--data", "ml-100k", "--out", "s.txt"], None, 2, ".jsonl", False, ()),
     (["trsr", "summarize", "--data", "ml-100k", "--out", "s.jsonl"], _write("s.jsonl", '{"keep": 1}\n'), 2,
      "--overwrite", False, ()),

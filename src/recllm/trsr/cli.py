@@ -80,7 +80,8 @@ def _summarize(args: argparse.Namespace) -> int:
 
     _check_common(args)
     options = engine_options(args)  # --engine ray: Ray Data must be installed
-    out = check_output_file(args.out, (".jsonl",), overwrite=args.overwrite) if args.out else None  # ~ expanded
+    # ~ expanded; an empty --out is refused, not taken for "print"
+    out = None if args.out is None else check_output_file(args.out, (".jsonl",), overwrite=args.overwrite)
     with config_errors():
         cfg = _config(args)
     _threads(args.threads)
