@@ -87,7 +87,7 @@ def test_rank_command_on_ray_prints_the_local_metrics(ray_options, tmp_path, mon
 
     worker = trsr_worker
     worker.serve_toy_split()
-    monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet: worker.toy_split())
+    monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet, train=False: worker.toy_split())
     folder = worker.model_folder(tmp_path / "tiny")
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache-local"))
     run = str(tmp_path / "run")
@@ -111,7 +111,7 @@ def test_train_command_hands_the_engine_to_the_estimator(tmp_path, monkeypatch):
     from recllm.trsr.pipeline import TRSR
 
     worker = trsr_worker
-    monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet: worker.toy_split())
+    monkeypatch.setattr("recllm.trsr.cli._split", lambda name, quiet, train=False: worker.toy_split())
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     seen = {}
 

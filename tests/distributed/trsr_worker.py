@@ -54,7 +54,7 @@ def serve_toy_split() -> None:
     """``recllm trsr`` loads the toy split whatever ``--data`` names (a registered name passes the checks)."""
     import recllm.trsr.cli as trsr_cli
 
-    trsr_cli._split = lambda name, quiet: toy_split()
+    trsr_cli._split = lambda name, quiet, train=False: toy_split()
 
 
 def count_generated() -> dict[str, int]:
