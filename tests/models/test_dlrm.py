@@ -91,3 +91,18 @@ def test_errors():
         DLRM().predict(frame)
     with pytest.raises(AttributeError, match="classification"):
         DLRM(task="regression", max_epochs=1).fit(frame, targets["regression"]).predict_proba(frame)
+
+
+def test_non_finite_or_text_dense_values_are_refused_at_fit_and_predict():
+    """An infinity in a dense column made every probability NaN without a word; text at fit became a silent gap."""
+    frame, targets = planted(n=100)
+    with pytest.raises(DataError, match=r"dense feature 'x' row 3 holds inf"):
+        DLRM(max_epochs=1).fit(frame.assign(x=frame["x"].where(frame.index != 3, np.inf)), targets["binary"])
+    with pytest.raises(DataError, match=r"dense feature 'x' row 5 holds 'abc'"):
+        DLRM(dense=("x",), categorical=("colour",), max_epochs=1).fit(
+            frame.assign(x=frame["x"].astype(object).where(frame.index != 5, "abc")), targets["binary"])
+    with pytest.raises(DataError, match="y holds an infinite value at row 7"):
+        DLRM(task="regression", max_epochs=1).fit(frame, np.where(np.arange(100) == 7, np.inf, targets["regression"]))
+    model = DLRM(max_epochs=1).fit(frame, targets["binary"])
+    with pytest.raises(DataError, match=r"dense feature 'x' row 0 holds -inf"):
+        model.predict_proba(frame.assign(x=-np.inf))

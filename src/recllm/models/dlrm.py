@@ -69,6 +69,19 @@ class DLRMNet(nn.Module):
         return self.top(torch.cat(parts, dim=1))
 
 
+def _dense_values(X: pd.DataFrame, col: str) -> np.ndarray:
+    """Dense feature ``col`` of ``X`` as float64, NaN for a gap; a value that is not a finite number is a DataError
+    naming the column and row (an infinity would make every prediction NaN, text would become a silent gap)."""
+    values = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = (np.isnan(values) & X[col].notna().to_numpy()) | np.isinf(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        label, value = (v.item() if isinstance(v, np.generic) else v for v in (X.index[row], X[col].iloc[row]))
+        raise DataError(f"dense feature {col!r} row {label!r} holds {value!r}, not a finite number",
+                        None, "fix or blank those cells, or declare the column categorical")
+    return values
+
+
 class DLRM:
     """DLRM with ``fit(X, y, X_valid=None, y_valid=None)``, ``predict`` and ``predict_proba`` on DataFrames.
 
@@ -130,11 +143,7 @@ class DLRM:
             raise DataError(f"the table lacks DLRM feature column(s) {missing} seen in fit")
         dense = np.zeros((len(X), len(self.dense_)), dtype=np.float32)
         for j, col in enumerate(self.dense_):
-            values = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            bad = np.isnan(values) & X[col].notna().to_numpy()
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise DataError(f"dense feature {col!r} row {X.index[row]!r} holds {X[col].iloc[row]!r}, not a number")
+            values = _dense_values(X, col)
             mean, std = self.scaler_[col]
             dense[:, j] = np.nan_to_num((values - mean) / std, nan=0.0)
         cats = np.zeros((len(X), len(self.categorical_)), dtype=np.int64)
@@ -147,7 +156,7 @@ class DLRM:
         self.dense_, self.categorical_ = self._columns(X)
         self.scaler_ = {}
         for col in self.dense_:
-            values = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            values = _dense_values(X, col)
             observed = values[~np.isnan(values)]
             mean = float(observed.mean()) if observed.size else 0.0
             std = float(observed.std()) if observed.size > 1 else 1.0
@@ -163,6 +172,9 @@ class DLRM:
             raise DataError("y has missing values; drop those rows before fitting")
         if self.task == "regression":
             y = y.astype(float)
+            if not np.isfinite(y).all():
+                raise DataError(f"y holds an infinite value at row {int(np.flatnonzero(~np.isfinite(y))[0])}",
+                                None, "use finite targets or drop those rows")
             self.y_mean_, self.y_std_ = float(y.mean()), float(y.std()) or 1.0
             self.y_range_ = (float(y.min()), float(y.max()))
         else:
