@@ -18,6 +18,22 @@ def check_k(k: int) -> int:
     return int(k)
 
 
+def check_histories(histories: list[np.ndarray], n_items: int, users: np.ndarray | None = None) -> None:
+    """ValueError unless every history holds whole item indices in ``[0, n_items)`` (and, given ``users``, there is
+    one history per user): an index past the catalogue would fail deep inside a model, a negative one would
+    silently count as another item (or as padding), a fraction would be cut to a whole index."""
+    if users is not None and len(users) != len(histories):
+        raise ValueError(f"got {len(users)} users but {len(histories)} histories")
+    for i, hist in enumerate(histories):
+        hist = np.asarray(hist)
+        if hist.size == 0:
+            continue
+        if hist.dtype.kind not in "iu":
+            raise ValueError(f"history {i} holds {hist.dtype} values; histories are whole item indices")
+        if hist.min() < 0 or hist.max() >= n_items:
+            raise ValueError(f"history {i} holds an item index outside [0, {n_items})")
+
+
 class Recommender(ABC):
     """A model that scores every catalogue item for a user given the user's chronological history.
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recllm.errors import UserInputError
-from recllm.models.base import Recommender
+from recllm.models.base import Recommender, check_histories
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -73,9 +73,5 @@ class ContentKNN(Recommender):
     def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
         if not hasattr(self, "item_vectors_"):
             raise RuntimeError("ContentKNN is not fitted: call fit(split) first")
-        if len(users) != len(histories):
-            raise ValueError(f"got {len(users)} users but {len(histories)} histories")
-        for i, hist in enumerate(histories):
-            if len(hist) and (np.min(hist) < 0 or np.max(hist) >= self.n_items_):
-                raise ValueError(f"history {i} holds an item index outside [0, {self.n_items_})")
+        check_histories(histories, self.n_items_, users)
         return (self.user_vectors(histories) @ self.item_vectors_.T.astype(np.float64)).astype(np.float32)

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recllm.data.dataset import ITEM, USER
-from recllm.models.base import Recommender
+from recllm.models.base import Recommender, check_histories
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -97,9 +97,5 @@ class ItemKNN(Recommender):
     def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
         if not hasattr(self, "similarity_"):
             raise RuntimeError("ItemKNN is not fitted: call fit(split) first")
-        if len(users) != len(histories):
-            raise ValueError(f"got {len(users)} users but {len(histories)} histories")
-        for i, hist in enumerate(histories):
-            if len(hist) and (np.min(hist) < 0 or np.max(hist) >= self.n_items_):
-                raise ValueError(f"history {i} holds an item index outside [0, {self.n_items_})")
+        check_histories(histories, self.n_items_, users)
         return np.asarray((self.history_weights(histories) @ self.similarity_).todense(), dtype=np.float32)

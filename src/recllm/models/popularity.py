@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recllm.data.dataset import ITEM, USER
-from recllm.models.base import Recommender
+from recllm.models.base import Recommender, check_histories
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -37,6 +37,5 @@ class Popularity(Recommender):
     def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
         if not hasattr(self, "counts_"):
             raise RuntimeError("Popularity is not fitted: call fit(split) first")
-        if len(users) != len(histories):
-            raise ValueError(f"got {len(users)} users but {len(histories)} histories")
+        check_histories(histories, self.n_items_, users)
         return np.repeat(self.counts_[None, :], len(users), axis=0)

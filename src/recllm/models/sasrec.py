@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recllm.models.base import Recommender
+from recllm.models.base import Recommender, check_histories
 from recllm.models.softmax import full_softmax_cross_entropy
 from recllm.utils import resolve_device, seed_everything
 
@@ -445,6 +445,7 @@ class SequentialRecommender(Recommender):
     def user_vectors(self, histories: list[np.ndarray]) -> torch.Tensor:
         """The hidden state after the last history item for each history: (n, dim)."""
         self._check_fitted()
+        check_histories(histories, self.n_items_)
         self.net_.eval()
         seq = torch.from_numpy(left_pad(histories, self.config.max_len)).to(self.device_)
         return self.net_(seq)[:, -1]
@@ -452,6 +453,7 @@ class SequentialRecommender(Recommender):
     @torch.no_grad()
     def score(self, users: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
         self._check_fitted()
+        check_histories(histories, self.n_items_, users)
         self.net_.eval()
         items = self.net_.item_vectors()
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
