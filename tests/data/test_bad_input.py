@@ -168,6 +168,16 @@ def test_a_missing_item_text_means_no_text():
     assert data.item_texts() == ["", "", "title: c"]
 
 
+def test_an_unknown_item_text_column_is_named_not_a_key_error():
+    from recllm.data import RecDataset, Schema
+
+    interactions, items, users = _frames(title=["a", "b", "c"])
+    data = RecDataset("x", interactions, items, users, Schema(item_text=("title",)))
+    with pytest.raises(DataError, match=r"item text column\(s\) \['blurb'\] are not columns of data set 'x'.*"
+                                        r"it has \['item_id', 'title'\]"):
+        data.item_texts(("title", "blurb"))
+
+
 def test_ids_that_are_not_strings_are_refused_with_the_frame_and_column():
     from recllm.data import RecDataset
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recllm.data import RecDataset, Schema, leave_one_out
+from recllm.data import DataError, RecDataset, Schema, leave_one_out
 from recllm.eval.sampled import SampledCandidates, evaluate_sampled
 from recllm.llm.backbone import tiny_causal_lm
 from recllm.llm.sft import SFTConfig
@@ -194,6 +194,17 @@ def test_training_negatives_know_nothing_of_validation_or_test(split):
 def test_bad_group_settings_are_one_line(field, value, match):
     with pytest.raises(ValueError, match=match):
         TRSRConfig(**{field: value})
+
+
+def test_item_text_columns_takes_one_name_as_a_column_not_its_letters(split, lm):
+    """TRSRConfig(item_text_columns="title") became ('t', 'i', 't', 'l', 'e') and fit raised KeyError 't'."""
+    assert TRSRConfig(item_text_columns="title").item_text_columns == ("title",)
+    model = TRSR(lm, lm, config(item_text_columns="title", fine_tune=False), show_progress=False).fit(split)
+    assert model.item_texts_[0].startswith("title: ")
+    with pytest.raises(ValueError, match="TRSRConfig.item_text_columns must be None or non-empty column names"):
+        TRSRConfig(item_text_columns=())
+    with pytest.raises(DataError, match=r"item text column\(s\) \['blurb'\] are not columns"):
+        TRSR(lm, lm, config(item_text_columns=("blurb",), fine_tune=False), show_progress=False).fit(split)
 
 
 def test_zero_shot_needs_no_training_and_fine_tuning_needs_two_models(split, lm):

@@ -170,6 +170,10 @@ class RecDataset:
         cols = columns if columns is not None else self.schema.item_text
         if not cols:
             raise DataError(f"data set {self.name!r} declares no item text columns")
+        unknown = [c for c in cols if c not in self.items.columns]
+        if unknown:
+            raise DataError(f"item text column(s) {unknown} are not columns of data set {self.name!r}'s items; "
+                            f"it has {list(self.items.columns)}")
         parts: list[list[str]] = [[] for _ in range(len(self.items))]
         for c in cols:
             values = self.items[c].to_numpy(dtype=object)

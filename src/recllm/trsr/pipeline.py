@@ -105,8 +105,13 @@ class TRSRConfig:
             raise ValueError(f"TRSRConfig.hard_fraction must be in [0, 1], got {self.hard_fraction!r}")
         if not 0.0 <= self.inject_fraction <= 1.0:
             raise ValueError(f"TRSRConfig.inject_fraction must be in [0, 1], got {self.inject_fraction!r}")
+        if isinstance(self.item_text_columns, str):  # one column name, not its letters (as LoRAConfig's modules)
+            self.item_text_columns = (self.item_text_columns,)
         if self.item_text_columns is not None:
             self.item_text_columns = tuple(self.item_text_columns)
+            if not self.item_text_columns or not all(isinstance(c, str) and c for c in self.item_text_columns):
+                raise ValueError("TRSRConfig.item_text_columns must be None or non-empty column names, got "
+                                 f"{self.item_text_columns!r}")
 
     @property
     def use_summary(self) -> bool:
