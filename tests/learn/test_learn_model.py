@@ -6,6 +6,7 @@ import torch
 from learn_synthetic import TINY, cyclic_content, cyclic_dataset, with_unengaged_items
 
 from recllm.data.split import cold_start_split, leave_one_out
+from recllm.errors import UserInputError
 from recllm.eval.ranking import evaluate_full_ranking
 from recllm.learn import LEARN, LEARNConfig
 from recllm.learn.model import LEARNNet
@@ -77,6 +78,15 @@ def test_validation():
 def test_bad_content_shape(loo):
     with pytest.raises(ValueError, match="catalogue order"):
         LEARN(content_embeddings=np.zeros((5, 4)), **TINY).fit(loo)
+
+
+@pytest.mark.parametrize("whiten", ["whiten", "none"])
+def test_non_finite_content_is_refused_naming_the_row(loo, content, whiten):
+    """NaN content failed in numpy's eigh (whitening) or, unwhitened, trained a model whose every score was NaN."""
+    bad = content.copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(UserInputError, match=r"content_embeddings holds NaN or infinite values \(item row 4\)"):
+        LEARN(content_embeddings=bad, **{**TINY, "max_epochs": 1, "content": {"whiten": whiten}}).fit(loo)
 
 
 def _unengaged_share(model, split, n_engaged: int, k: int = 5) -> float:

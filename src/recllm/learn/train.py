@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recllm.errors import UserInputError
 from recllm.learn.encoder import ContentConfig, Whitener, item_content_embeddings
 from recllm.learn.losses import blocked_pairs_info_nce, dense_action_pairs
 from recllm.learn.model import ITEM_INPUTS, ITEM_TOWERS, LEARNNet
@@ -101,6 +102,10 @@ class LEARN(SequentialRecommender):
             raw = np.asarray(self.content_embeddings, dtype=np.float32)
             if raw.ndim != 2 or raw.shape[0] != n_items:
                 raise ValueError(f"content_embeddings has shape {raw.shape}; expected ({n_items}, width) in catalogue order")
+            if not np.isfinite(raw).all():  # whitening failed in eigh; with whiten="none" every score was NaN
+                row = int(np.flatnonzero(~np.isfinite(raw).all(axis=1))[0])
+                raise UserInputError(f"content_embeddings holds NaN or infinite values (item row {row})",
+                                     "LEARN(content_embeddings=...)", "pass finite embeddings in catalogue order")
             # whitening statistics from the items the split lets a model know (not its held-out new items)
             self.whitener_ = Whitener.fit(raw[split.known_items()], cfg.content.whiten, cfg.content.whiten_dim)
             return torch.from_numpy(self.whitener_.transform(raw))
