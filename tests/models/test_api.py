@@ -44,3 +44,55 @@ def test_one_history_per_user(fitted, name):
     with pytest.raises(ValueError, match="got 2 users but 1 histories"):
         fitted[name].score(np.array([0, 1]), [np.array([1])])
     assert fitted[name].score(np.array([0]), [np.array([], dtype=np.int64)]).shape == (1, fitted[name].n_items_)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_clone_gives_an_equal_unfitted_model(fitted, name):
+    """scikit-learn's clone failed for every model: SASRec/HSTU's get_params took no ``deep``, the others had none."""
+    from sklearn.base import clone
+
+    model = fitted[name]
+    copy = clone(model)
+    assert type(copy) is type(model) and copy.get_params() == model.get_params()
+    assert not [k for k in vars(copy) if k.endswith("_") and not k.startswith("_")]
+    assert copy.set_params() is copy and quick(name).get_params() == model.get_params()
+
+
+def test_set_params_reaches_the_config_and_is_validated():
+    from recllm.models import SASRec
+
+    model = SASRec(dim=16, n_heads=2)
+    assert model.set_params(dim=32, lr=0.01) is model and (model.config.dim, model.config.lr) == (32, 0.01)
+    assert model.get_params(deep=False)["dim"] == 32 and "config" not in model.get_params()
+    with pytest.raises(ValueError, match="dropout must be in"):
+        model.set_params(dropout=1.5)
+    with pytest.raises(ValueError, match="SASRec has no parameter 'dims'; its parameters: .*dim, dropout"):
+        model.set_params(dims=8)
+
+
+def test_learn_and_dlrm_follow_the_parameter_protocol():
+    from sklearn.base import clone
+
+    from recllm.learn import LEARN
+    from recllm.learn.encoder import ContentConfig
+    from recllm.models.dlrm import DLRM
+
+    content = np.ones((3, 2), dtype=np.float32)
+    learn = LEARN(content_embeddings=content, out_dim=8, content={"whiten": "none"})
+    params = clone(learn).get_params()
+    assert params["out_dim"] == 8 and params["content"] == ContentConfig(whiten="none")
+    assert np.array_equal(params["content_embeddings"], content)
+    assert learn.set_params(content={"whiten": "center"}).config.content.whiten == "center"
+    dlrm = clone(DLRM(task="regression", bottom_mlp=(8,)))
+    assert dlrm.get_params()["task"] == "regression" and dlrm.set_params(max_epochs=2).max_epochs == 2
+    with pytest.raises(ValueError, match="DLRM has no parameter 'epochs'"):
+        dlrm.set_params(epochs=2)
+
+
+def test_nested_parameters_reach_a_wrapped_recommender():
+    from recllm.bench.trsr.run import Reranked
+    from recllm.models import ItemKNN
+
+    model = Reranked(ItemKNN(k=5), rerank=None, k=10)
+    assert model.get_params()["retriever__k"] == 5
+    assert model.set_params(retriever__k=7).retriever.k == 7

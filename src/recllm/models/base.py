@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,12 +35,64 @@ def check_histories(histories: list[np.ndarray], n_items: int, users: np.ndarray
             raise ValueError(f"history {i} holds an item index outside [0, {n_items})")
 
 
-class Recommender(ABC):
+class Params:
+    """scikit-learn's parameter protocol without importing scikit-learn: ``get_params(deep)`` / ``set_params(**p)``
+    over the constructor's named arguments (``name__sub`` reaches a nested estimator's), so ``sklearn.base.clone``
+    gives an unfitted copy and a grid search can set parameters. Subclasses that keep their parameters elsewhere
+    (a config dataclass) override :meth:`_param_names`, :meth:`_get_param` and :meth:`_set_params`."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The constructor's named arguments (not ``*args`` / ``**kwargs``), sorted."""
+        if cls.__init__ is object.__init__:
+            return []
+        return sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                      if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+    def _get_param(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def _set_params(self, params: dict[str, Any]) -> None:
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters by name; with ``deep``, a nested estimator's as ``name__param`` too."""
+        out: dict[str, Any] = {}
+        for name in self._param_names():
+            value = self._get_param(name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{key}", sub) for key, sub in value.get_params().items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params: Any) -> Any:
+        """Set constructor parameters (``name__param`` for a nested estimator's) and return self; an unknown name
+        is a ValueError listing the known ones."""
+        names = self._param_names()
+        own: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in names:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; its parameters: {', '.join(names)}")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                own[name] = value
+        if own:
+            self._set_params(own)
+        for name, sub_params in nested.items():
+            self._get_param(name).set_params(**sub_params)
+        return self
+
+
+class Recommender(Params, ABC):
     """A model that scores every catalogue item for a user given the user's chronological history.
 
-    scikit-learn semantics: ``__init__`` stores keyword arguments only; :meth:`fit` learns from
-    ``split.train`` (``split.valid`` only for early stopping / model selection) and returns ``self``;
-    learned state lives in attributes ending in ``_``.
+    scikit-learn semantics: ``__init__`` stores keyword arguments only (``get_params`` / ``set_params``, so
+    ``sklearn.base.clone`` works); :meth:`fit` learns from ``split.train`` (``split.valid`` only for early stopping /
+    model selection) and returns ``self``; learned state lives in attributes ending in ``_``.
     """
 
     n_items_: int

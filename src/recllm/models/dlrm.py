@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from recllm.data.dataset import DataError
+from recllm.models.base import Params
 from recllm.utils import resolve_device
 
 TASKS = ("binary", "multiclass", "regression")
@@ -82,7 +83,7 @@ def _dense_values(X: pd.DataFrame, col: str) -> np.ndarray:
     return values
 
 
-class DLRM:
+class DLRM(Params):
     """DLRM with ``fit(X, y, X_valid=None, y_valid=None)``, ``predict`` and ``predict_proba`` on DataFrames.
 
     ``dense`` / ``categorical`` name the feature columns (default: numeric dtypes are dense, the rest categorical).

@@ -257,8 +257,26 @@ class SequentialRecommender(Recommender):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(base).__name__}")
         self.config = dataclasses.replace(base, **params)
 
-    def get_params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The config's fields (``SASRec(dim=32)``) and any other constructor argument (LEARN's
+        ``content_embeddings``); ``config`` itself is not one: its fields are."""
+        own = [name for name in super()._param_names() if name != "config"]
+        return sorted([f.name for f in dataclasses.fields(cls.config_class)] + own)
+
+    def _get_param(self, name: str) -> Any:
+        return getattr(self.config, name) if name in self._config_fields() else getattr(self, name)
+
+    def _set_params(self, params: dict[str, Any]) -> None:
+        fields = self._config_fields()
+        config = {k: v for k, v in params.items() if k in fields}
+        if config:  # validated as on construction
+            self.config = dataclasses.replace(self.config, **config)
+        super()._set_params({k: v for k, v in params.items() if k not in fields})
+
+    @classmethod
+    def _config_fields(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls.config_class)}
 
     # -- subclass hooks -------------------------------------------------------------------------------------
     def _build(self, split: "Split") -> nn.Module:
