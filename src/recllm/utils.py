@@ -273,10 +273,28 @@ def write_json_atomic(target: str | os.PathLike[str], obj: Any, replace: bool = 
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", replace)
 
 
-def resolve_device(device: str = "auto") -> str:
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``; pass anything else through."""
-    if device != "auto":
+def check_device(device: object, where: str = "device") -> str:
+    """``device`` if it is "auto" or a device torch knows ("cpu", "cuda", "cuda:1", "mps"), else a UserInputError
+    naming ``where``: a misspelt device failed inside torch only once a model was built."""
+    from recllm.errors import UserInputError
+
+    if device == "auto":
         return device
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserInputError(f"unknown device {device!r}", where, "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+                             ) from None
+    return device
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``; pass any other device torch knows
+    through (an unknown one is a UserInputError, :func:`check_device`)."""
+    if device != "auto":
+        return check_device(device)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

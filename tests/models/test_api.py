@@ -96,3 +96,36 @@ def test_nested_parameters_reach_a_wrapped_recommender():
     model = Reranked(ItemKNN(k=5), rerank=None, k=10)
     assert model.get_params()["retriever__k"] == 5
     assert model.set_params(retriever__k=7).retriever.k == 7
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("lr", float("nan"), r"SeqConfig.lr must be a finite number > 0, got nan"),  # accepted, failed in AdamW
+    ("lr", "1e-3", r"SeqConfig.lr must be a finite number > 0"),  # a TypeError from '<='
+    ("weight_decay", float("nan"), r"SeqConfig.weight_decay must be a finite number >= 0"),
+    ("time_budget", float("nan"), "time_budget must be positive seconds"),
+    ("seed", "x", r"SeqConfig.seed must be an integer"),  # 'not all arguments converted' at fit
+    ("device", "gpu", r"unknown device 'gpu' \(SeqConfig.device\); use 'auto', 'cpu'"),  # torch's RuntimeError
+])
+def test_sequence_config_refuses_nonsense_naming_the_field(field, value, match):
+    from recllm.models.sasrec import SeqConfig
+
+    with pytest.raises(ValueError, match=match):
+        SeqConfig(**{field: value})
+
+
+def test_dlrm_and_content_config_check_their_device():
+    import pandas as pd
+
+    from recllm.learn.encoder import ContentConfig
+    from recllm.models.dlrm import DLRM
+    from recllm.utils import resolve_device
+
+    with pytest.raises(ValueError, match=r"unknown device 'gpu' \(DLRM.device\)"):
+        DLRM(device="gpu").fit(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="DLRM.*weight_decay must be >= 0|weight_decay must be >= 0"):
+        DLRM(weight_decay=float("nan")).fit(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"unknown device 'gpu' \(ContentConfig.device\)"):
+        ContentConfig(device="gpu")
+    with pytest.raises(ValueError, match=r"unknown device 'cuda:x' \(device\)"):
+        resolve_device("cuda:x")
+    assert resolve_device("cpu") == "cpu" and ContentConfig(device="cuda:1").device == "cuda:1"

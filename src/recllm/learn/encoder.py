@@ -55,6 +55,9 @@ class ContentConfig:
             raise ValueError(f"ContentConfig.whiten must be one of {WHITEN_MODES}, got {self.whiten!r}")
         if self.whiten_dim is not None and self.whiten_dim < 1:
             raise ValueError(f"ContentConfig.whiten_dim must be positive or None, got {self.whiten_dim}")
+        from recllm.utils import check_device
+
+        check_device(self.device, "ContentConfig.device")
 
     def resolved_kind(self) -> str:
         if self.kind != "auto":

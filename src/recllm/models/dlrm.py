@@ -22,7 +22,7 @@ from torch import nn
 
 from recllm.data.dataset import DataError
 from recllm.models.base import Params
-from recllm.utils import resolve_device
+from recllm.utils import check_device, resolve_device
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -125,6 +125,9 @@ class DLRM(Params):
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        check_device(self.device, "DLRM.device")
 
     def _columns(self, X: pd.DataFrame) -> tuple[list[str], list[str]]:
         if self.dense is None and self.categorical is None:

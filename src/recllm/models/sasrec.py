@@ -27,7 +27,7 @@ from torch import nn
 
 from recllm.models.base import Recommender, check_histories
 from recllm.models.softmax import full_softmax_cross_entropy
-from recllm.utils import resolve_device, seed_everything
+from recllm.utils import check_device, resolve_device, seed_everything
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -81,10 +81,19 @@ class SeqConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.loss not in self.losses:
             raise ValueError(f"loss must be one of {self.losses}, got {self.loss!r}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
-        if self.time_budget is not None and self.time_budget <= 0:
+        name = type(self).__name__
+        for field_name, low in (("lr", 0.0), ("weight_decay", None)):
+            value = getattr(self, field_name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or (value <= low if low is not None else value < 0)):
+                need = "> 0" if low is not None else ">= 0"
+                raise ValueError(f"{name}.{field_name} must be a finite number {need}, got {value!r}")
+        if self.time_budget is not None and (isinstance(self.time_budget, bool) or not isinstance(
+                self.time_budget, (int, float)) or not self.time_budget > 0):
             raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"{name}.seed must be an integer, got {self.seed!r}")
+        check_device(self.device, f"{name}.device")
         if self.valid_candidates not in VALID_CANDIDATES:
             raise ValueError(f"valid_candidates must be one of {VALID_CANDIDATES}, got {self.valid_candidates!r}")
 
