@@ -202,3 +202,10 @@ def test_pyarrow_dates_and_periods_are_filled_with_an_observed_value(name):
     assert out["d"].iloc[2] == dt.date(2020, 1, 2) and out["t"].iloc[2] == pd.Timestamp("2020-01-02")
     assert out["p"].iloc[1] == pd.Period("2020-02", "M")
     assert (out.dtypes == frame.dtypes).all() and out.drop(index=[1, 2, 3]).equals(frame.drop(index=[1, 2, 3]))
+
+
+def test_one_column_name_declares_that_column_not_its_letters():
+    table = pd.DataFrame({"gender": [1.0, 2.0, None, 1.0], "age": [20.0, None, 30.0, 40.0]})
+    imputer = MeanModeImputer(categorical="gender").fit(table)
+    assert imputer.kinds_ == {"gender": "categorical", "age": "numeric"}
+    assert imputer.transform(table)["gender"].tolist() == [1.0, 2.0, 1.0, 1.0]

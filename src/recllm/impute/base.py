@@ -138,7 +138,7 @@ def infer_kinds(
 ) -> dict[str, str]:
     """Kind of every column: the declared ones as given, the rest inferred.
 
-    Inference: a bool column (or one holding only True/False) or a numeric column with at most two distinct values
+    A single name (a string) declares that one column. Inference: a bool column (or one holding only True/False) or a numeric column with at most two distinct values
     (a flag) is categorical; other numeric columns are numeric; an object/string column whose observed values nearly
     all (>= 90%) parse as numbers is numeric (so junk in it is reported, not silently turned into a category; a
     pyarrow date or timestamp and a period are not numbers, a numpy datetime64 is); other columns are categorical
@@ -146,7 +146,7 @@ def infer_kinds(
     """
     declared: dict[str, str] = {}
     for kind, cols in ((CATEGORICAL, categorical), (NUMERIC, numeric), (TEXT, text)):
-        for col in cols or ():
+        for col in ((cols,) if isinstance(cols, str) else cols or ()):  # one name is one column, not its letters
             if col not in frame.columns:
                 raise DataError(f"column {col!r} was declared {kind} but the table has no such column; "
                                 f"it has {list(frame.columns)}")
