@@ -7,6 +7,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import random
 import stat
@@ -271,6 +272,24 @@ def ends_with_newline(path: str | os.PathLike[str]) -> bool:
 def write_json_atomic(target: str | os.PathLike[str], obj: Any, replace: bool = True) -> None:
     """Write ``obj`` as indented JSON to ``target`` atomically (``replace``: as :func:`atomic_path`)."""
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", replace)
+
+
+def is_integer(value: object) -> bool:
+    """True for a Python or NumPy integer; False for a bool (``True`` is not a count), a float or a string."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a finite Python or NumPy int or float; False for a bool, a string (``"0.1"``), NaN or an infinity,
+    so a config can refuse them by name instead of failing later in a comparison or silently passing ``nan``."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
+def check_flag(value: object, where: str) -> None:
+    """A ValueError naming ``where`` unless ``value`` is True or False (a truthy string such as ``"no"`` is not)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where} must be True or False, got {value!r}")
 
 
 def check_device(device: object, where: str = "device") -> str:

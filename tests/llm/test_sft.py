@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -272,6 +273,22 @@ def test_bad_sft_config(kwargs):
 def test_bad_lora_config(kwargs):
     with pytest.raises(ValueError, match="LoRAConfig"):
         LoRAConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, field",
+    [(SFTConfig, dict(weight_decay=float("nan")), "weight_decay"), (SFTConfig, dict(weight_decay="0"), "weight_decay"),
+     (SFTConfig, dict(checkpoint_every=True), "checkpoint_every"),
+     (SFTConfig, dict(group_by_length="no"), "group_by_length"), (SFTConfig, dict(append_eos="no"), "append_eos"),
+     (SFTConfig, dict(show_progress="no"), "show_progress"), (LoRAConfig, dict(alpha="16"), "alpha"),
+     (LoRAConfig, dict(alpha=float("inf")), "alpha"), (LoRAConfig, dict(dropout="0.1"), "dropout")],
+)
+def test_sft_lora_config_names_the_bad_field(cls, kwargs, field):
+    """A NaN, a string where a number goes, a bool where a count goes and a truthy string where a flag goes are
+    each refused on construction, naming the field (they were accepted, or failed in a bare comparison)."""
+    with pytest.raises(ValueError, match=rf"{cls.__name__}\.{field} must be"):
+        cls(**kwargs)
+    SFTConfig(checkpoint_every=np.int64(5), weight_decay=np.float32(0.01), show_progress=np.bool_(False))
 
 
 def test_lora_config_to_peft():

@@ -39,7 +39,8 @@ from recllm.llm.checkpoints import (OPTIMIZER_FILE as _OPTIM, RNG_FILE as _RNG, 
                                     save_adapter_dir as _save_adapter_dir, save_checkpoint as _save_checkpoint,
                                     set_rng_state as _set_rng_state)
 from recllm.llm.precision import use_bf16_autocast
-from recllm.utils import resolve_device, seed_everything, write_json_atomic
+from recllm.utils import (check_flag, is_finite_number, is_integer, resolve_device, seed_everything,
+                          write_json_atomic)
 
 __all__ = ["LoRAConfig", "SFTConfig", "SFTProgress", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples",
            "collate", "answer_nll"]
@@ -63,9 +64,9 @@ class LoRAConfig:
         self.target_modules = tuple(self.target_modules)
         if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r < 1:
             raise ValueError(f"LoRAConfig.r must be a positive integer, got {self.r!r}")
-        if not self.alpha > 0:
-            raise ValueError(f"LoRAConfig.alpha must be > 0, got {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not (is_finite_number(self.alpha) and self.alpha > 0):
+            raise ValueError(f"LoRAConfig.alpha must be a finite number > 0, got {self.alpha!r}")
+        if not (is_finite_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"LoRAConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
             raise ValueError(f"LoRAConfig.target_modules must be non-empty module names, got {self.target_modules!r}")
@@ -113,7 +114,7 @@ class SFTConfig:
                 raise ValueError(f"SFTConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.max_length, int) or self.max_length < 2:
             raise ValueError(f"SFTConfig.max_length must be an integer >= 2, got {self.max_length!r}")
-        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
+        if not is_integer(self.checkpoint_every) or self.checkpoint_every < 0:
             raise ValueError(f"SFTConfig.checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"SFTConfig.seed must be an integer, got {self.seed!r}")
@@ -123,8 +124,10 @@ class SFTConfig:
             raise ValueError(f"SFTConfig.bf16 must be True, False or 'auto', got {self.bf16!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"SFTConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"SFTConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (is_finite_number(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"SFTConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        for name in ("group_by_length", "append_eos", "show_progress"):
+            check_flag(getattr(self, name), f"SFTConfig.{name}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"SFTConfig.max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
 
