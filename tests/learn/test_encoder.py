@@ -33,6 +33,18 @@ def test_config_validation():
         ContentConfig(kind="seq2seq")
 
 
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [(dict(max_length=1.5), "max_length"), (dict(max_length=True), "max_length"), (dict(batch_size="32"), "batch_size"),
+     (dict(whiten_dim=1.5), "whiten_dim"), (dict(whiten_dim="256"), "whiten_dim")],
+)
+def test_content_config_names_the_bad_field(kwargs, field):
+    """A fractional max_length / whiten_dim was accepted (and failed inside the tokenizer or the whitening)."""
+    with pytest.raises(ValueError, match=rf"ContentConfig\.{field} must be a positive integer"):
+        ContentConfig(**kwargs)
+    assert ContentConfig(max_length=np.int64(64), whiten_dim=np.int64(8)).whiten_dim == 8
+
+
 def test_item_content_embeddings_with_tiny_lm(tmp_path):
     llm = pytest.importorskip("recllm.llm")
     if not hasattr(llm, "embed_texts"):

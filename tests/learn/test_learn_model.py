@@ -75,6 +75,19 @@ def test_validation():
         LEARN(loss="ce")
 
 
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [(dict(dense_weight=float("nan")), "dense_weight"), (dict(temperature="0.2"), "temperature"),
+     (dict(horizon="3"), "horizon"), (dict(horizon=True), "horizon"), (dict(content={"foo": 1}), "content"),
+     (dict(content="smollm2"), "content"), (dict(content={"max_length": 1.5}), "max_length")],
+)
+def test_learn_config_names_the_bad_field(kwargs, field):
+    """A NaN weight was accepted; a string horizon and an unknown content field failed with a bare TypeError."""
+    with pytest.raises(ValueError, match=rf"Config\.{field}"):
+        LEARNConfig(**kwargs)
+    assert LEARNConfig(horizon=np.int64(3), content={"max_length": 64}).content.max_length == 64
+
+
 def test_bad_content_shape(loo):
     with pytest.raises(ValueError, match="catalogue order"):
         LEARN(content_embeddings=np.zeros((5, 4)), **TINY).fit(loo)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recllm.utils import check_device, is_integer
+
 if TYPE_CHECKING:
     from recllm.data.dataset import RecDataset
 
@@ -46,17 +48,16 @@ class ContentConfig:
             raise ValueError(f"ContentConfig.model must be a model name, HF id or folder, got {self.model!r}")
         if self.kind not in ("auto", "causal", "sentence"):
             raise ValueError(f"ContentConfig.kind must be 'auto', 'causal' or 'sentence', got {self.kind!r}")
-        if self.max_length < 1 or self.batch_size < 1:
-            raise ValueError("ContentConfig.max_length and batch_size must be positive")
+        for name in ("max_length", "batch_size"):
+            if not is_integer(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"ContentConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         from recllm.llm.precision import check_dtype
 
         check_dtype(self.dtype, "ContentConfig.dtype")
         if self.whiten not in WHITEN_MODES:
             raise ValueError(f"ContentConfig.whiten must be one of {WHITEN_MODES}, got {self.whiten!r}")
-        if self.whiten_dim is not None and self.whiten_dim < 1:
-            raise ValueError(f"ContentConfig.whiten_dim must be positive or None, got {self.whiten_dim}")
-        from recllm.utils import check_device
-
+        if self.whiten_dim is not None and (not is_integer(self.whiten_dim) or self.whiten_dim < 1):
+            raise ValueError(f"ContentConfig.whiten_dim must be a positive integer or None, got {self.whiten_dim!r}")
         check_device(self.device, "ContentConfig.device")
 
     def resolved_kind(self) -> str:

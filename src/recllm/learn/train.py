@@ -12,7 +12,7 @@ Early stopping on validation NDCG@10 through the evaluation harness, as for the 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -24,6 +24,7 @@ from recllm.learn.encoder import ContentConfig, Whitener, item_content_embedding
 from recllm.learn.losses import blocked_pairs_info_nce, dense_action_pairs
 from recllm.learn.model import ITEM_INPUTS, ITEM_TOWERS, LEARNNet
 from recllm.models.sasrec import SeqConfig, SequentialRecommender
+from recllm.utils import is_finite_number, is_integer
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -53,7 +54,14 @@ class LEARNConfig(SeqConfig):
 
     def __post_init__(self) -> None:
         if isinstance(self.content, dict):
+            unknown = sorted(set(self.content) - {f.name for f in fields(ContentConfig)})
+            if unknown:
+                raise ValueError(f"LEARNConfig.content has unknown field(s) {unknown}; ContentConfig's are "
+                                 f"{[f.name for f in fields(ContentConfig)]}")
             self.content = ContentConfig(**self.content)
+        if not isinstance(self.content, ContentConfig):
+            raise ValueError(f"LEARNConfig.content must be a ContentConfig or a dict of its fields, "
+                             f"got {type(self.content).__name__}")
         super().__post_init__()
         if self.item_input not in ITEM_INPUTS:
             raise ValueError(f"LEARNConfig.item_input must be one of {ITEM_INPUTS}, got {self.item_input!r}")
@@ -65,8 +73,11 @@ class LEARNConfig(SeqConfig):
         if not isinstance(self.catalogue_negatives, int) or self.catalogue_negatives < 0:
             raise ValueError(f"LEARNConfig.catalogue_negatives must be a non-negative integer, "
                              f"got {self.catalogue_negatives!r}")
-        if self.horizon is not None and self.horizon < 1:
-            raise ValueError(f"LEARNConfig.horizon must be positive or None, got {self.horizon}")
+        if self.horizon is not None and (not is_integer(self.horizon) or self.horizon < 1):
+            raise ValueError(f"LEARNConfig.horizon must be a positive integer or None, got {self.horizon!r}")
+        for name in ("temperature", "dense_weight", "alpha", "beta"):
+            if not is_finite_number(getattr(self, name)):
+                raise ValueError(f"LEARNConfig.{name} must be a finite number, got {getattr(self, name)!r}")
         if not self.temperature > 0 or self.dense_weight < 0:
             raise ValueError(f"need temperature > 0 and dense_weight >= 0, got {self.temperature}, {self.dense_weight}")
         if not 1.0 < self.alpha <= self.beta:
