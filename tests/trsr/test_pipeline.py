@@ -190,10 +190,20 @@ def test_training_negatives_know_nothing_of_validation_or_test(split):
     ("hard_negatives", "knn", "hard_negatives must be None, a fitted retriever"),
     ("targets_per_user", 0, "targets_per_user must be a positive integer"),
     ("class_weight", "auto", r"TRSRConfig.class_weight must be 'balanced' or None, got 'auto'"),
+    ("max_train_users", True, "TRSRConfig.max_train_users must be a positive integer or None"),
+    ("max_valid_rows", 2.5, "TRSRConfig.max_valid_rows must be a positive integer or None"),
+    ("seed", "x", "TRSRConfig.seed must be an integer"),
+    ("seed", False, "TRSRConfig.seed must be an integer"),
+    ("fine_tune", "no", "TRSRConfig.fine_tune must be True or False"),
+    ("inject_fraction", "0.1", r"TRSRConfig.inject_fraction must be in \[0, 1\]"),
+    ("inject_fraction", float("nan"), r"TRSRConfig.inject_fraction must be in \[0, 1\]"),
 ])
 def test_bad_group_settings_are_one_line(field, value, match):
+    """Each bad value is refused on construction naming the field (a bool count, a string seed and fine_tune="no"
+    were accepted; a string inject_fraction failed with a bare TypeError); NumPy integers stay accepted."""
     with pytest.raises(ValueError, match=match):
         TRSRConfig(**{field: value})
+    assert TRSRConfig(max_train_users=np.int64(5), seed=np.int64(1)).max_train_users == 5
 
 
 def test_item_text_columns_takes_one_name_as_a_column_not_its_letters(split, lm):

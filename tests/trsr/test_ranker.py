@@ -38,6 +38,17 @@ def test_answers_must_be_single_tokens(lm):
         RankerConfig(n_recent=-1)
 
 
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(answers="YN"), "answers"), (dict(answers="Yes"), "answers"), (dict(answers=None), "answers"),
+    (dict(shared_prefix="no"), "shared_prefix"), (dict(guarded="no"), "guarded"), (dict(guarded=1), "guarded"),
+])
+def test_ranker_config_names_the_bad_field(kwargs, field):
+    """answers="YN" was read as ("Y", "N") and a truthy "no" switched a flag on; both are refused by name."""
+    with pytest.raises(ValueError, match=rf"RankerConfig\.{field} must be"):
+        RankerConfig(**kwargs)
+    assert RankerConfig(answers=["Yes", "No"], guarded=np.bool_(True)).guarded
+
+
 def test_target_ranks_are_pessimistic():
     ranks = target_ranks_of([np.array([0.1, 0.9, 0.5]), np.array([0.5, 0.5, 0.5]), np.array([0.9, 0.1])], [1, 0, 0])
     assert ranks.tolist() == [1, 3, 1]

@@ -36,6 +36,7 @@ from recllm.trsr.ranker import (LLMRanker, RankerConfig, RankQuery, answer_token
                                  check_class_weight, ranker_sft_config)
 from recllm.trsr.segment import render_item_texts
 from recllm.trsr.summarize import Summaries, SummarizerConfig, summarize_histories
+from recllm.utils import check_flag, is_finite_number, is_integer
 
 __all__ = ["TRSRConfig", "TRSR", "TrainingCases", "training_cases", "TrainingGroups", "training_groups",
            "dataset_item_texts", "inject", "InjectionEffect", "injection_effect", "precomputed_score_fn"]
@@ -90,7 +91,7 @@ class TRSRConfig:
         check_class_weight(self.class_weight, "TRSRConfig.class_weight")
         for name in ("max_train_users", "max_valid_rows"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not is_integer(value) or value < 1):
                 raise ValueError(f"TRSRConfig.{name} must be a positive integer or None, got {value!r}")
         for name in ("targets_per_user", "n_negatives", "hard_pool"):
             value = getattr(self, name)
@@ -103,8 +104,11 @@ class TRSRConfig:
         if isinstance(self.hard_fraction, bool) or not (isinstance(self.hard_fraction, (int, float))
                                                         and 0.0 <= self.hard_fraction <= 1.0):
             raise ValueError(f"TRSRConfig.hard_fraction must be in [0, 1], got {self.hard_fraction!r}")
-        if not 0.0 <= self.inject_fraction <= 1.0:
+        if not (is_finite_number(self.inject_fraction) and 0.0 <= self.inject_fraction <= 1.0):
             raise ValueError(f"TRSRConfig.inject_fraction must be in [0, 1], got {self.inject_fraction!r}")
+        check_flag(self.fine_tune, "TRSRConfig.fine_tune")
+        if not is_integer(self.seed):
+            raise ValueError(f"TRSRConfig.seed must be an integer, got {self.seed!r}")
         if isinstance(self.item_text_columns, str):  # one column name, not its letters (as LoRAConfig's modules)
             self.item_text_columns = (self.item_text_columns,)
         if self.item_text_columns is not None:
