@@ -265,3 +265,15 @@ def test_a_failing_model_on_a_real_worker_is_one_line(ray_session):
             embed_texts_ray(ModelSpec(builder=builder), TEXTS[:4], batch_size=4, show_progress=False,
                             options=ray_session)
         _assert_one_line_naming(caught.value, cause)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(cpus_per_worker=float("nan")), "cpus_per_worker"), (dict(gpus_per_worker=float("nan")), "gpus_per_worker"),
+    (dict(cpus_per_worker="1"), "cpus_per_worker"), (dict(gpus_per_worker=True), "gpus_per_worker"),
+    (dict(max_restarts=1.5), "max_restarts"),
+])
+def test_ray_options_name_the_bad_field(kwargs, field):
+    """A NaN CPU or GPU share passed every comparison (NaN <= 0 is False) and reached ray.init; refused by name."""
+    with pytest.raises(ValueError, match=rf"RayOptions\.{field} must be"):
+        RayOptions(**kwargs)
+    assert RayOptions(cpus_per_worker=np.float64(0.5), max_restarts=np.int64(2)).max_restarts == 2

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recllm.distributed import require_ray
+from recllm.utils import is_finite_number, is_integer
 
 __all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "generate_chunks_ray",
            "generate_ray", "ensure_ray", "ship_model"]
@@ -78,6 +79,11 @@ class RayOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"RayOptions.workers must be a positive integer, got {self.workers!r}")
+        for name in ("cpus_per_worker", "gpus_per_worker"):
+            if not is_finite_number(getattr(self, name)):
+                raise ValueError(f"RayOptions.{name} must be a finite number, got {getattr(self, name)!r}")
+        if self.max_restarts is not None and not is_integer(self.max_restarts):
+            raise ValueError(f"RayOptions.max_restarts must be an integer >= 0 or None, got {self.max_restarts!r}")
         if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0 or (self.max_restarts or 0) < 0:
             raise ValueError("RayOptions needs cpus_per_worker > 0, gpus_per_worker >= 0 and max_restarts >= 0")
 
