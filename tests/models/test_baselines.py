@@ -82,10 +82,17 @@ def test_top_k_per_row_ties_by_column():
     assert out.tolist() == [[0.5, 0.9, 0.0, 0.0], [0.1, 0.0, 0.0, 0.0]]
 
 
-@pytest.mark.parametrize("params", [{"k": 0}, {"shrinkage": -1.0}, {"recency_decay": 0.0}, {"recency_decay": 1.5}])
-def test_itemknn_bad_params(params):
-    with pytest.raises(ValueError, match="ItemKNN"):
+@pytest.mark.parametrize("params, field", [
+    ({"k": 0}, "k"), ({"k": True}, "k"), ({"k": 2.5}, "k"), ({"shrinkage": -1.0}, "shrinkage"),
+    ({"shrinkage": "1"}, "shrinkage"), ({"shrinkage": float("nan")}, "shrinkage"),
+    ({"recency_decay": 0.0}, "recency_decay"), ({"recency_decay": 1.5}, "recency_decay"),
+    ({"recency_decay": "0.5"}, "recency_decay"),
+])
+def test_itemknn_bad_params(params, field):
+    """fit refuses each bad parameter by name (k=True was k=1; a string shrinkage failed with a bare TypeError)."""
+    with pytest.raises(ValueError, match=f"ItemKNN: {field} must be"):
         ItemKNN(**params).fit(SPLIT)
+    assert ItemKNN(k=np.int64(3), shrinkage=np.float32(1.0)).fit(SPLIT).k == 3
 
 
 def test_unfitted_and_bad_history_errors():

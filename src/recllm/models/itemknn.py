@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from recllm.data.dataset import ITEM, USER
 from recllm.models.base import Recommender, check_histories
+from recllm.utils import is_finite_number, is_integer
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -50,11 +51,12 @@ class ItemKNN(Recommender):
         self.recency_decay = recency_decay
 
     def _check_params(self) -> None:
-        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
+        if not is_integer(self.k) or self.k < 1:
             raise ValueError(f"ItemKNN: k must be a positive integer, got {self.k!r}")
-        if not self.shrinkage >= 0:
-            raise ValueError(f"ItemKNN: shrinkage must be >= 0, got {self.shrinkage!r}")
-        if self.recency_decay is not None and not 0 < self.recency_decay <= 1:
+        if not (is_finite_number(self.shrinkage) and self.shrinkage >= 0):
+            raise ValueError(f"ItemKNN: shrinkage must be a finite number >= 0, got {self.shrinkage!r}")
+        decay = self.recency_decay
+        if decay is not None and not (is_finite_number(decay) and 0 < decay <= 1):
             raise ValueError(f"ItemKNN: recency_decay must be in (0, 1] or None, got {self.recency_decay!r}")
 
     def fit(self, split: "Split") -> "ItemKNN":
