@@ -76,6 +76,18 @@ def test_explicit_validation_set_and_columns():
     assert model.dense_ == ["x"] and model.categorical_ == ["colour"] and model.n_train_rows_ == 600
 
 
+@pytest.mark.parametrize("params, field", [
+    ({"bottom_mlp": (0,)}, "bottom_mlp"), ({"bottom_mlp": (64, -1)}, "bottom_mlp"),
+    ({"bottom_mlp": (True,)}, "bottom_mlp"),
+    ({"top_mlp": (32.5,)}, "top_mlp"), ({"top_mlp": "64"}, "top_mlp"), ({"top_mlp": 64}, "top_mlp"),
+])
+def test_bad_layer_widths_are_refused_by_name(params, field):
+    """bottom_mlp=(0,) built a zero-width layer (and "64" was read as widths '6', '4'); fit now refuses them."""
+    frame, targets = planted(n=100)
+    with pytest.raises(ValueError, match=f"{field} must be a tuple of positive layer widths"):
+        DLRM(**params).fit(frame, targets["binary"])
+
+
 def test_errors():
     frame, targets = planted(n=100)
     with pytest.raises(ValueError, match="task"):

@@ -22,7 +22,7 @@ from torch import nn
 
 from recllm.data.dataset import DataError
 from recllm.models.base import Params
-from recllm.utils import check_device, resolve_device
+from recllm.utils import check_device, is_integer, resolve_device
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -121,6 +121,11 @@ class DLRM(Params):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("bottom_mlp", "top_mlp"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (tuple, list)) or not all(
+                    is_integer(width) and width >= 1 for width in value):
+                raise ValueError(f"{name} must be a tuple of positive layer widths such as (64, 32), got {value!r}")
         if not 0.0 < self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in (0, 1), got {self.valid_fraction!r}")
         if not self.learning_rate > 0:
