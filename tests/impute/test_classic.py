@@ -123,6 +123,24 @@ def test_bad_input_errors(name):
         make_imputer(name, numeric=("nope",)).fit(empty_column)
 
 
+@pytest.mark.parametrize("imputer, field", [
+    (ZeroImputer(fill_value="abc"), "ZeroImputer.fill_value"), (ZeroImputer(fill_value=None), "ZeroImputer.fill_value"),
+    (ZeroImputer(fill_value=float("nan")), "ZeroImputer.fill_value"),
+    (KNNTableImputer(n_neighbors="3"), "KNNTableImputer.n_neighbors"),
+    (KNNTableImputer(n_neighbors=True), "KNNTableImputer.n_neighbors"),
+    (ZeroImputer(max_categories="5"), "ZeroImputer.max_categories"),
+    (MeanModeImputer(max_categories=2.5), "MeanModeImputer.max_categories"),
+    (MICEImputer(max_iter=1.5), "MICEImputer.max_iter"), (MICEImputer(max_iter=0), "MICEImputer.max_iter"),
+])
+def test_bad_parameters_are_refused_in_fit_by_name(imputer, field, table):
+    """``__init__`` stores them unchanged (scikit-learn); ``fit`` names the parameter instead of a bare "could not
+    convert string to float", TypeError or "'<' not supported"."""
+    with pytest.raises(ValueError, match=rf"{field} must be"):
+        imputer.fit(table)
+    KNNTableImputer(n_neighbors=np.int64(2), max_categories=np.int64(50)).fit(table)
+    ZeroImputer(fill_value=np.float32(-1)).fit(table)
+
+
 def test_junk_in_a_declared_numeric_column_at_transform(table):
     imp = MeanModeImputer().fit(table)
     bad = table.astype({"age": object})

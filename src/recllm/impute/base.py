@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from recllm.data.dataset import DataError
 from recllm.impute.cells import CellFormat, write_cells
+from recllm.utils import is_integer
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -284,6 +285,13 @@ def detect_code_columns(frame: pd.DataFrame, given: pd.DataFrame, kinds: dict[st
     return out
 
 
+def check_int_param(owner: str, name: str, value: Any, low: int) -> None:
+    """A ValueError naming ``owner.name`` unless ``value`` is an integer (Python or NumPy; not a bool) >= ``low``.
+    Imputers call it in ``fit`` (scikit-learn's ``__init__`` stores parameters unchanged)."""
+    if not is_integer(value) or value < low:
+        raise ValueError(f"{owner}.{name} must be an integer >= {low}, got {value!r}")
+
+
 class BaseImputer(TransformerMixin, BaseEstimator):
     """Shared plumbing: input checks, column kinds, statistics, and writing only the missing cells.
 
@@ -305,8 +313,7 @@ class BaseImputer(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "BaseImputer":
         """Learn column kinds, statistics and the subclass's model from the observed cells of ``X``."""
         given, _ = as_frame(X)
-        if self.max_categories < 1:
-            raise ValueError(f"max_categories must be >= 1, got {self.max_categories}")
+        check_int_param(type(self).__name__, "max_categories", self.max_categories, 1)
         self.kinds_ = infer_kinds(given, self.categorical, self.numeric, self.text, self.max_categories)
         self.formats_ = {col: CellFormat.of(given[col], kind == NUMERIC) for col, kind in self.kinds_.items()}
         frame = coerce_numeric(given, self.kinds_)

@@ -22,9 +22,10 @@ from sklearn.impute import KNNImputer
 
 from recllm.data.dataset import DataError
 from recllm.impute.base import (
-    CATEGORICAL, NUMERIC, TEXT, BaseImputer, ColumnInfo, ImputationReport, statistic_fill,
+    CATEGORICAL, NUMERIC, TEXT, BaseImputer, ColumnInfo, ImputationReport, check_int_param, statistic_fill,
 )
 from recllm.impute.cells import is_number
+from recllm.utils import is_finite_number
 
 
 class DeletionImputer(BaseImputer):
@@ -91,6 +92,10 @@ class ZeroImputer(BaseImputer):
         self.text = text
         self.max_categories = max_categories
         self.code_columns = code_columns
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        if not is_finite_number(self.fill_value):
+            raise ValueError(f"ZeroImputer.fill_value must be a finite number such as 0, got {self.fill_value!r}")
 
     def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -255,9 +260,11 @@ class KNNTableImputer(_EncodedImputer):
         self.max_categories = max_categories
         self.code_columns = code_columns
 
+    def _fit(self, frame: pd.DataFrame) -> None:
+        check_int_param("KNNTableImputer", "n_neighbors", self.n_neighbors, 1)
+        super()._fit(frame)
+
     def _fit_encoded(self, frame: pd.DataFrame) -> None:
-        if self.n_neighbors < 1:
-            raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
         self.imputer_ = KNNImputer(n_neighbors=self.n_neighbors, weights=self.weights, keep_empty_features=True)
         self.imputer_.fit(self.encoder_.encode(frame))
 
@@ -324,9 +331,11 @@ class MICEImputer(_EncodedImputer):
             mat[rows, start:stop] = 0.0
             mat[rows, start + pred.astype(int)] = 1.0
 
+    def _fit(self, frame: pd.DataFrame) -> None:
+        check_int_param("MICEImputer", "max_iter", self.max_iter, 1)
+        super()._fit(frame)
+
     def _fit_encoded(self, frame: pd.DataFrame) -> None:
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
         self.sequence_: list[tuple[str, Any]] = []  # (column, fitted model or None) in replay order
         missing = np.isnan(self.encoder_.encode(frame))
         mat = self._initial(frame)

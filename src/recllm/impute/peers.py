@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.dataset import DataError
-from recllm.impute.base import CATEGORICAL, NUMERIC, TEXT, BaseImputer, ImputationReport, statistic_fill
+from recllm.impute.base import (CATEGORICAL, NUMERIC, TEXT, BaseImputer, ImputationReport, check_int_param,
+                                 statistic_fill)
 
 # Imputer name -> (module to import, distributions whose versions a report names). One place for the extra's names.
 PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -76,11 +77,6 @@ def require_peer(name: str) -> Any:
         raise UserInputError(
             f"the {name} imputer needs the {' and '.join(dists)} package(s), which are not installed ({exc})",
             f"imputer {name!r}", f"install recllm's optional extra: pip install 'recllm[{EXTRA}]'") from None
-
-
-def _check_int(owner: str, name: str, value: Any, low: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{owner}.{name} must be an integer >= {low}, got {value!r}")
 
 
 @contextlib.contextmanager
@@ -167,13 +163,13 @@ class MiceForestImputer(BaseImputer):
 
     def _fit(self, frame: pd.DataFrame) -> None:
         mf = require_peer("miceforest")
-        _check_int("MiceForestImputer", "iterations", self.iterations, 1)
-        _check_int("MiceForestImputer", "mean_match_candidates", self.mean_match_candidates, 0)
-        _check_int("MiceForestImputer", "min_observed", self.min_observed, 2)
+        check_int_param("MiceForestImputer", "iterations", self.iterations, 1)
+        check_int_param("MiceForestImputer", "mean_match_candidates", self.mean_match_candidates, 0)
+        check_int_param("MiceForestImputer", "min_observed", self.min_observed, 2)
         if self.mean_match_strategy not in MEAN_MATCH_STRATEGIES:
             raise ValueError(f"MiceForestImputer.mean_match_strategy must be one of {MEAN_MATCH_STRATEGIES}, got "
                              f"{self.mean_match_strategy!r}")
-        _check_int("MiceForestImputer", "n_jobs", self.n_jobs, 1)
+        check_int_param("MiceForestImputer", "n_jobs", self.n_jobs, 1)
         modelled = [c for c, info in self.columns_.items() if info.kind != TEXT]
         self.aliases_ = {col: f"c{i}" for i, col in enumerate(modelled)}
         targets = [c for c in modelled if self._learnable(c)] if len(modelled) > 1 else []
@@ -505,14 +501,14 @@ class GReaTImputer(BaseImputer):
         self.checkpoint_steps = checkpoint_steps
 
     def _check_params(self) -> None:
-        _check_int("GReaTImputer", "epochs", self.epochs, 1)
-        _check_int("GReaTImputer", "checkpoint_steps", self.checkpoint_steps, 1)
+        check_int_param("GReaTImputer", "epochs", self.epochs, 1)
+        check_int_param("GReaTImputer", "checkpoint_steps", self.checkpoint_steps, 1)
         if self.checkpoint_root is not None and not isinstance(self.checkpoint_root, (str, os.PathLike)):
             raise ValueError(f"GReaTImputer.checkpoint_root must be None, 'cache' or a folder, got "
                              f"{self.checkpoint_root!r}")
-        _check_int("GReaTImputer", "max_steps", self.max_steps, 0)
-        _check_int("GReaTImputer", "batch_size", self.batch_size, 1)
-        _check_int("GReaTImputer", "max_retries", self.max_retries, 1)
+        check_int_param("GReaTImputer", "max_steps", self.max_steps, 0)
+        check_int_param("GReaTImputer", "batch_size", self.batch_size, 1)
+        check_int_param("GReaTImputer", "max_retries", self.max_retries, 1)
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
             raise ValueError(f"GReaTImputer.learning_rate must be in (0, 1), got {self.learning_rate!r}")
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
