@@ -86,6 +86,9 @@ def test_learn_config_names_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=rf"Config\.{field}"):
         LEARNConfig(**kwargs)
     assert LEARNConfig(horizon=np.int64(3), content={"max_length": 64}).content.max_length == 64
+    with pytest.raises(ValueError, match=rf"Config\.{field}"):
+        LEARN(**kwargs)
+    assert LEARN(content={"max_length": 64}).config.content.max_length == 64
 
 
 def test_bad_content_shape(loo):

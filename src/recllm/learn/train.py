@@ -98,9 +98,7 @@ class LEARN(SequentialRecommender):
 
     def __init__(self, config: LEARNConfig | None = None, content_embeddings: np.ndarray | None = None,
                  **params: Any) -> None:
-        if isinstance(params.get("content"), dict):
-            params["content"] = ContentConfig(**params["content"])
-        super().__init__(config, **params)
+        super().__init__(config, **params)  # (LEARNConfig reads a content dict as ContentConfig's fields)
         self.content_embeddings = content_embeddings
 
     def _content(self, split: "Split") -> torch.Tensor | None:
