@@ -129,3 +129,26 @@ def test_dlrm_and_content_config_check_their_device():
     with pytest.raises(ValueError, match=r"unknown device 'cuda:x' \(device\)"):
         resolve_device("cuda:x")
     assert resolve_device("cpu") == "cpu" and ContentConfig(device="cuda:1").device == "cuda:1"
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: __import__("recllm.models.sasrec", fromlist=["SeqConfig"]).SeqConfig(**kw),
+    lambda **kw: __import__("recllm.models.hstu", fromlist=["HSTUConfig"]).HSTUConfig(**kw),
+    lambda **kw: __import__("recllm.llm.sft", fromlist=["SFTConfig"]).SFTConfig(**kw),
+    lambda **kw: __import__("recllm.trsr.pipeline", fromlist=["TRSRConfig"]).TRSRConfig(**kw),
+])
+def test_counts_refuse_a_bool_and_take_a_numpy_integer_as_an_int(make):
+    field = {"SeqConfig": "batch_size", "HSTUConfig": "batch_size", "SFTConfig": "batch_size",
+             "TRSRConfig": "n_negatives"}[type(make()).__name__]
+    with pytest.raises(ValueError, match=field):
+        make(**{field: True})
+    config = make(**{field: np.int64(3)})
+    assert type(getattr(config, field)) is int and getattr(config, field) == 3
+
+
+def test_lora_rank_takes_a_numpy_integer_as_an_int_and_refuses_a_bool():
+    from recllm.llm.sft import LoRAConfig
+
+    assert type(LoRAConfig(r=np.int64(4)).r) is int
+    with pytest.raises(ValueError, match="LoRAConfig.r"):
+        LoRAConfig(r=True)

@@ -62,8 +62,9 @@ class LoRAConfig:
         if isinstance(self.target_modules, str):
             self.target_modules = (self.target_modules,)
         self.target_modules = tuple(self.target_modules)
-        if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r < 1:
+        if not is_integer(self.r) or self.r < 1:
             raise ValueError(f"LoRAConfig.r must be a positive integer, got {self.r!r}")
+        self.r = int(self.r)
         if not (is_finite_number(self.alpha) and self.alpha > 0):
             raise ValueError(f"LoRAConfig.alpha must be a finite number > 0, got {self.alpha!r}")
         if not (is_finite_number(self.dropout) and 0.0 <= self.dropout < 1.0):
@@ -110,14 +111,17 @@ class SFTConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum", "keep_checkpoints", "log_every"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"SFTConfig.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.max_length, int) or self.max_length < 2:
+            setattr(self, name, int(value))  # a NumPy integer as a plain int (the config is written as JSON)
+        if not is_integer(self.max_length) or self.max_length < 2:
             raise ValueError(f"SFTConfig.max_length must be an integer >= 2, got {self.max_length!r}")
+        self.max_length = int(self.max_length)
         if not is_integer(self.checkpoint_every) or self.checkpoint_every < 0:
             raise ValueError(f"SFTConfig.checkpoint_every must be an integer >= 0, got {self.checkpoint_every!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+        if not is_integer(self.seed):
             raise ValueError(f"SFTConfig.seed must be an integer, got {self.seed!r}")
+        self.seed = int(self.seed)
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
             raise ValueError(f"SFTConfig.learning_rate must be in (0, 1), got {self.learning_rate!r}")
         if self.bf16 not in (True, False, "auto"):

@@ -119,7 +119,7 @@ class DLRM(Params):
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         for name in ("embedding_dim", "batch_size", "max_epochs", "patience"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # True is not a count
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("bottom_mlp", "top_mlp"):
             value = getattr(self, name)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recllm.models.sasrec import FastDropout, SeqConfig, SequentialRecommender, fast_dropout
+from recllm.utils import is_integer
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -42,8 +43,9 @@ class HSTUConfig(SeqConfig):
         super().__post_init__()
         for name in ("attention_dim", "linear_dim", "n_time_buckets"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"HSTUConfig.{name} must be a positive integer, got {value!r}")
+            setattr(self, name, int(value))  # True is not a count; a NumPy integer as a plain int
         if not self.temperature > 0:
             raise ValueError(f"HSTUConfig.temperature must be positive, got {self.temperature}")
 

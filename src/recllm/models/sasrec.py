@@ -27,7 +27,7 @@ from torch import nn
 
 from recllm.models.base import Recommender, check_histories
 from recllm.models.softmax import full_softmax_cross_entropy
-from recllm.utils import check_device, resolve_device, seed_everything
+from recllm.utils import check_device, is_integer, resolve_device, seed_everything
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -73,8 +73,9 @@ class SeqConfig:
                     "patience", "eval_every", "eval_batch_size", "checkpoint_every")
         for name in positive:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"{type(self).__name__}.{name} must be a positive integer, got {value!r}")
+            setattr(self, name, int(value))  # True is not a count; a NumPy integer as a plain int
         if self.dim % self.n_heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:

@@ -95,8 +95,9 @@ class TRSRConfig:
                 raise ValueError(f"TRSRConfig.{name} must be a positive integer or None, got {value!r}")
         for name in ("targets_per_user", "n_negatives", "hard_pool"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"TRSRConfig.{name} must be a positive integer, got {value!r}")
+            setattr(self, name, int(value))  # a NumPy integer as a plain int (the config is written as JSON)
         if not (self.hard_negatives is None or hasattr(self.hard_negatives, "recommend")
                 or callable(self.hard_negatives)):
             raise ValueError("TRSRConfig.hard_negatives must be None, a fitted retriever (with recommend) or a "
