@@ -136,10 +136,14 @@ def test_dlrm_and_content_config_check_their_device():
     lambda **kw: __import__("recllm.models.hstu", fromlist=["HSTUConfig"]).HSTUConfig(**kw),
     lambda **kw: __import__("recllm.llm.sft", fromlist=["SFTConfig"]).SFTConfig(**kw),
     lambda **kw: __import__("recllm.trsr.pipeline", fromlist=["TRSRConfig"]).TRSRConfig(**kw),
+    lambda **kw: __import__("recllm.learn.train", fromlist=["LEARNConfig"]).LEARNConfig(**kw),
+    lambda **kw: __import__("recllm.trsr.ranker", fromlist=["RankerConfig"]).RankerConfig(**kw),
+    lambda **kw: __import__("recllm.distributed.ray_jobs", fromlist=["RayOptions"]).RayOptions(**kw),
 ])
 def test_counts_refuse_a_bool_and_take_a_numpy_integer_as_an_int(make):
     field = {"SeqConfig": "batch_size", "HSTUConfig": "batch_size", "SFTConfig": "batch_size",
-             "TRSRConfig": "n_negatives"}[type(make()).__name__]
+             "TRSRConfig": "n_negatives", "LEARNConfig": "catalogue_negatives", "RankerConfig": "score_batch_size",
+             "RayOptions": "workers"}[type(make()).__name__]
     with pytest.raises(ValueError, match=field):
         make(**{field: True})
     config = make(**{field: np.int64(3)})

@@ -77,8 +77,9 @@ class RayOptions:
     max_restarts: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.workers, int) or self.workers < 1:
+        if not is_integer(self.workers) or self.workers < 1:
             raise ValueError(f"RayOptions.workers must be a positive integer, got {self.workers!r}")
+        object.__setattr__(self, "workers", int(self.workers))  # True is not a count; a NumPy integer is
         for name in ("cpus_per_worker", "gpus_per_worker"):
             if not is_finite_number(getattr(self, name)):
                 raise ValueError(f"RayOptions.{name} must be a finite number, got {getattr(self, name)!r}")

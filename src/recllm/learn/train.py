@@ -68,13 +68,17 @@ class LEARNConfig(SeqConfig):
         if self.item_tower not in ITEM_TOWERS:
             raise ValueError(f"LEARNConfig.item_tower must be one of {ITEM_TOWERS}, got {self.item_tower!r}")
         for name in ("out_dim", "adaptor_hidden", "n_history", "n_future"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if not is_integer(getattr(self, name)) or getattr(self, name) < 1:
                 raise ValueError(f"LEARNConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not isinstance(self.catalogue_negatives, int) or self.catalogue_negatives < 0:
+            setattr(self, name, int(getattr(self, name)))  # True is not a count; a NumPy integer as a plain int
+        if not is_integer(self.catalogue_negatives) or self.catalogue_negatives < 0:
             raise ValueError(f"LEARNConfig.catalogue_negatives must be a non-negative integer, "
                              f"got {self.catalogue_negatives!r}")
+        self.catalogue_negatives = int(self.catalogue_negatives)
         if self.horizon is not None and (not is_integer(self.horizon) or self.horizon < 1):
             raise ValueError(f"LEARNConfig.horizon must be a positive integer or None, got {self.horizon!r}")
+        if self.horizon is not None:
+            self.horizon = int(self.horizon)
         for name in ("temperature", "dense_weight", "alpha", "beta"):
             if not is_finite_number(getattr(self, name)):
                 raise ValueError(f"LEARNConfig.{name} must be a finite number, got {getattr(self, name)!r}")

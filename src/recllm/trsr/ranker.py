@@ -30,7 +30,7 @@ from recllm.llm.scoring import scoring_lm
 from recllm.llm.sft import LoRAConfig, SFTConfig, sft_train
 from recllm.llm.sft_grouped import GroupedExample
 from recllm.trsr import prompts
-from recllm.utils import check_flag
+from recllm.utils import check_flag, is_integer
 
 __all__ = ["RankerConfig", "RankQuery", "LLMRanker", "prompt_parts", "candidate_parts", "answer_token_ids",
            "target_ranks_of", "scoring_lm", "ranker_sft_config", "score_cache_key", "label_weights", "CLASS_WEIGHTS"]
@@ -70,7 +70,7 @@ class RankerConfig:
     score_dtype: str = "auto"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_recent, int) or isinstance(self.n_recent, bool) or self.n_recent < 0:
+        if not is_integer(self.n_recent) or self.n_recent < 0:
             raise ValueError(f"RankerConfig.n_recent must be an integer >= 0, got {self.n_recent!r}")
         if isinstance(self.answers, str) or not isinstance(self.answers, (tuple, list)):  # "YN" is not ("Y", "N")
             raise ValueError(f"RankerConfig.answers must be a pair of answer words such as ('Yes', 'No'), "
@@ -78,8 +78,10 @@ class RankerConfig:
         if (len(self.answers) != 2 or not all(isinstance(a, str) and a for a in self.answers)
                 or self.answers[0] == self.answers[1]):
             raise ValueError(f"RankerConfig.answers must be two different non-empty strings, got {self.answers!r}")
-        if not isinstance(self.score_batch_size, int) or self.score_batch_size < 1:
+        if not is_integer(self.score_batch_size) or self.score_batch_size < 1:
             raise ValueError(f"RankerConfig.score_batch_size must be a positive integer, got {self.score_batch_size!r}")
+        for name in ("n_recent", "score_batch_size"):  # a NumPy integer as a plain int (the config is written as JSON)
+            object.__setattr__(self, name, int(getattr(self, name)))
         check_dtype(self.score_dtype, "RankerConfig.score_dtype")
         for name in ("guarded", "shared_prefix"):
             check_flag(getattr(self, name), f"RankerConfig.{name}")
