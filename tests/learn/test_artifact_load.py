@@ -107,3 +107,21 @@ def test_a_missing_file_or_folder(art, tmp_path):
 
 def test_a_sound_copy_loads(art, fitted):
     np.testing.assert_allclose(load(art).item_vectors, fitted.item_vectors_)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_faiss_index_must_hold_the_artifacts_vectors(fitted, dataset, tmp_path, kind):
+    # the vectors inside index.faiss were never compared with item_embeddings.npy: NaN ones ranked silently,
+    # and another artifact's index answered for this one's items
+    faiss = pytest.importorskip("faiss")
+    folder = save(fitted, tmp_path / "art", dataset, index=kind)
+    assert len(load(folder).recommend("u3", k=3)) == 3  # a sound one loads (hnsw gives its vectors back too)
+    vectors = np.load(folder / "item_embeddings.npy").astype(np.float32)
+    for bad in (np.full_like(vectors, np.nan), vectors[::-1].copy()):
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        if kind == "hnsw":
+            index = faiss.IndexHNSWFlat(vectors.shape[1], 8, faiss.METRIC_INNER_PRODUCT)
+        index.add(np.ascontiguousarray(bad))
+        faiss.write_index(index, str(folder / "index.faiss"))
+        with pytest.raises(UserInputError, match=r"index.faiss.*does not hold the vectors of item_embeddings.npy"):
+            load(folder)
