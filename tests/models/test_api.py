@@ -156,3 +156,15 @@ def test_lora_rank_takes_a_numpy_integer_as_an_int_and_refuses_a_bool():
     assert type(LoRAConfig(r=np.int64(4)).r) is int
     with pytest.raises(ValueError, match="LoRAConfig.r"):
         LoRAConfig(r=True)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_recommend_ends_a_short_row_with_seen_items_at_minus_inf(fitted, split, name):
+    # as recommend's docstring says: rectangular arrays, a seen item only after every unseen one and at -inf
+    n_items = split.dataset.n_items
+    history = np.arange(n_items - 2)
+    top, scores = fitted[name].recommend(np.array([0]), [history], k=5, filter_seen=True)
+    assert top.shape == scores.shape == (1, 5)
+    unseen = ~np.isin(top[0], history)
+    assert unseen[:2].all() and not unseen[2:].any() and np.isfinite(scores[0, :2]).all()
+    assert np.isneginf(scores[0, 2:]).all()

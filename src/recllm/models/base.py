@@ -111,7 +111,8 @@ class Recommender(Params, ABC):
         """Top-``k`` item indices and scores per user, best first; seen items removed when ``filter_seen``.
 
         ``k`` must be at least 1 (ValueError otherwise); fewer than ``k`` columns come back when the catalogue is
-        smaller."""
+        smaller. With ``filter_seen`` a seen item scores ``-inf``, so a row with fewer than ``k`` unseen items
+        ends with seen ones at ``-inf`` (the arrays stay rectangular; drop those slots by their score)."""
         k = check_k(k)
         scores = np.asarray(self.score(users, histories), dtype=np.float32).copy()
         if filter_seen:
