@@ -217,13 +217,11 @@ def test_item_text_columns_takes_one_name_as_a_column_not_its_letters(split, lm)
         TRSR(lm, lm, config(item_text_columns=("blurb",), fine_tune=False), show_progress=False).fit(split)
 
 
-def test_zero_shot_needs_no_training_and_fine_tuning_needs_two_models(split, lm):
+def test_zero_shot_needs_no_training(split, lm):
     model = TRSR(lm, lm, config(mode="none", fine_tune=False), show_progress=False).fit(split)
     assert model.n_train_pairs_ == model.n_train_groups_ == 0
     queries = model.queries([np.array([0, 2, 4])])
     assert queries[0].summary is None and len(queries[0].recent) == 2
-    with pytest.raises(ValueError, match="separate CausalLM"):
-        TRSR(lm, lm, config(), show_progress=False).fit(split)
     with pytest.raises(RuntimeError, match="not fitted"):
         TRSR(lm, lm).rank([np.array([1])], [[2]])
 
@@ -266,3 +264,25 @@ def test_injection_effect_attacks_a_negative_and_separately_the_true_item():
     assert np.all(penalised.victim_after == 4)
     ignored = injection_effect(Ranker(False), cands, clean, rows=[0, 1], seed=0)
     assert ignored.attacked_positive_after.tolist() == [1, 1] and ignored.summary()["places_gained"] == 0.0
+
+
+def test_fine_tuning_leaves_the_given_model_as_it_was(split):
+    """LoRA was injected into ranker_lm in place: after fit the caller's model answered as the fine-tuned ranker
+    (a zero-shot ranker over it too), one model could not be summariser and ranker, and a second fit made peft warn."""
+    import warnings
+
+    import torch
+
+    lm = tiny_causal_lm(seed=2)
+    ids = lm.tokenizer("a quiet film about the sea", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = lm.model(ids).logits.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # peft: "You are trying to modify a model with PEFT for a second time"
+        first = TRSR(lm, lm, config(), show_progress=False).fit(split)
+        second = TRSR(lm, lm, config(), show_progress=False).fit(split)
+    with torch.no_grad():
+        np.testing.assert_array_equal(lm.model(ids).logits.numpy(), before.numpy())
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and not hasattr(lm.model, "peft_config")
+    cases = [np.array([0, 2, 4])]
+    np.testing.assert_allclose(first.rank(cases, [[1, 3]])[0], second.rank(cases, [[1, 3]])[0], rtol=1e-5)

@@ -6,8 +6,8 @@ behind the case's shared prompt, :func:`training_groups`), and fine-tunes the ra
 epoch by validation R@3+R@5+R@10 on fixed sampled candidates. ``score_fn()`` plugs the
 fitted system into :func:`recllm.eval.sampled.evaluate_sampled`; :meth:`TRSR.rank` reranks arbitrary candidate lists.
 
-Two language models are passed because LoRA is injected into the ranker's model in place: the summariser must stay
-the untouched base model (the paper also uses a different, larger LLM to summarise than to rank).
+Two language models are passed, as the paper summarises with a different, larger LLM than it ranks with; one
+model may play both parts (the ranker's LoRA adapter is trained on a copy, so the summariser stays the base model).
 
 ``engine="ray"`` moves the LLM batch work to a Ray actor pool (the summaries, and the candidate scoring of
 :meth:`TRSR.rank`) with the local path's prompts, batches and cache keys, so the scores are the local ones. Under
@@ -383,9 +383,6 @@ class TRSR:
         ``prefer_users`` are trained on first when ``max_train_users`` limits the training users (see
         :func:`training_cases`)."""
         cfg = self._config
-        if cfg.fine_tune and self.ranker_lm is self.summarizer_lm:
-            raise ValueError("fine-tuning injects LoRA into the ranker's model in place: pass a separate CausalLM "
-                             "as ranker_lm (load the model twice) so the summariser stays the base model")
         dataset = split.dataset
         self.item_texts_ = dataset_item_texts(dataset, self.summarizer_lm.tokenizer,
                                               cfg.summarizer.segment.item_tokens, cfg.item_text_columns)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from recllm.errors import UserInputError
-from recllm.llm.backbone import CausalLM, chat_prompt
+from recllm.llm.backbone import CausalLM, chat_prompt, trainable_copy
 from recllm.llm.cache import DiskCache
 from recllm.llm.precision import check_dtype
 from recllm.llm.scoring import scoring_lm
@@ -185,7 +185,8 @@ def target_ranks_of(scores: Sequence[np.ndarray], target_positions: Sequence[int
 class LLMRanker:
     """Yes/No LLM recommender over candidate texts (scikit-learn semantics: ``fit`` returns self).
 
-    ``fine_tune=False`` is the zero-shot ranker: ``fit`` only records the base model. After ``fit``, ``lm_`` is
+    ``fine_tune=False`` is the zero-shot ranker: ``fit`` only records the base model. Fine-tuning trains a LoRA
+    adapter on a copy of ``lm`` in the training precision; ``lm`` itself is never changed. After ``fit``, ``lm_`` is
     the model used for scoring (see ``RankerConfig.score_dtype``), ``trained_lm_`` the model as trained, and
     ``train_seconds_`` the time spent. With ``cache`` each user's scores are stored under
     the model fingerprint (adapter weights included), prompt templates, settings and prompt text, together with the
@@ -270,8 +271,9 @@ class LLMRanker:
         sft = self.sft or ranker_sft_config()
         if not self.show_progress:  # the ranker's switch covers its fine-tune's bar (not part of the run's identity)
             sft = replace(sft, show_progress=False)
-        trained = sft_train(self.lm, groups, sft, self.lora or LoRAConfig(), output_dir=self.output_dir,
-                            eval_fn=eval_fn)
+        # LoRA goes into a copy: the caller's model (perhaps also a summariser or a zero-shot ranker) stays as given
+        trained = sft_train(trainable_copy(self.lm), groups, sft, self.lora or LoRAConfig(),
+                            output_dir=self.output_dir, eval_fn=eval_fn)
         self.trained_lm_ = trained
         self.lm_ = self._for_scoring(trained)
         self.n_train_groups_ = len(groups)
