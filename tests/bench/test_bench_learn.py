@@ -161,16 +161,16 @@ def test_full_mode_plans_ablations_once_and_variants_on_their_data_sets():
 
     specs = {s.name: s for s in model_specs(quick=False)}
     amazon = UNENGAGED_ITEM_DATASETS[0]
-    assert planned_in_full_mode(specs["SASRec-CE"], "ml-latest-small", first_seed=False)
-    assert planned_in_full_mode(specs["LEARN-ID (ablation)"], ABLATION_DATASET, first_seed=True)
-    assert not planned_in_full_mode(specs["LEARN-ID (ablation)"], ABLATION_DATASET, first_seed=False)
-    assert not planned_in_full_mode(specs["LEARN-ID (ablation)"], amazon, first_seed=True)
+    assert planned_in_full_mode(specs["SASRec-CE"], "ml-latest-small", ablation_seed=False)
+    assert planned_in_full_mode(specs["LEARN-ID (ablation)"], ABLATION_DATASET, ablation_seed=True)
+    assert not planned_in_full_mode(specs["LEARN-ID (ablation)"], ABLATION_DATASET, ablation_seed=False)
+    assert not planned_in_full_mode(specs["LEARN-ID (ablation)"], amazon, ablation_seed=True)
     variant = specs["LEARN + catalogue negatives"]
     assert variant.settings["catalogue_negatives"] > 0
-    assert planned_in_full_mode(variant, amazon, first_seed=False)
-    assert planned_in_full_mode(variant, ABLATION_DATASET, first_seed=True)  # the control
-    assert not planned_in_full_mode(variant, ABLATION_DATASET, first_seed=False)
-    assert not planned_in_full_mode(variant, "ml-latest-small", first_seed=True)
+    assert planned_in_full_mode(variant, amazon, ablation_seed=False)
+    assert planned_in_full_mode(variant, ABLATION_DATASET, ablation_seed=True)  # the control
+    assert not planned_in_full_mode(variant, ABLATION_DATASET, ablation_seed=False)
+    assert not planned_in_full_mode(variant, "ml-latest-small", ablation_seed=True)
 
 
 def test_report_summarises_a_variant_on_its_data_sets(tmp_path):
@@ -408,3 +408,21 @@ def test_split_note_counts_test_targets_already_in_their_history():
     assert note.startswith("2 of the 4 test targets are already in their user's history")
     clean = EvalCases(np.arange(1), [np.array([1])], [np.array([2])])
     assert describe_split(SimpleNamespace(info={"test_users": 500}, eval_cases=lambda stage: clean))["note"] == ""
+
+
+def test_ablations_run_at_one_seed_whichever_seeds_a_process_is_given(monkeypatch, dataset):
+    # the ablation ran at "the first seed given": `--seeds 1` and `--seeds 2` processes (a benchmark split by seed)
+    # each fitted every ablation again, runs the full report never shows
+    from recllm.bench.learn import run
+    from recllm.data import make_split
+
+    monkeypatch.setattr(run, "ABLATION_DATASET", dataset.name)
+    specs = run.model_specs(quick=False)
+    ablations = {s.name for s in specs if s.ablation}
+
+    def names(seed):
+        split = make_split(dataset, "loo", seed=seed)
+        return {spec.name for spec, _ in run.unit_keys(split, seed, specs, "sha", 5, quick=False)}
+
+    assert ablations <= names(run.ABLATION_SEED)
+    assert not ablations & names(1) and not ablations & names(2)

@@ -260,7 +260,7 @@ def plan_benchmark(out_path: Path, quick: bool = False, datasets: list[str] | No
         for split_name in splits:
             for seed in seeds:
                 split = make_split(dataset, split_name, seed=seed)
-                for spec, key in bench.unit_keys(split, seed, seeds, specs, data, epochs, quick, bool(models)):
+                for spec, key in bench.unit_keys(split, seed, specs, data, epochs, quick, bool(models)):
                     unit = Unit(name, split_name, seed, spec.name, store is not None and key in store)
                     if not unit.stored:
                         n_epochs, basis = epochs, "epoch cap"

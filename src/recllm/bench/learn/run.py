@@ -35,12 +35,15 @@ from recllm.models.base import Recommender
 
 FULL_DATASETS = ("ml-100k", "ml-latest-small", "amazon2018-magazine-subscriptions", "ml-1m")
 QUICK_DATASETS = ("ml-100k",)
-# Full mode runs the ablation models on this data set only (first seed), whatever order or subset of data sets
+# Full mode runs the ablation models on this data set only (at ABLATION_SEED), whatever order or subset of data sets
 # a run is given, so shards over different data sets split the work without repeating ablations.
 ABLATION_DATASET = "ml-100k"
+# the seed of the ablation runs, whichever --seeds a process is given: a benchmark split by seed across processes
+# (`--seeds 0`, `--seeds 1`, ...) fits each ablation once, not once per process (as "the first seed given" did)
+ABLATION_SEED = 0
 # Data sets whose catalogue is mostly items nobody engaged with (Amazon: metadata of items the 5-core filter
 # removed from the reviews); the catalogue-negatives variant of LEARN runs on every seed of these (and, as a
-# control, on the ablation data set's first seed). 256 was set before any run; a validation sweep on Amazon seed 0
+# control, on the ablation data set at ABLATION_SEED). 256 was set before any run; a validation sweep on Amazon seed 0
 # (learn-catalogue.md) found no count clearly better (the best of 64/256/1024 differs per split).
 UNENGAGED_ITEM_DATASETS = ("amazon2018-magazine-subscriptions",)
 CATALOGUE_NEGATIVES = 256
@@ -171,7 +174,7 @@ class ModelSpec:
     build: Callable[[int, int, Any], Recommender]  # (seed, max_epochs, raw content embeddings) -> model
     uses_content: bool = False
     note: str = ""
-    ablation: bool = False  # full mode: run on ABLATION_DATASET (first seed)
+    ablation: bool = False  # full mode: run on ABLATION_DATASET at ABLATION_SEED
     datasets: tuple[str, ...] = ()  # full mode: run on every seed of these data sets (and nowhere else unless ablation)
     settings: dict[str, Any] = field(default_factory=dict)  # what decides its results (part of each run's key)
     encoder: str | None = None  # the content encoder (a key of content.ENCODERS) of a model that reads item text
@@ -236,21 +239,22 @@ def model_specs(quick: bool, patience: int = DEFAULT_PATIENCE) -> list[ModelSpec
 
 
 # ---------------------------------------------------------------------------------------------- running
-def planned(spec: ModelSpec, dataset: str, first_seed: bool, quick: bool = False) -> bool:
+def planned(spec: ModelSpec, dataset: str, ablation_seed: bool, quick: bool = False) -> bool:
     """Whether a run of ``spec`` on ``dataset`` for a seed belongs to the benchmark: quick mode runs the headline
     models only (no ablation, no data-set variant); full mode see :func:`planned_in_full_mode`."""
     if quick:
         return not (spec.ablation or spec.datasets)
-    return planned_in_full_mode(spec, dataset, first_seed)
+    return planned_in_full_mode(spec, dataset, ablation_seed)
 
 
-def planned_in_full_mode(spec: ModelSpec, dataset: str, first_seed: bool) -> bool:
+def planned_in_full_mode(spec: ModelSpec, dataset: str, ablation_seed: bool) -> bool:
     """Whether the full benchmark runs ``spec`` on ``dataset`` for a seed: every seed of a data set in
-    ``spec.datasets``; an ablation also on the ablation data set's first seed; every other model everywhere."""
+    ``spec.datasets``; an ablation also on the ablation data set at :data:`ABLATION_SEED` (``ablation_seed``: the
+    seed is that one); every other model everywhere."""
     if spec.datasets and dataset in spec.datasets:
         return True
     if spec.ablation:
-        return dataset == ABLATION_DATASET and first_seed
+        return dataset == ABLATION_DATASET and ablation_seed
     return not spec.datasets
 
 
@@ -370,7 +374,7 @@ def cold_start_new_items(split: Any) -> np.ndarray | None:
     return split.candidates("test") if split.name == "cold_start" else None
 
 
-def unit_keys(split: Any, seed: int, seeds: list[int], specs: list[ModelSpec], data: str, epochs: int, quick: bool,
+def unit_keys(split: Any, seed: int, specs: list[ModelSpec], data: str, epochs: int, quick: bool,
               explicit_models: bool = False) -> list[tuple[ModelSpec, str]]:
     """The runs of ``split`` x ``seed`` the benchmark makes, each with its store key: the data sha256, the split's
     own cases (a changed split definition never reuses runs scored on the old one), the seed, the model, its
@@ -379,7 +383,7 @@ def unit_keys(split: Any, seed: int, seeds: list[int], specs: list[ModelSpec], d
     name = split.dataset.name
     return [(spec, run_key(data=data, dataset=name, split=split.name, seed=seed, model=spec.name,
                            settings=spec.settings, encoder=spec.encoder, epochs=epochs, quick=quick, cases=cases))
-            for spec in specs if explicit_models or planned(spec, name, seed == seeds[0], quick)]
+            for spec in specs if explicit_models or planned(spec, name, seed == ABLATION_SEED, quick)]
 
 
 def targets_in_history(cases: Any) -> tuple[int, int]:
@@ -514,7 +518,7 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
             for seed in seeds:
                 split = make_split(dataset, split_name, seed=seed)
                 split_info.setdefault((name, split_name), describe_split(split))
-                for spec, key in unit_keys(split, seed, seeds, specs, fingerprint, epochs, quick, bool(models)):
+                for spec, key in unit_keys(split, seed, specs, fingerprint, epochs, quick, bool(models)):
                     res = None if fresh else stored_run(store, key)
                     if res is not None:
                         reused, how = reused + 1, "stored"
