@@ -97,3 +97,13 @@ def test_a_file_whose_name_starts_with_a_dash_is_named_when_argparse_takes_it_fo
     (tmp_path / "-data").mkdir()
     assert main(["data", "info", "-data"]) == 2
     assert "'-data' was read as an option, and it is a folder" in capsys.readouterr().err
+
+
+def test_whole_numbers_are_ascii_digits_only():
+    """--seed 1_000 was read as 1000 and --k ٣ as 3 (Python's int syntax), not refused."""
+    from recllm.cli_args import positive_int, seed_arg
+
+    assert seed_arg("1000") == 1000 and seed_arg(" 7 ") == 7 and positive_int("+3") == 3
+    for bad in ("1_000", "\u0663", "1e3", "0x10", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a whole number"):
+            seed_arg(bad)

@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,11 @@ TRAIN_TODO = ("add interactions to --data (training needs a user with 2 or more 
 
 
 def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    """A whole number written in ASCII digits with an optional sign (Python's ``int`` also reads ``1_000`` and
+    other scripts' digits, which no shell user means as a number)."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
 
 
 def positive_int(text: str) -> int:
