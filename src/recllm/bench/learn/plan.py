@@ -331,5 +331,7 @@ def format_plan(units: list[Unit], embedding: list[Unit], cpu: str, threads: int
                      "cores (CPU time over wall time, time-weighted); a probe short of its cores is taken again "
                      "when a core is free")
     lines.append("Run it in pieces (each run is stored as it finishes; a rerun reuses it), e.g. "
-                 "`recllm bench learn --datasets <one data set>`, then the full command for the report.")
+                 "`recllm bench learn --datasets <one data set>`, then the full command for the report. On several "
+                 "cores, one process a core with `--threads 1` and its own `--seeds` (`--seeds 0`, `--seeds 1`, ...) "
+                 "shares the store without fitting a run twice (the ablations run at seed 0 only).")
     return "\n".join(lines)
