@@ -177,3 +177,29 @@ def test_cli_list_and_clean_never_create_a_missing_cache_folder(tmp_path, monkey
     assert main(["cache", "clean", "parsed", "models", "--force"]) == 0
     assert "removed 0 entries" in capsys.readouterr().out
     assert not (tmp_path / "typo").exists()
+
+
+def test_every_writer_names_an_entry_of_its_area(cache: Path) -> None:
+    """The areas restate the names their writers give: each writer's own path (made by the writer's code) must be an
+    entry of the area that lists it, so a renamed writer cannot leave its files outside `cache list` and `clean`
+    (the learn plan's epochs memo was in no area)."""
+    import numpy as np
+
+    from recllm.bench.learn.plan import _epochs_memo
+    from recllm.bench.learn.run import fit_checkpoints
+    from recllm.data import leave_one_out
+    from recllm.learn.demo import _artifact_folder
+    from recllm.trsr.candidates import fixed_candidates
+    from tests.learn.learn_synthetic import cyclic_dataset
+
+    _, candidates = fixed_candidates(leave_one_out(cyclic_dataset()), "test", seed=3, n_negatives=4)
+    written = {"probes": [_epochs_memo()], "learn-fits": [fit_checkpoints("0123456789abcdef" * 4)],
+               "demo": [_artifact_folder(0, 5, np.zeros((3, 2), np.float32))],
+               "trsr-candidates": [candidates, candidates.with_suffix(".json")]}
+    for area, paths in written.items():
+        for path in paths:
+            if not path.exists():
+                _put(cache, str(path.relative_to(cache)), 3, folder=path.suffix == "")
+    entries = {name: {e.path for e in area_entries(cache, AREAS[name])} for name in written}
+    assert {name: [p for p in paths if p not in entries[name]] for name, paths in written.items()} == {
+        name: [] for name in written}

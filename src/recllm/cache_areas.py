@@ -92,13 +92,15 @@ AREAS: dict[str, CacheArea] = {
     "learn-fits": CacheArea(("bench/learn-fits/*",), _HEX + r"{24}",
                             "epoch checkpoints of `recllm bench learn` fits whose runs are not stored yet",
                             "an interrupted fit starts again from its first epoch"),
-    # each folder's own file names: recllm.llm.precision, recllm.bench.trsr.plan, recllm.bench.learn.plan,
-    # recllm.demo
+    # each folder's own file names: recllm.llm.precision, recllm.bench.trsr.plan, recllm.bench.learn.plan (its
+    # speeds and its memo of the epochs earlier fits took), recllm.demo
     "probes": CacheArea(("hardware/bf16-probe-*.json", "trsr/plan/rates-*.json", "bench/learn-speed.json",
-                         "demo/probe-*.json"),
-                        r"(bf16-probe|rates|probe)-" + _HEX + r"{16}\.json|learn-speed\.json",
-                        "measured machine speeds (the bfloat16 probe, the benchmarks' --plan probes, the demo's)",
-                        "measured again (seconds)"),
+                         "bench/learn-epochs.json", "demo/probe-*.json"),
+                        r"(bf16-probe|rates|probe)-" + _HEX + r"{16}\.json|learn-(speed|epochs)\.json",
+                        "measured machine speeds (the bfloat16 probe, the benchmarks' --plan probes, the demo's) "
+                        "and the epochs earlier `bench learn` fits took",
+                        "measured again (seconds); `bench learn --plan` prices a run whose runs file no longer "
+                        "lists its earlier fit at the epoch cap"),
     # recllm.learn.demo's names: the encoder's key, then the key's or the content's and the code's digests
     "demo": CacheArea(("demo/*",), r"content-[a-z0-9]+-" + _HEX + r"{24}\.npy|learn-coldstart-ml100k-s\d+-e\d+-"
                       + _HEX + r"{16}-" + _HEX + r"{12}", "`recllm demo`'s embeddings and LEARN runs",
