@@ -157,6 +157,8 @@ def test_cli_list_and_clean(cache: Path, capsys) -> None:
     assert main(["cache", "list"]) == 0
     out = capsys.readouterr().out
     assert str(cache) in out and "great-runs" in out and "(never cleaned)" in out
+    # only the user's three files (7 + 7 + 11 bytes) are other files; folders' own blocks are not counted
+    assert "(other files: 25 B)" in out
     assert main(["cache", "list", "great-runs"]) == 0
     assert "4128624a6124a9457e331137" in capsys.readouterr().out
     assert main(["cache", "clean", "great-runs", "--dry-run"]) == 0

@@ -11,11 +11,13 @@ never the data sets (``data``: a user may have put files there by hand), and ski
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 
 from recllm.errors import UserInputError
 
@@ -140,18 +142,25 @@ class AreaUsage:
 
 
 def measure(path: Path) -> Entry:
-    """Size and newest modification time of a file or folder (symbolic links counted as links, not followed)."""
+    """Size (the bytes of the files it holds) and newest modification time of a file or folder (symbolic links
+    counted as links, not followed). A folder's own size (its directory block) is not counted: the cache's total
+    less its areas would otherwise show "other files" where there are only folders."""
     stat = path.lstat()
-    size, newest = stat.st_size, stat.st_mtime
-    if path.is_dir() and not path.is_symlink():
+    size, newest = (0 if _is_dir(stat) else stat.st_size), stat.st_mtime
+    if _is_dir(stat):
         for child in path.rglob("*"):
             try:
                 child_stat = child.lstat()
             except OSError:  # removed while we looked
                 continue
-            size += child_stat.st_size
+            size += 0 if _is_dir(child_stat) else child_stat.st_size
             newest = max(newest, child_stat.st_mtime)
     return Entry(path, size, newest)
+
+
+def _is_dir(stat: os.stat_result) -> bool:
+    """Whether an ``lstat`` result is a folder (a link to one is not)."""
+    return S_ISDIR(stat.st_mode)
 
 
 def area_entries(root: Path, area: CacheArea) -> tuple[Entry, ...]:
