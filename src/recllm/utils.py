@@ -12,11 +12,13 @@ import os
 import random
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def seed_everything(seed: int) -> None:
@@ -28,6 +30,28 @@ def seed_everything(seed: int) -> None:
     except ImportError:  # pragma: no cover - torch is a hard dependency
         return
     torch.manual_seed(seed)
+
+
+def keeps_global_rng(func: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a call that seeds the global generators (:func:`seed_everything`) for its own reproducibility: the
+    caller's Python, NumPy and torch (CPU and CUDA) generator states come back as they were when it returns, so a
+    fit does not reset the random streams of the program around it (a loop drawing ``np.random`` numbers around
+    repeated fits drew the same numbers each time). What the call computes is unchanged."""
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> T:
+        import torch
+
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            try:
+                return func(*args, **kwargs)
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
+
+    return call
 
 
 def set_threads(n: int) -> None:

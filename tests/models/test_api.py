@@ -168,3 +168,37 @@ def test_recommend_ends_a_short_row_with_seen_items_at_minus_inf(fitted, split, 
     unseen = ~np.isin(top[0], history)
     assert unseen[:2].all() and not unseen[2:].any() and np.isfinite(scores[0, :2]).all()
     assert np.isneginf(scores[0, 2:]).all()
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_fit_leaves_the_callers_random_streams_as_they_were(split, name):
+    """fit seeded Python's, NumPy's and torch's global generators and left them so: a program drawing
+    np.random numbers around repeated fits drew the same numbers after every fit."""
+    import random
+
+    import torch
+
+    np.random.seed(123), random.seed(123), torch.manual_seed(123)
+    expected = (np.random.random(), random.random(), torch.rand(1).item())
+    np.random.seed(123), random.seed(123), torch.manual_seed(123)
+    first = quick(name).fit(split)
+    assert (np.random.random(), random.random(), torch.rand(1).item()) == expected
+    again = quick(name).fit(split)  # and a fit's own numbers still depend on its seed only
+    cases = split.eval_cases("test")
+    np.testing.assert_array_equal(first.score(cases.users, cases.histories), again.score(cases.users, cases.histories))
+
+
+def test_sft_leaves_the_callers_random_streams_as_they_were():
+    import random
+
+    import torch
+
+    from recllm.llm.backbone import tiny_causal_lm
+    from recllm.llm.sft import SFTConfig, sft_train
+
+    np.random.seed(7), random.seed(7), torch.manual_seed(7)
+    expected = (np.random.random(), random.random(), torch.rand(1).item())
+    np.random.seed(7), random.seed(7), torch.manual_seed(7)
+    sft_train(tiny_causal_lm(0), [("a prompt", " yes"), ("another prompt", " no")],
+              SFTConfig(epochs=1, batch_size=2, show_progress=False, bf16=False))
+    assert (np.random.random(), random.random(), torch.rand(1).item()) == expected

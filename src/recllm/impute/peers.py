@@ -40,6 +40,7 @@ import pandas as pd
 from recllm.data.dataset import DataError
 from recllm.impute.base import (CATEGORICAL, NUMERIC, TEXT, BaseImputer, ImputationReport, check_int_param,
                                  statistic_fill)
+from recllm.utils import keeps_global_rng
 
 # Imputer name -> (module to import, distributions whose versions a report names). One place for the extra's names.
 PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -542,6 +543,7 @@ class GReaTImputer(BaseImputer):
                 data[name] = pd.Series([None if pd.isna(v) else str(v) for v in frame[col].array], dtype=object)
         return pd.DataFrame(data, index=pd.RangeIndex(len(frame)))
 
+    @keeps_global_rng  # GReaT and transformers' Trainer seed the global generators; the caller's stay as they were
     def _fit(self, frame: pd.DataFrame) -> None:
         self._check_params()
         great_module = require_peer("great")
@@ -618,6 +620,7 @@ class GReaTImputer(BaseImputer):
         longest = max(len(ids) for ids in tokenizer(texts)["input_ids"]) if texts else 1
         return int(longest * 1.25) + 8
 
+    @keeps_global_rng
     def _impute(self, frame: pd.DataFrame, mask: pd.DataFrame, report: ImputationReport) -> dict[str, Any]:
         from recllm.utils import seed_everything
 

@@ -39,8 +39,8 @@ from recllm.llm.checkpoints import (OPTIMIZER_FILE as _OPTIM, RNG_FILE as _RNG, 
                                     save_adapter_dir as _save_adapter_dir, save_checkpoint as _save_checkpoint,
                                     set_rng_state as _set_rng_state)
 from recllm.llm.precision import use_bf16_autocast
-from recllm.utils import (check_flag, is_finite_number, is_integer, resolve_device, seed_everything,
-                          write_json_atomic)
+from recllm.utils import (check_flag, is_finite_number, is_integer, keeps_global_rng, resolve_device,
+                          seed_everything, write_json_atomic)
 
 __all__ = ["LoRAConfig", "SFTConfig", "SFTProgress", "sft_train", "load_adapter", "load_sft_state", "tokenize_examples",
            "collate", "answer_nll"]
@@ -374,6 +374,7 @@ def _asks_to_stop(should_stop: Callable[[SFTProgress], bool], progress: SFTProgr
     return dist.sum(float(asked)) > 0 if dist is not None else asked
 
 
+@keeps_global_rng  # seeded for its own numbers; the caller's random streams are left as they were
 def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[Any]], config: SFTConfig | None = None,
               lora: LoRAConfig | None = None, output_dir: str | os.PathLike[str] | None = None,
               eval_fn: Callable[[CausalLM, int], float] | None = None, *,

@@ -27,7 +27,7 @@ from torch import nn
 
 from recllm.models.base import Recommender, check_histories
 from recllm.models.softmax import full_softmax_cross_entropy
-from recllm.utils import check_device, is_integer, resolve_device, seed_everything
+from recllm.utils import check_device, is_integer, keeps_global_rng, resolve_device, seed_everything
 
 if TYPE_CHECKING:
     from recllm.data.split import Split
@@ -327,6 +327,7 @@ class SequentialRecommender(Recommender):
         return self.known_items_[picks]
 
     # -- public API ------------------------------------------------------------------------------------------
+    @keeps_global_rng  # seeded for its own numbers; the caller's random streams are left as they were
     def fit(self, split: "Split") -> "SequentialRecommender":
         from recllm.eval.ranking import evaluate_full_ranking
 
