@@ -562,6 +562,9 @@ def test_plan_benchmark_finds_this_machines_logged_runs(toy_data, monkeypatch, l
     out = cache_dir("reports") / "trsr.md"
     assert plan.plan_benchmark(quick=True, out=out, datasets=[data.spec.name], precision="float32",
                                log=lines.append) == 0
+    # with an lr (given, or chosen by an earlier run): `chosen_lr` was never imported, a NameError
+    assert plan.plan_benchmark(quick=True, out=out, datasets=[data.spec.name], precision="float32", lr=1e-4,
+                               log=[].append) == 0
     text = "\n".join(lines)
     assert (f"SFT of {data.spec.name} timed from this machine's logged runs" in text) == timed_by_log, text
     if timed_by_log:

@@ -523,8 +523,8 @@ def plan_benchmark(quick: bool = False, out: Any = None, datasets: list[str] | N
     from recllm.bench.runs import RunStore, run_key
     import torch
 
-    from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, inputs_identity, prepare, resolve_sizes,
-                                       training_autocast)
+    from recllm.bench.trsr.run import (_part_key, _unit_key, benchmark_specs, chosen_lr, inputs_identity, prepare,
+                                       resolve_sizes, training_autocast)
     from recllm.utils import cache_dir, resolve_device
     from recllm.llm import load_causal_lm, resolve_dtype
     from recllm.llm.precision import TRAINING_DTYPE, check_dtype, use_bf16_autocast
