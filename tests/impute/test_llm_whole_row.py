@@ -174,3 +174,17 @@ def test_bad_segment_examples_get_clear_errors(tiny):
     with pytest.raises(ValueError, match="same length every epoch"):
         sft_train(dataclasses.replace(tiny, model=copy.deepcopy(tiny.model)),
                   lambda e: [[("a:", False), (" 1", True)]] * (e + 1), SFT)
+
+
+def test_the_same_seed_gives_the_same_fills_whatever_the_global_random_state(tiny):
+    """Run to run: a fit and fill twice with one seed give the same table, even when the program around them has
+    drawn from (or reseeded) the global generators in between."""
+    import random
+
+    truth = make_table(n=10)
+    masked, _ = mask_cells(truth, ["age", "occupation", "income"], 0.3)
+    first = imputer(tiny, seed=3).fit_transform(masked)
+    np.random.seed(99), random.seed(99), torch.manual_seed(99)
+    np.random.random(5), torch.rand(5)
+    second = imputer(tiny, seed=3).fit_transform(masked)
+    pd.testing.assert_frame_equal(first, second)
