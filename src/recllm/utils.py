@@ -34,17 +34,20 @@ def seed_everything(seed: int) -> None:
 
 def keeps_global_rng(func: Callable[..., T]) -> Callable[..., T]:
     """Decorate a call that seeds the global generators (:func:`seed_everything`) for its own reproducibility: the
-    caller's Python, NumPy and torch (CPU and CUDA) generator states come back as they were when it returns, so a
-    fit does not reset the random streams of the program around it (a loop drawing ``np.random`` numbers around
-    repeated fits drew the same numbers each time). What the call computes is unchanged."""
+    caller's Python, NumPy and torch (CPU, and the current CUDA device's) generator states come back as they were
+    when it returns, so a fit does not reset the random streams of the program around it (a loop drawing
+    ``np.random`` numbers around repeated fits drew the same numbers each time). What the call computes is
+    unchanged."""
 
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> T:
         import torch
 
         python_state, numpy_state = random.getstate(), np.random.get_state()
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
+        # the CUDA generator of the current device, only where CUDA is already in use: forking every device's would
+        # start a CUDA context on each GPU (from each torchrun rank), and on a GPU machine running on the CPU
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
             try:
                 return func(*args, **kwargs)
             finally:
