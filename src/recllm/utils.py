@@ -45,14 +45,18 @@ def keeps_global_rng(func: Callable[..., T]) -> Callable[..., T]:
 
         python_state, numpy_state = random.getstate(), np.random.get_state()
         # the CUDA generator of the current device, only where CUDA is already in use: forking every device's would
-        # start a CUDA context on each GPU (from each torchrun rank), and on a GPU machine running on the CPU
+        # start a CUDA context on each GPU (from each torchrun rank), and on a GPU machine running on the CPU. Where
+        # CUDA is not started yet its generators hold only torch.manual_seed's pending seed: that seed is set again
         cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        pending_cuda_seed = torch.initial_seed() if torch.cuda.is_available() and not cuda else None
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
             try:
                 return func(*args, **kwargs)
             finally:
                 random.setstate(python_state)
                 np.random.set_state(numpy_state)
+                if pending_cuda_seed is not None:
+                    torch.cuda.manual_seed_all(pending_cuda_seed)
 
     return call
 

@@ -114,7 +114,7 @@ def test_a_later_seeds_part_holds_only_that_seeds_fine_tuned_runs(shared_data, t
 
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path))
     monkeypatch.setattr(bench, "load_causal_lm", lambda *a, **k: tiny_causal_lm(seed=1))
-    monkeypatch.setattr(bench, "load_trainable_lm", lambda *a, **k: tiny_causal_lm(seed=1))
+    monkeypatch.setattr(bench, "ranker_base", lambda *a, **k: tiny_causal_lm(seed=1))
     sizes = dataclasses.replace(QUICK, n_train_users=4, n_valid_rows=2, n_test_rows=3, summary_tokens=4,
                                 retriever_epochs=1, seeds=(1,), min_candidates=4 * 21)
     spec = bench.DATASETS[0]

@@ -23,7 +23,7 @@ def small(monkeypatch, tmp_path):
 
     monkeypatch.setenv("RECLLM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("recllm.bench.runs.PACKAGES", ("recllm.bench.trsr",))
-    monkeypatch.setattr(bench, "load_trainable_lm", lambda *a, **k: tiny_causal_lm(seed=1))
+    monkeypatch.setattr(bench, "ranker_base", lambda *a, **k: tiny_causal_lm(seed=1))
     sizes = dataclasses.replace(bench.QUICK, n_train_users=4, n_valid_rows=2, n_test_rows=3, summary_tokens=4,
                                 retriever_epochs=1, seeds=(0,), min_candidates=4 * 21)
     monkeypatch.setattr(bench, "FULL", sizes)

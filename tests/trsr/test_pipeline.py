@@ -278,7 +278,7 @@ def test_fine_tuning_leaves_the_given_model_as_it_was(split):
     with torch.no_grad():
         before = lm.model(ids).logits.clone()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # peft: "You are trying to modify a model with PEFT for a second time"
+        warnings.filterwarnings("error", message=".*(PEFT for a second time|peft_config)")  # peft's two warnings
         first = TRSR(lm, lm, config(), show_progress=False).fit(split)
         second = TRSR(lm, lm, config(), show_progress=False).fit(split)
     with torch.no_grad():
@@ -286,3 +286,10 @@ def test_fine_tuning_leaves_the_given_model_as_it_was(split):
     assert type(lm.model).__name__ == "LlamaForCausalLM" and not hasattr(lm.model, "peft_config")
     cases = [np.array([0, 2, 4])]
     np.testing.assert_allclose(first.rank(cases, [[1, 3]])[0], second.rank(cases, [[1, 3]])[0], rtol=1e-5)
+
+
+def test_a_float32_summariser_is_also_the_rankers_base(lm):
+    # the trsr command and benchmark loaded a second float32 model for the ranker, which now trains a copy anyway
+    from recllm.llm import ranker_base
+
+    assert lm.dtype == "float32" and ranker_base(lm) is lm

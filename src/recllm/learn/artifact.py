@@ -220,7 +220,7 @@ def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
             raise run.error("index.faiss", f"cannot be read as a faiss index, it is cut short or not one "
                                            f"({RunFolder.reason(exc)})") from None
         run.check(len(index) == n_items, "index.faiss", f"holds {len(index)} vectors, not the {n_items} items")
-        held = index.vectors()  # NaN here would rank silently; another artifact's index would answer wrongly
+        held = index.stored_vectors()  # NaN here would rank silently; another artifact's index would answer wrongly
         run.check(held is None or np.array_equal(held, model.item_vectors_.astype(np.float32)), "index.faiss",
                   "does not hold the vectors of item_embeddings.npy (NaN, or another artifact's index)")
     return LEARNRetriever(model, item_ids, user_ids, histories, index)

@@ -110,7 +110,7 @@ class FaissIndex:
             out_val[row, :len(chosen)] = vals[row, chosen]
         return _finish(out_idx, out_val)
 
-    def vectors(self) -> np.ndarray | None:
+    def stored_vectors(self) -> np.ndarray | None:
         """The vectors the index holds (n, dim) float32, or None for an index that cannot give them back."""
         try:
             return np.asarray(self.index.reconstruct_n(0, len(self)), dtype=np.float32).reshape(len(self), -1)

@@ -8,6 +8,7 @@ from recllm.llm.backbone import (
     load_causal_lm,
     load_text_encoder,
     load_trainable_lm,
+    ranker_base,
     tiny_causal_lm,
     trainable_copy,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "score_continuations",
     "score_continuations_many",
     "sft_train",
+    "ranker_base",
     "thread_info",
     "tiny_causal_lm",
     "trainable_copy",

@@ -225,6 +225,13 @@ def load_trainable_lm(name: str | None = None, device: str = "auto") -> CausalLM
     return load_causal_lm(name, device=device, dtype=TRAINING_DTYPE)
 
 
+def ranker_base(summarizer: CausalLM) -> CausalLM:
+    """The model to hand a fine-tuned ranker beside ``summarizer``: the summariser itself when it is already in the
+    training precision (the ranker trains a copy of it, :func:`trainable_copy`), else the same model loaded in that
+    precision (a copy of half-precision weights would not be the float32 model)."""
+    return summarizer if summarizer.dtype == TRAINING_DTYPE else load_trainable_lm(summarizer.name, summarizer.device)
+
+
 def trainable_copy(lm: CausalLM) -> CausalLM:
     """A deep copy of ``lm`` in the training precision (the caller's model stays untouched by LoRA injection)."""
     model = copy.deepcopy(lm.model).to(torch_dtype(TRAINING_DTYPE))

@@ -128,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
                       inject_fraction=args.inject_fraction,
                       class_weight=None if args.class_weight == "none" else args.class_weight)
     _threads(args.threads)
-    from recllm.llm import load_causal_lm, load_trainable_lm
+    from recllm.llm import load_causal_lm, ranker_base
     from recllm.llm.cache import DiskCache
     from recllm.trsr.candidates import fixed_candidates, subset_rows
     from recllm.trsr.pipeline import TRSR
@@ -142,7 +142,7 @@ def _train(args: argparse.Namespace) -> int:
     main = is_main_process()
     if main:
         mark_output_dir(out, RUN_KIND, RUN_VERSION, legacy=legacy_run)  # a rerun resumes in this folder
-    model = TRSR(summarizer, load_trainable_lm(args.model), cfg, cache=DiskCache(), output_dir=out,
+    model = TRSR(summarizer, ranker_base(summarizer), cfg, cache=DiskCache(), output_dir=out,
                  show_progress=not args.quiet and main, engine=args.engine, ray_options=options
                  ).fit(split, valid=valid)
     if not main:  # under torchrun every rank trained the same adapter; rank 0 writes and reports

@@ -514,6 +514,8 @@ def run_benchmark(quick: bool = False, datasets: list[str] | None = None, splits
             return content[encoder]
 
         notes.append(f"{name}: seeds {seeds}")
+        if not quick and not models and name == ABLATION_DATASET and ABLATION_SEED not in seeds:
+            notes.append(f"{name}: no ablation runs (they run at seed {ABLATION_SEED}, which --seeds does not hold)")
         for split_name in splits:
             for seed in seeds:
                 split = make_split(dataset, split_name, seed=seed)

@@ -32,7 +32,7 @@ from recllm.bench.trsr.scale import (FUSION_WEIGHTS, LR_MODES, MIN_CANDIDATES, P
 from recllm.data import Split, data_files, leave_one_out, load
 from recllm.eval import SampledCandidates, evaluate_full_ranking, evaluate_sampled, from_recommender
 from recllm.hardware import this_process_machine
-from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, load_trainable_lm,
+from recllm.llm import (CausalLM, describe_precision, describe_training_precision, load_causal_lm, ranker_base,
                         resolve_dtype)
 from recllm.llm.cache import DiskCache
 from recllm.llm.checkpoints import RESUMABLE_FIELDS
@@ -442,7 +442,7 @@ class Fitter:
 
     def fit(self, label: str, config: TRSRConfig) -> TRSR:
         # LoRA trains in the training precision (with autocast where it is fast)
-        ranker_lm = load_trainable_lm(self.summarizer_lm.name) if config.fine_tune else self.summarizer_lm
+        ranker_lm = ranker_base(self.summarizer_lm) if config.fine_tune else self.summarizer_lm
         model = TRSR(self.summarizer_lm, ranker_lm, config, cache=self.cache,
                      output_dir=self.run_dir(label, config), show_progress=self.show_progress)
         valid = self.data.valid if validates(config) else None
