@@ -162,6 +162,9 @@ def test_training_helpers_give_the_training_precision():
     copy = trainable_copy(half)
     assert copy.dtype == precision.TRAINING_DTYPE and next(copy.model.parameters()).dtype == torch.float32
     assert next(half.model.parameters()).dtype == torch.bfloat16  # the caller's model is untouched
+    # rounded weights are not the float32 model: caches and checkpoints keyed on the fingerprint must not mix them
+    assert copy.fingerprint != lm.fingerprint and "from bfloat16 weights" in copy.name
+    assert trainable_copy(lm).fingerprint == lm.fingerprint  # a float32 copy is the same model
 
 
 # ------------------------------------------------------------------------------------------------ no bfloat16

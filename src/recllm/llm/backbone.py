@@ -233,9 +233,14 @@ def ranker_base(summarizer: CausalLM) -> CausalLM:
 
 
 def trainable_copy(lm: CausalLM) -> CausalLM:
-    """A deep copy of ``lm`` in the training precision (the caller's model stays untouched by LoRA injection)."""
+    """A deep copy of ``lm`` in the training precision (the caller's model stays untouched by LoRA injection).
+
+    A copy of half-precision weights is not the model loaded in the training precision (its weights were rounded),
+    so its name says where it came from and its fingerprint -- hence every cache and checkpoint keyed on it -- is
+    not that model's."""
     model = copy.deepcopy(lm.model).to(torch_dtype(TRAINING_DTYPE))
-    return dataclasses.replace(lm, model=model, dtype=TRAINING_DTYPE)
+    name = lm.name if lm.dtype == TRAINING_DTYPE else f"{lm.name} (from {lm.dtype} weights)"
+    return dataclasses.replace(lm, model=model, name=name, dtype=TRAINING_DTYPE)
 
 
 def smollm2_tokenizer() -> Any:
