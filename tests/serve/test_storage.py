@@ -129,9 +129,26 @@ def test_a_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
     other = made("other.db", "CREATE TABLE mine (x INTEGER); INSERT INTO mine VALUES (1);")
     clash = made("clash.db", "CREATE TABLE events (id INTEGER, what TEXT); CREATE TABLE items (id INTEGER);")
     wal = made("wal.db", 'PRAGMA journal_mode = WAL; CREATE TABLE "odd ""name" (x); INSERT INTO "odd ""name" VALUES (1);')
-    for path, named in ((other, "mine"), (clash, "events, items"), (wal, 'odd "name')):
+    # no table at all: a view named like one of recllm's, or only a setting (sqlite writes the header page)
+    view = made("view.db", "CREATE VIEW events AS SELECT 1 AS x;")
+    views = made("views.db", "CREATE TABLE notes (x); CREATE VIEW settings AS SELECT x FROM notes; DROP TABLE notes;")
+    setting = made("setting.db", "PRAGMA user_version = 7;")
+    own_and_more = tmp_path / "more.db"
+    SQLiteStore(own_and_more).close()  # recllm's file ...
+    db = sqlite3.connect(str(own_and_more))  # ... with another program's trigger added
+    db.execute("CREATE TRIGGER audit AFTER INSERT ON events BEGIN SELECT 1; END")
+    db.commit()
+    db.close()
+    cases = ((other, r"holds objects `recllm serve` did not make \(table mine\)"),
+             (clash, r"did not make \(table events, table items\)"),
+             (wal, r'did not make \(table odd "name\)'),
+             (view, r"did not make \(view events\)"),
+             (views, r"did not make \(view settings\)"),
+             (setting, r"lacks the tables `recllm serve` makes with every database \(events, items, summaries\)"),
+             (own_and_more, r"did not make \(trigger audit\)"))
+    for path, message in cases:
         before = hashlib.sha256(path.read_bytes()).hexdigest()
-        with pytest.raises(UserInputError, match=rf"tables `recllm serve` did not make \({named}\)"):
+        with pytest.raises(UserInputError, match=message):
             SQLiteStore(path)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]

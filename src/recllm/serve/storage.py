@@ -139,31 +139,37 @@ def same_item(stored: StoredItem, new: bool, item: str, text: str) -> tuple[Stor
     return stored, new
 
 
-def _table_columns(db: sqlite3.Connection) -> dict[str, list[str] | None]:
-    """Table name -> column names of a SQLite database (sqlite's own tables left out; None: a table whose columns
-    cannot be read, e.g. a virtual table of a module this sqlite lacks)."""
-    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+def _schema_objects(db: sqlite3.Connection) -> dict[str, list[str] | None]:
+    """``"<type> <name>"`` -> column names (tables; None: a table whose columns cannot be read, e.g. a virtual table
+    of a module this sqlite lacks) or ``[]`` (indexes, views, triggers) for every object of a SQLite database,
+    sqlite's own left out."""
+    rows = db.execute("SELECT type, name FROM sqlite_master").fetchall()
     out: dict[str, list[str] | None] = {}
-    for name in names:
+    for kind, name in rows:
         if name.startswith("sqlite_"):
             continue
+        if kind != "table":
+            out[f"{kind} {name}"] = []
+            continue
         try:
-            out[name] = [r[0] for r in db.execute("SELECT name FROM pragma_table_info(?)", (name,))]
+            out[f"table {name}"] = [r[0] for r in db.execute("SELECT name FROM pragma_table_info(?)", (name,))]
         except sqlite3.DatabaseError:
-            out[name] = None
+            out[f"table {name}"] = None
     return out
 
 
-def _own_tables() -> dict[str, list[str] | None]:
-    """The tables :data:`_SCHEMA` makes, with their columns."""
+def _own_objects() -> dict[str, list[str] | None]:
+    """The objects :data:`_SCHEMA` makes (tables with their columns, indexes)."""
     with contextlib.closing(sqlite3.connect(":memory:")) as db:
         db.executescript(_SCHEMA)
-        return _table_columns(db)
+        return _schema_objects(db)
 
 
 def refuse_foreign_database(path: Path) -> None:
-    """A UserInputError when ``path`` is an existing SQLite file holding tables ``recllm serve`` did not make (or
-    its tables with other columns), or an empty file: recllm creates its database whole where none exists
+    """A UserInputError when ``path`` is an existing SQLite file that is not exactly what ``recllm serve`` makes --
+    a table, view, index or trigger it does not make, one of its tables with other columns, or one of its tables
+    missing (it creates every table at once, so a file without them, e.g. one holding only views or nothing, is
+    another program's) -- or an empty file: recllm creates its database whole where none exists
     (:func:`recllm.sqlite_files.create_database`), so an empty file is the user's (e.g. ``: > notes.txt``) and
     would become a database. Read only: the file's bytes are never written, and the empty ``-wal``/``-shm`` files
     sqlite makes to read a WAL database are removed again, so another program's database is left as it was; a new
@@ -178,19 +184,21 @@ def refuse_foreign_database(path: Path) -> None:
     existed = [p.exists() for p in beside]
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            found = _table_columns(db)
+            found = _schema_objects(db)
     except sqlite3.DatabaseError as exc:
         raise UserInputError(f"cannot open the database ({exc})", str(path),
                              "give --db a SQLite file written by `recllm serve`, or a new path") from None
-    own = _own_tables()
+    own = _own_objects()
     foreign = sorted(n for n, cols in found.items() if cols is None or own.get(n) != cols)
-    if foreign:
+    missing = sorted(n.split(" ", 1)[1] for n in own if n.startswith("table ") and n not in found)
+    if foreign or missing:
         wal, shm = beside
         if not any(existed) and wal.exists() and wal.stat().st_size == 0:  # made by the read above, and empty
             wal.unlink()
             shm.unlink(missing_ok=True)
-        raise UserInputError(f"the database holds tables `recllm serve` did not make ({', '.join(foreign)}); "
-                             "it was left unchanged", str(path),
+        what = (f"holds objects `recllm serve` did not make ({', '.join(foreign)})" if foreign else
+                f"lacks the tables `recllm serve` makes with every database ({', '.join(missing)})")
+        raise UserInputError(f"the database {what}, so it is another program's; it was left unchanged", str(path),
                              "give --db a new path or a file written by `recllm serve`")
 
 
