@@ -331,6 +331,13 @@ def test_impute_fills_only_missing_cells(make_app, tmp_path):
         bad = c.post("/impute", json={"rows": [{"age": "old"}]}, headers=AUTH)
         assert bad.status_code == 422 and "age" in bad.json()["error"]
         assert c.post("/impute", json={"rows": [{"zip": 1}]}, headers=AUTH).status_code == 422
+        huge = b'{"rows": [{"age": 1%s, "city": "rome"}]}' % (b"0" * 400)  # an integer beyond float64: was a 500
+        response = c.post("/impute", content=huge, headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 422 and "integer too large for a float" in response.json()["error"]
+        for value in (True, 1.0, 7):  # a text column's cells are text: str(True) == "True" is not the table's "true"
+            response = c.post("/impute", json={"rows": [{"age": None, "city": value}]}, headers=AUTH)
+            assert response.status_code == 422, response.text
+            assert "'city' is a text column of users.csv" in response.json()["error"]
         assert c.post("/impute", json={"rows": rows}).status_code == 401
 
 

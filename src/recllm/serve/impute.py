@@ -3,11 +3,14 @@
 ``--imputer METHOD:TABLE`` (e.g. ``mean:data/users.csv``) reads the table as ``recllm impute`` does (only empty cells
 are gaps) and fits ``METHOD`` (``zero``, ``mean``, ``knn`` or ``mice``) on it once. recllm.impute has no saved-model
 format yet, and fitting these imputers takes seconds; an LLM imputer is not served (its fine-tuning is a batch job).
-A row's observed cells are returned exactly as sent: only the cells sent as ``null`` (or left out) are filled.
+A row's observed cells are returned exactly as sent: only the cells sent as ``null`` (or left out) are filled. A
+numeric column takes JSON numbers; a text column JSON strings, as the table writes them (``true`` or ``1.0`` would
+have to be guessed into the table's spelling, e.g. ``"TRUE"`` or ``"1"``, so they are refused).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -76,9 +79,19 @@ class TableImputer:
                     if isinstance(value, bool) or not isinstance(value, (int, float)):
                         raise UserInputError(f"row {r}, column {col!r} holds {value!r}, not a number",
                                              f"rows[{r}].{col}", "send a number or null")
-                    cells[col] = float(value)
+                    try:
+                        cells[col] = float(value)
+                    except OverflowError:  # a JSON integer beyond float64
+                        raise UserInputError(f"row {r}, column {col!r} holds an integer too large for a float",
+                                             f"rows[{r}].{col}", "send a number within float64's range, or null"
+                                             ) from None
+                elif not isinstance(value, str):  # str(True) is "True", str(1.0) "1.0": not the table's own text
+                    raise UserInputError(f"row {r}, column {col!r} holds {json.dumps(value)}, but {col!r} is a text "
+                                         f"column of {self.table.name} (its cells are compared as text)",
+                                         f"rows[{r}].{col}", "send the cell as a JSON string, written as the table "
+                                         "writes it, or null")
                 else:
-                    cells[col] = str(value)
+                    cells[col] = value
             frame_rows.append(cells)
         frame = pd.DataFrame(frame_rows, columns=self.columns)
         for col in self.columns:
