@@ -204,7 +204,7 @@ def test_a_first_summary_takes_an_llm_slot_and_a_stored_one_none(make_app):
             return [(p, s, 0.5) for p, s in candidates], None
 
     class Summaries:  # stands in for SummaryKeeper: u1's summary is stored, the others are made on first use
-        queue_depth, on_error = 0, None
+        queue_depth, on_error, on_update = 0, None, None
 
         def __init__(self) -> None:
             self.store = self

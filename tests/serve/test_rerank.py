@@ -68,6 +68,40 @@ def test_summary_is_updated_once_per_completed_block_from_the_old_summary(llm_cl
     assert c.store.get_summary("u3").covered == 12
 
 
+def test_a_block_completed_during_an_update_is_summarised_too(llm_client, monkeypatch):
+    """An event completing a block while the worker updated that user was dropped (the user was still "pending",
+    and the running update had read the history before it): the summary stayed a block behind."""
+    import threading
+
+    import recllm.trsr.summarize as summarize
+
+    c = llm_client
+    assert c.get("/users/u3/summary").json()["covered"] == 9
+    entered, release, real = threading.Event(), threading.Event(), summarize.recurrent_update
+
+    def slow_update(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        entered.set()
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(summarize, "recurrent_update", slow_update)
+
+    def post(items, start):  # noqa: ANN001, ANN202
+        for n, item in enumerate(items):
+            event = {"user": "u3", "item": item, "timestamp": 10_000 + start + n, "idempotency_key": f"r{start + n}"}
+            assert c.post("/events", json=event, headers=AUTH).status_code == 201
+
+    post(["i1", "i2"], 0)  # 12 items: the block [9:12] is complete, the worker starts on it
+    assert entered.wait(60)
+    post(["i4", "i5", "i6"], 2)  # 15 items while it runs: the block [12:15] is complete too
+    release.set()
+    assert c.summaries.wait(60)
+    done = c.get("/users/u3/summary").json()
+    assert (done["version"], done["covered"], done["history_length"]) == (3, 15, 15)
+    metrics = c.get("/metrics").text
+    assert "recllm_summary_updates_total 2.0" in metrics  # one per recurrent step (was never counted)
+
+
 def test_recurrent_updates_equal_the_recurrent_summariser_over_the_whole_history():
     """What the service does block by block is what summarize_histories(mode="recurrent") does in one go."""
     from recllm.llm.backbone import tiny_causal_lm

@@ -220,6 +220,14 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
                 previous(exc)
 
         summaries.on_error = on_error
+        counted = summaries.on_update
+
+        def on_update() -> None:
+            metrics.summary_updates.inc()
+            if counted is not None:
+                counted()
+
+        summaries.on_update = on_update
     posted: dict[int, float] = {}  # added item position -> when it was posted, until its first appearance
     rerank_slots = threading.BoundedSemaphore(max_reranks)
     rerank_seconds = [1.0]  # how long the last LLM request took: the Retry-After of a refused one

@@ -39,13 +39,15 @@ class SummaryKeeper:
     """Users' recurrent summaries in ``store``, updated block by block on a background thread."""
 
     def __init__(self, lm: Any, config: Any, store: EventStore, history: Callable[[str], np.ndarray],
-                 text: Callable[[int], str], on_error: Callable[[BaseException], None] | None = None) -> None:
+                 text: Callable[[int], str], on_error: Callable[[BaseException], None] | None = None,
+                 on_update: Callable[[], None] | None = None) -> None:
         self.lm, self.store, self.history, self.text = lm, store, history, text
         self.config = dataclasses.replace(config, mode="recurrent")
         self.block = config.segment.block_size
-        self.on_error = on_error
+        self.on_error, self.on_update = on_error, on_update  # on_update: called after each recurrent step
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self._pending: set[str] = set()
+        self._pending: set[str] = set()  # queued, not started: an update that starts later reads the newest history
+        self._running: set[str] = set()  # being updated now: a block completed meanwhile needs another update
         self._lm_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._worker = threading.Thread(target=self._run, name="recllm-summaries", daemon=True)
@@ -53,9 +55,9 @@ class SummaryKeeper:
 
     @property
     def queue_depth(self) -> int:
-        """Users waiting for a summary update."""
+        """Users waiting for a summary update or being updated."""
         with self._state_lock:
-            return len(self._pending)
+            return len(self._pending | self._running)
 
     def _texts(self, items: np.ndarray) -> list[str]:
         return [self.text(int(i)) for i in items]
@@ -100,12 +102,13 @@ class SummaryKeeper:
         summary = self.current(user)
         with self._lm_lock:
             summary = self.store.get_summary(user) or summary
-            hist = self.history(user)
-            while len(hist) - summary.covered >= self.block:
+            while len(hist := self.history(user)) - summary.covered >= self.block:  # events arrive meanwhile
                 block = hist[summary.covered:summary.covered + self.block]
                 text = recurrent_update(self.lm, summary.text, self._texts(block), self.config)
                 summary = StoredSummary(user, text, summary.version + 1, summary.covered + self.block, time.time())
                 self.store.put_summary(summary)
+                if self.on_update is not None:
+                    self.on_update()
         return summary
 
     def _run(self) -> None:
@@ -113,6 +116,9 @@ class SummaryKeeper:
             user = self._queue.get()
             if user is None:
                 return
+            with self._state_lock:  # from now on a newly completed block queues the user again (see notify)
+                self._pending.discard(user)
+                self._running.add(user)
             try:
                 self.update(user)
             except Exception as exc:  # noqa: BLE001 - the worker must survive one user's failure
@@ -120,7 +126,7 @@ class SummaryKeeper:
                     self.on_error(exc)
             finally:
                 with self._state_lock:
-                    self._pending.discard(user)
+                    self._running.discard(user)
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Wait until no update is pending (tests, shutdown) -> whether the queue drained in time."""
