@@ -363,6 +363,11 @@ def test_a_lone_surrogate_is_refused_the_same_way_by_every_body(make_app, tmp_pa
             assert response.status_code == 422, (path, response.text)
             assert response.json() == {"error": f"{where}: not Unicode text (a lone surrogate such as \\ud800); "
                                                 "send valid UTF-8 text"}
+            nul = body.replace(rb"\ud800", rb"a\u0000b")  # valid JSON, but PostgreSQL's text refuses it: was a 500
+            response = c.post(path, content=nul, headers=headers)
+            assert response.status_code == 422, (path, response.text)
+            assert response.json() == {"error": f"{where}: holds a NUL character (\\u0000), which a PostgreSQL "
+                                                "store cannot keep; remove it"}
         response = c.post("/impute", content=rb'{"rows": [{"\ud800": "1"}]}', headers=headers)
         assert response.status_code == 422 and "not Unicode text" in response.json()["error"]
         response = c.post("/impute", json={"rows": [{"zip": "\u00e9t\U0001f600"}]}, headers=AUTH)  # real text
@@ -383,6 +388,13 @@ def test_token_rules():
         resolve_token("short", "::1")
     assert check_bearer(f"Bearer {TOKEN}", TOKEN) and not check_bearer(TOKEN, TOKEN)
     assert not check_bearer(None, TOKEN)
+    # the scheme is case-insensitive in HTTP (a client sending "bearer" got 401)
+    assert check_bearer(f"bearer {TOKEN}", TOKEN) and check_bearer(f"BEARER  {TOKEN}", TOKEN)
+    assert not check_bearer(f"Bearer{TOKEN}", TOKEN) and not check_bearer(f"Basic {TOKEN}", TOKEN)
+    # headers arrive as latin-1: a non-ASCII token was accepted at start and then never matched (every write 401)
+    for bad in ("p\u00e4ssw\u00f6rd-p\u00e4ssw\u00f6rd-1", "token-with-a-tab\there-0123"):
+        with pytest.raises(UserInputError, match="other than visible ASCII"):
+            resolve_token(bad, "127.0.0.1")
 
 
 def test_page_is_self_contained():

@@ -43,15 +43,19 @@ MAX_BODY_BYTES = 1 << 20
 # ---------------------------------------------------------------------------------------------- request bodies
 NON_FINITE = "non-finite number (NaN or Infinity); send a finite number"
 NOT_TEXT = "not Unicode text (a lone surrogate such as \\ud800); send valid UTF-8 text"
+NUL_CHAR = "holds a NUL character (\\u0000), which a PostgreSQL store cannot keep; remove it"
 
 
 def _unicode(value: str) -> str:
     """``value`` when it is text UTF-8 can encode: a JSON escape like ``\\ud800`` decodes to a lone surrogate, which
-    no table, file or database can store (pydantic refuses it only in strings with a length limit)."""
+    no table, file or database can store (pydantic refuses it only in strings with a length limit); nor a NUL
+    character, which PostgreSQL's text refuses (so a request would be a 422 on one store and a 500 on the other)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise PydanticCustomError("string_unicode", NOT_TEXT) from None
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", NUL_CHAR)
     return value
 
 
@@ -72,6 +76,8 @@ def _one_of(expected: str) -> WrapValidator:
                 raise PydanticCustomError("finite_number", NON_FINITE) from None
             if "string_unicode" in types:
                 raise PydanticCustomError("string_unicode", NOT_TEXT) from None
+            if "string_nul" in types:
+                raise PydanticCustomError("string_nul", NUL_CHAR) from None
             raise PydanticCustomError("union_type", f"should be {expected}") from None
 
     return WrapValidator(check)
@@ -175,8 +181,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     where = ".".join(str(p).encode("utf-8", "backslashreplace").decode("utf-8")  # a key that is not text
                      for p in first.get("loc", ()) if p != "body") or "request"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    message = {"finite_number": NON_FINITE, "string_unicode": NOT_TEXT}.get(first.get("type"),
-                                                                          first.get("msg", "invalid value"))
+    message = {"finite_number": NON_FINITE, "string_unicode": NOT_TEXT, "string_nul": NUL_CHAR}.get(
+        first.get("type"), first.get("msg", "invalid value"))
     return 422, f"{where}: {message}{more}"
 
 

@@ -30,8 +30,10 @@ def resolve_token(given: str | None, host: str) -> tuple[str, bool]:
     neither, a random one is generated (and printed by the caller); any other bind refuses to start."""
     token = given if given is not None else os.environ.get(TOKEN_ENV)
     if token is not None:
-        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
-            raise UserInputError(f"the token is shorter than {MIN_TOKEN_LENGTH} characters or holds spaces",
+        # visible ASCII only: HTTP headers arrive as latin-1, so a token with other characters could never match
+        if len(token) < MIN_TOKEN_LENGTH or not all("!" <= c <= "~" for c in token):
+            raise UserInputError(f"the token is shorter than {MIN_TOKEN_LENGTH} characters or holds spaces or "
+                                 "characters other than visible ASCII",
                                  f"--token / ${TOKEN_ENV}", "use e.g. `python -c 'import secrets; "
                                  "print(secrets.token_urlsafe(32))'`")
         return token, False
@@ -42,7 +44,9 @@ def resolve_token(given: str | None, host: str) -> tuple[str, bool]:
 
 
 def check_bearer(header: str | None, token: str) -> bool:
-    """Whether an ``Authorization`` header carries ``Bearer <token>`` (constant-time comparison)."""
-    if not header or not header.startswith("Bearer "):
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (the scheme in any case, as HTTP has it;
+    constant-time comparison of the token)."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+    return hmac.compare_digest(given.strip().encode(), token.encode())
