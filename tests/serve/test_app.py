@@ -99,6 +99,9 @@ def test_events_change_the_next_recommendation_and_are_idempotent(client):
     ("post", "/events", {"content": b"{not json", "headers": {**AUTH, "Content-Type": "application/json"}}, 400),
     ("post", "/items", {"json": {"id": "x", "text": "a" * (2 << 20)}, "headers": AUTH}, 413),
     ("post", "/items", {"json": {"id": "x", "text": ""}, "headers": AUTH}, 422),
+    ("post", "/items", {"json": {"id": "x", "text": "   "}, "headers": AUTH}, 422),  # was 400, as were the next two
+    ("post", "/items", {"json": {"id": "x", "text": {"title": ""}}, "headers": AUTH}, 422),
+    ("post", "/items", {"json": {"id": "x", "text": {}}, "headers": AUTH}, 422),
     ("post", "/impute", {"json": {"rows": [{"a": 1}]}, "headers": AUTH}, 400),  # not started with --imputer
     ("post", "/events", {"content": b'{"user": "u3", "item": "i1", "timestamp": Infinity, "idempotency_key": "a"}',
                          "headers": {**AUTH, "Content-Type": "application/json"}}, 422),

@@ -366,7 +366,8 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         start = time.perf_counter()
         text = item_text(body.text)
         if not text:
-            raise UserInputError("the item's text is empty", "text", "send at least one non-empty text field")
+            # a value error like "" (422 by validation): the same code for "   ", {"title": ""} and {}
+            raise HTTPException(422, "text: the item's text is empty; send at least one non-empty text field")
         if state.item_pos.get(body.id, state.n_catalogue) < state.n_catalogue:
             raise IdempotencyConflict(f"item {body.id!r} is already in the trained catalogue", "id",
                                       "give the new item its own id")
