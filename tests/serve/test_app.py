@@ -282,6 +282,25 @@ def test_metrics_are_prometheus_text(client):
     assert families["recllm_catalogue_items"].samples[0].value == 30
 
 
+def test_a_database_with_items_this_model_cannot_hold_is_refused_on_restore(make_app, tmp_path):
+    """An added item stored by another LEARN run (another content width) was a 500-like "internal error" broadcast
+    failure at start; an added id that is a catalogue id here was dropped silently."""
+    from recllm.errors import UserInputError
+    from recllm.serve.storage import SQLiteStore
+
+    _, state, _ = make_app(tmp_path / "probe.db")
+    width = state.content_width
+    for name, item, vector, message in (
+            ("narrow.db", "n1", np.ones(width - 1, np.float32), rf"stored content vector has shape \({width - 1},\)"),
+            ("nan.db", "n1", np.full(width, np.nan, np.float32), "stored content vector"),
+            ("clash.db", state.item_ids[0], np.ones(width, np.float32), "trained catalogue has an item of that id")):
+        store = SQLiteStore(tmp_path / name)
+        store.add_item(item, "some text", {"text": "some text"}, vector)
+        store.close()
+        with pytest.raises(UserInputError, match=message):
+            make_app(tmp_path / name)
+
+
 def test_restart_from_the_same_database_keeps_events_and_items_once(make_app, tmp_path):
     from fastapi.testclient import TestClient
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -190,6 +191,19 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
 def restore(state: ServeState, store: EventStore) -> tuple[int, int]:
     """Replay the store into ``state``: added items, then events, in their order -> (items, events)."""
     items = store.items()
+    width = state.content_width
+    for item in items:  # all checked before the first is added: a refused database leaves the state as it was
+        vector = np.asarray(item.vector)
+        if width is None:
+            problem = "this LEARN model has no content item inputs to place it with"
+        elif vector.shape != (width,) or not np.isfinite(vector).all():
+            problem = f"its stored content vector has shape {vector.shape}; this model's has ({width},)"
+        elif state.item_pos.get(item.item, state.n_catalogue) < state.n_catalogue:
+            problem = "this model's trained catalogue has an item of that id"
+        else:
+            continue
+        raise UserInputError(f"the database holds the added item {item.item!r}, but {problem}", "--db",
+                             "serve the database with the LEARN run it was written with")
     for item in items:
         state.add_item(item.item, item.text, item.vector)
     events = store.events()

@@ -133,6 +133,14 @@ class ServeState:
         return [(int(i), float(s)) for i, s in zip(idx[0], scores[0]) if i >= 0]
 
     # ------------------------------------------------------------------------------------------ growth
+    @property
+    def content_width(self) -> int | None:
+        """The width of the raw content embedding an added item needs (None: the model has no content inputs)."""
+        if self.net.content is None:
+            return None
+        whitener = self.model.whitener_
+        return len(whitener.mean) if whitener is not None else int(self.net.content.shape[1])
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Raw content embeddings of new items' texts (the frozen encoder), checked against the whitener."""
         if self.net.content is None:
@@ -143,8 +151,7 @@ class ServeState:
             raise UserInputError("this service cannot add items: it was started without its content encoder",
                                  "POST /items", "start it again without --no-encoder")
         raw = np.asarray(self.encoder(texts), dtype=np.float32)
-        whitener = self.model.whitener_
-        width = len(whitener.mean) if whitener is not None else self.net.content.shape[1]
+        width = self.content_width
         if raw.shape != (len(texts), width) or not np.isfinite(raw).all():
             raise RuntimeError(f"the content encoder gave embeddings of shape {raw.shape}, the model needs width "
                                f"{width}: serve the artifact with the encoder it was trained with")
