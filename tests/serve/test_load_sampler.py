@@ -1,4 +1,5 @@
-"""recllm.serve.load's sampler of what else uses the CPU: other processes' CPU time from /proc, ours left out."""
+"""recllm.serve.load's sampler of what else uses the CPU (other processes' CPU time from /proc, ours left out) and its
+server child process."""
 
 import os
 import sys
@@ -40,3 +41,16 @@ def test_a_busy_process_outside_the_test_is_counted_and_a_child_is_not():
             os.kill(detached, 9)
         except ProcessLookupError:  # it ended by itself
             pass
+
+
+def test_the_load_servers_log_goes_to_a_file_and_its_end_is_shown_when_it_exits(tmp_path):
+    """The load test's server wrote its log into a pipe nobody read during the run: 64 KiB of logged errors would
+    block it, and the load test would time a hung service. The log is a file now; a server that exits at start
+    still shows the log's end."""
+    from recllm.serve.load import Server
+
+    server = Server(tmp_path / "no-such-run", tmp_path / "x.db", encoder=False)
+    with server, pytest.raises(RuntimeError, match=r"the server exited: .*no-such-run"):
+        server.start()
+    assert server.proc.stderr is None and server._log is None  # no pipe; the file is closed
+    assert not (tmp_path / "x.db").exists()

@@ -52,6 +52,7 @@ class Server:
         self.max_reranks = max_reranks  # None: the server's default
         self.token = secrets.token_urlsafe(24)
         self.proc: subprocess.Popen | None = None
+        self._log: Any = None  # the server's stderr (a temporary file)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -68,12 +69,16 @@ class Server:
         command += [] if self.encoder else ["--no-encoder"]
         env = {**os.environ, "RECLLM_TOKEN": self.token}
         began = time.perf_counter()
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # its log goes to a file, not a pipe: a pipe nobody reads during the run fills (64 KiB of logged errors)
+        # and then blocks the server, and the load test would time a hung service
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=self._log,
                                      start_new_session=True)
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.proc.stderr.read().decode()[-1500:]}")
+                self._log.seek(0)
+                raise RuntimeError(f"the server exited: {self._log.read().decode(errors='replace')[-1500:]}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     return time.perf_counter() - began
@@ -87,7 +92,9 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait(timeout=60)
-            self.proc.stderr.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> "Server":
         return self
