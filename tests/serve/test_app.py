@@ -301,6 +301,25 @@ def test_a_database_with_items_this_model_cannot_hold_is_refused_on_restore(make
             make_app(tmp_path / name)
 
 
+def test_a_store_that_cannot_be_reached_is_a_503_to_retry(make_app, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from recllm.serve.storage import StoreUnavailable
+
+    app, _, store = make_app()
+
+    def unreachable(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise StoreUnavailable("the PostgreSQL server cannot be reached (connection refused)")
+
+    monkeypatch.setattr(store, "add_event", unreachable)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        event = {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "k"}
+        response = c.post("/events", json=event, headers=AUTH)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.json() == {"error": "the PostgreSQL server cannot be reached (connection refused); retry the "
+                                            "request (with the same idempotency key) later"}
+
+
 def test_restart_from_the_same_database_keeps_events_and_items_once(make_app, tmp_path):
     from fastapi.testclient import TestClient
 

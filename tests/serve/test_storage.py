@@ -97,6 +97,38 @@ def test_store_contract(make_store):
     reopened.close()
 
 
+def test_a_postgres_connection_the_server_dropped_is_opened_again(postgres_url):
+    """PostgresStore held one connection: after a server restart or an idle timeout every request was a 500 until
+    `recllm serve` was restarted."""
+    import psycopg
+
+    from recllm.serve.storage import StoreUnavailable
+    from recllm.serve.storage_pg import PostgresStore
+
+    store = PostgresStore(postgres_url)
+    for table in ("events", "items", "summaries"):
+        store._db.execute(f"TRUNCATE {table} RESTART IDENTITY")
+
+    def drop() -> None:  # what a server restart does to the open connection
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (store._db.info.backend_pid,))
+
+    store.add_event("k1", "u", "i1", 1.0)
+    drop()
+    assert store.add_event("k2", "u", "i2", 2.0)[1]  # written on a new connection
+    drop()
+    assert not store.add_event("k1", "u", "i1", 1.0)[1]  # the replay of a stored event is still a replay
+    assert [e.key for e in store.events()] == ["k1", "k2"]
+    assert store._db.execute("SHOW synchronous_commit").fetchone()[0] == "on"  # the new session's setting
+    store._url = postgres_url.replace("port=", "port=1")  # the server cannot be reached now
+    drop()
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        store.events()
+    store._url = postgres_url
+    assert len(store.events()) == 2  # and is used again once it can
+    store.close()
+
+
 def test_open_store_by_url(tmp_path):
     from recllm.errors import UserInputError
     from recllm.serve.storage import open_store

@@ -33,7 +33,7 @@ from recllm.serve.auth import check_bearer
 from recllm.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from recllm.serve.rerank import MAX_RERANKS
 from recllm.serve.state import ServeState, item_text
-from recllm.serve.storage import EventStore, IdempotencyConflict
+from recllm.serve.storage import EventStore, IdempotencyConflict, StoreUnavailable
 
 __all__ = ["create_app", "restore", "MAX_BODY_BYTES"]
 
@@ -294,6 +294,13 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, exc: UnknownIdError) -> JSONResponse:
         return _json(404, str(exc))
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.error("%s", exc)
+        response = _json(503, f"{exc}; retry the request (with the same idempotency key) later")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(IdempotencyConflict)
     async def conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:

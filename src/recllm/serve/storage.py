@@ -26,7 +26,7 @@ from recllm.errors import UserInputError
 from recllm.sqlite_files import connect_wal, create_database
 
 __all__ = ["StoredEvent", "StoredItem", "StoredSummary", "EventStore", "SQLiteStore", "IdempotencyConflict",
-           "check_url", "open_store"]
+           "StoreUnavailable", "check_url", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class StoredSummary:
     version: int
     covered: int
     updated: float
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's server cannot be reached now (the service answers 503; the request may be retried)."""
 
 
 class IdempotencyConflict(UserInputError):

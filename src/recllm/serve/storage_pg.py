@@ -6,7 +6,9 @@ anything is written, so another program's ``events`` table never receives our ro
 transaction committed with ``synchronous_commit = on`` (the server's default, set explicitly), so an acknowledged
 event is on the server's disk; idempotency is the ``UNIQUE`` key with ``INSERT ... ON CONFLICT DO NOTHING``. One
 connection behind a lock: writes are serialised as they are in SQLite (a connection pool is the next step for many
-concurrent writers).
+concurrent writers). A connection the server dropped (a restart, an idle timeout, a terminated backend) is opened
+again and the statement run once more -- safe, as every write is idempotent (an event whose first attempt did commit
+comes back as already stored); while the server cannot be reached, each request is a :class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from recllm.errors import UserInputError
-from recllm.serve.storage import StoredEvent, StoredItem, StoredSummary, same_event, same_item
+from recllm.serve.storage import StoredEvent, StoredItem, StoredSummary, StoreUnavailable, same_event, same_item
 
 __all__ = ["PostgresStore"]
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -46,6 +52,7 @@ _OWN_COLUMNS: dict[str, list[tuple[str, str]]] = {
 }
 _OWN_INDEX = ("events_user", "events")  # the index _SCHEMA makes, and its table
 _EVENT = "seq, key, user_id, item_id, ts, received"
+_SESSION = "SET synchronous_commit = on"  # each connection's settings
 _ITEM = "seq, item_id, text, fields, vector, received"
 
 
@@ -76,11 +83,12 @@ class PostgresStore:
     """:class:`~recllm.serve.storage.EventStore` on a PostgreSQL server (see the module docstring)."""
 
     def __init__(self, url: str) -> None:
+        self._url = url
         self._db = _connect(url)  # first: without psycopg it says what to install
         import psycopg
 
         try:
-            self._db.execute("SET synchronous_commit = on")
+            self._db.execute(_SESSION)
             _refuse_foreign_tables(self._db)
             with self._db.transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -94,13 +102,47 @@ class PostgresStore:
             self._db.close()
             raise
         self._lock = threading.Lock()
+        self._closed = False
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` under the lock; a connection the server dropped is opened again and ``work`` run once
+        more (every write here is idempotent)."""
+        import psycopg
+
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the PostgreSQL store is closed")
+            for attempt in (0, 1):
+                if self._db.broken or self._db.closed:
+                    self._reopen()
+                try:
+                    return work(self._db)
+                except psycopg.OperationalError:
+                    if attempt or not (self._db.broken or self._db.closed):
+                        raise
+        raise AssertionError("unreachable")
+
+    def _reopen(self) -> None:
+        import psycopg
+
+        try:
+            db = psycopg.connect(self._url, autocommit=True)
+            db.execute(_SESSION)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the PostgreSQL server cannot be reached ({' '.join(str(exc).split())})"
+                                   ) from None
+        self._db.close()
+        self._db = db
 
     def _insert(self, insert: str, args: tuple, select: str, key: tuple) -> tuple[tuple, bool]:
-        with self._lock, self._db.transaction():
-            row = self._db.execute(insert, args).fetchone()
-            if row is not None:
-                return row, True
-            return self._db.execute(select, key).fetchone(), False
+        def work(db: Any) -> tuple[tuple, bool]:
+            with db.transaction():
+                row = db.execute(insert, args).fetchone()
+                if row is not None:
+                    return row, True
+                return db.execute(select, key).fetchone(), False
+
+        return self._run(work)
 
     def add_event(self, key: str, user: str, item: str, timestamp: float) -> tuple[StoredEvent, bool]:
         row, new = self._insert(
@@ -110,13 +152,13 @@ class PostgresStore:
         return same_event(StoredEvent(*row), new, key, user, item, timestamp)
 
     def events(self) -> list[StoredEvent]:
-        with self._lock:
-            return [StoredEvent(*r) for r in self._db.execute(f"SELECT {_EVENT} FROM events ORDER BY seq")]
+        rows = self._run(lambda db: db.execute(f"SELECT {_EVENT} FROM events ORDER BY seq").fetchall())
+        return [StoredEvent(*r) for r in rows]
 
     def events_for_user(self, user: str) -> list[StoredEvent]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_EVENT} FROM events WHERE user_id = %s ORDER BY seq", (user,))
-            return [StoredEvent(*r) for r in rows]
+        rows = self._run(lambda db: db.execute(f"SELECT {_EVENT} FROM events WHERE user_id = %s ORDER BY seq",
+                                               (user,)).fetchall())
+        return [StoredEvent(*r) for r in rows]
 
     def add_item(self, item: str, text: str, fields: dict, vector: np.ndarray) -> tuple[StoredItem, bool]:
         blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
@@ -127,25 +169,24 @@ class PostgresStore:
         return same_item(_item(row), new, item, text)
 
     def items(self) -> list[StoredItem]:
-        with self._lock:
-            return [_item(r) for r in self._db.execute(f"SELECT {_ITEM} FROM items ORDER BY seq")]
+        rows = self._run(lambda db: db.execute(f"SELECT {_ITEM} FROM items ORDER BY seq").fetchall())
+        return [_item(r) for r in rows]
 
     def get_summary(self, user: str) -> StoredSummary | None:
-        with self._lock:
-            row = self._db.execute("SELECT user_id, text, version, covered, updated FROM summaries "
-                                   "WHERE user_id = %s", (user,)).fetchone()
+        row = self._run(lambda db: db.execute("SELECT user_id, text, version, covered, updated FROM summaries "
+                                              "WHERE user_id = %s", (user,)).fetchone())
         return StoredSummary(*row) if row else None
 
     def put_summary(self, summary: StoredSummary) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO summaries (user_id, text, version, covered, updated) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text, version = EXCLUDED.version, "
-                "covered = EXCLUDED.covered, updated = EXCLUDED.updated",
-                (summary.user, summary.text, summary.version, summary.covered, summary.updated))
+        self._run(lambda db: db.execute(
+            "INSERT INTO summaries (user_id, text, version, covered, updated) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (user_id) DO UPDATE SET text = EXCLUDED.text, version = EXCLUDED.version, "
+            "covered = EXCLUDED.covered, updated = EXCLUDED.updated",
+            (summary.user, summary.text, summary.version, summary.covered, summary.updated)))
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
 
 
