@@ -238,3 +238,24 @@ def test_a_trsr_run_and_a_learn_artifact_of_one_data_folder_name_the_same_data(t
     learned = trained_on({"dataset": dataset.name, "data_folder": dataset.info["data_folder"]})
     assert learned == data_reference("./shop") == data_reference(str(tmp_path / "shop")) == data_reference("shop")
     assert trained_on({"dataset": "ml-100k", "data_folder": None}) == data_reference("ml-100k") == "ml-100k"
+
+
+def test_a_trsr_run_of_other_data_is_refused_before_any_model_is_loaded_or_database_made(artifact, tmp_path,
+                                                                                         monkeypatch):
+    """The data sets of --learn and --trsr were compared after the LEARN model and its encoder were loaded and the
+    default database was created."""
+    import types
+
+    import recllm.learn
+    import recllm.trsr.run
+    from recllm.errors import UserInputError
+    from recllm.serve import cli
+
+    def no_load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a model was loaded before the runs' data sets were compared")
+
+    monkeypatch.setattr(recllm.trsr.run, "read_run", lambda folder: types.SimpleNamespace(data="ml-100k"))
+    monkeypatch.setattr(recllm.learn, "load", no_load)
+    with pytest.raises(UserInputError, match=r"the TRSR run was trained on 'ml-100k', the LEARN run on"):
+        cli.load_service(artifact, trsr=tmp_path, db=f"sqlite:///{tmp_path}/s.db", token=TOKEN)
+    assert not (tmp_path / "s.db").exists()

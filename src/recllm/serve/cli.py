@@ -73,16 +73,23 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
         began = time.perf_counter()
         served_imputer = TableImputer.from_spec(imputer)
         seconds[f"imputer:{served_imputer.method}"] = time.perf_counter() - began
+    meta = json.loads((learn / "config.json").read_text(encoding="utf-8"))
+    run = _trsr_run(trsr, trained_on(meta)) if trsr is not None else None  # before any model is loaded
     began = time.perf_counter()
     retriever = load_learn(learn)
     seconds["learn"] = time.perf_counter() - began
-    meta = json.loads((learn / "config.json").read_text(encoding="utf-8"))
     content_encoder = None
     if encoder and retriever.model.config.item_input != "id":
         began = time.perf_counter()
         content_encoder, name = make_content_encoder(retriever.model.config.content)
         seconds[f"content-encoder:{name}"] = time.perf_counter() - began
     texts = _catalogue_texts(trained_on(meta), retriever.item_ids)
+    if run is not None and texts is None:  # before the store is opened (and, a new one, made)
+        from recllm.data.folder import is_data_folder
+
+        raise UserInputError(f"reranking needs the item texts of {run.data!r}, which are not at hand", "--trsr",
+                             "put the data folder back where it was trained from" if is_data_folder(run.data) else
+                             f"run `recllm data prepare {run.data}` (or set RECLLM_DATA)")
     state = ServeState(retriever, content_encoder, texts)
     if content_encoder is not None:
         try:
@@ -95,31 +102,34 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     restore(state, store)
     seconds["restore"] = time.perf_counter() - began
     reranker = summaries = None
-    if trsr is not None:
-        reranker, summaries = _load_trsr(trsr, trained_on(meta), retriever.item_ids, state, store, seconds)
+    if run is not None:
+        reranker, summaries = _load_trsr(run, retriever.item_ids, state, store, seconds)
     return create_app(state, store, token, reranker=reranker, summaries=summaries, imputer=served_imputer,
                       metrics=ServeMetrics(), load_seconds=seconds, page=PAGE, max_reranks=max_reranks)
 
 
-def _load_trsr(folder: str | Path, dataset: str, item_ids: list[str], state: Any, store: Any,
-               seconds: dict[str, float]) -> tuple[Any, Any]:
-    from recllm.llm import load_causal_lm
-    from recllm.llm.sft import load_adapter
-    from recllm.serve.rerank import LLMReranker, SummaryKeeper
+def _trsr_run(folder: str | Path, dataset: str) -> Any:
+    """The TRSR run in ``folder``, checked to be of the LEARN run's data set."""
     from recllm.trsr.run import read_run
-    from recllm.trsr.segment import render_item_texts
 
     run = read_run(folder)
     if run.data != dataset:
         raise UserInputError(f"the TRSR run was trained on {run.data!r}, the LEARN run on {dataset!r}", "--trsr",
                              "serve two runs of the same data set")
-    texts = _catalogue_texts(dataset, item_ids, run.config.item_text_columns)
-    if texts is None:
-        from recllm.data.folder import is_data_folder
+    return run
 
-        raise UserInputError(f"reranking needs the item texts of {dataset!r}, which are not at hand", "--trsr",
-                             "put the data folder back where it was trained from" if is_data_folder(dataset) else
-                             f"run `recllm data prepare {dataset}` (or set RECLLM_DATA)")
+
+def _load_trsr(run: Any, item_ids: list[str], state: Any, store: Any, seconds: dict[str, float]
+               ) -> tuple[Any, Any]:
+    from recllm.llm import load_causal_lm
+    from recllm.llm.sft import load_adapter
+    from recllm.serve.rerank import LLMReranker, SummaryKeeper
+    from recllm.trsr.segment import render_item_texts
+
+    texts = _catalogue_texts(run.data, item_ids, run.config.item_text_columns)
+    if texts is None:  # the same data set gave the LEARN side its texts: only if it changed meanwhile
+        raise UserInputError(f"reranking needs the item texts of {run.data!r}, which could not be read", "--trsr",
+                             "check the data set's files")
     began = time.perf_counter()
     summarizer = load_causal_lm(run.model)
     ranker_lm = load_adapter(load_causal_lm(run.model), run.adapter)
