@@ -118,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where RecBole's per-user figures are saved for recllm bench learn (default {DEFAULT_STORE})")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    import torch
 
-    from recllm.data import data_root, get_loader, leave_one_out, load
+    from recllm.data import leave_one_out, load
+    from recllm.data.files import data_files
+    from recllm.utils import set_threads
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     run_dir = Path(args.dir)
     for needed in ("manifest.json", "recbole_view.npz", "recbole_result.json", "recbole_test_scores.npy"):
         if not (run_dir / needed).is_file():
@@ -154,10 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     compare_command = portable_command(["python -m benchmarks.recbole_reference.compare",
                                         *(sys.argv[1:] if argv is None else argv)])
     command = args.command or compare_command
-    data_files = [data_root(manifest["dataset"]) / f.name for f in get_loader(manifest["dataset"]).files]
     path = write_reference_report(
-        args.report, command=command, data_paths=data_files, manifest=manifest, record=record, settings=settings,
-        recbole=recbole, recbole_unmasked=unmasked, ours=ours, diffs=diffs, checks=checks,
+        args.report, command=command, data_paths=data_files([manifest["dataset"]]), manifest=manifest, record=record,
+        settings=settings, recbole=recbole, recbole_unmasked=unmasked, ours=ours, diffs=diffs, checks=checks,
         ties=tie_counts(split, settings.max_len), threads=args.threads, load_avg=load_avg,
         ours_seconds=time.perf_counter() - started, compare_command=compare_command)
     print(f"wrote {path}")

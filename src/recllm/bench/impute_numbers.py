@@ -94,11 +94,10 @@ def measure(dataset: str, seed: int, store: Any = None, precision: str = "auto")
 
 def _mean_ci(values: list[float], digits: int) -> tuple[float, str]:
     """(mean, "mean ± half-width") over seeds (:func:`recllm.eval.stats.interval_over_runs`, a t-interval)."""
-    from recllm.eval.report import fmt_ci
+    from recllm.eval.report import fmt_over_runs
     from recllm.eval.stats import interval_over_runs
 
-    mean, low, high = interval_over_runs(values)
-    return mean, fmt_ci(mean, low, high, digits) if len(values) > 1 else f"{mean:.{digits}f}"
+    return interval_over_runs(values)[0], fmt_over_runs(values, digits)
 
 
 def report_body(results: dict[str, dict[int, dict[str, dict[str, Any]]]]) -> str:

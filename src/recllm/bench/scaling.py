@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from recllm.utils import set_threads
+
 __all__ = ["Sizes", "SIZES", "PaperScale", "matmul_peaks", "project", "run_scaling", "register_cli"]
 
 NAME = "scaling"
@@ -117,14 +119,13 @@ def measure_batch_jobs(sizes: Sizes, max_workers: int = 2, show_progress: bool =
     """Units per second of each LLM batch job in this process (1 thread), and the wall seconds of each job on
     Ray with 1..max_workers actors; the seconds ``ray.init`` took, and a job's pool start at each width (a
     one-text embedding job: actors started, model shipped and built). Ray is started here and shut down."""
-    import torch
 
     from recllm.distributed.ray_jobs import (RayOptions, embed_texts_ray, ensure_ray, generate_chunks_ray,
                                              score_continuations_ray, ship_model)
     from recllm.llm import chat_prompt, embed_texts, generate, next_token_logprobs_many
     from recllm.llm.hardware import count_flops
 
-    torch.set_num_threads(1)  # the driver computes like one worker
+    set_threads(1)  # the driver computes like one worker (torch and BLAS)
     lm = _model(sizes)
     yes_no = [lm.tokenizer.convert_tokens_to_ids("Yes"), lm.tokenizer.convert_tokens_to_ids("No")]
 
@@ -280,11 +281,10 @@ def _train_sft(sizes: Sizes, count: bool = False) -> dict[str, Any]:
 
 def trainer_main(name: str, result: str, size: str) -> None:
     """One process of a trainer measurement (run by torchrun); rank 0 writes ``result``."""
-    import torch
 
     from recllm.distributed.ddp import is_main_process, world_size
 
-    torch.set_num_threads(1)
+    set_threads(1)
     sizes = SIZES[size]
     count = world_size() == 1  # the work is the same at every width: its FLOPs are counted in the 1-process run
     out = _train_sft(sizes, count) if name == "sft" else _train_towers(name, sizes, count)
@@ -294,7 +294,8 @@ def trainer_main(name: str, result: str, size: str) -> None:
 
 def measure_trainer(name: str, size: str, processes: int) -> dict[str, Any]:
     """Run one trainer under torchrun with ``processes`` processes; its units/s and the launch overhead."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     with tempfile.TemporaryDirectory() as tmp:

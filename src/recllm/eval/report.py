@@ -154,6 +154,18 @@ def fmt_of_peak(rate: Any, work_per_unit: Any, peak: Any) -> str:
     return "" if value is None else f"{value:.1%}"
 
 
+def fmt_over_runs(values: Sequence[float], digits: int = 4) -> str:
+    """The mean of per-seed ``values`` with its t-interval across them (:func:`recllm.eval.stats.interval_over_runs`),
+    as :func:`fmt_ci` writes it; one value alone prints as the value; none as ""."""
+    from recllm.eval.stats import interval_over_runs
+
+    values = list(values)
+    if not values:
+        return ""
+    mean, low, high = interval_over_runs(values)
+    return fmt_ci(mean, low, high, digits) if len(values) > 1 else f"{mean:.{digits}f}"
+
+
 def fmt_ci(mean: float, low: float, high: float, digits: int = 4) -> str:
     """``"0.1234 ± 0.0056"``: the mean and the larger distance to an interval end (conservative for skewed
     bootstrap intervals). A nan interval (e.g. one seed) prints as ``"0.1234 (no CI)"``."""

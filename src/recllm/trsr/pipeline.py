@@ -27,6 +27,7 @@ import numpy as np
 
 from recllm.data.split import Split
 from recllm.errors import UserInputError
+from recllm.eval.ranking import row_target_ranks
 from recllm.eval.sampled import SampledCandidates, ScoreFn
 from recllm.llm.backbone import CausalLM
 from recllm.llm.cache import DiskCache
@@ -550,8 +551,8 @@ def injection_effect(model: TRSR, candidates: SampledCandidates, scores: Sequenc
                           candidate_texts=[[inject(model.item_texts_[item], injection)] for item in items])
     out = {k: np.empty(len(rows), dtype=np.int64) for k in ("vb", "va", "pb", "pa", "ppa")}
 
-    def rank(values: np.ndarray, at: int) -> int:
-        return 1 + int((np.delete(values, at) >= values[at]).sum())
+    def rank(values: np.ndarray, at: int) -> int:  # pessimistic: below every other candidate of equal score
+        return int(row_target_ranks([values], [at])[0])
 
     for j, (i, v) in enumerate(zip(rows, victims)):
         clean = np.asarray(scores[i], dtype=np.float64)

@@ -71,10 +71,12 @@ def measure(groups: list, grouped: bool, bf16: bool) -> dict:
     from recllm.llm import load_causal_lm
     from recllm.bench.foundation.sft import timed_training
     from recllm.llm.sft import SFTConfig
+    from recllm.trsr.ranker import ranker_sft_config
 
     n_candidates = len(groups[0].continuations)
     examples = groups if grouped else [pair for g in groups for pair in g.pairs()]
-    config = SFTConfig(epochs=1, learning_rate=1e-4, batch_size=1 if grouped else PAIR_BATCH, max_length=2048,
+    config = SFTConfig(epochs=1, learning_rate=ranker_sft_config().learning_rate,
+                       batch_size=1 if grouped else PAIR_BATCH, max_length=2048,
                        seed=SEED, bf16=bf16, checkpoint_every=0, log_every=1, show_progress=False,
                        append_eos=False, warmup_ratio=0.0)
     lm = load_causal_lm(dtype="float32")

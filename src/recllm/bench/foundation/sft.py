@@ -88,10 +88,11 @@ def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
     """Train one epoch on ``pairs`` with a fresh SmolLM2 and read tokens/s from the training log (step 1 excluded)."""
     from recllm.llm import load_causal_lm
     from recllm.llm.sft import SFTConfig, answer_nll, tokenize_examples
+    from recllm.trsr.ranker import ranker_sft_config
 
     lm = load_causal_lm(dtype="float32")
     cfg, n_linear = lm.model.config, block_linear_weights(lm.model)
-    config = SFTConfig(epochs=1, learning_rate=1e-4, batch_size=BATCH_SIZE, max_length=256, seed=SEED, bf16=bf16,
+    config = SFTConfig(epochs=1, learning_rate=ranker_sft_config().learning_rate, batch_size=BATCH_SIZE, max_length=256, seed=SEED, bf16=bf16,
                        checkpoint_every=0, log_every=1, show_progress=False, group_by_length=True)
     features, _ = tokenize_examples(lm.tokenizer, pairs, config.max_length)
     tuned, steps, wall = timed_training(lm, pairs, config)

@@ -52,12 +52,13 @@ def measure(mode: str, masked, spec, n: int, batch_size: int) -> dict:
     """One epoch of ``mode`` with a fresh SmolLM2; learned cells and tokens per timed second (step 1 excluded)."""
     from recllm.llm import load_causal_lm
     from recllm.bench.foundation.sft import timed_training
+    from recllm.impute.llm import DEFAULT_SFT
     from recllm.llm.sft import SFTConfig, _epoch_batches
     from recllm.llm.sft_segments import feature_length, tokenize_epochs
 
     lm = load_causal_lm(dtype="float32")
     examples, cells = mode_examples(mode, masked, spec, lm.tokenizer.eos_token or "", n)
-    config = SFTConfig(epochs=1, learning_rate=1e-3, batch_size=batch_size, max_length=256, seed=SEED, bf16=False,
+    config = SFTConfig(epochs=1, learning_rate=DEFAULT_SFT.learning_rate, batch_size=batch_size, max_length=256, seed=SEED, bf16=False,
                        checkpoint_every=0, log_every=1, show_progress=False, group_by_length=True)
     features = tokenize_epochs(lm.tokenizer, examples, 1, config.max_length)[0][0]
     _, steps, wall = timed_training(lm, examples, config)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from recllm.bench.reporting import RUN_STORE_CHANGE
-from recllm.eval.report import fmt_ci, format_table, save_plot, write_report
+from recllm.eval.report import fmt_ci, fmt_over_runs, format_table, save_plot, write_report
 from recllm.eval.stats import interval_over_runs, paired_difference
 from recllm.bench.impute.run import FINE_TUNED, REFERENCE_LABELS, SHARED_REFERENCES
 from recllm.bench.impute.tasks import TABLES, TASKS
@@ -47,11 +47,7 @@ def _name(imputer: str) -> str:
 
 
 def _ci(by_seed: dict[int, float] | list[float], digits: int = 4) -> str:
-    values = list(by_seed.values()) if isinstance(by_seed, dict) else list(by_seed)
-    if not values:
-        return ""
-    mean, low, high = interval_over_runs(values)
-    return fmt_ci(mean, low, high, digits) if len(values) > 1 else f"{mean:.{digits}f}"
+    return fmt_over_runs(list(by_seed.values()) if isinstance(by_seed, dict) else by_seed, digits)
 
 
 def _lower_better(metric: str) -> bool:

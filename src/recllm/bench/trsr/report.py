@@ -406,7 +406,7 @@ def tie_metrics(scores: np.ndarray, positive: np.ndarray, ks: tuple[int, ...] = 
     the target ranked below every negative of equal score (the pessimistic rank every table uses,
     :func:`recllm.eval.ranking.row_target_ranks`), the same metrics in expectation when ties are broken at random
     (the rank uniform over the tied places), and whether the target ties with a negative."""
-    from recllm.eval.ranking import metrics_from_ranks
+    from recllm.eval.ranking import metrics_from_ranks, row_target_ranks
 
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) == 0:
@@ -416,7 +416,7 @@ def tie_metrics(scores: np.ndarray, positive: np.ndarray, ks: tuple[int, ...] = 
     equal = (scores == target).sum(axis=1) - 1  # the negatives tied with the target
     names = ("recall", "mrr", "ndcg")
     rows = np.arange(len(scores))
-    pessimistic = metrics_from_ranks(rows, above + equal + 1, len(scores), ks, names)[0]
+    pessimistic = metrics_from_ranks(rows, row_target_ranks(list(scores), positive), len(scores), ks, names)[0]
     expected = {m: np.zeros(len(scores)) for m in pessimistic}
     for offset in range(int(equal.max(initial=0)) + 1):  # each tied place, weighted 1 / (ties + 1) where it exists
         weight = np.where(offset <= equal, 1.0 / (equal + 1), 0.0)
