@@ -21,8 +21,8 @@ pytestmark = pytest.mark.distributed
 HERE = Path(__file__).parent
 
 
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+def _torchrun(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(HERE), **(env_extra or {})}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -55,6 +55,15 @@ def test_two_ranks_reproduce_one_process_and_resume_after_a_crash(tmp_path):
     assert again["history"][:2] == before  # epochs 1-2 (their timings too) come from the checkpoint: resumed
     assert again["weights"] == run["weights"] and again["steps"] == run["steps"]  # exactly the uninterrupted fit
     assert [r["loss"] for r in again["history"]] == [r["loss"] for r in run["history"]]
+
+
+def test_a_time_budget_one_rank_runs_out_of_stops_every_rank(tmp_path):
+    """Each rank checked the time budget on its own clock: the rank past it left the epoch loop while the other
+    waited in its next all-reduce, and the job died ("Connection closed by peer")."""
+    done = _torchrun(str(tmp_path / "run"), env_extra={"BUDGET_RANK": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads((tmp_path / "run" / "losses.json").read_text())
+    assert len(run["history"]) == 1  # both ranks stopped after the first epoch
 
 
 def test_one_process_resumes_exactly_with_dropout_and_sampled_negatives(tmp_path, monkeypatch):
@@ -90,6 +99,32 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(UserInputError, match="not a recllm trainer checkpoint"):
         ddp_worker.fit(str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_another_programs_trainer_state_folder_is_refused_and_kept(tmp_path):
+    """A Hugging Face Trainer checkpoint-500/ (or recllm's SFT checkpoint-N/) has a trainer_state.json too: it was
+    taken for an epoch checkpoint, trained from the start, and replaced whole by the first save."""
+    import json
+
+    from recllm.distributed.checkpoint import EpochCheckpoint
+    from recllm.errors import UserInputError
+
+    hf = tmp_path / "checkpoint-500"
+    hf.mkdir()
+    (hf / "trainer_state.json").write_text(json.dumps({"global_step": 500}))
+    (hf / "optimizer.pt").write_bytes(b"weights")
+    only_state = tmp_path / "state-only"  # the two file names alone are not enough: the JSON must be recllm's
+    only_state.mkdir()
+    (only_state / "trainer_state.json").write_text(json.dumps({"global_step": 500}))
+    for folder in (hf, only_state):
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        with pytest.raises(UserInputError, match=r"not a recllm trainer checkpoint"):
+            EpochCheckpoint.at(folder)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    with pytest.raises(UserInputError, match=r"holds optimizer\.pt, trainer_state\.json"):
+        ddp_worker.fit(str(hf))
+    (tmp_path / "empty").mkdir()
+    assert EpochCheckpoint.at(tmp_path / "empty").saved_epoch() == 0
 
 
 def test_publishing_a_checkpoint_never_touches_a_users_sibling_and_recovers_from_a_crash(tmp_path):

@@ -83,7 +83,8 @@ def test_a_damaged_checkpoint_is_one_line_before_any_work(ddp_worker, tmp_path, 
     from recllm.errors import UserInputError
 
     checkpoint = EpochCheckpoint.at(tmp_path / "ck")
-    checkpoint.save({"epoch": 1}, {"w": torch.ones(2)})
+    meta = {"epoch": 1, "settings": None, "numpy_rng": {}}  # the keys every recllm checkpoint has
+    checkpoint.save(meta, {"w": torch.ones(2)})
     state = tmp_path / "ck" / "trainer_state.json"
     state.write_text(state.read_text()[:5])
 
@@ -95,7 +96,7 @@ def test_a_damaged_checkpoint_is_one_line_before_any_work(ddp_worker, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "trainer_state.json cannot be read" in err and "--checkpoint-dir" in err, err
     assert state.read_text() == '{"epo' and not (tmp_path / "art").exists()
-    state.write_text('{"epoch": 1}')
+    state.write_text(__import__("json").dumps(meta))
     tensors = tmp_path / "ck" / "trainer_state.pt"
     tensors.write_bytes(tensors.read_bytes()[:100])
     with pytest.raises(UserInputError, match="trainer_state.pt cannot be read"):

@@ -34,6 +34,7 @@ from recllm.utils import sha256_arrays
 __all__ = ["EpochCheckpoint", "data_fingerprint", "fit_settings", "trainer_state", "restore_trainer"]
 
 STATE_FILE, TENSORS_FILE = "trainer_state.json", "trainer_state.pt"
+CHECKPOINT_KEYS = {"settings", "epoch", "numpy_rng"}  # in every trainer_state.json :func:`trainer_state` writes
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,19 @@ class EpochCheckpoint:
         """The checkpoint in ``folder``: new, empty, or an earlier fit's (never a folder holding anything else);
         ``where`` names the setting in the error (e.g. a command-line option)."""
         path = Path(folder).expanduser()
-        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / STATE_FILE).exists())):
-            raise UserInputError(f"{path} exists and is not a recllm trainer checkpoint", where,
+        if not path.exists():
+            return cls(path, every)
+        names = sorted(p.name for p in path.iterdir()) if path.is_dir() else None
+        # what save() publishes is exactly these files (a Hugging Face checkpoint-N/ also has a trainer_state.json,
+        # and the first save would replace it whole)
+        ours = names is not None and set(names) <= {STATE_FILE, TENSORS_FILE} and (not names or STATE_FILE in names)
+        if ours and names:
+            meta = _read_state(path, where)  # a damaged checkpoint: one line now, before the data and models load
+            ours = CHECKPOINT_KEYS <= meta.keys()
+        if not ours:
+            held = "" if names is None else f" (it holds {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            raise UserInputError(f"{path} exists and is not a recllm trainer checkpoint{held}", where,
                                  "pass a new or empty folder (recllm replaces the checkpoint folder as a whole)")
-        if (path / STATE_FILE).is_file():
-            _read_state(path, where)  # a damaged checkpoint: one line now, before the data and the models load
         return cls(path, every)
 
     def saved_epoch(self) -> int:

@@ -394,6 +394,8 @@ class SequentialRecommender(Recommender):
                 progress.set_postfix(loss=f"{loss:.4f}", ndcg=f"{record.get('valid_ndcg@10', float('nan')):.4f}")
             stop = since_best >= cfg.patience or (
                 cfg.time_budget is not None and time.perf_counter() - started > cfg.time_budget)
+            if dist is not None:  # every rank stops at the same epoch (each one's clock decides the time budget)
+                stop = dist.sum(float(stop)) > 0
             if ckpt is not None and ckpt.due(epoch, stop or epoch == cfg.max_epochs):
                 ckpt.save(*trainer_state(epoch, stop or epoch == cfg.max_epochs, best, since_best, self.best_epoch_,
                                          self.history_, self.step_losses_, best_state, self.net_, optimizer, rng,
