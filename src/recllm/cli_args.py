@@ -331,26 +331,29 @@ def engine_options(args: argparse.Namespace) -> Any:
     check_engine(args.engine, "--engine")
     from recllm.distributed.ray_jobs import RayOptions
 
-    check_ray_address(args.ray_address)
+    if args.ray_address is None and os.environ.get("RAY_ADDRESS"):  # what Ray joins then (`ray job submit` sets it)
+        check_ray_address(os.environ["RAY_ADDRESS"], where="$RAY_ADDRESS")
+    else:
+        check_ray_address(args.ray_address)
     return RayOptions(address=args.ray_address, workers=args.ray_workers)
 
 
-def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
-    """A one-line error when ``--ray-address`` names a host and port that do not answer (Ray itself retries such an
-    address for minutes). Accepted: none, ``auto``, ``local``, ``host:port`` and ``ray://host:port`` (IPv6 hosts in
-    brackets); other schemes are refused."""
+def check_ray_address(address: str | None, timeout: float = 5.0, where: str = "--ray-address") -> None:
+    """A one-line error when ``address`` (from ``where``) names a host and port that do not answer (Ray itself
+    retries such an address for minutes). Accepted: none, ``auto``, ``local``, ``host:port`` and
+    ``ray://host:port`` (IPv6 hosts in brackets); other schemes are refused."""
     if address in (None, "", "auto", "local"):
         return
     import socket
 
-    where = address.removeprefix("ray://")
-    host, sep, port = where.rpartition(":")
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
     if not sep or not (port.isascii() and port.isdecimal()) or not host:
-        raise UserInputError(f"{address!r} is not a Ray address", "--ray-address",
+        raise UserInputError(f"{address!r} is not a Ray address", where,
                              "give host:port of the cluster's head (e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001), "
                              "or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise UserInputError(f"nothing answers at {where} ({exc.strerror or exc})", "--ray-address",
+        raise UserInputError(f"nothing answers at {target} ({exc.strerror or exc})", where,
                              "start the cluster (`ray start --head`) or give its head's address") from None

@@ -277,3 +277,30 @@ def test_ray_options_name_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=rf"RayOptions\.{field} must be"):
         RayOptions(**kwargs)
     assert RayOptions(cpus_per_worker=np.float64(0.5), max_restarts=np.int64(2)).max_restarts == 2
+
+
+def test_a_worker_no_node_can_hold_is_one_line_not_a_wait_forever(ray_session, lm):
+    """RayOptions(gpus_per_worker=1) on a Ray without GPUs: the actors could never be scheduled and the job waited
+    with no result and no error."""
+    from recllm.distributed import ray_jobs
+    from recllm.errors import UserInputError
+
+    assert ray_jobs._STARTED_HERE[0]  # the module's session is a local Ray that recllm started: its nodes are fixed
+    for options, field in ((RayOptions(workers=1, gpus_per_worker=1), "gpus_per_worker"),
+                           (RayOptions(workers=1, cpus_per_worker=64), "cpus_per_worker")):
+        with pytest.raises(UserInputError, match=rf"no node of the Ray cluster has .*forever \(RayOptions\.{field}\)"):
+            ray_jobs.embed_texts_ray(lm, ["a"], show_progress=False, options=options)
+
+
+def test_ray_address_from_the_environment_is_checked_like_the_option(monkeypatch):
+    """`ray job submit` sets $RAY_ADDRESS; with no --ray-address Ray joins it, and ensure_ray passed num_cpus to that
+    existing cluster (Ray: "num_cpus and num_gpus must not be provided", an internal error)."""
+    import argparse
+
+    from recllm.cli_args import engine_options
+    from recllm.errors import UserInputError
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    args = argparse.Namespace(engine="ray", ray_address=None, ray_workers=2)
+    with pytest.raises(UserInputError, match=r"nothing answers at 127\.0\.0\.1:1 .*\(\$RAY_ADDRESS\)"):
+        engine_options(args)

@@ -28,6 +28,8 @@ from tqdm.auto import tqdm
 from recllm.distributed import require_ray
 from recllm.utils import is_finite_number, is_integer
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ModelSpec", "RayOptions", "embed_texts_ray", "score_continuations_ray", "generate_chunks_ray",
            "generate_ray", "ensure_ray", "ship_model"]
 
@@ -89,8 +91,12 @@ class RayOptions:
             raise ValueError("RayOptions needs cpus_per_worker > 0, gpus_per_worker >= 0 and max_restarts >= 0")
 
 
+_STARTED_HERE = [False]  # whether ensure_ray started the running Ray (its nodes are fixed: no autoscaler)
+
+
 def ensure_ray(options: RayOptions) -> None:
-    """Connect to ``options.address``, or start a local Ray sized for the job; reuse a running session."""
+    """Connect to ``options.address``, else to the cluster ``$RAY_ADDRESS`` names (``ray job submit`` sets it) or
+    one ``ray start`` left on this machine, else start a local Ray sized for the job; reuse a running session."""
     require_ray()
     import ray
     import ray.data
@@ -99,9 +105,19 @@ def ensure_ray(options: RayOptions) -> None:
         return
     if options.address:
         ray.init(address=options.address, log_to_driver=False)
+    elif os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)  # Ray connects to $RAY_ADDRESS; a size is not ours to give an existing cluster
     else:
         cpus = max(int(np.ceil(options.workers * options.cpus_per_worker)), 1)
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            _STARTED_HERE[0] = True
+        except ValueError as exc:  # Ray found a cluster `ray start` left running here, which takes no num_cpus
+            if "existing cluster" not in str(exc):
+                raise
+            log.warning("recllm: joining the Ray cluster already running on this machine (`ray start`); pass "
+                        "RayOptions.address (--ray-address) to choose one, or `ray stop` it to get a private one")
+            ray.init(log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # recllm's own bar reports progress; no per-job INFO
 
@@ -169,9 +185,9 @@ class _ModelActor:
     result batch carries the worker's ``recllm.llm`` source hash (column ``code``), which the driver checks."""
 
     def __init__(self, model: Any, threads: int, crash_marker: str | None) -> None:
-        import torch
+        from recllm.utils import set_threads
 
-        torch.set_num_threads(threads)
+        set_threads(threads)  # torch and the BLAS pools
         if not isinstance(model, ModelSpec):  # an ObjectRef of the model put by the driver
             import ray
 
@@ -435,6 +451,7 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
     """The mapped Ray dataset of ``rows`` (one model batch each) through a pool of ``actor``."""
     import ray.data
 
+    _check_schedulable(options)
     shipped = ship_model(model)
     threads = max(int(options.cpus_per_worker), 1)
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * options.workers)))
@@ -446,6 +463,28 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
         fn_constructor_kwargs={"model": shipped, "threads": threads, "crash_marker": crash_marker, **kwargs},
         **restarts,
     )
+
+
+def _check_schedulable(options: RayOptions) -> None:
+    """One line, before the job, when no node of the running Ray has one worker's CPUs and GPUs: Ray would wait for
+    such a node forever. On a cluster recllm joined an autoscaler may add one, so there it is a warning."""
+    import ray
+
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    most = {kind: max((float(node.get(kind, 0.0)) for node in nodes), default=0.0) for kind in ("CPU", "GPU")}
+    need = {"CPU": ("cpus_per_worker", options.cpus_per_worker), "GPU": ("gpus_per_worker", options.gpus_per_worker)}
+    short = [(name, value, kind) for kind, (name, value) in need.items() if value > most[kind]]
+    if not short:
+        return
+    name, value, kind = short[0]
+    message = (f"no node of the Ray cluster has {value:g} {kind}s for one worker (the largest has {most[kind]:g}); "
+               "the job would wait for one forever")
+    if _STARTED_HERE[0]:
+        from recllm.errors import UserInputError
+
+        raise UserInputError(message, f"RayOptions.{name}",
+                             "lower it, or pass RayOptions.address of a cluster with such nodes")
+    log.warning("recllm: %s, unless the cluster's autoscaler adds such a node", message)
 
 
 def ship_model(model: Any, scoring: tuple[str, Sequence[int]] | None = None) -> Any:
