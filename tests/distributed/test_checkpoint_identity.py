@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,7 +53,7 @@ def test_a_checkpoint_of_other_data_is_refused_and_the_same_data_resumes(cut, tm
     _refused(cut, r"other data \(n_items 20 here, 15 there\)", data=ddp_worker.dataset(24, 20))
     same_counts = ddp_worker.dataset()  # one interaction of one user on another item: only the hash tells
     same_counts.interactions.loc[0, "item_id"] = "i7" if same_counts.interactions.loc[0, "item_id"] != "i7" else "i8"
-    _refused(cut, r"other data \(same counts, other training rows\)", data=same_counts)
+    _refused(cut, r"other data \(same counts, other training rows or item content\)", data=same_counts)
 
     full = ddp_worker.fit(str(tmp_path / "full"))
     resumed = ddp_worker.fit(str(cut))  # the data it was written for: resumed, ending where the full fit ends
@@ -95,3 +96,20 @@ def test_weights_that_do_not_fit_the_net_are_one_line(tmp_path):
                                              r"\(runs/ck\); use another checkpoint folder") as refused:
         restore_trainer(saved, other, optimizer, np.random.default_rng(0), torch.Generator(), where="runs/ck")
     assert "\n" not in str(refused.value)
+
+
+def test_a_learn_checkpoint_of_other_item_content_is_refused(tmp_path):
+    """LEARN's content table is a buffer of the checkpointed net: a fit with other content embeddings (or item
+    texts) resumed the old table, and whitened with the new one."""
+    from recllm.data.split import leave_one_out
+    from recllm.learn import LEARN
+
+    split = leave_one_out(ddp_worker.dataset())
+    rng = np.random.default_rng(0)
+    first, other = (rng.normal(size=(split.dataset.n_items, 8)).astype(np.float32) for _ in range(2))
+    settings = dict(dim=16, out_dim=16, n_heads=2, n_layers=1, max_len=6, max_epochs=1, batch_size=8,
+                    device="cpu", show_progress=False, seed=3, checkpoint_dir=str(tmp_path / "ck"))
+    LEARN(content_embeddings=first, **settings).fit(split)
+    with pytest.raises(UserInputError, match=r"other data \(same counts, other training rows or item content\)"):
+        LEARN(content_embeddings=other, **settings).fit(split)
+    LEARN(content_embeddings=first, **settings).fit(split)  # the same content: resumed (it had finished)

@@ -204,7 +204,7 @@ def _check_same_fit(meta: dict[str, Any], path: Path, where: str, settings: dict
     if data is not None and meta["data"] != data:
         saved = meta["data"] if isinstance(meta["data"], dict) else {}
         first = next((k for k in data if saved.get(k) != data[k]), "sha256")
-        differs = "same counts, other training rows" if first == "sha256" else \
+        differs = "same counts, other training rows or item content" if first == "sha256" else \
             f"{first} {data[first]} here, {saved.get(first)} there"
         raise UserInputError(f"the checkpoint in {path} was written for other data ({differs})", where, todo)
 

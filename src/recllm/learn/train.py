@@ -130,6 +130,16 @@ class LEARN(SequentialRecommender):
         cfg = self.config
         return self.build_net(self._content(split), split.dataset.n_items, cfg)
 
+    def _fit_inputs(self, split: "Split") -> list[np.ndarray]:
+        """The item content a checkpoint must have been trained on: the embeddings given, or the item texts they
+        are computed from (the encoder is a setting) -- another content resumed a net holding the old table."""
+        if self.config.item_input == "id":
+            return []
+        if self.content_embeddings is not None:
+            return [np.asarray(self.content_embeddings, dtype=np.float32)]
+        texts = "\x00".join(str(t) for t in split.dataset.item_texts())
+        return [np.frombuffer(texts.encode("utf-8", "surrogatepass"), dtype=np.uint8)]
+
     @staticmethod
     def build_net(content: torch.Tensor | None, n_items: int, cfg: LEARNConfig) -> LEARNNet:
         return LEARNNet(content, n_items, dim=cfg.dim, out_dim=cfg.out_dim, n_layers=cfg.n_layers,

@@ -415,6 +415,11 @@ class SequentialRecommender(Recommender):
         :meth:`fit` does before it builds the net); no checkpoint folder: nothing to check."""
         self._checked_checkpoint(split, self._training_rows(split), where)
 
+    def _fit_inputs(self, split: "Split") -> list[np.ndarray]:
+        """What else than the split's rows the fit learns from (e.g. item content), as arrays a checkpoint's data
+        fingerprint covers; none here."""
+        return []
+
     def _checked_checkpoint(self, split: "Split", rows: np.ndarray, where: str = "checkpoint_dir"
                             ) -> tuple["EpochCheckpoint | None", dict[str, Any]]:
         """The fit's checkpoint folder (None without ``checkpoint_dir``) and what a checkpoint there must record:
@@ -427,7 +432,8 @@ class SequentialRecommender(Recommender):
 
         known = np.asarray(split.known_items(), dtype=np.int64)
         fitted_on = {"settings": fit_settings(cfg), "world_size": world_size(),
-                     "data": data_fingerprint(split.dataset.n_users, split.dataset.n_items, rows, known)}
+                     "data": data_fingerprint(split.dataset.n_users, split.dataset.n_items, rows, known,
+                                              *self._fit_inputs(split))}
         ckpt = EpochCheckpoint.at(cfg.checkpoint_dir, cfg.checkpoint_every, where)
         ckpt.check_settings(where=where, **fitted_on)
         return ckpt, fitted_on
