@@ -171,6 +171,34 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(fresh, tmp_path)
     assert all(torch.equal(again[k], full[k]) for k in full)
 
 
+def test_every_rank_returns_the_best_epoch_after_a_resume(fresh, tmp_path, monkeypatch):
+    """Under torchrun only rank 0 writes; the others kept the best adapter in memory, so after a resume whose best
+    epoch came before it they returned the last epoch's adapter (rank 0: the best)."""
+    import recllm.distributed.ddp as ddp
+
+    class OtherRank:  # what a torchrun rank other than 0 gets from ddp.context, with the whole batch
+        rank, world_size, local_rank, device, is_main = 1, 1, 0, "cpu", False
+
+        def wrap(self, net):  # noqa: ANN001, ANN202
+            return net
+
+        def part(self, batch):  # noqa: ANN001, ANN202
+            return np.asarray(batch)
+
+        def sum(self, value):  # noqa: ANN001, ANN202
+            return float(value)
+
+    config = SFTConfig(epochs=2, learning_rate=1e-2, batch_size=4, checkpoint_every=1, **FAST)
+    best_first = lambda lm, epoch: 1.0 if epoch == 0 else 0.0  # noqa: E731 - epoch 0 validates best
+    out = tmp_path / "run"
+    sft_train(fresh(), EXAMPLES, config, output_dir=out, eval_fn=best_first, stop_after_steps=3)  # rank 0, cut
+    assert load_sft_state(out)["best_epoch"] == 0
+    monkeypatch.setattr(ddp, "context", lambda device="auto": OtherRank())
+    other = lora_state(sft_train(fresh(), EXAMPLES, config, output_dir=out, eval_fn=best_first))
+    best = lora_state(load_adapter(fresh(), out / "best"))
+    assert other.keys() == best.keys() and all(torch.equal(other[k], best[k]) for k in best)
+
+
 def test_resume_refuses_a_different_run_and_says_what_differs(fresh, tmp_path, monkeypatch):
     config = SFTConfig(epochs=1, batch_size=4, **FAST)
     sft_train(fresh(), EXAMPLES, config, output_dir=tmp_path)

@@ -539,6 +539,8 @@ def sft_train(lm: CausalLM, examples: Sequence[Any] | Callable[[int], Sequence[A
             _load_lora_weights(model, writer / "best")
         elif best_memory is not None:
             set_peft_model_state_dict(model, best_memory)
+        elif out is not None and (out / "best").is_dir():  # another rank after a resume: the best epoch came
+            _load_lora_weights(model, out / "best")        # before it, so rank 0 wrote it in an earlier process
     model.eval()
     return wrapped
 
