@@ -62,7 +62,8 @@ def main(out: str, checkpoint_dir: str | None = None, die_at: int | None = None)
         die_after(die_at)
     # $BUDGET_RANK: that rank alone has a time budget it exceeds after the first epoch
     budget = {"time_budget": 1e-9} if os.environ.get("RANK", "0") == os.environ.get("BUDGET_RANK") else {}
-    model = fit(checkpoint_dir, **budget)
+    settings = json.loads(os.environ.get("WORKER_SETTINGS", "{}"))  # e.g. a loss and dropout that draw numbers
+    model = fit(checkpoint_dir, **budget, **settings)
 
     def write(folder):
         (folder / "losses.json").write_text(json.dumps({

@@ -57,6 +57,23 @@ def test_two_ranks_reproduce_one_process_and_resume_after_a_crash(tmp_path):
     assert [r["loss"] for r in again["history"]] == [r["loss"] for r in run["history"]]
 
 
+def test_ranks_draw_their_own_numbers_and_resume_them_exactly(tmp_path):
+    """With dropout and BCE negatives every rank drew rank 0's numbers (the same seed), and a resumed fit gave
+    every rank rank 0's generators back: the resumed run left the uninterrupted one at its first step."""
+    env = {"WORKER_SETTINGS": json.dumps({"loss": "bce", "dropout": 0.3})}
+    done = _torchrun(str(tmp_path / "run"), str(tmp_path / "ckpt"), env_extra=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    crashed = _torchrun(str(tmp_path / "cut"), str(tmp_path / "cut-ckpt"), "2", env_extra=env)
+    assert crashed.returncode != 0 and not (tmp_path / "cut").exists()
+    resumed = _torchrun(str(tmp_path / "cut"), str(tmp_path / "cut-ckpt"), env_extra=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run, again = (json.loads((tmp_path / name / "losses.json").read_text()) for name in ("run", "cut"))
+    assert again["steps"] == run["steps"] and again["weights"] == run["weights"]
+    states = torch.load(tmp_path / "ckpt" / "trainer_state.pt", weights_only=True)["ranks_rng"]
+    assert len(states) == 2 and not torch.equal(states[0]["torch_rng"], states[1]["torch_rng"])  # their own draws
+    assert not torch.equal(states[0]["generator"], states[1]["generator"])
+
+
 def test_a_time_budget_one_rank_runs_out_of_stops_every_rank(tmp_path):
     """Each rank checked the time budget on its own clock: the rank past it left the epoch loop while the other
     waited in its next all-reduce, and the job died ("Connection closed by peer")."""

@@ -166,15 +166,30 @@ def trainer_state(epoch: int, finished: bool, best: float, since_best: int, best
                   history: list[dict[str, float]], step_losses: list[float], best_state: dict[str, Any] | None,
                   net: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
                   gen: torch.Generator, settings: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-                  world_size: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  world_size: int | None = None, dist: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """What an epoch checkpoint holds: plain values (JSON) and tensors; ``settings``, ``data`` and ``world_size``
-    are what a resumed fit must share (:meth:`EpochCheckpoint.check_settings`)."""
+    are what a resumed fit must share (:meth:`EpochCheckpoint.check_settings`). Under torchrun (``dist``, every
+    rank calls this: it gathers) the random generators of every rank, which draw apart (dropout, negatives)."""
     meta = {"settings": settings, "data": data, "world_size": world_size, "epoch": epoch, "finished": finished,
             "best": best, "since_best": since_best, "best_epoch": best_epoch, "history": history,
             "step_losses": step_losses, "numpy_rng": rng.bit_generator.state}
-    tensors = {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
-               "torch_rng": torch.get_rng_state(), "best_state": best_state or {}}
+    own = _generator_states(gen, net)
+    tensors = {"net": net.state_dict(), "optimizer": optimizer.state_dict(), **own, "best_state": best_state or {}}
+    if dist is not None:
+        ranks: list[Any] = [None] * dist.world_size
+        torch.distributed.all_gather_object(ranks, own)
+        tensors["ranks_rng"] = ranks
     return meta, tensors
+
+
+def _generator_states(gen: torch.Generator, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """This process's generators a fit draws from: its own ``gen``, torch's CPU one and, for a net on a GPU, that
+    GPU's (CUDA dropout draws from it)."""
+    states = {"generator": gen.get_state(), "torch_rng": torch.get_rng_state()}
+    device = next(iter(net.parameters()), torch.empty(0)).device
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
 
 
 def _check_same_settings(meta: dict[str, Any], settings: dict[str, Any] | None, where: str) -> None:
@@ -211,10 +226,11 @@ def _check_same_fit(meta: dict[str, Any], path: Path, where: str, settings: dict
 
 def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, rng: np.random.Generator, gen: torch.Generator,
-                    settings: dict[str, Any] | None = None, where: str = "checkpoint_dir") -> dict[str, Any]:
-    """Load a checkpoint into the trainer's objects; the plain values (epoch, best, history...) are returned.
-    A checkpoint written with other ``settings`` is refused with one line naming the first difference, and so are
-    weights that do not fit ``net`` (e.g. another item count)."""
+                    settings: dict[str, Any] | None = None, where: str = "checkpoint_dir", rank: int = 0
+                    ) -> dict[str, Any]:
+    """Load a checkpoint into the trainer's objects (the random generators of process ``rank``); the plain values
+    (epoch, best, history...) are returned. A checkpoint written with other ``settings`` is refused with one line
+    naming the first difference, and so are weights that do not fit ``net`` (e.g. another item count)."""
     meta, tensors = saved
     _check_same_settings(meta, settings, where)
     try:
@@ -224,8 +240,13 @@ def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.
         raise UserInputError(f"the checkpoint's weights do not fit this model ({(lines[1:] or lines)[0]})", where,
                              "use another checkpoint folder, or delete it to train from the start") from None
     optimizer.load_state_dict(tensors["optimizer"])
-    gen.set_state(tensors["generator"])
-    torch.set_rng_state(tensors["torch_rng"])
+    ranks = tensors.get("ranks_rng") or [tensors]  # one process wrote only its own
+    own = ranks[rank] if rank < len(ranks) else ranks[0]
+    gen.set_state(own["generator"])
+    torch.set_rng_state(own["torch_rng"])
+    device = next(iter(net.parameters()), torch.empty(0)).device
+    if "cuda_rng" in own and device.type == "cuda":
+        torch.cuda.set_rng_state(own["cuda_rng"], device)
     rng.bit_generator.state = meta["numpy_rng"]
     best = -math.inf if meta["best"] is None else float(meta["best"])
     return {**meta, "best": best, "best_state": tensors["best_state"] or None}

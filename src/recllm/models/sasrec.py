@@ -356,8 +356,13 @@ class SequentialRecommender(Recommender):
         valid_cases = split.eval_cases("valid")
         candidates = split.candidates("valid") if cfg.valid_candidates == "split" else None
         optimizer = torch.optim.AdamW(self.net_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)  # the batch order: the same on every rank
         gen = torch.Generator().manual_seed(cfg.seed)
+        if dist is not None and dist.rank > 0:  # rank 0 draws what one process draws; the others their own numbers
+            rank_seed = (cfg.seed * 1_000_003 + dist.rank) % 2 ** 63
+            torch.manual_seed(rank_seed)  # dropout masks
+            if getattr(cfg, "loss", None) != "sampled":  # the sampled softmax's negatives are the whole batch's
+                gen.manual_seed(rank_seed)
         self.history_: list[dict[str, float]] = []
         best, best_state, since_best, self.best_epoch_ = -math.inf, None, 0, 0
         first = 1
@@ -366,7 +371,8 @@ class SequentialRecommender(Recommender):
 
             saved = ckpt.load()
             if saved is not None:
-                done = restore_trainer(saved, self.net_, optimizer, rng, gen, fitted_on["settings"], str(ckpt.folder))
+                done = restore_trainer(saved, self.net_, optimizer, rng, gen, fitted_on["settings"], str(ckpt.folder),
+                                       rank=dist.rank if dist else 0)
                 best, best_state, since_best = done["best"], done["best_state"], done["since_best"]
                 self.best_epoch_, self.history_, self.step_losses_ = done["best_epoch"], done["history"], \
                     done["step_losses"]
@@ -399,7 +405,7 @@ class SequentialRecommender(Recommender):
             if ckpt is not None and ckpt.due(epoch, stop or epoch == cfg.max_epochs):
                 ckpt.save(*trainer_state(epoch, stop or epoch == cfg.max_epochs, best, since_best, self.best_epoch_,
                                          self.history_, self.step_losses_, best_state, self.net_, optimizer, rng,
-                                         gen, **fitted_on))
+                                         gen, **fitted_on, dist=dist))
             if stop:
                 break
         if best_state is not None:
