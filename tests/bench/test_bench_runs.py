@@ -226,3 +226,28 @@ def test_a_valid_row_without_a_field_its_reader_needs_is_refused_in_one_line(tmp
         stored_run(store, "k1")
     with pytest.raises(UserInputError, match="has no a, b"):
         store.get("k1", ["a", "split", "b"])
+
+
+# the estimator each committed store's runs must be keyed on (a report whose runs did not record it would be
+# reused after its estimator changed)
+ESTIMATORS = {"learn": "recllm.learn.train", "imputation": "recllm.impute.llm", "trsr": "recllm.trsr.ranker"}
+
+
+@pytest.mark.parametrize("report, estimator", sorted(ESTIMATORS.items()))
+def test_the_committed_stores_record_their_estimators_code(report, estimator):
+    import json
+    from pathlib import Path
+
+    store = Path(__file__).resolve().parents[2] / "docs" / "results" / f"{report}.runs.jsonl"
+    recorded = [json.loads(line)["modules"] for line in store.read_text(encoding="utf-8").splitlines()
+                if '"modules"' in line]
+    assert recorded and all(estimator in modules and "recllm.models.sasrec" in modules and "recllm.data.split" in
+                            modules for modules in recorded)
+
+
+def test_no_estimator_or_data_module_is_left_out_of_a_runs_identity():
+    """Only report rendering and command-line dispatch may be left out of a run's code identity."""
+    for name in runs.PRESENTATION_MODULES | runs.DISPATCH_MODULES:
+        assert not name.startswith(("recllm.learn", "recllm.impute", "recllm.trsr", "recllm.models", "recllm.llm",
+                                    "recllm.data", "recllm.eval.ranking", "recllm.eval.metrics")), name
+        assert name.startswith(("recllm.bench", "recllm.cli")) or name in ("recllm.__main__", "recllm.eval.report")
