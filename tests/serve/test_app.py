@@ -301,6 +301,28 @@ def test_a_database_with_items_this_model_cannot_hold_is_refused_on_restore(make
             make_app(tmp_path / name)
 
 
+def test_an_event_a_retried_write_stored_is_applied_once(make_app, monkeypatch):
+    """A PostgreSQL write retried after a dropped connection finds the event its first attempt committed and says
+    "not new": the service answered a replay and never put the event in the user's history."""
+    from fastapi.testclient import TestClient
+
+    app, state, store = make_app()
+    real = store.add_event
+
+    def committed_then_retried(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        event, _ = real(*args, **kwargs)
+        return event, False
+
+    monkeypatch.setattr(store, "add_event", committed_then_retried)
+    with TestClient(app) as c:
+        before = len(state.history("u3"))
+        event = {"user": "u3", "item": "i1", "timestamp": 1, "idempotency_key": "lost-ack"}
+        assert c.post("/events", json=event, headers=AUTH).status_code == 201
+        assert len(state.history("u3")) == before + 1
+        again = c.post("/events", json=event, headers=AUTH)  # the client's own retry: a replay, applied once
+        assert again.status_code == 200 and len(state.history("u3")) == before + 1
+
+
 def test_a_store_that_cannot_be_reached_is_a_503_to_retry(make_app, monkeypatch):
     from fastapi.testclient import TestClient
 

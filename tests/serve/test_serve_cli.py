@@ -259,3 +259,19 @@ def test_a_trsr_run_of_other_data_is_refused_before_any_model_is_loaded_or_datab
     with pytest.raises(UserInputError, match=r"the TRSR run was trained on 'ml-100k', the LEARN run on"):
         cli.load_service(artifact, trsr=tmp_path, db=f"sqlite:///{tmp_path}/s.db", token=TOKEN)
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_damaged_config_is_one_line_naming_the_file(artifact, tmp_path):
+    """load_service read config.json itself (to compare --trsr's data set early): a cut file was an internal
+    JSONDecodeError, where `recllm.learn.load` names the file."""
+    import shutil
+
+    from recllm.errors import UserInputError
+    from recllm.serve import cli
+
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact, broken)
+    (broken / "config.json").write_text('{"format": ')
+    with pytest.raises(UserInputError, match=r"config\.json is not valid JSON"):
+        cli.load_service(broken, db=f"sqlite:///{tmp_path}/s.db", token=TOKEN)
+    assert not (tmp_path / "s.db").exists()

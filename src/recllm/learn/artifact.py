@@ -169,12 +169,9 @@ REQUIRED = ("config.json", "model.safetensors", "item_embeddings.npy", "item_ids
             "histories.safetensors")
 
 
-def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
-    """Load an artifact written by :func:`save` (one call; no language model is loaded).
-
-    Every file is checked first: a missing, unreadable, cut or inconsistent one (e.g. ``item_ids.json`` shorter
-    than the embedding table) raises :class:`recllm.errors.UserInputError` naming the folder and the file.
-    """
+def _checked_config(folder: str | os.PathLike[str]) -> tuple[RunFolder, dict[str, Any]]:
+    """The artifact folder's checked reader and its ``config.json`` (one line naming the file when it is missing,
+    not JSON, or another format's)."""
     from recllm.outputs import read_marker
 
     ours = (read_marker(folder) or {}).get("kind") == OUTPUT_KIND  # a damaged artifact is retrained in place
@@ -184,6 +181,21 @@ def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
     meta = run.json("config.json")
     run.check(meta.get("format") == FORMAT, "config.json",
               f"has format {meta.get('format')!r}, not {FORMAT!r} (another program's or another recllm's folder)")
+    return run, meta
+
+
+def artifact_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """An artifact's ``config.json``, checked as :func:`load` checks it, without loading the model."""
+    return _checked_config(folder)[1]
+
+
+def load(folder: str | os.PathLike[str], device: str = "cpu") -> LEARNRetriever:
+    """Load an artifact written by :func:`save` (one call; no language model is loaded).
+
+    Every file is checked first: a missing, unreadable, cut or inconsistent one (e.g. ``item_ids.json`` shorter
+    than the embedding table) raises :class:`recllm.errors.UserInputError` naming the folder and the file.
+    """
+    run, meta = _checked_config(folder)
     n_items, kind = meta.get("n_items"), meta.get("index", "exact")
     run.check(isinstance(n_items, int) and not isinstance(n_items, bool) and n_items >= 1, "config.json",
               f"has n_items {n_items!r}, not a positive whole number")

@@ -4,7 +4,7 @@ Errors are JSON ``{"error": "<one line>"}``: 400 bad request (malformed JSON, an
 started with, an invalid Content-Length), 401 missing or wrong bearer token on a write, 404 unknown user / item /
 route, 409 an idempotency key or item id reused with another payload, 413 body over the limit, 422 wrong types or
 values (non-finite numbers too), 503 with ``Retry-After`` when ``max_reranks`` LLM requests (``rerank=llm``, first
-summaries) are already in flight; anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
+summaries) are already in flight or the store's server cannot be reached; anything else is a 500 with a one-line message (the traceback goes to the server log, never to the client).
 
 /health and /metrics run on the event loop: they answer while every worker thread is busy (e.g. with reranks).
 """
@@ -211,7 +211,7 @@ def restore(state: ServeState, store: EventStore) -> tuple[int, int]:
         if event.item not in state.item_pos:
             raise UserInputError(f"the database holds an event on item {event.item!r}, which this model lacks",
                                  "--db", "serve the database with the LEARN run it was written with")
-        state.add_event(event.user, event.item)
+        state.add_event(event.user, event.item, event.seq)
     return len(items), len(events)
 
 
@@ -410,8 +410,10 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
         state.position(body.item)  # 404 before anything is stored
         with state.lock:  # the store's order is the histories' order (restarts replay the store)
             event, new = store.add_event(body.idempotency_key, body.user, body.item, float(body.timestamp))
+            # an event stored by a retried write whose first answer was lost is new here, though stored already
+            new = new or event.seq > state.last_event_seq
             if new:
-                state.add_event(event.user, event.item)
+                state.add_event(event.user, event.item, event.seq)
         if new:
             metrics.events.inc()
             if summaries is not None:

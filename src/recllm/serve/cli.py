@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 import time
 import warnings
@@ -57,7 +56,7 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
     create_app`); the times of each load are exported in /metrics. A leading ``~`` in ``learn``, ``trsr`` or the
     ``imputer`` table is the home folder, as the command's checks take it."""
     from recllm.learn import load as load_learn
-    from recllm.learn.artifact import trained_on
+    from recllm.learn.artifact import artifact_config, trained_on
     from recllm.serve.app import create_app, restore
     from recllm.serve.metrics import ServeMetrics
     from recllm.serve.page import PAGE
@@ -73,8 +72,8 @@ def load_service(learn: str | Path, trsr: str | Path | None = None, imputer: str
         began = time.perf_counter()
         served_imputer = TableImputer.from_spec(imputer)
         seconds[f"imputer:{served_imputer.method}"] = time.perf_counter() - began
-    meta = json.loads((learn / "config.json").read_text(encoding="utf-8"))
-    run = _trsr_run(trsr, trained_on(meta)) if trsr is not None else None  # before any model is loaded
+    meta = artifact_config(learn)  # checked (one line for a damaged file) before any model is loaded
+    run = _trsr_run(trsr, trained_on(meta)) if trsr is not None else None
     began = time.perf_counter()
     retriever = load_learn(learn)
     seconds["learn"] = time.perf_counter() - began

@@ -78,6 +78,7 @@ class ServeState:
             raise ValueError(f"{len(self.texts)} item texts for {len(self.item_ids)} items")
         self.n_catalogue = len(self.item_ids)
         self.lock = threading.RLock()
+        self.last_event_seq = 0  # the store's seq of the newest event in the histories (the store's order is ours)
 
     # ------------------------------------------------------------------------------------------ lookups
     @property
@@ -183,7 +184,9 @@ class ServeState:
             self.texts.append(text)
             return pos
 
-    def add_event(self, user: str, item: str) -> None:
-        """Append an acknowledged event to the user's history (a new user starts here)."""
+    def add_event(self, user: str, item: str, seq: int | None = None) -> None:
+        """Append an acknowledged event (the store's ``seq``) to the user's history (a new user starts here)."""
         with self.lock:
             self.events.setdefault(user, []).append(self.position(item))
+            if seq is not None:
+                self.last_event_seq = max(self.last_event_seq, int(seq))

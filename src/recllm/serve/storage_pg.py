@@ -8,7 +8,9 @@ event is on the server's disk; idempotency is the ``UNIQUE`` key with ``INSERT .
 connection behind a lock: writes are serialised as they are in SQLite (a connection pool is the next step for many
 concurrent writers). A connection the server dropped (a restart, an idle timeout, a terminated backend) is opened
 again and the statement run once more -- safe, as every write is idempotent (an event whose first attempt did commit
-comes back as already stored); while the server cannot be reached, each request is a :class:`StoreUnavailable`.
+comes back as already stored, and the service, which had not applied it, applies it then); while the server cannot
+be reached, each request is a :class:`StoreUnavailable` (a reconnection waits at most RECONNECT_SECONDS, and after a
+failed one none is tried for as long).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ _OWN_COLUMNS: dict[str, list[tuple[str, str]]] = {
 _OWN_INDEX = ("events_user", "events")  # the index _SCHEMA makes, and its table
 _EVENT = "seq, key, user_id, item_id, ts, received"
 _SESSION = "SET synchronous_commit = on"  # each connection's settings
+RECONNECT_SECONDS = 5  # how long a reconnection may wait, and how long after a failed one none is tried
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 _ITEM = "seq, item_id, text, fields, vector, received"
 
 
@@ -75,7 +82,7 @@ def _connect(url: str):
     try:
         return psycopg.connect(url, autocommit=True)
     except psycopg.Error as exc:
-        raise UserInputError(f"cannot connect to the database ({' '.join(str(exc).split())})", "--db",
+        raise UserInputError(f"cannot connect to the database ({_one_line(exc)})", "--db",
                              "check the URL, the server and the credentials") from None
 
 
@@ -95,7 +102,7 @@ class PostgresStore:
                     self._db.execute(statement)
         except psycopg.Error as exc:
             self._db.close()
-            raise UserInputError(f"cannot create recllm serve's tables ({' '.join(str(exc).split())}); nothing was "
+            raise UserInputError(f"cannot create recllm serve's tables ({_one_line(exc)}); nothing was "
                                  "written", "--db", "give a database of its own, or one written by `recllm serve`, "
                                  "where this user may create tables") from None
         except UserInputError:
@@ -103,6 +110,7 @@ class PostgresStore:
             raise
         self._lock = threading.Lock()
         self._closed = False
+        self._down_until = 0.0  # after a failed reconnection, requests get StoreUnavailable at once until then
 
     def _run(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` under the lock; a connection the server dropped is opened again and ``work`` run once
@@ -117,20 +125,27 @@ class PostgresStore:
                     self._reopen()
                 try:
                     return work(self._db)
-                except psycopg.OperationalError:
-                    if attempt or not (self._db.broken or self._db.closed):
+                except psycopg.OperationalError as exc:
+                    if not (self._db.broken or self._db.closed):
                         raise
+                    if attempt:  # dropped again right after reconnecting
+                        raise StoreUnavailable(f"the PostgreSQL server dropped the connection ({_one_line(exc)})"
+                                               ) from None
         raise AssertionError("unreachable")
 
     def _reopen(self) -> None:
+        """A new connection, waiting at most RECONNECT_SECONDS; after a failure, none is tried for as long (each
+        request meanwhile is a StoreUnavailable at once, not another wait under the service's locks)."""
         import psycopg
 
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("the PostgreSQL server could not be reached a moment ago")
         try:
-            db = psycopg.connect(self._url, autocommit=True)
+            db = psycopg.connect(self._url, autocommit=True, connect_timeout=RECONNECT_SECONDS)
             db.execute(_SESSION)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"the PostgreSQL server cannot be reached ({' '.join(str(exc).split())})"
-                                   ) from None
+            self._down_until = time.monotonic() + RECONNECT_SECONDS
+            raise StoreUnavailable(f"the PostgreSQL server cannot be reached ({_one_line(exc)})") from None
         self._db.close()
         self._db = db
 
