@@ -92,7 +92,8 @@ def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
 
     lm = load_causal_lm(dtype="float32")
     cfg, n_linear = lm.model.config, block_linear_weights(lm.model)
-    config = SFTConfig(epochs=1, learning_rate=ranker_sft_config().learning_rate, batch_size=BATCH_SIZE, max_length=256, seed=SEED, bf16=bf16,
+    config = SFTConfig(epochs=1, learning_rate=ranker_sft_config().learning_rate, batch_size=BATCH_SIZE,
+                       max_length=256, seed=SEED, bf16=bf16,
                        checkpoint_every=0, log_every=1, show_progress=False, group_by_length=True)
     features, _ = tokenize_examples(lm.tokenizer, pairs, config.max_length)
     tuned, steps, wall = timed_training(lm, pairs, config)
@@ -116,6 +117,7 @@ def measure(pairs: list[tuple[str, str]], bf16: bool) -> dict:
 def run() -> str:
     """The markdown section: LoRA r=8 training tokens/s and its fraction of the measured matmul FLOP/s."""
     from recllm.eval.report import format_table
+    from recllm.trsr.ranker import ranker_sft_config
     from recllm.bench.foundation.machine import PEAK_SIZE, load_note, peak_flops
     from recllm.llm import load_causal_lm, thread_info
     from recllm.llm.precision import has_bf16_matmul
@@ -178,7 +180,8 @@ def run() -> str:
         "",
         "The loss column is the training loss as logged, computed under the run's own precision; the last column "
         f"evaluates the base model and each run's adapter in float32 on the first {N_EVAL} pairs (training data: "
-        "a check that the update is real, not a generalisation figure). After one epoch at lr 1e-4 the LoRA update "
+        "a check that the update is real, not a generalisation figure). After one epoch at lr "
+        f"{ranker_sft_config().learning_rate:g} (the TRSR ranker's) the LoRA update "
         "is still small next to the base activations, and bfloat16 rounding can hide part of it in a bfloat16 "
         "forward pass: compare the two columns.",
         "",

@@ -58,8 +58,9 @@ def measure(mode: str, masked, spec, n: int, batch_size: int) -> dict:
 
     lm = load_causal_lm(dtype="float32")
     examples, cells = mode_examples(mode, masked, spec, lm.tokenizer.eos_token or "", n)
-    config = SFTConfig(epochs=1, learning_rate=DEFAULT_SFT.learning_rate, batch_size=batch_size, max_length=256, seed=SEED, bf16=False,
-                       checkpoint_every=0, log_every=1, show_progress=False, group_by_length=True)
+    config = SFTConfig(epochs=1, learning_rate=DEFAULT_SFT.learning_rate, batch_size=batch_size, max_length=256,
+                       seed=SEED, bf16=False, checkpoint_every=0, log_every=1, show_progress=False,
+                       group_by_length=True)
     features = tokenize_epochs(lm.tokenizer, examples, 1, config.max_length)[0][0]
     _, steps, wall = timed_training(lm, examples, config)
     timed = steps[1:]
@@ -78,6 +79,7 @@ def measure(mode: str, masked, spec, n: int, batch_size: int) -> dict:
 def run(dataset: str = "advertising", examples: int = N_EXAMPLES, batch_size: int = BATCH_SIZE) -> str:
     """The markdown section: learned cells/s of whole-row and per-cell SFT, and their ratio."""
     from recllm.bench.foundation.sft import block_linear_weights
+    from recllm.impute.llm import DEFAULT_SFT
     from recllm.eval.report import format_table
     from recllm.bench.foundation.machine import PEAK_SIZE, load_note, peak_flops
     from recllm.llm import load_causal_lm, thread_info
@@ -105,7 +107,8 @@ def run(dataset: str = "advertising", examples: int = N_EXAMPLES, batch_size: in
         "",
         f"Table {spec.name} ({len(masked)} rows; learned columns {', '.join(spec.masked)}; MCAR {RATE:.0%} of them "
         f"removed, seed {SEED}). Each mode trains one epoch of {examples} sequences (seeded sample) in batches of "
-        f"{batch_size}, length-grouped, AdamW lr 1e-3; the first step is a warm-up and is not timed. per-cell: one "
+        f"{batch_size}, length-grouped, AdamW lr {DEFAULT_SFT.learning_rate:g} (the imputer's); the first step is a "
+        "warm-up and is not timed. per-cell: one "
         "sequence per observed cell (the row's other cells, then the asked column; loss on its value + EOS); "
         "whole-row: one sequence per row, its observed cells as `column: value` lines in a random order, loss on "
         "every learned value + EOS. Losses are per learned token and are not comparable between the modes. "
