@@ -317,7 +317,8 @@ def add_engine_args(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"where {what} run: this process, or a Ray actor pool, with the same results and cache "
                              "(pip install 'recllm[distributed]'; see docs/distributed.md)")
     parser.add_argument("--ray-address", default=None,
-                        help="an existing Ray cluster (e.g. auto or ray://host:10001); default: start Ray here")
+                        help="an existing Ray cluster (e.g. auto or ray://host:10001); default: $RAY_ADDRESS's, "
+                        "else one `ray start` left on this machine, else start Ray here")
     parser.add_argument("--ray-workers", type=positive_int, default=2, help="Ray actors, one model each")
 
 

@@ -285,10 +285,16 @@ def test_a_worker_no_node_can_hold_is_one_line_not_a_wait_forever(ray_session, l
     from recllm.distributed import ray_jobs
     from recllm.errors import UserInputError
 
-    assert ray_jobs._STARTED_HERE[0]  # the module's session is a local Ray that recllm started: its nodes are fixed
-    for options, field in ((RayOptions(workers=1, gpus_per_worker=1), "gpus_per_worker"),
-                           (RayOptions(workers=1, cpus_per_worker=64), "cpus_per_worker")):
-        with pytest.raises(UserInputError, match=rf"no node of the Ray cluster has .*forever \(RayOptions\.{field}\)"):
+    import ray
+
+    if not ray_jobs._STARTED_HERE[0] or any(n.get("Resources", {}).get("GPU") for n in ray.nodes()):
+        pytest.skip("the session joined a Ray cluster (or has GPUs): the cases below could be scheduled there")
+    cases = ((RayOptions(workers=1, gpus_per_worker=1), r"no node of the Ray cluster has 1 CPUs and 1 GPUs",
+              "gpus_per_worker"),
+             (RayOptions(workers=1, cpus_per_worker=64), r"no node of the Ray cluster has 64 CPUs", "cpus_per_worker"),
+             (RayOptions(workers=5), r"the Ray cluster holds 2 worker\(s\) of 1 CPUs, not 5", "workers"))
+    for options, message, field in cases:  # the module's session: a local Ray of 2 CPUs that recllm started
+        with pytest.raises(UserInputError, match=rf"{message}.*forever \(RayOptions\.{field}\)"):
             ray_jobs.embed_texts_ray(lm, ["a"], show_progress=False, options=options)
 
 

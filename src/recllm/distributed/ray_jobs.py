@@ -16,6 +16,7 @@ existing cluster. Actors are restarted and their batches retried when a worker d
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -68,7 +69,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class RayOptions:
-    """Where and how wide a job runs: ``address`` of an existing cluster (None: start Ray here), ``workers``
+    """Where and how wide a job runs: ``address`` of an existing cluster (None: ``$RAY_ADDRESS``'s, else one
+    ``ray start`` left on this machine, else a local Ray started for the job, see :func:`ensure_ray`), ``workers``
     actors of ``cpus_per_worker`` CPUs (``gpus_per_worker`` GPUs) each; ``max_restarts`` per actor (None: Ray
     Data's default, a dead actor is always replaced and its batches retried)."""
 
@@ -103,6 +105,7 @@ def ensure_ray(options: RayOptions) -> None:
 
     if ray.is_initialized():
         return
+    _STARTED_HERE[0] = False
     if options.address:
         ray.init(address=options.address, log_to_driver=False)
     elif os.environ.get("RAY_ADDRESS"):
@@ -466,25 +469,35 @@ def _run(rows: list[dict[str, Any]], actor: type, model: Any, options: RayOption
 
 
 def _check_schedulable(options: RayOptions) -> None:
-    """One line, before the job, when no node of the running Ray has one worker's CPUs and GPUs: Ray would wait for
-    such a node forever. On a cluster recllm joined an autoscaler may add one, so there it is a warning."""
+    """One line, before the job, when the running Ray cannot hold the pool -- no node has one worker's CPUs and GPUs
+    together, or the nodes hold fewer than ``workers`` such workers: Ray would wait for them forever. On a cluster
+    recllm joined an autoscaler may add nodes, so there it is a warning."""
     import ray
 
+    cpus, gpus = options.cpus_per_worker, options.gpus_per_worker
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-    most = {kind: max((float(node.get(kind, 0.0)) for node in nodes), default=0.0) for kind in ("CPU", "GPU")}
-    need = {"CPU": ("cpus_per_worker", options.cpus_per_worker), "GPU": ("gpus_per_worker", options.gpus_per_worker)}
-    short = [(name, value, kind) for kind, (name, value) in need.items() if value > most[kind]]
-    if not short:
+    fits = [min(float(n.get("CPU", 0.0)) // cpus, float(n.get("GPU", 0.0)) // gpus if gpus else math.inf)
+            for n in nodes]
+    room = int(sum(f for f in fits if math.isfinite(f)))
+    if room >= options.workers:
         return
-    name, value, kind = short[0]
-    message = (f"no node of the Ray cluster has {value:g} {kind}s for one worker (the largest has {most[kind]:g}); "
-               "the job would wait for one forever")
+    largest = max(nodes, key=lambda n: (float(n.get("GPU", 0.0)), float(n.get("CPU", 0.0))), default={})
+    if room == 0:
+        field = "gpus_per_worker" if gpus and all(float(n.get("GPU", 0.0)) < gpus for n in nodes) else \
+            "cpus_per_worker"
+        message = (f"no node of the Ray cluster has {cpus:g} CPUs{f' and {gpus:g} GPUs' if gpus else ''} for one "
+                   f"worker (the largest has {float(largest.get('CPU', 0.0)):g} CPUs and "
+                   f"{float(largest.get('GPU', 0.0)):g} GPUs); the job would wait for one forever")
+    else:
+        field = "workers"
+        message = (f"the Ray cluster holds {room} worker(s) of {cpus:g} CPUs{f' and {gpus:g} GPUs' if gpus else ''}, "
+                   f"not {options.workers}; the job would wait for the others forever")
     if _STARTED_HERE[0]:
         from recllm.errors import UserInputError
 
-        raise UserInputError(message, f"RayOptions.{name}",
-                             "lower it, or pass RayOptions.address of a cluster with such nodes")
-    log.warning("recllm: %s, unless the cluster's autoscaler adds such a node", message)
+        raise UserInputError(message, f"RayOptions.{field}", "lower it (--ray-workers on the command line), or "
+                             "pass RayOptions.address of a cluster that holds the pool")
+    log.warning("recllm: %s, unless the cluster's autoscaler adds nodes", message)
 
 
 def ship_model(model: Any, scoring: tuple[str, Sequence[int]] | None = None) -> Any:
