@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import logging
 import math
 import os
 import pickle
@@ -30,6 +31,8 @@ import torch
 from recllm.distributed.ddp import write_atomically
 from recllm.errors import UserInputError
 from recllm.utils import sha256_arrays
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EpochCheckpoint", "data_fingerprint", "fit_settings", "trainer_state", "restore_trainer"]
 
@@ -182,11 +185,15 @@ def trainer_state(epoch: int, finished: bool, best: float, since_best: int, best
     return meta, tensors
 
 
+def _device_of(net: torch.nn.Module) -> torch.device:
+    return next(iter(net.parameters()), torch.empty(0)).device
+
+
 def _generator_states(gen: torch.Generator, net: torch.nn.Module) -> dict[str, torch.Tensor]:
     """This process's generators a fit draws from: its own ``gen``, torch's CPU one and, for a net on a GPU, that
     GPU's (CUDA dropout draws from it)."""
     states = {"generator": gen.get_state(), "torch_rng": torch.get_rng_state()}
-    device = next(iter(net.parameters()), torch.empty(0)).device
+    device = _device_of(net)
     if device.type == "cuda":
         states["cuda_rng"] = torch.cuda.get_rng_state(device)
     return states
@@ -241,10 +248,13 @@ def restore_trainer(saved: tuple[dict[str, Any], dict[str, Any]], net: torch.nn.
                              "use another checkpoint folder, or delete it to train from the start") from None
     optimizer.load_state_dict(tensors["optimizer"])
     ranks = tensors.get("ranks_rng") or [tensors]  # one process wrote only its own
+    if rank >= len(ranks):  # a checkpoint of a recllm that kept rank 0's generators only
+        log.warning("recllm: the checkpoint in %s holds rank 0's random generators only; rank %d resumes from them "
+                    "(its dropout and negatives then repeat rank 0's)", where, rank)
     own = ranks[rank] if rank < len(ranks) else ranks[0]
     gen.set_state(own["generator"])
     torch.set_rng_state(own["torch_rng"])
-    device = next(iter(net.parameters()), torch.empty(0)).device
+    device = _device_of(net)
     if "cuda_rng" in own and device.type == "cuda":
         torch.cuda.set_rng_state(own["cuda_rng"], device)
     rng.bit_generator.state = meta["numpy_rng"]
