@@ -77,15 +77,20 @@ class Server:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self._log.seek(0)
-                raise RuntimeError(f"the server exited: {self._log.read().decode(errors='replace')[-1500:]}")
+                raise RuntimeError(f"the server exited: {self._log_tail()}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     return time.perf_counter() - began
             except httpx.TransportError:
                 time.sleep(0.2)
+        tail = self._log_tail()
         self.kill()
-        raise RuntimeError(f"the server did not answer within {START_SECONDS} s")
+        raise RuntimeError(f"the server did not answer within {START_SECONDS} s: {tail}")
+
+    def _log_tail(self, chars: int = 1500) -> str:
+        """The end of the server's log so far."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-chars:]
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
