@@ -41,6 +41,21 @@ def fit(checkpoint_dir: str | None = None, data: RecDataset | None = None, **set
     return SASRec(**{**SETTINGS, **settings}, checkpoint_dir=checkpoint_dir).fit(split)
 
 
+LEARN_SETTINGS = dict(dim=16, out_dim=16, n_heads=2, n_layers=1, max_len=6, dropout=0.0, batch_size=8, max_epochs=3,
+                      patience=5, lr=5e-3, device="cpu", show_progress=False, seed=3, dense_weight=0.0)
+
+
+def fit_learn(checkpoint_dir: str | None = None, **settings):  # noqa: ANN201
+    """LEARN with ``LEARN_SETTINGS`` (updated by ``settings``) over fixed random item content on :func:`dataset`."""
+    from recllm.learn import LEARN
+
+    torch.set_num_threads(1)
+    data = dataset()
+    content = np.random.default_rng(7).normal(size=(data.n_items, 8)).astype(np.float32)
+    return LEARN(content_embeddings=content, **{**LEARN_SETTINGS, **settings},
+                 checkpoint_dir=checkpoint_dir).fit(leave_one_out(data))
+
+
 def die_after(epoch: int, how=None) -> None:  # noqa: ANN001
     """Make the process end right after the checkpoint of ``epoch`` is written (``how``: raise instead)."""
     from recllm.distributed.checkpoint import EpochCheckpoint
@@ -63,7 +78,7 @@ def main(out: str, checkpoint_dir: str | None = None, die_at: int | None = None)
     # $BUDGET_RANK: that rank alone has a time budget it exceeds after the first epoch
     budget = {"time_budget": 1e-9} if os.environ.get("RANK", "0") == os.environ.get("BUDGET_RANK") else {}
     settings = json.loads(os.environ.get("WORKER_SETTINGS", "{}"))  # e.g. a loss and dropout that draw numbers
-    model = fit(checkpoint_dir, **budget, **settings)
+    model = (fit_learn if os.environ.get("WORKER_MODEL") == "learn" else fit)(checkpoint_dir, **budget, **settings)
 
     def write(folder):
         (folder / "losses.json").write_text(json.dumps({

@@ -98,7 +98,8 @@ class LEARN(SequentialRecommender):
 
     config_class = LEARNConfig
     config: LEARNConfig
-    loss_is_position_mean = False  # InfoNCE terms over positions and dense pairs: ranks weighted by rows
+    loss_is_position_mean = False
+    loss_is_global_share = True  # under torchrun _batch_loss returns this rank's share of the whole batch's loss
 
     def __init__(self, config: LEARNConfig | None = None, content_embeddings: np.ndarray | None = None,
                  **params: Any) -> None:
@@ -165,16 +166,35 @@ class LEARN(SequentialRecommender):
         # user engaged with, so items nobody trains on are never pushed down; uniform catalogue draws reach them
         sampled = (self.draw_items((cfg.catalogue_negatives,), gen).to(rows.device)  # never a held-out new item
                    if cfg.catalogue_negatives else next_targets[:0])
-        unique, inverse = torch.unique(torch.cat([next_targets, dense_targets, sampled]), return_inverse=True)
         n_next, n_dense = len(next_targets), len(dense_targets)
+        own = torch.cat([next_targets, dense_targets])
+        candidates, total_next, total_dense = self._batch_candidates(own, sampled, n_next, n_dense)
+        unique, inverse = torch.unique(torch.cat([own, candidates]), return_inverse=True)
         # next-item pairs (mean) + dense_weight x dense pairs (mean), each query's negatives the candidates not in
         # its own window (a user's own items are never its negatives); scores are net.similarity / temperature
-        weights = torch.cat([torch.full((n_next,), 1.0 / n_next),
-                             torch.full((n_dense,), cfg.dense_weight / max(n_dense, 1))]).to(rows.device)
+        weights = torch.cat([torch.full((n_next,), 1.0 / total_next),
+                             torch.full((n_dense,), cfg.dense_weight / max(total_dense, 1))]).to(rows.device)
         return blocked_pairs_info_nce(
             hidden[mask], net.items(unique), 1.0 / cfg.temperature, _membership(rows, unique), query_rows,
             torch.cat([torch.arange(n_next, device=rows.device), dense_queries]), inverse[:n_next + n_dense],
             weights)
+
+    def _batch_candidates(self, own: torch.Tensor, sampled: torch.Tensor, n_next: int, n_dense: int
+                          ) -> tuple[torch.Tensor, int, int]:
+        """The batch's other candidates and its numbers of next-item and dense pairs. In one process: the sampled
+        catalogue negatives and this batch's counts. Under torchrun every rank's share of the batch is a candidate
+        for every query, as in one process, and the pair counts are the whole batch's (so each rank's loss is its
+        share of the one-process loss); the catalogue negatives are rank 0's draw, one draw a batch as in one
+        process."""
+        dist = getattr(self, "_dist", None)
+        if dist is None:
+            return sampled, n_next, n_dense
+        import torch.distributed as torch_dist
+
+        gathered: list[Any] = [None] * dist.world_size
+        torch_dist.all_gather_object(gathered, (own.cpu(), sampled.cpu(), n_next, n_dense))
+        others = [g[0] for r, g in enumerate(gathered) if r != dist.rank] + [gathered[0][1]]
+        return (torch.cat(others).to(own.device), sum(g[2] for g in gathered), sum(g[3] for g in gathered))
 
     def fit(self, split: "Split") -> "LEARN":
         super().fit(split)

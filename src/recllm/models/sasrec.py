@@ -260,6 +260,9 @@ class SequentialRecommender(Recommender):
     config_class: type[SeqConfig] = SeqConfig
     # the batch loss is a mean over target positions (under torchrun, ranks are weighted by their positions)
     loss_is_position_mean: ClassVar[bool] = True
+    # True: under torchrun _batch_loss is already this rank's share of the whole batch's loss (it gathers what it
+    # needs from the other ranks), so the ranks' losses add up to the one-process loss
+    loss_is_global_share: ClassVar[bool] = False
 
     def __init__(self, config: SeqConfig | None = None, **params: Any) -> None:
         base = config if config is not None else self.config_class()
@@ -481,6 +484,8 @@ class SequentialRecommender(Recommender):
             loss = self._batch_loss(batch, gen)
         finally:
             self.net_ = plain
+        if self.loss_is_global_share:  # the ranks' losses add up to the whole batch's; DDP averages the gradients
+            return loss * dist.world_size, dist.sum(float(loss.detach()))
         reported = dist.sum(float(loss.detach()) * own) / every
         return loss * (own * dist.world_size / every), reported
 
