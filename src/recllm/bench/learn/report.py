@@ -49,6 +49,21 @@ METHOD_CHANGES: tuple[tuple[str, str], ...] = (
                 "the items the split lets a model know and a new item is no softmax class (full-softmax CE had "
                 "pushed them below random order before they existed)"),
     ("35e38f6", "a split marked not informative keeps its figures but gets no better/worse verdict"),
+    ("58657a5", "every sequence model trains to at most 200 epochs with early-stopping patience 50 (were 50 and 10), "
+                "both chosen on ML-100K validation curves only in learn-patience.md: at 50 / 10 SASRec-CE and LEARN "
+                "stopped before their best validation epoch (they kept 93.8% and 88.8% of it); this is why most "
+                "trained rows moved and why fits take several times longer"),
+    ("8fde357", "SASRec-CE and HSTU train on a blocked full-softmax cross-entropy, and LEARN on a blocked in-batch "
+                "InfoNCE (307b3e0): the same loss without the (positions x catalogue) logits in memory; its sums run "
+                "in another order, so float rounding differs, not the method"),
+    ("852e47a", "a fit cut off (e.g. by the end of a session) resumes from its last epoch checkpoint and ends where "
+                "a fit in one go ends; `*` marks rows with such runs, whose times count only the epochs after the "
+                "resume (f50b8a2), and each run records its machine and the share of its threads' cores it had "
+                "(a8fb79d)"),
+    ("478fd91", "the catalogue-embedding table gives each embedding's GFLOP/s and its fraction of the matmul peak "
+                "measured in the same run"),
+    ("6f2dcba", "the split table says how many test targets are already in their user's history (masked, a miss "
+                "for every model): Amazon's leave-one-out 16 of 348"),
 )
 
 
