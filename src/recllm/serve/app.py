@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 import numpy as np
@@ -215,6 +215,16 @@ def restore(state: ServeState, store: EventStore) -> tuple[int, int]:
     return len(items), len(events)
 
 
+def _then(first: Callable[..., Any], previous: Callable[..., Any] | None) -> Callable[..., None]:
+    """A callback that calls ``first`` and then ``previous`` (a hook set before, if any) with the same arguments."""
+    def call(*args: Any) -> None:
+        first(*args)
+        if previous is not None:
+            previous(*args)
+
+    return call
+
+
 # ---------------------------------------------------------------------------------------------- the app
 def create_app(state: ServeState, store: EventStore, token: str, *, reranker: Any = None, summaries: Any = None,
                imputer: Any = None, metrics: ServeMetrics | None = None, max_body: int = MAX_BODY_BYTES,
@@ -231,23 +241,12 @@ def create_app(state: ServeState, store: EventStore, token: str, *, reranker: An
     metrics.items.set_function(lambda: state.n_items)
     if summaries is not None:
         metrics.summary_queue.set_function(lambda: summaries.queue_depth)
-        previous = summaries.on_error
-
-        def on_error(exc: BaseException) -> None:
+        def failed(exc: BaseException) -> None:
             metrics.summary_errors.inc()
             log.error("summary update failed: %s: %s", type(exc).__name__, exc)
-            if previous is not None:
-                previous(exc)
 
-        summaries.on_error = on_error
-        counted = summaries.on_update
-
-        def on_update() -> None:
-            metrics.summary_updates.inc()
-            if counted is not None:
-                counted()
-
-        summaries.on_update = on_update
+        summaries.on_error = _then(failed, summaries.on_error)
+        summaries.on_update = _then(metrics.summary_updates.inc, summaries.on_update)
     posted: dict[int, float] = {}  # added item position -> when it was posted, until its first appearance
     rerank_slots = threading.BoundedSemaphore(max_reranks)
     rerank_seconds = [1.0]  # how long the last LLM request took: the Retry-After of a refused one
